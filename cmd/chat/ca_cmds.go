@@ -1,0 +1,251 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+)
+
+func caCommands() []*command {
+	return []*command{
+		{
+			name:    "ca init",
+			args:    "--name NAME --out DIR",
+			summary: "create a certificate authority for your group (DIR/ca.pem, DIR/ca.key)",
+			help: `The CA key is protected like an identity key: encrypted with a passphrase
+(--passphrase-file, $CERTCHAT_PASSPHRASE or a prompt) unless --no-passphrase.
+Give DIR/ca.pem to the group: each member runs ` + "`chat trust add-ca ca.pem`.",
+			flags: func(fs *flag.FlagSet, o *options) {
+				fs.StringVar(&o.name, "name", "", "the CA's name, e.g. \"Acme Root\"")
+				fs.StringVar(&o.out, "out", "", "folder to write ca.pem and ca.key into")
+				fs.BoolVar(&o.noPassphrase, "no-passphrase", false, "store the CA key unencrypted (not recommended)")
+				fs.IntVar(&o.days, "days", 3650, "validity in days")
+			},
+			run: runCAInit,
+		},
+		{
+			name:    "ca sign",
+			args:    "--ca DIR CSRFILE",
+			summary: "issue a certificate from a member's CSR (PEM on stdout)",
+			flags: func(fs *flag.FlagSet, o *options) {
+				fs.StringVar(&o.caDir, "ca", "", "the CA folder made by chat ca init")
+				fs.IntVar(&o.days, "days", 365, "validity in days")
+			},
+			run: runCASign,
+		},
+		{
+			name:    "trust add-ca",
+			args:    "FILE",
+			summary: "trust a CA root: peers with certificates it issued show as CA-verified",
+			run:     runTrustAddCA,
+		},
+		{
+			name:    "trust list",
+			args:    "",
+			summary: "list the CA roots you trust",
+			run:     runTrustList,
+		},
+		{
+			name:    "trust remove-ca",
+			args:    "FILE",
+			summary: "stop trusting a CA root",
+			run:     runTrustRemoveCA,
+		},
+	}
+}
+
+func runCAInit(c *ctx) error {
+	if err := c.wantArgs(0); err != nil {
+		return err
+	}
+	if c.opts.name == "" || c.opts.out == "" {
+		return usageErr("chat ca init needs --name NAME and --out DIR")
+	}
+	if c.opts.days <= 0 {
+		return usageErr("--days must be positive")
+	}
+	keyPath, certPath := filepath.Join(c.opts.out, "ca.key"), filepath.Join(c.opts.out, "ca.pem")
+	if _, err := os.Stat(keyPath); err == nil {
+		return fmt.Errorf("%s already exists; nothing was changed", keyPath)
+	}
+	ca, err := identity.NewCA(c.opts.name, c.now(), time.Duration(c.opts.days)*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	pass, err := c.initPassphrase()
+	if err != nil {
+		return err
+	}
+	keyPEM, err := identity.EncodePrivateKey(ca.Key, pass, identity.DefaultKDF)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.opts.out, 0o700); err != nil {
+		return err
+	}
+	if err := identity.WriteFileAtomic(certPath, identity.EncodeCertificatesPEM(ca.Cert), 0o644); err != nil {
+		return err
+	}
+	if err := identity.WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+		return err
+	}
+	fp := identity.FingerprintOf(ca.Cert.PublicKey.(ed25519.PublicKey))
+	c.printf("Created CA %q in %s.\nfingerprint: %s\nShare %s with the group; keep ca.key safe.\n", c.opts.name, c.opts.out, fp, certPath)
+	return nil
+}
+
+// loadCA reads a CA folder.
+func (c *ctx) loadCA(dir string) (*identity.CA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s holds no ca.pem: create a CA with `chat ca init`", dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	certs, err := identity.ParseCertificatesPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("ca.pem: %w", err)
+	}
+	if err := identity.CheckCA(certs[0]); err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, "ca.key"))
+	if err != nil {
+		return nil, err
+	}
+	key, err := identity.DecodePrivateKey(keyPEM, c.passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("ca.key: %w", err)
+	}
+	if !key.Public().(ed25519.PublicKey).Equal(certs[0].PublicKey) {
+		return nil, errors.New("ca.key does not belong to ca.pem")
+	}
+	return &identity.CA{Cert: certs[0], Key: key}, nil
+}
+
+func runCASign(c *ctx) error {
+	if err := c.wantArgs(1); err != nil {
+		return err
+	}
+	if c.opts.caDir == "" {
+		return usageErr("chat ca sign needs --ca DIR")
+	}
+	if c.opts.days <= 0 {
+		return usageErr("--days must be positive")
+	}
+	data, err := c.readInput(c.args[0])
+	if err != nil {
+		return err
+	}
+	csr, err := identity.ParseCSR(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.args[0], err)
+	}
+	ca, err := c.loadCA(c.opts.caDir)
+	if err != nil {
+		return err
+	}
+	cert, err := ca.Issue(csr, c.now(), time.Duration(c.opts.days)*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	id, _ := identity.CertPeerID(cert)
+	fmt.Fprintf(c.io.err, "Issued a certificate for %q (%s), valid until %s.\n", identity.DisplayName(cert), id, cert.NotAfter.UTC().Format(time.DateOnly))
+	_, err = c.io.out.Write(identity.EncodeCertificatesPEM(cert))
+	return err
+}
+
+func (c *ctx) trustStore() (*identity.TrustStore, error) {
+	h, err := c.home()
+	if err != nil {
+		return nil, err
+	}
+	return h.TrustStore()
+}
+
+func (c *ctx) readCA(file string) (*identity.CA, error) {
+	data, err := c.readInput(file)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := identity.ParseCertificatesPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(certs) != 1 {
+		return nil, fmt.Errorf("%s holds %d certificates: give one CA root", file, len(certs))
+	}
+	if err := identity.CheckCA(certs[0]); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return &identity.CA{Cert: certs[0]}, nil
+}
+
+func runTrustAddCA(c *ctx) error {
+	if err := c.wantArgs(1); err != nil {
+		return err
+	}
+	ca, err := c.readCA(c.args[0])
+	if err != nil {
+		return err
+	}
+	t, err := c.trustStore()
+	if err != nil {
+		return err
+	}
+	if err := t.AddRoot(ca.Cert); err != nil {
+		return err
+	}
+	fp := identity.FingerprintOf(ca.Cert.PublicKey.(ed25519.PublicKey))
+	c.printf("Trusting CA %q (fingerprint %s).\n", identity.DisplayName(ca.Cert), fp)
+	return nil
+}
+
+func runTrustRemoveCA(c *ctx) error {
+	if err := c.wantArgs(1); err != nil {
+		return err
+	}
+	ca, err := c.readCA(c.args[0])
+	if err != nil {
+		return err
+	}
+	t, err := c.trustStore()
+	if err != nil {
+		return err
+	}
+	if err := t.RemoveRoot(ca.Cert); err != nil {
+		return err
+	}
+	c.printf("No longer trusting CA %q.\n", identity.DisplayName(ca.Cert))
+	return nil
+}
+
+func runTrustList(c *ctx) error {
+	if err := c.wantArgs(0); err != nil {
+		return err
+	}
+	t, err := c.trustStore()
+	if err != nil {
+		return err
+	}
+	roots, err := t.Roots()
+	if err != nil {
+		return err
+	}
+	if len(roots) == 0 {
+		c.printf("You trust no CA yet; add one with `chat trust add-ca FILE`.\n")
+	}
+	for _, r := range roots {
+		fp := identity.FingerprintOf(r.PublicKey.(ed25519.PublicKey))
+		c.printf("%s\n  fingerprint: %s\n  valid until: %s\n", identity.DisplayName(r), fp, r.NotAfter.UTC().Format(time.DateOnly))
+	}
+	return nil
+}

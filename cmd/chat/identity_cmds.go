@@ -1,0 +1,331 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+)
+
+func identityCommands() []*command {
+	return []*command{
+		{
+			name:    "init",
+			args:    "[--name NAME] [--no-passphrase]",
+			summary: "create your identity: an Ed25519 key and a self-signed certificate",
+			help: `The key is encrypted with a passphrase (Argon2id and XChaCha20-Poly1305)
+unless --no-passphrase is given. Without a terminal, the name comes from
+--name or $CERTCHAT_NAME and the passphrase from --passphrase-file or
+$CERTCHAT_PASSPHRASE. An existing identity is never replaced.`,
+			flags: func(fs *flag.FlagSet, o *options) {
+				fs.StringVar(&o.name, "name", os.Getenv("CERTCHAT_NAME"), "your display name ($CERTCHAT_NAME)")
+				fs.BoolVar(&o.noPassphrase, "no-passphrase", false, "store the key unencrypted (not recommended)")
+			},
+			run: runInit,
+		},
+		{
+			name:    "id",
+			args:    "[--json]",
+			summary: "show your name, peer ID, fingerprint and certificate",
+			flags: func(fs *flag.FlagSet, o *options) {
+				fs.BoolVar(&o.json, "json", false, "print a JSON object")
+			},
+			run: runID,
+		},
+		{
+			name:    "csr",
+			args:    "> me.csr",
+			summary: "print a certificate signing request (PEM) for a CA to sign",
+			help: `Give the request to your group's CA. It can be signed with
+` + "`chat ca sign`" + ` or with openssl, e.g.
+
+  openssl x509 -req -in me.csr -CA ca.pem -CAkey ca.key -days 365 \
+      -copy_extensions copy -out me.crt
+
+then install the result with ` + "`chat cert import me.crt`.",
+			run: runCSR,
+		},
+		{
+			name:    "cert import",
+			args:    "FILE",
+			summary: "install a CA-issued certificate for your key",
+			help: `The certificate must be for your own key and must verify to a CA you
+trust (` + "`chat trust add-ca`" + `). It replaces your current certificate.`,
+			run: runCertImport,
+		},
+	}
+}
+
+func startCommand() *command {
+	return &command{
+		name:    "",
+		args:    "[--name NAME]",
+		summary: "open the chat; on first run, create your identity",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.name, "name", os.Getenv("CERTCHAT_NAME"), "your display name on first run ($CERTCHAT_NAME)")
+		},
+		run: runStart,
+	}
+}
+
+func runStart(c *ctx) error {
+	if err := c.wantArgs(0); err != nil {
+		return err
+	}
+	h, err := c.home()
+	if err != nil {
+		return err
+	}
+	if !h.HasIdentity() {
+		if err := firstRun(c, h); err != nil {
+			return err
+		}
+	}
+	if err := printIdentity(c, h); err != nil {
+		return err
+	}
+	c.printf("\nThe chat window is not built yet; see `chat help` for what works today.\n")
+	return nil
+}
+
+// firstRun creates an identity, asking on the terminal for what flags and
+// the environment did not give.
+func firstRun(c *ctx, h identity.Home) error {
+	fmt.Fprintf(c.io.err, "Welcome to certchat. No identity in %s yet; let's create one.\n", h.Dir)
+	if c.opts.name == "" {
+		def := defaultName()
+		ans, err := c.promptLine(fmt.Sprintf("Your name as peers will see it [%s]: ", def))
+		if err != nil {
+			return fmt.Errorf("%w: run `chat init --name NAME`", identity.ErrNoIdentity)
+		}
+		if ans == "" {
+			ans = def
+		}
+		c.opts.name = ans
+	}
+	return runInit(c)
+}
+
+func defaultName() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "me"
+}
+
+func runInit(c *ctx) error {
+	if err := c.wantArgs(0); err != nil {
+		return err
+	}
+	h, err := c.home()
+	if err != nil {
+		return err
+	}
+	if h.HasIdentity() {
+		return fmt.Errorf("%w in %s; nothing was changed", identity.ErrIdentityExists, h.Dir)
+	}
+	if c.opts.name == "" {
+		return usageErr("give your display name with --name NAME (or $CERTCHAT_NAME)")
+	}
+	if err := identity.CheckName(c.opts.name); err != nil {
+		return err
+	}
+	pass, err := c.initPassphrase()
+	if err != nil {
+		return err
+	}
+	id, err := h.Init(c.opts.name, pass, identity.DefaultKDF, c.now())
+	if err != nil {
+		return err
+	}
+	protection := "encrypted with your passphrase"
+	if pass == nil {
+		protection = "NOT encrypted (--no-passphrase)"
+	}
+	fmt.Fprintf(c.io.err, "Created identity %q in %s; the key is %s.\n", id.Name(), h.Dir, protection)
+	return nil
+}
+
+// initPassphrase returns nil only for an explicit opt-out.
+func (c *ctx) initPassphrase() ([]byte, error) {
+	if c.opts.noPassphrase {
+		return nil, nil
+	}
+	p, err := c.newPassphrase()
+	if errors.Is(err, identity.ErrPassphraseRequired) {
+		return nil, errors.New("a passphrase is needed to protect the key: use --passphrase-file, $CERTCHAT_PASSPHRASE, a terminal, or --no-passphrase to store it unencrypted")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(p) == 0 {
+		ans, err := c.promptLine("Empty passphrase: store the key unencrypted? [y/N] ")
+		if err != nil || !strings.EqualFold(ans, "y") {
+			return nil, errors.New("the passphrase is empty: choose one, or pass --no-passphrase")
+		}
+		return nil, nil
+	}
+	return p, nil
+}
+
+// idInfo is what `chat id --json` prints.
+type idInfo struct {
+	PeerID       string    `json:"peer_id"`
+	Name         string    `json:"name"`
+	Fingerprint  string    `json:"fingerprint"`
+	Issuer       string    `json:"issuer"`
+	NotAfter     time.Time `json:"not_after"`
+	Home         string    `json:"home"`
+	KeyEncrypted bool      `json:"key_encrypted"`
+}
+
+func runID(c *ctx) error {
+	if err := c.wantArgs(0); err != nil {
+		return err
+	}
+	h, err := c.home()
+	if err != nil {
+		return err
+	}
+	if !c.opts.json {
+		return printIdentity(c, h)
+	}
+	info, err := identityInfo(h)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(c.io.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(info)
+}
+
+func identityInfo(h identity.Home) (idInfo, error) {
+	chain, err := h.LoadChain()
+	if err != nil {
+		return idInfo{}, err
+	}
+	leaf := chain[0]
+	id, err := identity.CertPeerID(leaf)
+	if err != nil {
+		return idInfo{}, err
+	}
+	keyPEM, err := os.ReadFile(h.KeyPath())
+	if err != nil {
+		return idInfo{}, err
+	}
+	pub, _ := identity.KeyFromPeerID(id)
+	return idInfo{
+		PeerID:       id.String(),
+		Name:         identity.DisplayName(leaf),
+		Fingerprint:  identity.FingerprintOf(pub).String(),
+		Issuer:       identity.IssuerName(leaf),
+		NotAfter:     leaf.NotAfter.UTC(),
+		Home:         h.Dir,
+		KeyEncrypted: identity.IsEncryptedKey(keyPEM),
+	}, nil
+}
+
+func printIdentity(c *ctx, h identity.Home) error {
+	info, err := identityInfo(h)
+	if err != nil {
+		return err
+	}
+	key := "encrypted with a passphrase"
+	if !info.KeyEncrypted {
+		key = "not encrypted"
+	}
+	c.printf("name:         %s\n", info.Name)
+	c.printf("peer id:      %s\n", info.PeerID)
+	c.printf("fingerprint:  %s\n", info.Fingerprint)
+	c.printf("certificate:  %s, valid until %s (%s)\n", info.Issuer, info.NotAfter.Format(time.DateOnly), untilText(c.now(), info.NotAfter))
+	c.printf("key:          %s\n", key)
+	c.printf("home:         %s\n", info.Home)
+	return nil
+}
+
+// untilText says how long until t, in days.
+func untilText(now, t time.Time) string {
+	d := t.Sub(now)
+	if d < 0 {
+		return "EXPIRED"
+	}
+	days := int(d.Hours() / 24)
+	if days == 1 {
+		return "1 day left"
+	}
+	return fmt.Sprintf("%d days left", days)
+}
+
+func runCSR(c *ctx) error {
+	if err := c.wantArgs(0); err != nil {
+		return err
+	}
+	id, _, err := c.loadIdentity()
+	if err != nil {
+		return err
+	}
+	pem, err := identity.NewCSR(id.Signer(), id.Name())
+	if err != nil {
+		return err
+	}
+	_, err = c.io.out.Write(pem)
+	return err
+}
+
+func runCertImport(c *ctx) error {
+	if err := c.wantArgs(1); err != nil {
+		return err
+	}
+	data, err := c.readInput(c.args[0])
+	if err != nil {
+		return err
+	}
+	chain, err := identity.ParseCertificatesPEM(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.args[0], err)
+	}
+	h, err := c.home()
+	if err != nil {
+		return err
+	}
+	trust, err := h.TrustStore()
+	if err != nil {
+		return err
+	}
+	chain, err = h.ImportCertificate(chain, trust, c.now())
+	if err != nil {
+		return fmt.Errorf("import %s: %w", c.args[0], err)
+	}
+	c.printf("Installed the certificate for %q issued by %s, valid until %s.\n",
+		identity.DisplayName(chain[0]), identity.IssuerName(chain[0]), chain[0].NotAfter.UTC().Format(time.DateOnly))
+	return nil
+}
+
+// readInput reads a file argument, or stdin for "-", with a size bound.
+func (c *ctx) readInput(name string) ([]byte, error) {
+	const max = 1 << 20
+	r := c.io.in
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	buf := make([]byte, max+1)
+	n, err := readFull(r, buf)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if n > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, max)
+	}
+	return buf[:n], nil
+}

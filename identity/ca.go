@@ -1,0 +1,153 @@
+package identity
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// DefaultCAValidity is how long a new CA root is valid.
+const DefaultCAValidity = 10 * 365 * 24 * time.Hour
+
+// CA is a certificate authority a group uses to vouch for its members'
+// identities: an Ed25519 root that issues identity certificates from CSRs.
+type CA struct {
+	Cert *x509.Certificate
+	Key  ed25519.PrivateKey
+}
+
+// NewCA creates a self-signed Ed25519 root. It may issue only end-entity
+// certificates (path length 0).
+func NewCA(name string, now time.Time, validity time.Duration) (*CA, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	if validity <= 0 {
+		validity = DefaultCAValidity
+	}
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             now.Add(-clockSkew),
+		NotAfter:              now.Add(validity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+		SubjectKeyId:          keyID(pub),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
+	if err != nil {
+		return nil, fmt.Errorf("create ca certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cert, Key: key}, nil
+}
+
+// CheckCA verifies that a certificate can serve as a trusted root: a CA
+// certificate, self-signed, with an Ed25519 key.
+func CheckCA(cert *x509.Certificate) error {
+	if !cert.IsCA || !cert.BasicConstraintsValid {
+		return fmt.Errorf("%q is not a CA certificate (basic constraints CA:TRUE missing)", SanitizeName(cert.Subject.CommonName))
+	}
+	if cert.PublicKeyAlgorithm != x509.Ed25519 {
+		return fmt.Errorf("CA %q: %w", SanitizeName(cert.Subject.CommonName), ErrNotEd25519)
+	}
+	if err := cert.CheckSignatureFrom(cert); err != nil {
+		return fmt.Errorf("CA %q is not a self-signed root: %w", SanitizeName(cert.Subject.CommonName), err)
+	}
+	return nil
+}
+
+// Issue signs an identity certificate for the key in a verified CSR. The
+// subject is the CSR's common name; the extensions are the CA's own choice
+// (it ignores those requested), including the peer ID SAN derived from the
+// key. The certificate never outlives the CA.
+func (ca *CA) Issue(csr *x509.CertificateRequest, now time.Time, validity time.Duration) (*x509.Certificate, error) {
+	pub, ok := csr.PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("csr: %w", ErrNotEd25519)
+	}
+	tmpl, err := leafTemplate(pub, csr.Subject.CommonName, now, validity)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckName(csr.Subject.CommonName); err != nil {
+		return nil, fmt.Errorf("csr subject: %w", err)
+	}
+	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
+		tmpl.NotAfter = ca.Cert.NotAfter
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("issue certificate: %w", err)
+	}
+	return x509.ParseCertificate(der)
+}
+
+// NewCSR makes a PKCS#10 request for the identity key: CN = name and the
+// peer ID SAN, signed by the key. It returns PEM.
+func NewCSR(key ed25519.PrivateKey, name string) ([]byte, error) {
+	pub := key.Public().(ed25519.PublicKey)
+	id, err := PeerIDFromKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: name},
+		URIs:    []*url.URL{PeerURI(id)},
+	}, key)
+	if err != nil {
+		return nil, fmt.Errorf("create csr: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+}
+
+// ParseCSR parses a PEM CSR and checks its signature, its key type and its
+// peer ID SAN, if it has one.
+func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
+	if len(data) > maxPEMInput {
+		return nil, fmt.Errorf("csr file is larger than %d bytes", maxPEMInput)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || (block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST") {
+		return nil, fmt.Errorf("no PEM CERTIFICATE REQUEST found")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse csr: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("csr signature: %w", err)
+	}
+	pub, ok := csr.PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("csr: %w", ErrNotEd25519)
+	}
+	id, err := PeerIDFromKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range csr.URIs {
+		if u.Scheme == peerURIScheme && u.String() != PeerURI(id).String() {
+			return nil, fmt.Errorf("csr: %w", ErrPeerIDMismatch)
+		}
+	}
+	return csr, nil
+}

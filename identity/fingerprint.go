@@ -1,0 +1,177 @@
+package identity
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base32"
+	"encoding/binary"
+	"fmt"
+	"strings"
+)
+
+// Fingerprint identifies an identity key for people to compare: SHA-256 of
+// the key's DER SubjectPublicKeyInfo, the usual public-key pin, so that
+//
+//	openssl pkey -pubin -outform DER | sha256sum
+//
+// over the same key gives the same 32 bytes.
+//
+// Its text form follows syncthing's device IDs: the 32 bytes in base32
+// (RFC 4648, no padding, 52 characters) are cut into four groups of 13, each
+// followed by a Luhn mod 32 check character, and the 56 characters are shown
+// in eight groups of seven joined by dashes:
+//
+//	MFRGGZD-ZMFRGGZ-DMFRGGZ-DMFRGGA-ZDMFRGG-ZDMFRGG-ZDMFRGG-ZDMFRGQ
+//
+// Parsing is case-insensitive, ignores spaces and dashes, reads 0, 1 and 8
+// as O, I and B, and rejects a typo in any group by its check character.
+type Fingerprint [32]byte
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+const luhnAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+// FingerprintOf computes the fingerprint of an Ed25519 public key.
+func FingerprintOf(pub ed25519.PublicKey) Fingerprint {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		// Only reachable with a key of the wrong length: a programming error.
+		panic("identity: fingerprint of invalid key: " + err.Error())
+	}
+	return sha256.Sum256(der)
+}
+
+// String is the full 63-character form with check characters.
+func (f Fingerprint) String() string {
+	s := b32.EncodeToString(f[:])
+	var withCheck strings.Builder
+	for i := 0; i < 4; i++ {
+		g := s[i*13 : (i+1)*13]
+		withCheck.WriteString(g)
+		withCheck.WriteByte(luhn32(g))
+	}
+	c := withCheck.String()
+	groups := make([]string, 0, 8)
+	for i := 0; i < len(c); i += 7 {
+		groups = append(groups, c[i:i+7])
+	}
+	return strings.Join(groups, "-")
+}
+
+// Short is the first two groups, for status bars and lists. It identifies
+// a key well enough to spot a change, not to verify one.
+func (f Fingerprint) Short() string { return f.String()[:15] }
+
+// Equal compares in constant time.
+func (f Fingerprint) Equal(g Fingerprint) bool { return subtle.ConstantTimeCompare(f[:], g[:]) == 1 }
+
+// ParseFingerprint reads the text form, checking every check character.
+func ParseFingerprint(s string) (Fingerprint, error) {
+	var f Fingerprint
+	s = strings.ToUpper(s)
+	s = strings.NewReplacer("-", "", " ", "", "0", "O", "1", "I", "8", "B").Replace(s)
+	if len(s) != 56 {
+		return f, fmt.Errorf("%w: want 56 characters without dashes, got %d", ErrBadFingerprint, len(s))
+	}
+	var data strings.Builder
+	for i := 0; i < 4; i++ {
+		g := s[i*14 : i*14+13]
+		for j := 0; j < len(g); j++ {
+			if strings.IndexByte(luhnAlphabet, g[j]) < 0 {
+				return f, fmt.Errorf("%w: %q is not a base32 character", ErrBadFingerprint, g[j])
+			}
+		}
+		if luhn32(g) != s[i*14+13] {
+			return f, fmt.Errorf("%w: typo in characters %d to %d", ErrBadFingerprint, i*14+1, i*14+14)
+		}
+		data.WriteString(g)
+	}
+	raw, err := b32.DecodeString(data.String())
+	if err != nil || len(raw) != 32 {
+		return f, fmt.Errorf("%w: bad base32", ErrBadFingerprint)
+	}
+	copy(f[:], raw)
+	return f, nil
+}
+
+// luhn32 is the Luhn mod N check character for N = 32 over the base32
+// alphabet: from the rightmost character leftwards, code points are
+// multiplied alternately by 2 and 1, each product's base-32 digits summed.
+func luhn32(s string) byte {
+	const n = 32
+	factor, sum := 2, 0
+	for i := len(s) - 1; i >= 0; i-- {
+		addend := factor * strings.IndexByte(luhnAlphabet, s[i])
+		sum += addend/n + addend%n
+		factor = 3 - factor
+	}
+	return luhnAlphabet[(n-sum%n)%n]
+}
+
+// Safety numbers.
+//
+// A safety number lets two people check, by reading digits aloud or
+// scanning a code, that each holds the other's real key. Each side's half is
+// Signal's numeric fingerprint (version 0): SHA-512 iterated 5200 times over
+// (version || key || stable id), then key appended each round; the first 30
+// bytes give six 5-digit groups. Our stable id is the peer ID's bytes. The
+// two 30-digit halves are ordered by value and joined, so both people see the
+// same 60 digits whichever side computes them.
+const safetyIterations = 5200
+
+// SafetyNumber is the pairwise number for two keys, as 12 groups of 5 digits.
+func SafetyNumber(a, b ed25519.PublicKey) (string, error) {
+	ha, err := safetyHalf(a)
+	if err != nil {
+		return "", err
+	}
+	hb, err := safetyHalf(b)
+	if err != nil {
+		return "", err
+	}
+	if ha > hb {
+		ha, hb = hb, ha
+	}
+	digits := ha + hb
+	groups := make([]string, 0, 12)
+	for i := 0; i < len(digits); i += 5 {
+		groups = append(groups, digits[i:i+5])
+	}
+	return strings.Join(groups, " "), nil
+}
+
+func safetyHalf(pub ed25519.PublicKey) (string, error) {
+	id, err := PeerIDFromKey(pub)
+	if err != nil {
+		return "", err
+	}
+	h := sha512.New()
+	h.Write([]byte{0, 0})
+	h.Write(pub)
+	h.Write([]byte(id))
+	sum := h.Sum(nil)
+	for i := 0; i < safetyIterations; i++ {
+		h.Reset()
+		h.Write(sum)
+		h.Write(pub)
+		sum = h.Sum(sum[:0])
+	}
+	var b strings.Builder
+	for i := 0; i < 30; i += 5 {
+		var chunk [8]byte
+		copy(chunk[3:], sum[i:i+5])
+		fmt.Fprintf(&b, "%05d", binary.BigEndian.Uint64(chunk[:])%100000)
+	}
+	return b.String(), nil
+}
+
+// SafetyNumbersEqual compares two safety numbers typed or scanned by a
+// person, ignoring spaces, in constant time.
+func SafetyNumbersEqual(a, b string) bool {
+	strip := func(s string) []byte { return bytes.ReplaceAll([]byte(s), []byte(" "), nil) }
+	return subtle.ConstantTimeCompare(strip(a), strip(b)) == 1
+}

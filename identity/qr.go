@@ -1,0 +1,51 @@
+package identity
+
+import (
+	"fmt"
+	"strings"
+
+	"rsc.io/qr"
+)
+
+// QRCode renders text as a QR code for a terminal, two modules per
+// character cell with Unicode half blocks. Like `qrencode -t UTF8`, it draws
+// light modules as blocks, so the code reads on the usual dark terminal
+// background; a quiet zone of light modules surrounds it.
+func QRCode(text string) (string, error) {
+	code, err := qr.Encode(text, qr.M)
+	if err != nil {
+		return "", fmt.Errorf("qr code: %w", err)
+	}
+	const quiet = 2
+	n := code.Size + 2*quiet
+	light := func(x, y int) bool {
+		x, y = x-quiet, y-quiet
+		if x < 0 || y < 0 || x >= code.Size || y >= code.Size {
+			return true
+		}
+		return !code.Black(x, y)
+	}
+	var b strings.Builder
+	for y := 0; y < n; y += 2 {
+		for x := 0; x < n; x++ {
+			top, bottom := light(x, y), y+1 >= n || light(x, y+1)
+			switch {
+			case top && bottom:
+				b.WriteRune('█')
+			case top:
+				b.WriteRune('▀')
+			case bottom:
+				b.WriteRune('▄')
+			default:
+				b.WriteRune(' ')
+			}
+		}
+		b.WriteByte('\n')
+	}
+	return b.String(), nil
+}
+
+// SafetyNumberURI is what the safety-number QR code carries.
+func SafetyNumberURI(number string) string {
+	return "certchat:safety-number:1:" + strings.ReplaceAll(number, " ", "")
+}

@@ -1,0 +1,588 @@
+package identity
+
+import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// State is how far a peer's certificate is trusted.
+type State string
+
+// Trust states, from the evaluation of a certificate for a peer ID.
+const (
+	// StateCAVerified: the certificate chains to a CA root the user trusts.
+	StateCAVerified State = "ca-verified"
+	// StateVerified: the user compared the key's fingerprint or safety number.
+	StateVerified State = "verified"
+	// StateTOFU: the key was pinned on first use and never compared.
+	StateTOFU State = "tofu"
+	// StateChanged: a known name now comes with a different key. Blocks
+	// until the user accepts or rejects the new key.
+	StateChanged State = "changed"
+	// StateExpired: the certificate is outside its validity dates.
+	StateExpired State = "expired"
+	// StateUntrusted: the user rejected this key, or it was replaced.
+	StateUntrusted State = "untrusted"
+	// StateUnknown: first contact; the user has not decided yet.
+	StateUnknown State = "unknown"
+)
+
+// Trusted reports whether messages may flow without asking the user.
+func (s State) Trusted() bool {
+	return s == StateCAVerified || s == StateVerified || s == StateTOFU
+}
+
+// Contact is a peer the user has decided about.
+type Contact struct {
+	PeerID peer.ID `json:"peer_id"`
+	// Name is the user's label for the contact.
+	Name string `json:"name,omitempty"`
+	// CertName is the common name last seen in the peer's certificate.
+	CertName string `json:"cert_name,omitempty"`
+	// State is one of verified, tofu or untrusted.
+	State   State     `json:"state"`
+	Added   time.Time `json:"added"`
+	Updated time.Time `json:"updated"`
+	// ReplacedBy is set when the user accepted a new key for this contact.
+	ReplacedBy peer.ID `json:"replaced_by,omitempty"`
+}
+
+// Label is the name to show: the user's label, else the certificate name,
+// else a short peer ID.
+func (c Contact) Label() string {
+	switch {
+	case c.Name != "":
+		return SanitizeName(c.Name)
+	case c.CertName != "":
+		return SanitizeName(c.CertName)
+	}
+	return ShortID(c.PeerID)
+}
+
+// ShortID abbreviates a peer ID for display.
+func ShortID(id peer.ID) string {
+	s := id.String()
+	if len(s) > 12 {
+		return s[:6] + "…" + s[len(s)-6:]
+	}
+	return s
+}
+
+// Verdict is the answer of Evaluate: who the peer is, how far its
+// certificate is trusted and why, in words a person can read.
+type Verdict struct {
+	PeerID      peer.ID
+	Name        string // display name: the contact's label or the certificate's CN
+	State       State
+	Reason      string
+	Issuer      string // "self-signed" or the issuing CA's name
+	Fingerprint Fingerprint
+	NotAfter    time.Time
+	// Previous is the contact whose name this key claims, when State is changed.
+	Previous *Contact
+}
+
+// trustFile is the on-disk form of the trust store (trust.json).
+type trustFile struct {
+	Version  int       `json:"version"`
+	Contacts []Contact `json:"contacts"`
+	Roots    []string  `json:"roots"` // PEM
+}
+
+const (
+	trustVersion = 1
+	maxTrustFile = 8 << 20
+)
+
+// TrustStore holds contacts and trusted CA roots, in a JSON file shared by
+// every process using the same home. Reads see changes other processes made;
+// writes are serialised with a file lock and are atomic.
+type TrustStore struct {
+	path string
+
+	mu       sync.Mutex
+	stat     os.FileInfo
+	contacts map[peer.ID]Contact
+	roots    []*x509.Certificate
+	pool     *x509.CertPool
+}
+
+// OpenTrustStore opens the store at path; a missing file is an empty store.
+func OpenTrustStore(path string) (*TrustStore, error) {
+	t := &TrustStore{path: path}
+	if err := t.refresh(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// refresh reloads the file if another process replaced it. Callers hold mu
+// or are the constructor.
+func (t *TrustStore) refresh() error {
+	st, err := os.Stat(t.path)
+	if errors.Is(err, os.ErrNotExist) {
+		if t.contacts == nil || t.stat != nil {
+			t.stat, t.contacts, t.roots, t.pool = nil, map[peer.ID]Contact{}, nil, x509.NewCertPool()
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("trust store: %w", err)
+	}
+	if t.stat != nil && os.SameFile(st, t.stat) && st.ModTime().Equal(t.stat.ModTime()) && st.Size() == t.stat.Size() {
+		return nil
+	}
+	data, err := readLimited(t.path, maxTrustFile)
+	if err != nil {
+		return fmt.Errorf("trust store: %w", err)
+	}
+	f, err := ParseTrustFile(data)
+	if err != nil {
+		return fmt.Errorf("trust store %s: %w", t.path, err)
+	}
+	t.load(f)
+	t.stat = st
+	return nil
+}
+
+func (t *TrustStore) load(f *trustFile) {
+	t.contacts = make(map[peer.ID]Contact, len(f.Contacts))
+	for _, c := range f.Contacts {
+		t.contacts[c.PeerID] = c
+	}
+	t.roots = nil
+	t.pool = x509.NewCertPool()
+	for _, p := range f.Roots {
+		certs, _ := ParseCertificatesPEM([]byte(p)) // validated by ParseTrustFile
+		t.roots = append(t.roots, certs[0])
+		t.pool.AddCert(certs[0])
+	}
+}
+
+// ParseTrustFile parses and validates trust.json. It rejects unknown
+// versions, malformed peer IDs, unknown states, duplicates and roots that
+// are not Ed25519 CA certificates.
+func ParseTrustFile(data []byte) (*trustFile, error) {
+	var f trustFile
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: data after the JSON object", ErrCorrupt)
+	}
+	if f.Version != trustVersion {
+		return nil, fmt.Errorf("%w: unsupported version %d", ErrCorrupt, f.Version)
+	}
+	seen := map[peer.ID]bool{}
+	for _, c := range f.Contacts {
+		if _, err := KeyFromPeerID(c.PeerID); err != nil {
+			return nil, fmt.Errorf("%w: contact: %v", ErrCorrupt, err)
+		}
+		if seen[c.PeerID] {
+			return nil, fmt.Errorf("%w: contact %s listed twice", ErrCorrupt, c.PeerID)
+		}
+		seen[c.PeerID] = true
+		switch c.State {
+		case StateVerified, StateTOFU, StateUntrusted:
+		default:
+			return nil, fmt.Errorf("%w: contact %s has state %q", ErrCorrupt, c.PeerID, c.State)
+		}
+		if c.ReplacedBy != "" {
+			if _, err := KeyFromPeerID(c.ReplacedBy); err != nil {
+				return nil, fmt.Errorf("%w: contact %s: %v", ErrCorrupt, c.PeerID, err)
+			}
+		}
+	}
+	for _, p := range f.Roots {
+		certs, err := ParseCertificatesPEM([]byte(p))
+		if err != nil {
+			return nil, fmt.Errorf("%w: root: %v", ErrCorrupt, err)
+		}
+		if len(certs) != 1 {
+			return nil, fmt.Errorf("%w: root entry holds %d certificates", ErrCorrupt, len(certs))
+		}
+		if err := CheckCA(certs[0]); err != nil {
+			return nil, fmt.Errorf("%w: root: %v", ErrCorrupt, err)
+		}
+	}
+	return &f, nil
+}
+
+// update runs a read-modify-write cycle under the file lock.
+func (t *TrustStore) update(fn func(contacts map[peer.ID]Contact, roots *[]*x509.Certificate) error) error {
+	unlock, err := lockFile(t.path + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.refresh(); err != nil {
+		return err
+	}
+	contacts := make(map[peer.ID]Contact, len(t.contacts))
+	for k, v := range t.contacts {
+		contacts[k] = v
+	}
+	roots := slices.Clone(t.roots)
+	if err := fn(contacts, &roots); err != nil {
+		return err
+	}
+	f := &trustFile{Version: trustVersion, Contacts: []Contact{}, Roots: []string{}}
+	for _, c := range contacts {
+		f.Contacts = append(f.Contacts, c)
+	}
+	slices.SortFunc(f.Contacts, func(a, b Contact) int { return strings.Compare(string(a.PeerID), string(b.PeerID)) })
+	for _, r := range roots {
+		f.Roots = append(f.Roots, string(EncodeCertificatesPEM(r)))
+	}
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := WriteFileAtomic(t.path, append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	t.load(f)
+	t.stat, _ = os.Stat(t.path)
+	return nil
+}
+
+// Contacts lists contacts sorted by label.
+func (t *TrustStore) Contacts() ([]Contact, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.refresh(); err != nil {
+		return nil, err
+	}
+	out := make([]Contact, 0, len(t.contacts))
+	for _, c := range t.contacts {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b Contact) int {
+		if c := strings.Compare(strings.ToLower(a.Label()), strings.ToLower(b.Label())); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.PeerID), string(b.PeerID))
+	})
+	return out, nil
+}
+
+// Contact returns the contact with that peer ID.
+func (t *TrustStore) Contact(id peer.ID) (Contact, bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.refresh(); err != nil {
+		return Contact{}, false, err
+	}
+	c, ok := t.contacts[id]
+	return c, ok, nil
+}
+
+// Resolve finds a contact by peer ID or by name (case-insensitive). A
+// valid peer ID that is not a contact resolves to an empty contact with
+// only PeerID set, so callers can pin it.
+func (t *TrustStore) Resolve(s string) (Contact, error) {
+	if id, err := peer.Decode(s); err == nil {
+		if _, err := KeyFromPeerID(id); err != nil {
+			return Contact{}, err
+		}
+		c, ok, err := t.Contact(id)
+		if err != nil {
+			return Contact{}, err
+		}
+		if !ok {
+			return Contact{PeerID: id}, nil
+		}
+		return c, nil
+	}
+	cs, err := t.Contacts()
+	if err != nil {
+		return Contact{}, err
+	}
+	var found []Contact
+	for _, c := range cs {
+		if strings.EqualFold(c.Name, s) || (c.Name == "" && strings.EqualFold(c.CertName, s)) {
+			found = append(found, c)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return Contact{}, fmt.Errorf("%w %q: give a peer id or a contact's name", ErrUnknownContact, s)
+	case 1:
+		return found[0], nil
+	}
+	return Contact{}, fmt.Errorf("%d contacts are called %q: use the peer id", len(found), s)
+}
+
+// Roots lists trusted CA roots.
+func (t *TrustStore) Roots() ([]*x509.Certificate, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.refresh(); err != nil {
+		return nil, err
+	}
+	return slices.Clone(t.roots), nil
+}
+
+// AddRoot trusts a CA root certificate.
+func (t *TrustStore) AddRoot(cert *x509.Certificate) error {
+	if err := CheckCA(cert); err != nil {
+		return err
+	}
+	return t.update(func(_ map[peer.ID]Contact, roots *[]*x509.Certificate) error {
+		for _, r := range *roots {
+			if r.Equal(cert) {
+				return nil
+			}
+		}
+		*roots = append(*roots, cert)
+		return nil
+	})
+}
+
+// RemoveRoot stops trusting a CA root.
+func (t *TrustStore) RemoveRoot(cert *x509.Certificate) error {
+	return t.update(func(_ map[peer.ID]Contact, roots *[]*x509.Certificate) error {
+		n := len(*roots)
+		*roots = slices.DeleteFunc(*roots, func(r *x509.Certificate) bool { return r.Equal(cert) })
+		if len(*roots) == n {
+			return errors.New("that CA is not trusted")
+		}
+		return nil
+	})
+}
+
+// Pin adds or updates a contact with a stored state (verified, tofu or
+// untrusted). An empty name keeps the current label.
+func (t *TrustStore) Pin(id peer.ID, name string, state State, now time.Time) error {
+	if _, err := KeyFromPeerID(id); err != nil {
+		return err
+	}
+	switch state {
+	case StateVerified, StateTOFU, StateUntrusted:
+	default:
+		return fmt.Errorf("cannot pin a contact as %q", state)
+	}
+	if name != "" {
+		if err := CheckName(name); err != nil {
+			return err
+		}
+	}
+	return t.update(func(contacts map[peer.ID]Contact, _ *[]*x509.Certificate) error {
+		c, ok := contacts[id]
+		if !ok {
+			c = Contact{PeerID: id, Added: now}
+		}
+		if name != "" {
+			c.Name = name
+		}
+		if c.State != state {
+			c.State, c.Updated = state, now
+		}
+		if state != StateUntrusted {
+			c.ReplacedBy = ""
+		}
+		contacts[id] = c
+		return nil
+	})
+}
+
+// NoteCertName records the certificate name a contact presented.
+func (t *TrustStore) NoteCertName(id peer.ID, certName string) error {
+	c, ok, err := t.Contact(id)
+	if err != nil || !ok || c.CertName == certName {
+		return err
+	}
+	return t.update(func(contacts map[peer.ID]Contact, _ *[]*x509.Certificate) error {
+		if c, ok := contacts[id]; ok {
+			c.CertName = certName
+			contacts[id] = c
+		}
+		return nil
+	})
+}
+
+// AcceptChange resolves a changed key in favour of the new one: newID is
+// pinned with state (tofu or verified), taking over the old contact's label,
+// and the old key is marked untrusted and replaced.
+func (t *TrustStore) AcceptChange(oldID, newID peer.ID, certName string, state State, now time.Time) error {
+	if state != StateTOFU && state != StateVerified {
+		return fmt.Errorf("cannot accept a new key as %q", state)
+	}
+	if _, err := KeyFromPeerID(newID); err != nil {
+		return err
+	}
+	return t.update(func(contacts map[peer.ID]Contact, _ *[]*x509.Certificate) error {
+		old, ok := contacts[oldID]
+		if !ok {
+			return fmt.Errorf("%w %s", ErrUnknownContact, oldID)
+		}
+		contacts[newID] = Contact{PeerID: newID, Name: old.Name, CertName: certName, State: state, Added: now, Updated: now}
+		old.State, old.ReplacedBy, old.Updated = StateUntrusted, newID, now
+		contacts[oldID] = old
+		return nil
+	})
+}
+
+// Remove forgets a contact.
+func (t *TrustStore) Remove(id peer.ID) error {
+	return t.update(func(contacts map[peer.ID]Contact, _ *[]*x509.Certificate) error {
+		if _, ok := contacts[id]; !ok {
+			return fmt.Errorf("%w %s", ErrUnknownContact, id)
+		}
+		delete(contacts, id)
+		return nil
+	})
+}
+
+// Evaluate answers, for every layer above, how far a certificate chain
+// presented by the peer remote is trusted, and why. The error is for chains
+// that do not even say who the peer is: no certificate, not Ed25519, a
+// peer ID binding that does not hold, or a certificate for another peer.
+// Everything else is a Verdict whose State the caller acts on.
+//
+// The checks, in order: key type and binding; the leaf is for remote;
+// validity dates; a contact the user rejected; a chain to a trusted CA
+// root; the user's pin for this peer ID; another contact known by the same
+// certificate name (a changed key); otherwise an unknown peer.
+func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now time.Time) (Verdict, error) {
+	if len(chain) == 0 {
+		return Verdict{}, errors.New("peer sent no certificate")
+	}
+	leaf := chain[0]
+	id, err := CertPeerID(leaf)
+	if err != nil {
+		return Verdict{}, err
+	}
+	if id != remote {
+		return Verdict{}, fmt.Errorf("%w: certificate is for %s, not %s", ErrPeerIDMismatch, id, remote)
+	}
+	v := Verdict{
+		PeerID:      id,
+		Name:        DisplayName(leaf),
+		Issuer:      IssuerName(leaf),
+		Fingerprint: FingerprintOf(leaf.PublicKey.(ed25519.PublicKey)),
+		NotAfter:    leaf.NotAfter,
+	}
+	if err := CheckValidity(leaf, now); err != nil {
+		v.State, v.Reason = StateExpired, err.Error()
+		return v, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.refresh(); err != nil {
+		return Verdict{}, err
+	}
+	contact, known := t.contacts[id]
+	if known {
+		v.Name = contact.Label()
+	}
+	if known && contact.State == StateUntrusted {
+		v.State, v.Reason = StateUntrusted, "you rejected this key"
+		if contact.ReplacedBy != "" {
+			v.Reason = "this key was replaced by a newer one (" + ShortID(contact.ReplacedBy) + ")"
+		}
+		return v, nil
+	}
+	caName, caOK := t.verifyChain(chain, now)
+	switch {
+	case known && contact.State == StateVerified:
+		v.State, v.Reason = StateVerified, "fingerprint compared"
+	case caOK && !known:
+		if prev := t.conflict(id, leaf.Subject.CommonName); prev != nil {
+			v.State, v.Previous = StateChanged, prev
+			v.Reason = fmt.Sprintf("key changed: %s was known with a different key (%s), this one is issued by %s", prev.Label(), ShortID(prev.PeerID), caName)
+			return v, nil
+		}
+		fallthrough
+	case caOK:
+		v.State, v.Reason, v.Issuer = StateCAVerified, "issued by "+caName, caName
+	case known:
+		v.State, v.Reason = StateTOFU, "trusted on first use, fingerprint not compared"
+	default:
+		if prev := t.conflict(id, leaf.Subject.CommonName); prev != nil {
+			v.State, v.Previous = StateChanged, prev
+			v.Reason = fmt.Sprintf("key changed: %s was known with a different key (%s)", prev.Label(), ShortID(prev.PeerID))
+			return v, nil
+		}
+		v.State, v.Reason = StateUnknown, "new peer, not in your contacts"
+	}
+	return v, nil
+}
+
+// verifyChain checks the chain against the trusted roots and names the root.
+func (t *TrustStore) verifyChain(chain []*x509.Certificate, now time.Time) (string, bool) {
+	if len(t.roots) == 0 {
+		return "", false
+	}
+	root, ok := verifyWithPool(chain, t.pool, now)
+	if !ok {
+		return "", false
+	}
+	return SanitizeName(root.Subject.CommonName), true
+}
+
+// verifyWithPool verifies a chain (leaf first, then intermediates in any
+// order) up to a root in pool at time now, and returns the root.
+func verifyWithPool(chain []*x509.Certificate, pool *x509.CertPool, now time.Time) (*x509.Certificate, bool) {
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := chain[0].Verify(x509.VerifyOptions{
+		Roots:         pool,
+		Intermediates: inter,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil || len(chains) == 0 {
+		return nil, false
+	}
+	return chains[0][len(chains[0])-1], true
+}
+
+func verifyAgainst(chain, roots []*x509.Certificate, now time.Time) (*x509.Certificate, bool) {
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	return verifyWithPool(chain, pool, now)
+}
+
+// trimRoots drops root certificates from a chain.
+func trimRoots(chain, roots []*x509.Certificate) []*x509.Certificate {
+	return slices.DeleteFunc(slices.Clone(chain), func(c *x509.Certificate) bool {
+		return slices.ContainsFunc(roots, c.Equal)
+	})
+}
+
+// conflict finds a trusted contact, other than id, known by the same name
+// (the name in its certificate, or the user's label for it): the sign of a
+// changed key, as a changed host key is for ssh.
+func (t *TrustStore) conflict(id peer.ID, certName string) *Contact {
+	if strings.TrimSpace(certName) == "" {
+		return nil
+	}
+	for _, c := range t.contacts {
+		if c.PeerID == id || !c.State.Trusted() || c.ReplacedBy != "" {
+			continue
+		}
+		if strings.EqualFold(c.CertName, certName) || strings.EqualFold(c.Name, certName) {
+			return &c
+		}
+	}
+	return nil
+}
