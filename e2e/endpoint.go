@@ -1,0 +1,205 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Verifier decides how far a peer's certificate chain is trusted for a
+// peer ID. identity.TrustStore is the implementation.
+type Verifier interface {
+	Evaluate(chain []*x509.Certificate, remote peer.ID, now time.Time) (identity.Verdict, error)
+}
+
+// Policy is what the application lets through beyond trusted peers.
+type Policy struct {
+	// AllowUnknown accepts peers not in the contacts (state unknown): the
+	// first contact. The application then asks the user to accept or
+	// reject, and the session reports the state.
+	AllowUnknown bool
+	// AcceptChanged reports whether the user accepted a changed key for
+	// this peer. Nil accepts none: a changed key fails with ErrKeyChanged.
+	AcceptChanged func(peer.ID) bool
+	// MaxTicketAge bounds resumption; zero means DefaultMaxTicketAge and a
+	// negative value disables resumption.
+	MaxTicketAge time.Duration
+}
+
+// Config sets up an Endpoint.
+type Config struct {
+	Identity *identity.Identity
+	Trust    Verifier
+	Policy   Policy
+	// Protocol is the ALPN value; empty means ALPNChat.
+	Protocol string
+	// HandshakeTimeout bounds each handshake; zero means the default.
+	HandshakeTimeout time.Duration
+	// MaxHalfOpen caps concurrent responder handshakes; zero means the default.
+	MaxHalfOpen int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// KeyLogWriter, if set, receives TLS secrets in NSS key log format.
+	// For debugging with Wireshark only: it defeats the encryption.
+	KeyLogWriter io.Writer
+}
+
+// Endpoint runs handshakes for one local identity. It is safe for
+// concurrent use; it keeps the client's session tickets and the responder's
+// ticket keys, so resumption works across streams.
+type Endpoint struct {
+	cfg      Config
+	now      func() time.Time
+	cert     tls.Certificate
+	base     *tls.Config
+	server   *tls.Config
+	cache    *ticketCache
+	halfOpen chan struct{}
+}
+
+// NewEndpoint checks the configuration and prepares TLS settings.
+func NewEndpoint(cfg Config) (*Endpoint, error) {
+	if cfg.Identity == nil || cfg.Trust == nil {
+		return nil, errors.New("e2e: endpoint needs an identity and a trust store")
+	}
+	if cfg.Protocol == "" {
+		cfg.Protocol = ALPNChat
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.MaxHalfOpen <= 0 {
+		cfg.MaxHalfOpen = DefaultMaxHalfOpen
+	}
+	if cfg.Policy.MaxTicketAge == 0 {
+		cfg.Policy.MaxTicketAge = DefaultMaxTicketAge
+	}
+	e := &Endpoint{
+		cfg:      cfg,
+		now:      cfg.Now,
+		cert:     cfg.Identity.TLSCertificate(),
+		halfOpen: make(chan struct{}, cfg.MaxHalfOpen),
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	e.cache = newTicketCache(clientCacheSize, cfg.Policy.MaxTicketAge, e.now)
+	e.base = e.tlsConfig()
+	e.server = e.base.Clone()
+	e.server.ClientAuth = tls.RequireAnyClientCert
+	e.server.WrapSession = e.wrapSession
+	e.server.UnwrapSession = e.unwrapSession
+	// Explicit ticket keys, so that every per-handshake clone of the
+	// configuration shares them; a new process has new keys.
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, err
+	}
+	e.server.SetSessionTicketKeys([][32]byte{key})
+	return e, nil
+}
+
+// tlsConfig is the configuration both roles share (docs/PROTOCOL.md, "TLS
+// configuration"). Certificates are verified by VerifyConnection, which
+// crypto/tls calls after full and resumed handshakes alike.
+func (e *Endpoint) tlsConfig() *tls.Config {
+	c := &tls.Config{
+		MinVersion:             tls.VersionTLS13,
+		MaxVersion:             tls.VersionTLS13,
+		CurvePreferences:       Groups,
+		Certificates:           []tls.Certificate{e.cert},
+		NextProtos:             []string{e.cfg.Protocol},
+		InsecureSkipVerify:     true, // replaced by VerifyConnection below
+		SessionTicketsDisabled: e.cfg.Policy.MaxTicketAge < 0,
+		Time:                   e.now,
+		KeyLogWriter:           e.cfg.KeyLogWriter,
+	}
+	if !c.SessionTicketsDisabled {
+		c.ClientSessionCache = e.cache
+	}
+	return c
+}
+
+// Identity is the endpoint's local identity.
+func (e *Endpoint) Identity() *identity.Identity { return e.cfg.Identity }
+
+// Client runs the initiator's handshake on conn, whose transport
+// authenticated remote, towards the peer the caller meant to reach.
+func (e *Endpoint) Client(ctx context.Context, conn Conn, remote, expected peer.ID) (*Session, error) {
+	cfg := e.base.Clone()
+	v := &verification{e: e, remote: remote, expected: expected, client: true}
+	cfg.VerifyConnection = v.verify
+	nc := netConn{Conn: conn, local: peerAddr(e.cfg.Identity.PeerID()), remote: peerAddr(expected)}
+	return e.handshake(ctx, tls.Client(nc, cfg), v)
+}
+
+// Server runs the responder's handshake on conn, whose transport
+// authenticated remote. It refuses with ErrBusy when MaxHalfOpen
+// handshakes are already running.
+func (e *Endpoint) Server(ctx context.Context, conn Conn, remote peer.ID) (*Session, error) {
+	select {
+	case e.halfOpen <- struct{}{}:
+		defer func() { <-e.halfOpen }()
+	default:
+		conn.Close()
+		return nil, &HandshakeError{Peer: remote, Err: ErrBusy}
+	}
+	cfg := e.server.Clone()
+	v := &verification{e: e, remote: remote}
+	cfg.VerifyConnection = v.verify
+	nc := netConn{Conn: conn, local: peerAddr(e.cfg.Identity.PeerID()), remote: peerAddr(remote)}
+	return e.handshake(ctx, tls.Server(nc, cfg), v)
+}
+
+func (e *Endpoint) handshake(ctx context.Context, tc *tls.Conn, v *verification) (*Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	tc.NetConn().SetDeadline(deadline)
+	err := tc.HandshakeContext(ctx)
+	if err != nil {
+		tc.Close()
+		return nil, v.fail(ctx, err)
+	}
+	tc.NetConn().SetDeadline(time.Time{})
+	return newSession(tc, *v.verdict), nil
+}
+
+// fail turns a handshake error into a HandshakeError with our sentinel.
+func (v *verification) fail(ctx context.Context, err error) error {
+	he := &HandshakeError{Peer: v.remote, Verdict: v.verdict}
+	var ours *HandshakeError
+	switch {
+	case errors.As(err, &ours):
+		return ours
+	case ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded):
+		he.Err = ErrHandshakeTimeout
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		he.Err = fmt.Errorf("%w during the handshake", ErrTruncated)
+	default:
+		if c := classify(err); c != nil {
+			he.Err = c
+		} else if isNotTLS(err) {
+			he.Err = ErrNotCertchat
+		} else {
+			he.Err = fmt.Errorf("%w: %v", ErrTampered, err)
+		}
+	}
+	return he
+}
+
+// isNotTLS recognises crypto/tls's complaint about a first record that is
+// not a handshake (HTTP, garbage).
+func isNotTLS(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh)
+}

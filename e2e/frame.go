@@ -1,0 +1,244 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"time"
+	"unicode/utf8"
+)
+
+// Frames (docs/PROTOCOL.md, "Framing"). Inside the TLS channel the
+// stream is a sequence of frames:
+//
+//	type    1 byte
+//	length  4 bytes, big-endian, at most MaxFramePayload
+//	payload length bytes
+//
+// Types below 0x80 are critical: a receiver that does not know one closes
+// the session with ErrUnknownFrame. Types from 0x80 are optional and are
+// skipped when unknown, so later versions can add them.
+type FrameType uint8
+
+const (
+	// FrameText carries a text message (see Text).
+	FrameText FrameType = 0x01
+	// FrameReceipt acknowledges a message (see Receipt).
+	FrameReceipt FrameType = 0x02
+	// FrameEnvelope carries a Double Ratchet envelope (offline-capable
+	// messages; docs/PROTOCOL.md, "Offline delivery").
+	FrameEnvelope FrameType = 0x03
+	// FrameRatchetInit carries the responder's ratchet key when a live
+	// session seeds a new ratchet.
+	FrameRatchetInit FrameType = 0x04
+	// FrameClose ends the session on purpose: code (1 byte) and a UTF-8
+	// reason. A stream that ends without it was truncated.
+	FrameClose FrameType = 0x0f
+
+	// firstOptional is the first type a receiver may skip.
+	firstOptional FrameType = 0x80
+)
+
+// Critical reports whether a receiver must understand the type.
+func (t FrameType) Critical() bool { return t < firstOptional }
+
+func (t FrameType) known() bool {
+	switch t {
+	case FrameText, FrameReceipt, FrameEnvelope, FrameRatchetInit, FrameClose:
+		return true
+	}
+	return false
+}
+
+func (t FrameType) String() string {
+	switch t {
+	case FrameText:
+		return "text"
+	case FrameReceipt:
+		return "receipt"
+	case FrameEnvelope:
+		return "envelope"
+	case FrameRatchetInit:
+		return "ratchet-init"
+	case FrameClose:
+		return "close"
+	}
+	return fmt.Sprintf("type-%#02x", uint8(t))
+}
+
+// Frame is one decoded frame.
+type Frame struct {
+	Type    FrameType
+	Payload []byte
+}
+
+// AppendFrame encodes a frame onto dst.
+func AppendFrame(dst []byte, t FrameType, payload []byte) ([]byte, error) {
+	if len(payload) > MaxFramePayload {
+		return nil, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, len(payload))
+	}
+	dst = append(dst, byte(t))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
+	return append(dst, payload...), nil
+}
+
+// ReadFrame reads one frame. The length is checked against
+// MaxFramePayload before anything is allocated. io.EOF means the stream
+// ended cleanly between frames; an end inside a frame is ErrTruncated.
+func ReadFrame(r io.Reader) (Frame, error) {
+	var hdr [frameHeaderLen]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			return Frame{}, fmt.Errorf("%w: inside a frame header", ErrTruncated)
+		}
+		return Frame{}, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n > MaxFramePayload {
+		return Frame{}, fmt.Errorf("%w: %d bytes announced", ErrFrameTooLarge, n)
+	}
+	f := Frame{Type: FrameType(hdr[0]), Payload: make([]byte, n)}
+	if _, err := io.ReadFull(r, f.Payload); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return Frame{}, fmt.Errorf("%w: inside a frame", ErrTruncated)
+		}
+		return Frame{}, err
+	}
+	return f, nil
+}
+
+// MessageID is a message's random 128-bit identifier.
+type MessageID [16]byte
+
+// NewMessageID draws a random ID.
+func NewMessageID() MessageID {
+	var id MessageID
+	rand.Read(id[:])
+	return id
+}
+
+func (id MessageID) String() string { return hex.EncodeToString(id[:]) }
+
+// ParseMessageID reads the hex form.
+func ParseMessageID(s string) (MessageID, error) {
+	var id MessageID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("%q is not a message id (32 hex digits)", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// Text is a chat message:
+//
+//	id       16 bytes
+//	sent_at  8 bytes, big-endian, Unix milliseconds (sender's clock)
+//	body     the rest: valid UTF-8, 1 to MaxTextBytes bytes
+type Text struct {
+	ID     MessageID
+	SentAt time.Time
+	Body   string
+}
+
+const textHeaderLen = 16 + 8
+
+// Marshal encodes the text payload.
+func (t Text) Marshal() ([]byte, error) {
+	if err := checkText(t.Body); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, textHeaderLen+len(t.Body))
+	b = append(b, t.ID[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(t.SentAt.UnixMilli()))
+	return append(b, t.Body...), nil
+}
+
+// ParseText decodes a text payload strictly.
+func ParseText(p []byte) (Text, error) {
+	if len(p) < textHeaderLen+1 {
+		return Text{}, fmt.Errorf("%w: text of %d bytes", ErrMalformed, len(p))
+	}
+	var t Text
+	copy(t.ID[:], p)
+	t.SentAt = time.UnixMilli(int64(binary.BigEndian.Uint64(p[16:])))
+	t.Body = string(p[textHeaderLen:])
+	if err := checkText(t.Body); err != nil {
+		return Text{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return t, nil
+}
+
+func checkText(body string) error {
+	switch {
+	case len(body) == 0:
+		return fmt.Errorf("empty message")
+	case len(body) > MaxTextBytes:
+		return fmt.Errorf("message of %d bytes is longer than %d", len(body), MaxTextBytes)
+	case !utf8.ValidString(body):
+		return fmt.Errorf("message is not valid UTF-8")
+	}
+	return nil
+}
+
+// ReceiptStatus says what happened to a message.
+type ReceiptStatus uint8
+
+const (
+	// ReceiptStored: the recipient stored the message durably.
+	ReceiptStored ReceiptStatus = 1
+)
+
+// Receipt acknowledges a message:
+//
+//	id      16 bytes
+//	status  1 byte (1 = stored)
+type Receipt struct {
+	ID     MessageID
+	Status ReceiptStatus
+}
+
+// Marshal encodes the receipt payload.
+func (r Receipt) Marshal() []byte {
+	return append(bytes.Clone(r.ID[:]), byte(r.Status))
+}
+
+// ParseReceipt decodes a receipt payload strictly.
+func ParseReceipt(p []byte) (Receipt, error) {
+	if len(p) != 17 {
+		return Receipt{}, fmt.Errorf("%w: receipt of %d bytes", ErrMalformed, len(p))
+	}
+	r := Receipt{Status: ReceiptStatus(p[16])}
+	copy(r.ID[:], p)
+	if r.Status != ReceiptStored {
+		return Receipt{}, fmt.Errorf("%w: receipt status %d", ErrMalformed, p[16])
+	}
+	return r, nil
+}
+
+// CloseCode says why a session ends.
+type CloseCode uint8
+
+const (
+	CloseNormal    CloseCode = 0 // done
+	CloseGoingAway CloseCode = 1 // the peer shuts down
+	CloseProtocol  CloseCode = 2 // the peer broke the protocol
+	CloseRejected  CloseCode = 3 // the user rejected the peer
+)
+
+func marshalClose(code CloseCode, reason string) []byte {
+	if len(reason) > MaxCloseReason {
+		reason = reason[:MaxCloseReason]
+	}
+	return append([]byte{byte(code)}, bytes.ToValidUTF8([]byte(reason), []byte("?"))...)
+}
+
+func parseClose(p []byte) (CloseCode, string, error) {
+	if len(p) < 1 || len(p) > 1+MaxCloseReason || !utf8.Valid(p[1:]) {
+		return 0, "", fmt.Errorf("%w: close frame", ErrMalformed)
+	}
+	return CloseCode(p[0]), string(p[1:]), nil
+}

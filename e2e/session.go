@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Session is an established end-to-end channel with a verified peer. Send
+// may be called from several goroutines; Receive from one at a time.
+type Session struct {
+	tc    *tls.Conn
+	peer  identity.Verdict
+	state tls.ConnectionState
+	id    string
+
+	wmu sync.Mutex
+	rmu sync.Mutex
+
+	mu         sync.Mutex
+	closed     bool
+	peerClosed bool
+	closeCode  CloseCode
+	closeText  string
+}
+
+// Info describes what the handshake negotiated.
+type Info struct {
+	Version     uint16
+	CipherSuite uint16
+	Group       tls.CurveID
+	Protocol    string
+	Resumed     bool
+	// SessionID names the session (from the TLS exporter; not a secret).
+	SessionID string
+}
+
+// VersionName, SuiteName and GroupName are the IANA names.
+func (i Info) VersionName() string { return tls.VersionName(i.Version) }
+func (i Info) SuiteName() string   { return tls.CipherSuiteName(i.CipherSuite) }
+func (i Info) GroupName() string   { return i.Group.String() }
+
+func newSession(tc *tls.Conn, verdict identity.Verdict) *Session {
+	s := &Session{tc: tc, peer: verdict, state: tc.ConnectionState()}
+	if b, err := s.state.ExportKeyingMaterial(ExporterSessionID, nil, 16); err == nil {
+		s.id = hex.EncodeToString(b)
+	}
+	return s
+}
+
+// Peer is the verified peer: ID, name, trust state and why.
+func (s *Session) Peer() identity.Verdict { return s.peer }
+
+// PeerID is the verified peer ID.
+func (s *Session) PeerID() peer.ID { return s.peer.PeerID }
+
+// PeerCertificates is the chain the peer presented (stored in the ticket
+// when resumed), leaf first.
+func (s *Session) PeerCertificates() []*x509.Certificate { return s.state.PeerCertificates }
+
+// Info reports the negotiated version, suite, group and resumption.
+func (s *Session) Info() Info {
+	return Info{
+		Version:     s.state.Version,
+		CipherSuite: s.state.CipherSuite,
+		Group:       s.state.CurveID,
+		Protocol:    s.state.NegotiatedProtocol,
+		Resumed:     s.state.DidResume,
+		SessionID:   s.id,
+	}
+}
+
+// ExportKeyingMaterial derives a secret bound to this session (RFC 8446
+// §7.5) for later layers, e.g. seeding the Double Ratchet.
+func (s *Session) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
+	return s.state.ExportKeyingMaterial(label, context, length)
+}
+
+// Send writes one frame.
+func (s *Session) Send(t FrameType, payload []byte) error {
+	buf, err := AppendFrame(make([]byte, 0, frameHeaderLen+len(payload)), t, payload)
+	if err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.isClosed() {
+		return ErrClosed
+	}
+	if _, err := s.tc.Write(buf); err != nil {
+		return s.ioError(err)
+	}
+	return nil
+}
+
+// SendText sends a text message.
+func (s *Session) SendText(t Text) error {
+	p, err := t.Marshal()
+	if err != nil {
+		return err
+	}
+	return s.Send(FrameText, p)
+}
+
+// SendReceipt acknowledges a message.
+func (s *Session) SendReceipt(r Receipt) error { return s.Send(FrameReceipt, r.Marshal()) }
+
+// Receive reads the next frame the application must handle. Optional
+// frames of unknown types are skipped. It returns io.EOF after the peer
+// closed the session properly (see CloseReason), ErrTruncated if the
+// stream ended without that, ErrTampered if a record failed
+// authentication, and ErrUnknownFrame or ErrMalformed (after closing the
+// session) if the peer broke the protocol.
+func (s *Session) Receive() (Frame, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	for {
+		if s.peerDone() {
+			return Frame{}, io.EOF
+		}
+		f, err := ReadFrame(s.tc)
+		if err != nil {
+			return Frame{}, s.readError(err)
+		}
+		switch {
+		case f.Type == FrameClose:
+			code, reason, err := parseClose(f.Payload)
+			if err != nil {
+				return Frame{}, s.protocolError(err)
+			}
+			s.mu.Lock()
+			s.peerClosed, s.closeCode, s.closeText = true, code, reason
+			s.mu.Unlock()
+			return Frame{}, io.EOF
+		case f.Type.known():
+			return f, nil
+		case f.Type.Critical():
+			return Frame{}, s.protocolError(fmt.Errorf("%w %s", ErrUnknownFrame, f.Type))
+		}
+	}
+}
+
+// CloseReason reports how the peer closed the session, once Receive has
+// returned io.EOF.
+func (s *Session) CloseReason() (CloseCode, string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeCode, s.closeText, s.peerClosed
+}
+
+// SetReadDeadline bounds the next Receive.
+func (s *Session) SetReadDeadline(t time.Time) error { return s.tc.SetReadDeadline(t) }
+
+// SetWriteDeadline bounds the next Send.
+func (s *Session) SetWriteDeadline(t time.Time) error { return s.tc.SetWriteDeadline(t) }
+
+// Close ends the session properly: a close frame, then TLS close_notify.
+func (s *Session) Close() error { return s.CloseWith(CloseNormal, "") }
+
+// CloseWith ends the session with a code and reason for the peer.
+func (s *Session) CloseWith(code CloseCode, reason string) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	buf, _ := AppendFrame(nil, FrameClose, marshalClose(code, reason))
+	s.wmu.Lock()
+	s.tc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	_, werr := s.tc.Write(buf)
+	s.wmu.Unlock()
+	if err := s.tc.Close(); err != nil && werr == nil {
+		werr = err
+	}
+	if werr != nil {
+		return s.ioError(werr)
+	}
+	return nil
+}
+
+func (s *Session) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Session) peerDone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peerClosed
+}
+
+func (s *Session) protocolError(err error) error {
+	s.CloseWith(CloseProtocol, err.Error())
+	return err
+}
+
+// readError maps what crypto/tls returns to our errors.
+func (s *Session) readError(err error) error {
+	switch {
+	case errors.Is(err, io.EOF):
+		// crypto/tls reports EOF at a record boundary with or without
+		// close_notify; only our close frame proves a deliberate end.
+		return fmt.Errorf("%w (no close frame)", ErrTruncated)
+	case errors.Is(err, ErrTruncated), errors.Is(err, ErrFrameTooLarge):
+		return s.protocolError(err)
+	}
+	return s.ioError(err)
+}
+
+func (s *Session) ioError(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	if s.isClosed() && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: %v", ErrClosed, err)
+	}
+	if c := classify(err); c != nil {
+		return c
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %v", ErrTruncated, err)
+	}
+	return err
+}
