@@ -1,0 +1,126 @@
+package node
+
+import (
+	"crypto/x509"
+	"fmt"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/identity"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// History returns a page of the conversation with p: up to limit messages
+// before sequence number before (0 for the newest), oldest first.
+func (n *Node) History(p peer.ID, before uint64, limit int) ([]Message, error) {
+	return n.store.History(p, before, limit)
+}
+
+// Conversations lists conversations, most recent first.
+func (n *Node) Conversations() ([]Conversation, error) { return n.store.Conversations() }
+
+// MarkRead clears a conversation's unread count.
+func (n *Node) MarkRead(p peer.ID) error { return n.store.MarkRead(p) }
+
+// Search finds messages containing text, newest first.
+func (n *Node) Search(text string, limit int) ([]Message, error) {
+	return n.store.Search(text, limit)
+}
+
+// LiveSession describes the open session with a peer, for /whois.
+type LiveSession struct {
+	Info        e2e.Info
+	Certificate *x509.Certificate
+	Verdict     identity.Verdict
+}
+
+// Session reports the newest live session with p.
+func (n *Node) Session(p peer.ID) (LiveSession, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ps, ok := n.peers[p]
+	if !ok || len(ps.sessions) == 0 {
+		return LiveSession{}, false
+	}
+	s := ps.sessions[len(ps.sessions)-1].s
+	return LiveSession{Info: s.Info(), Certificate: s.PeerCertificates()[0], Verdict: s.Peer()}, true
+}
+
+// Certificate is the peer's last seen certificate, live or stored.
+func (n *Node) Certificate(p peer.ID) (*x509.Certificate, bool) {
+	n.mu.Lock()
+	if ps, ok := n.peers[p]; ok && ps.cert != nil {
+		n.mu.Unlock()
+		return ps.cert, true
+	}
+	n.mu.Unlock()
+	rec, ok := n.peerRecord(p)
+	if !ok || rec.CertDER == nil {
+		return nil, false
+	}
+	c, err := x509.ParseCertificate(rec.CertDER)
+	return c, err == nil
+}
+
+// TrustPeer pins p's key (trust on first use), or marks it verified after
+// the user compared fingerprints. It works before p was ever seen: the
+// peer ID embeds the key. A pending key change for p is accepted: p takes
+// over the contact it claimed.
+func (n *Node) TrustPeer(p peer.ID, verified bool) error {
+	if p == n.host.ID() {
+		return ErrSelf
+	}
+	state := identity.StateTOFU
+	if verified {
+		state = identity.StateVerified
+	}
+	n.mu.Lock()
+	var changed *identity.Verdict
+	if ps, ok := n.peers[p]; ok {
+		changed = ps.changed
+	}
+	n.mu.Unlock()
+	var err error
+	if changed != nil && changed.Previous != nil {
+		err = n.trust.AcceptChange(changed.Previous.PeerID, p, changed.Name, state, n.cfg.Now())
+	} else {
+		name := ""
+		if c, ok := n.Certificate(p); ok {
+			name = identity.DisplayName(c)
+		}
+		if err = n.trust.Pin(p, "", state, n.cfg.Now()); err == nil && name != "" {
+			err = n.trust.NoteCertName(p, name)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("trust %s: %w", identity.ShortID(p), err)
+	}
+	n.mu.Lock()
+	n.state(p).changed = nil
+	n.mu.Unlock()
+	n.emitPeer(p)
+	if changed != nil && changed.Previous != nil {
+		n.emitPeer(changed.Previous.PeerID)
+	}
+	n.kick(p)
+	return nil
+}
+
+// Block rejects p's key: its sessions close and nothing more is exchanged
+// until the user trusts it again.
+func (n *Node) Block(p peer.ID) error {
+	if err := n.trust.Pin(p, "", identity.StateUntrusted, n.cfg.Now()); err != nil {
+		return fmt.Errorf("block %s: %w", identity.ShortID(p), err)
+	}
+	n.mu.Lock()
+	var sessions []*chatSession
+	if ps, ok := n.peers[p]; ok {
+		sessions = append(sessions, ps.sessions...)
+		ps.changed = nil
+	}
+	n.mu.Unlock()
+	for _, cs := range sessions {
+		cs.s.CloseWith(e2e.CloseRejected, "rejected by the user")
+	}
+	n.emitPeer(p)
+	return nil
+}

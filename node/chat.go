@@ -1,0 +1,264 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/identity"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// dialTimeout bounds reaching a peer and running the handshake.
+const dialTimeout = 20 * time.Second
+
+// chatSession is one verified e2e session with a peer.
+type chatSession struct {
+	s        *e2e.Session
+	peer     peer.ID
+	outgoing bool
+	done     chan struct{}
+
+	mu   sync.Mutex
+	sent map[e2e.MessageID]bool // written on this session
+}
+
+// markSent records that id goes out on this session; false if it already did.
+func (cs *chatSession) markSent(id e2e.MessageID) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.sent[id] {
+		return false
+	}
+	cs.sent[id] = true
+	return true
+}
+
+// handleStream is the responder side of the chat protocol.
+func (n *Node) handleStream(s network.Stream) {
+	remote := s.Conn().RemotePeer()
+	sess, err := n.ep.Server(n.ctx, s, remote)
+	if err != nil {
+		n.handshakeFailed(remote, err)
+		return
+	}
+	n.register(sess, false)
+}
+
+// handshakeFailed records what a failed handshake says about the peer.
+func (n *Node) handshakeFailed(p peer.ID, err error) {
+	var he *e2e.HandshakeError
+	if errors.As(err, &he) && he.Verdict != nil && errors.Is(err, e2e.ErrKeyChanged) {
+		n.mu.Lock()
+		n.state(p).changed = he.Verdict
+		n.mu.Unlock()
+		n.log.Warn("key changed", "peer", p, "reason", he.Verdict.Reason)
+		n.emitPeer(p)
+		return
+	}
+	switch {
+	case errors.Is(err, e2e.ErrTampered):
+		n.emitError(p, err)
+	case errors.Is(err, e2e.ErrUntrusted), errors.Is(err, e2e.ErrBusy):
+		n.log.Info("handshake refused", "peer", p, "err", err)
+	default:
+		n.log.Warn("handshake failed", "peer", p, "err", err)
+	}
+}
+
+// session returns a live session with p, dialing if there is none.
+// Concurrent callers share one dial.
+func (n *Node) session(ctx context.Context, p peer.ID) (*chatSession, error) {
+	for {
+		n.mu.Lock()
+		if n.closing {
+			n.mu.Unlock()
+			return nil, ErrClosed
+		}
+		ps := n.state(p)
+		if k := len(ps.sessions); k > 0 {
+			cs := ps.sessions[k-1]
+			n.mu.Unlock()
+			return cs, nil
+		}
+		wait := ps.dialing
+		if wait == nil {
+			ps.dialing = make(chan struct{})
+			n.mu.Unlock()
+			cs, err := n.dial(ctx, p)
+			n.mu.Lock()
+			close(ps.dialing)
+			ps.dialing = nil
+			n.mu.Unlock()
+			return cs, err
+		}
+		n.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// dial opens a chat stream to p and runs the initiator's handshake.
+// Streams may use a relayed (limited) connection: everything on them is
+// end-to-end encrypted, and relays are configured for chat (docs/PROTOCOL.md).
+func (n *Node) dial(ctx context.Context, p peer.ID) (*chatSession, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	if n.host.Network().Connectedness(p) != network.Connected {
+		addrs := n.host.Peerstore().Addrs(p)
+		if len(addrs) == 0 {
+			return nil, ErrNoAddress
+		}
+		if err := n.host.Connect(ctx, peer.AddrInfo{ID: p, Addrs: lanFirst(addrs)}); err != nil {
+			return nil, fmt.Errorf("reach %s: %w", identity.ShortID(p), err)
+		}
+	}
+	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "certchat chat"), p, e2e.ProtocolChat)
+	if err != nil {
+		return nil, fmt.Errorf("open chat stream to %s: %w", identity.ShortID(p), err)
+	}
+	sess, err := n.ep.Client(ctx, s, s.Conn().RemotePeer(), p)
+	if err != nil {
+		n.handshakeFailed(p, err)
+		return nil, err
+	}
+	return n.register(sess, true), nil
+}
+
+// register starts using a verified session.
+func (n *Node) register(sess *e2e.Session, outgoing bool) *chatSession {
+	p := sess.PeerID()
+	cs := &chatSession{s: sess, peer: p, outgoing: outgoing, done: make(chan struct{}), sent: map[e2e.MessageID]bool{}}
+	n.recordVerified(p, sess.Peer(), sess.PeerCertificates()[0])
+	n.mu.Lock()
+	if n.closing {
+		n.mu.Unlock()
+		sess.CloseWith(e2e.CloseGoingAway, "shutting down")
+		return cs
+	}
+	ps := n.state(p)
+	ps.sessions = append(ps.sessions, cs)
+	n.mu.Unlock()
+	n.cm.Protect(p, protectTag)
+	n.log.Info("session", "peer", p, "name", sess.Peer().Name, "trust", sess.Peer().State,
+		"outgoing", outgoing, "resumed", sess.Info().Resumed, "group", sess.Info().GroupName())
+	n.emitPeer(p)
+	n.wg.Add(1)
+	go n.readLoop(cs)
+	n.kick(p)
+	return cs
+}
+
+// unregister forgets a session that ended.
+func (n *Node) unregister(cs *chatSession) {
+	n.mu.Lock()
+	ps := n.state(cs.peer)
+	for i, x := range ps.sessions {
+		if x == cs {
+			ps.sessions = append(ps.sessions[:i], ps.sessions[i+1:]...)
+			break
+		}
+	}
+	last := len(ps.sessions) == 0
+	closing := n.closing
+	n.mu.Unlock()
+	close(cs.done)
+	if last {
+		n.cm.Unprotect(cs.peer, protectTag)
+	}
+	if !closing {
+		n.emitPeer(cs.peer)
+		n.kick(cs.peer)
+	}
+}
+
+// readLoop handles what the peer sends until the session ends.
+func (n *Node) readLoop(cs *chatSession) {
+	defer n.wg.Done()
+	defer n.unregister(cs)
+	for {
+		f, err := cs.s.Receive()
+		if err != nil {
+			n.sessionEnded(cs, err)
+			return
+		}
+		if err := n.handleFrame(cs, f); err != nil {
+			n.log.Warn("bad frame", "peer", cs.peer, "err", err)
+			cs.s.CloseWith(e2e.CloseProtocol, err.Error())
+			n.emitError(cs.peer, fmt.Errorf("closed the session with %s: %w", identity.ShortID(cs.peer), err))
+			return
+		}
+	}
+}
+
+func (n *Node) sessionEnded(cs *chatSession, err error) {
+	switch {
+	case errors.Is(err, io.EOF):
+		code, reason, _ := cs.s.CloseReason()
+		n.log.Info("session closed by peer", "peer", cs.peer, "code", code, "reason", reason)
+	case n.ctx.Err() != nil:
+	case errors.Is(err, e2e.ErrTampered):
+		n.emitError(cs.peer, fmt.Errorf("session with %s: %w", identity.ShortID(cs.peer), err))
+	default:
+		n.log.Info("session ended", "peer", cs.peer, "err", err)
+	}
+	cs.s.Close()
+}
+
+func (n *Node) handleFrame(cs *chatSession, f e2e.Frame) error {
+	switch f.Type {
+	case e2e.FrameText:
+		t, err := e2e.ParseText(f.Payload)
+		if err != nil {
+			return err
+		}
+		return n.receiveText(cs, t)
+	case e2e.FrameReceipt:
+		r, err := e2e.ParseReceipt(f.Payload)
+		if err != nil {
+			return err
+		}
+		return n.receiveReceipt(cs.peer, r)
+	}
+	n.log.Debug("frame ignored", "peer", cs.peer, "type", f.Type)
+	return nil
+}
+
+// receiveText stores a message (once, whatever the retries) and then
+// acknowledges it: the receipt means "stored durably".
+func (n *Node) receiveText(cs *chatSession, t e2e.Text) error {
+	m := Message{ID: t.ID, Peer: cs.peer, SentAt: t.SentAt, StoredAt: n.cfg.Now(), Body: t.Body}
+	isNew, err := n.store.AddIncoming(&m)
+	if err != nil {
+		return fmt.Errorf("store message: %w", err)
+	}
+	if isNew {
+		n.emit(Event{Kind: EventMessage, Message: &m})
+	}
+	if err := cs.s.SendReceipt(e2e.Receipt{ID: t.ID, Status: e2e.ReceiptStored}); err != nil {
+		n.log.Info("send receipt", "peer", cs.peer, "err", err)
+	}
+	return nil
+}
+
+// receiveReceipt marks a message delivered; repeated receipts change nothing.
+func (n *Node) receiveReceipt(p peer.ID, r e2e.Receipt) error {
+	m, changed, err := n.store.SetStatus(r.ID, p, StatusDelivered, "", n.cfg.Now())
+	if err != nil {
+		n.log.Info("receipt for unknown message", "peer", p, "id", r.ID, "err", err)
+		return nil
+	}
+	if changed {
+		n.emit(Event{Kind: EventStatus, Message: &m})
+	}
+	n.kick(p)
+	return nil
+}

@@ -1,0 +1,64 @@
+package node
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+)
+
+// DefaultListen are the listen addresses when none are configured: TCP and
+// QUIC on every interface, IPv4 and IPv6, on ports the system picks.
+var DefaultListen = []string{
+	"/ip4/0.0.0.0/tcp/0",
+	"/ip4/0.0.0.0/udp/0/quic-v1",
+	"/ip6/::/tcp/0",
+	"/ip6/::/udp/0/quic-v1",
+}
+
+// MDNSService is the DNS-SD service certchat nodes announce on the LAN.
+// A name of our own keeps us from dialing every libp2p node on the LAN.
+const MDNSService = "_certchat._udp"
+
+// Config sets up a Node.
+type Config struct {
+	Home     identity.Home
+	Identity *identity.Identity
+	Trust    *identity.TrustStore
+	// Listen are multiaddrs to listen on; empty means DefaultListen.
+	Listen []string
+	// Relays are circuit relay multiaddrs (with /p2p/) to reserve slots on.
+	Relays []string
+	// MDNS turns on LAN discovery.
+	MDNS bool
+	// DBPath is the message database; empty means chat.db in the home.
+	DBPath string
+	// Logger receives logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// RetryMin and RetryMax bound the outbox's retry backoff; zero means
+	// one second and one minute.
+	RetryMin, RetryMax time.Duration
+}
+
+func (c *Config) defaults() {
+	if len(c.Listen) == 0 {
+		c.Listen = DefaultListen
+	}
+	if c.DBPath == "" {
+		c.DBPath = c.Home.Path("chat.db")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = time.Minute
+	}
+}

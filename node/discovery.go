@@ -1,0 +1,93 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// LAN discovery with go-libp2p's mDNS (DNS-SD service MDNSService).
+//
+// A discovered peer is known at once (it appears in Peers, marked
+// discovered) and the node connects and runs a handshake with it, after
+// which it is known by its verified identity and trust state. mDNS repeats
+// its queries, so a peer is found many times: addresses are merged and the
+// handshake runs only when there is no session. A peer that left and comes
+// back is found again and reconnected. Addresses in one of our own subnets
+// are tried first, loopback last.
+
+type mdnsNotifee struct{ n *Node }
+
+func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) { m.n.peerFound(ai) }
+
+func (n *Node) startMDNS() error {
+	svc := mdns.NewMdnsService(n.host, MDNSService, mdnsNotifee{n})
+	if err := svc.Start(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.stopLAN = func() { svc.Close() }
+	n.mu.Unlock()
+	return nil
+}
+
+// lanHandshakeTimeout bounds the handshake with a newly found LAN peer;
+// lanRetry spaces attempts with a peer whose handshake failed.
+const (
+	lanHandshakeTimeout = 15 * time.Second
+	lanRetry            = 30 * time.Second
+)
+
+func (n *Node) peerFound(ai peer.AddrInfo) {
+	if ai.ID == n.host.ID() || ai.ID == "" {
+		return
+	}
+	addrs := usableAddrs(ai.Addrs)
+	if len(addrs) == 0 {
+		return
+	}
+	n.host.Peerstore().AddAddrs(ai.ID, addrs, peerstoreTTL)
+	n.mu.Lock()
+	if n.closing {
+		n.mu.Unlock()
+		return
+	}
+	ps := n.state(ai.ID)
+	isNew := !ps.discovered
+	ps.discovered = true
+	busy := len(ps.sessions) > 0 || ps.dialing != nil || time.Since(ps.lanAttempt) < lanRetry
+	if !busy {
+		ps.lanAttempt = time.Now()
+	}
+	n.mu.Unlock()
+	if isNew {
+		n.log.Info("found on the LAN", "peer", ai.ID, "addrs", addrs)
+		n.emitPeer(ai.ID)
+	}
+	if busy {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(n.ctx, lanHandshakeTimeout)
+		defer cancel()
+		if _, err := n.session(ctx, ai.ID); err != nil {
+			n.log.Info("handshake with LAN peer", "peer", ai.ID, "err", err)
+		}
+	}()
+}
+
+// usableAddrs keeps dialable addresses, in LAN-first order.
+func usableAddrs(addrs []ma.Multiaddr) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, a := range addrs {
+		if !isCircuit(a) {
+			out = append(out, a)
+		}
+	}
+	return lanFirst(out)
+}

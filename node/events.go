@@ -1,0 +1,180 @@
+package node
+
+import (
+	"sync"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// EventKind names an event.
+type EventKind string
+
+const (
+	// EventListening: the node's full addresses changed.
+	EventListening EventKind = "listening"
+	// EventPeer: something about a peer changed (found, connected,
+	// verified, trust, path, gone).
+	EventPeer EventKind = "peer"
+	// EventMessage: a new incoming message was stored.
+	EventMessage EventKind = "message"
+	// EventStatus: an outgoing message changed state (sent, queued,
+	// delivered, failed).
+	EventStatus EventKind = "status"
+	// EventError: something went wrong that the user should see.
+	EventError EventKind = "error"
+)
+
+// Path is how a peer is reached.
+type Path string
+
+const (
+	PathNone   Path = ""
+	PathLAN    Path = "lan"
+	PathDirect Path = "direct"
+	PathRelay  Path = "relay"
+)
+
+// PeerInfo is what the node knows about a peer right now.
+type PeerInfo struct {
+	ID          peer.ID
+	Name        string
+	Fingerprint identity.Fingerprint
+	Trust       identity.State
+	Reason      string
+	Issuer      string
+	NotAfter    time.Time
+	Online      bool // a verified chat session is open
+	Path        Path
+	Discovered  bool // seen on the LAN
+	// Changed is set while a changed key waits for the user's decision:
+	// the new key's verdict, whose Previous is the known contact.
+	Changed *identity.Verdict
+}
+
+// Event is one notification from the node.
+type Event struct {
+	Kind    EventKind
+	Time    time.Time
+	Addrs   []string  // listening
+	Peer    *PeerInfo // peer
+	Message *Message  // message, status
+	Err     string    // error
+	PeerID  peer.ID   // error: the peer concerned, if any
+}
+
+// broker fans events out to subscribers. Each subscriber has its own
+// unbounded queue, so a slow reader never loses an event and never blocks
+// the node.
+type broker struct {
+	mu   sync.Mutex
+	subs map[*Subscription]struct{}
+}
+
+// Subscription receives events until Close.
+type Subscription struct {
+	C <-chan Event
+
+	b      *broker
+	mu     sync.Mutex
+	queue  []Event
+	wake   chan struct{}
+	done   chan struct{} // closed by Close: stop now
+	closed bool          // set by closeAll: drain, then stop
+}
+
+func newBroker() *broker { return &broker{subs: map[*Subscription]struct{}{}} }
+
+func (b *broker) subscribe() *Subscription {
+	c := make(chan Event)
+	s := &Subscription{C: c, b: b, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	go s.pump(c)
+	return s
+}
+
+func (b *broker) publish(e Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		s.push(e)
+	}
+}
+
+// closeAll ends every subscription after it has delivered what is queued.
+func (b *broker) closeAll() {
+	b.mu.Lock()
+	subs := b.subs
+	b.subs = map[*Subscription]struct{}{}
+	b.mu.Unlock()
+	for s := range subs {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.signal()
+	}
+}
+
+func (s *Subscription) push(e Event) {
+	s.mu.Lock()
+	s.queue = append(s.queue, e)
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *Subscription) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pump delivers queued events in order. After closeAll it drains the queue
+// and closes C; after Close it stops at once.
+func (s *Subscription) pump(c chan<- Event) {
+	defer close(c)
+	for {
+		s.mu.Lock()
+		q, closed := s.queue, s.closed
+		s.queue = nil
+		s.mu.Unlock()
+		for _, e := range q {
+			select {
+			case c <- e:
+			case <-s.done:
+				return
+			}
+		}
+		if closed && len(q) == 0 {
+			return
+		}
+		if closed {
+			continue
+		}
+		select {
+		case <-s.wake:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// Close ends the subscription without delivering what is queued; C is
+// closed soon after.
+func (s *Subscription) Close() {
+	s.b.mu.Lock()
+	delete(s.b.subs, s)
+	s.b.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done != nil {
+		select {
+		case <-s.done:
+		default:
+			close(s.done)
+		}
+	}
+}

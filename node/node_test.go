@@ -1,0 +1,169 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// testNode is a real node on 127.0.0.1 with its own home folder.
+type testNode struct {
+	*node.Node
+	home identity.Home
+	sub  *node.Subscription
+	t    *testing.T
+}
+
+func newHome(t *testing.T, name string) identity.Home {
+	t.Helper()
+	h := identity.Home{Dir: t.TempDir()}
+	if _, err := h.Init(name, nil, identity.DefaultKDF, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func startNode(t *testing.T, h identity.Home, listen ...string) *testNode {
+	t.Helper()
+	id, err := h.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := h.TrustStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listen) == 0 {
+		listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	}
+	n, err := node.New(node.Config{Home: h, Identity: id, Trust: ts, Listen: listen,
+		RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &testNode{Node: n, home: h, sub: n.Subscribe(), t: t}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.Close() })
+	return tn
+}
+
+// waitFor reads events until match returns true, failing after 15 s.
+func (tn *testNode) waitFor(what string, match func(node.Event) bool) node.Event {
+	tn.t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case e, ok := <-tn.sub.C:
+			if !ok {
+				tn.t.Fatalf("%s: events closed while waiting for %s", tn.ID(), what)
+			}
+			if match(e) {
+				return e
+			}
+		case <-timeout:
+			tn.t.Fatalf("%s: timed out waiting for %s", tn.ID(), what)
+		}
+	}
+}
+
+func trustEachOther(t *testing.T, nodes ...*testNode) {
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				if err := a.TrustPeer(b.ID(), false); err != nil {
+					t.Fatal(err)
+				}
+				a.Host().Peerstore().AddAddrs(b.ID(), b.Host().Addrs(), time.Hour)
+			}
+		}
+	}
+}
+
+func TestThreeNodesReceipts(t *testing.T) {
+	nodes := []*testNode{
+		startNode(t, newHome(t, "alice")),
+		startNode(t, newHome(t, "bob")),
+		startNode(t, newHome(t, "carol")),
+	}
+	trustEachOther(t, nodes...)
+	for i, from := range nodes {
+		for j, to := range nodes {
+			if i == j {
+				continue
+			}
+			text := fmt.Sprintf("hello from %d to %d", i, j)
+			m, err := from.Send(to.ID(), text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := to.waitFor("message "+text, func(e node.Event) bool {
+				return e.Kind == node.EventMessage && e.Message.ID == m.ID
+			})
+			if got.Message.Body != text || got.Message.Peer != from.ID() {
+				t.Fatalf("got %+v", got.Message)
+			}
+			from.waitFor("receipt", func(e node.Event) bool {
+				return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == node.StatusDelivered
+			})
+		}
+	}
+	for _, n := range nodes {
+		for _, other := range nodes {
+			if n == other {
+				continue
+			}
+			h, err := n.History(other.ID(), 0, 10)
+			if err != nil || len(h) != 2 {
+				t.Fatalf("history %v: %d messages, err %v", other.ID(), len(h), err)
+			}
+		}
+	}
+}
+
+func TestOutboxWaitsForReceiver(t *testing.T) {
+	alice := startNode(t, newHome(t, "alice"))
+	bobHome := newHome(t, "bob")
+	bobID := mustID(t, bobHome)
+	if err := alice.TrustPeer(bobID, false); err != nil {
+		t.Fatal(err)
+	}
+	var sent []string
+	for i := 0; i < 5; i++ {
+		m, err := alice.Send(bobID, fmt.Sprintf("message %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, m.ID.String())
+	}
+	bob := startNode(t, bobHome)
+	bob.TrustPeer(alice.ID(), false)
+	alice.Host().Peerstore().AddAddrs(bob.ID(), bob.Host().Addrs(), time.Hour)
+	alice.TrustPeer(bobID, false) // kicks the outbox
+	for i := 0; i < 5; i++ {
+		e := bob.waitFor("message", func(e node.Event) bool { return e.Kind == node.EventMessage })
+		if e.Message.ID.String() != sent[i] {
+			t.Fatalf("message %d arrived out of order: %s", i, e.Message.Body)
+		}
+	}
+}
+
+func mustID(t *testing.T, h identity.Home) peer.ID {
+	chain, err := h.LoadChain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := identity.CertPeerID(chain[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+var _ = context.Background

@@ -1,0 +1,146 @@
+package node
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// The outbox. Every outgoing message is stored with its place in the
+// conversation and stays in the outbox until the peer's receipt says it is
+// stored. One worker per peer with pending messages writes them, in the
+// order written, to a live session (dialing one if needed), and writes them
+// again on the next session if that one ended before the receipts came:
+// the receiver drops duplicates by message ID. Failures back off
+// exponentially with jitter between RetryMin and RetryMax; a connection,
+// a discovery or a trust decision wakes the worker at once.
+
+// resendAfter is how long a worker waits on a live session before
+// checking again (receipts normally wake it sooner).
+const resendAfter = 30 * time.Second
+
+// kick wakes p's outbox worker, starting it if p has pending messages.
+func (n *Node) kick(p peer.ID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing {
+		return
+	}
+	ps := n.state(p)
+	if ps.working {
+		select {
+		case ps.kick <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if msgs, err := n.store.Outbox(p); err != nil || len(msgs) == 0 {
+		return
+	}
+	ps.working = true
+	n.wg.Add(1)
+	go n.runOutbox(p, ps.kick)
+}
+
+func (n *Node) runOutbox(p peer.ID, kick chan struct{}) {
+	defer n.wg.Done()
+	backoff := n.cfg.RetryMin
+	for n.ctx.Err() == nil {
+		msgs, err := n.store.Outbox(p)
+		if err != nil {
+			n.log.Error("read outbox", "peer", p, "err", err)
+		}
+		if len(msgs) == 0 && n.stopWorker(p) {
+			return
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		if err := n.mayMessage(p); err != nil {
+			n.wait(kick, nil, n.cfg.RetryMax) // until the user decides
+			continue
+		}
+		cs, err := n.session(n.ctx, p)
+		if err != nil {
+			n.log.Info("peer not reachable; will retry", "peer", p, "in", backoff, "err", err)
+			n.wait(kick, nil, jitter(backoff))
+			backoff = min(2*backoff, n.cfg.RetryMax)
+			continue
+		}
+		backoff = n.cfg.RetryMin
+		n.writeOutbox(cs, msgs)
+		n.wait(kick, cs.done, resendAfter)
+	}
+}
+
+// stopWorker ends the worker unless a message arrived meanwhile. Send
+// stores before it kicks, so checking the store under n.mu cannot miss one.
+func (n *Node) stopWorker(p peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if msgs, err := n.store.Outbox(p); err == nil && len(msgs) > 0 {
+		return false
+	}
+	n.state(p).working = false
+	return true
+}
+
+// writeOutbox writes the messages not yet written on this session.
+func (n *Node) writeOutbox(cs *chatSession, msgs []Message) {
+	for _, m := range msgs {
+		if !cs.markSent(m.ID) {
+			continue
+		}
+		err := cs.s.SendText(e2e.Text{ID: m.ID, SentAt: m.SentAt, Body: m.Body})
+		if errors.Is(err, e2e.ErrMalformed) {
+			n.fail(m, err)
+			continue
+		}
+		if err != nil {
+			n.log.Info("write message", "peer", cs.peer, "err", err)
+			cs.s.Close()
+			return
+		}
+		if m.Status == StatusSending {
+			n.setStatus(m, StatusSent)
+		}
+	}
+}
+
+func (n *Node) setStatus(m Message, st Status) {
+	updated, changed, err := n.store.SetStatus(m.ID, m.Peer, st, "", n.cfg.Now())
+	if err != nil {
+		n.log.Error("update message status", "id", m.ID, "err", err)
+		return
+	}
+	if changed {
+		n.emit(Event{Kind: EventStatus, Message: &updated})
+	}
+}
+
+func (n *Node) fail(m Message, cause error) {
+	updated, _, err := n.store.SetStatus(m.ID, m.Peer, StatusFailed, cause.Error(), n.cfg.Now())
+	if err == nil {
+		n.emit(Event{Kind: EventStatus, Message: &updated})
+	}
+}
+
+// wait sleeps until kicked, done closes, the timeout or shutdown.
+func (n *Node) wait(kick <-chan struct{}, done <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-kick:
+	case <-done:
+	case <-t.C:
+	case <-n.ctx.Done():
+	}
+}
+
+// jitter spreads retries over [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
