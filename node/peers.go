@@ -17,14 +17,14 @@ import (
 // by Node.mu.
 type peerState struct {
 	sessions   []*chatSession
-	discovered bool               // found on the LAN
-	verdict    *identity.Verdict  // from the last handshake
-	changed    *identity.Verdict  // a changed key awaiting a decision
-	cert       *x509.Certificate  // the peer's leaf from the last handshake
-	kick       chan struct{}      // wakes the outbox worker
-	working    bool               // the outbox worker runs
-	dialing    chan struct{}      // closed when a dial in progress ends
-	lanAttempt time.Time          // last handshake attempt after discovery
+	discovered bool              // found on the LAN
+	verdict    *identity.Verdict // from the last handshake
+	changed    *identity.Verdict // a changed key awaiting a decision
+	cert       *x509.Certificate // the peer's leaf from the last handshake
+	kick       chan struct{}     // wakes the outbox worker
+	working    bool              // the outbox worker runs
+	dialing    chan struct{}     // closed when a dial in progress ends
+	lanAttempt time.Time         // last handshake attempt after discovery
 }
 
 // state returns the peer's state, creating it. Callers hold n.mu.
