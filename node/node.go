@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -138,8 +139,14 @@ func (n *Node) Close() error {
 	return err
 }
 
-// Subscribe returns a stream of events.
-func (n *Node) Subscribe() *Subscription { return n.events.subscribe() }
+// Subscribe returns a stream of events. It starts with a listening event
+// for the current addresses, so a subscriber that comes late misses nothing
+// it needs.
+func (n *Node) Subscribe() *Subscription {
+	s := n.events.subscribe()
+	s.push(Event{Kind: EventListening, Time: n.cfg.Now(), Addrs: n.Addrs()})
+	return s
+}
 
 func (n *Node) emit(e Event) {
 	if e.Time.IsZero() {
@@ -188,6 +195,7 @@ func (n *Node) watchAddrs() {
 	if err != nil {
 		return
 	}
+	last := strings.Join(n.Addrs(), " ")
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -200,7 +208,10 @@ func (n *Node) watchAddrs() {
 				if !ok {
 					return
 				}
-				n.emit(Event{Kind: EventListening, Addrs: n.Addrs()})
+				if addrs := n.Addrs(); strings.Join(addrs, " ") != last {
+					last = strings.Join(addrs, " ")
+					n.emit(Event{Kind: EventListening, Addrs: addrs})
+				}
 			}
 		}
 	}()

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/certchat/certchat/node"
+)
+
+// The daemon's JSON-lines protocol, on stdin/stdout (`chat daemon --json`)
+// and on the control socket (home/control.sock) that one-shot commands use
+// while a daemon runs. Each line is one JSON object.
+//
+// Commands (optional "ref" is echoed in the answer):
+//
+//	{"cmd":"send","to":PEER,"text":TEXT}        → {"event":"accepted","id","to"}
+//	{"cmd":"connect","addr":MULTIADDR|PEERID}   → {"event":"peer",...}
+//	{"cmd":"trust","peer":PEERID,"verified":B}  → {"event":"ok"}
+//	{"cmd":"block","peer":PEERID}               → {"event":"ok"}
+//	{"cmd":"peers"}                             → one {"event":"peer"} each, then {"event":"ok"}
+//	{"cmd":"history","peer":PEER,"limit":N}     → {"event":"history","peer","messages":[...]}
+//	{"cmd":"id"}                                → {"event":"id","peer_id","name","fingerprint","addrs"}
+//	{"cmd":"quit"}                              → the daemon stops
+//
+// Events: listening, peer, message, sent, queued, delivered, failed, error.
+type request struct {
+	Cmd      string `json:"cmd"`
+	Ref      string `json:"ref,omitempty"`
+	To       string `json:"to,omitempty"`
+	Text     string `json:"text,omitempty"`
+	Addr     string `json:"addr,omitempty"`
+	Peer     string `json:"peer,omitempty"`
+	Verified bool   `json:"verified,omitempty"`
+	Limit    int    `json:"limit,omitempty"`
+}
+
+type evListening struct {
+	Event string   `json:"event"`
+	Addrs []string `json:"addrs"`
+}
+
+type evPeer struct {
+	Event       string `json:"event"`
+	Ref         string `json:"ref,omitempty"`
+	PeerID      string `json:"peer_id"`
+	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"`
+	Trust       string `json:"trust"`
+	Reason      string `json:"reason,omitempty"`
+	Path        string `json:"path"`
+	Online      bool   `json:"online"`
+	Discovered  bool   `json:"discovered,omitempty"`
+	Previous    string `json:"previous,omitempty"` // the contact a changed key claims
+}
+
+type evMessage struct {
+	Event string `json:"event"`
+	ID    string `json:"id"`
+	From  string `json:"from"`
+	Name  string `json:"name,omitempty"`
+	Text  string `json:"text"`
+	TS    string `json:"ts"`
+}
+
+type evStatus struct {
+	Event string `json:"event"`
+	Ref   string `json:"ref,omitempty"`
+	ID    string `json:"id"`
+	To    string `json:"to"`
+	Error string `json:"error,omitempty"`
+}
+
+type evError struct {
+	Event  string `json:"event"`
+	Ref    string `json:"ref,omitempty"`
+	Error  string `json:"error"`
+	PeerID string `json:"peer_id,omitempty"`
+}
+
+type evOK struct {
+	Event string `json:"event"`
+	Ref   string `json:"ref,omitempty"`
+	Cmd   string `json:"cmd"`
+}
+
+type evID struct {
+	Event       string   `json:"event"`
+	Ref         string   `json:"ref,omitempty"`
+	PeerID      string   `json:"peer_id"`
+	Name        string   `json:"name"`
+	Fingerprint string   `json:"fingerprint"`
+	Addrs       []string `json:"addrs"`
+}
+
+type jsonMessage struct {
+	ID        string `json:"id"`
+	Direction string `json:"dir"`
+	Peer      string `json:"peer"`
+	Text      string `json:"text"`
+	TS        string `json:"ts"`
+	Stored    string `json:"stored"`
+	Status    string `json:"status"`
+	Error     string `json:"error,omitempty"`
+}
+
+type evHistory struct {
+	Event    string        `json:"event"`
+	Ref      string        `json:"ref,omitempty"`
+	Peer     string        `json:"peer"`
+	Messages []jsonMessage `json:"messages"`
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func peerEvent(p node.PeerInfo, ref string) evPeer {
+	ev := evPeer{Event: "peer", Ref: ref, PeerID: p.ID.String(), Name: p.Name, Fingerprint: p.Fingerprint.String(),
+		Trust: string(p.Trust), Reason: p.Reason, Path: string(p.Path), Online: p.Online, Discovered: p.Discovered}
+	if ev.Path == "" {
+		ev.Path = "none"
+	}
+	if p.Changed != nil && p.Changed.Previous != nil {
+		ev.Previous = p.Changed.Previous.PeerID.String()
+	}
+	return ev
+}
+
+func messageJSON(m node.Message) jsonMessage {
+	return jsonMessage{ID: m.ID.String(), Direction: string(m.Direction), Peer: m.Peer.String(), Text: m.Body,
+		TS: stamp(m.SentAt), Stored: stamp(m.StoredAt), Status: string(m.Status), Error: m.Error}
+}
+
+// eventJSON maps a node event to its JSON line; nil means not shown.
+func eventJSON(e node.Event, names func(node.Message) string) any {
+	switch e.Kind {
+	case node.EventListening:
+		return evListening{Event: "listening", Addrs: e.Addrs}
+	case node.EventPeer:
+		return peerEvent(*e.Peer, "")
+	case node.EventMessage:
+		m := e.Message
+		return evMessage{Event: "message", ID: m.ID.String(), From: m.Peer.String(), Name: names(*m), Text: m.Body, TS: stamp(m.SentAt)}
+	case node.EventStatus:
+		m := e.Message
+		if m.Status == node.StatusSending {
+			return nil // the answer to send says "accepted"
+		}
+		return evStatus{Event: string(m.Status), ID: m.ID.String(), To: m.Peer.String(), Error: m.Error}
+	case node.EventError:
+		ev := evError{Event: "error", Error: e.Err}
+		if e.PeerID != "" {
+			ev.PeerID = e.PeerID.String()
+		}
+		return ev
+	}
+	return nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(evError{Event: "error", Error: "encode event: " + err.Error()})
+	}
+	return append(b, '\n')
+}

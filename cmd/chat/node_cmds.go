@@ -1,0 +1,420 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+)
+
+// nodeOptions are the flags of commands that run a node.
+type nodeOptions struct {
+	listen  stringList
+	relays  stringList
+	noMDNS  bool
+	logFile string
+	to      string
+	wait    time.Duration
+	limit   int
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}
+
+// fromEnv splits a comma-separated environment variable.
+func fromEnv(name string) stringList {
+	var out stringList
+	for _, v := range strings.Split(os.Getenv(name), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func nodeFlags(fs *flag.FlagSet, o *options) {
+	o.node.listen = fromEnv("CERTCHAT_LISTEN")
+	o.node.relays = fromEnv("CERTCHAT_RELAY")
+	fs.Var(&o.node.listen, "listen", "multiaddr to listen on, repeatable ($CERTCHAT_LISTEN, comma-separated; default: TCP and QUIC on all interfaces)")
+	fs.Var(&o.node.relays, "relay", "circuit relay multiaddr with /p2p/, repeatable ($CERTCHAT_RELAY)")
+	fs.BoolVar(&o.node.noMDNS, "no-mdns", false, "do not discover or announce peers on the LAN")
+	fs.StringVar(&o.node.logFile, "log", os.Getenv("CERTCHAT_LOG"), "write logs to this file ($CERTCHAT_LOG; default: stderr)")
+}
+
+func nodeCommands() []*command {
+	return []*command{
+		{
+			name:    "daemon",
+			args:    "[--json] [--listen MULTIADDR] [--relay MULTIADDR]",
+			summary: "run the node without a window: events out, commands in",
+			help: `With --json, every event is one JSON object per line on stdout and
+commands are read as JSON lines on stdin, e.g.
+
+  {"cmd":"send","to":"<peer id or contact name>","text":"hi"}
+  {"cmd":"connect","addr":"/ip4/192.0.2.7/tcp/4001/p2p/<peer id>"}
+  {"cmd":"trust","peer":"<peer id>"}
+
+Events: listening, peer, message, accepted, sent, queued, delivered, failed,
+error. Logs go to stderr or --log, never to stdout. While the daemon runs,
+` + "`chat send` and `chat history`" + ` use it through home/control.sock.
+It stops on SIGINT or SIGTERM, or {"cmd":"quit"}.`,
+			flags: func(fs *flag.FlagSet, o *options) {
+				nodeFlags(fs, o)
+				fs.BoolVar(&o.json, "json", false, "JSON lines on stdout and stdin")
+			},
+			run: runDaemon,
+		},
+		{
+			name:    "send",
+			args:    "--to PEER TEXT",
+			summary: "send one message and wait for the receipt",
+			help: `PEER is a peer ID or a contact's name. The peer must be a trusted
+contact. Exits 0 once the peer has stored the message, or, if the peer is
+not reachable within --wait, says the message is queued: it stays in the
+outbox and is delivered by the next chat or daemon run (or the running
+daemon). Exits 1 with a one-line reason if the peer is untrusted or its
+key changed.`,
+			flags: func(fs *flag.FlagSet, o *options) {
+				nodeFlags(fs, o)
+				fs.StringVar(&o.node.to, "to", "", "peer ID or contact name")
+				fs.DurationVar(&o.node.wait, "wait", 15*time.Second, "how long to wait for the receipt")
+			},
+			run: runSend,
+		},
+		{
+			name:    "history",
+			args:    "PEER [--json] [--limit N]",
+			summary: "print a stored conversation",
+			flags: func(fs *flag.FlagSet, o *options) {
+				fs.BoolVar(&o.json, "json", false, "print JSON")
+				fs.IntVar(&o.node.limit, "limit", historyDefault, "how many of the latest messages")
+			},
+			run: runHistory,
+		},
+	}
+}
+
+// logger opens the log destination: --log FILE, else def.
+func (c *ctx) logger(def io.Writer) (*slog.Logger, func(), error) {
+	w, closeFn := def, func() {}
+	if c.opts.node.logFile != "" {
+		f, err := os.OpenFile(c.opts.node.logFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log file: %w", err)
+		}
+		w, closeFn = f, func() { f.Close() }
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})), closeFn, nil
+}
+
+// startNode loads the identity and starts a node with the command's flags.
+func (c *ctx) startNode(log *slog.Logger, mdns bool) (*node.Node, identity.Home, error) {
+	id, h, err := c.loadIdentity()
+	if err != nil {
+		return nil, h, err
+	}
+	trust, err := h.TrustStore()
+	if err != nil {
+		return nil, h, err
+	}
+	n, err := node.New(node.Config{
+		Home: h, Identity: id, Trust: trust, Logger: log,
+		Listen: c.opts.node.listen, Relays: c.opts.node.relays, MDNS: mdns,
+	})
+	if err != nil {
+		return nil, h, err
+	}
+	if err := n.Start(); err != nil {
+		n.Close()
+		return nil, h, err
+	}
+	return n, h, nil
+}
+
+func runDaemon(c *ctx) error {
+	if err := c.wantArgs(0); err != nil {
+		return err
+	}
+	log, closeLog, err := c.logger(c.io.err)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	n, h, err := c.startNode(log, !c.opts.node.noMDNS)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hd := &handler{n: n, quit: stop}
+	if l, err := listenControl(h); err != nil {
+		log.Warn("no control socket: one-shot commands cannot use this daemon", "err", err)
+	} else {
+		defer l.Close()
+		go serveControl(l, hd)
+	}
+	out := &lineWriter{w: c.io.out}
+	sub := n.Subscribe()
+	printed := make(chan struct{})
+	go func() {
+		defer close(printed)
+		for e := range sub.C {
+			if c.opts.json {
+				out.write(eventJSON(e, hd.name))
+			} else {
+				printEvent(c.io.out, e, hd.name)
+			}
+		}
+	}()
+	if c.opts.json {
+		go hd.serve(c.io.in, out, false)
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	err = n.Close()
+	<-printed
+	return err
+}
+
+// printEvent is the daemon's plain-text output.
+func printEvent(w io.Writer, e node.Event, name func(node.Message) string) {
+	ts := e.Time.Format("15:04:05")
+	switch e.Kind {
+	case node.EventListening:
+		for _, a := range e.Addrs {
+			fmt.Fprintf(w, "%s listening on %s\n", ts, a)
+		}
+	case node.EventPeer:
+		p := e.Peer
+		state := "offline"
+		if p.Online {
+			state = "online via " + string(p.Path)
+		}
+		fmt.Fprintf(w, "%s peer %s (%s): %s, %s\n", ts, p.Name, p.ID, p.Trust, state)
+	case node.EventMessage:
+		fmt.Fprintf(w, "%s message from %s: %s\n", ts, name(*e.Message), e.Message.Body)
+	case node.EventStatus:
+		if e.Message.Status != node.StatusSending {
+			fmt.Fprintf(w, "%s %s %s to %s\n", ts, e.Message.Status, e.Message.ID, e.Message.Peer)
+		}
+	case node.EventError:
+		fmt.Fprintf(w, "%s error: %s\n", ts, e.Err)
+	}
+}
+
+func runSend(c *ctx) error {
+	if c.opts.node.to == "" || len(c.args) == 0 {
+		return usageErr("chat send needs --to PEER and the text")
+	}
+	text := strings.Join(c.args, " ")
+	h, err := c.home()
+	if err != nil {
+		return err
+	}
+	if conn, err := dialControl(h); err == nil {
+		defer conn.Close()
+		return sendVia(c, conn, text)
+	}
+	return sendDirect(c, text)
+}
+
+// sendVia sends through a running daemon and waits for the receipt.
+func sendVia(c *ctx, conn io.ReadWriter, text string) error {
+	req, _ := json.Marshal(request{Cmd: "send", Ref: "send", To: c.opts.node.to, Text: text})
+	if _, err := conn.Write(append(req, '\n')); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	lines := make(chan map[string]any)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(conn)
+		sc.Buffer(nil, maxCommandLine)
+		for sc.Scan() {
+			var ev map[string]any
+			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+				lines <- ev
+			}
+		}
+	}()
+	var id string
+	timeout := time.After(c.opts.node.wait)
+	for {
+		select {
+		case ev, ok := <-lines:
+			if !ok {
+				return errors.New("the daemon closed the connection")
+			}
+			switch {
+			case ev["event"] == "error" && ev["ref"] == "send":
+				return fmt.Errorf("%v", ev["error"])
+			case ev["event"] == "accepted" && ev["ref"] == "send":
+				id, _ = ev["id"].(string)
+			case ev["event"] == "delivered" && id != "" && ev["id"] == id:
+				c.printf("delivered %s\n", id)
+				return nil
+			}
+		case <-timeout:
+			if id == "" {
+				return errors.New("the daemon did not answer")
+			}
+			c.printf("queued %s: not delivered yet; the running daemon keeps trying\n", id)
+			return nil
+		}
+	}
+}
+
+// sendDirect runs a node just for this message.
+func sendDirect(c *ctx, text string) error {
+	log, closeLog, err := c.logger(io.Discard)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	n, _, err := c.startNode(log, !c.opts.node.noMDNS)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	ct, err := n.Trust().Resolve(c.opts.node.to)
+	if err != nil {
+		return err
+	}
+	sub := n.Subscribe()
+	defer sub.Close()
+	m, err := n.Send(ct.PeerID, text)
+	if err != nil {
+		return fmt.Errorf("send to %s: %w", c.opts.node.to, err)
+	}
+	timeout := time.After(c.opts.node.wait)
+	for {
+		select {
+		case e := <-sub.C:
+			if e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == node.StatusDelivered {
+				c.printf("delivered %s\n", m.ID)
+				return nil
+			}
+			if e.Kind == node.EventPeer && e.Peer.ID == ct.PeerID && e.Peer.Changed != nil {
+				return fmt.Errorf("send to %s: %w (message %s stays queued)", c.opts.node.to, node.ErrKeyChanged, m.ID)
+			}
+		case <-timeout:
+			c.printf("queued %s: %s is not reachable now; the message stays in the outbox and is delivered by the next `chat` or `chat daemon` run\n", m.ID, c.opts.node.to)
+			return nil
+		}
+	}
+}
+
+func runHistory(c *ctx) error {
+	if err := c.wantArgs(1); err != nil {
+		return err
+	}
+	h, err := c.home()
+	if err != nil {
+		return err
+	}
+	var msgs []jsonMessage
+	if conn, err := dialControl(h); err == nil {
+		defer conn.Close()
+		msgs, err = historyVia(conn, c.args[0], c.opts.node.limit)
+		if err != nil {
+			return err
+		}
+	} else if msgs, err = historyDirect(c, h); err != nil {
+		return err
+	}
+	if c.opts.json {
+		enc := json.NewEncoder(c.io.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(msgs)
+	}
+	for _, m := range msgs {
+		printHistoryLine(c.io.out, m)
+	}
+	return nil
+}
+
+func historyVia(conn io.ReadWriter, peerArg string, limit int) ([]jsonMessage, error) {
+	req, _ := json.Marshal(request{Cmd: "history", Ref: "history", Peer: peerArg, Limit: limit})
+	if _, err := conn.Write(append(req, '\n')); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(conn)
+	sc.Buffer(nil, 64<<20)
+	for sc.Scan() {
+		var probe struct {
+			Event, Ref, Error string
+		}
+		if json.Unmarshal(sc.Bytes(), &probe) != nil || probe.Ref != "history" {
+			continue
+		}
+		if probe.Event == "error" {
+			return nil, errors.New(probe.Error)
+		}
+		var h evHistory
+		if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+			return nil, err
+		}
+		return h.Messages, nil
+	}
+	return nil, errors.New("the daemon closed the connection")
+}
+
+// historyDirect reads the database itself (no daemon running).
+func historyDirect(c *ctx, h identity.Home) ([]jsonMessage, error) {
+	id, _, err := c.loadIdentity()
+	if err != nil {
+		return nil, err
+	}
+	trust, err := h.TrustStore()
+	if err != nil {
+		return nil, err
+	}
+	ct, err := trust.Resolve(c.args[0])
+	if err != nil {
+		return nil, err
+	}
+	key, err := id.DeriveKey("storage")
+	if err != nil {
+		return nil, err
+	}
+	store, err := node.OpenStore(h.Path("chat.db"), key)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	ms, err := store.History(ct.PeerID, 0, min(max(c.opts.node.limit, 1), historyMax))
+	if err != nil {
+		return nil, err
+	}
+	out := []jsonMessage{}
+	for _, m := range ms {
+		out = append(out, messageJSON(m))
+	}
+	return out, nil
+}
+
+func printHistoryLine(w io.Writer, m jsonMessage) {
+	ts, _ := time.Parse(time.RFC3339Nano, m.TS)
+	who := "them"
+	if m.Direction == string(node.Outgoing) {
+		who = "me (" + m.Status + ")"
+	}
+	fmt.Fprintf(w, "%s  %s: %s\n", ts.Local().Format("2006-01-02 15:04"), who, m.Text)
+}
