@@ -30,6 +30,8 @@ type options struct {
 	fingerprint  string
 	yes          bool
 	verified     bool
+
+	node nodeOptions
 }
 
 // ctx is what a command runs with.
@@ -47,18 +49,24 @@ const (
 	envPassphrase = "CERTCHAT_PASSPHRASE"
 )
 
+// discard is io.Discard, for where a parameter named io hides the package.
+var discard = io.Discard
+
 func newCtx(cmd *command, args []string, io stdio) (*ctx, error) {
 	c := &ctx{cmd: cmd, io: io, now: time.Now}
 	fs := flag.NewFlagSet("chat "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(io.err)
+	// The flag package would print its error and the whole usage to
+	// stderr; errors are one line, from report, and help goes to stdout.
+	fs.SetOutput(discard)
+	fs.Usage = func() {}
 	fs.StringVar(&c.opts.home, "home", "", "home folder ($CERTCHAT_HOME)")
 	fs.StringVar(&c.opts.passphraseFile, "passphrase-file", "", "read the key passphrase from this file's first line")
 	if cmd.flags != nil {
 		cmd.flags(fs, &c.opts)
 	}
-	fs.Usage = func() { printCommandHelp(io.out, cmd, fs) }
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
+		printCommandHelp(io.out, cmd, fs)
 		return nil, err
 	}
 	if err != nil {
@@ -76,15 +84,16 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		rest := fs.Args()
+		// Parse consumes a "--" that ends the flags: the rest is positional.
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
 			return pos, nil
 		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
 }
 

@@ -46,22 +46,24 @@ func commands() []*command {
 	cs = append(cs, identityCommands()...)
 	cs = append(cs, caCommands()...)
 	cs = append(cs, contactCommands()...)
+	cs = append(cs, nodeCommands()...)
 	return cs
 }
 
 // run is main without os.Exit, for tests.
 func run(args []string, io stdio) int {
 	cs := commands()
-	if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
-		if len(args) > 1 {
-			return run(append(args[1:], "--help"), io)
+	globals, afterGlobals := splitGlobals(args)
+	if len(afterGlobals) > 0 && (afterGlobals[0] == "help" || afterGlobals[0] == "-h" || afterGlobals[0] == "--help") {
+		if len(afterGlobals) > 1 {
+			return run(append(append(globals, afterGlobals[1:]...), "--help"), io)
 		}
 		printOverview(io.out, cs)
 		return 0
 	}
 	cmd, rest := findCommand(cs, args)
 	if cmd == nil {
-		fmt.Fprintf(io.err, "chat: unknown command %q; run `chat help`\n", strings.Join(leadingWords(args), " "))
+		fmt.Fprintf(io.err, "chat: unknown command %q; run `chat help`\n", strings.Join(leadingWords(afterGlobals), " "))
 		return 2
 	}
 	c, err := newCtx(cmd, rest, io)
@@ -94,6 +96,9 @@ func findCommand(cs []*command, args []string) (*command, []string) {
 	globals, args := splitGlobals(args)
 	words := leadingWords(args)
 	for n := len(words); n >= 0; n-- {
+		if n == 0 && len(words) > 0 {
+			break // an unknown word is not the chat command's argument
+		}
 		name := strings.Join(words[:n], " ")
 		for _, c := range cs {
 			if c.name == name {
