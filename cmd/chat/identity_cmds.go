@@ -87,11 +87,7 @@ func runStart(c *ctx) error {
 			return err
 		}
 	}
-	if err := printIdentity(c, h); err != nil {
-		return err
-	}
-	c.printf("\nThe chat window is not built yet; see `chat help` for what works today.\n")
-	return nil
+	return openChat(c, h)
 }
 
 // firstRun creates an identity, asking on the terminal for what flags and
