@@ -65,10 +65,11 @@ trust (` + "`chat trust add-ca`" + `). It replaces your current certificate.`,
 func startCommand() *command {
 	return &command{
 		name:    "",
-		args:    "[--name NAME]",
+		args:    "[--name NAME] [--listen MULTIADDR] [--relay MULTIADDR]",
 		summary: "open the chat; on first run, create your identity",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.name, "name", os.Getenv("CERTCHAT_NAME"), "your display name on first run ($CERTCHAT_NAME)")
+			nodeFlags(fs, o)
 		},
 		run: runStart,
 	}
