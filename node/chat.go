@@ -113,11 +113,11 @@ func (n *Node) dial(ctx context.Context, p peer.ID) (*chatSession, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	if n.host.Network().Connectedness(p) != network.Connected {
-		addrs := n.host.Peerstore().Addrs(p)
+		addrs := append(lanFirst(n.host.Peerstore().Addrs(p)), n.viaRelays(p)...)
 		if len(addrs) == 0 {
 			return nil, ErrNoAddress
 		}
-		if err := n.host.Connect(ctx, peer.AddrInfo{ID: p, Addrs: lanFirst(addrs)}); err != nil {
+		if err := n.host.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
 			return nil, fmt.Errorf("reach %s: %w", identity.ShortID(p), err)
 		}
 	}

@@ -35,6 +35,9 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	relays       *relays
+	relayEmitter event.Emitter
+
 	mu      sync.Mutex
 	peers   map[peer.ID]*peerState
 	closing bool
@@ -71,10 +74,25 @@ func New(cfg Config) (*Node, error) {
 		events: newBroker(), peers: map[peer.ID]*peerState{},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.host, n.cm, err = newHost(cfg.Identity, cfg.Listen, n.relayOptions()...)
+	if n.relays, err = parseRelays(cfg.Relays); err != nil {
+		store.Close()
+		return nil, err
+	}
+	listen := cfg.Listen
+	if len(listen) == 1 && listen[0] == "none" {
+		listen = nil
+	}
+	n.host, n.cm, err = newHost(cfg.Identity, listen, n.relayOptions()...)
 	if err != nil {
 		store.Close()
 		return nil, err
+	}
+	if len(n.relays.list) > 0 {
+		if n.relayEmitter, err = n.host.EventBus().Emitter(new(event.EvtAutoRelayAddrsUpdated)); err != nil {
+			n.host.Close()
+			store.Close()
+			return nil, err
+		}
 	}
 	return n, nil
 }

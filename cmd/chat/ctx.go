@@ -31,7 +31,8 @@ type options struct {
 	yes          bool
 	verified     bool
 
-	node nodeOptions
+	node  nodeOptions
+	relay relayOptions
 }
 
 // ctx is what a command runs with.

@@ -47,6 +47,7 @@ func commands() []*command {
 	cs = append(cs, caCommands()...)
 	cs = append(cs, contactCommands()...)
 	cs = append(cs, nodeCommands()...)
+	cs = append(cs, relayCommand())
 	return cs
 }
 

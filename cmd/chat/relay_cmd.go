@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/certchat/certchat/relay"
+)
+
+// relayOptions are the flags of `chat relay`.
+type relayOptions struct {
+	limits    relay.Limits
+	recordDir string
+}
+
+func relayCommand() *command {
+	return &command{
+		name:    "relay",
+		args:    "[--listen MULTIADDR] [limits]",
+		summary: "run a relay server for peers that cannot reach each other directly",
+		help: `Prints the relay's full multiaddrs (with /p2p/<id>), one per line, to give
+to clients (` + "`chat --relay ADDR`" + `), then runs until SIGINT or SIGTERM. The
+relay's key is home/relay.key, created on first run. The relay forwards only
+ciphertext: it learns who talks to whom, when and how much, never what.
+
+go-libp2p's defaults would cut every relayed connection after 2 minutes or
+128 KiB; these limits are set for chat and can be changed.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			d := relay.DefaultLimits
+			o.node.listen = fromEnv("CERTCHAT_LISTEN")
+			fs.Var(&o.node.listen, "listen", "multiaddr to listen on, repeatable ($CERTCHAT_LISTEN; default TCP and QUIC port 4001)")
+			fs.StringVar(&o.node.logFile, "log", os.Getenv("CERTCHAT_LOG"), "write logs to this file ($CERTCHAT_LOG; default: stderr)")
+			fs.StringVar(&o.relay.recordDir, "record-dir", "", "audit: write every byte the relay forwards to files in this folder")
+			fs.DurationVar(&o.relay.limits.CircuitDuration, "circuit-duration", d.CircuitDuration, "cut a relayed connection after this long")
+			fs.Int64Var(&o.relay.limits.CircuitData, "circuit-data", d.CircuitData, "cut a relayed connection after this many bytes each way")
+			fs.DurationVar(&o.relay.limits.ReservationTTL, "reservation-ttl", d.ReservationTTL, "how long a reservation lasts unless refreshed")
+			fs.IntVar(&o.relay.limits.MaxReservations, "max-reservations", d.MaxReservations, "reservations in all")
+			fs.IntVar(&o.relay.limits.MaxCircuits, "max-circuits", d.MaxCircuits, "relayed connections per peer")
+			fs.IntVar(&o.relay.limits.MaxReservationsPerIP, "max-per-ip", d.MaxReservationsPerIP, "reservations from one IP address")
+			fs.IntVar(&o.relay.limits.MaxReservationsPerASN, "max-per-asn", d.MaxReservationsPerASN, "reservations from one autonomous system")
+		},
+		run: runRelay,
+	}
+}
+
+func runRelay(c *ctx) error {
+	if err := c.wantArgs(0); err != nil {
+		return err
+	}
+	h, err := c.home()
+	if err != nil {
+		return err
+	}
+	log, closeLog, err := c.logger(c.io.err)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	srv, err := relay.NewServer(relay.Config{
+		Home: h, Listen: c.opts.node.listen, Limits: c.opts.relay.limits,
+		RecordDir: c.opts.relay.recordDir, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	for _, a := range srv.Addrs() {
+		c.printf("%s\n", a)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	return srv.Close()
+}

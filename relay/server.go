@@ -1,0 +1,192 @@
+package relay
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/libp2p/go-libp2p"
+	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+// DefaultListen are the relay's listen addresses: fixed ports, so the
+// addresses shared with clients stay valid across restarts.
+var DefaultListen = []string{
+	"/ip4/0.0.0.0/tcp/4001",
+	"/ip4/0.0.0.0/udp/4001/quic-v1",
+	"/ip6/::/tcp/4001",
+	"/ip6/::/udp/4001/quic-v1",
+}
+
+// KeyFile is the relay's key in the home: unencrypted (the relay runs
+// unattended), mode 0600, created on first run.
+const KeyFile = "relay.key"
+
+// Config sets up a relay server.
+type Config struct {
+	Home   identity.Home
+	Listen []string
+	Limits Limits
+	// RecordDir, if set, receives every byte the relay forwards.
+	RecordDir string
+	Logger    *slog.Logger
+}
+
+// Server is a running relay.
+type Server struct {
+	host  host.Host
+	relay *circuit.Relay
+	log   *slog.Logger
+}
+
+// NewServer starts a relay.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = DefaultListen
+	}
+	if err := cfg.Limits.check(); err != nil {
+		return nil, err
+	}
+	limits := cfg.Limits.withDefaults()
+	key, err := loadOrCreateKey(cfg.Home)
+	if err != nil {
+		return nil, err
+	}
+	h, err := newRelayHost(key, cfg.Listen, limits)
+	if err != nil {
+		return nil, err
+	}
+	var rh host.Host = h
+	if cfg.RecordDir != "" {
+		if err := os.MkdirAll(cfg.RecordDir, 0o700); err != nil {
+			h.Close()
+			return nil, fmt.Errorf("record dir: %w", err)
+		}
+		rh = &recordingHost{Host: h, dir: cfg.RecordDir}
+	}
+	r, err := circuit.New(rh, circuit.WithResources(limits.resources()))
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("start relay service: %w", err)
+	}
+	cfg.Logger.Info("relay started", "peer", h.ID(), "reservations", limits.MaxReservations,
+		"circuit_duration", limits.CircuitDuration, "circuit_data", limits.CircuitData)
+	return &Server{host: h, relay: r, log: cfg.Logger}, nil
+}
+
+// newRelayHost builds the relay's libp2p host: TCP and QUIC, a connection
+// manager that keeps every reserved peer, and resource limits sized for
+// the reservation cap rather than a desktop's defaults.
+func newRelayHost(key p2pcrypto.PrivKey, listen []string, l Limits) (host.Host, error) {
+	conns := l.MaxReservations + l.MaxReservations/4 + 64
+	cm, err := connmgr.NewConnManager(conns, conns+conns/4)
+	if err != nil {
+		return nil, err
+	}
+	scaling := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&scaling)
+	streams := rcmgr.LimitVal(4*conns + 4*l.MaxCircuits)
+	partial := rcmgr.PartialLimitConfig{
+		System: rcmgr.ResourceLimits{
+			Conns: rcmgr.LimitVal(2 * conns), ConnsInbound: rcmgr.LimitVal(2 * conns), ConnsOutbound: rcmgr.LimitVal(conns),
+			Streams: streams, StreamsInbound: streams, StreamsOutbound: streams, FD: rcmgr.LimitVal(2 * conns),
+		},
+		Transient: rcmgr.ResourceLimits{
+			Conns: rcmgr.LimitVal(conns), ConnsInbound: rcmgr.LimitVal(conns), ConnsOutbound: rcmgr.LimitVal(conns),
+			Streams: streams, StreamsInbound: streams, StreamsOutbound: streams, FD: rcmgr.LimitVal(conns),
+		},
+		ServiceDefault: rcmgr.ResourceLimits{Streams: streams, StreamsInbound: streams, StreamsOutbound: streams},
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaling.AutoScale())))
+	if err != nil {
+		return nil, err
+	}
+	h, err := libp2p.New(
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
+		libp2p.DisableRelay(),
+		libp2p.ForceReachabilityPublic(),
+	)
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("start relay host: %w", err)
+	}
+	return h, nil
+}
+
+// loadOrCreateKey reads home/relay.key, creating it on first run.
+func loadOrCreateKey(h identity.Home) (p2pcrypto.PrivKey, error) {
+	path := h.Path(KeyFile)
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := h.Ensure(); err != nil {
+			return nil, err
+		}
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		pemKey, err := identity.EncodePrivateKey(key, nil, identity.KDFParams{})
+		if err != nil {
+			return nil, err
+		}
+		if err := identity.WriteFileAtomic(path, pemKey, 0o600); err != nil {
+			return nil, err
+		}
+		return identity.Libp2pKey(key)
+	case err != nil:
+		return nil, fmt.Errorf("relay key: %w", err)
+	}
+	key, err := identity.DecodePrivateKey(data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return identity.Libp2pKey(key)
+}
+
+// ID is the relay's peer ID.
+func (s *Server) ID() peer.ID { return s.host.ID() }
+
+// Host is the relay's libp2p host.
+func (s *Server) Host() host.Host { return s.host }
+
+// Addrs are the relay's full multiaddrs (with /p2p/) to give to clients.
+func (s *Server) Addrs() []string {
+	full, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: s.host.ID(), Addrs: s.host.Addrs()})
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(full))
+	for _, a := range full {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// Close stops the relay: circuits are reset and connections closed.
+func (s *Server) Close() error {
+	rerr := s.relay.Close()
+	herr := s.host.Close()
+	s.log.Info("relay stopped")
+	return errors.Join(rerr, herr)
+}
