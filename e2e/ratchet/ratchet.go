@@ -1,0 +1,304 @@
+package ratchet
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/subtle"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// kdfCKCount counts chain-key steps; tests use it to prove that rejected
+// envelopes derive no keys.
+var kdfCKCount atomic.Uint64
+
+// session is one Double Ratchet session with header encryption (Signal,
+// "The Double Ratchet Algorithm", §3 and §4). A session reachable from a
+// returned SessionSet is never modified: every change happens on a clone.
+type session struct {
+	id       SessionID
+	lastUsed uint64 // Unix seconds of the last successful seal or open
+
+	rk                   [32]byte
+	dhs                  *ecdh.PrivateKey
+	cks, ckr             [32]byte
+	hks, hkr, nhks, nhkr [32]byte
+	hasCKs, hasCKr       bool // hks is set iff hasCKs, hkr iff hasCKr
+	ns, nr, pn           uint32
+	discarded            uint32 // receiving chain: keys below this may have been discarded
+
+	initial []byte        // initiator: PQXDH initial part, sent until the first reply
+	retired []chainRecord // past receiving chains, oldest first
+	skipped []skippedKey  // stored skipped message keys, oldest first
+}
+
+// chainRecord remembers a past receiving chain.
+type chainRecord struct {
+	hk        [32]byte // its header key
+	length    uint32   // messages the sender sent in it (from the header's pn)
+	discarded uint32   // keys below this may have been discarded
+}
+
+type skippedKey struct {
+	hk     [32]byte
+	n      uint32
+	mk     [32]byte
+	stored uint64 // Unix seconds
+}
+
+// result describes one opened message.
+type result struct {
+	header  header
+	skipped int  // keys stored because of this message
+	late    bool // opened with a stored skipped key
+}
+
+func (s *session) clone() *session {
+	c := *s
+	c.retired = slices.Clone(s.retired)
+	c.skipped = slices.Clone(s.skipped)
+	return &c
+}
+
+// sameKey compares two secret keys in constant time.
+func sameKey(a, b *[32]byte) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }
+
+func dh(priv *ecdh.PrivateKey, pub []byte) ([]byte, error) {
+	p, err := ecdh.X25519().NewPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ratchet key", ErrAuth)
+	}
+	out, err := priv.ECDH(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ratchet key", ErrAuth)
+	}
+	return out, nil
+}
+
+// initAlice is RatchetInitAliceHE: the initiator knows the responder's
+// ratchet public key (its signed prekey, or the seed offer's key).
+func initAlice(id SessionID, sk *[32]byte, bobPub []byte, now uint64) (*session, error) {
+	rk, hka, nhkb, err := sessionInitKeys(sk)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{id: id, lastUsed: now, hks: hka, nhkr: nhkb, hasCKs: true}
+	if s.dhs, err = ecdh.X25519().GenerateKey(rand.Reader); err != nil {
+		return nil, fmt.Errorf("ratchet: ratchet key: %w", err)
+	}
+	out, err := dh(s.dhs, bobPub)
+	if err != nil {
+		return nil, err
+	}
+	s.rk, s.cks, s.nhks, err = kdfRK(&rk, out)
+	return s, err
+}
+
+// initBob is RatchetInitBobHE: the responder's first ratchet key pair is its
+// signed prekey (PQXDH) or the key of its seed offer.
+func initBob(id SessionID, sk *[32]byte, pair *ecdh.PrivateKey, now uint64) (*session, error) {
+	rk, hka, nhkb, err := sessionInitKeys(sk)
+	if err != nil {
+		return nil, err
+	}
+	return &session{id: id, lastUsed: now, rk: rk, dhs: pair, nhks: nhkb, nhkr: hka}, nil
+}
+
+// encrypt is RatchetEncryptHE. It returns the envelope; s must be a clone.
+func (s *session) encrypt(plaintext, adHead []byte) ([]byte, error) {
+	if !s.hasCKs {
+		return nil, ErrNoSession
+	}
+	if s.ns == ^uint32(0) {
+		return nil, fmt.Errorf("ratchet: sending chain exhausted")
+	}
+	var mk [32]byte
+	s.cks, mk = kdfCK(&s.cks)
+	h := header{pn: s.pn, n: s.ns}
+	copy(h.dh[:], s.dhs.PublicKey().Bytes())
+	s.ns++
+	prefix := buildPrefix(s.id, s.initial)
+	ad := append(adHead, prefix...)
+	encHeader, err := sealHeader(&s.hks, &h, ad)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(prefix)+len(encHeader)+minPayloadSize+len(plaintext))
+	out = append(append(out, prefix...), encHeader...)
+	out, err = sealPayload(out, &mk, plaintext, append(ad, encHeader...))
+	clear(mk[:])
+	return out, err
+}
+
+// decrypt is RatchetDecryptHE. s must be a clone: on error the caller
+// discards it, so no state changes on failure.
+func (s *session) decrypt(e *envelope, adHead []byte, now uint64) ([]byte, result, error) {
+	adH := append(adHead, e.prefix...)
+	adP := append(adH, e.encHeader...) // adH[:len(adH)] is unchanged
+	if s.hasCKr {
+		if h, ok := openHeader(&s.hkr, e.encHeader, adH); ok {
+			return s.decryptCurrent(h, e.ciphertext, adP, now)
+		}
+	}
+	if h, ok := openHeader(&s.nhkr, e.encHeader, adH); ok {
+		return s.decryptNewChain(h, e.ciphertext, adP, now)
+	}
+	for i := len(s.retired) - 1; i >= 0; i-- {
+		if h, ok := openHeader(&s.retired[i].hk, e.encHeader, adH); ok {
+			return s.decryptRetired(i, h, e.ciphertext, adP, now)
+		}
+	}
+	return nil, result{}, fmt.Errorf("%w: header", ErrAuth)
+}
+
+func (s *session) decryptCurrent(h header, ct, ad []byte, now uint64) ([]byte, result, error) {
+	res := result{header: h}
+	if h.n < s.nr {
+		return s.decryptSkipped(s.hkr, h, s.discarded, ct, ad, now)
+	}
+	if h.n-s.nr > MaxSkip || h.n == ^uint32(0) {
+		return nil, res, fmt.Errorf("%w: gap %d", ErrTooManySkipped, h.n-s.nr)
+	}
+	res.skipped = s.skip(h.n, now)
+	var mk [32]byte
+	s.ckr, mk = kdfCK(&s.ckr)
+	s.nr++
+	pt, err := openPayload(&mk, ct, ad)
+	clear(mk[:])
+	return pt, res, err
+}
+
+func (s *session) decryptNewChain(h header, ct, ad []byte, now uint64) ([]byte, result, error) {
+	if s.hasCKr && h.pn > s.nr && h.pn-s.nr > MaxSkip {
+		return nil, result{}, fmt.Errorf("%w: gap %d in previous chain", ErrTooManySkipped, h.pn-s.nr)
+	}
+	if h.n > MaxSkip {
+		return nil, result{}, fmt.Errorf("%w: gap %d", ErrTooManySkipped, h.n)
+	}
+	skippedOld := 0
+	if s.hasCKr {
+		skippedOld = s.skip(h.pn, now)
+		s.retired = append(s.retired, chainRecord{hk: s.hkr, length: max(s.nr, h.pn), discarded: s.discarded})
+		s.trimRetired()
+	}
+	if err := s.dhRatchet(h.dh[:]); err != nil {
+		return nil, result{}, err
+	}
+	pt, res, err := s.decryptCurrent(h, ct, ad, now)
+	res.skipped += skippedOld
+	return pt, res, err
+}
+
+func (s *session) decryptRetired(i int, h header, ct, ad []byte, now uint64) ([]byte, result, error) {
+	c := s.retired[i]
+	if h.n >= c.length {
+		return nil, result{}, fmt.Errorf("%w: message beyond its chain", ErrAuth)
+	}
+	return s.decryptSkipped(c.hk, h, c.discarded, ct, ad, now)
+}
+
+// decryptSkipped opens a late message with its stored key, which it deletes.
+func (s *session) decryptSkipped(hk [32]byte, h header, discarded uint32, ct, ad []byte, now uint64) ([]byte, result, error) {
+	res := result{header: h, late: true}
+	i := slices.IndexFunc(s.skipped, func(k skippedKey) bool { return k.n == h.n && sameKey(&k.hk, &hk) })
+	switch {
+	case i < 0 && h.n < discarded:
+		return nil, res, fmt.Errorf("%w: key discarded", ErrExpired)
+	case i < 0:
+		return nil, res, ErrDuplicate
+	case expired(s.skipped[i].stored, now):
+		return nil, res, fmt.Errorf("%w: key too old", ErrExpired)
+	}
+	mk := s.skipped[i].mk
+	s.skipped = slices.Delete(s.skipped, i, i+1)
+	pt, err := openPayload(&mk, ct, ad)
+	clear(mk[:])
+	return pt, res, err
+}
+
+func expired(stored, now uint64) bool {
+	return now >= stored && time.Duration(now-stored)*time.Second >= SkippedKeyMaxAge
+}
+
+// skip stores the keys of the receiving chain up to (excluding) until
+// (SkipMessageKeysHE). Callers have checked until-nr <= MaxSkip.
+func (s *session) skip(until uint32, now uint64) int {
+	if !s.hasCKr || until <= s.nr {
+		return 0
+	}
+	n := int(until - s.nr)
+	for s.nr < until {
+		var mk [32]byte
+		s.ckr, mk = kdfCK(&s.ckr)
+		s.skipped = append(s.skipped, skippedKey{hk: s.hkr, n: s.nr, mk: mk, stored: now})
+		s.nr++
+	}
+	for len(s.skipped) > MaxSkippedKeys {
+		s.discard(0)
+	}
+	return n
+}
+
+// discard deletes skipped key i, raising its chain's discard mark.
+func (s *session) discard(i int) {
+	k := s.skipped[i]
+	if s.hasCKr && sameKey(&k.hk, &s.hkr) {
+		s.discarded = max(s.discarded, k.n+1)
+	}
+	for j := range s.retired {
+		if sameKey(&s.retired[j].hk, &k.hk) {
+			s.retired[j].discarded = max(s.retired[j].discarded, k.n+1)
+		}
+	}
+	clear(s.skipped[i].mk[:])
+	s.skipped = slices.Delete(s.skipped, i, i+1)
+}
+
+// trimRetired forgets the oldest past chains beyond MaxRetiredChains, with
+// their skipped keys.
+func (s *session) trimRetired() {
+	for len(s.retired) > MaxRetiredChains {
+		hk := s.retired[0].hk
+		s.retired = s.retired[1:]
+		s.skipped = slices.DeleteFunc(s.skipped, func(k skippedKey) bool { return sameKey(&k.hk, &hk) })
+	}
+}
+
+// expire discards skipped keys older than SkippedKeyMaxAge; it reports
+// whether anything changed.
+func (s *session) expire(now uint64) bool {
+	changed := false
+	for i := 0; i < len(s.skipped); {
+		if expired(s.skipped[i].stored, now) {
+			s.discard(i)
+			changed = true
+			continue
+		}
+		i++
+	}
+	return changed
+}
+
+// dhRatchet is DHRatchetHE.
+func (s *session) dhRatchet(remote []byte) error {
+	s.pn, s.ns, s.nr, s.discarded = s.ns, 0, 0, 0
+	s.hks, s.hkr = s.nhks, s.nhkr
+	s.hasCKr, s.hasCKs = true, true
+	out, err := dh(s.dhs, remote)
+	if err != nil {
+		return err
+	}
+	if s.rk, s.ckr, s.nhkr, err = kdfRK(&s.rk, out); err != nil {
+		return err
+	}
+	if s.dhs, err = ecdh.X25519().GenerateKey(rand.Reader); err != nil {
+		return fmt.Errorf("ratchet: ratchet key: %w", err)
+	}
+	if out, err = dh(s.dhs, remote); err != nil {
+		return err
+	}
+	s.rk, s.cks, s.nhks, err = kdfRK(&s.rk, out)
+	return err
+}
