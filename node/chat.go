@@ -12,6 +12,8 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // dialTimeout bounds reaching a peer and running the handshake.
@@ -21,6 +23,7 @@ const dialTimeout = 20 * time.Second
 type chatSession struct {
 	s        *e2e.Session
 	peer     peer.ID
+	conn     network.Conn // the libp2p connection the stream runs on
 	outgoing bool
 	done     chan struct{}
 
@@ -47,7 +50,7 @@ func (n *Node) handleStream(s network.Stream) {
 		n.handshakeFailed(remote, err)
 		return
 	}
-	n.register(sess, false)
+	n.register(sess, s.Conn(), false)
 }
 
 // handshakeFailed records what a failed handshake says about the peer.
@@ -117,11 +120,25 @@ func (n *Node) dial(ctx context.Context, p peer.ID) (*chatSession, error) {
 		if len(addrs) == 0 {
 			return nil, ErrNoAddress
 		}
+		// The outbox spaces its retries itself (RetryMin..RetryMax), and
+		// Connect and discovery are deliberate: libp2p's own dial backoff
+		// (5 s, growing to 5 min per failed address) would otherwise keep
+		// refusing a peer that came back long after RetryMax.
+		if b, ok := n.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+			b.Backoff().Clear(p)
+		}
 		if err := n.host.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
 			return nil, fmt.Errorf("reach %s: %w", identity.ShortID(p), err)
 		}
 	}
-	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "certchat chat"), p, e2e.ProtocolChat)
+	return n.openSession(network.WithAllowLimitedConn(ctx, "certchat chat"), p)
+}
+
+// openSession opens a chat stream on an existing connection and runs the
+// initiator's handshake. Without WithAllowLimitedConn in ctx, libp2p uses
+// only a direct (unlimited) connection.
+func (n *Node) openSession(ctx context.Context, p peer.ID) (*chatSession, error) {
+	s, err := n.host.NewStream(ctx, p, e2e.ProtocolChat)
 	if err != nil {
 		return nil, fmt.Errorf("open chat stream to %s: %w", identity.ShortID(p), err)
 	}
@@ -130,13 +147,45 @@ func (n *Node) dial(ctx context.Context, p peer.ID) (*chatSession, error) {
 		n.handshakeFailed(p, err)
 		return nil, err
 	}
-	return n.register(sess, true), nil
+	return n.register(sess, s.Conn(), true), nil
+}
+
+// upgrade moves the chat with p off relayed connections once a direct
+// connection exists (hole punching succeeded): a new session on the direct
+// connection, then the relayed ones close. Unacknowledged messages are
+// written again on the new session; the receiver drops duplicates.
+func (n *Node) upgrade(p peer.ID) {
+	n.mu.Lock()
+	var relayed []*chatSession
+	if ps, ok := n.peers[p]; ok {
+		for _, cs := range ps.sessions {
+			if !cs.conn.Stat().Limited {
+				n.mu.Unlock()
+				return // already direct
+			}
+			relayed = append(relayed, cs)
+		}
+	}
+	n.mu.Unlock()
+	if len(relayed) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
+	defer cancel()
+	if _, err := n.openSession(ctx, p); err != nil {
+		n.log.Info("upgrade to a direct connection failed; staying on the relay", "peer", p, "err", err)
+		return
+	}
+	n.log.Info("chat moved to a direct connection", "peer", p)
+	for _, cs := range relayed {
+		cs.s.CloseWith(e2e.CloseGoingAway, "moved to a direct connection")
+	}
 }
 
 // register starts using a verified session.
-func (n *Node) register(sess *e2e.Session, outgoing bool) *chatSession {
+func (n *Node) register(sess *e2e.Session, conn network.Conn, outgoing bool) *chatSession {
 	p := sess.PeerID()
-	cs := &chatSession{s: sess, peer: p, outgoing: outgoing, done: make(chan struct{}), sent: map[e2e.MessageID]bool{}}
+	cs := &chatSession{s: sess, peer: p, conn: conn, outgoing: outgoing, done: make(chan struct{}), sent: map[e2e.MessageID]bool{}}
 	n.recordVerified(p, sess.Peer(), sess.PeerCertificates()[0])
 	n.mu.Lock()
 	if n.closing {
@@ -151,10 +200,51 @@ func (n *Node) register(sess *e2e.Session, outgoing bool) *chatSession {
 	n.log.Info("session", "peer", p, "name", sess.Peer().Name, "trust", sess.Peer().State,
 		"outgoing", outgoing, "resumed", sess.Info().Resumed, "group", sess.Info().GroupName())
 	n.emitPeer(p)
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.readLoop(cs)
+	go n.tryDirect(cs)
 	n.kick(p)
 	return cs
+}
+
+// directAttempts are the delays before each try at a direct connection
+// to a peer first reached through a relay.
+var directAttempts = []time.Duration{500 * time.Millisecond, 3 * time.Second, 15 * time.Second, time.Minute}
+
+// tryDirect dials a peer reached through a relay at the direct addresses
+// identify reported, as DCUtR's first step does. (go-libp2p's hole punching
+// service starts only once a host has a public address, so on a LAN it
+// would never run.) A direct connection then triggers upgrade.
+func (n *Node) tryDirect(cs *chatSession) {
+	defer n.wg.Done()
+	if !cs.conn.Stat().Limited {
+		return
+	}
+	for _, d := range directAttempts {
+		select {
+		case <-time.After(d):
+		case <-cs.done:
+			return
+		case <-n.ctx.Done():
+			return
+		}
+		var direct []ma.Multiaddr
+		for _, a := range n.host.Peerstore().Addrs(cs.peer) {
+			if !isCircuit(a) {
+				direct = append(direct, a)
+			}
+		}
+		if len(direct) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(network.WithForceDirectDial(n.ctx, "certchat upgrade"), dialTimeout)
+		err := n.host.Connect(ctx, peer.AddrInfo{ID: cs.peer, Addrs: lanFirst(direct)})
+		cancel()
+		if err == nil {
+			return // onConnected moves the chat
+		}
+		n.log.Debug("direct connection failed", "peer", cs.peer, "err", err)
+	}
 }
 
 // unregister forgets a session that ended.

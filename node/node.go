@@ -102,7 +102,7 @@ func New(cfg Config) (*Node, error) {
 func (n *Node) Start() error {
 	n.host.SetStreamHandler(e2e.ProtocolChat, n.handleStream)
 	n.host.Network().Notify(&network.NotifyBundle{
-		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c.RemotePeer()) },
+		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
 		DisconnectedF: func(_ network.Network, c network.Conn) { n.onDisconnected(c.RemotePeer()) },
 	})
 	n.restorePeers()

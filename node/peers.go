@@ -128,26 +128,35 @@ func (n *Node) emitPeer(p peer.ID) {
 	n.emit(Event{Kind: EventPeer, Peer: &info})
 }
 
-// path says how the peer is connected: a relayed (limited) connection is
-// relay; a direct one to a private, loopback or link-local address is lan;
-// others are direct.
+// path says how the chat with p travels: over the newest session's
+// connection, or else the best libp2p connection. A relayed (limited)
+// connection is relay; a direct one to a private, loopback or link-local
+// address is lan; others are direct.
 func (n *Node) path(p peer.ID) Path {
+	n.mu.Lock()
+	if ps, ok := n.peers[p]; ok && len(ps.sessions) > 0 {
+		c := ps.sessions[len(ps.sessions)-1].conn
+		n.mu.Unlock()
+		return connPath(c)
+	}
+	n.mu.Unlock()
 	best := PathNone
 	for _, c := range n.host.Network().ConnsToPeer(p) {
-		var cp Path
-		switch {
-		case c.Stat().Limited || isCircuit(c.RemoteMultiaddr()):
-			cp = PathRelay
-		case isLANAddr(c.RemoteMultiaddr()):
-			cp = PathLAN
-		default:
-			cp = PathDirect
-		}
-		if best == PathNone || best == PathRelay {
+		if cp := connPath(c); best == PathNone || best == PathRelay {
 			best = cp
 		}
 	}
 	return best
+}
+
+func connPath(c network.Conn) Path {
+	switch {
+	case c.Stat().Limited || isCircuit(c.RemoteMultiaddr()):
+		return PathRelay
+	case isLANAddr(c.RemoteMultiaddr()):
+		return PathLAN
+	}
+	return PathDirect
 }
 
 func isCircuit(a ma.Multiaddr) bool {
@@ -206,10 +215,19 @@ func (n *Node) restorePeers() {
 	}
 }
 
-// onConnected wakes the outbox when a peer with pending messages appears.
-func (n *Node) onConnected(p peer.ID) {
+// onConnected wakes the outbox when a peer with pending messages appears,
+// and moves a relayed chat to a new direct connection.
+func (n *Node) onConnected(c network.Conn) {
+	p := c.RemotePeer()
 	n.kick(p)
 	go n.emitPeer(p)
+	if !c.Stat().Limited && !isCircuit(c.RemoteMultiaddr()) {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.upgrade(p)
+		}()
+	}
 }
 
 func (n *Node) onDisconnected(p peer.ID) {
