@@ -63,17 +63,27 @@ type relayState struct {
 	err      string
 }
 
+// ParseRelayAddr checks a relay multiaddr: a transport address followed
+// by /p2p/<relay peer id>.
+func ParseRelayAddr(s string) (*peer.AddrInfo, error) {
+	a, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return nil, fmt.Errorf("relay %q is not a multiaddr: %w", s, err)
+	}
+	info, err := peer.AddrInfoFromP2pAddr(a)
+	if err != nil || len(info.Addrs) == 0 {
+		return nil, fmt.Errorf("relay %s: give the full address, ending in /p2p/<relay peer id>", s)
+	}
+	return info, nil
+}
+
 // parseRelays reads the configured relay multiaddrs.
 func parseRelays(addrs []string) (*relays, error) {
 	rs := &relays{byID: map[peer.ID]*relayState{}, drops: map[peer.ID]chan struct{}{}}
 	for _, s := range addrs {
-		a, err := ma.NewMultiaddr(s)
+		info, err := ParseRelayAddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("relay %q is not a multiaddr: %w", s, err)
-		}
-		info, err := peer.AddrInfoFromP2pAddr(a)
-		if err != nil || len(info.Addrs) == 0 {
-			return nil, fmt.Errorf("relay %s: give the full address, ending in /p2p/<relay peer id>", s)
+			return nil, err
 		}
 		if _, dup := rs.byID[info.ID]; dup {
 			continue

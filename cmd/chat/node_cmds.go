@@ -53,8 +53,8 @@ func fromEnv(name string) stringList {
 func nodeFlags(fs *flag.FlagSet, o *options) {
 	o.node.listen = fromEnv("CERTCHAT_LISTEN")
 	o.node.relays = fromEnv("CERTCHAT_RELAY")
-	fs.Var(&o.node.listen, "listen", "multiaddr to listen on, repeatable ($CERTCHAT_LISTEN, comma-separated; default: TCP and QUIC on all interfaces)")
-	fs.Var(&o.node.relays, "relay", "circuit relay multiaddr with /p2p/, repeatable ($CERTCHAT_RELAY)")
+	fs.Var(&o.node.listen, "listen", "multiaddr to listen on, repeatable; \"none\": reachable only through relays ($CERTCHAT_LISTEN, comma-separated; default: TCP and QUIC on all interfaces)")
+	fs.Var(&o.node.relays, "relay", "circuit relay multiaddr with /p2p/, repeatable, remembered in home/config.json; \"none\" forgets them ($CERTCHAT_RELAY)")
 	fs.BoolVar(&o.node.noMDNS, "no-mdns", false, "do not discover or announce peers on the LAN")
 	fs.StringVar(&o.node.logFile, "log", os.Getenv("CERTCHAT_LOG"), "write logs to this file ($CERTCHAT_LOG; default: stderr)")
 }
@@ -135,9 +135,13 @@ func (c *ctx) startNode(log *slog.Logger, mdns bool) (*node.Node, identity.Home,
 	if err != nil {
 		return nil, h, err
 	}
+	relays, err := relaysFor(h, c.opts.node.relays)
+	if err != nil {
+		return nil, h, err
+	}
 	n, err := node.New(node.Config{
 		Home: h, Identity: id, Trust: trust, Logger: log,
-		Listen: c.opts.node.listen, Relays: c.opts.node.relays, MDNS: mdns,
+		Listen: c.opts.node.listen, Relays: relays, MDNS: mdns,
 	})
 	if err != nil {
 		return nil, h, err
