@@ -31,6 +31,13 @@ type chatSession struct {
 	sent map[e2e.MessageID]bool // written on this session
 }
 
+// wasSent reports whether id was written on this session.
+func (cs *chatSession) wasSent(id e2e.MessageID) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.sent[id]
+}
+
 // markSent records that id goes out on this session; false if it already did.
 func (cs *chatSession) markSent(id e2e.MessageID) bool {
 	cs.mu.Lock()

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"io"
 	"log/slog"
 	"time"
 
@@ -40,6 +41,9 @@ type Config struct {
 	// RetryMin and RetryMax bound the outbox's retry backoff; zero means
 	// one second and one minute.
 	RetryMin, RetryMax time.Duration
+	// KeyLogWriter receives the e2e TLS secrets in NSS key log format. For
+	// debugging and tests only: it defeats the encryption.
+	KeyLogWriter io.Writer
 }
 
 func (c *Config) defaults() {

@@ -60,10 +60,11 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	ep, err := e2e.NewEndpoint(e2e.Config{
-		Identity: cfg.Identity,
-		Trust:    cfg.Trust,
-		Policy:   e2e.Policy{AllowUnknown: true},
-		Now:      cfg.Now,
+		Identity:     cfg.Identity,
+		Trust:        cfg.Trust,
+		Policy:       e2e.Policy{AllowUnknown: true},
+		Now:          cfg.Now,
+		KeyLogWriter: cfg.KeyLogWriter,
 	})
 	if err != nil {
 		store.Close()

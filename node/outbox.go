@@ -88,12 +88,26 @@ func (n *Node) stopWorker(p peer.ID) bool {
 	return true
 }
 
-// writeOutbox writes the messages not yet written on this session.
+// sendWindow bounds the bytes of messages written on a session and not yet
+// acknowledged. Receipts open the window again. It keeps a session from
+// pushing the whole outbox into a connection that may be cut (a relay's
+// per-circuit data limit), which would make every reconnection resend it.
+const sendWindow = 64 << 10
+
+// writeOutbox writes, in order, the messages not yet written on this
+// session, while the unacknowledged ones fit in the send window.
 func (n *Node) writeOutbox(cs *chatSession, msgs []Message) {
+	inflight := 0
 	for _, m := range msgs {
-		if !cs.markSent(m.ID) {
+		if cs.wasSent(m.ID) {
+			inflight += len(m.Body)
 			continue
 		}
+		if inflight > 0 && inflight+len(m.Body) > sendWindow {
+			return // receipts will wake the worker
+		}
+		inflight += len(m.Body)
+		cs.markSent(m.ID)
 		err := cs.s.SendText(e2e.Text{ID: m.ID, SentAt: m.SentAt, Body: m.Body})
 		if errors.Is(err, e2e.ErrMalformed) {
 			n.fail(m, err)

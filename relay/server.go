@@ -52,7 +52,11 @@ type Server struct {
 }
 
 // NewServer starts a relay.
-func NewServer(cfg Config) (*Server, error) {
+func NewServer(cfg Config) (*Server, error) { return newServer(cfg, nil) }
+
+// newServer starts a relay whose service sees the host through wrap, if
+// given (tests use it to tamper with forwarded bytes).
+func newServer(cfg Config, wrap func(host.Host) host.Host) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -78,6 +82,9 @@ func NewServer(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("record dir: %w", err)
 		}
 		rh = &recordingHost{Host: h, dir: cfg.RecordDir}
+	}
+	if wrap != nil {
+		rh = wrap(rh)
 	}
 	r, err := circuit.New(rh, circuit.WithResources(limits.resources()))
 	if err != nil {

@@ -1,0 +1,4 @@
+package relay
+
+// NewTamperingServer is newTamperingServer for relay_test.
+var NewTamperingServer = newTamperingServer
