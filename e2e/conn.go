@@ -3,6 +3,7 @@ package e2e
 import (
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -24,11 +25,87 @@ type peerAddr peer.ID
 func (a peerAddr) Network() string { return "certchat" }
 func (a peerAddr) String() string  { return "certchat/" + peer.ID(a).String() }
 
-// netConn adapts a Conn to net.Conn.
+// netConn adapts a Conn to net.Conn, and gathers writes: while a Session
+// sends a frame, the TLS records crypto/tls writes (one Write each, of at
+// most 16 KiB of plaintext) are collected and go to the stream in one
+// Write. On a libp2p stream every Write is a muxer frame and a hand-off to
+// the muxer's send loop, so a 64 KiB frame written as four records cost
+// four round trips through it (docs/BENCHMARKS.md).
 type netConn struct {
 	Conn
 	local, remote peerAddr
+
+	mu     sync.Mutex
+	gather bool
+	buf    *[]byte
+	werr   error
 }
 
-func (c netConn) LocalAddr() net.Addr  { return c.local }
-func (c netConn) RemoteAddr() net.Addr { return c.remote }
+func newNetConn(c Conn, local, remote peer.ID) *netConn {
+	return &netConn{Conn: c, local: peerAddr(local), remote: peerAddr(remote)}
+}
+
+func (c *netConn) LocalAddr() net.Addr  { return c.local }
+func (c *netConn) RemoteAddr() net.Addr { return c.remote }
+
+func (c *netConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if c.gather {
+		*c.buf = append(*c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// startGather collects the following writes until flush.
+func (c *netConn) startGather() {
+	c.mu.Lock()
+	c.gather = true
+	c.buf = getBuffer()
+	c.mu.Unlock()
+}
+
+// flush writes what was gathered in one Write. crypto/tls has spent the
+// records' sequence numbers, so after a failed write the stream is broken
+// for good: the error sticks, as crypto/tls's own does.
+func (c *netConn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gather = false
+	buf := c.buf
+	c.buf = nil
+	defer putBuffer(buf)
+	if c.werr != nil {
+		return c.werr
+	}
+	if len(*buf) == 0 {
+		return nil
+	}
+	if _, err := c.Conn.Write(*buf); err != nil {
+		c.werr = err
+		return err
+	}
+	return nil
+}
+
+// Buffers for frames and gathered records, shared by all sessions so that
+// an idle session holds none.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooled bounds the buffers kept for reuse: one largest frame and its
+// records.
+const maxPooled = MaxFramePayload + 32<<10
+
+func getBuffer() *[]byte { return buffers.Get().(*[]byte) }
+
+func putBuffer(b *[]byte) {
+	if b == nil || cap(*b) > maxPooled {
+		return
+	}
+	*b = (*b)[:0]
+	buffers.Put(b)
+}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -95,7 +94,12 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 	e.cache = newTicketCache(clientCacheSize, cfg.Policy.MaxTicketAge, e.now)
 	e.base = e.tlsConfig()
 	e.server = e.base.Clone()
-	e.server.ClientAuth = tls.RequireAnyClientCert
+	// Request, and let VerifyConnection require: it refuses a missing
+	// certificate with ErrNoCertificate, where crypto/tls's own check
+	// (RequireAnyClientCert) fails with an error we could only match by
+	// its text. VerifyConnection runs on every handshake, full or resumed,
+	// with or without a client certificate.
+	e.server.ClientAuth = tls.RequestClientCert
 	e.server.WrapSession = e.wrapSession
 	e.server.UnwrapSession = e.unwrapSession
 	// Explicit ticket keys, so that every per-handshake clone of the
@@ -138,8 +142,8 @@ func (e *Endpoint) Client(ctx context.Context, conn Conn, remote, expected peer.
 	cfg := e.base.Clone()
 	v := &verification{e: e, remote: remote, expected: expected, client: true}
 	cfg.VerifyConnection = v.verify
-	nc := netConn{Conn: conn, local: peerAddr(e.cfg.Identity.PeerID()), remote: peerAddr(expected)}
-	return e.handshake(ctx, tls.Client(nc, cfg), v)
+	nc := newNetConn(conn, e.cfg.Identity.PeerID(), expected)
+	return e.handshake(ctx, tls.Client(nc, cfg), nc, v)
 }
 
 // Server runs the responder's handshake on conn, whose transport
@@ -156,11 +160,11 @@ func (e *Endpoint) Server(ctx context.Context, conn Conn, remote peer.ID) (*Sess
 	cfg := e.server.Clone()
 	v := &verification{e: e, remote: remote}
 	cfg.VerifyConnection = v.verify
-	nc := netConn{Conn: conn, local: peerAddr(e.cfg.Identity.PeerID()), remote: peerAddr(remote)}
-	return e.handshake(ctx, tls.Server(nc, cfg), v)
+	nc := newNetConn(conn, e.cfg.Identity.PeerID(), remote)
+	return e.handshake(ctx, tls.Server(nc, cfg), nc, v)
 }
 
-func (e *Endpoint) handshake(ctx context.Context, tc *tls.Conn, v *verification) (*Session, error) {
+func (e *Endpoint) handshake(ctx context.Context, tc *tls.Conn, nc *netConn, v *verification) (*Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
@@ -171,7 +175,7 @@ func (e *Endpoint) handshake(ctx context.Context, tc *tls.Conn, v *verification)
 		return nil, v.fail(ctx, err)
 	}
 	tc.NetConn().SetDeadline(time.Time{})
-	return newSession(tc, *v.verdict), nil
+	return newSession(tc, nc, *v.verdict), nil
 }
 
 // fail turns a handshake error into a HandshakeError with our sentinel.
@@ -181,25 +185,17 @@ func (v *verification) fail(ctx context.Context, err error) error {
 	switch {
 	case errors.As(err, &ours):
 		return ours
-	case ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded):
+	case ctx.Err() != nil || isTimeout(err):
+		// The stream's deadline is the context's, and may fire first.
 		he.Err = ErrHandshakeTimeout
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		he.Err = fmt.Errorf("%w during the handshake", ErrTruncated)
 	default:
-		if c := classify(err); c != nil {
+		if c := classify(err, false); c != nil {
 			he.Err = c
-		} else if isNotTLS(err) {
-			he.Err = ErrNotCertchat
 		} else {
 			he.Err = fmt.Errorf("%w: %v", ErrTampered, err)
 		}
 	}
 	return he
-}
-
-// isNotTLS recognises crypto/tls's complaint about a first record that is
-// not a handshake (HTTP, garbage).
-func isNotTLS(err error) bool {
-	var rh tls.RecordHeaderError
-	return errors.As(err, &rh)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -82,6 +83,14 @@ const (
 	alertCertificateReq    = 116
 )
 
+// isTimeout recognises a deadline error: os.ErrDeadlineExceeded from a
+// net.Conn, or a transport's own (a yamux stream's "i/o deadline reached")
+// that says so through net.Error.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
 // alertOf finds the TLS alert in an error from crypto/tls: one the peer
 // sent (remote) or one we sent (local).
 func alertOf(err error) (code uint8, remote, ok bool) {
@@ -102,8 +111,22 @@ func alertOf(err error) (code uint8, remote, ok bool) {
 	return 0, false, false
 }
 
-// classify maps an error from crypto/tls to our sentinel errors.
-func classify(err error) error {
+// classify maps an error from crypto/tls to our sentinel errors. During
+// the handshake a version or application protocol mismatch means the peer
+// does not speak certchat; once the handshake is done the peer has shown
+// that it does, and the same alerts mean damaged data (crypto/tls answers
+// a record with a bad header with protocol_version).
+func classify(err error, handshakeDone bool) error {
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) {
+		// Not an alert, but a record whose header makes no sense.
+		if !handshakeDone && (rh.Conn != nil || rh.RecordHeader[0] == 0x80) {
+			// The peer's first record is not TLS (crypto/tls sets Conn
+			// so that a server can answer HTTP), or is SSLv2.
+			return ErrNotCertchat
+		}
+		return ErrTampered
+	}
 	code, remote, ok := alertOf(err)
 	if !ok {
 		return nil
@@ -115,6 +138,9 @@ func classify(err error) error {
 			return ErrRejected
 		}
 	case alertProtocolVersion, alertNoAppProtocol, alertInsufficientSec:
+		if handshakeDone {
+			return ErrTampered
+		}
 		return ErrNotCertchat
 	case alertBadRecordMAC, alertDecryptError, alertDecodeError, alertIllegalParameter,
 		alertUnexpectedMessage, alertHandshakeFailure, alertRecordOverflow:

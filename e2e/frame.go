@@ -90,8 +90,8 @@ func AppendFrame(dst []byte, t FrameType, payload []byte) ([]byte, error) {
 // ended cleanly between frames; an end inside a frame is ErrTruncated.
 func ReadFrame(r io.Reader) (Frame, error) {
 	var hdr [frameHeaderLen]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		if err == io.ErrUnexpectedEOF {
+	if n, err := io.ReadFull(r, hdr[:]); err != nil {
+		if n > 0 && err == io.ErrUnexpectedEOF {
 			return Frame{}, fmt.Errorf("%w: inside a frame header", ErrTruncated)
 		}
 		return Frame{}, err

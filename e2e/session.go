@@ -19,6 +19,7 @@ import (
 // may be called from several goroutines; Receive from one at a time.
 type Session struct {
 	tc    *tls.Conn
+	nc    *netConn
 	peer  identity.Verdict
 	state tls.ConnectionState
 	id    string
@@ -49,8 +50,8 @@ func (i Info) VersionName() string { return tls.VersionName(i.Version) }
 func (i Info) SuiteName() string   { return tls.CipherSuiteName(i.CipherSuite) }
 func (i Info) GroupName() string   { return i.Group.String() }
 
-func newSession(tc *tls.Conn, verdict identity.Verdict) *Session {
-	s := &Session{tc: tc, peer: verdict, state: tc.ConnectionState()}
+func newSession(tc *tls.Conn, nc *netConn, verdict identity.Verdict) *Session {
+	s := &Session{tc: tc, nc: nc, peer: verdict, state: tc.ConnectionState()}
 	if b, err := s.state.ExportKeyingMaterial(ExporterSessionID, nil, 16); err == nil {
 		s.id = hex.EncodeToString(b)
 	}
@@ -85,18 +86,26 @@ func (s *Session) ExportKeyingMaterial(label string, context []byte, length int)
 	return s.state.ExportKeyingMaterial(label, context, length)
 }
 
-// Send writes one frame.
+// Send writes one frame: one TLS write, whose records go to the stream
+// in one write.
 func (s *Session) Send(t FrameType, payload []byte) error {
-	buf, err := AppendFrame(make([]byte, 0, frameHeaderLen+len(payload)), t, payload)
-	if err != nil {
-		return err
+	if len(payload) > MaxFramePayload {
+		return fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, len(payload))
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.isClosed() {
 		return ErrClosed
 	}
-	if _, err := s.tc.Write(buf); err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	*buf, _ = AppendFrame((*buf)[:0], t, payload)
+	s.nc.startGather()
+	_, err := s.tc.Write(*buf)
+	if ferr := s.nc.flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
 		return s.ioError(err)
 	}
 	return nil
@@ -220,13 +229,18 @@ func (s *Session) readError(err error) error {
 }
 
 func (s *Session) ioError(err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ErrClosed) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
+	}
+	if isTimeout(err) {
+		// A transport's own deadline error (yamux's), made to match
+		// os.ErrDeadlineExceeded as a net.Conn's does.
+		return fmt.Errorf("%w: %v", os.ErrDeadlineExceeded, err)
 	}
 	if s.isClosed() && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: %v", ErrClosed, err)
 	}
-	if c := classify(err); c != nil {
+	if c := classify(err, true); c != nil {
 		return c
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
