@@ -91,6 +91,10 @@ func (ca *CA) Issue(csr *x509.CertificateRequest, now time.Time, validity time.D
 	if err := CheckName(csr.Subject.CommonName); err != nil {
 		return nil, fmt.Errorf("csr subject: %w", err)
 	}
+	// An expired CA would issue a certificate that ends before it starts.
+	if err := CheckValidity(ca.Cert, now); err != nil {
+		return nil, fmt.Errorf("ca %q: %w", SanitizeName(ca.Cert.Subject.CommonName), err)
+	}
 	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
 		tmpl.NotAfter = ca.Cert.NotAfter
 	}

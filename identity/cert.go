@@ -117,6 +117,14 @@ func DisplayName(cert *x509.Certificate) string {
 
 // SanitizeName makes an untrusted name safe to show.
 func SanitizeName(s string) string {
+	if p := printableName(s); p != "" {
+		return p
+	}
+	return "(no name)"
+}
+
+// printableName is s without unprintable characters, bounded in length.
+func printableName(s string) string {
 	var b strings.Builder
 	n := 0
 	for _, r := range strings.ToValidUTF8(s, "?") {
@@ -127,9 +135,6 @@ func SanitizeName(s string) string {
 			b.WriteRune(r)
 			n++
 		}
-	}
-	if b.Len() == 0 {
-		return "(no name)"
 	}
 	return b.String()
 }

@@ -72,7 +72,13 @@ func (f Fingerprint) Equal(g Fingerprint) bool { return subtle.ConstantTimeCompa
 // ParseFingerprint reads the text form, checking every check character.
 func ParseFingerprint(s string) (Fingerprint, error) {
 	var f Fingerprint
-	s = strings.ToUpper(s)
+	// ASCII only: strings.ToUpper would also turn "ı" into I and "ſ" into S.
+	s = strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' {
+			return r - 'a' + 'A'
+		}
+		return r
+	}, s)
 	s = strings.NewReplacer("-", "", " ", "", "0", "O", "1", "I", "8", "B").Replace(s)
 	if len(s) != 56 {
 		return f, fmt.Errorf("%w: want 56 characters without dashes, got %d", ErrBadFingerprint, len(s))
@@ -90,8 +96,10 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 		}
 		data.WriteString(g)
 	}
+	// The last character carries four unused bits; they must be zero, or
+	// several strings (each with valid check characters) would name one key.
 	raw, err := b32.DecodeString(data.String())
-	if err != nil || len(raw) != 32 {
+	if err != nil || len(raw) != 32 || b32.EncodeToString(raw) != data.String() {
 		return f, fmt.Errorf("%w: bad base32", ErrBadFingerprint)
 	}
 	copy(f[:], raw)

@@ -50,6 +50,11 @@ func KeyFromPeerID(id peer.ID) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer id %s: %w", id, err)
 	}
+	// Protobuf decoding is lenient, so other bytes can wrap the same key;
+	// only the id the key derives is the peer's.
+	if canonical, err := PeerIDFromKey(raw); err != nil || canonical != id {
+		return nil, fmt.Errorf("peer id %s is not the canonical id of the key it embeds", id)
+	}
 	return ed25519.PublicKey(raw), nil
 }
 

@@ -58,6 +58,11 @@ const (
 	maxKDFTime   = 64
 )
 
+// plausible reports whether the parameters are within the bounds above.
+func (p KDFParams) plausible() bool {
+	return p.Time != 0 && p.Time <= maxKDFTime && p.Threads != 0 && p.Memory >= 8*uint32(p.Threads) && p.Memory <= maxKDFMemory
+}
+
 // PassphraseFunc supplies a passphrase when one is needed. It is called at
 // most once per key file.
 type PassphraseFunc func() ([]byte, error)
@@ -74,6 +79,11 @@ func EncodePrivateKey(key ed25519.PrivateKey, passphrase []byte, params KDFParam
 	}
 	if len(passphrase) == 0 {
 		return nil, errors.New("passphrase is empty: choose one, or opt out of encryption explicitly")
+	}
+	// Parameters the decoder would refuse make a key file nobody can open
+	// (and zero time or threads make Argon2id panic).
+	if !params.plausible() {
+		return nil, fmt.Errorf("key derivation parameters %+v are out of bounds", params)
 	}
 	hdr := make([]byte, keyHeaderLen)
 	hdr[0], hdr[1] = keyFileVersion, kdfArgon2id
@@ -144,7 +154,7 @@ func decryptKeyBlock(b []byte, passphrase PassphraseFunc) ([]byte, error) {
 		Memory:  binary.BigEndian.Uint32(b[6:]),
 		Threads: b[10],
 	}
-	if p.Time == 0 || p.Time > maxKDFTime || p.Memory < 8*uint32(p.Threads) || p.Memory > maxKDFMemory || p.Threads == 0 {
+	if !p.plausible() {
 		return nil, fmt.Errorf("%w: implausible key derivation parameters", ErrCorrupt)
 	}
 	if passphrase == nil {

@@ -2,10 +2,12 @@ package identity
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -111,6 +113,7 @@ type TrustStore struct {
 	path string
 
 	mu       sync.Mutex
+	issuers  issuerMemo
 	stat     os.FileInfo
 	contacts map[peer.ID]Contact
 	roots    []*x509.Certificate
@@ -128,7 +131,13 @@ func OpenTrustStore(path string) (*TrustStore, error) {
 
 // refresh reloads the file if another process replaced it. Callers hold mu
 // or are the constructor.
-func (t *TrustStore) refresh() error {
+func (t *TrustStore) refresh() error { return t.reload(false) }
+
+// reload is refresh; force skips the check that the file is unchanged,
+// which update needs: a replaced file can reuse the inode, size and
+// (coarse) modification time of the one cached, and a read-modify-write
+// cycle on a stale copy would lose the other writer's change.
+func (t *TrustStore) reload(force bool) error {
 	st, err := os.Stat(t.path)
 	if errors.Is(err, os.ErrNotExist) {
 		if t.contacts == nil || t.stat != nil {
@@ -139,7 +148,7 @@ func (t *TrustStore) refresh() error {
 	if err != nil {
 		return fmt.Errorf("trust store: %w", err)
 	}
-	if t.stat != nil && os.SameFile(st, t.stat) && st.ModTime().Equal(t.stat.ModTime()) && st.Size() == t.stat.Size() {
+	if !force && t.stat != nil && os.SameFile(st, t.stat) && st.ModTime().Equal(t.stat.ModTime()) && st.Size() == t.stat.Size() {
 		return nil
 	}
 	data, err := readLimited(t.path, maxTrustFile)
@@ -179,7 +188,8 @@ func ParseTrustFile(data []byte) (*trustFile, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	if dec.More() {
+	// dec.More would miss a stray "}" or "]".
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: data after the JSON object", ErrCorrupt)
 	}
 	if f.Version != trustVersion {
@@ -229,7 +239,7 @@ func (t *TrustStore) update(fn func(contacts map[peer.ID]Contact, roots *[]*x509
 	defer unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err := t.refresh(); err != nil {
+	if err := t.reload(true); err != nil {
 		return err
 	}
 	contacts := make(map[peer.ID]Contact, len(t.contacts))
@@ -316,6 +326,13 @@ func (t *TrustStore) Resolve(s string) (Contact, error) {
 	for _, c := range cs {
 		if strings.EqualFold(c.Name, s) || (c.Name == "" && strings.EqualFold(c.CertName, s)) {
 			found = append(found, c)
+		}
+	}
+	if len(found) > 1 {
+		// A key replaced by AcceptChange hands its name to the new one.
+		current := slices.DeleteFunc(slices.Clone(found), func(c Contact) bool { return c.ReplacedBy != "" })
+		if len(current) > 0 {
+			found = current
 		}
 	}
 	switch len(found) {
@@ -473,7 +490,7 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 	v := Verdict{
 		PeerID:      id,
 		Name:        DisplayName(leaf),
-		Issuer:      IssuerName(leaf),
+		Issuer:      t.issuerName(leaf),
 		Fingerprint: FingerprintOf(leaf.PublicKey.(ed25519.PublicKey)),
 		NotAfter:    leaf.NotAfter,
 	}
@@ -487,7 +504,7 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 		return Verdict{}, err
 	}
 	contact, known := t.contacts[id]
-	if known {
+	if known && (contact.Name != "" || contact.CertName != "") {
 		v.Name = contact.Label()
 	}
 	if known && contact.State == StateUntrusted {
@@ -572,17 +589,55 @@ func trimRoots(chain, roots []*x509.Certificate) []*x509.Certificate {
 // conflict finds a trusted contact, other than id, known by the same name
 // (the name in its certificate, or the user's label for it): the sign of a
 // changed key, as a changed host key is for ssh.
+//
+// Names are compared as they are shown (SanitizeName), ignoring case and
+// extra spaces, so that invisible characters cannot hide a changed key.
 func (t *TrustStore) conflict(id peer.ID, certName string) *Contact {
-	if strings.TrimSpace(certName) == "" {
+	name := shownName(certName)
+	if name == "" {
 		return nil
 	}
 	for _, c := range t.contacts {
 		if c.PeerID == id || !c.State.Trusted() || c.ReplacedBy != "" {
 			continue
 		}
-		if strings.EqualFold(c.CertName, certName) || strings.EqualFold(c.Name, certName) {
+		if strings.EqualFold(shownName(c.CertName), name) || strings.EqualFold(shownName(c.Name), name) {
 			return &c
 		}
 	}
 	return nil
+}
+
+// shownName is a name as SanitizeName shows it, with runs of spaces
+// collapsed and no placeholder for an empty one.
+func shownName(s string) string {
+	return strings.Join(strings.Fields(printableName(s)), " ")
+}
+
+// issuerMemo remembers IssuerName per certificate: telling a self-signed
+// certificate apart costs an Ed25519 verification, which Evaluate would
+// otherwise pay on every handshake with the same peer.
+type issuerMemo struct {
+	mu sync.Mutex
+	m  map[[32]byte]string
+}
+
+const issuerMemoSize = 4096
+
+func (t *TrustStore) issuerName(cert *x509.Certificate) string {
+	key := sha256.Sum256(cert.Raw)
+	t.issuers.mu.Lock()
+	name, ok := t.issuers.m[key]
+	t.issuers.mu.Unlock()
+	if ok {
+		return name
+	}
+	name = IssuerName(cert)
+	t.issuers.mu.Lock()
+	if t.issuers.m == nil || len(t.issuers.m) >= issuerMemoSize {
+		t.issuers.m = map[[32]byte]string{}
+	}
+	t.issuers.m[key] = name
+	t.issuers.mu.Unlock()
+	return name
 }

@@ -1,0 +1,646 @@
+package identity
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func openStore(t testing.TB, path string) *TrustStore {
+	t.Helper()
+	ts, err := OpenTrustStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+func newStore(t testing.TB) (*TrustStore, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "trust.json")
+	return openStore(t, path), path
+}
+
+// peerFix is a peer with a key, a self-signed certificate and its id.
+type peerFix struct {
+	key  ed25519.PrivateKey
+	id   peer.ID
+	cert *x509.Certificate
+}
+
+func newPeer(t testing.TB, name string) peerFix {
+	t.Helper()
+	k := newKey(t)
+	return peerFix{key: k, id: peerIDOf(t, pubOf(k)), cert: selfSigned(t, k, name)}
+}
+
+func (p peerFix) chain() []*x509.Certificate { return []*x509.Certificate{p.cert} }
+
+func evaluate(t testing.TB, ts *TrustStore, chain []*x509.Certificate, id peer.ID, now time.Time) Verdict {
+	t.Helper()
+	v, err := ts.Evaluate(chain, id, now)
+	if err != nil {
+		t.Fatalf("Evaluate: %v", err)
+	}
+	return v
+}
+
+func wantState(t testing.TB, v Verdict, state State, reason string) {
+	t.Helper()
+	if v.State != state {
+		t.Errorf("state %s (%s), want %s", v.State, v.Reason, state)
+	}
+	if !strings.Contains(v.Reason, reason) {
+		t.Errorf("reason %q, want it to contain %q", v.Reason, reason)
+	}
+}
+
+func TestEvaluateStates(t *testing.T) {
+	ca := newCA(t, "Acme Root")
+	bob := newPeer(t, "Bob")
+	bobCA := issue(t, ca, bob.key, "Bob")
+
+	t.Run("unknown", func(t *testing.T) {
+		ts, _ := newStore(t)
+		v := evaluate(t, ts, bob.chain(), bob.id, testNow)
+		wantState(t, v, StateUnknown, "new peer, not in your contacts")
+		if v.PeerID != bob.id || v.Name != "Bob" || v.Issuer != "self-signed" || v.Previous != nil ||
+			v.Fingerprint != FingerprintOf(pubOf(bob.key)) || !v.NotAfter.Equal(bob.cert.NotAfter) {
+			t.Errorf("verdict %+v", v)
+		}
+		if v.State.Trusted() {
+			t.Error("unknown is trusted")
+		}
+	})
+	t.Run("ca-verified", func(t *testing.T) {
+		ts, _ := newStore(t)
+		if err := ts.AddRoot(ca.Cert); err != nil {
+			t.Fatal(err)
+		}
+		for name, chain := range map[string][]*x509.Certificate{
+			"leaf only":     {bobCA},
+			"root included": {bobCA, ca.Cert},
+		} {
+			v := evaluate(t, ts, chain, bob.id, testNow)
+			wantState(t, v, StateCAVerified, "issued by Acme Root")
+			if v.Issuer != "Acme Root" || v.Name != "Bob" || !v.State.Trusted() {
+				t.Errorf("%s: verdict %+v", name, v)
+			}
+		}
+		// The self-signed certificate of the same key is not CA-verified.
+		wantState(t, evaluate(t, ts, bob.chain(), bob.id, testNow), StateUnknown, "new peer")
+		// Nor is one from another CA that calls itself the same.
+		fake := newCA(t, "Acme Root")
+		wantState(t, evaluate(t, ts, []*x509.Certificate{issue(t, fake, bob.key, "Bob"), fake.Cert}, bob.id, testNow), StateUnknown, "new peer")
+	})
+	t.Run("tofu", func(t *testing.T) {
+		ts, _ := newStore(t)
+		if err := ts.Pin(bob.id, "bobby", StateTOFU, testNow); err != nil {
+			t.Fatal(err)
+		}
+		v := evaluate(t, ts, bob.chain(), bob.id, testNow)
+		wantState(t, v, StateTOFU, "trusted on first use, fingerprint not compared")
+		if v.Name != "bobby" || !v.State.Trusted() {
+			t.Errorf("verdict %+v", v)
+		}
+	})
+	t.Run("verified", func(t *testing.T) {
+		ts, _ := newStore(t)
+		ts.Pin(bob.id, "", StateVerified, testNow)
+		v := evaluate(t, ts, bob.chain(), bob.id, testNow)
+		wantState(t, v, StateVerified, "fingerprint compared")
+		if v.Name != "Bob" || !v.State.Trusted() {
+			t.Errorf("verdict name %q: a contact without a label shows its certificate's name", v.Name)
+		}
+		// A CA does not lower a verified contact, nor raise tofu above CA.
+		ts.AddRoot(ca.Cert)
+		wantState(t, evaluate(t, ts, []*x509.Certificate{bobCA}, bob.id, testNow), StateVerified, "fingerprint compared")
+		ts.Pin(bob.id, "", StateTOFU, testNow)
+		wantState(t, evaluate(t, ts, []*x509.Certificate{bobCA}, bob.id, testNow), StateCAVerified, "issued by Acme Root")
+	})
+	t.Run("blocked", func(t *testing.T) {
+		ts, _ := newStore(t)
+		ts.AddRoot(ca.Cert)
+		ts.Pin(bob.id, "Bob", StateUntrusted, testNow)
+		for _, chain := range [][]*x509.Certificate{bob.chain(), {bobCA}} {
+			v := evaluate(t, ts, chain, bob.id, testNow)
+			wantState(t, v, StateUntrusted, "you rejected this key")
+			if v.State.Trusted() {
+				t.Error("untrusted is trusted")
+			}
+		}
+	})
+	t.Run("expired and not yet valid", func(t *testing.T) {
+		ts, _ := newStore(t)
+		ts.Pin(bob.id, "Bob", StateVerified, testNow)
+		ts.AddRoot(ca.Cert)
+		for _, chain := range [][]*x509.Certificate{bob.chain(), {bobCA}} {
+			wantState(t, evaluate(t, ts, chain, bob.id, chain[0].NotAfter.Add(time.Second)), StateExpired, "certificate has expired")
+			wantState(t, evaluate(t, ts, chain, bob.id, chain[0].NotBefore.Add(-time.Second)), StateExpired, "certificate is not valid yet")
+		}
+		// Unknown peers too.
+		carol := newPeer(t, "Carol")
+		v := evaluate(t, ts, carol.chain(), carol.id, testNow.Add(2*DefaultValidity))
+		wantState(t, v, StateExpired, "expired")
+		if v.State.Trusted() {
+			t.Error("expired is trusted")
+		}
+	})
+	t.Run("CA root removed falls back", func(t *testing.T) {
+		ts, _ := newStore(t)
+		ts.AddRoot(ca.Cert)
+		wantState(t, evaluate(t, ts, []*x509.Certificate{bobCA}, bob.id, testNow), StateCAVerified, "issued by")
+		if err := ts.RemoveRoot(ca.Cert); err != nil {
+			t.Fatal(err)
+		}
+		v := evaluate(t, ts, []*x509.Certificate{bobCA}, bob.id, testNow)
+		wantState(t, v, StateUnknown, "new peer")
+		if v.Issuer != "Acme Root" {
+			t.Errorf("issuer %q: still names who issued it", v.Issuer)
+		}
+		ts.Pin(bob.id, "", StateTOFU, testNow)
+		wantState(t, evaluate(t, ts, []*x509.Certificate{bobCA}, bob.id, testNow), StateTOFU, "trusted on first use")
+		ts.Pin(bob.id, "", StateVerified, testNow)
+		wantState(t, evaluate(t, ts, []*x509.Certificate{bobCA}, bob.id, testNow), StateVerified, "fingerprint compared")
+	})
+	t.Run("CA root expired", func(t *testing.T) {
+		ts, _ := newStore(t)
+		short, _ := NewCA("Short", testNow, 2*time.Hour)
+		ts.AddRoot(short.Cert)
+		leaf := issue(t, short, bob.key, "Bob")
+		wantState(t, evaluate(t, ts, []*x509.Certificate{leaf}, bob.id, testNow), StateCAVerified, "issued by Short")
+		// The leaf never outlives the CA, so it expires with it.
+		wantState(t, evaluate(t, ts, []*x509.Certificate{leaf}, bob.id, testNow.Add(3*time.Hour)), StateExpired, "expired")
+	})
+}
+
+func TestEvaluateChanged(t *testing.T) {
+	ca := newCA(t, "Acme Root")
+	bob := newPeer(t, "Bob")
+	mallory := newPeer(t, "Bob") // a new key presenting Bob's name
+
+	t.Run("same name as a pinned contact's label", func(t *testing.T) {
+		ts, _ := newStore(t)
+		ts.Pin(bob.id, "Bob", StateTOFU, testNow)
+		v := evaluate(t, ts, mallory.chain(), mallory.id, testNow)
+		wantState(t, v, StateChanged, "key changed: Bob was known with a different key")
+		if v.Previous == nil || v.Previous.PeerID != bob.id || v.Previous.State != StateTOFU {
+			t.Fatalf("Previous = %+v", v.Previous)
+		}
+		if v.State.Trusted() {
+			t.Error("changed is trusted")
+		}
+		// Bob himself is still fine.
+		wantState(t, evaluate(t, ts, bob.chain(), bob.id, testNow), StateTOFU, "")
+	})
+	t.Run("same name as a verified contact's certificate name, any case", func(t *testing.T) {
+		ts, _ := newStore(t)
+		ts.Pin(bob.id, "my friend", StateVerified, testNow)
+		ts.NoteCertName(bob.id, "bob")
+		v := evaluate(t, ts, mallory.chain(), mallory.id, testNow)
+		wantState(t, v, StateChanged, "my friend was known with a different key")
+		if v.Previous == nil || v.Previous.PeerID != bob.id {
+			t.Fatalf("Previous = %+v", v.Previous)
+		}
+	})
+	t.Run("CA-issued new key under a known name", func(t *testing.T) {
+		ts, _ := newStore(t)
+		ts.AddRoot(ca.Cert)
+		ts.Pin(bob.id, "Bob", StateTOFU, testNow)
+		v := evaluate(t, ts, []*x509.Certificate{issue(t, ca, mallory.key, "Bob")}, mallory.id, testNow)
+		wantState(t, v, StateChanged, "this one is issued by Acme Root")
+		if v.Previous == nil || v.Previous.PeerID != bob.id {
+			t.Fatalf("Previous = %+v", v.Previous)
+		}
+	})
+	t.Run("names that only look the same", func(t *testing.T) {
+		ts, _ := newStore(t)
+		ts.Pin(bob.id, "Bob", StateTOFU, testNow)
+		key := newKey(t)
+		id := peerIDOf(t, pubOf(key))
+		// Invisible and surrounding characters are dropped when the name is
+		// shown, so they must not hide a changed key either.
+		for _, name := range []string{"Bob\u200b", "B\u200bob", "\u202eBob", " Bob", "Bob ", "BOB", "Bob\x1b"} {
+			c := craft(t, leafTmpl(name, PeerURI(id)), nil, pubOf(key), key)
+			v := evaluate(t, ts, []*x509.Certificate{c}, id, testNow)
+			if v.State != StateChanged {
+				t.Errorf("certificate name %q, shown as %q: state %s, want changed", name, v.Name, v.State)
+			}
+		}
+	})
+	t.Run("no conflict with rejected or replaced contacts, or other names", func(t *testing.T) {
+		ts, _ := newStore(t)
+		ts.Pin(bob.id, "Bob", StateUntrusted, testNow)
+		wantState(t, evaluate(t, ts, mallory.chain(), mallory.id, testNow), StateUnknown, "new peer")
+		carol := newPeer(t, "Carol")
+		wantState(t, evaluate(t, ts, carol.chain(), carol.id, testNow), StateUnknown, "new peer")
+		empty := newPeer(t, "x")
+		ts.Pin(empty.id, "", StateTOFU, testNow)
+		for _, cn := range []string{"", " ", "\u200b", "(no name)"} {
+			noName := craft(t, leafTmpl(cn), nil, pubOf(carol.key), carol.key)
+			wantState(t, evaluate(t, ts, []*x509.Certificate{noName}, carol.id, testNow), StateUnknown, "new peer")
+		}
+	})
+	t.Run("accepting the change", func(t *testing.T) {
+		ts, _ := newStore(t)
+		ts.Pin(bob.id, "Bob", StateVerified, testNow)
+		if err := ts.AcceptChange(bob.id, mallory.id, "Bob", StateTOFU, testNow.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		v := evaluate(t, ts, bob.chain(), bob.id, testNow)
+		wantState(t, v, StateUntrusted, "this key was replaced by a newer one ("+ShortID(mallory.id)+")")
+		v = evaluate(t, ts, mallory.chain(), mallory.id, testNow)
+		wantState(t, v, StateTOFU, "trusted on first use")
+		if v.Name != "Bob" {
+			t.Errorf("the new key should take over the label: %q", v.Name)
+		}
+		old, _, _ := ts.Contact(bob.id)
+		if old.State != StateUntrusted || old.ReplacedBy != mallory.id {
+			t.Errorf("old contact %+v", old)
+		}
+		// The name now means the new key.
+		c, err := ts.Resolve("bob")
+		if err != nil || c.PeerID != mallory.id {
+			t.Errorf("Resolve(bob) = %s, %v; want the new key", c.PeerID, err)
+		}
+		// Re-pinning the old key clears the replacement.
+		ts.Pin(bob.id, "", StateTOFU, testNow)
+		if c, _, _ := ts.Contact(bob.id); c.ReplacedBy != "" {
+			t.Error("ReplacedBy kept")
+		}
+		if err := ts.AcceptChange(bob.id, mallory.id, "Bob", StateUntrusted, testNow); err == nil {
+			t.Error("accepted a change as untrusted")
+		}
+		if err := ts.AcceptChange(newPeer(t, "x").id, mallory.id, "Bob", StateTOFU, testNow); !errors.Is(err, ErrUnknownContact) {
+			t.Errorf("change of an unknown contact: %v", err)
+		}
+	})
+}
+
+func TestEvaluateErrors(t *testing.T) {
+	ts, _ := newStore(t)
+	bob := newPeer(t, "Bob")
+	carol := newPeer(t, "Carol")
+	ts.Pin(bob.id, "Bob", StateVerified, testNow)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecCert := craft(t, leafTmpl("Bob"), nil, &ec.PublicKey, ec)
+	wrongSAN := craft(t, leafTmpl("Bob", PeerURI(carol.id)), nil, pubOf(bob.key), bob.key)
+	for _, tc := range []struct {
+		name  string
+		chain []*x509.Certificate
+		id    peer.ID
+		want  error
+	}{
+		{"no certificate", nil, bob.id, nil},
+		{"certificate for another peer", carol.chain(), bob.id, ErrPeerIDMismatch},
+		{"SAN names another peer", []*x509.Certificate{wrongSAN}, bob.id, ErrPeerIDMismatch},
+		{"ECDSA", []*x509.Certificate{ecCert}, bob.id, ErrNotEd25519},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := ts.Evaluate(tc.chain, tc.id, testNow)
+			if err == nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("error %v, want %v", err, tc.want)
+			}
+			if v.State != "" {
+				t.Errorf("a verdict with an error: %+v", v)
+			}
+		})
+	}
+}
+
+func TestTrustStoreContacts(t *testing.T) {
+	ts, path := newStore(t)
+	if cs, err := ts.Contacts(); err != nil || len(cs) != 0 {
+		t.Fatalf("empty store: %v %v", cs, err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Error("reading created the file")
+	}
+	a, b, c := newPeer(t, "A"), newPeer(t, "B"), newPeer(t, "C")
+	must0(t, ts.Pin(a.id, "zed", StateTOFU, testNow))
+	must0(t, ts.Pin(b.id, "Amy", StateVerified, testNow))
+	must0(t, ts.Pin(c.id, "", StateTOFU, testNow))
+	must0(t, ts.NoteCertName(c.id, "Mike"))
+	st, _ := os.Stat(path)
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("trust.json mode %v", st.Mode().Perm())
+	}
+
+	cs, _ := ts.Contacts()
+	var labels []string
+	for _, c := range cs {
+		labels = append(labels, c.Label())
+	}
+	if strings.Join(labels, ",") != "Amy,Mike,zed" {
+		t.Errorf("sorted by label: %v", labels)
+	}
+
+	// Empty name keeps the label; a state change updates the time.
+	must0(t, ts.Pin(a.id, "", StateVerified, testNow.Add(time.Hour)))
+	got, ok, _ := ts.Contact(a.id)
+	if !ok || got.Name != "zed" || got.State != StateVerified || !got.Updated.Equal(testNow.Add(time.Hour)) || !got.Added.Equal(testNow) {
+		t.Errorf("after re-pin: %+v", got)
+	}
+
+	for s, want := range map[string]peer.ID{"ZED": a.id, "amy": b.id, "mike": c.id, a.id.String(): a.id} {
+		got, err := ts.Resolve(s)
+		if err != nil || got.PeerID != want {
+			t.Errorf("Resolve(%q) = %s, %v", s, got.PeerID, err)
+		}
+	}
+	d := newPeer(t, "D")
+	if got, err := ts.Resolve(d.id.String()); err != nil || got.PeerID != d.id || got.State != "" {
+		t.Errorf("Resolve(new id) = %+v, %v", got, err)
+	}
+	if _, err := ts.Resolve("nobody"); !errors.Is(err, ErrUnknownContact) {
+		t.Errorf("Resolve(nobody): %v", err)
+	}
+	must0(t, ts.Pin(d.id, "Amy", StateTOFU, testNow))
+	if _, err := ts.Resolve("amy"); err == nil || !strings.Contains(err.Error(), "2 contacts") {
+		t.Errorf("ambiguous name: %v", err)
+	}
+
+	// Refusals.
+	for _, st := range []State{StateCAVerified, StateChanged, StateExpired, StateUnknown, "bogus"} {
+		if err := ts.Pin(a.id, "", st, testNow); err == nil {
+			t.Errorf("pinned as %q", st)
+		}
+	}
+	if err := ts.Pin(a.id, "evil\x1b[2J", StateTOFU, testNow); err == nil {
+		t.Error("pinned with a control character in the name")
+	}
+	if err := ts.Pin("", "x", StateTOFU, testNow); err == nil {
+		t.Error("pinned an empty id")
+	}
+	if err := ts.Remove(newPeer(t, "E").id); !errors.Is(err, ErrUnknownContact) {
+		t.Errorf("Remove(unknown): %v", err)
+	}
+	must0(t, ts.Remove(a.id))
+	if _, ok, _ := ts.Contact(a.id); ok {
+		t.Error("removed contact still there")
+	}
+	// NoteCertName of an unknown peer does nothing.
+	must0(t, ts.NoteCertName(newPeer(t, "F").id, "F"))
+
+	// What was written reads back the same in a fresh instance.
+	fresh := openStore(t, path)
+	c1, _ := ts.Contacts()
+	c2, _ := fresh.Contacts()
+	if fmt.Sprint(c1) != fmt.Sprint(c2) {
+		t.Errorf("reload differs:\n%v\n%v", c1, c2)
+	}
+}
+
+func must0(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTrustStoreRoots(t *testing.T) {
+	ts, path := newStore(t)
+	ca1, ca2 := newCA(t, "One"), newCA(t, "Two")
+	must0(t, ts.AddRoot(ca1.Cert))
+	must0(t, ts.AddRoot(ca1.Cert)) // idempotent
+	must0(t, ts.AddRoot(ca2.Cert))
+	roots, _ := ts.Roots()
+	if len(roots) != 2 {
+		t.Fatalf("%d roots", len(roots))
+	}
+	if err := ts.AddRoot(selfSigned(t, newKey(t), "NotCA")); err == nil {
+		t.Error("a leaf added as a root")
+	}
+	if err := ts.RemoveRoot(newCA(t, "Three").Cert); err == nil {
+		t.Error("removed a root that was not there")
+	}
+	must0(t, ts.RemoveRoot(ca1.Cert))
+	roots, _ = openStore(t, path).Roots()
+	if len(roots) != 1 || !roots[0].Equal(ca2.Cert) {
+		t.Errorf("after remove: %d roots", len(roots))
+	}
+	// Roots() returns a copy.
+	roots[0] = nil
+	if r, _ := ts.Roots(); r[0] == nil {
+		t.Error("Roots exposes the store's slice")
+	}
+}
+
+// TestTrustStoreSharedFile: two instances on one file see each other's writes.
+func TestTrustStoreSharedFile(t *testing.T) {
+	a, path := newStore(t)
+	b := openStore(t, path)
+	ca := newCA(t, "Org")
+	bob, carol := newPeer(t, "Bob"), newPeer(t, "Carol")
+	bobCA := issue(t, ca, bob.key, "Bob")
+
+	must0(t, a.Pin(bob.id, "Bob", StateTOFU, testNow))
+	if c, ok, err := b.Contact(bob.id); err != nil || !ok || c.Name != "Bob" {
+		t.Fatalf("b does not see a's pin: %v %v", ok, err)
+	}
+	must0(t, b.Pin(carol.id, "Carol", StateVerified, testNow))
+	must0(t, b.Pin(bob.id, "", StateVerified, testNow))
+	wantState(t, evaluate(t, a, bob.chain(), bob.id, testNow), StateVerified, "")
+	if cs, _ := a.Contacts(); len(cs) != 2 {
+		t.Errorf("a sees %d contacts", len(cs))
+	}
+	must0(t, a.Remove(bob.id))
+	wantState(t, evaluate(t, b, bob.chain(), bob.id, testNow), StateUnknown, "")
+	must0(t, b.AddRoot(ca.Cert))
+	wantState(t, evaluate(t, a, []*x509.Certificate{bobCA}, bob.id, testNow), StateCAVerified, "issued by Org")
+	must0(t, a.RemoveRoot(ca.Cert))
+	wantState(t, evaluate(t, b, []*x509.Certificate{bobCA}, bob.id, testNow), StateUnknown, "")
+
+	// A deleted file is an empty store, for readers and writers.
+	os.Remove(path)
+	if cs, err := a.Contacts(); err != nil || len(cs) != 0 {
+		t.Errorf("after delete: %d contacts, %v", len(cs), err)
+	}
+	must0(t, b.Pin(bob.id, "", StateTOFU, testNow))
+	if cs, _ := a.Contacts(); len(cs) != 1 {
+		t.Errorf("after delete and pin: %d contacts, want only the new one", len(cs))
+	}
+}
+
+// TestTrustStoreStaleCache: a replaced file can look unchanged (same inode,
+// size and modification time); a write must not start from a stale copy.
+func TestTrustStoreStaleCache(t *testing.T) {
+	a, path := newStore(t)
+	bob, carol := newPeer(t, "Bob"), newPeer(t, "Carol")
+	must0(t, a.Pin(bob.id, "aaaa", StateTOFU, testNow))
+	st, _ := os.Stat(path)
+
+	// Another writer renames the contact to a name of the same length; the
+	// file ends up with the same inode, size and time.
+	other := filepath.Join(t.TempDir(), "trust.json")
+	os.WriteFile(other, readFile(t, path), 0o600)
+	must0(t, openStore(t, other).Pin(bob.id, "bbbb", StateTOFU, testNow))
+	newData := readFile(t, other)
+	if len(newData) != int(st.Size()) {
+		t.Fatal("test bug: sizes differ")
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	must0(t, err)
+	f.WriteAt(newData, 0)
+	f.Close()
+	must0(t, os.Chtimes(path, st.ModTime(), st.ModTime()))
+
+	must0(t, a.Pin(carol.id, "Carol", StateTOFU, testNow))
+	c, _, _ := openStore(t, path).Contact(bob.id)
+	if c.Name != "bbbb" {
+		t.Errorf("the other writer's change was lost: name %q", c.Name)
+	}
+}
+
+// TestTrustStoreConcurrentPins: many goroutines on two instances (as a
+// daemon and a command would be) lose no update.
+func TestTrustStoreConcurrentPins(t *testing.T) {
+	a, path := newStore(t)
+	b := openStore(t, path)
+	const perStore = 24
+	ids := make([]peer.ID, 2*perStore)
+	for i := range ids {
+		ids[i] = peerIDOf(t, pubOf(newKey(t)))
+	}
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		ts := a
+		if i%2 == 1 {
+			ts = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ts.Pin(id, fmt.Sprintf("peer%02d", i), StateTOFU, testNow); err != nil {
+				t.Error(err)
+			}
+			// Interleave reads, which refresh the cache.
+			if _, err := ts.Contacts(); err != nil {
+				t.Error(err)
+			}
+			if i%3 == 0 {
+				if err := ts.Pin(id, "", StateVerified, testNow); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for name, ts := range map[string]*TrustStore{"a": a, "b": b, "fresh": openStore(t, path)} {
+		cs, err := ts.Contacts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) != len(ids) {
+			t.Errorf("%s: %d contacts, want %d", name, len(cs), len(ids))
+		}
+		for i, id := range ids {
+			c, ok, _ := ts.Contact(id)
+			want := StateTOFU
+			if i%3 == 0 {
+				want = StateVerified
+			}
+			if !ok || c.State != want || c.Name != fmt.Sprintf("peer%02d", i) {
+				t.Errorf("%s: contact %d = %+v", name, i, c)
+			}
+		}
+	}
+	if names := dirNames(t, filepath.Dir(path)); len(names) != 2 { // trust.json and its lock
+		t.Errorf("left over: %v", names)
+	}
+}
+
+func TestTrustStoreCorruptFile(t *testing.T) {
+	bob := newPeer(t, "Bob")
+	for name, content := range map[string]string{
+		"not JSON":        "garbage",
+		"truncated":       `{"version":1,"contacts":[{"peer_id":"`,
+		"empty":           "",
+		"unknown version": `{"version":2,"contacts":[],"roots":[]}`,
+		"bad peer id":     `{"version":1,"contacts":[{"peer_id":"QmNope","state":"tofu"}],"roots":[]}`,
+		"bad state":       `{"version":1,"contacts":[{"peer_id":"` + bob.id.String() + `","state":"ca-verified"}],"roots":[]}`,
+		"duplicate":       `{"version":1,"contacts":[{"peer_id":"` + bob.id.String() + `","state":"tofu"},{"peer_id":"` + bob.id.String() + `","state":"tofu"}],"roots":[]}`,
+		"unknown field":   `{"version":1,"contacts":[],"roots":[],"extra":true}`,
+		"leaf as root":    `{"version":1,"contacts":[],"roots":[` + jsonString(string(EncodeCertificatesPEM(bob.cert))) + `]}`,
+		"trailing brace":  `{"version":1,"contacts":[],"roots":[]}}`,
+		"trailing junk":   `{"version":1,"contacts":[],"roots":[]} x`,
+		"two objects":     `{"version":1,"contacts":[],"roots":[]}{"version":1}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "trust.json")
+			os.WriteFile(path, []byte(content), 0o600)
+			if _, err := OpenTrustStore(path); err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("OpenTrustStore: %v; want ErrCorrupt naming the file", err)
+			}
+			if _, err := ParseTrustFile([]byte(content)); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("ParseTrustFile: %v", err)
+			}
+		})
+	}
+	t.Run("corrupted under an open store", func(t *testing.T) {
+		ts, path := newStore(t)
+		must0(t, ts.Pin(bob.id, "Bob", StateTOFU, testNow))
+		time.Sleep(10 * time.Millisecond) // a different modification time
+		bad := []byte(`{"version":1,"contacts":[{"peer_id":"` + bob.id.String() + `"`)
+		os.WriteFile(path, bad, 0o600)
+		ca := newCA(t, "X")
+		for name, op := range map[string]func() error{
+			"Pin":         func() error { return ts.Pin(newPeer(t, "C").id, "C", StateTOFU, testNow) },
+			"Remove":      func() error { return ts.Remove(bob.id) },
+			"AddRoot":     func() error { return ts.AddRoot(ca.Cert) },
+			"Contacts":    func() error { _, err := ts.Contacts(); return err },
+			"Evaluate":    func() error { _, err := ts.Evaluate(bob.chain(), bob.id, testNow); return err },
+			"NoteName":    func() error { return ts.NoteCertName(bob.id, "B") },
+			"AcceptChang": func() error { return ts.AcceptChange(bob.id, newPeer(t, "D").id, "", StateTOFU, testNow) },
+		} {
+			if err := op(); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("%s: %v, want ErrCorrupt", name, err)
+			}
+			if !bytes.Equal(readFile(t, path), bad) {
+				t.Fatalf("%s overwrote the corrupted file", name)
+			}
+		}
+	})
+}
+
+func jsonString(s string) string {
+	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, "\\", "\\\\"), "\n", "\\n") + `"`
+}
+
+func TestContactLabel(t *testing.T) {
+	id := newPeer(t, "X").id
+	for _, tc := range []struct {
+		c    Contact
+		want string
+	}{
+		{Contact{PeerID: id, Name: "bob", CertName: "Robert"}, "bob"},
+		{Contact{PeerID: id, CertName: "Robert"}, "Robert"},
+		{Contact{PeerID: id, CertName: "\x1b[31mRob"}, "[31mRob"},
+		{Contact{PeerID: id}, ShortID(id)},
+	} {
+		if got := tc.c.Label(); got != tc.want {
+			t.Errorf("Label(%+v) = %q, want %q", tc.c, got, tc.want)
+		}
+	}
+	s := ShortID(id)
+	if !strings.HasPrefix(s, id.String()[:6]) || !strings.HasSuffix(s, id.String()[len(id.String())-6:]) || !strings.Contains(s, "…") {
+		t.Errorf("ShortID %q", s)
+	}
+	if ShortID(peer.ID("ab")) == "" {
+		t.Error("ShortID of a short id")
+	}
+}
