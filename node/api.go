@@ -99,6 +99,9 @@ func (n *Node) TrustPeer(p peer.ID, verified bool) error {
 	n.mu.Unlock()
 	n.emitPeer(p)
 	if changed != nil && changed.Previous != nil {
+		// The replaced key is untrusted now: like a blocked one, its live
+		// sessions end (handshakes check trust only when they start).
+		n.closeSessions(changed.Previous.PeerID, "key replaced by the user")
 		n.emitPeer(changed.Previous.PeerID)
 	}
 	n.kick(p)
@@ -112,15 +115,24 @@ func (n *Node) Block(p peer.ID) error {
 		return fmt.Errorf("block %s: %w", identity.ShortID(p), err)
 	}
 	n.mu.Lock()
-	var sessions []*chatSession
 	if ps, ok := n.peers[p]; ok {
-		sessions = append(sessions, ps.sessions...)
 		ps.changed = nil
 	}
 	n.mu.Unlock()
-	for _, cs := range sessions {
-		cs.s.CloseWith(e2e.CloseRejected, "rejected by the user")
-	}
+	n.closeSessions(p, "rejected by the user")
 	n.emitPeer(p)
 	return nil
+}
+
+// closeSessions ends p's live sessions with a rejected close frame.
+func (n *Node) closeSessions(p peer.ID, reason string) {
+	n.mu.Lock()
+	var sessions []*chatSession
+	if ps, ok := n.peers[p]; ok {
+		sessions = append(sessions, ps.sessions...)
+	}
+	n.mu.Unlock()
+	for _, cs := range sessions {
+		cs.s.CloseWith(e2e.CloseRejected, reason)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -36,6 +37,14 @@ func (cs *chatSession) wasSent(id e2e.MessageID) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return cs.sent[id]
+}
+
+// resetSent forgets what was written on this session, so pending
+// messages are sealed and written again (after a new ratchet seed).
+func (cs *chatSession) resetSent() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	clear(cs.sent)
 }
 
 // markSent records that id goes out on this session; false if it already did.
@@ -99,11 +108,19 @@ func (n *Node) session(ctx context.Context, p peer.ID) (*chatSession, error) {
 		wait := ps.dialing
 		if wait == nil {
 			ps.dialing = make(chan struct{})
+			dctx, cancel := context.WithCancel(ctx)
+			ps.dialCancel = cancel
 			n.mu.Unlock()
-			cs, err := n.dial(ctx, p)
+			cs, err := n.dial(dctx, p)
+			cancel()
 			n.mu.Lock()
 			close(ps.dialing)
-			ps.dialing = nil
+			ps.dialing, ps.dialCancel = nil, nil
+			if err != nil && len(ps.sessions) > 0 {
+				// The peer's own session arrived meanwhile (and cancelled
+				// our dial): use it.
+				cs, err = ps.sessions[len(ps.sessions)-1], nil
+			}
 			n.mu.Unlock()
 			return cs, err
 		}
@@ -202,6 +219,12 @@ func (n *Node) register(sess *e2e.Session, conn network.Conn, outgoing bool) *ch
 	}
 	ps := n.state(p)
 	ps.sessions = append(ps.sessions, cs)
+	if !outgoing && ps.dialCancel != nil {
+		// A dial of ours still running (perhaps to the addresses the peer
+		// had before it left) is not needed any more: it would only open a
+		// second session.
+		ps.dialCancel()
+	}
 	n.mu.Unlock()
 	n.cm.Protect(p, protectTag)
 	n.log.Info("session", "peer", p, "name", sess.Peer().Name, "trust", sess.Peer().State,
@@ -210,8 +233,37 @@ func (n *Node) register(sess *e2e.Session, conn network.Conn, outgoing bool) *ch
 	n.wg.Add(2)
 	go n.readLoop(cs)
 	go n.tryDirect(cs)
+	n.startRatchet(cs)
 	n.kick(p)
 	return cs
+}
+
+// startRatchet makes sure the peers share a ratchet session once a live
+// session is up: the TLS server seeds one from the exporter if it has
+// none; the TLS client that has none asks the server for a seed.
+func (n *Node) startRatchet(cs *chatSession) {
+	if n.hasSession(cs.peer) {
+		return
+	}
+	if cs.outgoing {
+		if err := cs.s.Send(e2e.FrameRatchetInit, nil); err != nil {
+			n.log.Info("ask for a ratchet seed", "peer", cs.peer, "err", err)
+		}
+		return
+	}
+	n.offerSeed(cs)
+}
+
+// offerSeed seeds a ratchet session as the TLS server and sends the offer.
+func (n *Node) offerSeed(cs *chatSession) {
+	offer, err := n.seedResponder(cs)
+	if err != nil {
+		n.log.Error("seed a ratchet session", "peer", cs.peer, "err", err)
+		return
+	}
+	if err := cs.s.Send(e2e.FrameRatchetInit, offer); err != nil {
+		n.log.Info("send ratchet seed", "peer", cs.peer, "err", err)
+	}
 }
 
 // directAttempts are the delays before each try at a direct connection
@@ -313,11 +365,11 @@ func (n *Node) sessionEnded(cs *chatSession, err error) {
 func (n *Node) handleFrame(cs *chatSession, f e2e.Frame) error {
 	switch f.Type {
 	case e2e.FrameText:
-		t, err := e2e.ParseText(f.Payload)
-		if err != nil {
-			return err
-		}
-		return n.receiveText(cs, t)
+		return fmt.Errorf("%w: messages must be sealed (envelope frames), not sent as text", e2e.ErrMalformed)
+	case e2e.FrameEnvelope:
+		return n.receiveEnvelope(cs, f.Payload)
+	case e2e.FrameRatchetInit:
+		return n.receiveRatchetInit(cs, f.Payload)
 	case e2e.FrameReceipt:
 		r, err := e2e.ParseReceipt(f.Payload)
 		if err != nil {
@@ -329,20 +381,81 @@ func (n *Node) handleFrame(cs *chatSession, f e2e.Frame) error {
 	return nil
 }
 
-// receiveText stores a message (once, whatever the retries) and then
-// acknowledges it: the receipt means "stored durably".
-func (n *Node) receiveText(cs *chatSession, t e2e.Text) error {
-	m := Message{ID: t.ID, Peer: cs.peer, SentAt: t.SentAt, StoredAt: n.cfg.Now(), Body: t.Body}
-	isNew, err := n.store.AddIncoming(&m)
+// receiveEnvelope opens a sealed message or receipt. The message is
+// stored (once, whatever the retries) with the new ratchet state, then
+// acknowledged: the receipt means "stored durably".
+func (n *Node) receiveEnvelope(cs *chatSession, env []byte) error {
+	res, err := n.open(cs.peer, env)
+	switch {
+	case errors.Is(err, ratchet.ErrDuplicate):
+		n.log.Info("duplicate envelope dropped", "peer", cs.peer)
+		return nil
+	case errors.Is(err, ratchet.ErrNoSession), errors.Is(err, ratchet.ErrUnknownSession):
+		// The peer sealed for a session we do not have (we lost state, or
+		// it predates a seed): start a new one; it resends what is pending.
+		n.log.Warn("envelope for an unknown ratchet session; seeding a new one", "peer", cs.peer, "err", err)
+		n.reseed(cs)
+		return nil
+	case err != nil:
+		n.emitError(cs.peer, fmt.Errorf("a message from %s could not be opened and was dropped: %w", identity.ShortID(cs.peer), err))
+		return nil
+	}
+	n.delivered(cs.peer, res, cs)
+	return nil
+}
+
+// delivered reports what an opened envelope carried and acknowledges a
+// message: on the live session when there is one, else through the
+// sender's mailbox.
+func (n *Node) delivered(p peer.ID, res opened, cs *chatSession) {
+	if res.text != nil {
+		if res.isNew {
+			n.emit(Event{Kind: EventMessage, Message: res.text})
+		}
+		n.sendReceipt(p, res.text.ID, cs)
+	}
+	if res.receipt != nil && res.changed {
+		n.emit(Event{Kind: EventStatus, Message: res.receipt})
+	}
+	n.kick(p) // a receipt opens the send window; a first envelope confirms a seed
+}
+
+// reseed starts a new ratchet session over a live session.
+func (n *Node) reseed(cs *chatSession) {
+	if cs.outgoing {
+		if err := cs.s.Send(e2e.FrameRatchetInit, nil); err != nil {
+			n.log.Info("ask for a ratchet seed", "peer", cs.peer, "err", err)
+		}
+		return
+	}
+	n.offerSeed(cs)
+	cs.resetSent()
+}
+
+// receiveRatchetInit handles a seed request (empty, to the TLS server) or
+// a seed offer (to the TLS client).
+func (n *Node) receiveRatchetInit(cs *chatSession, offer []byte) error {
+	switch {
+	case len(offer) == 0 && !cs.outgoing:
+		n.offerSeed(cs)
+		cs.resetSent()
+		return nil
+	case len(offer) == 0 || !cs.outgoing:
+		return fmt.Errorf("%w: unexpected ratchet-init frame", e2e.ErrMalformed)
+	}
+	if err := n.seedInitiator(cs, offer); err != nil {
+		return fmt.Errorf("ratchet seed: %w", err)
+	}
+	// The server cannot send until it opens one envelope of ours.
+	env, err := n.seal(cs.peer, nil)
 	if err != nil {
-		return fmt.Errorf("store message: %w", err)
+		return err
 	}
-	if isNew {
-		n.emit(Event{Kind: EventMessage, Message: &m})
+	if err := cs.s.Send(e2e.FrameEnvelope, env); err != nil {
+		n.log.Info("confirm ratchet seed", "peer", cs.peer, "err", err)
 	}
-	if err := cs.s.SendReceipt(e2e.Receipt{ID: t.ID, Status: e2e.ReceiptStored}); err != nil {
-		n.log.Info("send receipt", "peer", cs.peer, "err", err)
-	}
+	cs.resetSent()
+	n.kick(cs.peer)
 	return nil
 }
 

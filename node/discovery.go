@@ -15,9 +15,13 @@ import (
 // discovered) and the node connects and runs a handshake with it, after
 // which it is known by its verified identity and trust state. mDNS repeats
 // its queries, so a peer is found many times: addresses are merged and the
-// handshake runs only when there is no session. A peer that left and comes
-// back is found again and reconnected. Addresses in one of our own subnets
-// are tried first, loopback last.
+// handshake runs only when there is no session. Two peers usually find each
+// other within milliseconds (one multicast answer reaches both), so if both
+// dialed at once they would end up with two sessions: the peer with the
+// smaller ID dials at once, the other waits lanYield and dials only if no
+// session came. A peer that left and comes back is found again and
+// reconnected. Addresses in one of our own subnets are tried first,
+// loopback last.
 
 type mdnsNotifee struct{ n *Node }
 
@@ -35,10 +39,12 @@ func (n *Node) startMDNS() error {
 }
 
 // lanHandshakeTimeout bounds the handshake with a newly found LAN peer;
-// lanRetry spaces attempts with a peer whose handshake failed.
+// lanRetry spaces attempts with a peer whose handshake failed; lanYield is
+// how long the peer with the greater ID leaves the other to dial first.
 const (
 	lanHandshakeTimeout = 15 * time.Second
 	lanRetry            = 30 * time.Second
+	lanYield            = 2 * time.Second
 )
 
 func (n *Node) peerFound(ai peer.AddrInfo) {
@@ -62,6 +68,7 @@ func (n *Node) peerFound(ai peer.AddrInfo) {
 	if !busy {
 		ps.lanAttempt = time.Now()
 	}
+	verdict := ps.verdict // replaced by every handshake (recordVerified)
 	n.mu.Unlock()
 	if isNew {
 		n.log.Info("found on the LAN", "peer", ai.ID, "addrs", addrs)
@@ -73,6 +80,26 @@ func (n *Node) peerFound(ai peer.AddrInfo) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		if n.host.ID() > ai.ID {
+			// The other side dials; session below then finds its session
+			// (or its dial in progress) and adds none. If a handshake
+			// happened meanwhile, the other side did its part: even if
+			// that session has ended already, the peer has left and
+			// dialing its old addresses would only hang.
+			t := time.NewTimer(lanYield)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-n.ctx.Done():
+				return
+			}
+			n.mu.Lock()
+			handshook := n.state(ai.ID).verdict != verdict
+			n.mu.Unlock()
+			if handshook {
+				return
+			}
+		}
 		ctx, cancel := context.WithTimeout(n.ctx, lanHandshakeTimeout)
 		defer cancel()
 		if _, err := n.session(ctx, ai.ID); err != nil {

@@ -37,6 +37,7 @@ type Node struct {
 
 	relays       *relays
 	relayEmitter event.Emitter
+	rk           ratchetKeys
 
 	mu      sync.Mutex
 	peers   map[peer.ID]*peerState
@@ -75,6 +76,10 @@ func New(cfg Config) (*Node, error) {
 		events: newBroker(), peers: map[peer.ID]*peerState{},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.initRatchet(); err != nil {
+		store.Close()
+		return nil, err
+	}
 	if n.relays, err = parseRelays(cfg.Relays); err != nil {
 		store.Close()
 		return nil, err
@@ -313,17 +318,22 @@ func (n *Node) mayMessage(p peer.ID) error {
 	if err != nil {
 		return err
 	}
+	// ps's fields are guarded by n.mu: read them under it.
 	n.mu.Lock()
-	ps := n.peers[p]
+	var changed, caVerified bool
+	if ps := n.peers[p]; ps != nil {
+		changed = ps.changed != nil
+		caVerified = ps.verdict != nil && ps.verdict.State == identity.StateCAVerified
+	}
 	n.mu.Unlock()
 	switch {
 	case known && c.State == identity.StateUntrusted:
 		return ErrBlocked
-	case ps != nil && ps.changed != nil:
+	case changed:
 		return ErrKeyChanged
 	case known:
 		return nil
-	case ps != nil && ps.verdict != nil && ps.verdict.State == identity.StateCAVerified:
+	case caVerified:
 		return nil
 	}
 	if rec, ok := n.peerRecord(p); ok && rec.CAVerified {

@@ -2,10 +2,13 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/e2e/ratchet"
+	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -66,6 +69,7 @@ func (n *Node) runOutbox(p peer.ID, kick chan struct{}) {
 		cs, err := n.session(n.ctx, p)
 		if err != nil {
 			n.log.Info("peer not reachable; will retry", "peer", p, "in", backoff, "err", err)
+			n.queueOffline(p, msgs)
 			n.wait(kick, nil, jitter(backoff))
 			backoff = min(2*backoff, n.cfg.RetryMax)
 			continue
@@ -73,6 +77,23 @@ func (n *Node) runOutbox(p peer.ID, kick chan struct{}) {
 		backoff = n.cfg.RetryMin
 		n.writeOutbox(cs, msgs)
 		n.wait(kick, cs.done, resendAfter)
+	}
+}
+
+// queueOffline deposits what waits for an unreachable peer at its relay
+// mailbox, if it has one; a failure is shown once per cause.
+func (n *Node) queueOffline(p peer.ID, msgs []Message) {
+	err := n.queueAtRelay(p, msgs)
+	if err == nil || errors.Is(err, errNoMailbox) && n.relays == nil {
+		return
+	}
+	n.mu.Lock()
+	ps := n.state(p)
+	repeat := ps.mailboxErr == err.Error()
+	ps.mailboxErr = err.Error()
+	n.mu.Unlock()
+	if !repeat {
+		n.emitError(p, fmt.Errorf("%s is offline and the message could not be left at a relay (it waits in your outbox): %w", identity.ShortID(p), err))
 	}
 }
 
@@ -106,14 +127,17 @@ func (n *Node) writeOutbox(cs *chatSession, msgs []Message) {
 		if inflight > 0 && inflight+len(m.Body) > sendWindow {
 			return // receipts will wake the worker
 		}
-		inflight += len(m.Body)
-		cs.markSent(m.ID)
-		err := cs.s.SendText(e2e.Text{ID: m.ID, SentAt: m.SentAt, Body: m.Body})
-		if errors.Is(err, e2e.ErrMalformed) {
+		env, err := n.sealText(m)
+		if errors.Is(err, ratchet.ErrNoSession) {
+			return // the ratchet seed is under way; it wakes the worker
+		}
+		if err != nil {
 			n.fail(m, err)
 			continue
 		}
-		if err != nil {
+		inflight += len(m.Body)
+		cs.markSent(m.ID)
+		if err := cs.s.Send(e2e.FrameEnvelope, env); err != nil {
 			n.log.Info("write message", "peer", cs.peer, "err", err)
 			cs.s.Close()
 			return

@@ -24,7 +24,9 @@ type peerState struct {
 	kick       chan struct{}     // wakes the outbox worker
 	working    bool              // the outbox worker runs
 	dialing    chan struct{}     // closed when a dial in progress ends
+	dialCancel func()            // cancels the dial in progress
 	lanAttempt time.Time         // last handshake attempt after discovery
+	mailboxErr string            // the last mailbox failure shown
 }
 
 // state returns the peer's state, creating it. Callers hold n.mu.

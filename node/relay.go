@@ -34,6 +34,10 @@ type RelayInfo struct {
 	Reserved bool      // a reservation is active
 	Expires  time.Time // when the reservation ends unless refreshed
 	Err      string    // the last failure, if any
+	// Mailbox: our mailbox is registered there (bundle published), with
+	// this many one-time prekeys of each kind left.
+	Mailbox               bool
+	PrekeysEC, PrekeysKEM int
 }
 
 const (
@@ -61,6 +65,11 @@ type relayState struct {
 	reserved bool
 	expires  time.Time
 	err      string
+	mailbox  bool
+	prekeys  [2]int
+	// mail wakes the mailbox loop (the relay said mail arrived);
+	// fresh wakes it when a reservation is made.
+	mail, fresh chan struct{}
 }
 
 // ParseRelayAddr checks a relay multiaddr: a transport address followed
@@ -88,7 +97,7 @@ func parseRelays(addrs []string) (*relays, error) {
 		if _, dup := rs.byID[info.ID]; dup {
 			continue
 		}
-		st := &relayState{addr: s, info: *info}
+		st := &relayState{addr: s, info: *info, mail: make(chan struct{}, 1), fresh: make(chan struct{}, 1)}
 		rs.list = append(rs.list, st)
 		rs.byID[info.ID] = st
 		rs.drops[info.ID] = make(chan struct{}, 1)
@@ -147,7 +156,8 @@ func (n *Node) Relays() []RelayInfo {
 	defer n.relays.mu.Unlock()
 	out := make([]RelayInfo, 0, len(n.relays.list))
 	for _, st := range n.relays.list {
-		out = append(out, RelayInfo{Addr: st.addr, ID: st.info.ID, Reserved: st.reserved, Expires: st.expires, Err: st.err})
+		out = append(out, RelayInfo{Addr: st.addr, ID: st.info.ID, Reserved: st.reserved, Expires: st.expires, Err: st.err,
+			Mailbox: st.mailbox, PrekeysEC: st.prekeys[0], PrekeysKEM: st.prekeys[1]})
 	}
 	return out
 }
@@ -172,6 +182,7 @@ func (n *Node) startRelays() error {
 		n.wg.Add(1)
 		go n.keepReservation(st)
 	}
+	n.serveMailboxes()
 	return nil
 }
 
@@ -190,6 +201,10 @@ func (n *Node) keepReservation(st *relayState) {
 		}
 		backoff = time.Second
 		n.setRelay(st, true, rsvp.Expiration, "")
+		select {
+		case st.fresh <- struct{}{}:
+		default:
+		}
 		n.log.Info("relay reservation", "relay", st.info.ID, "expires", rsvp.Expiration,
 			"limit_duration", rsvp.LimitDuration, "limit_data", rsvp.LimitData)
 		select {

@@ -318,48 +318,53 @@ func locate(tx *bolt.Tx, id e2e.MessageID) (peer.ID, uint64, bool) {
 // removes it from the outbox. It reports the message, and whether the
 // status changed (receipts are idempotent).
 func (s *Store) SetStatus(id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time) (Message, bool, error) {
-	var out Message
-	changed := false
+	var (
+		out     Message
+		changed bool
+	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		p, seq, ok := locate(tx, id)
-		if !ok || p != from {
-			return fmt.Errorf("no message %s to %s", id, from)
-		}
-		b, _ := convBucket(tx, p, false)
-		raw := b.Get(seqKey(seq))
-		var sm storedMessage
-		if err := json.Unmarshal(raw, &sm); err != nil {
-			return err
-		}
-		if sm.Dir != Outgoing || sm.Status == StatusDelivered || sm.Status == st {
-			m, err := s.decode(p, seq, raw)
-			out = m
-			return err
-		}
-		changed = true
-		sm.Status, sm.Error = st, errText
-		if st == StatusDelivered {
-			sm.Delivered = now.UnixMilli()
-			if err := tx.Bucket(bktOutbox).Delete(outboxKey(p, seq)); err != nil {
-				return err
-			}
-		}
-		if st == StatusFailed {
-			if err := tx.Bucket(bktOutbox).Delete(outboxKey(p, seq)); err != nil {
-				return err
-			}
-		}
-		v, err := json.Marshal(sm)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(seqKey(seq), v); err != nil {
-			return err
-		}
-		out, err = s.decode(p, seq, v)
+		var err error
+		out, changed, err = s.setStatusTx(tx, id, from, st, errText, now)
 		return err
 	})
 	return out, changed, err
+}
+
+func (s *Store) setStatusTx(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time) (Message, bool, error) {
+	p, seq, ok := locate(tx, id)
+	if !ok || p != from {
+		return Message{}, false, fmt.Errorf("no message %s to %s", id, from)
+	}
+	b, _ := convBucket(tx, p, false)
+	raw := b.Get(seqKey(seq))
+	var sm storedMessage
+	if err := json.Unmarshal(raw, &sm); err != nil {
+		return Message{}, false, err
+	}
+	// Delivered is final; queued never replaces sent or delivered's news.
+	if sm.Dir != Outgoing || sm.Status == StatusDelivered || sm.Status == st ||
+		(st == StatusSent && sm.Status == StatusQueued) {
+		m, err := s.decode(p, seq, raw)
+		return m, false, err
+	}
+	sm.Status, sm.Error = st, errText
+	if st == StatusDelivered {
+		sm.Delivered = now.UnixMilli()
+	}
+	if st == StatusDelivered || st == StatusFailed {
+		if err := tx.Bucket(bktOutbox).Delete(outboxKey(p, seq)); err != nil {
+			return Message{}, false, err
+		}
+	}
+	v, err := json.Marshal(sm)
+	if err != nil {
+		return Message{}, false, err
+	}
+	if err := b.Put(seqKey(seq), v); err != nil {
+		return Message{}, false, err
+	}
+	m, err := s.decode(p, seq, v)
+	return m, true, err
 }
 
 // Outbox lists a peer's unacknowledged messages in the order written.

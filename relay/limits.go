@@ -2,9 +2,14 @@ package relay
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/x/rate"
 )
 
 // Limits are the relay's resource limits. The zero value of a field means
@@ -95,5 +100,48 @@ func (l Limits) resources() circuit.Resources {
 		MaxReservationsPerPeer: 1,
 		MaxReservationsPerIP:   l.MaxReservationsPerIP,
 		MaxReservationsPerASN:  l.MaxReservationsPerASN,
+	}
+}
+
+// circuitStreamLimits sizes go-libp2p's limits on relayed connections for
+// the relay's stream budget. Each relayed connection holds two streams
+// (hop from the source, stop to the destination) in the relay service's
+// scope and the circuit protocols' scopes, whose go-libp2p defaults grow
+// with the machine's memory, not with the reservation cap: 256 relay
+// streams plus 256 per GiB of RAM/8, so 128 relayed connections on a 1 GiB
+// machine, 192 on 4 GiB, 504 on 24 GiB (docs/benchmarks-relay.md).
+func circuitStreamLimits(p *rcmgr.PartialLimitConfig, streams rcmgr.LimitVal) {
+	relayed := rcmgr.ResourceLimits{Streams: streams, StreamsInbound: streams, StreamsOutbound: streams}
+	p.Service = map[string]rcmgr.ResourceLimits{circuit.ServiceName: relayed}
+	p.Protocol = map[protocol.ID]rcmgr.ResourceLimits{proto.ProtoIDv2Hop: relayed, proto.ProtoIDv2Stop: relayed}
+}
+
+// perIPOptions let one IP address (a NAT) hold MaxReservationsPerIP
+// reservations. go-libp2p's resource manager otherwise allows 8
+// connections per IPv4 address or IPv6 /56 and 0.2 new ones per second
+// (burst 16), so a group behind one NAT could hold only 8 reservations
+// whatever MaxReservationsPerIP says. The limits keep go-libp2p's shape,
+// scaled by MaxReservationsPerIP/8; loopback stays unlimited.
+func (l Limits) perIPOptions() []rcmgr.Option {
+	perIP := l.MaxReservationsPerIP + l.MaxReservationsPerIP/4 + 8
+	k := float64(perIP) / 8
+	return []rcmgr.Option{
+		rcmgr.WithLimitPerSubnet(
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: perIP}},
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: perIP}, {PrefixLength: 48, ConnCount: 8 * perIP}}),
+		rcmgr.WithConnRateLimiters(&rate.Limiter{
+			NetworkPrefixLimits: []rate.PrefixLimit{
+				{Prefix: netip.MustParsePrefix("127.0.0.0/8")},
+				{Prefix: netip.MustParsePrefix("::1/128")},
+			},
+			SubnetRateLimiter: rate.SubnetLimiter{
+				IPv4SubnetLimits: []rate.SubnetLimit{{PrefixLength: 32, Limit: rate.Limit{RPS: 0.2 * k, Burst: 2 * perIP}}},
+				IPv6SubnetLimits: []rate.SubnetLimit{
+					{PrefixLength: 56, Limit: rate.Limit{RPS: 0.2 * k, Burst: 2 * perIP}},
+					{PrefixLength: 48, Limit: rate.Limit{RPS: 0.5 * k, Burst: 10 * perIP}},
+				},
+				GracePeriod: time.Minute,
+			},
+		}),
 	}
 }

@@ -41,14 +41,19 @@ type Config struct {
 	Limits Limits
 	// RecordDir, if set, receives every byte the relay forwards.
 	RecordDir string
+	// Mailbox bounds the mailbox for offline peers (home/mailbox.db);
+	// NoMailbox turns it off.
+	Mailbox   MailboxLimits
+	NoMailbox bool
 	Logger    *slog.Logger
 }
 
 // Server is a running relay.
 type Server struct {
-	host  host.Host
-	relay *circuit.Relay
-	log   *slog.Logger
+	host    host.Host
+	relay   *circuit.Relay
+	mailbox *mailboxServer
+	log     *slog.Logger
 }
 
 // NewServer starts a relay.
@@ -91,9 +96,19 @@ func newServer(cfg Config, wrap func(host.Host) host.Host) (*Server, error) {
 		h.Close()
 		return nil, fmt.Errorf("start relay service: %w", err)
 	}
+	srv := &Server{host: h, relay: r, log: cfg.Logger}
+	if !cfg.NoMailbox {
+		// The mailbox sees the host as the relay service does, so
+		// --record-dir records what it stores and serves too.
+		if srv.mailbox, err = openMailbox(cfg.Home.Path("mailbox.db"), rh, cfg.Mailbox, cfg.Logger); err != nil {
+			r.Close()
+			h.Close()
+			return nil, err
+		}
+	}
 	cfg.Logger.Info("relay started", "peer", h.ID(), "reservations", limits.MaxReservations,
-		"circuit_duration", limits.CircuitDuration, "circuit_data", limits.CircuitData)
-	return &Server{host: h, relay: r, log: cfg.Logger}, nil
+		"circuit_duration", limits.CircuitDuration, "circuit_data", limits.CircuitData, "mailbox", !cfg.NoMailbox)
+	return srv, nil
 }
 
 // newRelayHost builds the relay's libp2p host: TCP and QUIC, a connection
@@ -119,7 +134,8 @@ func newRelayHost(key p2pcrypto.PrivKey, listen []string, l Limits) (host.Host, 
 		},
 		ServiceDefault: rcmgr.ResourceLimits{Streams: streams, StreamsInbound: streams, StreamsOutbound: streams},
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaling.AutoScale())))
+	circuitStreamLimits(&partial, streams)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaling.AutoScale())), l.perIPOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -192,8 +208,12 @@ func (s *Server) Addrs() []string {
 
 // Close stops the relay: circuits are reset and connections closed.
 func (s *Server) Close() error {
+	var merr error
+	if s.mailbox != nil {
+		merr = s.mailbox.close()
+	}
 	rerr := s.relay.Close()
 	herr := s.host.Close()
 	s.log.Info("relay stopped")
-	return errors.Join(rerr, herr)
+	return errors.Join(merr, rerr, herr)
 }

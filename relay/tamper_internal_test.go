@@ -11,7 +11,7 @@ import (
 )
 
 // NewTamperingServer starts a relay that flips a byte in every chunk it
-// forwards while *on is true. For tests only (exported to relay_test
+// reads, relayed or deposited in its mailbox, while *on is true. For tests only (exported to relay_test
 // through export_test.go).
 func newTamperingServer(cfg Config, on *atomic.Bool) (*Server, error) {
 	return newServer(cfg, func(h host.Host) host.Host { return &tamperHost{Host: h, on: on} })

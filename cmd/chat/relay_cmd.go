@@ -13,6 +13,8 @@ import (
 // relayOptions are the flags of `chat relay`.
 type relayOptions struct {
 	limits    relay.Limits
+	mailbox   relay.MailboxLimits
+	noMailbox bool
 	recordDir string
 }
 
@@ -41,6 +43,11 @@ go-libp2p's defaults would cut every relayed connection after 2 minutes or
 			fs.IntVar(&o.relay.limits.MaxCircuits, "max-circuits", d.MaxCircuits, "relayed connections per peer")
 			fs.IntVar(&o.relay.limits.MaxReservationsPerIP, "max-per-ip", d.MaxReservationsPerIP, "reservations from one IP address")
 			fs.IntVar(&o.relay.limits.MaxReservationsPerASN, "max-per-asn", d.MaxReservationsPerASN, "reservations from one autonomous system")
+			m := relay.DefaultMailboxLimits
+			fs.BoolVar(&o.relay.noMailbox, "no-mailbox", false, "do not keep messages for offline peers")
+			fs.IntVar(&o.relay.mailbox.MaxItems, "mailbox-items", m.MaxItems, "messages kept per offline peer")
+			fs.Int64Var(&o.relay.mailbox.MaxBytes, "mailbox-bytes", m.MaxBytes, "bytes kept per offline peer")
+			fs.DurationVar(&o.relay.mailbox.TTL, "mailbox-ttl", m.TTL, "delete messages not fetched within this time")
 		},
 		run: runRelay,
 	}
@@ -62,6 +69,7 @@ func runRelay(c *ctx) error {
 	srv, err := relay.NewServer(relay.Config{
 		Home: h, Listen: c.opts.node.listen, Limits: c.opts.relay.limits,
 		RecordDir: c.opts.relay.recordDir, Logger: log,
+		Mailbox: c.opts.relay.mailbox, NoMailbox: c.opts.relay.noMailbox,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,104 @@
+package relay_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/relay"
+)
+
+// startAt starts a relay-only node on an existing home.
+func startAt(t *testing.T, h identity.Home, relays []string) (*node.Node, *node.Subscription) {
+	t.Helper()
+	id, err := h.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := h.TrustStore()
+	n, err := node.New(node.Config{Home: h, Identity: id, Trust: ts, Listen: []string{"none"}, Relays: relays,
+		RetryMin: 50 * time.Millisecond, RetryMax: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := n.Subscribe()
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return n, sub
+}
+
+func newHomeAt(t *testing.T, name string) identity.Home {
+	h := identity.Home{Dir: t.TempDir()}
+	if _, err := h.Init(name, nil, identity.DefaultKDF, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// A message to a peer who is offline is sealed for it (PQXDH from the
+// bundle it published: they never met), queued at the relay, and
+// delivered when it comes back; the receipt returns and the sender sees
+// queued, then delivered.
+func TestOfflineDeliveryThroughMailbox(t *testing.T) {
+	srv := startRelay(t, relay.Limits{})
+	relays := srv.Addrs()
+	bobHome := newHomeAt(t, "bob")
+	bob, bsub := startAt(t, bobHome, relays)
+	waitCircuit(t, bsub)
+	waitMailbox(t, bob)
+	bobID := bob.ID()
+	bob.Close()
+
+	alice, asub := relayNode(t, "alice", relays)
+	waitCircuit(t, asub)
+	if err := alice.TrustPeer(bobID, false); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, text := range []string{"while you were out", "second note"} {
+		m, err := alice.Send(bobID, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID.String())
+	}
+	for _, id := range ids {
+		waitEvent(t, asub, "queued at relay", func(e node.Event) bool {
+			return e.Kind == node.EventStatus && e.Message.ID.String() == id && e.Message.Status == node.StatusQueued
+		})
+	}
+
+	bob, bsub = startAt(t, bobHome, relays)
+	defer bob.Close()
+	for i, id := range ids {
+		e := waitEvent(t, bsub, "message from the mailbox", func(e node.Event) bool { return e.Kind == node.EventMessage })
+		if e.Message.ID.String() != id {
+			t.Fatalf("message %d: got %s (%q), want %s", i, e.Message.ID, e.Message.Body, id)
+		}
+	}
+	for _, id := range ids {
+		waitEvent(t, asub, "delivered", func(e node.Event) bool {
+			return e.Kind == node.EventStatus && e.Message.ID.String() == id && e.Message.Status == node.StatusDelivered
+		})
+	}
+	hist, _ := bob.History(alice.ID(), 0, 10)
+	if len(hist) != 2 || !strings.Contains(hist[0].Body, "while you were out") {
+		t.Fatalf("bob's history: %+v", hist)
+	}
+}
+
+// waitMailbox waits until n's mailbox is registered at its first relay.
+func waitMailbox(t *testing.T, n *node.Node) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if r := n.Relays(); len(r) > 0 && r[0].Mailbox && r[0].PrekeysEC > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("mailbox not registered: %+v", n.Relays())
+}
