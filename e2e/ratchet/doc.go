@@ -2,7 +2,7 @@
 // contact (X25519 + ML-KEM-768), the Double Ratchet with header encryption
 // (XChaCha20-Poly1305 instead of CBC+HMAC), per-peer session sets and the
 // envelope format shared by live and offline (mailbox) delivery. The
-// protocol is specified in docs/protocol-ratchet.md.
+// protocol is specified in docs/PROTOCOL.md §12.
 //
 // The package is pure: no I/O, no clock (every operation takes now), no
 // libp2p. Identities are Ed25519 keys and peer IDs are opaque bytes.
