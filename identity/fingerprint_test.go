@@ -237,7 +237,7 @@ func TestQRCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _ := qr.Encode(text, qr.M)
-	const quiet = 2
+	const quiet = 4 // modules, as the QR specification asks
 	n := code.Size + 2*quiet
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	if len(lines) != (n+1)/2 {

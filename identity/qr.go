@@ -10,13 +10,13 @@ import (
 // QRCode renders text as a QR code for a terminal, two modules per
 // character cell with Unicode half blocks. Like `qrencode -t UTF8`, it draws
 // light modules as blocks, so the code reads on the usual dark terminal
-// background; a quiet zone of light modules surrounds it.
+// background; a quiet zone of four light modules surrounds it.
 func QRCode(text string) (string, error) {
 	code, err := qr.Encode(text, qr.M)
 	if err != nil {
 		return "", fmt.Errorf("qr code: %w", err)
 	}
-	const quiet = 2
+	const quiet = 4 // modules, as the QR specification asks
 	n := code.Size + 2*quiet
 	light := func(x, y int) bool {
 		x, y = x-quiet, y-quiet

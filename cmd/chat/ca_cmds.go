@@ -72,8 +72,10 @@ func runCAInit(c *ctx) error {
 		return usageErr("--days must be positive")
 	}
 	keyPath, certPath := filepath.Join(c.opts.out, "ca.key"), filepath.Join(c.opts.out, "ca.pem")
-	if _, err := os.Stat(keyPath); err == nil {
-		return fmt.Errorf("%s already exists; nothing was changed", keyPath)
+	for _, p := range []string{keyPath, certPath} {
+		if _, err := os.Stat(p); err == nil {
+			return fmt.Errorf("%s already exists; nothing was changed", p)
+		}
 	}
 	ca, err := identity.NewCA(c.opts.name, c.now(), time.Duration(c.opts.days)*24*time.Hour)
 	if err != nil {
