@@ -224,14 +224,14 @@ func TestSafetyNumbersEqual(t *testing.T) {
 			t.Errorf("%q equal to %q", other, ab)
 		}
 	}
-	if got := SafetyNumberURI(ab); got != "certchat:safety-number:1:"+flat {
-		t.Errorf("URI %q", got)
+	if got := SafetyNumberQR(ab); got != flat {
+		t.Errorf("QR text %q, want the 60 digits", got)
 	}
 }
 
 func TestQRCode(t *testing.T) {
 	ab, _ := SafetyNumber(testPub(t, "alice"), testPub(t, "bob"))
-	text := SafetyNumberURI(ab)
+	text := SafetyNumberQR(ab)
 	out, err := QRCode(text)
 	if err != nil {
 		t.Fatal(err)
@@ -243,8 +243,8 @@ func TestQRCode(t *testing.T) {
 	if len(lines) != (n+1)/2 {
 		t.Fatalf("%d lines, want %d for a %d-module code", len(lines), (n+1)/2, code.Size)
 	}
-	if code.Size < 21 || code.Size > 57 {
-		t.Errorf("size %d: a 85-character URI needs a small QR version", code.Size)
+	if code.Size != 25 {
+		t.Errorf("size %d: 60 digits in numeric mode make a 25-module code, which fits an 80x24 terminal", code.Size)
 	}
 	// Decode the half blocks back into modules and compare.
 	for y, line := range lines {

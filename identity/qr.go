@@ -45,7 +45,9 @@ func QRCode(text string) (string, error) {
 	return b.String(), nil
 }
 
-// SafetyNumberURI is what the safety-number QR code carries.
-func SafetyNumberURI(number string) string {
-	return "certchat:safety-number:1:" + strings.ReplaceAll(number, " ", "")
+// SafetyNumberQR is what the safety-number QR code carries: the 60
+// digits alone, which QR's numeric mode fits in a 25×25 code (version 2
+// at level M), small enough for an 80×24 terminal.
+func SafetyNumberQR(number string) string {
+	return strings.ReplaceAll(number, " ", "")
 }

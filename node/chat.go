@@ -58,6 +58,24 @@ func (cs *chatSession) markSent(id e2e.MessageID) bool {
 	return true
 }
 
+// pruneSent forgets what was written on this session and has left the
+// outbox (acknowledged or failed), so that a long-lived session does not
+// remember every message it ever carried. pending is the outbox now.
+func (cs *chatSession) pruneSent(pending []Message) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if len(cs.sent) <= 2*len(pending)+64 {
+		return
+	}
+	keep := make(map[e2e.MessageID]bool, len(pending))
+	for _, m := range pending {
+		if cs.sent[m.ID] {
+			keep[m.ID] = true
+		}
+	}
+	cs.sent = keep
+}
+
 // handleStream is the responder side of the chat protocol.
 func (n *Node) handleStream(s network.Stream) {
 	remote := s.Conn().RemotePeer()
@@ -459,16 +477,80 @@ func (n *Node) receiveRatchetInit(cs *chatSession, offer []byte) error {
 	return nil
 }
 
-// receiveReceipt marks a message delivered; repeated receipts change nothing.
+// receiveReceipt marks a message delivered; repeated receipts change
+// nothing. Receipts are recorded in batches (receiptQueue), so the read
+// loop does not wait for a commit per receipt.
 func (n *Node) receiveReceipt(p peer.ID, r e2e.Receipt) error {
-	m, changed, err := n.store.SetStatus(r.ID, p, StatusDelivered, "", n.cfg.Now())
-	if err != nil {
-		n.log.Info("receipt for unknown message", "peer", p, "id", r.ID, "err", err)
+	q := &n.receipts
+	q.mu.Lock()
+	q.pending = append(q.pending, pendingReceipt{p, r.ID})
+	if q.running {
+		q.mu.Unlock()
 		return nil
 	}
-	if changed {
-		n.emit(Event{Kind: EventStatus, Message: &m})
+	n.mu.Lock()
+	closing := n.closing
+	if !closing {
+		n.wg.Add(1)
 	}
-	n.kick(p)
+	n.mu.Unlock()
+	if closing { // not recorded: the message is written again next run, and acknowledged again
+		q.pending = nil
+		q.mu.Unlock()
+		return nil
+	}
+	q.running = true
+	q.mu.Unlock()
+	go n.applyReceipts()
 	return nil
+}
+
+// receiptQueue holds receipts read and not yet recorded. Recording one
+// late is safe: until it is, the message stays in the outbox, and at worst
+// is written again and acknowledged again (receivers drop duplicates).
+type receiptQueue struct {
+	mu      sync.Mutex
+	pending []pendingReceipt
+	running bool // applyReceipts is draining the queue
+}
+
+type pendingReceipt struct {
+	peer peer.ID
+	id   e2e.MessageID
+}
+
+// applyReceipts records the queued receipts, one transaction per peer for
+// all that arrived meanwhile, until the queue is empty.
+func (n *Node) applyReceipts() {
+	defer n.wg.Done()
+	q := &n.receipts
+	for {
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = nil
+		if len(batch) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		byPeer := map[peer.ID][]e2e.MessageID{}
+		var order []peer.ID
+		for _, r := range batch {
+			if _, ok := byPeer[r.peer]; !ok {
+				order = append(order, r.peer)
+			}
+			byPeer[r.peer] = append(byPeer[r.peer], r.id)
+		}
+		for _, p := range order {
+			updated, err := n.store.setStatusMany(p, byPeer[p], StatusDelivered, n.cfg.Now())
+			if err != nil {
+				n.log.Error("record receipts", "peer", p, "err", err)
+			}
+			for i := range updated {
+				n.emit(Event{Kind: EventStatus, Message: &updated[i]})
+			}
+			n.kick(p)
+		}
+	}
 }

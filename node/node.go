@@ -38,6 +38,7 @@ type Node struct {
 	relays       *relays
 	relayEmitter event.Emitter
 	rk           ratchetKeys
+	receipts     receiptQueue
 
 	mu      sync.Mutex
 	peers   map[peer.ID]*peerState
@@ -199,9 +200,12 @@ func (n *Node) Store() *Store { return n.store }
 func (n *Node) Host() host.Host { return n.host }
 
 // Addrs are the node's full multiaddrs (with /p2p/), to share.
-func (n *Node) Addrs() []string {
-	info := peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()}
-	full, err := peer.AddrInfoToP2pAddrs(&info)
+func (n *Node) Addrs() []string { return FullAddrs(n.host) }
+
+// FullAddrs are a host's addresses with /p2p/<its peer ID>, as people
+// share them.
+func FullAddrs(h host.Host) []string {
+	full, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
 	if err != nil {
 		return nil
 	}

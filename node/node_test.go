@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,10 +17,10 @@ type testNode struct {
 	*node.Node
 	home identity.Home
 	sub  *node.Subscription
-	t    *testing.T
+	t    testing.TB
 }
 
-func newHome(t *testing.T, name string) identity.Home {
+func newHome(t testing.TB, name string) identity.Home {
 	t.Helper()
 	h := identity.Home{Dir: t.TempDir()}
 	if _, err := h.Init(name, nil, identity.DefaultKDF, time.Now()); err != nil {
@@ -28,7 +29,7 @@ func newHome(t *testing.T, name string) identity.Home {
 	return h
 }
 
-func startNode(t *testing.T, h identity.Home, listen ...string) *testNode {
+func startNode(t testing.TB, h identity.Home, listen ...string) *testNode {
 	t.Helper()
 	id, err := h.Load(nil)
 	if err != nil {
@@ -73,7 +74,7 @@ func (tn *testNode) waitFor(what string, match func(node.Event) bool) node.Event
 	}
 }
 
-func trustEachOther(t *testing.T, nodes ...*testNode) {
+func trustEachOther(t testing.TB, nodes ...*testNode) {
 	for _, a := range nodes {
 		for _, b := range nodes {
 			if a != b {
@@ -154,7 +155,7 @@ func TestOutboxWaitsForReceiver(t *testing.T) {
 	}
 }
 
-func mustID(t *testing.T, h identity.Home) peer.ID {
+func mustID(t testing.TB, h identity.Home) peer.ID {
 	chain, err := h.LoadChain()
 	if err != nil {
 		t.Fatal(err)
@@ -166,4 +167,92 @@ func mustID(t *testing.T, h identity.Home) peer.ID {
 	return id
 }
 
-var _ = context.Background
+// tcpAddr is the node's first full TCP multiaddr on 127.0.0.1.
+func (tn *testNode) tcpAddr() string {
+	tn.t.Helper()
+	for _, a := range tn.Addrs() {
+		if strings.HasPrefix(a, "/ip4/127.0.0.1/tcp/") {
+			return a
+		}
+	}
+	tn.t.Fatalf("%s has no TCP address on 127.0.0.1: %v", tn.ID(), tn.Addrs())
+	return ""
+}
+
+// connect runs a handshake from a to b by multiaddr.
+func connect(t *testing.T, a, b *testNode) (node.PeerInfo, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return a.Connect(ctx, b.tcpAddr())
+}
+
+// send sends and fails the test on error.
+func (tn *testNode) send(to peer.ID, text string) node.Message {
+	tn.t.Helper()
+	m, err := tn.Send(to, text)
+	if err != nil {
+		tn.t.Fatalf("send %q: %v", text, err)
+	}
+	return m
+}
+
+// waitDelivered waits for the receipt of m.
+func (tn *testNode) waitDelivered(m node.Message) {
+	tn.t.Helper()
+	tn.waitFor("receipt of "+m.Body, func(e node.Event) bool {
+		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == node.StatusDelivered
+	})
+}
+
+// waitMessage waits for the incoming message with m's ID.
+func (tn *testNode) waitMessage(m node.Message) node.Message {
+	tn.t.Helper()
+	e := tn.waitFor("message "+m.Body, func(e node.Event) bool {
+		return e.Kind == node.EventMessage && e.Message.ID == m.ID
+	})
+	return *e.Message
+}
+
+// waitPeer waits for a peer event about p that satisfies ok.
+func (tn *testNode) waitPeer(p peer.ID, what string, ok func(node.PeerInfo) bool) node.PeerInfo {
+	tn.t.Helper()
+	if info := tn.PeerInfo(p); ok(info) {
+		return info
+	}
+	e := tn.waitFor(what, func(e node.Event) bool {
+		return e.Kind == node.EventPeer && e.Peer.ID == p && ok(tn.PeerInfo(p))
+	})
+	return *e.Peer
+}
+
+// quiet fails if an event matching bad arrives within d.
+func (tn *testNode) quiet(d time.Duration, what string, bad func(node.Event) bool) {
+	tn.t.Helper()
+	timeout := time.After(d)
+	for {
+		select {
+		case e, ok := <-tn.sub.C:
+			if !ok {
+				return
+			}
+			if bad(e) {
+				tn.t.Fatalf("%s: unexpected %s: %+v", tn.ID(), what, e)
+			}
+		case <-timeout:
+			return
+		}
+	}
+}
+
+// eventually polls cond until it holds, failing after 15 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

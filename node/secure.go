@@ -28,6 +28,11 @@ type ratchetKeys struct {
 	mu    sync.Mutex
 	local *ratchet.LocalKeys
 	sets  map[peer.ID]*ratchet.SessionSet
+	// unsent are envelopes sealed for a mailbox whose deposit failed, by
+	// peer and message: the next attempt deposits the same envelope, so
+	// retries while a relay is away or full do not each cost a message
+	// number (a gap the receiver must skip, at most ratchet.MaxSkip).
+	unsent map[peer.ID]map[e2e.MessageID][]byte
 }
 
 // initRatchet loads the local ratchet keys, creating them on first run.
@@ -112,7 +117,10 @@ func (n *Node) commitSet(p peer.ID, set *ratchet.SessionSet, local *ratchet.Loca
 	return nil
 }
 
-// hasSession reports whether p's set has an active session to send on.
+// hasSession reports whether p's set has an active session to send on. A
+// session seeded as the TLS server cannot send before it has opened the
+// client's first envelope (lost if the connection broke): it does not
+// count, so a new session is seeded or initiated instead.
 func (n *Node) hasSession(p peer.ID) bool {
 	n.rk.mu.Lock()
 	defer n.rk.mu.Unlock()
@@ -120,8 +128,8 @@ func (n *Node) hasSession(p peer.ID) bool {
 	if err != nil {
 		return false
 	}
-	_, ok := s.Active()
-	return ok
+	_, _, err = s.Seal(nil, n.cfg.Now()) // functional: s is unchanged
+	return err == nil
 }
 
 // innerFrame is a ratchet plaintext: one frame, text or receipt. An empty
@@ -159,6 +167,37 @@ func (n *Node) sealText(m Message) ([]byte, error) {
 		return nil, err
 	}
 	return n.seal(m.Peer, pt)
+}
+
+// sealTexts seals plaintexts for p, in order, with one commit of the new
+// state for all of them: a batch costs one fsync, and no envelope leaves
+// before the commit. If sealing stops early, it returns the envelopes
+// sealed so far (committed) and the error; no envelope and the error if
+// none could be sealed.
+func (n *Node) sealTexts(p peer.ID, pts [][]byte) ([][]byte, error) {
+	n.rk.mu.Lock()
+	defer n.rk.mu.Unlock()
+	set, err := n.setFor(p)
+	if err != nil {
+		return nil, err
+	}
+	var envs [][]byte
+	var sealErr error
+	for _, pt := range pts {
+		env, next, err := set.Seal(pt, n.cfg.Now())
+		if err != nil {
+			sealErr = err
+			break
+		}
+		envs, set = append(envs, env), next
+	}
+	if len(envs) == 0 {
+		return nil, sealErr
+	}
+	if err := n.commitSet(p, set, nil, nil); err != nil {
+		return nil, err
+	}
+	return envs, sealErr
 }
 
 // sealReceipt seals a receipt for a message p sent.

@@ -390,6 +390,42 @@ func (s *Store) Outbox(p peer.ID) ([]Message, error) {
 	return out, err
 }
 
+// hasOutbox reports whether p has unacknowledged messages, without
+// reading them.
+func (s *Store) hasOutbox(p peer.ID) bool {
+	found := false
+	s.db.View(func(tx *bolt.Tx) error {
+		prefix := append([]byte(p), 0)
+		k, _ := tx.Bucket(bktOutbox).Cursor().Seek(prefix)
+		found = k != nil && bytes.HasPrefix(k, prefix)
+		return nil
+	})
+	return found
+}
+
+// setStatusMany records a status for several outgoing messages to p in
+// one transaction, and returns those whose status changed.
+func (s *Store) setStatusMany(p peer.ID, ids []e2e.MessageID, st Status, now time.Time) ([]Message, error) {
+	var out []Message
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		out = out[:0]
+		for _, id := range ids {
+			m, changed, err := s.setStatusTx(tx, id, p, st, "", now)
+			if err != nil {
+				continue // not ours to change: as SetStatus, reported by nothing
+			}
+			if changed {
+				out = append(out, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OutboxPeers lists peers with unacknowledged messages.
 func (s *Store) OutboxPeers() ([]peer.ID, error) {
 	var out []peer.ID

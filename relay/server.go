@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
 	"github.com/libp2p/go-libp2p"
 	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -194,17 +195,7 @@ func (s *Server) ID() peer.ID { return s.host.ID() }
 func (s *Server) Host() host.Host { return s.host }
 
 // Addrs are the relay's full multiaddrs (with /p2p/) to give to clients.
-func (s *Server) Addrs() []string {
-	full, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: s.host.ID(), Addrs: s.host.Addrs()})
-	if err != nil {
-		return nil
-	}
-	out := make([]string, 0, len(full))
-	for _, a := range full {
-		out = append(out, a.String())
-	}
-	return out
-}
+func (s *Server) Addrs() []string { return node.FullAddrs(s.host) }
 
 // Close stops the relay: circuits are reset and connections closed.
 func (s *Server) Close() error {

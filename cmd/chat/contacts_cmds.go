@@ -266,7 +266,7 @@ func printSafety(c *ctx, id peer.ID) error {
 	if err != nil {
 		return err
 	}
-	qr, err := identity.QRCode(identity.SafetyNumberURI(number))
+	qr, err := identity.QRCode(identity.SafetyNumberQR(number))
 	if err != nil {
 		return err
 	}

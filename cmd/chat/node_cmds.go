@@ -259,6 +259,9 @@ func sendVia(c *ctx, conn io.ReadWriter, text string) error {
 		}
 	}()
 	var id string
+	// Events and answers travel separately in the daemon, so the receipt
+	// may be written before the answer that names the message.
+	delivered := map[string]bool{}
 	timeout := time.After(c.opts.node.wait)
 	for {
 		select {
@@ -271,9 +274,17 @@ func sendVia(c *ctx, conn io.ReadWriter, text string) error {
 				return fmt.Errorf("%v", ev["error"])
 			case ev["event"] == "accepted" && ev["ref"] == "send":
 				id, _ = ev["id"].(string)
+				if delivered[id] {
+					c.printf("delivered %s\n", id)
+					return nil
+				}
 			case ev["event"] == "delivered" && id != "" && ev["id"] == id:
 				c.printf("delivered %s\n", id)
 				return nil
+			case ev["event"] == "delivered" && id == "":
+				if s, ok := ev["id"].(string); ok {
+					delivered[s] = true
+				}
 			}
 		case <-timeout:
 			if id == "" {

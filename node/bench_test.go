@@ -1,0 +1,417 @@
+package node_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+)
+
+// Benchmarks. docs/benchmarks-node.md has the commands and the figures.
+//
+//	go test -run '^$' -bench . -benchtime 1x ./node/          (memory, once)
+//	go test -run '^$' -bench 'Daemon(Latency|Throughput)' -benchtime 2000x ./node/
+
+// daemonPair starts two daemons that trust each other and have a live
+// session, and returns alice, bob and bob's peer ID.
+func daemonPair(b *testing.B) (*daemon, *daemon, string) {
+	b.Helper()
+	dir := shortDir(b)
+	aHome, aID := procHome(b, dir, "alice")
+	bHome, bID := procHome(b, dir, "bob")
+	a := startDaemon(b, "alice", aHome, 0)
+	bob := startDaemon(b, "bob", bHome, 0)
+	a.do("t", map[string]any{"cmd": "trust", "peer": bID})
+	bob.do("t", map[string]any{"cmd": "trust", "peer": aID})
+	a.do("c", map[string]any{"cmd": "connect", "addr": bob.addr()})
+	// One message first: the ratchet is seeded and everything is warm.
+	acc := a.do("warm", map[string]any{"cmd": "send", "to": bID, "text": "warm up"})
+	a.waitEvent("warm-up receipt", func(e event) bool { return e.str("event") == "delivered" && e.str("id") == acc.str("id") })
+	return a, bob, bID
+}
+
+// benchText is a typical short chat message (100 bytes).
+var benchText = strings.Repeat("certchat ", 11) + "x"
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(p*float64(len(s))+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func reportLatency(b *testing.B, lat []time.Duration, elapsed time.Duration) {
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(0, "ns/op") // per-op time is meaningless here: see msgs/s
+}
+
+// BenchmarkDaemonLatency sends one message at a time from one `chat daemon
+// --json` to another on loopback and times send command → delivered event
+// (the receipt: the receiver stored it durably).
+func BenchmarkDaemonLatency(b *testing.B) {
+	a, _, bID := daemonPair(b)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		ref := "l" + strconv.Itoa(i)
+		t0 := time.Now()
+		a.send(map[string]any{"cmd": "send", "ref": ref, "to": bID, "text": benchText})
+		id := a.answer(ref).str("id")
+		a.waitEvent("delivered", func(e event) bool { return e.str("event") == "delivered" && e.str("id") == id })
+		lat = append(lat, time.Since(t0))
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	reportLatency(b, lat, elapsed)
+}
+
+// BenchmarkDaemonThroughput keeps up to 64 messages in flight (sent, not
+// yet delivered) between two daemons: messages per second, and the
+// latency of each under that load.
+func BenchmarkDaemonThroughput(b *testing.B) {
+	const window = 64
+	a, _, bID := daemonPair(b)
+	sent := make([]time.Time, b.N)
+	lat := make([]time.Duration, 0, b.N)
+	ids := map[string]int{}
+	slots := make(chan struct{}, window)
+	var wmu sync.Mutex
+	b.ResetTimer()
+	start := time.Now()
+	go func() {
+		for i := range b.N {
+			slots <- struct{}{}
+			line := fmt.Sprintf(`{"cmd":"send","ref":"%d","to":%q,"text":%q}`+"\n", i, bID, benchText)
+			wmu.Lock()
+			sent[i] = time.Now()
+			wmu.Unlock()
+			a.stdin.Write([]byte(line))
+		}
+	}()
+	early := map[string]time.Time{} // delivered before its accepted line was read
+	timeout := time.After(10 * time.Minute)
+	for len(lat) < b.N {
+		select {
+		case e, ok := <-a.events:
+			if !ok {
+				b.Fatalf("alice exited: %s", a.log())
+			}
+			switch e.str("event") {
+			case "accepted":
+				i, _ := strconv.Atoi(e.str("ref"))
+				ids[e.str("id")] = i
+				if at, ok := early[e.str("id")]; ok {
+					wmu.Lock()
+					lat = append(lat, at.Sub(sent[i]))
+					wmu.Unlock()
+					<-slots
+				}
+			case "delivered":
+				if i, ok := ids[e.str("id")]; ok {
+					wmu.Lock()
+					lat = append(lat, time.Since(sent[i]))
+					wmu.Unlock()
+					<-slots
+				} else {
+					early[e.str("id")] = time.Now()
+				}
+			case "error":
+				b.Fatalf("error: %v", e)
+			}
+		case <-timeout:
+			b.Fatalf("%d of %d delivered", len(lat), b.N)
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	reportLatency(b, lat, elapsed)
+}
+
+// The peer farm: n nodes in one process, each of which connects to a
+// target, accepts it and sends it one message, so the target holds n live
+// chat sessions. It runs in this process (BenchmarkDaemonPeerRSS) or in a
+// child process (BenchmarkPeerMemory: the test binary again, with
+// peerFarmEnv set), so that what is measured holds only the target.
+const (
+	peerFarmEnv   = "CERTCHAT_NODE_PEERFARM"
+	peerFarmCount = 100
+)
+
+type farm struct {
+	nodes []*node.Node
+}
+
+func startFarm(target string, n int, dir string) (*farm, error) {
+	targetID, err := identity.ParsePeerID(target[strings.LastIndex(target, "/")+1:])
+	if err != nil {
+		return nil, err
+	}
+	f := &farm{nodes: make([]*node.Node, n)}
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 8) // the target runs at most 64 handshakes at once
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			nd, err := farmNode(filepath.Join(dir, strconv.Itoa(i)), i)
+			if err != nil {
+				errs <- err
+				return
+			}
+			f.nodes[i] = nd
+			if err := nd.TrustPeer(targetID, false); err != nil {
+				errs <- err
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := nd.Connect(ctx, target); err != nil {
+				errs <- fmt.Errorf("peer %d: connect: %w", i, err)
+				return
+			}
+			if _, err := nd.Send(targetID, fmt.Sprintf("hello from peer %d", i)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func farmNode(dir string, i int) (*node.Node, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	id, err := identity.Generate(fmt.Sprintf("peer%03d", i), time.Now(), 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := identity.OpenTrustStore(filepath.Join(dir, "trust.json"))
+	if err != nil {
+		return nil, err
+	}
+	nd, err := node.New(node.Config{Home: identity.Home{Dir: dir}, Identity: id, Trust: ts,
+		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, RetryMin: 100 * time.Millisecond, RetryMax: time.Second})
+	if err != nil {
+		return nil, err
+	}
+	return nd, nd.Start()
+}
+
+func (f *farm) close() {
+	var wg sync.WaitGroup
+	for _, nd := range f.nodes {
+		if nd != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); nd.Close() }()
+		}
+	}
+	wg.Wait()
+}
+
+// runPeerFarm is the child process: it starts the farm, says "ready" and
+// runs until its stdin closes.
+func runPeerFarm() int {
+	n, _ := strconv.Atoi(os.Getenv(peerFarmEnv + "_N"))
+	dir, err := os.MkdirTemp("", "ccfarm")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	f, err := startFarm(os.Getenv(peerFarmEnv+"_TARGET"), n, dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "peer farm:", err)
+		return 1
+	}
+	fmt.Println("ready")
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	f.close()
+	return 0
+}
+
+// heapLive is the live heap after garbage collection.
+func heapLive() (heap uint64, goroutines int) {
+	var ms runtime.MemStats
+	for range 3 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc, runtime.NumGoroutine()
+}
+
+// BenchmarkPeerMemory: one node (in this process) with 100 peers (in a
+// child process) that each have a live chat session with it and sent it a
+// message. Reports the node's live heap and goroutines per peer.
+func BenchmarkPeerMemory(b *testing.B) {
+	for range b.N {
+		hub := startNode(b, newHome(b, "hub"), "/ip4/127.0.0.1/tcp/0")
+		time.Sleep(200 * time.Millisecond)
+		heap0, g0 := heapLive()
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), peerFarmEnv+"=1", peerFarmEnv+"_N="+strconv.Itoa(peerFarmCount), peerFarmEnv+"_TARGET="+hub.tcpAddr())
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		ready := make(chan error, 1)
+		go func() {
+			line, err := bufio.NewReader(stdout).ReadString('\n')
+			if err == nil && line != "ready\n" {
+				err = fmt.Errorf("peer farm said %q", line)
+			}
+			ready <- err
+		}()
+		select {
+		case err := <-ready:
+			if err != nil {
+				b.Fatal(err)
+			}
+		case <-time.After(3 * time.Minute):
+			b.Fatal("peer farm not ready")
+		}
+		got := 0
+		for got < peerFarmCount {
+			hub.waitFor("farm messages", func(e node.Event) bool { return e.Kind == node.EventMessage })
+			got++
+		}
+		online := 0
+		for _, p := range hub.Peers() {
+			if p.Online {
+				online++
+			}
+		}
+		if online != peerFarmCount {
+			b.Fatalf("%d peers online, want %d", online, peerFarmCount)
+		}
+		time.Sleep(500 * time.Millisecond) // receipts out, queues drained
+		heap1, g1 := heapLive()
+		b.ReportMetric(float64(int64(heap1)-int64(heap0))/peerFarmCount/1024, "heap-KiB/peer")
+		b.ReportMetric(float64(g1-g0)/peerFarmCount, "goroutines/peer")
+		stdin.Close()
+		cmd.Wait()
+		hub.Close()
+	}
+}
+
+// rssKiB reads a process's resident set size from /proc.
+func rssKiB(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
+
+// BenchmarkDaemonPeerRSS: a `chat daemon --json` with 100 peers (in this
+// process) that each have a live chat session with it and sent it a
+// message. Reports the daemon's resident memory per peer.
+func BenchmarkDaemonPeerRSS(b *testing.B) {
+	for range b.N {
+		dir := shortDir(b)
+		hHome, _ := procHome(b, dir, "hub")
+		hub := startDaemon(b, "hub", hHome, 0)
+		time.Sleep(500 * time.Millisecond)
+		rss0 := rssKiB(b, hub.cmd.Process.Pid)
+		f, err := startFarm(hub.addr(), peerFarmCount, filepath.Join(dir, "farm"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for got := 0; got < peerFarmCount; got++ {
+			hub.waitEvent("farm messages", func(e event) bool { return e.str("event") == "message" })
+		}
+		time.Sleep(time.Second)
+		rss1 := rssKiB(b, hub.cmd.Process.Pid)
+		b.ReportMetric(float64(rss1-rss0)/peerFarmCount, "rss-KiB/peer")
+		b.ReportMetric(float64(rss1)/1024, "rss-MiB-total")
+		hub.quit()
+		f.close()
+	}
+}
+
+// BenchmarkNodeThroughput is BenchmarkDaemonThroughput without the
+// processes: two nodes in this process, 64 messages in flight, so that
+// -cpuprofile and -blockprofile see the node's own costs.
+func BenchmarkNodeThroughput(b *testing.B) {
+	const window = 64
+	alice := startNode(b, newHome(b, "alice"), "/ip4/127.0.0.1/tcp/0")
+	bob := startNode(b, newHome(b, "bob"), "/ip4/127.0.0.1/tcp/0")
+	trustEachOther(b, alice, bob)
+	warm := alice.send(bob.ID(), "warm up")
+	alice.waitDelivered(warm)
+	sent := map[string]time.Time{}
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, b.N)
+	slots := make(chan struct{}, window)
+	b.ResetTimer()
+	start := time.Now()
+	go func() {
+		for range b.N {
+			slots <- struct{}{}
+			t0 := time.Now()
+			m, err := alice.Send(bob.ID(), benchText)
+			if err != nil {
+				panic(err)
+			}
+			mu.Lock()
+			sent[m.ID.String()] = t0
+			mu.Unlock()
+		}
+	}()
+	for len(lat) < b.N {
+		e := alice.waitFor("delivered", func(e node.Event) bool {
+			return e.Kind == node.EventStatus && e.Message.Status == node.StatusDelivered
+		})
+		mu.Lock()
+		t0, ok := sent[e.Message.ID.String()]
+		mu.Unlock()
+		if !ok { // delivered before Send returned: rare; wait for the map
+			for !ok {
+				time.Sleep(time.Millisecond)
+				mu.Lock()
+				t0, ok = sent[e.Message.ID.String()]
+				mu.Unlock()
+			}
+		}
+		lat = append(lat, time.Since(t0))
+		<-slots
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	reportLatency(b, lat, elapsed)
+}

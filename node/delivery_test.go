@@ -1,0 +1,359 @@
+package node_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/node"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Delivery: persistence across restarts, order across broken sessions,
+// idempotent receipts and dedupe.
+
+func unreadWith(t *testing.T, tn *testNode, p peer.ID) int {
+	t.Helper()
+	convs, err := tn.Conversations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range convs {
+		if c.Peer == p {
+			return c.Unread
+		}
+	}
+	return 0
+}
+
+func historyBodies(t *testing.T, tn *testNode, p peer.ID) []string {
+	t.Helper()
+	h, err := tn.History(p, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bodies(h)
+}
+
+// TestRestartPersists closes both nodes and reopens their homes: history,
+// unread counts and the pending outbox survive, and what was pending is
+// delivered after the restart through the addresses the node saved.
+func TestRestartPersists(t *testing.T) {
+	aliceHome, bobHome := newHome(t, "alice"), newHome(t, "bob")
+	alice := startNode(t, aliceHome, "/ip4/127.0.0.1/tcp/0")
+	bob := startNode(t, bobHome, "/ip4/127.0.0.1/tcp/0")
+	trustEachOther(t, alice, bob)
+	bobAddr := bob.tcpAddr()
+
+	for i := range 3 {
+		m := alice.send(bob.ID(), fmt.Sprintf("a%d", i))
+		bob.waitMessage(m)
+		alice.waitDelivered(m)
+	}
+	back := bob.send(alice.ID(), "b0")
+	alice.waitMessage(back)
+	bob.waitDelivered(back)
+	if err := bob.MarkRead(alice.ID()); err != nil {
+		t.Fatal(err)
+	}
+	bob.Close()
+	alice.waitPeer(bob.ID(), "bob offline", func(p node.PeerInfo) bool { return !p.Online })
+
+	// Bob is down: these stay in alice's outbox.
+	p1 := alice.send(bob.ID(), "pending 1")
+	p2 := alice.send(bob.ID(), "pending 2")
+	alice.Close()
+
+	alice = startNode(t, aliceHome, "/ip4/127.0.0.1/tcp/0")
+	wantAlice := []string{"a0", "a1", "a2", "b0", "pending 1", "pending 2"}
+	if got := historyBodies(t, alice, bob.ID()); !slices.Equal(got, wantAlice) {
+		t.Fatalf("alice's history after restart: %q, want %q", got, wantAlice)
+	}
+	if n := unreadWith(t, alice, bob.ID()); n != 1 {
+		t.Fatalf("alice's unread count after restart: %d, want 1", n)
+	}
+	ob, err := alice.Store().Outbox(bob.ID())
+	if err != nil || !slices.Equal(bodies(ob), []string{"pending 1", "pending 2"}) {
+		t.Fatalf("alice's outbox after restart: %q, %v", bodies(ob), err)
+	}
+	h, _ := alice.History(bob.ID(), 0, 10)
+	for _, m := range h[:3] {
+		if m.Status != node.StatusDelivered || m.Delivered.IsZero() {
+			t.Fatalf("%q after restart: status %s", m.Body, m.Status)
+		}
+	}
+	if alice.PeerInfo(bob.ID()).Trust != "tofu" {
+		t.Fatalf("bob's trust after restart: %s", alice.PeerInfo(bob.ID()).Trust)
+	}
+
+	// Bob comes back on the address alice saved; alice's outbox, which
+	// resumed on Start, finds him without being told.
+	bob = startNode(t, bobHome, strings.Split(bobAddr, "/p2p/")[0])
+	back2 := time.Now()
+	if got := historyBodies(t, bob, alice.ID()); !slices.Equal(got, wantAlice[:4]) {
+		t.Fatalf("bob's history after restart: %q", got)
+	}
+	if n := unreadWith(t, bob, alice.ID()); n != 0 {
+		t.Fatalf("bob's unread count after restart: %d, want 0 (he read them)", n)
+	}
+	bob.waitMessage(p1)
+	bob.waitMessage(p2)
+	// The outbox retries every RetryMax (500 ms here) at most; libp2p's
+	// own dial backoff (5 s and more after failed dials) must not hold
+	// the delivery back.
+	if d := time.Since(back2); d > 4*time.Second {
+		t.Errorf("pending messages took %v to arrive after bob came back", d)
+	}
+	alice.waitDelivered(p1)
+	alice.waitDelivered(p2)
+	if got := historyBodies(t, bob, alice.ID()); !slices.Equal(got, wantAlice) {
+		t.Fatalf("bob's history: %q, want %q", got, wantAlice)
+	}
+	if n := unreadWith(t, bob, alice.ID()); n != 2 {
+		t.Fatalf("bob's unread count: %d, want 2", n)
+	}
+	if ob, _ := alice.Store().Outbox(bob.ID()); len(ob) != 0 {
+		t.Fatalf("alice's outbox after delivery: %q", bodies(ob))
+	}
+}
+
+// TestOrderAcrossBrokenSessions breaks the libp2p connection twice while
+// 50 messages flow: each arrives exactly once, in the order written.
+func TestOrderAcrossBrokenSessions(t *testing.T) {
+	const total = 50
+	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
+	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	if err := alice.TrustPeer(bob.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.TrustPeer(alice.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	// All 50 are queued before there is a session, so the worker writes
+	// them back to back and the breaks land mid-stream.
+	var want []string
+	var ids []e2e.MessageID
+	for i := range total {
+		m := alice.send(bob.ID(), fmt.Sprintf("msg %02d", i))
+		want = append(want, m.Body)
+		ids = append(ids, m.ID)
+	}
+	if _, err := connect(t, alice, bob); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[e2e.MessageID]int{}
+	var arrival []string
+	breaks := map[int]func(){
+		10: func() { bob.Host().Network().ClosePeer(alice.ID()) },
+		30: func() { alice.Host().Network().ClosePeer(bob.ID()) },
+	}
+	var brokeAt []int
+	for len(seen) < total {
+		e := bob.waitFor(fmt.Sprintf("message %d", len(seen)), func(e node.Event) bool { return e.Kind == node.EventMessage })
+		seen[e.Message.ID]++
+		if seen[e.Message.ID] > 1 {
+			t.Fatalf("message %q emitted twice", e.Message.Body)
+		}
+		arrival = append(arrival, e.Message.Body)
+		if br, ok := breaks[len(seen)]; ok {
+			br()
+			brokeAt = append(brokeAt, len(seen))
+		}
+	}
+	if !slices.Equal(arrival, want) {
+		t.Fatalf("arrival order\n got %q\nwant %q", arrival, want)
+	}
+	if got := historyBodies(t, bob, alice.ID()); !slices.Equal(got, want) {
+		t.Fatalf("bob's history\n got %q\nwant %q", got, want)
+	}
+	eventually(t, "alice's outbox is empty", func() bool {
+		ob, _ := alice.Store().Outbox(bob.ID())
+		return len(ob) == 0
+	})
+	for _, id := range ids {
+		m, err := alice.Store().Message(id)
+		if err != nil || m.Status != node.StatusDelivered {
+			t.Fatalf("%s at alice: %s %v", id, m.Status, err)
+		}
+	}
+	if len(brokeAt) != 2 {
+		t.Fatalf("the connection broke %d times, want 2", len(brokeAt))
+	}
+	bob.quiet(300*time.Millisecond, "duplicate message", func(e node.Event) bool { return e.Kind == node.EventMessage })
+}
+
+// TestReceiptsIdempotent: the same message arriving twice is stored and
+// announced once, and the same receipt twice changes the status once.
+func TestReceiptsIdempotent(t *testing.T) {
+	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
+	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	trustEachOther(t, alice, bob)
+	m := alice.send(bob.ID(), "once")
+	bob.waitMessage(m)
+	alice.waitDelivered(m)
+	first, _ := alice.Store().Message(m.ID)
+
+	// The same message again, as a retry after a lost receipt writes it
+	// (freshly sealed), and once more with another body under its ID.
+	for _, body := range []string{"once", "a retry with another body changes nothing"} {
+		again := m
+		again.Body = body
+		if err := alice.WriteTextForTest(again); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// And bob acknowledges it twice more.
+	for range 2 {
+		if err := bob.WriteReceiptForTest(alice.ID(), m.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A message after them: once it is in, they were handled.
+	after := alice.send(bob.ID(), "after")
+	bob.waitMessage(after)
+	alice.waitDelivered(after)
+	bob.quiet(200*time.Millisecond, "second message event", func(e node.Event) bool {
+		return e.Kind == node.EventMessage && e.Message.ID == m.ID
+	})
+	alice.quiet(200*time.Millisecond, "second delivered event", func(e node.Event) bool {
+		return e.Kind == node.EventStatus && e.Message.ID == m.ID
+	})
+	if got := historyBodies(t, bob, alice.ID()); !slices.Equal(got, []string{"once", "after"}) {
+		t.Fatalf("bob's history: %q", got)
+	}
+	if n := unreadWith(t, bob, alice.ID()); n != 2 {
+		t.Fatalf("unread %d, want 2", n)
+	}
+	again, _ := alice.Store().Message(m.ID)
+	if again.Status != node.StatusDelivered || !again.Delivered.Equal(first.Delivered) {
+		t.Fatalf("after more receipts: %+v (first delivered %v)", again, first.Delivered)
+	}
+
+	// A lost receipt: bob stores a message whose receipt alice cannot use
+	// (she has no such message yet), then it enters alice's outbox. Her
+	// outbox writes it; bob has it already and must acknowledge it again,
+	// or alice would retry forever.
+	lost := node.Message{ID: e2e.NewMessageID(), Peer: bob.ID(), SentAt: time.Now(), Body: "receipt lost"}
+	if err := alice.WriteTextForTest(lost); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage(lost)
+	sync := bob.send(alice.ID(), "sync") // after bob's receipt for lost
+	alice.waitMessage(sync)
+	if err := alice.Store().AddOutgoing(&lost); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.TrustPeer(bob.ID(), false); err != nil { // wakes the outbox
+		t.Fatal(err)
+	}
+	alice.waitDelivered(lost)
+	bob.quiet(200*time.Millisecond, "second message event", func(e node.Event) bool {
+		return e.Kind == node.EventMessage && e.Message.ID == lost.ID
+	})
+}
+
+// TestForgedReceipt: a peer cannot mark a message to someone else as
+// delivered, even knowing its ID.
+func TestForgedReceipt(t *testing.T) {
+	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	carol := newHome(t, "carol") // never started: bob's message waits
+	carolID := mustID(t, carol)
+	if err := bob.TrustPeer(carolID, false); err != nil {
+		t.Fatal(err)
+	}
+	m := bob.send(carolID, "for carol only")
+	mallory := startNode(t, newHome(t, "mallory"), "/ip4/127.0.0.1/tcp/0")
+	trustEachOther(t, bob, mallory)
+	hi := mallory.send(bob.ID(), "hi")
+	bob.waitMessage(hi)
+	mallory.waitDelivered(hi)
+
+	if err := mallory.WriteReceiptForTest(bob.ID(), m.ID); err != nil {
+		t.Fatal(err)
+	}
+	probe := mallory.send(bob.ID(), "probe") // handled after the receipt
+	bob.waitMessage(probe)
+	mallory.waitDelivered(probe)
+	got, err := bob.Store().Message(m.ID)
+	if err != nil || got.Status == node.StatusDelivered {
+		t.Fatalf("carol's message after mallory's receipt: %s %v", got.Status, err)
+	}
+	if ob, _ := bob.Store().Outbox(carolID); len(ob) != 1 {
+		t.Fatalf("carol's outbox: %q", bodies(ob))
+	}
+}
+
+// TestMessageIDReuse: a message under an ID another peer used is dropped
+// (and reported); the first peer's message is untouched.
+func TestMessageIDReuse(t *testing.T) {
+	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	honest := startNode(t, newHome(t, "honest"), "/ip4/127.0.0.1/tcp/0")
+	mallory := startNode(t, newHome(t, "mallory"), "/ip4/127.0.0.1/tcp/0")
+	trustEachOther(t, bob, honest, mallory)
+	orig := honest.send(bob.ID(), "original")
+	bob.waitMessage(orig)
+	hi := mallory.send(bob.ID(), "hi")
+	bob.waitMessage(hi)
+	mallory.waitDelivered(hi)
+
+	forged := node.Message{ID: orig.ID, Peer: bob.ID(), SentAt: time.Now(), Body: "forged"}
+	if err := mallory.WriteTextForTest(forged); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitFor("an error about the reused id", func(e node.Event) bool {
+		return e.Kind == node.EventError && e.PeerID == mallory.ID()
+	})
+	probe := mallory.send(bob.ID(), "probe") // the session carries on
+	bob.waitMessage(probe)
+	if h := historyBodies(t, bob, mallory.ID()); !slices.Equal(h, []string{"hi", "probe"}) {
+		t.Fatalf("mallory's conversation: %q", h)
+	}
+	got, err := bob.Store().Message(orig.ID)
+	if err != nil || got.Body != "original" || got.Peer != honest.ID() {
+		t.Fatalf("the original after reuse: %+v %v", got, err)
+	}
+}
+
+// TestPlainTextRefused: a text frame outside the ratchet (an envelope) is
+// a protocol error: the session closes and nothing is stored.
+func TestPlainTextRefused(t *testing.T) {
+	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	fake := newFakePeer(t, "fake")
+	if err := fake.dial(bob); err != nil {
+		t.Fatal(err)
+	}
+	fake.sendText(e2e.Text{ID: e2e.NewMessageID(), SentAt: time.Now(), Body: "in the clear of the ratchet"})
+	if code := fake.closedBy(); code != e2e.CloseProtocol {
+		t.Fatalf("close code %d, want protocol error", code)
+	}
+	bob.quiet(200*time.Millisecond, "message", func(e node.Event) bool { return e.Kind == node.EventMessage })
+	if h := historyBodies(t, bob, fake.ID()); len(h) != 0 {
+		t.Fatalf("stored: %q", h)
+	}
+}
+
+// TestLongSessionForgetsDelivered: a session does not keep the ID of
+// every message it ever wrote.
+func TestLongSessionForgetsDelivered(t *testing.T) {
+	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
+	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	trustEachOther(t, alice, bob)
+	for i := range 300 {
+		m := alice.send(bob.ID(), fmt.Sprintf("m%d", i))
+		if i%50 == 49 {
+			alice.waitDelivered(m)
+		}
+	}
+	eventually(t, "the outbox is empty", func() bool {
+		ob, _ := alice.Store().Outbox(bob.ID())
+		return len(ob) == 0
+	})
+	last := alice.send(bob.ID(), "last")
+	alice.waitDelivered(last)
+	if n := alice.SentOnSessionForTest(bob.ID()); n > 100 {
+		t.Fatalf("the session remembers %d written messages; the outbox is empty", n)
+	}
+}

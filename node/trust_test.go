@@ -1,0 +1,212 @@
+package node_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+)
+
+// Trust decisions as the node enforces them: first contact, blocking, and
+// a changed key. Each check is shown refusing something.
+
+// refused checks that to refuses a handshake from from. In TLS 1.3 the
+// server checks the client's certificate after the client has finished
+// its side of the handshake, so the client may see a session that its
+// first read then ends with ErrRejected: what matters is that to never
+// has a session with from.
+func refused(t *testing.T, from, to *testNode) {
+	t.Helper()
+	if _, err := connect(t, from, to); err == nil {
+		eventually(t, "the refused session ends at the client", func() bool { return !from.PeerInfo(to.ID()).Online })
+	}
+	if to.PeerInfo(from.ID()).Online {
+		t.Fatalf("%s has a session with %s, which it should refuse", to.ID(), from.ID())
+	}
+}
+
+// TestFirstContact: a stranger may write to us (we see it as unknown), but
+// nothing goes to it until we accept it.
+func TestFirstContact(t *testing.T) {
+	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
+	stranger := startNode(t, newHome(t, "stranger"), "/ip4/127.0.0.1/tcp/0")
+
+	// The stranger has not accepted alice either: it cannot send.
+	if _, err := stranger.Send(alice.ID(), "too early"); !errors.Is(err, node.ErrNotTrusted) {
+		t.Fatalf("send to a peer not accepted: %v, want ErrNotTrusted", err)
+	}
+	if err := stranger.TrustPeer(alice.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	info, err := connect(t, stranger, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Trust != identity.StateTOFU {
+		t.Fatalf("stranger sees alice as %s", info.Trust)
+	}
+	m := stranger.send(alice.ID(), "hello, you don't know me")
+	got := alice.waitMessage(m)
+	if got.Body != m.Body {
+		t.Fatalf("alice got %q", got.Body)
+	}
+	stranger.waitDelivered(m)
+
+	pi := alice.PeerInfo(stranger.ID())
+	if pi.Trust != identity.StateUnknown || !pi.Online || pi.Name != "stranger" {
+		t.Fatalf("alice's view of the stranger: %+v", pi)
+	}
+	if _, err := alice.Send(stranger.ID(), "reply"); !errors.Is(err, node.ErrNotTrusted) {
+		t.Fatalf("reply before accepting: %v, want ErrNotTrusted", err)
+	}
+	if ob, _ := alice.Store().Outbox(stranger.ID()); len(ob) != 0 {
+		t.Fatalf("a refused message was queued: %q", bodies(ob))
+	}
+
+	if err := alice.TrustPeer(stranger.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	if pi := alice.PeerInfo(stranger.ID()); pi.Trust != identity.StateTOFU {
+		t.Fatalf("after accepting: %s", pi.Trust)
+	}
+	r := alice.send(stranger.ID(), "reply")
+	stranger.waitMessage(r)
+	alice.waitDelivered(r)
+}
+
+// TestBlock: blocking closes the live session, refuses the peer's
+// handshakes and messages both ways; trusting it again lets the queued
+// message through.
+func TestBlock(t *testing.T) {
+	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
+	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	trustEachOther(t, alice, bob)
+	m := bob.send(alice.ID(), "before")
+	alice.waitMessage(m)
+	bob.waitDelivered(m)
+	if !alice.PeerInfo(bob.ID()).Online || !bob.PeerInfo(alice.ID()).Online {
+		t.Fatal("no live session before blocking")
+	}
+
+	if err := alice.Block(bob.ID()); err != nil {
+		t.Fatal(err)
+	}
+	// Block closes the live session at once, on both sides.
+	if alice.PeerInfo(bob.ID()).Online {
+		// unregister runs when the read loop sees the close; give it a moment
+		alice.waitPeer(bob.ID(), "bob's session closed at alice", func(p node.PeerInfo) bool { return !p.Online })
+	}
+	bob.waitPeer(alice.ID(), "the session closed at bob", func(p node.PeerInfo) bool { return !p.Online })
+	if pi := alice.PeerInfo(bob.ID()); pi.Trust != identity.StateUntrusted {
+		t.Fatalf("blocked peer shows as %s", pi.Trust)
+	}
+	if _, err := alice.Send(bob.ID(), "no"); !errors.Is(err, node.ErrBlocked) {
+		t.Fatalf("send to a blocked peer: %v, want ErrBlocked", err)
+	}
+
+	// Bob keeps trying (his outbox retries every 500 ms here, and may
+	// resume his TLS ticket): each handshake is refused, nothing arrives.
+	late := bob.send(alice.ID(), "let me in")
+	refused(t, bob, alice)
+	alice.quiet(1500*time.Millisecond, "message from the blocked peer", func(e node.Event) bool {
+		return e.Kind == node.EventMessage
+	})
+	if alice.PeerInfo(bob.ID()).Online {
+		t.Fatal("a blocked peer has a live session")
+	}
+	if got, _ := bob.Store().Message(late.ID); got.Status == node.StatusDelivered {
+		t.Fatal("a blocked peer's message was acknowledged")
+	}
+	if h := historyBodies(t, alice, bob.ID()); len(h) != 1 {
+		t.Fatalf("alice's history with the blocked peer: %q", h)
+	}
+
+	// Trusting again lets the queued message through.
+	if err := alice.TrustPeer(bob.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitMessage(late)
+	bob.waitDelivered(late)
+}
+
+// TestChangedKey: bob is a contact; a new key also named bob arrives. It is
+// held as changed, nothing goes to it, and accepting it replaces the old
+// key, which is then refused.
+func TestChangedKey(t *testing.T) {
+	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
+	bob1 := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	trustEachOther(t, alice, bob1)
+	// A handshake, so alice knows the name in bob's certificate.
+	hi := bob1.send(alice.ID(), "hi, I'm bob")
+	alice.waitMessage(hi)
+	bob1.waitDelivered(hi)
+	if c, ok, _ := alice.Trust().Contact(bob1.ID()); !ok || c.CertName != "bob" {
+		t.Fatalf("contact after the handshake: %+v", c)
+	}
+
+	bob2 := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	if err := bob2.TrustPeer(alice.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, bob2, alice)
+	pi := alice.waitPeer(bob2.ID(), "changed key", func(p node.PeerInfo) bool { return p.Trust == identity.StateChanged })
+	pi = alice.PeerInfo(bob2.ID())
+	if pi.Changed == nil || pi.Changed.Previous == nil || pi.Changed.Previous.PeerID != bob1.ID() {
+		t.Fatalf("changed key info: %+v", pi.Changed)
+	}
+	if pi.Online {
+		t.Fatal("the changed key has a live session")
+	}
+	if _, err := alice.Send(bob2.ID(), "to the new key"); !errors.Is(err, node.ErrKeyChanged) {
+		t.Fatalf("send to a changed key: %v, want ErrKeyChanged", err)
+	}
+	// The new key's messages wait too.
+	fromNew := bob2.send(alice.ID(), "it's me, new phone")
+	alice.quiet(700*time.Millisecond, "message from the changed key", func(e node.Event) bool {
+		return e.Kind == node.EventMessage && e.Message.Peer == bob2.ID()
+	})
+	// The old key still works meanwhile.
+	if pi := alice.PeerInfo(bob1.ID()); pi.Trust != identity.StateTOFU {
+		t.Fatalf("the old key shows as %s before the decision", pi.Trust)
+	}
+
+	// Alice accepts the new key.
+	if err := alice.TrustPeer(bob2.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	if pi := alice.PeerInfo(bob2.ID()); pi.Trust != identity.StateTOFU || pi.Changed != nil {
+		t.Fatalf("the new key after accepting: %s %+v", pi.Trust, pi.Changed)
+	}
+	old, ok, _ := alice.Trust().Contact(bob1.ID())
+	if !ok || old.State != identity.StateUntrusted || old.ReplacedBy != bob2.ID() {
+		t.Fatalf("the old contact after accepting: %+v", old)
+	}
+	if pi := alice.PeerInfo(bob1.ID()); pi.Trust != identity.StateUntrusted {
+		t.Fatalf("the old key shows as %s", pi.Trust)
+	}
+	if _, err := alice.Send(bob1.ID(), "old key"); !errors.Is(err, node.ErrBlocked) {
+		t.Fatalf("send to the replaced key: %v, want ErrBlocked", err)
+	}
+	if c, err := alice.Trust().Resolve("bob"); err != nil || c.PeerID != bob2.ID() {
+		t.Fatalf("the name bob resolves to %v, %v", c.PeerID, err)
+	}
+	// Messages flow with the new key, both ways.
+	alice.waitMessage(fromNew)
+	bob2.waitDelivered(fromNew)
+	w := alice.send(bob2.ID(), "welcome back")
+	bob2.waitMessage(w)
+	alice.waitDelivered(w)
+
+	// The replaced key's live session is closed, and it cannot come back.
+	bob1.waitPeer(alice.ID(), "the replaced key's session closed", func(p node.PeerInfo) bool { return !p.Online })
+	stale := bob1.send(alice.ID(), "from the old phone")
+	refused(t, bob1, alice)
+	alice.quiet(700*time.Millisecond, "message from the replaced key", func(e node.Event) bool {
+		return e.Kind == node.EventMessage && e.Message.Peer == bob1.ID()
+	})
+	if got, _ := bob1.Store().Message(stale.ID); got.Status == node.StatusDelivered {
+		t.Fatal("the replaced key's message was acknowledged")
+	}
+}

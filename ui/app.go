@@ -1,0 +1,341 @@
+package ui
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rivo/tview"
+
+	"github.com/certchat/certchat/node"
+)
+
+// Options adjust the window.
+type Options struct {
+	// Screen to draw on; nil means the terminal.
+	Screen tcell.Screen
+	// LAN says LAN discovery runs, for the status bar.
+	LAN bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Location is the time zone for timestamps; nil means time.Local.
+	Location *time.Location
+	// PageSize is how many messages a history page holds; 0 means 200.
+	PageSize int
+	// Logger receives what is worth a log line; nil discards.
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Location == nil {
+		o.Location = time.Local
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 200
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// notice is the line above the input: the last information or error.
+type notice struct {
+	text string
+	err  bool
+}
+
+// UI is the chat window. Create it with New and run it with Run; all its
+// fields belong to the tview event loop, except those under mu.
+type UI struct {
+	b    Backend
+	opts Options
+	th   *theme
+	log  *slog.Logger
+
+	app    *tview.Application
+	pages  *tview.Pages
+	body   *tview.Flex // chat list | right column
+	right  *tview.Flex // title, banner, conversation, notice, input
+	list   *peerList
+	title  *rowsView
+	banner *rowsView
+	note   *rowsView
+	status *rowsView
+	conv   *convView
+	in     *input
+
+	roster   *roster
+	open     peer.ID
+	addrs    []string
+	relays   []node.RelayInfo
+	notice   notice
+	myID     peer.ID
+	myName   string
+	myFP     string
+	prompted map[peer.ID]bool // first-contact prompt already shown
+	dialog   *dialog          // the open dialog, if any
+	settled  bool             // the first state is loaded
+	ready    chan struct{}    // closed after the first complete draw
+	drawn    bool
+
+	ctx      context.Context // canceled on quit: ends pending node calls
+	cancel   context.CancelFunc
+	mu       sync.Mutex
+	quitting bool
+	quit     chan struct{}
+	workers  sync.WaitGroup // goroutines that post to the event loop
+	quitOnce sync.Once
+}
+
+// New builds the window for a node.
+func New(b Backend, opts Options) *UI {
+	opts.defaults()
+	th := defaultTheme()
+	id := b.Identity()
+	u := &UI{
+		b: b, opts: opts, th: &th, log: opts.Logger,
+		roster: newRoster(), prompted: map[peer.ID]bool{},
+		myID: id.PeerID(), myName: oneLine(id.Name()), myFP: id.Fingerprint().Short(),
+		ready: make(chan struct{}), quit: make(chan struct{}),
+	}
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.build()
+	return u
+}
+
+// build lays out the widgets.
+func (u *UI) build() {
+	u.list = newPeerList(u.th, u.roster, func() peer.ID { return u.open }, u.openChat)
+	u.title = newRowsView(u.th.bar, u.titleRows)
+	u.banner = newRowsView(tcell.StyleDefault, u.bannerRows)
+	u.note = newRowsView(tcell.StyleDefault, u.noticeRows)
+	u.status = newRowsView(u.th.status, u.statusRows)
+	u.conv = newConvView(u.th, u.opts.Location, u.opts.Now)
+	u.conv.needOlder = func() { u.loadPage(u.open, u.conv.oldestSeq()) }
+	u.conv.welcome = u.welcomeRows
+	u.in = newInput(u.th, u.submit)
+	u.right = tview.NewFlex().SetDirection(tview.FlexRow).
+		AddItem(u.banner, 0, 0, false).
+		AddItem(u.conv, 0, 1, false).
+		AddItem(u.note, 0, 0, false).
+		AddItem(u.in, 1, 0, true)
+	u.body = tview.NewFlex().
+		AddItem(u.list, 0, 0, false).
+		AddItem(u.right, 0, 1, true)
+	main := tview.NewFlex().SetDirection(tview.FlexRow).
+		AddItem(u.title, 1, 0, false).
+		AddItem(u.body, 0, 1, true).
+		AddItem(u.status, 1, 0, false)
+	u.pages = tview.NewPages().AddPage("main", main, true, true)
+	u.app = tview.NewApplication().EnableMouse(true).EnablePaste(true)
+	if u.opts.Screen != nil {
+		u.app.SetScreen(u.opts.Screen)
+	}
+	u.app.SetRoot(u.pages, true).SetFocus(u.in)
+	u.app.SetInputCapture(u.onKey)
+	u.app.SetBeforeDrawFunc(u.layout)
+	u.app.SetAfterDrawFunc(u.afterDraw)
+	u.updatePlaceholder()
+}
+
+// layout sizes the parts for the screen before each draw: the chat list
+// only where there is room, the banner and notice as tall as their text
+// but never squeezing out the conversation.
+func (u *UI) layout(scr tcell.Screen) bool {
+	w, h := scr.Size()
+	listW := 0
+	if w >= 60 {
+		listW = max(27, min(36, w/4))
+	}
+	u.body.ResizeItem(u.list, listW, 0)
+	rw := w - listW
+	room := max(0, h-4) // status, title, input and one conversation row stay
+	bh := min(len(u.bannerRows(rw)), room)
+	nh := min(len(u.noticeRows(rw)), 3, room-bh)
+	u.right.ResizeItem(u.banner, bh, 0)
+	u.right.ResizeItem(u.note, nh, 0)
+	return false
+}
+
+// afterDraw closes ready after the first draw that shows the loaded state.
+func (u *UI) afterDraw(tcell.Screen) {
+	if !u.drawn && u.settled && (u.open == "" || u.conv.loaded) {
+		u.drawn = true
+		close(u.ready)
+	}
+}
+
+// Run shows the window until the user quits (/quit, Ctrl+C) or Quit is
+// called.
+func (u *UI) Run() error {
+	sub := u.b.Subscribe()
+	defer sub.Close()
+	u.spawn(func() { u.pump(sub) })
+	err := u.app.Run()
+	u.Quit()
+	return err
+}
+
+// Quit closes the window. It may be called from any goroutine. Pending
+// node calls are canceled; the window stays until the goroutines that
+// report to it are done, so none of them is left waiting.
+func (u *UI) Quit() {
+	u.quitOnce.Do(func() {
+		u.mu.Lock()
+		u.quitting = true
+		close(u.quit)
+		u.mu.Unlock()
+		u.cancel()
+		go func() {
+			u.workers.Wait()
+			u.app.Stop()
+		}()
+	})
+}
+
+// spawn runs f on its own goroutine unless the window is closing. f may
+// use post to change what is shown.
+func (u *UI) spawn(f func()) {
+	u.mu.Lock()
+	if u.quitting {
+		u.mu.Unlock()
+		return
+	}
+	u.workers.Add(1)
+	u.mu.Unlock()
+	go func() {
+		defer u.workers.Done()
+		f()
+	}()
+}
+
+// post runs f on the event loop and redraws, unless the window is
+// closing. It must be called from a spawned goroutine; it waits for f.
+func (u *UI) post(f func()) bool {
+	select {
+	case <-u.quit:
+		return false
+	default:
+	}
+	u.app.QueueUpdateDraw(f)
+	return true
+}
+
+// onKey handles the window's keys before the focused widget sees them.
+func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
+	if ev.Key() == tcell.KeyCtrlC {
+		u.Quit()
+		return nil
+	}
+	if u.dialog != nil {
+		return ev
+	}
+	switch ev.Key() {
+	case tcell.KeyTab, tcell.KeyCtrlN:
+		u.cycle(1)
+	case tcell.KeyBacktab, tcell.KeyCtrlP:
+		u.cycle(-1)
+	case tcell.KeyPgUp:
+		u.conv.scroll(u.conv.pageSize())
+	case tcell.KeyPgDn:
+		u.conv.scroll(-u.conv.pageSize())
+	case tcell.KeyEscape:
+		u.notice = notice{}
+	case tcell.KeyF1:
+		u.showHelp()
+	case tcell.KeyRune:
+		if ev.Modifiers()&tcell.ModAlt != 0 && (ev.Rune() == 'a' || ev.Rune() == 'A') {
+			u.nextUnread()
+			return nil
+		}
+		return ev
+	default:
+		return ev
+	}
+	return nil
+}
+
+// cycle opens the chat d places away in the list.
+func (u *UI) cycle(d int) {
+	if p, ok := u.roster.step(u.open, d); ok {
+		u.openChat(p)
+	}
+}
+
+// nextUnread opens the next chat with unread messages.
+func (u *UI) nextUnread() {
+	if p, ok := u.roster.nextUnread(u.open); ok {
+		u.openChat(p)
+		return
+	}
+	u.inform("No unread messages.")
+}
+
+// openChat shows p's conversation, reading its newest page.
+func (u *UI) openChat(p peer.ID) {
+	c := u.roster.get(p)
+	if c == nil || p == u.open {
+		return
+	}
+	u.open = p
+	c.pinned = true
+	u.roster.sort()
+	u.conv.reset(p, c.name())
+	u.loadPage(p, 0)
+	if c.unread > 0 {
+		c.unread = 0
+		u.markRead(p)
+	}
+	u.updatePlaceholder()
+	u.app.SetFocus(u.in)
+	u.maybeFirstContact(c)
+}
+
+// loadPage reads a page of p's history before seq (0: the newest).
+func (u *UI) loadPage(p peer.ID, before uint64) {
+	gen, limit := u.conv.gen, u.opts.PageSize
+	u.conv.loading = true
+	u.spawn(func() {
+		page, err := u.b.History(p, before, limit)
+		u.post(func() {
+			if err != nil {
+				u.conv.addPage(gen, nil, limit)
+				u.fail("Could not read the conversation", err)
+				return
+			}
+			u.conv.addPage(gen, page, limit)
+		})
+	})
+}
+
+// markRead clears p's unread count in the store.
+func (u *UI) markRead(p peer.ID) {
+	u.spawn(func() {
+		if err := u.b.MarkRead(p); err != nil {
+			u.log.Warn("mark read", "peer", p, "err", err)
+		}
+	})
+}
+
+func (u *UI) updatePlaceholder() {
+	if u.open == "" {
+		u.in.SetPlaceholder("/add PEERID or MULTIADDR to start a chat; /help for commands")
+		return
+	}
+	u.in.SetPlaceholder("Message " + u.roster.get(u.open).name() + " (Enter sends; /help)")
+}
+
+// inform shows an information line above the input.
+func (u *UI) inform(text string) { u.notice = notice{text: text} }
+
+// showError shows an error line above the input.
+func (u *UI) showError(text string) { u.notice = notice{text: text, err: true} }
+
+// fail shows what went wrong as a sentence: "what: why".
+func (u *UI) fail(what string, err error) { u.showError(what + ": " + describe(err)) }

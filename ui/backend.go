@@ -1,0 +1,49 @@
+package ui
+
+import (
+	"context"
+	"crypto/x509"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Backend is what the window needs from a running node. *node.Node
+// satisfies it; tests use real nodes too.
+type Backend interface {
+	// Identity is the user's own identity.
+	Identity() *identity.Identity
+	// Addrs are the node's full multiaddrs, to share.
+	Addrs() []string
+	// Subscribe streams the node's events.
+	Subscribe() *node.Subscription
+	// Peers lists contacts, peers with conversations and peers seen.
+	Peers() []node.PeerInfo
+	// PeerInfo describes one peer now.
+	PeerInfo(p peer.ID) node.PeerInfo
+	// Send stores and queues a message; it may wait for the disk.
+	Send(p peer.ID, text string) (node.Message, error)
+	// History is a page of a conversation before a sequence number.
+	History(p peer.ID, before uint64, limit int) ([]node.Message, error)
+	// Conversations lists conversations, most recent first.
+	Conversations() ([]node.Conversation, error)
+	// MarkRead clears a conversation's unread count.
+	MarkRead(p peer.ID) error
+	// Search finds messages across conversations, newest first.
+	Search(text string, limit int) ([]node.Message, error)
+	// TrustPeer pins a key (trust on first use) or marks it verified.
+	TrustPeer(p peer.ID, verified bool) error
+	// Block rejects a key.
+	Block(p peer.ID) error
+	// Connect reaches a peer by multiaddr or peer ID and runs the handshake.
+	Connect(ctx context.Context, target string) (node.PeerInfo, error)
+	// Session describes the live end-to-end session with a peer.
+	Session(p peer.ID) (node.LiveSession, bool)
+	// Certificate is the peer's last seen certificate.
+	Certificate(p peer.ID) (*x509.Certificate, bool)
+	// Relays reports the configured relays and their reservations.
+	Relays() []node.RelayInfo
+}
+
+var _ Backend = (*node.Node)(nil)

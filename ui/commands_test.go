@@ -1,0 +1,171 @@
+package ui
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+	"github.com/gdamore/tcell/v2"
+)
+
+// /add with a full multiaddr pins the key, connects and opens the chat;
+// the two windows then talk both ways.
+func TestAddByMultiaddrAndTalk(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	alice.start()
+	bob.start()
+	wa := openWindow(t, alice.n, 80, 24, Options{})
+	wb := openWindow(t, bob.n, 80, 24, Options{})
+	wb.enter("/add " + alice.peerID().String())
+	wb.waitText("is in your contacts. No address is")
+	wa.enter("/add " + bob.n.Addrs()[0])
+	wa.waitText("Connected to bob (unverified: trusted on first use).", " bob  unverified: trusted on first use")
+	wa.enter("hello bob")
+	wa.waitText("me: hello bob  ✓ delivered")
+	wb.tabUntil(" alice  unverified")
+	wb.waitText("alice: hello bob")
+	wb.enter("hello alice")
+	wb.waitText("me: hello alice  ✓ delivered")
+	wa.waitText("bob: hello alice")
+}
+
+// /whois shows the certificate and the live session's TLS parameters.
+func TestWhois(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	bob.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	bob.start()
+	w := openWindow(t, alice.n, 90, 30, Options{})
+	if _, err := connect(t, alice, bob); err != nil {
+		t.Fatal(err)
+	}
+	w.tabUntil(" bob  ")
+	w.enter("/whois")
+	sess, ok := alice.n.Session(bob.peerID())
+	if !ok {
+		t.Fatal("no live session")
+	}
+	w.waitText("Who is bob", "Subject:    CN=bob", "Issuer:     self-signed", "Valid:      14 Mar 2025 to 14 Mar 2026",
+		bob.id.Fingerprint().String(), "TLS:        TLS 1.3", "Suite:      "+sess.Info.SuiteName(),
+		"Key group:  "+sess.Info.GroupName(), "Resumed:    no", "Session ID: "+sess.Info.SessionID)
+	w.key(tcell.KeyEscape, 0, tcell.ModNone)
+	w.waitGone("Who is bob")
+}
+
+// /relay says when no relay is configured; /help lists commands and
+// keys; /id shows the addresses to share; unknown commands and bad
+// arguments are sentences, not log noise.
+func TestCommandsAndErrors(t *testing.T) {
+	t.Parallel()
+	alice := newPeer(t, "alice", 0)
+	n := alice.start()
+	w := openWindow(t, n, 100, 40, Options{})
+	w.enter("/relay")
+	w.waitText("No relay configured.")
+	w.key(tcell.KeyEscape, 0, tcell.ModNone)
+	w.waitGone("No relay configured.")
+	w.enter("/help")
+	w.waitText("/add MULTIADDR|PEERID", "/search TEXT", "Alt+A", "PgUp / PgDn")
+	w.key(tcell.KeyEscape, 0, tcell.ModNone)
+	w.waitGone("/search TEXT")
+	w.enter("/id")
+	w.waitText("Your identity", n.Addrs()[0], alice.id.Fingerprint().String())
+	w.key(tcell.KeyEscape, 0, tcell.ModNone)
+	w.waitGone("Your identity")
+	w.enter("/frobnicate")
+	w.waitText("Unknown command /frobnicate: /help lists the commands.")
+	w.enter("/add /ip4/127.0.0.1/tcp/1")
+	w.waitText("Cannot add /ip4/127.0.0.1/tcp/1: the address must end with /p2p/")
+	w.enter("/add nonsense")
+	w.waitText("Cannot add nonsense:")
+	w.enter("/add " + alice.peerID().String())
+	w.waitText("That is your own peer ID.")
+	w.enter("/verify")
+	w.waitText("/verify works on the open chat: open one first (Tab).")
+	w.enter("hello")
+	w.waitText("No chat is open: pick one with Tab, or start one with /add")
+}
+
+// /search finds messages in every conversation; choosing a result opens
+// its chat.
+func TestSearchOpensConversation(t *testing.T) {
+	t.Parallel()
+	alice, bob, carol := newPeer(t, "alice", 0), newPeer(t, "bob", 0), newPeer(t, "carol", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
+	alice.fill(
+		msg(bob.peerID(), node.Incoming, testNow.Add(-3e9), "lunch at noon?", ""),
+		msg(carol.peerID(), node.Incoming, testNow.Add(-2e9), "the quarterly report is due", ""),
+		msg(bob.peerID(), node.Outgoing, testNow.Add(-1e9), "sure, lunch works", node.StatusDelivered),
+	)
+	w := openWindow(t, alice.start(), 100, 30, Options{})
+	w.waitText(" bob  ")
+	w.enter("/search quarterly")
+	w.waitText("1 messages contain “quarterly”.", "carol: the quarterly report is due")
+	w.key(tcell.KeyEnter, 0, tcell.ModNone)
+	w.waitText(" carol  unverified", "carol: the quarterly report is due")
+	w.enter("/search LUNCH")
+	w.waitText("me → bob: sure, lunch works", "bob: lunch at noon?")
+	w.key(tcell.KeyEscape, 0, tcell.ModNone)
+	w.enter("/search nothing-like-this")
+	w.waitText("No message contains “nothing-like-this”.")
+}
+
+// Up and Down recall what was typed; the draft comes back at the end.
+func TestInputHistory(t *testing.T) {
+	t.Parallel()
+	alice := newPeer(t, "alice", 0)
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.enter("/first")
+	w.waitText("Unknown command /first")
+	w.enter("/second")
+	w.waitText("Unknown command /second")
+	w.typeText("draft")
+	w.waitText("› draft")
+	for _, step := range []struct {
+		key  tcell.Key
+		want string
+	}{
+		{tcell.KeyUp, "› /second"}, {tcell.KeyUp, "› /first"}, {tcell.KeyUp, "› /first"},
+		{tcell.KeyDown, "› /second"}, {tcell.KeyDown, "› draft"},
+	} {
+		w.key(step.key, 0, tcell.ModNone)
+		w.waitFor(step.want, func(s string) bool { return inputRow(s) == step.want })
+	}
+}
+
+// inputRow is the input line: the row above the status bar.
+func inputRow(s string) string {
+	rows := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	row := rows[len(rows)-2]
+	if i := strings.Index(row, "› "); i >= 0 {
+		return strings.TrimSpace(row[i:])
+	}
+	return row
+}
+
+// Tab, Ctrl+N and Ctrl+P switch chats; a click on the list opens one.
+func TestSwitchChatsKeysAndMouse(t *testing.T) {
+	t.Parallel()
+	alice := newPeer(t, "alice", 0)
+	names := []string{"bob", "carol", "dave"}
+	for _, name := range names {
+		alice.pin(newPeer(t, name, 0).peerID(), name, identity.StateTOFU)
+	}
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.waitText("dave")
+	w.key(tcell.KeyTab, 0, tcell.ModNone)
+	w.waitFor("bob open", func(s string) bool { return strings.HasPrefix(titleRow(s), " bob ") })
+	w.key(tcell.KeyCtrlN, 0, tcell.ModNone)
+	w.waitFor("carol open", func(s string) bool { return strings.HasPrefix(titleRow(s), " carol ") })
+	w.key(tcell.KeyCtrlP, 0, tcell.ModNone)
+	w.waitFor("bob open", func(s string) bool { return strings.HasPrefix(titleRow(s), " bob ") })
+	x, y, _ := w.find("dave")
+	w.scr.InjectMouse(x, y, tcell.Button1, tcell.ModNone)
+	w.scr.InjectMouse(x, y, tcell.ButtonNone, tcell.ModNone)
+	w.waitFor("dave open", func(s string) bool { return strings.HasPrefix(titleRow(s), " dave ") })
+}

@@ -1,0 +1,396 @@
+package ui
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/node"
+	"github.com/gdamore/tcell/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rivo/tview"
+)
+
+// entry is one message as shown, with its rows cached for one width.
+type entry struct {
+	msg     node.Message
+	pending bool // shown while Send runs, before the store gave it an ID
+	rows    []line
+	rowsW   int
+}
+
+// convView shows the open conversation: the loaded pages of history,
+// newest at the bottom. It keeps only what was loaded; scrolling towards
+// the top asks for the page before (needOlder). Scrolling is counted in
+// rows up from the bottom, so new messages and older pages never move
+// what the user is reading.
+type convView struct {
+	*tview.Box
+	th  *theme
+	loc *time.Location
+	now func() time.Time
+
+	peer    peer.ID
+	name    string
+	stored  []*entry // from the store, by sequence number
+	pending []*entry // typed, not yet stored (or failed to store)
+	byID    map[e2e.MessageID]*entry
+	hasMore bool // older messages are in the store
+	loading bool // a page is being read
+	loaded  bool // the first page arrived
+	gen     int  // bumped on every reset, to drop stale pages
+	offset  int  // rows scrolled up from the bottom
+	width   int  // inner width at the last draw
+	height  int  // inner height at the last draw
+
+	needOlder func()
+	welcome   func(w int) []line // what to show with no chat open
+}
+
+func newConvView(th *theme, loc *time.Location, now func() time.Time) *convView {
+	c := &convView{Box: tview.NewBox(), th: th, loc: loc, now: now, byID: map[e2e.MessageID]*entry{}}
+	c.SetBorderPadding(0, 0, 1, 0)
+	return c
+}
+
+// reset shows another conversation (or none); its first page is loading.
+func (c *convView) reset(p peer.ID, name string) {
+	c.gen++
+	c.peer, c.name = p, name
+	c.stored, c.pending = nil, nil
+	c.byID = map[e2e.MessageID]*entry{}
+	c.hasMore, c.loading, c.loaded, c.offset = false, p != "", false, 0
+}
+
+// setName changes the peer's name shown on its messages.
+func (c *convView) setName(name string) {
+	if name == c.name {
+		return
+	}
+	c.name = name
+	for _, e := range c.stored {
+		e.rows = nil
+	}
+}
+
+func (c *convView) count() int { return len(c.stored) + len(c.pending) }
+
+func (c *convView) at(i int) *entry {
+	if i < len(c.stored) {
+		return c.stored[i]
+	}
+	return c.pending[i-len(c.stored)]
+}
+
+// oldestSeq is the page cursor for the next older page.
+func (c *convView) oldestSeq() uint64 {
+	if len(c.stored) == 0 {
+		return 0
+	}
+	return c.stored[0].msg.Seq
+}
+
+// addPage merges a page of history (oldest first) read for generation gen.
+func (c *convView) addPage(gen int, page []node.Message, limit int) bool {
+	if gen != c.gen {
+		return false
+	}
+	c.loading, c.loaded = false, true
+	for _, m := range page {
+		if _, ok := c.byID[m.ID]; !ok {
+			e := &entry{msg: m}
+			c.byID[m.ID] = e
+			c.stored = append(c.stored, e)
+		}
+	}
+	c.sortStored()
+	c.hasMore = len(page) >= limit && page[0].Seq > 1
+	return true
+}
+
+func (c *convView) sortStored() {
+	slices.SortStableFunc(c.stored, func(a, b *entry) int {
+		switch {
+		case a.msg.Seq < b.msg.Seq:
+			return -1
+		case a.msg.Seq > b.msg.Seq:
+			return 1
+		}
+		return 0
+	})
+}
+
+// addPending shows a message the user just typed, before Send returns.
+func (c *convView) addPending(body string) *entry {
+	e := &entry{pending: true, msg: node.Message{
+		Peer: c.peer, Direction: node.Outgoing, Body: body, StoredAt: c.now(), Status: node.StatusSending,
+	}}
+	c.pending = append(c.pending, e)
+	c.keepPlace(c.count() - 1)
+	return e
+}
+
+// failPending marks a typed message that could not be stored.
+func (c *convView) failPending(e *entry, reason string) {
+	e.msg.Status, e.msg.Error, e.rows = node.StatusFailed, reason, nil
+}
+
+// upsert adds a new message or updates a shown one's delivery state.
+func (c *convView) upsert(m node.Message) {
+	if m.Peer != c.peer || c.peer == "" {
+		return
+	}
+	if e := c.byID[m.ID]; e != nil {
+		if statusRank(m.Status) >= statusRank(e.msg.Status) {
+			e.msg, e.rows = m, nil
+		}
+		return
+	}
+	if c.hasMore && len(c.stored) > 0 && m.Seq < c.oldestSeq() {
+		return // not loaded yet; it comes with its page
+	}
+	e := c.takePending(m)
+	wasShown := e != nil
+	if e == nil {
+		e = &entry{}
+	}
+	e.msg, e.pending, e.rows = m, false, nil
+	c.byID[m.ID] = e
+	c.stored = append(c.stored, e)
+	c.sortStored()
+	if !wasShown {
+		c.keepPlace(slices.Index(c.stored, e))
+	}
+}
+
+// takePending removes and returns the first typed message with m's body,
+// when m is what the store made of it.
+func (c *convView) takePending(m node.Message) *entry {
+	if m.Direction != node.Outgoing {
+		return nil
+	}
+	for i, e := range c.pending {
+		if e.msg.Body == m.Body && e.msg.Status != node.StatusFailed {
+			c.pending = slices.Delete(c.pending, i, i+1)
+			return e
+		}
+	}
+	return nil
+}
+
+// keepPlace keeps the rows the user reads in place when entry i was
+// added while scrolled up.
+func (c *convView) keepPlace(i int) {
+	if c.offset > 0 && c.width > 0 && i >= 0 {
+		c.offset += len(c.rowsOf(i, c.width))
+	}
+}
+
+// statusRank orders delivery states so a late, older report never
+// overwrites a newer one.
+func statusRank(s node.Status) int {
+	switch s {
+	case node.StatusSent, node.StatusQueued:
+		return 1
+	case node.StatusFailed:
+		return 2
+	case node.StatusDelivered:
+		return 3
+	}
+	return 0
+}
+
+// scroll moves the view n rows towards older messages (negative: newer).
+func (c *convView) scroll(n int) { c.offset = max(0, c.offset+n) }
+
+// pageSize is how far PgUp and PgDn move.
+func (c *convView) pageSize() int { return max(1, c.height-1) }
+
+func (c *convView) Draw(scr tcell.Screen) {
+	c.Box.DrawForSubclass(scr, c)
+	x, y, w, h := c.GetInnerRect()
+	if w <= 0 || h <= 0 {
+		return
+	}
+	c.width, c.height = w, h
+	if c.peer == "" {
+		c.drawRows(scr, x, y, w, h, c.welcome(w))
+		return
+	}
+	rows, reachedTop := c.collect(w, 2*h+c.offset)
+	if reachedTop {
+		c.offset = min(c.offset, max(0, len(rows)-h))
+		if c.hasMore && !c.loading && c.needOlder != nil {
+			c.needOlder()
+		}
+	}
+	end := len(rows) - c.offset
+	start := max(0, end-h)
+	c.drawRows(scr, x, y+h-(end-start), w, end-start, rows[start:end])
+	if c.offset > 0 {
+		hint := " ↓ newer messages: PgDn "
+		drawText(scr, x+max(0, w-textWidth(hint)), y+h-1, w, hint, c.th.notice)
+	}
+}
+
+func (c *convView) drawRows(scr tcell.Screen, x, y, w, h int, rows []line) {
+	for i := 0; i < h && i < len(rows); i++ {
+		drawLine(scr, x, y+i, w, rows[i])
+	}
+}
+
+// collect gathers at least need rows, newest last, from the newest
+// message back. reachedTop says every loaded message is in them (with a
+// header row on top).
+func (c *convView) collect(w, need int) (rows []line, reachedTop bool) {
+	var chunks [][]line
+	n := 0
+	i := c.count() - 1
+	for ; i >= 0 && n < need; i-- {
+		r := c.rowsOf(i, w)
+		chunks = append(chunks, r)
+		n += len(r)
+	}
+	if i < 0 {
+		reachedTop = true
+		chunks = append(chunks, []line{c.header()})
+	}
+	rows = make([]line, 0, n+1)
+	for k := len(chunks) - 1; k >= 0; k-- {
+		rows = append(rows, chunks[k]...)
+	}
+	return rows, reachedTop
+}
+
+// header is the row above the oldest loaded message.
+func (c *convView) header() line {
+	switch {
+	case !c.loaded:
+		return line{{"loading…", c.th.dim}}
+	case c.loading || c.hasMore:
+		return line{{"loading older messages…", c.th.dim}}
+	}
+	return line{{"This is the start of your conversation with " + c.name + ".", c.th.dim}}
+}
+
+// rowsOf is entry i's rows, with a date divider above when the day changes.
+func (c *convView) rowsOf(i, w int) []line {
+	e := c.at(i)
+	rows := c.render(e, w)
+	day := e.msg.StoredAt.In(c.loc)
+	if i > 0 && sameDay(day, c.at(i-1).msg.StoredAt.In(c.loc)) {
+		return rows
+	}
+	return append([]line{c.divider(day, w)}, rows...)
+}
+
+func sameDay(a, b time.Time) bool {
+	ay, am, ad := a.Date()
+	by, bm, bd := b.Date()
+	return ay == by && am == bm && ad == bd
+}
+
+func (c *convView) divider(day time.Time, w int) line {
+	label := " " + dayLabel(day, c.now().In(c.loc)) + " "
+	side := max(0, (w-textWidth(label))/2)
+	return line{{strings.Repeat("─", side) + label + strings.Repeat("─", max(0, w-side-textWidth(label))), c.th.dim}}
+}
+
+// dayLabel names a day: Today, Yesterday, or the date.
+func dayLabel(day, now time.Time) string {
+	switch {
+	case sameDay(day, now):
+		return "Today"
+	case sameDay(day, now.AddDate(0, 0, -1)):
+		return "Yesterday"
+	}
+	return day.Format("Mon 2 Jan 2006")
+}
+
+// render lays out one message at width w: "15:04 name: text", wrapped
+// under the text, and for own messages the delivery state at the end.
+func (c *convView) render(e *entry, w int) []line {
+	if e.rows != nil && e.rowsW == w {
+		return e.rows
+	}
+	m := e.msg
+	who, whoStyle := truncate(c.name, 16), c.th.them
+	if m.Direction == node.Outgoing {
+		who, whoStyle = "me", c.th.me
+	}
+	prefix := line{{m.StoredAt.In(c.loc).Format("15:04") + " ", c.th.dim}, {who, whoStyle}, {": ", c.th.dim}}
+	indent := prefix.width()
+	var rows []line
+	if w-indent < 12 { // narrow: the name on a row of its own
+		rows, indent = append(rows, wrapLine(prefix, w)...), min(2, w/3)
+	}
+	for k, text := range wrapText(cleanText(m.Body, true), max(1, w-indent)) {
+		if k == 0 && len(rows) == 0 {
+			rows = append(rows, append(slices.Clone(prefix), span{text, c.th.text}))
+			continue
+		}
+		rows = append(rows, line{{strings.Repeat(" ", indent), c.th.text}, {text, c.th.text}})
+	}
+	rows = c.appendStatus(rows, e, w, indent)
+	e.rows, e.rowsW = rows, w
+	return rows
+}
+
+// appendStatus puts an own message's delivery state after its text, or
+// on rows of its own when it does not fit.
+func (c *convView) appendStatus(rows []line, e *entry, w, indent int) []line {
+	st, t := deliveryText(e.msg)
+	if st == "" {
+		return rows
+	}
+	style := c.th.toned(t, c.th.dim)
+	last := rows[len(rows)-1]
+	if last.width()+2+textWidth(st) <= w {
+		rows[len(rows)-1] = append(slices.Clone(last), span{"  ", c.th.text}, span{st, style})
+		return rows
+	}
+	for _, r := range wrap(st, max(1, w-indent)) {
+		rows = append(rows, line{{strings.Repeat(" ", indent), c.th.text}, {r, style}})
+	}
+	return rows
+}
+
+// deliveryText spells out an own message's delivery state.
+func deliveryText(m node.Message) (string, tone) {
+	if m.Direction != node.Outgoing {
+		return "", toneNone
+	}
+	switch m.Status {
+	case node.StatusSent:
+		return "sent", toneNone
+	case node.StatusQueued:
+		return "queued at relay", toneWarn
+	case node.StatusDelivered:
+		return "✓ delivered", toneGood
+	case node.StatusFailed:
+		if reason := oneLine(m.Error); reason != "" {
+			return "✗ failed: " + reason, toneBad
+		}
+		return "✗ failed", toneBad
+	}
+	return "sending…", toneNone
+}
+
+// MouseHandler scrolls on the wheel.
+func (c *convView) MouseHandler() func(tview.MouseAction, *tcell.EventMouse, func(tview.Primitive)) (bool, tview.Primitive) {
+	return c.WrapMouseHandler(func(action tview.MouseAction, ev *tcell.EventMouse, _ func(tview.Primitive)) (bool, tview.Primitive) {
+		if !c.InRect(ev.Position()) {
+			return false, nil
+		}
+		switch action {
+		case tview.MouseScrollUp:
+			c.scroll(3)
+			return true, nil
+		case tview.MouseScrollDown:
+			c.scroll(-3)
+			return true, nil
+		}
+		return false, nil
+	})
+}

@@ -1,0 +1,182 @@
+package ui
+
+import (
+	"strings"
+
+	"github.com/gdamore/tcell/v2"
+	"github.com/rivo/tview"
+)
+
+// button is one choice of a dialog. key is a shortcut letter (0: none);
+// run is called after the dialog closes (nil: just close).
+type button struct {
+	label string
+	key   rune
+	run   func()
+}
+
+// dialog is a modal box in the middle of the screen: a scrollable body
+// and a row of buttons. It covers the screen so clicks outside it do
+// nothing; Esc closes it. Its size follows its content and the screen.
+type dialog struct {
+	*tview.Box
+	frame    *tview.Flex
+	body     tview.Primitive
+	form     *tview.Form // nil without buttons
+	wantW    int
+	wide     bool // no wrapping: as wide as the screen allows
+	bodyRows func(w int) int
+	keys     map[rune]func()
+	close    func()
+}
+
+// textDialog shows text (tview tags allowed; untrusted parts escaped).
+// With wrap false, lines are kept as they are (for QR codes).
+func (u *UI) textDialog(title, text string, wrap bool, buttons ...button) *dialog {
+	tv := tview.NewTextView().SetDynamicColors(true).SetWrap(wrap).SetWordWrap(true).SetScrollable(true)
+	tv.SetText(text)
+	lines := strings.Split(text, "\n")
+	wantW := 0
+	for _, l := range lines {
+		wantW = max(wantW, tview.TaggedStringWidth(l))
+	}
+	rows := func(w int) int {
+		if !wrap {
+			return len(lines)
+		}
+		return len(tview.WordWrap(text, max(1, w)))
+	}
+	d := u.newDialog(title, tv, max(wantW+4, 34), rows, buttons)
+	d.wide = !wrap
+	return d
+}
+
+// listDialog offers items to choose from; choosing one runs choose(i).
+func (u *UI) listDialog(title string, items []string, choose func(i int)) *dialog {
+	l := tview.NewList().ShowSecondaryText(false).SetHighlightFullLine(true).SetWrapAround(false)
+	wantW := 0
+	for _, it := range items {
+		l.AddItem(tview.Escape(it), "", 0, nil)
+		wantW = max(wantW, textWidth(it))
+	}
+	var d *dialog
+	l.SetSelectedFunc(func(i int, _, _ string, _ rune) {
+		d.close()
+		choose(i)
+	})
+	d = u.newDialog(title, l, wantW+4, func(int) int { return len(items) }, nil)
+	return d
+}
+
+func (u *UI) newDialog(title string, body tview.Primitive, wantW int, rows func(int) int, buttons []button) *dialog {
+	d := &dialog{Box: tview.NewBox(), body: body, wantW: wantW, bodyRows: rows, keys: map[rune]func(){}}
+	d.close = func() { u.closeDialog(d) }
+	d.frame = tview.NewFlex().SetDirection(tview.FlexRow).AddItem(body, 0, 1, len(buttons) == 0)
+	d.frame.SetBorder(true).SetTitle(" " + title + " ")
+	if len(buttons) > 0 {
+		d.form = tview.NewForm().SetButtonsAlign(tview.AlignCenter)
+		d.form.SetBorderPadding(0, 0, 1, 1)
+		d.form.SetCancelFunc(d.close)
+		for _, b := range buttons {
+			act := d.action(b)
+			d.form.AddButton(b.label, act)
+			if b.key != 0 {
+				d.keys[b.key] = act
+			}
+		}
+		d.frame.AddItem(d.form, 1, 0, true)
+	}
+	return d
+}
+
+// action closes the dialog, then runs the button's function.
+func (d *dialog) action(b button) func() {
+	return func() {
+		d.close()
+		if b.run != nil {
+			b.run()
+		}
+	}
+}
+
+// show opens the dialog over the window, replacing any other.
+func (u *UI) show(d *dialog) {
+	if u.dialog != nil {
+		u.pages.RemovePage("dialog")
+	}
+	u.dialog = d
+	u.pages.AddPage("dialog", d, true, true)
+	u.app.SetFocus(d)
+}
+
+// closeDialog closes d if it is the open dialog.
+func (u *UI) closeDialog(d *dialog) {
+	if u.dialog != d {
+		return
+	}
+	u.dialog = nil
+	u.pages.RemovePage("dialog")
+	u.app.SetFocus(u.in)
+}
+
+func (d *dialog) Draw(scr tcell.Screen) {
+	sw, sh := scr.Size()
+	limit := 80
+	if d.wide {
+		limit = sw
+	}
+	w := min(sw, max(d.wantW, 34), limit)
+	extra := 2 // border
+	if d.form != nil {
+		extra++
+	}
+	h := min(sh, d.bodyRows(w-2)+extra)
+	d.frame.SetRect((sw-w)/2, (sh-h)/2, w, h)
+	d.frame.Draw(scr)
+}
+
+func (d *dialog) Focus(delegate func(tview.Primitive)) {
+	if d.form != nil {
+		delegate(d.form)
+		return
+	}
+	delegate(d.body)
+}
+
+func (d *dialog) HasFocus() bool { return d.frame.HasFocus() }
+
+// InputHandler: Esc closes, shortcut letters choose, arrows and page
+// keys scroll the body, the rest goes to the buttons.
+func (d *dialog) InputHandler() func(*tcell.EventKey, func(tview.Primitive)) {
+	return func(ev *tcell.EventKey, setFocus func(tview.Primitive)) {
+		if ev.Key() == tcell.KeyEscape {
+			d.close()
+			return
+		}
+		if f, ok := d.keys[ev.Rune()]; ok && ev.Key() == tcell.KeyRune {
+			f()
+			return
+		}
+		switch ev.Key() {
+		case tcell.KeyUp, tcell.KeyDown, tcell.KeyPgUp, tcell.KeyPgDn, tcell.KeyHome, tcell.KeyEnd:
+			if d.form != nil {
+				d.body.InputHandler()(ev, func(tview.Primitive) {})
+				return
+			}
+		}
+		if h := d.frame.InputHandler(); h != nil {
+			h(ev, setFocus)
+		}
+	}
+}
+
+// MouseHandler passes clicks to the box and swallows the rest: the
+// dialog is modal.
+func (d *dialog) MouseHandler() func(tview.MouseAction, *tcell.EventMouse, func(tview.Primitive)) (bool, tview.Primitive) {
+	return func(action tview.MouseAction, ev *tcell.EventMouse, setFocus func(tview.Primitive)) (bool, tview.Primitive) {
+		if consumed, capture := d.frame.MouseHandler()(action, ev, setFocus); consumed {
+			return true, capture
+		}
+		return true, nil
+	}
+}

@@ -1,0 +1,211 @@
+package ui
+
+import (
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// maxBatch bounds how many events one redraw applies.
+const maxBatch = 256
+
+// snapshot is the state read when the window opens.
+type snapshot struct {
+	peers  []node.PeerInfo
+	convs  []node.Conversation
+	expiry map[peer.ID]time.Time // stored certificates' expiry
+	relays []node.RelayInfo
+	err    error
+}
+
+// pump reads the initial state, then the node's events, off the event
+// loop, and hands them over in batches: one redraw per batch, however
+// fast events come. It waits for each batch to be applied, so the event
+// loop's queue never fills.
+func (u *UI) pump(sub *node.Subscription) {
+	snap := u.snapshot()
+	if !u.post(func() { u.applySnapshot(snap) }) {
+		return
+	}
+	for {
+		batch, ok := u.nextBatch(sub)
+		if !ok {
+			return
+		}
+		infos := u.prefetch(batch)
+		if !u.post(func() { u.applyEvents(batch, infos) }) {
+			return
+		}
+	}
+}
+
+func (u *UI) snapshot() snapshot {
+	s := snapshot{peers: u.b.Peers(), relays: u.b.Relays(), expiry: map[peer.ID]time.Time{}}
+	s.convs, s.err = u.b.Conversations()
+	for _, p := range s.peers {
+		if !p.NotAfter.IsZero() {
+			continue
+		}
+		if c, ok := u.b.Certificate(p.ID); ok {
+			s.expiry[p.ID] = c.NotAfter
+		}
+	}
+	return s
+}
+
+// nextBatch waits for an event, then takes what else is queued.
+func (u *UI) nextBatch(sub *node.Subscription) ([]node.Event, bool) {
+	var batch []node.Event
+	select {
+	case e, ok := <-sub.C:
+		if !ok {
+			return nil, false
+		}
+		batch = append(batch, e)
+	case <-u.quit:
+		return nil, false
+	}
+	for len(batch) < maxBatch {
+		select {
+		case e, ok := <-sub.C:
+			if !ok {
+				return batch, true
+			}
+			batch = append(batch, e)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
+}
+
+// prefetch reads, off the event loop, the peer info of message senders.
+func (u *UI) prefetch(batch []node.Event) map[peer.ID]node.PeerInfo {
+	infos := map[peer.ID]node.PeerInfo{}
+	for _, e := range batch {
+		if e.Kind != node.EventMessage {
+			continue
+		}
+		if _, ok := infos[e.Message.Peer]; !ok {
+			infos[e.Message.Peer] = u.b.PeerInfo(e.Message.Peer)
+		}
+	}
+	return infos
+}
+
+func (u *UI) applySnapshot(s snapshot) {
+	for _, info := range s.peers {
+		c := u.roster.setInfo(info)
+		if t, ok := s.expiry[info.ID]; ok && c.notAfter.IsZero() {
+			c.notAfter = t
+		}
+	}
+	for _, cv := range s.convs {
+		if cv.Peer == u.myID {
+			continue
+		}
+		info := node.PeerInfo{ID: cv.Peer, Name: identity.ShortID(cv.Peer), Trust: identity.StateUnknown}
+		if c := u.roster.get(cv.Peer); c != nil {
+			info = c.info
+		}
+		u.roster.setConversation(cv, info)
+	}
+	u.roster.sort()
+	u.relays = s.relays
+	if s.err != nil {
+		u.fail("Could not list the conversations", s.err)
+	}
+	u.settled = true
+	if u.open == "" && len(u.roster.order) > 0 {
+		if c := u.roster.get(u.roster.order[0]); c.hasConv {
+			u.openChat(u.roster.order[0])
+		}
+	}
+}
+
+func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
+	readOpen, relays := false, false
+	for _, e := range batch {
+		switch e.Kind {
+		case node.EventListening:
+			u.addrs, relays = e.Addrs, true
+		case node.EventPeer:
+			u.onPeer(*e.Peer)
+		case node.EventMessage:
+			readOpen = u.onMessage(*e.Message, infos[e.Message.Peer]) || readOpen
+		case node.EventStatus:
+			u.onStatus(*e.Message)
+		case node.EventError:
+			u.showError(u.errorSentence(e))
+		}
+	}
+	u.roster.sort()
+	if readOpen {
+		u.markRead(u.open)
+	}
+	if relays {
+		u.refreshRelays()
+	}
+}
+
+// onPeer records what changed about a peer, and warns of a changed key.
+func (u *UI) onPeer(info node.PeerInfo) {
+	if info.ID == u.myID {
+		return
+	}
+	wasChanged := false
+	if c := u.roster.get(info.ID); c != nil {
+		wasChanged = c.info.Changed != nil
+	}
+	c := u.roster.setInfo(info)
+	if info.ID == u.open {
+		u.conv.setName(c.name())
+		u.updatePlaceholder()
+	}
+	if info.Changed != nil && !wasChanged {
+		u.showError("KEY CHANGED: a new key claims to be " + c.name() + ". Nothing is sent to it until you compare fingerprints and accept or reject it (/trust).")
+	}
+}
+
+// onMessage shows an incoming message: in the open chat, or as an unread
+// count; with no chat open, it opens the sender's. It reports whether the
+// open chat got a message (to mark it read).
+func (u *UI) onMessage(m node.Message, info node.PeerInfo) bool {
+	if info.ID == "" {
+		info = node.PeerInfo{ID: m.Peer, Name: identity.ShortID(m.Peer), Trust: identity.StateUnknown}
+	}
+	c := u.roster.setInfo(info)
+	counted := m.Seq != 0 && m.Seq <= c.lastSeq
+	c.hasConv, c.last, c.lastSeq = true, m.StoredAt, max(c.lastSeq, m.Seq)
+	if m.Peer == u.open {
+		u.conv.upsert(m)
+		u.maybeFirstContact(c)
+		return true
+	}
+	if !counted {
+		c.unread++
+	}
+	if u.open == "" {
+		u.roster.sort()
+		u.openChat(m.Peer)
+	}
+	return false
+}
+
+// onStatus shows an own message's new delivery state.
+func (u *UI) onStatus(m node.Message) {
+	if c := u.roster.get(m.Peer); c != nil && m.Seq > c.lastSeq {
+		c.hasConv, c.last, c.lastSeq = true, m.StoredAt, m.Seq
+	}
+	u.conv.upsert(m)
+}
+
+// refreshRelays reads the relay reservations again.
+func (u *UI) refreshRelays() {
+	u.spawn(func() {
+		rs := u.b.Relays()
+		u.post(func() { u.relays = rs })
+	})
+}

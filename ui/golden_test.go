@@ -1,0 +1,193 @@
+package ui
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+	"github.com/gdamore/tcell/v2"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden screen captures in testdata")
+
+// Golden screen captures at 80x24 of the main layouts. Keys come from
+// fixed seeds and the clock is fixed, so the screens are the same every
+// run; only the port the node listens on is masked. Run
+// `go test ./ui -run TestGolden -update` to rewrite them after a change,
+// and read the diff.
+func TestGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T) (*window, []string)
+	}{
+		{"welcome", goldenWelcome},
+		{"conversation", goldenConversation},
+		{"first-contact", goldenFirstContact},
+		{"key-changed", goldenKeyChanged},
+		{"help", goldenHelp},
+		{"tiny", goldenTiny},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w, settle := tc.setup(t)
+			w.waitText(settle...)
+			path := filepath.Join("testdata", tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(path, []byte(maskScreen(w.text())), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				got := maskScreen(w.text())
+				if got == string(want) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("screen differs from %s:\n--- got\n%s--- want\n%s", path, got, want)
+				}
+				sleepTick()
+			}
+		})
+	}
+}
+
+var (
+	portPattern = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+	helpPattern = regexp.MustCompile(`(\S) +/help\n$`)
+)
+
+// maskScreen hides the port, and the padding that depends on its length.
+func maskScreen(s string) string {
+	s = portPattern.ReplaceAllString(s, "127.0.0.1:PORT")
+	return helpPattern.ReplaceAllString(s, "$1  /help\n")
+}
+
+func goldenWelcome(t *testing.T) (*window, []string) {
+	alice := newPeer(t, "alice", 1)
+	return openWindow(t, alice.start(), 80, 24, Options{}), []string{"Welcome to certchat, alice.", "listening on"}
+}
+
+func goldenConversation(t *testing.T) (*window, []string) {
+	alice, bob, carol := newPeer(t, "alice", 1), newPeer(t, "bob", 2), newPeer(t, "carol", 3)
+	alice.pin(bob.peerID(), "bob", identity.StateVerified)
+	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
+	yesterday := testNow.Add(-24 * time.Hour)
+	b, c := bob.peerID(), carol.peerID()
+	alice.fill(
+		msg(b, node.Incoming, yesterday.Add(-3*time.Hour), "Did you get the slides for Monday?", ""),
+		msg(b, node.Outgoing, yesterday.Add(-2*time.Hour), "Yes, reading them now. The numbers on page 4 look off; I'll check with finance.", node.StatusDelivered),
+		msg(c, node.Incoming, yesterday, "lunch tomorrow?", ""),
+		msg(b, node.Incoming, testNow.Add(-50*time.Minute), "Finance confirmed: page 4 is fixed.", ""),
+		msg(b, node.Outgoing, testNow.Add(-40*time.Minute), "Great, thanks!", node.StatusDelivered),
+		msg(b, node.Outgoing, testNow.Add(-30*time.Minute), "Sent the final version to the team.", node.StatusFailed),
+		msg(c, node.Incoming, testNow.Add(-20*time.Minute), "12:30 at the usual place?", ""),
+		msg(b, node.Outgoing, testNow.Add(-10*time.Minute), "See you at the review.", node.StatusDelivered),
+	)
+	if err := setFailure(alice, b, "Sent the final version to the team.", "the peer rejected it"); err != nil {
+		t.Fatal(err)
+	}
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.tabUntil(" bob  verified")
+	return w, []string{"me: See you at the review.  ✓ delivered", " 2 "}
+}
+
+// setFailure gives a failed message its reason, as the outbox would.
+func setFailure(p *testPeer, q interface{ String() string }, body, reason string) error {
+	key, err := p.id.DeriveKey("storage")
+	if err != nil {
+		return err
+	}
+	s, err := node.OpenStore(p.home.Path("chat.db"), key)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	found, err := s.Search(body, 1)
+	if err != nil || len(found) == 0 {
+		return err
+	}
+	m := found[0]
+	// A failed message is final; mark it again with the reason.
+	_, _, err = s.SetStatus(m.ID, m.Peer, node.StatusSending, "", testNow)
+	if err == nil {
+		_, _, err = s.SetStatus(m.ID, m.Peer, node.StatusFailed, reason, testNow)
+	}
+	return err
+}
+
+func goldenFirstContact(t *testing.T) (*window, []string) {
+	alice, carol := newPeer(t, "alice", 1), newPeer(t, "carol", 3)
+	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	carol.start()
+	w := openWindow(t, alice.n, 80, 24, Options{})
+	w.waitText("Welcome")
+	introduce(carol, alice)
+	if _, err := carol.n.Send(alice.peerID(), "Hi! We met at the conference; this is my certchat."); err != nil {
+		t.Fatal(err)
+	}
+	return w, []string{"First contact: carol", "Accept (a)", "● carol"}
+}
+
+func goldenKeyChanged(t *testing.T) (*window, []string) {
+	alice, oldBob, newBob := newPeer(t, "alice", 1), newPeer(t, "bob", 2), newPeer(t, "bob", 4)
+	alice.pin(oldBob.peerID(), "bob", identity.StateTOFU)
+	newBob.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.fill(msg(oldBob.peerID(), node.Incoming, testNow.Add(-time.Hour), "See you tomorrow.", ""))
+	alice.start()
+	newBob.start()
+	w := openWindow(t, alice.n, 80, 24, Options{})
+	w.waitText("See you tomorrow.")
+	connect(t, newBob, alice)
+	w.waitText("! KEY CHANGED")
+	w.tabUntil(" bob  KEY CHANGED")
+	w.enter("hi bob")
+	w.waitText("Later (Esc)")
+	w.key(tcell.KeyEscape, 0, tcell.ModNone)
+	return w, []string{"› hi bob", "Not sent: KEY CHANGED"}
+}
+
+func goldenHelp(t *testing.T) (*window, []string) {
+	alice := newPeer(t, "alice", 1)
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.enter("/help")
+	return w, []string{"Commands", "Keys"}
+}
+
+func goldenTiny(t *testing.T) (*window, []string) {
+	alice, bob := newPeer(t, "alice", 1), newPeer(t, "bob", 2)
+	alice.pin(bob.peerID(), "bob", identity.StateVerified)
+	alice.fill(msg(bob.peerID(), node.Incoming, testNow.Add(-time.Minute), "Are you on the train yet? Call me when you are.", ""))
+	w := openWindow(t, alice.start(), 20, 5, Options{})
+	return w, []string{"Call", "bob"}
+}
+
+// The golden captures are text: the trust state must also be told by
+// colour where it matters. This checks the title bar's words keep their
+// colours.
+func TestTitleColours(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateVerified)
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.tabUntil(" bob  verified")
+	x, y, _ := w.find("verified: fingerprint compared")
+	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorGreen {
+		t.Fatalf("verified is drawn in %v", fg)
+	}
+	if !strings.Contains(w.text(), "✓ verified") {
+		t.Fatal("no badge")
+	}
+}

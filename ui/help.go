@@ -1,0 +1,59 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+)
+
+// keyHelp lists the keys, for /help and the README.
+func keyHelp() [][2]string {
+	return [][2]string{
+		{"Enter", "send the message, or run the /command"},
+		{"Up / Down", "recall what you typed before"},
+		{"Tab / Shift+Tab", "next / previous chat (Ctrl+N / Ctrl+P too)"},
+		{"Alt+A", "next chat with unread messages"},
+		{"PgUp / PgDn", "scroll the conversation; older pages load as you go"},
+		{"Mouse", "click a chat to open it; the wheel scrolls"},
+		{"Esc", "close a dialog; clear the notice line"},
+		{"F1, Ctrl+C", "this help; quit"},
+	}
+}
+
+// helpText is the /help dialog.
+func helpText() string {
+	var b strings.Builder
+	b.WriteString("[::b]Commands[::-]\n")
+	for _, c := range commandList() {
+		fmt.Fprintf(&b, "  %-24s %s\n", "/"+c.name+" "+c.args, c.help)
+	}
+	b.WriteString("\n[::b]Keys[::-]\n")
+	for _, k := range keyHelp() {
+		fmt.Fprintf(&b, "  %-18s %s\n", k[0], k[1])
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func (u *UI) showHelp() {
+	u.show(u.textDialog("Help", helpText(), true, button{"Close (Esc)", 0, nil}))
+}
+
+// welcomeRows fill the conversation pane while no chat is open.
+func (u *UI) welcomeRows(w int) []line {
+	th := u.th
+	var rows []line
+	para := func(text string, dim bool) {
+		st := th.text
+		if dim {
+			st = th.dim
+		}
+		for _, r := range wrap(text, w) {
+			rows = append(rows, line{{r, st}})
+		}
+	}
+	rows = append(rows, line{{"Welcome to certchat, ", th.text}, {u.myName, th.me}, {".", th.text}}, nil)
+	para("Your fingerprint: "+u.b.Identity().Fingerprint().Short()+" (/id shows all of it, your peer ID and addresses to share).", false)
+	rows = append(rows, nil)
+	para("To start a chat, /add a peer's address or peer ID. Messages from peers open their chat here.", false)
+	para("Tab and Ctrl+N/Ctrl+P switch chats, Alt+A jumps to unread messages, /help lists everything.", true)
+	return rows
+}

@@ -1,0 +1,204 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rivo/tview"
+)
+
+// The trust prompts. Every decision about a key is the user's: a first
+// contact asks to accept (pin the key, trust on first use) or reject
+// (block); a changed key blocks sending until the user compares
+// fingerprints and accepts or rejects the new key; /verify shows the
+// safety number and its QR code and can mark the peer verified.
+
+// maybeFirstContact asks once per run about an unknown peer who wrote,
+// when their chat is open.
+func (u *UI) maybeFirstContact(c *chat) {
+	if c.info.ID != u.open || c.info.Trust != identity.StateUnknown || c.info.Changed != nil ||
+		!c.hasConv || u.prompted[c.info.ID] || u.dialog != nil {
+		return
+	}
+	u.prompted[c.info.ID] = true
+	u.firstContactPrompt(c)
+}
+
+// promptTrust opens the decision that fits c's trust state.
+func (u *UI) promptTrust(c *chat) {
+	if cl := u.claimant(c.info.ID); cl != nil {
+		c = cl
+	}
+	switch {
+	case c.info.Changed != nil:
+		u.keyChangedPrompt(c)
+	case c.info.Trust == identity.StateUnknown:
+		u.firstContactPrompt(c)
+	case c.info.Trust == identity.StateUntrusted:
+		u.unblockPrompt(c)
+	case c.info.Trust == identity.StateTOFU:
+		u.inform(c.name() + " is trusted on first use; /verify compares safety numbers to make sure.")
+	default:
+		t, _ := trustTitle(c.info)
+		u.inform(c.name() + " is " + t + ".")
+	}
+}
+
+// claimant is the chat of a changed key that claims to be contact p.
+func (u *UI) claimant(p peer.ID) *chat {
+	for _, c := range u.roster.chats {
+		if ch := c.info.Changed; ch != nil && ch.Previous != nil && ch.Previous.PeerID == p {
+			return c
+		}
+	}
+	return nil
+}
+
+// trustWarning is the banner text for the open chat; bad marks danger.
+func (u *UI) trustWarning(c *chat) (string, bool) {
+	name := c.name()
+	switch {
+	case c.info.Changed != nil:
+		return "KEY CHANGED: this is not the key you trusted for " + name + ". Nothing is sent to it. " +
+			"Compare fingerprints (/verify), then accept or reject it (/trust).", true
+	case u.claimant(c.info.ID) != nil:
+		return "KEY CHANGED: a new key claims to be " + name + ". /trust compares and decides; " +
+			"until then nothing is sent to the new key.", true
+	case c.info.Trust == identity.StateUnknown:
+		return name + " is not in your contacts. /trust accepts (trust on first use) or rejects; " +
+			"/verify compares safety numbers.", false
+	case c.info.Trust == identity.StateUntrusted:
+		return "You rejected this key: nothing is exchanged with it. /trust accepts it again.", true
+	}
+	return "", false
+}
+
+func (u *UI) firstContactPrompt(c *chat) {
+	name := tview.Escape(c.name())
+	text := fmt.Sprintf("[::b]%s[::-] is not in your contacts.\n\nFingerprint: %s\nPeer ID: %s\n\n"+
+		"Accept pins this key (trust on first use); /verify compares safety numbers later. "+
+		"Reject blocks it: nothing more is exchanged.",
+		name, c.info.Fingerprint.String(), c.info.ID.String())
+	p := c.info.ID
+	u.show(u.textDialog("First contact: "+c.name(), text, true,
+		button{"Accept (a)", 'a', func() { u.accept(p, false) }},
+		button{"Reject (r)", 'r', func() { u.reject(p) }},
+		button{"Later (Esc)", 0, nil}))
+}
+
+func (u *UI) keyChangedPrompt(c *chat) {
+	ch := c.info.Changed
+	known := "(unknown)"
+	if ch.Previous != nil {
+		if pub, err := identity.KeyFromPeerID(ch.Previous.PeerID); err == nil {
+			known = identity.FingerprintOf(pub).String()
+		}
+	}
+	name := tview.Escape(c.name())
+	text := fmt.Sprintf("[red::b]KEY CHANGED[-::-]\n\nA peer claims to be [::b]%s[::-] with another key than the one you trusted. "+
+		"That happens when they set up certchat again, or when someone pretends to be them.\n\n"+
+		"Known key: %s\nNew key:   %s\n\n%s\n\n"+
+		"Compare the new key with %s in person or over a channel you trust (Compare shows the safety number). "+
+		"Accept it only if it matches.",
+		name, known, c.info.Fingerprint.String(), tview.Escape(oneLine(ch.Reason)), name)
+	p := c.info.ID
+	u.show(u.textDialog("KEY CHANGED: "+c.name(), text, true,
+		button{"Compare (c)", 'c', func() { u.verify(p) }},
+		button{"Accept new key (a)", 'a', func() { u.accept(p, false) }},
+		button{"Reject (r)", 'r', func() { u.reject(p) }},
+		button{"Later (Esc)", 0, nil}))
+}
+
+func (u *UI) unblockPrompt(c *chat) {
+	p := c.info.ID
+	text := fmt.Sprintf("You rejected [::b]%s[::-]'s key (%s). Accept it again?\n\nFingerprint: %s",
+		tview.Escape(c.name()), tview.Escape(oneLine(c.info.Reason)), c.info.Fingerprint.String())
+	u.show(u.textDialog("Rejected key", text, true,
+		button{"Accept (a)", 'a', func() { u.accept(p, false) }},
+		button{"Keep rejected (Esc)", 0, nil}))
+}
+
+// verify computes the safety number with p (off the event loop: it
+// hashes 10,400 times) and shows it with its QR code.
+func (u *UI) verify(p peer.ID) {
+	mine := u.b.Identity().PublicKey()
+	u.spawn(func() {
+		theirs, err := identity.KeyFromPeerID(p)
+		var number, qr string
+		if err == nil {
+			number, err = identity.SafetyNumber(mine, theirs)
+		}
+		if err == nil {
+			qr, err = identity.QRCode(identity.SafetyNumberQR(number))
+		}
+		u.post(func() {
+			if err != nil {
+				u.fail("Could not compute the safety number", err)
+				return
+			}
+			u.showSafetyNumber(p, number, qr)
+		})
+	})
+}
+
+func (u *UI) showSafetyNumber(p peer.ID, number, qr string) {
+	c := u.roster.get(p)
+	if c == nil {
+		return
+	}
+	groups := strings.Fields(number)
+	var rows []string
+	for i := 0; i+4 <= len(groups); i += 4 {
+		rows = append(rows, "    "+strings.Join(groups[i:i+4], " "))
+	}
+	name := tview.Escape(c.name())
+	text := fmt.Sprintf("Compare this safety number with %s's, in person or on a call:\n\n[::b]%s[::-]\n\n"+
+		"Their fingerprint:\n  %s\nYour fingerprint:\n  %s\n\nOr scan the code (↓ scrolls; `chat verify` shows theirs):\n\n%s",
+		name, strings.Join(rows, "\n"), c.info.Fingerprint.String(), u.b.Identity().Fingerprint().String(),
+		strings.TrimRight(qr, "\n"))
+	u.show(u.textDialog("Verify "+c.name(), text, false,
+		button{"They match: mark verified (v)", 'v', func() { u.accept(p, true) }},
+		button{"Close (Esc)", 0, nil}))
+}
+
+// accept pins p's key (or marks it verified), accepting a pending change.
+func (u *UI) accept(p peer.ID, verified bool) {
+	name := u.nameOf(p)
+	u.spawn(func() {
+		err := u.b.TrustPeer(p, verified)
+		u.post(func() {
+			switch {
+			case err != nil:
+				u.fail("Could not trust "+name, err)
+			case verified:
+				u.inform(name + " is verified: you compared fingerprints.")
+			default:
+				u.inform(name + " is in your contacts: trusted on first use. /verify compares safety numbers.")
+			}
+		})
+	})
+}
+
+// reject blocks p's key.
+func (u *UI) reject(p peer.ID) {
+	name := u.nameOf(p)
+	u.spawn(func() {
+		err := u.b.Block(p)
+		u.post(func() {
+			if err != nil {
+				u.fail("Could not reject "+name, err)
+				return
+			}
+			u.inform("You rejected " + name + "'s key: nothing more is exchanged with it.")
+		})
+	})
+}
+
+func (u *UI) nameOf(p peer.ID) string {
+	if c := u.roster.get(p); c != nil {
+		return c.name()
+	}
+	return identity.ShortID(p)
+}

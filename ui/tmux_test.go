@@ -1,0 +1,177 @@
+package ui
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The end-to-end test: two real `chat` processes in tmux on loopback,
+// driven with send-keys and read with capture-pane, talk both ways.
+
+// tmuxServer is a tmux server on its own socket, killed at cleanup.
+type tmuxServer struct {
+	t      *testing.T
+	socket string
+}
+
+func newTmux(t *testing.T) *tmuxServer {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CERTCHAT_CI") != "" {
+			t.Fatalf("tmux is required when CERTCHAT_CI is set: %v", err)
+		}
+		t.Skip("tmux is not installed")
+	}
+	s := &tmuxServer{t: t, socket: fmt.Sprintf("certchat-test-%d", os.Getpid())}
+	t.Cleanup(func() { exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
+	return s
+}
+
+func (s *tmuxServer) run(args ...string) string {
+	s.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-L", s.socket}, args...)...).CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// start opens a 100x30 session running command; the pane stays after
+// the command exits, so its exit status and last screen can be read.
+func (s *tmuxServer) start(name, command string) {
+	s.run("new-session", "-d", "-s", name, "-x", "100", "-y", "30", command)
+	s.run("set-option", "-t", name, "remain-on-exit", "on")
+}
+
+func (s *tmuxServer) capture(name string) string { return s.run("capture-pane", "-p", "-t", name) }
+
+// typeLine types text literally, then Enter.
+func (s *tmuxServer) typeLine(name, text string) {
+	s.run("send-keys", "-t", name, "-l", text)
+	s.run("send-keys", "-t", name, "Enter")
+}
+
+// waitFor polls the pane until it shows every text.
+func (s *tmuxServer) waitFor(name string, texts ...string) string {
+	s.t.Helper()
+	deadline := time.Now().Add(waitLimit * 3)
+	for {
+		screen := s.capture(name)
+		ok := true
+		for _, t := range texts {
+			ok = ok && strings.Contains(screen, t)
+		}
+		if ok {
+			return screen
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: timed out waiting for %q; the pane shows:\n%s", name, texts, screen)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitExit waits for the pane's command to exit and returns its status.
+func (s *tmuxServer) waitExit(name string) string {
+	s.t.Helper()
+	deadline := time.Now().Add(waitLimit * 3)
+	for {
+		out := strings.TrimSpace(s.run("display-message", "-p", "-t", name, "#{pane_dead} #{pane_dead_status}"))
+		// The pane may read dead before tmux has reaped the process.
+		if dead, status, _ := strings.Cut(out, " "); dead == "1" && status != "" {
+			return status
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s did not exit; the pane shows:\n%s", name, s.capture(name))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// buildChat builds the chat command once for the test.
+func buildChat(t *testing.T) string {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "chat")
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/certchat/certchat/cmd/chat")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build chat: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// chatCmd runs the chat command and returns its output.
+func chatCmd(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("chat %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// newHome makes a home with an identity and returns its peer ID.
+func newHome(t *testing.T, bin, name string) (string, string) {
+	home := filepath.Join(t.TempDir(), name)
+	chatCmd(t, bin, "--home", home, "init", "--name", name, "--no-passphrase")
+	var id struct {
+		PeerID string `json:"peer_id"`
+	}
+	if err := json.Unmarshal([]byte(chatCmd(t, bin, "--home", home, "id", "--json")), &id); err != nil {
+		t.Fatal(err)
+	}
+	return home, id.PeerID
+}
+
+func TestTmuxTwoChats(t *testing.T) {
+	t.Parallel()
+	tm := newTmux(t)
+	bin := buildChat(t)
+	aliceHome, aliceID := newHome(t, bin, "alice")
+	bobHome, bobID := newHome(t, bin, "bob")
+	chatCmd(t, bin, "--home", aliceHome, "contacts", "add", bobID, "--name", "bob")
+	chatCmd(t, bin, "--home", bobHome, "contacts", "add", aliceID, "--name", "alice")
+	run := func(home string) string {
+		return fmt.Sprintf("%s --home %s --listen /ip4/127.0.0.1/tcp/0 --no-mdns", bin, home)
+	}
+	tm.start("alice", run(aliceHome))
+	tm.start("bob", run(bobHome))
+
+	// Alice's status bar says where she listens; bob adds her there.
+	screen := tm.waitFor("alice", "Welcome to certchat, alice.", "listening on 127.0.0.1:")
+	port := regexp.MustCompile(`listening on 127\.0\.0\.1:(\d+)`).FindStringSubmatch(screen)[1]
+	tm.waitFor("bob", "Welcome to certchat, bob.")
+	tm.typeLine("bob", fmt.Sprintf("/add /ip4/127.0.0.1/tcp/%s/p2p/%s", port, aliceID))
+	tm.waitFor("bob", "Connected to alice", " alice  unverified: trusted on first use")
+
+	tm.typeLine("bob", "Hello alice, it's bob.")
+	tm.waitFor("bob", "me: Hello alice, it's bob.  ✓ delivered")
+	// With no chat open, the message opens bob's chat; the input has the
+	// focus, so typing replies.
+	tm.waitFor("alice", " bob  unverified: trusted on first use", "bob: Hello alice, it's bob.")
+	tm.typeLine("alice", "Hi bob! Loud and clear.")
+	aliceScreen := tm.waitFor("alice", "me: Hi bob! Loud and clear.  ✓ delivered")
+	bobScreen := tm.waitFor("bob", "alice: Hi bob! Loud and clear.")
+	t.Logf("alice at 100x30:\n%s", aliceScreen)
+	t.Logf("bob at 100x30:\n%s", bobScreen)
+
+	tm.typeLine("alice", "/quit")
+	tm.run("send-keys", "-t", "bob", "C-c")
+	for _, name := range []string{"alice", "bob"} {
+		if status := tm.waitExit(name); status != "0" {
+			t.Fatalf("%s exited with %s:\n%s", name, status, tm.capture(name))
+		}
+	}
+	for _, home := range []string{aliceHome, bobHome} {
+		if _, err := os.Stat(filepath.Join(home, "chat.log")); err != nil {
+			t.Errorf("no log file: %v", err)
+		}
+	}
+}

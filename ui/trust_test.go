@@ -1,0 +1,217 @@
+package ui
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+	"github.com/gdamore/tcell/v2"
+)
+
+// A contact whose fingerprint was compared shows the verified badge in
+// the chat list and spells it out in the title.
+func TestVerifiedBadge(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateVerified)
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.waitText("bob", "✓ verified · offline")
+	w.key(tcell.KeyTab, 0, tcell.ModNone)
+	s := w.waitText(" bob  verified: fingerprint compared  " + bob.id.Fingerprint().Short())
+	if strings.Contains(s, "not in your contacts") {
+		t.Fatalf("a verified contact has a banner:\n%s", s)
+	}
+}
+
+// A peer whose certificate chains to a trusted CA shows "CA" in the list
+// and "verified: issued by Acme Root" in the title.
+func TestCAVerifiedTitle(t *testing.T) {
+	t.Parallel()
+	ca, err := identity.NewCA("Acme Root", testNow, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := newPeer(t, "alice", 0)
+	dave := newCAPeer(t, "dave", 0, ca, 365*24*time.Hour)
+	if err := alice.trust.AddRoot(ca.Cert); err != nil {
+		t.Fatal(err)
+	}
+	dave.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	dave.start()
+	w := openWindow(t, alice.n, 80, 24, Options{})
+	if _, err := connect(t, dave, alice); err != nil {
+		t.Fatal(err)
+	}
+	w.waitText("dave", "✓ CA · lan")
+	w.key(tcell.KeyTab, 0, tcell.ModNone)
+	w.waitText("dave  verified: issued by Acme Root  " + dave.id.Fingerprint().Short())
+}
+
+// A certificate that expires within 30 days is flagged in the title and a
+// banner.
+func TestExpiringCertificateFlagged(t *testing.T) {
+	t.Parallel()
+	ca, err := identity.NewCA("Acme Root", testNow, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := newPeer(t, "alice", 0)
+	erin := newCAPeer(t, "erin", 0, ca, 10*24*time.Hour)
+	if err := alice.trust.AddRoot(ca.Cert); err != nil {
+		t.Fatal(err)
+	}
+	erin.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	erin.start()
+	w := openWindow(t, alice.n, 100, 24, Options{})
+	if _, err := connect(t, erin, alice); err != nil {
+		t.Fatal(err)
+	}
+	w.waitText("erin")
+	w.key(tcell.KeyTab, 0, tcell.ModNone)
+	w.waitText("certificate expires in 10 days", "erin: certificate expires in 10 days.")
+}
+
+// keyChange sets up alice, who knows bob, and a new key calling itself
+// bob that reaches her: the changed-key case.
+func keyChange(t *testing.T) (alice, newBob *testPeer, w *window) {
+	alice = newPeer(t, "alice", 0)
+	oldBob, newBob := newPeer(t, "bob", 0), newPeer(t, "bob", 0)
+	alice.pin(oldBob.peerID(), "bob", identity.StateTOFU)
+	newBob.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	newBob.start()
+	w = openWindow(t, alice.n, 80, 24, Options{})
+	w.waitText("bob")
+	connect(t, newBob, alice) // alice refuses the handshake
+	w.waitText("! KEY CHANGED")
+	return alice, newBob, w
+}
+
+// openChanged opens the chat marked KEY CHANGED.
+func openChanged(w *window) string {
+	return w.tabUntil(" bob  KEY CHANGED")
+}
+
+// A changed key shows a red banner, and the input refuses to send (the
+// text stays) before the node would refuse with ErrKeyChanged.
+func TestKeyChangedBannerBlocksSend(t *testing.T) {
+	t.Parallel()
+	alice, newBob, w := keyChange(t)
+	openChanged(w)
+	s := w.waitText("KEY CHANGED: this is not the key you trusted for")
+	x, y, _ := w.find("KEY CHANGED: this is not")
+	if _, bg, _ := w.styleAt(x, y).Decompose(); bg != tcell.ColorMaroon {
+		t.Fatalf("the banner is not red (background %v):\n%s", bg, s)
+	}
+	w.enter("hello?")
+	w.waitText("Not sent: KEY CHANGED for bob", "A peer claims to be bob with another key")
+	w.key(tcell.KeyEscape, 0, tcell.ModNone)
+	w.waitText("› hello?")
+	if h, _ := alice.n.History(newBob.peerID(), 0, 10); len(h) != 0 {
+		t.Fatalf("a message was stored for the changed key: %+v", h)
+	}
+	if _, err := alice.n.Send(newBob.peerID(), "direct"); !errors.Is(err, node.ErrKeyChanged) {
+		t.Fatalf("Send to a changed key: %v", err)
+	}
+}
+
+// Comparing and accepting the new key lifts the block.
+func TestKeyChangedAccept(t *testing.T) {
+	t.Parallel()
+	_, newBob, w := keyChange(t)
+	openChanged(w)
+	w.enter("/trust")
+	w.waitText("Known key:", "New key:   "+newBob.id.Fingerprint().String())
+	w.typeText("a")
+	w.waitText(" bob  unverified: trusted on first use  " + newBob.id.Fingerprint().Short())
+	w.waitGone("KEY CHANGED")
+}
+
+// Rejecting the new key blocks it.
+func TestKeyChangedReject(t *testing.T) {
+	t.Parallel()
+	alice, newBob, w := keyChange(t)
+	openChanged(w)
+	w.enter("/trust")
+	w.waitText("Reject (r)")
+	w.typeText("r")
+	w.waitText(" bob  blocked: you rejected this key")
+	if c, ok, _ := alice.trust.Contact(newBob.peerID()); !ok || c.State != identity.StateUntrusted {
+		t.Fatalf("the new key is not rejected: %+v", c)
+	}
+}
+
+// /verify shows the safety number and a QR code, and marks the peer
+// verified.
+func TestVerifyMarksVerified(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	w := openWindow(t, alice.start(), 80, 50, Options{})
+	w.waitText("~ unverified")
+	w.key(tcell.KeyTab, 0, tcell.ModNone)
+	w.waitText("unverified: trusted on first use")
+	w.enter("/verify")
+	number, err := identity.SafetyNumber(alice.id.PublicKey(), bob.id.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := strings.Fields(number)
+	w.waitText(strings.Join(g[:4], " "), strings.Join(g[8:], " "), "▄▄▄▄▄", bob.id.Fingerprint().String())
+	w.typeText("v")
+	w.waitText(" bob  verified: fingerprint compared", "✓ verified")
+	if c, _, _ := alice.trust.Contact(bob.peerID()); c.State != identity.StateVerified {
+		t.Fatalf("contact state %q", c.State)
+	}
+}
+
+// A first message from an unknown peer opens its chat (no chat was open)
+// with a prompt; accepting pins the key, and the input, which has the
+// focus, replies.
+func TestFirstContactAcceptAndReply(t *testing.T) {
+	t.Parallel()
+	alice, carol := newPeer(t, "alice", 0), newPeer(t, "carol", 0)
+	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	carol.start()
+	w := openWindow(t, alice.n, 80, 24, Options{})
+	w.waitText("Welcome to certchat, alice.")
+	introduce(carol, alice)
+	sub := carol.n.Subscribe()
+	defer sub.Close()
+	if _, err := carol.n.Send(alice.peerID(), "hello from carol"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitText("First contact: carol", "carol is not in your contacts.", carol.id.Fingerprint().String(), "Accept (a)")
+	w.typeText("a")
+	w.waitText(" carol  unverified: trusted on first use", "carol: hello from carol")
+	w.enter("hi carol")
+	w.waitText("me: hi carol  ✓ delivered")
+	waitEvent(t, sub, "alice's reply", func(e node.Event) bool {
+		return e.Kind == node.EventMessage && e.Message.Body == "hi carol"
+	})
+}
+
+// Rejecting a first contact blocks the peer.
+func TestFirstContactReject(t *testing.T) {
+	t.Parallel()
+	alice, carol := newPeer(t, "alice", 0), newPeer(t, "carol", 0)
+	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	carol.start()
+	w := openWindow(t, alice.n, 80, 24, Options{})
+	introduce(carol, alice)
+	if _, err := carol.n.Send(alice.peerID(), "buy now"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitText("First contact: carol")
+	w.typeText("r")
+	w.waitText(" carol  blocked: you rejected this key", "✗ blocked")
+	w.enter("hello?")
+	w.waitText("Not sent: you rejected carol's key.")
+}

@@ -1,0 +1,113 @@
+package ui
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+	"github.com/gdamore/tcell/v2"
+)
+
+func TestDeliveryText(t *testing.T) {
+	for st, want := range map[node.Status]string{
+		node.StatusSending: "sending…", node.StatusSent: "sent", node.StatusQueued: "queued at relay",
+		node.StatusDelivered: "✓ delivered", node.StatusFailed: "✗ failed: no route[2J", // the escape character is gone
+	} {
+		got, _ := deliveryText(node.Message{Direction: node.Outgoing, Status: st, Error: "no route\x1b[2J"})
+		if got != want {
+			t.Errorf("%s: %q, want %q", st, got, want)
+		}
+	}
+	if got, _ := deliveryText(node.Message{Direction: node.Incoming, Status: node.StatusReceived}); got != "" {
+		t.Errorf("incoming message has a delivery state %q", got)
+	}
+}
+
+func TestTrustTitle(t *testing.T) {
+	for _, tc := range []struct {
+		info node.PeerInfo
+		want string
+		tone tone
+	}{
+		{node.PeerInfo{Trust: identity.StateCAVerified, Issuer: "Acme Root"}, "verified: issued by Acme Root", toneGood},
+		{node.PeerInfo{Trust: identity.StateVerified}, "verified: fingerprint compared", toneGood},
+		{node.PeerInfo{Trust: identity.StateTOFU}, "unverified: trusted on first use", toneWarn},
+		{node.PeerInfo{Trust: identity.StateChanged}, "KEY CHANGED", toneBad},
+		{node.PeerInfo{Trust: identity.StateUnknown}, "unknown: not in your contacts", toneWarn},
+		{node.PeerInfo{Trust: identity.StateUntrusted}, "blocked: you rejected this key", toneBad},
+	} {
+		if got, tn := trustTitle(tc.info); got != tc.want || tn != tc.tone {
+			t.Errorf("%s: %q (%d), want %q (%d)", tc.info.Trust, got, tn, tc.want, tc.tone)
+		}
+	}
+}
+
+func TestExpiryNote(t *testing.T) {
+	for _, tc := range []struct {
+		left time.Duration
+		want string
+		tone tone
+	}{
+		{-time.Hour, "certificate EXPIRED 14 Mar 2025", toneBad},
+		{time.Hour, "certificate expires today", toneWarn},
+		{10 * 24 * time.Hour, "certificate expires in 10 days", toneWarn},
+		{30 * 24 * time.Hour, "certificate expires in 30 days", toneWarn},
+		{31 * 24 * time.Hour, "", toneNone},
+	} {
+		if got, tn := expiryNote(testNow.Add(tc.left), testNow); got != tc.want || tn != tc.tone {
+			t.Errorf("%v left: %q (%d), want %q (%d)", tc.left, got, tn, tc.want, tc.tone)
+		}
+	}
+}
+
+func TestListenAndRelayText(t *testing.T) {
+	id := "/p2p/12D3KooWDd18VNaZUpKfLFeATbMJgwKDJVUwPXRRNoMWxNdq7E4d"
+	addrs := []string{"/ip4/127.0.0.1/tcp/4001" + id, "/ip4/192.168.1.5/udp/4001/quic-v1" + id,
+		"/ip4/192.168.1.5/tcp/4001" + id, "/ip6/::1/tcp/4002" + id}
+	if got := listenText(addrs); got != "listening on 192.168.1.5:4001 (+3)" {
+		t.Errorf("listenText: %q", got)
+	}
+	if got := listenText([]string{"/ip4/203.0.113.9/tcp/4001/p2p/QmRelay/p2p-circuit" + id}); got != "reachable via relay" {
+		t.Errorf("relayed only: %q", got)
+	}
+	if got := listenText(nil); got != "not listening" {
+		t.Errorf("no addresses: %q", got)
+	}
+	rs := []node.RelayInfo{{Addr: "/dns4/relay.example/tcp/4001/p2p/QmRelay", Reserved: true, Expires: testNow.Add(time.Hour)},
+		{Addr: "/ip4/198.51.100.7/tcp/4001/p2p/QmOther", Err: "reservation refused\n[red]"}}
+	if got := relayText(rs); got != "relay: 1 of 2 reserved" {
+		t.Errorf("relayText: %q", got)
+	}
+	if got := relayText(rs[:1]); got != "relay reserved" {
+		t.Errorf("relayText: %q", got)
+	}
+	if got := relayText(nil); got != "no relay" {
+		t.Errorf("relayText: %q", got)
+	}
+	u := &UI{opts: Options{Location: time.UTC}}
+	report := u.relayReport(rs)
+	for _, want := range []string{"relay.example", "[green]reserved[-] until 10:30", "[red]not reserved[-]: reservation refused [red[]."} {
+		if !strings.Contains(report, want) {
+			t.Errorf("relay report lacks %q:\n%s", want, report)
+		}
+	}
+}
+
+// A node error event reads as a sentence naming the peer, in the window.
+func TestNodeErrorsAreSentences(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	w := openWindow(t, alice.start(), 100, 24, Options{})
+	w.waitText("bob")
+	w.do(func() {
+		w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: bob.peerID(),
+			Err: "session with 12D3…: e2e: record tampered\n\tat frame 7"}}, nil)
+		w.u.app.ForceDraw()
+	})
+	w.waitText("Problem with bob: Session with 12D3…: e2e: record tampered at frame 7.")
+	w.key(tcell.KeyEscape, 0, tcell.ModNone)
+	w.waitGone("Problem with bob")
+}
