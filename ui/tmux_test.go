@@ -20,6 +20,7 @@ import (
 type tmuxServer struct {
 	t      *testing.T
 	socket string
+	dir    string // exit status files
 }
 
 func newTmux(t *testing.T) *tmuxServer {
@@ -29,7 +30,7 @@ func newTmux(t *testing.T) *tmuxServer {
 		}
 		t.Skip("tmux is not installed")
 	}
-	s := &tmuxServer{t: t, socket: fmt.Sprintf("certchat-test-%d", os.Getpid())}
+	s := &tmuxServer{t: t, socket: fmt.Sprintf("certchat-test-%d", os.Getpid()), dir: t.TempDir()}
 	t.Cleanup(func() { exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
 	return s
 }
@@ -44,10 +45,15 @@ func (s *tmuxServer) run(args ...string) string {
 }
 
 // start opens a 100x30 session running command; the pane stays after
-// the command exits, so its exit status and last screen can be read.
+// the command exits, so its last screen can be read. The command's exit
+// status goes to a file: tmux 3.3 sometimes leaves an exited pane process
+// unreaped, so the pane never reads as dead.
 func (s *tmuxServer) start(name, command string) {
-	s.run("new-session", "-d", "-s", name, "-x", "100", "-y", "30", command)
+	status := filepath.Join(s.dir, name+".status")
+	wrapped := fmt.Sprintf("%s; echo $? > %s.tmp && mv %s.tmp %s", command, status, status, status)
+	s.run("new-session", "-d", "-s", name, "-x", "100", "-y", "30", wrapped)
 	s.run("set-option", "-t", name, "remain-on-exit", "on")
+	s.run("set-option", "-t", name, "history-limit", "20000")
 }
 
 func (s *tmuxServer) capture(name string) string { return s.run("capture-pane", "-p", "-t", name) }
@@ -83,16 +89,25 @@ func (s *tmuxServer) waitExit(name string) string {
 	s.t.Helper()
 	deadline := time.Now().Add(waitLimit * 3)
 	for {
-		out := strings.TrimSpace(s.run("display-message", "-p", "-t", name, "#{pane_dead} #{pane_dead_status}"))
-		// The pane may read dead before tmux has reaped the process.
-		if dead, status, _ := strings.Cut(out, " "); dead == "1" && status != "" {
-			return status
+		if status, err := os.ReadFile(filepath.Join(s.dir, name+".status")); err == nil {
+			return strings.TrimSpace(string(status))
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("%s did not exit; the pane shows:\n%s", name, s.capture(name))
+			s.t.Fatalf("%s did not exit; the pane shows:\n%s\ngoroutines:\n%s", name, s.capture(name), s.dumpGoroutines(name))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// dumpGoroutines makes a hung chat print its goroutines (SIGQUIT) and
+// returns what the pane then shows, scrollback included.
+func (s *tmuxServer) dumpGoroutines(name string) string {
+	pid := strings.TrimSpace(s.run("display-message", "-p", "-t", name, "#{pane_pid}"))
+	ps, _ := exec.Command("ps", "-o", "pid,ppid,stat,wchan:30,etime,args", "--pid", pid, "--ppid", pid).CombinedOutput()
+	exec.Command("pkill", "-QUIT", "-P", pid).Run() // when a shell runs chat
+	exec.Command("kill", "-QUIT", pid).Run()
+	time.Sleep(2 * time.Second)
+	return string(ps) + s.run("capture-pane", "-p", "-S", "-5000", "-t", name)
 }
 
 // buildChat builds the chat command once for the test.
