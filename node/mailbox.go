@@ -130,25 +130,27 @@ func publishRequest(pub ratchetPublish) (mailbox.Publish, error) {
 	if req.Bundle, err = pub.base.MarshalBinary(); err != nil {
 		return req, err
 	}
-	for _, k := range pub.ec[:min(len(pub.ec), mailbox.MaxPrekeysPerPublish)] {
-		b := *pub.base
-		b.OneTimePrekey = &k
+	if req.OneTimeEC, err = carrying(pub.base, pub.ec, func(b *ratchet.Bundle, k *ratchet.Prekey) { b.OneTimePrekey = k }); err != nil {
+		return req, err
+	}
+	req.OneTimeKEM, err = carrying(pub.base, pub.kem, func(b *ratchet.Bundle, k *ratchet.Prekey) { b.OneTimeKEM = k })
+	return req, err
+}
+
+// carrying encodes one copy of base per prekey, attach putting the prekey
+// in its one-time field (at most MaxPrekeysPerPublish).
+func carrying(base *ratchet.Bundle, keys []ratchet.Prekey, attach func(*ratchet.Bundle, *ratchet.Prekey)) ([][]byte, error) {
+	var out [][]byte
+	for i := range keys[:min(len(keys), mailbox.MaxPrekeysPerPublish)] {
+		b := *base
+		attach(&b, &keys[i])
 		enc, err := b.MarshalBinary()
 		if err != nil {
-			return req, err
+			return nil, err
 		}
-		req.OneTimeEC = append(req.OneTimeEC, enc)
+		out = append(out, enc)
 	}
-	for _, k := range pub.kem[:min(len(pub.kem), mailbox.MaxPrekeysPerPublish)] {
-		b := *pub.base
-		b.OneTimeKEM = &k
-		enc, err := b.MarshalBinary()
-		if err != nil {
-			return req, err
-		}
-		req.OneTimeKEM = append(req.OneTimeKEM, enc)
-	}
-	return req, nil
+	return out, nil
 }
 
 // fetchMail fetches, opens, stores and deletes everything waiting at a relay.
@@ -236,6 +238,9 @@ func (n *Node) sendReceipt(p peer.ID, id e2e.MessageID, cs *chatSession) {
 			return
 		}
 	}
+	if len(n.mailboxRelays(p)) == 0 {
+		return // nowhere to deposit: sealing would only skip a message number
+	}
 	env, err := n.sealReceipt(p, id)
 	if err != nil {
 		n.log.Info("seal receipt", "peer", p, "err", err)
@@ -307,22 +312,63 @@ func (n *Node) queueAtRelay(p peer.ID, msgs []Message) error {
 	if len(pending) == 0 {
 		return nil
 	}
+	n.keepUnsent(p, pending)
 	if !n.hasSession(p) {
 		if err := n.initiateFromRelays(p); err != nil {
 			return err
 		}
 	}
 	for _, m := range pending {
-		env, err := n.sealText(m)
+		env, err := n.mailboxEnvelope(m)
 		if err != nil {
 			return err
 		}
 		if _, err := n.depositAny(p, env); err != nil {
-			return err
+			return err // env is kept for the next attempt
 		}
+		n.rk.mu.Lock()
+		delete(n.rk.unsent[p], m.ID)
+		n.rk.mu.Unlock()
 		n.setStatus(m, StatusQueued)
 	}
 	return nil
+}
+
+// mailboxEnvelope is the envelope to deposit for m: the one sealed for an
+// earlier attempt that failed, else a new one (kept until deposited).
+func (n *Node) mailboxEnvelope(m Message) ([]byte, error) {
+	n.rk.mu.Lock()
+	env, ok := n.rk.unsent[m.Peer][m.ID]
+	n.rk.mu.Unlock()
+	if ok {
+		return env, nil
+	}
+	env, err := n.sealText(m)
+	if err != nil {
+		return nil, err
+	}
+	n.rk.mu.Lock()
+	if n.rk.unsent == nil {
+		n.rk.unsent = map[peer.ID]map[e2e.MessageID][]byte{}
+	}
+	if n.rk.unsent[m.Peer] == nil {
+		n.rk.unsent[m.Peer] = map[e2e.MessageID][]byte{}
+	}
+	n.rk.unsent[m.Peer][m.ID] = env
+	n.rk.mu.Unlock()
+	return env, nil
+}
+
+// keepUnsent forgets the undeposited envelopes for p of messages that are
+// no longer waiting to be deposited (delivered live meanwhile, or failed).
+func (n *Node) keepUnsent(p peer.ID, pending []Message) {
+	n.rk.mu.Lock()
+	defer n.rk.mu.Unlock()
+	for id := range n.rk.unsent[p] {
+		if !slices.ContainsFunc(pending, func(m Message) bool { return m.ID == id }) {
+			delete(n.rk.unsent[p], id)
+		}
+	}
 }
 
 // initiateFromRelays fetches p's bundle from its relays and starts a

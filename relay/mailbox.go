@@ -425,15 +425,27 @@ func (m *mailboxServer) fetch(from peer.ID, p []byte) (e2e.FrameType, []byte, er
 			return nil
 		}
 		c := b.Cursor()
+		size := 1 + 4 // more, n
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if len(items.Items) == req.Max {
 				items.More = true
 				break
 			}
-			if it, ok := decodeItem(binary.BigEndian.Uint64(k), v); ok {
-				it.Envelope = append([]byte(nil), it.Envelope...)
-				items.Items = append(items.Items, it)
+			it, ok := decodeItem(binary.BigEndian.Uint64(k), v)
+			if !ok {
+				continue
 			}
+			// The answer is one frame: stop before it would not fit (a
+			// single envelope always does), so large envelopes waiting
+			// never make every fetch fail.
+			itemSize := 8 + 4 + len(it.From) + 8 + 4 + len(it.Envelope)
+			if len(items.Items) > 0 && size+itemSize > e2e.MaxFramePayload {
+				items.More = true
+				break
+			}
+			size += itemSize
+			it.Envelope = append([]byte(nil), it.Envelope...)
+			items.Items = append(items.Items, it)
 		}
 		return nil
 	})

@@ -1,6 +1,9 @@
 package mailbox
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Encodings (all integers big-endian, blobs u32-length-prefixed):
 //
@@ -164,7 +167,9 @@ func ParseItems(p []byte) (Items, error) {
 func (e *Error) Marshal() []byte {
 	var w writer
 	w.u8(uint8(e.Code))
-	w.u32(uint32(e.RetryAfter / time.Second))
+	// Whole seconds, rounded up: a wait under a second is not "retry now".
+	secs := (e.RetryAfter + time.Second - 1) / time.Second
+	w.u32(uint32(min(max(secs, 0), math.MaxUint32)))
 	w.blob([]byte(e.Message))
 	return w.b
 }
