@@ -197,6 +197,15 @@ func (n *Node) openSession(ctx context.Context, p peer.ID) (*chatSession, error)
 // connection, then the relayed ones close. Unacknowledged messages are
 // written again on the new session; the receiver drops duplicates.
 func (n *Node) upgrade(p peer.ID) {
+	if n.id.PeerID() > p {
+		// Both ends see the direct connection; the one with the smaller
+		// peer ID moves the chat, the other only if that did not happen.
+		select {
+		case <-time.After(lanYield):
+		case <-n.ctx.Done():
+			return
+		}
+	}
 	n.mu.Lock()
 	var relayed []*chatSession
 	if ps, ok := n.peers[p]; ok {
@@ -408,10 +417,13 @@ func (n *Node) receiveEnvelope(cs *chatSession, env []byte) error {
 	case errors.Is(err, ratchet.ErrDuplicate):
 		n.log.Info("duplicate envelope dropped", "peer", cs.peer)
 		return nil
-	case errors.Is(err, ratchet.ErrNoSession), errors.Is(err, ratchet.ErrUnknownSession):
+	case errors.Is(err, ratchet.ErrNoSession), errors.Is(err, ratchet.ErrUnknownSession),
+		errors.Is(err, ratchet.ErrTooManySkipped), errors.Is(err, ratchet.ErrReplay):
 		// The peer sealed for a session we do not have (we lost state, or
-		// it predates a seed): start a new one; it resends what is pending.
-		n.log.Warn("envelope for an unknown ratchet session; seeding a new one", "peer", cs.peer, "err", err)
+		// it predates a seed), or one whose direction cannot go on (a gap
+		// beyond MAX_SKIP): start a new one; the peer writes its
+		// unacknowledged messages again on it.
+		n.log.Warn("envelope cannot be opened in its session; seeding a new one", "peer", cs.peer, "err", err)
 		n.reseed(cs)
 		return nil
 	case err != nil:

@@ -24,6 +24,7 @@ import (
 // take DefaultMailboxLimits.
 type MailboxLimits struct {
 	MaxItems    int           // envelopes kept per recipient
+	MaxPerPeer  int           // of those, from any one sender
 	MaxBytes    int64         // bytes kept per recipient
 	TTL         time.Duration // an envelope not fetched in this time is deleted
 	DepositRate float64       // deposits per second per sender (burst ×10)
@@ -34,6 +35,7 @@ type MailboxLimits struct {
 // DefaultMailboxLimits suit a group's relay.
 var DefaultMailboxLimits = MailboxLimits{
 	MaxItems:    1000,
+	MaxPerPeer:  200,
 	MaxBytes:    32 << 20,
 	TTL:         14 * 24 * time.Hour,
 	DepositRate: 5,
@@ -45,6 +47,9 @@ func (l MailboxLimits) withDefaults() MailboxLimits {
 	d := DefaultMailboxLimits
 	if l.MaxItems <= 0 {
 		l.MaxItems = d.MaxItems
+	}
+	if l.MaxPerPeer <= 0 {
+		l.MaxPerPeer = min(d.MaxPerPeer, l.MaxItems)
 	}
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = d.MaxBytes
@@ -68,6 +73,7 @@ func (l MailboxLimits) withDefaults() MailboxLimits {
 //
 //	bundles      peer → its base prekey bundle (registration)
 //	usage        peer → u32 items || u64 bytes
+//	pairs        recipient || sender → u32 items from that sender
 //	otec/<peer>  sequence → bundle carrying one X25519 one-time prekey
 //	otkem/<peer> sequence → bundle carrying one ML-KEM one-time prekey
 //	mail/<peer>  sequence → u64 deposited (Unix ms) || u32 len || from || envelope
@@ -77,6 +83,7 @@ var (
 	bktOTEC    = []byte("otec")
 	bktOTKEM   = []byte("otkem")
 	bktMail    = []byte("mail")
+	bktPairs   = []byte("pairs")
 )
 
 // sweepEvery is how often expired envelopes are deleted.
@@ -103,7 +110,7 @@ func openMailbox(path string, h host.Host, lim MailboxLimits, log *slog.Logger) 
 		return nil, fmt.Errorf("mailbox database: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bktBundles, bktUsage, bktOTEC, bktOTKEM, bktMail} {
+		for _, b := range [][]byte{bktBundles, bktUsage, bktOTEC, bktOTKEM, bktMail, bktPairs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -362,6 +369,12 @@ func (m *mailboxServer) depositFrom(from peer.ID, p []byte) (e2e.FrameType, []by
 		if items+1 > m.lim.MaxItems || size+int64(len(req.Envelope)) > m.lim.MaxBytes {
 			return &mailbox.Error{Code: mailbox.CodeQuotaFull, Message: fmt.Sprintf("the recipient's mailbox is full (%d messages, %d bytes)", items, size)}
 		}
+		if mine := pairCount(tx, req.To, from); mine+1 > m.lim.MaxPerPeer {
+			return &mailbox.Error{Code: mailbox.CodeQuotaFull, Message: fmt.Sprintf("you already have %d messages waiting for this recipient", mine)}
+		}
+		if err := addPair(tx, req.To, from, 1); err != nil {
+			return err
+		}
 		b, err := tx.Bucket(bktMail).CreateBucketIfNotExists([]byte(req.To))
 		if err != nil {
 			return err
@@ -474,6 +487,9 @@ func (m *mailboxServer) ack(from peer.ID, p []byte) (e2e.FrameType, []byte, erro
 			}
 			if it, ok := decodeItem(id, v); ok {
 				size -= int64(len(it.Envelope))
+				if err := addPair(tx, from, it.From, -1); err != nil {
+					return err
+				}
 			}
 			items--
 			if err := b.Delete(u64(id)); err != nil {
@@ -517,6 +533,11 @@ func (m *mailboxServer) sweep() {
 				}
 				items--
 				size -= int64(len(it.Envelope))
+				if ok {
+					if err := addPair(tx, peer.ID(k), it.From, -1); err != nil {
+						return err
+					}
+				}
 				if err := c.Delete(); err != nil {
 					return err
 				}
@@ -530,6 +551,31 @@ func (m *mailboxServer) sweep() {
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// pairKey is recipient || sender, each length-prefixed.
+func pairKey(to, from peer.ID) []byte {
+	k := append([]byte{byte(len(to))}, to...)
+	return append(append(k, byte(len(from))), from...)
+}
+
+// pairCount is how many items from sender wait for recipient.
+func pairCount(tx *bolt.Tx, to, from peer.ID) int {
+	v := tx.Bucket(bktPairs).Get(pairKey(to, from))
+	if len(v) != 4 {
+		return 0
+	}
+	return int(binary.BigEndian.Uint32(v))
+}
+
+// addPair changes that count by delta, deleting it at zero.
+func addPair(tx *bolt.Tx, to, from peer.ID, delta int) error {
+	b := tx.Bucket(bktPairs)
+	n := max(pairCount(tx, to, from)+delta, 0)
+	if n == 0 {
+		return b.Delete(pairKey(to, from))
+	}
+	return b.Put(pairKey(to, from), binary.BigEndian.AppendUint32(nil, uint32(n)))
+}
 
 func usage(tx *bolt.Tx, p peer.ID) (int, int64) {
 	v := tx.Bucket(bktUsage).Get([]byte(p))

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -488,6 +489,40 @@ func TestMailboxQuota(t *testing.T) {
 	}
 	_, e = mbDeposit(t, m, alice.id, bob.id, mbEnvelope(mailbox.MaxEnvelope+1))
 	mbWantCode(t, "an envelope over the size limit", e, mailbox.CodeTooLarge)
+}
+
+// One sender cannot fill someone's mailbox: past its share it is refused
+// while others still get in, and an ack gives the share back.
+func TestMailboxPerSenderShare(t *testing.T) {
+	clock := &mbClock{t: time.Now()}
+	m := mbOpen(t, filepath.Join(t.TempDir(), "mailbox.db"), MailboxLimits{MaxItems: 10, MaxPerPeer: 2, DepositRate: 1000}, clock)
+	defer m.close()
+	alice, bob, carol := mbNewPeer(t), mbNewPeer(t), mbNewPeer(t)
+	if _, e := mbPublish(t, m, bob.id, bob.publish(t)); e != nil {
+		t.Fatal(e)
+	}
+	var first uint64
+	for i := 0; i < 2; i++ {
+		id, e := mbDeposit(t, m, alice.id, bob.id, mbEnvelope(100))
+		if e != nil {
+			t.Fatalf("deposit %d: %v", i, e)
+		}
+		if i == 0 {
+			first = id
+		}
+	}
+	_, e := mbDeposit(t, m, alice.id, bob.id, mbEnvelope(100))
+	mbWantCode(t, "a third item from one sender", e, mailbox.CodeQuotaFull)
+	if e != nil && !strings.Contains(e.Message, "already have 2") {
+		t.Errorf("message %q does not tell the sender it is its own share", e.Message)
+	}
+	if _, e := mbDeposit(t, m, carol.id, bob.id, mbEnvelope(100)); e != nil {
+		t.Fatalf("another sender refused: %v", e)
+	}
+	mbAck(t, m, bob.id, first)
+	if _, e := mbDeposit(t, m, alice.id, bob.id, mbEnvelope(100)); e != nil {
+		t.Fatalf("after an ack the sender's share is back: %v", e)
+	}
 }
 
 // Deposits and bundle fetches are rate-limited per requester, and the
