@@ -88,7 +88,11 @@ func AppendFrame(dst []byte, t FrameType, payload []byte) ([]byte, error) {
 // ReadFrame reads one frame. The length is checked against
 // MaxFramePayload before anything is allocated. io.EOF means the stream
 // ended cleanly between frames; an end inside a frame is ErrTruncated.
-func ReadFrame(r io.Reader) (Frame, error) {
+func ReadFrame(r io.Reader) (Frame, error) { return readFrame(r, nil) }
+
+// readFrame is ReadFrame reading the payload into buf when it is large
+// enough.
+func readFrame(r io.Reader, buf []byte) (Frame, error) {
 	var hdr [frameHeaderLen]byte
 	if n, err := io.ReadFull(r, hdr[:]); err != nil {
 		if n > 0 && err == io.ErrUnexpectedEOF {
@@ -100,7 +104,10 @@ func ReadFrame(r io.Reader) (Frame, error) {
 	if n > MaxFramePayload {
 		return Frame{}, fmt.Errorf("%w: %d bytes announced", ErrFrameTooLarge, n)
 	}
-	f := Frame{Type: FrameType(hdr[0]), Payload: make([]byte, n)}
+	if uint32(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	f := Frame{Type: FrameType(hdr[0]), Payload: buf[:n]}
 	if _, err := io.ReadFull(r, f.Payload); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return Frame{}, fmt.Errorf("%w: inside a frame", ErrTruncated)

@@ -6,6 +6,7 @@ package e2e_test
 // the test man-in-the-middle (wire.go).
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -345,6 +346,8 @@ func receiveAll(s *e2e.Session, o *outcome, done func(e2e.Frame) bool) {
 			o.endErr = err
 			return
 		}
+		// Receive reuses the payload's memory: keep a copy.
+		f.Payload = bytes.Clone(f.Payload)
 		o.frames = append(o.frames, f)
 		if done(f) {
 			return

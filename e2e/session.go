@@ -24,8 +24,9 @@ type Session struct {
 	state tls.ConnectionState
 	id    string
 
-	wmu sync.Mutex
-	rmu sync.Mutex
+	wmu  sync.Mutex
+	rmu  sync.Mutex
+	rbuf []byte // Receive's buffer, reused; guarded by rmu
 
 	mu         sync.Mutex
 	closed     bool
@@ -123,7 +124,9 @@ func (s *Session) SendText(t Text) error {
 // SendReceipt acknowledges a message.
 func (s *Session) SendReceipt(r Receipt) error { return s.Send(FrameReceipt, r.Marshal()) }
 
-// Receive reads the next frame the application must handle. Optional
+// Receive reads the next frame the application must handle. The payload
+// is valid until the next call to Receive, which reuses its memory (as
+// bufio.Scanner does): copy it to keep it. Optional
 // frames of unknown types are skipped. It returns io.EOF after the peer
 // closed the session properly (see CloseReason), ErrTruncated if the
 // stream ended without that, ErrTampered if a record failed
@@ -136,10 +139,11 @@ func (s *Session) Receive() (Frame, error) {
 		if s.peerDone() {
 			return Frame{}, io.EOF
 		}
-		f, err := ReadFrame(s.tc)
+		f, err := readFrame(s.tc, s.rbuf)
 		if err != nil {
 			return Frame{}, s.readError(err)
 		}
+		s.rbuf = f.Payload[:0]
 		switch {
 		case f.Type == FrameClose:
 			code, reason, err := parseClose(f.Payload)

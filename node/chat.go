@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -394,9 +395,11 @@ func (n *Node) handleFrame(cs *chatSession, f e2e.Frame) error {
 	case e2e.FrameText:
 		return fmt.Errorf("%w: messages must be sealed (envelope frames), not sent as text", e2e.ErrMalformed)
 	case e2e.FrameEnvelope:
-		return n.receiveEnvelope(cs, f.Payload)
+		// Copies: the session reuses the payload's memory, and ratchet
+		// state may keep parts of what it opens.
+		return n.receiveEnvelope(cs, bytes.Clone(f.Payload))
 	case e2e.FrameRatchetInit:
-		return n.receiveRatchetInit(cs, f.Payload)
+		return n.receiveRatchetInit(cs, bytes.Clone(f.Payload))
 	case e2e.FrameReceipt:
 		r, err := e2e.ParseReceipt(f.Payload)
 		if err != nil {
