@@ -332,6 +332,11 @@ func checkSide(t *testing.T, side string, o outcome, want error, texts []string)
 	} else {
 		wantErr(t, side, o.failure(), want)
 	}
+	// A refused initiator learns it from Client itself (the responder's
+	// ready frame never comes), not from a session that dies afterwards.
+	if side == "client" && want == e2e.ErrRejected && !errors.Is(o.err, e2e.ErrRejected) {
+		t.Errorf("client: refused, but Client returned %v: it believed it had a session", o.err)
+	}
 	var got []string
 	for _, f := range o.frames {
 		if f.Type == e2e.FrameText {

@@ -37,8 +37,38 @@ type netConn struct {
 
 	mu     sync.Mutex
 	gather bool
-	buf    *[]byte
-	werr   error
+	// eager: while gathering, a Read first flushes what was gathered.
+	// During the handshake crypto/tls writes a flight and then reads the
+	// answer; the last server flight (the session ticket) and the ready
+	// frame after it leave together.
+	eager bool
+	buf   *[]byte
+	werr  error
+}
+
+// Read flushes gathered writes first when eager: the peer cannot answer
+// what it has not received.
+func (c *netConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.gather && c.eager {
+		err := c.flushLocked()
+		c.buf = getBuffer()
+		c.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+	} else {
+		c.mu.Unlock()
+	}
+	return c.Conn.Read(p)
+}
+
+// startHandshake gathers writes until flush, flushing before every read.
+func (c *netConn) startHandshake() {
+	c.startGather()
+	c.mu.Lock()
+	c.eager = true
+	c.mu.Unlock()
 }
 
 func newNetConn(c Conn, local, remote peer.ID) *netConn {
@@ -75,14 +105,18 @@ func (c *netConn) startGather() {
 func (c *netConn) flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gather = false
+	c.gather, c.eager = false, false
+	return c.flushLocked()
+}
+
+func (c *netConn) flushLocked() error {
 	buf := c.buf
 	c.buf = nil
 	defer putBuffer(buf)
 	if c.werr != nil {
 		return c.werr
 	}
-	if len(*buf) == 0 {
+	if buf == nil || len(*buf) == 0 {
 		return nil
 	}
 	if _, err := c.Conn.Write(*buf); err != nil {

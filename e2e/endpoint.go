@@ -169,13 +169,20 @@ func (e *Endpoint) handshake(ctx context.Context, tc *tls.Conn, nc *netConn, v *
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 	tc.NetConn().SetDeadline(deadline)
+	nc.startHandshake()
 	err := tc.HandshakeContext(ctx)
-	if err != nil {
-		tc.Close()
-		return nil, v.fail(ctx, err)
+	if err == nil {
+		sess := newSession(tc, nc, *v.verdict)
+		if err = sess.confirm(v.client); err == nil {
+			if err = nc.flush(); err == nil {
+				tc.NetConn().SetDeadline(time.Time{})
+				return sess, nil
+			}
+		}
 	}
-	tc.NetConn().SetDeadline(time.Time{})
-	return newSession(tc, nc, *v.verdict), nil
+	nc.flush() // the alert crypto/tls wrote, if any
+	tc.Close()
+	return nil, v.fail(ctx, err)
 }
 
 // fail turns a handshake error into a HandshakeError with our sentinel.

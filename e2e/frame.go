@@ -34,6 +34,9 @@ const (
 	// FrameRatchetInit carries the responder's ratchet key when a live
 	// session seeds a new ratchet.
 	FrameRatchetInit FrameType = 0x04
+	// FrameReady is the responder's first frame, empty: it has verified
+	// the initiator and accepts the session. Only valid first.
+	FrameReady FrameType = 0x05
 	// FrameClose ends the session on purpose: code (1 byte) and a UTF-8
 	// reason. A stream that ends without it was truncated.
 	FrameClose FrameType = 0x0f
@@ -63,6 +66,8 @@ func (t FrameType) String() string {
 		return "envelope"
 	case FrameRatchetInit:
 		return "ratchet-init"
+	case FrameReady:
+		return "ready"
 	case FrameClose:
 		return "close"
 	}

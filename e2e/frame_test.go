@@ -294,7 +294,11 @@ func TestSessionFrames(t *testing.T) {
 			closeFrame, _ = io.ReadAll(tc)
 		}, serverScript: serverReads}.do(t)
 		checkSide(t, "server", s, e2e.ErrFrameTooLarge, nil)
-		if f, err := e2e.ReadFrame(bytes.NewReader(closeFrame)); err != nil || f.Type != e2e.FrameClose || f.Payload[0] != byte(e2e.CloseProtocol) {
+		r := bytes.NewReader(closeFrame)
+		if f, err := e2e.ReadFrame(r); err != nil || f.Type != e2e.FrameReady {
+			t.Errorf("the responder's first frame is not ready: %v %v", f, err)
+		}
+		if f, err := e2e.ReadFrame(r); err != nil || f.Type != e2e.FrameClose || f.Payload[0] != byte(e2e.CloseProtocol) {
 			t.Errorf("the responder did not close with CloseProtocol: %v %v", f, err)
 		}
 	})

@@ -59,6 +59,29 @@ func newSession(tc *tls.Conn, nc *netConn, verdict identity.Verdict) *Session {
 	return s
 }
 
+// confirm ends the handshake with proof that both sides accepted. In TLS
+// 1.3 the client's handshake completes before the server has checked the
+// client's certificate, so the server, once it has, sends a ready frame,
+// and the client waits for it: a client the server refuses gets the
+// server's alert here (ErrRejected) instead of a session that dies at once.
+func (s *Session) confirm(client bool) error {
+	if !client {
+		// Written straight to the TLS connection: the handshake's write
+		// gathering is still on, and flushes it with the session ticket.
+		ready, _ := AppendFrame(nil, FrameReady, nil)
+		_, err := s.tc.Write(ready)
+		return err
+	}
+	f, err := readFrame(s.tc, nil)
+	if err != nil {
+		return err
+	}
+	if f.Type != FrameReady || len(f.Payload) != 0 {
+		return fmt.Errorf("%w: the first frame is %s, not ready", ErrNotCertchat, f.Type)
+	}
+	return nil
+}
+
 // Peer is the verified peer: ID, name, trust state and why.
 func (s *Session) Peer() identity.Verdict { return s.peer }
 
