@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -28,7 +31,7 @@ type mdnsNotifee struct{ n *Node }
 func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) { m.n.peerFound(ai) }
 
 func (n *Node) startMDNS() error {
-	svc := mdns.NewMdnsService(n.host, MDNSService, mdnsNotifee{n})
+	svc := mdns.NewMdnsService(lanHost{n.host}, MDNSService, mdnsNotifee{n})
 	if err := svc.Start(); err != nil {
 		return err
 	}
@@ -117,4 +120,40 @@ func usableAddrs(addrs []ma.Multiaddr) []ma.Multiaddr {
 		}
 	}
 	return lanFirst(out)
+}
+
+// lanHost is the host as mDNS sees it: go-libp2p's mDNS announces every
+// interface address, loopback included, and takes its A record from the
+// first IPv4 one (127.0.0.1 on most machines). Only addresses other
+// machines on the LAN can use are announced: loopback and link-local ones
+// are left out, unless nothing else is left.
+type lanHost struct{ host.Host }
+
+func (h lanHost) Network() network.Network { return lanNetwork{h.Host.Network()} }
+
+type lanNetwork struct{ network.Network }
+
+func (n lanNetwork) InterfaceListenAddresses() ([]ma.Multiaddr, error) {
+	addrs, err := n.Network.InterfaceListenAddresses()
+	if err != nil {
+		return nil, err
+	}
+	return announceable(addrs), nil
+}
+
+// announceable drops loopback and link-local addresses, unless that
+// leaves none (a machine with no LAN).
+func announceable(addrs []ma.Multiaddr) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, a := range addrs {
+		ip, err := manet.ToIP(a)
+		if err == nil && (ip.IsLoopback() || ip.IsLinkLocalUnicast()) {
+			continue
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return addrs
+	}
+	return out
 }

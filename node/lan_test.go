@@ -182,6 +182,18 @@ func lanTestDiscovery(t *testing.T, all []*lanDaemon, sniff *lanSniffer) {
 		if !slices.ContainsFunc(a.txt, func(s string) bool { return strings.HasPrefix(s, "dnsaddr=/ip4/"+d.ip+"/") }) {
 			t.Errorf("%s's announcement lacks its LAN address: %q", d.name, a.txt)
 		}
+		// Only what others on the LAN can use is announced: no loopback,
+		// and the A record is the LAN address, not 127.0.0.1.
+		if slices.ContainsFunc(a.txt, func(s string) bool {
+			return strings.Contains(s, "/ip4/127.") || strings.Contains(s, "/ip6/::1/")
+		}) {
+			t.Errorf("%s announces loopback addresses: %q", d.name, a.txt)
+		}
+		for _, ip := range a.a {
+			if ip.To4() != nil && !ip.Equal(net.ParseIP(d.ip)) {
+				t.Errorf("%s's A record is %v, want its LAN address %s", d.name, ip, d.ip)
+			}
+		}
 	}
 	if a, ok := sniff.announcement(all[0].id, all[0].ip); ok {
 		t.Logf("alice's announcement: instance %s, A %v, TXT %q", a.instance, a.a, a.txt)
