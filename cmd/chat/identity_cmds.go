@@ -141,6 +141,8 @@ func runInit(c *ctx) error {
 	if err != nil {
 		return err
 	}
+	// The chat opens right after a first run: do not ask again.
+	c.passphraseCache = pass
 	protection := "encrypted with your passphrase"
 	if pass == nil {
 		protection = "NOT encrypted (--no-passphrase)"
