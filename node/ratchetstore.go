@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/certchat/certchat/e2e"
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 )
@@ -92,15 +91,4 @@ func (s *Store) addIncomingTx(tx *bolt.Tx, m *Message) (bool, error) {
 		return false, nil
 	}
 	return true, s.append(tx, m)
-}
-
-// isStoredFrom reports whether a message with this ID from p is stored.
-func (s *Store) isStoredFrom(id e2e.MessageID, p peer.ID) bool {
-	found := false
-	s.db.View(func(tx *bolt.Tx) error {
-		q, _, ok := locate(tx, id)
-		found = ok && q == p
-		return nil
-	})
-	return found
 }
