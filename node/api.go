@@ -2,6 +2,7 @@ package node
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 
 	"github.com/certchat/certchat/e2e"
@@ -102,6 +103,7 @@ func (n *Node) TrustPeer(p peer.ID, verified bool) error {
 		// The replaced key is untrusted now: like a blocked one, its live
 		// sessions end (handshakes check trust only when they start).
 		n.closeSessions(changed.Previous.PeerID, "key replaced by the user")
+		n.failOutbox(changed.Previous.PeerID, "not sent: this key was replaced by a new one; send it again to reach the new key")
 		n.emitPeer(changed.Previous.PeerID)
 	}
 	n.kick(p)
@@ -134,5 +136,18 @@ func (n *Node) closeSessions(p peer.ID, reason string) {
 	n.mu.Unlock()
 	for _, cs := range sessions {
 		cs.s.CloseWith(e2e.CloseRejected, reason)
+	}
+}
+
+// failOutbox gives up on every message waiting for p, with a reason the
+// user sees: nothing waits forever for a key that will never answer.
+func (n *Node) failOutbox(p peer.ID, reason string) {
+	msgs, err := n.store.Outbox(p)
+	if err != nil {
+		n.log.Error("read outbox", "peer", p, "err", err)
+		return
+	}
+	for _, m := range msgs {
+		n.fail(m, errors.New(reason))
 	}
 }

@@ -382,7 +382,10 @@ func (n *Node) initiateFromRelays(p peer.ID) error {
 			continue
 		}
 		if err := n.initiate(p, b); err != nil {
-			return fmt.Errorf("bundle of %s from relay %s: %w", identity.ShortID(p), identity.ShortID(r), err)
+			// A bundle that does not verify is refused; another of the
+			// peer's relays may hand out a good one.
+			last = fmt.Errorf("bundle of %s from relay %s: %w", identity.ShortID(p), identity.ShortID(r), err)
+			continue
 		}
 		return nil
 	}

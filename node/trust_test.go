@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,5 +209,37 @@ func TestChangedKey(t *testing.T) {
 	})
 	if got, _ := bob1.Store().Message(stale.ID); got.Status == node.StatusDelivered {
 		t.Fatal("the replaced key's message was acknowledged")
+	}
+}
+
+// Messages waiting for a key the user then replaces fail, saying why:
+// nothing waits forever for a key that will never answer.
+func TestReplacedKeyOutboxFails(t *testing.T) {
+	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
+	oldHome := newHome(t, "bob")
+	oldBob := mustID(t, oldHome) // never online
+	if err := alice.Trust().Pin(oldBob, "bob", identity.StateTOFU, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := alice.Send(oldBob, "to the old phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob2 := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	bob2.TrustPeer(alice.ID(), false)
+	refused(t, bob2, alice)
+	alice.waitPeer(bob2.ID(), "changed key", func(p node.PeerInfo) bool { return p.Trust == identity.StateChanged })
+	if m, _ := alice.Store().Message(stale.ID); m.Status == node.StatusFailed {
+		t.Fatal("failed before the user decided")
+	}
+	if err := alice.TrustPeer(bob2.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	m, err := alice.Store().Message(stale.ID)
+	if err != nil || m.Status != node.StatusFailed || !strings.Contains(m.Error, "replaced") {
+		t.Fatalf("the message to the replaced key: %+v, %v", m, err)
+	}
+	if out, _ := alice.Store().Outbox(oldBob); len(out) != 0 {
+		t.Fatalf("%d messages still wait for the replaced key", len(out))
 	}
 }
