@@ -253,12 +253,12 @@ func (n *Node) register(sess *e2e.Session, conn network.Conn, outgoing bool) *ch
 		// second session.
 		ps.dialCancel()
 	}
+	n.wg.Add(2) // under n.mu, so Close cannot be waiting already
 	n.mu.Unlock()
 	n.cm.Protect(p, protectTag)
 	n.log.Info("session", "peer", p, "name", sess.Peer().Name, "trust", sess.Peer().State,
 		"outgoing", outgoing, "resumed", sess.Info().Resumed, "group", sess.Info().GroupName())
 	n.emitPeer(p)
-	n.wg.Add(2)
 	go n.readLoop(cs)
 	go n.tryDirect(cs)
 	n.startRatchet(cs)
@@ -270,16 +270,9 @@ func (n *Node) register(sess *e2e.Session, conn network.Conn, outgoing bool) *ch
 // session is up: the TLS server seeds one from the exporter if it has
 // none; the TLS client that has none asks the server for a seed.
 func (n *Node) startRatchet(cs *chatSession) {
-	if n.hasSession(cs.peer) {
-		return
+	if !n.hasSession(cs.peer) {
+		n.reseed(cs)
 	}
-	if cs.outgoing {
-		if err := cs.s.Send(e2e.FrameRatchetInit, nil); err != nil {
-			n.log.Info("ask for a ratchet seed", "peer", cs.peer, "err", err)
-		}
-		return
-	}
-	n.offerSeed(cs)
 }
 
 // offerSeed seeds a ratchet session as the TLS server and sends the offer.
@@ -405,7 +398,8 @@ func (n *Node) handleFrame(cs *chatSession, f e2e.Frame) error {
 		if err != nil {
 			return err
 		}
-		return n.receiveReceipt(cs.peer, r)
+		n.receiveReceipt(cs.peer, r)
+		return nil
 	}
 	n.log.Debug("frame ignored", "peer", cs.peer, "type", f.Type)
 	return nil
@@ -470,8 +464,7 @@ func (n *Node) reseed(cs *chatSession) {
 func (n *Node) receiveRatchetInit(cs *chatSession, offer []byte) error {
 	switch {
 	case len(offer) == 0 && !cs.outgoing:
-		n.offerSeed(cs)
-		cs.resetSent()
+		n.reseed(cs)
 		return nil
 	case len(offer) == 0 || !cs.outgoing:
 		return fmt.Errorf("%w: unexpected ratchet-init frame", e2e.ErrMalformed)
@@ -495,13 +488,13 @@ func (n *Node) receiveRatchetInit(cs *chatSession, offer []byte) error {
 // receiveReceipt marks a message delivered; repeated receipts change
 // nothing. Receipts are recorded in batches (receiptQueue), so the read
 // loop does not wait for a commit per receipt.
-func (n *Node) receiveReceipt(p peer.ID, r e2e.Receipt) error {
+func (n *Node) receiveReceipt(p peer.ID, r e2e.Receipt) {
 	q := &n.receipts
 	q.mu.Lock()
 	q.pending = append(q.pending, pendingReceipt{p, r.ID})
 	if q.running {
 		q.mu.Unlock()
-		return nil
+		return
 	}
 	n.mu.Lock()
 	closing := n.closing
@@ -512,12 +505,11 @@ func (n *Node) receiveReceipt(p peer.ID, r e2e.Receipt) error {
 	if closing { // not recorded: the message is written again next run, and acknowledged again
 		q.pending = nil
 		q.mu.Unlock()
-		return nil
+		return
 	}
 	q.running = true
 	q.mu.Unlock()
 	go n.applyReceipts()
-	return nil
 }
 
 // receiptQueue holds receipts read and not yet recorded. Recording one
@@ -558,13 +550,7 @@ func (n *Node) applyReceipts() {
 			byPeer[r.peer] = append(byPeer[r.peer], r.id)
 		}
 		for _, p := range order {
-			updated, err := n.store.setStatusMany(p, byPeer[p], StatusDelivered, n.cfg.Now())
-			if err != nil {
-				n.log.Error("record receipts", "peer", p, "err", err)
-			}
-			for i := range updated {
-				n.emit(Event{Kind: EventStatus, Message: &updated[i]})
-			}
+			n.setStatusIDs(p, byPeer[p], StatusDelivered)
 			n.kick(p)
 		}
 	}

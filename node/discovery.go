@@ -72,6 +72,9 @@ func (n *Node) peerFound(ai peer.AddrInfo) {
 		ps.lanAttempt = time.Now()
 	}
 	verdict := ps.verdict // replaced by every handshake (recordVerified)
+	if !busy {
+		n.wg.Add(1) // under n.mu, so Close cannot be waiting already
+	}
 	n.mu.Unlock()
 	if isNew {
 		n.log.Info("found on the LAN", "peer", ai.ID, "addrs", addrs)
@@ -80,7 +83,6 @@ func (n *Node) peerFound(ai peer.AddrInfo) {
 	if busy {
 		return
 	}
-	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		if n.host.ID() > ai.ID {

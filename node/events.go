@@ -86,9 +86,11 @@ type Subscription struct {
 
 func newBroker() *broker { return &broker{subs: map[*Subscription]struct{}{}} }
 
-func (b *broker) subscribe() *Subscription {
+// subscribe adds a subscriber whose queue starts with first: nothing
+// published meanwhile can come before them.
+func (b *broker) subscribe(first ...Event) *Subscription {
 	c := make(chan Event)
-	s := &Subscription{C: c, b: b, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &Subscription{C: c, b: b, wake: make(chan struct{}, 1), done: make(chan struct{}), queue: first}
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
@@ -170,11 +172,9 @@ func (s *Subscription) Close() {
 	s.b.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.done != nil {
-		select {
-		case <-s.done:
-		default:
-			close(s.done)
-		}
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
 	}
 }

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -99,6 +100,7 @@ func (fp *fakePeer) dial(tn *testNode) error {
 				close(fp.frames)
 				return
 			}
+			f.Payload = bytes.Clone(f.Payload) // Receive reuses its buffer
 			fp.frames <- f
 		}
 	}()

@@ -45,17 +45,11 @@ func (n *Node) mailboxClient() mailbox.Client { return mailbox.Client{Host: n.ho
 
 // serveMailboxes runs the mailbox loop of each configured relay.
 func (n *Node) serveMailboxes() {
-	if n.relays == nil {
-		return
-	}
 	n.host.SetStreamHandler(mailbox.NotifyProtocol, func(s network.Stream) {
 		from := s.Conn().RemotePeer()
 		s.Close()
 		if st, ok := n.relays.byID[from]; ok {
-			select {
-			case st.mail <- struct{}{}:
-			default:
-			}
+			signal(st.mail)
 		}
 	})
 	for _, st := range n.relays.list {
@@ -199,8 +193,8 @@ func (n *Node) receiveMail(it mailbox.Item) bool {
 		n.log.Error("open mail", "from", from, "err", err)
 		return false // e.g. the database: try again later
 	}
-	if res.text != nil {
-		n.emitPeer(from)
+	if res.isNew && res.text != nil {
+		n.emitPeer(from) // a first contact by mail: the peer appears
 	}
 	n.delivered(from, res, n.liveSession(from))
 	return true
@@ -238,7 +232,8 @@ func (n *Node) sendReceipt(p peer.ID, id e2e.MessageID, cs *chatSession) {
 			return
 		}
 	}
-	if len(n.mailboxRelays(p)) == 0 {
+	relays := n.mailboxRelays(p)
+	if len(relays) == 0 {
 		return // nowhere to deposit: sealing would only skip a message number
 	}
 	env, err := n.sealReceipt(p, id)
@@ -246,7 +241,7 @@ func (n *Node) sendReceipt(p peer.ID, id e2e.MessageID, cs *chatSession) {
 		n.log.Info("seal receipt", "peer", p, "err", err)
 		return
 	}
-	if _, err := n.depositAny(p, env); err != nil {
+	if err := n.depositAny(relays, p, env); err != nil {
 		n.log.Info("deposit receipt", "peer", p, "err", err)
 	}
 }
@@ -267,35 +262,29 @@ func (n *Node) mailboxRelays(p peer.ID) []peer.ID {
 		n.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstoreTTL)
 		out = append(out, info.ID)
 	}
-	if n.relays != nil {
-		for _, st := range n.relays.list {
-			if !slices.Contains(out, st.info.ID) {
-				out = append(out, st.info.ID)
-			}
+	for _, st := range n.relays.list {
+		if !slices.Contains(out, st.info.ID) {
+			out = append(out, st.info.ID)
 		}
 	}
 	return out
 }
 
-// depositAny deposits an envelope at the first of p's relays that takes
-// it. A full mailbox is reported at once.
-func (n *Node) depositAny(p peer.ID, env []byte) (peer.ID, error) {
-	relays := n.mailboxRelays(p)
-	if len(relays) == 0 {
-		return "", errNoMailbox
-	}
+// depositAny deposits an envelope for p at the first of relays (p's
+// mailboxRelays) that takes it. A full mailbox is reported at once.
+func (n *Node) depositAny(relays []peer.ID, p peer.ID, env []byte) error {
 	var last error = errNoMailbox
 	for _, r := range relays {
 		_, err := n.mailboxClient().Deposit(n.ctx, r, p, env)
 		if err == nil {
-			return r, nil
+			return nil
 		}
 		if errors.Is(err, mailbox.ErrQuotaFull) || errors.Is(err, mailbox.ErrTooLarge) || errors.Is(err, mailbox.ErrRateLimited) {
-			return "", err
+			return err
 		}
 		last = err
 	}
-	return "", last
+	return last
 }
 
 var errNoMailbox = errors.New("the peer has no mailbox at any relay we know")
@@ -312,9 +301,13 @@ func (n *Node) queueAtRelay(p peer.ID, msgs []Message) error {
 	if len(pending) == 0 {
 		return nil
 	}
+	relays := n.mailboxRelays(p)
+	if len(relays) == 0 {
+		return errNoMailbox
+	}
 	n.keepUnsent(p, pending)
 	if !n.hasSession(p) {
-		if err := n.initiateFromRelays(p); err != nil {
+		if err := n.initiateFromRelays(relays, p); err != nil {
 			return err
 		}
 	}
@@ -323,13 +316,13 @@ func (n *Node) queueAtRelay(p peer.ID, msgs []Message) error {
 		if err != nil {
 			return err
 		}
-		if _, err := n.depositAny(p, env); err != nil {
+		if err := n.depositAny(relays, p, env); err != nil {
 			return err // env is kept for the next attempt
 		}
 		n.rk.mu.Lock()
 		delete(n.rk.unsent[p], m.ID)
 		n.rk.mu.Unlock()
-		n.setStatus(m, StatusQueued)
+		n.setStatus(m, StatusQueued, "")
 	}
 	return nil
 }
@@ -373,9 +366,9 @@ func (n *Node) keepUnsent(p peer.ID, pending []Message) {
 
 // initiateFromRelays fetches p's bundle from its relays and starts a
 // session (PQXDH). A bundle that does not verify is refused.
-func (n *Node) initiateFromRelays(p peer.ID) error {
+func (n *Node) initiateFromRelays(relays []peer.ID, p peer.ID) error {
 	var last error = errNoMailbox
-	for _, r := range n.mailboxRelays(p) {
+	for _, r := range relays {
 		b, err := n.mailboxClient().FetchBundle(n.ctx, r, p)
 		if err != nil {
 			last = err

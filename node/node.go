@@ -35,7 +35,11 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	relays       *relays
+	relays *relays // never nil; empty without relays
+
+	dirtyMu      sync.Mutex
+	dirty        map[peer.ID]struct{} // peers with an event to publish
+	dirtyWake    chan struct{}
 	relayEmitter event.Emitter
 	rk           ratchetKeys
 	receipts     receiptQueue
@@ -75,6 +79,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger, id: cfg.Identity, trust: cfg.Trust, ep: ep, store: store,
 		events: newBroker(), peers: map[peer.ID]*peerState{},
+		dirty: map[peer.ID]struct{}{}, dirtyWake: make(chan struct{}, 1),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.initRatchet(); err != nil {
@@ -107,6 +112,8 @@ func New(cfg Config) (*Node, error) {
 // Start registers the chat protocol, restores known peers, starts LAN
 // discovery and relays, and resumes the outbox.
 func (n *Node) Start() error {
+	n.wg.Add(1)
+	go n.notifyPeers()
 	n.host.SetStreamHandler(e2e.ProtocolChat, n.handleStream)
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
@@ -168,9 +175,7 @@ func (n *Node) Close() error {
 // for the current addresses, so a subscriber that comes late misses nothing
 // it needs.
 func (n *Node) Subscribe() *Subscription {
-	s := n.events.subscribe()
-	s.push(Event{Kind: EventListening, Time: n.cfg.Now(), Addrs: n.Addrs()})
-	return s
+	return n.events.subscribe(Event{Kind: EventListening, Time: n.cfg.Now(), Addrs: n.Addrs()})
 }
 
 func (n *Node) emit(e Event) {

@@ -25,8 +25,14 @@ import (
 // checking again (receipts normally wake it sooner).
 const resendAfter = 30 * time.Second
 
-// kick wakes p's outbox worker, starting it if p has pending messages.
+// kick wakes p's outbox worker, starting it if p has pending messages. It
+// records no state for peers with nothing pending (any libp2p peer that
+// connects is kicked), and reads the store outside the node's lock:
+// stopWorker checks again under it, so no message can be missed.
 func (n *Node) kick(p peer.ID) {
+	if n.wakeWorker(p) || !n.store.hasOutbox(p) {
+		return
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closing {
@@ -34,18 +40,32 @@ func (n *Node) kick(p peer.ID) {
 	}
 	ps := n.state(p)
 	if ps.working {
-		select {
-		case ps.kick <- struct{}{}:
-		default:
-		}
-		return
-	}
-	if !n.store.hasOutbox(p) {
+		signal(ps.kick)
 		return
 	}
 	ps.working = true
 	n.wg.Add(1)
 	go n.runOutbox(p, ps.kick)
+}
+
+// wakeWorker wakes p's running worker and reports whether there was one.
+func (n *Node) wakeWorker(p peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ps, ok := n.peers[p]
+	if !ok || !ps.working {
+		return false
+	}
+	signal(ps.kick)
+	return true
+}
+
+// signal wakes whoever waits on ch, without blocking.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 func (n *Node) runOutbox(p peer.ID, kick chan struct{}) {
@@ -56,10 +76,13 @@ func (n *Node) runOutbox(p peer.ID, kick chan struct{}) {
 		if err != nil {
 			n.log.Error("read outbox", "peer", p, "err", err)
 		}
-		if len(msgs) == 0 && n.stopWorker(p) {
-			return
-		}
 		if len(msgs) == 0 {
+			if err == nil && n.stopWorker(p) {
+				return
+			}
+			// Pending but unreadable (or arrived just now): never spin.
+			n.wait(kick, nil, jitter(backoff))
+			backoff = min(2*backoff, n.cfg.RetryMax)
 			continue
 		}
 		if err := n.mayMessage(p); err != nil {
@@ -84,14 +107,20 @@ func (n *Node) runOutbox(p peer.ID, kick chan struct{}) {
 // mailbox, if it has one; a failure is shown once per cause.
 func (n *Node) queueOffline(p peer.ID, msgs []Message) {
 	err := n.queueAtRelay(p, msgs)
-	if err == nil || errors.Is(err, errNoMailbox) && n.relays == nil {
-		return
+	if errors.Is(err, errNoMailbox) {
+		return // neither side uses a relay: the message waits for the peer
 	}
 	n.mu.Lock()
 	ps := n.state(p)
-	repeat := ps.mailboxErr == err.Error()
-	ps.mailboxErr = err.Error()
+	repeat := err != nil && ps.mailboxErr == err.Error()
+	ps.mailboxErr = ""
+	if err != nil {
+		ps.mailboxErr = err.Error()
+	}
 	n.mu.Unlock()
+	if err == nil {
+		return
+	}
 	if !repeat {
 		n.emitError(p, fmt.Errorf("%s is offline and the message could not be left at a relay (it waits in your outbox): %w", identity.ShortID(p), err))
 	}
@@ -134,11 +163,7 @@ func (n *Node) writeOutbox(cs *chatSession, msgs []Message) {
 		if inflight > 0 && inflight+len(m.Body) > sendWindow {
 			break // receipts will wake the worker
 		}
-		payload, err := (e2e.Text{ID: m.ID, SentAt: m.SentAt, Body: m.Body}).Marshal()
-		var pt []byte
-		if err == nil {
-			pt, err = innerFrame(e2e.FrameText, payload)
-		}
+		pt, err := textPlaintext(m)
 		if err != nil {
 			n.fail(m, err)
 			continue
@@ -173,12 +198,17 @@ func (n *Node) writeOutbox(cs *chatSession, msgs []Message) {
 // setStatuses records a status for several messages to p in one
 // transaction and reports each change.
 func (n *Node) setStatuses(p peer.ID, ms []Message, st Status) {
-	if len(ms) == 0 {
-		return
-	}
 	ids := make([]e2e.MessageID, len(ms))
 	for i, m := range ms {
 		ids[i] = m.ID
+	}
+	n.setStatusIDs(p, ids, st)
+}
+
+// setStatusIDs is setStatuses by message ID.
+func (n *Node) setStatusIDs(p peer.ID, ids []e2e.MessageID, st Status) {
+	if len(ids) == 0 {
+		return
 	}
 	updated, err := n.store.setStatusMany(p, ids, st, n.cfg.Now())
 	if err != nil {
@@ -189,8 +219,10 @@ func (n *Node) setStatuses(p peer.ID, ms []Message, st Status) {
 	}
 }
 
-func (n *Node) setStatus(m Message, st Status) {
-	updated, changed, err := n.store.SetStatus(m.ID, m.Peer, st, "", n.cfg.Now())
+// setStatus records a message's new status (with the reason of a
+// failure) and reports it if it changed.
+func (n *Node) setStatus(m Message, st Status, errText string) {
+	updated, changed, err := n.store.SetStatus(m.ID, m.Peer, st, errText, n.cfg.Now())
 	if err != nil {
 		n.log.Error("update message status", "id", m.ID, "err", err)
 		return
@@ -200,12 +232,8 @@ func (n *Node) setStatus(m Message, st Status) {
 	}
 }
 
-func (n *Node) fail(m Message, cause error) {
-	updated, _, err := n.store.SetStatus(m.ID, m.Peer, StatusFailed, cause.Error(), n.cfg.Now())
-	if err == nil {
-		n.emit(Event{Kind: EventStatus, Message: &updated})
-	}
-}
+// fail gives up on a message, saying why.
+func (n *Node) fail(m Message, cause error) { n.setStatus(m, StatusFailed, cause.Error()) }
 
 // wait sleeps until kicked, done closes, the timeout or shutdown.
 func (n *Node) wait(kick <-chan struct{}, done <-chan struct{}, d time.Duration) {

@@ -45,9 +45,6 @@ func (n *Node) PeerInfo(p peer.ID) PeerInfo {
 	if pub, err := identity.KeyFromPeerID(p); err == nil {
 		info.Fingerprint = identity.FingerprintOf(pub)
 	}
-	if rec, ok := n.peerRecord(p); ok && rec.Name != "" {
-		info.Name = identity.SanitizeName(rec.Name)
-	}
 	n.mu.Lock()
 	if ps, ok := n.peers[p]; ok {
 		if v := ps.verdict; v != nil {
@@ -71,6 +68,12 @@ func (n *Node) PeerInfo(p peer.ID) PeerInfo {
 	}
 	if info.Changed != nil {
 		info.Trust, info.Reason = identity.StateChanged, info.Changed.Reason
+	}
+	if info.Name == identity.ShortID(p) {
+		// Not met this run and no label: the name seen last time.
+		if rec, ok := n.peerRecord(p); ok && rec.Name != "" {
+			info.Name = identity.SanitizeName(rec.Name)
+		}
 	}
 	info.Path = n.path(p)
 	return info
@@ -222,19 +225,70 @@ func (n *Node) restorePeers() {
 func (n *Node) onConnected(c network.Conn) {
 	p := c.RemotePeer()
 	n.kick(p)
-	go n.emitPeer(p)
-	if !c.Stat().Limited && !isCircuit(c.RemoteMultiaddr()) {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.upgrade(p)
-		}()
+	n.peerChanged(p)
+	if c.Stat().Limited || isCircuit(c.RemoteMultiaddr()) {
+		return
 	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing || !n.hasRelayedSession(p) {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.upgrade(p)
+	}()
+}
+
+// hasRelayedSession reports whether p has a session on a relayed
+// connection. Callers hold n.mu.
+func (n *Node) hasRelayedSession(p peer.ID) bool {
+	ps, ok := n.peers[p]
+	if !ok {
+		return false
+	}
+	for _, cs := range ps.sessions {
+		if cs.conn.Stat().Limited {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Node) onDisconnected(p peer.ID) {
 	if n.host.Network().Connectedness(p) != network.Connected {
-		go n.emitPeer(p)
+		n.peerChanged(p)
+	}
+}
+
+// peerChanged queues a peer event from libp2p's notification callbacks,
+// which must not block. One goroutine publishes them (notifyPeers), each
+// computed when it is sent, so the last event about a peer is its
+// current state, and bursts about one peer come out as one event.
+func (n *Node) peerChanged(p peer.ID) {
+	n.dirtyMu.Lock()
+	n.dirty[p] = struct{}{}
+	n.dirtyMu.Unlock()
+	signal(n.dirtyWake)
+}
+
+// notifyPeers publishes the queued peer events until the node stops.
+func (n *Node) notifyPeers() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.dirtyWake:
+		case <-n.ctx.Done():
+			return
+		}
+		n.dirtyMu.Lock()
+		dirty := n.dirty
+		n.dirty = map[peer.ID]struct{}{}
+		n.dirtyMu.Unlock()
+		for p := range dirty {
+			n.emitPeer(p)
+		}
 	}
 }
 
@@ -277,7 +331,7 @@ func localNets() []*net.IPNet {
 }
 
 // recordVerified notes what a handshake established about a peer.
-func (n *Node) recordVerified(p peer.ID, v identityVerdict, cert *x509.Certificate) {
+func (n *Node) recordVerified(p peer.ID, v identity.Verdict, cert *x509.Certificate) {
 	n.mu.Lock()
 	ps := n.state(p)
 	ps.verdict = &v
@@ -292,5 +346,3 @@ func (n *Node) recordVerified(p peer.ID, v identityVerdict, cert *x509.Certifica
 	rec.CAVerified = v.State == identity.StateCAVerified
 	n.saveRecord(p, rec)
 }
-
-type identityVerdict = identity.Verdict

@@ -136,9 +136,6 @@ func throughRelay(info peer.AddrInfo) []ma.Multiaddr {
 // direct listener at all (reachable only through relays).
 func (n *Node) relayOptions() []libp2p.Option {
 	opts := []libp2p.Option{libp2p.AddrsFactory(func(addrs []ma.Multiaddr) []ma.Multiaddr {
-		if n.relays == nil {
-			return addrs
-		}
 		return append(slices.Clone(addrs), n.relays.circuitAddrs()...)
 	})}
 	if len(n.cfg.Listen) == 1 && n.cfg.Listen[0] == "none" {
@@ -149,9 +146,6 @@ func (n *Node) relayOptions() []libp2p.Option {
 
 // Relays reports the configured relays and their reservations.
 func (n *Node) Relays() []RelayInfo {
-	if n.relays == nil {
-		return nil
-	}
 	n.relays.mu.Lock()
 	defer n.relays.mu.Unlock()
 	out := make([]RelayInfo, 0, len(n.relays.list))
@@ -164,17 +158,14 @@ func (n *Node) Relays() []RelayInfo {
 
 // startRelays starts one reservation keeper per relay.
 func (n *Node) startRelays() error {
-	if n.relays == nil || len(n.relays.list) == 0 {
+	if len(n.relays.list) == 0 {
 		return nil
 	}
 	n.host.Network().Notify(&network.NotifyBundle{
 		DisconnectedF: func(nw network.Network, c network.Conn) {
 			p := c.RemotePeer()
 			if ch, ok := n.relays.drops[p]; ok && nw.Connectedness(p) != network.Connected {
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
+				signal(ch)
 			}
 		},
 	})
@@ -201,10 +192,7 @@ func (n *Node) keepReservation(st *relayState) {
 		}
 		backoff = time.Second
 		n.setRelay(st, true, rsvp.Expiration, "")
-		select {
-		case st.fresh <- struct{}{}:
-		default:
-		}
+		signal(st.fresh)
 		n.log.Info("relay reservation", "relay", st.info.ID, "expires", rsvp.Expiration,
 			"limit_duration", rsvp.LimitDuration, "limit_data", rsvp.LimitData)
 		select {
@@ -271,9 +259,6 @@ func (n *Node) sleep(d time.Duration, wake <-chan struct{}) {
 
 // viaRelays are addresses of p through each configured relay.
 func (n *Node) viaRelays(p peer.ID) []ma.Multiaddr {
-	if n.relays == nil {
-		return nil
-	}
 	var out []ma.Multiaddr
 	for _, st := range n.relays.list {
 		if st.info.ID == p {

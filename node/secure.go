@@ -158,15 +158,20 @@ func (n *Node) seal(p peer.ID, plaintext []byte) ([]byte, error) {
 
 // sealText seals a stored outgoing message.
 func (n *Node) sealText(m Message) ([]byte, error) {
-	payload, err := (e2e.Text{ID: m.ID, SentAt: m.SentAt, Body: m.Body}).Marshal()
-	if err != nil {
-		return nil, err
-	}
-	pt, err := innerFrame(e2e.FrameText, payload)
+	pt, err := textPlaintext(m)
 	if err != nil {
 		return nil, err
 	}
 	return n.seal(m.Peer, pt)
+}
+
+// textPlaintext is the ratchet plaintext of a message: its text frame.
+func textPlaintext(m Message) ([]byte, error) {
+	payload, err := (e2e.Text{ID: m.ID, SentAt: m.SentAt, Body: m.Body}).Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return innerFrame(e2e.FrameText, payload)
 }
 
 // sealTexts seals plaintexts for p, in order, with one commit of the new

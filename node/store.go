@@ -260,17 +260,11 @@ func (s *Store) AddOutgoing(m *Message) error {
 // AddIncoming stores a received message unless one with its ID is
 // already stored. It reports whether the message is new.
 func (s *Store) AddIncoming(m *Message) (bool, error) {
-	m.Direction, m.Status = Incoming, StatusReceived
 	isNew := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bktIDs).Get(m.ID[:]); v != nil {
-			if peer.ID(v[:len(v)-8]) != m.Peer {
-				return fmt.Errorf("message id %s reused by another peer", m.ID)
-			}
-			return nil
-		}
-		isNew = true
-		return s.append(tx, m)
+		var err error
+		isNew, err = s.addIncomingTx(tx, m)
+		return err
 	})
 	return isNew, err
 }
@@ -371,14 +365,14 @@ func (s *Store) setStatusTx(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Stat
 func (s *Store) Outbox(p peer.ID) ([]Message, error) {
 	var out []Message
 	err := s.db.View(func(tx *bolt.Tx) error {
+		b, _ := convBucket(tx, p, false)
+		if b == nil {
+			return nil
+		}
 		c := tx.Bucket(bktOutbox).Cursor()
 		prefix := append([]byte(p), 0)
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			seq := binary.BigEndian.Uint64(k[len(prefix):])
-			b, _ := convBucket(tx, p, false)
-			if b == nil {
-				continue
-			}
 			m, err := s.decode(p, seq, b.Get(seqKey(seq)))
 			if err != nil {
 				return err
