@@ -258,6 +258,24 @@ func TestAdversarial(t *testing.T) {
 				c.NextProtos = []string{"h2"}
 			})}
 		}, client: e2e.ErrNotCertchat},
+		{name: "TLS responder without ALPN", setup: func(t *testing.T, w *testWorld) run {
+			// crypto/tls accepts a server that picks no protocol: our
+			// negotiation check is what refuses it.
+			a, _ := pair(t, w.alice, w.mallory, nil, nil)
+			return run{client: a, serverNode: w.mallory, rawServer: bareServer(t, w.mallory.id.TLSCertificate(), func(c *tls.Config) {
+				c.NextProtos = nil
+			})}
+		}, client: e2e.ErrNotCertchat},
+		{name: "responder's first frame is not ready", setup: func(t *testing.T, w *testWorld) run {
+			a, _ := pair(t, w.alice, w.mallory, nil, nil)
+			receipt, _ := e2e.AppendFrame(nil, e2e.FrameReceipt, e2e.Receipt{ID: e2e.NewMessageID(), Status: e2e.ReceiptStored}.Marshal())
+			return run{client: a, serverNode: w.mallory, rawServer: bareServerFirst(t, w.mallory.id.TLSCertificate(), receipt)}
+		}, client: e2e.ErrNotCertchat},
+		{name: "responder's ready frame carries a payload", setup: func(t *testing.T, w *testWorld) run {
+			a, _ := pair(t, w.alice, w.mallory, nil, nil)
+			ready, _ := e2e.AppendFrame(nil, e2e.FrameReady, []byte("x"))
+			return run{client: a, serverNode: w.mallory, rawServer: bareServerFirst(t, w.mallory.id.TLSCertificate(), ready)}
+		}, client: e2e.ErrNotCertchat},
 		{name: "TLS 1.2 responder", setup: func(t *testing.T, w *testWorld) run {
 			a, _ := pair(t, w.alice, w.mallory, nil, nil)
 			return run{client: a, serverNode: w.mallory, rawServer: bareServer(t, w.mallory.id.TLSCertificate(), func(c *tls.Config) {
@@ -489,6 +507,21 @@ func bareServer(t *testing.T, cert tls.Certificate, adjust func(*tls.Config)) fu
 		}
 		_, err := io.Copy(io.Discard, tc)
 		t.Logf("bare server read: %v", err)
+	}
+}
+
+// bareServerFirst is a crypto/tls responder that accepts any client and
+// writes first as its first bytes after the handshake.
+func bareServerFirst(t *testing.T, cert tls.Certificate, first []byte) func(network.Stream) {
+	return func(s network.Stream) {
+		tc := tls.Server(streamConn{s}, bareConfig(cert, nil))
+		tc.SetDeadline(time.Now().Add(testTimeout))
+		if err := tc.Handshake(); err != nil {
+			t.Logf("bare server: %v", err)
+			return
+		}
+		tc.Write(first)
+		io.Copy(io.Discard, tc)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -41,7 +42,10 @@ type netConn struct {
 	// During the handshake crypto/tls writes a flight and then reads the
 	// answer; the last server flight (the session ticket) and the ready
 	// frame after it leave together.
-	eager bool
+	// Atomic, so that after the handshake Read takes no lock: a Send
+	// blocked on the stream holds mu, and a Receive waiting behind it
+	// could deadlock two peers whose windows are full.
+	eager atomic.Bool
 	buf   *[]byte
 	werr  error
 }
@@ -49,8 +53,11 @@ type netConn struct {
 // Read flushes gathered writes first when eager: the peer cannot answer
 // what it has not received.
 func (c *netConn) Read(p []byte) (int, error) {
+	if !c.eager.Load() {
+		return c.Conn.Read(p)
+	}
 	c.mu.Lock()
-	if c.gather && c.eager {
+	if c.gather {
 		err := c.flushLocked()
 		c.buf = getBuffer()
 		c.mu.Unlock()
@@ -66,9 +73,7 @@ func (c *netConn) Read(p []byte) (int, error) {
 // startHandshake gathers writes until flush, flushing before every read.
 func (c *netConn) startHandshake() {
 	c.startGather()
-	c.mu.Lock()
-	c.eager = true
-	c.mu.Unlock()
+	c.eager.Store(true)
 }
 
 func newNetConn(c Conn, local, remote peer.ID) *netConn {
@@ -105,7 +110,8 @@ func (c *netConn) startGather() {
 func (c *netConn) flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gather, c.eager = false, false
+	c.gather = false
+	c.eager.Store(false)
 	return c.flushLocked()
 }
 
@@ -127,7 +133,8 @@ func (c *netConn) flushLocked() error {
 }
 
 // Buffers for frames and gathered records, shared by all sessions so that
-// an idle session holds none.
+// an idle session holds none of them (it keeps only its receive buffer,
+// at most maxKeptBuffer).
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // maxPooled bounds the buffers kept for reuse: one largest frame and its

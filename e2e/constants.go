@@ -32,6 +32,10 @@ const (
 	// clientCacheSize bounds the tickets a client remembers (one per peer).
 	clientCacheSize = 512
 
+	// maxKeptBuffer bounds the receive buffer a session keeps between
+	// frames.
+	maxKeptBuffer = 64 << 10
+
 	// MaxFramePayload bounds a frame's payload, checked before allocating.
 	MaxFramePayload = 256 << 10
 

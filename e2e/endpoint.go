@@ -195,6 +195,8 @@ func (v *verification) fail(ctx context.Context, err error) error {
 	case ctx.Err() != nil || isTimeout(err):
 		// The stream's deadline is the context's, and may fire first.
 		he.Err = ErrHandshakeTimeout
+	case errors.Is(err, ErrNotCertchat), errors.Is(err, ErrTruncated), errors.Is(err, ErrFrameTooLarge):
+		he.Err = err // ours, from reading the ready frame
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		he.Err = fmt.Errorf("%w during the handshake", ErrTruncated)
 	default:

@@ -29,10 +29,10 @@ const (
 	// FrameReceipt acknowledges a message (see Receipt).
 	FrameReceipt FrameType = 0x02
 	// FrameEnvelope carries a Double Ratchet envelope (offline-capable
-	// messages; docs/PROTOCOL.md, "Offline delivery").
+	// messages; docs/PROTOCOL.md §12.9).
 	FrameEnvelope FrameType = 0x03
-	// FrameRatchetInit carries the responder's ratchet key when a live
-	// session seeds a new ratchet.
+	// FrameRatchetInit, empty, asks the TLS server for a ratchet seed; with
+	// a payload it is the server's seed offer (docs/PROTOCOL.md §12.8).
 	FrameRatchetInit FrameType = 0x04
 	// FrameReady is the responder's first frame, empty: it has verified
 	// the initiator and accepts the session. Only valid first.

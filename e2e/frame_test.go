@@ -245,7 +245,7 @@ func TestSessionFrames(t *testing.T) {
 			var code e2e.CloseCode
 			var reason string
 			var ok bool
-			c, _ := run{client: a, server: b,
+			c, srv := run{client: a, server: b,
 				clientScript: func(s *e2e.Session, o *outcome) {
 					o.sendErr = s.CloseWith(e2e.CloseRejected, tc.sent)
 					if err := s.CloseWith(e2e.CloseNormal, "twice"); err != nil {
@@ -261,6 +261,7 @@ func TestSessionFrames(t *testing.T) {
 					}
 				}}.do(t)
 			checkSide(t, "client", c, nil, nil)
+			checkSide(t, "server", srv, nil, nil) // io.EOF, and io.EOF again
 			if !ok || code != e2e.CloseRejected || reason != tc.got {
 				t.Errorf("close %v %q %v, want %v %q", code, reason, ok, e2e.CloseRejected, tc.got)
 			}

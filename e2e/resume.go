@@ -80,9 +80,6 @@ func (c *ticketCache) Put(key string, cs *tls.ClientSessionState) {
 	}
 }
 
-// Forget drops the ticket for a peer, so the next handshake is a full one.
-func (c *ticketCache) Forget(key string) { c.Put(key, nil) }
-
 // wrapSession stamps the issue time into a ticket the responder sends.
 func (e *Endpoint) wrapSession(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
 	var stamp [8]byte

@@ -76,8 +76,11 @@ func (s *Session) confirm(client bool) error {
 	if err != nil {
 		return err
 	}
-	if f.Type != FrameReady || len(f.Payload) != 0 {
+	if f.Type != FrameReady {
 		return fmt.Errorf("%w: the first frame is %s, not ready", ErrNotCertchat, f.Type)
+	}
+	if len(f.Payload) != 0 {
+		return fmt.Errorf("%w: the ready frame carries %d bytes", ErrNotCertchat, len(f.Payload))
 	}
 	return nil
 }
@@ -113,9 +116,6 @@ func (s *Session) ExportKeyingMaterial(label string, context []byte, length int)
 // Send writes one frame: one TLS write, whose records go to the stream
 // in one write.
 func (s *Session) Send(t FrameType, payload []byte) error {
-	if len(payload) > MaxFramePayload {
-		return fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, len(payload))
-	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.isClosed() {
@@ -123,9 +123,13 @@ func (s *Session) Send(t FrameType, payload []byte) error {
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
-	*buf, _ = AppendFrame((*buf)[:0], t, payload)
+	frame, err := AppendFrame((*buf)[:0], t, payload)
+	if err != nil {
+		return err
+	}
+	*buf = frame
 	s.nc.startGather()
-	_, err := s.tc.Write(*buf)
+	_, err = s.tc.Write(*buf)
 	if ferr := s.nc.flush(); err == nil {
 		err = ferr
 	}
@@ -166,7 +170,11 @@ func (s *Session) Receive() (Frame, error) {
 		if err != nil {
 			return Frame{}, s.readError(err)
 		}
-		s.rbuf = f.Payload[:0]
+		if cap(f.Payload) <= maxKeptBuffer {
+			s.rbuf = f.Payload[:0] // large ones are not kept by idle sessions
+		} else {
+			s.rbuf = nil
+		}
 		switch {
 		case f.Type == FrameClose:
 			code, reason, err := parseClose(f.Payload)
@@ -212,8 +220,10 @@ func (s *Session) CloseWith(code CloseCode, reason string) error {
 	s.closed = true
 	s.mu.Unlock()
 	buf, _ := AppendFrame(nil, FrameClose, marshalClose(code, reason))
-	s.wmu.Lock()
+	// The deadline first: it also ends a Send blocked on a peer that
+	// stopped reading, which holds wmu.
 	s.tc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	s.wmu.Lock()
 	_, werr := s.tc.Write(buf)
 	s.wmu.Unlock()
 	if err := s.tc.Close(); err != nil && werr == nil {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 
@@ -54,7 +55,7 @@ func (v *verification) checkCertificate(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return ErrNoCertificate
 	}
-	if _, err := identity.PeerIDFromPublicKey(cs.PeerCertificates[0].PublicKey); err != nil {
+	if cs.PeerCertificates[0].PublicKeyAlgorithm != x509.Ed25519 {
 		return ErrNotEd25519
 	}
 	return nil

@@ -144,14 +144,13 @@ func PeekSessionID(envelope []byte) (SessionID, bool, error) {
 //
 //	labelAD || vec16(sender peer ID) || vec16(recipient peer ID) ||
 //	sender identity (32) || recipient identity (32) || envelope prefix
-func associatedData(senderPID, recipientPID []byte, sender, recipient ed25519.PublicKey, prefix []byte, extra int) []byte {
-	w := writer{b: make([]byte, 0, len(labelAD)+4+len(senderPID)+len(recipientPID)+64+len(prefix)+extra)}
+func associatedData(senderPID, recipientPID []byte, sender, recipient ed25519.PublicKey, extra int) []byte {
+	w := writer{b: make([]byte, 0, len(labelAD)+4+len(senderPID)+len(recipientPID)+64+extra)}
 	w.raw([]byte(labelAD))
 	w.vec16(senderPID)
 	w.vec16(recipientPID)
 	w.raw(sender)
 	w.raw(recipient)
-	w.raw(prefix)
 	return w.b
 }
 

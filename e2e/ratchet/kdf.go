@@ -40,7 +40,6 @@ func kdfRK(rk *[32]byte, dhOut []byte) (root, chain, nextHeader [32]byte, err er
 // kdfCK is KDF_CK: message key = HMAC-SHA256(ck, 0x01), next chain key =
 // HMAC-SHA256(ck, 0x02).
 func kdfCK(ck *[32]byte) (next, mk [32]byte) {
-	kdfCKCount.Add(1)
 	m := hmac.New(sha256.New, ck[:])
 	m.Write([]byte{0x01})
 	m.Sum(mk[:0])

@@ -2,6 +2,7 @@ package ratchet
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -257,4 +258,27 @@ func TestPrekeyRotation(t *testing.T) {
 	if len(k.signed) != 2 || len(b.keys.signed) != 1 {
 		t.Fatalf("signed prekeys: new %d, receiver %d", len(k.signed), len(b.keys.signed))
 	}
+}
+
+// A signed prekey whose replay record is full refuses new first contacts
+// rather than forget base keys (which would reopen replays) or grow past
+// what a saved LocalKeys may hold.
+func TestReplayRecordFull(t *testing.T) {
+	a, b := newParty(t, "alice", 0), newParty(t, "bob", 0)
+	alice, bob := &peer{party: a, set: a.setFor(t, b)}, &peer{party: b, set: b.setFor(t, a)}
+	next, err := alice.set.InitiateFromBundle(a.keys, b.bundle(false, false), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.set = next
+	first := alice.seal(t, "first", t0)
+	full := *bob.keys
+	full.signed = append([]signedPrekey(nil), bob.keys.signed...)
+	last := len(full.signed) - 1
+	full.signed[last].seen = make([][32]byte, MaxSeenBaseKeys)
+	for i := range full.signed[last].seen {
+		binary.BigEndian.PutUint32(full.signed[last].seen[i][:], uint32(i)) // ascending
+	}
+	bob.keys = &full
+	expectFailure(t, bob, first, t0, ErrPrekeyExhausted)
 }

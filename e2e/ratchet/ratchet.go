@@ -6,13 +6,8 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"time"
 )
-
-// kdfCKCount counts chain-key steps; tests use it to prove that rejected
-// envelopes derive no keys.
-var kdfCKCount atomic.Uint64
 
 // session is one Double Ratchet session with header encryption (Signal,
 // "The Double Ratchet Algorithm", §3 and §4). A session reachable from a

@@ -155,7 +155,7 @@ func TestDuplicate(t *testing.T) {
 }
 
 func TestMaxSkip(t *testing.T) {
-	t.Run("same chain", func(t *testing.T) {
+	t.Run("first message of a new chain", func(t *testing.T) {
 		alice, bob := established(t)
 		var envs [][]byte
 		for i := range MaxSkip + 2 {
@@ -163,6 +163,19 @@ func TestMaxSkip(t *testing.T) {
 		}
 		expectFailure(t, bob, envs[MaxSkip+1], t0, ErrTooManySkipped)
 		info := bob.open(t, envs[MaxSkip], msg(MaxSkip), t0) // a gap of exactly MaxSkip
+		if info.Skipped != MaxSkip {
+			t.Fatalf("skipped %d", info.Skipped)
+		}
+	})
+	t.Run("current chain", func(t *testing.T) {
+		alice, bob := established(t)
+		var envs [][]byte
+		for i := range MaxSkip + 3 {
+			envs = append(envs, alice.seal(t, msg(i), t0))
+		}
+		bob.open(t, envs[0], msg(0), t0) // bob now receives on this chain
+		expectFailure(t, bob, envs[MaxSkip+2], t0, ErrTooManySkipped)
+		info := bob.open(t, envs[MaxSkip+1], msg(MaxSkip+1), t0) // a gap of exactly MaxSkip
 		if info.Skipped != MaxSkip {
 			t.Fatalf("skipped %d", info.Skipped)
 		}
@@ -178,11 +191,13 @@ func TestMaxSkip(t *testing.T) {
 	})
 	t.Run("previous chain", func(t *testing.T) {
 		alice, bob := established(t)
+		bob.open(t, alice.seal(t, "first", t0), "first", t0) // bob receives on alice's chain
 		for i := range MaxSkip + 2 {
 			alice.seal(t, msg(i), t0) // sent, never delivered
 		}
 		alice.open(t, bob.seal(t, "turn", t0), "turn", t0)
-		// Alice's next chain announces pn = MaxSkip+2 unseen messages.
+		// Alice's next chain says her previous one had MaxSkip+3
+		// messages; bob saw one.
 		expectFailure(t, bob, alice.seal(t, "next", t0), t0, ErrTooManySkipped)
 	})
 }

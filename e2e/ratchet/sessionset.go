@@ -143,9 +143,9 @@ func (s *SessionSet) acceptPeerSessionID(id SessionID, now time.Time) error {
 // (outgoing) or received from the remote one.
 func (s *SessionSet) adHead(outgoing bool, extra int) []byte {
 	if outgoing {
-		return associatedData(s.localPID, s.remotePID, s.local, s.remote, nil, extra)
+		return associatedData(s.localPID, s.remotePID, s.local, s.remote, extra)
 	}
-	return associatedData(s.remotePID, s.localPID, s.remote, s.local, nil, extra)
+	return associatedData(s.remotePID, s.localPID, s.remote, s.local, extra)
 }
 
 func (s *SessionSet) checkLocal(local *LocalKeys) error {
