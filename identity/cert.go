@@ -260,3 +260,37 @@ func isSelfIssued(cert *x509.Certificate) bool {
 	}
 	return cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) == nil
 }
+
+const zwj = '\u200d' // zero-width joiner: glues emoji sequences
+
+// SanitizeText makes untrusted text (a message body, a peer's error
+// message) safe to show on a terminal. Invalid UTF-8 becomes
+// U+FFFD; tabs and other spaces become plain spaces; control and format
+// characters (escape sequences, bidi overrides) are dropped, except newlines
+// when keepNewlines is set (else they become spaces) and the zero-width
+// joiner; anything else unprintable becomes U+FFFD.
+func SanitizeText(s string, keepNewlines bool) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		switch {
+		case r == '\n' || r == '\u2028' || r == '\u2029':
+			if keepNewlines {
+				b.WriteByte('\n')
+			} else {
+				b.WriteByte(' ')
+			}
+		case r == '\t' || unicode.Is(unicode.Zs, r):
+			b.WriteByte(' ')
+		case r == zwj:
+			b.WriteRune(r)
+		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
+			// dropped
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			b.WriteRune('\uFFFD')
+		}
+	}
+	return b.String()
+}

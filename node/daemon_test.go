@@ -225,8 +225,9 @@ func TestOneShotCommands(t *testing.T) {
 	b.waitEvent("direct message", func(e event) bool { return e.str("event") == "message" && e.str("text") == "direct" })
 	b.quit()
 
-	// Bob is down: queued, exit 0.
-	r = chat(t, append([]string{"send", "--home", aHome, "--to", "bob", "--wait", "1s", "while you were out"}, nodeFlags...)...)
+	// Bob is down: queued, exit 0. (The escape sequence and the bidi
+	// override are for the text history below: never printed raw.)
+	r = chat(t, append([]string{"send", "--home", aHome, "--to", "bob", "--wait", "1s", "while you were out\x1b[2J\u202e"}, nodeFlags...)...)
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "queued ") {
 		t.Fatalf("chat send to an unreachable peer: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
@@ -244,6 +245,9 @@ func TestOneShotCommands(t *testing.T) {
 	r = chat(t, "history", "bob", "--home", aHome)
 	if r.code != 0 || strings.Count(r.stdout, "\n") != 3 || !strings.Contains(r.stdout, "me (sending): while you were out") {
 		t.Fatalf("chat history (text): %q", r.stdout)
+	}
+	if strings.ContainsAny(r.stdout, "\x1b\u202e") {
+		t.Fatalf("chat history printed control characters from a message: %q", r.stdout)
 	}
 
 	// The queued message goes out with the next daemon run.

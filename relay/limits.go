@@ -109,7 +109,7 @@ func (l Limits) resources() circuit.Resources {
 // scope and the circuit protocols' scopes, whose go-libp2p defaults grow
 // with the machine's memory, not with the reservation cap: 256 relay
 // streams plus 256 per GiB of RAM/8, so 128 relayed connections on a 1 GiB
-// machine, 192 on 4 GiB, 504 on 24 GiB (docs/benchmarks-relay.md).
+// machine, 192 on 4 GiB, 504 on 24 GiB (docs/BENCHMARKS.md, "Relay").
 func circuitStreamLimits(p *rcmgr.PartialLimitConfig, streams rcmgr.LimitVal) {
 	relayed := rcmgr.ResourceLimits{Streams: streams, StreamsInbound: streams, StreamsOutbound: streams}
 	p.Service = map[string]rcmgr.ResourceLimits{circuit.ServiceName: relayed}

@@ -30,6 +30,8 @@ type MailboxLimits struct {
 	DepositRate float64       // deposits per second per sender (burst ×10)
 	BundleRate  float64       // bundle fetches per second per requester (burst 10)
 	MaxPrekeys  int           // one-time prekeys kept per kind per peer
+	MaxMailbox  int           // mailboxes registered in all
+	PublishRate float64       // publishes per second per peer (burst 5)
 }
 
 // DefaultMailboxLimits suit a group's relay.
@@ -41,6 +43,8 @@ var DefaultMailboxLimits = MailboxLimits{
 	DepositRate: 5,
 	BundleRate:  0.2,
 	MaxPrekeys:  200,
+	MaxMailbox:  4096,
+	PublishRate: 0.1,
 }
 
 func (l MailboxLimits) withDefaults() MailboxLimits {
@@ -66,6 +70,12 @@ func (l MailboxLimits) withDefaults() MailboxLimits {
 	if l.MaxPrekeys <= 0 {
 		l.MaxPrekeys = d.MaxPrekeys
 	}
+	if l.MaxMailbox <= 0 {
+		l.MaxMailbox = d.MaxMailbox
+	}
+	if l.PublishRate <= 0 {
+		l.PublishRate = d.PublishRate
+	}
 	return l
 }
 
@@ -90,15 +100,20 @@ var (
 const sweepEvery = 10 * time.Minute
 
 type mailboxServer struct {
-	db      *bolt.DB
-	h       host.Host
-	lim     MailboxLimits
-	log     *slog.Logger
-	now     func() time.Time
-	deposit *limiters
-	bundle  *limiters
-	done    chan struct{}
-	wg      sync.WaitGroup
+	db        *bolt.DB
+	h         host.Host
+	lim       MailboxLimits
+	log       *slog.Logger
+	now       func() time.Time
+	deposit   *limiters
+	bundle    *limiters
+	publishes *limiters
+	ctx       context.Context // cancelled by close: ends notifications
+	cancel    context.CancelFunc
+	done      chan struct{}
+	mu        sync.Mutex // guards closed and wg.Add
+	closed    bool
+	wg        sync.WaitGroup
 }
 
 func openMailbox(path string, h host.Host, lim MailboxLimits, log *slog.Logger) (*mailboxServer, error) {
@@ -124,10 +139,12 @@ func openMailbox(path string, h host.Host, lim MailboxLimits, log *slog.Logger) 
 	lim = lim.withDefaults()
 	m := &mailboxServer{
 		db: db, h: h, lim: lim, log: log, now: time.Now,
-		deposit: newLimiters(rate.Limit(lim.DepositRate), int(10*lim.DepositRate)+1),
-		bundle:  newLimiters(rate.Limit(lim.BundleRate), 10),
-		done:    make(chan struct{}),
+		deposit:   newLimiters(rate.Limit(lim.DepositRate), int(10*lim.DepositRate)+1),
+		bundle:    newLimiters(rate.Limit(lim.BundleRate), 10),
+		publishes: newLimiters(rate.Limit(lim.PublishRate), 5),
+		done:      make(chan struct{}),
 	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(mailbox.Protocol, m.handle)
 	m.wg.Add(1)
 	go m.sweeper()
@@ -136,6 +153,10 @@ func openMailbox(path string, h host.Host, lim MailboxLimits, log *slog.Logger) 
 
 func (m *mailboxServer) close() error {
 	m.h.RemoveStreamHandler(mailbox.Protocol)
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.cancel()
 	close(m.done)
 	m.wg.Wait()
 	return m.db.Close()
@@ -206,6 +227,10 @@ func (m *mailboxServer) publish(from peer.ID, p []byte) (e2e.FrameType, []byte, 
 	if err != nil {
 		return 0, nil, &mailbox.Error{Code: mailbox.CodeBadBundle, Message: "only Ed25519 peers can have a mailbox"}
 	}
+	// Before the signatures are checked: each request may carry 129.
+	if wait, ok := m.publishes.allow(from, m.now()); !ok {
+		return 0, nil, &mailbox.Error{Code: mailbox.CodeRateLimited, RetryAfter: wait, Message: "too many publishes"}
+	}
 	if err := checkBundle(req.Bundle, key, from, 0); err != nil {
 		return 0, nil, err
 	}
@@ -221,7 +246,11 @@ func (m *mailboxServer) publish(from peer.ID, p []byte) (e2e.FrameType, []byte, 
 	}
 	var ok mailbox.OK
 	err = m.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bktBundles).Put([]byte(from), req.Bundle); err != nil {
+		bundles := tx.Bucket(bktBundles)
+		if bundles.Get([]byte(from)) == nil && countKeys(bundles) >= m.lim.MaxMailbox {
+			return &mailbox.Error{Code: mailbox.CodeQuotaFull, Message: "this relay holds no more mailboxes"}
+		}
+		if err := bundles.Put([]byte(from), req.Bundle); err != nil {
 			return err
 		}
 		var err error
@@ -400,8 +429,15 @@ func (m *mailboxServer) notify(to peer.ID) {
 	if m.h.Network().Connectedness(to) != network.Connected {
 		return
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	m.wg.Add(1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
 		defer cancel()
 		s, err := m.h.NewStream(ctx, to, mailbox.NotifyProtocol)
 		if err == nil {
@@ -596,6 +632,7 @@ type limiters struct {
 	r     rate.Limit
 	burst int
 	m     map[peer.ID]*limiterEntry
+	swept time.Time // last sweep of idle entries
 }
 
 type limiterEntry struct {
@@ -611,7 +648,8 @@ func newLimiters(r rate.Limit, burst int) *limiters {
 func (l *limiters) allow(p peer.ID, now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.m) > 10000 {
+	if len(l.m) > 10000 && now.Sub(l.swept) > time.Minute {
+		l.swept = now // at most once a minute: peer IDs are free to make
 		for k, e := range l.m {
 			if now.Sub(e.seen) > time.Hour {
 				delete(l.m, k)

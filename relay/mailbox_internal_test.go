@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -888,5 +889,58 @@ func TestMailboxClientErrors(t *testing.T) {
 	items, err = bc.Fetch(ctx, srv.ID(), 64)
 	if err != nil || len(items.Items) != 1 || items.Items[0].From != ah.ID() {
 		t.Fatalf("bob's fetch: %+v %v", items, err)
+	}
+}
+
+// Registrations are bounded: publishing is rate-limited per peer, and a
+// relay holds at most MaxMailbox mailboxes (re-publishing one it holds is
+// always allowed). Peer IDs are free to make, so both are needed.
+func TestMailboxRegistrationLimits(t *testing.T) {
+	clock := &mbClock{t: time.Now()}
+	m := mbOpen(t, filepath.Join(t.TempDir(), "mailbox.db"), MailboxLimits{MaxMailbox: 2, PublishRate: 0.1}, clock)
+	defer m.close()
+	a, b, c := mbNewPeer(t), mbNewPeer(t), mbNewPeer(t)
+	for _, p := range []mbPeer{a, b} {
+		if _, e := mbPublish(t, m, p.id, p.publish(t)); e != nil {
+			t.Fatal(e)
+		}
+	}
+	_, e := mbPublish(t, m, c.id, c.publish(t))
+	mbWantCode(t, "a third mailbox", e, mailbox.CodeQuotaFull)
+	if _, e := mbPublish(t, m, a.id, mailbox.Publish{Bundle: a.publish(t).Bundle}); e != nil {
+		t.Fatalf("re-publishing a held mailbox: %v", e)
+	}
+	// a has published twice; the burst is 5.
+	for i := 0; i < 3; i++ {
+		if _, e := mbPublish(t, m, a.id, mailbox.Publish{Bundle: a.publish(t).Bundle}); e != nil {
+			t.Fatalf("publish %d: %v", i, e)
+		}
+	}
+	_, e = mbPublish(t, m, a.id, mailbox.Publish{Bundle: a.publish(t).Bundle})
+	mbWantCode(t, "a sixth publish at once", e, mailbox.CodeRateLimited)
+}
+
+// At most MaxPrekeys one-time prekeys of a kind are kept, the newest.
+func TestMailboxPrekeyCap(t *testing.T) {
+	clock := &mbClock{t: time.Now()}
+	m := mbOpen(t, filepath.Join(t.TempDir(), "mailbox.db"), MailboxLimits{MaxPrekeys: 3}, clock)
+	defer m.close()
+	bob := mbNewPeer(t) // 4 one-time prekeys of each kind
+	ok, e := mbPublish(t, m, bob.id, bob.publish(t))
+	if e != nil || ok.PrekeysEC != 3 || ok.PrekeysKEM != 3 {
+		t.Fatalf("publish of 4 + 4 with a cap of 3: %+v %v", ok, e)
+	}
+}
+
+// Idle per-peer limiters are forgotten once there are many.
+func TestLimitersForgetIdlePeers(t *testing.T) {
+	l := newLimiters(1, 1)
+	t0 := time.Now()
+	for i := 0; i <= 10000; i++ {
+		l.allow(peer.ID(fmt.Sprint(i)), t0)
+	}
+	l.allow("late", t0.Add(2*time.Hour))
+	if n := len(l.m); n != 1 {
+		t.Fatalf("%d limiters kept after two idle hours, want 1", n)
 	}
 }

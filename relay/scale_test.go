@@ -35,7 +35,7 @@ import (
 
 // TestRelayScale measures one `chat relay` process holding many
 // reservations and relayed end-to-end encrypted chats
-// (docs/benchmarks-relay.md). It is a measurement, not a pass/fail timing
+// (docs/BENCHMARKS.md, "Relay"). It is a measurement, not a pass/fail timing
 // test: it fails only if reservations or chats cannot be established or a
 // message is lost.
 //
@@ -65,7 +65,7 @@ import (
 //	CERTCHAT_SCALE_RELAY_ENV=         extra environment of the relay, e.g. GOMAXPROCS=1
 func TestRelayScale(t *testing.T) {
 	if os.Getenv("CERTCHAT_SCALE") == "" {
-		t.Skip("relay scale measurement: run with CERTCHAT_SCALE=1 go test -count=1 -run TestRelayScale -v -timeout 30m ./relay/ (docs/benchmarks-relay.md)")
+		t.Skip("relay scale measurement: run with CERTCHAT_SCALE=1 go test -count=1 -run TestRelayScale -v -timeout 30m ./relay/ (docs/BENCHMARKS.md, Relay)")
 	}
 	cfg := scaleSettings(t)
 	if 2*cfg.chats > cfg.reservations {
@@ -1097,7 +1097,7 @@ func pct(sorted []time.Duration, q float64) time.Duration {
 	return sorted[max(0, min(i, len(sorted)-1))].Round(10 * time.Microsecond)
 }
 
-// scaleReport collects the figures for docs/benchmarks-relay.md.
+// scaleReport collects the figures for docs/BENCHMARKS.md, "Relay".
 type scaleReport struct {
 	cfg                                         scaleConfig
 	relayStart, relayReserved, relayChats       procSample

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"github.com/certchat/certchat/e2e"
 	"strings"
 	"testing"
 
@@ -168,4 +169,24 @@ func TestSwitchChatsKeysAndMouse(t *testing.T) {
 	w.scr.InjectMouse(x, y, tcell.Button1, tcell.ModNone)
 	w.scr.InjectMouse(x, y, tcell.ButtonNone, tcell.ModNone)
 	w.waitFor("dave open", func(s string) bool { return strings.HasPrefix(titleRow(s), " dave ") })
+}
+
+// A message over the protocol's limit is refused in the window, with the
+// reason, and nothing is sent.
+func TestTooLongMessage(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	alice.start()
+	w := openWindow(t, alice.n, 90, 30, Options{})
+	w.tabUntil(" bob  ")
+	var sent bool
+	w.do(func() { sent = w.u.sendText(strings.Repeat("x", e2e.MaxTextBytes+1)) })
+	if sent {
+		t.Fatal("a message over the limit was sent")
+	}
+	w.waitText("Not sent: a message holds at most 64 KiB")
+	if h, _ := alice.n.History(bob.peerID(), 0, 10); len(h) != 0 {
+		t.Fatalf("%d messages stored", len(h))
+	}
 }

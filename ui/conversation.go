@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"github.com/certchat/certchat/identity"
 	"slices"
 	"strings"
 	"time"
@@ -325,7 +326,7 @@ func (c *convView) render(e *entry, w int) []line {
 	if w-indent < 12 { // narrow: the name on a row of its own
 		rows, indent = append(rows, wrapLine(prefix, w)...), min(2, w/3)
 	}
-	for k, text := range wrapText(cleanText(m.Body, true), max(1, w-indent)) {
+	for k, text := range wrapText(identity.SanitizeText(m.Body, true), max(1, w-indent)) {
 		if k == 0 && len(rows) == 0 {
 			rows = append(rows, append(slices.Clone(prefix), span{text, c.th.text}))
 			continue

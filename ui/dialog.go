@@ -72,7 +72,8 @@ func (u *UI) newDialog(title string, body tview.Primitive, wantW int, rows func(
 	d := &dialog{Box: tview.NewBox(), body: body, wantW: wantW, bodyRows: rows, keys: map[rune]func(){}}
 	d.close = func() { u.closeDialog(d) }
 	d.frame = tview.NewFlex().SetDirection(tview.FlexRow).AddItem(body, 0, 1, len(buttons) == 0)
-	d.frame.SetBorder(true).SetTitle(" " + title + " ")
+	// Titles name peers, and tview reads [tags] in titles: escape.
+	d.frame.SetBorder(true).SetTitle(" " + tview.Escape(title) + " ")
 	if len(buttons) > 0 {
 		d.form = tview.NewForm().SetButtonsAlign(tview.AlignCenter)
 		d.form.SetBorderPadding(0, 0, 1, 1)

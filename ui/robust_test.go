@@ -89,6 +89,9 @@ func TestOddInputAndTinyTerminals(t *testing.T) {
 	}
 	w.resize(80, 24)
 	w.waitText("mal[::b]lory")
+	// Dialog titles show the name as it is, tags and all.
+	w.enter("/whois")
+	w.waitText("Who is [red]mal[::b]lory[-]")
 }
 
 // assertClean checks a screen for characters that must never reach the
@@ -115,7 +118,7 @@ func FuzzRender(f *testing.F) {
 		if width < 1 {
 			width = -width + 1
 		}
-		clean := cleanText(text, true)
+		clean := identity.SanitizeText(text, true)
 		for _, r := range wrapText(clean, width) {
 			if textWidth(r) > max(width, 2) {
 				t.Fatalf("row %q is wider than %d", r, width)

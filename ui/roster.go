@@ -24,11 +24,13 @@ type chat struct {
 
 // name is the peer's name, or the last one known when the node fell back
 // to the short peer ID (a key rejected before it was named, for instance).
+// setInfo keeps label up to date, so this costs nothing: it runs on every
+// comparison when the list is sorted.
 func (c *chat) name() string {
-	if n := displayName(c.info); n != identity.ShortID(c.info.ID) || c.label == "" {
-		return n
+	if c.label != "" {
+		return c.label
 	}
-	return c.label
+	return identity.ShortID(c.info.ID)
 }
 
 // visible: contacts, conversations, peers the user opened, peers online in

@@ -2,8 +2,8 @@ package ui
 
 import (
 	"strings"
-	"unicode"
 
+	"github.com/certchat/certchat/identity"
 	"github.com/gdamore/tcell/v2"
 	"github.com/rivo/uniseg"
 )
@@ -25,41 +25,8 @@ func (l line) width() int {
 	return w
 }
 
-const zwj = '\u200d' // zero-width joiner: glues emoji sequences
-
-// cleanText makes untrusted text safe to draw. Invalid UTF-8 becomes
-// U+FFFD; tabs and other spaces become plain spaces; control and format
-// characters (escape sequences, bidi overrides) are dropped, except newlines
-// when keepNewlines is set (else they become spaces) and the zero-width
-// joiner; anything else unprintable becomes U+FFFD.
-func cleanText(s string, keepNewlines bool) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
-		switch {
-		case r == '\n' || r == '\u2028' || r == '\u2029':
-			if keepNewlines {
-				b.WriteByte('\n')
-			} else {
-				b.WriteByte(' ')
-			}
-		case r == '\t' || unicode.Is(unicode.Zs, r):
-			b.WriteByte(' ')
-		case r == zwj:
-			b.WriteRune(r)
-		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
-			// dropped
-		case unicode.IsPrint(r):
-			b.WriteRune(r)
-		default:
-			b.WriteRune('\uFFFD')
-		}
-	}
-	return b.String()
-}
-
 // oneLine is untrusted text cleaned for a single row.
-func oneLine(s string) string { return cleanText(s, false) }
+func oneLine(s string) string { return identity.SanitizeText(s, false) }
 
 // textWidth is the number of cells s takes.
 func textWidth(s string) int { return uniseg.StringWidth(s) }

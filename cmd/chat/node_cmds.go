@@ -214,7 +214,7 @@ func printEvent(w io.Writer, e node.Event, name func(node.Message) string) {
 		}
 		fmt.Fprintf(w, "%s peer %s (%s): %s, %s\n", ts, p.Name, p.ID, p.Trust, state)
 	case node.EventMessage:
-		fmt.Fprintf(w, "%s message from %s: %s\n", ts, name(*e.Message), e.Message.Body)
+		fmt.Fprintf(w, "%s message from %s: %s\n", ts, name(*e.Message), identity.SanitizeText(e.Message.Body, false))
 	case node.EventStatus:
 		if e.Message.Status != node.StatusSending {
 			fmt.Fprintf(w, "%s %s %s to %s\n", ts, e.Message.Status, e.Message.ID, e.Message.Peer)
@@ -431,5 +431,5 @@ func printHistoryLine(w io.Writer, m jsonMessage) {
 	if m.Direction == string(node.Outgoing) {
 		who = "me (" + m.Status + ")"
 	}
-	fmt.Fprintf(w, "%s  %s: %s\n", ts.Local().Format("2006-01-02 15:04"), who, m.Text)
+	fmt.Fprintf(w, "%s  %s: %s\n", ts.Local().Format("2006-01-02 15:04"), who, identity.SanitizeText(m.Text, false))
 }

@@ -53,7 +53,7 @@ func (c Client) call(ctx context.Context, relay peer.ID, t e2e.FrameType, payloa
 		if err != nil {
 			return nil, fmt.Errorf("mailbox at %s: %w", identity.ShortID(relay), err)
 		}
-		e.Message = identity.SanitizeName(e.Message)
+		e.Message = identity.SanitizeText(e.Message, false)
 		return nil, e
 	}
 	return nil, fmt.Errorf("mailbox at %s: %w: answer of type %s", identity.ShortID(relay), ErrMalformed, f.Type)
