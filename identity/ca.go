@@ -148,10 +148,8 @@ func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, u := range csr.URIs {
-		if u.Scheme == peerURIScheme && u.String() != PeerURI(id).String() {
-			return nil, fmt.Errorf("csr: %w", ErrPeerIDMismatch)
-		}
+	if err := checkPeerURIs(csr.URIs, id); err != nil {
+		return nil, fmt.Errorf("csr: %w", err)
 	}
 	return csr, nil
 }

@@ -56,26 +56,32 @@ func PeerURI(id peer.ID) *url.URL {
 // peer ID. The key must be Ed25519; libp2p URI SANs, if any, must be exactly
 // one and name the peer ID the key derives.
 func CertPeerID(cert *x509.Certificate) (peer.ID, error) {
-	if cert.PublicKeyAlgorithm != x509.Ed25519 {
-		return "", ErrNotEd25519
-	}
 	id, err := PeerIDFromPublicKey(cert.PublicKey)
 	if err != nil {
 		return "", err
 	}
-	var named []string
-	for _, u := range cert.URIs {
+	if err := checkPeerURIs(cert.URIs, id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// checkPeerURIs is the binding rule for certificates and CSRs alike: at
+// most one libp2p URI SAN, and it names exactly id.
+func checkPeerURIs(uris []*url.URL, id peer.ID) error {
+	var named []*url.URL
+	for _, u := range uris {
 		if u.Scheme == peerURIScheme {
-			named = append(named, strings.TrimPrefix(u.Opaque, peerURIPrefix))
+			named = append(named, u)
 		}
 	}
 	switch {
 	case len(named) > 1:
-		return "", fmt.Errorf("%w: it names %d peer ids", ErrPeerIDMismatch, len(named))
-	case len(named) == 1 && named[0] != id.String():
-		return "", ErrPeerIDMismatch
+		return fmt.Errorf("%w: it names %d peer ids", ErrPeerIDMismatch, len(named))
+	case len(named) == 1 && named[0].String() != PeerURI(id).String():
+		return ErrPeerIDMismatch
 	}
-	return id, nil
+	return nil
 }
 
 // CheckValidity reports whether now lies within the certificate's validity.

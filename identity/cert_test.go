@@ -131,8 +131,8 @@ func TestGenerateAndFromParts(t *testing.T) {
 	if _, err := FromParts(id.Signer(), []*x509.Certificate{other}); !errors.Is(err, ErrNotMyKey) {
 		t.Errorf("FromParts with another key's certificate: %v, want ErrNotMyKey", err)
 	}
-	if _, err := id.WithChain([]*x509.Certificate{other}); !errors.Is(err, ErrNotMyKey) {
-		t.Errorf("WithChain with another key's certificate: %v, want ErrNotMyKey", err)
+	if _, err := FromParts(id.Signer(), []*x509.Certificate{other}); !errors.Is(err, ErrNotMyKey) {
+		t.Errorf("FromParts with another key's certificate: %v, want ErrNotMyKey", err)
 	}
 }
 

@@ -54,8 +54,9 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// readLimited reads a whole file of at most max bytes.
-func readLimited(path string, max int64) ([]byte, error) {
+// ReadFileLimited reads a whole file of at most max bytes, refusing a
+// larger one before reading it all.
+func ReadFileLimited(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

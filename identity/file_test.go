@@ -118,13 +118,13 @@ func TestReadLimited(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "f")
 	os.WriteFile(path, bytes.Repeat([]byte("a"), 100), 0o600)
-	if b, err := readLimited(path, 100); err != nil || len(b) != 100 {
+	if b, err := ReadFileLimited(path, 100); err != nil || len(b) != 100 {
 		t.Errorf("at the limit: %d %v", len(b), err)
 	}
-	if _, err := readLimited(path, 99); err == nil {
+	if _, err := ReadFileLimited(path, 99); err == nil {
 		t.Error("over the limit accepted")
 	}
-	if _, err := readLimited(filepath.Join(dir, "missing"), 10); !os.IsNotExist(err) {
+	if _, err := ReadFileLimited(filepath.Join(dir, "missing"), 10); !os.IsNotExist(err) {
 		t.Errorf("missing: %v", err)
 	}
 }

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -175,11 +174,4 @@ func safetyHalf(pub ed25519.PublicKey) (string, error) {
 		fmt.Fprintf(&b, "%05d", binary.BigEndian.Uint64(chunk[:])%100000)
 	}
 	return b.String(), nil
-}
-
-// SafetyNumbersEqual compares two safety numbers typed or scanned by a
-// person, ignoring spaces, in constant time.
-func SafetyNumbersEqual(a, b string) bool {
-	strip := func(s string) []byte { return bytes.ReplaceAll([]byte(s), []byte(" "), nil) }
-	return subtle.ConstantTimeCompare(strip(a), strip(b)) == 1
 }

@@ -197,7 +197,7 @@ var (
 func FuzzParseTrustFile(f *testing.F) {
 	f.Add([]byte(`{"version":1,"contacts":[],"roots":[]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tf, err := ParseTrustFile(data)
+		tf, err := parseTrustFile(data)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error without ErrCorrupt: %v", err)
@@ -232,7 +232,7 @@ func FuzzParseTrustFile(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tf2, err := ParseTrustFile(m1)
+		tf2, err := parseTrustFile(m1)
 		if err != nil {
 			t.Fatalf("re-encoded file rejected: %v\n%s", err, m1)
 		}

@@ -99,7 +99,7 @@ func (h Home) Init(name string, passphrase []byte, params KDFParams, now time.Ti
 
 // Load opens the identity, asking for the passphrase if the key is encrypted.
 func (h Home) Load(passphrase PassphraseFunc) (*Identity, error) {
-	keyPEM, err := readLimited(h.KeyPath(), maxKeyFile)
+	keyPEM, err := ReadFileLimited(h.KeyPath(), maxKeyFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w (home %s)", ErrNoIdentity, h.Dir)
 	}
@@ -127,7 +127,7 @@ func (h Home) LoadChain() ([]*x509.Certificate, error) {
 	if !h.HasIdentity() {
 		return nil, fmt.Errorf("%w (home %s)", ErrNoIdentity, h.Dir)
 	}
-	certPEM, err := readLimited(h.CertPath(), maxPEMInput)
+	certPEM, err := ReadFileLimited(h.CertPath(), maxPEMInput)
 	if err != nil {
 		return nil, fmt.Errorf("identity certificate: %w", err)
 	}

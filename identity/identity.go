@@ -87,8 +87,3 @@ func (id *Identity) Libp2pKey() (p2pcrypto.PrivKey, error) { return Libp2pKey(id
 // example "storage" for encryption at rest) from the identity key, so that
 // every such secret is as well protected as the key file.
 func (id *Identity) DeriveKey(purpose string) ([]byte, error) { return deriveKey(id.key, purpose) }
-
-// WithChain returns the identity with a new certificate chain for the same key.
-func (id *Identity) WithChain(chain []*x509.Certificate) (*Identity, error) {
-	return FromParts(id.key, chain)
-}

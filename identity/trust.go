@@ -99,6 +99,8 @@ type trustFile struct {
 	Version  int       `json:"version"`
 	Contacts []Contact `json:"contacts"`
 	Roots    []string  `json:"roots"` // PEM
+
+	roots []*x509.Certificate // Roots, parsed
 }
 
 const (
@@ -151,11 +153,11 @@ func (t *TrustStore) reload(force bool) error {
 	if !force && t.stat != nil && os.SameFile(st, t.stat) && st.ModTime().Equal(t.stat.ModTime()) && st.Size() == t.stat.Size() {
 		return nil
 	}
-	data, err := readLimited(t.path, maxTrustFile)
+	data, err := ReadFileLimited(t.path, maxTrustFile)
 	if err != nil {
 		return fmt.Errorf("trust store: %w", err)
 	}
-	f, err := ParseTrustFile(data)
+	f, err := parseTrustFile(data)
 	if err != nil {
 		return fmt.Errorf("trust store %s: %w", t.path, err)
 	}
@@ -169,19 +171,17 @@ func (t *TrustStore) load(f *trustFile) {
 	for _, c := range f.Contacts {
 		t.contacts[c.PeerID] = c
 	}
-	t.roots = nil
+	t.roots = f.roots
 	t.pool = x509.NewCertPool()
-	for _, p := range f.Roots {
-		certs, _ := ParseCertificatesPEM([]byte(p)) // validated by ParseTrustFile
-		t.roots = append(t.roots, certs[0])
-		t.pool.AddCert(certs[0])
+	for _, r := range f.roots {
+		t.pool.AddCert(r)
 	}
 }
 
-// ParseTrustFile parses and validates trust.json. It rejects unknown
+// parseTrustFile parses and validates trust.json. It rejects unknown
 // versions, malformed peer IDs, unknown states, duplicates and roots that
 // are not Ed25519 CA certificates.
-func ParseTrustFile(data []byte) (*trustFile, error) {
+func parseTrustFile(data []byte) (*trustFile, error) {
 	var f trustFile
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
@@ -226,6 +226,7 @@ func ParseTrustFile(data []byte) (*trustFile, error) {
 		if err := CheckCA(certs[0]); err != nil {
 			return nil, fmt.Errorf("%w: root: %v", ErrCorrupt, err)
 		}
+		f.roots = append(f.roots, certs[0])
 	}
 	return &f, nil
 }
@@ -250,7 +251,7 @@ func (t *TrustStore) update(fn func(contacts map[peer.ID]Contact, roots *[]*x509
 	if err := fn(contacts, &roots); err != nil {
 		return err
 	}
-	f := &trustFile{Version: trustVersion, Contacts: []Contact{}, Roots: []string{}}
+	f := &trustFile{Version: trustVersion, Contacts: []Contact{}, Roots: []string{}, roots: roots}
 	for _, c := range contacts {
 		f.Contacts = append(f.Contacts, c)
 	}
@@ -471,10 +472,11 @@ func (t *TrustStore) Remove(id peer.ID) error {
 // peer ID binding that does not hold, or a certificate for another peer.
 // Everything else is a Verdict whose State the caller acts on.
 //
-// The checks, in order: key type and binding; the leaf is for remote;
-// validity dates; a contact the user rejected; a chain to a trusted CA
-// root; the user's pin for this peer ID; another contact known by the same
-// certificate name (a changed key); otherwise an unknown peer.
+// The checks, in order (docs/PROTOCOL.md §2): key type and binding; the
+// leaf is for remote; validity dates; a contact the user rejected; a
+// contact the user verified; for a peer that is not a contact, another
+// contact known by the same name (a changed key); a chain to a trusted CA
+// root; a contact pinned on first use; otherwise an unknown peer.
 func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now time.Time) (Verdict, error) {
 	if len(chain) == 0 {
 		return Verdict{}, errors.New("peer sent no certificate")
@@ -514,27 +516,27 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 		}
 		return v, nil
 	}
-	caName, caOK := t.verifyChain(chain, now)
-	switch {
-	case known && contact.State == StateVerified:
+	if known && contact.State == StateVerified {
 		v.State, v.Reason = StateVerified, "fingerprint compared"
-	case caOK && !known:
+		return v, nil // no need to validate a CA chain
+	}
+	caName, caOK := t.verifyChain(chain, now)
+	if !known {
 		if prev := t.conflict(id, leaf.Subject.CommonName); prev != nil {
 			v.State, v.Previous = StateChanged, prev
-			v.Reason = fmt.Sprintf("key changed: %s was known with a different key (%s), this one is issued by %s", prev.Label(), ShortID(prev.PeerID), caName)
+			v.Reason = fmt.Sprintf("key changed: %s was known with a different key (%s)", prev.Label(), ShortID(prev.PeerID))
+			if caOK {
+				v.Reason += ", this one is issued by " + caName
+			}
 			return v, nil
 		}
-		fallthrough
+	}
+	switch {
 	case caOK:
 		v.State, v.Reason, v.Issuer = StateCAVerified, "issued by "+caName, caName
 	case known:
 		v.State, v.Reason = StateTOFU, "trusted on first use, fingerprint not compared"
 	default:
-		if prev := t.conflict(id, leaf.Subject.CommonName); prev != nil {
-			v.State, v.Previous = StateChanged, prev
-			v.Reason = fmt.Sprintf("key changed: %s was known with a different key (%s)", prev.Label(), ShortID(prev.PeerID))
-			return v, nil
-		}
 		v.State, v.Reason = StateUnknown, "new peer, not in your contacts"
 	}
 	return v, nil
@@ -598,7 +600,7 @@ func (t *TrustStore) conflict(id peer.ID, certName string) *Contact {
 		return nil
 	}
 	for _, c := range t.contacts {
-		if c.PeerID == id || !c.State.Trusted() || c.ReplacedBy != "" {
+		if c.PeerID == id || !c.State.Trusted() { // replaced keys are untrusted
 			continue
 		}
 		if strings.EqualFold(shownName(c.CertName), name) || strings.EqualFold(shownName(c.Name), name) {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -565,19 +566,27 @@ func TestTrustStoreConcurrentPins(t *testing.T) {
 
 func TestTrustStoreCorruptFile(t *testing.T) {
 	bob := newPeer(t, "Bob")
+	ca1, ca2 := newCA(t, "One"), newCA(t, "Two")
+	_, secp, err := p2pcrypto.GenerateSecp256k1Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secpID, _ := peer.IDFromPublicKey(secp)
 	for name, content := range map[string]string{
-		"not JSON":        "garbage",
-		"truncated":       `{"version":1,"contacts":[{"peer_id":"`,
-		"empty":           "",
-		"unknown version": `{"version":2,"contacts":[],"roots":[]}`,
-		"bad peer id":     `{"version":1,"contacts":[{"peer_id":"QmNope","state":"tofu"}],"roots":[]}`,
-		"bad state":       `{"version":1,"contacts":[{"peer_id":"` + bob.id.String() + `","state":"ca-verified"}],"roots":[]}`,
-		"duplicate":       `{"version":1,"contacts":[{"peer_id":"` + bob.id.String() + `","state":"tofu"},{"peer_id":"` + bob.id.String() + `","state":"tofu"}],"roots":[]}`,
-		"unknown field":   `{"version":1,"contacts":[],"roots":[],"extra":true}`,
-		"leaf as root":    `{"version":1,"contacts":[],"roots":[` + jsonString(string(EncodeCertificatesPEM(bob.cert))) + `]}`,
-		"trailing brace":  `{"version":1,"contacts":[],"roots":[]}}`,
-		"trailing junk":   `{"version":1,"contacts":[],"roots":[]} x`,
-		"two objects":     `{"version":1,"contacts":[],"roots":[]}{"version":1}`,
+		"replaced by a non-Ed25519 peer": `{"version":1,"contacts":[{"peer_id":"` + bob.id.String() + `","state":"untrusted","replaced_by":"` + secpID.String() + `"}],"roots":[]}`,
+		"two certificates in one root":   `{"version":1,"contacts":[],"roots":[` + jsonString(string(EncodeCertificatesPEM(ca1.Cert, ca2.Cert))) + `]}`,
+		"not JSON":                       "garbage",
+		"truncated":                      `{"version":1,"contacts":[{"peer_id":"`,
+		"empty":                          "",
+		"unknown version":                `{"version":2,"contacts":[],"roots":[]}`,
+		"bad peer id":                    `{"version":1,"contacts":[{"peer_id":"QmNope","state":"tofu"}],"roots":[]}`,
+		"bad state":                      `{"version":1,"contacts":[{"peer_id":"` + bob.id.String() + `","state":"ca-verified"}],"roots":[]}`,
+		"duplicate":                      `{"version":1,"contacts":[{"peer_id":"` + bob.id.String() + `","state":"tofu"},{"peer_id":"` + bob.id.String() + `","state":"tofu"}],"roots":[]}`,
+		"unknown field":                  `{"version":1,"contacts":[],"roots":[],"extra":true}`,
+		"leaf as root":                   `{"version":1,"contacts":[],"roots":[` + jsonString(string(EncodeCertificatesPEM(bob.cert))) + `]}`,
+		"trailing brace":                 `{"version":1,"contacts":[],"roots":[]}}`,
+		"trailing junk":                  `{"version":1,"contacts":[],"roots":[]} x`,
+		"two objects":                    `{"version":1,"contacts":[],"roots":[]}{"version":1}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -586,7 +595,7 @@ func TestTrustStoreCorruptFile(t *testing.T) {
 			if _, err := OpenTrustStore(path); err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("OpenTrustStore: %v; want ErrCorrupt naming the file", err)
 			}
-			if _, err := ParseTrustFile([]byte(content)); !errors.Is(err, ErrCorrupt) {
+			if _, err := parseTrustFile([]byte(content)); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("ParseTrustFile: %v", err)
 			}
 		})

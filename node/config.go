@@ -51,7 +51,7 @@ func (c *Config) defaults() {
 		c.Listen = DefaultListen
 	}
 	if c.DBPath == "" {
-		c.DBPath = c.Home.Path("chat.db")
+		c.DBPath = c.Home.Path(DBFile)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -57,11 +57,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Identity == nil || cfg.Trust == nil {
 		return nil, errors.New("node: config needs an identity and a trust store")
 	}
-	key, err := cfg.Identity.DeriveKey("storage")
-	if err != nil {
-		return nil, err
-	}
-	store, err := OpenStore(cfg.DBPath, key)
+	store, err := OpenIdentityStore(cfg.DBPath, cfg.Identity)
 	if err != nil {
 		return nil, err
 	}

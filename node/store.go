@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -114,6 +115,19 @@ type Store struct {
 		Open(dst, nonce, ciphertext, ad []byte) ([]byte, error)
 		NonceSize() int
 	}
+}
+
+// DBFile is the message database's name in a home.
+const DBFile = "chat.db"
+
+// OpenIdentityStore opens the store at path with the key the identity
+// derives for it: the one way both the node and one-shot commands open it.
+func OpenIdentityStore(path string, id *identity.Identity) (*Store, error) {
+	key, err := id.DeriveKey("storage")
+	if err != nil {
+		return nil, err
+	}
+	return OpenStore(path, key)
 }
 
 // OpenStore opens (creating if needed) the database at path with the

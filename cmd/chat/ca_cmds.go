@@ -105,7 +105,7 @@ func runCAInit(c *ctx) error {
 
 // loadCA reads a CA folder.
 func (c *ctx) loadCA(dir string) (*identity.CA, error) {
-	certPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	certPEM, err := identity.ReadFileLimited(filepath.Join(dir, "ca.pem"), maxInputFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s holds no ca.pem: create a CA with `chat ca init`", dir)
 	}
@@ -119,7 +119,7 @@ func (c *ctx) loadCA(dir string) (*identity.CA, error) {
 	if err := identity.CheckCA(certs[0]); err != nil {
 		return nil, err
 	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, "ca.key"))
+	keyPEM, err := identity.ReadFileLimited(filepath.Join(dir, "ca.key"), maxKeyFile)
 	if err != nil {
 		return nil, err
 	}

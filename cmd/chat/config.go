@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 
 	"github.com/certchat/certchat/identity"
@@ -22,15 +21,12 @@ const maxConfigFile = 1 << 20
 
 func loadConfig(h identity.Home) (config, error) {
 	var c config
-	data, err := os.ReadFile(h.Path("config.json"))
+	data, err := identity.ReadFileLimited(h.Path("config.json"), maxConfigFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
 	}
 	if err != nil {
 		return c, err
-	}
-	if len(data) > maxConfigFile {
-		return c, fmt.Errorf("%s is too large", h.Path("config.json"))
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
 		return c, fmt.Errorf("%s: %w (fix or delete the file)", h.Path("config.json"), err)

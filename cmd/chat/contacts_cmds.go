@@ -80,9 +80,6 @@ func runContactsAdd(c *ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := c.refuseSelf(id); err != nil {
-		return err
-	}
 	t, err := c.trustStore()
 	if err != nil {
 		return err
@@ -94,22 +91,27 @@ func runContactsAdd(c *ctx) error {
 		}
 		state = identity.StateVerified
 	}
-	if err := t.Pin(id, c.opts.name, state, c.now()); err != nil {
+	if err := c.pin(t, id, c.opts.name, state); err != nil {
 		return err
 	}
 	c.printf("Added %s as %s.\n", labelFor(t, id), state)
 	return nil
 }
 
-func (c *ctx) refuseSelf(id peer.ID) error {
+// pin is the only way the CLI changes a contact: never one's own peer ID.
+func (c *ctx) pin(t *identity.TrustStore, id peer.ID, name string, s identity.State) error {
 	h, err := c.home()
 	if err != nil {
 		return err
 	}
-	if info, err := identityInfo(h); err == nil && info.PeerID == id.String() {
+	chain, err := h.LoadChain()
+	if err != nil {
+		return err
+	}
+	if me, _ := identity.CertPeerID(chain[0]); me == id {
 		return errors.New("that is your own peer id")
 	}
-	return nil
+	return t.Pin(id, name, s, c.now())
 }
 
 func labelFor(t *identity.TrustStore, id peer.ID) string {
@@ -156,9 +158,12 @@ func runContactsList(c *ctx) error {
 		return err
 	}
 	out := make([]contactJSON, 0, len(cs))
+	short := make([]string, 0, len(cs))
 	for _, ct := range cs {
 		pub, _ := identity.KeyFromPeerID(ct.PeerID)
-		j := contactJSON{PeerID: ct.PeerID.String(), Name: ct.Label(), CertName: ct.CertName, Trust: string(ct.State), Fingerprint: identity.FingerprintOf(pub).String()}
+		fp := identity.FingerprintOf(pub)
+		short = append(short, fp.Short())
+		j := contactJSON{PeerID: ct.PeerID.String(), Name: ct.Label(), CertName: ct.CertName, Trust: string(ct.State), Fingerprint: fp.String()}
 		if ct.ReplacedBy != "" {
 			j.ReplacedBy = ct.ReplacedBy.String()
 		}
@@ -175,8 +180,8 @@ func runContactsList(c *ctx) error {
 	}
 	w := tabwriter.NewWriter(c.io.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tTRUST\tFINGERPRINT\tPEER ID")
-	for _, j := range out {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", j.Name, j.Trust, j.Fingerprint[:15], j.PeerID)
+	for i, j := range out {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", j.Name, j.Trust, short[i], j.PeerID)
 	}
 	return w.Flush()
 }
@@ -215,7 +220,7 @@ func markVerified(c *ctx, t *identity.TrustStore, ct identity.Contact) error {
 			return err
 		}
 	}
-	if err := t.Pin(ct.PeerID, "", identity.StateVerified, c.now()); err != nil {
+	if err := c.pin(t, ct.PeerID, "", identity.StateVerified); err != nil {
 		return err
 	}
 	c.printf("Marked %s as verified.\n", labelFor(t, ct.PeerID))
@@ -299,7 +304,7 @@ func runContactsBlock(c *ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := t.Pin(ct.PeerID, "", identity.StateUntrusted, c.now()); err != nil {
+	if err := c.pin(t, ct.PeerID, "", identity.StateUntrusted); err != nil {
 		return err
 	}
 	c.printf("Blocked %s: its key is untrusted now.\n", labelFor(t, ct.PeerID))

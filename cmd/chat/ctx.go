@@ -29,7 +29,6 @@ type options struct {
 	days         int
 	fingerprint  string
 	yes          bool
-	verified     bool
 
 	node  nodeOptions
 	relay relayOptions
@@ -44,6 +43,7 @@ type ctx struct {
 	now  func() time.Time
 
 	passphraseCache []byte
+	id              *identity.Identity // loaded once: each load runs Argon2id
 }
 
 const (
@@ -220,8 +220,10 @@ func (c *ctx) loadIdentity() (*identity.Identity, identity.Home, error) {
 	if err != nil {
 		return nil, h, err
 	}
-	id, err := h.Load(c.passphrase)
-	return id, h, err
+	if c.id == nil {
+		c.id, err = h.Load(c.passphrase)
+	}
+	return c.id, h, err
 }
 
 func (c *ctx) printf(format string, a ...any) { fmt.Fprintf(c.io.out, format, a...) }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"strings"
@@ -141,8 +143,9 @@ func runInit(c *ctx) error {
 	if err != nil {
 		return err
 	}
-	// The chat opens right after a first run: do not ask again.
-	c.passphraseCache = pass
+	// The chat opens right after a first run: do not ask again, nor
+	// decrypt the key just written.
+	c.passphraseCache, c.id = pass, id
 	protection := "encrypted with your passphrase"
 	if pass == nil {
 		protection = "NOT encrypted (--no-passphrase)"
@@ -210,15 +213,12 @@ func identityInfo(h identity.Home) (idInfo, error) {
 		return idInfo{}, err
 	}
 	leaf := chain[0]
-	id, err := identity.CertPeerID(leaf)
+	id, _ := identity.CertPeerID(leaf) // LoadChain checked it
+	keyPEM, err := identity.ReadFileLimited(h.KeyPath(), maxKeyFile)
 	if err != nil {
 		return idInfo{}, err
 	}
-	keyPEM, err := os.ReadFile(h.KeyPath())
-	if err != nil {
-		return idInfo{}, err
-	}
-	pub, _ := identity.KeyFromPeerID(id)
+	pub := leaf.PublicKey.(ed25519.PublicKey) // LoadChain checked the type
 	return idInfo{
 		PeerID:       id.String(),
 		Name:         identity.DisplayName(leaf),
@@ -308,23 +308,21 @@ func runCertImport(c *ctx) error {
 
 // readInput reads a file argument, or stdin for "-", with a size bound.
 func (c *ctx) readInput(name string) ([]byte, error) {
-	const max = 1 << 20
-	r := c.io.in
 	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
+		return identity.ReadFileLimited(name, maxInputFile)
 	}
-	buf := make([]byte, max+1)
-	n, err := readFull(r, buf)
+	data, err := io.ReadAll(io.LimitReader(c.io.in, maxInputFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, fmt.Errorf("read standard input: %w", err)
 	}
-	if n > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, max)
+	if len(data) > maxInputFile {
+		return nil, fmt.Errorf("standard input is larger than %d bytes", maxInputFile)
 	}
-	return buf[:n], nil
+	return data, nil
 }
+
+// Bounds on files the CLI reads.
+const (
+	maxInputFile = 1 << 20  // certificates, CSRs
+	maxKeyFile   = 64 << 10 // key files
+)

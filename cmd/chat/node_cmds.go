@@ -405,11 +405,7 @@ func historyDirect(c *ctx, h identity.Home) ([]jsonMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := id.DeriveKey("storage")
-	if err != nil {
-		return nil, err
-	}
-	store, err := node.OpenStore(h.Path("chat.db"), key)
+	store, err := node.OpenIdentityStore(h.Path(node.DBFile), id)
 	if err != nil {
 		return nil, err
 	}

@@ -21,9 +21,6 @@ import (
 // until /quit, Ctrl+C or SIGTERM. Logs go to --log or home/chat.log, never
 // to the terminal the window draws on.
 func openChat(c *ctx, h identity.Home) error {
-	if _, _, err := c.loadIdentity(); err != nil {
-		return err
-	}
 	logger, closeLog, err := openUILog(c, h)
 	if err != nil {
 		return err
