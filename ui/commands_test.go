@@ -181,7 +181,11 @@ func TestTooLongMessage(t *testing.T) {
 	w := openWindow(t, alice.n, 90, 30, Options{})
 	w.tabUntil(" bob  ")
 	var sent bool
-	w.do(func() { sent = w.u.sendText(strings.Repeat("x", e2e.MaxTextBytes+1)) })
+	// The input handler draws after Enter; called directly, the test draws.
+	w.do(func() {
+		sent = w.u.sendText(strings.Repeat("x", e2e.MaxTextBytes+1))
+		w.u.app.ForceDraw()
+	})
 	if sent {
 		t.Fatal("a message over the limit was sent")
 	}
