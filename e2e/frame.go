@@ -149,23 +149,34 @@ func ParseMessageID(s string) (MessageID, error) {
 //
 //	id       16 bytes
 //	sent_at  8 bytes, big-endian, Unix milliseconds (sender's clock)
+//	stream   8 bytes: the sender's numbering of its messages to this peer
+//	number   8 bytes, big-endian: the message's place in that numbering,
+//	         from 1; stream and number both 0 when the sender does not
+//	         number the message
 //	body     the rest: valid UTF-8, 1 to MaxTextBytes bytes
+//
+// The numbering lets the receiver see a gap (messages that have not
+// arrived yet) and a message that arrives after later ones.
 type Text struct {
 	ID     MessageID
 	SentAt time.Time
+	Stream uint64
+	Number uint64
 	Body   string
 }
 
-const textHeaderLen = 16 + 8
+const textHeaderLen = 16 + 8 + 8 + 8
 
 // Marshal encodes the text payload.
 func (t Text) Marshal() ([]byte, error) {
-	if err := checkText(t.Body); err != nil {
+	if err := checkText(t); err != nil {
 		return nil, err
 	}
 	b := make([]byte, 0, textHeaderLen+len(t.Body))
 	b = append(b, t.ID[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(t.SentAt.UnixMilli()))
+	b = binary.BigEndian.AppendUint64(b, t.Stream)
+	b = binary.BigEndian.AppendUint64(b, t.Number)
 	return append(b, t.Body...), nil
 }
 
@@ -177,15 +188,20 @@ func ParseText(p []byte) (Text, error) {
 	var t Text
 	copy(t.ID[:], p)
 	t.SentAt = time.UnixMilli(int64(binary.BigEndian.Uint64(p[16:])))
+	t.Stream = binary.BigEndian.Uint64(p[24:])
+	t.Number = binary.BigEndian.Uint64(p[32:])
 	t.Body = string(p[textHeaderLen:])
-	if err := checkText(t.Body); err != nil {
+	if err := checkText(t); err != nil {
 		return Text{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return t, nil
 }
 
-func checkText(body string) error {
+func checkText(t Text) error {
+	body := t.Body
 	switch {
+	case (t.Stream == 0) != (t.Number == 0):
+		return fmt.Errorf("message numbered %d in stream %d", t.Number, t.Stream)
 	case len(body) == 0:
 		return fmt.Errorf("empty message")
 	case len(body) > MaxTextBytes:

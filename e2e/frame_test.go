@@ -137,7 +137,13 @@ func TestFrameTypes(t *testing.T) {
 }
 
 func textPayload(id e2e.MessageID, ms int64, body string) []byte {
+	return numberedPayload(id, ms, 0, 0, body)
+}
+
+func numberedPayload(id e2e.MessageID, ms int64, stream, number uint64, body string) []byte {
 	b := append(id[:], binary.BigEndian.AppendUint64(nil, uint64(ms))...)
+	b = binary.BigEndian.AppendUint64(b, stream)
+	b = binary.BigEndian.AppendUint64(b, number)
 	return append(b, body...)
 }
 
@@ -151,6 +157,10 @@ func TestText(t *testing.T) {
 		ok   bool
 	}{
 		{"ascii", textPayload(id, sent.UnixMilli(), "hello"), true},
+		{"numbered", numberedPayload(id, sent.UnixMilli(), 0xfeed, 7, "hello"), true},
+		{"largest number", numberedPayload(id, sent.UnixMilli(), 1, 1<<64-1, "hi"), true},
+		{"number without stream", numberedPayload(id, sent.UnixMilli(), 0, 7, "hello"), false},
+		{"stream without number", numberedPayload(id, sent.UnixMilli(), 0xfeed, 0, "hello"), false},
 		{"utf-8", textPayload(id, sent.UnixMilli(), "grüß 👋"), true},
 		{"longest", textPayload(id, sent.UnixMilli(), long), true},
 		{"one byte too long", textPayload(id, sent.UnixMilli(), long+"x"), false},
@@ -158,6 +168,7 @@ func TestText(t *testing.T) {
 		{"invalid utf-8", textPayload(id, sent.UnixMilli(), "ab\xffcd"), false},
 		{"truncated utf-8", textPayload(id, sent.UnixMilli(), "é"[:1]), false},
 		{"short header", id[:10], false},
+		{"old 24-byte header", append(append(id[:], make([]byte, 8)...), "hello"...), false},
 		{"nothing", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,7 +179,7 @@ func TestText(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got.ID != id || !got.SentAt.Equal(sent) || got.Body != string(tc.in[24:]) {
+			if err != nil || got.ID != id || !got.SentAt.Equal(sent) || got.Body != string(tc.in[40:]) {
 				t.Fatalf("%+v %v", got, err)
 			}
 			again, err := got.Marshal()
@@ -181,6 +192,9 @@ func TestText(t *testing.T) {
 		if _, err := (e2e.Text{ID: id, Body: body}).Marshal(); err == nil {
 			t.Errorf("Marshal accepted a body of %d bytes (valid %v)", len(body), utf8.ValidString(body))
 		}
+	}
+	if _, err := (e2e.Text{ID: id, Number: 3, Body: "x"}).Marshal(); err == nil {
+		t.Error("Marshal accepted a number without a stream")
 	}
 	if _, err := e2e.ParseMessageID(id.String()); err != nil {
 		t.Error(err)
@@ -404,6 +418,8 @@ func FuzzParseText(f *testing.F) {
 	f.Add(textPayload(id, -1, "grüß"))
 	f.Add(textPayload(id, 0, ""))
 	f.Add(textPayload(id, 0, "\xff"))
+	f.Add(numberedPayload(id, 1_700_000_000_000, 0xfeed, 42, "numbered"))
+	f.Add(numberedPayload(id, 1_700_000_000_000, 0, 42, "half numbered"))
 	f.Add([]byte("short"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		txt, err := e2e.ParseText(in)

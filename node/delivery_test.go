@@ -121,7 +121,8 @@ func TestRestartPersists(t *testing.T) {
 }
 
 // TestOrderAcrossBrokenSessions breaks the libp2p connection twice while
-// 50 messages flow: each arrives exactly once, in the order written.
+// 50 messages flow: each arrives exactly once, in the order written, with
+// the sender's numbers 1 to 50 and nothing reported missing or late.
 func TestOrderAcrossBrokenSessions(t *testing.T) {
 	const total = 50
 	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
@@ -158,6 +159,9 @@ func TestOrderAcrossBrokenSessions(t *testing.T) {
 			t.Fatalf("message %q emitted twice", e.Message.Body)
 		}
 		arrival = append(arrival, e.Message.Body)
+		if m := e.Message; m.Number != uint64(len(seen)) || m.Late || m.Missing != 0 {
+			t.Fatalf("%q arrived numbered %d, late %v, %d missing; want %d, in order", m.Body, m.Number, m.Late, m.Missing, len(seen))
+		}
 		if br, ok := breaks[len(seen)]; ok {
 			br()
 			brokeAt = append(brokeAt, len(seen))

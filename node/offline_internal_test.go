@@ -208,6 +208,21 @@ func (on *offNode) offHistory(p peer.ID) []Message {
 	return h
 }
 
+func (on *offNode) offConversation(p peer.ID) Conversation {
+	on.t.Helper()
+	cs, err := on.store.Conversations()
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Peer == p {
+			return c
+		}
+	}
+	on.t.Fatalf("no conversation with %s", p)
+	return Conversation{}
+}
+
 func (on *offNode) offCount(p peer.ID, id e2e.MessageID) int {
 	n := 0
 	for _, m := range on.offHistory(p) {
@@ -238,7 +253,15 @@ func (on *offNode) offBundle() []byte {
 // offText is a new message from on to p (not stored at on).
 func (on *offNode) offText(p peer.ID, body string) (Message, []byte) {
 	on.t.Helper()
-	m := Message{ID: e2e.NewMessageID(), Peer: p, SentAt: time.Now().Truncate(time.Millisecond), Body: body}
+	m := Message{ID: e2e.NewMessageID(), Peer: p, SentAt: time.Now().Truncate(time.Millisecond), Body: body, Direction: Outgoing}
+	err := on.store.db.Update(func(tx *bolt.Tx) error { // numbered as Send does
+		c := getConv(tx, p)
+		c.number(&m)
+		return putConv(tx, c)
+	})
+	if err != nil {
+		on.t.Fatal(err)
+	}
 	env, err := on.sealText(m)
 	if err != nil {
 		on.t.Fatalf("seal %q: %v", body, err)
@@ -429,10 +452,12 @@ func TestOfflineTooManySkipped(t *testing.T) {
 }
 
 // Reordered and delayed envelopes open within the window, each message
-// once; the ratchet reports the gaps (Info.Skipped, Info.Missing). The
-// node does not show them to the user, and Missing counts envelopes, not
-// messages: a message resent in a new envelope after its first envelope
-// was lost leaves a gap that never closes.
+// once. The ratchet reports gaps in envelopes (Info.Skipped, Info.Missing);
+// the node reports gaps in messages, from the sender's numbering: each
+// stored message says whether it came late and how many earlier ones are
+// still missing, and so does the conversation. The two differ when a
+// message is resent in a new envelope after its first one was lost: the
+// ratchet's gap never closes, the user's does.
 func TestOfflineReorderedAndDelayed(t *testing.T) {
 	alice := offNewNode(t, "alice", nil, false)
 	bob := offNewNode(t, "bob", nil, false)
@@ -459,7 +484,14 @@ func TestOfflineReorderedAndDelayed(t *testing.T) {
 			t.Errorf("message %d: late %v, skipped %d, missing %d; want %v, %d, %d", w.i+1,
 				res.info.Late, res.info.Skipped, res.info.Missing, w.late, w.skipped, w.missing)
 		}
-		bob.offWait(ms[w.i].Body, offIsMessage(ms[w.i].ID))
+		got := bob.offWait(ms[w.i].Body, offIsMessage(ms[w.i].ID))
+		if got.Message.Late != w.late || got.Message.Missing != w.missing || got.Message.Number != ms[w.i].Number {
+			t.Errorf("message %d event: late %v, missing %d, number %d; want %v, %d, %d", w.i+1,
+				got.Message.Late, got.Message.Missing, got.Message.Number, w.late, w.missing, ms[w.i].Number)
+		}
+		if c := bob.offConversation(alice.ID()); c.Missing != w.missing {
+			t.Errorf("after message %d the conversation misses %d, want %d", w.i+1, c.Missing, w.missing)
+		}
 	}
 	for i, env := range envs {
 		before, sets := bob.offRatchetRaw(), bob.offSets()
@@ -481,7 +513,7 @@ func TestOfflineReorderedAndDelayed(t *testing.T) {
 	// A message whose first envelope was lost and which is sealed again
 	// (every retry seals anew): it arrives, nothing is missing for the
 	// user, yet the ratchet keeps counting a missing envelope.
-	m6 := Message{ID: e2e.NewMessageID(), Peer: bob.ID(), SentAt: time.Now(), Body: "resent"}
+	m6, _ := alice.offText(bob.ID(), "resent")
 	if _, err := alice.sealText(m6); err != nil { // lost
 		t.Fatal(err)
 	}
@@ -493,10 +525,13 @@ func TestOfflineReorderedAndDelayed(t *testing.T) {
 	if err != nil || res.text == nil || res.text.ID != m6.ID {
 		t.Fatalf("the resent message: %v", err)
 	}
-	if res.info.Missing != 1 {
-		t.Fatalf("missing %d after the resent message, want 1", res.info.Missing)
+	if res.info.Missing != 2 {
+		t.Fatalf("ratchet: missing %d after the resent message, want 2", res.info.Missing)
 	}
-	t.Logf("every message delivered, ratchet reports %d missing", res.info.Missing)
+	if res.text.Missing != 0 || res.text.Late {
+		t.Fatalf("node: missing %d, late %v after the resent message, want 0, false", res.text.Missing, res.text.Late)
+	}
+	t.Logf("every message delivered: the ratchet reports %d envelopes missing, the node none", res.info.Missing)
 }
 
 // The same envelope twice through the mailbox (a relay that duplicates,

@@ -90,5 +90,5 @@ func (s *Store) addIncomingTx(tx *bolt.Tx, m *Message) (bool, error) {
 		}
 		return false, nil
 	}
-	return true, s.append(tx, m)
+	return true, s.append(tx, m, true)
 }

@@ -167,7 +167,7 @@ func (n *Node) sealText(m Message) ([]byte, error) {
 
 // textPlaintext is the ratchet plaintext of a message: its text frame.
 func textPlaintext(m Message) ([]byte, error) {
-	payload, err := (e2e.Text{ID: m.ID, SentAt: m.SentAt, Body: m.Body}).Marshal()
+	payload, err := (e2e.Text{ID: m.ID, SentAt: m.SentAt, Stream: m.Stream, Number: m.Number, Body: m.Body}).Marshal()
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func (n *Node) applyInner(p peer.ID, pt []byte, res *opened) (func(*bolt.Tx) err
 		if err != nil {
 			return nil, err
 		}
-		m := &Message{ID: t.ID, Peer: p, SentAt: t.SentAt, StoredAt: now, Body: t.Body}
+		m := &Message{ID: t.ID, Peer: p, SentAt: t.SentAt, StoredAt: now, Body: t.Body, Stream: t.Stream, Number: t.Number}
 		res.text = m
 		return func(tx *bolt.Tx) error {
 			var err error

@@ -21,7 +21,7 @@ import (
 //
 //	meta       "version" → 1; "keycheck" → a sealed known value, to detect
 //	           a database opened with the wrong identity
-//	convs      peer ID → conversation summary (JSON)
+//	convs      peer ID → conversation summary and numbering state (JSON)
 //	msgs/<id>  one bucket per peer: 8-byte big-endian sequence → message
 //	ids        message ID (16) → peer ID || sequence, for dedupe and receipts
 //	outbox     peer ID || sequence → message ID: sent, not yet acknowledged
@@ -84,6 +84,13 @@ type Message struct {
 	Status    Status
 	Error     string    `json:",omitempty"`
 	Delivered time.Time `json:",omitempty"`
+	// The sender's numbering (node/gaps.go): Stream 0 for a message
+	// stored before messages were numbered.
+	Stream, Number uint64 `json:",omitempty"`
+	// Incoming only: the message arrived after later ones of the peer,
+	// and how many earlier ones were still missing once it was stored.
+	Late    bool `json:",omitempty"`
+	Missing int  `json:",omitempty"`
 }
 
 // storedMessage is the on-disk form.
@@ -95,6 +102,10 @@ type storedMessage struct {
 	Status    Status    `json:"status"`
 	Error     string    `json:"error,omitempty"`
 	Delivered int64     `json:"delivered,omitempty"`
+	Stream    uint64    `json:"stream,omitempty"`
+	Number    uint64    `json:"num,omitempty"`
+	Late      bool      `json:"late,omitempty"`
+	Missing   int       `json:"missing,omitempty"`
 	Sealed    []byte    `json:"body"`
 }
 
@@ -105,6 +116,16 @@ type Conversation struct {
 	LastSeq  uint64    `json:"last_seq"`
 	Unread   int       `json:"unread"`
 	Messages int       `json:"messages"`
+	Missing  int       `json:"missing,omitempty"` // the peer's earlier messages not yet arrived
+}
+
+// storedConv is a conversation's record: the summary and the numbering
+// state of both directions.
+type storedConv struct {
+	Conversation
+	Stream uint64     `json:"stream,omitempty"` // ours: the numbering of what we send
+	Sent   uint64     `json:"sent,omitempty"`   // the last number we gave
+	Recv   recvWindow `json:"recv"`             // what arrived of the peer's numbering
 }
 
 // Store is the message database.
@@ -206,7 +227,8 @@ func outboxKey(p peer.ID, seq uint64) []byte {
 func (s *Store) encode(m *Message) ([]byte, error) {
 	sm := storedMessage{
 		ID: m.ID.String(), Dir: m.Direction, SentAt: m.SentAt.UnixMilli(), StoredAt: m.StoredAt.UnixMilli(),
-		Status: m.Status, Error: m.Error, Sealed: s.seal([]byte(m.Body), bodyAD(m.ID, m.Peer)),
+		Status: m.Status, Error: m.Error, Stream: m.Stream, Number: m.Number, Late: m.Late, Missing: m.Missing,
+		Sealed: s.seal([]byte(m.Body), bodyAD(m.ID, m.Peer)),
 	}
 	if !m.Delivered.IsZero() {
 		sm.Delivered = m.Delivered.UnixMilli()
@@ -228,7 +250,8 @@ func (s *Store) decode(p peer.ID, seq uint64, data []byte) (Message, error) {
 		return Message{}, fmt.Errorf("stored message %s: body does not decrypt", sm.ID)
 	}
 	m := Message{ID: id, Peer: p, Seq: seq, Direction: sm.Dir, SentAt: time.UnixMilli(sm.SentAt),
-		StoredAt: time.UnixMilli(sm.StoredAt), Body: string(body), Status: sm.Status, Error: sm.Error}
+		StoredAt: time.UnixMilli(sm.StoredAt), Body: string(body), Status: sm.Status, Error: sm.Error,
+		Stream: sm.Stream, Number: sm.Number, Late: sm.Late, Missing: sm.Missing}
 	if sm.Delivered != 0 {
 		m.Delivered = time.UnixMilli(sm.Delivered)
 	}
@@ -243,15 +266,16 @@ func convBucket(tx *bolt.Tx, p peer.ID, create bool) (*bolt.Bucket, error) {
 	return msgs.CreateBucketIfNotExists([]byte(p))
 }
 
-func getConv(tx *bolt.Tx, p peer.ID) Conversation {
-	c := Conversation{Peer: p}
+func getConv(tx *bolt.Tx, p peer.ID) storedConv {
+	var c storedConv
 	if v := tx.Bucket(bktConvs).Get([]byte(p)); v != nil {
 		json.Unmarshal(v, &c)
 	}
+	c.Peer = p
 	return c
 }
 
-func putConv(tx *bolt.Tx, c Conversation) error {
+func putConv(tx *bolt.Tx, c storedConv) error {
 	v, err := json.Marshal(c)
 	if err != nil {
 		return err
@@ -264,7 +288,7 @@ func putConv(tx *bolt.Tx, c Conversation) error {
 func (s *Store) AddOutgoing(m *Message) error {
 	m.Direction, m.Status = Outgoing, StatusSending
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := s.append(tx, m); err != nil {
+		if err := s.append(tx, m, true); err != nil {
 			return err
 		}
 		return tx.Bucket(bktOutbox).Put(outboxKey(m.Peer, m.Seq), m.ID[:])
@@ -283,8 +307,10 @@ func (s *Store) AddIncoming(m *Message) (bool, error) {
 	return isNew, err
 }
 
-// append assigns the next sequence number and writes the message.
-func (s *Store) append(tx *bolt.Tx, m *Message) error {
+// append assigns the next sequence number and writes the message. With
+// number, it also numbers an outgoing message, or records an incoming
+// one's number and learns whether it is late and what is missing.
+func (s *Store) append(tx *bolt.Tx, m *Message, number bool) error {
 	b, err := convBucket(tx, m.Peer, true)
 	if err != nil {
 		return err
@@ -294,6 +320,10 @@ func (s *Store) append(tx *bolt.Tx, m *Message) error {
 		return err
 	}
 	m.Seq = seq
+	c := getConv(tx, m.Peer)
+	if number {
+		c.number(m)
+	}
 	v, err := s.encode(m)
 	if err != nil {
 		return err
@@ -304,7 +334,6 @@ func (s *Store) append(tx *bolt.Tx, m *Message) error {
 	if err := tx.Bucket(bktIDs).Put(m.ID[:], append([]byte(m.Peer), seqKey(seq)...)); err != nil {
 		return err
 	}
-	c := getConv(tx, m.Peer)
 	c.Last, c.LastSeq = m.StoredAt, seq
 	c.Messages++
 	if m.Direction == Incoming {

@@ -26,7 +26,7 @@ func (s *Store) Import(ms []*Message) error {
 			case m.Status == "":
 				m.Status = StatusSending
 			}
-			if err := s.append(tx, m); err != nil {
+			if err := s.append(tx, m, false); err != nil {
 				return err
 			}
 			if m.Direction == Outgoing && m.Status != StatusDelivered && m.Status != StatusFailed {

@@ -518,3 +518,61 @@ func TestStorePeers(t *testing.T) {
 		t.Fatalf("Peers %+v", all)
 	}
 }
+
+// Outgoing messages are numbered 1, 2, 3 in one stream per conversation;
+// incoming numbers are recorded with what they reveal. Both survive a
+// reopen, and a duplicate changes nothing.
+func TestStoreNumbering(t *testing.T) {
+	path, key := filepath.Join(t.TempDir(), "chat.db"), storeKey(t)
+	s := openStore(t, path, key)
+	bob, carol := randomPeer(t), randomPeer(t)
+	var streams []uint64
+	for i, p := range []peer.ID{bob, bob, carol, bob} {
+		m := outgoing(t, s, p, fmt.Sprint("to ", i), base)
+		streams = append(streams, m.Stream)
+		want := map[int]uint64{0: 1, 1: 2, 2: 1, 3: 3}[i]
+		if m.Number != want || m.Stream == 0 {
+			t.Fatalf("message %d numbered %d in stream %x, want %d", i, m.Number, m.Stream, want)
+		}
+	}
+	if streams[0] != streams[1] || streams[0] == streams[2] {
+		t.Fatalf("streams %x: one per conversation", streams)
+	}
+	in := func(n uint64) node.Message {
+		m := node.Message{ID: e2e.NewMessageID(), Peer: bob, SentAt: base, StoredAt: base, Body: fmt.Sprint(n), Stream: 0xfeed, Number: n}
+		if isNew, err := s.AddIncoming(&m); err != nil || !isNew {
+			t.Fatalf("AddIncoming %d: %v %v", n, isNew, err)
+		}
+		return m
+	}
+	in(1)
+	if m := in(4); m.Late || m.Missing != 2 {
+		t.Fatalf("4 after 1: late %v missing %d", m.Late, m.Missing)
+	}
+	again := in(3)
+	if isNew, err := s.AddIncoming(&again); isNew || err != nil {
+		t.Fatalf("a duplicate: new %v, %v", isNew, err)
+	}
+	s.Close()
+
+	s = openStore(t, path, key)
+	if m := outgoing(t, s, bob, "after reopen", base); m.Number != 4 || m.Stream != streams[0] {
+		t.Fatalf("after reopen numbered %d in %x", m.Number, m.Stream)
+	}
+	cs, err := s.Conversations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Peer == bob && c.Missing != 1 {
+			t.Fatalf("bob's conversation misses %d, want 1", c.Missing)
+		}
+	}
+	got, err := s.Message(again.ID)
+	if err != nil || got.Body != "3" || !got.Late || got.Missing != 1 || got.Number != 3 || got.Stream != 0xfeed {
+		t.Fatalf("stored %+v, %v", got, err)
+	}
+	if m := in(2); !m.Late || m.Missing != 0 {
+		t.Fatalf("2 last: late %v missing %d", m.Late, m.Missing)
+	}
+}

@@ -287,6 +287,7 @@ func (u *UI) openChat(p peer.ID) {
 	c.pinned = true
 	u.roster.sort()
 	u.conv.reset(p, c.name())
+	u.conv.missing = c.missing
 	u.loadPage(p, 0)
 	if c.unread > 0 {
 		c.unread = 0

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"github.com/certchat/certchat/identity"
 	"slices"
 	"strings"
@@ -37,6 +38,7 @@ type convView struct {
 	stored  []*entry // from the store, by sequence number
 	pending []*entry // typed, not yet stored (or failed to store)
 	byID    map[e2e.MessageID]*entry
+	missing int  // the peer's earlier messages not yet arrived
 	hasMore bool // older messages are in the store
 	loading bool // a page is being read
 	loaded  bool // the first page arrived
@@ -61,7 +63,7 @@ func (c *convView) reset(p peer.ID, name string) {
 	c.peer, c.name = p, name
 	c.stored, c.pending = nil, nil
 	c.byID = map[e2e.MessageID]*entry{}
-	c.hasMore, c.loading, c.loaded, c.offset = false, p != "", false, 0
+	c.hasMore, c.loading, c.loaded, c.offset, c.missing = false, p != "", false, 0, 0
 }
 
 // setName changes the peer's name shown on its messages.
@@ -257,11 +259,28 @@ func (c *convView) collect(w, need int) (rows []line, reachedTop bool) {
 		reachedTop = true
 		chunks = append(chunks, []line{c.header()})
 	}
-	rows = make([]line, 0, n+1)
+	rows = make([]line, 0, n+2)
 	for k := len(chunks) - 1; k >= 0; k-- {
 		rows = append(rows, chunks[k]...)
 	}
-	return rows, reachedTop
+	return append(rows, c.gapRows(w)...), reachedTop
+}
+
+// gapRows, under the newest message, say that messages the peer wrote
+// earlier have not arrived yet (the sender's numbering shows the gap).
+func (c *convView) gapRows(w int) []line {
+	if c.missing <= 0 {
+		return nil
+	}
+	text := fmt.Sprintf("⚠ %d earlier messages from %s have not arrived yet; they will show when they do.", c.missing, c.name)
+	if c.missing == 1 {
+		text = fmt.Sprintf("⚠ 1 earlier message from %s has not arrived yet; it will show when it does.", c.name)
+	}
+	var rows []line
+	for _, r := range wrap(text, max(1, w)) {
+		rows = append(rows, line{{r, c.th.toned(toneWarn, c.th.dim)}})
+	}
+	return rows
 }
 
 // header is the row above the oldest loaded message.
@@ -342,6 +361,9 @@ func (c *convView) render(e *entry, w int) []line {
 // on rows of its own when it does not fit.
 func (c *convView) appendStatus(rows []line, e *entry, w, indent int) []line {
 	st, t := deliveryText(e.msg)
+	if e.msg.Late {
+		st, t = "arrived late, sent "+c.sentTime(e.msg), toneWarn
+	}
 	if st == "" {
 		return rows
 	}
@@ -355,6 +377,16 @@ func (c *convView) appendStatus(rows []line, e *entry, w, indent int) []line {
 		rows = append(rows, line{{strings.Repeat(" ", indent), c.th.text}, {r, style}})
 	}
 	return rows
+}
+
+// sentTime is when the sender wrote a message: the time, and the day too
+// when it is not the day the message arrived.
+func (c *convView) sentTime(m node.Message) string {
+	sent := m.SentAt.In(c.loc)
+	if sameDay(sent, m.StoredAt.In(c.loc)) {
+		return sent.Format("15:04")
+	}
+	return sent.Format("2 Jan 15:04")
 }
 
 // deliveryText spells out an own message's delivery state.

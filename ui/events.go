@@ -179,7 +179,11 @@ func (u *UI) onMessage(m node.Message, info node.PeerInfo) bool {
 	c := u.roster.setInfo(info)
 	counted := m.Seq != 0 && m.Seq <= c.lastSeq
 	c.hasConv, c.last, c.lastSeq = true, m.StoredAt, max(c.lastSeq, m.Seq)
+	if m.Seq >= c.lastSeq {
+		c.missing = m.Missing
+	}
 	if m.Peer == u.open {
+		u.conv.missing = c.missing
 		u.conv.upsert(m)
 		u.maybeFirstContact(c)
 		return true

@@ -15,6 +15,7 @@ type chat struct {
 	info     node.PeerInfo
 	notAfter time.Time // certificate expiry, from the peer info or the stored certificate
 	unread   int
+	missing  int       // the peer's earlier messages not yet arrived
 	last     time.Time // last message, for ordering
 	lastSeq  uint64    // newest message counted in unread
 	hasConv  bool      // messages were exchanged
@@ -83,7 +84,7 @@ func (r *roster) setInfo(info node.PeerInfo) *chat {
 func (r *roster) setConversation(cv node.Conversation, info node.PeerInfo) {
 	c := r.ensure(info)
 	c.hasConv = true
-	c.unread, c.last, c.lastSeq = cv.Unread, cv.Last, cv.LastSeq
+	c.unread, c.last, c.lastSeq, c.missing = cv.Unread, cv.Last, cv.LastSeq, cv.Missing
 }
 
 // sort recomputes the visible order.

@@ -1,13 +1,16 @@
 package ui
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/gdamore/tcell/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func TestDeliveryText(t *testing.T) {
@@ -110,4 +113,38 @@ func TestNodeErrorsAreSentences(t *testing.T) {
 	w.waitText("Problem with bob: Session with 12D3…: e2e: record tampered at frame 7.")
 	w.key(tcell.KeyEscape, 0, tcell.ModNone)
 	w.waitGone("Problem with bob")
+}
+
+// Messages that arrive out of the sender's order: the chat says how many
+// earlier ones have not arrived, marks the late ones with the time they
+// were written, and the warning goes once the gap closes.
+func TestGapAndLateMessages(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	w := openWindow(t, alice.start(), 100, 24, Options{})
+	w.tabUntil(" bob  ")
+	seq, infos := uint64(0), map[peer.ID]node.PeerInfo{bob.peerID(): alice.n.PeerInfo(bob.peerID())}
+	arrive := func(n uint64, late bool, missing int) {
+		seq++
+		m := node.Message{ID: e2e.NewMessageID(), Peer: bob.peerID(), Seq: seq, Direction: node.Incoming,
+			SentAt: testNow.Add(time.Duration(n-10) * time.Minute), StoredAt: testNow, Body: fmt.Sprintf("number %d", n),
+			Status: node.StatusReceived, Stream: 7, Number: n, Late: late, Missing: missing}
+		w.do(func() {
+			w.u.applyEvents([]node.Event{{Kind: node.EventMessage, Message: &m}}, infos)
+			w.u.app.ForceDraw()
+		})
+	}
+	arrive(1, false, 0)
+	arrive(4, false, 2)
+	s := w.waitText("number 4", "⚠ 2 earlier messages from bob have not arrived yet")
+	if strings.Contains(s, "arrived late") {
+		t.Fatalf("a message in order is marked late:\n%s", s)
+	}
+	arrive(3, true, 1)
+	w.waitText("number 3  arrived late, sent 09:23", "⚠ 1 earlier message from bob has not arrived yet")
+	arrive(2, true, 0)
+	w.waitText("number 2  arrived late, sent 09:22")
+	w.waitGone("have not arrived")
+	w.waitGone("has not arrived")
 }

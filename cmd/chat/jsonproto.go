@@ -23,6 +23,9 @@ import (
 //	{"cmd":"quit"}                              → the daemon stops
 //
 // Events: listening, peer, message, sent, queued, delivered, failed, error.
+// A message event carries "late": true when it arrived after later
+// messages of its sender, and "missing": N when N earlier ones have not
+// arrived yet.
 type request struct {
 	Cmd      string `json:"cmd"`
 	Ref      string `json:"ref,omitempty"`
@@ -54,12 +57,14 @@ type evPeer struct {
 }
 
 type evMessage struct {
-	Event string `json:"event"`
-	ID    string `json:"id"`
-	From  string `json:"from"`
-	Name  string `json:"name,omitempty"`
-	Text  string `json:"text"`
-	TS    string `json:"ts"`
+	Event   string `json:"event"`
+	ID      string `json:"id"`
+	From    string `json:"from"`
+	Name    string `json:"name,omitempty"`
+	Text    string `json:"text"`
+	TS      string `json:"ts"`
+	Late    bool   `json:"late,omitempty"`    // arrived after later messages of the peer
+	Missing int    `json:"missing,omitempty"` // earlier messages of the peer not yet arrived
 }
 
 type evStatus struct {
@@ -101,6 +106,8 @@ type jsonMessage struct {
 	Stored    string `json:"stored"`
 	Status    string `json:"status"`
 	Error     string `json:"error,omitempty"`
+	Late      bool   `json:"late,omitempty"`
+	Missing   int    `json:"missing,omitempty"`
 }
 
 type evHistory struct {
@@ -126,7 +133,7 @@ func peerEvent(p node.PeerInfo, ref string) evPeer {
 
 func messageJSON(m node.Message) jsonMessage {
 	return jsonMessage{ID: m.ID.String(), Direction: string(m.Direction), Peer: m.Peer.String(), Text: m.Body,
-		TS: stamp(m.SentAt), Stored: stamp(m.StoredAt), Status: string(m.Status), Error: m.Error}
+		TS: stamp(m.SentAt), Stored: stamp(m.StoredAt), Status: string(m.Status), Error: m.Error, Late: m.Late, Missing: m.Missing}
 }
 
 // eventJSON maps a node event to its JSON line; nil means not shown.
@@ -138,7 +145,8 @@ func eventJSON(e node.Event, names func(node.Message) string) any {
 		return peerEvent(*e.Peer, "")
 	case node.EventMessage:
 		m := e.Message
-		return evMessage{Event: "message", ID: m.ID.String(), From: m.Peer.String(), Name: names(*m), Text: m.Body, TS: stamp(m.SentAt)}
+		return evMessage{Event: "message", ID: m.ID.String(), From: m.Peer.String(), Name: names(*m), Text: m.Body, TS: stamp(m.SentAt),
+			Late: m.Late, Missing: m.Missing}
 	case node.EventStatus:
 		m := e.Message
 		if m.Status == node.StatusSending {

@@ -214,7 +214,8 @@ func printEvent(w io.Writer, e node.Event, name func(node.Message) string) {
 		}
 		fmt.Fprintf(w, "%s peer %s (%s): %s, %s\n", ts, p.Name, p.ID, p.Trust, state)
 	case node.EventMessage:
-		fmt.Fprintf(w, "%s message from %s: %s\n", ts, name(*e.Message), identity.SanitizeText(e.Message.Body, false))
+		m := e.Message
+		fmt.Fprintf(w, "%s message from %s%s: %s\n", ts, name(*m), gapNote(m.Late, m.Missing), identity.SanitizeText(m.Body, false))
 	case node.EventStatus:
 		if e.Message.Status != node.StatusSending {
 			fmt.Fprintf(w, "%s %s %s to %s\n", ts, e.Message.Status, e.Message.ID, e.Message.Peer)
@@ -427,5 +428,23 @@ func printHistoryLine(w io.Writer, m jsonMessage) {
 	if m.Direction == string(node.Outgoing) {
 		who = "me (" + m.Status + ")"
 	}
-	fmt.Fprintf(w, "%s  %s: %s\n", ts.Local().Format("2006-01-02 15:04"), who, identity.SanitizeText(m.Text, false))
+	fmt.Fprintf(w, "%s  %s%s: %s\n", ts.Local().Format("2006-01-02 15:04"), who, gapNote(m.Late, m.Missing), identity.SanitizeText(m.Text, false))
+}
+
+// gapNote says that a message came late, or that earlier ones are missing.
+func gapNote(late bool, missing int) string {
+	var notes []string
+	if late {
+		notes = append(notes, "late")
+	}
+	switch {
+	case missing == 1:
+		notes = append(notes, "1 earlier message not yet arrived")
+	case missing > 1:
+		notes = append(notes, fmt.Sprintf("%d earlier messages not yet arrived", missing))
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(notes, ", ") + ")"
 }
