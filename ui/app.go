@@ -27,7 +27,15 @@ type Options struct {
 	PageSize int
 	// Logger receives what is worth a log line; nil discards.
 	Logger *slog.Logger
+	// DialogDelay is how long after opening, and after each key, a dialog
+	// with buttons waits before keys act on it (keys typed meanwhile go to
+	// the input line); 0 means DefaultDialogDelay, negative none.
+	DialogDelay time.Duration
 }
+
+// DefaultDialogDelay keeps a dialog that opens while the user types from
+// taking the next letters as answers.
+const DefaultDialogDelay = time.Second
 
 func (o *Options) defaults() {
 	if o.Now == nil {
@@ -38,6 +46,9 @@ func (o *Options) defaults() {
 	}
 	if o.PageSize <= 0 {
 		o.PageSize = 200
+	}
+	if o.DialogDelay == 0 {
+		o.DialogDelay = DefaultDialogDelay
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -288,6 +299,7 @@ func (u *UI) openChat(p peer.ID) {
 	u.roster.sort()
 	u.conv.reset(p, c.name())
 	u.conv.missing = c.missing
+	u.conv.setOffline(!c.info.Online)
 	u.loadPage(p, 0)
 	if c.unread > 0 {
 		c.unread = 0

@@ -87,11 +87,14 @@ func (u *UI) cmdBlock(string) {
 // targetPeer reads the peer ID of a /add target.
 func targetPeer(target string) (peer.ID, error) {
 	if !strings.HasPrefix(target, "/") {
+		if _, err := peer.Decode(target); err != nil {
+			return "", errors.New("that is neither a peer ID (12D3KooW…) nor an address (/ip4/…/tcp/…/p2p/PEERID)")
+		}
 		return identity.ParsePeerID(target)
 	}
 	addr, err := ma.NewMultiaddr(target)
 	if err != nil {
-		return "", fmt.Errorf("that is not a multiaddr (%v)", err)
+		return "", errors.New("that is not a valid address; it looks like /ip4/192.168.1.5/tcp/4001/p2p/12D3KooW…")
 	}
 	info, err := peer.AddrInfoFromP2pAddr(addr)
 	if err != nil {
@@ -210,7 +213,11 @@ func whoisSession(b *strings.Builder, s node.LiveSession, live bool, info node.P
 		pathText(info), s.Info.VersionName(), s.Info.SuiteName(), s.Info.GroupName(), resumed, tview.Escape(s.Info.SessionID))
 }
 
-func (u *UI) cmdRelay(string) {
+func (u *UI) cmdRelay(arg string) {
+	if arg != "" {
+		u.showError("/relay only shows the relays. To use another relay, start chat with --relay MULTIADDR (it is remembered for later starts).")
+		return
+	}
 	u.spawn(func() {
 		rs := u.b.Relays()
 		u.post(func() {
@@ -264,7 +271,11 @@ func (u *UI) showResults(text string, found []node.Message, err error) {
 		u.inform("No message contains " + quoted + ".")
 		return
 	}
-	u.inform(fmt.Sprintf("%d messages contain %s.", len(found), quoted))
+	if len(found) == 1 {
+		u.inform("1 message contains " + quoted + ".")
+	} else {
+		u.inform(fmt.Sprintf("%d messages contain %s.", len(found), quoted))
+	}
 	items := make([]string, len(found))
 	for i, m := range found {
 		who := u.nameOf(m.Peer)

@@ -2,12 +2,12 @@ package ui
 
 import (
 	"fmt"
-	"github.com/certchat/certchat/identity"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/gdamore/tcell/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -39,6 +39,7 @@ type convView struct {
 	pending []*entry // typed, not yet stored (or failed to store)
 	byID    map[e2e.MessageID]*entry
 	missing int  // the peer's earlier messages not yet arrived
+	offline bool // the peer is not connected: own messages wait
 	hasMore bool // older messages are in the store
 	loading bool // a page is being read
 	loaded  bool // the first page arrived
@@ -64,6 +65,20 @@ func (c *convView) reset(p peer.ID, name string) {
 	c.stored, c.pending = nil, nil
 	c.byID = map[e2e.MessageID]*entry{}
 	c.hasMore, c.loading, c.loaded, c.offset, c.missing = false, p != "", false, 0, 0
+}
+
+// setOffline records whether the peer is offline, which own messages not
+// yet sent show.
+func (c *convView) setOffline(off bool) {
+	if off == c.offline {
+		return
+	}
+	c.offline = off
+	for _, e := range c.stored {
+		if e.msg.Status == node.StatusSending {
+			e.rows = nil
+		}
+	}
 }
 
 // setName changes the peer's name shown on its messages.
@@ -361,6 +376,9 @@ func (c *convView) render(e *entry, w int) []line {
 // on rows of its own when it does not fit.
 func (c *convView) appendStatus(rows []line, e *entry, w, indent int) []line {
 	st, t := deliveryText(e.msg)
+	if e.msg.Status == node.StatusSending && e.msg.Direction == node.Outgoing && c.offline && !e.pending {
+		st, t = "waiting: "+c.name+" is offline", toneWarn
+	}
 	if e.msg.Late {
 		st, t = "arrived late, sent "+c.sentTime(e.msg), toneWarn
 	}

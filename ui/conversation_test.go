@@ -13,8 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// An own message shows "sending…" while the peer is unreachable, then
-// "✓ delivered" once the peer is up and stored it.
+// An own message to a peer who is offline (and no relay) says it waits
+// for them, then "✓ delivered" once the peer is up and stored it.
 func TestDeliveryStates(t *testing.T) {
 	t.Parallel()
 	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
@@ -23,7 +23,7 @@ func TestDeliveryStates(t *testing.T) {
 	w := openWindow(t, alice.start(), 80, 24, Options{})
 	w.tabUntil(" bob  unverified")
 	w.enter("are you there?")
-	w.waitText("me: are you there?  sending…")
+	w.waitText("me: are you there?  waiting: bob is offline")
 	bob.start()
 	introduce(alice, bob)
 	w.waitText("me: are you there?  ✓ delivered")

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"strings"
+	"time"
 
 	"github.com/gdamore/tcell/v2"
 	"github.com/rivo/tview"
@@ -28,6 +29,15 @@ type dialog struct {
 	bodyRows func(w int) int
 	keys     map[rune]func()
 	close    func()
+
+	// Typing guard: a dialog with buttons opens while the user may be
+	// typing (a message arrived, Enter was just pressed), so it acts on
+	// keys only once none came for delay. Until then, text keys go on to
+	// the input line and other keys are ignored: nothing typed is lost and
+	// no letter accepts or rejects a key by accident.
+	delay   time.Duration
+	armAt   time.Time
+	forward func(*tcell.EventKey)
 }
 
 // textDialog shows text (tview tags allowed; untrusted parts escaped).
@@ -70,6 +80,10 @@ func (u *UI) listDialog(title string, items []string, choose func(i int)) *dialo
 
 func (u *UI) newDialog(title string, body tview.Primitive, wantW int, rows func(int) int, buttons []button) *dialog {
 	d := &dialog{Box: tview.NewBox(), body: body, wantW: wantW, bodyRows: rows, keys: map[rune]func(){}}
+	if len(buttons) > 0 && u.opts.DialogDelay > 0 {
+		d.delay, d.armAt = u.opts.DialogDelay, time.Now().Add(u.opts.DialogDelay)
+		d.forward = func(ev *tcell.EventKey) { u.in.InputHandler()(ev, func(tview.Primitive) {}) }
+	}
 	d.close = func() { u.closeDialog(d) }
 	d.frame = tview.NewFlex().SetDirection(tview.FlexRow).AddItem(body, 0, 1, len(buttons) == 0)
 	// Titles name peers, and tview reads [tags] in titles: escape.
@@ -154,6 +168,9 @@ func (d *dialog) InputHandler() func(*tcell.EventKey, func(tview.Primitive)) {
 			d.close()
 			return
 		}
+		if d.typedAhead(ev) {
+			return
+		}
 		if f, ok := d.keys[ev.Rune()]; ok && ev.Key() == tcell.KeyRune {
 			f()
 			return
@@ -169,6 +186,21 @@ func (d *dialog) InputHandler() func(*tcell.EventKey, func(tview.Primitive)) {
 			h(ev, setFocus)
 		}
 	}
+}
+
+// typedAhead reports whether ev came too soon after the dialog opened or
+// after the previous key, and if so passes text keys to the input line.
+func (d *dialog) typedAhead(ev *tcell.EventKey) bool {
+	now := time.Now()
+	if d.delay <= 0 || !now.Before(d.armAt) {
+		return false
+	}
+	d.armAt = now.Add(d.delay)
+	switch ev.Key() {
+	case tcell.KeyRune, tcell.KeyBackspace, tcell.KeyBackspace2, tcell.KeyDelete, tcell.KeyLeft, tcell.KeyRight:
+		d.forward(ev)
+	}
+	return true
 }
 
 // MouseHandler passes clicks to the box and swallows the rest: the

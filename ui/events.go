@@ -162,6 +162,7 @@ func (u *UI) onPeer(info node.PeerInfo) {
 	c := u.roster.setInfo(info)
 	if info.ID == u.open {
 		u.conv.setName(c.name())
+		u.conv.setOffline(!info.Online)
 		u.updatePlaceholder()
 	}
 	if info.Changed != nil && !wasChanged {

@@ -173,6 +173,9 @@ func openWindow(t testing.TB, b Backend, w, h int, opts Options) *window {
 	if opts.Location == nil {
 		opts.Location = time.UTC
 	}
+	if opts.DialogDelay == 0 {
+		opts.DialogDelay = -1 // keys act at once, unless a test is about the delay
+	}
 	u := New(b, opts)
 	scr.SetSize(w, h)
 	win := &window{t: t, u: u, scr: scr, done: make(chan error, 1)}

@@ -113,8 +113,12 @@ func (u *UI) keyChangedPrompt(c *chat) {
 
 func (u *UI) unblockPrompt(c *chat) {
 	p := c.info.ID
-	text := fmt.Sprintf("You rejected [::b]%s[::-]'s key (%s). Accept it again?\n\nFingerprint: %s",
-		tview.Escape(c.name()), tview.Escape(oneLine(c.info.Reason)), c.info.Fingerprint.String())
+	why := ""
+	if r := oneLine(c.info.Reason); r != "" && !strings.Contains(r, "you rejected") {
+		why = " (" + tview.Escape(r) + ")"
+	}
+	text := fmt.Sprintf("You rejected [::b]%s[::-]'s key%s. Accept it again?\n\nFingerprint: %s",
+		tview.Escape(c.name()), why, c.info.Fingerprint.String())
 	u.show(u.textDialog("Rejected key", text, true,
 		button{"Accept (a)", 'a', func() { u.accept(p, false) }},
 		button{"Keep rejected (Esc)", 0, nil}))

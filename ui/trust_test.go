@@ -214,4 +214,52 @@ func TestFirstContactReject(t *testing.T) {
 	w.waitText(" carol  blocked: you rejected this key", "✗ blocked")
 	w.enter("hello?")
 	w.waitText("Not sent: you rejected carol's key.")
+	// The rejection can be undone; the dialog says so once.
+	w.enter("/trust")
+	s := w.waitText("Rejected key", "You rejected carol's key. Accept it again?")
+	if strings.Contains(s, "(you rejected") {
+		t.Fatalf("the dialog says the same thing twice:\n%s", s)
+	}
+	w.typeText("a")
+	w.waitText(" carol  unverified: trusted on first use")
+}
+
+// The user is typing when a first contact's dialog opens: the letters go
+// on to the input line, none of them accepts or rejects the key, and the
+// dialog takes its keys only once typing has paused.
+func TestFirstContactWhileTyping(t *testing.T) {
+	t.Parallel()
+	alice, carol := newPeer(t, "alice", 0), newPeer(t, "carol", 0)
+	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	carol.start()
+	const delay = 2 * time.Second
+	w := openWindow(t, alice.n, 80, 24, Options{DialogDelay: delay})
+	w.waitText("Welcome to certchat, alice.")
+	w.typeText("/search ")
+	introduce(carol, alice)
+	if _, err := carol.n.Send(alice.peerID(), "hello from carol"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitText("First contact: carol")
+	w.typeText("really a")
+	w.key(tcell.KeyEnter, 0, tcell.ModNone) // ignored: it would submit the line
+	w.waitFor("the typed text in the input line", func(string) bool { return w.draft() == "/search really a" })
+	w.waitText("First contact: carol")
+	if tr := alice.n.PeerInfo(carol.peerID()).Trust; tr != identity.StateUnknown {
+		t.Fatalf("typing decided the key: %s", tr)
+	}
+	time.Sleep(delay + delay/4)
+	w.typeText("a")
+	w.waitText(" carol  unverified: trusted on first use", "carol: hello from carol")
+	if d := w.draft(); d != "/search really a" {
+		t.Fatalf("after the dialog the input line holds %q", d)
+	}
+}
+
+// draft is the input line's text.
+func (w *window) draft() string {
+	var s string
+	w.do(func() { s = w.u.in.GetText() })
+	return s
 }
