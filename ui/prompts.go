@@ -157,14 +157,25 @@ func (u *UI) showSafetyNumber(p peer.ID, number, qr string) {
 	for i := 0; i+4 <= len(groups); i += 4 {
 		rows = append(rows, "    "+strings.Join(groups[i:i+4], " "))
 	}
-	name := tview.Escape(c.name())
-	text := fmt.Sprintf("Compare this safety number with %s's, in person or on a call:\n\n[::b]%s[::-]\n\n"+
-		"Their fingerprint:\n  %s\nYour fingerprint:\n  %s\n\nOr scan the code (↓ scrolls; `chat verify` shows theirs):\n\n%s",
-		name, strings.Join(rows, "\n"), c.info.Fingerprint.String(), u.b.Identity().Fingerprint().String(),
-		strings.TrimRight(qr, "\n"))
+	// The text is not wrapped (the QR code must not be), so it is laid out
+	// here to fit a 40-column terminal: prose at 36, fingerprints on two rows.
+	prose := func(s string) string { return tview.Escape(strings.Join(wrap(s, 36), "\n")) }
+	text := fmt.Sprintf("%s\n\n[::b]%s[::-]\n\nTheir fingerprint:\n%s\nYour fingerprint:\n%s\n\n%s\n\n%s",
+		prose("Compare this safety number with "+c.name()+"'s, in person or on a call:"),
+		strings.Join(rows, "\n"), fingerprintRows(c.info.Fingerprint), fingerprintRows(u.b.Identity().Fingerprint()),
+		prose("Or scan the code (↓ scrolls; `chat verify` shows theirs):"), strings.TrimRight(qr, "\n"))
 	u.show(u.textDialog("Verify "+c.name(), text, false,
-		button{"They match: mark verified (v)", 'v', func() { u.accept(p, true) }},
+		button{"Mark verified (v)", 'v', func() { u.accept(p, true) }},
 		button{"Close (Esc)", 0, nil}))
+}
+
+// fingerprintRows is a fingerprint as two indented rows of four groups.
+func fingerprintRows(fp identity.Fingerprint) string {
+	g := strings.Split(fp.String(), "-")
+	if len(g) != 8 {
+		return "  " + fp.String()
+	}
+	return "  " + strings.Join(g[:4], "-") + "\n  " + strings.Join(g[4:], "-")
 }
 
 // accept pins p's key (or marks it verified), accepting a pending change.

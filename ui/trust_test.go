@@ -162,12 +162,31 @@ func TestVerifyMarksVerified(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := strings.Fields(number)
-	w.waitText(strings.Join(g[:4], " "), strings.Join(g[8:], " "), "▄▄▄▄▄", bob.id.Fingerprint().String())
+	fp := strings.Split(bob.id.Fingerprint().String(), "-")
+	w.waitText(strings.Join(g[:4], " "), strings.Join(g[8:], " "), "▄▄▄▄▄", strings.Join(fp[:4], "-"), strings.Join(fp[4:], "-"))
 	w.typeText("v")
 	w.waitText(" bob  verified: fingerprint compared", "✓ verified")
 	if c, _, _ := alice.trust.Contact(bob.peerID()); c.State != identity.StateVerified {
 		t.Fatalf("contact state %q", c.State)
 	}
+}
+
+// On a 40-column terminal the safety number dialog keeps its text and
+// both buttons on screen.
+func TestVerifyNarrow(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	w := openWindow(t, alice.start(), 40, 24, Options{})
+	w.tabUntil(" bob ")
+	w.enter("/verify")
+	number, err := identity.SafetyNumber(alice.id.PublicKey(), bob.id.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := strings.Fields(number)
+	w.waitText("Compare this safety number with", strings.Join(g[:4], " "), strings.Join(g[8:], " "),
+		"Mark verified (v)", "Close (Esc)")
 }
 
 // A first message from an unknown peer opens its chat (no chat was open)
