@@ -3,6 +3,7 @@ package node
 import (
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -26,8 +27,16 @@ type Config struct {
 	Home     identity.Home
 	Identity *identity.Identity
 	Trust    *identity.TrustStore
-	// Listen are multiaddrs to listen on; empty means DefaultListen.
+	// Listen are multiaddrs to listen on; empty means DefaultListen, with
+	// RememberPorts.
 	Listen []string
+	// RememberPorts keeps the node's addresses across restarts: the port
+	// the system picked for each Listen address with port 0 is saved in
+	// the store and asked for first at the next start. A port another
+	// process holds then falls back to a new one (logged at info level),
+	// which is remembered in turn. Set by default; addresses the user
+	// chose are used as given.
+	RememberPorts bool
 	// Relays are circuit relay multiaddrs (with /p2p/) to reserve slots on.
 	Relays []string
 	// MDNS turns on LAN discovery.
@@ -48,7 +57,8 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if len(c.Listen) == 0 {
-		c.Listen = DefaultListen
+		c.Listen = slices.Clone(DefaultListen)
+		c.RememberPorts = true
 	}
 	if c.DBPath == "" {
 		c.DBPath = c.Home.Path(DBFile)

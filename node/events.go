@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -82,6 +83,10 @@ type Subscription struct {
 	wake   chan struct{}
 	done   chan struct{} // closed by Close: stop now
 	closed bool          // set by closeAll: drain, then stop
+	// listening is the addresses of the last listening event queued: a
+	// listening event with the same addresses tells nothing and is dropped.
+	listening []string
+	listened  bool
 }
 
 func newBroker() *broker { return &broker{subs: map[*Subscription]struct{}{}} }
@@ -90,7 +95,10 @@ func newBroker() *broker { return &broker{subs: map[*Subscription]struct{}{}} }
 // published meanwhile can come before them.
 func (b *broker) subscribe(first ...Event) *Subscription {
 	c := make(chan Event)
-	s := &Subscription{C: c, b: b, wake: make(chan struct{}, 1), done: make(chan struct{}), queue: first}
+	s := &Subscription{C: c, b: b, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	for _, e := range first {
+		s.enqueue(e)
+	}
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
@@ -122,9 +130,28 @@ func (b *broker) closeAll() {
 
 func (s *Subscription) push(e Event) {
 	s.mu.Lock()
-	s.queue = append(s.queue, e)
+	queued := s.enqueue(e)
 	s.mu.Unlock()
-	s.signal()
+	if queued {
+		s.signal()
+	}
+}
+
+// enqueue adds e to the queue unless it is a listening event with the
+// addresses of the previous one: the node announces its addresses from
+// several places (the subscription's first event, start, libp2p's address
+// updates, relay reservations), and the subscriber should hear only of
+// changes. It reports whether e was queued. Callers hold s.mu, or own s.
+func (s *Subscription) enqueue(e Event) bool {
+	if e.Kind == EventListening {
+		addrs := slices.Sorted(slices.Values(e.Addrs)) // the same set in another order is no change
+		if s.listened && slices.Equal(s.listening, addrs) {
+			return false
+		}
+		s.listening, s.listened = addrs, true
+	}
+	s.queue = append(s.queue, e)
+	return true
 }
 
 func (s *Subscription) signal() {

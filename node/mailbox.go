@@ -279,6 +279,7 @@ func (n *Node) depositAny(relays []peer.ID, p peer.ID, env []byte) error {
 		if err == nil {
 			return nil
 		}
+		err = mailboxErr(err)
 		if errors.Is(err, mailbox.ErrQuotaFull) || errors.Is(err, mailbox.ErrTooLarge) || errors.Is(err, mailbox.ErrRateLimited) {
 			return err
 		}
@@ -288,6 +289,20 @@ func (n *Node) depositAny(relays []peer.ID, p peer.ID, env []byte) error {
 }
 
 var errNoMailbox = errors.New("the peer has no mailbox at any relay we know")
+
+// errRelayUnreachable marks a mailbox request the relay did not answer: it
+// could not be reached, or the connection broke.
+var errRelayUnreachable = errors.New("relay not reachable")
+
+// mailboxErr marks an error of a mailbox request with errRelayUnreachable
+// unless it is the relay's answer (an error, or a malformed answer).
+func mailboxErr(err error) error {
+	var answer *mailbox.Error
+	if err == nil || errors.As(err, &answer) || errors.Is(err, mailbox.ErrMalformed) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errRelayUnreachable, err)
+}
 
 // queueAtRelay seals the outbox messages not yet queued and deposits them
 // at p's relay, starting a ratchet session from p's bundle if there is none.
@@ -367,20 +382,23 @@ func (n *Node) keepUnsent(p peer.ID, pending []Message) {
 // initiateFromRelays fetches p's bundle from its relays and starts a
 // session (PQXDH). A bundle that does not verify is refused.
 func (n *Node) initiateFromRelays(relays []peer.ID, p peer.ID) error {
-	var last error = errNoMailbox
+	var last, refused error = errNoMailbox, nil
 	for _, r := range relays {
 		b, err := n.mailboxClient().FetchBundle(n.ctx, r, p)
 		if err != nil {
-			last = err
+			last = mailboxErr(err)
 			continue
 		}
 		if err := n.initiate(p, b); err != nil {
 			// A bundle that does not verify is refused; another of the
 			// peer's relays may hand out a good one.
-			last = fmt.Errorf("bundle of %s from relay %s: %w", identity.ShortID(p), identity.ShortID(r), err)
+			refused = fmt.Errorf("bundle of %s from relay %s: %w", identity.ShortID(p), identity.ShortID(r), err)
 			continue
 		}
 		return nil
+	}
+	if refused != nil {
+		return refused // what the user must hear of, whatever the other relays said
 	}
 	return last
 }

@@ -90,11 +90,13 @@ func New(cfg Config) (*Node, error) {
 	if len(listen) == 1 && listen[0] == "none" {
 		listen = nil
 	}
-	n.host, n.cm, err = newHost(cfg.Identity, listen, n.relayOptions()...)
+	asked := n.listenAddrs(listen)
+	n.host, n.cm, err = newHost(cfg.Identity, asked, n.relayOptions()...)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
+	n.rememberPorts(listen, asked)
 	if len(n.relays.list) > 0 {
 		if n.relayEmitter, err = n.host.EventBus().Emitter(new(event.EvtAutoRelayAddrsUpdated)); err != nil {
 			n.host.Close()

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node/mailbox"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -104,26 +106,48 @@ func (n *Node) runOutbox(p peer.ID, kick chan struct{}) {
 }
 
 // queueOffline deposits what waits for an unreachable peer at its relay
-// mailbox, if it has one; a failure is shown once per cause.
+// mailbox, if it has one. A failure the user can act on is shown once per
+// peer per run (the outbox retries for as long as the peer is away, and
+// each start retries again); the others only wait (offlineNotice).
 func (n *Node) queueOffline(p peer.ID, msgs []Message) {
-	err := n.queueAtRelay(p, msgs)
-	if errors.Is(err, errNoMailbox) {
-		return // neither side uses a relay: the message waits for the peer
+	if err := n.queueAtRelay(p, msgs); err != nil {
+		n.notQueued(p, err)
+	}
+}
+
+// notQueued reports a failure to leave p's messages at a relay.
+func (n *Node) notQueued(p peer.ID, err error) {
+	if !offlineNotice(err) {
+		n.log.Info("message not left at a relay; it waits in the outbox", "peer", p, "err", err)
+		return
 	}
 	n.mu.Lock()
 	ps := n.state(p)
-	repeat := err != nil && ps.mailboxErr == err.Error()
-	ps.mailboxErr = ""
-	if err != nil {
-		ps.mailboxErr = err.Error()
-	}
+	told := ps.warned
+	ps.warned = true
 	n.mu.Unlock()
-	if err == nil {
+	if told {
+		n.log.Info("message not left at a relay; it waits in the outbox (the user was told)", "peer", p, "err", err)
 		return
 	}
-	if !repeat {
-		n.emitError(p, fmt.Errorf("%s is offline and the message could not be left at a relay (it waits in your outbox): %w", identity.ShortID(p), err))
+	n.emitError(p, fmt.Errorf("%s is offline and the message could not be left at a relay (it waits in your outbox): %w", identity.ShortID(p), err))
+}
+
+// offlineNotice reports whether a failure to leave messages at a relay is
+// worth telling the user. Not when the peer has no mailbox at any relay we
+// know (it uses none, or not one we know: the message waits for the peer
+// to come online, as without relays, and its offline state says so), nor
+// when a relay is unreachable or limits our rate for now (the outbox
+// retries; Relays reports our relays' state). The rest are worth it: the
+// peer's mailbox is full, a bundle did not verify, the relay failed.
+func offlineNotice(err error) bool {
+	for _, quiet := range []error{errNoMailbox, mailbox.ErrNotRegistered, mailbox.ErrNoBundle,
+		mailbox.ErrRateLimited, errRelayUnreachable, ErrClosed, context.Canceled} {
+		if errors.Is(err, quiet) {
+			return false
+		}
 	}
+	return true
 }
 
 // stopWorker ends the worker unless a message arrived meanwhile. Send

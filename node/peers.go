@@ -26,7 +26,7 @@ type peerState struct {
 	dialing    chan struct{}     // closed when a dial in progress ends
 	dialCancel func()            // cancels the dial in progress
 	lanAttempt time.Time         // last handshake attempt after discovery
-	mailboxErr string            // the last mailbox failure shown
+	warned     bool              // a failure to leave messages at a relay was shown
 }
 
 // state returns the peer's state, creating it. Callers hold n.mu.
@@ -266,7 +266,12 @@ func (n *Node) onDisconnected(p peer.ID) {
 // which must not block. One goroutine publishes them (notifyPeers), each
 // computed when it is sent, so the last event about a peer is its
 // current state, and bursts about one peer come out as one event.
+// Connections to configured relays are infrastructure, not chat peers:
+// they make no event (Relays reports them).
 func (n *Node) peerChanged(p peer.ID) {
+	if n.relays.isRelay(p) {
+		return
+	}
 	n.dirtyMu.Lock()
 	n.dirty[p] = struct{}{}
 	n.dirtyMu.Unlock()

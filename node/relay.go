@@ -105,6 +105,13 @@ func parseRelays(addrs []string) (*relays, error) {
 	return rs, nil
 }
 
+// isRelay reports whether p is a configured relay. byID is written only
+// by parseRelays, so it needs no lock.
+func (rs *relays) isRelay(p peer.ID) bool {
+	_, ok := rs.byID[p]
+	return ok
+}
+
 // circuitAddrs are our addresses through relays with active reservations.
 func (rs *relays) circuitAddrs() []ma.Multiaddr {
 	rs.mu.Lock()

@@ -20,7 +20,10 @@ import (
 // The message store is a bbolt database (chat.db in the home):
 //
 //	meta       "version" → 1; "keycheck" → a sealed known value, to detect
-//	           a database opened with the wrong identity
+//	           a database opened with the wrong identity; "listen-ports" →
+//	           the ports the listeners got, to ask for again at the next
+//	           start (Config.RememberPorts): JSON, listen address as
+//	           configured (port 0) → port
 //	convs      peer ID → conversation summary and numbering state (JSON)
 //	msgs/<id>  one bucket per peer: 8-byte big-endian sequence → message
 //	ids        message ID (16) → peer ID || sequence, for dedupe and receipts
@@ -40,8 +43,9 @@ var (
 	bktOutbox = []byte("outbox")
 	bktPeers  = []byte("peers")
 
-	keyVersion  = []byte("version")
-	keyKeyCheck = []byte("keycheck")
+	keyVersion     = []byte("version")
+	keyKeyCheck    = []byte("keycheck")
+	keyListenPorts = []byte("listen-ports")
 )
 
 const storeVersion = 1
@@ -632,4 +636,30 @@ func (s *Store) Peers() (map[peer.ID]PeerRecord, error) {
 		})
 	})
 	return out, err
+}
+
+// listenPorts reads the remembered listen ports: listen address as
+// configured (with port 0) → the port it got.
+func (s *Store) listenPorts() (map[string]int, error) {
+	ports := map[string]int{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bktMeta).Get(keyListenPorts)
+		if v == nil {
+			return nil
+		}
+		if err := json.Unmarshal(v, &ports); err != nil {
+			return fmt.Errorf("remembered listen ports: %w", err)
+		}
+		return nil
+	})
+	return ports, err
+}
+
+// putListenPorts remembers listen ports (listenPorts).
+func (s *Store) putListenPorts(ports map[string]int) error {
+	v, err := json.Marshal(ports)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bktMeta).Put(keyListenPorts, v) })
 }
