@@ -17,34 +17,50 @@ func caCommands() []*command {
 	return []*command{
 		{
 			name:    "ca init",
-			args:    "--name NAME --out DIR",
+			args:    "--name NAME --out DIR [--no-passphrase | --ca-passphrase-file FILE]",
 			summary: "create a certificate authority for your group (DIR/ca.pem, DIR/ca.key)",
-			help: `The CA key is protected like an identity key: encrypted with a passphrase
-(--passphrase-file, $CERTCHAT_PASSPHRASE or a prompt) unless --no-passphrase.
-Give DIR/ca.pem to the group: each member runs ` + "`chat trust add-ca ca.pem`.",
+			help: `The CA key is encrypted with its own passphrase (Argon2id and
+XChaCha20-Poly1305) unless --no-passphrase is given. The passphrase comes
+from --ca-passphrase-file, $` + envCAPassphrase + ` or, on a terminal, a prompt;
+never from your identity's --passphrase-file or $` + envPassphrase + `.
+Give DIR/ca.pem to the group: each member runs ` + "`chat trust add-ca ca.pem`" + `.
+
+openssl cannot read an encrypted ca.key (it is certchat's own format): to
+sign with ` + "`openssl x509 -req -CAkey ca.key`" + `, create the CA with
+--no-passphrase and keep ca.key safe by other means.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.name, "name", "", "the CA's name, e.g. \"Acme Root\"")
 				fs.StringVar(&o.out, "out", "", "folder to write ca.pem and ca.key into")
 				fs.BoolVar(&o.noPassphrase, "no-passphrase", false, "store the CA key unencrypted (not recommended)")
+				caPassphraseFlag(fs, o)
 				fs.IntVar(&o.days, "days", 3650, "validity in days")
 			},
-			run: runCAInit,
+			run:             runCAInit,
+			withoutIdentity: true,
 		},
 		{
 			name:    "ca sign",
 			args:    "--ca DIR CSRFILE",
 			summary: "issue a certificate from a member's CSR (PEM on stdout)",
+			help: `An encrypted DIR/ca.key is opened with the CA passphrase: from
+--ca-passphrase-file, $` + envCAPassphrase + ` or, on a terminal, a prompt
+(three tries). Your identity's --passphrase-file and $` + envPassphrase + ` are
+not used for it. CSRFILE "-" reads the request from stdin.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.caDir, "ca", "", "the CA folder made by chat ca init")
+				caPassphraseFlag(fs, o)
 				fs.IntVar(&o.days, "days", 365, "validity in days")
 			},
-			run: runCASign,
+			run:             runCASign,
+			withoutIdentity: true,
 		},
 		{
 			name:    "trust add-ca",
 			args:    "FILE",
 			summary: "trust a CA root: peers with certificates it issued show as CA-verified",
-			run:     runTrustAddCA,
+			help: `A chat window or daemon already running on this home goes on with the
+roots it had until it is restarted.`,
+			run: runTrustAddCA,
 		},
 		{
 			name:    "trust list",
@@ -61,8 +77,24 @@ Give DIR/ca.pem to the group: each member runs ` + "`chat trust add-ca ca.pem`."
 	}
 }
 
+func caPassphraseFlag(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.caPassphraseFile, "ca-passphrase-file", "", "read the CA key's passphrase from this file's first line ($"+envCAPassphrase+" gives it directly)")
+}
+
+// checkCAPassphraseFlags refuses the identity's passphrase file for a CA
+// command: it would be silently ignored.
+func (c *ctx) checkCAPassphraseFlags() error {
+	if c.opts.passphraseFile != "" {
+		return usageErr("--passphrase-file is for your identity key: give the CA key's passphrase with --ca-passphrase-file FILE or $%s", envCAPassphrase)
+	}
+	return nil
+}
+
 func runCAInit(c *ctx) error {
 	if err := c.wantArgs(0); err != nil {
+		return err
+	}
+	if err := c.checkCAPassphraseFlags(); err != nil {
 		return err
 	}
 	if c.opts.name == "" || c.opts.out == "" {
@@ -81,7 +113,7 @@ func runCAInit(c *ctx) error {
 	if err != nil {
 		return err
 	}
-	pass, err := c.initPassphrase()
+	pass, err := c.newSecret(c.caSecret(), c.opts.noPassphrase)
 	if err != nil {
 		return err
 	}
@@ -123,7 +155,18 @@ func (c *ctx) loadCA(dir string) (*identity.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := identity.DecodePrivateKey(keyPEM, c.passphrase)
+	keyPath := filepath.Join(dir, "ca.key")
+	prompt := func() string {
+		return fmt.Sprintf("Passphrase for the CA key of %q (%s): ", identity.DisplayName(certs[0]), keyPath)
+	}
+	var key ed25519.PrivateKey
+	err = c.unlock(c.caSecret(), prompt, func(pass identity.PassphraseFunc) error {
+		key, err = identity.DecodePrivateKey(keyPEM, pass)
+		return err
+	})
+	if errors.Is(err, identity.ErrPassphraseRequired) {
+		return nil, fmt.Errorf("ca.key is encrypted: give the CA passphrase (a prompt on a terminal, $%s or --ca-passphrase-file)", envCAPassphrase)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ca.key: %w", err)
 	}
@@ -139,6 +182,9 @@ func runCASign(c *ctx) error {
 	}
 	if c.opts.caDir == "" {
 		return usageErr("chat ca sign needs --ca DIR")
+	}
+	if err := c.checkCAPassphraseFlags(); err != nil {
+		return err
 	}
 	if c.opts.days <= 0 {
 		return usageErr("--days must be positive")
@@ -208,6 +254,7 @@ func runTrustAddCA(c *ctx) error {
 	}
 	fp := identity.FingerprintOf(ca.Cert.PublicKey.(ed25519.PublicKey))
 	c.printf("Trusting CA %q (fingerprint %s).\n", identity.DisplayName(ca.Cert), fp)
+	c.noteRestartTrust()
 	return nil
 }
 
@@ -227,6 +274,7 @@ func runTrustRemoveCA(c *ctx) error {
 		return err
 	}
 	c.printf("No longer trusting CA %q.\n", identity.DisplayName(ca.Cert))
+	c.noteRestartTrust()
 	return nil
 }
 
@@ -250,4 +298,11 @@ func runTrustList(c *ctx) error {
 		c.printf("%s\n  fingerprint: %s\n  valid until: %s\n", identity.DisplayName(r), fp, r.NotAfter.UTC().Format(time.DateOnly))
 	}
 	return nil
+}
+
+// noteRestartTrust is noteRestart after a change of the trusted roots.
+func (c *ctx) noteRestartTrust() {
+	if h, err := c.home(); err == nil {
+		c.noteRestart(h, "use the new set of trusted CAs")
+	}
 }

@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +59,9 @@ func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"frobnicate"},
 		{"contacts"},
+		{"trust"},
+		{"ca"},
+		{"cert"},
 		{"contacts", "frobnicate"},
 		{"--home", "/nonexistent", "frobnicate"},
 		{"help", "frobnicate"},
@@ -170,6 +178,115 @@ func TestUntilText(t *testing.T) {
 	} {
 		if got := untilText(now, now.Add(d)); got != want {
 			t.Errorf("untilText(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// `chat daemon --help` documents every command the daemon's handler
+// accepts, and the handler's error for an unknown one lists them all. The
+// commands are read from handle's switch, so a new one cannot be missed.
+func TestDaemonHelpListsEveryCommand(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "daemon.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmds []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		fn, ok := n.(*ast.FuncDecl)
+		if !ok || fn.Name.Name != "handle" || fn.Recv == nil {
+			return true
+		}
+		ast.Inspect(fn.Body, func(n ast.Node) bool {
+			sw, ok := n.(*ast.SwitchStmt)
+			if !ok {
+				return true
+			}
+			if sel, ok := sw.Tag.(*ast.SelectorExpr); !ok || sel.Sel.Name != "Cmd" {
+				return true
+			}
+			for _, s := range sw.Body.List {
+				for _, e := range s.(*ast.CaseClause).List {
+					if lit, ok := e.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						name, _ := strconv.Unquote(lit.Value)
+						cmds = append(cmds, name)
+					}
+				}
+			}
+			return false
+		})
+		return false
+	})
+	if len(cmds) < 8 {
+		t.Fatalf("found only %q in handle's switch", cmds)
+	}
+	_, help, _ := runIn(t, "daemon", "--help")
+	var unknown bytes.Buffer
+	(&handler{}).handle([]byte(`{"cmd":"nope"}`), &lineWriter{w: &unknown})
+	for _, c := range cmds {
+		if !strings.Contains(help, `{"cmd":"`+c+`"`) {
+			t.Errorf("chat daemon --help does not show the %q command", c)
+		}
+		if !regexp.MustCompile(`[(, ]` + c + `[,)]`).MatchString(unknown.String()) {
+			t.Errorf("the unknown-command error does not list %q: %s", c, unknown.String())
+		}
+	}
+}
+
+func TestSafetyRows(t *testing.T) {
+	number := "00001 00002 00003 00004 00005 00006 00007 00008 00009 00010 00011 00012"
+	want := []string{
+		"    00001 00002 00003 00004",
+		"    00005 00006 00007 00008",
+		"    00009 00010 00011 00012",
+	}
+	if got := safetyRows(number); !slices.Equal(got, want) {
+		t.Errorf("safetyRows = %q, want %q", got, want)
+	}
+}
+
+func TestPrintHistoryLine(t *testing.T) {
+	var b bytes.Buffer
+	ts := time.Date(2030, 1, 2, 3, 4, 5, 0, time.Local).UTC().Format(time.RFC3339Nano)
+	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Text: "hello\nthere"}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "out", TS: ts, Text: "hi", Status: "queued"}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Text: "x", Late: true}, "bob")
+	want := "2030-01-02 03:04  bob: hello there\n" +
+		"2030-01-02 03:04  me (queued): hi\n" +
+		"2030-01-02 03:04  bob (late): x\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// Groups without a command list what they have; there is no double space
+// where a command name is empty.
+func TestGroupAndStartUsage(t *testing.T) {
+	for group, subs := range map[string]string{
+		"contacts": "add, block, list, remove, verify",
+		"trust":    "add-ca, list, remove-ca",
+		"ca":       "init, sign",
+		"cert":     "import",
+	} {
+		code, out, errOut := runIn(t, group)
+		want := "chat: " + group + " needs a command: " + subs + " (see `chat help " + group + "`)\n"
+		if code != 2 || out != "" || errOut != want {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want %q", group, code, out, errOut, want)
+		}
+		code, out, errOut = runIn(t, group, "--help")
+		if code != 0 || errOut != "" || !strings.HasPrefix(out, "Usage: chat "+group+" COMMAND") {
+			t.Errorf("%s --help: exit %d, stderr %q, stdout %q", group, code, errOut, out)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--bogus"}, "chat: flag provided but not defined: -bogus (see `chat --help`)\n"},
+		{[]string{"--home"}, "chat: flag needs an argument: -home (see `chat --help`)\n"},
+		{[]string{"--no-mdns", "extra"}, "chat: chat takes 0 argument(s): " + startCommand().args + "\n"},
+	} {
+		if code, _, errOut := runIn(t, tc.args...); code != 2 || errOut != tc.want {
+			t.Errorf("%q: exit %d, stderr %q, want %q", tc.args, code, errOut, tc.want)
 		}
 	}
 }

@@ -204,7 +204,7 @@ func runContactsVerify(c *ctx) error {
 		return err
 	}
 	if c.opts.fingerprint == "" && !c.opts.yes {
-		if err := printSafety(c, ct.PeerID); err != nil {
+		if err := printSafety(c, t, ct.PeerID); err != nil {
 			return err
 		}
 		if !c.confirm("Do the safety numbers match? [y/N] ") {
@@ -240,7 +240,7 @@ func runVerify(c *ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := printSafety(c, ct.PeerID); err != nil {
+	if err := printSafety(c, t, ct.PeerID); err != nil {
 		return err
 	}
 	if c.opts.fingerprint != "" || c.opts.yes || c.confirm("Do the safety numbers match? [y/N] ") {
@@ -250,7 +250,7 @@ func runVerify(c *ctx) error {
 }
 
 // printSafety shows both fingerprints, the safety number and its QR code.
-func printSafety(c *ctx, id peer.ID) error {
+func printSafety(c *ctx, t *identity.TrustStore, id peer.ID) error {
 	h, err := c.home()
 	if err != nil {
 		return err
@@ -275,7 +275,7 @@ func printSafety(c *ctx, id peer.ID) error {
 	if err != nil {
 		return err
 	}
-	c.printf("Safety number with %s:\n\n    %s\n    %s\n\n%s\n", id, number[:35], number[36:], qr)
+	c.printf("Safety number with %s:\n\n%s\n\n%s\n", labelFor(t, id), strings.Join(safetyRows(number), "\n"), qr)
 	c.printf("your fingerprint:  %s\ntheir fingerprint: %s\n\n", identity.FingerprintOf(myKey), identity.FingerprintOf(theirs))
 	return nil
 }
@@ -309,4 +309,15 @@ func runContactsBlock(c *ctx) error {
 	}
 	c.printf("Blocked %s: its key is untrusted now.\n", labelFor(t, ct.PeerID))
 	return nil
+}
+
+// safetyRows lays out the 12 groups of a safety number as the chat
+// window's /verify does: three rows of four groups, indented.
+func safetyRows(number string) []string {
+	groups := strings.Fields(number)
+	var rows []string
+	for i := 0; i < len(groups); i += 4 {
+		rows = append(rows, "    "+strings.Join(groups[i:min(i+4, len(groups))], " "))
+	}
+	return rows
 }

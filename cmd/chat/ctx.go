@@ -21,14 +21,15 @@ type options struct {
 	passphraseFile string
 
 	// command flags
-	name         string
-	noPassphrase bool
-	json         bool
-	out          string
-	caDir        string
-	days         int
-	fingerprint  string
-	yes          bool
+	name             string
+	noPassphrase     bool
+	json             bool
+	out              string
+	caDir            string
+	caPassphraseFile string
+	days             int
+	fingerprint      string
+	yes              bool
 
 	node  nodeOptions
 	relay relayOptions
@@ -42,12 +43,15 @@ type ctx struct {
 	io   stdio
 	now  func() time.Time
 
-	passphraseCache []byte
-	id              *identity.Identity // loaded once: each load runs Argon2id
+	// tty asks a person at a terminal; nil when stdin is not one.
+	tty prompter
+	id  *identity.Identity // loaded once: each load runs Argon2id
 }
 
+// Environment variables that give passphrases to scripts.
 const (
-	envPassphrase = "CERTCHAT_PASSPHRASE"
+	envPassphrase   = "CERTCHAT_PASSPHRASE"
+	envCAPassphrase = "CERTCHAT_CA_PASSPHRASE"
 )
 
 // discard is io.Discard, for where a parameter named io hides the package.
@@ -55,23 +59,30 @@ var discard = io.Discard
 
 func newCtx(cmd *command, args []string, io stdio) (*ctx, error) {
 	c := &ctx{cmd: cmd, io: io, now: time.Now}
-	fs := flag.NewFlagSet("chat "+cmd.name, flag.ContinueOnError)
+	if isTerminalInput(io.in) {
+		c.tty = &terminal{in: bufio.NewReader(io.in), out: io.err}
+	}
+	fs := flag.NewFlagSet(commandLine(cmd.name), flag.ContinueOnError)
 	// The flag package would print its error and the whole usage to
 	// stderr; errors are one line, from report, and help goes to stdout.
 	fs.SetOutput(discard)
 	fs.Usage = func() {}
 	fs.StringVar(&c.opts.home, "home", "", "home folder ($CERTCHAT_HOME)")
-	fs.StringVar(&c.opts.passphraseFile, "passphrase-file", "", "read the key passphrase from this file's first line")
+	fs.StringVar(&c.opts.passphraseFile, "passphrase-file", "", "read the identity key's passphrase from this file's first line")
 	if cmd.flags != nil {
 		cmd.flags(fs, &c.opts)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		printCommandHelp(io.out, cmd, fs)
+		if cmd.name == "" {
+			printOverview(io.out, commands()) // the chat's flags are in it
+		} else {
+			printCommandHelp(io.out, cmd, fs)
+		}
 		return nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v (see `chat %s --help`)", errUsage, err, cmd.name)
+		return nil, fmt.Errorf("%w: %v (see `%s --help`)", errUsage, err, commandLine(cmd.name))
 	}
 	c.args = pos
 	return c, nil
@@ -99,8 +110,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func printCommandHelp(w io.Writer, cmd *command, fs *flag.FlagSet) {
-	name := strings.TrimSpace("chat " + cmd.name)
-	fmt.Fprintf(w, "Usage: %s %s\n\n%s\n", name, cmd.args, cmd.summary)
+	fmt.Fprintf(w, "Usage: %s %s\n\n%s\n", commandLine(cmd.name), cmd.args, cmd.summary)
 	if cmd.help != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(cmd.help))
 	}
@@ -109,7 +119,10 @@ func printCommandHelp(w io.Writer, cmd *command, fs *flag.FlagSet) {
 	fs.PrintDefaults()
 }
 
-// home resolves --home, $CERTCHAT_HOME, then the default.
+// home resolves --home, $CERTCHAT_HOME, then the default. For a command
+// that needs an identity, a home without one is an error (noIdentityError):
+// such commands never create the folder, so a mistyped --home fails
+// instead of becoming a new, empty home.
 func (c *ctx) home() (identity.Home, error) {
 	d := c.opts.home
 	if d == "" {
@@ -122,71 +135,206 @@ func (c *ctx) home() (identity.Home, error) {
 	if err != nil {
 		return identity.Home{}, fmt.Errorf("home %s: %w", d, err)
 	}
-	return identity.Home{Dir: abs}, nil
+	h := identity.Home{Dir: abs}
+	if c.cmd != nil && !c.cmd.withoutIdentity && !h.HasIdentity() {
+		return h, c.noIdentity(h)
+	}
+	return h, nil
+}
+
+// noIdentityError says that a home holds no identity, and how to make one.
+// It is identity.ErrNoIdentity to errors.Is.
+type noIdentityError struct {
+	dir, how string
+}
+
+func (e *noIdentityError) Error() string {
+	return fmt.Sprintf("no identity in %s: %s", e.dir, e.how)
+}
+
+func (e *noIdentityError) Unwrap() error { return identity.ErrNoIdentity }
+
+// noIdentity says that h holds no identity and how to create one there.
+func (c *ctx) noIdentity(h identity.Home) error {
+	e := &noIdentityError{dir: h.Dir}
+	switch {
+	case c.opts.home != "":
+		e.how = fmt.Sprintf("check --home, or create one with `chat --home %s init`", shellQuote(c.opts.home))
+	case os.Getenv(identity.EnvHome) != "":
+		e.how = "check $" + identity.EnvHome + ", or create one with `chat init`"
+	default:
+		e.how = "create one with `chat init`, or run `chat` to create one and open the chat"
+	}
+	return e
+}
+
+// shellQuote quotes s for a command line the user may copy.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`!*?[]{}()<>|&;#~") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // wantArgs checks the number of positional arguments.
 func (c *ctx) wantArgs(n int) error {
 	if len(c.args) != n {
-		return usageErr("chat %s takes %d argument(s): %s", c.cmd.name, n, c.cmd.args)
+		return usageErr("%s takes %d argument(s): %s", commandLine(c.cmd.name), n, c.cmd.args)
 	}
 	return nil
 }
 
-// passphrase gets the key passphrase from --passphrase-file,
-// $CERTCHAT_PASSPHRASE or, on a terminal, a prompt. It is a
-// identity.PassphraseFunc.
-func (c *ctx) passphrase() ([]byte, error) {
-	if c.passphraseCache != nil {
-		return c.passphraseCache, nil
-	}
-	p, err := c.readPassphrase("Passphrase: ", false)
-	if err == nil {
-		c.passphraseCache = p
-	}
-	return p, err
+// maxPassphraseAttempts is how many times a person at a terminal may type
+// a passphrase before the command gives up, as ssh and sudo allow.
+const maxPassphraseAttempts = 3
+
+// secretSource says where a key's passphrase comes from: a file given by
+// a flag, an environment variable, else a prompt on a terminal.
+type secretSource struct {
+	key      string // what it protects, for messages: "the identity key"
+	file     string // the flag's value
+	fileFlag string // "--passphrase-file"
+	env      string // "CERTCHAT_PASSPHRASE"
 }
 
-// newPassphrase gets a passphrase for a new key, asking twice on a terminal.
-func (c *ctx) newPassphrase() ([]byte, error) {
-	return c.readPassphrase("Choose a passphrase to protect your key: ", true)
+func (c *ctx) identitySecret() secretSource {
+	return secretSource{key: "the identity key", file: c.opts.passphraseFile, fileFlag: "--passphrase-file", env: envPassphrase}
 }
 
-func (c *ctx) readPassphrase(prompt string, confirm bool) ([]byte, error) {
-	if c.opts.passphraseFile != "" {
-		data, err := os.ReadFile(c.opts.passphraseFile)
+func (c *ctx) caSecret() secretSource {
+	return secretSource{key: "the CA key", file: c.opts.caPassphraseFile, fileFlag: "--ca-passphrase-file", env: envCAPassphrase}
+}
+
+// given returns the passphrase from the file or the environment; ok is
+// false when neither gives one.
+func (s secretSource) given() (p []byte, ok bool, err error) {
+	if s.file != "" {
+		data, err := os.ReadFile(s.file)
 		if err != nil {
-			return nil, fmt.Errorf("passphrase file: %w", err)
+			return nil, false, fmt.Errorf("passphrase file: %w", err)
 		}
 		line, _, _ := strings.Cut(string(data), "\n")
-		return []byte(strings.TrimSuffix(line, "\r")), nil
+		return []byte(strings.TrimSuffix(line, "\r")), true, nil
 	}
-	if p, ok := os.LookupEnv(envPassphrase); ok {
-		return []byte(p), nil
+	if p, ok := os.LookupEnv(s.env); ok {
+		return []byte(p), true, nil
 	}
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
-	if err != nil || !isTerminalInput(c.io.in) {
-		if tty != nil {
-			tty.Close()
+	return nil, false, nil
+}
+
+// unlock calls open with a PassphraseFunc for src: the file's or the
+// environment's passphrase, tried once, else one typed at the terminal
+// after prompt. A typed passphrase that is wrong or empty may be typed
+// again, up to maxPassphraseAttempts times in all.
+func (c *ctx) unlock(src secretSource, prompt func() string, open func(identity.PassphraseFunc) error) error {
+	p, ok, err := src.given()
+	if err != nil {
+		return err
+	}
+	if ok {
+		return open(func() ([]byte, error) { return p, nil })
+	}
+	if c.tty == nil {
+		return open(func() ([]byte, error) { return nil, identity.ErrPassphraseRequired })
+	}
+	for attempt := 1; ; attempt++ {
+		typed := false
+		err := open(func() ([]byte, error) {
+			p, err := c.tty.secret(prompt())
+			typed = err == nil
+			return p, err
+		})
+		if err == nil || !typed || attempt == maxPassphraseAttempts {
+			return err
 		}
-		return nil, identity.ErrPassphraseRequired
+		switch {
+		case errors.Is(err, identity.ErrWrongPassphrase):
+			fmt.Fprintln(c.io.err, "wrong passphrase, try again")
+		case errors.Is(err, identity.ErrPassphraseRequired):
+			fmt.Fprintln(c.io.err, "the key is encrypted: type its passphrase")
+		default:
+			return err
+		}
 	}
-	defer tty.Close()
-	p, err := promptHidden(tty, prompt)
-	if err != nil || !confirm {
-		return p, err
+}
+
+// newSecret gets the passphrase for a new key from src; nil means store
+// the key unencrypted, which only --no-passphrase or a confirmed empty
+// passphrase at the terminal asks for. At a terminal it is typed twice,
+// and may be chosen again, up to maxPassphraseAttempts times, when the two
+// differ or an empty one is not confirmed; from a file or the environment
+// an empty one fails at once.
+func (c *ctx) newSecret(src secretSource, noPassphrase bool) ([]byte, error) {
+	if noPassphrase {
+		return nil, nil
 	}
-	again, err := promptHidden(tty, "Type it again: ")
+	errEmpty := errors.New("the passphrase is empty: choose one, or pass --no-passphrase")
+	p, ok, err := src.given()
 	if err != nil {
 		return nil, err
 	}
-	if string(again) != string(p) {
-		return nil, errors.New("the passphrases do not match")
+	if ok {
+		if len(p) == 0 {
+			return nil, errEmpty
+		}
+		return p, nil
 	}
-	return p, nil
+	if c.tty == nil {
+		return nil, fmt.Errorf("a passphrase is needed to protect %s: use %s, $%s, a terminal, or --no-passphrase to store it unencrypted", src.key, src.fileFlag, src.env)
+	}
+	var last error
+	for attempt := 1; attempt <= maxPassphraseAttempts; attempt++ {
+		switch {
+		case last == errEmpty:
+			fmt.Fprintln(c.io.err, "then choose a passphrase")
+		case last != nil:
+			fmt.Fprintf(c.io.err, "%s, try again\n", last)
+		}
+		p, err := c.tty.secret(fmt.Sprintf("Choose a passphrase to protect %s: ", src.key))
+		if err != nil {
+			return nil, err
+		}
+		if len(p) == 0 {
+			ans, err := c.tty.line("Empty passphrase: store the key unencrypted? [y/N] ")
+			if err == nil && strings.EqualFold(ans, "y") {
+				return nil, nil
+			}
+			last = errEmpty
+			continue
+		}
+		again, err := c.tty.secret("Type it again: ")
+		if err != nil {
+			return nil, err
+		}
+		if string(again) == string(p) {
+			return p, nil
+		}
+		last = errors.New("the passphrases do not match")
+	}
+	return nil, fmt.Errorf("%w; nothing was created", last)
 }
 
-func promptHidden(tty *os.File, prompt string) ([]byte, error) {
+// prompter asks a person at a terminal.
+type prompter interface {
+	// secret asks for a passphrase, not echoed.
+	secret(prompt string) ([]byte, error)
+	// line asks a question and returns the answer, trimmed.
+	line(prompt string) (string, error)
+}
+
+// terminal is the prompter for a terminal on stdin: questions go to
+// stderr, passphrases are read from /dev/tty with echo off.
+type terminal struct {
+	in  *bufio.Reader
+	out io.Writer
+}
+
+func (t *terminal) secret(prompt string) ([]byte, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open the terminal to ask for the passphrase: %w (give it with a passphrase file or the environment instead)", err)
+	}
+	defer tty.Close()
 	fmt.Fprint(tty, prompt)
 	p, err := term.ReadPassword(int(tty.Fd()))
 	fmt.Fprintln(tty)
@@ -196,6 +344,15 @@ func promptHidden(tty *os.File, prompt string) ([]byte, error) {
 	return p, nil
 }
 
+func (t *terminal) line(prompt string) (string, error) {
+	fmt.Fprint(t.out, prompt)
+	line, err := t.in.ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("read answer: %w", err)
+	}
+	return strings.TrimSpace(line), nil
+}
+
 func isTerminalInput(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
@@ -203,26 +360,35 @@ func isTerminalInput(r io.Reader) bool {
 
 // promptLine asks a question on the terminal and reads a line from stdin.
 func (c *ctx) promptLine(question string) (string, error) {
-	if !isTerminalInput(c.io.in) {
+	if c.tty == nil {
 		return "", errors.New("not a terminal")
 	}
-	fmt.Fprint(c.io.err, question)
-	line, err := bufio.NewReader(c.io.in).ReadString('\n')
-	if err != nil && line == "" {
-		return "", fmt.Errorf("read answer: %w", err)
-	}
-	return strings.TrimSpace(line), nil
+	return c.tty.line(question)
 }
 
-// loadIdentity opens the identity with its private key.
+// loadIdentity opens the identity with its private key, asking for the
+// passphrase if the key is encrypted.
 func (c *ctx) loadIdentity() (*identity.Identity, identity.Home, error) {
 	h, err := c.home()
 	if err != nil {
 		return nil, h, err
 	}
-	if c.id == nil {
-		c.id, err = h.Load(c.passphrase)
+	if c.id != nil {
+		return c.id, h, nil
 	}
+	prompt := func() string {
+		if chain, err := h.LoadChain(); err == nil {
+			return fmt.Sprintf("Passphrase for %s's key (%s): ", identity.DisplayName(chain[0]), h.Dir)
+		}
+		return fmt.Sprintf("Passphrase for the key in %s: ", h.Dir)
+	}
+	err = c.unlock(c.identitySecret(), prompt, func(pass identity.PassphraseFunc) error {
+		id, err := h.Load(pass)
+		if err == nil {
+			c.id = id
+		}
+		return err
+	})
 	return c.id, h, err
 }
 

@@ -3,13 +3,11 @@ package main
 import (
 	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/user"
-	"strings"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -29,7 +27,8 @@ $CERTCHAT_PASSPHRASE. An existing identity is never replaced.`,
 				fs.StringVar(&o.name, "name", os.Getenv("CERTCHAT_NAME"), "your display name ($CERTCHAT_NAME)")
 				fs.BoolVar(&o.noPassphrase, "no-passphrase", false, "store the key unencrypted (not recommended)")
 			},
-			run: runInit,
+			run:             runInit,
+			withoutIdentity: true,
 		},
 		{
 			name:    "id",
@@ -50,7 +49,9 @@ $CERTCHAT_PASSPHRASE. An existing identity is never replaced.`,
   openssl x509 -req -in me.csr -CA ca.pem -CAkey ca.key -days 365 \
       -copy_extensions copy -out me.crt
 
-then install the result with ` + "`chat cert import me.crt`.",
+then install the result with ` + "`chat cert import me.crt`" + `. openssl reads
+ca.key only if the CA was made with ` + "`chat ca init --no-passphrase`" + `
+(or by openssl): an encrypted ca.key is certchat's own format.`,
 			run: runCSR,
 		},
 		{
@@ -58,7 +59,9 @@ then install the result with ` + "`chat cert import me.crt`.",
 			args:    "FILE",
 			summary: "install a CA-issued certificate for your key",
 			help: `The certificate must be for your own key and must verify to a CA you
-trust (` + "`chat trust add-ca`" + `). It replaces your current certificate.`,
+trust (` + "`chat trust add-ca`" + `). It replaces your current certificate.
+A chat window or daemon already running on this home keeps presenting the
+old one until it is restarted.`,
 			run: runCertImport,
 		},
 	}
@@ -67,13 +70,15 @@ trust (` + "`chat trust add-ca`" + `). It replaces your current certificate.`,
 func startCommand() *command {
 	return &command{
 		name:    "",
-		args:    "[--name NAME] [--listen MULTIADDR] [--relay MULTIADDR]",
+		args:    "[--name NAME] [--no-passphrase] [--listen MULTIADDR] [--relay MULTIADDR] [--no-mdns] [--log FILE]",
 		summary: "open the chat; on first run, create your identity",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.name, "name", os.Getenv("CERTCHAT_NAME"), "your display name on first run ($CERTCHAT_NAME)")
+			fs.BoolVar(&o.noPassphrase, "no-passphrase", false, "on first run, store the key unencrypted (not recommended)")
 			nodeFlags(fs, o)
 		},
-		run: runStart,
+		run:             runStart,
+		withoutIdentity: true,
 	}
 }
 
@@ -135,7 +140,7 @@ func runInit(c *ctx) error {
 	if err := identity.CheckName(c.opts.name); err != nil {
 		return err
 	}
-	pass, err := c.initPassphrase()
+	pass, err := c.newSecret(c.identitySecret(), c.opts.noPassphrase)
 	if err != nil {
 		return err
 	}
@@ -143,37 +148,15 @@ func runInit(c *ctx) error {
 	if err != nil {
 		return err
 	}
-	// The chat opens right after a first run: do not ask again, nor
-	// decrypt the key just written.
-	c.passphraseCache, c.id = pass, id
+	// The chat opens right after a first run: do not ask for the
+	// passphrase again, nor decrypt the key just written.
+	c.id = id
 	protection := "encrypted with your passphrase"
 	if pass == nil {
 		protection = "NOT encrypted (--no-passphrase)"
 	}
 	fmt.Fprintf(c.io.err, "Created identity %q in %s; the key is %s.\n", id.Name(), h.Dir, protection)
 	return nil
-}
-
-// initPassphrase returns nil only for an explicit opt-out.
-func (c *ctx) initPassphrase() ([]byte, error) {
-	if c.opts.noPassphrase {
-		return nil, nil
-	}
-	p, err := c.newPassphrase()
-	if errors.Is(err, identity.ErrPassphraseRequired) {
-		return nil, errors.New("a passphrase is needed to protect the key: use --passphrase-file, $CERTCHAT_PASSPHRASE, a terminal, or --no-passphrase to store it unencrypted")
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(p) == 0 {
-		ans, err := c.promptLine("Empty passphrase: store the key unencrypted? [y/N] ")
-		if err != nil || !strings.EqualFold(ans, "y") {
-			return nil, errors.New("the passphrase is empty: choose one, or pass --no-passphrase")
-		}
-		return nil, nil
-	}
-	return p, nil
 }
 
 // idInfo is what `chat id --json` prints.
@@ -303,6 +286,7 @@ func runCertImport(c *ctx) error {
 	}
 	c.printf("Installed the certificate for %q issued by %s, valid until %s.\n",
 		identity.DisplayName(chain[0]), identity.IssuerName(chain[0]), chain[0].NotAfter.UTC().Format(time.DateOnly))
+	c.noteRestart(h, "present the new certificate")
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -31,6 +32,10 @@ type command struct {
 	help    string // more paragraphs for `chat NAME --help`
 	flags   func(fs *flag.FlagSet, o *options)
 	run     func(c *ctx) error
+	// withoutIdentity commands run without an identity in the home: they
+	// create one (init, the chat), or use none (ca, relay). The others
+	// refuse a home without one, rather than create the folder.
+	withoutIdentity bool
 }
 
 // errUsage marks errors in how a command was called (exit code 2).
@@ -39,6 +44,9 @@ var errUsage = errors.New("usage")
 func usageErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
 }
+
+// commandLine is how a command is typed: "chat id", or "chat" for the chat.
+func commandLine(name string) string { return strings.TrimSpace("chat " + name) }
 
 func commands() []*command {
 	var cs []*command
@@ -55,17 +63,19 @@ func commands() []*command {
 func run(args []string, io stdio) int {
 	cs := commands()
 	globals, afterGlobals := splitGlobals(args)
-	if len(afterGlobals) > 0 && (afterGlobals[0] == "help" || afterGlobals[0] == "-h" || afterGlobals[0] == "--help") {
-		if len(afterGlobals) > 1 {
-			return run(append(append(globals, afterGlobals[1:]...), "--help"), io)
+	if len(afterGlobals) > 0 && isHelpArg(afterGlobals[0]) {
+		// `chat help X`, `chat -h X`: X's help. Without the help words
+		// the second run cannot come back here.
+		words := slices.DeleteFunc(slices.Clone(afterGlobals[1:]), isHelpArg)
+		if len(words) == 0 {
+			printOverview(io.out, cs)
+			return 0
 		}
-		printOverview(io.out, cs)
-		return 0
+		return run(append(append(slices.Clone(globals), words...), "--help"), io)
 	}
 	cmd, rest := findCommand(cs, args)
 	if cmd == nil {
-		fmt.Fprintf(io.err, "chat: unknown command %q; run `chat help`\n", strings.Join(leadingWords(afterGlobals), " "))
-		return 2
+		return noCommand(cs, afterGlobals, io)
 	}
 	c, err := newCtx(cmd, rest, io)
 	if errors.Is(err, flag.ErrHelp) {
@@ -75,6 +85,66 @@ func run(args []string, io stdio) int {
 		err = cmd.run(c)
 	}
 	return report(io.err, err)
+}
+
+// isHelpArg reports whether a is a way to ask for help.
+func isHelpArg(a string) bool {
+	switch a {
+	case "help", "-h", "--h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
+// noCommand answers arguments that name no command: a group's help when
+// asked (`chat contacts --help`), else a usage error that lists what the
+// group has (`chat contacts`) or points to `chat help`.
+func noCommand(cs []*command, args []string, io stdio) int {
+	words := leadingWords(args)
+	var group string
+	var members []*command
+	if len(words) > 0 {
+		group, members = words[0], groupMembers(cs, words[0])
+	}
+	if len(members) == 0 {
+		fmt.Fprintf(io.err, "chat: unknown command %q; run `chat help`\n", strings.Join(words, " "))
+		return 2
+	}
+	if len(words) == 1 && slices.ContainsFunc(args[1:], isHelpArg) {
+		printGroupHelp(io.out, group, members)
+		return 0
+	}
+	var subs []string
+	for _, c := range members {
+		subs = append(subs, strings.TrimPrefix(c.name, group+" "))
+	}
+	list := strings.Join(subs, ", ")
+	if len(words) == 1 {
+		fmt.Fprintf(io.err, "chat: %s needs a command: %s (see `chat help %s`)\n", group, list, group)
+	} else {
+		fmt.Fprintf(io.err, "chat: unknown command %q; %s has: %s (see `chat help %s`)\n", strings.Join(words, " "), group, list, group)
+	}
+	return 2
+}
+
+// groupMembers are the commands named "group ...", sorted by name.
+func groupMembers(cs []*command, group string) []*command {
+	var out []*command
+	for _, c := range cs {
+		if strings.HasPrefix(c.name, group+" ") {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+func printGroupHelp(w io.Writer, group string, members []*command) {
+	fmt.Fprintf(w, "Usage: chat %s COMMAND [flags] [args]\n\nCommands:\n", group)
+	for _, c := range members {
+		fmt.Fprintf(w, "  %-18s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun `chat %s COMMAND --help` for a command's flags.\n", group)
 }
 
 func report(w io.Writer, err error) int {
@@ -142,29 +212,40 @@ func leadingWords(args []string) []string {
 	return w
 }
 
+// printOverview is `chat help`: the commands, the chat window's flags and
+// the global flags.
 func printOverview(w io.Writer, cs []*command) {
 	fmt.Fprint(w, `chat is certchat: a peer-to-peer, end-to-end encrypted messenger for the terminal.
 
 Usage:
-  chat [--home DIR]              open the chat (creates an identity on first run)
+  chat [flags]                   open the chat window (creates an identity on first run)
   chat COMMAND [flags] [args]
 
 Commands:
 `)
 	sorted := append([]*command(nil), cs...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
+	var start *command
 	for _, c := range sorted {
 		if c.name == "" {
+			start = c
 			continue
 		}
 		fmt.Fprintf(w, "  %-18s %s\n", c.name, c.summary)
+	}
+	if start != nil && start.flags != nil {
+		fmt.Fprint(w, "\nChat window flags (`chat [flags]`):\n")
+		fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+		start.flags(fs, new(options))
+		fs.SetOutput(w)
+		fs.PrintDefaults()
 	}
 	fmt.Fprint(w, `
 Global flags (every command):
   --home DIR             where the identity and data live ($CERTCHAT_HOME;
                          default ~/.config/certchat)
-  --passphrase-file F    read the key passphrase from F's first line
-                         ($CERTCHAT_PASSPHRASE gives it directly)
+  --passphrase-file F    read the identity key's passphrase from F's first
+                         line ($CERTCHAT_PASSPHRASE gives it directly)
 
 Run `+"`chat COMMAND --help`"+` for a command's flags.
 `)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // nodeOptions are the flags of commands that run a node.
@@ -66,16 +67,31 @@ func nodeCommands() []*command {
 			args:    "[--json] [--listen MULTIADDR] [--relay MULTIADDR]",
 			summary: "run the node without a window: events out, commands in",
 			help: `With --json, every event is one JSON object per line on stdout and
-commands are read as JSON lines on stdin, e.g.
+commands are read as JSON lines on stdin. An optional "ref" in a command is
+echoed in its answer. The commands:
 
   {"cmd":"send","to":"<peer id or contact name>","text":"hi"}
+      send a message; answers {"event":"accepted","id",...}
   {"cmd":"connect","addr":"/ip4/192.0.2.7/tcp/4001/p2p/<peer id>"}
-  {"cmd":"trust","peer":"<peer id>"}
+      dial a multiaddr or a peer ID; answers {"event":"peer",...}
+  {"cmd":"trust","peer":"<peer id>","verified":false}
+      pin the peer's key (verified: fingerprint compared); answers "ok"
+  {"cmd":"block","peer":"<peer id>"}
+      reject the peer's key; answers "ok"
+  {"cmd":"peers"}
+      one {"event":"peer",...} per known peer, then "ok"
+  {"cmd":"history","peer":"<peer id or contact name>","limit":100}
+      answers {"event":"history","messages":[...]}
+  {"cmd":"id"}
+      answers {"event":"id","peer_id","name","fingerprint","addrs"}
+  {"cmd":"quit"}
+      answers "ok" and stops the daemon
 
 Events: listening, peer, message, accepted, sent, queued, delivered, failed,
-error. Logs go to stderr or --log, never to stdout. While the daemon runs,
-` + "`chat send` and `chat history`" + ` use it through home/control.sock.
-It stops on SIGINT or SIGTERM, or {"cmd":"quit"}.`,
+ok, history, id, error. Logs go to stderr or --log, never to stdout. While
+the daemon runs, ` + "`chat send` and `chat history`" + ` use it through
+home/control.sock, which speaks the same protocol. It stops on SIGINT or
+SIGTERM, or {"cmd":"quit"}.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				nodeFlags(fs, o)
 				fs.BoolVar(&o.json, "json", false, "JSON lines on stdout and stdin")
@@ -91,7 +107,11 @@ contact. Exits 0 once the peer has stored the message, or, if the peer is
 not reachable within --wait, says the message is queued: it stays in the
 outbox and is delivered by the next chat or daemon run (or the running
 daemon). Exits 1 with a one-line reason if the peer is untrusted or its
-key changed.`,
+key changed.
+
+While ` + "`chat daemon`" + ` runs on this home, the message goes through it
+(home/control.sock). While a chat window has the home open, send refuses:
+the message database is in use; send from the window instead.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				nodeFlags(fs, o)
 				fs.StringVar(&o.node.to, "to", "", "peer ID or contact name")
@@ -103,6 +123,10 @@ key changed.`,
 			name:    "history",
 			args:    "PEER [--json] [--limit N]",
 			summary: "print a stored conversation",
+			help: `PEER is a peer ID or a contact's name; the peer's messages are shown
+under the contact's name. While ` + "`chat daemon`" + ` runs on this home, the
+history comes from it; while a chat window has the home open, history
+refuses: the message database is in use.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.json, "json", false, "print JSON")
 				fs.IntVar(&o.node.limit, "limit", historyDefault, "how many of the latest messages")
@@ -345,14 +369,19 @@ func runHistory(c *ctx) error {
 	if err != nil {
 		return err
 	}
+	// The peer's lines carry the contact's name, as the chat window shows.
+	_, ct, err := c.resolveContact(c.args[0])
+	if err != nil {
+		return err
+	}
 	var msgs []jsonMessage
 	if conn, err := dialControl(h); err == nil {
 		defer conn.Close()
-		msgs, err = historyVia(conn, c.args[0], c.opts.node.limit)
+		msgs, err = historyVia(conn, ct.PeerID.String(), c.opts.node.limit)
 		if err != nil {
 			return err
 		}
-	} else if msgs, err = historyDirect(c, h); err != nil {
+	} else if msgs, err = historyDirect(c, h, ct.PeerID); err != nil {
 		return err
 	}
 	if c.opts.json {
@@ -361,7 +390,7 @@ func runHistory(c *ctx) error {
 		return enc.Encode(msgs)
 	}
 	for _, m := range msgs {
-		printHistoryLine(c.io.out, m)
+		printHistoryLine(c.io.out, m, ct.Label())
 	}
 	return nil
 }
@@ -393,16 +422,8 @@ func historyVia(conn io.ReadWriter, peerArg string, limit int) ([]jsonMessage, e
 }
 
 // historyDirect reads the database itself (no daemon running).
-func historyDirect(c *ctx, h identity.Home) ([]jsonMessage, error) {
+func historyDirect(c *ctx, h identity.Home, p peer.ID) ([]jsonMessage, error) {
 	id, _, err := c.loadIdentity()
-	if err != nil {
-		return nil, err
-	}
-	trust, err := h.TrustStore()
-	if err != nil {
-		return nil, err
-	}
-	ct, err := trust.Resolve(c.args[0])
 	if err != nil {
 		return nil, err
 	}
@@ -411,7 +432,7 @@ func historyDirect(c *ctx, h identity.Home) ([]jsonMessage, error) {
 		return nil, err
 	}
 	defer store.Close()
-	ms, err := store.History(ct.PeerID, 0, min(max(c.opts.node.limit, 1), historyMax))
+	ms, err := store.History(p, 0, min(max(c.opts.node.limit, 1), historyMax))
 	if err != nil {
 		return nil, err
 	}
@@ -422,9 +443,11 @@ func historyDirect(c *ctx, h identity.Home) ([]jsonMessage, error) {
 	return out, nil
 }
 
-func printHistoryLine(w io.Writer, m jsonMessage) {
+// printHistoryLine prints one message of the conversation with the
+// contact called name.
+func printHistoryLine(w io.Writer, m jsonMessage, name string) {
 	ts, _ := time.Parse(time.RFC3339Nano, m.TS)
-	who := "them"
+	who := name
 	if m.Direction == string(node.Outgoing) {
 		who = "me (" + m.Status + ")"
 	}

@@ -27,6 +27,9 @@ func relayCommand() *command {
 to clients (` + "`chat --relay ADDR`" + `), then runs until SIGINT or SIGTERM. The
 relay's key is home/relay.key, created on first run. The relay forwards only
 ciphertext: it learns who talks to whom, when and how much, never what.
+It also keeps messages for offline peers as sealed envelopes, which it
+cannot open, until they fetch them (the --mailbox-* limits; --no-mailbox
+turns this off).
 
 go-libp2p's defaults would cut every relayed connection after 2 minutes or
 128 KiB; these limits are set for chat and can be changed.`,
@@ -49,7 +52,8 @@ go-libp2p's defaults would cut every relayed connection after 2 minutes or
 			fs.Int64Var(&o.relay.mailbox.MaxBytes, "mailbox-bytes", m.MaxBytes, "bytes kept per offline peer")
 			fs.DurationVar(&o.relay.mailbox.TTL, "mailbox-ttl", m.TTL, "delete messages not fetched within this time")
 		},
-		run: runRelay,
+		run:             runRelay,
+		withoutIdentity: true, // a relay keeps its own key, relay.key
 	}
 }
 
