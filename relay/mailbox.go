@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -32,6 +33,7 @@ type MailboxLimits struct {
 	MaxPrekeys  int           // one-time prekeys kept per kind per peer
 	MaxMailbox  int           // mailboxes registered in all
 	PublishRate float64       // publishes per second per peer (burst 5)
+	Idle        time.Duration // a mailbox its owner has not used in this time is removed (at least TTL)
 }
 
 // DefaultMailboxLimits suit a group's relay.
@@ -45,6 +47,7 @@ var DefaultMailboxLimits = MailboxLimits{
 	MaxPrekeys:  200,
 	MaxMailbox:  4096,
 	PublishRate: 0.1,
+	Idle:        30 * 24 * time.Hour,
 }
 
 func (l MailboxLimits) withDefaults() MailboxLimits {
@@ -76,6 +79,10 @@ func (l MailboxLimits) withDefaults() MailboxLimits {
 	if l.PublishRate <= 0 {
 		l.PublishRate = d.PublishRate
 	}
+	if l.Idle <= 0 {
+		l.Idle = d.Idle
+	}
+	l.Idle = max(l.Idle, l.TTL)
 	return l
 }
 
@@ -87,7 +94,13 @@ func (l MailboxLimits) withDefaults() MailboxLimits {
 //	otec/<peer>  sequence → bundle carrying one X25519 one-time prekey
 //	otkem/<peer> sequence → bundle carrying one ML-KEM one-time prekey
 //	mail/<peer>  sequence → u64 deposited (Unix ms) || u32 len || from || envelope
+//	seen         peer → u64 last use by its owner (Unix ms): publish, fetch, ack
+//
+// A mailbox whose owner has not used it for Idle is removed with all it
+// holds, so registrations of peers that left do not fill MaxMailbox for
+// ever. A client registers again whenever it makes a reservation.
 var (
+	bktSeen    = []byte("seen")
 	bktBundles = []byte("bundles")
 	bktUsage   = []byte("usage")
 	bktOTEC    = []byte("otec")
@@ -111,9 +124,10 @@ type mailboxServer struct {
 	ctx       context.Context // cancelled by close: ends notifications
 	cancel    context.CancelFunc
 	done      chan struct{}
-	mu        sync.Mutex // guards closed and wg.Add
+	mu        sync.Mutex // guards closed, wg.Add and used
 	closed    bool
 	wg        sync.WaitGroup
+	used      map[peer.ID]time.Time // owners' uses since the last sweep (bucket seen)
 }
 
 func openMailbox(path string, h host.Host, lim MailboxLimits, log *slog.Logger) (*mailboxServer, error) {
@@ -125,7 +139,7 @@ func openMailbox(path string, h host.Host, lim MailboxLimits, log *slog.Logger) 
 		return nil, fmt.Errorf("mailbox database: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bktBundles, bktUsage, bktOTEC, bktOTKEM, bktMail, bktPairs} {
+		for _, b := range [][]byte{bktBundles, bktUsage, bktOTEC, bktOTKEM, bktMail, bktPairs, bktSeen} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -143,6 +157,7 @@ func openMailbox(path string, h host.Host, lim MailboxLimits, log *slog.Logger) 
 		bundle:    newLimiters(rate.Limit(lim.BundleRate), 10),
 		publishes: newLimiters(rate.Limit(lim.PublishRate), 5),
 		done:      make(chan struct{}),
+		used:      map[peer.ID]time.Time{},
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(mailbox.Protocol, m.handle)
@@ -159,6 +174,7 @@ func (m *mailboxServer) close() error {
 	m.cancel()
 	close(m.done)
 	m.wg.Wait()
+	m.sweepIdle() // keeps the uses seen since the last sweep
 	return m.db.Close()
 }
 
@@ -200,6 +216,11 @@ func (m *mailboxServer) serve(from peer.ID, f e2e.Frame) (e2e.FrameType, []byte)
 		t, out, err = m.ack(from, f.Payload)
 	default:
 		err = &mailbox.Error{Code: mailbox.CodeMalformed, Message: "unknown request"}
+	}
+	if err == nil && (f.Type == mailbox.TypePublish || f.Type == mailbox.TypeFetch || f.Type == mailbox.TypeAck) {
+		m.mu.Lock()
+		m.used[from] = m.now()
+		m.mu.Unlock()
 	}
 	if err != nil {
 		var me *mailbox.Error
@@ -556,6 +577,86 @@ func (m *mailboxServer) sweeper() {
 }
 
 func (m *mailboxServer) sweep() {
+	m.sweepMail()
+	m.sweepIdle()
+}
+
+// sweepIdle records the owners' uses since the last sweep, then removes
+// mailboxes unused for Idle. A mailbox with no record (registered by a
+// relay version that kept none) starts counting now.
+func (m *mailboxServer) sweepIdle() {
+	m.mu.Lock()
+	used := m.used
+	m.used = map[peer.ID]time.Time{}
+	m.mu.Unlock()
+	now := m.now()
+	var removed int
+	err := m.db.Update(func(tx *bolt.Tx) error {
+		seen := tx.Bucket(bktSeen)
+		for p, t := range used {
+			if tx.Bucket(bktBundles).Get([]byte(p)) == nil {
+				continue // a fetch by a peer with no mailbox here
+			}
+			if err := seen.Put([]byte(p), u64(uint64(t.UnixMilli()))); err != nil {
+				return err
+			}
+		}
+		var idle []peer.ID
+		err := tx.Bucket(bktBundles).ForEach(func(k, _ []byte) error {
+			v := seen.Get(k)
+			if len(v) != 8 {
+				return seen.Put(k, u64(uint64(now.UnixMilli())))
+			}
+			if now.Sub(time.UnixMilli(int64(binary.BigEndian.Uint64(v)))) > m.lim.Idle {
+				idle = append(idle, peer.ID(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, p := range idle {
+			if err := removeMailbox(tx, p); err != nil {
+				return err
+			}
+		}
+		removed = len(idle)
+		return nil
+	})
+	if err != nil {
+		m.log.Error("mailbox idle sweep", "err", err)
+		return
+	}
+	if removed > 0 {
+		m.log.Info("removed idle mailboxes", "count", removed, "idle", m.lim.Idle)
+	}
+}
+
+// removeMailbox deletes p's registration and everything it holds.
+func removeMailbox(tx *bolt.Tx, p peer.ID) error {
+	k := []byte(p)
+	for _, b := range [][]byte{bktOTEC, bktOTKEM, bktMail} {
+		if err := tx.Bucket(b).DeleteBucket(k); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			return err
+		}
+	}
+	for _, b := range [][]byte{bktBundles, bktUsage, bktSeen} {
+		if err := tx.Bucket(b).Delete(k); err != nil {
+			return err
+		}
+	}
+	prefix := append([]byte{byte(len(p))}, p...)
+	c := tx.Bucket(bktPairs).Cursor()
+	for pk, _ := c.Seek(prefix); pk != nil && bytes.HasPrefix(pk, prefix); pk, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweepMail deletes envelopes older than the TTL.
+func (m *mailboxServer) sweepMail() {
 	cutoff := m.now().Add(-m.lim.TTL)
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktMail).ForEachBucket(func(k []byte) error {

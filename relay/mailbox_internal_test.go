@@ -944,3 +944,79 @@ func TestLimitersForgetIdlePeers(t *testing.T) {
 		t.Fatalf("%d limiters kept after two idle hours, want 1", n)
 	}
 }
+
+// A mailbox its owner stops using is removed with all it holds once Idle
+// passes, which frees its place under MaxMailbox; one in use stays, and
+// the owner registers again when it comes back. Uses are counted from
+// publish, fetch and ack, and survive a relay restart.
+func TestMailboxIdleRemoval(t *testing.T) {
+	clock := &mbClock{t: time.Now()}
+	path := filepath.Join(t.TempDir(), "mailbox.db")
+	lim := MailboxLimits{TTL: 24 * time.Hour, Idle: 10 * 24 * time.Hour, MaxMailbox: 2, DepositRate: 1000, PublishRate: 1000}
+	m := mbOpen(t, path, lim, clock)
+	alice, bob, carol, dave := mbNewPeer(t), mbNewPeer(t), mbNewPeer(t), mbNewPeer(t)
+	for _, p := range []mbPeer{bob, carol} {
+		if _, e := mbPublish(t, m, p.id, p.publish(t)); e != nil {
+			t.Fatal(e)
+		}
+	}
+	_, e := mbPublish(t, m, dave.id, dave.publish(t))
+	mbWantCode(t, "a third mailbox", e, mailbox.CodeQuotaFull)
+	mbDeposit(t, m, alice.id, carol.id, mbEnvelope(100))
+	m.sweep()
+
+	// Bob keeps fetching; carol never comes back. A fetch by dave, who
+	// has no mailbox, records nothing.
+	for days := 3; days <= 12; days += 3 {
+		clock.add(3 * 24 * time.Hour)
+		mbFetch(t, m, bob.id, 8)
+		mbFetch(t, m, dave.id, 8)
+		m.sweep()
+		if days < 10 && !mbRegistered(m, carol.id) {
+			t.Fatalf("carol's mailbox removed after %d days", days)
+		}
+		if c := m.close(); c != nil { // a restart keeps the record of uses
+			t.Fatal(c)
+		}
+		m = mbOpen(t, path, lim, clock)
+	}
+	defer m.close()
+	if mbRegistered(m, carol.id) || !mbRegistered(m, bob.id) || mbRegistered(m, dave.id) {
+		t.Fatalf("after 12 days: carol %v, bob %v, dave %v; want only bob",
+			mbRegistered(m, carol.id), mbRegistered(m, bob.id), mbRegistered(m, dave.id))
+	}
+	m.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bktOTEC, bktOTKEM, bktMail} {
+			if tx.Bucket(b).Bucket([]byte(carol.id)) != nil {
+				t.Errorf("%s of carol left behind", b)
+			}
+		}
+		for _, b := range [][]byte{bktUsage, bktSeen} {
+			if tx.Bucket(b).Get([]byte(carol.id)) != nil {
+				t.Errorf("%s of carol left behind", b)
+			}
+		}
+		if tx.Bucket(bktSeen).Get([]byte(dave.id)) != nil {
+			t.Error("a fetch without a mailbox was recorded")
+		}
+		if n := countKeys(tx.Bucket(bktPairs)); n != 0 {
+			t.Errorf("%d sender counts left", n)
+		}
+		return nil
+	})
+	if _, e := mbPublish(t, m, dave.id, dave.publish(t)); e != nil {
+		t.Fatalf("carol's place is free again, yet: %v", e)
+	}
+	if _, e := mbPublish(t, m, carol.id, carol.publish(t)); e == nil {
+		t.Fatal("carol registered over the limit")
+	}
+}
+
+func mbRegistered(m *mailboxServer, p peer.ID) bool {
+	var ok bool
+	m.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bktBundles).Get([]byte(p)) != nil
+		return nil
+	})
+	return ok
+}

@@ -51,6 +51,7 @@ go-libp2p's defaults would cut every relayed connection after 2 minutes or
 			fs.IntVar(&o.relay.mailbox.MaxItems, "mailbox-items", m.MaxItems, "messages kept per offline peer")
 			fs.Int64Var(&o.relay.mailbox.MaxBytes, "mailbox-bytes", m.MaxBytes, "bytes kept per offline peer")
 			fs.DurationVar(&o.relay.mailbox.TTL, "mailbox-ttl", m.TTL, "delete messages not fetched within this time")
+			fs.DurationVar(&o.relay.mailbox.Idle, "mailbox-idle", m.Idle, "remove the mailbox of a peer that has not used it within this time (at least --mailbox-ttl)")
 		},
 		run:             runRelay,
 		withoutIdentity: true, // a relay keeps its own key, relay.key
