@@ -67,6 +67,19 @@ func (n *Node) Certificate(p peer.ID) (*x509.Certificate, bool) {
 // peer ID embeds the key. A pending key change for p is accepted: p takes
 // over the contact it claimed.
 func (n *Node) TrustPeer(p peer.ID, verified bool) error {
+	return n.trustPeer(p, verified, true)
+}
+
+// TrustNewPeer pins an unknown key (trust on first use), as a first
+// contact's Accept does. Unlike TrustPeer it never accepts a key change:
+// if p's certificate claims the name of a contact with another key, it
+// changes nothing and returns ErrKeyChanged, so a decision taken before
+// the certificate arrived cannot replace that contact.
+func (n *Node) TrustNewPeer(p peer.ID) error {
+	return n.trustPeer(p, false, false)
+}
+
+func (n *Node) trustPeer(p peer.ID, verified, acceptChange bool) error {
 	if p == n.host.ID() {
 		return ErrSelf
 	}
@@ -80,6 +93,9 @@ func (n *Node) TrustPeer(p peer.ID, verified bool) error {
 		changed = ps.changed
 	}
 	n.mu.Unlock()
+	if !acceptChange && (changed != nil || n.claimsContact(p)) {
+		return fmt.Errorf("trust %s: %w", identity.ShortID(p), ErrKeyChanged)
+	}
 	var err error
 	if changed != nil && changed.Previous != nil {
 		err = n.trust.AcceptChange(changed.Previous.PeerID, p, changed.Name, state, n.cfg.Now())
@@ -150,4 +166,15 @@ func (n *Node) failOutbox(p peer.ID, reason string) {
 	for _, m := range msgs {
 		n.fail(m, errors.New(reason))
 	}
+}
+
+// claimsContact reports whether p's last certificate, evaluated now,
+// claims the name of a contact with another key.
+func (n *Node) claimsContact(p peer.ID) bool {
+	c, ok := n.Certificate(p)
+	if !ok {
+		return false
+	}
+	v, err := n.trust.Evaluate([]*x509.Certificate{c}, p, n.cfg.Now())
+	return err == nil && v.State == identity.StateChanged
 }

@@ -34,6 +34,9 @@ type Backend interface {
 	Search(text string, limit int) ([]node.Message, error)
 	// TrustPeer pins a key (trust on first use) or marks it verified.
 	TrustPeer(p peer.ID, verified bool) error
+	// TrustNewPeer pins an unknown key, never accepting a key change
+	// (node.ErrKeyChanged).
+	TrustNewPeer(p peer.ID) error
 	// Block rejects a key.
 	Block(p peer.ID) error
 	// Connect reaches a peer by multiaddr or peer ID and runs the handshake.

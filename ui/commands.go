@@ -180,7 +180,7 @@ func (u *UI) cmdWhois(string) {
 				b.WriteString("\nNo certificate seen yet: it comes with the first connection.\n")
 			}
 			whoisSession(&b, sess, live, info)
-			u.show(u.textDialog("Who is "+displayName(info), strings.TrimRight(b.String(), "\n"), true, button{"Close (Esc)", 0, nil}))
+			u.show(u.textDialog("Who is "+displayName(info), strings.TrimRight(b.String(), "\n"), true, button{"Close (Esc)", nil}))
 		})
 	})
 }
@@ -222,7 +222,7 @@ func (u *UI) cmdRelay(arg string) {
 		rs := u.b.Relays()
 		u.post(func() {
 			u.relays = rs
-			u.show(u.textDialog("Relays", u.relayReport(rs), true, button{"Close (Esc)", 0, nil}))
+			u.show(u.textDialog("Relays", u.relayReport(rs), true, button{"Close (Esc)", nil}))
 		})
 	})
 }
@@ -303,5 +303,5 @@ func (u *UI) cmdID(string) {
 			b.WriteString("\n" + tview.Escape(a))
 		}
 	}
-	u.show(u.textDialog("Your identity", b.String(), false, button{"Close (Esc)", 0, nil}))
+	u.show(u.textDialog("Your identity", b.String(), false, button{"Close (Esc)", nil}))
 }

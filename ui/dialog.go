@@ -5,14 +5,17 @@ import (
 	"time"
 
 	"github.com/gdamore/tcell/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rivo/tview"
 )
 
-// button is one choice of a dialog. key is a shortcut letter (0: none);
-// run is called after the dialog closes (nil: just close).
+// button is one choice of a dialog; run is called after the dialog closes
+// (nil: just close). Buttons have no letter shortcuts: dialogs decide
+// trust, and a letter typed for the input line must never choose (Tab or
+// the arrows and Enter do, or the mouse). The last button, the one that
+// changes nothing, has the focus first.
 type button struct {
 	label string
-	key   rune
 	run   func()
 }
 
@@ -27,14 +30,16 @@ type dialog struct {
 	wantW    int
 	wide     bool // no wrapping: as wide as the screen allows
 	bodyRows func(w int) int
-	keys     map[rune]func()
 	close    func()
+	about    peer.ID // the peer a trust decision is about, if any
+	kind     string  // which decision: "first contact", "key changed", ...
 
 	// Typing guard: a dialog with buttons opens while the user may be
-	// typing (a message arrived, Enter was just pressed), so it acts on
-	// keys only once none came for delay. Until then, text keys go on to
-	// the input line and other keys are ignored: nothing typed is lost and
-	// no letter accepts or rejects a key by accident.
+	// typing (a message arrived, Enter was just pressed). Text keys always
+	// go on to the input line, so nothing typed is lost; other keys act
+	// only once delay has passed since the dialog opened and since the
+	// last text key, so an Enter meant for the input line does not choose
+	// a button.
 	delay   time.Duration
 	armAt   time.Time
 	forward func(*tcell.EventKey)
@@ -79,9 +84,9 @@ func (u *UI) listDialog(title string, items []string, choose func(i int)) *dialo
 }
 
 func (u *UI) newDialog(title string, body tview.Primitive, wantW int, rows func(int) int, buttons []button) *dialog {
-	d := &dialog{Box: tview.NewBox(), body: body, wantW: wantW, bodyRows: rows, keys: map[rune]func(){}}
-	if len(buttons) > 0 && u.opts.DialogDelay > 0 {
-		d.delay, d.armAt = u.opts.DialogDelay, time.Now().Add(u.opts.DialogDelay)
+	d := &dialog{Box: tview.NewBox(), body: body, wantW: wantW, bodyRows: rows}
+	if len(buttons) > 0 {
+		d.delay, d.armAt = max(u.opts.DialogDelay, 0), time.Now().Add(u.opts.DialogDelay)
 		d.forward = func(ev *tcell.EventKey) { u.in.InputHandler()(ev, func(tview.Primitive) {}) }
 	}
 	d.close = func() { u.closeDialog(d) }
@@ -93,12 +98,9 @@ func (u *UI) newDialog(title string, body tview.Primitive, wantW int, rows func(
 		d.form.SetBorderPadding(0, 0, 1, 1)
 		d.form.SetCancelFunc(d.close)
 		for _, b := range buttons {
-			act := d.action(b)
-			d.form.AddButton(b.label, act)
-			if b.key != 0 {
-				d.keys[b.key] = act
-			}
+			d.form.AddButton(b.label, d.action(b))
 		}
+		d.form.SetFocus(len(buttons) - 1)
 		d.frame.AddItem(d.form, 1, 0, true)
 	}
 	return d
@@ -160,19 +162,20 @@ func (d *dialog) Focus(delegate func(tview.Primitive)) {
 
 func (d *dialog) HasFocus() bool { return d.frame.HasFocus() }
 
-// InputHandler: Esc closes, shortcut letters choose, arrows and page
-// keys scroll the body, the rest goes to the buttons.
+// InputHandler: Esc closes; with buttons, text keys go to the input line
+// and other keys wait for the typing guard; up, down and page keys scroll
+// the body; the rest goes to the buttons (Tab, arrows, Enter).
 func (d *dialog) InputHandler() func(*tcell.EventKey, func(tview.Primitive)) {
 	return func(ev *tcell.EventKey, setFocus func(tview.Primitive)) {
 		if ev.Key() == tcell.KeyEscape {
 			d.close()
 			return
 		}
-		if d.typedAhead(ev) {
+		if d.form != nil && d.textKey(ev) {
+			d.forward(ev)
 			return
 		}
-		if f, ok := d.keys[ev.Rune()]; ok && ev.Key() == tcell.KeyRune {
-			f()
+		if d.typedAhead() {
 			return
 		}
 		switch ev.Key() {
@@ -188,19 +191,21 @@ func (d *dialog) InputHandler() func(*tcell.EventKey, func(tview.Primitive)) {
 	}
 }
 
-// typedAhead reports whether ev came too soon after the dialog opened or
-// after the previous key, and if so passes text keys to the input line.
-func (d *dialog) typedAhead(ev *tcell.EventKey) bool {
-	now := time.Now()
-	if d.delay <= 0 || !now.Before(d.armAt) {
-		return false
-	}
-	d.armAt = now.Add(d.delay)
+// textKey reports whether ev edits text (and so belongs to the input
+// line); it also restarts the typing guard.
+func (d *dialog) textKey(ev *tcell.EventKey) bool {
 	switch ev.Key() {
-	case tcell.KeyRune, tcell.KeyBackspace, tcell.KeyBackspace2, tcell.KeyDelete, tcell.KeyLeft, tcell.KeyRight:
-		d.forward(ev)
+	case tcell.KeyRune, tcell.KeyBackspace, tcell.KeyBackspace2, tcell.KeyDelete:
+		d.armAt = time.Now().Add(d.delay)
+		return true
 	}
-	return true
+	return false
+}
+
+// typedAhead reports whether a key came too soon after the dialog opened
+// or after the last text key: it was typed for the input line.
+func (d *dialog) typedAhead() bool {
+	return d.delay > 0 && time.Now().Before(d.armAt)
 }
 
 // MouseHandler passes clicks to the box and swallows the rest: the

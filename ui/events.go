@@ -167,6 +167,11 @@ func (u *UI) onPeer(info node.PeerInfo) {
 	}
 	if info.Changed != nil && !wasChanged {
 		u.showError("KEY CHANGED: a new key claims to be " + c.name() + ". Nothing is sent to it until you compare fingerprints and accept or reject it (/trust).")
+		// A first-contact question asked before the certificate came is
+		// the wrong question now.
+		if d := u.dialog; d != nil && d.about == info.ID && d.kind == "first contact" {
+			u.keyChangedPrompt(c)
+		}
 	}
 }
 

@@ -138,7 +138,7 @@ func goldenFirstContact(t *testing.T) (*window, []string) {
 	if _, err := carol.n.Send(alice.peerID(), "Hi! We met at the conference; this is my certchat."); err != nil {
 		t.Fatal(err)
 	}
-	return w, []string{"First contact: carol", "Accept (a)", "● carol"}
+	return w, []string{"First contact: carol", "Accept", "● carol"}
 }
 
 func goldenKeyChanged(t *testing.T) (*window, []string) {

@@ -34,7 +34,7 @@ func helpText() string {
 }
 
 func (u *UI) showHelp() {
-	u.show(u.textDialog("Help", helpText(), true, button{"Close (Esc)", 0, nil}))
+	u.show(u.textDialog("Help", helpText(), true, button{"Close (Esc)", nil}))
 }
 
 // welcomeRows fill the conversation pane while no chat is open.

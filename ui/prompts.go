@@ -1,10 +1,12 @@
 package ui
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rivo/tview"
 )
@@ -82,10 +84,41 @@ func (u *UI) firstContactPrompt(c *chat) {
 		"Reject blocks it: nothing more is exchanged.",
 		name, c.info.Fingerprint.String(), c.info.ID.String())
 	p := c.info.ID
-	u.show(u.textDialog("First contact: "+c.name(), text, true,
-		button{"Accept (a)", 'a', func() { u.accept(p, false) }},
-		button{"Reject (r)", 'r', func() { u.reject(p) }},
-		button{"Later (Esc)", 0, nil}))
+	d := u.textDialog("First contact: "+c.name(), text+choosing, true,
+		button{"Accept", func() { u.acceptFirst(p) }},
+		button{"Reject", func() { u.reject(p) }},
+		button{"Later (Esc)", nil})
+	d.about, d.kind = p, "first contact"
+	u.show(d)
+}
+
+// choosing ends the text of a dialog that decides trust.
+const choosing = "\n[::d]Tab or arrows: move between buttons; Enter: choose.[::-]"
+
+// acceptFirst pins a first contact's key, unless it turned out meanwhile
+// to claim a contact's name (its certificate arrives with the handshake,
+// which may come after a message left at a relay): then accepting it
+// would replace that contact, so the key-changed decision opens instead.
+func (u *UI) acceptFirst(p peer.ID) {
+	name := u.nameOf(p)
+	u.spawn(func() {
+		err := u.b.TrustNewPeer(p)
+		info := u.b.PeerInfo(p)
+		u.post(func() {
+			c := u.roster.setInfo(info)
+			switch {
+			case errors.Is(err, node.ErrKeyChanged):
+				u.showError("Not accepted: " + c.name() + "'s key claims the name of a contact you trust. Compare before deciding.")
+				if info.Changed != nil {
+					u.keyChangedPrompt(c)
+				}
+			case err != nil:
+				u.fail("Could not trust "+name, err)
+			default:
+				u.inform(c.name() + " is in your contacts: trusted on first use. /verify compares safety numbers.")
+			}
+		})
+	})
 }
 
 func (u *UI) keyChangedPrompt(c *chat) {
@@ -104,11 +137,13 @@ func (u *UI) keyChangedPrompt(c *chat) {
 		"Accept it only if it matches.",
 		name, known, c.info.Fingerprint.String(), tview.Escape(oneLine(ch.Reason)), name)
 	p := c.info.ID
-	u.show(u.textDialog("KEY CHANGED: "+c.name(), text, true,
-		button{"Compare (c)", 'c', func() { u.verify(p) }},
-		button{"Accept new key (a)", 'a', func() { u.accept(p, false) }},
-		button{"Reject (r)", 'r', func() { u.reject(p) }},
-		button{"Later (Esc)", 0, nil}))
+	d := u.textDialog("KEY CHANGED: "+c.name(), text+choosing, true,
+		button{"Compare", func() { u.verify(p) }},
+		button{"Accept new key", func() { u.accept(p, false) }},
+		button{"Reject", func() { u.reject(p) }},
+		button{"Later (Esc)", nil})
+	d.about, d.kind = p, "key changed"
+	u.show(d)
 }
 
 func (u *UI) unblockPrompt(c *chat) {
@@ -119,9 +154,9 @@ func (u *UI) unblockPrompt(c *chat) {
 	}
 	text := fmt.Sprintf("You rejected [::b]%s[::-]'s key%s. Accept it again?\n\nFingerprint: %s",
 		tview.Escape(c.name()), why, c.info.Fingerprint.String())
-	u.show(u.textDialog("Rejected key", text, true,
-		button{"Accept (a)", 'a', func() { u.accept(p, false) }},
-		button{"Keep rejected (Esc)", 0, nil}))
+	u.show(u.textDialog("Rejected key", text+choosing, true,
+		button{"Accept", func() { u.accept(p, false) }},
+		button{"Keep rejected (Esc)", nil}))
 }
 
 // verify computes the safety number with p (off the event loop: it
@@ -165,8 +200,8 @@ func (u *UI) showSafetyNumber(p peer.ID, number, qr string) {
 		strings.Join(rows, "\n"), fingerprintRows(c.info.Fingerprint), fingerprintRows(u.b.Identity().Fingerprint()),
 		prose("Or scan the code (↓ scrolls; `chat verify` shows theirs):"), strings.TrimRight(qr, "\n"))
 	u.show(u.textDialog("Verify "+c.name(), text, false,
-		button{"Mark verified (v)", 'v', func() { u.accept(p, true) }},
-		button{"Close (Esc)", 0, nil}))
+		button{"Mark verified", func() { u.accept(p, true) }},
+		button{"Close (Esc)", nil}))
 }
 
 // fingerprintRows is a fingerprint as two indented rows of four groups.

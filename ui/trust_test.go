@@ -109,9 +109,9 @@ func TestKeyChangedBannerBlocksSend(t *testing.T) {
 		t.Fatalf("the banner is not red (background %v):\n%s", bg, s)
 	}
 	w.enter("hello?")
-	w.waitText("Not sent: KEY CHANGED for bob", "A peer claims to be bob with another key")
+	w.waitText("A peer claims to be bob with another key")
 	w.key(tcell.KeyEscape, 0, tcell.ModNone)
-	w.waitText("› hello?")
+	w.waitText("Not sent: KEY CHANGED for bob", "› hello?")
 	if h, _ := alice.n.History(newBob.peerID(), 0, 10); len(h) != 0 {
 		t.Fatalf("a message was stored for the changed key: %+v", h)
 	}
@@ -127,7 +127,9 @@ func TestKeyChangedAccept(t *testing.T) {
 	openChanged(w)
 	w.enter("/trust")
 	w.waitText("Known key:", "New key:   "+newBob.id.Fingerprint().String())
-	w.typeText("a")
+	w.typeText("a") // a letter never chooses: it goes to the input line
+	w.waitText("› a")
+	w.click("Accept new key")
 	w.waitText(" bob  unverified: trusted on first use  " + newBob.id.Fingerprint().Short())
 	w.waitGone("KEY CHANGED")
 }
@@ -138,8 +140,8 @@ func TestKeyChangedReject(t *testing.T) {
 	alice, newBob, w := keyChange(t)
 	openChanged(w)
 	w.enter("/trust")
-	w.waitText("Reject (r)")
-	w.typeText("r")
+	w.waitText("Reject")
+	w.choose("Reject") // with the keyboard: Tab to the button, Enter
 	w.waitText(" bob  blocked: you rejected this key")
 	if c, ok, _ := alice.trust.Contact(newBob.peerID()); !ok || c.State != identity.StateUntrusted {
 		t.Fatalf("the new key is not rejected: %+v", c)
@@ -164,7 +166,7 @@ func TestVerifyMarksVerified(t *testing.T) {
 	g := strings.Fields(number)
 	fp := strings.Split(bob.id.Fingerprint().String(), "-")
 	w.waitText(strings.Join(g[:4], " "), strings.Join(g[8:], " "), "▄▄▄▄▄", strings.Join(fp[:4], "-"), strings.Join(fp[4:], "-"))
-	w.typeText("v")
+	w.click("Mark verified")
 	w.waitText(" bob  verified: fingerprint compared", "✓ verified")
 	if c, _, _ := alice.trust.Contact(bob.peerID()); c.State != identity.StateVerified {
 		t.Fatalf("contact state %q", c.State)
@@ -186,7 +188,7 @@ func TestVerifyNarrow(t *testing.T) {
 	}
 	g := strings.Fields(number)
 	w.waitText("Compare this safety number with", strings.Join(g[:4], " "), strings.Join(g[8:], " "),
-		"Mark verified (v)", "Close (Esc)")
+		"Mark verified", "Close (Esc)")
 }
 
 // A first message from an unknown peer opens its chat (no chat was open)
@@ -206,8 +208,8 @@ func TestFirstContactAcceptAndReply(t *testing.T) {
 	if _, err := carol.n.Send(alice.peerID(), "hello from carol"); err != nil {
 		t.Fatal(err)
 	}
-	w.waitText("First contact: carol", "carol is not in your contacts.", carol.id.Fingerprint().String(), "Accept (a)")
-	w.typeText("a")
+	w.waitText("First contact: carol", "carol is not in your contacts.", carol.id.Fingerprint().String(), "Accept")
+	w.click("Accept")
 	w.waitText(" carol  unverified: trusted on first use", "carol: hello from carol")
 	w.enter("hi carol")
 	w.waitText("me: hi carol  ✓ delivered")
@@ -229,23 +231,33 @@ func TestFirstContactReject(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.waitText("First contact: carol")
-	w.typeText("r")
+	w.typeText("r") // a letter never chooses
+	w.waitText("› r")
+	if tr := alice.n.PeerInfo(carol.peerID()).Trust; tr != identity.StateUnknown {
+		t.Fatalf("a letter decided the key: %s", tr)
+	}
+	w.key(tcell.KeyBackspace2, 0, tcell.ModNone)
+	w.click("Reject")
 	w.waitText(" carol  blocked: you rejected this key", "✗ blocked")
 	w.enter("hello?")
-	w.waitText("Not sent: you rejected carol's key.")
+	w.waitText("Rejected key") // a refused message asks again
+	w.key(tcell.KeyEscape, 0, tcell.ModNone)
+	w.waitText("Not sent: you rejected carol's key.", "› hello?")
 	// The rejection can be undone; the dialog says so once.
+	w.key(tcell.KeyCtrlU, 0, tcell.ModNone)
 	w.enter("/trust")
 	s := w.waitText("Rejected key", "You rejected carol's key. Accept it again?")
 	if strings.Contains(s, "(you rejected") {
 		t.Fatalf("the dialog says the same thing twice:\n%s", s)
 	}
-	w.typeText("a")
+	w.choose("Accept")
 	w.waitText(" carol  unverified: trusted on first use")
 }
 
 // The user is typing when a first contact's dialog opens: the letters go
-// on to the input line, none of them accepts or rejects the key, and the
-// dialog takes its keys only once typing has paused.
+// on to the input line, none of them accepts or rejects the key, an Enter
+// typed with them chooses nothing, and the keyboard chooses once typing
+// has paused.
 func TestFirstContactWhileTyping(t *testing.T) {
 	t.Parallel()
 	alice, carol := newPeer(t, "alice", 0), newPeer(t, "carol", 0)
@@ -269,7 +281,9 @@ func TestFirstContactWhileTyping(t *testing.T) {
 		t.Fatalf("typing decided the key: %s", tr)
 	}
 	time.Sleep(delay + delay/4)
-	w.typeText("a")
+	w.key(tcell.KeyBacktab, 0, tcell.ModNone) // from Later to Reject
+	w.key(tcell.KeyBacktab, 0, tcell.ModNone) // to Accept
+	w.key(tcell.KeyEnter, 0, tcell.ModNone)
 	w.waitText(" carol  unverified: trusted on first use", "carol: hello from carol")
 	if d := w.draft(); d != "/search really a" {
 		t.Fatalf("after the dialog the input line holds %q", d)
@@ -282,3 +296,88 @@ func (w *window) draft() string {
 	w.do(func() { s = w.u.in.GetText() })
 	return s
 }
+
+// click clicks the middle of text on the screen, as a mouse would: its
+// lowest occurrence (a dialog's buttons are below its text).
+func (w *window) click(text string) {
+	w.t.Helper()
+	w.waitText(text)
+	rows := strings.Split(w.text(), "\n")
+	x, y := -1, -1
+	for i := len(rows) - 1; i >= 0 && y < 0; i-- {
+		if k := strings.Index(rows[i], text); k >= 0 {
+			x, y = textWidth(rows[i][:k]), i
+		}
+	}
+	x += textWidth(text) / 2
+	w.scr.InjectMouse(x, y, tcell.Button1, tcell.ModNone)
+	w.scr.InjectMouse(x, y, tcell.ButtonNone, tcell.ModNone)
+}
+
+// choose picks a dialog's button with the keyboard: Tab until it has the
+// focus, then Enter.
+func (w *window) choose(label string) {
+	w.t.Helper()
+	w.waitText(label)
+	focused := func() string {
+		var l string
+		w.do(func() {
+			if d := w.u.dialog; d != nil && d.form != nil {
+				if _, b := d.form.GetFocusedItemIndex(); b >= 0 {
+					l = d.form.GetButton(b).GetLabel()
+				}
+			}
+		})
+		return l
+	}
+	for range 8 {
+		if focused() == label {
+			w.key(tcell.KeyEnter, 0, tcell.ModNone)
+			return
+		}
+		before := focused()
+		w.key(tcell.KeyTab, 0, tcell.ModNone)
+		w.waitFor("the focus to move", func(string) bool { return focused() != before })
+	}
+	w.t.Fatalf("Tab never reached the button %q", label)
+}
+
+// A first-contact question asked before the peer's certificate arrived
+// (its first message came through a relay's mailbox) must not replace a
+// contact once the certificate claims that contact's name: Accept then
+// refuses and asks the key-changed question, and an open first-contact
+// dialog turns into it as soon as the change is known.
+func TestFirstContactTurnsIntoKeyChange(t *testing.T) {
+	t.Parallel()
+	alice, newBob, w := keyChange(t)
+	oldBob := alice.n.PeerInfo(newBob.peerID()).Changed.Previous.PeerID
+	stale := node.PeerInfo{ID: newBob.peerID(), Name: identity.ShortID(newBob.peerID()), Trust: identity.StateUnknown}
+
+	// Accept on a question asked with stale knowledge.
+	w.do(func() {
+		c := w.u.roster.setInfo(stale)
+		w.u.firstContactPrompt(c)
+		w.u.app.ForceDraw()
+	})
+	w.click("Accept")
+	w.waitText("Not accepted:", "A peer claims to be bob with another key")
+	if c, _, _ := alice.trust.Contact(oldBob); c.State != identity.StateTOFU {
+		t.Fatalf("bob's key is now %s: the stale Accept replaced him", c.State)
+	}
+	if _, ok, _ := alice.trust.Contact(newBob.peerID()); ok {
+		t.Fatal("the new key was pinned")
+	}
+	w.key(tcell.KeyEscape, 0, tcell.ModNone)
+
+	// The question is open when the change becomes known.
+	w.do(func() {
+		c := w.u.roster.setInfo(stale)
+		w.u.firstContactPrompt(c)
+		w.u.applyEvents([]node.Event{{Kind: node.EventPeer, Peer: ptr(alice.n.PeerInfo(newBob.peerID()))}}, nil)
+		w.u.app.ForceDraw()
+	})
+	w.waitText("KEY CHANGED: bob", "Accept new key")
+	w.waitGone("First contact")
+}
+
+func ptr[T any](v T) *T { return &v }
