@@ -190,3 +190,29 @@ func TestTmuxTwoChats(t *testing.T) {
 		}
 	}
 }
+
+// SIGTERM while a long paste arrives as keystrokes (a terminal without
+// bracketed paste) ends the window: tview's Stop can deadlock with tcell's
+// input loop then, and the process must not hang holding the home.
+func TestTmuxTermDuringFlood(t *testing.T) {
+	t.Parallel()
+	tm := newTmux(t)
+	bin := buildChat(t)
+	home, _ := newHome(t, bin, "alice")
+	tm.start("alice", fmt.Sprintf("%s --home %s --listen /ip4/127.0.0.1/tcp/0 --no-mdns", bin, home))
+	tm.waitFor("alice", "Welcome to certchat, alice.")
+	paste := filepath.Join(t.TempDir(), "paste")
+	if err := os.WriteFile(paste, []byte(strings.Repeat("lorem ipsum ", 5000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tm.run("load-buffer", paste)
+	tm.run("paste-buffer", "-t", "alice") // not -p: it arrives as keystrokes
+	time.Sleep(3 * time.Second)
+	pid := strings.TrimSpace(tm.run("display-message", "-p", "-t", "alice", "#{pane_pid}"))
+	if out, err := exec.Command("pkill", "-TERM", "-P", pid).CombinedOutput(); err != nil {
+		t.Fatalf("pkill: %v %s", err, out)
+	}
+	tm.waitExit("alice")
+	// The home is free again: a one-shot command can open the database.
+	chatCmd(t, bin, "--home", home, "history", "--json", "12D3KooWS86RMaM6ADJiLABnWEba5MZEC7M93LUVsAWSmQjDEeh9")
+}

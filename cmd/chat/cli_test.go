@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -288,5 +291,27 @@ func TestGroupAndStartUsage(t *testing.T) {
 		if code, _, errOut := runIn(t, tc.args...); code != 2 || errOut != tc.want {
 			t.Errorf("%q: exit %d, stderr %q, want %q", tc.args, code, errOut, tc.want)
 		}
+	}
+}
+
+// forceQuitAfter waits for the window to close, or cleans up and exits.
+// The exit itself is seen from outside: a helper process that never
+// closes exits with status 1 after the grace time.
+func TestForceQuitAfter(t *testing.T) {
+	if os.Getenv("CERTCHAT_FORCEQUIT_CHILD") == "1" {
+		forceQuitAfter(make(chan struct{}), 50*time.Millisecond, func() { fmt.Println("cleaned up") })
+		fmt.Println("not reached")
+		return
+	}
+	closed := make(chan struct{})
+	close(closed)
+	forceQuitAfter(closed, time.Hour, func() { t.Fatal("cleanup ran although the window closed") })
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestForceQuitAfter$")
+	cmd.Env = append(os.Environ(), "CERTCHAT_FORCEQUIT_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "cleaned up") || strings.Contains(string(out), "not reached") {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
 }

@@ -9,10 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/ui"
 	"github.com/libp2p/go-libp2p/gologshim"
+	"golang.org/x/term"
 )
 
 // openChat opens the chat window for the home's identity: it loads the
@@ -31,13 +33,21 @@ func openChat(c *ctx, h identity.Home) error {
 		return err
 	}
 	w := ui.New(n, ui.Options{LAN: !c.opts.node.noMDNS, Logger: logger})
+	restore := saveTerminal()
 	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	closed := make(chan struct{})
 	go func() {
 		<-sig.Done()
 		w.Quit()
+		forceQuitAfter(closed, quitGrace, func() {
+			logger.Error("the window did not close after a signal; exiting", "waited", quitGrace)
+			n.Close()
+			restore()
+		})
 	}()
 	runErr := w.Run()
+	close(closed)
 	closeErr := n.Close()
 	if runErr != nil {
 		return fmt.Errorf("chat window: %w (it needs a terminal; `chat daemon` runs without one)", runErr)
@@ -68,4 +78,37 @@ func openUILog(c *ctx, h identity.Home) (*slog.Logger, func(), error) {
 		log.SetOutput(io.Discard)
 		f.Close()
 	}, nil
+}
+
+// quitGrace is how long the window may take to close after SIGTERM or
+// SIGHUP. tview's Stop holds the application lock while tcell's Fini
+// waits for its input loop, which can be blocked handing a key to the
+// event loop that waits for that lock (a long paste arriving as keys):
+// then the process would hang for ever, holding the home.
+const quitGrace = 5 * time.Second
+
+// forceQuitAfter exits the process unless closed closes within d; cleanup
+// runs first (closing the node: every commit is already on disk).
+func forceQuitAfter(closed <-chan struct{}, d time.Duration, cleanup func()) {
+	select {
+	case <-closed:
+	case <-time.After(d):
+		cleanup()
+		os.Exit(1)
+	}
+}
+
+// saveTerminal records the terminal's state so that a forced exit can
+// give it back: out of raw mode, the alternate screen left, the cursor
+// shown. Without a terminal it does nothing.
+func saveTerminal() func() {
+	fd := int(os.Stdin.Fd())
+	state, err := term.GetState(fd)
+	if err != nil {
+		return func() {}
+	}
+	return func() {
+		term.Restore(fd, state)
+		os.Stdout.WriteString("\x1b[?1049l\x1b[?25h\n")
+	}
 }
