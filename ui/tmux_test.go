@@ -30,7 +30,8 @@ func newTmux(t *testing.T) *tmuxServer {
 		}
 		t.Skip("tmux is not installed")
 	}
-	s := &tmuxServer{t: t, socket: fmt.Sprintf("certchat-test-%d", os.Getpid()), dir: t.TempDir()}
+	// One server per test: parallel tests must not share sessions.
+	s := &tmuxServer{t: t, socket: fmt.Sprintf("certchat-test-%d-%s", os.Getpid(), t.Name()), dir: t.TempDir()}
 	t.Cleanup(func() { exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
 	return s
 }
