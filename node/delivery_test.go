@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/node"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Delivery: persistence across restarts, order across broken sessions,
@@ -360,4 +362,74 @@ func TestLongSessionForgetsDelivered(t *testing.T) {
 	if n := alice.SentOnSessionForTest(bob.ID()); n > 100 {
 		t.Fatalf("the session remembers %d written messages; the outbox is empty", n)
 	}
+}
+
+// freeTCPPort is a port on 127.0.0.1 that was free a moment ago.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A burst of messages to a peer who is down does not push the next retry
+// far out: only retries that came due grow the wait, not the attempts a
+// new message starts. With RetryMax an hour, twelve doublings would wait
+// for many minutes; the messages go as soon as a due retry finds the peer.
+func TestNewMessagesDoNotGrowBackoff(t *testing.T) {
+	aliceHome := newHome(t, "alice")
+	aliceID := mustID(t, aliceHome)
+	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freeTCPPort(t))
+	bob := startNodeWith(t, newHome(t, "bob"), func(c *node.Config) {
+		c.RetryMin, c.RetryMax = 200*time.Millisecond, time.Hour
+	})
+	if err := bob.TrustPeer(aliceID, false); err != nil {
+		t.Fatal(err)
+	}
+	bob.Host().Peerstore().AddAddr(aliceID, ma.StringCast(addr), time.Hour)
+	var ms []node.Message
+	for i := range 12 {
+		ms = append(ms, bob.send(aliceID, fmt.Sprintf("while you were away %d", i)))
+		time.Sleep(30 * time.Millisecond) // each one tries, and fails
+	}
+	alice := startNode(t, aliceHome, addr) // knows no address of bob's: only bob's retry can deliver
+	if err := alice.TrustPeer(bob.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		alice.waitMessage(m)
+	}
+}
+
+// A node that starts connects to its contacts at their known addresses,
+// so a contact holding messages for it delivers them at once instead of
+// when its next retry comes due (here: an hour), and each sees the other
+// online.
+func TestStartGreetsContacts(t *testing.T) {
+	aliceHome := newHome(t, "alice")
+	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freeTCPPort(t))
+	alice := startNode(t, aliceHome, addr)
+	bob := startNodeWith(t, newHome(t, "bob"), func(c *node.Config) {
+		c.RetryMin, c.RetryMax = time.Hour, time.Hour
+	})
+	for _, pair := range [][2]*testNode{{alice, bob}, {bob, alice}} {
+		if err := pair[0].TrustPeer(pair[1].ID(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := connect(t, bob, alice); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitDelivered(alice.send(bob.ID(), "hello"))
+	alice.Close()
+	m := bob.send(alice.ID(), "are you there?") // fails: the next retry is an hour away
+	bob.waitPeer(alice.ID(), "alice offline", func(i node.PeerInfo) bool { return !i.Online })
+	time.Sleep(300 * time.Millisecond)
+
+	alice = startNode(t, aliceHome, addr)
+	alice.waitMessage(m)
+	alice.waitPeer(bob.ID(), "bob online", func(i node.PeerInfo) bool { return i.Online })
 }

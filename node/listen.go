@@ -1,6 +1,8 @@
 package node
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -165,6 +167,29 @@ func portFree(a ma.Multiaddr) error {
 			return err
 		}
 		return c.Close()
+	}
+	return nil
+}
+
+// ErrPortInUse means a listen address's port is taken.
+var ErrPortInUse = errors.New("the port is in use by another program (or another certchat home); choose another with --listen, or port 0 for any")
+
+// portsFree checks each listen address with a fixed port before libp2p
+// listens: with SO_REUSEPORT, libp2p's TCP listener would share a port
+// another process holds, and half the connections meant for us would
+// reach it.
+func portsFree(listen []string) error {
+	for _, s := range listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil || len(a) < 2 || a[1].Value() == "0" {
+			continue // bad addresses are libp2p's to report
+		}
+		if c := a[1].Code(); c != ma.P_TCP && c != ma.P_UDP {
+			continue
+		}
+		if err := portFree(a); err != nil {
+			return fmt.Errorf("listen on %s: %w", s, ErrPortInUse)
+		}
 	}
 	return nil
 }

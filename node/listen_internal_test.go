@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -181,5 +183,31 @@ func TestListenPortsSurviveRestart(t *testing.T) {
 	}
 	if len(saved) != 2 || saved["/ip4/127.0.0.1/tcp/0"] != tcp5 || saved["/ip4/127.0.0.1/udp/0/quic-v1"] != quic1 {
 		t.Fatalf("remembered after a run with chosen addresses: %v; want TCP %d, QUIC %d", saved, tcp5, quic1)
+	}
+}
+
+// A fixed port another process holds is refused with ErrPortInUse before
+// libp2p shares it (SO_REUSEPORT); port 0 and free ports are fine.
+func TestPortsFree(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"/ip4/127.0.0.1/tcp/0", true},
+		{"/ip4/127.0.0.1/udp/0/quic-v1", true},
+		{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", taken), false},
+		{fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", taken), true}, // UDP: another socket
+		{"/ip4/127.0.0.1/tcp/notaport", true},                       // libp2p reports it
+	} {
+		err := portsFree([]string{tc.addr})
+		if tc.ok != (err == nil) || !tc.ok && !errors.Is(err, ErrPortInUse) {
+			t.Errorf("%s: %v", tc.addr, err)
+		}
 	}
 }

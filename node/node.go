@@ -90,6 +90,10 @@ func New(cfg Config) (*Node, error) {
 	if len(listen) == 1 && listen[0] == "none" {
 		listen = nil
 	}
+	if err := portsFree(listen); err != nil {
+		store.Close()
+		return nil, err
+	}
 	asked := n.listenAddrs(listen)
 	n.host, n.cm, err = newHost(cfg.Identity, asked, n.relayOptions()...)
 	if err != nil {
@@ -134,6 +138,8 @@ func (n *Node) Start() error {
 	for _, p := range peers {
 		n.kick(p)
 	}
+	n.wg.Add(1)
+	go n.greetContacts(peers)
 	return nil
 }
 

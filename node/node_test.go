@@ -31,6 +31,12 @@ func newHome(t testing.TB, name string) identity.Home {
 
 func startNode(t testing.TB, h identity.Home, listen ...string) *testNode {
 	t.Helper()
+	return startNodeWith(t, h, nil, listen...)
+}
+
+// startNodeWith is startNode with a change to the configuration.
+func startNodeWith(t testing.TB, h identity.Home, change func(*node.Config), listen ...string) *testNode {
+	t.Helper()
 	id, err := h.Load(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +48,12 @@ func startNode(t testing.TB, h identity.Home, listen ...string) *testNode {
 	if len(listen) == 0 {
 		listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 	}
-	n, err := node.New(node.Config{Home: h, Identity: id, Trust: ts, Listen: listen,
-		RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond})
+	cfg := node.Config{Home: h, Identity: id, Trust: ts, Listen: listen,
+		RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond}
+	if change != nil {
+		change(&cfg)
+	}
+	n, err := node.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,8 +95,12 @@ func (n *Node) runOutbox(p peer.ID, kick chan struct{}) {
 		if err != nil {
 			n.log.Info("peer not reachable; will retry", "peer", p, "in", backoff, "err", err)
 			n.queueOffline(p, msgs)
-			n.wait(kick, nil, jitter(backoff))
-			backoff = min(2*backoff, n.cfg.RetryMax)
+			// Only a retry that came due grows the wait: a new message or
+			// a sign of the peer (a kick) tries again without pushing the
+			// next retry further out.
+			if n.wait(kick, nil, jitter(backoff)) {
+				backoff = min(2*backoff, n.cfg.RetryMax)
+			}
 			continue
 		}
 		backoff = n.cfg.RetryMin
@@ -259,16 +263,19 @@ func (n *Node) setStatus(m Message, st Status, errText string) {
 // fail gives up on a message, saying why.
 func (n *Node) fail(m Message, cause error) { n.setStatus(m, StatusFailed, cause.Error()) }
 
-// wait sleeps until kicked, done closes, the timeout or shutdown.
-func (n *Node) wait(kick <-chan struct{}, done <-chan struct{}, d time.Duration) {
+// wait sleeps until kicked, done closes, the timeout or shutdown, and
+// reports whether the timeout ended it.
+func (n *Node) wait(kick <-chan struct{}, done <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-kick:
 	case <-done:
 	case <-t.C:
+		return true
 	case <-n.ctx.Done():
 	}
+	return false
 }
 
 // jitter spreads retries over [d/2, d].

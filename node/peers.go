@@ -1,9 +1,11 @@
 package node
 
 import (
+	"context"
 	"crypto/x509"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -60,9 +62,12 @@ func (n *Node) PeerInfo(p peer.ID) PeerInfo {
 		if info.Trust != identity.StateCAVerified || c.State != identity.StateTOFU {
 			info.Trust = c.State
 		}
-		if c.State == identity.StateUntrusted {
+		switch {
+		case c.State == identity.StateUntrusted && c.ReplacedBy != "":
+			info.Reason = "replaced: you accepted a new key for " + c.Label()
+		case c.State == identity.StateUntrusted:
 			info.Reason = "you rejected this key"
-		} else if info.Reason == "" {
+		case info.Reason == "":
 			info.Reason = reasonFor(c.State)
 		}
 	}
@@ -351,3 +356,49 @@ func (n *Node) recordVerified(p peer.ID, v identity.Verdict, cert *x509.Certific
 	rec.CAVerified = v.State == identity.StateCAVerified
 	n.saveRecord(p, rec)
 }
+
+// greetContacts connects, once at start, to the trusted contacts whose
+// direct addresses are known (skip: those the outbox reaches anyway). A
+// node that restarts is otherwise invisible to its contacts until they
+// next try: one of them with messages for it would wait out its retry
+// backoff (up to RetryMax), and both would show the other offline. The
+// connection is enough: the contact's node wakes its outbox for us.
+func (n *Node) greetContacts(skip []peer.ID) {
+	defer n.wg.Done()
+	contacts, err := n.trust.Contacts()
+	if err != nil {
+		n.log.Info("greet contacts", "err", err)
+		return
+	}
+	sem := make(chan struct{}, greetParallel)
+	var wg sync.WaitGroup
+	for _, c := range contacts {
+		p := c.PeerID
+		if !c.State.Trusted() || p == n.host.ID() || slices.Contains(skip, p) || n.relays.isRelay(p) {
+			continue
+		}
+		addrs := lanFirst(n.host.Peerstore().Addrs(p))
+		if len(addrs) == 0 || n.host.Network().Connectedness(p) == network.Connected {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-n.ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
+			defer cancel()
+			if err := n.host.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
+				n.log.Debug("greet contact", "peer", p, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// greetParallel bounds the connections greetContacts opens at once.
+const greetParallel = 4

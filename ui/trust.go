@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/gdamore/tcell/v2"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -64,6 +65,9 @@ func trustTitle(info node.PeerInfo) (string, tone) {
 		return "KEY CHANGED", toneBad
 	case identity.StateUntrusted:
 		reason := oneLine(info.Reason)
+		if strings.HasPrefix(reason, "replaced:") {
+			return reason, toneWarn
+		}
 		if reason == "" {
 			reason = "you rejected this key"
 		}

@@ -123,7 +123,8 @@ func TestKeyChangedBannerBlocksSend(t *testing.T) {
 // Comparing and accepting the new key lifts the block.
 func TestKeyChangedAccept(t *testing.T) {
 	t.Parallel()
-	_, newBob, w := keyChange(t)
+	alice, newBob, w := keyChange(t)
+	oldBob := alice.n.PeerInfo(newBob.peerID()).Changed.Previous.PeerID
 	openChanged(w)
 	w.enter("/trust")
 	w.waitText("Known key:", "New key:   "+newBob.id.Fingerprint().String())
@@ -132,6 +133,9 @@ func TestKeyChangedAccept(t *testing.T) {
 	w.click("Accept new key")
 	w.waitText(" bob  unverified: trusted on first use  " + newBob.id.Fingerprint().Short())
 	w.waitGone("KEY CHANGED")
+	if r := alice.n.PeerInfo(oldBob).Reason; r != "replaced: you accepted a new key for bob" {
+		t.Fatalf("the old key's reason: %q", r)
+	}
 }
 
 // Rejecting the new key blocks it.

@@ -40,6 +40,7 @@ func TestTrustTitle(t *testing.T) {
 		{node.PeerInfo{Trust: identity.StateChanged}, "KEY CHANGED", toneBad},
 		{node.PeerInfo{Trust: identity.StateUnknown}, "unknown: not in your contacts", toneWarn},
 		{node.PeerInfo{Trust: identity.StateUntrusted}, "blocked: you rejected this key", toneBad},
+		{node.PeerInfo{Trust: identity.StateUntrusted, Reason: "replaced: you accepted a new key for bob"}, "replaced: you accepted a new key for bob", toneWarn},
 	} {
 		if got, tn := trustTitle(tc.info); got != tc.want || tn != tc.tone {
 			t.Errorf("%s: %q (%d), want %q (%d)", tc.info.Trust, got, tn, tc.want, tc.tone)
