@@ -88,7 +88,10 @@ func TestDaemonJSON(t *testing.T) {
 		{`{"cmd":"id","bogus":1}`, "", "bad command"},
 		{`{"cmd":"frobnicate","ref":"u1"}`, "u1", "unknown command"},
 		{`{"cmd":"send","ref":"e1","to":"nobody-by-that-name","text":"x"}`, "e1", "nobody-by-that-name"},
-		{`{"cmd":"send","ref":"e2","to":"` + bID + `","text":""}`, "e2", "empty"},
+		{`{"cmd":"send","ref":"e2","to":"` + bID + `","text":""}`, "e2", `send needs "text"`},
+		{`{"cmd":"send","ref":"e5","text":"hi"}`, "e5", `send needs "to"`},
+		{`{"cmd":"history","ref":"e6"}`, "e6", `history needs "peer"`},
+		{`{"cmd":"connect","ref":"e7"}`, "e7", `connect needs "addr"`},
 		{`{"cmd":"trust","ref":"e3","peer":"not-a-peer-id"}`, "e3", ""},
 		{`{"cmd":"connect","ref":"e4","addr":"/ip4/127.0.0.1/tcp/1"}`, "e4", "/p2p/"},
 	}

@@ -95,6 +95,26 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 	}
 }
 
+// missingField names the first field a command needs and lacks.
+func missingField(c request) string {
+	need := map[string][]struct {
+		name  string
+		empty bool
+	}{
+		"send":    {{"to", c.To == ""}, {"text", c.Text == ""}},
+		"connect": {{"addr", c.Addr == ""}},
+		"trust":   {{"peer", c.Peer == ""}},
+		"block":   {{"peer", c.Peer == ""}},
+		"history": {{"peer", c.Peer == ""}},
+	}
+	for _, f := range need[c.Cmd] {
+		if f.empty {
+			return f.name
+		}
+	}
+	return ""
+}
+
 // name is a peer's display name for message events.
 func (h *handler) name(m node.Message) string { return h.n.PeerInfo(m.Peer).Name }
 
@@ -107,6 +127,10 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 		return
 	}
 	fail := func(err error) { w.write(evError{Event: "error", Ref: c.Ref, Error: oneLine(err.Error())}) }
+	if missing := missingField(c); missing != "" {
+		fail(fmt.Errorf("%s needs %q", c.Cmd, missing))
+		return
+	}
 	switch c.Cmd {
 	case "send":
 		h.send(c, w, fail)
