@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
@@ -77,6 +78,37 @@ func (n *Node) TrustPeer(p peer.ID, verified bool) error {
 // the certificate arrived cannot replace that contact.
 func (n *Node) TrustNewPeer(p peer.ID) error {
 	return n.trustPeer(p, false, false)
+}
+
+// TrustAsOther pins a key whose certificate claims a contact's name as a
+// different person: a new contact, labelled base with the first free
+// suffix (" (2)", " (3)", ...), leaving the contact it was confused with
+// as it is. It returns the label given.
+func (n *Node) TrustAsOther(p peer.ID, base string) (string, error) {
+	if p == n.host.ID() {
+		return "", ErrSelf
+	}
+	contacts, err := n.trust.Contacts()
+	if err != nil {
+		return "", fmt.Errorf("trust %s: %w", identity.ShortID(p), err)
+	}
+	taken := map[string]bool{}
+	for _, c := range contacts {
+		taken[strings.ToLower(c.Label())] = true
+	}
+	label := base
+	for i := 2; taken[strings.ToLower(label)]; i++ {
+		label = fmt.Sprintf("%s (%d)", base, i)
+	}
+	if err := n.trust.Pin(p, label, identity.StateTOFU, n.cfg.Now()); err != nil {
+		return "", fmt.Errorf("trust %s: %w", identity.ShortID(p), err)
+	}
+	n.mu.Lock()
+	n.state(p).changed = nil
+	n.mu.Unlock()
+	n.emitPeer(p)
+	n.kick(p)
+	return label, nil
 }
 
 func (n *Node) trustPeer(p peer.ID, verified, acceptChange bool) error {

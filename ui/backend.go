@@ -37,6 +37,9 @@ type Backend interface {
 	// TrustNewPeer pins an unknown key, never accepting a key change
 	// (node.ErrKeyChanged).
 	TrustNewPeer(p peer.ID) error
+	// TrustAsOther pins a key that claims a contact's name as a new
+	// contact with its own label, which it returns.
+	TrustAsOther(p peer.ID, base string) (string, error)
 	// Block rejects a key.
 	Block(p peer.ID) error
 	// Connect reaches a peer by multiaddr or peer ID and runs the handshake.

@@ -134,12 +134,13 @@ func (u *UI) keyChangedPrompt(c *chat) {
 		"That happens when they set up certchat again, or when someone pretends to be them.\n\n"+
 		"Known key: %s\nNew key:   %s\n\n%s\n\n"+
 		"Compare the new key with %s in person or over a channel you trust (Compare shows the safety number). "+
-		"Accept it only if it matches.",
+		"Accept it only if it matches. If it is another person with the same name, Someone else adds them as a new contact.",
 		name, known, c.info.Fingerprint.String(), tview.Escape(oneLine(ch.Reason)), name)
 	p := c.info.ID
 	d := u.textDialog("KEY CHANGED: "+c.name(), text+choosing, true,
 		button{"Compare", func() { u.verify(p) }},
 		button{"Accept new key", func() { u.accept(p, false) }},
+		button{"Someone else", func() { u.acceptAsOther(p, c.name()) }},
 		button{"Reject", func() { u.reject(p) }},
 		button{"Later (Esc)", nil})
 	d.about, d.kind = p, "key changed"
@@ -227,6 +228,26 @@ func (u *UI) accept(p peer.ID, verified bool) {
 			default:
 				u.inform(name + " is in your contacts: trusted on first use. /verify compares safety numbers.")
 			}
+		})
+	})
+}
+
+// acceptAsOther pins p as a new contact, distinct from the one whose name
+// it shares.
+func (u *UI) acceptAsOther(p peer.ID, base string) {
+	u.spawn(func() {
+		label, err := u.b.TrustAsOther(p, base)
+		info := u.b.PeerInfo(p)
+		u.post(func() {
+			c := u.roster.setInfo(info)
+			if err != nil {
+				u.fail("Could not add "+base, err)
+				return
+			}
+			if p == u.open {
+				u.conv.setName(c.name())
+			}
+			u.inform("Added as a new contact, " + label + " (trusted on first use); `chat contacts add PEERID --name NAME` renames. /verify compares safety numbers.")
 		})
 	})
 }

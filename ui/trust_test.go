@@ -385,3 +385,24 @@ func TestFirstContactTurnsIntoKeyChange(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Another person with a contact's name is added as a new contact with a
+// label of its own; the contact keeps its key.
+func TestKeyChangedSomeoneElse(t *testing.T) {
+	t.Parallel()
+	alice, newBob, w := keyChange(t)
+	oldBob := alice.n.PeerInfo(newBob.peerID()).Changed.Previous.PeerID
+	openChanged(w)
+	w.enter("/trust")
+	w.click("Someone else")
+	w.waitText(" bob (2)  unverified: trusted on first use", "Added as a new contact, bob (2)")
+	w.waitGone("KEY CHANGED")
+	if c, _, _ := alice.trust.Contact(oldBob); c.State != identity.StateTOFU || c.Label() != "bob" {
+		t.Fatalf("bob is now %s %q", c.State, c.Label())
+	}
+	if c, _, _ := alice.trust.Contact(newBob.peerID()); c.State != identity.StateTOFU || c.Label() != "bob (2)" {
+		t.Fatalf("the new key is %s %q", c.State, c.Label())
+	}
+	w.enter("hello, other bob")
+	w.waitText("me: hello, other bob  ✓ delivered")
+}
