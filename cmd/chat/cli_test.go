@@ -253,7 +253,8 @@ func TestPrintHistoryLine(t *testing.T) {
 	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Text: "hello\nthere"}, "bob")
 	printHistoryLine(&b, jsonMessage{Direction: "out", TS: ts, Text: "hi", Status: "queued"}, "bob")
 	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Text: "x", Late: true}, "bob")
-	want := "2030-01-02 03:04  bob: hello there\n" +
+	want := "2030-01-02 03:04  bob: hello\n" +
+		"                  there\n" +
 		"2030-01-02 03:04  me (queued): hi\n" +
 		"2030-01-02 03:04  bob (late): x\n"
 	if b.String() != want {

@@ -451,7 +451,11 @@ func printHistoryLine(w io.Writer, m jsonMessage, name string) {
 	if m.Direction == string(node.Outgoing) {
 		who = "me (" + m.Status + ")"
 	}
-	fmt.Fprintf(w, "%s  %s%s: %s\n", ts.Local().Format("2006-01-02 15:04"), who, gapNote(m.Late, m.Missing), identity.SanitizeText(m.Text, false))
+	head := fmt.Sprintf("%s  %s%s: ", ts.Local().Format("2006-01-02 15:04"), who, gapNote(m.Late, m.Missing))
+	// Lines after the first are indented under the text, so a message's
+	// lines stay together and apart from the next message.
+	text := strings.ReplaceAll(identity.SanitizeText(m.Text, true), "\n", "\n"+strings.Repeat(" ", 18))
+	fmt.Fprintf(w, "%s%s\n", head, text)
 }
 
 // gapNote says that a message came late, or that earlier ones are missing.
