@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // runIn runs the CLI in this process with empty stdin.
@@ -315,4 +320,47 @@ func TestForceQuitAfter(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "cleaned up") || strings.Contains(string(out), "not reached") {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
+}
+
+// The daemon's event stream leaves out a peer event that repeats the last
+// one about the same peer, and keeps every change.
+func TestEventStreamDropsRepeatedPeers(t *testing.T) {
+	var b bytes.Buffer
+	es := newEventStream(&lineWriter{w: &b}, func(node.Message) string { return "" })
+	a, c := randomPeerID(t), randomPeerID(t)
+	peerEv := func(p peer.ID, path node.Path, online bool) node.Event {
+		return node.Event{Kind: node.EventPeer, Peer: &node.PeerInfo{ID: p, Name: "x", Trust: identity.StateTOFU, Path: path, Online: online}}
+	}
+	for _, e := range []node.Event{
+		peerEv(a, node.PathLAN, true),
+		peerEv(a, node.PathLAN, true), // repeat: dropped
+		peerEv(c, node.PathLAN, true), // another peer
+		peerEv(a, node.PathRelay, true),
+		peerEv(a, node.PathLAN, true), // a change back is a change
+		peerEv(a, node.PathLAN, true), // repeat: dropped
+	} {
+		es.event(e)
+	}
+	var paths []string
+	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		var ev evPeer
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, ev.PeerID[len(ev.PeerID)-4:]+":"+ev.Path)
+	}
+	sa, sc := a.String()[len(a.String())-4:], c.String()[len(c.String())-4:]
+	want := []string{sa + ":lan", sc + ":lan", sa + ":relay", sa + ":lan"}
+	if !slices.Equal(paths, want) {
+		t.Fatalf("lines %q, want %q", paths, want)
+	}
+}
+
+func randomPeerID(t *testing.T) peer.ID {
+	t.Helper()
+	id, err := identity.Generate("p", time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.PeerID()
 }

@@ -33,6 +33,31 @@ func (lw *lineWriter) write(v any) {
 	lw.w.Write(mustJSON(v))
 }
 
+// eventStream writes node events as JSON lines, leaving out a peer event
+// that says exactly what the last one about that peer said (connections
+// come and go in bursts, and a bot wants changes).
+type eventStream struct {
+	w    *lineWriter
+	name func(node.Message) string
+	last map[string]string // peer ID → its last peer line
+}
+
+func newEventStream(w *lineWriter, name func(node.Message) string) *eventStream {
+	return &eventStream{w: w, name: name, last: map[string]string{}}
+}
+
+func (es *eventStream) event(e node.Event) {
+	v := eventJSON(e, es.name)
+	if p, ok := v.(evPeer); ok {
+		line := string(mustJSON(p))
+		if es.last[p.PeerID] == line {
+			return
+		}
+		es.last[p.PeerID] = line
+	}
+	es.w.write(v)
+}
+
 // handler runs daemon commands against a node.
 type handler struct {
 	n    *node.Node
@@ -46,8 +71,9 @@ func (h *handler) serve(r io.Reader, w *lineWriter, events bool) {
 		sub := h.n.Subscribe()
 		defer sub.Close()
 		go func() {
+			es := newEventStream(w, h.name)
 			for e := range sub.C {
-				w.write(eventJSON(e, h.name))
+				es.event(e)
 			}
 		}()
 	}

@@ -204,9 +204,10 @@ func runDaemon(c *ctx) error {
 	printed := make(chan struct{})
 	go func() {
 		defer close(printed)
+		es := newEventStream(out, hd.name)
 		for e := range sub.C {
 			if c.opts.json {
-				out.write(eventJSON(e, hd.name))
+				es.event(e)
 			} else {
 				printEvent(c.io.out, e, hd.name)
 			}
