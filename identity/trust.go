@@ -425,12 +425,40 @@ func (t *TrustStore) NoteCertName(id peer.ID, certName string) error {
 		return err
 	}
 	return t.update(func(contacts map[peer.ID]Contact, _ *[]*x509.Certificate) error {
-		if c, ok := contacts[id]; ok {
-			c.CertName = certName
-			contacts[id] = c
+		c, ok := contacts[id]
+		if !ok {
+			return nil
 		}
+		c.CertName = certName
+		// A key accepted before its certificate was seen (a first message
+		// through a relay) may claim another contact's name: it gets a
+		// label of its own, so two contacts never read the same.
+		if c.Name == "" && labelTaken(contacts, SanitizeName(certName), id) {
+			c.Name = FreeLabel(contacts, SanitizeName(certName), id)
+		}
+		contacts[id] = c
 		return nil
 	})
+}
+
+// labelTaken reports whether a contact other than except reads label.
+func labelTaken(contacts map[peer.ID]Contact, label string, except peer.ID) bool {
+	for id, c := range contacts {
+		if id != except && strings.EqualFold(c.Label(), label) {
+			return true
+		}
+	}
+	return false
+}
+
+// FreeLabel is base, or base with the first free suffix " (2)", " (3)",
+// ..., so that no contact other than except reads the same.
+func FreeLabel(contacts map[peer.ID]Contact, base string, except peer.ID) string {
+	label := base
+	for i := 2; labelTaken(contacts, label, except); i++ {
+		label = fmt.Sprintf("%s (%d)", base, i)
+	}
+	return label
 }
 
 // AcceptChange resolves a changed key in favour of the new one: newID is

@@ -653,3 +653,33 @@ func TestContactLabel(t *testing.T) {
 		t.Error("ShortID of a short id")
 	}
 }
+
+// A key pinned before its certificate was seen (its first message came
+// through a relay) whose certificate then claims a contact's name gets a
+// label of its own: two contacts never read the same. A contact the user
+// named keeps its name, and a certificate name nobody else uses is the
+// label as before.
+func TestNoteCertNameNeverDuplicatesALabel(t *testing.T) {
+	ts, _ := newStore(t)
+	bob, imp, imp2, named, other := newPeer(t, "bob"), newPeer(t, "bob"), newPeer(t, "BOB"), newPeer(t, "x"), newPeer(t, "carol")
+	must0(t, ts.Pin(bob.id, "", StateTOFU, testNow))
+	must0(t, ts.NoteCertName(bob.id, "bob"))
+	for _, p := range []peerFix{imp, imp2, named, other} {
+		must0(t, ts.Pin(p.id, "", StateTOFU, testNow))
+	}
+	must0(t, ts.Pin(named.id, "robert", StateTOFU, testNow))
+	must0(t, ts.NoteCertName(imp.id, "bob"))
+	must0(t, ts.NoteCertName(imp2.id, "BOB"))
+	must0(t, ts.NoteCertName(named.id, "bob"))
+	must0(t, ts.NoteCertName(other.id, "carol"))
+	must0(t, ts.NoteCertName(bob.id, "bob")) // bob himself again: unchanged
+	for _, tc := range []struct {
+		p    peerFix
+		want string
+	}{{bob, "bob"}, {imp, "bob (2)"}, {imp2, "BOB (3)"}, {named, "robert"}, {other, "carol"}} {
+		c, _, _ := ts.Contact(tc.p.id)
+		if c.Label() != tc.want {
+			t.Errorf("%s: label %q, want %q", tc.p.id, c.Label(), tc.want)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
@@ -92,14 +91,11 @@ func (n *Node) TrustAsOther(p peer.ID, base string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("trust %s: %w", identity.ShortID(p), err)
 	}
-	taken := map[string]bool{}
+	byID := map[peer.ID]identity.Contact{}
 	for _, c := range contacts {
-		taken[strings.ToLower(c.Label())] = true
+		byID[c.PeerID] = c
 	}
-	label := base
-	for i := 2; taken[strings.ToLower(label)]; i++ {
-		label = fmt.Sprintf("%s (%d)", base, i)
-	}
+	label := identity.FreeLabel(byID, base, p)
 	if err := n.trust.Pin(p, label, identity.StateTOFU, n.cfg.Now()); err != nil {
 		return "", fmt.Errorf("trust %s: %w", identity.ShortID(p), err)
 	}

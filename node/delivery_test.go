@@ -432,4 +432,12 @@ func TestStartGreetsContacts(t *testing.T) {
 	alice = startNode(t, aliceHome, addr)
 	alice.waitMessage(m)
 	alice.waitPeer(bob.ID(), "bob online", func(i node.PeerInfo) bool { return i.Online })
+
+	// With nothing to deliver either way, a restart still shows each
+	// other online: the greeting is a chat session, not just a connection.
+	alice.Close()
+	bob.waitPeer(alice.ID(), "alice offline again", func(i node.PeerInfo) bool { return !i.Online })
+	alice = startNode(t, aliceHome, addr)
+	alice.waitPeer(bob.ID(), "bob online after a quiet restart", func(i node.PeerInfo) bool { return i.Online })
+	bob.waitPeer(alice.ID(), "alice online after a quiet restart", func(i node.PeerInfo) bool { return i.Online })
 }

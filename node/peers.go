@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"crypto/x509"
 	"net"
 	"slices"
@@ -357,12 +356,13 @@ func (n *Node) recordVerified(p peer.ID, v identity.Verdict, cert *x509.Certific
 	n.saveRecord(p, rec)
 }
 
-// greetContacts connects, once at start, to the trusted contacts whose
-// direct addresses are known (skip: those the outbox reaches anyway). A
-// node that restarts is otherwise invisible to its contacts until they
-// next try: one of them with messages for it would wait out its retry
-// backoff (up to RetryMax), and both would show the other offline. The
-// connection is enough: the contact's node wakes its outbox for us.
+// greetContacts opens, once at start, a chat session with each trusted
+// contact whose direct addresses are known (skip: those the outbox
+// reaches anyway). A node that restarts is otherwise invisible to its
+// contacts until they next try: one of them with messages for it would
+// wait out its retry backoff (up to RetryMax), and both would show the
+// other offline (online means a live session, not just a connection).
+// The contact's node wakes its outbox for us when we connect.
 func (n *Node) greetContacts(skip []peer.ID) {
 	defer n.wg.Done()
 	contacts, err := n.trust.Contacts()
@@ -390,9 +390,7 @@ func (n *Node) greetContacts(skip []peer.ID) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
-			defer cancel()
-			if err := n.host.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
+			if _, err := n.session(n.ctx, p); err != nil {
 				n.log.Debug("greet contact", "peer", p, "err", err)
 			}
 		}()

@@ -178,6 +178,15 @@ func (d *dialog) InputHandler() func(*tcell.EventKey, func(tview.Primitive)) {
 		if d.typedAhead() {
 			return
 		}
+		// tview's buttons move on Tab and Shift+Tab only; the arrows do too.
+		if d.form != nil {
+			switch ev.Key() {
+			case tcell.KeyRight:
+				ev = tcell.NewEventKey(tcell.KeyTab, 0, tcell.ModNone)
+			case tcell.KeyLeft:
+				ev = tcell.NewEventKey(tcell.KeyBacktab, 0, tcell.ModNone)
+			}
+		}
 		switch ev.Key() {
 		case tcell.KeyUp, tcell.KeyDown, tcell.KeyPgUp, tcell.KeyPgDn, tcell.KeyHome, tcell.KeyEnd:
 			if d.form != nil {

@@ -93,7 +93,7 @@ func (u *UI) firstContactPrompt(c *chat) {
 }
 
 // choosing ends the text of a dialog that decides trust.
-const choosing = "\n[::d]Tab or arrows: move between buttons; Enter: choose.[::-]"
+const choosing = "\n[::d]Tab or ←/→: move between buttons; Enter: choose.[::-]"
 
 // acceptFirst pins a first contact's key, unless it turned out meanwhile
 // to claim a contact's name (its certificate arrives with the handshake,
@@ -247,7 +247,7 @@ func (u *UI) acceptAsOther(p peer.ID, base string) {
 			if p == u.open {
 				u.conv.setName(c.name())
 			}
-			u.inform("Added as a new contact, " + label + " (trusted on first use); `chat contacts add PEERID --name NAME` renames. /verify compares safety numbers.")
+			u.inform("Added as a new contact, " + label + " (trusted on first use). /verify compares safety numbers.")
 		})
 	})
 }

@@ -285,7 +285,7 @@ func TestFirstContactWhileTyping(t *testing.T) {
 		t.Fatalf("typing decided the key: %s", tr)
 	}
 	time.Sleep(delay + delay/4)
-	w.key(tcell.KeyBacktab, 0, tcell.ModNone) // from Later to Reject
+	w.key(tcell.KeyLeft, 0, tcell.ModNone)    // from Later to Reject
 	w.key(tcell.KeyBacktab, 0, tcell.ModNone) // to Accept
 	w.key(tcell.KeyEnter, 0, tcell.ModNone)
 	w.waitText(" carol  unverified: trusted on first use", "carol: hello from carol")
