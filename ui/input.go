@@ -36,6 +36,16 @@ func newInput(th *theme, submit func(string) bool) *input {
 	return in
 }
 
+// PasteHandler drops the line break a pasted line usually ends with:
+// kept, it hid the pasted text in the one-row field and added a blank line
+// to the message. Breaks inside the paste stay (messages may have lines).
+func (in *input) PasteHandler() func(string, func(tview.Primitive)) {
+	paste := in.InputField.PasteHandler()
+	return func(text string, setFocus func(tview.Primitive)) {
+		paste(strings.TrimRight(text, "\r\n"), setFocus)
+	}
+}
+
 func (in *input) capture(ev *tcell.EventKey) *tcell.EventKey {
 	switch ev.Key() {
 	case tcell.KeyUp:

@@ -11,6 +11,7 @@ import (
 	"github.com/certchat/certchat/node"
 	"github.com/gdamore/tcell/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rivo/tview"
 )
 
 func TestDeliveryText(t *testing.T) {
@@ -148,4 +149,26 @@ func TestGapAndLateMessages(t *testing.T) {
 	w.waitText("number 2  arrived late, sent 09:22")
 	w.waitGone("have not arrived")
 	w.waitGone("has not arrived")
+}
+
+// A pasted line's final line break is dropped: the text stays visible in
+// the input and the message gets no blank last line.
+func TestPasteDropsFinalNewline(t *testing.T) {
+	t.Parallel()
+	alice := newPeer(t, "alice", 0)
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.waitText("Welcome to certchat, alice.")
+	// As a terminal sends a bracketed paste: start, the keys, end.
+	w.u.app.QueueEvent(tcell.NewEventPaste(true))
+	for _, r := range "pasted words" {
+		w.key(tcell.KeyRune, r, tcell.ModNone)
+	}
+	w.key(tcell.KeyEnter, 0, tcell.ModNone)
+	w.u.app.QueueEvent(tcell.NewEventPaste(false))
+	w.waitText("› pasted words")
+	w.waitFor("the pasted line in the input", func(string) bool { return w.draft() == "pasted words" })
+	w.do(func() { w.u.in.SetText(""); w.u.in.PasteHandler()("two\nlines\r\n", func(tview.Primitive) {}) })
+	if got := w.draft(); got != "two\nlines" {
+		t.Fatalf("input holds %q", got)
+	}
 }
