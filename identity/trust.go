@@ -386,6 +386,23 @@ func (t *TrustStore) RemoveRoot(cert *x509.Certificate) error {
 // Pin adds or updates a contact with a stored state (verified, tofu or
 // untrusted). An empty name keeps the current label.
 func (t *TrustStore) Pin(id peer.ID, name string, state State, now time.Time) error {
+	return t.pin(id, state, now, func(map[peer.ID]Contact) string { return name })
+}
+
+// PinDistinct pins id as Pin does, labelled base, or base with the first
+// free suffix " (2)", " (3)", ... if another contact reads base, chosen
+// under the store's lock; it returns the label.
+func (t *TrustStore) PinDistinct(id peer.ID, base string, state State, now time.Time) (string, error) {
+	var label string
+	err := t.pin(id, state, now, func(contacts map[peer.ID]Contact) string {
+		label = freeLabel(contacts, base, id)
+		return label
+	})
+	return label, err
+}
+
+// pin is Pin with the name chosen inside the update; "" keeps the label.
+func (t *TrustStore) pin(id peer.ID, state State, now time.Time, name func(map[peer.ID]Contact) string) error {
 	if _, err := KeyFromPeerID(id); err != nil {
 		return err
 	}
@@ -394,18 +411,16 @@ func (t *TrustStore) Pin(id peer.ID, name string, state State, now time.Time) er
 	default:
 		return fmt.Errorf("cannot pin a contact as %q", state)
 	}
-	if name != "" {
-		if err := CheckName(name); err != nil {
-			return err
-		}
-	}
 	return t.update(func(contacts map[peer.ID]Contact, _ *[]*x509.Certificate) error {
 		c, ok := contacts[id]
 		if !ok {
 			c = Contact{PeerID: id, Added: now}
 		}
-		if name != "" {
-			c.Name = name
+		if n := name(contacts); n != "" {
+			if err := CheckName(n); err != nil {
+				return err
+			}
+			c.Name = n
 		}
 		if c.State != state {
 			c.State, c.Updated = state, now
@@ -433,8 +448,11 @@ func (t *TrustStore) NoteCertName(id peer.ID, certName string) error {
 		// A key accepted before its certificate was seen (a first message
 		// through a relay) may claim another contact's name: it gets a
 		// label of its own, so two contacts never read the same.
-		if c.Name == "" && labelTaken(contacts, SanitizeName(certName), id) {
-			c.Name = FreeLabel(contacts, SanitizeName(certName), id)
+		if c.Name == "" {
+			base := SanitizeName(certName)
+			if label := freeLabel(contacts, base, id); label != base {
+				c.Name = label
+			}
 		}
 		contacts[id] = c
 		return nil
@@ -451,9 +469,9 @@ func labelTaken(contacts map[peer.ID]Contact, label string, except peer.ID) bool
 	return false
 }
 
-// FreeLabel is base, or base with the first free suffix " (2)", " (3)",
+// freeLabel is base, or base with the first free suffix " (2)", " (3)",
 // ..., so that no contact other than except reads the same.
-func FreeLabel(contacts map[peer.ID]Contact, base string, except peer.ID) string {
+func freeLabel(contacts map[peer.ID]Contact, base string, except peer.ID) string {
 	label := base
 	for i := 2; labelTaken(contacts, label, except); i++ {
 		label = fmt.Sprintf("%s (%d)", base, i)

@@ -683,3 +683,26 @@ func TestNoteCertNameNeverDuplicatesALabel(t *testing.T) {
 		}
 	}
 }
+
+// PinDistinct labels a new contact with the first label no other contact
+// reads, chosen under the store's lock; pinning the same key again keeps
+// its own label.
+func TestPinDistinct(t *testing.T) {
+	ts, _ := newStore(t)
+	a, b, c := newPeer(t, "a"), newPeer(t, "b"), newPeer(t, "c")
+	for _, tc := range []struct {
+		p    peerFix
+		want string
+	}{{a, "bob"}, {b, "bob (2)"}, {c, "bob (3)"}, {b, "bob (2)"}} {
+		label, err := ts.PinDistinct(tc.p.id, "bob", StateTOFU, testNow)
+		if err != nil || label != tc.want {
+			t.Fatalf("PinDistinct: %q, %v; want %q", label, err, tc.want)
+		}
+		if got, _, _ := ts.Contact(tc.p.id); got.Label() != tc.want || got.State != StateTOFU {
+			t.Fatalf("stored %q %s", got.Label(), got.State)
+		}
+	}
+	if _, err := ts.PinDistinct(a.id, "bad\x00name", StateTOFU, testNow); err == nil {
+		t.Fatal("a bad name was accepted")
+	}
+}

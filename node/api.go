@@ -87,23 +87,11 @@ func (n *Node) TrustAsOther(p peer.ID, base string) (string, error) {
 	if p == n.host.ID() {
 		return "", ErrSelf
 	}
-	contacts, err := n.trust.Contacts()
+	label, err := n.trust.PinDistinct(p, base, identity.StateTOFU, n.cfg.Now())
 	if err != nil {
 		return "", fmt.Errorf("trust %s: %w", identity.ShortID(p), err)
 	}
-	byID := map[peer.ID]identity.Contact{}
-	for _, c := range contacts {
-		byID[c.PeerID] = c
-	}
-	label := identity.FreeLabel(byID, base, p)
-	if err := n.trust.Pin(p, label, identity.StateTOFU, n.cfg.Now()); err != nil {
-		return "", fmt.Errorf("trust %s: %w", identity.ShortID(p), err)
-	}
-	n.mu.Lock()
-	n.state(p).changed = nil
-	n.mu.Unlock()
-	n.emitPeer(p)
-	n.kick(p)
+	n.trusted(p)
 	return label, nil
 }
 
@@ -139,10 +127,7 @@ func (n *Node) trustPeer(p peer.ID, verified, acceptChange bool) error {
 	if err != nil {
 		return fmt.Errorf("trust %s: %w", identity.ShortID(p), err)
 	}
-	n.mu.Lock()
-	n.state(p).changed = nil
-	n.mu.Unlock()
-	n.emitPeer(p)
+	n.trusted(p)
 	if changed != nil && changed.Previous != nil {
 		// The replaced key is untrusted now: like a blocked one, its live
 		// sessions end (handshakes check trust only when they start).
@@ -150,8 +135,17 @@ func (n *Node) trustPeer(p peer.ID, verified, acceptChange bool) error {
 		n.failOutbox(changed.Previous.PeerID, "not sent: this key was replaced by a new one; send it again to reach the new key")
 		n.emitPeer(changed.Previous.PeerID)
 	}
-	n.kick(p)
 	return nil
+}
+
+// trusted follows the pinning of p's key: a pending key change is settled,
+// subscribers hear of the new state, and what waits for p goes out.
+func (n *Node) trusted(p peer.ID) {
+	n.mu.Lock()
+	n.state(p).changed = nil
+	n.mu.Unlock()
+	n.emitPeer(p)
+	n.kick(p)
 }
 
 // Block rejects p's key: its sessions close and nothing more is exchanged

@@ -550,7 +550,7 @@ func (n *Node) applyReceipts() {
 			byPeer[r.peer] = append(byPeer[r.peer], r.id)
 		}
 		for _, p := range order {
-			n.setStatusIDs(p, byPeer[p], StatusDelivered)
+			n.setStatuses(p, byPeer[p], StatusDelivered)
 			n.kick(p)
 		}
 	}

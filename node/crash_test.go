@@ -37,16 +37,7 @@ func TestKill9Durability(t *testing.T) {
 	)
 	rng := rand.New(rand.NewPCG(testSeed(t), 0x6b696c6c))
 	dir := shortDir(t)
-	aHome, aID := procHome(t, dir, "alice")
-	bHome, bID := procHome(t, dir, "bob")
-	for _, c := range [][]string{
-		{"contacts", "add", bID, "--name", "bob", "--home", aHome},
-		{"contacts", "add", aID, "--name", "alice", "--home", bHome},
-	} {
-		if r := chat(t, c...); r.code != 0 {
-			t.Fatalf("chat %v: %s", c, r.stderr)
-		}
-	}
+	aHome, bHome := procContacts(t, dir)
 	aPort, bPort := freePort(t), freePort(t)
 	b := startDaemon(t, "bob", bHome, bPort)
 	a := startDaemon(t, "alice", aHome, aPort)

@@ -176,16 +176,7 @@ var oneLineErr = regexp.MustCompile(`^chat: [^\n]+\n$`)
 // daemon's control socket, and on their own.
 func TestOneShotCommands(t *testing.T) {
 	dir := shortDir(t)
-	aHome, aID := procHome(t, dir, "alice")
-	bHome, bID := procHome(t, dir, "bob")
-	for _, c := range [][]string{
-		{"contacts", "add", bID, "--name", "bob", "--home", aHome},
-		{"contacts", "add", aID, "--name", "alice", "--home", bHome},
-	} {
-		if r := chat(t, c...); r.code != 0 {
-			t.Fatalf("chat %v: %s", c, r.stderr)
-		}
-	}
+	aHome, bHome := procContacts(t, dir)
 	bPort := freePort(t)
 	a := startDaemon(t, "alice", aHome, 0)
 	b := startDaemon(t, "bob", bHome, bPort)

@@ -2,7 +2,6 @@ package node_test
 
 import (
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -341,6 +340,26 @@ func TestPlainTextRefused(t *testing.T) {
 	}
 }
 
+// TestSeedOfferToServerRefused: only the TLS server offers a ratchet
+// seed; an offer from the client is a protocol error and seeds nothing.
+func TestSeedOfferToServerRefused(t *testing.T) {
+	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	fake := newFakePeer(t, "fake")
+	if err := fake.dial(bob); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.sess.Send(e2e.FrameRatchetInit, []byte("a seed offer from the client")); err != nil {
+		t.Fatal(err)
+	}
+	if code := fake.closedBy(); code != e2e.CloseProtocol {
+		t.Fatalf("close code %d, want protocol error", code)
+	}
+	e := bob.waitFor("an error event", func(e node.Event) bool { return e.Kind == node.EventError })
+	if e.PeerID != fake.ID() || !strings.Contains(e.Err, "unexpected ratchet-init frame") {
+		t.Fatalf("error event: %s %q", e.PeerID, e.Err)
+	}
+}
+
 // TestLongSessionForgetsDelivered: a session does not keep the ID of
 // every message it ever wrote.
 func TestLongSessionForgetsDelivered(t *testing.T) {
@@ -364,17 +383,6 @@ func TestLongSessionForgetsDelivered(t *testing.T) {
 	}
 }
 
-// freeTCPPort is a port on 127.0.0.1 that was free a moment ago.
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // A burst of messages to a peer who is down does not push the next retry
 // far out: only retries that came due grow the wait, not the attempts a
 // new message starts. With RetryMax an hour, twelve doublings would wait
@@ -382,7 +390,7 @@ func freeTCPPort(t *testing.T) int {
 func TestNewMessagesDoNotGrowBackoff(t *testing.T) {
 	aliceHome := newHome(t, "alice")
 	aliceID := mustID(t, aliceHome)
-	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freeTCPPort(t))
+	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t))
 	bob := startNodeWith(t, newHome(t, "bob"), func(c *node.Config) {
 		c.RetryMin, c.RetryMax = 200*time.Millisecond, time.Hour
 	})
@@ -410,7 +418,7 @@ func TestNewMessagesDoNotGrowBackoff(t *testing.T) {
 // online.
 func TestStartGreetsContacts(t *testing.T) {
 	aliceHome := newHome(t, "alice")
-	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freeTCPPort(t))
+	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t))
 	alice := startNode(t, aliceHome, addr)
 	bob := startNodeWith(t, newHome(t, "bob"), func(c *node.Config) {
 		c.RetryMin, c.RetryMax = time.Hour, time.Hour

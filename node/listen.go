@@ -25,13 +25,16 @@ import (
 
 // listenAddrs are the addresses to ask libp2p for: listen, with the
 // remembered port of each address with port 0 where that port is free.
-func (n *Node) listenAddrs(listen []string) []string {
+// It also returns the remembered ports, for rememberPorts (empty if they
+// cannot be read).
+func (n *Node) listenAddrs(listen []string) ([]string, map[string]int) {
 	if !n.cfg.RememberPorts || len(listen) == 0 {
-		return listen
+		return listen, nil
 	}
 	saved, err := n.store.listenPorts()
 	if err != nil {
 		n.log.Warn("cannot read the remembered listen ports; listening on new ones", "err", err)
+		saved = map[string]int{} // unreadable: replaced by what we get now
 	}
 	out := slices.Clone(listen)
 	for i, s := range listen {
@@ -48,13 +51,14 @@ func (n *Node) listenAddrs(listen []string) []string {
 		}
 		out[i] = want.String()
 	}
-	return out
+	return out, saved
 }
 
 // rememberPorts runs once the host listens: an address whose remembered
 // port could not be had after all (taken since the check) listens on a
-// new port, and the port each address with port 0 got is saved.
-func (n *Node) rememberPorts(listen, asked []string) {
+// new port, and the port each address with port 0 got is saved (saved is
+// what listenAddrs read).
+func (n *Node) rememberPorts(listen, asked []string, saved map[string]int) {
 	if !n.cfg.RememberPorts || len(listen) == 0 {
 		return
 	}
@@ -72,10 +76,6 @@ func (n *Node) rememberPorts(listen, asked []string) {
 			continue
 		}
 		n.log.Info("the remembered listen port is not available; listening on a new port (addresses shared before will not work)", "addr", asked[i])
-	}
-	saved, err := n.store.listenPorts()
-	if err != nil {
-		saved = map[string]int{} // unreadable: replaced by what we have now
 	}
 	changed := false
 	for _, s := range listen {

@@ -109,13 +109,16 @@ func TestListenPortsSurviveRestart(t *testing.T) {
 	if _, err := h.Init("alice", nil, identity.DefaultKDF, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	first, _ := listenTestNode(t, h, true)
-	tcp1, quic1 := listenPortsOf(t, first)
-	first.Close()
+	// run starts a node remembering ports, notes its ports and stops it.
+	run := func() (tcp, quic int, logs *offLog) {
+		n, logs := listenTestNode(t, h, true)
+		tcp, quic = listenPortsOf(t, n)
+		n.Close()
+		return tcp, quic, logs
+	}
+	tcp1, quic1, _ := run()
 
-	second, logs := listenTestNode(t, h, true)
-	tcp2, quic2 := listenPortsOf(t, second)
-	second.Close()
+	tcp2, quic2, logs := run()
 	if tcp2 != tcp1 || quic2 != quic1 {
 		t.Fatalf("after a restart: TCP %d, QUIC %d; before: TCP %d, QUIC %d", tcp2, quic2, tcp1, quic1)
 	}
@@ -129,9 +132,7 @@ func TestListenPortsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	third, logs := listenTestNode(t, h, true)
-	tcp3, quic3 := listenPortsOf(t, third)
-	third.Close()
+	tcp3, quic3, logs := run()
 	if tcp3 == tcp1 || quic3 != quic1 {
 		t.Fatalf("with TCP port %d taken: TCP %d, QUIC %d (QUIC was %d)", tcp1, tcp3, quic3, quic1)
 	}
@@ -141,9 +142,7 @@ func TestListenPortsSurviveRestart(t *testing.T) {
 	other.Close()
 
 	// The new port is the one remembered now.
-	fourth, _ := listenTestNode(t, h, true)
-	tcp4, quic4 := listenPortsOf(t, fourth)
-	fourth.Close()
+	tcp4, quic4, _ := run()
 	if tcp4 != tcp3 || quic4 != quic1 {
 		t.Fatalf("after the fallback: TCP %d, QUIC %d; want %d, %d", tcp4, quic4, tcp3, quic1)
 	}
@@ -165,9 +164,7 @@ func TestListenPortsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sharing.Close()
-	fifth, logs := listenTestNode(t, h, true)
-	tcp5, _ := listenPortsOf(t, fifth)
-	fifth.Close()
+	tcp5, _, logs := run()
 	sharing.Close()
 	if tcp5 == tcp3 || logs.count(portTakenLog) != 1 {
 		t.Fatalf("with TCP port %d held with SO_REUSEPORT: listening on %d, reported %d times", tcp3, tcp5, logs.count(portTakenLog))

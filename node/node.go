@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -94,13 +93,13 @@ func New(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, err
 	}
-	asked := n.listenAddrs(listen)
+	asked, saved := n.listenAddrs(listen)
 	n.host, n.cm, err = newHost(cfg.Identity, asked, n.relayOptions()...)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	n.rememberPorts(listen, asked)
+	n.rememberPorts(listen, asked, saved)
 	if len(n.relays.list) > 0 {
 		if n.relayEmitter, err = n.host.EventBus().Emitter(new(event.EvtAutoRelayAddrsUpdated)); err != nil {
 			n.host.Close()
@@ -232,7 +231,6 @@ func (n *Node) watchAddrs() {
 	if err != nil {
 		return
 	}
-	last := strings.Join(n.Addrs(), " ")
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -245,10 +243,8 @@ func (n *Node) watchAddrs() {
 				if !ok {
 					return
 				}
-				if addrs := n.Addrs(); strings.Join(addrs, " ") != last {
-					last = strings.Join(addrs, " ")
-					n.emit(Event{Kind: EventListening, Addrs: addrs})
-				}
+				// Subscribers hear only of changes (Subscription.enqueue).
+				n.emit(Event{Kind: EventListening, Addrs: n.Addrs()})
 			}
 		}
 	}()

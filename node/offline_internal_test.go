@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -638,15 +637,7 @@ func TestOfflineReplayedFirstContact(t *testing.T) {
 // offUnreachableRelay is the address of a relay that is not there.
 func offUnreachableRelay(t testing.TB) string {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := identity.PeerIDFromKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "/ip4/127.0.0.1/tcp/9/p2p/" + id.String()
+	return "/ip4/127.0.0.1/tcp/9/p2p/" + noticePeerID(t).String()
 }
 
 // A deposit that fails (relay away, mailbox full, rate limit) must not
@@ -1056,4 +1047,33 @@ func TestOfflineMailboxPaths(t *testing.T) {
 		}
 		alice.offWait("the deposited message", offIsMessage(m.ID))
 	})
+}
+
+// Mail from a key the user rejected is dropped unopened (and deleted at
+// the relay): nothing is stored or shown and the ratchet does not move.
+// So is mail a relay says we sent ourselves.
+func TestOfflineMailFromRejectedKeyDropped(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, false)
+	bob := offNewNode(t, "bob", nil, false)
+	offMeet(t, alice, bob)
+	m, env := alice.offText(bob.ID(), "after the block")
+	if err := bob.Block(alice.ID()); err != nil {
+		t.Fatal(err)
+	}
+	bob.offEvents(50 * time.Millisecond) // the block's peer event
+	for _, from := range []peer.ID{alice.ID(), bob.ID()} {
+		before, sets := bob.offRatchetRaw(), bob.offSets()
+		if !bob.offMail(from, env) {
+			t.Fatalf("mail from %s: kept at the relay", identity.ShortID(from))
+		}
+		for _, e := range bob.offEvents(100 * time.Millisecond) {
+			if e.Kind == EventMessage || e.Kind == EventError {
+				t.Fatalf("mail from %s: a %s event", identity.ShortID(from), e.Kind)
+			}
+		}
+		bob.offSameState("mail from "+identity.ShortID(from), before, sets)
+	}
+	if n := bob.offCount(alice.ID(), m.ID); n != 0 {
+		t.Fatalf("a message from a rejected key was stored %d times", n)
+	}
 }

@@ -207,7 +207,7 @@ func (n *Node) writeOutbox(cs *chatSession, msgs []Message) {
 		// The first message that could not be sealed will not be later.
 		n.fail(batch[len(envs)], err)
 	}
-	var written []Message
+	var written []e2e.MessageID
 	for i, env := range envs {
 		m := batch[i]
 		cs.markSent(m.ID)
@@ -217,7 +217,7 @@ func (n *Node) writeOutbox(cs *chatSession, msgs []Message) {
 			break
 		}
 		if m.Status == StatusSending {
-			written = append(written, m)
+			written = append(written, m.ID)
 		}
 	}
 	n.setStatuses(cs.peer, written, StatusSent)
@@ -225,16 +225,7 @@ func (n *Node) writeOutbox(cs *chatSession, msgs []Message) {
 
 // setStatuses records a status for several messages to p in one
 // transaction and reports each change.
-func (n *Node) setStatuses(p peer.ID, ms []Message, st Status) {
-	ids := make([]e2e.MessageID, len(ms))
-	for i, m := range ms {
-		ids[i] = m.ID
-	}
-	n.setStatusIDs(p, ids, st)
-}
-
-// setStatusIDs is setStatuses by message ID.
-func (n *Node) setStatusIDs(p peer.ID, ids []e2e.MessageID, st Status) {
+func (n *Node) setStatuses(p peer.ID, ids []e2e.MessageID, st Status) {
 	if len(ids) == 0 {
 		return
 	}

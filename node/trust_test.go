@@ -8,6 +8,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Trust decisions as the node enforces them: first contact, blocking, and
@@ -242,4 +243,69 @@ func TestReplacedKeyOutboxFails(t *testing.T) {
 	if out, _ := alice.Store().Outbox(oldBob); len(out) != 0 {
 		t.Fatalf("%d messages still wait for the replaced key", len(out))
 	}
+}
+
+// TrustNewPeer (a first contact's Accept) never replaces a contact: a key
+// whose certificate claims a contact's name is refused with ErrKeyChanged
+// and nothing changes, whether the handshake flagged the key as changed
+// or its certificate arrived before the contact was added.
+func TestTrustNewPeerKeepsContacts(t *testing.T) {
+	keptBob := func(t *testing.T, alice *testNode, bob, other peer.ID) {
+		t.Helper()
+		if err := alice.TrustNewPeer(other); !errors.Is(err, node.ErrKeyChanged) {
+			t.Fatalf("accepting a key that claims a contact's name: %v, want ErrKeyChanged", err)
+		}
+		if c, err := alice.Trust().Resolve("bob"); err != nil || c.PeerID != bob {
+			t.Fatalf("the name bob resolves to %v, %v", c.PeerID, err)
+		}
+		if _, ok, _ := alice.Trust().Contact(other); ok {
+			t.Fatal("the refused key became a contact")
+		}
+	}
+
+	t.Run("flagged by the handshake", func(t *testing.T) {
+		alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
+		oldBob := mustID(t, newHome(t, "bob")) // never online
+		if err := alice.Trust().Pin(oldBob, "bob", identity.StateTOFU, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		bob2 := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+		if err := bob2.TrustPeer(alice.ID(), false); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, bob2, alice)
+		alice.waitPeer(bob2.ID(), "changed key", func(p node.PeerInfo) bool { return p.Trust == identity.StateChanged })
+		keptBob(t, alice, oldBob, bob2.ID())
+	})
+
+	t.Run("certificate seen first", func(t *testing.T) {
+		alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
+		stranger := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+		if err := stranger.TrustPeer(alice.ID(), false); err != nil {
+			t.Fatal(err)
+		}
+		m := stranger.send(alice.ID(), "hi, it's bob")
+		if _, err := connect(t, stranger, alice); err != nil {
+			t.Fatal(err)
+		}
+		alice.waitMessage(m)
+		// Then alice adds her bob, whose key she got another way.
+		bob := mustID(t, newHome(t, "bob"))
+		if err := alice.Trust().Pin(bob, "bob", identity.StateTOFU, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		keptBob(t, alice, bob, stranger.ID())
+		// A stranger with a name of its own is accepted.
+		carol := startNode(t, newHome(t, "carol"), "/ip4/127.0.0.1/tcp/0")
+		if err := carol.TrustPeer(alice.ID(), false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := connect(t, carol, alice); err != nil {
+			t.Fatal(err)
+		}
+		alice.waitPeer(carol.ID(), "carol's certificate", func(p node.PeerInfo) bool { return p.Name == "carol" })
+		if err := alice.TrustNewPeer(carol.ID()); err != nil {
+			t.Fatalf("accepting a stranger: %v", err)
+		}
+	})
 }

@@ -153,18 +153,9 @@ func TestUnreadableOutboxBacksOff(t *testing.T) {
 	}
 
 	var reads atomic.Int64
-	id, _ := h.Load(nil)
-	ts, _ := h.TrustStore()
-	n, err := node.New(node.Config{Home: h, Identity: id, Trust: ts, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
-		Logger:   slog.New(countingHandler{msg: "read outbox", n: &reads}),
-		RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	if err := n.Start(); err != nil {
-		t.Fatal(err)
-	}
+	startNodeWith(t, h, func(c *node.Config) {
+		c.Logger = slog.New(countingHandler{msg: "read outbox", n: &reads})
+	}, "/ip4/127.0.0.1/tcp/0")
 	time.Sleep(time.Second)
 	if got := reads.Load(); got == 0 || got > 20 {
 		t.Fatalf("the outbox worker read the broken outbox %d times in a second; want a few (backing off)", got)

@@ -20,14 +20,8 @@ import (
 func (m Publish) Marshal() []byte {
 	var w writer
 	w.blob(m.Bundle)
-	w.u32(uint32(len(m.OneTimeEC)))
-	for _, b := range m.OneTimeEC {
-		w.blob(b)
-	}
-	w.u32(uint32(len(m.OneTimeKEM)))
-	for _, b := range m.OneTimeKEM {
-		w.blob(b)
-	}
+	w.blobs(m.OneTimeEC)
+	w.blobs(m.OneTimeKEM)
 	return w.b
 }
 
@@ -35,12 +29,8 @@ func ParsePublish(p []byte) (Publish, error) {
 	r := reader{b: p}
 	var m Publish
 	m.Bundle = r.blob(maxBlob)
-	for i, n := 0, r.count(MaxPrekeysPerPublish, 4); i < n; i++ {
-		m.OneTimeEC = append(m.OneTimeEC, r.blob(maxBlob))
-	}
-	for i, n := 0, r.count(MaxPrekeysPerPublish, 4); i < n; i++ {
-		m.OneTimeKEM = append(m.OneTimeKEM, r.blob(maxBlob))
-	}
+	m.OneTimeEC = r.blobs(MaxPrekeysPerPublish, maxBlob)
+	m.OneTimeKEM = r.blobs(MaxPrekeysPerPublish, maxBlob)
 	return m, r.done()
 }
 

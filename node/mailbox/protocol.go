@@ -155,6 +155,14 @@ func (w *writer) u32(v uint32)  { w.b = binary.BigEndian.AppendUint32(w.b, v) }
 func (w *writer) u64(v uint64)  { w.b = binary.BigEndian.AppendUint64(w.b, v) }
 func (w *writer) blob(v []byte) { w.u32(uint32(len(v))); w.b = append(w.b, v...) }
 
+// blobs writes a list: u32 n, n×blob.
+func (w *writer) blobs(vs [][]byte) {
+	w.u32(uint32(len(vs)))
+	for _, v := range vs {
+		w.blob(v)
+	}
+}
+
 type reader struct {
 	b   []byte
 	err error
@@ -198,6 +206,16 @@ func (r *reader) blob(max int) []byte {
 		return nil
 	}
 	return r.take(int(n))
+}
+
+// blobs reads a list written by writer.blobs: at most maxCount blobs of
+// at most maxLen bytes each.
+func (r *reader) blobs(maxCount, maxLen int) [][]byte {
+	var out [][]byte
+	for i, n := 0, r.count(maxCount, 4); i < n; i++ {
+		out = append(out, r.blob(maxLen))
+	}
+	return out
 }
 
 // count reads a list length, bounded by max and by what the bytes left
