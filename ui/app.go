@@ -297,9 +297,7 @@ func (u *UI) openChat(p peer.ID) {
 	u.open = p
 	c.pinned = true
 	u.roster.sort()
-	u.conv.reset(p, c.name())
-	u.conv.missing = c.missing
-	u.conv.setOffline(!c.info.Online)
+	u.conv.reset(c)
 	u.loadPage(p, 0)
 	if c.unread > 0 {
 		c.unread = 0

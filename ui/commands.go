@@ -122,9 +122,7 @@ func (u *UI) cmdAdd(target string) {
 		u.showError("That is your own peer ID.")
 		return
 	}
-	c := u.roster.ensure(node.PeerInfo{ID: p, Name: identity.ShortID(p), Trust: identity.StateUnknown})
-	c.pinned = true
-	u.roster.sort()
+	c := u.roster.ensure(unknownPeer(p))
 	u.openChat(p)
 	u.inform("Adding " + c.name() + "…")
 	u.spawn(func() { u.addPeer(p, target) })
@@ -286,7 +284,7 @@ func (u *UI) showResults(text string, found []node.Message, err error) {
 			truncate(who, 20), truncate(oneLine(m.Body), 60))
 	}
 	u.show(u.listDialog("Search "+quoted+": Enter opens, Esc closes", items, func(i int) {
-		u.roster.ensure(node.PeerInfo{ID: found[i].Peer, Name: identity.ShortID(found[i].Peer), Trust: identity.StateUnknown})
+		u.roster.ensure(unknownPeer(found[i].Peer))
 		u.openChat(found[i].Peer)
 	}))
 }

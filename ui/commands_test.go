@@ -1,10 +1,10 @@
 package ui
 
 import (
-	"github.com/certchat/certchat/e2e"
 	"strings"
 	"testing"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/gdamore/tcell/v2"
@@ -169,9 +169,7 @@ func TestSwitchChatsKeysAndMouse(t *testing.T) {
 	w.waitFor("carol open", func(s string) bool { return strings.HasPrefix(titleRow(s), " carol ") })
 	w.key(tcell.KeyCtrlP, 0, tcell.ModNone)
 	w.waitFor("bob open", func(s string) bool { return strings.HasPrefix(titleRow(s), " bob ") })
-	x, y, _ := w.find("dave")
-	w.scr.InjectMouse(x, y, tcell.Button1, tcell.ModNone)
-	w.scr.InjectMouse(x, y, tcell.ButtonNone, tcell.ModNone)
+	w.click("dave")
 	w.waitFor("dave open", func(s string) bool { return strings.HasPrefix(titleRow(s), " dave ") })
 }
 

@@ -10,7 +10,6 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/gdamore/tcell/v2"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rivo/tview"
 )
 
@@ -33,13 +32,12 @@ type convView struct {
 	loc *time.Location
 	now func() time.Time
 
-	peer    peer.ID
-	name    string
+	chat    *chat    // the open chat; nil: none
+	name    string   // chat's name as the rows show it
+	offline bool     // chat's peer offline, as the rows show it (own messages wait)
 	stored  []*entry // from the store, by sequence number
 	pending []*entry // typed, not yet stored (or failed to store)
 	byID    map[e2e.MessageID]*entry
-	missing int  // the peer's earlier messages not yet arrived
-	offline bool // the peer is not connected: own messages wait
 	hasMore bool // older messages are in the store
 	loading bool // a page is being read
 	loaded  bool // the first page arrived
@@ -59,36 +57,33 @@ func newConvView(th *theme, loc *time.Location, now func() time.Time) *convView 
 }
 
 // reset shows another conversation (or none); its first page is loading.
-func (c *convView) reset(p peer.ID, name string) {
+func (c *convView) reset(ch *chat) {
 	c.gen++
-	c.peer, c.name = p, name
+	c.chat = ch
 	c.stored, c.pending = nil, nil
 	c.byID = map[e2e.MessageID]*entry{}
-	c.hasMore, c.loading, c.loaded, c.offset, c.missing = false, p != "", false, 0, 0
+	c.hasMore, c.loading, c.loaded, c.offset = false, ch != nil, false, 0
+	if ch != nil {
+		c.name, c.offline = ch.name(), !ch.info.Online
+	}
 }
 
-// setOffline records whether the peer is offline, which own messages not
-// yet sent show.
-func (c *convView) setOffline(off bool) {
-	if off == c.offline {
-		return
-	}
-	c.offline = off
-	for _, e := range c.stored {
-		if e.msg.Status == node.StatusSending {
+// refresh takes up the chat's name and whether its peer is offline (which
+// own messages not yet sent show), dropping the rows drawn with the old.
+func (c *convView) refresh() {
+	if name := c.chat.name(); name != c.name {
+		c.name = name
+		for _, e := range c.stored {
 			e.rows = nil
 		}
 	}
-}
-
-// setName changes the peer's name shown on its messages.
-func (c *convView) setName(name string) {
-	if name == c.name {
-		return
-	}
-	c.name = name
-	for _, e := range c.stored {
-		e.rows = nil
+	if off := !c.chat.info.Online; off != c.offline {
+		c.offline = off
+		for _, e := range c.stored {
+			if e.msg.Status == node.StatusSending {
+				e.rows = nil
+			}
+		}
 	}
 }
 
@@ -142,7 +137,7 @@ func (c *convView) sortStored() {
 // addPending shows a message the user just typed, before Send returns.
 func (c *convView) addPending(body string) *entry {
 	e := &entry{pending: true, msg: node.Message{
-		Peer: c.peer, Direction: node.Outgoing, Body: body, StoredAt: c.now(), Status: node.StatusSending,
+		Peer: c.chat.info.ID, Direction: node.Outgoing, Body: body, StoredAt: c.now(), Status: node.StatusSending,
 	}}
 	c.pending = append(c.pending, e)
 	c.keepPlace(c.count() - 1)
@@ -156,7 +151,7 @@ func (c *convView) failPending(e *entry, reason string) {
 
 // upsert adds a new message or updates a shown one's delivery state.
 func (c *convView) upsert(m node.Message) {
-	if m.Peer != c.peer || c.peer == "" {
+	if c.chat == nil || m.Peer != c.chat.info.ID {
 		return
 	}
 	if e := c.byID[m.ID]; e != nil {
@@ -232,10 +227,11 @@ func (c *convView) Draw(scr tcell.Screen) {
 		return
 	}
 	c.width, c.height = w, h
-	if c.peer == "" {
+	if c.chat == nil {
 		c.drawRows(scr, x, y, w, h, c.welcome(w))
 		return
 	}
+	c.refresh()
 	rows, reachedTop := c.collect(w, 2*h+c.offset)
 	if reachedTop {
 		c.offset = min(c.offset, max(0, len(rows)-h))
@@ -284,18 +280,15 @@ func (c *convView) collect(w, need int) (rows []line, reachedTop bool) {
 // gapRows, under the newest message, say that messages the peer wrote
 // earlier have not arrived yet (the sender's numbering shows the gap).
 func (c *convView) gapRows(w int) []line {
-	if c.missing <= 0 {
+	n := c.chat.missing
+	if n <= 0 {
 		return nil
 	}
-	text := fmt.Sprintf("⚠ %d earlier messages from %s have not arrived yet; they will show when they do.", c.missing, c.name)
-	if c.missing == 1 {
+	text := fmt.Sprintf("⚠ %d earlier messages from %s have not arrived yet; they will show when they do.", n, c.name)
+	if n == 1 {
 		text = fmt.Sprintf("⚠ 1 earlier message from %s has not arrived yet; it will show when it does.", c.name)
 	}
-	var rows []line
-	for _, r := range wrap(text, max(1, w)) {
-		rows = append(rows, line{{r, c.th.toned(toneWarn, c.th.dim)}})
-	}
-	return rows
+	return wrapLine(line{{text, c.th.toned(toneWarn, c.th.dim)}}, w)
 }
 
 // header is the row above the oldest loaded message.

@@ -31,8 +31,9 @@ type dialog struct {
 	wide     bool // no wrapping: as wide as the screen allows
 	bodyRows func(w int) int
 	close    func()
-	about    peer.ID // the peer a trust decision is about, if any
-	kind     string  // which decision: "first contact", "key changed", ...
+	// firstContact is the peer a first-contact question is about: it turns
+	// into the key-changed question when the peer's key claims a contact.
+	firstContact peer.ID
 
 	// Typing guard: a dialog with buttons opens while the user may be
 	// typing (a message arrived, Enter was just pressed). Text keys always

@@ -3,7 +3,6 @@ package ui
 import (
 	"time"
 
-	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -106,11 +105,7 @@ func (u *UI) applySnapshot(s snapshot) {
 		if cv.Peer == u.myID {
 			continue
 		}
-		info := node.PeerInfo{ID: cv.Peer, Name: identity.ShortID(cv.Peer), Trust: identity.StateUnknown}
-		if c := u.roster.get(cv.Peer); c != nil {
-			info = c.info
-		}
-		u.roster.setConversation(cv, info)
+		u.roster.setConversation(cv, unknownPeer(cv.Peer))
 	}
 	u.roster.sort()
 	u.relays = s.relays
@@ -161,15 +156,13 @@ func (u *UI) onPeer(info node.PeerInfo) {
 	}
 	c := u.roster.setInfo(info)
 	if info.ID == u.open {
-		u.conv.setName(c.name())
-		u.conv.setOffline(!info.Online)
 		u.updatePlaceholder()
 	}
 	if info.Changed != nil && !wasChanged {
 		u.showError("KEY CHANGED: a new key claims to be " + c.name() + ". Nothing is sent to it until you compare fingerprints and accept or reject it (/trust).")
 		// A first-contact question asked before the certificate came is
 		// the wrong question now.
-		if d := u.dialog; d != nil && d.about == info.ID && d.kind == "first contact" {
+		if d := u.dialog; d != nil && d.firstContact == info.ID {
 			u.keyChangedPrompt(c)
 		}
 	}
@@ -180,7 +173,7 @@ func (u *UI) onPeer(info node.PeerInfo) {
 // open chat got a message (to mark it read).
 func (u *UI) onMessage(m node.Message, info node.PeerInfo) bool {
 	if info.ID == "" {
-		info = node.PeerInfo{ID: m.Peer, Name: identity.ShortID(m.Peer), Trust: identity.StateUnknown}
+		info = unknownPeer(m.Peer)
 	}
 	c := u.roster.setInfo(info)
 	counted := m.Seq != 0 && m.Seq <= c.lastSeq
@@ -189,7 +182,6 @@ func (u *UI) onMessage(m node.Message, info node.PeerInfo) bool {
 		c.missing = m.Missing
 	}
 	if m.Peer == u.open {
-		u.conv.missing = c.missing
 		u.conv.upsert(m)
 		u.maybeFirstContact(c)
 		return true
@@ -198,7 +190,6 @@ func (u *UI) onMessage(m node.Message, info node.PeerInfo) bool {
 		c.unread++
 	}
 	if u.open == "" {
-		u.roster.sort()
 		u.openChat(m.Peer)
 	}
 	return false

@@ -46,9 +46,7 @@ func (u *UI) welcomeRows(w int) []line {
 		if dim {
 			st = th.dim
 		}
-		for _, r := range wrap(text, w) {
-			rows = append(rows, line{{r, st}})
-		}
+		rows = append(rows, wrapLine(line{{text, st}}, w)...)
 	}
 	rows = append(rows, line{{"Welcome to certchat, ", th.text}, {u.myName, th.me}, {".", th.text}}, nil)
 	para("Your fingerprint: "+u.b.Identity().Fingerprint().Short()+" (/id shows all of it, your peer ID and addresses to share).", false)

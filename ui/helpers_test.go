@@ -300,14 +300,66 @@ func (w *window) enter(text string) {
 	w.key(tcell.KeyEnter, 0, tcell.ModNone)
 }
 
-// find returns the position of text on the screen.
-func (w *window) find(text string) (x, y int, ok bool) {
-	for y, row := range strings.Split(w.text(), "\n") {
-		if i := strings.Index(row, text); i >= 0 {
-			return uniseg.StringWidth(row[:i]), y, true
+// find returns the position of text on the screen: its first occurrence.
+func (w *window) find(text string) (x, y int, ok bool) { return findIn(w.text(), text, false) }
+
+// findIn returns the position of text on a screen: its first occurrence,
+// or with last its lowest.
+func findIn(screen, text string, last bool) (x, y int, ok bool) {
+	for i, row := range strings.Split(screen, "\n") {
+		if k := strings.Index(row, text); k >= 0 {
+			x, y, ok = uniseg.StringWidth(row[:k]), i, true
+			if !last {
+				break
+			}
 		}
 	}
-	return 0, 0, false
+	return x, y, ok
+}
+
+// draft is the input line's text.
+func (w *window) draft() string {
+	var s string
+	w.do(func() { s = w.u.in.GetText() })
+	return s
+}
+
+// click clicks the middle of text on the screen, as a mouse would: its
+// lowest occurrence (a dialog's buttons are below its text).
+func (w *window) click(text string) {
+	w.t.Helper()
+	x, y, _ := findIn(w.waitText(text), text, true)
+	x += textWidth(text) / 2
+	w.scr.InjectMouse(x, y, tcell.Button1, tcell.ModNone)
+	w.scr.InjectMouse(x, y, tcell.ButtonNone, tcell.ModNone)
+}
+
+// choose picks a dialog's button with the keyboard: Tab until it has the
+// focus, then Enter.
+func (w *window) choose(label string) {
+	w.t.Helper()
+	w.waitText(label)
+	focused := func() string {
+		var l string
+		w.do(func() {
+			if d := w.u.dialog; d != nil && d.form != nil {
+				if _, b := d.form.GetFocusedItemIndex(); b >= 0 {
+					l = d.form.GetButton(b).GetLabel()
+				}
+			}
+		})
+		return l
+	}
+	for range 8 {
+		if focused() == label {
+			w.key(tcell.KeyEnter, 0, tcell.ModNone)
+			return
+		}
+		before := focused()
+		w.key(tcell.KeyTab, 0, tcell.ModNone)
+		w.waitFor("the focus to move", func(string) bool { return focused() != before })
+	}
+	w.t.Fatalf("Tab never reached the button %q", label)
 }
 
 // styleAt is the style of the cell at (x, y).

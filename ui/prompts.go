@@ -84,16 +84,19 @@ func (u *UI) firstContactPrompt(c *chat) {
 		"Reject blocks it: nothing more is exchanged.",
 		name, c.info.Fingerprint.String(), c.info.ID.String())
 	p := c.info.ID
-	d := u.textDialog("First contact: "+c.name(), text+choosing, true,
+	d := u.trustDialog("First contact: "+c.name(), text,
 		button{"Accept", func() { u.acceptFirst(p) }},
 		button{"Reject", func() { u.reject(p) }},
 		button{"Later (Esc)", nil})
-	d.about, d.kind = p, "first contact"
+	d.firstContact = p
 	u.show(d)
 }
 
-// choosing ends the text of a dialog that decides trust.
-const choosing = "\n[::d]Tab or ←/→: move between buttons; Enter: choose.[::-]"
+// trustDialog is a dialog that decides trust: its text ends by saying how
+// to choose, since letters do not.
+func (u *UI) trustDialog(title, text string, buttons ...button) *dialog {
+	return u.textDialog(title, text+"\n[::d]Tab or ←/→: move between buttons; Enter: choose.[::-]", true, buttons...)
+}
 
 // acceptFirst pins a first contact's key, unless it turned out meanwhile
 // to claim a contact's name (its certificate arrives with the handshake,
@@ -137,14 +140,12 @@ func (u *UI) keyChangedPrompt(c *chat) {
 		"Accept it only if it matches. If it is another person with the same name, Someone else adds them as a new contact.",
 		name, known, c.info.Fingerprint.String(), tview.Escape(oneLine(ch.Reason)), name)
 	p := c.info.ID
-	d := u.textDialog("KEY CHANGED: "+c.name(), text+choosing, true,
+	u.show(u.trustDialog("KEY CHANGED: "+c.name(), text,
 		button{"Compare", func() { u.verify(p) }},
 		button{"Accept new key", func() { u.accept(p, false) }},
 		button{"Someone else", func() { u.acceptAsOther(p, c.name()) }},
 		button{"Reject", func() { u.reject(p) }},
-		button{"Later (Esc)", nil})
-	d.about, d.kind = p, "key changed"
-	u.show(d)
+		button{"Later (Esc)", nil}))
 }
 
 func (u *UI) unblockPrompt(c *chat) {
@@ -155,7 +156,7 @@ func (u *UI) unblockPrompt(c *chat) {
 	}
 	text := fmt.Sprintf("You rejected [::b]%s[::-]'s key%s. Accept it again?\n\nFingerprint: %s",
 		tview.Escape(c.name()), why, c.info.Fingerprint.String())
-	u.show(u.textDialog("Rejected key", text+choosing, true,
+	u.show(u.trustDialog("Rejected key", text,
 		button{"Accept", func() { u.accept(p, false) }},
 		button{"Keep rejected (Esc)", nil}))
 }
@@ -239,13 +240,10 @@ func (u *UI) acceptAsOther(p peer.ID, base string) {
 		label, err := u.b.TrustAsOther(p, base)
 		info := u.b.PeerInfo(p)
 		u.post(func() {
-			c := u.roster.setInfo(info)
+			u.roster.setInfo(info)
 			if err != nil {
 				u.fail("Could not add "+base, err)
 				return
-			}
-			if p == u.open {
-				u.conv.setName(c.name())
 			}
 			u.inform("Added as a new contact, " + label + " (trusted on first use). /verify compares safety numbers.")
 		})

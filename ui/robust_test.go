@@ -129,7 +129,7 @@ func FuzzRender(f *testing.F) {
 		}
 		th := defaultTheme()
 		c := newConvView(&th, time.UTC, testClock)
-		c.reset("peer", oneLine(text))
+		c.reset(&chat{info: node.PeerInfo{ID: "peer"}, label: oneLine(text)})
 		e := &entry{msg: node.Message{Peer: "peer", Body: text, StoredAt: testNow, Direction: node.Outgoing, Status: node.StatusFailed, Error: text}}
 		for _, r := range c.render(e, width) {
 			if r.width() > max(width, 2) {

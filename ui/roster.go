@@ -52,6 +52,12 @@ func newRoster() *roster { return &roster{chats: map[peer.ID]*chat{}} }
 
 func (r *roster) get(p peer.ID) *chat { return r.chats[p] }
 
+// unknownPeer is what is known of a peer the node has not described: its
+// short ID, and no trust.
+func unknownPeer(p peer.ID) node.PeerInfo {
+	return node.PeerInfo{ID: p, Name: identity.ShortID(p), Trust: identity.StateUnknown}
+}
+
 // ensure returns p's chat, creating it from info.
 func (r *roster) ensure(info node.PeerInfo) *chat {
 	c, ok := r.chats[info.ID]

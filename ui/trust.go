@@ -2,13 +2,13 @@ package ui
 
 import (
 	"fmt"
-	"github.com/gdamore/tcell/v2"
 	"math"
 	"strings"
 	"time"
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/gdamore/tcell/v2"
 )
 
 // tone is how a piece of status should be read: fine, take care, or danger.

@@ -30,22 +30,7 @@ func TestVerifiedBadge(t *testing.T) {
 // and "verified: issued by Acme Root" in the title.
 func TestCAVerifiedTitle(t *testing.T) {
 	t.Parallel()
-	ca, err := identity.NewCA("Acme Root", testNow, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice := newPeer(t, "alice", 0)
-	dave := newCAPeer(t, "dave", 0, ca, 365*24*time.Hour)
-	if err := alice.trust.AddRoot(ca.Cert); err != nil {
-		t.Fatal(err)
-	}
-	dave.pin(alice.peerID(), "alice", identity.StateTOFU)
-	alice.start()
-	dave.start()
-	w := openWindow(t, alice.n, 80, 24, Options{})
-	if _, err := connect(t, dave, alice); err != nil {
-		t.Fatal(err)
-	}
+	w, dave := caContact(t, "dave", 365*24*time.Hour, 80)
 	w.waitText("dave", "✓ CA · lan")
 	w.key(tcell.KeyTab, 0, tcell.ModNone)
 	w.waitText("dave  verified: issued by Acme Root  " + dave.id.Fingerprint().Short())
@@ -55,25 +40,33 @@ func TestCAVerifiedTitle(t *testing.T) {
 // banner.
 func TestExpiringCertificateFlagged(t *testing.T) {
 	t.Parallel()
+	w, _ := caContact(t, "erin", 10*24*time.Hour, 100)
+	w.waitText("erin")
+	w.key(tcell.KeyTab, 0, tcell.ModNone)
+	w.waitText("certificate expires in 10 days", "erin: certificate expires in 10 days.")
+}
+
+// caContact opens the window of alice, who trusts the CA Acme Root, at
+// width×24, and connects to her a peer with a certificate from Acme Root
+// valid for validity.
+func caContact(t *testing.T, name string, validity time.Duration, width int) (*window, *testPeer) {
 	ca, err := identity.NewCA("Acme Root", testNow, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	alice := newPeer(t, "alice", 0)
-	erin := newCAPeer(t, "erin", 0, ca, 10*24*time.Hour)
+	p := newCAPeer(t, name, 0, ca, validity)
 	if err := alice.trust.AddRoot(ca.Cert); err != nil {
 		t.Fatal(err)
 	}
-	erin.pin(alice.peerID(), "alice", identity.StateTOFU)
+	p.pin(alice.peerID(), "alice", identity.StateTOFU)
 	alice.start()
-	erin.start()
-	w := openWindow(t, alice.n, 100, 24, Options{})
-	if _, err := connect(t, erin, alice); err != nil {
+	p.start()
+	w := openWindow(t, alice.n, width, 24, Options{})
+	if _, err := connect(t, p, alice); err != nil {
 		t.Fatal(err)
 	}
-	w.waitText("erin")
-	w.key(tcell.KeyTab, 0, tcell.ModNone)
-	w.waitText("certificate expires in 10 days", "erin: certificate expires in 10 days.")
+	return w, p
 }
 
 // keyChange sets up alice, who knows bob, and a new key calling itself
@@ -195,17 +188,24 @@ func TestVerifyNarrow(t *testing.T) {
 		"Mark verified", "Close (Esc)")
 }
 
+// firstContact opens the window of alice, with no contacts, and starts
+// carol, who has alice as a contact.
+func firstContact(t *testing.T, opts Options) (alice, carol *testPeer, w *window) {
+	alice, carol = newPeer(t, "alice", 0), newPeer(t, "carol", 0)
+	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	carol.start()
+	w = openWindow(t, alice.n, 80, 24, opts)
+	w.waitText("Welcome to certchat, alice.")
+	return alice, carol, w
+}
+
 // A first message from an unknown peer opens its chat (no chat was open)
 // with a prompt; accepting pins the key, and the input, which has the
 // focus, replies.
 func TestFirstContactAcceptAndReply(t *testing.T) {
 	t.Parallel()
-	alice, carol := newPeer(t, "alice", 0), newPeer(t, "carol", 0)
-	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
-	alice.start()
-	carol.start()
-	w := openWindow(t, alice.n, 80, 24, Options{})
-	w.waitText("Welcome to certchat, alice.")
+	alice, carol, w := firstContact(t, Options{})
 	introduce(carol, alice)
 	sub := carol.n.Subscribe()
 	defer sub.Close()
@@ -225,11 +225,7 @@ func TestFirstContactAcceptAndReply(t *testing.T) {
 // Rejecting a first contact blocks the peer.
 func TestFirstContactReject(t *testing.T) {
 	t.Parallel()
-	alice, carol := newPeer(t, "alice", 0), newPeer(t, "carol", 0)
-	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
-	alice.start()
-	carol.start()
-	w := openWindow(t, alice.n, 80, 24, Options{})
+	alice, carol, w := firstContact(t, Options{})
 	introduce(carol, alice)
 	if _, err := carol.n.Send(alice.peerID(), "buy now"); err != nil {
 		t.Fatal(err)
@@ -264,13 +260,8 @@ func TestFirstContactReject(t *testing.T) {
 // has paused.
 func TestFirstContactWhileTyping(t *testing.T) {
 	t.Parallel()
-	alice, carol := newPeer(t, "alice", 0), newPeer(t, "carol", 0)
-	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
-	alice.start()
-	carol.start()
 	const delay = 2 * time.Second
-	w := openWindow(t, alice.n, 80, 24, Options{DialogDelay: delay})
-	w.waitText("Welcome to certchat, alice.")
+	alice, carol, w := firstContact(t, Options{DialogDelay: delay})
 	w.typeText("/search ")
 	introduce(carol, alice)
 	if _, err := carol.n.Send(alice.peerID(), "hello from carol"); err != nil {
@@ -292,58 +283,6 @@ func TestFirstContactWhileTyping(t *testing.T) {
 	if d := w.draft(); d != "/search really a" {
 		t.Fatalf("after the dialog the input line holds %q", d)
 	}
-}
-
-// draft is the input line's text.
-func (w *window) draft() string {
-	var s string
-	w.do(func() { s = w.u.in.GetText() })
-	return s
-}
-
-// click clicks the middle of text on the screen, as a mouse would: its
-// lowest occurrence (a dialog's buttons are below its text).
-func (w *window) click(text string) {
-	w.t.Helper()
-	w.waitText(text)
-	rows := strings.Split(w.text(), "\n")
-	x, y := -1, -1
-	for i := len(rows) - 1; i >= 0 && y < 0; i-- {
-		if k := strings.Index(rows[i], text); k >= 0 {
-			x, y = textWidth(rows[i][:k]), i
-		}
-	}
-	x += textWidth(text) / 2
-	w.scr.InjectMouse(x, y, tcell.Button1, tcell.ModNone)
-	w.scr.InjectMouse(x, y, tcell.ButtonNone, tcell.ModNone)
-}
-
-// choose picks a dialog's button with the keyboard: Tab until it has the
-// focus, then Enter.
-func (w *window) choose(label string) {
-	w.t.Helper()
-	w.waitText(label)
-	focused := func() string {
-		var l string
-		w.do(func() {
-			if d := w.u.dialog; d != nil && d.form != nil {
-				if _, b := d.form.GetFocusedItemIndex(); b >= 0 {
-					l = d.form.GetButton(b).GetLabel()
-				}
-			}
-		})
-		return l
-	}
-	for range 8 {
-		if focused() == label {
-			w.key(tcell.KeyEnter, 0, tcell.ModNone)
-			return
-		}
-		before := focused()
-		w.key(tcell.KeyTab, 0, tcell.ModNone)
-		w.waitFor("the focus to move", func(string) bool { return focused() != before })
-	}
-	w.t.Fatalf("Tab never reached the button %q", label)
 }
 
 // A first-contact question asked before the peer's certificate arrived

@@ -160,15 +160,59 @@ func TestPasteDropsFinalNewline(t *testing.T) {
 	w.waitText("Welcome to certchat, alice.")
 	// As a terminal sends a bracketed paste: start, the keys, end.
 	w.u.app.QueueEvent(tcell.NewEventPaste(true))
-	for _, r := range "pasted words" {
-		w.key(tcell.KeyRune, r, tcell.ModNone)
-	}
-	w.key(tcell.KeyEnter, 0, tcell.ModNone)
+	w.enter("pasted words")
 	w.u.app.QueueEvent(tcell.NewEventPaste(false))
 	w.waitText("› pasted words")
 	w.waitFor("the pasted line in the input", func(string) bool { return w.draft() == "pasted words" })
 	w.do(func() { w.u.in.SetText(""); w.u.in.PasteHandler()("two\nlines\r\n", func(tview.Primitive) {}) })
 	if got := w.draft(); got != "two\nlines" {
 		t.Fatalf("input holds %q", got)
+	}
+}
+
+// The conversation view's bookkeeping: a late, older delivery report
+// never downgrades a message; a message older than the loaded pages
+// waits for its page; one that arrives while the user is scrolled up
+// does not move what they read; a new name shows on rows drawn before.
+func TestConvViewUpdates(t *testing.T) {
+	th := defaultTheme()
+	c := newConvView(&th, time.UTC, testClock)
+	ch := &chat{info: node.PeerInfo{ID: "peer"}, label: "bob"}
+	c.reset(ch)
+	mk := func(seq uint64, dir node.Direction, st node.Status) node.Message {
+		return node.Message{ID: e2e.NewMessageID(), Peer: "peer", Seq: seq, Direction: dir, Status: st,
+			StoredAt: testNow, Body: fmt.Sprintf("message %d", seq)}
+	}
+	page := []node.Message{mk(11, node.Incoming, node.StatusReceived), mk(12, node.Outgoing, node.StatusDelivered)}
+	c.addPage(c.gen, page, len(page)) // a full page: older ones are in the store
+
+	late := page[1]
+	late.Status = node.StatusSent
+	c.upsert(late)
+	if got := c.byID[late.ID].msg.Status; got != node.StatusDelivered {
+		t.Fatalf("a late report made a delivered message %s", got)
+	}
+	c.upsert(mk(5, node.Incoming, node.StatusReceived))
+	if c.count() != 2 {
+		t.Fatalf("a message older than the loaded pages is shown: %d messages", c.count())
+	}
+	c.width, c.offset = 40, 3
+	c.upsert(mk(13, node.Incoming, node.StatusReceived))
+	if want := 3 + len(c.rowsOf(2, 40)); c.offset != want {
+		t.Fatalf("scrolled up, a new message left the offset at %d, want %d", c.offset, want)
+	}
+
+	text := func(l line) string {
+		var b strings.Builder
+		for _, s := range l {
+			b.WriteString(s.text)
+		}
+		return b.String()
+	}
+	c.render(c.stored[0], 40)
+	ch.label = "robert"
+	c.refresh()
+	if got := text(c.render(c.stored[0], 40)[0]); !strings.Contains(got, "robert: message 11") {
+		t.Fatalf("after a new name the message reads %q", got)
 	}
 }
