@@ -59,6 +59,17 @@ func openStream(b *testing.B, from, to *node, proto protocol.ID) network.Stream 
 	return s
 }
 
+// dialSession opens a stream from a's node to proto on to and runs a's
+// handshake on it.
+func dialSession(b *testing.B, a *party, to *node, proto protocol.ID) (*e2e.Session, network.Stream) {
+	s := openStream(b, a.n, to, proto)
+	sess, err := a.ep.Client(context.Background(), s, to.h.ID(), to.h.ID())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sess, s
+}
+
 func BenchmarkHandshake(b *testing.B) {
 	w := hosts(b)
 	// ours runs handshakes between a and bp until b.N; the server side
@@ -75,11 +86,7 @@ func BenchmarkHandshake(b *testing.B) {
 		})
 		cpu := startCPU(b)
 		for range b.N {
-			s := openStream(b, w.alice, w.bob, proto)
-			sess, err := a.ep.Client(context.Background(), s, w.bob.h.ID(), w.bob.h.ID())
-			if err != nil {
-				b.Fatal(err)
-			}
+			sess, s := dialSession(b, a, w.bob, proto)
 			if err := <-done; err != nil {
 				b.Fatal(err)
 			}
@@ -180,11 +187,7 @@ func BenchmarkThroughput(b *testing.B) {
 			sess.Close()
 			got <- n
 		})
-		s := openStream(b, w.alice, w.bob, proto)
-		sess, err := a.ep.Client(context.Background(), s, w.bob.h.ID(), w.bob.h.ID())
-		if err != nil {
-			b.Fatal(err)
-		}
+		sess, _ := dialSession(b, a, w.bob, proto)
 		b.SetBytes(chunk)
 		cpu := startCPU(b)
 		for range b.N {
@@ -250,11 +253,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			}
 			sess.Close()
 		})
-		s := openStream(b, w.alice, w.bob, proto)
-		sess, err := a.ep.Client(context.Background(), s, w.bob.h.ID(), w.bob.h.ID())
-		if err != nil {
-			b.Fatal(err)
-		}
+		sess, _ := dialSession(b, a, w.bob, proto)
 		lat := make([]time.Duration, 0, b.N)
 		cpu := startCPU(b)
 		for range b.N {

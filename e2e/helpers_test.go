@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -188,7 +187,6 @@ func withMaxHalfOpen(n int) partyOpt { return func(p *party) { p.cfg.MaxHalfOpen
 func withTicketAge(d time.Duration) partyOpt {
 	return func(p *party) { p.cfg.Policy.MaxTicketAge = d }
 }
-func withKeyLog(w io.Writer) partyOpt { return func(p *party) { p.cfg.KeyLogWriter = w } }
 
 func newParty(t testing.TB, n *node, opts ...partyOpt) *party {
 	t.Helper()
@@ -270,14 +268,6 @@ func newCA(t testing.TB, name string) *identity.CA {
 		t.Fatal(err)
 	}
 	return ca
-}
-
-func newKey(t testing.TB) ed25519.PrivateKey {
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 // --- running sessions ---------------------------------------------------

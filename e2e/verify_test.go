@@ -387,6 +387,17 @@ func TestResumption(t *testing.T) {
 		}
 		return c, s, ch.psk, sh.pskSelected == 0
 	}
+	// refusedOnResumption runs a second session that resumes and wants
+	// it to fail our checks with these errors.
+	refusedOnResumption := func(t *testing.T, a, b *party, client, server error) {
+		t.Helper()
+		c, s, offered, accepted := again(t, a, b)
+		if !offered || !accepted {
+			t.Fatalf("not a resumption: offered %v accepted %v", offered, accepted)
+		}
+		checkSide(t, "client", c, client, nil)
+		checkSide(t, "server", s, server, nil)
+	}
 
 	t.Run("resumes", func(t *testing.T) {
 		a, b := first(t, nil, nil)
@@ -409,32 +420,17 @@ func TestResumption(t *testing.T) {
 	t.Run("client blocks the peer", func(t *testing.T) {
 		a, b := first(t, nil, nil)
 		a.pin(t, w.bob.h.ID(), "", identity.StateUntrusted)
-		c, s, offered, accepted := again(t, a, b)
-		if !offered || !accepted {
-			t.Fatalf("not a resumption: offered %v accepted %v", offered, accepted)
-		}
-		checkSide(t, "client", c, e2e.ErrUntrusted, nil)
-		checkSide(t, "server", s, e2e.ErrRejected, nil)
+		refusedOnResumption(t, a, b, e2e.ErrUntrusted, e2e.ErrRejected)
 	})
 	t.Run("server blocks the peer", func(t *testing.T) {
 		a, b := first(t, nil, nil)
 		b.pin(t, w.alice.h.ID(), "", identity.StateUntrusted)
-		c, s, offered, accepted := again(t, a, b)
-		if !offered || !accepted {
-			t.Fatalf("not a resumption: offered %v accepted %v", offered, accepted)
-		}
-		checkSide(t, "client", c, e2e.ErrRejected, nil)
-		checkSide(t, "server", s, e2e.ErrUntrusted, nil)
+		refusedOnResumption(t, a, b, e2e.ErrRejected, e2e.ErrUntrusted)
 	})
 	t.Run("client clock before NotBefore", func(t *testing.T) {
 		a, b := first(t, nil, nil)
 		a.clock.Add(-2 * time.Hour)
-		c, s, offered, accepted := again(t, a, b)
-		if !offered || !accepted {
-			t.Fatalf("not a resumption: offered %v accepted %v", offered, accepted)
-		}
-		checkSide(t, "client", c, e2e.ErrNotYetValid, nil)
-		checkSide(t, "server", s, e2e.ErrRejected, nil)
+		refusedOnResumption(t, a, b, e2e.ErrNotYetValid, e2e.ErrRejected)
 	})
 	t.Run("server clock past the client's NotAfter", func(t *testing.T) {
 		// Alice's certificate is valid for two hours; bob's clock moves

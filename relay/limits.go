@@ -50,26 +50,23 @@ var DefaultLimits = Limits{
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
-	set := func(v *int, def int) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	if l.CircuitDuration == 0 {
-		l.CircuitDuration = d.CircuitDuration
-	}
-	if l.CircuitData == 0 {
-		l.CircuitData = d.CircuitData
-	}
-	if l.ReservationTTL == 0 {
-		l.ReservationTTL = d.ReservationTTL
-	}
-	set(&l.MaxReservations, d.MaxReservations)
-	set(&l.MaxCircuits, d.MaxCircuits)
-	set(&l.MaxReservationsPerIP, d.MaxReservationsPerIP)
-	set(&l.MaxReservationsPerASN, d.MaxReservationsPerASN)
-	set(&l.BufferSize, d.BufferSize)
+	orDefault(&l.CircuitDuration, d.CircuitDuration)
+	orDefault(&l.CircuitData, d.CircuitData)
+	orDefault(&l.ReservationTTL, d.ReservationTTL)
+	orDefault(&l.MaxReservations, d.MaxReservations)
+	orDefault(&l.MaxCircuits, d.MaxCircuits)
+	orDefault(&l.MaxReservationsPerIP, d.MaxReservationsPerIP)
+	orDefault(&l.MaxReservationsPerASN, d.MaxReservationsPerASN)
+	orDefault(&l.BufferSize, d.BufferSize)
 	return l
+}
+
+// orDefault sets *v to def unless *v is positive: zero means the default
+// (Limits.check refuses negative limits; MailboxLimits takes them as zero).
+func orDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 func (l Limits) check() error {

@@ -52,36 +52,16 @@ var DefaultMailboxLimits = MailboxLimits{
 
 func (l MailboxLimits) withDefaults() MailboxLimits {
 	d := DefaultMailboxLimits
-	if l.MaxItems <= 0 {
-		l.MaxItems = d.MaxItems
-	}
-	if l.MaxPerPeer <= 0 {
-		l.MaxPerPeer = min(d.MaxPerPeer, l.MaxItems)
-	}
-	if l.MaxBytes <= 0 {
-		l.MaxBytes = d.MaxBytes
-	}
-	if l.TTL <= 0 {
-		l.TTL = d.TTL
-	}
-	if l.DepositRate <= 0 {
-		l.DepositRate = d.DepositRate
-	}
-	if l.BundleRate <= 0 {
-		l.BundleRate = d.BundleRate
-	}
-	if l.MaxPrekeys <= 0 {
-		l.MaxPrekeys = d.MaxPrekeys
-	}
-	if l.MaxMailbox <= 0 {
-		l.MaxMailbox = d.MaxMailbox
-	}
-	if l.PublishRate <= 0 {
-		l.PublishRate = d.PublishRate
-	}
-	if l.Idle <= 0 {
-		l.Idle = d.Idle
-	}
+	orDefault(&l.MaxItems, d.MaxItems)
+	orDefault(&l.MaxPerPeer, min(d.MaxPerPeer, l.MaxItems))
+	orDefault(&l.MaxBytes, d.MaxBytes)
+	orDefault(&l.TTL, d.TTL)
+	orDefault(&l.DepositRate, d.DepositRate)
+	orDefault(&l.BundleRate, d.BundleRate)
+	orDefault(&l.MaxPrekeys, d.MaxPrekeys)
+	orDefault(&l.MaxMailbox, d.MaxMailbox)
+	orDefault(&l.PublishRate, d.PublishRate)
+	orDefault(&l.Idle, d.Idle)
 	l.Idle = max(l.Idle, l.TTL)
 	return l
 }
@@ -593,21 +573,22 @@ func (m *mailboxServer) sweepIdle() {
 	var removed int
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		seen := tx.Bucket(bktSeen)
-		for p, t := range used {
-			if tx.Bucket(bktBundles).Get([]byte(p)) == nil {
-				continue // a fetch by a peer with no mailbox here
-			}
-			if err := seen.Put([]byte(p), u64(uint64(t.UnixMilli()))); err != nil {
-				return err
-			}
-		}
 		var idle []peer.ID
+		// One pass over the registrations: a use by a peer with no
+		// mailbox here (a fetch) is not recorded.
 		err := tx.Bucket(bktBundles).ForEach(func(k, _ []byte) error {
-			v := seen.Get(k)
-			if len(v) != 8 {
+			var last uint64
+			if t, ok := used[peer.ID(k)]; ok {
+				last = uint64(t.UnixMilli())
+				if err := seen.Put(k, u64(last)); err != nil {
+					return err
+				}
+			} else if v := seen.Get(k); len(v) == 8 {
+				last = binary.BigEndian.Uint64(v)
+			} else {
 				return seen.Put(k, u64(uint64(now.UnixMilli())))
 			}
-			if now.Sub(time.UnixMilli(int64(binary.BigEndian.Uint64(v)))) > m.lim.Idle {
+			if now.Sub(time.UnixMilli(int64(last))) > m.lim.Idle {
 				idle = append(idle, peer.ID(k))
 			}
 			return nil

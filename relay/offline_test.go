@@ -205,6 +205,18 @@ func (w *offWorld) emptied(p peer.ID) {
 	w.t.Fatalf("the mailbox still holds %d items (%d bytes, %d stored)", items, size, stored)
 }
 
+// offFirstError waits for the first message or error event and fails
+// unless it is an error about from that says want.
+func offFirstError(t *testing.T, sub *node.Subscription, from peer.ID, want string) {
+	t.Helper()
+	e := waitEvent(t, sub, "an error", func(e node.Event) bool {
+		return e.Kind == node.EventError || e.Kind == node.EventMessage
+	})
+	if e.Kind != node.EventError || e.PeerID != from || !strings.Contains(e.Err, want) {
+		t.Fatalf("event %s %q for %s", e.Kind, e.Err, identity.ShortID(e.PeerID))
+	}
+}
+
 func offOutboxStatus(t *testing.T, n *node.Node, p peer.ID, m node.Message) node.Status {
 	t.Helper()
 	out, err := n.Store().Outbox(p)
@@ -395,12 +407,7 @@ func TestOfflineMailClaimingAnotherSender(t *testing.T) {
 	x.Unlock()
 
 	b, bsub := w.online(bobHome)
-	e := waitEvent(t, bsub, "an error", func(e node.Event) bool {
-		return e.Kind == node.EventError || e.Kind == node.EventMessage
-	})
-	if e.Kind != node.EventError || e.PeerID != carol || !strings.Contains(e.Err, "bad signature") {
-		t.Fatalf("event %s %q for %s", e.Kind, e.Err, identity.ShortID(e.PeerID))
-	}
+	offFirstError(t, bsub, carol, "bad signature")
 	w.emptied(bob)
 	offHistory(t, b, carol, nil)
 	offHistory(t, b, alice.ID(), nil)
@@ -432,12 +439,7 @@ func TestOfflineReaddressedMail(t *testing.T) {
 		t.Fatalf("%d items for carol", items)
 	}
 	c, csub := w.online(carolHome)
-	e := waitEvent(t, csub, "an error", func(e node.Event) bool {
-		return e.Kind == node.EventError || e.Kind == node.EventMessage
-	})
-	if e.Kind != node.EventError || e.PeerID != alice.ID() || !strings.Contains(e.Err, "authentication failed") {
-		t.Fatalf("event %s %q for %s", e.Kind, e.Err, identity.ShortID(e.PeerID))
-	}
+	offFirstError(t, csub, alice.ID(), "authentication failed")
 	w.emptied(carol)
 	offHistory(t, c, alice.ID(), nil)
 }

@@ -151,11 +151,11 @@ func (c *ctx) loadCA(dir string) (*identity.CA, error) {
 	if err := identity.CheckCA(certs[0]); err != nil {
 		return nil, err
 	}
-	keyPEM, err := identity.ReadFileLimited(filepath.Join(dir, "ca.key"), maxKeyFile)
+	keyPath := filepath.Join(dir, "ca.key")
+	keyPEM, err := identity.ReadFileLimited(keyPath, maxKeyFile)
 	if err != nil {
 		return nil, err
 	}
-	keyPath := filepath.Join(dir, "ca.key")
 	prompt := func() string {
 		return fmt.Sprintf("Passphrase for the CA key of %q (%s): ", identity.DisplayName(certs[0]), keyPath)
 	}

@@ -364,3 +364,27 @@ func randomPeerID(t *testing.T) peer.ID {
 	}
 	return id.PeerID()
 }
+
+// A daemon command without a field it needs is refused by name.
+func TestMissingField(t *testing.T) {
+	for _, tc := range []struct {
+		req  request
+		want string
+	}{
+		{request{Cmd: "send"}, "to"},
+		{request{Cmd: "send", To: "bob"}, "text"},
+		{request{Cmd: "send", To: "bob", Text: "hi"}, ""},
+		{request{Cmd: "connect"}, "addr"},
+		{request{Cmd: "trust"}, "peer"},
+		{request{Cmd: "block"}, "peer"},
+		{request{Cmd: "history"}, "peer"},
+		{request{Cmd: "history", Peer: "bob"}, ""},
+		{request{Cmd: "peers"}, ""},
+		{request{Cmd: "id"}, ""},
+		{request{Cmd: "quit"}, ""},
+	} {
+		if got := missingField(tc.req); got != tc.want {
+			t.Errorf("missingField(%+v) = %q, want %q", tc.req, got, tc.want)
+		}
+	}
+}

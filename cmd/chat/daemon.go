@@ -123,20 +123,15 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 
 // missingField names the first field a command needs and lacks.
 func missingField(c request) string {
-	need := map[string][]struct {
-		name  string
-		empty bool
-	}{
-		"send":    {{"to", c.To == ""}, {"text", c.Text == ""}},
-		"connect": {{"addr", c.Addr == ""}},
-		"trust":   {{"peer", c.Peer == ""}},
-		"block":   {{"peer", c.Peer == ""}},
-		"history": {{"peer", c.Peer == ""}},
-	}
-	for _, f := range need[c.Cmd] {
-		if f.empty {
-			return f.name
-		}
+	switch {
+	case c.Cmd == "send" && c.To == "":
+		return "to"
+	case c.Cmd == "send" && c.Text == "":
+		return "text"
+	case c.Cmd == "connect" && c.Addr == "":
+		return "addr"
+	case (c.Cmd == "trust" || c.Cmd == "block" || c.Cmd == "history") && c.Peer == "":
+		return "peer"
 	}
 	return ""
 }
