@@ -2,28 +2,28 @@ package node
 
 import (
 	"crypto/x509"
-	"errors"
 	"fmt"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // History returns a page of the conversation with p: up to limit messages
 // before sequence number before (0 for the newest), oldest first.
-func (n *Node) History(p peer.ID, before uint64, limit int) ([]Message, error) {
+func (n *Node) History(p peer.ID, before uint64, limit int) ([]store.Message, error) {
 	return n.store.History(p, before, limit)
 }
 
 // Conversations lists conversations, most recent first.
-func (n *Node) Conversations() ([]Conversation, error) { return n.store.Conversations() }
+func (n *Node) Conversations() ([]store.Conversation, error) { return n.store.Conversations() }
 
 // MarkRead clears a conversation's unread count.
 func (n *Node) MarkRead(p peer.ID) error { return n.store.MarkRead(p) }
 
 // Search finds messages containing text, newest first.
-func (n *Node) Search(text string, limit int) ([]Message, error) {
+func (n *Node) Search(text string, limit int) ([]store.Message, error) {
 	return n.store.Search(text, limit)
 }
 
@@ -36,30 +36,17 @@ type LiveSession struct {
 
 // Session reports the newest live session with p.
 func (n *Node) Session(p peer.ID) (LiveSession, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	ps, ok := n.peers[p]
-	if !ok || len(ps.sessions) == 0 {
+	cs := n.sessions.newest(p)
+	if cs == nil {
 		return LiveSession{}, false
 	}
-	s := ps.sessions[len(ps.sessions)-1].s
+	s := cs.s
 	return LiveSession{Info: s.Info(), Certificate: s.PeerCertificates()[0], Verdict: s.Peer()}, true
 }
 
 // Certificate is the peer's last seen certificate, live or stored.
 func (n *Node) Certificate(p peer.ID) (*x509.Certificate, bool) {
-	n.mu.Lock()
-	if ps, ok := n.peers[p]; ok && ps.cert != nil {
-		n.mu.Unlock()
-		return ps.cert, true
-	}
-	n.mu.Unlock()
-	rec, ok := n.peerRecord(p)
-	if !ok || rec.CertDER == nil {
-		return nil, false
-	}
-	c, err := x509.ParseCertificate(rec.CertDER)
-	return c, err == nil
+	return n.book.certificate(p)
 }
 
 // TrustPeer pins p's key (trust on first use), or marks it verified after
@@ -103,13 +90,8 @@ func (n *Node) trustPeer(p peer.ID, verified, acceptChange bool) error {
 	if verified {
 		state = identity.StateVerified
 	}
-	n.mu.Lock()
-	var changed *identity.Verdict
-	if ps, ok := n.peers[p]; ok {
-		changed = ps.changed
-	}
-	n.mu.Unlock()
-	if !acceptChange && (changed != nil || n.claimsContact(p)) {
+	changed := n.book.facts(p).changed
+	if !acceptChange && (changed != nil || n.book.claimsContact(p)) {
 		return fmt.Errorf("trust %s: %w", identity.ShortID(p), ErrKeyChanged)
 	}
 	var err error
@@ -131,9 +113,9 @@ func (n *Node) trustPeer(p peer.ID, verified, acceptChange bool) error {
 	if changed != nil && changed.Previous != nil {
 		// The replaced key is untrusted now: like a blocked one, its live
 		// sessions end (handshakes check trust only when they start).
-		n.closeSessions(changed.Previous.PeerID, "key replaced by the user")
-		n.failOutbox(changed.Previous.PeerID, "not sent: this key was replaced by a new one; send it again to reach the new key")
-		n.emitPeer(changed.Previous.PeerID)
+		n.sessions.closePeer(changed.Previous.PeerID, "key replaced by the user")
+		n.out.failAll(changed.Previous.PeerID, "not sent: this key was replaced by a new one; send it again to reach the new key")
+		n.peerEv.now(changed.Previous.PeerID)
 	}
 	return nil
 }
@@ -141,11 +123,9 @@ func (n *Node) trustPeer(p peer.ID, verified, acceptChange bool) error {
 // trusted follows the pinning of p's key: a pending key change is settled,
 // subscribers hear of the new state, and what waits for p goes out.
 func (n *Node) trusted(p peer.ID) {
-	n.mu.Lock()
-	n.state(p).changed = nil
-	n.mu.Unlock()
-	n.emitPeer(p)
-	n.kick(p)
+	n.book.settle(p)
+	n.peerEv.now(p)
+	n.out.kick(p)
 }
 
 // Block rejects p's key: its sessions close and nothing more is exchanged
@@ -154,49 +134,11 @@ func (n *Node) Block(p peer.ID) error {
 	if err := n.trust.Pin(p, "", identity.StateUntrusted, n.cfg.Now()); err != nil {
 		return fmt.Errorf("block %s: %w", identity.ShortID(p), err)
 	}
-	n.mu.Lock()
-	if ps, ok := n.peers[p]; ok {
-		ps.changed = nil
-	}
-	n.mu.Unlock()
-	n.closeSessions(p, "rejected by the user")
-	n.emitPeer(p)
+	n.book.settle(p)
+	n.sessions.closePeer(p, "rejected by the user")
+	n.peerEv.now(p)
 	return nil
 }
 
-// closeSessions ends p's live sessions with a rejected close frame.
-func (n *Node) closeSessions(p peer.ID, reason string) {
-	n.mu.Lock()
-	var sessions []*chatSession
-	if ps, ok := n.peers[p]; ok {
-		sessions = append(sessions, ps.sessions...)
-	}
-	n.mu.Unlock()
-	for _, cs := range sessions {
-		cs.s.CloseWith(e2e.CloseRejected, reason)
-	}
-}
-
-// failOutbox gives up on every message waiting for p, with a reason the
-// user sees: nothing waits forever for a key that will never answer.
-func (n *Node) failOutbox(p peer.ID, reason string) {
-	msgs, err := n.store.Outbox(p)
-	if err != nil {
-		n.log.Error("read outbox", "peer", p, "err", err)
-		return
-	}
-	for _, m := range msgs {
-		n.fail(m, errors.New(reason))
-	}
-}
-
-// claimsContact reports whether p's last certificate, evaluated now,
-// claims the name of a contact with another key.
-func (n *Node) claimsContact(p peer.ID) bool {
-	c, ok := n.Certificate(p)
-	if !ok {
-		return false
-	}
-	v, err := n.trust.Evaluate([]*x509.Certificate{c}, p, n.cfg.Now())
-	return err == nil && v.State == identity.StateChanged
-}
+// Relays reports the configured relays and their reservations.
+func (n *Node) Relays() []RelayInfo { return n.relays.info() }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 )
 
 // Benchmarks. docs/benchmarks-node.md has the commands and the figures.
@@ -395,7 +396,7 @@ func BenchmarkNodeThroughput(b *testing.B) {
 	}()
 	for len(lat) < b.N {
 		e := alice.waitFor("delivered", func(e node.Event) bool {
-			return e.Kind == node.EventStatus && e.Message.Status == node.StatusDelivered
+			return e.Kind == node.EventStatus && e.Message.Status == store.StatusDelivered
 		})
 		mu.Lock()
 		t0, ok := sent[e.Message.ID.String()]

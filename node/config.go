@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
 )
 
 // DefaultListen are the listen addresses when none are configured: TCP and
@@ -61,7 +62,7 @@ func (c *Config) defaults() {
 		c.RememberPorts = true
 	}
 	if c.DBPath == "" {
-		c.DBPath = c.Home.Path(DBFile)
+		c.DBPath = c.Home.Path(store.FileName)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -82,7 +83,7 @@ func TestRestartPersists(t *testing.T) {
 	}
 	h, _ := alice.History(bob.ID(), 0, 10)
 	for _, m := range h[:3] {
-		if m.Status != node.StatusDelivered || m.Delivered.IsZero() {
+		if m.Status != store.StatusDelivered || m.Delivered.IsZero() {
 			t.Fatalf("%q after restart: status %s", m.Body, m.Status)
 		}
 	}
@@ -180,7 +181,7 @@ func TestOrderAcrossBrokenSessions(t *testing.T) {
 	})
 	for _, id := range ids {
 		m, err := alice.Store().Message(id)
-		if err != nil || m.Status != node.StatusDelivered {
+		if err != nil || m.Status != store.StatusDelivered {
 			t.Fatalf("%s at alice: %s %v", id, m.Status, err)
 		}
 	}
@@ -233,7 +234,7 @@ func TestReceiptsIdempotent(t *testing.T) {
 		t.Fatalf("unread %d, want 2", n)
 	}
 	again, _ := alice.Store().Message(m.ID)
-	if again.Status != node.StatusDelivered || !again.Delivered.Equal(first.Delivered) {
+	if again.Status != store.StatusDelivered || !again.Delivered.Equal(first.Delivered) {
 		t.Fatalf("after more receipts: %+v (first delivered %v)", again, first.Delivered)
 	}
 
@@ -241,7 +242,7 @@ func TestReceiptsIdempotent(t *testing.T) {
 	// (she has no such message yet), then it enters alice's outbox. Her
 	// outbox writes it; bob has it already and must acknowledge it again,
 	// or alice would retry forever.
-	lost := node.Message{ID: e2e.NewMessageID(), Peer: bob.ID(), SentAt: time.Now(), Body: "receipt lost"}
+	lost := store.Message{ID: e2e.NewMessageID(), Peer: bob.ID(), SentAt: time.Now(), Body: "receipt lost"}
 	if err := alice.WriteTextForTest(lost); err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +284,7 @@ func TestForgedReceipt(t *testing.T) {
 	bob.waitMessage(probe)
 	mallory.waitDelivered(probe)
 	got, err := bob.Store().Message(m.ID)
-	if err != nil || got.Status == node.StatusDelivered {
+	if err != nil || got.Status == store.StatusDelivered {
 		t.Fatalf("carol's message after mallory's receipt: %s %v", got.Status, err)
 	}
 	if ob, _ := bob.Store().Outbox(carolID); len(ob) != 1 {
@@ -304,7 +305,7 @@ func TestMessageIDReuse(t *testing.T) {
 	bob.waitMessage(hi)
 	mallory.waitDelivered(hi)
 
-	forged := node.Message{ID: orig.ID, Peer: bob.ID(), SentAt: time.Now(), Body: "forged"}
+	forged := store.Message{ID: orig.ID, Peer: bob.ID(), SentAt: time.Now(), Body: "forged"}
 	if err := mallory.WriteTextForTest(forged); err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +399,7 @@ func TestNewMessagesDoNotGrowBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.Host().Peerstore().AddAddr(aliceID, ma.StringCast(addr), time.Hour)
-	var ms []node.Message
+	var ms []store.Message
 	for i := range 12 {
 		ms = append(ms, bob.send(aliceID, fmt.Sprintf("while you were away %d", i)))
 		time.Sleep(30 * time.Millisecond) // each one tries, and fails

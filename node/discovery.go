@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"sync"
 	"time"
 
+	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -26,19 +28,52 @@ import (
 // reconnected. Addresses in one of our own subnets are tried first,
 // loopback last.
 
-type mdnsNotifee struct{ n *Node }
+// lan owns LAN discovery: the mDNS service and, for each peer found, that
+// it was found and when the last handshake after discovery was tried. mu
+// guards found and stopMDNS; it is taken by mDNS's callback goroutine,
+// the Node's API (PeerInfo) and Close, and no other lock is taken under
+// it.
+type lan struct {
+	*core
+	sessions *sessions
+	book     *peerBook
+	peerEv   *peerEvents
 
-func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) { m.n.peerFound(ai) }
+	mu       sync.Mutex
+	found    map[peer.ID]time.Time // found on the LAN → last handshake attempt after discovery
+	stopMDNS func()
+}
 
-func (n *Node) startMDNS() error {
-	svc := mdns.NewMdnsService(lanHost{n.host}, MDNSService, mdnsNotifee{n})
+func (l *lan) HandlePeerFound(ai peer.AddrInfo) { l.peerFound(ai) }
+
+func (l *lan) start() error {
+	svc := mdns.NewMdnsService(lanHost{l.host}, MDNSService, l)
 	if err := svc.Start(); err != nil {
 		return err
 	}
-	n.mu.Lock()
-	n.stopLAN = func() { svc.Close() }
-	n.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopMDNS = func() { svc.Close() }
 	return nil
+}
+
+// stop ends the mDNS service, if it runs.
+func (l *lan) stop() {
+	l.mu.Lock()
+	stop := l.stopMDNS
+	l.stopMDNS = nil
+	l.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// discovered reports whether p was found on the LAN.
+func (l *lan) discovered(p peer.ID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.found[p]
+	return ok
 }
 
 // lanHandshakeTimeout bounds the handshake with a newly found LAN peer;
@@ -50,67 +85,60 @@ const (
 	lanYield            = 2 * time.Second
 )
 
-func (n *Node) peerFound(ai peer.AddrInfo) {
-	if ai.ID == n.host.ID() || ai.ID == "" {
+func (l *lan) peerFound(ai peer.AddrInfo) {
+	if ai.ID == l.host.ID() || ai.ID == "" || l.work.closed() {
 		return
 	}
 	addrs := usableAddrs(ai.Addrs)
 	if len(addrs) == 0 {
 		return
 	}
-	n.host.Peerstore().AddAddrs(ai.ID, addrs, peerstoreTTL)
-	n.mu.Lock()
-	if n.closing {
-		n.mu.Unlock()
-		return
-	}
-	ps := n.state(ai.ID)
-	isNew := !ps.discovered
-	ps.discovered = true
-	busy := len(ps.sessions) > 0 || ps.dialing != nil || time.Since(ps.lanAttempt) < lanRetry
-	if !busy {
-		ps.lanAttempt = time.Now()
-	}
-	verdict := ps.verdict // replaced by every handshake (recordVerified)
-	if !busy {
-		n.wg.Add(1) // under n.mu, so Close cannot be waiting already
-	}
-	n.mu.Unlock()
+	l.host.Peerstore().AddAddrs(ai.ID, addrs, peerstoreTTL)
+	isNew, try := l.note(ai.ID)
 	if isNew {
-		n.log.Info("found on the LAN", "peer", ai.ID, "addrs", addrs)
-		n.emitPeer(ai.ID)
+		l.log.Info("found on the LAN", "peer", ai.ID, "addrs", addrs)
+		l.peerEv.now(ai.ID)
 	}
-	if busy {
+	if !try {
 		return
 	}
-	go func() {
-		defer n.wg.Done()
-		if n.host.ID() > ai.ID {
-			// The other side dials; session below then finds its session
-			// (or its dial in progress) and adds none. If a handshake
-			// happened meanwhile, the other side did its part: even if
-			// that session has ended already, the peer has left and
-			// dialing its old addresses would only hang.
-			t := time.NewTimer(lanYield)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-n.ctx.Done():
-				return
-			}
-			n.mu.Lock()
-			handshook := n.state(ai.ID).verdict != verdict
-			n.mu.Unlock()
-			if handshook {
-				return
-			}
+	verdict := l.book.facts(ai.ID).verdict // replaced by every handshake (recordVerified)
+	l.work.goDo(func() { l.handshake(ai.ID, verdict) })
+}
+
+// note records that p was found, and says whether it is new and whether
+// to try a handshake now: not while a session or a dial exists, nor
+// within lanRetry of the last try.
+func (l *lan) note(p peer.ID) (isNew, try bool) {
+	busy := l.sessions.busy(p)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	last, seen := l.found[p]
+	try = !busy && time.Since(last) >= lanRetry
+	if try {
+		last = time.Now()
+	}
+	l.found[p] = last
+	return !seen, try
+}
+
+// handshake opens a session with a peer found on the LAN. The peer with
+// the greater ID waits lanYield first: the other side dials, and get then
+// finds its session (or its dial in progress) and adds none. If a
+// handshake happened meanwhile, the other side did its part: even if that
+// session has ended already, the peer has left and dialing its old
+// addresses would only hang.
+func (l *lan) handshake(p peer.ID, verdict *identity.Verdict) {
+	if l.host.ID() > p {
+		if !l.sleep(lanYield) || l.book.facts(p).verdict != verdict {
+			return
 		}
-		ctx, cancel := context.WithTimeout(n.ctx, lanHandshakeTimeout)
-		defer cancel()
-		if _, err := n.session(ctx, ai.ID); err != nil {
-			n.log.Info("handshake with LAN peer", "peer", ai.ID, "err", err)
-		}
-	}()
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, lanHandshakeTimeout)
+	defer cancel()
+	if _, err := l.sessions.get(ctx, p); err != nil {
+		l.log.Info("handshake with LAN peer", "peer", p, "err", err)
+	}
 }
 
 // usableAddrs keeps dialable addresses, in LAN-first order.

@@ -1,10 +1,54 @@
 // Package node turns an identity and the e2e channel into a messenger: a
 // libp2p host built from the identity key (TCP and QUIC, identify, ping, a
 // connection manager that protects chat peers, the resource manager), LAN
-// discovery with mDNS, relay reservations, the chat protocol with message
-// IDs, receipts and a persistent outbox retried with backoff, and the
-// message store on disk with bodies encrypted at rest.
+// discovery with mDNS, relay reservations and mailboxes, the chat protocol
+// with message IDs, receipts and a persistent outbox retried with backoff,
+// all on the message store (package store).
 //
 // A Node is used by the terminal UI, the headless daemon and one-shot
 // commands alike; they see it through its methods and its event stream.
+//
+// # Parts
+//
+// Node coordinates parts that each own their state. core (core.go) is what
+// they share, set up once by New and read-only after. Each part's doc says
+// which goroutines touch it and what its lock guards.
+//
+//	peerBook      peers.go      verdicts, pending key changes, certificates; stored peer records
+//	sessions      sessions.go   live chat sessions and dials (chat.go: their life; frames.go: what arrives)
+//	ratchetKeys   ratchet.go    the Double Ratchet state, committed with the store
+//	outbox        outbox.go     one worker per peer with pending messages
+//	receiptQueue  receipts.go   receipts read and not yet recorded
+//	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
+//	relays        relay.go      configured relays and their reservations
+//	lan           discovery.go  mDNS and the peers it found
+//	peerEvents    events.go     coalesced peer events; broker: subscribers
+//	workers       workers.go    the node's goroutines, refused once Close began
+//
+// # Goroutines
+//
+// libp2p calls the stream handlers (sessions.handleStream, the mailbox
+// notification), its connection notifications (Node.onConnected and
+// onDisconnected, which must not block) and the address factory
+// (relays.circuitAddrs). Every goroutine the node starts runs through
+// workers.goDo, so Close waits for all of them: one read loop per live
+// session and a direct-connection try for relayed ones; one outbox worker
+// per peer with pending messages; one receipt drainer while receipts wait;
+// one reservation keeper and one mailbox loop per relay; one mDNS
+// handshake per peer found; the peer-event publisher; the address watcher;
+// the greeting of contacts at start; and one upgrade per new direct
+// connection under a relayed chat.
+//
+// # Locks
+//
+// Each part's mutex guards only that part's fields, and no part calls
+// another while holding its own lock, with these exceptions, which are the
+// whole lock order (a lock may be held while taking those to its right):
+//
+//	receiptQueue.mu, outbox.mu  →  workers.mu
+//	outbox.mu, ratchetKeys.mu   →  the store (bbolt's own locks)
+//	broker.mu                   →  Subscription.mu
+//
+// workers.mu, peerBook.mu, sessions.mu, lan.mu, relays.mu, peerEvents.mu
+// and chatSession.mu are leaves: nothing is taken under them.
 package node

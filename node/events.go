@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -58,16 +59,17 @@ type PeerInfo struct {
 type Event struct {
 	Kind    EventKind
 	Time    time.Time
-	Addrs   []string  // listening
-	Peer    *PeerInfo // peer
-	Message *Message  // message, status
-	Err     string    // error
-	PeerID  peer.ID   // error: the peer concerned, if any
+	Addrs   []string       // listening
+	Peer    *PeerInfo      // peer
+	Message *store.Message // message, status
+	Err     string         // error
+	PeerID  peer.ID        // error: the peer concerned, if any
 }
 
 // broker fans events out to subscribers. Each subscriber has its own
 // unbounded queue, so a slow reader never loses an event and never blocks
-// the node.
+// the node. mu guards subs; any goroutine publishes, and publish takes
+// each Subscription.mu under it (the one nesting of the event locks).
 type broker struct {
 	mu   sync.Mutex
 	subs map[*Subscription]struct{}
@@ -203,5 +205,62 @@ func (s *Subscription) Close() {
 	case <-s.done:
 	default:
 		close(s.done)
+	}
+}
+
+// peerEvents publishes peer events. libp2p's notification callbacks must
+// not block, so they only mark a peer (changed); one goroutine (run)
+// publishes the marked ones, each computed when it is sent, so the last
+// event about a peer is its current state and a burst about one peer
+// comes out as one event. now publishes at once, for the node's own
+// changes. mu guards dirty; it is a leaf.
+type peerEvents struct {
+	*core
+	info    func(peer.ID) PeerInfo // the peer's state now
+	isRelay func(peer.ID) bool     // connections to relays are no peer events
+
+	mu    sync.Mutex
+	dirty map[peer.ID]struct{} // peers with an event to publish
+	wake  chan struct{}
+}
+
+func newPeerEvents(c *core) *peerEvents {
+	return &peerEvents{core: c, dirty: map[peer.ID]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+// now publishes p's state.
+func (pe *peerEvents) now(p peer.ID) {
+	info := pe.info(p)
+	pe.emit(Event{Kind: EventPeer, Peer: &info})
+}
+
+// changed queues an event about p, unless p is one of our relays:
+// connections to them are infrastructure, not chat peers (Relays reports
+// them).
+func (pe *peerEvents) changed(p peer.ID) {
+	if pe.isRelay(p) {
+		return
+	}
+	pe.mu.Lock()
+	pe.dirty[p] = struct{}{}
+	pe.mu.Unlock()
+	signal(pe.wake)
+}
+
+// run publishes the queued peer events until the node stops.
+func (pe *peerEvents) run() {
+	for {
+		select {
+		case <-pe.wake:
+		case <-pe.ctx.Done():
+			return
+		}
+		pe.mu.Lock()
+		dirty := pe.dirty
+		pe.dirty = map[peer.ID]struct{}{}
+		pe.mu.Unlock()
+		for p := range dirty {
+			pe.now(p)
+		}
 	}
 }

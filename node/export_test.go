@@ -2,6 +2,7 @@ package node
 
 import (
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -11,12 +12,12 @@ import (
 // writes on the live session with the peer, as the outbox does.
 
 // WriteTextForTest seals m as a text and writes it to m.Peer.
-func (n *Node) WriteTextForTest(m Message) error {
-	cs, err := n.session(n.ctx, m.Peer)
+func (n *Node) WriteTextForTest(m store.Message) error {
+	cs, err := n.sessions.get(n.ctx, m.Peer)
 	if err != nil {
 		return err
 	}
-	env, err := n.sealText(m)
+	env, err := n.rk.sealText(m)
 	if err != nil {
 		return err
 	}
@@ -25,11 +26,11 @@ func (n *Node) WriteTextForTest(m Message) error {
 
 // WriteReceiptForTest seals a receipt for id and writes it to p.
 func (n *Node) WriteReceiptForTest(p peer.ID, id e2e.MessageID) error {
-	cs, err := n.session(n.ctx, p)
+	cs, err := n.sessions.get(n.ctx, p)
 	if err != nil {
 		return err
 	}
-	env, err := n.sealReceipt(p, id)
+	env, err := n.rk.sealReceipt(p, id)
 	if err != nil {
 		return err
 	}
@@ -39,17 +40,9 @@ func (n *Node) WriteReceiptForTest(p peer.ID, id e2e.MessageID) error {
 // SentOnSessionForTest is how many message IDs the newest live session
 // with p remembers as written.
 func (n *Node) SentOnSessionForTest(p peer.ID) int {
-	n.mu.Lock()
-	ps := n.peers[p]
-	var cs *chatSession
-	if ps != nil && len(ps.sessions) > 0 {
-		cs = ps.sessions[len(ps.sessions)-1]
-	}
-	n.mu.Unlock()
+	cs := n.sessions.newest(p)
 	if cs == nil {
 		return 0
 	}
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return len(cs.sent)
+	return cs.sentCount()
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
@@ -70,7 +71,7 @@ func TestStockLibp2pPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.waitFor("delivered", func(e node.Event) bool {
-		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == node.StatusDelivered
+		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusDelivered
 	})
 	if info := alice.PeerInfo(stock.ID()); info.Online || info.Trust.Trusted() {
 		t.Errorf("the stock peer is shown as %+v", info)

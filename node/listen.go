@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"github.com/libp2p/go-libp2p"
 	"net"
 	"slices"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 // A listen address with port 0 gets a port the system picks, a new one at
 // every start, so an address given to a friend would stop working after a
 // restart. With RememberPorts the node saves the port each such address
-// got (store.go: meta "listen-ports") and asks for it first next time.
+// got (the store's meta "listen-ports") and asks for it first next time.
 // It checks that the port is free before: libp2p's TCP listeners set
 // SO_REUSEPORT, so another process of the same user holding the port with
 // it too (another certchat home) would share the port, and receive some
@@ -27,13 +28,13 @@ import (
 // remembered port of each address with port 0 where that port is free.
 // It also returns the remembered ports, for rememberPorts (empty if they
 // cannot be read).
-func (n *Node) listenAddrs(listen []string) ([]string, map[string]int) {
-	if !n.cfg.RememberPorts || len(listen) == 0 {
+func (c *core) listenAddrs(listen []string) ([]string, map[string]int) {
+	if !c.cfg.RememberPorts || len(listen) == 0 {
 		return listen, nil
 	}
-	saved, err := n.store.listenPorts()
+	saved, err := c.store.ListenPorts()
 	if err != nil {
-		n.log.Warn("cannot read the remembered listen ports; listening on new ones", "err", err)
+		c.log.Warn("cannot read the remembered listen ports; listening on new ones", "err", err)
 		saved = map[string]int{} // unreadable: replaced by what we get now
 	}
 	out := slices.Clone(listen)
@@ -45,7 +46,7 @@ func (n *Node) listenAddrs(listen []string) ([]string, map[string]int) {
 		}
 		want := withPort(tmpl, port)
 		if err := portFree(want); err != nil {
-			n.log.Info("the remembered listen port is not available; listening on a new port (addresses shared before will not work)",
+			c.log.Info("the remembered listen port is not available; listening on a new port (addresses shared before will not work)",
 				"addr", want, "err", err)
 			continue
 		}
@@ -58,11 +59,11 @@ func (n *Node) listenAddrs(listen []string) ([]string, map[string]int) {
 // port could not be had after all (taken since the check) listens on a
 // new port, and the port each address with port 0 got is saved (saved is
 // what listenAddrs read).
-func (n *Node) rememberPorts(listen, asked []string, saved map[string]int) {
-	if !n.cfg.RememberPorts || len(listen) == 0 {
+func (c *core) rememberPorts(listen, asked []string, saved map[string]int) {
+	if !c.cfg.RememberPorts || len(listen) == 0 {
 		return
 	}
-	nw := n.host.Network()
+	nw := c.host.Network()
 	for i, s := range listen {
 		if asked[i] == s || listensOn(nw.ListenAddresses(), s) {
 			continue
@@ -72,10 +73,10 @@ func (n *Node) rememberPorts(listen, asked []string, saved map[string]int) {
 			continue
 		}
 		if err := nw.Listen(a); err != nil {
-			n.log.Info("cannot listen", "addr", s, "err", err)
+			c.log.Info("cannot listen", "addr", s, "err", err)
 			continue
 		}
-		n.log.Info("the remembered listen port is not available; listening on a new port (addresses shared before will not work)", "addr", asked[i])
+		c.log.Info("the remembered listen port is not available; listening on a new port (addresses shared before will not work)", "addr", asked[i])
 	}
 	changed := false
 	for _, s := range listen {
@@ -92,8 +93,8 @@ func (n *Node) rememberPorts(listen, asked []string, saved map[string]int) {
 		}
 	}
 	if changed {
-		if err := n.store.putListenPorts(saved); err != nil {
-			n.log.Warn("cannot remember the listen ports; the next start may listen on others", "err", err)
+		if err := c.store.PutListenPorts(saved); err != nil {
+			c.log.Warn("cannot remember the listen ports; the next start may listen on others", "err", err)
 		}
 	}
 }
@@ -191,5 +192,24 @@ func portsFree(listen []string) error {
 			return fmt.Errorf("listen on %s: %w", s, ErrPortInUse)
 		}
 	}
+	return nil
+}
+
+// startHost starts the libp2p host on the configured addresses ("none":
+// no listener), with the remembered ports where they are free.
+func (c *core) startHost(extra []libp2p.Option) error {
+	listen := c.cfg.Listen
+	if len(listen) == 1 && listen[0] == "none" {
+		listen = nil
+	}
+	if err := portsFree(listen); err != nil {
+		return err
+	}
+	asked, saved := c.listenAddrs(listen)
+	var err error
+	if c.host, c.cm, err = newHost(c.id, asked, extra...); err != nil {
+		return err
+	}
+	c.rememberPorts(listen, asked, saved)
 	return nil
 }

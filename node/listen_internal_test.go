@@ -173,7 +173,7 @@ func TestListenPortsSurviveRestart(t *testing.T) {
 	// Addresses the user chose are used as given and not remembered.
 	chosen, _ := listenTestNode(t, h, false)
 	listenPortsOf(t, chosen)
-	saved, err := chosen.store.listenPorts()
+	saved, err := chosen.store.ListenPorts()
 	chosen.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node/mailbox"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -30,6 +32,19 @@ import (
 // written live as soon as the peer is reachable, so order holds; the
 // receiver drops whichever copy comes second.
 
+// mailboxes is the node's side of relay mailboxes. It keeps no state of
+// its own: what it learns of each relay's mailbox it records in relays
+// (under relays.mu), and envelopes waiting to be deposited live in
+// ratchetKeys. One loop per relay fetches; the outbox workers deposit.
+type mailboxes struct {
+	*core
+	rk       *ratchetKeys
+	relays   *relays
+	out      *outbox
+	sessions *sessions
+	peerEv   *peerEvents
+}
+
 const (
 	// prekeysLow: below this many one-time prekeys of a kind at a relay,
 	// more are uploaded.
@@ -40,27 +55,30 @@ const (
 	fetchEvery = time.Minute
 )
 
-// mailboxClient is the node's side of relay mailboxes.
-func (n *Node) mailboxClient() mailbox.Client { return mailbox.Client{Host: n.host} }
+var errNoMailbox = errors.New("the peer has no mailbox at any relay we know")
 
-// serveMailboxes runs the mailbox loop of each configured relay.
-func (n *Node) serveMailboxes() {
-	n.host.SetStreamHandler(mailbox.NotifyProtocol, func(s network.Stream) {
+// errRelayUnreachable marks a mailbox request the relay did not answer: it
+// could not be reached, or the connection broke.
+var errRelayUnreachable = errors.New("relay not reachable")
+
+func (mb *mailboxes) client() mailbox.Client { return mailbox.Client{Host: mb.host} }
+
+// serve runs the mailbox loop of each configured relay.
+func (mb *mailboxes) serve() {
+	mb.host.SetStreamHandler(mailbox.NotifyProtocol, func(s network.Stream) {
 		from := s.Conn().RemotePeer()
 		s.Close()
-		if st, ok := n.relays.byID[from]; ok {
+		if st, ok := mb.relays.byID[from]; ok {
 			signal(st.mail)
 		}
 	})
-	for _, st := range n.relays.list {
-		n.wg.Add(1)
-		go n.mailboxLoop(st)
+	for _, st := range mb.relays.list {
+		mb.work.goDo(func() { mb.loop(st) })
 	}
 }
 
-// mailboxLoop registers and fetches at one relay.
-func (n *Node) mailboxLoop(st *relayState) {
-	defer n.wg.Done()
+// loop registers and fetches at one relay.
+func (mb *mailboxes) loop(st *relayState) {
 	published := false
 	for {
 		select {
@@ -68,30 +86,27 @@ func (n *Node) mailboxLoop(st *relayState) {
 		case <-st.fresh:
 			published = false
 		case <-time.After(fetchEvery):
-		case <-n.ctx.Done():
+		case <-mb.ctx.Done():
 			return
 		}
 		if !published {
-			ok, err := n.publish(st.info.ID)
-			n.relays.mu.Lock()
-			st.mailbox = err == nil
-			st.prekeys = [2]int{int(ok.PrekeysEC), int(ok.PrekeysKEM)}
-			n.relays.mu.Unlock()
+			ok, err := mb.publish(st.info.ID)
+			mb.relays.setMailbox(st, err == nil, ok)
 			if err != nil {
-				n.log.Info("publish prekeys", "relay", st.info.ID, "err", err)
+				mb.log.Info("publish prekeys", "relay", st.info.ID, "err", err)
 				continue
 			}
 			published = true
 		}
-		if err := n.fetchMail(st.info.ID); err != nil {
-			n.log.Info("fetch mailbox", "relay", st.info.ID, "err", err)
+		if err := mb.fetch(st.info.ID); err != nil {
+			mb.log.Info("fetch mailbox", "relay", st.info.ID, "err", err)
 		}
 	}
 }
 
 // publish registers our mailbox at a relay and tops up one-time prekeys.
-func (n *Node) publish(relay peer.ID) (mailbox.OK, error) {
-	pub, err := n.newPrekeys(0)
+func (mb *mailboxes) publish(relay peer.ID) (mailbox.OK, error) {
+	pub, err := mb.rk.newPrekeys(0)
 	if err != nil {
 		return mailbox.OK{}, err
 	}
@@ -99,19 +114,19 @@ func (n *Node) publish(relay peer.ID) (mailbox.OK, error) {
 	if err != nil {
 		return mailbox.OK{}, err
 	}
-	ok, err := n.mailboxClient().Publish(n.ctx, relay, mailbox.Publish{Bundle: base})
+	ok, err := mb.client().Publish(mb.ctx, relay, mailbox.Publish{Bundle: base})
 	if err != nil || ok.PrekeysEC >= prekeysLow && ok.PrekeysKEM >= prekeysLow {
 		return ok, err
 	}
-	if pub, err = n.newPrekeys(prekeysBatch); err != nil {
+	if pub, err = mb.rk.newPrekeys(prekeysBatch); err != nil {
 		return ok, err
 	}
 	req, err := publishRequest(pub)
 	if err != nil {
 		return ok, err
 	}
-	if ok, err = n.mailboxClient().Publish(n.ctx, relay, req); err == nil {
-		n.log.Info("published prekeys", "relay", relay, "one_time_ec", ok.PrekeysEC, "one_time_kem", ok.PrekeysKEM)
+	if ok, err = mb.client().Publish(mb.ctx, relay, req); err == nil {
+		mb.log.Info("published prekeys", "relay", relay, "one_time_ec", ok.PrekeysEC, "one_time_kem", ok.PrekeysKEM)
 	}
 	return ok, err
 }
@@ -147,21 +162,21 @@ func carrying(base *ratchet.Bundle, keys []ratchet.Prekey, attach func(*ratchet.
 	return out, nil
 }
 
-// fetchMail fetches, opens, stores and deletes everything waiting at a relay.
-func (n *Node) fetchMail(relay peer.ID) error {
-	c := n.mailboxClient()
-	for n.ctx.Err() == nil {
-		items, err := c.Fetch(n.ctx, relay, mailbox.MaxFetch)
+// fetch fetches, opens, stores and deletes everything waiting at a relay.
+func (mb *mailboxes) fetch(relay peer.ID) error {
+	c := mb.client()
+	for mb.ctx.Err() == nil {
+		items, err := c.Fetch(mb.ctx, relay, mailbox.MaxFetch)
 		if err != nil {
 			return err
 		}
 		var done []uint64
 		for _, it := range items.Items {
-			if n.receiveMail(it) {
+			if mb.receive(it) {
 				done = append(done, it.ID)
 			}
 		}
-		if err := c.Ack(n.ctx, relay, done); err != nil {
+		if err := c.Ack(mb.ctx, relay, done); err != nil {
 			return err
 		}
 		if !items.More || len(done) == 0 {
@@ -171,32 +186,32 @@ func (n *Node) fetchMail(relay peer.ID) error {
 	return nil
 }
 
-// receiveMail handles one envelope from a mailbox and says whether it may
-// be deleted: yes once stored, or when it can never be opened.
-func (n *Node) receiveMail(it mailbox.Item) bool {
+// receive handles one envelope from a mailbox and says whether it may be
+// deleted: yes once stored, or when it can never be opened.
+func (mb *mailboxes) receive(it mailbox.Item) bool {
 	from := it.From
-	if _, err := identity.KeyFromPeerID(from); err != nil || from == n.id.PeerID() {
+	if _, err := identity.KeyFromPeerID(from); err != nil || from == mb.id.PeerID() {
 		return true
 	}
-	if c, ok, _ := n.trust.Contact(from); ok && c.State == identity.StateUntrusted {
-		n.log.Info("mail from a rejected key dropped", "from", from)
+	if c, ok, _ := mb.trust.Contact(from); ok && c.State == identity.StateUntrusted {
+		mb.log.Info("mail from a rejected key dropped", "from", from)
 		return true
 	}
-	res, err := n.open(from, it.Envelope)
+	res, err := mb.rk.open(from, it.Envelope)
 	switch {
 	case errors.Is(err, ratchet.ErrDuplicate):
 		return true
 	case isRatchetError(err):
-		n.emitError(from, fmt.Errorf("a sealed message from %s could not be opened and was discarded: %w", identity.ShortID(from), err))
+		mb.emitError(from, fmt.Errorf("a sealed message from %s could not be opened and was discarded: %w", identity.ShortID(from), err))
 		return true
 	case err != nil:
-		n.log.Error("open mail", "from", from, "err", err)
+		mb.log.Error("open mail", "from", from, "err", err)
 		return false // e.g. the database: try again later
 	}
 	if res.isNew && res.text != nil {
-		n.emitPeer(from) // a first contact by mail: the peer appears
+		mb.peerEv.now(from) // a first contact by mail: the peer appears
 	}
-	n.delivered(from, res, n.liveSession(from))
+	mb.sessions.delivered(from, res, mb.sessions.newest(from))
 	return true
 }
 
@@ -213,44 +228,34 @@ func isRatchetError(err error) bool {
 	return false
 }
 
-// liveSession is p's newest live session, or nil.
-func (n *Node) liveSession(p peer.ID) *chatSession {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if ps, ok := n.peers[p]; ok && len(ps.sessions) > 0 {
-		return ps.sessions[len(ps.sessions)-1]
-	}
-	return nil
-}
-
-// sendReceipt acknowledges a stored message: live when possible, else
-// sealed into the sender's mailbox. If both fail, the sender writes the
-// message again when it reaches us, and that copy is acknowledged.
-func (n *Node) sendReceipt(p peer.ID, id e2e.MessageID, cs *chatSession) {
+// sendReceipt acknowledges a stored message: live on cs when possible,
+// else sealed into the sender's mailbox. If both fail, the sender writes
+// the message again when it reaches us, and that copy is acknowledged.
+func (mb *mailboxes) sendReceipt(p peer.ID, id e2e.MessageID, cs *chatSession) {
 	if cs != nil {
 		if err := cs.s.SendReceipt(e2e.Receipt{ID: id, Status: e2e.ReceiptStored}); err == nil {
 			return
 		}
 	}
-	relays := n.mailboxRelays(p)
+	relays := mb.relaysOf(p)
 	if len(relays) == 0 {
 		return // nowhere to deposit: sealing would only skip a message number
 	}
-	env, err := n.sealReceipt(p, id)
+	env, err := mb.rk.sealReceipt(p, id)
 	if err != nil {
-		n.log.Info("seal receipt", "peer", p, "err", err)
+		mb.log.Info("seal receipt", "peer", p, "err", err)
 		return
 	}
-	if err := n.depositAny(relays, p, env); err != nil {
-		n.log.Info("deposit receipt", "peer", p, "err", err)
+	if err := mb.depositAny(relays, p, env); err != nil {
+		mb.log.Info("deposit receipt", "peer", p, "err", err)
 	}
 }
 
-// mailboxRelays are the relays where p may have a mailbox: those in its
+// relaysOf are the relays where p may have a mailbox: those in its
 // circuit addresses first, then ours.
-func (n *Node) mailboxRelays(p peer.ID) []peer.ID {
+func (mb *mailboxes) relaysOf(p peer.ID) []peer.ID {
 	var out []peer.ID
-	for _, a := range n.host.Peerstore().Addrs(p) {
+	for _, a := range mb.host.Peerstore().Addrs(p) {
 		relayAddr, _ := ma.SplitFunc(a, func(c ma.Component) bool { return c.Protocol().Code == ma.P_CIRCUIT })
 		if relayAddr == nil || !isCircuit(a) {
 			continue
@@ -259,10 +264,10 @@ func (n *Node) mailboxRelays(p peer.ID) []peer.ID {
 		if err != nil || slices.Contains(out, info.ID) {
 			continue
 		}
-		n.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstoreTTL)
+		mb.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstoreTTL)
 		out = append(out, info.ID)
 	}
-	for _, st := range n.relays.list {
+	for _, st := range mb.relays.list {
 		if !slices.Contains(out, st.info.ID) {
 			out = append(out, st.info.ID)
 		}
@@ -271,11 +276,11 @@ func (n *Node) mailboxRelays(p peer.ID) []peer.ID {
 }
 
 // depositAny deposits an envelope for p at the first of relays (p's
-// mailboxRelays) that takes it. A full mailbox is reported at once.
-func (n *Node) depositAny(relays []peer.ID, p peer.ID, env []byte) error {
+// relaysOf) that takes it. A full mailbox is reported at once.
+func (mb *mailboxes) depositAny(relays []peer.ID, p peer.ID, env []byte) error {
 	var last error = errNoMailbox
 	for _, r := range relays {
-		_, err := n.mailboxClient().Deposit(n.ctx, r, p, env)
+		_, err := mb.client().Deposit(mb.ctx, r, p, env)
 		if err == nil {
 			return nil
 		}
@@ -288,12 +293,6 @@ func (n *Node) depositAny(relays []peer.ID, p peer.ID, env []byte) error {
 	return last
 }
 
-var errNoMailbox = errors.New("the peer has no mailbox at any relay we know")
-
-// errRelayUnreachable marks a mailbox request the relay did not answer: it
-// could not be reached, or the connection broke.
-var errRelayUnreachable = errors.New("relay not reachable")
-
 // mailboxErr marks an error of a mailbox request with errRelayUnreachable
 // unless it is the relay's answer (an error, or a malformed answer).
 func mailboxErr(err error) error {
@@ -304,92 +303,70 @@ func mailboxErr(err error) error {
 	return fmt.Errorf("%w: %w", errRelayUnreachable, err)
 }
 
-// queueAtRelay seals the outbox messages not yet queued and deposits them
-// at p's relay, starting a ratchet session from p's bundle if there is none.
-func (n *Node) queueAtRelay(p peer.ID, msgs []Message) error {
-	var pending []Message
+// offlineNotice reports whether a failure to leave messages at a relay is
+// worth telling the user. Not when the peer has no mailbox at any relay we
+// know (it uses none, or not one we know: the message waits for the peer
+// to come online, as without relays, and its offline state says so), nor
+// when a relay is unreachable or limits our rate for now (the outbox
+// retries; Relays reports our relays' state). The rest are worth it: the
+// peer's mailbox is full, a bundle did not verify, the relay failed.
+func offlineNotice(err error) bool {
+	for _, quiet := range []error{errNoMailbox, mailbox.ErrNotRegistered, mailbox.ErrNoBundle,
+		mailbox.ErrRateLimited, errRelayUnreachable, ErrClosed, context.Canceled} {
+		if errors.Is(err, quiet) {
+			return false
+		}
+	}
+	return true
+}
+
+// queue seals the outbox messages not yet queued and deposits them at p's
+// relay, starting a ratchet session from p's bundle if there is none.
+func (mb *mailboxes) queue(p peer.ID, msgs []store.Message) error {
+	var pending []store.Message
 	for _, m := range msgs {
-		if m.Status == StatusSending || m.Status == StatusSent {
+		if m.Status == store.StatusSending || m.Status == store.StatusSent {
 			pending = append(pending, m)
 		}
 	}
 	if len(pending) == 0 {
 		return nil
 	}
-	relays := n.mailboxRelays(p)
+	relays := mb.relaysOf(p)
 	if len(relays) == 0 {
 		return errNoMailbox
 	}
-	n.keepUnsent(p, pending)
-	if !n.hasSession(p) {
-		if err := n.initiateFromRelays(relays, p); err != nil {
+	mb.rk.keepUnsent(p, pending)
+	if !mb.rk.hasSession(p) {
+		if err := mb.initiate(relays, p); err != nil {
 			return err
 		}
 	}
 	for _, m := range pending {
-		env, err := n.mailboxEnvelope(m)
+		env, err := mb.rk.mailboxEnvelope(m)
 		if err != nil {
 			return err
 		}
-		if err := n.depositAny(relays, p, env); err != nil {
+		if err := mb.depositAny(relays, p, env); err != nil {
 			return err // env is kept for the next attempt
 		}
-		n.rk.mu.Lock()
-		delete(n.rk.unsent[p], m.ID)
-		n.rk.mu.Unlock()
-		n.setStatus(m, StatusQueued, "")
+		mb.rk.deposited(p, m.ID)
+		mb.out.setStatus(m, store.StatusQueued, "")
 	}
 	return nil
 }
 
-// mailboxEnvelope is the envelope to deposit for m: the one sealed for an
-// earlier attempt that failed, else a new one (kept until deposited).
-func (n *Node) mailboxEnvelope(m Message) ([]byte, error) {
-	n.rk.mu.Lock()
-	env, ok := n.rk.unsent[m.Peer][m.ID]
-	n.rk.mu.Unlock()
-	if ok {
-		return env, nil
-	}
-	env, err := n.sealText(m)
-	if err != nil {
-		return nil, err
-	}
-	n.rk.mu.Lock()
-	if n.rk.unsent == nil {
-		n.rk.unsent = map[peer.ID]map[e2e.MessageID][]byte{}
-	}
-	if n.rk.unsent[m.Peer] == nil {
-		n.rk.unsent[m.Peer] = map[e2e.MessageID][]byte{}
-	}
-	n.rk.unsent[m.Peer][m.ID] = env
-	n.rk.mu.Unlock()
-	return env, nil
-}
-
-// keepUnsent forgets the undeposited envelopes for p of messages that are
-// no longer waiting to be deposited (delivered live meanwhile, or failed).
-func (n *Node) keepUnsent(p peer.ID, pending []Message) {
-	n.rk.mu.Lock()
-	defer n.rk.mu.Unlock()
-	for id := range n.rk.unsent[p] {
-		if !slices.ContainsFunc(pending, func(m Message) bool { return m.ID == id }) {
-			delete(n.rk.unsent[p], id)
-		}
-	}
-}
-
-// initiateFromRelays fetches p's bundle from its relays and starts a
-// session (PQXDH). A bundle that does not verify is refused.
-func (n *Node) initiateFromRelays(relays []peer.ID, p peer.ID) error {
+// initiate fetches p's bundle from its relays and starts a session
+// (PQXDH). A bundle that does not verify is refused.
+func (mb *mailboxes) initiate(relays []peer.ID, p peer.ID) error {
 	var last, refused error = errNoMailbox, nil
 	for _, r := range relays {
-		b, err := n.mailboxClient().FetchBundle(n.ctx, r, p)
+		b, err := mb.client().FetchBundle(mb.ctx, r, p)
 		if err != nil {
 			last = mailboxErr(err)
 			continue
 		}
-		if err := n.initiate(p, b); err != nil {
+		if err := mb.rk.initiate(p, b); err != nil {
 			// A bundle that does not verify is refused; another of the
 			// peer's relays may hand out a good one.
 			refused = fmt.Errorf("bundle of %s from relay %s: %w", identity.ShortID(p), identity.ShortID(r), err)

@@ -4,49 +4,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// Node is a running certchat peer.
+// Node is a running certchat peer: the coordinator of the parts that each
+// own their state (doc.go lists them, their goroutines and their locks).
+// Its methods are the API that the window, the daemon and the one-shot
+// commands use.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	id     *identity.Identity
-	trust  *identity.TrustStore
-	host   host.Host
-	cm     *connmgr.BasicConnMgr
-	ep     *e2e.Endpoint
-	store  *Store
-	events *broker
-
-	ctx    context.Context
+	*core
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 
-	relays *relays // never nil; empty without relays
-
-	dirtyMu      sync.Mutex
-	dirty        map[peer.ID]struct{} // peers with an event to publish
-	dirtyWake    chan struct{}
-	relayEmitter event.Emitter
-	rk           ratchetKeys
-	receipts     receiptQueue
-
-	mu      sync.Mutex
-	peers   map[peer.ID]*peerState
-	closing bool
-	stopLAN func()
+	book     *peerBook
+	sessions *sessions
+	rk       *ratchetKeys
+	out      *outbox
+	receipts *receiptQueue
+	mail     *mailboxes
+	relays   *relays
+	lan      *lan
+	peerEv   *peerEvents
 }
 
 // New opens the message store and starts the libp2p host. Start begins
@@ -56,10 +42,20 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Identity == nil || cfg.Trust == nil {
 		return nil, errors.New("node: config needs an identity and a trust store")
 	}
-	store, err := OpenIdentityStore(cfg.DBPath, cfg.Identity)
+	st, err := store.OpenIdentity(cfg.DBPath, cfg.Identity)
 	if err != nil {
 		return nil, err
 	}
+	n, err := newNode(cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// newNode builds the node's parts on an open store and starts the host.
+func newNode(cfg Config, st *store.Store) (*Node, error) {
 	ep, err := e2e.NewEndpoint(e2e.Config{
 		Identity:     cfg.Identity,
 		Trust:        cfg.Trust,
@@ -68,105 +64,92 @@ func New(cfg Config) (*Node, error) {
 		KeyLogWriter: cfg.KeyLogWriter,
 	})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
-	n := &Node{
-		cfg: cfg, log: cfg.Logger, id: cfg.Identity, trust: cfg.Trust, ep: ep, store: store,
-		events: newBroker(), peers: map[peer.ID]*peerState{},
-		dirty: map[peer.ID]struct{}{}, dirtyWake: make(chan struct{}, 1),
-	}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	if err := n.initRatchet(); err != nil {
-		store.Close()
-		return nil, err
-	}
-	if n.relays, err = parseRelays(cfg.Relays); err != nil {
-		store.Close()
-		return nil, err
-	}
-	listen := cfg.Listen
-	if len(listen) == 1 && listen[0] == "none" {
-		listen = nil
-	}
-	if err := portsFree(listen); err != nil {
-		store.Close()
-		return nil, err
-	}
-	asked, saved := n.listenAddrs(listen)
-	n.host, n.cm, err = newHost(cfg.Identity, asked, n.relayOptions()...)
+	rk, err := loadRatchetKeys(st, cfg.Logger, cfg.Identity, cfg.Now)
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
-	n.rememberPorts(listen, asked, saved)
-	if len(n.relays.list) > 0 {
-		if n.relayEmitter, err = n.host.EventBus().Emitter(new(event.EvtAutoRelayAddrsUpdated)); err != nil {
-			n.host.Close()
-			store.Close()
-			return nil, err
-		}
+	rs, err := parseRelays(cfg.Relays)
+	if err != nil {
+		return nil, err
 	}
+	c := &core{cfg: cfg, log: cfg.Logger, id: cfg.Identity, trust: cfg.Trust, ep: ep, store: st,
+		events: newBroker(), work: &workers{}}
+	if err := c.startHost(rs.options(cfg.Listen)); err != nil {
+		return nil, err
+	}
+	n := &Node{core: c}
+	c.ctx, n.cancel = context.WithCancel(context.Background())
+	n.wire(rk, rs)
 	return n, nil
+}
+
+// wire connects the parts to the core and to each other.
+func (n *Node) wire(rk *ratchetKeys, rs *relays) {
+	c := n.core
+	n.rk, n.relays = rk, rs
+	n.book = newPeerBook(c)
+	n.peerEv = newPeerEvents(c)
+	n.sessions = &sessions{core: c, byPeer: map[peer.ID]*peerSessions{}}
+	n.out = &outbox{core: c, workers: map[peer.ID]*outboxWorker{}}
+	n.mail = &mailboxes{core: c}
+	n.lan = &lan{core: c, found: map[peer.ID]time.Time{}}
+	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged}
+
+	// Who calls whom.
+	rs.core, rs.mail = c, n.mail
+	n.peerEv.info, n.peerEv.isRelay = n.PeerInfo, rs.isRelay
+	s := n.sessions
+	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts
+	o := n.out
+	o.sessions, o.rk, o.mail, o.book = s, rk, n.mail, n.book
+	mb := n.mail
+	mb.rk, mb.relays, mb.out, mb.sessions, mb.peerEv = rk, rs, o, s, n.peerEv
+	n.lan.sessions, n.lan.book, n.lan.peerEv = s, n.book, n.peerEv
 }
 
 // Start registers the chat protocol, restores known peers, starts LAN
 // discovery and relays, and resumes the outbox.
 func (n *Node) Start() error {
-	n.wg.Add(1)
-	go n.notifyPeers()
-	n.host.SetStreamHandler(e2e.ProtocolChat, n.handleStream)
+	n.work.goDo(n.peerEv.run)
+	n.host.SetStreamHandler(e2e.ProtocolChat, n.sessions.handleStream)
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
 		DisconnectedF: func(_ network.Network, c network.Conn) { n.onDisconnected(c.RemotePeer()) },
 	})
-	n.restorePeers()
+	n.book.restore()
 	if n.cfg.MDNS {
-		if err := n.startMDNS(); err != nil {
+		if err := n.lan.start(); err != nil {
 			return fmt.Errorf("lan discovery: %w", err)
 		}
 	}
-	if err := n.startRelays(); err != nil {
+	if err := n.relays.start(); err != nil {
 		return err
 	}
 	n.watchAddrs()
-	peers, err := n.store.OutboxPeers()
+	pending, err := n.out.resume()
 	if err != nil {
 		return err
 	}
-	for _, p := range peers {
-		n.kick(p)
-	}
-	n.wg.Add(1)
-	go n.greetContacts(peers)
+	n.work.goDo(func() { n.greetContacts(pending) })
 	return nil
 }
 
 // Close stops the node: sessions are closed properly, workers end, the
 // store is closed. Subscribers receive what was queued, then C closes.
 func (n *Node) Close() error {
-	n.mu.Lock()
-	if n.closing {
-		n.mu.Unlock()
+	if !n.work.stop() {
 		return nil
 	}
-	n.closing = true
-	var sessions []*chatSession
-	for _, ps := range n.peers {
-		sessions = append(sessions, ps.sessions...)
-	}
-	stopLAN := n.stopLAN
-	n.mu.Unlock()
-	if stopLAN != nil {
-		stopLAN()
-	}
+	n.lan.stop()
 	n.cancel()
-	for _, cs := range sessions {
+	for _, cs := range n.sessions.all() {
 		cs.s.CloseWith(e2e.CloseGoingAway, "shutting down")
 	}
 	n.host.RemoveStreamHandler(e2e.ProtocolChat)
 	err := n.host.Close()
-	n.wg.Wait()
+	n.work.wait()
 	n.events.closeAll()
 	if serr := n.store.Close(); err == nil {
 		err = serr
@@ -181,17 +164,6 @@ func (n *Node) Subscribe() *Subscription {
 	return n.events.subscribe(Event{Kind: EventListening, Time: n.cfg.Now(), Addrs: n.Addrs()})
 }
 
-func (n *Node) emit(e Event) {
-	if e.Time.IsZero() {
-		e.Time = n.cfg.Now()
-	}
-	n.events.publish(e)
-}
-
-func (n *Node) emitError(p peer.ID, err error) {
-	n.emit(Event{Kind: EventError, PeerID: p, Err: err.Error()})
-}
-
 // ID is this node's peer ID.
 func (n *Node) ID() peer.ID { return n.host.ID() }
 
@@ -202,7 +174,7 @@ func (n *Node) Identity() *identity.Identity { return n.id }
 func (n *Node) Trust() *identity.TrustStore { return n.trust }
 
 // Store is the message store.
-func (n *Node) Store() *Store { return n.store }
+func (n *Node) Store() *store.Store { return n.store }
 
 // Host is the libp2p host.
 func (n *Node) Host() host.Host { return n.host }
@@ -229,11 +201,10 @@ func (n *Node) watchAddrs() {
 	n.emit(Event{Kind: EventListening, Addrs: n.Addrs()})
 	sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
 	if err != nil {
+		n.log.Warn("cannot follow address changes", "err", err)
 		return
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	started := n.work.goDo(func() {
 		defer sub.Close()
 		for {
 			select {
@@ -247,7 +218,25 @@ func (n *Node) watchAddrs() {
 				n.emit(Event{Kind: EventListening, Addrs: n.Addrs()})
 			}
 		}
-	}()
+	})
+	if !started {
+		sub.Close()
+	}
+}
+
+// onConnected wakes the outbox when a peer with pending messages appears,
+// and moves a relayed chat to a new direct connection.
+func (n *Node) onConnected(c network.Conn) {
+	p := c.RemotePeer()
+	n.out.kick(p)
+	n.peerEv.changed(p)
+	n.sessions.onConnected(c)
+}
+
+func (n *Node) onDisconnected(p peer.ID) {
+	if n.host.Network().Connectedness(p) != network.Connected {
+		n.peerEv.changed(p)
+	}
 }
 
 // Connect reaches a peer by full multiaddr (…/p2p/<id>) or by peer ID
@@ -257,7 +246,7 @@ func (n *Node) Connect(ctx context.Context, target string) (PeerInfo, error) {
 	if err != nil {
 		return PeerInfo{}, err
 	}
-	if _, err := n.session(ctx, p); err != nil {
+	if _, err := n.sessions.get(ctx, p); err != nil {
 		return n.PeerInfo(p), err
 	}
 	return n.PeerInfo(p), nil
@@ -278,7 +267,7 @@ func (n *Node) addTarget(target string) (peer.ID, error) {
 			return "", ErrSelf
 		}
 		n.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstoreTTL)
-		n.rememberAddrs(info.ID)
+		n.book.rememberAddrs(info.ID)
 		return info.ID, nil
 	}
 	p, err := identity.ParsePeerID(target)
@@ -291,62 +280,22 @@ func (n *Node) addTarget(target string) (peer.ID, error) {
 	return p, nil
 }
 
-// peerstoreTTL is how long learned addresses are kept in memory; they are
-// also saved in the store.
-const peerstoreTTL = 24 * time.Hour
-
 // Send stores a message to a peer and queues it for delivery. When Send
 // returns, the message survives a crash and will be delivered (once) when
 // the peer is reachable; events report its progress.
-func (n *Node) Send(to peer.ID, text string) (Message, error) {
-	if err := n.mayMessage(to); err != nil {
-		return Message{}, err
+func (n *Node) Send(to peer.ID, text string) (store.Message, error) {
+	if err := n.book.mayMessage(to); err != nil {
+		return store.Message{}, err
 	}
-	m := Message{ID: e2e.NewMessageID(), Peer: to, SentAt: n.cfg.Now(), Body: text}
+	m := store.Message{ID: e2e.NewMessageID(), Peer: to, SentAt: n.cfg.Now(), Body: text}
 	m.StoredAt = m.SentAt
 	if _, err := (e2e.Text{ID: m.ID, SentAt: m.SentAt, Body: text}).Marshal(); err != nil {
-		return Message{}, err
+		return store.Message{}, err
 	}
 	if err := n.store.AddOutgoing(&m); err != nil {
-		return Message{}, fmt.Errorf("store message: %w", err)
+		return store.Message{}, fmt.Errorf("store message: %w", err)
 	}
 	n.emit(Event{Kind: EventStatus, Message: &m})
-	n.kick(to)
+	n.out.kick(to)
 	return m, nil
-}
-
-// mayMessage says whether messages may go to p now.
-func (n *Node) mayMessage(p peer.ID) error {
-	if p == n.host.ID() {
-		return ErrSelf
-	}
-	if _, err := identity.KeyFromPeerID(p); err != nil {
-		return err
-	}
-	c, known, err := n.trust.Contact(p)
-	if err != nil {
-		return err
-	}
-	// ps's fields are guarded by n.mu: read them under it.
-	n.mu.Lock()
-	var changed, caVerified bool
-	if ps := n.peers[p]; ps != nil {
-		changed = ps.changed != nil
-		caVerified = ps.verdict != nil && ps.verdict.State == identity.StateCAVerified
-	}
-	n.mu.Unlock()
-	switch {
-	case known && c.State == identity.StateUntrusted:
-		return ErrBlocked
-	case changed:
-		return ErrKeyChanged
-	case known:
-		return nil
-	case caVerified:
-		return nil
-	}
-	if rec, ok := n.peerRecord(p); ok && rec.CAVerified {
-		return nil
-	}
-	return ErrNotTrusted
 }

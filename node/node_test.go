@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -121,7 +123,7 @@ func TestThreeNodesReceipts(t *testing.T) {
 				t.Fatalf("got %+v", got.Message)
 			}
 			from.waitFor("receipt", func(e node.Event) bool {
-				return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == node.StatusDelivered
+				return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusDelivered
 			})
 		}
 	}
@@ -198,7 +200,7 @@ func connect(t *testing.T, a, b *testNode) (node.PeerInfo, error) {
 }
 
 // send sends and fails the test on error.
-func (tn *testNode) send(to peer.ID, text string) node.Message {
+func (tn *testNode) send(to peer.ID, text string) store.Message {
 	tn.t.Helper()
 	m, err := tn.Send(to, text)
 	if err != nil {
@@ -208,15 +210,15 @@ func (tn *testNode) send(to peer.ID, text string) node.Message {
 }
 
 // waitDelivered waits for the receipt of m.
-func (tn *testNode) waitDelivered(m node.Message) {
+func (tn *testNode) waitDelivered(m store.Message) {
 	tn.t.Helper()
 	tn.waitFor("receipt of "+m.Body, func(e node.Event) bool {
-		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == node.StatusDelivered
+		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusDelivered
 	})
 }
 
 // waitMessage waits for the incoming message with m's ID.
-func (tn *testNode) waitMessage(m node.Message) node.Message {
+func (tn *testNode) waitMessage(m store.Message) store.Message {
 	tn.t.Helper()
 	e := tn.waitFor("message "+m.Body, func(e node.Event) bool {
 		return e.Kind == node.EventMessage && e.Message.ID == m.ID
@@ -265,4 +267,31 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestNodeWrongIdentity opens a home's database with another identity
+// through node.New: the storage key comes from the identity key.
+func TestNodeWrongIdentity(t *testing.T) {
+	alice := newHome(t, "alice")
+	n := startNode(t, alice)
+	db := alice.Path("chat.db")
+	n.Close()
+	mallory := newHome(t, "mallory")
+	id, err := mallory.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := mallory.TrustStore()
+	_, err = node.New(node.Config{Home: mallory, Identity: id, Trust: ts, DBPath: db, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if !errors.Is(err, store.ErrWrongKey) {
+		t.Fatalf("node.New on another identity's database: %v, want store.ErrWrongKey", err)
+	}
+}
+
+func bodies(ms []store.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Body
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node/mailbox"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -96,7 +97,7 @@ func (on *offNode) noticeFlushPeers() []Event {
 	var out []Event
 	for range 2 {
 		m := noticePeerID(on.t)
-		on.peerChanged(m)
+		on.peerEv.changed(m)
 		out = append(out, on.noticeUntil("a peer event for the marker", func(e Event) bool {
 			return e.Kind == EventPeer && e.Peer.ID == m
 		})...)
@@ -297,7 +298,7 @@ func TestOfflineWithoutMailboxIsNoError(t *testing.T) {
 			noticeNoError(t, "first run", alice, bob)
 			alice = alice.noticeRestart()
 			noticeNoError(t, "after a restart", alice, bob)
-			if got, _ := alice.store.Message(m.ID); got.Status != StatusSending {
+			if got, _ := alice.store.Message(m.ID); got.Status != store.StatusSending {
 				t.Fatalf("status %s, want sending (in the outbox)", got.Status)
 			}
 		})
@@ -340,11 +341,11 @@ func TestOfflineNoticeOncePerRun(t *testing.T) {
 	bob, carol := noticePeerID(t), noticePeerID(t)
 	full := &mailbox.Error{Code: mailbox.CodeQuotaFull, Message: "mailbox full"}
 	tell := func(on *offNode) []Event {
-		on.notQueued(bob, full)
-		on.notQueued(bob, fmt.Errorf("bundle of bob from relay r: %w", ratchet.ErrBadSignature))
-		on.notQueued(bob, full)
-		on.notQueued(carol, errNoMailbox)
-		on.notQueued(carol, full)
+		on.out.notQueued(bob, full)
+		on.out.notQueued(bob, fmt.Errorf("bundle of bob from relay r: %w", ratchet.ErrBadSignature))
+		on.out.notQueued(bob, full)
+		on.out.notQueued(carol, errNoMailbox)
+		on.out.notQueued(carol, full)
 		var errs []Event
 		for _, e := range on.noticeFlush() {
 			if e.Kind == EventError {

@@ -22,8 +22,8 @@ import (
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node/mailbox"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Adversarial tests of offline delivery at the level of the node: what
@@ -140,28 +140,26 @@ func offIsMessage(id e2e.MessageID) func(Event) bool {
 	return func(e Event) bool { return e.Kind == EventMessage && e.Message.ID == id }
 }
 
-// offRatchetRaw is the ratchet bucket of chat.db as stored (sealed), and
-// decrypted: equal raw bytes mean nothing was written at all.
+// offRatchetRaw is the ratchet state in chat.db, decrypted, by record:
+// equal records before and after mean nothing was committed.
 func (on *offNode) offRatchetRaw() map[string][]byte {
 	on.t.Helper()
 	out := map[string][]byte{}
-	on.store.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bktRatchet)
-		if b == nil {
-			return nil
+	local, err := on.store.LocalKeys()
+	if err != nil {
+		on.t.Fatalf("no ratchet state in chat.db: %v", err)
+	}
+	out["local"] = local
+	peers, err := on.store.RatchetPeers()
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	for _, p := range peers {
+		set, err := on.store.SessionSet(p)
+		if err != nil {
+			on.t.Errorf("ratchet state with %s: %v", identity.ShortID(p), err)
 		}
-		return b.ForEach(func(k, v []byte) error {
-			out[string(k)] = bytes.Clone(v)
-			plain, err := on.store.open(v, k)
-			if err != nil {
-				on.t.Errorf("ratchet record %q does not decrypt", k)
-			}
-			out["plain:"+string(k)] = plain
-			return nil
-		})
-	})
-	if len(out) == 0 {
-		on.t.Fatal("no ratchet state in chat.db")
+		out["set/"+string(p)] = set
 	}
 	return out
 }
@@ -198,7 +196,7 @@ func (on *offNode) offSets() map[peer.ID]*ratchet.SessionSet {
 	return out
 }
 
-func (on *offNode) offHistory(p peer.ID) []Message {
+func (on *offNode) offHistory(p peer.ID) []store.Message {
 	on.t.Helper()
 	h, err := on.History(p, 0, 1000)
 	if err != nil {
@@ -207,7 +205,7 @@ func (on *offNode) offHistory(p peer.ID) []Message {
 	return h
 }
 
-func (on *offNode) offConversation(p peer.ID) Conversation {
+func (on *offNode) offConversation(p peer.ID) store.Conversation {
 	on.t.Helper()
 	cs, err := on.store.Conversations()
 	if err != nil {
@@ -219,7 +217,7 @@ func (on *offNode) offConversation(p peer.ID) Conversation {
 		}
 	}
 	on.t.Fatalf("no conversation with %s", p)
-	return Conversation{}
+	return store.Conversation{}
 }
 
 func (on *offNode) offCount(p peer.ID, id e2e.MessageID) int {
@@ -236,7 +234,7 @@ func (on *offNode) offCount(p peer.ID, id e2e.MessageID) int {
 // its relay hands it out.
 func (on *offNode) offBundle() []byte {
 	on.t.Helper()
-	pub, err := on.newPrekeys(1)
+	pub, err := on.rk.newPrekeys(1)
 	if err != nil || len(pub.ec) != 1 || len(pub.kem) != 1 {
 		on.t.Fatalf("new prekeys: %v", err)
 	}
@@ -250,18 +248,13 @@ func (on *offNode) offBundle() []byte {
 }
 
 // offText is a new message from on to p (not stored at on).
-func (on *offNode) offText(p peer.ID, body string) (Message, []byte) {
+func (on *offNode) offText(p peer.ID, body string) (store.Message, []byte) {
 	on.t.Helper()
-	m := Message{ID: e2e.NewMessageID(), Peer: p, SentAt: time.Now().Truncate(time.Millisecond), Body: body, Direction: Outgoing}
-	err := on.store.db.Update(func(tx *bolt.Tx) error { // numbered as Send does
-		c := getConv(tx, p)
-		c.number(&m)
-		return putConv(tx, c)
-	})
-	if err != nil {
+	m := store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: time.Now().Truncate(time.Millisecond), Body: body, Direction: store.Outgoing}
+	if err := on.store.Number(&m); err != nil { // numbered as Send does
 		on.t.Fatal(err)
 	}
-	env, err := on.sealText(m)
+	env, err := on.rk.sealText(m)
 	if err != nil {
 		on.t.Fatalf("seal %q: %v", body, err)
 	}
@@ -271,7 +264,7 @@ func (on *offNode) offText(p peer.ID, body string) (Message, []byte) {
 // offMail hands an envelope to on as its mailbox loop does after a fetch
 // and reports whether it would be acknowledged (deleted at the relay).
 func (on *offNode) offMail(from peer.ID, env []byte) bool {
-	return on.receiveMail(mailbox.Item{ID: 1, From: from, Deposited: time.Now(), Envelope: env})
+	return on.mail.receive(mailbox.Item{ID: 1, From: from, Deposited: time.Now(), Envelope: env})
 }
 
 // offMeet starts a session from a to b from b's bundle (PQXDH) and
@@ -279,7 +272,7 @@ func (on *offNode) offMail(from peer.ID, env []byte) bool {
 // hold a confirmed session and a's envelopes are normal ones.
 func offMeet(t testing.TB, a, b *offNode) {
 	t.Helper()
-	if err := a.initiate(b.ID(), b.offBundle()); err != nil {
+	if err := a.rk.initiate(b.ID(), b.offBundle()); err != nil {
 		t.Fatal(err)
 	}
 	m, env := a.offText(b.ID(), "hello from "+a.id.Name())
@@ -355,7 +348,7 @@ func TestOfflineFailedOpenChangesNothing(t *testing.T) {
 	// A first-contact (PQXDH) envelope binds the sender's identity too:
 	// claimed by carol it fails the signature check, and at carol (who
 	// has prekeys with the same ids) it fails authentication.
-	if err := alice.initiate(bob.ID(), bob.offBundle()); err != nil {
+	if err := alice.rk.initiate(bob.ID(), bob.offBundle()); err != nil {
 		t.Fatal(err)
 	}
 	m2, first := alice.offText(bob.ID(), "first contact of a new session")
@@ -372,7 +365,7 @@ func TestOfflineFailedOpenChangesNothing(t *testing.T) {
 	dave.offRefused("an initial envelope for bob at a stranger", alice.ID(), first, "")
 
 	for _, c := range []struct {
-		m   Message
+		m   store.Message
 		env []byte
 	}{{m, env}, {m2, first}} {
 		if !bob.offMail(alice.ID(), c.env) {
@@ -391,7 +384,7 @@ func (on *offNode) offSealDropped(p peer.ID, n int) {
 	on.t.Helper()
 	on.rk.mu.Lock()
 	defer on.rk.mu.Unlock()
-	set, err := on.setFor(p)
+	set, err := on.rk.setFor(p)
 	if err != nil {
 		on.t.Fatal(err)
 	}
@@ -400,7 +393,7 @@ func (on *offNode) offSealDropped(p peer.ID, n int) {
 			on.t.Fatal(err)
 		}
 	}
-	if err := on.commitSet(p, set, nil, nil); err != nil {
+	if err := on.rk.commitSet(p, set); err != nil {
 		on.t.Fatal(err)
 	}
 }
@@ -434,7 +427,7 @@ func TestOfflineTooManySkipped(t *testing.T) {
 
 	// What heals it: a new session (here bob meets alice again from her
 	// bundle; it is newer, so it becomes the active one at both ends).
-	if err := bob.initiate(alice.ID(), alice.offBundle()); err != nil {
+	if err := bob.rk.initiate(alice.ID(), alice.offBundle()); err != nil {
 		t.Fatal(err)
 	}
 	r2, renv2 := bob.offText(alice.ID(), "a new session")
@@ -462,7 +455,7 @@ func TestOfflineReorderedAndDelayed(t *testing.T) {
 	bob := offNewNode(t, "bob", nil, false)
 	offMeet(t, alice, bob)
 
-	var ms []Message
+	var ms []store.Message
 	var envs [][]byte
 	for i := 1; i <= 5; i++ {
 		m, env := alice.offText(bob.ID(), fmt.Sprintf("message %d", i))
@@ -474,11 +467,11 @@ func TestOfflineReorderedAndDelayed(t *testing.T) {
 		skipped, missing int
 	}
 	for _, w := range []want{{0, false, 0, 0}, {3, false, 2, 2}, {4, false, 0, 2}, {2, true, 0, 1}, {1, true, 0, 0}} {
-		res, err := bob.open(alice.ID(), envs[w.i])
+		res, err := bob.rk.open(alice.ID(), envs[w.i])
 		if err != nil {
 			t.Fatalf("message %d: %v", w.i+1, err)
 		}
-		bob.delivered(alice.ID(), res, nil)
+		bob.sessions.delivered(alice.ID(), res, nil)
 		if res.info.Late != w.late || res.info.Skipped != w.skipped || res.info.Missing != w.missing {
 			t.Errorf("message %d: late %v, skipped %d, missing %d; want %v, %d, %d", w.i+1,
 				res.info.Late, res.info.Skipped, res.info.Missing, w.late, w.skipped, w.missing)
@@ -494,7 +487,7 @@ func TestOfflineReorderedAndDelayed(t *testing.T) {
 	}
 	for i, env := range envs {
 		before, sets := bob.offRatchetRaw(), bob.offSets()
-		if _, err := bob.open(alice.ID(), env); !errors.Is(err, ratchet.ErrDuplicate) {
+		if _, err := bob.rk.open(alice.ID(), env); !errors.Is(err, ratchet.ErrDuplicate) {
 			t.Fatalf("message %d again: %v, want ErrDuplicate", i+1, err)
 		}
 		bob.offSameState("a duplicate", before, sets)
@@ -513,14 +506,14 @@ func TestOfflineReorderedAndDelayed(t *testing.T) {
 	// (every retry seals anew): it arrives, nothing is missing for the
 	// user, yet the ratchet keeps counting a missing envelope.
 	m6, _ := alice.offText(bob.ID(), "resent")
-	if _, err := alice.sealText(m6); err != nil { // lost
+	if _, err := alice.rk.sealText(m6); err != nil { // lost
 		t.Fatal(err)
 	}
-	env6, err := alice.sealText(m6) // the retry
+	env6, err := alice.rk.sealText(m6) // the retry
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := bob.open(alice.ID(), env6)
+	res, err := bob.rk.open(alice.ID(), env6)
 	if err != nil || res.text == nil || res.text.ID != m6.ID {
 		t.Fatalf("the resent message: %v", err)
 	}
@@ -573,7 +566,7 @@ func TestOfflineReplayedFirstContact(t *testing.T) {
 	carol := offNewNode(t, "carol", nil, false)
 
 	bundle := bob.offBundle()
-	if err := alice.initiate(bob.ID(), bundle); err != nil {
+	if err := alice.rk.initiate(bob.ID(), bundle); err != nil {
 		t.Fatal(err)
 	}
 	m0, first := alice.offText(bob.ID(), "first contact")
@@ -593,14 +586,14 @@ func TestOfflineReplayedFirstContact(t *testing.T) {
 	bob.offSameState("a replayed first message", before, sets)
 
 	// The one-time prekey alice used, handed to carol as well.
-	if err := carol.initiate(bob.ID(), bundle); err != nil {
+	if err := carol.rk.initiate(bob.ID(), bundle); err != nil {
 		t.Fatal(err)
 	}
 	mc, cfirst := carol.offText(bob.ID(), "carol with a reused one-time prekey")
 	bob.offRefused("a reused one-time prekey", carol.ID(), cfirst, "replayed")
 	_, cnext := carol.offText(bob.ID(), "carol again, same session")
 	bob.offRefused("carol's next envelope on the refused session", carol.ID(), cnext, "replayed")
-	if err := carol.initiate(bob.ID(), bob.offBundle()); err != nil {
+	if err := carol.rk.initiate(bob.ID(), bob.offBundle()); err != nil {
 		t.Fatal(err)
 	}
 	mc2, cfresh := carol.offText(bob.ID(), "carol from a fresh bundle")
@@ -612,7 +605,7 @@ func TestOfflineReplayedFirstContact(t *testing.T) {
 	sid, _, _ := ratchet.PeekSessionID(first)
 	for i := 0; i < ratchet.MaxSessionsPerPeer; i++ {
 		time.Sleep(2 * time.Millisecond)
-		if err := alice.initiate(bob.ID(), bob.offBundle()); err != nil {
+		if err := alice.rk.initiate(bob.ID(), bob.offBundle()); err != nil {
 			t.Fatal(err)
 		}
 		_, env := alice.offText(bob.ID(), fmt.Sprintf("session %d", i+2))
@@ -622,7 +615,7 @@ func TestOfflineReplayedFirstContact(t *testing.T) {
 	}
 	bob.offEvents(100 * time.Millisecond)
 	bob.rk.mu.Lock()
-	set, _ := bob.setFor(alice.ID())
+	set, _ := bob.rk.setFor(alice.ID())
 	gone := !slices.Contains(set.Sessions(), sid)
 	bob.rk.mu.Unlock()
 	if !gone {
@@ -656,16 +649,16 @@ func TestOfflineDepositRetryKeepsEnvelope(t *testing.T) {
 	if !bob.offMail(alice.ID(), sync) {
 		t.Fatal("not acknowledged")
 	}
-	m := Message{ID: e2e.NewMessageID(), Peer: bob.ID(), SentAt: time.Now(), Body: "while the relay is away"}
+	m := store.Message{ID: e2e.NewMessageID(), Peer: bob.ID(), SentAt: time.Now(), Body: "while the relay is away"}
 	if err := alice.store.AddOutgoing(&m); err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.queueAtRelay(bob.ID(), []Message{m}); err == nil {
+	if err := alice.mail.queue(bob.ID(), []store.Message{m}); err == nil {
 		t.Fatal("a deposit at an unreachable relay succeeded")
 	}
 	after1 := alice.offRatchetRaw()
 	for i := 0; i < 5; i++ {
-		err := alice.queueAtRelay(bob.ID(), []Message{m})
+		err := alice.mail.queue(bob.ID(), []store.Message{m})
 		if err == nil {
 			t.Fatal("a deposit at an unreachable relay succeeded")
 		}
@@ -674,12 +667,12 @@ func TestOfflineDepositRetryKeepsEnvelope(t *testing.T) {
 		}
 	}
 	alice.offSameState("five more failed deposits", after1, nil)
-	if got, _ := alice.store.Message(m.ID); got.Status != StatusSending {
+	if got, _ := alice.store.Message(m.ID); got.Status != store.StatusSending {
 		t.Fatalf("status %s after failed deposits, want sending", got.Status)
 	}
 	// The peer sees one lost envelope (the one never deposited), not six.
 	next, env := alice.offText(bob.ID(), "the next message")
-	res, err := bob.open(alice.ID(), env)
+	res, err := bob.rk.open(alice.ID(), env)
 	if err != nil || res.text.ID != next.ID {
 		t.Fatal(err)
 	}
@@ -706,7 +699,7 @@ func offLink(t testing.TB, a, b *offNode) {
 		}
 		x[1].offWait("a live message", offIsMessage(m.ID))
 		x[0].offWait("its receipt", func(e Event) bool {
-			return e.Kind == EventStatus && e.Message.ID == m.ID && e.Message.Status == StatusDelivered
+			return e.Kind == EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusDelivered
 		})
 	}
 }
@@ -719,18 +712,13 @@ func offLink(t testing.TB, a, b *offNode) {
 func offSettled(t testing.TB, a, b *offNode) {
 	t.Helper()
 	count := func(x, y *offNode) int {
-		x.mu.Lock()
-		defer x.mu.Unlock()
-		ps := x.peers[y.ID()]
-		if ps == nil {
-			return 0
-		}
-		for _, cs := range ps.sessions {
+		live := x.sessions.ofPeer(y.ID())
+		for _, cs := range live {
 			if cs.conn.Stat().Limited {
 				return -1
 			}
 		}
-		return len(ps.sessions)
+		return len(live)
 	}
 	one := func(x, y *offNode) bool {
 		n := count(x, y)
@@ -742,13 +730,9 @@ func offSettled(t testing.TB, a, b *offNode) {
 		if time.Now().After(deadline) {
 			var desc []string
 			for _, x := range [][2]*offNode{{a, b}, {b, a}} {
-				x[0].mu.Lock()
-				if ps := x[0].peers[x[1].ID()]; ps != nil {
-					for _, cs := range ps.sessions {
-						desc = append(desc, fmt.Sprintf("%s: outgoing %v limited %v %s", x[0].id.Name(), cs.outgoing, cs.conn.Stat().Limited, cs.conn.RemoteMultiaddr()))
-					}
+				for _, cs := range x[0].sessions.ofPeer(x[1].ID()) {
+					desc = append(desc, fmt.Sprintf("%s: outgoing %v limited %v %s", x[0].id.Name(), cs.outgoing, cs.conn.Stat().Limited, cs.conn.RemoteMultiaddr()))
 				}
-				x[0].mu.Unlock()
 			}
 			t.Fatalf("the live sessions did not settle on direct connections: %v", desc)
 		}
@@ -772,13 +756,11 @@ func TestOfflineLostSeedConfirmation(t *testing.T) {
 	bob := offNewNode(t, "bob", nil, true)
 	offLink(t, alice, bob)
 
-	acs, bcs := alice.liveSession(bob.ID()), bob.liveSession(alice.ID())
+	acs, bcs := alice.sessions.newest(bob.ID()), bob.sessions.newest(alice.ID())
 	if acs == nil || bcs == nil {
 		t.Fatal("no live session")
 	}
-	alice.mu.Lock()
-	sessions := len(alice.peers[bob.ID()].sessions)
-	alice.mu.Unlock()
+	sessions := len(alice.sessions.ofPeer(bob.ID()))
 	if sessions != 1 {
 		t.Fatalf("%d live sessions: the two ends of the seed would not be one TLS session", sessions)
 	}
@@ -789,18 +771,18 @@ func TestOfflineLostSeedConfirmation(t *testing.T) {
 	if !acs.outgoing {
 		server, client, scs, ccs = alice, bob, acs, bcs
 	}
-	offer, err := server.seedResponder(scs)
+	offer, err := server.sessions.seedOffer(scs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := client.seedInitiator(ccs, offer); err != nil {
+	if err := client.sessions.seedAccept(ccs, offer); err != nil {
 		t.Fatal(err)
 	}
 	// The client's confirming envelope is never sent: cut the connection.
-	if server.hasSession(client.ID()) {
+	if server.rk.hasSession(client.ID()) {
 		t.Error("a seeded session that cannot send counts as a session to send on")
 	}
-	server.closeSessions(client.ID(), "test: the confirmation is lost")
+	server.sessions.closePeer(client.ID(), "test: the confirmation is lost")
 	client.offWait("the session to end", func(e Event) bool {
 		return e.Kind == EventPeer && e.Peer.ID == server.ID() && !e.Peer.Online
 	})
@@ -885,7 +867,7 @@ func (on *offNode) offMailboxEmpty(relay peer.ID) {
 	on.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		items, err := on.mailboxClient().Fetch(on.ctx, relay, mailbox.MaxFetch)
+		items, err := on.mail.client().Fetch(on.ctx, relay, mailbox.MaxFetch)
 		if err == nil && len(items.Items) == 0 {
 			return
 		}
@@ -912,13 +894,13 @@ func TestOfflineMailboxPaths(t *testing.T) {
 	step := func(name string, f func()) { t.Logf("--- %s", name); f() }
 	step("live then mailbox", func() {
 		m, env := alice.offText(bob.ID(), "live first")
-		if err := alice.liveSession(bob.ID()).s.Send(e2e.FrameEnvelope, env); err != nil {
+		if err := alice.sessions.newest(bob.ID()).s.Send(e2e.FrameEnvelope, env); err != nil {
 			t.Fatal(err)
 		}
 		bob.offWait("the live copy", offIsMessage(m.ID))
 		time.Sleep(50 * time.Millisecond)
 		before, sets := bob.offRatchetRaw(), bob.offSets()
-		if _, err := alice.mailboxClient().Deposit(ctx, relayID, bob.ID(), env); err != nil {
+		if _, err := alice.mail.client().Deposit(ctx, relayID, bob.ID(), env); err != nil {
 			t.Fatal(err)
 		}
 		bob.offMailboxEmpty(relayID)
@@ -935,7 +917,7 @@ func TestOfflineMailboxPaths(t *testing.T) {
 
 	step("mailbox then live", func() {
 		m, env := alice.offText(bob.ID(), "mailbox first")
-		if _, err := alice.mailboxClient().Deposit(ctx, relayID, bob.ID(), env); err != nil {
+		if _, err := alice.mail.client().Deposit(ctx, relayID, bob.ID(), env); err != nil {
 			t.Fatal(err)
 		}
 		bob.offWait("the mailbox copy", offIsMessage(m.ID))
@@ -943,7 +925,7 @@ func TestOfflineMailboxPaths(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		before, sets := bob.offRatchetRaw(), bob.offSets()
 		dups := bob.logs.count("duplicate envelope dropped")
-		if err := alice.liveSession(bob.ID()).s.Send(e2e.FrameEnvelope, env); err != nil {
+		if err := alice.sessions.newest(bob.ID()).s.Send(e2e.FrameEnvelope, env); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(10 * time.Second)
@@ -969,7 +951,7 @@ func TestOfflineMailboxPaths(t *testing.T) {
 		bad := bytes.Clone(env)
 		bad[len(bad)-5] ^= 0x10
 		before, sets := bob.offRatchetRaw(), bob.offSets()
-		if err := alice.liveSession(bob.ID()).s.Send(e2e.FrameEnvelope, bad); err != nil {
+		if err := alice.sessions.newest(bob.ID()).s.Send(e2e.FrameEnvelope, bad); err != nil {
 			t.Fatal(err)
 		}
 		e := bob.offWait("an error event", func(e Event) bool { return e.Kind == EventError || e.Kind == EventMessage })
@@ -977,7 +959,7 @@ func TestOfflineMailboxPaths(t *testing.T) {
 			t.Fatalf("event %s %q", e.Kind, e.Err)
 		}
 		bob.offSameState("a tampered live envelope", before, sets)
-		if err := alice.liveSession(bob.ID()).s.Send(e2e.FrameEnvelope, env); err != nil {
+		if err := alice.sessions.newest(bob.ID()).s.Send(e2e.FrameEnvelope, env); err != nil {
 			t.Fatal(err)
 		}
 		bob.offWait("the real envelope on the same session", offIsMessage(m.ID))
@@ -1004,7 +986,7 @@ func TestOfflineMailboxPaths(t *testing.T) {
 		before, sets := bob.offRatchetRaw(), bob.offSets()
 		hist := len(bob.offHistory(alice.ID()))
 		for _, c := range cases {
-			if _, err := alice.mailboxClient().Deposit(ctx, relayID, bob.ID(), c.bytes); err != nil {
+			if _, err := alice.mail.client().Deposit(ctx, relayID, bob.ID(), c.bytes); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -1024,25 +1006,25 @@ func TestOfflineMailboxPaths(t *testing.T) {
 	step("deposit without a session to send on", func() {
 		// Bob's newest session with alice is a seed she never confirmed.
 		bob.rk.mu.Lock()
-		set, _ := bob.setFor(alice.ID())
+		set, _ := bob.rk.setFor(alice.ID())
 		secret := make([]byte, 32)
 		rand.Read(secret)
 		_, next, err := set.SeedResponder(secret, time.Now().Add(time.Second))
 		if err == nil {
-			err = bob.commitSet(alice.ID(), next, nil, nil)
+			err = bob.rk.commitSet(alice.ID(), next)
 		}
 		bob.rk.mu.Unlock()
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := Message{ID: e2e.NewMessageID(), Peer: alice.ID(), SentAt: time.Now(), Body: "deposited after a new first contact"}
+		m := store.Message{ID: e2e.NewMessageID(), Peer: alice.ID(), SentAt: time.Now(), Body: "deposited after a new first contact"}
 		if err := bob.store.AddOutgoing(&m); err != nil {
 			t.Fatal(err)
 		}
-		if err := bob.queueAtRelay(alice.ID(), []Message{m}); err != nil {
+		if err := bob.mail.queue(alice.ID(), []store.Message{m}); err != nil {
 			t.Fatalf("queue at the relay: %v", err)
 		}
-		if got, _ := bob.store.Message(m.ID); got.Status == StatusSending {
+		if got, _ := bob.store.Message(m.ID); got.Status == store.StatusSending {
 			t.Fatalf("status %s", got.Status)
 		}
 		alice.offWait("the deposited message", offIsMessage(m.ID))

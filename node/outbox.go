@@ -1,16 +1,15 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
-	"github.com/certchat/certchat/node/mailbox"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -23,148 +22,31 @@ import (
 // exponentially with jitter between RetryMin and RetryMax; a connection,
 // a discovery or a trust decision wakes the worker at once.
 
+// outbox owns the per-peer outbox workers. mu guards workers and each
+// outboxWorker in it; it is taken by whoever kicks (read loops, libp2p's
+// notifications, the API, discovery) and by the workers themselves, and
+// only workers.mu is taken under it.
+type outbox struct {
+	*core
+	sessions *sessions
+	rk       *ratchetKeys
+	mail     *mailboxes
+	book     *peerBook
+
+	mu      sync.Mutex
+	workers map[peer.ID]*outboxWorker
+}
+
+// outboxWorker is one peer's worker state.
+type outboxWorker struct {
+	kick    chan struct{} // wakes the worker
+	running bool          // the worker runs
+	warned  bool          // a failure to leave messages at a relay was shown
+}
+
 // resendAfter is how long a worker waits on a live session before
 // checking again (receipts normally wake it sooner).
 const resendAfter = 30 * time.Second
-
-// kick wakes p's outbox worker, starting it if p has pending messages. It
-// records no state for peers with nothing pending (any libp2p peer that
-// connects is kicked), and reads the store outside the node's lock:
-// stopWorker checks again under it, so no message can be missed.
-func (n *Node) kick(p peer.ID) {
-	if n.wakeWorker(p) || !n.store.hasOutbox(p) {
-		return
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closing {
-		return
-	}
-	ps := n.state(p)
-	if ps.working {
-		signal(ps.kick)
-		return
-	}
-	ps.working = true
-	n.wg.Add(1)
-	go n.runOutbox(p, ps.kick)
-}
-
-// wakeWorker wakes p's running worker and reports whether there was one.
-func (n *Node) wakeWorker(p peer.ID) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	ps, ok := n.peers[p]
-	if !ok || !ps.working {
-		return false
-	}
-	signal(ps.kick)
-	return true
-}
-
-// signal wakes whoever waits on ch, without blocking.
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
-
-func (n *Node) runOutbox(p peer.ID, kick chan struct{}) {
-	defer n.wg.Done()
-	backoff := n.cfg.RetryMin
-	for n.ctx.Err() == nil {
-		msgs, err := n.store.Outbox(p)
-		if err != nil {
-			n.log.Error("read outbox", "peer", p, "err", err)
-		}
-		if len(msgs) == 0 {
-			if err == nil && n.stopWorker(p) {
-				return
-			}
-			// Pending but unreadable (or arrived just now): never spin.
-			n.wait(kick, nil, jitter(backoff))
-			backoff = min(2*backoff, n.cfg.RetryMax)
-			continue
-		}
-		if err := n.mayMessage(p); err != nil {
-			n.wait(kick, nil, n.cfg.RetryMax) // until the user decides
-			continue
-		}
-		cs, err := n.session(n.ctx, p)
-		if err != nil {
-			n.log.Info("peer not reachable; will retry", "peer", p, "in", backoff, "err", err)
-			n.queueOffline(p, msgs)
-			// Only a retry that came due grows the wait: a new message or
-			// a sign of the peer (a kick) tries again without pushing the
-			// next retry further out.
-			if n.wait(kick, nil, jitter(backoff)) {
-				backoff = min(2*backoff, n.cfg.RetryMax)
-			}
-			continue
-		}
-		backoff = n.cfg.RetryMin
-		n.writeOutbox(cs, msgs)
-		n.wait(kick, cs.done, resendAfter)
-	}
-}
-
-// queueOffline deposits what waits for an unreachable peer at its relay
-// mailbox, if it has one. A failure the user can act on is shown once per
-// peer per run (the outbox retries for as long as the peer is away, and
-// each start retries again); the others only wait (offlineNotice).
-func (n *Node) queueOffline(p peer.ID, msgs []Message) {
-	if err := n.queueAtRelay(p, msgs); err != nil {
-		n.notQueued(p, err)
-	}
-}
-
-// notQueued reports a failure to leave p's messages at a relay.
-func (n *Node) notQueued(p peer.ID, err error) {
-	if !offlineNotice(err) {
-		n.log.Info("message not left at a relay; it waits in the outbox", "peer", p, "err", err)
-		return
-	}
-	n.mu.Lock()
-	ps := n.state(p)
-	told := ps.warned
-	ps.warned = true
-	n.mu.Unlock()
-	if told {
-		n.log.Info("message not left at a relay; it waits in the outbox (the user was told)", "peer", p, "err", err)
-		return
-	}
-	n.emitError(p, fmt.Errorf("%s is offline and the message could not be left at a relay (it waits in your outbox): %w", identity.ShortID(p), err))
-}
-
-// offlineNotice reports whether a failure to leave messages at a relay is
-// worth telling the user. Not when the peer has no mailbox at any relay we
-// know (it uses none, or not one we know: the message waits for the peer
-// to come online, as without relays, and its offline state says so), nor
-// when a relay is unreachable or limits our rate for now (the outbox
-// retries; Relays reports our relays' state). The rest are worth it: the
-// peer's mailbox is full, a bundle did not verify, the relay failed.
-func offlineNotice(err error) bool {
-	for _, quiet := range []error{errNoMailbox, mailbox.ErrNotRegistered, mailbox.ErrNoBundle,
-		mailbox.ErrRateLimited, errRelayUnreachable, ErrClosed, context.Canceled} {
-		if errors.Is(err, quiet) {
-			return false
-		}
-	}
-	return true
-}
-
-// stopWorker ends the worker unless a message arrived meanwhile. Send
-// stores before it kicks, so checking the store under n.mu cannot miss one.
-func (n *Node) stopWorker(p peer.ID) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.store.hasOutbox(p) {
-		return false
-	}
-	n.state(p).working = false
-	return true
-}
 
 // sendWindow bounds the bytes of messages written on a session and not yet
 // acknowledged. Receipts open the window again. It keeps a session from
@@ -172,16 +54,175 @@ func (n *Node) stopWorker(p peer.ID) bool {
 // per-circuit data limit), which would make every reconnection resend it.
 const sendWindow = 64 << 10
 
-// writeOutbox writes, in order, the messages not yet written on this
-// session, while the unacknowledged ones fit in the send window. What it
-// writes in one go is sealed with one ratchet commit and marked sent with
-// one store transaction: two fsyncs per batch instead of two per message.
+// worker returns p's worker state, creating it. Callers hold mu.
+func (o *outbox) worker(p peer.ID) *outboxWorker {
+	w, ok := o.workers[p]
+	if !ok {
+		w = &outboxWorker{kick: make(chan struct{}, 1)}
+		o.workers[p] = w
+	}
+	return w
+}
+
+// kick wakes p's outbox worker, starting it if p has pending messages. It
+// records no state for peers with nothing pending (any libp2p peer that
+// connects is kicked), and reads the store outside the lock: stop checks
+// again under it, so no message can be missed.
+func (o *outbox) kick(p peer.ID) {
+	if o.wake(p) {
+		return
+	}
+	pending, err := o.store.HasOutbox(p)
+	if err != nil {
+		o.log.Error("read outbox", "peer", p, "err", err)
+		pending = true // the worker reads it again, and backs off
+	}
+	if !pending {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w := o.worker(p)
+	if w.running {
+		signal(w.kick)
+		return
+	}
+	w.running = o.work.goDo(func() { o.run(p, w.kick) })
+}
+
+// wake wakes p's running worker and reports whether there was one.
+func (o *outbox) wake(p peer.ID) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w, ok := o.workers[p]
+	if !ok || !w.running {
+		return false
+	}
+	signal(w.kick)
+	return true
+}
+
+// stop ends the worker unless a message arrived meanwhile. Send stores
+// before it kicks, so checking the store under mu cannot miss one.
+func (o *outbox) stop(p peer.ID) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if pending, err := o.store.HasOutbox(p); pending || err != nil {
+		return false
+	}
+	o.worker(p).running = false
+	return true
+}
+
+// run is p's worker: it writes what waits for p until nothing does.
+func (o *outbox) run(p peer.ID, kick chan struct{}) {
+	backoff := o.cfg.RetryMin
+	for o.ctx.Err() == nil {
+		msgs, err := o.store.Outbox(p)
+		if err != nil {
+			o.log.Error("read outbox", "peer", p, "err", err)
+		}
+		if len(msgs) == 0 {
+			if err == nil && o.stop(p) {
+				return
+			}
+			// Pending but unreadable (or arrived just now): never spin.
+			o.sleep(jitter(backoff), kick)
+			backoff = min(2*backoff, o.cfg.RetryMax)
+			continue
+		}
+		if err := o.book.mayMessage(p); err != nil {
+			o.sleep(o.cfg.RetryMax, kick) // until the user decides
+			continue
+		}
+		cs, err := o.sessions.get(o.ctx, p)
+		if err != nil {
+			o.log.Info("peer not reachable; will retry", "peer", p, "in", backoff, "err", err)
+			o.queueOffline(p, msgs)
+			// Only a retry that came due grows the wait: a new message or
+			// a sign of the peer (a kick) tries again without pushing the
+			// next retry further out.
+			if o.sleep(jitter(backoff), kick) {
+				backoff = min(2*backoff, o.cfg.RetryMax)
+			}
+			continue
+		}
+		backoff = o.cfg.RetryMin
+		o.write(cs, msgs)
+		o.sleep(resendAfter, kick, cs.done)
+	}
+}
+
+// queueOffline deposits what waits for an unreachable peer at its relay
+// mailbox, if it has one. A failure the user can act on is shown once per
+// peer per run (the outbox retries for as long as the peer is away, and
+// each start retries again); the others only wait (offlineNotice).
+func (o *outbox) queueOffline(p peer.ID, msgs []store.Message) {
+	if err := o.mail.queue(p, msgs); err != nil {
+		o.notQueued(p, err)
+	}
+}
+
+// notQueued reports a failure to leave p's messages at a relay.
+func (o *outbox) notQueued(p peer.ID, err error) {
+	if !offlineNotice(err) {
+		o.log.Info("message not left at a relay; it waits in the outbox", "peer", p, "err", err)
+		return
+	}
+	o.mu.Lock()
+	w := o.worker(p)
+	told := w.warned
+	w.warned = true
+	o.mu.Unlock()
+	if told {
+		o.log.Info("message not left at a relay; it waits in the outbox (the user was told)", "peer", p, "err", err)
+		return
+	}
+	o.emitError(p, fmt.Errorf("%s is offline and the message could not be left at a relay (it waits in your outbox): %w", identity.ShortID(p), err))
+}
+
+// write writes, in order, the messages not yet written on this session,
+// while the unacknowledged ones fit in the send window. What it writes in
+// one go is sealed with one ratchet commit and marked sent with one store
+// transaction: two fsyncs per batch instead of two per message.
 // Durability is unchanged: each envelope leaves after the ratchet state
 // that sealed it is on disk, and the message itself was stored by Send.
-func (n *Node) writeOutbox(cs *chatSession, msgs []Message) {
-	cs.pruneSent(msgs)
+func (o *outbox) write(cs *chatSession, msgs []store.Message) {
+	batch, pts := o.batch(cs, msgs)
+	if len(batch) == 0 {
+		return
+	}
+	envs, err := o.rk.sealAll(cs.peer, pts)
+	if err != nil && !errors.Is(err, ratchet.ErrNoSession) { // (else the seed under way wakes the worker)
+		// The first message that could not be sealed will not be later.
+		o.fail(batch[len(envs)], err)
+	}
+	var written []e2e.MessageID
+	for i, env := range envs {
+		m := batch[i]
+		cs.markSent(m.ID)
+		if err := cs.s.Send(e2e.FrameEnvelope, env); err != nil {
+			o.log.Info("write message", "peer", cs.peer, "err", err)
+			cs.s.Close()
+			break
+		}
+		if m.Status == store.StatusSending {
+			written = append(written, m.ID)
+		}
+	}
+	o.setStatuses(cs.peer, written, store.StatusSent)
+}
+
+// batch picks the messages to write on cs now and their plaintexts: those
+// not written on it yet, while the unacknowledged ones fit in the window.
+func (o *outbox) batch(cs *chatSession, msgs []store.Message) ([]store.Message, [][]byte) {
+	ids := make([]e2e.MessageID, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	cs.pruneSent(ids)
 	inflight := 0
-	var batch []Message
+	var batch []store.Message
 	var pts [][]byte
 	for _, m := range msgs {
 		if cs.wasSent(m.ID) {
@@ -193,83 +234,83 @@ func (n *Node) writeOutbox(cs *chatSession, msgs []Message) {
 		}
 		pt, err := textPlaintext(m)
 		if err != nil {
-			n.fail(m, err)
+			o.fail(m, err)
 			continue
 		}
 		inflight += len(m.Body)
 		batch, pts = append(batch, m), append(pts, pt)
 	}
-	if len(batch) == 0 {
-		return
-	}
-	envs, err := n.sealTexts(cs.peer, pts)
-	if err != nil && !errors.Is(err, ratchet.ErrNoSession) { // (else the seed under way wakes the worker)
-		// The first message that could not be sealed will not be later.
-		n.fail(batch[len(envs)], err)
-	}
-	var written []e2e.MessageID
-	for i, env := range envs {
-		m := batch[i]
-		cs.markSent(m.ID)
-		if err := cs.s.Send(e2e.FrameEnvelope, env); err != nil {
-			n.log.Info("write message", "peer", cs.peer, "err", err)
-			cs.s.Close()
-			break
-		}
-		if m.Status == StatusSending {
-			written = append(written, m.ID)
-		}
-	}
-	n.setStatuses(cs.peer, written, StatusSent)
+	return batch, pts
+}
+
+// acknowledged records receipts from p: the messages are delivered, and
+// the send window opens.
+func (o *outbox) acknowledged(p peer.ID, ids []e2e.MessageID) {
+	o.setStatuses(p, ids, store.StatusDelivered)
+	o.kick(p)
 }
 
 // setStatuses records a status for several messages to p in one
-// transaction and reports each change.
-func (n *Node) setStatuses(p peer.ID, ids []e2e.MessageID, st Status) {
+// transaction and reports each change. If that fails (a record that
+// cannot be read among them), each is recorded on its own, so one bad
+// record does not hold back the others.
+func (o *outbox) setStatuses(p peer.ID, ids []e2e.MessageID, st store.Status) {
 	if len(ids) == 0 {
 		return
 	}
-	updated, err := n.store.setStatusMany(p, ids, st, n.cfg.Now())
+	updated, err := o.store.SetStatuses(p, ids, st, o.cfg.Now())
 	if err != nil {
-		n.log.Error("update message status", "peer", p, "err", err)
+		o.log.Warn("update message statuses; trying one by one", "peer", p, "err", err)
+		for _, id := range ids {
+			o.setStatus(store.Message{ID: id, Peer: p}, st, "")
+		}
+		return
 	}
 	for i := range updated {
-		n.emit(Event{Kind: EventStatus, Message: &updated[i]})
+		o.emit(Event{Kind: EventStatus, Message: &updated[i]})
 	}
 }
 
 // setStatus records a message's new status (with the reason of a
 // failure) and reports it if it changed.
-func (n *Node) setStatus(m Message, st Status, errText string) {
-	updated, changed, err := n.store.SetStatus(m.ID, m.Peer, st, errText, n.cfg.Now())
-	if err != nil {
-		n.log.Error("update message status", "id", m.ID, "err", err)
-		return
-	}
-	if changed {
-		n.emit(Event{Kind: EventStatus, Message: &updated})
+func (o *outbox) setStatus(m store.Message, st store.Status, errText string) {
+	updated, changed, err := o.store.SetStatus(m.ID, m.Peer, st, errText, o.cfg.Now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		o.log.Error("update message status", "id", m.ID, "err", err)
+	case changed:
+		o.emit(Event{Kind: EventStatus, Message: &updated})
 	}
 }
 
 // fail gives up on a message, saying why.
-func (n *Node) fail(m Message, cause error) { n.setStatus(m, StatusFailed, cause.Error()) }
-
-// wait sleeps until kicked, done closes, the timeout or shutdown, and
-// reports whether the timeout ended it.
-func (n *Node) wait(kick <-chan struct{}, done <-chan struct{}, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-kick:
-	case <-done:
-	case <-t.C:
-		return true
-	case <-n.ctx.Done():
-	}
-	return false
+func (o *outbox) fail(m store.Message, cause error) {
+	o.setStatus(m, store.StatusFailed, cause.Error())
 }
 
-// jitter spreads retries over [d/2, d].
-func jitter(d time.Duration) time.Duration {
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+// failAll gives up on every message waiting for p, with a reason the user
+// sees: nothing waits forever for a key that will never answer.
+func (o *outbox) failAll(p peer.ID, reason string) {
+	msgs, err := o.store.Outbox(p)
+	if err != nil {
+		o.log.Error("read outbox", "peer", p, "err", err)
+		return
+	}
+	for _, m := range msgs {
+		o.fail(m, errors.New(reason))
+	}
+}
+
+// resume starts the workers of every peer with pending messages, and
+// returns those peers.
+func (o *outbox) resume() ([]peer.ID, error) {
+	peers, err := o.store.OutboxPeers()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range peers {
+		o.kick(p)
+	}
+	return peers, nil
 }

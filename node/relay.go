@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/certchat/certchat/node/mailbox"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -50,15 +51,27 @@ const (
 	reserveTimeout = 20 * time.Second
 )
 
-// relays holds the reservation state. Its own lock: the address factory
-// runs inside libp2p and must never wait for the node's lock.
+// relays owns the configured relays and the reservation and mailbox
+// state of each. list, byID and drops are written only by parseRelays, so
+// they are read without a lock; mu guards the fields of each relayState
+// below it. One keeper goroutine per relay reserves (keepReservation),
+// the mailbox loops record what they learn, and libp2p's address factory
+// reads the reservations: it runs inside libp2p, so no lock but mu (a
+// leaf) is ever taken on that path.
 type relays struct {
-	mu    sync.Mutex
-	list  []*relayState
-	byID  map[peer.ID]*relayState
-	drops map[peer.ID]chan struct{}
+	*core // set by New once the host exists
+	mail  *mailboxes
+
+	list    []*relayState
+	byID    map[peer.ID]*relayState
+	drops   map[peer.ID]chan struct{}
+	emitter event.Emitter // set by start: announces changed relay addresses to libp2p
+
+	mu sync.Mutex
 }
 
+// relayState is one relay. addr, info, mail and fresh never change; the
+// rest is guarded by relays.mu.
 type relayState struct {
 	addr     string
 	info     peer.AddrInfo
@@ -138,76 +151,76 @@ func throughRelay(info peer.AddrInfo) []ma.Multiaddr {
 	return out
 }
 
-// relayOptions are the libp2p options for relay use: our circuit
-// addresses are added to the host's own, and `--listen none` means no
-// direct listener at all (reachable only through relays).
-func (n *Node) relayOptions() []libp2p.Option {
+// options are the libp2p options for relay use: our circuit addresses
+// are added to the host's own, and `--listen none` means no direct
+// listener at all (reachable only through relays).
+func (rs *relays) options(listen []string) []libp2p.Option {
 	opts := []libp2p.Option{libp2p.AddrsFactory(func(addrs []ma.Multiaddr) []ma.Multiaddr {
-		return append(slices.Clone(addrs), n.relays.circuitAddrs()...)
+		return append(slices.Clone(addrs), rs.circuitAddrs()...)
 	})}
-	if len(n.cfg.Listen) == 1 && n.cfg.Listen[0] == "none" {
+	if len(listen) == 1 && listen[0] == "none" {
 		opts = append(opts, libp2p.NoListenAddrs)
 	}
 	return opts
 }
 
-// Relays reports the configured relays and their reservations.
-func (n *Node) Relays() []RelayInfo {
-	n.relays.mu.Lock()
-	defer n.relays.mu.Unlock()
-	out := make([]RelayInfo, 0, len(n.relays.list))
-	for _, st := range n.relays.list {
+// info reports the configured relays and their reservations.
+func (rs *relays) info() []RelayInfo {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	out := make([]RelayInfo, 0, len(rs.list))
+	for _, st := range rs.list {
 		out = append(out, RelayInfo{Addr: st.addr, ID: st.info.ID, Reserved: st.reserved, Expires: st.expires, Err: st.err,
 			Mailbox: st.mailbox, PrekeysEC: st.prekeys[0], PrekeysKEM: st.prekeys[1]})
 	}
 	return out
 }
 
-// startRelays starts one reservation keeper per relay.
-func (n *Node) startRelays() error {
-	if len(n.relays.list) == 0 {
+// start starts one reservation keeper per relay, and the mailbox loops.
+func (rs *relays) start() error {
+	if len(rs.list) == 0 {
 		return nil
 	}
-	n.host.Network().Notify(&network.NotifyBundle{
+	var err error
+	if rs.emitter, err = rs.host.EventBus().Emitter(new(event.EvtAutoRelayAddrsUpdated)); err != nil {
+		return err
+	}
+	rs.host.Network().Notify(&network.NotifyBundle{
 		DisconnectedF: func(nw network.Network, c network.Conn) {
 			p := c.RemotePeer()
-			if ch, ok := n.relays.drops[p]; ok && nw.Connectedness(p) != network.Connected {
+			if ch, ok := rs.drops[p]; ok && nw.Connectedness(p) != network.Connected {
 				signal(ch)
 			}
 		},
 	})
-	for _, st := range n.relays.list {
-		n.wg.Add(1)
-		go n.keepReservation(st)
+	for _, st := range rs.list {
+		rs.work.goDo(func() { rs.keep(st) })
 	}
-	n.serveMailboxes()
+	rs.mail.serve()
 	return nil
 }
 
-func (n *Node) keepReservation(st *relayState) {
-	defer n.wg.Done()
-	drop := n.relays.drops[st.info.ID]
+// keep keeps a reservation on one relay until the node stops.
+func (rs *relays) keep(st *relayState) {
+	drop := rs.drops[st.info.ID]
 	backoff := time.Second
-	for n.ctx.Err() == nil {
-		rsvp, err := n.reserve(st)
+	for rs.ctx.Err() == nil {
+		rsvp, err := rs.reserve(st)
 		if err != nil {
-			n.setRelay(st, false, time.Time{}, err.Error())
-			n.log.Info("relay reservation failed; will retry", "relay", st.info.ID, "in", backoff, "err", err)
-			n.sleep(jitter(backoff), drop)
+			rs.set(st, false, time.Time{}, err.Error())
+			rs.log.Info("relay reservation failed; will retry", "relay", st.info.ID, "in", backoff, "err", err)
+			rs.sleep(jitter(backoff), drop)
 			backoff = min(2*backoff, time.Minute)
 			continue
 		}
 		backoff = time.Second
-		n.setRelay(st, true, rsvp.Expiration, "")
+		rs.set(st, true, rsvp.Expiration, "")
 		signal(st.fresh)
-		n.log.Info("relay reservation", "relay", st.info.ID, "expires", rsvp.Expiration,
+		rs.log.Info("relay reservation", "relay", st.info.ID, "expires", rsvp.Expiration,
 			"limit_duration", rsvp.LimitDuration, "limit_data", rsvp.LimitData)
-		select {
-		case <-drop:
-			n.setRelay(st, false, time.Time{}, "connection to the relay lost")
-			n.log.Info("relay connection lost; reserving again", "relay", st.info.ID)
-		case <-time.After(refreshIn(rsvp.Expiration, n.cfg.Now())):
-		case <-n.ctx.Done():
+		if !rs.sleep(refreshIn(rsvp.Expiration, rs.cfg.Now()), drop) && rs.ctx.Err() == nil {
+			rs.set(st, false, time.Time{}, "connection to the relay lost")
+			rs.log.Info("relay connection lost; reserving again", "relay", st.info.ID)
 		}
 	}
 }
@@ -219,55 +232,55 @@ func refreshIn(exp, now time.Time) time.Duration {
 }
 
 // reserve connects to the relay and reserves a slot.
-func (n *Node) reserve(st *relayState) (*client.Reservation, error) {
-	ctx, cancel := context.WithTimeout(n.ctx, reserveTimeout)
+func (rs *relays) reserve(st *relayState) (*client.Reservation, error) {
+	ctx, cancel := context.WithTimeout(rs.ctx, reserveTimeout)
 	defer cancel()
-	if err := n.host.Connect(ctx, st.info); err != nil {
+	if err := rs.host.Connect(ctx, st.info); err != nil {
 		return nil, fmt.Errorf("reach relay: %w", err)
 	}
-	n.cm.Protect(st.info.ID, relayTag)
-	rsvp, err := client.Reserve(ctx, n.host, st.info)
+	rs.cm.Protect(st.info.ID, relayTag)
+	rsvp, err := client.Reserve(ctx, rs.host, st.info)
 	if err != nil {
 		return nil, fmt.Errorf("reserve: %w", err)
 	}
 	return rsvp, nil
 }
 
-// setRelay records a reservation change and announces the new addresses.
-func (n *Node) setRelay(st *relayState, reserved bool, exp time.Time, errText string) {
-	n.relays.mu.Lock()
+// set records a reservation change and announces the new addresses.
+func (rs *relays) set(st *relayState, reserved bool, exp time.Time, errText string) {
+	rs.mu.Lock()
 	changed := st.reserved != reserved
 	st.reserved, st.expires, st.err = reserved, exp, errText
-	n.relays.mu.Unlock()
+	rs.mu.Unlock()
 	if changed {
-		n.addrsChanged()
+		rs.addrsChanged()
 	}
+}
+
+// setMailbox records whether our mailbox is registered at a relay, and
+// how many one-time prekeys it has left.
+func (rs *relays) setMailbox(st *relayState, registered bool, ok mailbox.OK) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	st.mailbox = registered
+	st.prekeys = [2]int{int(ok.PrekeysEC), int(ok.PrekeysKEM)}
 }
 
 // addrsChanged makes libp2p recompute and announce our addresses (identify
 // push to connected peers) and emits a listening event. The host updates
 // addresses when told that relay addresses changed; our address factory
 // supplies them, so the event carries none itself.
-func (n *Node) addrsChanged() {
-	if n.relayEmitter != nil {
-		n.relayEmitter.Emit(event.EvtAutoRelayAddrsUpdated{})
+func (rs *relays) addrsChanged() {
+	if rs.emitter != nil {
+		rs.emitter.Emit(event.EvtAutoRelayAddrsUpdated{})
 	}
-	n.emit(Event{Kind: EventListening, Addrs: n.Addrs()})
+	rs.emit(Event{Kind: EventListening, Addrs: FullAddrs(rs.host)})
 }
 
-// sleep waits d, or until woken, or shutdown.
-func (n *Node) sleep(d time.Duration, wake <-chan struct{}) {
-	select {
-	case <-time.After(d):
-	case <-wake:
-	case <-n.ctx.Done():
-	}
-}
-
-// viaRelays are addresses of p through each configured relay.
-func (n *Node) viaRelays(p peer.ID) []ma.Multiaddr {
+// via are addresses of p through each configured relay.
+func (rs *relays) via(p peer.ID) []ma.Multiaddr {
 	var out []ma.Multiaddr
-	for _, st := range n.relays.list {
+	for _, st := range rs.list {
 		if st.info.ID == p {
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -118,7 +119,7 @@ func TestBlock(t *testing.T) {
 	if alice.PeerInfo(bob.ID()).Online {
 		t.Fatal("a blocked peer has a live session")
 	}
-	if got, _ := bob.Store().Message(late.ID); got.Status == node.StatusDelivered {
+	if got, _ := bob.Store().Message(late.ID); got.Status == store.StatusDelivered {
 		t.Fatal("a blocked peer's message was acknowledged")
 	}
 	if h := historyBodies(t, alice, bob.ID()); len(h) != 1 {
@@ -208,7 +209,7 @@ func TestChangedKey(t *testing.T) {
 	alice.quiet(700*time.Millisecond, "message from the replaced key", func(e node.Event) bool {
 		return e.Kind == node.EventMessage && e.Message.Peer == bob1.ID()
 	})
-	if got, _ := bob1.Store().Message(stale.ID); got.Status == node.StatusDelivered {
+	if got, _ := bob1.Store().Message(stale.ID); got.Status == store.StatusDelivered {
 		t.Fatal("the replaced key's message was acknowledged")
 	}
 }
@@ -230,14 +231,14 @@ func TestReplacedKeyOutboxFails(t *testing.T) {
 	bob2.TrustPeer(alice.ID(), false)
 	refused(t, bob2, alice)
 	alice.waitPeer(bob2.ID(), "changed key", func(p node.PeerInfo) bool { return p.Trust == identity.StateChanged })
-	if m, _ := alice.Store().Message(stale.ID); m.Status == node.StatusFailed {
+	if m, _ := alice.Store().Message(stale.ID); m.Status == store.StatusFailed {
 		t.Fatal("failed before the user decided")
 	}
 	if err := alice.TrustPeer(bob2.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	m, err := alice.Store().Message(stale.ID)
-	if err != nil || m.Status != node.StatusFailed || !strings.Contains(m.Error, "replaced") {
+	if err != nil || m.Status != store.StatusFailed || !strings.Contains(m.Error, "replaced") {
 		t.Fatalf("the message to the replaced key: %+v, %v", m, err)
 	}
 	if out, _ := alice.Store().Outbox(oldBob); len(out) != 0 {

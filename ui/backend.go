@@ -6,6 +6,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -23,15 +24,15 @@ type Backend interface {
 	// PeerInfo describes one peer now.
 	PeerInfo(p peer.ID) node.PeerInfo
 	// Send stores and queues a message; it may wait for the disk.
-	Send(p peer.ID, text string) (node.Message, error)
+	Send(p peer.ID, text string) (store.Message, error)
 	// History is a page of a conversation before a sequence number.
-	History(p peer.ID, before uint64, limit int) ([]node.Message, error)
+	History(p peer.ID, before uint64, limit int) ([]store.Message, error)
 	// Conversations lists conversations, most recent first.
-	Conversations() ([]node.Conversation, error)
+	Conversations() ([]store.Conversation, error)
 	// MarkRead clears a conversation's unread count.
 	MarkRead(p peer.ID) error
 	// Search finds messages across conversations, newest first.
-	Search(text string, limit int) ([]node.Message, error)
+	Search(text string, limit int) ([]store.Message, error)
 	// TrustPeer pins a key (trust on first use) or marks it verified.
 	TrustPeer(p peer.ID, verified bool) error
 	// TrustNewPeer pins an unknown key, never accepting a key change

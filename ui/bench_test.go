@@ -7,7 +7,7 @@ import (
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
-	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 )
 
 // Big histories stay fast: the window reads the conversation list and one
@@ -30,15 +30,15 @@ func bigStore(tb testing.TB) *testPeer {
 	}
 	const batch = 10_000
 	for k := 0; k < benchMessages; k += batch {
-		ms := make([]*node.Message, 0, batch)
+		ms := make([]*store.Message, 0, batch)
 		for i := k; i < k+batch; i++ {
 			p := peers[i%benchConversations].peerID()
 			at := testNow.Add(-time.Duration(benchMessages-i) * time.Minute)
-			dir, st := node.Incoming, node.Status("")
+			dir, st := store.Incoming, store.Status("")
 			if i%3 == 0 {
-				dir, st = node.Outgoing, node.StatusDelivered
+				dir, st = store.Outgoing, store.StatusDelivered
 			}
-			ms = append(ms, &node.Message{ID: e2e.NewMessageID(), Peer: p, Direction: dir, Status: st,
+			ms = append(ms, &store.Message{ID: e2e.NewMessageID(), Peer: p, Direction: dir, Status: st,
 				StoredAt: at, SentAt: at, Body: fmt.Sprintf("message %d: the quick brown fox jumps over the lazy dog", i)})
 		}
 		alice.fill(ms...)

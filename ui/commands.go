@@ -9,6 +9,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/rivo/tview"
@@ -259,7 +260,7 @@ func (u *UI) cmdSearch(text string) {
 	})
 }
 
-func (u *UI) showResults(text string, found []node.Message, err error) {
+func (u *UI) showResults(text string, found []store.Message, err error) {
 	quoted := "“" + truncate(oneLine(text), 30) + "”"
 	switch {
 	case err != nil:
@@ -277,7 +278,7 @@ func (u *UI) showResults(text string, found []node.Message, err error) {
 	items := make([]string, len(found))
 	for i, m := range found {
 		who := u.nameOf(m.Peer)
-		if m.Direction == node.Outgoing {
+		if m.Direction == store.Outgoing {
 			who = "me → " + who
 		}
 		items[i] = fmt.Sprintf("%s  %s: %s", m.StoredAt.In(u.opts.Location).Format("2 Jan 15:04"),

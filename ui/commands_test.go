@@ -6,7 +6,7 @@ import (
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
-	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/gdamore/tcell/v2"
 )
 
@@ -103,9 +103,9 @@ func TestSearchOpensConversation(t *testing.T) {
 	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
 	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
 	alice.fill(
-		msg(bob.peerID(), node.Incoming, testNow.Add(-3e9), "lunch at noon?", ""),
-		msg(carol.peerID(), node.Incoming, testNow.Add(-2e9), "the quarterly report is due", ""),
-		msg(bob.peerID(), node.Outgoing, testNow.Add(-1e9), "sure, lunch works", node.StatusDelivered),
+		msg(bob.peerID(), store.Incoming, testNow.Add(-3e9), "lunch at noon?", ""),
+		msg(carol.peerID(), store.Incoming, testNow.Add(-2e9), "the quarterly report is due", ""),
+		msg(bob.peerID(), store.Outgoing, testNow.Add(-1e9), "sure, lunch works", store.StatusDelivered),
 	)
 	w := openWindow(t, alice.start(), 100, 30, Options{})
 	w.waitText(" bob  ")

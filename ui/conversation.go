@@ -8,14 +8,14 @@ import (
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
-	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/gdamore/tcell/v2"
 	"github.com/rivo/tview"
 )
 
 // entry is one message as shown, with its rows cached for one width.
 type entry struct {
-	msg     node.Message
+	msg     store.Message
 	pending bool // shown while Send runs, before the store gave it an ID
 	rows    []line
 	rowsW   int
@@ -80,7 +80,7 @@ func (c *convView) refresh() {
 	if off := !c.chat.info.Online; off != c.offline {
 		c.offline = off
 		for _, e := range c.stored {
-			if e.msg.Status == node.StatusSending {
+			if e.msg.Status == store.StatusSending {
 				e.rows = nil
 			}
 		}
@@ -105,7 +105,7 @@ func (c *convView) oldestSeq() uint64 {
 }
 
 // addPage merges a page of history (oldest first) read for generation gen.
-func (c *convView) addPage(gen int, page []node.Message, limit int) bool {
+func (c *convView) addPage(gen int, page []store.Message, limit int) bool {
 	if gen != c.gen {
 		return false
 	}
@@ -136,8 +136,8 @@ func (c *convView) sortStored() {
 
 // addPending shows a message the user just typed, before Send returns.
 func (c *convView) addPending(body string) *entry {
-	e := &entry{pending: true, msg: node.Message{
-		Peer: c.chat.info.ID, Direction: node.Outgoing, Body: body, StoredAt: c.now(), Status: node.StatusSending,
+	e := &entry{pending: true, msg: store.Message{
+		Peer: c.chat.info.ID, Direction: store.Outgoing, Body: body, StoredAt: c.now(), Status: store.StatusSending,
 	}}
 	c.pending = append(c.pending, e)
 	c.keepPlace(c.count() - 1)
@@ -146,11 +146,11 @@ func (c *convView) addPending(body string) *entry {
 
 // failPending marks a typed message that could not be stored.
 func (c *convView) failPending(e *entry, reason string) {
-	e.msg.Status, e.msg.Error, e.rows = node.StatusFailed, reason, nil
+	e.msg.Status, e.msg.Error, e.rows = store.StatusFailed, reason, nil
 }
 
 // upsert adds a new message or updates a shown one's delivery state.
-func (c *convView) upsert(m node.Message) {
+func (c *convView) upsert(m store.Message) {
 	if c.chat == nil || m.Peer != c.chat.info.ID {
 		return
 	}
@@ -179,12 +179,12 @@ func (c *convView) upsert(m node.Message) {
 
 // takePending removes and returns the first typed message with m's body,
 // when m is what the store made of it.
-func (c *convView) takePending(m node.Message) *entry {
-	if m.Direction != node.Outgoing {
+func (c *convView) takePending(m store.Message) *entry {
+	if m.Direction != store.Outgoing {
 		return nil
 	}
 	for i, e := range c.pending {
-		if e.msg.Body == m.Body && e.msg.Status != node.StatusFailed {
+		if e.msg.Body == m.Body && e.msg.Status != store.StatusFailed {
 			c.pending = slices.Delete(c.pending, i, i+1)
 			return e
 		}
@@ -202,13 +202,13 @@ func (c *convView) keepPlace(i int) {
 
 // statusRank orders delivery states so a late, older report never
 // overwrites a newer one.
-func statusRank(s node.Status) int {
+func statusRank(s store.Status) int {
 	switch s {
-	case node.StatusSent, node.StatusQueued:
+	case store.StatusSent, store.StatusQueued:
 		return 1
-	case node.StatusFailed:
+	case store.StatusFailed:
 		return 2
-	case node.StatusDelivered:
+	case store.StatusDelivered:
 		return 3
 	}
 	return 0
@@ -344,7 +344,7 @@ func (c *convView) render(e *entry, w int) []line {
 	}
 	m := e.msg
 	who, whoStyle := truncate(c.name, 16), c.th.them
-	if m.Direction == node.Outgoing {
+	if m.Direction == store.Outgoing {
 		who, whoStyle = "me", c.th.me
 	}
 	prefix := line{{m.StoredAt.In(c.loc).Format("15:04") + " ", c.th.dim}, {who, whoStyle}, {": ", c.th.dim}}
@@ -369,7 +369,7 @@ func (c *convView) render(e *entry, w int) []line {
 // on rows of its own when it does not fit.
 func (c *convView) appendStatus(rows []line, e *entry, w, indent int) []line {
 	st, t := deliveryText(e.msg)
-	if e.msg.Status == node.StatusSending && e.msg.Direction == node.Outgoing && c.offline && !e.pending {
+	if e.msg.Status == store.StatusSending && e.msg.Direction == store.Outgoing && c.offline && !e.pending {
 		st, t = "waiting: "+c.name+" is offline", toneWarn
 	}
 	if e.msg.Late {
@@ -392,7 +392,7 @@ func (c *convView) appendStatus(rows []line, e *entry, w, indent int) []line {
 
 // sentTime is when the sender wrote a message: the time, and the day too
 // when it is not the day the message arrived.
-func (c *convView) sentTime(m node.Message) string {
+func (c *convView) sentTime(m store.Message) string {
 	sent := m.SentAt.In(c.loc)
 	if sameDay(sent, m.StoredAt.In(c.loc)) {
 		return sent.Format("15:04")
@@ -401,18 +401,18 @@ func (c *convView) sentTime(m node.Message) string {
 }
 
 // deliveryText spells out an own message's delivery state.
-func deliveryText(m node.Message) (string, tone) {
-	if m.Direction != node.Outgoing {
+func deliveryText(m store.Message) (string, tone) {
+	if m.Direction != store.Outgoing {
 		return "", toneNone
 	}
 	switch m.Status {
-	case node.StatusSent:
+	case store.StatusSent:
 		return "sent", toneNone
-	case node.StatusQueued:
+	case store.StatusQueued:
 		return "queued at relay", toneWarn
-	case node.StatusDelivered:
+	case store.StatusDelivered:
 		return "✓ delivered", toneGood
-	case node.StatusFailed:
+	case store.StatusFailed:
 		if reason := oneLine(m.Error); reason != "" {
 			return "✗ failed: " + reason, toneBad
 		}

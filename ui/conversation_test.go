@@ -9,6 +9,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/gdamore/tcell/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -87,7 +88,7 @@ type countingBackend struct {
 	pages atomic.Int32
 }
 
-func (c *countingBackend) History(p peer.ID, before uint64, limit int) ([]node.Message, error) {
+func (c *countingBackend) History(p peer.ID, before uint64, limit int) ([]store.Message, error) {
 	c.pages.Add(1)
 	return c.Node.History(p, before, limit)
 }
@@ -98,9 +99,9 @@ func TestHistoryPagesLazily(t *testing.T) {
 	t.Parallel()
 	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
 	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
-	var ms []*node.Message
+	var ms []*store.Message
 	for i := 0; i < 300; i++ {
-		ms = append(ms, msg(bob.peerID(), node.Incoming, testNow.Add(-300*60e9+60e9*time.Duration(i)), fmt.Sprintf("message %03d", i), ""))
+		ms = append(ms, msg(bob.peerID(), store.Incoming, testNow.Add(-300*60e9+60e9*time.Duration(i)), fmt.Sprintf("message %03d", i), ""))
 	}
 	alice.fill(ms...)
 	b := &countingBackend{Node: alice.start()}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -13,7 +14,7 @@ const maxBatch = 256
 // snapshot is the state read when the window opens.
 type snapshot struct {
 	peers  []node.PeerInfo
-	convs  []node.Conversation
+	convs  []store.Conversation
 	expiry map[peer.ID]time.Time // stored certificates' expiry
 	relays []node.RelayInfo
 	err    error
@@ -171,7 +172,7 @@ func (u *UI) onPeer(info node.PeerInfo) {
 // onMessage shows an incoming message: in the open chat, or as an unread
 // count; with no chat open, it opens the sender's. It reports whether the
 // open chat got a message (to mark it read).
-func (u *UI) onMessage(m node.Message, info node.PeerInfo) bool {
+func (u *UI) onMessage(m store.Message, info node.PeerInfo) bool {
 	if info.ID == "" {
 		info = unknownPeer(m.Peer)
 	}
@@ -196,7 +197,7 @@ func (u *UI) onMessage(m node.Message, info node.PeerInfo) bool {
 }
 
 // onStatus shows an own message's new delivery state.
-func (u *UI) onStatus(m node.Message) {
+func (u *UI) onStatus(m store.Message) {
 	if c := u.roster.get(m.Peer); c != nil && m.Seq > c.lastSeq {
 		c.hasConv, c.last, c.lastSeq = true, m.StoredAt, m.Seq
 	}

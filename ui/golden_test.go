@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/identity"
-	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/gdamore/tcell/v2"
 )
 
@@ -86,14 +86,14 @@ func goldenConversation(t *testing.T) (*window, []string) {
 	yesterday := testNow.Add(-24 * time.Hour)
 	b, c := bob.peerID(), carol.peerID()
 	alice.fill(
-		msg(b, node.Incoming, yesterday.Add(-3*time.Hour), "Did you get the slides for Monday?", ""),
-		msg(b, node.Outgoing, yesterday.Add(-2*time.Hour), "Yes, reading them now. The numbers on page 4 look off; I'll check with finance.", node.StatusDelivered),
-		msg(c, node.Incoming, yesterday, "lunch tomorrow?", ""),
-		msg(b, node.Incoming, testNow.Add(-50*time.Minute), "Finance confirmed: page 4 is fixed.", ""),
-		msg(b, node.Outgoing, testNow.Add(-40*time.Minute), "Great, thanks!", node.StatusDelivered),
-		msg(b, node.Outgoing, testNow.Add(-30*time.Minute), "Sent the final version to the team.", node.StatusFailed),
-		msg(c, node.Incoming, testNow.Add(-20*time.Minute), "12:30 at the usual place?", ""),
-		msg(b, node.Outgoing, testNow.Add(-10*time.Minute), "See you at the review.", node.StatusDelivered),
+		msg(b, store.Incoming, yesterday.Add(-3*time.Hour), "Did you get the slides for Monday?", ""),
+		msg(b, store.Outgoing, yesterday.Add(-2*time.Hour), "Yes, reading them now. The numbers on page 4 look off; I'll check with finance.", store.StatusDelivered),
+		msg(c, store.Incoming, yesterday, "lunch tomorrow?", ""),
+		msg(b, store.Incoming, testNow.Add(-50*time.Minute), "Finance confirmed: page 4 is fixed.", ""),
+		msg(b, store.Outgoing, testNow.Add(-40*time.Minute), "Great, thanks!", store.StatusDelivered),
+		msg(b, store.Outgoing, testNow.Add(-30*time.Minute), "Sent the final version to the team.", store.StatusFailed),
+		msg(c, store.Incoming, testNow.Add(-20*time.Minute), "12:30 at the usual place?", ""),
+		msg(b, store.Outgoing, testNow.Add(-10*time.Minute), "See you at the review.", store.StatusDelivered),
 	)
 	if err := setFailure(alice, b, "Sent the final version to the team.", "the peer rejected it"); err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func setFailure(p *testPeer, q interface{ String() string }, body, reason string
 	if err != nil {
 		return err
 	}
-	s, err := node.OpenStore(p.home.Path("chat.db"), key)
+	s, err := store.Open(p.home.Path("chat.db"), key)
 	if err != nil {
 		return err
 	}
@@ -120,9 +120,9 @@ func setFailure(p *testPeer, q interface{ String() string }, body, reason string
 	}
 	m := found[0]
 	// A failed message is final; mark it again with the reason.
-	_, _, err = s.SetStatus(m.ID, m.Peer, node.StatusSending, "", testNow)
+	_, _, err = s.SetStatus(m.ID, m.Peer, store.StatusSending, "", testNow)
 	if err == nil {
-		_, _, err = s.SetStatus(m.ID, m.Peer, node.StatusFailed, reason, testNow)
+		_, _, err = s.SetStatus(m.ID, m.Peer, store.StatusFailed, reason, testNow)
 	}
 	return err
 }
@@ -145,7 +145,7 @@ func goldenKeyChanged(t *testing.T) (*window, []string) {
 	alice, oldBob, newBob := newPeer(t, "alice", 1), newPeer(t, "bob", 2), newPeer(t, "bob", 4)
 	alice.pin(oldBob.peerID(), "bob", identity.StateTOFU)
 	newBob.pin(alice.peerID(), "alice", identity.StateTOFU)
-	alice.fill(msg(oldBob.peerID(), node.Incoming, testNow.Add(-time.Hour), "See you tomorrow.", ""))
+	alice.fill(msg(oldBob.peerID(), store.Incoming, testNow.Add(-time.Hour), "See you tomorrow.", ""))
 	alice.start()
 	newBob.start()
 	w := openWindow(t, alice.n, 80, 24, Options{})
@@ -169,7 +169,7 @@ func goldenHelp(t *testing.T) (*window, []string) {
 func goldenTiny(t *testing.T) (*window, []string) {
 	alice, bob := newPeer(t, "alice", 1), newPeer(t, "bob", 2)
 	alice.pin(bob.peerID(), "bob", identity.StateVerified)
-	alice.fill(msg(bob.peerID(), node.Incoming, testNow.Add(-time.Minute), "Are you on the train yet? Call me when you are.", ""))
+	alice.fill(msg(bob.peerID(), store.Incoming, testNow.Add(-time.Minute), "Are you on the train yet? Call me when you are.", ""))
 	w := openWindow(t, alice.start(), 20, 5, Options{})
 	return w, []string{"Call", "bob"}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/gdamore/tcell/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rivo/uniseg"
@@ -127,12 +128,12 @@ func introduce(a, b *testPeer) {
 
 // fill stores messages with p directly in the store of a node that is
 // not running, one transaction for all.
-func (p *testPeer) fill(ms ...*node.Message) {
+func (p *testPeer) fill(ms ...*store.Message) {
 	key, err := p.id.DeriveKey("storage")
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	s, err := node.OpenStore(p.home.Path("chat.db"), key)
+	s, err := store.Open(p.home.Path("chat.db"), key)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -151,8 +152,8 @@ func (p *testPeer) fill(ms ...*node.Message) {
 }
 
 // msg is a message to or from q at a time.
-func msg(q peer.ID, dir node.Direction, at time.Time, body string, st node.Status) *node.Message {
-	return &node.Message{Peer: q, Direction: dir, StoredAt: at, Body: body, Status: st}
+func msg(q peer.ID, dir store.Direction, at time.Time, body string, st store.Status) *store.Message {
+	return &store.Message{Peer: q, Direction: dir, StoredAt: at, Body: body, Status: st}
 }
 
 // window is a chat window on a simulated screen.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/gdamore/tcell/v2"
 )
 
@@ -57,13 +58,13 @@ func TestOddInputAndTinyTerminals(t *testing.T) {
 	alice := newPeer(t, "alice", 0)
 	evil := newPeer(t, "[red]mal[::b]lory[-]", 0)
 	alice.pin(evil.peerID(), "", identity.StateTOFU)
-	var ms []*node.Message
+	var ms []*store.Message
 	for i, b := range oddBodies() {
-		dir := node.Incoming
+		dir := store.Incoming
 		if i%2 == 1 {
-			dir = node.Outgoing
+			dir = store.Outgoing
 		}
-		ms = append(ms, msg(evil.peerID(), dir, testNow.Add(time.Duration(i)*time.Minute), b, node.StatusFailed))
+		ms = append(ms, msg(evil.peerID(), dir, testNow.Add(time.Duration(i)*time.Minute), b, store.StatusFailed))
 	}
 	alice.fill(ms...)
 	evil.start()
@@ -130,7 +131,7 @@ func FuzzRender(f *testing.F) {
 		th := defaultTheme()
 		c := newConvView(&th, time.UTC, testClock)
 		c.reset(&chat{info: node.PeerInfo{ID: "peer"}, label: oneLine(text)})
-		e := &entry{msg: node.Message{Peer: "peer", Body: text, StoredAt: testNow, Direction: node.Outgoing, Status: node.StatusFailed, Error: text}}
+		e := &entry{msg: store.Message{Peer: "peer", Body: text, StoredAt: testNow, Direction: store.Outgoing, Status: store.StatusFailed, Error: text}}
 		for _, r := range c.render(e, width) {
 			if r.width() > max(width, 2) {
 				t.Fatalf("message row %v is wider than %d", r, width)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -87,7 +88,7 @@ func (r *roster) setInfo(info node.PeerInfo) *chat {
 }
 
 // setConversation records a stored conversation summary.
-func (r *roster) setConversation(cv node.Conversation, info node.PeerInfo) {
+func (r *roster) setConversation(cv store.Conversation, info node.PeerInfo) {
 	c := r.ensure(info)
 	c.hasConv = true
 	c.unread, c.last, c.lastSeq, c.missing = cv.Unread, cv.Last, cv.LastSeq, cv.Missing

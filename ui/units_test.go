@@ -9,22 +9,23 @@ import (
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/gdamore/tcell/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rivo/tview"
 )
 
 func TestDeliveryText(t *testing.T) {
-	for st, want := range map[node.Status]string{
-		node.StatusSending: "sending…", node.StatusSent: "sent", node.StatusQueued: "queued at relay",
-		node.StatusDelivered: "✓ delivered", node.StatusFailed: "✗ failed: no route[2J", // the escape character is gone
+	for st, want := range map[store.Status]string{
+		store.StatusSending: "sending…", store.StatusSent: "sent", store.StatusQueued: "queued at relay",
+		store.StatusDelivered: "✓ delivered", store.StatusFailed: "✗ failed: no route[2J", // the escape character is gone
 	} {
-		got, _ := deliveryText(node.Message{Direction: node.Outgoing, Status: st, Error: "no route\x1b[2J"})
+		got, _ := deliveryText(store.Message{Direction: store.Outgoing, Status: st, Error: "no route\x1b[2J"})
 		if got != want {
 			t.Errorf("%s: %q, want %q", st, got, want)
 		}
 	}
-	if got, _ := deliveryText(node.Message{Direction: node.Incoming, Status: node.StatusReceived}); got != "" {
+	if got, _ := deliveryText(store.Message{Direction: store.Incoming, Status: store.StatusReceived}); got != "" {
 		t.Errorf("incoming message has a delivery state %q", got)
 	}
 }
@@ -129,9 +130,9 @@ func TestGapAndLateMessages(t *testing.T) {
 	seq, infos := uint64(0), map[peer.ID]node.PeerInfo{bob.peerID(): alice.n.PeerInfo(bob.peerID())}
 	arrive := func(n uint64, late bool, missing int) {
 		seq++
-		m := node.Message{ID: e2e.NewMessageID(), Peer: bob.peerID(), Seq: seq, Direction: node.Incoming,
+		m := store.Message{ID: e2e.NewMessageID(), Peer: bob.peerID(), Seq: seq, Direction: store.Incoming,
 			SentAt: testNow.Add(time.Duration(n-10) * time.Minute), StoredAt: testNow, Body: fmt.Sprintf("number %d", n),
-			Status: node.StatusReceived, Stream: 7, Number: n, Late: late, Missing: missing}
+			Status: store.StatusReceived, Stream: 7, Number: n, Late: late, Missing: missing}
 		w.do(func() {
 			w.u.applyEvents([]node.Event{{Kind: node.EventMessage, Message: &m}}, infos)
 			w.u.app.ForceDraw()
@@ -179,25 +180,25 @@ func TestConvViewUpdates(t *testing.T) {
 	c := newConvView(&th, time.UTC, testClock)
 	ch := &chat{info: node.PeerInfo{ID: "peer"}, label: "bob"}
 	c.reset(ch)
-	mk := func(seq uint64, dir node.Direction, st node.Status) node.Message {
-		return node.Message{ID: e2e.NewMessageID(), Peer: "peer", Seq: seq, Direction: dir, Status: st,
+	mk := func(seq uint64, dir store.Direction, st store.Status) store.Message {
+		return store.Message{ID: e2e.NewMessageID(), Peer: "peer", Seq: seq, Direction: dir, Status: st,
 			StoredAt: testNow, Body: fmt.Sprintf("message %d", seq)}
 	}
-	page := []node.Message{mk(11, node.Incoming, node.StatusReceived), mk(12, node.Outgoing, node.StatusDelivered)}
+	page := []store.Message{mk(11, store.Incoming, store.StatusReceived), mk(12, store.Outgoing, store.StatusDelivered)}
 	c.addPage(c.gen, page, len(page)) // a full page: older ones are in the store
 
 	late := page[1]
-	late.Status = node.StatusSent
+	late.Status = store.StatusSent
 	c.upsert(late)
-	if got := c.byID[late.ID].msg.Status; got != node.StatusDelivered {
+	if got := c.byID[late.ID].msg.Status; got != store.StatusDelivered {
 		t.Fatalf("a late report made a delivered message %s", got)
 	}
-	c.upsert(mk(5, node.Incoming, node.StatusReceived))
+	c.upsert(mk(5, store.Incoming, store.StatusReceived))
 	if c.count() != 2 {
 		t.Fatalf("a message older than the loaded pages is shown: %d messages", c.count())
 	}
 	c.width, c.offset = 40, 3
-	c.upsert(mk(13, node.Incoming, node.StatusReceived))
+	c.upsert(mk(13, store.Incoming, store.StatusReceived))
 	if want := 3 + len(c.rowsOf(2, 40)); c.offset != want {
 		t.Fatalf("scrolled up, a new message left the offset at %d, want %d", c.offset, want)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 )
 
 // maxCommandLine bounds one JSON command line.
@@ -38,11 +39,11 @@ func (lw *lineWriter) write(v any) {
 // come and go in bursts, and a bot wants changes).
 type eventStream struct {
 	w    *lineWriter
-	name func(node.Message) string
+	name func(store.Message) string
 	last map[string]string // peer ID → its last peer line
 }
 
-func newEventStream(w *lineWriter, name func(node.Message) string) *eventStream {
+func newEventStream(w *lineWriter, name func(store.Message) string) *eventStream {
 	return &eventStream{w: w, name: name, last: map[string]string{}}
 }
 
@@ -137,7 +138,7 @@ func missingField(c request) string {
 }
 
 // name is a peer's display name for message events.
-func (h *handler) name(m node.Message) string { return h.n.PeerInfo(m.Peer).Name }
+func (h *handler) name(m store.Message) string { return h.n.PeerInfo(m.Peer).Name }
 
 func (h *handler) handle(line []byte, w *lineWriter) {
 	var c request

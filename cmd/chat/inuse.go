@@ -4,18 +4,18 @@ import (
 	"fmt"
 
 	"github.com/certchat/certchat/identity"
-	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 )
 
 // homeInUse reports whether another process runs on the home: a daemon
 // answers on the control socket, or a chat window or daemon holds the
-// message database (the lock node.ErrDatabaseBusy reports).
+// message database (the lock store.ErrBusy reports).
 func homeInUse(h identity.Home) bool {
 	if conn, err := dialControl(h); err == nil {
 		conn.Close()
 		return true
 	}
-	return fileLocked(h.Path(node.DBFile))
+	return fileLocked(h.Path(store.FileName))
 }
 
 // noteRestart tells the user, after a change that a running chat window

@@ -12,7 +12,7 @@ import (
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
-	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 )
 
 // mustRun runs the CLI in this process and fails the test unless it exits 0.
@@ -40,13 +40,13 @@ func newHome(t *testing.T, dir, name string) (identity.Home, string) {
 
 // holdDatabase opens the home's message database as a running chat window
 // or daemon does, until the test ends or the returned func is called.
-func holdDatabase(t *testing.T, h identity.Home) (*node.Store, func()) {
+func holdDatabase(t *testing.T, h identity.Home) (*store.Store, func()) {
 	t.Helper()
 	id, err := h.Load(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := node.OpenIdentityStore(h.Path(node.DBFile), id)
+	s, err := store.OpenIdentity(h.Path(store.FileName), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,14 +163,14 @@ func TestHistoryNamesContact(t *testing.T) {
 
 	s, release := holdDatabase(t, h)
 	now := time.Now()
-	if err := s.Import([]*node.Message{
-		{ID: e2e.NewMessageID(), Peer: bobID, Direction: node.Incoming, SentAt: now, StoredAt: now, Body: "hello alice"},
-		{ID: e2e.NewMessageID(), Peer: bobID, Direction: node.Outgoing, SentAt: now, StoredAt: now, Body: "hi bob", Status: node.StatusDelivered},
+	if err := s.Import([]*store.Message{
+		{ID: e2e.NewMessageID(), Peer: bobID, Direction: store.Incoming, SentAt: now, StoredAt: now, Body: "hello alice"},
+		{ID: e2e.NewMessageID(), Peer: bobID, Direction: store.Outgoing, SentAt: now, StoredAt: now, Body: "hi bob", Status: store.StatusDelivered},
 	}); err != nil {
 		t.Fatal(err)
 	}
 	code, _, errOut := runIn(t, "--home", dir, "history", "bobby")
-	if code != 1 || !strings.Contains(errOut, node.ErrDatabaseBusy.Error()) {
+	if code != 1 || !strings.Contains(errOut, store.ErrBusy.Error()) {
 		t.Errorf("history while the database is held: exit %d, %q", code, errOut)
 	}
 	release()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 )
 
 // The daemon's JSON-lines protocol, on stdin/stdout (`chat daemon --json`)
@@ -131,13 +132,13 @@ func peerEvent(p node.PeerInfo, ref string) evPeer {
 	return ev
 }
 
-func messageJSON(m node.Message) jsonMessage {
+func messageJSON(m store.Message) jsonMessage {
 	return jsonMessage{ID: m.ID.String(), Direction: string(m.Direction), Peer: m.Peer.String(), Text: m.Body,
 		TS: stamp(m.SentAt), Stored: stamp(m.StoredAt), Status: string(m.Status), Error: m.Error, Late: m.Late, Missing: m.Missing}
 }
 
 // eventJSON maps a node event to its JSON line; nil means not shown.
-func eventJSON(e node.Event, names func(node.Message) string) any {
+func eventJSON(e node.Event, names func(store.Message) string) any {
 	switch e.Kind {
 	case node.EventListening:
 		return evListening{Event: "listening", Addrs: e.Addrs}
@@ -149,7 +150,7 @@ func eventJSON(e node.Event, names func(node.Message) string) any {
 			Late: m.Late, Missing: m.Missing}
 	case node.EventStatus:
 		m := e.Message
-		if m.Status == node.StatusSending {
+		if m.Status == store.StatusSending {
 			return nil // the answer to send says "accepted"
 		}
 		return evStatus{Event: string(m.Status), ID: m.ID.String(), To: m.Peer.String(), Error: m.Error}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -224,7 +225,7 @@ func runDaemon(c *ctx) error {
 }
 
 // printEvent is the daemon's plain-text output.
-func printEvent(w io.Writer, e node.Event, name func(node.Message) string) {
+func printEvent(w io.Writer, e node.Event, name func(store.Message) string) {
 	ts := e.Time.Format("15:04:05")
 	switch e.Kind {
 	case node.EventListening:
@@ -242,7 +243,7 @@ func printEvent(w io.Writer, e node.Event, name func(node.Message) string) {
 		m := e.Message
 		fmt.Fprintf(w, "%s message from %s%s: %s\n", ts, name(*m), gapNote(m.Late, m.Missing), identity.SanitizeText(m.Body, false))
 	case node.EventStatus:
-		if e.Message.Status != node.StatusSending {
+		if e.Message.Status != store.StatusSending {
 			fmt.Fprintf(w, "%s %s %s to %s\n", ts, e.Message.Status, e.Message.ID, e.Message.Peer)
 		}
 	case node.EventError:
@@ -348,7 +349,7 @@ func sendDirect(c *ctx, text string) error {
 	for {
 		select {
 		case e := <-sub.C:
-			if e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == node.StatusDelivered {
+			if e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusDelivered {
 				c.printf("delivered %s\n", m.ID)
 				return nil
 			}
@@ -428,12 +429,12 @@ func historyDirect(c *ctx, h identity.Home, p peer.ID) ([]jsonMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := node.OpenIdentityStore(h.Path(node.DBFile), id)
+	db, err := store.OpenIdentity(h.Path(store.FileName), id)
 	if err != nil {
 		return nil, err
 	}
-	defer store.Close()
-	ms, err := store.History(p, 0, min(max(c.opts.node.limit, 1), historyMax))
+	defer db.Close()
+	ms, err := db.History(p, 0, min(max(c.opts.node.limit, 1), historyMax))
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +450,7 @@ func historyDirect(c *ctx, h identity.Home, p peer.ID) ([]jsonMessage, error) {
 func printHistoryLine(w io.Writer, m jsonMessage, name string) {
 	ts, _ := time.Parse(time.RFC3339Nano, m.TS)
 	who := name
-	if m.Direction == string(node.Outgoing) {
+	if m.Direction == string(store.Outgoing) {
 		who = "me (" + m.Status + ")"
 	}
 	head := fmt.Sprintf("%s  %s%s: ", ts.Local().Format("2006-01-02 15:04"), who, gapNote(m.Late, m.Missing))

@@ -1,4 +1,4 @@
-package node
+package store
 
 import (
 	"fmt"
@@ -15,7 +15,10 @@ import (
 func (s *Store) Import(ms []*Message) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, m := range ms {
-			if v := tx.Bucket(bktIDs).Get(m.ID[:]); v != nil {
+			if _, _, found, err := locate(tx, m.ID); err != nil || found {
+				if err != nil {
+					return err
+				}
 				continue
 			}
 			switch {

@@ -1,4 +1,4 @@
-package node
+package store
 
 import (
 	"math/rand/v2"
@@ -7,7 +7,7 @@ import (
 
 // Gaps. Every text carries the sender's numbering of its messages to us:
 // a stream (random, fixed for the conversation on the sender's side) and a
-// number from 1 (docs/PROTOCOL.md §7). The receiver keeps, per
+// number from 1 (docs/PROTOCOL.md §10). The receiver keeps, per
 // conversation, a window over the current stream: the lowest number not
 // yet received and the numbers received above it. From it each arriving
 // message learns whether it is late (later messages arrived first) and how

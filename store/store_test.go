@@ -1,4 +1,4 @@
-package node_test
+package store_test
 
 import (
 	"bytes"
@@ -14,11 +14,11 @@ import (
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
-	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// Store tests: the message database on its own, without a node.
+// Store tests: the message database on its own, without a store.
 
 func storeKey(t testing.TB) []byte {
 	t.Helper()
@@ -29,9 +29,9 @@ func storeKey(t testing.TB) []byte {
 	return k
 }
 
-func openStore(t testing.TB, path string, key []byte) *node.Store {
+func openStore(t testing.TB, path string, key []byte) *store.Store {
 	t.Helper()
-	s, err := node.OpenStore(path, key)
+	s, err := store.Open(path, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,18 +52,18 @@ func randomPeer(t testing.TB) peer.ID {
 // base is a fixed clock start, so orderings by time are deterministic.
 var base = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func outgoing(t testing.TB, s *node.Store, p peer.ID, body string, at time.Time) node.Message {
+func outgoing(t testing.TB, s *store.Store, p peer.ID, body string, at time.Time) store.Message {
 	t.Helper()
-	m := node.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: at, StoredAt: at, Body: body}
+	m := store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: at, StoredAt: at, Body: body}
 	if err := s.AddOutgoing(&m); err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-func incoming(t testing.TB, s *node.Store, p peer.ID, body string, at time.Time) node.Message {
+func incoming(t testing.TB, s *store.Store, p peer.ID, body string, at time.Time) store.Message {
 	t.Helper()
-	m := node.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: at, StoredAt: at, Body: body}
+	m := store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: at, StoredAt: at, Body: body}
 	isNew, err := s.AddIncoming(&m)
 	if err != nil || !isNew {
 		t.Fatalf("AddIncoming: new %v, err %v", isNew, err)
@@ -71,7 +71,7 @@ func incoming(t testing.TB, s *node.Store, p peer.ID, body string, at time.Time)
 	return m
 }
 
-func bodies(ms []node.Message) []string {
+func bodies(ms []store.Message) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = m.Body
@@ -81,7 +81,7 @@ func bodies(ms []node.Message) []string {
 
 func TestStoreBodiesEncryptedAtRest(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "chat.db")
-	s, err := node.OpenStore(path, storeKey(t))
+	s, err := store.Open(path, storeKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,33 +119,14 @@ func TestStoreBodiesEncryptedAtRest(t *testing.T) {
 
 func TestStoreWrongKey(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "chat.db")
-	s, err := node.OpenStore(path, storeKey(t))
+	s, err := store.Open(path, storeKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	outgoing(t, s, randomPeer(t), "hello", base)
 	s.Close()
-	if _, err := node.OpenStore(path, storeKey(t)); !errors.Is(err, node.ErrWrongDatabaseKey) {
+	if _, err := store.Open(path, storeKey(t)); !errors.Is(err, store.ErrWrongKey) {
 		t.Fatalf("open with another key: %v, want ErrWrongDatabaseKey", err)
-	}
-}
-
-// TestNodeWrongIdentity opens a home's database with another identity
-// through node.New: the storage key comes from the identity key.
-func TestNodeWrongIdentity(t *testing.T) {
-	alice := newHome(t, "alice")
-	n := startNode(t, alice)
-	db := alice.Path("chat.db")
-	n.Close()
-	mallory := newHome(t, "mallory")
-	id, err := mallory.Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, _ := mallory.TrustStore()
-	_, err = node.New(node.Config{Home: mallory, Identity: id, Trust: ts, DBPath: db, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
-	if !errors.Is(err, node.ErrWrongDatabaseKey) {
-		t.Fatalf("node.New on another identity's database: %v, want ErrWrongDatabaseKey", err)
 	}
 }
 
@@ -154,8 +135,8 @@ func TestStoreBusy(t *testing.T) {
 	key := storeKey(t)
 	s := openStore(t, path, key)
 	start := time.Now()
-	_, err := node.OpenStore(path, key)
-	if !errors.Is(err, node.ErrDatabaseBusy) {
+	_, err := store.Open(path, key)
+	if !errors.Is(err, store.ErrBusy) {
 		t.Fatalf("second open: %v, want ErrDatabaseBusy", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -163,7 +144,7 @@ func TestStoreBusy(t *testing.T) {
 	}
 	s.Close()
 	// Once the first one closed, the database opens again.
-	s2, err := node.OpenStore(path, key)
+	s2, err := store.Open(path, key)
 	if err != nil {
 		t.Fatalf("open after close: %v", err)
 	}
@@ -174,12 +155,12 @@ func TestStoreAddIncomingDedupe(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "chat.db"), storeKey(t))
 	alice, bob := randomPeer(t), randomPeer(t)
 	id := e2e.NewMessageID()
-	first := node.Message{ID: id, Peer: alice, SentAt: base, StoredAt: base, Body: "original"}
+	first := store.Message{ID: id, Peer: alice, SentAt: base, StoredAt: base, Body: "original"}
 	isNew, err := s.AddIncoming(&first)
 	if err != nil || !isNew {
 		t.Fatalf("first: new %v err %v", isNew, err)
 	}
-	if first.Seq == 0 || first.Direction != node.Incoming || first.Status != node.StatusReceived {
+	if first.Seq == 0 || first.Direction != store.Incoming || first.Status != store.StatusReceived {
 		t.Fatalf("stored as %+v", first)
 	}
 	tests := []struct {
@@ -195,7 +176,7 @@ func TestStoreAddIncomingDedupe(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := node.Message{ID: id, Peer: tc.peer, SentAt: base, StoredAt: base, Body: tc.body}
+			m := store.Message{ID: id, Peer: tc.peer, SentAt: base, StoredAt: base, Body: tc.body}
 			isNew, err := s.AddIncoming(&m)
 			if isNew != tc.wantNew || (err != nil) != tc.wantErr {
 				t.Fatalf("new %v err %v; want new %v, error %v", isNew, err, tc.wantNew, tc.wantErr)
@@ -216,7 +197,7 @@ func TestStoreAddIncomingDedupe(t *testing.T) {
 	// An ID we used for an outgoing message is not a new incoming one
 	// from another peer either.
 	out := outgoing(t, s, alice, "mine", base)
-	m := node.Message{ID: out.ID, Peer: bob, SentAt: base, StoredAt: base, Body: "x"}
+	m := store.Message{ID: out.ID, Peer: bob, SentAt: base, StoredAt: base, Body: "x"}
 	if isNew, err := s.AddIncoming(&m); isNew || err == nil {
 		t.Fatalf("incoming from bob with alice's outgoing id: new %v err %v", isNew, err)
 	}
@@ -226,26 +207,26 @@ func TestStoreSetStatus(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "chat.db"), storeKey(t))
 	alice, bob := randomPeer(t), randomPeer(t)
 	m := outgoing(t, s, alice, "hi", base)
-	if m.Status != node.StatusSending {
+	if m.Status != store.StatusSending {
 		t.Fatalf("new outgoing status %q", m.Status)
 	}
 	later := base.Add(time.Minute)
 	steps := []struct {
 		name        string
 		from        peer.ID
-		status      node.Status
+		status      store.Status
 		wantChanged bool
 		wantErr     bool
-		wantStatus  node.Status
+		wantStatus  store.Status
 		wantOutbox  int
 	}{
-		{"sent", alice, node.StatusSent, true, false, node.StatusSent, 1},
-		{"sent again", alice, node.StatusSent, false, false, node.StatusSent, 1},
-		{"receipt from another peer", bob, node.StatusDelivered, false, true, node.StatusSent, 1},
-		{"delivered", alice, node.StatusDelivered, true, false, node.StatusDelivered, 0},
-		{"delivered twice", alice, node.StatusDelivered, false, false, node.StatusDelivered, 0},
-		{"sent after delivered", alice, node.StatusSent, false, false, node.StatusDelivered, 0},
-		{"failed after delivered", alice, node.StatusFailed, false, false, node.StatusDelivered, 0},
+		{"sent", alice, store.StatusSent, true, false, store.StatusSent, 1},
+		{"sent again", alice, store.StatusSent, false, false, store.StatusSent, 1},
+		{"receipt from another peer", bob, store.StatusDelivered, false, true, store.StatusSent, 1},
+		{"delivered", alice, store.StatusDelivered, true, false, store.StatusDelivered, 0},
+		{"delivered twice", alice, store.StatusDelivered, false, false, store.StatusDelivered, 0},
+		{"sent after delivered", alice, store.StatusSent, false, false, store.StatusDelivered, 0},
+		{"failed after delivered", alice, store.StatusFailed, false, false, store.StatusDelivered, 0},
 	}
 	for _, st := range steps {
 		got, changed, err := s.SetStatus(m.ID, st.from, st.status, "", later)
@@ -272,16 +253,16 @@ func TestStoreSetStatus(t *testing.T) {
 	}
 	// Incoming messages have no delivery status to change.
 	in := incoming(t, s, alice, "yo", base)
-	if _, changed, err := s.SetStatus(in.ID, alice, node.StatusDelivered, "", later); changed || err != nil {
+	if _, changed, err := s.SetStatus(in.ID, alice, store.StatusDelivered, "", later); changed || err != nil {
 		t.Fatalf("status of an incoming message: changed %v err %v", changed, err)
 	}
 	// Unknown IDs are an error.
-	if _, _, err := s.SetStatus(e2e.NewMessageID(), alice, node.StatusDelivered, "", later); err == nil {
+	if _, _, err := s.SetStatus(e2e.NewMessageID(), alice, store.StatusDelivered, "", later); err == nil {
 		t.Fatal("status of an unknown message: no error")
 	}
 	// Failed leaves the outbox too, with its reason.
 	f := outgoing(t, s, alice, "doomed", base)
-	got, changed, err := s.SetStatus(f.ID, alice, node.StatusFailed, "too long", later)
+	got, changed, err := s.SetStatus(f.ID, alice, store.StatusFailed, "too long", later)
 	if !changed || err != nil || got.Error != "too long" {
 		t.Fatalf("failed: %+v changed %v err %v", got, changed, err)
 	}
@@ -387,7 +368,7 @@ func TestStoreOutbox(t *testing.T) {
 	// Delivering out of order keeps the rest in order.
 	p := peers[0]
 	for _, i := range []int{3, 0, 7} {
-		if _, _, err := s.SetStatus(ids[p][i], p, node.StatusDelivered, "", base); err != nil {
+		if _, _, err := s.SetStatus(ids[p][i], p, store.StatusDelivered, "", base); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -402,7 +383,7 @@ func TestStoreOutbox(t *testing.T) {
 	}
 	// Once everything is delivered, the peer leaves OutboxPeers.
 	for _, id := range ids[p] {
-		s.SetStatus(id, p, node.StatusDelivered, "", base)
+		s.SetStatus(id, p, store.StatusDelivered, "", base)
 	}
 	if op, _ := s.OutboxPeers(); !slices.Equal(op, []peer.ID{peers[1]}) {
 		t.Fatalf("OutboxPeers after delivering all of %s: %v", p, op)
@@ -418,7 +399,7 @@ func TestStoreConversations(t *testing.T) {
 	outgoing(t, s, bob, "b1", base.Add(5*time.Minute))
 	incoming(t, s, carol, "c1", base.Add(4*time.Minute))
 
-	check := func(name string, want []node.Conversation) {
+	check := func(name string, want []store.Conversation) {
 		t.Helper()
 		got, err := s.Conversations()
 		if err != nil {
@@ -434,7 +415,7 @@ func TestStoreConversations(t *testing.T) {
 			}
 		}
 	}
-	check("initially", []node.Conversation{
+	check("initially", []store.Conversation{
 		{Peer: bob, Last: base.Add(5 * time.Minute), Unread: 0, Messages: 1},
 		{Peer: carol, Last: base.Add(4 * time.Minute), Unread: 1, Messages: 1},
 		{Peer: alice, Last: base.Add(3 * time.Minute), Unread: 2, Messages: 3},
@@ -450,7 +431,7 @@ func TestStoreConversations(t *testing.T) {
 	}
 	incoming(t, s, carol, "c2", base.Add(6*time.Minute))
 	// (check also shows MarkRead of a stranger created no conversation.)
-	check("after reading alice, carol writes", []node.Conversation{
+	check("after reading alice, carol writes", []store.Conversation{
 		{Peer: carol, Last: base.Add(6 * time.Minute), Unread: 2, Messages: 2},
 		{Peer: bob, Last: base.Add(5 * time.Minute), Unread: 0, Messages: 1},
 		{Peer: alice, Last: base.Add(3 * time.Minute), Unread: 0, Messages: 3},
@@ -487,7 +468,7 @@ func TestStoreSearch(t *testing.T) {
 	}
 	// Results carry their conversation.
 	got, _ := s.Search("dinner", 1)
-	if len(got) != 1 || got[0].Peer != bob || got[0].Direction != node.Incoming {
+	if len(got) != 1 || got[0].Peer != bob || got[0].Direction != store.Incoming {
 		t.Fatalf("search result %+v", got)
 	}
 }
@@ -495,12 +476,12 @@ func TestStoreSearch(t *testing.T) {
 func TestStorePeers(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "chat.db")
 	key := storeKey(t)
-	s, err := node.OpenStore(path, key)
+	s, err := store.Open(path, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := randomPeer(t)
-	rec := node.PeerRecord{Name: "bob", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, LastSeen: base, CAVerified: true}
+	rec := store.PeerRecord{Name: "bob", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, LastSeen: base, CAVerified: true}
 	if err := s.PutPeer(p, rec); err != nil {
 		t.Fatal(err)
 	}
@@ -538,8 +519,8 @@ func TestStoreNumbering(t *testing.T) {
 	if streams[0] != streams[1] || streams[0] == streams[2] {
 		t.Fatalf("streams %x: one per conversation", streams)
 	}
-	in := func(n uint64) node.Message {
-		m := node.Message{ID: e2e.NewMessageID(), Peer: bob, SentAt: base, StoredAt: base, Body: fmt.Sprint(n), Stream: 0xfeed, Number: n}
+	in := func(n uint64) store.Message {
+		m := store.Message{ID: e2e.NewMessageID(), Peer: bob, SentAt: base, StoredAt: base, Body: fmt.Sprint(n), Stream: 0xfeed, Number: n}
 		if isNew, err := s.AddIncoming(&m); err != nil || !isNew {
 			t.Fatalf("AddIncoming %d: %v %v", n, isNew, err)
 		}

@@ -1,0 +1,78 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+)
+
+// core is what every part of the node shares. It is set up by New and
+// never changes after, so it needs no lock; each field is safe for
+// concurrent use on its own.
+type core struct {
+	cfg    Config
+	log    *slog.Logger
+	id     *identity.Identity
+	trust  *identity.TrustStore
+	host   host.Host
+	cm     *connmgr.BasicConnMgr
+	ep     *e2e.Endpoint
+	store  *store.Store
+	events *broker
+	work   *workers
+	ctx    context.Context // cancelled by Close
+}
+
+func (c *core) emit(e Event) {
+	if e.Time.IsZero() {
+		e.Time = c.cfg.Now()
+	}
+	c.events.publish(e)
+}
+
+func (c *core) emitError(p peer.ID, err error) {
+	c.emit(Event{Kind: EventError, PeerID: p, Err: err.Error()})
+}
+
+// sleep waits d, or until woken, or shutdown, and reports whether d
+// passed.
+func (c *core) sleep(d time.Duration, wake ...<-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var w0, w1 <-chan struct{}
+	if len(wake) > 0 {
+		w0 = wake[0]
+	}
+	if len(wake) > 1 {
+		w1 = wake[1]
+	}
+	select {
+	case <-t.C:
+		return true
+	case <-w0:
+	case <-w1:
+	case <-c.ctx.Done():
+	}
+	return false
+}
+
+// signal wakes whoever waits on ch, without blocking.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// jitter spreads retries over [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}

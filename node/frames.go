@@ -1,0 +1,148 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/e2e/ratchet"
+	"github.com/certchat/certchat/identity"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// What arrives on a live session: sealed envelopes (texts and receipts),
+// ratchet seeds, and plain receipts.
+
+func (t *sessions) handleFrame(cs *chatSession, f e2e.Frame) error {
+	switch f.Type {
+	case e2e.FrameText:
+		return fmt.Errorf("%w: messages must be sealed (envelope frames), not sent as text", e2e.ErrMalformed)
+	case e2e.FrameEnvelope:
+		// Copies: the session reuses the payload's memory, and ratchet
+		// state may keep parts of what it opens.
+		return t.receiveEnvelope(cs, bytes.Clone(f.Payload))
+	case e2e.FrameRatchetInit:
+		return t.receiveRatchetInit(cs, bytes.Clone(f.Payload))
+	case e2e.FrameReceipt:
+		r, err := e2e.ParseReceipt(f.Payload)
+		if err != nil {
+			return err
+		}
+		t.receipts.add(cs.peer, r.ID)
+		return nil
+	}
+	t.log.Debug("frame ignored", "peer", cs.peer, "type", f.Type)
+	return nil
+}
+
+// receiveEnvelope opens a sealed message or receipt. The message is
+// stored (once, whatever the retries) with the new ratchet state, then
+// acknowledged: the receipt means "stored durably".
+func (t *sessions) receiveEnvelope(cs *chatSession, env []byte) error {
+	res, err := t.rk.open(cs.peer, env)
+	switch {
+	case errors.Is(err, ratchet.ErrDuplicate):
+		t.log.Info("duplicate envelope dropped", "peer", cs.peer)
+		return nil
+	case errors.Is(err, ratchet.ErrNoSession), errors.Is(err, ratchet.ErrUnknownSession),
+		errors.Is(err, ratchet.ErrTooManySkipped), errors.Is(err, ratchet.ErrReplay):
+		// The peer sealed for a session we do not have (we lost state, or
+		// it predates a seed), or one whose direction cannot go on (a gap
+		// beyond MAX_SKIP): start a new one; the peer writes its
+		// unacknowledged messages again on it.
+		t.log.Warn("envelope cannot be opened in its session; seeding a new one", "peer", cs.peer, "err", err)
+		t.reseed(cs)
+		return nil
+	case err != nil:
+		t.emitError(cs.peer, fmt.Errorf("a message from %s could not be opened and was dropped: %w", identity.ShortID(cs.peer), err))
+		return nil
+	}
+	t.delivered(cs.peer, res, cs)
+	return nil
+}
+
+// delivered reports what an opened envelope carried and acknowledges a
+// message: on the live session cs when there is one, else through the
+// sender's mailbox.
+func (t *sessions) delivered(p peer.ID, res opened, cs *chatSession) {
+	if res.text != nil {
+		if res.isNew {
+			t.emit(Event{Kind: EventMessage, Message: res.text})
+		}
+		t.mail.sendReceipt(p, res.text.ID, cs)
+	}
+	if res.receipt != nil && res.changed {
+		t.emit(Event{Kind: EventStatus, Message: res.receipt})
+	}
+	t.out.kick(p) // a receipt opens the send window; a first envelope confirms a seed
+}
+
+// reseed starts a new ratchet session over a live session: the TLS client
+// asks for a seed, the TLS server offers one.
+func (t *sessions) reseed(cs *chatSession) {
+	if cs.outgoing {
+		if err := cs.s.Send(e2e.FrameRatchetInit, nil); err != nil {
+			t.log.Info("ask for a ratchet seed", "peer", cs.peer, "err", err)
+		}
+		return
+	}
+	t.offerSeed(cs)
+	cs.resetSent()
+}
+
+// offerSeed seeds a ratchet session as the TLS server and sends the offer.
+func (t *sessions) offerSeed(cs *chatSession) {
+	offer, err := t.seedOffer(cs)
+	if err != nil {
+		t.log.Error("seed a ratchet session", "peer", cs.peer, "err", err)
+		return
+	}
+	if err := cs.s.Send(e2e.FrameRatchetInit, offer); err != nil {
+		t.log.Info("send ratchet seed", "peer", cs.peer, "err", err)
+	}
+}
+
+func (t *sessions) seedOffer(cs *chatSession) ([]byte, error) {
+	secret, err := t.exporterSecret(cs)
+	if err != nil {
+		return nil, err
+	}
+	return t.rk.seedResponder(cs.peer, secret)
+}
+
+// receiveRatchetInit handles a seed request (empty, to the TLS server) or
+// a seed offer (to the TLS client).
+func (t *sessions) receiveRatchetInit(cs *chatSession, offer []byte) error {
+	switch {
+	case len(offer) == 0 && !cs.outgoing:
+		t.reseed(cs)
+		return nil
+	case len(offer) == 0 || !cs.outgoing:
+		return fmt.Errorf("%w: unexpected ratchet-init frame", e2e.ErrMalformed)
+	}
+	if err := t.seedAccept(cs, offer); err != nil {
+		return fmt.Errorf("ratchet seed: %w", err)
+	}
+	// The server cannot send until it opens one envelope of ours.
+	env, err := t.rk.seal(cs.peer, nil)
+	if err != nil {
+		return err
+	}
+	if err := cs.s.Send(e2e.FrameEnvelope, env); err != nil {
+		t.log.Info("confirm ratchet seed", "peer", cs.peer, "err", err)
+	}
+	cs.resetSent()
+	t.out.kick(cs.peer)
+	return nil
+}
+
+// seedAccept starts a ratchet session as the TLS client from the
+// server's offer.
+func (t *sessions) seedAccept(cs *chatSession, offer []byte) error {
+	secret, err := t.exporterSecret(cs)
+	if err != nil {
+		return err
+	}
+	return t.rk.seedInitiator(cs.peer, secret, offer)
+}

@@ -1,0 +1,464 @@
+package node
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/e2e/ratchet"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Every message goes through the Double Ratchet (e2e/ratchet), live or
+// through a relay's mailbox, so both paths share one state. Each
+// transmission seals a fresh envelope and commits the new state before the
+// envelope leaves; the plaintext is an inner frame (text or receipt) and
+// receivers drop duplicates by message ID. A live session with no ratchet
+// yet seeds one from its TLS exporter (docs/PROTOCOL.md §12.8); a peer
+// reached only through its mailbox is met with PQXDH from its bundle
+// (§12.6).
+
+// ratchetKeys owns the ratchet state in memory, backed by the store: the
+// local keys, each peer's session set, and envelopes sealed for a mailbox
+// and not yet deposited. mu guards local, sets and unsent, and is held
+// across the store commit of a new state, so states are committed in the
+// order they are made; it is taken by the read loops, the outbox workers
+// and the mailbox loops. One lock for all peers: each operation takes
+// microseconds, plus an fsync when it commits.
+type ratchetKeys struct {
+	store  *store.Store
+	log    *slog.Logger
+	signer ed25519.PrivateKey
+	self   peer.ID
+	now    func() time.Time
+
+	mu    sync.Mutex
+	local *ratchet.LocalKeys
+	sets  map[peer.ID]*ratchet.SessionSet
+	// unsent are envelopes sealed for a mailbox whose deposit failed, by
+	// peer and message: the next attempt deposits the same envelope, so
+	// retries while a relay is away or full do not each cost a message
+	// number (a gap the receiver must skip, at most ratchet.MaxSkip).
+	unsent map[peer.ID]map[e2e.MessageID][]byte
+}
+
+// loadRatchetKeys loads the local ratchet keys, creating them on first run.
+func loadRatchetKeys(st *store.Store, log *slog.Logger, id *identity.Identity, now func() time.Time) (*ratchetKeys, error) {
+	rk := &ratchetKeys{store: st, log: log, signer: id.Signer(), self: id.PeerID(), now: now,
+		sets: map[peer.ID]*ratchet.SessionSet{}, unsent: map[peer.ID]map[e2e.MessageID][]byte{}}
+	data, err := st.LocalKeys()
+	if errors.Is(err, store.ErrNotFound) {
+		k, err := ratchet.NewLocalKeys(rk.signer, []byte(rk.self), now())
+		if err != nil {
+			return nil, err
+		}
+		return rk, rk.commitLocal(k)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rk.local, err = ratchet.UnmarshalLocalKeys(data, rk.signer); err != nil {
+		return nil, fmt.Errorf("ratchet keys: %w", err)
+	}
+	return rk, nil
+}
+
+// commitLocal persists new local keys, then swaps them in. Callers hold
+// mu, or own rk alone.
+func (rk *ratchetKeys) commitLocal(k *ratchet.LocalKeys) error {
+	enc, err := k.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := rk.store.SaveRatchet(store.Ratchet{Local: enc}); err != nil {
+		return err
+	}
+	rk.local = k
+	return nil
+}
+
+// setFor returns p's session set. Callers hold mu.
+func (rk *ratchetKeys) setFor(p peer.ID) (*ratchet.SessionSet, error) {
+	if s, ok := rk.sets[p]; ok {
+		return s, nil
+	}
+	data, err := rk.store.SessionSet(p)
+	if err == nil {
+		s, err := ratchet.UnmarshalSessionSet(data)
+		if err != nil {
+			return nil, fmt.Errorf("ratchet state with %s: %w", identity.ShortID(p), err)
+		}
+		rk.sets[p] = s
+		return s, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	key, err := identity.KeyFromPeerID(p)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ratchet.NewSessionSet(rk.local, []byte(p), key)
+	if err != nil {
+		return nil, err
+	}
+	rk.sets[p] = s
+	return s, nil
+}
+
+// encode is the store record of p's new set and local keys (nil: unchanged).
+func encode(p peer.ID, set *ratchet.SessionSet, local *ratchet.LocalKeys) (store.Ratchet, error) {
+	w := store.Ratchet{Peer: p}
+	var err error
+	if w.Set, err = set.MarshalBinary(); err != nil {
+		return w, err
+	}
+	if local != nil {
+		w.Local, err = local.MarshalBinary()
+	}
+	return w, err
+}
+
+// swap takes in a committed state. Callers hold mu.
+func (rk *ratchetKeys) swap(p peer.ID, set *ratchet.SessionSet, local *ratchet.LocalKeys) {
+	rk.sets[p] = set
+	if local != nil {
+		rk.local = local
+	}
+}
+
+// commitSet persists p's new set, then swaps it in. Callers hold mu.
+func (rk *ratchetKeys) commitSet(p peer.ID, set *ratchet.SessionSet) error {
+	w, err := encode(p, set, nil)
+	if err != nil {
+		return err
+	}
+	if err := rk.store.SaveRatchet(w); err != nil {
+		return err
+	}
+	rk.swap(p, set, nil)
+	return nil
+}
+
+// hasSession reports whether p's set has an active session to send on. A
+// session seeded as the TLS server cannot send before it has opened the
+// client's first envelope (lost if the connection broke): it does not
+// count, so a new session is seeded or initiated instead.
+func (rk *ratchetKeys) hasSession(p peer.ID) bool {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	s, err := rk.setFor(p)
+	if err != nil {
+		return false
+	}
+	_, _, err = s.Seal(nil, rk.now()) // functional: s is unchanged
+	return err == nil
+}
+
+// innerFrame is a ratchet plaintext: one frame, text or receipt. An empty
+// plaintext carries nothing (it only confirms a seeded session).
+func innerFrame(t e2e.FrameType, payload []byte) ([]byte, error) {
+	return e2e.AppendFrame(nil, t, payload)
+}
+
+// textPlaintext is the ratchet plaintext of a message: its text frame.
+func textPlaintext(m store.Message) ([]byte, error) {
+	payload, err := (e2e.Text{ID: m.ID, SentAt: m.SentAt, Stream: m.Stream, Number: m.Number, Body: m.Body}).Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return innerFrame(e2e.FrameText, payload)
+}
+
+// seal seals a plaintext for p, committing the new state first.
+func (rk *ratchetKeys) seal(p peer.ID, plaintext []byte) ([]byte, error) {
+	envs, err := rk.sealAll(p, [][]byte{plaintext})
+	if err != nil {
+		return nil, err
+	}
+	return envs[0], nil
+}
+
+// sealText seals a stored outgoing message.
+func (rk *ratchetKeys) sealText(m store.Message) ([]byte, error) {
+	pt, err := textPlaintext(m)
+	if err != nil {
+		return nil, err
+	}
+	return rk.seal(m.Peer, pt)
+}
+
+// sealReceipt seals a receipt for a message p sent.
+func (rk *ratchetKeys) sealReceipt(p peer.ID, id e2e.MessageID) ([]byte, error) {
+	pt, err := innerFrame(e2e.FrameReceipt, e2e.Receipt{ID: id, Status: e2e.ReceiptStored}.Marshal())
+	if err != nil {
+		return nil, err
+	}
+	return rk.seal(p, pt)
+}
+
+// sealAll seals plaintexts for p, in order, with one commit of the new
+// state for all of them: a batch costs one fsync, and no envelope leaves
+// before the commit. If sealing stops early, it returns the envelopes
+// sealed so far (committed) and the error; no envelope and the error if
+// none could be sealed.
+func (rk *ratchetKeys) sealAll(p peer.ID, pts [][]byte) ([][]byte, error) {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	set, err := rk.setFor(p)
+	if err != nil {
+		return nil, err
+	}
+	var envs [][]byte
+	var sealErr error
+	for _, pt := range pts {
+		env, next, err := set.Seal(pt, rk.now())
+		if err != nil {
+			sealErr = err
+			break
+		}
+		envs, set = append(envs, env), next
+	}
+	if len(envs) == 0 {
+		return nil, sealErr
+	}
+	if err := rk.commitSet(p, set); err != nil {
+		return nil, err
+	}
+	return envs, sealErr
+}
+
+// opened is what an envelope carried.
+type opened struct {
+	text    *store.Message // a new or repeated incoming message
+	isNew   bool
+	receipt *store.Message // the outgoing message a receipt acknowledged
+	changed bool           // the receipt changed its status
+	info    ratchet.Info
+}
+
+// open opens an envelope from p. The new ratchet state and the message or
+// receipt it carried are committed together; on any failure nothing
+// changes. The plaintext must be empty or exactly one text or receipt frame.
+func (rk *ratchetKeys) open(p peer.ID, env []byte) (opened, error) {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	set, err := rk.setFor(p)
+	if err != nil {
+		return opened{}, err
+	}
+	o, err := set.Open(rk.local, env, rk.now())
+	if err != nil {
+		return opened{}, err
+	}
+	f, err := innerOf(o.Plaintext)
+	if err != nil {
+		return opened{}, err
+	}
+	w, err := encode(p, o.Set, o.Keys)
+	if err != nil {
+		return opened{}, err
+	}
+	res := opened{info: o.Info}
+	if err := rk.commitInner(p, w, f, &res); err != nil {
+		return opened{}, err
+	}
+	rk.swap(p, o.Set, o.Keys)
+	return res, nil
+}
+
+// innerOf parses a ratchet plaintext: nil for an empty one.
+func innerOf(pt []byte) (*e2e.Frame, error) {
+	if len(pt) == 0 {
+		return nil, nil
+	}
+	r := bytes.NewReader(pt)
+	f, err := e2e.ReadFrame(r)
+	if err != nil || r.Len() != 0 {
+		return nil, fmt.Errorf("%w: sealed plaintext is not one frame", e2e.ErrMalformed)
+	}
+	if f.Type != e2e.FrameText && f.Type != e2e.FrameReceipt {
+		return nil, fmt.Errorf("%w: sealed frame of type %s", e2e.ErrUnknownFrame, f.Type)
+	}
+	return &f, nil
+}
+
+// commitInner commits the new state w with what the frame f asks of the
+// store, in one transaction. A receipt naming a record that cannot be
+// read is passed over with a warning (the state still moves on: the
+// envelope was opened); any other store error changes nothing.
+func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res *opened) error {
+	now := rk.now()
+	switch {
+	case f == nil:
+		return rk.store.SaveRatchet(w)
+	case f.Type == e2e.FrameText:
+		t, err := e2e.ParseText(f.Payload)
+		if err != nil {
+			return err
+		}
+		m := &store.Message{ID: t.ID, Peer: p, SentAt: t.SentAt, StoredAt: now, Body: t.Body, Stream: t.Stream, Number: t.Number}
+		res.text = m
+		res.isNew, err = rk.store.SaveRatchetWithIncoming(w, m)
+		return err
+	}
+	rc, err := e2e.ParseReceipt(f.Payload)
+	if err != nil {
+		return err
+	}
+	m, changed, err := rk.store.SaveRatchetWithReceipt(w, rc.ID, p, now)
+	var bad *store.CorruptError
+	if errors.As(err, &bad) {
+		rk.log.Warn("a receipt names a message that cannot be read; passed over", "peer", p, "err", err)
+		return rk.store.SaveRatchet(w)
+	}
+	if err == nil && m.ID == rc.ID {
+		res.receipt, res.changed = &m, changed
+	}
+	return err
+}
+
+// seedResponder starts a ratchet session as the TLS server of a live
+// session, from the exporter secret, and returns the offer to send.
+func (rk *ratchetKeys) seedResponder(p peer.ID, secret []byte) ([]byte, error) {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	set, err := rk.setFor(p)
+	if err != nil {
+		return nil, err
+	}
+	offer, next, err := set.SeedResponder(secret, rk.now())
+	if err != nil {
+		return nil, err
+	}
+	return offer, rk.commitSet(p, next)
+}
+
+// seedInitiator starts a ratchet session as the TLS client from the
+// server's offer.
+func (rk *ratchetKeys) seedInitiator(p peer.ID, secret, offer []byte) error {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	set, err := rk.setFor(p)
+	if err != nil {
+		return err
+	}
+	next, err := set.SeedInitiator(secret, offer, rk.now())
+	if err != nil {
+		return err
+	}
+	return rk.commitSet(p, next)
+}
+
+// initiate starts a ratchet session with p from its prekey bundle (PQXDH).
+// A bundle whose signatures do not verify is refused: nothing is sent.
+func (rk *ratchetKeys) initiate(p peer.ID, bundle []byte) error {
+	b, err := ratchet.ParseBundle(bundle)
+	if err != nil {
+		return err
+	}
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	set, err := rk.setFor(p)
+	if err != nil {
+		return err
+	}
+	next, err := set.InitiateFromBundle(rk.local, b, rk.now())
+	if err != nil {
+		return err
+	}
+	return rk.commitSet(p, next)
+}
+
+// ratchetPublish is a bundle and fresh one-time prekeys to upload.
+type ratchetPublish struct {
+	base    *ratchet.Bundle
+	ec, kem []ratchet.Prekey
+}
+
+// newPrekeys makes count one-time prekeys of each kind (rotating the
+// signed prekeys when due) and returns what to upload with the bundle.
+func (rk *ratchetKeys) newPrekeys(count int) (ratchetPublish, error) {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	local := rk.local
+	now := rk.now()
+	var err error
+	if local.NeedsRotation(now) {
+		if local, err = local.RotateSignedPrekeys(now); err != nil {
+			return ratchetPublish{}, err
+		}
+	}
+	oldEC, oldKEM := local.OneTimePrekeys()
+	if count > 0 {
+		if local, err = local.GenerateOneTimePrekeys(count, now); err != nil {
+			return ratchetPublish{}, err
+		}
+	}
+	if local != rk.local {
+		if err := rk.commitLocal(local); err != nil {
+			return ratchetPublish{}, err
+		}
+	}
+	ec, kem := local.OneTimePrekeys()
+	return ratchetPublish{base: local.Bundle(), ec: newOnes(oldEC, ec), kem: newOnes(oldKEM, kem)}, nil
+}
+
+func newOnes(old, all []ratchet.Prekey) []ratchet.Prekey {
+	var out []ratchet.Prekey
+	for _, k := range all {
+		if !slices.ContainsFunc(old, func(o ratchet.Prekey) bool { return o.ID == k.ID }) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// mailboxEnvelope is the envelope to deposit for m: the one sealed for an
+// earlier attempt that failed, else a new one (kept until deposited).
+func (rk *ratchetKeys) mailboxEnvelope(m store.Message) ([]byte, error) {
+	rk.mu.Lock()
+	env, ok := rk.unsent[m.Peer][m.ID]
+	rk.mu.Unlock()
+	if ok {
+		return env, nil
+	}
+	env, err := rk.sealText(m)
+	if err != nil {
+		return nil, err
+	}
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	if rk.unsent[m.Peer] == nil {
+		rk.unsent[m.Peer] = map[e2e.MessageID][]byte{}
+	}
+	rk.unsent[m.Peer][m.ID] = env
+	return env, nil
+}
+
+// deposited forgets the kept envelope of a message now at a relay.
+func (rk *ratchetKeys) deposited(p peer.ID, id e2e.MessageID) {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	delete(rk.unsent[p], id)
+}
+
+// keepUnsent forgets the undeposited envelopes for p of messages that are
+// no longer waiting to be deposited (delivered live meanwhile, or failed).
+func (rk *ratchetKeys) keepUnsent(p peer.ID, pending []store.Message) {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	for id := range rk.unsent[p] {
+		if !slices.ContainsFunc(pending, func(m store.Message) bool { return m.ID == id }) {
+			delete(rk.unsent[p], id)
+		}
+	}
+}

@@ -1,0 +1,203 @@
+package node
+
+import (
+	"sync"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// sessions owns the live chat sessions with each peer and the dials under
+// way (chat.go runs their life cycle, frames.go what arrives on them).
+// mu guards byPeer and every peerSessions in it; it is taken by the
+// libp2p stream handler, the read loops, the outbox workers, discovery and
+// the Node's API, and no other lock is taken under it.
+type sessions struct {
+	*core
+	rk       *ratchetKeys
+	book     *peerBook
+	out      *outbox
+	mail     *mailboxes
+	relays   *relays
+	peerEv   *peerEvents
+	receipts *receiptQueue
+
+	mu     sync.Mutex
+	byPeer map[peer.ID]*peerSessions
+}
+
+// peerSessions are one peer's live sessions, oldest first, and the dial
+// in progress.
+type peerSessions struct {
+	live       []*chatSession
+	dialing    chan struct{} // closed when the dial in progress ends
+	dialCancel func()        // cancels the dial in progress
+}
+
+// chatSession is one verified e2e session with a peer.
+type chatSession struct {
+	s        *e2e.Session
+	peer     peer.ID
+	conn     network.Conn // the libp2p connection the stream runs on
+	outgoing bool
+	done     chan struct{}
+
+	mu   sync.Mutex
+	sent map[e2e.MessageID]bool // written on this session; guarded by mu
+}
+
+// of returns p's entry, creating it. Callers hold mu.
+func (t *sessions) of(p peer.ID) *peerSessions {
+	ps, ok := t.byPeer[p]
+	if !ok {
+		ps = &peerSessions{}
+		t.byPeer[p] = ps
+	}
+	return ps
+}
+
+// newest is p's newest live session, or nil.
+func (t *sessions) newest(p peer.ID) *chatSession {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ps, ok := t.byPeer[p]; ok && len(ps.live) > 0 {
+		return ps.live[len(ps.live)-1]
+	}
+	return nil
+}
+
+// ofPeer are p's live sessions.
+func (t *sessions) ofPeer(p peer.ID) []*chatSession {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ps, ok := t.byPeer[p]; ok {
+		return append([]*chatSession(nil), ps.live...)
+	}
+	return nil
+}
+
+// all are every live session.
+func (t *sessions) all() []*chatSession {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*chatSession
+	for _, ps := range t.byPeer {
+		out = append(out, ps.live...)
+	}
+	return out
+}
+
+// peers are the peers with an entry (a session or a dial, now or before).
+func (t *sessions) peers() []peer.ID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]peer.ID, 0, len(t.byPeer))
+	for p := range t.byPeer {
+		out = append(out, p)
+	}
+	return out
+}
+
+// busy reports whether p has a session or a dial in progress.
+func (t *sessions) busy(p peer.ID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps, ok := t.byPeer[p]
+	return ok && (len(ps.live) > 0 || ps.dialing != nil)
+}
+
+// add records a new live session. An incoming one cancels a dial of ours
+// still running (perhaps to the addresses the peer had before it left):
+// it would only open a second session.
+func (t *sessions) add(cs *chatSession) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.of(cs.peer)
+	ps.live = append(ps.live, cs)
+	if !cs.outgoing && ps.dialCancel != nil {
+		ps.dialCancel()
+	}
+}
+
+// remove forgets a session and reports whether it was p's last.
+func (t *sessions) remove(cs *chatSession) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.of(cs.peer)
+	for i, x := range ps.live {
+		if x == cs {
+			ps.live = append(ps.live[:i], ps.live[i+1:]...)
+			break
+		}
+	}
+	return len(ps.live) == 0
+}
+
+// relayed are p's sessions on relayed connections; none if p has a
+// direct one.
+func (t *sessions) relayed(p peer.ID) []*chatSession {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*chatSession
+	if ps, ok := t.byPeer[p]; ok {
+		for _, cs := range ps.live {
+			if !cs.conn.Stat().Limited {
+				return nil
+			}
+			out = append(out, cs)
+		}
+	}
+	return out
+}
+
+// wasSent reports whether id was written on this session.
+func (cs *chatSession) wasSent(id e2e.MessageID) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.sent[id]
+}
+
+// resetSent forgets what was written on this session, so pending
+// messages are sealed and written again (after a new ratchet seed).
+func (cs *chatSession) resetSent() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	clear(cs.sent)
+}
+
+// markSent records that id goes out on this session; false if it already did.
+func (cs *chatSession) markSent(id e2e.MessageID) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.sent[id] {
+		return false
+	}
+	cs.sent[id] = true
+	return true
+}
+
+// sentCount is how many message IDs the session remembers as written.
+func (cs *chatSession) sentCount() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.sent)
+}
+
+// pruneSent forgets what was written on this session and has left the
+// outbox (acknowledged or failed), so that a long-lived session does not
+// remember every message it ever carried. pending is the outbox now.
+func (cs *chatSession) pruneSent(pending []e2e.MessageID) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if len(cs.sent) <= 2*len(pending)+64 {
+		return
+	}
+	keep := make(map[e2e.MessageID]bool, len(pending))
+	for _, id := range pending {
+		if cs.sent[id] {
+			keep[id] = true
+		}
+	}
+	cs.sent = keep
+}

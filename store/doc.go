@@ -1,0 +1,40 @@
+// Package store is certchat's message database: the one package that
+// touches bbolt for a node's data. Callers ask it for operations (store a
+// message, queue it, mark it delivered, page history, keep ratchet state
+// together with the message it produced); no transaction ever leaves it.
+//
+// # Schema
+//
+// One bbolt file (chat.db in the home) with these buckets:
+//
+//	meta       "version" → 1; "keycheck" → a sealed known value, to detect a
+//	           database opened with the wrong identity; "listen-ports" → the
+//	           ports the listeners got, to ask for again at the next start:
+//	           JSON, listen address as configured (port 0) → port
+//	convs      peer ID → conversation summary and numbering state (JSON)
+//	msgs/<id>  one bucket per peer: 8-byte big-endian sequence → message
+//	ids        message ID (16) → peer ID || sequence, for dedupe and receipts
+//	outbox     peer ID || 0 || sequence → message ID: not yet acknowledged
+//	peers      peer ID → what we last knew of the peer (JSON)
+//	ratchet    "local" → the local ratchet keys; "set/" + peer ID → that
+//	           peer's session set (both sealed)
+//
+// Messages are JSON with the body sealed: XChaCha20-Poly1305 under a key
+// derived from the identity key ("storage"), with the message ID and peer
+// ID as associated data, so a body cannot be moved to another message.
+// Ratchet records are sealed the same way with their key as associated
+// data. Every operation is one bbolt transaction, fsynced on commit: a
+// message accepted by AddOutgoing, or acknowledged to a sender, survives a
+// crash, and a new ratchet state is written in the same transaction as the
+// message it produced or consumed.
+//
+// # Errors
+//
+// No storage error is swallowed. A record that cannot be read is a
+// *CorruptError naming it (bucket and key); operations that would build on
+// it fail and change nothing, so a corrupt record never silently resets
+// state that the next write would persist. Listing operations (Peers,
+// Conversations) return every readable record together with a
+// *CorruptError for each one that is not, joined: the caller decides
+// whether to go on with the rest.
+package store

@@ -1,0 +1,33 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrBusy means another process has the database open.
+var ErrBusy = errors.New("the message database is in use by another certchat process using this home (a daemon or a chat window); stop it or use another --home")
+
+// ErrWrongKey means the database belongs to another identity.
+var ErrWrongKey = errors.New("the message database was written by another identity: its messages cannot be read with this key")
+
+// ErrNotFound means no record exists under the key asked for.
+var ErrNotFound = errors.New("not found")
+
+// CorruptError is a stored record that cannot be read: its JSON does not
+// parse, its sealed part does not decrypt, or an index points to nothing.
+type CorruptError struct {
+	Record string // bucket and key, e.g. "convs/12D3KooW…" or "msgs/12D3KooW…/42"
+	Err    error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("corrupt record %s in the message database: %v", e.Record, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+func corrupt(record string, err error) error { return &CorruptError{Record: record, Err: err} }
+
+// errBadKey: a key of the wrong shape for its bucket.
+var errBadKey = errors.New("a key of the wrong length")

@@ -1,0 +1,292 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+)
+
+// AddOutgoing stores a new outgoing message, numbered in its
+// conversation, and queues it in the outbox. When it returns, the message
+// survives a crash.
+func (s *Store) AddOutgoing(m *Message) error {
+	m.Direction, m.Status = Outgoing, StatusSending
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.append(tx, m, true); err != nil {
+			return err
+		}
+		return tx.Bucket(bktOutbox).Put(outboxKey(m.Peer, m.Seq), m.ID[:])
+	})
+}
+
+// AddIncoming stores a received message unless one with its ID is
+// already stored. It reports whether the message is new.
+func (s *Store) AddIncoming(m *Message) (bool, error) {
+	isNew := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		isNew, err = s.addIncoming(tx, m)
+		return err
+	})
+	return isNew, err
+}
+
+// addIncoming stores a received message in tx unless its ID is stored.
+func (s *Store) addIncoming(tx *bolt.Tx, m *Message) (bool, error) {
+	m.Direction, m.Status = Incoming, StatusReceived
+	p, _, found, err := locate(tx, m.ID)
+	switch {
+	case err != nil:
+		return false, err
+	case found && p != m.Peer:
+		return false, fmt.Errorf("message id %s reused by another peer", m.ID)
+	case found:
+		return false, nil
+	}
+	return true, s.append(tx, m, true)
+}
+
+// append assigns the next sequence number and writes the message. With
+// number, it also numbers an outgoing message, or records an incoming
+// one's number and learns whether it is late and what is missing.
+func (s *Store) append(tx *bolt.Tx, m *Message, number bool) error {
+	c, err := getConv(tx, m.Peer)
+	if err != nil {
+		return err
+	}
+	b, err := tx.Bucket(bktMsgs).CreateBucketIfNotExists([]byte(m.Peer))
+	if err != nil {
+		return err
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	m.Seq = seq
+	if number {
+		c.number(m)
+	}
+	v, err := s.encode(m)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(seqKey(seq), v); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bktIDs).Put(m.ID[:], append([]byte(m.Peer), seqKey(seq)...)); err != nil {
+		return err
+	}
+	c.Last, c.LastSeq = m.StoredAt, seq
+	c.Messages++
+	if m.Direction == Incoming {
+		c.Unread++
+	}
+	return putConv(tx, c)
+}
+
+// locate finds a message by ID: its peer and sequence number.
+func locate(tx *bolt.Tx, id e2e.MessageID) (p peer.ID, seq uint64, found bool, err error) {
+	v := tx.Bucket(bktIDs).Get(id[:])
+	switch {
+	case v == nil:
+		return "", 0, false, nil
+	case len(v) < 8:
+		return "", 0, false, corrupt("ids/"+id.String(), errors.New("too short"))
+	}
+	return peer.ID(v[:len(v)-8]), binary.BigEndian.Uint64(v[len(v)-8:]), true, nil
+}
+
+// messages is the bucket of p's conversation, nil if there is none.
+func messages(tx *bolt.Tx, p peer.ID) *bolt.Bucket { return tx.Bucket(bktMsgs).Bucket([]byte(p)) }
+
+// get reads the message that id names: ErrNotFound if none, a
+// *CorruptError if the index points to nothing.
+func get(tx *bolt.Tx, id e2e.MessageID) (p peer.ID, seq uint64, raw []byte, err error) {
+	p, seq, found, err := locate(tx, id)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	if !found {
+		return "", 0, nil, fmt.Errorf("message %s: %w", id, ErrNotFound)
+	}
+	b := messages(tx, p)
+	if b == nil {
+		return "", 0, nil, corrupt("ids/"+id.String(), fmt.Errorf("points to %s, which does not exist", msgRecord(p, seq)))
+	}
+	if raw = b.Get(seqKey(seq)); raw == nil {
+		return "", 0, nil, corrupt("ids/"+id.String(), fmt.Errorf("points to %s, which does not exist", msgRecord(p, seq)))
+	}
+	return p, seq, raw, nil
+}
+
+// SetStatus records a new status for an outgoing message to from;
+// delivered and failed remove it from the outbox. It reports the message,
+// and whether the status changed (receipts are idempotent). A message
+// that is not there, or not to from, is ErrNotFound.
+func (s *Store) SetStatus(id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time) (Message, bool, error) {
+	var (
+		out     Message
+		changed bool
+	)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		out, changed, err = s.setStatus(tx, id, from, st, errText, now)
+		return err
+	})
+	return out, changed, err
+}
+
+func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time) (Message, bool, error) {
+	p, seq, raw, err := get(tx, id)
+	if err != nil {
+		return Message{}, false, err
+	}
+	if p != from {
+		return Message{}, false, fmt.Errorf("message %s to %s: %w", id, from, ErrNotFound)
+	}
+	sm, err := parse(p, seq, raw)
+	if err != nil {
+		return Message{}, false, err
+	}
+	// Delivered is final; queued never replaces sent or delivered's news.
+	if sm.Dir != Outgoing || sm.Status == StatusDelivered || sm.Status == st ||
+		(st == StatusSent && sm.Status == StatusQueued) {
+		m, err := s.decode(p, seq, raw)
+		return m, false, err
+	}
+	sm.Status, sm.Error = st, errText
+	if st == StatusDelivered {
+		sm.Delivered = now.UnixMilli()
+	}
+	if st == StatusDelivered || st == StatusFailed {
+		if err := tx.Bucket(bktOutbox).Delete(outboxKey(p, seq)); err != nil {
+			return Message{}, false, err
+		}
+	}
+	v, err := json.Marshal(sm)
+	if err != nil {
+		return Message{}, false, err
+	}
+	if err := messages(tx, p).Put(seqKey(seq), v); err != nil {
+		return Message{}, false, err
+	}
+	m, err := s.decode(p, seq, v)
+	return m, true, err
+}
+
+// SetStatuses records a status for several outgoing messages to p in one
+// transaction and returns those whose status changed. IDs that name no
+// message to p are passed over (a peer may acknowledge anything); any
+// other error, a corrupt record included, changes nothing.
+func (s *Store) SetStatuses(p peer.ID, ids []e2e.MessageID, st Status, now time.Time) ([]Message, error) {
+	var out []Message
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		out = out[:0]
+		for _, id := range ids {
+			m, changed, err := s.setStatus(tx, id, p, st, "", now)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				continue
+			case err != nil:
+				return err
+			case changed:
+				out = append(out, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Message returns one message by ID.
+func (s *Store) Message(id e2e.MessageID) (Message, error) {
+	var out Message
+	err := s.db.View(func(tx *bolt.Tx) error {
+		p, seq, raw, err := get(tx, id)
+		if err != nil {
+			return err
+		}
+		out, err = s.decode(p, seq, raw)
+		if err == nil && out.ID != id {
+			err = corrupt("ids/"+id.String(), fmt.Errorf("points to %s, which is message %s", msgRecord(p, seq), out.ID))
+		}
+		return err
+	})
+	return out, err
+}
+
+// History returns up to limit messages with a peer before sequence
+// number before (0: the newest), oldest first: one page of scrollback.
+func (s *Store) History(p peer.ID, before uint64, limit int) ([]Message, error) {
+	var out []Message
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := messages(tx, p)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		var k, v []byte
+		if before == 0 {
+			k, v = c.Last()
+		} else {
+			c.Seek(seqKey(before))
+			k, v = c.Prev()
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Prev() {
+			m, err := s.decode(p, binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// Search finds messages whose body contains text (case-insensitive),
+// newest first, at most limit. Bodies are encrypted, so this decrypts
+// and scans; no plaintext index is kept on disk.
+func (s *Store) Search(text string, limit int) ([]Message, error) {
+	needle := strings.ToLower(text)
+	var out []Message
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktMsgs).ForEachBucket(func(k []byte) error {
+			p := peer.ID(k)
+			return tx.Bucket(bktMsgs).Bucket(k).ForEach(func(sk, v []byte) error {
+				m, err := s.decode(p, binary.BigEndian.Uint64(sk), v)
+				if err != nil {
+					return err
+				}
+				if strings.Contains(strings.ToLower(m.Body), needle) {
+					out = append(out, m)
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortNewestFirst(out)
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}

@@ -1,0 +1,76 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+)
+
+// PeerRecord is what we remember of a peer between runs.
+type PeerRecord struct {
+	Name     string    `json:"name,omitempty"`
+	Addrs    []string  `json:"addrs,omitempty"`
+	LastSeen time.Time `json:"last_seen,omitempty"`
+	CertDER  []byte    `json:"cert,omitempty"`
+	// CAVerified: the last handshake chained to a trusted CA.
+	CAVerified bool `json:"ca_verified,omitempty"`
+}
+
+func peerRecord(p peer.ID) string { return fmt.Sprintf("peers/%s", p) }
+
+// Peer reads one peer record; false if there is none.
+func (s *Store) Peer(p peer.ID) (PeerRecord, bool, error) {
+	var r PeerRecord
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bktPeers).Get([]byte(p))
+		if v == nil {
+			return nil
+		}
+		found = true
+		if err := json.Unmarshal(v, &r); err != nil {
+			return corrupt(peerRecord(p), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return PeerRecord{}, false, err
+	}
+	return r, found, nil
+}
+
+// PutPeer stores a peer record.
+func (s *Store) PutPeer(p peer.ID, r PeerRecord) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bktPeers).Put([]byte(p), v) })
+}
+
+// Peers lists the stored peer records. A record that does not parse is
+// left out and reported in the error (a *CorruptError for each, joined)
+// beside the readable ones.
+func (s *Store) Peers() (map[peer.ID]PeerRecord, error) {
+	out := map[peer.ID]PeerRecord{}
+	var bad []error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktPeers).ForEach(func(k, v []byte) error {
+			var r PeerRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				bad = append(bad, corrupt(peerRecord(peer.ID(k)), err))
+				return nil
+			}
+			out[peer.ID(k)] = r
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, errors.Join(bad...)
+}

@@ -1,0 +1,127 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Ratchet state (e2e/ratchet) is kept sealed in the ratchet bucket. A new
+// state is written in the same transaction as the message it produced or
+// consumed (SaveRatchetWithIncoming, SaveRatchetWithReceipt), so a crash
+// can never leave a stored message without the state that goes with it,
+// or the reverse.
+
+var (
+	keyLocal  = []byte("local")
+	setPrefix = "set/"
+)
+
+func setKey(p peer.ID) []byte { return []byte(setPrefix + string(p)) }
+
+// Ratchet is new ratchet state to write; a nil encoding leaves that
+// record as it is.
+type Ratchet struct {
+	Local []byte  // the local keys' encoding
+	Peer  peer.ID // whose session set Set is
+	Set   []byte  // the peer's session set's encoding
+}
+
+// LocalKeys reads the local ratchet keys' encoding: ErrNotFound on first
+// run.
+func (s *Store) LocalKeys() ([]byte, error) { return s.ratchetGet(keyLocal, "ratchet/local") }
+
+// SessionSet reads p's session set's encoding: ErrNotFound if we never
+// had a session with p.
+func (s *Store) SessionSet(p peer.ID) ([]byte, error) {
+	return s.ratchetGet(setKey(p), fmt.Sprintf("ratchet/set/%s", p))
+}
+
+func (s *Store) ratchetGet(key []byte, record string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bktRatchet).Get(key)
+		if v == nil {
+			return fmt.Errorf("%s: %w", record, ErrNotFound)
+		}
+		plain, err := s.open(v, key)
+		if err != nil {
+			return corrupt(record, errors.New("does not decrypt"))
+		}
+		out = plain
+		return nil
+	})
+	return out, err
+}
+
+// SaveRatchet writes new ratchet state.
+func (s *Store) SaveRatchet(r Ratchet) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return s.putRatchet(tx, r) })
+}
+
+// SaveRatchetWithIncoming writes new ratchet state and the message it
+// opened, in one transaction: the message is stored unless its ID already
+// is (AddIncoming), and isNew says which. On error nothing is written.
+func (s *Store) SaveRatchetWithIncoming(r Ratchet, m *Message) (isNew bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.putRatchet(tx, r); err != nil {
+			return err
+		}
+		isNew, err = s.addIncoming(tx, m)
+		return err
+	})
+	return isNew, err
+}
+
+// SaveRatchetWithReceipt writes new ratchet state and marks delivered the
+// outgoing message to from that a receipt it opened names, in one
+// transaction. A receipt for a message we do not have changes only the
+// state (changed is false); any other error writes nothing.
+func (s *Store) SaveRatchetWithReceipt(r Ratchet, id e2e.MessageID, from peer.ID, now time.Time) (m Message, changed bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.putRatchet(tx, r); err != nil {
+			return err
+		}
+		m, changed, err = s.setStatus(tx, id, from, StatusDelivered, "", now)
+		if errors.Is(err, ErrNotFound) {
+			m, changed, err = Message{}, false, nil
+		}
+		return err
+	})
+	return m, changed, err
+}
+
+func (s *Store) putRatchet(tx *bolt.Tx, r Ratchet) error {
+	b := tx.Bucket(bktRatchet)
+	if r.Local != nil {
+		if err := b.Put(keyLocal, s.seal(r.Local, keyLocal)); err != nil {
+			return err
+		}
+	}
+	if r.Set != nil {
+		k := setKey(r.Peer)
+		if err := b.Put(k, s.seal(r.Set, k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RatchetPeers lists the peers whose session sets are stored.
+func (s *Store) RatchetPeers() ([]peer.ID, error) {
+	var out []peer.ID
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bktRatchet).Cursor()
+		prefix := []byte(setPrefix)
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			out = append(out, peer.ID(k[len(prefix):]))
+		}
+		return nil
+	})
+	return out, err
+}

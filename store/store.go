@@ -1,0 +1,116 @@
+package store
+
+import (
+	"bytes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+var (
+	bktMeta    = []byte("meta")
+	bktConvs   = []byte("convs")
+	bktMsgs    = []byte("msgs")
+	bktIDs     = []byte("ids")
+	bktOutbox  = []byte("outbox")
+	bktPeers   = []byte("peers")
+	bktRatchet = []byte("ratchet")
+
+	keyVersion     = []byte("version")
+	keyKeyCheck    = []byte("keycheck")
+	keyListenPorts = []byte("listen-ports")
+)
+
+const version = 1
+
+// FileName is the message database's name in a home.
+const FileName = "chat.db"
+
+// Store is the message database. Its methods are safe for concurrent use:
+// bbolt serialises writers and lets readers run beside them.
+type Store struct {
+	db   *bolt.DB
+	aead cipher.AEAD
+}
+
+// OpenIdentity opens the store at path with the key the identity derives
+// for it: the one way both the node and one-shot commands open it.
+func OpenIdentity(path string, id *identity.Identity) (*Store, error) {
+	key, err := id.DeriveKey("storage")
+	if err != nil {
+		return nil, err
+	}
+	return Open(path, key)
+}
+
+// Open opens (creating if needed) the database at path with the storage
+// key. ErrBusy: another process has it open; ErrWrongKey: it was written
+// under another key.
+func Open(path string, key []byte) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, ErrBusy
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open message database %s: %w", path, err)
+	}
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Store{db: db, aead: aead}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bktMeta, bktConvs, bktMsgs, bktIDs, bktOutbox, bktPeers, bktRatchet} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bktMeta)
+		if v := meta.Get(keyVersion); v != nil && !bytes.Equal(v, []byte{version}) {
+			return fmt.Errorf("message database version %v is newer than this program understands", v)
+		}
+		if err := meta.Put(keyVersion, []byte{version}); err != nil {
+			return err
+		}
+		check := meta.Get(keyKeyCheck)
+		if check == nil {
+			return meta.Put(keyKeyCheck, s.seal([]byte("certchat"), []byte("keycheck")))
+		}
+		if _, err := s.open(check, []byte("keycheck")); err != nil {
+			return ErrWrongKey
+		}
+		return nil
+	})
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func (s *Store) seal(plain, ad []byte) []byte {
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
+	rand.Read(nonce)
+	return s.aead.Seal(nonce, nonce, plain, ad)
+}
+
+func (s *Store) open(sealed, ad []byte) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("sealed value too short")
+	}
+	return s.aead.Open(nil, sealed[:n], sealed[n:], ad)
+}
