@@ -28,7 +28,7 @@ import (
 )
 
 // Offline delivery against a relay whose mailbox misbehaves
-// (relay.Mischief, mailbox_internal_test.go): real nodes, reachable only
+// (relay.Mischief, mischief_internal_test.go): real nodes, reachable only
 // through the relay, and a real relay on 127.0.0.1. Each test asserts what
 // the users see (events, statuses, outboxes) and what is stored, and that
 // nothing corrupted or duplicated reaches the history. The node's own
