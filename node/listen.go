@@ -3,10 +3,11 @@ package node
 import (
 	"errors"
 	"fmt"
-	"github.com/libp2p/go-libp2p"
 	"net"
 	"slices"
 	"strconv"
+
+	"github.com/libp2p/go-libp2p"
 
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"

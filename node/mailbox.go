@@ -10,7 +10,7 @@ import (
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
-	"github.com/certchat/certchat/node/mailbox"
+	"github.com/certchat/certchat/mailbox"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"

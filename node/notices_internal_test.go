@@ -14,7 +14,7 @@ import (
 
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
-	"github.com/certchat/certchat/node/mailbox"
+	"github.com/certchat/certchat/mailbox"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"

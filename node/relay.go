@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/certchat/certchat/node/mailbox"
+	"github.com/certchat/certchat/mailbox"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"

@@ -10,6 +10,7 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/relay"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
@@ -51,7 +52,7 @@ wait:
 			break wait
 		}
 	}
-	if got, _ := alice.Store().Message(m.ID); got.Status == node.StatusDelivered {
+	if got, _ := alice.Store().Message(m.ID); got.Status == store.StatusDelivered {
 		t.Fatal("delivered through a tampering relay")
 	}
 	on.Store(false)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 )
 
 // syncBuffer collects a node's TLS key log.
@@ -155,7 +156,7 @@ func exchange(t *testing.T, a *node.Node, asub *node.Subscription, b *node.Node,
 		t.Fatalf("received %q, sent %q", got.Message.Body, text)
 	}
 	waitEvent(t, asub, "delivered", func(e node.Event) bool {
-		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == node.StatusDelivered
+		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusDelivered
 	})
 }
 

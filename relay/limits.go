@@ -1,3 +1,7 @@
+// The relay's limits: Limits for the circuit relay service and the
+// resource manager under it, MailboxLimits for the mailbox's quotas and
+// rates, and their defaults.
+
 package relay
 
 import (
@@ -141,4 +145,49 @@ func (l Limits) perIPOptions() []rcmgr.Option {
 			},
 		}),
 	}
+}
+
+// MailboxLimits bound what the mailbox stores and serves. Zero fields
+// take DefaultMailboxLimits.
+type MailboxLimits struct {
+	MaxItems    int           // envelopes kept per recipient
+	MaxPerPeer  int           // of those, from any one sender
+	MaxBytes    int64         // bytes kept per recipient
+	TTL         time.Duration // an envelope not fetched in this time is deleted
+	DepositRate float64       // deposits per second per sender (burst ×10)
+	BundleRate  float64       // bundle fetches per second per requester (burst 10)
+	MaxPrekeys  int           // one-time prekeys kept per kind per peer
+	MaxMailbox  int           // mailboxes registered in all
+	PublishRate float64       // publishes per second per peer (burst 5)
+	Idle        time.Duration // a mailbox its owner has not used in this time is removed (at least TTL)
+}
+
+// DefaultMailboxLimits suit a group's relay.
+var DefaultMailboxLimits = MailboxLimits{
+	MaxItems:    1000,
+	MaxPerPeer:  200,
+	MaxBytes:    32 << 20,
+	TTL:         14 * 24 * time.Hour,
+	DepositRate: 5,
+	BundleRate:  0.2,
+	MaxPrekeys:  200,
+	MaxMailbox:  4096,
+	PublishRate: 0.1,
+	Idle:        30 * 24 * time.Hour,
+}
+
+func (l MailboxLimits) withDefaults() MailboxLimits {
+	d := DefaultMailboxLimits
+	orDefault(&l.MaxItems, d.MaxItems)
+	orDefault(&l.MaxPerPeer, min(d.MaxPerPeer, l.MaxItems))
+	orDefault(&l.MaxBytes, d.MaxBytes)
+	orDefault(&l.TTL, d.TTL)
+	orDefault(&l.DepositRate, d.DepositRate)
+	orDefault(&l.BundleRate, d.BundleRate)
+	orDefault(&l.MaxPrekeys, d.MaxPrekeys)
+	orDefault(&l.MaxMailbox, d.MaxMailbox)
+	orDefault(&l.PublishRate, d.PublishRate)
+	orDefault(&l.Idle, d.Idle)
+	l.Idle = max(l.Idle, l.TTL)
+	return l
 }

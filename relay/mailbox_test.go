@@ -8,6 +8,7 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/relay"
+	"github.com/certchat/certchat/store"
 )
 
 // startAt starts a relay-only node on an existing home.
@@ -67,7 +68,7 @@ func TestOfflineDeliveryThroughMailbox(t *testing.T) {
 	}
 	for _, id := range ids {
 		waitEvent(t, asub, "queued at relay", func(e node.Event) bool {
-			return e.Kind == node.EventStatus && e.Message.ID.String() == id && e.Message.Status == node.StatusQueued
+			return e.Kind == node.EventStatus && e.Message.ID.String() == id && e.Message.Status == store.StatusQueued
 		})
 	}
 
@@ -81,7 +82,7 @@ func TestOfflineDeliveryThroughMailbox(t *testing.T) {
 	}
 	for _, id := range ids {
 		waitEvent(t, asub, "delivered", func(e node.Event) bool {
-			return e.Kind == node.EventStatus && e.Message.ID.String() == id && e.Message.Status == node.StatusDelivered
+			return e.Kind == node.EventStatus && e.Message.ID.String() == id && e.Message.Status == store.StatusDelivered
 		})
 	}
 	hist, _ := bob.History(alice.ID(), 0, 10)

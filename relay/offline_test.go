@@ -19,16 +19,17 @@ import (
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/mailbox"
 	"github.com/certchat/certchat/node"
-	"github.com/certchat/certchat/node/mailbox"
 	"github.com/certchat/certchat/relay"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Offline delivery against a relay whose mailbox misbehaves
-// (relay.Mischief, mailbox_internal_test.go): real nodes, reachable only
+// (relay.Mischief, mischief_internal_test.go): real nodes, reachable only
 // through the relay, and a real relay on 127.0.0.1. Each test asserts what
 // the users see (events, statuses, outboxes) and what is stored, and that
 // nothing corrupted or duplicated reaches the history. The node's own
@@ -81,14 +82,14 @@ func (w *offWorld) online(h identity.Home) (*node.Node, *node.Subscription) {
 
 // sender starts a new peer that trusts to and sends it texts, waiting
 // until each is queued at the relay.
-func (w *offWorld) sender(name string, to peer.ID, texts ...string) (*node.Node, *node.Subscription, identity.Home, []node.Message) {
+func (w *offWorld) sender(name string, to peer.ID, texts ...string) (*node.Node, *node.Subscription, identity.Home, []store.Message) {
 	w.t.Helper()
 	h := newHomeAt(w.t, name)
 	n, sub := w.online(h)
 	if err := n.TrustPeer(to, false); err != nil {
 		w.t.Fatal(err)
 	}
-	var ms []node.Message
+	var ms []store.Message
 	for _, text := range texts {
 		m, err := n.Send(to, text)
 		if err != nil {
@@ -97,12 +98,12 @@ func (w *offWorld) sender(name string, to peer.ID, texts ...string) (*node.Node,
 		ms = append(ms, m)
 	}
 	for _, m := range ms {
-		offWaitStatus(w.t, sub, m, node.StatusQueued)
+		offWaitStatus(w.t, sub, m, store.StatusQueued)
 	}
 	return n, sub, h, ms
 }
 
-func offWaitStatus(t *testing.T, sub *node.Subscription, m node.Message, st node.Status) {
+func offWaitStatus(t *testing.T, sub *node.Subscription, m store.Message, st store.Status) {
 	t.Helper()
 	waitEvent(t, sub, fmt.Sprintf("%q %s", m.Body, st), func(e node.Event) bool {
 		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == st
@@ -126,9 +127,9 @@ func offCollect(sub *node.Subscription, d time.Duration) []node.Event {
 // offMessages waits for message events until every id in want arrived,
 // then a while longer, and fails on a message shown twice or one not
 // sent. It returns the bodies in arrival order.
-func offMessages(t *testing.T, sub *node.Subscription, want []node.Message, quiet time.Duration) []string {
+func offMessages(t *testing.T, sub *node.Subscription, want []store.Message, quiet time.Duration) []string {
 	t.Helper()
-	sent := map[e2e.MessageID]node.Message{}
+	sent := map[e2e.MessageID]store.Message{}
 	for _, m := range want {
 		sent[m.ID] = m
 	}
@@ -164,7 +165,7 @@ func offMessages(t *testing.T, sub *node.Subscription, want []node.Message, quie
 }
 
 // offHistory checks that n stored exactly these messages from p.
-func offHistory(t *testing.T, n *node.Node, p peer.ID, want []node.Message) {
+func offHistory(t *testing.T, n *node.Node, p peer.ID, want []store.Message) {
 	t.Helper()
 	hist, err := n.History(p, 0, 1000)
 	if err != nil {
@@ -217,7 +218,7 @@ func offFirstError(t *testing.T, sub *node.Subscription, from peer.ID, want stri
 	}
 }
 
-func offOutboxStatus(t *testing.T, n *node.Node, p peer.ID, m node.Message) node.Status {
+func offOutboxStatus(t *testing.T, n *node.Node, p peer.ID, m store.Message) store.Status {
 	t.Helper()
 	out, err := n.Store().Outbox(p)
 	if err != nil {
@@ -252,7 +253,7 @@ func TestOfflineBadBundleSignature(t *testing.T) {
 	}
 	t.Logf("alice is told: %s", e.Err)
 	for _, e := range offCollect(asub, 500*time.Millisecond) {
-		if e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status != node.StatusSending {
+		if e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status != store.StatusSending {
 			t.Fatalf("status %s with a forged bundle", e.Message.Status)
 		}
 	}
@@ -262,18 +263,18 @@ func TestOfflineBadBundleSignature(t *testing.T) {
 	if items, _, stored := relay.MailboxUsage(w.srv, bob); items != 0 || stored != 0 {
 		t.Fatal("something was deposited for bob")
 	}
-	if st := offOutboxStatus(t, alice, bob, m); st != node.StatusSending {
+	if st := offOutboxStatus(t, alice, bob, m); st != store.StatusSending {
 		t.Fatalf("status %s in the outbox", st)
 	}
 
 	x.Lock()
 	x.BadBundleSignature = false
 	x.Unlock()
-	offWaitStatus(t, asub, m, node.StatusQueued)
+	offWaitStatus(t, asub, m, store.StatusQueued)
 	alice.Close()
 	b, bsub := w.online(bobHome)
-	offMessages(t, bsub, []node.Message{m}, 300*time.Millisecond)
-	offHistory(t, b, alice.ID(), []node.Message{m})
+	offMessages(t, bsub, []store.Message{m}, 300*time.Millisecond)
+	offHistory(t, b, alice.ID(), []store.Message{m})
 }
 
 // A relay hands the same one-time prekey to two senders. The first
@@ -320,10 +321,10 @@ func TestOfflineReusedOneTimePrekey(t *testing.T) {
 	offHistory(t, b, alice.ID(), am)
 
 	carol, csub := w.online(carolHome)
-	if st := offOutboxStatus(t, carol, bob, cm[0]); st != node.StatusQueued {
+	if st := offOutboxStatus(t, carol, bob, cm[0]); st != store.StatusQueued {
 		t.Fatalf("carol's message is %s", st)
 	}
-	offWaitStatus(t, csub, cm[0], node.StatusDelivered)
+	offWaitStatus(t, csub, cm[0], store.StatusDelivered)
 	offMessages(t, bsub, cm, 300*time.Millisecond)
 	offHistory(t, b, carol.ID(), cm)
 }
@@ -355,7 +356,7 @@ func TestOfflineReorderedMail(t *testing.T) {
 	alice, _, _, ms := w.sender("alice", bob, "m1", "m2", "m3", "m4", "m5")
 	alice.Close()
 	b, bsub := w.online(bobHome)
-	order := offMessages(t, bsub, []node.Message{ms[0], ms[2], ms[3], ms[4]}, 300*time.Millisecond)
+	order := offMessages(t, bsub, []store.Message{ms[0], ms[2], ms[3], ms[4]}, 300*time.Millisecond)
 	if strings.Join(order, ",") != "m5,m4,m3,m1" {
 		t.Fatalf("arrival order %v", order)
 	}
@@ -381,11 +382,11 @@ func TestOfflineDroppedMail(t *testing.T) {
 	if _, dropped, _ := x.Counts(); dropped != 1 {
 		t.Fatalf("%d deposits dropped", dropped)
 	}
-	if st := offOutboxStatus(t, alice, bob, ms[0]); st != node.StatusQueued {
+	if st := offOutboxStatus(t, alice, bob, ms[0]); st != store.StatusQueued {
 		t.Fatalf("outbox status %s", st)
 	}
 	b, bsub := w.online(bobHome)
-	offWaitStatus(t, asub, ms[0], node.StatusDelivered)
+	offWaitStatus(t, asub, ms[0], store.StatusDelivered)
 	offMessages(t, bsub, ms, 300*time.Millisecond)
 	offHistory(t, b, alice.ID(), ms)
 }
@@ -416,7 +417,7 @@ func TestOfflineMailClaimingAnotherSender(t *testing.T) {
 	x.ClaimSender = nil
 	x.Unlock()
 	_, asub := w.online(aliceHome)
-	offWaitStatus(t, asub, ms[0], node.StatusDelivered)
+	offWaitStatus(t, asub, ms[0], store.StatusDelivered)
 	offMessages(t, bsub, ms, 300*time.Millisecond)
 	offHistory(t, b, alice.ID(), ms)
 }
@@ -459,10 +460,10 @@ func TestOfflineMailboxFullSenderTold(t *testing.T) {
 		t.Fatalf("error event: %q", e.Err)
 	}
 	t.Logf("alice is told: %s", e.Err)
-	if st := offOutboxStatus(t, alice, bob, m2); st != node.StatusSending {
+	if st := offOutboxStatus(t, alice, bob, m2); st != store.StatusSending {
 		t.Fatalf("status %s", st)
 	}
-	if st := offOutboxStatus(t, alice, bob, ms[0]); st != node.StatusQueued {
+	if st := offOutboxStatus(t, alice, bob, ms[0]); st != store.StatusQueued {
 		t.Fatalf("status %s", st)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/relay"
+	"github.com/certchat/certchat/store"
 )
 
 // relayNode starts a node that is reachable only through relays.
@@ -91,7 +92,7 @@ func TestChatThroughRelay(t *testing.T) {
 		t.Fatalf("got %q", got.Message.Body)
 	}
 	waitEvent(t, asub, "delivered", func(e node.Event) bool {
-		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == node.StatusDelivered
+		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusDelivered
 	})
 	if p := alice.PeerInfo(bob.ID()).Path; p != node.PathRelay {
 		t.Fatalf("path %q, want relay", p)

@@ -10,7 +10,6 @@ import (
 	"os"
 
 	"github.com/certchat/certchat/identity"
-	"github.com/certchat/certchat/node"
 	"github.com/libp2p/go-libp2p"
 	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -195,7 +194,22 @@ func (s *Server) ID() peer.ID { return s.host.ID() }
 func (s *Server) Host() host.Host { return s.host }
 
 // Addrs are the relay's full multiaddrs (with /p2p/) to give to clients.
-func (s *Server) Addrs() []string { return node.FullAddrs(s.host) }
+func (s *Server) Addrs() []string { return fullAddrs(s.host) }
+
+// fullAddrs are h's listen addresses with /p2p/<id> appended, or nil if
+// they cannot be formed. relay keeps its own copy of node.FullAddrs so
+// the server does not depend on the client.
+func fullAddrs(h host.Host) []string {
+	full, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(full))
+	for _, a := range full {
+		out = append(out, a.String())
+	}
+	return out
+}
 
 // Close stops the relay: circuits are reset and connections closed.
 func (s *Server) Close() error {

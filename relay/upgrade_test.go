@@ -6,6 +6,7 @@ import (
 
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/relay"
+	"github.com/certchat/certchat/store"
 )
 
 // Two peers that can reach each other directly but know only each other's
@@ -42,7 +43,7 @@ func TestUpgradeFromRelayToDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, asub, "delivered", func(e node.Event) bool {
-		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == node.StatusDelivered
+		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusDelivered
 	})
 	if p := alice.PeerInfo(bob.ID()).Path; p == node.PathRelay {
 		t.Fatalf("still on the relay after the upgrade")

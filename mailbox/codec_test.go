@@ -19,7 +19,7 @@ import (
 //
 // Run one target for a while with, e.g.:
 //
-//	go test -run '^$' -fuzz '^FuzzParseItems$' -fuzztime 30s ./node/mailbox/
+//	go test -run '^$' -fuzz '^FuzzParseItems$' -fuzztime 30s ./mailbox/
 
 func cdPeer(tb testing.TB) peer.ID {
 	tb.Helper()
