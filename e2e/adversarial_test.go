@@ -19,9 +19,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// anyFailure expects the side to fail without naming the error: for a
+// errAnyFailure expects the side to fail without naming the error: for a
 // side that is not our code (a bare crypto/tls peer).
-var anyFailure = errors.New("any failure")
+var errAnyFailure = errors.New("any failure")
 
 // advCase is one attack.
 type advCase struct {
@@ -343,7 +343,7 @@ func TestAdversarial(t *testing.T) {
 // checkSide asserts a side's error and the texts its application saw.
 func checkSide(t *testing.T, side string, o outcome, want error, texts []string) {
 	t.Helper()
-	if want == anyFailure {
+	if want == errAnyFailure {
 		if o.failure() == nil {
 			t.Errorf("%s: did not fail", side)
 		}

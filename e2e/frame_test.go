@@ -204,7 +204,7 @@ func TestText(t *testing.T) {
 			t.Errorf("ParseMessageID(%q) accepted", bad)
 		}
 	}
-	if e2e.NewMessageID() == e2e.NewMessageID() {
+	if a, b := e2e.NewMessageID(), e2e.NewMessageID(); a == b {
 		t.Error("two equal random ids")
 	}
 }

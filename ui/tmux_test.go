@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -115,7 +114,10 @@ func (s *tmuxServer) dumpGoroutines(name string) string {
 func buildChat(t *testing.T) string {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "chat")
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("build chat: %v", err)
+	}
 	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/certchat/certchat/cmd/chat")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build chat: %v\n%s", err, out)

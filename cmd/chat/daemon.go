@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -188,7 +189,7 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
 		h.quit()
 	default:
-		fail(fmt.Errorf("unknown command %q (send, connect, trust, block, peers, history, id, quit)", c.Cmd))
+		fail(fmt.Errorf("unknown command %q (%s)", c.Cmd, strings.Join(daemonCommands, ", ")))
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/certchat/certchat/node"
@@ -10,23 +11,19 @@ import (
 
 // The daemon's JSON-lines protocol, on stdin/stdout (`chat daemon --json`)
 // and on the control socket (home/control.sock) that one-shot commands use
-// while a daemon runs. Each line is one JSON object.
-//
-// Commands (optional "ref" is echoed in the answer):
-//
-//	{"cmd":"send","to":PEER,"text":TEXT}        → {"event":"accepted","id","to"}
-//	{"cmd":"connect","addr":MULTIADDR|PEERID}   → {"event":"peer",...}
-//	{"cmd":"trust","peer":PEERID,"verified":B}  → {"event":"ok"}
-//	{"cmd":"block","peer":PEERID}               → {"event":"ok"}
-//	{"cmd":"peers"}                             → one {"event":"peer"} each, then {"event":"ok"}
-//	{"cmd":"history","peer":PEER,"limit":N}     → {"event":"history","peer","messages":[...]}
-//	{"cmd":"id"}                                → {"event":"id","peer_id","name","fingerprint","addrs"}
-//	{"cmd":"quit"}                              → the daemon stops
-//
-// Events: listening, peer, message, sent, queued, delivered, failed, error.
-// A message event carries "late": true when it arrived after later
-// messages of its sender, and "missing": N when N earlier ones have not
-// arrived yet.
+// while a daemon runs. Each line is one JSON object. docs/DAEMON.md
+// describes every command, event and field; daemon_doc_test.go checks that
+// it and the tables below agree with the code.
+
+// daemonCommands are the commands handler.handle answers, in the order
+// docs/DAEMON.md lists them.
+var daemonCommands = []string{"send", "connect", "trust", "block", "peers", "history", "id", "quit"}
+
+// daemonEvents are the values of "event" on the lines the daemon writes:
+// answers and node events. sent, queued, delivered and failed are the
+// outgoing statuses of node messages (sending is answered by accepted).
+var daemonEvents = []string{"listening", "peer", "message", "accepted", "sent", "queued", "delivered", "failed", "ok", "history", "id", "error"}
+
 type request struct {
 	Cmd      string `json:"cmd"`
 	Ref      string `json:"ref,omitempty"`
@@ -116,6 +113,28 @@ type evHistory struct {
 	Ref      string        `json:"ref,omitempty"`
 	Peer     string        `json:"peer"`
 	Messages []jsonMessage `json:"messages"`
+}
+
+// wrapList joins items with ", " in lines of at most width columns, the
+// first of which starts at column col.
+func wrapList(items []string, col, width int) string {
+	var b strings.Builder
+	for i, it := range items {
+		if i > 0 {
+			b.WriteString(",")
+			col++
+			if col+1+len(it)+1 > width {
+				b.WriteString("\n")
+				col = 0
+			} else {
+				b.WriteString(" ")
+				col++
+			}
+		}
+		b.WriteString(it)
+		col += len(it)
+	}
+	return b.String()
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

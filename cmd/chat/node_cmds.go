@@ -88,11 +88,10 @@ echoed in its answer. The commands:
   {"cmd":"quit"}
       answers "ok" and stops the daemon
 
-Events: listening, peer, message, accepted, sent, queued, delivered, failed,
-ok, history, id, error. Logs go to stderr or --log, never to stdout. While
-the daemon runs, ` + "`chat send` and `chat history`" + ` use it through
-home/control.sock, which speaks the same protocol. It stops on SIGINT or
-SIGTERM, or {"cmd":"quit"}.`,
+Events: ` + wrapList(daemonEvents, len("Events: "), 72) + `.
+docs/DAEMON.md describes every command, event and field. Logs go to stderr
+or --log, never to stdout. While the daemon runs, ` + "`chat send` and `chat\nhistory`" + ` use it through home/control.sock, which speaks the same
+protocol. It stops on SIGINT or SIGTERM, or {"cmd":"quit"}.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				nodeFlags(fs, o)
 				fs.BoolVar(&o.json, "json", false, "JSON lines on stdout and stdin")
