@@ -38,9 +38,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,6 +46,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/internal/testproc"
 	"github.com/certchat/certchat/node"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -70,7 +69,7 @@ var lanRuns atomic.Int32
 func TestLAN(t *testing.T) {
 	lanRequire(t)
 	began := time.Now()
-	bin := lanBinary(t)
+	bin := testproc.ChatBinary(t)
 	t.Logf("chat binary ready after %v", time.Since(began).Round(10*time.Millisecond))
 
 	ln := lanNewNet(t)
@@ -486,58 +485,7 @@ func lanRequire(t *testing.T) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := "LAN discovery test needs " + strings.Join(missing, " and ")
-	if os.Getenv("CERTCHAT_CI") != "" {
-		t.Fatal(msg + " (CERTCHAT_CI is set: CI must run it)")
-	}
-	t.Skip(msg)
-}
-
-var (
-	lanBuildOnce sync.Once
-	lanBin       string
-	lanBuildErr  error
-)
-
-// lanBinary builds cmd/chat once per test process into a temporary folder
-// named after this process; folders left by earlier processes are removed.
-// When this test binary has the race detector, so does the daemon.
-func lanBinary(t *testing.T) string {
-	t.Helper()
-	lanBuildOnce.Do(func() {
-		old, _ := filepath.Glob(filepath.Join(os.TempDir(), "certchat-lan-*"))
-		for _, dir := range old {
-			f := strings.SplitN(strings.TrimPrefix(filepath.Base(dir), "certchat-lan-"), "-", 2)
-			if pid, err := strconv.Atoi(f[0]); err == nil && pid != os.Getpid() {
-				if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
-					os.RemoveAll(dir)
-				}
-			}
-		}
-		dir, err := os.MkdirTemp("", fmt.Sprintf("certchat-lan-%d-", os.Getpid()))
-		if err != nil {
-			lanBuildErr = err
-			return
-		}
-		lanBin = filepath.Join(dir, "chat")
-		args := []string{"build", "-o", lanBin}
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "-race" && s.Value == "true" {
-					args = append(args, "-race")
-				}
-			}
-		}
-		args = append(args, "github.com/certchat/certchat/cmd/chat")
-		out, err := exec.Command("go", args...).CombinedOutput()
-		if err != nil {
-			lanBuildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	})
-	if lanBuildErr != nil {
-		t.Fatal(lanBuildErr)
-	}
-	return lanBin
+	testproc.SkipUnlessCI(t, "LAN discovery test needs "+strings.Join(missing, " and "))
 }
 
 // lanEnv is the environment for chat commands: ours without CERTCHAT_*

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -9,9 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +17,7 @@ import (
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/internal/testproc"
 	"github.com/certchat/certchat/node/mailbox"
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
@@ -814,51 +811,10 @@ func TestOfflineLostSeedConfirmation(t *testing.T) {
 	client.offWait("the server's message", offIsMessage(m.ID))
 }
 
-var (
-	offBuildMu  sync.Mutex
-	offChatPath string
-)
-
-// offChatBinary builds cmd/chat (once per test binary, again only if the
-// folder it was built in is gone).
-func offChatBinary(t testing.TB) string {
-	t.Helper()
-	offBuildMu.Lock()
-	defer offBuildMu.Unlock()
-	if offChatPath != "" {
-		if _, err := os.Stat(offChatPath); err == nil {
-			return offChatPath
-		}
-	}
-	out := filepath.Join(t.TempDir(), "chat")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/certchat/certchat/cmd/chat")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, msg)
-	}
-	offChatPath = out
-	return out
-}
-
 // offRelay runs `chat relay` on 127.0.0.1 and returns its address.
 func offRelay(t testing.TB) (string, peer.ID) {
 	t.Helper()
-	cmd := exec.Command(offChatBinary(t), "relay", "--home", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0")
-	cmd.Env = append(os.Environ(), "CERTCHAT_LOG=")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("the relay printed no address: %v\n%s", err, stderr.String())
-	}
-	addr := strings.TrimSpace(line)
+	addr := testproc.StartRelay(t, testproc.RelayOptions{}).Addr
 	info, err := ParseRelayAddr(addr)
 	if err != nil {
 		t.Fatal(err)
