@@ -3,6 +3,7 @@ package testproc
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -24,8 +25,12 @@ func TestChatBinaryOnce(t *testing.T) {
 	if !strings.HasPrefix(filepath.Base(filepath.Dir(a)), dirPrefix) {
 		t.Errorf("built in %s, not a %s* folder", filepath.Dir(a), dirPrefix)
 	}
-	if got := strings.Contains(strings.Join(buildArgs("x"), " "), "-race"); got != RaceEnabled {
-		t.Errorf("build has -race %v, the test binary %v", got, RaceEnabled)
+	info, err := exec.Command("go", "version", "-m", a).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go version -m: %v\n%s", err, info)
+	}
+	if got := strings.Contains(string(info), "-race=true"); got != RaceEnabled {
+		t.Errorf("the chat binary has the race detector: %v; this test binary: %v\n%s", got, RaceEnabled, info)
 	}
 }
 
