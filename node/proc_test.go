@@ -15,59 +15,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/certchat/certchat/internal/testproc"
 )
 
 // Process-level tests run the real chat binary: `chat daemon --json`
-// driven through stdin and stdout, and one-shot commands. TestMain builds
-// the binary once (with -race when the tests run with -race, so races in
-// the daemon fail the tests too) into a folder it removes at the end.
-
-var (
-	binDir    string
-	buildOnce sync.Once
-	chatBin   string
-	buildErr  error
-)
+// driven through stdin and stdout, and one-shot commands. The binary is
+// built on first use by testproc (with -race when the tests run with
+// -race, so races in the daemon fail the tests too); TestMain removes it
+// at the end.
 
 func TestMain(m *testing.M) {
 	if os.Getenv(peerFarmEnv) != "" {
 		os.Exit(runPeerFarm())
 	}
-	dir, err := os.MkdirTemp("", "certchat-node-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// chatBinary builds cmd/chat on first use: tests that do not run it do
-// not pay for the build.
-func chatBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		out := filepath.Join(binDir, "chat")
-		args := []string{"build", "-o", out}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		args = append(args, "github.com/certchat/certchat/cmd/chat")
-		cmd := exec.Command("go", args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, stderr.String())
-			return
-		}
-		chatBin = out
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return chatBin
+	os.Exit(testproc.Run(m))
 }
 
 // shortDir is a temporary folder with a short path: the control socket's
@@ -102,7 +64,7 @@ type result struct {
 // chat runs a one-shot command and returns its exit code and output.
 func chat(t testing.TB, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(chatBinary(t), args...)
+	cmd := exec.Command(testproc.ChatBinary(t), args...)
 	cmd.Env = procEnv(os.TempDir())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -201,7 +163,7 @@ type daemon struct {
 func startDaemon(t testing.TB, name, home string, port int) *daemon {
 	t.Helper()
 	logf := filepath.Join(home, fmt.Sprintf("daemon-%d.log", time.Now().UnixNano()))
-	cmd := exec.Command(chatBinary(t), "daemon", "--json", "--home", home, "--no-mdns",
+	cmd := exec.Command(testproc.ChatBinary(t), "daemon", "--json", "--home", home, "--no-mdns",
 		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), "--log", logf)
 	cmd.Env = procEnv(home)
 	stdin, err := cmd.StdinPipe()

@@ -1,22 +1,20 @@
 package relay_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/internal/testproc"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
 )
@@ -45,24 +43,9 @@ func (s *syncBuffer) String() string {
 // identity keys, the storage keys and every TLS secret of the e2e
 // sessions.
 func TestRelaySeesOnlyCiphertext(t *testing.T) {
-	bin := chatBinary(t)
 	rec := t.TempDir()
-	cmd := exec.Command(bin, "relay", "--home", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0", "--record-dir", rec)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("relay printed no address: %v\n%s", err, stderr.String())
-	}
-	relayAddr := strings.TrimSpace(line)
+	rp := testproc.StartRelay(t, testproc.RelayOptions{Args: []string{"--record-dir", rec}})
+	relayAddr := rp.Addr
 
 	var alog, blog syncBuffer
 	alice, asub := keyLoggedNode(t, "alice", relayAddr, &alog)
@@ -82,8 +65,7 @@ func TestRelaySeesOnlyCiphertext(t *testing.T) {
 		t.Fatalf("path %q: the chat did not go through the relay", p)
 	}
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
+	rp.Stop()
 	forwarded := readRecordings(t, rec)
 
 	// The recording must hold what the relay really forwarded: the relay

@@ -6,110 +6,58 @@
 package relay_test
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/internal/testproc"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 // relayProc is the `chat relay` process.
 type relayProc struct {
 	*proc
-	cmd  *exec.Cmd
-	info peer.AddrInfo
-	args []string
-	done chan error
-	log  *tailBuffer
+	relay *testproc.Relay
+	info  peer.AddrInfo
+	args  []string
+	log   *tailBuffer
 }
 
 func startRelayProcess(t *testing.T, cfg scaleConfig) *relayProc {
 	t.Helper()
-	bin := chatBinary(t)
-	args := []string{"relay", "--home", t.TempDir(), "--listen", "/ip4/" + cfg.ip + "/tcp/0",
-		"--max-reservations", strconv.Itoa(cfg.cap),
-		"--max-per-ip", strconv.Itoa(cfg.cap + cfg.extra),
-		"--max-per-asn", strconv.Itoa(cfg.cap + cfg.extra)}
-	args = append(args, cfg.relayArgs...)
-	name := bin
+	rp := &relayProc{log: &tailBuffer{max: 1 << 20}}
+	opts := testproc.RelayOptions{
+		Listen: "/ip4/" + cfg.ip + "/tcp/0",
+		Args: append([]string{
+			"--max-reservations", strconv.Itoa(cfg.cap),
+			"--max-per-ip", strconv.Itoa(cfg.cap + cfg.extra),
+			"--max-per-asn", strconv.Itoa(cfg.cap + cfg.extra)}, cfg.relayArgs...),
+		// gctrace: the relay logs its live heap after each collection, which
+		// the report shows next to the RSS (which includes garbage).
+		Env:    append([]string{"GODEBUG=gctrace=1"}, cfg.relayEnv...),
+		Stderr: rp.log,
+		Grace:  30 * time.Second, // SIGTERM at cleanup, then kill
+	}
 	if cfg.relayCPUs != "" {
-		args = append([]string{"-c", cfg.relayCPUs, bin}, args...)
-		name = "taskset"
+		opts.Wrap = []string{"taskset", "-c", cfg.relayCPUs}
 	}
-	cmd := exec.Command(name, args...)
-	// gctrace: the relay logs its live heap after each collection, which
-	// the report shows next to the RSS (which includes garbage).
-	cmd.Env = append(append(os.Environ(), "GODEBUG=gctrace=1"), cfg.relayEnv...)
-	stdout := &firstLine{line: make(chan string, 1)}
-	rp := &relayProc{cmd: cmd, args: args, done: make(chan error, 1), log: &tailBuffer{max: 1 << 20}}
-	cmd.Stdout, cmd.Stderr = stdout, rp.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { rp.done <- cmd.Wait() }()
+	// Registered first, so it runs after the relay's stop.
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-rp.done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-rp.done
-		}
 		if t.Failed() {
 			t.Logf("relay log (tail):\n%s", rp.logTail())
 		}
 	})
-	var line string
-	select {
-	case line = <-stdout.line:
-	case err := <-rp.done:
-		rp.done <- err
-		t.Fatalf("relay exited: %v\n%s", err, rp.logTail())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("relay printed no address\n%s", rp.logTail())
-	}
-	addr, err := ma.NewMultiaddr(strings.TrimSpace(line))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := peer.AddrInfoFromP2pAddr(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp.info = *info
-	rp.proc = newProc(cmd.Process.Pid)
+	rp.relay = testproc.StartRelay(t, opts)
+	rp.args = rp.relay.Cmd.Args[1:]
+	rp.info = rp.relay.Info
+	rp.proc = newProc(rp.relay.Cmd.Process.Pid)
 	return rp
-}
-
-// firstLine passes on the first line written to it and discards the rest.
-type firstLine struct {
-	mu   sync.Mutex
-	buf  []byte
-	line chan string
-	done bool
-}
-
-func (w *firstLine) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.buf = append(w.buf, p...)
-		if i := bytes.IndexByte(w.buf, '\n'); i >= 0 {
-			w.line <- string(w.buf[:i])
-			w.done, w.buf = true, nil
-		}
-	}
-	return len(p), nil
 }
 
 // openFiles is the relay's RLIMIT_NOFILE line from /proc/PID/limits.
@@ -149,13 +97,10 @@ func (rp *relayProc) liveHeap() int64 {
 var gcLine = regexp.MustCompile(`(?m)^gc \d+ @.*?\d+->\d+->(\d+) MB`)
 
 func (rp *relayProc) alive() error {
-	select {
-	case err := <-rp.done:
-		rp.done <- err
+	if exited, err := rp.relay.Exited(); exited {
 		return fmt.Errorf("exited: %v\n%s", err, rp.logTail())
-	default:
-		return nil
 	}
+	return nil
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certchat/certchat/internal/testproc"
 )
 
 // The end-to-end test: two real `chat` processes in tmux on loopback,
@@ -24,10 +26,7 @@ type tmuxServer struct {
 
 func newTmux(t *testing.T) *tmuxServer {
 	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv("CERTCHAT_CI") != "" {
-			t.Fatalf("tmux is required when CERTCHAT_CI is set: %v", err)
-		}
-		t.Skip("tmux is not installed")
+		testproc.SkipUnlessCI(t, "tmux is not installed: "+err.Error())
 	}
 	// One server per test: parallel tests must not share sessions.
 	s := &tmuxServer{t: t, socket: fmt.Sprintf("certchat-test-%d-%s", os.Getpid(), t.Name()), dir: t.TempDir()}
@@ -110,21 +109,6 @@ func (s *tmuxServer) dumpGoroutines(name string) string {
 	return string(ps) + s.run("capture-pane", "-p", "-S", "-5000", "-t", name)
 }
 
-// buildChat builds the chat command once for the test.
-func buildChat(t *testing.T) string {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "chat")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("build chat: %v", err)
-	}
-	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/certchat/certchat/cmd/chat")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build chat: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // chatCmd runs the chat command and returns its output.
 func chatCmd(t *testing.T, bin string, args ...string) string {
 	t.Helper()
@@ -151,7 +135,7 @@ func newHome(t *testing.T, bin, name string) (string, string) {
 func TestTmuxTwoChats(t *testing.T) {
 	t.Parallel()
 	tm := newTmux(t)
-	bin := buildChat(t)
+	bin := testproc.ChatBinary(t)
 	aliceHome, aliceID := newHome(t, bin, "alice")
 	bobHome, bobID := newHome(t, bin, "bob")
 	chatCmd(t, bin, "--home", aliceHome, "contacts", "add", bobID, "--name", "bob")
@@ -200,7 +184,7 @@ func TestTmuxTwoChats(t *testing.T) {
 func TestTmuxTermDuringFlood(t *testing.T) {
 	t.Parallel()
 	tm := newTmux(t)
-	bin := buildChat(t)
+	bin := testproc.ChatBinary(t)
 	home, _ := newHome(t, bin, "alice")
 	tm.start("alice", fmt.Sprintf("%s --home %s --listen /ip4/127.0.0.1/tcp/0 --no-mdns", bin, home))
 	tm.waitFor("alice", "Welcome to certchat, alice.")

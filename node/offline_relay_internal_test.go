@@ -1,0 +1,245 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/internal/testproc"
+	"github.com/certchat/certchat/mailbox"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Offline delivery through a real relay, `chat relay` run as a process
+// (helpers in offline_internal_test.go): mail and live copies of the same
+// envelope, bytes that are no envelope, mail from a rejected key.
+
+// offRelay runs `chat relay` on 127.0.0.1 and returns its address.
+func offRelay(t testing.TB) (string, peer.ID) {
+	t.Helper()
+	addr := testproc.StartRelay(t, testproc.RelayOptions{}).Addr
+	info, err := ParseRelayAddr(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr, info.ID
+}
+
+// offRegistered waits until on's mailbox is registered at its relay.
+func (on *offNode) offRegistered() {
+	on.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if r := on.Relays(); len(r) > 0 && r[0].Mailbox && r[0].PrekeysEC > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	on.t.Fatalf("mailbox not registered: %+v", on.Relays())
+}
+
+// offMailboxEmpty waits until on's mailbox at relay holds nothing: on has
+// fetched and acknowledged everything.
+func (on *offNode) offMailboxEmpty(relay peer.ID) {
+	on.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		items, err := on.mail.client().Fetch(on.ctx, relay, mailbox.MaxFetch)
+		if err == nil && len(items.Items) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	on.t.Fatal("the mailbox was not emptied")
+}
+
+// Through a real relay: an envelope delivered live and also deposited
+// (and the other way round) is stored once, the second copy changes no
+// state and shows nothing; bytes that are no envelope (a live frame, a
+// TLS record, a truncated envelope) are discarded with an error event;
+// and a sender whose only session is a seed it cannot send on starts a
+// new one from the peer's bundle to deposit.
+func TestOfflineMailboxPaths(t *testing.T) {
+	relayAddr, relayID := offRelay(t)
+	alice := offNewNode(t, "alice", []string{relayAddr}, true)
+	bob := offNewNode(t, "bob", []string{relayAddr}, true)
+	alice.offRegistered()
+	bob.offRegistered()
+	offLink(t, alice, bob)
+	ctx := context.Background()
+
+	step := func(name string, f func()) { t.Logf("--- %s", name); f() }
+	step("live then mailbox", func() {
+		m, env := alice.offText(bob.ID(), "live first")
+		if err := alice.sessions.newest(bob.ID()).s.Send(e2e.FrameEnvelope, env); err != nil {
+			t.Fatal(err)
+		}
+		bob.offWait("the live copy", offIsMessage(m.ID))
+		time.Sleep(50 * time.Millisecond)
+		before, sets := bob.offRatchetRaw(), bob.offSets()
+		if _, err := alice.mail.client().Deposit(ctx, relayID, bob.ID(), env); err != nil {
+			t.Fatal(err)
+		}
+		bob.offMailboxEmpty(relayID)
+		for _, e := range bob.offEvents(200 * time.Millisecond) {
+			if e.Kind == EventMessage || e.Kind == EventError {
+				t.Fatalf("the mailbox copy caused a %s event", e.Kind)
+			}
+		}
+		bob.offSameState("the mailbox copy of a live envelope", before, sets)
+		if n := bob.offCount(alice.ID(), m.ID); n != 1 {
+			t.Fatalf("stored %d times", n)
+		}
+	})
+
+	step("mailbox then live", func() {
+		m, env := alice.offText(bob.ID(), "mailbox first")
+		if _, err := alice.mail.client().Deposit(ctx, relayID, bob.ID(), env); err != nil {
+			t.Fatal(err)
+		}
+		bob.offWait("the mailbox copy", offIsMessage(m.ID))
+		bob.offMailboxEmpty(relayID)
+		time.Sleep(50 * time.Millisecond)
+		before, sets := bob.offRatchetRaw(), bob.offSets()
+		dups := bob.logs.count("duplicate envelope dropped")
+		if err := alice.sessions.newest(bob.ID()).s.Send(e2e.FrameEnvelope, env); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for bob.logs.count("duplicate envelope dropped") == dups {
+			if time.Now().After(deadline) {
+				t.Fatal("bob never dropped the live copy")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		for _, e := range bob.offEvents(100 * time.Millisecond) {
+			if e.Kind == EventMessage || e.Kind == EventError {
+				t.Fatalf("the live copy caused a %s event", e.Kind)
+			}
+		}
+		bob.offSameState("the live copy of a mailbox envelope", before, sets)
+		if n := bob.offCount(alice.ID(), m.ID); n != 1 {
+			t.Fatalf("stored %d times", n)
+		}
+	})
+
+	step("tampered live envelope", func() {
+		m, env := alice.offText(bob.ID(), "tampered on the way")
+		bad := bytes.Clone(env)
+		bad[len(bad)-5] ^= 0x10
+		before, sets := bob.offRatchetRaw(), bob.offSets()
+		if err := alice.sessions.newest(bob.ID()).s.Send(e2e.FrameEnvelope, bad); err != nil {
+			t.Fatal(err)
+		}
+		e := bob.offWait("an error event", func(e Event) bool { return e.Kind == EventError || e.Kind == EventMessage })
+		if e.Kind != EventError || e.PeerID != alice.ID() || !strings.Contains(e.Err, "authentication failed") {
+			t.Fatalf("event %s %q", e.Kind, e.Err)
+		}
+		bob.offSameState("a tampered live envelope", before, sets)
+		if err := alice.sessions.newest(bob.ID()).s.Send(e2e.FrameEnvelope, env); err != nil {
+			t.Fatal(err)
+		}
+		bob.offWait("the real envelope on the same session", offIsMessage(m.ID))
+	})
+
+	step("foreign bytes deposited", func() {
+		_, env := alice.offText(bob.ID(), "never delivered as itself")
+		frame, _ := e2e.AppendFrame(nil, e2e.FrameEnvelope, env)
+		record := binary.BigEndian.AppendUint16([]byte{0x17, 0x03, 0x03}, 400)
+		record = append(record, make([]byte, 400)...)
+		rand.Read(record[5:])
+		text, _ := (e2e.Text{ID: e2e.NewMessageID(), SentAt: time.Now(), Body: "plain"}).Marshal()
+		textFrame, _ := e2e.AppendFrame(nil, e2e.FrameText, text)
+		cases := []struct {
+			what  string
+			bytes []byte
+			want  string
+		}{
+			{"a live envelope frame", frame, "unsupported version"},
+			{"a TLS record", record, "unsupported version"},
+			{"a live text frame", textFrame, "malformed"},
+			{"a truncated envelope", env[:60], "malformed"},
+		}
+		before, sets := bob.offRatchetRaw(), bob.offSets()
+		hist := len(bob.offHistory(alice.ID()))
+		for _, c := range cases {
+			if _, err := alice.mail.client().Deposit(ctx, relayID, bob.ID(), c.bytes); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range cases {
+			e := bob.offWait(c.what, func(e Event) bool { return e.Kind == EventError || e.Kind == EventMessage })
+			if e.Kind != EventError || e.PeerID != alice.ID() || !strings.Contains(e.Err, c.want) {
+				t.Errorf("%s: event %s %q, want an error with %q", c.what, e.Kind, e.Err, c.want)
+			}
+		}
+		bob.offMailboxEmpty(relayID)
+		bob.offSameState("foreign bytes", before, sets)
+		if n := len(bob.offHistory(alice.ID())); n != hist {
+			t.Fatalf("%d messages stored, %d before", n, hist)
+		}
+	})
+
+	step("deposit without a session to send on", func() {
+		// Bob's newest session with alice is a seed she never confirmed.
+		bob.rk.mu.Lock()
+		set, _ := bob.rk.setFor(alice.ID())
+		secret := make([]byte, 32)
+		rand.Read(secret)
+		_, next, err := set.SeedResponder(secret, time.Now().Add(time.Second))
+		if err == nil {
+			err = bob.rk.commitSet(alice.ID(), next)
+		}
+		bob.rk.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := store.Message{ID: e2e.NewMessageID(), Peer: alice.ID(), SentAt: time.Now(), Body: "deposited after a new first contact"}
+		if err := bob.store.AddOutgoing(&m); err != nil {
+			t.Fatal(err)
+		}
+		if err := bob.mail.queue(alice.ID(), []store.Message{m}); err != nil {
+			t.Fatalf("queue at the relay: %v", err)
+		}
+		if got, _ := bob.store.Message(m.ID); got.Status == store.StatusSending {
+			t.Fatalf("status %s", got.Status)
+		}
+		alice.offWait("the deposited message", offIsMessage(m.ID))
+	})
+}
+
+// Mail from a key the user rejected is dropped unopened (and deleted at
+// the relay): nothing is stored or shown and the ratchet does not move.
+// So is mail a relay says we sent ourselves.
+func TestOfflineMailFromRejectedKeyDropped(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, false)
+	bob := offNewNode(t, "bob", nil, false)
+	offMeet(t, alice, bob)
+	m, env := alice.offText(bob.ID(), "after the block")
+	if err := bob.Block(alice.ID()); err != nil {
+		t.Fatal(err)
+	}
+	bob.offEvents(50 * time.Millisecond) // the block's peer event
+	for _, from := range []peer.ID{alice.ID(), bob.ID()} {
+		before, sets := bob.offRatchetRaw(), bob.offSets()
+		if !bob.offMail(from, env) {
+			t.Fatalf("mail from %s: kept at the relay", identity.ShortID(from))
+		}
+		for _, e := range bob.offEvents(100 * time.Millisecond) {
+			if e.Kind == EventMessage || e.Kind == EventError {
+				t.Fatalf("mail from %s: a %s event", identity.ShortID(from), e.Kind)
+			}
+		}
+		bob.offSameState("mail from "+identity.ShortID(from), before, sets)
+	}
+	if n := bob.offCount(alice.ID(), m.ID); n != 0 {
+		t.Fatalf("a message from a rejected key was stored %d times", n)
+	}
+}
