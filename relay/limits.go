@@ -94,13 +94,12 @@ func (l Limits) resources() circuit.Resources {
 			Duration: l.CircuitDuration,
 			Data:     l.CircuitData,
 		},
-		ReservationTTL:         l.ReservationTTL,
-		MaxReservations:        l.MaxReservations,
-		MaxCircuits:            l.MaxCircuits,
-		BufferSize:             l.BufferSize,
-		MaxReservationsPerPeer: 1,
-		MaxReservationsPerIP:   l.MaxReservationsPerIP,
-		MaxReservationsPerASN:  l.MaxReservationsPerASN,
+		ReservationTTL:        l.ReservationTTL,
+		MaxReservations:       l.MaxReservations,
+		MaxCircuits:           l.MaxCircuits,
+		BufferSize:            l.BufferSize,
+		MaxReservationsPerIP:  l.MaxReservationsPerIP,
+		MaxReservationsPerASN: l.MaxReservationsPerASN,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/certchat/certchat/mailbox"
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // The mailbox database (home/mailbox.db):
@@ -94,7 +95,7 @@ func addPair(tx *bolt.Tx, to, from peer.ID, delta int) error {
 func removeMailbox(tx *bolt.Tx, p peer.ID) error {
 	k := []byte(p)
 	for _, b := range [][]byte{bktOTEC, bktOTKEM, bktMail} {
-		if err := tx.Bucket(b).DeleteBucket(k); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.Bucket(b).DeleteBucket(k); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -54,7 +55,7 @@ func OpenIdentity(path string, id *identity.Identity) (*Store, error) {
 // under another key.
 func Open(path string, key []byte) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, ErrBusy
 	}
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 )
 
 // docs/DAEMON.md is the one description of the daemon's JSON protocol.
@@ -170,13 +170,13 @@ func TestDaemonTablesAgreeWithCode(t *testing.T) {
 			t.Errorf("the code writes event %q, which daemonEvents lacks", s)
 		}
 	}
-	for _, s := range []node.Status{node.StatusSent, node.StatusQueued, node.StatusDelivered, node.StatusFailed} {
+	for _, s := range []store.Status{store.StatusSent, store.StatusQueued, store.StatusDelivered, store.StatusFailed} {
 		written[string(s)] = true
 		if !slices.Contains(daemonEvents, string(s)) {
 			t.Errorf("status %q is written as an event; daemonEvents lacks it", s)
 		}
 	}
-	for _, s := range []node.Status{node.StatusSending, node.StatusReceived} {
+	for _, s := range []store.Status{store.StatusSending, store.StatusReceived} {
 		if slices.Contains(daemonEvents, string(s)) {
 			t.Errorf("daemonEvents has %q, which is never an event", s)
 		}

@@ -79,11 +79,13 @@ func runRelay(c *ctx) error {
 	if err != nil {
 		return err
 	}
+	// Signals are caught before the addresses are printed: a script that
+	// stops the relay as soon as it has read them stops it cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	for _, a := range srv.Addrs() {
 		c.printf("%s\n", a)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
 	return srv.Close()
 }
