@@ -74,6 +74,12 @@ func offNewNode(t testing.TB, name string, relays []string, start bool) *offNode
 	if err != nil {
 		t.Fatal(err)
 	}
+	return offNodeAt(t, h, id, relays, start)
+}
+
+// offNodeAt is offNewNode in a home made already.
+func offNodeAt(t testing.TB, h identity.Home, id *identity.Identity, relays []string, start bool) *offNode {
+	t.Helper()
 	ts, err := h.TrustStore()
 	if err != nil {
 		t.Fatal(err)

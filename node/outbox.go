@@ -216,11 +216,7 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) {
 // batch picks the messages to write on cs now and their plaintexts: those
 // not written on it yet, while the unacknowledged ones fit in the window.
 func (o *outbox) batch(cs *chatSession, msgs []store.Message) ([]store.Message, [][]byte) {
-	ids := make([]e2e.MessageID, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.ID
-	}
-	cs.pruneSent(ids)
+	cs.pruneSent(msgs)
 	inflight := 0
 	var batch []store.Message
 	var pts [][]byte

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -187,16 +188,16 @@ func (cs *chatSession) sentCount() int {
 // pruneSent forgets what was written on this session and has left the
 // outbox (acknowledged or failed), so that a long-lived session does not
 // remember every message it ever carried. pending is the outbox now.
-func (cs *chatSession) pruneSent(pending []e2e.MessageID) {
+func (cs *chatSession) pruneSent(pending []store.Message) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if len(cs.sent) <= 2*len(pending)+64 {
 		return
 	}
 	keep := make(map[e2e.MessageID]bool, len(pending))
-	for _, id := range pending {
-		if cs.sent[id] {
-			keep[id] = true
+	for _, m := range pending {
+		if cs.sent[m.ID] {
+			keep[m.ID] = true
 		}
 	}
 	cs.sent = keep

@@ -571,7 +571,7 @@ func TestMailboxBenchRelay(t *testing.T) {
 		t.Skip("the relay process of BenchmarkMailbox10k")
 	}
 	srv, err := relay.NewServer(relay.Config{Home: identity.Home{Dir: home}, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
-		Mailbox: relay.MailboxLimits{MaxItems: 1 << 30, MaxBytes: 1 << 40, DepositRate: 1e9}})
+		Mailbox: relay.MailboxLimits{MaxItems: 1 << 30, MaxBytes: 1 << 40, MaxPerPeer: 1 << 30, DepositRate: 1e9}})
 	if err != nil {
 		t.Fatal(err)
 	}
