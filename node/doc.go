@@ -15,7 +15,7 @@
 // which goroutines touch it and what its lock guards.
 //
 //	peerBook      peers.go      verdicts, pending key changes, certificates; stored peer records
-//	sessions      sessions.go   live chat sessions and dials (chat.go: their life; frames.go: what arrives)
+//	sessions      sessions.go   live chat sessions and dials (dial.go, lifecycle.go, frames.go)
 //	ratchetKeys   ratchet.go    the Double Ratchet state, committed with the store
 //	outbox        outbox.go     one worker per peer with pending messages
 //	receiptQueue  receipts.go   receipts read and not yet recorded

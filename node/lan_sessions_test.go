@@ -191,7 +191,7 @@ func lanTestReturn(t *testing.T, alice, bob, carol *lanDaemon) {
 		case c.o == carol || c.d == carol || lanStrictOutboxDedup:
 			t.Errorf("after bob's return %s has %d new sessions with %s, want 1: %q", c.d.name, len(s), c.o.name, s)
 		default:
-			t.Logf("KNOWN ISSUE (node/chat.go dial, not discovery): after bob's return %s has %d new sessions with %s, want 1: %q",
+			t.Logf("KNOWN ISSUE (node/dial.go, not discovery): after bob's return %s has %d new sessions with %s, want 1: %q",
 				c.d.name, len(s), c.o.name, s)
 		}
 	}

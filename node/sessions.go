@@ -10,7 +10,8 @@ import (
 )
 
 // sessions owns the live chat sessions with each peer and the dials under
-// way (chat.go runs their life cycle, frames.go what arrives on them).
+// way (dial.go reaches peers, lifecycle.go runs a session's life,
+// frames.go handles what arrives on them).
 // mu guards byPeer and every peerSessions in it; it is taken by the
 // libp2p stream handler, the read loops, the outbox workers, discovery and
 // the Node's API, and no other lock is taken under it.
