@@ -50,7 +50,7 @@ func (t *sessions) handshakeFailed(p peer.ID, err error) {
 func (t *sessions) register(sess *e2e.Session, conn network.Conn, outgoing bool) *chatSession {
 	p := sess.PeerID()
 	cs := &chatSession{s: sess, peer: p, conn: conn, outgoing: outgoing, done: make(chan struct{}), sent: map[e2e.MessageID]bool{}}
-	t.book.recordVerified(p, sess.Peer(), sess.PeerCertificates()[0])
+	t.book.recordVerified(p, sess.Peer(), sess.PeerCertificates())
 	// Added before its read loop starts, so the loop's end finds it; if
 	// the node is closing, Close may not have seen it: close it here.
 	t.add(cs)

@@ -187,7 +187,9 @@ func (mb *mailboxes) fetch(relay peer.ID) error {
 }
 
 // receive handles one envelope from a mailbox and says whether it may be
-// deleted: yes once stored, or when it can never be opened.
+// deleted: yes once stored, or when it can never be opened or stored; no
+// only after an I/O-type failure, which a later fetch may not meet. So a
+// fetch always makes progress past mail that will fail again.
 func (mb *mailboxes) receive(it mailbox.Item) bool {
 	from := it.From
 	if _, err := identity.KeyFromPeerID(from); err != nil || from == mb.id.PeerID() {
@@ -204,9 +206,15 @@ func (mb *mailboxes) receive(it mailbox.Item) bool {
 	case isRatchetError(err):
 		mb.emitError(from, fmt.Errorf("a sealed message from %s could not be opened and was discarded: %w", identity.ShortID(from), err))
 		return true
+	case err != nil && store.Transient(err):
+		mb.log.Error("mail could not be stored; trying again later", "from", from, "err", err)
+		return false
 	case err != nil:
-		mb.log.Error("open mail", "from", from, "err", err)
-		return false // e.g. the database: try again later
+		// It would fail the same way at every fetch, and hold back what
+		// comes after it: dropped. A real message is not lost: its sender
+		// keeps it until our receipt, and writes it again live.
+		mb.log.Warn("mail that can never be stored dropped", "from", from, "err", err)
+		return true
 	}
 	if res.isNew && res.text != nil {
 		mb.peerEv.now(from) // a first contact by mail: the peer appears

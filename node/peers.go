@@ -25,9 +25,9 @@ type peerBook struct {
 
 // peerFacts is what one handshake, or its failure, established.
 type peerFacts struct {
-	verdict *identity.Verdict // from the last handshake
-	changed *identity.Verdict // a changed key awaiting a decision
-	cert    *x509.Certificate // the peer's leaf from the last handshake
+	verdict *identity.Verdict   // from the last handshake
+	changed *identity.Verdict   // a changed key awaiting a decision
+	chain   []*x509.Certificate // the peer's chain from the last handshake, leaf first
 }
 
 // peerstoreTTL is how long learned addresses are kept in memory; they are
@@ -78,15 +78,18 @@ func (b *peerBook) keyChanged(p peer.ID, v *identity.Verdict) {
 func (b *peerBook) settle(p peer.ID) { b.update(p, func(f *peerFacts) { f.changed = nil }) }
 
 // recordVerified notes what a handshake established about a peer, this
-// run and in the peer's stored record.
-func (b *peerBook) recordVerified(p peer.ID, v identity.Verdict, cert *x509.Certificate) {
-	b.update(p, func(f *peerFacts) { f.verdict, f.cert, f.changed = &v, cert, nil })
+// run and in the peer's stored record (its chain, not the verdict).
+func (b *peerBook) recordVerified(p peer.ID, v identity.Verdict, chain []*x509.Certificate) {
+	b.update(p, func(f *peerFacts) { f.verdict, f.chain, f.changed = &v, chain, nil })
+	cert := chain[0]
 	if err := b.trust.NoteCertName(p, identity.DisplayName(cert)); err != nil {
 		b.log.Warn("note certificate name", "peer", p, "err", err)
 	}
 	rec, _ := b.record(p)
-	rec.Name, rec.CertDER = identity.DisplayName(cert), cert.Raw
-	rec.CAVerified = v.State == identity.StateCAVerified
+	rec.Name, rec.CertDER, rec.Intermediates = identity.DisplayName(cert), cert.Raw, nil
+	for _, c := range chain[1:] {
+		rec.Intermediates = append(rec.Intermediates, c.Raw)
+	}
 	b.saveRecord(p, rec)
 }
 
@@ -136,15 +139,44 @@ func (b *peerBook) restore() {
 
 // certificate is the peer's last seen certificate, live or stored.
 func (b *peerBook) certificate(p peer.ID) (*x509.Certificate, bool) {
-	if c := b.facts(p).cert; c != nil {
-		return c, true
+	chain := b.chain(p)
+	if len(chain) == 0 {
+		return nil, false
+	}
+	return chain[0], true
+}
+
+// chain is the peer's last seen chain, leaf first, live or stored; none
+// if it was never seen or its record cannot be read.
+func (b *peerBook) chain(p peer.ID) []*x509.Certificate {
+	if c := b.facts(p).chain; c != nil {
+		return c
 	}
 	rec, ok := b.record(p)
 	if !ok || rec.CertDER == nil {
-		return nil, false
+		return nil
 	}
-	c, err := x509.ParseCertificate(rec.CertDER)
-	return c, err == nil
+	var chain []*x509.Certificate
+	for _, der := range append([][]byte{rec.CertDER}, rec.Intermediates...) {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			b.log.Warn("the peer's stored certificate does not parse", "peer", p, "err", err)
+			return nil
+		}
+		chain = append(chain, c)
+	}
+	return chain
+}
+
+// caVerified reports whether p's last seen chain verifies now to a CA the
+// user trusts now: the current verdict, never one stored earlier.
+func (b *peerBook) caVerified(p peer.ID) bool {
+	chain := b.chain(p)
+	if len(chain) == 0 {
+		return false
+	}
+	v, err := b.trust.Evaluate(chain, p, b.cfg.Now())
+	return err == nil && v.State == identity.StateCAVerified
 }
 
 // claimsContact reports whether p's last certificate, evaluated now,
@@ -176,12 +208,7 @@ func (b *peerBook) mayMessage(p peer.ID) error {
 		return ErrBlocked
 	case f.changed != nil:
 		return ErrKeyChanged
-	case known:
-		return nil
-	case f.verdict != nil && f.verdict.State == identity.StateCAVerified:
-		return nil
-	}
-	if rec, ok := b.record(p); ok && rec.CAVerified {
+	case known, b.caVerified(p):
 		return nil
 	}
 	return ErrNotTrusted

@@ -3,6 +3,10 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"syscall"
+
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrBusy means another process has the database open.
@@ -10,6 +14,10 @@ var ErrBusy = errors.New("the message database is in use by another certchat pro
 
 // ErrWrongKey means the database belongs to another identity.
 var ErrWrongKey = errors.New("the message database was written by another identity: its messages cannot be read with this key")
+
+// ErrIDTaken means an incoming message carries the ID of a message
+// already stored from another peer: it can never be stored.
+var ErrIDTaken = errors.New("the message id is already taken by a message from another peer")
 
 // ErrNotFound means no record exists under the key asked for.
 var ErrNotFound = errors.New("not found")
@@ -31,3 +39,14 @@ func corrupt(record string, err error) error { return &CorruptError{Record: reco
 
 // errBadKey: a key of the wrong shape for its bucket.
 var errBadKey = errors.New("a key of the wrong length")
+
+// Transient reports whether err is an I/O-type failure of the database (a
+// full or failing disk, the database closed under the caller) that may
+// not happen again: worth retrying later. Every other error of the store
+// comes from what is stored or asked for, and repeats.
+func Transient(err error) bool {
+	var pathErr *fs.PathError
+	var errno syscall.Errno
+	return errors.As(err, &pathErr) || errors.As(err, &errno) ||
+		errors.Is(err, berrors.ErrDatabaseNotOpen) || errors.Is(err, berrors.ErrTimeout)
+}

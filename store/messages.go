@@ -46,7 +46,7 @@ func (s *Store) addIncoming(tx *bolt.Tx, m *Message) (bool, error) {
 	case err != nil:
 		return false, err
 	case found && p != m.Peer:
-		return false, fmt.Errorf("message id %s reused by another peer", m.ID)
+		return false, fmt.Errorf("message %s from %s: %w", m.ID, m.Peer, ErrIDTaken)
 	case found:
 		return false, nil
 	}

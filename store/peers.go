@@ -16,8 +16,11 @@ type PeerRecord struct {
 	Addrs    []string  `json:"addrs,omitempty"`
 	LastSeen time.Time `json:"last_seen,omitempty"`
 	CertDER  []byte    `json:"cert,omitempty"`
-	// CAVerified: the last handshake chained to a trusted CA.
-	CAVerified bool `json:"ca_verified,omitempty"`
+	// Intermediates are the rest of the chain the peer presented with
+	// CertDER, so that its trust can be evaluated again at any time
+	// against the CAs trusted then. (No verdict is stored: trust is never
+	// taken from a flag written when other CAs were trusted.)
+	Intermediates [][]byte `json:"intermediates,omitempty"`
 }
 
 func peerRecord(p peer.ID) string { return fmt.Sprintf("peers/%s", p) }

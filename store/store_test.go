@@ -481,14 +481,14 @@ func TestStorePeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := randomPeer(t)
-	rec := store.PeerRecord{Name: "bob", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, LastSeen: base, CAVerified: true}
+	rec := store.PeerRecord{Name: "bob", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, LastSeen: base, Intermediates: [][]byte{{1, 2}}}
 	if err := s.PutPeer(p, rec); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	s = openStore(t, path, key)
 	got, ok, err := s.Peer(p)
-	if err != nil || !ok || got.Name != "bob" || !got.CAVerified || !slices.Equal(got.Addrs, rec.Addrs) {
+	if err != nil || !ok || got.Name != "bob" || len(got.Intermediates) != 1 || !slices.Equal(got.Addrs, rec.Addrs) {
 		t.Fatalf("peer record after reopening: %+v %v %v", got, ok, err)
 	}
 	if _, ok, _ := s.Peer(randomPeer(t)); ok {
