@@ -74,3 +74,27 @@ func checkHome(dir string) error {
 	}
 	return nil
 }
+
+// homeReadableWarning is the warning for a home that others can read or
+// enter, "" for a private one.
+func homeReadableWarning(dir string) string {
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	if _, ok := fileOwner(fi); !ok {
+		return ""
+	}
+	return fmt.Sprintf("warning: home %s can be read by other users (mode %04o): they see which files it holds, their sizes and when they change, not what they hold; run `chmod 700 %s`",
+		dir, fi.Mode().Perm(), shellQuote(dir))
+}
+
+// warnReadableHome prints homeReadableWarning on stderr, if any, and
+// returns it.
+func (c *ctx) warnReadableHome(dir string) string {
+	w := homeReadableWarning(dir)
+	if w != "" {
+		fmt.Fprintf(c.io.err, "chat: %s\n", w)
+	}
+	return w
+}

@@ -90,7 +90,7 @@ echoed in its answer. The commands:
 
 Events: ` + wrapList(daemonEvents, len("Events: "), 72) + `.
 docs/DAEMON.md describes every command, event and field. Logs go to stderr
-or --log, never to stdout. While the daemon runs, ` + "`chat send` and `chat\nhistory`" + ` use it through home/control.sock, which speaks the same
+or --log, never to stdout. While the daemon runs, ` + "`chat send` and `chat\nhistory`" + ` use it through home/run/control.sock, which speaks the same
 protocol. It stops on SIGINT or SIGTERM, or {"cmd":"quit"}.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				nodeFlags(fs, o)
@@ -110,7 +110,7 @@ daemon). Exits 1 with a one-line reason if the peer is untrusted or its
 key changed.
 
 While ` + "`chat daemon`" + ` runs on this home, the message goes through it
-(home/control.sock). While a chat window has the home open, send refuses:
+(home/run/control.sock). While a chat window has the home open, send refuses:
 the message database is in use; send from the window instead.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				nodeFlags(fs, o)
@@ -181,11 +181,19 @@ func runDaemon(c *ctx) error {
 	if err := c.wantArgs(0); err != nil {
 		return err
 	}
+	h, err := c.home()
+	if err != nil {
+		return err
+	}
+	warning := c.warnReadableHome(h.Dir)
 	log, closeLog, err := c.logger(c.io.err)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+	if warning != "" {
+		log.Warn(warning)
+	}
 	n, h, err := c.startNode(log, !c.opts.node.noMDNS)
 	if err != nil {
 		return err

@@ -66,11 +66,15 @@ func runRelay(c *ctx) error {
 	if err != nil {
 		return err
 	}
+	warning := c.warnReadableHome(h.Dir)
 	log, closeLog, err := c.logger(c.io.err)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+	if warning != "" {
+		log.Warn(warning)
+	}
 	srv, err := relay.NewServer(relay.Config{
 		Home: h, Listen: c.opts.node.listen, Limits: c.opts.relay.limits,
 		RecordDir: c.opts.relay.recordDir, Logger: log,

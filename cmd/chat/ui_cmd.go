@@ -23,11 +23,16 @@ import (
 // until /quit, Ctrl+C or SIGTERM. Logs go to --log or home/chat.log, never
 // to the terminal the window draws on.
 func openChat(c *ctx, h identity.Home) error {
+	// Said before the window takes the terminal; it is there again after.
+	warning := c.warnReadableHome(h.Dir)
 	logger, closeLog, err := openUILog(c, h)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+	if warning != "" {
+		logger.Warn(warning)
+	}
 	n, _, err := c.startNode(logger, !c.opts.node.noMDNS)
 	if err != nil {
 		return err
