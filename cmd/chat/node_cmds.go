@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/internal/logcap"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -136,17 +137,22 @@ refuses: the message database is in use.`,
 	}
 }
 
-// logger opens the log destination: --log FILE, else def.
+// logger opens the log destination: --log FILE, rotated at
+// logcap.DefaultMaxSize, else def. Repeated lines are dropped (logcap).
 func (c *ctx) logger(def io.Writer) (*slog.Logger, func(), error) {
-	w, closeFn := def, func() {}
+	w, closeFile := def, func() {}
 	if c.opts.node.logFile != "" {
-		f, err := os.OpenFile(c.opts.node.logFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		f, err := logcap.OpenFile(c.opts.node.logFile, logcap.DefaultMaxSize)
 		if err != nil {
-			return nil, nil, fmt.Errorf("log file: %w", err)
+			return nil, nil, err
 		}
-		w, closeFn = f, func() { f.Close() }
+		w, closeFile = f, func() { f.Close() }
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})), closeFn, nil
+	h := logcap.NewHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}), logcap.DefaultLimits)
+	return slog.New(h), func() {
+		h.Close()
+		closeFile()
+	}, nil
 }
 
 // startNode loads the identity and starts a node with the command's flags.
