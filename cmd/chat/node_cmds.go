@@ -59,7 +59,7 @@ func nodeFlags(fs *flag.FlagSet, o *options) {
 	fs.Var(&o.node.listen, "listen", "multiaddr to listen on, repeatable; \"none\": reachable only through relays ($CERTCHAT_LISTEN, comma-separated; default: TCP and QUIC on all interfaces)")
 	fs.Var(&o.node.relays, "relay", "circuit relay multiaddr with /p2p/, repeatable, remembered in home/config.json; \"none\" forgets them ($CERTCHAT_RELAY)")
 	fs.BoolVar(&o.node.noMDNS, "no-mdns", false, "do not discover or announce peers on the LAN")
-	fs.StringVar(&o.node.logFile, "log", os.Getenv("CERTCHAT_LOG"), "write logs to this file ($CERTCHAT_LOG; default: stderr, or home/chat.log for the chat window)")
+	fs.StringVar(&o.node.logFile, "log", os.Getenv("CERTCHAT_LOG"), "write logs to this file, rotated at 10 MiB to FILE.1 ($CERTCHAT_LOG; default: stderr, or home/chat.log for the chat window)")
 }
 
 func nodeCommands() []*command {
