@@ -29,8 +29,9 @@ var allowedImports = map[string][]string{
 	"node":              {"identity", "e2e", "e2e/ratchet", "store", "mailbox"},
 	"relay":             {"identity", "e2e", "e2e/ratchet", "mailbox"},
 	"ui":                {"identity", "e2e", "store", "node"},
-	"cmd/chat":          {"identity", "e2e", "e2e/ratchet", "store", "mailbox", "node", "relay", "ui"},
+	"cmd/chat":          {"identity", "e2e", "e2e/ratchet", "store", "mailbox", "node", "relay", "ui", "internal/logcap"},
 	"internal/testproc": {"identity"},
+	"internal/logcap":   {},
 }
 
 // testOnly are packages that only _test.go files may import.

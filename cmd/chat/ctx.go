@@ -122,7 +122,8 @@ func printCommandHelp(w io.Writer, cmd *command, fs *flag.FlagSet) {
 // home resolves --home, $CERTCHAT_HOME, then the default. For a command
 // that needs an identity, a home without one is an error (noIdentityError):
 // such commands never create the folder, so a mistyped --home fails
-// instead of becoming a new, empty home.
+// instead of becoming a new, empty home. A home that other users can write
+// is refused (checkHome).
 func (c *ctx) home() (identity.Home, error) {
 	d := c.opts.home
 	if d == "" {
@@ -136,6 +137,9 @@ func (c *ctx) home() (identity.Home, error) {
 		return identity.Home{}, fmt.Errorf("home %s: %w", d, err)
 	}
 	h := identity.Home{Dir: abs}
+	if err := checkHome(abs); err != nil {
+		return h, err
+	}
 	if c.cmd != nil && !c.cmd.withoutIdentity && !h.HasIdentity() {
 		return h, c.noIdentity(h)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -121,7 +120,7 @@ func TestRestartNoteWhileHomeInUse(t *testing.T) {
 	release()
 
 	// A daemon answers on the control socket.
-	l, err := net.Listen("unix", controlPath(h))
+	l, err := listenControl(h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // The daemon's JSON-lines protocol, on stdin/stdout (`chat daemon --json`)
-// and on the control socket (home/control.sock) that one-shot commands use
+// and on the control socket (home/run/control.sock) that one-shot commands use
 // while a daemon runs. Each line is one JSON object. docs/DAEMON.md
 // describes every command, event and field; daemon_doc_test.go checks that
 // it and the tables below agree with the code.

@@ -20,6 +20,9 @@ import (
 // the real CLI in its own process.
 
 func TestMain(m *testing.M) {
+	if code, ok := helperMain(); ok {
+		os.Exit(code)
+	}
 	testscript.Main(m, map[string]func(){
 		"chat": func() {
 			os.Exit(run(os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}))

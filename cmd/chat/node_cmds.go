@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/internal/logcap"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -58,7 +59,7 @@ func nodeFlags(fs *flag.FlagSet, o *options) {
 	fs.Var(&o.node.listen, "listen", "multiaddr to listen on, repeatable; \"none\": reachable only through relays ($CERTCHAT_LISTEN, comma-separated; default: TCP and QUIC on all interfaces)")
 	fs.Var(&o.node.relays, "relay", "circuit relay multiaddr with /p2p/, repeatable, remembered in home/config.json; \"none\" forgets them ($CERTCHAT_RELAY)")
 	fs.BoolVar(&o.node.noMDNS, "no-mdns", false, "do not discover or announce peers on the LAN")
-	fs.StringVar(&o.node.logFile, "log", os.Getenv("CERTCHAT_LOG"), "write logs to this file ($CERTCHAT_LOG; default: stderr, or home/chat.log for the chat window)")
+	fs.StringVar(&o.node.logFile, "log", os.Getenv("CERTCHAT_LOG"), "write logs to this file, rotated at 10 MiB to FILE.1 ($CERTCHAT_LOG; default: stderr, or home/chat.log for the chat window)")
 }
 
 func nodeCommands() []*command {
@@ -90,7 +91,7 @@ echoed in its answer. The commands:
 
 Events: ` + wrapList(daemonEvents, len("Events: "), 72) + `.
 docs/DAEMON.md describes every command, event and field. Logs go to stderr
-or --log, never to stdout. While the daemon runs, ` + "`chat send` and `chat\nhistory`" + ` use it through home/control.sock, which speaks the same
+or --log, never to stdout. While the daemon runs, ` + "`chat send` and `chat\nhistory`" + ` use it through home/run/control.sock, which speaks the same
 protocol. It stops on SIGINT or SIGTERM, or {"cmd":"quit"}.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				nodeFlags(fs, o)
@@ -110,7 +111,7 @@ daemon). Exits 1 with a one-line reason if the peer is untrusted or its
 key changed.
 
 While ` + "`chat daemon`" + ` runs on this home, the message goes through it
-(home/control.sock). While a chat window has the home open, send refuses:
+(home/run/control.sock). While a chat window has the home open, send refuses:
 the message database is in use; send from the window instead.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				nodeFlags(fs, o)
@@ -136,17 +137,22 @@ refuses: the message database is in use.`,
 	}
 }
 
-// logger opens the log destination: --log FILE, else def.
+// logger opens the log destination: --log FILE, rotated at
+// logcap.DefaultMaxSize, else def. Repeated lines are dropped (logcap).
 func (c *ctx) logger(def io.Writer) (*slog.Logger, func(), error) {
-	w, closeFn := def, func() {}
+	w, closeFile := def, func() {}
 	if c.opts.node.logFile != "" {
-		f, err := os.OpenFile(c.opts.node.logFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		f, err := logcap.OpenFile(c.opts.node.logFile, logcap.DefaultMaxSize)
 		if err != nil {
-			return nil, nil, fmt.Errorf("log file: %w", err)
+			return nil, nil, err
 		}
-		w, closeFn = f, func() { f.Close() }
+		w, closeFile = f, func() { f.Close() }
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})), closeFn, nil
+	h := logcap.NewHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}), logcap.DefaultLimits)
+	return slog.New(h), func() {
+		h.Close()
+		closeFile()
+	}, nil
 }
 
 // startNode loads the identity and starts a node with the command's flags.
@@ -181,11 +187,19 @@ func runDaemon(c *ctx) error {
 	if err := c.wantArgs(0); err != nil {
 		return err
 	}
+	h, err := c.home()
+	if err != nil {
+		return err
+	}
+	warning := c.warnReadableHome(h.Dir)
 	log, closeLog, err := c.logger(c.io.err)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+	if warning != "" {
+		log.Warn(warning)
+	}
 	n, h, err := c.startNode(log, !c.opts.node.noMDNS)
 	if err != nil {
 		return err

@@ -37,7 +37,7 @@ go-libp2p's defaults would cut every relayed connection after 2 minutes or
 			d := relay.DefaultLimits
 			o.node.listen = fromEnv("CERTCHAT_LISTEN")
 			fs.Var(&o.node.listen, "listen", "multiaddr to listen on, repeatable ($CERTCHAT_LISTEN; default TCP and QUIC port 4001)")
-			fs.StringVar(&o.node.logFile, "log", os.Getenv("CERTCHAT_LOG"), "write logs to this file ($CERTCHAT_LOG; default: stderr)")
+			fs.StringVar(&o.node.logFile, "log", os.Getenv("CERTCHAT_LOG"), "write logs to this file, rotated at 10 MiB to FILE.1 ($CERTCHAT_LOG; default: stderr)")
 			fs.StringVar(&o.relay.recordDir, "record-dir", "", "audit: write every byte the relay forwards to files in this folder")
 			fs.DurationVar(&o.relay.limits.CircuitDuration, "circuit-duration", d.CircuitDuration, "cut a relayed connection after this long")
 			fs.Int64Var(&o.relay.limits.CircuitData, "circuit-data", d.CircuitData, "cut a relayed connection after this many bytes each way")
@@ -66,11 +66,15 @@ func runRelay(c *ctx) error {
 	if err != nil {
 		return err
 	}
+	warning := c.warnReadableHome(h.Dir)
 	log, closeLog, err := c.logger(c.io.err)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+	if warning != "" {
+		log.Warn(warning)
+	}
 	srv, err := relay.NewServer(relay.Config{
 		Home: h, Listen: c.opts.node.listen, Limits: c.opts.relay.limits,
 		RecordDir: c.opts.relay.recordDir, Logger: log,

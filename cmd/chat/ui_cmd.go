@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/internal/logcap"
 	"github.com/certchat/certchat/ui"
 	"github.com/libp2p/go-libp2p/gologshim"
 	"golang.org/x/term"
@@ -23,11 +24,16 @@ import (
 // until /quit, Ctrl+C or SIGTERM. Logs go to --log or home/chat.log, never
 // to the terminal the window draws on.
 func openChat(c *ctx, h identity.Home) error {
+	// Said before the window takes the terminal; it is there again after.
+	warning := c.warnReadableHome(h.Dir)
 	logger, closeLog, err := openUILog(c, h)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+	if warning != "" {
+		logger.Warn(warning)
+	}
 	n, _, err := c.startNode(logger, !c.opts.node.noMDNS)
 	if err != nil {
 		return err
@@ -57,7 +63,9 @@ func openChat(c *ctx, h identity.Home) error {
 
 // openUILog opens the window's log file and sends every library's logs
 // there too: libp2p's, the standard logger's (quic-go warns through it)
-// and slog's default, so nothing writes over the window.
+// and slog's default, so nothing writes over the window. The file rotates
+// at logcap.DefaultMaxSize to chat.log.1, and repeated lines are dropped
+// (logcap): a peer must not fill the disk through our log.
 func openUILog(c *ctx, h identity.Home) (*slog.Logger, func(), error) {
 	path := c.opts.node.logFile
 	if path == "" {
@@ -66,16 +74,25 @@ func openUILog(c *ctx, h identity.Home) (*slog.Logger, func(), error) {
 		}
 		path = h.Path("chat.log")
 	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	f, err := logcap.OpenFile(path, logcap.DefaultMaxSize)
 	if err != nil {
-		return nil, nil, fmt.Errorf("log file: %w", err)
+		return nil, nil, err
 	}
-	logger := slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	gologshim.SetDefaultHandler(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ours := logcap.NewHandler(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}), logcap.DefaultLimits)
+	libs := logcap.NewHandler(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelWarn}), logcap.DefaultLimits)
+	logger := slog.New(ours)
+	gologshim.SetDefaultHandler(libs)
 	slog.SetDefault(logger)
-	log.SetOutput(f)
+	// The standard logger's lines become records of libs (no date of its
+	// own: the handler writes the time).
+	flags := log.Flags()
+	log.SetFlags(0)
+	log.SetOutput(slog.NewLogLogger(libs, slog.LevelWarn).Writer())
 	return logger, func() {
 		log.SetOutput(io.Discard)
+		log.SetFlags(flags)
+		ours.Close()
+		libs.Close()
 		f.Close()
 	}, nil
 }
