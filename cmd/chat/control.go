@@ -29,7 +29,10 @@ func controlDir(h identity.Home) string { return h.Path("run") }
 
 func controlPath(h identity.Home) string { return filepath.Join(controlDir(h), "control.sock") }
 
-// oldControlPath is where versions before the private folder had the socket.
+// oldControlPath is where versions before the private folder had the
+// socket. Scripts that connect there directly keep working: it is a
+// symbolic link to the socket, which gives nobody else a way in (to
+// follow it, one needs the run folder, which is the owner's alone).
 func oldControlPath(h identity.Home) string { return h.Path("control.sock") }
 
 // listenControl opens the control socket. The caller holds the message
@@ -61,6 +64,10 @@ func listenControl(h identity.Home) (net.Listener, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Symlink(filepath.Join("run", "control.sock"), oldControlPath(h)); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}

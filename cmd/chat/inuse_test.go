@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -136,6 +137,12 @@ func TestRestartNoteWhileHomeInUse(t *testing.T) {
 	}()
 	if !homeInUse(h) {
 		t.Fatal("control socket not seen")
+	}
+	// Scripts written for the socket's old place still reach it.
+	if conn, err := net.Dial("unix", h.Path("control.sock")); err != nil {
+		t.Errorf("the socket's old path: %v", err)
+	} else {
+		conn.Close()
 	}
 	check("daemon add-ca", []string{"trust", "add-ca", caPEM}, "use the new set of trusted CAs")
 	check("daemon import", []string{"cert", "import", crtFile}, "present the new certificate")
