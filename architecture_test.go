@@ -20,22 +20,24 @@ const module = "github.com/certchat/certchat"
 // may import. A package missing here fails the test: add it here and to
 // docs/ARCHITECTURE.md. Entries for packages that do not exist are fine.
 var allowedImports = map[string][]string{
-	"":                  {},
-	"identity":          {},
-	"e2e":               {"identity"},
-	"e2e/ratchet":       {"identity"},
-	"store":             {"identity", "e2e", "e2e/ratchet"},
-	"mailbox":           {"identity", "e2e", "e2e/ratchet"},
-	"node":              {"identity", "e2e", "e2e/ratchet", "store", "mailbox"},
-	"relay":             {"identity", "e2e", "e2e/ratchet", "mailbox"},
-	"ui":                {"identity", "e2e", "store", "node"},
-	"cmd/chat":          {"identity", "e2e", "e2e/ratchet", "store", "mailbox", "node", "relay", "ui", "internal/logcap"},
-	"internal/testproc": {"identity"},
-	"internal/logcap":   {},
+	"":                           {},
+	"identity":                   {},
+	"e2e":                        {"identity"},
+	"e2e/ratchet":                {"identity"},
+	"store":                      {"identity", "e2e", "e2e/ratchet", "internal/boltfile"},
+	"mailbox":                    {"identity", "e2e", "e2e/ratchet"},
+	"node":                       {"identity", "e2e", "e2e/ratchet", "store", "mailbox"},
+	"relay":                      {"identity", "e2e", "e2e/ratchet", "mailbox", "internal/boltfile"},
+	"ui":                         {"identity", "e2e", "store", "node"},
+	"cmd/chat":                   {"identity", "e2e", "e2e/ratchet", "store", "mailbox", "node", "relay", "ui", "internal/logcap"},
+	"internal/testproc":          {"identity"},
+	"internal/logcap":            {},
+	"internal/boltfile":          {},
+	"internal/boltfile/bolttest": {},
 }
 
 // testOnly are packages that only _test.go files may import.
-var testOnly = []string{"internal/testproc"}
+var testOnly = []string{"internal/testproc", "internal/boltfile/bolttest"}
 
 // libp2pAllowed is, for the packages below the node, every libp2p (or
 // multiformats) package their non-test files may import: identities are
@@ -170,13 +172,15 @@ func TestCheckImports(t *testing.T) {
 		pkg("identity", "crypto/ed25519", "github.com/libp2p/go-libp2p/core/peer", "github.com/libp2p/go-libp2p/core/crypto"),
 		pkg("e2e", "identity", "crypto/tls", "github.com/libp2p/go-libp2p/core/peer"),
 		pkg("e2e/ratchet", "crypto/mlkem"),
-		pkg("store", "identity", "e2e", "go.etcd.io/bbolt"),
+		pkg("store", "identity", "e2e", "internal/boltfile", "go.etcd.io/bbolt"),
 		pkg("mailbox", "identity", "e2e", "github.com/libp2p/go-libp2p/core/host"),
 		pkg("node", "identity", "e2e", "e2e/ratchet", "store", "mailbox", "github.com/libp2p/go-libp2p/p2p/discovery/mdns"),
-		pkg("relay", "identity", "e2e", "e2e/ratchet", "mailbox", "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"),
+		pkg("relay", "identity", "e2e", "e2e/ratchet", "mailbox", "internal/boltfile", "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"),
 		pkg("ui", "identity", "e2e", "store", "node"),
 		pkg("cmd/chat", "identity", "node", "relay", "ui"),
 		pkg("internal/testproc", "identity", "os/exec"),
+		pkg("internal/boltfile", "go.etcd.io/bbolt"),
+		pkg("internal/boltfile/bolttest", "go.etcd.io/bbolt"),
 		{ImportPath: "github.com/other/module", Imports: []string{module + "/node"}},
 	}
 	if bad := checkImports(good, allowedImports, libp2pAllowed, testOnly); len(bad) > 0 {
@@ -196,6 +200,9 @@ func TestCheckImports(t *testing.T) {
 		{"root imports identity", pkg("", "identity"), "against the dependency direction"},
 		{"unknown package", pkg("node/mailbox", "identity"), "node/mailbox is not in the table"},
 		{"non-test import of testproc", pkg("node", "internal/testproc"), "only _test.go files"},
+		{"non-test import of bolttest", pkg("store", "internal/boltfile/bolttest"), "only _test.go files"},
+		{"node imports boltfile", pkg("node", "internal/boltfile"), "against the dependency direction"},
+		{"boltfile imports store", pkg("internal/boltfile", "store"), "against the dependency direction"},
 		{"identity imports a host", pkg("identity", "github.com/libp2p/go-libp2p/core/host"), "identity imports github.com/libp2p/go-libp2p/core/host"},
 		{"e2e imports p2p", pkg("e2e", "github.com/libp2p/go-libp2p/p2p/net/swarm"), "below the node"},
 		{"e2e imports core/crypto", pkg("e2e", "github.com/libp2p/go-libp2p/core/crypto"), "below the node"},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/internal/boltfile"
 	"github.com/certchat/certchat/mailbox"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -40,24 +41,28 @@ type mailboxServer struct {
 }
 
 func openMailbox(path string, h host.Host, lim MailboxLimits, log *slog.Logger) (*mailboxServer, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	// boltfile checks the file before bbolt maps it: a damaged one is
+	// refused, unchanged, rather than faulting here or in the sweeper.
+	db, err := boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("mailbox database %s is in use by another relay", path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mailbox database: %w", err)
+		return nil, mailboxOpenErr(path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bktBundles, bktUsage, bktOTEC, bktOTKEM, bktMail, bktPairs, bktSeen} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+	err = boltfile.Guard(path, func() error {
+		return db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bktBundles, bktUsage, bktOTEC, bktOTKEM, bktMail, bktPairs, bktSeen} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		db.Close()
-		return nil, err
+		return nil, mailboxOpenErr(path, err)
 	}
 	lim = lim.withDefaults()
 	m := &mailboxServer{
@@ -144,4 +149,32 @@ func (m *mailboxServer) serve(from peer.ID, f e2e.Frame) (e2e.FrameType, []byte)
 
 func malformed(what string) error {
 	return &mailbox.Error{Code: mailbox.CodeMalformed, Message: "malformed " + what}
+}
+
+// DamagedError is a mailbox database file that is not a whole bbolt
+// database (truncated, or bytes flipped in its structure): the relay
+// refuses to start on it and leaves it as it is.
+type DamagedError struct {
+	Path   string
+	Reason string
+	Err    error
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("the mailbox database %s is damaged (%s): restore it from a backup, or move it away to start with an empty mailbox (the messages waiting in it are lost)", e.Path, e.Reason)
+}
+
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// mailboxOpenErr is err, from opening the mailbox database at path, as a
+// *DamagedError when the file is at fault.
+func mailboxOpenErr(path string, err error) error {
+	var be *boltfile.DamagedError
+	switch {
+	case errors.As(err, &be):
+		return &DamagedError{Path: path, Reason: be.Reason, Err: err}
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+		return &DamagedError{Path: path, Reason: err.Error(), Err: err}
+	}
+	return fmt.Errorf("mailbox database: %w", err)
 }

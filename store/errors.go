@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"syscall"
 
+	"github.com/certchat/certchat/internal/boltfile"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
@@ -49,4 +50,34 @@ func Transient(err error) bool {
 	var errno syscall.Errno
 	return errors.As(err, &pathErr) || errors.As(err, &errno) ||
 		errors.Is(err, berrors.ErrDatabaseNotOpen) || errors.Is(err, berrors.ErrTimeout)
+}
+
+// DamagedError is a message database file that is not a whole bbolt
+// database (truncated, or bytes flipped in its structure): Open refuses it
+// without writing to it. Its message says what to do.
+type DamagedError struct {
+	Path   string
+	Reason string // e.g. "truncated: 12288 of 40960 bytes"
+	Err    error
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("the message database %s is damaged (%s): restore it from a backup, or move it away to start with an empty history", e.Path, e.Reason)
+}
+
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// damaged is err, from opening the file at path, as a *DamagedError when
+// the file is at fault; other errors (permissions, a full disk, the
+// store's own) are returned as they are.
+func damaged(path string, err error) error {
+	var be *boltfile.DamagedError
+	switch {
+	case errors.As(err, &be):
+		return &DamagedError{Path: path, Reason: be.Reason, Err: err}
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+		// What bbolt itself says of its header pages, should the check let one by.
+		return &DamagedError{Path: path, Reason: err.Error(), Err: err}
+	}
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/internal/boltfile"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -52,14 +53,19 @@ func OpenIdentity(path string, id *identity.Identity) (*Store, error) {
 
 // Open opens (creating if needed) the database at path with the storage
 // key. ErrBusy: another process has it open; ErrWrongKey: it was written
-// under another key.
+// under another key; *DamagedError: the file is not a whole database
+// (truncated, an empty file included, or bytes flipped in its structure),
+// and it is left as it is.
 func Open(path string, key []byte) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, ErrBusy
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open message database %s: %w", path, err)
+		if err = damaged(path, err); !errors.As(err, new(*DamagedError)) {
+			err = fmt.Errorf("open message database %s: %w", path, err)
+		}
+		return nil, err
 	}
 	aead, err := chacha20poly1305.NewX(key)
 	if err != nil {
@@ -67,9 +73,9 @@ func Open(path string, key []byte) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, aead: aead}
-	if err := s.init(); err != nil {
+	if err := boltfile.Guard(path, s.init); err != nil {
 		db.Close()
-		return nil, err
+		return nil, damaged(path, err)
 	}
 	return s, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/certchat/certchat/internal/testproc"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -23,11 +24,20 @@ func TestMain(m *testing.M) {
 	if code, ok := helperMain(); ok {
 		os.Exit(code)
 	}
-	testscript.Main(m, map[string]func(){
+	testscript.Main(cleanupM{m}, map[string]func(){
 		"chat": func() {
 			os.Exit(run(os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}))
 		},
 	})
+}
+
+// cleanupM removes, once the tests ran, the chat binary that process tests
+// build with testproc.ChatBinary.
+type cleanupM struct{ m *testing.M }
+
+func (c cleanupM) Run() int {
+	defer testproc.Cleanup()
+	return c.m.Run()
 }
 
 func TestScripts(t *testing.T) {
