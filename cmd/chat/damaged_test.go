@@ -93,6 +93,9 @@ func TestDamagedChatDB(t *testing.T) {
 			if err := os.CopyFS(home, os.DirFS(src.Dir)); err != nil {
 				t.Fatal(err)
 			}
+			if err := os.Chmod(home, 0o700); err != nil { // CopyFS makes it 0755: a warning on stderr
+				t.Fatal(err)
+			}
 			path := filepath.Join(home, store.FileName)
 			bolttest.Write(t, path, c)
 			for _, args := range [][]string{
