@@ -1,8 +1,11 @@
 package identity
 
 import (
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
 	"errors"
 	"net/url"
 	"strings"
@@ -129,5 +132,48 @@ func TestEvaluateSubCA(t *testing.T) {
 				t.Error("AddRoot accepted the member's certificate")
 			}
 		})
+	}
+}
+
+// TestIssueIgnoresRequestedCA: a request asking to be a CA gets a member
+// certificate like any other, and RequestedCA names what it asked for.
+func TestIssueIgnoresRequestedCA(t *testing.T) {
+	ca := newCA(t, "Acme Root")
+	key := newKey(t)
+	bc, _ := asn1.Marshal(struct {
+		IsCA       bool
+		MaxPathLen int
+	}{true, 5})
+	ku, _ := asn1.Marshal(asn1.BitString{Bytes: []byte{0x86}, BitLength: 7}) // digitalSignature, keyCertSign, cRLSign
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "Mallory"},
+		ExtraExtensions: []pkix.Extension{
+			{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: bc},
+			{Id: asn1.ObjectIdentifier{2, 5, 29, 15}, Critical: true, Value: ku},
+		},
+	}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := ParseCSR(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := RequestedCA(csr), "basicConstraints CA:TRUE, keyUsage keyCertSign, keyUsage cRLSign"; got != want {
+		t.Errorf("RequestedCA = %q, want %q", got, want)
+	}
+	c, err := ca.Issue(csr, testNow, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IsCA || !c.BasicConstraintsValid || c.KeyUsage != x509.KeyUsageDigitalSignature || CheckEndEntity(c) != nil {
+		t.Errorf("issued CA:%v (constraints %v), key usage %b", c.IsCA, c.BasicConstraintsValid, c.KeyUsage)
+	}
+	if id, err := CertPeerID(c); err != nil || id != peerIDOf(t, pubOf(key)) || len(c.URIs) != 1 {
+		t.Errorf("peer id binding: %v %v", c.URIs, err)
+	}
+	plain, _ := NewCSR(key, "Alice")
+	if csr, _ := ParseCSR(plain); RequestedCA(csr) != "" {
+		t.Errorf("chat's own request asks for %q", RequestedCA(csr))
 	}
 }
