@@ -17,6 +17,7 @@ var (
 	// The peer's certificate and identity.
 	ErrNoCertificate  = errors.New("the peer sent no certificate")
 	ErrNotEd25519     = identity.ErrNotEd25519
+	ErrCACertificate  = identity.ErrCACertificate
 	ErrPeerIDBinding  = errors.New("the peer's certificate does not bind its own peer id")
 	ErrWrongPeer      = errors.New("the certificate belongs to a different peer than the connection")
 	ErrNotDialedPeer  = errors.New("reached a different peer than the one dialed")

@@ -50,7 +50,8 @@ func (v *verification) checkNegotiation(cs tls.ConnectionState) error {
 	return nil
 }
 
-// checkCertificate: a certificate, with an Ed25519 key.
+// checkCertificate: a certificate, with an Ed25519 key, that is not a CA
+// certificate (a CA may issue certificates for any name: never a peer).
 func (v *verification) checkCertificate(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return ErrNoCertificate
@@ -58,7 +59,7 @@ func (v *verification) checkCertificate(cs tls.ConnectionState) error {
 	if cs.PeerCertificates[0].PublicKeyAlgorithm != x509.Ed25519 {
 		return ErrNotEd25519
 	}
-	return nil
+	return identity.CheckEndEntity(cs.PeerCertificates[0])
 }
 
 // checkBinding: the certificate's key derives the peer ID, which is not

@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -102,7 +104,56 @@ func (ca *CA) Issue(csr *x509.CertificateRequest, now time.Time, validity time.D
 	if err != nil {
 		return nil, fmt.Errorf("issue certificate: %w", err)
 	}
-	return x509.ParseCertificate(der)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	// leafTemplate never makes a CA; a member certificate that could issue
+	// certificates would let the member vouch for any name.
+	if err := CheckEndEntity(cert); err != nil {
+		return nil, err
+	}
+	return cert, nil
+}
+
+// Object identifiers of the extensions RequestedCA looks for.
+var (
+	oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
+	oidKeyUsage         = asn1.ObjectIdentifier{2, 5, 29, 15}
+)
+
+// RequestedCA says what a CSR asks for that would make its certificate a
+// CA: "basicConstraints CA:TRUE", "keyUsage keyCertSign", "keyUsage
+// cRLSign", joined by ", "; "" if nothing. Issue ignores it all; a CA admin
+// may want to know that a member asked.
+func RequestedCA(csr *x509.CertificateRequest) string {
+	var asked []string
+	for _, ext := range csr.Extensions {
+		switch {
+		case ext.Id.Equal(oidBasicConstraints):
+			var bc struct {
+				IsCA bool `asn1:"optional"`
+			}
+			if _, err := asn1.Unmarshal(ext.Value, &bc); err != nil {
+				asked = append(asked, "an unreadable basicConstraints")
+			} else if bc.IsCA {
+				asked = append(asked, "basicConstraints CA:TRUE")
+			}
+		case ext.Id.Equal(oidKeyUsage):
+			var ku asn1.BitString
+			if _, err := asn1.Unmarshal(ext.Value, &ku); err != nil {
+				asked = append(asked, "an unreadable keyUsage")
+				continue
+			}
+			if ku.At(5) == 1 { // keyCertSign (RFC 5280 §4.2.1.3)
+				asked = append(asked, "keyUsage keyCertSign")
+			}
+			if ku.At(6) == 1 { // cRLSign
+				asked = append(asked, "keyUsage cRLSign")
+			}
+		}
+	}
+	return strings.Join(asked, ", ")
 }
 
 // NewCSR makes a PKCS#10 request for the identity key: CN = name and the

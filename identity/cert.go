@@ -28,9 +28,9 @@ import (
 // Because an Ed25519 peer ID embeds the key, the key alone determines the peer
 // ID; the SAN states it for people and for CAs that sign it. A certificate
 // that carries such a SAN must name exactly the peer ID its key derives, and
-// may carry at most one. A CA that signed a request without copying its
-// extensions (openssl x509 -req without -copy_extensions) gives a certificate
-// with no such SAN; it is accepted, since its key still derives the peer ID.
+// may carry at most one. A CA that signed a request without carrying its SAN
+// over gives a certificate with no such SAN; it is accepted, since its key
+// still derives the peer ID.
 const peerURIScheme = "libp2p"
 
 const peerURIPrefix = "peer:"
@@ -80,6 +80,23 @@ func checkPeerURIs(uris []*url.URL, id peer.ID) error {
 		return fmt.Errorf("%w: it names %d peer ids", ErrPeerIDMismatch, len(named))
 	case len(named) == 1 && named[0].String() != PeerURI(id).String():
 		return ErrPeerIDMismatch
+	}
+	return nil
+}
+
+// CheckEndEntity refuses a certificate that is a CA: basicConstraints
+// CA:TRUE, or key usage keyCertSign or cRLSign. Such a certificate may
+// issue certificates for any name, so it is never a peer's identity, nor
+// one's own (docs/PROTOCOL.md §1, §2).
+func CheckEndEntity(cert *x509.Certificate) error {
+	name := SanitizeName(cert.Subject.CommonName)
+	switch {
+	case cert.BasicConstraintsValid && cert.IsCA:
+		return fmt.Errorf("%w: %q has basicConstraints CA:TRUE", ErrCACertificate, name)
+	case cert.KeyUsage&x509.KeyUsageCertSign != 0:
+		return fmt.Errorf("%w: %q has key usage keyCertSign", ErrCACertificate, name)
+	case cert.KeyUsage&x509.KeyUsageCRLSign != 0:
+		return fmt.Errorf("%w: %q has key usage cRLSign", ErrCACertificate, name)
 	}
 	return nil
 }

@@ -9,6 +9,10 @@ var (
 	ErrNotEd25519 = errors.New("not an Ed25519 key: certchat identities use Ed25519 only")
 	// ErrPeerIDMismatch means a certificate names a peer ID its key does not derive.
 	ErrPeerIDMismatch = errors.New("certificate's peer ID does not match its key")
+	// ErrCACertificate means a certificate that may issue certificates
+	// (basicConstraints CA:TRUE, or key usage keyCertSign or cRLSign) was
+	// offered as a peer's identity: a CA is never a peer.
+	ErrCACertificate = errors.New("a CA certificate is not a peer identity")
 	// ErrNotMyKey means a certificate offered for import is for another key.
 	ErrNotMyKey = errors.New("certificate is for a different key than this identity's")
 	// ErrWrongPassphrase means the key file could not be opened with the passphrase.

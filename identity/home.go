@@ -149,10 +149,13 @@ func (h Home) TrustStore() (*TrustStore, error) {
 	return OpenTrustStore(h.TrustPath())
 }
 
-// ImportCertificate replaces the identity's certificate with a chain for
-// the same key, typically issued by a CA from `chat csr`. A certificate for
-// another key is refused with ErrNotMyKey. A CA-issued chain must verify to
-// a root the trust store holds; the roots are not stored in the chain.
+// ImportCertificate replaces the identity's certificate with one for the
+// same key, typically issued by a CA from `chat csr`, given as a chain
+// (leaf first). A certificate for another key is refused with ErrNotMyKey,
+// a CA certificate (CA:TRUE, keyCertSign, cRLSign) with ErrCACertificate.
+// A CA-issued certificate must be issued directly by a root the trust
+// store holds, as peers require (docs/PROTOCOL.md §2); only the leaf is
+// stored, since peers ignore any other certificate.
 func (h Home) ImportCertificate(chain []*x509.Certificate, trust *TrustStore, now time.Time) ([]*x509.Certificate, error) {
 	current, err := h.LoadChain()
 	if err != nil {
@@ -168,6 +171,9 @@ func (h Home) ImportCertificate(chain []*x509.Certificate, trust *TrustStore, no
 	if !current[0].PublicKey.(ed25519.PublicKey).Equal(leaf.PublicKey) {
 		return nil, ErrNotMyKey
 	}
+	if err := CheckEndEntity(leaf); err != nil {
+		return nil, fmt.Errorf("%w: peers refuse it; have the request signed again with CA:FALSE (`chat ca sign`, or the README's openssl command)", err)
+	}
 	if err := CheckValidity(leaf, now); err != nil {
 		return nil, err
 	}
@@ -176,13 +182,12 @@ func (h Home) ImportCertificate(chain []*x509.Certificate, trust *TrustStore, no
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := verifyAgainst(chain, roots, now); !ok {
+		if _, ok := verifyAgainst(leaf, roots, now); !ok {
 			return nil, fmt.Errorf("cannot verify the certificate: its issuer %q is not a CA you trust (run `chat trust add-ca FILE` first)", IssuerName(leaf))
 		}
-		chain = trimRoots(chain, roots)
 	}
-	if err := WriteFileAtomic(h.CertPath(), EncodeCertificatesPEM(chain...), 0o644); err != nil {
+	if err := WriteFileAtomic(h.CertPath(), EncodeCertificatesPEM(leaf), 0o644); err != nil {
 		return nil, err
 	}
-	return chain, nil
+	return []*x509.Certificate{leaf}, nil
 }

@@ -260,7 +260,10 @@ func TestImportCertificate(t *testing.T) {
 			t.Fatalf("Load: %v", err)
 		}
 	})
-	t.Run("chain with an intermediate keeps the intermediate", func(t *testing.T) {
+	t.Run("a leaf under an intermediate is refused", func(t *testing.T) {
+		// CA-verified means issued directly by a trusted root: peers would
+		// not verify this leaf, so it is not installed, with or without
+		// the intermediate.
 		h, id, ts := setup(t)
 		rootKey, interKey := newKey(t), newKey(t)
 		root := craft(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Deep Root"}, IsCA: true, BasicConstraintsValid: true, MaxPathLen: 1, KeyUsage: x509.KeyUsageCertSign}, nil, pubOf(rootKey), rootKey)
@@ -269,16 +272,45 @@ func TestImportCertificate(t *testing.T) {
 		if err := ts.AddRoot(root); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.ImportCertificate([]*x509.Certificate{leaf}, ts, testNow); err == nil {
-			t.Error("imported without the intermediate")
+		before := snap(t, h.Dir)
+		for _, chain := range [][]*x509.Certificate{{leaf}, {leaf, inter}, {leaf, inter, root}} {
+			if _, err := h.ImportCertificate(chain, ts, testNow); err == nil || !strings.Contains(err.Error(), `issuer "Inter" is not a CA you trust`) {
+				t.Errorf("%d certificates: %v", len(chain), err)
+			}
 		}
-		stored, err := h.ImportCertificate([]*x509.Certificate{leaf, inter, root}, ts, testNow)
+		before.check(t, h.Dir)
+	})
+	t.Run("only the leaf is stored", func(t *testing.T) {
+		h, id, ts := setup(t)
+		ts.AddRoot(ca.Cert)
+		leaf := issue(t, ca, id.Signer(), "Alice")
+		stored, err := h.ImportCertificate([]*x509.Certificate{leaf, newCA(t, "Extra").Cert, ca.Cert}, ts, testNow)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(stored) != 2 || !stored[1].Equal(inter) {
-			t.Errorf("stored %d", len(stored))
+		if chain, err := h.LoadChain(); err != nil || len(stored) != 1 || len(chain) != 1 || !chain[0].Equal(leaf) {
+			t.Errorf("stored %d, loaded %d (%v): want the leaf alone", len(stored), len(chain), err)
 		}
+	})
+	t.Run("a CA certificate for one's own key is refused", func(t *testing.T) {
+		h, id, ts := setup(t)
+		ts.AddRoot(ca.Cert)
+		asCA := leafTmpl("Alice", PeerURI(id.PeerID()))
+		asCA.IsCA, asCA.KeyUsage = true, x509.KeyUsageDigitalSignature|x509.KeyUsageCertSign
+		signOnly := leafTmpl("Alice", PeerURI(id.PeerID()))
+		signOnly.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign
+		before := snap(t, h.Dir)
+		for name, c := range map[string]*x509.Certificate{
+			"CA:TRUE, issued by the trusted root": craft(t, asCA, ca.Cert, id.PublicKey(), ca.Key),
+			"keyCertSign, issued by the root":     craft(t, signOnly, ca.Cert, id.PublicKey(), ca.Key),
+			"CA:TRUE, self-signed":                craft(t, asCA, nil, id.PublicKey(), id.Signer()),
+		} {
+			_, err := h.ImportCertificate([]*x509.Certificate{c}, ts, testNow)
+			if !errors.Is(err, ErrCACertificate) || !strings.Contains(err.Error(), "CA:FALSE") {
+				t.Errorf("%s: %v, want ErrCACertificate saying to sign with CA:FALSE", name, err)
+			}
+		}
+		before.check(t, h.Dir)
 	})
 	t.Run("refusals leave the certificate alone", func(t *testing.T) {
 		h, id, ts := setup(t)

@@ -22,7 +22,8 @@ type State string
 
 // Trust states, from the evaluation of a certificate for a peer ID.
 const (
-	// StateCAVerified: the certificate chains to a CA root the user trusts.
+	// StateCAVerified: the certificate was issued directly by a CA root
+	// the user trusts (never through an intermediate).
 	StateCAVerified State = "ca-verified"
 	// StateVerified: the user compared the key's fingerprint or safety number.
 	StateVerified State = "verified"
@@ -515,14 +516,16 @@ func (t *TrustStore) Remove(id peer.ID) error {
 // Evaluate answers, for every layer above, how far a certificate chain
 // presented by the peer remote is trusted, and why. The error is for chains
 // that do not even say who the peer is: no certificate, not Ed25519, a
-// peer ID binding that does not hold, or a certificate for another peer.
-// Everything else is a Verdict whose State the caller acts on.
+// peer ID binding that does not hold, a certificate for another peer, or
+// a CA certificate (ErrCACertificate: a CA is never a peer). Everything
+// else is a Verdict whose State the caller acts on.
 //
 // The checks, in order (docs/PROTOCOL.md §2): key type and binding; the
-// leaf is for remote; validity dates; a contact the user rejected; a
-// contact the user verified; for a peer that is not a contact, another
-// contact known by the same name (a changed key); a chain to a trusted CA
-// root; a contact pinned on first use; otherwise an unknown peer.
+// leaf is for remote; the leaf is not a CA; validity dates; a contact the
+// user rejected; a contact the user verified; for a peer that is not a
+// contact, another contact known by the same name (a changed key); the
+// leaf issued directly by a trusted CA root (certificates after the leaf
+// are ignored); a contact pinned on first use; otherwise an unknown peer.
 func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now time.Time) (Verdict, error) {
 	if len(chain) == 0 {
 		return Verdict{}, errors.New("peer sent no certificate")
@@ -534,6 +537,9 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 	}
 	if id != remote {
 		return Verdict{}, fmt.Errorf("%w: certificate is for %s, not %s", ErrPeerIDMismatch, id, remote)
+	}
+	if err := CheckEndEntity(leaf); err != nil {
+		return Verdict{}, err
 	}
 	v := Verdict{
 		PeerID:      id,
@@ -566,7 +572,7 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 		v.State, v.Reason = StateVerified, "fingerprint compared"
 		return v, nil // no need to validate a CA chain
 	}
-	caName, caOK := t.verifyChain(chain, now)
+	caName, caOK := t.verifyIssuer(leaf, now)
 	if !known {
 		if prev := t.conflict(id, leaf.Subject.CommonName); prev != nil {
 			v.State, v.Previous = StateChanged, prev
@@ -584,54 +590,54 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 		v.State, v.Reason = StateTOFU, "trusted on first use, fingerprint not compared"
 	default:
 		v.State, v.Reason = StateUnknown, "new peer, not in your contacts"
+		if v.Issuer != "self-signed" {
+			v.Reason += "; issued by " + v.Issuer + ", not a CA you trust"
+		}
 	}
 	return v, nil
 }
 
-// verifyChain checks the chain against the trusted roots and names the root.
-func (t *TrustStore) verifyChain(chain []*x509.Certificate, now time.Time) (string, bool) {
+// verifyIssuer names the trusted CA that issued leaf directly, if one did.
+//
+// CA-verified means issued directly by a CA in the trust store: only its
+// certificates may act as issuers. Whatever else the peer sends along
+// (intermediates) is ignored, so a certificate a trusted CA issued with
+// CA:TRUE, by mistake or to a member who asked for it, never vouches for
+// another name; path length constraints do not matter, as no path is
+// longer than leaf → trusted CA. The trust store holds only self-signed
+// roots (CheckCA), so there is no way to trust an intermediate.
+func (t *TrustStore) verifyIssuer(leaf *x509.Certificate, now time.Time) (string, bool) {
 	if len(t.roots) == 0 {
 		return "", false
 	}
-	root, ok := verifyWithPool(chain, t.pool, now)
+	root, ok := verifyWithPool(leaf, t.pool, now)
 	if !ok {
 		return "", false
 	}
 	return SanitizeName(root.Subject.CommonName), true
 }
 
-// verifyWithPool verifies a chain (leaf first, then intermediates in any
-// order) up to a root in pool at time now, and returns the root.
-func verifyWithPool(chain []*x509.Certificate, pool *x509.CertPool, now time.Time) (*x509.Certificate, bool) {
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	chains, err := chain[0].Verify(x509.VerifyOptions{
-		Roots:         pool,
-		Intermediates: inter,
-		CurrentTime:   now,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+// verifyWithPool verifies that a certificate in pool issued leaf, valid at
+// now, and returns it. No intermediates: see verifyIssuer.
+func verifyWithPool(leaf *x509.Certificate, pool *x509.CertPool, now time.Time) (*x509.Certificate, bool) {
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots:       pool,
+		CurrentTime: now,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
-	if err != nil || len(chains) == 0 {
+	if err != nil || len(chains) == 0 || len(chains[0]) != 2 {
 		return nil, false
 	}
-	return chains[0][len(chains[0])-1], true
+	return chains[0][1], true
 }
 
-func verifyAgainst(chain, roots []*x509.Certificate, now time.Time) (*x509.Certificate, bool) {
+// verifyAgainst is verifyWithPool with the pool made of roots.
+func verifyAgainst(leaf *x509.Certificate, roots []*x509.Certificate, now time.Time) (*x509.Certificate, bool) {
 	pool := x509.NewCertPool()
 	for _, r := range roots {
 		pool.AddCert(r)
 	}
-	return verifyWithPool(chain, pool, now)
-}
-
-// trimRoots drops root certificates from a chain.
-func trimRoots(chain, roots []*x509.Certificate) []*x509.Certificate {
-	return slices.DeleteFunc(slices.Clone(chain), func(c *x509.Certificate) bool {
-		return slices.ContainsFunc(roots, c.Equal)
-	})
+	return verifyWithPool(leaf, pool, now)
 }
 
 // conflict finds a trusted contact, other than id, known by the same name

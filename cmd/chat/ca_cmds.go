@@ -45,7 +45,12 @@ sign with ` + "`openssl x509 -req -CAkey ca.key`" + `, create the CA with
 			help: `An encrypted DIR/ca.key is opened with the CA passphrase: from
 --ca-passphrase-file, $` + envCAPassphrase + ` or, on a terminal, a prompt
 (three tries). Your identity's --passphrase-file and $` + envPassphrase + ` are
-not used for it. CSRFILE "-" reads the request from stdin.`,
+not used for it. CSRFILE "-" reads the request from stdin.
+
+The certificate's extensions are chat's own, whatever the request asks:
+CA:FALSE, key usage digitalSignature, TLS client and server, and the
+libp2p:peer SAN of the request's key. A request asking to be a CA
+(CA:TRUE, keyCertSign, cRLSign) is signed without it, with a note.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.caDir, "ca", "", "the CA folder made by chat ca init")
 				caPassphraseFlag(fs, o)
@@ -58,7 +63,9 @@ not used for it. CSRFILE "-" reads the request from stdin.`,
 			name:    "trust add-ca",
 			args:    "FILE",
 			summary: "trust a CA root: peers with certificates it issued show as CA-verified",
-			help: `A chat window or daemon already running on this home goes on with the
+			help: `FILE must hold a self-signed CA root. CA-verified means issued directly
+by a root you trust: a certificate issued through an intermediate is not.
+A chat window or daemon already running on this home goes on with the
 roots it had until it is restarted.`,
 			run: runTrustAddCA,
 		},
@@ -206,6 +213,9 @@ func runCASign(c *ctx) error {
 		return err
 	}
 	id, _ := identity.CertPeerID(cert)
+	if asked := identity.RequestedCA(csr); asked != "" {
+		fmt.Fprintf(c.io.err, "The request asked for %s: ignored, a member's certificate is never a CA (CA:FALSE, digitalSignature only).\n", asked)
+	}
 	fmt.Fprintf(c.io.err, "Issued a certificate for %q (%s), valid until %s.\n", identity.DisplayName(cert), id, cert.NotAfter.UTC().Format(time.DateOnly))
 	_, err = c.io.out.Write(identity.EncodeCertificatesPEM(cert))
 	return err

@@ -44,22 +44,24 @@ $CERTCHAT_PASSPHRASE. An existing identity is never replaced.`,
 			args:    "> me.csr",
 			summary: "print a certificate signing request (PEM) for a CA to sign",
 			help: `Give the request to your group's CA. It can be signed with
-` + "`chat ca sign`" + ` or with openssl, e.g.
-
-  openssl x509 -req -in me.csr -CA ca.pem -CAkey ca.key -days 365 \
-      -copy_extensions copy -out me.crt
-
-then install the result with ` + "`chat cert import me.crt`" + `. openssl reads
-ca.key only if the CA was made with ` + "`chat ca init --no-passphrase`" + `
-(or by openssl): an encrypted ca.key is certchat's own format.`,
+` + "`chat ca sign`" + ` or with openssl, setting the extensions itself
+(CA:FALSE, digitalSignature, the request's libp2p:peer SAN): the README,
+"A group CA", gives the command. Never with -copy_extensions copy: it
+copies whatever a request asks for, CA:TRUE included, and chat refuses a
+CA certificate as an identity. Install the result with
+` + "`chat cert import me.crt`" + `. openssl reads ca.key only if the CA was
+made with ` + "`chat ca init --no-passphrase`" + ` (or by openssl): an
+encrypted ca.key is certchat's own format.`,
 			run: runCSR,
 		},
 		{
 			name:    "cert import",
 			args:    "FILE",
 			summary: "install a CA-issued certificate for your key",
-			help: `The certificate must be for your own key and must verify to a CA you
-trust (` + "`chat trust add-ca`" + `). It replaces your current certificate.
+			help: `The certificate must be for your own key, must not be a CA certificate
+(CA:TRUE, keyCertSign, cRLSign), and must be issued directly by a CA root
+you trust (` + "`chat trust add-ca`" + `). It replaces your current
+certificate; only the certificate itself is kept, not the rest of FILE.
 A chat window or daemon already running on this home keeps presenting the
 old one until it is restarted.`,
 			run: runCertImport,
