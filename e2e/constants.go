@@ -25,6 +25,15 @@ const (
 	// DefaultMaxHalfOpen caps concurrent handshakes a responder runs.
 	DefaultMaxHalfOpen = 64
 
+	// MaxHalfOpenPerPeer caps the responder's concurrent handshakes with
+	// one remote peer ID, MaxHalfOpenPerIP those from one IPv4 address or
+	// IPv6 /64 (a relay's, for relayed streams), and MaxHalfOpenRelayed
+	// all those that came through relays: one peer or one address cannot
+	// take every place (Origin).
+	MaxHalfOpenPerPeer = 4
+	MaxHalfOpenPerIP   = 16
+	MaxHalfOpenRelayed = 32
+
 	// DefaultMaxTicketAge is how old a session ticket may be and still
 	// resume. Older tickets give a full handshake.
 	DefaultMaxTicketAge = 12 * time.Hour

@@ -43,7 +43,9 @@ type Config struct {
 	Protocol string
 	// HandshakeTimeout bounds each handshake; zero means the default.
 	HandshakeTimeout time.Duration
-	// MaxHalfOpen caps concurrent responder handshakes; zero means the default.
+	// MaxHalfOpen caps concurrent responder handshakes; zero means the
+	// default. Within it, MaxHalfOpenPerPeer, MaxHalfOpenPerIP and
+	// MaxHalfOpenRelayed apply.
 	MaxHalfOpen int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -62,7 +64,7 @@ type Endpoint struct {
 	base     *tls.Config
 	server   *tls.Config
 	cache    *ticketCache
-	halfOpen chan struct{}
+	halfOpen *halfOpen
 }
 
 // NewEndpoint checks the configuration and prepares TLS settings.
@@ -82,11 +84,17 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 	if cfg.Policy.MaxTicketAge == 0 {
 		cfg.Policy.MaxTicketAge = DefaultMaxTicketAge
 	}
+	caps := halfOpenCaps{
+		total:   cfg.MaxHalfOpen,
+		perPeer: MaxHalfOpenPerPeer,
+		perIP:   MaxHalfOpenPerIP,
+		relayed: MaxHalfOpenRelayed,
+	}
 	e := &Endpoint{
 		cfg:      cfg,
 		now:      cfg.Now,
 		cert:     cfg.Identity.TLSCertificate(),
-		halfOpen: make(chan struct{}, cfg.MaxHalfOpen),
+		halfOpen: newHalfOpen(caps),
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -147,16 +155,26 @@ func (e *Endpoint) Client(ctx context.Context, conn Conn, remote, expected peer.
 }
 
 // Server runs the responder's handshake on conn, whose transport
-// authenticated remote. It refuses with ErrBusy when MaxHalfOpen
-// handshakes are already running.
+// authenticated remote, from an unknown origin: it is ServerFrom with the
+// zero Origin, so only the per-peer and global caps apply. A responder
+// that accepts streams from a network uses ServerFrom.
 func (e *Endpoint) Server(ctx context.Context, conn Conn, remote peer.ID) (*Session, error) {
-	select {
-	case e.halfOpen <- struct{}{}:
-		defer func() { <-e.halfOpen }()
-	default:
+	return e.ServerFrom(ctx, conn, remote, Origin{})
+}
+
+// ServerFrom runs the responder's handshake on conn, whose transport
+// authenticated remote, arriving from the network origin from. It closes
+// conn and refuses with ErrBusy when MaxHalfOpen handshakes are already
+// running, or MaxHalfOpenPerPeer with remote, MaxHalfOpenPerIP from the
+// origin's address, or MaxHalfOpenRelayed through relays (for a relayed
+// origin).
+func (e *Endpoint) ServerFrom(ctx context.Context, conn Conn, remote peer.ID, from Origin) (*Session, error) {
+	release, err := e.halfOpen.acquire(remote, from)
+	if err != nil {
 		conn.Close()
-		return nil, &HandshakeError{Peer: remote, Err: ErrBusy}
+		return nil, &HandshakeError{Peer: remote, Err: err}
 	}
+	defer release()
 	cfg := e.server.Clone()
 	v := &verification{e: e, remote: remote}
 	cfg.VerifyConnection = v.verify

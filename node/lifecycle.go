@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // A session's life: the peer's stream or our dial ends in a verified
@@ -18,12 +21,27 @@ import (
 // handleStream is the responder side of the chat protocol.
 func (t *sessions) handleStream(s network.Stream) {
 	remote := s.Conn().RemotePeer()
-	sess, err := t.ep.Server(t.ctx, s, remote)
+	from := originOf(s.Conn().RemoteMultiaddr(), s.Conn().Stat().Limited)
+	sess, err := t.ep.ServerFrom(t.ctx, s, remote, from)
 	if err != nil {
 		t.handshakeFailed(remote, err)
 		return
 	}
 	t.register(sess, s.Conn(), false)
+}
+
+// originOf is where a stream on a connection to addr comes from, for the
+// e2e caps on half-open handshakes: the connection's remote IP. For a
+// relayed (limited, or circuit) connection that is the relay's IP, the
+// first IP in .../p2p/<relay>/p2p-circuit: all we know of the path, shared
+// by every peer behind that relay, and counted against relayed handshakes
+// as well. An address without an IP is an unknown origin.
+func originOf(addr ma.Multiaddr, limited bool) e2e.Origin {
+	o := e2e.Origin{Relayed: limited || isCircuit(addr)}
+	if ip, err := manet.ToIP(addr); err == nil {
+		o.IP, _ = netip.AddrFromSlice(ip)
+	}
+	return o
 }
 
 // handshakeFailed records what a failed handshake says about the peer.
