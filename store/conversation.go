@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -31,13 +30,16 @@ type storedConv struct {
 
 func convRecord(p peer.ID) string { return fmt.Sprintf("convs/%s", p) }
 
+// convAD binds a sealed conversation record to its peer.
+func convAD(p peer.ID) []byte { return append([]byte("convs/"), p...) }
+
 // getConv reads p's conversation record; a new conversation has none. A
 // record that does not parse is an error: starting over would reset the
 // numbering, and the next write would make the loss permanent.
-func getConv(tx *bolt.Tx, p peer.ID) (storedConv, error) {
+func (s *Store) getConv(tx *bolt.Tx, p peer.ID) (storedConv, error) {
 	var c storedConv
 	if v := tx.Bucket(bktConvs).Get([]byte(p)); v != nil {
-		if err := json.Unmarshal(v, &c); err != nil {
+		if err := s.openJSON(v, convAD(p), &c); err != nil {
 			return storedConv{}, corrupt(convRecord(p), err)
 		}
 	}
@@ -45,8 +47,8 @@ func getConv(tx *bolt.Tx, p peer.ID) (storedConv, error) {
 	return c, nil
 }
 
-func putConv(tx *bolt.Tx, c storedConv) error {
-	v, err := json.Marshal(c)
+func (s *Store) putConv(tx *bolt.Tx, c storedConv) error {
+	v, err := s.sealJSON(c, convAD(c.Peer))
 	if err != nil {
 		return err
 	}
@@ -62,7 +64,7 @@ func (s *Store) Conversations() ([]Conversation, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktConvs).ForEach(func(k, v []byte) error {
 			var c Conversation
-			if err := json.Unmarshal(v, &c); err != nil {
+			if err := s.openJSON(v, convAD(peer.ID(k)), &c); err != nil {
 				bad = append(bad, corrupt(convRecord(peer.ID(k)), err))
 				return nil
 			}
@@ -81,12 +83,12 @@ func (s *Store) Conversations() ([]Conversation, error) {
 // MarkRead clears a conversation's unread count.
 func (s *Store) MarkRead(p peer.ID) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		c, err := getConv(tx, p)
+		c, err := s.getConv(tx, p)
 		if err != nil || c.Unread == 0 {
 			return err
 		}
 		c.Unread = 0
-		return putConv(tx, c)
+		return s.putConv(tx, c)
 	})
 }
 
@@ -98,11 +100,11 @@ func (s *Store) Number(m *Message) error {
 		return fmt.Errorf("message %s: only outgoing messages are numbered", m.ID)
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		c, err := getConv(tx, m.Peer)
+		c, err := s.getConv(tx, m.Peer)
 		if err != nil {
 			return err
 		}
 		c.number(m)
-		return putConv(tx, c)
+		return s.putConv(tx, c)
 	})
 }

@@ -7,26 +7,33 @@
 //
 // One bbolt file (chat.db in the home) with these buckets:
 //
-//	meta       "version" → 1; "keycheck" → a sealed known value, to detect a
-//	           database opened with the wrong identity; "listen-ports" → the
-//	           ports the listeners got, to ask for again at the next start:
-//	           JSON, listen address as configured (port 0) → port
-//	convs      peer ID → conversation summary and numbering state (JSON)
-//	msgs/<id>  one bucket per peer: 8-byte big-endian sequence → message
+//	meta       "version" → 2; "keycheck" → a sealed known value, to detect
+//	           a database opened with the wrong identity; "listen-ports" →
+//	           the ports the listeners got, to ask for again at the next
+//	           start: JSON, listen address as configured (port 0) → port
+//	convs      peer ID → conversation summary and numbering state (sealed JSON)
+//	msgs/<id>  one bucket per peer: 8-byte big-endian sequence → message (sealed JSON)
 //	ids        message ID (16) → peer ID || sequence, for dedupe and receipts
 //	outbox     peer ID || 0 || sequence → message ID: not yet acknowledged
-//	peers      peer ID → what we last knew of the peer (JSON)
+//	peers      peer ID → what we last knew of the peer (sealed JSON)
 //	ratchet    "local" → the local ratchet keys; "set/" + peer ID → that
-//	           peer's session set (both sealed)
+//	           peer's session set (sealed)
 //
-// Messages are JSON with the body sealed: XChaCha20-Poly1305 under a key
-// derived from the identity key ("storage"), with the message ID and peer
-// ID as associated data, so a body cannot be moved to another message.
-// Ratchet records are sealed the same way with their key as associated
-// data. Every operation is one bbolt transaction, fsynced on commit: a
-// message accepted by AddOutgoing, or acknowledged to a sender, survives a
-// crash, and a new ratchet state is written in the same transaction as the
+// Every value but the index entries and the listen ports is sealed:
+// XChaCha20-Poly1305 under a key derived from the identity key
+// ("storage"), with the record's place as associated data ("msgs/" + peer
+// ID + sequence, "convs/" + peer ID, "peers/" + peer ID, the ratchet key),
+// so a record cannot be read without the key, nor moved to another place.
+// What the file shows is its shape: the peer IDs one has conversations
+// with (as keys), how many messages each holds, and their sizes. Every
+// operation is one bbolt transaction, fsynced on commit: a message
+// accepted by AddOutgoing, or acknowledged to a sender, survives a crash,
+// and a new ratchet state is written in the same transaction as the
 // message it produced or consumed.
+//
+// Version 1 sealed message bodies only. Opening a version 1 database
+// seals the rest in one transaction, then rewrites the file so that no
+// freed page keeps what version 1 left readable (migrate.go).
 //
 // # Errors
 //

@@ -52,7 +52,10 @@ type Message struct {
 	Missing int  `json:",omitempty"`
 }
 
-// storedMessage is the on-disk form.
+// storedMessage is the on-disk form of a message: its JSON is sealed
+// whole, bound to its place (peer and sequence number), so neither its
+// text nor its times, status or numbering can be read without the key,
+// and a record moved to another place does not open.
 type storedMessage struct {
 	ID        string    `json:"id"`
 	Dir       Direction `json:"dir"`
@@ -65,12 +68,15 @@ type storedMessage struct {
 	Number    uint64    `json:"num,omitempty"`
 	Late      bool      `json:"late,omitempty"`
 	Missing   int       `json:"missing,omitempty"`
-	Sealed    []byte    `json:"body"`
+	Body      string    `json:"body"`
 }
 
-func bodyAD(id e2e.MessageID, p peer.ID) []byte { return append(id[:], p...) }
-
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// msgAD is the associated data that binds a message record to its place.
+func msgAD(p peer.ID, seq uint64) []byte {
+	return append(append([]byte("msgs/"), p...), seqKey(seq)...)
+}
 
 // msgRecord names a message record in errors.
 func msgRecord(p peer.ID, seq uint64) string { return fmt.Sprintf("msgs/%s/%d", p, seq) }
@@ -79,41 +85,53 @@ func (s *Store) encode(m *Message) ([]byte, error) {
 	sm := storedMessage{
 		ID: m.ID.String(), Dir: m.Direction, SentAt: m.SentAt.UnixMilli(), StoredAt: m.StoredAt.UnixMilli(),
 		Status: m.Status, Error: m.Error, Stream: m.Stream, Number: m.Number, Late: m.Late, Missing: m.Missing,
-		Sealed: s.seal([]byte(m.Body), bodyAD(m.ID, m.Peer)),
+		Body: m.Body,
 	}
 	if !m.Delivered.IsZero() {
 		sm.Delivered = m.Delivered.UnixMilli()
 	}
-	return json.Marshal(sm)
+	return s.sealMessage(m.Peer, m.Seq, sm)
 }
 
-// parse reads a stored message's record without opening its body.
-func parse(p peer.ID, seq uint64, data []byte) (storedMessage, error) {
+func (s *Store) sealMessage(p peer.ID, seq uint64, sm storedMessage) ([]byte, error) {
+	plain, err := json.Marshal(sm)
+	if err != nil {
+		return nil, err
+	}
+	return s.seal(plain, msgAD(p, seq)), nil
+}
+
+// parse opens a stored message's record.
+func (s *Store) parse(p peer.ID, seq uint64, data []byte) (storedMessage, error) {
 	var sm storedMessage
 	if data == nil {
 		return sm, corrupt(msgRecord(p, seq), errors.New("missing"))
 	}
-	if err := json.Unmarshal(data, &sm); err != nil {
+	plain, err := s.open(data, msgAD(p, seq))
+	if err != nil {
+		return sm, corrupt(msgRecord(p, seq), errors.New("it does not decrypt"))
+	}
+	if err := json.Unmarshal(plain, &sm); err != nil {
 		return sm, corrupt(msgRecord(p, seq), err)
 	}
 	return sm, nil
 }
 
 func (s *Store) decode(p peer.ID, seq uint64, data []byte) (Message, error) {
-	sm, err := parse(p, seq, data)
+	sm, err := s.parse(p, seq, data)
 	if err != nil {
 		return Message{}, err
 	}
+	return fromStored(p, seq, sm)
+}
+
+func fromStored(p peer.ID, seq uint64, sm storedMessage) (Message, error) {
 	id, err := e2e.ParseMessageID(sm.ID)
 	if err != nil {
 		return Message{}, corrupt(msgRecord(p, seq), err)
 	}
-	body, err := s.open(sm.Sealed, bodyAD(id, p))
-	if err != nil {
-		return Message{}, corrupt(msgRecord(p, seq), errors.New("the body does not decrypt"))
-	}
 	m := Message{ID: id, Peer: p, Seq: seq, Direction: sm.Dir, SentAt: time.UnixMilli(sm.SentAt),
-		StoredAt: time.UnixMilli(sm.StoredAt), Body: string(body), Status: sm.Status, Error: sm.Error,
+		StoredAt: time.UnixMilli(sm.StoredAt), Body: sm.Body, Status: sm.Status, Error: sm.Error,
 		Stream: sm.Stream, Number: sm.Number, Late: sm.Late, Missing: sm.Missing}
 	if sm.Delivered != 0 {
 		m.Delivered = time.UnixMilli(sm.Delivered)

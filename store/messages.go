@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -57,7 +56,7 @@ func (s *Store) addIncoming(tx *bolt.Tx, m *Message) (bool, error) {
 // number, it also numbers an outgoing message, or records an incoming
 // one's number and learns whether it is late and what is missing.
 func (s *Store) append(tx *bolt.Tx, m *Message, number bool) error {
-	c, err := getConv(tx, m.Peer)
+	c, err := s.getConv(tx, m.Peer)
 	if err != nil {
 		return err
 	}
@@ -88,7 +87,7 @@ func (s *Store) append(tx *bolt.Tx, m *Message, number bool) error {
 	if m.Direction == Incoming {
 		c.Unread++
 	}
-	return putConv(tx, c)
+	return s.putConv(tx, c)
 }
 
 // locate finds a message by ID: its peer and sequence number.
@@ -151,14 +150,14 @@ func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status
 	if p != from {
 		return Message{}, false, fmt.Errorf("message %s to %s: %w", id, from, ErrNotFound)
 	}
-	sm, err := parse(p, seq, raw)
+	sm, err := s.parse(p, seq, raw)
 	if err != nil {
 		return Message{}, false, err
 	}
 	// Delivered is final; queued never replaces sent or delivered's news.
 	if sm.Dir != Outgoing || sm.Status == StatusDelivered || sm.Status == st ||
 		(st == StatusSent && sm.Status == StatusQueued) {
-		m, err := s.decode(p, seq, raw)
+		m, err := fromStored(p, seq, sm)
 		return m, false, err
 	}
 	sm.Status, sm.Error = st, errText
@@ -170,14 +169,14 @@ func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status
 			return Message{}, false, err
 		}
 	}
-	v, err := json.Marshal(sm)
+	v, err := s.sealMessage(p, seq, sm)
 	if err != nil {
 		return Message{}, false, err
 	}
 	if err := messages(tx, p).Put(seqKey(seq), v); err != nil {
 		return Message{}, false, err
 	}
-	m, err := s.decode(p, seq, v)
+	m, err := fromStored(p, seq, sm)
 	return m, true, err
 }
 

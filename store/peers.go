@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -25,6 +24,9 @@ type PeerRecord struct {
 
 func peerRecord(p peer.ID) string { return fmt.Sprintf("peers/%s", p) }
 
+// peerAD binds a sealed peer record to its peer.
+func peerAD(p peer.ID) []byte { return append([]byte("peers/"), p...) }
+
 // Peer reads one peer record; false if there is none.
 func (s *Store) Peer(p peer.ID) (PeerRecord, bool, error) {
 	var r PeerRecord
@@ -35,7 +37,7 @@ func (s *Store) Peer(p peer.ID) (PeerRecord, bool, error) {
 			return nil
 		}
 		found = true
-		if err := json.Unmarshal(v, &r); err != nil {
+		if err := s.openJSON(v, peerAD(p), &r); err != nil {
 			return corrupt(peerRecord(p), err)
 		}
 		return nil
@@ -48,7 +50,7 @@ func (s *Store) Peer(p peer.ID) (PeerRecord, bool, error) {
 
 // PutPeer stores a peer record.
 func (s *Store) PutPeer(p peer.ID, r PeerRecord) error {
-	v, err := json.Marshal(r)
+	v, err := s.sealJSON(r, peerAD(p))
 	if err != nil {
 		return err
 	}
@@ -64,7 +66,7 @@ func (s *Store) Peers() (map[peer.ID]PeerRecord, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktPeers).ForEach(func(k, v []byte) error {
 			var r PeerRecord
-			if err := json.Unmarshal(v, &r); err != nil {
+			if err := s.openJSON(v, peerAD(peer.ID(k)), &r); err != nil {
 				bad = append(bad, corrupt(peerRecord(peer.ID(k)), err))
 				return nil
 			}

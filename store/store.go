@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -29,7 +30,9 @@ var (
 	keyListenPorts = []byte("listen-ports")
 )
 
-const version = 1
+// version 2 seals conversation and peer records and messages whole;
+// version 1 sealed message bodies only (migrate.go).
+const version = 2
 
 // FileName is the message database's name in a home.
 const FileName = "chat.db"
@@ -39,6 +42,10 @@ const FileName = "chat.db"
 type Store struct {
 	db   *bolt.DB
 	aead cipher.AEAD
+	// migrated: init updated a version 1 database (migrate.go); Open
+	// then rewrites the file, so no page keeps what version 1 left
+	// readable.
+	migrated bool
 }
 
 // OpenIdentity opens the store at path with the key the identity derives
@@ -77,6 +84,12 @@ func Open(path string, key []byte) (*Store, error) {
 		db.Close()
 		return nil, damaged(path, err)
 	}
+	if s.migrated {
+		if err := s.compact(path); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("rewrite message database %s: %w", path, err)
+		}
+	}
 	return s, nil
 }
 
@@ -88,21 +101,34 @@ func (s *Store) init() error {
 			}
 		}
 		meta := tx.Bucket(bktMeta)
-		if v := meta.Get(keyVersion); v != nil && !bytes.Equal(v, []byte{version}) {
-			return fmt.Errorf("message database version %v is newer than this program understands", v)
-		}
-		if err := meta.Put(keyVersion, []byte{version}); err != nil {
+		if err := s.checkKey(meta); err != nil {
 			return err
 		}
-		check := meta.Get(keyKeyCheck)
-		if check == nil {
-			return meta.Put(keyKeyCheck, s.seal([]byte("certchat"), []byte("keycheck")))
+		switch v := meta.Get(keyVersion); {
+		case v == nil, bytes.Equal(v, []byte{version}):
+		case bytes.Equal(v, []byte{1}):
+			if err := s.migrate1(tx); err != nil {
+				return fmt.Errorf("update the message database to version %d: %w", version, err)
+			}
+			s.migrated = true
+		default:
+			return fmt.Errorf("message database version %v is newer than this program understands", v)
 		}
-		if _, err := s.open(check, []byte("keycheck")); err != nil {
-			return ErrWrongKey
-		}
-		return nil
+		return meta.Put(keyVersion, []byte{version})
 	})
+}
+
+// checkKey makes sure the database was written with this key, marking a
+// new one as such.
+func (s *Store) checkKey(meta *bolt.Bucket) error {
+	check := meta.Get(keyKeyCheck)
+	if check == nil {
+		return meta.Put(keyKeyCheck, s.seal([]byte("certchat"), []byte("keycheck")))
+	}
+	if _, err := s.open(check, []byte("keycheck")); err != nil {
+		return ErrWrongKey
+	}
+	return nil
 }
 
 // Close closes the database.
@@ -120,4 +146,22 @@ func (s *Store) open(sealed, ad []byte) ([]byte, error) {
 		return nil, errors.New("sealed value too short")
 	}
 	return s.aead.Open(nil, sealed[:n], sealed[n:], ad)
+}
+
+// sealJSON seals v's JSON, bound to ad.
+func (s *Store) sealJSON(v any, ad []byte) ([]byte, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return s.seal(plain, ad), nil
+}
+
+// openJSON opens a value sealed by sealJSON into v.
+func (s *Store) openJSON(sealed, ad []byte, v any) error {
+	plain, err := s.open(sealed, ad)
+	if err != nil {
+		return errors.New("it does not decrypt")
+	}
+	return json.Unmarshal(plain, v)
 }

@@ -88,8 +88,16 @@ func TestStoreBodiesEncryptedAtRest(t *testing.T) {
 	p := randomPeer(t)
 	const out = "ZEBRA-outgoing-plaintext-7f3a"
 	const in = "QUOKKA-incoming-plaintext-91bc"
-	outgoing(t, s, p, out, base)
+	const name = "WOMBAT-contact-name-5c2e"
+	const addr = "/ip4/198.51.100.77/tcp/4001"
+	m := outgoing(t, s, p, out, base)
 	incoming(t, s, p, in, base.Add(time.Second))
+	if _, _, err := s.SetStatus(m.ID, p, store.StatusFailed, "PLATYPUS-failure-reason", base); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPeer(p, store.PeerRecord{Name: name, Addrs: []string{addr}, LastSeen: base}); err != nil {
+		t.Fatal(err)
+	}
 	// Reading back works: the store decrypts.
 	h, err := s.History(p, 0, 10)
 	if err != nil || !slices.Equal(bodies(h), []string{out, in}) {
@@ -102,12 +110,12 @@ func TestStoreBodiesEncryptedAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{out, in, "ZEBRA", "QUOKKA"} {
-		if bytes.Contains(raw, []byte(secret)) {
-			t.Errorf("chat.db contains the plaintext %q", secret)
-		}
+	// Bodies, names, addresses, failure reasons, and the metadata of
+	// messages and conversations (their JSON field names would show).
+	for _, secret := range []string{out, in, "ZEBRA", "QUOKKA", name, "WOMBAT", addr, "198.51.100.77", "PLATYPUS",
+		`"status"`, `"failed"`, `"sent"`, `"unread"`, `"last_seq"`, `"last_seen"`, `"recv"`, `"dir"`} {
 		if bytes.Contains(bytes.ToLower(raw), bytes.ToLower([]byte(secret))) {
-			t.Errorf("chat.db contains %q in some case", secret)
+			t.Errorf("chat.db contains %q", secret)
 		}
 	}
 	// The check is not vacuous: the peer ID, stored in the clear as a key,
