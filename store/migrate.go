@@ -94,6 +94,10 @@ func rewrite(b *bolt.Bucket, f func(k, v []byte) ([]byte, error)) error {
 // the old one: bbolt leaves freed pages as they were, and after migrate1
 // those still hold what version 1 kept readable. The copy is made while
 // the old file is open and locked, then renamed over it, then opened.
+// One window remains, once per home: a process that opened the old file
+// while we held it and waited for its lock (Open waits a second) gets the
+// old, unlinked file when we close it. Both processes of one home starting
+// within that second of the update is what it takes.
 func (s *Store) compact(path string) error {
 	tmp := path + ".rewrite"
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
