@@ -51,6 +51,10 @@ type Config struct {
 	// RetryMin and RetryMax bound the outbox's retry backoff; zero means
 	// one second and one minute.
 	RetryMin, RetryMax time.Duration
+	// ResendAfter is how long a message written on a working session may
+	// wait for its receipt before the ratchet session is taken to be out
+	// of step and a new one is started (outbox.go); zero means 30 s.
+	ResendAfter time.Duration
 	// KeyLogWriter receives the e2e TLS secrets in NSS key log format. For
 	// debugging and tests only: it defeats the encryption.
 	KeyLogWriter io.Writer
@@ -75,5 +79,8 @@ func (c *Config) defaults() {
 	}
 	if c.RetryMax <= 0 {
 		c.RetryMax = time.Minute
+	}
+	if c.ResendAfter <= 0 {
+		c.ResendAfter = 30 * time.Second
 	}
 }

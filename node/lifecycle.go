@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
@@ -67,7 +68,7 @@ func (t *sessions) handshakeFailed(p peer.ID, err error) {
 // direct connection if it is relayed, the ratchet, and the outbox.
 func (t *sessions) register(sess *e2e.Session, conn network.Conn, outgoing bool) *chatSession {
 	p := sess.PeerID()
-	cs := &chatSession{s: sess, peer: p, conn: conn, outgoing: outgoing, done: make(chan struct{}), sent: map[e2e.MessageID]bool{}}
+	cs := &chatSession{s: sess, peer: p, conn: conn, outgoing: outgoing, done: make(chan struct{}), sent: map[e2e.MessageID]time.Time{}}
 	t.book.recordVerified(p, sess.Peer(), sess.PeerCertificates())
 	// Added before its read loop starts, so the loop's end finds it; if
 	// the node is closing, Close may not have seen it: close it here.

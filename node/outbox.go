@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
@@ -42,11 +41,10 @@ type outboxWorker struct {
 	kick    chan struct{} // wakes the worker
 	running bool          // the worker runs
 	warned  bool          // a failure to leave messages at a relay was shown
+	// outOfStep: the user was told that a new ratchet session was started
+	// because receipts stopped (unstall).
+	outOfStep bool
 }
-
-// resendAfter is how long a worker waits on a live session before
-// checking again (receipts normally wake it sooner).
-const resendAfter = 30 * time.Second
 
 // sendWindow bounds the bytes of messages written on a session and not yet
 // acknowledged. Receipts open the window again. It keeps a session from
@@ -149,7 +147,35 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 		}
 		backoff = o.cfg.RetryMin
 		o.write(cs, msgs)
-		o.sleep(resendAfter, kick, cs.done)
+		if o.sleep(o.cfg.ResendAfter, kick, cs.done) {
+			o.unstall(cs)
+		}
+	}
+}
+
+// unstall starts a new ratchet session when a message written on cs has
+// waited ResendAfter for its receipt while the session works. The
+// receiver drops, as a duplicate and without a word, an envelope sealed
+// with a message key it has used already: what a sender whose ratchet
+// state went back (a home restored from a backup) seals. A new session,
+// seeded from this TLS session, puts both in step again; the pending
+// messages are written again on it, and the receiver drops any it
+// stored already (by message ID). A receipt that is merely slow costs a
+// new session and nothing else.
+func (o *outbox) unstall(cs *chatSession) {
+	pending, err := o.store.Outbox(cs.peer)
+	if err != nil || !cs.stalled(pending, o.cfg.Now().Add(-o.cfg.ResendAfter)) {
+		return
+	}
+	o.log.Warn("no receipt on a working session; starting a new ratchet session", "peer", cs.peer, "pending", len(pending))
+	o.sessions.reseed(cs)
+	o.mu.Lock()
+	w := o.worker(cs.peer)
+	told := w.outOfStep
+	w.outOfStep = true
+	o.mu.Unlock()
+	if !told {
+		o.emitError(cs.peer, fmt.Errorf("%s did not acknowledge your messages on a working connection: your encryption sessions were out of step, as when a home is restored from a backup; a new session was started and your messages are sent again, but messages between you since then may have been lost", identity.ShortID(cs.peer)))
 	}
 }
 
@@ -200,7 +226,7 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) {
 	var written []e2e.MessageID
 	for i, env := range envs {
 		m := batch[i]
-		cs.markSent(m.ID)
+		cs.markSent(m.ID, o.cfg.Now())
 		if err := cs.s.Send(e2e.FrameEnvelope, env); err != nil {
 			o.log.Info("write message", "peer", cs.peer, "err", err)
 			cs.s.Close()

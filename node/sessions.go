@@ -2,6 +2,7 @@ package node
 
 import (
 	"sync"
+	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/store"
@@ -46,7 +47,7 @@ type chatSession struct {
 	done     chan struct{}
 
 	mu   sync.Mutex
-	sent map[e2e.MessageID]bool // written on this session; guarded by mu
+	sent map[e2e.MessageID]time.Time // written on this session, and when; guarded by mu
 }
 
 // of returns p's entry, creating it. Callers hold mu.
@@ -157,7 +158,21 @@ func (t *sessions) relayed(p peer.ID) []*chatSession {
 func (cs *chatSession) wasSent(id e2e.MessageID) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	return cs.sent[id]
+	_, ok := cs.sent[id]
+	return ok
+}
+
+// stalled reports whether a message still pending was written on this
+// session before the time given: its receipt is overdue.
+func (cs *chatSession) stalled(pending []store.Message, before time.Time) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, m := range pending {
+		if at, ok := cs.sent[m.ID]; ok && at.Before(before) {
+			return true
+		}
+	}
+	return false
 }
 
 // resetSent forgets what was written on this session, so pending
@@ -168,14 +183,15 @@ func (cs *chatSession) resetSent() {
 	clear(cs.sent)
 }
 
-// markSent records that id goes out on this session; false if it already did.
-func (cs *chatSession) markSent(id e2e.MessageID) bool {
+// markSent records that id goes out on this session now; false if it
+// already did.
+func (cs *chatSession) markSent(id e2e.MessageID, now time.Time) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if cs.sent[id] {
+	if _, ok := cs.sent[id]; ok {
 		return false
 	}
-	cs.sent[id] = true
+	cs.sent[id] = now
 	return true
 }
 
@@ -195,10 +211,10 @@ func (cs *chatSession) pruneSent(pending []store.Message) {
 	if len(cs.sent) <= 2*len(pending)+64 {
 		return
 	}
-	keep := make(map[e2e.MessageID]bool, len(pending))
+	keep := make(map[e2e.MessageID]time.Time, len(pending))
 	for _, m := range pending {
-		if cs.sent[m.ID] {
-			keep[m.ID] = true
+		if at, ok := cs.sent[m.ID]; ok {
+			keep[m.ID] = at
 		}
 	}
 	cs.sent = keep
