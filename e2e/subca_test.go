@@ -22,20 +22,13 @@ import (
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/internal/testproc"
 )
 
-// needOpenSSL skips the test when openssl is missing, unless CERTCHAT_CI
-// is set: CI must not pass by skipping.
+// needOpenSSL is openssl's path (testproc.Command).
 func needOpenSSL(t testing.TB) string {
 	t.Helper()
-	p, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CERTCHAT_CI") != "" {
-			t.Fatalf("openssl is required when CERTCHAT_CI is set: %v", err)
-		}
-		t.Skip("openssl not installed")
-	}
-	return p
+	return testproc.Command(t, "openssl")
 }
 
 // openssl runs openssl in dir, failing the test on error.

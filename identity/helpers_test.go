@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/internal/testproc"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -136,18 +137,10 @@ func mustURL(t testing.TB, s string) *url.URL {
 	return u
 }
 
-// needOpenSSL returns the path of openssl. It skips the test when openssl
-// is missing, unless CERTCHAT_CI is set: CI must not pass by skipping.
+// needOpenSSL is openssl's path (testproc.Command).
 func needOpenSSL(t testing.TB) string {
 	t.Helper()
-	p, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CERTCHAT_CI") != "" {
-			t.Fatalf("openssl is required when CERTCHAT_CI is set: %v", err)
-		}
-		t.Skip("openssl not installed")
-	}
-	return p
+	return testproc.Command(t, "openssl")
 }
 
 // openssl runs openssl with stdin and returns stdout, failing the test on error.

@@ -2,6 +2,7 @@ package testproc
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -13,4 +14,15 @@ func SkipUnlessCI(t testing.TB, reason string) {
 		t.Fatal(reason + " (CERTCHAT_CI is set: CI must run it)")
 	}
 	t.Skip(reason)
+}
+
+// Command returns the path of the program name (openssl, tmux, ip), or
+// skips t without it, unless CERTCHAT_CI is set (SkipUnlessCI).
+func Command(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		SkipUnlessCI(t, name+" is not installed: "+err.Error())
+	}
+	return p
 }
