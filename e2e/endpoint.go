@@ -32,6 +32,11 @@ type Policy struct {
 	// MaxTicketAge bounds resumption; zero means DefaultMaxTicketAge and a
 	// negative value disables resumption.
 	MaxTicketAge time.Duration
+	// RequirePostQuantum refuses a handshake whose key exchange is not
+	// the hybrid X25519MLKEM768 (a peer offering X25519 only) with
+	// ErrNotPostQuantum. Without it such a session is accepted and
+	// reports Info.PostQuantum false.
+	RequirePostQuantum bool
 }
 
 // Config sets up an Endpoint.

@@ -35,6 +35,7 @@ var (
 	ErrTruncated        = errors.New("the connection ended without a proper close")
 	ErrHandshakeTimeout = errors.New("the handshake timed out")
 	ErrBusy             = errors.New("too many handshakes in progress; try again shortly")
+	ErrNotPostQuantum   = errors.New("the peer offered no post-quantum key exchange (X25519MLKEM768), which your settings require")
 
 	// Frames.
 	ErrFrameTooLarge = errors.New("frame larger than the protocol allows")

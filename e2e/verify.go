@@ -39,13 +39,17 @@ func (v *verification) verify(cs tls.ConnectionState) error {
 	return nil
 }
 
-// checkNegotiation: TLS 1.3 and our application protocol.
+// checkNegotiation: TLS 1.3, our application protocol and, if the policy
+// requires it, the hybrid post-quantum group.
 func (v *verification) checkNegotiation(cs tls.ConnectionState) error {
 	if cs.Version != tls.VersionTLS13 {
 		return fmt.Errorf("%w: TLS version %#x", ErrNotCertchat, cs.Version)
 	}
 	if cs.NegotiatedProtocol != v.e.cfg.Protocol {
 		return fmt.Errorf("%w: application protocol %q", ErrNotCertchat, cs.NegotiatedProtocol)
+	}
+	if v.e.cfg.Policy.RequirePostQuantum && cs.CurveID != tls.X25519MLKEM768 {
+		return fmt.Errorf("%w: the key exchange used %v", ErrNotPostQuantum, cs.CurveID)
 	}
 	return nil
 }

@@ -642,3 +642,57 @@ func tcpPair(t testing.TB) (net.Conn, net.Conn) {
 	}
 	return x, y
 }
+
+// TestPostQuantum: a stock crypto/tls peer offering X25519 only gets a
+// classical session, reported as not post-quantum, unless the policy
+// requires the hybrid group; then the handshake fails with
+// ErrNotPostQuantum, in either role.
+func TestPostQuantum(t *testing.T) {
+	w := hosts(t)
+	classical := func(c *tls.Config) { c.CurvePreferences = []tls.CurveID{tls.X25519} }
+	server := func(t *testing.T, pol e2e.Policy) outcome {
+		b := newParty(t, w.bob, withPolicy(pol))
+		b.pin(t, w.alice.h.ID(), "", identity.StateTOFU)
+		// The server reads the client's text, then closes.
+		readOne := func(s *e2e.Session, o *outcome) {
+			receiveAll(s, o, func(e2e.Frame) bool { return true })
+			s.Close()
+		}
+		_, s := run{server: b, clientNode: w.alice, serverScript: readOne,
+			rawClient: bareClient(t, w.alice.id.TLSCertificate(), classical)}.do(t)
+		return s
+	}
+	t.Run("accepted by default, not post-quantum", func(t *testing.T) {
+		s := server(t, e2e.Policy{})
+		checkSide(t, "server", s, nil, []string{"hello"})
+		if s.sess == nil {
+			t.Fatal("no session")
+		}
+		if info := s.sess.Info(); info.PostQuantum() || info.Group != tls.X25519 {
+			t.Errorf("group %v reported post-quantum %v; want X25519, false", info.Group, info.PostQuantum())
+		}
+	})
+	t.Run("refused when required", func(t *testing.T) {
+		s := server(t, e2e.Policy{RequirePostQuantum: true})
+		checkSide(t, "server", s, e2e.ErrNotPostQuantum, nil)
+		if s.sess != nil {
+			t.Error("a session was made")
+		}
+	})
+	t.Run("client refuses a classical responder when required", func(t *testing.T) {
+		a := newParty(t, w.alice, withPolicy(e2e.Policy{RequirePostQuantum: true}))
+		a.pin(t, w.mallory.h.ID(), "", identity.StateTOFU)
+		c, _ := run{client: a, serverNode: w.mallory, rawServer: bareServer(t, w.mallory.id.TLSCertificate(), classical)}.do(t)
+		checkSide(t, "client", c, e2e.ErrNotPostQuantum, nil)
+	})
+	t.Run("two endpoints are post-quantum", func(t *testing.T) {
+		req := []partyOpt{withPolicy(e2e.Policy{RequirePostQuantum: true})}
+		a, b := pairAB(t, w, req, req)
+		c, s := run{client: a, server: b}.do(t)
+		checkSide(t, "client", c, nil, nil)
+		checkSide(t, "server", s, nil, []string{"hello"})
+		if c.sess == nil || !c.sess.Info().PostQuantum() || !s.sess.Info().PostQuantum() {
+			t.Errorf("not post-quantum: %v / %v", c, s)
+		}
+	})
+}
