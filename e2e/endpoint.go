@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -70,6 +69,7 @@ type Endpoint struct {
 	server   *tls.Config
 	cache    *ticketCache
 	halfOpen *halfOpen
+	tickets  ticketKeys // the responder's ticket keys, rotated (resume.go)
 }
 
 // NewEndpoint checks the configuration and prepares TLS settings.
@@ -115,13 +115,11 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 	e.server.ClientAuth = tls.RequestClientCert
 	e.server.WrapSession = e.wrapSession
 	e.server.UnwrapSession = e.unwrapSession
-	// Explicit ticket keys, so that every per-handshake clone of the
-	// configuration shares them; a new process has new keys.
-	var key [32]byte
-	if _, err := rand.Read(key[:]); err != nil {
+	// Explicit ticket keys, rotated on the endpoint's clock (resume.go);
+	// a new process has new keys.
+	if err := e.rotateTicketKeys(e.now()); err != nil {
 		return nil, err
 	}
-	e.server.SetSessionTicketKeys([][32]byte{key})
 	return e, nil
 }
 

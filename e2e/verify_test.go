@@ -696,3 +696,90 @@ func TestPostQuantum(t *testing.T) {
 		}
 	})
 }
+
+// TestTicketKeyRotation: the responder seals tickets under a new key every
+// TicketKeyRotation, on its clock; a ticket resumes across a rotation, up
+// to MaxTicketAge; a key is dropped once every ticket it sealed is too
+// old, and its tickets then open no more.
+func TestTicketKeyRotation(t *testing.T) {
+	w := hosts(t)
+	// Alice would offer tickets up to two days old: bob decides.
+	newPair := func(t *testing.T) (*party, *party) {
+		return pairAB(t, w, []partyOpt{withTicketAge(48 * time.Hour)}, nil)
+	}
+	both := func(a, b *party, d time.Duration) { a.clock.Add(d); b.clock.Add(d) }
+	// session runs one session and returns the ticket alice offered in it
+	// (nil if none) and whether bob resumed it.
+	session := func(t *testing.T, a, b *party) (ticket []byte, resumed bool) {
+		t.Helper()
+		var cw *wire
+		c, s := run{client: a, server: b, wrapClient: wrapWith(nil, &cw)}.do(t)
+		checkSide(t, "client", c, nil, nil)
+		checkSide(t, "server", s, nil, []string{"hello"})
+		if t.Failed() {
+			t.FailNow()
+		}
+		h := parseHello(cw.Writes()[0])
+		if h == nil {
+			t.Fatal("no ClientHello recorded")
+		}
+		return h.pskIdentity, s.sess.Info().Resumed
+	}
+
+	t.Run("resumes across a rotation", func(t *testing.T) {
+		a, b := newPair(t)
+		// The ticket is sealed just before the key's period ends and
+		// offered when it is MaxTicketAge old: two rotations later.
+		both(a, b, e2e.TicketKeyRotation-time.Minute)
+		session(t, a, b)
+		both(a, b, e2e.DefaultMaxTicketAge)
+		ticket, resumed := session(t, a, b)
+		if ticket == nil || !resumed {
+			t.Fatalf("offered %v, resumed %v; want a resumption across the rotation", ticket != nil, resumed)
+		}
+		if n := b.ep.TicketKeys(); n != 2 {
+			t.Errorf("bob keeps %d ticket keys, want 2 (the new one and the one that sealed the ticket)", n)
+		}
+	})
+	t.Run("no key seals for longer than the period", func(t *testing.T) {
+		a, b := newPair(t)
+		session(t, a, b)
+		issued := b.clock.Now()
+		for h := 1; h <= 30; h++ {
+			both(a, b, time.Hour)
+			ticket, resumed := session(t, a, b)
+			created, ok := b.ep.TicketKeyCreated(ticket)
+			if !ok || !resumed {
+				t.Fatalf("hour %d: the ticket of an hour ago opens %v, resumed %v", h, ok, resumed)
+			}
+			if age := issued.Sub(created); age < 0 || age >= e2e.TicketKeyRotation {
+				t.Fatalf("hour %d: a ticket was sealed under a key %v old", h, age)
+			}
+			issued = b.clock.Now()
+		}
+		if n := b.ep.TicketKeys(); n > 3 {
+			t.Errorf("bob keeps %d ticket keys after 30 h, want at most 3", n)
+		}
+	})
+	t.Run("a ticket under a dropped key does not resume", func(t *testing.T) {
+		a, b := newPair(t)
+		session(t, a, b)
+		both(a, b, 5*time.Hour) // still the first key
+		ticket, _ := session(t, a, b)
+		first, ok := b.ep.TicketKeyCreated(ticket)
+		if !ok {
+			t.Fatal("a fresh ticket does not open")
+		}
+		// Past the first key's period and MaxTicketAge: the ticket alice
+		// holds (sealed 1 h before the key's period ended) is too old, and
+		// its key gone.
+		both(a, b, e2e.TicketKeyRotation+e2e.DefaultMaxTicketAge-5*time.Hour+time.Second)
+		if _, ok := b.ep.TicketKeyCreated(ticket); ok {
+			t.Errorf("the key made at %v still opens its tickets at %v", first, b.clock.Now())
+		}
+		offered, resumed := session(t, a, b)
+		if offered == nil || resumed {
+			t.Errorf("offered %v resumed %v; want the old ticket offered and a full handshake", offered != nil, resumed)
+		}
+	})
+}
