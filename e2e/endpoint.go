@@ -207,8 +207,14 @@ func (e *Endpoint) handshake(ctx context.Context, tc *tls.Conn, nc *netConn, v *
 }
 
 // fail turns a handshake error into a HandshakeError with our sentinel.
+//
+// crypto/tls runs our checks (VerifyConnection) before it checks the
+// peer's CertificateVerify, so a verdict is about a certificate whose key
+// the peer has not yet proven it holds. Only a refusal by our checks
+// carries it (theirs, returned as is); any later failure, a bad signature
+// first, carries none, so nothing is decided on a certificate alone.
 func (v *verification) fail(ctx context.Context, err error) error {
-	he := &HandshakeError{Peer: v.remote, Verdict: v.verdict}
+	he := &HandshakeError{Peer: v.remote}
 	var ours *HandshakeError
 	switch {
 	case errors.As(err, &ours):

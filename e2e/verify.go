@@ -11,9 +11,11 @@ import (
 )
 
 // verification is one handshake's checks of the peer. crypto/tls calls
-// verify after the peer's Certificate and CertificateVerify (or, when
-// resuming, with the certificate stored in the ticket), before our
-// Finished; an error aborts the handshake with a bad_certificate alert.
+// verify once it has parsed the peer's Certificate (or, when resuming,
+// with the certificate stored in the ticket) and before it checks the
+// peer's CertificateVerify and Finished, in both roles: these checks may
+// refuse, never accept alone (see fail). An error aborts the handshake
+// with a bad_certificate alert.
 type verification struct {
 	e        *Endpoint
 	remote   peer.ID // authenticated by the libp2p transport

@@ -783,3 +783,42 @@ func TestTicketKeyRotation(t *testing.T) {
 		}
 	})
 }
+
+// TestNothingAcceptedOnACertificateAlone pins what matters in the order
+// crypto/tls runs the checks (docs/PROTOCOL.md §5): our checks run on the
+// peer's certificate before crypto/tls has checked its CertificateVerify,
+// so they may refuse early but never accept alone. A peer that presents a
+// contact's certificate, on a stream whose transport claims that contact,
+// passes every check of ours and still gets no session: its signature
+// fails (ErrTampered), in either role, and the failure carries no verdict
+// on the certificate it could not prove.
+func TestNothingAcceptedOnACertificateAlone(t *testing.T) {
+	w := hosts(t)
+	stolen := func(of *node) tls.Certificate {
+		return tls.Certificate{Certificate: [][]byte{of.id.Certificate().Raw}, PrivateKey: w.mallory.key()}
+	}
+	t.Run("responder", func(t *testing.T) {
+		_, b := pairAB(t, w, nil, nil)
+		_, s := run{server: b, clientNode: w.mallory, claimServerRemote: w.alice.h.ID(),
+			rawClient: bareClient(t, stolen(w.alice), nil)}.do(t)
+		checkSide(t, "server", s, e2e.ErrTampered, nil)
+		if s.sess != nil {
+			t.Error("a session was made")
+		}
+		if v := verdictOf(s.err); v != nil {
+			t.Errorf("the failure carries a verdict on alice's certificate: %+v", v)
+		}
+	})
+	t.Run("initiator", func(t *testing.T) {
+		a, _ := pairAB(t, w, nil, nil)
+		c, _ := run{client: a, serverNode: w.mallory, expected: w.bob.h.ID(), claimClientRemote: w.bob.h.ID(),
+			rawServer: bareServer(t, stolen(w.bob), nil)}.do(t)
+		checkSide(t, "client", c, e2e.ErrTampered, nil)
+		if c.sess != nil {
+			t.Error("a session was made")
+		}
+		if v := verdictOf(c.err); v != nil {
+			t.Errorf("the failure carries a verdict on bob's certificate: %+v", v)
+		}
+	})
+}
