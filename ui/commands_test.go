@@ -53,6 +53,13 @@ func TestWhois(t *testing.T) {
 	w.waitText("Who is bob", "Subject:    CN=bob", "Issuer:     self-signed", "Valid:      14 Mar 2025 to 14 Mar 2026",
 		bob.id.Fingerprint().String(), "TLS:        TLS 1.3", "Suite:      "+sess.Info.SuiteName(),
 		"Key group:  "+sess.Info.GroupName(), "Resumed:    no", "Session ID: "+sess.Info.SessionID)
+	// Two nodes always agree on the hybrid group: nothing is flagged.
+	if !sess.PostQuantum || !alice.n.PeerInfo(bob.peerID()).PostQuantum || sess.Info.GroupName() != "X25519MLKEM768" {
+		t.Errorf("a session between two nodes is not reported post-quantum: group %s", sess.Info.GroupName())
+	}
+	if strings.Contains(w.text(), "not post-quantum") {
+		t.Errorf("a post-quantum session is flagged:\n%s", w.text())
+	}
 	w.key(tcell.KeyEscape, 0, tcell.ModNone)
 	w.waitGone("Who is bob")
 }
