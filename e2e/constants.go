@@ -38,6 +38,13 @@ const (
 	// resume. Older tickets give a full handshake.
 	DefaultMaxTicketAge = 12 * time.Hour
 
+	// TicketKeyRotation is how long a responder seals session tickets
+	// under one key before it makes a new one. Each key is kept, to open
+	// the tickets it sealed, for MaxTicketAge after its last use, then
+	// dropped: with the defaults at most three keys are held, and a
+	// ticket resumes across a rotation.
+	TicketKeyRotation = 6 * time.Hour
+
 	// clientCacheSize bounds the tickets a client remembers (one per peer).
 	clientCacheSize = 512
 

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -32,6 +31,11 @@ type Policy struct {
 	// MaxTicketAge bounds resumption; zero means DefaultMaxTicketAge and a
 	// negative value disables resumption.
 	MaxTicketAge time.Duration
+	// RequirePostQuantum refuses a handshake whose key exchange is not
+	// the hybrid X25519MLKEM768 (a peer offering X25519 only) with
+	// ErrNotPostQuantum. Without it such a session is accepted and
+	// reports Info.PostQuantum false.
+	RequirePostQuantum bool
 }
 
 // Config sets up an Endpoint.
@@ -65,6 +69,7 @@ type Endpoint struct {
 	server   *tls.Config
 	cache    *ticketCache
 	halfOpen *halfOpen
+	tickets  ticketKeys // the responder's ticket keys, rotated (resume.go)
 }
 
 // NewEndpoint checks the configuration and prepares TLS settings.
@@ -110,13 +115,11 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 	e.server.ClientAuth = tls.RequestClientCert
 	e.server.WrapSession = e.wrapSession
 	e.server.UnwrapSession = e.unwrapSession
-	// Explicit ticket keys, so that every per-handshake clone of the
-	// configuration shares them; a new process has new keys.
-	var key [32]byte
-	if _, err := rand.Read(key[:]); err != nil {
+	// Explicit ticket keys, rotated on the endpoint's clock (resume.go);
+	// a new process has new keys.
+	if err := e.rotateTicketKeys(e.now()); err != nil {
 		return nil, err
 	}
-	e.server.SetSessionTicketKeys([][32]byte{key})
 	return e, nil
 }
 
@@ -204,8 +207,14 @@ func (e *Endpoint) handshake(ctx context.Context, tc *tls.Conn, nc *netConn, v *
 }
 
 // fail turns a handshake error into a HandshakeError with our sentinel.
+//
+// crypto/tls runs our checks (VerifyConnection) before it checks the
+// peer's CertificateVerify, so a verdict is about a certificate whose key
+// the peer has not yet proven it holds. Only a refusal by our checks
+// carries it (theirs, returned as is); any later failure, a bad signature
+// first, carries none, so nothing is decided on a certificate alone.
 func (v *verification) fail(ctx context.Context, err error) error {
-	he := &HandshakeError{Peer: v.remote, Verdict: v.verdict}
+	he := &HandshakeError{Peer: v.remote}
 	var ours *HandshakeError
 	switch {
 	case errors.As(err, &ours):

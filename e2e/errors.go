@@ -35,6 +35,7 @@ var (
 	ErrTruncated        = errors.New("the connection ended without a proper close")
 	ErrHandshakeTimeout = errors.New("the handshake timed out")
 	ErrBusy             = errors.New("too many handshakes in progress; try again shortly")
+	ErrNotPostQuantum   = errors.New("the peer offered no post-quantum key exchange (X25519MLKEM768), which your settings require")
 
 	// Frames.
 	ErrFrameTooLarge = errors.New("frame larger than the protocol allows")
@@ -44,8 +45,10 @@ var (
 )
 
 // HandshakeError is a failed handshake: which peer, which check, and, when
-// the certificate was evaluated, the verdict (the UI shows a changed key's
-// new fingerprint from it).
+// one of our checks refused the certificate after evaluating it, the
+// verdict (the UI shows a changed key's new fingerprint from it). A
+// handshake that failed after our checks passed (a bad CertificateVerify,
+// tampering, a timeout) carries no verdict.
 type HandshakeError struct {
 	Peer    peer.ID
 	Verdict *identity.Verdict

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"container/list"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
 	"strings"
@@ -80,18 +81,87 @@ func (c *ticketCache) Put(key string, cs *tls.ClientSessionState) {
 	}
 }
 
-// wrapSession stamps the issue time into a ticket the responder sends.
+// ticketKeys are the responder's session-ticket keys, newest first: the
+// newest seals, all open. mu guards keys and their installation in the
+// endpoint's server configuration (which crypto/tls guards itself); it is
+// held while a ticket is sealed or opened, memory work only.
+type ticketKeys struct {
+	mu   sync.Mutex
+	keys []ticketKey
+}
+
+type ticketKey struct {
+	key     [32]byte
+	created time.Time
+}
+
+// rotateTicketKeys brings the ticket keys up to now, on the endpoint's
+// clock: a new key once the newest is TicketKeyRotation old (or from the
+// future: the clock went back), so that no key seals tickets for longer;
+// and older keys dropped once every ticket they can have sealed is past
+// MaxTicketAge, so that a ticket resumes across a rotation but a key is
+// not kept for tickets nobody may use. Callers hold e.tickets.mu, or are
+// NewEndpoint.
+func (e *Endpoint) rotateTicketKeys(now time.Time) error {
+	t := &e.tickets
+	changed := false
+	if n := len(t.keys); n == 0 || now.Sub(t.keys[0].created) >= TicketKeyRotation || now.Before(t.keys[0].created) {
+		k := ticketKey{created: now}
+		if _, err := rand.Read(k.key[:]); err != nil {
+			return err
+		}
+		t.keys = append([]ticketKey{k}, t.keys...)
+		changed = true
+	}
+	// A key sealed tickets until TicketKeyRotation after it was made;
+	// the last of them may resume until MaxTicketAge after that.
+	keep := TicketKeyRotation + e.cfg.Policy.MaxTicketAge
+	for i := len(t.keys) - 1; i > 0 && now.Sub(t.keys[i].created) >= keep; i-- {
+		t.keys[i] = ticketKey{} // forget the bytes, not just the slot
+		t.keys = t.keys[:i]
+		changed = true
+	}
+	if changed {
+		raw := make([][32]byte, len(t.keys))
+		for i, k := range t.keys {
+			raw[i] = k.key
+		}
+		e.server.SetSessionTicketKeys(raw)
+	}
+	return nil
+}
+
+// wrapSession stamps the issue time into a ticket the responder sends,
+// sealed under the current ticket key.
 func (e *Endpoint) wrapSession(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+	e.tickets.mu.Lock()
+	defer e.tickets.mu.Unlock()
+	now := e.now()
+	if err := e.rotateTicketKeys(now); err != nil {
+		return nil, err
+	}
 	var stamp [8]byte
-	binary.BigEndian.PutUint64(stamp[:], uint64(e.now().Unix()))
+	binary.BigEndian.PutUint64(stamp[:], uint64(now.Unix()))
 	ss.Extra = append(ss.Extra, append([]byte(ticketExtraTag), stamp[:]...))
 	return e.server.EncryptTicket(cs, ss)
 }
 
-// unwrapSession refuses tickets without our stamp or older than
-// MaxTicketAge; refusing means a full handshake, not a failure.
+// openTicket opens a ticket with the keys kept now: nil if none opens it
+// (sealed under a key since dropped, or not ours).
+func (e *Endpoint) openTicket(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+	e.tickets.mu.Lock()
+	defer e.tickets.mu.Unlock()
+	if err := e.rotateTicketKeys(e.now()); err != nil {
+		return nil, err
+	}
+	return e.server.DecryptTicket(identity, cs)
+}
+
+// unwrapSession refuses tickets that no kept key opens, without our stamp
+// or older than MaxTicketAge; refusing means a full handshake, not a
+// failure.
 func (e *Endpoint) unwrapSession(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
-	ss, err := e.server.DecryptTicket(identity, cs)
+	ss, err := e.openTicket(identity, cs)
 	if err != nil || ss == nil {
 		return nil, err
 	}

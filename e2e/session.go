@@ -51,6 +51,11 @@ func (i Info) VersionName() string { return tls.VersionName(i.Version) }
 func (i Info) SuiteName() string   { return tls.CipherSuiteName(i.CipherSuite) }
 func (i Info) GroupName() string   { return i.Group.String() }
 
+// PostQuantum reports whether the key exchange was hybrid post-quantum
+// (X25519MLKEM768). A peer that offers X25519 only gets a classical
+// session, unless Policy.RequirePostQuantum refuses it.
+func (i Info) PostQuantum() bool { return i.Group == tls.X25519MLKEM768 }
+
 func newSession(tc *tls.Conn, nc *netConn, verdict identity.Verdict) *Session {
 	s := &Session{tc: tc, nc: nc, peer: verdict, state: tc.ConnectionState()}
 	if b, err := s.state.ExportKeyingMaterial(ExporterSessionID, nil, 16); err == nil {

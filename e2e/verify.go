@@ -11,9 +11,11 @@ import (
 )
 
 // verification is one handshake's checks of the peer. crypto/tls calls
-// verify after the peer's Certificate and CertificateVerify (or, when
-// resuming, with the certificate stored in the ticket), before our
-// Finished; an error aborts the handshake with a bad_certificate alert.
+// verify once it has parsed the peer's Certificate (or, when resuming,
+// with the certificate stored in the ticket) and before it checks the
+// peer's CertificateVerify and Finished, in both roles: these checks may
+// refuse, never accept alone (see fail). An error aborts the handshake
+// with a bad_certificate alert.
 type verification struct {
 	e        *Endpoint
 	remote   peer.ID // authenticated by the libp2p transport
@@ -39,13 +41,17 @@ func (v *verification) verify(cs tls.ConnectionState) error {
 	return nil
 }
 
-// checkNegotiation: TLS 1.3 and our application protocol.
+// checkNegotiation: TLS 1.3, our application protocol and, if the policy
+// requires it, the hybrid post-quantum group.
 func (v *verification) checkNegotiation(cs tls.ConnectionState) error {
 	if cs.Version != tls.VersionTLS13 {
 		return fmt.Errorf("%w: TLS version %#x", ErrNotCertchat, cs.Version)
 	}
 	if cs.NegotiatedProtocol != v.e.cfg.Protocol {
 		return fmt.Errorf("%w: application protocol %q", ErrNotCertchat, cs.NegotiatedProtocol)
+	}
+	if v.e.cfg.Policy.RequirePostQuantum && cs.CurveID != tls.X25519MLKEM768 {
+		return fmt.Errorf("%w: the key exchange used %v", ErrNotPostQuantum, cs.CurveID)
 	}
 	return nil
 }

@@ -642,3 +642,183 @@ func tcpPair(t testing.TB) (net.Conn, net.Conn) {
 	}
 	return x, y
 }
+
+// TestPostQuantum: a stock crypto/tls peer offering X25519 only gets a
+// classical session, reported as not post-quantum, unless the policy
+// requires the hybrid group; then the handshake fails with
+// ErrNotPostQuantum, in either role.
+func TestPostQuantum(t *testing.T) {
+	w := hosts(t)
+	classical := func(c *tls.Config) { c.CurvePreferences = []tls.CurveID{tls.X25519} }
+	server := func(t *testing.T, pol e2e.Policy) outcome {
+		b := newParty(t, w.bob, withPolicy(pol))
+		b.pin(t, w.alice.h.ID(), "", identity.StateTOFU)
+		// The server reads the client's text, then closes.
+		readOne := func(s *e2e.Session, o *outcome) {
+			receiveAll(s, o, func(e2e.Frame) bool { return true })
+			s.Close()
+		}
+		_, s := run{server: b, clientNode: w.alice, serverScript: readOne,
+			rawClient: bareClient(t, w.alice.id.TLSCertificate(), classical)}.do(t)
+		return s
+	}
+	t.Run("accepted by default, not post-quantum", func(t *testing.T) {
+		s := server(t, e2e.Policy{})
+		checkSide(t, "server", s, nil, []string{"hello"})
+		if s.sess == nil {
+			t.Fatal("no session")
+		}
+		if info := s.sess.Info(); info.PostQuantum() || info.Group != tls.X25519 {
+			t.Errorf("group %v reported post-quantum %v; want X25519, false", info.Group, info.PostQuantum())
+		}
+	})
+	t.Run("refused when required", func(t *testing.T) {
+		s := server(t, e2e.Policy{RequirePostQuantum: true})
+		checkSide(t, "server", s, e2e.ErrNotPostQuantum, nil)
+		if s.sess != nil {
+			t.Error("a session was made")
+		}
+	})
+	t.Run("client refuses a classical responder when required", func(t *testing.T) {
+		a := newParty(t, w.alice, withPolicy(e2e.Policy{RequirePostQuantum: true}))
+		a.pin(t, w.mallory.h.ID(), "", identity.StateTOFU)
+		c, _ := run{client: a, serverNode: w.mallory, rawServer: bareServer(t, w.mallory.id.TLSCertificate(), classical)}.do(t)
+		checkSide(t, "client", c, e2e.ErrNotPostQuantum, nil)
+	})
+	t.Run("two endpoints are post-quantum", func(t *testing.T) {
+		req := []partyOpt{withPolicy(e2e.Policy{RequirePostQuantum: true})}
+		a, b := pairAB(t, w, req, req)
+		c, s := run{client: a, server: b}.do(t)
+		checkSide(t, "client", c, nil, nil)
+		checkSide(t, "server", s, nil, []string{"hello"})
+		if c.sess == nil || !c.sess.Info().PostQuantum() || !s.sess.Info().PostQuantum() {
+			t.Errorf("not post-quantum: %v / %v", c, s)
+		}
+	})
+}
+
+// TestTicketKeyRotation: the responder seals tickets under a new key every
+// TicketKeyRotation, on its clock; a ticket resumes across a rotation, up
+// to MaxTicketAge; a key is dropped once every ticket it sealed is too
+// old, and its tickets then open no more.
+func TestTicketKeyRotation(t *testing.T) {
+	w := hosts(t)
+	// Alice would offer tickets up to two days old: bob decides.
+	newPair := func(t *testing.T) (*party, *party) {
+		return pairAB(t, w, []partyOpt{withTicketAge(48 * time.Hour)}, nil)
+	}
+	both := func(a, b *party, d time.Duration) { a.clock.Add(d); b.clock.Add(d) }
+	// session runs one session and returns the ticket alice offered in it
+	// (nil if none) and whether bob resumed it.
+	session := func(t *testing.T, a, b *party) (ticket []byte, resumed bool) {
+		t.Helper()
+		var cw *wire
+		c, s := run{client: a, server: b, wrapClient: wrapWith(nil, &cw)}.do(t)
+		checkSide(t, "client", c, nil, nil)
+		checkSide(t, "server", s, nil, []string{"hello"})
+		if t.Failed() {
+			t.FailNow()
+		}
+		h := parseHello(cw.Writes()[0])
+		if h == nil {
+			t.Fatal("no ClientHello recorded")
+		}
+		return h.pskIdentity, s.sess.Info().Resumed
+	}
+
+	t.Run("resumes across a rotation", func(t *testing.T) {
+		a, b := newPair(t)
+		// The ticket is sealed just before the key's period ends and
+		// offered when it is MaxTicketAge old: two rotations later.
+		both(a, b, e2e.TicketKeyRotation-time.Minute)
+		session(t, a, b)
+		both(a, b, e2e.DefaultMaxTicketAge)
+		ticket, resumed := session(t, a, b)
+		if ticket == nil || !resumed {
+			t.Fatalf("offered %v, resumed %v; want a resumption across the rotation", ticket != nil, resumed)
+		}
+		if n := b.ep.TicketKeys(); n != 2 {
+			t.Errorf("bob keeps %d ticket keys, want 2 (the new one and the one that sealed the ticket)", n)
+		}
+	})
+	t.Run("no key seals for longer than the period", func(t *testing.T) {
+		a, b := newPair(t)
+		session(t, a, b)
+		issued := b.clock.Now()
+		for h := 1; h <= 30; h++ {
+			both(a, b, time.Hour)
+			ticket, resumed := session(t, a, b)
+			created, ok := b.ep.TicketKeyCreated(ticket)
+			if !ok || !resumed {
+				t.Fatalf("hour %d: the ticket of an hour ago opens %v, resumed %v", h, ok, resumed)
+			}
+			if age := issued.Sub(created); age < 0 || age >= e2e.TicketKeyRotation {
+				t.Fatalf("hour %d: a ticket was sealed under a key %v old", h, age)
+			}
+			issued = b.clock.Now()
+		}
+		if n := b.ep.TicketKeys(); n > 3 {
+			t.Errorf("bob keeps %d ticket keys after 30 h, want at most 3", n)
+		}
+	})
+	t.Run("a ticket under a dropped key does not resume", func(t *testing.T) {
+		a, b := newPair(t)
+		session(t, a, b)
+		both(a, b, 5*time.Hour) // still the first key
+		ticket, _ := session(t, a, b)
+		first, ok := b.ep.TicketKeyCreated(ticket)
+		if !ok {
+			t.Fatal("a fresh ticket does not open")
+		}
+		// Past the first key's period and MaxTicketAge: the ticket alice
+		// holds (sealed 1 h before the key's period ended) is too old, and
+		// its key gone.
+		both(a, b, e2e.TicketKeyRotation+e2e.DefaultMaxTicketAge-5*time.Hour+time.Second)
+		if _, ok := b.ep.TicketKeyCreated(ticket); ok {
+			t.Errorf("the key made at %v still opens its tickets at %v", first, b.clock.Now())
+		}
+		offered, resumed := session(t, a, b)
+		if offered == nil || resumed {
+			t.Errorf("offered %v resumed %v; want the old ticket offered and a full handshake", offered != nil, resumed)
+		}
+	})
+}
+
+// TestNothingAcceptedOnACertificateAlone pins what matters in the order
+// crypto/tls runs the checks (docs/PROTOCOL.md §5): our checks run on the
+// peer's certificate before crypto/tls has checked its CertificateVerify,
+// so they may refuse early but never accept alone. A peer that presents a
+// contact's certificate, on a stream whose transport claims that contact,
+// passes every check of ours and still gets no session: its signature
+// fails (ErrTampered), in either role, and the failure carries no verdict
+// on the certificate it could not prove.
+func TestNothingAcceptedOnACertificateAlone(t *testing.T) {
+	w := hosts(t)
+	stolen := func(of *node) tls.Certificate {
+		return tls.Certificate{Certificate: [][]byte{of.id.Certificate().Raw}, PrivateKey: w.mallory.key()}
+	}
+	t.Run("responder", func(t *testing.T) {
+		_, b := pairAB(t, w, nil, nil)
+		_, s := run{server: b, clientNode: w.mallory, claimServerRemote: w.alice.h.ID(),
+			rawClient: bareClient(t, stolen(w.alice), nil)}.do(t)
+		checkSide(t, "server", s, e2e.ErrTampered, nil)
+		if s.sess != nil {
+			t.Error("a session was made")
+		}
+		if v := verdictOf(s.err); v != nil {
+			t.Errorf("the failure carries a verdict on alice's certificate: %+v", v)
+		}
+	})
+	t.Run("initiator", func(t *testing.T) {
+		a, _ := pairAB(t, w, nil, nil)
+		c, _ := run{client: a, serverNode: w.mallory, expected: w.bob.h.ID(), claimClientRemote: w.bob.h.ID(),
+			rawServer: bareServer(t, stolen(w.bob), nil)}.do(t)
+		checkSide(t, "client", c, e2e.ErrTampered, nil)
+		if c.sess != nil {
+			t.Error("a session was made")
+		}
+		if v := verdictOf(c.err); v != nil {
+			t.Errorf("the failure carries a verdict on bob's certificate: %+v", v)
+		}
+	})
+}

@@ -264,8 +264,9 @@ type hello struct {
 	alpn        []string
 	sigAlgs     []uint16
 	pskModes    []uint8
-	psk         bool // pre_shared_key present
-	pskSelected int  // ServerHello: selected identity, -1 if none
+	psk         bool   // pre_shared_key present
+	pskIdentity []byte // ClientHello: the first identity offered (the ticket)
+	pskSelected int    // ServerHello: selected identity, -1 if none
 }
 
 type keyShare struct {
@@ -355,7 +356,10 @@ func parseHello(p []byte) *hello {
 			h.psk = true
 			if h.msgType == 2 {
 				h.pskSelected = int(ext.u16())
+				break
 			}
+			ids := ext.sub(int(ext.u16()))
+			h.pskIdentity = ids.bytes(int(ids.u16()))
 		}
 	}
 	if rd.err != nil || exts.err != nil {

@@ -63,7 +63,8 @@ func NewCA(name string, now time.Time, validity time.Duration) (*CA, error) {
 }
 
 // CheckCA verifies that a certificate can serve as a trusted root: a CA
-// certificate, self-signed, with an Ed25519 key.
+// certificate, self-signed, with an Ed25519 key, and no name constraints
+// (ErrNameConstraints).
 func CheckCA(cert *x509.Certificate) error {
 	if !cert.IsCA || !cert.BasicConstraintsValid {
 		return fmt.Errorf("%q is not a CA certificate (basic constraints CA:TRUE missing)", SanitizeName(cert.Subject.CommonName))
@@ -74,8 +75,31 @@ func CheckCA(cert *x509.Certificate) error {
 	if err := cert.CheckSignatureFrom(cert); err != nil {
 		return fmt.Errorf("CA %q is not a self-signed root: %w", SanitizeName(cert.Subject.CommonName), err)
 	}
+	if hasNameConstraints(cert) {
+		return fmt.Errorf("CA %q: %w", SanitizeName(cert.Subject.CommonName), ErrNameConstraints)
+	}
 	return nil
 }
+
+// hasNameConstraints reports whether a certificate carries the name
+// constraints extension (RFC 5280 §4.2.1.10), whatever it constrains.
+//
+// They cannot do what they promise for certchat. What a certificate names
+// is its CN, which name constraints do not cover; its SAN is the URI
+// libp2p:peer:<id>, which has no host, and crypto/x509 refuses to match
+// a URI without a host against constraints of any type (URI, DNS, e-mail
+// or IP): a constrained root would verify nobody, silently. It is refused
+// when added instead, with a sentence that says why.
+func hasNameConstraints(cert *x509.Certificate) bool {
+	for _, e := range cert.Extensions {
+		if e.Id.Equal(oidNameConstraints) {
+			return true
+		}
+	}
+	return false
+}
+
+var oidNameConstraints = asn1.ObjectIdentifier{2, 5, 29, 30}
 
 // Issue signs an identity certificate for the key in a verified CSR. The
 // subject is the CSR's common name; the extensions are the CA's own choice

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"net"
 	"net/url"
 	"strings"
@@ -322,4 +324,96 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// constrainedCA is a root like NewCA's with name constraints set by
+// constrain.
+func constrainedCA(t *testing.T, constrain func(*x509.Certificate)) *CA {
+	t.Helper()
+	key := newKey(t)
+	pub := pubOf(key)
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(7),
+		Subject:               pkix.Name{CommonName: "Acme Root"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	constrain(tmpl)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &CA{Cert: cert, Key: key}
+}
+
+// TestNameConstrainedCA: a root with name constraints is refused as a
+// trusted root (CheckCA, AddRoot) with ErrNameConstraints. The reason is
+// pinned too: under any name constraint, of any type, crypto/x509
+// verifies none of our certificates (their SAN libp2p:peer:… is a URI
+// without a host, which it refuses to match against constraints), so
+// such a root would silently verify nobody.
+func TestNameConstrainedCA(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		constrain func(*x509.Certificate)
+	}{
+		{"permitted URI domain", func(c *x509.Certificate) { c.PermittedURIDomains = []string{"example.com"} }},
+		{"excluded URI domain", func(c *x509.Certificate) { c.ExcludedURIDomains = []string{"evil.example"} }},
+		{"permitted DNS domain", func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"example.com"} }},
+		{"permitted e-mail", func(c *x509.Certificate) { c.PermittedEmailAddresses = []string{"example.com"} }},
+		{"critical, excluded IP range", func(c *x509.Certificate) {
+			c.PermittedDNSDomainsCritical = true
+			c.ExcludedIPRanges = []*net.IPNet{{IP: net.IPv4(10, 0, 0, 0), Mask: net.CIDRMask(8, 32)}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca := constrainedCA(t, tc.constrain)
+			csr, err := ParseCSR(mustCSR(t, newKey(t), "bob"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, err := ca.Issue(csr, time.Now(), time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := verifyAgainst(leaf, []*x509.Certificate{ca.Cert}, time.Now()); ok {
+				t.Errorf("crypto/x509 verifies a member under the constrained root: refusing it may no longer be needed")
+			}
+			if err := CheckCA(ca.Cert); !errors.Is(err, ErrNameConstraints) {
+				t.Errorf("CheckCA: %v, want ErrNameConstraints", err)
+			}
+			ts, err := OpenTrustStore(t.TempDir() + "/trust.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ts.AddRoot(ca.Cert); !errors.Is(err, ErrNameConstraints) {
+				t.Errorf("AddRoot: %v, want ErrNameConstraints", err)
+			}
+			if roots, _ := ts.Roots(); len(roots) != 0 {
+				t.Errorf("the constrained root was added")
+			}
+		})
+	}
+	// The same root without constraints is a root.
+	if err := CheckCA(constrainedCA(t, func(*x509.Certificate) {}).Cert); err != nil {
+		t.Errorf("an unconstrained root: %v", err)
+	}
+}
+
+func mustCSR(t *testing.T, key ed25519.PrivateKey, name string) []byte {
+	t.Helper()
+	p, err := NewCSR(key, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -13,6 +13,10 @@ var (
 	// (basicConstraints CA:TRUE, or key usage keyCertSign or cRLSign) was
 	// offered as a peer's identity: a CA is never a peer.
 	ErrCACertificate = errors.New("a CA certificate is not a peer identity")
+
+	// ErrNameConstraints refuses a CA root with name constraints, which
+	// certchat does not support (CheckCA).
+	ErrNameConstraints = errors.New("it has name constraints, which certchat does not support: a CA is trusted for every name or not at all (ask for a root without them)")
 	// ErrNotMyKey means a certificate offered for import is for another key.
 	ErrNotMyKey = errors.New("certificate is for a different key than this identity's")
 	// ErrWrongPassphrase means the key file could not be opened with the passphrase.

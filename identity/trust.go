@@ -84,13 +84,17 @@ func ShortID(id peer.ID) string {
 // Verdict is the answer of Evaluate: who the peer is, how far its
 // certificate is trusted and why, in words a person can read.
 type Verdict struct {
-	PeerID      peer.ID
-	Name        string // display name: the contact's label or the certificate's CN
-	State       State
-	Reason      string
-	Issuer      string // "self-signed" or the issuing CA's name
-	Fingerprint Fingerprint
-	NotAfter    time.Time
+	PeerID peer.ID
+	Name   string // display name: the contact's label or the certificate's CN
+	State  State
+	Reason string
+	Issuer string // "self-signed" or the issuing CA's name
+	// IssuerTrusted is set when a trusted CA root issued the certificate
+	// directly (Issuer is then that root's name). Otherwise Issuer is only
+	// what the certificate claims: anyone can make a CA named "Acme Root".
+	IssuerTrusted bool
+	Fingerprint   Fingerprint
+	NotAfter      time.Time
 	// Previous is the contact whose name this key claims, when State is changed.
 	Previous *Contact
 }
@@ -568,11 +572,14 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 		}
 		return v, nil
 	}
+	caName, caOK := t.verifyIssuer(leaf, now)
+	if caOK {
+		v.Issuer, v.IssuerTrusted = caName, true
+	}
 	if known && contact.State == StateVerified {
 		v.State, v.Reason = StateVerified, "fingerprint compared"
-		return v, nil // no need to validate a CA chain
+		return v, nil
 	}
-	caName, caOK := t.verifyIssuer(leaf, now)
 	if !known {
 		if prev := t.conflict(id, leaf.Subject.CommonName); prev != nil {
 			v.State, v.Previous = StateChanged, prev

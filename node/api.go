@@ -32,6 +32,9 @@ type LiveSession struct {
 	Info        e2e.Info
 	Certificate *x509.Certificate
 	Verdict     identity.Verdict
+	// PostQuantum: the key exchange was hybrid post-quantum
+	// (X25519MLKEM768), not X25519 alone.
+	PostQuantum bool
 }
 
 // Session reports the newest live session with p.
@@ -41,7 +44,8 @@ func (n *Node) Session(p peer.ID) (LiveSession, bool) {
 		return LiveSession{}, false
 	}
 	s := cs.s
-	return LiveSession{Info: s.Info(), Certificate: s.PeerCertificates()[0], Verdict: s.Peer()}, true
+	info := s.Info()
+	return LiveSession{Info: info, Certificate: s.PeerCertificates()[0], Verdict: s.Peer(), PostQuantum: info.PostQuantum()}, true
 }
 
 // Certificate is the peer's last seen certificate, live or stored.

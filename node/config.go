@@ -42,6 +42,9 @@ type Config struct {
 	Relays []string
 	// MDNS turns on LAN discovery.
 	MDNS bool
+	// RequirePostQuantum refuses sessions whose key exchange is not
+	// hybrid post-quantum (e2e.Policy.RequirePostQuantum).
+	RequirePostQuantum bool
 	// DBPath is the message database; empty means chat.db in the home.
 	DBPath string
 	// Logger receives logs; nil discards them.

@@ -46,8 +46,16 @@ type PeerInfo struct {
 	Trust       identity.State
 	Reason      string
 	Issuer      string
-	NotAfter    time.Time
-	Online      bool // a verified chat session is open
+	// IssuerTrusted: a CA root the user trusts issued the certificate
+	// (Issuer is its name); otherwise Issuer is only what the certificate
+	// claims.
+	IssuerTrusted bool
+	NotAfter      time.Time
+	Online        bool // a verified chat session is open
+	// PostQuantum: the newest live session's key exchange is hybrid
+	// post-quantum (X25519MLKEM768). False when offline, and for a session
+	// whose peer offered X25519 only.
+	PostQuantum bool
 	Path        Path
 	Discovered  bool // seen on the LAN
 	// Changed is set while a changed key waits for the user's decision:

@@ -59,7 +59,7 @@ func newNode(cfg Config, st *store.Store) (*Node, error) {
 	ep, err := e2e.NewEndpoint(e2e.Config{
 		Identity:     cfg.Identity,
 		Trust:        cfg.Trust,
-		Policy:       e2e.Policy{AllowUnknown: true},
+		Policy:       e2e.Policy{AllowUnknown: true, RequirePostQuantum: cfg.RequirePostQuantum},
 		Now:          cfg.Now,
 		KeyLogWriter: cfg.KeyLogWriter,
 	})

@@ -24,8 +24,11 @@ func (n *Node) PeerInfo(p peer.ID) PeerInfo {
 	f := n.book.facts(p)
 	if v := f.verdict; v != nil {
 		info.Name, info.Trust, info.Reason, info.Issuer, info.NotAfter = v.Name, v.State, v.Reason, v.Issuer, v.NotAfter
+		info.IssuerTrusted = v.IssuerTrusted
 	}
-	info.Online = n.sessions.newest(p) != nil
+	if cs := n.sessions.newest(p); cs != nil {
+		info.Online, info.PostQuantum = true, cs.s.Info().PostQuantum()
+	}
 	info.Discovered = n.lan.discovered(p)
 	info.Changed = f.changed
 	if c, ok, _ := n.trust.Contact(p); ok {

@@ -53,8 +53,17 @@ func (u *UI) titleRows(int) []line {
 	if note, t := expiryNote(c.notAfter, u.now()); note != "" {
 		l = append(l, span{"  ", th.bar}, span{note, th.toned(t, th.bar)})
 	}
-	return []line{append(l, span{"  " + pathText(c.info), th.barDim})}
+	l = append(l, span{"  " + pathText(c.info), th.barDim})
+	if c.info.Online && !c.info.PostQuantum {
+		// The peer offered X25519 only: recorded traffic is open to a
+		// future quantum computer. A muted warning, not an alarm.
+		l = append(l, span{"  " + notPostQuantum, th.toned(toneWarn, th.bar)})
+	}
+	return []line{l}
 }
+
+// notPostQuantum marks a live session whose key exchange was X25519 alone.
+const notPostQuantum = "not post-quantum"
 
 // statusRows is the status bar: who I am, how I am reachable, unread
 // messages elsewhere. Where the long form does not fit, words go.

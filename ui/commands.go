@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -174,7 +175,7 @@ func (u *UI) cmdWhois(string) {
 			var b strings.Builder
 			u.whoisPeer(&b, info)
 			if hasCert {
-				u.whoisCert(&b, cert.Subject.CommonName, identity.IssuerName(cert), cert.NotBefore, cert.NotAfter)
+				u.whoisCert(&b, cert.Subject.CommonName, issuerText(identity.IssuerName(cert), info.IssuerTrusted), cert.NotBefore, cert.NotAfter)
 			} else {
 				b.WriteString("\nNo certificate seen yet: it comes with the first connection.\n")
 			}
@@ -190,13 +191,28 @@ func (u *UI) whoisPeer(b *strings.Builder, info node.PeerInfo) {
 		tview.Escape(displayName(info)), info.ID, tview.Escape(t), info.Fingerprint)
 }
 
-func (u *UI) whoisCert(b *strings.Builder, subject, issuer string, from, until time.Time) {
+// issuerText is the certificate's issuer line for /whois. Only a chain
+// that verified to a CA the user trusts reads "Issued by": any issuer
+// name is otherwise just what the certificate claims, since anyone can
+// make a CA called "Acme Root".
+func issuerText(issuer string, trusted bool) string {
+	issuer = oneLine(issuer)
+	switch {
+	case issuer == "self-signed":
+		return "Issuer:     self-signed"
+	case trusted:
+		return "Issued by:  " + tview.Escape(issuer) + " (a CA you trust)"
+	}
+	return "Issuer:     " + tview.Escape(strconv.Quote(issuer)) + " [::d](not a CA you trust)[::-]"
+}
+
+func (u *UI) whoisCert(b *strings.Builder, subject, issuerLine string, from, until time.Time) {
 	valid := from.In(u.opts.Location).Format("2 Jan 2006") + " to " + until.In(u.opts.Location).Format("2 Jan 2006")
 	if note, _ := expiryNote(until, u.now()); note != "" {
 		valid += " [red::b](" + note + ")[-::-]"
 	}
-	fmt.Fprintf(b, "\nCertificate\n  Subject:    CN=%s\n  Issuer:     %s\n  Valid:      %s\n",
-		tview.Escape(identity.SanitizeName(subject)), tview.Escape(oneLine(issuer)), valid)
+	fmt.Fprintf(b, "\nCertificate\n  Subject:    CN=%s\n  %s\n  Valid:      %s\n",
+		tview.Escape(identity.SanitizeName(subject)), issuerLine, valid)
 }
 
 func whoisSession(b *strings.Builder, s node.LiveSession, live bool, info node.PeerInfo) {
@@ -209,7 +225,16 @@ func whoisSession(b *strings.Builder, s node.LiveSession, live bool, info node.P
 		resumed = "yes"
 	}
 	fmt.Fprintf(b, "\nLive session (%s)\n  TLS:        %s\n  Suite:      %s\n  Key group:  %s\n  Resumed:    %s\n  Session ID: %s\n",
-		pathText(info), s.Info.VersionName(), s.Info.SuiteName(), s.Info.GroupName(), resumed, tview.Escape(s.Info.SessionID))
+		pathText(info), s.Info.VersionName(), s.Info.SuiteName(), groupText(s), resumed, tview.Escape(s.Info.SessionID))
+}
+
+// groupText is the key exchange group, marked when it is not hybrid
+// post-quantum.
+func groupText(s node.LiveSession) string {
+	if s.PostQuantum {
+		return s.Info.GroupName()
+	}
+	return s.Info.GroupName() + " [olive](" + notPostQuantum + ")[-]"
 }
 
 func (u *UI) cmdRelay(arg string) {

@@ -53,6 +53,13 @@ func TestWhois(t *testing.T) {
 	w.waitText("Who is bob", "Subject:    CN=bob", "Issuer:     self-signed", "Valid:      14 Mar 2025 to 14 Mar 2026",
 		bob.id.Fingerprint().String(), "TLS:        TLS 1.3", "Suite:      "+sess.Info.SuiteName(),
 		"Key group:  "+sess.Info.GroupName(), "Resumed:    no", "Session ID: "+sess.Info.SessionID)
+	// Two nodes always agree on the hybrid group: nothing is flagged.
+	if !sess.PostQuantum || !alice.n.PeerInfo(bob.peerID()).PostQuantum || sess.Info.GroupName() != "X25519MLKEM768" {
+		t.Errorf("a session between two nodes is not reported post-quantum: group %s", sess.Info.GroupName())
+	}
+	if strings.Contains(w.text(), "not post-quantum") {
+		t.Errorf("a post-quantum session is flagged:\n%s", w.text())
+	}
 	w.key(tcell.KeyEscape, 0, tcell.ModNone)
 	w.waitGone("Who is bob")
 }
@@ -195,4 +202,53 @@ func TestTooLongMessage(t *testing.T) {
 	if h, _ := alice.n.History(bob.peerID(), 0, 10); len(h) != 0 {
 		t.Fatalf("%d messages stored", len(h))
 	}
+}
+
+// /whois names an issuer as real only when the chain verified to a CA
+// the user trusts: a self-made CA named like the trusted one shows as a
+// claim, however the peer is otherwise trusted.
+func TestWhoisUntrustedIssuer(t *testing.T) {
+	t.Parallel()
+	real, err := identity.NewCA("Acme Root", testNow, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake, err := identity.NewCA("Acme Root", testNow, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := newPeer(t, "alice", 0)
+	if err := alice.trust.AddRoot(real.Cert); err != nil {
+		t.Fatal(err)
+	}
+	mallory := newCAPeer(t, "mallory", 0, fake, 0)
+	carol := newCAPeer(t, "carol", 0, real, 0)
+	// Both fingerprints compared: the issuer line still says whose CA.
+	alice.pin(mallory.peerID(), "mallory", identity.StateVerified)
+	alice.pin(carol.peerID(), "carol", identity.StateVerified)
+	for _, p := range []*testPeer{mallory, carol} {
+		p.pin(alice.peerID(), "alice", identity.StateTOFU)
+	}
+	alice.start()
+	mallory.start()
+	carol.start()
+	w := openWindow(t, alice.n, 100, 30, Options{})
+	for _, p := range []*testPeer{mallory, carol} {
+		if _, err := connect(t, p, alice); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	w.tabUntil(" mallory  ")
+	w.enter("/whois")
+	s := w.waitText("Who is mallory", "Subject:    CN=mallory", `Issuer:     "Acme Root" (not a CA you trust)`)
+	if strings.Contains(s, "Issued by") {
+		t.Errorf("a self-made Acme Root reads as the trusted one:\n%s", s)
+	}
+	w.key(tcell.KeyEscape, 0, tcell.ModNone)
+	w.waitGone("Who is mallory")
+
+	w.tabUntil(" carol  ")
+	w.enter("/whois")
+	w.waitText("Who is carol", "Subject:    CN=carol", "Issued by:  Acme Root (a CA you trust)")
 }

@@ -15,6 +15,9 @@ import (
 type config struct {
 	// Relays are circuit relay multiaddrs; `--relay` adds to them.
 	Relays []string `json:"relays,omitempty"`
+	// RequirePostQuantum refuses peers that offer no hybrid post-quantum
+	// key exchange, as `--require-pq` does for one run. Set by hand.
+	RequirePostQuantum bool `json:"require_post_quantum,omitempty"`
 }
 
 const maxConfigFile = 1 << 20

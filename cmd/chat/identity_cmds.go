@@ -72,7 +72,7 @@ old one until it is restarted.`,
 func startCommand() *command {
 	return &command{
 		name:    "",
-		args:    "[--name NAME] [--no-passphrase] [--listen MULTIADDR] [--relay MULTIADDR] [--no-mdns] [--log FILE]",
+		args:    "[--name NAME] [--no-passphrase] [--listen MULTIADDR] [--relay MULTIADDR] [--no-mdns] [--require-pq] [--log FILE]",
 		summary: "open the chat; on first run, create your identity",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.name, "name", os.Getenv("CERTCHAT_NAME"), "your display name on first run ($CERTCHAT_NAME)")

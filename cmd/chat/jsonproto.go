@@ -50,6 +50,7 @@ type evPeer struct {
 	Reason      string `json:"reason,omitempty"`
 	Path        string `json:"path"`
 	Online      bool   `json:"online"`
+	PostQuantum bool   `json:"post_quantum"` // the live session's key exchange is hybrid
 	Discovered  bool   `json:"discovered,omitempty"`
 	Previous    string `json:"previous,omitempty"` // the contact a changed key claims
 }
@@ -141,7 +142,7 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func peerEvent(p node.PeerInfo, ref string) evPeer {
 	ev := evPeer{Event: "peer", Ref: ref, PeerID: p.ID.String(), Name: p.Name, Fingerprint: p.Fingerprint.String(),
-		Trust: string(p.Trust), Reason: p.Reason, Path: string(p.Path), Online: p.Online, Discovered: p.Discovered}
+		Trust: string(p.Trust), Reason: p.Reason, Path: string(p.Path), Online: p.Online, PostQuantum: p.PostQuantum, Discovered: p.Discovered}
 	if ev.Path == "" {
 		ev.Path = "none"
 	}
