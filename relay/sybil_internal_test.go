@@ -136,9 +136,12 @@ func TestMailboxSybilRegistrations(t *testing.T) {
 		// An idle sybil's mailbox is removed and gives its place back.
 		var one peer.ID
 		srv.mailbox.db.View(func(tx *bolt.Tx) error {
-			k, _ := tx.Bucket(bktRegSrc).Cursor().First()
-			one = peer.ID(k)
-			return nil
+			return tx.Bucket(bktRegSrc).ForEach(func(k, v []byte) error {
+				if decodeSource(v).prefix == "127.0.0.0/24" {
+					one = peer.ID(k)
+				}
+				return nil
+			})
 		})
 		if err := srv.mailbox.db.Update(func(tx *bolt.Tx) error { return removeMailbox(tx, one) }); err != nil {
 			t.Fatal(err)
