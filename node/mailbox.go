@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
@@ -163,8 +164,13 @@ func carrying(base *ratchet.Bundle, keys []ratchet.Prekey, attach func(*ratchet.
 }
 
 // fetch fetches, opens, stores and deletes everything waiting at a relay.
+// Envelopes that never open are reported once per sender for the whole
+// fetch, with a count (openFailures), not once each: a thousand bad first
+// contacts are one event.
 func (mb *mailboxes) fetch(relay peer.ID) error {
 	c := mb.client()
+	failed := &openFailures{}
+	defer func() { failed.flush(mb.core) }()
 	for mb.ctx.Err() == nil {
 		items, err := c.Fetch(mb.ctx, relay, mailbox.MaxFetch)
 		if err != nil {
@@ -172,7 +178,7 @@ func (mb *mailboxes) fetch(relay peer.ID) error {
 		}
 		var done []uint64
 		for _, it := range items.Items {
-			if mb.receive(it) {
+			if mb.receiveInto(it, failed) {
 				done = append(done, it.ID)
 			}
 		}
@@ -189,8 +195,13 @@ func (mb *mailboxes) fetch(relay peer.ID) error {
 // receive handles one envelope from a mailbox and says whether it may be
 // deleted: yes once stored, or when it can never be opened or stored; no
 // only after an I/O-type failure, which a later fetch may not meet. So a
-// fetch always makes progress past mail that will fail again.
-func (mb *mailboxes) receive(it mailbox.Item) bool {
+// fetch always makes progress past mail that will fail again. An envelope
+// that never opens is reported at once (fetch uses receiveInto).
+func (mb *mailboxes) receive(it mailbox.Item) bool { return mb.receiveInto(it, nil) }
+
+// receiveInto is receive, counting envelopes that never open in failed
+// (reported when the fetch ends) unless it is nil.
+func (mb *mailboxes) receiveInto(it mailbox.Item, failed *openFailures) bool {
 	from := it.From
 	if _, err := identity.KeyFromPeerID(from); err != nil || from == mb.id.PeerID() {
 		return true
@@ -204,7 +215,11 @@ func (mb *mailboxes) receive(it mailbox.Item) bool {
 	case errors.Is(err, ratchet.ErrDuplicate):
 		return true
 	case isRatchetError(err):
-		mb.emitError(from, fmt.Errorf("a sealed message from %s could not be opened and was discarded: %w", identity.ShortID(from), err))
+		if failed != nil {
+			failed.add(from, err)
+		} else {
+			mb.emitError(from, fmt.Errorf("a sealed message from %s could not be opened and was discarded: %w", identity.ShortID(from), err))
+		}
 		return true
 	case err != nil && store.Transient(err):
 		mb.log.Error("mail could not be stored; trying again later", "from", from, "err", err)
@@ -219,8 +234,76 @@ func (mb *mailboxes) receive(it mailbox.Item) bool {
 	if res.isNew && res.text != nil {
 		mb.peerEv.now(from) // a first contact by mail: the peer appears
 	}
+	if res.info.FirstContact && mb.rk.needsRotation() {
+		// The signed prekey's replay record is filling up: publish a new
+		// one now rather than at the next reservation, so new first
+		// contacts use it while the old one keeps its record.
+		for _, st := range mb.relays.list {
+			signal(st.fresh)
+		}
+	}
 	mb.sessions.delivered(from, res, mb.sessions.newest(from))
 	return true
+}
+
+// openFailures counts, for one fetch, the envelopes of each sender that
+// never open, to report them as one error event per sender
+// (maxFailureEvents senders; the others share one event).
+type openFailures struct {
+	order []peer.ID
+	by    map[peer.ID]*openFailure
+}
+
+type openFailure struct {
+	n       int
+	reasons []error // distinct, at most maxFailureReasons
+}
+
+const (
+	maxFailureEvents  = 8
+	maxFailureReasons = 4
+)
+
+func (f *openFailures) add(p peer.ID, err error) {
+	if f.by == nil {
+		f.by = map[peer.ID]*openFailure{}
+	}
+	e, ok := f.by[p]
+	if !ok {
+		e = &openFailure{}
+		f.by[p] = e
+		f.order = append(f.order, p)
+	}
+	e.n++
+	if len(e.reasons) < maxFailureReasons && !slices.ContainsFunc(e.reasons, func(r error) bool { return r.Error() == err.Error() }) {
+		e.reasons = append(e.reasons, err)
+	}
+}
+
+// flush emits the events and forgets the counts.
+func (f *openFailures) flush(c *core) {
+	others, otherSenders := 0, 0
+	for i, p := range f.order {
+		e := f.by[p]
+		if i >= maxFailureEvents {
+			others += e.n
+			otherSenders++
+			continue
+		}
+		if e.n == 1 {
+			c.emitError(p, fmt.Errorf("a sealed message from %s could not be opened and was discarded: %w", identity.ShortID(p), e.reasons[0]))
+			continue
+		}
+		why := make([]string, len(e.reasons))
+		for i, r := range e.reasons {
+			why[i] = r.Error()
+		}
+		c.emitError(p, fmt.Errorf("%d sealed messages from %s could not be opened and were discarded: %s", e.n, identity.ShortID(p), strings.Join(why, "; ")))
+	}
+	if otherSenders > 0 {
+		c.emitError("", fmt.Errorf("%d sealed messages from %d other senders could not be opened and were discarded", others, otherSenders))
+	}
+	f.order, f.by = nil, nil
 }
 
 // isRatchetError reports errors that mean an envelope will never open.
@@ -228,7 +311,7 @@ func isRatchetError(err error) bool {
 	for _, e := range []error{ratchet.ErrMalformed, ratchet.ErrVersion, ratchet.ErrBadSignature, ratchet.ErrIdentityMismatch,
 		ratchet.ErrAuth, ratchet.ErrExpired, ratchet.ErrTooManySkipped, ratchet.ErrReplay, ratchet.ErrUnknownPrekey,
 		ratchet.ErrPrekeyExhausted, ratchet.ErrUnknownSession, ratchet.ErrNoSession, ratchet.ErrTooLarge,
-		e2e.ErrMalformed, e2e.ErrUnknownFrame} {
+		e2e.ErrMalformed, e2e.ErrUnknownFrame, errTooManyFirstContacts} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -48,7 +48,34 @@ type ratchetKeys struct {
 	// retries while a relay is away or full do not each cost a message
 	// number (a gap the receiver must skip, at most ratchet.MaxSkip).
 	unsent map[peer.ID]map[e2e.MessageID][]byte
+	// firstContacts counts the first contacts (new PQXDH sessions)
+	// accepted from each peer in the current day (firstContactLimits).
+	firstContacts map[peer.ID]firstContactCount
 }
+
+type firstContactCount struct {
+	n     int
+	since time.Time
+}
+
+// A peer may start at most maxFirstContacts new sessions by first contact
+// (PQXDH) a day: each one fills an entry of the signed prekey's replay
+// record (ratchet.MaxSeenBaseKeys), which must hold it as long as the
+// prekey is accepted, so one identity sending thousands of empty first
+// contacts would otherwise fill it and make everyone's first contacts
+// fail until the prekey rotates. Counts are kept in memory for at most
+// maxFirstContactPeers peers (a restart forgets them: a sender gains at
+// most maxFirstContacts more per restart). Together with rotating early
+// (needsRotation), only many identities can fill a record, and then the
+// node publishes a new signed prekey first.
+const (
+	maxFirstContacts     = 8
+	firstContactWindow   = 24 * time.Hour
+	maxFirstContactPeers = 4096
+)
+
+// errTooManyFirstContacts refuses a first contact past maxFirstContacts.
+var errTooManyFirstContacts = fmt.Errorf("too many new sessions from this peer today (at most %d)", maxFirstContacts)
 
 // loadRatchetKeys loads the local ratchet keys, creating them on first run.
 func loadRatchetKeys(st *store.Store, log *slog.Logger, id *identity.Identity, now func() time.Time) (*ratchetKeys, error) {
@@ -259,6 +286,9 @@ func (rk *ratchetKeys) open(p peer.ID, env []byte) (opened, error) {
 	if err != nil {
 		return opened{}, err
 	}
+	if o.Info.FirstContact && !rk.firstContactAllowed(p) {
+		return opened{}, errTooManyFirstContacts // nothing committed: the base key is not recorded
+	}
 	f, err := innerOf(o.Plaintext)
 	if err != nil {
 		return opened{}, err
@@ -272,7 +302,53 @@ func (rk *ratchetKeys) open(p peer.ID, env []byte) (opened, error) {
 		return opened{}, err
 	}
 	rk.swap(p, o.Set, o.Keys)
+	if o.Info.FirstContact {
+		rk.countFirstContact(p)
+	}
 	return res, nil
+}
+
+// firstContactAllowed reports whether p may start another session by
+// first contact today. Called with mu held.
+func (rk *ratchetKeys) firstContactAllowed(p peer.ID) bool {
+	c, ok := rk.firstContacts[p]
+	return !ok || rk.now().Sub(c.since) >= firstContactWindow || c.n < maxFirstContacts
+}
+
+// countFirstContact counts a first contact accepted from p, forgetting
+// old counts when there are many. Called with mu held.
+func (rk *ratchetKeys) countFirstContact(p peer.ID) {
+	now := rk.now()
+	if rk.firstContacts == nil {
+		rk.firstContacts = map[peer.ID]firstContactCount{}
+	}
+	if _, ok := rk.firstContacts[p]; !ok && len(rk.firstContacts) >= maxFirstContactPeers {
+		for q, c := range rk.firstContacts {
+			if now.Sub(c.since) >= firstContactWindow {
+				delete(rk.firstContacts, q)
+			}
+		}
+		for q := range rk.firstContacts { // still full: forget one at random
+			if len(rk.firstContacts) < maxFirstContactPeers {
+				break
+			}
+			delete(rk.firstContacts, q)
+		}
+	}
+	c := rk.firstContacts[p]
+	if now.Sub(c.since) >= firstContactWindow {
+		c = firstContactCount{since: now}
+	}
+	c.n++
+	rk.firstContacts[p] = c
+}
+
+// needsRotation reports whether the signed prekey should be replaced now
+// (by age, or because its replay record is filling up).
+func (rk *ratchetKeys) needsRotation() bool {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	return rk.local.NeedsRotation(rk.now())
 }
 
 // innerOf parses a ratchet plaintext: nil for an empty one.

@@ -148,6 +148,10 @@ func (l Limits) perIPOptions() []rcmgr.Option {
 
 // MailboxLimits bound what the mailbox stores and serves. Zero fields
 // take DefaultMailboxLimits.
+//
+// Peer IDs are free to make, so every per-peer limit has a per-source
+// twin: a source is the requester's IP address (IPv6: its /64) and its
+// network prefix (IPv4 /24, IPv6 /48), as the relay's connection sees it.
 type MailboxLimits struct {
 	MaxItems    int           // envelopes kept per recipient
 	MaxPerPeer  int           // of those, from any one sender
@@ -159,6 +163,28 @@ type MailboxLimits struct {
 	MaxMailbox  int           // mailboxes registered in all
 	PublishRate float64       // publishes per second per peer (burst 5)
 	Idle        time.Duration // a mailbox its owner has not used in this time is removed (at least TTL)
+
+	// MaxMailboxPerIP and MaxMailboxPerPrefix cap the mailboxes
+	// registered from one IP address and from one network prefix.
+	MaxMailboxPerIP     int
+	MaxMailboxPerPrefix int
+	// MaxPerIP and MaxPerPrefix are the shares of each recipient's
+	// mailbox (items, and the same fraction of MaxBytes) that deposits
+	// from one IP address and from one network prefix may hold.
+	MaxPerIP     int
+	MaxPerPrefix int
+	// BundleRatePerIP is the bundle fetches per second from one IP
+	// address (burst ×20); a network prefix gets four times as many.
+	BundleRatePerIP float64
+	// OneTimePerIP is how many one-time prekeys of one peer the relay
+	// hands to one IP address per day (a network prefix gets four times
+	// as many; one requesting peer ID gets one). Past that, and when the
+	// peer has PrekeyFloor or fewer left and the requester's prefix has
+	// had one already, the bundle goes without: the last-resort prekeys
+	// still start a session (PROTOCOL §12.6), and nobody drains the pool
+	// for everyone.
+	OneTimePerIP int
+	PrekeyFloor  int
 }
 
 // DefaultMailboxLimits suit a group's relay.
@@ -173,6 +199,14 @@ var DefaultMailboxLimits = MailboxLimits{
 	MaxMailbox:  4096,
 	PublishRate: 0.1,
 	Idle:        30 * 24 * time.Hour,
+
+	MaxMailboxPerIP:     16,
+	MaxMailboxPerPrefix: 64,
+	MaxPerIP:            250,
+	MaxPerPrefix:        500,
+	BundleRatePerIP:     1,
+	OneTimePerIP:        4,
+	PrekeyFloor:         10,
 }
 
 func (l MailboxLimits) withDefaults() MailboxLimits {
@@ -188,5 +222,17 @@ func (l MailboxLimits) withDefaults() MailboxLimits {
 	orDefault(&l.PublishRate, d.PublishRate)
 	orDefault(&l.Idle, d.Idle)
 	l.Idle = max(l.Idle, l.TTL)
+	orDefault(&l.MaxMailboxPerIP, d.MaxMailboxPerIP)
+	orDefault(&l.MaxMailboxPerPrefix, d.MaxMailboxPerPrefix)
+	orDefault(&l.MaxPerIP, min(d.MaxPerIP, l.MaxItems))
+	orDefault(&l.MaxPerPrefix, min(d.MaxPerPrefix, l.MaxItems))
+	orDefault(&l.BundleRatePerIP, d.BundleRatePerIP)
+	orDefault(&l.OneTimePerIP, d.OneTimePerIP)
+	orDefault(&l.PrekeyFloor, d.PrekeyFloor)
 	return l
+}
+
+// shareBytes is the part of MaxBytes that n of MaxItems items may hold.
+func (l MailboxLimits) shareBytes(n int) int64 {
+	return l.MaxBytes / int64(l.MaxItems) * int64(n)
 }

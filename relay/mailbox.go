@@ -31,6 +31,9 @@ type mailboxServer struct {
 	deposit   *limiters
 	bundle    *limiters
 	publishes *limiters
+	bundleIP  *limiters       // bundle fetches per source address
+	bundleNet *limiters       // and per source prefix
+	grants    *grants         // one-time prekeys handed out per requester and source
 	ctx       context.Context // cancelled by close: ends notifications
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -52,7 +55,7 @@ func openMailbox(path string, h host.Host, lim MailboxLimits, log *slog.Logger) 
 	}
 	err = boltfile.Guard(path, func() error {
 		return db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bktBundles, bktUsage, bktOTEC, bktOTKEM, bktMail, bktPairs, bktSeen} {
+			for _, b := range [][]byte{bktBundles, bktUsage, bktOTEC, bktOTKEM, bktMail, bktPairs, bktSeen, bktRegSrc, bktSrcCount, bktItemSrc} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
@@ -70,6 +73,9 @@ func openMailbox(path string, h host.Host, lim MailboxLimits, log *slog.Logger) 
 		deposit:   newLimiters(rate.Limit(lim.DepositRate), int(10*lim.DepositRate)+1),
 		bundle:    newLimiters(rate.Limit(lim.BundleRate), 10),
 		publishes: newLimiters(rate.Limit(lim.PublishRate), 5),
+		bundleIP:  newLimiters(rate.Limit(lim.BundleRatePerIP), 20),
+		bundleNet: newLimiters(rate.Limit(4*lim.BundleRatePerIP), 80),
+		grants:    newGrants(),
 		done:      make(chan struct{}),
 		used:      map[peer.ID]time.Time{},
 	}
@@ -102,7 +108,7 @@ func (m *mailboxServer) handle(s network.Stream) {
 		s.Reset()
 		return
 	}
-	t, answer := m.serve(from, f)
+	t, answer := m.serveFrom(from, streamSource(s), f)
 	out, err := e2e.AppendFrame(nil, t, answer)
 	if err != nil {
 		s.Reset()
@@ -111,7 +117,13 @@ func (m *mailboxServer) handle(s network.Stream) {
 	s.Write(out)
 }
 
+// serve serves a request from a peer whose address is unknown.
 func (m *mailboxServer) serve(from peer.ID, f e2e.Frame) (e2e.FrameType, []byte) {
+	return m.serveFrom(from, source{}, f)
+}
+
+// serveFrom serves a request from a peer at src.
+func (m *mailboxServer) serveFrom(from peer.ID, src source, f e2e.Frame) (e2e.FrameType, []byte) {
 	var (
 		t   e2e.FrameType
 		out []byte
@@ -119,11 +131,11 @@ func (m *mailboxServer) serve(from peer.ID, f e2e.Frame) (e2e.FrameType, []byte)
 	)
 	switch f.Type {
 	case mailbox.TypePublish:
-		t, out, err = m.publish(from, f.Payload)
+		t, out, err = m.publish(from, src, f.Payload)
 	case mailbox.TypeFetchBundle:
-		t, out, err = m.fetchBundle(from, f.Payload)
+		t, out, err = m.fetchBundle(from, src, f.Payload)
 	case mailbox.TypeDeposit:
-		t, out, err = m.depositFrom(from, f.Payload)
+		t, out, err = m.depositFrom(from, src, f.Payload)
 	case mailbox.TypeFetch:
 		t, out, err = m.fetch(from, f.Payload)
 	case mailbox.TypeAck:

@@ -4,6 +4,8 @@
 package relay
 
 import (
+	"fmt"
+
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
@@ -14,7 +16,7 @@ import (
 
 // publish registers the requester's mailbox and stores its prekeys. Every
 // bundle must verify against the key the requester's peer ID embeds.
-func (m *mailboxServer) publish(from peer.ID, p []byte) (e2e.FrameType, []byte, error) {
+func (m *mailboxServer) publish(from peer.ID, src source, p []byte) (e2e.FrameType, []byte, error) {
 	req, err := mailbox.ParsePublish(p)
 	if err != nil {
 		return 0, nil, malformed("publish")
@@ -24,7 +26,7 @@ func (m *mailboxServer) publish(from peer.ID, p []byte) (e2e.FrameType, []byte, 
 		return 0, nil, &mailbox.Error{Code: mailbox.CodeBadBundle, Message: "only Ed25519 peers can have a mailbox"}
 	}
 	// Before the signatures are checked: each request may carry 129.
-	if wait, ok := m.publishes.allow(from, m.now()); !ok {
+	if wait, ok := m.publishes.allow(string(from), m.now()); !ok {
 		return 0, nil, &mailbox.Error{Code: mailbox.CodeRateLimited, RetryAfter: wait, Message: "too many publishes"}
 	}
 	if err := checkBundle(req.Bundle, key, from, 0); err != nil {
@@ -43,8 +45,13 @@ func (m *mailboxServer) publish(from peer.ID, p []byte) (e2e.FrameType, []byte, 
 	var ok mailbox.OK
 	err = m.db.Update(func(tx *bolt.Tx) error {
 		bundles := tx.Bucket(bktBundles)
-		if bundles.Get([]byte(from)) == nil && countKeys(bundles) >= m.lim.MaxMailbox {
-			return &mailbox.Error{Code: mailbox.CodeQuotaFull, Message: "this relay holds no more mailboxes"}
+		if bundles.Get([]byte(from)) == nil {
+			if countKeys(bundles) >= m.lim.MaxMailbox {
+				return &mailbox.Error{Code: mailbox.CodeQuotaFull, Message: "this relay holds no more mailboxes"}
+			}
+			if err := m.registerFrom(tx, from, src); err != nil {
+				return err
+			}
 		}
 		if err := bundles.Put([]byte(from), req.Bundle); err != nil {
 			return err
@@ -60,6 +67,20 @@ func (m *mailboxServer) publish(from peer.ID, p []byte) (e2e.FrameType, []byte, 
 		return 0, nil, err
 	}
 	return mailbox.TypeOK, ok.Marshal(), nil
+}
+
+// registerFrom counts a new mailbox against its source's caps, or refuses
+// it: one address or prefix cannot take the relay's mailboxes.
+func (m *mailboxServer) registerFrom(tx *bolt.Tx, from peer.ID, src source) error {
+	if src.known() {
+		if n, _ := srcCount(tx, regKey(src.ip)); n >= m.lim.MaxMailboxPerIP {
+			return &mailbox.Error{Code: mailbox.CodeQuotaFull, Message: fmt.Sprintf("this relay holds no more mailboxes for your address (%d)", n)}
+		}
+		if n, _ := srcCount(tx, regKey(src.prefix)); n >= m.lim.MaxMailboxPerPrefix {
+			return &mailbox.Error{Code: mailbox.CodeQuotaFull, Message: fmt.Sprintf("this relay holds no more mailboxes for your network (%d)", n)}
+		}
+	}
+	return registered(tx, from, src)
 }
 
 // checkBundle verifies a published bundle: kind 0 is a base bundle with no
@@ -110,13 +131,27 @@ func (m *mailboxServer) addPrekeys(tx *bolt.Tx, kind []byte, p peer.ID, entries 
 
 // fetchBundle hands out a peer's bundle with one one-time prekey of each
 // kind, deleting them: each is used once.
-func (m *mailboxServer) fetchBundle(from peer.ID, p []byte) (e2e.FrameType, []byte, error) {
+//
+// Sybils cannot drain the pool: requests are rate-limited per requester,
+// per address and per prefix, and one-time prekeys go out only within the
+// grants (MailboxLimits.OneTimePerIP, PrekeyFloor); past them the bundle
+// has none, and the last-resort prekeys start the session.
+func (m *mailboxServer) fetchBundle(from peer.ID, src source, p []byte) (e2e.FrameType, []byte, error) {
 	req, err := mailbox.ParseFetchBundle(p)
 	if err != nil {
 		return 0, nil, malformed("bundle request")
 	}
-	if wait, ok := m.bundle.allow(from, m.now()); !ok {
+	now := m.now()
+	if wait, ok := m.bundle.allow(string(from), now); !ok {
 		return 0, nil, &mailbox.Error{Code: mailbox.CodeRateLimited, RetryAfter: wait, Message: "too many bundle requests"}
+	}
+	if src.known() {
+		if wait, ok := m.bundleIP.allow(src.ip, now); !ok {
+			return 0, nil, &mailbox.Error{Code: mailbox.CodeRateLimited, RetryAfter: wait, Message: "too many bundle requests from your address"}
+		}
+		if wait, ok := m.bundleNet.allow(src.prefix, now); !ok {
+			return 0, nil, &mailbox.Error{Code: mailbox.CodeRateLimited, RetryAfter: wait, Message: "too many bundle requests from your network"}
+		}
 	}
 	var out []byte
 	err = m.db.Update(func(tx *bolt.Tx) error {
@@ -128,11 +163,17 @@ func (m *mailboxServer) fetchBundle(from peer.ID, p []byte) (e2e.FrameType, []by
 		if err != nil {
 			return err
 		}
-		if e := popPrekey(tx, bktOTEC, req.Peer); e != nil {
-			b.OneTimePrekey = e.OneTimePrekey
+		left := min(poolSize(tx, bktOTEC, req.Peer), poolSize(tx, bktOTKEM, req.Peer))
+		if left == 0 || !m.grants.take(m.lim, from, src, req.Peer, left, now) {
+			left = 0 // none, or not for this requester
 		}
-		if e := popPrekey(tx, bktOTKEM, req.Peer); e != nil {
-			b.OneTimeKEM = e.OneTimeKEM
+		if left > 0 {
+			if e := popPrekey(tx, bktOTEC, req.Peer); e != nil {
+				b.OneTimePrekey = e.OneTimePrekey
+			}
+			if e := popPrekey(tx, bktOTKEM, req.Peer); e != nil {
+				b.OneTimeKEM = e.OneTimeKEM
+			}
 		}
 		out, err = b.MarshalBinary()
 		return err
@@ -141,6 +182,14 @@ func (m *mailboxServer) fetchBundle(from peer.ID, p []byte) (e2e.FrameType, []by
 		return 0, nil, err
 	}
 	return mailbox.TypeBundle, mailbox.BundleAnswer{Bundle: out}.Marshal(), nil
+}
+
+// poolSize is how many one-time prekeys of a kind p has here.
+func poolSize(tx *bolt.Tx, kind []byte, p peer.ID) int {
+	if b := tx.Bucket(kind).Bucket([]byte(p)); b != nil {
+		return countKeys(b)
+	}
+	return 0
 }
 
 func popPrekey(tx *bolt.Tx, kind []byte, p peer.ID) *ratchet.Bundle {

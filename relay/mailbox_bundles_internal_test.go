@@ -17,6 +17,8 @@ import (
 
 // Bundles: the relay hands out each one-time prekey once, then bundles
 // without them; a bundle for a peer without a mailbox is CodeNoBundle.
+// (Each requester is another peer: one peer gets one of bob's one-time
+// prekeys a day, TestMailboxSybilsCannotDrainPrekeys.)
 func TestMailboxBundlesOnce(t *testing.T) {
 	clock := &mbClock{t: time.Now()}
 	m := mbOpen(t, filepath.Join(t.TempDir(), "mailbox.db"), MailboxLimits{BundleRate: 1000}, clock)
@@ -30,7 +32,7 @@ func TestMailboxBundlesOnce(t *testing.T) {
 	}
 	seen := map[uint32]bool{}
 	for i := 0; i < 5; i++ {
-		_, out, e := mbCall(t, m, alice.id, mailbox.TypeFetchBundle, mailbox.FetchBundle{Peer: bob.id}.Marshal())
+		_, out, e := mbCall(t, m, mbNewPeer(t).id, mailbox.TypeFetchBundle, mailbox.FetchBundle{Peer: bob.id}.Marshal())
 		if e != nil {
 			t.Fatal(e)
 		}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/mailbox"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // A full mailbox (by count or by bytes) refuses with CodeQuotaFull; an
@@ -173,7 +172,7 @@ func TestLimitersForgetIdlePeers(t *testing.T) {
 	l := newLimiters(1, 1)
 	t0 := time.Now()
 	for i := 0; i <= 10000; i++ {
-		l.allow(peer.ID(fmt.Sprint(i)), t0)
+		l.allow(fmt.Sprint(i), t0)
 	}
 	l.allow("late", t0.Add(2*time.Hour))
 	if n := len(l.m); n != 1 {

@@ -18,7 +18,12 @@ import (
 
 // depositFrom stores an envelope for a registered recipient, within the
 // sender's rate and the recipient's quota.
-func (m *mailboxServer) depositFrom(from peer.ID, p []byte) (e2e.FrameType, []byte, error) {
+//
+// Each recipient's mailbox is shared: one sender may hold MaxPerPeer of
+// its items, one address MaxPerIP and one prefix MaxPerPrefix (and the
+// same fractions of its bytes), so a few identities on one network
+// cannot fill it for everyone else.
+func (m *mailboxServer) depositFrom(from peer.ID, src source, p []byte) (e2e.FrameType, []byte, error) {
 	req, err := mailbox.ParseDeposit(p)
 	if err != nil {
 		return 0, nil, malformed("deposit")
@@ -26,7 +31,7 @@ func (m *mailboxServer) depositFrom(from peer.ID, p []byte) (e2e.FrameType, []by
 	if len(req.Envelope) > mailbox.MaxEnvelope {
 		return 0, nil, &mailbox.Error{Code: mailbox.CodeTooLarge, Message: fmt.Sprintf("envelope larger than %d bytes", mailbox.MaxEnvelope)}
 	}
-	if wait, ok := m.deposit.allow(from, m.now()); !ok {
+	if wait, ok := m.deposit.allow(string(from), m.now()); !ok {
 		return 0, nil, &mailbox.Error{Code: mailbox.CodeRateLimited, RetryAfter: wait, Message: "too many deposits"}
 	}
 	now := m.now()
@@ -42,6 +47,9 @@ func (m *mailboxServer) depositFrom(from peer.ID, p []byte) (e2e.FrameType, []by
 		if mine := pairCount(tx, req.To, from); mine+1 > m.lim.MaxPerPeer {
 			return &mailbox.Error{Code: mailbox.CodeQuotaFull, Message: fmt.Sprintf("you already have %d messages waiting for this recipient", mine)}
 		}
+		if err := m.sourceShare(tx, req.To, src, int64(len(req.Envelope))); err != nil {
+			return err
+		}
 		if err := addPair(tx, req.To, from, 1); err != nil {
 			return err
 		}
@@ -56,6 +64,9 @@ func (m *mailboxServer) depositFrom(from peer.ID, p []byte) (e2e.FrameType, []by
 		if err := b.Put(u64(id), rec); err != nil {
 			return err
 		}
+		if err := depositedFrom(tx, req.To, id, int64(len(req.Envelope)), src); err != nil {
+			return err
+		}
 		return setUsage(tx, req.To, items+1, size+int64(len(req.Envelope)))
 	})
 	if err != nil {
@@ -63,6 +74,24 @@ func (m *mailboxServer) depositFrom(from peer.ID, p []byte) (e2e.FrameType, []by
 	}
 	m.notify(req.To)
 	return mailbox.TypeOK, mailbox.OK{ID: id}.Marshal(), nil
+}
+
+// sourceShare refuses a deposit of size bytes for to that would take its
+// source's items or bytes past their shares of the mailbox.
+func (m *mailboxServer) sourceShare(tx *bolt.Tx, to peer.ID, src source, size int64) error {
+	if !src.known() {
+		return nil
+	}
+	for _, s := range []struct {
+		key, what string
+		max       int
+	}{{src.ip, "your address", m.lim.MaxPerIP}, {src.prefix, "your network", m.lim.MaxPerPrefix}} {
+		n, bytes := srcCount(tx, shareKey(to, s.key))
+		if n+1 > s.max || bytes+size > m.lim.shareBytes(s.max) {
+			return &mailbox.Error{Code: mailbox.CodeQuotaFull, Message: fmt.Sprintf("%s already has %d messages (%d bytes) waiting for this recipient", s.what, n, bytes)}
+		}
+	}
+	return nil
 }
 
 // notify tells a connected recipient that mail arrived.
@@ -150,6 +179,9 @@ func (m *mailboxServer) ack(from peer.ID, p []byte) (e2e.FrameType, []byte, erro
 			if it, ok := decodeItem(id, v); ok {
 				size -= int64(len(it.Envelope))
 				if err := addPair(tx, from, it.From, -1); err != nil {
+					return err
+				}
+				if err := itemGone(tx, from, id, int64(len(it.Envelope))); err != nil {
 					return err
 				}
 			}

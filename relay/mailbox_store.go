@@ -24,6 +24,7 @@ import (
 //	otkem/<peer> sequence → bundle carrying one ML-KEM one-time prekey
 //	mail/<peer>  sequence → u64 deposited (Unix ms) || u32 len || from || envelope
 //	seen         peer → u64 last use by its owner (Unix ms): publish, fetch, ack
+//	regsrc, srccount, itemsrc: per source address and prefix (mailbox_sources.go)
 //
 // A mailbox whose owner has not used it for Idle is removed with all it
 // holds, so registrations of peers that left do not fill MaxMailbox for
@@ -94,7 +95,10 @@ func addPair(tx *bolt.Tx, to, from peer.ID, delta int) error {
 // removeMailbox deletes p's registration and everything it holds.
 func removeMailbox(tx *bolt.Tx, p peer.ID) error {
 	k := []byte(p)
-	for _, b := range [][]byte{bktOTEC, bktOTKEM, bktMail} {
+	if err := unregistered(tx, p); err != nil {
+		return err
+	}
+	for _, b := range [][]byte{bktOTEC, bktOTKEM, bktMail, bktItemSrc} {
 		if err := tx.Bucket(b).DeleteBucket(k); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
@@ -107,6 +111,13 @@ func removeMailbox(tx *bolt.Tx, p peer.ID) error {
 	prefix := append([]byte{byte(len(p))}, p...)
 	c := tx.Bucket(bktPairs).Cursor()
 	for pk, _ := c.Seek(prefix); pk != nil && bytes.HasPrefix(pk, prefix); pk, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	shares := shareKey(p, "")
+	c = tx.Bucket(bktSrcCount).Cursor()
+	for sk, _ := c.Seek(shares); sk != nil && bytes.HasPrefix(sk, shares); sk, _ = c.Seek(shares) {
 		if err := c.Delete(); err != nil {
 			return err
 		}

@@ -105,6 +105,9 @@ func (m *mailboxServer) sweepMail() {
 					if err := addPair(tx, peer.ID(k), it.From, -1); err != nil {
 						return err
 					}
+					if err := itemGone(tx, peer.ID(k), binary.BigEndian.Uint64(id), int64(len(it.Envelope))); err != nil {
+						return err
+					}
 				}
 				if err := c.Delete(); err != nil {
 					return err

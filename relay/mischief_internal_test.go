@@ -120,7 +120,7 @@ func (x *Mischief) handle(s network.Stream) {
 		s.Reset()
 		return
 	}
-	t, answer := x.serve(s.Conn().RemotePeer(), f)
+	t, answer := x.serve(s.Conn().RemotePeer(), streamSource(s), f)
 	out, err := e2e.AppendFrame(nil, t, answer)
 	if err != nil {
 		s.Reset()
@@ -129,7 +129,7 @@ func (x *Mischief) handle(s network.Stream) {
 	s.Write(out)
 }
 
-func (x *Mischief) serve(from peer.ID, f e2e.Frame) (e2e.FrameType, []byte) {
+func (x *Mischief) serve(from peer.ID, src source, f e2e.Frame) (e2e.FrameType, []byte) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	switch f.Type {
@@ -149,14 +149,14 @@ func (x *Mischief) serve(from peer.ID, f e2e.Frame) (e2e.FrameType, []byte) {
 			f.Payload = req.Marshal()
 		}
 		if x.DuplicateDeposits {
-			if t, out := x.m.serve(from, f); t != mailbox.TypeOK {
+			if t, out := x.m.serveFrom(from, src, f); t != mailbox.TypeOK {
 				return t, out
 			}
 		}
-		return x.m.serve(from, f)
+		return x.m.serveFrom(from, src, f)
 	case mailbox.TypeFetch:
 		x.fetches++
-		t, out := x.m.serve(from, f)
+		t, out := x.m.serveFrom(from, src, f)
 		items, err := mailbox.ParseItems(out)
 		if t != mailbox.TypeItems || err != nil {
 			return t, out
@@ -182,7 +182,7 @@ func (x *Mischief) serve(from peer.ID, f e2e.Frame) (e2e.FrameType, []byte) {
 		if b, ok := x.frozen[req.Peer]; ok && x.FreezeBundles {
 			out = b
 		} else {
-			t, answer := x.m.serve(from, f)
+			t, answer := x.m.serveFrom(from, src, f)
 			if t != mailbox.TypeBundle {
 				return t, answer
 			}
@@ -211,5 +211,5 @@ func (x *Mischief) serve(from peer.ID, f e2e.Frame) (e2e.FrameType, []byte) {
 		}
 		return mailbox.TypeBundle, out
 	}
-	return x.m.serve(from, f)
+	return x.m.serveFrom(from, src, f)
 }

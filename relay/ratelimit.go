@@ -1,5 +1,5 @@
-// The mailbox's rate limiters: a token bucket per peer, forgotten when
-// idle.
+// The mailbox's rate limiters: a token bucket per peer (or per source
+// address or prefix), forgotten when idle.
 
 package relay
 
@@ -7,16 +7,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 )
 
-// limiters are per-peer token buckets, forgotten when idle.
+// limiters are token buckets per key (a peer ID, an address, a prefix),
+// forgotten when idle.
 type limiters struct {
 	mu    sync.Mutex
 	r     rate.Limit
 	burst int
-	m     map[peer.ID]*limiterEntry
+	m     map[string]*limiterEntry
 	swept time.Time // last sweep of idle entries
 }
 
@@ -26,11 +26,11 @@ type limiterEntry struct {
 }
 
 func newLimiters(r rate.Limit, burst int) *limiters {
-	return &limiters{r: r, burst: burst, m: map[peer.ID]*limiterEntry{}}
+	return &limiters{r: r, burst: burst, m: map[string]*limiterEntry{}}
 }
 
 // allow takes a token for p, or says how long to wait for one.
-func (l *limiters) allow(p peer.ID, now time.Time) (time.Duration, bool) {
+func (l *limiters) allow(p string, now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.m) > 10000 && now.Sub(l.swept) > time.Minute {

@@ -52,6 +52,14 @@ go-libp2p's defaults would cut every relayed connection after 2 minutes or
 			fs.Int64Var(&o.relay.mailbox.MaxBytes, "mailbox-bytes", m.MaxBytes, "bytes kept per offline peer")
 			fs.DurationVar(&o.relay.mailbox.TTL, "mailbox-ttl", m.TTL, "delete messages not fetched within this time")
 			fs.DurationVar(&o.relay.mailbox.Idle, "mailbox-idle", m.Idle, "remove the mailbox of a peer that has not used it within this time (at least --mailbox-ttl)")
+			fs.Float64Var(&o.relay.mailbox.DepositRate, "mailbox-deposit-rate", m.DepositRate, "deposits per second from one sender (burst ×10)")
+			fs.IntVar(&o.relay.mailbox.MaxMailboxPerIP, "mailbox-per-ip", m.MaxMailboxPerIP, "mailboxes registered from one IP address (IPv6: one /64)")
+			fs.IntVar(&o.relay.mailbox.MaxMailboxPerPrefix, "mailbox-per-prefix", m.MaxMailboxPerPrefix, "mailboxes registered from one network (IPv4 /24, IPv6 /48)")
+			fs.IntVar(&o.relay.mailbox.MaxPerIP, "mailbox-share-ip", m.MaxPerIP, "messages from one IP address kept per offline peer (and that share of its bytes)")
+			fs.IntVar(&o.relay.mailbox.MaxPerPrefix, "mailbox-share-prefix", m.MaxPerPrefix, "messages from one network kept per offline peer (and that share of its bytes)")
+			fs.Float64Var(&o.relay.mailbox.BundleRatePerIP, "mailbox-bundle-rate-ip", m.BundleRatePerIP, "prekey bundle fetches per second from one IP address (burst ×20; a network gets 4×)")
+			fs.IntVar(&o.relay.mailbox.OneTimePerIP, "mailbox-prekeys-per-ip", m.OneTimePerIP, "one-time prekeys of one peer handed to one IP address a day (a network gets 4×, a peer ID 1)")
+			fs.IntVar(&o.relay.mailbox.PrekeyFloor, "mailbox-prekey-floor", m.PrekeyFloor, "at or below this many one-time prekeys left, hand them only to networks that had none")
 		},
 		run:             runRelay,
 		withoutIdentity: true, // a relay keeps its own key, relay.key
