@@ -27,12 +27,13 @@ import (
 // (§12.6).
 
 // ratchetKeys owns the ratchet state in memory, backed by the store: the
-// local keys, each peer's session set, and envelopes sealed for a mailbox
-// and not yet deposited. mu guards local, sets and unsent, and is held
-// across the store commit of a new state, so states are committed in the
-// order they are made; it is taken by the read loops, the outbox workers
-// and the mailbox loops. One lock for all peers: each operation takes
-// microseconds, plus an fsync when it commits.
+// local keys, each peer's session set, envelopes sealed for a mailbox and
+// not yet deposited, and the first contacts of each peer. mu guards
+// local, sets, unsent and firstContacts, and is held across the store
+// commit of a new state, so states are committed in the order they are
+// made; it is taken by the read loops, the outbox workers and the mailbox
+// loops. One lock for all peers: each operation takes microseconds, plus
+// an fsync when it commits.
 type ratchetKeys struct {
 	store  *store.Store
 	log    *slog.Logger
