@@ -557,9 +557,10 @@ func (t *TrustStore) Remove(id peer.ID) error {
 // The checks, in order (docs/PROTOCOL.md §2): key type and binding; the
 // leaf is for remote; the leaf is not a CA; validity dates; a contact the
 // user rejected; a contact the user verified; for a peer that is not a
-// contact, another contact known by the same name (a changed key); the
-// leaf issued directly by a trusted CA root (certificates after the leaf
-// are ignored); a contact pinned on first use; otherwise an unknown peer.
+// contact, another contact known by a name that reads the same (NameKey:
+// a changed key); the leaf issued directly by a trusted CA root
+// (certificates after the leaf are ignored); a contact pinned on first
+// use; otherwise an unknown peer.
 func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now time.Time) (Verdict, error) {
 	if len(chain) == 0 {
 		return Verdict{}, errors.New("peer sent no certificate")
