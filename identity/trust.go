@@ -97,6 +97,9 @@ type Verdict struct {
 	NotAfter      time.Time
 	// Previous is the contact whose name this key claims, when State is changed.
 	Previous *Contact
+	// Chain is the chain evaluated, leaf first: what the node keeps of a
+	// key whose handshake it refused, to evaluate it again later.
+	Chain []*x509.Certificate `json:"-"`
 }
 
 // trustFile is the on-disk form of the trust store (trust.json).
@@ -125,6 +128,10 @@ type TrustStore struct {
 	contacts map[peer.ID]Contact
 	roots    []*x509.Certificate
 	pool     *x509.CertPool
+	// keys holds each contact's NameKey of its label and of its
+	// certificate name ("" for none), computed when the file is loaded:
+	// Evaluate compares a certificate's name with every contact's.
+	keys map[peer.ID][2]string
 }
 
 // OpenTrustStore opens the store at path; a missing file is an empty store.
@@ -173,8 +180,10 @@ func (t *TrustStore) reload(force bool) error {
 
 func (t *TrustStore) load(f *trustFile) {
 	t.contacts = make(map[peer.ID]Contact, len(f.Contacts))
+	t.keys = make(map[peer.ID][2]string, len(f.Contacts))
 	for _, c := range f.Contacts {
 		t.contacts[c.PeerID] = c
+		t.keys[c.PeerID] = [2]string{NameKey(c.Name), NameKey(c.CertName)}
 	}
 	t.roots = f.roots
 	t.pool = x509.NewCertPool()
@@ -439,6 +448,14 @@ func (t *TrustStore) pin(id peer.ID, state State, now time.Time, name func(map[p
 }
 
 // NoteCertName records the certificate name a contact presented.
+//
+// The label the user knows a contact by never changes behind their back.
+// A contact without a label of its own reads as its certificate name; when
+// a later certificate of the same key says another name, the name it read
+// as until then becomes its label, and the new name is only its
+// certificate name (shown beside the label: "bob, whose certificate now
+// says ..."). Otherwise a contact could rename itself to a look-alike of
+// another contact, and two contacts would read the same.
 func (t *TrustStore) NoteCertName(id peer.ID, certName string) error {
 	c, ok, err := t.Contact(id)
 	if err != nil || !ok || c.CertName == certName {
@@ -446,28 +463,34 @@ func (t *TrustStore) NoteCertName(id peer.ID, certName string) error {
 	}
 	return t.update(func(contacts map[peer.ID]Contact, _ *[]*x509.Certificate) error {
 		c, ok := contacts[id]
-		if !ok {
+		if !ok || c.CertName == certName {
 			return nil
 		}
-		c.CertName = certName
-		// A key accepted before its certificate was seen (a first message
-		// through a relay) may claim another contact's name: it gets a
-		// label of its own, so two contacts never read the same.
-		if c.Name == "" {
+		switch {
+		case c.Name == "" && c.CertName != "":
+			// Renamed: keep the label it had.
+			c.Name = c.Label()
+		case c.Name == "":
+			// A key accepted before its certificate was seen (a first
+			// message through a relay) may claim another contact's name:
+			// it gets a label of its own, so two contacts never read the
+			// same.
 			base := SanitizeName(certName)
 			if label := freeLabel(contacts, base, id); label != base {
 				c.Name = label
 			}
 		}
+		c.CertName = certName
 		contacts[id] = c
 		return nil
 	})
 }
 
-// labelTaken reports whether a contact other than except reads label.
+// labelTaken reports whether a contact other than except reads label: its
+// label has the same NameKey.
 func labelTaken(contacts map[peer.ID]Contact, label string, except peer.ID) bool {
 	for id, c := range contacts {
-		if id != except && strings.EqualFold(c.Label(), label) {
+		if id != except && SameName(c.Label(), label) {
 			return true
 		}
 	}
@@ -499,7 +522,14 @@ func (t *TrustStore) AcceptChange(oldID, newID peer.ID, certName string, state S
 		if !ok {
 			return fmt.Errorf("%w %s", ErrUnknownContact, oldID)
 		}
-		contacts[newID] = Contact{PeerID: newID, Name: old.Name, CertName: certName, State: state, Added: now, Updated: now}
+		// The new key becomes the contact the user knows: it takes the
+		// label the old key read as, not the name its certificate says
+		// (which may only look like it).
+		name := old.Name
+		if name == "" && old.CertName != "" {
+			name = old.Label()
+		}
+		contacts[newID] = Contact{PeerID: newID, Name: name, CertName: certName, State: state, Added: now, Updated: now}
 		old.State, old.ReplacedBy, old.Updated = StateUntrusted, newID, now
 		contacts[oldID] = old
 		return nil
@@ -527,9 +557,10 @@ func (t *TrustStore) Remove(id peer.ID) error {
 // The checks, in order (docs/PROTOCOL.md §2): key type and binding; the
 // leaf is for remote; the leaf is not a CA; validity dates; a contact the
 // user rejected; a contact the user verified; for a peer that is not a
-// contact, another contact known by the same name (a changed key); the
-// leaf issued directly by a trusted CA root (certificates after the leaf
-// are ignored); a contact pinned on first use; otherwise an unknown peer.
+// contact, another contact known by a name that reads the same (NameKey:
+// a changed key); the leaf issued directly by a trusted CA root
+// (certificates after the leaf are ignored); a contact pinned on first
+// use; otherwise an unknown peer.
 func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now time.Time) (Verdict, error) {
 	if len(chain) == 0 {
 		return Verdict{}, errors.New("peer sent no certificate")
@@ -551,6 +582,7 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 		Issuer:      t.issuerName(leaf),
 		Fingerprint: FingerprintOf(leaf.PublicKey.(ed25519.PublicKey)),
 		NotAfter:    leaf.NotAfter,
+		Chain:       slices.Clone(chain),
 	}
 	if err := CheckValidity(leaf, now); err != nil {
 		v.State, v.Reason = StateExpired, err.Error()
@@ -647,32 +679,26 @@ func verifyAgainst(leaf *x509.Certificate, roots []*x509.Certificate, now time.T
 	return verifyWithPool(leaf, pool, now)
 }
 
-// conflict finds a trusted contact, other than id, known by the same name
-// (the name in its certificate, or the user's label for it): the sign of a
-// changed key, as a changed host key is for ssh.
-//
-// Names are compared as they are shown (SanitizeName), ignoring case and
-// extra spaces, so that invisible characters cannot hide a changed key.
+// conflict finds a trusted contact, other than id, known by a name that
+// reads the same (NameKey) as certName: the name in its certificate, or the
+// user's label for it. That is the sign of a changed key, as a changed host
+// key is for ssh. Names are compared by NameKey, so neither invisible
+// characters, case, look-alike letters from other scripts nor a trailing
+// dot can hide a changed key.
 func (t *TrustStore) conflict(id peer.ID, certName string) *Contact {
-	name := shownName(certName)
-	if name == "" {
+	key := NameKey(certName)
+	if key == "" {
 		return nil
 	}
 	for _, c := range t.contacts {
 		if c.PeerID == id || !c.State.Trusted() { // replaced keys are untrusted
 			continue
 		}
-		if strings.EqualFold(shownName(c.CertName), name) || strings.EqualFold(shownName(c.Name), name) {
+		if k := t.keys[c.PeerID]; k[0] == key || k[1] == key {
 			return &c
 		}
 	}
 	return nil
-}
-
-// shownName is a name as SanitizeName shows it, with runs of spaces
-// collapsed and no placeholder for an empty one.
-func shownName(s string) string {
-	return strings.Join(strings.Fields(printableName(s)), " ")
 }
 
 // issuerMemo remembers IssuerName per certificate: telling a self-signed

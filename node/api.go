@@ -94,8 +94,10 @@ func (n *Node) trustPeer(p peer.ID, verified, acceptChange bool) error {
 	if verified {
 		state = identity.StateVerified
 	}
-	changed := n.book.facts(p).changed
-	if !acceptChange && (changed != nil || n.book.claimsContact(p)) {
+	// Whether p is a changed key is evaluated now, from its last chain
+	// and the trust store, never from a flag of an earlier handshake.
+	changed := n.book.changedKey(p)
+	if !acceptChange && changed != nil {
 		return fmt.Errorf("trust %s: %w", identity.ShortID(p), ErrKeyChanged)
 	}
 	var err error
@@ -124,10 +126,9 @@ func (n *Node) trustPeer(p peer.ID, verified, acceptChange bool) error {
 	return nil
 }
 
-// trusted follows the pinning of p's key: a pending key change is settled,
-// subscribers hear of the new state, and what waits for p goes out.
+// trusted follows the pinning of p's key: subscribers hear of the new
+// state, and what waits for p goes out.
 func (n *Node) trusted(p peer.ID) {
-	n.book.settle(p)
 	n.peerEv.now(p)
 	n.out.kick(p)
 }
@@ -138,7 +139,6 @@ func (n *Node) Block(p peer.ID) error {
 	if err := n.trust.Pin(p, "", identity.StateUntrusted, n.cfg.Now()); err != nil {
 		return fmt.Errorf("block %s: %w", identity.ShortID(p), err)
 	}
-	n.book.settle(p)
 	n.sessions.closePeer(p, "rejected by the user")
 	n.peerEv.now(p)
 	return nil

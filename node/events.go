@@ -58,9 +58,15 @@ type PeerInfo struct {
 	PostQuantum bool
 	Path        Path
 	Discovered  bool // seen on the LAN
-	// Changed is set while a changed key waits for the user's decision:
-	// the new key's verdict, whose Previous is the known contact.
+	// Changed is set while a key claims the name of a contact with
+	// another key, until the user decides: the new key's verdict, whose
+	// Previous is the known contact. It is evaluated from the key's last
+	// certificate when asked, online or not, in this run or a later one.
 	Changed *identity.Verdict
+	// CertName is, for a contact, the name its certificate now says when
+	// that differs from Name, the label the user knows it by (which a
+	// new certificate never changes).
+	CertName string
 }
 
 // Event is one notification from the node.

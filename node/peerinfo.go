@@ -21,18 +21,32 @@ func (n *Node) PeerInfo(p peer.ID) PeerInfo {
 	if pub, err := identity.KeyFromPeerID(p); err == nil {
 		info.Fingerprint = identity.FingerprintOf(pub)
 	}
-	f := n.book.facts(p)
-	if v := f.verdict; v != nil {
+	c, isContact, _ := n.trust.Contact(p)
+	v := n.book.facts(p).verdict
+	if !isContact {
+		// Not a contact: its last chain, live or stored, evaluated now.
+		// So a changed key is one after a restart as well, online or not,
+		// and a CA the user no longer trusts verifies nothing.
+		if now, ok := n.book.verdictNow(p); ok {
+			v = &now
+		}
+	}
+	if v != nil {
 		info.Name, info.Trust, info.Reason, info.Issuer, info.NotAfter = v.Name, v.State, v.Reason, v.Issuer, v.NotAfter
 		info.IssuerTrusted = v.IssuerTrusted
+		if v.State == identity.StateChanged {
+			info.Changed = v
+		}
 	}
 	if cs := n.sessions.newest(p); cs != nil {
 		info.Online, info.PostQuantum = true, cs.s.Info().PostQuantum()
 	}
 	info.Discovered = n.lan.discovered(p)
-	info.Changed = f.changed
-	if c, ok, _ := n.trust.Contact(p); ok {
+	if isContact {
 		info.Name = c.Label()
+		if c.CertName != "" && identity.SanitizeName(c.CertName) != info.Name {
+			info.CertName = identity.SanitizeName(c.CertName)
+		}
 		if info.Trust != identity.StateCAVerified || c.State != identity.StateTOFU {
 			info.Trust = c.State
 		}
@@ -44,9 +58,6 @@ func (n *Node) PeerInfo(p peer.ID) PeerInfo {
 		case info.Reason == "":
 			info.Reason = reasonFor(c.State)
 		}
-	}
-	if info.Changed != nil {
-		info.Trust, info.Reason = identity.StateChanged, info.Changed.Reason
 	}
 	if info.Name == identity.ShortID(p) {
 		// Not met this run and no label: the name seen last time.
@@ -88,6 +99,11 @@ func (n *Node) Peers() []PeerInfo {
 		ids[p] = true
 	}
 	for _, p := range n.sessions.peers() {
+		ids[p] = true
+	}
+	// Changed keys met in earlier runs, whose chains are stored: the user
+	// must still see that a key claims a contact's name.
+	for _, p := range n.book.storedChangedKeys(ids) {
 		ids[p] = true
 	}
 	delete(ids, n.host.ID())

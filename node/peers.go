@@ -12,9 +12,12 @@ import (
 )
 
 // peerBook owns what the node knows of each peer's identity: the verdict
-// of the last handshake this run, a changed key awaiting the user's
-// decision, the peer's certificate, and the records kept between runs in
-// the store (name, addresses, certificate). mu guards byPeer; it is taken
+// of the last handshake this run, the peer's certificate chain (also of a
+// key whose handshake was refused as a changed key), and the records kept
+// between runs in the store (name, addresses, certificate). Whether a key
+// is a changed key is never remembered: it is evaluated from its chain
+// and the trust store when asked (verdictNow), so it is the same after a
+// restart, online or not. mu guards byPeer; it is taken
 // by the read loops (handshakes), the outbox workers (mayMessage) and
 // callers of the Node's API, and no other lock is taken under it.
 type peerBook struct {
@@ -26,7 +29,6 @@ type peerBook struct {
 // peerFacts is what one handshake, or its failure, established.
 type peerFacts struct {
 	verdict *identity.Verdict   // from the last handshake
-	changed *identity.Verdict   // a changed key awaiting a decision
 	chain   []*x509.Certificate // the peer's chain from the last handshake, leaf first
 }
 
@@ -69,22 +71,32 @@ func (b *peerBook) known() []peer.ID {
 	return out
 }
 
-// keyChanged records a changed key awaiting the user's decision.
+// keyChanged keeps the chain of a key whose handshake was refused because
+// it claims a contact's name, this run and in its stored record, so that
+// it is still known as a changed key after a restart (verdictNow).
 func (b *peerBook) keyChanged(p peer.ID, v *identity.Verdict) {
-	b.update(p, func(f *peerFacts) { f.changed = v })
+	if len(v.Chain) == 0 {
+		return
+	}
+	// Stored first: once the chain is seen in memory, the key shows as
+	// changed, and the node may be closed before a later write.
+	b.saveChain(p, v.Chain)
+	b.update(p, func(f *peerFacts) { f.chain = v.Chain })
 }
-
-// settle forgets a pending key change: the user decided.
-func (b *peerBook) settle(p peer.ID) { b.update(p, func(f *peerFacts) { f.changed = nil }) }
 
 // recordVerified notes what a handshake established about a peer, this
 // run and in the peer's stored record (its chain, not the verdict).
 func (b *peerBook) recordVerified(p peer.ID, v identity.Verdict, chain []*x509.Certificate) {
-	b.update(p, func(f *peerFacts) { f.verdict, f.chain, f.changed = &v, chain, nil })
-	cert := chain[0]
-	if err := b.trust.NoteCertName(p, identity.DisplayName(cert)); err != nil {
+	b.update(p, func(f *peerFacts) { f.verdict, f.chain = &v, chain })
+	if err := b.trust.NoteCertName(p, identity.DisplayName(chain[0])); err != nil {
 		b.log.Warn("note certificate name", "peer", p, "err", err)
 	}
+	b.saveChain(p, chain)
+}
+
+// saveChain stores the peer's chain and the name its certificate says.
+func (b *peerBook) saveChain(p peer.ID, chain []*x509.Certificate) {
+	cert := chain[0]
 	rec, _ := b.record(p)
 	rec.Name, rec.CertDER, rec.Intermediates = identity.DisplayName(cert), cert.Raw, nil
 	for _, c := range chain[1:] {
@@ -168,26 +180,50 @@ func (b *peerBook) chain(p peer.ID) []*x509.Certificate {
 	return chain
 }
 
-// caVerified reports whether p's last seen chain verifies now to a CA the
-// user trusts now: the current verdict, never one stored earlier.
-func (b *peerBook) caVerified(p peer.ID) bool {
+// verdictNow evaluates p's last seen chain, live or stored, against the
+// trust store now: CA-verified only by a CA the user trusts now, changed
+// while it claims the name of a contact with another key. It is a
+// function of the key and what is stored, never of a verdict kept from an
+// earlier handshake; false if no chain is known.
+func (b *peerBook) verdictNow(p peer.ID) (identity.Verdict, bool) {
 	chain := b.chain(p)
 	if len(chain) == 0 {
-		return false
+		return identity.Verdict{}, false
 	}
 	v, err := b.trust.Evaluate(chain, p, b.cfg.Now())
-	return err == nil && v.State == identity.StateCAVerified
+	if err != nil {
+		b.log.Warn("the peer's last certificate does not evaluate", "peer", p, "err", err)
+		return identity.Verdict{}, false
+	}
+	return v, true
 }
 
-// claimsContact reports whether p's last certificate, evaluated now,
-// claims the name of a contact with another key.
-func (b *peerBook) claimsContact(p peer.ID) bool {
-	c, ok := b.certificate(p)
-	if !ok {
-		return false
+// changedKey is p's verdict when p is a changed key now: its last
+// certificate claims the name of a contact with another key.
+func (b *peerBook) changedKey(p peer.ID) *identity.Verdict {
+	if v, ok := b.verdictNow(p); ok && v.State == identity.StateChanged {
+		return &v
 	}
-	v, err := b.trust.Evaluate([]*x509.Certificate{c}, p, b.cfg.Now())
-	return err == nil && v.State == identity.StateChanged
+	return nil
+}
+
+// storedChangedKeys are the peers, not in skip and not contacts, whose
+// stored chain makes them a changed key now.
+func (b *peerBook) storedChangedKeys(skip map[peer.ID]bool) []peer.ID {
+	recs, err := b.store.Peers()
+	if err != nil {
+		b.log.Warn("some stored peer records cannot be read", "err", err)
+	}
+	var out []peer.ID
+	for p, r := range recs {
+		if skip[p] || r.CertDER == nil {
+			continue
+		}
+		if _, known, _ := b.trust.Contact(p); !known && b.changedKey(p) != nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // mayMessage says whether messages may go to p now.
@@ -199,16 +235,19 @@ func (b *peerBook) mayMessage(p peer.ID) error {
 		return err
 	}
 	c, known, err := b.trust.Contact(p)
-	if err != nil {
-		return err
-	}
-	f := b.facts(p)
 	switch {
+	case err != nil:
+		return err
 	case known && c.State == identity.StateUntrusted:
 		return ErrBlocked
-	case f.changed != nil:
+	case known:
+		return nil
+	}
+	v, ok := b.verdictNow(p)
+	switch {
+	case ok && v.State == identity.StateChanged:
 		return ErrKeyChanged
-	case known, b.caVerified(p):
+	case ok && v.State == identity.StateCAVerified:
 		return nil
 	}
 	return ErrNotTrusted

@@ -59,6 +59,9 @@ func (o *Options) defaults() {
 type notice struct {
 	text string
 	err  bool
+	// hideIn is a chat the notice is not shown in: a changed key's
+	// warning is not shown in the chat of the contact it claims to be.
+	hideIn peer.ID
 }
 
 // UI is the chat window. Create it with New and run it with Run; all its

@@ -101,7 +101,7 @@ func (u *UI) statusLine(long bool) line {
 
 // noticeRows is the last notice or error, wrapped.
 func (u *UI) noticeRows(w int) []line {
-	if u.notice.text == "" {
+	if u.notice.text == "" || (u.notice.hideIn != "" && u.notice.hideIn == u.open) {
 		return nil
 	}
 	style := u.th.info

@@ -160,7 +160,12 @@ func (u *UI) onPeer(info node.PeerInfo) {
 		u.updatePlaceholder()
 	}
 	if info.Changed != nil && !wasChanged {
-		u.showError("KEY CHANGED: a new key claims to be " + c.name() + ". Nothing is sent to it until you compare fingerprints and accept or reject it (/trust).")
+		u.showError("KEY CHANGED: a new key claims to be " + claimed(info) + ". Nothing is sent to it until you open its chat (marked KEY CHANGED), compare fingerprints and decide (/trust).")
+		// Not shown in the chat of the contact it claims to be: nothing
+		// of that contact's key changed.
+		if prev := info.Changed.Previous; prev != nil {
+			u.notice.hideIn = prev.PeerID
+		}
 		// A first-contact question asked before the certificate came is
 		// the wrong question now.
 		if d := u.dialog; d != nil && d.firstContact == info.ID {

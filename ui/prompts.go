@@ -28,11 +28,10 @@ func (u *UI) maybeFirstContact(c *chat) {
 	u.firstContactPrompt(c)
 }
 
-// promptTrust opens the decision that fits c's trust state.
+// promptTrust opens the decision that fits c's trust state. It acts on
+// c's own key only: in a contact's chat it never decides about another
+// key that claims the contact's name (that is decided in that key's chat).
 func (u *UI) promptTrust(c *chat) {
-	if cl := u.claimant(c.info.ID); cl != nil {
-		c = cl
-	}
 	switch {
 	case c.info.Changed != nil:
 		u.keyChangedPrompt(c)
@@ -48,31 +47,32 @@ func (u *UI) promptTrust(c *chat) {
 	}
 }
 
-// claimant is the chat of a changed key that claims to be contact p.
-func (u *UI) claimant(p peer.ID) *chat {
-	for _, c := range u.roster.chats {
-		if ch := c.info.Changed; ch != nil && ch.Previous != nil && ch.Previous.PeerID == p {
-			return c
-		}
+// claimed is the label of the contact whose name a changed key claims.
+func claimed(info node.PeerInfo) string {
+	if ch := info.Changed; ch != nil && ch.Previous != nil {
+		return oneLine(ch.Previous.Label())
 	}
-	return nil
+	return displayName(info)
 }
 
 // trustWarning is the banner text for the open chat; bad marks danger.
+// A changed key is warned of in its own chat only: the chat of the
+// contact it claims to be shows nothing of it, since nothing about that
+// contact's key changed.
 func (u *UI) trustWarning(c *chat) (string, bool) {
 	name := c.name()
 	switch {
 	case c.info.Changed != nil:
-		return "KEY CHANGED: this is not the key you trusted for " + name + ". Nothing is sent to it. " +
+		return "KEY CHANGED: this is not the key you trusted for " + claimed(c.info) + ". Nothing is sent to it. " +
 			"Compare fingerprints (/verify), then accept or reject it (/trust).", true
-	case u.claimant(c.info.ID) != nil:
-		return "KEY CHANGED: a new key claims to be " + name + ". /trust compares and decides; " +
-			"until then nothing is sent to the new key.", true
 	case c.info.Trust == identity.StateUnknown:
 		return name + " is not in your contacts. /trust accepts (trust on first use) or rejects; " +
 			"/verify compares safety numbers.", false
 	case c.info.Trust == identity.StateUntrusted:
 		return "You rejected this key: nothing is exchanged with it. /trust accepts it again.", true
+	case c.info.CertName != "":
+		return name + ", whose certificate now says \u201c" + oneLine(c.info.CertName) + "\u201d: the same key, " +
+			"so the name you know stays. /whois shows the certificate.", false
 	}
 	return "", false
 }
@@ -124,28 +124,89 @@ func (u *UI) acceptFirst(p peer.ID) {
 	})
 }
 
+// keyChangedPrompt asks about a key that claims the name of a contact
+// with another key: it says what is known of both keys, and what each
+// button does to which of them.
 func (u *UI) keyChangedPrompt(c *chat) {
 	ch := c.info.Changed
-	known := "(unknown)"
+	who := tview.Escape(claimed(c.info))
+	known, knownState := "(unknown)", ""
 	if ch.Previous != nil {
 		if pub, err := identity.KeyFromPeerID(ch.Previous.PeerID); err == nil {
 			known = identity.FingerprintOf(pub).String()
 		}
+		knownState = "offline"
+		if kc := u.roster.get(ch.Previous.PeerID); kc != nil {
+			knownState = knownKeyState(kc.info)
+		}
+		knownState = "\n  " + who + "'s key: " + tview.Escape(knownState)
 	}
-	name := tview.Escape(c.name())
-	text := fmt.Sprintf("[red::b]KEY CHANGED[-::-]\n\nA peer claims to be [::b]%s[::-] with another key than the one you trusted. "+
-		"That happens when they set up certchat again, or when someone pretends to be them.\n\n"+
-		"Known key: %s\nNew key:   %s\n\n%s\n\n"+
-		"Compare the new key with %s in person or over a channel you trust (Compare shows the safety number). "+
-		"Accept it only if it matches. If it is another person with the same name, Someone else adds them as a new contact.",
-		name, known, c.info.Fingerprint.String(), tview.Escape(oneLine(ch.Reason)), name)
-	p := c.info.ID
-	u.show(u.trustDialog("KEY CHANGED: "+c.name(), text,
+	says := ""
+	if n := oneLine(identity.SanitizeName(ch.Name)); n != claimed(c.info) {
+		says = " Its certificate says \u201c" + tview.Escape(n) + "\u201d, which reads like " + who + "."
+	}
+	text := fmt.Sprintf("[red::b]KEY CHANGED[-::-]\n\nA new key claims to be your contact [::b]%s[::-].%s "+
+		"That happens when %s set up certchat again, or when someone pretends to be %s.\n\n"+
+		"Known key: %s%s\nNew key:   %s\n  %s\n\n"+
+		"Compare the new key with %s in person or over a channel you trust (Compare shows the safety number).\n\n"+
+		"[::b]Accept new key[::-]: %s's old key is blocked and the new key becomes %s.\n"+
+		"[::b]Someone else[::-]: keep %s, add this key as %s.\n"+
+		"[::b]Reject[::-]: block the new key; %s keeps the known key.",
+		who, says, who, who,
+		known, knownState, c.info.Fingerprint.String(), tview.Escape(newKeyState(ch)),
+		who, who, who, who, tview.Escape(u.freeLabel(claimed(c.info))), who)
+	p, base := c.info.ID, claimed(c.info)
+	u.show(u.trustDialog("KEY CHANGED: "+base, text,
 		button{"Compare", func() { u.verify(p) }},
 		button{"Accept new key", func() { u.accept(p, false) }},
-		button{"Someone else", func() { u.acceptAsOther(p, c.name()) }},
+		button{"Someone else", func() { u.acceptAsOther(p, base) }},
 		button{"Reject", func() { u.reject(p) }},
 		button{"Later (Esc)", nil}))
+}
+
+// knownKeyState says whether a contact's key is online now and whether a
+// CA the user trusts vouches for it.
+func knownKeyState(info node.PeerInfo) string {
+	online := "offline"
+	if info.Online {
+		online = "online now"
+	}
+	t, _ := trustTitle(info)
+	if info.Trust != identity.StateCAVerified {
+		t += ", not CA-verified"
+	}
+	return online + "; " + t
+}
+
+// newKeyState says whether a CA the user trusts issued the new key's
+// certificate; a CA can issue any name, so that does not settle it.
+func newKeyState(v *identity.Verdict) string {
+	switch {
+	case v.IssuerTrusted:
+		return "CA-verified: issued by " + oneLine(v.Issuer) + ", a CA you trust (a CA can issue any name)"
+	case v.Issuer == "" || v.Issuer == "self-signed":
+		return "not CA-verified: self-signed"
+	}
+	return "not CA-verified: issued by " + oneLine(identity.SanitizeName(v.Issuer)) + ", not a CA you trust"
+}
+
+// freeLabel is the label Someone else would give: base, or base with the
+// first suffix " (2)", " (3)", ... that no chat reads as (the node picks
+// the same way, under the trust store's lock).
+func (u *UI) freeLabel(base string) string {
+	taken := func(label string) bool {
+		for _, c := range u.roster.chats {
+			if c.info.Changed == nil && c.info.Trust != identity.StateUnknown && identity.SameName(c.name(), label) {
+				return true
+			}
+		}
+		return false
+	}
+	label := base
+	for i := 2; taken(label); i++ {
+		label = fmt.Sprintf("%s (%d)", base, i)
+	}
+	return label
 }
 
 func (u *UI) unblockPrompt(c *chat) {

@@ -78,7 +78,7 @@ func keyChange(t *testing.T) (alice, newBob *testPeer, w *window) {
 	newBob.pin(alice.peerID(), "alice", identity.StateTOFU)
 	alice.start()
 	newBob.start()
-	w = openWindow(t, alice.n, 80, 24, Options{})
+	w = openWindow(t, alice.n, 80, 32, Options{}) // tall enough for the dialog and the notice
 	w.waitText("bob")
 	connect(t, newBob, alice) // alice refuses the handshake
 	w.waitText("! KEY CHANGED")
@@ -102,7 +102,7 @@ func TestKeyChangedBannerBlocksSend(t *testing.T) {
 		t.Fatalf("the banner is not red (background %v):\n%s", bg, s)
 	}
 	w.enter("hello?")
-	w.waitText("A peer claims to be bob with another key")
+	w.waitText("A new key claims to be your contact bob.")
 	w.key(tcell.KeyEscape, 0, tcell.ModNone)
 	w.waitText("Not sent: KEY CHANGED for bob", "› hello?")
 	if h, _ := alice.n.History(newBob.peerID(), 0, 10); len(h) != 0 {
@@ -303,7 +303,7 @@ func TestFirstContactTurnsIntoKeyChange(t *testing.T) {
 		w.u.app.ForceDraw()
 	})
 	w.click("Accept")
-	w.waitText("Not accepted:", "A peer claims to be bob with another key")
+	w.waitText("Not accepted:", "A new key claims to be your contact bob.")
 	if c, _, _ := alice.trust.Contact(oldBob); c.State != identity.StateTOFU {
 		t.Fatalf("bob's key is now %s: the stale Accept replaced him", c.State)
 	}
