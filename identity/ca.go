@@ -66,14 +66,28 @@ func NewCA(name string, now time.Time, validity time.Duration) (*CA, error) {
 // certificate, self-signed, with an Ed25519 key, and no name constraints
 // (ErrNameConstraints).
 func CheckCA(cert *x509.Certificate) error {
+	if err := CheckAnchor(cert); err != nil {
+		return err
+	}
+	if err := cert.CheckSignatureFrom(cert); err != nil {
+		return fmt.Errorf("CA %q is not a self-signed root (to trust an intermediate CA itself, add it with --intermediate): %w", SanitizeName(cert.Subject.CommonName), err)
+	}
+	return nil
+}
+
+// CheckAnchor checks a CA certificate that the trust store may hold: a
+// root (CheckCA), or an intermediate CA the user chose to trust itself
+// (TrustStore.AddIntermediate). Either way, CA-verified means issued
+// directly by it.
+func CheckAnchor(cert *x509.Certificate) error {
 	if !cert.IsCA || !cert.BasicConstraintsValid {
 		return fmt.Errorf("%q is not a CA certificate (basic constraints CA:TRUE missing)", SanitizeName(cert.Subject.CommonName))
 	}
 	if cert.PublicKeyAlgorithm != x509.Ed25519 {
 		return fmt.Errorf("CA %q: %w", SanitizeName(cert.Subject.CommonName), ErrNotEd25519)
 	}
-	if err := cert.CheckSignatureFrom(cert); err != nil {
-		return fmt.Errorf("CA %q is not a self-signed root: %w", SanitizeName(cert.Subject.CommonName), err)
+	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return fmt.Errorf("CA %q may not sign certificates (key usage keyCertSign missing)", SanitizeName(cert.Subject.CommonName))
 	}
 	if hasNameConstraints(cert) {
 		return fmt.Errorf("CA %q: %w", SanitizeName(cert.Subject.CommonName), ErrNameConstraints)

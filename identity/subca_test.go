@@ -177,3 +177,45 @@ func TestIssueIgnoresRequestedCA(t *testing.T) {
 		t.Errorf("chat's own request asks for %q", RequestedCA(csr))
 	}
 }
+
+// TestTrustedIntermediate: a user may trust an intermediate CA itself
+// (chat trust add-ca --intermediate). Then what it issues directly is
+// CA-verified, issued by it, also after the trust file is read again;
+// trusting only the root above it verifies none of it; and removing it
+// ends that.
+func TestTrustedIntermediate(t *testing.T) {
+	ceoKey := newKey(t)
+	ceoID := peerIDOf(t, pubOf(ceoKey))
+	org := caCert(t, "Org", -1, nil)
+	unit := caCert(t, "Org Unit", 0, org)
+	ceo := issue(t, unit, ceoKey, "ceo")
+
+	ts, path := newStore(t)
+	if err := ts.AddRoot(unit.Cert); err == nil {
+		t.Fatal("AddRoot took an intermediate: only AddIntermediate may, as the user asks")
+	}
+	if err := ts.AddRoot(org.Cert); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, evaluate(t, ts, []*x509.Certificate{ceo, unit.Cert}, ceoID, testNow), StateUnknown, "not a CA you trust")
+
+	if err := ts.AddIntermediate(unit.Cert); err != nil {
+		t.Fatal(err)
+	}
+	for _, store := range []*TrustStore{ts, openStore(t, path)} {
+		v := evaluate(t, store, []*x509.Certificate{ceo}, ceoID, testNow)
+		wantState(t, v, StateCAVerified, "issued by Org Unit")
+		if !v.IssuerTrusted || v.Issuer != "Org Unit" {
+			t.Fatalf("issuer %q, trusted %v", v.Issuer, v.IssuerTrusted)
+		}
+	}
+	if err := ts.RemoveRoot(unit.Cert); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, evaluate(t, ts, []*x509.Certificate{ceo, unit.Cert}, ceoID, testNow), StateUnknown, "not a CA you trust")
+
+	// A leaf is no CA, intermediate or not.
+	if err := ts.AddIntermediate(ceo); err == nil {
+		t.Fatal("AddIntermediate took a leaf")
+	}
+}

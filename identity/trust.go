@@ -237,7 +237,7 @@ func parseTrustFile(data []byte) (*trustFile, error) {
 		if len(certs) != 1 {
 			return nil, fmt.Errorf("%w: root entry holds %d certificates", ErrCorrupt, len(certs))
 		}
-		if err := CheckCA(certs[0]); err != nil {
+		if err := CheckAnchor(certs[0]); err != nil {
 			return nil, fmt.Errorf("%w: root: %v", ErrCorrupt, err)
 		}
 		f.roots = append(f.roots, certs[0])
@@ -374,6 +374,21 @@ func (t *TrustStore) AddRoot(cert *x509.Certificate) error {
 	if err := CheckCA(cert); err != nil {
 		return err
 	}
+	return t.addAnchor(cert)
+}
+
+// AddIntermediate trusts a CA certificate that is not a root, as the user
+// asked explicitly: certificates it issues directly are CA-verified
+// (issued by it), whoever issued it. Nothing else follows from it: the
+// root above it is not trusted, nor are CAs below it.
+func (t *TrustStore) AddIntermediate(cert *x509.Certificate) error {
+	if err := CheckAnchor(cert); err != nil {
+		return err
+	}
+	return t.addAnchor(cert)
+}
+
+func (t *TrustStore) addAnchor(cert *x509.Certificate) error {
 	return t.update(func(_ map[peer.ID]Contact, roots *[]*x509.Certificate) error {
 		for _, r := range *roots {
 			if r.Equal(cert) {
@@ -643,8 +658,9 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 // (intermediates) is ignored, so a certificate a trusted CA issued with
 // CA:TRUE, by mistake or to a member who asked for it, never vouches for
 // another name; path length constraints do not matter, as no path is
-// longer than leaf → trusted CA. The trust store holds only self-signed
-// roots (CheckCA), so there is no way to trust an intermediate.
+// longer than leaf → trusted CA. The trust store holds self-signed roots
+// and the intermediates the user chose to trust themselves
+// (AddIntermediate); each one vouches only for what it issued directly.
 func (t *TrustStore) verifyIssuer(leaf *x509.Certificate, now time.Time) (string, bool) {
 	if len(t.roots) == 0 {
 		return "", false

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -61,12 +62,18 @@ libp2p:peer SAN of the request's key. A request asking to be a CA
 		},
 		{
 			name:    "trust add-ca",
-			args:    "FILE",
-			summary: "trust a CA root: peers with certificates it issued show as CA-verified",
+			args:    "[--intermediate] FILE",
+			summary: "trust a CA: peers with certificates it issued show as CA-verified",
 			help: `FILE must hold a self-signed CA root. CA-verified means issued directly
-by a root you trust: a certificate issued through an intermediate is not.
+by a CA you trust: a certificate issued through an intermediate is not.
+With --intermediate, FILE may hold an intermediate CA (one a root issued),
+which you then trust itself: certificates it issues directly are
+CA-verified, issued by it; its root is not trusted by that.
 A chat window or daemon already running on this home goes on with the
-roots it had until it is restarted.`,
+CAs it had until it is restarted.`,
+			flags: func(fs *flag.FlagSet, o *options) {
+				fs.BoolVar(&o.intermediate, "intermediate", false, "FILE is an intermediate CA to trust itself, not a root")
+			},
 			run: runTrustAddCA,
 		},
 		{
@@ -230,6 +237,11 @@ func (c *ctx) trustStore() (*identity.TrustStore, error) {
 }
 
 func (c *ctx) readCA(file string) (*identity.CA, error) {
+	return c.readCACert(file, identity.CheckCA)
+}
+
+// readCACert reads one CA certificate from file and checks it.
+func (c *ctx) readCACert(file string, check func(*x509.Certificate) error) (*identity.CA, error) {
 	data, err := c.readInput(file)
 	if err != nil {
 		return nil, err
@@ -239,9 +251,9 @@ func (c *ctx) readCA(file string) (*identity.CA, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	if len(certs) != 1 {
-		return nil, fmt.Errorf("%s holds %d certificates: give one CA root", file, len(certs))
+		return nil, fmt.Errorf("%s holds %d certificates: give one CA certificate (a root, or with --intermediate an intermediate CA)", file, len(certs))
 	}
-	if err := identity.CheckCA(certs[0]); err != nil {
+	if err := check(certs[0]); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return &identity.CA{Cert: certs[0]}, nil
@@ -251,7 +263,11 @@ func runTrustAddCA(c *ctx) error {
 	if err := c.wantArgs(1); err != nil {
 		return err
 	}
-	ca, err := c.readCA(c.args[0])
+	check, add, kind := identity.CheckCA, (*identity.TrustStore).AddRoot, "CA"
+	if c.opts.intermediate {
+		check, add, kind = identity.CheckAnchor, (*identity.TrustStore).AddIntermediate, "intermediate CA"
+	}
+	ca, err := c.readCACert(c.args[0], check)
 	if err != nil {
 		return err
 	}
@@ -259,11 +275,11 @@ func runTrustAddCA(c *ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := t.AddRoot(ca.Cert); err != nil {
+	if err := add(t, ca.Cert); err != nil {
 		return err
 	}
 	fp := identity.FingerprintOf(ca.Cert.PublicKey.(ed25519.PublicKey))
-	c.printf("Trusting CA %q (fingerprint %s).\n", identity.DisplayName(ca.Cert), fp)
+	c.printf("Trusting %s %q (fingerprint %s).\n", kind, identity.DisplayName(ca.Cert), fp)
 	c.noteRestartTrust()
 	return nil
 }
@@ -272,7 +288,7 @@ func runTrustRemoveCA(c *ctx) error {
 	if err := c.wantArgs(1); err != nil {
 		return err
 	}
-	ca, err := c.readCA(c.args[0])
+	ca, err := c.readCACert(c.args[0], identity.CheckAnchor)
 	if err != nil {
 		return err
 	}
@@ -305,7 +321,11 @@ func runTrustList(c *ctx) error {
 	}
 	for _, r := range roots {
 		fp := identity.FingerprintOf(r.PublicKey.(ed25519.PublicKey))
-		c.printf("%s\n  fingerprint: %s\n  valid until: %s\n", identity.DisplayName(r), fp, r.NotAfter.UTC().Format(time.DateOnly))
+		kind := ""
+		if identity.CheckCA(r) != nil {
+			kind = " (an intermediate CA, trusted itself; issued by " + identity.IssuerName(r) + ")"
+		}
+		c.printf("%s%s\n  fingerprint: %s\n  valid until: %s\n", identity.DisplayName(r), kind, fp, r.NotAfter.UTC().Format(time.DateOnly))
 	}
 	return nil
 }

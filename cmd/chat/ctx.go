@@ -26,6 +26,7 @@ type options struct {
 	json             bool
 	out              string
 	caDir            string
+	intermediate     bool
 	caPassphraseFile string
 	days             int
 	fingerprint      string
