@@ -217,3 +217,25 @@ func TestConvViewUpdates(t *testing.T) {
 		t.Fatalf("after a new name the message reads %q", got)
 	}
 }
+
+// A live session whose key exchange was X25519 alone is marked in the
+// title bar, muted; a hybrid one is not.
+func TestNotPostQuantumShown(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	w := openWindow(t, alice.start(), 100, 24, Options{})
+	w.waitText("bob")
+	peerEvent := func(pq bool) {
+		info := node.PeerInfo{ID: bob.peerID(), Name: "bob", Trust: identity.StateTOFU, Online: true, Path: node.PathLAN, PostQuantum: pq}
+		w.do(func() {
+			w.u.applyEvents([]node.Event{{Kind: node.EventPeer, Peer: &info}}, nil)
+			w.u.openChat(bob.peerID())
+			w.u.app.ForceDraw()
+		})
+	}
+	peerEvent(false)
+	w.waitText("bob", "not post-quantum")
+	peerEvent(true)
+	w.waitGone("not post-quantum")
+}
