@@ -236,10 +236,6 @@ func (c *ctx) trustStore() (*identity.TrustStore, error) {
 	return h.TrustStore()
 }
 
-func (c *ctx) readCA(file string) (*identity.CA, error) {
-	return c.readCACert(file, identity.CheckCA)
-}
-
 // readCACert reads one CA certificate from file and checks it.
 func (c *ctx) readCACert(file string, check func(*x509.Certificate) error) (*identity.CA, error) {
 	data, err := c.readInput(file)
