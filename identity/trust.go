@@ -337,9 +337,18 @@ func (t *TrustStore) Resolve(s string) (Contact, error) {
 	if err != nil {
 		return Contact{}, err
 	}
+	// Names are compared as the trust store compares them (NameKey): a
+	// contact whose name only looks like another's makes the name
+	// ambiguous, so the user gives a peer ID instead of reaching the
+	// look-alike by mistake.
+	key := NameKey(s)
 	var found []Contact
 	for _, c := range cs {
-		if strings.EqualFold(c.Name, s) || (c.Name == "" && strings.EqualFold(c.CertName, s)) {
+		name := c.Name
+		if name == "" {
+			name = c.CertName
+		}
+		if key != "" && NameKey(name) == key {
 			found = append(found, c)
 		}
 	}

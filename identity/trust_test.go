@@ -373,6 +373,17 @@ func TestTrustStoreContacts(t *testing.T) {
 	if _, err := ts.Resolve("amy"); err == nil || !strings.Contains(err.Error(), "2 contacts") {
 		t.Errorf("ambiguous name: %v", err)
 	}
+	// Names are matched by NameKey: a trailing dot or a look-alike letter
+	// reaches the same contact, and a contact whose name only looks like
+	// another's makes the name ambiguous rather than reachable by mistake.
+	if got, err := ts.Resolve("Zed."); err != nil || got.PeerID != a.id {
+		t.Errorf("Resolve(Zed.) = %s, %v", got.PeerID, err)
+	}
+	e := newPeer(t, "E")
+	must0(t, ts.Pin(e.id, "mіke", StateTOFU, testNow)) // Cyrillic і, as an old trust.json may hold
+	if _, err := ts.Resolve("mike"); err == nil || !strings.Contains(err.Error(), "2 contacts") {
+		t.Errorf("a look-alike of mike: %v, want the name to be ambiguous", err)
+	}
 
 	// Refusals.
 	for _, st := range []State{StateCAVerified, StateChanged, StateExpired, StateUnknown, "bogus"} {

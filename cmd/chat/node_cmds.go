@@ -103,10 +103,12 @@ protocol. It stops on SIGINT or SIGTERM, or {"cmd":"quit"}.`,
 		},
 		{
 			name:    "send",
-			args:    "--to PEER TEXT",
+			args:    "--to PEER TEXT | --to PEER -",
 			summary: "send one message and wait for the receipt",
 			help: `PEER is a peer ID or a contact's name. The peer must be a trusted
-contact. Exits 0 once the peer has stored the message, or, if the peer is
+contact. With - instead of TEXT the message is read from standard input
+(one final line break dropped): other users of the machine can read a
+command's arguments in the process list, not its input. Exits 0 once the peer has stored the message, or, if the peer is
 not reachable within --wait, says the message is queued: it stays in the
 outbox and is delivered by the next chat or daemon run (or the running
 daemon). Exits 1 with a one-line reason if the peer is untrusted or its
@@ -273,9 +275,12 @@ func printEvent(w io.Writer, e node.Event, name func(store.Message) string) {
 
 func runSend(c *ctx) error {
 	if c.opts.node.to == "" || len(c.args) == 0 {
-		return usageErr("chat send needs --to PEER and the text")
+		return usageErr("chat send needs --to PEER and the text (or - to read it from standard input)")
 	}
-	text := strings.Join(c.args, " ")
+	text, err := c.sendText()
+	if err != nil {
+		return err
+	}
 	h, err := c.home()
 	if err != nil {
 		return err
@@ -285,6 +290,24 @@ func runSend(c *ctx) error {
 		return sendVia(c, conn, text)
 	}
 	return sendDirect(c, text)
+}
+
+// sendText is the message: the arguments, or with "-" standard input
+// (one final line break dropped), which keeps it out of the process list
+// that other users of the machine can read.
+func (c *ctx) sendText() (string, error) {
+	if len(c.args) != 1 || c.args[0] != "-" {
+		return strings.Join(c.args, " "), nil
+	}
+	data, err := c.readInput("-")
+	if err != nil {
+		return "", err
+	}
+	text := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	if text == "" {
+		return "", usageErr("chat send: standard input held no text")
+	}
+	return text, nil
 }
 
 // sendVia sends through a running daemon and waits for the receipt.
