@@ -232,10 +232,17 @@ func (tn *testNode) waitPeer(p peer.ID, what string, ok func(node.PeerInfo) bool
 	if info := tn.PeerInfo(p); ok(info) {
 		return info
 	}
-	e := tn.waitFor(what, func(e node.Event) bool {
-		return e.Kind == node.EventPeer && e.Peer.ID == p && ok(tn.PeerInfo(p))
+	// The info that satisfied ok, read when the event came: the event's
+	// own copy may be older (it was computed when it was published).
+	var got node.PeerInfo
+	tn.waitFor(what, func(e node.Event) bool {
+		if e.Kind != node.EventPeer || e.Peer.ID != p {
+			return false
+		}
+		got = tn.PeerInfo(p)
+		return ok(got)
 	})
-	return *e.Peer
+	return got
 }
 
 // quiet fails if an event matching bad arrives within d.
