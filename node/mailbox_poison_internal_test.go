@@ -17,11 +17,8 @@ import (
 // behind it waits for the relay's TTL. It must be dropped, and the real
 // message must arrive.
 func TestMailboxPoisoning(t *testing.T) {
-	relayAddr, relayID := offRelay(t)
-	bob := offNewNode(t, "bob", []string{relayAddr}, true)
-	alice := offNewNode(t, "alice", []string{relayAddr}, true)
-	bob.offRegistered()
-	alice.offRegistered()
+	relayAddr, relayID, nodes := offRelayed(t, "bob", "alice")
+	bob, alice := nodes[0], nodes[1]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	deposit := func(from *offNode, env []byte) {

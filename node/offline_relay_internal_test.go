@@ -34,6 +34,20 @@ func offRelay(t testing.TB) (string, peer.ID) {
 }
 
 // offRegistered waits until on's mailbox is registered at its relay.
+// offRelayed starts a relay and, on it, one started node per name with
+// its mailbox registered.
+func offRelayed(t testing.TB, names ...string) (relayAddr string, relayID peer.ID, nodes []*offNode) {
+	t.Helper()
+	relayAddr, relayID = offRelay(t)
+	for _, name := range names {
+		nodes = append(nodes, offNewNode(t, name, []string{relayAddr}, true))
+	}
+	for _, n := range nodes {
+		n.offRegistered()
+	}
+	return relayAddr, relayID, nodes
+}
+
 func (on *offNode) offRegistered() {
 	on.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)

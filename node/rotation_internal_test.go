@@ -18,11 +18,8 @@ import (
 // contact. (The record filling is tested in e2e/ratchet; here the
 // lifetime, on the ratchet's clock alone, makes it due.)
 func TestFirstContactRotatesDuePrekey(t *testing.T) {
-	relayAddr, relayID := offRelay(t)
-	bob := offNewNode(t, "bob", []string{relayAddr}, true)
-	alice := offNewNode(t, "alice", []string{relayAddr}, true)
-	bob.offRegistered()
-	alice.offRegistered()
+	_, relayID, nodes := offRelayed(t, "bob", "alice")
+	bob, alice := nodes[0], nodes[1]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	signedID := func() uint32 {

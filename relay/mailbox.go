@@ -181,12 +181,8 @@ func (e *DamagedError) Unwrap() error { return e.Err }
 // mailboxOpenErr is err, from opening the mailbox database at path, as a
 // *DamagedError when the file is at fault.
 func mailboxOpenErr(path string, err error) error {
-	var be *boltfile.DamagedError
-	switch {
-	case errors.As(err, &be):
-		return &DamagedError{Path: path, Reason: be.Reason, Err: err}
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
-		return &DamagedError{Path: path, Reason: err.Error(), Err: err}
+	if reason, ok := boltfile.Damage(err); ok {
+		return &DamagedError{Path: path, Reason: reason, Err: err}
 	}
 	return fmt.Errorf("mailbox database: %w", err)
 }

@@ -71,13 +71,8 @@ func (e *DamagedError) Unwrap() error { return e.Err }
 // the file is at fault; other errors (permissions, a full disk, the
 // store's own) are returned as they are.
 func damaged(path string, err error) error {
-	var be *boltfile.DamagedError
-	switch {
-	case errors.As(err, &be):
-		return &DamagedError{Path: path, Reason: be.Reason, Err: err}
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
-		// What bbolt itself says of its header pages, should the check let one by.
-		return &DamagedError{Path: path, Reason: err.Error(), Err: err}
+	if reason, ok := boltfile.Damage(err); ok {
+		return &DamagedError{Path: path, Reason: reason, Err: err}
 	}
 	return err
 }

@@ -40,6 +40,20 @@ func (e *DamagedError) Error() string {
 	return fmt.Sprintf("%s is damaged (%s)", e.Path, e.Reason)
 }
 
+// Damage says what is wrong with the file, when err (from Open, Guard,
+// or a transaction right after) is the file's fault: a *DamagedError, or
+// what bbolt itself says of its header pages should the check let one by.
+func Damage(err error) (reason string, ok bool) {
+	var de *DamagedError
+	switch {
+	case errors.As(err, &de):
+		return de.Reason, true
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+		return err.Error(), true
+	}
+	return "", false
+}
+
 // Open opens the bbolt database at path as bolt.Open does (creating it if
 // it does not exist), after checking the file. A damaged file is refused
 // with a *DamagedError and left as it is, an empty one included: bbolt
