@@ -289,7 +289,7 @@ func (n *Node) Send(to peer.ID, text string) (store.Message, error) {
 	}
 	m := store.Message{ID: e2e.NewMessageID(), Peer: to, SentAt: n.cfg.Now(), Body: text}
 	m.StoredAt = m.SentAt
-	if _, err := (e2e.Text{ID: m.ID, SentAt: m.SentAt, Body: text}).Marshal(); err != nil {
+	if _, err := textPlaintext(m); err != nil { // refused now rather than failed later
 		return store.Message{}, err
 	}
 	if err := n.store.AddOutgoing(&m); err != nil {

@@ -38,7 +38,8 @@ func (n *Node) PeerInfo(p peer.ID) PeerInfo {
 			info.Changed = v
 		}
 	}
-	if cs := n.sessions.newest(p); cs != nil {
+	cs := n.sessions.newest(p)
+	if cs != nil {
 		info.Online, info.PostQuantum = true, cs.s.Info().PostQuantum()
 	}
 	info.Discovered = n.lan.discovered(p)
@@ -65,7 +66,7 @@ func (n *Node) PeerInfo(p peer.ID) PeerInfo {
 			info.Name = identity.SanitizeName(rec.Name)
 		}
 	}
-	info.Path = n.path(p)
+	info.Path = n.path(p, cs)
 	return info
 }
 
@@ -126,12 +127,12 @@ func (n *Node) Peers() []PeerInfo {
 	return out
 }
 
-// path says how the chat with p travels: over the newest session's
+// path says how the chat with p travels: over cs, its newest session's
 // connection, or else the best libp2p connection. A relayed (limited)
 // connection is relay; a direct one to a private, loopback or link-local
 // address is lan; others are direct.
-func (n *Node) path(p peer.ID) Path {
-	if cs := n.sessions.newest(p); cs != nil {
+func (n *Node) path(p peer.ID, cs *chatSession) Path {
+	if cs != nil {
 		return connPath(cs.conn)
 	}
 	best := PathNone

@@ -177,6 +177,13 @@ func (b *peerBook) chain(p peer.ID) []*x509.Certificate {
 		}
 		chain = append(chain, c)
 	}
+	// Kept, so that deciding whether to send (every outbox pass) reads
+	// and parses the record once; a handshake replaces it.
+	b.update(p, func(f *peerFacts) {
+		if f.chain == nil {
+			f.chain = chain
+		}
+	})
 	return chain
 }
 

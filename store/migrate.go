@@ -136,5 +136,8 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) { // some systems cannot sync a folder
+		return err
+	}
+	return nil
 }
