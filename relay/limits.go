@@ -157,7 +157,7 @@ type MailboxLimits struct {
 	MaxPerPeer  int           // of those, from any one sender
 	MaxBytes    int64         // bytes kept per recipient
 	TTL         time.Duration // an envelope not fetched in this time is deleted
-	DepositRate float64       // deposits per second per sender (burst ×10)
+	DepositRate float64       // deposits per second per sender (burst: 10 s of it, at least 1)
 	BundleRate  float64       // bundle fetches per second per requester (burst 10)
 	MaxPrekeys  int           // one-time prekeys kept per kind per peer
 	MaxMailbox  int           // mailboxes registered in all
@@ -174,7 +174,7 @@ type MailboxLimits struct {
 	MaxPerIP     int
 	MaxPerPrefix int
 	// BundleRatePerIP is the bundle fetches per second from one IP
-	// address (burst ×20); a network prefix gets four times as many.
+	// address (burst 20); a network prefix gets four times as many (burst 80).
 	BundleRatePerIP float64
 	// OneTimePerIP is how many one-time prekeys of one peer the relay
 	// hands to one IP address per day (a network prefix gets four times

@@ -31,10 +31,10 @@ func (m *mailboxServer) depositFrom(from peer.ID, src source, p []byte) (e2e.Fra
 	if len(req.Envelope) > mailbox.MaxEnvelope {
 		return 0, nil, &mailbox.Error{Code: mailbox.CodeTooLarge, Message: fmt.Sprintf("envelope larger than %d bytes", mailbox.MaxEnvelope)}
 	}
-	if wait, ok := m.deposit.allow(string(from), m.now()); !ok {
+	now := m.now()
+	if wait, ok := m.deposit.allow(string(from), now); !ok {
 		return 0, nil, &mailbox.Error{Code: mailbox.CodeRateLimited, RetryAfter: wait, Message: "too many deposits"}
 	}
-	now := m.now()
 	var id uint64
 	err = m.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bktBundles).Get([]byte(req.To)) == nil {

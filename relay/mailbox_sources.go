@@ -95,8 +95,9 @@ func srcCount(tx *bolt.Tx, k []byte) (int, int64) {
 	return n, 0
 }
 
-// addSrcCount changes a count (and bytes) of srccount, deleting it at zero.
-func addSrcCount(tx *bolt.Tx, k []byte, delta int, bytes int64, withBytes bool) error {
+// addSrcCount changes a count of srccount, deleting it at zero. A share
+// (shareKey) counts bytes too; a registration (regKey) does not.
+func addSrcCount(tx *bolt.Tx, k []byte, delta int, bytes int64) error {
 	n, size := srcCount(tx, k)
 	n, size = max(n+delta, 0), max(size+bytes, 0)
 	b := tx.Bucket(bktSrcCount)
@@ -104,7 +105,7 @@ func addSrcCount(tx *bolt.Tx, k []byte, delta int, bytes int64, withBytes bool) 
 		return b.Delete(k)
 	}
 	v := binary.BigEndian.AppendUint32(nil, uint32(n))
-	if withBytes {
+	if k[0] == 'd' {
 		v = binary.BigEndian.AppendUint64(v, uint64(size))
 	}
 	return b.Put(k, v)
@@ -119,7 +120,7 @@ func registered(tx *bolt.Tx, p peer.ID, src source) error {
 		return err
 	}
 	for _, k := range []string{src.ip, src.prefix} {
-		if err := addSrcCount(tx, regKey(k), 1, 0, false); err != nil {
+		if err := addSrcCount(tx, regKey(k), 1, 0); err != nil {
 			return err
 		}
 	}
@@ -134,7 +135,7 @@ func unregistered(tx *bolt.Tx, p peer.ID) error {
 	}
 	src := decodeSource(v)
 	for _, k := range []string{src.ip, src.prefix} {
-		if err := addSrcCount(tx, regKey(k), -1, 0, false); err != nil {
+		if err := addSrcCount(tx, regKey(k), -1, 0); err != nil {
 			return err
 		}
 	}
@@ -154,7 +155,7 @@ func depositedFrom(tx *bolt.Tx, to peer.ID, id uint64, size int64, src source) e
 		return err
 	}
 	for _, k := range []string{src.ip, src.prefix} {
-		if err := addSrcCount(tx, shareKey(to, k), 1, size, true); err != nil {
+		if err := addSrcCount(tx, shareKey(to, k), 1, size); err != nil {
 			return err
 		}
 	}
@@ -173,7 +174,7 @@ func itemGone(tx *bolt.Tx, to peer.ID, id uint64, size int64) error {
 	}
 	src := decodeSource(v)
 	for _, k := range []string{src.ip, src.prefix} {
-		if err := addSrcCount(tx, shareKey(to, k), -1, -size, true); err != nil {
+		if err := addSrcCount(tx, shareKey(to, k), -1, -size); err != nil {
 			return err
 		}
 	}
