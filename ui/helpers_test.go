@@ -410,16 +410,32 @@ func titleRow(screen string) string {
 // press to change the title.
 func (w *window) tabUntil(text string) string {
 	w.t.Helper()
+	deadline := time.Now().Add(waitLimit)
 	s := w.text()
-	for i := 0; i < 10 && !strings.Contains(titleRow(s), text); i++ {
+	for !strings.Contains(titleRow(s), text) {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("no chat has the title %q:\n%s", text, s)
+		}
+		// The chat list fills from events: a Tab pressed before the
+		// chat arrives leaves the title as it was, so press it again.
 		before := titleRow(s)
 		w.key(tcell.KeyTab, 0, tcell.ModNone)
-		s = w.waitFor("the next chat", func(s string) bool { return titleRow(s) != before })
-	}
-	if !strings.Contains(titleRow(s), text) {
-		w.t.Fatalf("no chat has the title %q:\n%s", text, s)
+		s = w.settle(time.Second, func(s string) bool { return titleRow(s) != before })
 	}
 	return s
+}
+
+// settle polls the screen for at most d until ok holds, and returns the
+// last screen either way.
+func (w *window) settle(d time.Duration, ok func(screen string) bool) string {
+	deadline := time.Now().Add(d)
+	for {
+		s := w.text()
+		if ok(s) || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // sleepTick is the polling interval of waits outside the screen.
