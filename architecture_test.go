@@ -26,6 +26,7 @@ var allowedImports = map[string][]string{
 	"e2e/ratchet":                {"identity"},
 	"store":                      {"identity", "e2e", "e2e/ratchet", "internal/boltfile"},
 	"mailbox":                    {"identity", "e2e", "e2e/ratchet"},
+	"group":                      {"identity"},
 	"node":                       {"identity", "e2e", "e2e/ratchet", "store", "mailbox"},
 	"relay":                      {"identity", "e2e", "e2e/ratchet", "mailbox", "internal/boltfile"},
 	"ui":                         {"identity", "e2e", "store", "node"},

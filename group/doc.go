@@ -1,0 +1,33 @@
+// Package group owns the membership of a group chat: who is in it, who
+// administers it, its name and the CA its members must hold a certificate
+// from, as a log of signed changes that every member checks for itself
+// (PROTOCOL §13).
+//
+// A group is a directed acyclic graph of changes. The first, a create,
+// names the creator (the first admin) and the first members; the group's
+// ID is the hash of that change, so nobody can make another group with
+// the same ID. Every later change is signed by its author's identity key
+// (the key the peer ID embeds) and names the changes its author had seen
+// (its parents). A member accepts a change only if
+//
+//   - its signature verifies with the author's key,
+//   - it belongs to this group,
+//   - its author was an admin (a member, for a leave) in the membership
+//     its parents describe, and the change made sense there (no adding a
+//     member twice, no removing a non-member),
+//   - it is not built on a membership more than StaleAfter versions older
+//     than the member's newest one (an old version), unless a newer change
+//     builds on it.
+//
+// Every member computes the membership from the graph with the same
+// deterministic rule (Log.State): the changes are applied in topological
+// order, ties broken by hash; a change whose author is not, at that point,
+// an admin (or member, for a leave) is skipped, and so is every change
+// made concurrently with one that removes its author ("removal wins"), so
+// a removed admin cannot undo its removal by back-dating a change. Two
+// admins' changes that cross in flight therefore converge to one
+// membership on every member, whatever order they arrive in.
+//
+// The package is pure: no I/O, no clock, no networking. The node stores
+// the changes, sends them to members, and decides who can read messages.
+package group

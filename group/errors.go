@@ -1,0 +1,30 @@
+package group
+
+import "errors"
+
+// Why a change is refused. Log.Add wraps them with the change and the
+// reason; callers branch with errors.Is.
+var (
+	// ErrMalformed: the bytes are not a change this version reads.
+	ErrMalformed = errors.New("malformed group change")
+	// ErrBadSignature: the author's key did not sign the change.
+	ErrBadSignature = errors.New("group change not signed by its author")
+	// ErrWrongGroup: the change belongs to another group.
+	ErrWrongGroup = errors.New("group change for another group")
+	// ErrNotAdmin: the author was not an admin of the version it changed.
+	ErrNotAdmin = errors.New("only an admin can change the group")
+	// ErrNotMember: the author, or the peer it names, is not a member
+	// where it must be one (a removed member, a kick of a stranger).
+	ErrNotMember = errors.New("not a member of the group")
+	// ErrAlreadyMember: an add of a member, or an admin made twice.
+	ErrAlreadyMember = errors.New("already a member of the group")
+	// ErrStale: the change builds on a version too old to change.
+	ErrStale = errors.New("group change for an old version")
+	// ErrMissingParents: the change builds on changes this member has
+	// not seen yet; it is held until they arrive (Log.Missing).
+	ErrMissingParents = errors.New("group change waits for earlier changes")
+	// ErrFull: the group or its log is at its limit.
+	ErrFull = errors.New("group is full")
+	// ErrLastAdmin: the change would leave the group without an admin.
+	ErrLastAdmin = errors.New("a group needs an admin")
+)

@@ -1,0 +1,426 @@
+package group
+
+import (
+	"bytes"
+	"container/heap"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Limits of a log.
+const (
+	// StaleAfter is how many versions behind the newest a change may
+	// build on: changes that cross in flight are merged, but an admin
+	// cannot change a membership long gone.
+	StaleAfter = 16
+	// MaxChanges bounds a group's log; a group that reaches it must be
+	// created anew.
+	MaxChanges = 4096
+	// MaxPending bounds the changes held for parents not yet seen.
+	MaxPending = 256
+)
+
+// Log is one member's copy of a group's changes, and the membership they
+// make. It is not safe for concurrent use.
+type Log struct {
+	id      ID
+	nodes   map[Hash]*entry
+	order   []*entry // parents before children
+	heads   map[Hash]bool
+	pending map[Hash]*Change
+	state   State
+	outcome map[Hash]error // why a change did not take effect in the fold
+	refused []error        // held changes refused when their parents came
+}
+
+// entry is a change in the graph.
+type entry struct {
+	c     *Change
+	idx   int    // position in Log.order
+	depth int    // 1 + the deepest parent's
+	anc   bitset // indexes of every ancestor
+}
+
+// Create makes a new group's first change, signed with key: the author
+// (key's peer) is its first admin and member, members its other members.
+// ca, if not nil, is the SHA-256 of the SubjectPublicKeyInfo of the CA
+// whose certificates members must hold.
+func Create(key ed25519.PrivateKey, name string, members []peer.ID, ca []byte, now time.Time) (*Change, error) {
+	author, err := identity.PeerIDFromKey(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, err
+	}
+	c := &Change{Op: OpCreate, Author: author, Time: now, Name: name, Members: slices.Clone(members), CA: bytes.Clone(ca)}
+	if _, err := rand.Read(c.Nonce[:]); err != nil {
+		return nil, err
+	}
+	if err := c.sign(key); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// New starts a log from a group's create change.
+func New(create *Change) (*Log, error) {
+	if create.Op != OpCreate {
+		return nil, fmt.Errorf("%w: a group starts with a create, not %s", ErrMalformed, create.Op)
+	}
+	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}}
+	l.insert(create)
+	l.refold()
+	return l, nil
+}
+
+// Restore rebuilds a log from changes a member stored (Changes): the
+// create first, each change after its parents. Stored changes are checked
+// again, but not for staleness.
+func Restore(raws [][]byte) (*Log, error) {
+	if len(raws) == 0 {
+		return nil, fmt.Errorf("%w: no changes", ErrMalformed)
+	}
+	cs := make([]*Change, len(raws))
+	for i, raw := range raws {
+		c, err := Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("stored group change %d: %w", i, err)
+		}
+		cs[i] = c
+	}
+	l, err := New(cs[0])
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range cs[1:] {
+		if err := l.add(c, false); err != nil {
+			return nil, fmt.Errorf("stored group change %d: %w", i+1, err)
+		}
+	}
+	return l, nil
+}
+
+// ID is the group's ID.
+func (l *Log) ID() ID { return l.id }
+
+// State is the membership every member with the same changes computes.
+func (l *Log) State() State { return l.state.clone() }
+
+// Heads are the changes no other change builds on yet, sorted.
+func (l *Log) Heads() []Hash {
+	hs := make([]Hash, 0, len(l.heads))
+	for h := range l.heads {
+		hs = append(hs, h)
+	}
+	slices.SortFunc(hs, func(a, b Hash) int { return bytes.Compare(a[:], b[:]) })
+	return hs
+}
+
+// Changes are the log's changes' encodings, each after its parents: what
+// a member stores, and what a new member is sent.
+func (l *Log) Changes() [][]byte {
+	out := make([][]byte, len(l.order))
+	for i, e := range l.order {
+		out[i] = e.c.raw
+	}
+	return out
+}
+
+// Has says whether the log holds the change.
+func (l *Log) Has(h Hash) bool { return l.nodes[h] != nil }
+
+// Missing lists the changes that held changes build on and this log has
+// not seen: what to ask the sender for.
+func (l *Log) Missing() []Hash {
+	var out []Hash
+	for _, c := range l.pending {
+		for _, p := range c.Parents {
+			if l.nodes[p] == nil && l.pending[p] == nil && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// Effect says whether an accepted change took effect in the membership,
+// and if not, why (a concurrent removal of its author, or a change that
+// crossed it and made it moot).
+func (l *Log) Effect(h Hash) error {
+	if l.nodes[h] == nil {
+		return fmt.Errorf("group change %s is not in the log", h)
+	}
+	return l.outcome[h]
+}
+
+// Refused returns, and forgets, why held changes were refused once their
+// parents arrived: Add had answered ErrMissingParents for them.
+func (l *Log) Refused() []error {
+	r := l.refused
+	l.refused = nil
+	return r
+}
+
+// Propose makes and signs a change by key's peer to the current version:
+// op with peer p (add, remove, admin) or name (rename), or a leave. It is
+// refused, with the reason, if it would not take effect now. The caller
+// adds it to the log (Add) and sends it to the members.
+func (l *Log) Propose(key ed25519.PrivateKey, op Op, p peer.ID, name string, now time.Time) (*Change, error) {
+	author, err := identity.PeerIDFromKey(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, err
+	}
+	c := &Change{Group: l.id, Parents: l.Heads(), Op: op, Author: author, Time: now, Peer: p, Name: name}
+	if len(c.Parents) > MaxParents {
+		c.Parents = c.Parents[:MaxParents]
+	}
+	if err := c.sign(key); err != nil {
+		return nil, err
+	}
+	s := l.state.clone()
+	if err := s.apply(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Add checks a change from a member and, if it is allowed, adds it and
+// computes the membership again. A change already held is accepted
+// again without effect. A change whose parents are missing is held
+// (ErrMissingParents; Missing names them) and added when they arrive.
+func (l *Log) Add(c *Change) error {
+	return l.add(c, true)
+}
+
+func (l *Log) add(c *Change, checkStale bool) error {
+	if c.Op == OpCreate {
+		if ID(c.hash) == l.id {
+			return nil
+		}
+		return fmt.Errorf("%w: a create of another group", ErrWrongGroup)
+	}
+	if c.Group != l.id {
+		return fmt.Errorf("%w: %s", ErrWrongGroup, c.Group.Short())
+	}
+	if l.nodes[c.hash] != nil {
+		return nil
+	}
+	if !l.parentsKnown(c) {
+		return l.hold(c)
+	}
+	// A change that a held one builds on was vouched for by a newer one:
+	// it is needed whatever its age.
+	if checkStale && !l.wanted(c.hash) {
+		if err := l.checkFresh(c); err != nil {
+			return err
+		}
+	}
+	if err := l.admissible(c); err != nil {
+		return err
+	}
+	if len(l.order) >= MaxChanges {
+		return fmt.Errorf("%w: %d changes", ErrFull, len(l.order))
+	}
+	l.insert(c)
+	l.refold()
+	l.release()
+	return nil
+}
+
+func (l *Log) parentsKnown(c *Change) bool {
+	for _, p := range c.Parents {
+		if l.nodes[p] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *Log) hold(c *Change) error {
+	if len(l.pending) >= MaxPending {
+		return fmt.Errorf("%w: %d changes wait for earlier ones", ErrFull, len(l.pending))
+	}
+	l.pending[c.hash] = c
+	return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
+}
+
+// wanted says whether a held change builds on h.
+func (l *Log) wanted(h Hash) bool {
+	for _, c := range l.pending {
+		if slices.Contains(c.Parents, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// release adds held changes whose parents have all arrived. A held
+// change that is refused now is dropped: it will not become allowed.
+func (l *Log) release() {
+	for progress := true; progress; {
+		progress = false
+		for h, c := range l.pending {
+			if !l.parentsKnown(c) {
+				continue
+			}
+			delete(l.pending, h)
+			progress = true
+			if err := l.add(c, false); err != nil && !errors.Is(err, ErrMissingParents) {
+				l.refused = append(l.refused, err)
+			}
+		}
+	}
+}
+
+// checkFresh refuses a change built on a version more than StaleAfter
+// behind the newest.
+func (l *Log) checkFresh(c *Change) error {
+	newest, base := 0, 0
+	for _, e := range l.order {
+		newest = max(newest, e.depth)
+	}
+	for _, p := range c.Parents {
+		base = max(base, l.nodes[p].depth)
+	}
+	if base+StaleAfter < newest {
+		return fmt.Errorf("%w: %s by %s builds on a change %d behind the newest", ErrStale, c.Op, identity.ShortID(c.Author), newest-base)
+	}
+	return nil
+}
+
+// admissible checks c against the membership its parents describe: its
+// author must have had the right to make it there, and it must have made
+// sense there.
+func (l *Log) admissible(c *Change) error {
+	var anc bitset
+	for _, p := range c.Parents {
+		e := l.nodes[p]
+		anc.or(e.anc)
+		anc.set(e.idx)
+	}
+	s, _ := l.fold(func(e *entry) bool { return anc.has(e.idx) })
+	if err := s.apply(c); err != nil {
+		return fmt.Errorf("refused %s by %s: %w", c.Op, identity.ShortID(c.Author), err)
+	}
+	return nil
+}
+
+func (l *Log) insert(c *Change) {
+	e := &entry{c: c, idx: len(l.order), depth: 1}
+	for _, p := range c.Parents {
+		pe := l.nodes[p]
+		e.anc.or(pe.anc)
+		e.anc.set(pe.idx)
+		e.depth = max(e.depth, pe.depth+1)
+		delete(l.heads, p)
+	}
+	l.nodes[c.hash] = e
+	l.order = append(l.order, e)
+	l.heads[c.hash] = true
+}
+
+func (l *Log) refold() {
+	l.state, l.outcome = l.fold(func(*entry) bool { return true })
+}
+
+// fold computes the membership from the changes in (a set closed under
+// ancestors): topological order, ties broken by hash; a change takes
+// effect if its author may make it at that point and no change
+// concurrent with it removes its author.
+func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
+	var removals []*entry
+	children := map[int][]*entry{}
+	waiting := map[int]int{}
+	ready := &entryHeap{}
+	for _, e := range l.order {
+		if !in(e) {
+			continue
+		}
+		if e.c.Op == OpRemove {
+			removals = append(removals, e)
+		}
+		waiting[e.idx] = len(e.c.Parents)
+		for _, p := range e.c.Parents {
+			pi := l.nodes[p].idx
+			children[pi] = append(children[pi], e)
+		}
+		if len(e.c.Parents) == 0 {
+			heap.Push(ready, e)
+		}
+	}
+	var s State
+	outcome := map[Hash]error{}
+	for ready.Len() > 0 {
+		e := heap.Pop(ready).(*entry)
+		if err := l.step(&s, e, removals); err != nil {
+			outcome[e.c.hash] = err
+		}
+		for _, ch := range children[e.idx] {
+			if waiting[ch.idx]--; waiting[ch.idx] == 0 {
+				heap.Push(ready, ch)
+			}
+		}
+	}
+	return s, outcome
+}
+
+// step applies one change in the fold.
+func (l *Log) step(s *State, e *entry, removals []*entry) error {
+	for _, r := range removals {
+		if r.c.Peer == e.c.Author && l.concurrent(r, e) {
+			return fmt.Errorf("%w: %s by %s crossed its author's removal", ErrNotMember, e.c.Op, identity.ShortID(e.c.Author))
+		}
+	}
+	next := s.clone()
+	if err := next.apply(e.c); err != nil {
+		return err
+	}
+	*s = next
+	return nil
+}
+
+func (l *Log) concurrent(a, b *entry) bool {
+	return a != b && !a.anc.has(b.idx) && !b.anc.has(a.idx)
+}
+
+// entryHeap orders ready changes by hash.
+type entryHeap []*entry
+
+func (h entryHeap) Len() int { return len(h) }
+func (h entryHeap) Less(i, j int) bool {
+	return bytes.Compare(h[i].c.hash[:], h[j].c.hash[:]) < 0
+}
+func (h entryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *entryHeap) Push(x any)   { *h = append(*h, x.(*entry)) }
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// bitset is a set of small non-negative integers.
+type bitset []uint64
+
+func (b *bitset) set(i int) {
+	for len(*b) <= i/64 {
+		*b = append(*b, 0)
+	}
+	(*b)[i/64] |= 1 << (i % 64)
+}
+
+func (b bitset) has(i int) bool { return i/64 < len(b) && b[i/64]&(1<<(i%64)) != 0 }
+
+func (b *bitset) or(c bitset) {
+	for len(*b) < len(c) {
+		*b = append(*b, 0)
+	}
+	for i, w := range c {
+		(*b)[i] |= w
+	}
+}

@@ -1,0 +1,342 @@
+package group_test
+
+import (
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/certchat/certchat/group"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func TestMembershipChanges(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "dan")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	if l.ID() != group.ID(create.Hash()) {
+		t.Fatal("a group's ID is not its create's hash")
+	}
+	propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	propose(t, l, p["ben"], group.OpAdd, p["dan"], "")
+	propose(t, l, p["ben"], group.OpRemove, p["cat"], "")
+	propose(t, l, p["ann"], group.OpRename, person{}, "new name")
+	propose(t, l, p["ann"], group.OpLeave, person{}, "")
+	s := l.State()
+	if got, want := names(p, s.Members), []string{"ben", "dan"}; !slices.Equal(got, want) {
+		t.Errorf("members %v, want %v", got, want)
+	}
+	if got, want := names(p, s.Admins), []string{"ben"}; !slices.Equal(got, want) {
+		t.Errorf("admins %v, want %v", got, want)
+	}
+	if s.Name != "new name" || s.Version != 6 {
+		t.Errorf("name %q version %d, want \"new name\" 6", s.Name, s.Version)
+	}
+	// The last admin leaving hands the group to the longest-standing member.
+	propose(t, l, p["ben"], group.OpLeave, person{}, "")
+	if got := names(p, l.State().Admins); !slices.Equal(got, []string{"dan"}) {
+		t.Errorf("after the last admin left, admins %v, want [dan]", got)
+	}
+}
+
+// TestRefused: each change a member must refuse, and the reason it gives.
+func TestRefused(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "eve")
+	_, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	propose(t, l, p["ann"], group.OpRemove, p["cat"], "")
+
+	// Changes signed against the current version by the wrong people,
+	// built by hand because Propose refuses them.
+	sign := func(who person, op group.Op, about person, name string) *group.Change {
+		t.Helper()
+		c, err := group.SignForTest(who.key, l.ID(), l.Heads(), op, about.id, name, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	other, _ := newGroup(t, p["eve"], p["ben"])
+	otherLog, _ := group.New(other)
+	foreign, err := otherLog.Propose(p["eve"].key, group.OpAdd, p["cat"].id, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		c    *group.Change
+		want error
+	}{
+		{"a member who is not an admin adds", sign(p["ben"], group.OpAdd, p["eve"], ""), group.ErrNotAdmin},
+		{"a stranger adds herself", sign(p["eve"], group.OpAdd, p["eve"], ""), group.ErrNotAdmin},
+		{"a removed member renames", sign(p["cat"], group.OpRename, person{}, "cat's"), group.ErrNotAdmin},
+		{"a removed member leaves again", sign(p["cat"], group.OpLeave, person{}, ""), group.ErrNotMember},
+		{"an admin adds a member twice", sign(p["ann"], group.OpAdd, p["ben"], ""), group.ErrAlreadyMember},
+		{"an admin removes a stranger", sign(p["ann"], group.OpRemove, p["eve"], ""), group.ErrNotMember},
+		{"the only admin removes herself", sign(p["ann"], group.OpRemove, p["ann"], ""), group.ErrLastAdmin},
+		{"another group's change", foreign, group.ErrWrongGroup},
+		{"another group's create", other, group.ErrWrongGroup},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := l.State()
+			err := l.Add(reparse(t, tc.c))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Add = %v, want %v", err, tc.want)
+			}
+			if after := l.State(); after.Version != before.Version || !slices.Equal(after.Members, before.Members) {
+				t.Errorf("a refused change moved the group from %+v to %+v", before, after)
+			}
+		})
+	}
+}
+
+func TestTamperedChange(t *testing.T) {
+	p := people(t, "ann", "ben", "eve")
+	_, l := newGroup(t, p["ann"], p["ben"])
+	c, err := l.Propose(p["ann"].key, group.OpAdd, p["eve"].id, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Bytes() {
+		b := slices.Clone(c.Bytes())
+		b[i] ^= 0x01
+		if _, err := group.Parse(b); err == nil {
+			t.Fatalf("byte %d flipped: the change still parses and verifies", i)
+		}
+	}
+	// Another admin's signature over the same change does not pass as ann's.
+	forged := slices.Clone(c.Bytes())
+	copy(forged[len(forged)-64:], ed25519Sign(p["eve"], c.Bytes()))
+	if _, err := group.Parse(forged); !errors.Is(err, group.ErrBadSignature) {
+		t.Errorf("eve's signature on ann's change: %v, want ErrBadSignature", err)
+	}
+}
+
+// TestStale: a change built on a version more than StaleAfter old is
+// refused, unless a newer change builds on it.
+func TestStale(t *testing.T) {
+	p := people(t, "ann", "ben", "cat")
+	create, l := newGroup(t, p["ann"], p["ben"])
+	propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	old, err := l.Propose(p["ben"].key, group.OpAdd, p["cat"].id, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var later []*group.Change
+	for i := range group.StaleAfter + 1 {
+		later = append(later, propose(t, l, p["ann"], group.OpRename, person{}, string(rune('a'+i))))
+	}
+	if err := l.Add(old); !errors.Is(err, group.ErrStale) {
+		t.Fatalf("a change %d versions old: %v, want ErrStale", group.StaleAfter+1, err)
+	}
+	// On a member that had it in time, it merged: a newer change on top of
+	// it makes every other member take it, whatever its age.
+	m := replay(t, create, append([]*group.Change{l.Changes0()[1], old}, later...)...)
+	child, err := m.Propose(p["ann"].key, group.OpRename, peer.ID(""), "after", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(child); !errors.Is(err, group.ErrMissingParents) {
+		t.Fatalf("a change on top of one this log refused: %v, want ErrMissingParents", err)
+	}
+	if err := l.Add(old); err != nil {
+		t.Fatalf("the missing parent, asked for: %v", err)
+	}
+	if !l.Has(child.Hash()) || !slices.Equal(l.State().Members, m.State().Members) || l.State().Name != "after" {
+		t.Errorf("after the missing parent came: members %v name %q, want %v %q", l.State().Members, l.State().Name, m.State().Members, "after")
+	}
+}
+
+// TestConcurrentChangesConverge: two admins' changes cross in flight;
+// every member reaches the same membership whatever the order.
+func TestConcurrentChangesConverge(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "dan", "eve")
+	for _, tc := range []struct {
+		name    string
+		a, b    func(l *group.Log) (person, group.Op, person, string)
+		members []string
+		admins  []string
+	}{
+		{
+			"ann adds dan, ben adds eve",
+			func(*group.Log) (person, group.Op, person, string) { return p["ann"], group.OpAdd, p["dan"], "" },
+			func(*group.Log) (person, group.Op, person, string) { return p["ben"], group.OpAdd, p["eve"], "" },
+			nil, nil,
+		},
+		{
+			"both add dan",
+			func(*group.Log) (person, group.Op, person, string) { return p["ann"], group.OpAdd, p["dan"], "" },
+			func(*group.Log) (person, group.Op, person, string) { return p["ben"], group.OpAdd, p["dan"], "" },
+			[]string{"ann", "ben", "cat", "dan"}, []string{"ann", "ben"},
+		},
+		{
+			"ann removes ben while ben adds eve: removal wins",
+			func(*group.Log) (person, group.Op, person, string) { return p["ann"], group.OpRemove, p["ben"], "" },
+			func(*group.Log) (person, group.Op, person, string) { return p["ben"], group.OpAdd, p["eve"], "" },
+			[]string{"ann", "cat"}, []string{"ann"},
+		},
+		{
+			"they remove each other: both stay",
+			func(*group.Log) (person, group.Op, person, string) { return p["ann"], group.OpRemove, p["ben"], "" },
+			func(*group.Log) (person, group.Op, person, string) { return p["ben"], group.OpRemove, p["ann"], "" },
+			[]string{"ann", "ben", "cat"}, []string{"ann", "ben"},
+		},
+		{
+			"both rename",
+			func(*group.Log) (person, group.Op, person, string) {
+				return p["ann"], group.OpRename, person{}, "ann's"
+			},
+			func(*group.Log) (person, group.Op, person, string) {
+				return p["ben"], group.OpRename, person{}, "ben's"
+			},
+			nil, nil,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+			admin := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+			// Both admins propose against the same version, each on
+			// their own copy.
+			mk := func(f func(*group.Log) (person, group.Op, person, string)) *group.Change {
+				own := replay(t, create, admin)
+				who, op, about, name := f(own)
+				return propose(t, own, who, op, about, name)
+			}
+			ca, cb := mk(tc.a), mk(tc.b)
+			ab := replay(t, create, admin, ca, cb)
+			ba := replay(t, create, admin, cb, ca)
+			sa, sb := ab.State(), ba.State()
+			if !slices.Equal(sa.Members, sb.Members) || !slices.Equal(sa.Admins, sb.Admins) || sa.Name != sb.Name || sa.Version != sb.Version {
+				t.Fatalf("orders disagree:\n a then b: %v admins %v %q v%d\n b then a: %v admins %v %q v%d",
+					names(p, sa.Members), names(p, sa.Admins), sa.Name, sa.Version, names(p, sb.Members), names(p, sb.Admins), sb.Name, sb.Version)
+			}
+			if tc.members != nil && !slices.Equal(names(p, sa.Members), tc.members) {
+				t.Errorf("members %v, want %v", names(p, sa.Members), tc.members)
+			}
+			if tc.admins != nil && !slices.Equal(names(p, sa.Admins), tc.admins) {
+				t.Errorf("admins %v, want %v", names(p, sa.Admins), tc.admins)
+			}
+			// The next change builds on both, and every member takes it.
+			next := propose(t, ab, p["ann"], group.OpRename, person{}, "merged")
+			if err := ba.Add(reparse(t, next)); err != nil {
+				t.Fatalf("the merge on the other member: %v", err)
+			}
+			if ab.State().Version != ba.State().Version {
+				t.Errorf("after the merge: v%d and v%d", ab.State().Version, ba.State().Version)
+			}
+		})
+	}
+}
+
+// TestBackdatedChangeByRemovedAdmin: an admin who was removed signs a
+// change built on a version from before the removal. Members who know of
+// the removal and members who do not yet both end without its effect.
+func TestBackdatedChangeByRemovedAdmin(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "mal")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	admin := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	before := replay(t, create, admin) // ben's copy before his removal
+	remove := propose(t, l, p["ann"], group.OpRemove, p["ben"], "")
+	backdated, err := before.Propose(p["ben"].key, group.OpAdd, p["mal"].id, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, order := range [][]*group.Change{{admin, remove, backdated}, {admin, backdated, remove}} {
+		m := replay(t, create, order...)
+		s := m.State()
+		if s.IsMember(p["mal"].id) || s.IsMember(p["ben"].id) {
+			t.Errorf("order %v: members %v: the removed admin's back-dated add took effect", order, names(p, s.Members))
+		}
+		if err := m.Effect(backdated.Hash()); !errors.Is(err, group.ErrNotMember) {
+			t.Errorf("the back-dated add's effect: %v, want ErrNotMember", err)
+		}
+	}
+	// After the removal, anything ben builds on the new version is refused.
+	late, err := group.SignForTest(p["ben"].key, l.ID(), l.Heads(), group.OpAdd, p["mal"].id, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(late); !errors.Is(err, group.ErrNotAdmin) {
+		t.Errorf("the removed admin's change on the current version: %v, want ErrNotAdmin", err)
+	}
+}
+
+// TestRandomOrdersConverge delivers the changes of several admins,
+// forking and merging, in random orders, parents sometimes after their
+// children: every order gives the same membership.
+func TestRandomOrdersConverge(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "dan", "eve", "fay")
+	all := []person{p["ann"], p["ben"], p["cat"], p["dan"], p["eve"], p["fay"]}
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	cs := []*group.Change{propose(t, l, p["ann"], group.OpAdmin, p["ben"], ""), propose(t, l, p["ann"], group.OpAdmin, p["cat"], "")}
+	rng := rand.New(rand.NewPCG(1, 2))
+	// Three admins' copies; each round, each makes a change on its own
+	// copy, then they sync some of the time.
+	copies := []*group.Log{replay(t, create, cs...), replay(t, create, cs...), replay(t, create, cs...)}
+	admins := []person{p["ann"], p["ben"], p["cat"]}
+	for round := range 12 {
+		for i, c := range copies {
+			who := admins[i]
+			target := all[rng.IntN(len(all))]
+			for _, op := range []group.Op{group.OpAdd, group.OpRemove, group.OpRename} {
+				ch, err := c.Propose(who.key, op, target.id, "", t0)
+				if op == group.OpRename {
+					ch, err = c.Propose(who.key, op, "", who.name+string(rune('0'+round)), t0)
+				}
+				if err == nil {
+					if err := c.Add(ch); err != nil {
+						t.Fatal(err)
+					}
+					cs = append(cs, ch)
+					break
+				}
+			}
+		}
+		if round%3 == 2 {
+			for _, c := range copies {
+				for _, ch := range cs {
+					_ = c.Add(ch) // refusals are part of the game
+				}
+			}
+		}
+	}
+	want := replay(t, create).State()
+	for trial := range 20 {
+		order := slices.Clone(cs)
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		m, _ := group.New(create)
+		for _, c := range order {
+			_ = m.Add(reparse(t, c))
+		}
+		if len(m.Missing()) != 0 {
+			t.Fatalf("trial %d: still missing %v", trial, m.Missing())
+		}
+		s := m.State()
+		if trial == 0 {
+			want = s
+			continue
+		}
+		if !slices.Equal(s.Members, want.Members) || !slices.Equal(s.Admins, want.Admins) || s.Name != want.Name || s.Version != want.Version {
+			t.Fatalf("trial %d disagrees: %v %v %q v%d, want %v %v %q v%d", trial,
+				names(p, s.Members), names(p, s.Admins), s.Name, s.Version, names(p, want.Members), names(p, want.Admins), want.Name, want.Version)
+		}
+	}
+	t.Logf("%d changes; the group ends at v%d with %v", len(cs), want.Version, names(p, want.Members))
+}
+
+func TestRestore(t *testing.T) {
+	p := people(t, "ann", "ben", "cat")
+	_, l := newGroup(t, p["ann"], p["ben"])
+	propose(t, l, p["ann"], group.OpAdd, p["cat"], "")
+	propose(t, l, p["ann"], group.OpRemove, p["ben"], "")
+	r, err := group.Restore(l.Changes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.State().Members, l.State().Members) || r.State().Version != l.State().Version || !slices.Equal(r.Heads(), l.Heads()) {
+		t.Errorf("restored %+v, want %+v", r.State(), l.State())
+	}
+	bad := l.Changes()
+	bad[1], bad[2] = bad[2], bad[1]
+	if _, err := group.Restore(bad); err == nil {
+		t.Error("a stored log out of order restored without an error")
+	}
+}

@@ -1,0 +1,125 @@
+package group
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// State is a group's membership at one version.
+type State struct {
+	ID      ID
+	Name    string
+	Creator peer.ID
+	Members []peer.ID // in the order they joined; the creator first
+	Admins  []peer.ID // in the order they became admins
+	CA      []byte    // SHA-256 of the SubjectPublicKeyInfo of the CA members' certificates must come from, or nil
+	Version uint64    // changes that took effect, the create included
+}
+
+// IsMember says whether p is a member.
+func (s *State) IsMember(p peer.ID) bool { return slices.Contains(s.Members, p) }
+
+// IsAdmin says whether p is an admin.
+func (s *State) IsAdmin(p peer.ID) bool { return slices.Contains(s.Admins, p) }
+
+func (s *State) clone() State {
+	c := *s
+	c.Members = slices.Clone(s.Members)
+	c.Admins = slices.Clone(s.Admins)
+	c.CA = bytes.Clone(s.CA)
+	return c
+}
+
+// apply makes c's change to s, or says why it cannot; s is unchanged then.
+// It is the one rule for both a change's admission (against the state its
+// parents describe) and the fold (against the state the fold reached).
+func (s *State) apply(c *Change) error {
+	if c.Op == OpCreate {
+		return s.create(c)
+	}
+	if c.Op == OpLeave {
+		if !s.IsMember(c.Author) {
+			return fmt.Errorf("%w: %s cannot leave", ErrNotMember, identity.ShortID(c.Author))
+		}
+		s.drop(c.Author)
+		s.Version++
+		return nil
+	}
+	if !s.IsAdmin(c.Author) {
+		what := "not an admin"
+		if !s.IsMember(c.Author) {
+			what = "not a member"
+		}
+		return fmt.Errorf("%w: %s of %s is %s", ErrNotAdmin, c.Op, identity.ShortID(c.Author), what)
+	}
+	if err := s.change(c); err != nil {
+		return err
+	}
+	s.Version++
+	return nil
+}
+
+func (s *State) create(c *Change) error {
+	if s.Version != 0 {
+		return fmt.Errorf("%w: a second create", ErrMalformed)
+	}
+	s.ID = ID(c.hash)
+	s.Name = c.Name
+	s.Creator = c.Author
+	s.Members = append([]peer.ID{c.Author}, c.Members...)
+	s.Admins = []peer.ID{c.Author}
+	s.CA = bytes.Clone(c.CA)
+	s.Version = 1
+	return nil
+}
+
+// change applies an admin's add, remove, rename or admin.
+func (s *State) change(c *Change) error {
+	who := identity.ShortID(c.Peer)
+	switch c.Op {
+	case OpAdd:
+		if s.IsMember(c.Peer) {
+			return fmt.Errorf("%w: %s", ErrAlreadyMember, who)
+		}
+		if len(s.Members) >= MaxMembers {
+			return fmt.Errorf("%w: %d members", ErrFull, len(s.Members))
+		}
+		s.Members = append(s.Members, c.Peer)
+	case OpRemove:
+		if !s.IsMember(c.Peer) {
+			return fmt.Errorf("%w: cannot remove %s", ErrNotMember, who)
+		}
+		if len(s.Admins) == 1 && s.Admins[0] == c.Peer && len(s.Members) > 1 {
+			return fmt.Errorf("%w: %s is the only one", ErrLastAdmin, who)
+		}
+		s.drop(c.Peer)
+	case OpRename:
+		s.Name = c.Name
+	case OpAdmin:
+		if !s.IsMember(c.Peer) {
+			return fmt.Errorf("%w: cannot make %s an admin", ErrNotMember, who)
+		}
+		if s.IsAdmin(c.Peer) {
+			return fmt.Errorf("%w: %s is an admin already", ErrAlreadyMember, who)
+		}
+		s.Admins = append(s.Admins, c.Peer)
+	default:
+		return fmt.Errorf("%w: %s", ErrMalformed, c.Op)
+	}
+	return nil
+}
+
+// drop takes p out of the members and admins. A group whose last admin
+// goes gets the longest-standing member as its admin, so that it can
+// still change.
+func (s *State) drop(p peer.ID) {
+	s.Members = slices.DeleteFunc(s.Members, func(m peer.ID) bool { return m == p })
+	s.Admins = slices.DeleteFunc(s.Admins, func(m peer.ID) bool { return m == p })
+	if len(s.Admins) == 0 && len(s.Members) > 0 {
+		s.Admins = append(s.Admins, s.Members[0])
+	}
+}
