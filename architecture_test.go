@@ -27,6 +27,7 @@ var allowedImports = map[string][]string{
 	"store":                      {"identity", "e2e", "e2e/ratchet", "internal/boltfile"},
 	"mailbox":                    {"identity", "e2e", "e2e/ratchet"},
 	"group":                      {"identity"},
+	"transfer":                   {},
 	"node":                       {"identity", "e2e", "e2e/ratchet", "store", "mailbox"},
 	"relay":                      {"identity", "e2e", "e2e/ratchet", "mailbox", "internal/boltfile"},
 	"ui":                         {"identity", "e2e", "store", "node"},

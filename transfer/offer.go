@@ -1,0 +1,138 @@
+package transfer
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"unicode/utf8"
+)
+
+// Sizes of a transfer.
+const (
+	// ChunkSize is the size of every chunk but the last: small enough
+	// that a chunk and its frame fit the channel's frames (PROTOCOL §7),
+	// large enough that per-chunk costs vanish.
+	ChunkSize = 64 << 10
+	// MaxFileSize is the largest file offered or accepted (1 TiB).
+	MaxFileSize = 1 << 40
+	// MaxOfferName bounds the name an offer carries, in bytes.
+	MaxOfferName = 1024
+	offerV1      = 1
+)
+
+// ID names one transfer.
+type ID [16]byte
+
+// String is the ID in hex, as the daemon and the window show it.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// ParseID reads an ID written by String.
+func ParseID(s string) (ID, error) {
+	var id ID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("%w: transfer id %q", ErrMalformed, s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// Offer announces a file: it travels inside the Double Ratchet, so its
+// key reaches only the recipient, and everything the receiver checks
+// comes from it.
+type Offer struct {
+	ID     ID
+	Name   string   // the sender's name for the file: CleanName before use
+	Size   int64    // bytes
+	SHA256 [32]byte // of the whole file
+	Key    [32]byte // seals the chunks (never logged, never shown)
+}
+
+// NewOffer reads the file at path once, for its size and SHA-256, and
+// makes an offer with a fresh ID and key.
+func NewOffer(path string) (*Offer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%w: %s is %d bytes (at most %d)", ErrTooLarge, path, st.Size(), int64(MaxFileSize))
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	o := &Offer{Name: st.Name(), Size: n}
+	h.Sum(o.SHA256[:0])
+	if _, err := rand.Read(o.ID[:]); err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(o.Key[:]); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// Chunks is how many chunks the file has; an empty file has none.
+func (o *Offer) Chunks() int { return int((o.Size + ChunkSize - 1) / ChunkSize) }
+
+// ChunkLen is the plaintext length of chunk i.
+func (o *Offer) ChunkLen(i int) int {
+	if i == o.Chunks()-1 {
+		return int(o.Size - int64(i)*ChunkSize)
+	}
+	return ChunkSize
+}
+
+// Marshal encodes the offer (PROTOCOL §14.1).
+func (o *Offer) Marshal() []byte {
+	b := []byte{offerV1}
+	b = append(b, o.ID[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(o.Size))
+	b = append(b, o.SHA256[:]...)
+	b = append(b, o.Key[:]...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(o.Name)))
+	return append(b, o.Name...)
+}
+
+// ParseOffer reads an offer from untrusted bytes.
+func ParseOffer(b []byte) (*Offer, error) {
+	const fixed = 1 + 16 + 8 + 32 + 32 + 2
+	if len(b) < fixed {
+		return nil, fmt.Errorf("%w: an offer of %d bytes", ErrMalformed, len(b))
+	}
+	if b[0] != offerV1 {
+		return nil, fmt.Errorf("%w: offer version %d", ErrMalformed, b[0])
+	}
+	o := &Offer{}
+	copy(o.ID[:], b[1:17])
+	size := binary.BigEndian.Uint64(b[17:25])
+	copy(o.SHA256[:], b[25:57])
+	copy(o.Key[:], b[57:89])
+	n := int(binary.BigEndian.Uint16(b[89:91]))
+	if size > MaxFileSize {
+		return nil, fmt.Errorf("%w: %d bytes offered", ErrTooLarge, size)
+	}
+	if n > MaxOfferName || len(b) != fixed+n {
+		return nil, fmt.Errorf("%w: the offer's name", ErrMalformed)
+	}
+	o.Size = int64(size)
+	o.Name = string(b[fixed:])
+	if !utf8.ValidString(o.Name) {
+		return nil, fmt.Errorf("%w: the offer's name is not UTF-8", ErrMalformed)
+	}
+	return o, nil
+}
