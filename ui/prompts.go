@@ -258,13 +258,27 @@ func (u *UI) showSafetyNumber(p peer.ID, number, qr string) {
 	// The text is not wrapped (the QR code must not be), so it is laid out
 	// here to fit a 40-column terminal: prose at 36, fingerprints on two rows.
 	prose := func(s string) string { return tview.Escape(strings.Join(wrap(s, 36), "\n")) }
-	text := fmt.Sprintf("%s\n\n[::b]%s[::-]\n\nTheir fingerprint:\n%s\nYour fingerprint:\n%s\n\n%s\n\n%s",
-		prose("Compare this safety number with "+c.name()+"'s, in person or on a call:"),
-		strings.Join(rows, "\n"), fingerprintRows(c.info.Fingerprint), fingerprintRows(u.b.Identity().Fingerprint()),
-		prose("Or scan the code (↓ scrolls; `chat verify` shows theirs):"), strings.TrimRight(qr, "\n"))
+	name := c.name()
+	text := fmt.Sprintf("%s\n\n[::b]%s[::-]\n\n%s\n\nTheir fingerprint:\n%s\nYour fingerprint:\n%s\n\n%s\n\n%s",
+		prose(safetyHint(name)), strings.Join(rows, "\n"), prose(safetyMatchHint(name)),
+		fingerprintRows(c.info.Fingerprint), fingerprintRows(u.b.Identity().Fingerprint()),
+		prose("The code below carries the same digits, for a QR scanner (↓ scrolls):"), strings.TrimRight(qr, "\n"))
 	u.show(u.textDialog("Verify "+c.name(), text, false,
 		button{"Mark verified", func() { u.accept(p, true) }},
 		button{"Close (Esc)", nil}))
+}
+
+// safetyHint says how to compare the safety number: aloud, over a channel
+// an attacker in the middle cannot fake, not through this chat.
+func safetyHint(name string) string {
+	return "Read these numbers to " + name + " over a channel you trust, in person or by voice (not by message here). " +
+		name + " sees the same numbers in their /verify."
+}
+
+// safetyMatchHint says what a match, and a mismatch, means.
+func safetyMatchHint(name string) string {
+	return "If every group matches, choose Mark verified (Tab, then Enter) to mark " + name +
+		" verified. If any group differs, do not: someone may be between you."
 }
 
 // fingerprintRows is a fingerprint as two indented rows of four groups.

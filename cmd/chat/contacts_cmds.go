@@ -275,7 +275,8 @@ func printSafety(c *ctx, t *identity.TrustStore, id peer.ID) error {
 	if err != nil {
 		return err
 	}
-	c.printf("Safety number with %s:\n\n%s\n\n%s\n", labelFor(t, id), strings.Join(safetyRows(number), "\n"), qr)
+	c.printf("Safety number with %s:\n\n%s\n\n", labelFor(t, id), strings.Join(safetyRows(number), "\n"))
+	c.printf("Read these numbers to them over a channel you trust, in person or by voice\n(not by message); they see the same numbers with `chat verify`. Mark them\nverified only if every group matches.\n\n%s\n", qr)
 	c.printf("your fingerprint:  %s\ntheir fingerprint: %s\n\n", identity.FingerprintOf(myKey), identity.FingerprintOf(theirs))
 	return nil
 }
