@@ -126,7 +126,7 @@ func (u *UI) cmdAdd(target string) {
 	}
 	c := u.roster.ensure(unknownPeer(p))
 	u.openChat(p)
-	u.inform("Adding " + c.name() + "…")
+	u.informAbout(p, "Adding "+c.name()+"…")
 	u.spawn(func() { u.addPeer(p, target) })
 }
 
@@ -147,16 +147,16 @@ func (u *UI) addPeer(p peer.ID, target string) {
 		c := u.roster.setInfo(info)
 		switch {
 		case trustErr != nil:
-			u.fail("Could not add "+c.name(), trustErr)
+			u.failAbout(p, "Could not add "+c.name(), trustErr)
 		case info.Changed != nil:
-			u.showError("KEY CHANGED: " + c.name() + " answered with a key that claims a contact's name. /trust decides.")
+			u.showErrorAbout(p, "KEY CHANGED: "+c.name()+" answered with a key that claims a contact's name. /trust decides.")
 		case errors.Is(err, node.ErrNoAddress):
-			u.inform(c.name() + " is in your contacts. No address is known yet: they connect when on your LAN or through a relay, or /add their full address.")
+			u.informAbout(p, c.name()+" is in your contacts. No address is known yet: they connect when on your LAN or through a relay, or /add their full address.")
 		case err != nil:
-			u.showError(c.name() + " is in your contacts but could not be reached: " + describe(err))
+			u.showErrorAbout(p, c.name()+" is in your contacts but could not be reached: "+describe(err))
 		default:
 			t, _ := trustTitle(info)
-			u.inform("Connected to " + c.name() + " (" + t + ").")
+			u.informAbout(p, "Connected to "+c.name()+" ("+t+").")
 		}
 	})
 }

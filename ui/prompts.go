@@ -40,10 +40,10 @@ func (u *UI) promptTrust(c *chat) {
 	case c.info.Trust == identity.StateUntrusted:
 		u.unblockPrompt(c)
 	case c.info.Trust == identity.StateTOFU:
-		u.inform(c.name() + " is trusted on first use; /verify compares safety numbers to make sure.")
+		u.informAbout(c.info.ID, c.name()+" is trusted on first use; /verify compares safety numbers to make sure.")
 	default:
 		t, _ := trustTitle(c.info)
-		u.inform(c.name() + " is " + t + ".")
+		u.informAbout(c.info.ID, c.name()+" is "+t+".")
 	}
 }
 
@@ -111,14 +111,14 @@ func (u *UI) acceptFirst(p peer.ID) {
 			c := u.roster.setInfo(info)
 			switch {
 			case errors.Is(err, node.ErrKeyChanged):
-				u.showError("Not accepted: " + c.name() + "'s key claims the name of a contact you trust. Compare before deciding.")
+				u.showErrorAbout(p, "Not accepted: "+c.name()+"'s key claims the name of a contact you trust. Compare before deciding.")
 				if info.Changed != nil {
 					u.keyChangedPrompt(c)
 				}
 			case err != nil:
-				u.fail("Could not trust "+name, err)
+				u.failAbout(p, "Could not trust "+name, err)
 			default:
-				u.inform(c.name() + " is in your contacts: trusted on first use. /verify compares safety numbers.")
+				u.informAbout(p, c.name()+" is in your contacts: trusted on first use. /verify compares safety numbers.")
 			}
 		})
 	})
@@ -237,7 +237,7 @@ func (u *UI) verify(p peer.ID) {
 		}
 		u.post(func() {
 			if err != nil {
-				u.fail("Could not compute the safety number", err)
+				u.failAbout(p, "Could not compute the safety number", err)
 				return
 			}
 			u.showSafetyNumber(p, number, qr)
@@ -298,11 +298,11 @@ func (u *UI) accept(p peer.ID, verified bool) {
 		u.post(func() {
 			switch {
 			case err != nil:
-				u.fail("Could not trust "+name, err)
+				u.failAbout(p, "Could not trust "+name, err)
 			case verified:
-				u.inform(name + " is verified: you compared fingerprints.")
+				u.informAbout(p, name+" is verified: you compared fingerprints.")
 			default:
-				u.inform(name + " is in your contacts: trusted on first use. /verify compares safety numbers.")
+				u.informAbout(p, name+" is in your contacts: trusted on first use. /verify compares safety numbers.")
 			}
 		})
 	})
@@ -317,10 +317,10 @@ func (u *UI) acceptAsOther(p peer.ID, base string) {
 		u.post(func() {
 			u.roster.setInfo(info)
 			if err != nil {
-				u.fail("Could not add "+base, err)
+				u.failAbout(p, "Could not add "+base, err)
 				return
 			}
-			u.inform("Added as a new contact, " + label + " (trusted on first use). /verify compares safety numbers.")
+			u.informAbout(p, "Added as a new contact, "+label+" (trusted on first use). /verify compares safety numbers.")
 		})
 	})
 }
@@ -332,10 +332,10 @@ func (u *UI) reject(p peer.ID) {
 		err := u.b.Block(p)
 		u.post(func() {
 			if err != nil {
-				u.fail("Could not reject "+name, err)
+				u.failAbout(p, "Could not reject "+name, err)
 				return
 			}
-			u.inform("You rejected " + name + "'s key: nothing more is exchanged with it.")
+			u.informAbout(p, "You rejected "+name+"'s key: nothing more is exchanged with it.")
 		})
 	})
 }
