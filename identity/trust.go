@@ -560,6 +560,56 @@ func (t *TrustStore) AcceptChange(oldID, newID peer.ID, certName string, state S
 	})
 }
 
+// Rename gives a contact a new label. A label that reads the same as
+// another contact's (NameKey: case, look-alike letters, surrounding
+// punctuation) is refused with ErrNameTaken, so two contacts never read
+// the same; the check runs under the store's lock.
+func (t *TrustStore) Rename(id peer.ID, name string, now time.Time) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	if NameKey(name) == "" {
+		return errors.New("name has no letters or digits")
+	}
+	return t.update(func(contacts map[peer.ID]Contact, _ *[]*x509.Certificate) error {
+		c, ok := contacts[id]
+		if !ok {
+			return fmt.Errorf("%w %s", ErrUnknownContact, ShortID(id))
+		}
+		for other, oc := range contacts {
+			// A key this contact replaced handed its name over.
+			if other != id && oc.ReplacedBy != id && readsSame(oc.Label(), name) {
+				return &NameTakenError{Name: SanitizeName(name), Contact: oc.Label(), ContactID: other}
+			}
+		}
+		c.Name, c.Updated = name, now
+		contacts[id] = c
+		return nil
+	})
+}
+
+// NameTakenError refuses a name that reads the same as another contact's.
+// It is ErrNameTaken for errors.Is.
+type NameTakenError struct {
+	Name      string  // the name refused, sanitized
+	Contact   string  // the label of the contact it reads like
+	ContactID peer.ID // that contact
+}
+
+func (e *NameTakenError) Error() string {
+	return fmt.Sprintf("%q reads the same as your contact %q (%s)", e.Name, e.Contact, ShortID(e.ContactID))
+}
+
+// Is makes the error ErrNameTaken.
+func (e *NameTakenError) Is(target error) bool { return target == ErrNameTaken }
+
+// readsSame is SameName, also in lower case: NameKey reads a capital I as
+// l, so "ALICE" and "alice" have different keys, yet a person reads them
+// as one name.
+func readsSame(a, b string) bool {
+	return SameName(a, b) || SameName(strings.ToLower(a), strings.ToLower(b))
+}
+
 // Remove forgets a contact.
 func (t *TrustStore) Remove(id peer.ID) error {
 	return t.update(func(contacts map[peer.ID]Contact, _ *[]*x509.Certificate) error {

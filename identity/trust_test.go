@@ -717,3 +717,42 @@ func TestPinDistinct(t *testing.T) {
 		t.Fatal("a bad name was accepted")
 	}
 }
+
+func TestRename(t *testing.T) {
+	ts, _ := newStore(t)
+	a, b, c := newPeer(t, "a"), newPeer(t, "b"), newPeer(t, "c")
+	for _, p := range []struct {
+		f    peerFix
+		name string
+	}{{a, "alice"}, {b, "bob"}} {
+		if err := ts.Pin(p.f.id, p.name, StateTOFU, testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ts.Rename(b.id, "Robert", testNow); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := ts.Contact(b.id); got.Label() != "Robert" || got.State != StateTOFU {
+		t.Fatalf("after rename: %q %s", got.Label(), got.State)
+	}
+	// Its own name again, other case: fine.
+	if err := ts.Rename(b.id, "robert", testNow); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"alice", "ALICE", "аlice" /* Cyrillic а */, "alice.", " alice ", "aIice"} {
+		if err := ts.Rename(b.id, name, testNow); !errors.Is(err, ErrNameTaken) {
+			t.Errorf("rename to %q: %v, want ErrNameTaken", name, err)
+		}
+	}
+	for _, name := range []string{"", "   ", "...", "bad\x00name", strings.Repeat("x", MaxNameLength+1)} {
+		if err := ts.Rename(b.id, name, testNow); err == nil {
+			t.Errorf("rename to %q accepted", name)
+		}
+	}
+	if err := ts.Rename(c.id, "carol", testNow); !errors.Is(err, ErrUnknownContact) {
+		t.Errorf("rename of a stranger: %v", err)
+	}
+	if got, _, _ := ts.Contact(b.id); got.Label() != "robert" {
+		t.Fatalf("a refused rename changed the label: %q", got.Label())
+	}
+}

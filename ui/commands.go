@@ -32,10 +32,13 @@ func commandList() []command {
 	return []command{
 		{"help", "", "commands and keys", (*UI).cmdHelp},
 		{"add", "MULTIADDR|PEERID", "add a contact (pins the key) and connect", (*UI).cmdAdd},
-		{"verify", "", "compare safety numbers (QR code too); mark verified", (*UI).cmdVerify},
-		{"trust", "", "accept or reject the open chat's key", (*UI).cmdTrust},
-		{"block", "", "reject the open chat's key", (*UI).cmdBlock},
-		{"whois", "", "certificate and live session of the open chat", (*UI).cmdWhois},
+		{"verify", "[CONTACT]", "compare safety numbers (QR code too); mark verified", (*UI).cmdVerify},
+		{"trust", "[CONTACT]", "accept or reject the open chat's key", (*UI).cmdTrust},
+		{"rename", "[CONTACT] NAME", "give the open chat (or CONTACT) another name", (*UI).cmdRename},
+		{"remove", "[CONTACT]", "forget a contact's key (asks first); the chat stays", (*UI).cmdRemove},
+		{"block", "[CONTACT]", "reject the open chat's (or CONTACT's) key", (*UI).cmdBlock},
+		{"unblock", "[CONTACT]", "accept a blocked key again", (*UI).cmdUnblock},
+		{"whois", "[CONTACT]", "certificate and live session of the open chat", (*UI).cmdWhois},
 		{"relay", "", "relays and reservations", (*UI).cmdRelay},
 		{"search", "TEXT", "find messages in every chat", (*UI).cmdSearch},
 		{"id", "", "your peer ID, fingerprint and addresses to share", (*UI).cmdID},
@@ -68,21 +71,15 @@ func (u *UI) openChatOrSay(cmd string) *chat {
 func (u *UI) cmdHelp(string) { u.showHelp() }
 func (u *UI) cmdQuit(string) { u.Quit() }
 
-func (u *UI) cmdVerify(string) {
-	if c := u.openChatOrSay("verify"); c != nil {
+func (u *UI) cmdVerify(arg string) {
+	if c := u.chatArg("verify", arg); c != nil {
 		u.verify(c.info.ID)
 	}
 }
 
-func (u *UI) cmdTrust(string) {
-	if c := u.openChatOrSay("trust"); c != nil {
+func (u *UI) cmdTrust(arg string) {
+	if c := u.chatArg("trust", arg); c != nil {
 		u.promptTrust(c)
-	}
-}
-
-func (u *UI) cmdBlock(string) {
-	if c := u.openChatOrSay("block"); c != nil {
-		u.reject(c.info.ID)
 	}
 }
 
@@ -161,8 +158,8 @@ func (u *UI) addPeer(p peer.ID, target string) {
 	})
 }
 
-func (u *UI) cmdWhois(string) {
-	c := u.openChatOrSay("whois")
+func (u *UI) cmdWhois(arg string) {
+	c := u.chatArg("whois", arg)
 	if c == nil {
 		return
 	}
