@@ -75,20 +75,22 @@ type UI struct {
 	conv   *convView
 	in     *input
 
-	roster    *roster
-	open      peer.ID
-	addrs     []string
-	relays    []node.RelayInfo
-	notice    notice
-	noticeCap int // rows the notice may take on this screen
-	myID      peer.ID
-	myName    string
-	myFP      string
-	prompted  map[peer.ID]bool // first-contact prompt already shown
-	dialog    *dialog          // the open dialog, if any
-	settled   bool             // the first state is loaded
-	ready     chan struct{}    // closed after the first complete draw
-	drawn     bool
+	roster   *roster
+	open     peer.ID
+	addrs    []string
+	relays   []node.RelayInfo
+	notice   notice
+	myID     peer.ID
+	myName   string
+	myFP     string
+	prompted map[peer.ID]bool // first-contact prompt already shown
+	dialog   *dialog          // the open dialog, if any
+	settled  bool             // the first state is loaded
+	ready    chan struct{}    // closed after the first complete draw
+	drawn    bool
+
+	noticeCap int       // rows the notice may take on this screen
+	completer completer // Tab completion of the input line
 
 	ctx      context.Context // canceled on quit: ends pending node calls
 	cancel   context.CancelFunc
@@ -245,6 +247,9 @@ func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 	}
 	switch ev.Key() {
 	case tcell.KeyTab, tcell.KeyCtrlN:
+		if ev.Key() == tcell.KeyTab && u.tabComplete() {
+			break
+		}
 		u.cycle(1)
 	case tcell.KeyBacktab, tcell.KeyCtrlP:
 		u.cycle(-1)
