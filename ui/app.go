@@ -89,8 +89,9 @@ type UI struct {
 	ready    chan struct{}    // closed after the first complete draw
 	drawn    bool
 
-	noticeCap int       // rows the notice may take on this screen
-	completer completer // Tab completion of the input line
+	noticeCap int         // rows the notice may take on this screen
+	completer completer   // Tab completion of the input line
+	search    searchState // the last /search, to step through its hits
 
 	ctx      context.Context // canceled on quit: ends pending node calls
 	cancel   context.CancelFunc
@@ -259,11 +260,15 @@ func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 		u.conv.scroll(-u.conv.pageSize())
 	case tcell.KeyEscape:
 		u.notice = notice{}
+		u.conv.highlight(0, "")
 	case tcell.KeyF1:
 		u.showHelp()
 	case tcell.KeyRune:
 		if ev.Modifiers()&tcell.ModAlt != 0 && (ev.Rune() == 'a' || ev.Rune() == 'A') {
 			u.nextUnread()
+			return nil
+		}
+		if ev.Modifiers()&tcell.ModAlt != 0 && u.findKey(ev.Rune()) {
 			return nil
 		}
 		return ev

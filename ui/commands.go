@@ -306,10 +306,8 @@ func (u *UI) showResults(text string, found []store.Message, err error) {
 		items[i] = fmt.Sprintf("%s  %s: %s", m.StoredAt.In(u.opts.Location).Format("2 Jan 15:04"),
 			truncate(who, 20), truncate(oneLine(m.Body), 60))
 	}
-	u.show(u.listDialog("Search "+quoted+": Enter opens, Esc closes", items, func(i int) {
-		u.roster.ensure(unknownPeer(found[i].Peer))
-		u.openChat(found[i].Peer)
-	}))
+	u.search = searchState{text: text, found: found}
+	u.show(u.listDialog("Search "+quoted+": Enter shows it, Esc closes", items, u.showHit))
 }
 
 func (u *UI) cmdID(string) {
