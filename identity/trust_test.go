@@ -756,3 +756,41 @@ func TestRename(t *testing.T) {
 		t.Fatalf("a refused rename changed the label: %q", got.Label())
 	}
 }
+
+func TestPinUnique(t *testing.T) {
+	ts, _ := newStore(t)
+	a, b := newPeer(t, "a"), newPeer(t, "b")
+	if err := ts.PinUnique(a.id, "alice", StateTOFU, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.PinUnique(b.id, "Alice", StateVerified, testNow); !errors.Is(err, ErrNameTaken) {
+		t.Fatalf("a second alice: %v, want ErrNameTaken", err)
+	}
+	if _, ok, _ := ts.Contact(b.id); ok {
+		t.Fatal("the refused contact was added")
+	}
+	// Its own name, and no name, are fine.
+	for _, name := range []string{"alice", ""} {
+		if err := ts.PinUnique(a.id, name, StateVerified, testNow); err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+	}
+}
+
+// Two contacts that read the same (written by Pin, or by an older
+// version) are told apart by peer ID: the name resolves to neither.
+func TestResolveAmbiguousName(t *testing.T) {
+	ts, _ := newStore(t)
+	a, b := newPeer(t, "a"), newPeer(t, "b")
+	for _, p := range []peerFix{a, b} {
+		if err := ts.Pin(p.id, "bob", StateTOFU, testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ts.Resolve("bob"); err == nil || !strings.Contains(err.Error(), `2 contacts are called "bob": use the peer id`) {
+		t.Fatalf("Resolve: %v", err)
+	}
+	if c, err := ts.Resolve(a.id.String()); err != nil || c.PeerID != a.id {
+		t.Fatalf("Resolve by peer id: %v %v", c, err)
+	}
+}

@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// contacts rename refuses a name that reads like another contact's, as
-// the window's /rename does; contacts unblock undoes contacts block.
+// contacts rename and contacts add --name refuse a name that reads like
+// another contact's, as the window's /rename does; contacts unblock undoes
+// contacts block.
 func TestContactsRenameAndUnblock(t *testing.T) {
 	noPassphraseEnv(t)
 	base := t.TempDir()
@@ -27,6 +28,10 @@ func TestContactsRenameAndUnblock(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, "reads the same as your contact") {
 			t.Errorf("rename carol to %q: exit %d, %q", name, code, errOut)
 		}
+	}
+	_, dave := newHome(t, filepath.Join(base, "dave"), "Dave")
+	if code, _, errOut := runIn(t, "--home", dir, "contacts", "add", dave, "--name", "robert"); code != 1 || !strings.Contains(errOut, "reads the same as your contact") {
+		t.Errorf("add with another contact's name: exit %d, %q", code, errOut)
 	}
 	if code, _, errOut := runIn(t, "--home", dir, "contacts", "rename", "nobody", "x"); code != 1 || !strings.Contains(errOut, "no such contact") {
 		t.Errorf("rename of nobody: exit %d, %q", code, errOut)
