@@ -160,11 +160,14 @@ func highlightRows(rows []line, text string, th *theme) []line {
 	for r, l := range rows {
 		var nl line
 		for k, s := range l {
-			if r == 0 && k == 0 {
+			switch {
+			case r == 0 && k == 0:
 				nl = append(nl, span{s.text, s.style.Reverse(true)})
-				continue
+			case s.style == th.text: // the message's text, not its sender or state
+				nl = append(nl, splitHits(s, needle)...)
+			default:
+				nl = append(nl, s)
 			}
-			nl = append(nl, splitHits(s, needle)...)
 		}
 		out[r] = nl
 	}

@@ -152,3 +152,28 @@ func TestSearchMovesToHit(t *testing.T) {
 		t.Fatal("Esc left the highlight")
 	}
 }
+
+func TestSplitHits(t *testing.T) {
+	st := tcell.StyleDefault
+	for _, tc := range []struct {
+		text, needle string
+		want         []string // spans, hits in [brackets]
+	}{
+		{"a needle in a Needle", "needle", []string{"a ", "[needle]", " in a ", "[Needle]"}},
+		{"needle", "needle", []string{"[needle]"}},
+		{"nothing", "needle", []string{"nothing"}},
+		{"x", "", []string{"x"}},
+	} {
+		var got []string
+		for _, s := range splitHits(span{tc.text, st}, tc.needle) {
+			if _, _, a := s.style.Decompose(); a&tcell.AttrReverse != 0 {
+				got = append(got, "["+s.text+"]")
+			} else {
+				got = append(got, s.text)
+			}
+		}
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%q / %q: %q, want %q", tc.text, tc.needle, got, tc.want)
+		}
+	}
+}
