@@ -298,3 +298,14 @@ func TestQRCode(t *testing.T) {
 		t.Error("a text too long for any QR code was accepted")
 	}
 }
+
+// BenchmarkSafetyNumber: one safety number, 5201 SHA-512 rounds; the
+// window computes it off the event loop.
+func BenchmarkSafetyNumber(b *testing.B) {
+	alice, bob := pubOf(seededKey("alice")), pubOf(seededKey("bob"))
+	for b.Loop() {
+		if _, err := SafetyNumber(alice, bob); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

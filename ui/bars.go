@@ -109,11 +109,22 @@ type statusPart struct {
 // still too long is shortened after a whole word.
 func fitStatus(parts []statusPart, hint statusPart, w int, bg tcell.Style) line {
 	ps := slices.Clone(parts)
+	widths := make([]int, len(ps)) // each part's text: measured once a form
+	for i, p := range ps {
+		widths[i] = textWidth(p.long)
+	}
 	for {
-		l := renderStatus(ps, bg)
-		if l.width() <= w {
-			if h := " " + hint.long + " "; l.width()+1+textWidth(h) <= w {
-				l = append(l, span{strings.Repeat(" ", w-l.width()-textWidth(h)), bg}, span{h, hint.style})
+		total := 0
+		for i, p := range ps {
+			total += widths[i] + 3 // " │ " before each, or " "
+			if i == 0 || p.glued {
+				total -= 2
+			}
+		}
+		if total <= w {
+			l := renderStatus(ps, bg)
+			if h := " " + hint.long + " "; total+1+textWidth(h) <= w {
+				l = append(l, span{strings.Repeat(" ", w-total-textWidth(h)), bg}, span{h, hint.style})
 			}
 			return l
 		}
@@ -134,8 +145,9 @@ func fitStatus(parts []statusPart, hint statusPart, w int, bg tcell.Style) line 
 			return line{{" ", bg}, {shortenWords(ps[0].long, max(0, w-1), false), ps[0].style}}
 		case shorten:
 			ps[k].long, ps[k].short = ps[k].short, ""
+			widths[k] = textWidth(ps[k].long)
 		default:
-			ps = slices.Delete(ps, k, k+1)
+			ps, widths = slices.Delete(ps, k, k+1), slices.Delete(widths, k, k+1)
 			ps[0].glued = false
 		}
 	}

@@ -136,3 +136,18 @@ func TestNoticeStaysWithItsChat(t *testing.T) {
 	w.key(tcell.KeyEscape, 0, tcell.ModNone)
 	w.waitGone("/relay only shows the relays")
 }
+
+// BenchmarkStatusFit: the status bar is laid out on every draw.
+func BenchmarkStatusFit(b *testing.B) {
+	parts := []statusPart{
+		{long: "me: alice", short: "alice", keep: 50},
+		{long: "7UIQ2MA-5F4DX3V", keep: 20, glued: true},
+		{long: "listening on 192.168.1.20:4001 (+3)", short: "192.168.1.20:4001 (+3)", keep: 40},
+		{long: "LAN on", keep: 10},
+		{long: "relay: 1 of 2 reserved", keep: 30},
+		{long: "12 unread: Alt+A", short: "12 unread", keep: 60, shortKeep: 35},
+	}
+	for b.Loop() {
+		fitStatus(parts, statusPart{long: "/help"}, 60, tcell.StyleDefault)
+	}
+}
