@@ -90,13 +90,22 @@ func (u *UI) cmdRename(arg string) {
 			return
 		}
 	}
-	if !c.info.Contact {
+	// A peer a CA vouches for is trusted without being a contact: naming
+	// it pins it (its trust shows as before, CA-verified).
+	pinFirst := !c.info.Contact && c.info.Trust == identity.StateCAVerified && c.info.Changed == nil
+	if !c.info.Contact && !pinFirst {
 		u.showErrorAbout(c.info.ID, c.name()+" is not in your contacts: accept them first (/trust), then name them.")
 		return
 	}
 	p, old := c.info.ID, c.name()
 	u.spawn(func() {
-		err := u.b.Rename(p, name)
+		var err error
+		if pinFirst {
+			err = u.b.TrustNewPeer(p)
+		}
+		if err == nil {
+			err = u.b.Rename(p, name)
+		}
 		info := u.b.PeerInfo(p)
 		u.post(func() {
 			u.roster.setInfo(info)

@@ -80,3 +80,15 @@ func TestContactsFromWindow(t *testing.T) {
 	w.enter("/remove")
 	w.waitText("is not in your contacts.")
 }
+
+// A peer a CA vouches for is no contact until named: /rename pins it and
+// it stays CA-verified.
+func TestRenameCAVerified(t *testing.T) {
+	t.Parallel()
+	w, _ := caContact(t, "dave", 365*24*time.Hour, 80)
+	w.waitText("✓ CA")
+	w.tabUntil(" dave  verified: issued by Acme Root")
+	w.enter("/rename David")
+	w.waitText("Renamed dave to David.", " David  verified: issued by Acme Root")
+	w.waitText("✓ CA")
+}
