@@ -36,4 +36,6 @@ var (
 	ErrExpired     = errors.New("certificate has expired")
 	// ErrUnknownContact means no contact has that peer ID or name.
 	ErrUnknownContact = errors.New("no such contact")
+	// ErrNameTaken: another contact's label reads the same (NameKey).
+	ErrNameTaken = errors.New("another contact has that name")
 )

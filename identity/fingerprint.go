@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -122,56 +123,55 @@ func luhn32(s string) byte {
 // Safety numbers.
 //
 // A safety number lets two people check, by reading digits aloud or
-// scanning a code, that each holds the other's real key. Each side's half is
-// Signal's numeric fingerprint (version 0): SHA-512 iterated 5200 times over
-// (version || key || stable id), then key appended each round; the first 30
-// bytes give six 5-digit groups. Our stable id is the peer ID's bytes. The
-// two 30-digit halves are ordered by value and joined, so both people see the
-// same 60 digits whichever side computes them.
-const safetyIterations = 5200
+// scanning a code, that each holds the other's real key. Every digit
+// depends on both keys, so comparing any group proves something about this
+// pair (with per-key halves, as Signal's numeric fingerprints have, half
+// of every number a person shows is the same in all their chats, and
+// comparing it proves nothing about the other side).
+//
+// The two Ed25519 keys are ordered bytewise (lo, hi), so both people get
+// the same number. h = SHA-512(safetyLabel || lo || peerID(lo) || hi ||
+// peerID(hi)), then 5200 times h = SHA-512(h || lo || hi), which makes a
+// search for a key pair with a chosen number 5200 times as costly. The
+// first 60 bytes of h, as twelve 5-byte big-endian integers each mod
+// 100000, give twelve groups of five digits.
+const (
+	safetyIterations = 5200
+	safetyLabel      = "certchat safety number v2\x00"
+)
 
 // SafetyNumber is the pairwise number for two keys, as 12 groups of 5 digits.
 func SafetyNumber(a, b ed25519.PublicKey) (string, error) {
-	ha, err := safetyHalf(a)
+	ida, err := PeerIDFromKey(a)
 	if err != nil {
 		return "", err
 	}
-	hb, err := safetyHalf(b)
+	idb, err := PeerIDFromKey(b)
 	if err != nil {
 		return "", err
 	}
-	if ha > hb {
-		ha, hb = hb, ha
-	}
-	digits := ha + hb
-	groups := make([]string, 0, 12)
-	for i := 0; i < len(digits); i += 5 {
-		groups = append(groups, digits[i:i+5])
-	}
-	return strings.Join(groups, " "), nil
-}
-
-func safetyHalf(pub ed25519.PublicKey) (string, error) {
-	id, err := PeerIDFromKey(pub)
-	if err != nil {
-		return "", err
+	if bytes.Compare(a, b) > 0 {
+		a, b, ida, idb = b, a, idb, ida
 	}
 	h := sha512.New()
-	h.Write([]byte{0, 0})
-	h.Write(pub)
-	h.Write([]byte(id))
+	h.Write([]byte(safetyLabel))
+	h.Write(a)
+	h.Write([]byte(ida))
+	h.Write(b)
+	h.Write([]byte(idb))
 	sum := h.Sum(nil)
 	for i := 0; i < safetyIterations; i++ {
 		h.Reset()
 		h.Write(sum)
-		h.Write(pub)
+		h.Write(a)
+		h.Write(b)
 		sum = h.Sum(sum[:0])
 	}
-	var b strings.Builder
-	for i := 0; i < 30; i += 5 {
+	groups := make([]string, 0, 12)
+	for i := 0; i < 60; i += 5 {
 		var chunk [8]byte
 		copy(chunk[3:], sum[i:i+5])
-		fmt.Fprintf(&b, "%05d", binary.BigEndian.Uint64(chunk[:])%100000)
+		groups = append(groups, fmt.Sprintf("%05d", binary.BigEndian.Uint64(chunk[:])%100000))
 	}
-	return b.String(), nil
+	return strings.Join(groups, " "), nil
 }

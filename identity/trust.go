@@ -424,7 +424,23 @@ func (t *TrustStore) RemoveRoot(cert *x509.Certificate) error {
 // Pin adds or updates a contact with a stored state (verified, tofu or
 // untrusted). An empty name keeps the current label.
 func (t *TrustStore) Pin(id peer.ID, name string, state State, now time.Time) error {
-	return t.pin(id, state, now, func(map[peer.ID]Contact) string { return name })
+	return t.pin(id, state, now, func(map[peer.ID]Contact) (string, error) { return name, nil })
+}
+
+// PinUnique pins id as Pin does, refusing (NameTakenError, which is
+// ErrNameTaken) a name that reads the same as another contact's label,
+// checked under the store's lock: what the user names a contact never
+// makes two contacts read the same.
+func (t *TrustStore) PinUnique(id peer.ID, name string, state State, now time.Time) error {
+	return t.pin(id, state, now, func(contacts map[peer.ID]Contact) (string, error) {
+		if name == "" {
+			return "", nil
+		}
+		if err := nameTaken(contacts, id, name); err != nil {
+			return "", err
+		}
+		return name, nil
+	})
 }
 
 // PinDistinct pins id as Pin does, labelled base, or base with the first
@@ -432,15 +448,15 @@ func (t *TrustStore) Pin(id peer.ID, name string, state State, now time.Time) er
 // under the store's lock; it returns the label.
 func (t *TrustStore) PinDistinct(id peer.ID, base string, state State, now time.Time) (string, error) {
 	var label string
-	err := t.pin(id, state, now, func(contacts map[peer.ID]Contact) string {
+	err := t.pin(id, state, now, func(contacts map[peer.ID]Contact) (string, error) {
 		label = freeLabel(contacts, base, id)
-		return label
+		return label, nil
 	})
 	return label, err
 }
 
 // pin is Pin with the name chosen inside the update; "" keeps the label.
-func (t *TrustStore) pin(id peer.ID, state State, now time.Time, name func(map[peer.ID]Contact) string) error {
+func (t *TrustStore) pin(id peer.ID, state State, now time.Time, name func(map[peer.ID]Contact) (string, error)) error {
 	if _, err := KeyFromPeerID(id); err != nil {
 		return err
 	}
@@ -454,7 +470,11 @@ func (t *TrustStore) pin(id peer.ID, state State, now time.Time, name func(map[p
 		if !ok {
 			c = Contact{PeerID: id, Added: now}
 		}
-		if n := name(contacts); n != "" {
+		n, err := name(contacts)
+		if err != nil {
+			return err
+		}
+		if n != "" {
 			if err := CheckName(n); err != nil {
 				return err
 			}
@@ -558,6 +578,64 @@ func (t *TrustStore) AcceptChange(oldID, newID peer.ID, certName string, state S
 		contacts[oldID] = old
 		return nil
 	})
+}
+
+// Rename gives a contact a new label. A label that reads the same as
+// another contact's (NameKey: case, look-alike letters, surrounding
+// punctuation) is refused with ErrNameTaken, so two contacts never read
+// the same; the check runs under the store's lock.
+func (t *TrustStore) Rename(id peer.ID, name string, now time.Time) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	if NameKey(name) == "" {
+		return errors.New("name has no letters or digits")
+	}
+	return t.update(func(contacts map[peer.ID]Contact, _ *[]*x509.Certificate) error {
+		c, ok := contacts[id]
+		if !ok {
+			return fmt.Errorf("%w %s", ErrUnknownContact, ShortID(id))
+		}
+		if err := nameTaken(contacts, id, name); err != nil {
+			return err
+		}
+		c.Name, c.Updated = name, now
+		contacts[id] = c
+		return nil
+	})
+}
+
+// NameTakenError refuses a name that reads the same as another contact's.
+// It is ErrNameTaken for errors.Is.
+type NameTakenError struct {
+	Name      string  // the name refused, sanitized
+	Contact   string  // the label of the contact it reads like
+	ContactID peer.ID // that contact
+}
+
+func (e *NameTakenError) Error() string {
+	return fmt.Sprintf("%q reads the same as your contact %q (%s)", e.Name, e.Contact, ShortID(e.ContactID))
+}
+
+// Is makes the error ErrNameTaken.
+func (e *NameTakenError) Is(target error) bool { return target == ErrNameTaken }
+
+// nameTaken refuses name for id when another contact's label reads the
+// same. A key that id replaced handed its name over and does not count.
+func nameTaken(contacts map[peer.ID]Contact, id peer.ID, name string) error {
+	for other, oc := range contacts {
+		if other != id && oc.ReplacedBy != id && readsSame(oc.Label(), name) {
+			return &NameTakenError{Name: SanitizeName(name), Contact: oc.Label(), ContactID: other}
+		}
+	}
+	return nil
+}
+
+// readsSame is SameName, also in lower case: NameKey reads a capital I as
+// l, so "ALICE" and "alice" have different keys, yet a person reads them
+// as one name.
+func readsSame(a, b string) bool {
+	return SameName(a, b) || SameName(strings.ToLower(a), strings.ToLower(b))
 }
 
 // Remove forgets a contact.

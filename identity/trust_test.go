@@ -717,3 +717,80 @@ func TestPinDistinct(t *testing.T) {
 		t.Fatal("a bad name was accepted")
 	}
 }
+
+func TestRename(t *testing.T) {
+	ts, _ := newStore(t)
+	a, b, c := newPeer(t, "a"), newPeer(t, "b"), newPeer(t, "c")
+	for _, p := range []struct {
+		f    peerFix
+		name string
+	}{{a, "alice"}, {b, "bob"}} {
+		if err := ts.Pin(p.f.id, p.name, StateTOFU, testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ts.Rename(b.id, "Robert", testNow); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := ts.Contact(b.id); got.Label() != "Robert" || got.State != StateTOFU {
+		t.Fatalf("after rename: %q %s", got.Label(), got.State)
+	}
+	// Its own name again, other case: fine.
+	if err := ts.Rename(b.id, "robert", testNow); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"alice", "ALICE", "аlice" /* Cyrillic а */, "alice.", " alice ", "aIice"} {
+		if err := ts.Rename(b.id, name, testNow); !errors.Is(err, ErrNameTaken) {
+			t.Errorf("rename to %q: %v, want ErrNameTaken", name, err)
+		}
+	}
+	for _, name := range []string{"", "   ", "...", "bad\x00name", strings.Repeat("x", MaxNameLength+1)} {
+		if err := ts.Rename(b.id, name, testNow); err == nil {
+			t.Errorf("rename to %q accepted", name)
+		}
+	}
+	if err := ts.Rename(c.id, "carol", testNow); !errors.Is(err, ErrUnknownContact) {
+		t.Errorf("rename of a stranger: %v", err)
+	}
+	if got, _, _ := ts.Contact(b.id); got.Label() != "robert" {
+		t.Fatalf("a refused rename changed the label: %q", got.Label())
+	}
+}
+
+func TestPinUnique(t *testing.T) {
+	ts, _ := newStore(t)
+	a, b := newPeer(t, "a"), newPeer(t, "b")
+	if err := ts.PinUnique(a.id, "alice", StateTOFU, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.PinUnique(b.id, "Alice", StateVerified, testNow); !errors.Is(err, ErrNameTaken) {
+		t.Fatalf("a second alice: %v, want ErrNameTaken", err)
+	}
+	if _, ok, _ := ts.Contact(b.id); ok {
+		t.Fatal("the refused contact was added")
+	}
+	// Its own name, and no name, are fine.
+	for _, name := range []string{"alice", ""} {
+		if err := ts.PinUnique(a.id, name, StateVerified, testNow); err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+	}
+}
+
+// Two contacts that read the same (written by Pin, or by an older
+// version) are told apart by peer ID: the name resolves to neither.
+func TestResolveAmbiguousName(t *testing.T) {
+	ts, _ := newStore(t)
+	a, b := newPeer(t, "a"), newPeer(t, "b")
+	for _, p := range []peerFix{a, b} {
+		if err := ts.Pin(p.id, "bob", StateTOFU, testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ts.Resolve("bob"); err == nil || !strings.Contains(err.Error(), `2 contacts are called "bob": use the peer id`) {
+		t.Fatalf("Resolve: %v", err)
+	}
+	if c, err := ts.Resolve(a.id.String()); err != nil || c.PeerID != a.id {
+		t.Fatalf("Resolve by peer id: %v %v", c, err)
+	}
+}

@@ -144,5 +144,31 @@ func (n *Node) Block(p peer.ID) error {
 	return nil
 }
 
+// Rename gives the contact p a new label. A name that reads the same as
+// another contact's is refused (identity.ErrNameTaken), as is a peer that
+// is not a contact (identity.ErrUnknownContact).
+func (n *Node) Rename(p peer.ID, name string) error {
+	if p == n.host.ID() {
+		return ErrSelf
+	}
+	if err := n.trust.Rename(p, name, n.cfg.Now()); err != nil {
+		return fmt.Errorf("rename %s: %w", identity.ShortID(p), err)
+	}
+	n.peerEv.now(p)
+	return nil
+}
+
+// Remove forgets the contact p, as `chat contacts remove` does: its key
+// is no longer pinned, so nothing is sent to it until the user accepts it
+// again, and a message from it is a first contact's. The conversation
+// stays.
+func (n *Node) Remove(p peer.ID) error {
+	if err := n.trust.Remove(p); err != nil {
+		return fmt.Errorf("remove %s: %w", identity.ShortID(p), err)
+	}
+	n.peerEv.now(p)
+	return nil
+}
+
 // Relays reports the configured relays and their reservations.
 func (n *Node) Relays() []RelayInfo { return n.relays.info() }

@@ -58,6 +58,9 @@ type PeerInfo struct {
 	PostQuantum bool
 	Path        Path
 	Discovered  bool // seen on the LAN
+	// Contact: the user decided about this key (it is in the trust store:
+	// pinned, verified or blocked), so it can be renamed or removed.
+	Contact bool
 	// Changed is set while a key claims the name of a contact with
 	// another key, until the user decides: the new key's verdict, whose
 	// Previous is the known contact. It is evaluated from the key's last

@@ -44,6 +44,7 @@ func (n *Node) PeerInfo(p peer.ID) PeerInfo {
 	}
 	info.Discovered = n.lan.discovered(p)
 	if isContact {
+		info.Contact = true
 		info.Name = c.Label()
 		if c.CertName != "" && identity.SanitizeName(c.CertName) != info.Name {
 			info.CertName = identity.SanitizeName(c.CertName)

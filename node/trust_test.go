@@ -310,3 +310,41 @@ func TestTrustNewPeerKeepsContacts(t *testing.T) {
 		}
 	})
 }
+
+// TestRenameAndRemove: a contact takes a new label unless another
+// contact's reads the same, and once removed nothing is sent to it; the
+// subscribers hear of both.
+func TestRenameAndRemove(t *testing.T) {
+	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
+	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	carol := startNode(t, newHome(t, "carol"), "/ip4/127.0.0.1/tcp/0")
+	for _, p := range []*testNode{bob, carol} {
+		if err := alice.TrustPeer(p.ID(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := alice.Rename(bob.ID(), "Robert"); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitPeer(bob.ID(), "bob renamed", func(p node.PeerInfo) bool { return p.Name == "Robert" && p.Contact })
+	if err := alice.Rename(carol.ID(), "ROBERT"); !errors.Is(err, identity.ErrNameTaken) {
+		t.Fatalf("a name like another contact's: %v, want ErrNameTaken", err)
+	}
+	if err := alice.Rename(alice.ID(), "me"); !errors.Is(err, node.ErrSelf) {
+		t.Fatalf("renaming oneself: %v", err)
+	}
+
+	if err := alice.Remove(bob.ID()); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitPeer(bob.ID(), "bob removed", func(p node.PeerInfo) bool { return !p.Contact && p.Trust == identity.StateUnknown })
+	if _, err := alice.Send(bob.ID(), "still there?"); !errors.Is(err, node.ErrNotTrusted) {
+		t.Fatalf("send to a removed contact: %v, want ErrNotTrusted", err)
+	}
+	if err := alice.Remove(bob.ID()); !errors.Is(err, identity.ErrUnknownContact) {
+		t.Fatalf("removing twice: %v", err)
+	}
+	if err := alice.Rename(bob.ID(), "Bob"); !errors.Is(err, identity.ErrUnknownContact) {
+		t.Fatalf("renaming a peer that is no contact: %v", err)
+	}
+}

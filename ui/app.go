@@ -55,15 +55,6 @@ func (o *Options) defaults() {
 	}
 }
 
-// notice is the line above the input: the last information or error.
-type notice struct {
-	text string
-	err  bool
-	// hideIn is a chat the notice is not shown in: a changed key's
-	// warning is not shown in the chat of the contact it claims to be.
-	hideIn peer.ID
-}
-
 // UI is the chat window. Create it with New and run it with Run; all its
 // fields belong to the tview event loop, except those under mu.
 type UI struct {
@@ -97,6 +88,10 @@ type UI struct {
 	settled  bool             // the first state is loaded
 	ready    chan struct{}    // closed after the first complete draw
 	drawn    bool
+
+	noticeCap int         // rows the notice may take on this screen
+	completer completer   // Tab completion of the input line
+	search    searchState // the last /search, to step through its hits
 
 	ctx      context.Context // canceled on quit: ends pending node calls
 	cancel   context.CancelFunc
@@ -171,7 +166,8 @@ func (u *UI) layout(scr tcell.Screen) bool {
 	rw := w - listW
 	room := max(0, h-4) // status, title, input and one conversation row stay
 	bh := min(len(u.bannerRows(rw)), room)
-	nh := min(len(u.noticeRows(rw)), 3, room-bh)
+	u.noticeCap = max(1, min(maxNoticeRows, room-bh))
+	nh := min(len(u.noticeRows(rw)), room-bh)
 	u.right.ResizeItem(u.banner, bh, 0)
 	u.right.ResizeItem(u.note, nh, 0)
 	return false
@@ -252,6 +248,9 @@ func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 	}
 	switch ev.Key() {
 	case tcell.KeyTab, tcell.KeyCtrlN:
+		if ev.Key() == tcell.KeyTab && u.tabComplete() {
+			break
+		}
 		u.cycle(1)
 	case tcell.KeyBacktab, tcell.KeyCtrlP:
 		u.cycle(-1)
@@ -261,11 +260,15 @@ func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 		u.conv.scroll(-u.conv.pageSize())
 	case tcell.KeyEscape:
 		u.notice = notice{}
+		u.conv.highlight(0, "")
 	case tcell.KeyF1:
 		u.showHelp()
 	case tcell.KeyRune:
 		if ev.Modifiers()&tcell.ModAlt != 0 && (ev.Rune() == 'a' || ev.Rune() == 'A') {
 			u.nextUnread()
+			return nil
+		}
+		if ev.Modifiers()&tcell.ModAlt != 0 && u.findKey(ev.Rune()) {
 			return nil
 		}
 		return ev
@@ -298,6 +301,7 @@ func (u *UI) openChat(p peer.ID) {
 		return
 	}
 	u.open = p
+	u.leaveNotice(p)
 	c.pinned = true
 	u.roster.sort()
 	u.conv.reset(c)
@@ -320,7 +324,7 @@ func (u *UI) loadPage(p peer.ID, before uint64) {
 		u.post(func() {
 			if err != nil {
 				u.conv.addPage(gen, nil, limit)
-				u.fail("Could not read the conversation", err)
+				u.failAbout(p, "Could not read the conversation", err)
 				return
 			}
 			u.conv.addPage(gen, page, limit)
@@ -344,12 +348,3 @@ func (u *UI) updatePlaceholder() {
 	}
 	u.in.SetPlaceholder("Message " + u.roster.get(u.open).name() + " (Enter sends; /help)")
 }
-
-// inform shows an information line above the input.
-func (u *UI) inform(text string) { u.notice = notice{text: text} }
-
-// showError shows an error line above the input.
-func (u *UI) showError(text string) { u.notice = notice{text: text, err: true} }
-
-// fail shows what went wrong as a sentence: "what: why".
-func (u *UI) fail(what string, err error) { u.showError(what + ": " + describe(err)) }

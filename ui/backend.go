@@ -43,6 +43,11 @@ type Backend interface {
 	TrustAsOther(p peer.ID, base string) (string, error)
 	// Block rejects a key.
 	Block(p peer.ID) error
+	// Rename gives a contact a new label, refusing one that reads the
+	// same as another contact's (identity.ErrNameTaken).
+	Rename(p peer.ID, name string) error
+	// Remove forgets a contact; the conversation stays.
+	Remove(p peer.ID) error
 	// Connect reaches a peer by multiaddr or peer ID and runs the handshake.
 	Connect(ctx context.Context, target string) (node.PeerInfo, error)
 	// Session describes the live end-to-end session with a peer.

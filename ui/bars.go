@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gdamore/tcell/v2"
@@ -66,53 +67,111 @@ func (u *UI) titleRows(int) []line {
 const notPostQuantum = "not post-quantum"
 
 // statusRows is the status bar: who I am, how I am reachable, unread
-// messages elsewhere. Where the long form does not fit, words go.
+// messages elsewhere, and where /help is. It is one row: where the long
+// form does not fit, the short one is used, then the least important
+// parts go whole (fitStatus); no word is ever cut in the middle.
 func (u *UI) statusRows(w int) []line {
-	for _, long := range []bool{true, false} {
-		if l := u.statusLine(long); long && l.width() <= w || !long {
-			if hint := "  /help "; l.width()+textWidth(hint) <= w {
-				l = append(l, span{strings.Repeat(" ", w-l.width()-textWidth(hint)), u.th.status}, span{hint, u.th.status})
-			}
-			return []line{l}
-		}
-	}
-	return nil
-}
-
-func (u *UI) statusLine(long bool) line {
 	th := u.th
-	sep := span{" │ ", th.status}
-	me, listen := " "+u.myName+" "+u.myFP, listenText(u.addrs)
-	if long {
-		me = " me: " + u.myName + " " + u.myFP
-	} else {
-		listen = strings.TrimPrefix(listen, "listening on ")
-	}
 	lan := "LAN off"
 	if u.opts.LAN {
 		lan = "LAN on"
 	}
-	l := line{{me, th.status.Bold(true)}, sep, {listen, th.status}, sep, {lan, th.status}, sep, {relayText(u.relays), th.status}}
-	if n := u.roster.totalUnread(u.open); n > 0 {
-		l = append(l, sep, span{fmt.Sprintf("%d unread: Alt+A", n), th.status.Bold(true)})
+	listen := listenText(u.addrs)
+	parts := []statusPart{
+		{long: "me: " + u.myName, short: u.myName, style: th.status.Bold(true), keep: 50},
+		{long: u.myFP, style: th.status.Bold(true), keep: 20, glued: true},
+		{long: listen, short: strings.TrimPrefix(listen, "listening on "), style: th.status, keep: 40},
+		{long: lan, style: th.status, keep: 10},
+		{long: relayText(u.relays), style: th.status, keep: 30},
 	}
-	return l
+	if n := u.roster.totalUnread(u.open); n > 0 {
+		parts = append(parts, statusPart{long: fmt.Sprintf("%d unread: Alt+A", n), short: fmt.Sprintf("%d unread", n),
+			style: th.status.Bold(true), keep: 60, shortKeep: 35})
+	}
+	return []line{fitStatus(parts, statusPart{long: "/help", style: th.status}, w, th.status)}
 }
 
-// noticeRows is the last notice or error, wrapped.
-func (u *UI) noticeRows(w int) []line {
-	if u.notice.text == "" || (u.notice.hideIn != "" && u.notice.hideIn == u.open) {
-		return nil
+// statusPart is one piece of the status bar: its long and short forms
+// (short "" means it has one form), and how important it is to keep:
+// the part with the lowest keep goes first, and its short form replaces
+// the long one when shortKeep is the lowest (0: before anything goes).
+// A glued part follows the one before it after a space, not a separator.
+type statusPart struct {
+	long, short     string
+	style           tcell.Style
+	keep, shortKeep int
+	glued           bool
+}
+
+// fitStatus lays out parts in w cells. While they do not fit, the least
+// important step is taken: a part takes its short form, or a part goes,
+// whole. The hint goes right-aligned where there is room. A last part
+// still too long is shortened after a whole word.
+func fitStatus(parts []statusPart, hint statusPart, w int, bg tcell.Style) line {
+	ps := slices.Clone(parts)
+	widths := make([]int, len(ps)) // each part's text: measured once a form
+	for i, p := range ps {
+		widths[i] = textWidth(p.long)
 	}
-	style := u.th.info
-	if u.notice.err {
-		style = u.th.errStyle
+	for {
+		total := 0
+		for i, p := range ps {
+			total += widths[i] + 3 // " │ " before each, or " "
+			if i == 0 || p.glued {
+				total -= 2
+			}
+		}
+		if total <= w {
+			l := renderStatus(ps, bg)
+			if h := " " + hint.long + " "; total+1+textWidth(h) <= w {
+				l = append(l, span{strings.Repeat(" ", w-total-textWidth(h)), bg}, span{h, hint.style})
+			}
+			return l
+		}
+		if len(ps) == 0 {
+			return nil
+		}
+		k, shorten := -1, false
+		for i, p := range ps {
+			if p.short != "" && (k < 0 || p.shortKeep < cost(ps[k], shorten)) {
+				k, shorten = i, true
+			}
+			if len(ps) > 1 && (k < 0 || p.keep < cost(ps[k], shorten)) {
+				k, shorten = i, false
+			}
+		}
+		switch {
+		case k < 0: // one part, in its short form
+			return line{{" ", bg}, {shortenWords(ps[0].long, max(0, w-1), false), ps[0].style}}
+		case shorten:
+			ps[k].long, ps[k].short = ps[k].short, ""
+			widths[k] = textWidth(ps[k].long)
+		default:
+			ps, widths = slices.Delete(ps, k, k+1), slices.Delete(widths, k, k+1)
+			ps[0].glued = false
+		}
 	}
-	var rows []line
-	for _, r := range wrapText(u.notice.text, max(1, w-1)) {
-		rows = append(rows, line{{" " + r, style}})
+}
+
+// cost is how important the step on p is: shortening or dropping it.
+func cost(p statusPart, shorten bool) int {
+	if shorten {
+		return p.shortKeep
 	}
-	return rows
+	return p.keep
+}
+
+// renderStatus joins the parts with separators, after a margin.
+func renderStatus(ps []statusPart, bg tcell.Style) line {
+	var l line
+	for i, p := range ps {
+		sep := " │ "
+		if i == 0 || p.glued {
+			sep = " "
+		}
+		l = append(l, span{sep, bg}, span{p.long, p.style})
+	}
+	return l
 }
 
 // bannerRows warns about the open chat: a changed key, a first contact, a

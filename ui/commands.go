@@ -32,10 +32,13 @@ func commandList() []command {
 	return []command{
 		{"help", "", "commands and keys", (*UI).cmdHelp},
 		{"add", "MULTIADDR|PEERID", "add a contact (pins the key) and connect", (*UI).cmdAdd},
-		{"verify", "", "compare safety numbers (QR code too); mark verified", (*UI).cmdVerify},
-		{"trust", "", "accept or reject the open chat's key", (*UI).cmdTrust},
-		{"block", "", "reject the open chat's key", (*UI).cmdBlock},
-		{"whois", "", "certificate and live session of the open chat", (*UI).cmdWhois},
+		{"verify", "[CONTACT]", "compare safety numbers (QR code too); mark verified", (*UI).cmdVerify},
+		{"trust", "[CONTACT]", "accept or reject the open chat's key", (*UI).cmdTrust},
+		{"rename", "[CONTACT] NAME", "give the open chat (or CONTACT) another name", (*UI).cmdRename},
+		{"remove", "[CONTACT]", "forget a contact's key (asks first); the chat stays", (*UI).cmdRemove},
+		{"block", "[CONTACT]", "reject the open chat's (or CONTACT's) key", (*UI).cmdBlock},
+		{"unblock", "[CONTACT]", "accept a blocked key again", (*UI).cmdUnblock},
+		{"whois", "[CONTACT]", "certificate and live session of the open chat", (*UI).cmdWhois},
 		{"relay", "", "relays and reservations", (*UI).cmdRelay},
 		{"search", "TEXT", "find messages in every chat", (*UI).cmdSearch},
 		{"id", "", "your peer ID, fingerprint and addresses to share", (*UI).cmdID},
@@ -68,21 +71,15 @@ func (u *UI) openChatOrSay(cmd string) *chat {
 func (u *UI) cmdHelp(string) { u.showHelp() }
 func (u *UI) cmdQuit(string) { u.Quit() }
 
-func (u *UI) cmdVerify(string) {
-	if c := u.openChatOrSay("verify"); c != nil {
+func (u *UI) cmdVerify(arg string) {
+	if c := u.chatArg("verify", arg); c != nil {
 		u.verify(c.info.ID)
 	}
 }
 
-func (u *UI) cmdTrust(string) {
-	if c := u.openChatOrSay("trust"); c != nil {
+func (u *UI) cmdTrust(arg string) {
+	if c := u.chatArg("trust", arg); c != nil {
 		u.promptTrust(c)
-	}
-}
-
-func (u *UI) cmdBlock(string) {
-	if c := u.openChatOrSay("block"); c != nil {
-		u.reject(c.info.ID)
 	}
 }
 
@@ -126,7 +123,7 @@ func (u *UI) cmdAdd(target string) {
 	}
 	c := u.roster.ensure(unknownPeer(p))
 	u.openChat(p)
-	u.inform("Adding " + c.name() + "…")
+	u.informAbout(p, "Adding "+c.name()+"…")
 	u.spawn(func() { u.addPeer(p, target) })
 }
 
@@ -147,22 +144,22 @@ func (u *UI) addPeer(p peer.ID, target string) {
 		c := u.roster.setInfo(info)
 		switch {
 		case trustErr != nil:
-			u.fail("Could not add "+c.name(), trustErr)
+			u.failAbout(p, "Could not add "+c.name(), trustErr)
 		case info.Changed != nil:
-			u.showError("KEY CHANGED: " + c.name() + " answered with a key that claims a contact's name. /trust decides.")
+			u.showErrorAbout(p, "KEY CHANGED: "+c.name()+" answered with a key that claims a contact's name. /trust decides.")
 		case errors.Is(err, node.ErrNoAddress):
-			u.inform(c.name() + " is in your contacts. No address is known yet: they connect when on your LAN or through a relay, or /add their full address.")
+			u.informAbout(p, c.name()+" is in your contacts. No address is known yet: they connect when on your LAN or through a relay, or /add their full address.")
 		case err != nil:
-			u.showError(c.name() + " is in your contacts but could not be reached: " + describe(err))
+			u.showErrorAbout(p, c.name()+" is in your contacts but could not be reached: "+describe(err))
 		default:
 			t, _ := trustTitle(info)
-			u.inform("Connected to " + c.name() + " (" + t + ").")
+			u.informAbout(p, "Connected to "+c.name()+" ("+t+").")
 		}
 	})
 }
 
-func (u *UI) cmdWhois(string) {
-	c := u.openChatOrSay("whois")
+func (u *UI) cmdWhois(arg string) {
+	c := u.chatArg("whois", arg)
 	if c == nil {
 		return
 	}
@@ -309,10 +306,8 @@ func (u *UI) showResults(text string, found []store.Message, err error) {
 		items[i] = fmt.Sprintf("%s  %s: %s", m.StoredAt.In(u.opts.Location).Format("2 Jan 15:04"),
 			truncate(who, 20), truncate(oneLine(m.Body), 60))
 	}
-	u.show(u.listDialog("Search "+quoted+": Enter opens, Esc closes", items, func(i int) {
-		u.roster.ensure(unknownPeer(found[i].Peer))
-		u.openChat(found[i].Peer)
-	}))
+	u.search = searchState{text: text, found: found}
+	u.show(u.listDialog("Search "+quoted+": Enter shows it, Esc closes", items, u.showHit))
 }
 
 func (u *UI) cmdID(string) {

@@ -93,7 +93,7 @@ func TestCommandsAndErrors(t *testing.T) {
 	w.enter("/add nonsense")
 	w.waitText("Cannot add nonsense: that is neither a peer ID (12D3KooW…) nor an")
 	w.enter("/add /ip4/127.0.0.1/tcp/notaport/p2p/" + alice.peerID().String())
-	w.waitText("valid address; it looks like /ip4/192.168.1.5/tcp/4001/p2p/12D3KooW")
+	w.waitText("Cannot add /ip4/127.0.0.1/tcp/notaport/p2p/", "address; it looks like /ip4/192.168.1.5/tcp/4001/p2p/12D3KooW")
 	w.enter("/add " + alice.peerID().String())
 	w.waitText("That is your own peer ID.")
 	w.enter("/verify")

@@ -48,6 +48,14 @@ type convView struct {
 
 	needOlder func()
 	welcome   func(w int) []line // what to show with no chat open
+
+	// Finding one's place (findplace.go).
+	newFrom    e2e.MessageID // the "new messages" divider is above it
+	unreadLeft int           // unread messages to place the divider above, once loaded
+	target     place         // where to scroll once loaded
+	scrollTo   *entry        // the next draw brings it to the top
+	hitSeq     uint64        // the search hit shown highlighted
+	hitText    string        // what was searched
 }
 
 func newConvView(th *theme, loc *time.Location, now func() time.Time) *convView {
@@ -63,8 +71,11 @@ func (c *convView) reset(ch *chat) {
 	c.stored, c.pending = nil, nil
 	c.byID = map[e2e.MessageID]*entry{}
 	c.hasMore, c.loading, c.loaded, c.offset = false, ch != nil, false, 0
+	c.markUnread(0)
+	c.target, c.scrollTo, c.hitSeq, c.hitText = place{}, nil, 0, ""
 	if ch != nil {
 		c.name, c.offline = ch.name(), !ch.info.Online
+		c.markUnread(ch.unread)
 	}
 }
 
@@ -119,6 +130,8 @@ func (c *convView) addPage(gen int, page []store.Message, limit int) bool {
 	}
 	c.sortStored()
 	c.hasMore = len(page) >= limit && page[0].Seq > 1
+	c.resolveDivider()
+	c.seekTarget()
 	return true
 }
 
@@ -172,6 +185,7 @@ func (c *convView) upsert(m store.Message) {
 	c.byID[m.ID] = e
 	c.stored = append(c.stored, e)
 	c.sortStored()
+	c.arrived(e)
 	if !wasShown {
 		c.keepPlace(slices.Index(c.stored, e))
 	}
@@ -232,6 +246,7 @@ func (c *convView) Draw(scr tcell.Screen) {
 		return
 	}
 	c.refresh()
+	c.applyScroll(w, h)
 	rows, reachedTop := c.collect(w, 2*h+c.offset)
 	if reachedTop {
 		c.offset = min(c.offset, max(0, len(rows)-h))
@@ -305,7 +320,7 @@ func (c *convView) header() line {
 // rowsOf is entry i's rows, with a date divider above when the day changes.
 func (c *convView) rowsOf(i, w int) []line {
 	e := c.at(i)
-	rows := c.render(e, w)
+	rows := c.decorate(e, c.render(e, w), w)
 	day := e.msg.StoredAt.In(c.loc)
 	if i > 0 && sameDay(day, c.at(i-1).msg.StoredAt.In(c.loc)) {
 		return rows

@@ -134,7 +134,7 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 		case node.EventStatus:
 			u.onStatus(*e.Message)
 		case node.EventError:
-			u.showError(u.errorSentence(e))
+			u.showErrorAbout(e.PeerID, u.errorSentence(e))
 		}
 	}
 	u.roster.sort()

@@ -32,6 +32,8 @@ func TestGolden(t *testing.T) {
 		{"key-changed", goldenKeyChanged},
 		{"help", goldenHelp},
 		{"tiny", goldenTiny},
+		{"notice-80", func(t *testing.T) (*window, []string) { return goldenNotice(t, 80) }},
+		{"notice-60", func(t *testing.T) (*window, []string) { return goldenNotice(t, 60) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -172,6 +174,22 @@ func goldenTiny(t *testing.T) (*window, []string) {
 	alice.fill(msg(bob.peerID(), store.Incoming, testNow.Add(-time.Minute), "Are you on the train yet? Call me when you are.", ""))
 	w := openWindow(t, alice.start(), 20, 5, Options{})
 	return w, []string{"Call", "bob"}
+}
+
+// goldenNotice shows a notice too long for three rows, and the status bar
+// with unread messages, at width w: both end after whole words.
+func goldenNotice(t *testing.T, w int) (*window, []string) {
+	alice, bob, carol := newPeer(t, "alice", 1), newPeer(t, "bob", 2), newPeer(t, "carol", 3)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
+	alice.fill(
+		msg(carol.peerID(), store.Incoming, testNow.Add(-2*time.Hour), "Are you coming?", ""),
+		msg(bob.peerID(), store.Incoming, testNow.Add(-time.Hour), "See you tomorrow.", ""),
+	)
+	win := openWindow(t, alice.start(), w, 16, Options{})
+	win.waitText("See you tomorrow.")
+	win.enter("/relay somewhere else please")
+	return win, []string{"/relay only shows", "1 unread"}
 }
 
 // The golden captures are text: the trust state must also be told by

@@ -3,6 +3,8 @@ package ui
 import (
 	"fmt"
 	"strings"
+
+	"github.com/rivo/tview"
 )
 
 // keyHelp lists the keys, for /help and the README.
@@ -11,7 +13,10 @@ func keyHelp() [][2]string {
 		{"Enter", "send the message, or run the /command"},
 		{"Up / Down", "recall what you typed before"},
 		{"Tab / Shift+Tab", "next / previous chat (Ctrl+N / Ctrl+P too)"},
+		{"Tab after / or @", "complete a command or contact name; again: the next"},
 		{"Alt+A", "next chat with unread messages"},
+		{"Alt+U", "jump to the first new message of this chat"},
+		{"Alt+N / Alt+P", "next / previous /search result"},
 		{"PgUp / PgDn", "scroll the conversation; older pages load as you go"},
 		{"Mouse", "click a chat to open it; the wheel scrolls"},
 		{"Esc", "close a dialog; clear the notice line"},
@@ -24,7 +29,8 @@ func helpText() string {
 	var b strings.Builder
 	b.WriteString("[::b]Commands[::-]\n")
 	for _, c := range commandList() {
-		fmt.Fprintf(&b, "  %-24s %s\n", "/"+c.name+" "+c.args, c.help)
+		// Arguments such as [CONTACT] are not tags: escaped after padding.
+		fmt.Fprintf(&b, "  %s %s\n", tview.Escape(fmt.Sprintf("%-24s", "/"+c.name+" "+c.args)), c.help)
 	}
 	b.WriteString("\n[::b]Keys[::-]\n")
 	for _, k := range keyHelp() {

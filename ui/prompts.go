@@ -40,10 +40,10 @@ func (u *UI) promptTrust(c *chat) {
 	case c.info.Trust == identity.StateUntrusted:
 		u.unblockPrompt(c)
 	case c.info.Trust == identity.StateTOFU:
-		u.inform(c.name() + " is trusted on first use; /verify compares safety numbers to make sure.")
+		u.informAbout(c.info.ID, c.name()+" is trusted on first use; /verify compares safety numbers to make sure.")
 	default:
 		t, _ := trustTitle(c.info)
-		u.inform(c.name() + " is " + t + ".")
+		u.informAbout(c.info.ID, c.name()+" is "+t+".")
 	}
 }
 
@@ -111,14 +111,14 @@ func (u *UI) acceptFirst(p peer.ID) {
 			c := u.roster.setInfo(info)
 			switch {
 			case errors.Is(err, node.ErrKeyChanged):
-				u.showError("Not accepted: " + c.name() + "'s key claims the name of a contact you trust. Compare before deciding.")
+				u.showErrorAbout(p, "Not accepted: "+c.name()+"'s key claims the name of a contact you trust. Compare before deciding.")
 				if info.Changed != nil {
 					u.keyChangedPrompt(c)
 				}
 			case err != nil:
-				u.fail("Could not trust "+name, err)
+				u.failAbout(p, "Could not trust "+name, err)
 			default:
-				u.inform(c.name() + " is in your contacts: trusted on first use. /verify compares safety numbers.")
+				u.informAbout(p, c.name()+" is in your contacts: trusted on first use. /verify compares safety numbers.")
 			}
 		})
 	})
@@ -237,7 +237,7 @@ func (u *UI) verify(p peer.ID) {
 		}
 		u.post(func() {
 			if err != nil {
-				u.fail("Could not compute the safety number", err)
+				u.failAbout(p, "Could not compute the safety number", err)
 				return
 			}
 			u.showSafetyNumber(p, number, qr)
@@ -258,13 +258,27 @@ func (u *UI) showSafetyNumber(p peer.ID, number, qr string) {
 	// The text is not wrapped (the QR code must not be), so it is laid out
 	// here to fit a 40-column terminal: prose at 36, fingerprints on two rows.
 	prose := func(s string) string { return tview.Escape(strings.Join(wrap(s, 36), "\n")) }
-	text := fmt.Sprintf("%s\n\n[::b]%s[::-]\n\nTheir fingerprint:\n%s\nYour fingerprint:\n%s\n\n%s\n\n%s",
-		prose("Compare this safety number with "+c.name()+"'s, in person or on a call:"),
-		strings.Join(rows, "\n"), fingerprintRows(c.info.Fingerprint), fingerprintRows(u.b.Identity().Fingerprint()),
-		prose("Or scan the code (↓ scrolls; `chat verify` shows theirs):"), strings.TrimRight(qr, "\n"))
+	name := c.name()
+	text := fmt.Sprintf("%s\n\n[::b]%s[::-]\n\n%s\n\nTheir fingerprint:\n%s\nYour fingerprint:\n%s\n\n%s\n\n%s",
+		prose(safetyHint(name)), strings.Join(rows, "\n"), prose(safetyMatchHint(name)),
+		fingerprintRows(c.info.Fingerprint), fingerprintRows(u.b.Identity().Fingerprint()),
+		prose("The code below carries the same digits, for a QR scanner (↓ scrolls):"), strings.TrimRight(qr, "\n"))
 	u.show(u.textDialog("Verify "+c.name(), text, false,
 		button{"Mark verified", func() { u.accept(p, true) }},
 		button{"Close (Esc)", nil}))
+}
+
+// safetyHint says how to compare the safety number: aloud, over a channel
+// an attacker in the middle cannot fake, not through this chat.
+func safetyHint(name string) string {
+	return "Read these numbers to " + name + " over a channel you trust, in person or by voice (not by message here). " +
+		name + " sees the same numbers in their /verify."
+}
+
+// safetyMatchHint says what a match, and a mismatch, means.
+func safetyMatchHint(name string) string {
+	return "If every group matches, choose Mark verified (Tab, then Enter) to mark " + name +
+		" verified. If any group differs, do not: someone may be between you."
 }
 
 // fingerprintRows is a fingerprint as two indented rows of four groups.
@@ -284,11 +298,11 @@ func (u *UI) accept(p peer.ID, verified bool) {
 		u.post(func() {
 			switch {
 			case err != nil:
-				u.fail("Could not trust "+name, err)
+				u.failAbout(p, "Could not trust "+name, err)
 			case verified:
-				u.inform(name + " is verified: you compared fingerprints.")
+				u.informAbout(p, name+" is verified: you compared fingerprints.")
 			default:
-				u.inform(name + " is in your contacts: trusted on first use. /verify compares safety numbers.")
+				u.informAbout(p, name+" is in your contacts: trusted on first use. /verify compares safety numbers.")
 			}
 		})
 	})
@@ -303,10 +317,10 @@ func (u *UI) acceptAsOther(p peer.ID, base string) {
 		u.post(func() {
 			u.roster.setInfo(info)
 			if err != nil {
-				u.fail("Could not add "+base, err)
+				u.failAbout(p, "Could not add "+base, err)
 				return
 			}
-			u.inform("Added as a new contact, " + label + " (trusted on first use). /verify compares safety numbers.")
+			u.informAbout(p, "Added as a new contact, "+label+" (trusted on first use). /verify compares safety numbers.")
 		})
 	})
 }
@@ -318,10 +332,10 @@ func (u *UI) reject(p peer.ID) {
 		err := u.b.Block(p)
 		u.post(func() {
 			if err != nil {
-				u.fail("Could not reject "+name, err)
+				u.failAbout(p, "Could not reject "+name, err)
 				return
 			}
-			u.inform("You rejected " + name + "'s key: nothing more is exchanged with it.")
+			u.informAbout(p, "You rejected "+name+"'s key: nothing more is exchanged with it.")
 		})
 	})
 }

@@ -31,7 +31,7 @@ func (u *UI) sendText(text string) bool {
 		return false
 	}
 	if err := mayType(c.info); err != nil {
-		u.showError(u.refusal(c, err))
+		u.showErrorAbout(c.info.ID, u.refusal(c, err))
 		u.promptTrust(c)
 		return false
 	}
@@ -49,7 +49,7 @@ func (u *UI) sendText(text string) bool {
 		u.post(func() {
 			if err != nil {
 				u.conv.failPending(e, describe(err))
-				u.showError(u.refusal(c, err))
+				u.showErrorAbout(p, u.refusal(c, err))
 				if errors.Is(err, node.ErrKeyChanged) || errors.Is(err, node.ErrNotTrusted) {
 					u.promptTrust(c)
 				}

@@ -65,7 +65,7 @@ func wrap(s string, w int) []string {
 		if cut == len(s) {
 			return append(rows, s)
 		}
-		if lastSpace > 0 {
+		if lastSpace > 0 && s[cut] != ' ' { // a word ending at the edge fits whole
 			cut = lastSpace
 		}
 		rows = append(rows, strings.TrimRight(s[:cut], " "))

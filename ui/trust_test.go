@@ -184,7 +184,7 @@ func TestVerifyNarrow(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := strings.Fields(number)
-	w.waitText("Compare this safety number with", strings.Join(g[:4], " "), strings.Join(g[8:], " "),
+	w.waitText("Read these numbers to bob over a", "If every group matches, choose Mark", strings.Join(g[:4], " "), strings.Join(g[8:], " "),
 		"Mark verified", "Close (Esc)")
 }
 

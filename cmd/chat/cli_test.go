@@ -272,7 +272,7 @@ func TestPrintHistoryLine(t *testing.T) {
 // where a command name is empty.
 func TestGroupAndStartUsage(t *testing.T) {
 	for group, subs := range map[string]string{
-		"contacts": "add, block, list, remove, verify",
+		"contacts": "add, block, list, remove, rename, unblock, verify",
 		"trust":    "add-ca, list, remove-ca",
 		"ca":       "init, sign",
 		"cert":     "import",

@@ -98,7 +98,8 @@ func runContactsAdd(c *ctx) error {
 	return nil
 }
 
-// pin is the only way the CLI changes a contact: never one's own peer ID.
+// pin is the only way the CLI changes a contact: never one's own peer ID,
+// never a name that reads like another contact's.
 func (c *ctx) pin(t *identity.TrustStore, id peer.ID, name string, s identity.State) error {
 	h, err := c.home()
 	if err != nil {
@@ -111,7 +112,7 @@ func (c *ctx) pin(t *identity.TrustStore, id peer.ID, name string, s identity.St
 	if me, _ := identity.CertPeerID(chain[0]); me == id {
 		return errors.New("that is your own peer id")
 	}
-	return t.Pin(id, name, s, c.now())
+	return t.PinUnique(id, name, s, c.now())
 }
 
 func labelFor(t *identity.TrustStore, id peer.ID) string {
@@ -275,7 +276,8 @@ func printSafety(c *ctx, t *identity.TrustStore, id peer.ID) error {
 	if err != nil {
 		return err
 	}
-	c.printf("Safety number with %s:\n\n%s\n\n%s\n", labelFor(t, id), strings.Join(safetyRows(number), "\n"), qr)
+	c.printf("Safety number with %s:\n\n%s\n\n", labelFor(t, id), strings.Join(safetyRows(number), "\n"))
+	c.printf("Read these numbers to them over a channel you trust, in person or by voice\n(not by message); they see the same numbers with `chat verify`. Mark them\nverified only if every group matches.\n\n%s\n", qr)
 	c.printf("your fingerprint:  %s\ntheir fingerprint: %s\n\n", identity.FingerprintOf(myKey), identity.FingerprintOf(theirs))
 	return nil
 }

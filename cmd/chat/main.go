@@ -54,6 +54,7 @@ func commands() []*command {
 	cs = append(cs, identityCommands()...)
 	cs = append(cs, caCommands()...)
 	cs = append(cs, contactCommands()...)
+	cs = append(cs, contactEditCommands()...)
 	cs = append(cs, nodeCommands()...)
 	cs = append(cs, relayCommand())
 	return cs

@@ -7,10 +7,11 @@
 #     `openssl pkey -pubin -outform DER | sha256sum`), base32 without padding,
 #     four groups of 13 each followed by a Luhn mod 32 check character, shown
 #     as eight groups of seven joined by dashes.
-#   safety number: per key, SHA-512 over (0x0000 || key || peer id bytes),
-#     then 5200 times SHA-512(hash || key); the first 30 bytes as six 5-byte
-#     big-endian numbers mod 100000; the two 30-digit halves sorted and joined,
-#     12 groups of 5 digits.
+#   safety number: the two raw keys sorted bytewise (lo, hi); SHA-512 over
+#     ("certchat safety number v2" 0x00 || lo || peer id(lo) || hi ||
+#     peer id(hi)), then 5200 times SHA-512(hash || lo || hi); the first 60
+#     bytes as twelve 5-byte big-endian numbers mod 100000, 12 groups of 5
+#     digits.
 #
 # Run from this folder: python3 vectors.py
 import base64, hashlib, subprocess
@@ -34,15 +35,18 @@ def fingerprint(der):
     c = "".join(s[i*13:(i+1)*13] + luhn(s[i*13:(i+1)*13]) for i in range(4))
     return "-".join(c[i:i+7] for i in range(0, 56, 7))
 
-def half(pub):
-    peer_id = bytes([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]) + pub  # identity multihash of the libp2p protobuf
-    h = hashlib.sha512(b"\0\0" + pub + peer_id).digest()
-    for _ in range(5200):
-        h = hashlib.sha512(h + pub).digest()
-    return "".join("%05d" % (int.from_bytes(h[i:i+5], "big") % 100000) for i in range(0, 30, 5))
+def peer_id(pub):
+    return bytes([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]) + pub  # identity multihash of the libp2p protobuf
 
-der = {n: spki(n) for n in ("alice", "bob")}
-for n in der:
+def safety(a, b):
+    lo, hi = sorted((a, b))
+    h = hashlib.sha512(b"certchat safety number v2\0" + lo + peer_id(lo) + hi + peer_id(hi)).digest()
+    for _ in range(5200):
+        h = hashlib.sha512(h + lo + hi).digest()
+    return " ".join("%05d" % (int.from_bytes(h[i:i+5], "big") % 100000) for i in range(0, 60, 5))
+
+der = {n: spki(n) for n in ("alice", "bob", "carol")}
+for n in ("alice", "bob"):
     open(n + ".fingerprint", "w").write(fingerprint(der[n]) + "\n")
-digits = "".join(sorted(half(der[n][-32:]) for n in der))
-open("alice-bob.safety", "w").write(" ".join(digits[i:i+5] for i in range(0, 60, 5)) + "\n")
+for a, b in (("alice", "bob"), ("alice", "carol")):
+    open(a + "-" + b + ".safety", "w").write(safety(der[a][-32:], der[b][-32:]) + "\n")
