@@ -3,8 +3,8 @@ package ui
 import (
 	"slices"
 
-	"github.com/gdamore/tcell/v2"
 	"github.com/certchat/certchat/store"
+	"github.com/gdamore/tcell/v2"
 )
 
 // openTerminal makes the terminal screen: mouse, bracketed paste and

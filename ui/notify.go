@@ -108,7 +108,7 @@ const (
 // the goroutine that stops the window too).
 type notifier struct {
 	mu      sync.Mutex // close may come from another goroutine
-	w       io.Writer // nil: nothing is written
+	w       io.Writer  // nil: nothing is written
 	bell    bool
 	title   bool
 	desktop Desktop
