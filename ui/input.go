@@ -160,9 +160,14 @@ func (in *input) recall(d int) {
 // included): one per wrapped row of its text, at most maxInputRows.
 func (in *input) height(w int) int {
 	if in.rowsW != w {
-		in.rowsW, in.rows = w, wrappedRows(in.GetText(), w-textWidth(inputLabel), maxInputRows)
+		in.rowsW, in.rows = w, wrappedRows(in.GetText(), w-textWidth(inputLabel), maxInputRows+1)
+		if in.rows <= maxInputRows {
+			// All of it fits: from its first row. (Text that came while
+			// the input was shorter scrolled it.)
+			in.SetOffset(0, 0)
+		}
 	}
-	return in.rows
+	return min(in.rows, maxInputRows)
 }
 
 // wrappedRows counts the rows text takes at width w, wrapped as TextArea
