@@ -105,8 +105,10 @@ func TestComposePasteAndRecall(t *testing.T) {
 	}
 	w.key(tcell.KeyUp, 0, tcell.ModNone) // row two to row one: no recall
 	w.typeText("!")
-	w.waitFor("the cursor on the first row", func(string) bool { return strings.HasPrefix(w.draft(), "pasted one!") ||
-		strings.HasPrefix(w.draft(), "pasted!") || strings.Contains(strings.Split(w.draft(), "\n")[0], "!") })
+	w.waitFor("the cursor on the first row", func(string) bool {
+		return strings.HasPrefix(w.draft(), "pasted one!") ||
+			strings.HasPrefix(w.draft(), "pasted!") || strings.Contains(strings.Split(w.draft(), "\n")[0], "!")
+	})
 	w.key(tcell.KeyUp, 0, tcell.ModNone) // on the first row: the previous input
 	w.waitFor("/mute recalled", func(string) bool { return w.draft() == "/mute" })
 	w.key(tcell.KeyDown, 0, tcell.ModNone) // back to the draft
