@@ -8,6 +8,7 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/gdamore/tcell/v2"
+	"github.com/rivo/tview"
 )
 
 // talking opens alice's window with bob's chat open; both run.
@@ -206,5 +207,46 @@ func TestCtrlCQuitsWhenEmpty(t *testing.T) {
 	case <-w.u.quit:
 	case <-time.After(waitLimit):
 		t.Fatal("Ctrl+C did not quit")
+	}
+}
+
+// wrappedRows counts rows as the TextArea lays them out.
+func TestWrappedRowsMatchesTextArea(t *testing.T) {
+	scr := tcell.NewSimulationScreen("UTF-8")
+	if err := scr.Init(); err != nil {
+		t.Fatal(err)
+	}
+	defer scr.Fini()
+	scr.SetSize(40, 30)
+	for _, text := range []string{
+		"", "short", strings.Repeat("word ", 20), strings.Repeat("x", 95), "a\nb\n\nc", "trailing\n",
+		"mixed " + strings.Repeat("longlonglong", 5) + " tail", "日本語のテキスト" + strings.Repeat("漢字", 20),
+		"tab\there\tand " + strings.Repeat("more ", 9), "emoji 👍🏽 " + strings.Repeat("👍 ", 20),
+	} {
+		for _, w := range []int{10, 17, 38} {
+			ta := tview.NewTextArea().SetWrap(true).SetWordWrap(true)
+			ta.SetText(text, false)
+			ta.SetRect(0, 0, w, 30)
+			scr.Clear()
+			ta.Draw(scr)
+			used := 1
+			for y := 0; y < 30; y++ {
+				for x := 0; x < w; x++ {
+					if r, _, _, _ := scr.GetContent(x, y); r != ' ' && r != 0 {
+						used = y + 1
+					}
+				}
+			}
+			// A trailing line break or blank lines are rows too: count
+			// them by the cursor's row at the end of the text.
+			ta.SetText(text, true)
+			ta.Draw(scr)
+			if row, _, _, _ := ta.GetCursor(); row+1 > used {
+				used = row + 1
+			}
+			if got := wrappedRows(text, w, 30); got != used {
+				t.Errorf("%q at %d columns: %d rows, the text area uses %d", text, w, got, used)
+			}
+		}
 	}
 }

@@ -209,5 +209,8 @@ func wrappedRows(text string, w, limit int) int {
 		}
 		anyOnLine = true
 	}
+	if text == "" && lineW >= w {
+		rows++ // a full last row: the cursor after it takes the next
+	}
 	return min(rows, limit)
 }
