@@ -133,7 +133,7 @@ func TestTypedBurst(t *testing.T) {
 			scr.InjectKey(tcell.KeyRune, r, tcell.ModNone)
 		}
 		scr.InjectKey(tcell.KeyEnter, 0, tcell.ModNone)
-		scr.PostEventWait(tcell.NewEventFocus(false))
+		postEvent(t, scr, tcell.NewEventFocus(false))
 		scr.InjectKey(tcell.KeyRune, 'a', tcell.ModAlt)
 		scr.InjectKey(tcell.KeyRune, 'x', tcell.ModNone)
 	}()

@@ -124,7 +124,7 @@ func TestNotifications(t *testing.T) {
 
 	// The terminal loses the focus: the open chat rings and counts, until
 	// the focus comes back.
-	w.scr.PostEventWait(tcell.NewEventFocus(false))
+	postEvent(w.t, w.scr, tcell.NewEventFocus(false))
 	w.waitFor("the focus lost", func(string) bool {
 		var f bool
 		w.do(func() { f = w.u.focused })
@@ -135,7 +135,7 @@ func TestNotifications(t *testing.T) {
 	if !strings.Contains(got, "\a") {
 		t.Fatalf("a message while unfocused did not ring: %q", got)
 	}
-	w.scr.PostEventWait(tcell.NewEventFocus(true))
+	postEvent(w.t, w.scr, tcell.NewEventFocus(true))
 	w.waitOut(out, "\x1b[23;0t")
 }
 
@@ -279,4 +279,17 @@ func FuzzCleanField(f *testing.F) {
 			}
 		}
 	})
+}
+
+// postEvent posts ev on the screen as its terminal would, waiting while
+// the event queue is full.
+func postEvent(t testing.TB, scr tcell.Screen, ev tcell.Event) {
+	deadline := time.Now().Add(waitLimit)
+	for scr.PostEvent(ev) != nil {
+		if time.Now().After(deadline) {
+			t.Errorf("the screen's event queue stayed full")
+			return
+		}
+		sleepTick()
+	}
 }
