@@ -123,6 +123,7 @@ type notifier struct {
 	shown            int  // the count in the title now (0: none)
 	nextID           int  // kitty notification ids
 	err              error
+	closed           bool
 	log              *slog.Logger
 }
 
@@ -149,7 +150,7 @@ func newNotifier(w io.Writer, o NotifyOptions, env func(string) string, now func
 // writes, so it never lands inside one of tcell's). A failed write is
 // remembered, reported once by the caller, and ends further writes.
 func (n *notifier) write(seq string) {
-	if n.w == nil || n.err != nil {
+	if n.w == nil || n.err != nil || n.closed {
 		return
 	}
 	if _, err := io.WriteString(n.w, seq); err != nil {
@@ -214,8 +215,13 @@ func (n *notifier) setCount(count int) {
 	n.write(seq + "\x1b]2;(" + strconv.Itoa(count) + ") " + appTitle + "\x1b\\")
 }
 
-// close restores the terminal's title.
-func (n *notifier) close() { n.setCount(0) }
+// close restores the terminal's title; nothing is written after it.
+func (n *notifier) close() {
+	n.setCount(0)
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+}
 
 // passthrough wraps seq for tmux, which passes a DCS "tmux;" sequence's
 // content (ESC doubled) on to the outer terminal when its
