@@ -250,3 +250,19 @@ func TestWrappedRowsMatchesTextArea(t *testing.T) {
 		}
 	}
 }
+
+// Text pasted (or typed in a burst) while a dialog is open goes to the
+// input line, as typed letters do: nothing is lost.
+func TestPasteIntoDialogGoesToInput(t *testing.T) {
+	t.Parallel()
+	alice := newPeer(t, "alice", 0)
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.waitText("Welcome to certchat, alice.")
+	w.key(tcell.KeyF1, 0, tcell.ModNone)
+	w.waitText("Close (Esc)")
+	w.u.app.QueueEvent(tcell.NewEventPaste(true))
+	w.typeText("pasted")
+	w.u.app.QueueEvent(tcell.NewEventPaste(false))
+	w.waitFor("the paste in the input", func(string) bool { return w.draft() == "pasted" })
+	w.waitText("Close (Esc)")
+}

@@ -132,8 +132,11 @@ func newNotifier(w io.Writer, o NotifyOptions, env func(string) string, now func
 	if d == "" || d == DesktopAuto {
 		d = DetectDesktop(env)
 	}
+	// The Linux console and dumb terminals have no title to set.
+	term := env("TERM")
+	titled := !o.NoTitle && term != "linux" && term != "dumb"
 	n := &notifier{
-		w: w, bell: !o.NoBell, title: !o.NoTitle, desktop: d, text: o.ShowText,
+		w: w, bell: !o.NoBell, title: titled, desktop: d, text: o.ShowText,
 		tmux: env("TMUX") != "", now: now, log: log,
 		chatEvery: o.ChatInterval, every: o.Interval, lastChat: map[string]time.Time{},
 	}
