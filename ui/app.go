@@ -2,7 +2,9 @@ package ui
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -31,6 +33,12 @@ type Options struct {
 	// with buttons waits before keys act on it (keys typed meanwhile go to
 	// the input line); 0 means DefaultDialogDelay, negative none.
 	DialogDelay time.Duration
+	// Notify says how the window calls for attention when a message
+	// arrives while the user looks elsewhere.
+	Notify NotifyOptions
+	// Terminal receives the bell, title and desktop notification
+	// sequences; nil means the terminal's tty (none with Screen set).
+	Terminal io.Writer
 }
 
 // DefaultDialogDelay keeps a dialog that opens while the user types from
@@ -53,6 +61,9 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Notify.Env == nil {
+		o.Notify.Env = os.Getenv
+	}
 }
 
 // UI is the chat window. Create it with New and run it with Run; all its
@@ -74,6 +85,7 @@ type UI struct {
 	status *rowsView
 	conv   *convView
 	in     *input
+	scr    *termScreen
 
 	roster   *roster
 	open     peer.ID
@@ -92,6 +104,12 @@ type UI struct {
 	noticeCap int         // rows the notice may take on this screen
 	completer completer   // Tab completion of the input line
 	search    searchState // the last /search, to step through its hits
+
+	notify  *notifier
+	focused bool            // the terminal has the focus (as far as known)
+	away    int             // messages in the open chat while unfocused
+	muted   map[string]bool // chats that never call for attention
+	asking  *tview.Modal    // the quit question, while open
 
 	ctx      context.Context // canceled on quit: ends pending node calls
 	cancel   context.CancelFunc
@@ -112,7 +130,12 @@ func New(b Backend, opts Options) *UI {
 		roster: newRoster(), prompted: map[peer.ID]bool{},
 		myID: id.PeerID(), myName: oneLine(id.Name()), myFP: id.Fingerprint().Short(),
 		ready: make(chan struct{}), quit: make(chan struct{}),
+		focused: true, muted: map[string]bool{},
 	}
+	for _, m := range opts.Notify.Muted {
+		u.muted[m] = true
+	}
+	u.notify = newNotifier(opts.Terminal, opts.Notify, opts.Notify.Env, opts.Now, opts.Logger)
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.build()
 	return u
@@ -129,6 +152,7 @@ func (u *UI) build() {
 	u.conv.needOlder = func() { u.loadPage(u.open, u.conv.oldestSeq()) }
 	u.conv.welcome = u.welcomeRows
 	u.in = newInput(u.th, u.submit)
+	u.in.emptied = u.inputEmptied
 	u.right = tview.NewFlex().SetDirection(tview.FlexRow).
 		AddItem(u.banner, 0, 0, false).
 		AddItem(u.conv, 0, 1, false).
@@ -144,7 +168,8 @@ func (u *UI) build() {
 	u.pages = tview.NewPages().AddPage("main", main, true, true)
 	u.app = tview.NewApplication().EnableMouse(true).EnablePaste(true)
 	if u.opts.Screen != nil {
-		u.app.SetScreen(u.opts.Screen)
+		u.scr = &termScreen{Screen: u.opts.Screen, onFocus: u.focusChanged}
+		u.app.SetScreen(u.scr)
 	}
 	u.app.SetRoot(u.pages, true).SetFocus(u.in)
 	u.app.SetInputCapture(u.onKey)
@@ -170,11 +195,13 @@ func (u *UI) layout(scr tcell.Screen) bool {
 	nh := min(len(u.noticeRows(rw)), room-bh)
 	u.right.ResizeItem(u.banner, bh, 0)
 	u.right.ResizeItem(u.note, nh, 0)
+	u.right.ResizeItem(u.in, min(u.in.height(rw), 1+max(0, room-bh-nh)), 0)
 	return false
 }
 
 // afterDraw closes ready after the first draw that shows the loaded state.
 func (u *UI) afterDraw(tcell.Screen) {
+	u.updateTitle()
 	if !u.drawn && u.settled && (u.open == "" || u.conv.loaded) {
 		u.drawn = true
 		close(u.ready)
@@ -184,6 +211,11 @@ func (u *UI) afterDraw(tcell.Screen) {
 // Run shows the window until the user quits (/quit, Ctrl+C) or Quit is
 // called.
 func (u *UI) Run() error {
+	if u.scr == nil {
+		if err := u.openTerminal(); err != nil {
+			return err
+		}
+	}
 	sub := u.b.Subscribe()
 	defer sub.Close()
 	u.spawn(func() { u.pump(sub) })
@@ -204,6 +236,7 @@ func (u *UI) Quit() {
 		u.cancel()
 		go func() {
 			u.workers.Wait()
+			u.notify.close()
 			u.app.Stop()
 		}()
 	})
@@ -240,10 +273,10 @@ func (u *UI) post(f func()) bool {
 // onKey handles the window's keys before the focused widget sees them.
 func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 	if ev.Key() == tcell.KeyCtrlC {
-		u.Quit()
+		u.ctrlC()
 		return nil
 	}
-	if u.dialog != nil {
+	if u.dialog != nil || u.asking != nil {
 		return ev
 	}
 	switch ev.Key() {

@@ -42,7 +42,9 @@ func commandList() []command {
 		{"relay", "", "relays and reservations", (*UI).cmdRelay},
 		{"search", "TEXT", "find messages in every chat", (*UI).cmdSearch},
 		{"id", "", "your peer ID, fingerprint and addresses to share", (*UI).cmdID},
-		{"quit", "", "close the chat (Ctrl+C too)", (*UI).cmdQuit},
+		{"mute", "", "no bell or notifications for the open chat", (*UI).cmdMute},
+		{"unmute", "", "bell and notifications for the open chat again", (*UI).cmdUnmute},
+		{"quit", "", "close the chat (Ctrl+C too; asks if you typed)", (*UI).cmdQuit},
 	}
 }
 

@@ -44,6 +44,12 @@ type dialog struct {
 	delay   time.Duration
 	armAt   time.Time
 	forward func(*tcell.EventKey)
+	// typing reports whether the input line holds text: then Enter sends
+	// it, as it would without the dialog, instead of choosing a button.
+	typing func() bool
+	// paste puts pasted text (or a burst of typed characters) in the
+	// input line: a dialog takes no text.
+	paste func(string)
 }
 
 // textDialog shows text (tview tags allowed; untrusted parts escaped).
@@ -89,7 +95,9 @@ func (u *UI) newDialog(title string, body tview.Primitive, wantW int, rows func(
 	if len(buttons) > 0 {
 		d.delay, d.armAt = max(u.opts.DialogDelay, 0), time.Now().Add(u.opts.DialogDelay)
 		d.forward = func(ev *tcell.EventKey) { u.in.InputHandler()(ev, func(tview.Primitive) {}) }
+		d.typing = func() bool { return u.in.GetTextLength() > 0 }
 	}
+	d.paste = func(text string) { u.in.PasteHandler()(text, func(tview.Primitive) {}) }
 	d.close = func() { u.closeDialog(d) }
 	d.frame = tview.NewFlex().SetDirection(tview.FlexRow).AddItem(body, 0, 1, len(buttons) == 0)
 	// Titles name peers, and tview reads [tags] in titles: escape.
@@ -124,6 +132,10 @@ func (u *UI) show(d *dialog) {
 	}
 	u.dialog = d
 	u.pages.AddPage("dialog", d, true, true)
+	if u.asking != nil { // the quit question stays in front
+		u.pages.SendToFront("quit")
+		return
+	}
 	u.app.SetFocus(d)
 }
 
@@ -134,6 +146,10 @@ func (u *UI) closeDialog(d *dialog) {
 	}
 	u.dialog = nil
 	u.pages.RemovePage("dialog")
+	if u.asking != nil {
+		u.app.SetFocus(u.asking)
+		return
+	}
 	u.app.SetFocus(u.in)
 }
 
@@ -163,16 +179,18 @@ func (d *dialog) Focus(delegate func(tview.Primitive)) {
 
 func (d *dialog) HasFocus() bool { return d.frame.HasFocus() }
 
-// InputHandler: Esc closes; with buttons, text keys go to the input line
-// and other keys wait for the typing guard; up, down and page keys scroll
-// the body; the rest goes to the buttons (Tab, arrows, Enter).
+// InputHandler: Esc closes; with buttons, text keys go to the input line,
+// and so does Enter while the input holds text (it sends it: an Enter
+// typed for the input never chooses a button); other keys wait for the
+// typing guard; up, down and page keys scroll the body; the rest goes to
+// the buttons (Tab, arrows, Enter).
 func (d *dialog) InputHandler() func(*tcell.EventKey, func(tview.Primitive)) {
 	return func(ev *tcell.EventKey, setFocus func(tview.Primitive)) {
 		if ev.Key() == tcell.KeyEscape {
 			d.close()
 			return
 		}
-		if d.form != nil && d.textKey(ev) {
+		if d.form != nil && (d.textKey(ev) || ev.Key() == tcell.KeyEnter && d.typing()) {
 			d.forward(ev)
 			return
 		}
@@ -204,12 +222,23 @@ func (d *dialog) InputHandler() func(*tcell.EventKey, func(tview.Primitive)) {
 // textKey reports whether ev edits text (and so belongs to the input
 // line); it also restarts the typing guard.
 func (d *dialog) textKey(ev *tcell.EventKey) bool {
-	switch ev.Key() {
-	case tcell.KeyRune, tcell.KeyBackspace, tcell.KeyBackspace2, tcell.KeyDelete:
+	switch {
+	case ev.Key() == tcell.KeyRune, ev.Key() == tcell.KeyBackspace, ev.Key() == tcell.KeyBackspace2,
+		ev.Key() == tcell.KeyDelete, ev.Key() == tcell.KeyCtrlJ,
+		ev.Key() == tcell.KeyEnter && ev.Modifiers()&(tcell.ModAlt|tcell.ModShift|tcell.ModCtrl) != 0:
 		d.armAt = time.Now().Add(d.delay)
 		return true
 	}
 	return false
+}
+
+// PasteHandler puts pasted text in the input line (restarting the typing
+// guard): a dialog has no text to paste into, and nothing is lost.
+func (d *dialog) PasteHandler() func(string, func(tview.Primitive)) {
+	return func(text string, _ func(tview.Primitive)) {
+		d.armAt = time.Now().Add(d.delay)
+		d.paste(text)
+	}
 }
 
 // typedAhead reports whether a key came too soon after the dialog opened

@@ -4,7 +4,7 @@
 // The window has a list of chats on the left (name, trust badge, unread
 // count, online state and path), the open conversation on the right (with
 // timestamps, date dividers and each own message's delivery state), an
-// input line with history, a title bar that spells out the open chat's
+// input that grows with its lines and keeps a history, a title bar that spells out the open chat's
 // trust state and fingerprint, and a status bar with the user's identity
 // and how the node is reachable. Trust decisions — a first contact, a
 // changed key, comparing safety numbers — are prompts, never silent.
@@ -19,5 +19,8 @@
 // Text from peers — names and messages — is untrusted: control and format
 // characters are removed before anything is drawn, and the UI draws it cell
 // by cell, never through tview's tag parser (where tview widgets parse
-// tags, the text is escaped with tview.Escape).
+// tags, the text is escaped with tview.Escape). The same holds for what
+// reaches the terminal outside the screen: the bell, the title with the
+// unread count and desktop notifications (notify.go) carry no byte a peer
+// chose but printable text.
 package ui

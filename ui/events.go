@@ -183,6 +183,7 @@ func (u *UI) onMessage(m store.Message, info node.PeerInfo) bool {
 	}
 	c := u.roster.setInfo(info)
 	counted := m.Seq != 0 && m.Seq <= c.lastSeq
+	u.attend(m, c, counted)
 	c.hasConv, c.last, c.lastSeq = true, m.StoredAt, max(c.lastSeq, m.Seq)
 	if m.Seq >= c.lastSeq {
 		c.missing = m.Missing

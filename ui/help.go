@@ -11,7 +11,8 @@ import (
 func keyHelp() [][2]string {
 	return [][2]string{
 		{"Enter", "send the message, or run the /command"},
-		{"Up / Down", "recall what you typed before"},
+		{"Alt+Enter, Ctrl+J", "new line in the message (a paste keeps its lines)"},
+		{"Up / Down", "recall what you typed before (on the first / last line)"},
 		{"Tab / Shift+Tab", "next / previous chat (Ctrl+N / Ctrl+P too)"},
 		{"Tab after / or @", "complete a command or contact name; again: the next"},
 		{"Alt+A", "next chat with unread messages"},
@@ -20,7 +21,8 @@ func keyHelp() [][2]string {
 		{"PgUp / PgDn", "scroll the conversation; older pages load as you go"},
 		{"Mouse", "click a chat to open it; the wheel scrolls"},
 		{"Esc", "close a dialog; clear the notice line"},
-		{"F1, Ctrl+C", "this help; quit"},
+		{"F1", "this help"},
+		{"Ctrl+C", "quit (asks first if you typed or a dialog is open)"},
 	}
 }
 

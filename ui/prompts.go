@@ -18,10 +18,13 @@ import (
 // safety number and its QR code and can mark the peer verified.
 
 // maybeFirstContact asks once per run about an unknown peer who wrote,
-// when their chat is open.
+// when their chat is open. The question waits while the input holds
+// text (the banner says how to answer meanwhile): a dialog that took the
+// focus mid-sentence would take keys meant for the input; it opens when
+// the input is empty again (sent or cleared).
 func (u *UI) maybeFirstContact(c *chat) {
 	if c.info.ID != u.open || c.info.Trust != identity.StateUnknown || c.info.Changed != nil ||
-		!c.hasConv || u.prompted[c.info.ID] || u.dialog != nil {
+		!c.hasConv || u.prompted[c.info.ID] || u.dialog != nil || u.in.GetTextLength() > 0 {
 		return
 	}
 	u.prompted[c.info.ID] = true

@@ -153,11 +153,27 @@ func TestTmuxTwoChats(t *testing.T) {
 	tm.typeLine("bob", fmt.Sprintf("/add /ip4/127.0.0.1/tcp/%s/p2p/%s", port, aliceID))
 	tm.waitFor("bob", "Connected to alice", " alice  unverified: trusted on first use")
 
+	// What alice's window writes to the terminal, as bytes.
+	out := filepath.Join(t.TempDir(), "alice.out")
+	tm.run("pipe-pane", "-o", "-t", "alice", "cat >> "+out)
 	tm.typeLine("bob", "Hello alice, it's bob.")
 	tm.waitFor("bob", "me: Hello alice, it's bob.  ✓ delivered")
 	// With no chat open, the message opens bob's chat; the input has the
 	// focus, so typing replies.
 	tm.waitFor("alice", " bob  unverified: trusted on first use", "bob: Hello alice, it's bob.")
+	// It came to a chat that was not open: the bell rang.
+	waitBytes(t, out, "\a")
+
+	// A message with lines: Alt+Enter (ESC CR) breaks the line.
+	tm.run("send-keys", "-t", "bob", "-l", "first line")
+	tm.run("send-keys", "-t", "bob", "M-Enter")
+	tm.run("send-keys", "-t", "bob", "-l", "second line")
+	tm.run("send-keys", "-t", "bob", "Enter")
+	screen = tm.waitFor("alice", "bob: first line", "second line")
+	_, y, _ := findIn(screen, "bob: first line", false)
+	if x2, y2, _ := findIn(screen, "second line", false); y2 != y+1 || x2 < 10 {
+		t.Fatalf("the second line is not under the first:\n%s", screen)
+	}
 	tm.typeLine("alice", "Hi bob! Loud and clear.")
 	aliceScreen := tm.waitFor("alice", "me: Hi bob! Loud and clear.  ✓ delivered")
 	bobScreen := tm.waitFor("bob", "alice: Hi bob! Loud and clear.")
@@ -202,4 +218,24 @@ func TestTmuxTermDuringFlood(t *testing.T) {
 	tm.waitExit("alice")
 	// The home is free again: a one-shot command can open the database.
 	chatCmd(t, bin, "--home", home, "history", "--json", "12D3KooWS86RMaM6ADJiLABnWEba5MZEC7M93LUVsAWSmQjDEeh9")
+}
+
+// waitBytes waits until the file holds every one of wants.
+func waitBytes(t *testing.T, path string, wants ...string) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		data, _ := os.ReadFile(path)
+		ok := true
+		for _, w := range wants {
+			ok = ok && strings.Contains(string(data), w)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pane's output never held %q; it holds %d bytes, ending %q", wants, len(data), data[max(0, len(data)-300):])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -254,35 +254,50 @@ func TestFirstContactReject(t *testing.T) {
 	w.waitText(" carol  unverified: trusted on first use")
 }
 
-// The user is typing when a first contact's dialog opens: the letters go
-// on to the input line, none of them accepts or rejects the key, an Enter
-// typed with them chooses nothing, and the keyboard chooses once typing
+// The user is typing when a first contact's message opens its chat: the
+// question waits while the input holds text, so the Enter that follows
+// runs what was typed; it opens once the input is empty. Typing goes on
+// to the input line while it is open: no letter accepts or rejects the
+// key, an Enter while the input holds text sends that text instead of
+// choosing, and the keyboard chooses once the input is empty and typing
 // has paused.
 func TestFirstContactWhileTyping(t *testing.T) {
 	t.Parallel()
 	const delay = 2 * time.Second
 	alice, carol, w := firstContact(t, Options{DialogDelay: delay})
-	w.typeText("/search ")
+	w.typeText("/mu")
 	introduce(carol, alice)
 	if _, err := carol.n.Send(alice.peerID(), "hello from carol"); err != nil {
 		t.Fatal(err)
 	}
-	w.waitText("First contact: carol")
+	s := w.waitText("carol: hello from carol", "carol is not in your contacts. /trust accepts")
+	if strings.Contains(s, "First contact: carol") {
+		t.Fatalf("the question opened while the input held text:\n%s", s)
+	}
+	w.enter("te")
+	w.waitText("Muted carol", "First contact: carol")
+	if d := w.draft(); d != "" {
+		t.Fatalf("after Enter the input holds %q", d)
+	}
+	w.typeText("/unmute")
+	w.key(tcell.KeyEnter, 0, tcell.ModNone) // sends the line: it has text
+	w.waitText("Unmuted carol", "First contact: carol")
 	w.typeText("really a")
-	w.key(tcell.KeyEnter, 0, tcell.ModNone) // ignored: it would submit the line
-	w.waitFor("the typed text in the input line", func(string) bool { return w.draft() == "/search really a" })
-	w.waitText("First contact: carol")
+	w.waitFor("the typed text in the input line", func(string) bool { return w.draft() == "really a" })
 	if tr := alice.n.PeerInfo(carol.peerID()).Trust; tr != identity.StateUnknown {
 		t.Fatalf("typing decided the key: %s", tr)
 	}
+	w.key(tcell.KeyEnter, 0, tcell.ModNone) // sends: refused, carol is no contact; kept
+	w.waitText("Not sent: carol is not in your contacts.", "First contact: carol")
+	for range len("really a") {
+		w.key(tcell.KeyBackspace2, 0, tcell.ModNone) // to the input line
+	}
+	w.waitFor("an empty input line", func(string) bool { return w.draft() == "" })
 	time.Sleep(delay + delay/4)
 	w.key(tcell.KeyLeft, 0, tcell.ModNone)    // from Later to Reject
 	w.key(tcell.KeyBacktab, 0, tcell.ModNone) // to Accept
 	w.key(tcell.KeyEnter, 0, tcell.ModNone)
 	w.waitText(" carol  unverified: trusted on first use", "carol: hello from carol")
-	if d := w.draft(); d != "/search really a" {
-		t.Fatalf("after the dialog the input line holds %q", d)
-	}
 }
 
 // A first-contact question asked before the peer's certificate arrived

@@ -9,6 +9,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/ui"
 )
 
 // config is home/config.json: settings remembered between runs.
@@ -18,6 +19,18 @@ type config struct {
 	// RequirePostQuantum refuses peers that offer no hybrid post-quantum
 	// key exchange, as `--require-pq` does for one run. Set by hand.
 	RequirePostQuantum bool `json:"require_post_quantum,omitempty"`
+	// Notify is how the chat window posts desktop notifications: auto,
+	// osc777, osc9, osc99 or off (`--notify` and $CERTCHAT_NOTIFY win).
+	Notify string `json:"notify,omitempty"`
+	// NoBell and NoTitle turn off the window's bell and the unread count
+	// in the terminal's title.
+	NoBell  bool `json:"no_bell,omitempty"`
+	NoTitle bool `json:"no_title,omitempty"`
+	// NotifyText puts the message text in desktop notifications; by
+	// default they name the sender only.
+	NotifyText bool `json:"notify_text,omitempty"`
+	// Muted are the chats /mute silenced (peer IDs). The window saves it.
+	Muted []string `json:"muted,omitempty"`
 }
 
 const maxConfigFile = 1 << 20
@@ -73,4 +86,34 @@ func relaysFor(h identity.Home, given []string) ([]string, error) {
 		}
 	}
 	return c.Relays, nil
+}
+
+// notifyOptions are the chat window's notification settings: the config
+// file's, with the desktop protocol given by flag or environment first.
+// /mute and /unmute save the muted chats back to the config file.
+func notifyOptions(h identity.Home, flagValue string) (ui.NotifyOptions, error) {
+	c, err := loadConfig(h)
+	if err != nil {
+		return ui.NotifyOptions{}, err
+	}
+	d, err := ui.ParseDesktop(c.Notify)
+	if err != nil {
+		return ui.NotifyOptions{}, fmt.Errorf("%s: %w", h.Path("config.json"), err)
+	}
+	if flagValue != "" {
+		if d, err = ui.ParseDesktop(flagValue); err != nil {
+			return ui.NotifyOptions{}, usageErr("--notify or $CERTCHAT_NOTIFY: %v", err)
+		}
+	}
+	return ui.NotifyOptions{
+		NoBell: c.NoBell, NoTitle: c.NoTitle, Desktop: d, ShowText: c.NotifyText, Muted: c.Muted,
+		SaveMuted: func(muted []string) error {
+			c, err := loadConfig(h)
+			if err != nil {
+				return err
+			}
+			c.Muted = muted
+			return saveConfig(h, c)
+		},
+	}, nil
 }

@@ -31,6 +31,7 @@ type options struct {
 	days             int
 	fingerprint      string
 	yes              bool
+	notify           string
 
 	node  nodeOptions
 	relay relayOptions

@@ -72,11 +72,12 @@ old one until it is restarted.`,
 func startCommand() *command {
 	return &command{
 		name:    "",
-		args:    "[--name NAME] [--no-passphrase] [--listen MULTIADDR] [--relay MULTIADDR] [--no-mdns] [--require-pq] [--log FILE]",
+		args:    "[--name NAME] [--no-passphrase] [--notify auto|osc777|osc9|osc99|off] [--listen MULTIADDR] [--relay MULTIADDR] [--no-mdns] [--require-pq] [--log FILE]",
 		summary: "open the chat; on first run, create your identity",
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.name, "name", os.Getenv("CERTCHAT_NAME"), "your display name on first run ($CERTCHAT_NAME)")
 			fs.BoolVar(&o.noPassphrase, "no-passphrase", false, "on first run, store the key unencrypted (not recommended)")
+			fs.StringVar(&o.notify, "notify", os.Getenv("CERTCHAT_NOTIFY"), "desktop notifications: auto, osc777, osc9, osc99 or off ($CERTCHAT_NOTIFY; default: \"notify\" in home/config.json, else auto)")
 			nodeFlags(fs, o)
 		},
 		run:             runStart,

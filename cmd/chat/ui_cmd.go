@@ -26,6 +26,10 @@ import (
 func openChat(c *ctx, h identity.Home) error {
 	// Said before the window takes the terminal; it is there again after.
 	warning := c.warnReadableHome(h.Dir)
+	notify, err := notifyOptions(h, c.opts.notify)
+	if err != nil {
+		return err
+	}
 	logger, closeLog, err := openUILog(c, h)
 	if err != nil {
 		return err
@@ -38,7 +42,7 @@ func openChat(c *ctx, h identity.Home) error {
 	if err != nil {
 		return err
 	}
-	w := ui.New(n, ui.Options{LAN: !c.opts.node.noMDNS, Logger: logger})
+	w := ui.New(n, ui.Options{LAN: !c.opts.node.noMDNS, Logger: logger, Notify: notify})
 	restore := saveTerminal()
 	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()

@@ -1,0 +1,130 @@
+package ui
+
+import (
+	"slices"
+
+	"github.com/certchat/certchat/store"
+	"github.com/gdamore/tcell/v2"
+)
+
+// openTerminal makes the terminal screen: mouse, bracketed paste and
+// focus reports on, and the notifier writing to its tty.
+func (u *UI) openTerminal() error {
+	scr, err := tcell.NewScreen()
+	if err != nil {
+		return err
+	}
+	u.scr = &termScreen{Screen: scr, onFocus: u.focusChanged}
+	u.app.SetScreen(u.scr) // initialises it
+	scr.EnableMouse()
+	scr.EnablePaste()
+	scr.EnableFocus()
+	if u.notify.w == nil {
+		if tty, ok := scr.Tty(); ok {
+			u.notify.w = tty
+		}
+	}
+	return nil
+}
+
+// focusChanged is called by the screen, off the event loop, when the
+// terminal gains or loses the focus.
+func (u *UI) focusChanged(focused bool) {
+	select {
+	case <-u.quit:
+		return
+	default:
+	}
+	u.app.QueueUpdateDraw(func() {
+		u.focused = focused
+		if focused {
+			u.away = 0
+		}
+	})
+}
+
+// attend calls for attention for an incoming message: in a chat that is
+// not open, or while the terminal does not have the focus, and not muted.
+// counted says the message was seen before (a repeated event).
+func (u *UI) attend(m store.Message, c *chat, counted bool) {
+	if counted || m.Direction != store.Incoming || u.muted[string(m.Peer)] {
+		return
+	}
+	if m.Peer == u.open {
+		if u.focused {
+			return
+		}
+		u.away++
+	}
+	u.notify.alert(string(m.Peer), c.name(), m.Body)
+}
+
+// updateTitle shows the number of unread messages of chats that are not
+// muted in the terminal's title (after each draw: it writes only when
+// the number changes).
+func (u *UI) updateTitle() {
+	n := u.away
+	for _, c := range u.roster.chats {
+		if !u.muted[string(c.info.ID)] {
+			n += c.unread
+		}
+	}
+	u.notify.setCount(n)
+}
+
+// cmdMute and cmdUnmute switch the open chat's alerts off and on.
+func (u *UI) cmdMute(string)   { u.setMuted(true) }
+func (u *UI) cmdUnmute(string) { u.setMuted(false) }
+
+func (u *UI) setMuted(on bool) {
+	cmd := "mute"
+	if !on {
+		cmd = "unmute"
+	}
+	c := u.openChatOrSay(cmd)
+	if c == nil {
+		return
+	}
+	id := string(c.info.ID)
+	if u.muted[id] == on {
+		if on {
+			u.inform(c.name() + " is muted already; /unmute brings the bell and notifications back.")
+		} else {
+			u.inform(c.name() + " is not muted.")
+		}
+		return
+	}
+	if on {
+		u.muted[id] = true
+	} else {
+		delete(u.muted, id)
+	}
+	var list []string
+	for m := range u.muted {
+		list = append(list, m)
+	}
+	slices.Sort(list)
+	if on {
+		u.inform("Muted " + c.name() + ": no bell, notification or title count for this chat (/unmute undoes).")
+	} else {
+		u.inform("Unmuted " + c.name() + ": new messages ring the bell again.")
+	}
+	save := u.opts.Notify.SaveMuted
+	if save == nil {
+		return
+	}
+	name := c.name()
+	u.spawn(func() {
+		if err := save(list); err != nil {
+			u.post(func() { u.fail("Could not remember that "+name+" is "+cmd+"d", err) })
+		}
+	})
+}
+
+// inputEmptied runs when the input becomes empty: a first-contact
+// question held back while the user typed opens now.
+func (u *UI) inputEmptied() {
+	if c := u.roster.get(u.open); c != nil {
+		u.maybeFirstContact(c)
+	}
+}
