@@ -37,6 +37,7 @@ func (u *UI) focusChanged(focused bool) {
 	}
 	u.app.QueueUpdateDraw(func() {
 		u.focused = focused
+		u.conv.away = !focused // messages that come meanwhile get a divider
 		if focused {
 			u.away = 0
 		}

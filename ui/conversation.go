@@ -51,6 +51,7 @@ type convView struct {
 
 	// Finding one's place (findplace.go).
 	newFrom    e2e.MessageID // the "new messages" divider is above it
+	away       bool          // the terminal does not have the focus
 	unreadLeft int           // unread messages to place the divider above, once loaded
 	target     place         // where to scroll once loaded
 	scrollTo   *entry        // the next draw brings it to the top

@@ -57,9 +57,10 @@ func (c *convView) resolveDivider() {
 }
 
 // arrived puts the divider above a message that came while the user was
-// reading older ones (scrolled up), when there is none yet.
+// reading older ones (scrolled up) or while the terminal did not have the
+// focus, when there is none yet.
 func (c *convView) arrived(e *entry) {
-	if c.offset > 0 && c.newFrom == (e2e.MessageID{}) && c.unreadLeft == 0 && e.msg.Direction == store.Incoming {
+	if (c.offset > 0 || c.away) && c.newFrom == (e2e.MessageID{}) && c.unreadLeft == 0 && e.msg.Direction == store.Incoming {
 		c.setDivider(e)
 	}
 }

@@ -88,6 +88,21 @@ func TestNewMessagesDivider(t *testing.T) {
 	if d, m := rowOf(s, "─ new messages ─"), rowOf(s, "bob: fresh one"); d < 0 || m != d+1 {
 		t.Fatalf("no divider above the message that came while scrolled up:\n%s", s)
 	}
+
+	// So does one that comes, at the bottom, while the terminal does not
+	// have the focus.
+	w.tabUntil(" carol ")
+	w.tabUntil(" bob ")
+	w.waitGone("─ new messages ─")
+	postEvent(t, w.scr, tcell.NewEventFocus(false))
+	w.do(func() {}) // the focus change is handled before the message comes
+	if _, err := bob.n.Send(alice.peerID(), "while away"); err != nil {
+		t.Fatal(err)
+	}
+	s = w.waitText("bob: while away")
+	if d, m := rowOf(s, "─ new messages ─"), rowOf(s, "bob: while away"); d < 0 || m != d+1 {
+		t.Fatalf("no divider above the message that came while the terminal was unfocused:\n%s", s)
+	}
 }
 
 // d0 is the row of the divider.
