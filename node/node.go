@@ -13,7 +13,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Node is a running certchat peer: the coordinator of the parts that each
@@ -239,45 +238,26 @@ func (n *Node) onDisconnected(p peer.ID) {
 	}
 }
 
-// Connect reaches a peer by full multiaddr (…/p2p/<id>) or by peer ID
-// (known addresses), runs the handshake and returns what it learned.
+// Connect reaches a peer by invitation, full multiaddr (…/p2p/<id>) or
+// peer ID (known addresses), runs the handshake and returns what it
+// learned. It trusts nothing (Add does); a relay's address fails with
+// ErrIsRelay.
 func (n *Node) Connect(ctx context.Context, target string) (PeerInfo, error) {
-	p, err := n.addTarget(target)
+	t, err := n.resolve(target)
 	if err != nil {
 		return PeerInfo{}, err
 	}
+	p := t.id
+	if len(t.addrs) > 0 && !n.isRelayPeer(p) {
+		n.book.rememberAddrs(p)
+	}
 	if _, err := n.sessions.get(ctx, p); err != nil {
+		if n.isRelayPeer(p) {
+			return PeerInfo{}, ErrIsRelay
+		}
 		return n.PeerInfo(p), err
 	}
 	return n.PeerInfo(p), nil
-}
-
-// addTarget parses a multiaddr or peer ID and records the addresses.
-func (n *Node) addTarget(target string) (peer.ID, error) {
-	if len(target) > 0 && target[0] == '/' {
-		addr, err := ma.NewMultiaddr(target)
-		if err != nil {
-			return "", fmt.Errorf("%q is not a multiaddr: %w", target, err)
-		}
-		info, err := peer.AddrInfoFromP2pAddr(addr)
-		if err != nil {
-			return "", fmt.Errorf("%s: the address must end with /p2p/<peer id>", target)
-		}
-		if info.ID == n.host.ID() {
-			return "", ErrSelf
-		}
-		n.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstoreTTL)
-		n.book.rememberAddrs(info.ID)
-		return info.ID, nil
-	}
-	p, err := identity.ParsePeerID(target)
-	if err != nil {
-		return "", err
-	}
-	if p == n.host.ID() {
-		return "", ErrSelf
-	}
-	return p, nil
 }
 
 // Send stores a message to a peer and queues it for delivery. When Send
