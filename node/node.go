@@ -119,9 +119,7 @@ func (n *Node) Start() error {
 	})
 	n.book.restore()
 	if n.cfg.MDNS {
-		if err := n.lan.start(); err != nil {
-			return fmt.Errorf("lan discovery: %w", err)
-		}
+		n.lan.begin()
 	}
 	if err := n.relays.start(); err != nil {
 		return err
@@ -157,10 +155,26 @@ func (n *Node) Close() error {
 }
 
 // Subscribe returns a stream of events. It starts with a listening event
-// for the current addresses, so a subscriber that comes late misses nothing
+// for the current addresses and, with LAN discovery configured, a LAN
+// event for its status, so a subscriber that comes late misses nothing
 // it needs.
 func (n *Node) Subscribe() *Subscription {
-	return n.events.subscribe(Event{Kind: EventListening, Time: n.cfg.Now(), Addrs: n.Addrs()})
+	first := []Event{{Kind: EventListening, Time: n.cfg.Now(), Addrs: n.Addrs()}}
+	if st, known := n.lan.statusNow(); n.cfg.MDNS && known {
+		first = append(first, Event{Kind: EventLAN, Time: n.cfg.Now(), LAN: &st})
+	}
+	return n.events.subscribe(first...)
+}
+
+// LAN reports whether LAN discovery runs (Config.MDNS), and if not, why.
+func (n *Node) LAN() LANStatus {
+	if !n.cfg.MDNS {
+		return LANStatus{Reason: "turned off (--no-mdns)"}
+	}
+	if st, known := n.lan.statusNow(); known {
+		return st
+	}
+	return LANStatus{Reason: "not started yet"}
 }
 
 // ID is this node's peer ID.

@@ -77,7 +77,10 @@ echoed in its answer. The commands:
   {"cmd":"send","to":"<peer id or contact name>","text":"hi"}
       send a message; answers {"event":"accepted","id",...}
   {"cmd":"connect","addr":"/ip4/192.0.2.7/tcp/4001/p2p/<peer id>"}
-      dial a multiaddr or a peer ID; answers {"event":"peer",...}
+      dial an invitation, a multiaddr or a peer ID; answers {"event":"peer",...}
+  {"cmd":"add","addr":"CERTCHAT:...","name":"bob"}
+      add a contact by invitation, multiaddr or peer ID (pin its key,
+      remember its addresses) and connect; answers {"event":"peer",...}
   {"cmd":"trust","peer":"<peer id>","verified":false}
       pin the peer's key (verified: fingerprint compared); answers "ok"
   {"cmd":"block","peer":"<peer id>"}
@@ -88,6 +91,8 @@ echoed in its answer. The commands:
       answers {"event":"history","messages":[...]}
   {"cmd":"id"}
       answers {"event":"id","peer_id","name","fingerprint","addrs"}
+  {"cmd":"invite"}
+      answers {"event":"invite","text":"CERTCHAT:...","peer_id"}: share it
   {"cmd":"quit"}
       answers "ok" and stops the daemon
 
@@ -267,6 +272,12 @@ func printEvent(w io.Writer, e node.Event, name func(store.Message) string) {
 	case node.EventStatus:
 		if e.Message.Status != store.StatusSending {
 			fmt.Fprintf(w, "%s %s %s to %s\n", ts, e.Message.Status, e.Message.ID, e.Message.Peer)
+		}
+	case node.EventLAN:
+		if e.LAN.On {
+			fmt.Fprintf(w, "%s LAN discovery is on\n", ts)
+		} else {
+			fmt.Fprintf(w, "%s LAN discovery is off: %s\n", ts, e.LAN.Reason)
 		}
 	case node.EventError:
 		fmt.Fprintf(w, "%s error: %s\n", ts, e.Err)
