@@ -31,6 +31,7 @@ type options struct {
 	days             int
 	fingerprint      string
 	yes              bool
+	invite           bool
 
 	node  nodeOptions
 	relay relayOptions

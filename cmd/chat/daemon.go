@@ -225,7 +225,7 @@ func (h *handler) send(c request, w *lineWriter, fail func(error)) {
 // connect runs connect (reach the peer) and add (also pin its key and
 // remember it): the answer is the peer once the handshake is done. An
 // add whose peer is not reachable now still added it: the answer is its
-// peer line (online false) after the error.
+// peer line (online false) with the error.
 func (h *handler) connect(c request, w *lineWriter, fail func(error)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -236,13 +236,15 @@ func (h *handler) connect(c request, w *lineWriter, fail func(error)) {
 	} else {
 		info, err = h.n.Connect(ctx, c.Addr)
 	}
-	if err != nil {
+	if err != nil && (c.Cmd != "add" || info.ID == "") {
 		fail(fmt.Errorf("%s %s: %w", c.Cmd, shortTarget(c.Addr), err))
-		if c.Cmd != "add" || info.ID == "" {
-			return
-		}
+		return
 	}
-	w.write(peerEvent(info, c.Ref))
+	ev := peerEvent(info, c.Ref)
+	if err != nil {
+		ev.Error = oneLine(err.Error())
+	}
+	w.write(ev)
 }
 
 // shortTarget is an address or invitation for an error line: an

@@ -32,10 +32,21 @@ $CERTCHAT_PASSPHRASE. An existing identity is never replaced.`,
 		},
 		{
 			name:    "id",
-			args:    "[--json]",
-			summary: "show your name, peer ID, fingerprint and certificate",
+			args:    "[--json | --invite] [--listen MULTIADDR] [--relay MULTIADDR]",
+			summary: "show your name, peer ID, fingerprint, certificate and invitation",
+			help: `The invitation (CERTCHAT:..., and its QR code) is what you share: it
+carries your peer ID, name, addresses and relays, signed with your key;
+the other side adds you with ` + "`chat contacts add INVITATION`" + ` or /add. It
+is made by the running daemon, else for the addresses the next ` + "`chat`" + `
+run listens on (the remembered ports, or --listen) and your relays: that
+needs your key, so chat asks for the passphrase. With a chat window open
+on the home, use /id there. --invite prints only the invitation's text,
+for scripts; --json prints no invitation.`,
 			flags: func(fs *flag.FlagSet, o *options) {
-				fs.BoolVar(&o.json, "json", false, "print a JSON object")
+				fs.BoolVar(&o.json, "json", false, "print a JSON object (no invitation)")
+				fs.BoolVar(&o.invite, "invite", false, "print only the invitation's text")
+				fs.Var(&o.node.listen, "listen", "the addresses the invitation is for (as `chat --listen`)")
+				fs.Var(&o.node.relays, "relay", "a relay the invitation names, remembered (as `chat --relay`)")
 			},
 			run: runID,
 		},
@@ -180,8 +191,24 @@ func runID(c *ctx) error {
 	if err != nil {
 		return err
 	}
+	if c.opts.invite {
+		text, err := c.invitation(h)
+		if err != nil {
+			return err
+		}
+		c.printf("%s\n", text)
+		return nil
+	}
 	if !c.opts.json {
-		return printIdentity(c, h)
+		if err := printIdentity(c, h); err != nil {
+			return err
+		}
+		text, err := c.invitation(h)
+		if err != nil {
+			c.printf("\nNo invitation: %s\n", err)
+			return nil
+		}
+		return c.printInvitation(text)
 	}
 	info, err := identityInfo(h)
 	if err != nil {

@@ -67,6 +67,7 @@ type evPeer struct {
 	PostQuantum bool   `json:"post_quantum"` // the live session's key exchange is hybrid
 	Discovered  bool   `json:"discovered,omitempty"`
 	Previous    string `json:"previous,omitempty"` // the contact a changed key claims
+	Error       string `json:"error,omitempty"`    // add: added, but not reached
 }
 
 type evMessage struct {
