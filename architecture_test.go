@@ -29,7 +29,7 @@ var allowedImports = map[string][]string{
 	"invite":                     {"identity"},
 	"node":                       {"identity", "e2e", "e2e/ratchet", "store", "mailbox", "invite"},
 	"relay":                      {"identity", "e2e", "e2e/ratchet", "mailbox", "internal/boltfile"},
-	"ui":                         {"identity", "e2e", "store", "node", "invite"},
+	"ui":                         {"identity", "e2e", "store", "node"},
 	"cmd/chat":                   {"identity", "e2e", "e2e/ratchet", "store", "mailbox", "invite", "node", "relay", "ui", "internal/logcap"},
 	"internal/testproc":          {"identity"},
 	"internal/logcap":            {},

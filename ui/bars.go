@@ -88,10 +88,7 @@ func (u *UI) statusLine(long bool) line {
 	} else {
 		listen = strings.TrimPrefix(listen, "listening on ")
 	}
-	lan := "LAN off"
-	if u.opts.LAN {
-		lan = "LAN on"
-	}
+	lan := u.lanText(long)
 	l := line{{me, th.status.Bold(true)}, sep, {listen, th.status}, sep, {lan, th.status}, sep, {relayText(u.relays), th.status}}
 	if n := u.roster.totalUnread(u.open); n > 0 {
 		l = append(l, sep, span{fmt.Sprintf("%d unread: Alt+A", n), th.status.Bold(true)})
