@@ -211,3 +211,14 @@ func ownPeerID(h identity.Home) (peer.ID, error) {
 	}
 	return identity.CertPeerID(chain[0])
 }
+
+// daemonRuns reports whether a daemon answers on the home's control
+// socket.
+func daemonRuns(h identity.Home) bool {
+	conn, err := dialControl(h)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
