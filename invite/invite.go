@@ -49,7 +49,7 @@ var (
 	// made by someone without the key).
 	ErrSignature = errors.New("the invitation's signature does not match its peer ID: it was changed or damaged; ask for it again")
 	// ErrMalformed: the invitation is damaged or cut short.
-	ErrMalformed = errors.New("the invitation is damaged or incomplete (copy all of it)")
+	ErrMalformed = errors.New("the invitation is damaged or incomplete: copy all of it")
 )
 
 // Invitation is what a person shares to be added.
