@@ -42,7 +42,7 @@ const sigContext = "certchat invitation v1\x00"
 // Errors callers branch on.
 var (
 	// ErrNotInvitation: the text does not start with Prefix.
-	ErrNotInvitation = errors.New("not an invitation: it should start with " + Prefix)
+	ErrNotInvitation = errors.New(`not an invitation: it should start with "` + Prefix + `"`)
 	// ErrVersion: a newer certchat made the invitation.
 	ErrVersion = errors.New("the invitation was made by a newer certchat (unknown version): update certchat to read it")
 	// ErrSignature: the invitation was changed after it was made (or
