@@ -24,14 +24,14 @@ const searchLimit = 100
 func commandList() []command {
 	return []command{
 		{"help", "", "commands and keys", (*UI).cmdHelp},
-		{"add", "INVITATION|MULTIADDR|PEERID", "add a contact (pins the key) and connect", (*UI).cmdAdd},
+		{"add", "INVITATION", "add a contact by invitation, address or peer ID", (*UI).cmdAdd},
 		{"verify", "", "compare safety numbers (QR code too); mark verified", (*UI).cmdVerify},
 		{"trust", "", "accept or reject the open chat's key", (*UI).cmdTrust},
 		{"block", "", "reject the open chat's key", (*UI).cmdBlock},
 		{"whois", "", "certificate and live session of the open chat", (*UI).cmdWhois},
 		{"relay", "", "relays and reservations", (*UI).cmdRelay},
 		{"search", "TEXT", "find messages in every chat", (*UI).cmdSearch},
-		{"id", "", "your invitation to share (c copies it), QR code, fingerprint", (*UI).cmdID},
+		{"id", "", "your invitation (c copies it) and fingerprint", (*UI).cmdID},
 		{"quit", "", "close the chat (Ctrl+C too)", (*UI).cmdQuit},
 	}
 }

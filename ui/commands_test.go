@@ -79,7 +79,7 @@ func TestCommandsAndErrors(t *testing.T) {
 	w.enter("/relay /ip4/127.0.0.1/tcp/4001")
 	w.waitText("/relay only shows the relays.", "--relay MULTIADDR (it is remembered")
 	w.enter("/help")
-	w.waitText("/add INVITATION|MULTIADDR|PEERID", "/search TEXT", "Alt+A", "PgUp / PgDn")
+	w.waitText("/add INVITATION", "add a contact by invitation, address or peer ID", "/search TEXT", "Alt+A", "PgUp / PgDn")
 	w.key(tcell.KeyEscape, 0, tcell.ModNone)
 	w.waitGone("/search TEXT")
 	w.enter("/id")
