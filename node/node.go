@@ -262,16 +262,14 @@ func (n *Node) Connect(ctx context.Context, target string) (PeerInfo, error) {
 		return PeerInfo{}, err
 	}
 	p := t.id
-	if len(t.addrs) > 0 && !n.isRelayPeer(p) {
+	_, err = n.sessions.get(ctx, p)
+	if err != nil && n.isRelayPeer(p) {
+		return PeerInfo{}, ErrIsRelay
+	}
+	if len(t.addrs) > 0 {
 		n.book.rememberAddrs(p)
 	}
-	if _, err := n.sessions.get(ctx, p); err != nil {
-		if n.isRelayPeer(p) {
-			return PeerInfo{}, ErrIsRelay
-		}
-		return n.PeerInfo(p), err
-	}
-	return n.PeerInfo(p), nil
+	return n.PeerInfo(p), err
 }
 
 // Send stores a message to a peer and queues it for delivery. When Send

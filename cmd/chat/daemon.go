@@ -154,7 +154,7 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 	// dropped (a second object would otherwise be lost silently).
 	var extra json.RawMessage
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		w.write(evError{Event: "error", Ref: c.Ref, Error: "bad command: more than one JSON object on the line; send one command per line (nothing was done)"})
+		w.write(evError{Event: "error", Ref: c.Ref, Error: "bad command: more than one JSON object on the line (or text after it); send one command per line; nothing was done"})
 		return
 	}
 	fail := func(err error) { w.write(evError{Event: "error", Ref: c.Ref, Error: oneLine(err.Error())}) }
