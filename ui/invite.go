@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -200,6 +201,21 @@ func chunks(s string, n int) []string {
 	return append(out, s)
 }
 
+// copyOSC52 puts text on the clipboard with OSC 52, written to the
+// terminal itself: tcell's SetClipboard writes it only for terminals it
+// knows as xterm-like, not inside tmux or screen, whose TERM it reads.
+// tmux takes the sequence when its set-clipboard option is on (and then
+// passes it to the outer terminal). It runs on the event loop, which is
+// also where tcell writes, so the sequence never splits one of tcell's.
+// A screen without a terminal (the tests' simulation) gets SetClipboard.
+func copyOSC52(scr tcell.Screen, text string) {
+	if tty, ok := scr.Tty(); ok {
+		fmt.Fprintf(tty, "\x1b]52;c;%s\x07", base64.StdEncoding.EncodeToString([]byte(text)))
+		return
+	}
+	scr.SetClipboard([]byte(text))
+}
+
 // inviteView is /id's body: the text view, and c copies the invitation
 // with OSC 52 (tcell's SetClipboard, on the screen it draws on).
 type inviteView struct {
@@ -218,7 +234,7 @@ func (v *inviteView) InputHandler() func(*tcell.EventKey, func(tview.Primitive))
 	return func(ev *tcell.EventKey, setFocus func(tview.Primitive)) {
 		if ev.Key() == tcell.KeyRune && (ev.Rune() == 'c' || ev.Rune() == 'C') {
 			if v.scr != nil {
-				v.scr.SetClipboard([]byte(v.text))
+				copyOSC52(v.scr, v.text)
 			}
 			v.copied(v.scr != nil)
 			return

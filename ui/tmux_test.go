@@ -57,11 +57,26 @@ func (s *tmuxServer) start(name, command string) {
 	status := filepath.Join(s.dir, name+".status")
 	wrapped := fmt.Sprintf("%s; echo $? > %s.tmp && mv %s.tmp %s", command, status, status, status)
 	s.run("new-session", "-d", "-s", name, "-x", "100", "-y", "30", wrapped)
+	s.run("set-option", "-s", "set-clipboard", "on") // OSC 52 from the window lands in a paste buffer
 	s.run("set-option", "-t", name, "remain-on-exit", "on")
 	s.run("set-option", "-t", name, "history-limit", "20000")
 }
 
 func (s *tmuxServer) capture(name string) string { return s.run("capture-pane", "-p", "-t", name) }
+
+// buffer is tmux's newest paste buffer, where OSC 52 copies land; it
+// waits a little for one to appear.
+func (s *tmuxServer) buffer() string {
+	s.t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		out, err := exec.Command("tmux", "-S", s.socket, "show-buffer").CombinedOutput()
+		if err == nil || time.Now().After(deadline) {
+			return string(out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 // typeLine types text literally, then Enter.
 func (s *tmuxServer) typeLine(name, text string) {
@@ -157,6 +172,13 @@ func TestTmuxTwoChats(t *testing.T) {
 	tm.waitFor("alice", "Welcome to certchat, alice.", "127.0.0.1:", "LAN off")
 	tm.typeLine("alice", "/id")
 	invitation := invitationOn(t, tm.waitFor("alice", "Your invitation", "CERTCHAT:", "█████"))
+	// c copies it with OSC 52, which tmux takes into its paste buffer
+	// (set-clipboard on).
+	tm.run("send-keys", "-t", "alice", "c")
+	tm.waitFor("alice", "Your invitation: copied to the clipboard")
+	if buf := tm.buffer(); buf != invitation {
+		t.Errorf("tmux's paste buffer after c: %q, want the invitation %q", buf, invitation)
+	}
 	tm.run("send-keys", "-t", "alice", "Escape")
 	tm.waitFor("bob", "Welcome to certchat, bob.")
 	tm.typeLine("bob", "/add "+invitation)
