@@ -154,22 +154,7 @@ func addByAddress(c *ctx, target string, p peer.ID, suggested string) error {
 		return c.reportAdded(ev.Name, p, ev.Trust, ev.Online, ev.Error)
 	}
 	if homeInUse(h) {
-		t, err := c.trustStore()
-		if err != nil {
-			return err
-		}
-		if c.opts.name == "" && suggested != "" {
-			if _, ok, _ := t.Contact(p); !ok {
-				if _, err := t.PinDistinct(p, identity.SanitizeName(suggested), identity.StateTOFU, c.now()); err != nil {
-					return err
-				}
-			}
-		}
-		if err := c.pin(t, p, c.opts.name, identity.StateTOFU); err != nil {
-			return err
-		}
-		c.printf("Added %s as tofu. A chat window has this home open: /add the same there to connect and remember the addresses.\n", labelFor(t, p))
-		return nil
+		return pinOnly(c, p, suggested)
 	}
 	n, err := c.newNode(slog.New(slog.DiscardHandler), false)
 	if err != nil {
@@ -221,4 +206,34 @@ func daemonRuns(h identity.Home) bool {
 	}
 	conn.Close()
 	return true
+}
+
+// pinOnly is `chat contacts add` while a chat window holds the home: the
+// key is pinned as node.Add would (a contact already trusted keeps its
+// state), and the window is left to connect.
+func pinOnly(c *ctx, p peer.ID, suggested string) error {
+	t, err := c.trustStore()
+	if err != nil {
+		return err
+	}
+	ct, known, err := t.Contact(p)
+	if err != nil {
+		return err
+	}
+	switch {
+	case known && ct.State.Trusted():
+		if c.opts.name != "" {
+			err = c.pin(t, p, c.opts.name, ct.State)
+		}
+	case !known && c.opts.name == "" && suggested != "":
+		_, err = t.PinDistinct(p, identity.SanitizeName(suggested), identity.StateTOFU, c.now())
+	default:
+		err = c.pin(t, p, c.opts.name, identity.StateTOFU)
+	}
+	if err != nil {
+		return err
+	}
+	ct, _, _ = t.Contact(p)
+	c.printf("Added %s as %s. A chat window has this home open: /add the same there to connect and remember the addresses.\n", labelFor(t, p), ct.State)
+	return nil
 }

@@ -137,3 +137,27 @@ func TestContactsAddInvitation(t *testing.T) {
 }
 
 func homeOf(dir string) identity.Home { return identity.Home{Dir: dir} }
+
+// With a chat window holding alice's home, `chat contacts add
+// INVITATION` pins bob's key under the suggested name and leaves the
+// connecting to the window; a contact already verified stays verified.
+func TestContactsAddInvitationWindowOpen(t *testing.T) {
+	noPassphraseEnv(t)
+	base := t.TempDir()
+	aDir, bDir := filepath.Join(base, "a"), filepath.Join(base, "b")
+	aHome, _ := newHome(t, aDir, "alice")
+	_, bobID := newHome(t, bDir, "bob")
+	text, _ := mustRun(t, "--home", bDir, "id", "--invite", "--listen", "/ip4/127.0.0.1/tcp/0")
+	text = strings.TrimSpace(text)
+	holdDatabase(t, aHome)
+
+	out, _ := mustRun(t, "--home", aDir, "contacts", "add", text)
+	if want := "Added bob (" + bobID + ") as tofu. A chat window has this home open"; !strings.HasPrefix(out, want) {
+		t.Fatalf("contacts add: %q, want %q...", out, want)
+	}
+	mustRun(t, "--home", aDir, "contacts", "verify", bobID, "--yes")
+	out, _ = mustRun(t, "--home", aDir, "contacts", "add", text)
+	if !strings.Contains(out, " as verified.") {
+		t.Fatalf("adding a verified contact again: %q", out)
+	}
+}
