@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -45,6 +46,12 @@ func TestDaemonLoopbackInvitation(t *testing.T) {
 	acc := a.do("s1", map[string]any{"cmd": "send", "to": "bob", "text": "hello over loopback"})
 	b.waitEvent("message", func(e event) bool { return e.str("event") == "message" && e.str("id") == acc.str("id") })
 	a.waitEvent("delivered", func(e event) bool { return e.str("event") == "delivered" && e.str("id") == acc.str("id") })
-	a.quit()
+
+	// Bob gone, chat send through alice's daemon: queued, exit status 3.
 	b.quit()
+	r := chat(t, "send", "--home", aHome, "--to", "bob", "--wait", "1s", "are you there?")
+	if r.code != 3 || !regexp.MustCompile(`^queued [0-9a-f]{32}\n$`).MatchString(r.stdout) || !strings.Contains(r.stderr, "exit status 3: queued") {
+		t.Fatalf("chat send via the daemon to a peer who left: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	a.quit()
 }
