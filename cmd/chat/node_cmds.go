@@ -319,6 +319,9 @@ func (c *ctx) sendText() (string, error) {
 	if len(c.args) != 1 || c.args[0] != "-" {
 		return strings.Join(c.args, " "), nil
 	}
+	if c.tty != nil {
+		fmt.Fprintln(c.io.err, "Type the message; end it with Ctrl+D at the start of a line.")
+	}
 	data, err := c.readInput("-")
 	if err != nil {
 		return "", err
