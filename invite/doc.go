@@ -7,7 +7,7 @@
 //
 // The text is "CERTCHAT:" followed by the unpadded base32 of the binary
 // encoding, upper case so that a QR code stores it in alphanumeric mode.
-// docs/PROTOCOL.md, "Invitations", is the specification. Decoding is a
+// docs/PROTOCOL.md §13, "Invitations", is the specification. Decoding is a
 // parser of untrusted bytes: every length is bounded before it is used
 // and anything left over is refused.
 //

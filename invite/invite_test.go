@@ -225,7 +225,7 @@ func TestSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	qr, err := identity.QRCode(text)
+	qr, err := identity.QRCodeCompact(text)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,7 +151,7 @@ func (u *UI) showInvitation(text string) {
 	for _, l := range chunks(text, inviteWidth) {
 		b.WriteString(l + "\n")
 	}
-	if qr, err := identity.QRCode(text); err == nil {
+	if qr, err := identity.QRCodeCompact(text); err == nil {
 		b.WriteString("\n" + qr)
 	}
 	if len(u.addrs) == 0 {

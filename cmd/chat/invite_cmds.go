@@ -102,7 +102,7 @@ func (c *ctx) newNode(log *slog.Logger, mdns bool) (*node.Node, error) {
 // printInvitation prints the invitation, whole on one line (a terminal
 // wraps it; copied, it reads the same), and its QR code.
 func (c *ctx) printInvitation(text string) error {
-	qr, err := identity.QRCode(text)
+	qr, err := identity.QRCodeCompact(text)
 	if err != nil {
 		return err
 	}
