@@ -188,8 +188,11 @@ func Decode(text string) (Invitation, error) {
 	if len(raw) < 1 {
 		return Invitation{}, ErrMalformed
 	}
-	if raw[0] != Version {
+	switch {
+	case raw[0] > Version:
 		return Invitation{}, ErrVersion
+	case raw[0] != Version:
+		return Invitation{}, ErrMalformed
 	}
 	if len(raw) < sigLen+1 {
 		return Invitation{}, ErrMalformed
@@ -237,8 +240,11 @@ func (r *reader) byte() int {
 // field; the signature is checked by the caller.
 func unmarshal(body []byte) (Invitation, error) {
 	r := &reader{b: body}
-	if r.byte() != Version {
+	switch v := r.byte(); {
+	case v > Version:
 		return Invitation{}, ErrVersion
+	case v != Version:
+		return Invitation{}, ErrMalformed
 	}
 	if flags := r.byte(); flags != 0 {
 		return Invitation{}, fmt.Errorf("%w: unknown flags", ErrMalformed)

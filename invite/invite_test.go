@@ -153,6 +153,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"cut short", text[:len(text)-10], ErrMalformed},
 		{"cut in half", text[:len(text)/2], ErrMalformed},
 		{"newer version", Prefix + b32.EncodeToString(newer), ErrVersion},
+		{"version 0", Prefix + b32.EncodeToString(append([]byte{0}, raw[1:]...)), ErrMalformed},
 		{"trailing bytes", Prefix + b32.EncodeToString(append(raw[:len(raw)-sigLen:len(raw)-sigLen], append([]byte{0}, raw[len(raw)-sigLen:]...)...)), ErrMalformed},
 		{"too long", Prefix + strings.Repeat("A", MaxText), ErrMalformed},
 	} {
