@@ -28,10 +28,11 @@ var allowedImports = map[string][]string{
 	"mailbox":                    {"identity", "e2e", "e2e/ratchet"},
 	"group":                      {"identity"},
 	"transfer":                   {},
-	"node":                       {"identity", "e2e", "e2e/ratchet", "store", "mailbox"},
+	"invite":                     {"identity"},
+	"node":                       {"identity", "e2e", "e2e/ratchet", "store", "mailbox", "invite"},
 	"relay":                      {"identity", "e2e", "e2e/ratchet", "mailbox", "internal/boltfile"},
 	"ui":                         {"identity", "e2e", "store", "node"},
-	"cmd/chat":                   {"identity", "e2e", "e2e/ratchet", "store", "mailbox", "node", "relay", "ui", "internal/logcap"},
+	"cmd/chat":                   {"identity", "e2e", "e2e/ratchet", "store", "mailbox", "invite", "node", "relay", "ui", "internal/logcap"},
 	"internal/testproc":          {"identity"},
 	"internal/logcap":            {},
 	"internal/boltfile":          {},
@@ -50,6 +51,8 @@ var libp2pAllowed = map[string][]string{
 	"identity":    {"github.com/libp2p/go-libp2p/core/crypto", "github.com/libp2p/go-libp2p/core/peer"},
 	"e2e":         {"github.com/libp2p/go-libp2p/core/peer"},
 	"e2e/ratchet": {},
+	// invite reads peer IDs and multiaddrs, the addresses it carries.
+	"invite": {"github.com/libp2p/go-libp2p/core/peer", "github.com/multiformats/go-multiaddr", "github.com/multiformats/go-multiaddr/net"},
 }
 
 // listedPackage is what `go list` says of one package.

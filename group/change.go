@@ -91,7 +91,7 @@ type Change struct {
 // Hash is the change's name: SHA-256 over a label and its encoding.
 func (c *Change) Hash() Hash { return c.hash }
 
-// Bytes is the change's encoding (PROTOCOL §13.2), signature included.
+// Bytes is the change's encoding (PROTOCOL §14.2), signature included.
 // The caller must not modify it.
 func (c *Change) Bytes() []byte { return c.raw }
 

@@ -1,7 +1,7 @@
 // Package group owns the membership of a group chat: who is in it, who
 // administers it, its name and the CA its members must hold a certificate
 // from, as a log of signed changes that every member checks for itself
-// (PROTOCOL §13).
+// (PROTOCOL §14).
 //
 // A group is a directed acyclic graph of changes. The first, a create,
 // names the creator (the first admin) and the first members; the group's

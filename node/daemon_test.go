@@ -219,10 +219,11 @@ func TestOneShotCommands(t *testing.T) {
 	b.waitEvent("direct message", func(e event) bool { return e.str("event") == "message" && e.str("text") == "direct" })
 	b.quit()
 
-	// Bob is down: queued, exit 0. (The escape sequence and the bidi
-	// override are for the text history below: never printed raw.)
+	// Bob is down: queued, exit 3, one line on stderr. (The escape
+	// sequence and the bidi override are for the text history below:
+	// never printed raw.)
 	r = chat(t, append([]string{"send", "--home", aHome, "--to", "bob", "--wait", "1s", "while you were out\x1b[2J\u202e"}, nodeFlags...)...)
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "queued ") {
+	if r.code != 3 || !strings.HasPrefix(r.stdout, "queued ") || !oneLineErr.MatchString(r.stderr) || !strings.Contains(r.stderr, "exit status 3: queued") {
 		t.Fatalf("chat send to an unreachable peer: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	queued := strings.TrimSuffix(strings.Fields(r.stdout)[1], ":")

@@ -21,7 +21,7 @@
 //	receiptQueue  receipts.go   receipts read and not yet recorded
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
 //	relays        relay.go      configured relays and their reservations
-//	lan           discovery.go  mDNS and the peers it found
+//	lan           discovery.go  mDNS, on while a LAN address is in use, and the peers it found
 //	peerEvents    events.go     coalesced peer events; broker: subscribers
 //	workers       workers.go    the node's goroutines, refused once Close began
 //
@@ -35,7 +35,8 @@
 // session and a direct-connection try for relayed ones; one outbox worker
 // per peer with pending messages; one receipt drainer while receipts wait;
 // one reservation keeper and one mailbox loop per relay; one mDNS
-// handshake per peer found; the peer-event publisher; the address watcher;
+// handshake per peer found and the LAN address watcher that turns mDNS on
+// and off; the peer-event publisher; the address watcher;
 // the greeting of contacts at start; and one upgrade per new direct
 // connection under a relayed chat.
 //
@@ -48,6 +49,7 @@
 //	receiptQueue.mu, outbox.mu  →  workers.mu
 //	outbox.mu, ratchetKeys.mu   →  the store (bbolt's own locks)
 //	broker.mu                   →  Subscription.mu
+//	lan.runMu                   →  lan.mu, broker.mu (held while mDNS starts or stops)
 //
 // workers.mu, peerBook.mu, sessions.mu, lan.mu, relays.mu, peerEvents.mu
 // and chatSession.mu are leaves: nothing is taken under them.

@@ -26,6 +26,8 @@ const (
 	EventStatus EventKind = "status"
 	// EventError: something went wrong that the user should see.
 	EventError EventKind = "error"
+	// EventLAN: LAN discovery came on or went off (LANStatus says why).
+	EventLAN EventKind = "lan"
 )
 
 // Path is how a peer is reached.
@@ -81,6 +83,7 @@ type Event struct {
 	Message *store.Message // message, status
 	Err     string         // error
 	PeerID  peer.ID        // error: the peer concerned, if any
+	LAN     *LANStatus     // lan
 }
 
 // broker fans events out to subscribers. Each subscriber has its own

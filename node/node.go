@@ -13,7 +13,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Node is a running certchat peer: the coordinator of the parts that each
@@ -120,9 +119,7 @@ func (n *Node) Start() error {
 	})
 	n.book.restore()
 	if n.cfg.MDNS {
-		if err := n.lan.start(); err != nil {
-			return fmt.Errorf("lan discovery: %w", err)
-		}
+		n.lan.begin()
 	}
 	if err := n.relays.start(); err != nil {
 		return err
@@ -158,10 +155,26 @@ func (n *Node) Close() error {
 }
 
 // Subscribe returns a stream of events. It starts with a listening event
-// for the current addresses, so a subscriber that comes late misses nothing
+// for the current addresses and, with LAN discovery configured, a LAN
+// event for its status, so a subscriber that comes late misses nothing
 // it needs.
 func (n *Node) Subscribe() *Subscription {
-	return n.events.subscribe(Event{Kind: EventListening, Time: n.cfg.Now(), Addrs: n.Addrs()})
+	first := []Event{{Kind: EventListening, Time: n.cfg.Now(), Addrs: n.Addrs()}}
+	if st, known := n.lan.statusNow(); n.cfg.MDNS && known {
+		first = append(first, Event{Kind: EventLAN, Time: n.cfg.Now(), LAN: &st})
+	}
+	return n.events.subscribe(first...)
+}
+
+// LAN reports whether LAN discovery runs (Config.MDNS), and if not, why.
+func (n *Node) LAN() LANStatus {
+	if !n.cfg.MDNS {
+		return LANStatus{Reason: "turned off (--no-mdns)"}
+	}
+	if st, known := n.lan.statusNow(); known {
+		return st
+	}
+	return LANStatus{Reason: "not started yet"}
 }
 
 // ID is this node's peer ID.
@@ -239,45 +252,24 @@ func (n *Node) onDisconnected(p peer.ID) {
 	}
 }
 
-// Connect reaches a peer by full multiaddr (…/p2p/<id>) or by peer ID
-// (known addresses), runs the handshake and returns what it learned.
+// Connect reaches a peer by invitation, full multiaddr (…/p2p/<id>) or
+// peer ID (known addresses), runs the handshake and returns what it
+// learned. It trusts nothing (Add does); a relay's address fails with
+// ErrIsRelay.
 func (n *Node) Connect(ctx context.Context, target string) (PeerInfo, error) {
-	p, err := n.addTarget(target)
+	t, err := n.resolve(target)
 	if err != nil {
 		return PeerInfo{}, err
 	}
-	if _, err := n.sessions.get(ctx, p); err != nil {
-		return n.PeerInfo(p), err
+	p := t.id
+	_, err = n.sessions.get(ctx, p)
+	if err != nil && n.isRelayPeer(p) {
+		return PeerInfo{}, ErrIsRelay
 	}
-	return n.PeerInfo(p), nil
-}
-
-// addTarget parses a multiaddr or peer ID and records the addresses.
-func (n *Node) addTarget(target string) (peer.ID, error) {
-	if len(target) > 0 && target[0] == '/' {
-		addr, err := ma.NewMultiaddr(target)
-		if err != nil {
-			return "", fmt.Errorf("%q is not a multiaddr: %w", target, err)
-		}
-		info, err := peer.AddrInfoFromP2pAddr(addr)
-		if err != nil {
-			return "", fmt.Errorf("%s: the address must end with /p2p/<peer id>", target)
-		}
-		if info.ID == n.host.ID() {
-			return "", ErrSelf
-		}
-		n.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstoreTTL)
-		n.book.rememberAddrs(info.ID)
-		return info.ID, nil
+	if len(t.addrs) > 0 {
+		n.book.rememberAddrs(p)
 	}
-	p, err := identity.ParsePeerID(target)
-	if err != nil {
-		return "", err
-	}
-	if p == n.host.ID() {
-		return "", ErrSelf
-	}
-	return p, nil
+	return n.PeerInfo(p), err
 }
 
 // Send stores a message to a peer and queues it for delivery. When Send

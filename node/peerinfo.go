@@ -130,26 +130,30 @@ func (n *Node) Peers() []PeerInfo {
 
 // path says how the chat with p travels: over cs, its newest session's
 // connection, or else the best libp2p connection. A relayed (limited)
-// connection is relay; a direct one to a private, loopback or link-local
-// address is lan; others are direct.
+// connection is relay; a direct one is lan when it goes to a private or
+// link-local address, or when p was found by LAN discovery and the
+// connection is not to loopback; other direct ones, loopback included,
+// are direct.
 func (n *Node) path(p peer.ID, cs *chatSession) Path {
+	discovered := n.lan.discovered(p)
 	if cs != nil {
-		return connPath(cs.conn)
+		return connPath(cs.conn, discovered)
 	}
 	best := PathNone
 	for _, c := range n.host.Network().ConnsToPeer(p) {
-		if cp := connPath(c); best == PathNone || best == PathRelay {
+		if cp := connPath(c, discovered); best == PathNone || best == PathRelay {
 			best = cp
 		}
 	}
 	return best
 }
 
-func connPath(c network.Conn) Path {
+func connPath(c network.Conn, discovered bool) Path {
+	a := c.RemoteMultiaddr()
 	switch {
-	case c.Stat().Limited || isCircuit(c.RemoteMultiaddr()):
+	case c.Stat().Limited || isCircuit(a):
 		return PathRelay
-	case isLANAddr(c.RemoteMultiaddr()):
+	case isLANAddr(a) || discovered && !isLoopback(a):
 		return PathLAN
 	}
 	return PathDirect
@@ -160,12 +164,19 @@ func isCircuit(a ma.Multiaddr) bool {
 	return err == nil
 }
 
+// isLANAddr reports whether a is at a private or link-local IP address:
+// another machine of the LAN (loopback is this machine).
 func isLANAddr(a ma.Multiaddr) bool {
 	ip, err := manet.ToIP(a)
 	if err != nil {
 		return false
 	}
-	return ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast()
+	return ip.IsPrivate() || ip.IsLinkLocalUnicast()
+}
+
+func isLoopback(a ma.Multiaddr) bool {
+	ip, err := manet.ToIP(a)
+	return err == nil && ip.IsLoopback()
 }
 
 // lanFirst orders addresses for dialing: those in a subnet of one of our

@@ -162,9 +162,16 @@ type daemon struct {
 // (port 0 for any), and waits until it listens.
 func startDaemon(t testing.TB, name, home string, port int) *daemon {
 	t.Helper()
+	return startDaemonArgs(t, name, home, port, "--no-mdns")
+}
+
+// startDaemonArgs is startDaemon with other flags.
+func startDaemonArgs(t testing.TB, name, home string, port int, extra ...string) *daemon {
+	t.Helper()
 	logf := filepath.Join(home, fmt.Sprintf("daemon-%d.log", time.Now().UnixNano()))
-	cmd := exec.Command(testproc.ChatBinary(t), "daemon", "--json", "--home", home, "--no-mdns",
-		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), "--log", logf)
+	args := append([]string{"daemon", "--json", "--home", home,
+		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), "--log", logf}, extra...)
+	cmd := exec.Command(testproc.ChatBinary(t), args...)
 	cmd.Env = procEnv(home)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

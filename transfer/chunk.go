@@ -17,7 +17,7 @@ const chunkLabel = "certchat file chunk v1"
 // Sealer seals and opens one file's chunks: AES-256-GCM under a key
 // derived from the offer's, the chunk's index as the nonce, and the
 // file's ID, the index and the file's size as associated data, so that a
-// chunk opens only as itself, at its place, in its file (PROTOCOL §14.2).
+// chunk opens only as itself, at its place, in its file (PROTOCOL §15.2).
 type Sealer struct {
 	o    *Offer
 	aead cipher.AEAD

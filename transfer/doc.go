@@ -1,5 +1,5 @@
 // Package transfer owns what a file transfer is apart from the network
-// (PROTOCOL §14): the offer that announces a file and carries its key
+// (PROTOCOL §15): the offer that announces a file and carries its key
 // (sent through the Double Ratchet like a message), the file's chunks
 // sealed with that key so that each is checked before it is written, and
 // the receiver's side on disk: a partial file kept apart until it is

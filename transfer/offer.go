@@ -97,7 +97,7 @@ func (o *Offer) ChunkLen(i int) int {
 	return ChunkSize
 }
 
-// Marshal encodes the offer (PROTOCOL §14.1).
+// Marshal encodes the offer (PROTOCOL §15.1).
 func (o *Offer) Marshal() []byte {
 	b := []byte{offerV1}
 	b = append(b, o.ID[:]...)

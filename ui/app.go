@@ -91,6 +91,7 @@ type UI struct {
 	open     peer.ID
 	addrs    []string
 	relays   []node.RelayInfo
+	lan      *node.LANStatus // from the node's lan events; nil: none yet
 	notice   notice
 	myID     peer.ID
 	myName   string

@@ -48,8 +48,14 @@ type Backend interface {
 	Rename(p peer.ID, name string) error
 	// Remove forgets a contact; the conversation stays.
 	Remove(p peer.ID) error
-	// Connect reaches a peer by multiaddr or peer ID and runs the handshake.
+	// Connect reaches a peer by invitation, multiaddr or peer ID and runs
+	// the handshake.
 	Connect(ctx context.Context, target string) (node.PeerInfo, error)
+	// Add makes an invitation, multiaddr or peer ID a contact and connects
+	// (node.ErrIsRelay for a relay's address).
+	Add(ctx context.Context, target, name string) (node.PeerInfo, error)
+	// Invitation is the node's invitation now, to share.
+	Invitation() (string, error)
 	// Session describes the live end-to-end session with a peer.
 	Session(p peer.ID) (node.LiveSession, bool)
 	// Certificate is the peer's last seen certificate.

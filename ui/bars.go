@@ -72,16 +72,12 @@ const notPostQuantum = "not post-quantum"
 // parts go whole (fitStatus); no word is ever cut in the middle.
 func (u *UI) statusRows(w int) []line {
 	th := u.th
-	lan := "LAN off"
-	if u.opts.LAN {
-		lan = "LAN on"
-	}
 	listen := listenText(u.addrs)
 	parts := []statusPart{
 		{long: "me: " + u.myName, short: u.myName, style: th.status.Bold(true), keep: 50},
 		{long: u.myFP, style: th.status.Bold(true), keep: 20, glued: true},
 		{long: listen, short: strings.TrimPrefix(listen, "listening on "), style: th.status, keep: 40},
-		{long: lan, style: th.status, keep: 10},
+		{long: u.lanText(true), short: u.lanText(false), style: th.status, keep: 10},
 		{long: relayText(u.relays), style: th.status, keep: 30},
 	}
 	if n := u.roster.totalUnread(u.open); n > 0 {

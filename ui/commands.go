@@ -1,8 +1,6 @@
 package ui
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,8 +9,6 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"github.com/rivo/tview"
 )
 
@@ -22,16 +18,13 @@ type command struct {
 	run              func(u *UI, arg string)
 }
 
-// connectTimeout bounds /add's dial and handshake.
-const connectTimeout = 30 * time.Second
-
 // searchLimit bounds /search results.
 const searchLimit = 100
 
 func commandList() []command {
 	return []command{
 		{"help", "", "commands and keys", (*UI).cmdHelp},
-		{"add", "MULTIADDR|PEERID", "add a contact (pins the key) and connect", (*UI).cmdAdd},
+		{"add", "INVITATION", "add a contact by invitation, address or peer ID", (*UI).cmdAdd},
 		{"verify", "[CONTACT]", "compare safety numbers (QR code too); mark verified", (*UI).cmdVerify},
 		{"trust", "[CONTACT]", "accept or reject the open chat's key", (*UI).cmdTrust},
 		{"rename", "[CONTACT] NAME", "give the open chat (or CONTACT) another name", (*UI).cmdRename},
@@ -41,7 +34,7 @@ func commandList() []command {
 		{"whois", "[CONTACT]", "certificate and live session of the open chat", (*UI).cmdWhois},
 		{"relay", "", "relays and reservations", (*UI).cmdRelay},
 		{"search", "TEXT", "find messages in every chat", (*UI).cmdSearch},
-		{"id", "", "your peer ID, fingerprint and addresses to share", (*UI).cmdID},
+		{"id", "", "your invitation (c copies it) and fingerprint", (*UI).cmdID},
 		{"mute", "", "no bell or notifications for the open chat", (*UI).cmdMute},
 		{"unmute", "", "bell and notifications for the open chat again", (*UI).cmdUnmute},
 		{"quit", "", "close the chat (Ctrl+C too; asks if you typed)", (*UI).cmdQuit},
@@ -83,81 +76,6 @@ func (u *UI) cmdTrust(arg string) {
 	if c := u.chatArg("trust", arg); c != nil {
 		u.promptTrust(c)
 	}
-}
-
-// targetPeer reads the peer ID of a /add target.
-func targetPeer(target string) (peer.ID, error) {
-	if !strings.HasPrefix(target, "/") {
-		if _, err := peer.Decode(target); err != nil {
-			return "", errors.New("that is neither a peer ID (12D3KooW…) nor an address (/ip4/…/tcp/…/p2p/PEERID)")
-		}
-		return identity.ParsePeerID(target)
-	}
-	addr, err := ma.NewMultiaddr(target)
-	if err != nil {
-		return "", errors.New("that is not a valid address; it looks like /ip4/192.168.1.5/tcp/4001/p2p/12D3KooW…")
-	}
-	info, err := peer.AddrInfoFromP2pAddr(addr)
-	if err != nil {
-		return "", errors.New("the address must end with /p2p/ and the peer ID")
-	}
-	if _, err := identity.KeyFromPeerID(info.ID); err != nil {
-		return "", err
-	}
-	return info.ID, nil
-}
-
-// cmdAdd pins the peer's key (the peer ID embeds it) unless the user
-// already decided about it, opens its chat, and connects.
-func (u *UI) cmdAdd(target string) {
-	if target == "" {
-		u.showError("Usage: /add MULTIADDR (ending in /p2p/PEERID) or /add PEERID.")
-		return
-	}
-	p, err := targetPeer(target)
-	if err != nil {
-		u.fail("Cannot add "+truncate(oneLine(target), 40), err)
-		return
-	}
-	if p == u.myID {
-		u.showError("That is your own peer ID.")
-		return
-	}
-	c := u.roster.ensure(unknownPeer(p))
-	u.openChat(p)
-	u.informAbout(p, "Adding "+c.name()+"…")
-	u.spawn(func() { u.addPeer(p, target) })
-}
-
-// addPeer runs off the event loop: trust, then connect.
-func (u *UI) addPeer(p peer.ID, target string) {
-	info := u.b.PeerInfo(p)
-	var trustErr error
-	if !info.Trust.Trusted() && info.Changed == nil {
-		trustErr = u.b.TrustPeer(p, false)
-	}
-	ctx, cancel := context.WithTimeout(u.ctx, connectTimeout)
-	defer cancel()
-	info, err := u.b.Connect(ctx, target)
-	if info.ID == "" {
-		info = u.b.PeerInfo(p)
-	}
-	u.post(func() {
-		c := u.roster.setInfo(info)
-		switch {
-		case trustErr != nil:
-			u.failAbout(p, "Could not add "+c.name(), trustErr)
-		case info.Changed != nil:
-			u.showErrorAbout(p, "KEY CHANGED: "+c.name()+" answered with a key that claims a contact's name. /trust decides.")
-		case errors.Is(err, node.ErrNoAddress):
-			u.informAbout(p, c.name()+" is in your contacts. No address is known yet: they connect when on your LAN or through a relay, or /add their full address.")
-		case err != nil:
-			u.showErrorAbout(p, c.name()+" is in your contacts but could not be reached: "+describe(err))
-		default:
-			t, _ := trustTitle(info)
-			u.informAbout(p, "Connected to "+c.name()+" ("+t+").")
-		}
-	})
 }
 
 func (u *UI) cmdWhois(arg string) {
@@ -310,19 +228,4 @@ func (u *UI) showResults(text string, found []store.Message, err error) {
 	}
 	u.search = searchState{text: text, found: found}
 	u.show(u.listDialog("Search "+quoted+": Enter shows it, Esc closes", items, u.showHit))
-}
-
-func (u *UI) cmdID(string) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "You are [::b]%s[::-]\nPeer ID:     %s\nFingerprint: %s\n\n",
-		tview.Escape(u.myName), u.myID, u.b.Identity().Fingerprint())
-	if len(u.addrs) == 0 {
-		b.WriteString("Not listening on any address yet.")
-	} else {
-		b.WriteString("Peers add you with /add and one of these addresses:\n")
-		for _, a := range u.addrs {
-			b.WriteString("\n" + tview.Escape(a))
-		}
-	}
-	u.show(u.textDialog("Your identity", b.String(), false, button{"Close (Esc)", nil}))
 }

@@ -135,6 +135,8 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 			u.onStatus(*e.Message)
 		case node.EventError:
 			u.showErrorAbout(e.PeerID, u.errorSentence(e))
+		case node.EventLAN:
+			u.onLAN(*e.LAN)
 		}
 	}
 	u.roster.sort()

@@ -57,9 +57,9 @@ func (u *UI) welcomeRows(w int) []line {
 		rows = append(rows, wrapLine(line{{text, st}}, w)...)
 	}
 	rows = append(rows, line{{"Welcome to certchat, ", th.text}, {u.myName, th.me}, {".", th.text}}, nil)
-	para("Your fingerprint: "+u.b.Identity().Fingerprint().Short()+" (/id shows all of it, your peer ID and addresses to share).", false)
+	para("Your fingerprint: "+u.b.Identity().Fingerprint().Short()+" (/id shows all of it and your invitation to share).", false)
 	rows = append(rows, nil)
-	para("To start a chat, /add a peer's address or peer ID. Messages from peers open their chat here.", false)
+	para("To start a chat, /add a peer's invitation (or address, or peer ID). Messages from peers open their chat here.", false)
 	para("Tab and Ctrl+N/Ctrl+P switch chats, Alt+A jumps to unread messages, /help lists everything.", true)
 	return rows
 }

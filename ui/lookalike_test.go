@@ -25,7 +25,7 @@ func lookAlike(t *testing.T, bobOnline bool, h int) (alice, bob, imp *testPeer, 
 		if _, err := connect(t, bob, alice); err != nil {
 			t.Fatal(err)
 		}
-		w.waitText("~ unverified · lan")
+		w.waitText("~ unverified · direct") // loopback: direct, not lan
 	}
 	connect(t, imp, alice) // alice refuses the handshake
 	w.waitText("! KEY CHANGED")

@@ -86,3 +86,29 @@ func relayText(rs []node.RelayInfo) string {
 	}
 	return fmt.Sprintf("relay: %d of %d reserved", ok, len(rs))
 }
+
+// lanText is the status bar's word on LAN discovery: on, or off with the
+// reason in the long form.
+func (u *UI) lanText(long bool) string {
+	switch {
+	case !u.opts.LAN:
+		return "LAN off"
+	case u.lan == nil || u.lan.On:
+		return "LAN on"
+	case long && u.lan.Reason != "":
+		return "LAN off: " + u.lan.Reason
+	}
+	return "LAN off"
+}
+
+// onLAN follows LAN discovery going off and on, with a notice.
+func (u *UI) onLAN(st node.LANStatus) {
+	was := u.lan
+	u.lan = &st
+	switch {
+	case !st.On && (was == nil || was.On):
+		u.inform("LAN discovery is off: " + st.Reason + ". It comes on when a LAN address appears.")
+	case st.On && was != nil && !was.On:
+		u.inform("LAN discovery is on.")
+	}
+}

@@ -17,10 +17,12 @@ import (
 // The end-to-end test: two real `chat` processes in tmux on loopback,
 // driven with send-keys and read with capture-pane, talk both ways.
 
-// tmuxServer is a tmux server on its own socket, killed at cleanup.
+// tmuxServer is a tmux server on its own socket, killed at cleanup. The
+// socket is in the test's temporary folder (tmux -S), not in
+// /tmp/tmux-UID, so nothing of it is left behind.
 type tmuxServer struct {
 	t      *testing.T
-	socket string
+	socket string // path
 	dir    string // exit status files
 }
 
@@ -29,14 +31,18 @@ func newTmux(t *testing.T) *tmuxServer {
 		testproc.SkipUnlessCI(t, "tmux is not installed: "+err.Error())
 	}
 	// One server per test: parallel tests must not share sessions.
-	s := &tmuxServer{t: t, socket: fmt.Sprintf("certchat-test-%d-%s", os.Getpid(), t.Name()), dir: t.TempDir()}
-	t.Cleanup(func() { exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
+	dir := t.TempDir()
+	s := &tmuxServer{t: t, socket: filepath.Join(dir, "tmux.sock"), dir: dir}
+	t.Cleanup(func() {
+		exec.Command("tmux", "-S", s.socket, "kill-server").Run()
+		os.Remove(s.socket)
+	})
 	return s
 }
 
 func (s *tmuxServer) run(args ...string) string {
 	s.t.Helper()
-	out, err := exec.Command("tmux", append([]string{"-L", s.socket}, args...)...).CombinedOutput()
+	out, err := exec.Command("tmux", append([]string{"-S", s.socket}, args...)...).CombinedOutput()
 	if err != nil {
 		s.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -51,11 +57,26 @@ func (s *tmuxServer) start(name, command string) {
 	status := filepath.Join(s.dir, name+".status")
 	wrapped := fmt.Sprintf("%s; echo $? > %s.tmp && mv %s.tmp %s", command, status, status, status)
 	s.run("new-session", "-d", "-s", name, "-x", "100", "-y", "30", wrapped)
+	s.run("set-option", "-s", "set-clipboard", "on") // OSC 52 from the window lands in a paste buffer
 	s.run("set-option", "-t", name, "remain-on-exit", "on")
 	s.run("set-option", "-t", name, "history-limit", "20000")
 }
 
 func (s *tmuxServer) capture(name string) string { return s.run("capture-pane", "-p", "-t", name) }
+
+// buffer is tmux's newest paste buffer, where OSC 52 copies land; it
+// waits a little for one to appear.
+func (s *tmuxServer) buffer() string {
+	s.t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		out, err := exec.Command("tmux", "-S", s.socket, "show-buffer").CombinedOutput()
+		if err == nil || time.Now().After(deadline) {
+			return string(out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 // typeLine types text literally, then Enter.
 func (s *tmuxServer) typeLine(name, text string) {
@@ -136,21 +157,31 @@ func TestTmuxTwoChats(t *testing.T) {
 	t.Parallel()
 	tm := newTmux(t)
 	bin := testproc.ChatBinary(t)
-	aliceHome, aliceID := newHome(t, bin, "alice")
+	aliceHome, _ := newHome(t, bin, "alice")
 	bobHome, bobID := newHome(t, bin, "bob")
 	chatCmd(t, bin, "--home", aliceHome, "contacts", "add", bobID, "--name", "bob")
-	chatCmd(t, bin, "--home", bobHome, "contacts", "add", aliceID, "--name", "alice")
+	// Loopback only, LAN discovery left on: it turns itself off.
 	run := func(home string) string {
-		return fmt.Sprintf("%s --home %s --listen /ip4/127.0.0.1/tcp/0 --no-mdns", bin, home)
+		return fmt.Sprintf("%s --home %s --listen /ip4/127.0.0.1/tcp/0", bin, home)
 	}
 	tm.start("alice", run(aliceHome))
 	tm.start("bob", run(bobHome))
 
-	// Alice's status bar says where she listens; bob adds her there.
-	screen := tm.waitFor("alice", "Welcome to certchat, alice.", "listening on 127.0.0.1:")
-	port := regexp.MustCompile(`listening on 127\.0\.0\.1:(\d+)`).FindStringSubmatch(screen)[1]
+	// Alice's /id shows her invitation; bob adds her with it, read off
+	// her screen as a person would copy it.
+	tm.waitFor("alice", "Welcome to certchat, alice.", "127.0.0.1:", "LAN off")
+	tm.typeLine("alice", "/id")
+	invitation := invitationOn(t, tm.waitFor("alice", "Your invitation", "CERTCHAT:", "█████"))
+	// c copies it with OSC 52, which tmux takes into its paste buffer
+	// (set-clipboard on).
+	tm.run("send-keys", "-t", "alice", "c")
+	tm.waitFor("alice", "Your invitation: copied to the clipboard")
+	if buf := tm.buffer(); buf != invitation {
+		t.Errorf("tmux's paste buffer after c: %q, want the invitation %q", buf, invitation)
+	}
+	tm.run("send-keys", "-t", "alice", "Escape")
 	tm.waitFor("bob", "Welcome to certchat, bob.")
-	tm.typeLine("bob", fmt.Sprintf("/add /ip4/127.0.0.1/tcp/%s/p2p/%s", port, aliceID))
+	tm.typeLine("bob", "/add "+invitation)
 	tm.waitFor("bob", "Connected to alice", " alice  unverified: trusted on first use")
 
 	// What alice's window writes to the terminal, as bytes.
@@ -169,7 +200,7 @@ func TestTmuxTwoChats(t *testing.T) {
 	tm.run("send-keys", "-t", "bob", "M-Enter")
 	tm.run("send-keys", "-t", "bob", "-l", "second line")
 	tm.run("send-keys", "-t", "bob", "Enter")
-	screen = tm.waitFor("alice", "bob: first line", "second line")
+	screen := tm.waitFor("alice", "bob: first line", "second line")
 	_, y, _ := findIn(screen, "bob: first line", false)
 	if x2, y2, _ := findIn(screen, "second line", false); y2 != y+1 || x2 < 10 {
 		t.Fatalf("the second line is not under the first:\n%s", screen)
@@ -192,6 +223,28 @@ func TestTmuxTwoChats(t *testing.T) {
 			t.Errorf("no log file: %v", err)
 		}
 	}
+}
+
+// invitationOn reads the invitation /id shows: the lines from the one
+// that starts with CERTCHAT: to the first blank one, inside the dialog's
+// borders.
+func invitationOn(t *testing.T, screen string) string {
+	t.Helper()
+	piece := regexp.MustCompile(`[║│]([A-Z2-7:]+)\s*[║│]`)
+	var b strings.Builder
+	for _, line := range strings.Split(screen, "\n") {
+		m := piece.FindStringSubmatch(line)
+		switch {
+		case m != nil && strings.HasPrefix(m[1], "CERTCHAT:"):
+			b.WriteString(m[1])
+		case m != nil && b.Len() > 0:
+			b.WriteString(m[1])
+		case b.Len() > 0:
+			return b.String()
+		}
+	}
+	t.Fatalf("no invitation on the screen:\n%s", screen)
+	return ""
 }
 
 // SIGTERM while a long paste arrives as keystrokes (a terminal without

@@ -31,7 +31,7 @@ func TestVerifiedBadge(t *testing.T) {
 func TestCAVerifiedTitle(t *testing.T) {
 	t.Parallel()
 	w, dave := caContact(t, "dave", 365*24*time.Hour, 80)
-	w.waitText("dave", "✓ CA · lan")
+	w.waitText("dave", "✓ CA · direct") // loopback: direct, not lan
 	w.key(tcell.KeyTab, 0, tcell.ModNone)
 	w.waitText("dave  verified: issued by Acme Root  " + dave.id.Fingerprint().Short())
 }

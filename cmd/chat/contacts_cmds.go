@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -21,10 +22,18 @@ func contactCommands() []*command {
 	return []*command{
 		{
 			name:    "contacts add",
-			args:    "PEERID [--name NAME] [--fingerprint FP]",
-			summary: "pin a contact's key by peer ID (the ID embeds the key)",
+			args:    "INVITATION|MULTIADDR|PEERID [--name NAME] [--fingerprint FP]",
+			summary: "add a contact by invitation, address or peer ID: pin the key (the ID embeds it)",
 			help: `The contact is trusted on first use. With --fingerprint, the fingerprint
-is checked against the key and the contact is marked verified.`,
+is checked against the key and the contact is marked verified.
+
+An invitation (CERTCHAT:..., what ` + "`chat id`" + ` or /id shows) is checked
+against its signature; its name is the contact's unless --name is given
+(with " (2)" if another contact has it). With an invitation or a full
+address (.../p2p/PEERID), chat also connects and remembers the addresses:
+through ` + "`chat daemon`" + ` if it runs on this home, else with a node of its
+own for up to 20 s. A relay's address is refused: a relay is not a person
+(use it with --relay).`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.name, "name", "", "your name for the contact")
 				fs.StringVar(&o.fingerprint, "fingerprint", "", "the contact's fingerprint, to verify now")
@@ -76,9 +85,28 @@ func runContactsAdd(c *ctx) error {
 	if err := c.wantArgs(1); err != nil {
 		return err
 	}
-	id, err := identity.ParsePeerID(c.args[0])
+	target := c.args[0]
+	id, suggested, err := node.ParseTarget(target)
 	if err != nil {
 		return err
+	}
+	if target != id.String() {
+		if c.opts.fingerprint != "" {
+			if err := checkFingerprint(id, c.opts.fingerprint); err != nil {
+				return err
+			}
+		}
+		if err := addByAddress(c, target, id, suggested); err != nil {
+			return err
+		}
+		if c.opts.fingerprint == "" {
+			return nil
+		}
+		t, ct, err := c.resolveContact(id.String())
+		if err != nil {
+			return err
+		}
+		return markVerified(c, t, ct)
 	}
 	t, err := c.trustStore()
 	if err != nil {
@@ -158,13 +186,18 @@ func runContactsList(c *ctx) error {
 	if err != nil {
 		return err
 	}
+	caVerified := c.caVerified(t, cs)
 	out := make([]contactJSON, 0, len(cs))
 	short := make([]string, 0, len(cs))
 	for _, ct := range cs {
 		pub, _ := identity.KeyFromPeerID(ct.PeerID)
 		fp := identity.FingerprintOf(pub)
 		short = append(short, fp.Short())
-		j := contactJSON{PeerID: ct.PeerID.String(), Name: ct.Label(), CertName: ct.CertName, Trust: string(ct.State), Fingerprint: fp.String()}
+		trust := ct.State
+		if trust == identity.StateTOFU && caVerified[ct.PeerID] {
+			trust = identity.StateCAVerified // as the chat window shows it
+		}
+		j := contactJSON{PeerID: ct.PeerID.String(), Name: ct.Label(), CertName: ct.CertName, Trust: string(trust), Fingerprint: fp.String()}
 		if ct.ReplacedBy != "" {
 			j.ReplacedBy = ct.ReplacedBy.String()
 		}

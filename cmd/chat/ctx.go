@@ -32,6 +32,7 @@ type options struct {
 	fingerprint      string
 	yes              bool
 	notify           string
+	invite           bool
 
 	node  nodeOptions
 	relay relayOptions

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/invite"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
 )
@@ -82,7 +83,7 @@ func (h *handler) serve(r io.Reader, w *lineWriter, events bool) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, err := readLine(br, maxCommandLine)
-		if len(line) > 0 {
+		if len(bytes.TrimSpace(line)) > 0 { // blank lines are ignored
 			h.handle(line, w)
 		}
 		if errors.Is(err, errLineTooLong) {
@@ -130,7 +131,7 @@ func missingField(c request) string {
 		return "to"
 	case c.Cmd == "send" && c.Text == "":
 		return "text"
-	case c.Cmd == "connect" && c.Addr == "":
+	case (c.Cmd == "connect" || c.Cmd == "add") && c.Addr == "":
 		return "addr"
 	case (c.Cmd == "trust" || c.Cmd == "block" || c.Cmd == "history") && c.Peer == "":
 		return "peer"
@@ -149,6 +150,13 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 		w.write(evError{Event: "error", Error: "bad command: " + oneLine(err.Error())})
 		return
 	}
+	// One command per line: anything after the object is refused, not
+	// dropped (a second object would otherwise be lost silently).
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		w.write(evError{Event: "error", Ref: c.Ref, Error: "bad command: more than one JSON object on the line (or text after it); send one command per line; nothing was done"})
+		return
+	}
 	fail := func(err error) { w.write(evError{Event: "error", Ref: c.Ref, Error: oneLine(err.Error())}) }
 	if missing := missingField(c); missing != "" {
 		fail(fmt.Errorf("%s needs %q", c.Cmd, missing))
@@ -157,7 +165,7 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 	switch c.Cmd {
 	case "send":
 		h.send(c, w, fail)
-	case "connect":
+	case "connect", "add":
 		go h.connect(c, w, fail)
 	case "trust", "block":
 		p, err := identity.ParsePeerID(c.Peer)
@@ -185,6 +193,13 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 	case "id":
 		id := h.n.Identity()
 		w.write(evID{Event: "id", Ref: c.Ref, PeerID: id.PeerID().String(), Name: id.Name(), Fingerprint: id.Fingerprint().String(), Addrs: h.n.Addrs()})
+	case "invite":
+		text, err := h.n.Invitation()
+		if err != nil {
+			fail(err)
+			return
+		}
+		w.write(evInvite{Event: "invite", Ref: c.Ref, Text: text, PeerID: h.n.ID().String()})
 	case "quit":
 		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
 		h.quit()
@@ -207,15 +222,38 @@ func (h *handler) send(c request, w *lineWriter, fail func(error)) {
 	w.write(evStatus{Event: "accepted", Ref: c.Ref, ID: m.ID.String(), To: m.Peer.String()})
 }
 
+// connect runs connect (reach the peer) and add (also pin its key and
+// remember it): the answer is the peer once the handshake is done. An
+// add whose peer is not reachable now still added it: the answer is its
+// peer line (online false) with the error.
 func (h *handler) connect(c request, w *lineWriter, fail func(error)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	info, err := h.n.Connect(ctx, c.Addr)
-	if err != nil {
-		fail(fmt.Errorf("connect %s: %w", c.Addr, err))
+	var info node.PeerInfo
+	var err error
+	if c.Cmd == "add" {
+		info, err = h.n.Add(ctx, c.Addr, c.Name)
+	} else {
+		info, err = h.n.Connect(ctx, c.Addr)
+	}
+	if err != nil && (c.Cmd != "add" || info.ID == "") {
+		fail(fmt.Errorf("%s %s: %w", c.Cmd, shortTarget(c.Addr), err))
 		return
 	}
-	w.write(peerEvent(info, c.Ref))
+	ev := peerEvent(info, c.Ref)
+	if err != nil {
+		ev.Error = oneLine(err.Error())
+	}
+	w.write(ev)
+}
+
+// shortTarget is an address or invitation for an error line: an
+// invitation is long and says nothing to a reader.
+func shortTarget(s string) string {
+	if invite.IsInvitation(s) {
+		return "invitation"
+	}
+	return s
 }
 
 // historyLimit is the default and maximum of messages a history answer holds.

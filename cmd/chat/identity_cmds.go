@@ -32,10 +32,23 @@ $CERTCHAT_PASSPHRASE. An existing identity is never replaced.`,
 		},
 		{
 			name:    "id",
-			args:    "[--json]",
-			summary: "show your name, peer ID, fingerprint and certificate",
+			args:    "[--json | --invite] [--listen MULTIADDR] [--relay MULTIADDR]",
+			summary: "show your name, peer ID, fingerprint, certificate and invitation",
+			help: `The invitation (CERTCHAT:..., and its QR code) is what you share: it
+carries your peer ID, name, addresses and relays, signed with your key;
+the other side adds you with ` + "`chat contacts add INVITATION`" + ` or /add. It
+is made by the running daemon, else for the addresses the next ` + "`chat`" + `
+run listens on (the remembered ports, or --listen) and your relays: that
+needs your key. ` + "`chat id`" + ` never asks for the passphrase (an encrypted
+key shows no invitation unless --passphrase-file or $CERTCHAT_PASSPHRASE
+gives it); ` + "`chat id --invite`" + ` asks. With a chat window open on the
+home, use /id there. --invite prints only the invitation's text, for
+scripts; --json prints no invitation.`,
 			flags: func(fs *flag.FlagSet, o *options) {
-				fs.BoolVar(&o.json, "json", false, "print a JSON object")
+				fs.BoolVar(&o.json, "json", false, "print a JSON object (no invitation)")
+				fs.BoolVar(&o.invite, "invite", false, "print only the invitation's text")
+				fs.Var(&o.node.listen, "listen", "the addresses the invitation is for (as `chat --listen`)")
+				fs.Var(&o.node.relays, "relay", "a relay the invitation names, remembered (as `chat --relay`)")
 			},
 			run: runID,
 		},
@@ -181,8 +194,32 @@ func runID(c *ctx) error {
 	if err != nil {
 		return err
 	}
+	if c.opts.invite {
+		text, err := c.invitation(h)
+		if err != nil {
+			return err
+		}
+		c.printf("%s\n", text)
+		return nil
+	}
 	if !c.opts.json {
-		return printIdentity(c, h)
+		encrypted, err := printIdentity(c, h)
+		if err != nil {
+			return err
+		}
+		// chat id asks for no passphrase: an encrypted key that no
+		// running daemon holds and no passphrase unlocks makes no
+		// invitation here.
+		if pass, given, _ := c.identitySecret().given(); encrypted && (!given || len(pass) == 0) && !daemonRuns(h) {
+			c.printf("\nInvitation: your key is encrypted; `chat id --invite` makes it (it asks for the passphrase), or /id in the chat window.\n")
+			return nil
+		}
+		text, err := c.invitation(h)
+		if err != nil {
+			c.printf("\nNo invitation: %s\n", err)
+			return nil
+		}
+		return c.printInvitation(text)
 	}
 	info, err := identityInfo(h)
 	if err != nil {
@@ -216,10 +253,12 @@ func identityInfo(h identity.Home) (idInfo, error) {
 	}, nil
 }
 
-func printIdentity(c *ctx, h identity.Home) error {
+// printIdentity prints the identity and reports whether its key is
+// encrypted.
+func printIdentity(c *ctx, h identity.Home) (bool, error) {
 	info, err := identityInfo(h)
 	if err != nil {
-		return err
+		return false, err
 	}
 	key := "encrypted with a passphrase"
 	if !info.KeyEncrypted {
@@ -231,7 +270,7 @@ func printIdentity(c *ctx, h identity.Home) error {
 	c.printf("certificate:  %s, valid until %s (%s)\n", info.Issuer, info.NotAfter.Format(time.DateOnly), untilText(c.now(), info.NotAfter))
 	c.printf("key:          %s\n", key)
 	c.printf("home:         %s\n", info.Home)
-	return nil
+	return info.KeyEncrypted, nil
 }
 
 // untilText says how long until t, in days.

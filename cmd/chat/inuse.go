@@ -25,3 +25,13 @@ func (c *ctx) noteRestart(h identity.Home, toWhat string) {
 		fmt.Fprintf(c.io.err, "A chat window or daemon is running on %s: restart it to %s.\n", h.Dir, toWhat)
 	}
 }
+
+// databaseFree refuses, before any passphrase is asked, a home whose
+// message database a chat window (or a daemon without its socket) holds:
+// the command could not open it anyway.
+func databaseFree(h identity.Home) error {
+	if fileLocked(h.Path(store.FileName)) {
+		return store.ErrBusy
+	}
+	return nil
+}

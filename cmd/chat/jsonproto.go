@@ -17,12 +17,12 @@ import (
 
 // daemonCommands are the commands handler.handle answers, in the order
 // docs/DAEMON.md lists them.
-var daemonCommands = []string{"send", "connect", "trust", "block", "peers", "history", "id", "quit"}
+var daemonCommands = []string{"send", "connect", "add", "trust", "block", "peers", "history", "id", "invite", "quit"}
 
 // daemonEvents are the values of "event" on the lines the daemon writes:
 // answers and node events. sent, queued, delivered and failed are the
 // outgoing statuses of node messages (sending is answered by accepted).
-var daemonEvents = []string{"listening", "peer", "message", "accepted", "sent", "queued", "delivered", "failed", "ok", "history", "id", "error"}
+var daemonEvents = []string{"listening", "lan", "peer", "message", "accepted", "sent", "queued", "delivered", "failed", "ok", "history", "id", "invite", "error"}
 
 type request struct {
 	Cmd      string `json:"cmd"`
@@ -30,6 +30,7 @@ type request struct {
 	To       string `json:"to,omitempty"`
 	Text     string `json:"text,omitempty"`
 	Addr     string `json:"addr,omitempty"`
+	Name     string `json:"name,omitempty"`
 	Peer     string `json:"peer,omitempty"`
 	Verified bool   `json:"verified,omitempty"`
 	Limit    int    `json:"limit,omitempty"`
@@ -38,6 +39,19 @@ type request struct {
 type evListening struct {
 	Event string   `json:"event"`
 	Addrs []string `json:"addrs"`
+}
+
+type evLAN struct {
+	Event  string `json:"event"`
+	On     bool   `json:"on"`
+	Reason string `json:"reason,omitempty"`
+}
+
+type evInvite struct {
+	Event  string `json:"event"`
+	Ref    string `json:"ref,omitempty"`
+	Text   string `json:"text"`
+	PeerID string `json:"peer_id"`
 }
 
 type evPeer struct {
@@ -53,6 +67,7 @@ type evPeer struct {
 	PostQuantum bool   `json:"post_quantum"` // the live session's key exchange is hybrid
 	Discovered  bool   `json:"discovered,omitempty"`
 	Previous    string `json:"previous,omitempty"` // the contact a changed key claims
+	Error       string `json:"error,omitempty"`    // add: added, but not reached
 }
 
 type evMessage struct {
@@ -162,6 +177,8 @@ func eventJSON(e node.Event, names func(store.Message) string) any {
 	switch e.Kind {
 	case node.EventListening:
 		return evListening{Event: "listening", Addrs: e.Addrs}
+	case node.EventLAN:
+		return evLAN{Event: "lan", On: e.LAN.On, Reason: e.LAN.Reason}
 	case node.EventPeer:
 		return peerEvent(*e.Peer, "")
 	case node.EventMessage:

@@ -157,8 +157,25 @@ func report(w io.Writer, err error) int {
 		return 2
 	}
 	fmt.Fprintf(w, "chat: %s\n", oneLine(err.Error()))
+	var st exitStatus
+	if errors.As(err, &st) {
+		return st.code
+	}
 	return 1
 }
+
+// exitStatus is an error that ends the command with its own exit status
+// (chat send's 3: queued, not delivered yet).
+type exitStatus struct {
+	code int
+	msg  string
+}
+
+func (e exitStatus) Error() string { return e.msg }
+
+// exitQueued is chat send's exit status for a message stored in the
+// outbox (or deposited at a relay) but not delivered within --wait.
+const exitQueued = 3
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 

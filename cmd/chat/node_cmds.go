@@ -77,7 +77,10 @@ echoed in its answer. The commands:
   {"cmd":"send","to":"<peer id or contact name>","text":"hi"}
       send a message; answers {"event":"accepted","id",...}
   {"cmd":"connect","addr":"/ip4/192.0.2.7/tcp/4001/p2p/<peer id>"}
-      dial a multiaddr or a peer ID; answers {"event":"peer",...}
+      dial an invitation, a multiaddr or a peer ID; answers {"event":"peer",...}
+  {"cmd":"add","addr":"CERTCHAT:...","name":"bob"}
+      add a contact by invitation, multiaddr or peer ID (pin its key,
+      remember its addresses) and connect; answers {"event":"peer",...}
   {"cmd":"trust","peer":"<peer id>","verified":false}
       pin the peer's key (verified: fingerprint compared); answers "ok"
   {"cmd":"block","peer":"<peer id>"}
@@ -88,6 +91,8 @@ echoed in its answer. The commands:
       answers {"event":"history","messages":[...]}
   {"cmd":"id"}
       answers {"event":"id","peer_id","name","fingerprint","addrs"}
+  {"cmd":"invite"}
+      answers {"event":"invite","text":"CERTCHAT:...","peer_id"}: share it
   {"cmd":"quit"}
       answers "ok" and stops the daemon
 
@@ -108,15 +113,21 @@ protocol. It stops on SIGINT or SIGTERM, or {"cmd":"quit"}.`,
 			help: `PEER is a peer ID or a contact's name. The peer must be a trusted
 contact. With - instead of TEXT the message is read from standard input
 (one final line break dropped): other users of the machine can read a
-command's arguments in the process list, not its input. Exits 0 once the peer has stored the message, or, if the peer is
-not reachable within --wait, says the message is queued: it stays in the
-outbox and is delivered by the next chat or daemon run (or the running
-daemon). Exits 1 with a one-line reason if the peer is untrusted or its
-key changed.
+command's arguments in the process list, not its input.
+
+Exit status:
+  0  delivered: the peer stored the message (its receipt came)
+  1  not sent: an error, the peer is untrusted or its key changed
+  2  usage error
+  3  queued: the message is stored but not delivered within --wait;
+     it was deposited at a relay's mailbox, or waits in the outbox for
+     the peer and is delivered by the next chat or daemon run (or the
+     running daemon). Standard output says "queued ID".
 
 While ` + "`chat daemon`" + ` runs on this home, the message goes through it
-(home/run/control.sock). While a chat window has the home open, send refuses:
-the message database is in use; send from the window instead.`,
+(home/run/control.sock). While a chat window has the home open, send refuses
+before asking for a passphrase: the message database is in use; send from
+the window instead.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				nodeFlags(fs, o)
 				fs.StringVar(&o.node.to, "to", "", "peer ID or contact name")
@@ -268,6 +279,12 @@ func printEvent(w io.Writer, e node.Event, name func(store.Message) string) {
 		if e.Message.Status != store.StatusSending {
 			fmt.Fprintf(w, "%s %s %s to %s\n", ts, e.Message.Status, e.Message.ID, e.Message.Peer)
 		}
+	case node.EventLAN:
+		if e.LAN.On {
+			fmt.Fprintf(w, "%s LAN discovery is on\n", ts)
+		} else {
+			fmt.Fprintf(w, "%s LAN discovery is off: %s\n", ts, e.LAN.Reason)
+		}
 	case node.EventError:
 		fmt.Fprintf(w, "%s error: %s\n", ts, e.Err)
 	}
@@ -289,6 +306,9 @@ func runSend(c *ctx) error {
 		defer conn.Close()
 		return sendVia(c, conn, text)
 	}
+	if err := databaseFree(h); err != nil {
+		return err
+	}
 	return sendDirect(c, text)
 }
 
@@ -298,6 +318,9 @@ func runSend(c *ctx) error {
 func (c *ctx) sendText() (string, error) {
 	if len(c.args) != 1 || c.args[0] != "-" {
 		return strings.Join(c.args, " "), nil
+	}
+	if c.tty != nil {
+		fmt.Fprintln(c.io.err, "Type the message; end it with Ctrl+D at the start of a line.")
 	}
 	data, err := c.readInput("-")
 	if err != nil {
@@ -360,8 +383,8 @@ func sendVia(c *ctx, conn io.ReadWriter, text string) error {
 			if id == "" {
 				return errors.New("the daemon did not answer")
 			}
-			c.printf("queued %s: not delivered yet; the running daemon keeps trying\n", id)
-			return nil
+			c.printf("queued %s\n", id)
+			return exitStatus{exitQueued, fmt.Sprintf("%s has not stored the message yet; the running daemon keeps trying (exit status 3: queued)", c.opts.node.to)}
 		}
 	}
 }
@@ -389,9 +412,13 @@ func sendDirect(c *ctx, text string) error {
 		return fmt.Errorf("send to %s: %w", c.opts.node.to, err)
 	}
 	timeout := time.After(c.opts.node.wait)
+	atRelay := false
 	for {
 		select {
 		case e := <-sub.C:
+			if e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusQueued {
+				atRelay = true
+			}
 			if e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusDelivered {
 				c.printf("delivered %s\n", m.ID)
 				return nil
@@ -400,8 +427,11 @@ func sendDirect(c *ctx, text string) error {
 				return fmt.Errorf("send to %s: %w (message %s stays queued)", c.opts.node.to, node.ErrKeyChanged, m.ID)
 			}
 		case <-timeout:
-			c.printf("queued %s: %s is not reachable now; the message stays in the outbox and is delivered by the next `chat` or `chat daemon` run\n", m.ID, c.opts.node.to)
-			return nil
+			c.printf("queued %s\n", m.ID)
+			if atRelay {
+				return exitStatus{exitQueued, fmt.Sprintf("%s is not reachable now; the message waits at a relay's mailbox until they fetch it (exit status 3: queued)", c.opts.node.to)}
+			}
+			return exitStatus{exitQueued, fmt.Sprintf("%s is not reachable now; the message stays in the outbox and is delivered by the next `chat` or `chat daemon` run (exit status 3: queued)", c.opts.node.to)}
 		}
 	}
 }
@@ -426,6 +456,8 @@ func runHistory(c *ctx) error {
 		if err != nil {
 			return err
 		}
+	} else if err := databaseFree(h); err != nil {
+		return err
 	} else if msgs, err = historyDirect(c, h, ct.PeerID); err != nil {
 		return err
 	}
