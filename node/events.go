@@ -26,6 +26,14 @@ const (
 	EventStatus EventKind = "status"
 	// EventError: something went wrong that the user should see.
 	EventError EventKind = "error"
+	// EventUpdate: a stored text changed: an edit, deletion or reaction
+	// (ours or the peer's) was applied to it. Message is the text as it
+	// stands, Action what changed it.
+	EventUpdate EventKind = "update"
+	// EventTyping: the peer PeerID started (Typing) or stopped typing to
+	// us. Live only; the node says stopped when the peer's session ends
+	// or it turns typing off, the window also forgets it after a while.
+	EventTyping EventKind = "typing"
 )
 
 // Path is how a peer is reached.
@@ -75,9 +83,11 @@ type Event struct {
 	Time    time.Time
 	Addrs   []string       // listening
 	Peer    *PeerInfo      // peer
-	Message *store.Message // message, status
+	Message *store.Message // message, status, update
+	Action  *store.Message // update: the edit, deletion or reaction applied
 	Err     string         // error
-	PeerID  peer.ID        // error: the peer concerned, if any
+	PeerID  peer.ID        // error: the peer concerned, if any; typing: who
+	Typing  bool           // typing: started (else stopped)
 }
 
 // broker fans events out to subscribers. Each subscriber has its own

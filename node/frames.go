@@ -8,6 +8,7 @@ import (
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -68,7 +69,7 @@ func (t *sessions) receiveEnvelope(cs *chatSession, env []byte) error {
 func (t *sessions) delivered(p peer.ID, res opened, cs *chatSession) {
 	if res.text != nil {
 		if res.isNew {
-			t.emit(Event{Kind: EventMessage, Message: res.text})
+			t.reportIncoming(p, res)
 		}
 		t.mail.sendReceipt(p, res.text.ID, cs)
 	}
@@ -76,6 +77,43 @@ func (t *sessions) delivered(p peer.ID, res opened, cs *chatSession) {
 		t.emit(Event{Kind: EventStatus, Message: res.receipt})
 	}
 	t.out.kick(p) // a receipt opens the send window; a first envelope confirms a seed
+}
+
+// reportIncoming tells subscribers what a new incoming message did: a
+// text arrived, texts changed (an action applied, or actions that waited
+// for the text), an action was refused.
+func (t *sessions) reportIncoming(p peer.ID, res opened) {
+	m := res.text
+	if m.Kind == store.KindText {
+		t.emit(Event{Kind: EventMessage, Message: m})
+		if len(res.rec.Changed) > 0 {
+			t.emit(Event{Kind: EventUpdate, Message: m})
+		}
+	} else {
+		for i := range res.rec.Changed {
+			t.emit(Event{Kind: EventUpdate, Message: &res.rec.Changed[i], Action: m})
+		}
+	}
+	if res.rec.Refused != nil {
+		what := actionName(m.Kind)
+		if m.Kind == store.KindText {
+			what = "an edit, deletion or reaction (it waited for the message it names)"
+		}
+		t.emitError(p, fmt.Errorf("%s sent %s that was refused: %w", identity.ShortID(p), what, res.rec.Refused))
+	}
+}
+
+// actionName names an action in sentences.
+func actionName(k store.Kind) string {
+	switch k {
+	case store.KindEdit:
+		return "an edit"
+	case store.KindDelete:
+		return "a deletion"
+	case store.KindReact:
+		return "a reaction"
+	}
+	return "a message"
 }
 
 // reseed starts a new ratchet session over a live session: the TLS client

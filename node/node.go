@@ -284,16 +284,27 @@ func (n *Node) addTarget(target string) (peer.ID, error) {
 // returns, the message survives a crash and will be delivered (once) when
 // the peer is reachable; events report its progress.
 func (n *Node) Send(to peer.ID, text string) (store.Message, error) {
+	return n.send(store.Message{Peer: to, Body: text})
+}
+
+// send stores a text (m's Peer, Body and ReplyTo) and queues it.
+func (n *Node) send(m store.Message) (store.Message, error) {
+	to := m.Peer
 	if err := n.book.mayMessage(to); err != nil {
 		return store.Message{}, err
 	}
-	m := store.Message{ID: e2e.NewMessageID(), Peer: to, SentAt: n.cfg.Now(), Body: text}
+	m.ID, m.SentAt = e2e.NewMessageID(), n.cfg.Now()
 	m.StoredAt = m.SentAt
 	if _, err := textPlaintext(m); err != nil { // refused now rather than failed later
 		return store.Message{}, err
 	}
 	if err := n.store.AddOutgoing(&m); err != nil {
 		return store.Message{}, fmt.Errorf("store message: %w", err)
+	}
+	if m.ReplyTo != (e2e.MessageID{}) {
+		if q, err := n.store.Message(m.ID); err == nil {
+			m = q // with its quote
+		}
 	}
 	n.emit(Event{Kind: EventStatus, Message: &m})
 	n.out.kick(to)
