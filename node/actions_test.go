@@ -170,3 +170,49 @@ func TestForgedActionsRefused(t *testing.T) {
 		t.Fatalf("the message its edit waited for: %+v", m)
 	}
 }
+
+// Seen and typing: shown when both take part; when either turns them off,
+// neither direction shows them.
+func TestSeenAndTyping(t *testing.T) {
+	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
+	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
+	trustEachOther(t, alice, bob)
+	m := bob.send(alice.ID(), "are you there?")
+	alice.waitMessage(m)
+	bob.waitDelivered(m)
+	// The settings frames went first on the session; a message each way
+	// after them makes sure both arrived.
+	probe := alice.send(bob.ID(), "probe")
+	bob.waitMessage(probe)
+	alice.waitDelivered(probe)
+
+	alice.MarkSeen(bob.ID(), []e2e.MessageID{m.ID})
+	e := bob.waitFor("seen", func(e node.Event) bool { return e.Kind == node.EventSeen && e.Message.ID == m.ID })
+	if e.Message.Seen.IsZero() || e.Message.Status != store.StatusDelivered || bob.stored(m.ID).Seen.IsZero() {
+		t.Fatalf("seen: %+v", e.Message)
+	}
+	alice.Typing(bob.ID(), true)
+	bob.waitFor("typing", func(e node.Event) bool { return e.Kind == node.EventTyping && e.PeerID == alice.ID() && e.Typing })
+	alice.Typing(bob.ID(), false)
+	bob.waitFor("stopped", func(e node.Event) bool { return e.Kind == node.EventTyping && e.PeerID == alice.ID() && !e.Typing })
+
+	indication := func(e node.Event) bool { return e.Kind == node.EventSeen || e.Kind == node.EventTyping }
+	for _, off := range []*testNode{bob, alice} {
+		on := alice
+		if off == alice {
+			on = bob
+			bob.SetIndications(e2e.Settings{ReadMarkers: true, Typing: true})
+		}
+		off.SetIndications(e2e.Settings{})
+		m := off.send(on.ID(), "hi from "+off.ID().String())
+		on.waitMessage(m)
+		on.MarkSeen(off.ID(), []e2e.MessageID{m.ID})
+		on.Typing(off.ID(), true)
+		off.Typing(on.ID(), true)
+		off.quiet(300*time.Millisecond, "an indication with "+off.ID().String()+"'s turned off", indication)
+		on.quiet(100*time.Millisecond, "an indication from a peer that turned them off", indication)
+		if !off.stored(m.ID).Seen.IsZero() {
+			t.Fatal("seen recorded while turned off")
+		}
+	}
+}

@@ -34,6 +34,9 @@ const (
 	// us. Live only; the node says stopped when the peer's session ends
 	// or it turns typing off, the window also forgets it after a while.
 	EventTyping EventKind = "typing"
+	// EventSeen: the peer's window showed an outgoing message (read
+	// markers): Message, now Seen (and delivered).
+	EventSeen EventKind = "seen"
 )
 
 // Path is how a peer is reached.

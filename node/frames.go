@@ -30,7 +30,27 @@ func (t *sessions) handleFrame(cs *chatSession, f e2e.Frame) error {
 		if err != nil {
 			return err
 		}
+		if r.Status == e2e.ReceiptSeen {
+			if t.honoursSeen(cs) {
+				t.receipts.addSeen(cs.peer, r.ID)
+			}
+			return nil
+		}
 		t.receipts.add(cs.peer, r.ID)
+		return nil
+	case e2e.FrameSettings:
+		s, err := e2e.ParseSettings(f.Payload)
+		if err != nil {
+			return err
+		}
+		t.receiveSettings(cs, s)
+		return nil
+	case e2e.FrameTyping:
+		ty, err := e2e.ParseTyping(f.Payload)
+		if err != nil {
+			return err
+		}
+		t.receiveTyping(cs, bool(ty))
 		return nil
 	}
 	t.log.Debug("frame ignored", "peer", cs.peer, "type", f.Type)
@@ -85,10 +105,8 @@ func (t *sessions) delivered(p peer.ID, res opened, cs *chatSession) {
 func (t *sessions) reportIncoming(p peer.ID, res opened) {
 	m := res.text
 	if m.Kind == store.KindText {
+		// With the actions that waited for it applied (res.rec.Changed).
 		t.emit(Event{Kind: EventMessage, Message: m})
-		if len(res.rec.Changed) > 0 {
-			t.emit(Event{Kind: EventUpdate, Message: m})
-		}
 	} else {
 		for i := range res.rec.Changed {
 			t.emit(Event{Kind: EventUpdate, Message: &res.rec.Changed[i], Action: m})

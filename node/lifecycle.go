@@ -85,6 +85,7 @@ func (t *sessions) register(sess *e2e.Session, conn network.Conn, outgoing bool)
 	t.log.Info("session", "peer", p, "name", sess.Peer().Name, "trust", sess.Peer().State,
 		"outgoing", outgoing, "resumed", sess.Info().Resumed, "group", sess.Info().GroupName())
 	t.peerEv.now(p)
+	t.sendSettings(cs, t.ind.settings())
 	t.work.goDo(func() { t.tryDirect(cs) })
 	t.startRatchet(cs)
 	t.out.kick(p)
@@ -97,6 +98,9 @@ func (t *sessions) unregister(cs *chatSession) {
 	close(cs.done)
 	if last {
 		t.cm.Unprotect(cs.peer, protectTag)
+	}
+	if cs.settings().typing {
+		t.emit(Event{Kind: EventTyping, PeerID: cs.peer})
 	}
 	if !t.work.closed() {
 		t.peerEv.now(cs.peer)

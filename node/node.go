@@ -33,6 +33,7 @@ type Node struct {
 	relays   *relays
 	lan      *lan
 	peerEv   *peerEvents
+	ind      *indications
 }
 
 // New opens the message store and starts the libp2p host. Start begins
@@ -95,13 +96,14 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.out = &outbox{core: c, workers: map[peer.ID]*outboxWorker{}}
 	n.mail = &mailboxes{core: c}
 	n.lan = &lan{core: c, found: map[peer.ID]time.Time{}}
-	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged}
+	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged, seen: n.out.seen}
+	n.ind = newIndications(c.cfg)
 
 	// Who calls whom.
 	rs.core, rs.mail = c, n.mail
 	n.peerEv.info, n.peerEv.isRelay = n.PeerInfo, rs.isRelay
 	s := n.sessions
-	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts
+	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts, s.ind = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts, n.ind
 	o := n.out
 	o.sessions, o.rk, o.mail, o.book = s, rk, n.mail, n.book
 	mb := n.mail
