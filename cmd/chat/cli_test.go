@@ -327,7 +327,7 @@ func TestForceQuitAfter(t *testing.T) {
 // one about the same peer, and keeps every change.
 func TestEventStreamDropsRepeatedPeers(t *testing.T) {
 	var b bytes.Buffer
-	es := newEventStream(&lineWriter{w: &b}, func(store.Message) string { return "" })
+	es := newEventStream(&lineWriter{w: &b}, func(store.Message) string { return "" }, "")
 	a, c := randomPeerID(t), randomPeerID(t)
 	peerEv := func(p peer.ID, path node.Path, online bool) node.Event {
 		return node.Event{Kind: node.EventPeer, Peer: &node.PeerInfo{ID: p, Name: "x", Trust: identity.StateTOFU, Path: path, Online: online}}
