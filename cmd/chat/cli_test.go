@@ -259,10 +259,29 @@ func TestPrintHistoryLine(t *testing.T) {
 	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Text: "hello\nthere"}, "bob")
 	printHistoryLine(&b, jsonMessage{Direction: "out", TS: ts, Text: "hi", Status: "queued"}, "bob")
 	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Text: "x", Late: true}, "bob")
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.Local)
+	later := func(d time.Duration) string { return at.Add(d).UTC().Format(time.RFC3339Nano) }
+	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Stored: later(30 * time.Second), Text: "soon"}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Stored: later(time.Hour), Text: "by mailbox"}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Stored: later(48 * time.Hour), Text: "days later"}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "out", TS: ts, Text: "fixed", Status: "delivered", Seen: ts, Edited: ts,
+		Reactions: []jsonReaction{{From: "12D3KooW", Emoji: "👍"}}}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Deleted: true}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "out", TS: ts, Text: "yes", Status: "sent", Quote: "shall we?", QuoteFrom: "12D3KooW"}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Text: "what?", QuoteFrom: "me"}, "bob")
 	want := "2030-01-02 03:04  bob: hello\n" +
 		"                  there\n" +
 		"2030-01-02 03:04  me (queued): hi\n" +
-		"2030-01-02 03:04  bob (late): x\n"
+		"2030-01-02 03:04  bob (late): x\n" +
+		"2030-01-02 03:04  bob: soon\n" +
+		"2030-01-02 03:04  bob (arrived 04:04): by mailbox\n" +
+		"2030-01-02 03:04  bob (arrived 2030-01-04 03:04): days later\n" +
+		"2030-01-02 03:04  me (seen): fixed (edited)  [👍 bob]\n" +
+		"2030-01-02 03:04  bob: [message deleted]\n" +
+		"                  ↪ bob: shall we?\n" +
+		"2030-01-02 03:04  me (sent): yes\n" +
+		"                  ↪ me: [message deleted]\n" +
+		"2030-01-02 03:04  bob: what?\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}

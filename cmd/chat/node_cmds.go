@@ -532,7 +532,10 @@ func historyDirect(c *ctx, h identity.Home, p peer.ID) ([]jsonMessage, error) {
 func printHistoryLine(w io.Writer, m jsonMessage, name string) {
 	const indent = 18 // under the text: "2006-01-02 15:04  "
 	ts, _ := time.Parse(time.RFC3339Nano, m.TS)
-	stored, _ := time.Parse(time.RFC3339Nano, m.Stored)
+	stored, err := time.Parse(time.RFC3339Nano, m.Stored)
+	if err != nil {
+		stored = ts // not known: no note
+	}
 	who := name
 	if m.Direction == string(store.Outgoing) {
 		st := m.Status
