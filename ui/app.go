@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rivo/tview"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/node"
 )
 
@@ -31,6 +32,9 @@ type Options struct {
 	// with buttons waits before keys act on it (keys typed meanwhile go to
 	// the input line); 0 means DefaultDialogDelay, negative none.
 	DialogDelay time.Duration
+	// SaveIndications keeps /seen and /typing for the next runs; nil:
+	// they last for this run.
+	SaveIndications func(e2e.Settings) error
 }
 
 // DefaultDialogDelay keeps a dialog that opens while the user types from
@@ -97,6 +101,7 @@ type UI struct {
 	settled  bool             // the first state is loaded
 	ready    chan struct{}    // closed after the first complete draw
 	drawn    bool
+	act      actState // selection, edit and reply, seen and typing (actions.go)
 
 	ctx      context.Context // canceled on quit: ends pending node calls
 	cancel   context.CancelFunc
@@ -250,6 +255,14 @@ func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 	if u.dialog != nil {
 		return ev
 	}
+	if u.moveKey(ev) || u.conv.sel != (e2e.MessageID{}) && u.selectionKey(ev) {
+		return nil
+	}
+	if ev.Key() == tcell.KeyEscape && u.act.compose != nil {
+		u.act.compose = nil
+		u.in.SetText("")
+	}
+	u.typed(ev)
 	switch ev.Key() {
 	case tcell.KeyTab, tcell.KeyCtrlN:
 		u.cycle(1)
@@ -298,6 +311,8 @@ func (u *UI) openChat(p peer.ID) {
 		return
 	}
 	u.open = p
+	u.stopTyping()
+	u.act.compose = nil
 	c.pinned = true
 	u.roster.sort()
 	u.conv.reset(c)
@@ -323,7 +338,9 @@ func (u *UI) loadPage(p peer.ID, before uint64) {
 				u.fail("Could not read the conversation", err)
 				return
 			}
-			u.conv.addPage(gen, page, limit)
+			if u.conv.addPage(gen, page, limit) {
+				u.pageLoaded()
+			}
 		})
 	})
 }

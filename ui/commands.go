@@ -38,6 +38,12 @@ func commandList() []command {
 		{"whois", "", "certificate and live session of the open chat", (*UI).cmdWhois},
 		{"relay", "", "relays and reservations", (*UI).cmdRelay},
 		{"search", "TEXT", "find messages in every chat", (*UI).cmdSearch},
+		{"reply", "[TEXT]", "reply to the selected message, or their last", (*UI).cmdReply},
+		{"edit", "[TEXT]", "edit the selected or your last message (24 h)", (*UI).cmdEdit},
+		{"delete", "", "delete the selected or your last message (24 h)", (*UI).cmdDelete},
+		{"react", "[EMOJI|-]", "react to the selected or last message; - undoes", (*UI).cmdReact},
+		{"seen", "on|off", "read markers (\"seen\"), both ways", indicationCmd("seen")},
+		{"typing", "on|off", "\"typing…\", both ways", indicationCmd("typing")},
 		{"id", "", "your peer ID, fingerprint and addresses to share", (*UI).cmdID},
 		{"quit", "", "close the chat (Ctrl+C too)", (*UI).cmdQuit},
 	}

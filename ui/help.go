@@ -3,6 +3,8 @@ package ui
 import (
 	"fmt"
 	"strings"
+
+	"github.com/rivo/tview"
 )
 
 // keyHelp lists the keys, for /help and the README.
@@ -13,6 +15,9 @@ func keyHelp() [][2]string {
 		{"Tab / Shift+Tab", "next / previous chat (Ctrl+N / Ctrl+P too)"},
 		{"Alt+A", "next chat with unread messages"},
 		{"PgUp / PgDn", "scroll the conversation; older pages load as you go"},
+		{"Alt+Up / Alt+Down", "select a message (Ctrl+Up / Ctrl+Down too), then:"},
+		{"  e d r +", "edit, delete, reply, react to it"},
+		{"  Enter, Esc", "go to the message it quotes; leave the selection"},
 		{"Mouse", "click a chat to open it; the wheel scrolls"},
 		{"Esc", "close a dialog; clear the notice line"},
 		{"F1, Ctrl+C", "this help; quit"},
@@ -24,7 +29,7 @@ func helpText() string {
 	var b strings.Builder
 	b.WriteString("[::b]Commands[::-]\n")
 	for _, c := range commandList() {
-		fmt.Fprintf(&b, "  %-24s %s\n", "/"+c.name+" "+c.args, c.help)
+		fmt.Fprintf(&b, "  %s %s\n", tview.Escape(fmt.Sprintf("%-24s", "/"+c.name+" "+c.args)), c.help)
 	}
 	b.WriteString("\n[::b]Keys[::-]\n")
 	for _, k := range keyHelp() {

@@ -19,7 +19,11 @@ func (u *UI) submit(text string) bool {
 		u.runCommand(text)
 		return true
 	}
-	return u.sendText(strings.TrimPrefix(text, "/"))
+	text = strings.TrimPrefix(text, "/")
+	if cp := u.composing(); cp != nil {
+		return u.sendCompose(cp, text)
+	}
+	return u.sendText(text)
 }
 
 // sendText sends a message to the open chat. The message shows at once as
@@ -40,6 +44,7 @@ func (u *UI) sendText(text string) bool {
 		return false
 	}
 	p := u.open
+	u.stopTyping()
 	e := u.conv.addPending(text)
 	u.conv.offset = 0
 	c.hasConv, c.last = true, u.now()
