@@ -363,7 +363,7 @@ func (u *UI) pickReaction(m store.Message) {
 	u.clearSelection()
 	items := append(slices.Clone(reactions), "take my reaction back")
 	id := m.ID
-	u.show(u.listDialog("React: Enter picks, Esc closes (/react EMOJI for others)", items, func(i int) {
+	u.show(u.listDialog("React: Enter picks", items, func(i int) {
 		emoji := ""
 		if i < len(reactions) {
 			emoji = reactions[i]
