@@ -488,9 +488,11 @@ func (u *UI) markSeen() {
 // node sends at most one every 3 s) and, after node.TypingIdle without a
 // key, that we stopped.
 func (u *UI) typed(ev *tcell.EventKey) {
-	if u.open == "" || u.dialog != nil || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0 || (ev.Key() != tcell.KeyRune && ev.Key() != tcell.KeyBackspace2 && ev.Key() != tcell.KeyBackspace) ||
-		strings.HasPrefix(u.in.GetText(), "/") {
+	if u.open == "" || u.dialog != nil || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0 || (ev.Key() != tcell.KeyRune && ev.Key() != tcell.KeyBackspace2 && ev.Key() != tcell.KeyBackspace) {
 		return
+	}
+	if text := u.in.GetText(); strings.HasPrefix(text, "/") || text == "" && ev.Key() == tcell.KeyRune && ev.Rune() == '/' {
+		return // a command, not a message
 	}
 	p := u.open
 	u.act.typedAt = time.Now()

@@ -15,6 +15,7 @@ import (
 // the line in the input, when the message was refused.
 func (u *UI) submit(text string) bool {
 	u.notice = notice{}
+	u.stopTyping()
 	if strings.HasPrefix(text, "/") && !strings.HasPrefix(text, "//") {
 		u.runCommand(text)
 		return true
