@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
@@ -406,5 +407,20 @@ func TestMissingField(t *testing.T) {
 		if got := missingField(tc.req); got != tc.want {
 			t.Errorf("missingField(%+v) = %q, want %q", tc.req, got, tc.want)
 		}
+	}
+}
+
+// /seen and /typing are remembered in config.json; absent, both are on.
+func TestIndicationsConfig(t *testing.T) {
+	h := identity.Home{Dir: t.TempDir()}
+	c, err := loadConfig(h)
+	if err != nil || !on(c.ReadMarkers) || !on(c.Typing) {
+		t.Fatalf("defaults: %+v, %v", c, err)
+	}
+	if err := saveIndications(h, e2e.Settings{ReadMarkers: false, Typing: true}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = loadConfig(h); err != nil || on(c.ReadMarkers) || !on(c.Typing) {
+		t.Fatalf("after /seen off: %+v, %v", c, err)
 	}
 }

@@ -191,6 +191,7 @@ func (c *ctx) startNode(log *slog.Logger, mdns bool) (*node.Node, identity.Home,
 		Home: h, Identity: id, Trust: trust, Logger: log,
 		Listen: c.opts.node.listen, Relays: relays, MDNS: mdns,
 		RequirePostQuantum: c.opts.node.pq || conf.RequirePostQuantum,
+		NoReadMarkers:      !on(conf.ReadMarkers), NoTyping: !on(conf.Typing),
 	})
 	if err != nil {
 		return nil, h, err
