@@ -53,7 +53,9 @@ func TestDaemonJSONActions(t *testing.T) {
 	}
 	a.waitEvent("seen", func(e event) bool { return e.str("event") == "seen" && e.str("id") == helo })
 	a.do("y1", map[string]any{"cmd": "typing", "peer": "bob", "typing": true})
-	b.waitEvent("typing", func(e event) bool { return e.str("event") == "typing" && e.str("peer_id") == aID && e["typing"] == true })
+	b.waitEvent("typing", func(e event) bool {
+		return e.str("event") == "typing" && e.str("peer_id") == aID && e["typing"] == true
+	})
 
 	// Refused clearly.
 	for _, tc := range []struct {
