@@ -193,6 +193,10 @@ func TestSeenAndTyping(t *testing.T) {
 	}
 	alice.Typing(bob.ID(), true)
 	bob.waitFor("typing", func(e node.Event) bool { return e.Kind == node.EventTyping && e.PeerID == alice.ID() && e.Typing })
+	for range 5 { // a key each: at most one frame every 3 s
+		alice.Typing(bob.ID(), true)
+	}
+	bob.quiet(300*time.Millisecond, "a typing frame within 3 s of the last", func(e node.Event) bool { return e.Kind == node.EventTyping })
 	alice.Typing(bob.ID(), false)
 	bob.waitFor("stopped", func(e node.Event) bool { return e.Kind == node.EventTyping && e.PeerID == alice.ID() && !e.Typing })
 

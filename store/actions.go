@@ -222,7 +222,11 @@ type Received struct {
 func (s *Store) addAction(tx *bolt.Tx, m *Message, now time.Time, rec *Received) error {
 	tp, tseq, sm, err := s.targetOf(tx, m.Target, m.Peer)
 	if errors.Is(err, ErrNoTarget) {
-		if _, _, found, lerr := locate(tx, m.Target); lerr != nil || !found {
+		_, _, found, lerr := locate(tx, m.Target)
+		if lerr != nil {
+			return lerr
+		}
+		if !found {
 			// Not arrived yet: kept, with its body, until it does.
 			m.Pending = true
 			if err := s.append(tx, m, false); err != nil {
@@ -379,6 +383,9 @@ func (s *Store) fillEdit(tx *bolt.Tx, m *Message) error {
 		return nil
 	}
 	_, _, sm, err := s.targetOf(tx, m.Target, m.Peer)
+	if errors.Is(err, ErrNoTarget) {
+		return nil // no text: sealing it fails, and says so
+	}
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ type actState struct {
 	seenSent map[e2e.MessageID]bool // messages we told the peer we saw
 	typing   peer.ID                // the peer we told we type ("" none)
 	typedAt  time.Time              // the last key typed (wall clock)
+	toldAt   time.Time              // when we last asked the node to say we type
 }
 
 // compose is a message being edited, or replied to.
@@ -501,6 +502,10 @@ func (u *UI) typed(ev *tcell.EventKey) {
 		u.act.typing = p
 		u.spawn(func() { u.watchTyping(p) })
 	}
+	if time.Since(u.act.toldAt) < time.Second {
+		return // the node sends one every 3 s at most anyway: no call per key
+	}
+	u.act.toldAt = time.Now()
 	u.spawn(func() { u.b.Typing(p, true) })
 }
 
@@ -534,7 +539,7 @@ func (u *UI) stopTyping() {
 	if p == "" {
 		return
 	}
-	u.act.typing = ""
+	u.act.typing, u.act.toldAt = "", time.Time{}
 	u.spawn(func() { u.b.Typing(p, false) })
 }
 
