@@ -12,13 +12,14 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// What arrives on a live session: sealed envelopes (texts and receipts),
-// ratchet seeds, and plain receipts.
+// What arrives on a live session: sealed envelopes (texts, messages and
+// receipts), ratchet seeds, plain receipts (stored or seen), settings and
+// typing.
 
 func (t *sessions) handleFrame(cs *chatSession, f e2e.Frame) error {
 	switch f.Type {
-	case e2e.FrameText:
-		return fmt.Errorf("%w: messages must be sealed (envelope frames), not sent as text", e2e.ErrMalformed)
+	case e2e.FrameText, e2e.FrameMessage:
+		return fmt.Errorf("%w: messages must be sealed (envelope frames), not sent as %s frames", e2e.ErrMalformed, f.Type)
 	case e2e.FrameEnvelope:
 		// Copies: the session reuses the payload's memory, and ratchet
 		// state may keep parts of what it opens.
