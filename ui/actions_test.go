@@ -80,8 +80,18 @@ func TestEditReplyReactDelete(t *testing.T) {
 	wa.waitText("Only your own messages can be edited.")
 	wa.key(tcell.KeyEscape, 0, tcell.ModNone)
 
-	// Bob deletes his: asked first.
-	wb.enter("/delete")
+	// The commands: /edit with a text edits bob's last message; /reply
+	// with a text answers alice's last.
+	wb.enter("/edit hello!")
+	wa.waitText("bob: hello!  (edited)", "↪ bob: hello!")
+	wb.enter("/reply indeed")
+	wa.waitText("↪ me: yes!", "bob: indeed")
+
+	// Bob deletes the first: selected, asked first.
+	for range 3 {
+		wb.alt(tcell.KeyUp)
+	}
+	wb.typeText("d")
 	wb.choose("Delete")
 	wa.waitText("bob: message deleted", "↪ bob: message deleted")
 	wb.waitText("me: message deleted")
