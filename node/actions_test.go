@@ -220,3 +220,25 @@ func TestSeenAndTyping(t *testing.T) {
 		}
 	}
 }
+
+// A message marked seen while its sender is offline is told when a
+// session with the sender starts again.
+func TestSeenWaitsForTheSender(t *testing.T) {
+	aliceHome, bobHome := newHome(t, "alice"), newHome(t, "bob")
+	alice := startNode(t, aliceHome, "/ip4/127.0.0.1/tcp/0")
+	bob := startNode(t, bobHome, "/ip4/127.0.0.1/tcp/0")
+	trustEachOther(t, alice, bob)
+	bobAddr := bob.tcpAddr()
+	m := bob.send(alice.ID(), "read me later")
+	alice.waitMessage(m)
+	bob.waitDelivered(m)
+	bob.Close()
+	alice.waitPeer(bob.ID(), "bob offline", func(p node.PeerInfo) bool { return !p.Online })
+
+	alice.MarkSeen(bob.ID(), []e2e.MessageID{m.ID})
+	bob = startNode(t, bobHome, strings.Split(bobAddr, "/p2p/")[0])
+	if _, err := alice.Connect(t.Context(), bobAddr); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitFor("seen after the restart", func(e node.Event) bool { return e.Kind == node.EventSeen && e.Message.ID == m.ID })
+}

@@ -101,8 +101,7 @@ func (n *Node) MarkSeen(p peer.ID, ids []e2e.MessageID) {
 		return
 	}
 	cs := n.sessions.newest(p)
-	if cs != nil && cs.settings().known {
-		n.sessions.sendSeen(cs, ids)
+	if cs != nil && cs.settings().known && n.sessions.sendSeen(cs, ids) {
 		return
 	}
 	n.ind.mu.Lock()
@@ -151,17 +150,19 @@ func (t *sessions) sendSettings(cs *chatSession, s e2e.Settings) {
 	}
 }
 
-// sendSeen writes seen receipts on cs when the peer takes part.
-func (t *sessions) sendSeen(cs *chatSession, ids []e2e.MessageID) {
+// sendSeen writes seen receipts on cs when the peer takes part; false if
+// the session failed (they wait for the next).
+func (t *sessions) sendSeen(cs *chatSession, ids []e2e.MessageID) bool {
 	if !cs.settings().ReadMarkers {
-		return
+		return true // not wanted
 	}
 	for _, id := range ids {
 		if err := cs.s.SendReceipt(e2e.Receipt{ID: id, Status: e2e.ReceiptSeen}); err != nil {
 			t.log.Info("send seen", "peer", cs.peer, "err", err)
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // receiveSettings records what the peer takes part in, stops showing its
