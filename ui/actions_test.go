@@ -1,10 +1,14 @@
 package ui
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
 	"github.com/gdamore/tcell/v2"
 )
 
@@ -127,5 +131,31 @@ func TestSeenAndTypingWindows(t *testing.T) {
 	}
 	if s := wa.text(); strings.Contains(s, "me: two  ✓ seen") || strings.Contains(s, "typing…") {
 		t.Fatalf("seen or typing shown with the peer's turned off:\n%s", s)
+	}
+}
+
+// Enter on a reply goes to the message it quotes, reading older pages
+// until it is loaded, and selects it there.
+func TestJumpToQuotedLoadsPages(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	var ms []*store.Message
+	for i := 0; i < 200; i++ {
+		ms = append(ms, msg(bob.peerID(), store.Incoming, testNow.Add(-200*time.Minute+time.Duration(i)*time.Minute), fmt.Sprintf("message %03d", i), ""))
+	}
+	ms[0].ID = e2e.NewMessageID()
+	reply := msg(bob.peerID(), store.Outgoing, testNow, "answering the first", store.StatusDelivered)
+	reply.ReplyTo = ms[0].ID
+	alice.fill(append(ms, reply)...)
+	w := openWindow(t, alice.start(), 80, 24, Options{PageSize: 30})
+	w.waitText("↪ bob: message 000", "me: answering the first")
+	w.alt(tcell.KeyUp)
+	w.key(tcell.KeyEnter, 0, tcell.ModNone)
+	s := w.waitText("The quoted message.", "bob: message 000")
+	var sel e2e.MessageID
+	w.do(func() { sel = w.u.conv.sel })
+	if sel != ms[0].ID {
+		t.Fatalf("selected %s, want the quoted message:\n%s", sel, s)
 	}
 }
