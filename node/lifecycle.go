@@ -74,6 +74,10 @@ func (t *sessions) register(sess *e2e.Session, conn network.Conn, outgoing bool)
 	// the node is closing, Close may not have seen it: close it here.
 	t.add(cs)
 	t.cm.Protect(p, protectTag)
+	// Our settings go first on the session: a seen receipt we write once
+	// the peer's settings arrive (read loop) must find ours there before
+	// it, or the peer does not honour it.
+	t.sendSettings(cs, t.ind.settings())
 	if !t.work.goDo(func() { t.readLoop(cs) }) {
 		if t.remove(cs) {
 			t.cm.Unprotect(p, protectTag)
@@ -85,7 +89,6 @@ func (t *sessions) register(sess *e2e.Session, conn network.Conn, outgoing bool)
 	t.log.Info("session", "peer", p, "name", sess.Peer().Name, "trust", sess.Peer().State,
 		"outgoing", outgoing, "resumed", sess.Info().Resumed, "group", sess.Info().GroupName())
 	t.peerEv.now(p)
-	t.sendSettings(cs, t.ind.settings())
 	t.work.goDo(func() { t.tryDirect(cs) })
 	t.startRatchet(cs)
 	t.out.kick(p)
