@@ -37,9 +37,21 @@ const (
 	// FrameReady is the responder's first frame, empty: it has verified
 	// the initiator and accepts the session. Only valid first.
 	FrameReady FrameType = 0x05
+	// FrameMessage carries a chat message with typed fields (see
+	// Message): texts, replies, edits, deletions and reactions. Like
+	// FrameText, only inside a sealed envelope.
+	FrameMessage FrameType = 0x06
 	// FrameClose ends the session on purpose: code (1 byte) and a UTF-8
 	// reason. A stream that ends without it was truncated.
 	FrameClose FrameType = 0x0f
+
+	// FrameSettings (optional) tells the peer which live indications the
+	// sender takes part in (see Settings); sent when a session starts and
+	// whenever they change. Old peers skip it.
+	FrameSettings FrameType = 0x80
+	// FrameTyping (optional) says the sender is typing to the peer, or
+	// stopped (see Typing). Live only, never stored nor sealed.
+	FrameTyping FrameType = 0x81
 
 	// firstOptional is the first type a receiver may skip.
 	firstOptional FrameType = 0x80
@@ -50,7 +62,7 @@ func (t FrameType) Critical() bool { return t < firstOptional }
 
 func (t FrameType) known() bool {
 	switch t {
-	case FrameText, FrameReceipt, FrameEnvelope, FrameRatchetInit, FrameClose:
+	case FrameText, FrameReceipt, FrameEnvelope, FrameRatchetInit, FrameMessage, FrameClose, FrameSettings, FrameTyping:
 		return true
 	}
 	return false
@@ -68,6 +80,12 @@ func (t FrameType) String() string {
 		return "ratchet-init"
 	case FrameReady:
 		return "ready"
+	case FrameMessage:
+		return "message"
+	case FrameSettings:
+		return "settings"
+	case FrameTyping:
+		return "typing"
 	case FrameClose:
 		return "close"
 	}
@@ -218,12 +236,16 @@ type ReceiptStatus uint8
 const (
 	// ReceiptStored: the recipient stored the message durably.
 	ReceiptStored ReceiptStatus = 1
+	// ReceiptSeen: the recipient's window showed the message with its
+	// chat open. Sent only to a peer whose settings frame asked for read
+	// markers (older peers refuse the status).
+	ReceiptSeen ReceiptStatus = 2
 )
 
 // Receipt acknowledges a message:
 //
 //	id      16 bytes
-//	status  1 byte (1 = stored)
+//	status  1 byte (1 = stored, 2 = seen)
 type Receipt struct {
 	ID     MessageID
 	Status ReceiptStatus
@@ -241,7 +263,7 @@ func ParseReceipt(p []byte) (Receipt, error) {
 	}
 	r := Receipt{Status: ReceiptStatus(p[16])}
 	copy(r.ID[:], p)
-	if r.Status != ReceiptStored {
+	if r.Status != ReceiptStored && r.Status != ReceiptSeen {
 		return Receipt{}, fmt.Errorf("%w: receipt status %d", ErrMalformed, p[16])
 	}
 	return r, nil
@@ -269,4 +291,57 @@ func parseClose(p []byte) (CloseCode, string, error) {
 		return 0, "", fmt.Errorf("%w: close frame", ErrMalformed)
 	}
 	return CloseCode(p[0]), string(p[1:]), nil
+}
+
+// Settings are the live indications a peer takes part in. Either side
+// turning one off stops it both ways: each sends an indication only when
+// both said yes, and honours one only when its own setting is on.
+//
+//	flags  1 byte: bit 0 read markers ("seen"), bit 1 typing; other bits
+//	       are ignored (later indications)
+type Settings struct {
+	ReadMarkers bool
+	Typing      bool
+}
+
+// Marshal encodes the settings payload.
+func (s Settings) Marshal() []byte {
+	var b byte
+	if s.ReadMarkers {
+		b |= 1
+	}
+	if s.Typing {
+		b |= 2
+	}
+	return []byte{b}
+}
+
+// ParseSettings decodes a settings payload: at least the flags byte; more
+// bytes are a later version's and are ignored.
+func ParseSettings(p []byte) (Settings, error) {
+	if len(p) < 1 {
+		return Settings{}, fmt.Errorf("%w: empty settings frame", ErrMalformed)
+	}
+	return Settings{ReadMarkers: p[0]&1 != 0, Typing: p[0]&2 != 0}, nil
+}
+
+// Typing says whether the sender is typing:
+//
+//	state  1 byte: 1 typing, 0 stopped
+type Typing bool
+
+// Marshal encodes the typing payload.
+func (t Typing) Marshal() []byte {
+	if t {
+		return []byte{1}
+	}
+	return []byte{0}
+}
+
+// ParseTyping decodes a typing payload strictly.
+func ParseTyping(p []byte) (Typing, error) {
+	if len(p) != 1 || p[0] > 1 {
+		return false, fmt.Errorf("%w: typing frame", ErrMalformed)
+	}
+	return p[0] == 1, nil
 }

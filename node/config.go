@@ -58,6 +58,11 @@ type Config struct {
 	// wait for its receipt before the ratchet session is taken to be out
 	// of step and a new one is started (outbox.go); zero means 30 s.
 	ResendAfter time.Duration
+	// NoReadMarkers and NoTyping keep us out of the live indications:
+	// the peer is not told we saw its messages or that we type, and is
+	// not shown to us either (indications.go). SetIndications changes
+	// them while the node runs.
+	NoReadMarkers, NoTyping bool
 	// KeyLogWriter receives the e2e TLS secrets in NSS key log format. For
 	// debugging and tests only: it defeats the encryption.
 	KeyLogWriter io.Writer

@@ -335,9 +335,26 @@ func TestPlainTextRefused(t *testing.T) {
 	if code := fake.closedBy(); code != e2e.CloseProtocol {
 		t.Fatalf("close code %d, want protocol error", code)
 	}
+	// The message frame (replies, edits, reactions) likewise.
+	fake2 := newFakePeer(t, "fake2")
+	if err := fake2.dial(bob); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := (e2e.Message{ID: e2e.NewMessageID(), SentAt: time.Now(), Body: "also in the clear"}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fake2.sess.Send(e2e.FrameMessage, payload); err != nil {
+		t.Fatal(err)
+	}
+	if code := fake2.closedBy(); code != e2e.CloseProtocol {
+		t.Fatalf("message frame: close code %d, want protocol error", code)
+	}
 	bob.quiet(200*time.Millisecond, "message", func(e node.Event) bool { return e.Kind == node.EventMessage })
-	if h := historyBodies(t, bob, fake.ID()); len(h) != 0 {
-		t.Fatalf("stored: %q", h)
+	for _, p := range []peer.ID{fake.ID(), fake2.ID()} {
+		if h := historyBodies(t, bob, p); len(h) != 0 {
+			t.Fatalf("stored: %q", h)
+		}
 	}
 }
 

@@ -28,6 +28,17 @@ const (
 	EventError EventKind = "error"
 	// EventLAN: LAN discovery came on or went off (LANStatus says why).
 	EventLAN EventKind = "lan"
+	// EventUpdate: a stored text changed: an edit, deletion or reaction
+	// (ours or the peer's) was applied to it. Message is the text as it
+	// stands, Action what changed it.
+	EventUpdate EventKind = "update"
+	// EventTyping: the peer PeerID started (Typing) or stopped typing to
+	// us. Live only; the node says stopped when the peer's session ends
+	// or it turns typing off, the window also forgets it after a while.
+	EventTyping EventKind = "typing"
+	// EventSeen: the peer's window showed an outgoing message (read
+	// markers): Message, now Seen (and delivered).
+	EventSeen EventKind = "seen"
 )
 
 // Path is how a peer is reached.
@@ -80,10 +91,12 @@ type Event struct {
 	Time    time.Time
 	Addrs   []string       // listening
 	Peer    *PeerInfo      // peer
-	Message *store.Message // message, status
+	Message *store.Message // message, status, update
+	Action  *store.Message // update: the edit, deletion or reaction applied
 	Err     string         // error
-	PeerID  peer.ID        // error: the peer concerned, if any
+	PeerID  peer.ID        // error: the peer concerned, if any; typing: who
 	LAN     *LANStatus     // lan
+	Typing  bool           // typing: started (else stopped)
 }
 
 // broker fans events out to subscribers. Each subscriber has its own

@@ -8,16 +8,18 @@ import (
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// What arrives on a live session: sealed envelopes (texts and receipts),
-// ratchet seeds, and plain receipts.
+// What arrives on a live session: sealed envelopes (texts, messages and
+// receipts), ratchet seeds, plain receipts (stored or seen), settings and
+// typing.
 
 func (t *sessions) handleFrame(cs *chatSession, f e2e.Frame) error {
 	switch f.Type {
-	case e2e.FrameText:
-		return fmt.Errorf("%w: messages must be sealed (envelope frames), not sent as text", e2e.ErrMalformed)
+	case e2e.FrameText, e2e.FrameMessage:
+		return fmt.Errorf("%w: messages must be sealed (envelope frames), not sent as %s frames", e2e.ErrMalformed, f.Type)
 	case e2e.FrameEnvelope:
 		// Copies: the session reuses the payload's memory, and ratchet
 		// state may keep parts of what it opens.
@@ -29,7 +31,27 @@ func (t *sessions) handleFrame(cs *chatSession, f e2e.Frame) error {
 		if err != nil {
 			return err
 		}
+		if r.Status == e2e.ReceiptSeen {
+			if t.honoursSeen(cs) {
+				t.receipts.addSeen(cs.peer, r.ID)
+			}
+			return nil
+		}
 		t.receipts.add(cs.peer, r.ID)
+		return nil
+	case e2e.FrameSettings:
+		s, err := e2e.ParseSettings(f.Payload)
+		if err != nil {
+			return err
+		}
+		t.receiveSettings(cs, s)
+		return nil
+	case e2e.FrameTyping:
+		ty, err := e2e.ParseTyping(f.Payload)
+		if err != nil {
+			return err
+		}
+		t.receiveTyping(cs, bool(ty))
 		return nil
 	}
 	t.log.Debug("frame ignored", "peer", cs.peer, "type", f.Type)
@@ -68,7 +90,7 @@ func (t *sessions) receiveEnvelope(cs *chatSession, env []byte) error {
 func (t *sessions) delivered(p peer.ID, res opened, cs *chatSession) {
 	if res.text != nil {
 		if res.isNew {
-			t.emit(Event{Kind: EventMessage, Message: res.text})
+			t.reportIncoming(p, res)
 		}
 		t.mail.sendReceipt(p, res.text.ID, cs)
 	}
@@ -76,6 +98,41 @@ func (t *sessions) delivered(p peer.ID, res opened, cs *chatSession) {
 		t.emit(Event{Kind: EventStatus, Message: res.receipt})
 	}
 	t.out.kick(p) // a receipt opens the send window; a first envelope confirms a seed
+}
+
+// reportIncoming tells subscribers what a new incoming message did: a
+// text arrived, texts changed (an action applied, or actions that waited
+// for the text), an action was refused.
+func (t *sessions) reportIncoming(p peer.ID, res opened) {
+	m := res.text
+	if m.Kind == store.KindText {
+		// With the actions that waited for it applied (res.rec.Changed).
+		t.emit(Event{Kind: EventMessage, Message: m})
+	} else {
+		for i := range res.rec.Changed {
+			t.emit(Event{Kind: EventUpdate, Message: &res.rec.Changed[i], Action: m})
+		}
+	}
+	if res.rec.Refused != nil {
+		what := actionName(m.Kind)
+		if m.Kind == store.KindText {
+			what = "an edit, deletion or reaction (it waited for the message it names)"
+		}
+		t.emitError(p, fmt.Errorf("%s sent %s that was refused: %w", identity.ShortID(p), what, res.rec.Refused))
+	}
+}
+
+// actionName names an action in sentences.
+func actionName(k store.Kind) string {
+	switch k {
+	case store.KindEdit:
+		return "an edit"
+	case store.KindDelete:
+		return "a deletion"
+	case store.KindReact:
+		return "a reaction"
+	}
+	return "a message"
 }
 
 // reseed starts a new ratchet session over a live session: the TLS client

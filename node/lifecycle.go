@@ -74,6 +74,10 @@ func (t *sessions) register(sess *e2e.Session, conn network.Conn, outgoing bool)
 	// the node is closing, Close may not have seen it: close it here.
 	t.add(cs)
 	t.cm.Protect(p, protectTag)
+	// Our settings go first on the session: a seen receipt we write once
+	// the peer's settings arrive (read loop) must find ours there before
+	// it, or the peer does not honour it.
+	t.sendSettings(cs, t.ind.settings())
 	if !t.work.goDo(func() { t.readLoop(cs) }) {
 		if t.remove(cs) {
 			t.cm.Unprotect(p, protectTag)
@@ -97,6 +101,9 @@ func (t *sessions) unregister(cs *chatSession) {
 	close(cs.done)
 	if last {
 		t.cm.Unprotect(cs.peer, protectTag)
+	}
+	if cs.settings().typing {
+		t.emit(Event{Kind: EventTyping, PeerID: cs.peer})
 	}
 	if !t.work.closed() {
 		t.peerEv.now(cs.peer)

@@ -32,6 +32,7 @@ type Node struct {
 	relays   *relays
 	lan      *lan
 	peerEv   *peerEvents
+	ind      *indications
 }
 
 // New opens the message store and starts the libp2p host. Start begins
@@ -94,13 +95,14 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.out = &outbox{core: c, workers: map[peer.ID]*outboxWorker{}}
 	n.mail = &mailboxes{core: c}
 	n.lan = &lan{core: c, found: map[peer.ID]time.Time{}}
-	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged}
+	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged, seen: n.out.seen}
+	n.ind = newIndications(c.cfg)
 
 	// Who calls whom.
 	rs.core, rs.mail = c, n.mail
 	n.peerEv.info, n.peerEv.isRelay = n.PeerInfo, rs.isRelay
 	s := n.sessions
-	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts
+	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts, s.ind = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts, n.ind
 	o := n.out
 	o.sessions, o.rk, o.mail, o.book = s, rk, n.mail, n.book
 	mb := n.mail
@@ -276,16 +278,27 @@ func (n *Node) Connect(ctx context.Context, target string) (PeerInfo, error) {
 // returns, the message survives a crash and will be delivered (once) when
 // the peer is reachable; events report its progress.
 func (n *Node) Send(to peer.ID, text string) (store.Message, error) {
+	return n.send(store.Message{Peer: to, Body: text})
+}
+
+// send stores a text (m's Peer, Body and ReplyTo) and queues it.
+func (n *Node) send(m store.Message) (store.Message, error) {
+	to := m.Peer
 	if err := n.book.mayMessage(to); err != nil {
 		return store.Message{}, err
 	}
-	m := store.Message{ID: e2e.NewMessageID(), Peer: to, SentAt: n.cfg.Now(), Body: text}
+	m.ID, m.SentAt = e2e.NewMessageID(), n.cfg.Now()
 	m.StoredAt = m.SentAt
 	if _, err := textPlaintext(m); err != nil { // refused now rather than failed later
 		return store.Message{}, err
 	}
 	if err := n.store.AddOutgoing(&m); err != nil {
 		return store.Message{}, fmt.Errorf("store message: %w", err)
+	}
+	if m.ReplyTo != (e2e.MessageID{}) {
+		if q, err := n.store.Message(m.ID); err == nil {
+			m = q // with its quote
+		}
 	}
 	n.emit(Event{Kind: EventStatus, Message: &m})
 	n.out.kick(to)

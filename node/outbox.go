@@ -272,6 +272,22 @@ func (o *outbox) acknowledged(p peer.ID, ids []e2e.MessageID) {
 	o.kick(p)
 }
 
+// seen records seen receipts from p (read markers): the messages are
+// seen, and delivered if they were not yet.
+func (o *outbox) seen(p peer.ID, ids []e2e.MessageID) {
+	updated, err := o.store.SetSeen(p, ids, o.cfg.Now())
+	if err != nil {
+		o.log.Warn("record seen receipts", "peer", p, "err", err)
+		return
+	}
+	for i := range updated {
+		o.emit(Event{Kind: EventSeen, Message: &updated[i]})
+	}
+	if len(updated) > 0 {
+		o.kick(p)
+	}
+}
+
 // setStatuses records a status for several messages to p in one
 // transaction and reports each change. If that fails (a record that
 // cannot be read among them), each is recorded on its own, so one bad

@@ -191,19 +191,52 @@ func (rk *ratchetKeys) hasSession(p peer.ID) bool {
 	return err == nil
 }
 
-// innerFrame is a ratchet plaintext: one frame, text or receipt. An empty
+// innerFrame is a ratchet plaintext: one frame, text, message or receipt. An empty
 // plaintext carries nothing (it only confirms a seeded session).
 func innerFrame(t e2e.FrameType, payload []byte) ([]byte, error) {
 	return e2e.AppendFrame(nil, t, payload)
 }
 
-// textPlaintext is the ratchet plaintext of a message: its text frame.
+// textPlaintext is the ratchet plaintext of a message: a plain text is a
+// text frame, which every version reads; a reply, an edit, a deletion or
+// a reaction is a message frame (docs/PROTOCOL.md §7).
 func textPlaintext(m store.Message) ([]byte, error) {
-	payload, err := (e2e.Text{ID: m.ID, SentAt: m.SentAt, Stream: m.Stream, Number: m.Number, Body: m.Body}).Marshal()
+	if m.Kind == store.KindText && m.ReplyTo == (e2e.MessageID{}) {
+		payload, err := (e2e.Text{ID: m.ID, SentAt: m.SentAt, Stream: m.Stream, Number: m.Number, Body: m.Body}).Marshal()
+		if err != nil {
+			return nil, err
+		}
+		return innerFrame(e2e.FrameText, payload)
+	}
+	w := e2e.Message{ID: m.ID, SentAt: m.SentAt, Stream: m.Stream, Number: m.Number, Body: m.Body, ReplyTo: m.ReplyTo}
+	switch m.Kind {
+	case store.KindEdit:
+		w.EditOf = m.Target
+	case store.KindDelete:
+		w.DeleteOf, w.Body = m.Target, ""
+	case store.KindReact:
+		w.ReactTo, w.Emoji, w.Body = m.Target, m.Emoji, ""
+	}
+	payload, err := w.Marshal()
 	if err != nil {
 		return nil, err
 	}
-	return innerFrame(e2e.FrameText, payload)
+	return innerFrame(e2e.FrameMessage, payload)
+}
+
+// fromWire is the store form of a received message frame.
+func fromWire(w e2e.Message, p peer.ID, now time.Time) *store.Message {
+	m := &store.Message{ID: w.ID, Peer: p, SentAt: w.SentAt, StoredAt: now, Body: w.Body, Stream: w.Stream, Number: w.Number,
+		ReplyTo: w.ReplyTo, Target: w.Target()}
+	switch w.Kind() {
+	case e2e.KindEdit:
+		m.Kind = store.KindEdit
+	case e2e.KindDelete:
+		m.Kind = store.KindDelete
+	case e2e.KindReact:
+		m.Kind, m.Emoji = store.KindReact, w.Emoji
+	}
+	return m
 }
 
 // seal seals a plaintext for p, committing the new state first.
@@ -266,8 +299,9 @@ func (rk *ratchetKeys) sealAll(p peer.ID, pts [][]byte) ([][]byte, error) {
 
 // opened is what an envelope carried.
 type opened struct {
-	text    *store.Message // a new or repeated incoming message
+	text    *store.Message // a new or repeated incoming message (or edit, deletion, reaction)
 	isNew   bool
+	rec     store.Received // what storing it did
 	receipt *store.Message // the outgoing message a receipt acknowledged
 	changed bool           // the receipt changed its status
 	info    ratchet.Info
@@ -362,7 +396,7 @@ func innerOf(pt []byte) (*e2e.Frame, error) {
 	if err != nil || r.Len() != 0 {
 		return nil, fmt.Errorf("%w: sealed plaintext is not one frame", e2e.ErrMalformed)
 	}
-	if f.Type != e2e.FrameText && f.Type != e2e.FrameReceipt {
+	if f.Type != e2e.FrameText && f.Type != e2e.FrameMessage && f.Type != e2e.FrameReceipt {
 		return nil, fmt.Errorf("%w: sealed frame of type %s", e2e.ErrUnknownFrame, f.Type)
 	}
 	return &f, nil
@@ -384,7 +418,18 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 		}
 		m := &store.Message{ID: t.ID, Peer: p, SentAt: t.SentAt, StoredAt: now, Body: t.Body, Stream: t.Stream, Number: t.Number}
 		res.text = m
-		res.isNew, err = rk.store.SaveRatchetWithIncoming(w, m)
+		res.rec, err = rk.store.SaveRatchetWithIncoming(w, m, now)
+		res.isNew = res.rec.New
+		return err
+	case f.Type == e2e.FrameMessage:
+		wm, err := e2e.ParseMessage(f.Payload)
+		if err != nil {
+			return err
+		}
+		m := fromWire(wm, p, now)
+		res.text = m
+		res.rec, err = rk.store.SaveRatchetWithIncoming(w, m, now)
+		res.isNew = res.rec.New
 		return err
 	}
 	rc, err := e2e.ParseReceipt(f.Payload)

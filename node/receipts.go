@@ -18,6 +18,7 @@ import (
 type receiptQueue struct {
 	work   *workers
 	record func(p peer.ID, ids []e2e.MessageID) // records a batch for one peer
+	seen   func(p peer.ID, ids []e2e.MessageID) // records a batch of seen receipts
 
 	mu      sync.Mutex
 	pending []pendingReceipt
@@ -27,15 +28,21 @@ type receiptQueue struct {
 type pendingReceipt struct {
 	peer peer.ID
 	id   e2e.MessageID
+	seen bool // a seen receipt (read markers), else stored
 }
 
 // add queues a receipt and starts a worker if none runs. Once the node is
 // closing, the receipt is not recorded: the message is written again next
 // run, and acknowledged again.
-func (q *receiptQueue) add(p peer.ID, id e2e.MessageID) {
+func (q *receiptQueue) add(p peer.ID, id e2e.MessageID) { q.push(pendingReceipt{p, id, false}) }
+
+// addSeen queues a seen receipt as add does.
+func (q *receiptQueue) addSeen(p peer.ID, id e2e.MessageID) { q.push(pendingReceipt{p, id, true}) }
+
+func (q *receiptQueue) push(r pendingReceipt) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.pending = append(q.pending, pendingReceipt{p, id})
+	q.pending = append(q.pending, r)
 	if q.running {
 		return
 	}
@@ -53,16 +60,25 @@ func (q *receiptQueue) drain() {
 		if len(batch) == 0 {
 			return
 		}
-		byPeer := map[peer.ID][]e2e.MessageID{}
-		var order []peer.ID
-		for _, r := range batch {
-			if _, ok := byPeer[r.peer]; !ok {
-				order = append(order, r.peer)
-			}
-			byPeer[r.peer] = append(byPeer[r.peer], r.id)
+		type key struct {
+			peer peer.ID
+			seen bool
 		}
-		for _, p := range order {
-			q.record(p, byPeer[p])
+		byPeer := map[key][]e2e.MessageID{}
+		var order []key
+		for _, r := range batch {
+			k := key{r.peer, r.seen}
+			if _, ok := byPeer[k]; !ok {
+				order = append(order, k)
+			}
+			byPeer[k] = append(byPeer[k], r.id)
+		}
+		for _, k := range order {
+			if k.seen {
+				q.seen(k.peer, byPeer[k])
+			} else {
+				q.record(k.peer, byPeer[k])
+			}
 		}
 	}
 }

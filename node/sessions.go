@@ -25,6 +25,7 @@ type sessions struct {
 	relays   *relays
 	peerEv   *peerEvents
 	receipts *receiptQueue
+	ind      *indications
 
 	mu     sync.Mutex
 	byPeer map[peer.ID]*peerSessions
@@ -46,8 +47,9 @@ type chatSession struct {
 	outgoing bool
 	done     chan struct{}
 
-	mu   sync.Mutex
-	sent map[e2e.MessageID]time.Time // written on this session, and when; guarded by mu
+	mu      sync.Mutex
+	sent    map[e2e.MessageID]time.Time // written on this session, and when; guarded by mu
+	peerSet peerSettings                // what the peer takes part in; guarded by mu
 }
 
 // of returns p's entry, creating it. Callers hold mu.

@@ -7,7 +7,7 @@
 //
 // One bbolt file (chat.db in the home) with these buckets:
 //
-//	meta       "version" → 2; "keycheck" → a sealed known value, to detect
+//	meta       "version" → 3; "keycheck" → a sealed known value, to detect
 //	           a database opened with the wrong identity; "listen-ports" →
 //	           the ports the listeners got, to ask for again at the next
 //	           start: JSON, listen address as configured (port 0) → port
@@ -18,6 +18,9 @@
 //	peers      peer ID → what we last knew of the peer (sealed JSON)
 //	ratchet    "local" → the local ratchet keys; "set/" + peer ID → that
 //	           peer's session set (sealed)
+//	pending    target message ID (16) || action message ID (16) → peer ID
+//	           || sequence: an incoming edit, deletion or reaction whose
+//	           target has not arrived yet (actions.go)
 //
 // Every value but the index entries and the listen ports is sealed:
 // XChaCha20-Poly1305 under a key derived from the identity key
@@ -31,6 +34,13 @@
 // and a new ratchet state is written in the same transaction as the
 // message it produced or consumed.
 //
+// A message record is a text or an action (edit, deletion, reaction)
+// on a text of its conversation; actions are applied to their target in
+// the transaction that stores them and keep no body once applied, so a
+// deleted text is in no record (actions.go).
+//
+// Version 3 added actions, replies and read markers: new fields and the
+// pending bucket; a version 2 database only has its number changed.
 // Version 1 sealed message bodies only. Opening a version 1 database
 // seals the rest in one transaction, then rewrites the file so that no
 // freed page keeps what version 1 left readable (migrate.go).

@@ -28,28 +28,46 @@ func (s *Store) AddOutgoing(m *Message) error {
 // AddIncoming stores a received message unless one with its ID is
 // already stored. It reports whether the message is new.
 func (s *Store) AddIncoming(m *Message) (bool, error) {
-	isNew := false
+	rec, err := s.Receive(m, m.StoredAt)
+	return rec.New, err
+}
+
+// Receive stores a received message unless one with its ID is already
+// stored: a text (applying the actions that waited for it), or an edit,
+// deletion or reaction (applied to its target, refused, or kept pending:
+// actions.go). now is our clock.
+func (s *Store) Receive(m *Message, now time.Time) (Received, error) {
+	var rec Received
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		var err error
-		isNew, err = s.addIncoming(tx, m)
-		return err
+		rec = Received{}
+		return s.addIncoming(tx, m, now, &rec)
 	})
-	return isNew, err
+	return rec, err
 }
 
 // addIncoming stores a received message in tx unless its ID is stored.
-func (s *Store) addIncoming(tx *bolt.Tx, m *Message) (bool, error) {
+func (s *Store) addIncoming(tx *bolt.Tx, m *Message, now time.Time, rec *Received) error {
 	m.Direction, m.Status = Incoming, StatusReceived
 	p, _, found, err := locate(tx, m.ID)
 	switch {
 	case err != nil:
-		return false, err
+		return err
 	case found && p != m.Peer:
-		return false, fmt.Errorf("message %s from %s: %w", m.ID, m.Peer, ErrIDTaken)
+		return fmt.Errorf("message %s from %s: %w", m.ID, m.Peer, ErrIDTaken)
 	case found:
-		return false, nil
+		return nil
 	}
-	return true, s.append(tx, m, true)
+	rec.New = true
+	if m.Kind != KindText {
+		return s.addAction(tx, m, now, rec)
+	}
+	if err := s.append(tx, m, true); err != nil {
+		return err
+	}
+	if err := s.applyPending(tx, m, now, rec); err != nil {
+		return err
+	}
+	return s.quote(tx, m)
 }
 
 // append assigns the next sequence number and writes the message. With
@@ -83,9 +101,11 @@ func (s *Store) append(tx *bolt.Tx, m *Message, number bool) error {
 		return err
 	}
 	c.Last, c.LastSeq = m.StoredAt, seq
-	c.Messages++
-	if m.Direction == Incoming {
-		c.Unread++
+	if m.Kind == KindText { // actions show on their targets
+		c.Messages++
+		if m.Direction == Incoming {
+			c.Unread++
+		}
 	}
 	return s.putConv(tx, c)
 }
@@ -219,13 +239,19 @@ func (s *Store) Message(id e2e.MessageID) (Message, error) {
 		if err == nil && out.ID != id {
 			err = corrupt("ids/"+id.String(), fmt.Errorf("points to %s, which is message %s", msgRecord(p, seq), out.ID))
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.quote(tx, &out)
 	})
 	return out, err
 }
 
 // History returns up to limit messages with a peer before sequence
 // number before (0: the newest), oldest first: one page of scrollback.
+// Edits, deletions and reactions are not messages of their own here: they
+// show on their targets (Edited, Deleted, Reactions); a reply carries its
+// Quote.
 func (s *Store) History(p peer.ID, before uint64, limit int) ([]Message, error) {
 	var out []Message
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -244,6 +270,12 @@ func (s *Store) History(p peer.ID, before uint64, limit int) ([]Message, error) 
 		for ; k != nil && len(out) < limit; k, v = c.Prev() {
 			m, err := s.decode(p, binary.BigEndian.Uint64(k), v)
 			if err != nil {
+				return err
+			}
+			if m.Kind != KindText {
+				continue
+			}
+			if err := s.quote(tx, &m); err != nil {
 				return err
 			}
 			out = append(out, m)
@@ -273,7 +305,7 @@ func (s *Store) Search(text string, limit int) ([]Message, error) {
 				if err != nil {
 					return err
 				}
-				if strings.Contains(strings.ToLower(m.Body), needle) {
+				if m.Kind == KindText && strings.Contains(strings.ToLower(m.Body), needle) {
 					out = append(out, m)
 				}
 				return nil

@@ -110,3 +110,56 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatal("a version 1 file opened under the wrong key was changed")
 	}
 }
+
+// testdata/v2.db was written by the store of version 2 (before edits and
+// reactions), under the key 32 × 0x07: to bob, one outgoing message
+// ("v2 out", delivered) and one incoming ("v2 in", numbered 1 in stream
+// 5). Its IDs:
+const (
+	v2Out = "944d5bf7bc9b1e1118f09be2af725798"
+	v2In  = "eebe5899175f4ed643227220be4cb96c"
+)
+
+// Opening a version 2 database makes it version 3: its messages read as
+// before and take edits, reactions and pending actions.
+func TestMigrateFromVersion2(t *testing.T) {
+	v2, err := os.ReadFile(filepath.Join("testdata", "v2.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), store.FileName)
+	if err := os.WriteFile(path, v2, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte{7}, 32)
+	s := openStore(t, path, key)
+	bob, _ := identity.ParsePeerID(v1Bob)
+	h, err := s.History(bob, 0, 10)
+	if err != nil || !slices.Equal(bodies(h), []string{"v2 out", "v2 in"}) || h[0].ID.String() != v2Out || h[1].ID.String() != v2In {
+		t.Fatalf("history after the update: %q, %v", bodies(h), err)
+	}
+	if h[0].Status != store.StatusDelivered || h[1].Number != 1 || h[1].Stream != 5 {
+		t.Fatalf("statuses and numbering: %+v / %+v", h[0], h[1])
+	}
+	now := h[0].SentAt.Add(time.Minute)
+	edit := &store.Message{ID: e2e.NewMessageID(), Peer: bob, Kind: store.KindEdit, Target: h[0].ID, Body: "v3 edit", SentAt: now, StoredAt: now}
+	if _, err := s.AddOutgoingAction(edit, now); err != nil {
+		t.Fatal(err)
+	}
+	early := &store.Message{ID: e2e.NewMessageID(), Peer: bob, Kind: store.KindReact, Target: e2e.NewMessageID(), Emoji: "👍", SentAt: now}
+	if rec, err := s.Receive(early, now); err != nil || !rec.New {
+		t.Fatalf("a pending reaction in the updated file: %+v, %v", rec, err)
+	}
+	s.Close()
+	s = openStore(t, path, key)
+	if h, err := s.History(bob, 0, 10); err != nil || !slices.Equal(bodies(h), []string{"v3 edit", "v2 in"}) {
+		t.Fatalf("reopened: %q, %v", bodies(h), err)
+	}
+	s.Close()
+	raw, _ := os.ReadFile(path)
+	other := filepath.Join(t.TempDir(), "newer.db")
+	os.WriteFile(other, raw, 0o600)
+	if _, err := store.Open(other, []byte(strings.Repeat("x", 32))); err != store.ErrWrongKey {
+		t.Fatalf("under another key: %v", err)
+	}
+}

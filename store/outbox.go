@@ -31,6 +31,9 @@ func (s *Store) Outbox(p peer.ID) ([]Message, error) {
 			if err != nil {
 				return err
 			}
+			if err := s.fillEdit(tx, &m); err != nil {
+				return err
+			}
 			out = append(out, m)
 		}
 		return nil

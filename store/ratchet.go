@@ -66,16 +66,17 @@ func (s *Store) SaveRatchet(r Ratchet) error {
 
 // SaveRatchetWithIncoming writes new ratchet state and the message it
 // opened, in one transaction: the message is stored unless its ID already
-// is (AddIncoming), and isNew says which. On error nothing is written.
-func (s *Store) SaveRatchetWithIncoming(r Ratchet, m *Message) (isNew bool, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
+// is (Receive), with what it did. On error nothing is written.
+func (s *Store) SaveRatchetWithIncoming(r Ratchet, m *Message, now time.Time) (Received, error) {
+	var rec Received
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		rec = Received{}
 		if err := s.putRatchet(tx, r); err != nil {
 			return err
 		}
-		isNew, err = s.addIncoming(tx, m)
-		return err
+		return s.addIncoming(tx, m, now, &rec)
 	})
-	return isNew, err
+	return rec, err
 }
 
 // SaveRatchetWithReceipt writes new ratchet state and marks delivered the

@@ -24,15 +24,18 @@ var (
 	bktOutbox  = []byte("outbox")
 	bktPeers   = []byte("peers")
 	bktRatchet = []byte("ratchet")
+	bktPending = []byte("pending")
 
 	keyVersion     = []byte("version")
 	keyKeyCheck    = []byte("keycheck")
 	keyListenPorts = []byte("listen-ports")
 )
 
-// version 2 seals conversation and peer records and messages whole;
-// version 1 sealed message bodies only (migrate.go).
-const version = 2
+// version 3 adds edits, deletions, reactions and replies (actions.go):
+// new fields in message records and the pending bucket. Version 2 sealed
+// conversation and peer records and messages whole; version 1 sealed
+// message bodies only (migrate.go).
+const version = 3
 
 // FileName is the message database's name in a home.
 const FileName = "chat.db"
@@ -95,7 +98,7 @@ func Open(path string, key []byte) (*Store, error) {
 
 func (s *Store) init() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bktMeta, bktConvs, bktMsgs, bktIDs, bktOutbox, bktPeers, bktRatchet} {
+		for _, b := range [][]byte{bktMeta, bktConvs, bktMsgs, bktIDs, bktOutbox, bktPeers, bktRatchet, bktPending} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -106,6 +109,11 @@ func (s *Store) init() error {
 		}
 		switch v := meta.Get(keyVersion); {
 		case v == nil, bytes.Equal(v, []byte{version}):
+		case bytes.Equal(v, []byte{2}):
+			// Version 3 only adds: the pending bucket (made above) and
+			// fields version 2 records leave out. The number changes so
+			// that an older program refuses the file rather than showing
+			// edits and reactions as empty messages.
 		case bytes.Equal(v, []byte{1}):
 			if err := s.migrate1(tx); err != nil {
 				return fmt.Errorf("update the message database to version %d: %w", version, err)

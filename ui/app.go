@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rivo/tview"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/node"
 )
 
@@ -39,6 +40,9 @@ type Options struct {
 	// Terminal receives the bell, title and desktop notification
 	// sequences; nil means the terminal's tty (none with Screen set).
 	Terminal io.Writer
+	// SaveIndications keeps /seen and /typing for the next runs; nil:
+	// they last for this run.
+	SaveIndications func(e2e.Settings) error
 }
 
 // DefaultDialogDelay keeps a dialog that opens while the user types from
@@ -101,6 +105,7 @@ type UI struct {
 	settled  bool             // the first state is loaded
 	ready    chan struct{}    // closed after the first complete draw
 	drawn    bool
+	act      actState // selection, edit and reply, seen and typing (actions.go)
 
 	noticeCap int         // rows the notice may take on this screen
 	completer completer   // Tab completion of the input line
@@ -280,6 +285,14 @@ func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 	if u.dialog != nil || u.asking != nil {
 		return ev
 	}
+	if u.moveKey(ev) || u.conv.sel != (e2e.MessageID{}) && u.selectionKey(ev) {
+		return nil
+	}
+	if ev.Key() == tcell.KeyEscape && u.act.compose != nil {
+		u.act.compose = nil
+		u.in.SetText("")
+	}
+	u.typed(ev)
 	switch ev.Key() {
 	case tcell.KeyTab, tcell.KeyCtrlN:
 		if ev.Key() == tcell.KeyTab && u.tabComplete() {
@@ -336,6 +349,8 @@ func (u *UI) openChat(p peer.ID) {
 	}
 	u.open = p
 	u.leaveNotice(p)
+	u.stopTyping()
+	u.act.compose = nil
 	c.pinned = true
 	u.roster.sort()
 	u.conv.reset(c)
@@ -361,7 +376,9 @@ func (u *UI) loadPage(p peer.ID, before uint64) {
 				u.failAbout(p, "Could not read the conversation", err)
 				return
 			}
-			u.conv.addPage(gen, page, limit)
+			if u.conv.addPage(gen, page, limit) {
+				u.pageLoaded()
+			}
 		})
 	})
 }
@@ -377,7 +394,7 @@ func (u *UI) markRead(p peer.ID) {
 
 func (u *UI) updatePlaceholder() {
 	if u.open == "" {
-		u.in.SetPlaceholder("/add PEERID or MULTIADDR to start a chat; /help for commands")
+		u.in.SetPlaceholder("/add INVITATION to start a chat; /id shows yours; /help")
 		return
 	}
 	u.in.SetPlaceholder("Message " + u.roster.get(u.open).name() + " (Enter sends; /help)")

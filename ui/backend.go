@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
@@ -25,6 +26,23 @@ type Backend interface {
 	PeerInfo(p peer.ID) node.PeerInfo
 	// Send stores and queues a message; it may wait for the disk.
 	Send(p peer.ID, text string) (store.Message, error)
+	// Reply stores and queues a reply to a message, in its conversation.
+	Reply(replyTo e2e.MessageID, text string) (store.Message, error)
+	// Edit, Delete and React act on a message (edit and delete: our
+	// own, within store.EditWindow); they return the action and the
+	// message as it now stands.
+	Edit(id e2e.MessageID, text string) (action, target store.Message, err error)
+	Delete(id e2e.MessageID) (action, target store.Message, err error)
+	React(id e2e.MessageID, emoji string) (action, target store.Message, err error)
+	// MarkSeen tells the peer our window showed its messages (read
+	// markers, when both take part).
+	MarkSeen(p peer.ID, ids []e2e.MessageID)
+	// Typing tells the peer we type, or stopped (when both take part).
+	Typing(p peer.ID, typing bool)
+	// Indications and SetIndications read and change whether we take
+	// part in read markers and typing.
+	Indications() e2e.Settings
+	SetIndications(s e2e.Settings)
 	// History is a page of a conversation before a sequence number.
 	History(p peer.ID, before uint64, limit int) ([]store.Message, error)
 	// Conversations lists conversations, most recent first.

@@ -55,6 +55,9 @@ func (u *UI) titleRows(int) []line {
 		l = append(l, span{"  ", th.bar}, span{note, th.toned(t, th.bar)})
 	}
 	l = append(l, span{"  " + pathText(c.info), th.barDim})
+	if c.isTyping() {
+		l = append(l, span{"  typing…", th.bar.Bold(true)})
+	}
 	if c.info.Online && !c.info.PostQuantum {
 		// The peer offered X25519 only: recorded traffic is open to a
 		// future quantum computer. A muted warning, not an alarm.

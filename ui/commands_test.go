@@ -24,11 +24,11 @@ func TestAddByMultiaddrAndTalk(t *testing.T) {
 	wa.enter("/add " + bob.n.Addrs()[0])
 	wa.waitText("Connected to bob (unverified: trusted on first use).", " bob  unverified: trusted on first use")
 	wa.enter("hello bob")
-	wa.waitText("me: hello bob  ✓ delivered")
+	wa.waitText("me: hello bob  ✓ seen") // bob's window opened the chat
 	wb.tabUntil(" alice  unverified")
 	wb.waitText("alice: hello bob")
 	wb.enter("hello alice")
-	wb.waitText("me: hello alice  ✓ delivered")
+	wb.waitText("me: hello alice  ✓ seen")
 	wa.waitText("bob: hello alice")
 }
 

@@ -100,7 +100,9 @@ func TestTabCompletesInWindow(t *testing.T) {
 
 	w.typeText("/re")
 	tab()
-	w.waitText("› /relay", "Tab: /relay  /remove  /rename")
+	w.waitText("› /react", "Tab: /react  /relay  /remove  /rename  /reply")
+	tab()
+	w.waitText("› /relay")
 	tab()
 	w.waitText("› /remove")
 	w.typeText("c")

@@ -50,13 +50,17 @@ type convView struct {
 	welcome   func(w int) []line // what to show with no chat open
 
 	// Finding one's place (findplace.go).
-	newFrom    e2e.MessageID // the "new messages" divider is above it
-	away       bool          // the terminal does not have the focus
-	unreadLeft int           // unread messages to place the divider above, once loaded
-	target     place         // where to scroll once loaded
-	scrollTo   *entry        // the next draw brings it to the top
-	hitSeq     uint64        // the search hit shown highlighted
-	hitText    string        // what was searched
+	newFrom     e2e.MessageID // the "new messages" divider is above it
+	away        bool          // the terminal does not have the focus
+	unreadLeft  int           // unread messages to place the divider above, once loaded
+	target      place         // where to scroll once loaded
+	scrollToTop *entry        // the next draw brings it to the top
+	hitSeq      uint64        // the search hit shown highlighted
+	hitText     string        // what was searched
+	// sel is the message selected with Alt+Up/Down (actions.go); zero:
+	// none. jump is a message to select once its page is loaded.
+	sel  e2e.MessageID
+	jump e2e.MessageID
 }
 
 func newConvView(th *theme, loc *time.Location, now func() time.Time) *convView {
@@ -73,7 +77,8 @@ func (c *convView) reset(ch *chat) {
 	c.byID = map[e2e.MessageID]*entry{}
 	c.hasMore, c.loading, c.loaded, c.offset = false, ch != nil, false, 0
 	c.markUnread(0)
-	c.target, c.scrollTo, c.hitSeq, c.hitText = place{}, nil, 0, ""
+	c.target, c.scrollToTop, c.hitSeq, c.hitText = place{}, nil, 0, ""
+	c.sel, c.jump = e2e.MessageID{}, e2e.MessageID{}
 	if ch != nil {
 		c.name, c.offline = ch.name(), !ch.info.Online
 		c.markUnread(ch.unread)
@@ -151,7 +156,7 @@ func (c *convView) sortStored() {
 // addPending shows a message the user just typed, before Send returns.
 func (c *convView) addPending(body string) *entry {
 	e := &entry{pending: true, msg: store.Message{
-		Peer: c.chat.info.ID, Direction: store.Outgoing, Body: body, StoredAt: c.now(), Status: store.StatusSending,
+		Peer: c.chat.info.ID, Direction: store.Outgoing, Body: body, SentAt: c.now(), StoredAt: c.now(), Status: store.StatusSending,
 	}}
 	c.pending = append(c.pending, e)
 	c.keepPlace(c.count() - 1)
@@ -164,12 +169,15 @@ func (c *convView) failPending(e *entry, reason string) {
 }
 
 // upsert adds a new message or updates a shown one's delivery state.
+// Edits, deletions and reactions are not shown on their own: update
+// shows what they did to their message.
 func (c *convView) upsert(m store.Message) {
-	if c.chat == nil || m.Peer != c.chat.info.ID {
+	if c.chat == nil || m.Peer != c.chat.info.ID || m.Kind != store.KindText {
 		return
 	}
 	if e := c.byID[m.ID]; e != nil {
 		if statusRank(m.Status) >= statusRank(e.msg.Status) {
+			keepQuote(&m, e.msg)
 			e.msg, e.rows = m, nil
 		}
 		return
@@ -189,6 +197,38 @@ func (c *convView) upsert(m store.Message) {
 	c.arrived(e)
 	if !wasShown {
 		c.keepPlace(slices.Index(c.stored, e))
+	}
+}
+
+// update shows a message's new state after an edit, deletion or
+// reaction, and the quote of the replies to it.
+func (c *convView) update(m store.Message) {
+	if c.chat == nil || m.Peer != c.chat.info.ID {
+		return
+	}
+	if e := c.byID[m.ID]; e != nil {
+		st := e.msg.Status
+		keepQuote(&m, e.msg)
+		e.msg, e.rows = m, nil
+		if statusRank(st) > statusRank(m.Status) {
+			e.msg.Status = st
+		}
+	}
+	for _, e := range c.stored {
+		if q := e.msg.Quote; q != nil && q.ID == m.ID {
+			q2 := *q
+			q2.Body, q2.Deleted = m.Body, m.Deleted
+			e.msg.Quote, e.rows = &q2, nil
+		}
+	}
+}
+
+// keepQuote keeps the quote shown with a reply when a newer copy of it
+// (a status change) comes without one: status changes do not read the
+// message replied to.
+func keepQuote(m *store.Message, shown store.Message) {
+	if m.Quote == nil && m.ReplyTo == shown.ReplyTo {
+		m.Quote = shown.Quote
 	}
 }
 
@@ -318,7 +358,9 @@ func (c *convView) header() line {
 	return line{{"This is the start of your conversation with " + c.name + ".", c.th.dim}}
 }
 
-// rowsOf is entry i's rows, with a date divider above when the day changes.
+// rowsOf is entry i's rows, with a date divider above when the day
+// changes. Days go by arrival (the order of the conversation); the time
+// on each message is its sender's.
 func (c *convView) rowsOf(i, w int) []line {
 	e := c.at(i)
 	rows := c.decorate(e, c.render(e, w), w)
@@ -363,22 +405,101 @@ func (c *convView) render(e *entry, w int) []line {
 	if m.Direction == store.Outgoing {
 		who, whoStyle = "me", c.th.me
 	}
-	prefix := line{{m.StoredAt.In(c.loc).Format("15:04") + " ", c.th.dim}, {who, whoStyle}, {": ", c.th.dim}}
+	timeStyle := c.th.dim
+	if c.sel != (e2e.MessageID{}) && c.sel == m.ID {
+		timeStyle, whoStyle = c.th.selected, c.th.selected
+	}
+	prefix := line{{shownTime(m).In(c.loc).Format("15:04") + " ", timeStyle}, {who, whoStyle}, {": ", c.th.dim}}
 	indent := prefix.width()
 	var rows []line
+	if m.ReplyTo != (e2e.MessageID{}) {
+		rows = append(rows, c.quoteRow(m, w, indent))
+	}
+	first := len(rows)
 	if w-indent < 12 { // narrow: the name on a row of its own
 		rows, indent = append(rows, wrapLine(prefix, w)...), min(2, w/3)
 	}
-	for k, text := range wrapText(identity.SanitizeText(m.Body, true), max(1, w-indent)) {
-		if k == 0 && len(rows) == 0 {
-			rows = append(rows, append(slices.Clone(prefix), span{text, c.th.text}))
+	body, bodyStyle := identity.SanitizeText(m.Body, true), c.th.text
+	if m.Deleted {
+		body, bodyStyle = "message deleted", c.th.dim.Italic(true)
+	}
+	for k, text := range wrapText(body, max(1, w-indent)) {
+		if k == 0 && len(rows) == first {
+			rows = append(rows, append(slices.Clone(prefix), span{text, bodyStyle}))
 			continue
 		}
-		rows = append(rows, line{{strings.Repeat(" ", indent), c.th.text}, {text, c.th.text}})
+		rows = append(rows, line{{strings.Repeat(" ", indent), c.th.text}, {text, bodyStyle}})
 	}
 	rows = c.appendStatus(rows, e, w, indent)
+	if len(m.Reactions) > 0 {
+		rows = append(rows, wrapLine(append(line{{strings.Repeat(" ", indent), c.th.text}}, c.reactionSpans(m)...), w)...)
+	}
 	e.rows, e.rowsW = rows, w
 	return rows
+}
+
+// shownTime is the time a message shows: its sender's.
+func shownTime(m store.Message) time.Time {
+	if m.SentAt.IsZero() {
+		return m.StoredAt
+	}
+	return m.SentAt
+}
+
+// quoteRow is the line a reply quotes, above it: who wrote it and its
+// first line as it stands now.
+func (c *convView) quoteRow(m store.Message, w, indent int) line {
+	ind := strings.Repeat(" ", min(indent, max(0, w/3)))
+	q := m.Quote
+	if q == nil {
+		return line{{ind + "↪ a message not loaded here", c.th.dim}}
+	}
+	who := c.name
+	if q.Direction == store.Outgoing {
+		who = "me"
+	}
+	text := identity.SanitizeText(firstLine(q.Body), false)
+	if q.Deleted {
+		text = "message deleted"
+	}
+	head := ind + "↪ " + truncate(who, 16) + ": "
+	return line{{head, c.th.dim}, {truncate(text, max(1, w-textWidth(head))), c.th.dim.Italic(true)}}
+}
+
+// firstLine is a text's first line, marked when more follows.
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}
+
+// reactionSpans shows a message's reactions: each emoji with how many
+// chose it, ours highlighted.
+func (c *convView) reactionSpans(m store.Message) line {
+	var order []string
+	count, mine := map[string]int{}, map[string]bool{}
+	for _, r := range m.Reactions {
+		if count[r.Emoji] == 0 {
+			order = append(order, r.Emoji)
+		}
+		count[r.Emoji]++
+		if r.From == "" {
+			mine[r.Emoji] = true
+		}
+	}
+	var l line
+	for i, emoji := range order {
+		if i > 0 {
+			l = append(l, span{"  ", c.th.text})
+		}
+		st := c.th.dim
+		if mine[emoji] {
+			st = c.th.me
+		}
+		l = append(l, span{fmt.Sprintf("%s %d", identity.SanitizeText(emoji, false), count[emoji]), st})
+	}
+	return l
 }
 
 // appendStatus puts an own message's delivery state after its text, or
@@ -388,8 +509,11 @@ func (c *convView) appendStatus(rows []line, e *entry, w, indent int) []line {
 	if e.msg.Status == store.StatusSending && e.msg.Direction == store.Outgoing && c.offline && !e.pending {
 		st, t = "waiting: "+c.name+" is offline", toneWarn
 	}
-	if e.msg.Late {
-		st, t = "arrived late, sent "+c.sentTime(e.msg), toneWarn
+	if e.msg.Direction == store.Incoming {
+		st, t = c.arrival(e.msg)
+	}
+	if !e.msg.Edited.IsZero() && !e.msg.Deleted {
+		st = strings.TrimSpace("(edited)  " + st)
 	}
 	if st == "" {
 		return rows
@@ -406,14 +530,32 @@ func (c *convView) appendStatus(rows []line, e *entry, w, indent int) []line {
 	return rows
 }
 
-// sentTime is when the sender wrote a message: the time, and the day too
-// when it is not the day the message arrived.
-func (c *convView) sentTime(m store.Message) string {
-	sent := m.SentAt.In(c.loc)
-	if sameDay(sent, m.StoredAt.In(c.loc)) {
-		return sent.Format("15:04")
+// arrivalNote is how far apart a message's sending and its arrival may be
+// before the arrival is shown too: clocks differ a little, a mailbox and a
+// peer offline make it more.
+const arrivalNote = time.Minute
+
+// arrival marks an incoming message that arrived late (after later ones)
+// or well after it was sent, with the time it arrived (and the day, when
+// it is not the day it was sent).
+func (c *convView) arrival(m store.Message) (string, tone) {
+	sent, stored := shownTime(m).In(c.loc), m.StoredAt.In(c.loc)
+	at := ""
+	if d := stored.Sub(sent); d > arrivalNote || d < -arrivalNote {
+		at = stored.Format("15:04")
+		if !sameDay(sent, stored) {
+			at = stored.Format("2 Jan 15:04")
+		}
 	}
-	return sent.Format("2 Jan 15:04")
+	switch {
+	case m.Late && at != "":
+		return "arrived late at " + at, toneWarn
+	case m.Late:
+		return "arrived late", toneWarn
+	case at != "":
+		return "arrived " + at, toneNone
+	}
+	return "", toneNone
 }
 
 // deliveryText spells out an own message's delivery state.
@@ -427,6 +569,9 @@ func deliveryText(m store.Message) (string, tone) {
 	case store.StatusQueued:
 		return "queued at relay", toneWarn
 	case store.StatusDelivered:
+		if !m.Seen.IsZero() {
+			return "✓ seen", toneGood
+		}
 		return "✓ delivered", toneGood
 	case store.StatusFailed:
 		if reason := oneLine(m.Error); reason != "" {

@@ -133,6 +133,12 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 			readOpen = u.onMessage(*e.Message, infos[e.Message.Peer]) || readOpen
 		case node.EventStatus:
 			u.onStatus(*e.Message)
+		case node.EventUpdate:
+			u.conv.update(*e.Message)
+		case node.EventSeen:
+			u.conv.upsert(*e.Message)
+		case node.EventTyping:
+			u.onTyping(e.PeerID, e.Typing)
 		case node.EventError:
 			u.showErrorAbout(e.PeerID, u.errorSentence(e))
 		case node.EventLAN:
@@ -142,6 +148,7 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 	u.roster.sort()
 	if readOpen {
 		u.markRead(u.open)
+		u.markSeen()
 	}
 	if relays {
 		u.refreshRelays()

@@ -112,15 +112,15 @@ func (c *convView) seekTarget() {
 // scrollToEntry asks the next draw to scroll so that entry i's first row
 // (its divider, if it has one) is near the top of the view, under one row
 // of the message before, or as near as the end allows. The draw knows the width the rows take.
-func (c *convView) scrollToEntry(i int) { c.scrollTo = c.stored[i] }
+func (c *convView) scrollToEntry(i int) { c.scrollToTop = c.stored[i] }
 
 // applyScroll does what scrollToEntry asked, at width w and height h.
 func (c *convView) applyScroll(w, h int) {
-	e := c.scrollTo
+	e := c.scrollToTop
 	if e == nil {
 		return
 	}
-	c.scrollTo = nil
+	c.scrollToTop = nil
 	i := slices.Index(c.stored, e)
 	if i < 0 {
 		return

@@ -163,7 +163,8 @@ func goldenKeyChanged(t *testing.T) (*window, []string) {
 
 func goldenHelp(t *testing.T) (*window, []string) {
 	alice := newPeer(t, "alice", 1)
-	w := openWindow(t, alice.start(), 80, 24, Options{})
+	// Tall enough for every command and key; on 24 rows the dialog scrolls.
+	w := openWindow(t, alice.start(), 80, 60, Options{})
 	w.enter("/help")
 	return w, []string{"Commands", "Keys"}
 }

@@ -22,6 +22,8 @@ type chat struct {
 	hasConv  bool      // messages were exchanged
 	pinned   bool      // the user opened it (e.g. with /add)
 	label    string    // the last name known that was not a short peer ID
+	// typingUntil: the peer said it types; shown until then (wall clock).
+	typingUntil time.Time
 }
 
 // name is the peer's name, or the last one known when the node fell back

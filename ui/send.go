@@ -15,11 +15,16 @@ import (
 // the line in the input, when the message was refused.
 func (u *UI) submit(text string) bool {
 	u.notice = notice{}
+	u.stopTyping()
 	if strings.HasPrefix(text, "/") && !strings.HasPrefix(text, "//") {
 		u.runCommand(text)
 		return true
 	}
-	return u.sendText(strings.TrimPrefix(text, "/"))
+	text = strings.TrimPrefix(text, "/")
+	if cp := u.composing(); cp != nil {
+		return u.sendCompose(cp, text)
+	}
+	return u.sendText(text)
 }
 
 // sendText sends a message to the open chat. The message shows at once as
@@ -40,6 +45,7 @@ func (u *UI) sendText(text string) bool {
 		return false
 	}
 	p := u.open
+	u.stopTyping()
 	e := u.conv.addPending(text)
 	u.conv.offset = 0
 	c.hasConv, c.last = true, u.now()

@@ -188,9 +188,10 @@ func TestTmuxTwoChats(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "alice.out")
 	tm.run("pipe-pane", "-o", "-t", "alice", "cat >> "+out)
 	tm.typeLine("bob", "Hello alice, it's bob.")
-	tm.waitFor("bob", "me: Hello alice, it's bob.  ✓ delivered")
-	// With no chat open, the message opens bob's chat; the input has the
-	// focus, so typing replies.
+	// With no chat open, the message opens alice's chat with bob, which
+	// shows it: bob's message is seen. The input has the focus, so typing
+	// replies.
+	tm.waitFor("bob", "me: Hello alice, it's bob.  ✓ seen")
 	tm.waitFor("alice", " bob  unverified: trusted on first use", "bob: Hello alice, it's bob.")
 	// It came to a chat that was not open: the bell rang.
 	waitBytes(t, out, "\a")
@@ -206,8 +207,21 @@ func TestTmuxTwoChats(t *testing.T) {
 		t.Fatalf("the second line is not under the first:\n%s", screen)
 	}
 	tm.typeLine("alice", "Hi bob! Loud and clear.")
-	aliceScreen := tm.waitFor("alice", "me: Hi bob! Loud and clear.  ✓ delivered")
-	bobScreen := tm.waitFor("bob", "alice: Hi bob! Loud and clear.")
+	tm.waitFor("alice", "me: Hi bob! Loud and clear.  ✓ seen")
+	tm.waitFor("bob", "alice: Hi bob! Loud and clear.")
+
+	// Alice edits her message with the keys a real terminal sends:
+	// Alt+Up selects it, e puts it in the input, Enter saves.
+	tm.run("send-keys", "-t", "alice", "M-Up")
+	tm.waitFor("alice", "Selected: e edit")
+	tm.run("send-keys", "-t", "alice", "e")
+	tm.waitFor("alice", "Editing your message")
+	tm.typeLine("alice", " Over.")
+	tm.waitFor("bob", "alice: Hi bob! Loud and clear. Over.  (edited)")
+	// Bob reacts to it.
+	tm.typeLine("bob", "/react 🎉")
+	aliceScreen := tm.waitFor("alice", "me: Hi bob! Loud and clear. Over.  (edited)  ✓ seen", "🎉 1")
+	bobScreen := tm.waitFor("bob", "🎉 1")
 	t.Logf("alice at 100x30:\n%s", aliceScreen)
 	t.Logf("bob at 100x30:\n%s", bobScreen)
 

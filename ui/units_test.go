@@ -145,9 +145,9 @@ func TestGapAndLateMessages(t *testing.T) {
 		t.Fatalf("a message in order is marked late:\n%s", s)
 	}
 	arrive(3, true, 1)
-	w.waitText("number 3  arrived late, sent 09:23", "⚠ 1 earlier message from bob has not arrived yet")
+	w.waitText("09:23 bob: number 3  arrived late at 09:30", "⚠ 1 earlier message from bob has not arrived yet")
 	arrive(2, true, 0)
-	w.waitText("number 2  arrived late, sent 09:22")
+	w.waitText("09:22 bob: number 2  arrived late at 09:30", "09:21 bob: number 1  arrived 09:30")
 	w.waitGone("have not arrived")
 	w.waitGone("has not arrived")
 }

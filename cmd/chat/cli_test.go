@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
@@ -259,10 +260,29 @@ func TestPrintHistoryLine(t *testing.T) {
 	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Text: "hello\nthere"}, "bob")
 	printHistoryLine(&b, jsonMessage{Direction: "out", TS: ts, Text: "hi", Status: "queued"}, "bob")
 	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Text: "x", Late: true}, "bob")
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.Local)
+	later := func(d time.Duration) string { return at.Add(d).UTC().Format(time.RFC3339Nano) }
+	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Stored: later(30 * time.Second), Text: "soon"}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Stored: later(time.Hour), Text: "by mailbox"}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Stored: later(48 * time.Hour), Text: "days later"}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "out", TS: ts, Text: "fixed", Status: "delivered", Seen: ts, Edited: ts,
+		Reactions: []jsonReaction{{From: "12D3KooW", Emoji: "👍"}}}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Deleted: true}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "out", TS: ts, Text: "yes", Status: "sent", Quote: "shall we?", QuoteFrom: "12D3KooW"}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Text: "what?", QuoteFrom: "me"}, "bob")
 	want := "2030-01-02 03:04  bob: hello\n" +
 		"                  there\n" +
 		"2030-01-02 03:04  me (queued): hi\n" +
-		"2030-01-02 03:04  bob (late): x\n"
+		"2030-01-02 03:04  bob (late): x\n" +
+		"2030-01-02 03:04  bob: soon\n" +
+		"2030-01-02 03:04  bob (arrived 04:04): by mailbox\n" +
+		"2030-01-02 03:04  bob (arrived 2030-01-04 03:04): days later\n" +
+		"2030-01-02 03:04  me (seen): fixed (edited)  [👍 bob]\n" +
+		"2030-01-02 03:04  bob: [message deleted]\n" +
+		"                  ↪ bob: shall we?\n" +
+		"2030-01-02 03:04  me (sent): yes\n" +
+		"                  ↪ me: [message deleted]\n" +
+		"2030-01-02 03:04  bob: what?\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
@@ -327,7 +347,7 @@ func TestForceQuitAfter(t *testing.T) {
 // one about the same peer, and keeps every change.
 func TestEventStreamDropsRepeatedPeers(t *testing.T) {
 	var b bytes.Buffer
-	es := newEventStream(&lineWriter{w: &b}, func(store.Message) string { return "" })
+	es := newEventStream(&lineWriter{w: &b}, func(store.Message) string { return "" }, "")
 	a, c := randomPeerID(t), randomPeerID(t)
 	peerEv := func(p peer.ID, path node.Path, online bool) node.Event {
 		return node.Event{Kind: node.EventPeer, Peer: &node.PeerInfo{ID: p, Name: "x", Trust: identity.StateTOFU, Path: path, Online: online}}
@@ -387,5 +407,20 @@ func TestMissingField(t *testing.T) {
 		if got := missingField(tc.req); got != tc.want {
 			t.Errorf("missingField(%+v) = %q, want %q", tc.req, got, tc.want)
 		}
+	}
+}
+
+// /seen and /typing are remembered in config.json; absent, both are on.
+func TestIndicationsConfig(t *testing.T) {
+	h := identity.Home{Dir: t.TempDir()}
+	c, err := loadConfig(h)
+	if err != nil || !on(c.ReadMarkers) || !on(c.Typing) {
+		t.Fatalf("defaults: %+v, %v", c, err)
+	}
+	if err := saveIndications(h, e2e.Settings{ReadMarkers: false, Typing: true}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = loadConfig(h); err != nil || on(c.ReadMarkers) || !on(c.Typing) {
+		t.Fatalf("after /seen off: %+v, %v", c, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"slices"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/ui"
@@ -31,6 +32,24 @@ type config struct {
 	NotifyText bool `json:"notify_text,omitempty"`
 	// Muted are the chats /mute silenced (peer IDs). The window saves it.
 	Muted []string `json:"muted,omitempty"`
+	// ReadMarkers and Typing: whether we take part in read markers
+	// ("seen") and typing indications (docs/PROTOCOL.md §10); absent
+	// means on. The window's /seen and /typing set them.
+	ReadMarkers *bool `json:"read_markers,omitempty"`
+	Typing      *bool `json:"typing,omitempty"`
+}
+
+// on reads an optional setting that is on when absent.
+func on(b *bool) bool { return b == nil || *b }
+
+// saveIndications remembers the window's /seen and /typing.
+func saveIndications(h identity.Home, s e2e.Settings) error {
+	c, err := loadConfig(h)
+	if err != nil {
+		return err
+	}
+	c.ReadMarkers, c.Typing = &s.ReadMarkers, &s.Typing
+	return saveConfig(h, c)
 }
 
 const maxConfigFile = 1 << 20

@@ -12,10 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/invite"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // maxCommandLine bounds one JSON command line.
@@ -42,15 +44,16 @@ func (lw *lineWriter) write(v any) {
 type eventStream struct {
 	w    *lineWriter
 	name func(store.Message) string
+	self string            // our peer ID, the author of our edits and reactions
 	last map[string]string // peer ID → its last peer line
 }
 
-func newEventStream(w *lineWriter, name func(store.Message) string) *eventStream {
-	return &eventStream{w: w, name: name, last: map[string]string{}}
+func newEventStream(w *lineWriter, name func(store.Message) string, self string) *eventStream {
+	return &eventStream{w: w, name: name, self: self, last: map[string]string{}}
 }
 
 func (es *eventStream) event(e node.Event) {
-	v := eventJSON(e, es.name)
+	v := eventJSON(e, es.name, es.self)
 	if p, ok := v.(evPeer); ok {
 		line := string(mustJSON(p))
 		if es.last[p.PeerID] == line {
@@ -74,7 +77,7 @@ func (h *handler) serve(r io.Reader, w *lineWriter, events bool) {
 		sub := h.n.Subscribe()
 		defer sub.Close()
 		go func() {
-			es := newEventStream(w, h.name)
+			es := newEventStream(w, h.name, h.n.ID().String())
 			for e := range sub.C {
 				es.event(e)
 			}
@@ -127,14 +130,22 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 // missingField names the first field a command needs and lacks.
 func missingField(c request) string {
 	switch {
-	case c.Cmd == "send" && c.To == "":
+	case c.Cmd == "send" && c.To == "" && c.ReplyTo == "":
 		return "to"
 	case c.Cmd == "send" && c.Text == "":
 		return "text"
 	case (c.Cmd == "connect" || c.Cmd == "add") && c.Addr == "":
 		return "addr"
-	case (c.Cmd == "trust" || c.Cmd == "block" || c.Cmd == "history") && c.Peer == "":
+	case (c.Cmd == "trust" || c.Cmd == "block" || c.Cmd == "history" || c.Cmd == "mark_seen" || c.Cmd == "typing") && c.Peer == "":
 		return "peer"
+	case (c.Cmd == "edit" || c.Cmd == "delete" || c.Cmd == "react") && c.ID == "":
+		return "id"
+	case c.Cmd == "edit" && c.Text == "":
+		return "text"
+	case c.Cmd == "react" && c.Emoji == nil:
+		return "emoji"
+	case c.Cmd == "typing" && c.Typing == nil:
+		return "typing"
 	}
 	return ""
 }
@@ -165,6 +176,10 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 	switch c.Cmd {
 	case "send":
 		h.send(c, w, fail)
+	case "edit", "delete", "react":
+		h.act(c, w, fail)
+	case "mark_seen", "typing":
+		h.indicate(c, w, fail)
 	case "connect", "add":
 		go h.connect(c, w, fail)
 	case "trust", "block":
@@ -209,6 +224,10 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 }
 
 func (h *handler) send(c request, w *lineWriter, fail func(error)) {
+	if c.ReplyTo != "" {
+		h.reply(c, w, fail)
+		return
+	}
 	ct, err := h.n.Trust().Resolve(c.To)
 	if err != nil {
 		fail(err)
@@ -220,6 +239,112 @@ func (h *handler) send(c request, w *lineWriter, fail func(error)) {
 		return
 	}
 	w.write(evStatus{Event: "accepted", Ref: c.Ref, ID: m.ID.String(), To: m.Peer.String()})
+}
+
+// reply sends a reply into the conversation of the message replied to;
+// "to", if given, must name that conversation's peer.
+func (h *handler) reply(c request, w *lineWriter, fail func(error)) {
+	target, err := e2e.ParseMessageID(c.ReplyTo)
+	if err != nil {
+		fail(fmt.Errorf("reply_to: %w", err))
+		return
+	}
+	if c.To != "" {
+		ct, err := h.n.Trust().Resolve(c.To)
+		if err != nil {
+			fail(err)
+			return
+		}
+		if t, err := h.n.Store().Message(target); err == nil && t.Peer != ct.PeerID {
+			fail(fmt.Errorf("message %s is not in the conversation with %s", target, c.To))
+			return
+		}
+	}
+	m, err := h.n.Reply(target, c.Text)
+	if err != nil {
+		fail(err)
+		return
+	}
+	w.write(evStatus{Event: "accepted", Ref: c.Ref, ID: m.ID.String(), To: m.Peer.String()})
+}
+
+// act edits, deletes or reacts to a message: answered accepted with the
+// action's own ID (its sent, queued, delivered or failed follow), and the
+// edited, deleted or reaction event.
+func (h *handler) act(c request, w *lineWriter, fail func(error)) {
+	id, err := e2e.ParseMessageID(c.ID)
+	if err != nil {
+		fail(err)
+		return
+	}
+	var a store.Message
+	switch c.Cmd {
+	case "edit":
+		a, _, err = h.n.Edit(id, c.Text)
+	case "delete":
+		a, _, err = h.n.Delete(id)
+	default:
+		a, _, err = h.n.React(id, *c.Emoji)
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	w.write(evStatus{Event: "accepted", Ref: c.Ref, ID: a.ID.String(), To: a.Peer.String()})
+}
+
+// indicate marks a conversation seen (read markers) or says we type.
+func (h *handler) indicate(c request, w *lineWriter, fail func(error)) {
+	ct, err := h.n.Trust().Resolve(c.Peer)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if c.Cmd == "typing" {
+		h.n.Typing(ct.PeerID, *c.Typing)
+		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
+		return
+	}
+	var ids []e2e.MessageID
+	for _, s := range c.IDs {
+		id, err := e2e.ParseMessageID(s)
+		if err != nil {
+			fail(err)
+			return
+		}
+		ids = append(ids, id)
+	}
+	if len(c.IDs) == 0 {
+		if ids, err = h.latestIncoming(ct.PeerID); err != nil {
+			fail(err)
+			return
+		}
+	}
+	if err := h.n.MarkRead(ct.PeerID); err != nil {
+		fail(err)
+		return
+	}
+	h.n.MarkSeen(ct.PeerID, ids)
+	w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
+}
+
+// markSeenLatest is how many of the latest messages mark_seen without ids
+// marks.
+const markSeenLatest = 50
+
+// latestIncoming are the IDs of the peer's latest messages.
+func (h *handler) latestIncoming(p peer.ID) ([]e2e.MessageID, error) {
+	msgs, err := h.n.History(p, 0, markSeenLatest)
+	if err != nil {
+		return nil, err
+	}
+	var ids []e2e.MessageID
+	for _, m := range msgs {
+		if m.Direction == store.Incoming {
+			ids = append(ids, m.ID)
+		}
+	}
+	return ids, nil
 }
 
 // connect runs connect (reach the peer) and add (also pin its key and

@@ -90,6 +90,7 @@ func TestDaemonDocAgreesWithCode(t *testing.T) {
 		"accepted": evStatus{}, "sent": evStatus{}, "queued": evStatus{}, "delivered": evStatus{}, "failed": evStatus{},
 		"ok": evOK{}, "history": evHistory{}, "id": evID{}, "error": evError{},
 		"lan": evLAN{}, "invite": evInvite{},
+		"seen": evStatus{}, "edited": evEdited{}, "deleted": evDeleted{}, "reaction": evReaction{}, "typing": evTyping{},
 	}
 	for _, kind := range daemonEvents {
 		v, ok := types[kind]

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
 )
@@ -17,23 +18,29 @@ import (
 
 // daemonCommands are the commands handler.handle answers, in the order
 // docs/DAEMON.md lists them.
-var daemonCommands = []string{"send", "connect", "add", "trust", "block", "peers", "history", "id", "invite", "quit"}
+var daemonCommands = []string{"send", "edit", "delete", "react", "mark_seen", "typing", "connect", "add", "trust", "block", "peers", "history", "id", "invite", "quit"}
 
 // daemonEvents are the values of "event" on the lines the daemon writes:
 // answers and node events. sent, queued, delivered and failed are the
 // outgoing statuses of node messages (sending is answered by accepted).
-var daemonEvents = []string{"listening", "lan", "peer", "message", "accepted", "sent", "queued", "delivered", "failed", "ok", "history", "id", "invite", "error"}
+var daemonEvents = []string{"listening", "lan", "peer", "message", "accepted", "sent", "queued", "delivered", "seen", "failed",
+	"edited", "deleted", "reaction", "typing", "ok", "history", "id", "invite", "error"}
 
 type request struct {
-	Cmd      string `json:"cmd"`
-	Ref      string `json:"ref,omitempty"`
-	To       string `json:"to,omitempty"`
-	Text     string `json:"text,omitempty"`
-	Addr     string `json:"addr,omitempty"`
-	Name     string `json:"name,omitempty"`
-	Peer     string `json:"peer,omitempty"`
-	Verified bool   `json:"verified,omitempty"`
-	Limit    int    `json:"limit,omitempty"`
+	Cmd      string   `json:"cmd"`
+	Ref      string   `json:"ref,omitempty"`
+	To       string   `json:"to,omitempty"`
+	Text     string   `json:"text,omitempty"`
+	Addr     string   `json:"addr,omitempty"`
+	Name     string   `json:"name,omitempty"`
+	Peer     string   `json:"peer,omitempty"`
+	Verified bool     `json:"verified,omitempty"`
+	Limit    int      `json:"limit,omitempty"`
+	ID       string   `json:"id,omitempty"`       // edit, delete, react: the message
+	ReplyTo  string   `json:"reply_to,omitempty"` // send: the message replied to
+	Emoji    *string  `json:"emoji,omitempty"`    // react: the emoji; "" takes ours back
+	IDs      []string `json:"ids,omitempty"`      // mark_seen: the messages shown
+	Typing   *bool    `json:"typing,omitempty"`   // typing: started or stopped
 }
 
 type evListening struct {
@@ -79,6 +86,47 @@ type evMessage struct {
 	TS      string `json:"ts"`
 	Late    bool   `json:"late,omitempty"`    // arrived after later messages of the peer
 	Missing int    `json:"missing,omitempty"` // earlier messages of the peer not yet arrived
+	ReplyTo string `json:"reply_to,omitempty"`
+	Edited  string `json:"edited,omitempty"`  // its edits arrived before it: when the shown text was written
+	Deleted bool   `json:"deleted,omitempty"` // its deletion arrived before it
+}
+
+// evEdited, evDeleted and evReaction report an edit, deletion or reaction
+// applied to the message id of the conversation with peer, by from (a
+// peer ID: ours for our own), at ts by its clock; action is its own ID.
+type evEdited struct {
+	Event  string `json:"event"`
+	ID     string `json:"id"`
+	Peer   string `json:"peer"`
+	From   string `json:"from"`
+	Text   string `json:"text"` // the text now
+	TS     string `json:"ts"`
+	Action string `json:"action"`
+}
+
+type evDeleted struct {
+	Event  string `json:"event"`
+	ID     string `json:"id"`
+	Peer   string `json:"peer"`
+	From   string `json:"from"`
+	TS     string `json:"ts"`
+	Action string `json:"action"`
+}
+
+type evReaction struct {
+	Event  string `json:"event"`
+	ID     string `json:"id"`
+	Peer   string `json:"peer"`
+	From   string `json:"from"`
+	Emoji  string `json:"emoji,omitempty"` // left out: taken back
+	TS     string `json:"ts"`
+	Action string `json:"action"`
+}
+
+type evTyping struct {
+	Event  string `json:"event"`
+	PeerID string `json:"peer_id"`
+	Typing bool   `json:"typing"`
 }
 
 type evStatus struct {
@@ -112,16 +160,28 @@ type evID struct {
 }
 
 type jsonMessage struct {
-	ID        string `json:"id"`
-	Direction string `json:"dir"`
-	Peer      string `json:"peer"`
-	Text      string `json:"text"`
-	TS        string `json:"ts"`
-	Stored    string `json:"stored"`
-	Status    string `json:"status"`
-	Error     string `json:"error,omitempty"`
-	Late      bool   `json:"late,omitempty"`
-	Missing   int    `json:"missing,omitempty"`
+	ID        string         `json:"id"`
+	Direction string         `json:"dir"`
+	Peer      string         `json:"peer"`
+	Text      string         `json:"text"`
+	TS        string         `json:"ts"`
+	Stored    string         `json:"stored"`
+	Status    string         `json:"status"`
+	Error     string         `json:"error,omitempty"`
+	Late      bool           `json:"late,omitempty"`
+	Missing   int            `json:"missing,omitempty"`
+	ReplyTo   string         `json:"reply_to,omitempty"`
+	Quote     string         `json:"quote,omitempty"`      // the first line of the message replied to
+	QuoteFrom string         `json:"quote_from,omitempty"` // its author: a peer ID, or "me"
+	Edited    string         `json:"edited,omitempty"`
+	Deleted   bool           `json:"deleted,omitempty"`
+	Reactions []jsonReaction `json:"reactions,omitempty"`
+	Seen      string         `json:"seen,omitempty"`
+}
+
+type jsonReaction struct {
+	From  string `json:"from"` // a peer ID, or "me"
+	Emoji string `json:"emoji"`
 }
 
 type evHistory struct {
@@ -168,12 +228,72 @@ func peerEvent(p node.PeerInfo, ref string) evPeer {
 }
 
 func messageJSON(m store.Message) jsonMessage {
-	return jsonMessage{ID: m.ID.String(), Direction: string(m.Direction), Peer: m.Peer.String(), Text: m.Body,
-		TS: stamp(m.SentAt), Stored: stamp(m.StoredAt), Status: string(m.Status), Error: m.Error, Late: m.Late, Missing: m.Missing}
+	j := jsonMessage{ID: m.ID.String(), Direction: string(m.Direction), Peer: m.Peer.String(), Text: m.Body,
+		TS: stamp(m.SentAt), Stored: stamp(m.StoredAt), Status: string(m.Status), Error: m.Error, Late: m.Late, Missing: m.Missing,
+		ReplyTo: optID(m.ReplyTo), Edited: optStamp(m.Edited), Deleted: m.Deleted, Seen: optStamp(m.Seen)}
+	if q := m.Quote; q != nil {
+		j.Quote, j.QuoteFrom = firstLine(q.Body), "me"
+		if q.Direction == store.Incoming {
+			j.QuoteFrom = m.Peer.String()
+		}
+	}
+	for _, r := range m.Reactions {
+		from := "me"
+		if r.From != "" {
+			from = r.From.String()
+		}
+		j.Reactions = append(j.Reactions, jsonReaction{From: from, Emoji: r.Emoji})
+	}
+	return j
+}
+
+func optID(id e2e.MessageID) string {
+	if id == (e2e.MessageID{}) {
+		return ""
+	}
+	return id.String()
+}
+
+func optStamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return stamp(t)
+}
+
+// firstLine is the first line of a text, for quotes.
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}
+
+// updateJSON is the line of an edit, deletion or reaction applied; self
+// is our own peer ID, for ours.
+func updateJSON(e node.Event, self string) any {
+	m, a := e.Message, e.Action
+	if a == nil {
+		return nil
+	}
+	from := self
+	if a.Direction == store.Incoming {
+		from = a.Peer.String()
+	}
+	id, peer, ts, action := m.ID.String(), m.Peer.String(), stamp(a.SentAt), a.ID.String()
+	switch a.Kind {
+	case store.KindEdit:
+		return evEdited{Event: "edited", ID: id, Peer: peer, From: from, Text: m.Body, TS: ts, Action: action}
+	case store.KindDelete:
+		return evDeleted{Event: "deleted", ID: id, Peer: peer, From: from, TS: ts, Action: action}
+	case store.KindReact:
+		return evReaction{Event: "reaction", ID: id, Peer: peer, From: from, Emoji: a.Emoji, TS: ts, Action: action}
+	}
+	return nil
 }
 
 // eventJSON maps a node event to its JSON line; nil means not shown.
-func eventJSON(e node.Event, names func(store.Message) string) any {
+func eventJSON(e node.Event, names func(store.Message) string, self string) any {
 	switch e.Kind {
 	case node.EventListening:
 		return evListening{Event: "listening", Addrs: e.Addrs}
@@ -184,7 +304,13 @@ func eventJSON(e node.Event, names func(store.Message) string) any {
 	case node.EventMessage:
 		m := e.Message
 		return evMessage{Event: "message", ID: m.ID.String(), From: m.Peer.String(), Name: names(*m), Text: m.Body, TS: stamp(m.SentAt),
-			Late: m.Late, Missing: m.Missing}
+			Late: m.Late, Missing: m.Missing, ReplyTo: optID(m.ReplyTo), Edited: optStamp(m.Edited), Deleted: m.Deleted}
+	case node.EventUpdate:
+		return updateJSON(e, self)
+	case node.EventSeen:
+		return evStatus{Event: "seen", ID: e.Message.ID.String(), To: e.Message.Peer.String()}
+	case node.EventTyping:
+		return evTyping{Event: "typing", PeerID: e.PeerID.String(), Typing: e.Typing}
 	case node.EventStatus:
 		m := e.Message
 		if m.Status == store.StatusSending {

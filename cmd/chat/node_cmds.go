@@ -75,7 +75,17 @@ commands are read as JSON lines on stdin. An optional "ref" in a command is
 echoed in its answer. The commands:
 
   {"cmd":"send","to":"<peer id or contact name>","text":"hi"}
-      send a message; answers {"event":"accepted","id",...}
+      send a message; answers {"event":"accepted","id",...}; with
+      "reply_to":"<message id>" (and no "to") it replies to that message
+  {"cmd":"edit","id":"<message id>","text":"new text"}
+  {"cmd":"delete","id":"<message id>"}
+      your own message, within 24 h of sending; answers "accepted"
+  {"cmd":"react","id":"<message id>","emoji":"👍"}
+      any message; "emoji":"" takes yours back; answers "accepted"
+  {"cmd":"mark_seen","peer":"<peer id or contact name>"}
+      the conversation was read (optional "ids"); answers "ok"
+  {"cmd":"typing","peer":"<peer id or contact name>","typing":true}
+      you type (or stopped); answers "ok"
   {"cmd":"connect","addr":"/ip4/192.0.2.7/tcp/4001/p2p/<peer id>"}
       dial an invitation, a multiaddr or a peer ID; answers {"event":"peer",...}
   {"cmd":"add","addr":"CERTCHAT:...","name":"bob"}
@@ -192,6 +202,7 @@ func (c *ctx) startNode(log *slog.Logger, mdns bool) (*node.Node, identity.Home,
 		Home: h, Identity: id, Trust: trust, Logger: log,
 		Listen: c.opts.node.listen, Relays: relays, MDNS: mdns,
 		RequirePostQuantum: c.opts.node.pq || conf.RequirePostQuantum,
+		NoReadMarkers:      !on(conf.ReadMarkers), NoTyping: !on(conf.Typing),
 	})
 	if err != nil {
 		return nil, h, err
@@ -238,7 +249,7 @@ func runDaemon(c *ctx) error {
 	printed := make(chan struct{})
 	go func() {
 		defer close(printed)
-		es := newEventStream(out, hd.name)
+		es := newEventStream(out, hd.name, n.ID().String())
 		for e := range sub.C {
 			if c.opts.json {
 				es.event(e)
@@ -285,9 +296,33 @@ func printEvent(w io.Writer, e node.Event, name func(store.Message) string) {
 		} else {
 			fmt.Fprintf(w, "%s LAN discovery is off: %s\n", ts, e.LAN.Reason)
 		}
+	case node.EventUpdate:
+		if a := e.Action; a != nil {
+			fmt.Fprintf(w, "%s %s\n", ts, updateLine(*e.Message, *a, name))
+		}
+	case node.EventSeen:
+		fmt.Fprintf(w, "%s seen %s by %s\n", ts, e.Message.ID, e.Message.Peer)
 	case node.EventError:
 		fmt.Fprintf(w, "%s error: %s\n", ts, e.Err)
 	}
+}
+
+// updateLine says what an edit, deletion or reaction did to message m.
+func updateLine(m, a store.Message, name func(store.Message) string) string {
+	who := "you"
+	if a.Direction == store.Incoming {
+		who = name(a)
+	}
+	switch a.Kind {
+	case store.KindEdit:
+		return fmt.Sprintf("%s edited %s: %s", who, m.ID, identity.SanitizeText(m.Body, false))
+	case store.KindDelete:
+		return fmt.Sprintf("%s deleted %s", who, m.ID)
+	}
+	if a.Emoji == "" {
+		return fmt.Sprintf("%s took back a reaction to %s", who, m.ID)
+	}
+	return fmt.Sprintf("%s reacted %s to %s", who, identity.SanitizeText(a.Emoji, false), m.ID)
 }
 
 func runSend(c *ctx) error {
@@ -522,17 +557,80 @@ func historyDirect(c *ctx, h identity.Home, p peer.ID) ([]jsonMessage, error) {
 
 // printHistoryLine prints one message of the conversation with the
 // contact called name.
+//
+// The time is the sender's, as the window shows it, with the arrival
+// when it differs by more than arrivalNote; a reply has the line it
+// quotes above it; a deleted message is a tombstone; edits and reactions
+// show after the text.
 func printHistoryLine(w io.Writer, m jsonMessage, name string) {
+	const indent = 18 // under the text: "2006-01-02 15:04  "
 	ts, _ := time.Parse(time.RFC3339Nano, m.TS)
+	stored, err := time.Parse(time.RFC3339Nano, m.Stored)
+	if err != nil {
+		stored = ts // not known: no note
+	}
 	who := name
 	if m.Direction == string(store.Outgoing) {
-		who = "me (" + m.Status + ")"
+		st := m.Status
+		if m.Seen != "" {
+			st = "seen"
+		}
+		who = "me (" + st + ")"
 	}
-	head := fmt.Sprintf("%s  %s%s: ", ts.Local().Format("2006-01-02 15:04"), who, gapNote(m.Late, m.Missing))
+	if m.QuoteFrom != "" {
+		qwho := name
+		if m.QuoteFrom == "me" {
+			qwho = "me"
+		}
+		q := identity.SanitizeText(m.Quote, false)
+		if q == "" {
+			q = "[message deleted]"
+		}
+		fmt.Fprintf(w, "%s↪ %s: %s\n", strings.Repeat(" ", indent), qwho, q)
+	}
+	notes := gapNote(m.Late, m.Missing)
+	if m.Direction == string(store.Incoming) {
+		notes += arrivedNote(ts.Local(), stored.Local())
+	}
+	head := fmt.Sprintf("%s  %s%s: ", ts.Local().Format("2006-01-02 15:04"), who, notes)
 	// Lines after the first are indented under the text, so a message's
 	// lines stay together and apart from the next message.
-	text := strings.ReplaceAll(identity.SanitizeText(m.Text, true), "\n", "\n"+strings.Repeat(" ", 18))
+	text := strings.ReplaceAll(identity.SanitizeText(m.Text, true), "\n", "\n"+strings.Repeat(" ", indent))
+	switch {
+	case m.Deleted:
+		text = "[message deleted]"
+	case m.Edited != "":
+		text += " (edited)"
+	}
+	if len(m.Reactions) > 0 {
+		var rs []string
+		for _, r := range m.Reactions {
+			from := name
+			if r.From == "me" {
+				from = "me"
+			}
+			rs = append(rs, identity.SanitizeText(r.Emoji, false)+" "+from)
+		}
+		text += "  [" + strings.Join(rs, ", ") + "]"
+	}
 	fmt.Fprintf(w, "%s%s\n", head, text)
+}
+
+// arrivalNote is how far apart the sender's time and the arrival may be
+// before the arrival is shown too (clocks differ a little; the mailbox
+// and a peer offline make it more).
+const arrivalNote = time.Minute
+
+// arrivedNote says when an incoming message arrived, if that is not
+// about when it was sent: the time, and the date when it is another day.
+func arrivedNote(sent, stored time.Time) string {
+	if d := stored.Sub(sent); d <= arrivalNote && d >= -arrivalNote {
+		return ""
+	}
+	if sent.Format("2006-01-02") == stored.Format("2006-01-02") {
+		return " (arrived " + stored.Format("15:04") + ")"
+	}
+	return " (arrived " + stored.Format("2006-01-02 15:04") + ")"
 }
 
 // gapNote says that a message came late, or that earlier ones are missing.

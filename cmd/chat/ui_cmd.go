@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/internal/logcap"
 	"github.com/certchat/certchat/ui"
@@ -38,11 +39,12 @@ func openChat(c *ctx, h identity.Home) error {
 	if warning != "" {
 		logger.Warn(warning)
 	}
-	n, _, err := c.startNode(logger, !c.opts.node.noMDNS)
+	n, home, err := c.startNode(logger, !c.opts.node.noMDNS)
 	if err != nil {
 		return err
 	}
-	w := ui.New(n, ui.Options{LAN: !c.opts.node.noMDNS, Logger: logger, Notify: notify})
+	w := ui.New(n, ui.Options{LAN: !c.opts.node.noMDNS, Logger: logger, Notify: notify,
+		SaveIndications: func(s e2e.Settings) error { return saveIndications(home, s) }})
 	restore := saveTerminal()
 	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()

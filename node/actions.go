@@ -1,0 +1,100 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
+)
+
+// Replies, edits, deletions and reactions (docs/PROTOCOL.md §10, "Editing,
+// deleting, reacting"). Each is a message of its own: stored with its
+// effect on its target in one transaction, queued in the outbox, sealed
+// into the ratchet like a text, live or through the mailbox, and
+// acknowledged by a receipt. The receiver accepts an edit or deletion only
+// from the author of its target, as its session (or mailbox sender)
+// authenticated them, never from what the message says.
+
+// Reply stores a reply to message replyTo, in replyTo's conversation, and
+// queues it as Send does.
+func (n *Node) Reply(replyTo e2e.MessageID, text string) (store.Message, error) {
+	t, err := n.target(replyTo)
+	if err != nil {
+		return store.Message{}, fmt.Errorf("reply: %w", err)
+	}
+	return n.send(store.Message{Peer: t.Peer, Body: text, ReplyTo: replyTo})
+}
+
+// Edit replaces the text of one of our messages, within store.EditWindow
+// of sending it. It returns the edit (its ID is what the receipt
+// acknowledges) and the message as it now stands.
+func (n *Node) Edit(id e2e.MessageID, text string) (action, target store.Message, err error) {
+	return n.act(id, store.KindEdit, text, "")
+}
+
+// Delete deletes one of our messages for both sides, within
+// store.EditWindow: its text is removed from the store and a tombstone
+// remains.
+func (n *Node) Delete(id e2e.MessageID) (action, target store.Message, err error) {
+	return n.act(id, store.KindDelete, "", "")
+}
+
+// React reacts to a message of the conversation (anyone's) with an emoji;
+// an empty emoji takes our reaction back. One reaction per person: a new
+// one replaces ours.
+func (n *Node) React(id e2e.MessageID, emoji string) (action, target store.Message, err error) {
+	if err := checkEmoji(emoji); err != nil {
+		return store.Message{}, store.Message{}, err
+	}
+	return n.act(id, store.KindReact, "", emoji)
+}
+
+// errBadEmoji refuses a reaction that is not one short printable symbol.
+var errBadEmoji = fmt.Errorf("a reaction is one emoji or symbol (at most %d bytes, no spaces)", e2e.MaxEmojiBytes)
+
+func checkEmoji(emoji string) error {
+	if len(emoji) > e2e.MaxEmojiBytes || strings.ContainsAny(emoji, " \t\r\n") || identity.SanitizeText(emoji, false) != emoji {
+		return errBadEmoji
+	}
+	return nil
+}
+
+// target reads a text to reply to or act on.
+func (n *Node) target(id e2e.MessageID) (store.Message, error) {
+	t, err := n.store.Message(id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Message{}, fmt.Errorf("message %s: %w", id, store.ErrNoTarget)
+	case err != nil:
+		return store.Message{}, err
+	case t.Kind != store.KindText:
+		return store.Message{}, fmt.Errorf("message %s: %w", id, store.ErrNoTarget)
+	}
+	return t, nil
+}
+
+func (n *Node) act(id e2e.MessageID, kind store.Kind, body, emoji string) (store.Message, store.Message, error) {
+	t, err := n.target(id)
+	if err != nil {
+		return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)
+	}
+	if err := n.book.mayMessage(t.Peer); err != nil {
+		return store.Message{}, store.Message{}, err
+	}
+	now := n.cfg.Now()
+	a := store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, Kind: kind, Target: id, Body: body, Emoji: emoji, SentAt: now, StoredAt: now}
+	if _, err := textPlaintext(a); err != nil { // refused now rather than failed later
+		return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)
+	}
+	target, err := n.store.AddOutgoingAction(&a, now)
+	if err != nil {
+		return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)
+	}
+	n.emit(Event{Kind: EventStatus, Message: &a})
+	n.emit(Event{Kind: EventUpdate, Message: &target, Action: &a})
+	n.out.kick(t.Peer)
+	return a, target, nil
+}

@@ -1,0 +1,112 @@
+package node
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
+)
+
+// Edits, reactions, replies and deletions through a real relay's mailbox
+// while the peer is offline: queued at the relay, applied when the peer
+// comes back and fetches, acknowledged. Then an edit deposited before the
+// message it edits (the mailbox keeps no order between senders' paths):
+// it waits, and the message arrives edited.
+func TestActionsThroughMailbox(t *testing.T) {
+	relayAddr, relayID := offRelay(t)
+	alice := offNewNode(t, "alice", []string{relayAddr}, true)
+	bobHome := identity.Home{Dir: t.TempDir()}
+	bobID, err := bobHome.Init("bob", nil, identity.DefaultKDF, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := offNodeAt(t, bobHome, bobID, []string{relayAddr}, true)
+	alice.offRegistered()
+	bob.offRegistered()
+	offLink(t, alice, bob)
+	fromBob := bob.offHistory(alice.ID())[1] // "live from bob"
+	helo, err := alice.Send(bob.ID(), "helo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.offWait("helo delivered", offStatus(helo.ID, store.StatusDelivered))
+	bob.Close()
+
+	doomed, err := alice.Send(bob.ID(), "sent in haste")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit, _, err := alice.Edit(helo.ID, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	react, _, err := alice.React(fromBob.ID, "❤️")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := alice.Reply(fromBob.ID, "answering you")
+	if err != nil {
+		t.Fatal(err)
+	}
+	del, _, err := alice.Delete(doomed.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []e2e.MessageID{edit.ID, react.ID, reply.ID, del.ID} {
+		alice.offWait("queued at the relay", offStatus(id, store.StatusQueued))
+	}
+
+	bob = offNodeAt(t, bobHome, bobID, []string{relayAddr}, true)
+	for _, id := range []e2e.MessageID{edit.ID, react.ID, reply.ID, del.ID} {
+		alice.offWait("delivered through the mailbox", offStatus(id, store.StatusDelivered))
+	}
+	get := func(id e2e.MessageID) store.Message {
+		m, err := bob.store.Message(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if m := get(helo.ID); m.Body != "hello" || m.Edited.IsZero() {
+		t.Fatalf("the edited message at bob: %+v", m)
+	}
+	if m := get(fromBob.ID); len(m.Reactions) != 1 || m.Reactions[0].Emoji != "❤️" || m.Reactions[0].From != alice.ID() {
+		t.Fatalf("bob's message's reactions: %+v", m.Reactions)
+	}
+	if m := get(reply.ID); m.Quote == nil || m.Quote.Body != fromBob.Body {
+		t.Fatalf("the reply at bob: %+v", m)
+	}
+	// The deleted message reached bob's outbox-less self only if it was
+	// deposited before its deletion; either way bob does not show it.
+	if m, err := bob.store.Message(doomed.ID); err == nil && (!m.Deleted || m.Body != "") {
+		t.Fatalf("the deleted message at bob: %+v", m)
+	}
+
+	// An edit deposited before its message.
+	later := store.Message{ID: e2e.NewMessageID(), Peer: bob.ID(), SentAt: time.Now(), Body: "tpyo", Direction: store.Outgoing}
+	if err := alice.store.Number(&later); err != nil {
+		t.Fatal(err)
+	}
+	fix := store.Message{ID: e2e.NewMessageID(), Peer: bob.ID(), Kind: store.KindEdit, Target: later.ID, Body: "typo", SentAt: later.SentAt.Add(time.Second)}
+	ctx := context.Background()
+	for _, m := range []store.Message{fix, later} {
+		env, err := alice.rk.sealText(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.mail.client().Deposit(ctx, relayID, bob.ID(), env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob.offWait("the message its edit waited for", func(e Event) bool {
+		return e.Kind == EventMessage && e.Message.ID == later.ID && e.Message.Body == "typo" && !e.Message.Edited.IsZero()
+	})
+	bob.offMailboxEmpty(relayID)
+}
+
+func offStatus(id e2e.MessageID, st store.Status) func(Event) bool {
+	return func(e Event) bool { return e.Kind == EventStatus && e.Message.ID == id && e.Message.Status == st }
+}

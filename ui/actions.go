@@ -1,0 +1,568 @@
+package ui
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
+	"github.com/gdamore/tcell/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Replying, editing, deleting and reacting in the window, read markers
+// and typing. Alt+Up / Alt+Down (or Ctrl+Up / Ctrl+Down) move a
+// selection through the open conversation; on the selected message e
+// edits, d deletes, r replies, + reacts, Enter (or j) jumps to the
+// message a reply quotes, Esc leaves. /edit, /delete, /reply and /react
+// do the same on the selected message, or without one on the last
+// fitting message.
+
+// actState is the window's state for these: all of it belongs to the
+// event loop.
+type actState struct {
+	compose  *compose               // editing or replying: what Enter sends
+	seenSent map[e2e.MessageID]bool // messages we told the peer we saw
+	typing   peer.ID                // the peer we told we type ("" none)
+	typedAt  time.Time              // the last key typed (wall clock)
+	toldAt   time.Time              // when we last asked the node to say we type
+}
+
+// compose is a message being edited, or replied to.
+type compose struct {
+	edit  bool // else a reply
+	id    e2e.MessageID
+	peer  peer.ID
+	quote string
+}
+
+// reactions offered by the picker; /react takes any other.
+var reactions = []string{"👍", "❤️", "😂", "😮", "😢", "🎉", "✅", "👀"}
+
+// maxSeenBatch bounds the messages marked seen at once (the newest).
+const maxSeenBatch = 50
+
+// selectionKey handles a key while a message is selected; false lets it
+// through (and ends the selection unless it moves it).
+func (u *UI) selectionKey(ev *tcell.EventKey) bool {
+	e := u.conv.selected()
+	if e == nil {
+		u.conv.sel = e2e.MessageID{}
+		return false
+	}
+	switch {
+	case ev.Key() == tcell.KeyEscape:
+		u.clearSelection()
+		return true
+	case ev.Key() == tcell.KeyEnter:
+		u.jumpToQuoted(e.msg)
+		return true
+	case ev.Key() != tcell.KeyRune || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0:
+		return false
+	}
+	switch ev.Rune() {
+	case 'e':
+		u.startEdit(e.msg)
+	case 'd':
+		u.confirmDelete(e.msg)
+	case 'r':
+		u.startReply(e.msg)
+	case '+':
+		u.pickReaction(e.msg)
+	case 'j':
+		u.jumpToQuoted(e.msg)
+	default:
+		u.clearSelection()
+		return false
+	}
+	return true
+}
+
+// moveKey reports whether ev moves the selection (Alt or Ctrl with Up or
+// Down), and moves it.
+func (u *UI) moveKey(ev *tcell.EventKey) bool {
+	if ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) == 0 || (ev.Key() != tcell.KeyUp && ev.Key() != tcell.KeyDown) {
+		return false
+	}
+	if u.open == "" {
+		return true
+	}
+	d := -1
+	if ev.Key() == tcell.KeyDown {
+		d = 1
+	}
+	u.moveSelection(d)
+	return true
+}
+
+// moveSelection moves the selection d messages (negative: older).
+func (u *UI) moveSelection(d int) {
+	c := u.conv
+	if len(c.stored) == 0 {
+		return
+	}
+	i := len(c.stored) // below the newest: no selection
+	if e := c.selected(); e != nil {
+		i = slices.Index(c.stored, e)
+	}
+	i = max(0, i+d)
+	if i >= len(c.stored) {
+		u.clearSelection()
+		return
+	}
+	u.selectEntry(c.stored[i])
+	u.inform("Selected: e edit · d delete · r reply · + react · Enter go to the quoted message · Esc leave")
+}
+
+func (u *UI) selectEntry(e *entry) {
+	if old := u.conv.selected(); old != nil {
+		old.rows = nil
+	}
+	u.conv.sel, e.rows = e.msg.ID, nil
+	u.conv.scrollTo(e)
+}
+
+func (u *UI) clearSelection() {
+	if e := u.conv.selected(); e != nil {
+		e.rows = nil
+	}
+	u.conv.sel = e2e.MessageID{}
+	u.notice = notice{}
+}
+
+// selected is the selected entry, nil if none (or not loaded).
+func (c *convView) selected() *entry {
+	if c.sel == (e2e.MessageID{}) {
+		return nil
+	}
+	return c.byID[c.sel]
+}
+
+// scrollTo scrolls so that e shows, a third up from the bottom when it
+// was out of view.
+func (c *convView) scrollTo(e *entry) {
+	i := slices.Index(c.stored, e)
+	if i < 0 || c.width <= 0 {
+		return
+	}
+	below := len(c.gapRows(c.width))
+	for k := i + 1; k < c.count(); k++ {
+		below += len(c.rowsOf(k, c.width))
+	}
+	size := len(c.rowsOf(i, c.width))
+	if c.offset > below || c.offset+c.height < below+size {
+		c.offset = max(0, below+size-c.height*2/3)
+	}
+}
+
+// jumpToQuoted selects the message a reply quotes, loading older pages
+// until it is found.
+func (u *UI) jumpToQuoted(m store.Message) {
+	if m.ReplyTo == (e2e.MessageID{}) {
+		u.inform("That message is not a reply.")
+		return
+	}
+	u.jumpTo(m.ReplyTo)
+}
+
+func (u *UI) jumpTo(id e2e.MessageID) {
+	if e := u.conv.byID[id]; e != nil {
+		u.conv.jump = e2e.MessageID{}
+		u.selectEntry(e)
+		u.inform("The quoted message. Esc leaves the selection.")
+		return
+	}
+	if !u.conv.hasMore {
+		u.conv.jump = e2e.MessageID{}
+		u.showError("The quoted message is not in this conversation (it may be in another, or lost).")
+		return
+	}
+	u.conv.jump = id
+	u.inform("Looking for the quoted message…")
+	if !u.conv.loading {
+		u.loadPage(u.open, u.conv.oldestSeq())
+	}
+}
+
+// pageLoaded goes on with what waited for a page: a jump, and marking
+// the newest messages seen.
+func (u *UI) pageLoaded() {
+	if id := u.conv.jump; id != (e2e.MessageID{}) {
+		u.jumpTo(id)
+	}
+	u.markSeen()
+}
+
+// lastOf is the newest text of the open chat that ok accepts.
+func (u *UI) lastOf(ok func(store.Message) bool) *entry {
+	for i := len(u.conv.stored) - 1; i >= 0; i-- {
+		if e := u.conv.stored[i]; ok(e.msg) {
+			return e
+		}
+	}
+	return nil
+}
+
+func mine(m store.Message) bool { return m.Direction == store.Outgoing && !m.Deleted }
+func theirs(m store.Message) bool {
+	return m.Direction == store.Incoming && !m.Deleted
+}
+func shown(m store.Message) bool { return !m.Deleted }
+
+// target is the selected message, or the newest that fallback accepts;
+// nil after saying why.
+func (u *UI) target(cmd string, fallback func(store.Message) bool, what string) *entry {
+	if u.openChatOrSay(cmd) == nil {
+		return nil
+	}
+	if e := u.conv.selected(); e != nil {
+		return e
+	}
+	if e := u.lastOf(fallback); e != nil {
+		return e
+	}
+	u.showError("/" + cmd + ": there is no " + what + " in this chat to act on (select one with Alt+Up).")
+	return nil
+}
+
+// startEdit puts an own message's text in the input to edit.
+func (u *UI) startEdit(m store.Message) {
+	if !mine(m) {
+		u.showError("Only your own messages can be edited.")
+		return
+	}
+	u.clearSelection()
+	u.act.compose = &compose{edit: true, id: m.ID, peer: m.Peer}
+	u.in.SetText(m.Body)
+	u.inform("Editing your message: Enter saves, Esc cancels.")
+}
+
+// startReply makes the next message a reply to m.
+func (u *UI) startReply(m store.Message) {
+	if m.Deleted {
+		u.showError("That message was deleted.")
+		return
+	}
+	u.clearSelection()
+	q := truncate(oneLine(firstLine(m.Body)), 40)
+	u.act.compose = &compose{id: m.ID, peer: m.Peer, quote: q}
+	u.inform("Replying to “" + q + "”: Enter sends, Esc cancels.")
+}
+
+// composing says what Enter sends now, for the submit of a message; nil
+// for a plain message.
+func (u *UI) composing() *compose {
+	if c := u.act.compose; c != nil && c.peer == u.open {
+		return c
+	}
+	u.act.compose = nil
+	return nil
+}
+
+// sendCompose sends the edit or reply being composed.
+func (u *UI) sendCompose(cp *compose, text string) bool {
+	u.act.compose = nil
+	u.notice = notice{}
+	if cp.edit {
+		u.edit(cp.id, text)
+		return true
+	}
+	u.reply(cp.id, text)
+	return true
+}
+
+func (u *UI) edit(id e2e.MessageID, text string) {
+	u.spawn(func() {
+		_, m, err := u.b.Edit(id, text)
+		u.post(func() {
+			if err != nil {
+				u.actionFailed("Not edited", err)
+				return
+			}
+			u.conv.update(m)
+		})
+	})
+}
+
+func (u *UI) reply(id e2e.MessageID, text string) {
+	u.stopTyping()
+	u.spawn(func() {
+		m, err := u.b.Reply(id, text)
+		u.post(func() {
+			if err != nil {
+				u.actionFailed("Reply not sent", err)
+				return
+			}
+			u.conv.offset = 0
+			u.conv.upsert(m)
+		})
+	})
+}
+
+func (u *UI) react(id e2e.MessageID, emoji string) {
+	u.spawn(func() {
+		_, m, err := u.b.React(id, emoji)
+		u.post(func() {
+			if err != nil {
+				u.actionFailed("No reaction", err)
+				return
+			}
+			u.conv.update(m)
+		})
+	})
+}
+
+// actionFailed says why an edit, deletion, reaction or reply was refused.
+func (u *UI) actionFailed(what string, err error) {
+	switch {
+	case errors.Is(err, store.ErrTooOld):
+		u.showError(what + ": a message can be edited or deleted only within 24 hours of sending it.")
+	case errors.Is(err, store.ErrNotYours):
+		u.showError(what + ": only your own messages can be edited or deleted.")
+	case errors.Is(err, store.ErrDeleted):
+		u.showError(what + ": that message was deleted.")
+	default:
+		u.fail(what, err)
+	}
+}
+
+// confirmDelete asks before deleting an own message for both sides.
+func (u *UI) confirmDelete(m store.Message) {
+	if !mine(m) {
+		u.showError("Only your own messages can be deleted.")
+		return
+	}
+	u.clearSelection()
+	id := m.ID
+	u.show(u.textDialog("Delete for both of you?",
+		"“"+truncate(oneLine(firstLine(m.Body)), 60)+"”\n\nThe text is removed from both chats; \"message deleted\" stays in its place.",
+		true,
+		button{"Delete", func() {
+			u.spawn(func() {
+				_, t, err := u.b.Delete(id)
+				u.post(func() {
+					if err != nil {
+						u.actionFailed("Not deleted", err)
+						return
+					}
+					u.conv.update(t)
+				})
+			})
+		}},
+		button{"Keep (Esc)", nil}))
+}
+
+// pickReaction offers the common reactions, and taking ours back.
+func (u *UI) pickReaction(m store.Message) {
+	if m.Deleted {
+		u.showError("That message was deleted.")
+		return
+	}
+	u.clearSelection()
+	items := append(slices.Clone(reactions), "take my reaction back")
+	id := m.ID
+	u.show(u.listDialog("React: Enter picks", items, func(i int) {
+		emoji := ""
+		if i < len(reactions) {
+			emoji = reactions[i]
+		}
+		u.react(id, emoji)
+	}))
+}
+
+func (u *UI) cmdEdit(arg string) {
+	e := u.target("edit", mine, "message of yours")
+	if e == nil {
+		return
+	}
+	if arg == "" {
+		u.startEdit(e.msg)
+		return
+	}
+	if !mine(e.msg) {
+		u.showError("Only your own messages can be edited.")
+		return
+	}
+	u.clearSelection()
+	u.edit(e.msg.ID, arg)
+}
+
+func (u *UI) cmdDelete(string) {
+	if e := u.target("delete", mine, "message of yours"); e != nil {
+		u.confirmDelete(e.msg)
+	}
+}
+
+func (u *UI) cmdReply(arg string) {
+	e := u.target("reply", theirs, "message from them")
+	if e == nil {
+		return
+	}
+	if arg == "" {
+		u.startReply(e.msg)
+		return
+	}
+	u.clearSelection()
+	u.reply(e.msg.ID, arg)
+}
+
+func (u *UI) cmdReact(arg string) {
+	e := u.target("react", shown, "message")
+	if e == nil {
+		return
+	}
+	if arg == "" {
+		u.pickReaction(e.msg)
+		return
+	}
+	if arg == "-" {
+		arg = ""
+	}
+	u.clearSelection()
+	u.react(e.msg.ID, arg)
+}
+
+// indicationCmd is the command that turns read markers (/seen) or typing (/typing) on or off.
+func indicationCmd(which string) func(*UI, string) {
+	return func(u *UI, arg string) {
+		s := u.b.Indications()
+		flag := &s.ReadMarkers
+		what := "Read markers (“seen”)"
+		if which == "typing" {
+			flag, what = &s.Typing, "Typing indications"
+		}
+		switch strings.ToLower(arg) {
+		case "on":
+			*flag = true
+		case "off":
+			*flag = false
+		case "":
+		default:
+			u.showError("Usage: /" + which + " on|off")
+			return
+		}
+		if arg != "" {
+			u.b.SetIndications(s)
+			if u.opts.SaveIndications != nil {
+				if err := u.opts.SaveIndications(s); err != nil {
+					u.fail("Changed for this run, but not saved", err)
+					return
+				}
+			}
+		}
+		state := "off: you do not send them, and see none (for both sides of every chat)"
+		if *flag {
+			state = "on: shown when your contact has them on too"
+		}
+		u.inform(what + " are " + state + ".")
+	}
+}
+
+// markSeen tells the open chat's peer which of its newest messages the
+// window shows, once each.
+func (u *UI) markSeen() {
+	if u.open == "" {
+		return
+	}
+	if u.act.seenSent == nil {
+		u.act.seenSent = map[e2e.MessageID]bool{}
+	}
+	var ids []e2e.MessageID
+	for i := len(u.conv.stored) - 1; i >= 0 && len(ids) < maxSeenBatch; i-- {
+		m := u.conv.stored[i].msg
+		if m.Direction == store.Incoming && !u.act.seenSent[m.ID] {
+			u.act.seenSent[m.ID] = true
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	p := u.open
+	u.spawn(func() { u.b.MarkSeen(p, ids) })
+}
+
+// typed notes a key typed into the message: the peer hears we type (the
+// node sends at most one every 3 s) and, after node.TypingIdle without a
+// key, that we stopped.
+func (u *UI) typed(ev *tcell.EventKey) {
+	if u.open == "" || u.dialog != nil || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0 || (ev.Key() != tcell.KeyRune && ev.Key() != tcell.KeyBackspace2 && ev.Key() != tcell.KeyBackspace) {
+		return
+	}
+	if text := u.in.GetText(); strings.HasPrefix(text, "/") || text == "" && ev.Key() == tcell.KeyRune && ev.Rune() == '/' {
+		return // a command, not a message
+	}
+	p := u.open
+	u.act.typedAt = time.Now()
+	if u.act.typing != p {
+		u.stopTyping()
+		u.act.typing = p
+		u.spawn(func() { u.watchTyping(p) })
+	}
+	if time.Since(u.act.toldAt) < time.Second {
+		return // the node sends one every 3 s at most anyway: no call per key
+	}
+	u.act.toldAt = time.Now()
+	u.spawn(func() { u.b.Typing(p, true) })
+}
+
+// watchTyping says we stopped once no key came for node.TypingIdle.
+func (u *UI) watchTyping(p peer.ID) {
+	for {
+		select {
+		case <-u.quit:
+			return
+		case <-time.After(time.Second):
+		}
+		done := false
+		if !u.post(func() {
+			if u.act.typing != p {
+				done = true
+				return
+			}
+			if time.Since(u.act.typedAt) >= node.TypingIdle {
+				u.stopTyping()
+				done = true
+			}
+		}) || done {
+			return
+		}
+	}
+}
+
+// stopTyping tells the peer we typed to that we stopped.
+func (u *UI) stopTyping() {
+	p := u.act.typing
+	if p == "" {
+		return
+	}
+	u.act.typing, u.act.toldAt = "", time.Time{}
+	u.spawn(func() { u.b.Typing(p, false) })
+}
+
+// onTyping shows (or stops showing) that a peer types; it goes by itself
+// after node.TypingExpiry without news.
+func (u *UI) onTyping(p peer.ID, typing bool) {
+	c := u.roster.get(p)
+	if c == nil {
+		return
+	}
+	if !typing {
+		c.typingUntil = time.Time{}
+		return
+	}
+	c.typingUntil = time.Now().Add(node.TypingExpiry)
+	u.spawn(func() {
+		select {
+		case <-u.quit:
+		case <-time.After(node.TypingExpiry + 100*time.Millisecond):
+			u.post(func() {}) // redraw: the title drops "typing…"
+		}
+	})
+}
+
+// isTyping reports whether c's peer is shown typing.
+func (c *chat) isTyping() bool { return !c.typingUntil.IsZero() && time.Now().Before(c.typingUntil) }
