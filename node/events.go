@@ -78,6 +78,7 @@ type Event struct {
 	Message *store.Message // message, status
 	Err     string         // error
 	PeerID  peer.ID        // error: the peer concerned, if any
+	File    *FileInfo      // file_offer, file_progress, file_done, file_failed
 }
 
 // broker fans events out to subscribers. Each subscriber has its own
