@@ -67,6 +67,9 @@ type Config struct {
 	// AutoAcceptFiles is the largest file taken without asking from a
 	// verified or CA-verified contact; zero asks for every file.
 	AutoAcceptFiles int64
+	// FileRate caps the bytes per second each file is sent at; zero
+	// does not.
+	FileRate int64
 }
 
 func (c *Config) defaults() {

@@ -516,6 +516,7 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 	}
 	buf := make([]byte, 13, 13+transfer.ChunkSize+transfer.Overhead)
 	sent, acked := 0, 0
+	began := time.Now()
 	// handle takes one frame of the receiver; done or failed ends.
 	handle := func(m fsMsg) (next [][2]int, done, failed bool) {
 		if m.err != nil {
@@ -569,6 +570,10 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 					return false
 				}
 				sent++
+				if rate := ft.cfg.FileRate; rate > 0 {
+					due := began.Add(time.Duration(float64(sent) * transfer.ChunkSize / float64(rate) * float64(time.Second)))
+					time.Sleep(time.Until(due))
+				}
 			}
 		}
 		if err := writeFS(s, fsEnd, nil); err != nil {

@@ -159,12 +159,12 @@ type daemon struct {
 }
 
 // startDaemon runs `chat daemon --json` on home, listening on 127.0.0.1
-// (port 0 for any), and waits until it listens.
-func startDaemon(t testing.TB, name, home string, port int) *daemon {
+// (port 0 for any), with more flags if given, and waits until it listens.
+func startDaemon(t testing.TB, name, home string, port int, flags ...string) *daemon {
 	t.Helper()
 	logf := filepath.Join(home, fmt.Sprintf("daemon-%d.log", time.Now().UnixNano()))
-	cmd := exec.Command(testproc.ChatBinary(t), "daemon", "--json", "--home", home, "--no-mdns",
-		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), "--log", logf)
+	cmd := exec.Command(testproc.ChatBinary(t), append([]string{"daemon", "--json", "--home", home, "--no-mdns",
+		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), "--log", logf}, flags...)...)
 	cmd.Env = procEnv(home)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -18,6 +18,12 @@ type config struct {
 	// RequirePostQuantum refuses peers that offer no hybrid post-quantum
 	// key exchange, as `--require-pq` does for one run. Set by hand.
 	RequirePostQuantum bool `json:"require_post_quantum,omitempty"`
+	// Downloads is the folder received files go to, as `--downloads`.
+	Downloads string `json:"downloads,omitempty"`
+	// AutoAccept is the largest file taken without asking from a
+	// verified or CA-verified contact ("16MiB", "0" to always ask), as
+	// `--auto-accept`.
+	AutoAccept string `json:"auto_accept,omitempty"`
 }
 
 const maxConfigFile = 1 << 20

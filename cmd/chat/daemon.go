@@ -135,7 +135,7 @@ func missingField(c request) string {
 	case (c.Cmd == "trust" || c.Cmd == "block" || c.Cmd == "history") && c.Peer == "":
 		return "peer"
 	}
-	return ""
+	return missingFileField(c)
 }
 
 // name is a peer's display name for message events.
@@ -185,6 +185,8 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 	case "id":
 		id := h.n.Identity()
 		w.write(evID{Event: "id", Ref: c.Ref, PeerID: id.PeerID().String(), Name: id.Name(), Fingerprint: id.Fingerprint().String(), Addrs: h.n.Addrs()})
+	case "send_file", "file_accept", "file_cancel", "files":
+		h.fileCommand(c, w, fail)
 	case "quit":
 		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
 		h.quit()

@@ -89,6 +89,7 @@ func TestDaemonDocAgreesWithCode(t *testing.T) {
 		"listening": evListening{}, "peer": evPeer{}, "message": evMessage{},
 		"accepted": evStatus{}, "sent": evStatus{}, "queued": evStatus{}, "delivered": evStatus{}, "failed": evStatus{},
 		"ok": evOK{}, "history": evHistory{}, "id": evID{}, "error": evError{},
+		"file_offer": evFileOffer{}, "file_progress": evFileProgress{}, "file_done": evFileDone{}, "file_failed": evFileFailed{}, "file": evFile{},
 	}
 	for _, kind := range daemonEvents {
 		v, ok := types[kind]

@@ -17,12 +17,12 @@ import (
 
 // daemonCommands are the commands handler.handle answers, in the order
 // docs/DAEMON.md lists them.
-var daemonCommands = []string{"send", "connect", "trust", "block", "peers", "history", "id", "quit"}
+var daemonCommands = []string{"send", "connect", "trust", "block", "peers", "history", "id", "send_file", "file_accept", "file_cancel", "files", "quit"}
 
 // daemonEvents are the values of "event" on the lines the daemon writes:
 // answers and node events. sent, queued, delivered and failed are the
 // outgoing statuses of node messages (sending is answered by accepted).
-var daemonEvents = []string{"listening", "peer", "message", "accepted", "sent", "queued", "delivered", "failed", "ok", "history", "id", "error"}
+var daemonEvents = []string{"listening", "peer", "message", "accepted", "sent", "queued", "delivered", "failed", "ok", "history", "id", "file_offer", "file_progress", "file_done", "file_failed", "file", "error"}
 
 type request struct {
 	Cmd      string `json:"cmd"`
@@ -33,6 +33,8 @@ type request struct {
 	Peer     string `json:"peer,omitempty"`
 	Verified bool   `json:"verified,omitempty"`
 	Limit    int    `json:"limit,omitempty"`
+	Path     string `json:"path,omitempty"` // send_file
+	ID       string `json:"id,omitempty"`   // file_accept, file_cancel
 }
 
 type evListening struct {
@@ -174,6 +176,8 @@ func eventJSON(e node.Event, names func(store.Message) string) any {
 			return nil // the answer to send says "accepted"
 		}
 		return evStatus{Event: string(m.Status), ID: m.ID.String(), To: m.Peer.String(), Error: m.Error}
+	case node.EventFileOffer, node.EventFileProgress, node.EventFileDone, node.EventFileFailed:
+		return fileEventJSON(e)
 	case node.EventError:
 		ev := evError{Event: "error", Error: e.Err}
 		if e.PeerID != "" {
