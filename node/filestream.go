@@ -256,6 +256,8 @@ func (ft *transfers) notice(id transfer.ID, why string) {
 }
 
 // pullOnce runs one round: nil when the file is received and verified.
+// The partial file is held (its disk lock) only while it is used, not
+// while the peer is dialed, so chunks from a mailbox go on arriving.
 func (ft *transfers) pullOnce(ctx context.Context, p peer.ID, o *transfer.Offer) error {
 	l := ft.diskLock(o.ID)
 	l.Lock()
@@ -264,15 +266,24 @@ func (ft *transfers) pullOnce(ctx context.Context, p peer.ID, o *transfer.Offer)
 		l.Unlock()
 		return err
 	}
-	if part.Done() {
+	if part.Done() { // from a mailbox, or finished before a crash
 		return ft.finish(part, o, l)
+	}
+	err = part.Close()
+	l.Unlock()
+	if err != nil {
+		return err
 	}
 	s, err := ft.openFileStream(ctx, p)
 	if err != nil {
-		l.Unlock()
-		return errors.Join(err, part.Close())
+		return err
 	}
 	defer s.Reset()
+	l.Lock()
+	if part, err = transfer.OpenPartial(ft.downloads(), o); err != nil {
+		l.Unlock()
+		return err
+	}
 	done, err := ft.exchange(ctx, s, part, o)
 	if !done {
 		l.Unlock()
@@ -659,9 +670,9 @@ func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 	return err
 }
 
-// mailedChunk writes a chunk that came through a mailbox, unless a live
-// exchange holds the partial file (it fetches that chunk itself). A file
-// whole and accepted is finished at once.
+// mailedChunk writes a chunk that came through a mailbox (after a live
+// exchange that holds the partial file, if one runs). A file whole and
+// accepted is finished at once.
 func (ft *transfers) mailedChunk(p peer.ID, c *mailedChunk) {
 	t, err := ft.store.Transfer(e2e.MessageID(c.id))
 	if err != nil || t.Peer != p || t.Direction != store.Incoming || t.State.Final() {
@@ -672,9 +683,7 @@ func (ft *transfers) mailedChunk(p peer.ID, c *mailedChunk) {
 		return
 	}
 	l := ft.diskLock(o.ID)
-	if !l.TryLock() {
-		return
-	}
+	l.Lock() // a live exchange of a file this small is short
 	part, err := transfer.OpenPartial(ft.downloads(), o)
 	if err != nil {
 		l.Unlock()

@@ -200,13 +200,7 @@ func (ft *transfers) emitFile(kind EventKind, t store.Transfer) {
 		return
 	}
 	if kind == EventFileOffer {
-		if v, ok := ft.book.verdictNow(t.Peer); ok {
-			fi.Trust = v.State
-		} else if c, ok, _ := ft.trust.Contact(t.Peer); ok {
-			fi.Trust = c.State
-		} else {
-			fi.Trust = identity.StateUnknown
-		}
+		fi.Trust = ft.trustState(t.Peer)
 	}
 	ft.emit(Event{Kind: kind, File: &fi})
 }
@@ -217,7 +211,7 @@ func (ft *transfers) progress(t store.Transfer, bytes int64, notice string, forc
 	now := ft.cfg.Now()
 	ft.mu.Lock()
 	s := ft.shown[transfer.ID(t.ID)]
-	show := force || notice != s.notice || now.Sub(s.at) >= progressEvery
+	show := force || notice != s.notice || (bytes != s.bytes && now.Sub(s.at) >= progressEvery)
 	s.bytes, s.notice = bytes, notice
 	if show {
 		s.at = now
@@ -401,8 +395,20 @@ func (ft *transfers) autoAccept(p peer.ID, size int64) bool {
 	if size > ft.cfg.AutoAcceptFiles {
 		return false
 	}
-	v, ok := ft.book.verdictNow(p)
-	return ok && (v.State == identity.StateVerified || v.State == identity.StateCAVerified)
+	st := ft.trustState(p)
+	return st == identity.StateVerified || st == identity.StateCAVerified
+}
+
+// trustState is how far p is trusted now: the verdict on its last
+// certificate, else (never seen) what the trust store says of its key.
+func (ft *transfers) trustState(p peer.ID) identity.State {
+	if v, ok := ft.book.verdictNow(p); ok {
+		return v.State
+	}
+	if c, ok, _ := ft.trust.Contact(p); ok {
+		return c.State
+	}
+	return identity.StateUnknown
 }
 
 // files lists every transfer.

@@ -58,6 +58,9 @@ func (tn *testNode) waitFile(kind node.EventKind, id transfer.ID, d time.Duratio
 			if !ok {
 				tn.t.Fatalf("events closed while waiting for %s", kind)
 			}
+			if debugFiles {
+				tn.t.Logf("event %s %+v %+v %s", e.Kind, e.File, e.Message, e.Err)
+			}
 			if e.File != nil && e.File.ID == id && e.Kind == kind {
 				return *e.File
 			}
@@ -239,3 +242,5 @@ func TestFileCancelledBySender(t *testing.T) {
 		t.Errorf("the partial folder holds %d files", len(part))
 	}
 }
+
+const debugFiles = false
