@@ -238,7 +238,7 @@ func (ft *transfers) sendFile(p peer.ID, path string) (FileInfo, error) {
 	}
 	now := ft.cfg.Now()
 	m := store.Message{ID: e2e.MessageID(o.ID), Peer: p, SentAt: now, StoredAt: now, Body: offerBody(o)}
-	t := store.Transfer{ID: m.ID, Peer: p, Offer: o.Marshal(), Path: abs, State: store.TransferWaiting, Created: now, Updated: now}
+	t := store.Transfer{ID: m.ID, Peer: p, Direction: store.Outgoing, Offer: o.Marshal(), Path: abs, State: store.TransferWaiting, Created: now, Updated: now}
 	if err := ft.store.AddOutgoingFile(&m, t); err != nil {
 		return FileInfo{}, fmt.Errorf("store the file offer: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/rivo/tview"
 
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/transfer"
 )
 
 // Options adjust the window.
@@ -97,6 +98,7 @@ type UI struct {
 	settled  bool             // the first state is loaded
 	ready    chan struct{}    // closed after the first complete draw
 	drawn    bool
+	files    map[transfer.ID]*fileView // transfers.go
 
 	ctx      context.Context // canceled on quit: ends pending node calls
 	cancel   context.CancelFunc
@@ -131,6 +133,7 @@ func (u *UI) build() {
 	u.note = newRowsView(tcell.StyleDefault, u.noticeRows)
 	u.status = newRowsView(u.th.status, u.statusRows)
 	u.conv = newConvView(u.th, u.opts.Location, u.opts.Now)
+	u.initFiles()
 	u.conv.needOlder = func() { u.loadPage(u.open, u.conv.oldestSeq()) }
 	u.conv.welcome = u.welcomeRows
 	u.in = newInput(u.th, u.submit)
@@ -252,6 +255,9 @@ func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 	}
 	switch ev.Key() {
 	case tcell.KeyTab, tcell.KeyCtrlN:
+		if ev.Key() == tcell.KeyTab && u.completeSend() {
+			return nil
+		}
 		u.cycle(1)
 	case tcell.KeyBacktab, tcell.KeyCtrlP:
 		u.cycle(-1)

@@ -38,6 +38,11 @@ func commandList() []command {
 		{"whois", "", "certificate and live session of the open chat", (*UI).cmdWhois},
 		{"relay", "", "relays and reservations", (*UI).cmdRelay},
 		{"search", "TEXT", "find messages in every chat", (*UI).cmdSearch},
+		{"send", "PATH", "send a file to the open chat (Tab: complete)", (*UI).cmdSend},
+		{"accept", "", "receive the file offered in the open chat", (*UI).cmdAccept},
+		{"decline", "", "refuse the file offered in the open chat", (*UI).cmdDecline},
+		{"cancel", "", "stop the open chat's file (or /cancel ID)", (*UI).cmdCancel},
+		{"files", "", "files sent and received", (*UI).cmdFiles},
 		{"id", "", "your peer ID, fingerprint and addresses to share", (*UI).cmdID},
 		{"quit", "", "close the chat (Ctrl+C too)", (*UI).cmdQuit},
 	}

@@ -48,6 +48,8 @@ type convView struct {
 
 	needOlder func()
 	welcome   func(w int) []line // what to show with no chat open
+	// fileRows are the rows under a file offer (transfers.go).
+	fileRows func(m store.Message, w, indent int) []line
 }
 
 func newConvView(th *theme, loc *time.Location, now func() time.Time) *convView {
@@ -361,6 +363,9 @@ func (c *convView) render(e *entry, w int) []line {
 		rows = append(rows, line{{strings.Repeat(" ", indent), c.th.text}, {text, c.th.text}})
 	}
 	rows = c.appendStatus(rows, e, w, indent)
+	if c.fileRows != nil {
+		rows = append(rows, c.fileRows(m, w, indent)...)
+	}
 	e.rows, e.rowsW = rows, w
 	return rows
 }

@@ -29,6 +29,7 @@ func (u *UI) pump(sub *node.Subscription) {
 	if !u.post(func() { u.applySnapshot(snap) }) {
 		return
 	}
+	u.loadFiles()
 	for {
 		batch, ok := u.nextBatch(sub)
 		if !ok {
@@ -135,6 +136,8 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 			u.onStatus(*e.Message)
 		case node.EventError:
 			u.showError(u.errorSentence(e))
+		case node.EventFileOffer, node.EventFileProgress, node.EventFileDone, node.EventFileFailed:
+			u.onFile(e.Kind, *e.File)
 		}
 	}
 	u.roster.sort()
