@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -341,7 +342,10 @@ func (ft *transfers) exchange(ctx context.Context, s network.Stream, part *trans
 	}
 	ft.progress(t, part.Held(), "", true)
 	w := bufio.NewWriter(s)
+	var sendMu sync.Mutex // the read loop and the commits write
 	send := func(typ byte, payload []byte) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
 		if err := writeFS(w, typ, payload); err != nil {
 			return err
 		}
@@ -353,13 +357,42 @@ func (ft *transfers) exchange(ctx context.Context, s network.Stream, part *trans
 	r := bufio.NewReaderSize(s, 256<<10)
 	buf := make([]byte, fsMaxPayload)
 	read, unacked := 0, 0
+	// Chunks are made durable off this loop (one commit at a time), and
+	// acknowledged once they are: reading goes on during the fsync.
+	var pending chan error
+	wait := func() error {
+		if pending == nil {
+			return nil
+		}
+		err := <-pending
+		pending = nil
+		return err
+	}
+	defer wait()
 	ack := func() error {
-		if err := part.Sync(); err != nil {
+		if err := wait(); err != nil {
+			return err
+		}
+		commit, held, err := part.Checkpoint()
+		if err != nil {
 			return err
 		}
 		unacked = 0
-		ft.progress(t, part.Held(), "", false)
-		return send(fsAck, binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(read)), uint64(part.Held())))
+		payload := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(read)), uint64(held))
+		done := make(chan error, 1)
+		run := func() {
+			err := commit()
+			if err == nil {
+				ft.progress(t, held, "", false)
+				err = send(fsAck, payload)
+			}
+			done <- err
+		}
+		if !ft.work.goDo(run) {
+			run()
+		}
+		pending = done
+		return nil
 	}
 	for {
 		s.SetReadDeadline(time.Now().Add(fileIdle))
@@ -390,6 +423,9 @@ func (ft *transfers) exchange(ctx context.Context, s network.Stream, part *trans
 			}
 		case fsEnd:
 			if err := ack(); err != nil {
+				return false, err
+			}
+			if err := wait(); err != nil {
 				return false, err
 			}
 			if part.Done() {

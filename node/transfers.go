@@ -81,7 +81,8 @@ var (
 // transfers owns the file transfers in flight: for each incoming one
 // accepted, a puller that fetches its chunks (one goroutine, through
 // workers); for outgoing ones, the streams being served (libp2p's handler
-// goroutines). mu guards pulls, serving, disk and shown; it is a leaf.
+// goroutines). mu guards pulls, serving, disk and shown; only workers.mu is
+// taken under it (starting a puller).
 type transfers struct {
 	*core
 	rk       *ratchetKeys

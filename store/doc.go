@@ -18,6 +18,10 @@
 //	peers      peer ID → what we last knew of the peer (sealed JSON)
 //	ratchet    "local" → the local ratchet keys; "set/" + peer ID → that
 //	           peer's session set (sealed)
+//	transfers  "t/" + transfer ID → a file transfer, its offer and key
+//	           included; "c/" + message ID → the file control an outgoing
+//	           message carries (both sealed JSON; the bucket is made when
+//	           first written, so the version stays 2: transfers.go)
 //
 // Every value but the index entries and the listen ports is sealed:
 // XChaCha20-Poly1305 under a key derived from the identity key
