@@ -298,4 +298,3 @@ func waitLong(b *testing.B, d *daemon, kind, id string) event {
 		}
 	}
 }
-
