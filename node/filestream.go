@@ -224,6 +224,12 @@ func (ft *transfers) pullLoop(ctx context.Context, p peer.ID, o *transfer.Offer,
 		}
 		var refused *fsRefused
 		switch {
+		case errors.As(err, &refused) && refused.code == fsErrOver:
+			// The sender cancelled; its control message says so too.
+			if t, err := ft.setStateFinal(o.ID, store.TransferCancelled, "cancelled by the peer"); err == nil {
+				ft.ended(t)
+			}
+			return
 		case errors.As(err, &refused) && refused.final(), errors.Is(err, transfer.ErrHashMismatch):
 			ft.fail(o.ID, err)
 			return
@@ -592,8 +598,10 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 		return nil, false, false
 	}
 	for {
+		budget := o.Chunks() // ranges that overlap never make a want cost more than the file
 		for _, rg := range ranges {
-			for i := rg[0]; i < min(rg[1], o.Chunks()); i++ {
+			for i := rg[0]; i < min(rg[1], o.Chunks()) && budget > 0; i++ {
+				budget--
 				for sent-acked >= fileWindow {
 					if _, done, failed := handle(<-msgs); done || failed {
 						return done

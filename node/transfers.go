@@ -164,8 +164,14 @@ func (ft *transfers) start() {
 		ft.log.Warn("read file transfers", "err", err)
 	}
 	for _, t := range ts {
-		if t.Direction == store.Incoming && (t.State == store.TransferWaiting || t.State == store.TransferActive) {
+		switch {
+		case t.Direction == store.Incoming && (t.State == store.TransferWaiting || t.State == store.TransferActive):
 			ft.startPull(t)
+		case t.Direction == store.Outgoing && t.State == store.TransferActive:
+			// Nothing moves until the receiver asks again.
+			if _, err := ft.setState(transfer.ID(t.ID), store.TransferWaiting, 0, "", ""); err != nil {
+				ft.log.Warn("file transfer state", "err", err)
+			}
 		}
 	}
 }
@@ -506,3 +512,15 @@ func (n *Node) File(id transfer.ID) (FileInfo, error) {
 
 // Downloads is the folder received files go to.
 func (n *Node) Downloads() string { return n.files.downloads() }
+
+// setStateFinal ends a transfer in state st without telling the peer
+// (the peer ended it).
+func (ft *transfers) setStateFinal(id transfer.ID, st store.TransferState, errText string) (store.Transfer, error) {
+	return ft.store.UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
+		if t.State.Final() {
+			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+		}
+		t.State, t.Error, t.Updated = st, errText, ft.cfg.Now()
+		return nil
+	})
+}

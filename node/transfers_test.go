@@ -64,7 +64,7 @@ func (tn *testNode) waitFile(kind node.EventKind, id transfer.ID, d time.Duratio
 			if e.File != nil && e.File.ID == id && e.Kind == kind {
 				return *e.File
 			}
-			if e.File != nil && e.File.ID == id && e.Kind == node.EventFileFailed {
+			if e.File != nil && e.File.ID == id && e.Kind == node.EventFileFailed && kind != node.EventFileFailed {
 				tn.t.Fatalf("%s: transfer failed while waiting for %s: %s", tn.ID(), kind, e.File.Error)
 			}
 		case <-timeout:
@@ -244,3 +244,41 @@ func TestFileCancelledBySender(t *testing.T) {
 }
 
 const debugFiles = false
+
+// TestFileCancelledWhileMoving: the sender cancels half-way; the receiver
+// stops, keeps nothing, and a new offer of the same file still arrives.
+func TestFileCancelledWhileMoving(t *testing.T) {
+	downloads := t.TempDir()
+	alice := startNodeWith(t, newHome(t, "alice"), func(c *node.Config) { c.FileRate = 8 << 20 })
+	bob := startNodeWith(t, newHome(t, "bob"), func(c *node.Config) { c.Downloads = downloads })
+	trustEachOther(t, alice, bob)
+	if _, err := connect(t, alice, bob); err != nil {
+		t.Fatal(err)
+	}
+	path, _ := writeFile(t, t.TempDir(), "slow.bin", 40<<20)
+	fi, err := alice.SendFile(bob.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitFile(node.EventFileOffer, fi.ID, 15*time.Second)
+	if err := bob.AcceptFile(fi.ID); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitFor("the transfer moving", func(e node.Event) bool {
+		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && e.File.State == store.TransferActive
+	})
+	if err := alice.CancelFile(fi.ID); err != nil {
+		t.Fatal(err)
+	}
+	failed := bob.waitFile(node.EventFileFailed, fi.ID, 15*time.Second)
+	if failed.State != store.TransferCancelled {
+		t.Errorf("bob sees %s (%s)", failed.State, failed.Error)
+	}
+	eventually(t, "the partial file is gone", func() bool {
+		part, _ := os.ReadDir(filepath.Join(downloads, transfer.PartialDir))
+		return len(part) == 0
+	})
+	if left, _ := os.ReadDir(downloads); len(left) > 1 {
+		t.Errorf("downloads holds %d entries", len(left))
+	}
+}
