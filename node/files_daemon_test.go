@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/certchat/certchat/transfer"
@@ -95,6 +96,16 @@ func TestFileDaemonsReceiverKilled(t *testing.T) {
 		if e := a.answer("e"); e.str("event") != "error" {
 			t.Errorf("%v: %v", tc.cmd, e)
 		}
+	}
+	// chat send --file goes through the running daemon and waits until
+	// the peer has the file.
+	note, _ := writeFile(t, dir, "note.txt", 1234)
+	res := make(chan result, 1)
+	go func() { res <- chat(t, "send", "--home", aHome, "--to", "bob", "--file", note, "--wait", "30s") }()
+	offer = b.waitEvent("the second offer", func(e event) bool { return e.str("event") == "file_offer" && e.str("name") == "note.txt" })
+	b.do("a2", map[string]any{"cmd": "file_accept", "id": offer.str("id")})
+	if r := <-res; r.code != 0 || !strings.HasPrefix(r.stdout, "sent "+offer.str("id")) {
+		t.Fatalf("chat send --file: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	a.quit()
 	b.quit()

@@ -232,17 +232,51 @@ func (ft *transfers) progress(t store.Transfer, bytes int64, notice string, forc
 
 // sendFile offers the file at path to p (Node.SendFile).
 func (ft *transfers) sendFile(p peer.ID, path string) (FileInfo, error) {
-	if err := ft.book.mayMessage(p); err != nil {
+	fs, err := ft.sendFiles([]peer.ID{p}, path)
+	if err != nil {
 		return FileInfo{}, err
+	}
+	return fs[0], nil
+}
+
+// sendFiles offers the file at path to each peer: the file is read once
+// for its SHA-256, and each peer gets an offer of its own (its own
+// transfer ID and key), so that each transfer goes on, resumes or ends
+// on its own. This is what a group send does for each member (PROTOCOL
+// §14.7). Every peer is checked before anything is stored.
+func (ft *transfers) sendFiles(ps []peer.ID, path string) ([]FileInfo, error) {
+	for _, p := range ps {
+		if err := ft.book.mayMessage(p); err != nil {
+			return nil, err
+		}
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return FileInfo{}, err
+		return nil, err
 	}
-	o, err := transfer.NewOffer(abs)
+	first, err := transfer.NewOffer(abs)
 	if err != nil {
-		return FileInfo{}, fmt.Errorf("offer %s: %w", path, err)
+		return nil, fmt.Errorf("offer %s: %w", path, err)
 	}
+	var out []FileInfo
+	for i, p := range ps {
+		o := first
+		if i > 0 {
+			if o, err = first.Fresh(); err != nil {
+				return out, err
+			}
+		}
+		fi, err := ft.offer(p, abs, o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, fi)
+	}
+	return out, nil
+}
+
+// offer stores and queues an offer of the file at abs to p.
+func (ft *transfers) offer(p peer.ID, abs string, o *transfer.Offer) (FileInfo, error) {
 	now := ft.cfg.Now()
 	m := store.Message{ID: e2e.MessageID(o.ID), Peer: p, SentAt: now, StoredAt: now, Body: offerBody(o)}
 	t := store.Transfer{ID: m.ID, Peer: p, Direction: store.Outgoing, Offer: o.Marshal(), Path: abs, State: store.TransferWaiting, Created: now, Updated: now}
@@ -487,6 +521,12 @@ func (ft *transfers) received(id transfer.ID, path string, size int64) {
 // SHA-256, then the offer is stored and queued like a message. The file
 // must stay where it is until the peer has it.
 func (n *Node) SendFile(to peer.ID, path string) (FileInfo, error) { return n.files.sendFile(to, path) }
+
+// SendFileToEach offers the file at path to each peer, reading it once:
+// each gets its own offer and transfer (a group send, PROTOCOL §14.7).
+func (n *Node) SendFileToEach(to []peer.ID, path string) ([]FileInfo, error) {
+	return n.files.sendFiles(to, path)
+}
 
 // AcceptFile starts receiving an offered file.
 func (n *Node) AcceptFile(id transfer.ID) error { return n.files.accept(id) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
 	"github.com/certchat/certchat/transfer"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // writeFile writes size random bytes to dir/name.
@@ -280,5 +282,38 @@ func TestFileCancelledWhileMoving(t *testing.T) {
 	})
 	if left, _ := os.ReadDir(downloads); len(left) > 1 {
 		t.Errorf("downloads holds %d entries", len(left))
+	}
+}
+
+// TestFileToEach offers one file to two peers (what a group send does):
+// each gets its own transfer and the whole file; an empty file too.
+func TestFileToEach(t *testing.T) {
+	alice := startNode(t, newHome(t, "alice"))
+	var peers []*testNode
+	for _, name := range []string{"bob", "carol"} {
+		peers = append(peers, startNodeWith(t, newHome(t, name), func(c *node.Config) {
+			c.Downloads = t.TempDir()
+			c.AutoAcceptFiles = 1 << 20
+		}))
+	}
+	trustEachOther(t, alice, peers[0], peers[1])
+	for _, p := range peers {
+		if err := p.TrustPeer(alice.ID(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, size := range []int{300 << 10, 0} {
+		path, data := writeFile(t, t.TempDir(), fmt.Sprintf("shared-%d.bin", size), size)
+		fis, err := alice.SendFileToEach([]peer.ID{peers[0].ID(), peers[1].ID()}, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fis) != 2 || fis[0].ID == fis[1].ID || fis[0].SHA256 != fis[1].SHA256 {
+			t.Fatalf("offers %+v", fis)
+		}
+		for i, p := range peers {
+			done := p.waitFile(node.EventFileDone, fis[i].ID, 30*time.Second)
+			checkReceived(t, done.Path, data)
+		}
 	}
 }
