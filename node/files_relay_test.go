@@ -13,6 +13,7 @@ import (
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
 	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -203,5 +204,44 @@ func TestFileOfflineMailbox(t *testing.T) {
 	if done.Path != filepath.Join(downloads, "small.txt") {
 		t.Errorf("placed at %s", done.Path)
 	}
+	checkReceived(t, done.Path, data)
+}
+
+// A file moving through a `chat relay` moves to a direct connection when
+// one appears, and ends right.
+func TestFileRelayThenDirect(t *testing.T) {
+	r := testproc.StartRelay(t, testproc.RelayOptions{})
+	downloads := t.TempDir()
+	alice := relayOnly(t, "alice", r.Addr, func(c *node.Config) { c.FileRate = 4 << 20 })
+	bob := relayOnly(t, "bob", r.Addr, func(c *node.Config) { c.Downloads = downloads })
+	linkThroughRelay(t, alice, bob)
+	path, data := writeFile(t, t.TempDir(), "moving.bin", 12<<20)
+	fi, err := alice.SendFile(bob.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
+	if err := bob.AcceptFile(fi.ID); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitFor("the file moving through the relay", func(e node.Event) bool {
+		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && e.File.State == store.TransferActive
+	})
+	if err := alice.Host().Network().Listen(ma.StringCast("/ip4/127.0.0.1/tcp/0")); err != nil {
+		t.Fatal(err)
+	}
+	var direct []ma.Multiaddr
+	for _, a := range alice.Host().Addrs() {
+		if !strings.Contains(a.String(), "p2p-circuit") {
+			direct = append(direct, a)
+		}
+	}
+	bob.Host().Peerstore().AddAddrs(alice.ID(), direct, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := bob.Host().Connect(ctx, peer.AddrInfo{ID: alice.ID(), Addrs: direct}); err != nil {
+		t.Fatal(err)
+	}
+	done := bob.waitFile(node.EventFileDone, fi.ID, time.Minute)
 	checkReceived(t, done.Path, data)
 }

@@ -186,7 +186,7 @@ func (ft *transfers) startPull(t store.Transfer) {
 		return
 	}
 	ctx, cancel := context.WithCancel(ft.ctx)
-	pl := &pull{cancel: cancel, kick: make(chan struct{}, 1)}
+	pl := &pull{cancel: cancel, kick: make(chan struct{}, 1), peer: t.Peer}
 	if !ft.work.goDo(func() { ft.pullLoop(ctx, t.Peer, o, pl) }) {
 		cancel()
 		return
@@ -194,12 +194,31 @@ func (ft *transfers) startPull(t store.Transfer) {
 	ft.pulls[o.ID] = pl
 }
 
-// kick wakes the pullers waiting for p.
-func (ft *transfers) kick(p peer.ID) {
+// connected wakes the pullers waiting for the connection's peer; a
+// direct connection also ends their exchanges on relayed ones, which
+// resume on it at once (the relay's circuit is limited, the direct path
+// faster).
+func (ft *transfers) connected(c network.Conn) {
+	p, direct := c.RemotePeer(), !c.Stat().Limited
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
 	for _, pl := range ft.pulls {
-		signal(pl.kick) // cheap: a puller of another peer only looks again
+		if pl.peer != p {
+			continue
+		}
+		if s := pl.stream; direct && s != nil && s.Conn().Stat().Limited {
+			s.Reset()
+		}
+		signal(pl.kick)
+	}
+}
+
+// exchanging records the stream of a transfer's exchange (nil: none).
+func (ft *transfers) exchanging(id transfer.ID, s network.Stream) {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	if pl, ok := ft.pulls[id]; ok {
+		pl.stream = s
 	}
 }
 
@@ -286,6 +305,8 @@ func (ft *transfers) pullOnce(ctx context.Context, p peer.ID, o *transfer.Offer)
 		return err
 	}
 	defer s.Reset()
+	ft.exchanging(o.ID, s)
+	defer ft.exchanging(o.ID, nil)
 	l.Lock()
 	if part, err = transfer.OpenPartial(ft.downloads(), o); err != nil {
 		l.Unlock()

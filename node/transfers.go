@@ -107,6 +107,8 @@ type transfers struct {
 type pull struct {
 	cancel context.CancelFunc
 	kick   chan struct{}
+	peer   peer.ID
+	stream network.Stream // the file stream of the exchange under way, if any
 }
 
 type serveState struct{ cancel context.CancelFunc }
@@ -137,7 +139,7 @@ func (ft *transfers) downloads() string {
 func (ft *transfers) start() {
 	ft.host.SetStreamHandler(ProtocolFile, ft.handleStream)
 	ft.host.Network().Notify(&network.NotifyBundle{
-		ConnectedF: func(_ network.Network, c network.Conn) { ft.kick(c.RemotePeer()) },
+		ConnectedF: func(_ network.Network, c network.Conn) { ft.connected(c) },
 	})
 	sub := ft.events.subscribe()
 	started := ft.work.goDo(func() {
