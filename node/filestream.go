@@ -735,8 +735,9 @@ func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 	return err
 }
 
-// mailedChunk writes a chunk that came through a mailbox (after a live
-// exchange that holds the partial file, if one runs). A file whole and
+// mailedChunk writes a chunk that came through a mailbox, unless a live
+// exchange holds the partial file (it fetches the chunk itself; the
+// partial file is not held while the peer is dialed). A file whole and
 // accepted is finished at once.
 func (ft *transfers) mailedChunk(p peer.ID, c *mailedChunk) {
 	t, err := ft.store.Transfer(e2e.MessageID(c.id))
@@ -748,7 +749,9 @@ func (ft *transfers) mailedChunk(p peer.ID, c *mailedChunk) {
 		return
 	}
 	l := ft.diskLock(o.ID)
-	l.Lock() // a live exchange of a file this small is short
+	if !l.TryLock() {
+		return // a live exchange holds it: the sender is online, and sends this chunk too
+	}
 	part, err := transfer.OpenPartial(ft.downloads(), o)
 	if err != nil {
 		l.Unlock()
