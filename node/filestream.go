@@ -312,7 +312,9 @@ func (ft *transfers) pullOnce(ctx context.Context, p peer.ID, o *transfer.Offer)
 		l.Unlock()
 		return err
 	}
+	l.live.Store(true)
 	done, err := ft.exchange(ctx, s, part, o)
+	l.live.Store(false)
 	if !done {
 		l.Unlock()
 		return errors.Join(err, part.Close())
@@ -736,9 +738,8 @@ func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 }
 
 // mailedChunk writes a chunk that came through a mailbox, unless a live
-// exchange holds the partial file (it fetches the chunk itself; the
-// partial file is not held while the peer is dialed). A file whole and
-// accepted is finished at once.
+// exchange runs (it fetches the chunk itself). A file whole and accepted
+// is finished at once.
 func (ft *transfers) mailedChunk(p peer.ID, c *mailedChunk) {
 	t, err := ft.store.Transfer(e2e.MessageID(c.id))
 	if err != nil || t.Peer != p || t.Direction != store.Incoming || t.State.Final() {
@@ -749,9 +750,10 @@ func (ft *transfers) mailedChunk(p peer.ID, c *mailedChunk) {
 		return
 	}
 	l := ft.diskLock(o.ID)
-	if !l.TryLock() {
-		return // a live exchange holds it: the sender is online, and sends this chunk too
+	if l.live.Load() {
+		return // a live exchange: the sender is online, and sends this chunk too
 	}
+	l.Lock()
 	part, err := transfer.OpenPartial(ft.downloads(), o)
 	if err != nil {
 		l.Unlock()

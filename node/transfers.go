@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
@@ -97,7 +98,7 @@ type transfers struct {
 	// disk serializes the use of an incoming transfer's partial file:
 	// the puller holds it for a whole exchange; a chunk from a mailbox
 	// takes it only if free.
-	disk  map[transfer.ID]*sync.Mutex
+	disk  map[transfer.ID]*diskLock
 	shown map[transfer.ID]shownProgress
 	// tamper, set by tests only before Start, changes a sealed chunk
 	// before it is written to a file stream: the path tampering.
@@ -121,7 +122,7 @@ type shownProgress struct {
 
 func newTransfers(c *core) *transfers {
 	return &transfers{core: c, pulls: map[transfer.ID]*pull{}, serving: map[transfer.ID]map[*serveState]struct{}{},
-		disk: map[transfer.ID]*sync.Mutex{}, shown: map[transfer.ID]shownProgress{}}
+		disk: map[transfer.ID]*diskLock{}, shown: map[transfer.ID]shownProgress{}}
 }
 
 // downloads is the folder received files go to.
@@ -398,12 +399,19 @@ func (ft *transfers) discard(t store.Transfer) {
 	}
 }
 
-func (ft *transfers) diskLock(id transfer.ID) *sync.Mutex {
+// diskLock serializes the use of one incoming transfer's partial file;
+// live is set while a live exchange holds it.
+type diskLock struct {
+	sync.Mutex
+	live atomic.Bool
+}
+
+func (ft *transfers) diskLock(id transfer.ID) *diskLock {
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
 	l, ok := ft.disk[id]
 	if !ok {
-		l = &sync.Mutex{}
+		l = &diskLock{}
 		ft.disk[id] = l
 	}
 	return l
