@@ -112,3 +112,39 @@ func TestFileDaemonsReceiverKilled(t *testing.T) {
 }
 
 func fmtMiB(n int) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// The sender is killed with SIGKILL half-way and started again: the
+// receiver goes on asking, and the file ends right.
+func TestFileDaemonsSenderKilled(t *testing.T) {
+	dir := shortDir(t)
+	aHome, aID := procHome(t, dir, "alice")
+	bHome, bID := procHome(t, dir, "bob")
+	downloads := filepath.Join(dir, "dl")
+	size := 40<<20 + 99
+	path, data := writeFile(t, dir, "backup.tar", size)
+	aPort := freePort(t)
+	aFlags := []string{"--file-rate", "16MiB"}
+	a := startDaemon(t, "alice", aHome, aPort, aFlags...)
+	b := startDaemon(t, "bob", bHome, 0, "--downloads", downloads)
+	a.do("t1", map[string]any{"cmd": "trust", "peer": bID, "verified": true})
+	b.do("t2", map[string]any{"cmd": "trust", "peer": aID, "verified": true})
+	a.do("c1", map[string]any{"cmd": "connect", "addr": b.addr()})
+	id := a.do("f1", map[string]any{"cmd": "send_file", "to": "bob", "path": path}).str("id")
+	b.waitEvent("file_offer", func(e event) bool { return e.str("event") == "file_offer" && e.str("id") == id })
+	b.do("a1", map[string]any{"cmd": "file_accept", "id": id})
+	durable := float64(transfer.SyncEvery * transfer.ChunkSize)
+	a.waitEvent("16 MiB acknowledged", func(e event) bool {
+		bytes, _ := e["bytes"].(float64)
+		return e.str("event") == "file_progress" && e.str("id") == id && bytes >= durable
+	})
+	a.kill9()
+	a = startDaemon(t, "alice", aHome, aPort)
+	done := b.waitEvent("file_done", func(e event) bool { return e.str("event") == "file_done" && e.str("id") == id })
+	got, err := os.ReadFile(done.str("path"))
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("the received file differs (%d bytes, %v)", len(got), err)
+	}
+	a.waitEvent("file_done at the sender", func(e event) bool { return e.str("event") == "file_done" && e.str("id") == id })
+	a.quit()
+	b.quit()
+}
