@@ -20,7 +20,7 @@
 //	outbox        outbox.go     one worker per peer with pending messages
 //	receiptQueue  receipts.go   receipts read and not yet recorded
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
-//	transfers     transfers.go  file transfers: pullers, streams served (filestream.go, fileframes.go)
+//	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go)
 //	relays        relay.go      configured relays and their reservations
 //	lan           discovery.go  mDNS and the peers it found
 //	peerEvents    events.go     coalesced peer events; broker: subscribers
