@@ -37,6 +37,22 @@ func (ft *transfers) offerQueued(id e2e.MessageID, p peer.ID) {
 	})
 }
 
+// offerSent follows an outgoing message written to a live session: if it
+// is a file offer and that session runs on a relay circuit too small for
+// files, the sender is told the file waits for a better path (the
+// receiver says so too, and opens no stream until one appears).
+func (ft *transfers) offerSent(id e2e.MessageID, p peer.ID) {
+	cs := ft.sessions.newest(p)
+	if cs == nil || roomyCircuit(cs.conn) {
+		return
+	}
+	t, err := ft.store.Transfer(id)
+	if err != nil || t.Direction != store.Outgoing || t.State.Final() {
+		return
+	}
+	ft.progress(t, 0, errLimitedCircuit.Error(), true)
+}
+
 // mailFile seals every chunk of a small file in an envelope of its own
 // and leaves them at the peer's relay, after the offer.
 func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {

@@ -124,10 +124,12 @@ func TestFileStockRelayWaits(t *testing.T) {
 	if err := bob.AcceptFile(fi.ID); err != nil {
 		t.Fatal(err)
 	}
-	bob.waitFor("the waiting notice", func(e node.Event) bool {
-		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID &&
-			strings.Contains(e.File.Notice, "waiting for a direct connection or a certchat relay")
-	})
+	for _, tn := range []*testNode{alice, bob} {
+		tn.waitFor("the waiting notice", func(e node.Event) bool {
+			return e.Kind == node.EventFileProgress && e.File.ID == fi.ID &&
+				strings.Contains(e.File.Notice, "waiting for a direct connection or a certchat relay")
+		})
+	}
 	if f, err := bob.File(fi.ID); err != nil || f.State.Final() || f.Notice == "" {
 		t.Fatalf("bob's transfer: %+v, %v", f, err)
 	}

@@ -153,8 +153,14 @@ func (ft *transfers) start() {
 				if !ok {
 					return
 				}
-				if e.Kind == EventStatus && e.Message != nil && e.Message.Status == store.StatusQueued {
+				if e.Kind != EventStatus || e.Message == nil {
+					continue
+				}
+				switch e.Message.Status {
+				case store.StatusQueued:
 					ft.offerQueued(e.Message.ID, e.Message.Peer)
+				case store.StatusSent, store.StatusDelivered:
+					ft.offerSent(e.Message.ID, e.Message.Peer)
 				}
 			}
 		}
