@@ -66,6 +66,15 @@ type Config struct {
 	// KeyLogWriter receives the e2e TLS secrets in NSS key log format. For
 	// debugging and tests only: it defeats the encryption.
 	KeyLogWriter io.Writer
+	// Downloads is the folder received files go to; empty means
+	// "downloads" in the home.
+	Downloads string
+	// AutoAcceptFiles is the largest file taken without asking from a
+	// verified or CA-verified contact; zero asks for every file.
+	AutoAcceptFiles int64
+	// FileRate caps the bytes per second each file is sent at; zero
+	// does not.
+	FileRate int64
 }
 
 func (c *Config) defaults() {

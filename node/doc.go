@@ -20,6 +20,7 @@
 //	outbox        outbox.go     one worker per peer with pending messages
 //	receiptQueue  receipts.go   receipts read and not yet recorded
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
+//	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go)
 //	relays        relay.go      configured relays and their reservations
 //	lan           discovery.go  mDNS, on while a LAN address is in use, and the peers it found
 //	peerEvents    events.go     coalesced peer events; broker: subscribers
@@ -46,11 +47,13 @@
 // another while holding its own lock, with these exceptions, which are the
 // whole lock order (a lock may be held while taking those to its right):
 //
-//	receiptQueue.mu, outbox.mu  →  workers.mu
+//	receiptQueue.mu, outbox.mu, transfers.mu  →  workers.mu
 //	outbox.mu, ratchetKeys.mu   →  the store (bbolt's own locks)
 //	broker.mu                   →  Subscription.mu
 //	lan.runMu                   →  lan.mu, broker.mu (held while mDNS starts or stops)
 //
 // workers.mu, peerBook.mu, sessions.mu, lan.mu, relays.mu, peerEvents.mu
 // and chatSession.mu are leaves: nothing is taken under them.
+// A transfer's disk lock (transfers.disk) is held while its partial file
+// is used, never while another part's lock is.
 package node

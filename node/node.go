@@ -33,6 +33,7 @@ type Node struct {
 	lan      *lan
 	peerEv   *peerEvents
 	ind      *indications
+	files    *transfers
 }
 
 // New opens the message store and starts the libp2p host. Start begins
@@ -97,6 +98,7 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.lan = &lan{core: c, found: map[peer.ID]time.Time{}}
 	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged, seen: n.out.seen}
 	n.ind = newIndications(c.cfg)
+	n.files = newTransfers(c)
 
 	// Who calls whom.
 	rs.core, rs.mail = c, n.mail
@@ -108,6 +110,9 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	mb := n.mail
 	mb.rk, mb.relays, mb.out, mb.sessions, mb.peerEv = rk, rs, o, s, n.peerEv
 	n.lan.sessions, n.lan.book, n.lan.peerEv = s, n.book, n.peerEv
+	s.files = n.files
+	f := n.files
+	f.rk, f.sessions, f.out, f.mail, f.book = rk, s, o, mb, n.book
 }
 
 // Start registers the chat protocol, restores known peers, starts LAN
@@ -131,6 +136,7 @@ func (n *Node) Start() error {
 	if err != nil {
 		return err
 	}
+	n.files.start()
 	n.work.goDo(func() { n.greetContacts(pending) })
 	return nil
 }
@@ -147,6 +153,7 @@ func (n *Node) Close() error {
 		cs.s.CloseWith(e2e.CloseGoingAway, "shutting down")
 	}
 	n.host.RemoveStreamHandler(e2e.ProtocolChat)
+	n.files.stop()
 	err := n.host.Close()
 	n.work.wait()
 	n.events.closeAll()

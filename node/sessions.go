@@ -26,6 +26,7 @@ type sessions struct {
 	peerEv   *peerEvents
 	receipts *receiptQueue
 	ind      *indications
+	files    *transfers
 
 	mu     sync.Mutex
 	byPeer map[peer.ID]*peerSessions

@@ -21,6 +21,10 @@
 //	pending    target message ID (16) || action message ID (16) → peer ID
 //	           || sequence: an incoming edit, deletion or reaction whose
 //	           target has not arrived yet (actions.go)
+//	transfers  "t/" + transfer ID → a file transfer, its offer and key
+//	           included; "c/" + message ID → the file control an outgoing
+//	           message carries (both sealed JSON; the bucket is made when
+//	           first written, so the version stays 3: transfers.go)
 //
 // Every value but the index entries and the listen ports is sealed:
 // XChaCha20-Poly1305 under a key derived from the identity key

@@ -147,7 +147,7 @@ func missingField(c request) string {
 	case c.Cmd == "typing" && c.Typing == nil:
 		return "typing"
 	}
-	return ""
+	return missingFileField(c)
 }
 
 // name is a peer's display name for message events.
@@ -215,6 +215,8 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 			return
 		}
 		w.write(evInvite{Event: "invite", Ref: c.Ref, Text: text, PeerID: h.n.ID().String()})
+	case "send_file", "file_accept", "file_cancel", "files":
+		h.fileCommand(c, w, fail)
 	case "quit":
 		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
 		h.quit()
