@@ -40,6 +40,10 @@ type Config struct {
 	RememberPorts bool
 	// Relays are circuit relay multiaddrs (with /p2p/) to reserve slots on.
 	Relays []string
+	// NoDHT keeps the node out of the certchat DHT (dht.go), which it
+	// otherwise joins through its relays: no peer record published, no
+	// lookups by peer ID. Without relays there is no DHT anyway.
+	NoDHT bool
 	// MDNS turns on LAN discovery.
 	MDNS bool
 	// RequirePostQuantum refuses sessions whose key exchange is not

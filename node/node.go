@@ -31,6 +31,7 @@ type Node struct {
 	receipts *receiptQueue
 	mail     *mailboxes
 	relays   *relays
+	dht      *dhtNode
 	lan      *lan
 	peerEv   *peerEvents
 }
@@ -95,13 +96,14 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.out = &outbox{core: c, workers: map[peer.ID]*outboxWorker{}}
 	n.mail = &mailboxes{core: c}
 	n.lan = &lan{core: c, found: map[peer.ID]time.Time{}}
+	n.dht = &dhtNode{core: c, relays: rs}
 	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged}
 
 	// Who calls whom.
 	rs.core, rs.mail = c, n.mail
 	n.peerEv.info, n.peerEv.isRelay = n.PeerInfo, rs.isRelay
 	s := n.sessions
-	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts
+	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts, s.dht = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts, n.dht
 	o := n.out
 	o.sessions, o.rk, o.mail, o.book = s, rk, n.mail, n.book
 	mb := n.mail
@@ -127,6 +129,9 @@ func (n *Node) Start() error {
 	if err := n.relays.start(); err != nil {
 		return err
 	}
+	if err := n.dht.start(); err != nil {
+		return err
+	}
 	n.watchAddrs()
 	pending, err := n.out.resume()
 	if err != nil {
@@ -148,6 +153,7 @@ func (n *Node) Close() error {
 		cs.s.CloseWith(e2e.CloseGoingAway, "shutting down")
 	}
 	n.host.RemoveStreamHandler(e2e.ProtocolChat)
+	n.dht.close()
 	err := n.host.Close()
 	n.work.wait()
 	n.events.closeAll()

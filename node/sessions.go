@@ -25,6 +25,7 @@ type sessions struct {
 	relays   *relays
 	peerEv   *peerEvents
 	receipts *receiptQueue
+	dht      *dhtNode
 
 	mu     sync.Mutex
 	byPeer map[peer.ID]*peerSessions
