@@ -58,16 +58,19 @@ type dhtNode struct {
 
 	mu     sync.Mutex
 	misses map[peer.ID]time.Time // lookups that found nothing, by when
+
+	relayMiss int // keepRelays' rounds in a row that found too few relays (its own)
 }
 
 // start joins the DHT through the configured relays and starts
 // publishing our peer record.
 func (x *dhtNode) start() error {
-	if x.cfg.NoDHT || len(x.relays.list) == 0 {
+	configured := x.relays.all()
+	if x.cfg.NoDHT || len(configured) == 0 {
 		return nil
 	}
-	boot := make([]peer.AddrInfo, 0, len(x.relays.list))
-	for _, st := range x.relays.list {
+	boot := make([]peer.AddrInfo, 0, len(configured))
+	for _, st := range configured {
 		boot = append(boot, st.info)
 	}
 	d, err := certdht.New(x.host, certdht.Auto, boot, certdht.Validator{Now: x.cfg.Now})
@@ -75,6 +78,9 @@ func (x *dhtNode) start() error {
 		return err
 	}
 	x.d.Store(d)
+	if x.cfg.RelayCount > 0 {
+		x.work.goDo(x.keepRelays)
+	}
 	sub, err := x.host.EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
 	if err != nil {
 		return fmt.Errorf("follow address changes for the DHT: %w", err)
@@ -256,6 +262,71 @@ func (x *dhtNode) lookup(ctx context.Context, d *kaddht.IpfsDHT, p peer.ID) ([]m
 	}
 	x.log.Debug("DHT lookup found nothing", "peer", p, "err", err)
 	return nil, fmt.Errorf("%s: %w", identity.ShortID(p), errNotInDHT)
+}
+
+// relayCheckEvery is how often the relay keeper looks at the relays when
+// no reservation is lost meanwhile.
+const relayCheckEvery = time.Minute
+
+// keepRelays keeps Config.RelayCount relays with a reservation: it drops
+// discovered relays without one for their grace (relays.grace), and adds
+// relays found in the DHT while too few are reserved or trying.
+func (x *dhtNode) keepRelays() {
+	for {
+		t := time.NewTimer(x.checkRelays())
+		select {
+		case <-x.ctx.Done():
+			t.Stop()
+			return
+		case <-x.relays.lost:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// checkRelays is one round of keepRelays; it returns when to look again.
+func (x *dhtNode) checkRelays() time.Duration {
+	now := x.cfg.Now()
+	good, next := 0, relayCheckEvery
+	for _, st := range x.relays.all() {
+		x.relays.mu.Lock()
+		reserved, since := st.reserved, st.since
+		x.relays.mu.Unlock()
+		switch {
+		case reserved:
+			good++
+		case st.discovered && now.Sub(since) >= x.relays.grace:
+			x.relays.remove(st)
+		case st.discovered:
+			good++ // still trying: give it its grace
+			next = min(next, since.Add(x.relays.grace).Sub(now)+10*time.Millisecond)
+		}
+	}
+	need := x.cfg.RelayCount - good
+	if need <= 0 {
+		return next
+	}
+	ctx, cancel := context.WithTimeout(x.ctx, dhtLookupTimeout)
+	defer cancel()
+	for info := range x.d.Load().FindProvidersAsync(ctx, certdht.RelayKey, 20) {
+		if info.ID == x.host.ID() || len(info.Addrs) == 0 {
+			continue
+		}
+		if x.relays.add(info) {
+			if need--; need == 0 {
+				break
+			}
+		}
+	}
+	if need > 0 {
+		// Too few relays in the DHT (yet): look again from 5 s, doubling
+		// up to 5 minutes while there are none to add.
+		x.relayMiss = min(x.relayMiss+1, 7)
+		return min(next, 5*time.Second<<(x.relayMiss-1))
+	}
+	x.relayMiss = 0
+	return next
 }
 
 // errNotInDHT: neither a peer record nor a DHT server knew the peer.

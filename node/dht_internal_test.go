@@ -11,6 +11,7 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/internal/testproc"
 	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -33,7 +34,7 @@ func dhtRelays(t *testing.T, n int, args ...string) []*testproc.Relay {
 
 // dhtNewNode starts a node on the given relays; listen "none" makes it
 // reachable only through them.
-func dhtNewNode(t *testing.T, name string, relays []string, listen string) *offNode {
+func dhtNewNode(t *testing.T, name string, relays []string, listen string, before ...func(*Node)) *offNode {
 	t.Helper()
 	h := identity.Home{Dir: t.TempDir()}
 	id, err := h.Init(name, nil, identity.DefaultKDF, time.Now())
@@ -51,11 +52,36 @@ func dhtNewNode(t *testing.T, name string, relays []string, listen string) *offN
 		t.Fatal(err)
 	}
 	on := &offNode{Node: n, t: t, sub: n.Subscribe(), logs: logs}
+	for _, f := range before {
+		f(n)
+	}
 	if err := n.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
 	return on
+}
+
+// dhtReserved waits until on holds reservations on want relays, and
+// returns their peer IDs.
+func dhtReserved(t *testing.T, on *offNode, want int, why string) []peer.ID {
+	t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	var got []peer.ID
+	for time.Now().Before(deadline) {
+		got = got[:0]
+		for _, r := range on.Relays() {
+			if r.Reserved {
+				got = append(got, r.ID)
+			}
+		}
+		if len(got) == want {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: %d relays reserved, want %d: %+v", why, len(got), want, on.Relays())
+	return nil
 }
 
 // dhtPublished waits until on's peer record in the DHT, as seen by from,
@@ -103,8 +129,9 @@ func TestDHTFindPeerByIDAcrossRelays(t *testing.T) {
 	start := time.Now()
 	rs := dhtRelays(t, 3)
 	t.Logf("relays up in %v", time.Since(start))
-	alice := dhtNewNode(t, "alice", []string{rs[0].Addr}, "/ip4/127.0.0.1/tcp/0")
-	bob := dhtNewNode(t, "bob", []string{rs[2].Addr}, "none")
+	onlyOne := func(n *Node) { n.cfg.RelayCount = -1 } // no relays from the DHT
+	alice := dhtNewNode(t, "alice", []string{rs[0].Addr}, "/ip4/127.0.0.1/tcp/0", onlyOne)
+	bob := dhtNewNode(t, "bob", []string{rs[2].Addr}, "none", onlyOne)
 	dhtPublished(t, alice, bob, rs[2].Addr)
 	t.Logf("record found at %v", time.Since(start))
 
@@ -124,6 +151,49 @@ func TestDHTFindPeerByIDAcrossRelays(t *testing.T) {
 	alice.offWait("the receipt", func(e Event) bool {
 		return e.Kind == EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusDelivered
 	})
+}
+
+// A node that knows one relay finds a second in the DHT and reserves on
+// it; when that relay goes away, it finds the third in its place.
+func TestDHTRelaysFoundAndReplaced(t *testing.T) {
+	rs := dhtRelays(t, 3)
+	byID := map[peer.ID]*testproc.Relay{}
+	for _, r := range rs {
+		byID[r.Info.ID] = r
+	}
+	alice := dhtNewNode(t, "alice", []string{rs[0].Addr}, "/ip4/127.0.0.1/tcp/0", func(n *Node) {
+		n.relays.grace = 2 * time.Second
+	})
+	first := dhtReserved(t, alice, 2, "a second relay from the DHT")
+	var found peer.ID
+	for _, p := range first {
+		if p != rs[0].Info.ID {
+			found = p
+		}
+	}
+	if byID[found] == nil {
+		t.Fatalf("reserved on %s, not one of the relays", found)
+	}
+	for _, r := range alice.Relays() {
+		if r.ID == found && !r.Discovered || r.ID == rs[0].Info.ID && r.Discovered {
+			t.Fatalf("Discovered is wrong: %+v", r)
+		}
+	}
+	byID[found].Kill()
+	deadline := time.Now().Add(40 * time.Second)
+	for time.Now().Before(deadline) {
+		ids := map[peer.ID]bool{}
+		for _, r := range alice.Relays() {
+			if r.Reserved {
+				ids[r.ID] = true
+			}
+		}
+		if len(ids) == 2 && !ids[found] && ids[rs[0].Info.ID] {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the lost relay was not replaced: %+v", alice.Relays())
 }
 
 // Without relays there is no DHT, as before it existed; Config.NoDHT
