@@ -130,7 +130,8 @@ func TestDHTFindPeerByIDAcrossRelays(t *testing.T) {
 	rs := dhtRelays(t, 3)
 	t.Logf("relays up in %v", time.Since(start))
 	onlyOne := func(n *Node) { n.cfg.RelayCount = -1 } // no relays from the DHT
-	alice := dhtNewNode(t, "alice", []string{rs[0].Addr}, "/ip4/127.0.0.1/tcp/0", onlyOne)
+	var events *Subscription
+	alice := dhtNewNode(t, "alice", []string{rs[0].Addr}, "/ip4/127.0.0.1/tcp/0", onlyOne, func(n *Node) { events = n.Subscribe() })
 	bob := dhtNewNode(t, "bob", []string{rs[2].Addr}, "none", onlyOne)
 	dhtPublished(t, alice, bob, rs[2].Addr)
 	t.Logf("record found at %v", time.Since(start))
@@ -151,6 +152,22 @@ func TestDHTFindPeerByIDAcrossRelays(t *testing.T) {
 	alice.offWait("the receipt", func(e Event) bool {
 		return e.Kind == EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusDelivered
 	})
+	// The relays alice met in the DHT and on the way to bob are no chat
+	// peers: no peer event names them.
+	timeout := time.After(300 * time.Millisecond)
+	for {
+		select {
+		case e := <-events.C:
+			for _, r := range rs {
+				if e.Kind == EventPeer && e.Peer.ID == r.Info.ID {
+					t.Fatalf("a peer event for relay %s", r.Info.ID)
+				}
+			}
+			continue
+		case <-timeout:
+		}
+		break
+	}
 }
 
 // A node that knows one relay finds a second in the DHT and reserves on

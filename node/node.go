@@ -120,6 +120,7 @@ func (n *Node) Start() error {
 		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
 		DisconnectedF: func(_ network.Network, c network.Conn) { n.onDisconnected(c.RemotePeer()) },
 	})
+	n.watchIdentify()
 	n.book.restore()
 	if n.cfg.MDNS {
 		if err := n.lan.start(); err != nil {
@@ -231,12 +232,46 @@ func (n *Node) watchAddrs() {
 }
 
 // onConnected wakes the outbox when a peer with pending messages appears,
-// and moves a relayed chat to a new direct connection.
+// and moves a relayed chat to a new direct connection. The peer event
+// waits for identify (watchIdentify): only then do we know whether the
+// peer is a relay, which is no chat peer.
 func (n *Node) onConnected(c network.Conn) {
 	p := c.RemotePeer()
 	n.out.kick(p)
-	n.peerEv.changed(p)
 	n.sessions.onConnected(c)
+}
+
+// watchIdentify publishes a peer event when identify has run on a new
+// connection (or failed), unless the peer is a relay: relays met in DHT
+// lookups and deposits are infrastructure, not chat peers.
+func (n *Node) watchIdentify() {
+	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerIdentificationFailed)})
+	if err != nil {
+		n.log.Warn("cannot follow identify", "err", err)
+		return
+	}
+	started := n.work.goDo(func() {
+		defer sub.Close()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				switch e := e.(type) {
+				case event.EvtPeerIdentificationCompleted:
+					n.peerEv.changed(e.Peer)
+				case event.EvtPeerIdentificationFailed:
+					n.peerEv.changed(e.Peer)
+				}
+			}
+		}
+	})
+	if !started {
+		sub.Close()
+	}
 }
 
 func (n *Node) onDisconnected(p peer.ID) {
