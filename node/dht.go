@@ -194,9 +194,7 @@ func (x *dhtNode) publish() error {
 }
 
 // find looks p up in the DHT: its signed peer record (today's key, then
-// yesterday's), else a FindPeer (which finds it if a server we ask is
-// connected to it). The addresses found go to the peerstore; it returns
-// them. A peer not found is not looked up again for dhtMissSpacing.
+// yesterday's). The addresses found go to the peerstore; it returns them. A peer not found is not looked up again for dhtMissSpacing.
 func (x *dhtNode) find(ctx context.Context, p peer.ID) ([]ma.Multiaddr, error) {
 	d := x.d.Load()
 	if d == nil {
@@ -210,7 +208,9 @@ func (x *dhtNode) find(ctx context.Context, p peer.ID) ([]ma.Multiaddr, error) {
 	x.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, dhtLookupTimeout)
 	defer cancel()
+	began := time.Now()
 	addrs, err := x.lookup(ctx, d, p)
+	x.log.Debug("looked up a peer in the DHT", "peer", p, "addrs", len(addrs), "took", time.Since(began).Round(time.Millisecond), "err", err)
 	x.mu.Lock()
 	if x.misses == nil {
 		x.misses = map[peer.ID]time.Time{}
@@ -229,7 +229,10 @@ func (x *dhtNode) find(ctx context.Context, p peer.ID) ([]ma.Multiaddr, error) {
 }
 
 // lookup is find's search: the newest valid record of p, today's key
-// first.
+// first. There is no FIND_NODE fallback: its lookup would end by dialing
+// the peer itself, and a stream to a peer behind NAT that we reach only
+// through a relay waits for a direct connection until the lookup times
+// out. A peer without a record is dialed through our relays (reach).
 func (x *dhtNode) lookup(ctx context.Context, d *kaddht.IpfsDHT, p peer.ID) ([]ma.Multiaddr, error) {
 	e := certdht.EpochOf(x.cfg.Now())
 	var last error
@@ -253,14 +256,9 @@ func (x *dhtNode) lookup(ctx context.Context, d *kaddht.IpfsDHT, p peer.ID) ([]m
 			return best.Addrs, nil
 		}
 	}
-	info, err := d.FindPeer(ctx, p)
-	if err == nil && len(info.Addrs) > 0 {
-		return info.Addrs, nil
+	if last != nil {
+		x.log.Debug("DHT lookup failed", "peer", p, "err", last)
 	}
-	if err == nil {
-		err = last
-	}
-	x.log.Debug("DHT lookup found nothing", "peer", p, "err", err)
 	return nil, fmt.Errorf("%s: %w", identity.ShortID(p), errNotInDHT)
 }
 
@@ -329,7 +327,7 @@ func (x *dhtNode) checkRelays() time.Duration {
 	return next
 }
 
-// errNotInDHT: neither a peer record nor a DHT server knew the peer.
+// errNotInDHT: no DHT server had a peer record of the peer.
 var errNotInDHT = errors.New("not found in the certchat DHT")
 
 // newAddrs are the addresses of found not in tried.

@@ -138,9 +138,11 @@ func TestDHTFindPeerByIDAcrossRelays(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	connectStart := time.Now()
 	if _, err := alice.Connect(ctx, bob.ID().String()); err != nil {
 		t.Fatalf("connect by bare peer ID: %v", err)
 	}
+	t.Logf("connected by peer ID in %v", time.Since(connectStart))
 	if err := alice.Trust().Pin(bob.ID(), "bob", identity.StateTOFU, time.Now()); err != nil {
 		t.Fatal(err)
 	}

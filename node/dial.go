@@ -140,16 +140,25 @@ func (t *sessions) open(ctx context.Context, p peer.ID) (*chatSession, error) {
 var directAttempts = []time.Duration{500 * time.Millisecond, 3 * time.Second, 15 * time.Second, time.Minute}
 
 // tryDirect dials a peer reached through a relay at the direct addresses
-// identify reported, as DCUtR's first step does. (go-libp2p's hole punching
+// identify reported, as DCUtR's first step does (go-libp2p's hole punching
 // service starts only once a host has a public address, so on a LAN it
-// would never run.) A direct connection then triggers upgrade.
+// would never run), and starts a hole punch once we have a public address.
+// A direct connection then triggers upgrade.
 func (t *sessions) tryDirect(cs *chatSession) {
 	if !cs.conn.Stat().Limited {
 		return
 	}
+	punched := false
 	for _, d := range directAttempts {
 		if !t.sleep(d, cs.done) {
 			return
+		}
+		if !punched && t.hp.ready.Load() {
+			// Through NATs: DCUtR over the relayed connection, if it came
+			// in to us (holepunch.go); libp2p does it by itself only for
+			// relayed connections that arrive once it is ready.
+			t.hp.punch(cs.conn, t.log.Info)
+			punched = true
 		}
 		var direct []ma.Multiaddr
 		for _, a := range t.host.Peerstore().Addrs(cs.peer) {

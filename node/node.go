@@ -155,6 +155,9 @@ func (n *Node) Close() error {
 	}
 	n.host.RemoveStreamHandler(e2e.ProtocolChat)
 	n.dht.close()
+	if err := n.hp.close(); err != nil {
+		n.log.Debug("close hole punching", "err", err)
+	}
 	err := n.host.Close()
 	n.work.wait()
 	n.events.closeAll()
