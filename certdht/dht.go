@@ -34,9 +34,10 @@ const (
 	Server
 )
 
-// New starts the DHT on h. bootstrap are the relays to join through
-// (it connects to them when its routing table runs low).
-func New(h host.Host, mode Mode, bootstrap []peer.AddrInfo, v Validator) (*kaddht.IpfsDHT, error) {
+// New starts the DHT on h. bootstrap says which relays to join through
+// (it connects to them when its routing table runs low); it is asked
+// each time, so it may change.
+func New(h host.Host, mode Mode, bootstrap func() []peer.AddrInfo, v Validator) (*kaddht.IpfsDHT, error) {
 	m := kaddht.ModeClient
 	switch mode {
 	case Auto:
@@ -48,7 +49,7 @@ func New(h host.Host, mode Mode, bootstrap []peer.AddrInfo, v Validator) (*kaddh
 		kaddht.ProtocolPrefix(ProtocolPrefix),
 		kaddht.Mode(m),
 		kaddht.Validator(record.NamespacedValidator{PeerRecordNamespace: v}),
-		kaddht.BootstrapPeers(bootstrap...),
+		kaddht.BootstrapPeersFunc(bootstrap),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("start the certchat DHT: %w", err)

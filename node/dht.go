@@ -65,13 +65,18 @@ type dhtNode struct {
 // start joins the DHT through the configured relays and starts
 // publishing our peer record.
 func (x *dhtNode) start() error {
-	configured := x.relays.all()
-	if x.cfg.NoDHT || len(configured) == 0 {
+	if x.cfg.NoDHT || !x.relays.configured() {
 		return nil
 	}
-	boot := make([]peer.AddrInfo, 0, len(configured))
-	for _, st := range configured {
-		boot = append(boot, st.info)
+	// The relays we keep now, configured and discovered, are the
+	// bootstrap nodes: a routing table that empties (a relay lost) refills
+	// from them.
+	boot := func() []peer.AddrInfo {
+		var out []peer.AddrInfo
+		for _, st := range x.relays.all() {
+			out = append(out, st.info)
+		}
+		return out
 	}
 	d, err := certdht.New(x.host, certdht.Auto, boot, certdht.Validator{Now: x.cfg.Now})
 	if err != nil {
@@ -208,6 +213,7 @@ func (x *dhtNode) find(ctx context.Context, p peer.ID) ([]ma.Multiaddr, error) {
 	x.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, dhtLookupTimeout)
 	defer cancel()
+	x.waitRoutingTable(ctx, d)
 	began := time.Now()
 	addrs, err := x.lookup(ctx, d, p)
 	x.log.Debug("looked up a peer in the DHT", "peer", p, "addrs", len(addrs), "took", time.Since(began).Round(time.Millisecond), "err", err)
@@ -226,6 +232,27 @@ func (x *dhtNode) find(ctx context.Context, p peer.ID) ([]ma.Multiaddr, error) {
 	}
 	x.host.Peerstore().AddAddrs(p, addrs, peerstoreTTL)
 	return addrs, nil
+}
+
+// waitRoutingTable gives a node whose routing table is empty (it has
+// just started, or the relays in it left) a moment to fill it from the
+// relays it keeps: a lookup with an empty table fails at once.
+func (x *dhtNode) waitRoutingTable(ctx context.Context, d *kaddht.IpfsDHT) {
+	if d.RoutingTable().Size() > 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := d.Bootstrap(ctx); err != nil { // refill from our relays
+		x.log.Debug("DHT bootstrap", "err", err)
+	}
+	for d.RoutingTable().Size() == 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // lookup is find's search: the newest valid record of p, today's key
@@ -307,7 +334,9 @@ func (x *dhtNode) checkRelays() time.Duration {
 	}
 	ctx, cancel := context.WithTimeout(x.ctx, dhtLookupTimeout)
 	defer cancel()
-	for info := range x.d.Load().FindProvidersAsync(ctx, certdht.RelayKey, 20) {
+	d := x.d.Load()
+	x.waitRoutingTable(ctx, d)
+	for info := range d.FindProvidersAsync(ctx, certdht.RelayKey, 20) {
 		if info.ID == x.host.ID() || len(info.Addrs) == 0 {
 			continue
 		}
@@ -339,4 +368,12 @@ func newAddrs(found, tried []ma.Multiaddr) []ma.Multiaddr {
 		}
 	}
 	return out
+}
+
+// FindPeer looks p up in the certchat DHT and returns the addresses its
+// signed peer record lists (circuit addresses through its relays
+// included), which are also remembered for dialing. It fails with an
+// error if the DHT is off or holds no record of p.
+func (n *Node) FindPeer(ctx context.Context, p peer.ID) ([]ma.Multiaddr, error) {
+	return n.dht.find(ctx, p)
 }

@@ -111,7 +111,8 @@ func (hp *holePuncher) punch(c network.Conn, log func(string, ...any)) {
 	// becoming ready and running, never: so it runs outside the node's
 	// workers, which Close waits for.
 	go func() {
-		if err := hp.svc.DirectConnect(p); err != nil {
+		err := hp.svc.DirectConnect(p)
+		if err != nil && !errors.Is(err, holepunch.ErrHolePunchActive) && !errors.Is(err, holepunch.ErrClosed) {
 			log("hole punch failed; the chat stays on the relay", "peer", p, "err", err)
 		}
 	}()

@@ -43,7 +43,7 @@ func parseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
 // startDHT runs the DHT server on h and the loop that provides RelayKey
 // until ctx ends.
 func (s *Server) startDHT(ctx context.Context, h host.Host, boot []peer.AddrInfo) error {
-	d, err := certdht.New(h, certdht.Server, boot, certdht.Validator{})
+	d, err := certdht.New(h, certdht.Server, func() []peer.AddrInfo { return boot }, certdht.Validator{})
 	if err != nil {
 		return err
 	}

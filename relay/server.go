@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/certchat/certchat/certdht"
 	"github.com/certchat/certchat/identity"
@@ -65,6 +66,9 @@ type Server struct {
 	dht     *kaddht.IpfsDHT // nil with NoDHT
 	stop    context.CancelFunc
 	dhtDone chan struct{} // closed when the provide loop has ended
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // NewServer starts a relay.
@@ -239,7 +243,13 @@ func fullAddrs(h host.Host) []string {
 }
 
 // Close stops the relay: circuits are reset and connections closed.
+// Closing again does nothing and returns the same error.
 func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Server) close() error {
 	s.stop()
 	var derr error
 	if s.dht != nil {
