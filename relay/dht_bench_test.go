@@ -58,6 +58,7 @@ func BenchmarkDHTFindPeer(b *testing.B) {
 	}
 
 	sw := &dhtSwarm{b: b, relays: relayAddrs}
+	sw.live.Store(int64(nRelays))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for i := range nPeers {
@@ -93,6 +94,7 @@ func BenchmarkDHTFindPeer(b *testing.B) {
 	var deadRelay atomic.Value
 	time.AfterFunc(phase/2, func() {
 		deadRelay.Store(relays[nRelays-1].ID())
+		sw.live.Add(-1)
 		relays[nRelays-1].Close()
 		b.Logf("relay %s left at %v", relays[nRelays-1].ID(), time.Since(start).Round(time.Millisecond))
 	})
@@ -190,6 +192,7 @@ func circuitRelay(a ma.Multiaddr) (peer.ID, bool) {
 type dhtSwarm struct {
 	b      *testing.B
 	relays []string
+	live   atomic.Int64 // relays[:live] are up: new peers use one of them
 
 	mu     sync.Mutex
 	online []*dhtPeer
@@ -201,7 +204,7 @@ type dhtPeer struct {
 	joined time.Time
 }
 
-// join starts node i on relay i mod relays.
+// join starts node i on relay i mod the relays that are up.
 func (sw *dhtSwarm) join(i int) {
 	h := identity.Home{Dir: sw.b.TempDir()}
 	id, err := h.Init(fmt.Sprintf("peer%d", i), nil, identity.DefaultKDF, time.Now())
@@ -215,7 +218,7 @@ func (sw *dhtSwarm) join(i int) {
 		return
 	}
 	n, err := node.New(node.Config{Home: h, Identity: id, Trust: ts, Listen: []string{"none"},
-		Relays: []string{sw.relays[i%len(sw.relays)]}, Logger: slog.New(slog.DiscardHandler)})
+		Relays: []string{sw.relays[i%int(sw.live.Load())]}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		sw.b.Error(err)
 		return
