@@ -311,22 +311,43 @@ func (x *dhtNode) keepRelays() {
 }
 
 // checkRelays is one round of keepRelays; it returns when to look again.
+// A relay counts when it holds a reservation or is still within its grace
+// (relays.grace) to get one; a discovered relay past its grace without
+// one is dropped, and discovered relays beyond RelayCount are dropped too
+// (those not reserved first, then the newest).
 func (x *dhtNode) checkRelays() time.Duration {
 	now := x.cfg.Now()
 	good, next := 0, relayCheckEvery
+	var trying, reserved []*relayState // discovered relays that count, in the order they came
 	for _, st := range x.relays.all() {
 		x.relays.mu.Lock()
-		reserved, since := st.reserved, st.since
+		isReserved, since := st.reserved, st.since
 		x.relays.mu.Unlock()
+		isTrying := !isReserved && now.Sub(since) < x.relays.grace
 		switch {
-		case reserved:
+		case isReserved:
 			good++
-		case st.discovered && now.Sub(since) >= x.relays.grace:
-			x.relays.remove(st)
-		case st.discovered:
-			good++ // still trying: give it its grace
+			if st.discovered {
+				reserved = append(reserved, st)
+			}
+		case isTrying:
+			good++
 			next = min(next, since.Add(x.relays.grace).Sub(now)+10*time.Millisecond)
+			if st.discovered {
+				trying = append(trying, st)
+			}
+		case st.discovered:
+			x.relays.remove(st)
 		}
+	}
+	// Too many: drop discovered relays still trying, then the newest.
+	slices.Reverse(reserved)
+	for _, st := range append(trying, reserved...) {
+		if good <= x.cfg.RelayCount {
+			break
+		}
+		x.relays.remove(st)
+		good--
 	}
 	need := x.cfg.RelayCount - good
 	if need <= 0 {

@@ -153,12 +153,11 @@ func (t *sessions) tryDirect(cs *chatSession) {
 		if !t.sleep(d, cs.done) {
 			return
 		}
-		if !punched && t.hp.ready.Load() {
+		if !punched {
 			// Through NATs: DCUtR over the relayed connection, if it came
 			// in to us (holepunch.go); libp2p does it by itself only for
 			// relayed connections that arrive once it is ready.
-			t.hp.punch(cs.conn, t.log.Info)
-			punched = true
+			punched = t.hp.punch(cs.conn, t.log.Info)
 		}
 		var direct []ma.Multiaddr
 		for _, a := range t.host.Peerstore().Addrs(cs.peer) {

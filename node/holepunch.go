@@ -4,7 +4,6 @@ import (
 	"errors"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -34,8 +33,6 @@ type holePuncher struct {
 	host host.Host
 	svc  *holepunch.Service
 	sub  event.Subscription // identify results, for observed addresses
-
-	ready atomic.Bool // a public address was handed to the service: it is running
 
 	mu       sync.Mutex
 	observed []ma.Multiaddr // public addresses peers saw for us, newest last
@@ -90,32 +87,35 @@ func (hp *holePuncher) addrs() []ma.Multiaddr {
 	hp.mu.Lock()
 	out = append(out, hp.observed...)
 	hp.mu.Unlock()
-	out = ma.Unique(out)
-	if len(out) > 0 {
-		hp.ready.Store(true)
-	}
-	return out
+	return ma.Unique(out)
 }
 
-// punch starts a hole punch with p over our relayed connection to it, if
-// the service runs and p reached us through the relay (DCUtR's initiator
-// is the side the relayed connection came in to). It returns at once; a
-// direct connection that results moves the chat (sessions.onConnected).
-func (hp *holePuncher) punch(c network.Conn, log func(string, ...any)) {
-	if hp == nil || !hp.ready.Load() || c.Stat().Direction != network.DirInbound {
-		return
+// punch starts a hole punch with the peer of c, our relayed connection to
+// it, if the peer reached us through the relay (DCUtR's initiator is the
+// side the relayed connection came in to) and we know a public address of
+// ours. It returns at once, false if it is worth trying again later (no
+// public address yet); a direct connection that results moves the chat
+// (sessions.onConnected). The service starts within 5 s of our first
+// public address (it polls addrs); DirectConnect waits for that.
+func (hp *holePuncher) punch(c network.Conn, log func(string, ...any)) bool {
+	if hp == nil || c.Stat().Direction != network.DirInbound {
+		return true // not ours to start
+	}
+	if len(hp.addrs()) == 0 {
+		return false // no public address (yet): nothing to punch from
 	}
 	p := c.RemotePeer()
 	// DirectConnect cannot be cancelled; it ends within a few round trips
-	// and dial timeouts, or, if the service closed in the instant between
-	// becoming ready and running, never: so it runs outside the node's
-	// workers, which Close waits for.
+	// and dial timeouts, or, if the service closes before it ever saw a
+	// public address, never: so it runs outside the node's workers, which
+	// Close waits for.
 	go func() {
 		err := hp.svc.DirectConnect(p)
 		if err != nil && !errors.Is(err, holepunch.ErrHolePunchActive) && !errors.Is(err, holepunch.ErrClosed) {
 			log("hole punch failed; the chat stays on the relay", "peer", p, "err", err)
 		}
 	}()
+	return true
 }
 
 // close stops the service.

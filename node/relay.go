@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/certchat/certchat/certdht"
 	"github.com/certchat/certchat/mailbox"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/event"
@@ -141,7 +140,7 @@ func parseRelays(addrs []string) (*relays, error) {
 		if _, dup := rs.byID[info.ID]; dup {
 			continue
 		}
-		st := newRelayState(s, *info, false, time.Now())
+		st := newRelayState(s, *info, false, time.Time{}) // since: set by start
 		rs.list = append(rs.list, st)
 		rs.byID[info.ID] = st
 	}
@@ -171,9 +170,10 @@ func (rs *relays) get(p peer.ID) (*relayState, bool) {
 }
 
 // isRelay reports whether p is a relay: one of ours, or a peer that
-// identify says runs the circuit relay service or serves the certchat
-// DHT (other relays, met in DHT lookups or deposits). Connections to
-// them are infrastructure, not chat peers.
+// identify says runs the circuit relay service (other relays, met in DHT
+// lookups or deposits). Connections to them are infrastructure, not chat
+// peers. Serving the DHT does not make a relay: a publicly reachable node
+// serves it too.
 func (rs *relays) isRelay(p peer.ID) bool {
 	if _, ok := rs.get(p); ok {
 		return true
@@ -181,7 +181,7 @@ func (rs *relays) isRelay(p peer.ID) bool {
 	if rs.core == nil || rs.host == nil {
 		return false
 	}
-	protos, err := rs.host.Peerstore().SupportsProtocols(p, proto.ProtoIDv2Hop, certdht.ProtocolID)
+	protos, err := rs.host.Peerstore().SupportsProtocols(p, proto.ProtoIDv2Hop)
 	return err == nil && len(protos) > 0
 }
 
@@ -258,6 +258,9 @@ func (rs *relays) start() error {
 	rs.mu.Lock()
 	rs.started = true
 	list := slices.Clone(rs.list)
+	for _, st := range list {
+		st.since = rs.cfg.Now() // its grace starts now
+	}
 	rs.mu.Unlock()
 	for _, st := range list {
 		rs.run(st)
