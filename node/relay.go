@@ -36,7 +36,7 @@ import (
 // been without a reservation for relayGrace, so another replaces it.
 // Configured relays are never dropped.
 
-// RelayInfo is the state of one configured relay.
+// RelayInfo is the state of one relay, configured or found in the DHT.
 type RelayInfo struct {
 	Addr     string    // the relay's multiaddr, as configured
 	ID       peer.ID   // the relay's peer ID
