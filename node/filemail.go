@@ -57,7 +57,7 @@ func (ft *transfers) offerSent(id e2e.MessageID, p peer.ID) {
 // and leaves them at the peer's relay, after the offer.
 func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 	relays := ft.mail.relaysOf(t.Peer)
-	if len(relays) == 0 {
+	if len(relays.all) == 0 {
 		return errNoMailbox
 	}
 	src, err := transfer.OpenSource(t.Path, o)
@@ -82,7 +82,7 @@ func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 		return err
 	}
 	for _, env := range envs {
-		if err := ft.mail.depositAny(relays, t.Peer, env); err != nil {
+		if err := ft.mail.deposit(relays, t.Peer, env); err != nil {
 			return err
 		}
 	}

@@ -27,6 +27,7 @@ type sessions struct {
 	receipts *receiptQueue
 	ind      *indications
 	files    *transfers
+	dht      *dhtNode
 
 	mu     sync.Mutex
 	byPeer map[peer.ID]*peerSessions

@@ -189,6 +189,9 @@ func (u *UI) relayReport(rs []node.RelayInfo) string {
 			b.WriteString("\n")
 		}
 		fmt.Fprintf(&b, "%s\n", tview.Escape(oneLine(r.Addr)))
+		if r.Discovered {
+			b.WriteString("  found in the DHT\n")
+		}
 		switch {
 		case r.Reserved:
 			fmt.Fprintf(&b, "  [green]reserved[-] until %s\n", r.Expires.In(u.opts.Location).Format("15:04"))

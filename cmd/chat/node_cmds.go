@@ -27,12 +27,23 @@ type nodeOptions struct {
 	listen  stringList
 	relays  stringList
 	noMDNS  bool
+	noDHT   bool
+	relayN  int
 	pq      bool
 	logFile string
 	to      string
 	wait    time.Duration
 	limit   int
 	files   fileOptions // file_cmds.go
+}
+
+// relayCount is node.Config.RelayCount for --relay-count n: 0 means only
+// the configured relays.
+func relayCount(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // stringList is a repeatable flag.
@@ -61,6 +72,8 @@ func nodeFlags(fs *flag.FlagSet, o *options) {
 	fs.Var(&o.node.listen, "listen", "multiaddr to listen on, repeatable; \"none\": reachable only through relays ($CERTCHAT_LISTEN, comma-separated; default: TCP and QUIC on all interfaces)")
 	fs.Var(&o.node.relays, "relay", "circuit relay multiaddr with /p2p/, repeatable, remembered in home/config.json; \"none\" forgets them ($CERTCHAT_RELAY)")
 	fs.BoolVar(&o.node.noMDNS, "no-mdns", false, "do not discover or announce peers on the LAN")
+	fs.IntVar(&o.node.relayN, "relay-count", node.DefaultRelayCount, "keep reservations on this many relays, adding relays found in the DHT while fewer of yours have one (0: only yours)")
+	fs.BoolVar(&o.node.noDHT, "no-dht", false, "stay out of the certchat DHT that relays run: peers are found only by address, on the LAN or through a shared relay")
 	fs.BoolVar(&o.node.pq, "require-pq", false, "refuse peers that offer no post-quantum key exchange (X25519MLKEM768); also \"require_post_quantum\": true in home/config.json")
 	fs.StringVar(&o.node.logFile, "log", os.Getenv("CERTCHAT_LOG"), "write logs to this file, rotated at 10 MiB to FILE.1 ($CERTCHAT_LOG; default: stderr, or home/chat.log for the chat window)")
 	fileFlags(fs, o)
@@ -215,7 +228,7 @@ func (c *ctx) startNode(log *slog.Logger, mdns bool) (*node.Node, identity.Home,
 	}
 	n, err := node.New(node.Config{
 		Home: h, Identity: id, Trust: trust, Logger: log,
-		Listen: c.opts.node.listen, Relays: relays, MDNS: mdns,
+		Listen: c.opts.node.listen, Relays: relays, MDNS: mdns, NoDHT: c.opts.node.noDHT, RelayCount: relayCount(c.opts.node.relayN),
 		RequirePostQuantum: c.opts.node.pq || conf.RequirePostQuantum,
 		NoReadMarkers:      !on(conf.ReadMarkers), NoTyping: !on(conf.Typing),
 		Downloads: files.downloads, AutoAcceptFiles: files.autoAccept, FileRate: files.rate,
