@@ -234,9 +234,15 @@ func (ft *transfers) progress(t store.Transfer, bytes int64, notice string, forc
 	}
 	ft.shown[transfer.ID(t.ID)] = s
 	ft.mu.Unlock()
-	if show {
-		ft.emitFile(EventFileProgress, t)
+	if !show {
+		return
 	}
+	// The stream's goroutine can report progress after the control
+	// message ended the transfer: an ended transfer reports no progress.
+	if cur, err := ft.store.Transfer(t.ID); err == nil && cur.State.Final() {
+		return
+	}
+	ft.emitFile(EventFileProgress, t)
 }
 
 // sendFile offers the file at path to p (Node.SendFile).

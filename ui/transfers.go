@@ -70,6 +70,11 @@ func (u *UI) onFile(kind node.EventKind, f node.FileInfo) {
 		fv = &fileView{}
 		u.files[f.ID] = fv
 	}
+	if kind == node.EventFileProgress && fv.info.State.Final() {
+		// Progress reported from the stream can come after the end from
+		// the control message: the end stands.
+		return
+	}
 	if kind == node.EventFileProgress && f.Bytes > fv.bytes && !fv.at.IsZero() {
 		if dt := now.Sub(fv.at).Seconds(); dt > 0 {
 			rate := float64(f.Bytes-fv.bytes) / dt
