@@ -21,6 +21,9 @@
 //	pending    target message ID (16) || action message ID (16) → peer ID
 //	           || sequence: an incoming edit, deletion or reaction whose
 //	           target has not arrived yet (actions.go)
+//	groups, gmsgs/<id>, gids, goutbox
+//	           group chats (groups.go): made on first use, so the
+//	           version is unchanged; an older program ignores them
 //
 // Every value but the index entries and the listen ports is sealed:
 // XChaCha20-Poly1305 under a key derived from the identity key
