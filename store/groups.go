@@ -94,6 +94,9 @@ type GroupMessage struct {
 	Missing        int
 	// Outgoing: every member it was sent to and how far it got.
 	Members []MemberDelivery
+	// Changes: not a message but membership changes to send (a
+	// group-change frame); never in the history.
+	Changes [][]byte
 }
 
 // Delivered counts the members that have the message.
@@ -130,6 +133,7 @@ type storedGroupMessage struct {
 	Late     bool             `json:"late,omitempty"`
 	Missing  int              `json:"missing,omitempty"`
 	Members  []storedDelivery `json:"members,omitempty"`
+	Changes  [][]byte         `json:"changes,omitempty"`
 }
 
 type storedDelivery struct {
@@ -281,7 +285,7 @@ func (s *Store) Groups() ([]Group, error) {
 func (s *Store) encodeGroupMessage(m *GroupMessage) ([]byte, error) {
 	sm := storedGroupMessage{ID: m.ID.String(), Dir: m.Direction, SentAt: m.SentAt.UnixMilli(),
 		StoredAt: m.StoredAt.UnixMilli(), Body: m.Body, Stream: m.Stream, Number: m.Number,
-		Late: m.Late, Missing: m.Missing}
+		Late: m.Late, Missing: m.Missing, Changes: m.Changes}
 	if m.From != "" {
 		sm.From = m.From.String()
 	}
@@ -310,7 +314,7 @@ func (s *Store) decodeGroupMessage(id GroupID, seq uint64, data []byte) (GroupMe
 	}
 	m := GroupMessage{Group: id, ID: mid, Seq: seq, Direction: sm.Dir, SentAt: time.UnixMilli(sm.SentAt),
 		StoredAt: time.UnixMilli(sm.StoredAt), Body: sm.Body, Stream: sm.Stream, Number: sm.Number,
-		Late: sm.Late, Missing: sm.Missing}
+		Late: sm.Late, Missing: sm.Missing, Changes: sm.Changes}
 	if sm.From != "" {
 		if m.From, err = peer.Decode(sm.From); err != nil {
 			return GroupMessage{}, corrupt(rec, err)
@@ -398,74 +402,166 @@ func (s *Store) AddGroupOutgoing(m *GroupMessage, members []peer.ID) error {
 // checked that the sender is a member. It records the sender's numbering
 // in the group: m.Late and m.Missing say what it found.
 func (s *Store) ReceiveGroup(m *GroupMessage, now time.Time) (isNew bool, err error) {
-	m.Direction, m.StoredAt, m.Members = Incoming, now, nil
-	if m.From == "" {
-		return false, errors.New("a received group message needs its sender")
-	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		isNew = false
-		if err := groupBuckets(tx); err != nil {
-			return err
-		}
-		g, ok, err := s.getGroup(tx, m.Group)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("group %x: %w", m.Group[:4], ErrNotFound)
-		}
-		if v := tx.Bucket(bktGIDs).Get(m.ID[:]); v != nil {
-			if !bytes.HasPrefix(v, m.Group[:]) {
-				return fmt.Errorf("message %s in group %x: %w", m.ID, m.Group[:4], ErrIDTaken)
-			}
-			return nil
-		}
-		isNew = true
-		if g.Recv == nil {
-			g.Recv = map[string]recvWindow{}
-		}
-		w := g.Recv[m.From.String()]
-		m.Late, m.Missing = w.add(m.Stream, m.Number)
-		g.Recv[m.From.String()] = w
-		if err := s.appendGroupMessage(tx, &g, m); err != nil {
-			return err
-		}
-		g.Unread++
-		return s.putGroup(tx, m.Group, g)
+		var err error
+		isNew, err = s.receiveGroup(tx, m, now)
+		return err
 	})
 	return isNew, err
 }
 
-// GroupOutbox lists the group messages member p has not acknowledged, in
-// the order written.
+func (s *Store) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool, error) {
+	m.Direction, m.StoredAt, m.Members = Incoming, now, nil
+	if m.From == "" {
+		return false, errors.New("a received group message needs its sender")
+	}
+	if err := groupBuckets(tx); err != nil {
+		return false, err
+	}
+	g, ok, err := s.getGroup(tx, m.Group)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return false, fmt.Errorf("group %x: %w", m.Group[:4], ErrNotFound)
+	}
+	if v := tx.Bucket(bktGIDs).Get(m.ID[:]); v != nil {
+		if !bytes.HasPrefix(v, m.Group[:]) {
+			return false, fmt.Errorf("message %s in group %x: %w", m.ID, m.Group[:4], ErrIDTaken)
+		}
+		return false, nil
+	}
+	if g.Recv == nil {
+		g.Recv = map[string]recvWindow{}
+	}
+	w := g.Recv[m.From.String()]
+	m.Late, m.Missing = w.add(m.Stream, m.Number)
+	g.Recv[m.From.String()] = w
+	if err := s.appendGroupMessage(tx, &g, m); err != nil {
+		return false, err
+	}
+	g.Unread++
+	return true, s.putGroup(tx, m.Group, g)
+}
+
+// GroupOutbox lists the group messages (and changes) member p has not
+// acknowledged, in the order written.
 func (s *Store) GroupOutbox(p peer.ID) ([]GroupMessage, error) {
 	var out []GroupMessage
 	err := s.db.View(func(tx *bolt.Tx) error {
-		ob := tx.Bucket(bktGOutbox)
-		if ob == nil {
-			return nil
-		}
-		prefix := append([]byte(p), 0)
-		c := ob.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			rest := k[len(prefix):]
-			if len(rest) != e2e.GroupIDLen+8 {
-				return corrupt(fmt.Sprintf("goutbox/%x", k), errBadKey)
-			}
-			id, seq := GroupID(rest[:e2e.GroupIDLen]), binary.BigEndian.Uint64(rest[e2e.GroupIDLen:])
-			var raw []byte
-			if b := tx.Bucket(bktGMsgs).Bucket(id[:]); b != nil {
-				raw = b.Get(seqKey(seq))
-			}
-			m, err := s.decodeGroupMessage(id, seq, raw)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return nil
+		var err error
+		out, err = s.groupOutbox(tx, p)
+		return err
 	})
 	return out, err
+}
+
+func (s *Store) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
+	var out []GroupMessage
+	ob := tx.Bucket(bktGOutbox)
+	if ob == nil {
+		return nil, nil
+	}
+	prefix := append([]byte(p), 0)
+	c := ob.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		rest := k[len(prefix):]
+		if len(rest) != e2e.GroupIDLen+8 {
+			return out, corrupt(fmt.Sprintf("goutbox/%x", k), errBadKey)
+		}
+		id, seq := GroupID(rest[:e2e.GroupIDLen]), binary.BigEndian.Uint64(rest[e2e.GroupIDLen:])
+		var raw []byte
+		if b := tx.Bucket(bktGMsgs).Bucket(id[:]); b != nil {
+			raw = b.Get(seqKey(seq))
+		}
+		m, err := s.decodeGroupMessage(id, seq, raw)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// groupOutboxPeers adds to out the members with group messages waiting
+// that it does not list yet.
+func groupOutboxPeers(tx *bolt.Tx, out *[]peer.ID) error {
+	ob := tx.Bucket(bktGOutbox)
+	if ob == nil {
+		return nil
+	}
+	c := ob.Cursor()
+	for k, _ := c.First(); k != nil; {
+		if len(k) < e2e.GroupIDLen+9 {
+			return corrupt(fmt.Sprintf("goutbox/%x", k), errBadKey)
+		}
+		p := peer.ID(k[:len(k)-e2e.GroupIDLen-9])
+		if !slices.Contains(*out, p) {
+			*out = append(*out, p)
+		}
+		k, _ = c.Seek(append([]byte(p), 1))
+	}
+	return nil
+}
+
+// copyFor is member p's copy of an outgoing group message, as the
+// outbox sends it: a store message to p with the group's ID.
+func (m GroupMessage) copyFor(p peer.ID) Message {
+	st := StatusSending
+	for _, d := range m.Members {
+		if d.Peer == p {
+			st = d.Status
+		}
+	}
+	return Message{ID: m.ID, Peer: p, Seq: m.Seq, Direction: Outgoing, SentAt: m.SentAt, StoredAt: m.StoredAt,
+		Body: m.Body, Status: st, Stream: m.Stream, Number: m.Number, Group: m.Group, GroupChanges: m.Changes}
+}
+
+// AsMessage is an incoming group message in the form of a private one
+// (Peer: the sender, Group: the group), for events.
+func (m GroupMessage) AsMessage() Message {
+	out := Message{ID: m.ID, Peer: m.From, Seq: m.Seq, Direction: m.Direction, SentAt: m.SentAt, StoredAt: m.StoredAt,
+		Body: m.Body, Status: StatusReceived, Stream: m.Stream, Number: m.Number, Late: m.Late, Missing: m.Missing, Group: m.Group}
+	if m.Direction == Outgoing {
+		out.Status = StatusSending
+		if len(m.Members) > 0 && m.Delivered() == len(m.Members) {
+			out.Status = StatusDelivered
+		}
+	}
+	return out
+}
+
+// AddGroupChanges queues membership changes of a group for each
+// recipient (one write), to be sent as a group-change frame with ID id.
+func (s *Store) AddGroupChanges(gid GroupID, id e2e.MessageID, changes [][]byte, recipients []peer.ID, now time.Time) error {
+	m := &GroupMessage{Group: gid, ID: id, SentAt: now, StoredAt: now, Direction: Outgoing, Changes: changes}
+	for _, p := range recipients {
+		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: StatusSending})
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := groupBuckets(tx); err != nil {
+			return err
+		}
+		g, ok, err := s.getGroup(tx, gid)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("group %x: %w", gid[:4], ErrNotFound)
+		}
+		msgs, last := g.Messages, g.Last
+		if err := s.appendGroupMessage(tx, &g, m); err != nil {
+			return err
+		}
+		g.Messages, g.Last = msgs, last // changes are not messages
+		ob := tx.Bucket(bktGOutbox)
+		for _, p := range recipients {
+			if err := ob.Put(goutboxKey(p, gid, m.Seq), id[:]); err != nil {
+				return err
+			}
+		}
+		return s.putGroup(tx, gid, g)
+	})
 }
 
 // SetGroupStatus records member p's status of an outgoing group message
@@ -478,56 +574,66 @@ func (s *Store) SetGroupStatus(id e2e.MessageID, p peer.ID, st Status, now time.
 		changed bool
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		changed = false
-		idx := tx.Bucket(bktGIDs)
-		if idx == nil {
-			return fmt.Errorf("message %s: %w", id, ErrNotFound)
-		}
-		v := idx.Get(id[:])
-		if v == nil {
-			return fmt.Errorf("message %s: %w", id, ErrNotFound)
-		}
-		if len(v) != e2e.GroupIDLen+8 {
-			return corrupt("gids/"+id.String(), errBadKey)
-		}
-		gid, seq := GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:])
-		b := tx.Bucket(bktGMsgs).Bucket(gid[:])
-		if b == nil {
-			return corrupt(gmsgRecord(gid, seq), errors.New("missing"))
-		}
-		m, err := s.decodeGroupMessage(gid, seq, b.Get(seqKey(seq)))
-		if err != nil {
-			return err
-		}
-		out = m
-		i := slices.IndexFunc(m.Members, func(d MemberDelivery) bool { return d.Peer == p })
-		if m.Direction != Outgoing || i < 0 {
-			return fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
-		}
-		d := &m.Members[i]
-		if d.Status == StatusDelivered || d.Status == st || (st == StatusSent && d.Status == StatusQueued) {
-			return nil
-		}
-		d.Status = st
-		if st == StatusDelivered {
-			d.Delivered = now
-		}
-		if st == StatusDelivered || st == StatusFailed {
-			if err := tx.Bucket(bktGOutbox).Delete(goutboxKey(p, gid, seq)); err != nil {
-				return err
-			}
-		}
-		enc, err := s.encodeGroupMessage(&m)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(seqKey(seq), enc); err != nil {
-			return err
-		}
-		out, changed = m, true
-		return nil
+		var err error
+		out, changed, err = s.setGroupStatus(tx, id, p, st, now)
+		return err
 	})
 	return out, changed, err
+}
+
+// setGroupStatusOf is setStatus for a group message's copy to p: the
+// message as p's copy.
+func (s *Store) setGroupStatusOf(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time) (Message, bool, error) {
+	m, changed, err := s.setGroupStatus(tx, id, p, st, now)
+	if err != nil {
+		return Message{}, false, err
+	}
+	return m.copyFor(p), changed, nil
+}
+
+func (s *Store) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time) (GroupMessage, bool, error) {
+	idx := tx.Bucket(bktGIDs)
+	var v []byte
+	if idx != nil {
+		v = idx.Get(id[:])
+	}
+	if v == nil {
+		return GroupMessage{}, false, fmt.Errorf("message %s: %w", id, ErrNotFound)
+	}
+	if len(v) != e2e.GroupIDLen+8 {
+		return GroupMessage{}, false, corrupt("gids/"+id.String(), errBadKey)
+	}
+	gid, seq := GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:])
+	b := tx.Bucket(bktGMsgs).Bucket(gid[:])
+	if b == nil {
+		return GroupMessage{}, false, corrupt(gmsgRecord(gid, seq), errors.New("missing"))
+	}
+	m, err := s.decodeGroupMessage(gid, seq, b.Get(seqKey(seq)))
+	if err != nil {
+		return GroupMessage{}, false, err
+	}
+	i := slices.IndexFunc(m.Members, func(d MemberDelivery) bool { return d.Peer == p })
+	if m.Direction != Outgoing || i < 0 {
+		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
+	}
+	d := &m.Members[i]
+	if d.Status == StatusDelivered || d.Status == st || (st == StatusSent && d.Status == StatusQueued) {
+		return m, false, nil
+	}
+	d.Status = st
+	if st == StatusDelivered {
+		d.Delivered = now
+	}
+	if st == StatusDelivered || st == StatusFailed {
+		if err := tx.Bucket(bktGOutbox).Delete(goutboxKey(p, gid, seq)); err != nil {
+			return GroupMessage{}, false, err
+		}
+	}
+	enc, err := s.encodeGroupMessage(&m)
+	if err != nil {
+		return GroupMessage{}, false, err
+	}
+	return m, true, b.Put(seqKey(seq), enc)
 }
 
 // GroupMessageByID returns one group message.
@@ -582,6 +688,9 @@ func (s *Store) GroupHistory(id GroupID, before uint64, limit int) ([]GroupMessa
 			m, err := s.decodeGroupMessage(id, binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				return err
+			}
+			if m.Changes != nil {
+				continue
 			}
 			out = append(out, m)
 		}

@@ -202,3 +202,47 @@ func TestGroupCorrupt(t *testing.T) {
 		t.Fatalf("list with a bad record: %+v, %v", gs, err)
 	}
 }
+
+// The per-peer outbox carries each member's copy (and queued changes),
+// and the receipts the node already handles move a copy's status.
+func TestGroupThroughPeerOutbox(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	a, b := testPeer(t), testPeer(t)
+	m := &GroupMessage{Group: id, ID: e2e.MessageID{1}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hi"}
+	if err := s.AddGroupOutgoing(m, []peer.ID{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddGroupChanges(id, e2e.MessageID{2}, [][]byte{[]byte("add")}, []peer.ID{a}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Outbox(a)
+	if err != nil || len(out) != 2 || out[0].Group != id || out[0].Peer != a || out[0].Body != "hi" || len(out[1].GroupChanges) != 1 {
+		t.Fatalf("a's outbox: %+v, %v", out, err)
+	}
+	if has, err := s.HasOutbox(b); !has || err != nil {
+		t.Fatalf("b has its copy waiting: %v, %v", has, err)
+	}
+	peers, err := s.OutboxPeers()
+	if err != nil || len(peers) != 2 {
+		t.Fatalf("outbox peers: %v, %v", peers, err)
+	}
+	if ms, err := s.SetStatuses(a, []e2e.MessageID{m.ID, {2}}, StatusSent, time.Now()); err != nil || len(ms) != 2 {
+		t.Fatalf("sent: %+v, %v", ms, err)
+	}
+	if got, changed, err := s.SetStatus(m.ID, a, StatusDelivered, "", time.Now()); err != nil || !changed || got.Status != StatusDelivered || got.Group != id {
+		t.Fatalf("receipt through SetStatus: %+v, %v, %v", got, changed, err)
+	}
+	if _, _, err := s.SetStatus(m.ID, testPeer(t), StatusDelivered, "", time.Now()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("receipt from a non-member: %v", err)
+	}
+	if out, err := s.Outbox(a); err != nil || len(out) != 1 {
+		t.Fatalf("a's outbox after the receipt: %+v, %v", out, err)
+	}
+	if hist, err := s.GroupHistory(id, 0, 10); err != nil || len(hist) != 1 {
+		t.Fatalf("changes show in the history: %+v, %v", hist, err)
+	}
+	if g, _, _ := s.Group(id); g.Messages != 1 {
+		t.Fatalf("changes count as messages: %+v", g)
+	}
+}
