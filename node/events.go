@@ -39,6 +39,9 @@ const (
 	// EventSeen: the peer's window showed an outgoing message (read
 	// markers): Message, now Seen (and delivered).
 	EventSeen EventKind = "seen"
+	// EventGroup: a group was created, or its membership or name changed
+	// (Group).
+	EventGroup EventKind = "group"
 )
 
 // Path is how a peer is reached.
@@ -97,6 +100,7 @@ type Event struct {
 	PeerID  peer.ID        // error: the peer concerned, if any; typing: who
 	LAN     *LANStatus     // lan
 	Typing  bool           // typing: started (else stopped)
+	Group   *GroupInfo     // group
 }
 
 // broker fans events out to subscribers. Each subscriber has its own

@@ -33,6 +33,7 @@ type Node struct {
 	lan      *lan
 	peerEv   *peerEvents
 	ind      *indications
+	groups   *groups
 }
 
 // New opens the message store and starts the libp2p host. Start begins
@@ -97,12 +98,16 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.lan = &lan{core: c, found: map[peer.ID]time.Time{}}
 	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged, seen: n.out.seen}
 	n.ind = newIndications(c.cfg)
+	n.groups = newGroups(c)
+	n.groups.out, n.groups.book = n.out, n.book
+	rk.groupOK = n.groups.mayPost
 
 	// Who calls whom.
 	rs.core, rs.mail = c, n.mail
 	n.peerEv.info, n.peerEv.isRelay = n.PeerInfo, rs.isRelay
 	s := n.sessions
 	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts, s.ind = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts, n.ind
+	s.groups = n.groups
 	o := n.out
 	o.sessions, o.rk, o.mail, o.book = s, rk, n.mail, n.book
 	mb := n.mail
@@ -127,6 +132,7 @@ func (n *Node) Start() error {
 		return err
 	}
 	n.watchAddrs()
+	n.groups.load()
 	pending, err := n.out.resume()
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ type sessions struct {
 	peerEv   *peerEvents
 	receipts *receiptQueue
 	ind      *indications
+	groups   *groups
 
 	mu     sync.Mutex
 	byPeer map[peer.ID]*peerSessions
