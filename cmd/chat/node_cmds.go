@@ -103,6 +103,15 @@ echoed in its answer. The commands:
       answers {"event":"id","peer_id","name","fingerprint","addrs"}
   {"cmd":"invite"}
       answers {"event":"invite","text":"CERTCHAT:...","peer_id"}: share it
+  {"cmd":"group_create","name":"team","members":["bob","carol"]}
+      make a group (send and history take its ID or name); answers
+      {"event":"group","id","name","members","admins","version",...}
+  {"cmd":"group_add","group":"team","peer":"dave"}
+  {"cmd":"group_remove","group":"team","peer":"dave"}
+  {"cmd":"group_leave","group":"team"}
+      change the group; each answers {"event":"group",...}
+  {"cmd":"groups"}
+      one {"event":"group",...} per group, then "ok"
   {"cmd":"quit"}
       answers "ok" and stops the daemon
 
