@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
+	"time"
 
+	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
@@ -154,4 +158,125 @@ func (h *handler) groupHistory(c request, g node.GroupInfo, w *lineWriter, fail 
 		ev.Messages = append(ev.Messages, j)
 	}
 	w.write(ev)
+}
+
+// sendGroupDirect sends to a group from a node run just for it, and waits
+// until every member has the message (or the wait ends: the copies not
+// delivered stay in the outbox, exit status 3).
+func sendGroupDirect(c *ctx, n *node.Node, g node.GroupInfo, text string) error {
+	sub := n.Subscribe()
+	defer sub.Close()
+	m, err := n.GroupSend(g.ID, text)
+	if err != nil {
+		return err
+	}
+	timeout := time.After(c.opts.node.wait)
+	for {
+		d, err := n.GroupDelivery(m.ID)
+		if err != nil {
+			return err
+		}
+		if d.Delivered() == len(d.Members) {
+			c.printf("delivered %s to %d of %d members of %s\n", m.ID, d.Delivered(), len(d.Members), g.Name)
+			return nil
+		}
+		select {
+		case <-sub.C:
+		case <-timeout:
+			c.printf("queued %s: delivered to %d of %d members of %s\n", m.ID, d.Delivered(), len(d.Members), g.Name)
+			return exitStatus{exitQueued, fmt.Sprintf("%d members of %s have not stored the message yet; it stays in the outbox for them (exit status 3: queued)", len(d.Waiting()), g.Name)}
+		}
+	}
+}
+
+// runGroupHistory prints a group's history: arg is not a contact, and
+// notContact says why; if no group is called arg either, that is the error.
+func runGroupHistory(c *ctx, h identity.Home, t *identity.TrustStore, arg string, notContact error) error {
+	var (
+		msgs []jsonMessage
+		name string
+	)
+	if conn, err := dialControl(h); err == nil {
+		defer conn.Close()
+		if msgs, err = historyVia(conn, arg, c.opts.node.limit); err != nil {
+			return fmt.Errorf("%w; and no group is called %q (%v)", notContact, arg, err)
+		}
+		name = arg
+	} else if err := databaseFree(h); err != nil {
+		return err
+	} else if msgs, name, err = groupHistoryDirect(c, h, arg); err != nil {
+		return fmt.Errorf("%w; and %w", notContact, err)
+	}
+	if c.opts.json {
+		enc := json.NewEncoder(c.io.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(msgs)
+	}
+	fmt.Fprintf(c.io.out, "group %s\n", identity.SanitizeText(name, false))
+	for _, m := range msgs {
+		who := m.Peer
+		if p, err := identity.ParsePeerID(m.Peer); err == nil {
+			who = identity.ShortID(p)
+			if ct, ok, _ := t.Contact(p); ok {
+				who = ct.Label()
+			}
+		}
+		printHistoryLine(c.io.out, m, who)
+	}
+	return nil
+}
+
+// groupHistoryDirect reads a group's history from the database itself
+// (no daemon running): the group by ID, ID prefix or name.
+func groupHistoryDirect(c *ctx, h identity.Home, arg string) ([]jsonMessage, string, error) {
+	id, _, err := c.loadIdentity()
+	if err != nil {
+		return nil, "", err
+	}
+	db, err := store.OpenIdentity(h.Path(store.FileName), id)
+	if err != nil {
+		return nil, "", err
+	}
+	defer db.Close()
+	gs, err := db.Groups()
+	if err != nil {
+		return nil, "", err
+	}
+	var found []store.Group
+	names := map[store.GroupID]string{}
+	for _, g := range gs {
+		l, err := group.Restore(g.Changes)
+		if err != nil {
+			continue
+		}
+		name := l.State().Name
+		if g.Name != "" {
+			name = g.Name
+		}
+		names[g.ID] = name
+		hexID := l.ID().String()
+		if arg == name || arg == hexID || (len(arg) >= 8 && strings.HasPrefix(hexID, arg)) {
+			found = append(found, g)
+		}
+	}
+	switch {
+	case len(found) == 0:
+		return nil, "", fmt.Errorf("no group is called %q", arg)
+	case len(found) > 1:
+		return nil, "", fmt.Errorf("%d groups are called %q: name one by its ID", len(found), arg)
+	}
+	ms, err := db.GroupHistory(found[0].ID, 0, min(max(c.opts.node.limit, 1), historyMax))
+	if err != nil {
+		return nil, "", err
+	}
+	out := []jsonMessage{}
+	for _, gm := range ms {
+		j := messageJSON(gm.AsMessage())
+		if gm.Direction == store.Outgoing {
+			j.Peer = ""
+			j.Delivered, j.Members, j.Waiting = gm.Delivered(), len(gm.Members), peerStrings(gm.Waiting())
+		}
+		out = append(out, j)
+	}
+	return out, names[found[0].ID], nil
 }

@@ -239,7 +239,7 @@ func peerEvent(p node.PeerInfo, ref string) evPeer {
 func messageJSON(m store.Message) jsonMessage {
 	j := jsonMessage{ID: m.ID.String(), Direction: string(m.Direction), Peer: m.Peer.String(), Text: m.Body,
 		TS: stamp(m.SentAt), Stored: stamp(m.StoredAt), Status: string(m.Status), Error: m.Error, Late: m.Late, Missing: m.Missing,
-		ReplyTo: optID(m.ReplyTo), Edited: optStamp(m.Edited), Deleted: m.Deleted, Seen: optStamp(m.Seen)}
+		ReplyTo: optID(m.ReplyTo), Edited: optStamp(m.Edited), Deleted: m.Deleted, Seen: optStamp(m.Seen), Group: groupID(m.Group)}
 	if q := m.Quote; q != nil {
 		j.Quote, j.QuoteFrom = firstLine(q.Body), "me"
 		if q.Direction == store.Incoming {

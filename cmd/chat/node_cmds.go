@@ -409,6 +409,10 @@ func sendVia(c *ctx, conn io.ReadWriter, text string) error {
 			switch {
 			case ev["event"] == "error" && ev["ref"] == "send":
 				return fmt.Errorf("%v", ev["error"])
+			case ev["event"] == "accepted" && ev["ref"] == "send" && ev["group"] != nil:
+				// A group: the running daemon delivers each member's copy.
+				c.printf("accepted %v (group %v; the daemon delivers it to each member)\n", ev["id"], ev["group"])
+				return nil
 			case ev["event"] == "accepted" && ev["ref"] == "send":
 				id, _ = ev["id"].(string)
 				if delivered[id] {
@@ -447,6 +451,9 @@ func sendDirect(c *ctx, text string) error {
 	defer n.Close()
 	ct, err := n.Trust().Resolve(c.opts.node.to)
 	if err != nil {
+		if g, gerr := n.FindGroup(c.opts.node.to); gerr == nil {
+			return sendGroupDirect(c, n, g, text)
+		}
 		return err
 	}
 	sub := n.Subscribe()
@@ -489,9 +496,12 @@ func runHistory(c *ctx) error {
 		return err
 	}
 	// The peer's lines carry the contact's name, as the chat window shows.
-	_, ct, err := c.resolveContact(c.args[0])
+	t, ct, err := c.resolveContact(c.args[0])
 	if err != nil {
-		return err
+		if t == nil {
+			return err
+		}
+		return runGroupHistory(c, h, t, c.args[0], err)
 	}
 	var msgs []jsonMessage
 	if conn, err := dialControl(h); err == nil {
