@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/certchat/certchat/e2e"
@@ -184,10 +185,14 @@ func (g *groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	var (
 		changes [][]byte
 		keep    bool
+		merged  bool
+		members []peer.ID
 	)
 	if l != nil {
 		changes = l.Changes()
 		s := l.State()
+		members = s.Members
+		merged = len(l.Heads()) > 1
 		// A group we are not in, and never were told of, is not kept: a
 		// stranger's log naming others is none of our business.
 		keep = known || s.IsMember(g.host.ID())
@@ -207,6 +212,16 @@ func (g *groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		return
 	}
 	g.emitGroup(g.info(l))
+	if merged {
+		// Changes crossed in flight: their authors each sent theirs to
+		// the members they knew of, so a member added on one branch may
+		// lack the other. Whoever first holds both sends the merged log
+		// to every member (the log only grows, so this ends).
+		others := slices.DeleteFunc(slices.Clone(members), func(p peer.ID) bool { return p == from })
+		if err := g.distribute(id, changes, others); err != nil {
+			g.emitError(from, err)
+		}
+	}
 }
 
 // groupPlaintext is the ratchet plaintext of a group message's copy: a
@@ -350,11 +365,40 @@ func (n *Node) GroupAdmin(id group.ID, p peer.ID) (GroupInfo, error) {
 	return n.groupChange(id, group.OpAdmin, p, "")
 }
 
-// groupChange proposes a change to the current version, adds it to the
-// log, stores the log and sends it to the members of the version before
-// and after (so a removed member learns it is out).
+// groupChange proposes a change to the current version and commits it.
 func (n *Node) groupChange(id group.ID, op group.Op, p peer.ID, name string) (GroupInfo, error) {
-	g := n.groups
+	c, err := n.groups.propose(id, op, p, name)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	return n.groups.commit(id, c)
+}
+
+// propose makes and signs a change to the version we hold (group.Log's
+// checks say why it would not take effect).
+func (g *groups) propose(id group.ID, op group.Op, p peer.ID, name ...string) (*group.Change, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l, ok := g.logs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %s", ErrUnknownGroup, id.Short())
+	}
+	s := l.State()
+	c, err := l.Propose(g.id.Signer(), op, p, strings.Join(name, ""), g.cfg.Now())
+	if err != nil {
+		what := op.String()
+		if p != "" {
+			what += " " + identity.ShortID(p)
+		}
+		return nil, fmt.Errorf("%s in group %q: %w", what, s.Name, err)
+	}
+	return c, nil
+}
+
+// commit adds our change to the log, stores the log and sends it to the
+// members of the version before and after (so a removed member learns it
+// is out).
+func (g *groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
 	g.mu.Lock()
 	l, ok := g.logs[id]
 	if !ok {
@@ -362,21 +406,13 @@ func (n *Node) groupChange(id group.ID, op group.Op, p peer.ID, name string) (Gr
 		return GroupInfo{}, fmt.Errorf("%w %s", ErrUnknownGroup, id.Short())
 	}
 	before := l.State()
-	c, err := l.Propose(n.id.Signer(), op, p, name, n.cfg.Now())
-	if err == nil {
-		err = l.Add(c)
-	}
-	if err != nil {
+	if err := l.Add(c); err != nil {
 		g.mu.Unlock()
-		what := op.String()
-		if p != "" {
-			what += " " + identity.ShortID(p)
-		}
-		return GroupInfo{}, fmt.Errorf("%s in group %q: %w", what, before.Name, err)
+		return GroupInfo{}, fmt.Errorf("%s in group %q: %w", c.Op, before.Name, err)
 	}
 	changes, after := l.Changes(), l.State()
 	g.mu.Unlock()
-	if err := n.store.PutGroupChanges(store.GroupID(id), changes); err != nil {
+	if err := g.store.PutGroupChanges(store.GroupID(id), changes); err != nil {
 		return GroupInfo{}, fmt.Errorf("store group %q: %w", before.Name, err)
 	}
 	recipients := slices.Clone(after.Members)
@@ -384,6 +420,9 @@ func (n *Node) groupChange(id group.ID, op group.Op, p peer.ID, name string) (Gr
 		if !slices.Contains(recipients, m) {
 			recipients = append(recipients, m)
 		}
+	}
+	if c.Op == group.OpRemove && !slices.Contains(recipients, c.Peer) {
+		recipients = append(recipients, c.Peer)
 	}
 	if err := g.distribute(id, changes, recipients); err != nil {
 		return GroupInfo{}, err
