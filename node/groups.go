@@ -457,7 +457,7 @@ func (n *Node) GroupSend(id group.ID, text string) (store.GroupMessage, error) {
 	if _, err := groupPlaintext(m.AsMessage()); err != nil { // refused now rather than failed later
 		return store.GroupMessage{}, err
 	}
-	if err := n.store.AddGroupOutgoing(&m, to); err != nil {
+	if err := n.rk.storeGroupSealed(&m, to); err != nil {
 		return store.GroupMessage{}, fmt.Errorf("store group message: %w", err)
 	}
 	for _, p := range to {

@@ -47,11 +47,13 @@ func TestGroupDaemons(t *testing.T) {
 			t.Fatalf("%s got %v", d.name, m)
 		}
 	}
-	for _, to := range []string{bID, cID} {
-		a.waitEvent("delivered to "+to, func(e event) bool {
-			return e.str("event") == "delivered" && e.str("id") == acc.str("id") && e.str("to") == to && e.str("group") == gid
-		})
-	}
+	delivered := map[string]bool{}
+	a.waitEvent("delivered to bob and carol", func(e event) bool {
+		if e.str("event") == "delivered" && e.str("id") == acc.str("id") && e.str("group") == gid {
+			delivered[e.str("to")] = true
+		}
+		return delivered[bID] && delivered[cID]
+	})
 
 	// A non-admin's add is refused with the reason.
 	b.send(map[string]any{"cmd": "group_add", "ref": "x", "group": "team", "peer": aID})

@@ -29,6 +29,11 @@ import (
 //	gids       message ID (16) → group ID || sequence
 //	goutbox    member peer ID || 0 || group ID || sequence → message ID:
 //	           a group message not yet acknowledged by that member
+//	gdeliv     group ID || sequence || member peer ID → status (1 byte)
+//	           || delivered (8, Unix ms): an outgoing message's delivery
+//	           to each member, apart from the message, so that a receipt
+//	           rewrites 9 bytes, not the message with every member's
+//	           status (what the outbox keys show already: not sealed)
 //
 // A group message is stored once, on the sender as on each receiver; an
 // outgoing one is queued for every member in the same transaction (one
@@ -38,6 +43,7 @@ var (
 	bktGMsgs   = []byte("gmsgs")
 	bktGIDs    = []byte("gids")
 	bktGOutbox = []byte("goutbox")
+	bktGDeliv  = []byte("gdeliv")
 )
 
 // GroupID is a group's ID (the hash of its create).
@@ -122,24 +128,66 @@ func (m GroupMessage) Waiting() []peer.ID {
 }
 
 type storedGroupMessage struct {
-	ID       string           `json:"id"`
-	From     string           `json:"from,omitempty"`
-	Dir      Direction        `json:"dir"`
-	SentAt   int64            `json:"sent"`
-	StoredAt int64            `json:"stored"`
-	Body     string           `json:"body"`
-	Stream   uint64           `json:"stream,omitempty"`
-	Number   uint64           `json:"num,omitempty"`
-	Late     bool             `json:"late,omitempty"`
-	Missing  int              `json:"missing,omitempty"`
-	Members  []storedDelivery `json:"members,omitempty"`
-	Changes  [][]byte         `json:"changes,omitempty"`
+	ID       string    `json:"id"`
+	From     string    `json:"from,omitempty"`
+	Dir      Direction `json:"dir"`
+	SentAt   int64     `json:"sent"`
+	StoredAt int64     `json:"stored"`
+	Body     string    `json:"body"`
+	Stream   uint64    `json:"stream,omitempty"`
+	Number   uint64    `json:"num,omitempty"`
+	Late     bool      `json:"late,omitempty"`
+	Missing  int       `json:"missing,omitempty"`
+	Changes  [][]byte  `json:"changes,omitempty"`
 }
 
-type storedDelivery struct {
-	Peer      string `json:"peer"`
-	Status    Status `json:"status"`
-	Delivered int64  `json:"delivered,omitempty"`
+// Delivery statuses as gdeliv stores them.
+var delivCodes = []Status{StatusSending, StatusSent, StatusQueued, StatusDelivered, StatusFailed}
+
+func delivKey(gid GroupID, seq uint64, p peer.ID) []byte {
+	return append(binary.BigEndian.AppendUint64(append([]byte(nil), gid[:]...), seq), p...)
+}
+
+func delivValue(d MemberDelivery) []byte {
+	code := slices.Index(delivCodes, d.Status)
+	return binary.BigEndian.AppendUint64([]byte{byte(code)}, uint64(optTime(d.Delivered)))
+}
+
+func parseDeliv(k, v []byte, p peer.ID) (MemberDelivery, error) {
+	if len(v) != 9 || int(v[0]) >= len(delivCodes) {
+		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", k), errBadKey)
+	}
+	return MemberDelivery{Peer: p, Status: delivCodes[v[0]], Delivered: fromOptTime(int64(binary.BigEndian.Uint64(v[1:])))}, nil
+}
+
+// putDeliveries writes m's members' statuses.
+func putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
+	b := tx.Bucket(bktGDeliv)
+	for _, d := range m.Members {
+		if err := b.Put(delivKey(m.Group, m.Seq, d.Peer), delivValue(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadDeliveries reads an outgoing message's members' statuses.
+func loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
+	m.Members = nil
+	b := tx.Bucket(bktGDeliv)
+	if b == nil || m.Direction != Outgoing {
+		return nil
+	}
+	prefix := binary.BigEndian.AppendUint64(append([]byte(nil), m.Group[:]...), m.Seq)
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		d, err := parseDeliv(k, v, peer.ID(k[len(prefix):]))
+		if err != nil {
+			return err
+		}
+		m.Members = append(m.Members, d)
+	}
+	return nil
 }
 
 func groupAD(id GroupID) []byte { return append([]byte("groups/"), id[:]...) }
@@ -159,7 +207,7 @@ func goutboxKey(p peer.ID, id GroupID, seq uint64) []byte {
 
 // groupBuckets makes the group buckets in a writable transaction.
 func groupBuckets(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox} {
+	for _, b := range [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -289,9 +337,6 @@ func (s *Store) encodeGroupMessage(m *GroupMessage) ([]byte, error) {
 	if m.From != "" {
 		sm.From = m.From.String()
 	}
-	for _, d := range m.Members {
-		sm.Members = append(sm.Members, storedDelivery{Peer: d.Peer.String(), Status: d.Status, Delivered: optTime(d.Delivered)})
-	}
 	plain, err := json.Marshal(sm)
 	if err != nil {
 		return nil, err
@@ -320,13 +365,6 @@ func (s *Store) decodeGroupMessage(id GroupID, seq uint64, data []byte) (GroupMe
 			return GroupMessage{}, corrupt(rec, err)
 		}
 	}
-	for _, d := range sm.Members {
-		p, err := peer.Decode(d.Peer)
-		if err != nil {
-			return GroupMessage{}, corrupt(rec, err)
-		}
-		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: d.Status, Delivered: fromOptTime(d.Delivered)})
-	}
 	return m, nil
 }
 
@@ -349,6 +387,9 @@ func (s *Store) appendGroupMessage(tx *bolt.Tx, g *storedGroup, m *GroupMessage)
 	if err := b.Put(seqKey(seq), v); err != nil {
 		return err
 	}
+	if err := putDeliveries(tx, m); err != nil {
+		return err
+	}
 	if err := tx.Bucket(bktGIDs).Put(m.ID[:], append(append([]byte(nil), m.Group[:]...), seqKey(seq)...)); err != nil {
 		return err
 	}
@@ -360,6 +401,14 @@ func (s *Store) appendGroupMessage(tx *bolt.Tx, g *storedGroup, m *GroupMessage)
 // the group, and queues it for every member in members, all in one
 // transaction: one durable write whatever the group's size.
 func (s *Store) AddGroupOutgoing(m *GroupMessage, members []peer.ID) error {
+	return s.AddGroupOutgoingSealed(m, members, nil)
+}
+
+// AddGroupOutgoingSealed is AddGroupOutgoing that also writes, in the same
+// transaction, the ratchet states seal returns: seal is called once m is
+// numbered, to seal its copies (the message, every member's queue entry
+// and every member's new ratchet state: one durable write).
+func (s *Store) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal func(m *GroupMessage) ([]Ratchet, error)) error {
 	m.Direction, m.From = Outgoing, ""
 	m.Members = m.Members[:0]
 	for _, p := range members {
@@ -384,6 +433,17 @@ func (s *Store) AddGroupOutgoing(m *GroupMessage, members []peer.ID) error {
 		}
 		g.Sent++
 		m.Stream, m.Number = g.Stream, g.Sent
+		if seal != nil {
+			rs, err := seal(m)
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				if err := s.putRatchet(tx, r); err != nil {
+					return err
+				}
+			}
+		}
 		if err := s.appendGroupMessage(tx, &g, m); err != nil {
 			return err
 		}
@@ -477,6 +537,14 @@ func (s *Store) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
 		m, err := s.decodeGroupMessage(id, seq, raw)
 		if err != nil {
 			return out, err
+		}
+		dk := delivKey(id, seq, p)
+		if v := tx.Bucket(bktGDeliv).Get(dk); v != nil {
+			d, err := parseDeliv(dk, v, p)
+			if err != nil {
+				return out, err
+			}
+			m.Members = []MemberDelivery{d}
 		}
 		out = append(out, m)
 	}
@@ -612,11 +680,19 @@ func (s *Store) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Stat
 	if err != nil {
 		return GroupMessage{}, false, err
 	}
-	i := slices.IndexFunc(m.Members, func(d MemberDelivery) bool { return d.Peer == p })
-	if m.Direction != Outgoing || i < 0 {
+	dk := delivKey(gid, seq, p)
+	var dv []byte
+	if db := tx.Bucket(bktGDeliv); db != nil {
+		dv = db.Get(dk)
+	}
+	if m.Direction != Outgoing || dv == nil {
 		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
 	}
-	d := &m.Members[i]
+	d, err := parseDeliv(dk, dv, p)
+	if err != nil {
+		return GroupMessage{}, false, err
+	}
+	m.Members = []MemberDelivery{d}
 	if d.Status == StatusDelivered || d.Status == st || (st == StatusSent && d.Status == StatusQueued) {
 		return m, false, nil
 	}
@@ -629,11 +705,8 @@ func (s *Store) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Stat
 			return GroupMessage{}, false, err
 		}
 	}
-	enc, err := s.encodeGroupMessage(&m)
-	if err != nil {
-		return GroupMessage{}, false, err
-	}
-	return m, true, b.Put(seqKey(seq), enc)
+	m.Members = []MemberDelivery{d}
+	return m, true, tx.Bucket(bktGDeliv).Put(dk, delivValue(d))
 }
 
 // GroupMessageByID returns one group message.
@@ -657,8 +730,10 @@ func (s *Store) GroupMessageByID(id e2e.MessageID) (GroupMessage, error) {
 			raw = b.Get(seqKey(seq))
 		}
 		var err error
-		out, err = s.decodeGroupMessage(gid, seq, raw)
-		return err
+		if out, err = s.decodeGroupMessage(gid, seq, raw); err != nil {
+			return err
+		}
+		return loadDeliveries(tx, &out)
 	})
 	return out, err
 }
@@ -691,6 +766,9 @@ func (s *Store) GroupHistory(id GroupID, before uint64, limit int) ([]GroupMessa
 			}
 			if m.Changes != nil {
 				continue
+			}
+			if err := loadDeliveries(tx, &m); err != nil {
+				return err
 			}
 			out = append(out, m)
 		}
