@@ -316,6 +316,9 @@ func (n *Node) GroupCreateCA(name string, members []peer.ID, ca []byte) (GroupIn
 			uniq = append(uniq, p)
 		}
 	}
+	if err := n.checkCAMembers(ca, append([]peer.ID{n.host.ID()}, uniq...)); err != nil {
+		return GroupInfo{}, fmt.Errorf("create group %q: %w", name, err)
+	}
 	c, err := group.Create(n.id.Signer(), name, uniq, ca, n.cfg.Now())
 	if err != nil {
 		return GroupInfo{}, fmt.Errorf("create group %q: %w", name, err)
@@ -341,6 +344,11 @@ func (n *Node) GroupCreateCA(name string, members []peer.ID, ca []byte) (GroupIn
 
 // GroupAdd adds p to the group (admins only).
 func (n *Node) GroupAdd(id group.ID, p peer.ID) (GroupInfo, error) {
+	if s, ok := n.groups.state(id); ok {
+		if err := n.checkCAMembers(s.CA, []peer.ID{p}); err != nil {
+			return GroupInfo{}, fmt.Errorf("add to group %q: %w", s.Name, err)
+		}
+	}
 	return n.groupChange(id, group.OpAdd, p, "")
 }
 

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"crypto/x509"
 	"errors"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/group"
+	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -158,6 +160,14 @@ func TestGroupLifecycle(t *testing.T) {
 	alice.waitGroup(id, "bob's leave", func(g node.GroupInfo) bool { return !slices.Contains(g.Members, bob.ID()) })
 	dave.waitGroup(id, "bob's leave", func(g node.GroupInfo) bool { return !slices.Contains(g.Members, bob.ID()) })
 
+	// A member whose key is blocked (or changed) blocks sending to the group.
+	if err := alice.Block(dave.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.GroupSend(id, "not while dave is blocked"); !errors.Is(err, node.ErrGroupBlocked) {
+		t.Fatalf("send with a blocked member: %v", err)
+	}
+
 	if got := groupBodies(t, carol, id); !slices.Equal(got, []string{"hello team", "hi from bob"}) {
 		t.Fatalf("carol's history: %q (nothing after her removal)", got)
 	}
@@ -166,5 +176,67 @@ func TestGroupLifecycle(t *testing.T) {
 	}
 	if got := groupBodies(t, alice, id); !slices.Equal(got, []string{"hello team", "hi from bob", "after carol left", "welcome dave"}) {
 		t.Fatalf("alice's history: %q (the impostor's message must not be there)", got)
+	}
+}
+
+// issueFrom gives home a certificate from ca.
+func issueFrom(t *testing.T, home identity.Home, ca *identity.CA, name string) {
+	t.Helper()
+	id, err := home.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := identity.NewCSR(id.Signer(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := identity.ParseCSR(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue(csr, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := home.TrustStore()
+	if _, err := home.ImportCertificate([]*x509.Certificate{cert}, ts, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A group bound to a CA: a member with a certificate from it is added, a
+// peer without one is refused; a member is flagged once the CA is no
+// longer trusted.
+func TestGroupBoundToCA(t *testing.T) {
+	aliceHome, bobHome, ca := caHomes(t)
+	issueFrom(t, aliceHome, ca, "alice")
+	alice := startNode(t, aliceHome)
+	bob := startNode(t, bobHome)
+	carol := startNode(t, newHome(t, "carol"))
+	trustEachOther(t, alice, bob, carol)
+	for _, p := range []*testNode{bob, carol} {
+		if _, err := connect(t, alice, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hash := node.CAHash(ca.Cert)
+	if _, err := alice.GroupCreateCA("acme", []peer.ID{bob.ID(), carol.ID()}, hash); !errors.Is(err, node.ErrNotFromGroupCA) || !strings.Contains(err.Error(), identity.ShortID(carol.ID())) {
+		t.Fatalf("a group bound to a CA with a member it did not issue: %v", err)
+	}
+	g, err := alice.GroupCreateCA("acme", []peer.ID{bob.ID()}, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.GroupAdd(g.ID, carol.ID()); !errors.Is(err, node.ErrNotFromGroupCA) {
+		t.Fatalf("adding carol to a CA-bound group: %v", err)
+	}
+	if f := alice.GroupFlags(g.ID); len(f) != 0 {
+		t.Fatalf("flags while all is well: %v", f)
+	}
+	if err := alice.Trust().RemoveRoot(ca.Cert); err != nil {
+		t.Fatal(err)
+	}
+	if f := alice.GroupFlags(g.ID); !errors.Is(f[bob.ID()], node.ErrGroupCAUntrusted) {
+		t.Fatalf("bob not flagged after the CA was removed: %v", f)
 	}
 }

@@ -26,6 +26,7 @@ type groupBackend interface {
 	GroupRemove(id group.ID, p peer.ID) (node.GroupInfo, error)
 	GroupLeave(id group.ID) (node.GroupInfo, error)
 	GroupAdmin(id group.ID, p peer.ID) (node.GroupInfo, error)
+	GroupFlags(id group.ID) map[peer.ID]error
 }
 
 var _ groupBackend = (*node.Node)(nil)
@@ -194,6 +195,7 @@ func (u *UI) cmdMembers(arg string) {
 	}
 	u.spawn(func() {
 		infos := u.memberInfos(g)
+		flags := gb.GroupFlags(g.ID)
 		u.post(func() {
 			summary, _ := groupSummary(infos)
 			var b strings.Builder
@@ -212,6 +214,9 @@ func (u *UI) cmdMembers(arg string) {
 					b.WriteString(" (admin)")
 				}
 				fmt.Fprintf(&b, " — %s", t)
+				if err := flags[info.ID]; err != nil {
+					fmt.Fprintf(&b, " — FLAGGED: %s", err)
+				}
 				if info.Issuer != "" && info.IssuerTrusted && info.Trust != identity.StateCAVerified {
 					fmt.Fprintf(&b, ", issued by %s", identity.SanitizeName(info.Issuer))
 				}
