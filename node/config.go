@@ -40,6 +40,15 @@ type Config struct {
 	RememberPorts bool
 	// Relays are circuit relay multiaddrs (with /p2p/) to reserve slots on.
 	Relays []string
+	// NoDHT keeps the node out of the certchat DHT (dht.go), which it
+	// otherwise joins through its relays: no peer record published, no
+	// lookups by peer ID. Without relays there is no DHT anyway.
+	NoDHT bool
+	// RelayCount is how many relays the node keeps reservations on: with
+	// the DHT on, while fewer of its relays hold one, it adds relays found
+	// in the DHT (dht.go). Zero means DefaultRelayCount; a negative count
+	// uses only the configured relays.
+	RelayCount int
 	// MDNS turns on LAN discovery.
 	MDNS bool
 	// RequirePostQuantum refuses sessions whose key exchange is not
@@ -66,9 +75,25 @@ type Config struct {
 	// KeyLogWriter receives the e2e TLS secrets in NSS key log format. For
 	// debugging and tests only: it defeats the encryption.
 	KeyLogWriter io.Writer
+	// Downloads is the folder received files go to; empty means
+	// "downloads" in the home.
+	Downloads string
+	// AutoAcceptFiles is the largest file taken without asking from a
+	// verified or CA-verified contact; zero asks for every file.
+	AutoAcceptFiles int64
+	// FileRate caps the bytes per second each file is sent at; zero
+	// does not.
+	FileRate int64
 }
 
+// DefaultRelayCount is Config.RelayCount's default: two relays, so that
+// losing one leaves the node reachable and its mailbox served.
+const DefaultRelayCount = 2
+
 func (c *Config) defaults() {
+	if c.RelayCount == 0 {
+		c.RelayCount = DefaultRelayCount
+	}
 	if len(c.Listen) == 0 {
 		c.Listen = slices.Clone(DefaultListen)
 		c.RememberPorts = true

@@ -24,6 +24,7 @@ type core struct {
 	trust  *identity.TrustStore
 	host   host.Host
 	cm     *connmgr.BasicConnMgr
+	hp     *holePuncher // hole punching (holepunch.go)
 	ep     *e2e.Endpoint
 	store  *store.Store
 	events *broker

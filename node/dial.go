@@ -73,22 +73,50 @@ func (t *sessions) dial(ctx context.Context, p peer.ID) (*chatSession, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	if t.host.Network().Connectedness(p) != network.Connected {
-		addrs := append(lanFirst(t.host.Peerstore().Addrs(p)), t.relays.via(p)...)
-		if len(addrs) == 0 {
-			return nil, ErrNoAddress
-		}
-		// The outbox spaces its retries itself (RetryMin..RetryMax), and
-		// Connect and discovery are deliberate: libp2p's own dial backoff
-		// (5 s, growing to 5 min per failed address) would otherwise keep
-		// refusing a peer that came back long after RetryMax.
-		if b, ok := t.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
-			b.Backoff().Clear(p)
-		}
-		if err := t.host.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
-			return nil, fmt.Errorf("reach %s: %w", identity.ShortID(p), err)
+		if err := t.reach(ctx, p); err != nil {
+			return nil, err
 		}
 	}
 	return t.open(network.WithAllowLimitedConn(ctx, "certchat chat"), p)
+}
+
+// reach connects to p at its known addresses and through our relays. With
+// the DHT on, a peer with no known address is looked up first, and one
+// whose addresses all fail is looked up and tried again at the addresses
+// it publishes now (another relay, say).
+func (t *sessions) reach(ctx context.Context, p peer.ID) error {
+	known := t.host.Peerstore().Addrs(p)
+	if len(known) == 0 && t.dht.on() {
+		known, _ = t.dht.find(ctx, p)
+	}
+	addrs := append(lanFirst(known), t.relays.via(p)...)
+	if len(addrs) == 0 {
+		return ErrNoAddress
+	}
+	err := t.connect(ctx, p, addrs)
+	if err == nil || !t.dht.on() || ctx.Err() != nil {
+		return err
+	}
+	found, ferr := t.dht.find(ctx, p)
+	if fresh := newAddrs(found, addrs); ferr == nil && len(fresh) > 0 {
+		return t.connect(ctx, p, lanFirst(fresh))
+	}
+	return err
+}
+
+// connect dials p at addrs.
+func (t *sessions) connect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr) error {
+	// The outbox spaces its retries itself (RetryMin..RetryMax), and
+	// Connect and discovery are deliberate: libp2p's own dial backoff
+	// (5 s, growing to 5 min per failed address) would otherwise keep
+	// refusing a peer that came back long after RetryMax.
+	if b, ok := t.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+		b.Backoff().Clear(p)
+	}
+	if err := t.host.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
+		return fmt.Errorf("reach %s: %w", identity.ShortID(p), err)
+	}
+	return nil
 }
 
 // open opens a chat stream on an existing connection and runs the
@@ -112,16 +140,24 @@ func (t *sessions) open(ctx context.Context, p peer.ID) (*chatSession, error) {
 var directAttempts = []time.Duration{500 * time.Millisecond, 3 * time.Second, 15 * time.Second, time.Minute}
 
 // tryDirect dials a peer reached through a relay at the direct addresses
-// identify reported, as DCUtR's first step does. (go-libp2p's hole punching
+// identify reported, as DCUtR's first step does (go-libp2p's hole punching
 // service starts only once a host has a public address, so on a LAN it
-// would never run.) A direct connection then triggers upgrade.
+// would never run), and starts a hole punch once we have a public address.
+// A direct connection then triggers upgrade.
 func (t *sessions) tryDirect(cs *chatSession) {
 	if !cs.conn.Stat().Limited {
 		return
 	}
+	punched := false
 	for _, d := range directAttempts {
 		if !t.sleep(d, cs.done) {
 			return
+		}
+		if !punched {
+			// Through NATs: DCUtR over the relayed connection, if it came
+			// in to us (holepunch.go); libp2p does it by itself only for
+			// relayed connections that arrive once it is ready.
+			punched = t.hp.punch(cs.conn, t.log.Info)
 		}
 		var direct []ma.Multiaddr
 		for _, a := range t.host.Peerstore().Addrs(cs.peer) {

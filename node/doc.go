@@ -20,7 +20,10 @@
 //	outbox        outbox.go     one worker per peer with pending messages
 //	receiptQueue  receipts.go   receipts read and not yet recorded
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
-//	relays        relay.go      configured relays and their reservations
+//	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go)
+//	relays        relay.go      relays (configured and found in the DHT) and their reservations
+//	dhtNode       dht.go        the certchat DHT: our peer record, lookups, relays found there
+//	holePuncher   holepunch.go  DCUtR: go-libp2p's service and the addresses peers observed for us
 //	lan           discovery.go  mDNS, on while a LAN address is in use, and the peers it found
 //	peerEvents    events.go     coalesced peer events; broker: subscribers
 //	workers       workers.go    the node's goroutines, refused once Close began
@@ -34,11 +37,15 @@
 // workers.goDo, so Close waits for all of them: one read loop per live
 // session and a direct-connection try for relayed ones; one outbox worker
 // per peer with pending messages; one receipt drainer while receipts wait;
-// one reservation keeper and one mailbox loop per relay; one mDNS
-// handshake per peer found and the LAN address watcher that turns mDNS on
-// and off; the peer-event publisher; the address watcher;
-// the greeting of contacts at start; and one upgrade per new direct
-// connection under a relayed chat.
+// one reservation keeper and one mailbox loop per relay (those of a relay
+// dropped end); one mDNS handshake per peer found and the LAN address watcher that
+// turns mDNS on and off; the peer-event
+// publisher; the address watcher; the identify watcher; the DHT's record
+// publisher and relay keeper; the greeting of contacts at start; and one
+// upgrade per new direct connection under a relayed chat. Outside them:
+// kad-dht's and the hole punching service's own goroutines (closed by
+// Close), the hole puncher's reader of identify results, and a hole punch
+// in progress, which cannot be cancelled (holepunch.go).
 //
 // # Locks
 //
@@ -46,11 +53,14 @@
 // another while holding its own lock, with these exceptions, which are the
 // whole lock order (a lock may be held while taking those to its right):
 //
-//	receiptQueue.mu, outbox.mu  →  workers.mu
+//	receiptQueue.mu, outbox.mu, transfers.mu  →  workers.mu
 //	outbox.mu, ratchetKeys.mu   →  the store (bbolt's own locks)
 //	broker.mu                   →  Subscription.mu
 //	lan.runMu                   →  lan.mu, broker.mu (held while mDNS starts or stops)
 //
-// workers.mu, peerBook.mu, sessions.mu, lan.mu, relays.mu, peerEvents.mu
-// and chatSession.mu are leaves: nothing is taken under them.
+// workers.mu, peerBook.mu, sessions.mu, lan.mu, relays.mu, peerEvents.mu,
+// dhtNode.mu, holePuncher.mu and chatSession.mu are leaves: nothing is
+// taken under them.
+// A transfer's disk lock (transfers.disk) is held while its partial file
+// is used, never while another part's lock is.
 package node

@@ -100,6 +100,7 @@ type Event struct {
 	PeerID  peer.ID        // error: the peer concerned, if any; typing: who
 	LAN     *LANStatus     // lan
 	Typing  bool           // typing: started (else stopped)
+	File    *FileInfo      // file_offer, file_progress, file_done, file_failed
 	Group   *GroupInfo     // group
 }
 

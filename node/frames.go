@@ -100,6 +100,9 @@ func (t *sessions) delivered(p peer.ID, res opened, cs *chatSession) {
 	if res.receipt != nil && res.changed {
 		t.emit(Event{Kind: EventStatus, Message: res.receipt})
 	}
+	if res.file != nil {
+		t.files.arrived(p, res.file)
+	}
 	t.out.kick(p) // a receipt opens the send window; a first envelope confirms a seed
 }
 

@@ -81,9 +81,9 @@ func (g *groups) load() {
 	}
 }
 
-// info describes the group l, with what the store counts.
-func (g *groups) info(l *group.Log) GroupInfo {
-	s := l.State()
+// info describes a group in state s, with what the store counts. The
+// caller takes s from the log under mu.
+func (g *groups) info(s group.State) GroupInfo {
 	gi := GroupInfo{ID: s.ID, Name: s.Name, GroupName: s.Name, Creator: s.Creator, Members: s.Members, Admins: s.Admins,
 		Version: s.Version, CA: s.CA, Member: s.IsMember(g.host.ID())}
 	if sg, found, err := g.store.Group(store.GroupID(s.ID)); err == nil && found {
@@ -187,10 +187,11 @@ func (g *groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		keep    bool
 		merged  bool
 		members []peer.ID
+		s       group.State
 	)
 	if l != nil {
 		changes = l.Changes()
-		s := l.State()
+		s = l.State()
 		members = s.Members
 		merged = len(l.Heads()) > 1
 		// A group we are not in, and never were told of, is not kept: a
@@ -211,7 +212,7 @@ func (g *groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		g.emitError(from, fmt.Errorf("store group %x: %w", id[:4], err))
 		return
 	}
-	g.emitGroup(g.info(l))
+	g.emitGroup(g.info(s))
 	if merged {
 		// Changes crossed in flight: their authors each sent theirs to
 		// the members they knew of, so a member added on one branch may
@@ -247,14 +248,14 @@ func groupPlaintext(m store.Message) ([]byte, error) {
 // Groups lists the groups this node holds.
 func (n *Node) Groups() []GroupInfo {
 	n.groups.mu.Lock()
-	logs := make([]*group.Log, 0, len(n.groups.logs))
+	states := make([]group.State, 0, len(n.groups.logs))
 	for _, l := range n.groups.logs {
-		logs = append(logs, l)
+		states = append(states, l.State())
 	}
 	n.groups.mu.Unlock()
-	out := make([]GroupInfo, 0, len(logs))
-	for _, l := range logs {
-		out = append(out, n.groups.info(l))
+	out := make([]GroupInfo, 0, len(states))
+	for _, s := range states {
+		out = append(out, n.groups.info(s))
 	}
 	slices.SortFunc(out, func(a, b GroupInfo) int {
 		if a.Name != b.Name {
@@ -270,13 +271,11 @@ func (n *Node) Groups() []GroupInfo {
 
 // Group describes one group.
 func (n *Node) Group(id group.ID) (GroupInfo, bool) {
-	n.groups.mu.Lock()
-	l, ok := n.groups.logs[id]
-	n.groups.mu.Unlock()
+	s, ok := n.groups.state(id)
 	if !ok {
 		return GroupInfo{}, false
 	}
-	return n.groups.info(l), true
+	return n.groups.info(s), true
 }
 
 // FindGroup finds a group by its ID (hex, or a prefix of at least 8
@@ -331,13 +330,14 @@ func (n *Node) GroupCreateCA(name string, members []peer.ID, ca []byte) (GroupIn
 	if err := n.store.PutGroupChanges(store.GroupID(id), l.Changes()); err != nil {
 		return GroupInfo{}, fmt.Errorf("store group %q: %w", name, err)
 	}
+	s := l.State()
 	n.groups.mu.Lock()
 	n.groups.logs[id] = l
 	n.groups.mu.Unlock()
 	if err := n.groups.distribute(id, l.Changes(), uniq); err != nil {
 		return GroupInfo{}, err
 	}
-	gi := n.groups.info(l)
+	gi := n.groups.info(s)
 	n.groups.emitGroup(gi)
 	return gi, nil
 }
@@ -435,7 +435,7 @@ func (g *groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
 	if err := g.distribute(id, changes, recipients); err != nil {
 		return GroupInfo{}, err
 	}
-	gi := g.info(l)
+	gi := g.info(after)
 	g.emitGroup(gi)
 	return gi, nil
 }

@@ -27,7 +27,8 @@ const (
 // newHost builds the libp2p host from the identity key: TCP and QUIC,
 // libp2p's Noise/TLS security and yamux underneath, identify and ping, the
 // connection manager, the resource manager with limits scaled to the
-// machine, the circuit relay client and hole punching.
+// machine and the circuit relay client. Hole punching is the node's own
+// (holepunch.go).
 func newHost(id *identity.Identity, listen []string, extra ...libp2p.Option) (host.Host, *connmgr.BasicConnMgr, error) {
 	key, err := id.Libp2pKey()
 	if err != nil {
@@ -50,7 +51,6 @@ func newHost(id *identity.Identity, listen []string, extra ...libp2p.Option) (ho
 		libp2p.ResourceManager(rm),
 		libp2p.Ping(true),
 		libp2p.EnableRelay(),
-		libp2p.EnableHolePunching(),
 	}
 	h, err := libp2p.New(append(opts, extra...)...)
 	if err != nil {

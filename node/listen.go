@@ -211,6 +211,10 @@ func (c *core) startHost(extra []libp2p.Option) error {
 	if c.host, c.cm, err = newHost(c.id, asked, extra...); err != nil {
 		return err
 	}
+	if c.hp, err = newHolePuncher(c.host); err != nil {
+		c.host.Close()
+		return err
+	}
 	c.rememberPorts(listen, asked, saved)
 	return nil
 }

@@ -64,21 +64,20 @@ var errRelayUnreachable = errors.New("relay not reachable")
 
 func (mb *mailboxes) client() mailbox.Client { return mailbox.Client{Host: mb.host} }
 
-// serve runs the mailbox loop of each configured relay.
-func (mb *mailboxes) serve() {
+// serveNotify answers our relays' notifications that mail arrived (the
+// mailbox loop of each relay is started with its keeper, relays.run).
+func (mb *mailboxes) serveNotify() {
 	mb.host.SetStreamHandler(mailbox.NotifyProtocol, func(s network.Stream) {
 		from := s.Conn().RemotePeer()
 		s.Close()
-		if st, ok := mb.relays.byID[from]; ok {
+		if st, ok := mb.relays.get(from); ok {
 			signal(st.mail)
 		}
 	})
-	for _, st := range mb.relays.list {
-		mb.work.goDo(func() { mb.loop(st) })
-	}
 }
 
-// loop registers and fetches at one relay.
+// loop registers and fetches at one relay until the node stops or the
+// relay is dropped.
 func (mb *mailboxes) loop(st *relayState) {
 	published := false
 	for {
@@ -88,6 +87,8 @@ func (mb *mailboxes) loop(st *relayState) {
 			published = false
 		case <-time.After(fetchEvery):
 		case <-mb.ctx.Done():
+			return
+		case <-st.gone:
 			return
 		}
 		if !published {
@@ -238,7 +239,7 @@ func (mb *mailboxes) receiveInto(it mailbox.Item, failed *openFailures) bool {
 		// The signed prekey's replay record is filling up: publish a new
 		// one now rather than at the next reservation, so new first
 		// contacts use it while the old one keeps its record.
-		for _, st := range mb.relays.list {
+		for _, st := range mb.relays.all() {
 			signal(st.fresh)
 		}
 	}
@@ -329,7 +330,7 @@ func (mb *mailboxes) sendReceipt(p peer.ID, id e2e.MessageID, cs *chatSession) {
 		}
 	}
 	relays := mb.relaysOf(p)
-	if len(relays) == 0 {
+	if len(relays.all) == 0 {
 		return // nowhere to deposit: sealing would only skip a message number
 	}
 	env, err := mb.rk.sealReceipt(p, id)
@@ -337,14 +338,21 @@ func (mb *mailboxes) sendReceipt(p peer.ID, id e2e.MessageID, cs *chatSession) {
 		mb.log.Info("seal receipt", "peer", p, "err", err)
 		return
 	}
-	if err := mb.depositAny(relays, p, env); err != nil {
+	if err := mb.deposit(relays, p, env); err != nil {
 		mb.log.Info("deposit receipt", "peer", p, "err", err)
 	}
 }
 
-// relaysOf are the relays where p may have a mailbox: those in its
-// circuit addresses first, then ours.
-func (mb *mailboxes) relaysOf(p peer.ID) []peer.ID {
+// peerRelays are the relays where a peer may have a mailbox: all of them,
+// its own first (those its circuit addresses name, from identify or its
+// signed peer record in the DHT), then ours; theirs counts its own.
+type peerRelays struct {
+	all    []peer.ID
+	theirs int
+}
+
+// relaysOf are the relays where p may have a mailbox.
+func (mb *mailboxes) relaysOf(p peer.ID) peerRelays {
 	var out []peer.ID
 	for _, a := range mb.host.Peerstore().Addrs(p) {
 		relayAddr, _ := ma.SplitFunc(a, func(c ma.Component) bool { return c.Protocol().Code == ma.P_CIRCUIT })
@@ -358,16 +366,50 @@ func (mb *mailboxes) relaysOf(p peer.ID) []peer.ID {
 		mb.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstoreTTL)
 		out = append(out, info.ID)
 	}
-	for _, st := range mb.relays.list {
+	theirs := len(out)
+	for _, st := range mb.relays.all() {
 		if !slices.Contains(out, st.info.ID) {
 			out = append(out, st.info.ID)
 		}
 	}
-	return out
+	return peerRelays{all: out, theirs: theirs}
 }
 
-// depositAny deposits an envelope for p at the first of relays (p's
-// relaysOf) that takes it. A full mailbox is reported at once.
+// deposit leaves an envelope for p at each of p's own relays, so that
+// losing one of them loses nothing (the receiver fetches from all and
+// keeps each message once). It succeeds if one of them took it. When p
+// names no relay, or none of its relays took it, the first of ours that
+// takes it has it.
+func (mb *mailboxes) deposit(relays peerRelays, p peer.ID, env []byte) error {
+	var errs []error
+	ok := 0
+	for _, r := range relays.all[:relays.theirs] {
+		_, err := mb.client().Deposit(mb.ctx, r, p, env)
+		if err == nil {
+			ok++
+			continue
+		}
+		errs = append(errs, mailboxErr(err))
+	}
+	if ok > 0 {
+		if len(errs) > 0 {
+			mb.log.Info("deposited at some of the peer's relays only", "peer", p, "ok", ok, "err", errors.Join(errs...))
+		}
+		return nil
+	}
+	for _, err := range errs {
+		if errors.Is(err, mailbox.ErrQuotaFull) || errors.Is(err, mailbox.ErrTooLarge) || errors.Is(err, mailbox.ErrRateLimited) {
+			return err
+		}
+	}
+	if relays.theirs == len(relays.all) && len(errs) > 0 {
+		return errs[len(errs)-1]
+	}
+	return mb.depositAny(relays.all[relays.theirs:], p, env)
+}
+
+// depositAny deposits an envelope for p at the first of relays that
+// takes it. A full mailbox is reported at once.
 func (mb *mailboxes) depositAny(relays []peer.ID, p peer.ID, env []byte) error {
 	var last error = errNoMailbox
 	for _, r := range relays {
@@ -424,12 +466,12 @@ func (mb *mailboxes) queue(p peer.ID, msgs []store.Message) error {
 		return nil
 	}
 	relays := mb.relaysOf(p)
-	if len(relays) == 0 {
+	if len(relays.all) == 0 {
 		return errNoMailbox
 	}
 	mb.rk.keepUnsent(p, pending)
 	if !mb.rk.hasSession(p) {
-		if err := mb.initiate(relays, p); err != nil {
+		if err := mb.initiate(relays.all, p); err != nil {
 			return err
 		}
 	}
@@ -438,7 +480,7 @@ func (mb *mailboxes) queue(p peer.ID, msgs []store.Message) error {
 		if err != nil {
 			return err
 		}
-		if err := mb.depositAny(relays, p, env); err != nil {
+		if err := mb.deposit(relays, p, env); err != nil {
 			return err // env is kept for the next attempt
 		}
 		mb.rk.deposited(p, m.ID)

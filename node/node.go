@@ -30,9 +30,11 @@ type Node struct {
 	receipts *receiptQueue
 	mail     *mailboxes
 	relays   *relays
+	dht      *dhtNode
 	lan      *lan
 	peerEv   *peerEvents
 	ind      *indications
+	files    *transfers
 	groups   *groups
 }
 
@@ -96,8 +98,10 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.out = &outbox{core: c, workers: map[peer.ID]*outboxWorker{}}
 	n.mail = &mailboxes{core: c}
 	n.lan = &lan{core: c, found: map[peer.ID]time.Time{}}
+	n.dht = &dhtNode{core: c, relays: rs}
 	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged, seen: n.out.seen}
 	n.ind = newIndications(c.cfg)
+	n.files = newTransfers(c)
 	n.groups = newGroups(c)
 	n.groups.out, n.groups.book = n.out, n.book
 	rk.groupOK = n.groups.mayPost
@@ -106,13 +110,16 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	rs.core, rs.mail = c, n.mail
 	n.peerEv.info, n.peerEv.isRelay = n.PeerInfo, rs.isRelay
 	s := n.sessions
-	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts, s.ind = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts, n.ind
+	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts, s.ind, s.dht = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts, n.ind, n.dht
 	s.groups = n.groups
 	o := n.out
 	o.sessions, o.rk, o.mail, o.book = s, rk, n.mail, n.book
 	mb := n.mail
 	mb.rk, mb.relays, mb.out, mb.sessions, mb.peerEv = rk, rs, o, s, n.peerEv
 	n.lan.sessions, n.lan.book, n.lan.peerEv = s, n.book, n.peerEv
+	s.files = n.files
+	f := n.files
+	f.rk, f.sessions, f.out, f.mail, f.book = rk, s, o, mb, n.book
 }
 
 // Start registers the chat protocol, restores known peers, starts LAN
@@ -124,11 +131,15 @@ func (n *Node) Start() error {
 		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
 		DisconnectedF: func(_ network.Network, c network.Conn) { n.onDisconnected(c.RemotePeer()) },
 	})
+	n.watchIdentify()
 	n.book.restore()
 	if n.cfg.MDNS {
 		n.lan.begin()
 	}
 	if err := n.relays.start(); err != nil {
+		return err
+	}
+	if err := n.dht.start(); err != nil {
 		return err
 	}
 	n.watchAddrs()
@@ -137,6 +148,7 @@ func (n *Node) Start() error {
 	if err != nil {
 		return err
 	}
+	n.files.start()
 	n.work.goDo(func() { n.greetContacts(pending) })
 	return nil
 }
@@ -153,6 +165,11 @@ func (n *Node) Close() error {
 		cs.s.CloseWith(e2e.CloseGoingAway, "shutting down")
 	}
 	n.host.RemoveStreamHandler(e2e.ProtocolChat)
+	n.files.stop()
+	n.dht.close()
+	if err := n.hp.close(); err != nil {
+		n.log.Debug("close hole punching", "err", err)
+	}
 	err := n.host.Close()
 	n.work.wait()
 	n.events.closeAll()
@@ -246,12 +263,46 @@ func (n *Node) watchAddrs() {
 }
 
 // onConnected wakes the outbox when a peer with pending messages appears,
-// and moves a relayed chat to a new direct connection.
+// and moves a relayed chat to a new direct connection. The peer event
+// waits for identify (watchIdentify): only then do we know whether the
+// peer is a relay, which is no chat peer.
 func (n *Node) onConnected(c network.Conn) {
 	p := c.RemotePeer()
 	n.out.kick(p)
-	n.peerEv.changed(p)
 	n.sessions.onConnected(c)
+}
+
+// watchIdentify publishes a peer event when identify has run on a new
+// connection (or failed), unless the peer is a relay: relays met in DHT
+// lookups and deposits are infrastructure, not chat peers.
+func (n *Node) watchIdentify() {
+	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerIdentificationFailed)})
+	if err != nil {
+		n.log.Warn("cannot follow identify", "err", err)
+		return
+	}
+	started := n.work.goDo(func() {
+		defer sub.Close()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				switch e := e.(type) {
+				case event.EvtPeerIdentificationCompleted:
+					n.peerEv.changed(e.Peer)
+				case event.EvtPeerIdentificationFailed:
+					n.peerEv.changed(e.Peer)
+				}
+			}
+		}
+	})
+	if !started {
+		sub.Close()
+	}
 }
 
 func (n *Node) onDisconnected(p peer.ID) {

@@ -259,7 +259,7 @@ func (o *outbox) batch(cs *chatSession, msgs []store.Message) ([]store.Message, 
 		if inflight > 0 && inflight+len(m.Body) > sendWindow {
 			break // receipts will wake the worker
 		}
-		pt, err := textPlaintext(m)
+		pt, err := o.rk.plaintext(m)
 		if err != nil {
 			o.fail(m, err)
 			continue

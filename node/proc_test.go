@@ -159,10 +159,10 @@ type daemon struct {
 }
 
 // startDaemon runs `chat daemon --json` on home, listening on 127.0.0.1
-// (port 0 for any), and waits until it listens.
-func startDaemon(t testing.TB, name, home string, port int) *daemon {
+// (port 0 for any), with more flags if given, and waits until it listens.
+func startDaemon(t testing.TB, name, home string, port int, flags ...string) *daemon {
 	t.Helper()
-	return startDaemonArgs(t, name, home, port, "--no-mdns")
+	return startDaemonArgs(t, name, home, port, append([]string{"--no-mdns"}, flags...)...)
 }
 
 // startDaemonArgs is startDaemon with other flags.

@@ -255,7 +255,7 @@ func (rk *ratchetKeys) seal(p peer.ID, plaintext []byte) ([]byte, error) {
 
 // sealText seals a stored outgoing message.
 func (rk *ratchetKeys) sealText(m store.Message) ([]byte, error) {
-	pt, err := textPlaintext(m)
+	pt, err := rk.plaintext(m)
 	if err != nil {
 		return nil, err
 	}
@@ -310,6 +310,7 @@ type opened struct {
 	receipt *store.Message // the outgoing message a receipt acknowledged
 	changed bool           // the receipt changed its status
 	info    ratchet.Info
+	file    *fileArrival // a file offer, control or chunk (fileframes.go)
 	grp     *groupOpened // a group message or group changes (groups_recv.go)
 }
 
@@ -402,7 +403,7 @@ func innerOf(pt []byte) (*e2e.Frame, error) {
 	if err != nil || r.Len() != 0 {
 		return nil, fmt.Errorf("%w: sealed plaintext is not one frame", e2e.ErrMalformed)
 	}
-	if f.Type != e2e.FrameText && f.Type != e2e.FrameMessage && f.Type != e2e.FrameReceipt && f.Type != e2e.FrameGroupChange {
+	if f.Type != e2e.FrameText && f.Type != e2e.FrameMessage && f.Type != e2e.FrameReceipt && !isFileFrame(f.Type) && f.Type != e2e.FrameGroupChange {
 		return nil, fmt.Errorf("%w: sealed frame of type %s", e2e.ErrUnknownFrame, f.Type)
 	}
 	return &f, nil
@@ -417,6 +418,8 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 	switch {
 	case f == nil:
 		return rk.store.SaveRatchet(w)
+	case isFileFrame(f.Type):
+		return rk.commitFile(p, w, f, res)
 	case f.Type == e2e.FrameText:
 		t, err := e2e.ParseText(f.Payload)
 		if err != nil {

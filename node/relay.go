@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -27,14 +29,22 @@ import (
 // add <relay addr>/p2p/<relay>/p2p-circuit to the node's addresses. Peers
 // are also dialed through every configured relay when their direct
 // addresses fail, so two peers that share a relay need only peer IDs.
+//
+// With the DHT on (dht.go), relays also come from the DHT: while fewer
+// than Config.RelayCount relays hold a reservation, the node adds relays
+// that provide under the relay key, and drops a discovered relay that has
+// been without a reservation for relayGrace, so another replaces it.
+// Configured relays are never dropped.
 
-// RelayInfo is the state of one configured relay.
+// RelayInfo is the state of one relay, configured or found in the DHT.
 type RelayInfo struct {
 	Addr     string    // the relay's multiaddr, as configured
 	ID       peer.ID   // the relay's peer ID
 	Reserved bool      // a reservation is active
 	Expires  time.Time // when the reservation ends unless refreshed
 	Err      string    // the last failure, if any
+	// Discovered: found in the DHT rather than configured.
+	Discovered bool
 	// Mailbox: our mailbox is registered there (bundle published), with
 	// this many one-time prekeys of each kind left.
 	Mailbox               bool
@@ -49,40 +59,60 @@ const (
 	refreshMargin = 10 * time.Minute
 	// reserveTimeout bounds one reservation attempt.
 	reserveTimeout = 20 * time.Second
+	// relayGrace: a discovered relay without a reservation for this long
+	// is dropped (and another found in its place).
+	relayGrace = 30 * time.Second
+	// relayRetryAfter: a dropped relay is not taken again for this long.
+	relayRetryAfter = 10 * time.Minute
 )
 
-// relays owns the configured relays and the reservation and mailbox
-// state of each. list, byID and drops are written only by parseRelays, so
-// they are read without a lock; mu guards the fields of each relayState
-// below it. One keeper goroutine per relay reserves (keepReservation),
-// the mailbox loops record what they learn, and libp2p's address factory
-// reads the reservations: it runs inside libp2p, so no lock but mu (a
-// leaf) is ever taken on that path.
+// relays owns the relays, configured and discovered, and the
+// reservation and mailbox state of each. mu guards list, byID, dropped,
+// started and the fields of each relayState below it. One keeper
+// goroutine per relay reserves (keep), the mailbox loops record what they
+// learn, and libp2p's address factory reads the reservations: it runs
+// inside libp2p, so no lock but mu (a leaf) is ever taken on that path.
 type relays struct {
 	*core // set by New once the host exists
 	mail  *mailboxes
 
-	list    []*relayState
-	byID    map[peer.ID]*relayState
-	drops   map[peer.ID]chan struct{}
 	emitter event.Emitter // set by start: announces changed relay addresses to libp2p
+	// lost wakes the DHT's relay keeper when a reservation is lost.
+	lost chan struct{}
+	// grace: a discovered relay without a reservation for this long is
+	// dropped (relayGrace; tests shorten it before Start).
+	grace time.Duration
 
-	mu sync.Mutex
+	mu      sync.Mutex
+	list    []*relayState // configured first, then discovered
+	byID    map[peer.ID]*relayState
+	dropped map[peer.ID]time.Time // discovered relays dropped, by when
+	started bool
 }
 
-// relayState is one relay. addr, info, mail and fresh never change; the
-// rest is guarded by relays.mu.
+// relayState is one relay. addr, info, discovered, mail, fresh, drop and
+// gone never change; the rest is guarded by relays.mu.
 type relayState struct {
-	addr     string
-	info     peer.AddrInfo
-	reserved bool
-	expires  time.Time
-	err      string
-	mailbox  bool
-	prekeys  [2]int
+	addr       string
+	info       peer.AddrInfo
+	discovered bool
+	reserved   bool
+	expires    time.Time
+	err        string
+	since      time.Time // when it was added, or last lost its reservation
+	mailbox    bool
+	prekeys    [2]int
 	// mail wakes the mailbox loop (the relay said mail arrived);
-	// fresh wakes it when a reservation is made.
-	mail, fresh chan struct{}
+	// fresh wakes it when a reservation is made; drop wakes the keeper
+	// when the connection to the relay is lost; gone is closed when a
+	// discovered relay is dropped, which ends its loops.
+	mail, fresh, drop chan struct{}
+	gone              chan struct{}
+}
+
+func newRelayState(addr string, info peer.AddrInfo, discovered bool, now time.Time) *relayState {
+	return &relayState{addr: addr, info: info, discovered: discovered, since: now,
+		mail: make(chan struct{}, 1), fresh: make(chan struct{}, 1), drop: make(chan struct{}, 1), gone: make(chan struct{})}
 }
 
 // ParseRelayAddr checks a relay multiaddr: a transport address followed
@@ -101,7 +131,7 @@ func ParseRelayAddr(s string) (*peer.AddrInfo, error) {
 
 // parseRelays reads the configured relay multiaddrs.
 func parseRelays(addrs []string) (*relays, error) {
-	rs := &relays{byID: map[peer.ID]*relayState{}, drops: map[peer.ID]chan struct{}{}}
+	rs := &relays{byID: map[peer.ID]*relayState{}, dropped: map[peer.ID]time.Time{}, lost: make(chan struct{}, 1), grace: relayGrace}
 	for _, s := range addrs {
 		info, err := ParseRelayAddr(s)
 		if err != nil {
@@ -110,19 +140,49 @@ func parseRelays(addrs []string) (*relays, error) {
 		if _, dup := rs.byID[info.ID]; dup {
 			continue
 		}
-		st := &relayState{addr: s, info: *info, mail: make(chan struct{}, 1), fresh: make(chan struct{}, 1)}
+		st := newRelayState(s, *info, false, time.Time{}) // since: set by start
 		rs.list = append(rs.list, st)
 		rs.byID[info.ID] = st
-		rs.drops[info.ID] = make(chan struct{}, 1)
 	}
 	return rs, nil
 }
 
-// isRelay reports whether p is a configured relay. byID is written only
-// by parseRelays, so it needs no lock.
+// all are the relays now, configured first.
+func (rs *relays) all() []*relayState {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return slices.Clone(rs.list)
+}
+
+// configured reports whether any relay is configured.
+func (rs *relays) configured() bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return len(rs.list) > 0
+}
+
+// get is the relay with peer ID p, if it is one of ours.
+func (rs *relays) get(p peer.ID) (*relayState, bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	st, ok := rs.byID[p]
+	return st, ok
+}
+
+// isRelay reports whether p is a relay: one of ours, or a peer that
+// identify says runs the circuit relay service (other relays, met in DHT
+// lookups or deposits). Connections to them are infrastructure, not chat
+// peers. Serving the DHT does not make a relay: a publicly reachable node
+// serves it too.
 func (rs *relays) isRelay(p peer.ID) bool {
-	_, ok := rs.byID[p]
-	return ok
+	if _, ok := rs.get(p); ok {
+		return true
+	}
+	if rs.core == nil || rs.host == nil {
+		return false
+	}
+	protos, err := rs.host.Peerstore().SupportsProtocols(p, proto.ProtoIDv2Hop)
+	return err == nil && len(protos) > 0
 }
 
 // circuitAddrs are our addresses through relays with active reservations.
@@ -171,14 +231,15 @@ func (rs *relays) info() []RelayInfo {
 	out := make([]RelayInfo, 0, len(rs.list))
 	for _, st := range rs.list {
 		out = append(out, RelayInfo{Addr: st.addr, ID: st.info.ID, Reserved: st.reserved, Expires: st.expires, Err: st.err,
-			Mailbox: st.mailbox, PrekeysEC: st.prekeys[0], PrekeysKEM: st.prekeys[1]})
+			Discovered: st.discovered, Mailbox: st.mailbox, PrekeysEC: st.prekeys[0], PrekeysKEM: st.prekeys[1]})
 	}
 	return out
 }
 
 // start starts one reservation keeper per relay, and the mailbox loops.
+// Relays discovered later get theirs when they are added.
 func (rs *relays) start() error {
-	if len(rs.list) == 0 {
+	if !rs.configured() {
 		return nil
 	}
 	var err error
@@ -188,28 +249,86 @@ func (rs *relays) start() error {
 	rs.host.Network().Notify(&network.NotifyBundle{
 		DisconnectedF: func(nw network.Network, c network.Conn) {
 			p := c.RemotePeer()
-			if ch, ok := rs.drops[p]; ok && nw.Connectedness(p) != network.Connected {
-				signal(ch)
+			if st, ok := rs.get(p); ok && nw.Connectedness(p) != network.Connected {
+				signal(st.drop)
 			}
 		},
 	})
-	for _, st := range rs.list {
-		rs.work.goDo(func() { rs.keep(st) })
+	rs.mail.serveNotify()
+	rs.mu.Lock()
+	rs.started = true
+	list := slices.Clone(rs.list)
+	for _, st := range list {
+		st.since = rs.cfg.Now() // its grace starts now
 	}
-	rs.mail.serve()
+	rs.mu.Unlock()
+	for _, st := range list {
+		rs.run(st)
+	}
 	return nil
 }
 
-// keep keeps a reservation on one relay until the node stops.
+// run starts a relay's reservation keeper and mailbox loop.
+func (rs *relays) run(st *relayState) {
+	rs.work.goDo(func() { rs.keep(st) })
+	rs.work.goDo(func() { rs.mail.loop(st) })
+}
+
+// add adds a relay found in the DHT and starts using it, unless it is
+// ours already or was dropped within relayRetryAfter.
+func (rs *relays) add(info peer.AddrInfo) bool {
+	full := throughRelay(info)
+	if len(full) == 0 {
+		return false
+	}
+	addr := strings.TrimSuffix(full[0].String(), "/p2p-circuit")
+	rs.mu.Lock()
+	_, known := rs.byID[info.ID]
+	at, dropped := rs.dropped[info.ID]
+	if known || dropped && rs.cfg.Now().Sub(at) < relayRetryAfter || !rs.started {
+		rs.mu.Unlock()
+		return false
+	}
+	st := newRelayState(addr, info, true, rs.cfg.Now())
+	rs.list = append(rs.list, st)
+	rs.byID[info.ID] = st
+	rs.mu.Unlock()
+	rs.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstoreTTL)
+	rs.log.Info("relay found in the DHT", "relay", info.ID)
+	rs.run(st)
+	rs.emit(Event{Kind: EventListening, Addrs: FullAddrs(rs.host)}) // the relay list changed
+	return true
+}
+
+// remove drops a discovered relay: its loops end, its reservation (if
+// any) is forgotten, and it is not taken again for relayRetryAfter.
+func (rs *relays) remove(st *relayState) {
+	rs.mu.Lock()
+	i := slices.Index(rs.list, st)
+	if i < 0 || !st.discovered {
+		rs.mu.Unlock()
+		return
+	}
+	rs.list = slices.Delete(rs.list, i, i+1)
+	delete(rs.byID, st.info.ID)
+	rs.dropped[st.info.ID] = rs.cfg.Now()
+	close(st.gone)
+	rs.mu.Unlock()
+	rs.cm.Unprotect(st.info.ID, relayTag)
+	rs.log.Info("relay dropped: no reservation for a while", "relay", st.info.ID)
+	rs.addrsChanged()
+}
+
+// keep keeps a reservation on one relay until the node stops or the
+// relay is dropped.
 func (rs *relays) keep(st *relayState) {
-	drop := rs.drops[st.info.ID]
 	backoff := time.Second
-	for rs.ctx.Err() == nil {
+	for rs.ctx.Err() == nil && !isClosed(st.gone) {
 		rsvp, err := rs.reserve(st)
 		if err != nil {
 			rs.set(st, false, time.Time{}, err.Error())
 			rs.log.Info("relay reservation failed; will retry", "relay", st.info.ID, "in", backoff, "err", err)
-			rs.sleep(jitter(backoff), drop)
+			rs.sleep(jitter(backoff), st.drop, st.gone)
 			backoff = min(2*backoff, time.Minute)
 			continue
 		}
@@ -218,10 +337,20 @@ func (rs *relays) keep(st *relayState) {
 		signal(st.fresh)
 		rs.log.Info("relay reservation", "relay", st.info.ID, "expires", rsvp.Expiration,
 			"limit_duration", rsvp.LimitDuration, "limit_data", rsvp.LimitData)
-		if !rs.sleep(refreshIn(rsvp.Expiration, rs.cfg.Now()), drop) && rs.ctx.Err() == nil {
+		if !rs.sleep(refreshIn(rsvp.Expiration, rs.cfg.Now()), st.drop, st.gone) && rs.ctx.Err() == nil {
 			rs.set(st, false, time.Time{}, "connection to the relay lost")
 			rs.log.Info("relay connection lost; reserving again", "relay", st.info.ID)
 		}
+	}
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -251,9 +380,15 @@ func (rs *relays) set(st *relayState, reserved bool, exp time.Time, errText stri
 	rs.mu.Lock()
 	changed := st.reserved != reserved
 	st.reserved, st.expires, st.err = reserved, exp, errText
+	if changed && !reserved {
+		st.since = rs.cfg.Now()
+	}
 	rs.mu.Unlock()
 	if changed {
 		rs.addrsChanged()
+	}
+	if changed && !reserved {
+		signal(rs.lost)
 	}
 }
 
@@ -280,7 +415,7 @@ func (rs *relays) addrsChanged() {
 // via are addresses of p through each configured relay.
 func (rs *relays) via(p peer.ID) []ma.Multiaddr {
 	var out []ma.Multiaddr
-	for _, st := range rs.list {
+	for _, st := range rs.all() {
 		if st.info.ID == p {
 			continue
 		}

@@ -26,6 +26,8 @@ type sessions struct {
 	peerEv   *peerEvents
 	receipts *receiptQueue
 	ind      *indications
+	files    *transfers
+	dht      *dhtNode
 	groups   *groups
 
 	mu     sync.Mutex

@@ -15,27 +15,34 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/certchat/certchat/certdht"
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/mailbox"
 	"github.com/libp2p/go-libp2p"
+	kaddht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // scalePeer is one client host with a reservation.
 type scalePeer struct {
-	id *identity.Identity
-	h  host.Host
-	ep *e2e.Endpoint
+	id  *identity.Identity
+	h   host.Host
+	ep  *e2e.Endpoint
+	dht *kaddht.IpfsDHT // with CERTCHAT_SCALE_DHT
 }
 
 // scaleSwarm is every client host and chat.
 type scaleSwarm struct {
 	trust *identity.TrustStore
 	n     atomic.Int64
+	dht   bool // each host also joins the DHT and registers a mailbox (joinDHT)
 
 	mu    sync.Mutex
 	all   []*scalePeer
@@ -60,6 +67,9 @@ func (sw *scaleSwarm) close() {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			if p.dht != nil {
+				p.dht.Close()
+			}
 			p.h.Close()
 		}()
 	}
@@ -149,7 +159,83 @@ func (sw *scaleSwarm) reserve(relay peer.AddrInfo) (*scalePeer, time.Duration, e
 		p.h.Close()
 		return nil, 0, err
 	}
-	return p, time.Since(began), nil
+	d := time.Since(began)
+	if sw.dht {
+		if err := p.joinDHT(ctx, relay); err != nil {
+			p.h.Close()
+			return nil, 0, err
+		}
+	}
+	return p, d, nil
+}
+
+// joinDHT makes the host what a node is to its relay besides a
+// reservation (CERTCHAT_SCALE_DHT): a DHT client that publishes its signed
+// peer record with its circuit address, and a mailbox registered with a
+// prekey bundle and 40 one-time prekeys of each kind.
+func (p *scalePeer) joinDHT(ctx context.Context, relay peer.AddrInfo) error {
+	d, err := certdht.New(p.h, certdht.Client, func() []peer.AddrInfo { return []peer.AddrInfo{relay} }, certdht.Validator{})
+	if err != nil {
+		return err
+	}
+	p.dht = d
+	key, err := p.id.Libp2pKey()
+	if err != nil {
+		return err
+	}
+	circuit, err := ma.NewMultiaddr(fmt.Sprintf("%s/p2p/%s/p2p-circuit", relay.Addrs[0], relay.ID))
+	if err != nil {
+		return err
+	}
+	val, err := certdht.SealPeerRecord(key, []ma.Multiaddr{circuit})
+	if err != nil {
+		return err
+	}
+	for d.RoutingTable().Size() == 0 { // identify with the relay
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("dht: the relay never entered the routing table: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := d.PutValue(ctx, certdht.RecordKey(p.h.ID(), certdht.EpochOf(time.Now())), val); err != nil {
+		return fmt.Errorf("dht: publish: %w", err)
+	}
+	keys, err := ratchet.NewLocalKeys(p.id.Signer(), []byte(p.h.ID()), time.Now())
+	if err != nil {
+		return err
+	}
+	if keys, err = keys.GenerateOneTimePrekeys(40, time.Now()); err != nil {
+		return err
+	}
+	base, err := keys.Bundle().MarshalBinary()
+	if err != nil {
+		return err
+	}
+	req := mailbox.Publish{Bundle: base}
+	ec, kem := keys.OneTimePrekeys()
+	for i := range ec {
+		b := *keys.Bundle()
+		b.OneTimePrekey = &ec[i]
+		enc, err := b.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		req.OneTimeEC = append(req.OneTimeEC, enc)
+	}
+	for i := range kem {
+		b := *keys.Bundle()
+		b.OneTimeKEM = &kem[i]
+		enc, err := b.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		req.OneTimeKEM = append(req.OneTimeKEM, enc)
+	}
+	if _, err := (mailbox.Client{Host: p.h}).Publish(ctx, relay.ID, req); err != nil {
+		return fmt.Errorf("mailbox: publish: %w", err)
+	}
+	return nil
 }
 
 // reason names a failure for counting.

@@ -51,6 +51,8 @@ import (
 //	CERTCHAT_SCALE_RELAY_CPUS=        run the relay under `taskset -c CPUS`
 //	CERTCHAT_SCALE_RELAY_ARGS=        extra `chat relay` flags, space-separated
 //	CERTCHAT_SCALE_RELAY_ENV=         extra environment of the relay, e.g. GOMAXPROCS=1
+//	CERTCHAT_SCALE_DHT=               1: each client also joins the DHT (publishing its record)
+//	                                  and registers a mailbox at the relay
 func TestRelayScale(t *testing.T) {
 	if os.Getenv("CERTCHAT_SCALE") == "" {
 		t.Skip("relay scale measurement: run with CERTCHAT_SCALE=1 go test -count=1 -run TestRelayScale -v -timeout 30m ./relay/ (docs/BENCHMARKS.md, Relay)")
@@ -77,7 +79,7 @@ func TestRelayScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw := &scaleSwarm{trust: trust, chats: map[peer.ID]*scaleChat{}}
+	sw := &scaleSwarm{trust: trust, chats: map[peer.ID]*scaleChat{}, dht: os.Getenv("CERTCHAT_SCALE_DHT") != ""}
 	t.Cleanup(sw.close)
 
 	// Reservations.

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -8,9 +9,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"sync"
 
+	"github.com/certchat/certchat/certdht"
 	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p"
+	kaddht "github.com/libp2p/go-libp2p-kad-dht"
 	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -45,6 +49,10 @@ type Config struct {
 	// NoMailbox turns it off.
 	Mailbox   MailboxLimits
 	NoMailbox bool
+	// Bootstrap are other relays (full multiaddrs) to join in the certchat
+	// DHT; NoDHT keeps the relay out of it (dht.go).
+	Bootstrap []string
+	NoDHT     bool
 	Logger    *slog.Logger
 }
 
@@ -54,6 +62,13 @@ type Server struct {
 	relay   *circuit.Relay
 	mailbox *mailboxServer
 	log     *slog.Logger
+
+	dht     *kaddht.IpfsDHT // nil with NoDHT
+	stop    context.CancelFunc
+	dhtDone chan struct{} // closed when the provide loop has ended
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // NewServer starts a relay.
@@ -72,6 +87,10 @@ func newServer(cfg Config, wrap func(host.Host) host.Host) (*Server, error) {
 		return nil, err
 	}
 	limits := cfg.Limits.withDefaults()
+	boot, err := parseBootstrap(cfg.Bootstrap)
+	if err != nil {
+		return nil, err
+	}
 	key, err := loadOrCreateKey(cfg.Home)
 	if err != nil {
 		return nil, err
@@ -106,8 +125,17 @@ func newServer(cfg Config, wrap func(host.Host) host.Host) (*Server, error) {
 			return nil, err
 		}
 	}
+	var ctx context.Context
+	ctx, srv.stop = context.WithCancel(context.Background())
+	if !cfg.NoDHT {
+		if err := srv.startDHT(ctx, h, boot); err != nil {
+			srv.Close()
+			return nil, err
+		}
+	}
 	cfg.Logger.Info("relay started", "peer", h.ID(), "reservations", limits.MaxReservations,
-		"circuit_duration", limits.CircuitDuration, "circuit_data", limits.CircuitData, "mailbox", !cfg.NoMailbox)
+		"circuit_duration", limits.CircuitDuration, "circuit_data", limits.CircuitData, "mailbox", !cfg.NoMailbox,
+		"dht", !cfg.NoDHT, "bootstrap", len(boot))
 	return srv, nil
 }
 
@@ -135,6 +163,9 @@ func newRelayHost(key p2pcrypto.PrivKey, listen []string, l Limits) (host.Host, 
 		ServiceDefault: rcmgr.ResourceLimits{Streams: streams, StreamsInbound: streams, StreamsOutbound: streams},
 	}
 	circuitStreamLimits(&partial, streams)
+	// DHT clients keep a stream to the relay (kad-dht reuses one per
+	// peer): as many as the reservations, not go-libp2p's desktop default.
+	partial.Protocol[certdht.ProtocolID] = rcmgr.ResourceLimits{Streams: streams, StreamsInbound: streams, StreamsOutbound: streams}
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaling.AutoScale())), l.perIPOptions()...)
 	if err != nil {
 		return nil, err
@@ -212,7 +243,19 @@ func fullAddrs(h host.Host) []string {
 }
 
 // Close stops the relay: circuits are reset and connections closed.
+// Closing again does nothing and returns the same error.
 func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Server) close() error {
+	s.stop()
+	var derr error
+	if s.dht != nil {
+		derr = s.dht.Close()
+		<-s.dhtDone
+	}
 	var merr error
 	if s.mailbox != nil {
 		merr = s.mailbox.close()
@@ -220,5 +263,5 @@ func (s *Server) Close() error {
 	rerr := s.relay.Close()
 	herr := s.host.Close()
 	s.log.Info("relay stopped")
-	return errors.Join(merr, rerr, herr)
+	return errors.Join(derr, merr, rerr, herr)
 }

@@ -21,6 +21,10 @@
 //	pending    target message ID (16) || action message ID (16) → peer ID
 //	           || sequence: an incoming edit, deletion or reaction whose
 //	           target has not arrived yet (actions.go)
+//	transfers  "t/" + transfer ID → a file transfer, its offer and key
+//	           included; "c/" + message ID → the file control an outgoing
+//	           message carries (both sealed JSON; the bucket is made when
+//	           first written, so the version stays 3: transfers.go)
 //	groups, gmsgs/<id>, gids, goutbox
 //	           group chats (groups.go): made on first use, so the
 //	           version is unchanged; an older program ignores them

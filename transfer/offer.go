@@ -86,6 +86,20 @@ func NewOffer(path string) (*Offer, error) {
 	return o, nil
 }
 
+// Fresh is another offer of the same file (name, size, SHA-256) with a
+// new ID and key: to offer one file to several recipients without
+// reading it again, each transfer apart.
+func (o *Offer) Fresh() (*Offer, error) {
+	n := *o
+	if _, err := rand.Read(n.ID[:]); err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(n.Key[:]); err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
 // Chunks is how many chunks the file has; an empty file has none.
 func (o *Offer) Chunks() int { return int((o.Size + ChunkSize - 1) / ChunkSize) }
 

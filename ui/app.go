@@ -14,6 +14,7 @@ import (
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/transfer"
 )
 
 // Options adjust the window.
@@ -117,6 +118,8 @@ type UI struct {
 	muted   map[string]bool // chats that never call for attention
 	asking  *tview.Modal    // the quit question, while open
 
+	files map[transfer.ID]*fileView // transfers.go
+
 	ctx      context.Context // canceled on quit: ends pending node calls
 	cancel   context.CancelFunc
 	mu       sync.Mutex
@@ -155,6 +158,7 @@ func (u *UI) build() {
 	u.note = newRowsView(tcell.StyleDefault, u.noticeRows)
 	u.status = newRowsView(u.th.status, u.statusRows)
 	u.conv = newConvView(u.th, u.opts.Location, u.opts.Now)
+	u.initFiles()
 	u.conv.needOlder = func() { u.loadPage(u.open, u.conv.oldestSeq()) }
 	u.conv.welcome = u.welcomeRows
 	u.in = newInput(u.th, u.submit)
@@ -295,6 +299,9 @@ func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 	u.typed(ev)
 	switch ev.Key() {
 	case tcell.KeyTab, tcell.KeyCtrlN:
+		if ev.Key() == tcell.KeyTab && u.completeSend() {
+			return nil
+		}
 		if ev.Key() == tcell.KeyTab && u.tabComplete() {
 			break
 		}

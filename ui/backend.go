@@ -8,6 +8,7 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
+	"github.com/certchat/certchat/transfer"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -80,6 +81,14 @@ type Backend interface {
 	Certificate(p peer.ID) (*x509.Certificate, bool)
 	// Relays reports the configured relays and their reservations.
 	Relays() []node.RelayInfo
+	// SendFile offers a file to a peer; it reads the whole file once.
+	SendFile(p peer.ID, path string) (node.FileInfo, error)
+	// AcceptFile receives an offered file.
+	AcceptFile(id transfer.ID) error
+	// CancelFile declines an offer or cancels a transfer.
+	CancelFile(id transfer.ID) error
+	// Files lists the transfers.
+	Files() ([]node.FileInfo, error)
 }
 
 var _ Backend = (*node.Node)(nil)

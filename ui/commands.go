@@ -34,6 +34,11 @@ func commandList() []command {
 		{"whois", "[CONTACT]", "certificate and live session of the open chat", (*UI).cmdWhois},
 		{"relay", "", "relays and reservations", (*UI).cmdRelay},
 		{"search", "TEXT", "find messages in every chat", (*UI).cmdSearch},
+		{"send", "PATH", "send a file to the open chat (Tab: complete)", (*UI).cmdSend},
+		{"accept", "", "receive the file offered in the open chat", (*UI).cmdAccept},
+		{"decline", "", "refuse the file offered in the open chat", (*UI).cmdDecline},
+		{"cancel", "", "stop the open chat's file (or /cancel ID)", (*UI).cmdCancel},
+		{"files", "", "files sent and received", (*UI).cmdFiles},
 		{"reply", "[TEXT]", "reply to the selected message, or their last", (*UI).cmdReply},
 		{"edit", "[TEXT]", "edit the selected or your last message (24 h)", (*UI).cmdEdit},
 		{"delete", "", "delete the selected or your last message (24 h)", (*UI).cmdDelete},
@@ -184,6 +189,9 @@ func (u *UI) relayReport(rs []node.RelayInfo) string {
 			b.WriteString("\n")
 		}
 		fmt.Fprintf(&b, "%s\n", tview.Escape(oneLine(r.Addr)))
+		if r.Discovered {
+			b.WriteString("  found in the DHT\n")
+		}
 		switch {
 		case r.Reserved:
 			fmt.Fprintf(&b, "  [green]reserved[-] until %s\n", r.Expires.In(u.opts.Location).Format("15:04"))

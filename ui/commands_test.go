@@ -71,7 +71,7 @@ func TestCommandsAndErrors(t *testing.T) {
 	t.Parallel()
 	alice := newPeer(t, "alice", 0)
 	n := alice.start()
-	w := openWindow(t, n, 100, 40, Options{})
+	w := openWindow(t, n, 100, 70, Options{}) // tall: /help lists every command and key
 	w.enter("/relay")
 	w.waitText("No relay configured.")
 	w.key(tcell.KeyEscape, 0, tcell.ModNone)

@@ -61,6 +61,8 @@ type convView struct {
 	// none. jump is a message to select once its page is loaded.
 	sel  e2e.MessageID
 	jump e2e.MessageID
+	// fileRows are the rows under a file offer (transfers.go).
+	fileRows func(m store.Message, w, indent int) []line
 }
 
 func newConvView(th *theme, loc *time.Location, now func() time.Time) *convView {
@@ -433,6 +435,9 @@ func (c *convView) render(e *entry, w int) []line {
 	rows = c.appendStatus(rows, e, w, indent)
 	if len(m.Reactions) > 0 {
 		rows = append(rows, wrapLine(append(line{{strings.Repeat(" ", indent), c.th.text}}, c.reactionSpans(m)...), w)...)
+	}
+	if c.fileRows != nil {
+		rows = append(rows, c.fileRows(m, w, indent)...)
 	}
 	e.rows, e.rowsW = rows, w
 	return rows

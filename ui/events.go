@@ -29,6 +29,7 @@ func (u *UI) pump(sub *node.Subscription) {
 	if !u.post(func() { u.applySnapshot(snap) }) {
 		return
 	}
+	u.loadFiles()
 	for {
 		batch, ok := u.nextBatch(sub)
 		if !ok {
@@ -143,6 +144,8 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 			u.showErrorAbout(e.PeerID, u.errorSentence(e))
 		case node.EventLAN:
 			u.onLAN(*e.LAN)
+		case node.EventFileOffer, node.EventFileProgress, node.EventFileDone, node.EventFileFailed:
+			u.onFile(e.Kind, *e.File)
 		}
 	}
 	u.roster.sort()

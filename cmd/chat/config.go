@@ -37,6 +37,12 @@ type config struct {
 	// means on. The window's /seen and /typing set them.
 	ReadMarkers *bool `json:"read_markers,omitempty"`
 	Typing      *bool `json:"typing,omitempty"`
+	// Downloads is the folder received files go to, as `--downloads`.
+	Downloads string `json:"downloads,omitempty"`
+	// AutoAccept is the largest file taken without asking from a
+	// verified or CA-verified contact ("16MiB", "0" to always ask), as
+	// `--auto-accept`.
+	AutoAccept string `json:"auto_accept,omitempty"`
 }
 
 // on reads an optional setting that is on when absent.

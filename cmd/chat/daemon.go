@@ -150,7 +150,7 @@ func missingField(c request) string {
 	if f := missingGroupField(c); f != "" {
 		return f
 	}
-	return ""
+	return missingFileField(c)
 }
 
 // name is a peer's display name for message events.
@@ -218,6 +218,8 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 			return
 		}
 		w.write(evInvite{Event: "invite", Ref: c.Ref, Text: text, PeerID: h.n.ID().String()})
+	case "send_file", "file_accept", "file_cancel", "files":
+		h.fileCommand(c, w, fail)
 	case "group_create", "group_add", "group_remove", "group_leave", "groups":
 		h.groupCmd(c, w, fail)
 	case "quit":

@@ -18,13 +18,14 @@ import (
 
 // daemonCommands are the commands handler.handle answers, in the order
 // docs/DAEMON.md lists them.
-var daemonCommands = []string{"send", "edit", "delete", "react", "mark_seen", "typing", "connect", "add", "trust", "block", "peers", "history", "id", "invite", "group_create", "group_add", "group_remove", "group_leave", "groups", "quit"}
+var daemonCommands = []string{"send", "edit", "delete", "react", "mark_seen", "typing", "connect", "add", "trust", "block", "peers", "history", "id", "invite", "send_file", "file_accept", "file_cancel", "files", "group_create", "group_add", "group_remove", "group_leave", "groups", "quit"}
 
 // daemonEvents are the values of "event" on the lines the daemon writes:
 // answers and node events. sent, queued, delivered and failed are the
 // outgoing statuses of node messages (sending is answered by accepted).
 var daemonEvents = []string{"listening", "lan", "peer", "message", "accepted", "sent", "queued", "delivered", "seen", "failed",
-	"edited", "deleted", "reaction", "typing", "ok", "history", "group", "id", "invite", "error"}
+	"edited", "deleted", "reaction", "typing", "ok", "history", "group", "id", "invite",
+	"file_offer", "file_progress", "file_done", "file_failed", "file", "error"}
 
 type request struct {
 	Cmd      string   `json:"cmd"`
@@ -36,7 +37,8 @@ type request struct {
 	Peer     string   `json:"peer,omitempty"`
 	Verified bool     `json:"verified,omitempty"`
 	Limit    int      `json:"limit,omitempty"`
-	ID       string   `json:"id,omitempty"`       // edit, delete, react: the message
+	ID       string   `json:"id,omitempty"`       // edit, delete, react: the message; file_accept, file_cancel: the transfer
+	Path     string   `json:"path,omitempty"`     // send_file
 	ReplyTo  string   `json:"reply_to,omitempty"` // send: the message replied to
 	Emoji    *string  `json:"emoji,omitempty"`    // react: the emoji; "" takes ours back
 	IDs      []string `json:"ids,omitempty"`      // mark_seen: the messages shown
@@ -331,6 +333,8 @@ func eventJSON(e node.Event, names func(store.Message) string, self string) any 
 		return evStatus{Event: string(m.Status), ID: m.ID.String(), To: m.Peer.String(), Error: m.Error, Group: groupID(m.Group)}
 	case node.EventGroup:
 		return groupEvent(*e.Group, "")
+	case node.EventFileOffer, node.EventFileProgress, node.EventFileDone, node.EventFileFailed:
+		return fileEventJSON(e)
 	case node.EventError:
 		ev := evError{Event: "error", Error: e.Err}
 		if e.PeerID != "" {

@@ -27,11 +27,23 @@ type nodeOptions struct {
 	listen  stringList
 	relays  stringList
 	noMDNS  bool
+	noDHT   bool
+	relayN  int
 	pq      bool
 	logFile string
 	to      string
 	wait    time.Duration
 	limit   int
+	files   fileOptions // file_cmds.go
+}
+
+// relayCount is node.Config.RelayCount for --relay-count n: 0 means only
+// the configured relays.
+func relayCount(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // stringList is a repeatable flag.
@@ -60,8 +72,11 @@ func nodeFlags(fs *flag.FlagSet, o *options) {
 	fs.Var(&o.node.listen, "listen", "multiaddr to listen on, repeatable; \"none\": reachable only through relays ($CERTCHAT_LISTEN, comma-separated; default: TCP and QUIC on all interfaces)")
 	fs.Var(&o.node.relays, "relay", "circuit relay multiaddr with /p2p/, repeatable, remembered in home/config.json; \"none\" forgets them ($CERTCHAT_RELAY)")
 	fs.BoolVar(&o.node.noMDNS, "no-mdns", false, "do not discover or announce peers on the LAN")
+	fs.IntVar(&o.node.relayN, "relay-count", node.DefaultRelayCount, "keep reservations on this many relays, adding relays found in the DHT while fewer of yours have one (0: only yours)")
+	fs.BoolVar(&o.node.noDHT, "no-dht", false, "stay out of the certchat DHT that relays run: peers are found only by address, on the LAN or through a shared relay")
 	fs.BoolVar(&o.node.pq, "require-pq", false, "refuse peers that offer no post-quantum key exchange (X25519MLKEM768); also \"require_post_quantum\": true in home/config.json")
 	fs.StringVar(&o.node.logFile, "log", os.Getenv("CERTCHAT_LOG"), "write logs to this file, rotated at 10 MiB to FILE.1 ($CERTCHAT_LOG; default: stderr, or home/chat.log for the chat window)")
+	fileFlags(fs, o)
 }
 
 func nodeCommands() []*command {
@@ -103,6 +118,14 @@ echoed in its answer. The commands:
       answers {"event":"id","peer_id","name","fingerprint","addrs"}
   {"cmd":"invite"}
       answers {"event":"invite","text":"CERTCHAT:...","peer_id"}: share it
+  {"cmd":"send_file","to":"<peer id or contact name>","path":"/abs/file"}
+      offer a file; answers {"event":"accepted","id",...}
+  {"cmd":"file_accept","id":"<transfer id>"}
+      receive an offered file; answers "ok"
+  {"cmd":"file_cancel","id":"<transfer id>"}
+      decline an offer or cancel a transfer; answers "ok"
+  {"cmd":"files"}
+      one {"event":"file",...} per transfer, then "ok"
   {"cmd":"group_create","name":"team","members":["bob","carol"]}
       make a group (send and history take its ID or name); answers
       {"event":"group","id","name","members","admins","version",...}
@@ -127,7 +150,7 @@ protocol. It stops on SIGINT or SIGTERM, or {"cmd":"quit"}.`,
 		},
 		{
 			name:    "send",
-			args:    "--to PEER TEXT | --to PEER -",
+			args:    "--to PEER TEXT | --to PEER - | --to PEER --file PATH",
 			summary: "send one message and wait for the receipt",
 			help: `PEER is a peer ID or a contact's name. The peer must be a trusted
 contact. With - instead of TEXT the message is read from standard input
@@ -150,7 +173,8 @@ the window instead.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				nodeFlags(fs, o)
 				fs.StringVar(&o.node.to, "to", "", "peer ID or contact name")
-				fs.DurationVar(&o.node.wait, "wait", 15*time.Second, "how long to wait for the receipt")
+				fs.DurationVar(&o.node.wait, "wait", 15*time.Second, "how long to wait for the receipt (with --file: for the peer to have the file)")
+				fs.StringVar(&o.node.files.send, "file", "", "send this file instead of a text")
 			},
 			run: runSend,
 		},
@@ -207,11 +231,16 @@ func (c *ctx) startNode(log *slog.Logger, mdns bool) (*node.Node, identity.Home,
 	if err != nil {
 		return nil, h, err
 	}
+	files, err := c.fileSettings(h, conf)
+	if err != nil {
+		return nil, h, err
+	}
 	n, err := node.New(node.Config{
 		Home: h, Identity: id, Trust: trust, Logger: log,
-		Listen: c.opts.node.listen, Relays: relays, MDNS: mdns,
+		Listen: c.opts.node.listen, Relays: relays, MDNS: mdns, NoDHT: c.opts.node.noDHT, RelayCount: relayCount(c.opts.node.relayN),
 		RequirePostQuantum: c.opts.node.pq || conf.RequirePostQuantum,
 		NoReadMarkers:      !on(conf.ReadMarkers), NoTyping: !on(conf.Typing),
+		Downloads: files.downloads, AutoAcceptFiles: files.autoAccept, FileRate: files.rate,
 	})
 	if err != nil {
 		return nil, h, err
@@ -313,6 +342,8 @@ func printEvent(w io.Writer, e node.Event, name func(store.Message) string) {
 		fmt.Fprintf(w, "%s seen %s by %s\n", ts, e.Message.ID, e.Message.Peer)
 	case node.EventError:
 		fmt.Fprintf(w, "%s error: %s\n", ts, e.Err)
+	case node.EventFileOffer, node.EventFileProgress, node.EventFileDone, node.EventFileFailed:
+		printFileEvent(w, ts, e)
 	}
 }
 
@@ -335,6 +366,9 @@ func updateLine(m, a store.Message, name func(store.Message) string) string {
 }
 
 func runSend(c *ctx) error {
+	if c.opts.node.files.send != "" {
+		return runSendFile(c)
+	}
 	if c.opts.node.to == "" || len(c.args) == 0 {
 		return usageErr("chat send needs --to PEER and the text (or - to read it from standard input)")
 	}

@@ -16,12 +16,14 @@ type relayOptions struct {
 	mailbox   relay.MailboxLimits
 	noMailbox bool
 	recordDir string
+	bootstrap stringList
+	noDHT     bool
 }
 
 func relayCommand() *command {
 	return &command{
 		name:    "relay",
-		args:    "[--listen MULTIADDR] [limits]",
+		args:    "[--listen MULTIADDR] [--bootstrap MULTIADDR] [--no-dht] [limits]",
 		summary: "run a relay server for peers that cannot reach each other directly",
 		help: `Prints the relay's full multiaddrs (with /p2p/<id>), one per line, to give
 to clients (` + "`chat --relay ADDR`" + `), then runs until SIGINT or SIGTERM. The
@@ -31,6 +33,10 @@ It also keeps messages for offline peers as sealed envelopes, which it
 cannot open, until they fetch them (the --mailbox-* limits; --no-mailbox
 turns this off).
 
+Relays run the certchat DHT, in which clients find each other by peer ID
+and find more relays: --bootstrap joins this relay to others (give each
+relay one or two others); --no-dht keeps it out.
+
 go-libp2p's defaults would cut every relayed connection after 2 minutes or
 128 KiB; these limits are set for chat and can be changed.`,
 		flags: func(fs *flag.FlagSet, o *options) {
@@ -38,6 +44,8 @@ go-libp2p's defaults would cut every relayed connection after 2 minutes or
 			o.node.listen = fromEnv("CERTCHAT_LISTEN")
 			fs.Var(&o.node.listen, "listen", "multiaddr to listen on, repeatable ($CERTCHAT_LISTEN; default TCP and QUIC port 4001)")
 			fs.StringVar(&o.node.logFile, "log", os.Getenv("CERTCHAT_LOG"), "write logs to this file, rotated at 10 MiB to FILE.1 ($CERTCHAT_LOG; default: stderr)")
+			fs.Var(&o.relay.bootstrap, "bootstrap", "another relay's full multiaddr (with /p2p/) to join in the certchat DHT, repeatable")
+			fs.BoolVar(&o.relay.noDHT, "no-dht", false, "do not run the certchat DHT (clients then find peers only through this relay)")
 			fs.StringVar(&o.relay.recordDir, "record-dir", "", "audit: write every byte the relay forwards to files in this folder")
 			fs.DurationVar(&o.relay.limits.CircuitDuration, "circuit-duration", d.CircuitDuration, "cut a relayed connection after this long")
 			fs.Int64Var(&o.relay.limits.CircuitData, "circuit-data", d.CircuitData, "cut a relayed connection after this many bytes each way")
@@ -87,6 +95,7 @@ func runRelay(c *ctx) error {
 		Home: h, Listen: c.opts.node.listen, Limits: c.opts.relay.limits,
 		RecordDir: c.opts.relay.recordDir, Logger: log,
 		Mailbox: c.opts.relay.mailbox, NoMailbox: c.opts.relay.noMailbox,
+		Bootstrap: c.opts.relay.bootstrap, NoDHT: c.opts.relay.noDHT,
 	})
 	if err != nil {
 		return err

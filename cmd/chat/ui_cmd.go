@@ -88,6 +88,7 @@ func openUILog(c *ctx, h identity.Home) (*slog.Logger, func(), error) {
 	libs := logcap.NewHandler(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelWarn}), logcap.DefaultLimits)
 	logger := slog.New(ours)
 	gologshim.SetDefaultHandler(libs)
+	stopGoLog := goLogTo(libs)
 	slog.SetDefault(logger)
 	// The standard logger's lines become records of libs (no date of its
 	// own: the handler writes the time).
@@ -95,6 +96,7 @@ func openUILog(c *ctx, h identity.Home) (*slog.Logger, func(), error) {
 	log.SetFlags(0)
 	log.SetOutput(slog.NewLogLogger(libs, slog.LevelWarn).Writer())
 	return logger, func() {
+		stopGoLog()
 		log.SetOutput(io.Discard)
 		log.SetFlags(flags)
 		ours.Close()

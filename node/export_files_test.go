@@ -1,0 +1,31 @@
+package node
+
+import (
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/store"
+	"github.com/certchat/certchat/transfer"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// TamperFilesForTest makes n change sealed chunks before it writes them
+// to a file stream (f returns whether it changed chunk i). Call before
+// any transfer runs.
+func (n *Node) TamperFilesForTest(f func(i int, sealed []byte)) { n.files.tamper = f }
+
+// SendFileNamedForTest offers the file at path under another name, as a
+// hostile sender would.
+func (n *Node) SendFileNamedForTest(to peer.ID, path, name string) (FileInfo, error) {
+	o, err := transfer.NewOffer(path)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	o.Name = name
+	now := n.cfg.Now()
+	m := store.Message{ID: e2e.MessageID(o.ID), Peer: to, SentAt: now, StoredAt: now, Body: offerBody(o)}
+	t := store.Transfer{ID: m.ID, Peer: to, Offer: o.Marshal(), Path: path, State: store.TransferWaiting, Created: now, Updated: now}
+	if err := n.store.AddOutgoingFile(&m, t); err != nil {
+		return FileInfo{}, err
+	}
+	n.out.kick(to)
+	return n.files.info(t)
+}

@@ -1,0 +1,137 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
+	"github.com/certchat/certchat/transfer"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Small files through a relay's mailbox, for an offline recipient
+// (PROTOCOL §15.6).
+
+// offerQueued follows an outgoing message left at a relay: if it is a
+// file offer, the file's chunks follow it there when the file is small
+// enough; a larger one waits, and says so.
+func (ft *transfers) offerQueued(id e2e.MessageID, p peer.ID) {
+	t, err := ft.store.Transfer(id)
+	if err != nil || t.Direction != store.Outgoing || t.State.Final() || t.Mailed {
+		return
+	}
+	o, err := transfer.ParseOffer(t.Offer)
+	if err != nil {
+		return
+	}
+	if o.Size > MailboxFileMax {
+		ft.progress(t, 0, fmt.Sprintf("waiting for %s to come online (files over %s are not left at relays)", identity.ShortID(p), humanSize(MailboxFileMax)), true)
+		return
+	}
+	ft.work.goDo(func() {
+		if err := ft.mailFile(t, o); err != nil {
+			ft.log.Info("a small file was not left at a relay; it waits for the peer", "transfer", o.ID, "err", err)
+			ft.progress(t, 0, fmt.Sprintf("waiting for %s to come online", identity.ShortID(p)), true)
+		}
+	})
+}
+
+// offerSent follows an outgoing message written to a live session: if it
+// is a file offer and that session runs on a relay circuit too small for
+// files, the sender is told the file waits for a better path (the
+// receiver says so too, and opens no stream until one appears).
+func (ft *transfers) offerSent(id e2e.MessageID, p peer.ID) {
+	cs := ft.sessions.newest(p)
+	if cs == nil || roomyCircuit(cs.conn) {
+		return
+	}
+	t, err := ft.store.Transfer(id)
+	if err != nil || t.Direction != store.Outgoing || t.State.Final() {
+		return
+	}
+	ft.progress(t, 0, errLimitedCircuit.Error(), true)
+}
+
+// mailFile seals every chunk of a small file in an envelope of its own
+// and leaves them at the peer's relay, after the offer.
+func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
+	relays := ft.mail.relaysOf(t.Peer)
+	if len(relays.all) == 0 {
+		return errNoMailbox
+	}
+	src, err := transfer.OpenSource(t.Path, o)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	var pts [][]byte
+	for i := range o.Chunks() {
+		sealed, err := src.Chunk(nil, i)
+		if err != nil {
+			return err
+		}
+		pt, err := chunkPlaintext(o.ID, i, sealed)
+		if err != nil {
+			return err
+		}
+		pts = append(pts, pt)
+	}
+	envs, err := ft.rk.sealAll(t.Peer, pts)
+	if err != nil {
+		return err
+	}
+	for _, env := range envs {
+		if err := ft.mail.deposit(relays, t.Peer, env); err != nil {
+			return err
+		}
+	}
+	nt, err := ft.store.UpdateTransfer(t.ID, func(t *store.Transfer) error {
+		t.Mailed = true
+		return nil
+	})
+	if err == nil {
+		ft.progress(nt, 0, "left at the relay for "+identity.ShortID(t.Peer), true)
+	}
+	return err
+}
+
+// mailedChunk writes a chunk that came through a mailbox, unless a live
+// exchange runs (it fetches the chunk itself). A file whole and accepted
+// is finished at once.
+func (ft *transfers) mailedChunk(p peer.ID, c *mailedChunk) {
+	t, err := ft.store.Transfer(e2e.MessageID(c.id))
+	if err != nil || t.Peer != p || t.Direction != store.Incoming || t.State.Final() {
+		return
+	}
+	o, err := transfer.ParseOffer(t.Offer)
+	if err != nil || o.Size > MailboxFileMax {
+		return
+	}
+	l := ft.diskLock(o.ID)
+	if l.live.Load() {
+		return // a live exchange: the sender is online, and sends this chunk too
+	}
+	l.Lock()
+	part, err := transfer.OpenPartial(ft.downloads(), o)
+	if err != nil {
+		l.Unlock()
+		ft.log.Warn("open a partial file", "err", err)
+		return
+	}
+	if err := part.Write(c.index, c.sealed); err != nil {
+		ft.log.Warn("a mailed file chunk was not written", "transfer", o.ID, "chunk", c.index, "err", err)
+	}
+	if part.Done() && t.State != store.TransferOffered {
+		if err := ft.finish(part, o, l); err != nil {
+			ft.fail(o.ID, err)
+		}
+		return
+	}
+	err = part.Close()
+	l.Unlock()
+	if err != nil {
+		ft.log.Warn("save a partial file", "err", err)
+	}
+	ft.progress(t, part.Held(), "", false)
+}

@@ -1,0 +1,329 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
+	"github.com/certchat/certchat/transfer"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// The receiver's side of a file stream (PROTOCOL §15.5): the puller that
+// fetches an accepted file, resuming from what the partial file holds.
+
+// startPull starts fetching an accepted incoming transfer, unless that
+// runs already.
+func (ft *transfers) startPull(t store.Transfer) {
+	o, err := transfer.ParseOffer(t.Offer)
+	if err != nil {
+		ft.log.Warn("a stored offer does not parse", "transfer", t.ID, "err", err)
+		return
+	}
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	if _, ok := ft.pulls[o.ID]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(ft.ctx)
+	pl := &pull{cancel: cancel, kick: make(chan struct{}, 1), peer: t.Peer}
+	if !ft.work.goDo(func() { ft.pullLoop(ctx, t.Peer, o, pl) }) {
+		cancel()
+		return
+	}
+	ft.pulls[o.ID] = pl
+}
+
+// connected wakes the pullers waiting for the connection's peer; a
+// direct connection also ends their exchanges on relayed ones, which
+// resume on it at once (the relay's circuit is limited, the direct path
+// faster).
+func (ft *transfers) connected(c network.Conn) {
+	p, direct := c.RemotePeer(), !c.Stat().Limited
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	for _, pl := range ft.pulls {
+		if pl.peer != p {
+			continue
+		}
+		if s := pl.stream; direct && s != nil && s.Conn().Stat().Limited {
+			s.Reset()
+		}
+		signal(pl.kick)
+	}
+}
+
+// exchanging records the stream of a transfer's exchange (nil: none).
+func (ft *transfers) exchanging(id transfer.ID, s network.Stream) {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	if pl, ok := ft.pulls[id]; ok {
+		pl.stream = s
+	}
+}
+
+// pullLoop fetches a transfer until it is whole, over or the node stops:
+// each round dials the peer if needed, opens a file stream and asks for
+// what is missing; a broken stream, a changed path or a restart only
+// costs the chunks in flight.
+func (ft *transfers) pullLoop(ctx context.Context, p peer.ID, o *transfer.Offer, pl *pull) {
+	defer func() {
+		ft.mu.Lock()
+		if ft.pulls[o.ID] == pl {
+			delete(ft.pulls, o.ID)
+		}
+		ft.mu.Unlock()
+		pl.cancel()
+	}()
+	backoff := ft.cfg.RetryMin
+	for ctx.Err() == nil {
+		err := ft.pullOnce(ctx, p, o)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		var refused *fsRefused
+		switch {
+		case errors.As(err, &refused) && refused.code == fsErrOver:
+			// The sender cancelled; its control message says so too.
+			if t, err := ft.setStateFinal(o.ID, store.TransferCancelled, "cancelled by the peer"); err == nil {
+				ft.ended(t)
+			}
+			return
+		case errors.As(err, &refused) && refused.final(), errors.Is(err, transfer.ErrHashMismatch):
+			ft.fail(o.ID, err)
+			return
+		case errors.Is(err, transfer.ErrDiskFull):
+			ft.notice(o.ID, err.Error())
+			ft.sleep(ft.cfg.RetryMax, pl.kick, ctx.Done())
+			continue
+		case errors.Is(err, errLimitedCircuit), errors.Is(err, errPeerOffline):
+			ft.notice(o.ID, err.Error())
+		default:
+			ft.log.Info("file transfer interrupted; resuming", "transfer", o.ID, "peer", p, "in", backoff, "err", err)
+		}
+		if ft.sleep(jitter(backoff), pl.kick, ctx.Done()) {
+			backoff = min(2*backoff, ft.cfg.RetryMax)
+		} else {
+			backoff = ft.cfg.RetryMin
+		}
+	}
+}
+
+// notice shows why a transfer waits.
+func (ft *transfers) notice(id transfer.ID, why string) {
+	t, err := ft.store.Transfer(e2e.MessageID(id))
+	if err != nil || t.State.Final() {
+		return
+	}
+	ft.mu.Lock()
+	bytes := ft.shown[id].bytes
+	ft.mu.Unlock()
+	ft.progress(t, max(bytes, t.Bytes), why, false)
+}
+
+// pullOnce runs one round: nil when the file is received and verified.
+// The partial file is held (its disk lock) only while it is used, not
+// while the peer is dialed, so chunks from a mailbox go on arriving.
+func (ft *transfers) pullOnce(ctx context.Context, p peer.ID, o *transfer.Offer) error {
+	l := ft.diskLock(o.ID)
+	l.Lock()
+	part, err := transfer.OpenPartial(ft.downloads(), o)
+	if err != nil {
+		l.Unlock()
+		return err
+	}
+	if part.Done() { // from a mailbox, or finished before a crash
+		return ft.finish(part, o, l)
+	}
+	err = part.Close()
+	l.Unlock()
+	if err != nil {
+		return err
+	}
+	s, err := ft.openFileStream(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer s.Reset()
+	ft.exchanging(o.ID, s)
+	defer ft.exchanging(o.ID, nil)
+	l.Lock()
+	if part, err = transfer.OpenPartial(ft.downloads(), o); err != nil {
+		l.Unlock()
+		return err
+	}
+	l.live.Store(true)
+	done, err := ft.exchange(ctx, s, part, o)
+	l.live.Store(false)
+	if !done {
+		l.Unlock()
+		return errors.Join(err, part.Close())
+	}
+	s.Close()
+	return ft.finish(part, o, l)
+}
+
+// finish places a whole file and records it; l is the transfer's disk
+// lock, released before the state changes (which may discard).
+func (ft *transfers) finish(part *transfer.Partial, o *transfer.Offer, l interface{ Unlock() }) error {
+	path, err := part.Finish(ft.downloads())
+	l.Unlock()
+	if err != nil {
+		return err
+	}
+	ft.received(o.ID, path, o.Size)
+	return nil
+}
+
+// openFileStream opens a file stream to p, which must have a verified
+// chat session with us (dialed if needed), on a connection that can
+// carry a file.
+func (ft *transfers) openFileStream(ctx context.Context, p peer.ID) (network.Stream, error) {
+	if ft.sessions.newest(p) == nil {
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		_, err := ft.sessions.get(dctx, p)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("%w (%s): %w", errPeerOffline, identity.ShortID(p), err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	s, err := ft.host.NewStream(network.WithAllowLimitedConn(sctx, "file"), p, ProtocolFile)
+	if err != nil {
+		return nil, fmt.Errorf("open a file stream: %w", err)
+	}
+	if !roomyCircuit(s.Conn()) {
+		s.Reset()
+		return nil, errLimitedCircuit
+	}
+	return s, nil
+}
+
+// exchange asks for the missing chunks and writes what comes, until the
+// file is whole (done) or the stream fails.
+func (ft *transfers) exchange(ctx context.Context, s network.Stream, part *transfer.Partial, o *transfer.Offer) (bool, error) {
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	t, err := ft.setState(o.ID, store.TransferActive, part.Held(), "", "")
+	if err != nil {
+		return false, err
+	}
+	ft.progress(t, part.Held(), "", true)
+	w := bufio.NewWriter(s)
+	var sendMu sync.Mutex // the read loop and the commits write
+	send := func(typ byte, payload []byte) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		if err := writeFS(w, typ, payload); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	if err := send(fsWant, wantPayload(o.ID, part.Held(), part.Missing())); err != nil {
+		return false, err
+	}
+	r := bufio.NewReaderSize(s, 256<<10)
+	buf := make([]byte, fsMaxPayload)
+	read, unacked := 0, 0
+	// Chunks are made durable off this loop (one commit at a time), and
+	// acknowledged once they are: reading goes on during the fsync.
+	var pending chan error
+	wait := func() error {
+		if pending == nil {
+			return nil
+		}
+		err := <-pending
+		pending = nil
+		return err
+	}
+	defer wait()
+	ack := func() error {
+		if err := wait(); err != nil {
+			return err
+		}
+		commit, held, err := part.Checkpoint()
+		if err != nil {
+			return err
+		}
+		unacked = 0
+		payload := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(read)), uint64(held))
+		done := make(chan error, 1)
+		run := func() {
+			err := commit()
+			if err == nil {
+				ft.progress(t, held, "", false)
+				err = send(fsAck, payload)
+			}
+			done <- err
+		}
+		if !ft.work.goDo(run) {
+			run()
+		}
+		pending = done
+		return nil
+	}
+	for {
+		s.SetReadDeadline(time.Now().Add(fileIdle))
+		typ, payload, err := readFS(r, buf)
+		if err != nil {
+			return false, err
+		}
+		switch typ {
+		case fsChunk:
+			if len(payload) < 8 {
+				return false, fmt.Errorf("%w: a chunk frame of %d bytes", e2e.ErrMalformed, len(payload))
+			}
+			i := binary.BigEndian.Uint64(payload)
+			read++
+			unacked++
+			err := part.Write(int(min(i, 1<<40)), payload[8:])
+			switch {
+			case errors.Is(err, transfer.ErrTampered), errors.Is(err, transfer.ErrMalformed):
+				// Not written: it stays missing and is asked for again.
+				ft.log.Warn("a file chunk failed its check; it will be fetched again", "transfer", o.ID, "chunk", i, "err", err)
+			case err != nil:
+				return false, err
+			}
+			if unacked >= transfer.SyncEvery {
+				if err := ack(); err != nil {
+					return false, err
+				}
+			}
+		case fsEnd:
+			if err := ack(); err != nil {
+				return false, err
+			}
+			if err := wait(); err != nil {
+				return false, err
+			}
+			if part.Done() {
+				// The file is verified by Finish; the sender learns it from
+				// done here, or from the control message if this is lost.
+				if err := send(fsDone, nil); err != nil {
+					ft.log.Info("tell the sender the file arrived", "err", err)
+				}
+				return true, nil
+			}
+			if err := send(fsWant, wantPayload(o.ID, part.Held(), part.Missing())); err != nil {
+				return false, err
+			}
+		case fsError:
+			if len(payload) < 1 || !utf8.Valid(payload[1:]) {
+				return false, fmt.Errorf("%w: an error frame", e2e.ErrMalformed)
+			}
+			return false, &fsRefused{code: payload[0], msg: string(payload[1:])}
+		default:
+			return false, fmt.Errorf("%w: file stream frame 0x%02x", e2e.ErrMalformed, typ)
+		}
+	}
+}

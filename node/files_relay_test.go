@@ -1,0 +1,249 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/internal/testproc"
+	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
+	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Files through relays: a `chat relay` whose circuits end after a few
+// MiB, a relay with go-libp2p's default limits, and a relay's mailbox
+// for a recipient that is offline.
+
+// relayOnly starts a node reachable only through relayAddr.
+func relayOnly(t *testing.T, name, relayAddr string, change func(*node.Config)) *testNode {
+	t.Helper()
+	tn := startNodeWith(t, newHome(t, name), func(c *node.Config) {
+		c.Relays = []string{relayAddr}
+		if change != nil {
+			change(c)
+		}
+	}, "none")
+	return tn
+}
+
+// circuitAddr waits for tn's address through its relay.
+func (tn *testNode) circuitAddr() string {
+	tn.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if i := slices.IndexFunc(tn.Addrs(), func(a string) bool { return strings.Contains(a, "/p2p-circuit") }); i >= 0 {
+			return tn.Addrs()[i]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tn.t.Fatalf("%s: no relay address", tn.ID())
+	return ""
+}
+
+// linkThroughRelay makes a and b contacts and connects a to b through
+// b's relay address.
+func linkThroughRelay(t *testing.T, a, b *testNode) {
+	t.Helper()
+	for _, p := range [][2]*testNode{{a, b}, {b, a}} {
+		if err := p[0].TrustPeer(p[1].ID(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := a.Connect(ctx, b.circuitAddr()); err != nil {
+		t.Fatal(err)
+	}
+	b.Host().Peerstore().AddAddrs(a.ID(), []ma.Multiaddr{ma.StringCast(a.circuitAddr())}, time.Hour)
+}
+
+// A `chat relay` cuts each circuit after 5 MiB: the file, three times
+// that, goes on on a new circuit each time, and ends right.
+func TestFileThroughRelayNewCircuits(t *testing.T) {
+	r := testproc.StartRelay(t, testproc.RelayOptions{Args: []string{"--circuit-data", fmt.Sprint(5 << 20)}})
+	downloads := t.TempDir()
+	alice := relayOnly(t, "alice", r.Addr, nil)
+	bob := relayOnly(t, "bob", r.Addr, func(c *node.Config) { c.Downloads = downloads })
+	linkThroughRelay(t, alice, bob)
+	path, data := writeFile(t, t.TempDir(), "through.bin", 15<<20+3)
+	fi, err := alice.SendFile(bob.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
+	if err := bob.AcceptFile(fi.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := bob.waitFile(node.EventFileDone, fi.ID, 2*time.Minute)
+	checkReceived(t, done.Path, data)
+	if info := bob.PeerInfo(alice.ID()); info.Path != node.PathRelay && info.Path != node.PathNone {
+		t.Errorf("the path was %s, not the relay", info.Path)
+	}
+}
+
+// stockRelay runs a circuit relay with go-libp2p's default limits
+// (2 minutes, 128 KiB per circuit).
+func stockRelay(t *testing.T) string {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.ForceReachabilityPublic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := circuit.New(h)
+	if err != nil {
+		h.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); h.Close() })
+	return fmt.Sprintf("%s/p2p/%s", h.Addrs()[0], h.ID())
+}
+
+// Through a relay with go-libp2p's defaults no file starts: the receiver
+// says it waits for a direct connection or a certchat relay; when a
+// direct connection appears, the file comes on it.
+func TestFileStockRelayWaits(t *testing.T) {
+	relay := stockRelay(t)
+	downloads := t.TempDir()
+	alice := relayOnly(t, "alice", relay, nil)
+	bob := relayOnly(t, "bob", relay, func(c *node.Config) { c.Downloads = downloads })
+	linkThroughRelay(t, alice, bob)
+	path, data := writeFile(t, t.TempDir(), "wait.bin", 300<<10)
+	fi, err := alice.SendFile(bob.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
+	if err := bob.AcceptFile(fi.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range []*testNode{alice, bob} {
+		tn.waitFor("the waiting notice", func(e node.Event) bool {
+			return e.Kind == node.EventFileProgress && e.File.ID == fi.ID &&
+				strings.Contains(e.File.Notice, "waiting for a direct connection or a certchat relay")
+		})
+	}
+	if f, err := bob.File(fi.ID); err != nil || f.State.Final() || f.Notice == "" {
+		t.Fatalf("bob's transfer: %+v, %v", f, err)
+	}
+	// A direct path appears: alice listens, bob dials it.
+	if err := alice.Host().Network().Listen(ma.StringCast("/ip4/127.0.0.1/tcp/0")); err != nil {
+		t.Fatal(err)
+	}
+	var direct []ma.Multiaddr
+	for _, a := range alice.Host().Addrs() {
+		if !strings.Contains(a.String(), "p2p-circuit") {
+			direct = append(direct, a)
+		}
+	}
+	bob.Host().Peerstore().AddAddrs(alice.ID(), direct, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := bob.Host().Connect(ctx, bob.Host().Peerstore().PeerInfo(alice.ID())); err != nil {
+		t.Fatal(err)
+	}
+	done := bob.waitFile(node.EventFileDone, fi.ID, time.Minute)
+	checkReceived(t, done.Path, data)
+}
+
+// To an offline recipient: a small file goes sealed into its mailbox and
+// arrives with the sender gone; a large one waits and says so.
+func TestFileOfflineMailbox(t *testing.T) {
+	r := testproc.StartRelay(t, testproc.RelayOptions{})
+	downloads := t.TempDir()
+	aliceHome, bobHome := newHome(t, "alice"), newHome(t, "bob")
+	withRelay := func(c *node.Config) {
+		c.Relays = []string{r.Addr}
+		c.Downloads = downloads
+		c.AutoAcceptFiles = node.MailboxFileMax
+	}
+	alice := startNodeWith(t, aliceHome, withRelay)
+	bob := startNodeWith(t, bobHome, withRelay)
+	for _, tn := range []*testNode{alice, bob} {
+		eventually(t, "the mailbox is registered", func() bool {
+			rs := tn.Relays()
+			return len(rs) == 1 && rs[0].Mailbox && rs[0].PrekeysEC > 0
+		})
+	}
+	if err := alice.TrustPeer(bob.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.TrustPeer(alice.ID(), true); err != nil { // verified: small files come without asking
+		t.Fatal(err)
+	}
+	bob.Close()
+
+	small, data := writeFile(t, t.TempDir(), "small.txt", 200<<10+1)
+	fi, err := alice.SendFile(bob.ID(), small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.waitFor("the offer queued", func(e node.Event) bool {
+		return e.Kind == node.EventStatus && e.Message.ID == store.Message{ID: [16]byte(fi.ID)}.ID && e.Message.Status == store.StatusQueued
+	})
+	alice.waitFor("the chunks left at the relay", func(e node.Event) bool {
+		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && strings.Contains(e.File.Notice, "left at the relay")
+	})
+	big, _ := writeFile(t, t.TempDir(), "big.bin", node.MailboxFileMax+1)
+	bi, err := alice.SendFile(bob.ID(), big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.waitFor("the big file waits", func(e node.Event) bool {
+		return e.Kind == node.EventFileProgress && e.File.ID == bi.ID && strings.Contains(e.File.Notice, "to come online")
+	})
+	alice.Close()
+
+	bob = startNodeWith(t, bobHome, withRelay)
+	done := bob.waitFile(node.EventFileDone, fi.ID, 30*time.Second)
+	if done.Path != filepath.Join(downloads, "small.txt") {
+		t.Errorf("placed at %s", done.Path)
+	}
+	checkReceived(t, done.Path, data)
+}
+
+// A file moving through a `chat relay` moves to a direct connection when
+// one appears, and ends right.
+func TestFileRelayThenDirect(t *testing.T) {
+	r := testproc.StartRelay(t, testproc.RelayOptions{})
+	downloads := t.TempDir()
+	alice := relayOnly(t, "alice", r.Addr, func(c *node.Config) { c.FileRate = 4 << 20 })
+	bob := relayOnly(t, "bob", r.Addr, func(c *node.Config) { c.Downloads = downloads })
+	linkThroughRelay(t, alice, bob)
+	path, data := writeFile(t, t.TempDir(), "moving.bin", 12<<20)
+	fi, err := alice.SendFile(bob.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
+	if err := bob.AcceptFile(fi.ID); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitFor("the file moving through the relay", func(e node.Event) bool {
+		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && e.File.State == store.TransferActive
+	})
+	if err := alice.Host().Network().Listen(ma.StringCast("/ip4/127.0.0.1/tcp/0")); err != nil {
+		t.Fatal(err)
+	}
+	var direct []ma.Multiaddr
+	for _, a := range alice.Host().Addrs() {
+		if !strings.Contains(a.String(), "p2p-circuit") {
+			direct = append(direct, a)
+		}
+	}
+	bob.Host().Peerstore().AddAddrs(alice.ID(), direct, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := bob.Host().Connect(ctx, peer.AddrInfo{ID: alice.ID(), Addrs: direct}); err != nil {
+		t.Fatal(err)
+	}
+	done := bob.waitFile(node.EventFileDone, fi.ID, time.Minute)
+	checkReceived(t, done.Path, data)
+}

@@ -1,0 +1,206 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/store"
+	"github.com/certchat/certchat/transfer"
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// The sender's side of a file stream (PROTOCOL §15.5): serving the
+// chunks a receiver asks for, at most fileWindow ahead of its
+// acknowledgements.
+
+// handleStream serves a receiver's file stream: only a transfer offered
+// to that peer (the one libp2p's transport authenticated), only while a
+// verified chat session with it is up.
+func (ft *transfers) handleStream(s network.Stream) {
+	defer s.Reset()
+	p := s.Conn().RemotePeer()
+	s.SetReadDeadline(time.Now().Add(fileIdle))
+	r := bufio.NewReaderSize(s, 64<<10)
+	typ, payload, err := readFS(r, make([]byte, 0, 4096))
+	if err != nil || typ != fsWant {
+		return
+	}
+	id, held, ranges, err := parseWant(payload)
+	if err != nil {
+		ft.log.Info("a malformed file request", "peer", p, "err", err)
+		return
+	}
+	refuse := func(code byte, msg string) { writeFS(s, fsError, errorPayload(code, msg)) }
+	t, err := ft.store.Transfer(e2e.MessageID(id))
+	switch {
+	case errors.Is(err, store.ErrNotFound), err == nil && (t.Peer != p || t.Direction != store.Outgoing):
+		refuse(fsErrUnknown, "no such transfer")
+		return
+	case err != nil:
+		ft.log.Error("read a file transfer", "err", err)
+		return
+	case t.State.Final():
+		refuse(fsErrOver, "the transfer is "+string(t.State))
+		return
+	case ft.sessions.newest(p) == nil:
+		refuse(fsErrNoSession, "no verified chat session")
+		return
+	}
+	o, err := transfer.ParseOffer(t.Offer)
+	if err != nil {
+		refuse(fsErrSource, "the offer cannot be read")
+		return
+	}
+	src, err := transfer.OpenSource(t.Path, o)
+	if err != nil {
+		ft.log.Warn("a file being sent cannot be read", "path", t.Path, "err", err)
+		refuse(fsErrSource, "the file cannot be read any more")
+		ft.fail(o.ID, fmt.Errorf("the file cannot be read: %w", err))
+		return
+	}
+	defer src.Close()
+	ctx, cancel := context.WithCancel(ft.ctx)
+	defer cancel()
+	ss := &serveState{cancel: cancel}
+	ft.mu.Lock()
+	if ft.serving[o.ID] == nil {
+		ft.serving[o.ID] = map[*serveState]struct{}{}
+	}
+	ft.serving[o.ID][ss] = struct{}{}
+	ft.mu.Unlock()
+	defer func() {
+		ft.mu.Lock()
+		delete(ft.serving[o.ID], ss)
+		if len(ft.serving[o.ID]) == 0 {
+			delete(ft.serving, o.ID)
+		}
+		ft.mu.Unlock()
+	}()
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	if t, err = ft.setState(o.ID, store.TransferActive, held, "", ""); err != nil {
+		return
+	}
+	ft.progress(t, held, "", true)
+	if ft.serve(s, r, src, o, t, held, ranges) {
+		if t, err := ft.setState(o.ID, store.TransferDone, o.Size, "", ""); err == nil {
+			ft.emitFile(EventFileDone, t)
+			ft.mu.Lock()
+			delete(ft.shown, o.ID)
+			ft.mu.Unlock()
+		}
+	}
+}
+
+// fsMsg is a frame the receiver wrote, read by serve's reader.
+type fsMsg struct {
+	typ     byte
+	payload []byte
+	err     error
+}
+
+// serve writes the chunks asked for, at most fileWindow ahead of the
+// acknowledgements, and the next ranges when asked; true when the
+// receiver says the file is whole.
+func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Source, o *transfer.Offer, t store.Transfer, held int64, ranges [][2]int) bool {
+	msgs := make(chan fsMsg, 4)
+	quit := make(chan struct{})
+	defer close(quit)
+	if !ft.work.goDo(func() {
+		for {
+			s.SetReadDeadline(time.Now().Add(fileIdle + time.Minute))
+			typ, payload, err := readFS(r, nil)
+			select {
+			case msgs <- fsMsg{typ, payload, err}:
+			case <-quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}) {
+		return false
+	}
+	buf := make([]byte, 13, 13+transfer.ChunkSize+transfer.Overhead)
+	sent, acked := 0, 0
+	began := time.Now()
+	// handle takes one frame of the receiver; done or failed ends.
+	handle := func(m fsMsg) (next [][2]int, done, failed bool) {
+		if m.err != nil {
+			return nil, false, true
+		}
+		switch m.typ {
+		case fsAck:
+			if len(m.payload) != 16 {
+				return nil, false, true
+			}
+			acked = int(min(binary.BigEndian.Uint64(m.payload), uint64(sent)))
+			held = int64(binary.BigEndian.Uint64(m.payload[8:]))
+			ft.progress(t, min(held, o.Size), "", false)
+		case fsWant:
+			_, h, rs, err := parseWant(m.payload)
+			if err != nil {
+				return nil, false, true
+			}
+			held = h
+			return rs, false, false
+		case fsDone:
+			return nil, true, false
+		default:
+			return nil, false, true
+		}
+		return nil, false, false
+	}
+	for {
+		budget := o.Chunks() // ranges that overlap never make a want cost more than the file
+		for _, rg := range ranges {
+			for i := rg[0]; i < min(rg[1], o.Chunks()) && budget > 0; i++ {
+				budget--
+				for sent-acked >= fileWindow {
+					if _, done, failed := handle(<-msgs); done || failed {
+						return done
+					}
+				}
+				b := buf[:13]
+				b[0] = fsChunk
+				b, err := src.Chunk(b, i)
+				if err != nil {
+					ft.log.Warn("read the file being sent", "err", err)
+					writeFS(s, fsError, errorPayload(fsErrSource, "the file cannot be read any more"))
+					ft.fail(o.ID, err)
+					return false
+				}
+				binary.BigEndian.PutUint32(b[1:], uint32(len(b)-5))
+				binary.BigEndian.PutUint64(b[5:], uint64(i))
+				if ft.tamper != nil {
+					ft.tamper(i, b[13:])
+				}
+				if _, err := s.Write(b); err != nil {
+					return false
+				}
+				sent++
+				if rate := ft.cfg.FileRate; rate > 0 {
+					due := began.Add(time.Duration(float64(sent) * transfer.ChunkSize / float64(rate) * float64(time.Second)))
+					time.Sleep(time.Until(due))
+				}
+			}
+		}
+		if err := writeFS(s, fsEnd, nil); err != nil {
+			return false
+		}
+		ranges = nil
+		for ranges == nil {
+			next, done, failed := handle(<-msgs)
+			if done || failed {
+				return done
+			}
+			ranges = next
+		}
+	}
+}

@@ -1,0 +1,582 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
+	"github.com/certchat/certchat/transfer"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// File transfers (PROTOCOL §15). The offer, and every later word about a
+// transfer (declined, cancelled, received), is a message: sealed in the
+// ratchet, kept in the outbox until its receipt, live or through a
+// relay's mailbox, stored on both sides and shown in the history. The
+// content moves on a stream of its own (filestream.go) that the
+// receiver opens to the sender while a verified chat session with it is
+// up, asking for the chunks it lacks; small files to an offline
+// recipient also go sealed into its mailbox (mailFile). A transfer is
+// per peer: a group send offers the file to each member (§15.7).
+
+// Events of file transfers; Event.File says which and how far.
+const (
+	// EventFileOffer: a peer offers a file and the user must decide.
+	EventFileOffer EventKind = "file_offer"
+	// EventFileProgress: bytes moved, or a notice of why it waits.
+	// At most a few a second per transfer.
+	EventFileProgress EventKind = "file_progress"
+	// EventFileDone: received and verified (incoming; Path is where), or
+	// the peer holds it (outgoing).
+	EventFileDone EventKind = "file_done"
+	// EventFileFailed: declined, cancelled (by either side) or failed;
+	// Error says which.
+	EventFileFailed EventKind = "file_failed"
+)
+
+// MailboxFileMax is the largest file left at a relay's mailbox for an
+// offline recipient: its chunks, each sealed in its own envelope, share
+// the recipient's mailbox (32 MiB, 200 items from one sender) with
+// messages. A larger file waits until the recipient is online.
+const MailboxFileMax = 1 << 20
+
+// progressEvery is the least time between two progress events of one
+// transfer.
+const progressEvery = 250 * time.Millisecond
+
+// FileInfo is what the node knows of a transfer.
+type FileInfo struct {
+	ID        transfer.ID
+	Peer      peer.ID
+	Direction store.Direction
+	// Name: for an incoming file its cleaned name (transfer.CleanName),
+	// for an outgoing one the file's own.
+	Name   string
+	Size   int64
+	SHA256 [32]byte
+	State  store.TransferState
+	Bytes  int64  // held by the receiver, as far as this side knows
+	Path   string // the file sent, or where a received file is
+	Error  string // why it failed
+	Notice string // why it waits
+	// Trust is the sender's trust state when an offer arrives.
+	Trust identity.State
+}
+
+var (
+	// ErrNoTransfer: no transfer has that ID.
+	ErrNoTransfer = errors.New("no such file transfer")
+	// ErrTransferOver: the transfer is finished (done, declined,
+	// cancelled or failed).
+	ErrTransferOver = errors.New("the file transfer is over")
+)
+
+// transfers owns the file transfers in flight: for each incoming one
+// accepted, a puller that fetches its chunks (one goroutine, through
+// workers); for outgoing ones, the streams being served (libp2p's handler
+// goroutines). mu guards pulls, serving, disk and shown; only workers.mu is
+// taken under it (starting a puller).
+type transfers struct {
+	*core
+	rk       *ratchetKeys
+	sessions *sessions
+	out      *outbox
+	mail     *mailboxes
+	book     *peerBook
+
+	mu      sync.Mutex
+	pulls   map[transfer.ID]*pull
+	serving map[transfer.ID]map[*serveState]struct{}
+	// disk serializes the use of an incoming transfer's partial file:
+	// the puller holds it for a whole exchange; a chunk from a mailbox
+	// takes it only if free.
+	disk  map[transfer.ID]*diskLock
+	shown map[transfer.ID]shownProgress
+	// tamper, set by tests only before Start, changes a sealed chunk
+	// before it is written to a file stream: the path tampering.
+	tamper func(i int, sealed []byte)
+}
+
+type pull struct {
+	cancel context.CancelFunc
+	kick   chan struct{}
+	peer   peer.ID
+	stream network.Stream // the file stream of the exchange under way, if any
+}
+
+type serveState struct{ cancel context.CancelFunc }
+
+type shownProgress struct {
+	at     time.Time
+	bytes  int64
+	notice string
+}
+
+func newTransfers(c *core) *transfers {
+	return &transfers{core: c, pulls: map[transfer.ID]*pull{}, serving: map[transfer.ID]map[*serveState]struct{}{},
+		disk: map[transfer.ID]*diskLock{}, shown: map[transfer.ID]shownProgress{}}
+}
+
+// downloads is the folder received files go to.
+func (ft *transfers) downloads() string {
+	if ft.cfg.Downloads != "" {
+		return ft.cfg.Downloads
+	}
+	return ft.cfg.Home.Path("downloads")
+}
+
+// start serves the file protocol, follows connections (a puller waiting
+// for its peer tries again at once) and the outbox (an offer left at a
+// relay takes a small file's chunks along), and resumes the transfers
+// the last run left.
+func (ft *transfers) start() {
+	ft.host.SetStreamHandler(ProtocolFile, ft.handleStream)
+	ft.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) { ft.connected(c) },
+	})
+	sub := ft.events.subscribe()
+	started := ft.work.goDo(func() {
+		defer sub.Close()
+		for {
+			select {
+			case <-ft.ctx.Done():
+				return
+			case e, ok := <-sub.C:
+				if !ok {
+					return
+				}
+				if e.Kind != EventStatus || e.Message == nil {
+					continue
+				}
+				switch e.Message.Status {
+				case store.StatusQueued:
+					ft.offerQueued(e.Message.ID, e.Message.Peer)
+				case store.StatusSent, store.StatusDelivered:
+					ft.offerSent(e.Message.ID, e.Message.Peer)
+				}
+			}
+		}
+	})
+	if !started {
+		sub.Close()
+	}
+	ts, err := ft.store.Transfers()
+	if err != nil {
+		ft.log.Warn("read file transfers", "err", err)
+	}
+	for _, t := range ts {
+		switch {
+		case t.Direction == store.Incoming && (t.State == store.TransferWaiting || t.State == store.TransferActive):
+			ft.startPull(t)
+		case t.Direction == store.Outgoing && t.State == store.TransferActive:
+			// Nothing moves until the receiver asks again.
+			if _, err := ft.setState(transfer.ID(t.ID), store.TransferWaiting, 0, "", ""); err != nil {
+				ft.log.Warn("file transfer state", "err", err)
+			}
+		}
+	}
+}
+
+func (ft *transfers) stop() { ft.host.RemoveStreamHandler(ProtocolFile) }
+
+// info describes a stored transfer.
+func (ft *transfers) info(t store.Transfer) (FileInfo, error) {
+	o, err := transfer.ParseOffer(t.Offer)
+	if err != nil {
+		return FileInfo{}, fmt.Errorf("file transfer %s: %w", t.ID, err)
+	}
+	fi := FileInfo{ID: o.ID, Peer: t.Peer, Direction: t.Direction, Name: o.Name, Size: o.Size, SHA256: o.SHA256,
+		State: t.State, Bytes: t.Bytes, Path: t.Path, Error: t.Error}
+	if t.Direction == store.Incoming {
+		fi.Name = transfer.CleanName(o.Name)
+	}
+	if t.State == store.TransferDone {
+		fi.Bytes = o.Size
+	}
+	ft.mu.Lock()
+	if s, ok := ft.shown[o.ID]; ok && !t.State.Final() {
+		fi.Bytes, fi.Notice = max(fi.Bytes, s.bytes), s.notice
+	}
+	ft.mu.Unlock()
+	return fi, nil
+}
+
+func (ft *transfers) emitFile(kind EventKind, t store.Transfer) {
+	fi, err := ft.info(t)
+	if err != nil {
+		ft.log.Warn("file event", "err", err)
+		return
+	}
+	if kind == EventFileOffer {
+		fi.Trust = ft.trustState(t.Peer)
+	}
+	ft.emit(Event{Kind: kind, File: &fi})
+}
+
+// progress records and shows how far a transfer is, at most every
+// progressEvery unless force (a new notice always shows).
+func (ft *transfers) progress(t store.Transfer, bytes int64, notice string, force bool) {
+	now := ft.cfg.Now()
+	ft.mu.Lock()
+	s := ft.shown[transfer.ID(t.ID)]
+	show := force || notice != s.notice || (bytes != s.bytes && now.Sub(s.at) >= progressEvery)
+	s.bytes, s.notice = bytes, notice
+	if show {
+		s.at = now
+	}
+	ft.shown[transfer.ID(t.ID)] = s
+	ft.mu.Unlock()
+	if show {
+		ft.emitFile(EventFileProgress, t)
+	}
+}
+
+// sendFile offers the file at path to p (Node.SendFile).
+func (ft *transfers) sendFile(p peer.ID, path string) (FileInfo, error) {
+	fs, err := ft.sendFiles([]peer.ID{p}, path)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return fs[0], nil
+}
+
+// sendFiles offers the file at path to each peer: the file is read once
+// for its SHA-256, and each peer gets an offer of its own (its own
+// transfer ID and key), so that each transfer goes on, resumes or ends
+// on its own. This is what a group send does for each member (PROTOCOL
+// §15.7). Every peer is checked before anything is stored.
+func (ft *transfers) sendFiles(ps []peer.ID, path string) ([]FileInfo, error) {
+	for _, p := range ps {
+		if err := ft.book.mayMessage(p); err != nil {
+			return nil, err
+		}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	first, err := transfer.NewOffer(abs)
+	if err != nil {
+		return nil, fmt.Errorf("offer %s: %w", path, err)
+	}
+	var out []FileInfo
+	for i, p := range ps {
+		o := first
+		if i > 0 {
+			if o, err = first.Fresh(); err != nil {
+				return out, err
+			}
+		}
+		fi, err := ft.offer(p, abs, o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, fi)
+	}
+	return out, nil
+}
+
+// offer stores and queues an offer of the file at abs to p.
+func (ft *transfers) offer(p peer.ID, abs string, o *transfer.Offer) (FileInfo, error) {
+	now := ft.cfg.Now()
+	m := store.Message{ID: e2e.MessageID(o.ID), Peer: p, SentAt: now, StoredAt: now, Body: offerBody(o)}
+	t := store.Transfer{ID: m.ID, Peer: p, Direction: store.Outgoing, Offer: o.Marshal(), Path: abs, State: store.TransferWaiting, Created: now, Updated: now}
+	if err := ft.store.AddOutgoingFile(&m, t); err != nil {
+		return FileInfo{}, fmt.Errorf("store the file offer: %w", err)
+	}
+	ft.emit(Event{Kind: EventStatus, Message: &m})
+	ft.out.kick(p)
+	return ft.info(t)
+}
+
+// accept starts receiving an offered file.
+func (ft *transfers) accept(id transfer.ID) error {
+	t, err := ft.store.UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
+		switch {
+		case t.Direction != store.Incoming:
+			return fmt.Errorf("%w: %s is a file you send", ErrNoTransfer, id)
+		case t.State.Final():
+			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+		case t.State != store.TransferOffered:
+			return nil // accepted already
+		}
+		t.State, t.Updated = store.TransferWaiting, ft.cfg.Now()
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrNoTransfer, id)
+	}
+	if err != nil {
+		return err
+	}
+	ft.startPull(t)
+	return nil
+}
+
+// cancel stops a transfer from this side: an incoming offer not yet
+// accepted is declined, anything else cancelled; the peer is told by a
+// control message (through the outbox, so it arrives however late).
+func (ft *transfers) cancel(id transfer.ID) error {
+	return ft.stopWith(id, store.TransferCancelled, "cancelled")
+}
+
+// stopWith ends a transfer in state st (cancelled or failed) with the
+// reason errText, telling the peer it is cancelled.
+func (ft *transfers) stopWith(id transfer.ID, st store.TransferState, errText string) error {
+	t, err := ft.store.Transfer(e2e.MessageID(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrNoTransfer, id)
+	}
+	if err != nil {
+		return err
+	}
+	if t.State.Final() {
+		return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+	}
+	action := fileCancelled
+	if t.Direction == store.Incoming && t.State == store.TransferOffered && st == store.TransferCancelled {
+		action, st, errText = fileDeclined, store.TransferDeclined, "declined"
+	}
+	now := ft.cfg.Now()
+	t.State, t.Error, t.Updated = st, errText, now
+	name := "a file"
+	if o, err := transfer.ParseOffer(t.Offer); err == nil {
+		name = transfer.CleanName(o.Name)
+	}
+	m := store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, SentAt: now, StoredAt: now, Body: controlBody(action, name)}
+	if err := ft.store.AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: action}, t); err != nil {
+		return fmt.Errorf("store the cancellation: %w", err)
+	}
+	ft.emit(Event{Kind: EventStatus, Message: &m})
+	ft.out.kick(t.Peer)
+	ft.ended(t)
+	return nil
+}
+
+// ended stops whatever still moves a transfer that is over, discards
+// what an incoming one that will not complete holds, and tells the user.
+func (ft *transfers) ended(t store.Transfer) {
+	id := transfer.ID(t.ID)
+	ft.mu.Lock()
+	if pl, ok := ft.pulls[id]; ok {
+		pl.cancel()
+	}
+	for s := range ft.serving[id] {
+		s.cancel()
+	}
+	ft.mu.Unlock()
+	if t.Direction == store.Incoming && t.State != store.TransferDone {
+		ft.discard(t)
+	}
+	kind := EventFileFailed
+	if t.State == store.TransferDone {
+		kind = EventFileDone
+	}
+	ft.emitFile(kind, t)
+	ft.mu.Lock()
+	delete(ft.shown, id)
+	ft.mu.Unlock()
+}
+
+// discard deletes an incoming transfer's partial file, once no puller
+// uses it.
+func (ft *transfers) discard(t store.Transfer) {
+	o, err := transfer.ParseOffer(t.Offer)
+	if err != nil {
+		return
+	}
+	l := ft.diskLock(o.ID)
+	l.Lock()
+	defer l.Unlock()
+	p, err := transfer.OpenPartial(ft.downloads(), o)
+	if err == nil {
+		err = p.Discard()
+	}
+	if err != nil {
+		ft.log.Warn("discard a partial file", "transfer", o.ID, "err", err)
+	}
+}
+
+// diskLock serializes the use of one incoming transfer's partial file;
+// live is set while a live exchange holds it.
+type diskLock struct {
+	sync.Mutex
+	live atomic.Bool
+}
+
+func (ft *transfers) diskLock(id transfer.ID) *diskLock {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	l, ok := ft.disk[id]
+	if !ok {
+		l = &diskLock{}
+		ft.disk[id] = l
+	}
+	return l
+}
+
+// arrived handles what a file frame brought (from a live session or a
+// mailbox): a new offer, a control from the peer, a mailed chunk.
+func (ft *transfers) arrived(p peer.ID, a *fileArrival) {
+	switch {
+	case a.offer != nil:
+		t, err := ft.store.Transfer(e2e.MessageID(a.offer.ID))
+		if err != nil {
+			ft.log.Warn("read a file offer just stored", "err", err)
+			return
+		}
+		if ft.autoAccept(p, a.offer.Size) {
+			if err := ft.accept(a.offer.ID); err != nil {
+				ft.log.Warn("accept a file", "err", err)
+			}
+		}
+		ft.emitFile(EventFileOffer, t)
+	case a.control != nil:
+		ft.ended(*a.control)
+	case a.chunk != nil:
+		ft.mailedChunk(p, a.chunk)
+	}
+}
+
+// autoAccept: files from a verified or CA-verified contact up to the
+// size the user set are taken without asking.
+func (ft *transfers) autoAccept(p peer.ID, size int64) bool {
+	if size > ft.cfg.AutoAcceptFiles {
+		return false
+	}
+	st := ft.trustState(p)
+	return st == identity.StateVerified || st == identity.StateCAVerified
+}
+
+// trustState is how far p is trusted now: the verdict on its last
+// certificate, else (never seen) what the trust store says of its key.
+func (ft *transfers) trustState(p peer.ID) identity.State {
+	if v, ok := ft.book.verdictNow(p); ok {
+		return v.State
+	}
+	if c, ok, _ := ft.trust.Contact(p); ok {
+		return c.State
+	}
+	return identity.StateUnknown
+}
+
+// files lists every transfer.
+func (ft *transfers) files() ([]FileInfo, error) {
+	ts, err := ft.store.Transfers()
+	out := make([]FileInfo, 0, len(ts))
+	for _, t := range ts {
+		fi, ierr := ft.info(t)
+		if ierr != nil {
+			err = errors.Join(err, ierr)
+			continue
+		}
+		out = append(out, fi)
+	}
+	return out, err
+}
+
+// setState records a transfer's new state unless it is over already,
+// and reports the transfer as stored.
+func (ft *transfers) setState(id transfer.ID, st store.TransferState, bytes int64, errText, path string) (store.Transfer, error) {
+	return ft.store.UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
+		if t.State.Final() {
+			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+		}
+		t.State, t.Updated, t.Error = st, ft.cfg.Now(), errText
+		if bytes > t.Bytes {
+			t.Bytes = bytes
+		}
+		if path != "" {
+			t.Path = path
+		}
+		return nil
+	})
+}
+
+// fail gives up on a transfer, saying why; the peer is told (cancelled).
+func (ft *transfers) fail(id transfer.ID, cause error) {
+	ft.log.Info("file transfer failed", "transfer", id, "err", cause)
+	if err := ft.stopWith(id, store.TransferFailed, cause.Error()); err != nil && !errors.Is(err, ErrTransferOver) {
+		ft.log.Warn("end a failed transfer", "err", err)
+	}
+}
+
+// received marks an incoming transfer done, tells the peer and the user.
+func (ft *transfers) received(id transfer.ID, path string, size int64) {
+	t, err := ft.setState(id, store.TransferDone, size, "", path)
+	if err != nil {
+		ft.log.Warn("record a received file", "err", err)
+		return
+	}
+	now := ft.cfg.Now()
+	name := filepath.Base(path)
+	m := store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, SentAt: now, StoredAt: now, Body: controlBody(fileReceived, name)}
+	if err := ft.store.AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: fileReceived}, store.Transfer{}); err != nil {
+		ft.log.Warn("store the receipt of a file", "err", err)
+	} else {
+		ft.emit(Event{Kind: EventStatus, Message: &m})
+		ft.out.kick(t.Peer)
+	}
+	ft.emitFile(EventFileDone, t)
+	ft.mu.Lock()
+	delete(ft.shown, id)
+	ft.mu.Unlock()
+}
+
+// Node's API for files.
+
+// SendFile offers the file at path to a peer: it is read once for its
+// SHA-256, then the offer is stored and queued like a message. The file
+// must stay where it is until the peer has it.
+func (n *Node) SendFile(to peer.ID, path string) (FileInfo, error) { return n.files.sendFile(to, path) }
+
+// SendFileToEach offers the file at path to each peer, reading it once:
+// each gets its own offer and transfer (a group send, PROTOCOL §15.7).
+func (n *Node) SendFileToEach(to []peer.ID, path string) ([]FileInfo, error) {
+	return n.files.sendFiles(to, path)
+}
+
+// AcceptFile starts receiving an offered file.
+func (n *Node) AcceptFile(id transfer.ID) error { return n.files.accept(id) }
+
+// CancelFile declines an offer, or cancels a transfer either way; the
+// peer is told.
+func (n *Node) CancelFile(id transfer.ID) error { return n.files.cancel(id) }
+
+// Files lists the transfers, oldest first.
+func (n *Node) Files() ([]FileInfo, error) { return n.files.files() }
+
+// File reports one transfer.
+func (n *Node) File(id transfer.ID) (FileInfo, error) {
+	t, err := n.store.Transfer(e2e.MessageID(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return FileInfo{}, fmt.Errorf("%w: %s", ErrNoTransfer, id)
+	}
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return n.files.info(t)
+}
+
+// Downloads is the folder received files go to.
+func (n *Node) Downloads() string { return n.files.downloads() }
+
+// setStateFinal ends a transfer in state st without telling the peer
+// (the peer ended it).
+func (ft *transfers) setStateFinal(id transfer.ID, st store.TransferState, errText string) (store.Transfer, error) {
+	return ft.store.UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
+		if t.State.Final() {
+			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+		}
+		t.State, t.Error, t.Updated = st, errText, ft.cfg.Now()
+		return nil
+	})
+}
