@@ -38,19 +38,25 @@ type Message struct {
 	DeleteOf MessageID // zero: not a deletion
 	ReactTo  MessageID // zero: not a reaction
 	Emoji    string    // the reaction; empty takes an earlier one back
+	// Group: the group the message belongs to (zero: a private message).
+	// Any kind of message may carry it (PROTOCOL §14.5).
+	Group [GroupIDLen]byte
 }
+
+// GroupIDLen is the length of a group ID (the hash of its create).
+const GroupIDLen = 32
 
 // FieldType is the type of a message field.
 type FieldType uint8
 
-// Field types. A later version adds its own (a group ID will be a
-// critical one).
+// Field types. A later version adds its own.
 const (
 	FieldBody     FieldType = 0x01 // UTF-8, 1 to MaxTextBytes bytes
 	FieldReplyTo  FieldType = 0x02 // the message ID replied to (16)
 	FieldEditOf   FieldType = 0x03 // the message ID edited (16)
 	FieldDeleteOf FieldType = 0x04 // the message ID deleted (16)
 	FieldReact    FieldType = 0x05 // the message ID reacted to (16) || emoji (UTF-8, 0 to MaxEmojiBytes)
+	FieldGroup    FieldType = 0x06 // the group ID (32): a group message
 
 	firstOptionalField FieldType = 0x80
 )
@@ -176,6 +182,9 @@ func (m Message) Marshal() ([]byte, error) {
 	if m.ReactTo != (MessageID{}) {
 		field(FieldReact, m.ReactTo[:], []byte(m.Emoji))
 	}
+	if m.Group != ([GroupIDLen]byte{}) {
+		field(FieldGroup, m.Group[:])
+	}
 	return b, nil
 }
 
@@ -254,6 +263,15 @@ func (m *Message) setField(t FieldType, v []byte) error {
 			return err
 		}
 		m.Emoji = string(v[16:])
+		return nil
+	case FieldGroup:
+		if len(v) != GroupIDLen {
+			return fmt.Errorf("field %#02x: a group ID is %d bytes", uint8(t), GroupIDLen)
+		}
+		copy(m.Group[:], v)
+		if m.Group == ([GroupIDLen]byte{}) {
+			return fmt.Errorf("field %#02x: the zero group ID", uint8(t))
+		}
 		return nil
 	}
 	if t < firstOptionalField {

@@ -44,6 +44,8 @@ func TestMessageRoundTrip(t *testing.T) {
 		{ID: id, SentAt: at, DeleteOf: target},
 		{ID: id, SentAt: at, ReactTo: target, Emoji: "👍🏽"},
 		{ID: id, SentAt: at, ReactTo: target},
+		{ID: id, SentAt: at, Stream: 9, Number: 1, Body: "to the team", Group: [32]byte{7}},
+		{ID: id, SentAt: at, ReactTo: target, Emoji: "👍", Group: [32]byte{7}},
 	} {
 		b, err := m.Marshal()
 		if err != nil {
@@ -84,6 +86,9 @@ func TestMessageRefused(t *testing.T) {
 		"edit and delete":     cat(hdr, field(1, []byte("a")), field(3, target[:]), field(4, target[:])),
 		"reply to a reaction": cat(hdr, field(2, target[:]), field(5, target[:], []byte("x"))),
 		"long emoji":          cat(hdr, field(5, target[:], bytes.Repeat([]byte("x"), e2e.MaxEmojiBytes+1))),
+		"short group":         cat(hdr, field(1, []byte("a")), field(6, make([]byte, 31))),
+		"zero group":          cat(hdr, field(1, []byte("a")), field(6, make([]byte, 32))),
+		"group alone":         cat(hdr, field(6, bytes.Repeat([]byte{7}, 32))),
 		"half numbered":       cat(id[:], make([]byte, 8), []byte{0, 0, 0, 0, 0, 0, 0, 1}, make([]byte, 8), field(1, []byte("a"))),
 	} {
 		m, err := e2e.ParseMessage(in)
@@ -109,6 +114,7 @@ func FuzzParseMessage(f *testing.F) {
 	f.Add(cat(hdr, field(1, []byte("x")), field(0x90, []byte("later"))))
 	f.Add(cat(hdr, field(1, []byte("x")), field(0x10, []byte("critical"))))
 	f.Add(cat(hdr, []byte{1, 0xff, 0xff, 0xff, 0xff}))
+	f.Add(cat(hdr, field(1, []byte("team")), field(6, bytes.Repeat([]byte{7}, 32))))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := e2e.ParseMessage(in)
 		if err != nil {

@@ -39,6 +39,9 @@ const (
 	// EventSeen: the peer's window showed an outgoing message (read
 	// markers): Message, now Seen (and delivered).
 	EventSeen EventKind = "seen"
+	// EventGroup: a group was created, or its membership or name changed
+	// (Group).
+	EventGroup EventKind = "group"
 )
 
 // Path is how a peer is reached.
@@ -98,6 +101,7 @@ type Event struct {
 	LAN     *LANStatus     // lan
 	Typing  bool           // typing: started (else stopped)
 	File    *FileInfo      // file_offer, file_progress, file_done, file_failed
+	Group   *GroupInfo     // group
 }
 
 // broker fans events out to subscribers. Each subscriber has its own

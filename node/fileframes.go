@@ -60,6 +60,9 @@ func parseMsgHeader(p []byte) (store.Message, []byte, error) {
 // plaintext is the ratchet plaintext of an outgoing message: its text
 // frame, or the file offer or control it carries.
 func (rk *ratchetKeys) plaintext(m store.Message) ([]byte, error) {
+	if m.Group != (store.GroupID{}) {
+		return groupPlaintext(m) // a group message's copy (groups.go)
+	}
 	t, err := rk.store.Transfer(m.ID)
 	switch {
 	case err == nil && t.Direction == store.Outgoing:

@@ -88,6 +88,9 @@ func (t *sessions) receiveEnvelope(cs *chatSession, env []byte) error {
 // message: on the live session cs when there is one, else through the
 // sender's mailbox.
 func (t *sessions) delivered(p peer.ID, res opened, cs *chatSession) {
+	if res.grp != nil {
+		t.groupDelivered(p, res.grp, cs)
+	}
 	if res.text != nil {
 		if res.isNew {
 			t.reportIncoming(p, res)

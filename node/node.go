@@ -35,6 +35,7 @@ type Node struct {
 	peerEv   *peerEvents
 	ind      *indications
 	files    *transfers
+	groups   *groups
 }
 
 // New opens the message store and starts the libp2p host. Start begins
@@ -101,12 +102,16 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged, seen: n.out.seen}
 	n.ind = newIndications(c.cfg)
 	n.files = newTransfers(c)
+	n.groups = newGroups(c)
+	n.groups.out, n.groups.book = n.out, n.book
+	rk.groupOK = n.groups.mayPost
 
 	// Who calls whom.
 	rs.core, rs.mail = c, n.mail
 	n.peerEv.info, n.peerEv.isRelay = n.PeerInfo, rs.isRelay
 	s := n.sessions
 	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts, s.ind, s.dht = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts, n.ind, n.dht
+	s.groups = n.groups
 	o := n.out
 	o.sessions, o.rk, o.mail, o.book = s, rk, n.mail, n.book
 	mb := n.mail
@@ -138,6 +143,7 @@ func (n *Node) Start() error {
 		return err
 	}
 	n.watchAddrs()
+	n.groups.load()
 	pending, err := n.out.resume()
 	if err != nil {
 		return err

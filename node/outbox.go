@@ -218,12 +218,13 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) {
 	if len(batch) == 0 {
 		return
 	}
-	envs, err := o.rk.sealAll(cs.peer, pts)
+	envs, err := o.rk.sealBatch(cs.peer, batch, pts)
 	if err != nil && !errors.Is(err, ratchet.ErrNoSession) { // (else the seed under way wakes the worker)
 		// The first message that could not be sealed will not be later.
 		o.fail(batch[len(envs)], err)
 	}
 	var written []e2e.MessageID
+	var groupSent []store.Message
 	for i, env := range envs {
 		m := batch[i]
 		cs.markSent(m.ID, o.cfg.Now())
@@ -232,11 +233,15 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) {
 			cs.s.Close()
 			break
 		}
-		if m.Status == store.StatusSending {
+		switch {
+		case m.Status == store.StatusSending && m.Group != (store.GroupID{}):
+			groupSent = append(groupSent, m)
+		case m.Status == store.StatusSending:
 			written = append(written, m.ID)
 		}
 	}
 	o.setStatuses(cs.peer, written, store.StatusSent)
+	o.groupCopiesSent(groupSent)
 }
 
 // batch picks the messages to write on cs now and their plaintexts: those

@@ -52,6 +52,8 @@ type ratchetKeys struct {
 	// firstContacts counts the first contacts (new PQXDH sessions)
 	// accepted from each peer in the current day (firstContactLimits).
 	firstContacts map[peer.ID]firstContactCount
+	// groupOK says whether a peer may post to a group (groups.mayPost).
+	groupOK func(peer.ID, store.GroupID) error
 }
 
 type firstContactCount struct {
@@ -201,6 +203,9 @@ func innerFrame(t e2e.FrameType, payload []byte) ([]byte, error) {
 // text frame, which every version reads; a reply, an edit, a deletion or
 // a reaction is a message frame (docs/PROTOCOL.md §7).
 func textPlaintext(m store.Message) ([]byte, error) {
+	if m.Group != (store.GroupID{}) {
+		return groupPlaintext(m)
+	}
 	if m.Kind == store.KindText && m.ReplyTo == (e2e.MessageID{}) {
 		payload, err := (e2e.Text{ID: m.ID, SentAt: m.SentAt, Stream: m.Stream, Number: m.Number, Body: m.Body}).Marshal()
 		if err != nil {
@@ -306,6 +311,7 @@ type opened struct {
 	changed bool           // the receipt changed its status
 	info    ratchet.Info
 	file    *fileArrival // a file offer, control or chunk (fileframes.go)
+	grp     *groupOpened // a group message or group changes (groups_recv.go)
 }
 
 // open opens an envelope from p. The new ratchet state and the message or
@@ -397,7 +403,7 @@ func innerOf(pt []byte) (*e2e.Frame, error) {
 	if err != nil || r.Len() != 0 {
 		return nil, fmt.Errorf("%w: sealed plaintext is not one frame", e2e.ErrMalformed)
 	}
-	if f.Type != e2e.FrameText && f.Type != e2e.FrameMessage && f.Type != e2e.FrameReceipt && !isFileFrame(f.Type) {
+	if f.Type != e2e.FrameText && f.Type != e2e.FrameMessage && f.Type != e2e.FrameReceipt && !isFileFrame(f.Type) && f.Type != e2e.FrameGroupChange {
 		return nil, fmt.Errorf("%w: sealed frame of type %s", e2e.ErrUnknownFrame, f.Type)
 	}
 	return &f, nil
@@ -424,10 +430,15 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 		res.rec, err = rk.store.SaveRatchetWithIncoming(w, m, now)
 		res.isNew = res.rec.New
 		return err
+	case f.Type == e2e.FrameGroupChange:
+		return rk.commitGroupChanges(p, w, f, res)
 	case f.Type == e2e.FrameMessage:
 		wm, err := e2e.ParseMessage(f.Payload)
 		if err != nil {
 			return err
+		}
+		if wm.Group != (store.GroupID{}) {
+			return rk.commitGroupMessage(p, w, wm, res)
 		}
 		m := fromWire(wm, p, now)
 		res.text = m

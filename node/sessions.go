@@ -28,6 +28,7 @@ type sessions struct {
 	ind      *indications
 	files    *transfers
 	dht      *dhtNode
+	groups   *groups
 
 	mu     sync.Mutex
 	byPeer map[peer.ID]*peerSessions

@@ -25,6 +25,9 @@
 //	           included; "c/" + message ID → the file control an outgoing
 //	           message carries (both sealed JSON; the bucket is made when
 //	           first written, so the version stays 3: transfers.go)
+//	groups, gmsgs/<id>, gids, goutbox
+//	           group chats (groups.go): made on first use, so the
+//	           version is unchanged; an older program ignores them
 //
 // Every value but the index entries and the listen ports is sealed:
 // XChaCha20-Poly1305 under a key derived from the identity key

@@ -102,6 +102,13 @@ type Message struct {
 	Reactions []Reaction `json:",omitempty"`
 	// Seen: an outgoing message the peer's window showed (read markers).
 	Seen time.Time `json:",omitempty"`
+
+	// Group: the group of a group message (zero: a private message).
+	// Peer is then the sender of an incoming one, the member a copy is
+	// for in the outbox (groups.go). GroupChanges: in the outbox, a
+	// group-change frame to send instead of a text.
+	Group        GroupID  `json:",omitempty"`
+	GroupChanges [][]byte `json:",omitempty"`
 }
 
 // storedMessage is the on-disk form of a message: its JSON is sealed

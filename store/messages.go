@@ -164,6 +164,9 @@ func (s *Store) SetStatus(id e2e.MessageID, from peer.ID, st Status, errText str
 
 func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time) (Message, bool, error) {
 	p, seq, raw, err := get(tx, id)
+	if errors.Is(err, ErrNotFound) {
+		return s.setGroupStatusOf(tx, id, from, st, now) // a group message's copy (groups.go)
+	}
 	if err != nil {
 		return Message{}, false, err
 	}

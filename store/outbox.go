@@ -36,7 +36,11 @@ func (s *Store) Outbox(p peer.ID) ([]Message, error) {
 			}
 			out = append(out, m)
 		}
-		return nil
+		gs, err := s.groupOutbox(tx, p)
+		for _, g := range gs {
+			out = append(out, g.copyFor(p))
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -52,6 +56,10 @@ func (s *Store) HasOutbox(p peer.ID) (bool, error) {
 		prefix := outboxPrefix(p)
 		k, _ := tx.Bucket(bktOutbox).Cursor().Seek(prefix)
 		found = k != nil && bytes.HasPrefix(k, prefix)
+		if ob := tx.Bucket(bktGOutbox); !found && ob != nil {
+			k, _ := ob.Cursor().Seek(prefix)
+			found = k != nil && bytes.HasPrefix(k, prefix)
+		}
 		return nil
 	})
 	return found, err
@@ -70,7 +78,7 @@ func (s *Store) OutboxPeers() ([]peer.ID, error) {
 			out = append(out, p)
 			k, _ = c.Seek(append([]byte(p), 1))
 		}
-		return nil
+		return groupOutboxPeers(tx, &out)
 	})
 	return out, err
 }

@@ -97,6 +97,20 @@ func (s *Store) SaveRatchetWithReceipt(r Ratchet, id e2e.MessageID, from peer.ID
 	return m, changed, err
 }
 
+// SaveRatchetWithGroupIncoming writes new ratchet state and the group
+// message it opened in one transaction (ReceiveGroup); on error nothing
+// is written.
+func (s *Store) SaveRatchetWithGroupIncoming(r Ratchet, m *GroupMessage, now time.Time) (isNew bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.putRatchet(tx, r); err != nil {
+			return err
+		}
+		isNew, err = s.receiveGroup(tx, m, now)
+		return err
+	})
+	return isNew, err
+}
+
 func (s *Store) putRatchet(tx *bolt.Tx, r Ratchet) error {
 	b := tx.Bucket(bktRatchet)
 	if r.Local != nil {

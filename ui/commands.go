@@ -22,7 +22,7 @@ type command struct {
 const searchLimit = 100
 
 func commandList() []command {
-	return []command{
+	return append([]command{
 		{"help", "", "commands and keys", (*UI).cmdHelp},
 		{"add", "INVITATION", "add a contact by invitation, address or peer ID", (*UI).cmdAdd},
 		{"verify", "[CONTACT]", "compare safety numbers (QR code too); mark verified", (*UI).cmdVerify},
@@ -49,7 +49,7 @@ func commandList() []command {
 		{"mute", "", "no bell or notifications for the open chat", (*UI).cmdMute},
 		{"unmute", "", "bell and notifications for the open chat again", (*UI).cmdUnmute},
 		{"quit", "", "close the chat (Ctrl+C too; asks if you typed)", (*UI).cmdQuit},
-	}
+	}, groupCommands()...)
 }
 
 // runCommand runs "/name args".

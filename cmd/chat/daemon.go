@@ -147,6 +147,9 @@ func missingField(c request) string {
 	case c.Cmd == "typing" && c.Typing == nil:
 		return "typing"
 	}
+	if f := missingGroupField(c); f != "" {
+		return f
+	}
 	return missingFileField(c)
 }
 
@@ -217,6 +220,8 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 		w.write(evInvite{Event: "invite", Ref: c.Ref, Text: text, PeerID: h.n.ID().String()})
 	case "send_file", "file_accept", "file_cancel", "files":
 		h.fileCommand(c, w, fail)
+	case "group_create", "group_add", "group_remove", "group_leave", "groups":
+		h.groupCmd(c, w, fail)
 	case "quit":
 		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
 		h.quit()
@@ -232,6 +237,10 @@ func (h *handler) send(c request, w *lineWriter, fail func(error)) {
 	}
 	ct, err := h.n.Trust().Resolve(c.To)
 	if err != nil {
+		if gi, gerr := h.n.FindGroup(c.To); gerr == nil {
+			h.groupSend(c, gi, w, fail)
+			return
+		}
 		fail(err)
 		return
 	}
@@ -392,6 +401,10 @@ const (
 func (h *handler) history(c request, w *lineWriter, fail func(error)) {
 	ct, err := h.n.Trust().Resolve(c.Peer)
 	if err != nil {
+		if gi, gerr := h.n.FindGroup(c.Peer); gerr == nil {
+			h.groupHistory(c, gi, w, fail)
+			return
+		}
 		fail(err)
 		return
 	}

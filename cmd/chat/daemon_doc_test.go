@@ -92,6 +92,7 @@ func TestDaemonDocAgreesWithCode(t *testing.T) {
 		"lan": evLAN{}, "invite": evInvite{},
 		"seen": evStatus{}, "edited": evEdited{}, "deleted": evDeleted{}, "reaction": evReaction{}, "typing": evTyping{},
 		"file_offer": evFileOffer{}, "file_progress": evFileProgress{}, "file_done": evFileDone{}, "file_failed": evFileFailed{}, "file": evFile{},
+		"group": evGroup{},
 	}
 	for _, kind := range daemonEvents {
 		v, ok := types[kind]

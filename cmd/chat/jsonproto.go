@@ -18,13 +18,13 @@ import (
 
 // daemonCommands are the commands handler.handle answers, in the order
 // docs/DAEMON.md lists them.
-var daemonCommands = []string{"send", "edit", "delete", "react", "mark_seen", "typing", "connect", "add", "trust", "block", "peers", "history", "id", "invite", "send_file", "file_accept", "file_cancel", "files", "quit"}
+var daemonCommands = []string{"send", "edit", "delete", "react", "mark_seen", "typing", "connect", "add", "trust", "block", "peers", "history", "id", "invite", "send_file", "file_accept", "file_cancel", "files", "group_create", "group_add", "group_remove", "group_leave", "groups", "quit"}
 
 // daemonEvents are the values of "event" on the lines the daemon writes:
 // answers and node events. sent, queued, delivered and failed are the
 // outgoing statuses of node messages (sending is answered by accepted).
 var daemonEvents = []string{"listening", "lan", "peer", "message", "accepted", "sent", "queued", "delivered", "seen", "failed",
-	"edited", "deleted", "reaction", "typing", "ok", "history", "id", "invite",
+	"edited", "deleted", "reaction", "typing", "ok", "history", "group", "id", "invite",
 	"file_offer", "file_progress", "file_done", "file_failed", "file", "error"}
 
 type request struct {
@@ -43,6 +43,8 @@ type request struct {
 	Emoji    *string  `json:"emoji,omitempty"`    // react: the emoji; "" takes ours back
 	IDs      []string `json:"ids,omitempty"`      // mark_seen: the messages shown
 	Typing   *bool    `json:"typing,omitempty"`   // typing: started or stopped
+	Members  []string `json:"members,omitempty"`  // group_create: peer IDs or contact names
+	Group    string   `json:"group,omitempty"`    // group_add, group_remove, group_leave: ID or name
 }
 
 type evListening struct {
@@ -91,6 +93,7 @@ type evMessage struct {
 	ReplyTo string `json:"reply_to,omitempty"`
 	Edited  string `json:"edited,omitempty"`  // its edits arrived before it: when the shown text was written
 	Deleted bool   `json:"deleted,omitempty"` // its deletion arrived before it
+	Group   string `json:"group,omitempty"`   // a group message: the group's ID
 }
 
 // evEdited, evDeleted and evReaction report an edit, deletion or reaction
@@ -137,6 +140,7 @@ type evStatus struct {
 	ID    string `json:"id"`
 	To    string `json:"to"`
 	Error string `json:"error,omitempty"`
+	Group string `json:"group,omitempty"` // a group message's copy to member to
 }
 
 type evError struct {
@@ -179,6 +183,10 @@ type jsonMessage struct {
 	Deleted   bool           `json:"deleted,omitempty"`
 	Reactions []jsonReaction `json:"reactions,omitempty"`
 	Seen      string         `json:"seen,omitempty"`
+	Group     string         `json:"group,omitempty"`     // a group message: the group's ID
+	Delivered int            `json:"delivered,omitempty"` // an outgoing group message: members that have it
+	Members   int            `json:"members,omitempty"`   // an outgoing group message: members it was sent to
+	Waiting   []string       `json:"waiting,omitempty"`   // an outgoing group message: members that do not have it yet
 }
 
 type jsonReaction struct {
@@ -191,6 +199,7 @@ type evHistory struct {
 	Ref      string        `json:"ref,omitempty"`
 	Peer     string        `json:"peer"`
 	Messages []jsonMessage `json:"messages"`
+	Group    string        `json:"group,omitempty"` // the history of a group: its ID (peer is empty)
 }
 
 // wrapList joins items with ", " in lines of at most width columns, the
@@ -232,7 +241,7 @@ func peerEvent(p node.PeerInfo, ref string) evPeer {
 func messageJSON(m store.Message) jsonMessage {
 	j := jsonMessage{ID: m.ID.String(), Direction: string(m.Direction), Peer: m.Peer.String(), Text: m.Body,
 		TS: stamp(m.SentAt), Stored: stamp(m.StoredAt), Status: string(m.Status), Error: m.Error, Late: m.Late, Missing: m.Missing,
-		ReplyTo: optID(m.ReplyTo), Edited: optStamp(m.Edited), Deleted: m.Deleted, Seen: optStamp(m.Seen)}
+		ReplyTo: optID(m.ReplyTo), Edited: optStamp(m.Edited), Deleted: m.Deleted, Seen: optStamp(m.Seen), Group: groupID(m.Group)}
 	if q := m.Quote; q != nil {
 		j.Quote, j.QuoteFrom = firstLine(q.Body), "me"
 		if q.Direction == store.Incoming {
@@ -306,7 +315,7 @@ func eventJSON(e node.Event, names func(store.Message) string, self string) any 
 	case node.EventMessage:
 		m := e.Message
 		return evMessage{Event: "message", ID: m.ID.String(), From: m.Peer.String(), Name: names(*m), Text: m.Body, TS: stamp(m.SentAt),
-			Late: m.Late, Missing: m.Missing, ReplyTo: optID(m.ReplyTo), Edited: optStamp(m.Edited), Deleted: m.Deleted}
+			Late: m.Late, Missing: m.Missing, ReplyTo: optID(m.ReplyTo), Edited: optStamp(m.Edited), Deleted: m.Deleted, Group: groupID(m.Group)}
 	case node.EventUpdate:
 		return updateJSON(e, self)
 	case node.EventSeen:
@@ -318,7 +327,12 @@ func eventJSON(e node.Event, names func(store.Message) string, self string) any 
 		if m.Status == store.StatusSending {
 			return nil // the answer to send says "accepted"
 		}
-		return evStatus{Event: string(m.Status), ID: m.ID.String(), To: m.Peer.String(), Error: m.Error}
+		if m.GroupChanges != nil {
+			return nil // a membership change's copy: its "group" event said it
+		}
+		return evStatus{Event: string(m.Status), ID: m.ID.String(), To: m.Peer.String(), Error: m.Error, Group: groupID(m.Group)}
+	case node.EventGroup:
+		return groupEvent(*e.Group, "")
 	case node.EventFileOffer, node.EventFileProgress, node.EventFileDone, node.EventFileFailed:
 		return fileEventJSON(e)
 	case node.EventError:

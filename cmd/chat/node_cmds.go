@@ -126,6 +126,15 @@ echoed in its answer. The commands:
       decline an offer or cancel a transfer; answers "ok"
   {"cmd":"files"}
       one {"event":"file",...} per transfer, then "ok"
+  {"cmd":"group_create","name":"team","members":["bob","carol"]}
+      make a group (send and history take its ID or name); answers
+      {"event":"group","id","name","members","admins","version",...}
+  {"cmd":"group_add","group":"team","peer":"dave"}
+  {"cmd":"group_remove","group":"team","peer":"dave"}
+  {"cmd":"group_leave","group":"team"}
+      change the group; each answers {"event":"group",...}
+  {"cmd":"groups"}
+      one {"event":"group",...} per group, then "ok"
   {"cmd":"quit"}
       answers "ok" and stops the daemon
 
@@ -434,6 +443,10 @@ func sendVia(c *ctx, conn io.ReadWriter, text string) error {
 			switch {
 			case ev["event"] == "error" && ev["ref"] == "send":
 				return fmt.Errorf("%v", ev["error"])
+			case ev["event"] == "accepted" && ev["ref"] == "send" && ev["group"] != nil:
+				// A group: the running daemon delivers each member's copy.
+				c.printf("accepted %v (group %v; the daemon delivers it to each member)\n", ev["id"], ev["group"])
+				return nil
 			case ev["event"] == "accepted" && ev["ref"] == "send":
 				id, _ = ev["id"].(string)
 				if delivered[id] {
@@ -472,6 +485,9 @@ func sendDirect(c *ctx, text string) error {
 	defer n.Close()
 	ct, err := n.Trust().Resolve(c.opts.node.to)
 	if err != nil {
+		if g, gerr := n.FindGroup(c.opts.node.to); gerr == nil {
+			return sendGroupDirect(c, n, g, text)
+		}
 		return err
 	}
 	sub := n.Subscribe()
@@ -514,9 +530,12 @@ func runHistory(c *ctx) error {
 		return err
 	}
 	// The peer's lines carry the contact's name, as the chat window shows.
-	_, ct, err := c.resolveContact(c.args[0])
+	t, ct, err := c.resolveContact(c.args[0])
 	if err != nil {
-		return err
+		if t == nil {
+			return err
+		}
+		return runGroupHistory(c, h, t, c.args[0], err)
 	}
 	var msgs []jsonMessage
 	if conn, err := dialControl(h); err == nil {

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/certchat/certchat/group"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// The daemon's group commands (docs/DAEMON.md): group_create, group_add,
+// group_remove, group_leave, groups; send and history to a group.
+
+// evGroup describes a group: on every change, and in answers.
+type evGroup struct {
+	Event   string   `json:"event"`
+	Ref     string   `json:"ref,omitempty"`
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Members []string `json:"members"`
+	Admins  []string `json:"admins"`
+	Version uint64   `json:"version"`
+	Member  bool     `json:"member"`           // this node is a member
+	CA      string   `json:"ca,omitempty"`     // the required CA (hex SHA-256 of its SubjectPublicKeyInfo)
+	Unread  int      `json:"unread,omitempty"` // unread messages
+}
+
+func groupEvent(g node.GroupInfo, ref string) evGroup {
+	ev := evGroup{Event: "group", Ref: ref, ID: g.ID.String(), Name: g.Name, Version: g.Version, Member: g.Member,
+		Members: peerStrings(g.Members), Admins: peerStrings(g.Admins), Unread: g.Unread}
+	if g.CA != nil {
+		ev.CA = fmt.Sprintf("%x", g.CA)
+	}
+	return ev
+}
+
+func peerStrings(ps []peer.ID) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+// groupID is a message's group for its line ("" for a private message).
+func groupID(id store.GroupID) string {
+	if id == (store.GroupID{}) {
+		return ""
+	}
+	return fmt.Sprintf("%x", id[:])
+}
+
+// missingGroupField names the first field a group command needs and lacks.
+func missingGroupField(c request) string {
+	switch {
+	case c.Cmd == "group_create" && c.Name == "":
+		return "name"
+	case (c.Cmd == "group_add" || c.Cmd == "group_remove" || c.Cmd == "group_leave") && c.Group == "":
+		return "group"
+	case (c.Cmd == "group_add" || c.Cmd == "group_remove") && c.Peer == "":
+		return "peer"
+	}
+	return ""
+}
+
+func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
+	if c.Cmd == "groups" {
+		for _, g := range h.n.Groups() {
+			w.write(groupEvent(g, c.Ref))
+		}
+		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
+		return
+	}
+	if c.Cmd == "group_create" {
+		var members []peer.ID
+		for _, s := range c.Members {
+			ct, err := h.n.Trust().Resolve(s)
+			if err != nil {
+				fail(fmt.Errorf("group_create: member %q: %w", s, err))
+				return
+			}
+			members = append(members, ct.PeerID)
+		}
+		g, err := h.n.GroupCreate(c.Name, members)
+		if err != nil {
+			fail(err)
+			return
+		}
+		w.write(groupEvent(g, c.Ref))
+		return
+	}
+	g, err := h.n.FindGroup(c.Group)
+	if err != nil {
+		fail(err)
+		return
+	}
+	var p peer.ID
+	if c.Peer != "" {
+		ct, err := h.n.Trust().Resolve(c.Peer)
+		if err != nil {
+			// A member need not be a contact: a peer ID names it.
+			if p, err = identity.ParsePeerID(c.Peer); err != nil {
+				fail(fmt.Errorf("%s: %q is neither a contact nor a peer ID", c.Cmd, c.Peer))
+				return
+			}
+		} else {
+			p = ct.PeerID
+		}
+	}
+	switch c.Cmd {
+	case "group_add":
+		g, err = h.n.GroupAdd(g.ID, p)
+	case "group_remove":
+		g, err = h.n.GroupRemove(g.ID, p)
+	case "group_leave":
+		g, err = h.n.GroupLeave(g.ID)
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	w.write(groupEvent(g, c.Ref))
+}
+
+// groupSend sends a text to a group: answered "accepted" with the group's
+// ID in "to" and "group"; each member's copy then has its own status lines.
+func (h *handler) groupSend(c request, g node.GroupInfo, w *lineWriter, fail func(error)) {
+	m, err := h.n.GroupSend(g.ID, c.Text)
+	if err != nil {
+		fail(err)
+		return
+	}
+	w.write(evStatus{Event: "accepted", Ref: c.Ref, ID: m.ID.String(), To: g.ID.String(), Group: g.ID.String()})
+}
+
+func (h *handler) groupHistory(c request, g node.GroupInfo, w *lineWriter, fail func(error)) {
+	limit := c.Limit
+	if limit <= 0 {
+		limit = historyDefault
+	}
+	msgs, err := h.n.GroupHistory(g.ID, 0, min(limit, historyMax))
+	if err != nil {
+		fail(err)
+		return
+	}
+	ev := evHistory{Event: "history", Ref: c.Ref, Group: g.ID.String(), Messages: []jsonMessage{}}
+	for _, gm := range msgs {
+		j := messageJSON(gm.AsMessage())
+		if gm.Direction == store.Outgoing {
+			j.Peer = ""
+			j.Delivered, j.Members, j.Waiting = gm.Delivered(), len(gm.Members), peerStrings(gm.Waiting())
+		}
+		ev.Messages = append(ev.Messages, j)
+	}
+	w.write(ev)
+}
+
+// sendGroupDirect sends to a group from a node run just for it, and waits
+// until every member has the message (or the wait ends: the copies not
+// delivered stay in the outbox, exit status 3).
+func sendGroupDirect(c *ctx, n *node.Node, g node.GroupInfo, text string) error {
+	sub := n.Subscribe()
+	defer sub.Close()
+	m, err := n.GroupSend(g.ID, text)
+	if err != nil {
+		return err
+	}
+	timeout := time.After(c.opts.node.wait)
+	for {
+		d, err := n.GroupDelivery(m.ID)
+		if err != nil {
+			return err
+		}
+		if d.Delivered() == len(d.Members) {
+			c.printf("delivered %s to %d of %d members of %s\n", m.ID, d.Delivered(), len(d.Members), g.Name)
+			return nil
+		}
+		select {
+		case <-sub.C:
+		case <-timeout:
+			c.printf("queued %s: delivered to %d of %d members of %s\n", m.ID, d.Delivered(), len(d.Members), g.Name)
+			return exitStatus{exitQueued, fmt.Sprintf("%d members of %s have not stored the message yet; it stays in the outbox for them (exit status 3: queued)", len(d.Waiting()), g.Name)}
+		}
+	}
+}
+
+// runGroupHistory prints a group's history: arg is not a contact, and
+// notContact says why; if no group is called arg either, that is the error.
+func runGroupHistory(c *ctx, h identity.Home, t *identity.TrustStore, arg string, notContact error) error {
+	var (
+		msgs []jsonMessage
+		name string
+	)
+	if conn, err := dialControl(h); err == nil {
+		defer conn.Close()
+		if msgs, err = historyVia(conn, arg, c.opts.node.limit); err != nil {
+			return fmt.Errorf("%w; and no group is called %q (%v)", notContact, arg, err)
+		}
+		name = arg
+	} else if err := databaseFree(h); err != nil {
+		return err
+	} else if msgs, name, err = groupHistoryDirect(c, h, arg); err != nil {
+		return fmt.Errorf("%w; and %w", notContact, err)
+	}
+	if c.opts.json {
+		enc := json.NewEncoder(c.io.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(msgs)
+	}
+	fmt.Fprintf(c.io.out, "group %s\n", identity.SanitizeText(name, false))
+	for _, m := range msgs {
+		who := m.Peer
+		if p, err := identity.ParsePeerID(m.Peer); err == nil {
+			who = identity.ShortID(p)
+			if ct, ok, _ := t.Contact(p); ok {
+				who = ct.Label()
+			}
+		}
+		printHistoryLine(c.io.out, m, who)
+	}
+	return nil
+}
+
+// groupHistoryDirect reads a group's history from the database itself
+// (no daemon running): the group by ID, ID prefix or name.
+func groupHistoryDirect(c *ctx, h identity.Home, arg string) ([]jsonMessage, string, error) {
+	id, _, err := c.loadIdentity()
+	if err != nil {
+		return nil, "", err
+	}
+	db, err := store.OpenIdentity(h.Path(store.FileName), id)
+	if err != nil {
+		return nil, "", err
+	}
+	defer db.Close()
+	gs, err := db.Groups()
+	if err != nil {
+		return nil, "", err
+	}
+	var found []store.Group
+	names := map[store.GroupID]string{}
+	for _, g := range gs {
+		l, err := group.Restore(g.Changes)
+		if err != nil {
+			continue
+		}
+		name := l.State().Name
+		if g.Name != "" {
+			name = g.Name
+		}
+		names[g.ID] = name
+		hexID := l.ID().String()
+		if arg == name || arg == hexID || (len(arg) >= 8 && strings.HasPrefix(hexID, arg)) {
+			found = append(found, g)
+		}
+	}
+	switch {
+	case len(found) == 0:
+		return nil, "", fmt.Errorf("no group is called %q", arg)
+	case len(found) > 1:
+		return nil, "", fmt.Errorf("%d groups are called %q: name one by its ID", len(found), arg)
+	}
+	ms, err := db.GroupHistory(found[0].ID, 0, min(max(c.opts.node.limit, 1), historyMax))
+	if err != nil {
+		return nil, "", err
+	}
+	out := []jsonMessage{}
+	for _, gm := range ms {
+		j := messageJSON(gm.AsMessage())
+		if gm.Direction == store.Outgoing {
+			j.Peer = ""
+			j.Delivered, j.Members, j.Waiting = gm.Delivered(), len(gm.Members), peerStrings(gm.Waiting())
+		}
+		out = append(out, j)
+	}
+	return out, names[found[0].ID], nil
+}

@@ -1,0 +1,57 @@
+package e2e_test
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/certchat/certchat/e2e"
+)
+
+func TestGroupChangesRoundTrip(t *testing.T) {
+	g := e2e.GroupChanges{ID: e2e.MessageID{1}, Group: [32]byte{2}, Changes: [][]byte{[]byte("create"), []byte("add")}}
+	b, err := g.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e2e.ParseGroupChanges(b)
+	if err != nil || !reflect.DeepEqual(got, g) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for name, in := range map[string][]byte{
+		"short":      b[:40],
+		"no changes": append(bytes.Clone(b[:48]), 0, 0),
+		"cut":        b[:len(b)-1],
+		"trailing":   append(bytes.Clone(b), 0),
+		"empty one":  append(bytes.Clone(b[:48]), 0, 1, 0, 0),
+	} {
+		if _, err := e2e.ParseGroupChanges(in); !errors.Is(err, e2e.ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	if _, err := (e2e.GroupChanges{}).Marshal(); err == nil {
+		t.Error("Marshal wrote a frame without changes")
+	}
+}
+
+// FuzzParseGroupChanges: what parses marshals back to the same bytes.
+func FuzzParseGroupChanges(f *testing.F) {
+	g := e2e.GroupChanges{ID: e2e.MessageID{1}, Group: [32]byte{2}, Changes: [][]byte{[]byte("create"), []byte("add")}}
+	b, _ := g.Marshal()
+	f.Add(b)
+	f.Add(b[:50])
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := e2e.ParseGroupChanges(in)
+		if err != nil {
+			if !errors.Is(err, e2e.ErrMalformed) {
+				t.Fatalf("error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		out, err := got.Marshal()
+		if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("re-encoding: %x, %v; want %x", out, err, in)
+		}
+	})
+}

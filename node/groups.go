@@ -1,0 +1,489 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/group"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Groups (docs/PROTOCOL.md §14.5). A group message is stored once and
+// its copies, one per member, go through each member's outbox worker and
+// pairwise ratchet like a private message, with the group's ID inside
+// the envelope. Membership changes travel the same way, as group-change
+// frames carrying the group's whole log (so a member never lacks a
+// change's parents). A receiver accepts a group message only from a
+// member of the membership it holds: the sender is the peer whose
+// pairwise session opened the envelope, never a claim of the message.
+
+var (
+	// ErrUnknownGroup: no group by that ID or name.
+	ErrUnknownGroup = errors.New("no such group")
+	// ErrNotGroupMember: we are not (or no longer) a member of the group.
+	ErrNotGroupMember = errors.New("you are not a member of this group")
+	// ErrGroupBlocked: a member's key changed (or is blocked): sending
+	// to the group waits until the user decides, as in a 1:1 chat.
+	ErrGroupBlocked = errors.New("a member's key changed: sending to the group is blocked until you decide")
+)
+
+// GroupInfo is what the node knows of a group now.
+type GroupInfo struct {
+	ID        group.ID
+	Name      string // the local name if the user gave one, else the group's
+	GroupName string // the name the group's changes give it
+	Creator   peer.ID
+	Members   []peer.ID
+	Admins    []peer.ID
+	Version   uint64
+	CA        []byte // SHA-256 of the required CA's SubjectPublicKeyInfo, or nil
+	Member    bool   // this node is a member
+	Unread    int
+	Messages  int
+}
+
+// groups owns the logs of the groups this node holds. mu guards logs and
+// is never held while calling other parts (the store aside).
+type groups struct {
+	*core
+	out  *outbox
+	book *peerBook
+
+	mu   sync.Mutex
+	logs map[group.ID]*group.Log
+}
+
+func newGroups(c *core) *groups { return &groups{core: c, logs: map[group.ID]*group.Log{}} }
+
+// load restores the logs from the store. A group whose record or changes
+// cannot be read is left out, with an error event naming it.
+func (g *groups) load() {
+	gs, err := g.store.Groups()
+	if err != nil {
+		g.log.Error("read groups", "err", err)
+		g.emitError("", fmt.Errorf("some groups could not be read: %w", err))
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, sg := range gs {
+		l, err := group.Restore(sg.Changes)
+		if err != nil {
+			g.emitError("", fmt.Errorf("group %x could not be restored: %w", sg.ID[:4], err))
+			continue
+		}
+		g.logs[l.ID()] = l
+	}
+}
+
+// info describes a group in state s, with what the store counts. The
+// caller takes s from the log under mu.
+func (g *groups) info(s group.State) GroupInfo {
+	gi := GroupInfo{ID: s.ID, Name: s.Name, GroupName: s.Name, Creator: s.Creator, Members: s.Members, Admins: s.Admins,
+		Version: s.Version, CA: s.CA, Member: s.IsMember(g.host.ID())}
+	if sg, found, err := g.store.Group(store.GroupID(s.ID)); err == nil && found {
+		if sg.Name != "" {
+			gi.Name = sg.Name
+		}
+		gi.Unread, gi.Messages = sg.Unread, sg.Messages
+	}
+	return gi
+}
+
+// state returns the group's current membership.
+func (g *groups) state(id group.ID) (group.State, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l, ok := g.logs[id]
+	if !ok {
+		return group.State{}, false
+	}
+	return l.State(), true
+}
+
+// mayPost says whether p may post to group id: p is a member of the
+// membership we hold, and so are we. Called by the ratchet keys with
+// their lock held, before the message is stored.
+func (g *groups) mayPost(p peer.ID, id store.GroupID) error {
+	s, ok := g.state(group.ID(id))
+	switch {
+	case !ok:
+		return fmt.Errorf("%w %x", ErrUnknownGroup, id[:4])
+	case !s.IsMember(p):
+		return fmt.Errorf("%s is %w %q", identity.ShortID(p), group.ErrNotMember, s.Name)
+	case !s.IsMember(g.host.ID()):
+		return fmt.Errorf("%w %q", ErrNotGroupMember, s.Name)
+	}
+	return nil
+}
+
+// distribute queues the group's log for each recipient (one write) and
+// wakes their outbox workers.
+func (g *groups) distribute(id group.ID, changes [][]byte, recipients []peer.ID) error {
+	recipients = slices.DeleteFunc(slices.Clone(recipients), func(p peer.ID) bool { return p == g.host.ID() })
+	if len(recipients) == 0 {
+		return nil
+	}
+	if len(changes) > e2e.MaxGroupChanges {
+		changes = append([][]byte{changes[0]}, changes[len(changes)-e2e.MaxGroupChanges+1:]...)
+	}
+	if err := g.store.AddGroupChanges(store.GroupID(id), e2e.NewMessageID(), changes, recipients, g.cfg.Now()); err != nil {
+		return fmt.Errorf("queue the group's changes: %w", err)
+	}
+	for _, p := range recipients {
+		g.out.kick(p)
+	}
+	return nil
+}
+
+// emitGroup tells subscribers a group changed.
+func (g *groups) emitGroup(gi GroupInfo) {
+	g.emit(Event{Kind: EventGroup, Group: &gi})
+}
+
+// receive adds the changes a peer sent to the group's log (starting the
+// log from its create when the group is new to us), stores the log and
+// reports each refusal with its reason.
+func (g *groups) receive(from peer.ID, gc e2e.GroupChanges) {
+	id := group.ID(gc.Group)
+	g.mu.Lock()
+	l, known := g.logs[id]
+	var refusals []error
+	before := 0
+	if known {
+		before = len(l.Changes())
+	}
+	for i, raw := range gc.Changes {
+		c, err := group.Parse(raw)
+		if err != nil {
+			refusals = append(refusals, err)
+			continue
+		}
+		if l == nil {
+			if i != 0 || c.Op != group.OpCreate || c.Hash() != group.Hash(id) {
+				refusals = append(refusals, fmt.Errorf("%w: a group new to us must start with its create", group.ErrWrongGroup))
+				break
+			}
+			if l, err = group.New(c); err != nil {
+				refusals = append(refusals, err)
+				break
+			}
+			continue
+		}
+		if err := l.Add(c); err != nil && !errors.Is(err, group.ErrMissingParents) {
+			refusals = append(refusals, err)
+		}
+	}
+	if l != nil {
+		refusals = append(refusals, l.Refused()...)
+	}
+	var (
+		changes [][]byte
+		keep    bool
+		merged  bool
+		members []peer.ID
+		s       group.State
+	)
+	if l != nil {
+		changes = l.Changes()
+		s = l.State()
+		members = s.Members
+		merged = len(l.Heads()) > 1
+		// A group we are not in, and never were told of, is not kept: a
+		// stranger's log naming others is none of our business.
+		keep = known || s.IsMember(g.host.ID())
+		if keep && !known {
+			g.logs[id] = l
+		}
+	}
+	g.mu.Unlock()
+	for _, err := range refusals {
+		g.emitError(from, fmt.Errorf("a change to group %x from %s was refused: %w", id[:4], identity.ShortID(from), err))
+	}
+	if !keep || (known && len(changes) == before) {
+		return
+	}
+	if err := g.store.PutGroupChanges(store.GroupID(id), changes); err != nil {
+		g.emitError(from, fmt.Errorf("store group %x: %w", id[:4], err))
+		return
+	}
+	g.emitGroup(g.info(s))
+	if merged {
+		// Changes crossed in flight: their authors each sent theirs to
+		// the members they knew of, so a member added on one branch may
+		// lack the other. Whoever first holds both sends the merged log
+		// to every member (the log only grows, so this ends).
+		others := slices.DeleteFunc(slices.Clone(members), func(p peer.ID) bool { return p == from })
+		if err := g.distribute(id, changes, others); err != nil {
+			g.emitError(from, err)
+		}
+	}
+}
+
+// groupPlaintext is the ratchet plaintext of a group message's copy: a
+// message frame with the group field, or a group-change frame.
+func groupPlaintext(m store.Message) ([]byte, error) {
+	if m.GroupChanges != nil {
+		payload, err := (e2e.GroupChanges{ID: m.ID, Group: m.Group, Changes: m.GroupChanges}).Marshal()
+		if err != nil {
+			return nil, err
+		}
+		return innerFrame(e2e.FrameGroupChange, payload)
+	}
+	w := e2e.Message{ID: m.ID, SentAt: m.SentAt, Stream: m.Stream, Number: m.Number, Body: m.Body, Group: m.Group}
+	payload, err := w.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return innerFrame(e2e.FrameMessage, payload)
+}
+
+// The API.
+
+// Groups lists the groups this node holds.
+func (n *Node) Groups() []GroupInfo {
+	n.groups.mu.Lock()
+	states := make([]group.State, 0, len(n.groups.logs))
+	for _, l := range n.groups.logs {
+		states = append(states, l.State())
+	}
+	n.groups.mu.Unlock()
+	out := make([]GroupInfo, 0, len(states))
+	for _, s := range states {
+		out = append(out, n.groups.info(s))
+	}
+	slices.SortFunc(out, func(a, b GroupInfo) int {
+		if a.Name != b.Name {
+			if a.Name < b.Name {
+				return -1
+			}
+			return 1
+		}
+		return slices.Compare(a.ID[:], b.ID[:])
+	})
+	return out
+}
+
+// Group describes one group.
+func (n *Node) Group(id group.ID) (GroupInfo, bool) {
+	s, ok := n.groups.state(id)
+	if !ok {
+		return GroupInfo{}, false
+	}
+	return n.groups.info(s), true
+}
+
+// FindGroup finds a group by its ID (hex, or a prefix of at least 8
+// digits) or its name; a name two groups share is ambiguous.
+func (n *Node) FindGroup(s string) (GroupInfo, error) {
+	var found []GroupInfo
+	for _, gi := range n.Groups() {
+		hexID := gi.ID.String()
+		if s == hexID || (len(s) >= 8 && len(s) < len(hexID) && hexID[:len(s)] == s) || gi.Name == s {
+			found = append(found, gi)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return GroupInfo{}, fmt.Errorf("%w %q", ErrUnknownGroup, s)
+	case 1:
+		return found[0], nil
+	}
+	return GroupInfo{}, fmt.Errorf("%d groups are called %q: name one by its ID", len(found), s)
+}
+
+// GroupCreate makes a group with a name and its first members (besides
+// this node, its first admin), stores it and sends it to the members.
+func (n *Node) GroupCreate(name string, members []peer.ID) (GroupInfo, error) {
+	return n.GroupCreateCA(name, members, nil)
+}
+
+// GroupCreateCA is GroupCreate for a group bound to a CA: ca is the
+// SHA-256 of its certificate's SubjectPublicKeyInfo.
+func (n *Node) GroupCreateCA(name string, members []peer.ID, ca []byte) (GroupInfo, error) {
+	var uniq []peer.ID
+	for _, p := range members {
+		if p == n.host.ID() {
+			continue
+		}
+		if !slices.Contains(uniq, p) {
+			uniq = append(uniq, p)
+		}
+	}
+	if err := n.checkCAMembers(ca, append([]peer.ID{n.host.ID()}, uniq...)); err != nil {
+		return GroupInfo{}, fmt.Errorf("create group %q: %w", name, err)
+	}
+	c, err := group.Create(n.id.Signer(), name, uniq, ca, n.cfg.Now())
+	if err != nil {
+		return GroupInfo{}, fmt.Errorf("create group %q: %w", name, err)
+	}
+	l, err := group.New(c)
+	if err != nil {
+		return GroupInfo{}, fmt.Errorf("create group %q: %w", name, err)
+	}
+	id := l.ID()
+	if err := n.store.PutGroupChanges(store.GroupID(id), l.Changes()); err != nil {
+		return GroupInfo{}, fmt.Errorf("store group %q: %w", name, err)
+	}
+	s := l.State()
+	n.groups.mu.Lock()
+	n.groups.logs[id] = l
+	n.groups.mu.Unlock()
+	if err := n.groups.distribute(id, l.Changes(), uniq); err != nil {
+		return GroupInfo{}, err
+	}
+	gi := n.groups.info(s)
+	n.groups.emitGroup(gi)
+	return gi, nil
+}
+
+// GroupAdd adds p to the group (admins only).
+func (n *Node) GroupAdd(id group.ID, p peer.ID) (GroupInfo, error) {
+	if s, ok := n.groups.state(id); ok {
+		if err := n.checkCAMembers(s.CA, []peer.ID{p}); err != nil {
+			return GroupInfo{}, fmt.Errorf("add to group %q: %w", s.Name, err)
+		}
+	}
+	return n.groupChange(id, group.OpAdd, p, "")
+}
+
+// GroupRemove removes p from the group (admins only). p is sent the
+// change, and nothing after it.
+func (n *Node) GroupRemove(id group.ID, p peer.ID) (GroupInfo, error) {
+	return n.groupChange(id, group.OpRemove, p, "")
+}
+
+// GroupLeave leaves the group.
+func (n *Node) GroupLeave(id group.ID) (GroupInfo, error) {
+	return n.groupChange(id, group.OpLeave, "", "")
+}
+
+// GroupRename renames the group for every member (admins only).
+func (n *Node) GroupRename(id group.ID, name string) (GroupInfo, error) {
+	return n.groupChange(id, group.OpRename, "", name)
+}
+
+// GroupAdmin makes member p an admin (admins only).
+func (n *Node) GroupAdmin(id group.ID, p peer.ID) (GroupInfo, error) {
+	return n.groupChange(id, group.OpAdmin, p, "")
+}
+
+// groupChange proposes a change to the current version and commits it.
+func (n *Node) groupChange(id group.ID, op group.Op, p peer.ID, name string) (GroupInfo, error) {
+	c, err := n.groups.propose(id, op, p, name)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	return n.groups.commit(id, c)
+}
+
+// propose makes and signs a change to the version we hold (group.Log's
+// checks say why it would not take effect).
+func (g *groups) propose(id group.ID, op group.Op, p peer.ID, name ...string) (*group.Change, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l, ok := g.logs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %s", ErrUnknownGroup, id.Short())
+	}
+	s := l.State()
+	c, err := l.Propose(g.id.Signer(), op, p, strings.Join(name, ""), g.cfg.Now())
+	if err != nil {
+		what := op.String()
+		if p != "" {
+			what += " " + identity.ShortID(p)
+		}
+		return nil, fmt.Errorf("%s in group %q: %w", what, s.Name, err)
+	}
+	return c, nil
+}
+
+// commit adds our change to the log, stores the log and sends it to the
+// members of the version before and after (so a removed member learns it
+// is out).
+func (g *groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
+	g.mu.Lock()
+	l, ok := g.logs[id]
+	if !ok {
+		g.mu.Unlock()
+		return GroupInfo{}, fmt.Errorf("%w %s", ErrUnknownGroup, id.Short())
+	}
+	before := l.State()
+	if err := l.Add(c); err != nil {
+		g.mu.Unlock()
+		return GroupInfo{}, fmt.Errorf("%s in group %q: %w", c.Op, before.Name, err)
+	}
+	changes, after := l.Changes(), l.State()
+	g.mu.Unlock()
+	if err := g.store.PutGroupChanges(store.GroupID(id), changes); err != nil {
+		return GroupInfo{}, fmt.Errorf("store group %q: %w", before.Name, err)
+	}
+	recipients := slices.Clone(after.Members)
+	for _, m := range before.Members {
+		if !slices.Contains(recipients, m) {
+			recipients = append(recipients, m)
+		}
+	}
+	if c.Op == group.OpRemove && !slices.Contains(recipients, c.Peer) {
+		recipients = append(recipients, c.Peer)
+	}
+	if err := g.distribute(id, changes, recipients); err != nil {
+		return GroupInfo{}, err
+	}
+	gi := g.info(after)
+	g.emitGroup(gi)
+	return gi, nil
+}
+
+// GroupSend stores a text to the group once and queues a copy for each
+// other member. It is refused while a member's key changed or is blocked.
+func (n *Node) GroupSend(id group.ID, text string) (store.GroupMessage, error) {
+	s, ok := n.groups.state(id)
+	if !ok {
+		return store.GroupMessage{}, fmt.Errorf("%w %s", ErrUnknownGroup, id.Short())
+	}
+	if !s.IsMember(n.host.ID()) {
+		return store.GroupMessage{}, fmt.Errorf("send to %q: %w", s.Name, ErrNotGroupMember)
+	}
+	var to []peer.ID
+	for _, p := range s.Members {
+		if p == n.host.ID() {
+			continue
+		}
+		if err := n.book.mayMessage(p); errors.Is(err, ErrKeyChanged) || errors.Is(err, ErrBlocked) {
+			return store.GroupMessage{}, fmt.Errorf("send to %q: %s: %w (%w)", s.Name, identity.ShortID(p), ErrGroupBlocked, err)
+		}
+		to = append(to, p)
+	}
+	now := n.cfg.Now()
+	m := store.GroupMessage{Group: store.GroupID(id), ID: e2e.NewMessageID(), SentAt: now, StoredAt: now, Body: text}
+	if _, err := groupPlaintext(m.AsMessage()); err != nil { // refused now rather than failed later
+		return store.GroupMessage{}, err
+	}
+	if err := n.rk.storeGroupSealed(&m, to); err != nil {
+		return store.GroupMessage{}, fmt.Errorf("store group message: %w", err)
+	}
+	for _, p := range to {
+		n.out.kick(p)
+	}
+	return m, nil
+}
+
+// GroupHistory returns a page of a group's messages, oldest first.
+func (n *Node) GroupHistory(id group.ID, before uint64, limit int) ([]store.GroupMessage, error) {
+	return n.store.GroupHistory(store.GroupID(id), before, limit)
+}
+
+// GroupDelivery reports an outgoing group message with each member's
+// delivery status ("delivered to 4 of 6", and who is missing).
+func (n *Node) GroupDelivery(msg e2e.MessageID) (store.GroupMessage, error) {
+	return n.store.GroupMessageByID(msg)
+}
+
+// MarkGroupRead clears a group's unread count.
+func (n *Node) MarkGroupRead(id group.ID) error { return n.store.MarkGroupRead(store.GroupID(id)) }

@@ -1,0 +1,97 @@
+package node_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// Groups through three real daemons' JSON protocol, and `chat send --to
+// GROUP` / `chat history GROUP` through a running daemon.
+func TestGroupDaemons(t *testing.T) {
+	dir := shortDir(t)
+	aHome, aID := procHome(t, dir, "alice")
+	bHome, bID := procHome(t, dir, "bob")
+	cHome, cID := procHome(t, dir, "carol")
+	a := startDaemon(t, "alice", aHome, 0)
+	b := startDaemon(t, "bob", bHome, 0)
+	c := startDaemon(t, "carol", cHome, 0)
+	ds := []*daemon{a, b, c}
+	ids := []string{aID, bID, cID}
+	for i, d := range ds {
+		for j, id := range ids {
+			if i != j {
+				d.do("t", map[string]any{"cmd": "trust", "peer": id})
+			}
+		}
+	}
+	a.do("c1", map[string]any{"cmd": "connect", "addr": b.addr()})
+	a.do("c2", map[string]any{"cmd": "connect", "addr": c.addr()})
+	b.do("c3", map[string]any{"cmd": "connect", "addr": c.addr()})
+
+	g := a.do("g1", map[string]any{"cmd": "group_create", "name": "team", "members": []string{"bob", cID}})
+	gid := g.str("id")
+	if g.str("event") != "group" || len(gid) != 64 || g.str("name") != "team" || g["version"] != 1.0 || len(g["members"].([]any)) != 3 {
+		t.Fatalf("group_create answer: %v", g)
+	}
+	for _, d := range []*daemon{b, c} {
+		d.waitEvent("the group", func(e event) bool { return e.str("event") == "group" && e.str("id") == gid && e["member"] == true })
+	}
+
+	acc := a.do("s1", map[string]any{"cmd": "send", "to": "team", "text": "hello team"})
+	if acc.str("event") != "accepted" || acc.str("group") != gid {
+		t.Fatalf("send to a group: %v", acc)
+	}
+	for _, d := range []*daemon{b, c} {
+		m := d.waitEvent("the group message", func(e event) bool { return e.str("event") == "message" && e.str("id") == acc.str("id") })
+		if m.str("group") != gid || m.str("from") != aID || m.str("text") != "hello team" {
+			t.Fatalf("%s got %v", d.name, m)
+		}
+	}
+	delivered := map[string]bool{}
+	a.waitEvent("delivered to bob and carol", func(e event) bool {
+		if e.str("event") == "delivered" && e.str("id") == acc.str("id") && e.str("group") == gid {
+			delivered[e.str("to")] = true
+		}
+		return delivered[bID] && delivered[cID]
+	})
+
+	// A non-admin's add is refused with the reason.
+	b.send(map[string]any{"cmd": "group_add", "ref": "x", "group": "team", "peer": aID})
+	if e := b.answer("x"); e.str("event") != "error" || !strings.Contains(e.str("error"), "admin") {
+		t.Fatalf("bob's group_add: %v", e)
+	}
+
+	// `chat send --to team` and `chat history team` through bob's daemon.
+	if r := chat(t, "send", "--home", bHome, "--to", "team", "from the command line"); r.code != 0 || !strings.Contains(r.stdout, gid) {
+		t.Fatalf("chat send --to team: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	a.waitEvent("bob's line", func(e event) bool { return e.str("event") == "message" && e.str("text") == "from the command line" })
+
+	// Carol is removed: she is told, alice's history shows the delivery.
+	g = a.do("g2", map[string]any{"cmd": "group_remove", "group": gid[:12], "peer": cID})
+	if len(g["members"].([]any)) != 2 {
+		t.Fatalf("after the removal: %v", g)
+	}
+	c.waitEvent("her removal", func(e event) bool { return e.str("event") == "group" && e.str("id") == gid && e["member"] == false })
+
+	h := a.do("h1", map[string]any{"cmd": "history", "peer": "team"})
+	msgs := h["messages"].([]any)
+	if h.str("group") != gid || len(msgs) != 2 {
+		t.Fatalf("alice's group history: %v", h)
+	}
+	first := event(msgs[0].(map[string]any))
+	if first.str("dir") != "out" || first["members"] != 2.0 || first["delivered"] != 2.0 || first.str("group") != gid {
+		t.Fatalf("the first message's delivery: %v", first)
+	}
+	a.send(map[string]any{"cmd": "groups", "ref": "l"})
+	if e := a.answer("l"); e.str("event") != "group" || e.str("id") != gid {
+		t.Fatalf("groups: %v", e)
+	}
+	if e := a.answer("l"); e.str("event") != "ok" {
+		t.Fatalf("end of groups: %v", e)
+	}
+	r := chat(t, "history", "team", "--home", cHome)
+	if r.code != 0 || !strings.Contains(r.stdout, "hello team") || !strings.Contains(r.stdout, "from the command line") {
+		t.Fatalf("chat history team (carol): %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}

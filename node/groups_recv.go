@@ -1,0 +1,74 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// What an envelope of a group carried (PROTOCOL §14.5).
+type groupOpened struct {
+	ack     e2e.MessageID       // what to acknowledge
+	msg     *store.GroupMessage // a group message from a member
+	isNew   bool
+	refused error             // a group message that was not accepted, and why
+	changes *e2e.GroupChanges // membership changes
+}
+
+// commitGroupMessage stores, with the new ratchet state, a group message
+// from p if p is a member of the group as we hold it; otherwise only the
+// state moves on, and the refusal is reported (and acknowledged: the
+// sender's outbox must not retry it forever). Called with rk.mu held.
+func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Message, res *opened) error {
+	res.grp = &groupOpened{ack: wm.ID}
+	if wm.Kind() != e2e.KindText || wm.ReplyTo != (e2e.MessageID{}) {
+		res.grp.refused = fmt.Errorf("replies, edits, deletions and reactions in groups are not supported yet")
+		return rk.store.SaveRatchet(w)
+	}
+	if rk.groupOK == nil {
+		res.grp.refused = ErrUnknownGroup
+		return rk.store.SaveRatchet(w)
+	}
+	if err := rk.groupOK(p, wm.Group); err != nil {
+		res.grp.refused = err
+		return rk.store.SaveRatchet(w)
+	}
+	gm := &store.GroupMessage{Group: wm.Group, ID: wm.ID, From: p, SentAt: wm.SentAt, Body: wm.Body,
+		Stream: wm.Stream, Number: wm.Number}
+	isNew, err := rk.store.SaveRatchetWithGroupIncoming(w, gm, rk.now())
+	if err != nil {
+		return err
+	}
+	res.grp.msg, res.grp.isNew = gm, isNew
+	return nil
+}
+
+// commitGroupChanges commits the new state; the changes are applied by
+// groupDelivered, before the receipt goes out (a crash between the two
+// makes the sender send them again). Called with rk.mu held.
+func (rk *ratchetKeys) commitGroupChanges(p peer.ID, w store.Ratchet, f *e2e.Frame, res *opened) error {
+	gc, err := e2e.ParseGroupChanges(f.Payload)
+	if err != nil {
+		return err
+	}
+	res.grp = &groupOpened{ack: gc.ID, changes: &gc}
+	return rk.store.SaveRatchet(w)
+}
+
+// groupDelivered reports what a group envelope carried, applies changes,
+// and acknowledges it.
+func (t *sessions) groupDelivered(p peer.ID, g *groupOpened, cs *chatSession) {
+	switch {
+	case g.changes != nil:
+		t.groups.receive(p, *g.changes)
+	case g.refused != nil:
+		t.emitError(p, fmt.Errorf("a group message from %s was refused: %w", identity.ShortID(p), g.refused))
+	case g.msg != nil && g.isNew:
+		m := g.msg.AsMessage()
+		t.emit(Event{Kind: EventMessage, Message: &m})
+	}
+	t.mail.sendReceipt(p, g.ack, cs)
+}

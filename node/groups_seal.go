@@ -1,0 +1,118 @@
+package node
+
+import (
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/e2e/ratchet"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// One durable write per group message. Sealing each member's copy in its
+// outbox worker would commit each member's ratchet state on its own: one
+// fsync per member, serialized on the ratchet lock. Instead the copies
+// for every member with a session are sealed when the message is stored,
+// and the new states are written in the transaction that stores it. The
+// envelopes wait in memory (unsent, as a mailbox envelope whose deposit
+// failed does) for the member's worker, which writes them on the live
+// session or deposits them at the relay. After a crash before they left,
+// the worker seals the copies again: the receiver skips the lost keys.
+
+// storeGroupSealed stores m for members and seals its copies, in one
+// write; members without a session are sealed later by their workers.
+func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID) error {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	sets := make(map[peer.ID]*ratchet.SessionSet, len(members))
+	for _, p := range members {
+		if s, err := rk.setFor(p); err == nil { // loaded before the transaction
+			sets[p] = s
+		}
+	}
+	nexts := make(map[peer.ID]*ratchet.SessionSet, len(members))
+	envs := make(map[peer.ID][]byte, len(members))
+	err := rk.store.AddGroupOutgoingSealed(m, members, func(m *store.GroupMessage) ([]store.Ratchet, error) {
+		clear(nexts)
+		clear(envs)
+		pt, err := groupPlaintext(m.AsMessage())
+		if err != nil {
+			return nil, err
+		}
+		now := rk.now()
+		ws := make([]store.Ratchet, 0, len(sets))
+		for p, set := range sets {
+			env, next, err := set.Seal(pt, now)
+			if err != nil {
+				continue // no session to send on: the worker seals it
+			}
+			w, err := encode(p, next, nil)
+			if err != nil {
+				return nil, err
+			}
+			ws, nexts[p], envs[p] = append(ws, w), next, env
+		}
+		return ws, nil
+	})
+	if err != nil {
+		return err
+	}
+	for p, next := range nexts {
+		rk.swap(p, next, nil)
+		if rk.unsent[p] == nil {
+			rk.unsent[p] = map[e2e.MessageID][]byte{}
+		}
+		rk.unsent[p][m.ID] = envs[p]
+	}
+	return nil
+}
+
+// sealBatch seals msgs for p in order, taking the envelopes sealed when a
+// group message was stored; the others are sealed with one commit per
+// run. Like sealAll it returns what it sealed before an error.
+func (rk *ratchetKeys) sealBatch(p peer.ID, msgs []store.Message, pts [][]byte) ([][]byte, error) {
+	var out [][]byte
+	for i := 0; i < len(msgs); {
+		if env, ok := rk.takeSealed(p, msgs[i].ID); ok {
+			out = append(out, env)
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(msgs) && !rk.hasSealed(p, msgs[j].ID) {
+			j++
+		}
+		envs, err := rk.sealAll(p, pts[i:j])
+		out = append(out, envs...)
+		if err != nil {
+			return out, err
+		}
+		i = j
+	}
+	return out, nil
+}
+
+func (rk *ratchetKeys) takeSealed(p peer.ID, id e2e.MessageID) ([]byte, bool) {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	env, ok := rk.unsent[p][id]
+	if ok {
+		delete(rk.unsent[p], id)
+	}
+	return env, ok
+}
+
+func (rk *ratchetKeys) hasSealed(p peer.ID, id e2e.MessageID) bool {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	_, ok := rk.unsent[p][id]
+	return ok
+}
+
+// groupCopiesSent reports group copies written to a live session. Their
+// "sent" is not stored: one write per member per message would undo the
+// single write of the message; the receipt (delivered) is.
+func (o *outbox) groupCopiesSent(ms []store.Message) {
+	for i := range ms {
+		ms[i].Status = store.StatusSent
+		o.emit(Event{Kind: EventStatus, Message: &ms[i]})
+	}
+}

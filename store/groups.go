@@ -1,0 +1,779 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	mrand "math/rand/v2"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Groups (docs/PROTOCOL.md §14). Four buckets, made on first use, so a
+// database without groups is unchanged and the version stays 3:
+//
+//	groups     group ID (32) → the group's record (sealed JSON): the log's
+//	           changes in the order they were added, the local name and
+//	           settings, our numbering for the group and, per sender,
+//	           what arrived of theirs
+//	gmsgs/<id> one bucket per group: 8-byte sequence → message (sealed
+//	           JSON), with, on an outgoing one, each member's delivery
+//	           status
+//	gids       message ID (16) → group ID || sequence
+//	goutbox    member peer ID || 0 || group ID || sequence → message ID:
+//	           a group message not yet acknowledged by that member
+//	gdeliv     group ID || sequence || member peer ID → status (1 byte)
+//	           || delivered (8, Unix ms): an outgoing message's delivery
+//	           to each member, apart from the message, so that a receipt
+//	           rewrites 9 bytes, not the message with every member's
+//	           status (what the outbox keys show already: not sealed)
+//
+// A group message is stored once, on the sender as on each receiver; an
+// outgoing one is queued for every member in the same transaction (one
+// fsync, however many members).
+var (
+	bktGroups  = []byte("groups")
+	bktGMsgs   = []byte("gmsgs")
+	bktGIDs    = []byte("gids")
+	bktGOutbox = []byte("goutbox")
+	bktGDeliv  = []byte("gdeliv")
+)
+
+// GroupID is a group's ID (the hash of its create).
+type GroupID = [e2e.GroupIDLen]byte
+
+// Group is what the store keeps of a group.
+type Group struct {
+	ID GroupID
+	// Changes: the log's changes, as added (Log.Restore reads them).
+	Changes [][]byte
+	// Name: the local name, if the user gave one ("" : the group's).
+	Name     string
+	Muted    bool
+	Last     time.Time
+	Unread   int
+	Messages int
+}
+
+// storedGroup is a group's record.
+type storedGroup struct {
+	Changes  [][]byte              `json:"changes"`
+	Name     string                `json:"name,omitempty"`
+	Muted    bool                  `json:"muted,omitempty"`
+	Last     int64                 `json:"last,omitempty"`
+	Unread   int                   `json:"unread,omitempty"`
+	Messages int                   `json:"messages,omitempty"`
+	Stream   uint64                `json:"stream,omitempty"`
+	Sent     uint64                `json:"sent,omitempty"`
+	Recv     map[string]recvWindow `json:"recv,omitempty"` // per sender
+}
+
+// MemberDelivery is one member's delivery status of an outgoing group
+// message.
+type MemberDelivery struct {
+	Peer      peer.ID
+	Status    Status
+	Delivered time.Time
+}
+
+// GroupMessage is one stored group message.
+type GroupMessage struct {
+	Group     GroupID
+	ID        e2e.MessageID
+	Seq       uint64
+	From      peer.ID // the sender; empty: ours
+	Direction Direction
+	SentAt    time.Time
+	StoredAt  time.Time
+	Body      string
+	// The sender's numbering in the group; on an incoming message, late
+	// and how many of that sender's earlier messages are still missing.
+	Stream, Number uint64
+	Late           bool
+	Missing        int
+	// Outgoing: every member it was sent to and how far it got.
+	Members []MemberDelivery
+	// Changes: not a message but membership changes to send (a
+	// group-change frame); never in the history.
+	Changes [][]byte
+}
+
+// Delivered counts the members that have the message.
+func (m GroupMessage) Delivered() int {
+	n := 0
+	for _, d := range m.Members {
+		if d.Status == StatusDelivered {
+			n++
+		}
+	}
+	return n
+}
+
+// Waiting lists the members that do not have the message yet.
+func (m GroupMessage) Waiting() []peer.ID {
+	var out []peer.ID
+	for _, d := range m.Members {
+		if d.Status != StatusDelivered {
+			out = append(out, d.Peer)
+		}
+	}
+	return out
+}
+
+type storedGroupMessage struct {
+	ID       string    `json:"id"`
+	From     string    `json:"from,omitempty"`
+	Dir      Direction `json:"dir"`
+	SentAt   int64     `json:"sent"`
+	StoredAt int64     `json:"stored"`
+	Body     string    `json:"body"`
+	Stream   uint64    `json:"stream,omitempty"`
+	Number   uint64    `json:"num,omitempty"`
+	Late     bool      `json:"late,omitempty"`
+	Missing  int       `json:"missing,omitempty"`
+	Changes  [][]byte  `json:"changes,omitempty"`
+}
+
+// Delivery statuses as gdeliv stores them.
+var delivCodes = []Status{StatusSending, StatusSent, StatusQueued, StatusDelivered, StatusFailed}
+
+func delivKey(gid GroupID, seq uint64, p peer.ID) []byte {
+	return append(binary.BigEndian.AppendUint64(append([]byte(nil), gid[:]...), seq), p...)
+}
+
+func delivValue(d MemberDelivery) []byte {
+	code := slices.Index(delivCodes, d.Status)
+	return binary.BigEndian.AppendUint64([]byte{byte(code)}, uint64(optTime(d.Delivered)))
+}
+
+func parseDeliv(k, v []byte, p peer.ID) (MemberDelivery, error) {
+	if len(v) != 9 || int(v[0]) >= len(delivCodes) {
+		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", k), errBadKey)
+	}
+	return MemberDelivery{Peer: p, Status: delivCodes[v[0]], Delivered: fromOptTime(int64(binary.BigEndian.Uint64(v[1:])))}, nil
+}
+
+// putDeliveries writes m's members' statuses.
+func putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
+	b := tx.Bucket(bktGDeliv)
+	for _, d := range m.Members {
+		if err := b.Put(delivKey(m.Group, m.Seq, d.Peer), delivValue(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadDeliveries reads an outgoing message's members' statuses.
+func loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
+	m.Members = nil
+	b := tx.Bucket(bktGDeliv)
+	if b == nil || m.Direction != Outgoing {
+		return nil
+	}
+	prefix := binary.BigEndian.AppendUint64(append([]byte(nil), m.Group[:]...), m.Seq)
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		d, err := parseDeliv(k, v, peer.ID(k[len(prefix):]))
+		if err != nil {
+			return err
+		}
+		m.Members = append(m.Members, d)
+	}
+	return nil
+}
+
+func groupAD(id GroupID) []byte { return append([]byte("groups/"), id[:]...) }
+
+func groupRecord(id GroupID) string { return fmt.Sprintf("groups/%x", id[:8]) }
+
+func gmsgAD(id GroupID, seq uint64) []byte {
+	return append(append([]byte("gmsgs/"), id[:]...), seqKey(seq)...)
+}
+
+func gmsgRecord(id GroupID, seq uint64) string { return fmt.Sprintf("gmsgs/%x/%d", id[:8], seq) }
+
+func goutboxKey(p peer.ID, id GroupID, seq uint64) []byte {
+	k := append(append([]byte(p), 0), id[:]...)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// groupBuckets makes the group buckets in a writable transaction.
+func groupBuckets(tx *bolt.Tx) error {
+	for _, b := range [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) getGroup(tx *bolt.Tx, id GroupID) (storedGroup, bool, error) {
+	var g storedGroup
+	b := tx.Bucket(bktGroups)
+	if b == nil {
+		return g, false, nil
+	}
+	v := b.Get(id[:])
+	if v == nil {
+		return g, false, nil
+	}
+	if err := s.openJSON(v, groupAD(id), &g); err != nil {
+		return g, false, corrupt(groupRecord(id), err)
+	}
+	return g, true, nil
+}
+
+func (s *Store) putGroup(tx *bolt.Tx, id GroupID, g storedGroup) error {
+	v, err := s.sealJSON(g, groupAD(id))
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bktGroups).Put(id[:], v)
+}
+
+func (g storedGroup) public(id GroupID) Group {
+	return Group{ID: id, Changes: g.Changes, Name: g.Name, Muted: g.Muted, Last: fromOptTime(g.Last),
+		Unread: g.Unread, Messages: g.Messages}
+}
+
+// PutGroupChanges records a group's log: the changes as the log holds
+// them (Log.Changes), creating the group's record if it has none. The
+// local name and the numbering are kept.
+func (s *Store) PutGroupChanges(id GroupID, changes [][]byte) error {
+	if len(changes) == 0 {
+		return errors.New("a group's log starts with its create")
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := groupBuckets(tx); err != nil {
+			return err
+		}
+		g, _, err := s.getGroup(tx, id)
+		if err != nil {
+			return err
+		}
+		g.Changes = changes
+		return s.putGroup(tx, id, g)
+	})
+}
+
+// SetGroupName sets the local name of a group ("": the group's own).
+func (s *Store) SetGroupName(id GroupID, name string) error {
+	return s.updateGroup(id, func(g *storedGroup) { g.Name = name })
+}
+
+// MarkGroupRead clears a group's unread count.
+func (s *Store) MarkGroupRead(id GroupID) error {
+	return s.updateGroup(id, func(g *storedGroup) { g.Unread = 0 })
+}
+
+func (s *Store) updateGroup(id GroupID, f func(*storedGroup)) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		g, ok, err := s.getGroup(tx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("group %x: %w", id[:4], ErrNotFound)
+		}
+		f(&g)
+		return s.putGroup(tx, id, g)
+	})
+}
+
+// Group reads one group; found is false if the store has none by that ID.
+func (s *Store) Group(id GroupID) (g Group, found bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		sg, ok, err := s.getGroup(tx, id)
+		g, found = sg.public(id), ok
+		return err
+	})
+	return g, found, err
+}
+
+// Groups lists the groups, most recent first. A record that cannot be
+// read is left out and reported (a *CorruptError each, joined).
+func (s *Store) Groups() ([]Group, error) {
+	var out []Group
+	var bad []error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktGroups)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, _ []byte) error {
+			if len(k) != e2e.GroupIDLen {
+				bad = append(bad, corrupt(fmt.Sprintf("groups/%x", k), errBadKey))
+				return nil
+			}
+			id := GroupID(k)
+			g, _, err := s.getGroup(tx, id)
+			if err != nil {
+				bad = append(bad, err)
+				return nil
+			}
+			out = append(out, g.public(id))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, func(a, b Group) int { return b.Last.Compare(a.Last) })
+	return out, errors.Join(bad...)
+}
+
+func (s *Store) encodeGroupMessage(m *GroupMessage) ([]byte, error) {
+	sm := storedGroupMessage{ID: m.ID.String(), Dir: m.Direction, SentAt: m.SentAt.UnixMilli(),
+		StoredAt: m.StoredAt.UnixMilli(), Body: m.Body, Stream: m.Stream, Number: m.Number,
+		Late: m.Late, Missing: m.Missing, Changes: m.Changes}
+	if m.From != "" {
+		sm.From = m.From.String()
+	}
+	plain, err := json.Marshal(sm)
+	if err != nil {
+		return nil, err
+	}
+	return s.seal(plain, gmsgAD(m.Group, m.Seq)), nil
+}
+
+func (s *Store) decodeGroupMessage(id GroupID, seq uint64, data []byte) (GroupMessage, error) {
+	rec := gmsgRecord(id, seq)
+	if data == nil {
+		return GroupMessage{}, corrupt(rec, errors.New("missing"))
+	}
+	var sm storedGroupMessage
+	if err := s.openJSON(data, gmsgAD(id, seq), &sm); err != nil {
+		return GroupMessage{}, corrupt(rec, err)
+	}
+	mid, err := e2e.ParseMessageID(sm.ID)
+	if err != nil {
+		return GroupMessage{}, corrupt(rec, err)
+	}
+	m := GroupMessage{Group: id, ID: mid, Seq: seq, Direction: sm.Dir, SentAt: time.UnixMilli(sm.SentAt),
+		StoredAt: time.UnixMilli(sm.StoredAt), Body: sm.Body, Stream: sm.Stream, Number: sm.Number,
+		Late: sm.Late, Missing: sm.Missing, Changes: sm.Changes}
+	if sm.From != "" {
+		if m.From, err = peer.Decode(sm.From); err != nil {
+			return GroupMessage{}, corrupt(rec, err)
+		}
+	}
+	return m, nil
+}
+
+// appendGroupMessage gives m the group's next sequence number and writes
+// it with its ID index entry.
+func (s *Store) appendGroupMessage(tx *bolt.Tx, g *storedGroup, m *GroupMessage) error {
+	b, err := tx.Bucket(bktGMsgs).CreateBucketIfNotExists(m.Group[:])
+	if err != nil {
+		return err
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	m.Seq = seq
+	v, err := s.encodeGroupMessage(m)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(seqKey(seq), v); err != nil {
+		return err
+	}
+	if err := putDeliveries(tx, m); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bktGIDs).Put(m.ID[:], append(append([]byte(nil), m.Group[:]...), seqKey(seq)...)); err != nil {
+		return err
+	}
+	g.Last, g.Messages = m.StoredAt.UnixMilli(), g.Messages+1
+	return nil
+}
+
+// AddGroupOutgoing stores a new outgoing group message once, numbered in
+// the group, and queues it for every member in members, all in one
+// transaction: one durable write whatever the group's size.
+func (s *Store) AddGroupOutgoing(m *GroupMessage, members []peer.ID) error {
+	return s.AddGroupOutgoingSealed(m, members, nil)
+}
+
+// AddGroupOutgoingSealed is AddGroupOutgoing that also writes, in the same
+// transaction, the ratchet states seal returns: seal is called once m is
+// numbered, to seal its copies (the message, every member's queue entry
+// and every member's new ratchet state: one durable write).
+func (s *Store) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal func(m *GroupMessage) ([]Ratchet, error)) error {
+	m.Direction, m.From = Outgoing, ""
+	m.Members = m.Members[:0]
+	for _, p := range members {
+		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: StatusSending})
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := groupBuckets(tx); err != nil {
+			return err
+		}
+		g, ok, err := s.getGroup(tx, m.Group)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("group %x: %w", m.Group[:4], ErrNotFound)
+		}
+		if tx.Bucket(bktGIDs).Get(m.ID[:]) != nil {
+			return fmt.Errorf("message %s: %w", m.ID, ErrIDTaken)
+		}
+		for g.Stream == 0 {
+			g.Stream = mrand.Uint64()
+		}
+		g.Sent++
+		m.Stream, m.Number = g.Stream, g.Sent
+		if seal != nil {
+			rs, err := seal(m)
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				if err := s.putRatchet(tx, r); err != nil {
+					return err
+				}
+			}
+		}
+		if err := s.appendGroupMessage(tx, &g, m); err != nil {
+			return err
+		}
+		ob := tx.Bucket(bktGOutbox)
+		for _, p := range members {
+			if err := ob.Put(goutboxKey(p, m.Group, m.Seq), m.ID[:]); err != nil {
+				return err
+			}
+		}
+		return s.putGroup(tx, m.Group, g)
+	})
+}
+
+// ReceiveGroup stores a group message from m.From unless one with its ID
+// is stored (new is false then, and nothing changes). The caller has
+// checked that the sender is a member. It records the sender's numbering
+// in the group: m.Late and m.Missing say what it found.
+func (s *Store) ReceiveGroup(m *GroupMessage, now time.Time) (isNew bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		isNew, err = s.receiveGroup(tx, m, now)
+		return err
+	})
+	return isNew, err
+}
+
+func (s *Store) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool, error) {
+	m.Direction, m.StoredAt, m.Members = Incoming, now, nil
+	if m.From == "" {
+		return false, errors.New("a received group message needs its sender")
+	}
+	if err := groupBuckets(tx); err != nil {
+		return false, err
+	}
+	g, ok, err := s.getGroup(tx, m.Group)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return false, fmt.Errorf("group %x: %w", m.Group[:4], ErrNotFound)
+	}
+	if v := tx.Bucket(bktGIDs).Get(m.ID[:]); v != nil {
+		if !bytes.HasPrefix(v, m.Group[:]) {
+			return false, fmt.Errorf("message %s in group %x: %w", m.ID, m.Group[:4], ErrIDTaken)
+		}
+		return false, nil
+	}
+	if g.Recv == nil {
+		g.Recv = map[string]recvWindow{}
+	}
+	w := g.Recv[m.From.String()]
+	m.Late, m.Missing = w.add(m.Stream, m.Number)
+	g.Recv[m.From.String()] = w
+	if err := s.appendGroupMessage(tx, &g, m); err != nil {
+		return false, err
+	}
+	g.Unread++
+	return true, s.putGroup(tx, m.Group, g)
+}
+
+// GroupOutbox lists the group messages (and changes) member p has not
+// acknowledged, in the order written.
+func (s *Store) GroupOutbox(p peer.ID) ([]GroupMessage, error) {
+	var out []GroupMessage
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		out, err = s.groupOutbox(tx, p)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
+	var out []GroupMessage
+	ob := tx.Bucket(bktGOutbox)
+	if ob == nil {
+		return nil, nil
+	}
+	prefix := append([]byte(p), 0)
+	c := ob.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		rest := k[len(prefix):]
+		if len(rest) != e2e.GroupIDLen+8 {
+			return out, corrupt(fmt.Sprintf("goutbox/%x", k), errBadKey)
+		}
+		id, seq := GroupID(rest[:e2e.GroupIDLen]), binary.BigEndian.Uint64(rest[e2e.GroupIDLen:])
+		var raw []byte
+		if b := tx.Bucket(bktGMsgs).Bucket(id[:]); b != nil {
+			raw = b.Get(seqKey(seq))
+		}
+		m, err := s.decodeGroupMessage(id, seq, raw)
+		if err != nil {
+			return out, err
+		}
+		dk := delivKey(id, seq, p)
+		if v := tx.Bucket(bktGDeliv).Get(dk); v != nil {
+			d, err := parseDeliv(dk, v, p)
+			if err != nil {
+				return out, err
+			}
+			m.Members = []MemberDelivery{d}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// groupOutboxPeers adds to out the members with group messages waiting
+// that it does not list yet.
+func groupOutboxPeers(tx *bolt.Tx, out *[]peer.ID) error {
+	ob := tx.Bucket(bktGOutbox)
+	if ob == nil {
+		return nil
+	}
+	c := ob.Cursor()
+	for k, _ := c.First(); k != nil; {
+		if len(k) < e2e.GroupIDLen+9 {
+			return corrupt(fmt.Sprintf("goutbox/%x", k), errBadKey)
+		}
+		p := peer.ID(k[:len(k)-e2e.GroupIDLen-9])
+		if !slices.Contains(*out, p) {
+			*out = append(*out, p)
+		}
+		k, _ = c.Seek(append([]byte(p), 1))
+	}
+	return nil
+}
+
+// copyFor is member p's copy of an outgoing group message, as the
+// outbox sends it: a store message to p with the group's ID.
+func (m GroupMessage) copyFor(p peer.ID) Message {
+	st := StatusSending
+	for _, d := range m.Members {
+		if d.Peer == p {
+			st = d.Status
+		}
+	}
+	return Message{ID: m.ID, Peer: p, Seq: m.Seq, Direction: Outgoing, SentAt: m.SentAt, StoredAt: m.StoredAt,
+		Body: m.Body, Status: st, Stream: m.Stream, Number: m.Number, Group: m.Group, GroupChanges: m.Changes}
+}
+
+// AsMessage is an incoming group message in the form of a private one
+// (Peer: the sender, Group: the group), for events.
+func (m GroupMessage) AsMessage() Message {
+	out := Message{ID: m.ID, Peer: m.From, Seq: m.Seq, Direction: m.Direction, SentAt: m.SentAt, StoredAt: m.StoredAt,
+		Body: m.Body, Status: StatusReceived, Stream: m.Stream, Number: m.Number, Late: m.Late, Missing: m.Missing, Group: m.Group}
+	if m.Direction == Outgoing {
+		out.Status = StatusSending
+		if len(m.Members) > 0 && m.Delivered() == len(m.Members) {
+			out.Status = StatusDelivered
+		}
+	}
+	return out
+}
+
+// AddGroupChanges queues membership changes of a group for each
+// recipient (one write), to be sent as a group-change frame with ID id.
+func (s *Store) AddGroupChanges(gid GroupID, id e2e.MessageID, changes [][]byte, recipients []peer.ID, now time.Time) error {
+	m := &GroupMessage{Group: gid, ID: id, SentAt: now, StoredAt: now, Direction: Outgoing, Changes: changes}
+	for _, p := range recipients {
+		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: StatusSending})
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := groupBuckets(tx); err != nil {
+			return err
+		}
+		g, ok, err := s.getGroup(tx, gid)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("group %x: %w", gid[:4], ErrNotFound)
+		}
+		msgs, last := g.Messages, g.Last
+		if err := s.appendGroupMessage(tx, &g, m); err != nil {
+			return err
+		}
+		g.Messages, g.Last = msgs, last // changes are not messages
+		ob := tx.Bucket(bktGOutbox)
+		for _, p := range recipients {
+			if err := ob.Put(goutboxKey(p, gid, m.Seq), id[:]); err != nil {
+				return err
+			}
+		}
+		return s.putGroup(tx, gid, g)
+	})
+}
+
+// SetGroupStatus records member p's status of an outgoing group message
+// (sent, queued, delivered, failed) and reports whether it changed.
+// Delivered (and failed) take the message out of p's outbox. A message
+// that is not ours or was not sent to p is ErrNotFound.
+func (s *Store) SetGroupStatus(id e2e.MessageID, p peer.ID, st Status, now time.Time) (GroupMessage, bool, error) {
+	var (
+		out     GroupMessage
+		changed bool
+	)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		out, changed, err = s.setGroupStatus(tx, id, p, st, now)
+		return err
+	})
+	return out, changed, err
+}
+
+// setGroupStatusOf is setStatus for a group message's copy to p: the
+// message as p's copy.
+func (s *Store) setGroupStatusOf(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time) (Message, bool, error) {
+	m, changed, err := s.setGroupStatus(tx, id, p, st, now)
+	if err != nil {
+		return Message{}, false, err
+	}
+	return m.copyFor(p), changed, nil
+}
+
+func (s *Store) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time) (GroupMessage, bool, error) {
+	idx := tx.Bucket(bktGIDs)
+	var v []byte
+	if idx != nil {
+		v = idx.Get(id[:])
+	}
+	if v == nil {
+		return GroupMessage{}, false, fmt.Errorf("message %s: %w", id, ErrNotFound)
+	}
+	if len(v) != e2e.GroupIDLen+8 {
+		return GroupMessage{}, false, corrupt("gids/"+id.String(), errBadKey)
+	}
+	gid, seq := GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:])
+	b := tx.Bucket(bktGMsgs).Bucket(gid[:])
+	if b == nil {
+		return GroupMessage{}, false, corrupt(gmsgRecord(gid, seq), errors.New("missing"))
+	}
+	m, err := s.decodeGroupMessage(gid, seq, b.Get(seqKey(seq)))
+	if err != nil {
+		return GroupMessage{}, false, err
+	}
+	dk := delivKey(gid, seq, p)
+	var dv []byte
+	if db := tx.Bucket(bktGDeliv); db != nil {
+		dv = db.Get(dk)
+	}
+	if m.Direction != Outgoing || dv == nil {
+		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
+	}
+	d, err := parseDeliv(dk, dv, p)
+	if err != nil {
+		return GroupMessage{}, false, err
+	}
+	m.Members = []MemberDelivery{d}
+	if d.Status == StatusDelivered || d.Status == st || (st == StatusSent && d.Status == StatusQueued) {
+		return m, false, nil
+	}
+	d.Status = st
+	if st == StatusDelivered {
+		d.Delivered = now
+	}
+	if st == StatusDelivered || st == StatusFailed {
+		if err := tx.Bucket(bktGOutbox).Delete(goutboxKey(p, gid, seq)); err != nil {
+			return GroupMessage{}, false, err
+		}
+	}
+	m.Members = []MemberDelivery{d}
+	return m, true, tx.Bucket(bktGDeliv).Put(dk, delivValue(d))
+}
+
+// GroupMessageByID returns one group message.
+func (s *Store) GroupMessageByID(id e2e.MessageID) (GroupMessage, error) {
+	var out GroupMessage
+	err := s.db.View(func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bktGIDs)
+		var v []byte
+		if idx != nil {
+			v = idx.Get(id[:])
+		}
+		if v == nil {
+			return fmt.Errorf("message %s: %w", id, ErrNotFound)
+		}
+		if len(v) != e2e.GroupIDLen+8 {
+			return corrupt("gids/"+id.String(), errBadKey)
+		}
+		gid, seq := GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:])
+		var raw []byte
+		if b := tx.Bucket(bktGMsgs).Bucket(gid[:]); b != nil {
+			raw = b.Get(seqKey(seq))
+		}
+		var err error
+		if out, err = s.decodeGroupMessage(gid, seq, raw); err != nil {
+			return err
+		}
+		return loadDeliveries(tx, &out)
+	})
+	return out, err
+}
+
+// GroupHistory returns up to limit messages of a group before sequence
+// number before (0: the newest), oldest first.
+func (s *Store) GroupHistory(id GroupID, before uint64, limit int) ([]GroupMessage, error) {
+	var out []GroupMessage
+	err := s.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bktGMsgs)
+		if root == nil {
+			return nil
+		}
+		b := root.Bucket(id[:])
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		var k, v []byte
+		if before == 0 {
+			k, v = c.Last()
+		} else {
+			c.Seek(seqKey(before))
+			k, v = c.Prev()
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Prev() {
+			m, err := s.decodeGroupMessage(id, binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
+			}
+			if m.Changes != nil {
+				continue
+			}
+			if err := loadDeliveries(tx, &m); err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	slices.Reverse(out)
+	return out, err
+}

@@ -1,0 +1,248 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Group tests: the group record, a group message stored once with each
+// member's delivery, one durable write per message, and per-sender
+// numbering.
+
+// txID is the ID of the last committed write transaction: each one is a
+// durable write (bbolt fsyncs on commit).
+func txID(t *testing.T, s *Store) int {
+	t.Helper()
+	var id int
+	if err := s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func testGroup(t *testing.T, s *Store) GroupID {
+	t.Helper()
+	id := GroupID{1, 2, 3}
+	if err := s.PutGroupChanges(id, [][]byte{[]byte("create")}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestGroupRecord(t *testing.T) {
+	s := testStore(t)
+	if gs, err := s.Groups(); err != nil || len(gs) != 0 {
+		t.Fatalf("fresh store: %v, %v", gs, err)
+	}
+	if _, found, err := s.Group(GroupID{9}); found || err != nil {
+		t.Fatalf("unknown group: %v, %v", found, err)
+	}
+	id := testGroup(t, s)
+	if err := s.SetGroupName(id, "team"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutGroupChanges(id, [][]byte{[]byte("create"), []byte("add")}); err != nil {
+		t.Fatal(err)
+	}
+	g, found, err := s.Group(id)
+	if err != nil || !found || g.Name != "team" || len(g.Changes) != 2 || !bytes.Equal(g.Changes[1], []byte("add")) {
+		t.Fatalf("group: %+v, %v, %v", g, found, err)
+	}
+	if err := s.SetGroupName(GroupID{9}, "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("naming an unknown group: %v", err)
+	}
+	// The record is sealed: neither its name nor its changes show in the file.
+	path := s.db.Path()
+	s.Close()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("team")) || bytes.Contains(raw, []byte("create")) {
+		t.Fatal("the group record is readable in the file")
+	}
+}
+
+// A message to a 100-member group is stored once and queued for every
+// member in one write transaction; receipts move each member's status,
+// and "delivered to n of m" and who is missing follow.
+func TestGroupOutgoingOneWrite(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	members := make([]peer.ID, 100)
+	for i := range members {
+		members[i] = testPeer(t)
+	}
+	before := txID(t, s)
+	m := &GroupMessage{Group: id, ID: e2e.MessageID{1}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hello all"}
+	if err := s.AddGroupOutgoing(m, members); err != nil {
+		t.Fatal(err)
+	}
+	if n := txID(t, s) - before; n != 1 {
+		t.Fatalf("a message to 100 members cost %d write transactions, want 1", n)
+	}
+	if m.Number != 1 || m.Stream == 0 {
+		t.Fatalf("numbering: stream %d number %d", m.Stream, m.Number)
+	}
+	for _, p := range members[:3] {
+		out, err := s.GroupOutbox(p)
+		if err != nil || len(out) != 1 || out[0].ID != m.ID || out[0].Body != "hello all" {
+			t.Fatalf("outbox of a member: %+v, %v", out, err)
+		}
+	}
+	if out, err := s.GroupOutbox(testPeer(t)); err != nil || len(out) != 0 {
+		t.Fatalf("outbox of a stranger: %+v, %v", out, err)
+	}
+	for _, p := range members[:4] {
+		if _, changed, err := s.SetGroupStatus(m.ID, p, StatusDelivered, time.Now()); err != nil || !changed {
+			t.Fatalf("receipt: %v, %v", changed, err)
+		}
+	}
+	if _, changed, err := s.SetGroupStatus(m.ID, members[0], StatusDelivered, time.Now()); err != nil || changed {
+		t.Fatalf("a repeated receipt: %v, %v", changed, err)
+	}
+	if _, _, err := s.SetGroupStatus(m.ID, testPeer(t), StatusDelivered, time.Now()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a receipt from a non-member: %v", err)
+	}
+	got, err := s.GroupMessageByID(m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Delivered() != 4 || len(got.Waiting()) != 96 || slices.Contains(got.Waiting(), members[0]) {
+		t.Fatalf("delivered to %d, waiting for %d", got.Delivered(), len(got.Waiting()))
+	}
+	if out, err := s.GroupOutbox(members[0]); err != nil || len(out) != 0 {
+		t.Fatalf("a delivered message stays in the outbox: %+v, %v", out, err)
+	}
+	m2 := &GroupMessage{Group: id, ID: e2e.MessageID{2}, SentAt: time.Now(), StoredAt: time.Now(), Body: "again"}
+	if err := s.AddGroupOutgoing(m2, members); err != nil || m2.Number != 2 || m2.Stream != m.Stream {
+		t.Fatalf("second message: %+v, %v", m2, err)
+	}
+	if err := s.AddGroupOutgoing(&GroupMessage{Group: GroupID{9}, ID: e2e.MessageID{3}, Body: "x"}, members); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a message to an unknown group: %v", err)
+	}
+	hist, err := s.GroupHistory(id, 0, 10)
+	if err != nil || len(hist) != 2 || hist[0].Body != "hello all" || hist[1].Body != "again" {
+		t.Fatalf("history: %+v, %v", hist, err)
+	}
+}
+
+// Incoming group messages: deduplicated by ID, numbered per sender (a gap
+// from one sender does not show on another's), counted unread.
+func TestGroupReceiveNumbering(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	alice, bob := testPeer(t), testPeer(t)
+	recv := func(from peer.ID, idb byte, n uint64) *GroupMessage {
+		t.Helper()
+		m := &GroupMessage{Group: id, ID: e2e.MessageID{idb}, From: from, SentAt: time.Now(), Body: "m", Stream: uint64(len(from)), Number: n}
+		isNew, err := s.ReceiveGroup(m, time.Now())
+		if err != nil || !isNew {
+			t.Fatalf("receive: %v, %v", isNew, err)
+		}
+		return m
+	}
+	recv(alice, 1, 1)
+	if m := recv(alice, 2, 3); m.Missing != 1 || m.Late {
+		t.Fatalf("a gap from alice: %+v", m)
+	}
+	if m := recv(bob, 3, 1); m.Missing != 0 {
+		t.Fatalf("alice's gap shows on bob's message: %+v", m)
+	}
+	if m := recv(alice, 4, 2); !m.Late || m.Missing != 0 {
+		t.Fatalf("alice's late message: %+v", m)
+	}
+	if isNew, err := s.ReceiveGroup(&GroupMessage{Group: id, ID: e2e.MessageID{1}, From: alice, Body: "m"}, time.Now()); isNew || err != nil {
+		t.Fatalf("a duplicate: %v, %v", isNew, err)
+	}
+	if _, err := s.ReceiveGroup(&GroupMessage{Group: GroupID{9}, ID: e2e.MessageID{5}, From: alice, Body: "m"}, time.Now()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a message of an unknown group: %v", err)
+	}
+	g, _, err := s.Group(id)
+	if err != nil || g.Unread != 4 || g.Messages != 4 {
+		t.Fatalf("group counts: %+v, %v", g, err)
+	}
+	if err := s.MarkGroupRead(id); err != nil {
+		t.Fatal(err)
+	}
+	hist, err := s.GroupHistory(id, 0, 2)
+	if err != nil || len(hist) != 2 || hist[0].From != bob || hist[1].ID != (e2e.MessageID{4}) {
+		t.Fatalf("history page: %+v, %v", hist, err)
+	}
+	if more, err := s.GroupHistory(id, hist[0].Seq, 10); err != nil || len(more) != 2 {
+		t.Fatalf("earlier page: %+v, %v", more, err)
+	}
+}
+
+// A group record or message moved to another place does not open: it is
+// reported as corrupt, naming it.
+func TestGroupCorrupt(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	other := GroupID{7}
+	var rec []byte
+	if err := s.db.View(func(tx *bolt.Tx) error { rec = bytes.Clone(tx.Bucket(bktGroups).Get(id[:])); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	poke(t, s, rec, other[:], bktGroups)
+	var bad *CorruptError
+	if _, _, err := s.Group(other); !errors.As(err, &bad) {
+		t.Fatalf("moved group record: %v", err)
+	}
+	gs, err := s.Groups()
+	if !errors.As(err, &bad) || len(gs) != 1 || gs[0].ID != id {
+		t.Fatalf("list with a bad record: %+v, %v", gs, err)
+	}
+}
+
+// The per-peer outbox carries each member's copy (and queued changes),
+// and the receipts the node already handles move a copy's status.
+func TestGroupThroughPeerOutbox(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	a, b := testPeer(t), testPeer(t)
+	m := &GroupMessage{Group: id, ID: e2e.MessageID{1}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hi"}
+	if err := s.AddGroupOutgoing(m, []peer.ID{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddGroupChanges(id, e2e.MessageID{2}, [][]byte{[]byte("add")}, []peer.ID{a}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Outbox(a)
+	if err != nil || len(out) != 2 || out[0].Group != id || out[0].Peer != a || out[0].Body != "hi" || len(out[1].GroupChanges) != 1 {
+		t.Fatalf("a's outbox: %+v, %v", out, err)
+	}
+	if has, err := s.HasOutbox(b); !has || err != nil {
+		t.Fatalf("b has its copy waiting: %v, %v", has, err)
+	}
+	peers, err := s.OutboxPeers()
+	if err != nil || len(peers) != 2 {
+		t.Fatalf("outbox peers: %v, %v", peers, err)
+	}
+	if ms, err := s.SetStatuses(a, []e2e.MessageID{m.ID, {2}}, StatusSent, time.Now()); err != nil || len(ms) != 2 {
+		t.Fatalf("sent: %+v, %v", ms, err)
+	}
+	if got, changed, err := s.SetStatus(m.ID, a, StatusDelivered, "", time.Now()); err != nil || !changed || got.Status != StatusDelivered || got.Group != id {
+		t.Fatalf("receipt through SetStatus: %+v, %v, %v", got, changed, err)
+	}
+	if _, _, err := s.SetStatus(m.ID, testPeer(t), StatusDelivered, "", time.Now()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("receipt from a non-member: %v", err)
+	}
+	if out, err := s.Outbox(a); err != nil || len(out) != 1 {
+		t.Fatalf("a's outbox after the receipt: %+v, %v", out, err)
+	}
+	if hist, err := s.GroupHistory(id, 0, 10); err != nil || len(hist) != 1 {
+		t.Fatalf("changes show in the history: %+v, %v", hist, err)
+	}
+	if g, _, _ := s.Group(id); g.Messages != 1 {
+		t.Fatalf("changes count as messages: %+v", g)
+	}
+}
