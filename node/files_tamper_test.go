@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/internal/testproc"
 	"github.com/certchat/certchat/node"
 )
 
@@ -175,4 +176,50 @@ func TestFileTamperingRelay(t *testing.T) {
 	checkReceived(t, done.Path, data)
 	alice.waitFile(node.EventFileDone, fi.ID, 15*time.Second)
 	t.Logf("connections through the proxy: %d", proxy.conns.Load())
+}
+
+// TestFileTamperingRelayHop puts the proxy between the sender and a
+// `chat relay`, the only path between the two: the bit flipped on that
+// hop fails the sender's connection to the relay (and the circuit in
+// it); the sender connects to the relay again, the receiver comes back
+// on a new circuit, and the file ends right.
+func TestFileTamperingRelayHop(t *testing.T) {
+	t.Parallel()
+	r := testproc.StartRelay(t, testproc.RelayOptions{})
+	parts := strings.Split(r.Addr, "/") // "", ip4, 127.0.0.1, tcp, PORT, p2p, ID
+	if len(parts) < 7 || parts[3] != "tcp" {
+		t.Fatalf("the relay's address %s is not TCP", r.Addr)
+	}
+	proxy := startTamperProxy(t, "127.0.0.1:"+parts[4], 1<<20+4321)
+	_, port, _ := net.SplitHostPort(proxy.ln.Addr().String())
+	parts[4] = port
+	downloads := t.TempDir()
+	alice := relayOnly(t, "alice", strings.Join(parts, "/"), nil)
+	bob := relayOnly(t, "bob", r.Addr, func(c *node.Config) {
+		c.Downloads = downloads
+		c.RetryMin = 200 * time.Millisecond
+	})
+	linkThroughRelay(t, alice, bob)
+	path, data := writeFile(t, t.TempDir(), "hop.bin", 4<<20+777)
+	fi, err := alice.SendFile(bob.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
+	if err := bob.AcceptFile(fi.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-proxy.firstClosed:
+	case <-time.After(time.Minute):
+		t.Fatal("the tampered connection was not closed")
+	}
+	if !proxy.flipped.Load() {
+		t.Fatal("the proxy closed before it reached the byte to flip: nothing was tampered with")
+	}
+	done := bob.waitFile(node.EventFileDone, fi.ID, 2*time.Minute)
+	checkReceived(t, done.Path, data)
+	if n := proxy.conns.Load(); n < 2 {
+		t.Errorf("%d connections through the proxy: the sender never came back through the relay", n)
+	}
 }
