@@ -232,8 +232,11 @@ func (ft *transfers) exchange(ctx context.Context, s network.Stream, part *trans
 	if err := send(fsWant, wantPayload(o.ID, part.Held(), part.Missing())); err != nil {
 		return false, err
 	}
-	r := bufio.NewReaderSize(s, 256<<10)
-	buf := make([]byte, fsMaxPayload)
+	frames, release, err := ft.readFrames(s)
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	read, unacked := 0, 0
 	// Chunks are made durable off this loop (one commit at a time), and
 	// acknowledged once they are: reading goes on during the fsync.
@@ -273,11 +276,11 @@ func (ft *transfers) exchange(ctx context.Context, s network.Stream, part *trans
 		return nil
 	}
 	for {
-		s.SetReadDeadline(time.Now().Add(fileIdle))
-		typ, payload, err := readFS(r, buf)
-		if err != nil {
-			return false, err
+		f := <-frames
+		if f.err != nil {
+			return false, f.err
 		}
+		typ, payload := f.typ, f.payload
 		switch typ {
 		case fsChunk:
 			if len(payload) < 8 {
@@ -325,5 +328,58 @@ func (ft *transfers) exchange(ctx context.Context, s network.Stream, part *trans
 		default:
 			return false, fmt.Errorf("%w: file stream frame 0x%02x", e2e.ErrMalformed, typ)
 		}
+		f.free()
 	}
+}
+
+// fileReadAhead is how many frames the receiver reads ahead of the one
+// it checks and writes: reading the stream (yamux, TLS) and opening,
+// writing and hashing chunks run side by side on two cores.
+const fileReadAhead = 8
+
+// frame is a file stream frame read ahead; free gives its buffer back.
+type frame struct {
+	typ     byte
+	payload []byte
+	err     error
+	free    func()
+}
+
+// readFrames reads s's frames on a goroutine of its own, at most
+// fileReadAhead ahead, each into a buffer of its own; release stops it
+// (it returns once the stream is reset or closed).
+func (ft *transfers) readFrames(s network.Stream) (<-chan frame, func(), error) {
+	out := make(chan frame, fileReadAhead)
+	bufs := make(chan []byte, fileReadAhead+1)
+	for range fileReadAhead + 1 {
+		bufs <- make([]byte, fsMaxPayload)
+	}
+	quit := make(chan struct{})
+	// Reads bigger than the buffer go straight into the frame's buffer.
+	r := bufio.NewReaderSize(s, 16<<10)
+	ok := ft.work.goDo(func() {
+		for {
+			var buf []byte
+			select {
+			case buf = <-bufs:
+			case <-quit:
+				return
+			}
+			s.SetReadDeadline(time.Now().Add(fileIdle))
+			typ, payload, err := readFS(r, buf)
+			f := frame{typ: typ, payload: payload, err: err, free: func() { bufs <- buf }}
+			select {
+			case out <- f:
+			case <-quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	if !ok {
+		return nil, nil, errors.New("the node is stopping")
+	}
+	return out, func() { close(quit) }, nil
 }

@@ -127,7 +127,11 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 	}) {
 		return false
 	}
-	buf := make([]byte, 13, 13+transfer.ChunkSize+transfer.Overhead)
+	w, err := ft.newChunkWriter(s)
+	if err != nil {
+		return false
+	}
+	defer w.stop()
 	sent, acked := 0, 0
 	began := time.Now()
 	// handle takes one frame of the receiver; done or failed ends.
@@ -167,9 +171,12 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 						return done
 					}
 				}
-				b := buf[:13]
+				b, err := w.buffer()
+				if err != nil {
+					return false
+				}
 				b[0] = fsChunk
-				b, err := src.Chunk(b, i)
+				b, err = src.Chunk(b, i)
 				if err != nil {
 					ft.log.Warn("read the file being sent", "err", err)
 					writeFS(s, fsError, errorPayload(fsErrSource, "the file cannot be read any more"))
@@ -181,9 +188,7 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 				if ft.tamper != nil {
 					ft.tamper(i, b[13:])
 				}
-				if _, err := s.Write(b); err != nil {
-					return false
-				}
+				w.write(b)
 				sent++
 				if rate := ft.cfg.FileRate; rate > 0 {
 					due := began.Add(time.Duration(float64(sent) * transfer.ChunkSize / float64(rate) * float64(time.Second)))
@@ -191,9 +196,13 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 				}
 			}
 		}
-		if err := writeFS(s, fsEnd, nil); err != nil {
+		b, err := w.buffer()
+		if err != nil {
 			return false
 		}
+		b[0] = fsEnd
+		binary.BigEndian.PutUint32(b[1:], 0)
+		w.write(b[:5])
 		ranges = nil
 		for ranges == nil {
 			next, done, failed := handle(<-msgs)
@@ -204,3 +213,64 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 		}
 	}
 }
+
+// chunkWriter writes a file stream's chunks on a goroutine of its own,
+// so that the next chunk is read and sealed while the previous one goes
+// through yamux and TLS: two cores work on the stream, not one.
+type chunkWriter struct {
+	bufs   chan []byte
+	writes chan []byte
+	failed chan struct{} // closed when a write failed
+	quit   chan struct{}
+}
+
+// chunkWriteAhead is how many chunks are sealed ahead of the writes.
+const chunkWriteAhead = 3
+
+func (ft *transfers) newChunkWriter(s network.Stream) (*chunkWriter, error) {
+	w := &chunkWriter{
+		bufs:   make(chan []byte, chunkWriteAhead),
+		writes: make(chan []byte, chunkWriteAhead),
+		failed: make(chan struct{}),
+		quit:   make(chan struct{}),
+	}
+	for range chunkWriteAhead {
+		w.bufs <- make([]byte, 13, 13+transfer.ChunkSize+transfer.Overhead)
+	}
+	ok := ft.work.goDo(func() {
+		for {
+			select {
+			case b := <-w.writes:
+				if _, err := s.Write(b); err != nil {
+					close(w.failed)
+					return
+				}
+				w.bufs <- b[:13]
+			case <-w.quit:
+				return
+			}
+		}
+	})
+	if !ok {
+		return nil, errors.New("the node is stopping")
+	}
+	return w, nil
+}
+
+// buffer waits for a free buffer of 13 bytes (a chunk frame's head);
+// it fails once a write failed.
+func (w *chunkWriter) buffer() ([]byte, error) {
+	select {
+	case b := <-w.bufs:
+		return b, nil
+	case <-w.failed:
+		return nil, errors.New("write the file stream")
+	}
+}
+
+// write queues b, a buffer from buffer; it never blocks (there are as
+// many places in the queue as buffers).
+func (w *chunkWriter) write(b []byte) { w.writes <- b }
+
+// stop ends the writer; what is queued may not be written.
+func (w *chunkWriter) stop() { close(w.quit) }

@@ -34,6 +34,8 @@ type fileView struct {
 	bytes int64
 	speed float64
 	kind  string // a received file's type, once done
+	// preview is a received image's, once decoded (preview.go).
+	preview *preview
 }
 
 // initFiles hooks the transfers into the conversation.
@@ -55,8 +57,10 @@ func (u *UI) loadFiles() {
 	u.post(func() {
 		for i, f := range fs {
 			if _, ok := u.files[f.ID]; !ok {
-				u.files[f.ID] = &fileView{info: f, kind: kinds[i]}
+				fv := &fileView{info: f, kind: kinds[i]}
+				u.files[f.ID] = fv
 				u.conv.fileChanged(e2e.MessageID(f.ID))
+				u.loadPreview(fv)
 			}
 		}
 	})
@@ -95,6 +99,7 @@ func (u *UI) onFile(kind node.EventKind, f node.FileInfo) {
 	switch kind {
 	case node.EventFileDone:
 		fv.kind = fileKind(f)
+		u.loadPreview(fv)
 		if f.Direction == store.Incoming {
 			u.inform("Received " + oneLine(f.Name) + ": " + oneLine(f.Path))
 		}
@@ -127,6 +132,9 @@ func (u *UI) fileRows(m store.Message, w, indent int) []line {
 	var rows []line
 	for _, r := range wrap(text, max(1, w-indent)) {
 		rows = append(rows, line{{pad, u.th.text}, {r, style}})
+	}
+	if fv.preview != nil && fv.info.State == store.TransferDone && w-indent >= fv.preview.w {
+		rows = append(rows, fv.preview.rows(pad, u.th.text)...)
 	}
 	return rows
 }
