@@ -433,7 +433,16 @@ func sendVia(c *ctx, conn io.ReadWriter, text string) error {
 	// Events and answers travel separately in the daemon, so the receipt
 	// may be written before the answer that names the message.
 	delivered := map[string]bool{}
+	// --wait bounds the wait for the receipt; the daemon's answer (the
+	// message is stored) is waited for longer, so a busy daemon is not
+	// taken for a dead one.
 	timeout := time.After(c.opts.node.wait)
+	answerBy := time.After(max(c.opts.node.wait, daemonAnswerWait))
+	waited := false
+	queued := func() error {
+		c.printf("queued %s\n", id)
+		return exitStatus{exitQueued, fmt.Sprintf("%s has not stored the message yet; the running daemon keeps trying (exit status 3: queued)", c.opts.node.to)}
+	}
 	for {
 		select {
 		case ev, ok := <-lines:
@@ -449,9 +458,12 @@ func sendVia(c *ctx, conn io.ReadWriter, text string) error {
 				return nil
 			case ev["event"] == "accepted" && ev["ref"] == "send":
 				id, _ = ev["id"].(string)
-				if delivered[id] {
+				switch {
+				case delivered[id]:
 					c.printf("delivered %s\n", id)
 					return nil
+				case waited:
+					return queued()
 				}
 			case ev["event"] == "delivered" && id != "" && ev["id"] == id:
 				c.printf("delivered %s\n", id)
@@ -462,14 +474,19 @@ func sendVia(c *ctx, conn io.ReadWriter, text string) error {
 				}
 			}
 		case <-timeout:
-			if id == "" {
-				return errors.New("the daemon did not answer")
+			waited = true
+			if id != "" {
+				return queued()
 			}
-			c.printf("queued %s\n", id)
-			return exitStatus{exitQueued, fmt.Sprintf("%s has not stored the message yet; the running daemon keeps trying (exit status 3: queued)", c.opts.node.to)}
+		case <-answerBy:
+			return errors.New("the daemon did not answer")
 		}
 	}
 }
+
+// daemonAnswerWait is how long chat send waits for the daemon to say it
+// stored the message, whatever --wait says about the receipt.
+const daemonAnswerWait = 15 * time.Second
 
 // sendDirect runs a node just for this message.
 func sendDirect(c *ctx, text string) error {
