@@ -237,9 +237,18 @@ func FullAddrs(h host.Host) []string {
 // watchAddrs emits a listening event now and whenever the addresses change.
 func (n *Node) watchAddrs() {
 	n.emit(Event{Kind: EventListening, Addrs: n.Addrs()})
-	sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
+	// Subscribers hear only of changes (Subscription.enqueue).
+	n.follow("address changes", new(event.EvtLocalAddressesUpdated), func(any) {
+		n.emit(Event{Kind: EventListening, Addrs: n.Addrs()})
+	})
+}
+
+// follow runs f, on a worker, on every event of the types the host's
+// event bus publishes (as Subscribe takes them), until the node closes.
+func (n *Node) follow(what string, types any, f func(e any)) {
+	sub, err := n.host.EventBus().Subscribe(types)
 	if err != nil {
-		n.log.Warn("cannot follow address changes", "err", err)
+		n.log.Warn("cannot follow "+what, "err", err)
 		return
 	}
 	started := n.work.goDo(func() {
@@ -248,12 +257,11 @@ func (n *Node) watchAddrs() {
 			select {
 			case <-n.ctx.Done():
 				return
-			case _, ok := <-sub.Out():
+			case e, ok := <-sub.Out():
 				if !ok {
 					return
 				}
-				// Subscribers hear only of changes (Subscription.enqueue).
-				n.emit(Event{Kind: EventListening, Addrs: n.Addrs()})
+				f(e)
 			}
 		}
 	})
@@ -276,33 +284,14 @@ func (n *Node) onConnected(c network.Conn) {
 // connection (or failed), unless the peer is a relay: relays met in DHT
 // lookups and deposits are infrastructure, not chat peers.
 func (n *Node) watchIdentify() {
-	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerIdentificationFailed)})
-	if err != nil {
-		n.log.Warn("cannot follow identify", "err", err)
-		return
-	}
-	started := n.work.goDo(func() {
-		defer sub.Close()
-		for {
-			select {
-			case <-n.ctx.Done():
-				return
-			case e, ok := <-sub.Out():
-				if !ok {
-					return
-				}
-				switch e := e.(type) {
-				case event.EvtPeerIdentificationCompleted:
-					n.peerEv.changed(e.Peer)
-				case event.EvtPeerIdentificationFailed:
-					n.peerEv.changed(e.Peer)
-				}
-			}
+	n.follow("identify", []any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerIdentificationFailed)}, func(e any) {
+		switch e := e.(type) {
+		case event.EvtPeerIdentificationCompleted:
+			n.peerEv.changed(e.Peer)
+		case event.EvtPeerIdentificationFailed:
+			n.peerEv.changed(e.Peer)
 		}
 	})
-	if !started {
-		sub.Close()
-	}
 }
 
 func (n *Node) onDisconnected(p peer.ID) {

@@ -748,31 +748,23 @@ func (s *Store) GroupHistory(id GroupID, before uint64, limit int) ([]GroupMessa
 			return nil
 		}
 		b := root.Bucket(id[:])
-		if b == nil {
+		if b == nil || limit <= 0 {
 			return nil
 		}
-		c := b.Cursor()
-		var k, v []byte
-		if before == 0 {
-			k, v = c.Last()
-		} else {
-			c.Seek(seqKey(before))
-			k, v = c.Prev()
-		}
-		for ; k != nil && len(out) < limit; k, v = c.Prev() {
-			m, err := s.decodeGroupMessage(id, binary.BigEndian.Uint64(k), v)
+		return backwards(b, before, func(seq uint64, v []byte) (bool, error) {
+			m, err := s.decodeGroupMessage(id, seq, v)
 			if err != nil {
-				return err
+				return false, err
 			}
 			if m.Changes != nil {
-				continue
+				return true, nil
 			}
 			if err := loadDeliveries(tx, &m); err != nil {
-				return err
+				return false, err
 			}
 			out = append(out, m)
-		}
-		return nil
+			return len(out) < limit, nil
+		})
 	})
 	slices.Reverse(out)
 	return out, err

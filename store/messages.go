@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -259,39 +260,46 @@ func (s *Store) History(p peer.ID, before uint64, limit int) ([]Message, error) 
 	var out []Message
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := messages(tx, p)
-		if b == nil {
+		if b == nil || limit <= 0 {
 			return nil
 		}
-		c := b.Cursor()
-		var k, v []byte
-		if before == 0 {
-			k, v = c.Last()
-		} else {
-			c.Seek(seqKey(before))
-			k, v = c.Prev()
-		}
-		for ; k != nil && len(out) < limit; k, v = c.Prev() {
-			m, err := s.decode(p, binary.BigEndian.Uint64(k), v)
-			if err != nil {
-				return err
-			}
-			if m.Kind != KindText {
-				continue
+		return backwards(b, before, func(seq uint64, v []byte) (bool, error) {
+			m, err := s.decode(p, seq, v)
+			if err != nil || m.Kind != KindText {
+				return true, err
 			}
 			if err := s.quote(tx, &m); err != nil {
-				return err
+				return false, err
 			}
 			out = append(out, m)
-		}
-		return nil
+			return len(out) < limit, nil
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
+	slices.Reverse(out)
 	return out, nil
+}
+
+// backwards calls f on b's records, newest first, from the one before
+// sequence number before (0: from the newest), while f asks for more.
+func backwards(b *bolt.Bucket, before uint64, f func(seq uint64, v []byte) (more bool, err error)) error {
+	c := b.Cursor()
+	var k, v []byte
+	if before == 0 {
+		k, v = c.Last()
+	} else {
+		c.Seek(seqKey(before))
+		k, v = c.Prev()
+	}
+	for ; k != nil; k, v = c.Prev() {
+		more, err := f(binary.BigEndian.Uint64(k), v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
 }
 
 // Search finds messages whose body contains text (case-insensitive),

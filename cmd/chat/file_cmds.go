@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -299,18 +298,7 @@ func sendFileVia(c *ctx, conn io.ReadWriter, path string) error {
 	if _, err := conn.Write(append(req, '\n')); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	lines := make(chan map[string]any)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(conn)
-		sc.Buffer(nil, maxCommandLine)
-		for sc.Scan() {
-			var ev map[string]any
-			if json.Unmarshal(sc.Bytes(), &ev) == nil {
-				lines <- ev
-			}
-		}
-	}()
+	lines := daemonLines(conn)
 	var id string
 	over := map[string]map[string]any{} // file_done or file_failed seen before the answer
 	end := func(ev map[string]any) error {

@@ -417,18 +417,7 @@ func sendVia(c *ctx, conn io.ReadWriter, text string) error {
 	if _, err := conn.Write(append(req, '\n')); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	lines := make(chan map[string]any)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(conn)
-		sc.Buffer(nil, maxCommandLine)
-		for sc.Scan() {
-			var ev map[string]any
-			if json.Unmarshal(sc.Bytes(), &ev) == nil {
-				lines <- ev
-			}
-		}
-	}()
+	lines := daemonLines(conn)
 	var id string
 	// Events and answers travel separately in the daemon, so the receipt
 	// may be written before the answer that names the message.
@@ -487,6 +476,24 @@ func sendVia(c *ctx, conn io.ReadWriter, text string) error {
 // daemonAnswerWait is how long chat send waits for the daemon to say it
 // stored the message, whatever --wait says about the receipt.
 const daemonAnswerWait = 15 * time.Second
+
+// daemonLines reads the daemon's answer and event lines from conn, each
+// a JSON object, until it closes; a line that is not one is skipped.
+func daemonLines(conn io.Reader) <-chan map[string]any {
+	lines := make(chan map[string]any)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(conn)
+		sc.Buffer(nil, maxCommandLine)
+		for sc.Scan() {
+			var ev map[string]any
+			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+				lines <- ev
+			}
+		}
+	}()
+	return lines
+}
 
 // sendDirect runs a node just for this message.
 func sendDirect(c *ctx, text string) error {
