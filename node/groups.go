@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/group"
@@ -46,6 +47,7 @@ type GroupInfo struct {
 	Member    bool   // this node is a member
 	Unread    int
 	Messages  int
+	Last      time.Time // the newest message's arrival (zero: none yet)
 }
 
 // groups owns the logs of the groups this node holds. mu guards logs and
@@ -90,7 +92,7 @@ func (g *groups) info(s group.State) GroupInfo {
 		if sg.Name != "" {
 			gi.Name = sg.Name
 		}
-		gi.Unread, gi.Messages = sg.Unread, sg.Messages
+		gi.Unread, gi.Messages, gi.Last = sg.Unread, sg.Messages, sg.Last
 	}
 	return gi
 }

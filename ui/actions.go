@@ -42,6 +42,9 @@ type compose struct {
 // reactions offered by the picker; /react takes any other.
 var reactions = []string{"👍", "❤️", "😂", "😮", "😢", "🎉", "✅", "👀"}
 
+// noGroupActions: the node takes texts only in groups (PROTOCOL §14.5).
+const noGroupActions = "Replies, edits, deletions and reactions are not in groups yet: only messages."
+
 // maxSeenBatch bounds the messages marked seen at once (the newest).
 const maxSeenBatch = 50
 
@@ -62,6 +65,10 @@ func (u *UI) selectionKey(ev *tcell.EventKey) bool {
 		return true
 	case ev.Key() != tcell.KeyRune || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0:
 		return false
+	}
+	if isGroupKey(u.open) && strings.ContainsRune("edr+", ev.Rune()) {
+		u.showError(noGroupActions)
+		return true
 	}
 	switch ev.Rune() {
 	case 'e':
@@ -215,7 +222,12 @@ func shown(m store.Message) bool { return !m.Deleted }
 // target is the selected message, or the newest that fallback accepts;
 // nil after saying why.
 func (u *UI) target(cmd string, fallback func(store.Message) bool, what string) *entry {
-	if u.openChatOrSay(cmd) == nil {
+	c := u.openChatOrSay(cmd)
+	if c == nil {
+		return nil
+	}
+	if c.grp != nil {
+		u.showError(noGroupActions)
 		return nil
 	}
 	if e := u.conv.selected(); e != nil {
@@ -464,7 +476,7 @@ func indicationCmd(which string) func(*UI, string) {
 // markSeen tells the open chat's peer which of its newest messages the
 // window shows, once each.
 func (u *UI) markSeen() {
-	if u.open == "" {
+	if u.open == "" || isGroupKey(u.open) { // no read markers in groups
 		return
 	}
 	if u.act.seenSent == nil {
@@ -489,7 +501,7 @@ func (u *UI) markSeen() {
 // node sends at most one every 3 s) and, after node.TypingIdle without a
 // key, that we stopped.
 func (u *UI) typed(ev *tcell.EventKey) {
-	if u.open == "" || u.dialog != nil || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0 || (ev.Key() != tcell.KeyRune && ev.Key() != tcell.KeyBackspace2 && ev.Key() != tcell.KeyBackspace) {
+	if u.open == "" || isGroupKey(u.open) || u.dialog != nil || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0 || (ev.Key() != tcell.KeyRune && ev.Key() != tcell.KeyBackspace2 && ev.Key() != tcell.KeyBackspace) {
 		return
 	}
 	if text := u.in.GetText(); strings.HasPrefix(text, "/") || text == "" && ev.Key() == tcell.KeyRune && ev.Rune() == '/' {

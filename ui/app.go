@@ -152,7 +152,7 @@ func New(b Backend, opts Options) *UI {
 
 // build lays out the widgets.
 func (u *UI) build() {
-	u.list = newPeerList(u.th, u.roster, func() peer.ID { return u.open }, u.openChat)
+	u.list = newPeerList(u.th, u.roster, func() peer.ID { return u.open }, u.openChat, u.groupLine)
 	u.title = newRowsView(u.th.bar, u.titleRows)
 	u.banner = newRowsView(tcell.StyleDefault, u.bannerRows)
 	u.note = newRowsView(tcell.StyleDefault, u.noticeRows)
@@ -160,6 +160,7 @@ func (u *UI) build() {
 	u.conv = newConvView(u.th, u.opts.Location, u.opts.Now)
 	u.initFiles()
 	u.conv.needOlder = func() { u.loadPage(u.open, u.conv.oldestSeq()) }
+	u.conv.senderName = u.nameOf
 	u.conv.welcome = u.welcomeRows
 	u.in = newInput(u.th, u.submit)
 	u.in.emptied = u.inputEmptied
@@ -366,6 +367,10 @@ func (u *UI) openChat(p peer.ID) {
 		c.unread = 0
 		u.markRead(p)
 	}
+	if c.grp != nil {
+		// The open group's senders' trust is what the title shows.
+		u.refreshMembers(c.grp.info)
+	}
 	u.updatePlaceholder()
 	u.app.SetFocus(u.in)
 	u.maybeFirstContact(c)
@@ -373,6 +378,10 @@ func (u *UI) openChat(p peer.ID) {
 
 // loadPage reads a page of p's history before seq (0: the newest).
 func (u *UI) loadPage(p peer.ID, before uint64) {
+	if c := u.roster.get(p); c != nil && c.grp != nil {
+		u.loadGroupPage(c, before)
+		return
+	}
 	gen, limit := u.conv.gen, u.opts.PageSize
 	u.conv.loading = true
 	u.spawn(func() {
@@ -392,6 +401,10 @@ func (u *UI) loadPage(p peer.ID, before uint64) {
 
 // markRead clears p's unread count in the store.
 func (u *UI) markRead(p peer.ID) {
+	if c := u.roster.get(p); c != nil && c.grp != nil {
+		u.markGroupRead(c.grp.info.ID)
+		return
+	}
 	u.spawn(func() {
 		if err := u.b.MarkRead(p); err != nil {
 			u.log.Warn("mark read", "peer", p, "err", err)
@@ -404,5 +417,10 @@ func (u *UI) updatePlaceholder() {
 		u.in.SetPlaceholder("/add INVITATION to start a chat; /id shows yours; /help")
 		return
 	}
-	u.in.SetPlaceholder("Message " + u.roster.get(u.open).name() + " (Enter sends; /help)")
+	c := u.roster.get(u.open)
+	if c.grp != nil {
+		u.in.SetPlaceholder("Message the group " + c.name() + " (Enter sends; /members, /help)")
+		return
+	}
+	u.in.SetPlaceholder("Message " + c.name() + " (Enter sends; /help)")
 }

@@ -5,21 +5,25 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rivo/tview"
 )
 
 // Groups in the window: commands that make and change groups, list them
 // and show a group's members with each one's trust (docs/PROTOCOL.md §14).
-// A group is named by its name or ID in each command: group chats do not
-// open in the chat pane yet.
+// The commands act on the open group chat (groupchat.go), or on a group
+// named by its name or ID.
 
-// groupBackend is what the group commands need from the node; *node.Node
-// has it.
+// groupBackend is what group chats need from the node; *node.Node has
+// it.
 type groupBackend interface {
 	Groups() []node.GroupInfo
+	Group(id group.ID) (node.GroupInfo, bool)
 	FindGroup(s string) (node.GroupInfo, error)
 	GroupCreate(name string, members []peer.ID) (node.GroupInfo, error)
 	GroupAdd(id group.ID, p peer.ID) (node.GroupInfo, error)
@@ -27,19 +31,24 @@ type groupBackend interface {
 	GroupLeave(id group.ID) (node.GroupInfo, error)
 	GroupAdmin(id group.ID, p peer.ID) (node.GroupInfo, error)
 	GroupFlags(id group.ID) map[peer.ID]error
+	GroupSend(id group.ID, text string) (store.GroupMessage, error)
+	GroupHistory(id group.ID, before uint64, limit int) ([]store.GroupMessage, error)
+	GroupDelivery(msg e2e.MessageID) (store.GroupMessage, error)
+	MarkGroupRead(id group.ID) error
+	SendFileToEach(to []peer.ID, path string) ([]node.FileInfo, error)
 }
 
 var _ groupBackend = (*node.Node)(nil)
 
 func groupCommands() []command {
 	return []command{
-		{"group", "create NAME …", "make a group: /group create NAME MEMBER...", (*UI).cmdGroup},
+		{"group", "create NAME …", "make a group with contacts and open it", (*UI).cmdGroup},
 		{"groups", "", "your groups: members and unread", (*UI).cmdGroups},
-		{"members", "GROUP", "a group's members and their trust", (*UI).cmdMembers},
-		{"invite", "GROUP MEMBER", "add a contact to a group (admins)", groupMemberCmd("invite")},
-		{"kick", "GROUP MEMBER", "remove a member from a group (admins)", groupMemberCmd("kick")},
-		{"admin", "GROUP MEMBER", "make a member an admin (admins)", groupMemberCmd("admin")},
-		{"leave", "GROUP", "leave a group", (*UI).cmdLeave},
+		{"members", "[GROUP]", "the open group's members and their trust", (*UI).cmdMembers},
+		{"invite", "[GROUP] MEMBER", "add a contact to the open group (admins)", groupMemberCmd("invite")},
+		{"kick", "[GROUP] MEMBER", "remove a member from the open group (admins)", groupMemberCmd("kick")},
+		{"admin", "[GROUP] MEMBER", "make a member an admin (admins)", groupMemberCmd("admin")},
+		{"leave", "[GROUP]", "leave the open group", (*UI).cmdLeave},
 	}
 }
 
@@ -51,10 +60,39 @@ func (u *UI) groups(cmd string) groupBackend {
 	return gb
 }
 
+// groupArg is the group a command acts on: the one named (its name or
+// ID), or with no name the open group chat's.
+func (u *UI) groupArg(gb groupBackend, cmd, usage, arg string) (node.GroupInfo, bool) {
+	if arg == "" {
+		if c := u.openGroup(); c != nil {
+			return c.grp.info, true
+		}
+		u.showError("/" + cmd + " works on the open group: open one (Tab), or " + usage + ".")
+		return node.GroupInfo{}, false
+	}
+	g, err := gb.FindGroup(arg)
+	if err != nil {
+		u.showError("/" + cmd + ": " + finish(err.Error()))
+		return node.GroupInfo{}, false
+	}
+	return g, true
+}
+
 // groupSummary is a group's trust line: "6 members: 5 verified, 1
 // unverified", with KEY CHANGED (bad) when a member's key changed, which
 // blocks sending to the group.
 func groupSummary(members []node.PeerInfo) (string, tone) {
+	text, t := groupSummaryWith(members, false)
+	if t == toneBad {
+		text += " (sending blocked until you decide)"
+	}
+	return text, t
+}
+
+// groupSummaryWith is groupSummary for the others of a group, with you
+// counted first when you are a member: "3 members: you, 1 verified, 1
+// unverified"; the title and the member list say what blocks sending.
+func groupSummaryWith(members []node.PeerInfo, you bool) (string, tone) {
 	verified, unverified, changed, blocked := 0, 0, 0, 0
 	for _, m := range members {
 		switch m.Trust {
@@ -73,6 +111,10 @@ func groupSummary(members []node.PeerInfo) (string, tone) {
 		}
 	}
 	parts := []string{}
+	total := len(members)
+	if you {
+		parts, total = append(parts, "you"), total+1
+	}
 	for _, p := range []struct {
 		n    int
 		what string
@@ -82,13 +124,13 @@ func groupSummary(members []node.PeerInfo) (string, tone) {
 		}
 	}
 	noun := "members"
-	if len(members) == 1 {
+	if total == 1 {
 		noun = "member"
 	}
-	text := fmt.Sprintf("%d %s: %s", len(members), noun, strings.Join(parts, ", "))
+	text := fmt.Sprintf("%d %s: %s", total, noun, strings.Join(parts, ", "))
 	switch {
 	case changed > 0:
-		return text + " (sending blocked until you decide)", toneBad
+		return text, toneBad
 	case blocked > 0 || unverified > 0:
 		return text, toneWarn
 	}
@@ -146,7 +188,11 @@ func (u *UI) cmdGroup(arg string) {
 				u.showError("/group create: " + finish(err.Error()))
 				return
 			}
-			u.inform(fmt.Sprintf("Group %s made with %d members; /members %s shows them.", identity.SanitizeName(g.Name), len(g.Members), identity.SanitizeName(g.Name)))
+			c := u.roster.setGroup(g)
+			c.last = u.now()
+			u.roster.sort()
+			u.openChat(c.info.ID)
+			u.informAbout(c.info.ID, fmt.Sprintf("Group %s made with %d members; type to write to all of them, /members shows them.", c.name(), len(g.Members)))
 		})
 	})
 }
@@ -165,7 +211,7 @@ func (u *UI) cmdGroups(string) {
 			}
 			var b strings.Builder
 			for _, g := range gs {
-				fmt.Fprintf(&b, "%s  %d members", identity.SanitizeName(g.Name), len(g.Members))
+				fmt.Fprintf(&b, "%s  %d members", tview.Escape(oneLine(identity.SanitizeName(g.Name))), len(g.Members))
 				if g.Unread > 0 {
 					fmt.Fprintf(&b, ", %d unread", g.Unread)
 				}
@@ -184,47 +230,73 @@ func (u *UI) cmdMembers(arg string) {
 	if gb == nil {
 		return
 	}
-	if arg == "" {
-		u.showError("/members GROUP: name the group (its name or ID).")
-		return
-	}
-	g, err := gb.FindGroup(arg)
-	if err != nil {
-		u.showError("/members: " + finish(err.Error()))
+	g, ok := u.groupArg(gb, "members", "name the group: /members GROUP", arg)
+	if !ok {
 		return
 	}
 	u.spawn(func() {
 		infos := u.memberInfos(g)
 		flags := gb.GroupFlags(g.ID)
 		u.post(func() {
-			summary, _ := groupSummary(infos)
-			var b strings.Builder
-			fmt.Fprintf(&b, "%s\n\n", summary)
-			if g.Member {
-				b.WriteString("you")
-				if isAdmin(g, u.b.Identity().PeerID()) {
-					b.WriteString(" (admin)")
-				}
-				b.WriteString("\n")
-			}
 			for _, info := range infos {
-				t, _ := trustTitle(info)
-				fmt.Fprintf(&b, "%s", displayName(info))
-				if isAdmin(g, info.ID) {
-					b.WriteString(" (admin)")
-				}
-				fmt.Fprintf(&b, " — %s", t)
-				if err := flags[info.ID]; err != nil {
-					fmt.Fprintf(&b, " — FLAGGED: %s", err)
-				}
-				if info.Issuer != "" && info.IssuerTrusted && info.Trust != identity.StateCAVerified {
-					fmt.Fprintf(&b, ", issued by %s", identity.SanitizeName(info.Issuer))
-				}
-				b.WriteString("\n")
+				u.roster.setInfo(info)
 			}
-			u.show(u.textDialog("Members of "+identity.SanitizeName(g.Name), strings.TrimRight(b.String(), "\n"), true, button{"Close (Esc)", nil}))
+			u.show(u.textDialog("Members of "+oneLine(identity.SanitizeName(g.Name)), u.membersText(g, infos, flags), true, button{"Close (Esc)", nil}))
 		})
 	})
+}
+
+// membersText lists a group's members with each one's trust; a member
+// whose key stops sending to the group is in red.
+func (u *UI) membersText(g node.GroupInfo, infos []node.PeerInfo, flags map[peer.ID]error) string {
+	summary, t := groupSummaryWith(infos, g.Member)
+	var b strings.Builder
+	b.WriteString(tagged(tview.Escape(summary), t) + "\n\n")
+	if g.Member {
+		b.WriteString("you")
+		if isAdmin(g, u.myID) {
+			b.WriteString(" (admin)")
+		}
+		b.WriteString("\n")
+	}
+	for _, info := range infos {
+		tt, tn := trustTitle(info)
+		if info.Changed != nil {
+			tt, tn = "KEY CHANGED: claims to be "+claimed(info), toneBad
+		}
+		row := tview.Escape(displayName(info))
+		if isAdmin(g, info.ID) {
+			row += " (admin)"
+		}
+		row += " — " + tagged(tview.Escape(tt), tn)
+		if err := flags[info.ID]; err != nil {
+			row += " — " + tagged("FLAGGED: "+tview.Escape(oneLine(err.Error())), toneBad)
+		}
+		if info.Issuer != "" && info.IssuerTrusted && info.Trust != identity.StateCAVerified {
+			row += ", issued by " + tview.Escape(identity.SanitizeName(info.Issuer))
+		}
+		if memberBlocks(info) {
+			row = "[red::b]" + row + "[-::-]"
+		}
+		b.WriteString(row + "\n")
+	}
+	if !g.Member {
+		b.WriteString("\nYou are not a member any more.\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// tagged colours text (already escaped) for a tview text view.
+func tagged(text string, t tone) string {
+	switch t {
+	case toneGood:
+		return "[green]" + text + "[-]"
+	case toneWarn:
+		return "[olive]" + text + "[-]"
+	case toneBad:
+		return "[red::b]" + text + "[-::-]"
+	}
+	return text
 }
 
 func isAdmin(g node.GroupInfo, p peer.ID) bool {
@@ -236,7 +308,8 @@ func isAdmin(g node.GroupInfo, p peer.ID) bool {
 	return false
 }
 
-// groupMemberCmd is /invite, /kick or /admin GROUP MEMBER.
+// groupMemberCmd is /invite, /kick or /admin [GROUP] MEMBER: with one
+// word, on the open group.
 func groupMemberCmd(cmd string) func(u *UI, arg string) {
 	return func(u *UI, arg string) {
 		gb := u.groups(cmd)
@@ -244,20 +317,30 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 			return
 		}
 		f := strings.Fields(arg)
-		if len(f) != 2 {
-			u.showError("/" + cmd + " GROUP MEMBER: name the group and the member.")
+		usage := "/" + cmd + " MEMBER in a group's chat, or /" + cmd + " GROUP MEMBER"
+		var (
+			g  node.GroupInfo
+			ok bool
+		)
+		switch len(f) {
+		case 1:
+			g, ok = u.groupArg(gb, cmd, usage, "")
+		case 2:
+			g, ok = u.groupArg(gb, cmd, usage, f[0])
+			f = f[1:]
+		default:
+			u.showError("Usage: " + usage + ".")
 			return
 		}
-		g, err := gb.FindGroup(f[0])
+		if !ok {
+			return
+		}
+		p, err := u.memberPeer(f[0])
 		if err != nil {
 			u.showError("/" + cmd + ": " + finish(err.Error()))
 			return
 		}
-		p, err := u.memberPeer(f[1])
-		if err != nil {
-			u.showError("/" + cmd + ": " + finish(err.Error()))
-			return
-		}
+		name, key := u.nameOf(p), groupKey(g.ID)
 		u.spawn(func() {
 			var err error
 			switch cmd {
@@ -270,10 +353,11 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 			}
 			u.post(func() {
 				if err != nil {
-					u.showError("/" + cmd + ": " + finish(groupReason(err)))
+					u.showErrorAbout(key, "/"+cmd+": "+finish(groupReason(err)))
 					return
 				}
-				u.inform(fmt.Sprintf("/%s %s: done; every member is told.", cmd, identity.SanitizeName(g.Name)))
+				done := map[string]string{"invite": "%s is now a member of %s", "kick": "%s is no longer a member of %s", "admin": "%s is now an admin of %s"}[cmd]
+				u.informAbout(key, fmt.Sprintf(done+"; every member is told.", name, oneLine(identity.SanitizeName(g.Name))))
 			})
 		})
 	}
@@ -284,19 +368,19 @@ func (u *UI) cmdLeave(arg string) {
 	if gb == nil {
 		return
 	}
-	g, err := gb.FindGroup(arg)
-	if err != nil {
-		u.showError("/leave: " + finish(err.Error()))
+	g, ok := u.groupArg(gb, "leave", "name the group: /leave GROUP", arg)
+	if !ok {
 		return
 	}
+	key := groupKey(g.ID)
 	u.spawn(func() {
 		_, err := gb.GroupLeave(g.ID)
 		u.post(func() {
 			if err != nil {
-				u.showError("/leave: " + finish(groupReason(err)))
+				u.showErrorAbout(key, "/leave: "+finish(groupReason(err)))
 				return
 			}
-			u.inform("You left " + identity.SanitizeName(g.Name) + ".")
+			u.informAbout(key, "You left "+oneLine(identity.SanitizeName(g.Name))+": its history stays here.")
 		})
 	})
 }

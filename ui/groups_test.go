@@ -1,10 +1,13 @@
 package ui
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/gdamore/tcell/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func TestGroupSummary(t *testing.T) {
@@ -36,12 +39,14 @@ func TestGroupCommands(t *testing.T) {
 	_ = bob
 	wa.enter("/group create team bob")
 	wa.waitText("Group team made with 2 members")
+	wa.enter("/members bob")
+	wa.waitText("/members: no such group")
 	wb.waitFor("the group at bob", func(string) bool {
 		_, err := bob.n.FindGroup("team")
 		return err == nil
 	})
 	wa.enter("/members team")
-	wa.waitText("Members of team", "1 member: 1 unverified", "you (admin)", "bob — unverified: trusted on first use")
+	wa.waitText("Members of team", "2 members: you, 1 unverified", "you (admin)", "bob — unverified: trusted on first use")
 	wa.key(27, 0, 0) // Esc
 	wa.waitGone("Members of team")
 	wa.enter("/groups")
@@ -49,4 +54,152 @@ func TestGroupCommands(t *testing.T) {
 	wa.key(27, 0, 0)
 	wb.enter("/invite team " + alice.peerID().String())
 	wb.waitText("/invite: only an admin of the group can do that")
+	// One name with no group open: said what to do.
+	wb.enter("/invite " + alice.peerID().String())
+	wb.waitText("/invite works on the open group")
+}
+
+// threeTalking starts alice, bob and carol, each a contact of the others
+// (trusted on first use) and told where the others listen, with a
+// window each.
+func threeTalking(t *testing.T) (ps []*testPeer, ws []*window) {
+	t.Helper()
+	ps = []*testPeer{newPeer(t, "alice", 0), newPeer(t, "bob", 0), newPeer(t, "carol", 0)}
+	for _, p := range ps {
+		for _, q := range ps {
+			if p != q {
+				p.pin(q.peerID(), q.id.Name(), identity.StateTOFU)
+			}
+		}
+	}
+	for _, p := range ps {
+		p.start()
+	}
+	for _, p := range ps {
+		for _, q := range ps {
+			if p != q {
+				introduce(p, q)
+			}
+		}
+	}
+	for _, p := range ps {
+		ws = append(ws, openWindow(t, p.n, 80, 24, Options{}))
+	}
+	return ps, ws
+}
+
+// A group in the window, on three real nodes: /group create opens it;
+// the others see it in their chat list and open it; messages show with
+// their sender's name, own ones with how many members have them; unread
+// counts; the commands act on the open group.
+func TestGroupChat(t *testing.T) {
+	t.Parallel()
+	ps, ws := threeTalking(t)
+	alice, carol := ps[0], ps[2]
+	wa, wb, wc := ws[0], ws[1], ws[2]
+
+	wa.enter("/group create team bob carol")
+	wa.waitText("Group team made with 3 members", " # team ")
+	if title := titleRow(wa.text()); !strings.Contains(title, " team  3 members: you, 2 unverified  you: admin") {
+		t.Fatalf("alice's title: %q", title)
+	}
+	// Bob's list shows the group: Tab opens it.
+	wb.waitText("# team", "3 members")
+	wb.tabUntil(" team  3 members: you, 2 unverified")
+
+	wa.enter("hello team")
+	wa.waitText("me: hello team  ✓ delivered to all 2")
+	wb.waitText("alice: hello team")
+	// Carol had no chat open: the message opens the group.
+	wc.waitText("alice: hello team")
+	if title := titleRow(wc.text()); !strings.Contains(title, " team  3 members") {
+		t.Fatalf("carol's title: %q", title)
+	}
+
+	wb.enter("hi from bob")
+	wa.waitText("bob: hi from bob")
+	wc.waitText("bob: hi from bob")
+	wb.waitText("me: hi from bob  ✓ delivered to all 2")
+
+	// Carol opens alice's chat: the group's next message is unread there.
+	wc.tabUntil(" alice  ")
+	wa.enter("second")
+	wc.waitText(" 1 ", "1 unread")
+	wc.tabUntil(" team  ")
+	wc.waitText("alice: second")
+	wc.waitGone("1 unread")
+	if g, _ := carol.n.FindGroup("team"); g.Unread != 0 {
+		t.Errorf("carol's unread count after opening the group: %d", g.Unread)
+	}
+
+	// /members with no name: the open group's.
+	wa.enter("/members")
+	wa.waitText("Members of team", "3 members: you, 2 unverified", "you (admin)", "bob — unverified: trusted on first use")
+	wa.key(tcell.KeyEscape, 0, 0)
+	wa.waitGone("Members of team")
+
+	// Edits and replies are not in groups: said, not sent.
+	wb.enter("/edit")
+	wb.waitText("Replies, edits, deletions and reactions are not in")
+
+	// A member offline: "delivered to 1 of 2" and who is missing.
+	carol.n.Close()
+	wa.enter("are you there?")
+	wa.waitText("me: are you there?", "delivered to 1 of 2; waiting for carol")
+
+	// /kick with one name acts on the open group; the kicked member is
+	// told, and cannot send any more.
+	wa.enter("/kick bob")
+	wa.waitText("bob is no longer a member of team")
+	wb.waitText("not a member of team any more")
+	wb.enter("still here?")
+	wb.waitText("Not sent: you are not a member of team any more.")
+	if wb.draft() != "still here?" {
+		t.Errorf("the refused text left the input: %q", wb.draft())
+	}
+	_ = alice
+}
+
+// A member whose key changed: the group's title says KEY CHANGED in red,
+// the banner says what to do, and a message is refused with that sentence
+// and stays in the input.
+func TestGroupKeyChanged(t *testing.T) {
+	t.Parallel()
+	alice, oldBob, newBob, carol := newPeer(t, "alice", 0), newPeer(t, "bob", 0), newPeer(t, "bob", 0), newPeer(t, "carol", 0)
+	alice.pin(oldBob.peerID(), "bob", identity.StateTOFU)
+	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
+	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
+	carol.pin(newBob.peerID(), "bob", identity.StateTOFU)
+	newBob.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	carol.start()
+	newBob.start()
+	introduce(carol, alice)
+	introduce(alice, carol)
+	w := openWindow(t, alice.n, 80, 24, Options{})
+	connect(t, newBob, alice) // refused: alice sees the key claim bob's name
+	w.waitText("! KEY CHANGED")
+	if _, err := carol.n.GroupCreate("team", []peer.ID{alice.peerID(), newBob.peerID()}); err != nil {
+		t.Fatal(err)
+	}
+	w.waitText("# team")
+	s := w.tabUntil(" team  3 members: you, 1 unverified, 1 KEY CHANGED")
+	x, y, _ := findIn(s, "1 KEY CHANGED", false)
+	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
+		t.Errorf("KEY CHANGED in the title is drawn in %v", fg)
+	}
+	w.waitText("KEY CHANGED for bob, a member: sending to the group", "is blocked until you decide. Open the chat marked")
+	w.enter("hello")
+	w.waitText("Not sent: KEY CHANGED for bob, a member")
+	if w.draft() != "hello" {
+		t.Errorf("the refused text left the input: %q", w.draft())
+	}
+	// The member list shows bob in red.
+	w.do(func() { w.u.in.SetText("") })
+	w.enter("/members")
+	s = w.waitText("Members of team", "bob — KEY CHANGED: claims to be bob")
+	x, y, _ = findIn(s, "bob — KEY CHANGED", false)
+	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
+		t.Errorf("the changed member is drawn in %v", fg)
+	}
 }

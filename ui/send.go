@@ -35,6 +35,9 @@ func (u *UI) sendText(text string) bool {
 		u.showError("No chat is open: pick one with Tab, or start one with /add PEERID.")
 		return false
 	}
+	if c.grp != nil {
+		return u.sendGroupText(c, text)
+	}
 	if err := mayType(c.info); err != nil {
 		u.showErrorAbout(c.info.ID, u.refusal(c, err))
 		u.promptTrust(c)

@@ -240,6 +240,10 @@ func (u *UI) cmdSend(arg string) {
 		return
 	}
 	path := expandHome(arg)
+	if c.grp != nil {
+		u.sendGroupFile(c, path)
+		return
+	}
 	p := c.info.ID
 	u.spawn(func() {
 		f, err := u.b.SendFile(p, path)
