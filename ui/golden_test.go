@@ -223,7 +223,7 @@ type groupMsg struct {
 	from   *testPeer
 	at     time.Time
 	body   string
-	number uint64            // the sender's number (0: the next)
+	number uint64           // the sender's number (0: the next)
 	to     map[peer.ID]bool // ours: the members that have it
 }
 
