@@ -511,9 +511,12 @@ func (u *UI) sendGroupFile(c *chat, path string) {
 				u.showErrorAbout(key, fmt.Sprintf("Offered to %d of %d members, then: %s", len(fs), len(to), describe(err)))
 				return
 			}
-			f := fs[0]
-			u.informAbout(key, fmt.Sprintf("Offered %s (%s) to the %d other members of %s: each sees it in their chat with you; /files shows the transfers.",
-				oneLine(f.Name), sizeText(f.Size), len(fs), name))
+			f, who := fs[0], fmt.Sprintf("%d members", len(fs))
+			if len(fs) == 1 {
+				who = "1 member"
+			}
+			u.informAbout(key, fmt.Sprintf("Offered %s (%s) to %s of %s: each sees it in their chat with you; /files shows the transfers.",
+				oneLine(f.Name), sizeText(f.Size), who, name))
 		})
 	})
 }

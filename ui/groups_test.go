@@ -1,8 +1,11 @@
 package ui
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
@@ -202,4 +205,65 @@ func TestGroupKeyChanged(t *testing.T) {
 	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
 		t.Errorf("the changed member is drawn in %v", fg)
 	}
+}
+
+// A group's message calls for attention like a chat's (the bell, a
+// notification naming the sender in the group, the unread count); /mute
+// in the group silences it; /send in the group offers the file to each
+// member.
+func TestGroupNotifyMuteSend(t *testing.T) {
+	t.Parallel()
+	out := &termLog{}
+	clk := &clock{t: testNow}
+	opts := Options{Terminal: out, Now: clk.now, Notify: NotifyOptions{
+		Desktop: DesktopOSC777, Env: envOf(nil), ChatInterval: time.Minute, Interval: 10 * time.Second,
+	}}
+	alice, bob, w := talking(t, 80, 24, opts)
+	g, err := bob.n.GroupCreate("team", []peer.ID{alice.peerID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitText("# team")
+	out.take()
+	if _, err := bob.n.GroupSend(g.ID, "secret plan"); err != nil {
+		t.Fatal(err)
+	}
+	got := w.waitOut(out, "\x1b]2;(1) certchat\x1b\\")
+	if want := "\a\x1b]777;notify;certchat: bob in team;New message\x1b\\"; !strings.Contains(got, want) {
+		t.Fatalf("the terminal got %q, want the bell and %q", got, want)
+	}
+	w.waitText(" 1 ", "1 unread")
+
+	// Muted: the next message is counted, silently.
+	w.tabUntil(" team  ")
+	w.waitText("bob: secret plan")
+	w.enter("/mute")
+	w.waitText("Muted team")
+	w.tabUntil(" bob  ")
+	clk.add(2 * time.Minute)
+	out.take()
+	if _, err := bob.n.GroupSend(g.ID, "muted"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("the group's message counted", func(string) bool {
+		var n int
+		w.do(func() { n = w.u.roster.get(groupKey(g.ID)).unread })
+		return n == 1
+	})
+	if got := out.take(); got != "" {
+		t.Fatalf("a muted group wrote %q", got)
+	}
+
+	// /send in the group: bob is offered the file.
+	w.tabUntil(" team  ")
+	path := filepath.Join(t.TempDir(), "plan.txt")
+	if err := os.WriteFile(path, []byte("the plan"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.enter("/send " + path)
+	w.waitText("Offered plan.txt (8 B) to 1 member of team")
+	w.waitFor("bob's offer", func(string) bool {
+		fs, err := bob.n.Files()
+		return err == nil && len(fs) == 1 && fs[0].Name == "plan.txt" && fs[0].Peer == alice.peerID()
+	})
 }
