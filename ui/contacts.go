@@ -94,6 +94,10 @@ func (u *UI) cmdRename(arg string) {
 		if c = u.openChatOrSay("rename"); c == nil {
 			return
 		}
+		if c.grp != nil {
+			u.renameGroup(c, name)
+			return
+		}
 	}
 	// A peer a CA vouches for is trusted without being a contact: naming
 	// it pins it (its trust shows as before, CA-verified).

@@ -30,6 +30,7 @@ type groupBackend interface {
 	GroupRemove(id group.ID, p peer.ID) (node.GroupInfo, error)
 	GroupLeave(id group.ID) (node.GroupInfo, error)
 	GroupAdmin(id group.ID, p peer.ID) (node.GroupInfo, error)
+	GroupRename(id group.ID, name string) (node.GroupInfo, error)
 	GroupFlags(id group.ID) map[peer.ID]error
 	GroupSend(id group.ID, text string) (store.GroupMessage, error)
 	GroupHistory(id group.ID, before uint64, limit int) ([]store.GroupMessage, error)
@@ -381,6 +382,28 @@ func (u *UI) cmdLeave(arg string) {
 				return
 			}
 			u.informAbout(key, "You left "+oneLine(identity.SanitizeName(g.Name))+": its history stays here.")
+		})
+	})
+}
+
+// renameGroup renames the open group for every member (admins only).
+func (u *UI) renameGroup(c *chat, name string) {
+	gb := u.groups("rename")
+	if gb == nil {
+		return
+	}
+	key, id, old := c.info.ID, c.grp.info.ID, c.name()
+	u.spawn(func() {
+		g, err := gb.GroupRename(id, name)
+		u.post(func() {
+			if err != nil {
+				u.showErrorAbout(key, "/rename: "+finish(groupReason(err)))
+				return
+			}
+			u.roster.setGroup(g)
+			u.roster.sort()
+			u.updatePlaceholder()
+			u.informAbout(key, "Renamed the group "+old+" to "+u.roster.get(key).name()+" for every member.")
 		})
 	})
 }

@@ -141,6 +141,13 @@ func TestGroupChat(t *testing.T) {
 	wa.key(tcell.KeyEscape, 0, 0)
 	wa.waitGone("Members of team")
 
+	// /rename in the group renames it for every member.
+	wa.enter("/rename crew")
+	wa.waitText("Renamed the group team to crew for every member.")
+	wb.waitText("# crew")
+	wa.enter("/rename team")
+	wb.waitText("# team")
+
 	// Edits and replies are not in groups: said, not sent.
 	wb.enter("/edit")
 	wb.waitText("Replies, edits, deletions and reactions are not in")
