@@ -246,7 +246,7 @@ func (u *UI) onGroupMessage(m store.Message) bool {
 	counted := m.Seq != 0 && m.Seq <= c.lastSeq
 	u.attendIn(key, m, c, counted)
 	c.hasConv, c.last, c.lastSeq = true, m.StoredAt, max(c.lastSeq, m.Seq)
-	if m.Direction == store.Incoming && !m.Late {
+	if m.Direction == store.Incoming { // the store counts what is missing now, late or not
 		c.grp.missing[m.Peer] = m.Missing
 	}
 	if key == u.open {
@@ -443,16 +443,11 @@ func (u *UI) loadGroupPage(c *chat, before uint64) {
 
 // missingOf is, per sender, how many earlier messages have not arrived,
 // from the newest page of a group's history (oldest first): what the
-// sender's last message in order found missing, less those that came
-// late after it.
+// store counted when the sender's last message to arrive came.
 func missingOf(page []store.GroupMessage) map[peer.ID]int {
 	out := map[peer.ID]int{}
 	for _, m := range page {
-		switch {
-		case m.Direction != store.Incoming:
-		case m.Late:
-			out[m.From] = max(0, out[m.From]-1)
-		default:
+		if m.Direction == store.Incoming {
 			out[m.From] = m.Missing
 		}
 	}
