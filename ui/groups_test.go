@@ -157,6 +157,12 @@ func TestGroupChat(t *testing.T) {
 	wa.enter("are you there?")
 	wa.waitText("me: are you there?", "delivered to 1 of 2; waiting for carol")
 
+	// Tab completes a member's name after /kick (people, not groups).
+	wa.typeText("/kick bo")
+	wa.key(tcell.KeyTab, 0, tcell.ModNone)
+	wa.waitFor("/kick bob in the input", func(string) bool { return wa.draft() == "/kick bob" })
+	wa.do(func() { wa.u.in.SetText("") })
+
 	// /kick with one name acts on the open group; the kicked member is
 	// told, and cannot send any more.
 	wa.enter("/kick bob")
