@@ -221,7 +221,8 @@ func TestTitleColours(t *testing.T) {
 // delivered to those in to).
 type groupMsg struct {
 	from   *testPeer
-	at     time.Time
+	at     time.Time // when it arrived
+	sent   time.Time // when it was sent (zero: at)
 	body   string
 	number uint64           // the sender's number (0: the next)
 	to     map[peer.ID]bool // ours: the members that have it
@@ -260,6 +261,9 @@ func (p *testPeer) fillGroup(creator *testPeer, name string, members []peer.ID, 
 	numbers := map[peer.ID]uint64{}
 	for _, m := range ms {
 		gm := &store.GroupMessage{Group: gid, ID: e2e.NewMessageID(), SentAt: m.at, StoredAt: m.at, Body: m.body}
+		if !m.sent.IsZero() {
+			gm.SentAt = m.sent
+		}
 		if m.from == nil {
 			if err := s.AddGroupOutgoing(gm, others); err != nil {
 				p.t.Fatal(err)
@@ -285,7 +289,8 @@ func (p *testPeer) fillGroup(creator *testPeer, name string, members []peer.ID, 
 
 // goldenGroup is alice with a chat and a group of four bob made: two
 // members she trusts on first use, bob verified; an own message that one
-// member lacks; a gap in dave's messages.
+// member lacks; carol's first message arriving after her second; a gap
+// in dave's messages.
 func goldenGroup(t *testing.T) *window {
 	alice, bob, carol, dave := newPeer(t, "alice", 1), newPeer(t, "bob", 2), newPeer(t, "carol", 3), newPeer(t, "dave", 5)
 	alice.pin(bob.peerID(), "bob", identity.StateVerified)
@@ -294,7 +299,8 @@ func goldenGroup(t *testing.T) *window {
 	yesterday := testNow.Add(-24 * time.Hour)
 	alice.fillGroup(bob, "launch", []peer.ID{alice.peerID(), carol.peerID(), dave.peerID()},
 		groupMsg{from: bob, at: yesterday.Add(-time.Hour), body: "Kick-off tomorrow at 10 in room 4."},
-		groupMsg{from: carol, at: yesterday, body: "I'll bring the plan."},
+		groupMsg{from: carol, at: yesterday, body: "I'll bring the plan.", number: 2},
+		groupMsg{from: carol, at: yesterday.Add(30 * time.Minute), sent: yesterday.Add(-3 * time.Hour), body: "Morning all.", number: 1},
 		groupMsg{from: dave, at: yesterday.Add(time.Hour), body: "Count me in."},
 		groupMsg{at: testNow.Add(-40 * time.Minute), body: "Great, see you all there.", to: map[peer.ID]bool{bob.peerID(): true, carol.peerID(): true}},
 		groupMsg{from: dave, at: testNow.Add(-35 * time.Minute), body: "Running late: start without me.", number: 3},
@@ -306,7 +312,7 @@ func goldenGroup(t *testing.T) *window {
 // The chat list with a group: its name, member count and unread count.
 func goldenGroupList(t *testing.T) (*window, []string) {
 	w := goldenGroup(t)
-	return w, []string{"# launch", "4 members", "bob: Coffee before the kick-off?", " 4 ", "127.0.0.1:"}
+	return w, []string{"# launch", "4 members", "bob: Coffee before the kick-off?", " 5 ", "127.0.0.1:"}
 }
 
 // A group's chat: its title with the members' trust, each message with
@@ -314,7 +320,7 @@ func goldenGroupList(t *testing.T) (*window, []string) {
 func goldenGroupChat(t *testing.T) (*window, []string) {
 	w := goldenGroup(t)
 	w.tabUntil(" launch  4 members")
-	return w, []string{"dave: Running late", "waiting for dave", "1 earlier message from dave", "listening on"}
+	return w, []string{"dave: Running late", "waiting for dave", "1 earlier message from dave", "carol: Morning all.  arrived late", "listening on"}
 }
 
 // The open group's members, each with their trust.
