@@ -131,8 +131,12 @@ func (u *UI) groupLine(c *chat) (string, tone) {
 	if len(g.Members) == 1 {
 		text = "1 member"
 	}
-	if t == toneBad {
-		text = "! KEY CHANGED · " + text
+	if info, bad := u.groupBlocker(c); bad {
+		mark := "! KEY CHANGED"
+		if info.Changed == nil && info.Trust == identity.StateUntrusted {
+			mark = "✗ member blocked"
+		}
+		text = mark + " · " + text
 	}
 	return text, t
 }
@@ -146,15 +150,15 @@ func (u *UI) groupBanner(c *chat) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return u.groupRefusalText(info), true
+	return capitalize(u.groupRefusalText(info)), true
 }
 
 // groupRefusalText says why nothing is sent to a group while info's key
-// stops it, and what to do.
+// stops it, and what to do (to follow "Not sent: ").
 func (u *UI) groupRefusalText(info node.PeerInfo) string {
 	name := u.nameOf(info.ID)
 	if info.Trust == identity.StateUntrusted && info.Changed == nil {
-		return "Sending to the group is blocked: you rejected the key of " + name + ", a member. Accept it again (/unblock " + name +
+		return "sending to the group is blocked: you rejected the key of " + name + ", a member. Accept it again (/unblock " + name +
 			"), or ask an admin to remove them (/kick " + name + ")."
 	}
 	return "KEY CHANGED for " + name + ", a member: sending to the group is blocked until you decide. Open the chat marked " +

@@ -94,21 +94,19 @@ func groupSummary(members []node.PeerInfo) (string, tone) {
 // counted first when you are a member: "3 members: you, 1 verified, 1
 // unverified"; the title and the member list say what blocks sending.
 func groupSummaryWith(members []node.PeerInfo, you bool) (string, tone) {
-	verified, unverified, changed, blocked := 0, 0, 0, 0
+	verified, unverified, expired, blocked, changed := 0, 0, 0, 0, 0
 	for _, m := range members {
-		switch m.Trust {
-		case identity.StateVerified, identity.StateCAVerified:
-			verified++
-		case identity.StateChanged:
+		switch {
+		case m.Changed != nil || m.Trust == identity.StateChanged:
 			changed++
-		case identity.StateUntrusted, identity.StateExpired:
+		case m.Trust == identity.StateUntrusted:
 			blocked++
+		case m.Trust == identity.StateExpired:
+			expired++
+		case m.Trust == identity.StateVerified || m.Trust == identity.StateCAVerified:
+			verified++
 		default:
-			if m.Changed != nil {
-				changed++
-			} else {
-				unverified++
-			}
+			unverified++
 		}
 	}
 	parts := []string{}
@@ -119,7 +117,7 @@ func groupSummaryWith(members []node.PeerInfo, you bool) (string, tone) {
 	for _, p := range []struct {
 		n    int
 		what string
-	}{{verified, "verified"}, {unverified, "unverified"}, {blocked, "blocked or expired"}, {changed, "KEY CHANGED"}} {
+	}{{verified, "verified"}, {unverified, "unverified"}, {expired, "expired"}, {blocked, "blocked"}, {changed, "KEY CHANGED"}} {
 		if p.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
 		}
@@ -130,9 +128,9 @@ func groupSummaryWith(members []node.PeerInfo, you bool) (string, tone) {
 	}
 	text := fmt.Sprintf("%d %s: %s", total, noun, strings.Join(parts, ", "))
 	switch {
-	case changed > 0:
+	case changed > 0 || blocked > 0: // sending to the group waits (memberBlocks)
 		return text, toneBad
-	case blocked > 0 || unverified > 0:
+	case expired > 0 || unverified > 0:
 		return text, toneWarn
 	}
 	return text, toneGood

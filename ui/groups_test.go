@@ -18,6 +18,8 @@ func TestGroupSummary(t *testing.T) {
 	ca := node.PeerInfo{Trust: identity.StateCAVerified}
 	tofu := node.PeerInfo{Trust: identity.StateTOFU}
 	changed := node.PeerInfo{Trust: identity.StateChanged}
+	blocked := node.PeerInfo{Trust: identity.StateUntrusted}
+	expired := node.PeerInfo{Trust: identity.StateExpired}
 	for _, tc := range []struct {
 		in   []node.PeerInfo
 		want string
@@ -26,6 +28,8 @@ func TestGroupSummary(t *testing.T) {
 		{[]node.PeerInfo{v, ca, v, v, v, tofu}, "6 members: 5 verified, 1 unverified", toneWarn},
 		{[]node.PeerInfo{v}, "1 member: 1 verified", toneGood},
 		{[]node.PeerInfo{v, changed}, "2 members: 1 verified, 1 KEY CHANGED (sending blocked until you decide)", toneBad},
+		{[]node.PeerInfo{v, expired}, "2 members: 1 verified, 1 expired", toneWarn},
+		{[]node.PeerInfo{tofu, blocked}, "2 members: 1 unverified, 1 blocked (sending blocked until you decide)", toneBad},
 	} {
 		got, tn := groupSummary(tc.in)
 		if got != tc.want || tn != tc.tone {
@@ -173,7 +177,17 @@ func TestGroupChat(t *testing.T) {
 	if wb.draft() != "still here?" {
 		t.Errorf("the refused text left the input: %q", wb.draft())
 	}
-	_ = alice
+
+	// Alice blocks carol's key: the group says so, and waits.
+	if err := alice.n.Block(carol.peerID()); err != nil {
+		t.Fatal(err)
+	}
+	wa.waitText("✗ member blocked")
+	if title := titleRow(wa.text()); !strings.Contains(title, " team  2 members: you, 1 blocked") {
+		t.Fatalf("alice's title with carol blocked: %q", title)
+	}
+	wa.enter("anyone?")
+	wa.waitText("Not sent: sending to the group is blocked: you", "Sending to the group is blocked: you rejected the")
 }
 
 // A member whose key changed: the group's title says KEY CHANGED in red,
