@@ -259,7 +259,10 @@ func TestGroupNotifyMuteSend(t *testing.T) {
 	if want := "\a\x1b]777;notify;certchat: bob in team;New message\x1b\\"; !strings.Contains(got, want) {
 		t.Fatalf("the terminal got %q, want the bell and %q", got, want)
 	}
-	w.waitText(" 1 ", "1 unread")
+	// Bob's chat is open: the group's message is not in it.
+	if s := w.waitText(" 1 ", "1 unread"); strings.Contains(s, "secret plan") {
+		t.Fatalf("the group's message shows in bob's chat:\n%s", s)
+	}
 
 	// Muted: the next message is counted, silently.
 	w.tabUntil(" team  ")
