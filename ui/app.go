@@ -119,6 +119,7 @@ type UI struct {
 	asking  *tview.Modal    // the quit question, while open
 
 	files map[transfer.ID]*fileView // transfers.go
+	gc    *groupChats               // group chats (groupchat.go)
 
 	ctx      context.Context // canceled on quit: ends pending node calls
 	cancel   context.CancelFunc
@@ -146,13 +147,14 @@ func New(b Backend, opts Options) *UI {
 	}
 	u.notify = newNotifier(opts.Terminal, opts.Notify, opts.Notify.Env, opts.Now, opts.Logger)
 	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.gc = &groupChats{UI: u}
 	u.build()
 	return u
 }
 
 // build lays out the widgets.
 func (u *UI) build() {
-	u.list = newPeerList(u.th, u.roster, func() peer.ID { return u.open }, u.openChat, u.groupLine)
+	u.list = newPeerList(u.th, u.roster, func() peer.ID { return u.open }, u.openChat, u.gc.groupLine)
 	u.title = newRowsView(u.th.bar, u.titleRows)
 	u.banner = newRowsView(tcell.StyleDefault, u.bannerRows)
 	u.note = newRowsView(tcell.StyleDefault, u.noticeRows)
@@ -369,7 +371,7 @@ func (u *UI) openChat(p peer.ID) {
 	}
 	if c.grp != nil {
 		// The open group's senders' trust is what the title shows.
-		u.refreshMembers(c.grp.info)
+		u.gc.refreshMembers(c.grp.info)
 	}
 	u.updatePlaceholder()
 	u.app.SetFocus(u.in)
@@ -379,7 +381,7 @@ func (u *UI) openChat(p peer.ID) {
 // loadPage reads a page of p's history before seq (0: the newest).
 func (u *UI) loadPage(p peer.ID, before uint64) {
 	if c := u.roster.get(p); c != nil && c.grp != nil {
-		u.loadGroupPage(c, before)
+		u.gc.loadGroupPage(c, before)
 		return
 	}
 	gen, limit := u.conv.gen, u.opts.PageSize
@@ -402,7 +404,7 @@ func (u *UI) loadPage(p peer.ID, before uint64) {
 // markRead clears p's unread count in the store.
 func (u *UI) markRead(p peer.ID) {
 	if c := u.roster.get(p); c != nil && c.grp != nil {
-		u.markGroupRead(c.grp.info.ID)
+		u.gc.markGroupRead(c.grp.info.ID)
 		return
 	}
 	u.spawn(func() {

@@ -45,7 +45,7 @@ func (u *UI) titleRows(int) []line {
 		return []line{{{" certchat", th.bar.Bold(true)}, {"  no chat open (Tab, /add)", th.barDim}}}
 	}
 	if c.grp != nil {
-		return []line{u.groupTitle(c)}
+		return []line{u.gc.groupTitle(c)}
 	}
 	trust, t := trustTitle(c.info)
 	l := line{
@@ -192,7 +192,7 @@ func (u *UI) bannerRows(w int) []line {
 	}
 	text, bad := u.trustWarning(c)
 	if c.grp != nil {
-		text, bad = u.groupBanner(c)
+		text, bad = u.gc.groupBanner(c)
 	}
 	if text != "" {
 		style := u.th.notice

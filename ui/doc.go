@@ -6,7 +6,10 @@
 // timestamps, date dividers and each own message's delivery state), an
 // input that grows with its lines and keeps a history, a title bar that spells out the open chat's
 // trust state and fingerprint, and a status bar with the user's identity
-// and how the node is reachable. Trust decisions — a first contact, a
+// and how the node is reachable. Groups are chats of the list too
+// (groupchat.go): a group's title sums up its members' trust, its
+// messages show their senders and, on our own, how many members have
+// them. Trust decisions — a first contact, a
 // changed key, comparing safety numbers — are prompts, never silent.
 //
 // The UI sees the node only through [Backend], which *node.Node satisfies.

@@ -42,7 +42,7 @@ func (u *UI) pump(sub *node.Subscription) {
 		}
 		pf := u.prefetch(batch)
 		if !u.post(func() {
-			u.applyGroups(pf.groups)
+			u.gc.applyGroups(pf.groups)
 			u.applyEvents(batch, pf.infos)
 		}) {
 			return
@@ -145,7 +145,7 @@ func (u *UI) prefetch(batch []node.Event) prefetched {
 
 // refreshMembers reads a group's members' peer info again, off the
 // event loop, for its title.
-func (u *UI) refreshMembers(g node.GroupInfo) {
+func (u *groupChats) refreshMembers(g node.GroupInfo) {
 	members := slices.Clone(g.Members)
 	u.spawn(func() {
 		var infos []node.PeerInfo
@@ -198,7 +198,7 @@ func (u *UI) applySnapshot(s snapshot) {
 
 // applyGroups makes the chats of groups the window learns of from a
 // message before their group event.
-func (u *UI) applyGroups(groups map[store.GroupID]*node.GroupInfo) {
+func (u *groupChats) applyGroups(groups map[store.GroupID]*node.GroupInfo) {
 	for _, gi := range groups {
 		if gi != nil && u.groupChatOf(store.GroupID(gi.ID)) == nil {
 			u.roster.setGroup(*gi)
@@ -219,13 +219,13 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 				if info, ok := infos[e.Message.Peer]; ok && info.ID != "" {
 					u.roster.setInfo(info)
 				}
-				readOpen = u.onGroupMessage(*e.Message) || readOpen
+				readOpen = u.gc.onGroupMessage(*e.Message) || readOpen
 				continue
 			}
 			readOpen = u.onMessage(*e.Message, infos[e.Message.Peer]) || readOpen
 		case node.EventStatus:
 			if e.Message.Group != (store.GroupID{}) {
-				u.onGroupStatus(*e.Message)
+				u.gc.onGroupStatus(*e.Message)
 				continue
 			}
 			u.onStatus(*e.Message)
@@ -235,7 +235,7 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 					u.roster.setInfo(info)
 				}
 			}
-			u.onGroup(*e.Group)
+			u.gc.onGroup(*e.Group)
 		case node.EventUpdate:
 			u.conv.update(*e.Message)
 		case node.EventSeen:

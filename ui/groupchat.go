@@ -27,6 +27,13 @@ import (
 // 0x12), so the list, unread counts, muting and the notice work for
 // groups unchanged.
 
+// groupChats is the part of the window that shows group chats (the
+// roster holds their chats, convView their messages). It belongs to the
+// event loop.
+type groupChats struct {
+	*UI
+}
+
 // groupChat is what a group's chat holds besides a chat's.
 type groupChat struct {
 	info    node.GroupInfo
@@ -68,7 +75,7 @@ func (r *roster) setGroup(gi node.GroupInfo) *chat {
 }
 
 // groupChatOf is the chat of a group's message, if the window knows it.
-func (u *UI) groupChatOf(id store.GroupID) *chat {
+func (u *groupChats) groupChatOf(id store.GroupID) *chat {
 	if c := u.roster.get(groupKey(group.ID(id))); c != nil && c.grp != nil {
 		return c
 	}
@@ -76,7 +83,7 @@ func (u *UI) groupChatOf(id store.GroupID) *chat {
 }
 
 // openGroup is the open chat when it is a group's.
-func (u *UI) openGroup() *chat {
+func (u *groupChats) openGroup() *chat {
 	if c := u.roster.get(u.open); c != nil && c.grp != nil {
 		return c
 	}
@@ -84,7 +91,7 @@ func (u *UI) openGroup() *chat {
 }
 
 // memberInfo is what the window knows of a member now.
-func (u *UI) memberInfo(p peer.ID) node.PeerInfo {
+func (u *groupChats) memberInfo(p peer.ID) node.PeerInfo {
 	if c := u.roster.get(p); c != nil {
 		return c.info
 	}
@@ -93,7 +100,7 @@ func (u *UI) memberInfo(p peer.ID) node.PeerInfo {
 
 // groupOthers describes a group's members other than us, as the window
 // knows them now (the roster follows the node's peer events).
-func (u *UI) groupOthers(g node.GroupInfo) []node.PeerInfo {
+func (u *groupChats) groupOthers(g node.GroupInfo) []node.PeerInfo {
 	var out []node.PeerInfo
 	for _, p := range g.Members {
 		if p != u.myID {
@@ -110,7 +117,7 @@ func memberBlocks(info node.PeerInfo) bool {
 }
 
 // groupBlocker is the first member whose key stops sending to c's group.
-func (u *UI) groupBlocker(c *chat) (node.PeerInfo, bool) {
+func (u *groupChats) groupBlocker(c *chat) (node.PeerInfo, bool) {
 	for _, info := range u.groupOthers(c.grp.info) {
 		if memberBlocks(info) {
 			return info, true
@@ -121,7 +128,7 @@ func (u *UI) groupBlocker(c *chat) (node.PeerInfo, bool) {
 
 // groupLine is a group's second row in the chat list: its member count,
 // in the tone of its members' trust.
-func (u *UI) groupLine(c *chat) (string, tone) {
+func (u *groupChats) groupLine(c *chat) (string, tone) {
 	g := c.grp.info
 	if !g.Member {
 		return fmt.Sprintf("%d members · you left", len(g.Members)), toneWarn
@@ -142,7 +149,7 @@ func (u *UI) groupLine(c *chat) (string, tone) {
 }
 
 // groupBanner warns, in a group's chat, of what stops sending to it.
-func (u *UI) groupBanner(c *chat) (string, bool) {
+func (u *groupChats) groupBanner(c *chat) (string, bool) {
 	if !c.grp.info.Member {
 		return "You are not a member of " + c.name() + " any more (you left or were removed): its history stays, nothing can be sent to it.", false
 	}
@@ -155,7 +162,7 @@ func (u *UI) groupBanner(c *chat) (string, bool) {
 
 // groupRefusalText says why nothing is sent to a group while info's key
 // stops it, and what to do (to follow "Not sent: ").
-func (u *UI) groupRefusalText(info node.PeerInfo) string {
+func (u *groupChats) groupRefusalText(info node.PeerInfo) string {
 	name := u.nameOf(info.ID)
 	if info.Trust == identity.StateUntrusted && info.Changed == nil {
 		return "sending to the group is blocked: you rejected the key of " + name + ", a member. Accept it again (/unblock " + name +
@@ -167,7 +174,7 @@ func (u *UI) groupRefusalText(info node.PeerInfo) string {
 
 // groupTitle is a group's title bar: its name, the members' trust and
 // our role.
-func (u *UI) groupTitle(c *chat) line {
+func (u *groupChats) groupTitle(c *chat) line {
 	th := u.th
 	summary, t := groupSummaryWith(u.groupOthers(c.grp.info), c.grp.info.Member)
 	l := line{
@@ -186,7 +193,7 @@ func (u *UI) groupTitle(c *chat) line {
 
 // sendGroupText sends a message to the open group: refused at once while
 // a member's key stops it, as the node would.
-func (u *UI) sendGroupText(c *chat, text string) bool {
+func (u *groupChats) sendGroupText(c *chat, text string) bool {
 	gb := u.groups("send")
 	if gb == nil {
 		return false
@@ -224,7 +231,7 @@ func (u *UI) sendGroupText(c *chat, text string) bool {
 
 // onGroup takes a group event: the group's chat follows its name and
 // membership.
-func (u *UI) onGroup(gi node.GroupInfo) {
+func (u *groupChats) onGroup(gi node.GroupInfo) {
 	old := u.roster.get(groupKey(gi.ID))
 	wasMember := old != nil && old.grp.info.Member
 	c := u.roster.setGroup(gi)
@@ -241,7 +248,7 @@ func (u *UI) onGroup(gi node.GroupInfo) {
 
 // onGroupMessage shows a group message: in the open chat, or as an
 // unread count. It reports whether the open chat got it.
-func (u *UI) onGroupMessage(m store.Message) bool {
+func (u *groupChats) onGroupMessage(m store.Message) bool {
 	c := u.groupChatOf(m.Group)
 	if c == nil {
 		return false // a group the node does not hold (prefetch found none)
@@ -268,7 +275,7 @@ func (u *UI) onGroupMessage(m store.Message) bool {
 
 // onGroupStatus shows a member's copy of an own group message moving on
 // (sent, queued, delivered): the message's "delivered to N of M".
-func (u *UI) onGroupStatus(m store.Message) {
+func (u *groupChats) onGroupStatus(m store.Message) {
 	c := u.groupChatOf(m.Group)
 	if c == nil || c.info.ID != u.open {
 		return
@@ -410,7 +417,7 @@ func (c *convView) groupGapRows(w int) []line {
 }
 
 // loadGroupPage reads a page of a group's history before seq.
-func (u *UI) loadGroupPage(c *chat, before uint64) {
+func (u *groupChats) loadGroupPage(c *chat, before uint64) {
 	gb := u.groups("open")
 	if gb == nil {
 		return
@@ -459,7 +466,7 @@ func missingOf(page []store.GroupMessage) map[peer.ID]int {
 }
 
 // markGroupRead clears a group's unread count in the store.
-func (u *UI) markGroupRead(id group.ID) {
+func (u *groupChats) markGroupRead(id group.ID) {
 	gb, ok := u.b.(groupBackend)
 	if !ok {
 		return
@@ -473,7 +480,7 @@ func (u *UI) markGroupRead(id group.ID) {
 
 // sendGroupFile offers a file to each other member of the open group
 // (each gets their own offer, in their chat with us: PROTOCOL §15.7).
-func (u *UI) sendGroupFile(c *chat, path string) {
+func (u *groupChats) sendGroupFile(c *chat, path string) {
 	gb := u.groups("send")
 	if gb == nil {
 		return

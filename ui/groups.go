@@ -65,7 +65,7 @@ func (u *UI) groups(cmd string) groupBackend {
 // ID), or with no name the open group chat's.
 func (u *UI) groupArg(gb groupBackend, cmd, usage, arg string) (node.GroupInfo, bool) {
 	if arg == "" {
-		if c := u.openGroup(); c != nil {
+		if c := u.gc.openGroup(); c != nil {
 			return c.grp.info, true
 		}
 		u.showError("/" + cmd + " works on the open group: open one (Tab), or " + usage + ".")

@@ -36,7 +36,7 @@ func (u *UI) sendText(text string) bool {
 		return false
 	}
 	if c.grp != nil {
-		return u.sendGroupText(c, text)
+		return u.gc.sendGroupText(c, text)
 	}
 	if err := mayType(c.info); err != nil {
 		u.showErrorAbout(c.info.ID, u.refusal(c, err))

@@ -241,7 +241,7 @@ func (u *UI) cmdSend(arg string) {
 	}
 	path := expandHome(arg)
 	if c.grp != nil {
-		u.sendGroupFile(c, path)
+		u.gc.sendGroupFile(c, path)
 		return
 	}
 	p := c.info.ID
