@@ -135,9 +135,10 @@ func TestGroupChat(t *testing.T) {
 	wc.tabUntil(" team  ")
 	wc.waitText("alice: second")
 	wc.waitGone("1 unread")
-	if g, _ := carol.n.FindGroup("team"); g.Unread != 0 {
-		t.Errorf("carol's unread count after opening the group: %d", g.Unread)
-	}
+	wc.waitFor("carol's node to count the group read", func(string) bool {
+		g, err := carol.n.FindGroup("team")
+		return err == nil && g.Unread == 0
+	})
 
 	// /members with no name: the open group's.
 	wa.enter("/members")
