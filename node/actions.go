@@ -89,7 +89,7 @@ func (n *Node) act(id e2e.MessageID, kind store.Kind, body, emoji string) (store
 	if _, err := textPlaintext(a); err != nil { // refused now rather than failed later
 		return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)
 	}
-	target, err := n.store.AddOutgoingAction(&a, now)
+	target, err := n.store.Actions().AddOutgoingAction(&a, now)
 	if err != nil {
 		return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)
 	}

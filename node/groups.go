@@ -64,7 +64,7 @@ func newGroups(c *core) *groups { return &groups{core: c, logs: map[group.ID]*gr
 // load restores the logs from the store. A group whose record or changes
 // cannot be read is left out, with an error event naming it.
 func (g *groups) load() {
-	gs, err := g.store.Groups()
+	gs, err := g.store.Groups().List()
 	if err != nil {
 		g.log.Error("read groups", "err", err)
 		g.emitError("", fmt.Errorf("some groups could not be read: %w", err))
@@ -86,7 +86,7 @@ func (g *groups) load() {
 func (g *groups) info(s group.State) GroupInfo {
 	gi := GroupInfo{ID: s.ID, Name: s.Name, GroupName: s.Name, Creator: s.Creator, Members: s.Members, Admins: s.Admins,
 		Version: s.Version, CA: s.CA, Member: s.IsMember(g.host.ID())}
-	if sg, found, err := g.store.Group(store.GroupID(s.ID)); err == nil && found {
+	if sg, found, err := g.store.Groups().Get(store.GroupID(s.ID)); err == nil && found {
 		if sg.Name != "" {
 			gi.Name = sg.Name
 		}
@@ -132,7 +132,7 @@ func (g *groups) distribute(id group.ID, changes [][]byte, recipients []peer.ID)
 	if len(changes) > e2e.MaxGroupChanges {
 		changes = append([][]byte{changes[0]}, changes[len(changes)-e2e.MaxGroupChanges+1:]...)
 	}
-	if err := g.store.AddGroupChanges(store.GroupID(id), e2e.NewMessageID(), changes, recipients, g.cfg.Now()); err != nil {
+	if err := g.store.Groups().AddGroupChanges(store.GroupID(id), e2e.NewMessageID(), changes, recipients, g.cfg.Now()); err != nil {
 		return fmt.Errorf("queue the group's changes: %w", err)
 	}
 	for _, p := range recipients {
@@ -208,7 +208,7 @@ func (g *groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	if !keep || (known && len(changes) == before) {
 		return
 	}
-	if err := g.store.PutGroupChanges(store.GroupID(id), changes); err != nil {
+	if err := g.store.Groups().PutGroupChanges(store.GroupID(id), changes); err != nil {
 		g.emitError(from, fmt.Errorf("store group %x: %w", id[:4], err))
 		return
 	}
@@ -327,7 +327,7 @@ func (n *Node) GroupCreateCA(name string, members []peer.ID, ca []byte) (GroupIn
 		return GroupInfo{}, fmt.Errorf("create group %q: %w", name, err)
 	}
 	id := l.ID()
-	if err := n.store.PutGroupChanges(store.GroupID(id), l.Changes()); err != nil {
+	if err := n.store.Groups().PutGroupChanges(store.GroupID(id), l.Changes()); err != nil {
 		return GroupInfo{}, fmt.Errorf("store group %q: %w", name, err)
 	}
 	s := l.State()
@@ -420,7 +420,7 @@ func (g *groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
 	}
 	changes, after := l.Changes(), l.State()
 	g.mu.Unlock()
-	if err := g.store.PutGroupChanges(store.GroupID(id), changes); err != nil {
+	if err := g.store.Groups().PutGroupChanges(store.GroupID(id), changes); err != nil {
 		return GroupInfo{}, fmt.Errorf("store group %q: %w", before.Name, err)
 	}
 	recipients := slices.Clone(after.Members)
@@ -476,14 +476,16 @@ func (n *Node) GroupSend(id group.ID, text string) (store.GroupMessage, error) {
 
 // GroupHistory returns a page of a group's messages, oldest first.
 func (n *Node) GroupHistory(id group.ID, before uint64, limit int) ([]store.GroupMessage, error) {
-	return n.store.GroupHistory(store.GroupID(id), before, limit)
+	return n.store.Groups().GroupHistory(store.GroupID(id), before, limit)
 }
 
 // GroupDelivery reports an outgoing group message with each member's
 // delivery status ("delivered to 4 of 6", and who is missing).
 func (n *Node) GroupDelivery(msg e2e.MessageID) (store.GroupMessage, error) {
-	return n.store.GroupMessageByID(msg)
+	return n.store.Groups().GroupMessageByID(msg)
 }
 
 // MarkGroupRead clears a group's unread count.
-func (n *Node) MarkGroupRead(id group.ID) error { return n.store.MarkGroupRead(store.GroupID(id)) }
+func (n *Node) MarkGroupRead(id group.ID) error {
+	return n.store.Groups().MarkGroupRead(store.GroupID(id))
+}

@@ -18,7 +18,7 @@ func groupEv(id group.ID, ok func(GroupInfo) bool) func(Event) bool {
 
 func groupBodiesOf(t *testing.T, on *offNode, id group.ID) []string {
 	t.Helper()
-	h, err := on.store.GroupHistory(store.GroupID(id), 0, 100)
+	h, err := on.store.Groups().GroupHistory(store.GroupID(id), 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,7 +168,7 @@ func (ft *transfers) start() {
 	if !started {
 		sub.Close()
 	}
-	ts, err := ft.store.Transfers()
+	ts, err := ft.store.Transfers().List()
 	if err != nil {
 		ft.log.Warn("read file transfers", "err", err)
 	}
@@ -239,7 +239,7 @@ func (ft *transfers) progress(t store.Transfer, bytes int64, notice string, forc
 	}
 	// The stream's goroutine can report progress after the control
 	// message ended the transfer: an ended transfer reports no progress.
-	if cur, err := ft.store.Transfer(t.ID); err == nil && cur.State.Final() {
+	if cur, err := ft.store.Transfers().Transfer(t.ID); err == nil && cur.State.Final() {
 		return
 	}
 	ft.emitFile(EventFileProgress, t)
@@ -295,7 +295,7 @@ func (ft *transfers) offer(p peer.ID, abs string, o *transfer.Offer) (FileInfo, 
 	now := ft.cfg.Now()
 	m := store.Message{ID: e2e.MessageID(o.ID), Peer: p, SentAt: now, StoredAt: now, Body: offerBody(o)}
 	t := store.Transfer{ID: m.ID, Peer: p, Direction: store.Outgoing, Offer: o.Marshal(), Path: abs, State: store.TransferWaiting, Created: now, Updated: now}
-	if err := ft.store.AddOutgoingFile(&m, t); err != nil {
+	if err := ft.store.Transfers().AddOutgoingFile(&m, t); err != nil {
 		return FileInfo{}, fmt.Errorf("store the file offer: %w", err)
 	}
 	ft.emit(Event{Kind: EventStatus, Message: &m})
@@ -305,7 +305,7 @@ func (ft *transfers) offer(p peer.ID, abs string, o *transfer.Offer) (FileInfo, 
 
 // accept starts receiving an offered file.
 func (ft *transfers) accept(id transfer.ID) error {
-	t, err := ft.store.UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
+	t, err := ft.store.Transfers().UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
 		switch {
 		case t.Direction != store.Incoming:
 			return fmt.Errorf("%w: %s is a file you send", ErrNoTransfer, id)
@@ -337,7 +337,7 @@ func (ft *transfers) cancel(id transfer.ID) error {
 // stopWith ends a transfer in state st (cancelled or failed) with the
 // reason errText, telling the peer it is cancelled.
 func (ft *transfers) stopWith(id transfer.ID, st store.TransferState, errText string) error {
-	t, err := ft.store.Transfer(e2e.MessageID(id))
+	t, err := ft.store.Transfers().Transfer(e2e.MessageID(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrNoTransfer, id)
 	}
@@ -358,7 +358,7 @@ func (ft *transfers) stopWith(id transfer.ID, st store.TransferState, errText st
 		name = transfer.CleanName(o.Name)
 	}
 	m := store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, SentAt: now, StoredAt: now, Body: controlBody(action, name)}
-	if err := ft.store.AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: action}, t); err != nil {
+	if err := ft.store.Transfers().AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: action}, t); err != nil {
 		return fmt.Errorf("store the cancellation: %w", err)
 	}
 	ft.emit(Event{Kind: EventStatus, Message: &m})
@@ -434,7 +434,7 @@ func (ft *transfers) diskLock(id transfer.ID) *diskLock {
 func (ft *transfers) arrived(p peer.ID, a *fileArrival) {
 	switch {
 	case a.offer != nil:
-		t, err := ft.store.Transfer(e2e.MessageID(a.offer.ID))
+		t, err := ft.store.Transfers().Transfer(e2e.MessageID(a.offer.ID))
 		if err != nil {
 			ft.log.Warn("read a file offer just stored", "err", err)
 			return
@@ -476,7 +476,7 @@ func (ft *transfers) trustState(p peer.ID) identity.State {
 
 // files lists every transfer.
 func (ft *transfers) files() ([]FileInfo, error) {
-	ts, err := ft.store.Transfers()
+	ts, err := ft.store.Transfers().List()
 	out := make([]FileInfo, 0, len(ts))
 	for _, t := range ts {
 		fi, ierr := ft.info(t)
@@ -492,7 +492,7 @@ func (ft *transfers) files() ([]FileInfo, error) {
 // setState records a transfer's new state unless it is over already,
 // and reports the transfer as stored.
 func (ft *transfers) setState(id transfer.ID, st store.TransferState, bytes int64, errText, path string) (store.Transfer, error) {
-	return ft.store.UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
+	return ft.store.Transfers().UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
 		if t.State.Final() {
 			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
 		}
@@ -525,7 +525,7 @@ func (ft *transfers) received(id transfer.ID, path string, size int64) {
 	now := ft.cfg.Now()
 	name := filepath.Base(path)
 	m := store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, SentAt: now, StoredAt: now, Body: controlBody(fileReceived, name)}
-	if err := ft.store.AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: fileReceived}, store.Transfer{}); err != nil {
+	if err := ft.store.Transfers().AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: fileReceived}, store.Transfer{}); err != nil {
 		ft.log.Warn("store the receipt of a file", "err", err)
 	} else {
 		ft.emit(Event{Kind: EventStatus, Message: &m})
@@ -562,7 +562,7 @@ func (n *Node) Files() ([]FileInfo, error) { return n.files.files() }
 
 // File reports one transfer.
 func (n *Node) File(id transfer.ID) (FileInfo, error) {
-	t, err := n.store.Transfer(e2e.MessageID(id))
+	t, err := n.store.Transfers().Transfer(e2e.MessageID(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return FileInfo{}, fmt.Errorf("%w: %s", ErrNoTransfer, id)
 	}
@@ -578,7 +578,7 @@ func (n *Node) Downloads() string { return n.files.downloads() }
 // setStateFinal ends a transfer in state st without telling the peer
 // (the peer ended it).
 func (ft *transfers) setStateFinal(id transfer.ID, st store.TransferState, errText string) (store.Transfer, error) {
-	return ft.store.UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
+	return ft.store.Transfers().UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
 		if t.State.Final() {
 			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
 		}

@@ -238,7 +238,7 @@ func groupHistoryDirect(c *ctx, h identity.Home, arg string) ([]jsonMessage, str
 		return nil, "", err
 	}
 	defer db.Close()
-	gs, err := db.Groups()
+	gs, err := db.Groups().List()
 	if err != nil {
 		return nil, "", err
 	}
@@ -265,7 +265,7 @@ func groupHistoryDirect(c *ctx, h identity.Home, arg string) ([]jsonMessage, str
 	case len(found) > 1:
 		return nil, "", fmt.Errorf("%d groups are called %q: name one by its ID", len(found), arg)
 	}
-	ms, err := db.GroupHistory(found[0].ID, 0, min(max(c.opts.node.limit, 1), historyMax))
+	ms, err := db.Groups().GroupHistory(found[0].ID, 0, min(max(c.opts.node.limit, 1), historyMax))
 	if err != nil {
 		return nil, "", err
 	}
