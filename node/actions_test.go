@@ -186,18 +186,18 @@ func TestSeenAndTyping(t *testing.T) {
 	bob.waitMessage(probe)
 	alice.waitDelivered(probe)
 
-	alice.MarkSeen(bob.ID(), []e2e.MessageID{m.ID})
+	alice.Indications().MarkSeen(bob.ID(), []e2e.MessageID{m.ID})
 	e := bob.waitFor("seen", func(e node.Event) bool { return e.Kind == node.EventSeen && e.Message.ID == m.ID })
 	if e.Message.Seen.IsZero() || e.Message.Status != store.StatusDelivered || bob.stored(m.ID).Seen.IsZero() {
 		t.Fatalf("seen: %+v", e.Message)
 	}
-	alice.Typing(bob.ID(), true)
+	alice.Indications().Typing(bob.ID(), true)
 	bob.waitFor("typing", func(e node.Event) bool { return e.Kind == node.EventTyping && e.PeerID == alice.ID() && e.Typing })
 	for range 5 { // a key each: at most one frame every 3 s
-		alice.Typing(bob.ID(), true)
+		alice.Indications().Typing(bob.ID(), true)
 	}
 	bob.quiet(300*time.Millisecond, "a typing frame within 3 s of the last", func(e node.Event) bool { return e.Kind == node.EventTyping })
-	alice.Typing(bob.ID(), false)
+	alice.Indications().Typing(bob.ID(), false)
 	bob.waitFor("stopped", func(e node.Event) bool { return e.Kind == node.EventTyping && e.PeerID == alice.ID() && !e.Typing })
 
 	indication := func(e node.Event) bool { return e.Kind == node.EventSeen || e.Kind == node.EventTyping }
@@ -205,14 +205,14 @@ func TestSeenAndTyping(t *testing.T) {
 		on := alice
 		if off == alice {
 			on = bob
-			bob.SetIndications(e2e.Settings{ReadMarkers: true, Typing: true})
+			bob.Indications().Set(e2e.Settings{ReadMarkers: true, Typing: true})
 		}
-		off.SetIndications(e2e.Settings{})
+		off.Indications().Set(e2e.Settings{})
 		m := off.send(on.ID(), "hi from "+off.ID().String())
 		on.waitMessage(m)
-		on.MarkSeen(off.ID(), []e2e.MessageID{m.ID})
-		on.Typing(off.ID(), true)
-		off.Typing(on.ID(), true)
+		on.Indications().MarkSeen(off.ID(), []e2e.MessageID{m.ID})
+		on.Indications().Typing(off.ID(), true)
+		off.Indications().Typing(on.ID(), true)
 		off.quiet(300*time.Millisecond, "an indication with "+off.ID().String()+"'s turned off", indication)
 		on.quiet(100*time.Millisecond, "an indication from a peer that turned them off", indication)
 		if !off.stored(m.ID).Seen.IsZero() {
@@ -236,7 +236,7 @@ func TestSeenWaitsForTheSender(t *testing.T) {
 	bob.Close()
 	alice.waitPeer(bob.ID(), "bob offline", func(p node.PeerInfo) bool { return !p.Online })
 
-	alice.MarkSeen(bob.ID(), []e2e.MessageID{m.ID})
+	alice.Indications().MarkSeen(bob.ID(), []e2e.MessageID{m.ID})
 	bob = startNode(t, bobHome, strings.Split(bobAddr, "/p2p/")[0]) // he greets alice at start
 	bob.waitFor("seen after the restart", func(e node.Event) bool { return e.Kind == node.EventSeen && e.Message.ID == m.ID })
 }

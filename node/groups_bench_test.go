@@ -61,7 +61,7 @@ func benchGroup(b *testing.B, members int) {
 			}
 		}()
 	}
-	gi, err := sender.GroupCreate("bench", ids)
+	gi, err := sender.Groups().Create("bench", ids)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,9 +33,9 @@ type Node struct {
 	dht      *dhtNode
 	lan      *lan
 	peerEv   *peerEvents
-	ind      *indications
+	ind      *Indications
 	files    *transfers
-	groups   *groups
+	groups   *Groups
 }
 
 // New opens the message store and starts the libp2p host. Start begins
@@ -100,10 +100,10 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.lan = &lan{core: c, found: map[peer.ID]time.Time{}}
 	n.dht = &dhtNode{core: c, relays: rs}
 	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged, seen: n.out.seen}
-	n.ind = newIndications(c.cfg)
+	n.ind = newIndications(c)
 	n.files = newTransfers(c)
 	n.groups = newGroups(c)
-	n.groups.out, n.groups.book = n.out, n.book
+	n.groups.out, n.groups.book, n.groups.rk = n.out, n.book, rk
 	rk.groupOK = n.groups.mayPost
 
 	// Who calls whom.
@@ -118,6 +118,7 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	mb.rk, mb.relays, mb.out, mb.sessions, mb.peerEv = rk, rs, o, s, n.peerEv
 	n.lan.sessions, n.lan.book, n.lan.peerEv = s, n.book, n.peerEv
 	s.files = n.files
+	n.ind.sessions = s
 	f := n.files
 	f.rk, f.sessions, f.out, f.mail, f.book = rk, s, o, mb, n.book
 }

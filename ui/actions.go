@@ -428,7 +428,7 @@ func (u *UI) cmdReact(arg string) {
 // indicationCmd is the command that turns read markers (/seen) or typing (/typing) on or off.
 func indicationCmd(which string) func(*UI, string) {
 	return func(u *UI, arg string) {
-		s := u.b.Indications()
+		s := u.b.Indications().Settings()
 		flag := &s.ReadMarkers
 		what := "Read markers (“seen”)"
 		if which == "typing" {
@@ -445,7 +445,7 @@ func indicationCmd(which string) func(*UI, string) {
 			return
 		}
 		if arg != "" {
-			u.b.SetIndications(s)
+			u.b.Indications().Set(s)
 			if u.opts.SaveIndications != nil {
 				if err := u.opts.SaveIndications(s); err != nil {
 					u.fail("Changed for this run, but not saved", err)
@@ -482,7 +482,7 @@ func (u *UI) markSeen() {
 		return
 	}
 	p := u.open
-	u.spawn(func() { u.b.MarkSeen(p, ids) })
+	u.spawn(func() { u.b.Indications().MarkSeen(p, ids) })
 }
 
 // typed notes a key typed into the message: the peer hears we type (the
@@ -506,7 +506,7 @@ func (u *UI) typed(ev *tcell.EventKey) {
 		return // the node sends one every 3 s at most anyway: no call per key
 	}
 	u.act.toldAt = time.Now()
-	u.spawn(func() { u.b.Typing(p, true) })
+	u.spawn(func() { u.b.Indications().Typing(p, true) })
 }
 
 // watchTyping says we stopped once no key came for node.TypingIdle.
@@ -540,7 +540,7 @@ func (u *UI) stopTyping() {
 		return
 	}
 	u.act.typing, u.act.toldAt = "", time.Time{}
-	u.spawn(func() { u.b.Typing(p, false) })
+	u.spawn(func() { u.b.Indications().Typing(p, false) })
 }
 
 // onTyping shows (or stops showing) that a peer types; it goes by itself

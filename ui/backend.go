@@ -35,15 +35,11 @@ type Backend interface {
 	Edit(id e2e.MessageID, text string) (action, target store.Message, err error)
 	Delete(id e2e.MessageID) (action, target store.Message, err error)
 	React(id e2e.MessageID, emoji string) (action, target store.Message, err error)
-	// MarkSeen tells the peer our window showed its messages (read
-	// markers, when both take part).
-	MarkSeen(p peer.ID, ids []e2e.MessageID)
-	// Typing tells the peer we type, or stopped (when both take part).
-	Typing(p peer.ID, typing bool)
-	// Indications and SetIndications read and change whether we take
-	// part in read markers and typing.
-	Indications() e2e.Settings
-	SetIndications(s e2e.Settings)
+	// Indications is the node's part for read markers and typing: its
+	// MarkSeen tells the peer our window showed its messages, its Typing
+	// that we type or stopped (each when both take part); Settings and
+	// Set read and change whether we take part.
+	Indications() *node.Indications
 	// History is a page of a conversation before a sequence number.
 	History(p peer.ID, before uint64, limit int) ([]store.Message, error)
 	// Conversations lists conversations, most recent first.

@@ -237,7 +237,7 @@ func (h *handler) send(c request, w *lineWriter, fail func(error)) {
 	}
 	ct, err := h.n.Trust().Resolve(c.To)
 	if err != nil {
-		if gi, gerr := h.n.FindGroup(c.To); gerr == nil {
+		if gi, gerr := h.n.Groups().Find(c.To); gerr == nil {
 			h.groupSend(c, gi, w, fail)
 			return
 		}
@@ -312,7 +312,7 @@ func (h *handler) indicate(c request, w *lineWriter, fail func(error)) {
 		return
 	}
 	if c.Cmd == "typing" {
-		h.n.Typing(ct.PeerID, *c.Typing)
+		h.n.Indications().Typing(ct.PeerID, *c.Typing)
 		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
 		return
 	}
@@ -335,7 +335,7 @@ func (h *handler) indicate(c request, w *lineWriter, fail func(error)) {
 		fail(err)
 		return
 	}
-	h.n.MarkSeen(ct.PeerID, ids)
+	h.n.Indications().MarkSeen(ct.PeerID, ids)
 	w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
 }
 
@@ -401,7 +401,7 @@ const (
 func (h *handler) history(c request, w *lineWriter, fail func(error)) {
 	ct, err := h.n.Trust().Resolve(c.Peer)
 	if err != nil {
-		if gi, gerr := h.n.FindGroup(c.Peer); gerr == nil {
+		if gi, gerr := h.n.Groups().Find(c.Peer); gerr == nil {
 			h.groupHistory(c, gi, w, fail)
 			return
 		}
