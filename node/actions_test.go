@@ -40,7 +40,7 @@ func TestActionsLive(t *testing.T) {
 	bob.waitMessage(helo)
 	alice.waitDelivered(helo)
 
-	edit, mine, err := alice.Edit(helo.ID, "hello")
+	edit, mine, err := alice.Messages().Edit(helo.ID, "hello")
 	if err != nil || mine.Body != "hello" || mine.Edited.IsZero() {
 		t.Fatalf("edit: %+v, %v", mine, err)
 	}
@@ -50,7 +50,7 @@ func TestActionsLive(t *testing.T) {
 	}
 	alice.waitDelivered(edit)
 
-	reply, err := bob.Reply(helo.ID, "hi alice")
+	reply, err := bob.Messages().Reply(helo.ID, "hi alice")
 	if err != nil || reply.Quote == nil || reply.Quote.Body != "hello" {
 		t.Fatalf("reply: %+v, %v", reply.Quote, err)
 	}
@@ -59,7 +59,7 @@ func TestActionsLive(t *testing.T) {
 		t.Fatalf("alice's copy of the reply: %+v / %+v", in, in.Quote)
 	}
 
-	react, _, err := bob.React(helo.ID, "👍")
+	react, _, err := bob.Messages().React(helo.ID, "👍")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,11 +68,11 @@ func TestActionsLive(t *testing.T) {
 		t.Fatalf("reaction: %+v", got.Reactions)
 	}
 	bob.waitDelivered(react)
-	if _, _, err := bob.React(helo.ID, "two words"); err == nil {
+	if _, _, err := bob.Messages().React(helo.ID, "two words"); err == nil {
 		t.Fatal("a reaction of two words was accepted")
 	}
 
-	del, _, err := alice.Delete(helo.ID)
+	del, _, err := alice.Messages().Delete(helo.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,13 +96,13 @@ func TestActionsLive(t *testing.T) {
 
 	// Refused at the sender: bob may not edit alice's message, nor alice
 	// edit a deleted one.
-	if _, _, err := bob.Edit(helo.ID, "bob's words"); !errors.Is(err, store.ErrNotYours) && !errors.Is(err, store.ErrDeleted) {
+	if _, _, err := bob.Messages().Edit(helo.ID, "bob's words"); !errors.Is(err, store.ErrNotYours) && !errors.Is(err, store.ErrDeleted) {
 		t.Fatalf("bob edits alice's message: %v", err)
 	}
-	if _, _, err := bob.Edit(reply.ID, strings.Repeat("x", e2e.MaxTextBytes+1)); err == nil {
+	if _, _, err := bob.Messages().Edit(reply.ID, strings.Repeat("x", e2e.MaxTextBytes+1)); err == nil {
 		t.Fatal("an edit longer than a message may be was accepted")
 	}
-	if _, _, err := alice.Edit(e2e.NewMessageID(), "x"); !errors.Is(err, store.ErrNoTarget) {
+	if _, _, err := alice.Messages().Edit(e2e.NewMessageID(), "x"); !errors.Is(err, store.ErrNoTarget) {
 		t.Fatalf("an edit of no message: %v", err)
 	}
 }

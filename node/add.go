@@ -140,7 +140,7 @@ func (n *Node) Add(ctx context.Context, s, name string) (PeerInfo, error) {
 		if err != nil {
 			return n.PeerInfo(p), fmt.Errorf("add %s: %w", identity.ShortID(p), err)
 		}
-		n.trusted(p)
+		n.contacts.trusted(p)
 	} else if name != "" {
 		if err := n.trust.Pin(p, name, c.State, n.cfg.Now()); err != nil {
 			return n.PeerInfo(p), fmt.Errorf("add %s: %w", identity.ShortID(p), err)

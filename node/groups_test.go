@@ -161,7 +161,7 @@ func TestGroupLifecycle(t *testing.T) {
 	dave.waitGroup(id, "bob's leave", func(g node.GroupInfo) bool { return !slices.Contains(g.Members, bob.ID()) })
 
 	// A member whose key is blocked (or changed) blocks sending to the group.
-	if err := alice.Block(dave.ID()); err != nil {
+	if err := alice.Contacts().Block(dave.ID()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := alice.Groups().Send(id, "not while dave is blocked"); !errors.Is(err, node.ErrGroupBlocked) {

@@ -17,7 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// File transfers (PROTOCOL §15). The offer, and every later word about a
+// Get transfers (PROTOCOL §15). The offer, and every later word about a
 // transfer (declined, cancelled, received), is a message: sealed in the
 // ratchet, kept in the outbox until its receipt, live or through a
 // relay's mailbox, stored on both sides and shown in the history. The
@@ -539,41 +539,48 @@ func (ft *transfers) received(id transfer.ID, path string, size int64) {
 
 // Node's API for files.
 
-// SendFile offers the file at path to a peer: it is read once for its
+// Files is the node's file API (Node.Files), on the transfers part that
+// owns the transfers' state and goroutines (transfers.go's doc).
+type Files struct{ *transfers }
+
+// Files is the node's file API: send, accept, cancel and list transfers.
+func (n *Node) Files() Files { return Files{n.files} }
+
+// Send offers the file at path to a peer: it is read once for its
 // SHA-256, then the offer is stored and queued like a message. The file
 // must stay where it is until the peer has it.
-func (n *Node) SendFile(to peer.ID, path string) (FileInfo, error) { return n.files.sendFile(to, path) }
+func (f Files) Send(to peer.ID, path string) (FileInfo, error) { return f.sendFile(to, path) }
 
-// SendFileToEach offers the file at path to each peer, reading it once:
+// SendToEach offers the file at path to each peer, reading it once:
 // each gets its own offer and transfer (a group send, PROTOCOL §15.7).
-func (n *Node) SendFileToEach(to []peer.ID, path string) ([]FileInfo, error) {
-	return n.files.sendFiles(to, path)
+func (f Files) SendToEach(to []peer.ID, path string) ([]FileInfo, error) {
+	return f.sendFiles(to, path)
 }
 
-// AcceptFile starts receiving an offered file.
-func (n *Node) AcceptFile(id transfer.ID) error { return n.files.accept(id) }
+// Accept starts receiving an offered file.
+func (f Files) Accept(id transfer.ID) error { return f.accept(id) }
 
-// CancelFile declines an offer, or cancels a transfer either way; the
+// Cancel declines an offer, or cancels a transfer either way; the
 // peer is told.
-func (n *Node) CancelFile(id transfer.ID) error { return n.files.cancel(id) }
+func (f Files) Cancel(id transfer.ID) error { return f.cancel(id) }
 
-// Files lists the transfers, oldest first.
-func (n *Node) Files() ([]FileInfo, error) { return n.files.files() }
+// List lists the transfers, oldest first.
+func (f Files) List() ([]FileInfo, error) { return f.files() }
 
-// File reports one transfer.
-func (n *Node) File(id transfer.ID) (FileInfo, error) {
-	t, err := n.store.Transfers().Transfer(e2e.MessageID(id))
+// Get reports one transfer.
+func (f Files) Get(id transfer.ID) (FileInfo, error) {
+	t, err := f.store.Transfers().Transfer(e2e.MessageID(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return FileInfo{}, fmt.Errorf("%w: %s", ErrNoTransfer, id)
 	}
 	if err != nil {
 		return FileInfo{}, err
 	}
-	return n.files.info(t)
+	return f.info(t)
 }
 
 // Downloads is the folder received files go to.
-func (n *Node) Downloads() string { return n.files.downloads() }
+func (f Files) Downloads() string { return f.downloads() }
 
 // setStateFinal ends a transfer in state st without telling the peer
 // (the peer ended it).

@@ -276,7 +276,7 @@ func (u *UI) sendCompose(cp *compose, text string) bool {
 
 func (u *UI) edit(id e2e.MessageID, text string) {
 	u.spawn(func() {
-		_, m, err := u.b.Edit(id, text)
+		_, m, err := u.b.Messages().Edit(id, text)
 		u.post(func() {
 			if err != nil {
 				u.actionFailed("Not edited", err)
@@ -290,7 +290,7 @@ func (u *UI) edit(id e2e.MessageID, text string) {
 func (u *UI) reply(id e2e.MessageID, text string) {
 	u.stopTyping()
 	u.spawn(func() {
-		m, err := u.b.Reply(id, text)
+		m, err := u.b.Messages().Reply(id, text)
 		u.post(func() {
 			if err != nil {
 				u.actionFailed("Reply not sent", err)
@@ -304,7 +304,7 @@ func (u *UI) reply(id e2e.MessageID, text string) {
 
 func (u *UI) react(id e2e.MessageID, emoji string) {
 	u.spawn(func() {
-		_, m, err := u.b.React(id, emoji)
+		_, m, err := u.b.Messages().React(id, emoji)
 		u.post(func() {
 			if err != nil {
 				u.actionFailed("No reaction", err)
@@ -342,7 +342,7 @@ func (u *UI) confirmDelete(m store.Message) {
 		true,
 		button{"Delete", func() {
 			u.spawn(func() {
-				_, t, err := u.b.Delete(id)
+				_, t, err := u.b.Messages().Delete(id)
 				u.post(func() {
 					if err != nil {
 						u.actionFailed("Not deleted", err)

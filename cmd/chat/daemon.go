@@ -192,9 +192,9 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 			return
 		}
 		if c.Cmd == "trust" {
-			err = h.n.TrustPeer(p, c.Verified)
+			err = h.n.Contacts().Trust(p, c.Verified)
 		} else {
-			err = h.n.Block(p)
+			err = h.n.Contacts().Block(p)
 		}
 		if err != nil {
 			fail(err)
@@ -271,7 +271,7 @@ func (h *handler) reply(c request, w *lineWriter, fail func(error)) {
 			return
 		}
 	}
-	m, err := h.n.Reply(target, c.Text)
+	m, err := h.n.Messages().Reply(target, c.Text)
 	if err != nil {
 		fail(err)
 		return
@@ -291,11 +291,11 @@ func (h *handler) act(c request, w *lineWriter, fail func(error)) {
 	var a store.Message
 	switch c.Cmd {
 	case "edit":
-		a, _, err = h.n.Edit(id, c.Text)
+		a, _, err = h.n.Messages().Edit(id, c.Text)
 	case "delete":
-		a, _, err = h.n.Delete(id)
+		a, _, err = h.n.Messages().Delete(id)
 	default:
-		a, _, err = h.n.React(id, *c.Emoji)
+		a, _, err = h.n.Messages().React(id, *c.Emoji)
 	}
 	if err != nil {
 		fail(err)
