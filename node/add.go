@@ -108,7 +108,7 @@ func (n *Node) resolve(s string) (target, error) {
 // the same), else the certificate's name once it is seen. A key already
 // trusted keeps its state, and a key that claims a contact's name
 // (KEY CHANGED) is not accepted here: the user decides that with
-// TrustPeer. The addresses are remembered for later runs. An address
+// Contacts.Trust. The addresses are remembered for later runs. An address
 // that leads to a relay is refused with ErrIsRelay before anything is
 // pinned. The error of the connection, if any, comes with the PeerInfo
 // of the contact added.

@@ -77,7 +77,7 @@ func (c *Contacts) Trust(p peer.ID, verified bool) error {
 }
 
 // TrustNew pins an unknown key (trust on first use), as a first
-// contact's Accept does. Unlike TrustPeer it never accepts a key change:
+// contact's Accept does. Unlike Trust it never accepts a key change:
 // if p's certificate claims the name of a contact with another key, it
 // changes nothing and returns ErrKeyChanged, so a decision taken before
 // the certificate arrived cannot replace that contact.

@@ -245,7 +245,7 @@ func (ft *transfers) progress(t store.Transfer, bytes int64, notice string, forc
 	ft.emitFile(EventFileProgress, t)
 }
 
-// sendFile offers the file at path to p (Node.SendFile).
+// sendFile offers the file at path to p (Files.Send).
 func (ft *transfers) sendFile(p peer.ID, path string) (FileInfo, error) {
 	fs, err := ft.sendFiles([]peer.ID{p}, path)
 	if err != nil {

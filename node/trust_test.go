@@ -246,7 +246,7 @@ func TestReplacedKeyOutboxFails(t *testing.T) {
 	}
 }
 
-// TrustNewPeer (a first contact's Accept) never replaces a contact: a key
+// Contacts.TrustNew (a first contact's Accept) never replaces a contact: a key
 // whose certificate claims a contact's name is refused with ErrKeyChanged
 // and nothing changes, whether the handshake flagged the key as changed
 // or its certificate arrived before the contact was added.
