@@ -110,10 +110,10 @@ func (u *UI) cmdRename(arg string) {
 	u.spawn(func() {
 		var err error
 		if pinFirst {
-			err = u.b.TrustNewPeer(p)
+			err = u.b.Contacts().TrustNew(p)
 		}
 		if err == nil {
-			err = u.b.Rename(p, name)
+			err = u.b.Contacts().Rename(p, name)
 		}
 		info := u.b.PeerInfo(p)
 		u.post(func() {
@@ -159,7 +159,7 @@ func (u *UI) cmdRemove(arg string) {
 func (u *UI) remove(p peer.ID) {
 	name := u.nameOf(p)
 	u.spawn(func() {
-		err := u.b.Remove(p)
+		err := u.b.Contacts().Remove(p)
 		info := u.b.PeerInfo(p)
 		u.post(func() {
 			u.roster.setInfo(info)

@@ -54,7 +54,7 @@ func (u *UI) snapshot() snapshot {
 	s := snapshot{peers: u.b.Peers(), relays: u.b.Relays(), expiry: map[peer.ID]time.Time{}}
 	s.convs, s.err = u.b.Conversations()
 	if gb, ok := u.b.(groupBackend); ok {
-		s.groups = gb.Groups()
+		s.groups = gb.Groups().List()
 		known := map[peer.ID]bool{}
 		for _, p := range s.peers {
 			known[p.ID] = true
@@ -121,7 +121,7 @@ func (u *UI) prefetch(batch []node.Event) prefetched {
 			pf.infos[p] = u.b.PeerInfo(p)
 		}
 	}
-	gb, hasGroups := u.b.(groupBackend)
+	gbk, hasGroups := u.b.(groupBackend)
 	for _, e := range batch {
 		switch {
 		case e.Kind == node.EventMessage:
@@ -129,7 +129,7 @@ func (u *UI) prefetch(batch []node.Event) prefetched {
 			if g := e.Message.Group; g != (store.GroupID{}) && hasGroups {
 				if _, ok := pf.groups[g]; !ok {
 					pf.groups[g] = nil
-					if gi, ok := gb.Group(group.ID(g)); ok {
+					if gi, ok := gbk.Groups().Get(group.ID(g)); ok {
 						pf.groups[g] = &gi
 					}
 				}

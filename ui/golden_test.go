@@ -249,7 +249,7 @@ func (p *testPeer) fillGroup(creator *testPeer, name string, members []peer.ID, 
 	}
 	defer s.Close()
 	gid := store.GroupID(l.ID())
-	if err := s.PutGroupChanges(gid, l.Changes()); err != nil {
+	if err := s.Groups().PutGroupChanges(gid, l.Changes()); err != nil {
 		p.t.Fatal(err)
 	}
 	var others []peer.ID
@@ -265,7 +265,7 @@ func (p *testPeer) fillGroup(creator *testPeer, name string, members []peer.ID, 
 			gm.SentAt = m.sent
 		}
 		if m.from == nil {
-			if err := s.AddGroupOutgoing(gm, others); err != nil {
+			if err := s.Groups().AddGroupOutgoing(gm, others); err != nil {
 				p.t.Fatal(err)
 			}
 			for q := range m.to {
@@ -281,7 +281,7 @@ func (p *testPeer) fillGroup(creator *testPeer, name string, members []peer.ID, 
 		if m.number != 0 {
 			gm.Number, numbers[from] = m.number, m.number
 		}
-		if _, err := s.ReceiveGroup(gm, m.at); err != nil {
+		if _, err := s.Groups().ReceiveGroup(gm, m.at); err != nil {
 			p.t.Fatal(err)
 		}
 	}

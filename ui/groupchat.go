@@ -216,7 +216,7 @@ func (u *groupChats) sendGroupText(c *chat, text string) bool {
 	c.hasConv, c.last = true, u.now()
 	u.roster.sort()
 	u.spawn(func() {
-		m, err := gb.GroupSend(id, text)
+		m, err := gb.Send(id, text)
 		u.post(func() {
 			if err != nil {
 				u.conv.failPending(e, describe(err))
@@ -287,13 +287,14 @@ func (u *groupChats) onGroupStatus(m store.Message) {
 	// stored, or it is a membership change, which is not shown): read it
 	// once.
 	c.grp.asked[m.ID] = true
-	gb, ok := u.b.(groupBackend)
+	gbk, ok := u.b.(groupBackend)
 	if !ok {
 		return
 	}
+	gb := gbk.Groups()
 	gen := u.conv.gen
 	u.spawn(func() {
-		gm, err := gb.GroupDelivery(m.ID)
+		gm, err := gb.Delivery(m.ID)
 		if err != nil || gm.Changes != nil || gm.Direction != store.Outgoing {
 			return
 		}
@@ -425,7 +426,7 @@ func (u *groupChats) loadGroupPage(c *chat, before uint64) {
 	gen, limit, key, id := u.conv.gen, u.opts.PageSize, c.info.ID, c.grp.info.ID
 	u.conv.loading = true
 	u.spawn(func() {
-		page, err := gb.GroupHistory(id, before, limit)
+		page, err := gb.History(id, before, limit)
 		msgs := make([]store.Message, len(page))
 		for i, gm := range page {
 			msgs[i] = gm.AsMessage()
@@ -467,12 +468,13 @@ func missingOf(page []store.GroupMessage) map[peer.ID]int {
 
 // markGroupRead clears a group's unread count in the store.
 func (u *groupChats) markGroupRead(id group.ID) {
-	gb, ok := u.b.(groupBackend)
+	gbk, ok := u.b.(groupBackend)
 	if !ok {
 		return
 	}
+	gb := gbk.Groups()
 	u.spawn(func() {
-		if err := gb.MarkGroupRead(id); err != nil {
+		if err := gb.MarkRead(id); err != nil {
 			u.log.Warn("mark group read", "group", id.Short(), "err", err)
 		}
 	})
@@ -508,7 +510,7 @@ func (u *groupChats) sendGroupFile(c *chat, path string) {
 	}
 	key, name := c.info.ID, c.name()
 	u.spawn(func() {
-		fs, err := gb.SendFileToEach(to, path)
+		fs, err := u.b.Files().SendToEach(to, path)
 		u.post(func() {
 			for _, f := range fs {
 				u.files[f.ID] = &fileView{info: f}

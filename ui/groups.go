@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
-	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rivo/tview"
 )
@@ -19,24 +17,10 @@ import (
 // The commands act on the open group chat (groupchat.go), or on a group
 // named by its name or ID.
 
-// groupBackend is what group chats need from the node; *node.Node has
-// it.
+// groupBackend is what group chats need from the node: its group part;
+// *node.Node has it.
 type groupBackend interface {
-	Groups() []node.GroupInfo
-	Group(id group.ID) (node.GroupInfo, bool)
-	FindGroup(s string) (node.GroupInfo, error)
-	GroupCreate(name string, members []peer.ID) (node.GroupInfo, error)
-	GroupAdd(id group.ID, p peer.ID) (node.GroupInfo, error)
-	GroupRemove(id group.ID, p peer.ID) (node.GroupInfo, error)
-	GroupLeave(id group.ID) (node.GroupInfo, error)
-	GroupAdmin(id group.ID, p peer.ID) (node.GroupInfo, error)
-	GroupRename(id group.ID, name string) (node.GroupInfo, error)
-	GroupFlags(id group.ID) map[peer.ID]error
-	GroupSend(id group.ID, text string) (store.GroupMessage, error)
-	GroupHistory(id group.ID, before uint64, limit int) ([]store.GroupMessage, error)
-	GroupDelivery(msg e2e.MessageID) (store.GroupMessage, error)
-	MarkGroupRead(id group.ID) error
-	SendFileToEach(to []peer.ID, path string) ([]node.FileInfo, error)
+	Groups() *node.Groups
 }
 
 var _ groupBackend = (*node.Node)(nil)
@@ -53,17 +37,18 @@ func groupCommands() []command {
 	}
 }
 
-func (u *UI) groups(cmd string) groupBackend {
+func (u *UI) groups(cmd string) *node.Groups {
 	gb, ok := u.b.(groupBackend)
 	if !ok {
 		u.showError("/" + cmd + ": this window's node has no groups.")
+		return nil
 	}
-	return gb
+	return gb.Groups()
 }
 
 // groupArg is the group a command acts on: the one named (its name or
 // ID), or with no name the open group chat's.
-func (u *UI) groupArg(gb groupBackend, cmd, usage, arg string) (node.GroupInfo, bool) {
+func (u *UI) groupArg(gb *node.Groups, cmd, usage, arg string) (node.GroupInfo, bool) {
 	if arg == "" {
 		if c := u.gc.openGroup(); c != nil {
 			return c.grp.info, true
@@ -71,7 +56,7 @@ func (u *UI) groupArg(gb groupBackend, cmd, usage, arg string) (node.GroupInfo, 
 		u.showError("/" + cmd + " works on the open group: open one (Tab), or " + usage + ".")
 		return node.GroupInfo{}, false
 	}
-	g, err := gb.FindGroup(arg)
+	g, err := gb.Find(arg)
 	if err != nil {
 		u.showError("/" + cmd + ": " + finish(err.Error()))
 		return node.GroupInfo{}, false
@@ -181,7 +166,7 @@ func (u *UI) cmdGroup(arg string) {
 	}
 	name := f[1]
 	u.spawn(func() {
-		g, err := gb.GroupCreate(name, members)
+		g, err := gb.Create(name, members)
 		u.post(func() {
 			if err != nil {
 				u.showError("/group create: " + finish(err.Error()))
@@ -202,7 +187,7 @@ func (u *UI) cmdGroups(string) {
 		return
 	}
 	u.spawn(func() {
-		gs := gb.Groups()
+		gs := gb.List()
 		u.post(func() {
 			if len(gs) == 0 {
 				u.inform("No groups yet: /group create NAME MEMBER... makes one.")
@@ -235,7 +220,7 @@ func (u *UI) cmdMembers(arg string) {
 	}
 	u.spawn(func() {
 		infos := u.memberInfos(g)
-		flags := gb.GroupFlags(g.ID)
+		flags := gb.Flags(g.ID)
 		u.post(func() {
 			for _, info := range infos {
 				u.roster.setInfo(info)
@@ -344,11 +329,11 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 			var err error
 			switch cmd {
 			case "invite":
-				_, err = gb.GroupAdd(g.ID, p)
+				_, err = gb.Add(g.ID, p)
 			case "kick":
-				_, err = gb.GroupRemove(g.ID, p)
+				_, err = gb.Remove(g.ID, p)
 			case "admin":
-				_, err = gb.GroupAdmin(g.ID, p)
+				_, err = gb.Admin(g.ID, p)
 			}
 			u.post(func() {
 				if err != nil {
@@ -373,7 +358,7 @@ func (u *UI) cmdLeave(arg string) {
 	}
 	key := groupKey(g.ID)
 	u.spawn(func() {
-		_, err := gb.GroupLeave(g.ID)
+		_, err := gb.Leave(g.ID)
 		u.post(func() {
 			if err != nil {
 				u.showErrorAbout(key, "/leave: "+finish(groupReason(err)))
@@ -392,7 +377,7 @@ func (u *UI) renameGroup(c *chat, name string) {
 	}
 	key, id, old := c.info.ID, c.grp.info.ID, c.name()
 	u.spawn(func() {
-		g, err := gb.GroupRename(id, name)
+		g, err := gb.Rename(id, name)
 		u.post(func() {
 			if err != nil {
 				u.showErrorAbout(key, "/rename: "+finish(groupReason(err)))

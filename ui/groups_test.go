@@ -49,7 +49,7 @@ func TestGroupCommands(t *testing.T) {
 	wa.enter("/members bob")
 	wa.waitText("/members: no such group")
 	wb.waitFor("the group at bob", func(string) bool {
-		_, err := bob.n.FindGroup("team")
+		_, err := bob.n.Groups().Find("team")
 		return err == nil
 	})
 	wa.enter("/members team")
@@ -136,7 +136,7 @@ func TestGroupChat(t *testing.T) {
 	wc.waitText("alice: second")
 	wc.waitGone("1 unread")
 	wc.waitFor("carol's node to count the group read", func(string) bool {
-		g, err := carol.n.FindGroup("team")
+		g, err := carol.n.Groups().Find("team")
 		return err == nil && g.Unread == 0
 	})
 
@@ -180,7 +180,7 @@ func TestGroupChat(t *testing.T) {
 	}
 
 	// Alice blocks carol's key: the group says so, and waits.
-	if err := alice.n.Block(carol.peerID()); err != nil {
+	if err := alice.n.Contacts().Block(carol.peerID()); err != nil {
 		t.Fatal(err)
 	}
 	wa.waitText("✗ member blocked")
@@ -210,7 +210,7 @@ func TestGroupKeyChanged(t *testing.T) {
 	w := openWindow(t, alice.n, 80, 24, Options{})
 	connect(t, newBob, alice) // refused: alice sees the key claim bob's name
 	w.waitText("! KEY CHANGED")
-	if _, err := carol.n.GroupCreate("team", []peer.ID{alice.peerID(), newBob.peerID()}); err != nil {
+	if _, err := carol.n.Groups().Create("team", []peer.ID{alice.peerID(), newBob.peerID()}); err != nil {
 		t.Fatal(err)
 	}
 	w.waitText("# team")
@@ -247,13 +247,13 @@ func TestGroupNotifyMuteSend(t *testing.T) {
 		Desktop: DesktopOSC777, Env: envOf(nil), ChatInterval: time.Minute, Interval: 10 * time.Second,
 	}}
 	alice, bob, w := talking(t, 80, 24, opts)
-	g, err := bob.n.GroupCreate("team", []peer.ID{alice.peerID()})
+	g, err := bob.n.Groups().Create("team", []peer.ID{alice.peerID()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.waitText("# team")
 	out.take()
-	if _, err := bob.n.GroupSend(g.ID, "secret plan"); err != nil {
+	if _, err := bob.n.Groups().Send(g.ID, "secret plan"); err != nil {
 		t.Fatal(err)
 	}
 	got := w.waitOut(out, "\x1b]2;(1) certchat\x1b\\")
@@ -273,7 +273,7 @@ func TestGroupNotifyMuteSend(t *testing.T) {
 	w.tabUntil(" bob  ")
 	clk.add(2 * time.Minute)
 	out.take()
-	if _, err := bob.n.GroupSend(g.ID, "muted"); err != nil {
+	if _, err := bob.n.Groups().Send(g.ID, "muted"); err != nil {
 		t.Fatal(err)
 	}
 	w.waitFor("the group's message counted", func(string) bool {
@@ -294,7 +294,7 @@ func TestGroupNotifyMuteSend(t *testing.T) {
 	w.enter("/send " + path)
 	w.waitText("Offered plan.txt (8 B) to 1 member of team")
 	w.waitFor("bob's offer", func(string) bool {
-		fs, err := bob.n.Files()
+		fs, err := bob.n.Files().List()
 		return err == nil && len(fs) == 1 && fs[0].Name == "plan.txt" && fs[0].Peer == alice.peerID()
 	})
 }
