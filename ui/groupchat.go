@@ -370,6 +370,8 @@ func groupDeliveryText(ds []store.MemberDelivery, name func(peer.ID) string) (st
 		case store.StatusDelivered:
 		case store.StatusFailed:
 			failed = append(failed, name(d.Peer))
+		case store.StatusQueued:
+			waiting = append(waiting, name(d.Peer)+" (at their relay)")
 		default:
 			waiting = append(waiting, name(d.Peer))
 		}

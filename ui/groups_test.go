@@ -9,6 +9,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
 	"github.com/gdamore/tcell/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -297,4 +298,29 @@ func TestGroupNotifyMuteSend(t *testing.T) {
 		fs, err := bob.n.Files().List()
 		return err == nil && len(fs) == 1 && fs[0].Name == "plan.txt" && fs[0].Peer == alice.peerID()
 	})
+}
+
+// An own group message's delivery in words: how many members have it,
+// who waits (and whose copy waits at their relay), who failed.
+func TestGroupDeliveryText(t *testing.T) {
+	names := map[peer.ID]string{"a": "ann", "b": "bob", "c": "cat", "d": "dan", "e": "eve"}
+	name := func(p peer.ID) string { return names[p] }
+	d := func(p peer.ID, st store.Status) store.MemberDelivery { return store.MemberDelivery{Peer: p, Status: st} }
+	for _, tc := range []struct {
+		in   []store.MemberDelivery
+		want string
+		tone tone
+	}{
+		{nil, "sending…", toneNone},
+		{[]store.MemberDelivery{d("a", store.StatusDelivered)}, "✓ delivered", toneGood},
+		{[]store.MemberDelivery{d("a", store.StatusDelivered), d("b", store.StatusDelivered)}, "✓ delivered to all 2", toneGood},
+		{[]store.MemberDelivery{d("a", store.StatusDelivered), d("b", store.StatusSent), d("c", store.StatusQueued)},
+			"delivered to 1 of 3; waiting for bob, cat (at their relay)", toneNone},
+		{[]store.MemberDelivery{d("a", store.StatusSending), d("b", store.StatusSending), d("c", store.StatusSending), d("d", store.StatusSending), d("e", store.StatusFailed)},
+			"delivered to 0 of 5; waiting for ann, bob, cat and 1 more; ✗ failed for eve", toneBad},
+	} {
+		if got, tn := groupDeliveryText(tc.in, name); got != tc.want || tn != tc.tone {
+			t.Errorf("groupDeliveryText: %q %v, want %q %v", got, tn, tc.want, tc.tone)
+		}
+	}
 }
