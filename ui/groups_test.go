@@ -305,7 +305,9 @@ func TestGroupNotifyMuteSend(t *testing.T) {
 func TestGroupDeliveryText(t *testing.T) {
 	names := map[peer.ID]string{"a": "ann", "b": "bob", "c": "cat", "d": "dan", "e": "eve"}
 	name := func(p peer.ID) string { return names[p] }
-	d := func(p peer.ID, st store.Status) store.MemberDelivery { return store.MemberDelivery{Peer: p, Status: st} }
+	d := func(p peer.ID, st store.Status) store.MemberDelivery {
+		return store.MemberDelivery{Peer: p, Status: st}
+	}
 	for _, tc := range []struct {
 		in   []store.MemberDelivery
 		want string
