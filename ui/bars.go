@@ -187,7 +187,7 @@ func (u *UI) bannerRows(w int) []line {
 			rows = append(rows, line{{" " + r + pad, style}})
 		}
 	}
-	if text, bad := u.trustWarning(c); text != "" {
+	if text, bad := u.dlg.trustWarning(c); text != "" {
 		style := u.th.notice
 		if bad {
 			style = u.th.banner

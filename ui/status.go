@@ -107,8 +107,8 @@ func (u *UI) onLAN(st node.LANStatus) {
 	u.lan = &st
 	switch {
 	case !st.On && (was == nil || was.On):
-		u.inform("LAN discovery is off: " + st.Reason + ". It comes on when a LAN address appears.")
+		u.notes.inform("LAN discovery is off: " + st.Reason + ". It comes on when a LAN address appears.")
 	case st.On && was != nil && !was.On:
-		u.inform("LAN discovery is on.")
+		u.notes.inform("LAN discovery is on.")
 	}
 }
