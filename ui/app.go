@@ -13,7 +13,6 @@ import (
 	"github.com/rivo/tview"
 
 	"github.com/certchat/certchat/e2e"
-	"github.com/certchat/certchat/node"
 )
 
 // Options adjust the window.
@@ -93,9 +92,6 @@ type UI struct {
 
 	roster  *roster
 	open    peer.ID
-	addrs   []string
-	relays  []node.RelayInfo
-	lan     *node.LANStatus // from the node's lan events; nil: none yet
 	myID    peer.ID
 	myName  string
 	myFP    string
@@ -104,12 +100,14 @@ type UI struct {
 	drawn   bool
 
 	// The parts: each owns its state and the methods on it (doc.go).
-	act   *actions   // selection, edit and reply, seen and typing (actions.go)
-	dlg   *dialogs   // dialogs, trust prompts, the quit question (dialog.go, prompts.go, quit.go)
-	xfer  *transfers // files (transfers.go, preview.go)
-	att   *attention // bell, title, notifications, focus, muted chats (attention.go)
-	notes *notices   // the notice line above the input (notice.go)
-	cmds  *commands  // the /commands, Tab completion, /search (commands.go)
+	act   *actions    // selection, edit and reply, seen and typing (actions.go)
+	dlg   *dialogs    // dialogs, trust prompts, the quit question (dialog.go, prompts.go, quit.go)
+	xfer  *transfers  // files (transfers.go, preview.go)
+	att   *attention  // bell, title, notifications, focus, muted chats (attention.go)
+	notes *notices    // the notice line above the input (notice.go)
+	cmds  *commands   // the /commands, Tab completion (commands.go)
+	find  *finder     // the divider key, /search and its hits (findplace.go)
+	stat  *statusLine // how the node is reachable, for the status bar (status.go)
 
 	ctx      context.Context // canceled on quit: ends pending node calls
 	cancel   context.CancelFunc
@@ -137,6 +135,8 @@ func New(b Backend, opts Options) *UI {
 	u.att = &attention{UI: u, focused: true, muted: map[string]bool{}}
 	u.notes = &notices{UI: u}
 	u.cmds = &commands{UI: u}
+	u.find = &finder{UI: u}
+	u.stat = &statusLine{UI: u}
 	for _, m := range opts.Notify.Muted {
 		u.att.muted[m] = true
 	}
@@ -152,7 +152,7 @@ func (u *UI) build() {
 	u.title = newRowsView(u.th.bar, u.titleRows)
 	u.banner = newRowsView(tcell.StyleDefault, u.bannerRows)
 	u.note = newRowsView(tcell.StyleDefault, u.notes.noticeRows)
-	u.status = newRowsView(u.th.status, u.statusRows)
+	u.status = newRowsView(u.th.status, u.stat.statusRows)
 	u.conv = newConvView(u.th, u.opts.Location, u.opts.Now)
 	u.xfer.initFiles()
 	u.conv.needOlder = func() { u.loadPage(u.open, u.conv.oldestSeq()) }
@@ -318,7 +318,7 @@ func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 			u.nextUnread()
 			return nil
 		}
-		if ev.Modifiers()&tcell.ModAlt != 0 && u.cmds.findKey(ev.Rune()) {
+		if ev.Modifiers()&tcell.ModAlt != 0 && u.find.findKey(ev.Rune()) {
 			return nil
 		}
 		return ev

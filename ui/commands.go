@@ -14,14 +14,13 @@ import (
 
 // commands is the part of the window that runs the /commands of the
 // input line (their table is commandList), with what they keep between
-// runs: Tab completion (complete.go) and the last /search (findplace.go).
+// runs: Tab completion (complete.go).
 // Contacts (contacts.go, invite.go) and groups (groups.go) are commands
 // too. It belongs to the event loop.
 type commands struct {
 	*UI
 
-	completer completer   // Tab completion of the input line
-	search    searchState // the last /search, to step through its hits
+	completer completer // Tab completion of the input line
 }
 
 // command is a /command of the input line.
@@ -40,6 +39,9 @@ func inActions(run func(*actions, string)) func(*UI, string) {
 }
 func inTransfers(run func(*transfers, string)) func(*UI, string) {
 	return func(u *UI, arg string) { run(u.xfer, arg) }
+}
+func inFinder(run func(*finder, string)) func(*UI, string) {
+	return func(u *UI, arg string) { run(u.find, arg) }
 }
 func inAttention(run func(*attention, string)) func(*UI, string) {
 	return func(u *UI, arg string) { run(u.att, arg) }
@@ -60,7 +62,7 @@ func commandList() []command {
 		{"unblock", "[CONTACT]", "accept a blocked key again", inCommands((*commands).cmdUnblock)},
 		{"whois", "[CONTACT]", "certificate and live session of the open chat", inCommands((*commands).cmdWhois)},
 		{"relay", "", "relays and reservations", inCommands((*commands).cmdRelay)},
-		{"search", "TEXT", "find messages in every chat", inCommands((*commands).cmdSearch)},
+		{"search", "TEXT", "find messages in every chat", inFinder((*finder).cmdSearch)},
 		{"send", "PATH", "send a file to the open chat (Tab: complete)", inTransfers((*transfers).cmdSend)},
 		{"accept", "", "receive the file offered in the open chat", inTransfers((*transfers).cmdAccept)},
 		{"decline", "", "refuse the file offered in the open chat", inTransfers((*transfers).cmdDecline)},
@@ -200,7 +202,7 @@ func (u *commands) cmdRelay(arg string) {
 	u.spawn(func() {
 		rs := u.b.Relays()
 		u.post(func() {
-			u.relays = rs
+			u.stat.relays = rs
 			u.dlg.show(u.dlg.textDialog("Relays", u.relayReport(rs), true, button{"Close (Esc)", nil}))
 		})
 	})
@@ -231,7 +233,7 @@ func (u *commands) relayReport(rs []node.RelayInfo) string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
-func (u *commands) cmdSearch(text string) {
+func (u *finder) cmdSearch(text string) {
 	if text == "" {
 		u.notes.showError("Usage: /search TEXT")
 		return
@@ -243,7 +245,7 @@ func (u *commands) cmdSearch(text string) {
 	})
 }
 
-func (u *commands) showResults(text string, found []store.Message, err error) {
+func (u *finder) showResults(text string, found []store.Message, err error) {
 	quoted := "“" + truncate(oneLine(text), 30) + "”"
 	switch {
 	case err != nil:

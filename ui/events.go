@@ -110,7 +110,7 @@ func (u *UI) applySnapshot(s snapshot) {
 		u.roster.setConversation(cv, unknownPeer(cv.Peer))
 	}
 	u.roster.sort()
-	u.relays = s.relays
+	u.stat.relays = s.relays
 	if s.err != nil {
 		u.notes.fail("Could not list the conversations", s.err)
 	}
@@ -127,7 +127,7 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 	for _, e := range batch {
 		switch e.Kind {
 		case node.EventListening:
-			u.addrs, relays = e.Addrs, true
+			u.stat.addrs, relays = e.Addrs, true
 		case node.EventPeer:
 			u.onPeer(*e.Peer)
 		case node.EventMessage:
@@ -143,7 +143,7 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 		case node.EventError:
 			u.notes.showErrorAbout(e.PeerID, u.errorSentence(e))
 		case node.EventLAN:
-			u.onLAN(*e.LAN)
+			u.stat.onLAN(*e.LAN)
 		case node.EventFileOffer, node.EventFileProgress, node.EventFileDone, node.EventFileFailed:
 			u.xfer.onFile(e.Kind, *e.File)
 		}
@@ -154,7 +154,7 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 		u.act.markSeen()
 	}
 	if relays {
-		u.refreshRelays()
+		u.stat.refreshRelays()
 	}
 }
 
@@ -223,7 +223,7 @@ func (u *UI) onStatus(m store.Message) {
 }
 
 // refreshRelays reads the relay reservations again.
-func (u *UI) refreshRelays() {
+func (u *statusLine) refreshRelays() {
 	u.spawn(func() {
 		rs := u.b.Relays()
 		u.post(func() { u.relays = rs })

@@ -217,12 +217,21 @@ func splitHits(s span, needle string) []span {
 }
 
 // jumpToUnread scrolls the open chat to the "new messages" divider.
-func (u *UI) jumpToUnread() {
+func (u *finder) jumpToUnread() {
 	if u.open == "" || !u.conv.find.hasDivider() {
 		u.notes.inform("No new messages in this chat. Alt+A opens the next chat with unread messages.")
 		return
 	}
 	u.conv.find.goTo(place{divider: true})
+}
+
+// finder is the window's part that finds one's place across chats: the
+// key to the divider, /search and stepping through its hits. It belongs
+// to the event loop.
+type finder struct {
+	*UI
+
+	search searchState // the last /search, to step through its hits
 }
 
 // searchState is the last /search: its hits, newest first, and the one
@@ -235,7 +244,7 @@ type searchState struct {
 
 // showHit opens the chat of hit i of the last search, scrolls to it and
 // highlights it.
-func (u *commands) showHit(i int) {
+func (u *finder) showHit(i int) {
 	s := &u.search
 	if len(s.found) == 0 {
 		u.notes.inform("No search results: /search TEXT finds messages.")
@@ -253,7 +262,7 @@ func (u *commands) showHit(i int) {
 
 // findKey runs the Alt+letter keys of finding one's place: Alt+U jumps
 // to the first unread message, Alt+N and Alt+P step through search hits.
-func (u *commands) findKey(r rune) bool {
+func (u *finder) findKey(r rune) bool {
 	switch r {
 	case 'u', 'U':
 		u.jumpToUnread()

@@ -154,11 +154,11 @@ func (u *commands) showInvitation(text string) {
 	if qr, err := identity.QRCodeCompact(text); err == nil {
 		b.WriteString("\n" + qr)
 	}
-	if len(u.addrs) == 0 {
+	if len(u.stat.addrs) == 0 {
 		b.WriteString("\nNot listening on any address yet.")
 	} else {
 		b.WriteString("\nThe invitation carries these addresses:")
-		for _, a := range u.addrs {
+		for _, a := range u.stat.addrs {
 			for i, l := range chunks(a, inviteWidth) {
 				if i > 0 {
 					l = "  " + l
