@@ -237,7 +237,7 @@ func (u *actions) startEdit(m store.Message) {
 		return
 	}
 	u.clearSelection()
-	u.act.compose = &compose{edit: true, id: m.ID, peer: m.Peer}
+	u.compose = &compose{edit: true, id: m.ID, peer: m.Peer}
 	u.in.SetText(m.Body)
 	u.notes.inform("Editing your message: Enter saves, Esc cancels.")
 }
@@ -250,23 +250,23 @@ func (u *actions) startReply(m store.Message) {
 	}
 	u.clearSelection()
 	q := truncate(oneLine(firstLine(m.Body)), 40)
-	u.act.compose = &compose{id: m.ID, peer: m.Peer, quote: q}
+	u.compose = &compose{id: m.ID, peer: m.Peer, quote: q}
 	u.notes.inform("Replying to “" + q + "”: Enter sends, Esc cancels.")
 }
 
 // composing says what Enter sends now, for the submit of a message; nil
 // for a plain message.
 func (u *actions) composing() *compose {
-	if c := u.act.compose; c != nil && c.peer == u.open {
+	if c := u.compose; c != nil && c.peer == u.open {
 		return c
 	}
-	u.act.compose = nil
+	u.compose = nil
 	return nil
 }
 
 // sendCompose sends the edit or reply being composed.
 func (u *actions) sendCompose(cp *compose, text string) bool {
-	u.act.compose = nil
+	u.compose = nil
 	u.notes.notice = notice{}
 	if cp.edit {
 		u.edit(cp.id, text)
@@ -469,14 +469,14 @@ func (u *actions) markSeen() {
 	if u.open == "" {
 		return
 	}
-	if u.act.seenSent == nil {
-		u.act.seenSent = map[e2e.MessageID]bool{}
+	if u.seenSent == nil {
+		u.seenSent = map[e2e.MessageID]bool{}
 	}
 	var ids []e2e.MessageID
 	for i := len(u.conv.stored) - 1; i >= 0 && len(ids) < maxSeenBatch; i-- {
 		m := u.conv.stored[i].msg
-		if m.Direction == store.Incoming && !u.act.seenSent[m.ID] {
-			u.act.seenSent[m.ID] = true
+		if m.Direction == store.Incoming && !u.seenSent[m.ID] {
+			u.seenSent[m.ID] = true
 			ids = append(ids, m.ID)
 		}
 	}
@@ -498,16 +498,16 @@ func (u *actions) typed(ev *tcell.EventKey) {
 		return // a command, not a message
 	}
 	p := u.open
-	u.act.typedAt = time.Now()
-	if u.act.typing != p {
+	u.typedAt = time.Now()
+	if u.typing != p {
 		u.stopTyping()
-		u.act.typing = p
+		u.typing = p
 		u.spawn(func() { u.watchTyping(p) })
 	}
-	if time.Since(u.act.toldAt) < time.Second {
+	if time.Since(u.toldAt) < time.Second {
 		return // the node sends one every 3 s at most anyway: no call per key
 	}
-	u.act.toldAt = time.Now()
+	u.toldAt = time.Now()
 	u.spawn(func() { u.b.Typing(p, true) })
 }
 
@@ -521,11 +521,11 @@ func (u *actions) watchTyping(p peer.ID) {
 		}
 		done := false
 		if !u.post(func() {
-			if u.act.typing != p {
+			if u.typing != p {
 				done = true
 				return
 			}
-			if time.Since(u.act.typedAt) >= node.TypingIdle {
+			if time.Since(u.typedAt) >= node.TypingIdle {
 				u.stopTyping()
 				done = true
 			}
@@ -537,11 +537,11 @@ func (u *actions) watchTyping(p peer.ID) {
 
 // stopTyping tells the peer we typed to that we stopped.
 func (u *actions) stopTyping() {
-	p := u.act.typing
+	p := u.typing
 	if p == "" {
 		return
 	}
-	u.act.typing, u.act.toldAt = "", time.Time{}
+	u.typing, u.toldAt = "", time.Time{}
 	u.spawn(func() { u.b.Typing(p, false) })
 }
 
