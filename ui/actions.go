@@ -132,7 +132,7 @@ func (u *actions) clearSelection() {
 		e.rows = nil
 	}
 	u.conv.sel = e2e.MessageID{}
-	u.notes.notice = notice{}
+	u.notes.clear()
 }
 
 // selected is the selected entry, nil if none (or not loaded).
@@ -267,7 +267,7 @@ func (u *actions) composing() *compose {
 // sendCompose sends the edit or reply being composed.
 func (u *actions) sendCompose(cp *compose, text string) bool {
 	u.compose = nil
-	u.notes.notice = notice{}
+	u.notes.clear()
 	if cp.edit {
 		u.edit(cp.id, text)
 		return true

@@ -25,8 +25,9 @@
 //
 // [UI] is a coordinator: it lays out the widgets, runs the event loop,
 // routes keys and the node's events, opens chats and loads their pages
-// (app.go, events.go, send.go, bars.go). What the window does besides is
-// done by parts, each a type that owns its state and the methods on it:
+// (app.go, events.go, send.go, the title and banner in bars.go). What
+// the window does besides is done by parts, each a type that owns its
+// state and the methods on it:
 //
 //   - actions (actions.go): the selected message and what is done to it
 //     (edit, delete, reply, react), read markers sent, typing told.
@@ -40,7 +41,13 @@
 //   - notices (notice.go): the notice line above the input.
 //   - commands (commands.go, contacts.go, invite.go, groups.go,
 //     complete.go): the table of /commands and the commands themselves,
-//     Tab completion, the last /search.
+//     Tab completion.
+//   - finder (findplace.go, /search in commands.go): the key to the
+//     "new messages" divider, the last /search and stepping through its
+//     hits.
+//   - statusLine (status.go, statusRows in bars.go, refreshRelays in
+//     events.go): how the node is reachable (addresses, relay
+//     reservations, LAN discovery), for the status bar.
 //
 // The conversation view, convView (conversation.go), has one part too:
 // placeFinder (findplace.go), the "new messages" divider, where to scroll
@@ -49,8 +56,12 @@
 // Each part embeds the *UI it belongs to (placeFinder the *convView): the
 // coordinator's widgets and the node are shared, and a part reaches
 // another part through the coordinator's field for it (u.notes, u.dlg,
-// ...). A part's state is its own fields: only its methods, the
-// coordinator and, where a test needs to look, the tests touch them.
+// ...). A part's state is its own fields, changed by its methods; the
+// coordinator wires the parts up and feeds them the node's events (it
+// sets the status line's addresses and relays, and hides a notice in the
+// chat it warns about), and a part reads another's state only to ask a
+// question of it (is a dialog open, what are our addresses; /relay also
+// keeps the reservations it read for the status line).
 //
 // # Goroutines
 //

@@ -35,6 +35,9 @@ type notices struct {
 // inform shows an information line above the input.
 func (u *notices) inform(text string) { u.notice = notice{text: text} }
 
+// clear empties the notice line.
+func (u *notices) clear() { u.notice = notice{} }
+
 // showError shows an error line above the input.
 func (u *notices) showError(text string) { u.notice = notice{text: text, err: true} }
 

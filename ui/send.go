@@ -14,7 +14,7 @@ import (
 // chat ("//" sends a line starting with "/"). It returns false to keep
 // the line in the input, when the message was refused.
 func (u *UI) submit(text string) bool {
-	u.notes.notice = notice{}
+	u.notes.clear()
 	u.act.stopTyping()
 	if strings.HasPrefix(text, "/") && !strings.HasPrefix(text, "//") {
 		u.cmds.runCommand(text)
