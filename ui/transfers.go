@@ -54,7 +54,7 @@ func (u *transfers) initFiles() {
 
 // loadFiles reads the stored transfers (off the event loop: the pump).
 func (u *transfers) loadFiles() {
-	fs, err := u.b.Files()
+	fs, err := u.b.Files().List()
 	if err != nil {
 		u.log.Warn("read file transfers", "err", err)
 	}
@@ -250,7 +250,7 @@ func (u *transfers) cmdSend(arg string) {
 	path := expandHome(arg)
 	p := c.info.ID
 	u.spawn(func() {
-		f, err := u.b.SendFile(p, path)
+		f, err := u.b.Files().Send(p, path)
 		u.post(func() {
 			if err != nil {
 				u.notes.showError("Not sent: " + describe(err))
@@ -297,7 +297,7 @@ func (u *transfers) cmdAccept(arg string) {
 	if !ok {
 		return
 	}
-	u.fileCall(func() error { return u.b.AcceptFile(id) })
+	u.fileCall(func() error { return u.b.Files().Accept(id) })
 }
 
 func (u *transfers) cmdDecline(arg string) {
@@ -305,7 +305,7 @@ func (u *transfers) cmdDecline(arg string) {
 	if !ok {
 		return
 	}
-	u.fileCall(func() error { return u.b.CancelFile(id) })
+	u.fileCall(func() error { return u.b.Files().Cancel(id) })
 }
 
 func (u *transfers) cmdCancel(arg string) {
@@ -313,7 +313,7 @@ func (u *transfers) cmdCancel(arg string) {
 	if !ok {
 		return
 	}
-	u.fileCall(func() error { return u.b.CancelFile(id) })
+	u.fileCall(func() error { return u.b.Files().Cancel(id) })
 }
 
 // fileCall runs a node call off the event loop and shows its error.
