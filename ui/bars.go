@@ -76,7 +76,7 @@ const notPostQuantum = "not post-quantum"
 // messages elsewhere, and where /help is. It is one row: where the long
 // form does not fit, the short one is used, then the least important
 // parts go whole (fitStatus); no word is ever cut in the middle.
-func (u *UI) statusRows(w int) []line {
+func (u *statusLine) statusRows(w int) []line {
 	th := u.th
 	listen := listenText(u.addrs)
 	parts := []statusPart{
@@ -190,7 +190,7 @@ func (u *UI) bannerRows(w int) []line {
 			rows = append(rows, line{{" " + r + pad, style}})
 		}
 	}
-	text, bad := u.trustWarning(c)
+	text, bad := u.dlg.trustWarning(c)
 	if c.grp != nil {
 		text, bad = u.gc.groupBanner(c)
 	}

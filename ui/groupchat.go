@@ -163,7 +163,7 @@ func (u *groupChats) groupBanner(c *chat) (string, bool) {
 // groupRefusalText says why nothing is sent to a group while info's key
 // stops it, and what to do (to follow "Not sent: ").
 func (u *groupChats) groupRefusalText(info node.PeerInfo) string {
-	name := u.nameOf(info.ID)
+	name := u.dlg.nameOf(info.ID)
 	if info.Trust == identity.StateUntrusted && info.Changed == nil {
 		return "sending to the group is blocked: you rejected the key of " + name + ", a member. Accept it again (/unblock " + name +
 			"), or ask an admin to remove them (/kick " + name + ")."
@@ -194,20 +194,20 @@ func (u *groupChats) groupTitle(c *chat) line {
 // sendGroupText sends a message to the open group: refused at once while
 // a member's key stops it, as the node would.
 func (u *groupChats) sendGroupText(c *chat, text string) bool {
-	gb := u.groups("send")
+	gb := u.cmds.groups("send")
 	if gb == nil {
 		return false
 	}
 	if !c.grp.info.Member {
-		u.showErrorAbout(c.info.ID, "Not sent: you are not a member of "+c.name()+" any more.")
+		u.notes.showErrorAbout(c.info.ID, "Not sent: you are not a member of "+c.name()+" any more.")
 		return false
 	}
 	if info, bad := u.groupBlocker(c); bad {
-		u.showErrorAbout(c.info.ID, "Not sent: "+u.groupRefusalText(info))
+		u.notes.showErrorAbout(c.info.ID, "Not sent: "+u.groupRefusalText(info))
 		return false
 	}
 	if len(text) > e2e.MaxTextBytes {
-		u.showError(fmt.Sprintf("Not sent: a message holds at most %d KiB; this one has %d KiB.", e2e.MaxTextBytes>>10, (len(text)+1023)>>10))
+		u.notes.showError(fmt.Sprintf("Not sent: a message holds at most %d KiB; this one has %d KiB.", e2e.MaxTextBytes>>10, (len(text)+1023)>>10))
 		return false
 	}
 	key, id := c.info.ID, c.grp.info.ID
@@ -220,7 +220,7 @@ func (u *groupChats) sendGroupText(c *chat, text string) bool {
 		u.post(func() {
 			if err != nil {
 				u.conv.failPending(e, describe(err))
-				u.showErrorAbout(key, "Not sent: "+describe(err))
+				u.notes.showErrorAbout(key, "Not sent: "+describe(err))
 				return
 			}
 			u.conv.upsertGroup(m)
@@ -239,7 +239,7 @@ func (u *groupChats) onGroup(gi node.GroupInfo) {
 		c.last = u.now() // a new group comes to the top
 	}
 	if wasMember && !gi.Member {
-		u.informAbout(c.info.ID, "You are no longer a member of "+c.name()+".")
+		u.notes.informAbout(c.info.ID, "You are no longer a member of "+c.name()+".")
 	}
 	if c.info.ID == u.open {
 		u.updatePlaceholder()
@@ -255,7 +255,7 @@ func (u *groupChats) onGroupMessage(m store.Message) bool {
 	}
 	key := c.info.ID
 	counted := m.Seq != 0 && m.Seq <= c.lastSeq
-	u.attendIn(key, m, c, counted)
+	u.att.attendIn(key, m, c, counted)
 	c.hasConv, c.last, c.lastSeq = true, m.StoredAt, max(c.lastSeq, m.Seq)
 	if m.Direction == store.Incoming { // the store counts what is missing now, late or not
 		c.grp.missing[m.Peer] = m.Missing
@@ -421,7 +421,7 @@ func (c *convView) groupGapRows(w int) []line {
 
 // loadGroupPage reads a page of a group's history before seq.
 func (u *groupChats) loadGroupPage(c *chat, before uint64) {
-	gb := u.groups("open")
+	gb := u.cmds.groups("open")
 	if gb == nil {
 		return
 	}
@@ -436,7 +436,7 @@ func (u *groupChats) loadGroupPage(c *chat, before uint64) {
 		u.post(func() {
 			if err != nil {
 				u.conv.addPage(gen, nil, limit)
-				u.failAbout(key, "Could not read the group's messages", err)
+				u.notes.failAbout(key, "Could not read the group's messages", err)
 				return
 			}
 			if !u.conv.addPage(gen, msgs, limit) {
@@ -450,7 +450,7 @@ func (u *groupChats) loadGroupPage(c *chat, before uint64) {
 			if before == 0 {
 				c.grp.missing = missingOf(page)
 			}
-			u.pageLoaded()
+			u.act.pageLoaded()
 		})
 	})
 }
@@ -485,29 +485,29 @@ func (u *groupChats) markGroupRead(id group.ID) {
 // sendGroupFile offers a file to each other member of the open group
 // (each gets their own offer, in their chat with us: PROTOCOL §15.7).
 func (u *groupChats) sendGroupFile(c *chat, path string) {
-	gb := u.groups("send")
+	gb := u.cmds.groups("send")
 	if gb == nil {
 		return
 	}
 	if !c.grp.info.Member {
-		u.showErrorAbout(c.info.ID, "Not sent: you are not a member of "+c.name()+" any more.")
+		u.notes.showErrorAbout(c.info.ID, "Not sent: you are not a member of "+c.name()+" any more.")
 		return
 	}
 	var to []peer.ID
 	for _, info := range u.groupOthers(c.grp.info) {
 		if memberBlocks(info) {
-			u.showErrorAbout(c.info.ID, "Not sent: "+u.groupRefusalText(info))
+			u.notes.showErrorAbout(c.info.ID, "Not sent: "+u.groupRefusalText(info))
 			return
 		}
 		if err := mayType(info); err != nil {
-			name := u.nameOf(info.ID)
-			u.showErrorAbout(c.info.ID, "Not sent: "+name+", a member, is not in your contacts, and files go only to contacts. Accept them first (/trust "+name+").")
+			name := u.dlg.nameOf(info.ID)
+			u.notes.showErrorAbout(c.info.ID, "Not sent: "+name+", a member, is not in your contacts, and files go only to contacts. Accept them first (/trust "+name+").")
 			return
 		}
 		to = append(to, info.ID)
 	}
 	if len(to) == 0 {
-		u.showErrorAbout(c.info.ID, "Not sent: "+c.name()+" has no other member.")
+		u.notes.showErrorAbout(c.info.ID, "Not sent: "+c.name()+" has no other member.")
 		return
 	}
 	key, name := c.info.ID, c.name()
@@ -515,17 +515,17 @@ func (u *groupChats) sendGroupFile(c *chat, path string) {
 		fs, err := u.b.Files().SendToEach(to, path)
 		u.post(func() {
 			for _, f := range fs {
-				u.files[f.ID] = &fileView{info: f}
+				u.xfer.files[f.ID] = &fileView{info: f}
 			}
 			if err != nil {
-				u.showErrorAbout(key, fmt.Sprintf("Offered to %d of %d members, then: %s", len(fs), len(to), describe(err)))
+				u.notes.showErrorAbout(key, fmt.Sprintf("Offered to %d of %d members, then: %s", len(fs), len(to), describe(err)))
 				return
 			}
 			f, who := fs[0], fmt.Sprintf("%d members", len(fs))
 			if len(fs) == 1 {
 				who = "1 member"
 			}
-			u.informAbout(key, fmt.Sprintf("Offered %s (%s) to %s of %s: each sees it in their chat with you; /files shows the transfers.",
+			u.notes.informAbout(key, fmt.Sprintf("Offered %s (%s) to %s of %s: each sees it in their chat with you; /files shows the transfers.",
 				oneLine(f.Name), sizeText(f.Size), who, name))
 		})
 	})

@@ -27,20 +27,20 @@ var _ groupBackend = (*node.Node)(nil)
 
 func groupCommands() []command {
 	return []command{
-		{"group", "create NAME …", "make a group with contacts and open it", (*UI).cmdGroup},
-		{"groups", "", "your groups: members and unread", (*UI).cmdGroups},
-		{"members", "[GROUP]", "the open group's members and their trust", (*UI).cmdMembers},
+		{"group", "create NAME …", "make a group with contacts and open it", inCommands((*commands).cmdGroup)},
+		{"groups", "", "your groups: members and unread", inCommands((*commands).cmdGroups)},
+		{"members", "[GROUP]", "the open group's members and their trust", inCommands((*commands).cmdMembers)},
 		{"invite", "[GROUP] MEMBER", "add a contact to the open group (admins)", groupMemberCmd("invite")},
 		{"kick", "[GROUP] MEMBER", "remove a member from the open group (admins)", groupMemberCmd("kick")},
 		{"admin", "[GROUP] MEMBER", "make a member an admin (admins)", groupMemberCmd("admin")},
-		{"leave", "[GROUP]", "leave the open group", (*UI).cmdLeave},
+		{"leave", "[GROUP]", "leave the open group", inCommands((*commands).cmdLeave)},
 	}
 }
 
-func (u *UI) groups(cmd string) *node.Groups {
+func (u *commands) groups(cmd string) *node.Groups {
 	gb, ok := u.b.(groupBackend)
 	if !ok {
-		u.showError("/" + cmd + ": this window's node has no groups.")
+		u.notes.showError("/" + cmd + ": this window's node has no groups.")
 		return nil
 	}
 	return gb.Groups()
@@ -48,17 +48,17 @@ func (u *UI) groups(cmd string) *node.Groups {
 
 // groupArg is the group a command acts on: the one named (its name or
 // ID), or with no name the open group chat's.
-func (u *UI) groupArg(gb *node.Groups, cmd, usage, arg string) (node.GroupInfo, bool) {
+func (u *commands) groupArg(gb *node.Groups, cmd, usage, arg string) (node.GroupInfo, bool) {
 	if arg == "" {
 		if c := u.gc.openGroup(); c != nil {
 			return c.grp.info, true
 		}
-		u.showError("/" + cmd + " works on the open group: open one (Tab), or " + usage + ".")
+		u.notes.showError("/" + cmd + " works on the open group: open one (Tab), or " + usage + ".")
 		return node.GroupInfo{}, false
 	}
 	g, err := gb.Find(arg)
 	if err != nil {
-		u.showError("/" + cmd + ": " + finish(err.Error()))
+		u.notes.showError("/" + cmd + ": " + finish(err.Error()))
 		return node.GroupInfo{}, false
 	}
 	return g, true
@@ -122,7 +122,7 @@ func groupSummaryWith(members []node.PeerInfo, you bool) (string, tone) {
 }
 
 // memberInfos describes a group's other members (and us, as "you").
-func (u *UI) memberInfos(g node.GroupInfo) []node.PeerInfo {
+func (u *commands) memberInfos(g node.GroupInfo) []node.PeerInfo {
 	self := u.b.Identity().PeerID()
 	var out []node.PeerInfo
 	for _, p := range g.Members {
@@ -134,7 +134,7 @@ func (u *UI) memberInfos(g node.GroupInfo) []node.PeerInfo {
 }
 
 // memberPeer resolves a MEMBER argument: a chat's name or a peer ID.
-func (u *UI) memberPeer(arg string) (peer.ID, error) {
+func (u *commands) memberPeer(arg string) (peer.ID, error) {
 	if p, err := peer.Decode(strings.TrimPrefix(arg, "@")); err == nil {
 		return p, nil
 	}
@@ -145,21 +145,21 @@ func (u *UI) memberPeer(arg string) (peer.ID, error) {
 	return c.info.ID, nil
 }
 
-func (u *UI) cmdGroup(arg string) {
+func (u *commands) cmdGroup(arg string) {
 	gb := u.groups("group")
 	if gb == nil {
 		return
 	}
 	f := strings.Fields(arg)
 	if len(f) < 2 || f[0] != "create" {
-		u.showError("/group create NAME MEMBER...: a name and at least one contact.")
+		u.notes.showError("/group create NAME MEMBER...: a name and at least one contact.")
 		return
 	}
 	var members []peer.ID
 	for _, a := range f[2:] {
 		p, err := u.memberPeer(a)
 		if err != nil {
-			u.showError("/group create: " + finish(err.Error()))
+			u.notes.showError("/group create: " + finish(err.Error()))
 			return
 		}
 		members = append(members, p)
@@ -169,19 +169,19 @@ func (u *UI) cmdGroup(arg string) {
 		g, err := gb.Create(name, members)
 		u.post(func() {
 			if err != nil {
-				u.showError("/group create: " + finish(err.Error()))
+				u.notes.showError("/group create: " + finish(err.Error()))
 				return
 			}
 			c := u.roster.setGroup(g)
 			c.last = u.now()
 			u.roster.sort()
 			u.openChat(c.info.ID)
-			u.informAbout(c.info.ID, fmt.Sprintf("Group %s made with %d members; type to write to all of them, /members shows them.", c.name(), len(g.Members)))
+			u.notes.informAbout(c.info.ID, fmt.Sprintf("Group %s made with %d members; type to write to all of them, /members shows them.", c.name(), len(g.Members)))
 		})
 	})
 }
 
-func (u *UI) cmdGroups(string) {
+func (u *commands) cmdGroups(string) {
 	gb := u.groups("groups")
 	if gb == nil {
 		return
@@ -190,7 +190,7 @@ func (u *UI) cmdGroups(string) {
 		gs := gb.List()
 		u.post(func() {
 			if len(gs) == 0 {
-				u.inform("No groups yet: /group create NAME MEMBER... makes one.")
+				u.notes.inform("No groups yet: /group create NAME MEMBER... makes one.")
 				return
 			}
 			var b strings.Builder
@@ -204,12 +204,12 @@ func (u *UI) cmdGroups(string) {
 				}
 				b.WriteString("\n")
 			}
-			u.show(u.textDialog("Groups", strings.TrimRight(b.String(), "\n"), false, button{"Close (Esc)", nil}))
+			u.dlg.show(u.dlg.textDialog("Groups", strings.TrimRight(b.String(), "\n"), false, button{"Close (Esc)", nil}))
 		})
 	})
 }
 
-func (u *UI) cmdMembers(arg string) {
+func (u *commands) cmdMembers(arg string) {
 	gb := u.groups("members")
 	if gb == nil {
 		return
@@ -225,14 +225,14 @@ func (u *UI) cmdMembers(arg string) {
 			for _, info := range infos {
 				u.roster.setInfo(info)
 			}
-			u.show(u.textDialog("Members of "+oneLine(identity.SanitizeName(g.Name)), u.membersText(g, infos, flags), true, button{"Close (Esc)", nil}))
+			u.dlg.show(u.dlg.textDialog("Members of "+oneLine(identity.SanitizeName(g.Name)), u.membersText(g, infos, flags), true, button{"Close (Esc)", nil}))
 		})
 	})
 }
 
 // membersText lists a group's members with each one's trust; a member
 // whose key stops sending to the group is in red.
-func (u *UI) membersText(g node.GroupInfo, infos []node.PeerInfo, flags map[peer.ID]error) string {
+func (u *commands) membersText(g node.GroupInfo, infos []node.PeerInfo, flags map[peer.ID]error) string {
 	summary, t := groupSummaryWith(infos, g.Member)
 	var b strings.Builder
 	b.WriteString(tagged(tview.Escape(summary), t) + "\n\n")
@@ -296,7 +296,7 @@ func isAdmin(g node.GroupInfo, p peer.ID) bool {
 // word, on the open group.
 func groupMemberCmd(cmd string) func(u *UI, arg string) {
 	return func(u *UI, arg string) {
-		gb := u.groups(cmd)
+		gb := u.cmds.groups(cmd)
 		if gb == nil {
 			return
 		}
@@ -308,23 +308,23 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 		)
 		switch len(f) {
 		case 1:
-			g, ok = u.groupArg(gb, cmd, usage, "")
+			g, ok = u.cmds.groupArg(gb, cmd, usage, "")
 		case 2:
-			g, ok = u.groupArg(gb, cmd, usage, f[0])
+			g, ok = u.cmds.groupArg(gb, cmd, usage, f[0])
 			f = f[1:]
 		default:
-			u.showError("Usage: " + usage + ".")
+			u.notes.showError("Usage: " + usage + ".")
 			return
 		}
 		if !ok {
 			return
 		}
-		p, err := u.memberPeer(f[0])
+		p, err := u.cmds.memberPeer(f[0])
 		if err != nil {
-			u.showError("/" + cmd + ": " + finish(err.Error()))
+			u.notes.showError("/" + cmd + ": " + finish(err.Error()))
 			return
 		}
-		name, key := u.nameOf(p), groupKey(g.ID)
+		name, key := u.dlg.nameOf(p), groupKey(g.ID)
 		u.spawn(func() {
 			var err error
 			switch cmd {
@@ -337,17 +337,17 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 			}
 			u.post(func() {
 				if err != nil {
-					u.showErrorAbout(key, "/"+cmd+": "+finish(groupReason(err)))
+					u.notes.showErrorAbout(key, "/"+cmd+": "+finish(groupReason(err)))
 					return
 				}
 				done := map[string]string{"invite": "%s is now a member of %s", "kick": "%s is no longer a member of %s", "admin": "%s is now an admin of %s"}[cmd]
-				u.informAbout(key, fmt.Sprintf(done+"; every member is told.", name, oneLine(identity.SanitizeName(g.Name))))
+				u.notes.informAbout(key, fmt.Sprintf(done+"; every member is told.", name, oneLine(identity.SanitizeName(g.Name))))
 			})
 		})
 	}
 }
 
-func (u *UI) cmdLeave(arg string) {
+func (u *commands) cmdLeave(arg string) {
 	gb := u.groups("leave")
 	if gb == nil {
 		return
@@ -361,16 +361,16 @@ func (u *UI) cmdLeave(arg string) {
 		_, err := gb.Leave(g.ID)
 		u.post(func() {
 			if err != nil {
-				u.showErrorAbout(key, "/leave: "+finish(groupReason(err)))
+				u.notes.showErrorAbout(key, "/leave: "+finish(groupReason(err)))
 				return
 			}
-			u.informAbout(key, "You left "+oneLine(identity.SanitizeName(g.Name))+": its history stays here.")
+			u.notes.informAbout(key, "You left "+oneLine(identity.SanitizeName(g.Name))+": its history stays here.")
 		})
 	})
 }
 
 // renameGroup renames the open group for every member (admins only).
-func (u *UI) renameGroup(c *chat, name string) {
+func (u *commands) renameGroup(c *chat, name string) {
 	gb := u.groups("rename")
 	if gb == nil {
 		return
@@ -380,13 +380,13 @@ func (u *UI) renameGroup(c *chat, name string) {
 		g, err := gb.Rename(id, name)
 		u.post(func() {
 			if err != nil {
-				u.showErrorAbout(key, "/rename: "+finish(groupReason(err)))
+				u.notes.showErrorAbout(key, "/rename: "+finish(groupReason(err)))
 				return
 			}
 			u.roster.setGroup(g)
 			u.roster.sort()
 			u.updatePlaceholder()
-			u.informAbout(key, "Renamed the group "+old+" to "+u.roster.get(key).name()+" for every member.")
+			u.notes.informAbout(key, "Renamed the group "+old+" to "+u.roster.get(key).name()+" for every member.")
 		})
 	})
 }
