@@ -51,6 +51,10 @@
 //   - statusLine (status.go, statusRows in bars.go, refreshRelays in
 //     events.go): how the node is reachable (addresses, relay
 //     reservations, LAN discovery), for the status bar.
+//   - groupChats (groupchat.go): group chats in the list and the pane:
+//     a group's history and sending to it, its members' trust (title,
+//     banner, what stops sending) and each member's delivery of our
+//     messages; its group commands are the commands part's (groups.go).
 //
 // The conversation view, convView (conversation.go), has one part too:
 // placeFinder (findplace.go), the "new messages" divider, where to scroll
