@@ -80,7 +80,9 @@ func TestGroupDeliveriesSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []MemberDelivery{{Peer: members[0], Status: StatusDelivered, Delivered: when}, {Peer: members[1], Status: StatusSent}}
-	slices.SortFunc(want, func(a, b MemberDelivery) int { return bytes.Compare(delivKey(id, m.Seq, a.Peer), delivKey(id, m.Seq, b.Peer)) })
+	slices.SortFunc(want, func(a, b MemberDelivery) int {
+		return bytes.Compare(delivKey(id, m.Seq, a.Peer), delivKey(id, m.Seq, b.Peer))
+	})
 	if len(got.Members) != 2 {
 		t.Fatalf("members after the reopen: %+v", got.Members)
 	}
