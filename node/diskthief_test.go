@@ -38,10 +38,10 @@ func TestDiskThiefReadsNoNames(t *testing.T) {
 
 	alice.waitDelivered(alice.send(bob.ID(), toBob))
 	alice.waitMessage(bob.send(alice.ID(), toAlice))
-	if err := alice.Rename(bob.ID(), label); err != nil {
+	if err := alice.Contacts().Rename(bob.ID(), label); err != nil {
 		t.Fatal(err)
 	}
-	gi, err := alice.GroupCreate(groupName, []peer.ID{bob.ID()})
+	gi, err := alice.Groups().Create(groupName, []peer.ID{bob.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -167,13 +167,13 @@ const delivPlainLen = 9
 
 // delivValue is d's record under key k: its status and delivery time,
 // sealed (a delivery time is when a member read the group).
-func (s *Store) delivValue(k []byte, d MemberDelivery) []byte {
+func (s Groups) delivValue(k []byte, d MemberDelivery) []byte {
 	code := slices.Index(delivCodes, d.Status)
 	return s.seal(binary.BigEndian.AppendUint64([]byte{byte(code)}, uint64(optTime(d.Delivered))), delivAD(k))
 }
 
 // parseDeliv opens the delivery record v under key k, of member p.
-func (s *Store) parseDeliv(k, v []byte, p peer.ID) (MemberDelivery, error) {
+func (s Groups) parseDeliv(k, v []byte, p peer.ID) (MemberDelivery, error) {
 	plain, err := s.open(v, delivAD(k))
 	if err != nil {
 		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", k), errors.New("it does not decrypt"))
@@ -187,7 +187,7 @@ func (s *Store) parseDeliv(k, v []byte, p peer.ID) (MemberDelivery, error) {
 // sealDeliveries seals the deliveries a database of the version before
 // kept in the clear (9 bytes each). A sealed one is longer: the nonce and
 // the tag.
-func (s *Store) sealDeliveries(tx *bolt.Tx) error {
+func (s Groups) sealDeliveries(tx *bolt.Tx) error {
 	b := tx.Bucket(bktGDeliv)
 	if b == nil {
 		return nil
@@ -211,7 +211,7 @@ func (s *Store) sealDeliveries(tx *bolt.Tx) error {
 }
 
 // putDeliveries writes m's members' statuses.
-func (s *Store) putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
+func (s Groups) putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	b := tx.Bucket(bktGDeliv)
 	for _, d := range m.Members {
 		k := delivKey(m.Group, m.Seq, d.Peer)
@@ -223,7 +223,7 @@ func (s *Store) putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 }
 
 // loadDeliveries reads an outgoing message's members' statuses.
-func (s *Store) loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
+func (s Groups) loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	m.Members = nil
 	b := tx.Bucket(bktGDeliv)
 	if b == nil || m.Direction != Outgoing {

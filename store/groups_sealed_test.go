@@ -31,11 +31,11 @@ func TestGroupDeliveriesSealed(t *testing.T) {
 	id := testGroup(t, s)
 	members := []peer.ID{testPeer(t), testPeer(t)}
 	m := &GroupMessage{Group: id, ID: e2e.MessageID{1}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hello"}
-	if err := s.AddGroupOutgoing(m, members); err != nil {
+	if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
 		t.Fatal(err)
 	}
 	when := time.UnixMilli(time.Now().UnixMilli())
-	if _, _, err := s.SetGroupStatus(m.ID, members[0], StatusDelivered, when); err != nil {
+	if _, _, err := s.Groups().SetGroupStatus(m.ID, members[0], StatusDelivered, when); err != nil {
 		t.Fatal(err)
 	}
 	clearValue := binary.BigEndian.AppendUint64([]byte{byte(slices.Index(delivCodes, StatusDelivered))}, uint64(when.UnixMilli()))
@@ -54,7 +54,7 @@ func TestGroupDeliveriesSealed(t *testing.T) {
 	// Moved to another member's place, it does not open.
 	poke(t, s, v0, k1, bktGDeliv)
 	var bad *CorruptError
-	if _, err := s.GroupMessageByID(m.ID); !errors.As(err, &bad) {
+	if _, err := s.Groups().GroupMessageByID(m.ID); !errors.As(err, &bad) {
 		t.Fatalf("a delivery moved to another member: %v, want a CorruptError", err)
 	}
 
@@ -75,7 +75,7 @@ func TestGroupDeliveriesSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	got, err := s.GroupMessageByID(m.ID)
+	got, err := s.Groups().GroupMessageByID(m.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

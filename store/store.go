@@ -128,7 +128,7 @@ func (s *Store) init() error {
 		// Group deliveries were kept in the clear by the first programs
 		// with groups, at this version: sealed once, then marked.
 		if meta.Get(keyDelivSealed) == nil {
-			if err := s.sealDeliveries(tx); err != nil {
+			if err := s.Groups().sealDeliveries(tx); err != nil {
 				return fmt.Errorf("seal the group deliveries: %w", err)
 			}
 			if err := meta.Put(keyDelivSealed, []byte{1}); err != nil {
