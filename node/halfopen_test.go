@@ -60,11 +60,11 @@ func newHalfOpenAttacker(t *testing.T, target *testNode, hosts, perHost int) *ha
 	return a
 }
 
-// heldAfter is how long a stream must stay open for the attacker to count
-// it as a handshake the target holds: well under the handshake timeout
-// (e2e.DefaultHandshakeTimeout), which ends the ones it holds, and long
-// enough that a stream the target refused at once, but slowly on a busy
-// machine, is not counted (at 1 s, a loaded CI host counted 40 of them).
+// heldAfter is how long a stream must stay open to count as a handshake
+// the target holds. A held one lives until the handshake deadline (10 s);
+// a refused one is closed as soon as the target's handler runs, which on
+// a loaded machine can take over a second (at load 16, 1 s counted up to
+// 39 streams "held" from one IP whose cap is 16).
 const heldAfter = 3 * time.Second
 
 // run keeps perHost streams from every host half-open until ctx ends.
@@ -155,7 +155,7 @@ func TestHalfOpenLockout(t *testing.T) {
 			// Let the attacker take everything it can: its streams are
 			// held over heldAfter once the target runs their handshakes.
 			eventually(t, "the attacker holds its streams", func() bool { return atk.alive.Load() > 0 })
-			time.Sleep(1500 * time.Millisecond)
+			time.Sleep(heldAfter + 500*time.Millisecond)
 
 			start := time.Now()
 			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
