@@ -41,6 +41,8 @@ type Partial struct {
 	state    *os.File // the state file
 	slot     int      // bytes of one of its two slots
 	seq      uint64   // the last state saved
+	sum      [32]byte // the SHA-256 the file must have
+	sumKnown bool     // from the offer, or (SumLater) from ExpectSum
 }
 
 // OpenPartial starts receiving o into downloads/.certchat-partial, or
@@ -55,7 +57,8 @@ func OpenPartial(downloads string, o *Offer) (*Partial, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("downloads folder: %w", err)
 	}
-	p := &Partial{o: o, seal: seal, dir: dir, have: make([]byte, (o.Chunks()+7)/8), h: sha256.New()}
+	p := &Partial{o: o, seal: seal, dir: dir, have: make([]byte, (o.Chunks()+7)/8), h: sha256.New(),
+		sum: o.SHA256, sumKnown: !o.SumLater}
 	f, err := os.OpenFile(p.path(".part"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("partial file: %w", err)
@@ -210,6 +213,28 @@ func (p *Partial) syncFailed(err error) error {
 	return err
 }
 
+// ExpectSum opens the sealed SHA-256 that ends a SumLater transfer
+// (Sealer.SealSum) and keeps it for Finish; it fails with ErrTampered.
+// An offer that carried its sum ignores it.
+func (p *Partial) ExpectSum(sealed []byte) error {
+	if !p.o.SumLater {
+		return nil
+	}
+	sum, err := p.seal.OpenSum(sealed)
+	if err != nil {
+		return err
+	}
+	p.sum, p.sumKnown = sum, true
+	return nil
+}
+
+// SumKnown says whether Finish can check the file: the offer carried
+// its SHA-256, or ExpectSum has been given it.
+func (p *Partial) SumKnown() bool { return p.sumKnown }
+
+// Sum is the SHA-256 the file must have (zero until SumKnown).
+func (p *Partial) Sum() [32]byte { return p.sum }
+
 // Finish checks the whole file's SHA-256 and moves it into downloads
 // under its cleaned name (never over an existing file, never
 // executable), returning the path. A file that does not match is
@@ -218,12 +243,15 @@ func (p *Partial) Finish(downloads string) (string, error) {
 	if !p.Done() {
 		return "", fmt.Errorf("%w: %d of %d bytes", ErrIncomplete, p.Held(), p.o.Size)
 	}
+	if !p.sumKnown {
+		return "", fmt.Errorf("%w: its SHA-256 has not come", ErrIncomplete)
+	}
 	if err := p.f.Sync(); err != nil {
 		return "", fmt.Errorf("save the partial file: %w", err)
 	}
 	var sum [32]byte
 	p.h.Sum(sum[:0])
-	if sum != p.o.SHA256 {
+	if sum != p.sum {
 		return "", errors.Join(fmt.Errorf("%w: %s", ErrHashMismatch, CleanName(p.o.Name)), p.Discard())
 	}
 	if err := p.f.Close(); err != nil {
