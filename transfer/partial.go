@@ -43,6 +43,8 @@ type Partial struct {
 	seq      uint64   // the last state saved
 	sum      [32]byte // the SHA-256 the file must have
 	sumKnown bool     // from the offer, or (SumLater) from ExpectSum
+	direct   *direct  // a large file's writes past the page cache (Linux), or nil
+	err      error    // a failed block write: the partial file must be opened again
 }
 
 // OpenPartial starts receiving o into downloads/.certchat-partial, or
@@ -71,6 +73,11 @@ func OpenPartial(downloads string, o *Offer) (*Partial, error) {
 		// No state, or one that does not describe this file: start over.
 		p.have, p.held, p.prefix, p.h = make([]byte, len(p.have)), 0, 0, sha256.New()
 	}
+	if o.Size >= directMin {
+		if df := openDirect(p.path(".part"), o.Size); df != nil {
+			p.direct = newDirect(df)
+		}
+	}
 	return p, nil
 }
 
@@ -83,6 +90,11 @@ func (p *Partial) Has(i int) bool { return p.have[i/8]&(1<<(i%8)) != 0 }
 
 // Held is how many bytes have arrived.
 func (p *Partial) Held() int64 {
+	p.settle()
+	return p.heldBytes()
+}
+
+func (p *Partial) heldBytes() int64 {
 	n := int64(p.held) * ChunkSize
 	if c := p.o.Chunks(); c > 0 && p.Has(c-1) {
 		n -= int64(ChunkSize - p.o.ChunkLen(c-1))
@@ -91,10 +103,14 @@ func (p *Partial) Held() int64 {
 }
 
 // Done says whether every chunk has arrived.
-func (p *Partial) Done() bool { return p.held == p.o.Chunks() }
+func (p *Partial) Done() bool {
+	p.settle()
+	return p.held == p.o.Chunks()
+}
 
 // Missing lists the chunks not held as ranges [from, to).
 func (p *Partial) Missing() [][2]int {
+	p.settle()
 	var out [][2]int
 	for i := 0; i < p.o.Chunks(); i++ {
 		if p.Has(i) {
@@ -114,6 +130,15 @@ func (p *Partial) Missing() [][2]int {
 // held already is ignored. A full disk is ErrDiskFull, and what arrived
 // before stays for a later resume.
 func (p *Partial) Write(i int, sealed []byte) error {
+	if p.err != nil {
+		return p.err
+	}
+	if p.direct != nil && i >= 0 && i < p.o.Chunks() && p.o.ChunkLen(i) == ChunkSize && !p.Has(i) {
+		return p.writeDirect(i, sealed)
+	}
+	if err := p.settle(); err != nil {
+		return err
+	}
 	plain, err := p.seal.Open(p.buf[:0], i, sealed)
 	if err != nil {
 		return err
@@ -125,24 +150,59 @@ func (p *Partial) Write(i int, sealed []byte) error {
 	if _, err := p.f.WriteAt(plain, int64(i)*ChunkSize); err != nil {
 		return p.writeFailed(err)
 	}
-	p.have[i/8] |= 1 << (i % 8)
-	p.held++
-	if err := p.hashPrefix(i, plain); err != nil {
+	if err := p.held1(i, plain); err != nil {
 		return err
 	}
-	if p.unsynced++; p.unsynced >= SyncEvery {
+	if p.unsynced >= SyncEvery {
 		return p.Sync()
 	}
 	return nil
 }
 
+// writeDirect opens chunk i into the filling block (direct.go).
+func (p *Partial) writeDirect(i int, sealed []byte) error {
+	dst, err := p.blockSlot(i)
+	if err != nil {
+		p.err = err
+		return err
+	}
+	plain, err := p.seal.Open(dst, i, sealed)
+	if err != nil {
+		return err
+	}
+	if &plain[0] != &dst[:1][0] {
+		return errors.New("a chunk was not opened in place") // never: dst has room
+	}
+	p.direct.cur.n++
+	pending := p.direct.cur.n
+	for _, b := range p.direct.inflight {
+		pending += b.n
+	}
+	if p.unsynced+pending >= SyncEvery {
+		return p.Sync()
+	}
+	return nil
+}
+
+// held1 records chunk i, written: its bit, and the SHA-256 if it is
+// next in order.
+func (p *Partial) held1(i int, plain []byte) error {
+	if p.Has(i) {
+		return nil
+	}
+	p.have[i/8] |= 1 << (i % 8)
+	p.held++
+	p.unsynced++
+	return p.hashPrefix(i, plain)
+}
+
 func (p *Partial) writeFailed(err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		// Keep what is durable; this chunk will come again.
-		if serr := p.Sync(); serr != nil && !errors.Is(serr, syscall.ENOSPC) {
+		if serr := p.syncNow(); serr != nil && !errors.Is(serr, syscall.ENOSPC) {
 			return fmt.Errorf("%w (and saving the transfer's state: %v)", ErrDiskFull, serr)
 		}
-		return fmt.Errorf("%w in %s: %d of %d bytes kept for a later resume", ErrDiskFull, filepath.Dir(p.dir), p.Held(), p.o.Size)
+		return fmt.Errorf("%w in %s: %d of %d bytes kept for a later resume", ErrDiskFull, filepath.Dir(p.dir), p.heldBytes(), p.o.Size)
 	}
 	return fmt.Errorf("write the partial file: %w", err)
 }
@@ -166,6 +226,14 @@ func (p *Partial) hashPrefix(i int, plain []byte) error {
 
 // Sync makes the chunks written so far durable, then records them.
 func (p *Partial) Sync() error {
+	if err := p.settle(); err != nil {
+		return err
+	}
+	return p.syncNow()
+}
+
+// syncNow makes the chunks recorded as held durable, then saves them.
+func (p *Partial) syncNow() error {
 	if err := p.f.Sync(); err != nil {
 		return fmt.Errorf("save the partial file: %w", err)
 	}
@@ -184,6 +252,9 @@ func (p *Partial) Sync() error {
 // Sync, Close, Finish or Discard while one runs. Held is what the commit
 // makes durable.
 func (p *Partial) Checkpoint() (commit func() error, held int64, err error) {
+	if err := p.settle(); err != nil {
+		return nil, 0, err
+	}
 	p.seq++
 	b, err := p.encodeState()
 	if err != nil {
@@ -202,7 +273,7 @@ func (p *Partial) Checkpoint() (commit func() error, held int64, err error) {
 			return p.syncFailed(fmt.Errorf("save the transfer's state: %w", err))
 		}
 		return nil
-	}, p.Held(), nil
+	}, p.heldBytes(), nil
 }
 
 // syncFailed marks a full disk as ErrDiskFull.
@@ -240,6 +311,9 @@ func (p *Partial) Sum() [32]byte { return p.sum }
 // executable), returning the path. A file that does not match is
 // discarded (ErrHashMismatch).
 func (p *Partial) Finish(downloads string) (string, error) {
+	if err := p.settle(); err != nil {
+		return "", err
+	}
 	if !p.Done() {
 		return "", fmt.Errorf("%w: %d of %d bytes", ErrIncomplete, p.Held(), p.o.Size)
 	}
@@ -254,7 +328,7 @@ func (p *Partial) Finish(downloads string) (string, error) {
 	if sum != p.sum {
 		return "", errors.Join(fmt.Errorf("%w: %s", ErrHashMismatch, CleanName(p.o.Name)), p.Discard())
 	}
-	if err := p.f.Close(); err != nil {
+	if err := errors.Join(p.closeDirect(), p.f.Close()); err != nil {
 		return "", err
 	}
 	path, err := place(downloads, CleanName(p.o.Name), p.path(".part"))
@@ -266,6 +340,7 @@ func (p *Partial) Finish(downloads string) (string, error) {
 
 // Discard deletes what arrived: a cancelled or failed transfer.
 func (p *Partial) Discard() error {
+	p.closeDirect()
 	cerr := p.f.Close()
 	if errors.Is(cerr, os.ErrClosed) {
 		cerr = nil
@@ -280,7 +355,7 @@ func (p *Partial) Discard() error {
 // Close saves the state and closes the partial file, keeping both for a
 // later resume.
 func (p *Partial) Close() error {
-	return errors.Join(p.Sync(), p.f.Close(), p.closeState())
+	return errors.Join(p.Sync(), p.closeDirect(), p.f.Close(), p.closeState())
 }
 
 func (p *Partial) closeState() error {

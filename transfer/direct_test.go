@@ -1,0 +1,141 @@
+package transfer_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/certchat/certchat/internal/testproc"
+	"github.com/certchat/certchat/transfer"
+)
+
+// TestDirectWrites: a large file's chunks, written past the page cache
+// in blocks, in order, out of order, again, and one tampered in the
+// middle of a block: each is held only once written, the state saved
+// lists only what is on disk, and the file ends whole.
+func TestDirectWrites(t *testing.T) {
+	path, data, o := sent(t, "large.bin", (transfer.SyncEvery+40)*transfer.ChunkSize+9)
+	cs := chunks(t, path, o)
+	downloads := t.TempDir()
+	p, err := transfer.OpenPartial(downloads, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS == "linux" && !p.DirectForTest() {
+		t.Log("the file system does not allow O_DIRECT: the page cache path is tested")
+	}
+	var order []int
+	for i := range 20 {
+		order = append(order, i)
+	}
+	order = append(order, 40, 41, 30, 31, 32, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 33, 34, 35, 36, 37, 38, 39, 3, 31)
+	for _, i := range order {
+		if err := p.Write(i, cs[i]); err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+	}
+	bad := append([]byte(nil), cs[42]...)
+	bad[100] ^= 1
+	if err := p.Write(42, bad); !errors.Is(err, transfer.ErrTampered) {
+		t.Fatalf("a tampered chunk: %v", err)
+	}
+	if got := p.Held(); got != 42*transfer.ChunkSize {
+		t.Fatalf("held %d bytes, want %d", got, 42*transfer.ChunkSize)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p, err = transfer.OpenPartial(downloads, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Held(); got != 42*transfer.ChunkSize {
+		t.Fatalf("after reopening: held %d bytes, want %d", got, 42*transfer.ChunkSize)
+	}
+	for _, r := range p.Missing() {
+		for i := r[0]; i < r[1]; i++ {
+			if err := p.Write(i, cs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := p.Finish(downloads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, got, data)
+}
+
+// TestDiskFullDirect: TestDiskFull for a file written past the page
+// cache: a block that does not fit is written chunk by chunk, what fits
+// is kept, and the rest comes after room is made.
+func TestDiskFullDirect(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testproc.SkipUnlessCI(t, "mounting a small file system needs root")
+	}
+	downloads := t.TempDir()
+	mount := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+			testproc.SkipUnlessCI(t, fmt.Sprintf("mount %s: %v: %s", strings.Join(args, " "), err, out))
+		}
+	}
+	mount("-t", "tmpfs", "-o", "size=6m", "tmpfs", downloads)
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", downloads).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v: %s", err, out)
+		}
+	})
+	path, data, o := sent(t, "big.bin", transfer.SyncEvery*transfer.ChunkSize+3*transfer.ChunkSize)
+	cs := chunks(t, path, o)
+	p, err := transfer.OpenPartial(downloads, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.DirectForTest() {
+		t.Log("tmpfs does not allow O_DIRECT here: the page cache path is tested")
+	}
+	var full error
+	for i, c := range cs {
+		if err := p.Write(i, c); err != nil {
+			full = err
+			break
+		}
+	}
+	if full == nil {
+		full = p.Close()
+	}
+	if !errors.Is(full, transfer.ErrDiskFull) || !strings.Contains(full.Error(), "kept for a later resume") {
+		t.Fatalf("writing 16 MiB into 6 MiB: %v, want ErrDiskFull saying what is kept", full)
+	}
+	if err := p.Close(); err != nil && !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, transfer.ErrDiskFull) {
+		t.Fatal(err)
+	}
+	mount("-o", "remount,size=40m", downloads)
+	p, err = transfer.OpenPartial(downloads, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	held := p.Held()
+	if held < 2<<20 {
+		t.Fatalf("after making room: %d bytes kept, want most of 6 MiB", held)
+	}
+	for _, r := range p.Missing() {
+		for i := r[0]; i < r[1]; i++ {
+			if err := p.Write(i, cs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := p.Finish(downloads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, got, data)
+}
