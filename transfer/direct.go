@@ -26,6 +26,9 @@ const (
 	directAlign    = 4096
 )
 
+// noDirect, set by benchmarks only, keeps every write in the page cache.
+var noDirect bool
+
 // block is consecutive full chunks from first, opened, to be written at
 // their place.
 type block struct {

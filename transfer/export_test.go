@@ -2,3 +2,7 @@ package transfer
 
 // DirectForTest says whether p writes past the page cache.
 func (p *Partial) DirectForTest() bool { return p.direct != nil }
+
+// SetDirectForTest turns the writes past the page cache off or on again
+// (for benchmarks side by side).
+func SetDirectForTest(on bool) { noDirect = !on }

@@ -73,7 +73,7 @@ func OpenPartial(downloads string, o *Offer) (*Partial, error) {
 		// No state, or one that does not describe this file: start over.
 		p.have, p.held, p.prefix, p.h = make([]byte, len(p.have)), 0, 0, sha256.New()
 	}
-	if o.Size >= directMin {
+	if o.Size >= directMin && !noDirect {
 		if df := openDirect(p.path(".part"), o.Size); df != nil {
 			p.direct = newDirect(df)
 		}
