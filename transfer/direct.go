@@ -10,7 +10,7 @@ import (
 // Direct writes (Linux): a large file's full chunks are opened straight
 // into 1 MiB blocks aligned for O_DIRECT and written by a goroutine of
 // the partial file's own, past the page cache, while the next block
-// fills. On the reference machine this costs a fifth of the CPU of
+// fills (blocksInFlight of them written at once: the disk is kept busy). On the reference machine this costs a fifth of the CPU of
 // writing through the page cache and then making it durable
 // (docs/BENCHMARKS.md, "File transfer between two nodes"). A chunk
 // counts as held only once its block is written: then its bit is set
@@ -21,8 +21,9 @@ const (
 	directMin = SyncEvery * ChunkSize
 	// blockChunks is how many chunks a block holds (1 MiB).
 	blockChunks = 16
-	// blocksInFlight is how many blocks are written at once.
-	blocksInFlight = 2
+	// blocksInFlight is how many blocks are written at once, each by a
+	// goroutine of its own.
+	blocksInFlight = 3
 	directAlign    = 4096
 )
 
@@ -35,7 +36,8 @@ type block struct {
 	buf   []byte // blockChunks × ChunkSize, aligned
 	first int
 	n     int
-	err   error // the write's
+	err   error         // the write's
+	done  chan struct{} // a write ended
 }
 
 // direct is the writer of a Partial's blocks.
@@ -45,7 +47,6 @@ type direct struct {
 	free     []*block // ready to fill
 	inflight []*block // being written, oldest first
 	todo     chan *block
-	done     chan *block
 }
 
 func alignedBuf(n int) []byte {
@@ -55,16 +56,18 @@ func alignedBuf(n int) []byte {
 }
 
 func newDirect(f *os.File) *direct {
-	d := &direct{f: f, todo: make(chan *block, blocksInFlight), done: make(chan *block, blocksInFlight)}
+	d := &direct{f: f, todo: make(chan *block, blocksInFlight)}
 	for range blocksInFlight + 1 {
-		d.free = append(d.free, &block{buf: alignedBuf(blockChunks * ChunkSize)})
+		d.free = append(d.free, &block{buf: alignedBuf(blockChunks * ChunkSize), done: make(chan struct{}, 1)})
 	}
-	go func() {
-		for b := range d.todo {
-			_, b.err = f.WriteAt(b.buf[:b.n*ChunkSize], int64(b.first)*ChunkSize)
-			d.done <- b
-		}
-	}()
+	for range blocksInFlight {
+		go func() {
+			for b := range d.todo {
+				_, b.err = f.WriteAt(b.buf[:b.n*ChunkSize], int64(b.first)*ChunkSize)
+				b.done <- struct{}{}
+			}
+		}()
+	}
 	return d
 }
 
@@ -122,7 +125,8 @@ func (p *Partial) complete() error {
 	if len(d.inflight) == 0 {
 		return nil
 	}
-	b := <-d.done
+	b := d.inflight[0]
+	<-b.done
 	d.inflight = d.inflight[1:]
 	defer func() { d.free = append(d.free, b) }()
 	for k := range b.n {
