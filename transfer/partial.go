@@ -45,6 +45,10 @@ type Partial struct {
 	sumKnown bool     // from the offer, or (SumLater) from ExpectSum
 	direct   *direct  // a large file's writes past the page cache (Linux), or nil
 	err      error    // a failed block write: the partial file must be opened again
+	// checkpointed: the caller makes chunks durable with Checkpoint,
+	// so Write does not fsync by itself every SyncEvery chunks (only
+	// every 2 × SyncEvery, should the caller stop checkpointing).
+	checkpointed bool
 }
 
 // OpenPartial starts receiving o into downloads/.certchat-partial, or
@@ -128,7 +132,8 @@ func (p *Partial) Missing() [][2]int {
 // Write checks sealed chunk i and writes it. A chunk that fails its
 // check (ErrTampered) is not written, and can be fetched again; a chunk
 // held already is ignored. A full disk is ErrDiskFull, and what arrived
-// before stays for a later resume.
+// before stays for a later resume. Every SyncEvery chunks Write makes
+// them durable itself (Sync), unless the caller uses Checkpoint.
 func (p *Partial) Write(i int, sealed []byte) error {
 	if p.err != nil {
 		return p.err
@@ -153,10 +158,18 @@ func (p *Partial) Write(i int, sealed []byte) error {
 	if err := p.held1(i, plain); err != nil {
 		return err
 	}
-	if p.unsynced >= SyncEvery {
+	if p.unsynced >= p.syncEvery() {
 		return p.Sync()
 	}
 	return nil
+}
+
+// syncEvery is how many chunks Write lets go unsynced.
+func (p *Partial) syncEvery() int {
+	if p.checkpointed {
+		return 2 * SyncEvery
+	}
+	return SyncEvery
 }
 
 // writeDirect opens chunk i into the filling block (direct.go).
@@ -178,7 +191,7 @@ func (p *Partial) writeDirect(i int, sealed []byte) error {
 	for _, b := range p.direct.inflight {
 		pending += b.n
 	}
-	if p.unsynced+pending >= SyncEvery {
+	if p.unsynced+pending >= p.syncEvery() {
 		return p.Sync()
 	}
 	return nil
@@ -250,11 +263,15 @@ func (p *Partial) syncNow() error {
 // goes on writing (an fsync of 16 MiB no longer stalls the stream), but
 // must run the commits one at a time and in order, and must not call
 // Sync, Close, Finish or Discard while one runs. Held is what the commit
-// makes durable.
+// makes durable. Once the caller checkpoints, Write no longer syncs by
+// itself every SyncEvery chunks (it did on the very chunk the caller
+// checkpoints at, stalling the stream for the fsync the checkpoint runs
+// beside it); it is the caller's to checkpoint every SyncEvery chunks.
 func (p *Partial) Checkpoint() (commit func() error, held int64, err error) {
 	if err := p.settle(); err != nil {
 		return nil, 0, err
 	}
+	p.checkpointed = true
 	p.seq++
 	b, err := p.encodeState()
 	if err != nil {
