@@ -1,10 +1,12 @@
 package transfer_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -138,4 +140,54 @@ func TestDiskFullDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFile(t, got, data)
+}
+
+// TestCheckpointedWriteDoesNotSync: once the caller checkpoints, Write
+// leaves the fsync to the next checkpoint (which runs beside the stream)
+// instead of syncing in line on the very chunk the caller checkpoints
+// at; a caller that never checkpoints still gets a sync every SyncEvery
+// chunks. Both through the page cache and past it.
+func TestCheckpointedWriteDoesNotSync(t *testing.T) {
+	path, _, o := sent(t, "cp.bin", (transfer.SyncEvery+10)*transfer.ChunkSize)
+	cs := chunks(t, path, o)
+	for _, direct := range []bool{true, false} {
+		transfer.SetDirectForTest(direct)
+		for _, checkpoint := range []bool{true, false} {
+			downloads := t.TempDir()
+			p, err := transfer.OpenPartial(downloads, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if checkpoint {
+				commit, _, err := p.Checkpoint()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			statePath := filepath.Join(downloads, transfer.PartialDir, o.ID.String()+".state")
+			before, err := os.ReadFile(statePath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range transfer.SyncEvery {
+				if err := p.Write(i, cs[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			after, err := os.ReadFile(statePath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if synced := !bytes.Equal(before, after); synced == checkpoint {
+				t.Errorf("direct %v, checkpointed %v: Write synced by itself: %v", direct, checkpoint, synced)
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	transfer.SetDirectForTest(true)
 }
