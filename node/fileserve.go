@@ -36,7 +36,7 @@ func (ft *transfers) handleStream(s network.Stream) {
 		return
 	}
 	refuse := func(code byte, msg string) { writeFS(s, fsError, errorPayload(code, msg)) }
-	t, err := ft.store.Transfer(e2e.MessageID(id))
+	t, err := ft.store.Transfers().Transfer(e2e.MessageID(id))
 	switch {
 	case errors.Is(err, store.ErrNotFound), err == nil && (t.Peer != p || t.Direction != store.Outgoing):
 		refuse(fsErrUnknown, "no such transfer")
@@ -248,7 +248,7 @@ func (ft *transfers) sealedSum(src *transfer.Source, o *transfer.Offer) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	_, err = ft.store.UpdateTransfer(e2e.MessageID(o.ID), func(t *store.Transfer) error {
+	_, err = ft.store.Transfers().UpdateTransfer(e2e.MessageID(o.ID), func(t *store.Transfer) error {
 		if so, err := transfer.ParseOffer(t.Offer); err == nil && so.SumLater {
 			t.Offer = so.WithSum(sum).Marshal()
 		}

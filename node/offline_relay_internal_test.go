@@ -253,7 +253,7 @@ func TestOfflineMailFromRejectedKeyDropped(t *testing.T) {
 	bob := offNewNode(t, "bob", nil, false)
 	offMeet(t, alice, bob)
 	m, env := alice.offText(bob.ID(), "after the block")
-	if err := bob.Block(alice.ID()); err != nil {
+	if err := bob.Contacts().Block(alice.ID()); err != nil {
 		t.Fatal(err)
 	}
 	bob.offEvents(50 * time.Millisecond) // the block's peer event
