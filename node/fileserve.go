@@ -64,16 +64,7 @@ func (ft *transfers) handleStream(s network.Stream) {
 		return
 	}
 	defer src.Close()
-	if o.SumLater {
-		ft.mu.Lock()
-		fs := ft.sums[o.ID]
-		if fs == nil {
-			fs = transfer.NewFileSum()
-			ft.sums[o.ID] = fs
-		}
-		ft.mu.Unlock()
-		src.SumWith(fs)
-	}
+	ft.sums.feed(src, o)
 	ctx, cancel := context.WithCancel(ft.ctx)
 	defer cancel()
 	ss := &serveState{cancel: cancel}
@@ -206,7 +197,7 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 				}
 			}
 		}
-		sealed, err := ft.sealedSum(src, o)
+		sealed, err := ft.sums.sealed(src, o)
 		if err != nil {
 			ft.log.Warn("read the file being sent", "err", err)
 			writeFS(s, fsError, errorPayload(fsErrSource, "the file cannot be read any more"))
@@ -233,35 +224,6 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 			ranges = next
 		}
 	}
-}
-
-// sealedSum is the file's SHA-256 sealed for the end frame (PROTOCOL
-// §15.5). A SumLater offer's is computed from the chunks as they were
-// read for sending (and the rest of the file, read now, after a resume)
-// and then stored with the offer, so that later streams and the file's
-// record have it.
-func (ft *transfers) sealedSum(src *transfer.Source, o *transfer.Offer) ([]byte, error) {
-	if !o.SumLater {
-		return src.SealSum(o.SHA256), nil
-	}
-	sum, err := src.Sum()
-	if err != nil {
-		return nil, err
-	}
-	_, err = ft.store.Transfers().UpdateTransfer(e2e.MessageID(o.ID), func(t *store.Transfer) error {
-		if so, err := transfer.ParseOffer(t.Offer); err == nil && so.SumLater {
-			t.Offer = so.WithSum(sum).Marshal()
-		}
-		return nil
-	})
-	if err != nil {
-		ft.log.Warn("store a file's SHA-256", "err", err)
-	} else {
-		ft.mu.Lock()
-		delete(ft.sums, o.ID)
-		ft.mu.Unlock()
-	}
-	return src.SealSum(sum), nil
 }
 
 // chunkWriter writes a file stream's chunks on a goroutine of its own,

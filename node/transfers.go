@@ -101,9 +101,9 @@ type transfers struct {
 	// takes it only if free.
 	disk  map[transfer.ID]*diskLock
 	shown map[transfer.ID]shownProgress
-	// sums: the SHA-256 of outgoing SumLater files being computed as
-	// their chunks are sent, until it is stored with the offer.
-	sums map[transfer.ID]*transfer.FileSum
+	// sums: the SHA-256 of outgoing files offered without it, computed
+	// as they are sent (filesums.go).
+	sums *fileSums
 	// tamper, set by tests only before Start, changes a sealed chunk
 	// before it is written to a file stream, or (index: the file's
 	// chunk count) the sealed SHA-256 of the end frame: the path
@@ -128,7 +128,7 @@ type shownProgress struct {
 
 func newTransfers(c *core) *transfers {
 	return &transfers{core: c, pulls: map[transfer.ID]*pull{}, serving: map[transfer.ID]map[*serveState]struct{}{},
-		disk: map[transfer.ID]*diskLock{}, shown: map[transfer.ID]shownProgress{}, sums: map[transfer.ID]*transfer.FileSum{}}
+		disk: map[transfer.ID]*diskLock{}, shown: map[transfer.ID]shownProgress{}, sums: newFileSums(c)}
 }
 
 // downloads is the folder received files go to.
@@ -392,8 +392,8 @@ func (ft *transfers) ended(t store.Transfer) {
 	for s := range ft.serving[id] {
 		s.cancel()
 	}
-	delete(ft.sums, id)
 	ft.mu.Unlock()
+	ft.sums.drop(id)
 	if t.Direction == store.Incoming && t.State != store.TransferDone {
 		ft.discard(t)
 	}
