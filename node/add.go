@@ -118,7 +118,10 @@ func (n *Node) Add(ctx context.Context, s, name string) (PeerInfo, error) {
 		return PeerInfo{}, err
 	}
 	p := t.id
-	c, isContact, _ := n.trust.Contact(p)
+	c, isContact, err := n.trust.Contact(p)
+	if err != nil {
+		return PeerInfo{}, fmt.Errorf("add %s: %w", identity.ShortID(p), err)
+	}
 	if len(t.addrs) > 0 && !(isContact && c.State.Trusted()) && n.probeRelay(ctx, p) {
 		return PeerInfo{}, ErrIsRelay
 	}

@@ -483,7 +483,11 @@ func (ft *transfers) trustState(p peer.ID) identity.State {
 	if v, ok := ft.book.verdictNow(p); ok {
 		return v.State
 	}
-	if c, ok, _ := ft.trust.Contact(p); ok {
+	c, ok, err := ft.trust.Contact(p)
+	if err != nil {
+		ft.log.Warn("cannot read the trust store; the peer counts as unknown", "peer", p, "err", err)
+	}
+	if ok {
 		return c.State
 	}
 	return identity.StateUnknown
