@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"unsafe"
 )
 
@@ -47,6 +48,10 @@ type direct struct {
 	free     []*block // ready to fill
 	inflight []*block // being written, oldest first
 	todo     chan *block
+	// off: a block write failed for another reason than a full disk
+	// (a file system that opens with O_DIRECT but does not write so):
+	// the next chunks go through the page cache.
+	off bool
 }
 
 func alignedBuf(n int) []byte {
@@ -117,9 +122,10 @@ func (p *Partial) submit() error {
 }
 
 // complete waits for the oldest block in flight and records its chunks
-// as held. A block that could not be written (a full disk) is written
-// again chunk by chunk through the page cache, so that what fits is
-// kept.
+// as held. A block that could not be written is written again chunk by
+// chunk through the page cache: on a full disk, so that what fits is
+// kept; for any other reason (a file system that opens with O_DIRECT
+// but will not write so), and the direct writes stop there.
 func (p *Partial) complete() error {
 	d := p.direct
 	if len(d.inflight) == 0 {
@@ -129,6 +135,9 @@ func (p *Partial) complete() error {
 	<-b.done
 	d.inflight = d.inflight[1:]
 	defer func() { d.free = append(d.free, b) }()
+	if b.err != nil && !errors.Is(b.err, syscall.ENOSPC) && !errors.Is(b.err, syscall.EDQUOT) {
+		d.off = true
+	}
 	for k := range b.n {
 		i := b.first + k
 		plain := b.buf[k*ChunkSize : (k+1)*ChunkSize]

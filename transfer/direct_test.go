@@ -191,3 +191,31 @@ func TestCheckpointedWriteDoesNotSync(t *testing.T) {
 	}
 	transfer.SetDirectForTest(true)
 }
+
+// TestDirectWriteFails: a block write past the page cache that fails for
+// another reason than a full disk (a file system that opens with
+// O_DIRECT but will not write so) is written through the page cache, and
+// so is the rest of the file.
+func TestDirectWriteFails(t *testing.T) {
+	path, data, o := sent(t, "refused.bin", (transfer.SyncEvery+40)*transfer.ChunkSize+3)
+	cs := chunks(t, path, o)
+	downloads := t.TempDir()
+	p, err := transfer.OpenPartial(downloads, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.DirectForTest() {
+		t.Skip("the file system does not allow O_DIRECT")
+	}
+	p.BreakDirectForTest()
+	for i, c := range cs {
+		if err := p.Write(i, c); err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+	}
+	got, err := p.Finish(downloads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, got, data)
+}

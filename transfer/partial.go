@@ -138,7 +138,7 @@ func (p *Partial) Write(i int, sealed []byte) error {
 	if p.err != nil {
 		return p.err
 	}
-	if p.direct != nil && i >= 0 && i < p.o.Chunks() && p.o.ChunkLen(i) == ChunkSize && !p.Has(i) {
+	if p.direct != nil && !p.direct.off && i >= 0 && i < p.o.Chunks() && p.o.ChunkLen(i) == ChunkSize && !p.Has(i) {
 		return p.writeDirect(i, sealed)
 	}
 	if err := p.settle(); err != nil {
