@@ -46,3 +46,10 @@ func (n *Node) SentOnSessionForTest(p peer.ID) int {
 	}
 	return cs.sentCount()
 }
+
+// HeldForTest is how many group messages wait for their senders' adds.
+func (n *Node) HeldForTest() int {
+	n.groups.heldMu.Lock()
+	defer n.groups.heldMu.Unlock()
+	return n.groups.heldCount
+}

@@ -57,6 +57,12 @@ type groups struct {
 
 	mu   sync.Mutex
 	logs map[group.ID]*group.Log
+
+	// Messages held until their senders' adds arrive (groups_hold.go).
+	heldMu               sync.Mutex
+	held                 map[group.ID][]heldMessage
+	heldCount, heldBytes int
+	sweeping             bool // a sweep goroutine runs
 }
 
 func newGroups(c *core) *groups { return &groups{core: c, logs: map[group.ID]*group.Log{}} }
@@ -114,6 +120,8 @@ func (g *groups) mayPost(p peer.ID, id store.GroupID) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("%w %x", ErrUnknownGroup, id[:4])
+	case !s.IsMember(p) && !g.named(group.ID(id), p):
+		return fmt.Errorf("%s is %w (%q)", identity.ShortID(p), errNotYetMember, s.Name)
 	case !s.IsMember(p):
 		return fmt.Errorf("%s is %w %q", identity.ShortID(p), group.ErrNotMember, s.Name)
 	case !s.IsMember(g.host.ID()):
@@ -213,6 +221,7 @@ func (g *groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		return
 	}
 	g.emitGroup(g.info(s))
+	g.release(id)
 	if merged {
 		// Changes crossed in flight: their authors each sent theirs to
 		// the members they knew of, so a member added on one branch may
@@ -437,6 +446,7 @@ func (g *groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
 	}
 	gi := g.info(after)
 	g.emitGroup(gi)
+	g.release(id)
 	return gi, nil
 }
 

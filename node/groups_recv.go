@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/certchat/certchat/e2e"
@@ -15,6 +16,7 @@ type groupOpened struct {
 	msg     *store.GroupMessage // a group message from a member
 	isNew   bool
 	refused error             // a group message that was not accepted, and why
+	held    bool              // msg's sender is not known as a member yet: hold it
 	changes *e2e.GroupChanges // membership changes
 }
 
@@ -32,12 +34,16 @@ func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Mes
 		res.grp.refused = ErrUnknownGroup
 		return rk.store.SaveRatchet(w)
 	}
-	if err := rk.groupOK(p, wm.Group); err != nil {
-		res.grp.refused = err
-		return rk.store.SaveRatchet(w)
-	}
 	gm := &store.GroupMessage{Group: wm.Group, ID: wm.ID, From: p, SentAt: wm.SentAt, Body: wm.Body,
 		Stream: wm.Stream, Number: wm.Number}
+	if err := rk.groupOK(p, wm.Group); err != nil {
+		if errors.Is(err, errNotYetMember) {
+			res.grp.msg, res.grp.held = gm, true
+		} else {
+			res.grp.refused = err
+		}
+		return rk.store.SaveRatchet(w)
+	}
 	isNew, err := rk.store.SaveRatchetWithGroupIncoming(w, gm, rk.now())
 	if err != nil {
 		return err
@@ -64,6 +70,8 @@ func (t *sessions) groupDelivered(p peer.ID, g *groupOpened, cs *chatSession) {
 	switch {
 	case g.changes != nil:
 		t.groups.receive(p, *g.changes)
+	case g.held:
+		t.groups.hold(p, *g.msg)
 	case g.refused != nil:
 		t.emitError(p, fmt.Errorf("a group message from %s was refused: %w", identity.ShortID(p), g.refused))
 	case g.msg != nil && g.isNew:
