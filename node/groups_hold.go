@@ -225,4 +225,3 @@ func (g *groups) drop(h heldMessage, why error) {
 	g.emitError(h.from, fmt.Errorf("a group message from %s was refused: %s is not a member of the group: %w",
 		identity.ShortID(h.from), identity.ShortID(h.from), why))
 }
-
