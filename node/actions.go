@@ -21,6 +21,12 @@ import (
 // Reply stores a reply to message replyTo, in replyTo's conversation, and
 // queues it as Send does.
 func (n *Node) Reply(replyTo e2e.MessageID, text string) (store.Message, error) {
+	if gt, ok, err := n.groupTarget(replyTo); ok || err != nil {
+		if err != nil {
+			return store.Message{}, fmt.Errorf("reply: %w", err)
+		}
+		return n.groupReply(gt, text)
+	}
 	t, err := n.target(replyTo)
 	if err != nil {
 		return store.Message{}, fmt.Errorf("reply: %w", err)
@@ -77,6 +83,12 @@ func (n *Node) target(id e2e.MessageID) (store.Message, error) {
 }
 
 func (n *Node) act(id e2e.MessageID, kind store.Kind, body, emoji string) (store.Message, store.Message, error) {
+	if gt, ok, err := n.groupTarget(id); ok || err != nil {
+		if err != nil {
+			return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)
+		}
+		return n.groupAct(gt, kind, body, emoji)
+	}
 	t, err := n.target(id)
 	if err != nil {
 		return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)

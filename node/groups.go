@@ -244,7 +244,15 @@ func groupPlaintext(m store.Message) ([]byte, error) {
 		}
 		return innerFrame(e2e.FrameGroupChange, payload)
 	}
-	w := e2e.Message{ID: m.ID, SentAt: m.SentAt, Stream: m.Stream, Number: m.Number, Body: m.Body, Group: m.Group}
+	w := e2e.Message{ID: m.ID, SentAt: m.SentAt, Stream: m.Stream, Number: m.Number, Body: m.Body, Group: m.Group, ReplyTo: m.ReplyTo}
+	switch m.Kind {
+	case store.KindEdit:
+		w.EditOf, w.ReplyTo = m.Target, e2e.MessageID{}
+	case store.KindDelete:
+		w.DeleteOf, w.ReplyTo, w.Body = m.Target, e2e.MessageID{}, ""
+	case store.KindReact:
+		w.ReactTo, w.Emoji, w.ReplyTo, w.Body = m.Target, m.Emoji, e2e.MessageID{}, ""
+	}
 	payload, err := w.Marshal()
 	if err != nil {
 		return nil, err
@@ -453,6 +461,12 @@ func (g *groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
 // GroupSend stores a text to the group once and queues a copy for each
 // other member. It is refused while a member's key changed or is blocked.
 func (n *Node) GroupSend(id group.ID, text string) (store.GroupMessage, error) {
+	return n.groupPost(id, store.GroupMessage{Body: text})
+}
+
+// groupPost stores m (a text, reply or action) to the group once and
+// queues a copy for each other member.
+func (n *Node) groupPost(id group.ID, m store.GroupMessage) (store.GroupMessage, error) {
 	s, ok := n.groups.state(id)
 	if !ok {
 		return store.GroupMessage{}, fmt.Errorf("%w %s", ErrUnknownGroup, id.Short())
@@ -471,7 +485,7 @@ func (n *Node) GroupSend(id group.ID, text string) (store.GroupMessage, error) {
 		to = append(to, p)
 	}
 	now := n.cfg.Now()
-	m := store.GroupMessage{Group: store.GroupID(id), ID: e2e.NewMessageID(), SentAt: now, StoredAt: now, Body: text}
+	m.Group, m.ID, m.SentAt, m.StoredAt = store.GroupID(id), e2e.NewMessageID(), now, now
 	if _, err := groupPlaintext(m.AsMessage()); err != nil { // refused now rather than failed later
 		return store.GroupMessage{}, err
 	}

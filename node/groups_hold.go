@@ -214,8 +214,7 @@ func (g *groups) admit(h heldMessage) {
 	}
 	g.log.Info("held group message accepted: its sender's add arrived", "group", group.ID(m.Group).Short(), "peer", h.from, "id", m.ID)
 	if isNew {
-		am := m.AsMessage()
-		g.emit(Event{Kind: EventMessage, Message: &am})
+		g.reportIncoming(h.from, &m)
 	}
 }
 

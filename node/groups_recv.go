@@ -26,16 +26,11 @@ type groupOpened struct {
 // sender's outbox must not retry it forever). Called with rk.mu held.
 func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Message, res *opened) error {
 	res.grp = &groupOpened{ack: wm.ID}
-	if wm.Kind() != e2e.KindText || wm.ReplyTo != (e2e.MessageID{}) {
-		res.grp.refused = fmt.Errorf("replies, edits, deletions and reactions in groups are not supported yet")
-		return rk.store.SaveRatchet(w)
-	}
 	if rk.groupOK == nil {
 		res.grp.refused = ErrUnknownGroup
 		return rk.store.SaveRatchet(w)
 	}
-	gm := &store.GroupMessage{Group: wm.Group, ID: wm.ID, From: p, SentAt: wm.SentAt, Body: wm.Body,
-		Stream: wm.Stream, Number: wm.Number}
+	gm := groupFromWire(wm, p)
 	if err := rk.groupOK(p, wm.Group); err != nil {
 		if errors.Is(err, errNotYetMember) {
 			res.grp.msg, res.grp.held = gm, true
@@ -75,8 +70,37 @@ func (t *sessions) groupDelivered(p peer.ID, g *groupOpened, cs *chatSession) {
 	case g.refused != nil:
 		t.emitError(p, fmt.Errorf("a group message from %s was refused: %w", identity.ShortID(p), g.refused))
 	case g.msg != nil && g.isNew:
-		m := g.msg.AsMessage()
-		t.emit(Event{Kind: EventMessage, Message: &m})
+		t.groups.reportIncoming(p, g.msg)
 	}
 	t.mail.sendReceipt(p, g.ack, cs)
+}
+
+// groupFromWire is a received group message (or action) from p.
+func groupFromWire(wm e2e.Message, p peer.ID) *store.GroupMessage {
+	gm := &store.GroupMessage{Group: wm.Group, ID: wm.ID, From: p, SentAt: wm.SentAt, Body: wm.Body,
+		Stream: wm.Stream, Number: wm.Number, ReplyTo: wm.ReplyTo, Target: wm.Target()}
+	switch wm.Kind() {
+	case e2e.KindEdit:
+		gm.Kind = store.KindEdit
+	case e2e.KindDelete:
+		gm.Kind = store.KindDelete
+	case e2e.KindReact:
+		gm.Kind, gm.Emoji = store.KindReact, wm.Emoji
+	}
+	return gm
+}
+
+// reportIncoming tells subscribers what a new group message from p did:
+// a text arrived, an action changed its target, or was refused.
+func (g *groups) reportIncoming(p peer.ID, gm *store.GroupMessage) {
+	m := gm.AsMessage()
+	switch {
+	case gm.Kind == store.KindText:
+		g.emit(Event{Kind: EventMessage, Message: &m})
+	case gm.Refused != "":
+		g.emitError(p, fmt.Errorf("%s sent %s in group %x that was refused: %s", identity.ShortID(p), actionName(gm.Kind), gm.Group[:4], gm.Refused))
+	case gm.Applied != nil:
+		t := gm.Applied.AsMessage()
+		g.emit(Event{Kind: EventUpdate, Message: &t, Action: &m})
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/invite"
 	"github.com/certchat/certchat/node"
@@ -253,7 +254,7 @@ func (h *handler) send(c request, w *lineWriter, fail func(error)) {
 }
 
 // reply sends a reply into the conversation of the message replied to;
-// "to", if given, must name that conversation's peer.
+// "to", if given, must name that conversation's peer, or its group.
 func (h *handler) reply(c request, w *lineWriter, fail func(error)) {
 	target, err := e2e.ParseMessageID(c.ReplyTo)
 	if err != nil {
@@ -263,10 +264,16 @@ func (h *handler) reply(c request, w *lineWriter, fail func(error)) {
 	if c.To != "" {
 		ct, err := h.n.Trust().Resolve(c.To)
 		if err != nil {
-			fail(err)
-			return
-		}
-		if t, err := h.n.Store().Message(target); err == nil && t.Peer != ct.PeerID {
+			if gi, gerr := h.n.FindGroup(c.To); gerr == nil {
+				if gm, err := h.n.GroupDelivery(target); err == nil && group.ID(gm.Group) != gi.ID {
+					fail(fmt.Errorf("message %s is not in the group %s", target, c.To))
+					return
+				}
+			} else {
+				fail(err)
+				return
+			}
+		} else if t, err := h.n.Store().Message(target); err == nil && t.Peer != ct.PeerID {
 			fail(fmt.Errorf("message %s is not in the conversation with %s", target, c.To))
 			return
 		}
@@ -276,7 +283,7 @@ func (h *handler) reply(c request, w *lineWriter, fail func(error)) {
 		fail(err)
 		return
 	}
-	w.write(evStatus{Event: "accepted", Ref: c.Ref, ID: m.ID.String(), To: m.Peer.String()})
+	w.write(acceptedJSON(c.Ref, m))
 }
 
 // act edits, deletes or reacts to a message: answered accepted with the
@@ -301,7 +308,16 @@ func (h *handler) act(c request, w *lineWriter, fail func(error)) {
 		fail(err)
 		return
 	}
-	w.write(evStatus{Event: "accepted", Ref: c.Ref, ID: a.ID.String(), To: a.Peer.String()})
+	w.write(acceptedJSON(c.Ref, a))
+}
+
+// acceptedJSON answers a reply or action: "to" is the peer, or for a
+// group message the group's ID (also in "group").
+func acceptedJSON(ref string, m store.Message) evStatus {
+	if g := groupID(m.Group); g != "" {
+		return evStatus{Event: "accepted", Ref: ref, ID: m.ID.String(), To: g, Group: g}
+	}
+	return evStatus{Event: "accepted", Ref: ref, ID: m.ID.String(), To: m.Peer.String()}
 }
 
 // indicate marks a conversation seen (read markers) or says we type.

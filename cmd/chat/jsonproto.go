@@ -107,6 +107,7 @@ type evEdited struct {
 	Text   string `json:"text"` // the text now
 	TS     string `json:"ts"`
 	Action string `json:"action"`
+	Group  string `json:"group,omitempty"` // the target is a group message: its group
 }
 
 type evDeleted struct {
@@ -116,6 +117,7 @@ type evDeleted struct {
 	From   string `json:"from"`
 	TS     string `json:"ts"`
 	Action string `json:"action"`
+	Group  string `json:"group,omitempty"` // the target is a group message: its group
 }
 
 type evReaction struct {
@@ -126,6 +128,7 @@ type evReaction struct {
 	Emoji  string `json:"emoji,omitempty"` // left out: taken back
 	TS     string `json:"ts"`
 	Action string `json:"action"`
+	Group  string `json:"group,omitempty"` // the target is a group message: its group
 }
 
 type evTyping struct {
@@ -291,14 +294,17 @@ func updateJSON(e node.Event, self string) any {
 	if a.Direction == store.Incoming {
 		from = a.Peer.String()
 	}
-	id, peer, ts, action := m.ID.String(), m.Peer.String(), stamp(a.SentAt), a.ID.String()
+	id, peer, ts, action, group := m.ID.String(), m.Peer.String(), stamp(a.SentAt), a.ID.String(), groupID(a.Group)
+	if group != "" && m.Direction == store.Outgoing {
+		peer = "" // our own group message: no one peer
+	}
 	switch a.Kind {
 	case store.KindEdit:
-		return evEdited{Event: "edited", ID: id, Peer: peer, From: from, Text: m.Body, TS: ts, Action: action}
+		return evEdited{Event: "edited", ID: id, Peer: peer, From: from, Text: m.Body, TS: ts, Action: action, Group: group}
 	case store.KindDelete:
-		return evDeleted{Event: "deleted", ID: id, Peer: peer, From: from, TS: ts, Action: action}
+		return evDeleted{Event: "deleted", ID: id, Peer: peer, From: from, TS: ts, Action: action, Group: group}
 	case store.KindReact:
-		return evReaction{Event: "reaction", ID: id, Peer: peer, From: from, Emoji: a.Emoji, TS: ts, Action: action}
+		return evReaction{Event: "reaction", ID: id, Peer: peer, From: from, Emoji: a.Emoji, TS: ts, Action: action, Group: group}
 	}
 	return nil
 }

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Replies, edits, deletions and reactions in groups (docs/PROTOCOL.md
+// §14.5). An action is a group message of its own, stored once (hidden
+// from the history) and applied to its target in the same transaction,
+// with the rules of a private conversation: the target must be a text of
+// the same group; only its author edits or deletes it (the sender the
+// pairwise session authenticated, never a claim of the message), within
+// EditWindow; any member reacts, one reaction per member. The node checks
+// membership before. An action whose target has not arrived is refused
+// (not held, unlike in a private conversation).
+
+func encodeGroupAction(m *GroupMessage, sm *storedGroupMessage) {
+	sm.Kind, sm.Emoji, sm.Deleted, sm.Refused = m.Kind, m.Emoji, m.Deleted, m.Refused
+	if m.Target != (e2e.MessageID{}) {
+		sm.Target = m.Target.String()
+	}
+	if m.ReplyTo != (e2e.MessageID{}) {
+		sm.ReplyTo = m.ReplyTo.String()
+	}
+	sm.Edited = optTime(m.Edited)
+	sm.Reactions = nil
+	for _, r := range m.Reactions {
+		from := ""
+		if r.From != "" {
+			from = r.From.String()
+		}
+		sm.Reactions = append(sm.Reactions, storedReaction{From: from, Emoji: r.Emoji})
+	}
+}
+
+func decodeGroupAction(sm *storedGroupMessage, m *GroupMessage) error {
+	m.Kind, m.Emoji, m.Deleted, m.Refused = sm.Kind, sm.Emoji, sm.Deleted, sm.Refused
+	m.Edited = fromOptTime(sm.Edited)
+	var err error
+	if sm.Target != "" {
+		if m.Target, err = e2e.ParseMessageID(sm.Target); err != nil {
+			return err
+		}
+	}
+	if sm.ReplyTo != "" {
+		if m.ReplyTo, err = e2e.ParseMessageID(sm.ReplyTo); err != nil {
+			return err
+		}
+	}
+	for _, r := range sm.Reactions {
+		var from peer.ID
+		if r.From != "" {
+			if from, err = peer.Decode(r.From); err != nil {
+				return err
+			}
+		}
+		m.Reactions = append(m.Reactions, Reaction{From: from, Emoji: r.Emoji})
+	}
+	return nil
+}
+
+// applyGroupAction applies a (ours if outgoing, else by a.From) to its
+// target and rewrites the target; a.Applied is the target after.
+func (s *Store) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) error {
+	var v []byte
+	if idx := tx.Bucket(bktGIDs); idx != nil {
+		v = idx.Get(a.Target[:])
+	}
+	if v == nil || len(v) != e2e.GroupIDLen+8 || GroupID(v[:e2e.GroupIDLen]) != a.Group {
+		return fmt.Errorf("message %s: %w", a.Target, ErrNoTarget)
+	}
+	seq := binary.BigEndian.Uint64(v[e2e.GroupIDLen:])
+	b := tx.Bucket(bktGMsgs).Bucket(a.Group[:])
+	if b == nil {
+		return corrupt(gmsgRecord(a.Group, seq), errors.New("missing"))
+	}
+	t, err := s.decodeGroupMessage(a.Group, seq, b.Get(seqKey(seq)))
+	if err != nil {
+		return err
+	}
+	if t.Kind != KindText || t.Changes != nil {
+		return fmt.Errorf("message %s: %w", a.Target, ErrNoTarget)
+	}
+	if t.Deleted {
+		return ErrDeleted
+	}
+	switch a.Kind {
+	case KindEdit, KindDelete:
+		ours := a.Direction == Outgoing
+		if ours != (t.Direction == Outgoing) || !ours && t.From != a.From {
+			return ErrNotYours
+		}
+		if ours && now.Sub(t.SentAt) > EditWindow ||
+			!ours && (a.SentAt.Sub(t.SentAt) > EditWindow+editClockSlack || now.Sub(t.StoredAt) > lateActionLimit) {
+			return ErrTooOld
+		}
+		if a.Kind == KindDelete {
+			t.Body, t.Deleted, t.Edited, t.Reactions = "", true, time.Time{}, nil
+		} else if !a.SentAt.Before(t.Edited) {
+			t.Body, t.Edited = a.Body, a.SentAt
+		}
+	case KindReact:
+		from := a.From // empty: ours
+		t.Reactions = slices.DeleteFunc(t.Reactions, func(r Reaction) bool { return r.From == from })
+		if a.Emoji != "" {
+			t.Reactions = append(t.Reactions, Reaction{From: from, Emoji: a.Emoji})
+		}
+	default:
+		return fmt.Errorf("message %s: unknown kind %q", a.ID, a.Kind)
+	}
+	enc, err := s.encodeGroupMessage(&t)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(seqKey(seq), enc); err != nil {
+		return err
+	}
+	if err := loadDeliveries(tx, &t); err != nil {
+		return err
+	}
+	a.Applied = &t
+	return nil
+}
