@@ -129,3 +129,30 @@ func (s *Store) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) er
 	a.Applied = &t
 	return nil
 }
+
+// SetGroupSent records that the copies ids of outgoing group messages
+// were written to member p's live session (sent), and returns those whose
+// status changed. Calls from the members' outbox workers at about the
+// same time share one transaction (bbolt's Batch), so a message written
+// to many members does not cost a durable write per member. A copy
+// already queued at a relay or delivered stays so.
+func (s *Store) SetGroupSent(p peer.ID, ids []e2e.MessageID, now time.Time) ([]Message, error) {
+	var out []Message
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		out = out[:0] // Batch may run this again
+		for _, id := range ids {
+			m, changed, err := s.setGroupStatusOf(tx, id, p, StatusSent, now)
+			if errors.Is(err, ErrNotFound) {
+				continue // acknowledged and gone meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if changed {
+				out = append(out, m)
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -47,6 +47,9 @@ type eventStream struct {
 	name func(store.Message) string
 	self string            // our peer ID, the author of our edits and reactions
 	last map[string]string // peer ID → its last peer line
+	// delivery reads a group message's delivery to every member, for the
+	// counts of a group copy's status line (nil: left out).
+	delivery func(e2e.MessageID) (store.GroupMessage, error)
 }
 
 func newEventStream(w *lineWriter, name func(store.Message) string, self string) *eventStream {
@@ -61,6 +64,13 @@ func (es *eventStream) event(e node.Event) {
 			return
 		}
 		es.last[p.PeerID] = line
+	}
+	if st, ok := v.(evStatus); ok && st.Group != "" && es.delivery != nil {
+		if d, err := es.delivery(e.Message.ID); err == nil && d.Changes == nil {
+			n := d.Delivered()
+			st.Delivered, st.Members, st.Waiting = &n, len(d.Members), peerStrings(d.Waiting())
+			v = st
+		}
 	}
 	es.w.write(v)
 }
@@ -79,6 +89,7 @@ func (h *handler) serve(r io.Reader, w *lineWriter, events bool) {
 		defer sub.Close()
 		go func() {
 			es := newEventStream(w, h.name, h.n.ID().String())
+			es.delivery = h.n.GroupDelivery
 			for e := range sub.C {
 				es.event(e)
 			}

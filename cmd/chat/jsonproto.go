@@ -144,6 +144,11 @@ type evStatus struct {
 	To    string `json:"to"`
 	Error string `json:"error,omitempty"`
 	Group string `json:"group,omitempty"` // a group message's copy to member to
+	// A group copy's status: how many members have the message, of how
+	// many, and who does not yet.
+	Delivered *int     `json:"delivered,omitempty"`
+	Members   int      `json:"members,omitempty"`
+	Waiting   []string `json:"waiting,omitempty"`
 }
 
 type evError struct {

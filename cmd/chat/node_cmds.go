@@ -288,6 +288,7 @@ func runDaemon(c *ctx) error {
 	go func() {
 		defer close(printed)
 		es := newEventStream(out, hd.name, n.ID().String())
+		es.delivery = n.GroupDelivery
 		for e := range sub.C {
 			if c.opts.json {
 				es.event(e)
