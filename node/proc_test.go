@@ -169,8 +169,11 @@ func startDaemon(t testing.TB, name, home string, port int, flags ...string) *da
 func startDaemonArgs(t testing.TB, name, home string, port int, extra ...string) *daemon {
 	t.Helper()
 	logf := filepath.Join(home, fmt.Sprintf("daemon-%d.log", time.Now().UnixNano()))
-	args := append([]string{"daemon", "--json", "--home", home,
-		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), "--log", logf}, extra...)
+	args := []string{"daemon", "--json", "--home", home, "--log", logf}
+	if port >= 0 { // a negative port: the listen addresses are in extra
+		args = append(args, "--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
+	}
+	args = append(args, extra...)
 	cmd := exec.Command(testproc.ChatBinary(t), args...)
 	cmd.Env = procEnv(home)
 	stdin, err := cmd.StdinPipe()
