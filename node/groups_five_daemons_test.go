@@ -151,7 +151,9 @@ func TestGroupFiveDaemons(t *testing.T) {
 	// Bob becomes an admin. Dave goes offline.
 	alice.do("a", map[string]any{"cmd": "group_admin", "group": gid, "peer": "bob"})
 	for _, d := range []*daemon{bob, carol, dave} {
-		d.waitEvent("bob an admin", func(e event) bool { return e.str("event") == "group" && e.str("id") == gid && len(e["admins"].([]any)) == 2 })
+		d.waitEvent("bob an admin", func(e event) bool {
+			return e.str("event") == "group" && e.str("id") == gid && len(e["admins"].([]any)) == 2
+		})
 	}
 	dave.quit()
 	away := bob.do("s", map[string]any{"cmd": "send", "to": gid, "text": "while dave is away"}).str("id")
