@@ -3,8 +3,10 @@ package node
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/store"
@@ -103,6 +105,9 @@ func (g *groups) hold(p peer.ID, m store.GroupMessage) {
 		g.sweeping = false
 		g.heldMu.Unlock()
 	}
+	// The add may have been applied by another session's read loop since
+	// this message was checked: decide now rather than at the next change.
+	g.release(id)
 }
 
 // sweep drops held messages whose time ran out; it ends when none is held.
@@ -158,32 +163,31 @@ func (g *groups) sweep() {
 // we are no longer a member; the others wait on.
 func (g *groups) release(id group.ID) {
 	g.heldMu.Lock()
-	hs := g.held[id]
+	hs := slices.Clone(g.held[id]) // the sweep filters the slice in place
 	g.heldMu.Unlock()
 	if len(hs) == 0 {
 		return
 	}
 	s, ok := g.state(id)
-	var admit, drop []heldMessage
-	var whyDrop []error
-	done := map[any]bool{}
+	why := map[e2e.MessageID]error{} // nil: admit
 	for _, h := range hs {
 		switch {
 		case !ok || !s.IsMember(g.host.ID()):
-			drop, whyDrop = append(drop, h), append(whyDrop, ErrNotGroupMember)
+			why[h.msg.ID] = ErrNotGroupMember
 		case s.IsMember(h.from):
-			admit = append(admit, h)
+			why[h.msg.ID] = nil
 		case g.named(id, h.from):
-			drop, whyDrop = append(drop, h), append(whyDrop, fmt.Errorf("%w: the changes that came name them and do not make them one", group.ErrNotMember))
-		default:
-			continue
+			why[h.msg.ID] = fmt.Errorf("%w: the changes that came name them and do not make them one", group.ErrNotMember)
 		}
-		done[h.msg.ID] = true
 	}
+	// Only what is still held is decided here (a release running at the
+	// same time, or the sweep, may have taken some).
+	var decided []heldMessage
 	g.heldMu.Lock()
 	kept := g.held[id][:0]
 	for _, h := range g.held[id] {
-		if done[h.msg.ID] {
+		if _, ok := why[h.msg.ID]; ok {
+			decided = append(decided, h)
 			g.heldCount--
 			g.heldBytes -= h.size()
 			continue
@@ -196,11 +200,12 @@ func (g *groups) release(id group.ID) {
 		g.held[id] = kept
 	}
 	g.heldMu.Unlock()
-	for i, h := range drop {
-		g.drop(h, whyDrop[i])
-	}
-	for _, h := range admit {
-		g.admit(h)
+	for _, h := range decided { // in the order they came: a text before a reaction to it
+		if err := why[h.msg.ID]; err != nil {
+			g.drop(h, err)
+		} else {
+			g.admit(h)
+		}
 	}
 }
 
