@@ -72,14 +72,26 @@ func TestGroupFiveDaemons(t *testing.T) {
 	ds := map[string]*daemon{}
 	for _, n := range names {
 		if n == "carol" {
-			ds[n] = startDaemon(t, n, homes[n], -1, append([]string{"--listen", "none"}, flags...)...)
+			ds[n] = spawnDaemon(t, n, homes[n], -1, append([]string{"--no-mdns", "--listen", "none"}, flags...)...)
 		} else {
-			ds[n] = startDaemon(t, n, homes[n], 0, flags...)
+			ds[n] = spawnDaemon(t, n, homes[n], 0, append([]string{"--no-mdns"}, flags...)...)
 		}
 	}
+	for _, n := range names {
+		ds[n].waitListening()
+	}
 	alice, bob, carol, dave, erin := ds["alice"], ds["bob"], ds["carol"], ds["dave"], ds["erin"]
-	if a := carol.addr(); !strings.Contains(a, "/p2p-circuit") {
-		t.Fatalf("carol is reachable otherwise than through the relay: %s", a)
+	if !strings.Contains(carol.addr(), "/p2p-circuit") { // listening at first on no address
+		carol.waitEvent("carol's address through the relay", func(e event) bool {
+			a, _ := e["addrs"].([]any)
+			return e.str("event") == "listening" && len(a) > 0 && strings.Contains(fmt.Sprint(a[0]), "/p2p-circuit")
+		})
+	}
+	ls := carol.eventsOf("listening")
+	for _, a := range ls[len(ls)-1]["addrs"].([]any) {
+		if !strings.Contains(fmt.Sprint(a), "/p2p-circuit") {
+			t.Fatalf("carol is reachable otherwise than through the relay: %s", a)
+		}
 	}
 	// Every command of this setup is sent at once, then the answers read.
 	for _, a := range names {
