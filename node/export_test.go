@@ -49,7 +49,7 @@ func (n *Node) SentOnSessionForTest(p peer.ID) int {
 
 // HeldForTest is how many group messages wait for their senders' adds.
 func (n *Node) HeldForTest() int {
-	n.groups.heldMu.Lock()
-	defer n.groups.heldMu.Unlock()
-	return n.groups.heldCount
+	n.groups.held.mu.Lock()
+	defer n.groups.held.mu.Unlock()
+	return n.groups.held.count
 }

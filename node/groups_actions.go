@@ -16,9 +16,9 @@ import (
 // The store checks who may (store/groups_actions.go); a receiver accepts
 // it only from a member, as for a text.
 
-// groupTarget reads the group message id, if it is one.
-func (n *Node) groupTarget(id e2e.MessageID) (store.GroupMessage, bool, error) {
-	gm, err := n.store.GroupMessageByID(id)
+// target reads the group message id, if it is one.
+func (g *Groups) target(id e2e.MessageID) (store.GroupMessage, bool, error) {
+	gm, err := g.store.Groups().GroupMessageByID(id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return store.GroupMessage{}, false, nil
@@ -30,18 +30,18 @@ func (n *Node) groupTarget(id e2e.MessageID) (store.GroupMessage, bool, error) {
 	return gm, true, nil
 }
 
-// groupReply sends a reply to t in its group.
-func (n *Node) groupReply(t store.GroupMessage, text string) (store.Message, error) {
-	m, err := n.groupPost(group.ID(t.Group), store.GroupMessage{Body: text, ReplyTo: t.ID})
+// reply sends a reply to t in its group.
+func (g *Groups) reply(t store.GroupMessage, text string) (store.Message, error) {
+	m, err := g.post(group.ID(t.Group), store.GroupMessage{Body: text, ReplyTo: t.ID})
 	if err != nil {
 		return store.Message{}, fmt.Errorf("reply: %w", err)
 	}
 	return m.AsMessage(), nil
 }
 
-// groupAct sends an action on t in its group.
-func (n *Node) groupAct(t store.GroupMessage, kind store.Kind, body, emoji string) (store.Message, store.Message, error) {
-	m, err := n.groupPost(group.ID(t.Group), store.GroupMessage{Kind: kind, Target: t.ID, Body: body, Emoji: emoji})
+// act sends an action on t in its group.
+func (g *Groups) act(t store.GroupMessage, kind store.Kind, body, emoji string) (store.Message, store.Message, error) {
+	m, err := g.post(group.ID(t.Group), store.GroupMessage{Kind: kind, Target: t.ID, Body: body, Emoji: emoji})
 	if err != nil {
 		return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)
 	}
@@ -50,6 +50,6 @@ func (n *Node) groupAct(t store.GroupMessage, kind store.Kind, body, emoji strin
 	if m.Applied != nil {
 		target = m.Applied.AsMessage()
 	}
-	n.emit(Event{Kind: EventUpdate, Message: &target, Action: &a})
+	g.emit(Event{Kind: EventUpdate, Message: &target, Action: &a})
 	return a, target, nil
 }

@@ -24,7 +24,7 @@ func (tn *testNode) waitActionUpdate(target, action e2e.MessageID) store.Message
 
 func groupMsg(t *testing.T, tn *testNode, id group.ID, msg e2e.MessageID) store.GroupMessage {
 	t.Helper()
-	h, err := tn.GroupHistory(id, 0, 100)
+	h, err := tn.Groups().History(id, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestGroupActions(t *testing.T) {
 	bob := startNode(t, newHome(t, "bob"))
 	carol := startNode(t, newHome(t, "carol"))
 	trustEachOther(t, alice, bob, carol)
-	gi, err := alice.GroupCreate("team", []peer.ID{bob.ID(), carol.ID()})
+	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID(), carol.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestGroupActions(t *testing.T) {
 	carol.waitGroupMessage(m.ID)
 
 	// A reply.
-	r, err := carol.Reply(m.ID, "yes")
+	r, err := carol.Messages().Reply(m.ID, "yes")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestGroupActions(t *testing.T) {
 	}
 
 	// Bob edits his message.
-	edit, _, err := bob.Edit(m.ID, "lunch at one?")
+	edit, _, err := bob.Messages().Edit(m.ID, "lunch at one?")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestGroupActions(t *testing.T) {
 	}
 
 	// Carol reacts; alice too.
-	react, _, err := carol.React(m.ID, "👍")
+	react, _, err := carol.Messages().React(m.ID, "👍")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestGroupActions(t *testing.T) {
 
 	// Carol cannot edit bob's message: her node refuses, and forced,
 	// every member refuses it.
-	if _, _, err := carol.Edit(m.ID, "lunch cancelled"); err == nil {
+	if _, _, err := carol.Messages().Edit(m.ID, "lunch cancelled"); err == nil {
 		t.Fatal("carol edited bob's message")
 	}
 	forged := store.Message{ID: e2e.NewMessageID(), Peer: alice.ID(), SentAt: time.Now(), Kind: store.KindEdit,
@@ -110,7 +110,7 @@ func TestGroupActions(t *testing.T) {
 	}
 
 	// Bob deletes it: gone for everyone, reactions too.
-	del, _, err := bob.Delete(m.ID)
+	del, _, err := bob.Messages().Delete(m.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,12 +123,12 @@ func TestGroupActions(t *testing.T) {
 	// Carol is removed; her reaction, forced, is refused.
 	m2 := alice.groupSend(id, "carol, bye")
 	carol.waitGroupMessage(m2.ID)
-	if _, err := alice.GroupRemove(id, carol.ID()); err != nil {
+	if _, err := alice.Groups().Remove(id, carol.ID()); err != nil {
 		t.Fatal(err)
 	}
 	carol.waitGroup(id, "her removal", func(g node.GroupInfo) bool { return !g.Member })
 	bob.waitGroup(id, "carol's removal", func(g node.GroupInfo) bool { return len(g.Members) == 2 })
-	if _, _, err := carol.React(m2.ID, "😢"); err == nil {
+	if _, _, err := carol.Messages().React(m2.ID, "😢"); err == nil {
 		t.Fatal("a removed member reacted")
 	}
 	forcedReact := store.Message{ID: e2e.NewMessageID(), Peer: alice.ID(), SentAt: time.Now(), Kind: store.KindReact,

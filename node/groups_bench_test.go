@@ -35,10 +35,10 @@ func benchGroup(b *testing.B, members int) {
 	for i := range nodes {
 		nodes[i] = startNode(b, newHome(b, fmt.Sprintf("m%d", i)), tcp)
 		ids[i] = nodes[i].ID()
-		if err := sender.TrustPeer(ids[i], false); err != nil {
+		if err := sender.Contacts().Trust(ids[i], false); err != nil {
 			b.Fatal(err)
 		}
-		if err := nodes[i].TrustPeer(sender.ID(), false); err != nil {
+		if err := nodes[i].Contacts().Trust(sender.ID(), false); err != nil {
 			b.Fatal(err)
 		}
 		sender.Host().Peerstore().AddAddrs(ids[i], nodes[i].Host().Addrs(), time.Hour)
@@ -61,7 +61,7 @@ func benchGroup(b *testing.B, members int) {
 			}
 		}()
 	}
-	gi, err := sender.GroupCreate("bench", ids)
+	gi, err := sender.Groups().Create("bench", ids)
 	if err != nil {
 		b.Fatal(err)
 	}

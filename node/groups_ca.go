@@ -39,8 +39,8 @@ func CAHash(cert *x509.Certificate) []byte {
 
 // memberCA says whether p holds, now, a valid certificate from the
 // trusted CA that ca names; nil if so.
-func (n *Node) memberCA(p peer.ID, ca []byte) error {
-	_, err := n.memberIssuer(p, ca)
+func (g *Groups) memberCA(p peer.ID, ca []byte) error {
+	_, err := g.memberIssuer(p, ca)
 	return err
 }
 
@@ -54,8 +54,8 @@ func (n *Node) memberCA(p peer.ID, ca []byte) error {
 // intermediate only the peer presents is not enough (PROTOCOL §2: a
 // certificate is CA-verified only when issued directly by a CA the user
 // trusts).
-func (n *Node) memberIssuer(p peer.ID, ca []byte) (string, error) {
-	anchors, err := n.trust.Roots()
+func (g *Groups) memberIssuer(p peer.ID, ca []byte) (string, error) {
+	anchors, err := g.trust.Roots()
 	if err != nil {
 		return "", err
 	}
@@ -69,21 +69,20 @@ func (n *Node) memberIssuer(p peer.ID, ca []byte) (string, error) {
 		return "", ErrGroupCAUntrusted
 	}
 	var cert *x509.Certificate
-	if p == n.host.ID() {
-		cert = n.id.Certificate()
-	} else if c, ok := n.Certificate(p); ok {
+	if p == g.host.ID() {
+		cert = g.id.Certificate()
+	} else if c, ok := g.book.certificate(p); ok {
 		cert = c
 	} else {
 		return "", fmt.Errorf("%w (no certificate seen yet: connect first)", ErrNotFromGroupCA)
 	}
-	now := n.cfg.Now()
-	if now.After(cert.NotAfter) || now.Before(cert.NotBefore) {
-		if cert.CheckSignatureFrom(root) == nil {
-			return "", ErrMemberCertExpired
-		}
+	now := g.cfg.Now()
+	direct := cert.CheckSignatureFrom(root) == nil
+	if direct && (now.After(cert.NotAfter) || now.Before(cert.NotBefore)) {
+		return "", ErrMemberCertExpired
 	}
 	rootName := identity.SanitizeName(root.Subject.CommonName)
-	if cert.CheckSignatureFrom(root) == nil {
+	if direct {
 		return rootName, nil
 	}
 	via, err := throughIntermediate(cert, root, anchors, now)
@@ -118,11 +117,11 @@ func throughIntermediate(cert, root *x509.Certificate, anchors []*x509.Certifica
 		}
 	}
 	issuer := identity.SanitizeName(cert.Issuer.CommonName)
-	var expired x509.CertificateInvalidError
+	var invalid x509.CertificateInvalidError
 	switch {
-	case errors.As(verr, &expired) && expired.Reason == x509.Expired:
+	case errors.As(verr, &invalid) && invalid.Reason == x509.Expired:
 		return "", ErrMemberCertExpired
-	case errors.As(verr, &expired) && expired.Reason == x509.TooManyIntermediates:
+	case errors.As(verr, &invalid) && invalid.Reason == x509.TooManyIntermediates:
 		return "", fmt.Errorf("%w (issued by %s, below the group's CA deeper than its path length allows)", ErrNotFromGroupCA, issuer)
 	case verr != nil && !slices.ContainsFunc(anchors, func(a *x509.Certificate) bool { return cert.CheckSignatureFrom(a) == nil }):
 		return "", fmt.Errorf("%w (issued by %s; if that is an intermediate CA of the group's CA, trust it with `chat trust add-ca --intermediate`)", ErrNotFromGroupCA, issuer)
@@ -130,18 +129,17 @@ func throughIntermediate(cert, root *x509.Certificate, anchors []*x509.Certifica
 	return "", fmt.Errorf("%w (issued by %s, which does not chain to the group's CA: %v)", ErrNotFromGroupCA, issuer, verr)
 }
 
-// GroupIssuers names, for each member of a group bound to a CA, the CA
-// that vouches for it ("Acme Root", or "Acme Root, through Acme Team
-// CA"); a member without one is in GroupFlags instead. Empty for other
-// groups.
-func (n *Node) GroupIssuers(id group.ID) map[peer.ID]string {
-	s, ok := n.groups.state(id)
+// Issuers names, for each member of a group bound to a CA, the CA that
+// vouches for it ("Acme Root", or "Acme Root, through Acme Team CA"); a
+// member without one is in Flags instead. Empty for other groups.
+func (g *Groups) Issuers(id group.ID) map[peer.ID]string {
+	s, ok := g.state(id)
 	if !ok || s.CA == nil {
 		return nil
 	}
 	out := map[peer.ID]string{}
 	for _, p := range s.Members {
-		if name, err := n.memberIssuer(p, s.CA); err == nil {
+		if name, err := g.memberIssuer(p, s.CA); err == nil {
 			out[p] = name
 		}
 	}
@@ -150,29 +148,29 @@ func (n *Node) GroupIssuers(id group.ID) map[peer.ID]string {
 
 // checkCAMembers refuses, for a CA-bound group, members without a
 // certificate from its CA.
-func (n *Node) checkCAMembers(ca []byte, members []peer.ID) error {
+func (g *Groups) checkCAMembers(ca []byte, members []peer.ID) error {
 	if ca == nil {
 		return nil
 	}
 	for _, p := range members {
-		if err := n.memberCA(p, ca); err != nil {
+		if err := g.memberCA(p, ca); err != nil {
 			return fmt.Errorf("%s cannot join a group bound to a CA: %w", identity.ShortID(p), err)
 		}
 	}
 	return nil
 }
 
-// GroupFlags lists, for a group bound to a CA, the members whose
+// Flags lists, for a group bound to a CA, the members whose
 // certificate no longer qualifies (expired, CA removed from trust), with
 // the reason. Empty for other groups.
-func (n *Node) GroupFlags(id group.ID) map[peer.ID]error {
-	s, ok := n.groups.state(id)
+func (g *Groups) Flags(id group.ID) map[peer.ID]error {
+	s, ok := g.state(id)
 	if !ok || s.CA == nil {
 		return nil
 	}
 	out := map[peer.ID]error{}
 	for _, p := range s.Members {
-		if err := n.memberCA(p, s.CA); err != nil {
+		if err := g.memberCA(p, s.CA); err != nil {
 			out[p] = err
 		}
 	}

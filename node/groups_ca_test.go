@@ -87,21 +87,21 @@ func TestGroupBoundToCAThroughIntermediate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g, err := alice.GroupCreateCA("acme", nil, node.CAHash(root.Cert))
+	g, err := alice.Groups().CreateCA("acme", nil, node.CAHash(root.Cert))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The intermediate is not trusted: bob is refused, and told how.
-	if _, err := alice.GroupAdd(g.ID, bob.ID()); !errors.Is(err, node.ErrNotFromGroupCA) || !strings.Contains(err.Error(), "--intermediate") {
+	if _, err := alice.Groups().Add(g.ID, bob.ID()); !errors.Is(err, node.ErrNotFromGroupCA) || !strings.Contains(err.Error(), "--intermediate") {
 		t.Fatalf("bob, issued by an untrusted intermediate: %v", err)
 	}
 	if err := alice.Trust().AddIntermediate(team.Cert); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.GroupAdd(g.ID, bob.ID()); err != nil {
+	if _, err := alice.Groups().Add(g.ID, bob.ID()); err != nil {
 		t.Fatalf("bob, issued by a trusted intermediate under the group's root: %v", err)
 	}
-	is := alice.GroupIssuers(g.ID)
+	is := alice.Groups().Issuers(g.ID)
 	if is[bob.ID()] != "Acme Root, through Acme Team CA" || is[alice.ID()] != "Acme Root" {
 		t.Fatalf("issuers: %q", is)
 	}
@@ -109,10 +109,10 @@ func TestGroupBoundToCAThroughIntermediate(t *testing.T) {
 	if err := alice.Trust().AddIntermediate(sub.Cert); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.GroupAdd(g.ID, dave.ID()); !errors.Is(err, node.ErrNotFromGroupCA) || !strings.Contains(err.Error(), "path length") {
+	if _, err := alice.Groups().Add(g.ID, dave.ID()); !errors.Is(err, node.ErrNotFromGroupCA) || !strings.Contains(err.Error(), "path length") {
 		t.Fatalf("dave, below the root's path length: %v", err)
 	}
-	if f := alice.GroupFlags(g.ID); len(f) != 0 {
+	if f := alice.Groups().Flags(g.ID); len(f) != 0 {
 		t.Fatalf("flags: %v", f)
 	}
 }

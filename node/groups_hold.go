@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
@@ -38,6 +39,21 @@ const (
 // member just added whose add has not reached us.
 var errNotYetMember = fmt.Errorf("%w yet", group.ErrNotMember)
 
+// holds is the groups' part that keeps the held messages (Groups.held):
+// its lock guards them, and is never held while calling other parts.
+// Its methods run on session read loops and mailbox loops (hold), on
+// whoever applies a group's changes (release) and on its sweep goroutine.
+type holds struct {
+	*core
+	groups *Groups
+
+	mu       sync.Mutex
+	held     map[group.ID][]heldMessage
+	count    int
+	bytes    int
+	sweeping bool // a sweep goroutine runs
+}
+
 // heldMessage is a group message waiting for its sender's add.
 type heldMessage struct {
 	from peer.ID
@@ -48,7 +64,7 @@ type heldMessage struct {
 func (h heldMessage) size() int { return len(h.msg.Body) + 256 }
 
 // holdTTL is the configured hold time.
-func (g *groups) holdTTL() time.Duration {
+func (g *holds) holdTTL() time.Duration {
 	if g.cfg.GroupHoldTTL > 0 {
 		return g.cfg.GroupHoldTTL
 	}
@@ -56,7 +72,7 @@ func (g *groups) holdTTL() time.Duration {
 }
 
 // named says whether a change of the group names p as a member.
-func (g *groups) named(id group.ID, p peer.ID) bool {
+func (g *Groups) named(id group.ID, p peer.ID) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	l, ok := g.logs[id]
@@ -65,16 +81,16 @@ func (g *groups) named(id group.ID, p peer.ID) bool {
 
 // hold keeps m from p until a change admits p, or drops it with the
 // reason when a bound is reached.
-func (g *groups) hold(p peer.ID, m store.GroupMessage) {
+func (g *holds) hold(p peer.ID, m store.GroupMessage) {
 	id := group.ID(m.Group)
 	h := heldMessage{from: p, msg: m, at: g.cfg.Now()}
-	g.heldMu.Lock()
+	g.mu.Lock()
 	if g.held == nil {
 		g.held = map[group.ID][]heldMessage{}
 	}
 	for _, o := range g.held[id] {
 		if o.msg.ID == m.ID {
-			g.heldMu.Unlock()
+			g.mu.Unlock()
 			return
 		}
 	}
@@ -82,28 +98,28 @@ func (g *groups) hold(p peer.ID, m store.GroupMessage) {
 	switch {
 	case len(g.held[id]) >= maxHeldPerGroup:
 		reason = fmt.Sprintf("%d messages of the group already wait for their senders' adds", maxHeldPerGroup)
-	case g.heldCount >= maxHeld || g.heldBytes+h.size() > maxHeldBytes:
+	case g.count >= maxHeld || g.bytes+h.size() > maxHeldBytes:
 		reason = "too many messages already wait for their senders' adds"
 	}
 	if reason == "" {
 		g.held[id] = append(g.held[id], h)
-		g.heldCount++
-		g.heldBytes += h.size()
+		g.count++
+		g.bytes += h.size()
 	}
 	start := reason == "" && !g.sweeping
 	if start {
 		g.sweeping = true
 	}
-	g.heldMu.Unlock()
+	g.mu.Unlock()
 	if reason != "" {
 		g.drop(h, errors.New(reason))
 		return
 	}
 	g.log.Info("group message held until its sender's add arrives", "group", id.Short(), "peer", p, "id", m.ID)
 	if start && !g.work.goDo(g.sweep) {
-		g.heldMu.Lock()
+		g.mu.Lock()
 		g.sweeping = false
-		g.heldMu.Unlock()
+		g.mu.Unlock()
 	}
 	// The add may have been applied by another session's read loop since
 	// this message was checked: decide now rather than at the next change.
@@ -111,20 +127,20 @@ func (g *groups) hold(p peer.ID, m store.GroupMessage) {
 }
 
 // sweep drops held messages whose time ran out; it ends when none is held.
-func (g *groups) sweep() {
+func (g *holds) sweep() {
 	ttl := g.holdTTL()
 	for {
 		now := g.cfg.Now()
 		var expired []heldMessage
 		next := time.Duration(-1)
-		g.heldMu.Lock()
+		g.mu.Lock()
 		for id, hs := range g.held {
 			kept := hs[:0]
 			for _, h := range hs {
 				if left := ttl - now.Sub(h.at); left <= 0 {
 					expired = append(expired, h)
-					g.heldCount--
-					g.heldBytes -= h.size()
+					g.count--
+					g.bytes -= h.size()
 				} else {
 					kept = append(kept, h)
 					if next < 0 || left < next {
@@ -141,7 +157,7 @@ func (g *groups) sweep() {
 		if next < 0 {
 			g.sweeping = false
 		}
-		g.heldMu.Unlock()
+		g.mu.Unlock()
 		for _, h := range expired {
 			g.drop(h, fmt.Errorf("no change making them a member came within %s", ttl))
 		}
@@ -149,9 +165,9 @@ func (g *groups) sweep() {
 			return
 		}
 		if !g.sleep(next) { // the node is closing
-			g.heldMu.Lock()
+			g.mu.Lock()
 			g.sweeping = false
-			g.heldMu.Unlock()
+			g.mu.Unlock()
 			return
 		}
 	}
@@ -161,14 +177,14 @@ func (g *groups) sweep() {
 // membership changed: stored if their sender is a member now, dropped if
 // the group's changes name the sender and still do not admit it, or if
 // we are no longer a member; the others wait on.
-func (g *groups) release(id group.ID) {
-	g.heldMu.Lock()
+func (g *holds) release(id group.ID) {
+	g.mu.Lock()
 	hs := slices.Clone(g.held[id]) // the sweep filters the slice in place
-	g.heldMu.Unlock()
+	g.mu.Unlock()
 	if len(hs) == 0 {
 		return
 	}
-	s, ok := g.state(id)
+	s, ok := g.groups.state(id)
 	why := map[e2e.MessageID]error{} // nil: admit
 	for _, h := range hs {
 		switch {
@@ -176,20 +192,20 @@ func (g *groups) release(id group.ID) {
 			why[h.msg.ID] = ErrNotGroupMember
 		case s.IsMember(h.from):
 			why[h.msg.ID] = nil
-		case g.named(id, h.from):
+		case g.groups.named(id, h.from):
 			why[h.msg.ID] = fmt.Errorf("%w: the changes that came name them and do not make them one", group.ErrNotMember)
 		}
 	}
 	// Only what is still held is decided here (a release running at the
 	// same time, or the sweep, may have taken some).
 	var decided []heldMessage
-	g.heldMu.Lock()
+	g.mu.Lock()
 	kept := g.held[id][:0]
 	for _, h := range g.held[id] {
 		if _, ok := why[h.msg.ID]; ok {
 			decided = append(decided, h)
-			g.heldCount--
-			g.heldBytes -= h.size()
+			g.count--
+			g.bytes -= h.size()
 			continue
 		}
 		kept = append(kept, h)
@@ -199,7 +215,7 @@ func (g *groups) release(id group.ID) {
 	} else {
 		g.held[id] = kept
 	}
-	g.heldMu.Unlock()
+	g.mu.Unlock()
 	for _, h := range decided { // in the order they came: a text before a reaction to it
 		if err := why[h.msg.ID]; err != nil {
 			g.drop(h, err)
@@ -210,21 +226,21 @@ func (g *groups) release(id group.ID) {
 }
 
 // admit stores a held message whose sender is now a member.
-func (g *groups) admit(h heldMessage) {
+func (g *holds) admit(h heldMessage) {
 	m := h.msg
-	isNew, err := g.store.ReceiveGroup(&m, g.cfg.Now())
+	isNew, err := g.store.Groups().ReceiveGroup(&m, g.cfg.Now())
 	if err != nil {
 		g.emitError(h.from, fmt.Errorf("store a group message from %s: %w", identity.ShortID(h.from), err))
 		return
 	}
 	g.log.Info("held group message accepted: its sender's add arrived", "group", group.ID(m.Group).Short(), "peer", h.from, "id", m.ID)
 	if isNew {
-		g.reportIncoming(h.from, &m)
+		g.groups.reportIncoming(h.from, &m)
 	}
 }
 
 // drop reports a held message given up, with the reason.
-func (g *groups) drop(h heldMessage, why error) {
+func (g *holds) drop(h heldMessage, why error) {
 	g.log.Info("held group message dropped", "group", group.ID(h.msg.Group).Short(), "peer", h.from, "id", h.msg.ID, "reason", why)
 	g.emitError(h.from, fmt.Errorf("a group message from %s was refused: %s is not a member of the group: %w",
 		identity.ShortID(h.from), identity.ShortID(h.from), why))

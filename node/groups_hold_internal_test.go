@@ -52,10 +52,10 @@ func TestGroupHeldReleasedOrDropped(t *testing.T) {
 	if err := bob.groups.mayPost(erin, store.GroupID(id)); err == nil || !strings.Contains(err.Error(), "not a member of the group yet") {
 		t.Fatalf("a stranger's message: %v, want to hold it", err)
 	}
-	bob.groups.hold(erin, msg(erin, "from erin"))
+	bob.groups.held.hold(erin, msg(erin, "from erin"))
 	md := msg(dave, "from dave")
-	bob.groups.hold(dave, md)
-	bob.groups.hold(dave, md) // the same message again is held once
+	bob.groups.held.hold(dave, md)
+	bob.groups.held.hold(dave, md) // the same message again is held once
 	if n := bob.heldCountForTest(); n != 2 {
 		t.Fatalf("%d held, want 2", n)
 	}
@@ -103,7 +103,7 @@ func TestGroupHoldBounded(t *testing.T) {
 	id := group.ID(create.Hash())
 	bob.groups.receive(alice, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: id, Changes: [][]byte{create.Bytes()}})
 	for i := range maxHeldPerGroup + 1 {
-		bob.groups.hold(erin, store.GroupMessage{Group: store.GroupID(id), ID: e2e.NewMessageID(), From: erin, Body: "x", Number: uint64(i + 1)})
+		bob.groups.held.hold(erin, store.GroupMessage{Group: store.GroupID(id), ID: e2e.NewMessageID(), From: erin, Body: "x", Number: uint64(i + 1)})
 	}
 	if n := bob.heldCountForTest(); n != maxHeldPerGroup {
 		t.Fatalf("%d held, want %d", n, maxHeldPerGroup)
@@ -114,7 +114,7 @@ func TestGroupHoldBounded(t *testing.T) {
 }
 
 func (n *Node) heldCountForTest() int {
-	n.groups.heldMu.Lock()
-	defer n.groups.heldMu.Unlock()
-	return n.groups.heldCount
+	n.groups.held.mu.Lock()
+	defer n.groups.held.mu.Unlock()
+	return n.groups.held.count
 }

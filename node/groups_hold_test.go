@@ -38,7 +38,7 @@ func TestGroupHeldUntilAdd(t *testing.T) {
 	erin := startNode(t, newHome(t, "erin"))
 	trustEachOther(t, alice, bob, dave, erin)
 
-	gi, err := alice.GroupCreate("team", []peer.ID{bob.ID()})
+	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,10 +47,10 @@ func TestGroupHeldUntilAdd(t *testing.T) {
 
 	// Alice's changes cannot reach bob for now; dave and erin are added.
 	cut(alice, bob)
-	if _, err := alice.GroupAdd(id, dave.ID()); err != nil {
+	if _, err := alice.Groups().Add(id, dave.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.GroupAdd(id, erin.ID()); err != nil {
+	if _, err := alice.Groups().Add(id, erin.ID()); err != nil {
 		t.Fatal(err)
 	}
 	dave.waitGroup(id, "being added", func(g node.GroupInfo) bool { return len(g.Members) == 4 })
@@ -93,7 +93,7 @@ func TestGroupHoldExpires(t *testing.T) {
 	bob := startNode(t, newHome(t, "bob"))
 	mallory := startNode(t, newHome(t, "mallory"))
 	trustEachOther(t, alice, bob, mallory)
-	gi, err := alice.GroupCreate("team", []peer.ID{bob.ID()})
+	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Mes
 	res.grp = &groupOpened{ack: wm.ID}
 	if rk.groupOK == nil {
 		res.grp.refused = ErrUnknownGroup
-		return rk.store.SaveRatchet(w)
+		return rk.store.Ratchets().SaveRatchet(w)
 	}
 	gm := groupFromWire(wm, p)
 	if err := rk.groupOK(p, wm.Group); err != nil {
@@ -37,9 +37,9 @@ func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Mes
 		} else {
 			res.grp.refused = err
 		}
-		return rk.store.SaveRatchet(w)
+		return rk.store.Ratchets().SaveRatchet(w)
 	}
-	isNew, err := rk.store.SaveRatchetWithGroupIncoming(w, gm, rk.now())
+	isNew, err := rk.store.Ratchets().SaveRatchetWithGroupIncoming(w, gm, rk.now())
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func (rk *ratchetKeys) commitGroupChanges(p peer.ID, w store.Ratchet, f *e2e.Fra
 		return err
 	}
 	res.grp = &groupOpened{ack: gc.ID, changes: &gc}
-	return rk.store.SaveRatchet(w)
+	return rk.store.Ratchets().SaveRatchet(w)
 }
 
 // groupDelivered reports what a group envelope carried, applies changes,
@@ -66,7 +66,7 @@ func (t *sessions) groupDelivered(p peer.ID, g *groupOpened, cs *chatSession) {
 	case g.changes != nil:
 		t.groups.receive(p, *g.changes)
 	case g.held:
-		t.groups.hold(p, *g.msg)
+		t.groups.held.hold(p, *g.msg)
 	case g.refused != nil:
 		t.emitError(p, fmt.Errorf("a group message from %s was refused: %w", identity.ShortID(p), g.refused))
 	case g.msg != nil && g.isNew:
@@ -92,7 +92,7 @@ func groupFromWire(wm e2e.Message, p peer.ID) *store.GroupMessage {
 
 // reportIncoming tells subscribers what a new group message from p did:
 // a text arrived, an action changed its target, or was refused.
-func (g *groups) reportIncoming(p peer.ID, gm *store.GroupMessage) {
+func (g *Groups) reportIncoming(p peer.ID, gm *store.GroupMessage) {
 	m := gm.AsMessage()
 	switch {
 	case gm.Kind == store.KindText:

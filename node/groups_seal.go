@@ -30,7 +30,7 @@ func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID
 	}
 	nexts := make(map[peer.ID]*ratchet.SessionSet, len(members))
 	envs := make(map[peer.ID][]byte, len(members))
-	err := rk.store.AddGroupOutgoingSealed(m, members, func(m *store.GroupMessage) ([]store.Ratchet, error) {
+	err := rk.store.Groups().AddGroupOutgoingSealed(m, members, func(m *store.GroupMessage) ([]store.Ratchet, error) {
 		clear(nexts)
 		clear(envs)
 		pt, err := groupPlaintext(m.AsMessage())
@@ -121,7 +121,7 @@ func (o *outbox) groupCopiesSent(p peer.ID, ms []store.Message) {
 		ids[i] = ms[i].ID
 	}
 	o.work.goDo(func() {
-		changed, err := o.store.SetGroupSent(p, ids, o.cfg.Now())
+		changed, err := o.store.Groups().SetGroupSent(p, ids, o.cfg.Now())
 		if err != nil {
 			o.log.Warn("record group copies sent", "peer", p, "err", err)
 		}

@@ -34,27 +34,27 @@ func TestGroupLaterMemberCannotReadBefore(t *testing.T) {
 	dave := offNewNode(t, "dave", nil, true)
 	offLink(t, alice, bob)
 	offLink(t, alice, dave)
-	gi, err := alice.GroupCreate("team", []peer.ID{bob.ID()})
+	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := gi.ID
 	bob.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
-	before, err := alice.GroupSend(id, "before dave")
+	before, err := alice.Groups().Send(id, "before dave")
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.offWait("bob's copy", offIsMessage(before.ID))
 	env := sealCopyFor(t, alice, before, bob.ID())
 
-	if _, err := alice.GroupAdd(id, dave.ID()); err != nil {
+	if _, err := alice.Groups().Add(id, dave.ID()); err != nil {
 		t.Fatal(err)
 	}
 	dave.offWait("being added", groupEv(id, func(g GroupInfo) bool { return g.Member }))
 	if _, err := dave.rk.open(alice.ID(), env); err == nil {
 		t.Fatal("a member added later opened a copy sealed before it joined")
 	}
-	if d, _ := alice.GroupDelivery(before.ID); len(d.Members) != 1 || d.Members[0].Peer != bob.ID() {
+	if d, _ := alice.Groups().Delivery(before.ID); len(d.Members) != 1 || d.Members[0].Peer != bob.ID() {
 		t.Fatalf("the message from before was queued for %+v", d.Members)
 	}
 	if got := groupBodiesOf(t, dave, id); len(got) != 0 {
@@ -73,7 +73,7 @@ func TestGroupCompromiseHeals(t *testing.T) {
 	offLink(t, alice, bob)
 	offLink(t, alice, carol)
 	offLink(t, bob, carol)
-	gi, err := alice.GroupCreate("team", []peer.ID{bob.ID(), carol.ID()})
+	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID(), carol.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestGroupCompromiseHeals(t *testing.T) {
 	carol.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
 
 	// The theft: bob's stored state with alice, and his local keys.
-	data, err := bob.store.SessionSet(alice.ID())
+	data, err := bob.store.Ratchets().SessionSet(alice.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestGroupCompromiseHeals(t *testing.T) {
 	bob.rk.mu.Unlock()
 
 	// Before any round trip, the thief reads alice's next copy for bob.
-	m1, err := alice.GroupSend(id, "still readable by the thief")
+	m1, err := alice.Groups().Send(id, "still readable by the thief")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,12 +109,12 @@ func TestGroupCompromiseHeals(t *testing.T) {
 	// key it has; the DH step bob makes on alice's reply does not.
 	readable := true
 	for round := 1; round <= 3; round++ {
-		mb, err := bob.GroupSend(id, "bob answers")
+		mb, err := bob.Groups().Send(id, "bob answers")
 		if err != nil {
 			t.Fatal(err)
 		}
 		alice.offWait("bob's answer", offIsMessage(mb.ID))
-		m, err := alice.GroupSend(id, "after a round trip")
+		m, err := alice.Groups().Send(id, "after a round trip")
 		if err != nil {
 			t.Fatal(err)
 		}

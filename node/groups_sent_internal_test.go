@@ -14,13 +14,13 @@ func TestGroupCopySentStored(t *testing.T) {
 	alice := offNewNode(t, "alice", nil, true)
 	bob := offNewNode(t, "bob", nil, true)
 	offLink(t, alice, bob)
-	gi, err := alice.GroupCreate("team", []peer.ID{bob.ID()})
+	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.offWait("the group", groupEv(gi.ID, func(g GroupInfo) bool { return g.Member }))
 	bob.Close() // no receipt will come: the copy stays sent
-	m, err := alice.GroupSend(gi.ID, "hello")
+	m, err := alice.Groups().Send(gi.ID, "hello")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestGroupCopySentStored(t *testing.T) {
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		d, err := alice.GroupDelivery(m.ID)
+		d, err := alice.Groups().Delivery(m.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -69,7 +69,7 @@ func decodeGroupAction(sm *storedGroupMessage, m *GroupMessage) error {
 
 // applyGroupAction applies a (ours if outgoing, else by a.From) to its
 // target and rewrites the target; a.Applied is the target after.
-func (s *Store) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) error {
+func (s Groups) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) error {
 	var v []byte
 	if idx := tx.Bucket(bktGIDs); idx != nil {
 		v = idx.Get(a.Target[:])
@@ -136,7 +136,7 @@ func (s *Store) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) er
 // same time share one transaction (bbolt's Batch), so a message written
 // to many members does not cost a durable write per member. A copy
 // already queued at a relay or delivered stays so.
-func (s *Store) SetGroupSent(p peer.ID, ids []e2e.MessageID, now time.Time) ([]Message, error) {
+func (s Groups) SetGroupSent(p peer.ID, ids []e2e.MessageID, now time.Time) ([]Message, error) {
 	var out []Message
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		out = out[:0] // Batch may run this again

@@ -20,14 +20,14 @@ func TestGroupSentStored(t *testing.T) {
 		members[i] = testPeer(t)
 	}
 	m := &GroupMessage{Group: id, ID: e2e.MessageID{7}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hello"}
-	if err := s.AddGroupOutgoing(m, members); err != nil {
+	if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if _, _, err := s.SetGroupStatus(m.ID, members[0], StatusDelivered, now); err != nil {
+	if _, _, err := s.Groups().SetGroupStatus(m.ID, members[0], StatusDelivered, now); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.SetGroupStatus(m.ID, members[1], StatusQueued, now); err != nil {
+	if _, _, err := s.Groups().SetGroupStatus(m.ID, members[1], StatusQueued, now); err != nil {
 		t.Fatal(err)
 	}
 	before := txID(t, s)
@@ -35,7 +35,7 @@ func TestGroupSentStored(t *testing.T) {
 	changed := make([]int, len(members))
 	for i, p := range members {
 		wg.Go(func() {
-			ms, err := s.SetGroupSent(p, []e2e.MessageID{m.ID}, now)
+			ms, err := s.Groups().SetGroupSent(p, []e2e.MessageID{m.ID}, now)
 			if err != nil {
 				t.Error(err)
 			}
@@ -51,7 +51,7 @@ func TestGroupSentStored(t *testing.T) {
 	} else {
 		t.Logf("%d members' sent: %d write transactions", len(members), n)
 	}
-	got, err := s.GroupMessageByID(m.ID)
+	got, err := s.Groups().GroupMessageByID(m.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestGroupSentStored(t *testing.T) {
 		t.Errorf("changed: %v", changed[:3])
 	}
 	// An ID that is not (or no longer) a group copy is passed over.
-	if ms, err := s.SetGroupSent(members[2], []e2e.MessageID{{9}}, now); err != nil || len(ms) != 0 {
+	if ms, err := s.Groups().SetGroupSent(members[2], []e2e.MessageID{{9}}, now); err != nil || len(ms) != 0 {
 		t.Fatalf("unknown ID: %v, %v", ms, err)
 	}
 }

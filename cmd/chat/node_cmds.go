@@ -289,7 +289,7 @@ func runDaemon(c *ctx) error {
 	go func() {
 		defer close(printed)
 		es := newEventStream(out, hd.name, n.ID().String())
-		es.delivery = n.GroupDelivery
+		es.delivery = n.Groups().Delivery
 		for e := range sub.C {
 			if c.opts.json {
 				es.event(e)
@@ -511,7 +511,7 @@ func sendDirect(c *ctx, text string) error {
 	defer n.Close()
 	ct, err := n.Trust().Resolve(c.opts.node.to)
 	if err != nil {
-		if g, gerr := n.FindGroup(c.opts.node.to); gerr == nil {
+		if g, gerr := n.Groups().Find(c.opts.node.to); gerr == nil {
 			return sendGroupDirect(c, n, g, text)
 		}
 		return err
