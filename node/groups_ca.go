@@ -45,7 +45,7 @@ func (g *Groups) memberCA(p peer.ID, ca []byte) error {
 }
 
 // memberIssuer names the group's CA that vouches for p's certificate
-// ("Acme Root", or "Acme Root, through Acme Team CA"), or says why none
+// ("Acme Root", or "Acme Root (through Acme Team CA)"), or says why none
 // does. The certificate qualifies if the group's CA, a trusted root,
 // issued it directly, or if an intermediate CA the user trusts explicitly
 // (TrustStore.AddIntermediate) issued it and that intermediate chains to
@@ -89,7 +89,7 @@ func (g *Groups) memberIssuer(p peer.ID, ca []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return rootName + ", through " + via, nil
+	return rootName + " (through " + via + ")", nil
 }
 
 // throughIntermediate verifies that cert chains to root through CAs of
@@ -130,7 +130,7 @@ func throughIntermediate(cert, root *x509.Certificate, anchors []*x509.Certifica
 }
 
 // Issuers names, for each member of a group bound to a CA, the CA that
-// vouches for it ("Acme Root", or "Acme Root, through Acme Team CA"); a
+// vouches for it ("Acme Root", or "Acme Root (through Acme Team CA)"); a
 // member without one is in Flags instead. Empty for other groups.
 func (g *Groups) Issuers(id group.ID) map[peer.ID]string {
 	s, ok := g.state(id)

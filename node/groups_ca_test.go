@@ -102,7 +102,7 @@ func TestGroupBoundToCAThroughIntermediate(t *testing.T) {
 		t.Fatalf("bob, issued by a trusted intermediate under the group's root: %v", err)
 	}
 	is := alice.Groups().Issuers(g.ID)
-	if is[bob.ID()] != "Acme Root, through Acme Team CA" || is[alice.ID()] != "Acme Root" {
+	if is[bob.ID()] != "Acme Root (through Acme Team CA)" || is[alice.ID()] != "Acme Root" {
 		t.Fatalf("issuers: %q", is)
 	}
 	// Dave's chain is one CA longer than the root allows.
