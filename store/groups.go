@@ -488,7 +488,7 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 			}
 		}
 		msgs, last := g.Messages, g.Last
-		if err := s.appendGroupMessage(tx, &g, m); err != nil {
+		if err := s.appendAction(tx, &g, m); err != nil {
 			return err
 		}
 		if m.Kind != KindText {
@@ -551,7 +551,7 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 			return false, err
 		}
 		msgs, last := g.Messages, g.Last
-		if err := s.appendGroupMessage(tx, &g, m); err != nil {
+		if err := s.appendAction(tx, &g, m); err != nil {
 			return false, err
 		}
 		g.Messages, g.Last = msgs, last // actions are not messages
@@ -596,6 +596,9 @@ func (s Groups) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
 		}
 		m, err := s.decodeGroupMessage(id, seq, raw)
 		if err != nil {
+			return out, err
+		}
+		if err := s.fillEdit(tx, &m); err != nil {
 			return out, err
 		}
 		dk := delivKey(id, seq, p)

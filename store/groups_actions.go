@@ -104,6 +104,11 @@ func (s Groups) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) er
 		}
 		if a.Kind == KindDelete {
 			t.Body, t.Deleted, t.Edited, t.Reactions = "", true, time.Time{}, nil
+			if ours {
+				if err := s.dropSuperseded(tx, a.Group, a.Target, seq); err != nil {
+					return err
+				}
+			}
 		} else if !a.SentAt.Before(t.Edited) {
 			t.Body, t.Edited = a.Body, a.SentAt
 		}
@@ -155,4 +160,76 @@ func (s Groups) SetGroupSent(p peer.ID, ids []e2e.MessageID, now time.Time) ([]M
 		return nil
 	})
 	return out, err
+}
+
+// appendAction stores a text or an action; an edit is stored without its
+// text, which lives in its target only (so a deletion removes it from
+// the store), and read back from the target to be sent (fillEdit).
+func (s Groups) appendAction(tx *bolt.Tx, g *storedGroup, m *GroupMessage) error {
+	if m.Kind != KindEdit {
+		return s.appendGroupMessage(tx, g, m)
+	}
+	body := m.Body
+	m.Body = ""
+	err := s.appendGroupMessage(tx, g, m)
+	m.Body = body
+	return err
+}
+
+// fillEdit gives an outgoing edit read from the outbox its target's text
+// now (empty if the target was deleted since).
+func (s Groups) fillEdit(tx *bolt.Tx, m *GroupMessage) error {
+	if m.Kind != KindEdit {
+		return nil
+	}
+	v := tx.Bucket(bktGIDs).Get(m.Target[:])
+	if v == nil || len(v) != e2e.GroupIDLen+8 || GroupID(v[:e2e.GroupIDLen]) != m.Group {
+		return nil
+	}
+	seq := binary.BigEndian.Uint64(v[e2e.GroupIDLen:])
+	t, err := s.decodeGroupMessage(m.Group, seq, tx.Bucket(bktGMsgs).Bucket(m.Group[:]).Get(seqKey(seq)))
+	if err != nil {
+		return err
+	}
+	m.Body = t.Body
+	return nil
+}
+
+// dropSuperseded takes out of every member's queue what our deletion of
+// the text at seq makes pointless: the text itself (its body is gone)
+// and our edits and reactions of it not yet acknowledged.
+func (s Groups) dropSuperseded(tx *bolt.Tx, gid GroupID, target e2e.MessageID, seq uint64) error {
+	ob := tx.Bucket(bktGOutbox)
+	msgs := tx.Bucket(bktGMsgs).Bucket(gid[:])
+	if ob == nil || msgs == nil {
+		return nil
+	}
+	var drop [][]byte
+	c := ob.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) < e2e.GroupIDLen+9 {
+			return corrupt(fmt.Sprintf("goutbox/%x", k), errBadKey)
+		}
+		rest := k[len(k)-e2e.GroupIDLen-8:]
+		if GroupID(rest[:e2e.GroupIDLen]) != gid {
+			continue
+		}
+		mseq := binary.BigEndian.Uint64(rest[e2e.GroupIDLen:])
+		if mseq != seq {
+			m, err := s.decodeGroupMessage(gid, mseq, msgs.Get(seqKey(mseq)))
+			if err != nil {
+				return err
+			}
+			if m.Direction != Outgoing || m.Target != target || (m.Kind != KindEdit && m.Kind != KindReact) {
+				continue
+			}
+		}
+		drop = append(drop, slices.Clone(k))
+	}
+	for _, k := range drop {
+		if err := ob.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
