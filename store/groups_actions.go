@@ -128,7 +128,7 @@ func (s Groups) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) er
 	if err := b.Put(seqKey(seq), enc); err != nil {
 		return err
 	}
-	if err := loadDeliveries(tx, &t); err != nil {
+	if err := s.loadDeliveries(tx, &t); err != nil {
 		return err
 	}
 	a.Applied = &t
