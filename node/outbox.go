@@ -241,7 +241,7 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) {
 		}
 	}
 	o.setStatuses(cs.peer, written, store.StatusSent)
-	o.groupCopiesSent(groupSent)
+	o.groupCopiesSent(cs.peer, groupSent)
 }
 
 // batch picks the messages to write on cs now and their plaintexts: those

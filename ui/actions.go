@@ -44,8 +44,9 @@ type compose struct {
 // reactions offered by the picker; /react takes any other.
 var reactions = []string{"👍", "❤️", "😂", "😮", "😢", "🎉", "✅", "👀"}
 
-// noGroupActions: the node takes texts only in groups (PROTOCOL §14.5).
-const noGroupActions = "Replies, edits, deletions and reactions are not in groups yet: only messages."
+// noGroupActions: the window sends texts only to groups (the node and
+// the daemon take replies, edits, deletions and reactions too).
+const noGroupActions = "Replies, edits, deletions and reactions are not in the window's group chats yet: only messages (chat daemon has them)."
 
 // maxSeenBatch bounds the messages marked seen at once (the newest).
 const maxSeenBatch = 50

@@ -221,18 +221,21 @@ func (u *commands) cmdMembers(arg string) {
 	u.spawn(func() {
 		infos := u.memberInfos(g)
 		flags := gb.Flags(g.ID)
+		issuers := gb.Issuers(g.ID) // a group bound to a CA: the CA that vouches for each member
 		u.post(func() {
 			for _, info := range infos {
 				u.roster.setInfo(info)
 			}
-			u.dlg.show(u.dlg.textDialog("Members of "+oneLine(identity.SanitizeName(g.Name)), u.membersText(g, infos, flags), true, button{"Close (Esc)", nil}))
+			u.dlg.show(u.dlg.textDialog("Members of "+oneLine(identity.SanitizeName(g.Name)), u.membersText(g, infos, flags, issuers), true, button{"Close (Esc)", nil}))
 		})
 	})
 }
 
 // membersText lists a group's members with each one's trust; a member
 // whose key stops sending to the group is in red.
-func (u *commands) membersText(g node.GroupInfo, infos []node.PeerInfo, flags map[peer.ID]error) string {
+// issuers names, in a group bound to a CA, the CA that vouches for each
+// member (Groups.Issuers).
+func (u *commands) membersText(g node.GroupInfo, infos []node.PeerInfo, flags map[peer.ID]error, issuers map[peer.ID]string) string {
 	summary, t := groupSummaryWith(infos, g.Member)
 	var b strings.Builder
 	b.WriteString(tagged(tview.Escape(summary), t) + "\n\n")
@@ -256,8 +259,10 @@ func (u *commands) membersText(g node.GroupInfo, infos []node.PeerInfo, flags ma
 		if err := flags[info.ID]; err != nil {
 			row += " — " + tagged("FLAGGED: "+tview.Escape(oneLine(err.Error())), toneBad)
 		}
-		if info.Issuer != "" && info.IssuerTrusted && info.Trust != identity.StateCAVerified {
-			row += ", issued by " + tview.Escape(identity.SanitizeName(info.Issuer))
+		if name, ok := issuers[info.ID]; ok {
+			row += " — group CA: " + tview.Escape(oneLine(identity.SanitizeName(name)))
+		} else if info.Issuer != "" && info.IssuerTrusted && info.Trust != identity.StateCAVerified {
+			row += ", issued by " + tview.Escape(oneLine(identity.SanitizeName(info.Issuer)))
 		}
 		if memberBlocks(info) {
 			row = "[red::b]" + row + "[-::-]"
