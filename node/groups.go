@@ -469,7 +469,7 @@ func (n *Node) GroupSend(id group.ID, text string) (store.GroupMessage, error) {
 		return store.GroupMessage{}, fmt.Errorf("store group message: %w", err)
 	}
 	for _, p := range to {
-		n.out.kick(p)
+		n.out.push(p, m.CopyFor(p))
 	}
 	return m, nil
 }

@@ -164,9 +164,16 @@ func (s *Store) SetStatus(id e2e.MessageID, from peer.ID, st Status, errText str
 }
 
 func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time) (Message, bool, error) {
+	return s.setStatusIn(tx, id, from, st, errText, now, nil)
+}
+
+// setStatusIn is setStatus with the group messages decoded earlier in the
+// transaction (gm, nil: none kept), so that the receipts of one group
+// message from many members decode it once.
+func (s *Store) setStatusIn(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time, gm groupMessages) (Message, bool, error) {
 	p, seq, raw, err := get(tx, id)
 	if errors.Is(err, ErrNotFound) {
-		return s.setGroupStatusOf(tx, id, from, st, now) // a group message's copy (groups.go)
+		return s.setGroupStatusOf(tx, id, from, st, now, gm) // a group message's copy (groups.go)
 	}
 	if err != nil {
 		return Message{}, false, err
@@ -214,6 +221,42 @@ func (s *Store) SetStatuses(p peer.ID, ids []e2e.MessageID, st Status, now time.
 		out = out[:0]
 		for _, id := range ids {
 			m, changed, err := s.setStatus(tx, id, p, st, "", now)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				continue
+			case err != nil:
+				return err
+			case changed:
+				out = append(out, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Ack is a receipt to record: Peer has stored message ID.
+type Ack struct {
+	Peer peer.ID
+	ID   e2e.MessageID
+}
+
+// SetDelivered records receipts from any number of peers in one
+// transaction (one durable write for a group message's receipts from
+// every member) and returns the messages, or group messages' copies,
+// whose status changed. Receipts that name no message to their peer are
+// passed over (a peer may acknowledge anything); any other error, a
+// corrupt record included, changes nothing.
+func (s *Store) SetDelivered(acks []Ack, now time.Time) ([]Message, error) {
+	var out []Message
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		out = out[:0]
+		gm := groupMessages{}
+		for _, a := range acks {
+			m, changed, err := s.setStatusIn(tx, a.ID, a.Peer, StatusDelivered, "", now, gm)
 			switch {
 			case errors.Is(err, ErrNotFound):
 				continue
