@@ -57,11 +57,15 @@ func (q *receiptQueue) push(r pendingReceipt) {
 	q.running = true
 }
 
-// receiptGather is how long the drainer waits for more receipts when
-// those it has come from several peers: a group message's receipts from
-// its members, recorded in one transaction rather than one each. A
-// conversation with one peer does not wait.
-const receiptGather = 10 * time.Millisecond
+// When the receipts taken come from several peers (a group message's
+// receipts from its members), the drainer waits for more, receiptGather
+// at a time while more come and at most receiptGatherMax in all, to
+// record them in one transaction rather than one each. Receipts from one
+// peer (a conversation) are recorded at once.
+const (
+	receiptGather    = 10 * time.Millisecond
+	receiptGatherMax = 50 * time.Millisecond
+)
 
 // drain records the queued receipts until the queue is empty.
 func (q *receiptQueue) drain() {
@@ -71,8 +75,14 @@ func (q *receiptQueue) drain() {
 			return
 		}
 		if fanIn(batch) {
-			time.Sleep(receiptGather)
-			batch = append(batch, q.takeMore()...)
+			for waited := time.Duration(0); waited < receiptGatherMax; waited += receiptGather {
+				time.Sleep(receiptGather)
+				more := q.takeMore()
+				if len(more) == 0 {
+					break
+				}
+				batch = append(batch, more...)
+			}
 		}
 		var acks []store.Ack
 		seen := map[peer.ID][]e2e.MessageID{}
