@@ -419,12 +419,12 @@ func (o *outbox) batch(cs *chatSession, msgs []store.Message) ([]store.Message, 
 // the messages are delivered, leave the outbox, and the send windows
 // open. If that fails (a record that cannot be read among them), each
 // peer's are recorded apart, and one by one if need be.
-func (o *outbox) acknowledged(acks []store.Ack) {
+func (o *outbox) acknowledged(acks []store.Copy) {
 	byPeer := map[peer.ID][]e2e.MessageID{}
 	for _, a := range acks {
 		byPeer[a.Peer] = append(byPeer[a.Peer], a.ID)
 	}
-	updated, err := o.store.SetDelivered(acks, o.cfg.Now())
+	updated, err := o.store.SetStatuses(acks, store.StatusDelivered, o.cfg.Now())
 	if err != nil {
 		o.log.Warn("record receipts; trying peer by peer", "err", err)
 		for p, ids := range byPeer {
@@ -465,7 +465,7 @@ func (o *outbox) setStatuses(p peer.ID, ids []e2e.MessageID, st store.Status) {
 	if len(ids) == 0 {
 		return
 	}
-	updated, err := o.store.SetStatuses(p, ids, st, o.cfg.Now())
+	updated, err := o.store.SetStatuses(store.CopiesTo(p, ids), st, o.cfg.Now())
 	if err != nil {
 		o.log.Warn("update message statuses; trying one by one", "peer", p, "err", err)
 		for _, id := range ids {

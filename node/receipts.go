@@ -21,7 +21,7 @@ import (
 // mu.
 type receiptQueue struct {
 	work   *workers
-	record func(acks []store.Ack)               // records a batch, in one transaction
+	record func(acks []store.Copy)              // records a batch, in one transaction
 	seen   func(p peer.ID, ids []e2e.MessageID) // records a batch of seen receipts
 
 	mu      sync.Mutex
@@ -84,12 +84,12 @@ func (q *receiptQueue) drain() {
 				batch = append(batch, more...)
 			}
 		}
-		var acks []store.Ack
+		var acks []store.Copy
 		seen := map[peer.ID][]e2e.MessageID{}
 		var order []peer.ID
 		for _, r := range batch {
 			if !r.seen {
-				acks = append(acks, store.Ack{Peer: r.peer, ID: r.id})
+				acks = append(acks, store.Copy{Peer: r.peer, ID: r.id})
 				continue
 			}
 			if _, ok := seen[r.peer]; !ok {

@@ -139,7 +139,7 @@ func TestGroupOutgoingOneWrite(t *testing.T) {
 // message, are recorded in one write transaction; receipts naming no
 // message to their sender are passed over; each changed copy is reported
 // once, and leaves its member's outbox.
-func TestSetDeliveredOneWrite(t *testing.T) {
+func TestSetStatusesOneWrite(t *testing.T) {
 	s := testStore(t)
 	id := testGroup(t, s)
 	members := make([]peer.ID, 50)
@@ -154,19 +154,19 @@ func TestSetDeliveredOneWrite(t *testing.T) {
 	if err := s.AddOutgoing(&private); err != nil {
 		t.Fatal(err)
 	}
-	var acks []Ack
+	var acks []Copy
 	for _, p := range members[:40] {
-		acks = append(acks, Ack{Peer: p, ID: m.ID})
+		acks = append(acks, Copy{Peer: p, ID: m.ID})
 	}
 	acks = append(acks,
-		Ack{Peer: members[0], ID: private.ID},
-		Ack{Peer: members[1], ID: private.ID},       // not sent to members[1]
-		Ack{Peer: testPeer(t), ID: m.ID},            // not a member
-		Ack{Peer: members[2], ID: e2e.MessageID{9}}, // no such message
-		Ack{Peer: members[3], ID: m.ID},             // twice
+		Copy{Peer: members[0], ID: private.ID},
+		Copy{Peer: members[1], ID: private.ID},       // not sent to members[1]
+		Copy{Peer: testPeer(t), ID: m.ID},            // not a member
+		Copy{Peer: members[2], ID: e2e.MessageID{9}}, // no such message
+		Copy{Peer: members[3], ID: m.ID},             // twice
 	)
 	before := txID(t, s)
-	updated, err := s.SetDelivered(acks, time.Now())
+	updated, err := s.SetStatuses(acks, StatusDelivered, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestSetDeliveredOneWrite(t *testing.T) {
 	if out, err := s.Outbox(members[45]); err != nil || len(out) != 1 || out[0].ID != m.ID {
 		t.Fatalf("a member without a receipt: %+v, %v", out, err)
 	}
-	if updated, err := s.SetDelivered(acks, time.Now()); err != nil || len(updated) != 0 {
+	if updated, err := s.SetStatuses(acks, StatusDelivered, time.Now()); err != nil || len(updated) != 0 {
 		t.Fatalf("the same receipts again changed %d, %v", len(updated), err)
 	}
 }
@@ -288,7 +288,7 @@ func TestGroupThroughPeerOutbox(t *testing.T) {
 	if err != nil || len(peers) != 2 {
 		t.Fatalf("outbox peers: %v, %v", peers, err)
 	}
-	if ms, err := s.SetStatuses(a, []e2e.MessageID{m.ID, {2}}, StatusSent, time.Now()); err != nil || len(ms) != 2 {
+	if ms, err := s.SetStatuses(CopiesTo(a, []e2e.MessageID{m.ID, {2}}), StatusSent, time.Now()); err != nil || len(ms) != 2 {
 		t.Fatalf("sent: %+v, %v", ms, err)
 	}
 	if got, changed, err := s.SetStatus(m.ID, a, StatusDelivered, "", time.Now()); err != nil || !changed || got.Status != StatusDelivered || got.Group != id {

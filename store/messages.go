@@ -211,52 +211,35 @@ func (s *Store) setStatusIn(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Stat
 	return m, true, err
 }
 
-// SetStatuses records a status for several outgoing messages to p in one
-// transaction and returns those whose status changed. IDs that name no
-// message to p are passed over (a peer may acknowledge anything); any
-// other error, a corrupt record included, changes nothing.
-func (s *Store) SetStatuses(p peer.ID, ids []e2e.MessageID, st Status, now time.Time) ([]Message, error) {
-	var out []Message
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		out = out[:0]
-		for _, id := range ids {
-			m, changed, err := s.setStatus(tx, id, p, st, "", now)
-			switch {
-			case errors.Is(err, ErrNotFound):
-				continue
-			case err != nil:
-				return err
-			case changed:
-				out = append(out, m)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// Ack is a receipt to record: Peer has stored message ID.
-type Ack struct {
+// Copy names a message's copy to a peer: an outgoing message, or a group
+// message's copy to one member.
+type Copy struct {
 	Peer peer.ID
 	ID   e2e.MessageID
 }
 
-// SetDelivered records receipts from any number of peers in one
-// transaction (one durable write for a group message's receipts from
-// every member) and returns the messages, or group messages' copies,
-// whose status changed. Receipts that name no message to their peer are
+// CopiesTo names messages to p.
+func CopiesTo(p peer.ID, ids []e2e.MessageID) []Copy {
+	out := make([]Copy, len(ids))
+	for i, id := range ids {
+		out[i] = Copy{Peer: p, ID: id}
+	}
+	return out
+}
+
+// SetStatuses records a status for several copies, to any number of
+// peers, in one transaction (a group message's receipts from its members:
+// one durable write) and returns those whose status changed, each group
+// message decoded once. Copies that name no message to their peer are
 // passed over (a peer may acknowledge anything); any other error, a
 // corrupt record included, changes nothing.
-func (s *Store) SetDelivered(acks []Ack, now time.Time) ([]Message, error) {
+func (s *Store) SetStatuses(copies []Copy, st Status, now time.Time) ([]Message, error) {
 	var out []Message
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		out = out[:0]
 		gm := groupMessages{}
-		for _, a := range acks {
-			m, changed, err := s.setStatusIn(tx, a.ID, a.Peer, StatusDelivered, "", now, gm)
+		for _, c := range copies {
+			m, changed, err := s.setStatusIn(tx, c.ID, c.Peer, st, "", now, gm)
 			switch {
 			case errors.Is(err, ErrNotFound):
 				continue
