@@ -5,11 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 const module = "github.com/certchat/certchat"
@@ -226,4 +233,160 @@ func TestCheckImports(t *testing.T) {
 	if bad := checkImports([]listedPackage{pkg("node", "internal/testproc")}, loose, nil, testOnly); len(bad) != 1 {
 		t.Errorf("node importing internal/testproc: got %q, want one line", bad)
 	}
+}
+
+// maxMethods is the most methods a type of the module may have (issue 10:
+// "no type keeps more than about 40 methods"): a type that grows past it
+// is split into parts that own their state (docs/ARCHITECTURE.md, "Where
+// a feature goes").
+const maxMethods = 40
+
+// tooManyMethodsAllowed are the types (package path inside the module,
+// ".", type name) allowed more than maxMethods for now, each with why.
+// Nothing else may join; an entry whose type fits again fails the test,
+// so it is removed.
+var tooManyMethodsAllowed = map[string]string{
+	"ui.UI":       "being split by the ui change",
+	"ui.convView": "being split by the ui change",
+}
+
+// TestMethodCount: no type of the module's non-test files has more than
+// maxMethods methods (on T and *T together), apart from the allowed ones.
+func TestMethodCount(t *testing.T) {
+	counts, err := methodCounts(os.DirFS("."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(counts) < 50 {
+		t.Fatalf("counted the methods of %d types: the walk missed the module", len(counts))
+	}
+	for _, p := range checkMethodCounts(counts, maxMethods, tooManyMethodsAllowed) {
+		t.Error(p)
+	}
+}
+
+// TestCheckMethodCounts: the check sees methods on T and *T and on
+// generic types, ignores test files, and holds the allow-list to its
+// purpose.
+func TestCheckMethodCounts(t *testing.T) {
+	src := func(typ string, n int) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "package p\n\ntype %s[X any] struct{}\n", typ)
+		for i := range n {
+			recv := "*" + typ + "[X]"
+			if i%2 == 0 {
+				recv = typ + "[X]"
+			}
+			fmt.Fprintf(&b, "func (%s) M%d() {}\n", recv, i)
+		}
+		return b.String()
+	}
+	fsys := fstest.MapFS{
+		"p/big.go":        {Data: []byte(src("Big", maxMethods+1))},
+		"p/fits.go":       {Data: []byte(src("Fits", maxMethods))},
+		"p/fits_test.go":  {Data: []byte("package p\n" + strings.Join(methodsOn("Fits", 5), "\n"))},
+		"p/testdata/x.go": {Data: []byte(src("Skipped", maxMethods+1))},
+	}
+	counts, err := methodCounts(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["p.Big"] != maxMethods+1 || counts["p.Fits"] != maxMethods || counts["p.Skipped"] != 0 {
+		t.Fatalf("counts %v", counts)
+	}
+	if got := checkMethodCounts(counts, maxMethods, nil); len(got) != 1 || !strings.Contains(got[0], "p.Big") {
+		t.Errorf("without an allowance: %q, want p.Big refused", got)
+	}
+	if got := checkMethodCounts(counts, maxMethods, map[string]string{"p.Big": "why"}); len(got) != 0 {
+		t.Errorf("with p.Big allowed: %q", got)
+	}
+	if got := checkMethodCounts(counts, maxMethods, map[string]string{"p.Big": "why", "p.Fits": "why"}); len(got) != 1 || !strings.Contains(got[0], "p.Fits") {
+		t.Errorf("with p.Fits allowed though it fits: %q, want the allowance refused", got)
+	}
+}
+
+func methodsOn(typ string, n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("func (*%s[X]) T%d() {}", typ, i))
+	}
+	return out
+}
+
+// methodCounts counts, for each type declared with methods in the
+// non-test Go files of fsys (testdata and hidden directories skipped),
+// its methods on T and *T, keyed by "dir.Type" ("dir" the package's
+// directory, "." for the root).
+func methodCounts(fsys fs.FS) (map[string]int, error) {
+	counts := map[string]int{}
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path != "." && (name == "testdata" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			return nil
+		}
+		src, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, src, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		for _, decl := range f.Decls {
+			fd, ok := decl.(*ast.FuncDecl)
+			if !ok || fd.Recv == nil || len(fd.Recv.List) != 1 {
+				continue
+			}
+			if typ := receiverType(fd.Recv.List[0].Type); typ != "" {
+				counts[filepath.ToSlash(filepath.Dir(path))+"."+typ]++
+			}
+		}
+		return nil
+	})
+	return counts, err
+}
+
+// receiverType is the name of a method's receiver type: T, *T, T[X] or
+// *T[X, Y].
+func receiverType(e ast.Expr) string {
+	if s, ok := e.(*ast.StarExpr); ok {
+		e = s.X
+	}
+	switch x := e.(type) {
+	case *ast.IndexExpr:
+		e = x.X
+	case *ast.IndexListExpr:
+		e = x.X
+	}
+	if id, ok := e.(*ast.Ident); ok {
+		return id.Name
+	}
+	return ""
+}
+
+// checkMethodCounts lists the types over limit methods that are not
+// allowed, and the allowances no longer needed.
+func checkMethodCounts(counts map[string]int, limit int, allowed map[string]string) []string {
+	var problems []string
+	for typ, n := range counts {
+		if _, ok := allowed[typ]; n > limit && !ok {
+			problems = append(problems, fmt.Sprintf("%s has %d methods, more than %d: split it into parts that own their state (docs/ARCHITECTURE.md)", typ, n, limit))
+		}
+	}
+	for typ := range allowed {
+		if counts[typ] <= limit {
+			problems = append(problems, fmt.Sprintf("%s has %d methods now, at most %d: remove it from tooManyMethodsAllowed", typ, counts[typ], limit))
+		}
+	}
+	slices.Sort(problems)
+	return problems
 }

@@ -18,38 +18,52 @@ import (
 // from the author of its target, as its session (or mailbox sender)
 // authenticated them, never from what the message says.
 
+// Messages is the node's part that stores outgoing texts, replies, edits,
+// deletions and reactions and queues them (Node.Messages; Node.Send
+// too). It has no state of its own: the store, the peer book's verdicts
+// and the outbox hold it. Its methods run on the API's callers.
+type Messages struct {
+	*core
+	book *peerBook
+	out  *outbox
+}
+
+// Messages is the node's part for replies, edits, deletions and
+// reactions.
+func (n *Node) Messages() *Messages { return n.msgs }
+
 // Reply stores a reply to message replyTo, in replyTo's conversation, and
 // queues it as Send does.
-func (n *Node) Reply(replyTo e2e.MessageID, text string) (store.Message, error) {
-	t, err := n.target(replyTo)
+func (ms *Messages) Reply(replyTo e2e.MessageID, text string) (store.Message, error) {
+	t, err := ms.target(replyTo)
 	if err != nil {
 		return store.Message{}, fmt.Errorf("reply: %w", err)
 	}
-	return n.send(store.Message{Peer: t.Peer, Body: text, ReplyTo: replyTo})
+	return ms.send(store.Message{Peer: t.Peer, Body: text, ReplyTo: replyTo})
 }
 
 // Edit replaces the text of one of our messages, within store.EditWindow
 // of sending it. It returns the edit (its ID is what the receipt
 // acknowledges) and the message as it now stands.
-func (n *Node) Edit(id e2e.MessageID, text string) (action, target store.Message, err error) {
-	return n.act(id, store.KindEdit, text, "")
+func (ms *Messages) Edit(id e2e.MessageID, text string) (action, target store.Message, err error) {
+	return ms.act(id, store.KindEdit, text, "")
 }
 
 // Delete deletes one of our messages for both sides, within
 // store.EditWindow: its text is removed from the store and a tombstone
 // remains.
-func (n *Node) Delete(id e2e.MessageID) (action, target store.Message, err error) {
-	return n.act(id, store.KindDelete, "", "")
+func (ms *Messages) Delete(id e2e.MessageID) (action, target store.Message, err error) {
+	return ms.act(id, store.KindDelete, "", "")
 }
 
 // React reacts to a message of the conversation (anyone's) with an emoji;
 // an empty emoji takes our reaction back. One reaction per person: a new
 // one replaces ours.
-func (n *Node) React(id e2e.MessageID, emoji string) (action, target store.Message, err error) {
+func (ms *Messages) React(id e2e.MessageID, emoji string) (action, target store.Message, err error) {
 	if err := checkEmoji(emoji); err != nil {
 		return store.Message{}, store.Message{}, err
 	}
-	return n.act(id, store.KindReact, "", emoji)
+	return ms.act(id, store.KindReact, "", emoji)
 }
 
 // errBadEmoji refuses a reaction that is not one short printable symbol.
@@ -63,8 +77,8 @@ func checkEmoji(emoji string) error {
 }
 
 // target reads a text to reply to or act on.
-func (n *Node) target(id e2e.MessageID) (store.Message, error) {
-	t, err := n.store.Message(id)
+func (ms *Messages) target(id e2e.MessageID) (store.Message, error) {
+	t, err := ms.store.Message(id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return store.Message{}, fmt.Errorf("message %s: %w", id, store.ErrNoTarget)
@@ -76,25 +90,25 @@ func (n *Node) target(id e2e.MessageID) (store.Message, error) {
 	return t, nil
 }
 
-func (n *Node) act(id e2e.MessageID, kind store.Kind, body, emoji string) (store.Message, store.Message, error) {
-	t, err := n.target(id)
+func (ms *Messages) act(id e2e.MessageID, kind store.Kind, body, emoji string) (store.Message, store.Message, error) {
+	t, err := ms.target(id)
 	if err != nil {
 		return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)
 	}
-	if err := n.book.mayMessage(t.Peer); err != nil {
+	if err := ms.book.mayMessage(t.Peer); err != nil {
 		return store.Message{}, store.Message{}, err
 	}
-	now := n.cfg.Now()
+	now := ms.cfg.Now()
 	a := store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, Kind: kind, Target: id, Body: body, Emoji: emoji, SentAt: now, StoredAt: now}
 	if _, err := textPlaintext(a); err != nil { // refused now rather than failed later
 		return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)
 	}
-	target, err := n.store.AddOutgoingAction(&a, now)
+	target, err := ms.store.Actions().AddOutgoingAction(&a, now)
 	if err != nil {
 		return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)
 	}
-	n.emit(Event{Kind: EventStatus, Message: &a})
-	n.emit(Event{Kind: EventUpdate, Message: &target, Action: &a})
-	n.out.kick(t.Peer)
+	ms.emit(Event{Kind: EventStatus, Message: &a})
+	ms.emit(Event{Kind: EventUpdate, Message: &target, Action: &a})
+	ms.out.kick(t.Peer)
 	return a, target, nil
 }

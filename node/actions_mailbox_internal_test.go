@@ -39,19 +39,19 @@ func TestActionsThroughMailbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edit, _, err := alice.Edit(helo.ID, "hello")
+	edit, _, err := alice.Messages().Edit(helo.ID, "hello")
 	if err != nil {
 		t.Fatal(err)
 	}
-	react, _, err := alice.React(fromBob.ID, "❤️")
+	react, _, err := alice.Messages().React(fromBob.ID, "❤️")
 	if err != nil {
 		t.Fatal(err)
 	}
-	reply, err := alice.Reply(fromBob.ID, "answering you")
+	reply, err := alice.Messages().Reply(fromBob.ID, "answering you")
 	if err != nil {
 		t.Fatal(err)
 	}
-	del, _, err := alice.Delete(doomed.ID)
+	del, _, err := alice.Messages().Delete(doomed.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func TestActionsLive(t *testing.T) {
 	bob.waitMessage(helo)
 	alice.waitDelivered(helo)
 
-	edit, mine, err := alice.Edit(helo.ID, "hello")
+	edit, mine, err := alice.Messages().Edit(helo.ID, "hello")
 	if err != nil || mine.Body != "hello" || mine.Edited.IsZero() {
 		t.Fatalf("edit: %+v, %v", mine, err)
 	}
@@ -50,7 +50,7 @@ func TestActionsLive(t *testing.T) {
 	}
 	alice.waitDelivered(edit)
 
-	reply, err := bob.Reply(helo.ID, "hi alice")
+	reply, err := bob.Messages().Reply(helo.ID, "hi alice")
 	if err != nil || reply.Quote == nil || reply.Quote.Body != "hello" {
 		t.Fatalf("reply: %+v, %v", reply.Quote, err)
 	}
@@ -59,7 +59,7 @@ func TestActionsLive(t *testing.T) {
 		t.Fatalf("alice's copy of the reply: %+v / %+v", in, in.Quote)
 	}
 
-	react, _, err := bob.React(helo.ID, "👍")
+	react, _, err := bob.Messages().React(helo.ID, "👍")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,11 +68,11 @@ func TestActionsLive(t *testing.T) {
 		t.Fatalf("reaction: %+v", got.Reactions)
 	}
 	bob.waitDelivered(react)
-	if _, _, err := bob.React(helo.ID, "two words"); err == nil {
+	if _, _, err := bob.Messages().React(helo.ID, "two words"); err == nil {
 		t.Fatal("a reaction of two words was accepted")
 	}
 
-	del, _, err := alice.Delete(helo.ID)
+	del, _, err := alice.Messages().Delete(helo.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,13 +96,13 @@ func TestActionsLive(t *testing.T) {
 
 	// Refused at the sender: bob may not edit alice's message, nor alice
 	// edit a deleted one.
-	if _, _, err := bob.Edit(helo.ID, "bob's words"); !errors.Is(err, store.ErrNotYours) && !errors.Is(err, store.ErrDeleted) {
+	if _, _, err := bob.Messages().Edit(helo.ID, "bob's words"); !errors.Is(err, store.ErrNotYours) && !errors.Is(err, store.ErrDeleted) {
 		t.Fatalf("bob edits alice's message: %v", err)
 	}
-	if _, _, err := bob.Edit(reply.ID, strings.Repeat("x", e2e.MaxTextBytes+1)); err == nil {
+	if _, _, err := bob.Messages().Edit(reply.ID, strings.Repeat("x", e2e.MaxTextBytes+1)); err == nil {
 		t.Fatal("an edit longer than a message may be was accepted")
 	}
-	if _, _, err := alice.Edit(e2e.NewMessageID(), "x"); !errors.Is(err, store.ErrNoTarget) {
+	if _, _, err := alice.Messages().Edit(e2e.NewMessageID(), "x"); !errors.Is(err, store.ErrNoTarget) {
 		t.Fatalf("an edit of no message: %v", err)
 	}
 }
@@ -186,18 +186,18 @@ func TestSeenAndTyping(t *testing.T) {
 	bob.waitMessage(probe)
 	alice.waitDelivered(probe)
 
-	alice.MarkSeen(bob.ID(), []e2e.MessageID{m.ID})
+	alice.Indications().MarkSeen(bob.ID(), []e2e.MessageID{m.ID})
 	e := bob.waitFor("seen", func(e node.Event) bool { return e.Kind == node.EventSeen && e.Message.ID == m.ID })
 	if e.Message.Seen.IsZero() || e.Message.Status != store.StatusDelivered || bob.stored(m.ID).Seen.IsZero() {
 		t.Fatalf("seen: %+v", e.Message)
 	}
-	alice.Typing(bob.ID(), true)
+	alice.Indications().Typing(bob.ID(), true)
 	bob.waitFor("typing", func(e node.Event) bool { return e.Kind == node.EventTyping && e.PeerID == alice.ID() && e.Typing })
 	for range 5 { // a key each: at most one frame every 3 s
-		alice.Typing(bob.ID(), true)
+		alice.Indications().Typing(bob.ID(), true)
 	}
 	bob.quiet(300*time.Millisecond, "a typing frame within 3 s of the last", func(e node.Event) bool { return e.Kind == node.EventTyping })
-	alice.Typing(bob.ID(), false)
+	alice.Indications().Typing(bob.ID(), false)
 	bob.waitFor("stopped", func(e node.Event) bool { return e.Kind == node.EventTyping && e.PeerID == alice.ID() && !e.Typing })
 
 	indication := func(e node.Event) bool { return e.Kind == node.EventSeen || e.Kind == node.EventTyping }
@@ -205,14 +205,14 @@ func TestSeenAndTyping(t *testing.T) {
 		on := alice
 		if off == alice {
 			on = bob
-			bob.SetIndications(e2e.Settings{ReadMarkers: true, Typing: true})
+			bob.Indications().Set(e2e.Settings{ReadMarkers: true, Typing: true})
 		}
-		off.SetIndications(e2e.Settings{})
+		off.Indications().Set(e2e.Settings{})
 		m := off.send(on.ID(), "hi from "+off.ID().String())
 		on.waitMessage(m)
-		on.MarkSeen(off.ID(), []e2e.MessageID{m.ID})
-		on.Typing(off.ID(), true)
-		off.Typing(on.ID(), true)
+		on.Indications().MarkSeen(off.ID(), []e2e.MessageID{m.ID})
+		on.Indications().Typing(off.ID(), true)
+		off.Indications().Typing(on.ID(), true)
 		off.quiet(300*time.Millisecond, "an indication with "+off.ID().String()+"'s turned off", indication)
 		on.quiet(100*time.Millisecond, "an indication from a peer that turned them off", indication)
 		if !off.stored(m.ID).Seen.IsZero() {
@@ -236,7 +236,7 @@ func TestSeenWaitsForTheSender(t *testing.T) {
 	bob.Close()
 	alice.waitPeer(bob.ID(), "bob offline", func(p node.PeerInfo) bool { return !p.Online })
 
-	alice.MarkSeen(bob.ID(), []e2e.MessageID{m.ID})
+	alice.Indications().MarkSeen(bob.ID(), []e2e.MessageID{m.ID})
 	bob = startNode(t, bobHome, strings.Split(bobAddr, "/p2p/")[0]) // he greets alice at start
 	bob.waitFor("seen after the restart", func(e node.Event) bool { return e.Kind == node.EventSeen && e.Message.ID == m.ID })
 }

@@ -108,7 +108,7 @@ func (n *Node) resolve(s string) (target, error) {
 // the same), else the certificate's name once it is seen. A key already
 // trusted keeps its state, and a key that claims a contact's name
 // (KEY CHANGED) is not accepted here: the user decides that with
-// TrustPeer. The addresses are remembered for later runs. An address
+// Contacts.Trust. The addresses are remembered for later runs. An address
 // that leads to a relay is refused with ErrIsRelay before anything is
 // pinned. The error of the connection, if any, comes with the PeerInfo
 // of the contact added.
@@ -118,7 +118,10 @@ func (n *Node) Add(ctx context.Context, s, name string) (PeerInfo, error) {
 		return PeerInfo{}, err
 	}
 	p := t.id
-	c, isContact, _ := n.trust.Contact(p)
+	c, isContact, err := n.trust.Contact(p)
+	if err != nil {
+		return PeerInfo{}, fmt.Errorf("add %s: %w", identity.ShortID(p), err)
+	}
 	if len(t.addrs) > 0 && !(isContact && c.State.Trusted()) && n.probeRelay(ctx, p) {
 		return PeerInfo{}, ErrIsRelay
 	}
@@ -140,7 +143,7 @@ func (n *Node) Add(ctx context.Context, s, name string) (PeerInfo, error) {
 		if err != nil {
 			return n.PeerInfo(p), fmt.Errorf("add %s: %w", identity.ShortID(p), err)
 		}
-		n.trusted(p)
+		n.contacts.trusted(p)
 	} else if name != "" {
 		if err := n.trust.Pin(p, name, c.State, n.cfg.Now()); err != nil {
 			return n.PeerInfo(p), fmt.Errorf("add %s: %w", identity.ShortID(p), err)

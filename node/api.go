@@ -53,41 +53,56 @@ func (n *Node) Certificate(p peer.ID) (*x509.Certificate, bool) {
 	return n.book.certificate(p)
 }
 
-// TrustPeer pins p's key (trust on first use), or marks it verified after
+// Contacts is the node's part that trusts, blocks, renames and removes
+// peers (Node.Contacts). It has no state of its own: the trust store and
+// the peer book hold it; it tells the sessions, the outbox and the peer
+// events what a decision changes. Its methods run on the API's callers.
+type Contacts struct {
+	*core
+	book     *peerBook
+	sessions *sessions
+	out      *outbox
+	peerEv   *peerEvents
+}
+
+// Contacts is the node's part for trust decisions about peers.
+func (n *Node) Contacts() *Contacts { return n.contacts }
+
+// Trust pins p's key (trust on first use), or marks it verified after
 // the user compared fingerprints. It works before p was ever seen: the
 // peer ID embeds the key. A pending key change for p is accepted: p takes
 // over the contact it claimed.
-func (n *Node) TrustPeer(p peer.ID, verified bool) error {
-	return n.trustPeer(p, verified, true)
+func (c *Contacts) Trust(p peer.ID, verified bool) error {
+	return c.trustPeer(p, verified, true)
 }
 
-// TrustNewPeer pins an unknown key (trust on first use), as a first
-// contact's Accept does. Unlike TrustPeer it never accepts a key change:
+// TrustNew pins an unknown key (trust on first use), as a first
+// contact's Accept does. Unlike Trust it never accepts a key change:
 // if p's certificate claims the name of a contact with another key, it
 // changes nothing and returns ErrKeyChanged, so a decision taken before
 // the certificate arrived cannot replace that contact.
-func (n *Node) TrustNewPeer(p peer.ID) error {
-	return n.trustPeer(p, false, false)
+func (c *Contacts) TrustNew(p peer.ID) error {
+	return c.trustPeer(p, false, false)
 }
 
 // TrustAsOther pins a key whose certificate claims a contact's name as a
 // different person: a new contact, labelled base with the first free
 // suffix (" (2)", " (3)", ...), leaving the contact it was confused with
 // as it is. It returns the label given.
-func (n *Node) TrustAsOther(p peer.ID, base string) (string, error) {
-	if p == n.host.ID() {
+func (c *Contacts) TrustAsOther(p peer.ID, base string) (string, error) {
+	if p == c.host.ID() {
 		return "", ErrSelf
 	}
-	label, err := n.trust.PinDistinct(p, base, identity.StateTOFU, n.cfg.Now())
+	label, err := c.trust.PinDistinct(p, base, identity.StateTOFU, c.cfg.Now())
 	if err != nil {
 		return "", fmt.Errorf("trust %s: %w", identity.ShortID(p), err)
 	}
-	n.trusted(p)
+	c.trusted(p)
 	return label, nil
 }
 
-func (n *Node) trustPeer(p peer.ID, verified, acceptChange bool) error {
-	if p == n.host.ID() {
+func (c *Contacts) trustPeer(p peer.ID, verified, acceptChange bool) error {
+	if p == c.host.ID() {
 		return ErrSelf
 	}
 	state := identity.StateTOFU
@@ -96,65 +111,65 @@ func (n *Node) trustPeer(p peer.ID, verified, acceptChange bool) error {
 	}
 	// Whether p is a changed key is evaluated now, from its last chain
 	// and the trust store, never from a flag of an earlier handshake.
-	changed := n.book.changedKey(p)
+	changed := c.book.changedKey(p)
 	if !acceptChange && changed != nil {
 		return fmt.Errorf("trust %s: %w", identity.ShortID(p), ErrKeyChanged)
 	}
 	var err error
 	if changed != nil && changed.Previous != nil {
-		err = n.trust.AcceptChange(changed.Previous.PeerID, p, changed.Name, state, n.cfg.Now())
+		err = c.trust.AcceptChange(changed.Previous.PeerID, p, changed.Name, state, c.cfg.Now())
 	} else {
 		name := ""
-		if c, ok := n.Certificate(p); ok {
+		if c, ok := c.book.certificate(p); ok {
 			name = identity.DisplayName(c)
 		}
-		if err = n.trust.Pin(p, "", state, n.cfg.Now()); err == nil && name != "" {
-			err = n.trust.NoteCertName(p, name)
+		if err = c.trust.Pin(p, "", state, c.cfg.Now()); err == nil && name != "" {
+			err = c.trust.NoteCertName(p, name)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("trust %s: %w", identity.ShortID(p), err)
 	}
-	n.trusted(p)
+	c.trusted(p)
 	if changed != nil && changed.Previous != nil {
 		// The replaced key is untrusted now: like a blocked one, its live
 		// sessions end (handshakes check trust only when they start).
-		n.sessions.closePeer(changed.Previous.PeerID, "key replaced by the user")
-		n.out.failAll(changed.Previous.PeerID, "not sent: this key was replaced by a new one; send it again to reach the new key")
-		n.peerEv.now(changed.Previous.PeerID)
+		c.sessions.closePeer(changed.Previous.PeerID, "key replaced by the user")
+		c.out.failAll(changed.Previous.PeerID, "not sent: this key was replaced by a new one; send it again to reach the new key")
+		c.peerEv.now(changed.Previous.PeerID)
 	}
 	return nil
 }
 
 // trusted follows the pinning of p's key: subscribers hear of the new
 // state, and what waits for p goes out.
-func (n *Node) trusted(p peer.ID) {
-	n.peerEv.now(p)
-	n.out.kick(p)
+func (c *Contacts) trusted(p peer.ID) {
+	c.peerEv.now(p)
+	c.out.kick(p)
 }
 
 // Block rejects p's key: its sessions close and nothing more is exchanged
 // until the user trusts it again.
-func (n *Node) Block(p peer.ID) error {
-	if err := n.trust.Pin(p, "", identity.StateUntrusted, n.cfg.Now()); err != nil {
+func (c *Contacts) Block(p peer.ID) error {
+	if err := c.trust.Pin(p, "", identity.StateUntrusted, c.cfg.Now()); err != nil {
 		return fmt.Errorf("block %s: %w", identity.ShortID(p), err)
 	}
-	n.sessions.closePeer(p, "rejected by the user")
-	n.peerEv.now(p)
+	c.sessions.closePeer(p, "rejected by the user")
+	c.peerEv.now(p)
 	return nil
 }
 
 // Rename gives the contact p a new label. A name that reads the same as
 // another contact's is refused (identity.ErrNameTaken), as is a peer that
 // is not a contact (identity.ErrUnknownContact).
-func (n *Node) Rename(p peer.ID, name string) error {
-	if p == n.host.ID() {
+func (c *Contacts) Rename(p peer.ID, name string) error {
+	if p == c.host.ID() {
 		return ErrSelf
 	}
-	if err := n.trust.Rename(p, name, n.cfg.Now()); err != nil {
+	if err := c.trust.Rename(p, name, c.cfg.Now()); err != nil {
 		return fmt.Errorf("rename %s: %w", identity.ShortID(p), err)
 	}
-	n.peerEv.now(p)
+	c.peerEv.now(p)
 	return nil
 }
 
@@ -162,11 +177,11 @@ func (n *Node) Rename(p peer.ID, name string) error {
 // is no longer pinned, so nothing is sent to it until the user accepts it
 // again, and a message from it is a first contact's. The conversation
 // stays.
-func (n *Node) Remove(p peer.ID) error {
-	if err := n.trust.Remove(p); err != nil {
+func (c *Contacts) Remove(p peer.ID) error {
+	if err := c.trust.Remove(p); err != nil {
 		return fmt.Errorf("remove %s: %w", identity.ShortID(p), err)
 	}
-	n.peerEv.now(p)
+	c.peerEv.now(p)
 	return nil
 }
 

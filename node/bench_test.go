@@ -181,7 +181,7 @@ func startFarm(target string, n int, dir string) (*farm, error) {
 				return
 			}
 			f.nodes[i] = nd
-			if err := nd.TrustPeer(targetID, false); err != nil {
+			if err := nd.Contacts().Trust(targetID, false); err != nil {
 				errs <- err
 				return
 			}

@@ -69,7 +69,7 @@ type Config struct {
 	ResendAfter time.Duration
 	// NoReadMarkers and NoTyping keep us out of the live indications:
 	// the peer is not told we saw its messages or that we type, and is
-	// not shown to us either (indications.go). SetIndications changes
+	// not shown to us either (indications.go). Indications.Set changes
 	// them while the node runs.
 	NoReadMarkers, NoTyping bool
 	// KeyLogWriter receives the e2e TLS secrets in NSS key log format. For

@@ -79,7 +79,7 @@ func TestCorruptConversationRefusesSend(t *testing.T) {
 	bob := noticePeerID(t)
 	h, id := corruptHome(t, func(*store.Store) {}, put("convs", []byte(bob), []byte(`{"sent":`)))
 	alice := offNodeAt(t, h, id, nil, true)
-	if err := alice.TrustPeer(bob, false); err != nil {
+	if err := alice.Contacts().Trust(bob, false); err != nil {
 		t.Fatal(err)
 	}
 	_, err := alice.Send(bob, "hello")

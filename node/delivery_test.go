@@ -129,10 +129,10 @@ func TestOrderAcrossBrokenSessions(t *testing.T) {
 	const total = 50
 	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
 	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
-	if err := alice.TrustPeer(bob.ID(), false); err != nil {
+	if err := alice.Contacts().Trust(bob.ID(), false); err != nil {
 		t.Fatal(err)
 	}
-	if err := bob.TrustPeer(alice.ID(), false); err != nil {
+	if err := bob.Contacts().Trust(alice.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	// All 50 are queued before there is a session, so the worker writes
@@ -252,7 +252,7 @@ func TestReceiptsIdempotent(t *testing.T) {
 	if err := alice.Store().AddOutgoing(&lost); err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.TrustPeer(bob.ID(), false); err != nil { // wakes the outbox
+	if err := alice.Contacts().Trust(bob.ID(), false); err != nil { // wakes the outbox
 		t.Fatal(err)
 	}
 	alice.waitDelivered(lost)
@@ -267,7 +267,7 @@ func TestForgedReceipt(t *testing.T) {
 	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
 	carol := newHome(t, "carol") // never started: bob's message waits
 	carolID := mustID(t, carol)
-	if err := bob.TrustPeer(carolID, false); err != nil {
+	if err := bob.Contacts().Trust(carolID, false); err != nil {
 		t.Fatal(err)
 	}
 	m := bob.send(carolID, "for carol only")
@@ -412,7 +412,7 @@ func TestNewMessagesDoNotGrowBackoff(t *testing.T) {
 	bob := startNodeWith(t, newHome(t, "bob"), func(c *node.Config) {
 		c.RetryMin, c.RetryMax = 200*time.Millisecond, time.Hour
 	})
-	if err := bob.TrustPeer(aliceID, false); err != nil {
+	if err := bob.Contacts().Trust(aliceID, false); err != nil {
 		t.Fatal(err)
 	}
 	bob.Host().Peerstore().AddAddr(aliceID, ma.StringCast(addr), time.Hour)
@@ -422,7 +422,7 @@ func TestNewMessagesDoNotGrowBackoff(t *testing.T) {
 		time.Sleep(30 * time.Millisecond) // each one tries, and fails
 	}
 	alice := startNode(t, aliceHome, addr) // knows no address of bob's: only bob's retry can deliver
-	if err := alice.TrustPeer(bob.ID(), false); err != nil {
+	if err := alice.Contacts().Trust(bob.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range ms {
@@ -442,7 +442,7 @@ func TestStartGreetsContacts(t *testing.T) {
 		c.RetryMin, c.RetryMax = time.Hour, time.Hour
 	})
 	for _, pair := range [][2]*testNode{{alice, bob}, {bob, alice}} {
-		if err := pair[0].TrustPeer(pair[1].ID(), false); err != nil {
+		if err := pair[0].Contacts().Trust(pair[1].ID(), false); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -12,7 +12,9 @@
 //
 // Node coordinates parts that each own their state. core (core.go) is what
 // they share, set up once by New and read-only after. Each part's doc says
-// which goroutines touch it and what its lock guards.
+// which goroutines touch it and what its lock guards. The parts callers use
+// are exported and reached by one accessor each (Node.Groups, Files,
+// Messages, Contacts, Indications); no type keeps more than 40 methods.
 //
 //	peerBook      peers.go      verdicts, pending key changes, certificates; stored peer records
 //	sessions      sessions.go   live chat sessions and dials (dial.go, lifecycle.go, frames.go)
@@ -20,7 +22,11 @@
 //	outbox        outbox.go     one worker per peer with pending messages, holding its outbox in memory
 //	receiptQueue  receipts.go   receipts read and not yet recorded
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
-//	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go)
+//	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go); API: Node.Files
+//	Groups        groups.go     the groups' logs and the group API (groups_ca.go, groups_recv.go, groups_seal.go); Node.Groups
+//	Indications   indications.go  read markers and typing: settings, frames, seen receipts waiting; Node.Indications
+//	Messages      actions.go    sending texts, replies, edits, deletions, reactions (no state of its own); Node.Messages
+//	Contacts      api.go        trust, block, rename, remove (no state of its own); Node.Contacts
 //	relays        relay.go      relays (configured and found in the DHT) and their reservations
 //	dhtNode       dht.go        the certchat DHT: our peer record, lookups, relays found there
 //	holePuncher   holepunch.go  DCUtR: go-libp2p's service and the addresses peers observed for us

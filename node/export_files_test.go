@@ -23,7 +23,7 @@ func (n *Node) SendFileNamedForTest(to peer.ID, path, name string) (FileInfo, er
 	now := n.cfg.Now()
 	m := store.Message{ID: e2e.MessageID(o.ID), Peer: to, SentAt: now, StoredAt: now, Body: offerBody(o)}
 	t := store.Transfer{ID: m.ID, Peer: to, Offer: o.Marshal(), Path: path, State: store.TransferWaiting, Created: now, Updated: now}
-	if err := n.store.AddOutgoingFile(&m, t); err != nil {
+	if err := n.store.Transfers().AddOutgoingFile(&m, t); err != nil {
 		return FileInfo{}, err
 	}
 	n.out.kick(to)

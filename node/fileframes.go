@@ -63,14 +63,14 @@ func (rk *ratchetKeys) plaintext(m store.Message) ([]byte, error) {
 	if m.Group != (store.GroupID{}) {
 		return groupPlaintext(m) // a group message's copy (groups.go)
 	}
-	t, err := rk.store.Transfer(m.ID)
+	t, err := rk.store.Transfers().Transfer(m.ID)
 	switch {
 	case err == nil && t.Direction == store.Outgoing:
 		return innerFrame(frameFileOffer, append(appendMsgHeader(nil, m), t.Offer...))
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return nil, err
 	}
-	c, err := rk.store.FileControlOf(m.ID)
+	c, err := rk.store.Transfers().FileControlOf(m.ID)
 	switch {
 	case err == nil:
 		return innerFrame(frameFileControl, append(append(appendMsgHeader(nil, m), c.Transfer[:]...), c.Action))
@@ -122,7 +122,7 @@ func (rk *ratchetKeys) commitFile(p peer.ID, w store.Ratchet, f *e2e.Frame, res 
 		m.Peer, m.StoredAt, m.Body = p, now, offerBody(o)
 		t := store.Transfer{ID: m.ID, Peer: p, Offer: rest, State: store.TransferOffered, Created: now, Updated: now}
 		res.text = &m
-		res.isNew, err = rk.store.SaveRatchetWithIncomingFile(w, &m, t)
+		res.isNew, err = rk.store.Transfers().SaveRatchetWithIncomingFile(w, &m, t)
 		if err == nil && res.isNew {
 			res.file = &fileArrival{offer: o, from: p}
 		}
@@ -142,14 +142,14 @@ func (rk *ratchetKeys) commitFile(p peer.ID, w store.Ratchet, f *e2e.Frame, res 
 			return fmt.Errorf("%w: file control %d", e2e.ErrMalformed, action)
 		}
 		name := "a file"
-		if t, err := rk.store.Transfer(id); err == nil {
+		if t, err := rk.store.Transfers().Transfer(id); err == nil {
 			if o, err := transfer.ParseOffer(t.Offer); err == nil {
 				name = transfer.CleanName(o.Name)
 			}
 		}
 		m.Peer, m.StoredAt, m.Body = p, now, controlBody(action, name)
 		res.text = &m
-		isNew, t, err := rk.store.SaveRatchetWithIncomingControl(w, &m, id, func(t *store.Transfer) bool {
+		isNew, t, err := rk.store.Transfers().SaveRatchetWithIncomingControl(w, &m, id, func(t *store.Transfer) bool {
 			return applyControl(t, action, now)
 		})
 		res.isNew = isNew
@@ -170,7 +170,7 @@ func (rk *ratchetKeys) commitFile(p peer.ID, w store.Ratchet, f *e2e.Frame, res 
 		return fmt.Errorf("%w: file chunk %d", e2e.ErrMalformed, idx)
 	}
 	c.index = int(idx)
-	if err := rk.store.SaveRatchet(w); err != nil {
+	if err := rk.store.Ratchets().SaveRatchet(w); err != nil {
 		return err
 	}
 	res.file = &fileArrival{chunk: c, from: p}

@@ -17,7 +17,7 @@ import (
 // file offer, the file's chunks follow it there when the file is small
 // enough; a larger one waits, and says so.
 func (ft *transfers) offerQueued(id e2e.MessageID, p peer.ID) {
-	t, err := ft.store.Transfer(id)
+	t, err := ft.store.Transfers().Transfer(id)
 	if err != nil || t.Direction != store.Outgoing || t.State.Final() || t.Mailed {
 		return
 	}
@@ -46,7 +46,7 @@ func (ft *transfers) offerSent(id e2e.MessageID, p peer.ID) {
 	if cs == nil || roomyCircuit(cs.conn) {
 		return
 	}
-	t, err := ft.store.Transfer(id)
+	t, err := ft.store.Transfers().Transfer(id)
 	if err != nil || t.Direction != store.Outgoing || t.State.Final() {
 		return
 	}
@@ -86,7 +86,7 @@ func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 			return err
 		}
 	}
-	nt, err := ft.store.UpdateTransfer(t.ID, func(t *store.Transfer) error {
+	nt, err := ft.store.Transfers().UpdateTransfer(t.ID, func(t *store.Transfer) error {
 		t.Mailed = true
 		return nil
 	})
@@ -100,7 +100,7 @@ func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 // exchange runs (it fetches the chunk itself). A file whole and accepted
 // is finished at once.
 func (ft *transfers) mailedChunk(p peer.ID, c *mailedChunk) {
-	t, err := ft.store.Transfer(e2e.MessageID(c.id))
+	t, err := ft.store.Transfers().Transfer(e2e.MessageID(c.id))
 	if err != nil || t.Peer != p || t.Direction != store.Incoming || t.State.Final() {
 		return
 	}

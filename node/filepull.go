@@ -120,7 +120,7 @@ func (ft *transfers) pullLoop(ctx context.Context, p peer.ID, o *transfer.Offer,
 
 // notice shows why a transfer waits.
 func (ft *transfers) notice(id transfer.ID, why string) {
-	t, err := ft.store.Transfer(e2e.MessageID(id))
+	t, err := ft.store.Transfers().Transfer(e2e.MessageID(id))
 	if err != nil || t.State.Final() {
 		return
 	}

@@ -111,7 +111,7 @@ func BenchmarkFileVsRawStream(b *testing.B) {
 	}, "/ip4/127.0.0.1/tcp/0")
 	trustEachOther(b, alice, bob)
 	for _, p := range [][2]*testNode{{alice, bob}, {bob, alice}} {
-		if err := p[0].TrustPeer(p[1].ID(), true); err != nil { // verified: no question
+		if err := p[0].Contacts().Trust(p[1].ID(), true); err != nil { // verified: no question
 			b.Fatal(err)
 		}
 	}
@@ -175,7 +175,7 @@ func BenchmarkFileVsRawStream(b *testing.B) {
 		rss0 := procStatus(b, "self", "VmRSS")
 		resetPeak("self")
 		began := time.Now()
-		fi, err := alice.SendFile(bob.ID(), path)
+		fi, err := alice.Files().Send(bob.ID(), path)
 		if err != nil {
 			b.Fatal(err)
 		}

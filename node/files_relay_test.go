@@ -53,7 +53,7 @@ func (tn *testNode) circuitAddr() string {
 func linkThroughRelay(t *testing.T, a, b *testNode) {
 	t.Helper()
 	for _, p := range [][2]*testNode{{a, b}, {b, a}} {
-		if err := p[0].TrustPeer(p[1].ID(), false); err != nil {
+		if err := p[0].Contacts().Trust(p[1].ID(), false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -74,12 +74,12 @@ func TestFileThroughRelayNewCircuits(t *testing.T) {
 	bob := relayOnly(t, "bob", r.Addr, func(c *node.Config) { c.Downloads = downloads })
 	linkThroughRelay(t, alice, bob)
 	path, data := writeFile(t, t.TempDir(), "through.bin", 15<<20+3)
-	fi, err := alice.SendFile(bob.ID(), path)
+	fi, err := alice.Files().Send(bob.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
-	if err := bob.AcceptFile(fi.ID); err != nil {
+	if err := bob.Files().Accept(fi.ID); err != nil {
 		t.Fatal(err)
 	}
 	done := bob.waitFile(node.EventFileDone, fi.ID, 2*time.Minute)
@@ -116,12 +116,12 @@ func TestFileStockRelayWaits(t *testing.T) {
 	bob := relayOnly(t, "bob", relay, func(c *node.Config) { c.Downloads = downloads })
 	linkThroughRelay(t, alice, bob)
 	path, data := writeFile(t, t.TempDir(), "wait.bin", 300<<10)
-	fi, err := alice.SendFile(bob.ID(), path)
+	fi, err := alice.Files().Send(bob.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
-	if err := bob.AcceptFile(fi.ID); err != nil {
+	if err := bob.Files().Accept(fi.ID); err != nil {
 		t.Fatal(err)
 	}
 	for _, tn := range []*testNode{alice, bob} {
@@ -130,7 +130,7 @@ func TestFileStockRelayWaits(t *testing.T) {
 				strings.Contains(e.File.Notice, "waiting for a direct connection or a certchat relay")
 		})
 	}
-	if f, err := bob.File(fi.ID); err != nil || f.State.Final() || f.Notice == "" {
+	if f, err := bob.Files().Get(fi.ID); err != nil || f.State.Final() || f.Notice == "" {
 		t.Fatalf("bob's transfer: %+v, %v", f, err)
 	}
 	// A direct path appears: alice listens, bob dials it.
@@ -172,16 +172,16 @@ func TestFileOfflineMailbox(t *testing.T) {
 			return len(rs) == 1 && rs[0].Mailbox && rs[0].PrekeysEC > 0
 		})
 	}
-	if err := alice.TrustPeer(bob.ID(), false); err != nil {
+	if err := alice.Contacts().Trust(bob.ID(), false); err != nil {
 		t.Fatal(err)
 	}
-	if err := bob.TrustPeer(alice.ID(), true); err != nil { // verified: small files come without asking
+	if err := bob.Contacts().Trust(alice.ID(), true); err != nil { // verified: small files come without asking
 		t.Fatal(err)
 	}
 	bob.Close()
 
 	small, data := writeFile(t, t.TempDir(), "small.txt", 200<<10+1)
-	fi, err := alice.SendFile(bob.ID(), small)
+	fi, err := alice.Files().Send(bob.ID(), small)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestFileOfflineMailbox(t *testing.T) {
 		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && strings.Contains(e.File.Notice, "left at the relay")
 	})
 	big, _ := writeFile(t, t.TempDir(), "big.bin", node.MailboxFileMax+1)
-	bi, err := alice.SendFile(bob.ID(), big)
+	bi, err := alice.Files().Send(bob.ID(), big)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,12 +218,12 @@ func TestFileRelayThenDirect(t *testing.T) {
 	bob := relayOnly(t, "bob", r.Addr, func(c *node.Config) { c.Downloads = downloads })
 	linkThroughRelay(t, alice, bob)
 	path, data := writeFile(t, t.TempDir(), "moving.bin", 12<<20)
-	fi, err := alice.SendFile(bob.ID(), path)
+	fi, err := alice.Files().Send(bob.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
-	if err := bob.AcceptFile(fi.ID); err != nil {
+	if err := bob.Files().Accept(fi.ID); err != nil {
 		t.Fatal(err)
 	}
 	alice.waitFor("the file moving through the relay", func(e node.Event) bool {

@@ -136,7 +136,7 @@ func TestFileTamperingRelay(t *testing.T) {
 		c.RetryMin = 200 * time.Millisecond
 	}, "/ip4/127.0.0.1/tcp/0")
 	for _, p := range [][2]*testNode{{alice, bob}, {bob, alice}} {
-		if err := p[0].TrustPeer(p[1].ID(), true); err != nil {
+		if err := p[0].Contacts().Trust(p[1].ID(), true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -152,12 +152,12 @@ func TestFileTamperingRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	path, data := writeFile(t, t.TempDir(), "t.bin", 4<<20+777)
-	fi, err := alice.SendFile(bob.ID(), path)
+	fi, err := alice.Files().Send(bob.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.waitFile(node.EventFileOffer, fi.ID, 15*time.Second)
-	if err := bob.AcceptFile(fi.ID); err != nil {
+	if err := bob.Files().Accept(fi.ID); err != nil {
 		t.Fatal(err)
 	}
 	// The tampered connection ends (its transport's check fails) while
@@ -201,12 +201,12 @@ func TestFileTamperingRelayHop(t *testing.T) {
 	})
 	linkThroughRelay(t, alice, bob)
 	path, data := writeFile(t, t.TempDir(), "hop.bin", 4<<20+777)
-	fi, err := alice.SendFile(bob.ID(), path)
+	fi, err := alice.Files().Send(bob.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
-	if err := bob.AcceptFile(fi.ID); err != nil {
+	if err := bob.Files().Accept(fi.ID); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -36,7 +36,7 @@ func (ft *transfers) handleStream(s network.Stream) {
 		return
 	}
 	refuse := func(code byte, msg string) { writeFS(s, fsError, errorPayload(code, msg)) }
-	t, err := ft.store.Transfer(e2e.MessageID(id))
+	t, err := ft.store.Transfers().Transfer(e2e.MessageID(id))
 	switch {
 	case errors.Is(err, store.ErrNotFound), err == nil && (t.Peer != p || t.Direction != store.Outgoing):
 		refuse(fsErrUnknown, "no such transfer")

@@ -32,7 +32,7 @@ func (t *sessions) handleFrame(cs *chatSession, f e2e.Frame) error {
 			return err
 		}
 		if r.Status == e2e.ReceiptSeen {
-			if t.honoursSeen(cs) {
+			if t.ind.honoursSeen(cs) {
 				t.receipts.addSeen(cs.peer, r.ID)
 			}
 			return nil
@@ -44,14 +44,14 @@ func (t *sessions) handleFrame(cs *chatSession, f e2e.Frame) error {
 		if err != nil {
 			return err
 		}
-		t.receiveSettings(cs, s)
+		t.ind.receiveSettings(cs, s)
 		return nil
 	case e2e.FrameTyping:
 		ty, err := e2e.ParseTyping(f.Payload)
 		if err != nil {
 			return err
 		}
-		t.receiveTyping(cs, bool(ty))
+		t.ind.receiveTyping(cs, bool(ty))
 		return nil
 	}
 	t.log.Debug("frame ignored", "peer", cs.peer, "type", f.Type)

@@ -48,23 +48,27 @@ type GroupInfo struct {
 	Messages  int
 }
 
-// groups owns the logs of the groups this node holds. mu guards logs and
-// is never held while calling other parts (the store aside).
-type groups struct {
+// Groups is the node's part for groups (Node.Groups): it owns the logs
+// of the groups this node holds and is the group API the window, the
+// daemon and the commands use. mu guards logs and is never held while
+// calling other parts (the store aside). Its methods are called from the
+// API's callers and from session read loops (receive).
+type Groups struct {
 	*core
 	out  *outbox
 	book *peerBook
+	rk   *ratchetKeys
 
 	mu   sync.Mutex
 	logs map[group.ID]*group.Log
 }
 
-func newGroups(c *core) *groups { return &groups{core: c, logs: map[group.ID]*group.Log{}} }
+func newGroups(c *core) *Groups { return &Groups{core: c, logs: map[group.ID]*group.Log{}} }
 
 // load restores the logs from the store. A group whose record or changes
 // cannot be read is left out, with an error event naming it.
-func (g *groups) load() {
-	gs, err := g.store.Groups()
+func (g *Groups) load() {
+	gs, err := g.store.Groups().List()
 	if err != nil {
 		g.log.Error("read groups", "err", err)
 		g.emitError("", fmt.Errorf("some groups could not be read: %w", err))
@@ -83,10 +87,10 @@ func (g *groups) load() {
 
 // info describes a group in state s, with what the store counts. The
 // caller takes s from the log under mu.
-func (g *groups) info(s group.State) GroupInfo {
+func (g *Groups) info(s group.State) GroupInfo {
 	gi := GroupInfo{ID: s.ID, Name: s.Name, GroupName: s.Name, Creator: s.Creator, Members: s.Members, Admins: s.Admins,
 		Version: s.Version, CA: s.CA, Member: s.IsMember(g.host.ID())}
-	if sg, found, err := g.store.Group(store.GroupID(s.ID)); err == nil && found {
+	if sg, found, err := g.store.Groups().Get(store.GroupID(s.ID)); err == nil && found {
 		if sg.Name != "" {
 			gi.Name = sg.Name
 		}
@@ -96,7 +100,7 @@ func (g *groups) info(s group.State) GroupInfo {
 }
 
 // state returns the group's current membership.
-func (g *groups) state(id group.ID) (group.State, bool) {
+func (g *Groups) state(id group.ID) (group.State, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	l, ok := g.logs[id]
@@ -109,7 +113,7 @@ func (g *groups) state(id group.ID) (group.State, bool) {
 // mayPost says whether p may post to group id: p is a member of the
 // membership we hold, and so are we. Called by the ratchet keys with
 // their lock held, before the message is stored.
-func (g *groups) mayPost(p peer.ID, id store.GroupID) error {
+func (g *Groups) mayPost(p peer.ID, id store.GroupID) error {
 	s, ok := g.state(group.ID(id))
 	switch {
 	case !ok:
@@ -124,7 +128,7 @@ func (g *groups) mayPost(p peer.ID, id store.GroupID) error {
 
 // distribute queues the group's log for each recipient (one write) and
 // wakes their outbox workers.
-func (g *groups) distribute(id group.ID, changes [][]byte, recipients []peer.ID) error {
+func (g *Groups) distribute(id group.ID, changes [][]byte, recipients []peer.ID) error {
 	recipients = slices.DeleteFunc(slices.Clone(recipients), func(p peer.ID) bool { return p == g.host.ID() })
 	if len(recipients) == 0 {
 		return nil
@@ -132,7 +136,7 @@ func (g *groups) distribute(id group.ID, changes [][]byte, recipients []peer.ID)
 	if len(changes) > e2e.MaxGroupChanges {
 		changes = append([][]byte{changes[0]}, changes[len(changes)-e2e.MaxGroupChanges+1:]...)
 	}
-	if err := g.store.AddGroupChanges(store.GroupID(id), e2e.NewMessageID(), changes, recipients, g.cfg.Now()); err != nil {
+	if err := g.store.Groups().AddGroupChanges(store.GroupID(id), e2e.NewMessageID(), changes, recipients, g.cfg.Now()); err != nil {
 		return fmt.Errorf("queue the group's changes: %w", err)
 	}
 	for _, p := range recipients {
@@ -142,14 +146,14 @@ func (g *groups) distribute(id group.ID, changes [][]byte, recipients []peer.ID)
 }
 
 // emitGroup tells subscribers a group changed.
-func (g *groups) emitGroup(gi GroupInfo) {
+func (g *Groups) emitGroup(gi GroupInfo) {
 	g.emit(Event{Kind: EventGroup, Group: &gi})
 }
 
 // receive adds the changes a peer sent to the group's log (starting the
 // log from its create when the group is new to us), stores the log and
 // reports each refusal with its reason.
-func (g *groups) receive(from peer.ID, gc e2e.GroupChanges) {
+func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	id := group.ID(gc.Group)
 	g.mu.Lock()
 	l, known := g.logs[id]
@@ -208,7 +212,7 @@ func (g *groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	if !keep || (known && len(changes) == before) {
 		return
 	}
-	if err := g.store.PutGroupChanges(store.GroupID(id), changes); err != nil {
+	if err := g.store.Groups().PutGroupChanges(store.GroupID(id), changes); err != nil {
 		g.emitError(from, fmt.Errorf("store group %x: %w", id[:4], err))
 		return
 	}
@@ -245,17 +249,20 @@ func groupPlaintext(m store.Message) ([]byte, error) {
 
 // The API.
 
-// Groups lists the groups this node holds.
-func (n *Node) Groups() []GroupInfo {
-	n.groups.mu.Lock()
-	states := make([]group.State, 0, len(n.groups.logs))
-	for _, l := range n.groups.logs {
+// Groups is the node's group part: create, change, send to and read groups.
+func (n *Node) Groups() *Groups { return n.groups }
+
+// List lists the groups this node holds.
+func (g *Groups) List() []GroupInfo {
+	g.mu.Lock()
+	states := make([]group.State, 0, len(g.logs))
+	for _, l := range g.logs {
 		states = append(states, l.State())
 	}
-	n.groups.mu.Unlock()
+	g.mu.Unlock()
 	out := make([]GroupInfo, 0, len(states))
 	for _, s := range states {
-		out = append(out, n.groups.info(s))
+		out = append(out, g.info(s))
 	}
 	slices.SortFunc(out, func(a, b GroupInfo) int {
 		if a.Name != b.Name {
@@ -269,20 +276,20 @@ func (n *Node) Groups() []GroupInfo {
 	return out
 }
 
-// Group describes one group.
-func (n *Node) Group(id group.ID) (GroupInfo, bool) {
-	s, ok := n.groups.state(id)
+// Get describes one group.
+func (g *Groups) Get(id group.ID) (GroupInfo, bool) {
+	s, ok := g.state(id)
 	if !ok {
 		return GroupInfo{}, false
 	}
-	return n.groups.info(s), true
+	return g.info(s), true
 }
 
-// FindGroup finds a group by its ID (hex, or a prefix of at least 8
+// Find finds a group by its ID (hex, or a prefix of at least 8
 // digits) or its name; a name two groups share is ambiguous.
-func (n *Node) FindGroup(s string) (GroupInfo, error) {
+func (g *Groups) Find(s string) (GroupInfo, error) {
 	var found []GroupInfo
-	for _, gi := range n.Groups() {
+	for _, gi := range g.List() {
 		hexID := gi.ID.String()
 		if s == hexID || (len(s) >= 8 && len(s) < len(hexID) && hexID[:len(s)] == s) || gi.Name == s {
 			found = append(found, gi)
@@ -297,28 +304,28 @@ func (n *Node) FindGroup(s string) (GroupInfo, error) {
 	return GroupInfo{}, fmt.Errorf("%d groups are called %q: name one by its ID", len(found), s)
 }
 
-// GroupCreate makes a group with a name and its first members (besides
+// Create makes a group with a name and its first members (besides
 // this node, its first admin), stores it and sends it to the members.
-func (n *Node) GroupCreate(name string, members []peer.ID) (GroupInfo, error) {
-	return n.GroupCreateCA(name, members, nil)
+func (g *Groups) Create(name string, members []peer.ID) (GroupInfo, error) {
+	return g.CreateCA(name, members, nil)
 }
 
-// GroupCreateCA is GroupCreate for a group bound to a CA: ca is the
+// CreateCA is Create for a group bound to a CA: ca is the
 // SHA-256 of its certificate's SubjectPublicKeyInfo.
-func (n *Node) GroupCreateCA(name string, members []peer.ID, ca []byte) (GroupInfo, error) {
+func (g *Groups) CreateCA(name string, members []peer.ID, ca []byte) (GroupInfo, error) {
 	var uniq []peer.ID
 	for _, p := range members {
-		if p == n.host.ID() {
+		if p == g.host.ID() {
 			continue
 		}
 		if !slices.Contains(uniq, p) {
 			uniq = append(uniq, p)
 		}
 	}
-	if err := n.checkCAMembers(ca, append([]peer.ID{n.host.ID()}, uniq...)); err != nil {
+	if err := g.checkCAMembers(ca, append([]peer.ID{g.host.ID()}, uniq...)); err != nil {
 		return GroupInfo{}, fmt.Errorf("create group %q: %w", name, err)
 	}
-	c, err := group.Create(n.id.Signer(), name, uniq, ca, n.cfg.Now())
+	c, err := group.Create(g.id.Signer(), name, uniq, ca, g.cfg.Now())
 	if err != nil {
 		return GroupInfo{}, fmt.Errorf("create group %q: %w", name, err)
 	}
@@ -327,64 +334,64 @@ func (n *Node) GroupCreateCA(name string, members []peer.ID, ca []byte) (GroupIn
 		return GroupInfo{}, fmt.Errorf("create group %q: %w", name, err)
 	}
 	id := l.ID()
-	if err := n.store.PutGroupChanges(store.GroupID(id), l.Changes()); err != nil {
+	if err := g.store.Groups().PutGroupChanges(store.GroupID(id), l.Changes()); err != nil {
 		return GroupInfo{}, fmt.Errorf("store group %q: %w", name, err)
 	}
 	s := l.State()
-	n.groups.mu.Lock()
-	n.groups.logs[id] = l
-	n.groups.mu.Unlock()
-	if err := n.groups.distribute(id, l.Changes(), uniq); err != nil {
+	g.mu.Lock()
+	g.logs[id] = l
+	g.mu.Unlock()
+	if err := g.distribute(id, l.Changes(), uniq); err != nil {
 		return GroupInfo{}, err
 	}
-	gi := n.groups.info(s)
-	n.groups.emitGroup(gi)
+	gi := g.info(s)
+	g.emitGroup(gi)
 	return gi, nil
 }
 
-// GroupAdd adds p to the group (admins only).
-func (n *Node) GroupAdd(id group.ID, p peer.ID) (GroupInfo, error) {
-	if s, ok := n.groups.state(id); ok {
-		if err := n.checkCAMembers(s.CA, []peer.ID{p}); err != nil {
+// Add adds p to the group (admins only).
+func (g *Groups) Add(id group.ID, p peer.ID) (GroupInfo, error) {
+	if s, ok := g.state(id); ok {
+		if err := g.checkCAMembers(s.CA, []peer.ID{p}); err != nil {
 			return GroupInfo{}, fmt.Errorf("add to group %q: %w", s.Name, err)
 		}
 	}
-	return n.groupChange(id, group.OpAdd, p, "")
+	return g.change(id, group.OpAdd, p, "")
 }
 
-// GroupRemove removes p from the group (admins only). p is sent the
+// Remove removes p from the group (admins only). p is sent the
 // change, and nothing after it.
-func (n *Node) GroupRemove(id group.ID, p peer.ID) (GroupInfo, error) {
-	return n.groupChange(id, group.OpRemove, p, "")
+func (g *Groups) Remove(id group.ID, p peer.ID) (GroupInfo, error) {
+	return g.change(id, group.OpRemove, p, "")
 }
 
-// GroupLeave leaves the group.
-func (n *Node) GroupLeave(id group.ID) (GroupInfo, error) {
-	return n.groupChange(id, group.OpLeave, "", "")
+// Leave leaves the group.
+func (g *Groups) Leave(id group.ID) (GroupInfo, error) {
+	return g.change(id, group.OpLeave, "", "")
 }
 
-// GroupRename renames the group for every member (admins only).
-func (n *Node) GroupRename(id group.ID, name string) (GroupInfo, error) {
-	return n.groupChange(id, group.OpRename, "", name)
+// Rename renames the group for every member (admins only).
+func (g *Groups) Rename(id group.ID, name string) (GroupInfo, error) {
+	return g.change(id, group.OpRename, "", name)
 }
 
-// GroupAdmin makes member p an admin (admins only).
-func (n *Node) GroupAdmin(id group.ID, p peer.ID) (GroupInfo, error) {
-	return n.groupChange(id, group.OpAdmin, p, "")
+// Admin makes member p an admin (admins only).
+func (g *Groups) Admin(id group.ID, p peer.ID) (GroupInfo, error) {
+	return g.change(id, group.OpAdmin, p, "")
 }
 
-// groupChange proposes a change to the current version and commits it.
-func (n *Node) groupChange(id group.ID, op group.Op, p peer.ID, name string) (GroupInfo, error) {
-	c, err := n.groups.propose(id, op, p, name)
+// change proposes a change to the current version and commits it.
+func (g *Groups) change(id group.ID, op group.Op, p peer.ID, name string) (GroupInfo, error) {
+	c, err := g.propose(id, op, p, name)
 	if err != nil {
 		return GroupInfo{}, err
 	}
-	return n.groups.commit(id, c)
+	return g.commit(id, c)
 }
 
 // propose makes and signs a change to the version we hold (group.Log's
 // checks say why it would not take effect).
-func (g *groups) propose(id group.ID, op group.Op, p peer.ID, name ...string) (*group.Change, error) {
+func (g *Groups) propose(id group.ID, op group.Op, p peer.ID, name ...string) (*group.Change, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	l, ok := g.logs[id]
@@ -406,7 +413,7 @@ func (g *groups) propose(id group.ID, op group.Op, p peer.ID, name ...string) (*
 // commit adds our change to the log, stores the log and sends it to the
 // members of the version before and after (so a removed member learns it
 // is out).
-func (g *groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
+func (g *Groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
 	g.mu.Lock()
 	l, ok := g.logs[id]
 	if !ok {
@@ -420,7 +427,7 @@ func (g *groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
 	}
 	changes, after := l.Changes(), l.State()
 	g.mu.Unlock()
-	if err := g.store.PutGroupChanges(store.GroupID(id), changes); err != nil {
+	if err := g.store.Groups().PutGroupChanges(store.GroupID(id), changes); err != nil {
 		return GroupInfo{}, fmt.Errorf("store group %q: %w", before.Name, err)
 	}
 	recipients := slices.Clone(after.Members)
@@ -440,50 +447,52 @@ func (g *groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
 	return gi, nil
 }
 
-// GroupSend stores a text to the group once and queues a copy for each
+// Send stores a text to the group once and queues a copy for each
 // other member. It is refused while a member's key changed or is blocked.
-func (n *Node) GroupSend(id group.ID, text string) (store.GroupMessage, error) {
-	s, ok := n.groups.state(id)
+func (g *Groups) Send(id group.ID, text string) (store.GroupMessage, error) {
+	s, ok := g.state(id)
 	if !ok {
 		return store.GroupMessage{}, fmt.Errorf("%w %s", ErrUnknownGroup, id.Short())
 	}
-	if !s.IsMember(n.host.ID()) {
+	if !s.IsMember(g.host.ID()) {
 		return store.GroupMessage{}, fmt.Errorf("send to %q: %w", s.Name, ErrNotGroupMember)
 	}
 	var to []peer.ID
 	for _, p := range s.Members {
-		if p == n.host.ID() {
+		if p == g.host.ID() {
 			continue
 		}
-		if err := n.book.mayMessage(p); errors.Is(err, ErrKeyChanged) || errors.Is(err, ErrBlocked) {
+		if err := g.book.mayMessage(p); errors.Is(err, ErrKeyChanged) || errors.Is(err, ErrBlocked) {
 			return store.GroupMessage{}, fmt.Errorf("send to %q: %s: %w (%w)", s.Name, identity.ShortID(p), ErrGroupBlocked, err)
 		}
 		to = append(to, p)
 	}
-	now := n.cfg.Now()
+	now := g.cfg.Now()
 	m := store.GroupMessage{Group: store.GroupID(id), ID: e2e.NewMessageID(), SentAt: now, StoredAt: now, Body: text}
 	if _, err := groupPlaintext(m.AsMessage()); err != nil { // refused now rather than failed later
 		return store.GroupMessage{}, err
 	}
-	if err := n.rk.storeGroupSealed(&m, to); err != nil {
+	if err := g.rk.storeGroupSealed(&m, to); err != nil {
 		return store.GroupMessage{}, fmt.Errorf("store group message: %w", err)
 	}
 	for _, p := range to {
-		n.out.push(p, m.CopyFor(p))
+		g.out.push(p, m.CopyFor(p))
 	}
 	return m, nil
 }
 
-// GroupHistory returns a page of a group's messages, oldest first.
-func (n *Node) GroupHistory(id group.ID, before uint64, limit int) ([]store.GroupMessage, error) {
-	return n.store.GroupHistory(store.GroupID(id), before, limit)
+// History returns a page of a group's messages, oldest first.
+func (g *Groups) History(id group.ID, before uint64, limit int) ([]store.GroupMessage, error) {
+	return g.store.Groups().GroupHistory(store.GroupID(id), before, limit)
 }
 
-// GroupDelivery reports an outgoing group message with each member's
+// Delivery reports an outgoing group message with each member's
 // delivery status ("delivered to 4 of 6", and who is missing).
-func (n *Node) GroupDelivery(msg e2e.MessageID) (store.GroupMessage, error) {
-	return n.store.GroupMessageByID(msg)
+func (g *Groups) Delivery(msg e2e.MessageID) (store.GroupMessage, error) {
+	return g.store.Groups().GroupMessageByID(msg)
 }
 
-// MarkGroupRead clears a group's unread count.
-func (n *Node) MarkGroupRead(id group.ID) error { return n.store.MarkGroupRead(store.GroupID(id)) }
+// MarkRead clears a group's unread count.
+func (g *Groups) MarkRead(id group.ID) error {
+	return g.store.Groups().MarkGroupRead(store.GroupID(id))
+}

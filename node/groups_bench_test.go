@@ -154,7 +154,7 @@ func benchGroup(b *testing.B, members int) {
 	nodes := make([]*testNode, members)
 	for i := range nodes {
 		nodes[i] = startNode(b, newHome(b, fmt.Sprintf("m%d", i)), tcp)
-		if err := nodes[i].TrustPeer(sender.id, false); err != nil {
+		if err := nodes[i].Contacts().Trust(sender.id, false); err != nil {
 			b.Fatal(err)
 		}
 		nodes[i].Host().Peerstore().AddAddrs(sender.id, sender.addrs, time.Hour)
@@ -313,14 +313,14 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 			if ai, err := peer.AddrInfoFromP2pAddr(ma); err == nil {
 				ma = ai.Addrs[0]
 			}
-			if err := nd.TrustPeer(p, false); err != nil {
+			if err := nd.Contacts().Trust(p, false); err != nil {
 				return err
 			}
 			nd.Host().Peerstore().AddAddrs(p, []multiaddr.Multiaddr{ma}, time.Hour)
 			members = append(members, p)
 			fmt.Fprintln(stdout, "ok")
 		case "create":
-			gi, err := nd.GroupCreate("bench", members)
+			gi, err := nd.Groups().Create("bench", members)
 			if err != nil {
 				return err
 			}
@@ -328,7 +328,7 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 			fmt.Fprintln(stdout, "group", hex.EncodeToString(gid[:]))
 		case "send":
 			t0 := time.Now()
-			m, err := nd.GroupSend(gid, benchText)
+			m, err := nd.Groups().Send(gid, benchText)
 			if err != nil {
 				return err
 			}
@@ -339,7 +339,7 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 			deadline := time.Now().Add(2 * time.Minute)
 			for _, id := range sent {
 				for {
-					m, err := nd.GroupDelivery(id)
+					m, err := nd.Groups().Delivery(id)
 					if err != nil {
 						return err
 					}

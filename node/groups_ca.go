@@ -37,8 +37,8 @@ func CAHash(cert *x509.Certificate) []byte {
 
 // memberCA says whether p holds, now, a valid certificate issued directly
 // by the trusted root that ca names; nil if so.
-func (n *Node) memberCA(p peer.ID, ca []byte) error {
-	roots, err := n.trust.Roots()
+func (g *Groups) memberCA(p peer.ID, ca []byte) error {
+	roots, err := g.trust.Roots()
 	if err != nil {
 		return err
 	}
@@ -51,17 +51,17 @@ func (n *Node) memberCA(p peer.ID, ca []byte) error {
 	if root == nil {
 		return ErrGroupCAUntrusted
 	}
-	if p == n.host.ID() {
-		return checkIssued(n.id.Certificate(), root, n)
+	if p == g.host.ID() {
+		return checkIssued(g.id.Certificate(), root, g.core)
 	}
-	cert, ok := n.Certificate(p)
+	cert, ok := g.book.certificate(p)
 	if !ok {
 		return fmt.Errorf("%w (no certificate seen yet: connect first)", ErrNotFromGroupCA)
 	}
-	return checkIssued(cert, root, n)
+	return checkIssued(cert, root, g.core)
 }
 
-func checkIssued(cert, root *x509.Certificate, n *Node) error {
+func checkIssued(cert, root *x509.Certificate, n *core) error {
 	if err := cert.CheckSignatureFrom(root); err != nil {
 		return fmt.Errorf("%w (issued by %s)", ErrNotFromGroupCA, identity.SanitizeName(cert.Issuer.CommonName))
 	}
@@ -73,29 +73,29 @@ func checkIssued(cert, root *x509.Certificate, n *Node) error {
 
 // checkCAMembers refuses, for a CA-bound group, members without a
 // certificate from its CA.
-func (n *Node) checkCAMembers(ca []byte, members []peer.ID) error {
+func (g *Groups) checkCAMembers(ca []byte, members []peer.ID) error {
 	if ca == nil {
 		return nil
 	}
 	for _, p := range members {
-		if err := n.memberCA(p, ca); err != nil {
+		if err := g.memberCA(p, ca); err != nil {
 			return fmt.Errorf("%s cannot join a group bound to a CA: %w", identity.ShortID(p), err)
 		}
 	}
 	return nil
 }
 
-// GroupFlags lists, for a group bound to a CA, the members whose
+// Flags lists, for a group bound to a CA, the members whose
 // certificate no longer qualifies (expired, CA removed from trust), with
 // the reason. Empty for other groups.
-func (n *Node) GroupFlags(id group.ID) map[peer.ID]error {
-	s, ok := n.groups.state(id)
+func (g *Groups) Flags(id group.ID) map[peer.ID]error {
+	s, ok := g.state(id)
 	if !ok || s.CA == nil {
 		return nil
 	}
 	out := map[peer.ID]error{}
 	for _, p := range s.Members {
-		if err := n.memberCA(p, s.CA); err != nil {
+		if err := g.memberCA(p, s.CA); err != nil {
 			out[p] = err
 		}
 	}

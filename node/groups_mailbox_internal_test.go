@@ -18,7 +18,7 @@ func groupEv(id group.ID, ok func(GroupInfo) bool) func(Event) bool {
 
 func groupBodiesOf(t *testing.T, on *offNode, id group.ID) []string {
 	t.Helper()
-	h, err := on.store.GroupHistory(store.GroupID(id), 0, 100)
+	h, err := on.store.Groups().GroupHistory(store.GroupID(id), 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestGroupMailboxAndRemovedKeys(t *testing.T) {
 	offLink(t, alice, carol)
 	offLink(t, bob, carol)
 
-	gi, err := alice.GroupCreate("team", []peer.ID{bob.ID(), carol.ID()})
+	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID(), carol.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestGroupMailboxAndRemovedKeys(t *testing.T) {
 	carol.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
 
 	bob.Close()
-	m, err := alice.GroupSend(id, "while bob is away")
+	m, err := alice.Groups().Send(id, "while bob is away")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestGroupMailboxAndRemovedKeys(t *testing.T) {
 	carol.offWait("carol's copy, live", offIsMessage(m.ID))
 	// Carol's receipt is recorded by alice a moment after carol stored it.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		d, err := alice.GroupDelivery(m.ID)
+		d, err := alice.Groups().Delivery(m.ID)
 		if err == nil && d.Delivered() == 1 && slices.Equal(d.Waiting(), []peer.ID{bob.ID()}) {
 			break
 		}
@@ -83,7 +83,7 @@ func TestGroupMailboxAndRemovedKeys(t *testing.T) {
 	bob.offWait("bob's copy from the mailbox", offIsMessage(m.ID))
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		d, err := alice.GroupDelivery(m.ID)
+		d, err := alice.Groups().Delivery(m.ID)
 		if err == nil && d.Delivered() == 2 {
 			break
 		}
@@ -96,11 +96,11 @@ func TestGroupMailboxAndRemovedKeys(t *testing.T) {
 	// Carol is removed. The next message is sealed for bob alone: carol's
 	// whole ratchet state (what a thief of her keys would hold) does not
 	// open bob's copy, and her store never gets the message.
-	if _, err := alice.GroupRemove(id, carol.ID()); err != nil {
+	if _, err := alice.Groups().Remove(id, carol.ID()); err != nil {
 		t.Fatal(err)
 	}
 	carol.offWait("her removal", groupEv(id, func(g GroupInfo) bool { return !g.Member }))
-	after, err := alice.GroupSend(id, "after carol's removal")
+	after, err := alice.Groups().Send(id, "after carol's removal")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestGroupMailboxAndRemovedKeys(t *testing.T) {
 	if got := groupBodiesOf(t, carol, id); slices.Contains(got, "after carol's removal") {
 		t.Fatalf("carol's store holds a message sent after her removal: %q", got)
 	}
-	if d, _ := alice.GroupDelivery(after.ID); len(d.Members) != 1 || d.Members[0].Peer != bob.ID() {
+	if d, _ := alice.Groups().Delivery(after.ID); len(d.Members) != 1 || d.Members[0].Peer != bob.ID() {
 		t.Fatalf("a message after the removal was queued for %+v", d.Members)
 	}
 }
@@ -135,12 +135,12 @@ func TestGroupConcurrentAdmins(t *testing.T) {
 			offLink(t, a, b)
 		}
 	}
-	gi, err := alice.GroupCreate("team", []peer.ID{bob.ID(), carol.ID()})
+	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID(), carol.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := gi.ID
-	if _, err := alice.GroupAdmin(id, bob.ID()); err != nil {
+	if _, err := alice.Groups().Admin(id, bob.ID()); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []*offNode{bob, carol} {
@@ -170,7 +170,7 @@ func TestGroupConcurrentAdmins(t *testing.T) {
 	}
 	var first GroupInfo
 	for i, n := range nodes {
-		g, ok := n.Group(id)
+		g, ok := n.Groups().Get(id)
 		if !ok {
 			t.Fatalf("%s does not hold the group", n.ID())
 		}

@@ -26,19 +26,19 @@ func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Mes
 	res.grp = &groupOpened{ack: wm.ID}
 	if wm.Kind() != e2e.KindText || wm.ReplyTo != (e2e.MessageID{}) {
 		res.grp.refused = fmt.Errorf("replies, edits, deletions and reactions in groups are not supported yet")
-		return rk.store.SaveRatchet(w)
+		return rk.store.Ratchets().SaveRatchet(w)
 	}
 	if rk.groupOK == nil {
 		res.grp.refused = ErrUnknownGroup
-		return rk.store.SaveRatchet(w)
+		return rk.store.Ratchets().SaveRatchet(w)
 	}
 	if err := rk.groupOK(p, wm.Group); err != nil {
 		res.grp.refused = err
-		return rk.store.SaveRatchet(w)
+		return rk.store.Ratchets().SaveRatchet(w)
 	}
 	gm := &store.GroupMessage{Group: wm.Group, ID: wm.ID, From: p, SentAt: wm.SentAt, Body: wm.Body,
 		Stream: wm.Stream, Number: wm.Number}
-	isNew, err := rk.store.SaveRatchetWithGroupIncoming(w, gm, rk.now())
+	isNew, err := rk.store.Ratchets().SaveRatchetWithGroupIncoming(w, gm, rk.now())
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func (rk *ratchetKeys) commitGroupChanges(p peer.ID, w store.Ratchet, f *e2e.Fra
 		return err
 	}
 	res.grp = &groupOpened{ack: gc.ID, changes: &gc}
-	return rk.store.SaveRatchet(w)
+	return rk.store.Ratchets().SaveRatchet(w)
 }
 
 // groupDelivered reports what a group envelope carried, applies changes,

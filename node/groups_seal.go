@@ -30,7 +30,7 @@ func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID
 	}
 	nexts := make(map[peer.ID]*ratchet.SessionSet, len(members))
 	envs := make(map[peer.ID][]byte, len(members))
-	err := rk.store.AddGroupOutgoingSealed(m, members, func(m *store.GroupMessage) ([]store.Ratchet, error) {
+	err := rk.store.Groups().AddGroupOutgoingSealed(m, members, func(m *store.GroupMessage) ([]store.Ratchet, error) {
 		clear(nexts)
 		clear(envs)
 		pt, err := groupPlaintext(m.AsMessage())

@@ -42,7 +42,7 @@ func (tn *testNode) waitGroupDelivered(m store.GroupMessage) store.GroupMessage 
 	var got store.GroupMessage
 	eventually(tn.t.(*testing.T), "delivery of "+m.Body, func() bool {
 		var err error
-		got, err = tn.GroupDelivery(m.ID)
+		got, err = tn.Groups().Delivery(m.ID)
 		return err == nil && got.Delivered() == len(got.Members)
 	})
 	return got
@@ -50,7 +50,7 @@ func (tn *testNode) waitGroupDelivered(m store.GroupMessage) store.GroupMessage 
 
 func (tn *testNode) groupSend(id group.ID, text string) store.GroupMessage {
 	tn.t.Helper()
-	m, err := tn.GroupSend(id, text)
+	m, err := tn.Groups().Send(id, text)
 	if err != nil {
 		tn.t.Fatalf("group send %q: %v", text, err)
 	}
@@ -59,7 +59,7 @@ func (tn *testNode) groupSend(id group.ID, text string) store.GroupMessage {
 
 func groupBodies(t *testing.T, tn *testNode, id group.ID) []string {
 	t.Helper()
-	h, err := tn.GroupHistory(id, 0, 100)
+	h, err := tn.Groups().History(id, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestGroupLifecycle(t *testing.T) {
 	dave := startNode(t, newHome(t, "dave"))
 	trustEachOther(t, alice, bob, carol, dave)
 
-	gi, err := alice.GroupCreate("team", []peer.ID{bob.ID(), carol.ID()})
+	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID(), carol.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestGroupLifecycle(t *testing.T) {
 	carol.waitGroupMessage(m2.ID)
 
 	// A non-admin cannot add.
-	if _, err := bob.GroupAdd(id, dave.ID()); !errors.Is(err, group.ErrNotAdmin) {
+	if _, err := bob.Groups().Add(id, dave.ID()); !errors.Is(err, group.ErrNotAdmin) {
 		t.Fatalf("bob adds dave: %v, want ErrNotAdmin", err)
 	}
 
@@ -123,7 +123,7 @@ func TestGroupLifecycle(t *testing.T) {
 	})
 
 	// Alice removes carol: carol learns it, and gets nothing after.
-	if _, err := alice.GroupRemove(id, carol.ID()); err != nil {
+	if _, err := alice.Groups().Remove(id, carol.ID()); err != nil {
 		t.Fatal(err)
 	}
 	carol.waitGroup(id, "her removal", func(g node.GroupInfo) bool { return !g.Member })
@@ -134,7 +134,7 @@ func TestGroupLifecycle(t *testing.T) {
 	}
 	bob.waitGroupMessage(m3.ID)
 	// Carol's own node refuses to send; forced, the members refuse it.
-	if _, err := carol.GroupSend(id, "still here"); !errors.Is(err, node.ErrNotGroupMember) {
+	if _, err := carol.Groups().Send(id, "still here"); !errors.Is(err, node.ErrNotGroupMember) {
 		t.Fatalf("removed carol sends: %v", err)
 	}
 	forced := store.Message{ID: e2e.NewMessageID(), Peer: bob.ID(), SentAt: time.Now(), Body: "still here", Group: store.GroupID(id)}
@@ -146,7 +146,7 @@ func TestGroupLifecycle(t *testing.T) {
 	})
 
 	// Dave, added later, gets nothing from before.
-	if _, err := alice.GroupAdd(id, dave.ID()); err != nil {
+	if _, err := alice.Groups().Add(id, dave.ID()); err != nil {
 		t.Fatal(err)
 	}
 	dave.waitGroup(id, "being added", func(g node.GroupInfo) bool { return g.Member })
@@ -154,17 +154,17 @@ func TestGroupLifecycle(t *testing.T) {
 	dave.waitGroupMessage(m4.ID)
 
 	// Bob leaves.
-	if _, err := bob.GroupLeave(id); err != nil {
+	if _, err := bob.Groups().Leave(id); err != nil {
 		t.Fatal(err)
 	}
 	alice.waitGroup(id, "bob's leave", func(g node.GroupInfo) bool { return !slices.Contains(g.Members, bob.ID()) })
 	dave.waitGroup(id, "bob's leave", func(g node.GroupInfo) bool { return !slices.Contains(g.Members, bob.ID()) })
 
 	// A member whose key is blocked (or changed) blocks sending to the group.
-	if err := alice.Block(dave.ID()); err != nil {
+	if err := alice.Contacts().Block(dave.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.GroupSend(id, "not while dave is blocked"); !errors.Is(err, node.ErrGroupBlocked) {
+	if _, err := alice.Groups().Send(id, "not while dave is blocked"); !errors.Is(err, node.ErrGroupBlocked) {
 		t.Fatalf("send with a blocked member: %v", err)
 	}
 
@@ -220,23 +220,23 @@ func TestGroupBoundToCA(t *testing.T) {
 		}
 	}
 	hash := node.CAHash(ca.Cert)
-	if _, err := alice.GroupCreateCA("acme", []peer.ID{bob.ID(), carol.ID()}, hash); !errors.Is(err, node.ErrNotFromGroupCA) || !strings.Contains(err.Error(), identity.ShortID(carol.ID())) {
+	if _, err := alice.Groups().CreateCA("acme", []peer.ID{bob.ID(), carol.ID()}, hash); !errors.Is(err, node.ErrNotFromGroupCA) || !strings.Contains(err.Error(), identity.ShortID(carol.ID())) {
 		t.Fatalf("a group bound to a CA with a member it did not issue: %v", err)
 	}
-	g, err := alice.GroupCreateCA("acme", []peer.ID{bob.ID()}, hash)
+	g, err := alice.Groups().CreateCA("acme", []peer.ID{bob.ID()}, hash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.GroupAdd(g.ID, carol.ID()); !errors.Is(err, node.ErrNotFromGroupCA) {
+	if _, err := alice.Groups().Add(g.ID, carol.ID()); !errors.Is(err, node.ErrNotFromGroupCA) {
 		t.Fatalf("adding carol to a CA-bound group: %v", err)
 	}
-	if f := alice.GroupFlags(g.ID); len(f) != 0 {
+	if f := alice.Groups().Flags(g.ID); len(f) != 0 {
 		t.Fatalf("flags while all is well: %v", f)
 	}
 	if err := alice.Trust().RemoveRoot(ca.Cert); err != nil {
 		t.Fatal(err)
 	}
-	if f := alice.GroupFlags(g.ID); !errors.Is(f[bob.ID()], node.ErrGroupCAUntrusted) {
+	if f := alice.Groups().Flags(g.ID); !errors.Is(f[bob.ID()], node.ErrGroupCAUntrusted) {
 		t.Fatalf("bob not flagged after the CA was removed: %v", f)
 	}
 }
@@ -254,7 +254,7 @@ func TestGroupBurst(t *testing.T) {
 	for _, tn := range members {
 		ids = append(ids, tn.ID())
 	}
-	gi, err := alice.GroupCreate("burst", ids)
+	gi, err := alice.Groups().Create("burst", ids)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestGroupBurst(t *testing.T) {
 	for g := range 2 {
 		go func() {
 			for i := range each {
-				m, err := alice.GroupSend(gi.ID, strings.Repeat("x", g*each+i+1))
+				m, err := alice.Groups().Send(gi.ID, strings.Repeat("x", g*each+i+1))
 				if err != nil {
 					errs <- err
 					return

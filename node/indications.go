@@ -8,6 +8,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
+// Indications is the node's part for read markers and typing.
+func (n *Node) Indications() *Indications { return n.ind }
+
 // Read markers ("seen") and typing (docs/PROTOCOL.md §10, "Seen and
 // typing"). Both travel only on a live session: a settings frame says
 // which of them a side takes part in (sent when the session starts and
@@ -34,25 +37,32 @@ const (
 // offline (only the newest matter: the window shows the newest).
 const maxPendingSeen = 64
 
-// indications owns our settings, the typing we last told each peer, and
-// seen receipts waiting for a live session. mu guards all of them; it is
-// taken by the API, the read loops and register, and no other lock is
-// taken under it.
-type indications struct {
+// Indications is the node's part for read markers and typing
+// (Node.Indications): it owns our settings, the typing we last told each
+// peer, and seen receipts waiting for a live session, and sends and
+// receives the frames on the sessions. mu guards local, typingSent and
+// pendingSeen; it is taken by the API, the read loops and register, and
+// no other lock is taken under it.
+type Indications struct {
+	*core
+	sessions *sessions
+
 	mu          sync.Mutex
 	local       e2e.Settings
 	typingSent  map[peer.ID]time.Time // when we last said typing (zero: stopped)
 	pendingSeen map[peer.ID][]e2e.MessageID
 }
 
-func newIndications(cfg Config) *indications {
-	return &indications{
+func newIndications(c *core) *Indications {
+	cfg := c.cfg
+	return &Indications{
+		core:       c,
 		local:      e2e.Settings{ReadMarkers: !cfg.NoReadMarkers, Typing: !cfg.NoTyping},
 		typingSent: map[peer.ID]time.Time{}, pendingSeen: map[peer.ID][]e2e.MessageID{},
 	}
 }
 
-func (in *indications) settings() e2e.Settings {
+func (in *Indications) settings() e2e.Settings {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.local
@@ -73,22 +83,22 @@ func (cs *chatSession) settings() peerSettings {
 	return cs.peerSet
 }
 
-// Indications reports which live indications we take part in.
-func (n *Node) Indications() e2e.Settings { return n.ind.settings() }
+// Settings reports which live indications we take part in.
+func (in *Indications) Settings() e2e.Settings { return in.settings() }
 
-// SetIndications changes which live indications we take part in and tells
+// Set changes which live indications we take part in and tells
 // every live peer.
-func (n *Node) SetIndications(s e2e.Settings) {
-	n.ind.mu.Lock()
-	n.ind.local = s
+func (in *Indications) Set(s e2e.Settings) {
+	in.mu.Lock()
+	in.local = s
 	if !s.ReadMarkers {
-		clear(n.ind.pendingSeen)
+		clear(in.pendingSeen)
 	}
-	n.ind.mu.Unlock()
-	for _, cs := range n.sessions.all() {
-		n.sessions.sendSettings(cs, s)
+	in.mu.Unlock()
+	for _, cs := range in.sessions.all() {
+		in.sendSettings(cs, s)
 		if !s.Typing && cs.settings().typing {
-			n.sessions.peerTyping(cs, false)
+			in.peerTyping(cs, false)
 		}
 	}
 }
@@ -96,69 +106,69 @@ func (n *Node) SetIndications(s e2e.Settings) {
 // MarkSeen tells p that our window showed its messages ids (read
 // markers), if both of us take part: on the live session, or, with none,
 // when one starts.
-func (n *Node) MarkSeen(p peer.ID, ids []e2e.MessageID) {
-	if len(ids) == 0 || !n.ind.settings().ReadMarkers {
+func (in *Indications) MarkSeen(p peer.ID, ids []e2e.MessageID) {
+	if len(ids) == 0 || !in.settings().ReadMarkers {
 		return
 	}
-	cs := n.sessions.newest(p)
-	if cs != nil && cs.settings().known && n.sessions.sendSeen(cs, ids) {
+	cs := in.sessions.newest(p)
+	if cs != nil && cs.settings().known && in.sendSeen(cs, ids) {
 		return
 	}
-	n.ind.mu.Lock()
-	defer n.ind.mu.Unlock()
-	q := append(n.ind.pendingSeen[p], ids...)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	q := append(in.pendingSeen[p], ids...)
 	if len(q) > maxPendingSeen {
 		q = q[len(q)-maxPendingSeen:]
 	}
-	n.ind.pendingSeen[p] = q
+	in.pendingSeen[p] = q
 }
 
 // Typing tells p that we type (or stopped), if both of us take part and a
 // session is live: at most one typing frame every typingEvery, and a
 // stopped frame only after a typing one.
-func (n *Node) Typing(p peer.ID, typing bool) {
-	if !n.ind.settings().Typing {
+func (in *Indications) Typing(p peer.ID, typing bool) {
+	if !in.settings().Typing {
 		return
 	}
-	cs := n.sessions.newest(p)
+	cs := in.sessions.newest(p)
 	if cs == nil || !cs.settings().Typing {
 		return
 	}
-	now := n.cfg.Now()
-	n.ind.mu.Lock()
-	last := n.ind.typingSent[p]
+	now := in.cfg.Now()
+	in.mu.Lock()
+	last := in.typingSent[p]
 	switch {
 	case typing && !last.IsZero() && now.Sub(last) < typingEvery,
 		!typing && last.IsZero():
-		n.ind.mu.Unlock()
+		in.mu.Unlock()
 		return
 	case typing:
-		n.ind.typingSent[p] = now
+		in.typingSent[p] = now
 	default:
-		delete(n.ind.typingSent, p)
+		delete(in.typingSent, p)
 	}
-	n.ind.mu.Unlock()
+	in.mu.Unlock()
 	if err := cs.s.Send(e2e.FrameTyping, e2e.Typing(typing).Marshal()); err != nil {
-		n.log.Info("send typing", "peer", p, "err", err)
+		in.log.Info("send typing", "peer", p, "err", err)
 	}
 }
 
 // sendSettings tells the peer of cs what we take part in.
-func (t *sessions) sendSettings(cs *chatSession, s e2e.Settings) {
+func (in *Indications) sendSettings(cs *chatSession, s e2e.Settings) {
 	if err := cs.s.Send(e2e.FrameSettings, s.Marshal()); err != nil {
-		t.log.Info("send settings", "peer", cs.peer, "err", err)
+		in.log.Info("send settings", "peer", cs.peer, "err", err)
 	}
 }
 
 // sendSeen writes seen receipts on cs when the peer takes part; false if
 // the session failed (they wait for the next).
-func (t *sessions) sendSeen(cs *chatSession, ids []e2e.MessageID) bool {
+func (in *Indications) sendSeen(cs *chatSession, ids []e2e.MessageID) bool {
 	if !cs.settings().ReadMarkers {
 		return true // not wanted
 	}
 	for _, id := range ids {
 		if err := cs.s.SendReceipt(e2e.Receipt{ID: id, Status: e2e.ReceiptSeen}); err != nil {
-			t.log.Info("send seen", "peer", cs.peer, "err", err)
+			in.log.Info("send seen", "peer", cs.peer, "err", err)
 			return false
 		}
 	}
@@ -167,7 +177,7 @@ func (t *sessions) sendSeen(cs *chatSession, ids []e2e.MessageID) bool {
 
 // receiveSettings records what the peer takes part in, stops showing its
 // typing if it no longer does, and sends the seen receipts that waited.
-func (t *sessions) receiveSettings(cs *chatSession, s e2e.Settings) {
+func (in *Indications) receiveSettings(cs *chatSession, s e2e.Settings) {
 	cs.mu.Lock()
 	wasTyping := cs.peerSet.typing
 	cs.peerSet.Settings, cs.peerSet.known = s, true
@@ -176,39 +186,39 @@ func (t *sessions) receiveSettings(cs *chatSession, s e2e.Settings) {
 	}
 	cs.mu.Unlock()
 	if wasTyping && !s.Typing {
-		t.emit(Event{Kind: EventTyping, PeerID: cs.peer})
+		in.emit(Event{Kind: EventTyping, PeerID: cs.peer})
 	}
 	if !s.ReadMarkers {
 		return
 	}
-	t.ind.mu.Lock()
-	ids := t.ind.pendingSeen[cs.peer]
-	delete(t.ind.pendingSeen, cs.peer)
-	local := t.ind.local
-	t.ind.mu.Unlock()
+	in.mu.Lock()
+	ids := in.pendingSeen[cs.peer]
+	delete(in.pendingSeen, cs.peer)
+	local := in.local
+	in.mu.Unlock()
 	if local.ReadMarkers {
-		t.sendSeen(cs, ids)
+		in.sendSeen(cs, ids)
 	}
 }
 
 // receiveTyping shows the peer's typing if both take part.
-func (t *sessions) receiveTyping(cs *chatSession, typing bool) {
-	if !t.ind.settings().Typing || !cs.settings().Typing {
+func (in *Indications) receiveTyping(cs *chatSession, typing bool) {
+	if !in.settings().Typing || !cs.settings().Typing {
 		return
 	}
-	t.peerTyping(cs, typing)
+	in.peerTyping(cs, typing)
 }
 
 // peerTyping records and reports the peer's typing state.
-func (t *sessions) peerTyping(cs *chatSession, typing bool) {
+func (in *Indications) peerTyping(cs *chatSession, typing bool) {
 	cs.mu.Lock()
 	cs.peerSet.typing = typing
 	cs.mu.Unlock()
-	t.emit(Event{Kind: EventTyping, PeerID: cs.peer, Typing: typing})
+	in.emit(Event{Kind: EventTyping, PeerID: cs.peer, Typing: typing})
 }
 
 // honoursSeen reports whether a seen receipt from the peer of cs counts:
 // both take part.
-func (t *sessions) honoursSeen(cs *chatSession) bool {
-	return t.ind.settings().ReadMarkers && cs.settings().ReadMarkers
+func (in *Indications) honoursSeen(cs *chatSession) bool {
+	return in.settings().ReadMarkers && cs.settings().ReadMarkers
 }

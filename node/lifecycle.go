@@ -77,7 +77,7 @@ func (t *sessions) register(sess *e2e.Session, conn network.Conn, outgoing bool)
 	// Our settings go first on the session: a seen receipt we write once
 	// the peer's settings arrive (read loop) must find ours there before
 	// it, or the peer does not honour it.
-	t.sendSettings(cs, t.ind.settings())
+	t.ind.sendSettings(cs, t.ind.settings())
 	if !t.work.goDo(func() { t.readLoop(cs) }) {
 		if t.remove(cs) {
 			t.cm.Unprotect(p, protectTag)

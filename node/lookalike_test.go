@@ -26,7 +26,7 @@ func TestLookAlikeImpostor(t *testing.T) {
 	for _, name := range []string{"bоb", "BOB.", "b0b"} {
 		t.Run(name, func(t *testing.T) {
 			imp := startNode(t, newHome(t, name), "/ip4/127.0.0.1/tcp/0")
-			if err := imp.TrustPeer(alice.ID(), false); err != nil {
+			if err := imp.Contacts().Trust(alice.ID(), false); err != nil {
 				t.Fatal(err)
 			}
 			refused(t, imp, alice)
@@ -37,7 +37,7 @@ func TestLookAlikeImpostor(t *testing.T) {
 			if _, err := alice.Send(imp.ID(), "hello?"); !errors.Is(err, node.ErrKeyChanged) {
 				t.Fatalf("send to the impostor: %v, want ErrKeyChanged", err)
 			}
-			if err := alice.TrustNewPeer(imp.ID()); !errors.Is(err, node.ErrKeyChanged) {
+			if err := alice.Contacts().TrustNew(imp.ID()); !errors.Is(err, node.ErrKeyChanged) {
 				t.Fatalf("a first contact's Accept of the impostor: %v, want ErrKeyChanged", err)
 			}
 			if pi := alice.PeerInfo(bob.ID()); pi.Trust != identity.StateTOFU || pi.Changed != nil || pi.Name != "bob" {
@@ -110,7 +110,7 @@ func TestChangedKeyAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	imp := startNode(t, newHome(t, "bоb"), "/ip4/127.0.0.1/tcp/0")
-	if err := imp.TrustPeer(alice.ID(), false); err != nil {
+	if err := imp.Contacts().Trust(alice.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	refused(t, imp, alice)
@@ -129,14 +129,14 @@ func TestChangedKeyAfterRestart(t *testing.T) {
 	if _, err := alice.Send(imp.ID(), "hello?"); !errors.Is(err, node.ErrKeyChanged) {
 		t.Fatalf("send to the impostor after a restart: %v, want ErrKeyChanged", err)
 	}
-	if err := alice.TrustNewPeer(imp.ID()); !errors.Is(err, node.ErrKeyChanged) {
+	if err := alice.Contacts().TrustNew(imp.ID()); !errors.Is(err, node.ErrKeyChanged) {
 		t.Fatalf("Accept of the impostor after a restart: %v, want ErrKeyChanged", err)
 	}
 	if !slices.ContainsFunc(alice.Peers(), func(p node.PeerInfo) bool { return p.ID == imp.ID() && p.Changed != nil }) {
 		t.Fatal("the changed key is not listed after a restart")
 	}
 	// Deciding "someone else" ends it: a contact of its own, not bob.
-	label, err := alice.TrustAsOther(imp.ID(), "bob")
+	label, err := alice.Contacts().TrustAsOther(imp.ID(), "bob")
 	if err != nil || label != "bob (2)" {
 		t.Fatalf("TrustAsOther: %q, %v", label, err)
 	}

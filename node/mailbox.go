@@ -207,7 +207,14 @@ func (mb *mailboxes) receiveInto(it mailbox.Item, failed *openFailures) bool {
 	if _, err := identity.KeyFromPeerID(from); err != nil || from == mb.id.PeerID() {
 		return true
 	}
-	if c, ok, _ := mb.trust.Contact(from); ok && c.State == identity.StateUntrusted {
+	c, ok, err := mb.trust.Contact(from)
+	if err != nil {
+		// Without the trust store we cannot tell a rejected key's mail
+		// from a contact's: keep it at the relay for a later fetch.
+		mb.log.Error("mail left at the relay: the trust store cannot be read", "from", from, "err", err)
+		return false
+	}
+	if ok && c.State == identity.StateUntrusted {
 		mb.log.Info("mail from a rejected key dropped", "from", from)
 		return true
 	}

@@ -33,9 +33,11 @@ type Node struct {
 	dht      *dhtNode
 	lan      *lan
 	peerEv   *peerEvents
-	ind      *indications
+	ind      *Indications
 	files    *transfers
-	groups   *groups
+	groups   *Groups
+	msgs     *Messages
+	contacts *Contacts
 }
 
 // New opens the message store and starts the libp2p host. Start begins
@@ -100,10 +102,10 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.lan = &lan{core: c, found: map[peer.ID]time.Time{}}
 	n.dht = &dhtNode{core: c, relays: rs}
 	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged, seen: n.out.seen}
-	n.ind = newIndications(c.cfg)
+	n.ind = newIndications(c)
 	n.files = newTransfers(c)
 	n.groups = newGroups(c)
-	n.groups.out, n.groups.book = n.out, n.book
+	n.groups.out, n.groups.book, n.groups.rk = n.out, n.book, rk
 	rk.groupOK = n.groups.mayPost
 
 	// Who calls whom.
@@ -118,6 +120,9 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	mb.rk, mb.relays, mb.out, mb.sessions, mb.peerEv = rk, rs, o, s, n.peerEv
 	n.lan.sessions, n.lan.book, n.lan.peerEv = s, n.book, n.peerEv
 	s.files = n.files
+	n.ind.sessions = s
+	n.msgs = &Messages{core: c, book: n.book, out: o}
+	n.contacts = &Contacts{core: c, book: n.book, sessions: s, out: o, peerEv: n.peerEv}
 	f := n.files
 	f.rk, f.sessions, f.out, f.mail, f.book = rk, s, o, mb, n.book
 }
@@ -324,29 +329,29 @@ func (n *Node) Connect(ctx context.Context, target string) (PeerInfo, error) {
 // returns, the message survives a crash and will be delivered (once) when
 // the peer is reachable; events report its progress.
 func (n *Node) Send(to peer.ID, text string) (store.Message, error) {
-	return n.send(store.Message{Peer: to, Body: text})
+	return n.msgs.send(store.Message{Peer: to, Body: text})
 }
 
 // send stores a text (m's Peer, Body and ReplyTo) and queues it.
-func (n *Node) send(m store.Message) (store.Message, error) {
+func (ms *Messages) send(m store.Message) (store.Message, error) {
 	to := m.Peer
-	if err := n.book.mayMessage(to); err != nil {
+	if err := ms.book.mayMessage(to); err != nil {
 		return store.Message{}, err
 	}
-	m.ID, m.SentAt = e2e.NewMessageID(), n.cfg.Now()
+	m.ID, m.SentAt = e2e.NewMessageID(), ms.cfg.Now()
 	m.StoredAt = m.SentAt
 	if _, err := textPlaintext(m); err != nil { // refused now rather than failed later
 		return store.Message{}, err
 	}
-	if err := n.store.AddOutgoing(&m); err != nil {
+	if err := ms.store.AddOutgoing(&m); err != nil {
 		return store.Message{}, fmt.Errorf("store message: %w", err)
 	}
 	if m.ReplyTo != (e2e.MessageID{}) {
-		if q, err := n.store.Message(m.ID); err == nil {
+		if q, err := ms.store.Message(m.ID); err == nil {
 			m = q // with its quote
 		}
 	}
-	n.emit(Event{Kind: EventStatus, Message: &m})
-	n.out.kick(to)
+	ms.emit(Event{Kind: EventStatus, Message: &m})
+	ms.out.kick(to)
 	return m, nil
 }

@@ -90,7 +90,7 @@ func trustEachOther(t testing.TB, nodes ...*testNode) {
 	for _, a := range nodes {
 		for _, b := range nodes {
 			if a != b {
-				if err := a.TrustPeer(b.ID(), false); err != nil {
+				if err := a.Contacts().Trust(b.ID(), false); err != nil {
 					t.Fatal(err)
 				}
 				a.Host().Peerstore().AddAddrs(b.ID(), b.Host().Addrs(), time.Hour)
@@ -144,7 +144,7 @@ func TestOutboxWaitsForReceiver(t *testing.T) {
 	alice := startNode(t, newHome(t, "alice"))
 	bobHome := newHome(t, "bob")
 	bobID := mustID(t, bobHome)
-	if err := alice.TrustPeer(bobID, false); err != nil {
+	if err := alice.Contacts().Trust(bobID, false); err != nil {
 		t.Fatal(err)
 	}
 	var sent []string
@@ -156,9 +156,9 @@ func TestOutboxWaitsForReceiver(t *testing.T) {
 		sent = append(sent, m.ID.String())
 	}
 	bob := startNode(t, bobHome)
-	bob.TrustPeer(alice.ID(), false)
+	bob.Contacts().Trust(alice.ID(), false)
 	alice.Host().Peerstore().AddAddrs(bob.ID(), bob.Host().Addrs(), time.Hour)
-	alice.TrustPeer(bobID, false) // kicks the outbox
+	alice.Contacts().Trust(bobID, false) // kicks the outbox
 	for i := 0; i < 5; i++ {
 		e := bob.waitFor("message", func(e node.Event) bool { return e.Kind == node.EventMessage })
 		if e.Message.ID.String() != sent[i] {

@@ -288,7 +288,7 @@ func TestOfflineWithoutMailboxIsNoError(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			alice := offNewNode(t, "alice", []string{c.relay(t)}, true)
 			bob := noticePeerID(t) // never online, never registered
-			if err := alice.TrustPeer(bob, false); err != nil {
+			if err := alice.Contacts().Trust(bob, false); err != nil {
 				t.Fatal(err)
 			}
 			m, err := alice.Send(bob, "when you are back")

@@ -142,17 +142,17 @@ func offIsMessage(id e2e.MessageID) func(Event) bool {
 func (on *offNode) offRatchetRaw() map[string][]byte {
 	on.t.Helper()
 	out := map[string][]byte{}
-	local, err := on.store.LocalKeys()
+	local, err := on.store.Ratchets().LocalKeys()
 	if err != nil {
 		on.t.Fatalf("no ratchet state in chat.db: %v", err)
 	}
 	out["local"] = local
-	peers, err := on.store.RatchetPeers()
+	peers, err := on.store.Ratchets().RatchetPeers()
 	if err != nil {
 		on.t.Fatal(err)
 	}
 	for _, p := range peers {
-		set, err := on.store.SessionSet(p)
+		set, err := on.store.Ratchets().SessionSet(p)
 		if err != nil {
 			on.t.Errorf("ratchet state with %s: %v", identity.ShortID(p), err)
 		}

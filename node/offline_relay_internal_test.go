@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -253,7 +254,7 @@ func TestOfflineMailFromRejectedKeyDropped(t *testing.T) {
 	bob := offNewNode(t, "bob", nil, false)
 	offMeet(t, alice, bob)
 	m, env := alice.offText(bob.ID(), "after the block")
-	if err := bob.Block(alice.ID()); err != nil {
+	if err := bob.Contacts().Block(alice.ID()); err != nil {
 		t.Fatal(err)
 	}
 	bob.offEvents(50 * time.Millisecond) // the block's peer event
@@ -268,6 +269,43 @@ func TestOfflineMailFromRejectedKeyDropped(t *testing.T) {
 			}
 		}
 		bob.offSameState("mail from "+identity.ShortID(from), before, sets)
+	}
+	if n := bob.offCount(alice.ID(), m.ID); n != 0 {
+		t.Fatalf("a message from a rejected key was stored %d times", n)
+	}
+}
+
+// TestOfflineMailKeptWhenTrustUnreadable: while trust.json cannot be read,
+// mail cannot be told apart from a rejected key's, so it is neither opened
+// nor dropped: it stays at the relay, and the next fetch (the store
+// readable again) drops it as a rejected key's.
+func TestOfflineMailKeptWhenTrustUnreadable(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, false)
+	bob := offNewNode(t, "bob", nil, false)
+	offMeet(t, alice, bob)
+	m, env := alice.offText(bob.ID(), "after the block")
+	if err := bob.Contacts().Block(alice.ID()); err != nil {
+		t.Fatal(err)
+	}
+	bob.offEvents(50 * time.Millisecond)
+	path := bob.cfg.Home.TrustPath()
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, sets := bob.offRatchetRaw(), bob.offSets()
+	if bob.offMail(alice.ID(), env) {
+		t.Fatal("mail acknowledged while the trust store could not be read")
+	}
+	bob.offSameState("mail with the trust store unreadable", before, sets)
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !bob.offMail(alice.ID(), env) {
+		t.Fatal("mail from a rejected key kept at the relay once the trust store reads again")
 	}
 	if n := bob.offCount(alice.ID(), m.ID); n != 0 {
 		t.Fatalf("a message from a rejected key was stored %d times", n)

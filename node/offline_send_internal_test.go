@@ -73,7 +73,7 @@ func offLink(t testing.TB, a, b *offNode) {
 	a.host.Peerstore().AddAddrs(b.ID(), b.host.Addrs(), time.Hour)
 	b.host.Peerstore().AddAddrs(a.ID(), a.host.Addrs(), time.Hour)
 	for _, x := range [][2]*offNode{{a, b}, {b, a}} {
-		if err := x[0].TrustPeer(x[1].ID(), false); err != nil {
+		if err := x[0].Contacts().Trust(x[1].ID(), false); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -444,7 +444,7 @@ func (o *outbox) acknowledged(acks []store.Copy) {
 // seen records seen receipts from p (read markers): the messages are
 // seen, and delivered if they were not yet.
 func (o *outbox) seen(p peer.ID, ids []e2e.MessageID) {
-	updated, err := o.store.SetSeen(p, ids, o.cfg.Now())
+	updated, err := o.store.Actions().SetSeen(p, ids, o.cfg.Now())
 	if err != nil {
 		o.log.Warn("record seen receipts", "peer", p, "err", err)
 		return

@@ -21,7 +21,12 @@ func (n *Node) PeerInfo(p peer.ID) PeerInfo {
 	if pub, err := identity.KeyFromPeerID(p); err == nil {
 		info.Fingerprint = identity.FingerprintOf(pub)
 	}
-	c, isContact, _ := n.trust.Contact(p)
+	c, isContact, err := n.trust.Contact(p)
+	if err != nil {
+		// Shown as not a contact, judged by its certificate alone: never
+		// more trust than the store would give.
+		n.log.Warn("cannot read the trust store", "peer", p, "err", err)
+	}
 	v := n.book.facts(p).verdict
 	if !isContact {
 		// Not a contact: its last chain, live or stored, evaluated now.

@@ -231,7 +231,12 @@ func (b *peerBook) storedChangedKeys(skip map[peer.ID]bool) []peer.ID {
 		if skip[p] || r.CertDER == nil {
 			continue
 		}
-		if _, known, _ := b.trust.Contact(p); !known && b.changedKey(p) != nil {
+		_, known, err := b.trust.Contact(p)
+		if err != nil {
+			b.log.Warn("cannot read the trust store", "peer", p, "err", err)
+			continue
+		}
+		if !known && b.changedKey(p) != nil {
 			out = append(out, p)
 		}
 	}

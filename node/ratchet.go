@@ -84,7 +84,7 @@ var errTooManyFirstContacts = fmt.Errorf("too many new sessions from this peer t
 func loadRatchetKeys(st *store.Store, log *slog.Logger, id *identity.Identity, now func() time.Time) (*ratchetKeys, error) {
 	rk := &ratchetKeys{store: st, log: log, signer: id.Signer(), self: id.PeerID(), now: now,
 		sets: map[peer.ID]*ratchet.SessionSet{}, unsent: map[peer.ID]map[e2e.MessageID][]byte{}}
-	data, err := st.LocalKeys()
+	data, err := st.Ratchets().LocalKeys()
 	if errors.Is(err, store.ErrNotFound) {
 		k, err := ratchet.NewLocalKeys(rk.signer, []byte(rk.self), now())
 		if err != nil {
@@ -108,7 +108,7 @@ func (rk *ratchetKeys) commitLocal(k *ratchet.LocalKeys) error {
 	if err != nil {
 		return err
 	}
-	if err := rk.store.SaveRatchet(store.Ratchet{Local: enc}); err != nil {
+	if err := rk.store.Ratchets().SaveRatchet(store.Ratchet{Local: enc}); err != nil {
 		return err
 	}
 	rk.local = k
@@ -120,7 +120,7 @@ func (rk *ratchetKeys) setFor(p peer.ID) (*ratchet.SessionSet, error) {
 	if s, ok := rk.sets[p]; ok {
 		return s, nil
 	}
-	data, err := rk.store.SessionSet(p)
+	data, err := rk.store.Ratchets().SessionSet(p)
 	if err == nil {
 		s, err := ratchet.UnmarshalSessionSet(data)
 		if err != nil {
@@ -171,7 +171,7 @@ func (rk *ratchetKeys) commitSet(p peer.ID, set *ratchet.SessionSet) error {
 	if err != nil {
 		return err
 	}
-	if err := rk.store.SaveRatchet(w); err != nil {
+	if err := rk.store.Ratchets().SaveRatchet(w); err != nil {
 		return err
 	}
 	rk.swap(p, set, nil)
@@ -417,7 +417,7 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 	now := rk.now()
 	switch {
 	case f == nil:
-		return rk.store.SaveRatchet(w)
+		return rk.store.Ratchets().SaveRatchet(w)
 	case isFileFrame(f.Type):
 		return rk.commitFile(p, w, f, res)
 	case f.Type == e2e.FrameText:
@@ -427,7 +427,7 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 		}
 		m := &store.Message{ID: t.ID, Peer: p, SentAt: t.SentAt, StoredAt: now, Body: t.Body, Stream: t.Stream, Number: t.Number}
 		res.text = m
-		res.rec, err = rk.store.SaveRatchetWithIncoming(w, m, now)
+		res.rec, err = rk.store.Ratchets().SaveRatchetWithIncoming(w, m, now)
 		res.isNew = res.rec.New
 		return err
 	case f.Type == e2e.FrameGroupChange:
@@ -442,7 +442,7 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 		}
 		m := fromWire(wm, p, now)
 		res.text = m
-		res.rec, err = rk.store.SaveRatchetWithIncoming(w, m, now)
+		res.rec, err = rk.store.Ratchets().SaveRatchetWithIncoming(w, m, now)
 		res.isNew = res.rec.New
 		return err
 	}
@@ -450,11 +450,11 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 	if err != nil {
 		return err
 	}
-	m, changed, err := rk.store.SaveRatchetWithReceipt(w, rc.ID, p, now)
+	m, changed, err := rk.store.Ratchets().SaveRatchetWithReceipt(w, rc.ID, p, now)
 	var bad *store.CorruptError
 	if errors.As(err, &bad) {
 		rk.log.Warn("a receipt names a message that cannot be read; passed over", "peer", p, "err", err)
-		return rk.store.SaveRatchet(w)
+		return rk.store.Ratchets().SaveRatchet(w)
 	}
 	if err == nil && m.ID == rc.ID {
 		res.receipt, res.changed = &m, changed

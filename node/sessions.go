@@ -25,10 +25,10 @@ type sessions struct {
 	relays   *relays
 	peerEv   *peerEvents
 	receipts *receiptQueue
-	ind      *indications
+	ind      *Indications
 	files    *transfers
 	dht      *dhtNode
-	groups   *groups
+	groups   *Groups
 
 	mu     sync.Mutex
 	byPeer map[peer.ID]*peerSessions

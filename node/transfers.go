@@ -17,7 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// File transfers (PROTOCOL §15). The offer, and every later word about a
+// Get transfers (PROTOCOL §15). The offer, and every later word about a
 // transfer (declined, cancelled, received), is a message: sealed in the
 // ratchet, kept in the outbox until its receipt, live or through a
 // relay's mailbox, stored on both sides and shown in the history. The
@@ -168,7 +168,7 @@ func (ft *transfers) start() {
 	if !started {
 		sub.Close()
 	}
-	ts, err := ft.store.Transfers()
+	ts, err := ft.store.Transfers().List()
 	if err != nil {
 		ft.log.Warn("read file transfers", "err", err)
 	}
@@ -239,13 +239,13 @@ func (ft *transfers) progress(t store.Transfer, bytes int64, notice string, forc
 	}
 	// The stream's goroutine can report progress after the control
 	// message ended the transfer: an ended transfer reports no progress.
-	if cur, err := ft.store.Transfer(t.ID); err == nil && cur.State.Final() {
+	if cur, err := ft.store.Transfers().Transfer(t.ID); err == nil && cur.State.Final() {
 		return
 	}
 	ft.emitFile(EventFileProgress, t)
 }
 
-// sendFile offers the file at path to p (Node.SendFile).
+// sendFile offers the file at path to p (Files.Send).
 func (ft *transfers) sendFile(p peer.ID, path string) (FileInfo, error) {
 	fs, err := ft.sendFiles([]peer.ID{p}, path)
 	if err != nil {
@@ -295,7 +295,7 @@ func (ft *transfers) offer(p peer.ID, abs string, o *transfer.Offer) (FileInfo, 
 	now := ft.cfg.Now()
 	m := store.Message{ID: e2e.MessageID(o.ID), Peer: p, SentAt: now, StoredAt: now, Body: offerBody(o)}
 	t := store.Transfer{ID: m.ID, Peer: p, Direction: store.Outgoing, Offer: o.Marshal(), Path: abs, State: store.TransferWaiting, Created: now, Updated: now}
-	if err := ft.store.AddOutgoingFile(&m, t); err != nil {
+	if err := ft.store.Transfers().AddOutgoingFile(&m, t); err != nil {
 		return FileInfo{}, fmt.Errorf("store the file offer: %w", err)
 	}
 	ft.emit(Event{Kind: EventStatus, Message: &m})
@@ -305,7 +305,7 @@ func (ft *transfers) offer(p peer.ID, abs string, o *transfer.Offer) (FileInfo, 
 
 // accept starts receiving an offered file.
 func (ft *transfers) accept(id transfer.ID) error {
-	t, err := ft.store.UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
+	t, err := ft.store.Transfers().UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
 		switch {
 		case t.Direction != store.Incoming:
 			return fmt.Errorf("%w: %s is a file you send", ErrNoTransfer, id)
@@ -337,7 +337,7 @@ func (ft *transfers) cancel(id transfer.ID) error {
 // stopWith ends a transfer in state st (cancelled or failed) with the
 // reason errText, telling the peer it is cancelled.
 func (ft *transfers) stopWith(id transfer.ID, st store.TransferState, errText string) error {
-	t, err := ft.store.Transfer(e2e.MessageID(id))
+	t, err := ft.store.Transfers().Transfer(e2e.MessageID(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrNoTransfer, id)
 	}
@@ -358,7 +358,7 @@ func (ft *transfers) stopWith(id transfer.ID, st store.TransferState, errText st
 		name = transfer.CleanName(o.Name)
 	}
 	m := store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, SentAt: now, StoredAt: now, Body: controlBody(action, name)}
-	if err := ft.store.AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: action}, t); err != nil {
+	if err := ft.store.Transfers().AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: action}, t); err != nil {
 		return fmt.Errorf("store the cancellation: %w", err)
 	}
 	ft.emit(Event{Kind: EventStatus, Message: &m})
@@ -434,7 +434,7 @@ func (ft *transfers) diskLock(id transfer.ID) *diskLock {
 func (ft *transfers) arrived(p peer.ID, a *fileArrival) {
 	switch {
 	case a.offer != nil:
-		t, err := ft.store.Transfer(e2e.MessageID(a.offer.ID))
+		t, err := ft.store.Transfers().Transfer(e2e.MessageID(a.offer.ID))
 		if err != nil {
 			ft.log.Warn("read a file offer just stored", "err", err)
 			return
@@ -468,7 +468,11 @@ func (ft *transfers) trustState(p peer.ID) identity.State {
 	if v, ok := ft.book.verdictNow(p); ok {
 		return v.State
 	}
-	if c, ok, _ := ft.trust.Contact(p); ok {
+	c, ok, err := ft.trust.Contact(p)
+	if err != nil {
+		ft.log.Warn("cannot read the trust store; the peer counts as unknown", "peer", p, "err", err)
+	}
+	if ok {
 		return c.State
 	}
 	return identity.StateUnknown
@@ -476,7 +480,7 @@ func (ft *transfers) trustState(p peer.ID) identity.State {
 
 // files lists every transfer.
 func (ft *transfers) files() ([]FileInfo, error) {
-	ts, err := ft.store.Transfers()
+	ts, err := ft.store.Transfers().List()
 	out := make([]FileInfo, 0, len(ts))
 	for _, t := range ts {
 		fi, ierr := ft.info(t)
@@ -492,7 +496,7 @@ func (ft *transfers) files() ([]FileInfo, error) {
 // setState records a transfer's new state unless it is over already,
 // and reports the transfer as stored.
 func (ft *transfers) setState(id transfer.ID, st store.TransferState, bytes int64, errText, path string) (store.Transfer, error) {
-	return ft.store.UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
+	return ft.store.Transfers().UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
 		if t.State.Final() {
 			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
 		}
@@ -525,7 +529,7 @@ func (ft *transfers) received(id transfer.ID, path string, size int64) {
 	now := ft.cfg.Now()
 	name := filepath.Base(path)
 	m := store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, SentAt: now, StoredAt: now, Body: controlBody(fileReceived, name)}
-	if err := ft.store.AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: fileReceived}, store.Transfer{}); err != nil {
+	if err := ft.store.Transfers().AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: fileReceived}, store.Transfer{}); err != nil {
 		ft.log.Warn("store the receipt of a file", "err", err)
 	} else {
 		ft.emit(Event{Kind: EventStatus, Message: &m})
@@ -539,46 +543,53 @@ func (ft *transfers) received(id transfer.ID, path string, size int64) {
 
 // Node's API for files.
 
-// SendFile offers the file at path to a peer: it is read once for its
+// Files is the node's file API (Node.Files), on the transfers part that
+// owns the transfers' state and goroutines (transfers.go's doc).
+type Files struct{ *transfers }
+
+// Files is the node's file API: send, accept, cancel and list transfers.
+func (n *Node) Files() Files { return Files{n.files} }
+
+// Send offers the file at path to a peer: it is read once for its
 // SHA-256, then the offer is stored and queued like a message. The file
 // must stay where it is until the peer has it.
-func (n *Node) SendFile(to peer.ID, path string) (FileInfo, error) { return n.files.sendFile(to, path) }
+func (f Files) Send(to peer.ID, path string) (FileInfo, error) { return f.sendFile(to, path) }
 
-// SendFileToEach offers the file at path to each peer, reading it once:
+// SendToEach offers the file at path to each peer, reading it once:
 // each gets its own offer and transfer (a group send, PROTOCOL §15.7).
-func (n *Node) SendFileToEach(to []peer.ID, path string) ([]FileInfo, error) {
-	return n.files.sendFiles(to, path)
+func (f Files) SendToEach(to []peer.ID, path string) ([]FileInfo, error) {
+	return f.sendFiles(to, path)
 }
 
-// AcceptFile starts receiving an offered file.
-func (n *Node) AcceptFile(id transfer.ID) error { return n.files.accept(id) }
+// Accept starts receiving an offered file.
+func (f Files) Accept(id transfer.ID) error { return f.accept(id) }
 
-// CancelFile declines an offer, or cancels a transfer either way; the
+// Cancel declines an offer, or cancels a transfer either way; the
 // peer is told.
-func (n *Node) CancelFile(id transfer.ID) error { return n.files.cancel(id) }
+func (f Files) Cancel(id transfer.ID) error { return f.cancel(id) }
 
-// Files lists the transfers, oldest first.
-func (n *Node) Files() ([]FileInfo, error) { return n.files.files() }
+// List lists the transfers, oldest first.
+func (f Files) List() ([]FileInfo, error) { return f.files() }
 
-// File reports one transfer.
-func (n *Node) File(id transfer.ID) (FileInfo, error) {
-	t, err := n.store.Transfer(e2e.MessageID(id))
+// Get reports one transfer.
+func (f Files) Get(id transfer.ID) (FileInfo, error) {
+	t, err := f.store.Transfers().Transfer(e2e.MessageID(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return FileInfo{}, fmt.Errorf("%w: %s", ErrNoTransfer, id)
 	}
 	if err != nil {
 		return FileInfo{}, err
 	}
-	return n.files.info(t)
+	return f.info(t)
 }
 
 // Downloads is the folder received files go to.
-func (n *Node) Downloads() string { return n.files.downloads() }
+func (f Files) Downloads() string { return f.downloads() }
 
 // setStateFinal ends a transfer in state st without telling the peer
 // (the peer ended it).
 func (ft *transfers) setStateFinal(id transfer.ID, st store.TransferState, errText string) (store.Transfer, error) {
-	return ft.store.UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
+	return ft.store.Transfers().UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
 		if t.State.Final() {
 			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
 		}

@@ -105,7 +105,7 @@ func checkReceived(t *testing.T, path string, want []byte) {
 func TestFileDirect(t *testing.T) {
 	alice, bob, downloads := fileNodes(t, nil)
 	path, data := writeFile(t, t.TempDir(), "big.bin", fileSize())
-	fi, err := alice.SendFile(bob.ID(), path)
+	fi, err := alice.Files().Send(bob.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestFileDirect(t *testing.T) {
 	if offer.Name != "big.bin" || offer.Size != int64(len(data)) || offer.Peer != alice.ID() || offer.Trust == "" {
 		t.Fatalf("offer %+v", offer)
 	}
-	if err := bob.AcceptFile(fi.ID); err != nil {
+	if err := bob.Files().Accept(fi.ID); err != nil {
 		t.Fatal(err)
 	}
 	done := bob.waitFile(node.EventFileDone, fi.ID, 2*time.Minute)
@@ -132,7 +132,7 @@ func TestFileDirect(t *testing.T) {
 			return slices.ContainsFunc(historyBodies(t, tn, other), func(b string) bool { return strings.HasPrefix(b, "[file] big.bin") })
 		})
 	}
-	files, err := alice.Files()
+	files, err := alice.Files().List()
 	if err != nil || len(files) != 1 || files[0].State != store.TransferDone {
 		t.Fatalf("alice's files: %+v, %v", files, err)
 	}
@@ -153,12 +153,12 @@ func TestFileTamperedChunk(t *testing.T) {
 		}
 	})
 	path, data := writeFile(t, t.TempDir(), "t.bin", 9*transfer.ChunkSize+7)
-	fi, err := alice.SendFile(bob.ID(), path)
+	fi, err := alice.Files().Send(bob.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.waitFile(node.EventFileOffer, fi.ID, 15*time.Second)
-	if err := bob.AcceptFile(fi.ID); err != nil {
+	if err := bob.Files().Accept(fi.ID); err != nil {
 		t.Fatal(err)
 	}
 	done := bob.waitFile(node.EventFileDone, fi.ID, time.Minute)
@@ -174,7 +174,7 @@ func TestFileTamperedChunk(t *testing.T) {
 // downloads folder, hides, or shows control characters.
 func TestFileHostileNames(t *testing.T) {
 	alice, bob, downloads := fileNodes(t, func(c *node.Config) { c.AutoAcceptFiles = 1 << 20 })
-	if err := bob.TrustPeer(alice.ID(), true); err != nil {
+	if err := bob.Contacts().Trust(alice.ID(), true); err != nil {
 		t.Fatal(err)
 	}
 	path, data := writeFile(t, t.TempDir(), "x", 100)
@@ -199,19 +199,19 @@ func TestFileHostileNames(t *testing.T) {
 func TestFileDeclined(t *testing.T) {
 	alice, bob, downloads := fileNodes(t, nil)
 	path, _ := writeFile(t, t.TempDir(), "no.bin", 1000)
-	fi, err := alice.SendFile(bob.ID(), path)
+	fi, err := alice.Files().Send(bob.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.waitFile(node.EventFileOffer, fi.ID, 15*time.Second)
-	if err := bob.CancelFile(fi.ID); err != nil {
+	if err := bob.Files().Cancel(fi.ID); err != nil {
 		t.Fatal(err)
 	}
 	failed := alice.waitFile(node.EventFileFailed, fi.ID, 15*time.Second)
 	if failed.State != store.TransferDeclined {
 		t.Errorf("alice sees %s (%s)", failed.State, failed.Error)
 	}
-	if err := bob.AcceptFile(fi.ID); !errors.Is(err, node.ErrTransferOver) {
+	if err := bob.Files().Accept(fi.ID); !errors.Is(err, node.ErrTransferOver) {
 		t.Errorf("accepting a declined file: %v", err)
 	}
 	if left, _ := os.ReadDir(downloads); len(left) > 1 {
@@ -224,19 +224,19 @@ func TestFileDeclined(t *testing.T) {
 func TestFileCancelledBySender(t *testing.T) {
 	alice, bob, downloads := fileNodes(t, nil)
 	path, _ := writeFile(t, t.TempDir(), "c.bin", 1000)
-	fi, err := alice.SendFile(bob.ID(), path)
+	fi, err := alice.Files().Send(bob.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.waitFile(node.EventFileOffer, fi.ID, 15*time.Second)
-	if err := alice.CancelFile(fi.ID); err != nil {
+	if err := alice.Files().Cancel(fi.ID); err != nil {
 		t.Fatal(err)
 	}
 	failed := bob.waitFile(node.EventFileFailed, fi.ID, 15*time.Second)
 	if failed.State != store.TransferCancelled {
 		t.Errorf("bob sees %s (%s)", failed.State, failed.Error)
 	}
-	if err := bob.AcceptFile(fi.ID); !errors.Is(err, node.ErrTransferOver) {
+	if err := bob.Files().Accept(fi.ID); !errors.Is(err, node.ErrTransferOver) {
 		t.Errorf("accepting a cancelled file: %v", err)
 	}
 	part, _ := os.ReadDir(filepath.Join(downloads, transfer.PartialDir))
@@ -258,18 +258,18 @@ func TestFileCancelledWhileMoving(t *testing.T) {
 		t.Fatal(err)
 	}
 	path, _ := writeFile(t, t.TempDir(), "slow.bin", 40<<20)
-	fi, err := alice.SendFile(bob.ID(), path)
+	fi, err := alice.Files().Send(bob.ID(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.waitFile(node.EventFileOffer, fi.ID, 15*time.Second)
-	if err := bob.AcceptFile(fi.ID); err != nil {
+	if err := bob.Files().Accept(fi.ID); err != nil {
 		t.Fatal(err)
 	}
 	alice.waitFor("the transfer moving", func(e node.Event) bool {
 		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && e.File.State == store.TransferActive
 	})
-	if err := alice.CancelFile(fi.ID); err != nil {
+	if err := alice.Files().Cancel(fi.ID); err != nil {
 		t.Fatal(err)
 	}
 	failed := bob.waitFile(node.EventFileFailed, fi.ID, 15*time.Second)
@@ -298,13 +298,13 @@ func TestFileToEach(t *testing.T) {
 	}
 	trustEachOther(t, alice, peers[0], peers[1])
 	for _, p := range peers {
-		if err := p.TrustPeer(alice.ID(), true); err != nil {
+		if err := p.Contacts().Trust(alice.ID(), true); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, size := range []int{300 << 10, 0} {
 		path, data := writeFile(t, t.TempDir(), fmt.Sprintf("shared-%d.bin", size), size)
-		fis, err := alice.SendFileToEach([]peer.ID{peers[0].ID(), peers[1].ID()}, path)
+		fis, err := alice.Files().SendToEach([]peer.ID{peers[0].ID(), peers[1].ID()}, path)
 		if err != nil {
 			t.Fatal(err)
 		}

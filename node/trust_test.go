@@ -40,7 +40,7 @@ func TestFirstContact(t *testing.T) {
 	if _, err := stranger.Send(alice.ID(), "too early"); !errors.Is(err, node.ErrNotTrusted) {
 		t.Fatalf("send to a peer not accepted: %v, want ErrNotTrusted", err)
 	}
-	if err := stranger.TrustPeer(alice.ID(), false); err != nil {
+	if err := stranger.Contacts().Trust(alice.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	info, err := connect(t, stranger, alice)
@@ -68,7 +68,7 @@ func TestFirstContact(t *testing.T) {
 		t.Fatalf("a refused message was queued: %q", bodies(ob))
 	}
 
-	if err := alice.TrustPeer(stranger.ID(), false); err != nil {
+	if err := alice.Contacts().Trust(stranger.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	if pi := alice.PeerInfo(stranger.ID()); pi.Trust != identity.StateTOFU {
@@ -93,7 +93,7 @@ func TestBlock(t *testing.T) {
 		t.Fatal("no live session before blocking")
 	}
 
-	if err := alice.Block(bob.ID()); err != nil {
+	if err := alice.Contacts().Block(bob.ID()); err != nil {
 		t.Fatal(err)
 	}
 	// Block closes the live session at once, on both sides.
@@ -127,7 +127,7 @@ func TestBlock(t *testing.T) {
 	}
 
 	// Trusting again lets the queued message through.
-	if err := alice.TrustPeer(bob.ID(), false); err != nil {
+	if err := alice.Contacts().Trust(bob.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	alice.waitMessage(late)
@@ -150,7 +150,7 @@ func TestChangedKey(t *testing.T) {
 	}
 
 	bob2 := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
-	if err := bob2.TrustPeer(alice.ID(), false); err != nil {
+	if err := bob2.Contacts().Trust(alice.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	refused(t, bob2, alice)
@@ -176,7 +176,7 @@ func TestChangedKey(t *testing.T) {
 	}
 
 	// Alice accepts the new key.
-	if err := alice.TrustPeer(bob2.ID(), false); err != nil {
+	if err := alice.Contacts().Trust(bob2.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	if pi := alice.PeerInfo(bob2.ID()); pi.Trust != identity.StateTOFU || pi.Changed != nil {
@@ -228,13 +228,13 @@ func TestReplacedKeyOutboxFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob2 := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
-	bob2.TrustPeer(alice.ID(), false)
+	bob2.Contacts().Trust(alice.ID(), false)
 	refused(t, bob2, alice)
 	alice.waitPeer(bob2.ID(), "changed key", func(p node.PeerInfo) bool { return p.Trust == identity.StateChanged })
 	if m, _ := alice.Store().Message(stale.ID); m.Status == store.StatusFailed {
 		t.Fatal("failed before the user decided")
 	}
-	if err := alice.TrustPeer(bob2.ID(), false); err != nil {
+	if err := alice.Contacts().Trust(bob2.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	m, err := alice.Store().Message(stale.ID)
@@ -246,14 +246,14 @@ func TestReplacedKeyOutboxFails(t *testing.T) {
 	}
 }
 
-// TrustNewPeer (a first contact's Accept) never replaces a contact: a key
+// Contacts.TrustNew (a first contact's Accept) never replaces a contact: a key
 // whose certificate claims a contact's name is refused with ErrKeyChanged
 // and nothing changes, whether the handshake flagged the key as changed
 // or its certificate arrived before the contact was added.
 func TestTrustNewPeerKeepsContacts(t *testing.T) {
 	keptBob := func(t *testing.T, alice *testNode, bob, other peer.ID) {
 		t.Helper()
-		if err := alice.TrustNewPeer(other); !errors.Is(err, node.ErrKeyChanged) {
+		if err := alice.Contacts().TrustNew(other); !errors.Is(err, node.ErrKeyChanged) {
 			t.Fatalf("accepting a key that claims a contact's name: %v, want ErrKeyChanged", err)
 		}
 		if c, err := alice.Trust().Resolve("bob"); err != nil || c.PeerID != bob {
@@ -271,7 +271,7 @@ func TestTrustNewPeerKeepsContacts(t *testing.T) {
 			t.Fatal(err)
 		}
 		bob2 := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
-		if err := bob2.TrustPeer(alice.ID(), false); err != nil {
+		if err := bob2.Contacts().Trust(alice.ID(), false); err != nil {
 			t.Fatal(err)
 		}
 		refused(t, bob2, alice)
@@ -282,7 +282,7 @@ func TestTrustNewPeerKeepsContacts(t *testing.T) {
 	t.Run("certificate seen first", func(t *testing.T) {
 		alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
 		stranger := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
-		if err := stranger.TrustPeer(alice.ID(), false); err != nil {
+		if err := stranger.Contacts().Trust(alice.ID(), false); err != nil {
 			t.Fatal(err)
 		}
 		m := stranger.send(alice.ID(), "hi, it's bob")
@@ -298,14 +298,14 @@ func TestTrustNewPeerKeepsContacts(t *testing.T) {
 		keptBob(t, alice, bob, stranger.ID())
 		// A stranger with a name of its own is accepted.
 		carol := startNode(t, newHome(t, "carol"), "/ip4/127.0.0.1/tcp/0")
-		if err := carol.TrustPeer(alice.ID(), false); err != nil {
+		if err := carol.Contacts().Trust(alice.ID(), false); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := connect(t, carol, alice); err != nil {
 			t.Fatal(err)
 		}
 		alice.waitPeer(carol.ID(), "carol's certificate", func(p node.PeerInfo) bool { return p.Name == "carol" })
-		if err := alice.TrustNewPeer(carol.ID()); err != nil {
+		if err := alice.Contacts().TrustNew(carol.ID()); err != nil {
 			t.Fatalf("accepting a stranger: %v", err)
 		}
 	})
@@ -319,32 +319,32 @@ func TestRenameAndRemove(t *testing.T) {
 	bob := startNode(t, newHome(t, "bob"), "/ip4/127.0.0.1/tcp/0")
 	carol := startNode(t, newHome(t, "carol"), "/ip4/127.0.0.1/tcp/0")
 	for _, p := range []*testNode{bob, carol} {
-		if err := alice.TrustPeer(p.ID(), false); err != nil {
+		if err := alice.Contacts().Trust(p.ID(), false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := alice.Rename(bob.ID(), "Robert"); err != nil {
+	if err := alice.Contacts().Rename(bob.ID(), "Robert"); err != nil {
 		t.Fatal(err)
 	}
 	alice.waitPeer(bob.ID(), "bob renamed", func(p node.PeerInfo) bool { return p.Name == "Robert" && p.Contact })
-	if err := alice.Rename(carol.ID(), "ROBERT"); !errors.Is(err, identity.ErrNameTaken) {
+	if err := alice.Contacts().Rename(carol.ID(), "ROBERT"); !errors.Is(err, identity.ErrNameTaken) {
 		t.Fatalf("a name like another contact's: %v, want ErrNameTaken", err)
 	}
-	if err := alice.Rename(alice.ID(), "me"); !errors.Is(err, node.ErrSelf) {
+	if err := alice.Contacts().Rename(alice.ID(), "me"); !errors.Is(err, node.ErrSelf) {
 		t.Fatalf("renaming oneself: %v", err)
 	}
 
-	if err := alice.Remove(bob.ID()); err != nil {
+	if err := alice.Contacts().Remove(bob.ID()); err != nil {
 		t.Fatal(err)
 	}
 	alice.waitPeer(bob.ID(), "bob removed", func(p node.PeerInfo) bool { return !p.Contact && p.Trust == identity.StateUnknown })
 	if _, err := alice.Send(bob.ID(), "still there?"); !errors.Is(err, node.ErrNotTrusted) {
 		t.Fatalf("send to a removed contact: %v, want ErrNotTrusted", err)
 	}
-	if err := alice.Remove(bob.ID()); !errors.Is(err, identity.ErrUnknownContact) {
+	if err := alice.Contacts().Remove(bob.ID()); !errors.Is(err, identity.ErrUnknownContact) {
 		t.Fatalf("removing twice: %v", err)
 	}
-	if err := alice.Rename(bob.ID(), "Bob"); !errors.Is(err, identity.ErrUnknownContact) {
+	if err := alice.Contacts().Rename(bob.ID(), "Bob"); !errors.Is(err, identity.ErrUnknownContact) {
 		t.Fatalf("renaming a peer that is no contact: %v", err)
 	}
 }

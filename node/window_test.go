@@ -67,7 +67,7 @@ func (fp *fakePeer) seedRatchet(tn *testNode) {
 func TestSendWindow(t *testing.T) {
 	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
 	fp := newFakePeer(t, "mute")
-	if err := alice.TrustPeer(fp.ID(), false); err != nil {
+	if err := alice.Contacts().Trust(fp.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	if err := fp.dial(alice); err != nil {
@@ -102,7 +102,7 @@ func TestSendWindow(t *testing.T) {
 func TestOfflineWithoutRelaysIsNoError(t *testing.T) {
 	alice := startNode(t, newHome(t, "alice"), "/ip4/127.0.0.1/tcp/0")
 	bob := mustID(t, newHome(t, "bob")) // never online
-	if err := alice.TrustPeer(bob, false); err != nil {
+	if err := alice.Contacts().Trust(bob, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := alice.Send(bob, "later"); err != nil {
@@ -133,7 +133,7 @@ func TestUnreadableOutboxBacksOff(t *testing.T) {
 	h := newHome(t, "alice")
 	first := startNode(t, h)
 	bob := mustID(t, newHome(t, "bob")) // never online
-	first.TrustPeer(bob, false)
+	first.Contacts().Trust(bob, false)
 	if _, err := first.Send(bob, "soon unreadable"); err != nil {
 		t.Fatal(err)
 	}

@@ -31,8 +31,8 @@ func TestTamperingRelay(t *testing.T) {
 	alice, asub := relayNode(t, "alice", srv.Addrs())
 	bob, bsub := relayNode(t, "bob", srv.Addrs())
 	waitCircuit(t, bsub)
-	alice.TrustPeer(bob.ID(), false)
-	bob.TrustPeer(alice.ID(), false)
+	alice.Contacts().Trust(bob.ID(), false)
+	bob.Contacts().Trust(alice.ID(), false)
 	exchange(t, alice, asub, bob, bsub, "before tampering")
 
 	on.Store(true)
@@ -99,8 +99,8 @@ func TestRelayRestart(t *testing.T) {
 	waitCircuit(t, asub)
 	waitCircuit(t, bsub)
 	t.Logf("reserved again %v after the restart", time.Since(began).Round(time.Millisecond))
-	alice.TrustPeer(bob.ID(), false)
-	bob.TrustPeer(alice.ID(), false)
+	alice.Contacts().Trust(bob.ID(), false)
+	bob.Contacts().Trust(alice.ID(), false)
 	exchange(t, alice, asub, bob, bsub, "after the restart")
 }
 
@@ -124,8 +124,8 @@ func TestStockRelay(t *testing.T) {
 	alice, asub := relayNode(t, "alice", addrs)
 	bob, bsub := relayNode(t, "bob", addrs)
 	waitCircuit(t, bsub)
-	alice.TrustPeer(bob.ID(), false)
-	bob.TrustPeer(alice.ID(), false)
+	alice.Contacts().Trust(bob.ID(), false)
+	bob.Contacts().Trust(alice.ID(), false)
 	exchange(t, alice, asub, bob, bsub, "hello through a stock relay")
 
 	// 6 × 60 KiB is far past the 128 KiB a circuit may carry.

@@ -50,8 +50,8 @@ func TestRelaySeesOnlyCiphertext(t *testing.T) {
 	var alog, blog syncBuffer
 	alice, asub := keyLoggedNode(t, "alice", relayAddr, &alog)
 	bob, bsub := keyLoggedNode(t, "bob", relayAddr, &blog)
-	alice.TrustPeer(bob.ID(), false)
-	bob.TrustPeer(alice.ID(), false)
+	alice.Contacts().Trust(bob.ID(), false)
+	bob.Contacts().Trust(alice.ID(), false)
 
 	secret := make([]byte, 12)
 	rand.Read(secret)

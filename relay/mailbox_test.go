@@ -55,7 +55,7 @@ func TestOfflineDeliveryThroughMailbox(t *testing.T) {
 
 	alice, asub := relayNode(t, "alice", relays)
 	waitCircuit(t, asub)
-	if err := alice.TrustPeer(bobID, false); err != nil {
+	if err := alice.Contacts().Trust(bobID, false); err != nil {
 		t.Fatal(err)
 	}
 	var ids []string

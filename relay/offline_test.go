@@ -86,7 +86,7 @@ func (w *offWorld) sender(name string, to peer.ID, texts ...string) (*node.Node,
 	w.t.Helper()
 	h := newHomeAt(w.t, name)
 	n, sub := w.online(h)
-	if err := n.TrustPeer(to, false); err != nil {
+	if err := n.Contacts().Trust(to, false); err != nil {
 		w.t.Fatal(err)
 	}
 	var ms []store.Message
@@ -242,7 +242,7 @@ func TestOfflineBadBundleSignature(t *testing.T) {
 	w := offStartRelay(t, x, relay.MailboxLimits{BundleRate: 100})
 	bobHome, bob := w.register("bob")
 	alice, asub := w.online(newHomeAt(t, "alice"))
-	alice.TrustPeer(bob, false)
+	alice.Contacts().Trust(bob, false)
 	m, err := alice.Send(bob, "not for a forged bundle")
 	if err != nil {
 		t.Fatal(err)

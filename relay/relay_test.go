@@ -79,10 +79,10 @@ func TestChatThroughRelay(t *testing.T) {
 			return false
 		})
 	}
-	if err := alice.TrustPeer(bob.ID(), false); err != nil {
+	if err := alice.Contacts().Trust(bob.ID(), false); err != nil {
 		t.Fatal(err)
 	}
-	bob.TrustPeer(alice.ID(), false)
+	bob.Contacts().Trust(alice.ID(), false)
 	m, err := alice.Send(bob.ID(), "hello through the relay")
 	if err != nil {
 		t.Fatal(err)

@@ -16,8 +16,8 @@ func TestUpgradeFromRelayToDirect(t *testing.T) {
 	srv := startRelay(t, relay.Limits{})
 	alice, asub := relayNode(t, "alice", srv.Addrs(), "/ip4/127.0.0.1/tcp/0")
 	bob, bsub := relayNode(t, "bob", srv.Addrs(), "/ip4/127.0.0.1/tcp/0")
-	alice.TrustPeer(bob.ID(), false)
-	bob.TrustPeer(alice.ID(), false)
+	alice.Contacts().Trust(bob.ID(), false)
+	bob.Contacts().Trust(alice.ID(), false)
 	waitEvent(t, bsub, "bob's circuit address", func(e node.Event) bool {
 		for _, a := range e.Addrs {
 			if contains(a, "p2p-circuit") {

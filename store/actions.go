@@ -13,6 +13,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// Actions is the store's part for edits, deletions, reactions and read
+// markers: it applies them to their targets in the transaction that
+// stores them. It is a handle on the one Store; get it with
+// Store.Actions.
+type Actions struct{ *Store }
+
+// Actions is the part of the store that applies message actions.
+func (s *Store) Actions() Actions { return Actions{s} }
+
 // Edits, deletions and reactions (docs/PROTOCOL.md §10, "Editing,
 // deleting, reacting"). Each is a message of its own, stored in its
 // conversation like a text (so it is queued, acknowledged and deduplicated
@@ -63,7 +72,7 @@ func pendingKey(target, action e2e.MessageID) []byte {
 // the outbox, in one transaction. It returns the target as it now
 // stands. Refusals: ErrNoTarget, ErrNotYours (edit or delete a message
 // that is not ours), ErrTooOld (after EditWindow by now), ErrDeleted.
-func (s *Store) AddOutgoingAction(m *Message, now time.Time) (Message, error) {
+func (s Actions) AddOutgoingAction(m *Message, now time.Time) (Message, error) {
 	if m.Kind == KindText {
 		return Message{}, fmt.Errorf("message %s is not an action", m.ID)
 	}
@@ -102,7 +111,7 @@ func (s *Store) AddOutgoingAction(m *Message, now time.Time) (Message, error) {
 
 // targetOf reads the text id names in p's conversation: ErrNoTarget if
 // there is none (or it is an action).
-func (s *Store) targetOf(tx *bolt.Tx, id e2e.MessageID, p peer.ID) (peer.ID, uint64, storedMessage, error) {
+func (s Actions) targetOf(tx *bolt.Tx, id e2e.MessageID, p peer.ID) (peer.ID, uint64, storedMessage, error) {
 	tp, seq, raw, err := get(tx, id)
 	if errors.Is(err, ErrNotFound) || err == nil && tp != p {
 		return "", 0, storedMessage{}, fmt.Errorf("message %s: %w", id, ErrNoTarget)
@@ -164,7 +173,7 @@ func apply(sm *storedMessage, a *Message) error {
 // dropSuperseded takes out of the outbox what a deletion makes pointless:
 // the deleted text itself (whose body is gone) and our edits and
 // reactions of it not yet acknowledged.
-func (s *Store) dropSuperseded(tx *bolt.Tx, p peer.ID, target e2e.MessageID, tseq uint64) error {
+func (s Actions) dropSuperseded(tx *bolt.Tx, p peer.ID, target e2e.MessageID, tseq uint64) error {
 	ob := tx.Bucket(bktOutbox)
 	var drop [][]byte
 	c := ob.Cursor()
@@ -192,7 +201,7 @@ func (s *Store) dropSuperseded(tx *bolt.Tx, p peer.ID, target e2e.MessageID, tse
 }
 
 // putStored writes a changed record back and returns it as a Message.
-func (s *Store) putStored(tx *bolt.Tx, p peer.ID, seq uint64, sm storedMessage) (Message, error) {
+func (s Actions) putStored(tx *bolt.Tx, p peer.ID, seq uint64, sm storedMessage) (Message, error) {
 	v, err := s.sealMessage(p, seq, sm)
 	if err != nil {
 		return Message{}, err
@@ -219,7 +228,7 @@ type Received struct {
 
 // addAction stores an incoming action and applies it if its target is
 // here; else it waits, pending.
-func (s *Store) addAction(tx *bolt.Tx, m *Message, now time.Time, rec *Received) error {
+func (s Actions) addAction(tx *bolt.Tx, m *Message, now time.Time, rec *Received) error {
 	tp, tseq, sm, err := s.targetOf(tx, m.Target, m.Peer)
 	if errors.Is(err, ErrNoTarget) {
 		_, _, found, lerr := locate(tx, m.Target)
@@ -272,7 +281,7 @@ func checkLate(sm storedMessage, a *Message, now time.Time) error {
 
 // applyPending applies the actions that waited for the text t (just
 // stored at t.Peer, t.Seq), and rewrites t and each action.
-func (s *Store) applyPending(tx *bolt.Tx, t *Message, now time.Time, rec *Received) error {
+func (s Actions) applyPending(tx *bolt.Tx, t *Message, now time.Time, rec *Received) error {
 	b := tx.Bucket(bktPending)
 	prefix := t.ID[:]
 	type waiting struct {
@@ -361,7 +370,7 @@ func messagesGet(tx *bolt.Tx, p peer.ID, seq uint64) []byte {
 }
 
 // quote fills a reply's Quote from its target in the same conversation.
-func (s *Store) quote(tx *bolt.Tx, m *Message) error {
+func (s Actions) quote(tx *bolt.Tx, m *Message) error {
 	if m.ReplyTo == (e2e.MessageID{}) {
 		return nil
 	}
@@ -378,7 +387,7 @@ func (s *Store) quote(tx *bolt.Tx, m *Message) error {
 
 // fillEdit gives an outgoing edit read from the outbox the text its
 // target shows now: what goes on the wire.
-func (s *Store) fillEdit(tx *bolt.Tx, m *Message) error {
+func (s Actions) fillEdit(tx *bolt.Tx, m *Message) error {
 	if m.Kind != KindEdit || m.Direction != Outgoing {
 		return nil
 	}
@@ -397,7 +406,7 @@ func (s *Store) fillEdit(tx *bolt.Tx, m *Message) error {
 // (read markers): each becomes delivered too, if it was not yet. It
 // returns the messages that changed; IDs that name no outgoing message to
 // p are passed over.
-func (s *Store) SetSeen(p peer.ID, ids []e2e.MessageID, now time.Time) ([]Message, error) {
+func (s Actions) SetSeen(p peer.ID, ids []e2e.MessageID, now time.Time) ([]Message, error) {
 	var out []Message
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		out = out[:0]

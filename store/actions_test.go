@@ -36,12 +36,12 @@ func TestStoreOwnActions(t *testing.T) {
 	theirs := incoming(t, s, bob, "hi", base)
 
 	edit := action(bob, store.KindEdit, mine.ID, "hello", "", base.Add(time.Minute))
-	target, err := s.AddOutgoingAction(edit, base.Add(time.Minute))
+	target, err := s.Actions().AddOutgoingAction(edit, base.Add(time.Minute))
 	if err != nil || target.Body != "hello" || target.Edited.IsZero() {
 		t.Fatalf("edit: %+v, %v", target, err)
 	}
 	react := action(bob, store.KindReact, theirs.ID, "", "👍", base.Add(2*time.Minute))
-	if target, err = s.AddOutgoingAction(react, base); err != nil || len(target.Reactions) != 1 || target.Reactions[0] != (store.Reaction{Emoji: "👍"}) {
+	if target, err = s.Actions().AddOutgoingAction(react, base); err != nil || len(target.Reactions) != 1 || target.Reactions[0] != (store.Reaction{Emoji: "👍"}) {
 		t.Fatalf("reaction: %+v, %v", target, err)
 	}
 	h, err := s.History(bob, 0, 10)
@@ -68,13 +68,13 @@ func TestStoreOwnActions(t *testing.T) {
 		"other chat":    {action(randomPeer(t), store.KindEdit, mine.ID, "x", "", base), base, store.ErrNoTarget},
 		"an action":     {action(bob, store.KindReact, react.ID, "", "x", base), base, store.ErrNoTarget},
 	} {
-		if _, err := s.AddOutgoingAction(tc.a, tc.now); !errors.Is(err, tc.want) {
+		if _, err := s.Actions().AddOutgoingAction(tc.a, tc.now); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
 
 	del := action(bob, store.KindDelete, mine.ID, "", "", base.Add(3*time.Minute))
-	if target, err = s.AddOutgoingAction(del, base.Add(3*time.Minute)); err != nil || !target.Deleted || target.Body != "" {
+	if target, err = s.Actions().AddOutgoingAction(del, base.Add(3*time.Minute)); err != nil || !target.Deleted || target.Body != "" {
 		t.Fatalf("delete: %+v, %v", target, err)
 	}
 	ob, err = s.Outbox(bob)
@@ -89,7 +89,7 @@ func TestStoreOwnActions(t *testing.T) {
 	if found, _ := s.Search("hel", 10); len(found) != 0 {
 		t.Fatalf("search finds the deleted text: %+v", found)
 	}
-	if _, err := s.AddOutgoingAction(action(bob, store.KindEdit, mine.ID, "again", "", base), base); !errors.Is(err, store.ErrDeleted) {
+	if _, err := s.Actions().AddOutgoingAction(action(bob, store.KindEdit, mine.ID, "again", "", base), base); !errors.Is(err, store.ErrDeleted) {
 		t.Fatalf("edit after delete: %v", err)
 	}
 }
@@ -230,11 +230,11 @@ func TestStoreSeen(t *testing.T) {
 	bob := randomPeer(t)
 	m := outgoing(t, s, bob, "hi", base)
 	in := incoming(t, s, bob, "yo", base)
-	got, err := s.SetSeen(bob, []e2e.MessageID{m.ID, in.ID, e2e.NewMessageID()}, base.Add(time.Minute))
+	got, err := s.Actions().SetSeen(bob, []e2e.MessageID{m.ID, in.ID, e2e.NewMessageID()}, base.Add(time.Minute))
 	if err != nil || len(got) != 1 || got[0].Seen.IsZero() || got[0].Status != store.StatusDelivered {
 		t.Fatalf("seen: %+v, %v", got, err)
 	}
-	if again, err := s.SetSeen(bob, []e2e.MessageID{m.ID}, base.Add(2*time.Minute)); err != nil || len(again) != 0 {
+	if again, err := s.Actions().SetSeen(bob, []e2e.MessageID{m.ID}, base.Add(2*time.Minute)); err != nil || len(again) != 0 {
 		t.Fatalf("seen again: %+v, %v", again, err)
 	}
 	if ob, _ := s.Outbox(bob); len(ob) != 0 {

@@ -144,9 +144,9 @@ func TestCorruptIndex(t *testing.T) {
 	wantCorrupt(t, "SetStatuses", err, record)
 	_, err = s.Outbox(bob)
 	wantCorrupt(t, "Outbox", err, fmt.Sprintf("msgs/%s/%d", bob, m.Seq))
-	_, _, err = s.SaveRatchetWithReceipt(Ratchet{Peer: bob, Set: []byte("next")}, m.ID, bob, time.Now())
+	_, _, err = s.Ratchets().SaveRatchetWithReceipt(Ratchet{Peer: bob, Set: []byte("next")}, m.ID, bob, time.Now())
 	wantCorrupt(t, "SaveRatchetWithReceipt", err, record)
-	if _, err := s.SessionSet(bob); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Ratchets().SessionSet(bob); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the ratchet state was written beside a failed receipt: %v", err)
 	}
 
@@ -229,19 +229,19 @@ func TestCorruptMeta(t *testing.T) {
 func TestCorruptRatchet(t *testing.T) {
 	s := testStore(t)
 	bob := testPeer(t)
-	if _, err := s.LocalKeys(); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Ratchets().LocalKeys(); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("LocalKeys on a new store: %v, want ErrNotFound", err)
 	}
-	if err := s.SaveRatchet(Ratchet{Local: []byte("local"), Peer: bob, Set: []byte("set")}); err != nil {
+	if err := s.Ratchets().SaveRatchet(Ratchet{Local: []byte("local"), Peer: bob, Set: []byte("set")}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.SessionSet(bob); err != nil || string(got) != "set" {
+	if got, err := s.Ratchets().SessionSet(bob); err != nil || string(got) != "set" {
 		t.Fatalf("SessionSet: %q, %v", got, err)
 	}
 	// Bob's sealed set moved under another peer's key does not open.
 	carol := testPeer(t)
 	poke(t, s, peek(t, s, setKey(bob), bktRatchet), setKey(carol), bktRatchet)
-	_, err := s.SessionSet(carol)
+	_, err := s.Ratchets().SessionSet(carol)
 	wantCorrupt(t, "SessionSet", err, "ratchet/set/"+carol.String())
 }
 
@@ -250,16 +250,16 @@ func TestCorruptRatchet(t *testing.T) {
 func TestReceiptErrors(t *testing.T) {
 	s := testStore(t)
 	bob := testPeer(t)
-	m, changed, err := s.SaveRatchetWithReceipt(Ratchet{Peer: bob, Set: []byte("s1")}, e2e.NewMessageID(), bob, time.Now())
+	m, changed, err := s.Ratchets().SaveRatchetWithReceipt(Ratchet{Peer: bob, Set: []byte("s1")}, e2e.NewMessageID(), bob, time.Now())
 	if err != nil || changed || m.ID != (e2e.MessageID{}) {
 		t.Fatalf("receipt for an unknown message: %+v %v %v", m, changed, err)
 	}
-	if got, err := s.SessionSet(bob); err != nil || string(got) != "s1" {
+	if got, err := s.Ratchets().SessionSet(bob); err != nil || string(got) != "s1" {
 		t.Fatalf("the ratchet state of an unknown receipt: %q %v", got, err)
 	}
 	out, _ := newOut(s, bob, "x")
 	s.Close()
-	if _, _, err := s.SaveRatchetWithReceipt(Ratchet{Peer: bob, Set: []byte("s2")}, out.ID, bob, time.Now()); err == nil {
+	if _, _, err := s.Ratchets().SaveRatchetWithReceipt(Ratchet{Peer: bob, Set: []byte("s2")}, out.ID, bob, time.Now()); err == nil {
 		t.Fatal("a receipt on a closed database reported no error")
 	}
 	if _, err := s.HasOutbox(bob); err == nil {

@@ -3,6 +3,15 @@
 // message, queue it, mark it delivered, page history, keep ratchet state
 // together with the message it produced); no transaction ever leaves it.
 //
+// # Parts
+//
+// Store holds messages, conversations, the outbox and peer records. The
+// rest is kept by its parts, handles on the same Store (one file, one
+// transaction per write, whichever part writes): Groups (groups.go),
+// Transfers (transfers.go), Ratchets (ratchet.go) and Actions
+// (actions.go), got with the Store method of the same name; migration
+// (migrate.go) updates an older file once, at Open.
+//
 // # Schema
 //
 // One bbolt file (chat.db in the home) with these buckets:

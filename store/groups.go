@@ -16,6 +16,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// Groups is the store's part for groups: the buckets below and every
+// operation on them. It is a handle on the one Store (one bbolt file, so
+// a group message is stored once, in one write, with what goes with it);
+// get it with Store.Groups.
+type Groups struct{ *Store }
+
+// Groups is the part of the store that holds groups.
+func (s *Store) Groups() Groups { return Groups{s} }
+
 // Groups (docs/PROTOCOL.md §14). Four buckets, made on first use, so a
 // database without groups is unchanged and the version stays 3:
 //
@@ -215,7 +224,7 @@ func groupBuckets(tx *bolt.Tx) error {
 	return nil
 }
 
-func (s *Store) getGroup(tx *bolt.Tx, id GroupID) (storedGroup, bool, error) {
+func (s Groups) getGroup(tx *bolt.Tx, id GroupID) (storedGroup, bool, error) {
 	var g storedGroup
 	b := tx.Bucket(bktGroups)
 	if b == nil {
@@ -231,7 +240,7 @@ func (s *Store) getGroup(tx *bolt.Tx, id GroupID) (storedGroup, bool, error) {
 	return g, true, nil
 }
 
-func (s *Store) putGroup(tx *bolt.Tx, id GroupID, g storedGroup) error {
+func (s Groups) putGroup(tx *bolt.Tx, id GroupID, g storedGroup) error {
 	v, err := s.sealJSON(g, groupAD(id))
 	if err != nil {
 		return err
@@ -247,7 +256,7 @@ func (g storedGroup) public(id GroupID) Group {
 // PutGroupChanges records a group's log: the changes as the log holds
 // them (Log.Changes), creating the group's record if it has none. The
 // local name and the numbering are kept.
-func (s *Store) PutGroupChanges(id GroupID, changes [][]byte) error {
+func (s Groups) PutGroupChanges(id GroupID, changes [][]byte) error {
 	if len(changes) == 0 {
 		return errors.New("a group's log starts with its create")
 	}
@@ -265,16 +274,16 @@ func (s *Store) PutGroupChanges(id GroupID, changes [][]byte) error {
 }
 
 // SetGroupName sets the local name of a group ("": the group's own).
-func (s *Store) SetGroupName(id GroupID, name string) error {
+func (s Groups) SetGroupName(id GroupID, name string) error {
 	return s.updateGroup(id, func(g *storedGroup) { g.Name = name })
 }
 
 // MarkGroupRead clears a group's unread count.
-func (s *Store) MarkGroupRead(id GroupID) error {
+func (s Groups) MarkGroupRead(id GroupID) error {
 	return s.updateGroup(id, func(g *storedGroup) { g.Unread = 0 })
 }
 
-func (s *Store) updateGroup(id GroupID, f func(*storedGroup)) error {
+func (s Groups) updateGroup(id GroupID, f func(*storedGroup)) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		g, ok, err := s.getGroup(tx, id)
 		if err != nil {
@@ -289,7 +298,7 @@ func (s *Store) updateGroup(id GroupID, f func(*storedGroup)) error {
 }
 
 // Group reads one group; found is false if the store has none by that ID.
-func (s *Store) Group(id GroupID) (g Group, found bool, err error) {
+func (s Groups) Get(id GroupID) (g Group, found bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		sg, ok, err := s.getGroup(tx, id)
 		g, found = sg.public(id), ok
@@ -300,7 +309,7 @@ func (s *Store) Group(id GroupID) (g Group, found bool, err error) {
 
 // Groups lists the groups, most recent first. A record that cannot be
 // read is left out and reported (a *CorruptError each, joined).
-func (s *Store) Groups() ([]Group, error) {
+func (s Groups) List() ([]Group, error) {
 	var out []Group
 	var bad []error
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -330,7 +339,7 @@ func (s *Store) Groups() ([]Group, error) {
 	return out, errors.Join(bad...)
 }
 
-func (s *Store) encodeGroupMessage(m *GroupMessage) ([]byte, error) {
+func (s Groups) encodeGroupMessage(m *GroupMessage) ([]byte, error) {
 	sm := storedGroupMessage{ID: m.ID.String(), Dir: m.Direction, SentAt: m.SentAt.UnixMilli(),
 		StoredAt: m.StoredAt.UnixMilli(), Body: m.Body, Stream: m.Stream, Number: m.Number,
 		Late: m.Late, Missing: m.Missing, Changes: m.Changes}
@@ -344,7 +353,7 @@ func (s *Store) encodeGroupMessage(m *GroupMessage) ([]byte, error) {
 	return s.seal(plain, gmsgAD(m.Group, m.Seq)), nil
 }
 
-func (s *Store) decodeGroupMessage(id GroupID, seq uint64, data []byte) (GroupMessage, error) {
+func (s Groups) decodeGroupMessage(id GroupID, seq uint64, data []byte) (GroupMessage, error) {
 	rec := gmsgRecord(id, seq)
 	if data == nil {
 		return GroupMessage{}, corrupt(rec, errors.New("missing"))
@@ -370,7 +379,7 @@ func (s *Store) decodeGroupMessage(id GroupID, seq uint64, data []byte) (GroupMe
 
 // appendGroupMessage gives m the group's next sequence number and writes
 // it with its ID index entry.
-func (s *Store) appendGroupMessage(tx *bolt.Tx, g *storedGroup, m *GroupMessage) error {
+func (s Groups) appendGroupMessage(tx *bolt.Tx, g *storedGroup, m *GroupMessage) error {
 	b, err := tx.Bucket(bktGMsgs).CreateBucketIfNotExists(m.Group[:])
 	if err != nil {
 		return err
@@ -400,7 +409,7 @@ func (s *Store) appendGroupMessage(tx *bolt.Tx, g *storedGroup, m *GroupMessage)
 // AddGroupOutgoing stores a new outgoing group message once, numbered in
 // the group, and queues it for every member in members, all in one
 // transaction: one durable write whatever the group's size.
-func (s *Store) AddGroupOutgoing(m *GroupMessage, members []peer.ID) error {
+func (s Groups) AddGroupOutgoing(m *GroupMessage, members []peer.ID) error {
 	return s.AddGroupOutgoingSealed(m, members, nil)
 }
 
@@ -408,7 +417,7 @@ func (s *Store) AddGroupOutgoing(m *GroupMessage, members []peer.ID) error {
 // transaction, the ratchet states seal returns: seal is called once m is
 // numbered, to seal its copies (the message, every member's queue entry
 // and every member's new ratchet state: one durable write).
-func (s *Store) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal func(m *GroupMessage) ([]Ratchet, error)) error {
+func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal func(m *GroupMessage) ([]Ratchet, error)) error {
 	m.Direction, m.From = Outgoing, ""
 	m.Members = m.Members[:0]
 	for _, p := range members {
@@ -439,7 +448,7 @@ func (s *Store) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 				return err
 			}
 			for _, r := range rs {
-				if err := s.putRatchet(tx, r); err != nil {
+				if err := s.Ratchets().putRatchet(tx, r); err != nil {
 					return err
 				}
 			}
@@ -461,7 +470,7 @@ func (s *Store) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 // is stored (new is false then, and nothing changes). The caller has
 // checked that the sender is a member. It records the sender's numbering
 // in the group: m.Late and m.Missing say what it found.
-func (s *Store) ReceiveGroup(m *GroupMessage, now time.Time) (isNew bool, err error) {
+func (s Groups) ReceiveGroup(m *GroupMessage, now time.Time) (isNew bool, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		isNew, err = s.receiveGroup(tx, m, now)
@@ -470,7 +479,7 @@ func (s *Store) ReceiveGroup(m *GroupMessage, now time.Time) (isNew bool, err er
 	return isNew, err
 }
 
-func (s *Store) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool, error) {
+func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool, error) {
 	m.Direction, m.StoredAt, m.Members = Incoming, now, nil
 	if m.From == "" {
 		return false, errors.New("a received group message needs its sender")
@@ -506,7 +515,7 @@ func (s *Store) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 
 // GroupOutbox lists the group messages (and changes) member p has not
 // acknowledged, in the order written.
-func (s *Store) GroupOutbox(p peer.ID) ([]GroupMessage, error) {
+func (s Groups) GroupOutbox(p peer.ID) ([]GroupMessage, error) {
 	var out []GroupMessage
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
@@ -516,7 +525,7 @@ func (s *Store) GroupOutbox(p peer.ID) ([]GroupMessage, error) {
 	return out, err
 }
 
-func (s *Store) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
+func (s Groups) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
 	var out []GroupMessage
 	ob := tx.Bucket(bktGOutbox)
 	if ob == nil {
@@ -605,7 +614,7 @@ func (m GroupMessage) AsMessage() Message {
 
 // AddGroupChanges queues membership changes of a group for each
 // recipient (one write), to be sent as a group-change frame with ID id.
-func (s *Store) AddGroupChanges(gid GroupID, id e2e.MessageID, changes [][]byte, recipients []peer.ID, now time.Time) error {
+func (s Groups) AddGroupChanges(gid GroupID, id e2e.MessageID, changes [][]byte, recipients []peer.ID, now time.Time) error {
 	m := &GroupMessage{Group: gid, ID: id, SentAt: now, StoredAt: now, Direction: Outgoing, Changes: changes}
 	for _, p := range recipients {
 		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: StatusSending})
@@ -640,7 +649,7 @@ func (s *Store) AddGroupChanges(gid GroupID, id e2e.MessageID, changes [][]byte,
 // (sent, queued, delivered, failed) and reports whether it changed.
 // Delivered (and failed) take the message out of p's outbox. A message
 // that is not ours or was not sent to p is ErrNotFound.
-func (s *Store) SetGroupStatus(id e2e.MessageID, p peer.ID, st Status, now time.Time) (GroupMessage, bool, error) {
+func (s Groups) SetGroupStatus(id e2e.MessageID, p peer.ID, st Status, now time.Time) (GroupMessage, bool, error) {
 	var (
 		out     GroupMessage
 		changed bool
@@ -655,7 +664,7 @@ func (s *Store) SetGroupStatus(id e2e.MessageID, p peer.ID, st Status, now time.
 
 // setGroupStatusOf is setStatus for a group message's copy to p: the
 // message as p's copy.
-func (s *Store) setGroupStatusOf(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time, gm groupMessages) (Message, bool, error) {
+func (s Groups) setGroupStatusOf(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time, gm groupMessages) (Message, bool, error) {
 	m, changed, err := s.setGroupStatusIn(tx, id, p, st, now, gm)
 	if err != nil {
 		return Message{}, false, err
@@ -663,7 +672,7 @@ func (s *Store) setGroupStatusOf(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	return m.copyFor(p), changed, nil
 }
 
-func (s *Store) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time) (GroupMessage, bool, error) {
+func (s Groups) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time) (GroupMessage, bool, error) {
 	return s.setGroupStatusIn(tx, id, p, st, now, nil)
 }
 
@@ -671,7 +680,7 @@ func (s *Store) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Stat
 // ID, without their members' statuses.
 type groupMessages map[e2e.MessageID]GroupMessage
 
-func (s *Store) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time, gm groupMessages) (GroupMessage, bool, error) {
+func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time, gm groupMessages) (GroupMessage, bool, error) {
 	idx := tx.Bucket(bktGIDs)
 	var v []byte
 	if idx != nil {
@@ -728,7 +737,7 @@ func (s *Store) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 }
 
 // GroupMessageByID returns one group message.
-func (s *Store) GroupMessageByID(id e2e.MessageID) (GroupMessage, error) {
+func (s Groups) GroupMessageByID(id e2e.MessageID) (GroupMessage, error) {
 	var out GroupMessage
 	err := s.db.View(func(tx *bolt.Tx) error {
 		idx := tx.Bucket(bktGIDs)
@@ -758,7 +767,7 @@ func (s *Store) GroupMessageByID(id e2e.MessageID) (GroupMessage, error) {
 
 // GroupHistory returns up to limit messages of a group before sequence
 // number before (0: the newest), oldest first.
-func (s *Store) GroupHistory(id GroupID, before uint64, limit int) ([]GroupMessage, error) {
+func (s Groups) GroupHistory(id GroupID, before uint64, limit int) ([]GroupMessage, error) {
 	var out []GroupMessage
 	err := s.db.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bktGMsgs)

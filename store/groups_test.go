@@ -31,7 +31,7 @@ func txID(t *testing.T, s *Store) int {
 func testGroup(t *testing.T, s *Store) GroupID {
 	t.Helper()
 	id := GroupID{1, 2, 3}
-	if err := s.PutGroupChanges(id, [][]byte{[]byte("create")}); err != nil {
+	if err := s.Groups().PutGroupChanges(id, [][]byte{[]byte("create")}); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -39,24 +39,24 @@ func testGroup(t *testing.T, s *Store) GroupID {
 
 func TestGroupRecord(t *testing.T) {
 	s := testStore(t)
-	if gs, err := s.Groups(); err != nil || len(gs) != 0 {
+	if gs, err := s.Groups().List(); err != nil || len(gs) != 0 {
 		t.Fatalf("fresh store: %v, %v", gs, err)
 	}
-	if _, found, err := s.Group(GroupID{9}); found || err != nil {
+	if _, found, err := s.Groups().Get(GroupID{9}); found || err != nil {
 		t.Fatalf("unknown group: %v, %v", found, err)
 	}
 	id := testGroup(t, s)
-	if err := s.SetGroupName(id, "team"); err != nil {
+	if err := s.Groups().SetGroupName(id, "team"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutGroupChanges(id, [][]byte{[]byte("create"), []byte("add")}); err != nil {
+	if err := s.Groups().PutGroupChanges(id, [][]byte{[]byte("create"), []byte("add")}); err != nil {
 		t.Fatal(err)
 	}
-	g, found, err := s.Group(id)
+	g, found, err := s.Groups().Get(id)
 	if err != nil || !found || g.Name != "team" || len(g.Changes) != 2 || !bytes.Equal(g.Changes[1], []byte("add")) {
 		t.Fatalf("group: %+v, %v, %v", g, found, err)
 	}
-	if err := s.SetGroupName(GroupID{9}, "x"); !errors.Is(err, ErrNotFound) {
+	if err := s.Groups().SetGroupName(GroupID{9}, "x"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("naming an unknown group: %v", err)
 	}
 	// The record is sealed: neither its name nor its changes show in the file.
@@ -83,7 +83,7 @@ func TestGroupOutgoingOneWrite(t *testing.T) {
 	}
 	before := txID(t, s)
 	m := &GroupMessage{Group: id, ID: e2e.MessageID{1}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hello all"}
-	if err := s.AddGroupOutgoing(m, members); err != nil {
+	if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
 		t.Fatal(err)
 	}
 	if n := txID(t, s) - before; n != 1 {
@@ -93,43 +93,43 @@ func TestGroupOutgoingOneWrite(t *testing.T) {
 		t.Fatalf("numbering: stream %d number %d", m.Stream, m.Number)
 	}
 	for _, p := range members[:3] {
-		out, err := s.GroupOutbox(p)
+		out, err := s.Groups().GroupOutbox(p)
 		if err != nil || len(out) != 1 || out[0].ID != m.ID || out[0].Body != "hello all" {
 			t.Fatalf("outbox of a member: %+v, %v", out, err)
 		}
 	}
-	if out, err := s.GroupOutbox(testPeer(t)); err != nil || len(out) != 0 {
+	if out, err := s.Groups().GroupOutbox(testPeer(t)); err != nil || len(out) != 0 {
 		t.Fatalf("outbox of a stranger: %+v, %v", out, err)
 	}
 	for _, p := range members[:4] {
-		if _, changed, err := s.SetGroupStatus(m.ID, p, StatusDelivered, time.Now()); err != nil || !changed {
+		if _, changed, err := s.Groups().SetGroupStatus(m.ID, p, StatusDelivered, time.Now()); err != nil || !changed {
 			t.Fatalf("receipt: %v, %v", changed, err)
 		}
 	}
-	if _, changed, err := s.SetGroupStatus(m.ID, members[0], StatusDelivered, time.Now()); err != nil || changed {
+	if _, changed, err := s.Groups().SetGroupStatus(m.ID, members[0], StatusDelivered, time.Now()); err != nil || changed {
 		t.Fatalf("a repeated receipt: %v, %v", changed, err)
 	}
-	if _, _, err := s.SetGroupStatus(m.ID, testPeer(t), StatusDelivered, time.Now()); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Groups().SetGroupStatus(m.ID, testPeer(t), StatusDelivered, time.Now()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a receipt from a non-member: %v", err)
 	}
-	got, err := s.GroupMessageByID(m.ID)
+	got, err := s.Groups().GroupMessageByID(m.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Delivered() != 4 || len(got.Waiting()) != 96 || slices.Contains(got.Waiting(), members[0]) {
 		t.Fatalf("delivered to %d, waiting for %d", got.Delivered(), len(got.Waiting()))
 	}
-	if out, err := s.GroupOutbox(members[0]); err != nil || len(out) != 0 {
+	if out, err := s.Groups().GroupOutbox(members[0]); err != nil || len(out) != 0 {
 		t.Fatalf("a delivered message stays in the outbox: %+v, %v", out, err)
 	}
 	m2 := &GroupMessage{Group: id, ID: e2e.MessageID{2}, SentAt: time.Now(), StoredAt: time.Now(), Body: "again"}
-	if err := s.AddGroupOutgoing(m2, members); err != nil || m2.Number != 2 || m2.Stream != m.Stream {
+	if err := s.Groups().AddGroupOutgoing(m2, members); err != nil || m2.Number != 2 || m2.Stream != m.Stream {
 		t.Fatalf("second message: %+v, %v", m2, err)
 	}
-	if err := s.AddGroupOutgoing(&GroupMessage{Group: GroupID{9}, ID: e2e.MessageID{3}, Body: "x"}, members); !errors.Is(err, ErrNotFound) {
+	if err := s.Groups().AddGroupOutgoing(&GroupMessage{Group: GroupID{9}, ID: e2e.MessageID{3}, Body: "x"}, members); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a message to an unknown group: %v", err)
 	}
-	hist, err := s.GroupHistory(id, 0, 10)
+	hist, err := s.Groups().GroupHistory(id, 0, 10)
 	if err != nil || len(hist) != 2 || hist[0].Body != "hello all" || hist[1].Body != "again" {
 		t.Fatalf("history: %+v, %v", hist, err)
 	}
@@ -147,7 +147,7 @@ func TestSetStatusesOneWrite(t *testing.T) {
 		members[i] = testPeer(t)
 	}
 	m := &GroupMessage{Group: id, ID: e2e.MessageID{1}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hello all"}
-	if err := s.AddGroupOutgoing(m, members); err != nil {
+	if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
 		t.Fatal(err)
 	}
 	private := Message{ID: e2e.MessageID{2}, Peer: members[0], SentAt: time.Now(), StoredAt: time.Now(), Body: "just you"}
@@ -181,7 +181,7 @@ func TestSetStatusesOneWrite(t *testing.T) {
 			t.Fatalf("reported: %+v", u)
 		}
 	}
-	got, err := s.GroupMessageByID(m.ID)
+	got, err := s.Groups().GroupMessageByID(m.ID)
 	if err != nil || got.Delivered() != 40 || len(got.Waiting()) != 10 {
 		t.Fatalf("delivered to %d of %d: %v", got.Delivered(), len(got.Members), err)
 	}
@@ -205,7 +205,7 @@ func TestGroupReceiveNumbering(t *testing.T) {
 	recv := func(from peer.ID, idb byte, n uint64) *GroupMessage {
 		t.Helper()
 		m := &GroupMessage{Group: id, ID: e2e.MessageID{idb}, From: from, SentAt: time.Now(), Body: "m", Stream: uint64(len(from)), Number: n}
-		isNew, err := s.ReceiveGroup(m, time.Now())
+		isNew, err := s.Groups().ReceiveGroup(m, time.Now())
 		if err != nil || !isNew {
 			t.Fatalf("receive: %v, %v", isNew, err)
 		}
@@ -221,24 +221,24 @@ func TestGroupReceiveNumbering(t *testing.T) {
 	if m := recv(alice, 4, 2); !m.Late || m.Missing != 0 {
 		t.Fatalf("alice's late message: %+v", m)
 	}
-	if isNew, err := s.ReceiveGroup(&GroupMessage{Group: id, ID: e2e.MessageID{1}, From: alice, Body: "m"}, time.Now()); isNew || err != nil {
+	if isNew, err := s.Groups().ReceiveGroup(&GroupMessage{Group: id, ID: e2e.MessageID{1}, From: alice, Body: "m"}, time.Now()); isNew || err != nil {
 		t.Fatalf("a duplicate: %v, %v", isNew, err)
 	}
-	if _, err := s.ReceiveGroup(&GroupMessage{Group: GroupID{9}, ID: e2e.MessageID{5}, From: alice, Body: "m"}, time.Now()); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Groups().ReceiveGroup(&GroupMessage{Group: GroupID{9}, ID: e2e.MessageID{5}, From: alice, Body: "m"}, time.Now()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a message of an unknown group: %v", err)
 	}
-	g, _, err := s.Group(id)
+	g, _, err := s.Groups().Get(id)
 	if err != nil || g.Unread != 4 || g.Messages != 4 {
 		t.Fatalf("group counts: %+v, %v", g, err)
 	}
-	if err := s.MarkGroupRead(id); err != nil {
+	if err := s.Groups().MarkGroupRead(id); err != nil {
 		t.Fatal(err)
 	}
-	hist, err := s.GroupHistory(id, 0, 2)
+	hist, err := s.Groups().GroupHistory(id, 0, 2)
 	if err != nil || len(hist) != 2 || hist[0].From != bob || hist[1].ID != (e2e.MessageID{4}) {
 		t.Fatalf("history page: %+v, %v", hist, err)
 	}
-	if more, err := s.GroupHistory(id, hist[0].Seq, 10); err != nil || len(more) != 2 {
+	if more, err := s.Groups().GroupHistory(id, hist[0].Seq, 10); err != nil || len(more) != 2 {
 		t.Fatalf("earlier page: %+v, %v", more, err)
 	}
 }
@@ -255,10 +255,10 @@ func TestGroupCorrupt(t *testing.T) {
 	}
 	poke(t, s, rec, other[:], bktGroups)
 	var bad *CorruptError
-	if _, _, err := s.Group(other); !errors.As(err, &bad) {
+	if _, _, err := s.Groups().Get(other); !errors.As(err, &bad) {
 		t.Fatalf("moved group record: %v", err)
 	}
-	gs, err := s.Groups()
+	gs, err := s.Groups().List()
 	if !errors.As(err, &bad) || len(gs) != 1 || gs[0].ID != id {
 		t.Fatalf("list with a bad record: %+v, %v", gs, err)
 	}
@@ -271,10 +271,10 @@ func TestGroupThroughPeerOutbox(t *testing.T) {
 	id := testGroup(t, s)
 	a, b := testPeer(t), testPeer(t)
 	m := &GroupMessage{Group: id, ID: e2e.MessageID{1}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hi"}
-	if err := s.AddGroupOutgoing(m, []peer.ID{a, b}); err != nil {
+	if err := s.Groups().AddGroupOutgoing(m, []peer.ID{a, b}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddGroupChanges(id, e2e.MessageID{2}, [][]byte{[]byte("add")}, []peer.ID{a}, time.Now()); err != nil {
+	if err := s.Groups().AddGroupChanges(id, e2e.MessageID{2}, [][]byte{[]byte("add")}, []peer.ID{a}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	out, err := s.Outbox(a)
@@ -300,10 +300,10 @@ func TestGroupThroughPeerOutbox(t *testing.T) {
 	if out, err := s.Outbox(a); err != nil || len(out) != 1 {
 		t.Fatalf("a's outbox after the receipt: %+v, %v", out, err)
 	}
-	if hist, err := s.GroupHistory(id, 0, 10); err != nil || len(hist) != 1 {
+	if hist, err := s.Groups().GroupHistory(id, 0, 10); err != nil || len(hist) != 1 {
 		t.Fatalf("changes show in the history: %+v, %v", hist, err)
 	}
-	if g, _, _ := s.Group(id); g.Messages != 1 {
+	if g, _, _ := s.Groups().Get(id); g.Messages != 1 {
 		t.Fatalf("changes count as messages: %+v", g)
 	}
 }

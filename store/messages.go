@@ -60,15 +60,15 @@ func (s *Store) addIncoming(tx *bolt.Tx, m *Message, now time.Time, rec *Receive
 	}
 	rec.New = true
 	if m.Kind != KindText {
-		return s.addAction(tx, m, now, rec)
+		return s.Actions().addAction(tx, m, now, rec)
 	}
 	if err := s.append(tx, m, true); err != nil {
 		return err
 	}
-	if err := s.applyPending(tx, m, now, rec); err != nil {
+	if err := s.Actions().applyPending(tx, m, now, rec); err != nil {
 		return err
 	}
-	return s.quote(tx, m)
+	return s.Actions().quote(tx, m)
 }
 
 // append assigns the next sequence number and writes the message. With
@@ -173,7 +173,7 @@ func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status
 func (s *Store) setStatusIn(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time, gm groupMessages) (Message, bool, error) {
 	p, seq, raw, err := get(tx, id)
 	if errors.Is(err, ErrNotFound) {
-		return s.setGroupStatusOf(tx, id, from, st, now, gm) // a group message's copy (groups.go)
+		return s.Groups().setGroupStatusOf(tx, id, from, st, now, gm) // a group message's copy (groups.go)
 	}
 	if err != nil {
 		return Message{}, false, err
@@ -272,7 +272,7 @@ func (s *Store) Message(id e2e.MessageID) (Message, error) {
 		if err != nil {
 			return err
 		}
-		return s.quote(tx, &out)
+		return s.Actions().quote(tx, &out)
 	})
 	return out, err
 }
@@ -294,7 +294,7 @@ func (s *Store) History(p peer.ID, before uint64, limit int) ([]Message, error) 
 			if err != nil || m.Kind != KindText {
 				return true, err
 			}
-			if err := s.quote(tx, &m); err != nil {
+			if err := s.Actions().quote(tx, &m); err != nil {
 				return false, err
 			}
 			out = append(out, m)

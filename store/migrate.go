@@ -20,6 +20,10 @@ import (
 // readable JSON. migrate1 seals them as version 2 does, in the one
 // transaction that opens the database, so a crash leaves version 1 whole.
 
+// migration is the store's part that turns an older database into the
+// current version; Open uses it, once.
+type migration struct{ *Store }
+
 // storedMessageV1 is a message record of version 1.
 type storedMessageV1 struct {
 	storedMessage
@@ -28,7 +32,7 @@ type storedMessageV1 struct {
 
 func bodyADv1(id e2e.MessageID, p peer.ID) []byte { return append(id[:], p...) }
 
-func (s *Store) migrate1(tx *bolt.Tx) error {
+func (s migration) migrate1(tx *bolt.Tx) error {
 	for _, b := range []struct {
 		name []byte
 		ad   func(peer.ID) []byte
@@ -48,7 +52,7 @@ func (s *Store) migrate1(tx *bolt.Tx) error {
 }
 
 // migrateMessage turns a version 1 message record into version 2.
-func (s *Store) migrateMessage(p peer.ID, seq uint64, v []byte) ([]byte, error) {
+func (s migration) migrateMessage(p peer.ID, seq uint64, v []byte) ([]byte, error) {
 	var old storedMessageV1
 	if err := json.Unmarshal(v, &old); err != nil {
 		return nil, corrupt(msgRecord(p, seq), err)
@@ -98,7 +102,7 @@ func rewrite(b *bolt.Bucket, f func(k, v []byte) ([]byte, error)) error {
 // while we held it and waited for its lock (Open waits a second) gets the
 // old, unlinked file when we close it. Both processes of one home starting
 // within that second of the update is what it takes.
-func (s *Store) compact(path string) error {
+func (s migration) compact(path string) error {
 	tmp := path + ".rewrite"
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err

@@ -143,7 +143,7 @@ func TestMigrateFromVersion2(t *testing.T) {
 	}
 	now := h[0].SentAt.Add(time.Minute)
 	edit := &store.Message{ID: e2e.NewMessageID(), Peer: bob, Kind: store.KindEdit, Target: h[0].ID, Body: "v3 edit", SentAt: now, StoredAt: now}
-	if _, err := s.AddOutgoingAction(edit, now); err != nil {
+	if _, err := s.Actions().AddOutgoingAction(edit, now); err != nil {
 		t.Fatal(err)
 	}
 	early := &store.Message{ID: e2e.NewMessageID(), Peer: bob, Kind: store.KindReact, Target: e2e.NewMessageID(), Emoji: "👍", SentAt: now}

@@ -31,12 +31,12 @@ func (s *Store) Outbox(p peer.ID) ([]Message, error) {
 			if err != nil {
 				return err
 			}
-			if err := s.fillEdit(tx, &m); err != nil {
+			if err := s.Actions().fillEdit(tx, &m); err != nil {
 				return err
 			}
 			out = append(out, m)
 		}
-		gs, err := s.groupOutbox(tx, p)
+		gs, err := s.Groups().groupOutbox(tx, p)
 		for _, g := range gs {
 			out = append(out, g.copyFor(p))
 		}

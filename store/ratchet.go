@@ -11,6 +11,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// Ratchets is the store's part for ratchet state: the ratchet bucket and
+// the writes that commit a state together with the message it produced or
+// consumed. It is a handle on the one Store (one bbolt file, one
+// transaction per write); get it with Store.Ratchets.
+type Ratchets struct{ *Store }
+
+// Ratchets is the part of the store that holds ratchet state.
+func (s *Store) Ratchets() Ratchets { return Ratchets{s} }
+
 // Ratchet state (e2e/ratchet) is kept sealed in the ratchet bucket. A new
 // state is written in the same transaction as the message it produced or
 // consumed (SaveRatchetWithIncoming, SaveRatchetWithReceipt), so a crash
@@ -34,15 +43,15 @@ type Ratchet struct {
 
 // LocalKeys reads the local ratchet keys' encoding: ErrNotFound on first
 // run.
-func (s *Store) LocalKeys() ([]byte, error) { return s.ratchetGet(keyLocal, "ratchet/local") }
+func (s Ratchets) LocalKeys() ([]byte, error) { return s.ratchetGet(keyLocal, "ratchet/local") }
 
 // SessionSet reads p's session set's encoding: ErrNotFound if we never
 // had a session with p.
-func (s *Store) SessionSet(p peer.ID) ([]byte, error) {
+func (s Ratchets) SessionSet(p peer.ID) ([]byte, error) {
 	return s.ratchetGet(setKey(p), fmt.Sprintf("ratchet/set/%s", p))
 }
 
-func (s *Store) ratchetGet(key []byte, record string) ([]byte, error) {
+func (s Ratchets) ratchetGet(key []byte, record string) ([]byte, error) {
 	var out []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bktRatchet).Get(key)
@@ -60,14 +69,14 @@ func (s *Store) ratchetGet(key []byte, record string) ([]byte, error) {
 }
 
 // SaveRatchet writes new ratchet state.
-func (s *Store) SaveRatchet(r Ratchet) error {
+func (s Ratchets) SaveRatchet(r Ratchet) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return s.putRatchet(tx, r) })
 }
 
 // SaveRatchetWithIncoming writes new ratchet state and the message it
 // opened, in one transaction: the message is stored unless its ID already
 // is (Receive), with what it did. On error nothing is written.
-func (s *Store) SaveRatchetWithIncoming(r Ratchet, m *Message, now time.Time) (Received, error) {
+func (s Ratchets) SaveRatchetWithIncoming(r Ratchet, m *Message, now time.Time) (Received, error) {
 	var rec Received
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		rec = Received{}
@@ -83,7 +92,7 @@ func (s *Store) SaveRatchetWithIncoming(r Ratchet, m *Message, now time.Time) (R
 // outgoing message to from that a receipt it opened names, in one
 // transaction. A receipt for a message we do not have changes only the
 // state (changed is false); any other error writes nothing.
-func (s *Store) SaveRatchetWithReceipt(r Ratchet, id e2e.MessageID, from peer.ID, now time.Time) (m Message, changed bool, err error) {
+func (s Ratchets) SaveRatchetWithReceipt(r Ratchet, id e2e.MessageID, from peer.ID, now time.Time) (m Message, changed bool, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		if err := s.putRatchet(tx, r); err != nil {
 			return err
@@ -100,18 +109,18 @@ func (s *Store) SaveRatchetWithReceipt(r Ratchet, id e2e.MessageID, from peer.ID
 // SaveRatchetWithGroupIncoming writes new ratchet state and the group
 // message it opened in one transaction (ReceiveGroup); on error nothing
 // is written.
-func (s *Store) SaveRatchetWithGroupIncoming(r Ratchet, m *GroupMessage, now time.Time) (isNew bool, err error) {
+func (s Ratchets) SaveRatchetWithGroupIncoming(r Ratchet, m *GroupMessage, now time.Time) (isNew bool, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		if err := s.putRatchet(tx, r); err != nil {
 			return err
 		}
-		isNew, err = s.receiveGroup(tx, m, now)
+		isNew, err = s.Groups().receiveGroup(tx, m, now)
 		return err
 	})
 	return isNew, err
 }
 
-func (s *Store) putRatchet(tx *bolt.Tx, r Ratchet) error {
+func (s Ratchets) putRatchet(tx *bolt.Tx, r Ratchet) error {
 	b := tx.Bucket(bktRatchet)
 	if r.Local != nil {
 		if err := b.Put(keyLocal, s.seal(r.Local, keyLocal)); err != nil {
@@ -128,7 +137,7 @@ func (s *Store) putRatchet(tx *bolt.Tx, r Ratchet) error {
 }
 
 // RatchetPeers lists the peers whose session sets are stored.
-func (s *Store) RatchetPeers() ([]peer.ID, error) {
+func (s Ratchets) RatchetPeers() ([]peer.ID, error) {
 	var out []peer.ID
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bktRatchet).Cursor()

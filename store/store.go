@@ -88,7 +88,7 @@ func Open(path string, key []byte) (*Store, error) {
 		return nil, damaged(path, err)
 	}
 	if s.migrated {
-		if err := s.compact(path); err != nil {
+		if err := (migration{s}).compact(path); err != nil {
 			s.db.Close()
 			return nil, fmt.Errorf("rewrite message database %s: %w", path, err)
 		}
@@ -115,7 +115,7 @@ func (s *Store) init() error {
 			// that an older program refuses the file rather than showing
 			// edits and reactions as empty messages.
 		case bytes.Equal(v, []byte{1}):
-			if err := s.migrate1(tx); err != nil {
+			if err := (migration{s}).migrate1(tx); err != nil {
 				return fmt.Errorf("update the message database to version %d: %w", version, err)
 			}
 			s.migrated = true

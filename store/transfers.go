@@ -11,6 +11,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// Transfers is the store's part for file transfers: the bucket below and
+// every operation on it. It is a handle on the one Store (one bbolt file,
+// so a transfer is written in the same transaction as the message or the
+// ratchet state that goes with it); get it with Store.Transfers.
+type Transfers struct{ *Store }
+
+// Transfers is the part of the store that holds file transfers.
+func (s *Store) Transfers() Transfers { return Transfers{s} }
+
 // File transfers (PROTOCOL §15). They live in their own bucket, created
 // when first written (a database without it reads as having none), so the
 // schema version does not change:
@@ -73,7 +82,7 @@ func transfersAD(k []byte) []byte              { return append([]byte("transfers
 func transferRecord(k []byte) string           { return "transfers/" + string(k[:2]) + hex.EncodeToString(k[2:]) }
 func transfersBucket(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bktTransfers) }
 
-func (s *Store) putSealed(tx *bolt.Tx, k []byte, v any) error {
+func (s Transfers) putSealed(tx *bolt.Tx, k []byte, v any) error {
 	b, err := tx.CreateBucketIfNotExists(bktTransfers)
 	if err != nil {
 		return err
@@ -87,7 +96,7 @@ func (s *Store) putSealed(tx *bolt.Tx, k []byte, v any) error {
 
 // getSealed reads a record of the transfers bucket into v; ErrNotFound if
 // there is none.
-func (s *Store) getSealed(tx *bolt.Tx, k []byte, v any) error {
+func (s Transfers) getSealed(tx *bolt.Tx, k []byte, v any) error {
 	b := transfersBucket(tx)
 	if b == nil {
 		return ErrNotFound
@@ -105,7 +114,7 @@ func (s *Store) getSealed(tx *bolt.Tx, k []byte, v any) error {
 // AddOutgoingFile stores the offer's message (AddOutgoing: numbered and
 // queued in the outbox) and the transfer in one transaction. The
 // message's ID must be the transfer's.
-func (s *Store) AddOutgoingFile(m *Message, t Transfer) error {
+func (s Transfers) AddOutgoingFile(m *Message, t Transfer) error {
 	if m.ID != t.ID || m.Peer != t.Peer {
 		return errors.New("store: a file offer's message must carry the transfer's ID and peer")
 	}
@@ -124,7 +133,7 @@ func (s *Store) AddOutgoingFile(m *Message, t Transfer) error {
 
 // AddOutgoingControl stores a control message about a transfer and the
 // transfer's new state (t, unless its ID is zero) in one transaction.
-func (s *Store) AddOutgoingControl(m *Message, c FileControl, t Transfer) error {
+func (s Transfers) AddOutgoingControl(m *Message, c FileControl, t Transfer) error {
 	m.Direction, m.Status = Outgoing, StatusSending
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if err := s.append(tx, m, true); err != nil {
@@ -144,27 +153,27 @@ func (s *Store) AddOutgoingControl(m *Message, c FileControl, t Transfer) error 
 
 // FileControlOf is the control an outgoing message carries; ErrNotFound
 // for any other message.
-func (s *Store) FileControlOf(id e2e.MessageID) (FileControl, error) {
+func (s Transfers) FileControlOf(id e2e.MessageID) (FileControl, error) {
 	var c FileControl
 	err := s.db.View(func(tx *bolt.Tx) error { return s.getSealed(tx, fileControlKey(id), &c) })
 	return c, err
 }
 
 // Transfer reads a transfer; ErrNotFound if there is none.
-func (s *Store) Transfer(id e2e.MessageID) (Transfer, error) {
+func (s Transfers) Transfer(id e2e.MessageID) (Transfer, error) {
 	var t Transfer
 	err := s.db.View(func(tx *bolt.Tx) error { return s.getSealed(tx, transferKey(id), &t) })
 	return t, err
 }
 
 // PutTransfer writes a transfer's new state.
-func (s *Store) PutTransfer(t Transfer) error {
+func (s Transfers) PutTransfer(t Transfer) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return s.putSealed(tx, transferKey(t.ID), t) })
 }
 
 // UpdateTransfer reads a transfer, lets f change it and writes it back,
 // in one transaction. f returning an error writes nothing.
-func (s *Store) UpdateTransfer(id e2e.MessageID, f func(*Transfer) error) (Transfer, error) {
+func (s Transfers) UpdateTransfer(id e2e.MessageID, f func(*Transfer) error) (Transfer, error) {
 	var t Transfer
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := s.getSealed(tx, transferKey(id), &t); err != nil {
@@ -180,7 +189,7 @@ func (s *Store) UpdateTransfer(id e2e.MessageID, f func(*Transfer) error) (Trans
 
 // Transfers lists every transfer, oldest first by creation, with a
 // *CorruptError joined for each one that cannot be read.
-func (s *Store) Transfers() ([]Transfer, error) {
+func (s Transfers) List() ([]Transfer, error) {
 	var out []Transfer
 	var bad []error
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -219,10 +228,10 @@ func sortTransfers(ts []Transfer) {
 // message and the transfer in one transaction (SaveRatchetWithIncoming).
 // A repeated offer stores nothing but the state; an offer whose ID names
 // another peer's transfer is ErrIDTaken.
-func (s *Store) SaveRatchetWithIncomingFile(r Ratchet, m *Message, t Transfer) (isNew bool, err error) {
+func (s Transfers) SaveRatchetWithIncomingFile(r Ratchet, m *Message, t Transfer) (isNew bool, err error) {
 	t.Direction = Incoming
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		if err := s.putRatchet(tx, r); err != nil {
+		if err := s.Ratchets().putRatchet(tx, r); err != nil {
 			return err
 		}
 		var rec Received
@@ -247,9 +256,9 @@ func (s *Store) SaveRatchetWithIncomingFile(r Ratchet, m *Message, t Transfer) (
 // transfer, in one transaction. A repeated message stores only the state;
 // a transfer that is not the peer's, or is gone, is left alone (t is
 // nil). f returning false leaves the transfer as it was.
-func (s *Store) SaveRatchetWithIncomingControl(r Ratchet, m *Message, id e2e.MessageID, f func(*Transfer) bool) (isNew bool, t *Transfer, err error) {
+func (s Transfers) SaveRatchetWithIncomingControl(r Ratchet, m *Message, id e2e.MessageID, f func(*Transfer) bool) (isNew bool, t *Transfer, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		if err := s.putRatchet(tx, r); err != nil {
+		if err := s.Ratchets().putRatchet(tx, r); err != nil {
 			return err
 		}
 		var rec Received

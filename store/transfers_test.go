@@ -24,25 +24,25 @@ func TestStoreTransfers(t *testing.T) {
 	}
 	p, q := randomPeer(t), randomPeer(t)
 	// A database without the bucket reads as having no transfers.
-	if ts, err := s.Transfers(); err != nil || len(ts) != 0 {
+	if ts, err := s.Transfers().List(); err != nil || len(ts) != 0 {
 		t.Fatalf("transfers of a new database: %v, %v", ts, err)
 	}
-	if _, err := s.Transfer(e2e.NewMessageID()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Transfers().Transfer(e2e.NewMessageID()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a missing transfer: %v", err)
 	}
 	offer := []byte("OFFER-with-KEY-0123456789abcdef")
 	out := store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: base, StoredAt: base, Body: "[file] x"}
 	tr := store.Transfer{ID: out.ID, Peer: p, Offer: offer, Path: "/home/me/SECRET-PATH.bin", State: store.TransferWaiting, Created: base, Updated: base}
-	if err := s.AddOutgoingFile(&out, tr); err != nil {
+	if err := s.Transfers().AddOutgoingFile(&out, tr); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddOutgoingFile(&store.Message{ID: e2e.NewMessageID(), Peer: p}, tr); err == nil {
+	if err := s.Transfers().AddOutgoingFile(&store.Message{ID: e2e.NewMessageID(), Peer: p}, tr); err == nil {
 		t.Fatal("an offer whose message ID is not the transfer's was stored")
 	}
 	if pending, err := s.Outbox(p); err != nil || len(pending) != 1 || pending[0].ID != out.ID {
 		t.Fatalf("the offer is not in the outbox: %v, %v", pending, err)
 	}
-	got, err := s.Transfer(out.ID)
+	got, err := s.Transfers().Transfer(out.ID)
 	if err != nil || got.Direction != store.Outgoing || !bytes.Equal(got.Offer, offer) || got.Path != tr.Path {
 		t.Fatalf("read back %+v, %v", got, err)
 	}
@@ -50,42 +50,42 @@ func TestStoreTransfers(t *testing.T) {
 	// transfer changes in the same transaction.
 	ctl := store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: base, StoredAt: base, Body: "[file] x: cancelled"}
 	got.State = store.TransferCancelled
-	if err := s.AddOutgoingControl(&ctl, store.FileControl{Transfer: out.ID, Action: 2}, got); err != nil {
+	if err := s.Transfers().AddOutgoingControl(&ctl, store.FileControl{Transfer: out.ID, Action: 2}, got); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := s.FileControlOf(ctl.ID); err != nil || c.Transfer != out.ID || c.Action != 2 {
+	if c, err := s.Transfers().FileControlOf(ctl.ID); err != nil || c.Transfer != out.ID || c.Action != 2 {
 		t.Fatalf("control %+v, %v", c, err)
 	}
-	if _, err := s.FileControlOf(out.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Transfers().FileControlOf(out.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the offer has a control: %v", err)
 	}
-	if got, _ := s.Transfer(out.ID); got.State != store.TransferCancelled {
+	if got, _ := s.Transfers().Transfer(out.ID); got.State != store.TransferCancelled {
 		t.Fatalf("state %s", got.State)
 	}
 	// An incoming offer: stored once; an offer reusing another's ID is refused.
 	in := store.Message{ID: e2e.NewMessageID(), Peer: q, SentAt: base, StoredAt: base.Add(time.Second), Body: "[file] y"}
 	itr := store.Transfer{ID: in.ID, Peer: q, Offer: offer, State: store.TransferOffered, Created: base.Add(time.Second)}
-	if isNew, err := s.SaveRatchetWithIncomingFile(store.Ratchet{Peer: q}, &in, itr); err != nil || !isNew {
+	if isNew, err := s.Transfers().SaveRatchetWithIncomingFile(store.Ratchet{Peer: q}, &in, itr); err != nil || !isNew {
 		t.Fatalf("incoming offer: %v, %v", isNew, err)
 	}
 	again := in
-	if isNew, err := s.SaveRatchetWithIncomingFile(store.Ratchet{Peer: q}, &again, itr); err != nil || isNew {
+	if isNew, err := s.Transfers().SaveRatchetWithIncomingFile(store.Ratchet{Peer: q}, &again, itr); err != nil || isNew {
 		t.Fatalf("a repeated offer: %v, %v", isNew, err)
 	}
 	// A control from another peer than the transfer's changes nothing.
 	fromP := store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: base, StoredAt: base, Body: "[file] y: cancelled"}
-	if _, tt, err := s.SaveRatchetWithIncomingControl(store.Ratchet{Peer: p}, &fromP, in.ID, func(*store.Transfer) bool { return true }); err != nil || tt != nil {
+	if _, tt, err := s.Transfers().SaveRatchetWithIncomingControl(store.Ratchet{Peer: p}, &fromP, in.ID, func(*store.Transfer) bool { return true }); err != nil || tt != nil {
 		t.Fatalf("another peer's control: %v, %v", tt, err)
 	}
 	fromQ := store.Message{ID: e2e.NewMessageID(), Peer: q, SentAt: base, StoredAt: base, Body: "[file] y: cancelled"}
-	_, tt, err := s.SaveRatchetWithIncomingControl(store.Ratchet{Peer: q}, &fromQ, in.ID, func(t *store.Transfer) bool {
+	_, tt, err := s.Transfers().SaveRatchetWithIncomingControl(store.Ratchet{Peer: q}, &fromQ, in.ID, func(t *store.Transfer) bool {
 		t.State = store.TransferCancelled
 		return true
 	})
 	if err != nil || tt == nil || tt.State != store.TransferCancelled {
 		t.Fatalf("the peer's control: %+v, %v", tt, err)
 	}
-	ts, err := s.Transfers()
+	ts, err := s.Transfers().List()
 	if err != nil || len(ts) != 2 || ts[0].ID != out.ID || ts[1].ID != in.ID {
 		t.Fatalf("transfers: %+v, %v", ts, err)
 	}
@@ -119,10 +119,10 @@ func TestStoreTransfers(t *testing.T) {
 	}
 	s = openStore(t, path, key)
 	var bad *store.CorruptError
-	if _, err := s.Transfer(in.ID); !errors.As(err, &bad) {
+	if _, err := s.Transfers().Transfer(in.ID); !errors.As(err, &bad) {
 		t.Fatalf("a moved record: %v", err)
 	}
-	if ts, err := s.Transfers(); len(ts) != 1 || !errors.As(err, &bad) {
+	if ts, err := s.Transfers().List(); len(ts) != 1 || !errors.As(err, &bad) {
 		t.Fatalf("transfers with a moved record: %d, %v", len(ts), err)
 	}
 }

@@ -276,7 +276,7 @@ func (u *UI) sendCompose(cp *compose, text string) bool {
 
 func (u *UI) edit(id e2e.MessageID, text string) {
 	u.spawn(func() {
-		_, m, err := u.b.Edit(id, text)
+		_, m, err := u.b.Messages().Edit(id, text)
 		u.post(func() {
 			if err != nil {
 				u.actionFailed("Not edited", err)
@@ -290,7 +290,7 @@ func (u *UI) edit(id e2e.MessageID, text string) {
 func (u *UI) reply(id e2e.MessageID, text string) {
 	u.stopTyping()
 	u.spawn(func() {
-		m, err := u.b.Reply(id, text)
+		m, err := u.b.Messages().Reply(id, text)
 		u.post(func() {
 			if err != nil {
 				u.actionFailed("Reply not sent", err)
@@ -304,7 +304,7 @@ func (u *UI) reply(id e2e.MessageID, text string) {
 
 func (u *UI) react(id e2e.MessageID, emoji string) {
 	u.spawn(func() {
-		_, m, err := u.b.React(id, emoji)
+		_, m, err := u.b.Messages().React(id, emoji)
 		u.post(func() {
 			if err != nil {
 				u.actionFailed("No reaction", err)
@@ -342,7 +342,7 @@ func (u *UI) confirmDelete(m store.Message) {
 		true,
 		button{"Delete", func() {
 			u.spawn(func() {
-				_, t, err := u.b.Delete(id)
+				_, t, err := u.b.Messages().Delete(id)
 				u.post(func() {
 					if err != nil {
 						u.actionFailed("Not deleted", err)
@@ -428,7 +428,7 @@ func (u *UI) cmdReact(arg string) {
 // indicationCmd is the command that turns read markers (/seen) or typing (/typing) on or off.
 func indicationCmd(which string) func(*UI, string) {
 	return func(u *UI, arg string) {
-		s := u.b.Indications()
+		s := u.b.Indications().Settings()
 		flag := &s.ReadMarkers
 		what := "Read markers (“seen”)"
 		if which == "typing" {
@@ -445,7 +445,7 @@ func indicationCmd(which string) func(*UI, string) {
 			return
 		}
 		if arg != "" {
-			u.b.SetIndications(s)
+			u.b.Indications().Set(s)
 			if u.opts.SaveIndications != nil {
 				if err := u.opts.SaveIndications(s); err != nil {
 					u.fail("Changed for this run, but not saved", err)
@@ -482,7 +482,7 @@ func (u *UI) markSeen() {
 		return
 	}
 	p := u.open
-	u.spawn(func() { u.b.MarkSeen(p, ids) })
+	u.spawn(func() { u.b.Indications().MarkSeen(p, ids) })
 }
 
 // typed notes a key typed into the message: the peer hears we type (the
@@ -506,7 +506,7 @@ func (u *UI) typed(ev *tcell.EventKey) {
 		return // the node sends one every 3 s at most anyway: no call per key
 	}
 	u.act.toldAt = time.Now()
-	u.spawn(func() { u.b.Typing(p, true) })
+	u.spawn(func() { u.b.Indications().Typing(p, true) })
 }
 
 // watchTyping says we stopped once no key came for node.TypingIdle.
@@ -540,7 +540,7 @@ func (u *UI) stopTyping() {
 		return
 	}
 	u.act.typing, u.act.toldAt = "", time.Time{}
-	u.spawn(func() { u.b.Typing(p, false) })
+	u.spawn(func() { u.b.Indications().Typing(p, false) })
 }
 
 // onTyping shows (or stops showing) that a peer types; it goes by itself

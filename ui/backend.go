@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/x509"
 
-	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
-	"github.com/certchat/certchat/transfer"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -27,23 +25,17 @@ type Backend interface {
 	PeerInfo(p peer.ID) node.PeerInfo
 	// Send stores and queues a message; it may wait for the disk.
 	Send(p peer.ID, text string) (store.Message, error)
-	// Reply stores and queues a reply to a message, in its conversation.
-	Reply(replyTo e2e.MessageID, text string) (store.Message, error)
-	// Edit, Delete and React act on a message (edit and delete: our
-	// own, within store.EditWindow); they return the action and the
-	// message as it now stands.
-	Edit(id e2e.MessageID, text string) (action, target store.Message, err error)
-	Delete(id e2e.MessageID) (action, target store.Message, err error)
-	React(id e2e.MessageID, emoji string) (action, target store.Message, err error)
-	// MarkSeen tells the peer our window showed its messages (read
-	// markers, when both take part).
-	MarkSeen(p peer.ID, ids []e2e.MessageID)
-	// Typing tells the peer we type, or stopped (when both take part).
-	Typing(p peer.ID, typing bool)
-	// Indications and SetIndications read and change whether we take
-	// part in read markers and typing.
-	Indications() e2e.Settings
-	SetIndications(s e2e.Settings)
+	// Messages is the node's part for replies, edits, deletions and
+	// reactions: Reply stores and queues a reply in its conversation;
+	// Edit, Delete and React act on a message (edit and delete: our own,
+	// within store.EditWindow) and return the action and the message as
+	// it now stands.
+	Messages() *node.Messages
+	// Indications is the node's part for read markers and typing: its
+	// MarkSeen tells the peer our window showed its messages, its Typing
+	// that we type or stopped (each when both take part); Settings and
+	// Set read and change whether we take part.
+	Indications() *node.Indications
 	// History is a page of a conversation before a sequence number.
 	History(p peer.ID, before uint64, limit int) ([]store.Message, error)
 	// Conversations lists conversations, most recent first.
@@ -52,21 +44,15 @@ type Backend interface {
 	MarkRead(p peer.ID) error
 	// Search finds messages across conversations, newest first.
 	Search(text string, limit int) ([]store.Message, error)
-	// TrustPeer pins a key (trust on first use) or marks it verified.
-	TrustPeer(p peer.ID, verified bool) error
-	// TrustNewPeer pins an unknown key, never accepting a key change
-	// (node.ErrKeyChanged).
-	TrustNewPeer(p peer.ID) error
-	// TrustAsOther pins a key that claims a contact's name as a new
-	// contact with its own label, which it returns.
-	TrustAsOther(p peer.ID, base string) (string, error)
-	// Block rejects a key.
-	Block(p peer.ID) error
-	// Rename gives a contact a new label, refusing one that reads the
-	// same as another contact's (identity.ErrNameTaken).
-	Rename(p peer.ID, name string) error
-	// Remove forgets a contact; the conversation stays.
-	Remove(p peer.ID) error
+	// Contacts is the node's part for trust decisions: Trust pins a key
+	// (trust on first use) or marks it verified; TrustNew pins an unknown
+	// key, never accepting a key change (node.ErrKeyChanged); TrustAsOther
+	// pins a key that claims a contact's name as a new contact with its
+	// own label; Block rejects a key; Rename gives a contact a new label,
+	// refusing one that reads the same as another contact's
+	// (identity.ErrNameTaken); Remove forgets a contact (the conversation
+	// stays).
+	Contacts() *node.Contacts
 	// Connect reaches a peer by invitation, multiaddr or peer ID and runs
 	// the handshake.
 	Connect(ctx context.Context, target string) (node.PeerInfo, error)
@@ -81,14 +67,10 @@ type Backend interface {
 	Certificate(p peer.ID) (*x509.Certificate, bool)
 	// Relays reports the configured relays and their reservations.
 	Relays() []node.RelayInfo
-	// SendFile offers a file to a peer; it reads the whole file once.
-	SendFile(p peer.ID, path string) (node.FileInfo, error)
-	// AcceptFile receives an offered file.
-	AcceptFile(id transfer.ID) error
-	// CancelFile declines an offer or cancels a transfer.
-	CancelFile(id transfer.ID) error
-	// Files lists the transfers.
-	Files() ([]node.FileInfo, error)
+	// Files is the node's file API: Send offers a file to a peer (it
+	// reads the whole file once), Accept receives an offered file, Cancel
+	// declines an offer or cancels a transfer, List lists the transfers.
+	Files() node.Files
 }
 
 var _ Backend = (*node.Node)(nil)

@@ -101,10 +101,10 @@ func (u *UI) cmdRename(arg string) {
 	u.spawn(func() {
 		var err error
 		if pinFirst {
-			err = u.b.TrustNewPeer(p)
+			err = u.b.Contacts().TrustNew(p)
 		}
 		if err == nil {
-			err = u.b.Rename(p, name)
+			err = u.b.Contacts().Rename(p, name)
 		}
 		info := u.b.PeerInfo(p)
 		u.post(func() {
@@ -150,7 +150,7 @@ func (u *UI) cmdRemove(arg string) {
 func (u *UI) remove(p peer.ID) {
 	name := u.nameOf(p)
 	u.spawn(func() {
-		err := u.b.Remove(p)
+		err := u.b.Contacts().Remove(p)
 		info := u.b.PeerInfo(p)
 		u.post(func() {
 			u.roster.setInfo(info)

@@ -16,17 +16,10 @@ import (
 // A group is named by its name or ID in each command: group chats do not
 // open in the chat pane yet.
 
-// groupBackend is what the group commands need from the node; *node.Node
-// has it.
+// groupBackend is what the group commands need from the node: its group
+// part; *node.Node has it.
 type groupBackend interface {
-	Groups() []node.GroupInfo
-	FindGroup(s string) (node.GroupInfo, error)
-	GroupCreate(name string, members []peer.ID) (node.GroupInfo, error)
-	GroupAdd(id group.ID, p peer.ID) (node.GroupInfo, error)
-	GroupRemove(id group.ID, p peer.ID) (node.GroupInfo, error)
-	GroupLeave(id group.ID) (node.GroupInfo, error)
-	GroupAdmin(id group.ID, p peer.ID) (node.GroupInfo, error)
-	GroupFlags(id group.ID) map[peer.ID]error
+	Groups() *node.Groups
 }
 
 var _ groupBackend = (*node.Node)(nil)
@@ -43,12 +36,13 @@ func groupCommands() []command {
 	}
 }
 
-func (u *UI) groups(cmd string) groupBackend {
+func (u *UI) groups(cmd string) *node.Groups {
 	gb, ok := u.b.(groupBackend)
 	if !ok {
 		u.showError("/" + cmd + ": this window's node has no groups.")
+		return nil
 	}
-	return gb
+	return gb.Groups()
 }
 
 // groupSummary is a group's trust line: "6 members: 5 verified, 1
@@ -140,7 +134,7 @@ func (u *UI) cmdGroup(arg string) {
 	}
 	name := f[1]
 	u.spawn(func() {
-		g, err := gb.GroupCreate(name, members)
+		g, err := gb.Create(name, members)
 		u.post(func() {
 			if err != nil {
 				u.showError("/group create: " + finish(err.Error()))
@@ -157,7 +151,7 @@ func (u *UI) cmdGroups(string) {
 		return
 	}
 	u.spawn(func() {
-		gs := gb.Groups()
+		gs := gb.List()
 		u.post(func() {
 			if len(gs) == 0 {
 				u.inform("No groups yet: /group create NAME MEMBER... makes one.")
@@ -188,14 +182,14 @@ func (u *UI) cmdMembers(arg string) {
 		u.showError("/members GROUP: name the group (its name or ID).")
 		return
 	}
-	g, err := gb.FindGroup(arg)
+	g, err := gb.Find(arg)
 	if err != nil {
 		u.showError("/members: " + finish(err.Error()))
 		return
 	}
 	u.spawn(func() {
 		infos := u.memberInfos(g)
-		flags := gb.GroupFlags(g.ID)
+		flags := gb.Flags(g.ID)
 		u.post(func() {
 			summary, _ := groupSummary(infos)
 			var b strings.Builder
@@ -248,7 +242,7 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 			u.showError("/" + cmd + " GROUP MEMBER: name the group and the member.")
 			return
 		}
-		g, err := gb.FindGroup(f[0])
+		g, err := gb.Find(f[0])
 		if err != nil {
 			u.showError("/" + cmd + ": " + finish(err.Error()))
 			return
@@ -262,11 +256,11 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 			var err error
 			switch cmd {
 			case "invite":
-				_, err = gb.GroupAdd(g.ID, p)
+				_, err = gb.Add(g.ID, p)
 			case "kick":
-				_, err = gb.GroupRemove(g.ID, p)
+				_, err = gb.Remove(g.ID, p)
 			case "admin":
-				_, err = gb.GroupAdmin(g.ID, p)
+				_, err = gb.Admin(g.ID, p)
 			}
 			u.post(func() {
 				if err != nil {
@@ -284,13 +278,13 @@ func (u *UI) cmdLeave(arg string) {
 	if gb == nil {
 		return
 	}
-	g, err := gb.FindGroup(arg)
+	g, err := gb.Find(arg)
 	if err != nil {
 		u.showError("/leave: " + finish(err.Error()))
 		return
 	}
 	u.spawn(func() {
-		_, err := gb.GroupLeave(g.ID)
+		_, err := gb.Leave(g.ID)
 		u.post(func() {
 			if err != nil {
 				u.showError("/leave: " + finish(groupReason(err)))

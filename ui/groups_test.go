@@ -37,7 +37,7 @@ func TestGroupCommands(t *testing.T) {
 	wa.enter("/group create team bob")
 	wa.waitText("Group team made with 2 members")
 	wb.waitFor("the group at bob", func(string) bool {
-		_, err := bob.n.FindGroup("team")
+		_, err := bob.n.Groups().Find("team")
 		return err == nil
 	})
 	wa.enter("/members team")

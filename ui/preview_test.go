@@ -186,7 +186,7 @@ func TestFileImagePreviewInWindow(t *testing.T) {
 	if err := os.WriteFile(path, encoded(t, "png", halves(40, 20)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.n.SendFile(alice.peerID(), path); err != nil {
+	if _, err := bob.n.Files().Send(alice.peerID(), path); err != nil {
 		t.Fatal(err)
 	}
 	w.tabUntil(" bob  ")

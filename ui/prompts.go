@@ -108,7 +108,7 @@ func (u *UI) trustDialog(title, text string, buttons ...button) *dialog {
 func (u *UI) acceptFirst(p peer.ID) {
 	name := u.nameOf(p)
 	u.spawn(func() {
-		err := u.b.TrustNewPeer(p)
+		err := u.b.Contacts().TrustNew(p)
 		info := u.b.PeerInfo(p)
 		u.post(func() {
 			c := u.roster.setInfo(info)
@@ -297,7 +297,7 @@ func fingerprintRows(fp identity.Fingerprint) string {
 func (u *UI) accept(p peer.ID, verified bool) {
 	name := u.nameOf(p)
 	u.spawn(func() {
-		err := u.b.TrustPeer(p, verified)
+		err := u.b.Contacts().Trust(p, verified)
 		u.post(func() {
 			switch {
 			case err != nil:
@@ -315,7 +315,7 @@ func (u *UI) accept(p peer.ID, verified bool) {
 // it shares.
 func (u *UI) acceptAsOther(p peer.ID, base string) {
 	u.spawn(func() {
-		label, err := u.b.TrustAsOther(p, base)
+		label, err := u.b.Contacts().TrustAsOther(p, base)
 		info := u.b.PeerInfo(p)
 		u.post(func() {
 			u.roster.setInfo(info)
@@ -332,7 +332,7 @@ func (u *UI) acceptAsOther(p peer.ID, base string) {
 func (u *UI) reject(p peer.ID) {
 	name := u.nameOf(p)
 	u.spawn(func() {
-		err := u.b.Block(p)
+		err := u.b.Contacts().Block(p)
 		u.post(func() {
 			if err != nil {
 				u.failAbout(p, "Could not reject "+name, err)

@@ -46,7 +46,7 @@ func (u *UI) initFiles() {
 
 // loadFiles reads the stored transfers (off the event loop: the pump).
 func (u *UI) loadFiles() {
-	fs, err := u.b.Files()
+	fs, err := u.b.Files().List()
 	if err != nil {
 		u.log.Warn("read file transfers", "err", err)
 	}
@@ -242,7 +242,7 @@ func (u *UI) cmdSend(arg string) {
 	path := expandHome(arg)
 	p := c.info.ID
 	u.spawn(func() {
-		f, err := u.b.SendFile(p, path)
+		f, err := u.b.Files().Send(p, path)
 		u.post(func() {
 			if err != nil {
 				u.showError("Not sent: " + describe(err))
@@ -289,7 +289,7 @@ func (u *UI) cmdAccept(arg string) {
 	if !ok {
 		return
 	}
-	u.fileCall(func() error { return u.b.AcceptFile(id) })
+	u.fileCall(func() error { return u.b.Files().Accept(id) })
 }
 
 func (u *UI) cmdDecline(arg string) {
@@ -297,7 +297,7 @@ func (u *UI) cmdDecline(arg string) {
 	if !ok {
 		return
 	}
-	u.fileCall(func() error { return u.b.CancelFile(id) })
+	u.fileCall(func() error { return u.b.Files().Cancel(id) })
 }
 
 func (u *UI) cmdCancel(arg string) {
@@ -305,7 +305,7 @@ func (u *UI) cmdCancel(arg string) {
 	if !ok {
 		return
 	}
-	u.fileCall(func() error { return u.b.CancelFile(id) })
+	u.fileCall(func() error { return u.b.Files().Cancel(id) })
 }
 
 // fileCall runs a node call off the event loop and shows its error.

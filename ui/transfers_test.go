@@ -26,7 +26,7 @@ func TestFileOfferInWindow(t *testing.T) {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.n.SendFile(alice.peerID(), path); err != nil {
+	if _, err := bob.n.Files().Send(alice.peerID(), path); err != nil {
 		t.Fatal(err)
 	}
 	w.tabUntil(" bob  ")
@@ -66,7 +66,7 @@ func TestFileSendFromWindow(t *testing.T) {
 		t.Fatalf("bob was offered %+v", e.File)
 	}
 	w.waitText("me: [file] report-2026.txt (7 B)", "waiting for bob to accept")
-	if err := bob.n.AcceptFile(e.File.ID); err != nil {
+	if err := bob.n.Files().Accept(e.File.ID); err != nil {
 		t.Fatal(err)
 	}
 	w.waitText("received by bob")

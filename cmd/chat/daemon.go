@@ -192,9 +192,9 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 			return
 		}
 		if c.Cmd == "trust" {
-			err = h.n.TrustPeer(p, c.Verified)
+			err = h.n.Contacts().Trust(p, c.Verified)
 		} else {
-			err = h.n.Block(p)
+			err = h.n.Contacts().Block(p)
 		}
 		if err != nil {
 			fail(err)
@@ -237,7 +237,7 @@ func (h *handler) send(c request, w *lineWriter, fail func(error)) {
 	}
 	ct, err := h.n.Trust().Resolve(c.To)
 	if err != nil {
-		if gi, gerr := h.n.FindGroup(c.To); gerr == nil {
+		if gi, gerr := h.n.Groups().Find(c.To); gerr == nil {
 			h.groupSend(c, gi, w, fail)
 			return
 		}
@@ -271,7 +271,7 @@ func (h *handler) reply(c request, w *lineWriter, fail func(error)) {
 			return
 		}
 	}
-	m, err := h.n.Reply(target, c.Text)
+	m, err := h.n.Messages().Reply(target, c.Text)
 	if err != nil {
 		fail(err)
 		return
@@ -291,11 +291,11 @@ func (h *handler) act(c request, w *lineWriter, fail func(error)) {
 	var a store.Message
 	switch c.Cmd {
 	case "edit":
-		a, _, err = h.n.Edit(id, c.Text)
+		a, _, err = h.n.Messages().Edit(id, c.Text)
 	case "delete":
-		a, _, err = h.n.Delete(id)
+		a, _, err = h.n.Messages().Delete(id)
 	default:
-		a, _, err = h.n.React(id, *c.Emoji)
+		a, _, err = h.n.Messages().React(id, *c.Emoji)
 	}
 	if err != nil {
 		fail(err)
@@ -312,7 +312,7 @@ func (h *handler) indicate(c request, w *lineWriter, fail func(error)) {
 		return
 	}
 	if c.Cmd == "typing" {
-		h.n.Typing(ct.PeerID, *c.Typing)
+		h.n.Indications().Typing(ct.PeerID, *c.Typing)
 		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
 		return
 	}
@@ -335,7 +335,7 @@ func (h *handler) indicate(c request, w *lineWriter, fail func(error)) {
 		fail(err)
 		return
 	}
-	h.n.MarkSeen(ct.PeerID, ids)
+	h.n.Indications().MarkSeen(ct.PeerID, ids)
 	w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
 }
 
@@ -401,7 +401,7 @@ const (
 func (h *handler) history(c request, w *lineWriter, fail func(error)) {
 	ct, err := h.n.Trust().Resolve(c.Peer)
 	if err != nil {
-		if gi, gerr := h.n.FindGroup(c.Peer); gerr == nil {
+		if gi, gerr := h.n.Groups().Find(c.Peer); gerr == nil {
 			h.groupHistory(c, gi, w, fail)
 			return
 		}

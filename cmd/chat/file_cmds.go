@@ -230,7 +230,7 @@ func (h *handler) fileCommand(c request, w *lineWriter, fail func(error)) {
 			fail(fmt.Errorf("send_file needs an absolute path, not %q", c.Path))
 			return
 		}
-		f, err := h.n.SendFile(ct.PeerID, c.Path)
+		f, err := h.n.Files().Send(ct.PeerID, c.Path)
 		if err != nil {
 			fail(fmt.Errorf("send a file to %s: %w", identity.ShortID(ct.PeerID), err))
 			return
@@ -243,9 +243,9 @@ func (h *handler) fileCommand(c request, w *lineWriter, fail func(error)) {
 			return
 		}
 		if c.Cmd == "file_accept" {
-			err = h.n.AcceptFile(id)
+			err = h.n.Files().Accept(id)
 		} else {
-			err = h.n.CancelFile(id)
+			err = h.n.Files().Cancel(id)
 		}
 		if err != nil {
 			fail(err)
@@ -253,7 +253,7 @@ func (h *handler) fileCommand(c request, w *lineWriter, fail func(error)) {
 		}
 		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
 	case "files":
-		files, err := h.n.Files()
+		files, err := h.n.Files().List()
 		for _, f := range files {
 			w.write(fileJSON(f, c.Ref))
 		}
@@ -361,7 +361,7 @@ func sendFileDirect(c *ctx, path string) error {
 	}
 	sub := n.Subscribe()
 	defer sub.Close()
-	f, err := n.SendFile(ct.PeerID, path)
+	f, err := n.Files().Send(ct.PeerID, path)
 	if err != nil {
 		return fmt.Errorf("send a file to %s: %w", c.opts.node.to, err)
 	}

@@ -70,7 +70,7 @@ func missingGroupField(c request) string {
 
 func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
 	if c.Cmd == "groups" {
-		for _, g := range h.n.Groups() {
+		for _, g := range h.n.Groups().List() {
 			w.write(groupEvent(g, c.Ref))
 		}
 		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
@@ -86,7 +86,7 @@ func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
 			}
 			members = append(members, ct.PeerID)
 		}
-		g, err := h.n.GroupCreate(c.Name, members)
+		g, err := h.n.Groups().Create(c.Name, members)
 		if err != nil {
 			fail(err)
 			return
@@ -94,7 +94,7 @@ func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
 		w.write(groupEvent(g, c.Ref))
 		return
 	}
-	g, err := h.n.FindGroup(c.Group)
+	g, err := h.n.Groups().Find(c.Group)
 	if err != nil {
 		fail(err)
 		return
@@ -114,11 +114,11 @@ func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
 	}
 	switch c.Cmd {
 	case "group_add":
-		g, err = h.n.GroupAdd(g.ID, p)
+		g, err = h.n.Groups().Add(g.ID, p)
 	case "group_remove":
-		g, err = h.n.GroupRemove(g.ID, p)
+		g, err = h.n.Groups().Remove(g.ID, p)
 	case "group_leave":
-		g, err = h.n.GroupLeave(g.ID)
+		g, err = h.n.Groups().Leave(g.ID)
 	}
 	if err != nil {
 		fail(err)
@@ -130,7 +130,7 @@ func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
 // groupSend sends a text to a group: answered "accepted" with the group's
 // ID in "to" and "group"; each member's copy then has its own status lines.
 func (h *handler) groupSend(c request, g node.GroupInfo, w *lineWriter, fail func(error)) {
-	m, err := h.n.GroupSend(g.ID, c.Text)
+	m, err := h.n.Groups().Send(g.ID, c.Text)
 	if err != nil {
 		fail(err)
 		return
@@ -143,7 +143,7 @@ func (h *handler) groupHistory(c request, g node.GroupInfo, w *lineWriter, fail 
 	if limit <= 0 {
 		limit = historyDefault
 	}
-	msgs, err := h.n.GroupHistory(g.ID, 0, min(limit, historyMax))
+	msgs, err := h.n.Groups().History(g.ID, 0, min(limit, historyMax))
 	if err != nil {
 		fail(err)
 		return
@@ -166,13 +166,13 @@ func (h *handler) groupHistory(c request, g node.GroupInfo, w *lineWriter, fail 
 func sendGroupDirect(c *ctx, n *node.Node, g node.GroupInfo, text string) error {
 	sub := n.Subscribe()
 	defer sub.Close()
-	m, err := n.GroupSend(g.ID, text)
+	m, err := n.Groups().Send(g.ID, text)
 	if err != nil {
 		return err
 	}
 	timeout := time.After(c.opts.node.wait)
 	for {
-		d, err := n.GroupDelivery(m.ID)
+		d, err := n.Groups().Delivery(m.ID)
 		if err != nil {
 			return err
 		}
@@ -238,7 +238,7 @@ func groupHistoryDirect(c *ctx, h identity.Home, arg string) ([]jsonMessage, str
 		return nil, "", err
 	}
 	defer db.Close()
-	gs, err := db.Groups()
+	gs, err := db.Groups().List()
 	if err != nil {
 		return nil, "", err
 	}
@@ -265,7 +265,7 @@ func groupHistoryDirect(c *ctx, h identity.Home, arg string) ([]jsonMessage, str
 	case len(found) > 1:
 		return nil, "", fmt.Errorf("%d groups are called %q: name one by its ID", len(found), arg)
 	}
-	ms, err := db.GroupHistory(found[0].ID, 0, min(max(c.opts.node.limit, 1), historyMax))
+	ms, err := db.Groups().GroupHistory(found[0].ID, 0, min(max(c.opts.node.limit, 1), historyMax))
 	if err != nil {
 		return nil, "", err
 	}

@@ -509,7 +509,7 @@ func sendDirect(c *ctx, text string) error {
 	defer n.Close()
 	ct, err := n.Trust().Resolve(c.opts.node.to)
 	if err != nil {
-		if g, gerr := n.FindGroup(c.opts.node.to); gerr == nil {
+		if g, gerr := n.Groups().Find(c.opts.node.to); gerr == nil {
 			return sendGroupDirect(c, n, g, text)
 		}
 		return err
