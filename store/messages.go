@@ -157,20 +157,16 @@ func (s *Store) SetStatus(id e2e.MessageID, from peer.ID, st Status, errText str
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var err error
-		out, changed, err = s.setStatus(tx, id, from, st, errText, now)
+		out, changed, err = s.setStatus(tx, id, from, st, errText, now, nil)
 		return err
 	})
 	return out, changed, err
 }
 
-func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time) (Message, bool, error) {
-	return s.setStatusIn(tx, id, from, st, errText, now, nil)
-}
-
-// setStatusIn is setStatus with the group messages decoded earlier in the
-// transaction (gm, nil: none kept), so that the receipts of one group
-// message from many members decode it once.
-func (s *Store) setStatusIn(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time, gm groupMessages) (Message, bool, error) {
+// setStatus sets a copy's status in tx. gm holds the group messages
+// decoded earlier in the transaction (nil: none kept), so that the
+// receipts of one group message from many members decode it once.
+func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time, gm groupMessages) (Message, bool, error) {
 	p, seq, raw, err := get(tx, id)
 	if errors.Is(err, ErrNotFound) {
 		return s.Groups().setGroupStatusOf(tx, id, from, st, now, gm) // a group message's copy (groups.go)
@@ -239,7 +235,7 @@ func (s *Store) SetStatuses(copies []Copy, st Status, now time.Time) ([]Message,
 		out = out[:0]
 		gm := groupMessages{}
 		for _, c := range copies {
-			m, changed, err := s.setStatusIn(tx, c.ID, c.Peer, st, "", now, gm)
+			m, changed, err := s.setStatus(tx, c.ID, c.Peer, st, "", now, gm)
 			switch {
 			case errors.Is(err, ErrNotFound):
 				continue
