@@ -35,8 +35,8 @@ type halfOpenAttacker struct {
 
 	open     atomic.Int64 // streams open now
 	opened   atomic.Int64
-	refused  atomic.Int64 // closed by the target within a second
-	maxAlive atomic.Int64 // most streams alive for over a second at once
+	refused  atomic.Int64 // closed by the target within heldAfter
+	maxAlive atomic.Int64 // most streams alive for over heldAfter at once
 	alive    atomic.Int64
 	wg       sync.WaitGroup
 }
@@ -59,6 +59,13 @@ func newHalfOpenAttacker(t *testing.T, target *testNode, hosts, perHost int) *ha
 	}
 	return a
 }
+
+// heldAfter is how long a stream must stay open to count as a handshake
+// the target holds. A held one lives until the handshake deadline (10 s);
+// a refused one is closed as soon as the target's handler runs, which on
+// a loaded machine can take over a second (at load 16, 1 s counted up to
+// 39 streams "held" from one IP whose cap is 16).
+const heldAfter = 3 * time.Second
 
 // run keeps perHost streams from every host half-open until ctx ends.
 func (a *halfOpenAttacker) run(ctx context.Context) {
@@ -96,7 +103,7 @@ func (a *halfOpenAttacker) hold(ctx context.Context, h host.Host) {
 		}
 		s.Read(make([]byte, 1)) // until the target gives up on us
 	}()
-	timer := time.NewTimer(time.Second)
+	timer := time.NewTimer(heldAfter)
 	defer timer.Stop()
 	select {
 	case <-closed:
@@ -109,7 +116,7 @@ func (a *halfOpenAttacker) hold(ctx context.Context, h host.Host) {
 		s.Reset()
 		return
 	}
-	// Held for a second: the target counts it as a handshake in progress.
+	// Held for heldAfter: the target counts it as a handshake in progress.
 	n := a.alive.Add(1)
 	for m := a.maxAlive.Load(); n > m && !a.maxAlive.CompareAndSwap(m, n); m = a.maxAlive.Load() {
 	}
@@ -146,9 +153,9 @@ func TestHalfOpenLockout(t *testing.T) {
 			atk.run(ctx)
 			defer func() { cancel(); atk.wg.Wait() }()
 			// Let the attacker take everything it can: its streams are
-			// held over a second once the target runs their handshakes.
+			// held over heldAfter once the target runs their handshakes.
 			eventually(t, "the attacker holds its streams", func() bool { return atk.alive.Load() > 0 })
-			time.Sleep(1500 * time.Millisecond)
+			time.Sleep(heldAfter + 500*time.Millisecond)
 
 			start := time.Now()
 			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -60,6 +60,9 @@ func TestFirstContactFloodFromOneIdentity(t *testing.T) {
 		if failed.count(mallory) == before {
 			accepted++
 		}
+		if accepted > maxFirstContacts {
+			t.Fatalf("first contact %d from one identity accepted: %d, want at most %d", i, accepted, maxFirstContacts)
+		}
 	}
 	t.Logf("%d empty first contacts from one identity in %v: %d accepted, %d discarded", flood, time.Since(start).Round(time.Millisecond), accepted, failed.count(mallory))
 	failed.flush(bob.core)

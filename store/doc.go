@@ -19,7 +19,8 @@
 //	meta       "version" → 3; "keycheck" → a sealed known value, to detect
 //	           a database opened with the wrong identity; "listen-ports" →
 //	           the ports the listeners got, to ask for again at the next
-//	           start: JSON, listen address as configured (port 0) → port
+//	           start: JSON, listen address as configured (port 0) → port;
+//	           "gdeliv-sealed" → 1 once group deliveries are sealed
 //	convs      peer ID → conversation summary and numbering state (sealed JSON)
 //	msgs/<id>  one bucket per peer: 8-byte big-endian sequence → message (sealed JSON)
 //	ids        message ID (16) → peer ID || sequence, for dedupe and receipts
@@ -34,7 +35,7 @@
 //	           included; "c/" + message ID → the file control an outgoing
 //	           message carries (both sealed JSON; the bucket is made when
 //	           first written, so the version stays 3: transfers.go)
-//	groups, gmsgs/<id>, gids, goutbox
+//	groups, gmsgs/<id>, gids, goutbox, gdeliv
 //	           group chats (groups.go): made on first use, so the
 //	           version is unchanged; an older program ignores them
 //
@@ -44,7 +45,9 @@
 // ID + sequence, "convs/" + peer ID, "peers/" + peer ID, the ratchet key),
 // so a record cannot be read without the key, nor moved to another place.
 // What the file shows is its shape: the peer IDs one has conversations
-// with (as keys), how many messages each holds, and their sizes. Every
+// with and the group IDs (as keys), which peers an outgoing group message
+// went to, message IDs, how many messages each conversation holds, and
+// their sizes; no name, text or time. Every
 // operation is one bbolt transaction, fsynced on commit: a message
 // accepted by AddOutgoing, or acknowledged to a sender, survives a crash,
 // and a new ratchet state is written in the same transaction as the

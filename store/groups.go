@@ -39,10 +39,12 @@ func (s *Store) Groups() Groups { return Groups{s} }
 //	goutbox    member peer ID || 0 || group ID || sequence → message ID:
 //	           a group message not yet acknowledged by that member
 //	gdeliv     group ID || sequence || member peer ID → status (1 byte)
-//	           || delivered (8, Unix ms): an outgoing message's delivery
-//	           to each member, apart from the message, so that a receipt
-//	           rewrites 9 bytes, not the message with every member's
-//	           status (what the outbox keys show already: not sealed)
+//	           || delivered (8, Unix ms), sealed: an outgoing message's
+//	           delivery to each member, apart from the message, so that
+//	           a receipt rewrites 49 bytes, not the message with every
+//	           member's status. A value of the version before, 9 bytes
+//	           in the clear, is sealed when the database is opened
+//	           (sealDeliveries)
 //
 // A group message is stored once, on the sender as on each receiver; an
 // outgoing one is queued for every member in the same transaction (one
@@ -157,23 +159,63 @@ func delivKey(gid GroupID, seq uint64, p peer.ID) []byte {
 	return append(binary.BigEndian.AppendUint64(append([]byte(nil), gid[:]...), seq), p...)
 }
 
-func delivValue(d MemberDelivery) []byte {
+// delivAD binds a sealed delivery to its key.
+func delivAD(k []byte) []byte { return append([]byte("gdeliv/"), k...) }
+
+// delivPlainLen is the length of a delivery before it is sealed.
+const delivPlainLen = 9
+
+// delivValue is d's record under key k: its status and delivery time,
+// sealed (a delivery time is when a member read the group).
+func (s Groups) delivValue(k []byte, d MemberDelivery) []byte {
 	code := slices.Index(delivCodes, d.Status)
-	return binary.BigEndian.AppendUint64([]byte{byte(code)}, uint64(optTime(d.Delivered)))
+	return s.seal(binary.BigEndian.AppendUint64([]byte{byte(code)}, uint64(optTime(d.Delivered))), delivAD(k))
 }
 
-func parseDeliv(k, v []byte, p peer.ID) (MemberDelivery, error) {
-	if len(v) != 9 || int(v[0]) >= len(delivCodes) {
+// parseDeliv opens the delivery record v under key k, of member p.
+func (s Groups) parseDeliv(k, v []byte, p peer.ID) (MemberDelivery, error) {
+	plain, err := s.open(v, delivAD(k))
+	if err != nil {
+		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", k), errors.New("it does not decrypt"))
+	}
+	if len(plain) != delivPlainLen || int(plain[0]) >= len(delivCodes) {
 		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", k), errBadKey)
 	}
-	return MemberDelivery{Peer: p, Status: delivCodes[v[0]], Delivered: fromOptTime(int64(binary.BigEndian.Uint64(v[1:])))}, nil
+	return MemberDelivery{Peer: p, Status: delivCodes[plain[0]], Delivered: fromOptTime(int64(binary.BigEndian.Uint64(plain[1:])))}, nil
+}
+
+// sealDeliveries seals the deliveries a database of the version before
+// kept in the clear (9 bytes each). A sealed one is longer: the nonce and
+// the tag.
+func (s Groups) sealDeliveries(tx *bolt.Tx) error {
+	b := tx.Bucket(bktGDeliv)
+	if b == nil {
+		return nil
+	}
+	type kv struct{ k, v []byte }
+	var clear []kv
+	if err := b.ForEach(func(k, v []byte) error {
+		if len(v) == delivPlainLen {
+			clear = append(clear, kv{slices.Clone(k), slices.Clone(v)})
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, e := range clear {
+		if err := b.Put(e.k, s.seal(e.v, delivAD(e.k))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // putDeliveries writes m's members' statuses.
-func putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
+func (s Groups) putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	b := tx.Bucket(bktGDeliv)
 	for _, d := range m.Members {
-		if err := b.Put(delivKey(m.Group, m.Seq, d.Peer), delivValue(d)); err != nil {
+		k := delivKey(m.Group, m.Seq, d.Peer)
+		if err := b.Put(k, s.delivValue(k, d)); err != nil {
 			return err
 		}
 	}
@@ -181,7 +223,7 @@ func putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 }
 
 // loadDeliveries reads an outgoing message's members' statuses.
-func loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
+func (s Groups) loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	m.Members = nil
 	b := tx.Bucket(bktGDeliv)
 	if b == nil || m.Direction != Outgoing {
@@ -190,7 +232,7 @@ func loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	prefix := binary.BigEndian.AppendUint64(append([]byte(nil), m.Group[:]...), m.Seq)
 	c := b.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		d, err := parseDeliv(k, v, peer.ID(k[len(prefix):]))
+		d, err := s.parseDeliv(k, v, peer.ID(k[len(prefix):]))
 		if err != nil {
 			return err
 		}
@@ -396,7 +438,7 @@ func (s Groups) appendGroupMessage(tx *bolt.Tx, g *storedGroup, m *GroupMessage)
 	if err := b.Put(seqKey(seq), v); err != nil {
 		return err
 	}
-	if err := putDeliveries(tx, m); err != nil {
+	if err := s.putDeliveries(tx, m); err != nil {
 		return err
 	}
 	if err := tx.Bucket(bktGIDs).Put(m.ID[:], append(append([]byte(nil), m.Group[:]...), seqKey(seq)...)); err != nil {
@@ -549,7 +591,7 @@ func (s Groups) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
 		}
 		dk := delivKey(id, seq, p)
 		if v := tx.Bucket(bktGDeliv).Get(dk); v != nil {
-			d, err := parseDeliv(dk, v, p)
+			d, err := s.parseDeliv(dk, v, p)
 			if err != nil {
 				return out, err
 			}
@@ -715,7 +757,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	if m.Direction != Outgoing || dv == nil {
 		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
 	}
-	d, err := parseDeliv(dk, dv, p)
+	d, err := s.parseDeliv(dk, dv, p)
 	if err != nil {
 		return GroupMessage{}, false, err
 	}
@@ -733,7 +775,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 		}
 	}
 	m.Members = []MemberDelivery{d}
-	return m, true, tx.Bucket(bktGDeliv).Put(dk, delivValue(d))
+	return m, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(dk, d))
 }
 
 // GroupMessageByID returns one group message.
@@ -760,7 +802,7 @@ func (s Groups) GroupMessageByID(id e2e.MessageID) (GroupMessage, error) {
 		if out, err = s.decodeGroupMessage(gid, seq, raw); err != nil {
 			return err
 		}
-		return loadDeliveries(tx, &out)
+		return s.loadDeliveries(tx, &out)
 	})
 	return out, err
 }
@@ -786,7 +828,7 @@ func (s Groups) GroupHistory(id GroupID, before uint64, limit int) ([]GroupMessa
 			if m.Changes != nil {
 				return true, nil
 			}
-			if err := loadDeliveries(tx, &m); err != nil {
+			if err := s.loadDeliveries(tx, &m); err != nil {
 				return false, err
 			}
 			out = append(out, m)

@@ -29,6 +29,9 @@ var (
 	keyVersion     = []byte("version")
 	keyKeyCheck    = []byte("keycheck")
 	keyListenPorts = []byte("listen-ports")
+	// keyDelivSealed marks a database whose group deliveries are sealed
+	// (sealDeliveries).
+	keyDelivSealed = []byte("gdeliv-sealed")
 )
 
 // version 3 adds edits, deletions, reactions and replies (actions.go):
@@ -121,6 +124,16 @@ func (s *Store) init() error {
 			s.migrated = true
 		default:
 			return fmt.Errorf("message database version %v is newer than this program understands", v)
+		}
+		// Group deliveries were kept in the clear by the first programs
+		// with groups, at this version: sealed once, then marked.
+		if meta.Get(keyDelivSealed) == nil {
+			if err := s.Groups().sealDeliveries(tx); err != nil {
+				return fmt.Errorf("seal the group deliveries: %w", err)
+			}
+			if err := meta.Put(keyDelivSealed, []byte{1}); err != nil {
+				return err
+			}
 		}
 		return meta.Put(keyVersion, []byte{version})
 	})

@@ -21,9 +21,11 @@ import (
 // do the same on the selected message, or without one on the last
 // fitting message.
 
-// actState is the window's state for these: all of it belongs to the
-// event loop.
-type actState struct {
+// actions is the part of the window that does these, with their state:
+// all of it belongs to the event loop.
+type actions struct {
+	*UI
+
 	compose  *compose               // editing or replying: what Enter sends
 	seenSent map[e2e.MessageID]bool // messages we told the peer we saw
 	typing   peer.ID                // the peer we told we type ("" none)
@@ -47,7 +49,7 @@ const maxSeenBatch = 50
 
 // selectionKey handles a key while a message is selected; false lets it
 // through (and ends the selection unless it moves it).
-func (u *UI) selectionKey(ev *tcell.EventKey) bool {
+func (u *actions) selectionKey(ev *tcell.EventKey) bool {
 	e := u.conv.selected()
 	if e == nil {
 		u.conv.sel = e2e.MessageID{}
@@ -83,7 +85,7 @@ func (u *UI) selectionKey(ev *tcell.EventKey) bool {
 
 // moveKey reports whether ev moves the selection (Alt or Ctrl with Up or
 // Down), and moves it.
-func (u *UI) moveKey(ev *tcell.EventKey) bool {
+func (u *actions) moveKey(ev *tcell.EventKey) bool {
 	if ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) == 0 || (ev.Key() != tcell.KeyUp && ev.Key() != tcell.KeyDown) {
 		return false
 	}
@@ -99,7 +101,7 @@ func (u *UI) moveKey(ev *tcell.EventKey) bool {
 }
 
 // moveSelection moves the selection d messages (negative: older).
-func (u *UI) moveSelection(d int) {
+func (u *actions) moveSelection(d int) {
 	c := u.conv
 	if len(c.stored) == 0 {
 		return
@@ -114,10 +116,10 @@ func (u *UI) moveSelection(d int) {
 		return
 	}
 	u.selectEntry(c.stored[i])
-	u.inform("Selected: e edit · d delete · r reply · + react · Enter go to the quoted message · Esc leave")
+	u.notes.inform("Selected: e edit · d delete · r reply · + react · Enter go to the quoted message · Esc leave")
 }
 
-func (u *UI) selectEntry(e *entry) {
+func (u *actions) selectEntry(e *entry) {
 	if old := u.conv.selected(); old != nil {
 		old.rows = nil
 	}
@@ -125,12 +127,12 @@ func (u *UI) selectEntry(e *entry) {
 	u.conv.scrollTo(e)
 }
 
-func (u *UI) clearSelection() {
+func (u *actions) clearSelection() {
 	if e := u.conv.selected(); e != nil {
 		e.rows = nil
 	}
 	u.conv.sel = e2e.MessageID{}
-	u.notice = notice{}
+	u.notes.clear()
 }
 
 // selected is the selected entry, nil if none (or not loaded).
@@ -160,28 +162,28 @@ func (c *convView) scrollTo(e *entry) {
 
 // jumpToQuoted selects the message a reply quotes, loading older pages
 // until it is found.
-func (u *UI) jumpToQuoted(m store.Message) {
+func (u *actions) jumpToQuoted(m store.Message) {
 	if m.ReplyTo == (e2e.MessageID{}) {
-		u.inform("That message is not a reply.")
+		u.notes.inform("That message is not a reply.")
 		return
 	}
 	u.jumpTo(m.ReplyTo)
 }
 
-func (u *UI) jumpTo(id e2e.MessageID) {
+func (u *actions) jumpTo(id e2e.MessageID) {
 	if e := u.conv.byID[id]; e != nil {
 		u.conv.jump = e2e.MessageID{}
 		u.selectEntry(e)
-		u.inform("The quoted message. Esc leaves the selection.")
+		u.notes.inform("The quoted message. Esc leaves the selection.")
 		return
 	}
 	if !u.conv.hasMore {
 		u.conv.jump = e2e.MessageID{}
-		u.showError("The quoted message is not in this conversation (it may be in another, or lost).")
+		u.notes.showError("The quoted message is not in this conversation (it may be in another, or lost).")
 		return
 	}
 	u.conv.jump = id
-	u.inform("Looking for the quoted message…")
+	u.notes.inform("Looking for the quoted message…")
 	if !u.conv.loading {
 		u.loadPage(u.open, u.conv.oldestSeq())
 	}
@@ -189,7 +191,7 @@ func (u *UI) jumpTo(id e2e.MessageID) {
 
 // pageLoaded goes on with what waited for a page: a jump, and marking
 // the newest messages seen.
-func (u *UI) pageLoaded() {
+func (u *actions) pageLoaded() {
 	if id := u.conv.jump; id != (e2e.MessageID{}) {
 		u.jumpTo(id)
 	}
@@ -197,7 +199,7 @@ func (u *UI) pageLoaded() {
 }
 
 // lastOf is the newest text of the open chat that ok accepts.
-func (u *UI) lastOf(ok func(store.Message) bool) *entry {
+func (u *actions) lastOf(ok func(store.Message) bool) *entry {
 	for i := len(u.conv.stored) - 1; i >= 0; i-- {
 		if e := u.conv.stored[i]; ok(e.msg) {
 			return e
@@ -214,8 +216,8 @@ func shown(m store.Message) bool { return !m.Deleted }
 
 // target is the selected message, or the newest that fallback accepts;
 // nil after saying why.
-func (u *UI) target(cmd string, fallback func(store.Message) bool, what string) *entry {
-	if u.openChatOrSay(cmd) == nil {
+func (u *actions) target(cmd string, fallback func(store.Message) bool, what string) *entry {
+	if u.cmds.openChatOrSay(cmd) == nil {
 		return nil
 	}
 	if e := u.conv.selected(); e != nil {
@@ -224,48 +226,48 @@ func (u *UI) target(cmd string, fallback func(store.Message) bool, what string) 
 	if e := u.lastOf(fallback); e != nil {
 		return e
 	}
-	u.showError("/" + cmd + ": there is no " + what + " in this chat to act on (select one with Alt+Up).")
+	u.notes.showError("/" + cmd + ": there is no " + what + " in this chat to act on (select one with Alt+Up).")
 	return nil
 }
 
 // startEdit puts an own message's text in the input to edit.
-func (u *UI) startEdit(m store.Message) {
+func (u *actions) startEdit(m store.Message) {
 	if !mine(m) {
-		u.showError("Only your own messages can be edited.")
+		u.notes.showError("Only your own messages can be edited.")
 		return
 	}
 	u.clearSelection()
-	u.act.compose = &compose{edit: true, id: m.ID, peer: m.Peer}
+	u.compose = &compose{edit: true, id: m.ID, peer: m.Peer}
 	u.in.SetText(m.Body)
-	u.inform("Editing your message: Enter saves, Esc cancels.")
+	u.notes.inform("Editing your message: Enter saves, Esc cancels.")
 }
 
 // startReply makes the next message a reply to m.
-func (u *UI) startReply(m store.Message) {
+func (u *actions) startReply(m store.Message) {
 	if m.Deleted {
-		u.showError("That message was deleted.")
+		u.notes.showError("That message was deleted.")
 		return
 	}
 	u.clearSelection()
 	q := truncate(oneLine(firstLine(m.Body)), 40)
-	u.act.compose = &compose{id: m.ID, peer: m.Peer, quote: q}
-	u.inform("Replying to “" + q + "”: Enter sends, Esc cancels.")
+	u.compose = &compose{id: m.ID, peer: m.Peer, quote: q}
+	u.notes.inform("Replying to “" + q + "”: Enter sends, Esc cancels.")
 }
 
 // composing says what Enter sends now, for the submit of a message; nil
 // for a plain message.
-func (u *UI) composing() *compose {
-	if c := u.act.compose; c != nil && c.peer == u.open {
+func (u *actions) composing() *compose {
+	if c := u.compose; c != nil && c.peer == u.open {
 		return c
 	}
-	u.act.compose = nil
+	u.compose = nil
 	return nil
 }
 
 // sendCompose sends the edit or reply being composed.
-func (u *UI) sendCompose(cp *compose, text string) bool {
-	u.act.compose = nil
-	u.notice = notice{}
+func (u *actions) sendCompose(cp *compose, text string) bool {
+	u.compose = nil
+	u.notes.clear()
 	if cp.edit {
 		u.edit(cp.id, text)
 		return true
@@ -274,7 +276,7 @@ func (u *UI) sendCompose(cp *compose, text string) bool {
 	return true
 }
 
-func (u *UI) edit(id e2e.MessageID, text string) {
+func (u *actions) edit(id e2e.MessageID, text string) {
 	u.spawn(func() {
 		_, m, err := u.b.Messages().Edit(id, text)
 		u.post(func() {
@@ -287,7 +289,7 @@ func (u *UI) edit(id e2e.MessageID, text string) {
 	})
 }
 
-func (u *UI) reply(id e2e.MessageID, text string) {
+func (u *actions) reply(id e2e.MessageID, text string) {
 	u.stopTyping()
 	u.spawn(func() {
 		m, err := u.b.Messages().Reply(id, text)
@@ -302,7 +304,7 @@ func (u *UI) reply(id e2e.MessageID, text string) {
 	})
 }
 
-func (u *UI) react(id e2e.MessageID, emoji string) {
+func (u *actions) react(id e2e.MessageID, emoji string) {
 	u.spawn(func() {
 		_, m, err := u.b.Messages().React(id, emoji)
 		u.post(func() {
@@ -316,28 +318,28 @@ func (u *UI) react(id e2e.MessageID, emoji string) {
 }
 
 // actionFailed says why an edit, deletion, reaction or reply was refused.
-func (u *UI) actionFailed(what string, err error) {
+func (u *actions) actionFailed(what string, err error) {
 	switch {
 	case errors.Is(err, store.ErrTooOld):
-		u.showError(what + ": a message can be edited or deleted only within 24 hours of sending it.")
+		u.notes.showError(what + ": a message can be edited or deleted only within 24 hours of sending it.")
 	case errors.Is(err, store.ErrNotYours):
-		u.showError(what + ": only your own messages can be edited or deleted.")
+		u.notes.showError(what + ": only your own messages can be edited or deleted.")
 	case errors.Is(err, store.ErrDeleted):
-		u.showError(what + ": that message was deleted.")
+		u.notes.showError(what + ": that message was deleted.")
 	default:
-		u.fail(what, err)
+		u.notes.fail(what, err)
 	}
 }
 
 // confirmDelete asks before deleting an own message for both sides.
-func (u *UI) confirmDelete(m store.Message) {
+func (u *actions) confirmDelete(m store.Message) {
 	if !mine(m) {
-		u.showError("Only your own messages can be deleted.")
+		u.notes.showError("Only your own messages can be deleted.")
 		return
 	}
 	u.clearSelection()
 	id := m.ID
-	u.show(u.textDialog("Delete for both of you?",
+	u.dlg.show(u.dlg.textDialog("Delete for both of you?",
 		"“"+truncate(oneLine(firstLine(m.Body)), 60)+"”\n\nThe text is removed from both chats; \"message deleted\" stays in its place.",
 		true,
 		button{"Delete", func() {
@@ -356,15 +358,15 @@ func (u *UI) confirmDelete(m store.Message) {
 }
 
 // pickReaction offers the common reactions, and taking ours back.
-func (u *UI) pickReaction(m store.Message) {
+func (u *actions) pickReaction(m store.Message) {
 	if m.Deleted {
-		u.showError("That message was deleted.")
+		u.notes.showError("That message was deleted.")
 		return
 	}
 	u.clearSelection()
 	items := append(slices.Clone(reactions), "take my reaction back")
 	id := m.ID
-	u.show(u.listDialog("React: Enter picks", items, func(i int) {
+	u.dlg.show(u.dlg.listDialog("React: Enter picks", items, func(i int) {
 		emoji := ""
 		if i < len(reactions) {
 			emoji = reactions[i]
@@ -373,7 +375,7 @@ func (u *UI) pickReaction(m store.Message) {
 	}))
 }
 
-func (u *UI) cmdEdit(arg string) {
+func (u *actions) cmdEdit(arg string) {
 	e := u.target("edit", mine, "message of yours")
 	if e == nil {
 		return
@@ -383,20 +385,20 @@ func (u *UI) cmdEdit(arg string) {
 		return
 	}
 	if !mine(e.msg) {
-		u.showError("Only your own messages can be edited.")
+		u.notes.showError("Only your own messages can be edited.")
 		return
 	}
 	u.clearSelection()
 	u.edit(e.msg.ID, arg)
 }
 
-func (u *UI) cmdDelete(string) {
+func (u *actions) cmdDelete(string) {
 	if e := u.target("delete", mine, "message of yours"); e != nil {
 		u.confirmDelete(e.msg)
 	}
 }
 
-func (u *UI) cmdReply(arg string) {
+func (u *actions) cmdReply(arg string) {
 	e := u.target("reply", theirs, "message from them")
 	if e == nil {
 		return
@@ -409,7 +411,7 @@ func (u *UI) cmdReply(arg string) {
 	u.reply(e.msg.ID, arg)
 }
 
-func (u *UI) cmdReact(arg string) {
+func (u *actions) cmdReact(arg string) {
 	e := u.target("react", shown, "message")
 	if e == nil {
 		return
@@ -441,14 +443,14 @@ func indicationCmd(which string) func(*UI, string) {
 			*flag = false
 		case "":
 		default:
-			u.showError("Usage: /" + which + " on|off")
+			u.notes.showError("Usage: /" + which + " on|off")
 			return
 		}
 		if arg != "" {
 			u.b.Indications().Set(s)
 			if u.opts.SaveIndications != nil {
 				if err := u.opts.SaveIndications(s); err != nil {
-					u.fail("Changed for this run, but not saved", err)
+					u.notes.fail("Changed for this run, but not saved", err)
 					return
 				}
 			}
@@ -457,24 +459,24 @@ func indicationCmd(which string) func(*UI, string) {
 		if *flag {
 			state = "on: shown when your contact has them on too"
 		}
-		u.inform(what + " are " + state + ".")
+		u.notes.inform(what + " are " + state + ".")
 	}
 }
 
 // markSeen tells the open chat's peer which of its newest messages the
 // window shows, once each.
-func (u *UI) markSeen() {
+func (u *actions) markSeen() {
 	if u.open == "" {
 		return
 	}
-	if u.act.seenSent == nil {
-		u.act.seenSent = map[e2e.MessageID]bool{}
+	if u.seenSent == nil {
+		u.seenSent = map[e2e.MessageID]bool{}
 	}
 	var ids []e2e.MessageID
 	for i := len(u.conv.stored) - 1; i >= 0 && len(ids) < maxSeenBatch; i-- {
 		m := u.conv.stored[i].msg
-		if m.Direction == store.Incoming && !u.act.seenSent[m.ID] {
-			u.act.seenSent[m.ID] = true
+		if m.Direction == store.Incoming && !u.seenSent[m.ID] {
+			u.seenSent[m.ID] = true
 			ids = append(ids, m.ID)
 		}
 	}
@@ -488,29 +490,29 @@ func (u *UI) markSeen() {
 // typed notes a key typed into the message: the peer hears we type (the
 // node sends at most one every 3 s) and, after node.TypingIdle without a
 // key, that we stopped.
-func (u *UI) typed(ev *tcell.EventKey) {
-	if u.open == "" || u.dialog != nil || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0 || (ev.Key() != tcell.KeyRune && ev.Key() != tcell.KeyBackspace2 && ev.Key() != tcell.KeyBackspace) {
+func (u *actions) typed(ev *tcell.EventKey) {
+	if u.open == "" || u.dlg.dialog != nil || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0 || (ev.Key() != tcell.KeyRune && ev.Key() != tcell.KeyBackspace2 && ev.Key() != tcell.KeyBackspace) {
 		return
 	}
 	if text := u.in.GetText(); strings.HasPrefix(text, "/") || text == "" && ev.Key() == tcell.KeyRune && ev.Rune() == '/' {
 		return // a command, not a message
 	}
 	p := u.open
-	u.act.typedAt = time.Now()
-	if u.act.typing != p {
+	u.typedAt = time.Now()
+	if u.typing != p {
 		u.stopTyping()
-		u.act.typing = p
+		u.typing = p
 		u.spawn(func() { u.watchTyping(p) })
 	}
-	if time.Since(u.act.toldAt) < time.Second {
+	if time.Since(u.toldAt) < time.Second {
 		return // the node sends one every 3 s at most anyway: no call per key
 	}
-	u.act.toldAt = time.Now()
+	u.toldAt = time.Now()
 	u.spawn(func() { u.b.Indications().Typing(p, true) })
 }
 
 // watchTyping says we stopped once no key came for node.TypingIdle.
-func (u *UI) watchTyping(p peer.ID) {
+func (u *actions) watchTyping(p peer.ID) {
 	for {
 		select {
 		case <-u.quit:
@@ -519,11 +521,11 @@ func (u *UI) watchTyping(p peer.ID) {
 		}
 		done := false
 		if !u.post(func() {
-			if u.act.typing != p {
+			if u.typing != p {
 				done = true
 				return
 			}
-			if time.Since(u.act.typedAt) >= node.TypingIdle {
+			if time.Since(u.typedAt) >= node.TypingIdle {
 				u.stopTyping()
 				done = true
 			}
@@ -534,18 +536,18 @@ func (u *UI) watchTyping(p peer.ID) {
 }
 
 // stopTyping tells the peer we typed to that we stopped.
-func (u *UI) stopTyping() {
-	p := u.act.typing
+func (u *actions) stopTyping() {
+	p := u.typing
 	if p == "" {
 		return
 	}
-	u.act.typing, u.act.toldAt = "", time.Time{}
+	u.typing, u.toldAt = "", time.Time{}
 	u.spawn(func() { u.b.Indications().Typing(p, false) })
 }
 
 // onTyping shows (or stops showing) that a peer types; it goes by itself
 // after node.TypingExpiry without news.
-func (u *UI) onTyping(p peer.ID, typing bool) {
+func (u *actions) onTyping(p peer.ID, typing bool) {
 	c := u.roster.get(p)
 	if c == nil {
 		return

@@ -13,8 +13,6 @@ import (
 	"github.com/rivo/tview"
 
 	"github.com/certchat/certchat/e2e"
-	"github.com/certchat/certchat/node"
-	"github.com/certchat/certchat/transfer"
 )
 
 // Options adjust the window.
@@ -92,33 +90,24 @@ type UI struct {
 	in     *input
 	scr    *termScreen
 
-	roster   *roster
-	open     peer.ID
-	addrs    []string
-	relays   []node.RelayInfo
-	lan      *node.LANStatus // from the node's lan events; nil: none yet
-	notice   notice
-	myID     peer.ID
-	myName   string
-	myFP     string
-	prompted map[peer.ID]bool // first-contact prompt already shown
-	dialog   *dialog          // the open dialog, if any
-	settled  bool             // the first state is loaded
-	ready    chan struct{}    // closed after the first complete draw
-	drawn    bool
-	act      actState // selection, edit and reply, seen and typing (actions.go)
+	roster  *roster
+	open    peer.ID
+	myID    peer.ID
+	myName  string
+	myFP    string
+	settled bool          // the first state is loaded
+	ready   chan struct{} // closed after the first complete draw
+	drawn   bool
 
-	noticeCap int         // rows the notice may take on this screen
-	completer completer   // Tab completion of the input line
-	search    searchState // the last /search, to step through its hits
-
-	notify  *notifier
-	focused bool            // the terminal has the focus (as far as known)
-	away    int             // messages in the open chat while unfocused
-	muted   map[string]bool // chats that never call for attention
-	asking  *tview.Modal    // the quit question, while open
-
-	files map[transfer.ID]*fileView // transfers.go
+	// The parts: each owns its state and the methods on it (doc.go).
+	act   *actions    // selection, edit and reply, seen and typing (actions.go)
+	dlg   *dialogs    // dialogs, trust prompts, the quit question (dialog.go, prompts.go, quit.go)
+	xfer  *transfers  // files (transfers.go, preview.go)
+	att   *attention  // bell, title, notifications, focus, muted chats (attention.go)
+	notes *notices    // the notice line above the input (notice.go)
+	cmds  *commands   // the /commands, Tab completion (commands.go)
+	find  *finder     // the divider key, /search and its hits (findplace.go)
+	stat  *statusLine // how the node is reachable, for the status bar (status.go)
 
 	ctx      context.Context // canceled on quit: ends pending node calls
 	cancel   context.CancelFunc
@@ -136,15 +125,22 @@ func New(b Backend, opts Options) *UI {
 	id := b.Identity()
 	u := &UI{
 		b: b, opts: opts, th: &th, log: opts.Logger,
-		roster: newRoster(), prompted: map[peer.ID]bool{},
-		myID: id.PeerID(), myName: oneLine(id.Name()), myFP: id.Fingerprint().Short(),
+		roster: newRoster(),
+		myID:   id.PeerID(), myName: oneLine(id.Name()), myFP: id.Fingerprint().Short(),
 		ready: make(chan struct{}), quit: make(chan struct{}),
-		focused: true, muted: map[string]bool{},
 	}
+	u.act = &actions{UI: u}
+	u.dlg = &dialogs{UI: u, prompted: map[peer.ID]bool{}}
+	u.xfer = &transfers{UI: u}
+	u.att = &attention{UI: u, focused: true, muted: map[string]bool{}}
+	u.notes = &notices{UI: u}
+	u.cmds = &commands{UI: u}
+	u.find = &finder{UI: u}
+	u.stat = &statusLine{UI: u}
 	for _, m := range opts.Notify.Muted {
-		u.muted[m] = true
+		u.att.muted[m] = true
 	}
-	u.notify = newNotifier(opts.Terminal, opts.Notify, opts.Notify.Env, opts.Now, opts.Logger)
+	u.att.notify = newNotifier(opts.Terminal, opts.Notify, opts.Notify.Env, opts.Now, opts.Logger)
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.build()
 	return u
@@ -155,14 +151,14 @@ func (u *UI) build() {
 	u.list = newPeerList(u.th, u.roster, func() peer.ID { return u.open }, u.openChat)
 	u.title = newRowsView(u.th.bar, u.titleRows)
 	u.banner = newRowsView(tcell.StyleDefault, u.bannerRows)
-	u.note = newRowsView(tcell.StyleDefault, u.noticeRows)
-	u.status = newRowsView(u.th.status, u.statusRows)
+	u.note = newRowsView(tcell.StyleDefault, u.notes.noticeRows)
+	u.status = newRowsView(u.th.status, u.stat.statusRows)
 	u.conv = newConvView(u.th, u.opts.Location, u.opts.Now)
-	u.initFiles()
+	u.xfer.initFiles()
 	u.conv.needOlder = func() { u.loadPage(u.open, u.conv.oldestSeq()) }
 	u.conv.welcome = u.welcomeRows
 	u.in = newInput(u.th, u.submit)
-	u.in.emptied = u.inputEmptied
+	u.in.emptied = u.att.inputEmptied
 	u.right = tview.NewFlex().SetDirection(tview.FlexRow).
 		AddItem(u.banner, 0, 0, false).
 		AddItem(u.conv, 0, 1, false).
@@ -178,7 +174,7 @@ func (u *UI) build() {
 	u.pages = tview.NewPages().AddPage("main", main, true, true)
 	u.app = tview.NewApplication().EnableMouse(true).EnablePaste(true)
 	if u.opts.Screen != nil {
-		u.scr = &termScreen{Screen: u.opts.Screen, onFocus: u.focusChanged}
+		u.scr = &termScreen{Screen: u.opts.Screen, onFocus: u.att.focusChanged}
 		u.app.SetScreen(u.scr)
 	}
 	u.app.SetRoot(u.pages, true).SetFocus(u.in)
@@ -201,8 +197,8 @@ func (u *UI) layout(scr tcell.Screen) bool {
 	rw := w - listW
 	room := max(0, h-4) // status, title, input and one conversation row stay
 	bh := min(len(u.bannerRows(rw)), room)
-	u.noticeCap = max(1, min(maxNoticeRows, room-bh))
-	nh := min(len(u.noticeRows(rw)), room-bh)
+	u.notes.noticeCap = max(1, min(maxNoticeRows, room-bh))
+	nh := min(len(u.notes.noticeRows(rw)), room-bh)
 	u.right.ResizeItem(u.banner, bh, 0)
 	u.right.ResizeItem(u.note, nh, 0)
 	u.right.ResizeItem(u.in, min(u.in.height(rw), 1+max(0, room-bh-nh)), 0)
@@ -211,7 +207,7 @@ func (u *UI) layout(scr tcell.Screen) bool {
 
 // afterDraw closes ready after the first draw that shows the loaded state.
 func (u *UI) afterDraw(tcell.Screen) {
-	u.updateTitle()
+	u.att.updateTitle()
 	if !u.drawn && u.settled && (u.open == "" || u.conv.loaded) {
 		u.drawn = true
 		close(u.ready)
@@ -222,7 +218,7 @@ func (u *UI) afterDraw(tcell.Screen) {
 // called.
 func (u *UI) Run() error {
 	if u.scr == nil {
-		if err := u.openTerminal(); err != nil {
+		if err := u.att.openTerminal(); err != nil {
 			return err
 		}
 	}
@@ -246,7 +242,7 @@ func (u *UI) Quit() {
 		u.cancel()
 		go func() {
 			u.workers.Wait()
-			u.notify.close()
+			u.att.notify.close()
 			u.app.Stop()
 		}()
 	})
@@ -283,26 +279,26 @@ func (u *UI) post(f func()) bool {
 // onKey handles the window's keys before the focused widget sees them.
 func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 	if ev.Key() == tcell.KeyCtrlC {
-		u.ctrlC()
+		u.dlg.ctrlC()
 		return nil
 	}
-	if u.dialog != nil || u.asking != nil {
+	if u.dlg.dialog != nil || u.dlg.asking != nil {
 		return ev
 	}
-	if u.moveKey(ev) || u.conv.sel != (e2e.MessageID{}) && u.selectionKey(ev) {
+	if u.act.moveKey(ev) || u.conv.sel != (e2e.MessageID{}) && u.act.selectionKey(ev) {
 		return nil
 	}
 	if ev.Key() == tcell.KeyEscape && u.act.compose != nil {
 		u.act.compose = nil
 		u.in.SetText("")
 	}
-	u.typed(ev)
+	u.act.typed(ev)
 	switch ev.Key() {
 	case tcell.KeyTab, tcell.KeyCtrlN:
-		if ev.Key() == tcell.KeyTab && u.completeSend() {
+		if ev.Key() == tcell.KeyTab && u.xfer.completeSend() {
 			return nil
 		}
-		if ev.Key() == tcell.KeyTab && u.tabComplete() {
+		if ev.Key() == tcell.KeyTab && u.cmds.tabComplete() {
 			break
 		}
 		u.cycle(1)
@@ -313,8 +309,8 @@ func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 	case tcell.KeyPgDn:
 		u.conv.scroll(-u.conv.pageSize())
 	case tcell.KeyEscape:
-		u.notice = notice{}
-		u.conv.highlight(0, "")
+		u.notes.notice = notice{}
+		u.conv.find.highlight(0, "")
 	case tcell.KeyF1:
 		u.showHelp()
 	case tcell.KeyRune:
@@ -322,7 +318,7 @@ func (u *UI) onKey(ev *tcell.EventKey) *tcell.EventKey {
 			u.nextUnread()
 			return nil
 		}
-		if ev.Modifiers()&tcell.ModAlt != 0 && u.findKey(ev.Rune()) {
+		if ev.Modifiers()&tcell.ModAlt != 0 && u.find.findKey(ev.Rune()) {
 			return nil
 		}
 		return ev
@@ -345,7 +341,7 @@ func (u *UI) nextUnread() {
 		u.openChat(p)
 		return
 	}
-	u.inform("No unread messages.")
+	u.notes.inform("No unread messages.")
 }
 
 // openChat shows p's conversation, reading its newest page.
@@ -355,8 +351,8 @@ func (u *UI) openChat(p peer.ID) {
 		return
 	}
 	u.open = p
-	u.leaveNotice(p)
-	u.stopTyping()
+	u.notes.leaveNotice(p)
+	u.act.stopTyping()
 	u.act.compose = nil
 	c.pinned = true
 	u.roster.sort()
@@ -368,7 +364,7 @@ func (u *UI) openChat(p peer.ID) {
 	}
 	u.updatePlaceholder()
 	u.app.SetFocus(u.in)
-	u.maybeFirstContact(c)
+	u.dlg.maybeFirstContact(c)
 }
 
 // loadPage reads a page of p's history before seq (0: the newest).
@@ -380,11 +376,11 @@ func (u *UI) loadPage(p peer.ID, before uint64) {
 		u.post(func() {
 			if err != nil {
 				u.conv.addPage(gen, nil, limit)
-				u.failAbout(p, "Could not read the conversation", err)
+				u.notes.failAbout(p, "Could not read the conversation", err)
 				return
 			}
 			if u.conv.addPage(gen, page, limit) {
-				u.pageLoaded()
+				u.act.pageLoaded()
 			}
 		})
 	})

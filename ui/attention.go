@@ -7,9 +7,22 @@ import (
 	"github.com/gdamore/tcell/v2"
 )
 
+// attention is the part of the window that calls the user: the bell, the
+// terminal title with the unread count and desktop notifications, for
+// what arrives while the terminal does not have the focus or another chat
+// is open. It belongs to the event loop.
+type attention struct {
+	*UI
+
+	notify  *notifier
+	focused bool            // the terminal has the focus (as far as known)
+	away    int             // messages in the open chat while unfocused
+	muted   map[string]bool // chats that never call for attention
+}
+
 // openTerminal makes the terminal screen: mouse, bracketed paste and
 // focus reports on, and the notifier writing to its tty.
-func (u *UI) openTerminal() error {
+func (u *attention) openTerminal() error {
 	scr, err := tcell.NewScreen()
 	if err != nil {
 		return err
@@ -29,7 +42,7 @@ func (u *UI) openTerminal() error {
 
 // focusChanged is called by the screen, off the event loop, when the
 // terminal gains or loses the focus.
-func (u *UI) focusChanged(focused bool) {
+func (u *attention) focusChanged(focused bool) {
 	select {
 	case <-u.quit:
 		return
@@ -37,7 +50,7 @@ func (u *UI) focusChanged(focused bool) {
 	}
 	u.app.QueueUpdateDraw(func() {
 		u.focused = focused
-		u.conv.away = !focused // messages that come meanwhile get a divider
+		u.conv.find.away = !focused // messages that come meanwhile get a divider
 		if focused {
 			u.away = 0
 		}
@@ -47,7 +60,7 @@ func (u *UI) focusChanged(focused bool) {
 // attend calls for attention for an incoming message: in a chat that is
 // not open, or while the terminal does not have the focus, and not muted.
 // counted says the message was seen before (a repeated event).
-func (u *UI) attend(m store.Message, c *chat, counted bool) {
+func (u *attention) attend(m store.Message, c *chat, counted bool) {
 	if counted || m.Direction != store.Incoming || u.muted[string(m.Peer)] {
 		return
 	}
@@ -63,7 +76,7 @@ func (u *UI) attend(m store.Message, c *chat, counted bool) {
 // updateTitle shows the number of unread messages of chats that are not
 // muted in the terminal's title (after each draw: it writes only when
 // the number changes).
-func (u *UI) updateTitle() {
+func (u *attention) updateTitle() {
 	n := u.away
 	for _, c := range u.roster.chats {
 		if !u.muted[string(c.info.ID)] {
@@ -74,24 +87,24 @@ func (u *UI) updateTitle() {
 }
 
 // cmdMute and cmdUnmute switch the open chat's alerts off and on.
-func (u *UI) cmdMute(string)   { u.setMuted(true) }
-func (u *UI) cmdUnmute(string) { u.setMuted(false) }
+func (u *attention) cmdMute(string)   { u.setMuted(true) }
+func (u *attention) cmdUnmute(string) { u.setMuted(false) }
 
-func (u *UI) setMuted(on bool) {
+func (u *attention) setMuted(on bool) {
 	cmd := "mute"
 	if !on {
 		cmd = "unmute"
 	}
-	c := u.openChatOrSay(cmd)
+	c := u.cmds.openChatOrSay(cmd)
 	if c == nil {
 		return
 	}
 	id := string(c.info.ID)
 	if u.muted[id] == on {
 		if on {
-			u.inform(c.name() + " is muted already; /unmute brings the bell and notifications back.")
+			u.notes.inform(c.name() + " is muted already; /unmute brings the bell and notifications back.")
 		} else {
-			u.inform(c.name() + " is not muted.")
+			u.notes.inform(c.name() + " is not muted.")
 		}
 		return
 	}
@@ -106,9 +119,9 @@ func (u *UI) setMuted(on bool) {
 	}
 	slices.Sort(list)
 	if on {
-		u.inform("Muted " + c.name() + ": no bell, notification or title count for this chat (/unmute undoes).")
+		u.notes.inform("Muted " + c.name() + ": no bell, notification or title count for this chat (/unmute undoes).")
 	} else {
-		u.inform("Unmuted " + c.name() + ": new messages ring the bell again.")
+		u.notes.inform("Unmuted " + c.name() + ": new messages ring the bell again.")
 	}
 	save := u.opts.Notify.SaveMuted
 	if save == nil {
@@ -117,15 +130,15 @@ func (u *UI) setMuted(on bool) {
 	name := c.name()
 	u.spawn(func() {
 		if err := save(list); err != nil {
-			u.post(func() { u.fail("Could not remember that "+name+" is "+cmd+"d", err) })
+			u.post(func() { u.notes.fail("Could not remember that "+name+" is "+cmd+"d", err) })
 		}
 	})
 }
 
 // inputEmptied runs when the input becomes empty: a first-contact
 // question held back while the user typed opens now.
-func (u *UI) inputEmptied() {
+func (u *attention) inputEmptied() {
 	if c := u.roster.get(u.open); c != nil {
-		u.maybeFirstContact(c)
+		u.dlg.maybeFirstContact(c)
 	}
 }

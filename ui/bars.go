@@ -73,7 +73,7 @@ const notPostQuantum = "not post-quantum"
 // messages elsewhere, and where /help is. It is one row: where the long
 // form does not fit, the short one is used, then the least important
 // parts go whole (fitStatus); no word is ever cut in the middle.
-func (u *UI) statusRows(w int) []line {
+func (u *statusLine) statusRows(w int) []line {
 	th := u.th
 	listen := listenText(u.addrs)
 	parts := []statusPart{
@@ -187,7 +187,7 @@ func (u *UI) bannerRows(w int) []line {
 			rows = append(rows, line{{" " + r + pad, style}})
 		}
 	}
-	if text, bad := u.trustWarning(c); text != "" {
+	if text, bad := u.dlg.trustWarning(c); text != "" {
 		style := u.th.notice
 		if bad {
 			style = u.th.banner

@@ -108,7 +108,7 @@ func (c *completer) reset() { *c = completer{} }
 
 // tabComplete runs Tab on the input line; false means Tab is not about
 // completing and switches chats.
-func (u *UI) tabComplete() bool {
+func (u *commands) tabComplete() bool {
 	text := u.in.GetText()
 	line, matches, ok := u.completer.tab(text, commandNames(), u.chatNames())
 	if !ok {
@@ -123,13 +123,13 @@ func (u *UI) tabComplete() bool {
 		for i, m := range matches {
 			shown[i] = strings.TrimSpace(m)
 		}
-		u.inform("Tab: " + strings.Join(shown, "  "))
+		u.notes.inform("Tab: " + strings.Join(shown, "  "))
 	case len(matches) == 0:
 		word := text[strings.LastIndexByte(text, ' ')+1:]
 		if word == "" {
-			u.inform("Nothing to complete here.")
+			u.notes.inform("Nothing to complete here.")
 		} else {
-			u.inform("Nothing starts with \u201c" + truncate(oneLine(word), 30) + "\u201d.")
+			u.notes.inform("Nothing starts with \u201c" + truncate(oneLine(word), 30) + "\u201d.")
 		}
 	}
 	return true
@@ -145,7 +145,7 @@ func commandNames() []string {
 }
 
 // chatNames are the names of the chats in the list.
-func (u *UI) chatNames() []string {
+func (u *commands) chatNames() []string {
 	var out []string
 	for _, p := range u.roster.order {
 		out = append(out, u.roster.get(p).name())

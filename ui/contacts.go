@@ -17,20 +17,20 @@ import (
 // chatArg is the chat a command acts on: the one named by arg (a name as
 // the chat list shows it, with or without "@", or a peer ID), or with no
 // arg the open chat. It says what is wrong and returns nil otherwise.
-func (u *UI) chatArg(cmd, arg string) *chat {
+func (u *commands) chatArg(cmd, arg string) *chat {
 	if arg == "" {
 		return u.openChatOrSay(cmd)
 	}
 	c, err := u.findChat(arg)
 	if err != nil {
-		u.showError("/" + cmd + ": " + finish(err.Error()))
+		u.notes.showError("/" + cmd + ": " + finish(err.Error()))
 	}
 	return c
 }
 
 // findChat finds a chat by name (compared as the trust store compares
 // names, so a look-alike is ambiguous, not a match) or peer ID.
-func (u *UI) findChat(arg string) (*chat, error) {
+func (u *commands) findChat(arg string) (*chat, error) {
 	arg = strings.TrimPrefix(strings.TrimSpace(arg), "@")
 	if p, err := peer.Decode(arg); err == nil {
 		if c := u.roster.get(p); c != nil {
@@ -56,7 +56,7 @@ func (u *UI) findChat(arg string) (*chat, error) {
 // splitTarget reads "[CONTACT] REST": when arg has more than one word and
 // its first word names a chat, that chat and the rest; otherwise nil and
 // arg. "@name" always names a chat.
-func (u *UI) splitTarget(arg string) (*chat, string, error) {
+func (u *commands) splitTarget(arg string) (*chat, string, error) {
 	first, rest, ok := strings.Cut(arg, " ")
 	rest = strings.TrimSpace(rest)
 	if !ok || rest == "" {
@@ -75,14 +75,14 @@ func (u *UI) splitTarget(arg string) (*chat, string, error) {
 	return nil, arg, nil
 }
 
-func (u *UI) cmdRename(arg string) {
+func (u *commands) cmdRename(arg string) {
 	if arg == "" {
-		u.showError("Usage: /rename NEWNAME (the open chat) or /rename CONTACT NEWNAME.")
+		u.notes.showError("Usage: /rename NEWNAME (the open chat) or /rename CONTACT NEWNAME.")
 		return
 	}
 	c, name, err := u.splitTarget(arg)
 	if err != nil {
-		u.showError("/rename: " + finish(err.Error()))
+		u.notes.showError("/rename: " + finish(err.Error()))
 		return
 	}
 	if c == nil {
@@ -94,7 +94,7 @@ func (u *UI) cmdRename(arg string) {
 	// it pins it (its trust shows as before, CA-verified).
 	pinFirst := !c.info.Contact && c.info.Trust == identity.StateCAVerified && c.info.Changed == nil
 	if !c.info.Contact && !pinFirst {
-		u.showErrorAbout(c.info.ID, c.name()+" is not in your contacts: accept them first (/trust), then name them.")
+		u.notes.showErrorAbout(c.info.ID, c.name()+" is not in your contacts: accept them first (/trust), then name them.")
 		return
 	}
 	p, old := c.info.ID, c.name()
@@ -113,12 +113,12 @@ func (u *UI) cmdRename(arg string) {
 			var taken *identity.NameTakenError
 			switch {
 			case errors.As(err, &taken):
-				u.showErrorAbout(p, "Not renamed: \u201c"+oneLine(taken.Name)+"\u201d reads the same as your contact "+
+				u.notes.showErrorAbout(p, "Not renamed: \u201c"+oneLine(taken.Name)+"\u201d reads the same as your contact "+
 					oneLine(taken.Contact)+". Two contacts must never read the same: choose another name.")
 			case err != nil:
-				u.failAbout(p, "Could not rename "+old, err)
+				u.notes.failAbout(p, "Could not rename "+old, err)
 			default:
-				u.informAbout(p, "Renamed "+old+" to "+oneLine(identity.SanitizeName(name))+".")
+				u.notes.informAbout(p, "Renamed "+old+" to "+oneLine(identity.SanitizeName(name))+".")
 				if p == u.open {
 					u.updatePlaceholder()
 				}
@@ -127,13 +127,13 @@ func (u *UI) cmdRename(arg string) {
 	})
 }
 
-func (u *UI) cmdRemove(arg string) {
+func (u *commands) cmdRemove(arg string) {
 	c := u.chatArg("remove", arg)
 	if c == nil {
 		return
 	}
 	if !c.info.Contact {
-		u.showErrorAbout(c.info.ID, c.name()+" is not in your contacts.")
+		u.notes.showErrorAbout(c.info.ID, c.name()+" is not in your contacts.")
 		return
 	}
 	p, name := c.info.ID, tview.Escape(c.name())
@@ -141,14 +141,14 @@ func (u *UI) cmdRemove(arg string) {
 		"Their key is forgotten: nothing is sent to it until you add or accept it again, "+
 		"and a message from it asks again as a first contact. The conversation stays. "+
 		"To refuse the key instead, /block it.", name, c.info.Fingerprint.String())
-	u.show(u.trustDialog("Remove "+c.name(), text,
+	u.dlg.show(u.dlg.trustDialog("Remove "+c.name(), text,
 		button{"Remove", func() { u.remove(p) }},
 		button{"Keep (Esc)", nil}))
 }
 
 // remove forgets p's key.
-func (u *UI) remove(p peer.ID) {
-	name := u.nameOf(p)
+func (u *commands) remove(p peer.ID) {
+	name := u.dlg.nameOf(p)
 	u.spawn(func() {
 		err := u.b.Contacts().Remove(p)
 		info := u.b.PeerInfo(p)
@@ -156,34 +156,34 @@ func (u *UI) remove(p peer.ID) {
 			u.roster.setInfo(info)
 			u.roster.sort()
 			if err != nil {
-				u.failAbout(p, "Could not remove "+name, err)
+				u.notes.failAbout(p, "Could not remove "+name, err)
 				return
 			}
-			u.informAbout(p, "Removed "+name+" from your contacts. /trust or /add accepts the key again.")
+			u.notes.informAbout(p, "Removed "+name+" from your contacts. /trust or /add accepts the key again.")
 		})
 	})
 }
 
-func (u *UI) cmdBlock(arg string) {
+func (u *commands) cmdBlock(arg string) {
 	if c := u.chatArg("block", arg); c != nil {
 		if c.info.Trust == identity.StateUntrusted {
-			u.informAbout(c.info.ID, c.name()+" is blocked already. /unblock accepts the key again.")
+			u.notes.informAbout(c.info.ID, c.name()+" is blocked already. /unblock accepts the key again.")
 			return
 		}
-		u.reject(c.info.ID)
+		u.dlg.reject(c.info.ID)
 	}
 }
 
-func (u *UI) cmdUnblock(arg string) {
+func (u *commands) cmdUnblock(arg string) {
 	c := u.chatArg("unblock", arg)
 	switch {
 	case c == nil:
 	case c.info.Changed != nil:
 		// Another contact's name: that decision has its own question.
-		u.keyChangedPrompt(c)
+		u.dlg.keyChangedPrompt(c)
 	case c.info.Trust != identity.StateUntrusted:
-		u.informAbout(c.info.ID, c.name()+" is not blocked.")
+		u.notes.informAbout(c.info.ID, c.name()+" is not blocked.")
 	default:
-		u.accept(c.info.ID, false)
+		u.dlg.accept(c.info.ID, false)
 	}
 }

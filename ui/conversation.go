@@ -49,14 +49,8 @@ type convView struct {
 	needOlder func()
 	welcome   func(w int) []line // what to show with no chat open
 
-	// Finding one's place (findplace.go).
-	newFrom     e2e.MessageID // the "new messages" divider is above it
-	away        bool          // the terminal does not have the focus
-	unreadLeft  int           // unread messages to place the divider above, once loaded
-	target      place         // where to scroll once loaded
-	scrollToTop *entry        // the next draw brings it to the top
-	hitSeq      uint64        // the search hit shown highlighted
-	hitText     string        // what was searched
+	// find finds one's place (findplace.go).
+	find *placeFinder
 	// sel is the message selected with Alt+Up/Down (actions.go); zero:
 	// none. jump is a message to select once its page is loaded.
 	sel  e2e.MessageID
@@ -67,6 +61,7 @@ type convView struct {
 
 func newConvView(th *theme, loc *time.Location, now func() time.Time) *convView {
 	c := &convView{Box: tview.NewBox(), th: th, loc: loc, now: now, byID: map[e2e.MessageID]*entry{}}
+	c.find = &placeFinder{convView: c}
 	c.SetBorderPadding(0, 0, 1, 0)
 	return c
 }
@@ -78,12 +73,12 @@ func (c *convView) reset(ch *chat) {
 	c.stored, c.pending = nil, nil
 	c.byID = map[e2e.MessageID]*entry{}
 	c.hasMore, c.loading, c.loaded, c.offset = false, ch != nil, false, 0
-	c.markUnread(0)
-	c.target, c.scrollToTop, c.hitSeq, c.hitText = place{}, nil, 0, ""
+	c.find.markUnread(0)
+	c.find.target, c.find.scrollToTop, c.find.hitSeq, c.find.hitText = place{}, nil, 0, ""
 	c.sel, c.jump = e2e.MessageID{}, e2e.MessageID{}
 	if ch != nil {
 		c.name, c.offline = ch.name(), !ch.info.Online
-		c.markUnread(ch.unread)
+		c.find.markUnread(ch.unread)
 	}
 }
 
@@ -138,8 +133,8 @@ func (c *convView) addPage(gen int, page []store.Message, limit int) bool {
 	}
 	c.sortStored()
 	c.hasMore = len(page) >= limit && page[0].Seq > 1
-	c.resolveDivider()
-	c.seekTarget()
+	c.find.resolveDivider()
+	c.find.seekTarget()
 	return true
 }
 
@@ -196,7 +191,7 @@ func (c *convView) upsert(m store.Message) {
 	c.byID[m.ID] = e
 	c.stored = append(c.stored, e)
 	c.sortStored()
-	c.arrived(e)
+	c.find.arrived(e)
 	if !wasShown {
 		c.keepPlace(slices.Index(c.stored, e))
 	}
@@ -289,7 +284,7 @@ func (c *convView) Draw(scr tcell.Screen) {
 		return
 	}
 	c.refresh()
-	c.applyScroll(w, h)
+	c.find.applyScroll(w, h)
 	rows, reachedTop := c.collect(w, 2*h+c.offset)
 	if reachedTop {
 		c.offset = min(c.offset, max(0, len(rows)-h))
@@ -365,7 +360,7 @@ func (c *convView) header() line {
 // on each message is its sender's.
 func (c *convView) rowsOf(i, w int) []line {
 	e := c.at(i)
-	rows := c.decorate(e, c.render(e, w), w)
+	rows := c.find.decorate(e, c.render(e, w), w)
 	day := e.msg.StoredAt.In(c.loc)
 	if i > 0 && sameDay(day, c.at(i-1).msg.StoredAt.In(c.loc)) {
 		return rows

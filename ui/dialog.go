@@ -9,6 +9,17 @@ import (
 	"github.com/rivo/tview"
 )
 
+// dialogs is the part of the window that asks: the dialog box, the trust
+// prompts (prompts.go) and the quit question (quit.go). It belongs to the
+// event loop.
+type dialogs struct {
+	*UI
+
+	prompted map[peer.ID]bool // first-contact prompt already shown
+	dialog   *dialog          // the open dialog, if any
+	asking   *tview.Modal     // the quit question, while open
+}
+
 // button is one choice of a dialog; run is called after the dialog closes
 // (nil: just close). Buttons have no letter shortcuts: dialogs decide
 // trust, and a letter typed for the input line must never choose (Tab or
@@ -54,7 +65,7 @@ type dialog struct {
 
 // textDialog shows text (tview tags allowed; untrusted parts escaped).
 // With wrap false, lines are kept as they are (for QR codes).
-func (u *UI) textDialog(title, text string, wrap bool, buttons ...button) *dialog {
+func (u *dialogs) textDialog(title, text string, wrap bool, buttons ...button) *dialog {
 	tv := tview.NewTextView().SetDynamicColors(true).SetWrap(wrap).SetWordWrap(true).SetScrollable(true)
 	tv.SetText(text)
 	lines := strings.Split(text, "\n")
@@ -74,7 +85,7 @@ func (u *UI) textDialog(title, text string, wrap bool, buttons ...button) *dialo
 }
 
 // listDialog offers items to choose from; choosing one runs choose(i).
-func (u *UI) listDialog(title string, items []string, choose func(i int)) *dialog {
+func (u *dialogs) listDialog(title string, items []string, choose func(i int)) *dialog {
 	l := tview.NewList().ShowSecondaryText(false).SetHighlightFullLine(true).SetWrapAround(false)
 	wantW := 0
 	for _, it := range items {
@@ -90,7 +101,7 @@ func (u *UI) listDialog(title string, items []string, choose func(i int)) *dialo
 	return d
 }
 
-func (u *UI) newDialog(title string, body tview.Primitive, wantW int, rows func(int) int, buttons []button) *dialog {
+func (u *dialogs) newDialog(title string, body tview.Primitive, wantW int, rows func(int) int, buttons []button) *dialog {
 	d := &dialog{Box: tview.NewBox(), body: body, wantW: wantW, bodyRows: rows}
 	if len(buttons) > 0 {
 		d.delay, d.armAt = max(u.opts.DialogDelay, 0), time.Now().Add(u.opts.DialogDelay)
@@ -126,7 +137,7 @@ func (d *dialog) action(b button) func() {
 }
 
 // show opens the dialog over the window, replacing any other.
-func (u *UI) show(d *dialog) {
+func (u *dialogs) show(d *dialog) {
 	if u.dialog != nil {
 		u.pages.RemovePage("dialog")
 	}
@@ -140,7 +151,7 @@ func (u *UI) show(d *dialog) {
 }
 
 // closeDialog closes d if it is the open dialog.
-func (u *UI) closeDialog(d *dialog) {
+func (u *dialogs) closeDialog(d *dialog) {
 	if u.dialog != d {
 		return
 	}

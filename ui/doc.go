@@ -10,11 +10,8 @@
 // changed key, comparing safety numbers — are prompts, never silent.
 //
 // The UI sees the node only through [Backend], which *node.Node satisfies.
-// Everything the UI draws is owned by the tview event loop goroutine; node
-// calls that may block (connecting, storing a message, reading a page of
-// history, searching) run on their own goroutines and hand their results
-// back with Application.QueueUpdateDraw. History is read a page at a time,
-// newest first, so a store with a hundred thousand messages opens at once.
+// History is read a page at a time, newest first, so a store with a
+// hundred thousand messages opens at once.
 //
 // Text from peers — names and messages — is untrusted: control and format
 // characters are removed before anything is drawn, and the UI draws it cell
@@ -23,4 +20,67 @@
 // reaches the terminal outside the screen: the bell, the title with the
 // unread count and desktop notifications (notify.go) carry no byte a peer
 // chose but printable text.
+//
+// # Parts
+//
+// [UI] is a coordinator: it lays out the widgets, runs the event loop,
+// routes keys and the node's events, opens chats and loads their pages
+// (app.go, events.go, send.go, the title and banner in bars.go). What
+// the window does besides is done by parts, each a type that owns its
+// state and the methods on it:
+//
+//   - actions (actions.go): the selected message and what is done to it
+//     (edit, delete, reply, react), read markers sent, typing told.
+//   - dialogs (dialog.go, prompts.go, quit.go): the open dialog, the
+//     trust prompts and which first contacts were asked about, the quit
+//     question.
+//   - transfers (transfers.go, preview.go): what the window knows of each
+//     file transfer, /send, /accept, /decline, /cancel, /files.
+//   - attention (attention.go, with notify.go's notifier): the terminal's
+//     focus, the bell, title and desktop notifications, muted chats.
+//   - notices (notice.go): the notice line above the input.
+//   - commands (commands.go, contacts.go, invite.go, groups.go,
+//     complete.go): the table of /commands and the commands themselves,
+//     Tab completion.
+//   - finder (findplace.go, /search in commands.go): the key to the
+//     "new messages" divider, the last /search and stepping through its
+//     hits.
+//   - statusLine (status.go, statusRows in bars.go, refreshRelays in
+//     events.go): how the node is reachable (addresses, relay
+//     reservations, LAN discovery), for the status bar.
+//
+// The conversation view, convView (conversation.go), has one part too:
+// placeFinder (findplace.go), the "new messages" divider, where to scroll
+// once a page is loaded, and the search hit.
+//
+// Each part embeds the *UI it belongs to (placeFinder the *convView): the
+// coordinator's widgets and the node are shared, and a part reaches
+// another part through the coordinator's field for it (u.notes, u.dlg,
+// ...). A part's state is its own fields, changed by its methods; the
+// coordinator wires the parts up and feeds them the node's events (it
+// sets the status line's addresses and relays, and hides a notice in the
+// chat it warns about), and a part reads another's state only to ask a
+// question of it (is a dialog open, what are our addresses; /relay also
+// keeps the reservations it read for the status line).
+//
+// # Goroutines
+//
+// Everything drawn, the coordinator's fields (but the ones under mu) and
+// all the parts' state belong to tview's event-loop goroutine (the one in
+// Application.Run): keys, mouse, draws, and every function handed to
+// Application.QueueUpdateDraw run there, one at a time, so none of it
+// is locked. Other goroutines touch none of it:
+//
+//   - the pump (events.go: pump, snapshot, nextBatch, prefetch, and
+//     transfers.loadFiles) reads the node and hands each batch to the
+//     event loop with post (QueueUpdateDraw), waiting for it to be
+//     applied;
+//   - workers started with spawn (node calls that may block: connecting,
+//     storing, a page of history, a search, a file call) use what was
+//     copied for them before they start and the node, and hand their
+//     results back with post;
+//   - the screen's reader (screen.go) calls attention.focusChanged,
+//     which only queues the change with QueueUpdateDraw;
+//   - Quit may be called from any goroutine: it takes mu for the quitting
+//     state, and the notifier has a mutex of its own for its close.
 package ui

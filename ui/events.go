@@ -29,7 +29,7 @@ func (u *UI) pump(sub *node.Subscription) {
 	if !u.post(func() { u.applySnapshot(snap) }) {
 		return
 	}
-	u.loadFiles()
+	u.xfer.loadFiles()
 	for {
 		batch, ok := u.nextBatch(sub)
 		if !ok {
@@ -110,9 +110,9 @@ func (u *UI) applySnapshot(s snapshot) {
 		u.roster.setConversation(cv, unknownPeer(cv.Peer))
 	}
 	u.roster.sort()
-	u.relays = s.relays
+	u.stat.relays = s.relays
 	if s.err != nil {
-		u.fail("Could not list the conversations", s.err)
+		u.notes.fail("Could not list the conversations", s.err)
 	}
 	u.settled = true
 	if u.open == "" && len(u.roster.order) > 0 {
@@ -127,7 +127,7 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 	for _, e := range batch {
 		switch e.Kind {
 		case node.EventListening:
-			u.addrs, relays = e.Addrs, true
+			u.stat.addrs, relays = e.Addrs, true
 		case node.EventPeer:
 			u.onPeer(*e.Peer)
 		case node.EventMessage:
@@ -139,22 +139,22 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 		case node.EventSeen:
 			u.conv.upsert(*e.Message)
 		case node.EventTyping:
-			u.onTyping(e.PeerID, e.Typing)
+			u.act.onTyping(e.PeerID, e.Typing)
 		case node.EventError:
-			u.showErrorAbout(e.PeerID, u.errorSentence(e))
+			u.notes.showErrorAbout(e.PeerID, u.errorSentence(e))
 		case node.EventLAN:
-			u.onLAN(*e.LAN)
+			u.stat.onLAN(*e.LAN)
 		case node.EventFileOffer, node.EventFileProgress, node.EventFileDone, node.EventFileFailed:
-			u.onFile(e.Kind, *e.File)
+			u.xfer.onFile(e.Kind, *e.File)
 		}
 	}
 	u.roster.sort()
 	if readOpen {
 		u.markRead(u.open)
-		u.markSeen()
+		u.act.markSeen()
 	}
 	if relays {
-		u.refreshRelays()
+		u.stat.refreshRelays()
 	}
 }
 
@@ -172,16 +172,16 @@ func (u *UI) onPeer(info node.PeerInfo) {
 		u.updatePlaceholder()
 	}
 	if info.Changed != nil && !wasChanged {
-		u.showError("KEY CHANGED: a new key claims to be " + claimed(info) + ". Nothing is sent to it until you open its chat (marked KEY CHANGED), compare fingerprints and decide (/trust).")
+		u.notes.showError("KEY CHANGED: a new key claims to be " + claimed(info) + ". Nothing is sent to it until you open its chat (marked KEY CHANGED), compare fingerprints and decide (/trust).")
 		// Not shown in the chat of the contact it claims to be: nothing
 		// of that contact's key changed.
 		if prev := info.Changed.Previous; prev != nil {
-			u.notice.hideIn = prev.PeerID
+			u.notes.notice.hideIn = prev.PeerID
 		}
 		// A first-contact question asked before the certificate came is
 		// the wrong question now.
-		if d := u.dialog; d != nil && d.firstContact == info.ID {
-			u.keyChangedPrompt(c)
+		if d := u.dlg.dialog; d != nil && d.firstContact == info.ID {
+			u.dlg.keyChangedPrompt(c)
 		}
 	}
 }
@@ -195,14 +195,14 @@ func (u *UI) onMessage(m store.Message, info node.PeerInfo) bool {
 	}
 	c := u.roster.setInfo(info)
 	counted := m.Seq != 0 && m.Seq <= c.lastSeq
-	u.attend(m, c, counted)
+	u.att.attend(m, c, counted)
 	c.hasConv, c.last, c.lastSeq = true, m.StoredAt, max(c.lastSeq, m.Seq)
 	if m.Seq >= c.lastSeq {
 		c.missing = m.Missing
 	}
 	if m.Peer == u.open {
 		u.conv.upsert(m)
-		u.maybeFirstContact(c)
+		u.dlg.maybeFirstContact(c)
 		return true
 	}
 	if !counted {
@@ -223,7 +223,7 @@ func (u *UI) onStatus(m store.Message) {
 }
 
 // refreshRelays reads the relay reservations again.
-func (u *UI) refreshRelays() {
+func (u *statusLine) refreshRelays() {
 	u.spawn(func() {
 		rs := u.b.Relays()
 		u.post(func() { u.relays = rs })

@@ -19,6 +19,21 @@ import (
 // newMessagesLabel is the divider above the first unread message.
 const newMessagesLabel = " new messages "
 
+// placeFinder is the conversation view's part that finds one's place:
+// the divider, where to scroll once a page is loaded, and the search
+// hit. Like the view, it belongs to the event loop.
+type placeFinder struct {
+	*convView
+
+	newFrom     e2e.MessageID // the "new messages" divider is above it
+	away        bool          // the terminal does not have the focus
+	unreadLeft  int           // unread messages to place the divider above, once loaded
+	target      place         // where to scroll once loaded
+	scrollToTop *entry        // the next draw brings it to the top
+	hitSeq      uint64        // the search hit shown highlighted
+	hitText     string        // what was searched
+}
+
 // place is where the conversation view should scroll once it can: a
 // message (by sequence number), or the divider.
 type place struct {
@@ -29,14 +44,14 @@ type place struct {
 
 // markUnread remembers that the newest n incoming messages are unread:
 // the divider goes above the oldest of them once they are loaded.
-func (c *convView) markUnread(n int) {
+func (c *placeFinder) markUnread(n int) {
 	c.newFrom, c.unreadLeft = e2e.MessageID{}, n
 }
 
 // resolveDivider places the divider once the unread messages are loaded:
 // above the n-th incoming message from the newest, or above the oldest
 // incoming one when the whole conversation is loaded and holds fewer.
-func (c *convView) resolveDivider() {
+func (c *placeFinder) resolveDivider() {
 	if c.unreadLeft <= 0 || c.newFrom != (e2e.MessageID{}) {
 		return
 	}
@@ -59,22 +74,22 @@ func (c *convView) resolveDivider() {
 // arrived puts the divider above a message that came while the user was
 // reading older ones (scrolled up) or while the terminal did not have the
 // focus, when there is none yet.
-func (c *convView) arrived(e *entry) {
+func (c *placeFinder) arrived(e *entry) {
 	if (c.offset > 0 || c.away) && c.newFrom == (e2e.MessageID{}) && c.unreadLeft == 0 && e.msg.Direction == store.Incoming {
 		c.setDivider(e)
 	}
 }
 
-func (c *convView) setDivider(e *entry) { c.newFrom = e.msg.ID }
+func (c *placeFinder) setDivider(e *entry) { c.newFrom = e.msg.ID }
 
 // hasDivider says whether there is a divider, or one waits for its page.
-func (c *convView) hasDivider() bool {
+func (c *placeFinder) hasDivider() bool {
 	return c.newFrom != (e2e.MessageID{}) || c.unreadLeft > 0
 }
 
 // goTo scrolls to p now if it is loaded, or remembers it and loads older
 // pages until it is.
-func (c *convView) goTo(p place) {
+func (c *placeFinder) goTo(p place) {
 	p.active = true
 	c.target = p
 	c.seekTarget()
@@ -82,7 +97,7 @@ func (c *convView) goTo(p place) {
 
 // seekTarget brings the remembered place into view if it is loaded, and
 // otherwise asks for the page before; it runs again as each page arrives.
-func (c *convView) seekTarget() {
+func (c *placeFinder) seekTarget() {
 	t := c.target
 	if !t.active || !c.loaded {
 		return
@@ -112,10 +127,10 @@ func (c *convView) seekTarget() {
 // scrollToEntry asks the next draw to scroll so that entry i's first row
 // (its divider, if it has one) is near the top of the view, under one row
 // of the message before, or as near as the end allows. The draw knows the width the rows take.
-func (c *convView) scrollToEntry(i int) { c.scrollToTop = c.stored[i] }
+func (c *placeFinder) scrollToEntry(i int) { c.scrollToTop = c.stored[i] }
 
 // applyScroll does what scrollToEntry asked, at width w and height h.
-func (c *convView) applyScroll(w, h int) {
+func (c *placeFinder) applyScroll(w, h int) {
 	e := c.scrollToTop
 	if e == nil {
 		return
@@ -136,11 +151,11 @@ func (c *convView) applyScroll(w, h int) {
 }
 
 // highlight marks the message with seq as the search hit for text.
-func (c *convView) highlight(seq uint64, text string) { c.hitSeq, c.hitText = seq, text }
+func (c *placeFinder) highlight(seq uint64, text string) { c.hitSeq, c.hitText = seq, text }
 
 // decorate adds what rowsOf shows besides the message: the "new messages"
 // divider above it, and the search hit's highlight.
-func (c *convView) decorate(e *entry, rows []line, w int) []line {
+func (c *placeFinder) decorate(e *entry, rows []line, w int) []line {
 	if c.hitSeq != 0 && e.msg.Seq == c.hitSeq && !e.pending {
 		rows = highlightRows(rows, c.hitText, c.th)
 	}
@@ -202,12 +217,21 @@ func splitHits(s span, needle string) []span {
 }
 
 // jumpToUnread scrolls the open chat to the "new messages" divider.
-func (u *UI) jumpToUnread() {
-	if u.open == "" || !u.conv.hasDivider() {
-		u.inform("No new messages in this chat. Alt+A opens the next chat with unread messages.")
+func (u *finder) jumpToUnread() {
+	if u.open == "" || !u.conv.find.hasDivider() {
+		u.notes.inform("No new messages in this chat. Alt+A opens the next chat with unread messages.")
 		return
 	}
-	u.conv.goTo(place{divider: true})
+	u.conv.find.goTo(place{divider: true})
+}
+
+// finder is the window's part that finds one's place across chats: the
+// key to the divider, /search and stepping through its hits. It belongs
+// to the event loop.
+type finder struct {
+	*UI
+
+	search searchState // the last /search, to step through its hits
 }
 
 // searchState is the last /search: its hits, newest first, and the one
@@ -220,25 +244,25 @@ type searchState struct {
 
 // showHit opens the chat of hit i of the last search, scrolls to it and
 // highlights it.
-func (u *UI) showHit(i int) {
+func (u *finder) showHit(i int) {
 	s := &u.search
 	if len(s.found) == 0 {
-		u.inform("No search results: /search TEXT finds messages.")
+		u.notes.inform("No search results: /search TEXT finds messages.")
 		return
 	}
 	s.at = (i%len(s.found) + len(s.found)) % len(s.found)
 	m := s.found[s.at]
 	u.roster.ensure(unknownPeer(m.Peer))
 	u.openChat(m.Peer)
-	u.conv.highlight(m.Seq, s.text)
-	u.conv.goTo(place{seq: m.Seq})
-	u.informAbout(m.Peer, fmt.Sprintf("Result %d of %d for \u201c%s\u201d. Alt+N: next (older), Alt+P: previous; Esc clears.",
+	u.conv.find.highlight(m.Seq, s.text)
+	u.conv.find.goTo(place{seq: m.Seq})
+	u.notes.informAbout(m.Peer, fmt.Sprintf("Result %d of %d for \u201c%s\u201d. Alt+N: next (older), Alt+P: previous; Esc clears.",
 		s.at+1, len(s.found), truncate(oneLine(s.text), 30)))
 }
 
 // findKey runs the Alt+letter keys of finding one's place: Alt+U jumps
 // to the first unread message, Alt+N and Alt+P step through search hits.
-func (u *UI) findKey(r rune) bool {
+func (u *finder) findKey(r rune) bool {
 	switch r {
 	case 'u', 'U':
 		u.jumpToUnread()

@@ -26,20 +26,20 @@ var _ groupBackend = (*node.Node)(nil)
 
 func groupCommands() []command {
 	return []command{
-		{"group", "create NAME …", "make a group: /group create NAME MEMBER...", (*UI).cmdGroup},
-		{"groups", "", "your groups: members and unread", (*UI).cmdGroups},
-		{"members", "GROUP", "a group's members and their trust", (*UI).cmdMembers},
+		{"group", "create NAME …", "make a group: /group create NAME MEMBER...", inCommands((*commands).cmdGroup)},
+		{"groups", "", "your groups: members and unread", inCommands((*commands).cmdGroups)},
+		{"members", "GROUP", "a group's members and their trust", inCommands((*commands).cmdMembers)},
 		{"invite", "GROUP MEMBER", "add a contact to a group (admins)", groupMemberCmd("invite")},
 		{"kick", "GROUP MEMBER", "remove a member from a group (admins)", groupMemberCmd("kick")},
 		{"admin", "GROUP MEMBER", "make a member an admin (admins)", groupMemberCmd("admin")},
-		{"leave", "GROUP", "leave a group", (*UI).cmdLeave},
+		{"leave", "GROUP", "leave a group", inCommands((*commands).cmdLeave)},
 	}
 }
 
-func (u *UI) groups(cmd string) *node.Groups {
+func (u *commands) groups(cmd string) *node.Groups {
 	gb, ok := u.b.(groupBackend)
 	if !ok {
-		u.showError("/" + cmd + ": this window's node has no groups.")
+		u.notes.showError("/" + cmd + ": this window's node has no groups.")
 		return nil
 	}
 	return gb.Groups()
@@ -90,7 +90,7 @@ func groupSummary(members []node.PeerInfo) (string, tone) {
 }
 
 // memberInfos describes a group's other members (and us, as "you").
-func (u *UI) memberInfos(g node.GroupInfo) []node.PeerInfo {
+func (u *commands) memberInfos(g node.GroupInfo) []node.PeerInfo {
 	self := u.b.Identity().PeerID()
 	var out []node.PeerInfo
 	for _, p := range g.Members {
@@ -102,7 +102,7 @@ func (u *UI) memberInfos(g node.GroupInfo) []node.PeerInfo {
 }
 
 // memberPeer resolves a MEMBER argument: a chat's name or a peer ID.
-func (u *UI) memberPeer(arg string) (peer.ID, error) {
+func (u *commands) memberPeer(arg string) (peer.ID, error) {
 	if p, err := peer.Decode(strings.TrimPrefix(arg, "@")); err == nil {
 		return p, nil
 	}
@@ -113,21 +113,21 @@ func (u *UI) memberPeer(arg string) (peer.ID, error) {
 	return c.info.ID, nil
 }
 
-func (u *UI) cmdGroup(arg string) {
+func (u *commands) cmdGroup(arg string) {
 	gb := u.groups("group")
 	if gb == nil {
 		return
 	}
 	f := strings.Fields(arg)
 	if len(f) < 2 || f[0] != "create" {
-		u.showError("/group create NAME MEMBER...: a name and at least one contact.")
+		u.notes.showError("/group create NAME MEMBER...: a name and at least one contact.")
 		return
 	}
 	var members []peer.ID
 	for _, a := range f[2:] {
 		p, err := u.memberPeer(a)
 		if err != nil {
-			u.showError("/group create: " + finish(err.Error()))
+			u.notes.showError("/group create: " + finish(err.Error()))
 			return
 		}
 		members = append(members, p)
@@ -137,15 +137,15 @@ func (u *UI) cmdGroup(arg string) {
 		g, err := gb.Create(name, members)
 		u.post(func() {
 			if err != nil {
-				u.showError("/group create: " + finish(err.Error()))
+				u.notes.showError("/group create: " + finish(err.Error()))
 				return
 			}
-			u.inform(fmt.Sprintf("Group %s made with %d members; /members %s shows them.", identity.SanitizeName(g.Name), len(g.Members), identity.SanitizeName(g.Name)))
+			u.notes.inform(fmt.Sprintf("Group %s made with %d members; /members %s shows them.", identity.SanitizeName(g.Name), len(g.Members), identity.SanitizeName(g.Name)))
 		})
 	})
 }
 
-func (u *UI) cmdGroups(string) {
+func (u *commands) cmdGroups(string) {
 	gb := u.groups("groups")
 	if gb == nil {
 		return
@@ -154,7 +154,7 @@ func (u *UI) cmdGroups(string) {
 		gs := gb.List()
 		u.post(func() {
 			if len(gs) == 0 {
-				u.inform("No groups yet: /group create NAME MEMBER... makes one.")
+				u.notes.inform("No groups yet: /group create NAME MEMBER... makes one.")
 				return
 			}
 			var b strings.Builder
@@ -168,23 +168,23 @@ func (u *UI) cmdGroups(string) {
 				}
 				b.WriteString("\n")
 			}
-			u.show(u.textDialog("Groups", strings.TrimRight(b.String(), "\n"), false, button{"Close (Esc)", nil}))
+			u.dlg.show(u.dlg.textDialog("Groups", strings.TrimRight(b.String(), "\n"), false, button{"Close (Esc)", nil}))
 		})
 	})
 }
 
-func (u *UI) cmdMembers(arg string) {
+func (u *commands) cmdMembers(arg string) {
 	gb := u.groups("members")
 	if gb == nil {
 		return
 	}
 	if arg == "" {
-		u.showError("/members GROUP: name the group (its name or ID).")
+		u.notes.showError("/members GROUP: name the group (its name or ID).")
 		return
 	}
 	g, err := gb.Find(arg)
 	if err != nil {
-		u.showError("/members: " + finish(err.Error()))
+		u.notes.showError("/members: " + finish(err.Error()))
 		return
 	}
 	u.spawn(func() {
@@ -216,7 +216,7 @@ func (u *UI) cmdMembers(arg string) {
 				}
 				b.WriteString("\n")
 			}
-			u.show(u.textDialog("Members of "+identity.SanitizeName(g.Name), strings.TrimRight(b.String(), "\n"), true, button{"Close (Esc)", nil}))
+			u.dlg.show(u.dlg.textDialog("Members of "+identity.SanitizeName(g.Name), strings.TrimRight(b.String(), "\n"), true, button{"Close (Esc)", nil}))
 		})
 	})
 }
@@ -233,23 +233,23 @@ func isAdmin(g node.GroupInfo, p peer.ID) bool {
 // groupMemberCmd is /invite, /kick or /admin GROUP MEMBER.
 func groupMemberCmd(cmd string) func(u *UI, arg string) {
 	return func(u *UI, arg string) {
-		gb := u.groups(cmd)
+		gb := u.cmds.groups(cmd)
 		if gb == nil {
 			return
 		}
 		f := strings.Fields(arg)
 		if len(f) != 2 {
-			u.showError("/" + cmd + " GROUP MEMBER: name the group and the member.")
+			u.notes.showError("/" + cmd + " GROUP MEMBER: name the group and the member.")
 			return
 		}
 		g, err := gb.Find(f[0])
 		if err != nil {
-			u.showError("/" + cmd + ": " + finish(err.Error()))
+			u.notes.showError("/" + cmd + ": " + finish(err.Error()))
 			return
 		}
-		p, err := u.memberPeer(f[1])
+		p, err := u.cmds.memberPeer(f[1])
 		if err != nil {
-			u.showError("/" + cmd + ": " + finish(err.Error()))
+			u.notes.showError("/" + cmd + ": " + finish(err.Error()))
 			return
 		}
 		u.spawn(func() {
@@ -264,33 +264,33 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 			}
 			u.post(func() {
 				if err != nil {
-					u.showError("/" + cmd + ": " + finish(groupReason(err)))
+					u.notes.showError("/" + cmd + ": " + finish(groupReason(err)))
 					return
 				}
-				u.inform(fmt.Sprintf("/%s %s: done; every member is told.", cmd, identity.SanitizeName(g.Name)))
+				u.notes.inform(fmt.Sprintf("/%s %s: done; every member is told.", cmd, identity.SanitizeName(g.Name)))
 			})
 		})
 	}
 }
 
-func (u *UI) cmdLeave(arg string) {
+func (u *commands) cmdLeave(arg string) {
 	gb := u.groups("leave")
 	if gb == nil {
 		return
 	}
 	g, err := gb.Find(arg)
 	if err != nil {
-		u.showError("/leave: " + finish(err.Error()))
+		u.notes.showError("/leave: " + finish(err.Error()))
 		return
 	}
 	u.spawn(func() {
 		_, err := gb.Leave(g.ID)
 		u.post(func() {
 			if err != nil {
-				u.showError("/leave: " + finish(groupReason(err)))
+				u.notes.showError("/leave: " + finish(groupReason(err)))
 				return
 			}
-			u.inform("You left " + identity.SanitizeName(g.Name) + ".")
+			u.notes.inform("You left " + identity.SanitizeName(g.Name) + ".")
 		})
 	})
 }

@@ -45,7 +45,7 @@ func helpText() string {
 }
 
 func (u *UI) showHelp() {
-	u.show(u.textDialog("Help: ↑↓ PgUp PgDn scroll", helpText(), true, button{"Close (Esc)", nil}))
+	u.dlg.show(u.dlg.textDialog("Help: ↑↓ PgUp PgDn scroll", helpText(), true, button{"Close (Esc)", nil}))
 }
 
 // welcomeRows fill the conversation pane while no chat is open.

@@ -343,7 +343,7 @@ func (w *window) choose(label string) {
 	focused := func() string {
 		var l string
 		w.do(func() {
-			if d := w.u.dialog; d != nil && d.form != nil {
+			if d := w.u.dlg.dialog; d != nil && d.form != nil {
 				if _, b := d.form.GetFocusedItemIndex(); b >= 0 {
 					l = d.form.GetButton(b).GetLabel()
 				}

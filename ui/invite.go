@@ -63,9 +63,9 @@ func targetPeer(target string) (peer.ID, string, error) {
 // pins the key unless the user already decided about it, remembers the
 // addresses, connects). A peer ID alone opens its chat at once; with
 // addresses the chat opens once the node knows it is not a relay's.
-func (u *UI) cmdAdd(target string) {
+func (u *commands) cmdAdd(target string) {
 	if target == "" {
-		u.showError("Usage: /add INVITATION, /add MULTIADDR (ending in /p2p/PEERID) or /add PEERID.")
+		u.notes.showError("Usage: /add INVITATION, /add MULTIADDR (ending in /p2p/PEERID) or /add PEERID.")
 		return
 	}
 	p, suggested, err := targetPeer(target)
@@ -74,11 +74,11 @@ func (u *UI) cmdAdd(target string) {
 		if isInvitation(target) {
 			what = "this invitation"
 		}
-		u.fail("Cannot add "+what, err)
+		u.notes.fail("Cannot add "+what, err)
 		return
 	}
 	if p == u.myID {
-		u.showError("That is your own peer ID.")
+		u.notes.showError("That is your own peer ID.")
 		return
 	}
 	name := unknownPeer(p).Name
@@ -91,12 +91,12 @@ func (u *UI) cmdAdd(target string) {
 		u.roster.ensure(unknownPeer(p))
 		u.openChat(p)
 	}
-	u.inform("Adding " + name + "…")
+	u.notes.inform("Adding " + name + "…")
 	u.spawn(func() { u.addPeer(p, target) })
 }
 
 // addPeer runs off the event loop.
-func (u *UI) addPeer(p peer.ID, target string) {
+func (u *commands) addPeer(p peer.ID, target string) {
 	ctx, cancel := context.WithTimeout(u.ctx, connectTimeout)
 	defer cancel()
 	info, err := u.b.Add(ctx, target, "")
@@ -105,7 +105,7 @@ func (u *UI) addPeer(p peer.ID, target string) {
 	}
 	u.post(func() {
 		if errors.Is(err, node.ErrIsRelay) {
-			u.showError("That is a relay, not a person: start chat with --relay " + truncate(oneLine(target), 60) + " to use it (it is remembered; /relay shows it), and add people by their invitation.")
+			u.notes.showError("That is a relay, not a person: start chat with --relay " + truncate(oneLine(target), 60) + " to use it (it is remembered; /relay shows it), and add people by their invitation.")
 			return
 		}
 		c := u.roster.setInfo(info)
@@ -114,27 +114,27 @@ func (u *UI) addPeer(p peer.ID, target string) {
 		}
 		switch {
 		case info.Changed != nil || errors.Is(err, node.ErrKeyChanged):
-			u.showErrorAbout(p, "KEY CHANGED: "+c.name()+" answered with a key that claims a contact's name. /trust decides.")
+			u.notes.showErrorAbout(p, "KEY CHANGED: "+c.name()+" answered with a key that claims a contact's name. /trust decides.")
 		case errors.Is(err, node.ErrNoAddress):
-			u.informAbout(p, c.name()+" is in your contacts. No address is known yet: they connect when on your LAN or through a relay, or /add their invitation.")
+			u.notes.informAbout(p, c.name()+" is in your contacts. No address is known yet: they connect when on your LAN or through a relay, or /add their invitation.")
 		case err != nil && !info.Trust.Trusted():
-			u.failAbout(p, "Could not add "+c.name(), err)
+			u.notes.failAbout(p, "Could not add "+c.name(), err)
 		case err != nil:
-			u.showErrorAbout(p, c.name()+" is in your contacts but could not be reached: "+describe(err))
+			u.notes.showErrorAbout(p, c.name()+" is in your contacts but could not be reached: "+describe(err))
 		default:
 			t, _ := trustTitle(info)
-			u.informAbout(p, "Connected to "+c.name()+" ("+t+").")
+			u.notes.informAbout(p, "Connected to "+c.name()+" ("+t+").")
 		}
 	})
 }
 
 // cmdID shows the invitation, wrapped, with its QR code; c copies it.
-func (u *UI) cmdID(string) {
+func (u *commands) cmdID(string) {
 	u.spawn(func() {
 		text, err := u.b.Invitation()
 		u.post(func() {
 			if err != nil {
-				u.fail("No invitation", err)
+				u.notes.fail("No invitation", err)
 				return
 			}
 			u.showInvitation(text)
@@ -142,7 +142,7 @@ func (u *UI) cmdID(string) {
 	})
 }
 
-func (u *UI) showInvitation(text string) {
+func (u *commands) showInvitation(text string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "You are [::b]%s[::-]\nFingerprint: %s\nPeer ID: %s\n\n",
 		tview.Escape(u.myName), u.b.Identity().Fingerprint(), u.myID)
@@ -154,11 +154,11 @@ func (u *UI) showInvitation(text string) {
 	if qr, err := identity.QRCodeCompact(text); err == nil {
 		b.WriteString("\n" + qr)
 	}
-	if len(u.addrs) == 0 {
+	if len(u.stat.addrs) == 0 {
 		b.WriteString("\nNot listening on any address yet.")
 	} else {
 		b.WriteString("\nThe invitation carries these addresses:")
-		for _, a := range u.addrs {
+		for _, a := range u.stat.addrs {
 			for i, l := range chunks(a, inviteWidth) {
 				if i > 0 {
 					l = "  " + l
@@ -178,16 +178,16 @@ func (u *UI) showInvitation(text string) {
 	var d *dialog
 	v := &inviteView{TextView: tv, text: text, copied: func(ok bool) {
 		if !ok {
-			u.showError("Cannot copy: the screen is not drawn yet.")
+			u.notes.showError("Cannot copy: the screen is not drawn yet.")
 			return
 		}
 		// Said in the title: the dialog may cover the notice line.
 		d.frame.SetTitle(" Your invitation: copied to the clipboard ")
-		u.inform("Invitation copied to the clipboard with OSC 52 (in tmux it needs `set -g set-clipboard on`; some terminals refuse it).")
+		u.notes.inform("Invitation copied to the clipboard with OSC 52 (in tmux it needs `set -g set-clipboard on`; some terminals refuse it).")
 	}}
-	d = u.newDialog("Your invitation", v, wantW+4, func(int) int { return len(lines) }, nil)
+	d = u.dlg.newDialog("Your invitation", v, wantW+4, func(int) int { return len(lines) }, nil)
 	d.wide = true
-	u.show(d)
+	u.dlg.show(d)
 }
 
 // chunks cuts s into pieces of at most n bytes (s is ASCII: base32,

@@ -23,31 +23,43 @@ type notice struct {
 	hideIn peer.ID
 }
 
+// notices is the notice line's part of the window: what it says and how
+// tall it may grow. It belongs to the event loop.
+type notices struct {
+	*UI
+
+	notice    notice
+	noticeCap int // rows the notice may take on this screen
+}
+
 // inform shows an information line above the input.
-func (u *UI) inform(text string) { u.notice = notice{text: text} }
+func (u *notices) inform(text string) { u.notice = notice{text: text} }
+
+// clear empties the notice line.
+func (u *notices) clear() { u.notice = notice{} }
 
 // showError shows an error line above the input.
-func (u *UI) showError(text string) { u.notice = notice{text: text, err: true} }
+func (u *notices) showError(text string) { u.notice = notice{text: text, err: true} }
 
 // fail shows what went wrong as a sentence: "what: why".
-func (u *UI) fail(what string, err error) { u.showError(what + ": " + describe(err)) }
+func (u *notices) fail(what string, err error) { u.showError(what + ": " + describe(err)) }
 
 // informAbout shows information about p's chat.
-func (u *UI) informAbout(p peer.ID, text string) { u.notice = notice{text: text, about: p} }
+func (u *notices) informAbout(p peer.ID, text string) { u.notice = notice{text: text, about: p} }
 
 // showErrorAbout shows an error about p's chat.
-func (u *UI) showErrorAbout(p peer.ID, text string) {
+func (u *notices) showErrorAbout(p peer.ID, text string) {
 	u.notice = notice{text: text, err: true, about: p}
 }
 
 // failAbout shows what went wrong with p's chat.
-func (u *UI) failAbout(p peer.ID, what string, err error) {
+func (u *notices) failAbout(p peer.ID, what string, err error) {
 	u.showErrorAbout(p, what+": "+describe(err))
 }
 
 // leaveNotice drops a notice about another chat than p, which is
 // opening: what was said about bob does not stay on screen in alice's.
-func (u *UI) leaveNotice(p peer.ID) {
+func (u *notices) leaveNotice(p peer.ID) {
 	if u.notice.about != "" && u.notice.about != p {
 		u.notice = notice{}
 	}
@@ -56,7 +68,7 @@ func (u *UI) leaveNotice(p peer.ID) {
 // noticeRows is the last notice or error, wrapped at spaces into at most
 // u.noticeCap rows (maxNoticeRows where the screen has room); what does
 // not fit is cut after a whole word and marked "…".
-func (u *UI) noticeRows(w int) []line {
+func (u *notices) noticeRows(w int) []line {
 	if u.notice.text == "" || (u.notice.hideIn != "" && u.notice.hideIn == u.open) {
 		return nil
 	}

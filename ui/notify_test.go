@@ -127,7 +127,7 @@ func TestNotifications(t *testing.T) {
 	postEvent(w.t, w.scr, tcell.NewEventFocus(false))
 	w.waitFor("the focus lost", func(string) bool {
 		var f bool
-		w.do(func() { f = w.u.focused })
+		w.do(func() { f = w.u.att.focused })
 		return !f
 	})
 	send(bob, "while away")

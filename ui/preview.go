@@ -58,7 +58,7 @@ func previewable(kind string) bool {
 
 // loadPreview decodes a received image's preview off the event loop and
 // shows it under its offer.
-func (u *UI) loadPreview(fv *fileView) {
+func (u *transfers) loadPreview(fv *fileView) {
 	f := fv.info
 	if f.Direction != store.Incoming || f.State != store.TransferDone || f.Path == "" || !previewable(fv.kind) || fv.preview != nil {
 		return

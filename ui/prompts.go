@@ -22,7 +22,7 @@ import (
 // text (the banner says how to answer meanwhile): a dialog that took the
 // focus mid-sentence would take keys meant for the input; it opens when
 // the input is empty again (sent or cleared).
-func (u *UI) maybeFirstContact(c *chat) {
+func (u *dialogs) maybeFirstContact(c *chat) {
 	if c.info.ID != u.open || c.info.Trust != identity.StateUnknown || c.info.Changed != nil ||
 		!c.hasConv || u.prompted[c.info.ID] || u.dialog != nil || u.in.GetTextLength() > 0 {
 		return
@@ -34,7 +34,7 @@ func (u *UI) maybeFirstContact(c *chat) {
 // promptTrust opens the decision that fits c's trust state. It acts on
 // c's own key only: in a contact's chat it never decides about another
 // key that claims the contact's name (that is decided in that key's chat).
-func (u *UI) promptTrust(c *chat) {
+func (u *dialogs) promptTrust(c *chat) {
 	switch {
 	case c.info.Changed != nil:
 		u.keyChangedPrompt(c)
@@ -43,10 +43,10 @@ func (u *UI) promptTrust(c *chat) {
 	case c.info.Trust == identity.StateUntrusted:
 		u.unblockPrompt(c)
 	case c.info.Trust == identity.StateTOFU:
-		u.informAbout(c.info.ID, c.name()+" is trusted on first use; /verify compares safety numbers to make sure.")
+		u.notes.informAbout(c.info.ID, c.name()+" is trusted on first use; /verify compares safety numbers to make sure.")
 	default:
 		t, _ := trustTitle(c.info)
-		u.informAbout(c.info.ID, c.name()+" is "+t+".")
+		u.notes.informAbout(c.info.ID, c.name()+" is "+t+".")
 	}
 }
 
@@ -62,7 +62,7 @@ func claimed(info node.PeerInfo) string {
 // A changed key is warned of in its own chat only: the chat of the
 // contact it claims to be shows nothing of it, since nothing about that
 // contact's key changed.
-func (u *UI) trustWarning(c *chat) (string, bool) {
+func (u *dialogs) trustWarning(c *chat) (string, bool) {
 	name := c.name()
 	switch {
 	case c.info.Changed != nil:
@@ -80,7 +80,7 @@ func (u *UI) trustWarning(c *chat) (string, bool) {
 	return "", false
 }
 
-func (u *UI) firstContactPrompt(c *chat) {
+func (u *dialogs) firstContactPrompt(c *chat) {
 	name := tview.Escape(c.name())
 	text := fmt.Sprintf("[::b]%s[::-] is not in your contacts.\n\nFingerprint: %s\nPeer ID: %s\n\n"+
 		"Accept pins this key (trust on first use); /verify compares safety numbers later. "+
@@ -97,7 +97,7 @@ func (u *UI) firstContactPrompt(c *chat) {
 
 // trustDialog is a dialog that decides trust: its text ends by saying how
 // to choose, since letters do not.
-func (u *UI) trustDialog(title, text string, buttons ...button) *dialog {
+func (u *dialogs) trustDialog(title, text string, buttons ...button) *dialog {
 	return u.textDialog(title, text+"\n[::d]Tab or ←/→: move between buttons; Enter: choose.[::-]", true, buttons...)
 }
 
@@ -105,7 +105,7 @@ func (u *UI) trustDialog(title, text string, buttons ...button) *dialog {
 // to claim a contact's name (its certificate arrives with the handshake,
 // which may come after a message left at a relay): then accepting it
 // would replace that contact, so the key-changed decision opens instead.
-func (u *UI) acceptFirst(p peer.ID) {
+func (u *dialogs) acceptFirst(p peer.ID) {
 	name := u.nameOf(p)
 	u.spawn(func() {
 		err := u.b.Contacts().TrustNew(p)
@@ -114,14 +114,14 @@ func (u *UI) acceptFirst(p peer.ID) {
 			c := u.roster.setInfo(info)
 			switch {
 			case errors.Is(err, node.ErrKeyChanged):
-				u.showErrorAbout(p, "Not accepted: "+c.name()+"'s key claims the name of a contact you trust. Compare before deciding.")
+				u.notes.showErrorAbout(p, "Not accepted: "+c.name()+"'s key claims the name of a contact you trust. Compare before deciding.")
 				if info.Changed != nil {
 					u.keyChangedPrompt(c)
 				}
 			case err != nil:
-				u.failAbout(p, "Could not trust "+name, err)
+				u.notes.failAbout(p, "Could not trust "+name, err)
 			default:
-				u.informAbout(p, c.name()+" is in your contacts: trusted on first use. /verify compares safety numbers.")
+				u.notes.informAbout(p, c.name()+" is in your contacts: trusted on first use. /verify compares safety numbers.")
 			}
 		})
 	})
@@ -130,7 +130,7 @@ func (u *UI) acceptFirst(p peer.ID) {
 // keyChangedPrompt asks about a key that claims the name of a contact
 // with another key: it says what is known of both keys, and what each
 // button does to which of them.
-func (u *UI) keyChangedPrompt(c *chat) {
+func (u *dialogs) keyChangedPrompt(c *chat) {
 	ch := c.info.Changed
 	who := tview.Escape(claimed(c.info))
 	known, knownState := "(unknown)", ""
@@ -196,7 +196,7 @@ func newKeyState(v *identity.Verdict) string {
 // freeLabel is the label Someone else would give: base, or base with the
 // first suffix " (2)", " (3)", ... that no chat reads as (the node picks
 // the same way, under the trust store's lock).
-func (u *UI) freeLabel(base string) string {
+func (u *dialogs) freeLabel(base string) string {
 	taken := func(label string) bool {
 		for _, c := range u.roster.chats {
 			if c.info.Changed == nil && c.info.Trust != identity.StateUnknown && identity.SameName(c.name(), label) {
@@ -212,7 +212,7 @@ func (u *UI) freeLabel(base string) string {
 	return label
 }
 
-func (u *UI) unblockPrompt(c *chat) {
+func (u *dialogs) unblockPrompt(c *chat) {
 	p := c.info.ID
 	why := ""
 	if r := oneLine(c.info.Reason); r != "" && !strings.Contains(r, "you rejected") {
@@ -227,7 +227,7 @@ func (u *UI) unblockPrompt(c *chat) {
 
 // verify computes the safety number with p (off the event loop: it
 // hashes 10,400 times) and shows it with its QR code.
-func (u *UI) verify(p peer.ID) {
+func (u *dialogs) verify(p peer.ID) {
 	mine := u.b.Identity().PublicKey()
 	u.spawn(func() {
 		theirs, err := identity.KeyFromPeerID(p)
@@ -240,7 +240,7 @@ func (u *UI) verify(p peer.ID) {
 		}
 		u.post(func() {
 			if err != nil {
-				u.failAbout(p, "Could not compute the safety number", err)
+				u.notes.failAbout(p, "Could not compute the safety number", err)
 				return
 			}
 			u.showSafetyNumber(p, number, qr)
@@ -248,7 +248,7 @@ func (u *UI) verify(p peer.ID) {
 	})
 }
 
-func (u *UI) showSafetyNumber(p peer.ID, number, qr string) {
+func (u *dialogs) showSafetyNumber(p peer.ID, number, qr string) {
 	c := u.roster.get(p)
 	if c == nil {
 		return
@@ -294,18 +294,18 @@ func fingerprintRows(fp identity.Fingerprint) string {
 }
 
 // accept pins p's key (or marks it verified), accepting a pending change.
-func (u *UI) accept(p peer.ID, verified bool) {
+func (u *dialogs) accept(p peer.ID, verified bool) {
 	name := u.nameOf(p)
 	u.spawn(func() {
 		err := u.b.Contacts().Trust(p, verified)
 		u.post(func() {
 			switch {
 			case err != nil:
-				u.failAbout(p, "Could not trust "+name, err)
+				u.notes.failAbout(p, "Could not trust "+name, err)
 			case verified:
-				u.informAbout(p, name+" is verified: you compared fingerprints.")
+				u.notes.informAbout(p, name+" is verified: you compared fingerprints.")
 			default:
-				u.informAbout(p, name+" is in your contacts: trusted on first use. /verify compares safety numbers.")
+				u.notes.informAbout(p, name+" is in your contacts: trusted on first use. /verify compares safety numbers.")
 			}
 		})
 	})
@@ -313,37 +313,37 @@ func (u *UI) accept(p peer.ID, verified bool) {
 
 // acceptAsOther pins p as a new contact, distinct from the one whose name
 // it shares.
-func (u *UI) acceptAsOther(p peer.ID, base string) {
+func (u *dialogs) acceptAsOther(p peer.ID, base string) {
 	u.spawn(func() {
 		label, err := u.b.Contacts().TrustAsOther(p, base)
 		info := u.b.PeerInfo(p)
 		u.post(func() {
 			u.roster.setInfo(info)
 			if err != nil {
-				u.failAbout(p, "Could not add "+base, err)
+				u.notes.failAbout(p, "Could not add "+base, err)
 				return
 			}
-			u.informAbout(p, "Added as a new contact, "+label+" (trusted on first use). /verify compares safety numbers.")
+			u.notes.informAbout(p, "Added as a new contact, "+label+" (trusted on first use). /verify compares safety numbers.")
 		})
 	})
 }
 
 // reject blocks p's key.
-func (u *UI) reject(p peer.ID) {
+func (u *dialogs) reject(p peer.ID) {
 	name := u.nameOf(p)
 	u.spawn(func() {
 		err := u.b.Contacts().Block(p)
 		u.post(func() {
 			if err != nil {
-				u.failAbout(p, "Could not reject "+name, err)
+				u.notes.failAbout(p, "Could not reject "+name, err)
 				return
 			}
-			u.informAbout(p, "You rejected "+name+"'s key: nothing more is exchanged with it.")
+			u.notes.informAbout(p, "You rejected "+name+"'s key: nothing more is exchanged with it.")
 		})
 	})
 }
 
-func (u *UI) nameOf(p peer.ID) string {
+func (u *dialogs) nameOf(p peer.ID) string {
 	if c := u.roster.get(p); c != nil {
 		return c.name()
 	}

@@ -8,7 +8,7 @@ import (
 // ctrlC quits, but asks first when quitting would lose something: text
 // in the input, or an open dialog's undecided question. A second Ctrl+C
 // (or y) answers yes.
-func (u *UI) ctrlC() {
+func (u *dialogs) ctrlC() {
 	if u.asking != nil || (u.in.GetTextLength() == 0 && u.dialog == nil) {
 		u.Quit()
 		return
@@ -18,7 +18,7 @@ func (u *UI) ctrlC() {
 
 // askQuit asks whether to quit, over whatever is open; Stay has the focus
 // first, so a stray Enter keeps the window.
-func (u *UI) askQuit() {
+func (u *dialogs) askQuit() {
 	text := "Quit certchat?\n\n"
 	switch {
 	case u.in.GetTextLength() > 0:
@@ -54,7 +54,7 @@ func (u *UI) askQuit() {
 }
 
 // closeAsk closes the quit question and gives the focus back.
-func (u *UI) closeAsk() {
+func (u *dialogs) closeAsk() {
 	if u.asking == nil {
 		return
 	}

@@ -14,15 +14,15 @@ import (
 // chat ("//" sends a line starting with "/"). It returns false to keep
 // the line in the input, when the message was refused.
 func (u *UI) submit(text string) bool {
-	u.notice = notice{}
-	u.stopTyping()
+	u.notes.clear()
+	u.act.stopTyping()
 	if strings.HasPrefix(text, "/") && !strings.HasPrefix(text, "//") {
-		u.runCommand(text)
+		u.cmds.runCommand(text)
 		return true
 	}
 	text = strings.TrimPrefix(text, "/")
-	if cp := u.composing(); cp != nil {
-		return u.sendCompose(cp, text)
+	if cp := u.act.composing(); cp != nil {
+		return u.act.sendCompose(cp, text)
 	}
 	return u.sendText(text)
 }
@@ -32,20 +32,20 @@ func (u *UI) submit(text string) bool {
 func (u *UI) sendText(text string) bool {
 	c := u.roster.get(u.open)
 	if c == nil {
-		u.showError("No chat is open: pick one with Tab, or start one with /add PEERID.")
+		u.notes.showError("No chat is open: pick one with Tab, or start one with /add PEERID.")
 		return false
 	}
 	if err := mayType(c.info); err != nil {
-		u.showErrorAbout(c.info.ID, u.refusal(c, err))
-		u.promptTrust(c)
+		u.notes.showErrorAbout(c.info.ID, u.refusal(c, err))
+		u.dlg.promptTrust(c)
 		return false
 	}
 	if len(text) > e2e.MaxTextBytes {
-		u.showError(fmt.Sprintf("Not sent: a message holds at most %d KiB; this one has %d KiB.", e2e.MaxTextBytes>>10, (len(text)+1023)>>10))
+		u.notes.showError(fmt.Sprintf("Not sent: a message holds at most %d KiB; this one has %d KiB.", e2e.MaxTextBytes>>10, (len(text)+1023)>>10))
 		return false
 	}
 	p := u.open
-	u.stopTyping()
+	u.act.stopTyping()
 	e := u.conv.addPending(text)
 	u.conv.offset = 0
 	c.hasConv, c.last = true, u.now()
@@ -55,9 +55,9 @@ func (u *UI) sendText(text string) bool {
 		u.post(func() {
 			if err != nil {
 				u.conv.failPending(e, describe(err))
-				u.showErrorAbout(p, u.refusal(c, err))
+				u.notes.showErrorAbout(p, u.refusal(c, err))
 				if errors.Is(err, node.ErrKeyChanged) || errors.Is(err, node.ErrNotTrusted) {
-					u.promptTrust(c)
+					u.dlg.promptTrust(c)
 				}
 				return
 			}

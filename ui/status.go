@@ -8,6 +8,18 @@ import (
 	"github.com/certchat/certchat/node"
 )
 
+// statusLine is the window's part that knows how the node is reachable,
+// for the status bar (statusRows, bars.go): its addresses, relay
+// reservations (refreshRelays, events.go) and LAN discovery. It belongs
+// to the event loop.
+type statusLine struct {
+	*UI
+
+	addrs  []string
+	relays []node.RelayInfo
+	lan    *node.LANStatus // from the node's lan events; nil: none yet
+}
+
 // listenText says where the node listens: the most useful address to
 // give a peer (a LAN or public IPv4 TCP address before loopback), and how
 // many more there are.
@@ -89,7 +101,7 @@ func relayText(rs []node.RelayInfo) string {
 
 // lanText is the status bar's word on LAN discovery: on, or off with the
 // reason in the long form.
-func (u *UI) lanText(long bool) string {
+func (u *statusLine) lanText(long bool) string {
 	switch {
 	case !u.opts.LAN:
 		return "LAN off"
@@ -102,13 +114,13 @@ func (u *UI) lanText(long bool) string {
 }
 
 // onLAN follows LAN discovery going off and on, with a notice.
-func (u *UI) onLAN(st node.LANStatus) {
+func (u *statusLine) onLAN(st node.LANStatus) {
 	was := u.lan
 	u.lan = &st
 	switch {
 	case !st.On && (was == nil || was.On):
-		u.inform("LAN discovery is off: " + st.Reason + ". It comes on when a LAN address appears.")
+		u.notes.inform("LAN discovery is off: " + st.Reason + ". It comes on when a LAN address appears.")
 	case st.On && was != nil && !was.On:
-		u.inform("LAN discovery is on.")
+		u.notes.inform("LAN discovery is on.")
 	}
 }

@@ -25,6 +25,14 @@ import (
 // time left while it moves, the path (with its type and size) once it
 // arrived, or why it waits or ended.
 
+// transfers is the files' part of the window: what it knows of each
+// transfer, fed by the node's file events. It belongs to the event loop.
+type transfers struct {
+	*UI
+
+	files map[transfer.ID]*fileView
+}
+
 // fileView is what the window knows of one transfer.
 type fileView struct {
 	info node.FileInfo
@@ -39,13 +47,13 @@ type fileView struct {
 }
 
 // initFiles hooks the transfers into the conversation.
-func (u *UI) initFiles() {
+func (u *transfers) initFiles() {
 	u.files = map[transfer.ID]*fileView{}
 	u.conv.fileRows = u.fileRows
 }
 
 // loadFiles reads the stored transfers (off the event loop: the pump).
-func (u *UI) loadFiles() {
+func (u *transfers) loadFiles() {
 	fs, err := u.b.Files().List()
 	if err != nil {
 		u.log.Warn("read file transfers", "err", err)
@@ -67,7 +75,7 @@ func (u *UI) loadFiles() {
 }
 
 // onFile takes a file event: the offer's rows show it.
-func (u *UI) onFile(kind node.EventKind, f node.FileInfo) {
+func (u *transfers) onFile(kind node.EventKind, f node.FileInfo) {
 	now := u.now()
 	fv, ok := u.files[f.ID]
 	if !ok {
@@ -101,13 +109,13 @@ func (u *UI) onFile(kind node.EventKind, f node.FileInfo) {
 		fv.kind = fileKind(f)
 		u.loadPreview(fv)
 		if f.Direction == store.Incoming {
-			u.inform("Received " + oneLine(f.Name) + ": " + oneLine(f.Path))
+			u.notes.inform("Received " + oneLine(f.Name) + ": " + oneLine(f.Path))
 		}
 	case node.EventFileFailed:
-		u.showError(fmt.Sprintf("File %s: %s", oneLine(f.Name), oneLine(f.Error)))
+		u.notes.showError(fmt.Sprintf("File %s: %s", oneLine(f.Name), oneLine(f.Error)))
 	case node.EventFileOffer:
 		if f.State == store.TransferOffered {
-			u.inform(fmt.Sprintf("%s offers %s (%s): /accept or /decline", oneLine(u.peerName(f.Peer)), oneLine(f.Name), sizeText(f.Size)))
+			u.notes.inform(fmt.Sprintf("%s offers %s (%s): /accept or /decline", oneLine(u.peerName(f.Peer)), oneLine(f.Name), sizeText(f.Size)))
 		}
 	}
 	u.conv.fileChanged(e2e.MessageID(f.ID))
@@ -121,7 +129,7 @@ func (c *convView) fileChanged(id e2e.MessageID) {
 }
 
 // fileRows are the rows under a file offer: its state now.
-func (u *UI) fileRows(m store.Message, w, indent int) []line {
+func (u *transfers) fileRows(m store.Message, w, indent int) []line {
 	fv, ok := u.files[transfer.ID(m.ID)]
 	if !ok {
 		return nil
@@ -230,13 +238,13 @@ func fileKind(f node.FileInfo) string {
 
 // Commands.
 
-func (u *UI) cmdSend(arg string) {
-	c := u.openChatOrSay("send")
+func (u *transfers) cmdSend(arg string) {
+	c := u.cmds.openChatOrSay("send")
 	if c == nil {
 		return
 	}
 	if arg == "" {
-		u.showError("/send PATH: the file to send (Tab completes the path).")
+		u.notes.showError("/send PATH: the file to send (Tab completes the path).")
 		return
 	}
 	path := expandHome(arg)
@@ -245,11 +253,11 @@ func (u *UI) cmdSend(arg string) {
 		f, err := u.b.Files().Send(p, path)
 		u.post(func() {
 			if err != nil {
-				u.showError("Not sent: " + describe(err))
+				u.notes.showError("Not sent: " + describe(err))
 				return
 			}
 			u.files[f.ID] = &fileView{info: f}
-			u.inform(fmt.Sprintf("Offered %s (%s) to %s.", oneLine(f.Name), sizeText(f.Size), oneLine(c.info.Name)))
+			u.notes.inform(fmt.Sprintf("Offered %s (%s) to %s.", oneLine(f.Name), sizeText(f.Size), oneLine(c.info.Name)))
 		})
 	})
 }
@@ -257,7 +265,7 @@ func (u *UI) cmdSend(arg string) {
 // pickFile finds the transfer an /accept, /decline or /cancel means: the
 // ID (or its start) given, else the newest in the open chat that ok
 // takes.
-func (u *UI) pickFile(cmd, arg string, ok func(*fileView) bool) (transfer.ID, bool) {
+func (u *transfers) pickFile(cmd, arg string, ok func(*fileView) bool) (transfer.ID, bool) {
 	var found []*fileView
 	for _, fv := range u.files {
 		switch {
@@ -270,11 +278,11 @@ func (u *UI) pickFile(cmd, arg string, ok func(*fileView) bool) (transfer.ID, bo
 	}
 	slices.SortFunc(found, func(a, b *fileView) int { return strings.Compare(a.info.ID.String(), b.info.ID.String()) })
 	if len(found) == 0 {
-		u.showError("/" + cmd + ": no such file in this chat; /files lists them.")
+		u.notes.showError("/" + cmd + ": no such file in this chat; /files lists them.")
 		return transfer.ID{}, false
 	}
 	if arg != "" && len(found) > 1 {
-		u.showError("/" + cmd + ": more than one file starts with " + oneLine(arg) + ".")
+		u.notes.showError("/" + cmd + ": more than one file starts with " + oneLine(arg) + ".")
 		return transfer.ID{}, false
 	}
 	return found[len(found)-1].info.ID, true
@@ -284,7 +292,7 @@ func offered(fv *fileView) bool {
 	return fv.info.Direction == store.Incoming && fv.info.State == store.TransferOffered
 }
 
-func (u *UI) cmdAccept(arg string) {
+func (u *transfers) cmdAccept(arg string) {
 	id, ok := u.pickFile("accept", arg, offered)
 	if !ok {
 		return
@@ -292,7 +300,7 @@ func (u *UI) cmdAccept(arg string) {
 	u.fileCall(func() error { return u.b.Files().Accept(id) })
 }
 
-func (u *UI) cmdDecline(arg string) {
+func (u *transfers) cmdDecline(arg string) {
 	id, ok := u.pickFile("decline", arg, offered)
 	if !ok {
 		return
@@ -300,7 +308,7 @@ func (u *UI) cmdDecline(arg string) {
 	u.fileCall(func() error { return u.b.Files().Cancel(id) })
 }
 
-func (u *UI) cmdCancel(arg string) {
+func (u *transfers) cmdCancel(arg string) {
 	id, ok := u.pickFile("cancel", arg, func(fv *fileView) bool { return !fv.info.State.Final() })
 	if !ok {
 		return
@@ -309,22 +317,22 @@ func (u *UI) cmdCancel(arg string) {
 }
 
 // fileCall runs a node call off the event loop and shows its error.
-func (u *UI) fileCall(f func() error) {
+func (u *transfers) fileCall(f func() error) {
 	u.spawn(func() {
 		if err := f(); err != nil {
-			u.post(func() { u.showError(describe(err)) })
+			u.post(func() { u.notes.showError(describe(err)) })
 		}
 	})
 }
 
 // cmdFiles lists every transfer.
-func (u *UI) cmdFiles(string) {
+func (u *transfers) cmdFiles(string) {
 	fs := make([]*fileView, 0, len(u.files))
 	for _, fv := range u.files {
 		fs = append(fs, fv)
 	}
 	if len(fs) == 0 {
-		u.inform("No files sent or received yet: /send PATH sends one to the open chat.")
+		u.notes.inform("No files sent or received yet: /send PATH sends one to the open chat.")
 		return
 	}
 	slices.SortFunc(fs, func(a, b *fileView) int { return strings.Compare(a.info.ID.String(), b.info.ID.String()) })
@@ -338,14 +346,14 @@ func (u *UI) cmdFiles(string) {
 		state, _ := fileState(fv, u.peerName(f.Peer))
 		fmt.Fprintf(&b, "%s %s  %s  %s  [::d]%s[::-]\n    %s\n", arrow, tview.Escape(u.peerName(f.Peer)), tview.Escape(f.Name), sizeText(f.Size), f.ID.String()[:8], tview.Escape(state))
 	}
-	u.show(u.textDialog("Files", strings.TrimRight(b.String(), "\n"), true, button{"Close (Esc)", nil}))
+	u.dlg.show(u.dlg.textDialog("Files", strings.TrimRight(b.String(), "\n"), true, button{"Close (Esc)", nil}))
 }
 
 // Completion of /send's path.
 
 // completeSend completes the path of a "/send " line on Tab, and
 // reports whether the line was one.
-func (u *UI) completeSend() bool {
+func (u *transfers) completeSend() bool {
 	text := u.in.GetText()
 	if !strings.HasPrefix(text, "/send ") {
 		return false
@@ -355,12 +363,12 @@ func (u *UI) completeSend() bool {
 	u.in.SetText("/send " + done)
 	switch {
 	case len(matches) == 0:
-		u.showError("No file matches " + oneLine(arg) + ".")
+		u.notes.showError("No file matches " + oneLine(arg) + ".")
 	case len(matches) > 1:
 		if len(matches) > 12 {
 			matches = append(matches[:12], "…")
 		}
-		u.inform(strings.Join(matches, "  "))
+		u.notes.inform(strings.Join(matches, "  "))
 	}
 	return true
 }
@@ -407,7 +415,7 @@ func expandHome(p string) string {
 }
 
 // peerName is how the window names a peer in file rows.
-func (u *UI) peerName(p peer.ID) string {
+func (u *transfers) peerName(p peer.ID) string {
 	if c := u.roster.get(p); c != nil && c.info.Name != "" {
 		return oneLine(c.info.Name)
 	}

@@ -314,7 +314,7 @@ func TestFirstContactTurnsIntoKeyChange(t *testing.T) {
 	// Accept on a question asked with stale knowledge.
 	w.do(func() {
 		c := w.u.roster.setInfo(stale)
-		w.u.firstContactPrompt(c)
+		w.u.dlg.firstContactPrompt(c)
 		w.u.app.ForceDraw()
 	})
 	w.click("Accept")
@@ -334,7 +334,7 @@ func TestFirstContactTurnsIntoKeyChange(t *testing.T) {
 	// The question is open when the change becomes known.
 	w.do(func() {
 		c := w.u.roster.setInfo(stale)
-		w.u.firstContactPrompt(c)
+		w.u.dlg.firstContactPrompt(c)
 		w.u.applyEvents([]node.Event{{Kind: node.EventPeer, Peer: ptr(alice.n.PeerInfo(newBob.peerID()))}}, nil)
 		w.u.app.ForceDraw()
 	})

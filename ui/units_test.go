@@ -92,7 +92,7 @@ func TestListenAndRelayText(t *testing.T) {
 	if got := relayText(nil); got != "no relay" {
 		t.Errorf("relayText: %q", got)
 	}
-	u := &UI{opts: Options{Location: time.UTC}}
+	u := &commands{UI: &UI{opts: Options{Location: time.UTC}}}
 	report := u.relayReport(rs)
 	for _, want := range []string{"relay.example", "[green]reserved[-] until 10:30", "[red]not reserved[-]: reservation refused [red[]."} {
 		if !strings.Contains(report, want) {
