@@ -424,3 +424,17 @@ func (b *bitset) or(c bitset) {
 		(*b)[i] |= w
 	}
 }
+
+// Named says whether a change of the log makes p a member (the create's
+// members, an add), whether or not it took effect: a peer never named is
+// a stranger to the group, one named and not a member now was removed or
+// left (or its add lost to a concurrent change).
+func (l *Log) Named(p peer.ID) bool {
+	for _, e := range l.order {
+		c := e.c
+		if (c.Op == OpCreate && (c.Author == p || slices.Contains(c.Members, p))) || (c.Op == OpAdd && c.Peer == p) {
+			return true
+		}
+	}
+	return false
+}

@@ -340,3 +340,18 @@ func TestRestore(t *testing.T) {
 		t.Error("a stored log out of order restored without an error")
 	}
 }
+
+// Named tells a stranger from a peer some change made a member: the
+// creator and first members, an added member, and one removed since.
+func TestLogNamed(t *testing.T) {
+	ps := people(t, "alice", "bob", "carol", "dave", "eve")
+	_, l := newGroup(t, ps["alice"], ps["bob"])
+	propose(t, l, ps["alice"], group.OpAdd, ps["carol"], "")
+	propose(t, l, ps["alice"], group.OpAdd, ps["dave"], "")
+	propose(t, l, ps["alice"], group.OpRemove, ps["dave"], "")
+	for n, want := range map[string]bool{"alice": true, "bob": true, "carol": true, "dave": true, "eve": false} {
+		if got := l.Named(ps[n].id); got != want {
+			t.Errorf("Named(%s) = %v, want %v", n, got, want)
+		}
+	}
+}

@@ -24,8 +24,9 @@ import (
 // and the outbox hold it. Its methods run on the API's callers.
 type Messages struct {
 	*core
-	book *peerBook
-	out  *outbox
+	book   *peerBook
+	out    *outbox
+	groups *Groups // a group message's replies and actions (groups_actions.go)
 }
 
 // Messages is the node's part for replies, edits, deletions and
@@ -35,6 +36,12 @@ func (n *Node) Messages() *Messages { return n.msgs }
 // Reply stores a reply to message replyTo, in replyTo's conversation, and
 // queues it as Send does.
 func (ms *Messages) Reply(replyTo e2e.MessageID, text string) (store.Message, error) {
+	if gt, ok, err := ms.groups.target(replyTo); ok || err != nil {
+		if err != nil {
+			return store.Message{}, fmt.Errorf("reply: %w", err)
+		}
+		return ms.groups.reply(gt, text)
+	}
 	t, err := ms.target(replyTo)
 	if err != nil {
 		return store.Message{}, fmt.Errorf("reply: %w", err)
@@ -91,6 +98,12 @@ func (ms *Messages) target(id e2e.MessageID) (store.Message, error) {
 }
 
 func (ms *Messages) act(id e2e.MessageID, kind store.Kind, body, emoji string) (store.Message, store.Message, error) {
+	if gt, ok, err := ms.groups.target(id); ok || err != nil {
+		if err != nil {
+			return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)
+		}
+		return ms.groups.act(gt, kind, body, emoji)
+	}
 	t, err := ms.target(id)
 	if err != nil {
 		return store.Message{}, store.Message{}, fmt.Errorf("%s: %w", kind, err)

@@ -84,6 +84,10 @@ type Config struct {
 	// FileRate caps the bytes per second each file is sent at; zero
 	// does not.
 	FileRate int64
+	// GroupHoldTTL is how long a group message from a peer not yet known
+	// as a member waits for the change that adds it (groups_hold.go);
+	// zero means DefaultGroupHoldTTL.
+	GroupHoldTTL time.Duration
 }
 
 // DefaultRelayCount is Config.RelayCount's default: two relays, so that

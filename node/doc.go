@@ -23,6 +23,7 @@
 //	receiptQueue  receipts.go   receipts read and not yet recorded
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
 //	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go); API: Node.Files
+//	fileSums      filesums.go   the SHA-256 of large outgoing files, computed as they are sent (of transfers)
 //	Groups        groups.go     the groups' logs and the group API (groups_ca.go, groups_recv.go, groups_seal.go); Node.Groups
 //	Indications   indications.go  read markers and typing: settings, frames, seen receipts waiting; Node.Indications
 //	Messages      actions.go    sending texts, replies, edits, deletions, reactions (no state of its own); Node.Messages

@@ -46,3 +46,10 @@ func (n *Node) SentOnSessionForTest(p peer.ID) int {
 	}
 	return cs.sentCount()
 }
+
+// HeldForTest is how many group messages wait for their senders' adds.
+func (n *Node) HeldForTest() int {
+	n.groups.held.mu.Lock()
+	defer n.groups.held.mu.Unlock()
+	return n.groups.held.count
+}

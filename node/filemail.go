@@ -122,7 +122,7 @@ func (ft *transfers) mailedChunk(p peer.ID, c *mailedChunk) {
 	if err := part.Write(c.index, c.sealed); err != nil {
 		ft.log.Warn("a mailed file chunk was not written", "transfer", o.ID, "chunk", c.index, "err", err)
 	}
-	if part.Done() && t.State != store.TransferOffered {
+	if part.Done() && part.SumKnown() && t.State != store.TransferOffered {
 		if err := ft.finish(part, o, l); err != nil {
 			ft.fail(o.ID, err)
 		}

@@ -141,7 +141,7 @@ func (ft *transfers) pullOnce(ctx context.Context, p peer.ID, o *transfer.Offer)
 		l.Unlock()
 		return err
 	}
-	if part.Done() { // from a mailbox, or finished before a crash
+	if part.Done() && part.SumKnown() { // from a mailbox, or finished before a crash
 		return ft.finish(part, o, l)
 	}
 	err = part.Close()
@@ -180,7 +180,7 @@ func (ft *transfers) finish(part *transfer.Partial, o *transfer.Offer, l interfa
 	if err != nil {
 		return err
 	}
-	ft.received(o.ID, path, o.Size)
+	ft.received(o.ID, path, o.Size, part.Sum())
 	return nil
 }
 
@@ -303,6 +303,11 @@ func (ft *transfers) exchange(ctx context.Context, s network.Stream, part *trans
 				}
 			}
 		case fsEnd:
+			// A SumLater offer's SHA-256 comes sealed here (another
+			// offer's is ignored): Finish checks the file against it.
+			if err := part.ExpectSum(payload); err != nil {
+				return false, err
+			}
 			if err := ack(); err != nil {
 				return false, err
 			}

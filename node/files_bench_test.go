@@ -187,13 +187,19 @@ func BenchmarkFileVsRawStream(b *testing.B) {
 		}
 		return d, procStatus(b, "self", "VmHWM") - rss0
 	}
+	// CERTCHAT_BENCH_FILE_ONLY=1 runs the file alone: for a profile.
+	fileOnly := os.Getenv("CERTCHAT_BENCH_FILE_ONLY") != ""
 	var rawT, diskT, fileT, rawCPU, fileCPU time.Duration
 	var growth int64
 	for range b.N {
 		c0 := cpuSelf()
-		rawT += raw(rawBenchProto)
+		if !fileOnly {
+			rawT += raw(rawBenchProto)
+		}
 		c1 := cpuSelf()
-		diskT += raw(rawBenchProto + "/disk")
+		if !fileOnly {
+			diskT += raw(rawBenchProto + "/disk")
+		}
 		c2 := cpuSelf()
 		ft, g := file()
 		fileT += ft

@@ -64,6 +64,7 @@ func (ft *transfers) handleStream(s network.Stream) {
 		return
 	}
 	defer src.Close()
+	ft.sums.feed(src, o)
 	ctx, cancel := context.WithCancel(ft.ctx)
 	defer cancel()
 	ss := &serveState{cancel: cancel}
@@ -196,13 +197,24 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 				}
 			}
 		}
+		sealed, err := ft.sums.sealed(src, o)
+		if err != nil {
+			ft.log.Warn("read the file being sent", "err", err)
+			writeFS(s, fsError, errorPayload(fsErrSource, "the file cannot be read any more"))
+			ft.fail(o.ID, err)
+			return false
+		}
 		b, err := w.buffer()
 		if err != nil {
 			return false
 		}
+		b = append(b[:5], sealed...)
 		b[0] = fsEnd
-		binary.BigEndian.PutUint32(b[1:], 0)
-		w.write(b[:5])
+		binary.BigEndian.PutUint32(b[1:], uint32(len(sealed)))
+		if ft.tamper != nil {
+			ft.tamper(o.Chunks(), b[5:]) // the index past the last chunk: the sealed sum
+		}
+		w.write(b)
 		ranges = nil
 		for ranges == nil {
 			next, done, failed := handle(<-msgs)

@@ -61,9 +61,15 @@ type Groups struct {
 
 	mu   sync.Mutex
 	logs map[group.ID]*group.Log
+
+	held *holds // messages waiting for their senders' adds (groups_hold.go)
 }
 
-func newGroups(c *core) *Groups { return &Groups{core: c, logs: map[group.ID]*group.Log{}} }
+func newGroups(c *core) *Groups {
+	g := &Groups{core: c, logs: map[group.ID]*group.Log{}}
+	g.held = &holds{core: c, groups: g}
+	return g
+}
 
 // load restores the logs from the store. A group whose record or changes
 // cannot be read is left out, with an error event naming it.
@@ -118,6 +124,8 @@ func (g *Groups) mayPost(p peer.ID, id store.GroupID) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("%w %x", ErrUnknownGroup, id[:4])
+	case !s.IsMember(p) && !g.named(group.ID(id), p):
+		return fmt.Errorf("%s is %w (%q)", identity.ShortID(p), errNotYetMember, s.Name)
 	case !s.IsMember(p):
 		return fmt.Errorf("%s is %w %q", identity.ShortID(p), group.ErrNotMember, s.Name)
 	case !s.IsMember(g.host.ID()):
@@ -217,6 +225,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		return
 	}
 	g.emitGroup(g.info(s))
+	g.held.release(id)
 	if merged {
 		// Changes crossed in flight: their authors each sent theirs to
 		// the members they knew of, so a member added on one branch may
@@ -239,7 +248,15 @@ func groupPlaintext(m store.Message) ([]byte, error) {
 		}
 		return innerFrame(e2e.FrameGroupChange, payload)
 	}
-	w := e2e.Message{ID: m.ID, SentAt: m.SentAt, Stream: m.Stream, Number: m.Number, Body: m.Body, Group: m.Group}
+	w := e2e.Message{ID: m.ID, SentAt: m.SentAt, Stream: m.Stream, Number: m.Number, Body: m.Body, Group: m.Group, ReplyTo: m.ReplyTo}
+	switch m.Kind {
+	case store.KindEdit:
+		w.EditOf, w.ReplyTo = m.Target, e2e.MessageID{}
+	case store.KindDelete:
+		w.DeleteOf, w.ReplyTo, w.Body = m.Target, e2e.MessageID{}, ""
+	case store.KindReact:
+		w.ReactTo, w.Emoji, w.ReplyTo, w.Body = m.Target, m.Emoji, e2e.MessageID{}, ""
+	}
 	payload, err := w.Marshal()
 	if err != nil {
 		return nil, err
@@ -444,12 +461,19 @@ func (g *Groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
 	}
 	gi := g.info(after)
 	g.emitGroup(gi)
+	g.held.release(id)
 	return gi, nil
 }
 
 // Send stores a text to the group once and queues a copy for each
 // other member. It is refused while a member's key changed or is blocked.
 func (g *Groups) Send(id group.ID, text string) (store.GroupMessage, error) {
+	return g.post(id, store.GroupMessage{Body: text})
+}
+
+// post stores m (a text, reply or action) to the group once and queues a
+// copy for each other member.
+func (g *Groups) post(id group.ID, m store.GroupMessage) (store.GroupMessage, error) {
 	s, ok := g.state(id)
 	if !ok {
 		return store.GroupMessage{}, fmt.Errorf("%w %s", ErrUnknownGroup, id.Short())
@@ -468,7 +492,7 @@ func (g *Groups) Send(id group.ID, text string) (store.GroupMessage, error) {
 		to = append(to, p)
 	}
 	now := g.cfg.Now()
-	m := store.GroupMessage{Group: store.GroupID(id), ID: e2e.NewMessageID(), SentAt: now, StoredAt: now, Body: text}
+	m.Group, m.ID, m.SentAt, m.StoredAt = store.GroupID(id), e2e.NewMessageID(), now, now
 	if _, err := groupPlaintext(m.AsMessage()); err != nil { // refused now rather than failed later
 		return store.GroupMessage{}, err
 	}

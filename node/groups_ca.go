@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/identity"
@@ -35,40 +37,113 @@ func CAHash(cert *x509.Certificate) []byte {
 	return h[:]
 }
 
-// memberCA says whether p holds, now, a valid certificate issued directly
-// by the trusted root that ca names; nil if so.
+// memberCA says whether p holds, now, a valid certificate from the
+// trusted CA that ca names; nil if so.
 func (g *Groups) memberCA(p peer.ID, ca []byte) error {
-	roots, err := g.trust.Roots()
+	_, err := g.memberIssuer(p, ca)
+	return err
+}
+
+// memberIssuer names the group's CA that vouches for p's certificate
+// ("Acme Root", or "Acme Root (through Acme Team CA)"), or says why none
+// does. The certificate qualifies if the group's CA, a trusted root,
+// issued it directly, or if an intermediate CA the user trusts explicitly
+// (TrustStore.AddIntermediate) issued it and that intermediate chains to
+// the group's CA (crypto/x509: every CA on the path with CA:TRUE,
+// keyCertSign when it has key usages, path lengths honoured). An
+// intermediate only the peer presents is not enough (PROTOCOL §2: a
+// certificate is CA-verified only when issued directly by a CA the user
+// trusts).
+func (g *Groups) memberIssuer(p peer.ID, ca []byte) (string, error) {
+	anchors, err := g.trust.Roots()
 	if err != nil {
-		return err
+		return "", err
 	}
 	var root *x509.Certificate
-	for _, r := range roots {
+	for _, r := range anchors {
 		if bytes.Equal(CAHash(r), ca) {
 			root = r
 		}
 	}
 	if root == nil {
-		return ErrGroupCAUntrusted
+		return "", ErrGroupCAUntrusted
 	}
+	var cert *x509.Certificate
 	if p == g.host.ID() {
-		return checkIssued(g.id.Certificate(), root, g.core)
+		cert = g.id.Certificate()
+	} else if c, ok := g.book.certificate(p); ok {
+		cert = c
+	} else {
+		return "", fmt.Errorf("%w (no certificate seen yet: connect first)", ErrNotFromGroupCA)
 	}
-	cert, ok := g.book.certificate(p)
-	if !ok {
-		return fmt.Errorf("%w (no certificate seen yet: connect first)", ErrNotFromGroupCA)
+	now := g.cfg.Now()
+	direct := cert.CheckSignatureFrom(root) == nil
+	if direct && (now.After(cert.NotAfter) || now.Before(cert.NotBefore)) {
+		return "", ErrMemberCertExpired
 	}
-	return checkIssued(cert, root, g.core)
+	rootName := identity.SanitizeName(root.Subject.CommonName)
+	if direct {
+		return rootName, nil
+	}
+	via, err := throughIntermediate(cert, root, anchors, now)
+	if err != nil {
+		return "", err
+	}
+	return rootName + " (through " + via + ")", nil
 }
 
-func checkIssued(cert, root *x509.Certificate, n *core) error {
-	if err := cert.CheckSignatureFrom(root); err != nil {
-		return fmt.Errorf("%w (issued by %s)", ErrNotFromGroupCA, identity.SanitizeName(cert.Issuer.CommonName))
+// throughIntermediate verifies that cert chains to root through CAs of
+// anchors (the trust store's: never what a peer presents) and names the
+// one that issued it.
+func throughIntermediate(cert, root *x509.Certificate, anchors []*x509.Certificate, now time.Time) (string, error) {
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(root)
+	for _, a := range anchors {
+		if !a.Equal(root) {
+			inter.AddCert(a)
+		}
 	}
-	if now := n.cfg.Now(); now.After(cert.NotAfter) || now.Before(cert.NotBefore) {
-		return ErrMemberCertExpired
+	chains, verr := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	for _, ch := range chains {
+		ok := len(ch) >= 3
+		for _, c := range ch[1 : len(ch)-1] {
+			if !c.IsCA || !c.BasicConstraintsValid || c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
+				ok = false
+			}
+		}
+		if ok {
+			return identity.SanitizeName(ch[1].Subject.CommonName), nil
+		}
 	}
-	return nil
+	issuer := identity.SanitizeName(cert.Issuer.CommonName)
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(verr, &invalid) && invalid.Reason == x509.Expired:
+		return "", ErrMemberCertExpired
+	case errors.As(verr, &invalid) && invalid.Reason == x509.TooManyIntermediates:
+		return "", fmt.Errorf("%w (issued by %s, below the group's CA deeper than its path length allows)", ErrNotFromGroupCA, issuer)
+	case verr != nil && !slices.ContainsFunc(anchors, func(a *x509.Certificate) bool { return cert.CheckSignatureFrom(a) == nil }):
+		return "", fmt.Errorf("%w (issued by %s; if that is an intermediate CA of the group's CA, trust it with `chat trust add-ca --intermediate`)", ErrNotFromGroupCA, issuer)
+	}
+	return "", fmt.Errorf("%w (issued by %s, which does not chain to the group's CA: %v)", ErrNotFromGroupCA, issuer, verr)
+}
+
+// Issuers names, for each member of a group bound to a CA, the CA that
+// vouches for it ("Acme Root", or "Acme Root (through Acme Team CA)"); a
+// member without one is in Flags instead. Empty for other groups.
+func (g *Groups) Issuers(id group.ID) map[peer.ID]string {
+	s, ok := g.state(id)
+	if !ok || s.CA == nil {
+		return nil
+	}
+	out := map[peer.ID]string{}
+	for _, p := range s.Members {
+		if name, err := g.memberIssuer(p, s.CA); err == nil {
+			out[p] = name
+		}
+	}
+	return out
 }
 
 // checkCAMembers refuses, for a CA-bound group, members without a

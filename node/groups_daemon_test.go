@@ -55,6 +55,37 @@ func TestGroupDaemons(t *testing.T) {
 		return delivered[bID] && delivered[cID]
 	})
 
+	// Replies, edits and reactions in the group, through the same commands
+	// as in a private conversation; each line carries the group.
+	rep := b.do("r1", map[string]any{"cmd": "send", "reply_to": acc.str("id"), "to": "team", "text": "hello alice"})
+	if rep.str("event") != "accepted" || rep.str("group") != gid || rep.str("to") != gid {
+		t.Fatalf("reply in a group: %v", rep)
+	}
+	for _, d := range []*daemon{a, c} {
+		m := d.waitEvent("the reply", func(e event) bool { return e.str("event") == "message" && e.str("id") == rep.str("id") })
+		if m.str("reply_to") != acc.str("id") || m.str("group") != gid || m.str("from") != bID {
+			t.Fatalf("%s got the reply as %v", d.name, m)
+		}
+	}
+	ed := a.do("e1", map[string]any{"cmd": "edit", "id": acc.str("id"), "text": "hello, team"})
+	if ed.str("event") != "accepted" || ed.str("group") != gid {
+		t.Fatalf("edit in a group: %v", ed)
+	}
+	for _, d := range []*daemon{b, c} {
+		e := d.waitEvent("the edit", func(e event) bool { return e.str("event") == "edited" && e.str("id") == acc.str("id") })
+		if e.str("text") != "hello, team" || e.str("from") != aID || e.str("group") != gid {
+			t.Fatalf("%s got the edit as %v", d.name, e)
+		}
+	}
+	c.do("x1", map[string]any{"cmd": "react", "id": acc.str("id"), "emoji": "🎉"})
+	if e := a.waitEvent("carol's reaction", func(e event) bool { return e.str("event") == "reaction" && e.str("from") == cID }); e.str("group") != gid || e.str("emoji") != "🎉" {
+		t.Fatalf("alice's reaction event: %v", e)
+	}
+	c.send(map[string]any{"cmd": "edit", "ref": "ce", "id": acc.str("id"), "text": "carol's words"})
+	if e := c.answer("ce"); e.str("event") != "error" || !strings.Contains(e.str("error"), "only its author") {
+		t.Fatalf("carol edits alice's group message: %v", e)
+	}
+
 	// A non-admin's add is refused with the reason.
 	b.send(map[string]any{"cmd": "group_add", "ref": "x", "group": "team", "peer": aID})
 	if e := b.answer("x"); e.str("event") != "error" || !strings.Contains(e.str("error"), "admin") {
@@ -76,11 +107,12 @@ func TestGroupDaemons(t *testing.T) {
 
 	h := a.do("h1", map[string]any{"cmd": "history", "peer": "team"})
 	msgs := h["messages"].([]any)
-	if h.str("group") != gid || len(msgs) != 2 {
+	if h.str("group") != gid || len(msgs) != 3 {
 		t.Fatalf("alice's group history: %v", h)
 	}
 	first := event(msgs[0].(map[string]any))
-	if first.str("dir") != "out" || first["members"] != 2.0 || first["delivered"] != 2.0 || first.str("group") != gid {
+	if first.str("dir") != "out" || first["members"] != 2.0 || first["delivered"] != 2.0 || first.str("group") != gid ||
+		first.str("text") != "hello, team" || first.str("edited") == "" || len(first["reactions"].([]any)) != 1 {
 		t.Fatalf("the first message's delivery: %v", first)
 	}
 	a.send(map[string]any{"cmd": "groups", "ref": "l"})
@@ -91,7 +123,7 @@ func TestGroupDaemons(t *testing.T) {
 		t.Fatalf("end of groups: %v", e)
 	}
 	r := chat(t, "history", "team", "--home", cHome)
-	if r.code != 0 || !strings.Contains(r.stdout, "hello team") || !strings.Contains(r.stdout, "from the command line") {
+	if r.code != 0 || !strings.Contains(r.stdout, "hello, team (edited)") || !strings.Contains(r.stdout, "from the command line") {
 		t.Fatalf("chat history team (carol): %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }

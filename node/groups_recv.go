@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/certchat/certchat/e2e"
@@ -15,6 +16,7 @@ type groupOpened struct {
 	msg     *store.GroupMessage // a group message from a member
 	isNew   bool
 	refused error             // a group message that was not accepted, and why
+	held    bool              // msg's sender is not known as a member yet: hold it
 	changes *e2e.GroupChanges // membership changes
 }
 
@@ -24,20 +26,19 @@ type groupOpened struct {
 // sender's outbox must not retry it forever). Called with rk.mu held.
 func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Message, res *opened) error {
 	res.grp = &groupOpened{ack: wm.ID}
-	if wm.Kind() != e2e.KindText || wm.ReplyTo != (e2e.MessageID{}) {
-		res.grp.refused = fmt.Errorf("replies, edits, deletions and reactions in groups are not supported yet")
-		return rk.store.Ratchets().SaveRatchet(w)
-	}
 	if rk.groupOK == nil {
 		res.grp.refused = ErrUnknownGroup
 		return rk.store.Ratchets().SaveRatchet(w)
 	}
+	gm := groupFromWire(wm, p)
 	if err := rk.groupOK(p, wm.Group); err != nil {
-		res.grp.refused = err
+		if errors.Is(err, errNotYetMember) {
+			res.grp.msg, res.grp.held = gm, true
+		} else {
+			res.grp.refused = err
+		}
 		return rk.store.Ratchets().SaveRatchet(w)
 	}
-	gm := &store.GroupMessage{Group: wm.Group, ID: wm.ID, From: p, SentAt: wm.SentAt, Body: wm.Body,
-		Stream: wm.Stream, Number: wm.Number}
 	isNew, err := rk.store.Ratchets().SaveRatchetWithGroupIncoming(w, gm, rk.now())
 	if err != nil {
 		return err
@@ -64,11 +65,42 @@ func (t *sessions) groupDelivered(p peer.ID, g *groupOpened, cs *chatSession) {
 	switch {
 	case g.changes != nil:
 		t.groups.receive(p, *g.changes)
+	case g.held:
+		t.groups.held.hold(p, *g.msg)
 	case g.refused != nil:
 		t.emitError(p, fmt.Errorf("a group message from %s was refused: %w", identity.ShortID(p), g.refused))
 	case g.msg != nil && g.isNew:
-		m := g.msg.AsMessage()
-		t.emit(Event{Kind: EventMessage, Message: &m})
+		t.groups.reportIncoming(p, g.msg)
 	}
 	t.mail.sendReceipt(p, g.ack, cs)
+}
+
+// groupFromWire is a received group message (or action) from p.
+func groupFromWire(wm e2e.Message, p peer.ID) *store.GroupMessage {
+	gm := &store.GroupMessage{Group: wm.Group, ID: wm.ID, From: p, SentAt: wm.SentAt, Body: wm.Body,
+		Stream: wm.Stream, Number: wm.Number, ReplyTo: wm.ReplyTo, Target: wm.Target()}
+	switch wm.Kind() {
+	case e2e.KindEdit:
+		gm.Kind = store.KindEdit
+	case e2e.KindDelete:
+		gm.Kind = store.KindDelete
+	case e2e.KindReact:
+		gm.Kind, gm.Emoji = store.KindReact, wm.Emoji
+	}
+	return gm
+}
+
+// reportIncoming tells subscribers what a new group message from p did:
+// a text arrived, an action changed its target, or was refused.
+func (g *Groups) reportIncoming(p peer.ID, gm *store.GroupMessage) {
+	m := gm.AsMessage()
+	switch {
+	case gm.Kind == store.KindText:
+		g.emit(Event{Kind: EventMessage, Message: &m})
+	case gm.Refused != "":
+		g.emitError(p, fmt.Errorf("%s sent %s in group %x that was refused: %s", identity.ShortID(p), actionName(gm.Kind), gm.Group[:4], gm.Refused))
+	case gm.Applied != nil:
+		t := gm.Applied.AsMessage()
+		g.emit(Event{Kind: EventUpdate, Message: &t, Action: &m})
+	}
 }

@@ -119,12 +119,26 @@ func (rk *ratchetKeys) hasSealed(p peer.ID, id e2e.MessageID) bool {
 	return ok
 }
 
-// groupCopiesSent reports group copies written to a live session. Their
-// "sent" is not stored: one write per member per message would undo the
-// single write of the message; the receipt (delivered) is.
-func (o *outbox) groupCopiesSent(ms []store.Message) {
-	for i := range ms {
-		ms[i].Status = store.StatusSent
-		o.emit(Event{Kind: EventStatus, Message: &ms[i]})
+// groupCopiesSent records and reports group copies written to a live
+// session. The write runs apart from the outbox worker, and the workers
+// of every member share one transaction (store.SetGroupSent), so a
+// message to many members does not cost a durable write per member; a
+// receipt that lands first is not undone (delivered stays delivered).
+func (o *outbox) groupCopiesSent(p peer.ID, ms []store.Message) {
+	if len(ms) == 0 {
+		return
 	}
+	ids := make([]e2e.MessageID, len(ms))
+	for i := range ms {
+		ids[i] = ms[i].ID
+	}
+	o.work.goDo(func() {
+		changed, err := o.store.Groups().SetGroupSent(p, ids, o.cfg.Now())
+		if err != nil {
+			o.log.Warn("record group copies sent", "peer", p, "err", err)
+		}
+		for i := range changed {
+			o.emit(Event{Kind: EventStatus, Message: &changed[i]})
+		}
+	})
 }

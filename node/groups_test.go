@@ -73,7 +73,7 @@ func groupBodies(t *testing.T, tn *testNode, id group.ID) []string {
 // Create, talk, remove, a removed member who keeps sending, an impostor,
 // a non-admin who tries to add, add later, leave.
 func TestGroupLifecycle(t *testing.T) {
-	alice := startNode(t, newHome(t, "alice"))
+	alice := startNodeWith(t, newHome(t, "alice"), func(c *node.Config) { c.GroupHoldTTL = time.Second })
 	bob := startNode(t, newHome(t, "bob"))
 	carol := startNode(t, newHome(t, "carol"))
 	dave := startNode(t, newHome(t, "dave"))
@@ -112,7 +112,8 @@ func TestGroupLifecycle(t *testing.T) {
 		t.Fatalf("bob adds dave: %v, want ErrNotAdmin", err)
 	}
 
-	// An impostor (not a member) sends a group message: refused, not stored.
+	// An impostor (not a member) sends a group message: held for the
+	// change that would add it, then refused, not stored.
 	dave.waitDelivered(dave.send(alice.ID(), "hi alice")) // a pairwise session first
 	fake := store.Message{ID: e2e.NewMessageID(), Peer: alice.ID(), SentAt: time.Now(), Body: "I am in the team", Group: store.GroupID(id)}
 	if err := dave.WriteTextForTest(fake); err != nil {

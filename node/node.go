@@ -121,7 +121,7 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.lan.sessions, n.lan.book, n.lan.peerEv = s, n.book, n.peerEv
 	s.files = n.files
 	n.ind.sessions = s
-	n.msgs = &Messages{core: c, book: n.book, out: o}
+	n.msgs = &Messages{core: c, book: n.book, out: o, groups: n.groups}
 	n.contacts = &Contacts{core: c, book: n.book, sessions: s, out: o, peerEv: n.peerEv}
 	f := n.files
 	f.rk, f.sessions, f.out, f.mail, f.book = rk, s, o, mb, n.book

@@ -380,8 +380,11 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) {
 		}
 	}
 	o.setStatuses(cs.peer, written, store.StatusSent)
+	for _, m := range groupSent {
+		written = append(written, m.ID)
+	}
 	o.markSent(cs.peer, written)
-	o.groupCopiesSent(groupSent)
+	o.groupCopiesSent(cs.peer, groupSent)
 }
 
 // batch picks the messages to write on cs now and their plaintexts: those

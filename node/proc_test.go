@@ -171,9 +171,30 @@ func startDaemon(t testing.TB, name, home string, port int, flags ...string) *da
 // startDaemonArgs is startDaemon with other flags.
 func startDaemonArgs(t testing.TB, name, home string, port int, extra ...string) *daemon {
 	t.Helper()
+	d := spawnDaemon(t, name, home, port, extra...)
+	d.waitListening()
+	return d
+}
+
+// waitListening waits until the daemon listens.
+func (d *daemon) waitListening() {
+	d.t.Helper()
+	d.waitEvent("listening", func(e event) bool {
+		a, _ := e["addrs"].([]any)
+		return e.str("event") == "listening" && len(a) > 0
+	})
+}
+
+// spawnDaemon is startDaemonArgs without the wait: several daemons start
+// at once, then each is waited for.
+func spawnDaemon(t testing.TB, name, home string, port int, extra ...string) *daemon {
+	t.Helper()
 	logf := filepath.Join(home, fmt.Sprintf("daemon-%d.log", time.Now().UnixNano()))
-	args := append([]string{"daemon", "--json", "--home", home,
-		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), "--log", logf}, extra...)
+	args := []string{"daemon", "--json", "--home", home, "--log", logf}
+	if port >= 0 { // a negative port: the listen addresses are in extra
+		args = append(args, "--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
+	}
+	args = append(args, extra...)
 	cmd := exec.Command(testproc.ChatBinary(t), args...)
 	cmd.Env = procEnv(home)
 	stdin, err := cmd.StdinPipe()
@@ -222,10 +243,6 @@ func startDaemonArgs(t testing.TB, name, home string, port int, extra ...string)
 			cmd.Process.Kill()
 			<-d.done
 		}
-	})
-	d.waitEvent("listening", func(e event) bool {
-		a, _ := e["addrs"].([]any)
-		return e.str("event") == "listening" && len(a) > 0
 	})
 	return d
 }

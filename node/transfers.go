@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -100,8 +101,13 @@ type transfers struct {
 	// takes it only if free.
 	disk  map[transfer.ID]*diskLock
 	shown map[transfer.ID]shownProgress
+	// sums: the SHA-256 of outgoing files offered without it, computed
+	// as they are sent (filesums.go).
+	sums *fileSums
 	// tamper, set by tests only before Start, changes a sealed chunk
-	// before it is written to a file stream: the path tampering.
+	// before it is written to a file stream, or (index: the file's
+	// chunk count) the sealed SHA-256 of the end frame: the path
+	// tampering.
 	tamper func(i int, sealed []byte)
 }
 
@@ -122,7 +128,7 @@ type shownProgress struct {
 
 func newTransfers(c *core) *transfers {
 	return &transfers{core: c, pulls: map[transfer.ID]*pull{}, serving: map[transfer.ID]map[*serveState]struct{}{},
-		disk: map[transfer.ID]*diskLock{}, shown: map[transfer.ID]shownProgress{}}
+		disk: map[transfer.ID]*diskLock{}, shown: map[transfer.ID]shownProgress{}, sums: newFileSums(c)}
 }
 
 // downloads is the folder received files go to.
@@ -254,11 +260,15 @@ func (ft *transfers) sendFile(p peer.ID, path string) (FileInfo, error) {
 	return fs[0], nil
 }
 
-// sendFiles offers the file at path to each peer: the file is read once
-// for its SHA-256, and each peer gets an offer of its own (its own
-// transfer ID and key), so that each transfer goes on, resumes or ends
-// on its own. This is what a group send does for each member (PROTOCOL
-// §15.7). Every peer is checked before anything is stored.
+// sendFiles offers the file at path to each peer, each an offer of its
+// own (its own transfer ID and key), so that each transfer goes on,
+// resumes or ends on its own. This is what a group send does for each
+// member (PROTOCOL §15.7). Every peer is checked before anything is
+// stored. A file small enough for a relay's mailbox is read once for its
+// SHA-256, which the offer carries; a larger one is not read before it
+// is sent: its SHA-256 is computed as it is sent and travels sealed at
+// the end of the chunks (transfer.NewOfferSumLater), so it starts at
+// once and is read once.
 func (ft *transfers) sendFiles(ps []peer.ID, path string) ([]FileInfo, error) {
 	for _, p := range ps {
 		if err := ft.book.mayMessage(p); err != nil {
@@ -269,7 +279,11 @@ func (ft *transfers) sendFiles(ps []peer.ID, path string) ([]FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	first, err := transfer.NewOffer(abs)
+	newOffer := transfer.NewOffer
+	if st, err := os.Stat(abs); err == nil && st.Size() > MailboxFileMax {
+		newOffer = transfer.NewOfferSumLater
+	}
+	first, err := newOffer(abs)
 	if err != nil {
 		return nil, fmt.Errorf("offer %s: %w", path, err)
 	}
@@ -379,6 +393,7 @@ func (ft *transfers) ended(t store.Transfer) {
 		s.cancel()
 	}
 	ft.mu.Unlock()
+	ft.sums.drop(id)
 	if t.Direction == store.Incoming && t.State != store.TransferDone {
 		ft.discard(t)
 	}
@@ -519,9 +534,20 @@ func (ft *transfers) fail(id transfer.ID, cause error) {
 	}
 }
 
-// received marks an incoming transfer done, tells the peer and the user.
-func (ft *transfers) received(id transfer.ID, path string, size int64) {
-	t, err := ft.setState(id, store.TransferDone, size, "", path)
+// received marks an incoming transfer done, with the SHA-256 it was
+// checked against kept in its offer (a SumLater offer did not carry
+// it), and tells the peer and the user.
+func (ft *transfers) received(id transfer.ID, path string, size int64, sum [32]byte) {
+	t, err := ft.store.Transfers().UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
+		if t.State.Final() {
+			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+		}
+		if o, err := transfer.ParseOffer(t.Offer); err == nil && o.SumLater {
+			t.Offer = o.WithSum(sum).Marshal()
+		}
+		t.State, t.Updated, t.Error, t.Bytes, t.Path = store.TransferDone, ft.cfg.Now(), "", max(t.Bytes, size), path
+		return nil
+	})
 	if err != nil {
 		ft.log.Warn("record a received file", "err", err)
 		return
@@ -550,13 +576,14 @@ type Files struct{ *transfers }
 // Files is the node's file API: send, accept, cancel and list transfers.
 func (n *Node) Files() Files { return Files{n.files} }
 
-// Send offers the file at path to a peer: it is read once for its
-// SHA-256, then the offer is stored and queued like a message. The file
-// must stay where it is until the peer has it.
+// Send offers the file at path to a peer: the offer is stored and
+// queued like a message (a small file is read first for its SHA-256, a
+// larger one as it is sent). The file must stay where it is until the
+// peer has it.
 func (f Files) Send(to peer.ID, path string) (FileInfo, error) { return f.sendFile(to, path) }
 
-// SendToEach offers the file at path to each peer, reading it once:
-// each gets its own offer and transfer (a group send, PROTOCOL §15.7).
+// SendToEach offers the file at path to each peer: each gets its own
+// offer and transfer (a group send, PROTOCOL §15.7).
 func (f Files) SendToEach(to []peer.ID, path string) ([]FileInfo, error) {
 	return f.sendFiles(to, path)
 }

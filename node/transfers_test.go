@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,7 +123,15 @@ func TestFileDirect(t *testing.T) {
 		t.Errorf("placed at %s", done.Path)
 	}
 	checkReceived(t, done.Path, data)
-	alice.waitFile(node.EventFileDone, fi.ID, 15*time.Second)
+	// A file this big is offered without its SHA-256, which comes sealed
+	// at the end; both sides then report it.
+	sum := sha256.Sum256(data)
+	if fi.SHA256 != ([32]byte{}) || done.SHA256 != sum {
+		t.Errorf("SHA-256 %x when offered, %x when received; want none, then %x", fi.SHA256, done.SHA256, sum)
+	}
+	if sent := alice.waitFile(node.EventFileDone, fi.ID, 15*time.Second); sent.SHA256 != sum {
+		t.Errorf("the sender reports SHA-256 %x, want %x", sent.SHA256, sum)
+	}
 	// The offer is in both histories, and survives.
 	for _, tn := range []*testNode{alice, bob} {
 		other := bob.ID()
@@ -167,6 +177,37 @@ func TestFileTamperedChunk(t *testing.T) {
 	defer mu.Unlock()
 	if len(tampered) != 2 {
 		t.Fatalf("tampered with %d chunks", len(tampered))
+	}
+}
+
+// TestFileTamperedSum changes the sealed SHA-256 at the end of a file
+// offered without it: the receiver refuses it, asks again, and the file
+// ends right.
+func TestFileTamperedSum(t *testing.T) {
+	alice, bob, _ := fileNodes(t, func(c *node.Config) { c.AutoAcceptFiles = 1 << 30 })
+	if err := bob.Contacts().Trust(alice.ID(), true); err != nil {
+		t.Fatal(err)
+	}
+	size := int(node.MailboxFileMax) + 3*transfer.ChunkSize + 11
+	chunks := (size + transfer.ChunkSize - 1) / transfer.ChunkSize
+	var sums atomic.Int32
+	alice.TamperFilesForTest(func(i int, sealed []byte) {
+		if i == chunks && sums.Add(1) == 1 {
+			sealed[7] ^= 1
+		}
+	})
+	path, data := writeFile(t, t.TempDir(), "sum.bin", size)
+	fi, err := alice.Files().Send(bob.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := bob.waitFile(node.EventFileDone, fi.ID, time.Minute)
+	checkReceived(t, done.Path, data)
+	if n := sums.Load(); n < 2 {
+		t.Fatalf("the sealed sum was sent %d times: the tampered one was taken", n)
+	}
+	if done.SHA256 != sha256.Sum256(data) {
+		t.Errorf("SHA-256 %x", done.SHA256)
 	}
 }
 

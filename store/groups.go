@@ -114,6 +114,22 @@ type GroupMessage struct {
 	// Changes: not a message but membership changes to send (a
 	// group-change frame); never in the history.
 	Changes [][]byte
+
+	// Replies, edits, deletions and reactions (groups_actions.go), as in
+	// Message: Kind and Target for an action (hidden from the history,
+	// applied to its target), ReplyTo for a reply, and a text's state.
+	Kind      Kind
+	Target    e2e.MessageID
+	Emoji     string
+	ReplyTo   e2e.MessageID
+	Edited    time.Time
+	Deleted   bool
+	Reactions []Reaction
+	// Refused: why an incoming action was not applied (stored so that
+	// its number counts and a copy sent again is known).
+	Refused string
+	// Applied: after storing an action, its target as it now stands.
+	Applied *GroupMessage
 }
 
 // Delivered counts the members that have the message.
@@ -150,6 +166,15 @@ type storedGroupMessage struct {
 	Late     bool      `json:"late,omitempty"`
 	Missing  int       `json:"missing,omitempty"`
 	Changes  [][]byte  `json:"changes,omitempty"`
+	// Actions (groups_actions.go).
+	Kind      Kind             `json:"kind,omitempty"`
+	Target    string           `json:"target,omitempty"`
+	Emoji     string           `json:"emoji,omitempty"`
+	ReplyTo   string           `json:"reply_to,omitempty"`
+	Edited    int64            `json:"edited,omitempty"`
+	Deleted   bool             `json:"deleted,omitempty"`
+	Reactions []storedReaction `json:"reactions,omitempty"`
+	Refused   string           `json:"refused,omitempty"`
 }
 
 // Delivery statuses as gdeliv stores them.
@@ -388,6 +413,7 @@ func (s Groups) encodeGroupMessage(m *GroupMessage) ([]byte, error) {
 	if m.From != "" {
 		sm.From = m.From.String()
 	}
+	encodeGroupAction(m, &sm)
 	plain, err := json.Marshal(sm)
 	if err != nil {
 		return nil, err
@@ -415,6 +441,9 @@ func (s Groups) decodeGroupMessage(id GroupID, seq uint64, data []byte) (GroupMe
 		if m.From, err = peer.Decode(sm.From); err != nil {
 			return GroupMessage{}, corrupt(rec, err)
 		}
+	}
+	if err := decodeGroupAction(&sm, &m); err != nil {
+		return GroupMessage{}, corrupt(rec, err)
 	}
 	return m, nil
 }
@@ -484,6 +513,11 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 		}
 		g.Sent++
 		m.Stream, m.Number = g.Stream, g.Sent
+		if m.Kind != KindText {
+			if err := s.applyGroupAction(tx, m, m.StoredAt); err != nil {
+				return err
+			}
+		}
 		if seal != nil {
 			rs, err := seal(m)
 			if err != nil {
@@ -495,8 +529,12 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 				}
 			}
 		}
-		if err := s.appendGroupMessage(tx, &g, m); err != nil {
+		msgs, last := g.Messages, g.Last
+		if err := s.appendAction(tx, &g, m); err != nil {
 			return err
+		}
+		if m.Kind != KindText {
+			g.Messages, g.Last = msgs, last // actions are not messages
 		}
 		ob := tx.Bucket(bktGOutbox)
 		for _, p := range members {
@@ -548,6 +586,19 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 	w := g.Recv[m.From.String()]
 	m.Late, m.Missing = w.add(m.Stream, m.Number)
 	g.Recv[m.From.String()] = w
+	if m.Kind != KindText {
+		if err := s.applyGroupAction(tx, m, now); refusal(err) {
+			m.Refused = err.Error()
+		} else if err != nil {
+			return false, err
+		}
+		msgs, last := g.Messages, g.Last
+		if err := s.appendAction(tx, &g, m); err != nil {
+			return false, err
+		}
+		g.Messages, g.Last = msgs, last // actions are not messages
+		return true, s.putGroup(tx, m.Group, g)
+	}
 	if err := s.appendGroupMessage(tx, &g, m); err != nil {
 		return false, err
 	}
@@ -587,6 +638,9 @@ func (s Groups) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
 		}
 		m, err := s.decodeGroupMessage(id, seq, raw)
 		if err != nil {
+			return out, err
+		}
+		if err := s.fillEdit(tx, &m); err != nil {
 			return out, err
 		}
 		dk := delivKey(id, seq, p)
@@ -633,7 +687,8 @@ func (m GroupMessage) copyFor(p peer.ID) Message {
 		}
 	}
 	return Message{ID: m.ID, Peer: p, Seq: m.Seq, Direction: Outgoing, SentAt: m.SentAt, StoredAt: m.StoredAt,
-		Body: m.Body, Status: st, Stream: m.Stream, Number: m.Number, Group: m.Group, GroupChanges: m.Changes}
+		Body: m.Body, Status: st, Stream: m.Stream, Number: m.Number, Group: m.Group, GroupChanges: m.Changes,
+		Kind: m.Kind, Target: m.Target, Emoji: m.Emoji, ReplyTo: m.ReplyTo}
 }
 
 // CopyFor is member p's copy of an outgoing group message, as the
@@ -644,7 +699,12 @@ func (m GroupMessage) CopyFor(p peer.ID) Message { return m.copyFor(p) }
 // (Peer: the sender, Group: the group), for events.
 func (m GroupMessage) AsMessage() Message {
 	out := Message{ID: m.ID, Peer: m.From, Seq: m.Seq, Direction: m.Direction, SentAt: m.SentAt, StoredAt: m.StoredAt,
-		Body: m.Body, Status: StatusReceived, Stream: m.Stream, Number: m.Number, Late: m.Late, Missing: m.Missing, Group: m.Group}
+		Body: m.Body, Status: StatusReceived, Stream: m.Stream, Number: m.Number, Late: m.Late, Missing: m.Missing, Group: m.Group,
+		Kind: m.Kind, Target: m.Target, Emoji: m.Emoji, ReplyTo: m.ReplyTo, Edited: m.Edited, Deleted: m.Deleted,
+		Reactions: m.Reactions, Error: m.Refused}
+	if m.Refused != "" {
+		out.Status = StatusRefused
+	}
 	if m.Direction == Outgoing {
 		out.Status = StatusSending
 		if len(m.Members) > 0 && m.Delivered() == len(m.Members) {
@@ -825,7 +885,7 @@ func (s Groups) GroupHistory(id GroupID, before uint64, limit int) ([]GroupMessa
 			if err != nil {
 				return false, err
 			}
-			if m.Changes != nil {
+			if m.Changes != nil || m.Kind != KindText {
 				return true, nil
 			}
 			if err := s.loadDeliveries(tx, &m); err != nil {

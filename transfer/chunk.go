@@ -12,7 +12,13 @@ import (
 // Overhead is what sealing adds to a chunk: the AEAD tag.
 const Overhead = 16
 
-const chunkLabel = "certchat file chunk v1"
+const (
+	chunkLabel = "certchat file chunk v1"
+	sumLabel   = "certchat file sum v1"
+)
+
+// SumSealed is the size of a sealed SHA-256 (SealSum).
+const SumSealed = 32 + Overhead
 
 // Sealer seals and opens one file's chunks: AES-256-GCM under a key
 // derived from the offer's, the chunk's index as the nonce, and the
@@ -71,4 +77,33 @@ func (s *Sealer) Open(dst []byte, i int, sealed []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: chunk %d", ErrTampered, i)
 	}
 	return out, nil
+}
+
+// SealSum seals the file's SHA-256 for the end of a SumLater transfer:
+// under the chunk key, with a nonce no chunk uses (its first four bytes
+// are 1, a chunk's 0) and its own associated data, so that it opens only
+// as this file's sum.
+func (s *Sealer) SealSum(sum [32]byte) []byte {
+	nonce, ad := s.sumNonceAD()
+	return s.aead.Seal(nil, nonce, sum[:], ad)
+}
+
+// OpenSum opens what SealSum sealed, or fails with ErrTampered.
+func (s *Sealer) OpenSum(sealed []byte) ([32]byte, error) {
+	var sum [32]byte
+	if len(sealed) != SumSealed {
+		return sum, fmt.Errorf("%w: a sealed SHA-256 of %d bytes", ErrTampered, len(sealed))
+	}
+	nonce, ad := s.sumNonceAD()
+	if _, err := s.aead.Open(sum[:0], nonce, sealed, ad); err != nil {
+		return sum, fmt.Errorf("%w: the file's SHA-256", ErrTampered)
+	}
+	return sum, nil
+}
+
+func (s *Sealer) sumNonceAD() (nonce, ad []byte) {
+	nonce = binary.BigEndian.AppendUint64([]byte{0, 0, 0, 1}, 0)
+	ad = append([]byte(sumLabel), s.o.ID[:]...)
+	ad = binary.BigEndian.AppendUint64(ad, uint64(s.o.Size))
+	return nonce, ad
 }

@@ -21,7 +21,8 @@ const (
 	MaxFileSize = 1 << 40
 	// MaxOfferName bounds the name an offer carries, in bytes.
 	MaxOfferName = 1024
-	offerV1      = 1
+	offerV1      = 1 // the offer carries the file's SHA-256
+	offerV2      = 2 // the SHA-256 comes sealed at the end of the chunks
 )
 
 // ID names one transfer.
@@ -48,47 +49,91 @@ type Offer struct {
 	ID     ID
 	Name   string   // the sender's name for the file: CleanName before use
 	Size   int64    // bytes
-	SHA256 [32]byte // of the whole file
+	SHA256 [32]byte // of the whole file; zero while SumLater
 	Key    [32]byte // seals the chunks (never logged, never shown)
+	// SumLater: the offer does not carry the SHA-256 (version 2); the
+	// sender computes it while it reads the file for sending and seals
+	// it into the end of the chunks (Sealer.SealSum), and the receiver
+	// checks the file against that before it is done.
+	SumLater bool
 }
 
 // NewOffer reads the file at path once, for its size and SHA-256, and
 // makes an offer with a fresh ID and key.
 func NewOffer(path string) (*Offer, error) {
-	f, err := os.Open(path)
+	f, o, err := openOffered(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if st.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%w: %s is %d bytes (at most %d)", ErrTooLarge, path, st.Size(), int64(MaxFileSize))
-	}
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	buf := make([]byte, 1<<20)
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	o := &Offer{Name: st.Name(), Size: n}
+	o.Size = n
 	h.Sum(o.SHA256[:0])
-	if _, err := rand.Read(o.ID[:]); err != nil {
+	return o, nil
+}
+
+// NewOfferSumLater makes an offer of the file at path without reading
+// it: its SHA-256 is computed while it is sent, and travels sealed at
+// the end of the chunks (SumLater). A large file then starts at once,
+// and is read once instead of twice.
+func NewOfferSumLater(path string) (*Offer, error) {
+	f, o, err := openOffered(path)
+	if err != nil {
 		return nil, err
+	}
+	o.SumLater = true
+	return o, f.Close()
+}
+
+// openOffered opens a file to offer and makes its offer: the name, the
+// size it has now, a fresh ID and key.
+func openOffered(path string) (*os.File, *Offer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	switch {
+	case err != nil:
+	case !st.Mode().IsRegular():
+		err = fmt.Errorf("%s is not a regular file", path)
+	case st.Size() > MaxFileSize:
+		err = fmt.Errorf("%w: %s is %d bytes (at most %d)", ErrTooLarge, path, st.Size(), int64(MaxFileSize))
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	o := &Offer{Name: st.Name(), Size: st.Size()}
+	if _, err := rand.Read(o.ID[:]); err != nil {
+		f.Close()
+		return nil, nil, err
 	}
 	if _, err := rand.Read(o.Key[:]); err != nil {
-		return nil, err
+		f.Close()
+		return nil, nil, err
 	}
-	return o, nil
+	return f, o, nil
+}
+
+// WithSum is the offer with its SHA-256 known: what either side keeps
+// of a SumLater offer once the sum is computed or has arrived.
+func (o *Offer) WithSum(sum [32]byte) *Offer {
+	n := *o
+	n.SHA256, n.SumLater = sum, false
+	return &n
 }
 
 // Fresh is another offer of the same file (name, size, SHA-256) with a
 // new ID and key: to offer one file to several recipients without
 // reading it again, each transfer apart.
+// A SumLater offer stays one: each transfer's sum is computed as it is
+// sent.
 func (o *Offer) Fresh() (*Offer, error) {
 	n := *o
 	if _, err := rand.Read(n.ID[:]); err != nil {
@@ -111,12 +156,18 @@ func (o *Offer) ChunkLen(i int) int {
 	return ChunkSize
 }
 
-// Marshal encodes the offer (PROTOCOL §15.1).
+// Marshal encodes the offer (PROTOCOL §15.1): version 1 with the
+// SHA-256, version 2 (SumLater) without.
 func (o *Offer) Marshal() []byte {
 	b := []byte{offerV1}
+	if o.SumLater {
+		b[0] = offerV2
+	}
 	b = append(b, o.ID[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(o.Size))
-	b = append(b, o.SHA256[:]...)
+	if !o.SumLater {
+		b = append(b, o.SHA256[:]...)
+	}
 	b = append(b, o.Key[:]...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(o.Name)))
 	return append(b, o.Name...)
@@ -124,19 +175,25 @@ func (o *Offer) Marshal() []byte {
 
 // ParseOffer reads an offer from untrusted bytes.
 func ParseOffer(b []byte) (*Offer, error) {
-	const fixed = 1 + 16 + 8 + 32 + 32 + 2
+	if len(b) < 1 || b[0] != offerV1 && b[0] != offerV2 {
+		return nil, fmt.Errorf("%w: not an offer of a version this reads", ErrMalformed)
+	}
+	o := &Offer{SumLater: b[0] == offerV2}
+	fixed := 1 + 16 + 8 + 32 + 32 + 2
+	if o.SumLater {
+		fixed -= 32
+	}
 	if len(b) < fixed {
 		return nil, fmt.Errorf("%w: an offer of %d bytes", ErrMalformed, len(b))
 	}
-	if b[0] != offerV1 {
-		return nil, fmt.Errorf("%w: offer version %d", ErrMalformed, b[0])
-	}
-	o := &Offer{}
 	copy(o.ID[:], b[1:17])
 	size := binary.BigEndian.Uint64(b[17:25])
-	copy(o.SHA256[:], b[25:57])
-	copy(o.Key[:], b[57:89])
-	n := int(binary.BigEndian.Uint16(b[89:91]))
+	at := 25
+	if !o.SumLater {
+		at += copy(o.SHA256[:], b[at:])
+	}
+	at += copy(o.Key[:], b[at:])
+	n := int(binary.BigEndian.Uint16(b[at:]))
 	if size > MaxFileSize {
 		return nil, fmt.Errorf("%w: %d bytes offered", ErrTooLarge, size)
 	}

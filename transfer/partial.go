@@ -41,6 +41,14 @@ type Partial struct {
 	state    *os.File // the state file
 	slot     int      // bytes of one of its two slots
 	seq      uint64   // the last state saved
+	sum      [32]byte // the SHA-256 the file must have
+	sumKnown bool     // from the offer, or (SumLater) from ExpectSum
+	direct   *direct  // a large file's writes past the page cache (Linux), or nil
+	err      error    // a failed block write: the partial file must be opened again
+	// checkpointed: the caller makes chunks durable with Checkpoint,
+	// so Write does not fsync by itself every SyncEvery chunks (only
+	// every 2 × SyncEvery, should the caller stop checkpointing).
+	checkpointed bool
 }
 
 // OpenPartial starts receiving o into downloads/.certchat-partial, or
@@ -55,7 +63,8 @@ func OpenPartial(downloads string, o *Offer) (*Partial, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("downloads folder: %w", err)
 	}
-	p := &Partial{o: o, seal: seal, dir: dir, have: make([]byte, (o.Chunks()+7)/8), h: sha256.New()}
+	p := &Partial{o: o, seal: seal, dir: dir, have: make([]byte, (o.Chunks()+7)/8), h: sha256.New(),
+		sum: o.SHA256, sumKnown: !o.SumLater}
 	f, err := os.OpenFile(p.path(".part"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("partial file: %w", err)
@@ -67,6 +76,11 @@ func OpenPartial(downloads string, o *Offer) (*Partial, error) {
 	if err := p.load(); err != nil {
 		// No state, or one that does not describe this file: start over.
 		p.have, p.held, p.prefix, p.h = make([]byte, len(p.have)), 0, 0, sha256.New()
+	}
+	if o.Size >= directMin && !noDirect {
+		if df := openDirect(p.path(".part"), o.Size); df != nil {
+			p.direct = newDirect(df)
+		}
 	}
 	return p, nil
 }
@@ -80,6 +94,11 @@ func (p *Partial) Has(i int) bool { return p.have[i/8]&(1<<(i%8)) != 0 }
 
 // Held is how many bytes have arrived.
 func (p *Partial) Held() int64 {
+	p.settle()
+	return p.heldBytes()
+}
+
+func (p *Partial) heldBytes() int64 {
 	n := int64(p.held) * ChunkSize
 	if c := p.o.Chunks(); c > 0 && p.Has(c-1) {
 		n -= int64(ChunkSize - p.o.ChunkLen(c-1))
@@ -88,10 +107,14 @@ func (p *Partial) Held() int64 {
 }
 
 // Done says whether every chunk has arrived.
-func (p *Partial) Done() bool { return p.held == p.o.Chunks() }
+func (p *Partial) Done() bool {
+	p.settle()
+	return p.held == p.o.Chunks()
+}
 
 // Missing lists the chunks not held as ranges [from, to).
 func (p *Partial) Missing() [][2]int {
+	p.settle()
 	var out [][2]int
 	for i := 0; i < p.o.Chunks(); i++ {
 		if p.Has(i) {
@@ -109,8 +132,18 @@ func (p *Partial) Missing() [][2]int {
 // Write checks sealed chunk i and writes it. A chunk that fails its
 // check (ErrTampered) is not written, and can be fetched again; a chunk
 // held already is ignored. A full disk is ErrDiskFull, and what arrived
-// before stays for a later resume.
+// before stays for a later resume. Every SyncEvery chunks Write makes
+// them durable itself (Sync), unless the caller uses Checkpoint.
 func (p *Partial) Write(i int, sealed []byte) error {
+	if p.err != nil {
+		return p.err
+	}
+	if p.direct != nil && !p.direct.off && i >= 0 && i < p.o.Chunks() && p.o.ChunkLen(i) == ChunkSize && !p.Has(i) {
+		return p.writeDirect(i, sealed)
+	}
+	if err := p.settle(); err != nil {
+		return err
+	}
 	plain, err := p.seal.Open(p.buf[:0], i, sealed)
 	if err != nil {
 		return err
@@ -122,24 +155,67 @@ func (p *Partial) Write(i int, sealed []byte) error {
 	if _, err := p.f.WriteAt(plain, int64(i)*ChunkSize); err != nil {
 		return p.writeFailed(err)
 	}
-	p.have[i/8] |= 1 << (i % 8)
-	p.held++
-	if err := p.hashPrefix(i, plain); err != nil {
+	if err := p.held1(i, plain); err != nil {
 		return err
 	}
-	if p.unsynced++; p.unsynced >= SyncEvery {
+	if p.unsynced >= p.syncEvery() {
 		return p.Sync()
 	}
 	return nil
 }
 
+// syncEvery is how many chunks Write lets go unsynced.
+func (p *Partial) syncEvery() int {
+	if p.checkpointed {
+		return 2 * SyncEvery
+	}
+	return SyncEvery
+}
+
+// writeDirect opens chunk i into the filling block (direct.go).
+func (p *Partial) writeDirect(i int, sealed []byte) error {
+	dst, err := p.blockSlot(i)
+	if err != nil {
+		p.err = err
+		return err
+	}
+	plain, err := p.seal.Open(dst, i, sealed)
+	if err != nil {
+		return err
+	}
+	if &plain[0] != &dst[:1][0] {
+		return errors.New("a chunk was not opened in place") // never: dst has room
+	}
+	p.direct.cur.n++
+	pending := p.direct.cur.n
+	for _, b := range p.direct.inflight {
+		pending += b.n
+	}
+	if p.unsynced+pending >= p.syncEvery() {
+		return p.Sync()
+	}
+	return nil
+}
+
+// held1 records chunk i, written: its bit, and the SHA-256 if it is
+// next in order.
+func (p *Partial) held1(i int, plain []byte) error {
+	if p.Has(i) {
+		return nil
+	}
+	p.have[i/8] |= 1 << (i % 8)
+	p.held++
+	p.unsynced++
+	return p.hashPrefix(i, plain)
+}
+
 func (p *Partial) writeFailed(err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		// Keep what is durable; this chunk will come again.
-		if serr := p.Sync(); serr != nil && !errors.Is(serr, syscall.ENOSPC) {
+		if serr := p.syncNow(); serr != nil && !errors.Is(serr, syscall.ENOSPC) {
 			return fmt.Errorf("%w (and saving the transfer's state: %v)", ErrDiskFull, serr)
 		}
-		return fmt.Errorf("%w in %s: %d of %d bytes kept for a later resume", ErrDiskFull, filepath.Dir(p.dir), p.Held(), p.o.Size)
+		return fmt.Errorf("%w in %s: %d of %d bytes kept for a later resume", ErrDiskFull, filepath.Dir(p.dir), p.heldBytes(), p.o.Size)
 	}
 	return fmt.Errorf("write the partial file: %w", err)
 }
@@ -163,6 +239,14 @@ func (p *Partial) hashPrefix(i int, plain []byte) error {
 
 // Sync makes the chunks written so far durable, then records them.
 func (p *Partial) Sync() error {
+	if err := p.settle(); err != nil {
+		return err
+	}
+	return p.syncNow()
+}
+
+// syncNow makes the chunks recorded as held durable, then saves them.
+func (p *Partial) syncNow() error {
 	if err := p.f.Sync(); err != nil {
 		return fmt.Errorf("save the partial file: %w", err)
 	}
@@ -179,8 +263,15 @@ func (p *Partial) Sync() error {
 // goes on writing (an fsync of 16 MiB no longer stalls the stream), but
 // must run the commits one at a time and in order, and must not call
 // Sync, Close, Finish or Discard while one runs. Held is what the commit
-// makes durable.
+// makes durable. Once the caller checkpoints, Write no longer syncs by
+// itself every SyncEvery chunks (it did on the very chunk the caller
+// checkpoints at, stalling the stream for the fsync the checkpoint runs
+// beside it); it is the caller's to checkpoint every SyncEvery chunks.
 func (p *Partial) Checkpoint() (commit func() error, held int64, err error) {
+	if err := p.settle(); err != nil {
+		return nil, 0, err
+	}
+	p.checkpointed = true
 	p.seq++
 	b, err := p.encodeState()
 	if err != nil {
@@ -199,7 +290,7 @@ func (p *Partial) Checkpoint() (commit func() error, held int64, err error) {
 			return p.syncFailed(fmt.Errorf("save the transfer's state: %w", err))
 		}
 		return nil
-	}, p.Held(), nil
+	}, p.heldBytes(), nil
 }
 
 // syncFailed marks a full disk as ErrDiskFull.
@@ -210,23 +301,51 @@ func (p *Partial) syncFailed(err error) error {
 	return err
 }
 
+// ExpectSum opens the sealed SHA-256 that ends a SumLater transfer
+// (Sealer.SealSum) and keeps it for Finish; it fails with ErrTampered.
+// An offer that carried its sum ignores it.
+func (p *Partial) ExpectSum(sealed []byte) error {
+	if !p.o.SumLater {
+		return nil
+	}
+	sum, err := p.seal.OpenSum(sealed)
+	if err != nil {
+		return err
+	}
+	p.sum, p.sumKnown = sum, true
+	return nil
+}
+
+// SumKnown says whether Finish can check the file: the offer carried
+// its SHA-256, or ExpectSum has been given it.
+func (p *Partial) SumKnown() bool { return p.sumKnown }
+
+// Sum is the SHA-256 the file must have (zero until SumKnown).
+func (p *Partial) Sum() [32]byte { return p.sum }
+
 // Finish checks the whole file's SHA-256 and moves it into downloads
 // under its cleaned name (never over an existing file, never
 // executable), returning the path. A file that does not match is
 // discarded (ErrHashMismatch).
 func (p *Partial) Finish(downloads string) (string, error) {
+	if err := p.settle(); err != nil {
+		return "", err
+	}
 	if !p.Done() {
 		return "", fmt.Errorf("%w: %d of %d bytes", ErrIncomplete, p.Held(), p.o.Size)
+	}
+	if !p.sumKnown {
+		return "", fmt.Errorf("%w: its SHA-256 has not come", ErrIncomplete)
 	}
 	if err := p.f.Sync(); err != nil {
 		return "", fmt.Errorf("save the partial file: %w", err)
 	}
 	var sum [32]byte
 	p.h.Sum(sum[:0])
-	if sum != p.o.SHA256 {
+	if sum != p.sum {
 		return "", errors.Join(fmt.Errorf("%w: %s", ErrHashMismatch, CleanName(p.o.Name)), p.Discard())
 	}
-	if err := p.f.Close(); err != nil {
+	if err := errors.Join(p.closeDirect(), p.f.Close()); err != nil {
 		return "", err
 	}
 	path, err := place(downloads, CleanName(p.o.Name), p.path(".part"))
@@ -238,6 +357,7 @@ func (p *Partial) Finish(downloads string) (string, error) {
 
 // Discard deletes what arrived: a cancelled or failed transfer.
 func (p *Partial) Discard() error {
+	p.closeDirect()
 	cerr := p.f.Close()
 	if errors.Is(cerr, os.ErrClosed) {
 		cerr = nil
@@ -252,7 +372,7 @@ func (p *Partial) Discard() error {
 // Close saves the state and closes the partial file, keeping both for a
 // later resume.
 func (p *Partial) Close() error {
-	return errors.Join(p.Sync(), p.f.Close(), p.closeState())
+	return errors.Join(p.Sync(), p.closeDirect(), p.f.Close(), p.closeState())
 }
 
 func (p *Partial) closeState() error {

@@ -190,6 +190,7 @@ func (u *commands) cmdMembers(arg string) {
 	u.spawn(func() {
 		infos := u.memberInfos(g)
 		flags := gb.Flags(g.ID)
+		issuers := gb.Issuers(g.ID) // a group bound to a CA: the CA that vouches for each member
 		u.post(func() {
 			summary, _ := groupSummary(infos)
 			var b strings.Builder
@@ -211,7 +212,9 @@ func (u *commands) cmdMembers(arg string) {
 				if err := flags[info.ID]; err != nil {
 					fmt.Fprintf(&b, " — FLAGGED: %s", err)
 				}
-				if info.Issuer != "" && info.IssuerTrusted && info.Trust != identity.StateCAVerified {
+				if name, ok := issuers[info.ID]; ok {
+					fmt.Fprintf(&b, " — group CA: %s", name)
+				} else if info.Issuer != "" && info.IssuerTrusted && info.Trust != identity.StateCAVerified {
 					fmt.Fprintf(&b, ", issued by %s", identity.SanitizeName(info.Issuer))
 				}
 				b.WriteString("\n")

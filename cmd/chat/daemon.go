@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/invite"
 	"github.com/certchat/certchat/node"
@@ -46,6 +47,9 @@ type eventStream struct {
 	name func(store.Message) string
 	self string            // our peer ID, the author of our edits and reactions
 	last map[string]string // peer ID → its last peer line
+	// delivery reads a group message's delivery to every member, for the
+	// counts of a group copy's status line (nil: left out).
+	delivery func(e2e.MessageID) (store.GroupMessage, error)
 }
 
 func newEventStream(w *lineWriter, name func(store.Message) string, self string) *eventStream {
@@ -60,6 +64,13 @@ func (es *eventStream) event(e node.Event) {
 			return
 		}
 		es.last[p.PeerID] = line
+	}
+	if st, ok := v.(evStatus); ok && st.Group != "" && es.delivery != nil {
+		if d, err := es.delivery(e.Message.ID); err == nil && d.Changes == nil {
+			n := d.Delivered()
+			st.Delivered, st.Members, st.Waiting = &n, len(d.Members), peerStrings(d.Waiting())
+			v = st
+		}
 	}
 	es.w.write(v)
 }
@@ -78,6 +89,7 @@ func (h *handler) serve(r io.Reader, w *lineWriter, events bool) {
 		defer sub.Close()
 		go func() {
 			es := newEventStream(w, h.name, h.n.ID().String())
+			es.delivery = h.n.Groups().Delivery
 			for e := range sub.C {
 				es.event(e)
 			}
@@ -220,7 +232,7 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 		w.write(evInvite{Event: "invite", Ref: c.Ref, Text: text, PeerID: h.n.ID().String()})
 	case "send_file", "file_accept", "file_cancel", "files":
 		h.fileCommand(c, w, fail)
-	case "group_create", "group_add", "group_remove", "group_leave", "groups":
+	case "group_create", "group_add", "group_remove", "group_admin", "group_leave", "groups":
 		h.groupCmd(c, w, fail)
 	case "quit":
 		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})
@@ -253,7 +265,7 @@ func (h *handler) send(c request, w *lineWriter, fail func(error)) {
 }
 
 // reply sends a reply into the conversation of the message replied to;
-// "to", if given, must name that conversation's peer.
+// "to", if given, must name that conversation's peer, or its group.
 func (h *handler) reply(c request, w *lineWriter, fail func(error)) {
 	target, err := e2e.ParseMessageID(c.ReplyTo)
 	if err != nil {
@@ -263,10 +275,16 @@ func (h *handler) reply(c request, w *lineWriter, fail func(error)) {
 	if c.To != "" {
 		ct, err := h.n.Trust().Resolve(c.To)
 		if err != nil {
-			fail(err)
-			return
-		}
-		if t, err := h.n.Store().Message(target); err == nil && t.Peer != ct.PeerID {
+			if gi, gerr := h.n.Groups().Find(c.To); gerr == nil {
+				if gm, err := h.n.Groups().Delivery(target); err == nil && group.ID(gm.Group) != gi.ID {
+					fail(fmt.Errorf("message %s is not in the group %s", target, c.To))
+					return
+				}
+			} else {
+				fail(err)
+				return
+			}
+		} else if t, err := h.n.Store().Message(target); err == nil && t.Peer != ct.PeerID {
 			fail(fmt.Errorf("message %s is not in the conversation with %s", target, c.To))
 			return
 		}
@@ -276,7 +294,7 @@ func (h *handler) reply(c request, w *lineWriter, fail func(error)) {
 		fail(err)
 		return
 	}
-	w.write(evStatus{Event: "accepted", Ref: c.Ref, ID: m.ID.String(), To: m.Peer.String()})
+	w.write(acceptedJSON(c.Ref, m))
 }
 
 // act edits, deletes or reacts to a message: answered accepted with the
@@ -301,7 +319,16 @@ func (h *handler) act(c request, w *lineWriter, fail func(error)) {
 		fail(err)
 		return
 	}
-	w.write(evStatus{Event: "accepted", Ref: c.Ref, ID: a.ID.String(), To: a.Peer.String()})
+	w.write(acceptedJSON(c.Ref, a))
+}
+
+// acceptedJSON answers a reply or action: "to" is the peer, or for a
+// group message the group's ID (also in "group").
+func acceptedJSON(ref string, m store.Message) evStatus {
+	if g := groupID(m.Group); g != "" {
+		return evStatus{Event: "accepted", Ref: ref, ID: m.ID.String(), To: g, Group: g}
+	}
+	return evStatus{Event: "accepted", Ref: ref, ID: m.ID.String(), To: m.Peer.String()}
 }
 
 // indicate marks a conversation seen (read markers) or says we type.

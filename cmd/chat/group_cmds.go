@@ -14,7 +14,7 @@ import (
 )
 
 // The daemon's group commands (docs/DAEMON.md): group_create, group_add,
-// group_remove, group_leave, groups; send and history to a group.
+// group_remove, group_admin, group_leave, groups; send and history to a group.
 
 // evGroup describes a group: on every change, and in answers.
 type evGroup struct {
@@ -60,9 +60,9 @@ func missingGroupField(c request) string {
 	switch {
 	case c.Cmd == "group_create" && c.Name == "":
 		return "name"
-	case (c.Cmd == "group_add" || c.Cmd == "group_remove" || c.Cmd == "group_leave") && c.Group == "":
+	case (c.Cmd == "group_add" || c.Cmd == "group_remove" || c.Cmd == "group_admin" || c.Cmd == "group_leave") && c.Group == "":
 		return "group"
-	case (c.Cmd == "group_add" || c.Cmd == "group_remove") && c.Peer == "":
+	case (c.Cmd == "group_add" || c.Cmd == "group_remove" || c.Cmd == "group_admin") && c.Peer == "":
 		return "peer"
 	}
 	return ""
@@ -117,6 +117,8 @@ func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
 		g, err = h.n.Groups().Add(g.ID, p)
 	case "group_remove":
 		g, err = h.n.Groups().Remove(g.ID, p)
+	case "group_admin":
+		g, err = h.n.Groups().Admin(g.ID, p)
 	case "group_leave":
 		g, err = h.n.Groups().Leave(g.ID)
 	}

@@ -18,7 +18,7 @@ import (
 
 // daemonCommands are the commands handler.handle answers, in the order
 // docs/DAEMON.md lists them.
-var daemonCommands = []string{"send", "edit", "delete", "react", "mark_seen", "typing", "connect", "add", "trust", "block", "peers", "history", "id", "invite", "send_file", "file_accept", "file_cancel", "files", "group_create", "group_add", "group_remove", "group_leave", "groups", "quit"}
+var daemonCommands = []string{"send", "edit", "delete", "react", "mark_seen", "typing", "connect", "add", "trust", "block", "peers", "history", "id", "invite", "send_file", "file_accept", "file_cancel", "files", "group_create", "group_add", "group_remove", "group_admin", "group_leave", "groups", "quit"}
 
 // daemonEvents are the values of "event" on the lines the daemon writes:
 // answers and node events. sent, queued, delivered and failed are the
@@ -44,7 +44,7 @@ type request struct {
 	IDs      []string `json:"ids,omitempty"`      // mark_seen: the messages shown
 	Typing   *bool    `json:"typing,omitempty"`   // typing: started or stopped
 	Members  []string `json:"members,omitempty"`  // group_create: peer IDs or contact names
-	Group    string   `json:"group,omitempty"`    // group_add, group_remove, group_leave: ID or name
+	Group    string   `json:"group,omitempty"`    // group_add, group_remove, group_admin, group_leave: ID or name
 }
 
 type evListening struct {
@@ -107,6 +107,7 @@ type evEdited struct {
 	Text   string `json:"text"` // the text now
 	TS     string `json:"ts"`
 	Action string `json:"action"`
+	Group  string `json:"group,omitempty"` // the target is a group message: its group
 }
 
 type evDeleted struct {
@@ -116,6 +117,7 @@ type evDeleted struct {
 	From   string `json:"from"`
 	TS     string `json:"ts"`
 	Action string `json:"action"`
+	Group  string `json:"group,omitempty"` // the target is a group message: its group
 }
 
 type evReaction struct {
@@ -126,6 +128,7 @@ type evReaction struct {
 	Emoji  string `json:"emoji,omitempty"` // left out: taken back
 	TS     string `json:"ts"`
 	Action string `json:"action"`
+	Group  string `json:"group,omitempty"` // the target is a group message: its group
 }
 
 type evTyping struct {
@@ -141,6 +144,11 @@ type evStatus struct {
 	To    string `json:"to"`
 	Error string `json:"error,omitempty"`
 	Group string `json:"group,omitempty"` // a group message's copy to member to
+	// A group copy's status: how many members have the message, of how
+	// many, and who does not yet.
+	Delivered *int     `json:"delivered,omitempty"`
+	Members   int      `json:"members,omitempty"`
+	Waiting   []string `json:"waiting,omitempty"`
 }
 
 type evError struct {
@@ -291,14 +299,17 @@ func updateJSON(e node.Event, self string) any {
 	if a.Direction == store.Incoming {
 		from = a.Peer.String()
 	}
-	id, peer, ts, action := m.ID.String(), m.Peer.String(), stamp(a.SentAt), a.ID.String()
+	id, peer, ts, action, group := m.ID.String(), m.Peer.String(), stamp(a.SentAt), a.ID.String(), groupID(a.Group)
+	if group != "" && m.Direction == store.Outgoing {
+		peer = "" // our own group message: no one peer
+	}
 	switch a.Kind {
 	case store.KindEdit:
-		return evEdited{Event: "edited", ID: id, Peer: peer, From: from, Text: m.Body, TS: ts, Action: action}
+		return evEdited{Event: "edited", ID: id, Peer: peer, From: from, Text: m.Body, TS: ts, Action: action, Group: group}
 	case store.KindDelete:
-		return evDeleted{Event: "deleted", ID: id, Peer: peer, From: from, TS: ts, Action: action}
+		return evDeleted{Event: "deleted", ID: id, Peer: peer, From: from, TS: ts, Action: action, Group: group}
 	case store.KindReact:
-		return evReaction{Event: "reaction", ID: id, Peer: peer, From: from, Emoji: a.Emoji, TS: ts, Action: action}
+		return evReaction{Event: "reaction", ID: id, Peer: peer, From: from, Emoji: a.Emoji, TS: ts, Action: action, Group: group}
 	}
 	return nil
 }

@@ -131,6 +131,7 @@ echoed in its answer. The commands:
       {"event":"group","id","name","members","admins","version",...}
   {"cmd":"group_add","group":"team","peer":"dave"}
   {"cmd":"group_remove","group":"team","peer":"dave"}
+  {"cmd":"group_admin","group":"team","peer":"bob"}
   {"cmd":"group_leave","group":"team"}
       change the group; each answers {"event":"group",...}
   {"cmd":"groups"}
@@ -288,6 +289,7 @@ func runDaemon(c *ctx) error {
 	go func() {
 		defer close(printed)
 		es := newEventStream(out, hd.name, n.ID().String())
+		es.delivery = n.Groups().Delivery
 		for e := range sub.C {
 			if c.opts.json {
 				es.event(e)

@@ -1,0 +1,120 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/group"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func testKey(t *testing.T) (ed25519.PrivateKey, peer.ID) {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := identity.PeerIDFromKey(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, p
+}
+
+// Held messages whose sender's add and removal arrive together are
+// dropped with the reason; one whose sender's add arrives is stored.
+func TestGroupHeldReleasedOrDropped(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	aliceKey, alice := testKey(t)
+	_, erin := testKey(t)
+	_, dave := testKey(t)
+	now := time.Now()
+	create, err := group.Create(aliceKey, "team", []peer.ID{bob.ID()}, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := group.New(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := l.ID()
+	bob.groups.receive(alice, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: id, Changes: l.Changes()})
+	bob.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
+
+	msg := func(from peer.ID, body string) store.GroupMessage {
+		return store.GroupMessage{Group: store.GroupID(id), ID: e2e.NewMessageID(), From: from, SentAt: now, Body: body, Stream: 1, Number: 1}
+	}
+	if err := bob.groups.mayPost(erin, store.GroupID(id)); err == nil || !strings.Contains(err.Error(), "not a member of the group yet") {
+		t.Fatalf("a stranger's message: %v, want to hold it", err)
+	}
+	bob.groups.held.hold(erin, msg(erin, "from erin"))
+	md := msg(dave, "from dave")
+	bob.groups.held.hold(dave, md)
+	bob.groups.held.hold(dave, md) // the same message again is held once
+	if n := bob.heldCountForTest(); n != 2 {
+		t.Fatalf("%d held, want 2", n)
+	}
+
+	change := func(op group.Op, p peer.ID) {
+		c, err := l.Propose(aliceKey, op, p, "", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change(group.OpAdd, erin)
+	change(group.OpRemove, erin)
+	bob.groups.receive(alice, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: id, Changes: l.Changes()})
+	bob.offWait("erin's message dropped", func(e Event) bool {
+		return e.Kind == EventError && e.PeerID == erin && strings.Contains(e.Err, "do not make them one")
+	})
+	if n := bob.heldCountForTest(); n != 1 {
+		t.Fatalf("%d held, want dave's", n)
+	}
+	// Once erin is known as removed, her messages are refused at once.
+	if err := bob.groups.mayPost(erin, store.GroupID(id)); err == nil || strings.Contains(err.Error(), "yet") {
+		t.Fatalf("a removed member's message: %v, want refused", err)
+	}
+
+	change(group.OpAdd, dave)
+	bob.groups.receive(alice, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: id, Changes: l.Changes()})
+	bob.offWait("dave's message", offIsMessage(md.ID))
+	if n := bob.heldCountForTest(); n != 0 {
+		t.Fatalf("%d held", n)
+	}
+}
+
+// The hold is bounded per group.
+func TestGroupHoldBounded(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	aliceKey, alice := testKey(t)
+	_, erin := testKey(t)
+	create, err := group.Create(aliceKey, "team", []peer.ID{bob.ID()}, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := group.ID(create.Hash())
+	bob.groups.receive(alice, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: id, Changes: [][]byte{create.Bytes()}})
+	for i := range maxHeldPerGroup + 1 {
+		bob.groups.held.hold(erin, store.GroupMessage{Group: store.GroupID(id), ID: e2e.NewMessageID(), From: erin, Body: "x", Number: uint64(i + 1)})
+	}
+	if n := bob.heldCountForTest(); n != maxHeldPerGroup {
+		t.Fatalf("%d held, want %d", n, maxHeldPerGroup)
+	}
+	bob.offWait("the one too many dropped", func(e Event) bool {
+		return e.Kind == EventError && e.PeerID == erin && strings.Contains(e.Err, "already wait")
+	})
+}
+
+func (n *Node) heldCountForTest() int {
+	n.groups.held.mu.Lock()
+	defer n.groups.held.mu.Unlock()
+	return n.groups.held.count
+}

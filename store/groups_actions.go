@@ -1,0 +1,235 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Replies, edits, deletions and reactions in groups (docs/PROTOCOL.md
+// §14.5). An action is a group message of its own, stored once (hidden
+// from the history) and applied to its target in the same transaction,
+// with the rules of a private conversation: the target must be a text of
+// the same group; only its author edits or deletes it (the sender the
+// pairwise session authenticated, never a claim of the message), within
+// EditWindow; any member reacts, one reaction per member. The node checks
+// membership before. An action whose target has not arrived is refused
+// (not held, unlike in a private conversation).
+
+func encodeGroupAction(m *GroupMessage, sm *storedGroupMessage) {
+	sm.Kind, sm.Emoji, sm.Deleted, sm.Refused = m.Kind, m.Emoji, m.Deleted, m.Refused
+	if m.Target != (e2e.MessageID{}) {
+		sm.Target = m.Target.String()
+	}
+	if m.ReplyTo != (e2e.MessageID{}) {
+		sm.ReplyTo = m.ReplyTo.String()
+	}
+	sm.Edited = optTime(m.Edited)
+	sm.Reactions = nil
+	for _, r := range m.Reactions {
+		from := ""
+		if r.From != "" {
+			from = r.From.String()
+		}
+		sm.Reactions = append(sm.Reactions, storedReaction{From: from, Emoji: r.Emoji})
+	}
+}
+
+func decodeGroupAction(sm *storedGroupMessage, m *GroupMessage) error {
+	m.Kind, m.Emoji, m.Deleted, m.Refused = sm.Kind, sm.Emoji, sm.Deleted, sm.Refused
+	m.Edited = fromOptTime(sm.Edited)
+	var err error
+	if sm.Target != "" {
+		if m.Target, err = e2e.ParseMessageID(sm.Target); err != nil {
+			return err
+		}
+	}
+	if sm.ReplyTo != "" {
+		if m.ReplyTo, err = e2e.ParseMessageID(sm.ReplyTo); err != nil {
+			return err
+		}
+	}
+	for _, r := range sm.Reactions {
+		var from peer.ID
+		if r.From != "" {
+			if from, err = peer.Decode(r.From); err != nil {
+				return err
+			}
+		}
+		m.Reactions = append(m.Reactions, Reaction{From: from, Emoji: r.Emoji})
+	}
+	return nil
+}
+
+// applyGroupAction applies a (ours if outgoing, else by a.From) to its
+// target and rewrites the target; a.Applied is the target after.
+func (s Groups) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) error {
+	var v []byte
+	if idx := tx.Bucket(bktGIDs); idx != nil {
+		v = idx.Get(a.Target[:])
+	}
+	if v == nil || len(v) != e2e.GroupIDLen+8 || GroupID(v[:e2e.GroupIDLen]) != a.Group {
+		return fmt.Errorf("message %s: %w", a.Target, ErrNoTarget)
+	}
+	seq := binary.BigEndian.Uint64(v[e2e.GroupIDLen:])
+	b := tx.Bucket(bktGMsgs).Bucket(a.Group[:])
+	if b == nil {
+		return corrupt(gmsgRecord(a.Group, seq), errors.New("missing"))
+	}
+	t, err := s.decodeGroupMessage(a.Group, seq, b.Get(seqKey(seq)))
+	if err != nil {
+		return err
+	}
+	if t.Kind != KindText || t.Changes != nil {
+		return fmt.Errorf("message %s: %w", a.Target, ErrNoTarget)
+	}
+	if t.Deleted {
+		return ErrDeleted
+	}
+	switch a.Kind {
+	case KindEdit, KindDelete:
+		ours := a.Direction == Outgoing
+		if ours != (t.Direction == Outgoing) || !ours && t.From != a.From {
+			return ErrNotYours
+		}
+		if ours && now.Sub(t.SentAt) > EditWindow ||
+			!ours && (a.SentAt.Sub(t.SentAt) > EditWindow+editClockSlack || now.Sub(t.StoredAt) > lateActionLimit) {
+			return ErrTooOld
+		}
+		if a.Kind == KindDelete {
+			t.Body, t.Deleted, t.Edited, t.Reactions = "", true, time.Time{}, nil
+			if ours {
+				if err := s.dropSuperseded(tx, a.Group, a.Target, seq); err != nil {
+					return err
+				}
+			}
+		} else if !a.SentAt.Before(t.Edited) {
+			t.Body, t.Edited = a.Body, a.SentAt
+		}
+	case KindReact:
+		from := a.From // empty: ours
+		t.Reactions = slices.DeleteFunc(t.Reactions, func(r Reaction) bool { return r.From == from })
+		if a.Emoji != "" {
+			t.Reactions = append(t.Reactions, Reaction{From: from, Emoji: a.Emoji})
+		}
+	default:
+		return fmt.Errorf("message %s: unknown kind %q", a.ID, a.Kind)
+	}
+	enc, err := s.encodeGroupMessage(&t)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(seqKey(seq), enc); err != nil {
+		return err
+	}
+	if err := s.loadDeliveries(tx, &t); err != nil {
+		return err
+	}
+	a.Applied = &t
+	return nil
+}
+
+// SetGroupSent records that the copies ids of outgoing group messages
+// were written to member p's live session (sent), and returns those whose
+// status changed. Calls from the members' outbox workers at about the
+// same time share one transaction (bbolt's Batch), so a message written
+// to many members does not cost a durable write per member. A copy
+// already queued at a relay or delivered stays so.
+func (s Groups) SetGroupSent(p peer.ID, ids []e2e.MessageID, now time.Time) ([]Message, error) {
+	var out []Message
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		out = out[:0] // Batch may run this again
+		for _, id := range ids {
+			m, changed, err := s.setGroupStatusOf(tx, id, p, StatusSent, now, nil)
+			if errors.Is(err, ErrNotFound) {
+				continue // acknowledged and gone meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if changed {
+				out = append(out, m)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// appendAction stores a text or an action; an edit is stored without its
+// text, which lives in its target only (so a deletion removes it from
+// the store), and read back from the target to be sent (fillEdit).
+func (s Groups) appendAction(tx *bolt.Tx, g *storedGroup, m *GroupMessage) error {
+	if m.Kind != KindEdit {
+		return s.appendGroupMessage(tx, g, m)
+	}
+	body := m.Body
+	m.Body = ""
+	err := s.appendGroupMessage(tx, g, m)
+	m.Body = body
+	return err
+}
+
+// fillEdit gives an outgoing edit read from the outbox its target's text
+// now (empty if the target was deleted since).
+func (s Groups) fillEdit(tx *bolt.Tx, m *GroupMessage) error {
+	if m.Kind != KindEdit {
+		return nil
+	}
+	v := tx.Bucket(bktGIDs).Get(m.Target[:])
+	if v == nil || len(v) != e2e.GroupIDLen+8 || GroupID(v[:e2e.GroupIDLen]) != m.Group {
+		return nil
+	}
+	seq := binary.BigEndian.Uint64(v[e2e.GroupIDLen:])
+	t, err := s.decodeGroupMessage(m.Group, seq, tx.Bucket(bktGMsgs).Bucket(m.Group[:]).Get(seqKey(seq)))
+	if err != nil {
+		return err
+	}
+	m.Body = t.Body
+	return nil
+}
+
+// dropSuperseded takes out of every member's queue what our deletion of
+// the text at seq makes pointless: the text itself (its body is gone)
+// and our edits and reactions of it not yet acknowledged.
+func (s Groups) dropSuperseded(tx *bolt.Tx, gid GroupID, target e2e.MessageID, seq uint64) error {
+	ob := tx.Bucket(bktGOutbox)
+	msgs := tx.Bucket(bktGMsgs).Bucket(gid[:])
+	if ob == nil || msgs == nil {
+		return nil
+	}
+	var drop [][]byte
+	c := ob.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) < e2e.GroupIDLen+9 {
+			return corrupt(fmt.Sprintf("goutbox/%x", k), errBadKey)
+		}
+		rest := k[len(k)-e2e.GroupIDLen-8:]
+		if GroupID(rest[:e2e.GroupIDLen]) != gid {
+			continue
+		}
+		mseq := binary.BigEndian.Uint64(rest[e2e.GroupIDLen:])
+		if mseq != seq {
+			m, err := s.decodeGroupMessage(gid, mseq, msgs.Get(seqKey(mseq)))
+			if err != nil {
+				return err
+			}
+			if m.Direction != Outgoing || m.Target != target || (m.Kind != KindEdit && m.Kind != KindReact) {
+				continue
+			}
+		}
+		drop = append(drop, slices.Clone(k))
+	}
+	for _, k := range drop {
+		if err := ob.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

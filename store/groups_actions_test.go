@@ -1,0 +1,125 @@
+package store
+
+import (
+	"encoding/binary"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+)
+
+// A group copy written to a live session is recorded as sent; the
+// members' workers recording at once share transactions; delivered and
+// queued are not undone.
+func TestGroupSentStored(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	members := make([]peer.ID, 50)
+	for i := range members {
+		members[i] = testPeer(t)
+	}
+	m := &GroupMessage{Group: id, ID: e2e.MessageID{7}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hello"}
+	if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, _, err := s.Groups().SetGroupStatus(m.ID, members[0], StatusDelivered, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Groups().SetGroupStatus(m.ID, members[1], StatusQueued, now); err != nil {
+		t.Fatal(err)
+	}
+	before := txID(t, s)
+	var wg sync.WaitGroup
+	changed := make([]int, len(members))
+	for i, p := range members {
+		wg.Go(func() {
+			ms, err := s.Groups().SetGroupSent(p, []e2e.MessageID{m.ID}, now)
+			if err != nil {
+				t.Error(err)
+			}
+			changed[i] = len(ms)
+			if len(ms) == 1 && (ms[0].Status != StatusSent || ms[0].Peer != p || ms[0].Group != id) {
+				t.Errorf("changed: %+v", ms[0])
+			}
+		})
+	}
+	wg.Wait()
+	if n := txID(t, s) - before; n >= len(members) {
+		t.Errorf("%d members' sent cost %d write transactions", len(members), n)
+	} else {
+		t.Logf("%d members' sent: %d write transactions", len(members), n)
+	}
+	got, err := s.Groups().GroupMessageByID(m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range got.Members {
+		want := StatusSent
+		switch d.Peer {
+		case members[0]:
+			want = StatusDelivered
+		case members[1]:
+			want = StatusQueued
+		}
+		if d.Status != want {
+			t.Errorf("member %s: %s, want %s", d.Peer, d.Status, want)
+		}
+	}
+	if changed[0] != 0 || changed[1] != 0 || changed[2] != 1 {
+		t.Errorf("changed: %v", changed[:3])
+	}
+	// An ID that is not (or no longer) a group copy is passed over.
+	if ms, err := s.Groups().SetGroupSent(members[2], []e2e.MessageID{{9}}, now); err != nil || len(ms) != 0 {
+		t.Fatalf("unknown ID: %v, %v", ms, err)
+	}
+}
+
+// Our deletion of a group text removes its text from the store (an edit
+// keeps no copy of it) and takes out of the members' queues the text and
+// our edits of it not yet acknowledged.
+func TestGroupDeleteScrubs(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	p := testPeer(t)
+	now := time.Now()
+	text := &GroupMessage{Group: id, ID: e2e.MessageID{1}, SentAt: now, StoredAt: now, Body: "secret plan"}
+	if err := s.Groups().AddGroupOutgoing(text, []peer.ID{p}); err != nil {
+		t.Fatal(err)
+	}
+	edit := &GroupMessage{Group: id, ID: e2e.MessageID{2}, SentAt: now, StoredAt: now, Kind: KindEdit, Target: text.ID, Body: "secret plan v2"}
+	if err := s.Groups().AddGroupOutgoing(edit, []peer.ID{p}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Groups().GroupOutbox(p)
+	if err != nil || len(out) != 2 || out[1].Body != "secret plan v2" {
+		t.Fatalf("outbox before: %+v, %v", out, err)
+	}
+	del := &GroupMessage{Group: id, ID: e2e.MessageID{3}, SentAt: now, StoredAt: now, Kind: KindDelete, Target: text.ID}
+	if err := s.Groups().AddGroupOutgoing(del, []peer.ID{p}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = s.Groups().GroupOutbox(p)
+	if err != nil || len(out) != 1 || out[0].ID != del.ID {
+		t.Fatalf("outbox after the deletion: %+v, %v", out, err)
+	}
+	// Nothing of the text is left in any record of the group.
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktGMsgs).Bucket(id[:]).ForEach(func(k, v []byte) error {
+			m, err := s.Groups().decodeGroupMessage(id, binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
+			}
+			if strings.Contains(m.Body, "secret") {
+				t.Errorf("record %d still holds %q", m.Seq, m.Body)
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
