@@ -1,7 +1,6 @@
 package node
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -17,9 +16,13 @@ import (
 // Messages from members we do not know of yet (PROTOCOL §14.5, "Held
 // messages"). A member just added may write before the add reaches us:
 // the add's author sends it to every member, but on another path. Such a
-// message is acknowledged and held in memory, bounded per group and in
-// all and for a time, and stored once a change we receive makes its
-// sender a member; it is dropped, with the reason, when the time runs
+// message is held in memory, unacknowledged, bounded per group and in
+// all and for a time, and stored (then acknowledged) once a change we
+// receive makes its sender a member. Until then the sender keeps it in its
+// outbox and tries again, so a crash here loses nothing, and a retry of a
+// message still held is the same message, held once. It is dropped, and
+// then acknowledged so that the sender stops trying, with the reason,
+// when the time runs
 // out, when the changes that came name the sender and still do not admit
 // it (removed, or its add lost), or when we leave the group. A sender
 // some change names and who is not a member now (removed, left) is not
@@ -46,6 +49,9 @@ var errNotYetMember = fmt.Errorf("%w yet", group.ErrNotMember)
 type holds struct {
 	*core
 	groups *Groups
+	// ack sends the receipt for a message from p once it is decided:
+	// stored, or dropped for good (set by Node).
+	ack func(p peer.ID, id e2e.MessageID)
 
 	mu       sync.Mutex
 	held     map[group.ID][]heldMessage
@@ -112,7 +118,9 @@ func (g *holds) hold(p peer.ID, m store.GroupMessage) {
 	}
 	g.mu.Unlock()
 	if reason != "" {
-		g.drop(h, errors.New(reason))
+		// Neither held nor acknowledged: the sender tries again later,
+		// when there may be room, so nothing is lost to a full hold.
+		g.log.Warn("group message not held, left to its sender's next try", "group", id.Short(), "peer", p, "id", m.ID, "reason", reason)
 		return
 	}
 	g.log.Info("group message held until its sender's add arrives", "group", id.Short(), "peer", p, "id", m.ID)
@@ -237,6 +245,7 @@ func (g *holds) admit(h heldMessage) {
 	if isNew {
 		g.groups.reportIncoming(h.from, &m)
 	}
+	g.ack(h.from, m.ID)
 }
 
 // drop reports a held message given up, with the reason.
@@ -244,4 +253,5 @@ func (g *holds) drop(h heldMessage, why error) {
 	g.log.Info("held group message dropped", "group", group.ID(h.msg.Group).Short(), "peer", h.from, "id", h.msg.ID, "reason", why)
 	g.emitError(h.from, fmt.Errorf("a group message from %s was refused: %s is not a member of the group: %w",
 		identity.ShortID(h.from), identity.ShortID(h.from), why))
+	g.ack(h.from, h.msg.ID)
 }

@@ -29,8 +29,10 @@ func mend(a, b *testNode) {
 }
 
 // Members just added write before their adds reach another member: the
-// messages are held (acknowledged, not shown), and stored once the adds
-// arrive, over real hosts whose changes are delayed.
+// messages are held (not shown, and not acknowledged: the senders keep
+// bob's copies, so a crash of bob's loses nothing), and stored and
+// acknowledged once the adds arrive, over real hosts whose changes are
+// delayed.
 func TestGroupHeldUntilAdd(t *testing.T) {
 	alice := startNode(t, newHome(t, "alice"))
 	bob := startNodeWith(t, newHome(t, "bob"), func(c *node.Config) { c.GroupHoldTTL = 20 * time.Second })
@@ -56,12 +58,28 @@ func TestGroupHeldUntilAdd(t *testing.T) {
 	dave.waitGroup(id, "being added", func(g node.GroupInfo) bool { return len(g.Members) == 4 })
 	erin.waitGroup(id, "being added", func(g node.GroupInfo) bool { return len(g.Members) == 4 })
 
-	// Each writes to the group: bob holds both (acknowledged, not shown).
+	// Each writes to the group: bob holds both (not shown, not
+	// acknowledged: bob's copy stays in the sender's outbox).
 	md := dave.groupSend(id, "hi, dave here")
 	me := erin.groupSend(id, "hi, erin here")
 	eventually(t, "bob holds both", func() bool { return bob.HeldForTest() == 2 })
-	dave.waitGroupDelivered(md)
-	erin.waitGroupDelivered(me)
+	for _, s := range []struct {
+		tn *testNode
+		m  store.GroupMessage
+	}{{dave, md}, {erin, me}} {
+		eventually(t, "the others have it", func() bool {
+			d, err := s.tn.Groups().Delivery(s.m.ID)
+			return err == nil && d.Delivered() == len(d.Members)-1
+		})
+		time.Sleep(300 * time.Millisecond) // a receipt from bob would be here by now
+		d, err := s.tn.Groups().Delivery(s.m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Delivered() != len(d.Members)-1 {
+			t.Fatalf("%q: delivered to %d of %d while bob only holds it", s.m.Body, d.Delivered(), len(d.Members))
+		}
+	}
 	if got := groupBodies(t, bob, id); len(got) != 0 {
 		t.Fatalf("bob shows %q before the adds", got)
 	}
@@ -81,6 +99,8 @@ func TestGroupHeldUntilAdd(t *testing.T) {
 	if n := bob.HeldForTest(); n != 0 {
 		t.Fatalf("%d still held", n)
 	}
+	dave.waitGroupDelivered(md) // acknowledged once stored
+	erin.waitGroupDelivered(me)
 	if got := groupBodies(t, bob, id); len(got) != 2 || !slices.Contains(got, "hi, dave here") || !slices.Contains(got, "hi, erin here") {
 		t.Fatalf("bob's history: %q", got)
 	}

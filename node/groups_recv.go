@@ -66,7 +66,11 @@ func (t *sessions) groupDelivered(p peer.ID, g *groupOpened, cs *chatSession) {
 	case g.changes != nil:
 		t.groups.receive(p, *g.changes)
 	case g.held:
+		// Not acknowledged until it is stored (holds.admit): the sender
+		// keeps it in its outbox, so a crash while it is held loses
+		// nothing, and its next try is taken as it comes.
 		t.groups.held.hold(p, *g.msg)
+		return
 	case g.refused != nil:
 		t.emitError(p, fmt.Errorf("a group message from %s was refused: %w", identity.ShortID(p), g.refused))
 	case g.msg != nil && g.isNew:

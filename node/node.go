@@ -114,6 +114,7 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	s := n.sessions
 	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts, s.ind, s.dht = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts, n.ind, n.dht
 	s.groups = n.groups
+	n.groups.held.ack = func(p peer.ID, id e2e.MessageID) { n.mail.sendReceipt(p, id, s.newest(p)) }
 	o := n.out
 	o.sessions, o.rk, o.mail, o.book = s, rk, n.mail, n.book
 	mb := n.mail
