@@ -101,6 +101,75 @@ func threeTalking(t *testing.T) (ps []*testPeer, ws []*window) {
 	return ps, ws
 }
 
+// Edits, reactions, replies and deletions in a group, in the windows of
+// three real nodes: alice edits and reacts, and bob's and carol's panes
+// show the edit and the reaction; bob may react to and reply to alice's
+// message but not edit it; alice deletes it for every member.
+func TestGroupEditReplyReactDelete(t *testing.T) {
+	t.Parallel()
+	_, ws := threeTalking(t)
+	wa, wb, wc := ws[0], ws[1], ws[2]
+	wa.enter("/group create team bob carol")
+	wa.waitText("Group team made with 3 members", " # team ")
+	wb.waitText("# team")
+	wb.tabUntil(" team  3 members")
+	wa.enter("helo team")
+	wa.waitText("me: helo team  ✓ delivered to all 2")
+	wb.waitText("alice: helo team")
+	wc.waitText("alice: helo team") // carol had no chat open: it opens the group
+
+	// Alice selects her message, e puts its text in the input, Enter
+	// saves: every member's pane shows the edit.
+	wa.alt(tcell.KeyUp)
+	wa.waitText("Selected: e edit")
+	wa.typeText("e")
+	wa.waitFor("the text to edit in the input", func(string) bool { return wa.draft() == "helo team" })
+	wa.waitText("Editing your message")
+	wa.do(func() { wa.u.in.SetText("hello team") })
+	wa.key(tcell.KeyEnter, 0, tcell.ModNone)
+	wa.waitText("me: hello team  (edited)")
+	wb.waitText("alice: hello team  (edited)")
+	wc.waitText("alice: hello team  (edited)")
+
+	// Alice reacts to it: + opens the picker.
+	wa.alt(tcell.KeyUp)
+	wa.typeText("+")
+	wa.waitText("React: Enter picks")
+	wa.key(tcell.KeyEnter, 0, tcell.ModNone)
+	wa.waitText("👍 1")
+	wb.waitText("👍 1")
+	wc.waitText("👍 1")
+
+	// Any member reacts: bob's /react on the last message.
+	wb.enter("/react 🎉")
+	wa.waitText("🎉 1", "👍 1")
+	wc.waitText("🎉 1", "👍 1")
+
+	// Only the author edits or deletes: said to bob, nothing sent.
+	wb.alt(tcell.KeyUp)
+	wb.typeText("e")
+	wb.waitText("only the member who wrote a message can")
+	wb.key(tcell.KeyEscape, 0, tcell.ModNone)
+	wb.enter("/delete")
+	wb.waitText("/delete: there is no message of yours in this chat")
+
+	// Bob replies: the quote shows above his reply for everyone, and his
+	// own copy says how many members have it.
+	wb.enter("/reply agreed")
+	wb.waitText("↪ alice: hello team", "me: agreed  ✓ delivered to all 2")
+	wc.waitText("↪ alice: hello team", "bob: agreed")
+	wa.waitText("↪ me: hello team", "bob: agreed")
+
+	// Alice deletes her message for every member, asked first.
+	wa.enter("/delete")
+	wa.waitText("Delete for every member?")
+	wa.choose("Delete")
+	wa.waitText("me: message deleted")
+	wb.waitText("alice: message deleted", "↪ alice: message deleted")
+	wc.waitText("alice: message deleted", "↪ alice: message deleted")
+	wc.waitGone("👍 1")
+}
+
 // A group in the window, on three real nodes: /group create opens it;
 // the others see it in their chat list and open it; messages show with
 // their sender's name, own ones with how many members have them; unread
@@ -158,10 +227,6 @@ func TestGroupChat(t *testing.T) {
 	wb.waitText("# crew")
 	wa.enter("/rename team")
 	wb.waitText("# team")
-
-	// Edits and replies are not in groups: said, not sent.
-	wb.enter("/edit")
-	wb.waitText("Replies, edits, deletions and reactions are not in")
 
 	// A member offline: "delivered to 1 of 2" and who is missing.
 	carol.n.Close()
