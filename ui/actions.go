@@ -2,7 +2,6 @@ package ui
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -308,31 +307,15 @@ func (u *actions) reply(id e2e.MessageID, text string) {
 		return
 	}
 	u.stopTyping()
-	var gb *node.Groups
-	if u.gc.openGroup() != nil {
-		gb = u.cmds.groups("reply")
-	}
 	u.spawn(func() {
 		m, err := u.b.Messages().Reply(id, text)
-		var gm store.GroupMessage
-		if err == nil && gb != nil && m.Group != (store.GroupID{}) {
-			// A group reply shows each member's delivery, as a text does.
-			gm, err = gb.Delivery(m.ID)
-			if err != nil {
-				err = fmt.Errorf("read the reply's delivery: %w", err)
-			}
-		}
 		u.post(func() {
 			if err != nil {
 				u.actionFailed("Reply not sent", err)
 				return
 			}
 			u.conv.offset = 0
-			if gm.ID == m.ID && gm.ID != (e2e.MessageID{}) {
-				u.conv.upsertGroup(gm)
-				return
-			}
-			u.conv.upsert(m)
+			u.conv.upsert(m) // in a group, each member's delivery follows (onGroupStatus)
 		})
 	})
 }

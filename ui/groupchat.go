@@ -295,7 +295,7 @@ func (u *groupChats) onGroupStatus(m store.Message) {
 	gen := u.conv.gen
 	u.spawn(func() {
 		gm, err := gb.Delivery(m.ID)
-		if err != nil || gm.Changes != nil || gm.Kind != store.KindText || gm.Direction != store.Outgoing {
+		if err != nil || gm.Changes != nil || gm.Direction != store.Outgoing {
 			return
 		}
 		u.post(func() {

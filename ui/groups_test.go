@@ -249,6 +249,9 @@ func TestGroupChat(t *testing.T) {
 	if wb.draft() != "still here?" {
 		t.Errorf("the refused text left the input: %q", wb.draft())
 	}
+	wb.do(func() { wb.u.in.SetText("") })
+	wb.enter("/react 👍")
+	wb.waitText("No reaction: you are not a member of team any more.")
 
 	// Alice blocks carol's key: the group says so, and waits.
 	if err := alice.n.Contacts().Block(carol.peerID()); err != nil {
@@ -281,7 +284,8 @@ func TestGroupKeyChanged(t *testing.T) {
 	w := openWindow(t, alice.n, 80, 24, Options{})
 	connect(t, newBob, alice) // refused: alice sees the key claim bob's name
 	w.waitText("! KEY CHANGED")
-	if _, err := carol.n.Groups().Create("team", []peer.ID{alice.peerID(), newBob.peerID()}); err != nil {
+	gi, err := carol.n.Groups().Create("team", []peer.ID{alice.peerID(), newBob.peerID()})
+	if err != nil {
 		t.Fatal(err)
 	}
 	w.waitText("# team")
@@ -303,6 +307,23 @@ func TestGroupKeyChanged(t *testing.T) {
 	x, y, _ = findIn(s, "bob — KEY CHANGED", false)
 	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
 		t.Errorf("the changed member is drawn in %v", fg)
+	}
+	w.key(tcell.KeyEscape, 0, 0)
+	w.waitGone("Members of team")
+
+	// Reactions and replies go to every member: refused as a text is,
+	// with the same sentence.
+	if _, err := carol.n.Groups().Send(gi.ID, "hi all"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitText("carol: hi all")
+	w.enter("/react 👍")
+	w.waitText("No reaction: KEY CHANGED for bob, a member")
+	w.alt(tcell.KeyUp)
+	w.typeText("r")
+	w.waitText("Reply not sent: KEY CHANGED for bob, a member")
+	if m, err := alice.n.Groups().History(gi.ID, 0, 10); err != nil || len(m) != 1 {
+		t.Errorf("alice's group history: %d messages, %v; want carol's only", len(m), err)
 	}
 }
 
