@@ -476,3 +476,23 @@ func TestGroupMembersIssuedThroughIntermediate(t *testing.T) {
 	w.enter("/members acme")
 	w.waitText("Members of acme", "dave — verified: issued by Acme Team CA — group CA: Acme Root (through Acme")
 }
+
+// An own group message older than a day is no longer edited nor
+// deleted: the node refuses, and the window says why.
+func TestGroupEditTooOld(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 1), newPeer(t, "bob", 2)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	alice.fillGroup(alice, "team", []peer.ID{bob.peerID()},
+		groupMsg{at: testNow.Add(-25 * time.Hour), body: "from yesterday"},
+	)
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.tabUntil(" team  2 members")
+	w.waitText("me: from yesterday")
+	w.enter("/edit from today")
+	w.waitText("Not edited: a message can be edited or deleted only", "within 24 hours of sending it.")
+	w.enter("/delete")
+	w.choose("Delete")
+	w.waitText("Not deleted: a message can be edited or deleted only", "within 24 hours of sending it.")
+	w.waitText("me: from yesterday")
+}
