@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/group"
@@ -46,6 +47,7 @@ type GroupInfo struct {
 	Member    bool   // this node is a member
 	Unread    int
 	Messages  int
+	Last      time.Time // the newest message's arrival (zero: none yet)
 }
 
 // Groups is the node's part for groups (Node.Groups): it owns the logs
@@ -100,7 +102,7 @@ func (g *Groups) info(s group.State) GroupInfo {
 		if sg.Name != "" {
 			gi.Name = sg.Name
 		}
-		gi.Unread, gi.Messages = sg.Unread, sg.Messages
+		gi.Unread, gi.Messages, gi.Last = sg.Unread, sg.Messages, sg.Last
 	}
 	return gi
 }

@@ -103,6 +103,10 @@ func TestGroupLifecycle(t *testing.T) {
 	if d := alice.waitGroupDelivered(m1); d.Delivered() != 2 || len(d.Waiting()) != 0 {
 		t.Fatalf("delivery: %+v", d)
 	}
+	// The group's newest message time orders it among the chats.
+	if gi, _ := alice.Groups().Get(id); !gi.Last.Equal(m1.StoredAt.Truncate(time.Millisecond)) || gi.Messages != 1 {
+		t.Fatalf("alice's group after a message: last %v messages %d, want %v and 1", gi.Last, gi.Messages, m1.StoredAt)
+	}
 	m2 := bob.groupSend(id, "hi from bob")
 	alice.waitGroupMessage(m2.ID)
 	carol.waitGroupMessage(m2.ID)

@@ -44,6 +44,10 @@ type compose struct {
 // reactions offered by the picker; /react takes any other.
 var reactions = []string{"👍", "❤️", "😂", "😮", "😢", "🎉", "✅", "👀"}
 
+// noGroupActions: the window sends texts only to groups (the node and
+// the daemon take replies, edits, deletions and reactions too).
+const noGroupActions = "Replies, edits, deletions and reactions are not in the window's group chats yet: only messages (chat daemon has them)."
+
 // maxSeenBatch bounds the messages marked seen at once (the newest).
 const maxSeenBatch = 50
 
@@ -64,6 +68,10 @@ func (u *actions) selectionKey(ev *tcell.EventKey) bool {
 		return true
 	case ev.Key() != tcell.KeyRune || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0:
 		return false
+	}
+	if isGroupKey(u.open) && strings.ContainsRune("edr+", ev.Rune()) {
+		u.notes.showError(noGroupActions)
+		return true
 	}
 	switch ev.Rune() {
 	case 'e':
@@ -217,7 +225,12 @@ func shown(m store.Message) bool { return !m.Deleted }
 // target is the selected message, or the newest that fallback accepts;
 // nil after saying why.
 func (u *actions) target(cmd string, fallback func(store.Message) bool, what string) *entry {
-	if u.cmds.openChatOrSay(cmd) == nil {
+	c := u.cmds.openChatOrSay(cmd)
+	if c == nil {
+		return nil
+	}
+	if c.grp != nil {
+		u.notes.showError(noGroupActions)
 		return nil
 	}
 	if e := u.conv.selected(); e != nil {
@@ -466,7 +479,7 @@ func indicationCmd(which string) func(*UI, string) {
 // markSeen tells the open chat's peer which of its newest messages the
 // window shows, once each.
 func (u *actions) markSeen() {
-	if u.open == "" {
+	if u.open == "" || isGroupKey(u.open) { // no read markers in groups
 		return
 	}
 	if u.seenSent == nil {
@@ -491,7 +504,7 @@ func (u *actions) markSeen() {
 // node sends at most one every 3 s) and, after node.TypingIdle without a
 // key, that we stopped.
 func (u *actions) typed(ev *tcell.EventKey) {
-	if u.open == "" || u.dlg.dialog != nil || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0 || (ev.Key() != tcell.KeyRune && ev.Key() != tcell.KeyBackspace2 && ev.Key() != tcell.KeyBackspace) {
+	if u.open == "" || isGroupKey(u.open) || u.dlg.dialog != nil || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0 || (ev.Key() != tcell.KeyRune && ev.Key() != tcell.KeyBackspace2 && ev.Key() != tcell.KeyBackspace) {
 		return
 	}
 	if text := u.in.GetText(); strings.HasPrefix(text, "/") || text == "" && ev.Key() == tcell.KeyRune && ev.Rune() == '/' {

@@ -108,6 +108,7 @@ type UI struct {
 	cmds  *commands   // the /commands, Tab completion (commands.go)
 	find  *finder     // the divider key, /search and its hits (findplace.go)
 	stat  *statusLine // how the node is reachable, for the status bar (status.go)
+	gc    *groupChats // group chats in the list and the pane (groupchat.go)
 
 	ctx      context.Context // canceled on quit: ends pending node calls
 	cancel   context.CancelFunc
@@ -142,13 +143,14 @@ func New(b Backend, opts Options) *UI {
 	}
 	u.att.notify = newNotifier(opts.Terminal, opts.Notify, opts.Notify.Env, opts.Now, opts.Logger)
 	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.gc = &groupChats{UI: u}
 	u.build()
 	return u
 }
 
 // build lays out the widgets.
 func (u *UI) build() {
-	u.list = newPeerList(u.th, u.roster, func() peer.ID { return u.open }, u.openChat)
+	u.list = newPeerList(u.th, u.roster, func() peer.ID { return u.open }, u.openChat, u.gc.groupLine)
 	u.title = newRowsView(u.th.bar, u.titleRows)
 	u.banner = newRowsView(tcell.StyleDefault, u.bannerRows)
 	u.note = newRowsView(tcell.StyleDefault, u.notes.noticeRows)
@@ -156,6 +158,7 @@ func (u *UI) build() {
 	u.conv = newConvView(u.th, u.opts.Location, u.opts.Now)
 	u.xfer.initFiles()
 	u.conv.needOlder = func() { u.loadPage(u.open, u.conv.oldestSeq()) }
+	u.conv.senderName = u.dlg.nameOf
 	u.conv.welcome = u.welcomeRows
 	u.in = newInput(u.th, u.submit)
 	u.in.emptied = u.att.inputEmptied
@@ -362,6 +365,10 @@ func (u *UI) openChat(p peer.ID) {
 		c.unread = 0
 		u.markRead(p)
 	}
+	if c.grp != nil {
+		// The open group's senders' trust is what the title shows.
+		u.gc.refreshMembers(c.grp.info)
+	}
 	u.updatePlaceholder()
 	u.app.SetFocus(u.in)
 	u.dlg.maybeFirstContact(c)
@@ -369,6 +376,10 @@ func (u *UI) openChat(p peer.ID) {
 
 // loadPage reads a page of p's history before seq (0: the newest).
 func (u *UI) loadPage(p peer.ID, before uint64) {
+	if c := u.roster.get(p); c != nil && c.grp != nil {
+		u.gc.loadGroupPage(c, before)
+		return
+	}
 	gen, limit := u.conv.gen, u.opts.PageSize
 	u.conv.loading = true
 	u.spawn(func() {
@@ -388,6 +399,10 @@ func (u *UI) loadPage(p peer.ID, before uint64) {
 
 // markRead clears p's unread count in the store.
 func (u *UI) markRead(p peer.ID) {
+	if c := u.roster.get(p); c != nil && c.grp != nil {
+		u.gc.markGroupRead(c.grp.info.ID)
+		return
+	}
 	u.spawn(func() {
 		if err := u.b.MarkRead(p); err != nil {
 			u.log.Warn("mark read", "peer", p, "err", err)
@@ -400,5 +415,10 @@ func (u *UI) updatePlaceholder() {
 		u.in.SetPlaceholder("/add INVITATION to start a chat; /id shows yours; /help")
 		return
 	}
-	u.in.SetPlaceholder("Message " + u.roster.get(u.open).name() + " (Enter sends; /help)")
+	c := u.roster.get(u.open)
+	if c.grp != nil {
+		u.in.SetPlaceholder("Message the group " + c.name() + " (Enter sends; /members, /help)")
+		return
+	}
+	u.in.SetPlaceholder("Message " + c.name() + " (Enter sends; /help)")
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/certchat/certchat/store"
 	"github.com/gdamore/tcell/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // attention is the part of the window that calls the user: the bell, the
@@ -60,17 +61,25 @@ func (u *attention) focusChanged(focused bool) {
 // attend calls for attention for an incoming message: in a chat that is
 // not open, or while the terminal does not have the focus, and not muted.
 // counted says the message was seen before (a repeated event).
-func (u *attention) attend(m store.Message, c *chat, counted bool) {
-	if counted || m.Direction != store.Incoming || u.muted[string(m.Peer)] {
+func (u *attention) attend(m store.Message, c *chat, counted bool) { u.attendIn(m.Peer, m, c, counted) }
+
+// attendIn is attend for a message of the chat with key key (a peer's,
+// or a group's: then the alert names the sender in the group).
+func (u *attention) attendIn(key peer.ID, m store.Message, c *chat, counted bool) {
+	if counted || m.Direction != store.Incoming || u.muted[string(key)] {
 		return
 	}
-	if m.Peer == u.open {
+	if key == u.open {
 		if u.focused {
 			return
 		}
 		u.away++
 	}
-	u.notify.alert(string(m.Peer), c.name(), m.Body)
+	name := c.name()
+	if c.grp != nil {
+		name = u.dlg.nameOf(m.Peer) + " in " + name
+	}
+	u.notify.alert(string(key), name, m.Body)
 }
 
 // updateTitle shows the number of unread messages of chats that are not

@@ -44,6 +44,9 @@ func (u *UI) titleRows(int) []line {
 	if c == nil {
 		return []line{{{" certchat", th.bar.Bold(true)}, {"  no chat open (Tab, /add)", th.barDim}}}
 	}
+	if c.grp != nil {
+		return []line{u.gc.groupTitle(c)}
+	}
 	trust, t := trustTitle(c.info)
 	l := line{
 		{" " + c.name(), th.bar.Bold(true)},
@@ -187,7 +190,11 @@ func (u *UI) bannerRows(w int) []line {
 			rows = append(rows, line{{" " + r + pad, style}})
 		}
 	}
-	if text, bad := u.dlg.trustWarning(c); text != "" {
+	text, bad := u.dlg.trustWarning(c)
+	if c.grp != nil {
+		text, bad = u.gc.groupBanner(c)
+	}
+	if text != "" {
 		style := u.th.notice
 		if bad {
 			style = u.th.banner

@@ -14,7 +14,8 @@ import (
 // puts in the next, and the notice line lists them.
 
 // contactCommands take a contact as their first argument.
-var contactCommands = []string{"block", "remove", "rename", "trust", "unblock", "verify", "whois"}
+// (/invite, /kick and /admin: the member, in the open group).
+var contactCommands = []string{"admin", "block", "invite", "kick", "remove", "rename", "trust", "unblock", "verify", "whois"}
 
 // completion is what Tab does to a line: the words that may replace the
 // line from start on (each a whole replacement), or none.
@@ -144,11 +145,13 @@ func commandNames() []string {
 	return out
 }
 
-// chatNames are the names of the chats in the list.
+// chatNames are the names of the people's chats in the list.
 func (u *commands) chatNames() []string {
 	var out []string
 	for _, p := range u.roster.order {
-		out = append(out, u.roster.get(p).name())
+		if c := u.roster.get(p); c.grp == nil {
+			out = append(out, c.name())
+		}
 	}
 	return out
 }

@@ -19,7 +19,12 @@ import (
 // arg the open chat. It says what is wrong and returns nil otherwise.
 func (u *commands) chatArg(cmd, arg string) *chat {
 	if arg == "" {
-		return u.openChatOrSay(cmd)
+		c := u.openChatOrSay(cmd)
+		if c != nil && c.grp != nil {
+			u.notes.showError("/" + cmd + " works on a person's chat: name a member (/" + cmd + " NAME); /members lists them.")
+			return nil
+		}
+		return c
 	}
 	c, err := u.findChat(arg)
 	if err != nil {
@@ -40,7 +45,7 @@ func (u *commands) findChat(arg string) (*chat, error) {
 	}
 	var found []*chat
 	for _, p := range u.roster.order {
-		if c := u.roster.get(p); identity.SameName(c.name(), arg) || strings.EqualFold(c.name(), arg) {
+		if c := u.roster.get(p); c.grp == nil && (identity.SameName(c.name(), arg) || strings.EqualFold(c.name(), arg)) {
 			found = append(found, c)
 		}
 	}
@@ -87,6 +92,10 @@ func (u *commands) cmdRename(arg string) {
 	}
 	if c == nil {
 		if c = u.openChatOrSay("rename"); c == nil {
+			return
+		}
+		if c.grp != nil {
+			u.renameGroup(c, name)
 			return
 		}
 	}

@@ -10,13 +10,15 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/store"
 	"github.com/gdamore/tcell/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rivo/tview"
 )
 
 // entry is one message as shown, with its rows cached for one width.
 type entry struct {
 	msg     store.Message
-	pending bool // shown while Send runs, before the store gave it an ID
+	members []store.MemberDelivery // an own group message's delivery to each member
+	pending bool                   // shown while Send runs, before the store gave it an ID
 	rows    []line
 	rowsW   int
 }
@@ -57,6 +59,8 @@ type convView struct {
 	jump e2e.MessageID
 	// fileRows are the rows under a file offer (transfers.go).
 	fileRows func(m store.Message, w, indent int) []line
+	// senderName names a group message's sender (groupchat.go).
+	senderName func(p peer.ID) string
 }
 
 func newConvView(th *theme, loc *time.Location, now func() time.Time) *convView {
@@ -77,7 +81,7 @@ func (c *convView) reset(ch *chat) {
 	c.find.target, c.find.scrollToTop, c.find.hitSeq, c.find.hitText = place{}, nil, 0, ""
 	c.sel, c.jump = e2e.MessageID{}, e2e.MessageID{}
 	if ch != nil {
-		c.name, c.offline = ch.name(), !ch.info.Online
+		c.name, c.offline = ch.name(), ch.grp == nil && !ch.info.Online
 		c.find.markUnread(ch.unread)
 	}
 }
@@ -91,7 +95,7 @@ func (c *convView) refresh() {
 			e.rows = nil
 		}
 	}
-	if off := !c.chat.info.Online; off != c.offline {
+	if off := c.chat.grp == nil && !c.chat.info.Online; off != c.offline {
 		c.offline = off
 		for _, e := range c.stored {
 			if e.msg.Status == store.StatusSending {
@@ -155,6 +159,9 @@ func (c *convView) addPending(body string) *entry {
 	e := &entry{pending: true, msg: store.Message{
 		Peer: c.chat.info.ID, Direction: store.Outgoing, Body: body, SentAt: c.now(), StoredAt: c.now(), Status: store.StatusSending,
 	}}
+	if g := c.chat.grp; g != nil {
+		e.msg.Peer, e.msg.Group = "", store.GroupID(g.info.ID)
+	}
 	c.pending = append(c.pending, e)
 	c.keepPlace(c.count() - 1)
 	return e
@@ -169,7 +176,7 @@ func (c *convView) failPending(e *entry, reason string) {
 // Edits, deletions and reactions are not shown on their own: update
 // shows what they did to their message.
 func (c *convView) upsert(m store.Message) {
-	if c.chat == nil || m.Peer != c.chat.info.ID || m.Kind != store.KindText {
+	if !c.belongs(m) || m.Kind != store.KindText {
 		return
 	}
 	if e := c.byID[m.ID]; e != nil {
@@ -200,7 +207,7 @@ func (c *convView) upsert(m store.Message) {
 // update shows a message's new state after an edit, deletion or
 // reaction, and the quote of the replies to it.
 func (c *convView) update(m store.Message) {
-	if c.chat == nil || m.Peer != c.chat.info.ID {
+	if !c.belongs(m) {
 		return
 	}
 	if e := c.byID[m.ID]; e != nil {
@@ -218,6 +225,18 @@ func (c *convView) update(m store.Message) {
 			e.msg.Quote, e.rows = &q2, nil
 		}
 	}
+}
+
+// belongs says whether m is of the open conversation: a group's message
+// of the open group, a private message with the open chat's peer.
+func (c *convView) belongs(m store.Message) bool {
+	switch {
+	case c.chat == nil:
+		return false
+	case c.chat.grp != nil:
+		return m.Group == store.GroupID(c.chat.grp.info.ID)
+	}
+	return m.Group == (store.GroupID{}) && m.Peer == c.chat.info.ID
 }
 
 // keepQuote keeps the quote shown with a reply when a newer copy of it
@@ -333,6 +352,9 @@ func (c *convView) collect(w, need int) (rows []line, reachedTop bool) {
 // gapRows, under the newest message, say that messages the peer wrote
 // earlier have not arrived yet (the sender's numbering shows the gap).
 func (c *convView) gapRows(w int) []line {
+	if c.chat.grp != nil {
+		return c.groupGapRows(w)
+	}
 	n := c.chat.missing
 	if n <= 0 {
 		return nil
@@ -401,6 +423,8 @@ func (c *convView) render(e *entry, w int) []line {
 	who, whoStyle := truncate(c.name, 16), c.th.them
 	if m.Direction == store.Outgoing {
 		who, whoStyle = "me", c.th.me
+	} else if c.chat != nil && c.chat.grp != nil && c.senderName != nil {
+		who = truncate(c.senderName(m.Peer), 16)
 	}
 	timeStyle := c.th.dim
 	if c.sel != (e2e.MessageID{}) && c.sel == m.ID {
@@ -506,6 +530,9 @@ func (c *convView) reactionSpans(m store.Message) line {
 // on rows of its own when it does not fit.
 func (c *convView) appendStatus(rows []line, e *entry, w, indent int) []line {
 	st, t := deliveryText(e.msg)
+	if c.chat != nil && c.chat.grp != nil && e.msg.Direction == store.Outgoing && !e.pending && e.msg.Status != store.StatusFailed {
+		st, t = groupDeliveryText(e.members, c.senderName)
+	}
 	if e.msg.Status == store.StatusSending && e.msg.Direction == store.Outgoing && c.offline && !e.pending {
 		st, t = "waiting: "+c.name+" is offline", toneWarn
 	}

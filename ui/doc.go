@@ -6,7 +6,10 @@
 // timestamps, date dividers and each own message's delivery state), an
 // input that grows with its lines and keeps a history, a title bar that spells out the open chat's
 // trust state and fingerprint, and a status bar with the user's identity
-// and how the node is reachable. Trust decisions — a first contact, a
+// and how the node is reachable. Groups are chats of the list too
+// (groupchat.go): a group's title sums up its members' trust, its
+// messages show their senders and, on our own, how many members have
+// them. Trust decisions — a first contact, a
 // changed key, comparing safety numbers — are prompts, never silent.
 //
 // The UI sees the node only through [Backend], which *node.Node satisfies.
@@ -48,6 +51,10 @@
 //   - statusLine (status.go, statusRows in bars.go, refreshRelays in
 //     events.go): how the node is reachable (addresses, relay
 //     reservations, LAN discovery), for the status bar.
+//   - groupChats (groupchat.go): group chats in the list and the pane:
+//     a group's history and sending to it, its members' trust (title,
+//     banner, what stops sending) and each member's delivery of our
+//     messages; its group commands are the commands part's (groups.go).
 //
 // The conversation view, convView (conversation.go), has one part too:
 // placeFinder (findplace.go), the "new messages" divider, where to scroll

@@ -1,8 +1,10 @@
 package ui
 
 import (
+	"slices"
 	"time"
 
+	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -17,7 +19,10 @@ type snapshot struct {
 	convs  []store.Conversation
 	expiry map[peer.ID]time.Time // stored certificates' expiry
 	relays []node.RelayInfo
-	err    error
+	groups []node.GroupInfo
+	// members: group members the peers do not describe.
+	members []node.PeerInfo
+	err     error
 }
 
 // pump reads the initial state, then the node's events, off the event
@@ -35,8 +40,11 @@ func (u *UI) pump(sub *node.Subscription) {
 		if !ok {
 			return
 		}
-		infos := u.prefetch(batch)
-		if !u.post(func() { u.applyEvents(batch, infos) }) {
+		pf := u.prefetch(batch)
+		if !u.post(func() {
+			u.gc.applyGroups(pf.groups)
+			u.applyEvents(batch, pf.infos)
+		}) {
 			return
 		}
 	}
@@ -45,6 +53,21 @@ func (u *UI) pump(sub *node.Subscription) {
 func (u *UI) snapshot() snapshot {
 	s := snapshot{peers: u.b.Peers(), relays: u.b.Relays(), expiry: map[peer.ID]time.Time{}}
 	s.convs, s.err = u.b.Conversations()
+	if gb, ok := u.b.(groupBackend); ok {
+		s.groups = gb.Groups().List()
+		known := map[peer.ID]bool{}
+		for _, p := range s.peers {
+			known[p.ID] = true
+		}
+		for _, g := range s.groups {
+			for _, m := range g.Members {
+				if !known[m] && m != u.myID {
+					known[m] = true
+					s.members = append(s.members, u.b.PeerInfo(m))
+				}
+			}
+		}
+	}
 	for _, p := range s.peers {
 		if !p.NotAfter.IsZero() {
 			continue
@@ -82,18 +105,62 @@ func (u *UI) nextBatch(sub *node.Subscription) ([]node.Event, bool) {
 	return batch, true
 }
 
-// prefetch reads, off the event loop, the peer info of message senders.
-func (u *UI) prefetch(batch []node.Event) map[peer.ID]node.PeerInfo {
-	infos := map[peer.ID]node.PeerInfo{}
-	for _, e := range batch {
-		if e.Kind != node.EventMessage {
-			continue
-		}
-		if _, ok := infos[e.Message.Peer]; !ok {
-			infos[e.Message.Peer] = u.b.PeerInfo(e.Message.Peer)
+// prefetched is what a batch of events needs read from the node.
+type prefetched struct {
+	infos  map[peer.ID]node.PeerInfo         // message senders, group members
+	groups map[store.GroupID]*node.GroupInfo // groups of group messages
+}
+
+// prefetch reads, off the event loop, the peer info of message senders
+// and of the members of changed groups, and the groups of group
+// messages (a message can come before the window knows its group).
+func (u *UI) prefetch(batch []node.Event) prefetched {
+	pf := prefetched{infos: map[peer.ID]node.PeerInfo{}, groups: map[store.GroupID]*node.GroupInfo{}}
+	info := func(p peer.ID) {
+		if _, ok := pf.infos[p]; !ok && p != u.myID {
+			pf.infos[p] = u.b.PeerInfo(p)
 		}
 	}
-	return infos
+	gbk, hasGroups := u.b.(groupBackend)
+	for _, e := range batch {
+		switch {
+		case e.Kind == node.EventMessage:
+			info(e.Message.Peer)
+			if g := e.Message.Group; g != (store.GroupID{}) && hasGroups {
+				if _, ok := pf.groups[g]; !ok {
+					pf.groups[g] = nil
+					if gi, ok := gbk.Groups().Get(group.ID(g)); ok {
+						pf.groups[g] = &gi
+					}
+				}
+			}
+		case e.Kind == node.EventGroup:
+			for _, m := range e.Group.Members {
+				info(m)
+			}
+		}
+	}
+	return pf
+}
+
+// refreshMembers reads a group's members' peer info again, off the
+// event loop, for its title.
+func (u *groupChats) refreshMembers(g node.GroupInfo) {
+	members := slices.Clone(g.Members)
+	u.spawn(func() {
+		var infos []node.PeerInfo
+		for _, p := range members {
+			if p != u.myID {
+				infos = append(infos, u.b.PeerInfo(p))
+			}
+		}
+		u.post(func() {
+			for _, info := range infos {
+				u.roster.setInfo(info)
+			}
+			u.roster.sort()
+		})
+	})
 }
 
 func (u *UI) applySnapshot(s snapshot) {
@@ -109,6 +176,13 @@ func (u *UI) applySnapshot(s snapshot) {
 		}
 		u.roster.setConversation(cv, unknownPeer(cv.Peer))
 	}
+	for _, info := range s.members {
+		u.roster.setInfo(info)
+	}
+	for _, g := range s.groups {
+		c := u.roster.setGroup(g)
+		c.unread = g.Unread
+	}
 	u.roster.sort()
 	u.stat.relays = s.relays
 	if s.err != nil {
@@ -122,6 +196,16 @@ func (u *UI) applySnapshot(s snapshot) {
 	}
 }
 
+// applyGroups makes the chats of groups the window learns of from a
+// message before their group event.
+func (u *groupChats) applyGroups(groups map[store.GroupID]*node.GroupInfo) {
+	for _, gi := range groups {
+		if gi != nil && u.groupChatOf(store.GroupID(gi.ID)) == nil {
+			u.roster.setGroup(*gi)
+		}
+	}
+}
+
 func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 	readOpen, relays := false, false
 	for _, e := range batch {
@@ -131,9 +215,27 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 		case node.EventPeer:
 			u.onPeer(*e.Peer)
 		case node.EventMessage:
+			if g := e.Message.Group; g != (store.GroupID{}) {
+				if info, ok := infos[e.Message.Peer]; ok && info.ID != "" {
+					u.roster.setInfo(info)
+				}
+				readOpen = u.gc.onGroupMessage(*e.Message) || readOpen
+				continue
+			}
 			readOpen = u.onMessage(*e.Message, infos[e.Message.Peer]) || readOpen
 		case node.EventStatus:
+			if e.Message.Group != (store.GroupID{}) {
+				u.gc.onGroupStatus(*e.Message)
+				continue
+			}
 			u.onStatus(*e.Message)
+		case node.EventGroup:
+			for _, m := range e.Group.Members {
+				if info, ok := infos[m]; ok && info.ID != "" {
+					u.roster.setInfo(info)
+				}
+			}
+			u.gc.onGroup(*e.Group)
 		case node.EventUpdate:
 			u.conv.update(*e.Message)
 		case node.EventSeen:

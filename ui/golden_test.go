@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/store"
 	"github.com/gdamore/tcell/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden screen captures in testdata")
@@ -34,6 +37,9 @@ func TestGolden(t *testing.T) {
 		{"tiny", goldenTiny},
 		{"notice-80", func(t *testing.T) (*window, []string) { return goldenNotice(t, 80) }},
 		{"notice-60", func(t *testing.T) (*window, []string) { return goldenNotice(t, 60) }},
+		{"group-list", goldenGroupList},
+		{"group-chat", goldenGroupChat},
+		{"group-members", goldenGroupMembers},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -209,4 +215,119 @@ func TestTitleColours(t *testing.T) {
 	if !strings.Contains(w.text(), "✓ verified") {
 		t.Fatal("no badge")
 	}
+}
+
+// groupMsg is a group message to store: from a member (nil: ours, then
+// delivered to those in to).
+type groupMsg struct {
+	from   *testPeer
+	at     time.Time // when it arrived
+	sent   time.Time // when it was sent (zero: at)
+	body   string
+	number uint64           // the sender's number (0: the next)
+	to     map[peer.ID]bool // ours: the members that have it
+}
+
+// fillGroup stores, in p's store (its node not running), a group that
+// creator made with members, and its messages.
+func (p *testPeer) fillGroup(creator *testPeer, name string, members []peer.ID, ms ...groupMsg) {
+	c, err := group.Create(creator.id.Signer(), name, members, nil, testNow.Add(-48*time.Hour))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	l, err := group.New(c)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	key, err := p.id.DeriveKey("storage")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	s, err := store.Open(p.home.Path("chat.db"), key)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer s.Close()
+	gid := store.GroupID(l.ID())
+	if err := s.Groups().PutGroupChanges(gid, l.Changes()); err != nil {
+		p.t.Fatal(err)
+	}
+	var others []peer.ID
+	for _, m := range l.State().Members {
+		if m != p.peerID() {
+			others = append(others, m)
+		}
+	}
+	numbers := map[peer.ID]uint64{}
+	for _, m := range ms {
+		gm := &store.GroupMessage{Group: gid, ID: e2e.NewMessageID(), SentAt: m.at, StoredAt: m.at, Body: m.body}
+		if !m.sent.IsZero() {
+			gm.SentAt = m.sent
+		}
+		if m.from == nil {
+			if err := s.Groups().AddGroupOutgoing(gm, others); err != nil {
+				p.t.Fatal(err)
+			}
+			for q := range m.to {
+				if _, _, err := s.SetStatus(gm.ID, q, store.StatusDelivered, "", m.at); err != nil {
+					p.t.Fatal(err)
+				}
+			}
+			continue
+		}
+		from := m.from.peerID()
+		numbers[from]++
+		gm.From, gm.Stream, gm.Number = from, 7, numbers[from]
+		if m.number != 0 {
+			gm.Number, numbers[from] = m.number, m.number
+		}
+		if _, err := s.Groups().ReceiveGroup(gm, m.at); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+}
+
+// goldenGroup is alice with a chat and a group of four bob made: two
+// members she trusts on first use, bob verified; an own message that one
+// member lacks; carol's first message arriving after her second; a gap
+// in dave's messages.
+func goldenGroup(t *testing.T) *window {
+	alice, bob, carol, dave := newPeer(t, "alice", 1), newPeer(t, "bob", 2), newPeer(t, "carol", 3), newPeer(t, "dave", 5)
+	alice.pin(bob.peerID(), "bob", identity.StateVerified)
+	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
+	alice.pin(dave.peerID(), "dave", identity.StateTOFU)
+	yesterday := testNow.Add(-24 * time.Hour)
+	alice.fillGroup(bob, "launch", []peer.ID{alice.peerID(), carol.peerID(), dave.peerID()},
+		groupMsg{from: bob, at: yesterday.Add(-time.Hour), body: "Kick-off tomorrow at 10 in room 4."},
+		groupMsg{from: carol, at: yesterday, body: "I'll bring the plan.", number: 2},
+		groupMsg{from: carol, at: yesterday.Add(30 * time.Minute), sent: yesterday.Add(-3 * time.Hour), body: "Morning all.", number: 1},
+		groupMsg{from: dave, at: yesterday.Add(time.Hour), body: "Count me in."},
+		groupMsg{at: testNow.Add(-40 * time.Minute), body: "Great, see you all there.", to: map[peer.ID]bool{bob.peerID(): true, carol.peerID(): true}},
+		groupMsg{from: dave, at: testNow.Add(-35 * time.Minute), body: "Running late: start without me.", number: 3},
+	)
+	alice.fill(msg(bob.peerID(), store.Incoming, testNow.Add(-20*time.Minute), "Coffee before the kick-off?", ""))
+	return openWindow(t, alice.start(), 80, 24, Options{})
+}
+
+// The chat list with a group: its name, member count and unread count.
+func goldenGroupList(t *testing.T) (*window, []string) {
+	w := goldenGroup(t)
+	return w, []string{"# launch", "4 members", "bob: Coffee before the kick-off?", " 5 ", "127.0.0.1:"}
+}
+
+// A group's chat: its title with the members' trust, each message with
+// its sender, "delivered to 2 of 3" and who lacks it, the gap in dave's.
+func goldenGroupChat(t *testing.T) (*window, []string) {
+	w := goldenGroup(t)
+	w.tabUntil(" launch  4 members")
+	return w, []string{"dave: Running late", "waiting for dave", "1 earlier message from dave", "carol: Morning all.  arrived late", "listening on"}
+}
+
+// The open group's members, each with their trust.
+func goldenGroupMembers(t *testing.T) (*window, []string) {
+	w := goldenGroup(t)
+	w.tabUntil(" launch  4 members")
+	w.waitText("dave: Running late")
+	w.enter("/members")
+	return w, []string{"Members of launch", "dave — unverified"}
 }

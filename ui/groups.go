@@ -9,15 +9,16 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rivo/tview"
 )
 
 // Groups in the window: commands that make and change groups, list them
 // and show a group's members with each one's trust (docs/PROTOCOL.md §14).
-// A group is named by its name or ID in each command: group chats do not
-// open in the chat pane yet.
+// The commands act on the open group chat (groupchat.go), or on a group
+// named by its name or ID.
 
-// groupBackend is what the group commands need from the node: its group
-// part; *node.Node has it.
+// groupBackend is what group chats need from the node: its group part;
+// *node.Node has it.
 type groupBackend interface {
 	Groups() *node.Groups
 }
@@ -26,13 +27,13 @@ var _ groupBackend = (*node.Node)(nil)
 
 func groupCommands() []command {
 	return []command{
-		{"group", "create NAME …", "make a group: /group create NAME MEMBER...", inCommands((*commands).cmdGroup)},
+		{"group", "create NAME …", "make a group with contacts and open it", inCommands((*commands).cmdGroup)},
 		{"groups", "", "your groups: members and unread", inCommands((*commands).cmdGroups)},
-		{"members", "GROUP", "a group's members and their trust", inCommands((*commands).cmdMembers)},
-		{"invite", "GROUP MEMBER", "add a contact to a group (admins)", groupMemberCmd("invite")},
-		{"kick", "GROUP MEMBER", "remove a member from a group (admins)", groupMemberCmd("kick")},
-		{"admin", "GROUP MEMBER", "make a member an admin (admins)", groupMemberCmd("admin")},
-		{"leave", "GROUP", "leave a group", inCommands((*commands).cmdLeave)},
+		{"members", "[GROUP]", "the open group's members and their trust", inCommands((*commands).cmdMembers)},
+		{"invite", "[GROUP] MEMBER", "add a contact to the open group (admins)", groupMemberCmd("invite")},
+		{"kick", "[GROUP] MEMBER", "remove a member from the open group (admins)", groupMemberCmd("kick")},
+		{"admin", "[GROUP] MEMBER", "make a member an admin (admins)", groupMemberCmd("admin")},
+		{"leave", "[GROUP]", "leave the open group", inCommands((*commands).cmdLeave)},
 	}
 }
 
@@ -45,45 +46,76 @@ func (u *commands) groups(cmd string) *node.Groups {
 	return gb.Groups()
 }
 
+// groupArg is the group a command acts on: the one named (its name or
+// ID), or with no name the open group chat's.
+func (u *commands) groupArg(gb *node.Groups, cmd, usage, arg string) (node.GroupInfo, bool) {
+	if arg == "" {
+		if c := u.gc.openGroup(); c != nil {
+			return c.grp.info, true
+		}
+		u.notes.showError("/" + cmd + " works on the open group: open one (Tab), or " + usage + ".")
+		return node.GroupInfo{}, false
+	}
+	g, err := gb.Find(arg)
+	if err != nil {
+		u.notes.showError("/" + cmd + ": " + finish(err.Error()))
+		return node.GroupInfo{}, false
+	}
+	return g, true
+}
+
 // groupSummary is a group's trust line: "6 members: 5 verified, 1
 // unverified", with KEY CHANGED (bad) when a member's key changed, which
 // blocks sending to the group.
 func groupSummary(members []node.PeerInfo) (string, tone) {
-	verified, unverified, changed, blocked := 0, 0, 0, 0
+	text, t := groupSummaryWith(members, false)
+	if t == toneBad {
+		text += " (sending blocked until you decide)"
+	}
+	return text, t
+}
+
+// groupSummaryWith is groupSummary for the others of a group, with you
+// counted first when you are a member: "3 members: you, 1 verified, 1
+// unverified"; the title and the member list say what blocks sending.
+func groupSummaryWith(members []node.PeerInfo, you bool) (string, tone) {
+	verified, unverified, expired, blocked, changed := 0, 0, 0, 0, 0
 	for _, m := range members {
-		switch m.Trust {
-		case identity.StateVerified, identity.StateCAVerified:
-			verified++
-		case identity.StateChanged:
+		switch {
+		case m.Changed != nil || m.Trust == identity.StateChanged:
 			changed++
-		case identity.StateUntrusted, identity.StateExpired:
+		case m.Trust == identity.StateUntrusted:
 			blocked++
+		case m.Trust == identity.StateExpired:
+			expired++
+		case m.Trust == identity.StateVerified || m.Trust == identity.StateCAVerified:
+			verified++
 		default:
-			if m.Changed != nil {
-				changed++
-			} else {
-				unverified++
-			}
+			unverified++
 		}
 	}
 	parts := []string{}
+	total := len(members)
+	if you {
+		parts, total = append(parts, "you"), total+1
+	}
 	for _, p := range []struct {
 		n    int
 		what string
-	}{{verified, "verified"}, {unverified, "unverified"}, {blocked, "blocked or expired"}, {changed, "KEY CHANGED"}} {
+	}{{verified, "verified"}, {unverified, "unverified"}, {expired, "expired"}, {blocked, "blocked"}, {changed, "KEY CHANGED"}} {
 		if p.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
 		}
 	}
 	noun := "members"
-	if len(members) == 1 {
+	if total == 1 {
 		noun = "member"
 	}
-	text := fmt.Sprintf("%d %s: %s", len(members), noun, strings.Join(parts, ", "))
+	text := fmt.Sprintf("%d %s: %s", total, noun, strings.Join(parts, ", "))
 	switch {
-	case changed > 0:
-		return text + " (sending blocked until you decide)", toneBad
-	case blocked > 0 || unverified > 0:
+	case changed > 0 || blocked > 0: // sending to the group waits (memberBlocks)
+		return text, toneBad
+	case expired > 0 || unverified > 0:
 		return text, toneWarn
 	}
 	return text, toneGood
@@ -140,7 +172,11 @@ func (u *commands) cmdGroup(arg string) {
 				u.notes.showError("/group create: " + finish(err.Error()))
 				return
 			}
-			u.notes.inform(fmt.Sprintf("Group %s made with %d members; /members %s shows them.", identity.SanitizeName(g.Name), len(g.Members), identity.SanitizeName(g.Name)))
+			c := u.roster.setGroup(g)
+			c.last = u.now()
+			u.roster.sort()
+			u.openChat(c.info.ID)
+			u.notes.informAbout(c.info.ID, fmt.Sprintf("Group %s made with %d members; type to write to all of them, /members shows them.", c.name(), len(g.Members)))
 		})
 	})
 }
@@ -159,7 +195,7 @@ func (u *commands) cmdGroups(string) {
 			}
 			var b strings.Builder
 			for _, g := range gs {
-				fmt.Fprintf(&b, "%s  %d members", identity.SanitizeName(g.Name), len(g.Members))
+				fmt.Fprintf(&b, "%s  %d members", tview.Escape(oneLine(identity.SanitizeName(g.Name))), len(g.Members))
 				if g.Unread > 0 {
 					fmt.Fprintf(&b, ", %d unread", g.Unread)
 				}
@@ -178,13 +214,8 @@ func (u *commands) cmdMembers(arg string) {
 	if gb == nil {
 		return
 	}
-	if arg == "" {
-		u.notes.showError("/members GROUP: name the group (its name or ID).")
-		return
-	}
-	g, err := gb.Find(arg)
-	if err != nil {
-		u.notes.showError("/members: " + finish(err.Error()))
+	g, ok := u.groupArg(gb, "members", "name the group: /members GROUP", arg)
+	if !ok {
 		return
 	}
 	u.spawn(func() {
@@ -192,36 +223,69 @@ func (u *commands) cmdMembers(arg string) {
 		flags := gb.Flags(g.ID)
 		issuers := gb.Issuers(g.ID) // a group bound to a CA: the CA that vouches for each member
 		u.post(func() {
-			summary, _ := groupSummary(infos)
-			var b strings.Builder
-			fmt.Fprintf(&b, "%s\n\n", summary)
-			if g.Member {
-				b.WriteString("you")
-				if isAdmin(g, u.b.Identity().PeerID()) {
-					b.WriteString(" (admin)")
-				}
-				b.WriteString("\n")
-			}
 			for _, info := range infos {
-				t, _ := trustTitle(info)
-				fmt.Fprintf(&b, "%s", displayName(info))
-				if isAdmin(g, info.ID) {
-					b.WriteString(" (admin)")
-				}
-				fmt.Fprintf(&b, " — %s", t)
-				if err := flags[info.ID]; err != nil {
-					fmt.Fprintf(&b, " — FLAGGED: %s", err)
-				}
-				if name, ok := issuers[info.ID]; ok {
-					fmt.Fprintf(&b, " — group CA: %s", name)
-				} else if info.Issuer != "" && info.IssuerTrusted && info.Trust != identity.StateCAVerified {
-					fmt.Fprintf(&b, ", issued by %s", identity.SanitizeName(info.Issuer))
-				}
-				b.WriteString("\n")
+				u.roster.setInfo(info)
 			}
-			u.dlg.show(u.dlg.textDialog("Members of "+identity.SanitizeName(g.Name), strings.TrimRight(b.String(), "\n"), true, button{"Close (Esc)", nil}))
+			u.dlg.show(u.dlg.textDialog("Members of "+oneLine(identity.SanitizeName(g.Name)), u.membersText(g, infos, flags, issuers), true, button{"Close (Esc)", nil}))
 		})
 	})
+}
+
+// membersText lists a group's members with each one's trust; a member
+// whose key stops sending to the group is in red.
+// issuers names, in a group bound to a CA, the CA that vouches for each
+// member (Groups.Issuers).
+func (u *commands) membersText(g node.GroupInfo, infos []node.PeerInfo, flags map[peer.ID]error, issuers map[peer.ID]string) string {
+	summary, t := groupSummaryWith(infos, g.Member)
+	var b strings.Builder
+	b.WriteString(tagged(tview.Escape(summary), t) + "\n\n")
+	if g.Member {
+		b.WriteString("you")
+		if isAdmin(g, u.myID) {
+			b.WriteString(" (admin)")
+		}
+		b.WriteString("\n")
+	}
+	for _, info := range infos {
+		tt, tn := trustTitle(info)
+		if info.Changed != nil {
+			tt, tn = "KEY CHANGED: claims to be "+claimed(info), toneBad
+		}
+		row := tview.Escape(displayName(info))
+		if isAdmin(g, info.ID) {
+			row += " (admin)"
+		}
+		row += " — " + tagged(tview.Escape(tt), tn)
+		if err := flags[info.ID]; err != nil {
+			row += " — " + tagged("FLAGGED: "+tview.Escape(oneLine(err.Error())), toneBad)
+		}
+		if name, ok := issuers[info.ID]; ok {
+			row += " — group CA: " + tview.Escape(oneLine(identity.SanitizeName(name)))
+		} else if info.Issuer != "" && info.IssuerTrusted && info.Trust != identity.StateCAVerified {
+			row += ", issued by " + tview.Escape(oneLine(identity.SanitizeName(info.Issuer)))
+		}
+		if memberBlocks(info) {
+			row = "[red::b]" + row + "[-::-]"
+		}
+		b.WriteString(row + "\n")
+	}
+	if !g.Member {
+		b.WriteString("\nYou are not a member any more.\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// tagged colours text (already escaped) for a tview text view.
+func tagged(text string, t tone) string {
+	switch t {
+	case toneGood:
+		return "[green]" + text + "[-]"
+	case toneWarn:
+		return "[olive]" + text + "[-]"
+	case toneBad:
+		return "[red::b]" + text + "[-::-]"
+	}
+	return text
 }
 
 func isAdmin(g node.GroupInfo, p peer.ID) bool {
@@ -233,7 +297,8 @@ func isAdmin(g node.GroupInfo, p peer.ID) bool {
 	return false
 }
 
-// groupMemberCmd is /invite, /kick or /admin GROUP MEMBER.
+// groupMemberCmd is /invite, /kick or /admin [GROUP] MEMBER: with one
+// word, on the open group.
 func groupMemberCmd(cmd string) func(u *UI, arg string) {
 	return func(u *UI, arg string) {
 		gb := u.cmds.groups(cmd)
@@ -241,20 +306,30 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 			return
 		}
 		f := strings.Fields(arg)
-		if len(f) != 2 {
-			u.notes.showError("/" + cmd + " GROUP MEMBER: name the group and the member.")
+		usage := "/" + cmd + " MEMBER in a group's chat, or /" + cmd + " GROUP MEMBER"
+		var (
+			g  node.GroupInfo
+			ok bool
+		)
+		switch len(f) {
+		case 1:
+			g, ok = u.cmds.groupArg(gb, cmd, usage, "")
+		case 2:
+			g, ok = u.cmds.groupArg(gb, cmd, usage, f[0])
+			f = f[1:]
+		default:
+			u.notes.showError("Usage: " + usage + ".")
 			return
 		}
-		g, err := gb.Find(f[0])
+		if !ok {
+			return
+		}
+		p, err := u.cmds.memberPeer(f[0])
 		if err != nil {
 			u.notes.showError("/" + cmd + ": " + finish(err.Error()))
 			return
 		}
-		p, err := u.cmds.memberPeer(f[1])
-		if err != nil {
-			u.notes.showError("/" + cmd + ": " + finish(err.Error()))
-			return
-		}
+		name, key := u.dlg.nameOf(p), groupKey(g.ID)
 		u.spawn(func() {
 			var err error
 			switch cmd {
@@ -267,10 +342,11 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 			}
 			u.post(func() {
 				if err != nil {
-					u.notes.showError("/" + cmd + ": " + finish(groupReason(err)))
+					u.notes.showErrorAbout(key, "/"+cmd+": "+finish(groupReason(err)))
 					return
 				}
-				u.notes.inform(fmt.Sprintf("/%s %s: done; every member is told.", cmd, identity.SanitizeName(g.Name)))
+				done := map[string]string{"invite": "%s is now a member of %s", "kick": "%s is no longer a member of %s", "admin": "%s is now an admin of %s"}[cmd]
+				u.notes.informAbout(key, fmt.Sprintf(done+"; every member is told.", name, oneLine(identity.SanitizeName(g.Name))))
 			})
 		})
 	}
@@ -281,19 +357,41 @@ func (u *commands) cmdLeave(arg string) {
 	if gb == nil {
 		return
 	}
-	g, err := gb.Find(arg)
-	if err != nil {
-		u.notes.showError("/leave: " + finish(err.Error()))
+	g, ok := u.groupArg(gb, "leave", "name the group: /leave GROUP", arg)
+	if !ok {
 		return
 	}
+	key := groupKey(g.ID)
 	u.spawn(func() {
 		_, err := gb.Leave(g.ID)
 		u.post(func() {
 			if err != nil {
-				u.notes.showError("/leave: " + finish(groupReason(err)))
+				u.notes.showErrorAbout(key, "/leave: "+finish(groupReason(err)))
 				return
 			}
-			u.notes.inform("You left " + identity.SanitizeName(g.Name) + ".")
+			u.notes.informAbout(key, "You left "+oneLine(identity.SanitizeName(g.Name))+": its history stays here.")
+		})
+	})
+}
+
+// renameGroup renames the open group for every member (admins only).
+func (u *commands) renameGroup(c *chat, name string) {
+	gb := u.groups("rename")
+	if gb == nil {
+		return
+	}
+	key, id, old := c.info.ID, c.grp.info.ID, c.name()
+	u.spawn(func() {
+		g, err := gb.Rename(id, name)
+		u.post(func() {
+			if err != nil {
+				u.notes.showErrorAbout(key, "/rename: "+finish(groupReason(err)))
+				return
+			}
+			u.roster.setGroup(g)
+			u.roster.sort()
+			u.updatePlaceholder()
+			u.notes.informAbout(key, "Renamed the group "+old+" to "+u.roster.get(key).name()+" for every member.")
 		})
 	})
 }

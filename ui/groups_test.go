@@ -6,11 +6,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/certchat/certchat/store"
+	"github.com/gdamore/tcell/v2"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -19,6 +24,8 @@ func TestGroupSummary(t *testing.T) {
 	ca := node.PeerInfo{Trust: identity.StateCAVerified}
 	tofu := node.PeerInfo{Trust: identity.StateTOFU}
 	changed := node.PeerInfo{Trust: identity.StateChanged}
+	blocked := node.PeerInfo{Trust: identity.StateUntrusted}
+	expired := node.PeerInfo{Trust: identity.StateExpired}
 	for _, tc := range []struct {
 		in   []node.PeerInfo
 		want string
@@ -27,6 +34,8 @@ func TestGroupSummary(t *testing.T) {
 		{[]node.PeerInfo{v, ca, v, v, v, tofu}, "6 members: 5 verified, 1 unverified", toneWarn},
 		{[]node.PeerInfo{v}, "1 member: 1 verified", toneGood},
 		{[]node.PeerInfo{v, changed}, "2 members: 1 verified, 1 KEY CHANGED (sending blocked until you decide)", toneBad},
+		{[]node.PeerInfo{v, expired}, "2 members: 1 verified, 1 expired", toneWarn},
+		{[]node.PeerInfo{tofu, blocked}, "2 members: 1 unverified, 1 blocked (sending blocked until you decide)", toneBad},
 	} {
 		got, tn := groupSummary(tc.in)
 		if got != tc.want || tn != tc.tone {
@@ -43,12 +52,14 @@ func TestGroupCommands(t *testing.T) {
 	_ = bob
 	wa.enter("/group create team bob")
 	wa.waitText("Group team made with 2 members")
+	wa.enter("/members bob")
+	wa.waitText("/members: no such group")
 	wb.waitFor("the group at bob", func(string) bool {
 		_, err := bob.n.Groups().Find("team")
 		return err == nil
 	})
 	wa.enter("/members team")
-	wa.waitText("Members of team", "1 member: 1 unverified", "you (admin)", "bob — unverified: trusted on first use")
+	wa.waitText("Members of team", "2 members: you, 1 unverified", "you (admin)", "bob — unverified: trusted on first use")
 	wa.key(27, 0, 0) // Esc
 	wa.waitGone("Members of team")
 	wa.enter("/groups")
@@ -56,6 +67,269 @@ func TestGroupCommands(t *testing.T) {
 	wa.key(27, 0, 0)
 	wb.enter("/invite team " + alice.peerID().String())
 	wb.waitText("/invite: only an admin of the group can do that")
+	// One name with no group open: said what to do.
+	wb.enter("/invite " + alice.peerID().String())
+	wb.waitText("/invite works on the open group")
+}
+
+// threeTalking starts alice, bob and carol, each a contact of the others
+// (trusted on first use) and told where the others listen, with a
+// window each.
+func threeTalking(t *testing.T) (ps []*testPeer, ws []*window) {
+	t.Helper()
+	ps = []*testPeer{newPeer(t, "alice", 0), newPeer(t, "bob", 0), newPeer(t, "carol", 0)}
+	for _, p := range ps {
+		for _, q := range ps {
+			if p != q {
+				p.pin(q.peerID(), q.id.Name(), identity.StateTOFU)
+			}
+		}
+	}
+	for _, p := range ps {
+		p.start()
+	}
+	for _, p := range ps {
+		for _, q := range ps {
+			if p != q {
+				introduce(p, q)
+			}
+		}
+	}
+	for _, p := range ps {
+		ws = append(ws, openWindow(t, p.n, 80, 24, Options{}))
+	}
+	return ps, ws
+}
+
+// A group in the window, on three real nodes: /group create opens it;
+// the others see it in their chat list and open it; messages show with
+// their sender's name, own ones with how many members have them; unread
+// counts; the commands act on the open group.
+func TestGroupChat(t *testing.T) {
+	t.Parallel()
+	ps, ws := threeTalking(t)
+	alice, carol := ps[0], ps[2]
+	wa, wb, wc := ws[0], ws[1], ws[2]
+
+	wa.enter("/group create team bob carol")
+	wa.waitText("Group team made with 3 members", " # team ")
+	if title := titleRow(wa.text()); !strings.Contains(title, " team  3 members: you, 2 unverified  you: admin") {
+		t.Fatalf("alice's title: %q", title)
+	}
+	// Bob's list shows the group: Tab opens it.
+	wb.waitText("# team", "3 members")
+	wb.tabUntil(" team  3 members: you, 2 unverified")
+
+	wa.enter("hello team")
+	wa.waitText("me: hello team  ✓ delivered to all 2")
+	wb.waitText("alice: hello team")
+	// Carol had no chat open: the message opens the group.
+	wc.waitText("alice: hello team")
+	if title := titleRow(wc.text()); !strings.Contains(title, " team  3 members") {
+		t.Fatalf("carol's title: %q", title)
+	}
+
+	wb.enter("hi from bob")
+	wa.waitText("bob: hi from bob")
+	wc.waitText("bob: hi from bob")
+	wb.waitText("me: hi from bob  ✓ delivered to all 2")
+
+	// Carol opens alice's chat: the group's next message is unread there.
+	wc.tabUntil(" alice  ")
+	wa.enter("second")
+	wc.waitText(" 1 ", "1 unread")
+	wc.tabUntil(" team  ")
+	wc.waitText("alice: second")
+	wc.waitGone("1 unread")
+	wc.waitFor("carol's node to count the group read", func(string) bool {
+		g, err := carol.n.Groups().Find("team")
+		return err == nil && g.Unread == 0
+	})
+
+	// /members with no name: the open group's.
+	wa.enter("/members")
+	wa.waitText("Members of team", "3 members: you, 2 unverified", "you (admin)", "bob — unverified: trusted on first use")
+	wa.key(tcell.KeyEscape, 0, 0)
+	wa.waitGone("Members of team")
+
+	// /rename in the group renames it for every member.
+	wa.enter("/rename crew")
+	wa.waitText("Renamed the group team to crew for every member.")
+	wb.waitText("# crew")
+	wa.enter("/rename team")
+	wb.waitText("# team")
+
+	// Edits and replies are not in groups: said, not sent.
+	wb.enter("/edit")
+	wb.waitText("Replies, edits, deletions and reactions are not in")
+
+	// A member offline: "delivered to 1 of 2" and who is missing.
+	carol.n.Close()
+	wa.enter("are you there?")
+	wa.waitText("me: are you there?", "delivered to 1 of 2; waiting for carol")
+
+	// Tab completes a member's name after /kick (people, not groups).
+	wa.typeText("/kick bo")
+	wa.key(tcell.KeyTab, 0, tcell.ModNone)
+	wa.waitFor("/kick bob in the input", func(string) bool { return wa.draft() == "/kick bob" })
+	wa.do(func() { wa.u.in.SetText("") })
+
+	// /kick with one name acts on the open group; the kicked member is
+	// told, and cannot send any more.
+	wa.enter("/kick bob")
+	wa.waitText("bob is no longer a member of team")
+	wb.waitText("not a member of team any more")
+	wb.enter("still here?")
+	wb.waitText("Not sent: you are not a member of team any more.")
+	if wb.draft() != "still here?" {
+		t.Errorf("the refused text left the input: %q", wb.draft())
+	}
+
+	// Alice blocks carol's key: the group says so, and waits.
+	if err := alice.n.Contacts().Block(carol.peerID()); err != nil {
+		t.Fatal(err)
+	}
+	wa.waitText("✗ member blocked")
+	if title := titleRow(wa.text()); !strings.Contains(title, " team  2 members: you, 1 blocked") {
+		t.Fatalf("alice's title with carol blocked: %q", title)
+	}
+	wa.enter("anyone?")
+	wa.waitText("Not sent: sending to the group is blocked: you", "Sending to the group is blocked: you rejected the")
+}
+
+// A member whose key changed: the group's title says KEY CHANGED in red,
+// the banner says what to do, and a message is refused with that sentence
+// and stays in the input.
+func TestGroupKeyChanged(t *testing.T) {
+	t.Parallel()
+	alice, oldBob, newBob, carol := newPeer(t, "alice", 0), newPeer(t, "bob", 0), newPeer(t, "bob", 0), newPeer(t, "carol", 0)
+	alice.pin(oldBob.peerID(), "bob", identity.StateTOFU)
+	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
+	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
+	carol.pin(newBob.peerID(), "bob", identity.StateTOFU)
+	newBob.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	carol.start()
+	newBob.start()
+	introduce(carol, alice)
+	introduce(alice, carol)
+	w := openWindow(t, alice.n, 80, 24, Options{})
+	connect(t, newBob, alice) // refused: alice sees the key claim bob's name
+	w.waitText("! KEY CHANGED")
+	if _, err := carol.n.Groups().Create("team", []peer.ID{alice.peerID(), newBob.peerID()}); err != nil {
+		t.Fatal(err)
+	}
+	w.waitText("# team")
+	s := w.tabUntil(" team  3 members: you, 1 unverified, 1 KEY CHANGED")
+	x, y, _ := findIn(s, "1 KEY CHANGED", false)
+	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
+		t.Errorf("KEY CHANGED in the title is drawn in %v", fg)
+	}
+	w.waitText("KEY CHANGED for bob, a member: sending to the group", "is blocked until you decide. Open the chat marked")
+	w.enter("hello")
+	w.waitText("Not sent: KEY CHANGED for bob, a member")
+	if w.draft() != "hello" {
+		t.Errorf("the refused text left the input: %q", w.draft())
+	}
+	// The member list shows bob in red.
+	w.do(func() { w.u.in.SetText("") })
+	w.enter("/members")
+	s = w.waitText("Members of team", "bob — KEY CHANGED: claims to be bob")
+	x, y, _ = findIn(s, "bob — KEY CHANGED", false)
+	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
+		t.Errorf("the changed member is drawn in %v", fg)
+	}
+}
+
+// A group's message calls for attention like a chat's (the bell, a
+// notification naming the sender in the group, the unread count); /mute
+// in the group silences it; /send in the group offers the file to each
+// member.
+func TestGroupNotifyMuteSend(t *testing.T) {
+	t.Parallel()
+	out := &termLog{}
+	clk := &clock{t: testNow}
+	opts := Options{Terminal: out, Now: clk.now, Notify: NotifyOptions{
+		Desktop: DesktopOSC777, Env: envOf(nil), ChatInterval: time.Minute, Interval: 10 * time.Second,
+	}}
+	alice, bob, w := talking(t, 80, 24, opts)
+	g, err := bob.n.Groups().Create("team", []peer.ID{alice.peerID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitText("# team")
+	out.take()
+	if _, err := bob.n.Groups().Send(g.ID, "secret plan"); err != nil {
+		t.Fatal(err)
+	}
+	got := w.waitOut(out, "\x1b]2;(1) certchat\x1b\\")
+	if want := "\a\x1b]777;notify;certchat: bob in team;New message\x1b\\"; !strings.Contains(got, want) {
+		t.Fatalf("the terminal got %q, want the bell and %q", got, want)
+	}
+	// Bob's chat is open: the group's message is not in it.
+	if s := w.waitText(" 1 ", "1 unread"); strings.Contains(s, "secret plan") {
+		t.Fatalf("the group's message shows in bob's chat:\n%s", s)
+	}
+
+	// Muted: the next message is counted, silently.
+	w.tabUntil(" team  ")
+	w.waitText("bob: secret plan")
+	w.enter("/mute")
+	w.waitText("Muted team")
+	w.tabUntil(" bob  ")
+	clk.add(2 * time.Minute)
+	out.take()
+	if _, err := bob.n.Groups().Send(g.ID, "muted"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("the group's message counted", func(string) bool {
+		var n int
+		w.do(func() { n = w.u.roster.get(groupKey(g.ID)).unread })
+		return n == 1
+	})
+	if got := out.take(); got != "" {
+		t.Fatalf("a muted group wrote %q", got)
+	}
+
+	// /send in the group: bob is offered the file.
+	w.tabUntil(" team  ")
+	path := filepath.Join(t.TempDir(), "plan.txt")
+	if err := os.WriteFile(path, []byte("the plan"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.enter("/send " + path)
+	w.waitText("Offered plan.txt (8 B) to 1 member of team")
+	w.waitFor("bob's offer", func(string) bool {
+		fs, err := bob.n.Files().List()
+		return err == nil && len(fs) == 1 && fs[0].Name == "plan.txt" && fs[0].Peer == alice.peerID()
+	})
+}
+
+// An own group message's delivery in words: how many members have it,
+// who waits (and whose copy waits at their relay), who failed.
+func TestGroupDeliveryText(t *testing.T) {
+	names := map[peer.ID]string{"a": "ann", "b": "bob", "c": "cat", "d": "dan", "e": "eve"}
+	name := func(p peer.ID) string { return names[p] }
+	d := func(p peer.ID, st store.Status) store.MemberDelivery {
+		return store.MemberDelivery{Peer: p, Status: st}
+	}
+	for _, tc := range []struct {
+		in   []store.MemberDelivery
+		want string
+		tone tone
+	}{
+		{nil, "sending…", toneNone},
+		{[]store.MemberDelivery{d("a", store.StatusDelivered)}, "✓ delivered", toneGood},
+		{[]store.MemberDelivery{d("a", store.StatusDelivered), d("b", store.StatusDelivered)}, "✓ delivered to all 2", toneGood},
+		{[]store.MemberDelivery{d("a", store.StatusDelivered), d("b", store.StatusSent), d("c", store.StatusQueued)},
+			"delivered to 1 of 3; waiting for bob, cat (at their relay)", toneNone},
+		{[]store.MemberDelivery{d("a", store.StatusSending), d("b", store.StatusSending), d("c", store.StatusSending), d("d", store.StatusSending), d("e", store.StatusFailed)},
+			"delivered to 0 of 5; waiting for ann, bob, cat and 1 more; ✗ failed for eve", toneBad},
+	} {
+		if got, tn := groupDeliveryText(tc.in, name); got != tc.want || tn != tc.tone {
+			t.Errorf("groupDeliveryText: %q %v, want %q %v", got, tn, tc.want, tc.tone)
+		}
+	}
 }
 
 // caWithPath makes a CA certificate with crypto/x509 (self-signed when

@@ -23,10 +23,12 @@ type peerList struct {
 	onSelect func(peer.ID)
 	top      int     // first chat shown
 	lastOpen peer.ID // the open chat when it was last brought into view
+	// groupLine is a group's second row: members, in their trust's tone.
+	groupLine func(*chat) (string, tone)
 }
 
-func newPeerList(th *theme, r *roster, open func() peer.ID, onSelect func(peer.ID)) *peerList {
-	return &peerList{Box: tview.NewBox(), th: th, r: r, open: open, onSelect: onSelect}
+func newPeerList(th *theme, r *roster, open func() peer.ID, onSelect func(peer.ID), groupLine func(*chat) (string, tone)) *peerList {
+	return &peerList{Box: tview.NewBox(), th: th, r: r, open: open, onSelect: onSelect, groupLine: groupLine}
 }
 
 // capacity is how many chats fit in h rows (one is the header).
@@ -90,6 +92,9 @@ func (l *peerList) drawChat(scr tcell.Screen, x, y, w int, c *chat, selected boo
 	if c.info.Online {
 		dot, dotStyle = "●", onBar(l.th.good, base)
 	}
+	if c.grp != nil {
+		dot = "#"
+	}
 	unread := ""
 	if c.unread > 0 {
 		unread = fmt.Sprintf(" %d ", min(c.unread, 999))
@@ -98,6 +103,11 @@ func (l *peerList) drawChat(scr tcell.Screen, x, y, w int, c *chat, selected boo
 	drawText(scr, x+1, y, 1, dot, dotStyle)
 	drawText(scr, x+3, y, nameW, truncate(c.name(), nameW), base.Bold(c.unread > 0 || selected))
 	drawText(scr, x+w-textWidth(unread), y, textWidth(unread), unread, onBar(l.th.unread, base).Reverse(true))
+	if c.grp != nil {
+		text, t := l.groupLine(c)
+		drawText(scr, x+3, y+1, w-3, text, l.th.toned(t, base))
+		return
+	}
 	badge, t := trustBadge(c.info)
 	used := drawText(scr, x+3, y+1, w-3, badge, l.th.toned(t, base))
 	drawText(scr, x+3+used, y+1, w-3-used, " · "+pathText(c.info), onBar(l.th.dim, base))

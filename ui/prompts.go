@@ -23,7 +23,7 @@ import (
 // focus mid-sentence would take keys meant for the input; it opens when
 // the input is empty again (sent or cleared).
 func (u *dialogs) maybeFirstContact(c *chat) {
-	if c.info.ID != u.open || c.info.Trust != identity.StateUnknown || c.info.Changed != nil ||
+	if c.grp != nil || c.info.ID != u.open || c.info.Trust != identity.StateUnknown || c.info.Changed != nil ||
 		!c.hasConv || u.prompted[c.info.ID] || u.dialog != nil || u.in.GetTextLength() > 0 {
 		return
 	}

@@ -24,6 +24,9 @@ type chat struct {
 	label    string    // the last name known that was not a short peer ID
 	// typingUntil: the peer said it types; shown until then (wall clock).
 	typingUntil time.Time
+	// grp is set on a group's chat (groupchat.go); info.ID is then the
+	// group's key, not a peer.
+	grp *groupChat
 }
 
 // name is the peer's name, or the last one known when the node fell back
@@ -41,7 +44,7 @@ func (c *chat) name() string {
 // a verified session and changed keys are listed; other peers the node saw
 // (relays, strangers' connections) are not.
 func (c *chat) visible() bool {
-	return c.hasConv || c.pinned || c.info.Online || c.info.Changed != nil ||
+	return c.grp != nil || c.hasConv || c.pinned || c.info.Online || c.info.Changed != nil ||
 		c.info.Trust != identity.StateUnknown
 }
 

@@ -35,6 +35,9 @@ func (u *UI) sendText(text string) bool {
 		u.notes.showError("No chat is open: pick one with Tab, or start one with /add PEERID.")
 		return false
 	}
+	if c.grp != nil {
+		return u.gc.sendGroupText(c, text)
+	}
 	if err := mayType(c.info); err != nil {
 		u.notes.showErrorAbout(c.info.ID, u.refusal(c, err))
 		u.dlg.promptTrust(c)

@@ -306,3 +306,92 @@ func waitBytes(t *testing.T, path string, wants ...string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// tmuxTitleUntil presses Tab in a pane until its title row (the first)
+// shows text.
+func (s *tmuxServer) tabUntil(name, text string) string {
+	s.t.Helper()
+	deadline := time.Now().Add(waitLimit * 3)
+	for {
+		screen := s.capture(name)
+		if title, _, _ := strings.Cut(screen, "\n"); strings.Contains(title, text) {
+			return screen
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: no chat has the title %q; the pane shows:\n%s", name, text, screen)
+		}
+		s.run("send-keys", "-t", name, "Tab")
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+var listenPort = regexp.MustCompile(`127\.0\.0\.1:(\d+)`)
+
+// A group of three in three real windows: alice makes it with bob and
+// carol, each sees it in the chat list and opens it, and what two of
+// them write reaches the other two, with its sender's name.
+func TestTmuxGroupOfThree(t *testing.T) {
+	t.Parallel()
+	tm := newTmux(t)
+	bin := testproc.ChatBinary(t)
+	names := []string{"alice", "bob", "carol"}
+	homes, ids := map[string]string{}, map[string]string{}
+	for _, n := range names {
+		homes[n], ids[n] = newHome(t, bin, n)
+	}
+	// Each knows the others' keys (as after comparing them): no first
+	// contact question.
+	for _, n := range names {
+		for _, m := range names {
+			if n != m {
+				chatCmd(t, bin, "--home", homes[n], "contacts", "add", ids[m], "--name", m)
+			}
+		}
+	}
+	addrs := map[string]string{}
+	for _, n := range names {
+		tm.start(n, fmt.Sprintf("%s --home %s --listen /ip4/127.0.0.1/tcp/0 --no-mdns", bin, homes[n]))
+		m := listenPort.FindStringSubmatch(tm.waitFor(n, "Welcome to certchat, "+n+".", "listening on 127.0.0.1:"))
+		addrs[n] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%s/p2p/%s", m[1], ids[n])
+	}
+	// Bob reaches alice and carol, carol reaches alice: every pair has a
+	// session.
+	tm.typeLine("bob", "/add "+addrs["alice"])
+	tm.waitFor("bob", "Connected to alice")
+	tm.typeLine("bob", "/add "+addrs["carol"])
+	tm.waitFor("bob", "Connected to carol")
+	tm.typeLine("carol", "/add "+addrs["alice"])
+	tm.waitFor("carol", "Connected to alice")
+
+	tm.typeLine("alice", "/group create team bob carol")
+	tm.waitFor("alice", "Group team made with 3 members", "# team")
+	tm.tabUntil("alice", " team  3 members: you, 2 unverified  you: admin")
+	for _, n := range []string{"bob", "carol"} {
+		tm.waitFor(n, "# team", "3 members")
+		tm.tabUntil(n, " team  3 members: you, 2 unverified")
+	}
+
+	tm.typeLine("alice", "Hello team, it's alice.")
+	tm.waitFor("bob", "alice: Hello team, it's alice.")
+	tm.waitFor("carol", "alice: Hello team, it's alice.")
+	tm.waitFor("alice", "me: Hello team, it's alice.  ✓ delivered to all 2")
+
+	tm.typeLine("bob", "Bob here.")
+	tm.waitFor("alice", "bob: Bob here.")
+	tm.waitFor("carol", "bob: Bob here.")
+	tm.waitFor("bob", "me: Bob here.  ✓ delivered to all 2")
+
+	tm.typeLine("carol", "Carol too.")
+	aliceScreen := tm.waitFor("alice", "bob: Bob here.", "carol: Carol too.")
+	tm.waitFor("bob", "carol: Carol too.")
+	t.Logf("alice at 100x30:\n%s", aliceScreen)
+
+	for _, n := range names {
+		tm.typeLine(n, "/quit")
+	}
+	for _, n := range names {
+		if status := tm.waitExit(n); status != "0" {
+			t.Fatalf("%s exited with %s:\n%s", n, status, tm.capture(n))
+		}
+	}
+}

@@ -248,6 +248,10 @@ func (u *transfers) cmdSend(arg string) {
 		return
 	}
 	path := expandHome(arg)
+	if c.grp != nil {
+		u.gc.sendGroupFile(c, path)
+		return
+	}
 	p := c.info.ID
 	u.spawn(func() {
 		f, err := u.b.Files().Send(p, path)
