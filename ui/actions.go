@@ -19,7 +19,10 @@ import (
 // edits, d deletes, r replies, + reacts, Enter (or j) jumps to the
 // message a reply quotes, Esc leaves. /edit, /delete, /reply and /react
 // do the same on the selected message, or without one on the last
-// fitting message.
+// fitting message. They work in group chats as in 1:1 chats: the node
+// sends the action to every member (PROTOCOL §14.5) and enforces who may
+// (only the author edits or deletes, within store.EditWindow; any member
+// reacts and replies); the window says these rules as sentences.
 
 // actions is the part of the window that does these, with their state:
 // all of it belongs to the event loop.
@@ -37,16 +40,12 @@ type actions struct {
 type compose struct {
 	edit  bool // else a reply
 	id    e2e.MessageID
-	peer  peer.ID
+	peer  peer.ID // the chat it belongs to (a group's key for a group)
 	quote string
 }
 
 // reactions offered by the picker; /react takes any other.
 var reactions = []string{"👍", "❤️", "😂", "😮", "😢", "🎉", "✅", "👀"}
-
-// noGroupActions: the window sends texts only to groups (the node and
-// the daemon take replies, edits, deletions and reactions too).
-const noGroupActions = "Replies, edits, deletions and reactions are not in the window's group chats yet: only messages (chat daemon has them)."
 
 // maxSeenBatch bounds the messages marked seen at once (the newest).
 const maxSeenBatch = 50
@@ -68,10 +67,6 @@ func (u *actions) selectionKey(ev *tcell.EventKey) bool {
 		return true
 	case ev.Key() != tcell.KeyRune || ev.Modifiers()&(tcell.ModAlt|tcell.ModCtrl) != 0:
 		return false
-	}
-	if isGroupKey(u.open) && strings.ContainsRune("edr+", ev.Rune()) {
-		u.notes.showError(noGroupActions)
-		return true
 	}
 	switch ev.Rune() {
 	case 'e':
@@ -229,10 +224,6 @@ func (u *actions) target(cmd string, fallback func(store.Message) bool, what str
 	if c == nil {
 		return nil
 	}
-	if c.grp != nil {
-		u.notes.showError(noGroupActions)
-		return nil
-	}
 	if e := u.conv.selected(); e != nil {
 		return e
 	}
@@ -246,11 +237,14 @@ func (u *actions) target(cmd string, fallback func(store.Message) bool, what str
 // startEdit puts an own message's text in the input to edit.
 func (u *actions) startEdit(m store.Message) {
 	if !mine(m) {
-		u.notes.showError("Only your own messages can be edited.")
+		u.notes.showError(u.onlyAuthor("edited"))
+		return
+	}
+	if !u.mayActInGroup("Not edited") {
 		return
 	}
 	u.clearSelection()
-	u.compose = &compose{edit: true, id: m.ID, peer: m.Peer}
+	u.compose = &compose{edit: true, id: m.ID, peer: u.open}
 	u.in.SetText(m.Body)
 	u.notes.inform("Editing your message: Enter saves, Esc cancels.")
 }
@@ -261,9 +255,12 @@ func (u *actions) startReply(m store.Message) {
 		u.notes.showError("That message was deleted.")
 		return
 	}
+	if !u.mayActInGroup("Reply not sent") {
+		return
+	}
 	u.clearSelection()
 	q := truncate(oneLine(firstLine(m.Body)), 40)
-	u.compose = &compose{id: m.ID, peer: m.Peer, quote: q}
+	u.compose = &compose{id: m.ID, peer: u.open, quote: q}
 	u.notes.inform("Replying to “" + q + "”: Enter sends, Esc cancels.")
 }
 
@@ -290,6 +287,9 @@ func (u *actions) sendCompose(cp *compose, text string) bool {
 }
 
 func (u *actions) edit(id e2e.MessageID, text string) {
+	if !u.mayActInGroup("Not edited") {
+		return
+	}
 	u.spawn(func() {
 		_, m, err := u.b.Messages().Edit(id, text)
 		u.post(func() {
@@ -303,6 +303,9 @@ func (u *actions) edit(id e2e.MessageID, text string) {
 }
 
 func (u *actions) reply(id e2e.MessageID, text string) {
+	if !u.mayActInGroup("Reply not sent") {
+		return
+	}
 	u.stopTyping()
 	u.spawn(func() {
 		m, err := u.b.Messages().Reply(id, text)
@@ -312,12 +315,15 @@ func (u *actions) reply(id e2e.MessageID, text string) {
 				return
 			}
 			u.conv.offset = 0
-			u.conv.upsert(m)
+			u.conv.upsert(m) // in a group, each member's delivery follows (onGroupStatus)
 		})
 	})
 }
 
 func (u *actions) react(id e2e.MessageID, emoji string) {
+	if !u.mayActInGroup("No reaction") {
+		return
+	}
 	u.spawn(func() {
 		_, m, err := u.b.Messages().React(id, emoji)
 		u.post(func() {
@@ -336,26 +342,68 @@ func (u *actions) actionFailed(what string, err error) {
 	case errors.Is(err, store.ErrTooOld):
 		u.notes.showError(what + ": a message can be edited or deleted only within 24 hours of sending it.")
 	case errors.Is(err, store.ErrNotYours):
-		u.notes.showError(what + ": only your own messages can be edited or deleted.")
+		u.notes.showError(what + ": only your own messages can be edited or deleted (in a group too: only by the member who wrote them).")
 	case errors.Is(err, store.ErrDeleted):
 		u.notes.showError(what + ": that message was deleted.")
+	case errors.Is(err, node.ErrNotGroupMember):
+		u.notes.showError(what + ": you are not a member of this group any more.")
+	case errors.Is(err, node.ErrGroupBlocked):
+		u.notes.showError(what + ": a member's key changed or is blocked; nothing is sent to the group until you decide in that key's chat (/trust).")
 	default:
 		u.notes.fail(what, err)
 	}
 }
 
+// onlyAuthor says that only the author may edit or delete (what:
+// "edited", "deleted"), and in a group that this holds for each member.
+func (u *actions) onlyAuthor(what string) string {
+	if u.gc.openGroup() != nil {
+		return "Only your own messages can be " + what + ": in a group, only the member who wrote a message can (any member can react or reply)."
+	}
+	return "Only your own messages can be " + what + "."
+}
+
+// mayActInGroup says, in an open group the user cannot send to (not a
+// member any more, or a member's key stops it), why the action is not
+// sent (what: "Not edited", …); true outside groups and when it may go.
+func (u *actions) mayActInGroup(what string) bool {
+	c := u.gc.openGroup()
+	if c == nil {
+		return true
+	}
+	if !c.grp.info.Member {
+		u.notes.showErrorAbout(c.info.ID, what+": you are not a member of "+c.name()+" any more.")
+		return false
+	}
+	if info, bad := u.gc.groupBlocker(c); bad {
+		u.notes.showErrorAbout(c.info.ID, what+": "+u.gc.groupRefusalText(info))
+		return false
+	}
+	return true
+}
+
 // confirmDelete asks before deleting an own message for both sides.
 func (u *actions) confirmDelete(m store.Message) {
 	if !mine(m) {
-		u.notes.showError("Only your own messages can be deleted.")
+		u.notes.showError(u.onlyAuthor("deleted"))
+		return
+	}
+	if !u.mayActInGroup("Not deleted") {
 		return
 	}
 	u.clearSelection()
 	id := m.ID
-	u.dlg.show(u.dlg.textDialog("Delete for both of you?",
-		"“"+truncate(oneLine(firstLine(m.Body)), 60)+"”\n\nThe text is removed from both chats; \"message deleted\" stays in its place.",
+	title, where := "Delete for both of you?", "both chats"
+	if u.gc.openGroup() != nil {
+		title, where = "Delete for every member?", "every member's chat"
+	}
+	u.dlg.show(u.dlg.textDialog(title,
+		"“"+truncate(oneLine(firstLine(m.Body)), 60)+"”\n\nThe text is removed from "+where+"; \"message deleted\" stays in its place.",
 		true,
 		button{"Delete", func() {
+			if !u.mayActInGroup("Not deleted") {
+				return
+			}
 			u.spawn(func() {
 				_, t, err := u.b.Messages().Delete(id)
 				u.post(func() {
@@ -374,6 +422,9 @@ func (u *actions) confirmDelete(m store.Message) {
 func (u *actions) pickReaction(m store.Message) {
 	if m.Deleted {
 		u.notes.showError("That message was deleted.")
+		return
+	}
+	if !u.mayActInGroup("No reaction") {
 		return
 	}
 	u.clearSelection()
@@ -398,7 +449,7 @@ func (u *actions) cmdEdit(arg string) {
 		return
 	}
 	if !mine(e.msg) {
-		u.notes.showError("Only your own messages can be edited.")
+		u.notes.showError(u.onlyAuthor("edited"))
 		return
 	}
 	u.clearSelection()

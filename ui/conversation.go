@@ -136,6 +136,13 @@ func (c *convView) addPage(gen int, page []store.Message, limit int) bool {
 		}
 	}
 	c.sortStored()
+	if c.chat != nil && c.chat.grp != nil && len(page) > 0 {
+		for _, e := range c.stored { // a group reply quotes what is loaded
+			if e.msg.ReplyTo != (e2e.MessageID{}) {
+				e.rows = nil
+			}
+		}
+	}
 	c.hasMore = len(page) >= limit && page[0].Seq > 1
 	c.find.resolveDivider()
 	c.find.seekTarget()
@@ -199,6 +206,9 @@ func (c *convView) upsert(m store.Message) {
 	c.stored = append(c.stored, e)
 	c.sortStored()
 	c.find.arrived(e)
+	if c.chat.grp != nil { // a late group message quoted by a reply shown
+		c.requote(m)
+	}
 	if !wasShown {
 		c.keepPlace(slices.Index(c.stored, e))
 	}
@@ -218,11 +228,19 @@ func (c *convView) update(m store.Message) {
 			e.msg.Status = st
 		}
 	}
+	c.requote(m)
+}
+
+// requote shows m's new state (or its arrival) in the quotes of the
+// replies to it.
+func (c *convView) requote(m store.Message) {
 	for _, e := range c.stored {
 		if q := e.msg.Quote; q != nil && q.ID == m.ID {
 			q2 := *q
 			q2.Body, q2.Deleted = m.Body, m.Deleted
 			e.msg.Quote, e.rows = &q2, nil
+		} else if e.msg.ReplyTo == m.ID {
+			e.rows = nil // a group reply quotes what the pane shows
 		}
 	}
 }
@@ -474,11 +492,21 @@ func shownTime(m store.Message) time.Time {
 // first line as it stands now.
 func (c *convView) quoteRow(m store.Message, w, indent int) line {
 	ind := strings.Repeat(" ", min(indent, max(0, w/3)))
-	q := m.Quote
+	q, who := m.Quote, c.name
+	if c.chat != nil && c.chat.grp != nil {
+		// The store quotes no group message: the quoted one as the pane
+		// shows it now (with its sender), if loaded.
+		q = nil
+		if t := c.byID[m.ReplyTo]; t != nil {
+			q = &store.Quote{ID: t.msg.ID, Direction: t.msg.Direction, SentAt: t.msg.SentAt, Body: t.msg.Body, Deleted: t.msg.Deleted}
+			if c.senderName != nil {
+				who = c.senderName(t.msg.Peer)
+			}
+		}
+	}
 	if q == nil {
 		return line{{ind + "↪ a message not loaded here", c.th.dim}}
 	}
-	who := c.name
 	if q.Direction == store.Outgoing {
 		who = "me"
 	}

@@ -9,7 +9,8 @@
 // and how the node is reachable. Groups are chats of the list too
 // (groupchat.go): a group's title sums up its members' trust, its
 // messages show their senders and, on our own, how many members have
-// them. Trust decisions — a first contact, a
+// them; replies, edits, deletions and reactions work in them as in a
+// 1:1 chat (actions.go). Trust decisions — a first contact, a
 // changed key, comparing safety numbers — are prompts, never silent.
 //
 // The UI sees the node only through [Backend], which *node.Node satisfies.

@@ -40,6 +40,7 @@ func TestGolden(t *testing.T) {
 		{"group-list", goldenGroupList},
 		{"group-chat", goldenGroupChat},
 		{"group-members", goldenGroupMembers},
+		{"group-actions", goldenGroupActions},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -226,6 +227,11 @@ type groupMsg struct {
 	body   string
 	number uint64           // the sender's number (0: the next)
 	to     map[peer.ID]bool // ours: the members that have it
+	// A reply (replyTo) or an action (kind, with emoji for a reaction)
+	// on an earlier message of the list, counted from 1 (0: none).
+	replyTo, on int
+	kind        store.Kind
+	emoji       string
 }
 
 // fillGroup stores, in p's store (its node not running), a group that
@@ -259,8 +265,16 @@ func (p *testPeer) fillGroup(creator *testPeer, name string, members []peer.ID, 
 		}
 	}
 	numbers := map[peer.ID]uint64{}
-	for _, m := range ms {
-		gm := &store.GroupMessage{Group: gid, ID: e2e.NewMessageID(), SentAt: m.at, StoredAt: m.at, Body: m.body}
+	ids := make([]e2e.MessageID, len(ms))
+	for i, m := range ms {
+		ids[i] = e2e.NewMessageID()
+		gm := &store.GroupMessage{Group: gid, ID: ids[i], SentAt: m.at, StoredAt: m.at, Body: m.body, Kind: m.kind, Emoji: m.emoji}
+		if m.replyTo > 0 {
+			gm.ReplyTo = ids[m.replyTo-1]
+		}
+		if m.on > 0 {
+			gm.Target = ids[m.on-1]
+		}
 		if !m.sent.IsZero() {
 			gm.SentAt = m.sent
 		}
@@ -307,6 +321,30 @@ func goldenGroup(t *testing.T) *window {
 	)
 	alice.fill(msg(bob.peerID(), store.Incoming, testNow.Add(-20*time.Minute), "Coffee before the kick-off?", ""))
 	return openWindow(t, alice.start(), 80, 24, Options{})
+}
+
+// A group's replies, edits, deletions and reactions, as the pane shows
+// them: the quote above a reply with its sender's name, "(edited)",
+// "message deleted" and the reactions counted.
+func goldenGroupActions(t *testing.T) (*window, []string) {
+	alice, bob, carol, dave := newPeer(t, "alice", 1), newPeer(t, "bob", 2), newPeer(t, "carol", 3), newPeer(t, "dave", 5)
+	alice.pin(bob.peerID(), "bob", identity.StateVerified)
+	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
+	alice.pin(dave.peerID(), "dave", identity.StateTOFU)
+	at := testNow.Add(-time.Hour)
+	alice.fillGroup(bob, "launch", []peer.ID{alice.peerID(), carol.peerID(), dave.peerID()},
+		groupMsg{from: bob, at: at, body: "Kick-off tomorrow at 10 in room 4."},
+		groupMsg{from: carol, at: at.Add(5 * time.Minute), body: "Room 4 is taken; room 5?", replyTo: 1},
+		groupMsg{from: bob, at: at.Add(10 * time.Minute), body: "Kick-off tomorrow at 10 in room 5.", kind: store.KindEdit, on: 1},
+		groupMsg{from: dave, at: at.Add(15 * time.Minute), kind: store.KindReact, emoji: "👍", on: 1},
+		groupMsg{from: carol, at: at.Add(16 * time.Minute), kind: store.KindReact, emoji: "👍", on: 1},
+		groupMsg{from: dave, at: at.Add(20 * time.Minute), body: "I may be late."},
+		groupMsg{from: dave, at: at.Add(21 * time.Minute), kind: store.KindDelete, on: 6},
+		groupMsg{at: at.Add(30 * time.Minute), body: "See you there.", replyTo: 2, to: map[peer.ID]bool{bob.peerID(): true, carol.peerID(): true, dave.peerID(): true}},
+	)
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.tabUntil(" launch  4 members")
+	return w, []string{"bob: Kick-off tomorrow at 10 in room 5.", "(edited)", "👍 2", "↪ bob: Kick-off", "↪ carol: Room 4", "dave: message deleted", "✓ delivered to all 3"}
 }
 
 // The chat list with a group: its name, member count and unread count.

@@ -101,6 +101,75 @@ func threeTalking(t *testing.T) (ps []*testPeer, ws []*window) {
 	return ps, ws
 }
 
+// Edits, reactions, replies and deletions in a group, in the windows of
+// three real nodes: alice edits and reacts, and bob's and carol's panes
+// show the edit and the reaction; bob may react to and reply to alice's
+// message but not edit it; alice deletes it for every member.
+func TestGroupEditReplyReactDelete(t *testing.T) {
+	t.Parallel()
+	_, ws := threeTalking(t)
+	wa, wb, wc := ws[0], ws[1], ws[2]
+	wa.enter("/group create team bob carol")
+	wa.waitText("Group team made with 3 members", " # team ")
+	wb.waitText("# team")
+	wb.tabUntil(" team  3 members")
+	wa.enter("helo team")
+	wa.waitText("me: helo team  ✓ delivered to all 2")
+	wb.waitText("alice: helo team")
+	wc.waitText("alice: helo team") // carol had no chat open: it opens the group
+
+	// Alice selects her message, e puts its text in the input, Enter
+	// saves: every member's pane shows the edit.
+	wa.alt(tcell.KeyUp)
+	wa.waitText("Selected: e edit")
+	wa.typeText("e")
+	wa.waitFor("the text to edit in the input", func(string) bool { return wa.draft() == "helo team" })
+	wa.waitText("Editing your message")
+	wa.do(func() { wa.u.in.SetText("hello team") })
+	wa.key(tcell.KeyEnter, 0, tcell.ModNone)
+	wa.waitText("me: hello team  (edited)")
+	wb.waitText("alice: hello team  (edited)")
+	wc.waitText("alice: hello team  (edited)")
+
+	// Alice reacts to it: + opens the picker.
+	wa.alt(tcell.KeyUp)
+	wa.typeText("+")
+	wa.waitText("React: Enter picks")
+	wa.key(tcell.KeyEnter, 0, tcell.ModNone)
+	wa.waitText("👍 1")
+	wb.waitText("👍 1")
+	wc.waitText("👍 1")
+
+	// Any member reacts: bob's /react on the last message.
+	wb.enter("/react 🎉")
+	wa.waitText("🎉 1", "👍 1")
+	wc.waitText("🎉 1", "👍 1")
+
+	// Only the author edits or deletes: said to bob, nothing sent.
+	wb.alt(tcell.KeyUp)
+	wb.typeText("e")
+	wb.waitText("only the member who wrote a message can")
+	wb.key(tcell.KeyEscape, 0, tcell.ModNone)
+	wb.enter("/delete")
+	wb.waitText("/delete: there is no message of yours in this chat")
+
+	// Bob replies: the quote shows above his reply for everyone, and his
+	// own copy says how many members have it.
+	wb.enter("/reply agreed")
+	wb.waitText("↪ alice: hello team", "me: agreed  ✓ delivered to all 2")
+	wc.waitText("↪ alice: hello team", "bob: agreed")
+	wa.waitText("↪ me: hello team", "bob: agreed")
+
+	// Alice deletes her message for every member, asked first.
+	wa.enter("/delete")
+	wa.waitText("Delete for every member?")
+	wa.choose("Delete")
+	wa.waitText("me: message deleted")
+	wb.waitText("alice: message deleted", "↪ alice: message deleted")
+	wc.waitText("alice: message deleted", "↪ alice: message deleted")
+	wc.waitGone("👍 1")
+}
+
 // A group in the window, on three real nodes: /group create opens it;
 // the others see it in their chat list and open it; messages show with
 // their sender's name, own ones with how many members have them; unread
@@ -159,10 +228,6 @@ func TestGroupChat(t *testing.T) {
 	wa.enter("/rename team")
 	wb.waitText("# team")
 
-	// Edits and replies are not in groups: said, not sent.
-	wb.enter("/edit")
-	wb.waitText("Replies, edits, deletions and reactions are not in")
-
 	// A member offline: "delivered to 1 of 2" and who is missing.
 	carol.n.Close()
 	wa.enter("are you there?")
@@ -184,6 +249,9 @@ func TestGroupChat(t *testing.T) {
 	if wb.draft() != "still here?" {
 		t.Errorf("the refused text left the input: %q", wb.draft())
 	}
+	wb.do(func() { wb.u.in.SetText("") })
+	wb.enter("/react 👍")
+	wb.waitText("No reaction: you are not a member of team any more.")
 
 	// Alice blocks carol's key: the group says so, and waits.
 	if err := alice.n.Contacts().Block(carol.peerID()); err != nil {
@@ -216,7 +284,8 @@ func TestGroupKeyChanged(t *testing.T) {
 	w := openWindow(t, alice.n, 80, 24, Options{})
 	connect(t, newBob, alice) // refused: alice sees the key claim bob's name
 	w.waitText("! KEY CHANGED")
-	if _, err := carol.n.Groups().Create("team", []peer.ID{alice.peerID(), newBob.peerID()}); err != nil {
+	gi, err := carol.n.Groups().Create("team", []peer.ID{alice.peerID(), newBob.peerID()})
+	if err != nil {
 		t.Fatal(err)
 	}
 	w.waitText("# team")
@@ -238,6 +307,23 @@ func TestGroupKeyChanged(t *testing.T) {
 	x, y, _ = findIn(s, "bob — KEY CHANGED", false)
 	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
 		t.Errorf("the changed member is drawn in %v", fg)
+	}
+	w.key(tcell.KeyEscape, 0, 0)
+	w.waitGone("Members of team")
+
+	// Reactions and replies go to every member: refused as a text is,
+	// with the same sentence.
+	if _, err := carol.n.Groups().Send(gi.ID, "hi all"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitText("carol: hi all")
+	w.enter("/react 👍")
+	w.waitText("No reaction: KEY CHANGED for bob, a member")
+	w.alt(tcell.KeyUp)
+	w.typeText("r")
+	w.waitText("Reply not sent: KEY CHANGED for bob, a member")
+	if m, err := alice.n.Groups().History(gi.ID, 0, 10); err != nil || len(m) != 1 {
+		t.Errorf("alice's group history: %d messages, %v; want carol's only", len(m), err)
 	}
 }
 
@@ -389,4 +475,24 @@ func TestGroupMembersIssuedThroughIntermediate(t *testing.T) {
 	}
 	w.enter("/members acme")
 	w.waitText("Members of acme", "dave — verified: issued by Acme Team CA — group CA: Acme Root (through Acme")
+}
+
+// An own group message older than a day is no longer edited nor
+// deleted: the node refuses, and the window says why.
+func TestGroupEditTooOld(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 1), newPeer(t, "bob", 2)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	alice.fillGroup(alice, "team", []peer.ID{bob.peerID()},
+		groupMsg{at: testNow.Add(-25 * time.Hour), body: "from yesterday"},
+	)
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.tabUntil(" team  2 members")
+	w.waitText("me: from yesterday")
+	w.enter("/edit from today")
+	w.waitText("Not edited: a message can be edited or deleted only", "within 24 hours of sending it.")
+	w.enter("/delete")
+	w.choose("Delete")
+	w.waitText("Not deleted: a message can be edited or deleted only", "within 24 hours of sending it.")
+	w.waitText("me: from yesterday")
 }
