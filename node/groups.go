@@ -502,7 +502,7 @@ func (g *Groups) post(id group.ID, m store.GroupMessage) (store.GroupMessage, er
 		return store.GroupMessage{}, fmt.Errorf("store group message: %w", err)
 	}
 	for _, p := range to {
-		g.out.push(p, m.CopyFor(p))
+		g.out.kick(p)
 	}
 	return m, nil
 }
