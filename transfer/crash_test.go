@@ -64,18 +64,7 @@ func TestKilledReceiverResumes(t *testing.T) {
 	}
 	t.Logf("killed after %d of %d chunks: %d needed again", half, o.Chunks(), need-(o.Chunks()-half))
 	cs := chunks(t, path, o)
-	for _, r := range p.Missing() {
-		for i := r[0]; i < r[1]; i++ {
-			if err := p.Write(i, cs[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	got, err := p.Finish(downloads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkFile(t, got, data)
+	finishMissing(t, p, cs, downloads, data)
 }
 
 // receiveHalf is the child: it writes the first chunks, says so, and
@@ -155,18 +144,7 @@ func TestDiskFull(t *testing.T) {
 	if p.Held() == 0 || p.Held() > held {
 		t.Fatalf("after making room: %d bytes held, had %d before", p.Held(), held)
 	}
-	for _, r := range p.Missing() {
-		for i := r[0]; i < r[1]; i++ {
-			if err := p.Write(i, cs[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	got, err := p.Finish(downloads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkFile(t, got, data)
+	got := finishMissing(t, p, cs, downloads, data)
 	if got != filepath.Join(downloads, "big.bin") {
 		t.Errorf("placed at %s", got)
 	}

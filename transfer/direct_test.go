@@ -59,18 +59,7 @@ func TestDirectWrites(t *testing.T) {
 	if got := p.Held(); got != 42*transfer.ChunkSize {
 		t.Fatalf("after reopening: held %d bytes, want %d", got, 42*transfer.ChunkSize)
 	}
-	for _, r := range p.Missing() {
-		for i := r[0]; i < r[1]; i++ {
-			if err := p.Write(i, cs[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	got, err := p.Finish(downloads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkFile(t, got, data)
+	finishMissing(t, p, cs, downloads, data)
 }
 
 // TestDiskFullDirect: TestDiskFull for a file written past the page
@@ -128,18 +117,7 @@ func TestDiskFullDirect(t *testing.T) {
 	if held < 2<<20 {
 		t.Fatalf("after making room: %d bytes kept, want most of 6 MiB", held)
 	}
-	for _, r := range p.Missing() {
-		for i := r[0]; i < r[1]; i++ {
-			if err := p.Write(i, cs[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	got, err := p.Finish(downloads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkFile(t, got, data)
+	finishMissing(t, p, cs, downloads, data)
 }
 
 // TestCheckpointedWriteDoesNotSync: once the caller checkpoints, Write

@@ -75,6 +75,25 @@ func TestTransferOutOfOrder(t *testing.T) {
 
 // checkFile checks content and that the file is private and not
 // executable, whatever the sender's mode.
+// finishMissing writes every chunk p still misses from cs, places the
+// file and checks it holds data; it returns where the file was placed.
+func finishMissing(t *testing.T, p *transfer.Partial, cs [][]byte, downloads string, data []byte) string {
+	t.Helper()
+	for _, r := range p.Missing() {
+		for i := r[0]; i < r[1]; i++ {
+			if err := p.Write(i, cs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := p.Finish(downloads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, got, data)
+	return got
+}
+
 func checkFile(t *testing.T, path string, want []byte) {
 	t.Helper()
 	got, err := os.ReadFile(path)
@@ -229,18 +248,7 @@ func TestResumeAfterClose(t *testing.T) {
 	if len(missing) != 20 || missing[0] != [2]int{1, 2} {
 		t.Fatalf("after a restart, missing %v", missing)
 	}
-	for _, r := range missing {
-		for i := r[0]; i < r[1]; i++ {
-			if err := p.Write(i, cs[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	got, err := p.Finish(downloads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkFile(t, got, data)
+	finishMissing(t, p, cs, downloads, data)
 }
 
 // TestDamagedState: a torn or altered state slot is not trusted: the
