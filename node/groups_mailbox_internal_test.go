@@ -51,13 +51,7 @@ func TestGroupMailboxAndRemovedKeys(t *testing.T) {
 	offLink(t, alice, carol)
 	offLink(t, bob, carol)
 
-	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID(), carol.ID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := gi.ID
-	bob.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
-	carol.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
+	id := offGroup(t, alice, bob, carol)
 
 	bob.Close()
 	m, err := alice.Groups().Send(id, "while bob is away")
@@ -182,4 +176,22 @@ func TestGroupConcurrentAdmins(t *testing.T) {
 			t.Fatalf("%s: %+v; alice: %+v", n.ID(), g, first)
 		}
 	}
+}
+
+// offGroup has admin create the group "team" with members and waits until
+// each member holds it.
+func offGroup(t *testing.T, admin *offNode, members ...*offNode) group.ID {
+	t.Helper()
+	ids := make([]peer.ID, len(members))
+	for i, m := range members {
+		ids[i] = m.ID()
+	}
+	gi, err := admin.Groups().Create("team", ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		m.offWait("the group", groupEv(gi.ID, func(g GroupInfo) bool { return g.Member }))
+	}
+	return gi.ID
 }

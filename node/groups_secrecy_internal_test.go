@@ -34,12 +34,7 @@ func TestGroupLaterMemberCannotReadBefore(t *testing.T) {
 	dave := offNewNode(t, "dave", nil, true)
 	offLink(t, alice, bob)
 	offLink(t, alice, dave)
-	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := gi.ID
-	bob.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
+	id := offGroup(t, alice, bob)
 	before, err := alice.Groups().Send(id, "before dave")
 	if err != nil {
 		t.Fatal(err)
@@ -73,13 +68,7 @@ func TestGroupCompromiseHeals(t *testing.T) {
 	offLink(t, alice, bob)
 	offLink(t, alice, carol)
 	offLink(t, bob, carol)
-	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID(), carol.ID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := gi.ID
-	bob.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
-	carol.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
+	id := offGroup(t, alice, bob, carol)
 
 	// The theft: bob's stored state with alice, and his local keys.
 	data, err := bob.store.Ratchets().SessionSet(alice.ID())

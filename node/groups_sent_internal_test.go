@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/store"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // A group copy written to a live session is recorded as sent, with its
@@ -14,13 +13,9 @@ func TestGroupCopySentStored(t *testing.T) {
 	alice := offNewNode(t, "alice", nil, true)
 	bob := offNewNode(t, "bob", nil, true)
 	offLink(t, alice, bob)
-	gi, err := alice.Groups().Create("team", []peer.ID{bob.ID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.offWait("the group", groupEv(gi.ID, func(g GroupInfo) bool { return g.Member }))
+	id := offGroup(t, alice, bob)
 	bob.Close() // no receipt will come: the copy stays sent
-	m, err := alice.Groups().Send(gi.ID, "hello")
+	m, err := alice.Groups().Send(id, "hello")
 	if err != nil {
 		t.Fatal(err)
 	}
