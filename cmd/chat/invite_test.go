@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,48 +17,13 @@ import (
 // control socket.
 func startDaemonProc(t *testing.T, bin, dir string) {
 	t.Helper()
-	cmd := exec.Command(bin, "--home", dir, "daemon", "--json", "--listen", "/ip4/127.0.0.1/tcp/0")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		close(lines)
-	}()
-	t.Cleanup(func() {
-		stdin.Write([]byte(`{"cmd":"quit"}` + "\n"))
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	lines := runDaemonEvents(t, bin, "--home", dir, "daemon", "--json", "--listen", "/ip4/127.0.0.1/tcp/0")
 	timeout := time.After(20 * time.Second)
 	for {
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				t.Fatalf("the daemon exited: %s", stderr.String())
+				t.Fatal("the daemon exited (its stderr follows)")
 			}
 			var ev struct{ Event string }
 			if json.Unmarshal([]byte(l), &ev) == nil && ev.Event == "lan" {
@@ -75,7 +38,7 @@ func startDaemonProc(t *testing.T, bin, dir string) {
 				t.Fatal("no control socket")
 			}
 		case <-timeout:
-			t.Fatalf("the daemon did not start: %s", stderr.String())
+			t.Fatal("the daemon did not start (its stderr follows)")
 		}
 	}
 }
