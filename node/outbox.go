@@ -43,6 +43,8 @@ type outbox struct {
 
 	mu      sync.Mutex
 	workers map[peer.ID]*outboxWorker
+
+	sent groupSentQueue // group copies written, to record as sent (groups_seal.go)
 }
 
 // outboxWorker is one peer's worker state.
