@@ -484,11 +484,12 @@ func (g *Groups) post(id group.ID, m store.GroupMessage) (store.GroupMessage, er
 		return store.GroupMessage{}, fmt.Errorf("send to %q: %w", s.Name, ErrNotGroupMember)
 	}
 	var to []peer.ID
+	since := time.Now() // one look at the trust store for every member
 	for _, p := range s.Members {
 		if p == g.host.ID() {
 			continue
 		}
-		if err := g.book.mayMessage(p); errors.Is(err, ErrKeyChanged) || errors.Is(err, ErrBlocked) {
+		if err := g.book.mayMessageSince(p, since); errors.Is(err, ErrKeyChanged) || errors.Is(err, ErrBlocked) {
 			return store.GroupMessage{}, fmt.Errorf("send to %q: %s: %w (%w)", s.Name, identity.ShortID(p), ErrGroupBlocked, err)
 		}
 		to = append(to, p)

@@ -270,7 +270,7 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 			backoff = min(2*backoff, o.cfg.RetryMax)
 			continue
 		}
-		if err := o.book.mayMessage(p); err != nil {
+		if err := o.book.mayMessageSince(p, time.Now().Add(-trustRecheck)); err != nil {
 			o.sleep(o.cfg.RetryMax, kick) // until the user decides
 			continue
 		}
