@@ -259,7 +259,8 @@ func (b *peerBook) mayMessageSince(p peer.ID, since time.Time) error {
 	if p == b.host.ID() {
 		return ErrSelf
 	}
-	if _, ok := b.keyIDs.Load(p); !ok {
+	_, keyID := b.keyIDs.Load(p)
+	if !keyID {
 		if _, err := identity.KeyFromPeerID(p); err != nil {
 			return err
 		}
@@ -271,7 +272,9 @@ func (b *peerBook) mayMessageSince(p peer.ID, since time.Time) error {
 	case known && c.State == identity.StateUntrusted:
 		return ErrBlocked
 	case known:
-		b.keyIDs.Store(p, struct{}{}) // a contact's: kept while it runs
+		if !keyID {
+			b.keyIDs.Store(p, struct{}{}) // a contact's: kept while it runs
+		}
 		return nil
 	}
 	v, ok := b.verdictNow(p)
