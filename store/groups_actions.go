@@ -145,8 +145,9 @@ func (s Groups) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) er
 func (s Groups) SetGroupSent(copies []Copy, now time.Time) ([]Message, error) {
 	var todo []Copy
 	err := s.db.View(func(tx *bolt.Tx) error {
+		where := map[e2e.MessageID][]byte{} // gids entries, read once per message
 		for _, c := range copies {
-			st, err := s.copyStatus(tx, c)
+			st, err := s.copyStatus(tx, c, where)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
@@ -183,11 +184,13 @@ func (s Groups) SetGroupSent(copies []Copy, now time.Time) ([]Message, error) {
 	return out, err
 }
 
-// copyStatus is the stored status of a group message's copy to c.Peer.
-func (s Groups) copyStatus(tx *bolt.Tx, c Copy) (Status, error) {
-	var v []byte
-	if idx := tx.Bucket(bktGIDs); idx != nil {
+// copyStatus is the stored status of a group message's copy to c.Peer;
+// where holds the index entries (gids) read so far in tx.
+func (s Groups) copyStatus(tx *bolt.Tx, c Copy, where map[e2e.MessageID][]byte) (Status, error) {
+	v, ok := where[c.ID]
+	if idx := tx.Bucket(bktGIDs); !ok && idx != nil {
 		v = idx.Get(c.ID[:])
+		where[c.ID] = v
 	}
 	if v == nil {
 		return "", fmt.Errorf("message %s: %w", c.ID, ErrNotFound)
