@@ -104,10 +104,15 @@ func cpuOf(b *testing.B, pid int) time.Duration {
 
 const rawBenchProto = "/certchat-bench/raw/1.0.0"
 
-// rawBenchBuf is the raw streams' read and write size: a chunk, as near
-// as can be to the file stream's writes (one 64 KiB chunk, sealed, in
-// a frame of 13 + 16 bytes more).
-const rawBenchBuf = transfer.ChunkSize
+// rawBenchWrite is the raw stream's write size: as near as can be to
+// the file stream's (the sender writes four chunk frames at a time, each
+// a 64 KiB chunk and 29 bytes), so that yamux cuts both into as many
+// frames. rawBenchBuf is what the raw receivers read at a time, as the
+// file's receiver reads a chunk frame.
+const (
+	rawBenchWrite = 4 * transfer.ChunkSize
+	rawBenchBuf   = transfer.ChunkSize
+)
 
 // The receiver of BenchmarkFileVsRawStream runs in a child process (the
 // test binary again, with fileBenchPeerEnv set to its folder), so that
@@ -372,7 +377,7 @@ func BenchmarkFileVsRawStream(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer src.Close()
-		buf := make([]byte, rawBenchBuf)
+		buf := make([]byte, rawBenchWrite)
 		for {
 			k, err := io.ReadFull(src, buf)
 			if k > 0 {
