@@ -264,8 +264,9 @@ const chunkWriteAhead = 3
 // framesPerWrite is how many chunk frames go to the stream in one write.
 // yamux cuts a write into frames of at most 64 KiB − 12 bytes, each
 // written through TLS on its own: one chunk frame a write (64 KiB and 29
-// bytes) made two yamux frames, one of them tiny, and two TLS writes and
-// syscalls; four a write make five (docs/BENCHMARKS.md, fourth round).
+// bytes) made two yamux frames, the second of 41 bytes, a TLS record and
+// a syscall of its own; four a write make five yamux frames instead of
+// eight (docs/BENCHMARKS.md, fourth round).
 const framesPerWrite = 4
 
 func (ft *transfers) newChunkWriter(s network.Stream) (*chunkWriter, error) {
