@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(peerFarmEnv) != "" {
 		os.Exit(runPeerFarm())
 	}
+	if dir := os.Getenv(fileBenchPeerEnv); dir != "" {
+		os.Exit(runFileBenchPeer(dir))
+	}
 	os.Exit(testproc.Run(m))
 }
 
