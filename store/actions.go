@@ -231,11 +231,11 @@ type Received struct {
 func (s Actions) addAction(tx *bolt.Tx, m *Message, now time.Time, rec *Received) error {
 	tp, tseq, sm, err := s.targetOf(tx, m.Target, m.Peer)
 	if errors.Is(err, ErrNoTarget) {
-		_, _, found, lerr := locate(tx, m.Target)
-		if lerr != nil {
-			return lerr
+		known, kerr := idKnown(tx, m.Target)
+		if kerr != nil {
+			return kerr
 		}
-		if !found {
+		if !known {
 			// Not arrived yet: kept, with its body, until it does.
 			m.Pending = true
 			if err := s.append(tx, m, false); err != nil {
@@ -279,40 +279,62 @@ func checkLate(sm storedMessage, a *Message, now time.Time) error {
 	return nil
 }
 
-// applyPending applies the actions that waited for the text t (just
-// stored at t.Peer, t.Seq), and rewrites t and each action.
-func (s Actions) applyPending(tx *bolt.Tx, t *Message, now time.Time, rec *Received) error {
-	b := tx.Bucket(bktPending)
-	prefix := t.ID[:]
-	type waiting struct {
-		key  []byte
-		p    peer.ID
-		seq  uint64
-		a    Message
-		stor storedMessage
-	}
-	var all []waiting
-	c := b.Cursor()
+// waitingAction is an incoming private action kept pending: its index
+// key, its place and its record.
+type waitingAction struct {
+	key  []byte
+	p    peer.ID
+	seq  uint64
+	a    Message
+	stor storedMessage
+}
+
+// waitingFor reads the private actions kept pending for the message id,
+// oldest first by the sender's clock (a deletion after an edit wins).
+func (s Actions) waitingFor(tx *bolt.Tx, id e2e.MessageID) ([]waitingAction, error) {
+	var all []waitingAction
+	c := tx.Bucket(bktPending).Cursor()
+	prefix := id[:]
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if len(v) < 8 {
-			return corrupt(fmt.Sprintf("pending/%x", k), errBadKey)
+			return nil, corrupt(fmt.Sprintf("pending/%x", k), errBadKey)
 		}
 		p, seq := peer.ID(v[:len(v)-8]), seqOfValue(v)
 		sm, err := s.parse(p, seq, messagesGet(tx, p, seq))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		a, err := fromStored(p, seq, sm)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		all = append(all, waiting{bytes.Clone(k), p, seq, a, sm})
+		all = append(all, waitingAction{bytes.Clone(k), p, seq, a, sm})
 	}
-	if len(all) == 0 {
-		return nil
+	slices.SortStableFunc(all, func(x, y waitingAction) int { return x.a.SentAt.Compare(y.a.SentAt) })
+	return all, nil
+}
+
+// settle records what became of the pending action w (applied, or
+// refused with err: a refusal), without its body, and takes it out of
+// the pending index.
+func (s Actions) settle(tx *bolt.Tx, w waitingAction, err error) error {
+	w.stor.Pending, w.stor.Body = false, ""
+	if err != nil {
+		w.stor.Status, w.stor.Error = StatusRefused, err.Error()
 	}
-	// Oldest first by the sender's clock: a deletion after an edit wins.
-	slices.SortStableFunc(all, func(x, y waiting) int { return x.a.SentAt.Compare(y.a.SentAt) })
+	if _, err := s.putStored(tx, w.p, w.seq, w.stor); err != nil {
+		return err
+	}
+	return tx.Bucket(bktPending).Delete(w.key)
+}
+
+// applyPending applies the actions that waited for the text t (just
+// stored at t.Peer, t.Seq), and rewrites t and each action.
+func (s Actions) applyPending(tx *bolt.Tx, t *Message, now time.Time, rec *Received) error {
+	all, err := s.waitingFor(tx, t.ID)
+	if err != nil || len(all) == 0 {
+		return err
+	}
 	_, tseq, raw, err := get(tx, t.ID)
 	if err != nil {
 		return err
@@ -332,17 +354,12 @@ func (s Actions) applyPending(tx *bolt.Tx, t *Message, now time.Time, rec *Recei
 		if err != nil && !refusal(err) {
 			return err
 		}
-		w.stor.Pending, w.stor.Body = false, ""
 		if err != nil {
-			w.stor.Status, w.stor.Error = StatusRefused, err.Error()
 			rec.Refused = err
 		} else {
 			changed = true
 		}
-		if _, err := s.putStored(tx, w.p, w.seq, w.stor); err != nil {
-			return err
-		}
-		if err := b.Delete(w.key); err != nil {
+		if err := s.settle(tx, w, err); err != nil {
 			return err
 		}
 	}
@@ -356,6 +373,31 @@ func (s Actions) applyPending(tx *bolt.Tx, t *Message, now time.Time, rec *Recei
 	*t = nt
 	rec.Changed = append(rec.Changed, nt)
 	return nil
+}
+
+// refusePending refuses the private actions that waited for id, a message
+// that arrived in a group: an action never applies across conversations.
+func (s Actions) refusePending(tx *bolt.Tx, id e2e.MessageID) error {
+	all, err := s.waitingFor(tx, id)
+	if err != nil {
+		return err
+	}
+	for _, w := range all {
+		if err := s.settle(tx, w, fmt.Errorf("message %s: %w", id, ErrNoTarget)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// idKnown reports whether a message id is stored, private or of a group:
+// an action naming it is applied or refused, never kept pending.
+func idKnown(tx *bolt.Tx, id e2e.MessageID) (bool, error) {
+	if _, _, found, err := locate(tx, id); found || err != nil {
+		return found, err
+	}
+	idx := tx.Bucket(bktGIDs)
+	return idx != nil && idx.Get(id[:]) != nil, nil
 }
 
 func seqOfValue(v []byte) uint64 { return binary.BigEndian.Uint64(v[len(v)-8:]) }
