@@ -180,10 +180,7 @@ func (s Groups) applyPending(tx *bolt.Tx, t *GroupMessage, now time.Time) error 
 	}
 	applied := false
 	for _, a := range all {
-		err := fmt.Errorf("message %s: %w", t.ID, ErrNoTarget) // of another group
-		if a.Group == t.Group {
-			err = s.applyGroupAction(tx, &a, now)
-		}
+		err := s.applyGroupAction(tx, &a, now) // refuses one of another group
 		if err != nil && !refusal(err) {
 			return err
 		}
