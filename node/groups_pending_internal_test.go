@@ -81,6 +81,7 @@ func TestGroupActionBeforeItsMessage(t *testing.T) {
 	if len(got.Reactions) != 1 || got.Reactions[0].From != carol.ID() || got.Reactions[0].Emoji != "👍" {
 		t.Fatalf("bob's message arrived with the reactions %+v, want carol's 👍", got.Reactions)
 	}
+	alice.offWait("the update of the reaction applied", offIsUpdate(m.ID, react.ID))
 	if h := groupMessageOf(t, alice, m.ID); len(h.Reactions) != 1 || h.Reactions[0].From != carol.ID() {
 		t.Fatalf("alice's history shows bob's message with the reactions %+v", h.Reactions)
 	}
@@ -99,10 +100,12 @@ func TestGroupActionBeforeItsMessage(t *testing.T) {
 	if got.Body != "typo" || got.Edited.IsZero() {
 		t.Fatalf("bob's edited message arrived as %+v", got)
 	}
+	alice.offWait("the update of the edit applied", offIsUpdate(typo.ID, fix.ID))
 	got = alice.offWait("the message its deletion waited for", offIsMessage(haste.ID)).Message
 	if !got.Deleted || got.Body != "" {
 		t.Fatalf("bob's deleted message arrived as %+v", got)
 	}
+	alice.offWait("the update of the deletion applied", offIsUpdate(haste.ID, del.ID))
 	if h := groupMessageOf(t, alice, typo.ID); h.Body != "typo" {
 		t.Fatalf("alice's history shows the edited message as %q", h.Body)
 	}
@@ -218,6 +221,13 @@ func offDeliveredTo(t *testing.T, on *offNode, id e2e.MessageID, p peer.ID) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not delivered to %s: %+v, %v", id, identity.ShortID(p), d, err)
 		}
+	}
+}
+
+// offIsUpdate matches the update of target that action made.
+func offIsUpdate(target, action e2e.MessageID) func(Event) bool {
+	return func(e Event) bool {
+		return e.Kind == EventUpdate && e.Message.ID == target && e.Action != nil && e.Action.ID == action
 	}
 }
 

@@ -224,6 +224,9 @@ type Received struct {
 	// Refused says why an incoming action was not applied (ErrNotYours,
 	// ErrTooOld, ErrDeleted, ErrNoTarget); it is stored as refused.
 	Refused error
+	// Applied: on a text, the actions that waited for it and were
+	// applied now (its Changed entry shows their effect).
+	Applied []Message
 }
 
 // addAction stores an incoming action and applies it if its target is
@@ -358,6 +361,8 @@ func (s Actions) applyPending(tx *bolt.Tx, t *Message, now time.Time, rec *Recei
 			rec.Refused = err
 		} else {
 			changed = true
+			w.a.Pending, w.a.Body = false, ""
+			rec.Applied = append(rec.Applied, w.a)
 		}
 		if err := s.settle(tx, w, err); err != nil {
 			return err

@@ -189,7 +189,7 @@ func (s Groups) applyPending(tx *bolt.Tx, t *GroupMessage, now time.Time) error 
 		} else {
 			applied = true
 		}
-		a.Pending, a.Body, a.Applied = false, "", nil
+		a.Pending, a.Body, a.Applied = false, "", nil // Applied: t, below
 		if err := s.settle(tx, a); err != nil {
 			return err
 		}
