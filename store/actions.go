@@ -59,12 +59,35 @@ var (
 	// ErrNoTarget refuses acting on a message that is not a text of this
 	// conversation.
 	ErrNoTarget = errors.New("no such message in this conversation")
+	// ErrPendingFull refuses an action before its target once
+	// maxPendingPerTarget wait for that target.
+	ErrPendingFull = errors.New("too many edits, deletions and reactions already wait for the message it names")
 )
 
+// maxPendingPerTarget bounds the actions kept for one target that has
+// not arrived (private or group: the same bound), so that its arrival
+// applies them in one transaction of bounded size: room for a reaction
+// and a few changes of it from every member of a large group.
+const maxPendingPerTarget = 1024
+
 // pendingKey indexes a pending action by its target: target ID ||
-// action ID → peer ID || sequence of the action's record.
+// action ID → peer ID || sequence of the action's record (group ID ||
+// sequence in gpending).
 func pendingKey(target, action e2e.MessageID) []byte {
 	return append(bytes.Clone(target[:]), action[:]...)
+}
+
+// pendingRoom says whether the pending index b may keep one more action
+// for target: ErrPendingFull once maxPendingPerTarget wait for it.
+func pendingRoom(b *bolt.Bucket, target e2e.MessageID) error {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.Seek(target[:]); k != nil && bytes.HasPrefix(k, target[:]); k, _ = c.Next() {
+		if n++; n >= maxPendingPerTarget {
+			return fmt.Errorf("message %s: %w", target, ErrPendingFull)
+		}
+	}
+	return nil
 }
 
 // AddOutgoingAction stores an edit, deletion or reaction of ours (m.Kind,
@@ -239,12 +262,15 @@ func (s Actions) addAction(tx *bolt.Tx, m *Message, now time.Time, rec *Received
 			return kerr
 		}
 		if !known {
-			// Not arrived yet: kept, with its body, until it does.
-			m.Pending = true
-			if err := s.append(tx, m, false); err != nil {
-				return err
+			// Not arrived yet: kept, with its body, until it does
+			// (refused if too many wait for it).
+			if err = pendingRoom(tx.Bucket(bktPending), m.Target); err == nil {
+				m.Pending = true
+				if err := s.append(tx, m, false); err != nil {
+					return err
+				}
+				return tx.Bucket(bktPending).Put(pendingKey(m.Target, m.ID), append([]byte(m.Peer), seqKey(m.Seq)...))
 			}
-			return tx.Bucket(bktPending).Put(pendingKey(m.Target, m.ID), append([]byte(m.Peer), seqKey(m.Seq)...))
 		}
 	}
 	if err == nil {
@@ -270,7 +296,8 @@ func (s Actions) addAction(tx *bolt.Tx, m *Message, now time.Time, rec *Received
 }
 
 func refusal(err error) bool {
-	return errors.Is(err, ErrNotYours) || errors.Is(err, ErrTooOld) || errors.Is(err, ErrDeleted) || errors.Is(err, ErrNoTarget)
+	return errors.Is(err, ErrNotYours) || errors.Is(err, ErrTooOld) || errors.Is(err, ErrDeleted) || errors.Is(err, ErrNoTarget) ||
+		errors.Is(err, ErrPendingFull)
 }
 
 // checkLate refuses an edit or deletion of a text that arrived more than

@@ -62,8 +62,8 @@
 // deleted text is in no record (actions.go). An incoming action whose
 // target has not arrived is stored sealed like any record, with its
 // body, and indexed in pending (private) or gpending (groups) until the
-// target arrives; it is then applied or refused in the transaction that
-// stores the target. A message ID names one conversation: an action
+// target arrives, at most maxPendingPerTarget per target; it is then
+// applied or refused in the transaction that stores the target. A message ID names one conversation: an action
 // whose target is (or arrives) in another is refused.
 //
 // Version 3 added actions, replies and read markers: new fields and the

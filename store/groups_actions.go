@@ -152,12 +152,15 @@ func (s Groups) receiveAction(tx *bolt.Tx, g *storedGroup, m *GroupMessage, now 
 			return kerr
 		}
 		if !known {
-			// Not arrived yet: kept, with its body, until it does.
-			m.Pending = true
-			if err := s.appendGroupMessage(tx, g, m); err != nil {
-				return err
+			// Not arrived yet: kept, with its body, until it does
+			// (refused if too many wait for it, as in private).
+			if err = pendingRoom(tx.Bucket(bktGPending), m.Target); err == nil {
+				m.Pending = true
+				if err := s.appendGroupMessage(tx, g, m); err != nil {
+					return err
+				}
+				return tx.Bucket(bktGPending).Put(pendingKey(m.Target, m.ID), append(slices.Clone(m.Group[:]), seqKey(m.Seq)...))
 			}
-			return tx.Bucket(bktGPending).Put(pendingKey(m.Target, m.ID), append(slices.Clone(m.Group[:]), seqKey(m.Seq)...))
 		}
 	}
 	if refusal(err) {

@@ -161,3 +161,66 @@ func pendingLeft(t *testing.T, s *Store, want int) {
 		t.Fatalf("%d pending entries, want %d", n, want)
 	}
 }
+
+// Actions kept for one target are bounded, private and group alike: the
+// action past maxPendingPerTarget is refused (stored as refused, without
+// its text), so the target's arrival applies a bounded number.
+func TestPendingBounded(t *testing.T) {
+	s := testStore(t)
+	gid := testGroup(t, s)
+	bob := testPeer(t)
+	base := time.Now()
+	fill := func(bkt []byte, target e2e.MessageID) {
+		t.Helper()
+		if err := s.db.Update(func(tx *bolt.Tx) error {
+			for i := range maxPendingPerTarget - 1 {
+				a := e2e.MessageID{0xee, byte(i >> 8), byte(i)}
+				if err := tx.Bucket(bkt).Put(pendingKey(target, a), []byte("filler")); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	private, inGroup := e2e.MessageID{1}, e2e.MessageID{2}
+	fill(bktPending, private)
+	if err := s.db.Update(groupBuckets); err != nil {
+		t.Fatal(err)
+	}
+	fill(bktGPending, inGroup)
+
+	n := uint64(0)
+	for i, want := range []error{nil, ErrPendingFull} {
+		rec, err := s.Receive(&Message{ID: e2e.MessageID{10, byte(i)}, Peer: bob, SentAt: base, Kind: KindEdit, Target: private, Body: "kept?"}, base)
+		if err != nil || !errors.Is(rec.Refused, want) {
+			t.Fatalf("private action %d: %+v, %v; want refused with %v", i, rec, err, want)
+		}
+		m, err := s.Message(e2e.MessageID{10, byte(i)})
+		if err != nil || m.Pending != (want == nil) || (want != nil) != (m.Status == StatusRefused) || want != nil && m.Body != "" {
+			t.Fatalf("private action %d stored as %+v, %v", i, m, err)
+		}
+		n++
+		g := GroupMessage{ID: e2e.MessageID{20, byte(i)}, Group: gid, From: bob, SentAt: base, Kind: KindEdit, Target: inGroup,
+			Body: "kept?", Stream: 1, Number: n}
+		if _, err := s.Groups().ReceiveGroup(&g, base); err != nil {
+			t.Fatal(err)
+		}
+		if g.Pending != (want == nil) || want != nil && !strings.Contains(g.Refused, ErrPendingFull.Error()) {
+			t.Fatalf("group action %d: %+v", i, g)
+		}
+		if stored := groupMessageByID(t, s, g.ID); stored.Pending != (want == nil) || want != nil && stored.Body != "" {
+			t.Fatalf("group action %d stored as %+v", i, stored)
+		}
+	}
+}
+
+func groupMessageByID(t *testing.T, s *Store, id e2e.MessageID) GroupMessage {
+	t.Helper()
+	m, err := s.Groups().GroupMessageByID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
