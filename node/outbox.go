@@ -80,6 +80,16 @@ const sendWindow = 64 << 10
 // before it ends.
 const workerIdle = 2 * time.Second
 
+// seedWait is how long a worker that has a live session but no ratchet
+// session to seal with waits for the seed under way before it asks for a
+// new one on that session. A seed offer can be lost: two sessions that
+// cross at first contact each carry offers and requests, and one of them
+// may close with an offer on it, leaving its sender an active session
+// that only the lost offer's acceptance would let it seal with. Waiting
+// on would wait for ever. The wait is long enough for a round trip on a
+// busy machine: each new offer replaces the one before it.
+const seedWait = 2 * time.Second
+
 // worker returns p's worker state, creating it. Callers hold mu.
 func (o *outbox) worker(p peer.ID) *outboxWorker {
 	w, ok := o.workers[p]
@@ -248,6 +258,7 @@ func (o *outbox) stop(p peer.ID) bool {
 // run is p's worker: it writes what waits for p until nothing does.
 func (o *outbox) run(p peer.ID, kick chan struct{}) {
 	backoff := o.cfg.RetryMin
+	var unsealed seedAsk
 	for o.ctx.Err() == nil {
 		msgs, err := o.outbox(p)
 		if err != nil {
@@ -285,11 +296,38 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 			continue
 		}
 		backoff = o.cfg.RetryMin
-		o.write(cs, msgs)
+		if !o.write(cs, msgs) {
+			o.sleep(unsealed.wait(o.sessions, cs), kick, cs.done)
+			continue
+		}
+		unsealed = seedAsk{}
 		if o.sleep(o.cfg.ResendAfter, kick, cs.done) {
 			o.unstall(cs)
 		}
 	}
+}
+
+// seedAsk is a worker's record of the live session it could not seal
+// for, and since when (or since it last asked for a seed on it).
+type seedAsk struct {
+	cs    *chatSession
+	since time.Time
+}
+
+// wait returns how long to wait for the seed under way on cs, asking for
+// a new one first if the last has had seedWait.
+func (a *seedAsk) wait(t *sessions, cs *chatSession) time.Duration {
+	now := time.Now() // not cfg.Now: tests fix that clock
+	if a.cs != cs {
+		a.cs, a.since = cs, now
+	}
+	left := a.since.Add(seedWait).Sub(now)
+	if left <= 0 {
+		t.log.Info("no ratchet session to seal with; asking for a new seed", "peer", cs.peer)
+		t.reseed(cs)
+		a.since, left = now, seedWait
+	}
+	return left
 }
 
 // unstall starts a new ratchet session when a message written on cs has
@@ -352,13 +390,15 @@ func (o *outbox) notQueued(p peer.ID, err error) {
 // transaction: two fsyncs per batch instead of two per message.
 // Durability is unchanged: each envelope leaves after the ratchet state
 // that sealed it is on disk, and the message itself was stored by Send.
-func (o *outbox) write(cs *chatSession, msgs []store.Message) {
+// It reports false if there was no ratchet session to seal with.
+func (o *outbox) write(cs *chatSession, msgs []store.Message) bool {
 	batch, pts := o.batch(cs, msgs)
 	if len(batch) == 0 {
-		return
+		return true
 	}
 	envs, err := o.rk.sealBatch(cs.peer, batch, pts)
-	if err != nil && !errors.Is(err, ratchet.ErrNoSession) { // (else the seed under way wakes the worker)
+	noSession := errors.Is(err, ratchet.ErrNoSession) // a seed wakes the worker
+	if err != nil && !noSession {
 		// The first message that could not be sealed will not be later.
 		o.fail(batch[len(envs)], err)
 	}
@@ -385,6 +425,7 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) {
 	}
 	o.markSent(cs.peer, written)
 	o.groupCopiesSent(cs.peer, groupSent)
+	return !noSession
 }
 
 // batch picks the messages to write on cs now and their plaintexts: those
