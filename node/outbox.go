@@ -26,9 +26,10 @@ import (
 // A worker keeps its peer's outbox in memory between rounds: it reads it
 // from the store when it starts or after a kick (anything may have
 // changed), and otherwise keeps it up to date with what push adds (a
-// group message's copy, stored just now) and what receipts take out. The
-// store stays the truth: it is what a restart reads, and what the worker
-// checks before it ends.
+// group text's copy, stored just now) and what receipts take out; any
+// other change (a group action, a changed status) makes it read the store
+// again. The store stays the truth: it is what a restart reads, and what
+// the worker checks before it ends.
 
 // outbox owns the per-peer outbox workers. mu guards workers and each
 // outboxWorker in it; it is taken by whoever kicks (read loops, libp2p's
@@ -147,14 +148,17 @@ func (o *outbox) wake(p peer.ID) bool {
 }
 
 // push hands p's worker m, stored in p's outbox just now, and wakes it: a
-// worker that holds p's outbox in memory adds m there rather than read
-// the store again. A group message's copies keep their order (Seq).
+// worker that holds p's outbox in memory adds a text (or reply) there
+// rather than read the store again. A group message's copies keep their
+// order (Seq). An action makes it read the store: storing one may change
+// other copies (a deletion takes the deleted text and our actions on it
+// out of every queue).
 func (o *outbox) push(p peer.ID, m store.Message) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	w := o.worker(p)
 	switch {
-	case !w.fresh || w.reading:
+	case !w.fresh || w.reading || m.Kind != store.KindText:
 		w.stale()
 	case !slices.ContainsFunc(w.pending, func(x store.Message) bool { return x.ID == m.ID }):
 		i := len(w.pending)
