@@ -104,6 +104,7 @@ func TestActionsThroughMailbox(t *testing.T) {
 	bob.offWait("the message its edit waited for", func(e Event) bool {
 		return e.Kind == EventMessage && e.Message.ID == later.ID && e.Message.Body == "typo" && !e.Message.Edited.IsZero()
 	})
+	bob.offWait("the update of the edit that waited, as for a live one", offIsUpdate(later.ID, fix.ID))
 	bob.offMailboxEmpty(relayID)
 }
 

@@ -339,8 +339,11 @@ func (ft *transfers) exchange(ctx context.Context, s network.Stream, part *trans
 
 // fileReadAhead is how many frames the receiver reads ahead of the one
 // it checks and writes: reading the stream (yamux, TLS) and opening,
-// writing and hashing chunks run side by side on two cores.
-const fileReadAhead = 8
+// writing and hashing chunks run side by side on two cores, and a pause
+// of the writes (the disk, a checkpoint) does not stop the stream at
+// once: 2 MiB of frames (8 left the stream waiting for the disk; docs/BENCHMARKS.md,
+// fourth round).
+const fileReadAhead = 32
 
 // frame is a file stream frame read ahead; free gives its buffer back.
 type frame struct {

@@ -1,21 +1,29 @@
 package node_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/transfer"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
@@ -96,128 +104,350 @@ func cpuOf(b *testing.B, pid int) time.Duration {
 
 const rawBenchProto = "/certchat-bench/raw/1.0.0"
 
-// BenchmarkFileVsRawStream sends the file between two nodes in this
-// process on loopback TCP, and the same number of bytes on a raw libp2p
-// stream on the same connection, interleaved: throughput of each, their
-// ratio, the resident set's growth during the transfer, and the CPU per
-// MiB of both sides together.
+// rawBenchWrite is the raw stream's write size: as near as can be to
+// the file stream's (the sender writes four chunk frames at a time, each
+// a 64 KiB chunk and 29 bytes), so that yamux cuts both into as many
+// frames. rawBenchBuf is what the raw receivers read at a time, as the
+// file's receiver reads a chunk frame.
+const (
+	rawBenchWrite = 4 * transfer.ChunkSize
+	rawBenchBuf   = transfer.ChunkSize
+)
+
+// The receiver of BenchmarkFileVsRawStream runs in a child process (the
+// test binary again, with fileBenchPeerEnv set to its folder), so that
+// each side's CPU and memory are measured apart, as between two
+// machines. It says on stdout "ready ID ADDR", then "raw N" after each
+// raw stream and "done ID PATH" or "failed ID REASON" for each file, and
+// runs until its stdin closes. fileBenchPeerEnv+"_PROFILE" names a file
+// for its CPU profile.
+const fileBenchPeerEnv = "CERTCHAT_BENCH_FILE_PEER"
+
+// runFileBenchPeer is that child process.
+func runFileBenchPeer(dir string) int {
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "file bench peer:", err)
+		return 1
+	}
+	if path := os.Getenv(fileBenchPeerEnv + "_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	h := identity.Home{Dir: filepath.Join(dir, "home")}
+	if _, err := h.Init("bob", nil, identity.DefaultKDF, time.Now()); err != nil {
+		return fail(err)
+	}
+	id, err := h.Load(nil)
+	if err != nil {
+		return fail(err)
+	}
+	ts, err := h.TrustStore()
+	if err != nil {
+		return fail(err)
+	}
+	downloads := filepath.Join(dir, "downloads")
+	n, err := node.New(node.Config{Home: h, Identity: id, Trust: ts, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
+		Downloads: downloads, AutoAcceptFiles: 1 << 40,
+		RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond})
+	if err != nil {
+		return fail(err)
+	}
+	sub := n.Subscribe()
+	if err := n.Start(); err != nil {
+		return fail(err)
+	}
+	defer n.Close()
+	alice, err := identity.ParsePeerID(os.Getenv(fileBenchPeerEnv + "_TRUST"))
+	if err != nil {
+		return fail(err)
+	}
+	for _, verified := range []bool{false, true} { // verified: no question
+		if err := n.Contacts().Trust(alice, verified); err != nil {
+			return fail(err)
+		}
+	}
+	var outMu sync.Mutex
+	say := func(format string, args ...any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Printf(format+"\n", args...)
+	}
+	rawBenchHandlers(n.Host(), downloads, func(n int64, err error) {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "raw stream:", err)
+		}
+		say("raw %d", n)
+	})
+	addr := ""
+	for _, a := range n.Addrs() {
+		if strings.HasPrefix(a, "/ip4/127.0.0.1/tcp/") {
+			addr = a
+		}
+	}
+	say("ready %s %s", n.ID(), addr)
+	go func() {
+		for e := range sub.C {
+			switch {
+			case e.File == nil:
+			case e.Kind == node.EventFileDone:
+				say("done %s %s", e.File.ID, e.File.Path)
+			case e.Kind == node.EventFileFailed:
+				say("failed %s %s", e.File.ID, strings.ReplaceAll(e.File.Error, "\n", " "))
+			}
+		}
+	}()
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	return 0
+}
+
+// rawBenchHandlers serves the raw streams: one that discards what it
+// reads, one that writes it to a file in downloads made durable every
+// 16 MiB and at the end (as the file's receiver does: transfer.SyncEvery
+// chunks), then removed. Both read in rawBenchBuf pieces; done is called
+// with the bytes that arrived.
+func rawBenchHandlers(h host.Host, downloads string, done func(int64, error)) {
+	h.SetStreamHandler(rawBenchProto, func(s network.Stream) {
+		defer s.Close()
+		buf := make([]byte, rawBenchBuf)
+		var n int64
+		for {
+			k, err := s.Read(buf)
+			n += int64(k)
+			if err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				done(n, err)
+				return
+			}
+		}
+	})
+	h.SetStreamHandler(rawBenchProto+"/disk", func(s network.Stream) {
+		defer s.Close()
+		done(rawToDisk(s, filepath.Join(downloads, "raw.bin")))
+	})
+}
+
+// rawToDisk writes what s carries into path, made durable every
+// transfer.SyncEvery chunks and at the end, then removes it.
+func rawToDisk(s io.Reader, path string) (int64, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return 0, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(path)
+	defer f.Close()
+	const every = transfer.SyncEvery * transfer.ChunkSize
+	buf := make([]byte, rawBenchBuf)
+	var n, synced int64
+	for {
+		k, rerr := s.Read(buf)
+		if k > 0 {
+			if _, err := f.Write(buf[:k]); err != nil {
+				return n, err
+			}
+			n += int64(k)
+		}
+		if n-synced >= every || rerr != nil && n > synced {
+			if err := f.Sync(); err != nil {
+				return n, err
+			}
+			synced = n
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// filePeer is the receiver's process, seen from the benchmark.
+type filePeer struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	id    peer.ID
+	addr  string
+	raws  chan int64
+	files chan [3]string // done or failed, ID, path or reason
+}
+
+func startFilePeer(b *testing.B, trust peer.ID) *filePeer {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fileBenchPeerEnv+"="+b.TempDir(), fileBenchPeerEnv+"_TRUST="+trust.String())
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	fp := &filePeer{cmd: cmd, stdin: stdin, raws: make(chan int64, 1), files: make(chan [3]string, 1)}
+	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			f := strings.SplitN(sc.Text(), " ", 3)
+			switch {
+			case len(f) == 3 && f[0] == "ready":
+				id, err := identity.ParsePeerID(f[1])
+				fp.id, fp.addr = id, f[2]
+				ready <- err
+			case len(f) == 2 && f[0] == "raw":
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				fp.raws <- n
+			case len(f) == 3 && (f[0] == "done" || f[0] == "failed"):
+				fp.files <- [3]string{f[0], f[1], f[2]}
+			}
+		}
+		ready <- errors.New("the receiver's process ended")
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			b.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		b.Fatal("the receiver's process is not ready")
+	}
+	return fp
+}
+
+// BenchmarkFileVsRawStream sends the file between two nodes on loopback
+// TCP (the receiver in a child process), and the same file's bytes on a
+// raw libp2p stream on the same connection, interleaved: the raw stream
+// read from the same file in 64 KiB writes, its receiver discarding them
+// (raw) or writing them to a file in the same downloads folder, made
+// durable every 16 MiB and at the end as the file's receiver does
+// (raw-disk: the like-for-like baseline of a file). Throughput of each,
+// the file's ratios to both, the CPU per MiB of each side of each, and
+// the resident set's growth of each side during the file.
 func BenchmarkFileVsRawStream(b *testing.B) {
 	size := benchFileSize(b)
-	downloads := b.TempDir()
 	alice := startNode(b, newHome(b, "alice"), "/ip4/127.0.0.1/tcp/0")
-	bob := startNodeWith(b, newHome(b, "bob"), func(c *node.Config) {
-		c.Downloads = downloads
-		c.AutoAcceptFiles = 1 << 40
-	}, "/ip4/127.0.0.1/tcp/0")
-	trustEachOther(b, alice, bob)
-	for _, p := range [][2]*testNode{{alice, bob}, {bob, alice}} {
-		if err := p[0].Contacts().Trust(p[1].ID(), true); err != nil { // verified: no question
+	bob := startFilePeer(b, alice.ID())
+	for _, verified := range []bool{false, true} { // verified: no question
+		if err := alice.Contacts().Trust(bob.id, verified); err != nil {
 			b.Fatal(err)
 		}
 	}
 	ctx := context.Background()
-	if _, err := alice.Connect(ctx, bob.tcpAddr()); err != nil {
+	if _, err := alice.Connect(ctx, bob.addr); err != nil {
 		b.Fatal(err)
 	}
 	path := benchFile(b, b.TempDir(), size)
-	got := make(chan int64, 1)
-	bob.Host().SetStreamHandler(rawBenchProto, func(s network.Stream) {
-		n, _ := io.Copy(io.Discard, s)
-		s.Close()
-		got <- n
-	})
-	// The same bytes written to a file on the receiver's disk, made
-	// durable every 16 MiB as the transfer does: what the disk allows.
-	bob.Host().SetStreamHandler(rawBenchProto+"/disk", func(s network.Stream) {
-		f, err := os.Create(filepath.Join(downloads, "raw.bin"))
-		if err != nil {
-			b.Error(err)
-			s.Reset()
-			got <- 0
-			return
-		}
-		var n int64
-		for {
-			k, err := io.CopyN(f, s, transfer.SyncEvery*transfer.ChunkSize)
-			n += k
-			f.Sync()
-			if err != nil {
-				break
-			}
-		}
-		f.Close()
-		os.Remove(f.Name())
-		s.Close()
-		got <- n
-	})
-	raw := func(proto string) time.Duration {
-		s, err := alice.Host().NewStream(ctx, bob.ID(), protocol.ID(proto))
+	bobPid := bob.cmd.Process.Pid
+	bobPidS := strconv.Itoa(bobPid)
+	// run is the wall time of one way of sending and each side's CPU.
+	type run struct{ d, send, recv time.Duration }
+	// sides runs f and adds its wall time and each side's CPU to r.
+	sides := func(r *run, f func()) {
+		s0, r0 := cpuSelf(), cpuOf(b, bobPid)
+		began := time.Now()
+		f()
+		r.d += time.Since(began)
+		r.send += cpuSelf() - s0
+		r.recv += cpuOf(b, bobPid) - r0
+	}
+	raw := func(proto string) {
+		s, err := alice.Host().NewStream(ctx, bob.id, protocol.ID(proto))
 		if err != nil {
 			b.Fatal(err)
 		}
-		buf := make([]byte, transfer.ChunkSize)
-		began := time.Now()
-		for left := size; left > 0; left -= int64(len(buf)) {
-			if _, err := s.Write(buf[:min(left, int64(len(buf)))]); err != nil {
+		defer s.Close()
+		src, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer src.Close()
+		buf := make([]byte, rawBenchWrite)
+		for {
+			k, err := io.ReadFull(src, buf)
+			if k > 0 {
+				if _, err := s.Write(buf[:k]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				break
+			}
+			if err != nil {
 				b.Fatal(err)
 			}
 		}
 		s.CloseWrite()
-		if n := <-got; n != size {
+		if n := <-bob.raws; n != size {
 			b.Fatalf("raw: %d bytes arrived", n)
 		}
-		d := time.Since(began)
-		s.Close()
-		return d
 	}
-	var offerT time.Duration // the sender's SHA-256 of the file, before the offer goes
-	file := func() (time.Duration, int64) {
-		rss0 := procStatus(b, "self", "VmRSS")
+	var aGrowth, bGrowth int64
+	file := func() {
+		arss, brss := procStatus(b, "self", "VmRSS"), procStatus(b, bobPidS, "VmRSS")
 		resetPeak("self")
-		began := time.Now()
-		fi, err := alice.Files().Send(bob.ID(), path)
+		resetPeak(bobPidS)
+		fi, err := alice.Files().Send(bob.id, path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		offerT += time.Since(began)
-		done := bob.waitFile(node.EventFileDone, fi.ID, 30*time.Minute)
-		d := time.Since(began)
-		if err := os.Remove(done.Path); err != nil {
-			b.Fatal(err)
+		select {
+		case r := <-bob.files:
+			if r[0] != "done" || r[1] != fi.ID.String() {
+				b.Fatalf("the file: %v", r)
+			}
+			if err := os.Remove(r[2]); err != nil {
+				b.Fatal(err)
+			}
+		case <-time.After(30 * time.Minute):
+			b.Fatal("the file did not arrive")
 		}
-		return d, procStatus(b, "self", "VmHWM") - rss0
+		aGrowth = max(aGrowth, procStatus(b, "self", "VmHWM")-arss)
+		bGrowth = max(bGrowth, procStatus(b, bobPidS, "VmHWM")-brss)
 	}
 	// CERTCHAT_BENCH_FILE_ONLY=1 runs the file alone: for a profile.
 	fileOnly := os.Getenv("CERTCHAT_BENCH_FILE_ONLY") != ""
-	var rawT, diskT, fileT, rawCPU, fileCPU time.Duration
-	var growth int64
+	var rawR, diskR, fileR run
 	for range b.N {
-		c0 := cpuSelf()
 		if !fileOnly {
-			rawT += raw(rawBenchProto)
+			sides(&rawR, func() { raw(rawBenchProto) })
+			sides(&diskR, func() { raw(rawBenchProto + "/disk") })
 		}
-		c1 := cpuSelf()
-		if !fileOnly {
-			diskT += raw(rawBenchProto + "/disk")
-		}
-		c2 := cpuSelf()
-		ft, g := file()
-		fileT += ft
-		fileCPU += cpuSelf() - c2
-		rawCPU += c1 - c0
-		growth = max(growth, g)
+		sides(&fileR, file)
 	}
 	mib := float64(size) / (1 << 20) * float64(b.N)
-	b.ReportMetric(mib*(1<<20)/1e6/rawT.Seconds(), "raw-MB/s")
-	b.ReportMetric(mib*(1<<20)/1e6/diskT.Seconds(), "raw-disk-MB/s")
-	b.ReportMetric(mib*(1<<20)/1e6/fileT.Seconds(), "file-MB/s")
-	b.ReportMetric(rawT.Seconds()/fileT.Seconds(), "file/raw")
-	b.ReportMetric(float64(offerT.Milliseconds())/float64(b.N), "offer-ms")
-	b.ReportMetric(rawT.Seconds()/(fileT-offerT).Seconds(), "chunks/raw")
-	b.ReportMetric(diskT.Seconds()/fileT.Seconds(), "file/raw-disk")
-	b.ReportMetric(float64(rawCPU.Microseconds())/mib, "raw-cpu-µs/MiB")
-	b.ReportMetric(float64(fileCPU.Microseconds())/mib, "file-cpu-µs/MiB")
-	b.ReportMetric(float64(growth)/1024, "rss-growth-MiB")
+	for _, r := range []struct {
+		name string
+		r    run
+	}{{"raw", rawR}, {"raw-disk", diskR}, {"file", fileR}} {
+		if r.r.d == 0 {
+			continue
+		}
+		b.ReportMetric(mib*(1<<20)/1e6/r.r.d.Seconds(), r.name+"-MB/s")
+		b.ReportMetric(float64(r.r.send.Microseconds())/mib, r.name+"-send-cpu-µs/MiB")
+		b.ReportMetric(float64(r.r.recv.Microseconds())/mib, r.name+"-recv-cpu-µs/MiB")
+	}
+	if !fileOnly {
+		b.ReportMetric(rawR.d.Seconds()/fileR.d.Seconds(), "file/raw")
+		b.ReportMetric(diskR.d.Seconds()/fileR.d.Seconds(), "file/raw-disk")
+	}
+	b.ReportMetric(float64(aGrowth)/1024, "send-rss-growth-MiB")
+	b.ReportMetric(float64(bGrowth)/1024, "recv-rss-growth-MiB")
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -162,21 +162,36 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 		}
 		return nil, false, false
 	}
+	// b gathers up to framesPerWrite chunk frames for one write to the
+	// stream; flush hands it to the writer.
+	var b []byte
+	frames := 0
+	flush := func() {
+		if b != nil {
+			w.write(b)
+			b, frames = nil, 0
+		}
+	}
 	for {
 		budget := o.Chunks() // ranges that overlap never make a want cost more than the file
 		for _, rg := range ranges {
 			for i := rg[0]; i < min(rg[1], o.Chunks()) && budget > 0; i++ {
 				budget--
+				if sent-acked >= fileWindow {
+					flush()
+				}
 				for sent-acked >= fileWindow {
 					if _, done, failed := handle(<-msgs); done || failed {
 						return done
 					}
 				}
-				b, err := w.buffer()
-				if err != nil {
-					return false
+				if b == nil {
+					if b, err = w.buffer(); err != nil {
+						return false
+					}
 				}
-				b[0] = fsChunk
+				at := len(b)
+				b = append(b, fsChunk, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 				b, err = src.Chunk(b, i)
 				if err != nil {
 					ft.log.Warn("read the file being sent", "err", err)
@@ -184,14 +199,17 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 					ft.fail(o.ID, err)
 					return false
 				}
-				binary.BigEndian.PutUint32(b[1:], uint32(len(b)-5))
-				binary.BigEndian.PutUint64(b[5:], uint64(i))
+				binary.BigEndian.PutUint32(b[at+1:], uint32(len(b)-at-5))
+				binary.BigEndian.PutUint64(b[at+5:], uint64(i))
 				if ft.tamper != nil {
-					ft.tamper(i, b[13:])
+					ft.tamper(i, b[at+13:])
 				}
-				w.write(b)
 				sent++
+				if frames++; frames == framesPerWrite {
+					flush()
+				}
 				if rate := ft.cfg.FileRate; rate > 0 {
+					flush()
 					due := began.Add(time.Duration(float64(sent) * transfer.ChunkSize / float64(rate) * float64(time.Second)))
 					time.Sleep(time.Until(due))
 				}
@@ -200,21 +218,24 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 		sealed, err := ft.sums.sealed(src, o)
 		if err != nil {
 			ft.log.Warn("read the file being sent", "err", err)
+			flush()
 			writeFS(s, fsError, errorPayload(fsErrSource, "the file cannot be read any more"))
 			ft.fail(o.ID, err)
 			return false
 		}
-		b, err := w.buffer()
-		if err != nil {
-			return false
+		if b == nil {
+			if b, err = w.buffer(); err != nil {
+				return false
+			}
 		}
-		b = append(b[:5], sealed...)
-		b[0] = fsEnd
-		binary.BigEndian.PutUint32(b[1:], uint32(len(sealed)))
+		at := len(b)
+		b = append(b, fsEnd, 0, 0, 0, 0)
+		b = append(b, sealed...)
+		binary.BigEndian.PutUint32(b[at+1:], uint32(len(sealed)))
 		if ft.tamper != nil {
-			ft.tamper(o.Chunks(), b[5:]) // the index past the last chunk: the sealed sum
+			ft.tamper(o.Chunks(), b[at+5:]) // the index past the last chunk: the sealed sum
 		}
-		w.write(b)
+		flush()
 		ranges = nil
 		for ranges == nil {
 			next, done, failed := handle(<-msgs)
@@ -236,8 +257,17 @@ type chunkWriter struct {
 	quit   chan struct{}
 }
 
-// chunkWriteAhead is how many chunks are sealed ahead of the writes.
+// chunkWriteAhead is how many writes are sealed ahead of the one going
+// through yamux and TLS.
 const chunkWriteAhead = 3
+
+// framesPerWrite is how many chunk frames go to the stream in one write.
+// yamux cuts a write into frames of at most 64 KiB − 12 bytes, each
+// written through TLS on its own: one chunk frame a write (64 KiB and 29
+// bytes) made two yamux frames, the second of 41 bytes, a TLS record and
+// a syscall of its own; four a write make five yamux frames instead of
+// eight (docs/BENCHMARKS.md, fourth round).
+const framesPerWrite = 4
 
 func (ft *transfers) newChunkWriter(s network.Stream) (*chunkWriter, error) {
 	w := &chunkWriter{
@@ -247,7 +277,7 @@ func (ft *transfers) newChunkWriter(s network.Stream) (*chunkWriter, error) {
 		quit:   make(chan struct{}),
 	}
 	for range chunkWriteAhead {
-		w.bufs <- make([]byte, 13, 13+transfer.ChunkSize+transfer.Overhead)
+		w.bufs <- make([]byte, 0, framesPerWrite*(13+transfer.ChunkSize+transfer.Overhead))
 	}
 	ok := ft.work.goDo(func() {
 		for {
@@ -257,7 +287,7 @@ func (ft *transfers) newChunkWriter(s network.Stream) (*chunkWriter, error) {
 					close(w.failed)
 					return
 				}
-				w.bufs <- b[:13]
+				w.bufs <- b[:0]
 			case <-w.quit:
 				return
 			}
@@ -269,8 +299,8 @@ func (ft *transfers) newChunkWriter(s network.Stream) (*chunkWriter, error) {
 	return w, nil
 }
 
-// buffer waits for a free buffer of 13 bytes (a chunk frame's head);
-// it fails once a write failed.
+// buffer waits for a free, empty buffer with room for framesPerWrite
+// chunk frames; it fails once a write failed.
 func (w *chunkWriter) buffer() ([]byte, error) {
 	select {
 	case b := <-w.bufs:

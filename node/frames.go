@@ -112,8 +112,13 @@ func (t *sessions) delivered(p peer.ID, res opened, cs *chatSession) {
 func (t *sessions) reportIncoming(p peer.ID, res opened) {
 	m := res.text
 	if m.Kind == store.KindText {
-		// With the actions that waited for it applied (res.rec.Changed).
+		// With the actions that waited for it applied (res.rec.Changed),
+		// each then reported as a live one is, with the text as it now
+		// stands.
 		t.emit(Event{Kind: EventMessage, Message: m})
+		for i := range res.rec.Applied {
+			t.emit(Event{Kind: EventUpdate, Message: m, Action: &res.rec.Applied[i]})
+		}
 	} else {
 		for i := range res.rec.Changed {
 			t.emit(Event{Kind: EventUpdate, Message: &res.rec.Changed[i], Action: m})

@@ -95,12 +95,24 @@ func groupFromWire(wm e2e.Message, p peer.ID) *store.GroupMessage {
 }
 
 // reportIncoming tells subscribers what a new group message from p did:
-// a text arrived, an action changed its target, or was refused.
+// a text arrived (with the actions that waited for it applied: each then
+// reported as a live one is, with the text as it now stands; those
+// refused are reported as errors), an action changed its target, or was
+// refused. An action kept until its target arrives shows nothing yet.
 func (g *Groups) reportIncoming(p peer.ID, gm *store.GroupMessage) {
 	m := gm.AsMessage()
 	switch {
 	case gm.Kind == store.KindText:
 		g.emit(Event{Kind: EventMessage, Message: &m})
+		for _, a := range gm.Waited {
+			if a.Refused == "" {
+				am := a.AsMessage()
+				g.emit(Event{Kind: EventUpdate, Message: &m, Action: &am})
+			} else {
+				g.emitError(a.From, fmt.Errorf("%s sent %s in group %x that was refused when the message it names arrived: %s",
+					identity.ShortID(a.From), actionName(a.Kind), a.Group[:4], a.Refused))
+			}
+		}
 	case gm.Refused != "":
 		g.emitError(p, fmt.Errorf("%s sent %s in group %x that was refused: %s", identity.ShortID(p), actionName(gm.Kind), gm.Group[:4], gm.Refused))
 	case gm.Applied != nil:

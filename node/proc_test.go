@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(groupSenderEnv) != "" {
 		os.Exit(runGroupSender())
 	}
+	if dir := os.Getenv(fileBenchPeerEnv); dir != "" {
+		os.Exit(runFileBenchPeer(dir))
+	}
 	os.Exit(testproc.Run(m))
 }
 

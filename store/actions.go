@@ -59,12 +59,35 @@ var (
 	// ErrNoTarget refuses acting on a message that is not a text of this
 	// conversation.
 	ErrNoTarget = errors.New("no such message in this conversation")
+	// ErrPendingFull refuses an action before its target once
+	// maxPendingPerTarget wait for that target.
+	ErrPendingFull = errors.New("too many edits, deletions and reactions already wait for the message it names")
 )
 
+// maxPendingPerTarget bounds the actions kept for one target that has
+// not arrived (private or group: the same bound), so that its arrival
+// applies them in one transaction of bounded size: room for a reaction
+// and a few changes of it from every member of a large group.
+const maxPendingPerTarget = 1024
+
 // pendingKey indexes a pending action by its target: target ID ||
-// action ID → peer ID || sequence of the action's record.
+// action ID → peer ID || sequence of the action's record (group ID ||
+// sequence in gpending).
 func pendingKey(target, action e2e.MessageID) []byte {
 	return append(bytes.Clone(target[:]), action[:]...)
+}
+
+// pendingRoom says whether the pending index b may keep one more action
+// for target: ErrPendingFull once maxPendingPerTarget wait for it.
+func pendingRoom(b *bolt.Bucket, target e2e.MessageID) error {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.Seek(target[:]); k != nil && bytes.HasPrefix(k, target[:]); k, _ = c.Next() {
+		if n++; n >= maxPendingPerTarget {
+			return fmt.Errorf("message %s: %w", target, ErrPendingFull)
+		}
+	}
+	return nil
 }
 
 // AddOutgoingAction stores an edit, deletion or reaction of ours (m.Kind,
@@ -224,6 +247,9 @@ type Received struct {
 	// Refused says why an incoming action was not applied (ErrNotYours,
 	// ErrTooOld, ErrDeleted, ErrNoTarget); it is stored as refused.
 	Refused error
+	// Applied: on a text, the actions that waited for it and were
+	// applied now (its Changed entry shows their effect).
+	Applied []Message
 }
 
 // addAction stores an incoming action and applies it if its target is
@@ -231,17 +257,20 @@ type Received struct {
 func (s Actions) addAction(tx *bolt.Tx, m *Message, now time.Time, rec *Received) error {
 	tp, tseq, sm, err := s.targetOf(tx, m.Target, m.Peer)
 	if errors.Is(err, ErrNoTarget) {
-		_, _, found, lerr := locate(tx, m.Target)
-		if lerr != nil {
-			return lerr
+		known, kerr := idKnown(tx, m.Target)
+		if kerr != nil {
+			return kerr
 		}
-		if !found {
-			// Not arrived yet: kept, with its body, until it does.
-			m.Pending = true
-			if err := s.append(tx, m, false); err != nil {
-				return err
+		if !known {
+			// Not arrived yet: kept, with its body, until it does
+			// (refused if too many wait for it).
+			if err = pendingRoom(tx.Bucket(bktPending), m.Target); err == nil {
+				m.Pending = true
+				if err := s.append(tx, m, false); err != nil {
+					return err
+				}
+				return tx.Bucket(bktPending).Put(pendingKey(m.Target, m.ID), append([]byte(m.Peer), seqKey(m.Seq)...))
 			}
-			return tx.Bucket(bktPending).Put(pendingKey(m.Target, m.ID), append([]byte(m.Peer), seqKey(m.Seq)...))
 		}
 	}
 	if err == nil {
@@ -267,7 +296,8 @@ func (s Actions) addAction(tx *bolt.Tx, m *Message, now time.Time, rec *Received
 }
 
 func refusal(err error) bool {
-	return errors.Is(err, ErrNotYours) || errors.Is(err, ErrTooOld) || errors.Is(err, ErrDeleted) || errors.Is(err, ErrNoTarget)
+	return errors.Is(err, ErrNotYours) || errors.Is(err, ErrTooOld) || errors.Is(err, ErrDeleted) || errors.Is(err, ErrNoTarget) ||
+		errors.Is(err, ErrPendingFull)
 }
 
 // checkLate refuses an edit or deletion of a text that arrived more than
@@ -279,40 +309,62 @@ func checkLate(sm storedMessage, a *Message, now time.Time) error {
 	return nil
 }
 
-// applyPending applies the actions that waited for the text t (just
-// stored at t.Peer, t.Seq), and rewrites t and each action.
-func (s Actions) applyPending(tx *bolt.Tx, t *Message, now time.Time, rec *Received) error {
-	b := tx.Bucket(bktPending)
-	prefix := t.ID[:]
-	type waiting struct {
-		key  []byte
-		p    peer.ID
-		seq  uint64
-		a    Message
-		stor storedMessage
-	}
-	var all []waiting
-	c := b.Cursor()
+// waitingAction is an incoming private action kept pending: its index
+// key, its place and its record.
+type waitingAction struct {
+	key  []byte
+	p    peer.ID
+	seq  uint64
+	a    Message
+	stor storedMessage
+}
+
+// waitingFor reads the private actions kept pending for the message id,
+// oldest first by the sender's clock (a deletion after an edit wins).
+func (s Actions) waitingFor(tx *bolt.Tx, id e2e.MessageID) ([]waitingAction, error) {
+	var all []waitingAction
+	c := tx.Bucket(bktPending).Cursor()
+	prefix := id[:]
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if len(v) < 8 {
-			return corrupt(fmt.Sprintf("pending/%x", k), errBadKey)
+			return nil, corrupt(fmt.Sprintf("pending/%x", k), errBadKey)
 		}
 		p, seq := peer.ID(v[:len(v)-8]), seqOfValue(v)
 		sm, err := s.parse(p, seq, messagesGet(tx, p, seq))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		a, err := fromStored(p, seq, sm)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		all = append(all, waiting{bytes.Clone(k), p, seq, a, sm})
+		all = append(all, waitingAction{bytes.Clone(k), p, seq, a, sm})
 	}
-	if len(all) == 0 {
-		return nil
+	slices.SortStableFunc(all, func(x, y waitingAction) int { return x.a.SentAt.Compare(y.a.SentAt) })
+	return all, nil
+}
+
+// settle records what became of the pending action w (applied, or
+// refused with err: a refusal), without its body, and takes it out of
+// the pending index.
+func (s Actions) settle(tx *bolt.Tx, w waitingAction, err error) error {
+	w.stor.Pending, w.stor.Body = false, ""
+	if err != nil {
+		w.stor.Status, w.stor.Error = StatusRefused, err.Error()
 	}
-	// Oldest first by the sender's clock: a deletion after an edit wins.
-	slices.SortStableFunc(all, func(x, y waiting) int { return x.a.SentAt.Compare(y.a.SentAt) })
+	if _, err := s.putStored(tx, w.p, w.seq, w.stor); err != nil {
+		return err
+	}
+	return tx.Bucket(bktPending).Delete(w.key)
+}
+
+// applyPending applies the actions that waited for the text t (just
+// stored at t.Peer, t.Seq), and rewrites t and each action.
+func (s Actions) applyPending(tx *bolt.Tx, t *Message, now time.Time, rec *Received) error {
+	all, err := s.waitingFor(tx, t.ID)
+	if err != nil || len(all) == 0 {
+		return err
+	}
 	_, tseq, raw, err := get(tx, t.ID)
 	if err != nil {
 		return err
@@ -332,17 +384,14 @@ func (s Actions) applyPending(tx *bolt.Tx, t *Message, now time.Time, rec *Recei
 		if err != nil && !refusal(err) {
 			return err
 		}
-		w.stor.Pending, w.stor.Body = false, ""
 		if err != nil {
-			w.stor.Status, w.stor.Error = StatusRefused, err.Error()
 			rec.Refused = err
 		} else {
 			changed = true
+			w.a.Pending, w.a.Body = false, ""
+			rec.Applied = append(rec.Applied, w.a)
 		}
-		if _, err := s.putStored(tx, w.p, w.seq, w.stor); err != nil {
-			return err
-		}
-		if err := b.Delete(w.key); err != nil {
+		if err := s.settle(tx, w, err); err != nil {
 			return err
 		}
 	}
@@ -356,6 +405,31 @@ func (s Actions) applyPending(tx *bolt.Tx, t *Message, now time.Time, rec *Recei
 	*t = nt
 	rec.Changed = append(rec.Changed, nt)
 	return nil
+}
+
+// refusePending refuses the private actions that waited for id, a message
+// that arrived in a group: an action never applies across conversations.
+func (s Actions) refusePending(tx *bolt.Tx, id e2e.MessageID) error {
+	all, err := s.waitingFor(tx, id)
+	if err != nil {
+		return err
+	}
+	for _, w := range all {
+		if err := s.settle(tx, w, fmt.Errorf("message %s: %w", id, ErrNoTarget)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// idKnown reports whether a message id is stored, private or of a group:
+// an action naming it is applied or refused, never kept pending.
+func idKnown(tx *bolt.Tx, id e2e.MessageID) (bool, error) {
+	if _, _, found, err := locate(tx, id); found || err != nil {
+		return found, err
+	}
+	idx := tx.Bucket(bktGIDs)
+	return idx != nil && idx.Get(id[:]) != nil, nil
 }
 
 func seqOfValue(v []byte) uint64 { return binary.BigEndian.Uint64(v[len(v)-8:]) }

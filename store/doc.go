@@ -35,9 +35,12 @@
 //	           included; "c/" + message ID → the file control an outgoing
 //	           message carries (both sealed JSON; the bucket is made when
 //	           first written, so the version stays 3: transfers.go)
-//	groups, gmsgs/<id>, gids, goutbox, gdeliv
+//	groups, gmsgs/<id>, gids, goutbox, gdeliv, gpending
 //	           group chats (groups.go): made on first use, so the
-//	           version is unchanged; an older program ignores them
+//	           version is unchanged; an older program ignores them.
+//	           gpending is the pending bucket of groups: target message
+//	           ID (16) || action message ID (16) → group ID || sequence
+//	           (groups_actions.go)
 //
 // Every value but the index entries and the listen ports is sealed:
 // XChaCha20-Poly1305 under a key derived from the identity key
@@ -56,7 +59,12 @@
 // A message record is a text or an action (edit, deletion, reaction)
 // on a text of its conversation; actions are applied to their target in
 // the transaction that stores them and keep no body once applied, so a
-// deleted text is in no record (actions.go).
+// deleted text is in no record (actions.go). An incoming action whose
+// target has not arrived is stored sealed like any record, with its
+// body, and indexed in pending (private) or gpending (groups) until the
+// target arrives, at most maxPendingPerTarget per target; it is then
+// applied or refused in the transaction that stores the target. A message ID names one conversation: an action
+// whose target is (or arrives) in another is refused.
 //
 // Version 3 added actions, replies and read markers: new fields and the
 // pending bucket; a version 2 database only has its number changed.

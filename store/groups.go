@@ -25,7 +25,7 @@ type Groups struct{ *Store }
 // Groups is the part of the store that holds groups.
 func (s *Store) Groups() Groups { return Groups{s} }
 
-// Groups (docs/PROTOCOL.md §14). Four buckets, made on first use, so a
+// Groups (docs/PROTOCOL.md §14). Six buckets, made on first use, so a
 // database without groups is unchanged and the version stays 3:
 //
 //	groups     group ID (32) → the group's record (sealed JSON): the log's
@@ -45,6 +45,10 @@ func (s *Store) Groups() Groups { return Groups{s} }
 //	           member's status. A value of the version before, 9 bytes
 //	           in the clear, is sealed when the database is opened
 //	           (sealDeliveries)
+//	gpending   target message ID (16) || action message ID (16) → group
+//	           ID || sequence: an incoming edit, deletion or reaction
+//	           whose target has not arrived yet, kept (sealed, with its
+//	           body, in gmsgs) until it does (groups_actions.go)
 //
 // A group message is stored once, on the sender as on each receiver; an
 // outgoing one is queued for every member in the same transaction (one
@@ -55,6 +59,8 @@ var (
 	bktGIDs    = []byte("gids")
 	bktGOutbox = []byte("goutbox")
 	bktGDeliv  = []byte("gdeliv")
+	// bktGPending is the index of the group actions kept pending.
+	bktGPending = []byte("gpending")
 )
 
 // GroupID is a group's ID (the hash of its create).
@@ -128,6 +134,12 @@ type GroupMessage struct {
 	// Refused: why an incoming action was not applied (stored so that
 	// its number counts and a copy sent again is known).
 	Refused string
+	// Pending: an incoming action whose target has not arrived yet; it
+	// keeps its body until it is applied (or refused) when it does.
+	Pending bool
+	// Waited: on a text just received, the actions that waited for it,
+	// applied (the text shows them) or refused (Refused says why).
+	Waited []GroupMessage
 	// Applied: after storing an action, its target as it now stands.
 	Applied *GroupMessage
 }
@@ -175,6 +187,7 @@ type storedGroupMessage struct {
 	Deleted   bool             `json:"deleted,omitempty"`
 	Reactions []storedReaction `json:"reactions,omitempty"`
 	Refused   string           `json:"refused,omitempty"`
+	Pending   bool             `json:"pending,omitempty"`
 }
 
 // Delivery statuses as gdeliv stores them.
@@ -283,7 +296,7 @@ func goutboxKey(p peer.ID, id GroupID, seq uint64) []byte {
 
 // groupBuckets makes the group buckets in a writable transaction.
 func groupBuckets(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv} {
+	for _, b := range [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv, bktGPending} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -587,13 +600,8 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 	m.Late, m.Missing = w.add(m.Stream, m.Number)
 	g.Recv[m.From.String()] = w
 	if m.Kind != KindText {
-		if err := s.applyGroupAction(tx, m, now); refusal(err) {
-			m.Refused = err.Error()
-		} else if err != nil {
-			return false, err
-		}
 		msgs, last := g.Messages, g.Last
-		if err := s.appendAction(tx, &g, m); err != nil {
+		if err := s.receiveAction(tx, &g, m, now); err != nil {
 			return false, err
 		}
 		g.Messages, g.Last = msgs, last // actions are not messages
@@ -603,6 +611,12 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 		return false, err
 	}
 	g.Unread++
+	if err := s.applyPending(tx, m, now); err != nil {
+		return false, err
+	}
+	if err := s.Actions().refusePending(tx, m.ID); err != nil {
+		return false, err
+	}
 	return true, s.putGroup(tx, m.Group, g)
 }
 
@@ -701,7 +715,7 @@ func (m GroupMessage) AsMessage() Message {
 	out := Message{ID: m.ID, Peer: m.From, Seq: m.Seq, Direction: m.Direction, SentAt: m.SentAt, StoredAt: m.StoredAt,
 		Body: m.Body, Status: StatusReceived, Stream: m.Stream, Number: m.Number, Late: m.Late, Missing: m.Missing, Group: m.Group,
 		Kind: m.Kind, Target: m.Target, Emoji: m.Emoji, ReplyTo: m.ReplyTo, Edited: m.Edited, Deleted: m.Deleted,
-		Reactions: m.Reactions, Error: m.Refused}
+		Reactions: m.Reactions, Error: m.Refused, Pending: m.Pending}
 	if m.Refused != "" {
 		out.Status = StatusRefused
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,11 +20,16 @@ import (
 // the same group; only its author edits or deletes it (the sender the
 // pairwise session authenticated, never a claim of the message), within
 // EditWindow; any member reacts, one reaction per member. The node checks
-// membership before. An action whose target has not arrived is refused
-// (not held, unlike in a private conversation).
+// membership before. An action whose target has not arrived yet (each
+// member's copy of a message travels on its own path, so a reaction can
+// come before the message it reacts to) is kept pending, as in a private
+// conversation: stored with its body, indexed by its target in gpending,
+// and applied (or refused, by the same rules) in the transaction that
+// stores its target. An action naming a message stored in another group
+// or in a private conversation is refused, whichever arrives first.
 
 func encodeGroupAction(m *GroupMessage, sm *storedGroupMessage) {
-	sm.Kind, sm.Emoji, sm.Deleted, sm.Refused = m.Kind, m.Emoji, m.Deleted, m.Refused
+	sm.Kind, sm.Emoji, sm.Deleted, sm.Refused, sm.Pending = m.Kind, m.Emoji, m.Deleted, m.Refused, m.Pending
 	if m.Target != (e2e.MessageID{}) {
 		sm.Target = m.Target.String()
 	}
@@ -42,7 +48,7 @@ func encodeGroupAction(m *GroupMessage, sm *storedGroupMessage) {
 }
 
 func decodeGroupAction(sm *storedGroupMessage, m *GroupMessage) error {
-	m.Kind, m.Emoji, m.Deleted, m.Refused = sm.Kind, sm.Emoji, sm.Deleted, sm.Refused
+	m.Kind, m.Emoji, m.Deleted, m.Refused, m.Pending = sm.Kind, sm.Emoji, sm.Deleted, sm.Refused, sm.Pending
 	m.Edited = fromOptTime(sm.Edited)
 	var err error
 	if sm.Target != "" {
@@ -133,6 +139,131 @@ func (s Groups) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) er
 	}
 	a.Applied = &t
 	return nil
+}
+
+// receiveAction stores an incoming action: applied to its target,
+// refused (m.Refused says why), or kept pending (m.Pending) if its target
+// is stored nowhere yet.
+func (s Groups) receiveAction(tx *bolt.Tx, g *storedGroup, m *GroupMessage, now time.Time) error {
+	err := s.applyGroupAction(tx, m, now)
+	if errors.Is(err, ErrNoTarget) {
+		known, kerr := idKnown(tx, m.Target)
+		if kerr != nil {
+			return kerr
+		}
+		if !known {
+			// Not arrived yet: kept, with its body, until it does
+			// (refused if too many wait for it, as in private).
+			if err = pendingRoom(tx.Bucket(bktGPending), m.Target); err == nil {
+				m.Pending = true
+				if err := s.appendGroupMessage(tx, g, m); err != nil {
+					return err
+				}
+				return tx.Bucket(bktGPending).Put(pendingKey(m.Target, m.ID), append(slices.Clone(m.Group[:]), seqKey(m.Seq)...))
+			}
+		}
+	}
+	if refusal(err) {
+		m.Refused = err.Error()
+	} else if err != nil {
+		return err
+	}
+	return s.appendAction(tx, g, m)
+}
+
+// applyPending applies the group actions that waited for the text t,
+// just stored, in the order of their sent-at (a deletion after an edit
+// wins), each by the rules of a live one; an action of another group
+// is refused. Each is rewritten without its body and leaves the pending
+// index; t becomes the text as it now stands, and t.Waited lists them.
+func (s Groups) applyPending(tx *bolt.Tx, t *GroupMessage, now time.Time) error {
+	all, err := s.waitingFor(tx, t.ID)
+	if err != nil || len(all) == 0 {
+		return err
+	}
+	applied := false
+	for _, a := range all {
+		err := s.applyGroupAction(tx, &a, now) // refuses one of another group
+		if err != nil && !refusal(err) {
+			return err
+		}
+		if err != nil {
+			a.Refused = err.Error()
+		} else {
+			applied = true
+		}
+		a.Pending, a.Body, a.Applied = false, "", nil // Applied: t, below
+		if err := s.settle(tx, a); err != nil {
+			return err
+		}
+		t.Waited = append(t.Waited, a)
+	}
+	if !applied {
+		return nil
+	}
+	nt, err := s.decodeGroupMessage(t.Group, t.Seq, tx.Bucket(bktGMsgs).Bucket(t.Group[:]).Get(seqKey(t.Seq)))
+	if err != nil {
+		return err
+	}
+	nt.Waited = t.Waited
+	*t = nt
+	return nil
+}
+
+// refusePending refuses the group actions that waited for id, a message
+// that arrived in a private conversation.
+func (s Groups) refusePending(tx *bolt.Tx, id e2e.MessageID) error {
+	if tx.Bucket(bktGPending) == nil {
+		return nil // no group ever
+	}
+	all, err := s.waitingFor(tx, id)
+	if err != nil {
+		return err
+	}
+	for _, a := range all {
+		a.Pending, a.Body, a.Refused = false, "", fmt.Errorf("message %s: %w", id, ErrNoTarget).Error()
+		if err := s.settle(tx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitingFor reads the group actions kept pending for the message id,
+// oldest first by the sender's clock.
+func (s Groups) waitingFor(tx *bolt.Tx, id e2e.MessageID) ([]GroupMessage, error) {
+	var all []GroupMessage
+	c := tx.Bucket(bktGPending).Cursor()
+	for k, v := c.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, v = c.Next() {
+		if len(v) != e2e.GroupIDLen+8 {
+			return nil, corrupt(fmt.Sprintf("gpending/%x", k), errBadKey)
+		}
+		gid, seq := GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:])
+		var raw []byte
+		if b := tx.Bucket(bktGMsgs).Bucket(gid[:]); b != nil {
+			raw = b.Get(seqKey(seq))
+		}
+		a, err := s.decodeGroupMessage(gid, seq, raw)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, a)
+	}
+	slices.SortStableFunc(all, func(x, y GroupMessage) int { return x.SentAt.Compare(y.SentAt) })
+	return all, nil
+}
+
+// settle writes the pending action a back as it now stands and takes it
+// out of the pending index.
+func (s Groups) settle(tx *bolt.Tx, a GroupMessage) error {
+	enc, err := s.encodeGroupMessage(&a)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bktGMsgs).Bucket(a.Group[:]).Put(seqKey(a.Seq), enc); err != nil {
+		return err
+	}
+	return tx.Bucket(bktGPending).Delete(pendingKey(a.Target, a.ID))
 }
 
 // SetGroupSent records that the copies ids of outgoing group messages

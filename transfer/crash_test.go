@@ -24,12 +24,34 @@ func TestKilledReceiverResumes(t *testing.T) {
 		receiveHalf(t)
 		return
 	}
+	killedReceiver(t, "TestKilledReceiverResumes", 0)
+}
+
+// TestKilledCheckpointingReceiverResumes: the same with a receiver that
+// checkpoints every SyncEvery chunks as the node's does, while blocks
+// are still being written past the page cache (a checkpoint does not
+// wait for them): what the state lists is on disk and right, and the
+// next run needs again at most SyncEvery chunks and the blocks that were
+// being written at the last checkpoint.
+func TestKilledCheckpointingReceiverResumes(t *testing.T) {
+	if os.Getenv("TRANSFER_CHILD") != "" {
+		receiveHalf(t)
+		return
+	}
+	killedReceiver(t, "TestKilledCheckpointingReceiverResumes", transfer.BlocksUnlisted)
+}
+
+// killedReceiver runs test's child, which receives half a file, kills
+// it, and resumes; the child checkpoints if unlisted (the chunks a
+// checkpoint may leave to the next) is not zero.
+func killedReceiver(t *testing.T, test string, unlisted int) {
 	path, data, o := sent(t, "big.bin", (3*transfer.SyncEvery)*transfer.ChunkSize+5)
 	downloads := t.TempDir()
 	half := o.Chunks() / 2
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledReceiverResumes$")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
 	cmd.Env = append(os.Environ(), "TRANSFER_CHILD=1", "TRANSFER_SRC="+path, "TRANSFER_DL="+downloads,
-		"TRANSFER_OFFER="+hex.EncodeToString(o.Marshal()), fmt.Sprintf("TRANSFER_UPTO=%d", half))
+		"TRANSFER_OFFER="+hex.EncodeToString(o.Marshal()), fmt.Sprintf("TRANSFER_UPTO=%d", half),
+		fmt.Sprintf("TRANSFER_CHECKPOINT=%v", unlisted != 0))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -56,11 +78,11 @@ func TestKilledReceiverResumes(t *testing.T) {
 	for _, r := range p.Missing() {
 		need += r[1] - r[0]
 	}
-	if p.Held() < transfer.SyncEvery*transfer.ChunkSize {
+	if p.Held() < int64(transfer.SyncEvery-unlisted)*transfer.ChunkSize {
 		t.Errorf("after the kill, %d bytes kept; the state saved at %d chunks was lost", p.Held(), transfer.SyncEvery)
 	}
-	if lost := need - (o.Chunks() - half); lost < 0 || lost > transfer.SyncEvery {
-		t.Fatalf("after the kill, %d chunks are needed again beyond the %d never sent (at most %d)", lost, o.Chunks()-half, transfer.SyncEvery)
+	if lost := need - (o.Chunks() - half); lost < 0 || lost > transfer.SyncEvery+unlisted {
+		t.Fatalf("after the kill, %d chunks are needed again beyond the %d never sent (at most %d)", lost, o.Chunks()-half, transfer.SyncEvery+unlisted)
 	}
 	t.Logf("killed after %d of %d chunks: %d needed again", half, o.Chunks(), need-(o.Chunks()-half))
 	cs := chunks(t, path, o)
@@ -82,9 +104,19 @@ func receiveHalf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkpoint := os.Getenv("TRANSFER_CHECKPOINT") == "true"
 	for i := range upto {
 		if err := p.Write(i, cs[i]); err != nil {
 			t.Fatal(err)
+		}
+		if checkpoint && (i+1)%transfer.SyncEvery == 0 {
+			commit, _, err := p.Checkpoint()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := commit(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	fmt.Println("written")

@@ -39,6 +39,7 @@ type block struct {
 	n     int
 	err   error         // the write's
 	done  chan struct{} // a write ended
+	ended bool          // done was received already (reap)
 }
 
 // direct is the writer of a Partial's blocks.
@@ -132,7 +133,10 @@ func (p *Partial) complete() error {
 		return nil
 	}
 	b := d.inflight[0]
-	<-b.done
+	if !b.ended {
+		<-b.done
+	}
+	b.ended = false
 	d.inflight = d.inflight[1:]
 	defer func() { d.free = append(d.free, b) }()
 	if b.err != nil && !errors.Is(b.err, syscall.ENOSPC) && !errors.Is(b.err, syscall.EDQUOT) {
@@ -147,6 +151,28 @@ func (p *Partial) complete() error {
 			}
 		}
 		if err := p.held1(i, plain); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reap records the chunks of the blocks whose writes have ended, oldest
+// first, without waiting for the others: what a checkpoint lists while
+// blocks are still being written (they are listed by the next one).
+func (p *Partial) reap() error {
+	if p.direct == nil || p.err != nil {
+		return p.err
+	}
+	for d := p.direct; len(d.inflight) > 0; {
+		select {
+		case <-d.inflight[0].done:
+			d.inflight[0].ended = true
+		default:
+			return nil
+		}
+		if err := p.complete(); err != nil {
+			p.err = err
 			return err
 		}
 	}

@@ -10,3 +10,7 @@ func SetDirectForTest(on bool) { noDirect = !on }
 // BreakDirectForTest makes p's writes past the page cache fail (not for
 // a full disk).
 func (p *Partial) BreakDirectForTest() { p.direct.f.Close() }
+
+// BlocksUnlisted is how many chunks a checkpoint may leave to the next:
+// the blocks being written past the page cache and the one filling.
+const BlocksUnlisted = (blocksInFlight + 1) * blockChunks

@@ -259,7 +259,10 @@ func (p *Partial) syncNow() error {
 
 // Checkpoint records which chunks are written so far and returns the
 // work that makes them durable: the partial file's fsync, then the state
-// that lists them. The caller may run it on another goroutine while it
+// that lists them. Blocks still being written past the page cache, and
+// the block filling, are not waited for: the next checkpoint lists them
+// (a checkpoint that waited for them stalled the stream for the disk's
+// latency). The caller may run it on another goroutine while it
 // goes on writing (an fsync of 16 MiB no longer stalls the stream), but
 // must run the commits one at a time and in order, and must not call
 // Sync, Close, Finish or Discard while one runs. Held is what the commit
@@ -268,7 +271,7 @@ func (p *Partial) syncNow() error {
 // checkpoints at, stalling the stream for the fsync the checkpoint runs
 // beside it); it is the caller's to checkpoint every SyncEvery chunks.
 func (p *Partial) Checkpoint() (commit func() error, held int64, err error) {
-	if err := p.settle(); err != nil {
+	if err := p.reap(); err != nil {
 		return nil, 0, err
 	}
 	p.checkpointed = true
