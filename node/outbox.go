@@ -26,9 +26,10 @@ import (
 // A worker keeps its peer's outbox in memory between rounds: it reads it
 // from the store when it starts or after a kick (anything may have
 // changed), and otherwise keeps it up to date with what push adds (a
-// group message's copy, stored just now) and what receipts take out. The
-// store stays the truth: it is what a restart reads, and what the worker
-// checks before it ends.
+// group text's copy, stored just now) and what receipts take out; any
+// other change (a group action, a changed status) makes it read the store
+// again. The store stays the truth: it is what a restart reads, and what
+// the worker checks before it ends.
 
 // outbox owns the per-peer outbox workers. mu guards workers and each
 // outboxWorker in it; it is taken by whoever kicks (read loops, libp2p's
@@ -81,6 +82,16 @@ const sendWindow = 64 << 10
 // workerIdle is how long a worker with nothing to write waits for more
 // before it ends.
 const workerIdle = 2 * time.Second
+
+// seedWait is how long a worker that has a live session but no ratchet
+// session to seal with waits for the seed under way before it asks for a
+// new one on that session. A seed offer can be lost: two sessions that
+// cross at first contact each carry offers and requests, and one of them
+// may close with an offer on it, leaving its sender an active session
+// that only the lost offer's acceptance would let it seal with. Waiting
+// on would wait for ever. The wait is long enough for a round trip on a
+// busy machine: each new offer replaces the one before it.
+const seedWait = 2 * time.Second
 
 // worker returns p's worker state, creating it. Callers hold mu.
 func (o *outbox) worker(p peer.ID) *outboxWorker {
@@ -139,14 +150,17 @@ func (o *outbox) wake(p peer.ID) bool {
 }
 
 // push hands p's worker m, stored in p's outbox just now, and wakes it: a
-// worker that holds p's outbox in memory adds m there rather than read
-// the store again. A group message's copies keep their order (Seq).
+// worker that holds p's outbox in memory adds a text (or reply) there
+// rather than read the store again. A group message's copies keep their
+// order (Seq). An action makes it read the store: storing one may change
+// other copies (a deletion takes the deleted text and our actions on it
+// out of every queue).
 func (o *outbox) push(p peer.ID, m store.Message) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	w := o.worker(p)
 	switch {
-	case !w.fresh || w.reading:
+	case !w.fresh || w.reading || m.Kind != store.KindText:
 		w.stale()
 	case !slices.ContainsFunc(w.pending, func(x store.Message) bool { return x.ID == m.ID }):
 		i := len(w.pending)
@@ -250,6 +264,7 @@ func (o *outbox) stop(p peer.ID) bool {
 // run is p's worker: it writes what waits for p until nothing does.
 func (o *outbox) run(p peer.ID, kick chan struct{}) {
 	backoff := o.cfg.RetryMin
+	var unsealed seedAsk
 	for o.ctx.Err() == nil {
 		msgs, err := o.outbox(p)
 		if err != nil {
@@ -287,11 +302,38 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 			continue
 		}
 		backoff = o.cfg.RetryMin
-		o.write(cs, msgs)
+		if !o.write(cs, msgs) {
+			o.sleep(unsealed.wait(o.sessions, cs), kick, cs.done)
+			continue
+		}
+		unsealed = seedAsk{}
 		if o.sleep(o.cfg.ResendAfter, kick, cs.done) {
 			o.unstall(cs)
 		}
 	}
+}
+
+// seedAsk is a worker's record of the live session it could not seal
+// for, and since when (or since it last asked for a seed on it).
+type seedAsk struct {
+	cs    *chatSession
+	since time.Time
+}
+
+// wait returns how long to wait for the seed under way on cs, asking for
+// a new one first if the last has had seedWait.
+func (a *seedAsk) wait(t *sessions, cs *chatSession) time.Duration {
+	now := time.Now() // not cfg.Now: tests fix that clock
+	if a.cs != cs {
+		a.cs, a.since = cs, now
+	}
+	left := a.since.Add(seedWait).Sub(now)
+	if left <= 0 {
+		t.log.Info("no ratchet session to seal with; asking for a new seed", "peer", cs.peer)
+		t.reseed(cs)
+		a.since, left = now, seedWait
+	}
+	return left
 }
 
 // unstall starts a new ratchet session when a message written on cs has
@@ -354,13 +396,15 @@ func (o *outbox) notQueued(p peer.ID, err error) {
 // transaction: two fsyncs per batch instead of two per message.
 // Durability is unchanged: each envelope leaves after the ratchet state
 // that sealed it is on disk, and the message itself was stored by Send.
-func (o *outbox) write(cs *chatSession, msgs []store.Message) {
+// It reports false if there was no ratchet session to seal with.
+func (o *outbox) write(cs *chatSession, msgs []store.Message) bool {
 	batch, pts := o.batch(cs, msgs)
 	if len(batch) == 0 {
-		return
+		return true
 	}
 	envs, err := o.rk.sealBatch(cs.peer, batch, pts)
-	if err != nil && !errors.Is(err, ratchet.ErrNoSession) { // (else the seed under way wakes the worker)
+	noSession := errors.Is(err, ratchet.ErrNoSession) // a seed wakes the worker
+	if err != nil && !noSession {
 		// The first message that could not be sealed will not be later.
 		o.fail(batch[len(envs)], err)
 	}
@@ -387,6 +431,7 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) {
 	}
 	o.markSent(cs.peer, written)
 	o.groupCopiesSent(cs.peer, groupSent)
+	return !noSession
 }
 
 // batch picks the messages to write on cs now and their plaintexts: those

@@ -3,6 +3,7 @@ package node
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/store"
@@ -66,5 +67,57 @@ func TestOutboxWorkerCopy(t *testing.T) {
 	o.invalidate(p)
 	if w.fresh {
 		t.Fatal("invalidate left the copy fresh")
+	}
+}
+
+// A group deletion takes the deleted text (and our actions on it) out of
+// every member's queue in the store; a worker's copy of its outbox must
+// not keep them, or it writes, or leaves at a relay, a text whose body
+// the sender deleted. Bob is offline, so alice's worker for him keeps
+// retrying with its copy; it must come to hold what the store holds.
+func TestOutboxCopyFollowsGroupDeletion(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	bob := offNewNode(t, "bob", nil, true)
+	offLink(t, alice, bob)
+	id := offGroup(t, alice, bob)
+	bob.Close()
+	for wait := time.Now().Add(10 * time.Second); len(alice.sessions.ofPeer(bob.ID())) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(wait) {
+			t.Fatal("alice still has a session with bob")
+		}
+	}
+	m, err := alice.Groups().Send(id, "not for long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := alice.Messages().Delete(m.ID); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(ms []store.Message) []e2e.MessageID {
+		var out []e2e.MessageID
+		for _, m := range ms {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	var kept, stored []e2e.MessageID
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		held, err := alice.out.outbox(bob.ID()) // what the worker writes next
+		if err != nil {
+			t.Fatal(err)
+		}
+		inStore, err := alice.store.Outbox(bob.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept, stored = ids(held), ids(inStore)
+		if slices.Equal(kept, stored) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if slices.Contains(kept, m.ID) || !slices.Equal(kept, stored) {
+		t.Fatalf("the worker holds %v for bob, the store %v (the deleted text is %v)", kept, stored, m.ID)
 	}
 }
