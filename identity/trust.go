@@ -122,9 +122,12 @@ const (
 type TrustStore struct {
 	path string
 
-	mu       sync.Mutex
-	issuers  issuerMemo
-	stat     os.FileInfo
+	mu      sync.Mutex
+	issuers issuerMemo
+	stat    os.FileInfo
+	// checked is when the file was last compared with what is loaded
+	// (ContactSince); zero: never.
+	checked  time.Time
 	contacts map[peer.ID]Contact
 	roots    []*x509.Certificate
 	pool     *x509.CertPool
@@ -152,17 +155,20 @@ func (t *TrustStore) refresh() error { return t.reload(false) }
 // (coarse) modification time of the one cached, and a read-modify-write
 // cycle on a stale copy would lose the other writer's change.
 func (t *TrustStore) reload(force bool) error {
+	checked := time.Now() // what is read below is the file as it is at this time or later
 	st, err := os.Stat(t.path)
 	if errors.Is(err, os.ErrNotExist) {
 		if t.contacts == nil || t.stat != nil {
 			t.stat, t.contacts, t.roots, t.pool = nil, map[peer.ID]Contact{}, nil, x509.NewCertPool()
 		}
+		t.checked = checked
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("trust store: %w", err)
 	}
 	if !force && t.stat != nil && os.SameFile(st, t.stat) && st.ModTime().Equal(t.stat.ModTime()) && st.Size() == t.stat.Size() {
+		t.checked = checked
 		return nil
 	}
 	data, err := ReadFileLimited(t.path, maxTrustFile)
@@ -174,7 +180,7 @@ func (t *TrustStore) reload(force bool) error {
 		return fmt.Errorf("trust store %s: %w", t.path, err)
 	}
 	t.load(f)
-	t.stat = st
+	t.stat, t.checked = st, checked
 	return nil
 }
 
@@ -311,6 +317,25 @@ func (t *TrustStore) Contact(id peer.ID) (Contact, bool, error) {
 	defer t.mu.Unlock()
 	if err := t.refresh(); err != nil {
 		return Contact{}, false, err
+	}
+	c, ok := t.contacts[id]
+	return c, ok, nil
+}
+
+// ContactSince is Contact for a caller to whom the file as this store
+// last compared it with the disk is fresh enough if that was at since or
+// later: it reads the disk (a stat) only if not. Many look-ups in a row
+// (a group message's copies, one per member) then cost one stat, not one
+// each. Changes made through this TrustStore are seen at once whatever
+// since is; another process's, by the first look-up whose since is after
+// them.
+func (t *TrustStore) ContactSince(id peer.ID, since time.Time) (Contact, bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.checked.IsZero() || t.checked.Before(since) {
+		if err := t.refresh(); err != nil {
+			return Contact{}, false, err
+		}
 	}
 	c, ok := t.contacts[id]
 	return c, ok, nil

@@ -487,6 +487,32 @@ func TestTrustStoreSharedFile(t *testing.T) {
 	}
 }
 
+// TestTrustStoreContactSince: look-ups that accept the file as last
+// compared with the disk do not read it again (a group message's copies
+// cost one stat); one whose since is after another process's change sees
+// it, and changes made through the same store are seen at once.
+func TestTrustStoreContactSince(t *testing.T) {
+	a, path := newStore(t)
+	b := openStore(t, path)
+	bob, carol := newPeer(t, "Bob"), newPeer(t, "Carol")
+	must0(t, a.Pin(bob.id, "Bob", StateTOFU, testNow))
+	if c, ok, err := b.ContactSince(bob.id, time.Now()); err != nil || !ok || c.State != StateTOFU {
+		t.Fatalf("b does not see a's pin: %+v %v %v", c, ok, err)
+	}
+	checked := time.Now()
+	must0(t, a.Pin(bob.id, "Bob", StateUntrusted, testNow)) // another process's change
+	if c, _, err := b.ContactSince(bob.id, checked.Add(-time.Hour)); err != nil || c.State != StateTOFU {
+		t.Errorf("a look-up content with the last look read the file again: %+v %v", c, err)
+	}
+	if c, _, err := b.ContactSince(bob.id, time.Now()); err != nil || c.State != StateUntrusted {
+		t.Errorf("a look-up since the change does not see it: %+v %v", c, err)
+	}
+	must0(t, b.Pin(carol.id, "Carol", StateVerified, testNow)) // through b itself
+	if c, ok, err := b.ContactSince(carol.id, time.Time{}); err != nil || !ok || c.State != StateVerified {
+		t.Errorf("b's own change is not seen at once: %+v %v %v", c, ok, err)
+	}
+}
+
 // TestTrustStoreStaleCache: a replaced file can look unchanged (same inode,
 // size and modification time); a write must not start from a stale copy.
 func TestTrustStoreStaleCache(t *testing.T) {

@@ -64,6 +64,13 @@ type Groups struct {
 	mu   sync.Mutex
 	logs map[group.ID]*group.Log
 
+	// postMu makes storing a message and handing its copies to the
+	// members' workers one step (post): two messages sent at once reach
+	// each worker in the order they were numbered, so no member sees the
+	// second before the first (a gap, then a late one). Held across
+	// ratchetKeys.mu and outbox.mu.
+	postMu sync.Mutex
+
 	held *holds // messages waiting for their senders' adds (groups_hold.go)
 }
 
@@ -484,11 +491,12 @@ func (g *Groups) post(id group.ID, m store.GroupMessage) (store.GroupMessage, er
 		return store.GroupMessage{}, fmt.Errorf("send to %q: %w", s.Name, ErrNotGroupMember)
 	}
 	var to []peer.ID
+	since := time.Now() // one look at the trust store for every member
 	for _, p := range s.Members {
 		if p == g.host.ID() {
 			continue
 		}
-		if err := g.book.mayMessage(p); errors.Is(err, ErrKeyChanged) || errors.Is(err, ErrBlocked) {
+		if err := g.book.mayMessageSince(p, since); errors.Is(err, ErrKeyChanged) || errors.Is(err, ErrBlocked) {
 			return store.GroupMessage{}, fmt.Errorf("send to %q: %s: %w (%w)", s.Name, identity.ShortID(p), ErrGroupBlocked, err)
 		}
 		to = append(to, p)
@@ -498,6 +506,8 @@ func (g *Groups) post(id group.ID, m store.GroupMessage) (store.GroupMessage, er
 	if _, err := groupPlaintext(m.AsMessage()); err != nil { // refused now rather than failed later
 		return store.GroupMessage{}, err
 	}
+	g.postMu.Lock()
+	defer g.postMu.Unlock()
 	if err := g.rk.storeGroupSealed(&m, to); err != nil {
 		return store.GroupMessage{}, fmt.Errorf("store group message: %w", err)
 	}

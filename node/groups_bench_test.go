@@ -261,6 +261,9 @@ func benchGroup(b *testing.B, members int) {
 //	usage           CPU time (ns) and live heap (bytes)     → usage CPU HEAP
 //	profile         start, then stop, a CPU profile written  → ok
 //	                to $CERTCHAT_NODE_GROUPSENDER_CPUPROFILE
+//	                (and, with ..._MEMPROFILE set, the
+//	                allocations so far at each: FILE.base
+//	                and FILE, for pprof -diff_base)
 func runGroupSender() int {
 	if err := groupSenderLoop(os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "group sender:", err)
@@ -355,6 +358,9 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 			sent = sent[:0]
 			fmt.Fprintln(stdout, "quiet")
 		case "profile":
+			if err := writeAllocs(prof == nil); err != nil {
+				return err
+			}
 			if prof == nil {
 				if prof, err = os.Create(os.Getenv(groupSenderEnv + "_CPUPROFILE")); err != nil {
 					return err
@@ -381,4 +387,26 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 		}
 	}
 	return in.Err()
+}
+
+// writeAllocs writes the allocation profile so far to
+// $CERTCHAT_NODE_GROUPSENDER_MEMPROFILE (with ".base" at the start of the
+// timed loop), if it is set.
+func writeAllocs(start bool) error {
+	name := os.Getenv(groupSenderEnv + "_MEMPROFILE")
+	if name == "" {
+		return nil
+	}
+	if start {
+		name += ".base"
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

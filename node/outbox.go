@@ -44,6 +44,8 @@ type outbox struct {
 
 	mu      sync.Mutex
 	workers map[peer.ID]*outboxWorker
+
+	sent groupSentQueue // group copies written, to record as sent (groups_seal.go)
 }
 
 // outboxWorker is one peer's worker state.
@@ -283,7 +285,7 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 			backoff = min(2*backoff, o.cfg.RetryMax)
 			continue
 		}
-		if err := o.book.mayMessage(p); err != nil {
+		if err := o.book.mayMessageSince(p, time.Now().Add(-trustRecheck)); err != nil {
 			o.sleep(o.cfg.RetryMax, kick) // until the user decides
 			continue
 		}

@@ -244,23 +244,37 @@ func (b *peerBook) storedChangedKeys(skip map[peer.ID]bool) []peer.ID {
 }
 
 // mayMessage says whether messages may go to p now.
-func (b *peerBook) mayMessage(p peer.ID) error {
+func (b *peerBook) mayMessage(p peer.ID) error { return b.mayMessageSince(p, time.Now()) }
+
+// trustRecheck is how old a look at the trust store an outbox worker
+// accepts before it writes (mayMessageSince): a group message's 100
+// copies, written by 100 workers, then cost a stat of trust.json or two
+// rather than 100. Changes made in this process are seen at once; another
+// process's change, by the workers within trustRecheck.
+const trustRecheck = 5 * time.Millisecond
+
+// mayMessageSince is mayMessage with the trust store as compared with the
+// disk at since or later (identity.TrustStore.ContactSince).
+func (b *peerBook) mayMessageSince(p peer.ID, since time.Time) error {
 	if p == b.host.ID() {
 		return ErrSelf
 	}
-	if _, ok := b.keyIDs.Load(p); !ok {
+	_, keyID := b.keyIDs.Load(p)
+	if !keyID {
 		if _, err := identity.KeyFromPeerID(p); err != nil {
 			return err
 		}
 	}
-	c, known, err := b.trust.Contact(p)
+	c, known, err := b.trust.ContactSince(p, since)
 	switch {
 	case err != nil:
 		return err
 	case known && c.State == identity.StateUntrusted:
 		return ErrBlocked
 	case known:
-		b.keyIDs.Store(p, struct{}{}) // a contact's: kept while it runs
+		if !keyID {
+			b.keyIDs.Store(p, struct{}{}) // a contact's: kept while it runs
+		}
 		return nil
 	}
 	v, ok := b.verdictNow(p)

@@ -797,32 +797,17 @@ func (s Groups) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Stat
 type groupMessages map[e2e.MessageID]GroupMessage
 
 func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time, gm groupMessages) (GroupMessage, bool, error) {
-	idx := tx.Bucket(bktGIDs)
-	var v []byte
-	if idx != nil {
-		v = idx.Get(id[:])
-	}
-	if v == nil {
-		return GroupMessage{}, false, fmt.Errorf("message %s: %w", id, ErrNotFound)
-	}
-	if len(v) != e2e.GroupIDLen+8 {
-		return GroupMessage{}, false, corrupt("gids/"+id.String(), errBadKey)
-	}
-	gid, seq := GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:])
-	b := tx.Bucket(bktGMsgs).Bucket(gid[:])
-	if b == nil {
-		return GroupMessage{}, false, corrupt(gmsgRecord(gid, seq), errors.New("missing"))
-	}
-	m, ok := gm[id]
+	m, ok := gm[id] // decoded for another member in this transaction
 	if !ok {
 		var err error
-		if m, err = s.decodeGroupMessage(gid, seq, b.Get(seqKey(seq))); err != nil {
+		if m, err = s.groupMessageIn(tx, id); err != nil {
 			return GroupMessage{}, false, err
 		}
 		if gm != nil {
 			gm[id] = m
 		}
 	}
+	gid, seq := m.Group, m.Seq
 	dk := delivKey(gid, seq, p)
 	var dv []byte
 	if db := tx.Bucket(bktGDeliv); db != nil {
@@ -850,6 +835,28 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	}
 	m.Members = []MemberDelivery{d}
 	return m, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(dk, d))
+}
+
+// groupMessageIn reads and decodes group message id, without its
+// members' statuses.
+func (s Groups) groupMessageIn(tx *bolt.Tx, id e2e.MessageID) (GroupMessage, error) {
+	idx := tx.Bucket(bktGIDs)
+	var v []byte
+	if idx != nil {
+		v = idx.Get(id[:])
+	}
+	if v == nil {
+		return GroupMessage{}, fmt.Errorf("message %s: %w", id, ErrNotFound)
+	}
+	if len(v) != e2e.GroupIDLen+8 {
+		return GroupMessage{}, corrupt("gids/"+id.String(), errBadKey)
+	}
+	gid, seq := GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:])
+	b := tx.Bucket(bktGMsgs).Bucket(gid[:])
+	if b == nil {
+		return GroupMessage{}, corrupt(gmsgRecord(gid, seq), errors.New("missing"))
+	}
+	return s.decodeGroupMessage(gid, seq, b.Get(seqKey(seq)))
 }
 
 // GroupMessageByID returns one group message.

@@ -266,18 +266,40 @@ func (s Groups) settle(tx *bolt.Tx, a GroupMessage) error {
 	return tx.Bucket(bktGPending).Delete(pendingKey(a.Target, a.ID))
 }
 
-// SetGroupSent records that the copies ids of outgoing group messages
-// were written to member p's live session (sent), and returns those whose
-// status changed. Calls from the members' outbox workers at about the
-// same time share one transaction (bbolt's Batch), so a message written
-// to many members does not cost a durable write per member. A copy
-// already queued at a relay or delivered stays so.
-func (s Groups) SetGroupSent(p peer.ID, ids []e2e.MessageID, now time.Time) ([]Message, error) {
+// SetGroupSent records that copies of outgoing group messages were
+// written to their members' live sessions (sent), all in one transaction,
+// and returns those whose status changed. A copy already queued at a
+// relay or delivered stays so, and one that names no group copy (it was
+// acknowledged and is gone) is passed over. It reads first: when no copy
+// is still sending (their receipts came first, as they mostly do on live
+// sessions) it writes nothing, and costs no durable write.
+func (s Groups) SetGroupSent(copies []Copy, now time.Time) ([]Message, error) {
+	var todo []Copy
+	err := s.db.View(func(tx *bolt.Tx) error {
+		where := map[e2e.MessageID][]byte{} // gids entries, read once per message
+		for _, c := range copies {
+			st, err := s.copyStatus(tx, c, where)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if st == StatusSending {
+				todo = append(todo, c)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(todo) == 0 {
+		return nil, err
+	}
 	var out []Message
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		out = out[:0] // Batch may run this again
-		for _, id := range ids {
-			m, changed, err := s.setGroupStatusOf(tx, id, p, StatusSent, now, nil)
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		out = out[:0]
+		gm := groupMessages{}
+		for _, c := range todo {
+			m, changed, err := s.setGroupStatusOf(tx, c.ID, c.Peer, StatusSent, now, gm)
 			if errors.Is(err, ErrNotFound) {
 				continue // acknowledged and gone meanwhile
 			}
@@ -291,6 +313,32 @@ func (s Groups) SetGroupSent(p peer.ID, ids []e2e.MessageID, now time.Time) ([]M
 		return nil
 	})
 	return out, err
+}
+
+// copyStatus is the stored status of a group message's copy to c.Peer;
+// where holds the index entries (gids) read so far in tx.
+func (s Groups) copyStatus(tx *bolt.Tx, c Copy, where map[e2e.MessageID][]byte) (Status, error) {
+	v, ok := where[c.ID]
+	if idx := tx.Bucket(bktGIDs); !ok && idx != nil {
+		v = idx.Get(c.ID[:])
+		where[c.ID] = v
+	}
+	if v == nil {
+		return "", fmt.Errorf("message %s: %w", c.ID, ErrNotFound)
+	}
+	if len(v) != e2e.GroupIDLen+8 {
+		return "", corrupt("gids/"+c.ID.String(), errBadKey)
+	}
+	dk := delivKey(GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:]), c.Peer)
+	var dv []byte
+	if db := tx.Bucket(bktGDeliv); db != nil {
+		dv = db.Get(dk)
+	}
+	if dv == nil {
+		return "", fmt.Errorf("message %s to %s: %w", c.ID, c.Peer, ErrNotFound)
+	}
+	d, err := s.parseDeliv(dk, dv, c.Peer)
+	return d.Status, err
 }
 
 // appendAction stores a text or an action; an edit is stored without its

@@ -170,6 +170,9 @@ func (s *Store) SetStatus(id e2e.MessageID, from peer.ID, st Status, errText str
 // decoded earlier in the transaction (nil: none kept), so that the
 // receipts of one group message from many members decode it once.
 func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time, gm groupMessages) (Message, bool, error) {
+	if _, ok := gm[id]; ok { // a group message another member acknowledged in this transaction
+		return s.Groups().setGroupStatusOf(tx, id, from, st, now, gm)
+	}
 	p, seq, raw, err := get(tx, id)
 	if errors.Is(err, ErrNotFound) {
 		return s.Groups().setGroupStatusOf(tx, id, from, st, now, gm) // a group message's copy (groups.go)
