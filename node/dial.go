@@ -148,9 +148,10 @@ var directAttempts = []time.Duration{500 * time.Millisecond, 3 * time.Second, 15
 // to a direct connection: one that exists already (libp2p's own hole punch
 // may have made it before this session was registered, when onConnected
 // had no relayed chat to move), else by a hole punch (DCUtR, holepunch.go)
-// and by dialing the direct addresses identify reported, as DCUtR's first
-// step does (go-libp2p's hole punching service starts only once a host
-// has a public address, so on a LAN it would never run). A new direct
+// and by dialing the private addresses identify reported, as DCUtR's
+// first step does for public ones (go-libp2p's hole punching service
+// starts only once a host has a public address, so on a LAN it would
+// never run). A new direct
 // connection triggers upgrade (onConnected).
 func (t *sessions) tryDirect(cs *chatSession) {
 	if !cs.conn.Stat().Limited {
