@@ -19,7 +19,7 @@
 //	peerBook      peers.go      verdicts, pending key changes, certificates; stored peer records
 //	sessions      sessions.go   live chat sessions and dials (dial.go, lifecycle.go, frames.go)
 //	ratchetKeys   ratchet.go    the Double Ratchet state, committed with the store
-//	outbox        outbox.go     one worker per peer with pending messages
+//	outbox        outbox.go     one worker per peer with pending messages, holding its outbox in memory
 //	receiptQueue  receipts.go   receipts read and not yet recorded
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
 //	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go); API: Node.Files
@@ -43,7 +43,8 @@
 // (relays.circuitAddrs). Every goroutine the node starts runs through
 // workers.goDo, so Close waits for all of them: one read loop per live
 // session and a direct-connection try for relayed ones; one outbox worker
-// per peer with pending messages; one receipt drainer while receipts wait;
+// per peer with pending messages (it stays workerIdle after the last);
+// one receipt drainer while receipts wait;
 // one reservation keeper and one mailbox loop per relay (those of a relay
 // dropped end); one mDNS handshake per peer found and the LAN address watcher that
 // turns mDNS on and off; the peer-event

@@ -502,7 +502,7 @@ func (g *Groups) post(id group.ID, m store.GroupMessage) (store.GroupMessage, er
 		return store.GroupMessage{}, fmt.Errorf("store group message: %w", err)
 	}
 	for _, p := range to {
-		g.out.kick(p)
+		g.out.push(p, m.CopyFor(p))
 	}
 	return m, nil
 }

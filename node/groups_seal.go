@@ -67,7 +67,8 @@ func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID
 
 // sealBatch seals msgs for p in order, taking the envelopes sealed when a
 // group message was stored; the others are sealed with one commit per
-// run. Like sealAll it returns what it sealed before an error.
+// run (a nil plaintext is made from its message). Like sealAll it
+// returns what it sealed before an error.
 func (rk *ratchetKeys) sealBatch(p peer.ID, msgs []store.Message, pts [][]byte) ([][]byte, error) {
 	var out [][]byte
 	for i := 0; i < len(msgs); {
@@ -79,6 +80,17 @@ func (rk *ratchetKeys) sealBatch(p peer.ID, msgs []store.Message, pts [][]byte) 
 		j := i + 1
 		for j < len(msgs) && !rk.hasSealed(p, msgs[j].ID) {
 			j++
+		}
+		for k := i; k < j; k++ {
+			if pts[k] != nil {
+				continue
+			}
+			// The outbox took it for sealed already; it is not (any more).
+			pt, err := rk.plaintext(msgs[k])
+			if err != nil {
+				return out, err
+			}
+			pts[k] = pt
 		}
 		envs, err := rk.sealAll(p, pts[i:j])
 		out = append(out, envs...)

@@ -245,3 +245,68 @@ func TestGroupBoundToCA(t *testing.T) {
 		t.Fatalf("bob not flagged after the CA was removed: %v", f)
 	}
 }
+
+// A burst of group messages from two goroutines at once, with private
+// messages between them: every member gets every message once and in
+// the order numbered (none late), and the sender records every copy
+// delivered. The outbox workers hand each other nothing but what they
+// were given or read, so a copy they miss or reorder shows here.
+func TestGroupBurst(t *testing.T) {
+	alice := startNode(t, newHome(t, "alice"))
+	members := []*testNode{startNode(t, newHome(t, "bob")), startNode(t, newHome(t, "carol")), startNode(t, newHome(t, "dave"))}
+	trustEachOther(t, append([]*testNode{alice}, members...)...)
+	var ids []peer.ID
+	for _, tn := range members {
+		ids = append(ids, tn.ID())
+	}
+	gi, err := alice.Groups().Create("burst", ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range members {
+		tn.waitGroup(gi.ID, "the new group", func(g node.GroupInfo) bool { return g.Member })
+	}
+	const each = 15
+	sent := make(chan store.GroupMessage, 2*each)
+	errs := make(chan error, 2)
+	for g := range 2 {
+		go func() {
+			for i := range each {
+				m, err := alice.Groups().Send(gi.ID, strings.Repeat("x", g*each+i+1))
+				if err != nil {
+					errs <- err
+					return
+				}
+				sent <- m
+				if i%5 == 0 {
+					if _, err := alice.Send(members[i%3].ID(), "aside"); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(sent)
+	for _, tn := range members {
+		got := map[e2e.MessageID]bool{}
+		for len(got) < 2*each {
+			e := tn.waitFor("the burst", func(e node.Event) bool {
+				return e.Kind == node.EventMessage && e.Message.Group == store.GroupID(gi.ID)
+			})
+			if got[e.Message.ID] || e.Message.Late || e.Message.Missing != 0 {
+				t.Fatalf("%s: %s again, late or after a gap: %+v", tn.ID(), e.Message.ID, e.Message)
+			}
+			got[e.Message.ID] = true
+		}
+	}
+	for m := range sent {
+		alice.waitGroupDelivered(m)
+	}
+}

@@ -3,7 +3,9 @@ package node
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
@@ -20,6 +22,14 @@ import (
 // the receiver drops duplicates by message ID. Failures back off
 // exponentially with jitter between RetryMin and RetryMax; a connection,
 // a discovery or a trust decision wakes the worker at once.
+//
+// A worker keeps its peer's outbox in memory between rounds: it reads it
+// from the store when it starts or after a kick (anything may have
+// changed), and otherwise keeps it up to date with what push adds (a
+// group text's copy, stored just now) and what receipts take out; any
+// other change (a group action, a changed status) makes it read the store
+// again. The store stays the truth: it is what a restart reads, and what
+// the worker checks before it ends.
 
 // outbox owns the per-peer outbox workers. mu guards workers and each
 // outboxWorker in it; it is taken by whoever kicks (read loops, libp2p's
@@ -44,6 +54,21 @@ type outboxWorker struct {
 	// outOfStep: the user was told that a new ratchet session was started
 	// because receipts stopped (unstall).
 	outOfStep bool
+
+	// pending is the peer's outbox in the order written, as the store
+	// holds it, when fresh; else the worker reads it again. gen counts
+	// the changes made while a read is under way (reading): a read that
+	// saw one may have missed it, and is not kept.
+	pending []store.Message
+	fresh   bool
+	reading bool
+	gen     uint64
+}
+
+// stale makes the worker read its outbox from the store again.
+func (w *outboxWorker) stale() {
+	w.fresh = false
+	w.gen++
 }
 
 // sendWindow bounds the bytes of messages written on a session and not yet
@@ -51,6 +76,20 @@ type outboxWorker struct {
 // pushing the whole outbox into a connection that may be cut (a relay's
 // per-circuit data limit), which would make every reconnection resend it.
 const sendWindow = 64 << 10
+
+// workerIdle is how long a worker with nothing to write waits for more
+// before it ends.
+const workerIdle = 2 * time.Second
+
+// seedWait is how long a worker that has a live session but no ratchet
+// session to seal with waits for the seed under way before it asks for a
+// new one on that session. A seed offer can be lost: two sessions that
+// cross at first contact each carry offers and requests, and one of them
+// may close with an offer on it, leaving its sender an active session
+// that only the lost offer's acceptance would let it seal with. Waiting
+// on would wait for ever. The wait is long enough for a round trip on a
+// busy machine: each new offer replaces the one before it.
+const seedWait = 2 * time.Second
 
 // worker returns p's worker state, creating it. Callers hold mu.
 func (o *outbox) worker(p peer.ID) *outboxWorker {
@@ -81,6 +120,12 @@ func (o *outbox) kick(p peer.ID) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	w := o.worker(p)
+	w.stale()
+	o.start(p, w)
+}
+
+// start wakes p's worker, starting it if it does not run. Callers hold mu.
+func (o *outbox) start(p peer.ID, w *outboxWorker) {
 	if w.running {
 		signal(w.kick)
 		return
@@ -88,7 +133,8 @@ func (o *outbox) kick(p peer.ID) {
 	w.running = o.work.goDo(func() { o.run(p, w.kick) })
 }
 
-// wake wakes p's running worker and reports whether there was one.
+// wake wakes p's running worker, to read its outbox again, and reports
+// whether there was one.
 func (o *outbox) wake(p peer.ID) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -96,8 +142,103 @@ func (o *outbox) wake(p peer.ID) bool {
 	if !ok || !w.running {
 		return false
 	}
+	w.stale()
 	signal(w.kick)
 	return true
+}
+
+// push hands p's worker m, stored in p's outbox just now, and wakes it: a
+// worker that holds p's outbox in memory adds a text (or reply) there
+// rather than read the store again. A group message's copies keep their
+// order (Seq). An action makes it read the store: storing one may change
+// other copies (a deletion takes the deleted text and our actions on it
+// out of every queue).
+func (o *outbox) push(p peer.ID, m store.Message) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w := o.worker(p)
+	switch {
+	case !w.fresh || w.reading || m.Kind != store.KindText:
+		w.stale()
+	case !slices.ContainsFunc(w.pending, func(x store.Message) bool { return x.ID == m.ID }):
+		i := len(w.pending)
+		if m.Group != (store.GroupID{}) {
+			for j, x := range w.pending {
+				if x.Group == m.Group && x.Seq > m.Seq {
+					i = j
+					break
+				}
+			}
+		}
+		w.pending = slices.Insert(w.pending, i, m)
+	}
+	o.start(p, w)
+}
+
+// outbox returns p's outbox: the worker's copy if it is fresh, else what
+// the store holds, which becomes the worker's copy unless something
+// changed during the read.
+func (o *outbox) outbox(p peer.ID) ([]store.Message, error) {
+	o.mu.Lock()
+	w := o.worker(p)
+	if w.fresh {
+		msgs := slices.Clone(w.pending)
+		o.mu.Unlock()
+		return msgs, nil
+	}
+	w.reading = true
+	gen := w.gen
+	o.mu.Unlock()
+	msgs, err := o.store.Outbox(p)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w.reading = false
+	if err == nil && w.gen == gen {
+		w.pending, w.fresh = slices.Clone(msgs), true
+	}
+	return msgs, err
+}
+
+// acked takes messages p acknowledged (recorded as delivered) out of its
+// worker's copy of the outbox, and wakes it: the send window opened.
+func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) {
+	o.mu.Lock()
+	w, ok := o.workers[p]
+	if !ok || !w.running {
+		o.mu.Unlock()
+		o.kick(p)
+		return
+	}
+	defer o.mu.Unlock()
+	w.pending = slices.DeleteFunc(w.pending, func(m store.Message) bool { return slices.Contains(ids, m.ID) })
+	if w.reading {
+		w.gen++ // the read may hold them still
+	}
+	signal(w.kick)
+}
+
+// invalidate makes p's worker read its outbox again (a status changed).
+func (o *outbox) invalidate(p peer.ID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if w, ok := o.workers[p]; ok {
+		w.stale()
+	}
+}
+
+// markSent records in p's worker's copy that msgs are sent.
+func (o *outbox) markSent(p peer.ID, ids []e2e.MessageID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w, ok := o.workers[p]
+	if !ok {
+		return
+	}
+	for i := range w.pending {
+		if w.pending[i].Status == store.StatusSending && slices.Contains(ids, w.pending[i].ID) {
+			w.pending[i].Status = store.StatusSent
+		}
+	}
 }
 
 // stop ends the worker unless a message arrived meanwhile. Send stores
@@ -105,26 +246,39 @@ func (o *outbox) wake(p peer.ID) bool {
 func (o *outbox) stop(p peer.ID) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	w := o.worker(p)
+	if w.fresh && len(w.pending) > 0 {
+		return false // pushed meanwhile
+	}
 	if pending, err := o.store.HasOutbox(p); pending || err != nil {
+		w.stale()
 		return false
 	}
-	o.worker(p).running = false
+	// Empty, and every message stored from now on is pushed or kicked.
+	w.running, w.pending, w.fresh = false, nil, true
 	return true
 }
 
 // run is p's worker: it writes what waits for p until nothing does.
 func (o *outbox) run(p peer.ID, kick chan struct{}) {
 	backoff := o.cfg.RetryMin
+	var unsealed seedAsk
 	for o.ctx.Err() == nil {
-		msgs, err := o.store.Outbox(p)
+		msgs, err := o.outbox(p)
 		if err != nil {
 			o.log.Error("read outbox", "peer", p, "err", err)
 		}
-		if len(msgs) == 0 {
-			if err == nil && o.stop(p) {
+		if len(msgs) == 0 && err == nil {
+			// Nothing waits: stay a while for the next message (a
+			// group's next copy comes without a new goroutine or a read
+			// of the store), then end unless one arrived meanwhile.
+			if o.sleep(workerIdle, kick) && o.stop(p) {
 				return
 			}
-			// Pending but unreadable (or arrived just now): never spin.
+			continue
+		}
+		if len(msgs) == 0 {
+			// Pending but unreadable: never spin.
 			o.sleep(jitter(backoff), kick)
 			backoff = min(2*backoff, o.cfg.RetryMax)
 			continue
@@ -146,11 +300,38 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 			continue
 		}
 		backoff = o.cfg.RetryMin
-		o.write(cs, msgs)
+		if !o.write(cs, msgs) {
+			o.sleep(unsealed.wait(o.sessions, cs), kick, cs.done)
+			continue
+		}
+		unsealed = seedAsk{}
 		if o.sleep(o.cfg.ResendAfter, kick, cs.done) {
 			o.unstall(cs)
 		}
 	}
+}
+
+// seedAsk is a worker's record of the live session it could not seal
+// for, and since when (or since it last asked for a seed on it).
+type seedAsk struct {
+	cs    *chatSession
+	since time.Time
+}
+
+// wait returns how long to wait for the seed under way on cs, asking for
+// a new one first if the last has had seedWait.
+func (a *seedAsk) wait(t *sessions, cs *chatSession) time.Duration {
+	now := time.Now() // not cfg.Now: tests fix that clock
+	if a.cs != cs {
+		a.cs, a.since = cs, now
+	}
+	left := a.since.Add(seedWait).Sub(now)
+	if left <= 0 {
+		t.log.Info("no ratchet session to seal with; asking for a new seed", "peer", cs.peer)
+		t.reseed(cs)
+		a.since, left = now, seedWait
+	}
+	return left
 }
 
 // unstall starts a new ratchet session when a message written on cs has
@@ -213,13 +394,15 @@ func (o *outbox) notQueued(p peer.ID, err error) {
 // transaction: two fsyncs per batch instead of two per message.
 // Durability is unchanged: each envelope leaves after the ratchet state
 // that sealed it is on disk, and the message itself was stored by Send.
-func (o *outbox) write(cs *chatSession, msgs []store.Message) {
+// It reports false if there was no ratchet session to seal with.
+func (o *outbox) write(cs *chatSession, msgs []store.Message) bool {
 	batch, pts := o.batch(cs, msgs)
 	if len(batch) == 0 {
-		return
+		return true
 	}
 	envs, err := o.rk.sealBatch(cs.peer, batch, pts)
-	if err != nil && !errors.Is(err, ratchet.ErrNoSession) { // (else the seed under way wakes the worker)
+	noSession := errors.Is(err, ratchet.ErrNoSession) // a seed wakes the worker
+	if err != nil && !noSession {
 		// The first message that could not be sealed will not be later.
 		o.fail(batch[len(envs)], err)
 	}
@@ -241,7 +424,12 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) {
 		}
 	}
 	o.setStatuses(cs.peer, written, store.StatusSent)
+	for _, m := range groupSent {
+		written = append(written, m.ID)
+	}
+	o.markSent(cs.peer, written)
 	o.groupCopiesSent(cs.peer, groupSent)
+	return !noSession
 }
 
 // batch picks the messages to write on cs now and their plaintexts: those
@@ -259,6 +447,11 @@ func (o *outbox) batch(cs *chatSession, msgs []store.Message) ([]store.Message, 
 		if inflight > 0 && inflight+len(m.Body) > sendWindow {
 			break // receipts will wake the worker
 		}
+		if o.rk.hasSealed(cs.peer, m.ID) { // sealed when it was stored
+			inflight += len(m.Body)
+			batch, pts = append(batch, m), append(pts, nil)
+			continue
+		}
 		pt, err := o.rk.plaintext(m)
 		if err != nil {
 			o.fail(m, err)
@@ -270,11 +463,30 @@ func (o *outbox) batch(cs *chatSession, msgs []store.Message) ([]store.Message, 
 	return batch, pts
 }
 
-// acknowledged records receipts from p: the messages are delivered, and
-// the send window opens.
-func (o *outbox) acknowledged(p peer.ID, ids []e2e.MessageID) {
-	o.setStatuses(p, ids, store.StatusDelivered)
-	o.kick(p)
+// acknowledged records receipts, from any peers, in one transaction:
+// the messages are delivered, leave the outbox, and the send windows
+// open. If that fails (a record that cannot be read among them), each
+// peer's are recorded apart, and one by one if need be.
+func (o *outbox) acknowledged(acks []store.Copy) {
+	byPeer := map[peer.ID][]e2e.MessageID{}
+	for _, a := range acks {
+		byPeer[a.Peer] = append(byPeer[a.Peer], a.ID)
+	}
+	updated, err := o.store.SetStatuses(acks, store.StatusDelivered, o.cfg.Now())
+	if err != nil {
+		o.log.Warn("record receipts; trying peer by peer", "err", err)
+		for p, ids := range byPeer {
+			o.setStatuses(p, ids, store.StatusDelivered)
+			o.kick(p)
+		}
+		return
+	}
+	for i := range updated {
+		o.emit(Event{Kind: EventStatus, Message: &updated[i]})
+	}
+	for p, ids := range byPeer {
+		o.acked(p, ids)
+	}
 }
 
 // seen records seen receipts from p (read markers): the messages are
@@ -301,7 +513,7 @@ func (o *outbox) setStatuses(p peer.ID, ids []e2e.MessageID, st store.Status) {
 	if len(ids) == 0 {
 		return
 	}
-	updated, err := o.store.SetStatuses(p, ids, st, o.cfg.Now())
+	updated, err := o.store.SetStatuses(store.CopiesTo(p, ids), st, o.cfg.Now())
 	if err != nil {
 		o.log.Warn("update message statuses; trying one by one", "peer", p, "err", err)
 		for _, id := range ids {
@@ -323,6 +535,7 @@ func (o *outbox) setStatus(m store.Message, st store.Status, errText string) {
 	case err != nil:
 		o.log.Error("update message status", "id", m.ID, "err", err)
 	case changed:
+		o.invalidate(m.Peer) // its worker's copy has the old status
 		o.emit(Event{Kind: EventStatus, Message: &updated})
 	}
 }

@@ -24,6 +24,11 @@ type peerBook struct {
 	*core
 	mu     sync.Mutex
 	byPeer map[peer.ID]*peerFacts
+	// keyIDs holds contacts' peer IDs that mayMessage found to be the
+	// canonical IDs of Ed25519 keys (a fact about the ID that never
+	// changes), so that a group message's copies do not check each
+	// member's again.
+	keyIDs sync.Map // peer.ID → struct{}
 }
 
 // peerFacts is what one handshake, or its failure, established.
@@ -243,8 +248,10 @@ func (b *peerBook) mayMessage(p peer.ID) error {
 	if p == b.host.ID() {
 		return ErrSelf
 	}
-	if _, err := identity.KeyFromPeerID(p); err != nil {
-		return err
+	if _, ok := b.keyIDs.Load(p); !ok {
+		if _, err := identity.KeyFromPeerID(p); err != nil {
+			return err
+		}
 	}
 	c, known, err := b.trust.Contact(p)
 	switch {
@@ -253,6 +260,7 @@ func (b *peerBook) mayMessage(p peer.ID) error {
 	case known && c.State == identity.StateUntrusted:
 		return ErrBlocked
 	case known:
+		b.keyIDs.Store(p, struct{}{}) // a contact's: kept while it runs
 		return nil
 	}
 	v, ok := b.verdictNow(p)

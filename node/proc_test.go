@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(peerFarmEnv) != "" {
 		os.Exit(runPeerFarm())
 	}
+	if os.Getenv(groupSenderEnv) != "" {
+		os.Exit(runGroupSender())
+	}
 	if dir := os.Getenv(fileBenchPeerEnv); dir != "" {
 		os.Exit(runFileBenchPeer(dir))
 	}

@@ -2,22 +2,26 @@ package node
 
 import (
 	"sync"
+	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // receiptQueue holds receipts read on live sessions and not yet recorded:
-// they are recorded in batches, one store transaction per peer for all
-// that arrived meanwhile, so a read loop does not wait for a commit per
-// receipt. Recording one late is safe: until it is, the message stays in
+// they are recorded in batches, one store transaction for all the
+// receipts that arrived meanwhile from every peer (a group message's
+// receipts from its members arrive together), so a read loop does not
+// wait for a commit per receipt. A message is delivered once the
+// transaction that says so is committed, never before. Recording one late is safe: until it is, the message stays in
 // the outbox, and at worst is written again and acknowledged again
 // (receivers drop duplicates). mu guards pending and running; the read
 // loops add, one worker goroutine drains, and no other lock is taken under
 // mu.
 type receiptQueue struct {
 	work   *workers
-	record func(p peer.ID, ids []e2e.MessageID) // records a batch for one peer
+	record func(acks []store.Copy)              // records a batch, in one transaction
 	seen   func(p peer.ID, ids []e2e.MessageID) // records a batch of seen receipts
 
 	mu      sync.Mutex
@@ -53,6 +57,16 @@ func (q *receiptQueue) push(r pendingReceipt) {
 	q.running = true
 }
 
+// When the receipts taken come from several peers (a group message's
+// receipts from its members), the drainer waits for more, receiptGather
+// at a time while more come and at most receiptGatherMax in all, to
+// record them in one transaction rather than one each. Receipts from one
+// peer (a conversation) are recorded at once.
+const (
+	receiptGather    = 10 * time.Millisecond
+	receiptGatherMax = 50 * time.Millisecond
+)
+
 // drain records the queued receipts until the queue is empty.
 func (q *receiptQueue) drain() {
 	for {
@@ -60,27 +74,56 @@ func (q *receiptQueue) drain() {
 		if len(batch) == 0 {
 			return
 		}
-		type key struct {
-			peer peer.ID
-			seen bool
+		if fanIn(batch) {
+			for waited := time.Duration(0); waited < receiptGatherMax; waited += receiptGather {
+				time.Sleep(receiptGather)
+				more := q.takeMore()
+				if len(more) == 0 {
+					break
+				}
+				batch = append(batch, more...)
+			}
 		}
-		byPeer := map[key][]e2e.MessageID{}
-		var order []key
+		var acks []store.Copy
+		seen := map[peer.ID][]e2e.MessageID{}
+		var order []peer.ID
 		for _, r := range batch {
-			k := key{r.peer, r.seen}
-			if _, ok := byPeer[k]; !ok {
-				order = append(order, k)
+			if !r.seen {
+				acks = append(acks, store.Copy{Peer: r.peer, ID: r.id})
+				continue
 			}
-			byPeer[k] = append(byPeer[k], r.id)
+			if _, ok := seen[r.peer]; !ok {
+				order = append(order, r.peer)
+			}
+			seen[r.peer] = append(seen[r.peer], r.id)
 		}
-		for _, k := range order {
-			if k.seen {
-				q.seen(k.peer, byPeer[k])
-			} else {
-				q.record(k.peer, byPeer[k])
-			}
+		if len(acks) > 0 {
+			q.record(acks)
+		}
+		for _, p := range order {
+			q.seen(p, seen[p])
 		}
 	}
+}
+
+// fanIn reports whether batch holds stored receipts from more than one
+// peer.
+func fanIn(batch []pendingReceipt) bool {
+	for _, r := range batch[1:] {
+		if r.peer != batch[0].peer {
+			return true
+		}
+	}
+	return false
+}
+
+// takeMore empties the queue and leaves the worker running.
+func (q *receiptQueue) takeMore() []pendingReceipt {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	batch := q.pending
+	q.pending = nil
+	return batch
 }
 
 // take empties the queue; when it is empty, the worker ends.

@@ -485,7 +485,7 @@ func (s Actions) SetSeen(p peer.ID, ids []e2e.MessageID, now time.Time) ([]Messa
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		out = out[:0]
 		for _, id := range ids {
-			m, _, err := s.setStatus(tx, id, p, StatusDelivered, "", now)
+			m, _, err := s.setStatus(tx, id, p, StatusDelivered, "", now, nil)
 			switch {
 			case errors.Is(err, ErrNotFound):
 				continue

@@ -140,7 +140,7 @@ func TestCorruptIndex(t *testing.T) {
 	wantCorrupt(t, "SetStatus", err, record)
 	_, err = s.Message(m.ID)
 	wantCorrupt(t, "Message", err, record)
-	_, err = s.SetStatuses(bob, []e2e.MessageID{m.ID}, StatusSent, time.Now())
+	_, err = s.SetStatuses(CopiesTo(bob, []e2e.MessageID{m.ID}), StatusSent, time.Now())
 	wantCorrupt(t, "SetStatuses", err, record)
 	_, err = s.Outbox(bob)
 	wantCorrupt(t, "Outbox", err, fmt.Sprintf("msgs/%s/%d", bob, m.Seq))
@@ -171,7 +171,7 @@ func TestCorruptMessage(t *testing.T) {
 	wantCorrupt(t, "History", err, record)
 	_, err = s.Search("one", 10)
 	wantCorrupt(t, "Search", err, record)
-	_, err = s.SetStatuses(bob, []e2e.MessageID{one.ID, two.ID}, StatusSent, time.Now())
+	_, err = s.SetStatuses(CopiesTo(bob, []e2e.MessageID{one.ID, two.ID}), StatusSent, time.Now())
 	wantCorrupt(t, "SetStatuses", err, record)
 	if got, err := s.Message(one.ID); err != nil || got.Status != StatusSending {
 		t.Fatalf("a failed batch changed another message: %s, %v", got.Status, err)

@@ -705,6 +705,10 @@ func (m GroupMessage) copyFor(p peer.ID) Message {
 		Kind: m.Kind, Target: m.Target, Emoji: m.Emoji, ReplyTo: m.ReplyTo}
 }
 
+// CopyFor is member p's copy of an outgoing group message, as the
+// outbox sends it and Outbox lists it.
+func (m GroupMessage) CopyFor(p peer.ID) Message { return m.copyFor(p) }
+
 // AsMessage is an incoming group message in the form of a private one
 // (Peer: the sender, Group: the group), for events.
 func (m GroupMessage) AsMessage() Message {
@@ -776,8 +780,8 @@ func (s Groups) SetGroupStatus(id e2e.MessageID, p peer.ID, st Status, now time.
 
 // setGroupStatusOf is setStatus for a group message's copy to p: the
 // message as p's copy.
-func (s Groups) setGroupStatusOf(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time) (Message, bool, error) {
-	m, changed, err := s.setGroupStatus(tx, id, p, st, now)
+func (s Groups) setGroupStatusOf(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time, gm groupMessages) (Message, bool, error) {
+	m, changed, err := s.setGroupStatusIn(tx, id, p, st, now, gm)
 	if err != nil {
 		return Message{}, false, err
 	}
@@ -785,6 +789,14 @@ func (s Groups) setGroupStatusOf(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 }
 
 func (s Groups) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time) (GroupMessage, bool, error) {
+	return s.setGroupStatusIn(tx, id, p, st, now, nil)
+}
+
+// groupMessages holds the group messages decoded in one transaction, by
+// ID, without their members' statuses.
+type groupMessages map[e2e.MessageID]GroupMessage
+
+func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time, gm groupMessages) (GroupMessage, bool, error) {
 	idx := tx.Bucket(bktGIDs)
 	var v []byte
 	if idx != nil {
@@ -801,9 +813,15 @@ func (s Groups) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Stat
 	if b == nil {
 		return GroupMessage{}, false, corrupt(gmsgRecord(gid, seq), errors.New("missing"))
 	}
-	m, err := s.decodeGroupMessage(gid, seq, b.Get(seqKey(seq)))
-	if err != nil {
-		return GroupMessage{}, false, err
+	m, ok := gm[id]
+	if !ok {
+		var err error
+		if m, err = s.decodeGroupMessage(gid, seq, b.Get(seqKey(seq))); err != nil {
+			return GroupMessage{}, false, err
+		}
+		if gm != nil {
+			gm[id] = m
+		}
 	}
 	dk := delivKey(gid, seq, p)
 	var dv []byte

@@ -277,7 +277,7 @@ func (s Groups) SetGroupSent(p peer.ID, ids []e2e.MessageID, now time.Time) ([]M
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		out = out[:0] // Batch may run this again
 		for _, id := range ids {
-			m, changed, err := s.setGroupStatusOf(tx, id, p, StatusSent, now)
+			m, changed, err := s.setGroupStatusOf(tx, id, p, StatusSent, now, nil)
 			if errors.Is(err, ErrNotFound) {
 				continue // acknowledged and gone meanwhile
 			}

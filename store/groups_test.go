@@ -135,6 +135,67 @@ func TestGroupOutgoingOneWrite(t *testing.T) {
 	}
 }
 
+// Receipts from many peers, for a group message's copies and a private
+// message, are recorded in one write transaction; receipts naming no
+// message to their sender are passed over; each changed copy is reported
+// once, and leaves its member's outbox.
+func TestSetStatusesOneWrite(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	members := make([]peer.ID, 50)
+	for i := range members {
+		members[i] = testPeer(t)
+	}
+	m := &GroupMessage{Group: id, ID: e2e.MessageID{1}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hello all"}
+	if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
+		t.Fatal(err)
+	}
+	private := Message{ID: e2e.MessageID{2}, Peer: members[0], SentAt: time.Now(), StoredAt: time.Now(), Body: "just you"}
+	if err := s.AddOutgoing(&private); err != nil {
+		t.Fatal(err)
+	}
+	var acks []Copy
+	for _, p := range members[:40] {
+		acks = append(acks, Copy{Peer: p, ID: m.ID})
+	}
+	acks = append(acks,
+		Copy{Peer: members[0], ID: private.ID},
+		Copy{Peer: members[1], ID: private.ID},       // not sent to members[1]
+		Copy{Peer: testPeer(t), ID: m.ID},            // not a member
+		Copy{Peer: members[2], ID: e2e.MessageID{9}}, // no such message
+		Copy{Peer: members[3], ID: m.ID},             // twice
+	)
+	before := txID(t, s)
+	updated, err := s.SetStatuses(acks, StatusDelivered, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := txID(t, s) - before; n != 1 {
+		t.Fatalf("41 receipts cost %d write transactions, want 1", n)
+	}
+	if len(updated) != 41 {
+		t.Fatalf("%d messages changed, want 41 (40 copies and the private one)", len(updated))
+	}
+	for _, u := range updated {
+		if u.Status != StatusDelivered || (u.ID == m.ID && (u.Group != id || u.Body != "hello all")) {
+			t.Fatalf("reported: %+v", u)
+		}
+	}
+	got, err := s.Groups().GroupMessageByID(m.ID)
+	if err != nil || got.Delivered() != 40 || len(got.Waiting()) != 10 {
+		t.Fatalf("delivered to %d of %d: %v", got.Delivered(), len(got.Members), err)
+	}
+	if out, err := s.Outbox(members[0]); err != nil || len(out) != 0 {
+		t.Fatalf("acknowledged messages stay in the outbox: %+v, %v", out, err)
+	}
+	if out, err := s.Outbox(members[45]); err != nil || len(out) != 1 || out[0].ID != m.ID {
+		t.Fatalf("a member without a receipt: %+v, %v", out, err)
+	}
+	if updated, err := s.SetStatuses(acks, StatusDelivered, time.Now()); err != nil || len(updated) != 0 {
+		t.Fatalf("the same receipts again changed %d, %v", len(updated), err)
+	}
+}
+
 // Incoming group messages: deduplicated by ID, numbered per sender (a gap
 // from one sender does not show on another's), counted unread.
 func TestGroupReceiveNumbering(t *testing.T) {
@@ -227,7 +288,7 @@ func TestGroupThroughPeerOutbox(t *testing.T) {
 	if err != nil || len(peers) != 2 {
 		t.Fatalf("outbox peers: %v, %v", peers, err)
 	}
-	if ms, err := s.SetStatuses(a, []e2e.MessageID{m.ID, {2}}, StatusSent, time.Now()); err != nil || len(ms) != 2 {
+	if ms, err := s.SetStatuses(CopiesTo(a, []e2e.MessageID{m.ID, {2}}), StatusSent, time.Now()); err != nil || len(ms) != 2 {
 		t.Fatalf("sent: %+v, %v", ms, err)
 	}
 	if got, changed, err := s.SetStatus(m.ID, a, StatusDelivered, "", time.Now()); err != nil || !changed || got.Status != StatusDelivered || got.Group != id {

@@ -160,16 +160,19 @@ func (s *Store) SetStatus(id e2e.MessageID, from peer.ID, st Status, errText str
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var err error
-		out, changed, err = s.setStatus(tx, id, from, st, errText, now)
+		out, changed, err = s.setStatus(tx, id, from, st, errText, now, nil)
 		return err
 	})
 	return out, changed, err
 }
 
-func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time) (Message, bool, error) {
+// setStatus sets a copy's status in tx. gm holds the group messages
+// decoded earlier in the transaction (nil: none kept), so that the
+// receipts of one group message from many members decode it once.
+func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time, gm groupMessages) (Message, bool, error) {
 	p, seq, raw, err := get(tx, id)
 	if errors.Is(err, ErrNotFound) {
-		return s.Groups().setGroupStatusOf(tx, id, from, st, now) // a group message's copy (groups.go)
+		return s.Groups().setGroupStatusOf(tx, id, from, st, now, gm) // a group message's copy (groups.go)
 	}
 	if err != nil {
 		return Message{}, false, err
@@ -207,16 +210,35 @@ func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status
 	return m, true, err
 }
 
-// SetStatuses records a status for several outgoing messages to p in one
-// transaction and returns those whose status changed. IDs that name no
-// message to p are passed over (a peer may acknowledge anything); any
-// other error, a corrupt record included, changes nothing.
-func (s *Store) SetStatuses(p peer.ID, ids []e2e.MessageID, st Status, now time.Time) ([]Message, error) {
+// Copy names a message's copy to a peer: an outgoing message, or a group
+// message's copy to one member.
+type Copy struct {
+	Peer peer.ID
+	ID   e2e.MessageID
+}
+
+// CopiesTo names messages to p.
+func CopiesTo(p peer.ID, ids []e2e.MessageID) []Copy {
+	out := make([]Copy, len(ids))
+	for i, id := range ids {
+		out[i] = Copy{Peer: p, ID: id}
+	}
+	return out
+}
+
+// SetStatuses records a status for several copies, to any number of
+// peers, in one transaction (a group message's receipts from its members:
+// one durable write) and returns those whose status changed, each group
+// message decoded once. Copies that name no message to their peer are
+// passed over (a peer may acknowledge anything); any other error, a
+// corrupt record included, changes nothing.
+func (s *Store) SetStatuses(copies []Copy, st Status, now time.Time) ([]Message, error) {
 	var out []Message
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		out = out[:0]
-		for _, id := range ids {
-			m, changed, err := s.setStatus(tx, id, p, st, "", now)
+		gm := groupMessages{}
+		for _, c := range copies {
+			m, changed, err := s.setStatus(tx, c.ID, c.Peer, st, "", now, gm)
 			switch {
 			case errors.Is(err, ErrNotFound):
 				continue

@@ -97,7 +97,7 @@ func (s Ratchets) SaveRatchetWithReceipt(r Ratchet, id e2e.MessageID, from peer.
 		if err := s.putRatchet(tx, r); err != nil {
 			return err
 		}
-		m, changed, err = s.setStatus(tx, id, from, StatusDelivered, "", now)
+		m, changed, err = s.setStatus(tx, id, from, StatusDelivered, "", now, nil)
 		if errors.Is(err, ErrNotFound) {
 			m, changed, err = Message{}, false, nil
 		}
