@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // Reaching a peer: one dial at a time per peer (concurrent callers share
@@ -136,32 +137,59 @@ func (t *sessions) open(ctx context.Context, p peer.ID) (*chatSession, error) {
 }
 
 // directAttempts are the delays before each try at a direct connection
-// to a peer first reached through a relay.
-var directAttempts = []time.Duration{500 * time.Millisecond, 3 * time.Second, 15 * time.Second, time.Minute}
+// to a peer reached only through a relay; the last repeats for as long as
+// the chat stays relayed. A hole punch can miss (a busy machine answers
+// late, a NAT mapping changes), and libp2p punches by itself only when a
+// relayed connection arrives: without trying again, a chat would stay on
+// the relay for as long as that connection lives.
+var directAttempts = []time.Duration{500 * time.Millisecond, 3 * time.Second, 15 * time.Second, time.Minute, 5 * time.Minute}
 
-// tryDirect dials a peer reached through a relay at the direct addresses
-// identify reported, as DCUtR's first step does (go-libp2p's hole punching
-// service starts only once a host has a public address, so on a LAN it
-// would never run), and starts a hole punch once we have a public address.
-// A direct connection then triggers upgrade.
+// tryDirect tries, while cs's chat has only relayed sessions, to move it
+// to a direct connection: one that exists already (libp2p's own hole punch
+// may have made it before this session was registered, when onConnected
+// had no relayed chat to move), else by a hole punch (DCUtR, holepunch.go)
+// and by dialing the private addresses identify reported, as DCUtR's
+// first step does for public ones (go-libp2p's hole punching service
+// starts only once a host has a public address, so on a LAN it would
+// never run). A new direct
+// connection triggers upgrade (onConnected).
 func (t *sessions) tryDirect(cs *chatSession) {
 	if !cs.conn.Stat().Limited {
 		return
 	}
-	punched := false
-	for _, d := range directAttempts {
-		if !t.sleep(d, cs.done) {
+	for i := 0; ; i++ {
+		if !t.sleep(directAttempts[min(i, len(directAttempts)-1)], cs.done) {
 			return
 		}
-		if !punched {
-			// Through NATs: DCUtR over the relayed connection, if it came
-			// in to us (holepunch.go); libp2p does it by itself only for
-			// relayed connections that arrive once it is ready.
-			punched = t.hp.punch(cs.conn, t.log.Info)
+		if len(t.relayed(cs.peer)) == 0 {
+			return // the chat has a direct session
 		}
+		if t.hasDirect(cs.peer) {
+			t.upgrade(cs.peer)
+			continue // if the upgrade failed, the next try does it again
+		}
+		// Through NATs: DCUtR over the relayed connection, if it came in
+		// to us; we wait for its end, so tries never overlap.
+		if res := t.hp.punch(cs.conn, t.log.Info); res != nil {
+			select {
+			case err := <-res:
+				if err == nil {
+					continue // onConnected moves the chat
+				}
+			case <-cs.done:
+				return
+			case <-t.ctx.Done():
+				return
+			}
+		}
+		// The peer's private addresses (a LAN we share); its public ones
+		// are the punch's, which dials them first: a dial of ours from
+		// the same port to the same address would hold the socket the
+		// punch needs, and the punch would fall back to a random port its
+		// NAT mapping does not know.
 		var direct []ma.Multiaddr
 		for _, a := range t.host.Peerstore().Addrs(cs.peer) {
-			if !isCircuit(a) {
+			if !isCircuit(a) && !manet.IsPublicAddr(a) {
 				direct = append(direct, a)
 			}
 		}
@@ -171,11 +199,20 @@ func (t *sessions) tryDirect(cs *chatSession) {
 		ctx, cancel := context.WithTimeout(network.WithForceDirectDial(t.ctx, "certchat upgrade"), dialTimeout)
 		err := t.host.Connect(ctx, peer.AddrInfo{ID: cs.peer, Addrs: lanFirst(direct)})
 		cancel()
-		if err == nil {
-			return // onConnected moves the chat
+		if err != nil {
+			t.log.Debug("direct connection failed", "peer", cs.peer, "err", err)
 		}
-		t.log.Debug("direct connection failed", "peer", cs.peer, "err", err)
 	}
+}
+
+// hasDirect reports whether we have a direct (not relayed) connection to p.
+func (t *sessions) hasDirect(p peer.ID) bool {
+	for _, c := range t.host.Network().ConnsToPeer(p) {
+		if !c.Stat().Limited && !isCircuit(c.RemoteMultiaddr()) {
+			return true
+		}
+	}
+	return false
 }
 
 // onConnected moves a relayed chat to a new direct connection.

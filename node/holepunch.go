@@ -22,7 +22,9 @@ import (
 // a public address, which identify with a relay reveals a moment after
 // start), and a chat's relayed connection often comes first, or was opened
 // by a DHT lookup. Holding the service, the node starts a punch itself
-// for a relayed chat (tryDirect). Its addresses are the host's public
+// for a relayed chat (tryDirect), and again, with backoff, while the chat
+// stays relayed: go-libp2p tries only three times, once per relayed
+// connection. Its addresses are the host's public
 // direct addresses and the public addresses peers observed for us, as
 // libp2p's own service uses.
 
@@ -93,18 +95,17 @@ func (hp *holePuncher) addrs() []ma.Multiaddr {
 // punch starts a hole punch with the peer of c, our relayed connection to
 // it, if the peer reached us through the relay (DCUtR's initiator is the
 // side the relayed connection came in to) and we know a public address of
-// ours. It returns at once, false if it is worth trying again later (no
-// public address yet); a direct connection that results moves the chat
-// (sessions.onConnected). The service starts within 5 s of our first
-// public address (it polls addrs); DirectConnect waits for that.
-func (hp *holePuncher) punch(c network.Conn, log func(string, ...any)) bool {
-	if hp == nil || c.Stat().Direction != network.DirInbound {
-		return true // not ours to start
-	}
-	if len(hp.addrs()) == 0 {
-		return false // no public address (yet): nothing to punch from
+// ours. It returns at once: a channel that receives the punch's result
+// (nil: a direct connection exists), or nil if no punch started (not ours
+// to start, or no public address yet). A direct connection that results
+// moves the chat (sessions.onConnected). The service starts within 5 s of
+// our first public address (it polls addrs); DirectConnect waits for that.
+func (hp *holePuncher) punch(c network.Conn, log func(string, ...any)) <-chan error {
+	if hp == nil || c.Stat().Direction != network.DirInbound || len(hp.addrs()) == 0 {
+		return nil
 	}
 	p := c.RemotePeer()
+	done := make(chan error, 1)
 	// DirectConnect cannot be cancelled; it ends within a few round trips
 	// and dial timeouts, or, if the service closes before it ever saw a
 	// public address, never: so it runs outside the node's workers, which
@@ -112,10 +113,11 @@ func (hp *holePuncher) punch(c network.Conn, log func(string, ...any)) bool {
 	go func() {
 		err := hp.svc.DirectConnect(p)
 		if err != nil && !errors.Is(err, holepunch.ErrHolePunchActive) && !errors.Is(err, holepunch.ErrClosed) {
-			log("hole punch failed; the chat stays on the relay", "peer", p, "err", err)
+			log("hole punch failed; the chat stays on the relay until a later try", "peer", p, "err", err)
 		}
+		done <- err
 	}()
-	return true
+	return done
 }
 
 // close stops the service.
