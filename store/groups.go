@@ -527,7 +527,7 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 		g.Sent++
 		m.Stream, m.Number = g.Stream, g.Sent
 		if m.Kind != KindText {
-			if err := s.applyGroupAction(tx, m, m.StoredAt); err != nil {
+			if err := s.actions().applyGroupAction(tx, m, m.StoredAt); err != nil {
 				return err
 			}
 		}
@@ -543,7 +543,7 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 			}
 		}
 		msgs, last := g.Messages, g.Last
-		if err := s.appendAction(tx, &g, m); err != nil {
+		if err := s.actions().appendAction(tx, &g, m); err != nil {
 			return err
 		}
 		if m.Kind != KindText {
@@ -601,7 +601,7 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 	g.Recv[m.From.String()] = w
 	if m.Kind != KindText {
 		msgs, last := g.Messages, g.Last
-		if err := s.receiveAction(tx, &g, m, now); err != nil {
+		if err := s.actions().receiveAction(tx, &g, m, now); err != nil {
 			return false, err
 		}
 		g.Messages, g.Last = msgs, last // actions are not messages
@@ -611,7 +611,7 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 		return false, err
 	}
 	g.Unread++
-	if err := s.applyPending(tx, m, now); err != nil {
+	if err := s.actions().applyPending(tx, m, now); err != nil {
 		return false, err
 	}
 	if err := s.Actions().refusePending(tx, m.ID); err != nil {
@@ -654,7 +654,7 @@ func (s Groups) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
 		if err != nil {
 			return out, err
 		}
-		if err := s.fillEdit(tx, &m); err != nil {
+		if err := s.actions().fillEdit(tx, &m); err != nil {
 			return out, err
 		}
 		dk := delivKey(id, seq, p)

@@ -28,6 +28,14 @@ import (
 // stores its target. An action naming a message stored in another group
 // or in a private conversation is refused, whichever arrives first.
 
+// groupActions is the part of Groups that applies actions to their
+// targets and keeps those whose target has not arrived; it works in the
+// transactions of Groups' writes, on the same file.
+type groupActions struct{ Groups }
+
+// actions is s's part for actions.
+func (s Groups) actions() groupActions { return groupActions{s} }
+
 func encodeGroupAction(m *GroupMessage, sm *storedGroupMessage) {
 	sm.Kind, sm.Emoji, sm.Deleted, sm.Refused, sm.Pending = m.Kind, m.Emoji, m.Deleted, m.Refused, m.Pending
 	if m.Target != (e2e.MessageID{}) {
@@ -75,7 +83,7 @@ func decodeGroupAction(sm *storedGroupMessage, m *GroupMessage) error {
 
 // applyGroupAction applies a (ours if outgoing, else by a.From) to its
 // target and rewrites the target; a.Applied is the target after.
-func (s Groups) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) error {
+func (s groupActions) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) error {
 	var v []byte
 	if idx := tx.Bucket(bktGIDs); idx != nil {
 		v = idx.Get(a.Target[:])
@@ -144,7 +152,7 @@ func (s Groups) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Time) er
 // receiveAction stores an incoming action: applied to its target,
 // refused (m.Refused says why), or kept pending (m.Pending) if its target
 // is stored nowhere yet.
-func (s Groups) receiveAction(tx *bolt.Tx, g *storedGroup, m *GroupMessage, now time.Time) error {
+func (s groupActions) receiveAction(tx *bolt.Tx, g *storedGroup, m *GroupMessage, now time.Time) error {
 	err := s.applyGroupAction(tx, m, now)
 	if errors.Is(err, ErrNoTarget) {
 		known, kerr := idKnown(tx, m.Target)
@@ -176,7 +184,7 @@ func (s Groups) receiveAction(tx *bolt.Tx, g *storedGroup, m *GroupMessage, now 
 // wins), each by the rules of a live one; an action of another group
 // is refused. Each is rewritten without its body and leaves the pending
 // index; t becomes the text as it now stands, and t.Waited lists them.
-func (s Groups) applyPending(tx *bolt.Tx, t *GroupMessage, now time.Time) error {
+func (s groupActions) applyPending(tx *bolt.Tx, t *GroupMessage, now time.Time) error {
 	all, err := s.waitingFor(tx, t.ID)
 	if err != nil || len(all) == 0 {
 		return err
@@ -212,7 +220,7 @@ func (s Groups) applyPending(tx *bolt.Tx, t *GroupMessage, now time.Time) error 
 
 // refusePending refuses the group actions that waited for id, a message
 // that arrived in a private conversation.
-func (s Groups) refusePending(tx *bolt.Tx, id e2e.MessageID) error {
+func (s groupActions) refusePending(tx *bolt.Tx, id e2e.MessageID) error {
 	if tx.Bucket(bktGPending) == nil {
 		return nil // no group ever
 	}
@@ -231,7 +239,7 @@ func (s Groups) refusePending(tx *bolt.Tx, id e2e.MessageID) error {
 
 // waitingFor reads the group actions kept pending for the message id,
 // oldest first by the sender's clock.
-func (s Groups) waitingFor(tx *bolt.Tx, id e2e.MessageID) ([]GroupMessage, error) {
+func (s groupActions) waitingFor(tx *bolt.Tx, id e2e.MessageID) ([]GroupMessage, error) {
 	var all []GroupMessage
 	c := tx.Bucket(bktGPending).Cursor()
 	for k, v := c.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, v = c.Next() {
@@ -255,7 +263,7 @@ func (s Groups) waitingFor(tx *bolt.Tx, id e2e.MessageID) ([]GroupMessage, error
 
 // settle writes the pending action a back as it now stands and takes it
 // out of the pending index.
-func (s Groups) settle(tx *bolt.Tx, a GroupMessage) error {
+func (s groupActions) settle(tx *bolt.Tx, a GroupMessage) error {
 	enc, err := s.encodeGroupMessage(&a)
 	if err != nil {
 		return err
@@ -344,7 +352,7 @@ func (s Groups) copyStatus(tx *bolt.Tx, c Copy, where map[e2e.MessageID][]byte) 
 // appendAction stores a text or an action; an edit is stored without its
 // text, which lives in its target only (so a deletion removes it from
 // the store), and read back from the target to be sent (fillEdit).
-func (s Groups) appendAction(tx *bolt.Tx, g *storedGroup, m *GroupMessage) error {
+func (s groupActions) appendAction(tx *bolt.Tx, g *storedGroup, m *GroupMessage) error {
 	if m.Kind != KindEdit {
 		return s.appendGroupMessage(tx, g, m)
 	}
@@ -357,7 +365,7 @@ func (s Groups) appendAction(tx *bolt.Tx, g *storedGroup, m *GroupMessage) error
 
 // fillEdit gives an outgoing edit read from the outbox its target's text
 // now (empty if the target was deleted since).
-func (s Groups) fillEdit(tx *bolt.Tx, m *GroupMessage) error {
+func (s groupActions) fillEdit(tx *bolt.Tx, m *GroupMessage) error {
 	if m.Kind != KindEdit {
 		return nil
 	}
@@ -377,7 +385,7 @@ func (s Groups) fillEdit(tx *bolt.Tx, m *GroupMessage) error {
 // dropSuperseded takes out of every member's queue what our deletion of
 // the text at seq makes pointless: the text itself (its body is gone)
 // and our edits and reactions of it not yet acknowledged.
-func (s Groups) dropSuperseded(tx *bolt.Tx, gid GroupID, target e2e.MessageID, seq uint64) error {
+func (s groupActions) dropSuperseded(tx *bolt.Tx, gid GroupID, target e2e.MessageID, seq uint64) error {
 	ob := tx.Bucket(bktGOutbox)
 	msgs := tx.Bucket(bktGMsgs).Bucket(gid[:])
 	if ob == nil || msgs == nil {

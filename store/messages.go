@@ -68,7 +68,7 @@ func (s *Store) addIncoming(tx *bolt.Tx, m *Message, now time.Time, rec *Receive
 	if err := s.Actions().applyPending(tx, m, now, rec); err != nil {
 		return err
 	}
-	if err := s.Groups().refusePending(tx, m.ID); err != nil {
+	if err := s.Groups().actions().refusePending(tx, m.ID); err != nil {
 		return err
 	}
 	return s.Actions().quote(tx, m)
