@@ -219,6 +219,21 @@ func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) {
 	signal(w.kick)
 }
 
+// groupCopy reports whether p's worker holds id, a group message's copy,
+// in its copy of the outbox. Used only to choose to gather receipts: a
+// copy it does not hold (not read yet, or stale) counts as a 1:1 one.
+func (o *outbox) groupCopy(p peer.ID, id e2e.MessageID) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w, ok := o.workers[p]
+	if !ok {
+		return false
+	}
+	return slices.ContainsFunc(w.pending, func(m store.Message) bool {
+		return m.ID == id && m.Group != (store.GroupID{})
+	})
+}
+
 // invalidate makes p's worker read its outbox again (a status changed).
 func (o *outbox) invalidate(p peer.ID) {
 	o.mu.Lock()

@@ -23,6 +23,9 @@ type receiptQueue struct {
 	work   *workers
 	record func(acks []store.Copy)              // records a batch, in one transaction
 	seen   func(p peer.ID, ids []e2e.MessageID) // records a batch of seen receipts
+	// group reports whether p's copy id is a group message's copy, as
+	// far as p's outbox worker knows (nil: none is).
+	group func(p peer.ID, id e2e.MessageID) bool
 
 	mu      sync.Mutex
 	pending []pendingReceipt
@@ -58,10 +61,12 @@ func (q *receiptQueue) push(r pendingReceipt) {
 }
 
 // When the receipts taken come from several peers (a group message's
-// receipts from its members), the drainer waits for more, receiptGather
-// at a time while more come and at most receiptGatherMax in all, to
-// record them in one transaction rather than one each. Receipts from one
-// peer (a conversation) are recorded at once.
+// receipts from its members), or any is for a group message's copy (the
+// tail of a large group's receipts comes one by one), the drainer waits
+// for more, receiptGather at a time while more come and at most
+// receiptGatherMax in all, to record them in one transaction rather than
+// one each. Receipts from one peer of 1:1 messages (a conversation) are
+// recorded at once.
 const (
 	receiptGather    = 10 * time.Millisecond
 	receiptGatherMax = 50 * time.Millisecond
@@ -74,7 +79,7 @@ func (q *receiptQueue) drain() {
 		if len(batch) == 0 {
 			return
 		}
-		if fanIn(batch) {
+		if fanIn(batch) || q.anyGroup(batch) {
 			for waited := time.Duration(0); waited < receiptGatherMax; waited += receiptGather {
 				time.Sleep(receiptGather)
 				more := q.takeMore()
@@ -111,6 +116,20 @@ func (q *receiptQueue) drain() {
 func fanIn(batch []pendingReceipt) bool {
 	for _, r := range batch[1:] {
 		if r.peer != batch[0].peer {
+			return true
+		}
+	}
+	return false
+}
+
+// anyGroup reports whether batch holds a stored receipt for a group
+// message's copy.
+func (q *receiptQueue) anyGroup(batch []pendingReceipt) bool {
+	if q.group == nil {
+		return false
+	}
+	for _, r := range batch {
+		if !r.seen && q.group(r.peer, r.id) {
 			return true
 		}
 	}
