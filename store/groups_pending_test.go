@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"crypto/rand"
 	"github.com/certchat/certchat/e2e"
 	bolt "go.etcd.io/bbolt"
 )
@@ -20,14 +18,7 @@ import (
 // sender, never a field) edits or deletes; an action of another group, or
 // one naming a private message, never applies, whichever arrives first.
 func TestGroupPendingActions(t *testing.T) {
-	path := filepath.Join(t.TempDir(), FileName)
-	key := make([]byte, 32)
-	rand.Read(key)
-	s, err := Open(path, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := testStore(t)
 	gid, other := testGroup(t, s), GroupID{9, 9}
 	if err := s.Groups().PutGroupChanges(other, [][]byte{[]byte("create")}); err != nil {
 		t.Fatal(err)
@@ -63,7 +54,7 @@ func TestGroupPendingActions(t *testing.T) {
 		t.Fatalf("pending actions in the history: %+v", h)
 	}
 	// Sealed at rest: the kept edit's text is not in the file.
-	raw, err := os.ReadFile(path)
+	raw, err := os.ReadFile(s.db.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
