@@ -26,12 +26,14 @@ type Groups struct{ *Store }
 func (s *Store) Groups() Groups { return Groups{s} }
 
 // Groups (docs/PROTOCOL.md §14). Six buckets, made on first use, so a
-// database without groups is unchanged and the version stays 3:
+// database without groups is unchanged, and the two of the counts
+// (groups_counts.go):
 //
 //	groups     group ID (32) → the group's record (sealed JSON): the log's
 //	           changes in the order they were added, the local name and
-//	           settings, our numbering for the group and, per sender,
-//	           what arrived of theirs
+//	           settings; what each message changes (our numbering in the
+//	           group, each sender's, the unread count) is in gcount and
+//	           grecv, so a message does not rewrite it
 //	gmsgs/<id> one bucket per group: 8-byte sequence → message (sealed
 //	           JSON), with, on an outgoing one, each member's delivery
 //	           status
@@ -79,17 +81,12 @@ type Group struct {
 	Messages int
 }
 
-// storedGroup is a group's record.
+// storedGroup is a group's record. What each message changes is kept
+// apart (groups_counts.go), so a message leaves the record as it is.
 type storedGroup struct {
-	Changes  [][]byte              `json:"changes"`
-	Name     string                `json:"name,omitempty"`
-	Muted    bool                  `json:"muted,omitempty"`
-	Last     int64                 `json:"last,omitempty"`
-	Unread   int                   `json:"unread,omitempty"`
-	Messages int                   `json:"messages,omitempty"`
-	Stream   uint64                `json:"stream,omitempty"`
-	Sent     uint64                `json:"sent,omitempty"`
-	Recv     map[string]recvWindow `json:"recv,omitempty"` // per sender
+	Changes [][]byte `json:"changes"`
+	Name    string   `json:"name,omitempty"`
+	Muted   bool     `json:"muted,omitempty"`
 }
 
 // MemberDelivery is one member's delivery status of an outgoing group
@@ -328,9 +325,9 @@ func (s Groups) putGroup(tx *bolt.Tx, id GroupID, g storedGroup) error {
 	return tx.Bucket(bktGroups).Put(id[:], v)
 }
 
-func (g storedGroup) public(id GroupID) Group {
-	return Group{ID: id, Changes: g.Changes, Name: g.Name, Muted: g.Muted, Last: fromOptTime(g.Last),
-		Unread: g.Unread, Messages: g.Messages}
+func (g storedGroup) public(id GroupID, c storedCounts) Group {
+	return Group{ID: id, Changes: g.Changes, Name: g.Name, Muted: g.Muted, Last: fromOptTime(c.Last),
+		Unread: c.Unread, Messages: c.Messages}
 }
 
 // PutGroupChanges records a group's log: the changes as the log holds
@@ -360,7 +357,21 @@ func (s Groups) SetGroupName(id GroupID, name string) error {
 
 // MarkGroupRead clears a group's unread count.
 func (s Groups) MarkGroupRead(id GroupID) error {
-	return s.updateGroup(id, func(g *storedGroup) { g.Unread = 0 })
+	return s.db.Update(func(tx *bolt.Tx) error {
+		cs := s.counts()
+		if !cs.exists(tx, id) {
+			return fmt.Errorf("group %x: %w", id[:4], ErrNotFound)
+		}
+		c, err := cs.get(tx, id)
+		if err != nil || c.Unread == 0 {
+			return err
+		}
+		c.Unread = 0
+		if err := countBuckets(tx); err != nil {
+			return err
+		}
+		return cs.put(tx, id, c)
+	})
 }
 
 func (s Groups) updateGroup(id GroupID, f func(*storedGroup)) error {
@@ -381,7 +392,11 @@ func (s Groups) updateGroup(id GroupID, f func(*storedGroup)) error {
 func (s Groups) Get(id GroupID) (g Group, found bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		sg, ok, err := s.getGroup(tx, id)
-		g, found = sg.public(id), ok
+		if err != nil || !ok {
+			return err
+		}
+		c, err := s.counts().get(tx, id)
+		g, found = sg.public(id, c), true
 		return err
 	})
 	return g, found, err
@@ -408,7 +423,12 @@ func (s Groups) List() ([]Group, error) {
 				bad = append(bad, err)
 				return nil
 			}
-			out = append(out, g.public(id))
+			c, err := s.counts().get(tx, id)
+			if err != nil {
+				bad = append(bad, err)
+				return nil
+			}
+			out = append(out, g.public(id, c))
 			return nil
 		})
 	})
@@ -462,8 +482,8 @@ func (s Groups) decodeGroupMessage(id GroupID, seq uint64, data []byte) (GroupMe
 }
 
 // appendGroupMessage gives m the group's next sequence number and writes
-// it with its ID index entry.
-func (s Groups) appendGroupMessage(tx *bolt.Tx, g *storedGroup, m *GroupMessage) error {
+// it with its ID index entry, counting it in c.
+func (s Groups) appendGroupMessage(tx *bolt.Tx, c *storedCounts, m *GroupMessage) error {
 	b, err := tx.Bucket(bktGMsgs).CreateBucketIfNotExists(m.Group[:])
 	if err != nil {
 		return err
@@ -486,7 +506,7 @@ func (s Groups) appendGroupMessage(tx *bolt.Tx, g *storedGroup, m *GroupMessage)
 	if err := tx.Bucket(bktGIDs).Put(m.ID[:], append(append([]byte(nil), m.Group[:]...), seqKey(seq)...)); err != nil {
 		return err
 	}
-	g.Last, g.Messages = m.StoredAt.UnixMilli(), g.Messages+1
+	c.Last, c.Messages = m.StoredAt.UnixMilli(), c.Messages+1
 	return nil
 }
 
@@ -508,15 +528,9 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: StatusSending})
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := groupBuckets(tx); err != nil {
-			return err
-		}
-		g, ok, err := s.getGroup(tx, m.Group)
+		g, err := s.counts().forMessage(tx, m.Group)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return fmt.Errorf("group %x: %w", m.Group[:4], ErrNotFound)
 		}
 		if tx.Bucket(bktGIDs).Get(m.ID[:]) != nil {
 			return fmt.Errorf("message %s: %w", m.ID, ErrIDTaken)
@@ -555,7 +569,7 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 				return err
 			}
 		}
-		return s.putGroup(tx, m.Group, g)
+		return s.counts().put(tx, m.Group, g)
 	})
 }
 
@@ -577,15 +591,9 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 	if m.From == "" {
 		return false, errors.New("a received group message needs its sender")
 	}
-	if err := groupBuckets(tx); err != nil {
-		return false, err
-	}
-	g, ok, err := s.getGroup(tx, m.Group)
+	g, err := s.counts().forMessage(tx, m.Group)
 	if err != nil {
 		return false, err
-	}
-	if !ok {
-		return false, fmt.Errorf("group %x: %w", m.Group[:4], ErrNotFound)
 	}
 	if v := tx.Bucket(bktGIDs).Get(m.ID[:]); v != nil {
 		if !bytes.HasPrefix(v, m.Group[:]) {
@@ -593,19 +601,22 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 		}
 		return false, nil
 	}
-	if g.Recv == nil {
-		g.Recv = map[string]recvWindow{}
+	cs := s.counts()
+	w, err := cs.window(tx, m.Group, m.From)
+	if err != nil {
+		return false, err
 	}
-	w := g.Recv[m.From.String()]
 	m.Late, m.Missing = w.add(m.Stream, m.Number)
-	g.Recv[m.From.String()] = w
+	if err := cs.putWindow(tx, m.Group, m.From, w); err != nil {
+		return false, err
+	}
 	if m.Kind != KindText {
 		msgs, last := g.Messages, g.Last
 		if err := s.actions().receiveAction(tx, &g, m, now); err != nil {
 			return false, err
 		}
 		g.Messages, g.Last = msgs, last // actions are not messages
-		return true, s.putGroup(tx, m.Group, g)
+		return true, cs.put(tx, m.Group, g)
 	}
 	if err := s.appendGroupMessage(tx, &g, m); err != nil {
 		return false, err
@@ -617,7 +628,7 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 	if err := s.Actions().refusePending(tx, m.ID); err != nil {
 		return false, err
 	}
-	return true, s.putGroup(tx, m.Group, g)
+	return true, cs.put(tx, m.Group, g)
 }
 
 // GroupOutbox lists the group messages (and changes) member p has not
@@ -739,25 +750,20 @@ func (s Groups) AddGroupChanges(gid GroupID, id e2e.MessageID, changes [][]byte,
 		if err := groupBuckets(tx); err != nil {
 			return err
 		}
-		g, ok, err := s.getGroup(tx, gid)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		if !s.counts().exists(tx, gid) {
 			return fmt.Errorf("group %x: %w", gid[:4], ErrNotFound)
 		}
-		msgs, last := g.Messages, g.Last
-		if err := s.appendGroupMessage(tx, &g, m); err != nil {
+		var uncounted storedCounts // changes are not messages
+		if err := s.appendGroupMessage(tx, &uncounted, m); err != nil {
 			return err
 		}
-		g.Messages, g.Last = msgs, last // changes are not messages
 		ob := tx.Bucket(bktGOutbox)
 		for _, p := range recipients {
 			if err := ob.Put(goutboxKey(p, gid, m.Seq), id[:]); err != nil {
 				return err
 			}
 		}
-		return s.putGroup(tx, gid, g)
+		return nil
 	})
 }
 
