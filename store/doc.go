@@ -35,12 +35,14 @@
 //	           included; "c/" + message ID → the file control an outgoing
 //	           message carries (both sealed JSON; the bucket is made when
 //	           first written, so the version stayed 3: transfers.go)
-//	groups, gmsgs/<id>, gids, goutbox, gdeliv, gpending
+//	groups, gmsgs/<id>, gids, goutbox, gdeliv, gmembers, gpending
 //	           group chats (groups.go): made on first use, so the
 //	           version is unchanged; an older program ignores them.
-//	           gpending is the pending bucket of groups: target message
-//	           ID (16) || action message ID (16) → group ID || sequence
-//	           (groups_actions.go)
+//	           gmembers lists an outgoing group message's members in one
+//	           sealed record, so that gdeliv holds a record only for a
+//	           copy past sending. gpending is the pending bucket of
+//	           groups: target message ID (16) || action message ID (16)
+//	           → group ID || sequence (groups_actions.go)
 //	gcount, grecv
 //	           what each group message changes, apart from the group's
 //	           record (groups_counts.go): per group, our numbering in it,

@@ -25,9 +25,9 @@ type Groups struct{ *Store }
 // Groups is the part of the store that holds groups.
 func (s *Store) Groups() Groups { return Groups{s} }
 
-// Groups (docs/PROTOCOL.md §14). Six buckets, made on first use, so a
-// database without groups is unchanged, and the two of the counts
-// (groups_counts.go):
+// Groups (docs/PROTOCOL.md §14). Seven buckets, made on first use, so a
+// database without groups is unchanged (and two more for the counts:
+// groups_counts.go):
 //
 //	groups     group ID (32) → the group's record (sealed JSON): the log's
 //	           changes in the order they were added, the local name and
@@ -44,9 +44,16 @@ func (s *Store) Groups() Groups { return Groups{s} }
 //	           || delivered (8, Unix ms), sealed: an outgoing message's
 //	           delivery to each member, apart from the message, so that
 //	           a receipt rewrites 49 bytes, not the message with every
-//	           member's status. A value of the version before, 9 bytes
-//	           in the clear, is sealed when the database is opened
-//	           (sealDeliveries)
+//	           member's status. A member with none is sending (a new
+//	           message writes none). A value of the version before, 9
+//	           bytes in the clear, is sealed when the database is opened
+//	           (sealDeliveries); one of status sending, as messages
+//	           stored before gmembers have, is read as written
+//	gmembers   group ID || sequence → the members an outgoing message
+//	           went to (sealed: each peer ID after its length, a
+//	           uvarint), one record whatever the members; messages
+//	           stored before it have none, and a record in gdeliv for
+//	           each member
 //	gpending   target message ID (16) || action message ID (16) → group
 //	           ID || sequence: an incoming edit, deletion or reaction
 //	           whose target has not arrived yet, kept (sealed, with its
@@ -61,6 +68,8 @@ var (
 	bktGIDs    = []byte("gids")
 	bktGOutbox = []byte("goutbox")
 	bktGDeliv  = []byte("gdeliv")
+	// bktGMembers lists the members of each outgoing message.
+	bktGMembers = []byte("gmembers")
 	// bktGPending is the index of the group actions kept pending.
 	bktGPending = []byte("gpending")
 )
@@ -245,35 +254,124 @@ func (s Groups) sealDeliveries(tx *bolt.Tx) error {
 	return nil
 }
 
-// putDeliveries writes m's members' statuses.
+// putDeliveries writes m's members: their list, sealed in one record
+// (gmembers), and the status of each member whose copy is past sending.
+// A member with no status record is sending, so a new message writes
+// one record, not one per member.
 func (s Groups) putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
+	if len(m.Members) == 0 {
+		return nil
+	}
+	var list []byte
 	b := tx.Bucket(bktGDeliv)
 	for _, d := range m.Members {
+		list = append(binary.AppendUvarint(list, uint64(len(d.Peer))), d.Peer...)
+		if d.Status == StatusSending {
+			continue
+		}
 		k := delivKey(m.Group, m.Seq, d.Peer)
 		if err := b.Put(k, s.delivValue(k, d)); err != nil {
 			return err
 		}
 	}
-	return nil
+	k := seqKeyIn(m.Group, m.Seq)
+	return tx.Bucket(bktGMembers).Put(k, s.seal(list, membersAD(k)))
 }
 
-// loadDeliveries reads an outgoing message's members' statuses.
+// seqKeyIn is a group's ID and a sequence number: a message's key in
+// the buckets of all groups.
+func seqKeyIn(gid GroupID, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), gid[:]...), seq)
+}
+
+func membersAD(k []byte) []byte { return append([]byte("gmembers/"), k...) }
+
+// memberList reads the members an outgoing message went to; found is
+// false for a message stored before the list was kept (each member then
+// has a status record).
+func (s Groups) memberList(tx *bolt.Tx, gid GroupID, seq uint64) (members []peer.ID, found bool, err error) {
+	k := seqKeyIn(gid, seq)
+	var v []byte
+	if b := tx.Bucket(bktGMembers); b != nil {
+		v = b.Get(k)
+	}
+	if v == nil {
+		return nil, false, nil
+	}
+	rec := fmt.Sprintf("gmembers/%x/%d", gid[:8], seq)
+	list, err := s.open(v, membersAD(k))
+	if err != nil {
+		return nil, false, corrupt(rec, errors.New("it does not decrypt"))
+	}
+	for len(list) > 0 {
+		n, w := binary.Uvarint(list)
+		if w <= 0 || n > uint64(len(list)-w) {
+			return nil, false, corrupt(rec, errBadKey)
+		}
+		members = append(members, peer.ID(list[w:w+int(n)]))
+		list = list[w+int(n):]
+	}
+	return members, true, nil
+}
+
+// loadDeliveries reads an outgoing message's members' statuses: those
+// recorded, and sending for each other member of its list.
 func (s Groups) loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	m.Members = nil
 	b := tx.Bucket(bktGDeliv)
 	if b == nil || m.Direction != Outgoing {
 		return nil
 	}
-	prefix := binary.BigEndian.AppendUint64(append([]byte(nil), m.Group[:]...), m.Seq)
+	list, listed, err := s.memberList(tx, m.Group, m.Seq)
+	if err != nil {
+		return err
+	}
+	var at map[peer.ID]int // where each member of the list is in m.Members
+	if listed {
+		at = make(map[peer.ID]int, len(list))
+	}
+	for i, p := range list {
+		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: StatusSending})
+		at[p] = i
+	}
+	prefix := seqKeyIn(m.Group, m.Seq)
 	c := b.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		d, err := s.parseDeliv(k, v, peer.ID(k[len(prefix):]))
 		if err != nil {
 			return err
 		}
-		m.Members = append(m.Members, d)
+		if i, ok := at[d.Peer]; ok {
+			m.Members[i] = d
+		} else {
+			m.Members = append(m.Members, d)
+		}
 	}
 	return nil
+}
+
+// delivery is member p's delivery of the outgoing group message gid/seq:
+// its status record, or sending if p is one of its members with none
+// (p's copy is still queued, or p is on its list). ErrNotFound: the
+// message did not go to p.
+func (s Groups) delivery(tx *bolt.Tx, gid GroupID, seq uint64, p peer.ID) (MemberDelivery, error) {
+	dk := delivKey(gid, seq, p)
+	if db := tx.Bucket(bktGDeliv); db != nil {
+		if dv := db.Get(dk); dv != nil {
+			return s.parseDeliv(dk, dv, p)
+		}
+	}
+	if ob := tx.Bucket(bktGOutbox); ob != nil && ob.Get(goutboxKey(p, gid, seq)) != nil {
+		return MemberDelivery{Peer: p, Status: StatusSending}, nil
+	}
+	list, _, err := s.memberList(tx, gid, seq)
+	if err != nil {
+		return MemberDelivery{}, err
+	}
+	if !slices.Contains(list, p) {
+		return MemberDelivery{}, fmt.Errorf("group message %x/%d to %s: %w", gid[:4], seq, p, ErrNotFound)
+	}
+	return MemberDelivery{Peer: p, Status: StatusSending}, nil
 }
 
 func groupAD(id GroupID) []byte { return append([]byte("groups/"), id[:]...) }
@@ -293,7 +391,7 @@ func goutboxKey(p peer.ID, id GroupID, seq uint64) []byte {
 
 // groupBuckets makes the group buckets in a writable transaction.
 func groupBuckets(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv, bktGPending} {
+	for _, b := range [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv, bktGPending, bktGMembers} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -815,14 +913,13 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	}
 	gid, seq := m.Group, m.Seq
 	dk := delivKey(gid, seq, p)
-	var dv []byte
-	if db := tx.Bucket(bktGDeliv); db != nil {
-		dv = db.Get(dk)
-	}
-	if m.Direction != Outgoing || dv == nil {
+	if m.Direction != Outgoing {
 		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
 	}
-	d, err := s.parseDeliv(dk, dv, p)
+	d, err := s.delivery(tx, gid, seq, p)
+	if errors.Is(err, ErrNotFound) {
+		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
+	}
 	if err != nil {
 		return GroupMessage{}, false, err
 	}

@@ -337,15 +337,10 @@ func (s Groups) copyStatus(tx *bolt.Tx, c Copy, where map[e2e.MessageID][]byte) 
 	if len(v) != e2e.GroupIDLen+8 {
 		return "", corrupt("gids/"+c.ID.String(), errBadKey)
 	}
-	dk := delivKey(GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:]), c.Peer)
-	var dv []byte
-	if db := tx.Bucket(bktGDeliv); db != nil {
-		dv = db.Get(dk)
-	}
-	if dv == nil {
+	d, err := s.delivery(tx, GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:]), c.Peer)
+	if errors.Is(err, ErrNotFound) {
 		return "", fmt.Errorf("message %s to %s: %w", c.ID, c.Peer, ErrNotFound)
 	}
-	d, err := s.parseDeliv(dk, dv, c.Peer)
 	return d.Status, err
 }
 
