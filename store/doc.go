@@ -16,7 +16,7 @@
 //
 // One bbolt file (chat.db in the home) with these buckets:
 //
-//	meta       "version" → 3; "keycheck" → a sealed known value, to detect
+//	meta       "version" → 4; "keycheck" → a sealed known value, to detect
 //	           a database opened with the wrong identity; "listen-ports" →
 //	           the ports the listeners got, to ask for again at the next
 //	           start: JSON, listen address as configured (port 0) → port;
@@ -34,23 +34,36 @@
 //	transfers  "t/" + transfer ID → a file transfer, its offer and key
 //	           included; "c/" + message ID → the file control an outgoing
 //	           message carries (both sealed JSON; the bucket is made when
-//	           first written, so the version stays 3: transfers.go)
-//	groups, gmsgs/<id>, gids, goutbox, gdeliv, gpending
+//	           first written, so the version stayed 3: transfers.go)
+//	groups, gmsgs/<id>, gids, goutbox, gdeliv, gmembers, gpending
 //	           group chats (groups.go): made on first use, so the
 //	           version is unchanged; an older program ignores them.
-//	           gpending is the pending bucket of groups: target message
-//	           ID (16) || action message ID (16) → group ID || sequence
-//	           (groups_actions.go)
+//	           gmembers lists an outgoing group message's members in one
+//	           sealed record, so that gdeliv holds a record only for a
+//	           copy past sending. gpending is the pending bucket of
+//	           groups: target message ID (16) || action message ID (16)
+//	           → group ID || sequence (groups_actions.go)
+//	gcount, grecv
+//	           what each group message changes, apart from the group's
+//	           record (groups_counts.go): per group, our numbering in it,
+//	           its unread and message counts and last time; per group
+//	           and sender, what arrived of the sender's numbering. Their
+//	           keys are blinded: HMAC-SHA256, under a key derived from
+//	           the storage key, of "gcount/" + group ID and "grecv/" +
+//	           group ID + sender peer ID
 //
 // Every value but the index entries and the listen ports is sealed:
 // XChaCha20-Poly1305 under a key derived from the identity key
 // ("storage"), with the record's place as associated data ("msgs/" + peer
 // ID + sequence, "convs/" + peer ID, "peers/" + peer ID, the ratchet key),
-// so a record cannot be read without the key, nor moved to another place.
-// What the file shows is its shape: the peer IDs one has conversations
-// with and the group IDs (as keys), which peers an outgoing group message
-// went to, message IDs, how many messages each conversation holds, and
-// their sizes; no name, text or time. Every
+// so a record cannot be read without the key, nor moved to another place
+// (a group's counts are bound to the group ID and sender their blinded
+// key hides). What the file shows is its shape: the peer IDs one has
+// conversations with and the group IDs (as keys), which peers an
+// outgoing group message went to, message IDs, how many messages each
+// conversation holds, and their sizes; no name, text or time, and not
+// who sent in which group (the counts' keys show only how many groups
+// and (group, sender) pairs have counts). Every
 // operation is one bbolt transaction, fsynced on commit: a message
 // accepted by AddOutgoing, or acknowledged to a sender, survives a crash,
 // and a new ratchet state is written in the same transaction as the
@@ -66,6 +79,11 @@
 // applied or refused in the transaction that stores the target. A message ID names one conversation: an action
 // whose target is (or arrives) in another is refused.
 //
+// Version 4 moved what each group message changes (the numbering, the
+// windows, the unread and message counts, the last time) out of the
+// group's record, which holds its signed membership log and grows with
+// its members, so a message no longer rewrites it: opening a version 3
+// database moves them in the transaction that opens it (groups_counts.go).
 // Version 3 added actions, replies and read markers: new fields and the
 // pending bucket; a version 2 database only has its number changed.
 // Version 1 sealed message bodies only. Opening a version 1 database

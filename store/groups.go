@@ -25,13 +25,15 @@ type Groups struct{ *Store }
 // Groups is the part of the store that holds groups.
 func (s *Store) Groups() Groups { return Groups{s} }
 
-// Groups (docs/PROTOCOL.md §14). Six buckets, made on first use, so a
-// database without groups is unchanged and the version stays 3:
+// Groups (docs/PROTOCOL.md §14). Seven buckets, made on first use, so a
+// database without groups is unchanged (and two more for the counts:
+// groups_counts.go):
 //
 //	groups     group ID (32) → the group's record (sealed JSON): the log's
 //	           changes in the order they were added, the local name and
-//	           settings, our numbering for the group and, per sender,
-//	           what arrived of theirs
+//	           settings; what each message changes (our numbering in the
+//	           group, each sender's, the unread count) is in gcount and
+//	           grecv, so a message does not rewrite it
 //	gmsgs/<id> one bucket per group: 8-byte sequence → message (sealed
 //	           JSON), with, on an outgoing one, each member's delivery
 //	           status
@@ -42,9 +44,16 @@ func (s *Store) Groups() Groups { return Groups{s} }
 //	           || delivered (8, Unix ms), sealed: an outgoing message's
 //	           delivery to each member, apart from the message, so that
 //	           a receipt rewrites 49 bytes, not the message with every
-//	           member's status. A value of the version before, 9 bytes
-//	           in the clear, is sealed when the database is opened
-//	           (sealDeliveries)
+//	           member's status. A member with none is sending (a new
+//	           message writes none). A value of the version before, 9
+//	           bytes in the clear, is sealed when the database is opened
+//	           (sealDeliveries); one of status sending, as messages
+//	           stored before gmembers have, is read as written
+//	gmembers   group ID || sequence → the members an outgoing message
+//	           went to (sealed: each peer ID after its length, a
+//	           uvarint), one record whatever the members; messages
+//	           stored before it have none, and a record in gdeliv for
+//	           each member
 //	gpending   target message ID (16) || action message ID (16) → group
 //	           ID || sequence: an incoming edit, deletion or reaction
 //	           whose target has not arrived yet, kept (sealed, with its
@@ -59,6 +68,8 @@ var (
 	bktGIDs    = []byte("gids")
 	bktGOutbox = []byte("goutbox")
 	bktGDeliv  = []byte("gdeliv")
+	// bktGMembers lists the members of each outgoing message.
+	bktGMembers = []byte("gmembers")
 	// bktGPending is the index of the group actions kept pending.
 	bktGPending = []byte("gpending")
 )
@@ -79,17 +90,12 @@ type Group struct {
 	Messages int
 }
 
-// storedGroup is a group's record.
+// storedGroup is a group's record. What each message changes is kept
+// apart (groups_counts.go), so a message leaves the record as it is.
 type storedGroup struct {
-	Changes  [][]byte              `json:"changes"`
-	Name     string                `json:"name,omitempty"`
-	Muted    bool                  `json:"muted,omitempty"`
-	Last     int64                 `json:"last,omitempty"`
-	Unread   int                   `json:"unread,omitempty"`
-	Messages int                   `json:"messages,omitempty"`
-	Stream   uint64                `json:"stream,omitempty"`
-	Sent     uint64                `json:"sent,omitempty"`
-	Recv     map[string]recvWindow `json:"recv,omitempty"` // per sender
+	Changes [][]byte `json:"changes"`
+	Name    string   `json:"name,omitempty"`
+	Muted   bool     `json:"muted,omitempty"`
 }
 
 // MemberDelivery is one member's delivery status of an outgoing group
@@ -248,35 +254,124 @@ func (s Groups) sealDeliveries(tx *bolt.Tx) error {
 	return nil
 }
 
-// putDeliveries writes m's members' statuses.
+// putDeliveries writes m's members: their list, sealed in one record
+// (gmembers), and the status of each member whose copy is past sending.
+// A member with no status record is sending, so a new message writes
+// one record, not one per member.
 func (s Groups) putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
+	if len(m.Members) == 0 {
+		return nil
+	}
+	var list []byte
 	b := tx.Bucket(bktGDeliv)
 	for _, d := range m.Members {
+		list = append(binary.AppendUvarint(list, uint64(len(d.Peer))), d.Peer...)
+		if d.Status == StatusSending {
+			continue
+		}
 		k := delivKey(m.Group, m.Seq, d.Peer)
 		if err := b.Put(k, s.delivValue(k, d)); err != nil {
 			return err
 		}
 	}
-	return nil
+	k := seqKeyIn(m.Group, m.Seq)
+	return tx.Bucket(bktGMembers).Put(k, s.seal(list, membersAD(k)))
 }
 
-// loadDeliveries reads an outgoing message's members' statuses.
+// seqKeyIn is a group's ID and a sequence number: a message's key in
+// the buckets of all groups.
+func seqKeyIn(gid GroupID, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), gid[:]...), seq)
+}
+
+func membersAD(k []byte) []byte { return append([]byte("gmembers/"), k...) }
+
+// memberList reads the members an outgoing message went to; found is
+// false for a message stored before the list was kept (each member then
+// has a status record).
+func (s Groups) memberList(tx *bolt.Tx, gid GroupID, seq uint64) (members []peer.ID, found bool, err error) {
+	k := seqKeyIn(gid, seq)
+	var v []byte
+	if b := tx.Bucket(bktGMembers); b != nil {
+		v = b.Get(k)
+	}
+	if v == nil {
+		return nil, false, nil
+	}
+	rec := fmt.Sprintf("gmembers/%x/%d", gid[:8], seq)
+	list, err := s.open(v, membersAD(k))
+	if err != nil {
+		return nil, false, corrupt(rec, errors.New("it does not decrypt"))
+	}
+	for len(list) > 0 {
+		n, w := binary.Uvarint(list)
+		if w <= 0 || n > uint64(len(list)-w) {
+			return nil, false, corrupt(rec, errBadKey)
+		}
+		members = append(members, peer.ID(list[w:w+int(n)]))
+		list = list[w+int(n):]
+	}
+	return members, true, nil
+}
+
+// loadDeliveries reads an outgoing message's members' statuses: those
+// recorded, and sending for each other member of its list.
 func (s Groups) loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	m.Members = nil
 	b := tx.Bucket(bktGDeliv)
 	if b == nil || m.Direction != Outgoing {
 		return nil
 	}
-	prefix := binary.BigEndian.AppendUint64(append([]byte(nil), m.Group[:]...), m.Seq)
+	list, listed, err := s.memberList(tx, m.Group, m.Seq)
+	if err != nil {
+		return err
+	}
+	var at map[peer.ID]int // where each member of the list is in m.Members
+	if listed {
+		at = make(map[peer.ID]int, len(list))
+	}
+	for i, p := range list {
+		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: StatusSending})
+		at[p] = i
+	}
+	prefix := seqKeyIn(m.Group, m.Seq)
 	c := b.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		d, err := s.parseDeliv(k, v, peer.ID(k[len(prefix):]))
 		if err != nil {
 			return err
 		}
-		m.Members = append(m.Members, d)
+		if i, ok := at[d.Peer]; ok {
+			m.Members[i] = d
+		} else {
+			m.Members = append(m.Members, d)
+		}
 	}
 	return nil
+}
+
+// delivery is member p's delivery of the outgoing group message gid/seq:
+// its status record, or sending if p is one of its members with none
+// (p's copy is still queued, or p is on its list). ErrNotFound: the
+// message did not go to p.
+func (s Groups) delivery(tx *bolt.Tx, gid GroupID, seq uint64, p peer.ID) (MemberDelivery, error) {
+	dk := delivKey(gid, seq, p)
+	if db := tx.Bucket(bktGDeliv); db != nil {
+		if dv := db.Get(dk); dv != nil {
+			return s.parseDeliv(dk, dv, p)
+		}
+	}
+	if ob := tx.Bucket(bktGOutbox); ob != nil && ob.Get(goutboxKey(p, gid, seq)) != nil {
+		return MemberDelivery{Peer: p, Status: StatusSending}, nil
+	}
+	list, _, err := s.memberList(tx, gid, seq)
+	if err != nil {
+		return MemberDelivery{}, err
+	}
+	if !slices.Contains(list, p) {
+		return MemberDelivery{}, fmt.Errorf("group message %x/%d to %s: %w", gid[:4], seq, p, ErrNotFound)
+	}
+	return MemberDelivery{Peer: p, Status: StatusSending}, nil
 }
 
 func groupAD(id GroupID) []byte { return append([]byte("groups/"), id[:]...) }
@@ -296,7 +391,7 @@ func goutboxKey(p peer.ID, id GroupID, seq uint64) []byte {
 
 // groupBuckets makes the group buckets in a writable transaction.
 func groupBuckets(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv, bktGPending} {
+	for _, b := range [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv, bktGPending, bktGMembers} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -328,9 +423,9 @@ func (s Groups) putGroup(tx *bolt.Tx, id GroupID, g storedGroup) error {
 	return tx.Bucket(bktGroups).Put(id[:], v)
 }
 
-func (g storedGroup) public(id GroupID) Group {
-	return Group{ID: id, Changes: g.Changes, Name: g.Name, Muted: g.Muted, Last: fromOptTime(g.Last),
-		Unread: g.Unread, Messages: g.Messages}
+func (g storedGroup) public(id GroupID, c storedCounts) Group {
+	return Group{ID: id, Changes: g.Changes, Name: g.Name, Muted: g.Muted, Last: fromOptTime(c.Last),
+		Unread: c.Unread, Messages: c.Messages}
 }
 
 // PutGroupChanges records a group's log: the changes as the log holds
@@ -360,7 +455,21 @@ func (s Groups) SetGroupName(id GroupID, name string) error {
 
 // MarkGroupRead clears a group's unread count.
 func (s Groups) MarkGroupRead(id GroupID) error {
-	return s.updateGroup(id, func(g *storedGroup) { g.Unread = 0 })
+	return s.db.Update(func(tx *bolt.Tx) error {
+		cs := s.counts()
+		if !cs.exists(tx, id) {
+			return fmt.Errorf("group %x: %w", id[:4], ErrNotFound)
+		}
+		c, err := cs.get(tx, id)
+		if err != nil || c.Unread == 0 {
+			return err
+		}
+		c.Unread = 0
+		if err := countBuckets(tx); err != nil {
+			return err
+		}
+		return cs.put(tx, id, c)
+	})
 }
 
 func (s Groups) updateGroup(id GroupID, f func(*storedGroup)) error {
@@ -381,7 +490,11 @@ func (s Groups) updateGroup(id GroupID, f func(*storedGroup)) error {
 func (s Groups) Get(id GroupID) (g Group, found bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		sg, ok, err := s.getGroup(tx, id)
-		g, found = sg.public(id), ok
+		if err != nil || !ok {
+			return err
+		}
+		c, err := s.counts().get(tx, id)
+		g, found = sg.public(id, c), true
 		return err
 	})
 	return g, found, err
@@ -408,7 +521,12 @@ func (s Groups) List() ([]Group, error) {
 				bad = append(bad, err)
 				return nil
 			}
-			out = append(out, g.public(id))
+			c, err := s.counts().get(tx, id)
+			if err != nil {
+				bad = append(bad, err)
+				return nil
+			}
+			out = append(out, g.public(id, c))
 			return nil
 		})
 	})
@@ -462,8 +580,8 @@ func (s Groups) decodeGroupMessage(id GroupID, seq uint64, data []byte) (GroupMe
 }
 
 // appendGroupMessage gives m the group's next sequence number and writes
-// it with its ID index entry.
-func (s Groups) appendGroupMessage(tx *bolt.Tx, g *storedGroup, m *GroupMessage) error {
+// it with its ID index entry, counting it in c.
+func (s Groups) appendGroupMessage(tx *bolt.Tx, c *storedCounts, m *GroupMessage) error {
 	b, err := tx.Bucket(bktGMsgs).CreateBucketIfNotExists(m.Group[:])
 	if err != nil {
 		return err
@@ -486,7 +604,7 @@ func (s Groups) appendGroupMessage(tx *bolt.Tx, g *storedGroup, m *GroupMessage)
 	if err := tx.Bucket(bktGIDs).Put(m.ID[:], append(append([]byte(nil), m.Group[:]...), seqKey(seq)...)); err != nil {
 		return err
 	}
-	g.Last, g.Messages = m.StoredAt.UnixMilli(), g.Messages+1
+	c.Last, c.Messages = m.StoredAt.UnixMilli(), c.Messages+1
 	return nil
 }
 
@@ -508,15 +626,9 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: StatusSending})
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := groupBuckets(tx); err != nil {
-			return err
-		}
-		g, ok, err := s.getGroup(tx, m.Group)
+		g, err := s.counts().forMessage(tx, m.Group)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return fmt.Errorf("group %x: %w", m.Group[:4], ErrNotFound)
 		}
 		if tx.Bucket(bktGIDs).Get(m.ID[:]) != nil {
 			return fmt.Errorf("message %s: %w", m.ID, ErrIDTaken)
@@ -555,7 +667,7 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 				return err
 			}
 		}
-		return s.putGroup(tx, m.Group, g)
+		return s.counts().put(tx, m.Group, g)
 	})
 }
 
@@ -577,15 +689,9 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 	if m.From == "" {
 		return false, errors.New("a received group message needs its sender")
 	}
-	if err := groupBuckets(tx); err != nil {
-		return false, err
-	}
-	g, ok, err := s.getGroup(tx, m.Group)
+	g, err := s.counts().forMessage(tx, m.Group)
 	if err != nil {
 		return false, err
-	}
-	if !ok {
-		return false, fmt.Errorf("group %x: %w", m.Group[:4], ErrNotFound)
 	}
 	if v := tx.Bucket(bktGIDs).Get(m.ID[:]); v != nil {
 		if !bytes.HasPrefix(v, m.Group[:]) {
@@ -593,19 +699,22 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 		}
 		return false, nil
 	}
-	if g.Recv == nil {
-		g.Recv = map[string]recvWindow{}
+	cs := s.counts()
+	w, err := cs.window(tx, m.Group, m.From)
+	if err != nil {
+		return false, err
 	}
-	w := g.Recv[m.From.String()]
 	m.Late, m.Missing = w.add(m.Stream, m.Number)
-	g.Recv[m.From.String()] = w
+	if err := cs.putWindow(tx, m.Group, m.From, w); err != nil {
+		return false, err
+	}
 	if m.Kind != KindText {
 		msgs, last := g.Messages, g.Last
 		if err := s.actions().receiveAction(tx, &g, m, now); err != nil {
 			return false, err
 		}
 		g.Messages, g.Last = msgs, last // actions are not messages
-		return true, s.putGroup(tx, m.Group, g)
+		return true, cs.put(tx, m.Group, g)
 	}
 	if err := s.appendGroupMessage(tx, &g, m); err != nil {
 		return false, err
@@ -617,7 +726,7 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 	if err := s.Actions().refusePending(tx, m.ID); err != nil {
 		return false, err
 	}
-	return true, s.putGroup(tx, m.Group, g)
+	return true, cs.put(tx, m.Group, g)
 }
 
 // GroupOutbox lists the group messages (and changes) member p has not
@@ -739,25 +848,20 @@ func (s Groups) AddGroupChanges(gid GroupID, id e2e.MessageID, changes [][]byte,
 		if err := groupBuckets(tx); err != nil {
 			return err
 		}
-		g, ok, err := s.getGroup(tx, gid)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		if !s.counts().exists(tx, gid) {
 			return fmt.Errorf("group %x: %w", gid[:4], ErrNotFound)
 		}
-		msgs, last := g.Messages, g.Last
-		if err := s.appendGroupMessage(tx, &g, m); err != nil {
+		var uncounted storedCounts // changes are not messages
+		if err := s.appendGroupMessage(tx, &uncounted, m); err != nil {
 			return err
 		}
-		g.Messages, g.Last = msgs, last // changes are not messages
 		ob := tx.Bucket(bktGOutbox)
 		for _, p := range recipients {
 			if err := ob.Put(goutboxKey(p, gid, m.Seq), id[:]); err != nil {
 				return err
 			}
 		}
-		return s.putGroup(tx, gid, g)
+		return nil
 	})
 }
 
@@ -809,14 +913,13 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	}
 	gid, seq := m.Group, m.Seq
 	dk := delivKey(gid, seq, p)
-	var dv []byte
-	if db := tx.Bucket(bktGDeliv); db != nil {
-		dv = db.Get(dk)
-	}
-	if m.Direction != Outgoing || dv == nil {
+	if m.Direction != Outgoing {
 		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
 	}
-	d, err := s.parseDeliv(dk, dv, p)
+	d, err := s.delivery(tx, gid, seq, p)
+	if errors.Is(err, ErrNotFound) {
+		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
+	}
 	if err != nil {
 		return GroupMessage{}, false, err
 	}

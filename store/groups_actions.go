@@ -152,7 +152,7 @@ func (s groupActions) applyGroupAction(tx *bolt.Tx, a *GroupMessage, now time.Ti
 // receiveAction stores an incoming action: applied to its target,
 // refused (m.Refused says why), or kept pending (m.Pending) if its target
 // is stored nowhere yet.
-func (s groupActions) receiveAction(tx *bolt.Tx, g *storedGroup, m *GroupMessage, now time.Time) error {
+func (s groupActions) receiveAction(tx *bolt.Tx, g *storedCounts, m *GroupMessage, now time.Time) error {
 	err := s.applyGroupAction(tx, m, now)
 	if errors.Is(err, ErrNoTarget) {
 		known, kerr := idKnown(tx, m.Target)
@@ -337,22 +337,17 @@ func (s Groups) copyStatus(tx *bolt.Tx, c Copy, where map[e2e.MessageID][]byte) 
 	if len(v) != e2e.GroupIDLen+8 {
 		return "", corrupt("gids/"+c.ID.String(), errBadKey)
 	}
-	dk := delivKey(GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:]), c.Peer)
-	var dv []byte
-	if db := tx.Bucket(bktGDeliv); db != nil {
-		dv = db.Get(dk)
-	}
-	if dv == nil {
+	d, err := s.delivery(tx, GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:]), c.Peer)
+	if errors.Is(err, ErrNotFound) {
 		return "", fmt.Errorf("message %s to %s: %w", c.ID, c.Peer, ErrNotFound)
 	}
-	d, err := s.parseDeliv(dk, dv, c.Peer)
 	return d.Status, err
 }
 
 // appendAction stores a text or an action; an edit is stored without its
 // text, which lives in its target only (so a deletion removes it from
 // the store), and read back from the target to be sent (fillEdit).
-func (s groupActions) appendAction(tx *bolt.Tx, g *storedGroup, m *GroupMessage) error {
+func (s groupActions) appendAction(tx *bolt.Tx, g *storedCounts, m *GroupMessage) error {
 	if m.Kind != KindEdit {
 		return s.appendGroupMessage(tx, g, m)
 	}

@@ -307,3 +307,88 @@ func TestGroupThroughPeerOutbox(t *testing.T) {
 		t.Fatalf("changes count as messages: %+v", g)
 	}
 }
+
+// deliveryRecords counts the status records (gdeliv) of group message
+// gid/seq.
+func deliveryRecords(t *testing.T, s *Store, gid GroupID, seq uint64) int {
+	t.Helper()
+	n := 0
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		prefix := append(bytes.Clone(gid[:]), seqKey(seq)...)
+		c := tx.Bucket(bktGDeliv).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			n++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestGroupSendWritesNoSendingRecords: a new message to 100 members
+// writes its members' list once, and no status record for a copy that
+// is only sending; each member reads as sending until a status comes
+// (a copy taken out of the queue by a deletion included), a message of
+// the layout before (a sending record per member) reads as it did, and
+// a peer the message did not go to is refused.
+func TestGroupSendWritesNoSendingRecords(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	g := s.Groups()
+	members := make([]peer.ID, 100)
+	for i := range members {
+		members[i] = testPeer(t)
+	}
+	now := time.Now()
+	m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: now, StoredAt: now, Body: "hello"}
+	if err := g.AddGroupOutgoing(m, members); err != nil {
+		t.Fatal(err)
+	}
+	if n := deliveryRecords(t, s, id, m.Seq); n != 0 {
+		t.Fatalf("sending wrote %d status records, want none", n)
+	}
+	got, err := g.GroupMessageByID(m.ID)
+	if err != nil || len(got.Members) != 100 || got.Delivered() != 0 || len(got.Waiting()) != 100 || got.Members[7].Peer != members[7] {
+		t.Fatalf("just sent: %d members, %d delivered, %v", len(got.Members), got.Delivered(), err)
+	}
+	if _, changed, err := g.SetGroupStatus(m.ID, members[3], StatusDelivered, now); err != nil || !changed {
+		t.Fatalf("a receipt: %v %v", changed, err)
+	}
+	if sent, err := g.SetGroupSent([]Copy{{ID: m.ID, Peer: members[5]}, {ID: m.ID, Peer: members[3]}}, now); err != nil || len(sent) != 1 || sent[0].Peer != members[5] {
+		t.Fatalf("sent: %+v, %v", sent, err)
+	}
+	// A copy no longer queued (a deletion drops it) is still the member's.
+	poke(t, s, nil, goutboxKey(members[9], id, m.Seq), bktGOutbox)
+	if _, changed, err := g.SetGroupStatus(m.ID, members[9], StatusDelivered, now); err != nil || !changed {
+		t.Fatalf("a receipt for a copy no longer queued: %v %v", changed, err)
+	}
+	if _, _, err := g.SetGroupStatus(m.ID, testPeer(t), StatusDelivered, now); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a receipt from a peer it did not go to: %v", err)
+	}
+	got, err = g.GroupMessageByID(m.ID)
+	if err != nil || len(got.Members) != 100 || got.Delivered() != 2 || got.Members[5].Status != StatusSent || got.Members[3].Status != StatusDelivered {
+		t.Fatalf("after receipts: %+v, %v", got.Members[:10], err)
+	}
+	if ob, err := g.GroupOutbox(members[0]); err != nil || len(ob) != 1 || ob[0].CopyFor(members[0]).Status != StatusSending {
+		t.Fatalf("member 0's outbox: %+v, %v", ob, err)
+	}
+
+	// The layout before: a sending record per member, no list.
+	old := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: now, StoredAt: now, Body: "old"}
+	if err := g.AddGroupOutgoing(old, members[:2]); err != nil {
+		t.Fatal(err)
+	}
+	poke(t, s, nil, seqKeyIn(id, old.Seq), bktGMembers)
+	for _, p := range members[:2] {
+		k := delivKey(id, old.Seq, p)
+		poke(t, s, s.Groups().delivValue(k, MemberDelivery{Peer: p, Status: StatusSending}), k, bktGDeliv)
+	}
+	if _, _, err := g.SetGroupStatus(old.ID, members[1], StatusDelivered, now); err != nil {
+		t.Fatal(err)
+	}
+	got, err = g.GroupMessageByID(old.ID)
+	if err != nil || len(got.Members) != 2 || got.Delivered() != 1 {
+		t.Fatalf("a message of the layout before: %+v, %v", got.Members, err)
+	}
+}

@@ -120,7 +120,7 @@ const (
 	v2In  = "eebe5899175f4ed643227220be4cb96c"
 )
 
-// Opening a version 2 database makes it version 3: its messages read as
+// Opening a version 2 database makes it current: its messages read as
 // before and take edits, reactions and pending actions.
 func TestMigrateFromVersion2(t *testing.T) {
 	v2, err := os.ReadFile(filepath.Join("testdata", "v2.db"))

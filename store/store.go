@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,11 +36,12 @@ var (
 	keyDelivSealed = []byte("gdeliv-sealed")
 )
 
-// version 3 adds edits, deletions, reactions and replies (actions.go):
-// new fields in message records and the pending bucket. Version 2 sealed
-// conversation and peer records and messages whole; version 1 sealed
-// message bodies only (migrate.go).
-const version = 3
+// version 4 keeps a group's counts apart from its record, under blinded
+// keys (groups_counts.go). Version 3 added edits, deletions, reactions
+// and replies (actions.go): new fields in message records and the
+// pending bucket. Version 2 sealed conversation and peer records and
+// messages whole; version 1 sealed message bodies only (migrate.go).
+const version = 4
 
 // FileName is the message database's name in a home.
 const FileName = "chat.db"
@@ -48,6 +51,9 @@ const FileName = "chat.db"
 type Store struct {
 	db   *bolt.DB
 	aead cipher.AEAD
+	// blind is the key of the keys that must not show what they name
+	// (blindKey: a group's counts), derived from the storage key.
+	blind []byte
 	// migrated: init updated a version 1 database (migrate.go); Open
 	// then rewrites the file, so no page keeps what version 1 left
 	// readable.
@@ -85,7 +91,12 @@ func Open(path string, key []byte) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, aead: aead}
+	blind, err := hkdf.Key(sha256.New, key, nil, "certchat store: blinded keys", 32)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Store{db: db, aead: aead, blind: blind}
 	if err := boltfile.Guard(path, s.init); err != nil {
 		db.Close()
 		return nil, damaged(path, err)
@@ -112,11 +123,15 @@ func (s *Store) init() error {
 		}
 		switch v := meta.Get(keyVersion); {
 		case v == nil, bytes.Equal(v, []byte{version}):
-		case bytes.Equal(v, []byte{2}):
-			// Version 3 only adds: the pending bucket (made above) and
-			// fields version 2 records leave out. The number changes so
-			// that an older program refuses the file rather than showing
-			// edits and reactions as empty messages.
+		case bytes.Equal(v, []byte{3}), bytes.Equal(v, []byte{2}):
+			// Version 3 only added to version 2: the pending bucket
+			// (made above) and fields version 2 records leave out. The
+			// number changed so that an older program refuses the file
+			// rather than showing edits and reactions as empty messages.
+			// Version 4 moves the groups' counts out of their records.
+			if err := s.Groups().counts().migrate(tx); err != nil {
+				return fmt.Errorf("update the message database to version %d: %w", version, err)
+			}
 		case bytes.Equal(v, []byte{1}):
 			if err := (migration{s}).migrate1(tx); err != nil {
 				return fmt.Errorf("update the message database to version %d: %w", version, err)
@@ -126,7 +141,7 @@ func (s *Store) init() error {
 			return fmt.Errorf("message database version %v is newer than this program understands", v)
 		}
 		// Group deliveries were kept in the clear by the first programs
-		// with groups, at this version: sealed once, then marked.
+		// with groups, at version 3: sealed once, then marked.
 		if meta.Get(keyDelivSealed) == nil {
 			if err := s.Groups().sealDeliveries(tx); err != nil {
 				return fmt.Errorf("seal the group deliveries: %w", err)
