@@ -498,10 +498,12 @@ func (s Groups) AddGroupOutgoing(m *GroupMessage, members []peer.ID) error {
 }
 
 // AddGroupOutgoingSealed is AddGroupOutgoing that also writes, in the same
-// transaction, the ratchet states seal returns: seal is called once m is
+// transaction, the ratchet states seal puts: seal is called once m is
 // numbered, to seal its copies (the message, every member's queue entry
-// and every member's new ratchet state: one durable write).
-func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal func(m *GroupMessage) ([]Ratchet, error)) error {
+// and every member's new ratchet state: one durable write). put seals a
+// state's encoding into the transaction at once, so seal may encode every
+// state into one buffer, reused (and cleared) from one put to the next.
+func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal func(m *GroupMessage, put func(Ratchet) error) error) error {
 	m.Direction, m.From = Outgoing, ""
 	m.Members = m.Members[:0]
 	for _, p := range members {
@@ -532,14 +534,8 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 			}
 		}
 		if seal != nil {
-			rs, err := seal(m)
-			if err != nil {
+			if err := seal(m, func(r Ratchet) error { return s.Ratchets().putRatchet(tx, r) }); err != nil {
 				return err
-			}
-			for _, r := range rs {
-				if err := s.Ratchets().putRatchet(tx, r); err != nil {
-					return err
-				}
 			}
 		}
 		msgs, last := g.Messages, g.Last

@@ -120,6 +120,8 @@ func (s Ratchets) SaveRatchetWithGroupIncoming(r Ratchet, m *GroupMessage, now t
 	return isNew, err
 }
 
+// putRatchet seals r's encodings into the transaction: the caller may
+// reuse (and clear) their bytes once it returns.
 func (s Ratchets) putRatchet(tx *bolt.Tx, r Ratchet) error {
 	b := tx.Bucket(bktRatchet)
 	if r.Local != nil {
