@@ -194,11 +194,15 @@ type storedGroupMessage struct {
 var delivCodes = []Status{StatusSending, StatusSent, StatusQueued, StatusDelivered, StatusFailed}
 
 func delivKey(gid GroupID, seq uint64, p peer.ID) []byte {
-	return append(binary.BigEndian.AppendUint64(append([]byte(nil), gid[:]...), seq), p...)
+	k := make([]byte, 0, len(gid)+8+len(p))
+	return append(binary.BigEndian.AppendUint64(append(k, gid[:]...), seq), p...)
 }
 
 // delivAD binds a sealed delivery to its key.
-func delivAD(k []byte) []byte { return append([]byte("gdeliv/"), k...) }
+func delivAD(k []byte) []byte {
+	const prefix = "gdeliv/"
+	return append(append(make([]byte, 0, len(prefix)+len(k)), prefix...), k...)
+}
 
 // delivPlainLen is the length of a delivery before it is sealed.
 const delivPlainLen = 9
@@ -206,8 +210,10 @@ const delivPlainLen = 9
 // delivValue is d's record under key k: its status and delivery time,
 // sealed (a delivery time is when a member read the group).
 func (s Groups) delivValue(k []byte, d MemberDelivery) []byte {
-	code := slices.Index(delivCodes, d.Status)
-	return s.seal(binary.BigEndian.AppendUint64([]byte{byte(code)}, uint64(optTime(d.Delivered))), delivAD(k))
+	var plain [delivPlainLen]byte
+	plain[0] = byte(slices.Index(delivCodes, d.Status))
+	binary.BigEndian.PutUint64(plain[1:], uint64(optTime(d.Delivered)))
+	return s.seal(plain[:], delivAD(k))
 }
 
 // parseDeliv opens the delivery record v under key k, of member p.
@@ -290,8 +296,8 @@ func gmsgAD(id GroupID, seq uint64) []byte {
 func gmsgRecord(id GroupID, seq uint64) string { return fmt.Sprintf("gmsgs/%x/%d", id[:8], seq) }
 
 func goutboxKey(p peer.ID, id GroupID, seq uint64) []byte {
-	k := append(append([]byte(p), 0), id[:]...)
-	return binary.BigEndian.AppendUint64(k, seq)
+	k := append(append(make([]byte, 0, len(p)+1+len(id)+8), p...), 0)
+	return binary.BigEndian.AppendUint64(append(k, id[:]...), seq)
 }
 
 // groupBuckets makes the group buckets in a writable transaction.
@@ -816,7 +822,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	if err != nil {
 		return GroupMessage{}, false, err
 	}
-	m.Members = []MemberDelivery{d}
+	m.Members = []MemberDelivery{d} // m is this call's copy: its Members are its own
 	if d.Status == StatusDelivered || d.Status == st || (st == StatusSent && d.Status == StatusQueued) {
 		return m, false, nil
 	}
@@ -829,7 +835,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 			return GroupMessage{}, false, err
 		}
 	}
-	m.Members = []MemberDelivery{d}
+	m.Members[0] = d
 	return m, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(dk, d))
 }
 

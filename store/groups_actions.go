@@ -285,8 +285,11 @@ func (s Groups) SetGroupSent(copies []Copy, now time.Time) ([]Message, error) {
 	var todo []Copy
 	err := s.db.View(func(tx *bolt.Tx) error {
 		where := map[e2e.MessageID][]byte{} // gids entries, read once per message
+		// The buckets opened once: a read-only transaction opens a
+		// bucket anew (a new Bucket) at each tx.Bucket.
+		idx, deliv := tx.Bucket(bktGIDs), tx.Bucket(bktGDeliv)
 		for _, c := range copies {
-			st, err := s.copyStatus(tx, c, where)
+			st, err := s.copyStatus(idx, deliv, c, where)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
@@ -323,11 +326,12 @@ func (s Groups) SetGroupSent(copies []Copy, now time.Time) ([]Message, error) {
 	return out, err
 }
 
-// copyStatus is the stored status of a group message's copy to c.Peer;
-// where holds the index entries (gids) read so far in tx.
-func (s Groups) copyStatus(tx *bolt.Tx, c Copy, where map[e2e.MessageID][]byte) (Status, error) {
+// copyStatus is the stored status of a group message's copy to c.Peer,
+// read from the buckets gids (idx) and gdeliv (deliv), either nil if
+// missing; where holds the index entries read so far.
+func (s Groups) copyStatus(idx, deliv *bolt.Bucket, c Copy, where map[e2e.MessageID][]byte) (Status, error) {
 	v, ok := where[c.ID]
-	if idx := tx.Bucket(bktGIDs); !ok && idx != nil {
+	if !ok && idx != nil {
 		v = idx.Get(c.ID[:])
 		where[c.ID] = v
 	}
@@ -339,8 +343,8 @@ func (s Groups) copyStatus(tx *bolt.Tx, c Copy, where map[e2e.MessageID][]byte) 
 	}
 	dk := delivKey(GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:]), c.Peer)
 	var dv []byte
-	if db := tx.Bucket(bktGDeliv); db != nil {
-		dv = db.Get(dk)
+	if deliv != nil {
+		dv = deliv.Get(dk)
 	}
 	if dv == nil {
 		return "", fmt.Errorf("message %s to %s: %w", c.ID, c.Peer, ErrNotFound)
