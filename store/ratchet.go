@@ -31,7 +31,9 @@ var (
 	setPrefix = "set/"
 )
 
-func setKey(p peer.ID) []byte { return []byte(setPrefix + string(p)) }
+func setKey(p peer.ID) []byte {
+	return append(append(make([]byte, 0, len(setPrefix)+len(p)), setPrefix...), p...)
+}
 
 // Ratchet is new ratchet state to write; a nil encoding leaves that
 // record as it is.
