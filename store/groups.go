@@ -194,36 +194,50 @@ type storedGroupMessage struct {
 var delivCodes = []Status{StatusSending, StatusSent, StatusQueued, StatusDelivered, StatusFailed}
 
 func delivKey(gid GroupID, seq uint64, p peer.ID) []byte {
-	k := make([]byte, 0, len(gid)+8+len(p))
-	return append(binary.BigEndian.AppendUint64(append(k, gid[:]...), seq), p...)
+	k, _ := delivKeyAD(gid, seq, p)
+	return k
 }
+
+// delivADPrefix starts a delivery's associated data, which binds the
+// sealed record to its key: delivADPrefix || key.
+const delivADPrefix = "gdeliv/"
 
 // delivAD binds a sealed delivery to its key.
 func delivAD(k []byte) []byte {
-	const prefix = "gdeliv/"
-	return append(append(make([]byte, 0, len(prefix)+len(k)), prefix...), k...)
+	return append(append(make([]byte, 0, len(delivADPrefix)+len(k)), delivADPrefix...), k...)
+}
+
+// delivKeyAD is a delivery's key and its AD in one allocation: the key is
+// the AD's tail (bbolt copies a key it keeps).
+func delivKeyAD(gid GroupID, seq uint64, p peer.ID) (k, ad []byte) {
+	ad = make([]byte, 0, len(delivADPrefix)+len(gid)+8+len(p))
+	ad = append(append(ad, delivADPrefix...), gid[:]...)
+	ad = append(binary.BigEndian.AppendUint64(ad, seq), p...)
+	return ad[len(delivADPrefix):], ad
 }
 
 // delivPlainLen is the length of a delivery before it is sealed.
 const delivPlainLen = 9
 
-// delivValue is d's record under key k: its status and delivery time,
-// sealed (a delivery time is when a member read the group).
-func (s Groups) delivValue(k []byte, d MemberDelivery) []byte {
+// delivValue is d's record with AD ad (delivAD of its key): its status
+// and delivery time, sealed (a delivery time is when a member read the
+// group).
+func (s Groups) delivValue(ad []byte, d MemberDelivery) []byte {
 	var plain [delivPlainLen]byte
 	plain[0] = byte(slices.Index(delivCodes, d.Status))
 	binary.BigEndian.PutUint64(plain[1:], uint64(optTime(d.Delivered)))
-	return s.seal(plain[:], delivAD(k))
+	return s.seal(plain[:], ad)
 }
 
-// parseDeliv opens the delivery record v under key k, of member p.
-func (s Groups) parseDeliv(k, v []byte, p peer.ID) (MemberDelivery, error) {
-	plain, err := s.open(v, delivAD(k))
+// parseDeliv opens the delivery record v with AD ad (delivAD of its
+// key), of member p.
+func (s Groups) parseDeliv(ad, v []byte, p peer.ID) (MemberDelivery, error) {
+	plain, err := s.open(v, ad)
 	if err != nil {
-		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", k), errors.New("it does not decrypt"))
+		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", ad[len(delivADPrefix):]), errors.New("it does not decrypt"))
 	}
 	if len(plain) != delivPlainLen || int(plain[0]) >= len(delivCodes) {
-		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", k), errBadKey)
+		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", ad[len(delivADPrefix):]), errBadKey)
 	}
 	return MemberDelivery{Peer: p, Status: delivCodes[plain[0]], Delivered: fromOptTime(int64(binary.BigEndian.Uint64(plain[1:])))}, nil
 }
@@ -258,8 +272,8 @@ func (s Groups) sealDeliveries(tx *bolt.Tx) error {
 func (s Groups) putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	b := tx.Bucket(bktGDeliv)
 	for _, d := range m.Members {
-		k := delivKey(m.Group, m.Seq, d.Peer)
-		if err := b.Put(k, s.delivValue(k, d)); err != nil {
+		k, ad := delivKeyAD(m.Group, m.Seq, d.Peer)
+		if err := b.Put(k, s.delivValue(ad, d)); err != nil {
 			return err
 		}
 	}
@@ -276,7 +290,7 @@ func (s Groups) loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	prefix := binary.BigEndian.AppendUint64(append([]byte(nil), m.Group[:]...), m.Seq)
 	c := b.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		d, err := s.parseDeliv(k, v, peer.ID(k[len(prefix):]))
+		d, err := s.parseDeliv(delivAD(k), v, peer.ID(k[len(prefix):]))
 		if err != nil {
 			return err
 		}
@@ -659,9 +673,9 @@ func (s Groups) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
 		if err := s.actions().fillEdit(tx, &m); err != nil {
 			return out, err
 		}
-		dk := delivKey(id, seq, p)
+		dk, ad := delivKeyAD(id, seq, p)
 		if v := tx.Bucket(bktGDeliv).Get(dk); v != nil {
-			d, err := s.parseDeliv(dk, v, p)
+			d, err := s.parseDeliv(ad, v, p)
 			if err != nil {
 				return out, err
 			}
@@ -810,7 +824,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 		}
 	}
 	gid, seq := m.Group, m.Seq
-	dk := delivKey(gid, seq, p)
+	dk, ad := delivKeyAD(gid, seq, p)
 	var dv []byte
 	if db := tx.Bucket(bktGDeliv); db != nil {
 		dv = db.Get(dk)
@@ -818,7 +832,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	if m.Direction != Outgoing || dv == nil {
 		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
 	}
-	d, err := s.parseDeliv(dk, dv, p)
+	d, err := s.parseDeliv(ad, dv, p)
 	if err != nil {
 		return GroupMessage{}, false, err
 	}
@@ -836,7 +850,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 		}
 	}
 	m.Members[0] = d
-	return m, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(dk, d))
+	return m, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(ad, d))
 }
 
 // groupMessageIn reads and decodes group message id, without its

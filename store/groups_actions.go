@@ -341,7 +341,7 @@ func (s Groups) copyStatus(idx, deliv *bolt.Bucket, c Copy, where map[e2e.Messag
 	if len(v) != e2e.GroupIDLen+8 {
 		return "", corrupt("gids/"+c.ID.String(), errBadKey)
 	}
-	dk := delivKey(GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:]), c.Peer)
+	dk, ad := delivKeyAD(GroupID(v[:e2e.GroupIDLen]), binary.BigEndian.Uint64(v[e2e.GroupIDLen:]), c.Peer)
 	var dv []byte
 	if deliv != nil {
 		dv = deliv.Get(dk)
@@ -349,7 +349,7 @@ func (s Groups) copyStatus(idx, deliv *bolt.Bucket, c Copy, where map[e2e.Messag
 	if dv == nil {
 		return "", fmt.Errorf("message %s to %s: %w", c.ID, c.Peer, ErrNotFound)
 	}
-	d, err := s.parseDeliv(dk, dv, c.Peer)
+	d, err := s.parseDeliv(ad, dv, c.Peer)
 	return d.Status, err
 }
 
