@@ -490,7 +490,7 @@ func (g *Groups) post(id group.ID, m store.GroupMessage) (store.GroupMessage, er
 	if !s.IsMember(g.host.ID()) {
 		return store.GroupMessage{}, fmt.Errorf("send to %q: %w", s.Name, ErrNotGroupMember)
 	}
-	var to []peer.ID
+	to := make([]peer.ID, 0, len(s.Members))
 	since := time.Now() // one look at the trust store for every member
 	for _, p := range s.Members {
 		if p == g.host.ID() {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -107,13 +109,29 @@ func (gs *groupSender) read(word string) []string {
 	return f[1:]
 }
 
-// usage is the child's CPU time (user + system) so far, its live heap
-// after a collection, and how many of its fdatasync calls perf counted.
-func (gs *groupSender) usage() (cpu time.Duration, heap uint64) {
+// senderUsage is what the child reports of itself: its CPU time (user +
+// system) so far, its live heap after a collection, the bytes it
+// allocated so far (runtime.MemStats.TotalAlloc, read before that
+// collection) and the runtime's estimate of its garbage collector's CPU
+// time so far (runtime/metrics /cpu/classes/gc/total:cpu-seconds).
+type senderUsage struct {
+	cpu, gc time.Duration
+	heap    uint64
+	alloc   uint64
+}
+
+func (gs *groupSender) usage() senderUsage {
 	f := gs.do("usage", "usage")
+	if len(f) != 4 {
+		gs.b.Fatalf("group sender usage: %q", f)
+	}
+	var u senderUsage
 	ns, _ := strconv.ParseInt(f[0], 10, 64)
-	heap, _ = strconv.ParseUint(f[1], 10, 64)
-	return time.Duration(ns), heap
+	u.heap, _ = strconv.ParseUint(f[1], 10, 64)
+	u.alloc, _ = strconv.ParseUint(f[2], 10, 64)
+	gc, _ := strconv.ParseInt(f[3], 10, 64)
+	u.cpu, u.gc = time.Duration(ns), time.Duration(gc)
+	return u
 }
 
 // countSyncs starts perf counting the child's fdatasync and fsync calls;
@@ -178,7 +196,7 @@ func benchGroup(b *testing.B, members int) {
 			}
 		}()
 	}
-	_, senderHeap0 := sender.usage()
+	senderHeap0 := sender.usage().heap
 	sender.do("group", "create")
 	for range members {
 		select {
@@ -207,7 +225,7 @@ func benchGroup(b *testing.B, members int) {
 	}
 	sender.do("quiet", "quiet")
 	heapAfter, _ := heapLive()
-	cpu0, senderHeap1 := sender.usage()
+	u0 := sender.usage()
 	stopSyncs := countSyncs(sender.cmd.Process.Pid)
 	profile := os.Getenv(groupSenderEnv+"_CPUPROFILE") != ""
 	if profile {
@@ -235,17 +253,19 @@ func benchGroup(b *testing.B, members int) {
 		sender.do("ok", "profile")
 	}
 	syncs := stopSyncs()
-	cpu1, _ := sender.usage()
+	u1 := sender.usage()
 	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
 	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
-	b.ReportMetric(perMsg(cpu1-cpu0), "sender-cpu-ms/msg")
+	b.ReportMetric(perMsg(u1.cpu-u0.cpu), "sender-cpu-ms/msg")
+	b.ReportMetric(perMsg(u1.gc-u0.gc), "sender-gc-ms/msg")
+	b.ReportMetric(float64(u1.alloc-u0.alloc)/1024/float64(b.N), "sender-alloc-KiB/msg")
 	b.ReportMetric(perMsg(time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())), "members-cpu-ms/msg")
 	b.ReportMetric(perMsg(call), "send-call-ms")
 	if syncs >= 0 {
 		b.ReportMetric(float64(syncs)/float64(b.N), "sender-fsyncs/msg")
 	}
-	b.ReportMetric(float64(int64(senderHeap1)-int64(senderHeap0))/float64(members)/1024, "sender-heap-KiB/member")
+	b.ReportMetric(float64(int64(u0.heap)-int64(senderHeap0))/float64(members)/1024, "sender-heap-KiB/member")
 	b.ReportMetric(float64(int64(heapAfter)-int64(heapBefore))/float64(members)/1024, "heap-KiB/member-node")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 }
@@ -258,13 +278,19 @@ func benchGroup(b *testing.B, members int) {
 //	send            send one message to it                  → sent MSGID CALL-NS
 //	quiet           wait until every member acknowledged     → quiet
 //	                every message sent so far
-//	usage           CPU time (ns) and live heap (bytes)     → usage CPU HEAP
+//	usage           CPU time (ns), live heap (bytes), bytes  → usage CPU HEAP
+//	                allocated so far and the GC's CPU time      ALLOC GC
+//	                so far (ns, the runtime's estimate)
 //	profile         start, then stop, a CPU profile written  → ok
 //	                to $CERTCHAT_NODE_GROUPSENDER_CPUPROFILE
 //	                (and, with ..._MEMPROFILE set, the
 //	                allocations so far at each: FILE.base
-//	                and FILE, for pprof -diff_base)
+//	                and FILE, for pprof -diff_base; every
+//	                4 KiB allocated is sampled then, not 512)
 func runGroupSender() int {
+	if os.Getenv(groupSenderEnv+"_MEMPROFILE") != "" {
+		runtime.MemProfileRate = 4096
+	}
 	if err := groupSenderLoop(os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "group sender:", err)
 		return 1
@@ -380,8 +406,16 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 			if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 				return err
 			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			gc := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+			metrics.Read(gc)
+			var gcNS int64
+			if gc[0].Value.Kind() == metrics.KindFloat64 {
+				gcNS = int64(gc[0].Value.Float64() * 1e9)
+			}
 			heap, _ := heapLive()
-			fmt.Fprintln(stdout, "usage", ru.Utime.Nano()+ru.Stime.Nano(), heap)
+			fmt.Fprintln(stdout, "usage", ru.Utime.Nano()+ru.Stime.Nano(), heap, ms.TotalAlloc, gcNS)
 		default:
 			return errors.New("unknown command " + f[0])
 		}

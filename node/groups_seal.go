@@ -22,48 +22,61 @@ import (
 
 // storeGroupSealed stores m for members and seals its copies, in one
 // write; members without a session are sealed later by their workers.
+// Each new state is encoded into rk.stateBuf, sealed into the
+// transaction and erased before the next: one buffer, reused from message
+// to message, and no copy of a state left behind for the collector.
 func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID) error {
 	rk.mu.Lock()
 	defer rk.mu.Unlock()
-	sets := make(map[peer.ID]*ratchet.SessionSet, len(members))
+	type sealed struct {
+		p    peer.ID
+		set  *ratchet.SessionSet // loaded before the transaction
+		next *ratchet.SessionSet // nil: not sealed (no session)
+		env  []byte
+	}
+	copies := make([]sealed, 0, len(members))
 	for _, p := range members {
-		if s, err := rk.setFor(p); err == nil { // loaded before the transaction
-			sets[p] = s
+		if s, err := rk.setFor(p); err == nil {
+			copies = append(copies, sealed{p: p, set: s})
 		}
 	}
-	nexts := make(map[peer.ID]*ratchet.SessionSet, len(members))
-	envs := make(map[peer.ID][]byte, len(members))
-	err := rk.store.Groups().AddGroupOutgoingSealed(m, members, func(m *store.GroupMessage) ([]store.Ratchet, error) {
-		clear(nexts)
-		clear(envs)
+	err := rk.store.Groups().AddGroupOutgoingSealed(m, members, func(m *store.GroupMessage, put func(store.Ratchet) error) error {
 		pt, err := groupPlaintext(m.AsMessage())
 		if err != nil {
-			return nil, err
+			return err
 		}
 		now := rk.now()
-		ws := make([]store.Ratchet, 0, len(sets))
-		for p, set := range sets {
-			env, next, err := set.Seal(pt, now)
+		for i := range copies {
+			c := &copies[i]
+			c.next, c.env = nil, nil
+			env, next, err := c.set.Seal(pt, now)
 			if err != nil {
 				continue // no session to send on: the worker seals it
 			}
-			w, err := encode(p, next, nil)
-			if err != nil {
-				return nil, err
+			rk.stateBuf, err = next.AppendBinary(rk.stateBuf[:0])
+			if err == nil {
+				err = put(store.Ratchet{Peer: c.p, Set: rk.stateBuf})
 			}
-			ws, nexts[p], envs[p] = append(ws, w), next, env
+			clear(rk.stateBuf)
+			if err != nil {
+				return err
+			}
+			c.next, c.env = next, env
 		}
-		return ws, nil
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for p, next := range nexts {
-		rk.swap(p, next, nil)
-		if rk.unsent[p] == nil {
-			rk.unsent[p] = map[e2e.MessageID][]byte{}
+	for _, c := range copies {
+		if c.next == nil {
+			continue
 		}
-		rk.unsent[p][m.ID] = envs[p]
+		rk.swap(c.p, c.next, nil)
+		if rk.unsent[c.p] == nil {
+			rk.unsent[c.p] = map[e2e.MessageID][]byte{}
+		}
+		rk.unsent[c.p][m.ID] = c.env
 	}
 	return nil
 }

@@ -29,10 +29,10 @@ import (
 // ratchetKeys owns the ratchet state in memory, backed by the store: the
 // local keys, each peer's session set, envelopes sealed for a mailbox and
 // not yet deposited, and the first contacts of each peer. mu guards
-// local, sets, unsent and firstContacts, and is held across the store
-// commit of a new state, so states are committed in the order they are
-// made; it is taken by the read loops, the outbox workers and the mailbox
-// loops. One lock for all peers: each operation takes microseconds, plus
+// local, sets, unsent, firstContacts and stateBuf, and is held across the
+// store commit of a new state, so states are committed in the order they
+// are made; it is taken by the read loops, the outbox workers and the
+// mailbox loops. One lock for all peers: each operation takes microseconds, plus
 // an fsync when it commits.
 type ratchetKeys struct {
 	store  *store.Store
@@ -54,6 +54,9 @@ type ratchetKeys struct {
 	firstContacts map[peer.ID]firstContactCount
 	// groupOK says whether a peer may post to a group (groups.mayPost).
 	groupOK func(peer.ID, store.GroupID) error
+	// stateBuf is where storeGroupSealed encodes each new session set
+	// before the store seals it; all zeros between uses.
+	stateBuf []byte
 }
 
 type firstContactCount struct {

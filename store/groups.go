@@ -200,30 +200,50 @@ type storedGroupMessage struct {
 var delivCodes = []Status{StatusSending, StatusSent, StatusQueued, StatusDelivered, StatusFailed}
 
 func delivKey(gid GroupID, seq uint64, p peer.ID) []byte {
-	return append(binary.BigEndian.AppendUint64(append([]byte(nil), gid[:]...), seq), p...)
+	k, _ := delivKeyAD(gid, seq, p)
+	return k
 }
 
+// delivADPrefix starts a delivery's associated data, which binds the
+// sealed record to its key: delivADPrefix || key.
+const delivADPrefix = "gdeliv/"
+
 // delivAD binds a sealed delivery to its key.
-func delivAD(k []byte) []byte { return append([]byte("gdeliv/"), k...) }
+func delivAD(k []byte) []byte {
+	return append(append(make([]byte, 0, len(delivADPrefix)+len(k)), delivADPrefix...), k...)
+}
+
+// delivKeyAD is a delivery's key and its AD in one allocation: the key is
+// the AD's tail (bbolt copies a key it keeps).
+func delivKeyAD(gid GroupID, seq uint64, p peer.ID) (k, ad []byte) {
+	ad = make([]byte, 0, len(delivADPrefix)+len(gid)+8+len(p))
+	ad = append(append(ad, delivADPrefix...), gid[:]...)
+	ad = append(binary.BigEndian.AppendUint64(ad, seq), p...)
+	return ad[len(delivADPrefix):], ad
+}
 
 // delivPlainLen is the length of a delivery before it is sealed.
 const delivPlainLen = 9
 
-// delivValue is d's record under key k: its status and delivery time,
-// sealed (a delivery time is when a member read the group).
-func (s Groups) delivValue(k []byte, d MemberDelivery) []byte {
-	code := slices.Index(delivCodes, d.Status)
-	return s.seal(binary.BigEndian.AppendUint64([]byte{byte(code)}, uint64(optTime(d.Delivered))), delivAD(k))
+// delivValue is d's record with AD ad (delivAD of its key): its status
+// and delivery time, sealed (a delivery time is when a member read the
+// group).
+func (s Groups) delivValue(ad []byte, d MemberDelivery) []byte {
+	var plain [delivPlainLen]byte
+	plain[0] = byte(slices.Index(delivCodes, d.Status))
+	binary.BigEndian.PutUint64(plain[1:], uint64(optTime(d.Delivered)))
+	return s.seal(plain[:], ad)
 }
 
-// parseDeliv opens the delivery record v under key k, of member p.
-func (s Groups) parseDeliv(k, v []byte, p peer.ID) (MemberDelivery, error) {
-	plain, err := s.open(v, delivAD(k))
+// parseDeliv opens the delivery record v with AD ad (delivAD of its
+// key), of member p.
+func (s Groups) parseDeliv(ad, v []byte, p peer.ID) (MemberDelivery, error) {
+	plain, err := s.open(v, ad)
 	if err != nil {
-		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", k), errors.New("it does not decrypt"))
+		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", ad[len(delivADPrefix):]), errors.New("it does not decrypt"))
 	}
 	if len(plain) != delivPlainLen || int(plain[0]) >= len(delivCodes) {
-		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", k), errBadKey)
+		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", ad[len(delivADPrefix):]), errBadKey)
 	}
 	return MemberDelivery{Peer: p, Status: delivCodes[plain[0]], Delivered: fromOptTime(int64(binary.BigEndian.Uint64(plain[1:])))}, nil
 }
@@ -269,8 +289,8 @@ func (s Groups) putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 		if d.Status == StatusSending {
 			continue
 		}
-		k := delivKey(m.Group, m.Seq, d.Peer)
-		if err := b.Put(k, s.delivValue(k, d)); err != nil {
+		k, ad := delivKeyAD(m.Group, m.Seq, d.Peer)
+		if err := b.Put(k, s.delivValue(ad, d)); err != nil {
 			return err
 		}
 	}
@@ -337,7 +357,7 @@ func (s Groups) loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	prefix := seqKeyIn(m.Group, m.Seq)
 	c := b.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		d, err := s.parseDeliv(k, v, peer.ID(k[len(prefix):]))
+		d, err := s.parseDeliv(delivAD(k), v, peer.ID(k[len(prefix):]))
 		if err != nil {
 			return err
 		}
@@ -355,10 +375,10 @@ func (s Groups) loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 // (p's copy is still queued, or p is on its list). ErrNotFound: the
 // message did not go to p.
 func (s Groups) delivery(tx *bolt.Tx, gid GroupID, seq uint64, p peer.ID) (MemberDelivery, error) {
-	dk := delivKey(gid, seq, p)
+	dk, ad := delivKeyAD(gid, seq, p)
 	if db := tx.Bucket(bktGDeliv); db != nil {
 		if dv := db.Get(dk); dv != nil {
-			return s.parseDeliv(dk, dv, p)
+			return s.parseDeliv(ad, dv, p)
 		}
 	}
 	if ob := tx.Bucket(bktGOutbox); ob != nil && ob.Get(goutboxKey(p, gid, seq)) != nil {
@@ -385,8 +405,8 @@ func gmsgAD(id GroupID, seq uint64) []byte {
 func gmsgRecord(id GroupID, seq uint64) string { return fmt.Sprintf("gmsgs/%x/%d", id[:8], seq) }
 
 func goutboxKey(p peer.ID, id GroupID, seq uint64) []byte {
-	k := append(append([]byte(p), 0), id[:]...)
-	return binary.BigEndian.AppendUint64(k, seq)
+	k := append(append(make([]byte, 0, len(p)+1+len(id)+8), p...), 0)
+	return binary.BigEndian.AppendUint64(append(k, id[:]...), seq)
 }
 
 // groupBuckets makes the group buckets in a writable transaction.
@@ -616,10 +636,12 @@ func (s Groups) AddGroupOutgoing(m *GroupMessage, members []peer.ID) error {
 }
 
 // AddGroupOutgoingSealed is AddGroupOutgoing that also writes, in the same
-// transaction, the ratchet states seal returns: seal is called once m is
+// transaction, the ratchet states seal puts: seal is called once m is
 // numbered, to seal its copies (the message, every member's queue entry
-// and every member's new ratchet state: one durable write).
-func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal func(m *GroupMessage) ([]Ratchet, error)) error {
+// and every member's new ratchet state: one durable write). put seals a
+// state's encoding into the transaction at once, so seal may encode every
+// state into one buffer, reused (and cleared) from one put to the next.
+func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal func(m *GroupMessage, put func(Ratchet) error) error) error {
 	m.Direction, m.From = Outgoing, ""
 	m.Members = m.Members[:0]
 	for _, p := range members {
@@ -644,14 +666,8 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 			}
 		}
 		if seal != nil {
-			rs, err := seal(m)
-			if err != nil {
+			if err := seal(m, func(r Ratchet) error { return s.Ratchets().putRatchet(tx, r) }); err != nil {
 				return err
-			}
-			for _, r := range rs {
-				if err := s.Ratchets().putRatchet(tx, r); err != nil {
-					return err
-				}
 			}
 		}
 		msgs, last := g.Messages, g.Last
@@ -766,9 +782,9 @@ func (s Groups) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
 		if err := s.actions().fillEdit(tx, &m); err != nil {
 			return out, err
 		}
-		dk := delivKey(id, seq, p)
+		dk, ad := delivKeyAD(id, seq, p)
 		if v := tx.Bucket(bktGDeliv).Get(dk); v != nil {
-			d, err := s.parseDeliv(dk, v, p)
+			d, err := s.parseDeliv(ad, v, p)
 			if err != nil {
 				return out, err
 			}
@@ -912,7 +928,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 		}
 	}
 	gid, seq := m.Group, m.Seq
-	dk := delivKey(gid, seq, p)
+	dk, ad := delivKeyAD(gid, seq, p)
 	if m.Direction != Outgoing {
 		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
 	}
@@ -923,7 +939,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	if err != nil {
 		return GroupMessage{}, false, err
 	}
-	m.Members = []MemberDelivery{d}
+	m.Members = []MemberDelivery{d} // m is this call's copy: its Members are its own
 	if d.Status == StatusDelivered || d.Status == st || (st == StatusSent && d.Status == StatusQueued) {
 		return m, false, nil
 	}
@@ -936,8 +952,8 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 			return GroupMessage{}, false, err
 		}
 	}
-	m.Members = []MemberDelivery{d}
-	return m, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(dk, d))
+	m.Members[0] = d
+	return m, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(ad, d))
 }
 
 // groupMessageIn reads and decodes group message id, without its

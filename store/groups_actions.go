@@ -285,8 +285,9 @@ func (s Groups) SetGroupSent(copies []Copy, now time.Time) ([]Message, error) {
 	var todo []Copy
 	err := s.db.View(func(tx *bolt.Tx) error {
 		where := map[e2e.MessageID][]byte{} // gids entries, read once per message
+		idx := tx.Bucket(bktGIDs)           // opened once: a read-only tx opens a bucket anew at each tx.Bucket
 		for _, c := range copies {
-			st, err := s.copyStatus(tx, c, where)
+			st, err := s.copyStatus(tx, idx, c, where)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
@@ -323,11 +324,12 @@ func (s Groups) SetGroupSent(copies []Copy, now time.Time) ([]Message, error) {
 	return out, err
 }
 
-// copyStatus is the stored status of a group message's copy to c.Peer;
-// where holds the index entries (gids) read so far in tx.
-func (s Groups) copyStatus(tx *bolt.Tx, c Copy, where map[e2e.MessageID][]byte) (Status, error) {
+// copyStatus is the stored status of a group message's copy to c.Peer,
+// read through the bucket gids (idx, nil if missing); where holds the
+// index entries read so far.
+func (s Groups) copyStatus(tx *bolt.Tx, idx *bolt.Bucket, c Copy, where map[e2e.MessageID][]byte) (Status, error) {
 	v, ok := where[c.ID]
-	if idx := tx.Bucket(bktGIDs); !ok && idx != nil {
+	if !ok && idx != nil {
 		v = idx.Get(c.ID[:])
 		where[c.ID] = v
 	}

@@ -117,7 +117,7 @@ func BenchmarkDeliveryRecord(b *testing.B) {
 	defer s.Close()
 	g := s.Groups()
 	p := peer.ID("member")
-	k := delivKey(GroupID{1}, 7, p)
+	_, ad := delivKeyAD(GroupID{1}, 7, p)
 	d := MemberDelivery{Peer: p, Status: StatusDelivered, Delivered: time.UnixMilli(time.Now().UnixMilli())}
 	b.Run("clear (before)", func(b *testing.B) {
 		for b.Loop() {
@@ -130,7 +130,7 @@ func BenchmarkDeliveryRecord(b *testing.B) {
 	})
 	b.Run("sealed", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := g.parseDeliv(k, g.delivValue(k, d), p); err != nil {
+			if _, err := g.parseDeliv(ad, g.delivValue(ad, d), p); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -248,6 +248,9 @@ func (s *Store) SetStatuses(copies []Copy, st Status, now time.Time) ([]Message,
 			case err != nil:
 				return err
 			case changed:
+				if out == nil { // a group message's copies: mostly all change
+					out = make([]Message, 0, len(copies))
+				}
 				out = append(out, m)
 			}
 		}

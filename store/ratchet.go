@@ -31,7 +31,9 @@ var (
 	setPrefix = "set/"
 )
 
-func setKey(p peer.ID) []byte { return []byte(setPrefix + string(p)) }
+func setKey(p peer.ID) []byte {
+	return append(append(make([]byte, 0, len(setPrefix)+len(p)), setPrefix...), p...)
+}
 
 // Ratchet is new ratchet state to write; a nil encoding leaves that
 // record as it is.
@@ -120,6 +122,8 @@ func (s Ratchets) SaveRatchetWithGroupIncoming(r Ratchet, m *GroupMessage, now t
 	return isNew, err
 }
 
+// putRatchet seals r's encodings into the transaction: the caller may
+// reuse (and clear) their bytes once it returns.
 func (s Ratchets) putRatchet(tx *bolt.Tx, r Ratchet) error {
 	b := tx.Bucket(bktRatchet)
 	if r.Local != nil {

@@ -171,9 +171,13 @@ func (s *Store) checkKey(meta *bolt.Bucket) error {
 func (s *Store) Close() error { return s.db.Close() }
 
 func (s *Store) seal(plain, ad []byte) []byte {
-	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
-	rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, plain, ad)
+	// One allocation: nonce || plain, sealed in place (plain is copied
+	// in, so a caller's buffer for it can stay on its stack).
+	n := s.aead.NonceSize()
+	out := make([]byte, n+len(plain), n+len(plain)+s.aead.Overhead())
+	rand.Read(out[:n])
+	copy(out[n:], plain)
+	return s.aead.Seal(out[:n], out[:n], out[n:], ad)
 }
 
 func (s *Store) open(sealed, ad []byte) ([]byte, error) {

@@ -10,8 +10,9 @@
 // # State and crash safety
 //
 // There are two kinds of state, both immutable values serialized with
-// MarshalBinary and strictly decoded with UnmarshalLocalKeys and
-// UnmarshalSessionSet:
+// MarshalBinary (a SessionSet also with AppendBinary, into a caller's
+// buffer, which the caller clears) and strictly decoded with
+// UnmarshalLocalKeys and UnmarshalSessionSet:
 //
 //   - LocalKeys: one per identity. The identity-DH key, signed prekeys with
 //     their replay records, one-time prekeys.

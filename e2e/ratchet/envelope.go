@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -154,21 +155,23 @@ func associatedData(senderPID, recipientPID []byte, sender, recipient ed25519.Pu
 	return w.b
 }
 
-// sealHeader encrypts h under the header key hk: nonce(24) || AEAD(h).
-func sealHeader(hk *[32]byte, h *header, ad []byte) ([]byte, error) {
+// sealHeader encrypts h under the header key hk and appends nonce(24) ||
+// AEAD(h) to dst.
+func sealHeader(dst []byte, hk *[32]byte, h *header, ad []byte) ([]byte, error) {
 	aead, err := chacha20poly1305.NewX(hk[:])
 	if err != nil {
 		return nil, fmt.Errorf("ratchet: header cipher: %w", err)
 	}
-	out := make([]byte, xNonceSize, encHeaderSize)
-	if _, err := rand.Read(out); err != nil {
+	n := len(dst)
+	dst = slices.Grow(dst, encHeaderSize)[:n+xNonceSize+headerSize]
+	nonce, plain := dst[n:n+xNonceSize], dst[n+xNonceSize:]
+	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("ratchet: header nonce: %w", err)
 	}
-	var plain [headerSize]byte
-	copy(plain[:], h.dh[:])
+	copy(plain, h.dh[:])
 	binary.BigEndian.PutUint32(plain[32:], h.pn)
 	binary.BigEndian.PutUint32(plain[36:], h.n)
-	return aead.Seal(out, out[:xNonceSize], plain[:], ad), nil
+	return aead.Seal(dst[:n+xNonceSize], nonce, plain, ad), nil // in place
 }
 
 // openHeader decrypts an encrypted header with hk; ok is false when hk is
@@ -236,9 +239,9 @@ func payloadAEAD(mk *[32]byte) (cipher.AEAD, error) {
 	return aead, nil
 }
 
-// buildPrefix encodes version, type, session id and the initial part.
-func buildPrefix(id SessionID, initial []byte) []byte {
-	w := writer{b: make([]byte, 0, envelopePrefix+len(initial))}
+// appendPrefix appends version, type, session id and the initial part.
+func appendPrefix(b []byte, id SessionID, initial []byte) []byte {
+	w := writer{b: b}
 	w.u8(envelopeVersion)
 	if initial != nil {
 		w.u8(envelopeInitial)

@@ -2,20 +2,84 @@ package ratchet
 
 import (
 	"bytes"
-	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
 )
 
-// hkdfSHA256 is HKDF-SHA256 (RFC 5869); a nil salt means 32 zero bytes.
-func hkdfSHA256(secret, salt []byte, info string, n int) ([]byte, error) {
-	out, err := hkdf.Key(sha256.New, secret, salt, info, n)
-	if err != nil {
-		return nil, fmt.Errorf("ratchet: hkdf: %w", err)
+// The KDFs below compose HMAC-SHA256 (RFC 2104) from crypto/sha256 instead
+// of calling crypto/hmac and crypto/hkdf, which allocate a keyed state
+// (two digests, its pads and a saved copy of each) for every key: here
+// every key is used once or twice (a chain key, a message key, a root
+// key), so none of that state can be reused, and sealing one message cost
+// about 2 KB of garbage in the KDFs alone. hmacSHA256 keeps its state on
+// the stack: a seal allocates nothing in its KDFs. TestHMACMatchesStdlib
+// and TestHKDFMatchesStdlib compare both with crypto/hmac and crypto/hkdf
+// for many keys, inputs and lengths; the known-answer tests pin the KDFs.
+
+// hmacSHA256 sets out to HMAC-SHA256(key, the concatenation of msg),
+// without allocating.
+func hmacSHA256(out *[sha256.Size]byte, key []byte, msg ...[]byte) {
+	var k0 [sha256.BlockSize]byte // K0 of FIPS 198-1: the key, padded or hashed
+	if len(key) > sha256.BlockSize {
+		sum := sha256.Sum256(key)
+		copy(k0[:], sum[:])
+		clear(sum[:])
+	} else {
+		copy(k0[:], key)
 	}
-	return out, nil
+	for i := range k0 {
+		k0[i] ^= 0x36 // ipad
+	}
+	h := sha256.New()
+	h.Write(k0[:])
+	for _, m := range msg {
+		h.Write(m)
+	}
+	var inner [sha256.Size]byte
+	h.Sum(inner[:0])
+	for i := range k0 {
+		k0[i] ^= 0x36 ^ 0x5c // opad
+	}
+	h.Reset()
+	h.Write(k0[:])
+	h.Write(inner[:])
+	h.Sum(out[:0])
+	h.Reset()
+	clear(k0[:])
+	clear(inner[:])
 }
+
+// hkdfSHA256 fills out with HKDF-SHA256 (RFC 5869) of secret with salt and
+// info; a nil salt means 32 zero bytes (HMAC pads a shorter key with
+// zeros: the same key). It does not allocate.
+func hkdfSHA256(out, secret, salt, info []byte) error {
+	if len(out) > 255*sha256.Size {
+		return fmt.Errorf("ratchet: hkdf: %d bytes asked, at most %d", len(out), 255*sha256.Size)
+	}
+	var prk, t [sha256.Size]byte
+	hmacSHA256(&prk, salt, secret) // Extract
+	ctr := [1]byte{0}
+	prev := t[:0]
+	for len(out) > 0 { // Expand: T(i) = HMAC(PRK, T(i-1) || info || i)
+		ctr[0]++
+		hmacSHA256(&t, prk[:], prev, info, ctr[:])
+		out = out[copy(out, t[:]):]
+		prev = t[:]
+	}
+	clear(prk[:])
+	clear(t[:])
+	return nil
+}
+
+// The KDF labels as byte slices, so that passing them allocates nothing.
+var (
+	infoRoot        = []byte(labelRoot)
+	infoMessage     = []byte(labelMessage)
+	infoPQXDH       = []byte(labelPQXDH)
+	infoSessionInit = []byte(labelSessionInit)
+	kdfCKMessage    = []byte{0x01}
+	kdfCKChain      = []byte{0x02}
+)
 
 // split32 copies 32-byte keys out of b.
 func split32(b []byte, keys ...*[32]byte) {
@@ -29,23 +93,19 @@ func split32(b []byte, keys ...*[32]byte) {
 // with salt = root key, IKM = DH output, info = labelRoot, 96 bytes split
 // into the next root key, a chain key and a next header key.
 func kdfRK(rk *[32]byte, dhOut []byte) (root, chain, nextHeader [32]byte, err error) {
-	out, err := hkdfSHA256(dhOut, rk[:], labelRoot, 3*keySize)
-	if err != nil {
+	var out [3 * keySize]byte
+	if err := hkdfSHA256(out[:], dhOut, rk[:], infoRoot); err != nil {
 		return root, chain, nextHeader, err
 	}
-	split32(out, &root, &chain, &nextHeader)
+	split32(out[:], &root, &chain, &nextHeader)
 	return root, chain, nextHeader, nil
 }
 
 // kdfCK is KDF_CK: message key = HMAC-SHA256(ck, 0x01), next chain key =
 // HMAC-SHA256(ck, 0x02).
 func kdfCK(ck *[32]byte) (next, mk [32]byte) {
-	m := hmac.New(sha256.New, ck[:])
-	m.Write([]byte{0x01})
-	m.Sum(mk[:0])
-	m.Reset()
-	m.Write([]byte{0x02})
-	m.Sum(next[:0])
+	hmacSHA256(&mk, ck[:], kdfCKMessage)
+	hmacSHA256(&next, ck[:], kdfCKChain)
 	return next, mk
 }
 
@@ -55,12 +115,8 @@ func kdfCK(ck *[32]byte) (next, mk [32]byte) {
 // caller that seals twice from the same (rolled-back) state then reuses the
 // key but never a key-nonce pair.
 func messageAEADKey(mk *[32]byte) (key [32]byte, err error) {
-	out, err := hkdfSHA256(mk[:], nil, labelMessage, keySize)
-	if err != nil {
-		return key, err
-	}
-	split32(out, &key)
-	return key, nil
+	err = hkdfSHA256(key[:], mk[:], nil, infoMessage)
+	return key, err
 }
 
 // pqxdhKDF is the PQXDH KDF: HKDF-SHA256 with salt = 32 zero bytes, IKM =
@@ -74,13 +130,9 @@ func pqxdhKDF(dh1, dh2, dh3, dh4, ss []byte) ([32]byte, error) {
 	km = append(km, dh3...)
 	km = append(km, dh4...)
 	km = append(km, ss...)
-	out, err := hkdfSHA256(km, nil, labelPQXDH, keySize)
+	err := hkdfSHA256(sk[:], km, nil, infoPQXDH)
 	clear(km)
-	if err != nil {
-		return sk, err
-	}
-	split32(out, &sk)
-	return sk, nil
+	return sk, err
 }
 
 // sessionInitKeys expands a session secret SK (from PQXDH or a TLS seed)
@@ -88,11 +140,11 @@ func pqxdhKDF(dh1, dh2, dh3, dh4, ss []byte) ([32]byte, error) {
 // Ratchet with header encryption: HKDF-SHA256(IKM = SK, salt = 32 zero
 // bytes, info = labelSessionInit), 96 bytes = RK || HKa || NHKb.
 func sessionInitKeys(sk *[32]byte) (rk, hka, nhkb [32]byte, err error) {
-	out, err := hkdfSHA256(sk[:], nil, labelSessionInit, 3*keySize)
-	if err != nil {
+	var out [3 * keySize]byte
+	if err := hkdfSHA256(out[:], sk[:], nil, infoSessionInit); err != nil {
 		return rk, hka, nhkb, err
 	}
-	split32(out, &rk, &hka, &nhkb)
+	split32(out[:], &rk, &hka, &nhkb)
 	return rk, hka, nhkb, nil
 }
 
@@ -107,12 +159,8 @@ func seedSecret(exporter []byte, id SessionID, initiator, responder, ratchetPub 
 	w.vec16(initiator)
 	w.vec16(responder)
 	w.raw(ratchetPub)
-	out, err := hkdfSHA256(exporter, nil, string(w.b), keySize)
-	if err != nil {
-		return sk, err
-	}
-	split32(out, &sk)
-	return sk, nil
+	err := hkdfSHA256(sk[:], exporter, nil, w.b)
+	return sk, err
 }
 
 // signedMessage is what an identity key signs for one of its X25519 or

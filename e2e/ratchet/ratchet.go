@@ -114,15 +114,19 @@ func (s *session) encrypt(plaintext, adHead []byte) ([]byte, error) {
 	h := header{pn: s.pn, n: s.ns}
 	copy(h.dh[:], s.dhs.PublicKey().Bytes())
 	s.ns++
-	prefix := buildPrefix(s.id, s.initial)
-	ad := append(adHead, prefix...)
-	encHeader, err := sealHeader(&s.hks, &h, ad)
+	// The envelope is written in one buffer: prefix, then the header
+	// sealed after it, then the payload; adHead has room for the prefix
+	// and the sealed header, the payload's associated data.
+	out := make([]byte, 0, envelopePrefix+len(s.initial)+encHeaderSize+minPayloadSize+len(plaintext))
+	out = appendPrefix(out, s.id, s.initial)
+	n := len(out)
+	ad := append(adHead, out...)
+	out, err := sealHeader(out, &s.hks, &h, ad)
 	if err != nil {
+		clear(mk[:])
 		return nil, err
 	}
-	out := make([]byte, 0, len(prefix)+len(encHeader)+minPayloadSize+len(plaintext))
-	out = append(append(out, prefix...), encHeader...)
-	out, err = sealPayload(out, &mk, plaintext, append(ad, encHeader...))
+	out, err = sealPayload(out, &mk, plaintext, append(ad, out[n:]...))
 	clear(mk[:])
 	return out, err
 }

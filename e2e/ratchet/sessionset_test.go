@@ -149,6 +149,12 @@ func TestMarshalMidConversation(t *testing.T) {
 		if !bytes.Equal(mustMarshal(t, s), enc) {
 			t.Fatal("set does not re-encode identically")
 		}
+		if n := p.set.encodedSize(); n != len(enc) {
+			t.Fatalf("set encoded in %d bytes, its size computed as %d", len(enc), n)
+		}
+		if app, err := p.set.AppendBinary([]byte("head")); err != nil || !bytes.Equal(app, append([]byte("head"), enc...)) {
+			t.Fatalf("AppendBinary does not append the encoding (%v)", err)
+		}
 		kenc := mustMarshal(t, p.keys)
 		k, err := UnmarshalLocalKeys(kenc, p.priv)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 )
 
 const (
@@ -13,8 +14,15 @@ const (
 
 // MarshalBinary encodes the set, including every secret of its sessions.
 // The encoding is deterministic: equal states encode to equal bytes.
-func (s *SessionSet) MarshalBinary() ([]byte, error) {
-	w := writer{}
+func (s *SessionSet) MarshalBinary() ([]byte, error) { return s.AppendBinary(nil) }
+
+// AppendBinary appends the set's encoding (MarshalBinary's) to b and
+// returns the extended slice (encoding.BinaryAppender): a caller that
+// encodes many sets can reuse one buffer. The encoding holds every secret
+// of the set: clear the buffer when done. b grows (once) before anything
+// is written, so an array it leaves behind holds no part of the encoding.
+func (s *SessionSet) AppendBinary(b []byte) ([]byte, error) {
+	w := writer{b: slices.Grow(b, s.encodedSize())}
 	w.u8(stateTagSet)
 	w.u8(stateVersion)
 	w.vec16(s.localPID)
@@ -26,6 +34,30 @@ func (s *SessionSet) MarshalBinary() ([]byte, error) {
 		x.marshal(&w)
 	}
 	return w.b, nil
+}
+
+// encodedSize is the length of MarshalBinary's encoding.
+func (s *SessionSet) encodedSize() int {
+	n := 2 + 2 + len(s.localPID) + 2 + len(s.remotePID) + len(s.local) + len(s.remote) + 2
+	for _, x := range s.sessions {
+		n += x.encodedSize()
+	}
+	return n
+}
+
+// encodedSize is the length of marshal's encoding.
+func (s *session) encodedSize() int {
+	n := sessionIDSize + 8 + keySize + keySize + 1 // id, last used, rk, dhs, flags
+	if s.hasCKs {
+		n += 2 * keySize
+	}
+	if s.hasCKr {
+		n += 2 * keySize
+	}
+	n += 2*keySize + 4*4 + 2 + len(s.initial) // nhks, nhkr, ns, nr, pn, discarded, initial
+	n += 2 + len(s.retired)*(keySize+4+4)
+	n += 2 + len(s.skipped)*(keySize+4+keySize+8)
+	return n
 }
 
 func (s *session) marshal(w *writer) {
