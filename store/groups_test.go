@@ -381,8 +381,8 @@ func TestGroupSendWritesNoSendingRecords(t *testing.T) {
 	}
 	poke(t, s, nil, seqKeyIn(id, old.Seq), bktGMembers)
 	for _, p := range members[:2] {
-		k := delivKey(id, old.Seq, p)
-		poke(t, s, s.Groups().delivValue(k, MemberDelivery{Peer: p, Status: StatusSending}), k, bktGDeliv)
+		k, ad := delivKeyAD(id, old.Seq, p)
+		poke(t, s, s.Groups().delivValue(ad, MemberDelivery{Peer: p, Status: StatusSending}), k, bktGDeliv)
 	}
 	if _, _, err := g.SetGroupStatus(old.ID, members[1], StatusDelivered, now); err != nil {
 		t.Fatal(err)
