@@ -337,6 +337,7 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 	t := time.NewTimer(workerIdle) // the worker's one timer, reset for each wait
 	defer t.Stop()
 	var buf []store.Message // the outbox as of this round, reused
+	var bufs writeBufs
 	// quiet: the last wait, after writing, ran its course: nothing came
 	// for workerIdle.
 	quiet := false
@@ -384,7 +385,7 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 			continue
 		}
 		backoff = o.cfg.RetryMin
-		sealed, held := o.write(cs, msgs)
+		sealed, held := o.write(cs, msgs, &bufs)
 		o.hold(p, held, acks)
 		if !sealed {
 			o.sleepOn(t, unsealed.wait(o.sessions, cs), kick, cs.done)
@@ -487,8 +488,11 @@ func (o *outbox) notQueued(p peer.ID, err error) {
 // that sealed it is on disk, and the message itself was stored by Send.
 // It reports false (sealed) if there was no ratchet session to seal with,
 // and whether it held messages back because the send window is full.
-func (o *outbox) write(cs *chatSession, msgs []store.Message) (sealed, held bool) {
-	batch, pts, held := o.batch(cs, msgs)
+// b holds the worker's slices, reused from round to round.
+func (o *outbox) write(cs *chatSession, msgs []store.Message, b *writeBufs) (sealed, held bool) {
+	defer b.reset()
+	batch, pts, held := o.batch(cs, msgs, b.batch[:0], b.pts[:0])
+	b.batch, b.pts = batch, pts
 	if len(batch) == 0 {
 		return true, held
 	}
@@ -498,8 +502,7 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) (sealed, held bool
 		// The first message that could not be sealed will not be later.
 		o.fail(batch[len(envs)], err)
 	}
-	var written []e2e.MessageID
-	var groupSent []store.Message
+	written, groupSent := b.written[:0], b.groupSent[:0]
 	for i, env := range envs {
 		m := batch[i]
 		cs.markSent(m.ID, o.cfg.Now())
@@ -521,17 +524,35 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) (sealed, held bool
 	}
 	o.markSent(cs.peer, written)
 	o.groupCopiesSent(cs.peer, groupSent)
+	b.written, b.groupSent = written, groupSent
 	return !noSession, held
+}
+
+// writeBufs are a worker's slices for write, reused from round to round:
+// a group message costs each member's worker no allocation for them.
+type writeBufs struct {
+	batch     []store.Message
+	pts       [][]byte
+	written   []e2e.MessageID
+	groupSent []store.Message
+}
+
+// reset empties b, dropping what its slices refer to (bodies,
+// plaintexts) until the next round.
+func (b *writeBufs) reset() {
+	clear(b.batch)
+	clear(b.pts)
+	clear(b.groupSent)
+	b.batch, b.pts, b.written, b.groupSent = b.batch[:0], b.pts[:0], b.written[:0], b.groupSent[:0]
 }
 
 // batch picks the messages to write on cs now and their plaintexts: those
 // not written on it yet, while the unacknowledged ones fit in the window;
-// held says that the window kept some back.
-func (o *outbox) batch(cs *chatSession, msgs []store.Message) ([]store.Message, [][]byte, bool) {
+// held says that the window kept some back. They are appended to batch
+// and pts.
+func (o *outbox) batch(cs *chatSession, msgs []store.Message, batch []store.Message, pts [][]byte) ([]store.Message, [][]byte, bool) {
 	cs.pruneSent(msgs)
 	inflight := 0
-	var batch []store.Message
-	var pts [][]byte
 	for _, m := range msgs {
 		if cs.wasSent(m.ID) {
 			inflight += len(m.Body)
