@@ -48,6 +48,14 @@ func (c *core) emitError(p peer.ID, err error) {
 func (c *core) sleep(d time.Duration, wake ...<-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	return c.sleepOn(t, d, wake...)
+}
+
+// sleepOn is sleep on a timer the caller keeps (one per goroutine that
+// sleeps often, rather than one per wait): t is reset to d, and left
+// running when the wait ends early (the next Reset discards it).
+func (c *core) sleepOn(t *time.Timer, d time.Duration, wake ...<-chan struct{}) bool {
+	t.Reset(d)
 	var w0, w1 <-chan struct{}
 	if len(wake) > 0 {
 		w0 = wake[0]

@@ -153,7 +153,8 @@ type groupSentQueue struct {
 }
 
 // groupCopiesSent records and reports group copies written to a live
-// session: after groupSentDelay (1 s), those of every member in one read and,
+// session: after groupSentDelay (1 s), those of every member that their
+// workers still hold unacknowledged (outbox.unacked), in one read and,
 // if any is still not delivered, one transaction (store.SetGroupSent).
 // Recording one late, or not at all when the node stops first, is safe:
 // a copy not delivered stays in the outbox and is written again, and a
@@ -186,6 +187,12 @@ func (o *outbox) recordSent() {
 		q.mu.Unlock()
 		if len(batch) == 0 {
 			return
+		}
+		// The workers know which copies are still unacknowledged: those
+		// whose receipts came (on live sessions, mostly all) need no read
+		// of the store.
+		if batch = o.unacked(batch); len(batch) == 0 {
+			continue
 		}
 		changed, err := o.store.Groups().SetGroupSent(batch, o.cfg.Now())
 		if err != nil {

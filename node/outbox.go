@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
@@ -30,6 +31,13 @@ import (
 // other change (a group action, a changed status) makes it read the store
 // again. The store stays the truth: it is what a restart reads, and what
 // the worker checks before it ends.
+//
+// A receipt wakes the worker only when it holds messages back because the
+// send window is full (held): otherwise there is nothing the receipt lets
+// it write, and the worker, waiting on its one timer, looks again at most
+// workerIdle later (for a stalled session, and to end once nothing is
+// pending). Per group message and member that is one wake-up (the push),
+// not two.
 
 // outbox owns the per-peer outbox workers. mu guards workers and each
 // outboxWorker in it; it is taken by whoever kicks (read loops, libp2p's
@@ -46,6 +54,8 @@ type outbox struct {
 	workers map[peer.ID]*outboxWorker
 
 	sent groupSentQueue // group copies written, to record as sent (groups_seal.go)
+
+	rounds atomic.Uint64 // the workers' rounds, all peers together (for tests)
 }
 
 // outboxWorker is one peer's worker state.
@@ -65,6 +75,13 @@ type outboxWorker struct {
 	fresh   bool
 	reading bool
 	gen     uint64
+
+	// held: the worker's last round left messages unwritten because the
+	// send window was full, so a receipt wakes it. acks counts the
+	// receipts taken out of pending, for a round that decides it is held
+	// while one comes.
+	held bool
+	acks uint64
 }
 
 // stale makes the worker read its outbox from the store again.
@@ -179,30 +196,47 @@ func (o *outbox) push(p peer.ID, m store.Message) {
 
 // outbox returns p's outbox: the worker's copy if it is fresh, else what
 // the store holds, which becomes the worker's copy unless something
-// changed during the read.
-func (o *outbox) outbox(p peer.ID) ([]store.Message, error) {
+// changed during the read. The worker's copy is copied into buf (the
+// worker's own, reused from round to round). acks is the count of
+// receipts taken out of the copy so far (outboxWorker.acks).
+func (o *outbox) outbox(p peer.ID, buf []store.Message) (msgs []store.Message, acks uint64, err error) {
 	o.mu.Lock()
 	w := o.worker(p)
 	if w.fresh {
-		msgs := slices.Clone(w.pending)
+		msgs, acks = append(buf[:0], w.pending...), w.acks
 		o.mu.Unlock()
-		return msgs, nil
+		return msgs, acks, nil
 	}
 	w.reading = true
 	gen := w.gen
 	o.mu.Unlock()
-	msgs, err := o.store.Outbox(p)
+	msgs, err = o.store.Outbox(p)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	w.reading = false
 	if err == nil && w.gen == gen {
 		w.pending, w.fresh = slices.Clone(msgs), true
 	}
-	return msgs, err
+	return msgs, w.acks, err
+}
+
+// hold records whether p's worker left messages unwritten because the
+// send window is full, so that receipts wake it. A receipt taken since
+// the worker read its outbox (acks) may have seen it not held: then it
+// wakes itself.
+func (o *outbox) hold(p peer.ID, held bool, acks uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w := o.worker(p)
+	w.held = held
+	if held && w.acks != acks {
+		signal(w.kick)
+	}
 }
 
 // acked takes messages p acknowledged (recorded as delivered) out of its
-// worker's copy of the outbox, and wakes it: the send window opened.
+// worker's copy of the outbox, and wakes it if it holds messages back for
+// the send window, which opened.
 func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) {
 	o.mu.Lock()
 	w, ok := o.workers[p]
@@ -213,10 +247,30 @@ func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) {
 	}
 	defer o.mu.Unlock()
 	w.pending = slices.DeleteFunc(w.pending, func(m store.Message) bool { return slices.Contains(ids, m.ID) })
+	w.acks++
 	if w.reading {
 		w.gen++ // the read may hold them still
 	}
-	signal(w.kick)
+	if w.held {
+		w.held = false
+		signal(w.kick)
+	}
+}
+
+// unacked returns the copies that may still wait for their receipts:
+// those their worker's fresh copy of the outbox holds, and any whose
+// worker has no fresh copy (the store decides). A copy that a fresh copy
+// does not hold has left the outbox: delivered, failed or deleted.
+func (o *outbox) unacked(copies []store.Copy) []store.Copy {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.DeleteFunc(copies, func(c store.Copy) bool {
+		w, ok := o.workers[c.Peer]
+		if !ok || !w.fresh || w.reading {
+			return false
+		}
+		return !slices.ContainsFunc(w.pending, func(m store.Message) bool { return m.ID == c.ID })
+	})
 }
 
 // groupCopy reports whether p's worker holds id, a group message's copy,
@@ -280,28 +334,42 @@ func (o *outbox) stop(p peer.ID) bool {
 func (o *outbox) run(p peer.ID, kick chan struct{}) {
 	backoff := o.cfg.RetryMin
 	var unsealed seedAsk
+	t := time.NewTimer(workerIdle) // the worker's one timer, reset for each wait
+	defer t.Stop()
+	var buf []store.Message // the outbox as of this round, reused
+	var bufs writeBufs
+	// quiet: the last wait, after writing, ran its course: nothing came
+	// for workerIdle.
+	quiet := false
 	for o.ctx.Err() == nil {
-		msgs, err := o.outbox(p)
+		o.rounds.Add(1)
+		msgs, acks, err := o.outbox(p, buf)
+		if err == nil {
+			buf = msgs
+		}
 		if err != nil {
 			o.log.Error("read outbox", "peer", p, "err", err)
 		}
 		if len(msgs) == 0 && err == nil {
 			// Nothing waits: stay a while for the next message (a
 			// group's next copy comes without a new goroutine or a read
-			// of the store), then end unless one arrived meanwhile.
-			if o.sleep(workerIdle, kick) && o.stop(p) {
+			// of the store), then end unless one arrived meanwhile. A
+			// worker that waited as long after its last write ends now.
+			if (quiet || o.sleepOn(t, workerIdle, kick)) && o.stop(p) {
 				return
 			}
+			quiet = false
 			continue
 		}
+		quiet = false
 		if len(msgs) == 0 {
 			// Pending but unreadable: never spin.
-			o.sleep(jitter(backoff), kick)
+			o.sleepOn(t, jitter(backoff), kick)
 			backoff = min(2*backoff, o.cfg.RetryMax)
 			continue
 		}
 		if err := o.book.mayMessageSince(p, time.Now().Add(-trustRecheck)); err != nil {
-			o.sleep(o.cfg.RetryMax, kick) // until the user decides
+			o.sleepOn(t, o.cfg.RetryMax, kick) // until the user decides
 			continue
 		}
 		cs, err := o.sessions.get(o.ctx, p)
@@ -311,18 +379,25 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 			// Only a retry that came due grows the wait: a new message or
 			// a sign of the peer (a kick) tries again without pushing the
 			// next retry further out.
-			if o.sleep(jitter(backoff), kick) {
+			if o.sleepOn(t, jitter(backoff), kick) {
 				backoff = min(2*backoff, o.cfg.RetryMax)
 			}
 			continue
 		}
 		backoff = o.cfg.RetryMin
-		if !o.write(cs, msgs) {
-			o.sleep(unsealed.wait(o.sessions, cs), kick, cs.done)
+		sealed, held := o.write(cs, msgs, &bufs)
+		o.hold(p, held, acks)
+		if !sealed {
+			o.sleepOn(t, unsealed.wait(o.sessions, cs), kick, cs.done)
 			continue
 		}
 		unsealed = seedAsk{}
-		if o.sleep(o.cfg.ResendAfter, kick, cs.done) {
+		// Receipts do not wake the worker unless it is held, so it looks
+		// again every workerIdle (or sooner if ResendAfter is shorter):
+		// to end once everything is acknowledged, and to see whether a
+		// receipt is overdue (unstall checks ResendAfter itself).
+		if o.sleepOn(t, min(workerIdle, o.cfg.ResendAfter), kick, cs.done) {
+			quiet = true
 			o.unstall(cs)
 		}
 	}
@@ -361,7 +436,7 @@ func (a *seedAsk) wait(t *sessions, cs *chatSession) time.Duration {
 // stored already (by message ID). A receipt that is merely slow costs a
 // new session and nothing else.
 func (o *outbox) unstall(cs *chatSession) {
-	pending, err := o.store.Outbox(cs.peer)
+	pending, _, err := o.outbox(cs.peer, nil)
 	if err != nil || !cs.stalled(pending, o.cfg.Now().Add(-o.cfg.ResendAfter)) {
 		return
 	}
@@ -411,11 +486,15 @@ func (o *outbox) notQueued(p peer.ID, err error) {
 // transaction: two fsyncs per batch instead of two per message.
 // Durability is unchanged: each envelope leaves after the ratchet state
 // that sealed it is on disk, and the message itself was stored by Send.
-// It reports false if there was no ratchet session to seal with.
-func (o *outbox) write(cs *chatSession, msgs []store.Message) bool {
-	batch, pts := o.batch(cs, msgs)
+// It reports false (sealed) if there was no ratchet session to seal with,
+// and whether it held messages back because the send window is full.
+// b holds the worker's slices, reused from round to round.
+func (o *outbox) write(cs *chatSession, msgs []store.Message, b *writeBufs) (sealed, held bool) {
+	defer b.reset()
+	batch, pts, held := o.batch(cs, msgs, b.batch[:0], b.pts[:0])
+	b.batch, b.pts = batch, pts
 	if len(batch) == 0 {
-		return true
+		return true, held
 	}
 	envs, err := o.rk.sealBatch(cs.peer, batch, pts)
 	noSession := errors.Is(err, ratchet.ErrNoSession) // a seed wakes the worker
@@ -423,8 +502,7 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) bool {
 		// The first message that could not be sealed will not be later.
 		o.fail(batch[len(envs)], err)
 	}
-	var written []e2e.MessageID
-	var groupSent []store.Message
+	written, groupSent := b.written[:0], b.groupSent[:0]
 	for i, env := range envs {
 		m := batch[i]
 		cs.markSent(m.ID, o.cfg.Now())
@@ -446,23 +524,42 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message) bool {
 	}
 	o.markSent(cs.peer, written)
 	o.groupCopiesSent(cs.peer, groupSent)
-	return !noSession
+	b.written, b.groupSent = written, groupSent
+	return !noSession, held
+}
+
+// writeBufs are a worker's slices for write, reused from round to round:
+// a group message costs each member's worker no allocation for them.
+type writeBufs struct {
+	batch     []store.Message
+	pts       [][]byte
+	written   []e2e.MessageID
+	groupSent []store.Message
+}
+
+// reset empties b, dropping what its slices refer to (bodies,
+// plaintexts) until the next round.
+func (b *writeBufs) reset() {
+	clear(b.batch)
+	clear(b.pts)
+	clear(b.groupSent)
+	b.batch, b.pts, b.written, b.groupSent = b.batch[:0], b.pts[:0], b.written[:0], b.groupSent[:0]
 }
 
 // batch picks the messages to write on cs now and their plaintexts: those
-// not written on it yet, while the unacknowledged ones fit in the window.
-func (o *outbox) batch(cs *chatSession, msgs []store.Message) ([]store.Message, [][]byte) {
+// not written on it yet, while the unacknowledged ones fit in the window;
+// held says that the window kept some back. They are appended to batch
+// and pts.
+func (o *outbox) batch(cs *chatSession, msgs []store.Message, batch []store.Message, pts [][]byte) ([]store.Message, [][]byte, bool) {
 	cs.pruneSent(msgs)
 	inflight := 0
-	var batch []store.Message
-	var pts [][]byte
 	for _, m := range msgs {
 		if cs.wasSent(m.ID) {
 			inflight += len(m.Body)
 			continue
 		}
 		if inflight > 0 && inflight+len(m.Body) > sendWindow {
-			break // receipts will wake the worker
+			return batch, pts, true // receipts will wake the worker
 		}
 		if o.rk.hasSealed(cs.peer, m.ID) { // sealed when it was stored
 			inflight += len(m.Body)
@@ -477,7 +574,7 @@ func (o *outbox) batch(cs *chatSession, msgs []store.Message) ([]store.Message, 
 		inflight += len(m.Body)
 		batch, pts = append(batch, m), append(pts, pt)
 	}
-	return batch, pts
+	return batch, pts, false
 }
 
 // acknowledged records receipts, from any peers, in one transaction:

@@ -103,7 +103,7 @@ func TestOutboxCopyFollowsGroupDeletion(t *testing.T) {
 	var kept, stored []e2e.MessageID
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
-		held, err := alice.out.outbox(bob.ID()) // what the worker writes next
+		held, _, err := alice.out.outbox(bob.ID(), nil) // what the worker writes next
 		if err != nil {
 			t.Fatal(err)
 		}
