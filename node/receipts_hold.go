@@ -84,8 +84,8 @@ func (t *receiptHolds) hold(cs *chatSession, id e2e.MessageID, size int) {
 			h.mu.Unlock()
 			return
 		}
-		// The node is closing: Close writes what sessions hold, and
-		// this one too (it may have passed this session already).
+		// The node is closing, and Close may have passed this session
+		// already: written now.
 	}
 	ids := h.take()
 	h.mu.Unlock()
