@@ -251,6 +251,9 @@ type Receipt struct {
 	Status ReceiptStatus
 }
 
+// receiptLen is the size of a receipt payload.
+const receiptLen = 16 + 1
+
 // Marshal encodes the receipt payload.
 func (r Receipt) Marshal() []byte {
 	return append(bytes.Clone(r.ID[:]), byte(r.Status))
@@ -258,7 +261,7 @@ func (r Receipt) Marshal() []byte {
 
 // ParseReceipt decodes a receipt payload strictly.
 func ParseReceipt(p []byte) (Receipt, error) {
-	if len(p) != 17 {
+	if len(p) != receiptLen {
 		return Receipt{}, fmt.Errorf("%w: receipt of %d bytes", ErrMalformed, len(p))
 	}
 	r := Receipt{Status: ReceiptStatus(p[16])}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ type Session struct {
 
 	mu         sync.Mutex
 	closed     bool
+	sendClosed bool // our close frame went (CloseSend or CloseWith)
 	peerClosed bool
 	closeCode  CloseCode
 	closeText  string
@@ -123,7 +125,7 @@ func (s *Session) ExportKeyingMaterial(label string, context []byte, length int)
 func (s *Session) Send(t FrameType, payload []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if s.isClosed() {
+	if s.sendDone() {
 		return ErrClosed
 	}
 	buf := getBuffer()
@@ -133,8 +135,14 @@ func (s *Session) Send(t FrameType, payload []byte) error {
 		return err
 	}
 	*buf = frame
+	return s.writeLocked(*buf)
+}
+
+// writeLocked writes encoded frames: one TLS write, whose records go to
+// the stream in one write. Callers hold wmu.
+func (s *Session) writeLocked(frames []byte) error {
 	s.nc.startGather()
-	_, err = s.tc.Write(*buf)
+	_, err := s.tc.Write(frames)
 	if ferr := s.nc.flush(); err == nil {
 		err = ferr
 	}
@@ -155,6 +163,33 @@ func (s *Session) SendText(t Text) error {
 
 // SendReceipt acknowledges a message.
 func (s *Session) SendReceipt(r Receipt) error { return s.Send(FrameReceipt, r.Marshal()) }
+
+// SendReceipts acknowledges several messages in one write: the same
+// receipt frames SendReceipt writes, one per receipt and in order, sealed
+// in one TLS write (one record while they fit in 16 KiB) that goes to the
+// stream in one write. The peer reads them as separate receipts. Either
+// all of them are written or the session is broken.
+func (s *Session) SendReceipts(rs []Receipt) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.sendDone() {
+		return ErrClosed
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
+	b := (*buf)[:0]
+	for _, r := range rs {
+		b = append(b, byte(FrameReceipt))
+		b = binary.BigEndian.AppendUint32(b, receiptLen)
+		b = append(b, r.ID[:]...)
+		b = append(b, byte(r.Status))
+	}
+	*buf = b
+	return s.writeLocked(b)
+}
 
 // Receive reads the next frame the application must handle. The payload
 // is valid until the next call to Receive, which reuses its memory (as
@@ -215,7 +250,8 @@ func (s *Session) SetWriteDeadline(t time.Time) error { return s.tc.SetWriteDead
 // Close ends the session properly: a close frame, then TLS close_notify.
 func (s *Session) Close() error { return s.CloseWith(CloseNormal, "") }
 
-// CloseWith ends the session with a code and reason for the peer.
+// CloseWith ends the session with a code and reason for the peer (unless
+// CloseSend sent them already), then releases the stream.
 func (s *Session) CloseWith(code CloseCode, reason string) error {
 	s.mu.Lock()
 	if s.closed {
@@ -223,14 +259,19 @@ func (s *Session) CloseWith(code CloseCode, reason string) error {
 		return nil
 	}
 	s.closed = true
+	sent := s.sendClosed
+	s.sendClosed = true
 	s.mu.Unlock()
-	buf, _ := AppendFrame(nil, FrameClose, marshalClose(code, reason))
-	// The deadline first: it also ends a Send blocked on a peer that
-	// stopped reading, which holds wmu.
-	s.tc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	s.wmu.Lock()
-	_, werr := s.tc.Write(buf)
-	s.wmu.Unlock()
+	var werr error
+	if !sent {
+		buf, _ := AppendFrame(nil, FrameClose, marshalClose(code, reason))
+		// The deadline first: it also ends a Send blocked on a peer that
+		// stopped reading, which holds wmu.
+		s.tc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		s.wmu.Lock()
+		_, werr = s.tc.Write(buf)
+		s.wmu.Unlock()
+	}
 	if err := s.tc.Close(); err != nil && werr == nil {
 		werr = err
 	}
@@ -240,10 +281,46 @@ func (s *Session) CloseWith(code CloseCode, reason string) error {
 	return nil
 }
 
+// CloseSend ends our side properly — a close frame with code and reason,
+// then TLS close_notify — and leaves the session open for reading: what
+// the peer sent before its own close frame still arrives, and Receive
+// returns io.EOF after that frame. A peer that reads our close frame
+// answers with its own, which proves it read everything before it. Send
+// fails with ErrClosed from now on; Close or CloseWith releases the
+// stream.
+func (s *Session) CloseSend(code CloseCode, reason string) error {
+	s.mu.Lock()
+	if s.sendClosed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.sendClosed = true
+	s.mu.Unlock()
+	buf, _ := AppendFrame(nil, FrameClose, marshalClose(code, reason))
+	s.tc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	s.wmu.Lock()
+	_, err := s.tc.Write(buf)
+	if err == nil {
+		err = s.tc.CloseWrite()
+	}
+	s.wmu.Unlock()
+	if err != nil {
+		return s.ioError(err)
+	}
+	return nil
+}
+
 func (s *Session) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
+}
+
+// sendDone reports whether our close frame went: nothing more is sent.
+func (s *Session) sendDone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sendClosed
 }
 
 func (s *Session) peerDone() bool {

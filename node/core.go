@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
@@ -15,8 +16,8 @@ import (
 )
 
 // core is what every part of the node shares. It is set up by New and
-// never changes after, so it needs no lock; each field is safe for
-// concurrent use on its own.
+// never changes after (but for the counter receiptWrites, atomic), so it
+// needs no lock; each field is safe for concurrent use on its own.
 type core struct {
 	cfg    Config
 	log    *slog.Logger
@@ -30,6 +31,11 @@ type core struct {
 	events *broker
 	work   *workers
 	ctx    context.Context // cancelled by Close
+
+	// receiptWrites counts the writes of stored receipts on live
+	// sessions, one receipt or several held together (tests and
+	// BenchmarkGroupSend read it).
+	receiptWrites atomic.Int64
 }
 
 func (c *core) emit(e Event) {

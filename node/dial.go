@@ -246,6 +246,6 @@ func (t *sessions) upgrade(p peer.ID) {
 	}
 	t.log.Info("chat moved to a direct connection", "peer", p)
 	for _, cs := range relayed {
-		cs.s.CloseWith(e2e.CloseGoingAway, "moved to a direct connection")
+		t.held.closeSession(cs, e2e.CloseGoingAway, "moved to a direct connection") // held receipts first
 	}
 }

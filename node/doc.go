@@ -21,6 +21,7 @@
 //	ratchetKeys   ratchet.go    the Double Ratchet state, committed with the store
 //	outbox        outbox.go     one worker per peer with pending messages, holding its outbox in memory
 //	receiptQueue  receipts.go   receipts read and not yet recorded
+//	receiptHolds  receipts_hold.go  receipts of group envelopes held per session (chatSession.held) to be written together
 //	groupSentQueue groups_seal.go group copies written to live sessions, not yet recorded as sent (of outbox)
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
 //	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go); API: Node.Files
@@ -45,7 +46,8 @@
 // workers.goDo, so Close waits for all of them: one read loop per live
 // session and a direct-connection try for relayed ones; one outbox worker
 // per peer with pending messages (it stays workerIdle after the last);
-// one receipt drainer while receipts wait; one recorder of group copies
+// one receipt drainer while receipts wait; one waiter per session holding
+// receipts to write (receipts_hold.go); one recorder of group copies
 // written (as sent, a second later) while some wait;
 // one reservation keeper and one mailbox loop per relay (those of a relay
 // dropped end); one mDNS handshake per peer found and the LAN address watcher that
@@ -63,7 +65,7 @@
 // another while holding its own lock, with these exceptions, which are the
 // whole lock order (a lock may be held while taking those to its right):
 //
-//	receiptQueue.mu, outbox.mu, groupSentQueue.mu, transfers.mu  →  workers.mu
+//	receiptQueue.mu, receiptHold.mu, outbox.mu, groupSentQueue.mu, transfers.mu  →  workers.mu
 //	Groups.postMu               →  ratchetKeys.mu, outbox.mu
 //	outbox.mu, ratchetKeys.mu   →  the store (bbolt's own locks)
 //	broker.mu                   →  Subscription.mu

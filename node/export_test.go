@@ -1,6 +1,8 @@
 package node
 
 import (
+	"time"
+
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -53,3 +55,23 @@ func (n *Node) HeldForTest() int {
 	defer n.groups.held.mu.Unlock()
 	return n.groups.held.count
 }
+
+// ReceiptWritesForTest is how many writes of stored receipts the node
+// made on live sessions: one per receipt written at once, one per batch
+// of held receipts.
+func (n *Node) ReceiptWritesForTest() int64 { return n.receiptWrites.Load() }
+
+// HeldReceiptsForTest is how many receipts p's live sessions hold.
+func (n *Node) HeldReceiptsForTest(p peer.ID) int {
+	k := 0
+	for _, cs := range n.sessions.ofPeer(p) {
+		cs.held.mu.Lock()
+		k += len(cs.held.ids)
+		cs.held.mu.Unlock()
+	}
+	return k
+}
+
+// SetReceiptHoldForTest sets how long receipts are held from now on (0:
+// receiptHoldFor).
+func (n *Node) SetReceiptHoldForTest(d time.Duration) { n.sessions.held.holdFor.Store(int64(d)) }

@@ -80,6 +80,9 @@ func (t *sessions) receiveEnvelope(cs *chatSession, env []byte) error {
 		t.emitError(cs.peer, fmt.Errorf("a message from %s could not be opened and was dropped: %w", identity.ShortID(cs.peer), err))
 		return nil
 	}
+	if res.grp != nil {
+		res.grp.live = len(env) // its receipt may be held (receipts_hold.go)
+	}
 	t.delivered(cs.peer, res, cs)
 	return nil
 }

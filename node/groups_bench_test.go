@@ -232,6 +232,14 @@ func benchGroup(b *testing.B, members int) {
 		sender.do("ok", "profile")
 	}
 
+	receiptWrites := func() (n int64) {
+		for _, tn := range nodes {
+			n += tn.ReceiptWritesForTest()
+		}
+		return n
+	}
+	writes0 := receiptWrites()
+
 	lat := make([]time.Duration, 0, b.N)
 	var ru0, ru1 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
@@ -248,6 +256,7 @@ func benchGroup(b *testing.B, members int) {
 	elapsed := time.Since(start)
 	sender.do("quiet", "quiet") // every receipt recorded: its cost counts
 	b.StopTimer()
+	writes1 := receiptWrites()
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	if profile {
 		sender.do("ok", "profile")
@@ -262,6 +271,7 @@ func benchGroup(b *testing.B, members int) {
 	b.ReportMetric(float64(u1.alloc-u0.alloc)/1024/float64(b.N), "sender-alloc-KiB/msg")
 	b.ReportMetric(perMsg(time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())), "members-cpu-ms/msg")
 	b.ReportMetric(perMsg(call), "send-call-ms")
+	b.ReportMetric(float64(writes1-writes0)/float64(b.N), "member-receipt-writes/msg")
 	if syncs >= 0 {
 		b.ReportMetric(float64(syncs)/float64(b.N), "sender-fsyncs/msg")
 	}

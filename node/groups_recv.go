@@ -18,6 +18,10 @@ type groupOpened struct {
 	refused error             // a group message that was not accepted, and why
 	held    bool              // msg's sender is not known as a member yet: hold it
 	changes *e2e.GroupChanges // membership changes
+	// live is the envelope's size when it came on a live session: its
+	// receipt is then held to go with others (receipts_hold.go); 0 when
+	// it came through a mailbox, whose receipts go at once.
+	live int
 }
 
 // commitGroupMessage stores, with the new ratchet state, a group message
@@ -60,7 +64,8 @@ func (rk *ratchetKeys) commitGroupChanges(p peer.ID, w store.Ratchet, f *e2e.Fra
 }
 
 // groupDelivered reports what a group envelope carried, applies changes,
-// and acknowledges it.
+// and acknowledges it: held on cs with the receipts of other group
+// envelopes if it came on cs, else at once.
 func (t *sessions) groupDelivered(p peer.ID, g *groupOpened, cs *chatSession) {
 	switch {
 	case g.changes != nil:
@@ -75,6 +80,10 @@ func (t *sessions) groupDelivered(p peer.ID, g *groupOpened, cs *chatSession) {
 		t.emitError(p, fmt.Errorf("a group message from %s was refused: %w", identity.ShortID(p), g.refused))
 	case g.msg != nil && g.isNew:
 		t.groups.reportIncoming(p, g.msg)
+	}
+	if g.live > 0 && cs != nil {
+		t.held.hold(cs, g.ack, g.live)
+		return
 	}
 	t.mail.sendReceipt(p, g.ack, cs)
 }

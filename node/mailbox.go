@@ -332,6 +332,7 @@ func isRatchetError(err error) bool {
 // the message again when it reaches us, and that copy is acknowledged.
 func (mb *mailboxes) sendReceipt(p peer.ID, id e2e.MessageID, cs *chatSession) {
 	if cs != nil {
+		mb.receiptWrites.Add(1)
 		if err := cs.s.SendReceipt(e2e.Receipt{ID: id, Status: e2e.ReceiptStored}); err == nil {
 			return
 		}

@@ -114,6 +114,7 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	s := n.sessions
 	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts, s.ind, s.dht = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts, n.ind, n.dht
 	s.groups = n.groups
+	s.held = &receiptHolds{core: c}
 	n.groups.held.ack = func(p peer.ID, id e2e.MessageID) { n.mail.sendReceipt(p, id, s.newest(p)) }
 	o := n.out
 	o.sessions, o.rk, o.mail, o.book = s, rk, n.mail, n.book
@@ -167,9 +168,7 @@ func (n *Node) Close() error {
 	}
 	n.lan.stop()
 	n.cancel()
-	for _, cs := range n.sessions.all() {
-		cs.s.CloseWith(e2e.CloseGoingAway, "shutting down")
-	}
+	n.sessions.held.closeAll(n.sessions.all()) // held receipts first
 	n.host.RemoveStreamHandler(e2e.ProtocolChat)
 	n.files.stop()
 	n.dht.close()

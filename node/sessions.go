@@ -29,6 +29,7 @@ type sessions struct {
 	files    *transfers
 	dht      *dhtNode
 	groups   *Groups
+	held     *receiptHolds
 
 	mu     sync.Mutex
 	byPeer map[peer.ID]*peerSessions
@@ -53,6 +54,8 @@ type chatSession struct {
 	mu      sync.Mutex
 	sent    map[e2e.MessageID]time.Time // written on this session, and when; guarded by mu
 	peerSet peerSettings                // what the peer takes part in; guarded by mu
+
+	held receiptHold // receipts of group envelopes to write together (receipts_hold.go)
 }
 
 // of returns p's entry, creating it. Callers hold mu.

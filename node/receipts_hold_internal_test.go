@@ -1,0 +1,27 @@
+package node
+
+import "testing"
+
+// TestReceiptHoldBelowTimers: a receipt held by a member (receipts_hold.go)
+// reaches the sender well before any of the sender's timers that a late
+// receipt sets off: the group copy's "sent" record (groupSentDelay), a
+// new ratchet session and the copies written again (ResendAfter), and the
+// send window never waits for held receipts.
+func TestReceiptHoldBelowTimers(t *testing.T) {
+	var cfg Config
+	cfg.defaults()
+	// Held, then gathered by the sender's receipt queue before recording.
+	late := receiptHoldFor + receiptGatherMax
+	if late*4 > groupSentDelay {
+		t.Errorf("a receipt can be %v late, too close to groupSentDelay (%v)", late, groupSentDelay)
+	}
+	if late*100 > cfg.ResendAfter {
+		t.Errorf("a receipt can be %v late, too close to ResendAfter (%v)", late, cfg.ResendAfter)
+	}
+	if receiptHoldBytes > sendWindow/4 {
+		t.Errorf("receipts are held for up to %d bytes of envelopes; the sender's window is %d", receiptHoldBytes, sendWindow)
+	}
+	if receiptHoldMax < 2 {
+		t.Errorf("receiptHoldMax %d holds nothing together", receiptHoldMax)
+	}
+}
