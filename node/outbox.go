@@ -257,6 +257,37 @@ func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) {
 	}
 }
 
+// ackedHeld takes group copies whose receipts came, and wait in the
+// receipt queue to be recorded with others (receipts.go), out of their
+// running workers' copies of the outbox, and wakes those that hold
+// messages back for the send window: the window opens when the receipt
+// comes, not when it is recorded. The store still holds them in the
+// outbox until it is: a worker that reads it meanwhile finds them
+// again, written on its session already, until acked takes them out.
+func (o *outbox) ackedHeld(acks []store.Copy) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, a := range acks {
+		w, ok := o.workers[a.Peer]
+		if !ok || !w.running {
+			continue
+		}
+		i := slices.IndexFunc(w.pending, func(m store.Message) bool { return m.ID == a.ID })
+		if i < 0 {
+			continue
+		}
+		w.pending = slices.Delete(w.pending, i, i+1)
+		w.acks++
+		if w.reading {
+			w.gen++ // the read may hold it still
+		}
+		if w.held {
+			w.held = false
+			signal(w.kick)
+		}
+	}
+}
+
 // unacked returns the copies that may still wait for their receipts:
 // those their worker's fresh copy of the outbox holds, and any whose
 // worker has no fresh copy (the store decides). A copy that a fresh copy

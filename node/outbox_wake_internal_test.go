@@ -152,3 +152,36 @@ func TestGroupSentSkipsAcknowledged(t *testing.T) {
 		}
 	}
 }
+
+// A group copy's receipt opens the send window when it comes, not when
+// the receipt queue records it (it holds group receipts up to
+// receiptGroupHold to record them together): sixteen group texts of
+// 30 KiB go out two at a time, and would take at least seven holds
+// without it.
+func TestGroupSendWindowOpensOnReceipt(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	bob := offNewNode(t, "bob", nil, true)
+	offLink(t, alice, bob)
+	id := offGroup(t, alice, bob)
+	const n = 16
+	body := strings.Repeat("x", 30<<10)
+	start := time.Now()
+	sent := map[e2e.MessageID]bool{}
+	for range n {
+		m, err := alice.Groups().Send(id, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent[m.ID] = true
+	}
+	for got := 0; got < n; got++ {
+		bob.offWait("the texts", func(e Event) bool {
+			return e.Kind == EventMessage && e.Message != nil && sent[e.Message.ID]
+		})
+	}
+	took, holds := time.Since(start), (n/2-1)*receiptGroupHold
+	t.Logf("%d texts of 30 KiB reached the member in %v", n, took)
+	if took >= holds {
+		t.Fatalf("%d group texts of 30 KiB took %v to reach the member, want under %v", n, took, holds)
+	}
+}
