@@ -185,3 +185,28 @@ func TestGroupSendWindowOpensOnReceipt(t *testing.T) {
 		t.Fatalf("%d group texts of 30 KiB took %v to reach the member, want under %v", n, took, holds)
 	}
 }
+
+// The receipt queue learns which receipts are for group copies, and the
+// workers take those out of their outboxes (the send window opens), in
+// one call: group copies first in the batch, 1:1 ones and copies no
+// worker holds left as they are.
+func TestTakeGroupCopies(t *testing.T) {
+	o := &outbox{workers: map[peer.ID]*outboxWorker{}}
+	p, other := peer.ID("member"), peer.ID("other")
+	w := o.worker(p)
+	w.running, w.fresh, w.held = true, true, true
+	g, d := store.Message{ID: e2e.MessageID{1}, Peer: p, Group: store.GroupID{9}}, store.Message{ID: e2e.MessageID{2}, Peer: p}
+	w.pending = []store.Message{g, d}
+	acks := []store.Copy{{Peer: p, ID: d.ID}, {Peer: other, ID: g.ID}, {Peer: p, ID: g.ID}}
+	if n := o.takeGroupCopies(acks); n != 1 || acks[0] != (store.Copy{Peer: p, ID: g.ID}) {
+		t.Fatalf("group copies: %d, %v; want 1, the group copy first", n, acks)
+	}
+	if len(w.pending) != 1 || w.pending[0].ID != d.ID {
+		t.Fatalf("the worker's outbox: %v, want the 1:1 message only", w.pending)
+	}
+	select {
+	case <-w.kick:
+	default:
+		t.Fatal("a worker held by its send window was not woken")
+	}
+}

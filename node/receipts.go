@@ -25,13 +25,12 @@ type receiptQueue struct {
 	done   <-chan struct{}                      // closed when the node closes (nil: never)
 	record func(acks []store.Copy)              // records a batch, in one transaction
 	seen   func(p peer.ID, ids []e2e.MessageID) // records a batch of seen receipts
-	// group reports whether p's copy id is a group message's copy, as
-	// far as p's outbox worker knows (nil: none is).
-	group func(p peer.ID, id e2e.MessageID) bool
-	// opened hands the outbox the group copies whose receipts the
-	// drainer holds for a later transaction, so that their send windows
-	// open now rather than when it is committed (nil: nothing to do).
-	opened func(acks []store.Copy)
+	// takeGroup moves the group messages' copies among acks to their
+	// front, as far as their outbox workers know, and reports how many;
+	// the workers take them out of their send windows now, since the
+	// drainer holds them for a later transaction (nil: none is a group
+	// copy).
+	takeGroup func(acks []store.Copy) int
 
 	mu      sync.Mutex
 	pending []pendingReceipt
@@ -79,8 +78,8 @@ func (q *receiptQueue) push(r pendingReceipt) {
 // receipts of a message, which its members write as they come (each
 // holds its own up to 200 ms, receipts_hold.go), and those of the next
 // messages share one transaction instead of one each. The send windows
-// do not wait for it (opened takes the copies out of the workers' outboxes
-// at once); only the recorded status, "delivered to N of M", comes up to
+// do not wait for it (takeGroup takes the copies out of the workers'
+// outboxes at once); only the recorded status, "delivered to N of M", comes up to
 // receiptGroupHold later. Receipts of 1:1 messages are recorded at once,
 // with whatever is held; from several peers at once (copies that their
 // workers do not know yet), the drainer waits for more, while more come
@@ -111,31 +110,29 @@ func (q *receiptQueue) drain() {
 			return
 		}
 		now := time.Now()
-		var group, direct []store.Copy
+		var stored []store.Copy
 		var seen map[peer.ID][]e2e.MessageID
 		var order []peer.ID
 		for _, r := range batch {
-			switch {
-			case r.seen:
-				if seen == nil {
-					seen = map[peer.ID][]e2e.MessageID{}
-				}
-				if _, ok := seen[r.peer]; !ok {
-					order = append(order, r.peer)
-				}
-				seen[r.peer] = append(seen[r.peer], r.id)
-			case q.group != nil && q.group(r.peer, r.id):
-				group = append(group, store.Copy{Peer: r.peer, ID: r.id})
-			default:
-				direct = append(direct, store.Copy{Peer: r.peer, ID: r.id})
+			if !r.seen {
+				stored = append(stored, store.Copy{Peer: r.peer, ID: r.id})
+				continue
 			}
+			if seen == nil {
+				seen = map[peer.ID][]e2e.MessageID{}
+			}
+			if _, ok := seen[r.peer]; !ok {
+				order = append(order, r.peer)
+			}
+			seen[r.peer] = append(seen[r.peer], r.id)
 		}
-		if len(group) > 0 {
-			if q.opened != nil {
-				q.opened(group)
+		direct := stored
+		if q.takeGroup != nil && len(stored) > 0 {
+			if n := q.takeGroup(stored); n > 0 {
+				held = append(held, stored[:n]...)
+				direct = stored[n:]
+				until = earliest(until, now.Add(receiptGroupHold))
 			}
-			held = append(held, group...)
-			until = earliest(until, now.Add(receiptGroupHold))
 		}
 		if fanIn(direct) {
 			held = append(held, direct...)

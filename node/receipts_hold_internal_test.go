@@ -11,7 +11,7 @@ func TestReceiptHoldBelowTimers(t *testing.T) {
 	var cfg Config
 	cfg.defaults()
 	// Held; the sender's outbox workers hear of it when it comes
-	// (receiptQueue.opened), and its receipt queue records it up to
+	// (receiptQueue.takeGroup), and its receipt queue records it up to
 	// receiptGroupHold later.
 	late := receiptHoldFor
 	if late*4 > groupSentDelay {

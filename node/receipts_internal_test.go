@@ -37,11 +37,14 @@ func TestReceiptsGatherGroupCopies(t *testing.T) {
 				work:   work,
 				record: func(acks []store.Copy) { recorded <- len(acks) },
 				seen:   func(peer.ID, []e2e.MessageID) {},
-				group: func(_ peer.ID, id e2e.MessageID) bool {
-					if id == first {
+				takeGroup: func(acks []store.Copy) int {
+					if acks[0].ID == first {
 						once.Do(func() { q.add(p, second) })
 					}
-					return tc.group
+					if tc.group {
+						return len(acks)
+					}
+					return 0
 				},
 			}
 			q.add(p, first)
@@ -72,7 +75,7 @@ func TestReceiptsGatherGroupCopies(t *testing.T) {
 // TestReceiptsHoldGroupCopies checks how long the drainer holds the
 // receipts of group messages' copies: two that come 100 ms apart (more
 // than the gathering of other receipts allows) are recorded in one
-// transaction, and the outbox hears of each at once (opened: its send
+// transaction, and the outbox hears of each at once (takeGroup: its send
 // window opens before the transaction); a 1:1 receipt is recorded at
 // once, with whatever is held; so is what is held when the node closes
 // or when receiptGroupMax are held.
@@ -88,8 +91,19 @@ func TestReceiptsHoldGroupCopies(t *testing.T) {
 		done:   done,
 		record: func(acks []store.Copy) { recorded <- slices.Clone(acks) },
 		seen:   func(peer.ID, []e2e.MessageID) {},
-		group:  func(_ peer.ID, id e2e.MessageID) bool { return isGroup(id) },
-		opened: func(acks []store.Copy) { opened <- slices.Clone(acks) },
+		takeGroup: func(acks []store.Copy) int {
+			n := 0
+			for i := range acks {
+				if isGroup(acks[i].ID) {
+					acks[n], acks[i] = acks[i], acks[n]
+					n++
+				}
+			}
+			if n > 0 {
+				opened <- slices.Clone(acks[:n])
+			}
+			return n
+		},
 	}
 	defer func() {
 		close(done)
