@@ -84,9 +84,9 @@ func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID
 // sealBatch seals msgs for p in order, taking the envelopes sealed when a
 // group message was stored; the others are sealed with one commit per
 // run (a nil plaintext is made from its message). Like sealAll it
-// returns what it sealed before an error.
-func (rk *ratchetKeys) sealBatch(p peer.ID, msgs []store.Message, pts [][]byte) ([][]byte, error) {
-	var out [][]byte
+// returns what it sealed before an error. The envelopes are appended to
+// out (the worker's, reused).
+func (rk *ratchetKeys) sealBatch(p peer.ID, msgs []store.Message, pts [][]byte, out [][]byte) ([][]byte, error) {
 	for i := 0; i < len(msgs); {
 		if env, ok := rk.takeSealed(p, msgs[i].ID); ok {
 			out = append(out, env)
