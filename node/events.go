@@ -201,21 +201,33 @@ func (s *Subscription) signal() {
 	}
 }
 
+// maxSpareEvents is the most events a subscription's spare queue keeps
+// room for: a burst larger than this does not hold its memory after.
+const maxSpareEvents = 1024
+
 // pump delivers queued events in order. After closeAll it drains the queue
-// and closes C; after Close it stops at once.
+// and closes C; after Close it stops at once. It takes the queue and
+// leaves the one it delivered last in its place, emptied (its events
+// cleared, so the messages they point to can go): the two slices take
+// turns, and a steady stream of events allocates no queue.
 func (s *Subscription) pump(c chan<- Event) {
 	defer close(c)
+	var spare []Event
 	for {
 		s.mu.Lock()
 		q, closed := s.queue, s.closed
-		s.queue = nil
+		s.queue = spare
 		s.mu.Unlock()
-		for _, e := range q {
+		for i, e := range q {
 			select {
 			case c <- e:
+				q[i] = Event{}
 			case <-s.done:
 				return
 			}
+		}
+		if spare = q[:0]; cap(spare) > maxSpareEvents {
+			spare = nil
 		}
 		if closed && len(q) == 0 {
 			return

@@ -24,20 +24,16 @@ import (
 // write; members without a session are sealed later by their workers.
 // Each new state is encoded into rk.stateBuf, sealed into the
 // transaction and erased before the next: one buffer, reused from message
-// to message, and no copy of a state left behind for the collector.
+// to message, and no copy of a state left behind for the collector. The
+// list of copies is reused too (rk.copies), cleared after.
 func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID) error {
 	rk.mu.Lock()
 	defer rk.mu.Unlock()
-	type sealed struct {
-		p    peer.ID
-		set  *ratchet.SessionSet // loaded before the transaction
-		next *ratchet.SessionSet // nil: not sealed (no session)
-		env  []byte
-	}
-	copies := make([]sealed, 0, len(members))
+	copies := rk.copies[:0]
+	defer func() { clear(copies); rk.copies = copies[:0] }()
 	for _, p := range members {
 		if s, err := rk.setFor(p); err == nil {
-			copies = append(copies, sealed{p: p, set: s})
+			copies = append(copies, groupCopy{p: p, set: s})
 		}
 	}
 	err := rk.store.Groups().AddGroupOutgoingSealed(m, members, func(m *store.GroupMessage, put func(store.Ratchet) error) error {
@@ -81,12 +77,20 @@ func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID
 	return nil
 }
 
+// groupCopy is a member's copy of a group message in storeGroupSealed.
+type groupCopy struct {
+	p    peer.ID
+	set  *ratchet.SessionSet // loaded before the transaction
+	next *ratchet.SessionSet // nil: not sealed (no session)
+	env  []byte
+}
+
 // sealBatch seals msgs for p in order, taking the envelopes sealed when a
 // group message was stored; the others are sealed with one commit per
 // run (a nil plaintext is made from its message). Like sealAll it
-// returns what it sealed before an error.
-func (rk *ratchetKeys) sealBatch(p peer.ID, msgs []store.Message, pts [][]byte) ([][]byte, error) {
-	var out [][]byte
+// returns what it sealed before an error. The envelopes are appended to
+// out (the worker's, reused).
+func (rk *ratchetKeys) sealBatch(p peer.ID, msgs []store.Message, pts [][]byte, out [][]byte) ([][]byte, error) {
 	for i := 0; i < len(msgs); {
 		if env, ok := rk.takeSealed(p, msgs[i].ID); ok {
 			out = append(out, env)

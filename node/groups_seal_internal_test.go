@@ -113,7 +113,8 @@ func (f *sealFixture) send(tb testing.TB, body string) store.GroupMessage {
 // Sealing a group message writes each member's new ratchet state (the
 // one the sender holds in memory, which the copy's envelope came from)
 // in the message's transaction, and erases the buffer each state was
-// encoded in: it held every secret of the state.
+// encoded in: it held every secret of the state. The list of copies it
+// keeps for the next message holds none of them.
 func TestGroupSealedStatesStoredAndErased(t *testing.T) {
 	f := newSealFixture(t, 5)
 	for i := range 3 {
@@ -124,6 +125,16 @@ func TestGroupSealedStatesStoredAndErased(t *testing.T) {
 		}
 		if b := f.rk.stateBuf[:cap(f.rk.stateBuf)]; !bytes.Equal(b, make([]byte, len(b))) {
 			t.Fatalf("message %d: the state buffer is not erased after sealing (%d of %d bytes not zero)", i, len(b)-bytes.Count(b, []byte{0}), len(b))
+		}
+		// The list of copies is kept for the next message, emptied: it
+		// holds no state or envelope of this one.
+		if len(f.rk.copies) != 0 || cap(f.rk.copies) < len(f.members) {
+			t.Fatalf("message %d: copies kept %d of %d, want 0 of at least %d", i, len(f.rk.copies), cap(f.rk.copies), len(f.members))
+		}
+		for _, c := range f.rk.copies[:cap(f.rk.copies)] {
+			if c.set != nil || c.next != nil || c.env != nil {
+				t.Fatalf("message %d: the kept copies still hold %s's state or envelope", i, identity.ShortID(c.p))
+			}
 		}
 		for _, mb := range f.members {
 			stored, err := f.st.Ratchets().SessionSet(mb.id)

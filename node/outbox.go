@@ -179,19 +179,30 @@ func (o *outbox) push(p peer.ID, m store.Message) {
 	switch {
 	case !w.fresh || w.reading || m.Kind != store.KindText:
 		w.stale()
-	case !slices.ContainsFunc(w.pending, func(x store.Message) bool { return x.ID == m.ID }):
-		i := len(w.pending)
-		if m.Group != (store.GroupID{}) {
-			for j, x := range w.pending {
-				if x.Group == m.Group && x.Seq > m.Seq {
-					i = j
-					break
-				}
-			}
+	default:
+		if i, ok := insertAt(w.pending, &m); ok {
+			w.pending = slices.Insert(w.pending, i, m)
 		}
-		w.pending = slices.Insert(w.pending, i, m)
 	}
 	o.start(p, w)
+}
+
+// insertAt returns where m goes in pending, a worker's copy of its
+// outbox, or false if pending holds it already: at the end, or for a
+// group message's copy before the first later copy of its group. One
+// pass, without copying the messages it looks at.
+func insertAt(pending []store.Message, m *store.Message) (int, bool) {
+	at := len(pending)
+	for i := range pending {
+		x := &pending[i]
+		if x.ID == m.ID {
+			return 0, false
+		}
+		if at == len(pending) && m.Group != (store.GroupID{}) && x.Group == m.Group && x.Seq > m.Seq {
+			at = i
+		}
+	}
+	return at, true
 }
 
 // outbox returns p's outbox: the worker's copy if it is fresh, else what
@@ -227,7 +238,11 @@ func (o *outbox) outbox(p peer.ID, buf []store.Message) (msgs []store.Message, a
 func (o *outbox) hold(p peer.ID, held bool, acks uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	w := o.worker(p)
+	o.worker(p).holdLocked(held, acks)
+}
+
+// holdLocked is hold on w. Callers hold outbox.mu.
+func (w *outboxWorker) holdLocked(held bool, acks uint64) {
 	w.held = held
 	if held && w.acks != acks {
 		signal(w.kick)
@@ -321,19 +336,19 @@ func (o *outbox) invalidate(p peer.ID) {
 	}
 }
 
-// markSent records in p's worker's copy that msgs are sent.
-func (o *outbox) markSent(p peer.ID, ids []e2e.MessageID) {
+// wrote records in p's worker's copy that msgs are sent, and whether the
+// worker left messages unwritten because the send window is full (hold):
+// one lock for both.
+func (o *outbox) wrote(p peer.ID, ids []e2e.MessageID, held bool, acks uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	w, ok := o.workers[p]
-	if !ok {
-		return
-	}
+	w := o.worker(p)
 	for i := range w.pending {
 		if w.pending[i].Status == store.StatusSending && slices.Contains(ids, w.pending[i].ID) {
 			w.pending[i].Status = store.StatusSent
 		}
 	}
+	w.holdLocked(held, acks)
 }
 
 // stop ends the worker unless a message arrived meanwhile. Send stores
@@ -409,9 +424,7 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 			continue
 		}
 		backoff = o.cfg.RetryMin
-		sealed, held := o.write(cs, msgs, &bufs)
-		o.hold(p, held, acks)
-		if !sealed {
+		if !o.write(cs, msgs, acks, &bufs) {
 			o.sleepOn(t, unsealed.wait(o.sessions, cs), kick, cs.done)
 			continue
 		}
@@ -510,26 +523,29 @@ func (o *outbox) notQueued(p peer.ID, err error) {
 // transaction: two fsyncs per batch instead of two per message.
 // Durability is unchanged: each envelope leaves after the ratchet state
 // that sealed it is on disk, and the message itself was stored by Send.
-// It reports false (sealed) if there was no ratchet session to seal with,
-// and whether it held messages back because the send window is full.
-// b holds the worker's slices, reused from round to round.
-func (o *outbox) write(cs *chatSession, msgs []store.Message, b *writeBufs) (sealed, held bool) {
+// It reports false (sealed) if there was no ratchet session to seal with.
+// It records whether it held messages back because the send window is
+// full (hold; acks is the worker's count of receipts as of reading msgs). b holds the worker's slices, reused from round to round.
+func (o *outbox) write(cs *chatSession, msgs []store.Message, acks uint64, b *writeBufs) (sealed bool) {
 	defer b.reset()
-	batch, pts, held := o.batch(cs, msgs, b.batch[:0], b.pts[:0])
+	batch, pts, held := o.batch(cs, msgs, b)
 	b.batch, b.pts = batch, pts
 	if len(batch) == 0 {
-		return true, held
+		o.hold(cs.peer, held, acks)
+		return true
 	}
-	envs, err := o.rk.sealBatch(cs.peer, batch, pts)
+	envs, err := o.rk.sealBatch(cs.peer, batch, pts, b.envs[:0])
+	b.envs = envs
 	noSession := errors.Is(err, ratchet.ErrNoSession) // a seed wakes the worker
 	if err != nil && !noSession {
 		// The first message that could not be sealed will not be later.
 		o.fail(batch[len(envs)], err)
 	}
 	written, groupSent := b.written[:0], b.groupSent[:0]
+	now := o.cfg.Now()
 	for i, env := range envs {
-		m := batch[i]
-		cs.markSent(m.ID, o.cfg.Now())
+		m := &batch[i]
+		cs.markSent(m.ID, now)
 		if err := cs.s.Send(e2e.FrameEnvelope, env); err != nil {
 			o.log.Info("write message", "peer", cs.peer, "err", err)
 			cs.s.Close()
@@ -537,7 +553,7 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message, b *writeBufs) (sea
 		}
 		switch {
 		case m.Status == store.StatusSending && m.Group != (store.GroupID{}):
-			groupSent = append(groupSent, m)
+			groupSent = append(groupSent, *m)
 		case m.Status == store.StatusSending:
 			written = append(written, m.ID)
 		}
@@ -546,17 +562,19 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message, b *writeBufs) (sea
 	for _, m := range groupSent {
 		written = append(written, m.ID)
 	}
-	o.markSent(cs.peer, written)
+	o.wrote(cs.peer, written, held, acks)
 	o.groupCopiesSent(cs.peer, groupSent)
 	b.written, b.groupSent = written, groupSent
-	return !noSession, held
+	return !noSession
 }
 
 // writeBufs are a worker's slices for write, reused from round to round:
 // a group message costs each member's worker no allocation for them.
 type writeBufs struct {
+	was       []bool // written on the session (chatSession.written)
 	batch     []store.Message
 	pts       [][]byte
+	envs      [][]byte
 	written   []e2e.MessageID
 	groupSent []store.Message
 }
@@ -566,19 +584,24 @@ type writeBufs struct {
 func (b *writeBufs) reset() {
 	clear(b.batch)
 	clear(b.pts)
+	clear(b.envs)
 	clear(b.groupSent)
-	b.batch, b.pts, b.written, b.groupSent = b.batch[:0], b.pts[:0], b.written[:0], b.groupSent[:0]
+	b.was, b.batch, b.pts, b.envs = b.was[:0], b.batch[:0], b.pts[:0], b.envs[:0]
+	b.written, b.groupSent = b.written[:0], b.groupSent[:0]
 }
 
 // batch picks the messages to write on cs now and their plaintexts: those
 // not written on it yet, while the unacknowledged ones fit in the window;
-// held says that the window kept some back. They are appended to batch
-// and pts.
-func (o *outbox) batch(cs *chatSession, msgs []store.Message, batch []store.Message, pts [][]byte) ([]store.Message, [][]byte, bool) {
-	cs.pruneSent(msgs)
+// held says that the window kept some back. They are appended to
+// b.batch and b.pts, emptied first.
+func (o *outbox) batch(cs *chatSession, msgs []store.Message, b *writeBufs) ([]store.Message, [][]byte, bool) {
+	batch, pts := b.batch[:0], b.pts[:0]
+	was := cs.written(msgs, b.was[:0])
+	b.was = was
 	inflight := 0
-	for _, m := range msgs {
-		if cs.wasSent(m.ID) {
+	for i := range msgs {
+		m := &msgs[i]
+		if was[i] {
 			inflight += len(m.Body)
 			continue
 		}
@@ -587,16 +610,16 @@ func (o *outbox) batch(cs *chatSession, msgs []store.Message, batch []store.Mess
 		}
 		if o.rk.hasSealed(cs.peer, m.ID) { // sealed when it was stored
 			inflight += len(m.Body)
-			batch, pts = append(batch, m), append(pts, nil)
+			batch, pts = append(batch, *m), append(pts, nil)
 			continue
 		}
-		pt, err := o.rk.plaintext(m)
+		pt, err := o.rk.plaintext(*m)
 		if err != nil {
-			o.fail(m, err)
+			o.fail(*m, err)
 			continue
 		}
 		inflight += len(m.Body)
-		batch, pts = append(batch, m), append(pts, pt)
+		batch, pts = append(batch, *m), append(pts, pt)
 	}
 	return batch, pts, false
 }

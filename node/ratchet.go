@@ -29,7 +29,7 @@ import (
 // ratchetKeys owns the ratchet state in memory, backed by the store: the
 // local keys, each peer's session set, envelopes sealed for a mailbox and
 // not yet deposited, and the first contacts of each peer. mu guards
-// local, sets, unsent, firstContacts and stateBuf, and is held across the
+// local, sets, unsent, firstContacts, stateBuf and copies, and is held across the
 // store commit of a new state, so states are committed in the order they
 // are made; it is taken by the read loops, the outbox workers and the
 // mailbox loops. One lock for all peers: each operation takes microseconds, plus
@@ -57,6 +57,9 @@ type ratchetKeys struct {
 	// stateBuf is where storeGroupSealed encodes each new session set
 	// before the store seals it; all zeros between uses.
 	stateBuf []byte
+	// copies is storeGroupSealed's list of members' copies, reused from
+	// message to message; empty (and cleared) between uses.
+	copies []groupCopy
 }
 
 type firstContactCount struct {

@@ -162,14 +162,6 @@ func (t *sessions) relayed(p peer.ID) []*chatSession {
 	return out
 }
 
-// wasSent reports whether id was written on this session.
-func (cs *chatSession) wasSent(id e2e.MessageID) bool {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	_, ok := cs.sent[id]
-	return ok
-}
-
 // stalled reports whether a message still pending was written on this
 // session before the time given: its receipt is overdue.
 func (cs *chatSession) stalled(pending []store.Message, before time.Time) bool {
@@ -210,20 +202,27 @@ func (cs *chatSession) sentCount() int {
 	return len(cs.sent)
 }
 
-// pruneSent forgets what was written on this session and has left the
-// outbox (acknowledged or failed), so that a long-lived session does not
-// remember every message it ever carried. pending is the outbox now.
-func (cs *chatSession) pruneSent(pending []store.Message) {
+// written reports, for each message of pending (the outbox now),
+// whether it was written on this session, appended to was. It first
+// forgets what was written and has left the outbox (acknowledged or
+// failed), so that a long-lived session does not remember every message
+// it ever carried. One lock for the whole outbox: a worker's round asks
+// about every message it holds.
+func (cs *chatSession) written(pending []store.Message, was []bool) []bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if len(cs.sent) <= 2*len(pending)+64 {
-		return
-	}
-	keep := make(map[e2e.MessageID]time.Time, len(pending))
-	for _, m := range pending {
-		if at, ok := cs.sent[m.ID]; ok {
-			keep[m.ID] = at
+	if len(cs.sent) > 2*len(pending)+64 {
+		keep := make(map[e2e.MessageID]time.Time, len(pending))
+		for _, m := range pending {
+			if at, ok := cs.sent[m.ID]; ok {
+				keep[m.ID] = at
+			}
 		}
+		cs.sent = keep
 	}
-	cs.sent = keep
+	for _, m := range pending {
+		_, ok := cs.sent[m.ID]
+		was = append(was, ok)
+	}
+	return was
 }

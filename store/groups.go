@@ -282,7 +282,11 @@ func (s Groups) putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	if len(m.Members) == 0 {
 		return nil
 	}
-	var list []byte
+	n := 0
+	for _, d := range m.Members {
+		n += binary.MaxVarintLen16 + len(d.Peer)
+	}
+	list := make([]byte, 0, n)
 	b := tx.Bucket(bktGDeliv)
 	for _, d := range m.Members {
 		list = append(binary.AppendUvarint(list, uint64(len(d.Peer))), d.Peer...)
@@ -405,8 +409,15 @@ func gmsgAD(id GroupID, seq uint64) []byte {
 func gmsgRecord(id GroupID, seq uint64) string { return fmt.Sprintf("gmsgs/%x/%d", id[:8], seq) }
 
 func goutboxKey(p peer.ID, id GroupID, seq uint64) []byte {
-	k := append(append(make([]byte, 0, len(p)+1+len(id)+8), p...), 0)
-	return binary.BigEndian.AppendUint64(append(k, id[:]...), seq)
+	return appendGoutboxKey(make([]byte, 0, len(p)+1+len(id)+8), p, id, seq)
+}
+
+// appendGoutboxKey appends member p's outbox key of the group message
+// id/seq to dst. bbolt's Put copies its key, so one buffer serves the
+// puts of every member of a message.
+func appendGoutboxKey(dst []byte, p peer.ID, id GroupID, seq uint64) []byte {
+	dst = append(append(dst, p...), 0)
+	return binary.BigEndian.AppendUint64(append(dst, id[:]...), seq)
 }
 
 // groupBuckets makes the group buckets in a writable transaction.
@@ -643,7 +654,7 @@ func (s Groups) AddGroupOutgoing(m *GroupMessage, members []peer.ID) error {
 // state into one buffer, reused (and cleared) from one put to the next.
 func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal func(m *GroupMessage, put func(Ratchet) error) error) error {
 	m.Direction, m.From = Outgoing, ""
-	m.Members = m.Members[:0]
+	m.Members = slices.Grow(m.Members[:0], len(members))
 	for _, p := range members {
 		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: StatusSending})
 	}
@@ -678,8 +689,10 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 			g.Messages, g.Last = msgs, last // actions are not messages
 		}
 		ob := tx.Bucket(bktGOutbox)
+		var k []byte
 		for _, p := range members {
-			if err := ob.Put(goutboxKey(p, m.Group, m.Seq), m.ID[:]); err != nil {
+			k = appendGoutboxKey(k[:0], p, m.Group, m.Seq)
+			if err := ob.Put(k, m.ID[:]); err != nil {
 				return err
 			}
 		}
@@ -872,8 +885,10 @@ func (s Groups) AddGroupChanges(gid GroupID, id e2e.MessageID, changes [][]byte,
 			return err
 		}
 		ob := tx.Bucket(bktGOutbox)
+		var k []byte
 		for _, p := range recipients {
-			if err := ob.Put(goutboxKey(p, gid, m.Seq), id[:]); err != nil {
+			k = appendGoutboxKey(k[:0], p, gid, m.Seq)
+			if err := ob.Put(k, id[:]); err != nil {
 				return err
 			}
 		}

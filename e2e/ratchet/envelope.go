@@ -140,13 +140,14 @@ func PeekSessionID(envelope []byte) (SessionID, bool, error) {
 	return e.id, e.typ == envelopeInitial, nil
 }
 
-// associatedData is the AD of the header AEAD; the payload AEAD uses it
-// followed by the encrypted header:
+// appendAssociatedData appends to dst the AD of the header AEAD up to the
+// envelope prefix (which the caller appends); the payload AEAD uses the
+// AD followed by the encrypted header:
 //
 //	labelAD || vec16(sender peer ID) || vec16(recipient peer ID) ||
 //	sender identity (32) || recipient identity (32) || envelope prefix
-func associatedData(senderPID, recipientPID []byte, sender, recipient ed25519.PublicKey, extra int) []byte {
-	w := writer{b: make([]byte, 0, len(labelAD)+4+len(senderPID)+len(recipientPID)+64+extra)}
+func appendAssociatedData(dst, senderPID, recipientPID []byte, sender, recipient ed25519.PublicKey) []byte {
+	w := writer{b: dst}
 	w.raw([]byte(labelAD))
 	w.vec16(senderPID)
 	w.vec16(recipientPID)
@@ -194,12 +195,15 @@ func openHeader(hk *[32]byte, enc, ad []byte) (h header, ok bool) {
 
 // sealPayload encrypts plaintext with the message key mk and appends
 // nonce || AEAD(plaintext) to dst, with a random nonce (see messageAEADKey).
+// The nonce is drawn into its place in dst: nothing else is allocated
+// when dst has room.
 func sealPayload(dst []byte, mk *[32]byte, plaintext, ad []byte) ([]byte, error) {
-	var nonce [xNonceSize]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
+	n := len(dst)
+	dst = slices.Grow(dst, xNonceSize)[:n+xNonceSize]
+	if _, err := rand.Read(dst[n:]); err != nil {
 		return nil, fmt.Errorf("ratchet: payload nonce: %w", err)
 	}
-	return sealPayloadNonce(dst, mk, &nonce, plaintext, ad)
+	return sealPayloadNonce(dst[:n], mk, (*[xNonceSize]byte)(dst[n:]), plaintext, ad)
 }
 
 func sealPayloadNonce(dst []byte, mk *[32]byte, nonce *[xNonceSize]byte, plaintext, ad []byte) ([]byte, error) {

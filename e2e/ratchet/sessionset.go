@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -139,14 +140,26 @@ func (s *SessionSet) acceptPeerSessionID(id SessionID, now time.Time) error {
 	return nil
 }
 
-// adHead is the associated-data head for a message sent by the local peer
-// (outgoing) or received from the remote one.
-func (s *SessionSet) adHead(outgoing bool, extra int) []byte {
+// adHead appends to dst the associated-data head for a message sent by
+// the local peer (outgoing) or received from the remote one.
+func (s *SessionSet) adHead(dst []byte, outgoing bool) []byte {
 	if outgoing {
-		return associatedData(s.localPID, s.remotePID, s.local, s.remote, extra)
+		return appendAssociatedData(dst, s.localPID, s.remotePID, s.local, s.remote)
 	}
-	return associatedData(s.remotePID, s.localPID, s.remote, s.local, extra)
+	return appendAssociatedData(dst, s.remotePID, s.localPID, s.remote, s.local)
 }
+
+// adBufSize is the room of a pooled associated-data buffer: the head
+// (two peer IDs of up to maxPeerIDSize, two keys), an envelope's prefix
+// without an initial part and its sealed header. An initial part makes
+// the AD outgrow it: that envelope's AD is allocated.
+const adBufSize = len(labelAD) + 4 + 2*maxPeerIDSize + 64 + envelopePrefix + encHeaderSize
+
+// adBufs holds associated-data buffers for Seal and Open. The AD is
+// public (peer IDs, identity keys, the envelope's prefix and sealed
+// header) and the AEADs do not keep it, so a buffer goes back to the pool
+// as soon as the envelope is sealed or opened, without erasing.
+var adBufs = sync.Pool{New: func() any { b := make([]byte, 0, adBufSize); return &b }}
 
 func (s *SessionSet) checkLocal(local *LocalKeys) error {
 	if local == nil || !bytes.Equal(local.peerID, s.localPID) || !bytes.Equal(local.Identity(), s.local) {
@@ -186,7 +199,9 @@ func (s *SessionSet) Seal(plaintext []byte, now time.Time) ([]byte, *SessionSet,
 		return nil, nil, ErrNoSession
 	}
 	sess := s.sessions[len(s.sessions)-1].clone()
-	env, err := sess.encrypt(plaintext, s.adHead(true, envelopePrefix+len(sess.initial)+encHeaderSize))
+	ad := adBufs.Get().(*[]byte)
+	env, err := sess.encrypt(plaintext, s.adHead((*ad)[:0], true))
+	adBufs.Put(ad)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -218,7 +233,9 @@ func (s *SessionSet) Open(local *LocalKeys, envelope []byte, now time.Time) (*Op
 		}
 		firstContact = true
 	}
-	plain, res, err := sess.decrypt(e, s.adHead(false, len(e.prefix)+encHeaderSize), unixSec(now))
+	ad := adBufs.Get().(*[]byte)
+	plain, res, err := sess.decrypt(e, s.adHead((*ad)[:0], false), unixSec(now))
+	adBufs.Put(ad)
 	if err != nil {
 		return nil, err
 	}
