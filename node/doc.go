@@ -46,9 +46,10 @@
 // workers.goDo, so Close waits for all of them: one read loop per live
 // session and a direct-connection try for relayed ones; one outbox worker
 // per peer with pending messages (it stays workerIdle after the last);
-// one receipt drainer while receipts wait; one waiter per session holding
+// one receipt drainer while receipts wait or it holds some (up to
+// receiptGroupHold); one waiter per session holding
 // receipts to write (receipts_hold.go); one recorder of group copies
-// written (as sent, a second later) while some wait;
+// written (as sent, a second after each) while some wait;
 // one reservation keeper and one mailbox loop per relay (those of a relay
 // dropped end); one mDNS handshake per peer found and the LAN address watcher that
 // turns mDNS on and off; the peer-event

@@ -141,57 +141,106 @@ func (rk *ratchetKeys) hasSealed(p peer.ID, id e2e.MessageID) bool {
 
 // groupSentDelay is how long a group copy written to a live session
 // waits before it is recorded as sent. Its receipt mostly comes first
-// (within 250 ms at 100 members even on a loaded machine, p99):
-// the copy is then delivered and needs no record of having been sent, so
-// a message to many online members costs no write for it (only the
-// message's own and its receipts').
+// (within 250 ms at 100 members even on a loaded machine, p99; members
+// hold receipts up to 200 ms, and the receipt queue takes the copy out
+// of its worker's outbox as soon as it comes): the copy is then
+// delivered and needs no record of having been sent, so a message to
+// many online members costs no write for it (only the message's own and
+// its receipts'). Each copy waits the whole delay, counted from its own
+// write: one written just before the recorder looks waits for the next
+// look.
 const groupSentDelay = time.Second
 
 // groupSentQueue holds group copies written to live sessions and not yet
-// recorded as sent. mu guards pending and running; the outbox workers
-// add, one goroutine records, and no other lock is taken under mu.
+// recorded as sent, oldest first. mu guards pending and running; the
+// outbox workers add, one goroutine records, and no other lock is taken
+// under mu.
 type groupSentQueue struct {
 	mu      sync.Mutex
-	pending []store.Copy
+	pending []sentCopy
 	running bool
 }
 
+// sentCopy is a group copy written to a live session, and when.
+type sentCopy struct {
+	store.Copy
+	at time.Time // monotonic: not cfg.Now, which tests fix
+}
+
+// add queues p's copies ms, written at at (the workers add in the order
+// they write, give or take the microseconds between reading the clock
+// and taking mu), and reports whether a recorder is to be started.
+func (q *groupSentQueue) add(p peer.ID, ms []store.Message, at time.Time) (start bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := range ms {
+		q.pending = append(q.pending, sentCopy{store.Copy{Peer: p, ID: ms[i].ID}, at})
+	}
+	start = !q.running
+	q.running = true
+	return start
+}
+
+// take takes the copies written at least groupSentDelay before now (all
+// of them if all), and says how long until the next is due. When none is
+// taken and none waits, the recorder ends (more is false).
+func (q *groupSentQueue) take(now time.Time, all bool) (due []store.Copy, wait time.Duration, more bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.pending)
+	if !all {
+		n = 0
+		for n < len(q.pending) && now.Sub(q.pending[n].at) >= groupSentDelay {
+			n++
+		}
+	}
+	if n == 0 && len(q.pending) == 0 {
+		q.running = false
+		return nil, 0, false
+	}
+	due = make([]store.Copy, n)
+	for i := range due {
+		due[i] = q.pending[i].Copy
+	}
+	q.pending = append(q.pending[:0], q.pending[n:]...)
+	wait = groupSentDelay // none waits: look once more, then end
+	if len(q.pending) > 0 {
+		wait = groupSentDelay - now.Sub(q.pending[0].at)
+	}
+	return due, wait, true
+}
+
 // groupCopiesSent records and reports group copies written to a live
-// session: after groupSentDelay (1 s), those of every member that their
-// workers still hold unacknowledged (outbox.unacked), in one read and,
-// if any is still not delivered, one transaction (store.SetGroupSent).
-// Recording one late, or not at all when the node stops first, is safe:
-// a copy not delivered stays in the outbox and is written again, and a
-// receipt that lands first is not undone (delivered stays delivered).
+// session: each groupSentDelay (1 s) after it was written, if its worker
+// still holds it unacknowledged (outbox.unacked), with the others due
+// then in one read and, if any is still not delivered, one transaction
+// (store.SetGroupSent). Recording one late, or not at all when the node
+// stops first, is safe: a copy not delivered stays in the outbox and is
+// written again, and a receipt that lands first is not undone (delivered
+// stays delivered).
 func (o *outbox) groupCopiesSent(p peer.ID, ms []store.Message) {
 	if len(ms) == 0 {
 		return
 	}
 	q := &o.sent
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for i := range ms {
-		q.pending = append(q.pending, store.Copy{Peer: p, ID: ms[i].ID})
-	}
-	if !q.running {
-		q.running = o.work.goDo(o.recordSent)
+	if q.add(p, ms, time.Now()) && !o.work.goDo(o.recordSent) {
+		q.mu.Lock() // the node closes: leave them
+		q.pending, q.running = nil, false
+		q.mu.Unlock()
 	}
 }
 
-// recordSent records the queued copies as sent, groupSentDelay after the
-// first, until none wait; when the node closes, at once.
+// recordSent records the queued copies as sent as they come due, until
+// none wait; when the node closes, at once.
 func (o *outbox) recordSent() {
-	q := &o.sent
+	wait := groupSentDelay
 	for {
-		o.sleep(groupSentDelay)
-		q.mu.Lock()
-		batch := q.pending
-		q.pending = nil
-		q.running = len(batch) > 0
-		q.mu.Unlock()
-		if len(batch) == 0 {
+		o.sleep(wait)
+		batch, next, more := o.sent.take(time.Now(), o.ctx.Err() != nil)
+		if !more {
 			return
 		}
+		wait = next
 		// The workers know which copies are still unacknowledged: those
 		// whose receipts came (on live sessions, mostly all) need no read
 		// of the store.

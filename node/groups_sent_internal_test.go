@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/store"
 )
 
@@ -38,5 +39,75 @@ func TestGroupCopySentStored(t *testing.T) {
 			t.Fatalf("bob's copy is stored as %+v, want sent", d.Members)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A group copy is recorded as sent only once it was written
+// groupSentDelay before: one written just before the recorder looks (for
+// an earlier copy) waits for its own time, since its receipt may still
+// be held by the member.
+func TestGroupCopySentAfterItsOwnDelay(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	bob := offNewNode(t, "bob", nil, true)
+	offLink(t, alice, bob)
+	id := offGroup(t, alice, bob)
+	bob.Close() // no receipt will come: the copies stay sent
+	var copies []store.Message
+	for range 2 {
+		m, err := alice.Groups().Send(id, "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := m.AsMessage()
+		c.Peer = bob.ID()
+		copies = append(copies, c)
+	}
+	sentEv := func(e Event, i int) bool {
+		return e.Kind == EventStatus && e.Message.ID == copies[i].ID && e.Message.Peer == bob.ID() && e.Message.Status == store.StatusSent
+	}
+	alice.out.groupCopiesSent(bob.ID(), copies[:1]) // as the outbox does once it wrote the copy
+	time.Sleep(groupSentDelay * 8 / 10)
+	second := time.Now()
+	alice.out.groupCopiesSent(bob.ID(), copies[1:])
+	alice.offWait("the first copy sent", func(e Event) bool {
+		if sentEv(e, 1) {
+			t.Fatalf("the second copy was recorded as sent %v after it was written, before the first", time.Since(second))
+		}
+		return sentEv(e, 0)
+	})
+	alice.offWait("the second copy sent", func(e Event) bool { return sentEv(e, 1) })
+	if took := time.Since(second); took < groupSentDelay {
+		t.Fatalf("the second copy was recorded as sent %v after it was written, want at least %v", took, groupSentDelay)
+	}
+}
+
+// The queue of copies to record as sent gives each its whole delay, and
+// ends its recorder once nothing is due or waits.
+func TestGroupSentQueueTakesDueCopies(t *testing.T) {
+	var q groupSentQueue
+	t0 := time.Now()
+	msg := func(b byte) []store.Message { return []store.Message{{ID: e2e.MessageID{b}}} }
+	if !q.add("m", msg(1), t0) {
+		t.Fatal("the first copy did not start a recorder")
+	}
+	if q.add("m", msg(2), t0.Add(900*time.Millisecond)) {
+		t.Fatal("a second copy started a second recorder")
+	}
+	due, wait, more := q.take(t0.Add(groupSentDelay), false)
+	if len(due) != 1 || due[0].ID != (e2e.MessageID{1}) || wait != 900*time.Millisecond || !more {
+		t.Fatalf("at 1 s: due %v, wait %v, more %v; want the first copy, 900ms, true", due, wait, more)
+	}
+	due, wait, more = q.take(t0.Add(1900*time.Millisecond), false)
+	if len(due) != 1 || due[0].ID != (e2e.MessageID{2}) || wait != groupSentDelay || !more {
+		t.Fatalf("at 1.9 s: due %v, wait %v, more %v; want the second copy, 1s, true", due, wait, more)
+	}
+	if due, _, more = q.take(t0.Add(2900*time.Millisecond), false); len(due) != 0 || more {
+		t.Fatalf("at 2.9 s: due %v, more %v; want none, false", due, more)
+	}
+	if !q.add("m", msg(3), t0.Add(3*time.Second)) {
+		t.Fatal("a copy after the recorder ended did not start one")
+	}
+	if due, _, _ = q.take(t0.Add(3*time.Second), true); len(due) != 1 {
+		t.Fatalf("closing: due %v, want the copy at once", due)
 	}
 }

@@ -101,7 +101,8 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.mail = &mailboxes{core: c}
 	n.lan = &lan{core: c, found: map[peer.ID]time.Time{}}
 	n.dht = &dhtNode{core: c, relays: rs}
-	n.receipts = &receiptQueue{work: c.work, record: n.out.acknowledged, seen: n.out.seen, group: n.out.groupCopy}
+	n.receipts = &receiptQueue{work: c.work, done: c.ctx.Done(), record: n.out.acknowledged, seen: n.out.seen,
+		takeGroup: n.out.takeGroupCopies}
 	n.ind = newIndications(c)
 	n.files = newTransfers(c)
 	n.groups = newGroups(c)

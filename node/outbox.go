@@ -272,6 +272,45 @@ func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) {
 	}
 }
 
+// takeGroupCopies finds the group messages' copies among acks, copies
+// whose receipts came: those their workers hold in their copies of the
+// outbox. It moves them to the front of acks and reports how many, and
+// takes them out of the workers' copies, waking those that hold messages
+// back for the send window: the receipt queue holds them to record with
+// others (receipts.go), and the window opens when the receipt comes, not
+// when it is recorded. The store still holds them in the outbox until it
+// is: a worker that reads it meanwhile finds them again, written on its
+// session already, until acked takes them out. A copy a worker does not
+// hold (not read yet, or stale) counts as a 1:1 one. One lock for the
+// batch.
+func (o *outbox) takeGroupCopies(acks []store.Copy) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for i, a := range acks {
+		w, ok := o.workers[a.Peer]
+		if !ok {
+			continue
+		}
+		j := slices.IndexFunc(w.pending, func(m store.Message) bool { return m.ID == a.ID && m.Group != (store.GroupID{}) })
+		if j < 0 {
+			continue
+		}
+		acks[n], acks[i] = acks[i], acks[n]
+		n++
+		w.pending = slices.Delete(w.pending, j, j+1)
+		w.acks++
+		if w.reading {
+			w.gen++ // the read may hold it still
+		}
+		if w.held {
+			w.held = false
+			signal(w.kick)
+		}
+	}
+	return n
+}
+
 // unacked returns the copies that may still wait for their receipts:
 // those their worker's fresh copy of the outbox holds, and any whose
 // worker has no fresh copy (the store decides). A copy that a fresh copy
@@ -285,21 +324,6 @@ func (o *outbox) unacked(copies []store.Copy) []store.Copy {
 			return false
 		}
 		return !slices.ContainsFunc(w.pending, func(m store.Message) bool { return m.ID == c.ID })
-	})
-}
-
-// groupCopy reports whether p's worker holds id, a group message's copy,
-// in its copy of the outbox. Used only to choose to gather receipts: a
-// copy it does not hold (not read yet, or stale) counts as a 1:1 one.
-func (o *outbox) groupCopy(p peer.ID, id e2e.MessageID) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	w, ok := o.workers[p]
-	if !ok {
-		return false
-	}
-	return slices.ContainsFunc(w.pending, func(m store.Message) bool {
-		return m.ID == id && m.Group != (store.GroupID{})
 	})
 }
 

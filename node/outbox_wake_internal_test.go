@@ -152,3 +152,61 @@ func TestGroupSentSkipsAcknowledged(t *testing.T) {
 		}
 	}
 }
+
+// A group copy's receipt opens the send window when it comes, not when
+// the receipt queue records it (it holds group receipts up to
+// receiptGroupHold to record them together): sixteen group texts of
+// 30 KiB go out two at a time, and would take at least seven holds
+// without it.
+func TestGroupSendWindowOpensOnReceipt(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	bob := offNewNode(t, "bob", nil, true)
+	offLink(t, alice, bob)
+	id := offGroup(t, alice, bob)
+	const n = 16
+	body := strings.Repeat("x", 30<<10)
+	start := time.Now()
+	sent := map[e2e.MessageID]bool{}
+	for range n {
+		m, err := alice.Groups().Send(id, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent[m.ID] = true
+	}
+	for got := 0; got < n; got++ {
+		bob.offWait("the texts", func(e Event) bool {
+			return e.Kind == EventMessage && e.Message != nil && sent[e.Message.ID]
+		})
+	}
+	took, holds := time.Since(start), (n/2-1)*receiptGroupHold
+	t.Logf("%d texts of 30 KiB reached the member in %v", n, took)
+	if took >= holds {
+		t.Fatalf("%d group texts of 30 KiB took %v to reach the member, want under %v", n, took, holds)
+	}
+}
+
+// The receipt queue learns which receipts are for group copies, and the
+// workers take those out of their outboxes (the send window opens), in
+// one call: group copies first in the batch, 1:1 ones and copies no
+// worker holds left as they are.
+func TestTakeGroupCopies(t *testing.T) {
+	o := &outbox{workers: map[peer.ID]*outboxWorker{}}
+	p, other := peer.ID("member"), peer.ID("other")
+	w := o.worker(p)
+	w.running, w.fresh, w.held = true, true, true
+	g, d := store.Message{ID: e2e.MessageID{1}, Peer: p, Group: store.GroupID{9}}, store.Message{ID: e2e.MessageID{2}, Peer: p}
+	w.pending = []store.Message{g, d}
+	acks := []store.Copy{{Peer: p, ID: d.ID}, {Peer: other, ID: g.ID}, {Peer: p, ID: g.ID}}
+	if n := o.takeGroupCopies(acks); n != 1 || acks[0] != (store.Copy{Peer: p, ID: g.ID}) {
+		t.Fatalf("group copies: %d, %v; want 1, the group copy first", n, acks)
+	}
+	if len(w.pending) != 1 || w.pending[0].ID != d.ID {
+		t.Fatalf("the worker's outbox: %v, want the 1:1 message only", w.pending)
+	}
+	select {
+	case <-w.kick:
+	default:
+		t.Fatal("a worker held by its send window was not woken")
+	}
+}

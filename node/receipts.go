@@ -14,22 +14,28 @@ import (
 // receipts that arrived meanwhile from every peer (a group message's
 // receipts from its members arrive together), so a read loop does not
 // wait for a commit per receipt. A message is delivered once the
-// transaction that says so is committed, never before. Recording one late is safe: until it is, the message stays in
-// the outbox, and at worst is written again and acknowledged again
-// (receivers drop duplicates). mu guards pending and running; the read
-// loops add, one worker goroutine drains, and no other lock is taken under
-// mu.
+// transaction that says so is committed, never before. Recording one
+// late is safe: until it is, the message stays in the outbox, and at
+// worst is written again and acknowledged again (receivers drop
+// duplicates). mu guards pending, running and wake's creation; the read
+// loops add, one worker goroutine drains, and no other lock is taken
+// under mu.
 type receiptQueue struct {
 	work   *workers
+	done   <-chan struct{}                      // closed when the node closes (nil: never)
 	record func(acks []store.Copy)              // records a batch, in one transaction
 	seen   func(p peer.ID, ids []e2e.MessageID) // records a batch of seen receipts
-	// group reports whether p's copy id is a group message's copy, as
-	// far as p's outbox worker knows (nil: none is).
-	group func(p peer.ID, id e2e.MessageID) bool
+	// takeGroup moves the group messages' copies among acks to their
+	// front, as far as their outbox workers know, and reports how many;
+	// the workers take them out of their send windows now, since the
+	// drainer holds them for a later transaction (nil: none is a group
+	// copy).
+	takeGroup func(acks []store.Copy) int
 
 	mu      sync.Mutex
 	pending []pendingReceipt
-	running bool // a worker is draining the queue
+	running bool          // a worker is draining the queue
+	wake    chan struct{} // a receipt queued while the drainer waits (made once, under mu)
 }
 
 type pendingReceipt struct {
@@ -50,7 +56,13 @@ func (q *receiptQueue) push(r pendingReceipt) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.pending = append(q.pending, r)
+	if q.wake == nil {
+		q.wake = make(chan struct{}, 1)
+	}
 	if q.running {
+		if len(q.pending) == 1 { // the first since the drainer looked
+			signal(q.wake)
+		}
 		return
 	}
 	if !q.work.goDo(q.drain) {
@@ -60,98 +72,145 @@ func (q *receiptQueue) push(r pendingReceipt) {
 	q.running = true
 }
 
-// When the receipts taken come from several peers (a group message's
-// receipts from its members), or any is for a group message's copy (the
-// tail of a large group's receipts comes one by one), the drainer waits
-// for more, receiptGather at a time while more come and at most
-// receiptGatherMax in all, to record them in one transaction rather than
-// one each. Receipts from one peer of 1:1 messages (a conversation) are
+// The stored receipts of group messages' copies (those their members'
+// outbox workers hold) are held and recorded together: from the first,
+// for receiptGroupHold (or until receiptGroupMax are held), so that the
+// receipts of a message, which its members write as they come (each
+// holds its own up to 200 ms, receipts_hold.go), and those of the next
+// messages share one transaction instead of one each. The send windows
+// do not wait for it (takeGroup takes the copies out of the workers'
+// outboxes at once); only the recorded status, "delivered to N of M", comes up to
+// receiptGroupHold later. Receipts of 1:1 messages are recorded at once,
+// with whatever is held; from several peers at once (copies that their
+// workers do not know yet), the drainer waits for more, while more come
+// within receiptGather, receiptGatherMax at most. Seen receipts are
 // recorded at once.
 const (
 	receiptGather    = 10 * time.Millisecond
 	receiptGatherMax = 50 * time.Millisecond
+	receiptGroupHold = 250 * time.Millisecond
+	receiptGroupMax  = 1000
 )
 
-// drain records the queued receipts until the queue is empty.
+// drain records the queued receipts until the queue is empty and none are
+// held; when the node closes, what is held is recorded at once.
 func (q *receiptQueue) drain() {
+	var (
+		held  []store.Copy // stored receipts waiting to be recorded together
+		until time.Time    // when held is recorded at the latest
+		// fan: held has 1:1 receipts from several peers, recorded once a
+		// wait of receiptGather brings none.
+		fan bool
+	)
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
 	for {
-		batch := q.take()
-		if len(batch) == 0 {
+		batch := q.take(len(held) > 0)
+		if len(batch) == 0 && len(held) == 0 {
 			return
 		}
-		if fanIn(batch) || q.anyGroup(batch) {
-			for waited := time.Duration(0); waited < receiptGatherMax; waited += receiptGather {
-				time.Sleep(receiptGather)
-				more := q.takeMore()
-				if len(more) == 0 {
-					break
-				}
-				batch = append(batch, more...)
-			}
-		}
-		var acks []store.Copy
-		seen := map[peer.ID][]e2e.MessageID{}
+		now := time.Now()
+		var stored []store.Copy
+		var seen map[peer.ID][]e2e.MessageID
 		var order []peer.ID
 		for _, r := range batch {
 			if !r.seen {
-				acks = append(acks, store.Copy{Peer: r.peer, ID: r.id})
+				stored = append(stored, store.Copy{Peer: r.peer, ID: r.id})
 				continue
+			}
+			if seen == nil {
+				seen = map[peer.ID][]e2e.MessageID{}
 			}
 			if _, ok := seen[r.peer]; !ok {
 				order = append(order, r.peer)
 			}
 			seen[r.peer] = append(seen[r.peer], r.id)
 		}
-		if len(acks) > 0 {
-			q.record(acks)
+		direct := stored
+		if q.takeGroup != nil && len(stored) > 0 {
+			if n := q.takeGroup(stored); n > 0 {
+				held = append(held, stored[:n]...)
+				direct = stored[n:]
+				until = earliest(until, now.Add(receiptGroupHold))
+			}
+		}
+		if fanIn(direct) {
+			held = append(held, direct...)
+			direct = nil
+			until = earliest(until, now.Add(receiptGatherMax))
+			fan = true
+		}
+		if len(direct) > 0 || len(held) >= receiptGroupMax || (fan && len(batch) == 0) ||
+			(len(held) > 0 && !now.Before(until)) || q.closing() {
+			if acks := append(held, direct...); len(acks) > 0 {
+				q.record(acks)
+			}
+			held, until, fan = nil, time.Time{}, false
 		}
 		for _, p := range order {
 			q.seen(p, seen[p])
 		}
-	}
-}
-
-// fanIn reports whether batch holds stored receipts from more than one
-// peer.
-func fanIn(batch []pendingReceipt) bool {
-	for _, r := range batch[1:] {
-		if r.peer != batch[0].peer {
-			return true
+		if len(held) > 0 {
+			d := time.Until(until)
+			if fan {
+				d = min(d, receiptGather)
+			}
+			q.wait(t, d)
 		}
 	}
-	return false
 }
 
-// anyGroup reports whether batch holds a stored receipt for a group
-// message's copy.
-func (q *receiptQueue) anyGroup(batch []pendingReceipt) bool {
-	if q.group == nil {
+// wait waits d, or until a receipt is queued or the node closes. t is
+// the drainer's timer, left running when the wait ends early (the next
+// Reset discards it).
+func (q *receiptQueue) wait(t *time.Timer, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t.Reset(d)
+	select {
+	case <-t.C:
+	case <-q.wake:
+	case <-q.done:
+	}
+}
+
+// closing reports whether the node closes.
+func (q *receiptQueue) closing() bool {
+	select {
+	case <-q.done:
+		return true
+	default:
 		return false
 	}
-	for _, r := range batch {
-		if !r.seen && q.group(r.peer, r.id) {
+}
+
+// earliest is the earlier of t (zero: none yet) and u.
+func earliest(t, u time.Time) time.Time {
+	if t.IsZero() || u.Before(t) {
+		return u
+	}
+	return t
+}
+
+// fanIn reports whether acks come from more than one peer.
+func fanIn(acks []store.Copy) bool {
+	for _, a := range acks[min(1, len(acks)):] {
+		if a.Peer != acks[0].Peer {
 			return true
 		}
 	}
 	return false
 }
 
-// takeMore empties the queue and leaves the worker running.
-func (q *receiptQueue) takeMore() []pendingReceipt {
+// take empties the queue; when it is empty and the drainer holds nothing
+// (keep false), the worker ends.
+func (q *receiptQueue) take(keep bool) []pendingReceipt {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	batch := q.pending
 	q.pending = nil
-	return batch
-}
-
-// take empties the queue; when it is empty, the worker ends.
-func (q *receiptQueue) take() []pendingReceipt {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	batch := q.pending
-	q.pending = nil
-	if len(batch) == 0 {
+	if len(batch) == 0 && !keep {
 		q.running = false
 	}
 	return batch

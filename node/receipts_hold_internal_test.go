@@ -10,10 +10,15 @@ import "testing"
 func TestReceiptHoldBelowTimers(t *testing.T) {
 	var cfg Config
 	cfg.defaults()
-	// Held, then gathered by the sender's receipt queue before recording.
-	late := receiptHoldFor + receiptGatherMax
+	// Held; the sender's outbox workers hear of it when it comes
+	// (receiptQueue.takeGroup), and its receipt queue records it up to
+	// receiptGroupHold later.
+	late := receiptHoldFor
 	if late*4 > groupSentDelay {
 		t.Errorf("a receipt can be %v late, too close to groupSentDelay (%v)", late, groupSentDelay)
+	}
+	if recorded := late + max(receiptGroupHold, receiptGatherMax); recorded*2 > groupSentDelay {
+		t.Errorf("a receipt can be recorded %v late, too close to groupSentDelay (%v)", recorded, groupSentDelay)
 	}
 	if late*100 > cfg.ResendAfter {
 		t.Errorf("a receipt can be %v late, too close to ResendAfter (%v)", late, cfg.ResendAfter)

@@ -943,9 +943,26 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 		}
 	}
 	gid, seq := m.Group, m.Seq
-	dk, ad := delivKeyAD(gid, seq, p)
 	if m.Direction != Outgoing {
 		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
+	}
+	dk, ad := delivKeyAD(gid, seq, p)
+	if st == StatusDelivered {
+		// A copy still in p's outbox is neither delivered nor failed:
+		// its receipt changes it, whatever it was (sending, sent or
+		// queued). One look-up, whose cursor then deletes the entry,
+		// rather than reading its delivery record and the outbox, then
+		// looking the entry up again to delete it: a group message's
+		// receipts are recorded a hundred at a time.
+		ok, err := takeKey(tx.Bucket(bktGOutbox), goutboxKey(p, gid, seq))
+		if err != nil {
+			return GroupMessage{}, false, err
+		}
+		if ok {
+			d := MemberDelivery{Peer: p, Status: st, Delivered: now}
+			m.Members = []MemberDelivery{d} // m is this call's copy: its Members are its own
+			return m, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(ad, d))
+		}
 	}
 	d, err := s.delivery(tx, gid, seq, p)
 	if errors.Is(err, ErrNotFound) {
@@ -969,6 +986,19 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	}
 	m.Members[0] = d
 	return m, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(ad, d))
+}
+
+// takeKey deletes key from b (nil: none) if it is there, and reports
+// whether it was, with one look-up.
+func takeKey(b *bolt.Bucket, key []byte) (bool, error) {
+	if b == nil {
+		return false, nil
+	}
+	c := b.Cursor()
+	if k, _ := c.Seek(key); !bytes.Equal(k, key) {
+		return false, nil
+	}
+	return true, c.Delete()
 }
 
 // groupMessageIn reads and decodes group message id, without its

@@ -392,3 +392,74 @@ func TestGroupSendWritesNoSendingRecords(t *testing.T) {
 		t.Fatalf("a message of the layout before: %+v, %v", got.Members, err)
 	}
 }
+
+// A group copy's receipt costs two look-ups while the copy is in its
+// member's outbox (sending, sent or queued): the outbox entry, deleted
+// with the cursor that found it, and the delivery record written; not
+// four (reading the record and the entry first). The outcome is that of
+// the full path: delivered at the receipt's time, out of the outbox,
+// once; a failed copy's receipt (not in the outbox) takes the full path.
+func TestGroupReceiptLookups(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	members := make([]peer.ID, 100)
+	for i := range members {
+		members[i] = testPeer(t)
+	}
+	m := &GroupMessage{Group: id, ID: e2e.MessageID{1}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hello all"}
+	if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
+		t.Fatal(err)
+	}
+	copies := func(ps []peer.ID) []Copy {
+		out := make([]Copy, len(ps))
+		for i, p := range ps {
+			out[i] = Copy{Peer: p, ID: m.ID}
+		}
+		return out
+	}
+	// 0-29 sending, 30-59 sent, 60-89 queued, 90-99 failed.
+	for _, set := range []struct {
+		from, to int
+		st       Status
+	}{{30, 60, StatusSent}, {60, 90, StatusQueued}, {90, 100, StatusFailed}} {
+		if _, err := s.SetStatuses(copies(members[set.from:set.to]), set.st, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().Truncate(time.Millisecond)
+	lookups := func() int64 {
+		st := s.db.Stats()
+		return st.TxStats.GetCursorCount()
+	}
+	cursors := lookups()
+	updated, err := s.SetStatuses(copies(members[:90]), StatusDelivered, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := lookups() - cursors; n > 2*90+20 {
+		t.Errorf("90 receipts took %d look-ups, want at most %d", n, 2*90+20)
+	}
+	if len(updated) != 90 {
+		t.Fatalf("%d copies changed, want 90", len(updated))
+	}
+	if updated, err = s.SetStatuses(copies(members[90:]), StatusDelivered, now); err != nil || len(updated) != 10 {
+		t.Fatalf("failed copies' receipts changed %d, %v; want 10", len(updated), err)
+	}
+	got, err := s.Groups().GroupMessageByID(m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range got.Members {
+		if d.Status != StatusDelivered || !d.Delivered.Equal(now) {
+			t.Fatalf("member %s: %+v, want delivered at %v", d.Peer, d, now)
+		}
+	}
+	for _, p := range members {
+		if out, err := s.Outbox(p); err != nil || len(out) != 0 {
+			t.Fatalf("a delivered copy stays in the outbox: %+v, %v", out, err)
+		}
+	}
+	if updated, err := s.SetStatuses(copies(members), StatusDelivered, time.Now()); err != nil || len(updated) != 0 {
+		t.Fatalf("the same receipts again changed %d, %v", len(updated), err)
+	}
+}
