@@ -205,18 +205,26 @@ func TestGroupSendersBlinded(t *testing.T) {
 // 0x32 has only its create, "v3 other create", and no messages.
 const v3Stream = 15900194286815856710
 
-// TestMigrateGroupsFromVersion3: opening a version 3 database moves each
-// group's counts out of its record: the record keeps its log and name
-// only, and the numbering, windows and counts go on as they were.
-func TestMigrateGroupsFromVersion3(t *testing.T) {
+// v3Copy copies testdata/v3-groups.db to a temporary directory, for a
+// test to open (and change): the copy's path, and the file's bytes.
+func v3Copy(t *testing.T) (path string, v3 []byte) {
+	t.Helper()
 	v3, err := os.ReadFile(filepath.Join("testdata", "v3-groups.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), FileName)
+	path = filepath.Join(t.TempDir(), FileName)
 	if err := os.WriteFile(path, v3, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return path, v3
+}
+
+// TestMigrateGroupsFromVersion3: opening a version 3 database moves each
+// group's counts out of its record: the record keeps its log and name
+// only, and the numbering, windows and counts go on as they were.
+func TestMigrateGroupsFromVersion3(t *testing.T) {
+	path, v3 := v3Copy(t)
 	key := bytes.Repeat([]byte{7}, 32)
 	g1, g2 := GroupID(bytes.Repeat([]byte{0x31}, 32)), GroupID(bytes.Repeat([]byte{0x32}, 32))
 	bob, _ := identity.ParsePeerID("12D3KooWEbuVtQ1pFAq58ZxxaP7ZZNmCDyXSFcU82PH2WpVDuCgg")
@@ -304,14 +312,7 @@ func TestMigrateGroupsFromVersion3(t *testing.T) {
 // as it is by the update (List reports it, as before), and the rest of
 // the database opens and moves on.
 func TestMigrateGroupsCorrupt(t *testing.T) {
-	v3, err := os.ReadFile(filepath.Join("testdata", "v3-groups.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), FileName)
-	if err := os.WriteFile(path, v3, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path, _ := v3Copy(t)
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
