@@ -199,11 +199,6 @@ type storedGroupMessage struct {
 // Delivery statuses as gdeliv stores them.
 var delivCodes = []Status{StatusSending, StatusSent, StatusQueued, StatusDelivered, StatusFailed}
 
-func delivKey(gid GroupID, seq uint64, p peer.ID) []byte {
-	k, _ := delivKeyAD(gid, seq, p)
-	return k
-}
-
 // delivADPrefix starts a delivery's associated data, which binds the
 // sealed record to its key: delivADPrefix || key.
 const delivADPrefix = "gdeliv/"

@@ -15,6 +15,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// delivKey is the key of member p's delivery record of group message
+// gid/seq (delivKeyAD without the AD).
+func delivKey(gid GroupID, seq uint64, p peer.ID) []byte {
+	k, _ := delivKeyAD(gid, seq, p)
+	return k
+}
+
 // TestGroupDeliveriesSealed: when each member got a group message is
 // conversation metadata, sealed like the message (issue 11, finding 10).
 // A delivery's record holds no clear time, does not open in another
