@@ -627,7 +627,7 @@ func (s Groups) appendGroupMessage(tx *bolt.Tx, c *storedCounts, m *GroupMessage
 	if err := s.putDeliveries(tx, m); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bktGIDs).Put(m.ID[:], append(append([]byte(nil), m.Group[:]...), seqKey(seq)...)); err != nil {
+	if err := tx.Bucket(bktGIDs).Put(m.ID[:], seqKeyIn(m.Group, seq)); err != nil {
 		return err
 	}
 	c.Last, c.Messages = m.StoredAt.UnixMilli(), c.Messages+1
