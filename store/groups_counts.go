@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
@@ -186,24 +185,22 @@ func (s groupCounts) migrate(tx *bolt.Tx) error {
 	if err := countBuckets(tx); err != nil {
 		return err
 	}
-	type kv struct{ k, v []byte }
-	var moved []kv
-	err := b.ForEach(func(k, v []byte) error {
-		if len(k) != len(GroupID{}) || v == nil {
-			return nil
+	return rewrite(b, func(k, v []byte) ([]byte, error) {
+		if len(k) != len(GroupID{}) {
+			return nil, nil
 		}
 		id := GroupID(k)
 		plain, err := s.open(v, groupAD(id))
 		if err != nil {
-			return nil
+			return nil, nil
 		}
 		var old storedGroupV3
 		if json.Unmarshal(plain, &old) != nil {
-			return nil
+			return nil, nil
 		}
 		if old.storedCounts != (storedCounts{}) {
 			if err := s.put(tx, id, old.storedCounts); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		for from, w := range old.Recv {
@@ -212,20 +209,9 @@ func (s groupCounts) migrate(tx *bolt.Tx) error {
 				continue // a window of no peer: no message can find it
 			}
 			if err := s.putWindow(tx, id, p, w); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		nv, err := s.sealJSON(old.storedGroup, groupAD(id))
-		moved = append(moved, kv{bytes.Clone(k), nv})
-		return err
+		return s.sealJSON(old.storedGroup, groupAD(id))
 	})
-	if err != nil {
-		return err
-	}
-	for _, e := range moved {
-		if err := b.Put(e.k, e.v); err != nil {
-			return err
-		}
-	}
-	return nil
 }

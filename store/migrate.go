@@ -70,8 +70,9 @@ func (s migration) migrateMessage(p peer.ID, seq uint64, v []byte) ([]byte, erro
 	return s.sealMessage(p, seq, sm)
 }
 
-// rewrite replaces each value of b with f's: read first, then written,
-// since a bucket may not change while it is iterated.
+// rewrite replaces each value of b with f's (f returns nil: the value
+// stays as it is): read first, then written, since a bucket may not
+// change while it is iterated.
 func rewrite(b *bolt.Bucket, f func(k, v []byte) ([]byte, error)) error {
 	type kv struct{ k, v []byte }
 	var all []kv
@@ -80,7 +81,9 @@ func rewrite(b *bolt.Bucket, f func(k, v []byte) ([]byte, error)) error {
 			return nil // a nested bucket
 		}
 		nv, err := f(k, v)
-		all = append(all, kv{append([]byte(nil), k...), nv})
+		if nv != nil {
+			all = append(all, kv{append([]byte(nil), k...), nv})
+		}
 		return err
 	})
 	if err != nil {
