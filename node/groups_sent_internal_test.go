@@ -5,17 +5,25 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/store"
 )
+
+// offGroupMemberGone returns alice, the admin of group id, and bob, its
+// member, closed: no receipt will come from him.
+func offGroupMemberGone(t *testing.T) (alice, bob *offNode, id group.ID) {
+	alice = offNewNode(t, "alice", nil, true)
+	bob = offNewNode(t, "bob", nil, true)
+	offLink(t, alice, bob)
+	id = offGroup(t, alice, bob)
+	bob.Close()
+	return alice, bob, id
+}
 
 // A group copy written to a live session is recorded as sent, with its
 // event, so "delivered to 0 of 1, sent to 1" survives a restart.
 func TestGroupCopySentStored(t *testing.T) {
-	alice := offNewNode(t, "alice", nil, true)
-	bob := offNewNode(t, "bob", nil, true)
-	offLink(t, alice, bob)
-	id := offGroup(t, alice, bob)
-	bob.Close() // no receipt will come: the copy stays sent
+	alice, bob, id := offGroupMemberGone(t) // the copy stays sent
 	m, err := alice.Groups().Send(id, "hello")
 	if err != nil {
 		t.Fatal(err)
@@ -47,11 +55,7 @@ func TestGroupCopySentStored(t *testing.T) {
 // an earlier copy) waits for its own time, since its receipt may still
 // be held by the member.
 func TestGroupCopySentAfterItsOwnDelay(t *testing.T) {
-	alice := offNewNode(t, "alice", nil, true)
-	bob := offNewNode(t, "bob", nil, true)
-	offLink(t, alice, bob)
-	id := offGroup(t, alice, bob)
-	bob.Close() // no receipt will come: the copies stay sent
+	alice, bob, id := offGroupMemberGone(t) // the copies stay sent
 	var copies []store.Message
 	for range 2 {
 		m, err := alice.Groups().Send(id, "hello")

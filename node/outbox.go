@@ -262,9 +262,18 @@ func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) {
 	}
 	defer o.mu.Unlock()
 	w.pending = slices.DeleteFunc(w.pending, func(m store.Message) bool { return slices.Contains(ids, m.ID) })
+	w.tookLocked()
+}
+
+// tookLocked is what taking receipted messages out of w's copy of the
+// outbox (acked, takeGroupCopies) implies: one more receipt counted, a
+// read under way not kept (it may hold them still), and the worker woken
+// if it holds messages back for the send window, which opened. Callers
+// hold outbox.mu.
+func (w *outboxWorker) tookLocked() {
 	w.acks++
 	if w.reading {
-		w.gen++ // the read may hold them still
+		w.gen++
 	}
 	if w.held {
 		w.held = false
@@ -299,14 +308,7 @@ func (o *outbox) takeGroupCopies(acks []store.Copy) int {
 		acks[n], acks[i] = acks[i], acks[n]
 		n++
 		w.pending = slices.Delete(w.pending, j, j+1)
-		w.acks++
-		if w.reading {
-			w.gen++ // the read may hold it still
-		}
-		if w.held {
-			w.held = false
-			signal(w.kick)
-		}
+		w.tookLocked()
 	}
 	return n
 }

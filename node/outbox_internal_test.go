@@ -10,14 +10,21 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
+// readWorker gives o a running worker for p that read its (empty)
+// outbox.
+func readWorker(o *outbox, p peer.ID) *outboxWorker {
+	w := o.worker(p)
+	w.running, w.fresh = true, true
+	return w
+}
+
 // The worker's copy of its outbox: what push adds, in each group's order
 // and once; what receipts take out; and a read that a change overlapped
 // is not kept (the worker reads again).
 func TestOutboxWorkerCopy(t *testing.T) {
 	o := &outbox{workers: map[peer.ID]*outboxWorker{}}
 	p := peer.ID("member")
-	w := o.worker(p)
-	w.running, w.fresh = true, true // a worker that read its (empty) outbox
+	w := readWorker(o, p)
 	g1, g2 := store.GroupID{1}, store.GroupID{2}
 	msg := func(id byte, g store.GroupID, seq uint64) store.Message {
 		return store.Message{ID: e2e.MessageID{id}, Peer: p, Group: g, Seq: seq}

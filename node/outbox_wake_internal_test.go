@@ -17,8 +17,7 @@ import (
 func TestOutboxReceiptWakesOnlyToWrite(t *testing.T) {
 	o := &outbox{workers: map[peer.ID]*outboxWorker{}}
 	p := peer.ID("member")
-	w := o.worker(p)
-	w.running, w.fresh = true, true
+	w := readWorker(o, p)
 	woken := func() bool {
 		select {
 		case <-w.kick:
@@ -130,9 +129,7 @@ func TestGroupSentSkipsAcknowledged(t *testing.T) {
 	fresh, stale, reading, none := peer.ID("fresh"), peer.ID("stale"), peer.ID("reading"), peer.ID("none")
 	held, acked := e2e.MessageID{1}, e2e.MessageID{2}
 	for _, p := range []peer.ID{fresh, stale, reading} {
-		w := o.worker(p)
-		w.running, w.fresh = true, true
-		w.pending = []store.Message{{ID: held, Peer: p}}
+		readWorker(o, p).pending = []store.Message{{ID: held, Peer: p}}
 	}
 	o.workers[stale].stale()
 	o.workers[reading].reading = true
@@ -193,8 +190,8 @@ func TestGroupSendWindowOpensOnReceipt(t *testing.T) {
 func TestTakeGroupCopies(t *testing.T) {
 	o := &outbox{workers: map[peer.ID]*outboxWorker{}}
 	p, other := peer.ID("member"), peer.ID("other")
-	w := o.worker(p)
-	w.running, w.fresh, w.held = true, true, true
+	w := readWorker(o, p)
+	w.held = true
 	g, d := store.Message{ID: e2e.MessageID{1}, Peer: p, Group: store.GroupID{9}}, store.Message{ID: e2e.MessageID{2}, Peer: p}
 	w.pending = []store.Message{g, d}
 	acks := []store.Copy{{Peer: p, ID: d.ID}, {Peer: other, ID: g.ID}, {Peer: p, ID: g.ID}}
