@@ -255,8 +255,11 @@ type Receipt struct {
 const receiptLen = 16 + 1
 
 // Marshal encodes the receipt payload.
-func (r Receipt) Marshal() []byte {
-	return append(bytes.Clone(r.ID[:]), byte(r.Status))
+func (r Receipt) Marshal() []byte { return r.appendPayload(make([]byte, 0, receiptLen)) }
+
+// appendPayload appends the receipt payload (Marshal's) to dst.
+func (r Receipt) appendPayload(dst []byte) []byte {
+	return append(append(dst, r.ID[:]...), byte(r.Status))
 }
 
 // ParseReceipt decodes a receipt payload strictly.

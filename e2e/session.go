@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -123,11 +122,6 @@ func (s *Session) ExportKeyingMaterial(label string, context []byte, length int)
 // Send writes one frame: one TLS write, whose records go to the stream
 // in one write.
 func (s *Session) Send(t FrameType, payload []byte) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.sendDone() {
-		return ErrClosed
-	}
 	buf := getBuffer()
 	defer putBuffer(buf)
 	frame, err := AppendFrame((*buf)[:0], t, payload)
@@ -135,12 +129,17 @@ func (s *Session) Send(t FrameType, payload []byte) error {
 		return err
 	}
 	*buf = frame
-	return s.writeLocked(*buf)
+	return s.write(frame)
 }
 
-// writeLocked writes encoded frames: one TLS write, whose records go to
-// the stream in one write. Callers hold wmu.
-func (s *Session) writeLocked(frames []byte) error {
+// write writes encoded frames, unless our close frame went: one TLS
+// write, whose records go to the stream in one write.
+func (s *Session) write(frames []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.sendDone() {
+		return ErrClosed
+	}
 	s.nc.startGather()
 	_, err := s.tc.Write(frames)
 	if ferr := s.nc.flush(); err == nil {
@@ -173,22 +172,15 @@ func (s *Session) SendReceipts(rs []Receipt) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.sendDone() {
-		return ErrClosed
-	}
 	buf := getBuffer()
 	defer putBuffer(buf)
 	b := (*buf)[:0]
 	for _, r := range rs {
-		b = append(b, byte(FrameReceipt))
-		b = binary.BigEndian.AppendUint32(b, receiptLen)
-		b = append(b, r.ID[:]...)
-		b = append(b, byte(r.Status))
+		var p [receiptLen]byte
+		b, _ = AppendFrame(b, FrameReceipt, r.appendPayload(p[:0])) // never too large
 	}
 	*buf = b
-	return s.writeLocked(b)
+	return s.write(b)
 }
 
 // Receive reads the next frame the application must handle. The payload
@@ -264,13 +256,7 @@ func (s *Session) CloseWith(code CloseCode, reason string) error {
 	s.mu.Unlock()
 	var werr error
 	if !sent {
-		buf, _ := AppendFrame(nil, FrameClose, marshalClose(code, reason))
-		// The deadline first: it also ends a Send blocked on a peer that
-		// stopped reading, which holds wmu.
-		s.tc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		s.wmu.Lock()
-		_, werr = s.tc.Write(buf)
-		s.wmu.Unlock()
+		werr = s.writeClose(code, reason)
 	}
 	if err := s.tc.Close(); err != nil && werr == nil {
 		werr = err
@@ -296,18 +282,28 @@ func (s *Session) CloseSend(code CloseCode, reason string) error {
 	}
 	s.sendClosed = true
 	s.mu.Unlock()
-	buf, _ := AppendFrame(nil, FrameClose, marshalClose(code, reason))
-	s.tc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	s.wmu.Lock()
-	_, err := s.tc.Write(buf)
+	err := s.writeClose(code, reason)
 	if err == nil {
+		// No Send writes from now on: each checks sendClosed under wmu,
+		// which writeClose waited for.
 		err = s.tc.CloseWrite()
 	}
-	s.wmu.Unlock()
 	if err != nil {
 		return s.ioError(err)
 	}
 	return nil
+}
+
+// writeClose writes our close frame, once the caller set sendClosed.
+func (s *Session) writeClose(code CloseCode, reason string) error {
+	buf, _ := AppendFrame(nil, FrameClose, marshalClose(code, reason))
+	// The deadline first: it also ends a Send blocked on a peer that
+	// stopped reading, which holds wmu.
+	s.tc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_, err := s.tc.Write(buf)
+	return err
 }
 
 func (s *Session) isClosed() bool {
