@@ -14,7 +14,15 @@ import (
 // returned SessionSet is never modified: every change happens on a clone.
 type session struct {
 	id       SessionID
-	lastUsed uint64 // Unix seconds of the last successful seal or open
+	lastUsed uint64 // Unix seconds of the last successful open or sending lease
+
+	// The sending lease (§12.12.1): when leased, the encoding holds the
+	// sending chain at message number leaseN (chain key leaseCK) rather
+	// than the live (cks, ns), and ns <= leaseN. Seals below leaseN need
+	// no commit. A new sending chain starts without a lease.
+	leased  bool
+	leaseN  uint32
+	leaseCK [32]byte
 
 	rk                   [32]byte
 	dhs                  *ecdh.PrivateKey
@@ -280,8 +288,37 @@ func (s *session) expire(now uint64) bool {
 	return changed
 }
 
+// needsLease reports whether sealing message number ns at now must take
+// a new lease (and the new state be committed before the envelope
+// leaves): there is none, ns is not below it, or it is SendLeaseMaxAge old.
+func (s *session) needsLease(now uint64) bool {
+	aged := now >= s.lastUsed && time.Duration(now-s.lastUsed)*time.Second >= SendLeaseMaxAge
+	return !s.leased || s.ns >= s.leaseN || aged
+}
+
+// takeLease is called after a seal (cks, ns are the next message's):
+// the lease point is SendLease numbers past the message just sealed.
+func (s *session) takeLease(now uint64) {
+	steps := min(uint32(SendLease-1), ^uint32(0)-s.ns)
+	ck := s.cks
+	for range steps {
+		var mk [32]byte
+		ck, mk = kdfCK(&ck)
+		clear(mk[:])
+	}
+	s.leased, s.leaseN, s.leaseCK = true, s.ns+steps, ck
+	s.lastUsed = now
+}
+
+// dropLease forgets the lease: a new sending chain starts without one.
+func (s *session) dropLease() {
+	clear(s.leaseCK[:])
+	s.leased, s.leaseN = false, 0
+}
+
 // dhRatchet is DHRatchetHE.
 func (s *session) dhRatchet(remote []byte) error {
+	s.dropLease()
 	s.pn, s.ns, s.nr, s.discarded = s.ns, 0, 0, 0
 	s.hks, s.hkr = s.nhks, s.nhkr
 	s.hasCKr, s.hasCKs = true, true
