@@ -300,13 +300,7 @@ func (s *session) needsLease(now uint64) bool {
 // the lease point is SendLease numbers past the message just sealed.
 func (s *session) takeLease(now uint64) {
 	steps := min(uint32(SendLease-1), ^uint32(0)-s.ns)
-	ck := s.cks
-	for range steps {
-		var mk [32]byte
-		ck, mk = kdfCK(&ck)
-		clear(mk[:])
-	}
-	s.leased, s.leaseN, s.leaseCK = true, s.ns+steps, ck
+	s.leased, s.leaseN, s.leaseCK = true, s.ns+steps, advanceCK(s.cks, steps)
 	s.lastUsed = now
 }
 
