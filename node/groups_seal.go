@@ -16,22 +16,22 @@ import (
 // for every member with a session are sealed when the message is stored,
 // and the new states that must be committed are written in the
 // transaction that stores it: those whose seal took a new sending lease
-// (ratchet.SealLeased), for every member about one message in
-// ratchet.SendLease; the others are swapped in memory only, since the
-// committed state already covers their keys. Invariant: a state is
-// committed before any envelope under a key past its committed lease
-// leaves. The
-// envelopes wait in memory (unsent, as a mailbox envelope whose deposit
-// failed does) for the member's worker, which writes them on the live
-// session or deposits them at the relay. After a crash before they left,
-// the worker seals the copies again: the receiver skips the lost keys.
+// (ratchet.SealLeased), every member's about once in ratchet.SendLease
+// messages; the others are swapped in memory only, since the committed
+// state already covers their keys. Invariant: a state is committed before
+// any envelope under a key past its committed lease leaves. The envelopes
+// wait in memory (unsent, as a mailbox envelope whose deposit failed
+// does) for the member's worker, which writes them on the live session or
+// deposits them at the relay. After a crash before they left, the worker
+// seals the copies again: the receiver skips the lost keys.
 
 // storeGroupSealed stores m for members and seals its copies, in one
 // write; members without a session are sealed later by their workers.
-// Each new state that must be committed (a new lease) is encoded into rk.stateBuf, sealed into the
-// transaction and erased before the next: one buffer, reused from message
-// to message, and no copy of a state left behind for the collector. The
-// list of copies is reused too (rk.copies), cleared after.
+// Each new state that must be committed (a new lease) is encoded into
+// rk.stateBuf, sealed into the transaction and erased before the next: one
+// buffer, reused from message to message, and no copy of a state left
+// behind for the collector. The list of copies is reused too (rk.copies),
+// cleared after.
 func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID) error {
 	rk.mu.Lock()
 	defer rk.mu.Unlock()
