@@ -13,9 +13,10 @@ import (
 )
 
 // A group message within the members' sending leases writes no ratchet
-// record: each member's stored state is the one the first message wrote
-// until ratchet.SendLease messages later, when every member's is renewed
-// in that message's transaction. The members open every copy.
+// record: a message writes either every member's state (its seals took
+// new leases) or none, leases grow 1, 2, 4 … ratchet.SendLease messages
+// and then stay that long, and between two renewals each member's stored
+// state is unchanged. The members open every copy.
 func TestGroupSealWithinLeaseWritesNoRatchet(t *testing.T) {
 	f := newSealFixture(t, 3)
 	stored := func(i int) []byte {
@@ -26,17 +27,20 @@ func TestGroupSealWithinLeaseWritesNoRatchet(t *testing.T) {
 		}
 		return b
 	}
-	var first [][]byte
-	for n := range ratchet.SendLease + 1 {
+	last := make([][]byte, len(f.members))
+	var renewals []int // the messages that wrote the states
+	for n := range 2*ratchet.SendLease + 64 {
 		body := fmt.Sprintf("hello %d", n)
 		before := f.written()
 		m := f.send(t, body)
-		switch written := f.written() - before; {
-		case (n == 0 || n == ratchet.SendLease) && written != uint64(len(f.members)):
-			t.Fatalf("message %d wrote %d ratchet records, want every member's (%d)", n, written, len(f.members))
-		case n != 0 && n != ratchet.SendLease && written != 0:
-			t.Fatalf("message %d (within the lease) wrote %d ratchet records, want none", n, written)
+		switch written := f.written() - before; written {
+		case uint64(len(f.members)):
+			renewals = append(renewals, n)
+		case 0:
+		default:
+			t.Fatalf("message %d wrote %d ratchet records, want every member's (%d) or none", n, written, len(f.members))
 		}
+		renewed := len(renewals) > 0 && renewals[len(renewals)-1] == n
 		for i, mb := range f.members {
 			f.rk.mu.Lock()
 			env := f.rk.unsent[mb.id][m.ID]
@@ -50,22 +54,35 @@ func TestGroupSealWithinLeaseWritesNoRatchet(t *testing.T) {
 			if !bytes.Contains(o.Plaintext, []byte(body)) {
 				t.Fatalf("message %d: %s's copy does not hold %q", n, identity.ShortID(mb.id), body)
 			}
-			switch s := stored(i); {
-			case n == 0:
-				first = append(first, s)
-			case n < ratchet.SendLease && !bytes.Equal(s, first[i]):
+			s := stored(i)
+			if !renewed && !bytes.Equal(s, last[i]) {
 				t.Fatalf("message %d (within the lease) wrote %s's ratchet record", n, identity.ShortID(mb.id))
-			case n == ratchet.SendLease && bytes.Equal(s, first[i]):
-				t.Fatalf("message %d (past the lease) did not renew %s's ratchet record", n, identity.ShortID(mb.id))
 			}
+			last[i] = s
 		}
+	}
+	if len(renewals) == 0 || renewals[0] != 0 {
+		t.Fatalf("renewals at messages %v: the first message took no lease", renewals)
+	}
+	for k := 1; k < len(renewals); k++ {
+		d, prev := renewals[k]-renewals[k-1], 1
+		if k > 1 {
+			prev = renewals[k-1] - renewals[k-2]
+		}
+		if d != min(2*prev, ratchet.SendLease) && !(k == 1 && d <= 2) {
+			t.Fatalf("renewals at messages %v: leases do not grow 1, 2, 4 … %d", renewals, ratchet.SendLease)
+		}
+	}
+	if n := len(renewals); n < 3 || renewals[n-1]-renewals[n-2] != ratchet.SendLease {
+		t.Fatalf("renewals at messages %v: leases never reached %d", renewals, ratchet.SendLease)
 	}
 }
 
 // A 1:1 run of seals commits the state only when a seal took a new lease:
 // the record is unchanged within the lease, and a "restart" (the keys
-// loaded again from the store) resumes at the lease point, which the
-// peer opens, counting the unused numbers as skipped.
+// loaded again from the store) resumes at the lease point, past every
+// number sealed, which the peer opens, counting the unused numbers as
+// skipped (fewer than ratchet.SendLease).
 func TestSealAllCommitsOnLeaseOnly(t *testing.T) {
 	f := newSealFixture(t, 1)
 	mb := f.members[0]
@@ -78,37 +95,49 @@ func TestSealAllCommitsOnLeaseOnly(t *testing.T) {
 		mb.set = o.Set
 		return o.Info
 	}
-	envs, err := f.rk.sealAll(mb.id, [][]byte{nil, nil, nil})
+	// Past the growing leases: then one commit in ratchet.SendLease seals.
+	envs, err := f.rk.sealAll(mb.id, make([][]byte, 2*ratchet.SendLease))
 	if err != nil {
 		t.Fatal(err)
 	}
-	leased, err := f.st.Ratchets().SessionSet(mb.id)
-	if err != nil {
-		t.Fatal(err)
+	var last ratchet.Info
+	for _, e := range envs {
+		last = open(e)
 	}
-	before := f.written()
-	env, err := f.rk.seal(mb.id, nil)
-	if err != nil {
-		t.Fatal(err)
+	commits := 0
+	for i := range 2 * ratchet.SendLease {
+		before := f.written()
+		leased, err := f.st.Ratchets().SessionSet(mb.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := f.rk.seal(mb.id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = open(env)
+		if f.written() != before {
+			commits++
+			continue
+		}
+		if now, err := f.st.Ratchets().SessionSet(mb.id); err != nil || !bytes.Equal(now, leased) {
+			t.Fatalf("seal %d within the lease wrote the ratchet record (%v)", i, err)
+		}
 	}
-	if f.written() != before {
-		t.Fatal("a seal within the lease committed the ratchet state")
-	}
-	if now, err := f.st.Ratchets().SessionSet(mb.id); err != nil || !bytes.Equal(now, leased) {
-		t.Fatalf("a seal within the lease wrote the ratchet record (%v)", err)
-	}
-	for _, e := range append(envs, env) {
-		open(e)
+	if commits != 2 {
+		t.Fatalf("%d seals committed %d times, want 2", 2*ratchet.SendLease, commits)
 	}
 	f.rk.mu.Lock()
 	delete(f.rk.sets, mb.id) // as after a restart: read from the store
 	f.rk.mu.Unlock()
-	env, err = f.rk.seal(mb.id, nil)
+	env, err := f.rk.seal(mb.id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info := open(env); info.MessageNumber != ratchet.SendLease || info.Skipped != ratchet.SendLease-4 {
-		t.Fatalf("after the restart: n %d, skipped %d; want %d, %d", info.MessageNumber, info.Skipped, ratchet.SendLease, ratchet.SendLease-4)
+	info := open(env)
+	if info.MessageNumber <= last.MessageNumber || info.Skipped != int(info.MessageNumber-last.MessageNumber-1) || info.Skipped >= ratchet.SendLease {
+		t.Fatalf("after the restart: n %d (last before it %d), skipped %d; want past it, fewer than %d skipped",
+			info.MessageNumber, last.MessageNumber, info.Skipped, ratchet.SendLease)
 	}
 }
 

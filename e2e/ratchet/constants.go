@@ -98,11 +98,14 @@ const (
 	maxSignedPrekeys = 16
 
 	// SendLease is how many message numbers of its sending chain a session
-	// persists ahead (docs/PROTOCOL.md §12.12.1): the encoding of a set
-	// holds the sending chain SendLease numbers past the seal that took
-	// the lease, so the next SendLease-1 seals change nothing that is
-	// persisted. A restart resumes at the lease point, leaving the peer a
-	// gap of at most SendLease-1 keys (well below MaxSkip).
+	// persists ahead at most (docs/PROTOCOL.md §12.12.1): the encoding of
+	// a set holds the sending chain up to SendLease numbers past the seal
+	// that took the lease, so up to SendLease-1 seals after it change
+	// nothing that is persisted. Leases grow 1, 2, 4 … SendLease from a
+	// session's creation or restore. A restart resumes at the lease point,
+	// leaving the peer a gap of at most SendLease-1 keys (well below
+	// MaxSkip), and of at most about twice the seals since the restart
+	// before.
 	SendLease = 64
 	// SendLeaseMaxAge is how long a lease lasts at most: a seal past it
 	// takes a new one (to be committed), so a session's persisted last-use

@@ -24,7 +24,8 @@
 // old value and nothing happened. A failed Open changes nothing at all.
 //
 // Sending is cheaper: SealLeased persists a lease on the sending chain
-// (SendLease message numbers ahead) rather than every step of it, and
+// (up to SendLease message numbers ahead, growing 1, 2, 4 … from a new or
+// restored session) rather than every step of it, and
 // says when the new set must be committed before the envelope leaves
 // (about once every SendLease seals); in between the caller may keep the
 // new set in memory only. A restart resumes at the lease point; the peer

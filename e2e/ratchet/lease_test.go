@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -59,28 +60,86 @@ func (d *durable) crash(t testing.TB) {
 	d.set = s
 }
 
+// takesLease reports whether seal i (counted from 0) of a session whose
+// last lease had length from (0: none since it was made or restored)
+// takes a new lease, and leasePoint where its lease stands after sealed
+// seals: leases grow 1, 2, 4 … SendLease (nextLeaseLen).
+func takesLease(from uint32, i int) bool {
+	next, l := 0, from
+	for j := 0; j <= i; j++ {
+		if j == next {
+			if j == i {
+				return true
+			}
+			l = nextLeaseLen(l)
+			next = j + int(l)
+		}
+	}
+	return false
+}
+
+func leasePoint(from uint32, sealed int) int {
+	next, l := 0, from
+	for j := range sealed {
+		if j == next {
+			l = nextLeaseLen(l)
+			next = j + int(l)
+		}
+	}
+	return next
+}
+
+// leaseLen is the length of the active session's last lease (where its
+// leases' growth stands).
+func (d *durable) leaseLen() uint32 { return d.set.sessions[len(d.set.sessions)-1].leaseLen }
+
+// warm seals until leases are SendLease long and the next seal takes one.
+func (d *durable) warm(t testing.TB, now time.Time) {
+	t.Helper()
+	for i := 0; ; i++ {
+		s := d.set.sessions[len(d.set.sessions)-1]
+		if s.leaseLen == SendLease && s.ns == s.leaseN {
+			return
+		}
+		d.seal(t, fmt.Sprintf("warm %d", i), now)
+	}
+}
+
 // sending returns the active session's current sending position.
 func (d *durable) sending() (id SessionID, dhPub string, ns uint32) {
 	a := d.set.sessions[len(d.set.sessions)-1]
 	return a.id, string(a.dhs.PublicKey().Bytes()), a.ns
 }
 
-// A steady sending chain commits on the first seal and then once every
-// SendLease seals, and only then: the seals between change nothing that
-// is encoded.
+// A steady sending chain commits on the first seal, then after leases of
+// 1, 2, 4 … SendLease seals, then once every SendLease seals, and only
+// then: the seals between change nothing that is encoded.
 func TestLeaseRenewsEverySendLease(t *testing.T) {
-	for _, n := range []int{1, SendLease - 1, SendLease, SendLease + 1, 3*SendLease + 5} {
+	want := []int{0, 1, 3, 7, 15, 31, 63, 63 + SendLease, 63 + 2*SendLease, 63 + 3*SendLease}
+	for i := range 64 + 3*SendLease {
+		if got := takesLease(0, i); got != slices.Contains(want, i) {
+			t.Fatalf("schedule: seal %d takes a lease: %v", i, got)
+		}
+	}
+	for _, n := range []int{1, 2, 5, SendLease - 1, SendLease, SendLease + 1, 3*SendLease + 5} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			alice, bob := established(t)
 			a := newDurable(t, alice)
+			from := a.leaseLen()
 			for i := range n {
 				env, commit := a.seal(t, msg(i), t0)
-				if want := i%SendLease == 0; commit != want {
+				if want := takesLease(from, i); commit != want {
 					t.Fatalf("seal %d: commit %v, want %v", i, commit, want)
 				}
 				bob.open(t, env, msg(i), t0)
 			}
-			if want := (n + SendLease - 1) / SendLease; a.commits != want {
+			want := 0
+			for i := range n {
+				if takesLease(from, i) {
+					want++
+				}
+			}
+			if a.commits != want {
 				t.Fatalf("%d seals committed %d times, want %d", n, a.commits, want)
 			}
 		})
@@ -92,11 +151,13 @@ func TestLeaseRenewsEverySendLease(t *testing.T) {
 func TestLeaseEncodingIsLeasePoint(t *testing.T) {
 	alice, _ := established(t)
 	a := newDurable(t, alice)
-	if _, commit := a.seal(t, msg(0), t0); !commit {
-		t.Fatal("the first seal of a chain took no lease")
+	a.warm(t, t0)
+	first := int(a.set.sessions[len(a.set.sessions)-1].ns)
+	if _, commit := a.seal(t, msg(first), t0); !commit {
+		t.Fatalf("seal %d took no lease", first)
 	}
 	leased := a.committed
-	for i := 1; i < SendLease; i++ {
+	for i := first + 1; i < first+SendLease; i++ {
 		if _, commit := a.seal(t, msg(i), t0); commit {
 			t.Fatalf("seal %d committed within the lease", i)
 		}
@@ -116,8 +177,8 @@ func TestLeaseEncodingIsLeasePoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rs := r.sessions[len(r.sessions)-1]; rs.leased || rs.ns != SendLease {
-		t.Fatalf("restored: leased %v at %d, want no lease at %d", rs.leased, rs.ns, SendLease)
+	if rs := r.sessions[len(r.sessions)-1]; rs.leased || rs.leaseLen != 0 || rs.ns != uint32(first+SendLease) {
+		t.Fatalf("restored: leased %v (length %d) at %d, want no lease at %d", rs.leased, rs.leaseLen, rs.ns, first+SendLease)
 	}
 }
 
@@ -135,6 +196,7 @@ func TestLeaseRestoreAfterCrash(t *testing.T) {
 		t.Run(fmt.Sprintf("sealed=%d,delivered=%d", tc.sealed, tc.delivered), func(t *testing.T) {
 			alice, bob := established(t)
 			a := newDurable(t, alice)
+			from := a.leaseLen()
 			var envs [][]byte
 			for i := range tc.sealed {
 				env, _ := a.seal(t, msg(i), t0)
@@ -144,7 +206,7 @@ func TestLeaseRestoreAfterCrash(t *testing.T) {
 				bob.open(t, envs[i], msg(i), t0)
 			}
 			a.crash(t)
-			lease := (tc.sealed + SendLease - 1) / SendLease * SendLease
+			lease := leasePoint(from, tc.sealed)
 			env, commit := a.seal(t, "after the crash", t0)
 			if !commit {
 				t.Fatal("the first seal after a restore took no lease")
@@ -165,11 +227,12 @@ func TestLeaseRestoreAfterCrash(t *testing.T) {
 				t.Fatalf("missing at the end: %d, want %d (the unused keys of the lease)",
 					countMissing(bob.set.sessions[len(bob.set.sessions)-1]), want)
 			}
-			// Two restarts in a row: the second resumes at the new lease.
+			// Two restarts in a row: the second resumes at the new lease,
+			// which after a restore is one seal long.
 			a.crash(t)
 			env, _ = a.seal(t, "after the second crash", t0)
-			if info := bob.open(t, env, "after the second crash", t0); info.MessageNumber != uint32(lease+SendLease) {
-				t.Fatalf("second restore resumed at %d, want %d", info.MessageNumber, lease+SendLease)
+			if info := bob.open(t, env, "after the second crash", t0); info.MessageNumber != uint32(lease+1) {
+				t.Fatalf("second restore resumed at %d, want %d", info.MessageNumber, lease+1)
 			}
 		})
 	}
@@ -180,17 +243,22 @@ func TestLeaseRestoreAfterCrash(t *testing.T) {
 func TestLeaseRestartWithoutSeal(t *testing.T) {
 	alice, bob := established(t)
 	a := newDurable(t, alice)
-	a.seal(t, msg(0), t0)
+	from := a.leaseLen()
+	for i := range 10 {
+		a.seal(t, msg(i), t0)
+	}
 	a.crash(t)
 	a.crash(t)
-	env, _ := a.seal(t, msg(1), t0)
-	if info := bob.open(t, env, msg(1), t0); info.MessageNumber != SendLease || info.Skipped != SendLease {
-		t.Fatalf("resumed at %d, skipping %d; want %d, %d", info.MessageNumber, info.Skipped, SendLease, SendLease)
+	env, _ := a.seal(t, msg(10), t0)
+	lease := uint32(leasePoint(from, 10))
+	if info := bob.open(t, env, msg(10), t0); info.MessageNumber != lease || info.Skipped != int(lease) {
+		t.Fatalf("resumed at %d, skipping %d; want %d, %d", info.MessageNumber, info.Skipped, lease, lease)
 	}
 }
 
 // A new sending chain (the DH ratchet step of an Open) starts without a
-// lease: the Open's set encodes the fresh chain, the next seal commits,
+// lease (the lease length carries on, in memory): the Open's set encodes
+// the fresh chain, the next seal commits,
 // and pn in its header is the number of envelopes really sent on the
 // previous chain, not the lease point. An Open that takes no DH step
 // commits the lease point, never the live chain behind it.
@@ -204,6 +272,7 @@ func TestLeaseNewChain(t *testing.T) {
 	s1, _ := bob.seal(t, "bob 1", t0) // bob's new chain
 	s2, _ := bob.seal(t, "bob 2", t0) // the same chain
 	a.open(t, s1, "bob 1", t0)        // a DH step: alice's chain is new
+	from := a.leaseLen()
 	if s := a.set.sessions[len(a.set.sessions)-1]; s.leased || s.ns != 0 {
 		t.Fatalf("after a DH step: leased %v, ns %d; want a fresh chain", s.leased, s.ns)
 	}
@@ -222,8 +291,8 @@ func TestLeaseNewChain(t *testing.T) {
 		t.Fatalf("pn %d, n %d; want 3, 0", info.PreviousChain, info.MessageNumber)
 	}
 	bob.open(t, within, "within", t0)
-	if info := bob.open(t, after, "after the crash", t0); info.MessageNumber != SendLease {
-		t.Fatalf("an Open's commit resumed sending at %d, want the lease point %d", info.MessageNumber, SendLease)
+	if info := bob.open(t, after, "after the crash", t0); info.MessageNumber != uint32(leasePoint(from, 2)) {
+		t.Fatalf("an Open's commit resumed sending at %d, want the lease point %d", info.MessageNumber, leasePoint(from, 2))
 	}
 }
 
@@ -233,6 +302,7 @@ func TestLeaseNewChain(t *testing.T) {
 func TestLeaseMaxAge(t *testing.T) {
 	alice, bob := established(t)
 	a := newDurable(t, alice)
+	a.warm(t, t0)
 	for _, tc := range []struct {
 		after  time.Duration
 		commit bool
@@ -261,7 +331,7 @@ func TestLeaseMaxAge(t *testing.T) {
 func TestLeaseCommitsExpiredKeys(t *testing.T) {
 	alice, bob := established(t)
 	a := newDurable(t, alice)
-	a.seal(t, msg(0), t0)
+	a.warm(t, t0) // leases of SendLease from here on
 	bob.seal(t, "lost", t0)
 	a.open(t, bob.seal(t, "b2", t0), "b2", t0) // the lost one's key is kept, skipped
 	soon := t0.Add(SkippedKeyMaxAge)
@@ -284,6 +354,7 @@ func TestLeaseCommitsExpiredKeys(t *testing.T) {
 func TestLeaseArchivedSession(t *testing.T) {
 	alice, bob := established(t)
 	a := newDurable(t, alice)
+	from := a.leaseLen()
 	for i := range 3 {
 		env, _ := a.seal(t, msg(i), t0)
 		bob.open(t, env, msg(i), t0)
@@ -299,7 +370,7 @@ func TestLeaseArchivedSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rs := r.find(old.id); rs == nil || rs.ns != SendLease || rs.lastUsed != old.lastUsed {
+	if rs := r.find(old.id); rs == nil || rs.ns != uint32(leasePoint(from, 3)) || rs.lastUsed != old.lastUsed {
 		t.Fatal("the archived session is not stored at its lease point")
 	}
 	if _, commit := a.seal(t, "on the new session", t0.Add(time.Second)); !commit {
@@ -376,5 +447,38 @@ func TestLeaseEncodingRoundTrip(t *testing.T) {
 	}
 	if _, err := UnmarshalSessionSet(a.committed[:len(a.committed)-1]); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("truncated: %v", err)
+	}
+}
+
+// Restarts in a loop, each after a few seals that never reach the peer
+// (a sender offline, restarted again and again), leave the peer a gap of
+// at most about twice the envelopes sealed, not SendLease per restart:
+// leases grow again from 1 after each restore. With leases of SendLease
+// from the first seal, 40 restarts would make a gap past MaxSkip and the
+// peer would refuse the chain.
+func TestLeaseRestartLoopStaysWithinMaxSkip(t *testing.T) {
+	const runs = 40
+	for _, perRun := range []int{1, 3, 10} {
+		t.Run(fmt.Sprint(perRun), func(t *testing.T) {
+			alice, bob := established(t)
+			a := newDurable(t, alice)
+			a.warm(t, t0) // a long-lived session: leases of SendLease
+			env, _ := a.seal(t, "delivered", t0)
+			bob.open(t, env, "delivered", t0)
+			a.crash(t)
+			sealed := 0
+			for r := range runs {
+				for i := range perRun {
+					a.seal(t, fmt.Sprintf("lost %d/%d", r, i), t0)
+					sealed++
+				}
+				a.crash(t)
+			}
+			env, _ = a.seal(t, "after the restarts", t0)
+			info := bob.open(t, env, "after the restarts", t0)
+			if limit := 2*sealed + SendLease; info.Skipped > limit {
+				t.Fatalf("%d restarts after %d seals each left a gap of %d, want at most %d", runs, perRun, info.Skipped, limit)
+			}
+		})
 	}
 }

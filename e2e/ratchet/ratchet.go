@@ -19,10 +19,15 @@ type session struct {
 	// The sending lease (§12.12.1): when leased, the encoding holds the
 	// sending chain at message number leaseN (chain key leaseCK) rather
 	// than the live (cks, ns), and ns <= leaseN. Seals below leaseN need
-	// no commit. A new sending chain starts without a lease.
-	leased  bool
-	leaseN  uint32
-	leaseCK [32]byte
+	// no commit. A new sending chain starts without a lease. leaseLen is
+	// the last lease's length, kept across chains in memory but not
+	// encoded: leases grow 1, 2, 4 … SendLease from a session's creation
+	// or restore, so that each restart leaves the peer a gap of at most
+	// about twice the seals made since the one before (§12.12.1).
+	leased   bool
+	leaseN   uint32
+	leaseLen uint32
+	leaseCK  [32]byte
 
 	rk                   [32]byte
 	dhs                  *ecdh.PrivateKey
@@ -297,12 +302,19 @@ func (s *session) needsLease(now uint64) bool {
 }
 
 // takeLease is called after a seal (cks, ns are the next message's):
-// the lease point is SendLease numbers past the message just sealed.
+// the lease covers the message just sealed and the next leaseLen-1, where
+// leaseLen doubles from 1 to SendLease (nextLeaseLen).
 func (s *session) takeLease(now uint64) {
-	steps := min(uint32(SendLease-1), ^uint32(0)-s.ns)
+	s.leaseLen = nextLeaseLen(s.leaseLen)
+	steps := min(s.leaseLen-1, ^uint32(0)-s.ns)
 	s.leased, s.leaseN, s.leaseCK = true, s.ns+steps, advanceCK(s.cks, steps)
 	s.lastUsed = now
 }
+
+// nextLeaseLen is the length of the lease after one of length last (0:
+// none since the session was made or restored): twice as long, from 1 up
+// to SendLease.
+func nextLeaseLen(last uint32) uint32 { return max(1, min(SendLease, 2*last)) }
 
 // dropLease forgets the lease: a new sending chain starts without one.
 func (s *session) dropLease() {

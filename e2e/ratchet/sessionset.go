@@ -200,9 +200,10 @@ func (s *SessionSet) Seal(plaintext []byte, now time.Time) ([]byte, *SessionSet,
 
 // SealLeased is Seal with the sending lease (docs/PROTOCOL.md §12.12.1).
 // When commit is true, next must be committed before env leaves: the seal
-// took a new lease (SendLease message numbers ahead, the first seal on a
-// new sending chain or after UnmarshalSessionSet, or after
-// SendLeaseMaxAge), or expired keys were erased. When it is false, next
+// took a new lease (the first seal on a new sending chain or after
+// UnmarshalSessionSet, at the lease point, or after SendLeaseMaxAge;
+// leases are 1, 2, 4 … up to SendLease message numbers long from a new
+// or restored session), or expired keys were erased. When it is false, next
 // encodes to the same bytes as s: the caller may keep next in memory
 // only, and a restart from the committed set resumes past every envelope
 // sealed since, so no message key is used twice. On error s is unchanged
