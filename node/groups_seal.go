@@ -14,18 +14,24 @@ import (
 // outbox worker would commit each member's ratchet state on its own: one
 // fsync per member, serialized on the ratchet lock. Instead the copies
 // for every member with a session are sealed when the message is stored,
-// and the new states are written in the transaction that stores it. The
-// envelopes wait in memory (unsent, as a mailbox envelope whose deposit
-// failed does) for the member's worker, which writes them on the live
-// session or deposits them at the relay. After a crash before they left,
-// the worker seals the copies again: the receiver skips the lost keys.
+// and the new states that must be committed are written in the
+// transaction that stores it: those whose seal took a new sending lease
+// (ratchet.SealLeased), every member's about once in ratchet.SendLease
+// messages; the others are swapped in memory only, since the committed
+// state already covers their keys. Invariant: a state is committed before
+// any envelope under a key past its committed lease leaves. The envelopes
+// wait in memory (unsent, as a mailbox envelope whose deposit failed
+// does) for the member's worker, which writes them on the live session or
+// deposits them at the relay. After a crash before they left, the worker
+// seals the copies again: the receiver skips the lost keys.
 
 // storeGroupSealed stores m for members and seals its copies, in one
 // write; members without a session are sealed later by their workers.
-// Each new state is encoded into rk.stateBuf, sealed into the
-// transaction and erased before the next: one buffer, reused from message
-// to message, and no copy of a state left behind for the collector. The
-// list of copies is reused too (rk.copies), cleared after.
+// Each new state that must be committed (a new lease) is encoded into
+// rk.stateBuf, sealed into the transaction and erased before the next: one
+// buffer, reused from message to message, and no copy of a state left
+// behind for the collector. The list of copies is reused too (rk.copies),
+// cleared after.
 func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID) error {
 	rk.mu.Lock()
 	defer rk.mu.Unlock()
@@ -36,6 +42,7 @@ func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID
 			copies = append(copies, groupCopy{p: p, set: s})
 		}
 	}
+	written := 0
 	err := rk.store.Groups().AddGroupOutgoingSealed(m, members, func(m *store.GroupMessage, put func(store.Ratchet) error) error {
 		pt, err := groupPlaintext(m.AsMessage())
 		if err != nil {
@@ -45,9 +52,13 @@ func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID
 		for i := range copies {
 			c := &copies[i]
 			c.next, c.env = nil, nil
-			env, next, err := c.set.Seal(pt, now)
+			env, next, commit, err := c.set.SealLeased(pt, now)
 			if err != nil {
 				continue // no session to send on: the worker seals it
+			}
+			if !commit { // within the committed lease: nothing to write
+				c.next, c.env = next, env
+				continue
 			}
 			rk.stateBuf, err = next.AppendBinary(rk.stateBuf[:0])
 			if err == nil {
@@ -57,6 +68,7 @@ func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID
 			if err != nil {
 				return err
 			}
+			written++
 			c.next, c.env = next, env
 		}
 		return nil
@@ -64,6 +76,7 @@ func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID
 	if err != nil {
 		return err
 	}
+	rk.setsWritten += uint64(written)
 	for _, c := range copies {
 		if c.next == nil {
 			continue

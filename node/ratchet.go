@@ -19,8 +19,11 @@ import (
 
 // Every message goes through the Double Ratchet (e2e/ratchet), live or
 // through a relay's mailbox, so both paths share one state. Each
-// transmission seals a fresh envelope and commits the new state before the
-// envelope leaves; the plaintext is an inner frame (text or receipt) and
+// transmission seals a fresh envelope; the new state is committed before
+// the envelope leaves when the seal took a new sending lease (about one
+// seal in ratchet.SendLease, docs/PROTOCOL.md §12.12.1), and otherwise
+// only kept in memory: the committed state already covers its key. The
+// plaintext is an inner frame (text or receipt) and
 // receivers drop duplicates by message ID. A live session with no ratchet
 // yet seeds one from its TLS exporter (docs/PROTOCOL.md §12.8); a peer
 // reached only through its mailbox is met with PQXDH from its bundle
@@ -60,6 +63,10 @@ type ratchetKeys struct {
 	// copies is storeGroupSealed's list of members' copies, reused from
 	// message to message; empty (and cleared) between uses.
 	copies []groupCopy
+	// setsWritten counts the session sets written by sealing and seeding
+	// (commitSet, storeGroupSealed): what the sending lease saves, for
+	// tests and benchmarks.
+	setsWritten uint64
 }
 
 type firstContactCount struct {
@@ -180,6 +187,7 @@ func (rk *ratchetKeys) commitSet(p peer.ID, set *ratchet.SessionSet) error {
 	if err := rk.store.Ratchets().SaveRatchet(w); err != nil {
 		return err
 	}
+	rk.setsWritten++
 	rk.swap(p, set, nil)
 	return nil
 }
@@ -250,7 +258,8 @@ func fromWire(w e2e.Message, p peer.ID, now time.Time) *store.Message {
 	return m
 }
 
-// seal seals a plaintext for p, committing the new state first.
+// seal seals a plaintext for p, committing the new state first when the
+// seal took a new lease (sealAll).
 func (rk *ratchetKeys) seal(p peer.ID, plaintext []byte) ([]byte, error) {
 	envs, err := rk.sealAll(p, [][]byte{plaintext})
 	if err != nil {
@@ -277,11 +286,14 @@ func (rk *ratchetKeys) sealReceipt(p peer.ID, id e2e.MessageID) ([]byte, error) 
 	return rk.seal(p, pt)
 }
 
-// sealAll seals plaintexts for p, in order, with one commit of the new
-// state for all of them: a batch costs one fsync, and no envelope leaves
-// before the commit. If sealing stops early, it returns the envelopes
-// sealed so far (committed) and the error; no envelope and the error if
-// none could be sealed.
+// sealAll seals plaintexts for p, in order, committing the new state once
+// for all of them when a seal took a new sending lease (ratchet.SealLeased:
+// the first seal on a chain, then about one in ratchet.SendLease); the
+// others only swap the new state in. Invariant: a state is committed
+// before any envelope under a key past the committed lease leaves, so a
+// restart never seals a key again. If sealing stops early, it returns the
+// envelopes sealed so far (their state committed when needed) and the
+// error; no envelope and the error if none could be sealed.
 func (rk *ratchetKeys) sealAll(p peer.ID, pts [][]byte) ([][]byte, error) {
 	rk.mu.Lock()
 	defer rk.mu.Unlock()
@@ -291,16 +303,21 @@ func (rk *ratchetKeys) sealAll(p peer.ID, pts [][]byte) ([][]byte, error) {
 	}
 	var envs [][]byte
 	var sealErr error
+	commit := false
 	for _, pt := range pts {
-		env, next, err := set.Seal(pt, rk.now())
+		env, next, c, err := set.SealLeased(pt, rk.now())
 		if err != nil {
 			sealErr = err
 			break
 		}
-		envs, set = append(envs, env), next
+		envs, set, commit = append(envs, env), next, commit || c
 	}
 	if len(envs) == 0 {
 		return nil, sealErr
+	}
+	if !commit {
+		rk.swap(p, set, nil)
+		return envs, sealErr
 	}
 	if err := rk.commitSet(p, set); err != nil {
 		return nil, err

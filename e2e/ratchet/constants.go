@@ -97,6 +97,21 @@ const (
 	// maxSignedPrekeys caps stored signed prekeys (current + superseded).
 	maxSignedPrekeys = 16
 
+	// SendLease is how many message numbers of its sending chain a session
+	// persists ahead at most (docs/PROTOCOL.md §12.12.1): the encoding of
+	// a set holds the sending chain up to SendLease numbers past the seal
+	// that took the lease, so up to SendLease-1 seals after it change
+	// nothing that is persisted. Leases grow 1, 2, 4 … SendLease from a
+	// session's creation or restore. A restart resumes at the lease point,
+	// leaving the peer a gap of at most SendLease-1 keys (well below
+	// MaxSkip), and of at most about twice the seals since the restart
+	// before.
+	SendLease = 64
+	// SendLeaseMaxAge is how long a lease lasts at most: a seal past it
+	// takes a new one (to be committed), so a session's persisted last-use
+	// time is never older than this behind its last seal.
+	SendLeaseMaxAge = time.Hour
+
 	// MaxPlaintextSize is the largest plaintext Seal accepts.
 	MaxPlaintextSize = 1 << 20
 	// MaxEnvelopeSize is the largest envelope Open parses.

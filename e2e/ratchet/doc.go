@@ -23,6 +23,14 @@
 // produced or consumed, then swaps it in; if anything fails, it keeps the
 // old value and nothing happened. A failed Open changes nothing at all.
 //
+// Sending is cheaper: SealLeased persists a lease on the sending chain
+// (up to SendLease message numbers ahead, growing 1, 2, 4 … from a new or
+// restored session) rather than every step of it, and
+// says when the new set must be committed before the envelope leaves
+// (about once every SendLease seals); in between the caller may keep the
+// new set in memory only. A restart resumes at the lease point; the peer
+// skips the unused numbers. See docs/PROTOCOL.md §12.12.1.
+//
 // Typical use:
 //
 //	keys, _ := ratchet.NewLocalKeys(hostKey, peerID, now)
@@ -33,6 +41,8 @@
 //	bundle, _ := ratchet.ParseBundle(fetched)
 //	set, err := set.InitiateFromBundle(keys, bundle, now) // ErrBadSignature: refuse
 //	env, set, _ := set.Seal([]byte("hi"), now)            // commit set, then send env
+//	env, next, commit, _ := set.SealLeased([]byte("hi"), now)
+//	// if commit: commit next, then send env; else send env (next in memory)
 //
 //	o, err := bobSet.Open(bobKeys, env, now)
 //	// commit o.Set (and o.Keys when non-nil) with o.Plaintext

@@ -117,7 +117,11 @@ func FuzzUnmarshalSessionSet(f *testing.F) {
 		}
 		// Any state that decodes must be usable without panics.
 		s.Expire(t0)
-		_, _, _ = s.Seal([]byte("x"), t0)
+		// A decoded set holds no lease: its first seal takes one, to be
+		// committed before the envelope leaves.
+		if _, _, commit, err := s.SealLeased([]byte("x"), t0); err == nil && !commit {
+			t.Fatal("the first seal of a decoded set asked for no commit")
+		}
 		for _, e := range x.envelopes {
 			_, _ = s.Open(nil, e, t0)
 		}

@@ -109,6 +109,18 @@ func kdfCK(ck *[32]byte) (next, mk [32]byte) {
 	return next, mk
 }
 
+// advanceCK is the chain key steps KDF_CK steps after ck, without the
+// message keys (which are never made).
+func advanceCK(ck [32]byte, steps uint32) [32]byte {
+	var next [32]byte
+	for range steps {
+		hmacSHA256(&next, ck[:], kdfCKChain)
+		ck = next
+	}
+	clear(next[:])
+	return ck
+}
+
 // messageAEADKey expands a message key into the XChaCha20-Poly1305 key:
 // HKDF-SHA256(IKM = mk, salt = 32 zero bytes, info = labelMessage, 32).
 // The nonce is random and sent with the payload rather than derived: a

@@ -14,7 +14,20 @@ import (
 // returned SessionSet is never modified: every change happens on a clone.
 type session struct {
 	id       SessionID
-	lastUsed uint64 // Unix seconds of the last successful seal or open
+	lastUsed uint64 // Unix seconds of the last successful open or sending lease
+
+	// The sending lease (§12.12.1): when leased, the encoding holds the
+	// sending chain at message number leaseN (chain key leaseCK) rather
+	// than the live (cks, ns), and ns <= leaseN. Seals below leaseN need
+	// no commit. A new sending chain starts without a lease. leaseLen is
+	// the last lease's length, kept across chains in memory but not
+	// encoded: leases grow 1, 2, 4 … SendLease from a session's creation
+	// or restore, so that each restart leaves the peer a gap of at most
+	// about twice the seals made since the one before (§12.12.1).
+	leased   bool
+	leaseN   uint32
+	leaseLen uint32
+	leaseCK  [32]byte
 
 	rk                   [32]byte
 	dhs                  *ecdh.PrivateKey
@@ -280,8 +293,38 @@ func (s *session) expire(now uint64) bool {
 	return changed
 }
 
+// needsLease reports whether sealing message number ns at now must take
+// a new lease (and the new state be committed before the envelope
+// leaves): there is none, ns is not below it, or it is SendLeaseMaxAge old.
+func (s *session) needsLease(now uint64) bool {
+	aged := now >= s.lastUsed && time.Duration(now-s.lastUsed)*time.Second >= SendLeaseMaxAge
+	return !s.leased || s.ns >= s.leaseN || aged
+}
+
+// takeLease is called after a seal (cks, ns are the next message's):
+// the lease covers the message just sealed and the next leaseLen-1, where
+// leaseLen doubles from 1 to SendLease (nextLeaseLen).
+func (s *session) takeLease(now uint64) {
+	s.leaseLen = nextLeaseLen(s.leaseLen)
+	steps := min(s.leaseLen-1, ^uint32(0)-s.ns)
+	s.leased, s.leaseN, s.leaseCK = true, s.ns+steps, advanceCK(s.cks, steps)
+	s.lastUsed = now
+}
+
+// nextLeaseLen is the length of the lease after one of length last (0:
+// none since the session was made or restored): twice as long, from 1 up
+// to SendLease.
+func nextLeaseLen(last uint32) uint32 { return max(1, min(SendLease, 2*last)) }
+
+// dropLease forgets the lease: a new sending chain starts without one.
+func (s *session) dropLease() {
+	clear(s.leaseCK[:])
+	s.leased, s.leaseN = false, 0
+}
+
 // dhRatchet is DHRatchetHE.
 func (s *session) dhRatchet(remote []byte) error {
+	s.dropLease()
 	s.pn, s.ns, s.nr, s.discarded = s.ns, 0, 0, 0
 	s.hks, s.hkr = s.nhks, s.nhkr
 	s.hasCKr, s.hasCKs = true, true

@@ -190,24 +190,45 @@ func (s *SessionSet) InitiateFromBundle(local *LocalKeys, b *Bundle, now time.Ti
 }
 
 // Seal encrypts plaintext on the active session and returns the envelope
-// and the new set. On error s is unchanged and nothing was sent.
+// and the new set, for callers that commit every new set before its
+// envelope leaves; SealLeased says when that is needed. On error s is
+// unchanged and nothing was sent.
 func (s *SessionSet) Seal(plaintext []byte, now time.Time) ([]byte, *SessionSet, error) {
+	env, next, _, err := s.SealLeased(plaintext, now)
+	return env, next, err
+}
+
+// SealLeased is Seal with the sending lease (docs/PROTOCOL.md §12.12.1).
+// When commit is true, next must be committed before env leaves: the seal
+// took a new lease (the first seal on a new sending chain or after
+// UnmarshalSessionSet, at the lease point, or after SendLeaseMaxAge;
+// leases are 1, 2, 4 … up to SendLease message numbers long from a new
+// or restored session), or expired keys were erased. When it is false, next
+// encodes to the same bytes as s: the caller may keep next in memory
+// only, and a restart from the committed set resumes past every envelope
+// sealed since, so no message key is used twice. On error s is unchanged
+// and nothing was sent.
+func (s *SessionSet) SealLeased(plaintext []byte, now time.Time) (env []byte, next *SessionSet, commit bool, err error) {
 	if len(plaintext) > MaxPlaintextSize {
-		return nil, nil, ErrTooLarge
+		return nil, nil, false, ErrTooLarge
 	}
 	if len(s.sessions) == 0 {
-		return nil, nil, ErrNoSession
+		return nil, nil, false, ErrNoSession
 	}
 	sess := s.sessions[len(s.sessions)-1].clone()
+	t := unixSec(now)
+	commit = sess.needsLease(t)
 	ad := adBufs.Get().(*[]byte)
-	env, err := sess.encrypt(plaintext, s.adHead((*ad)[:0], true))
+	env, err = sess.encrypt(plaintext, s.adHead((*ad)[:0], true))
 	adBufs.Put(ad)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	sess.lastUsed = unixSec(now)
-	next, _ := s.with(sess).Expire(now)
-	return env, next, nil
+	if commit {
+		sess.takeLease(t)
+	}
+	next, expired := s.with(sess).Expire(now)
+	return env, next, commit || expired, nil
 }
 
 // Open authenticates and decrypts an envelope from the peer. local is

@@ -13,7 +13,9 @@ const (
 )
 
 // MarshalBinary encodes the set, including every secret of its sessions.
-// The encoding is deterministic: equal states encode to equal bytes.
+// The encoding is deterministic: equal states encode to equal bytes. A
+// session's sending chain is encoded at its lease point (SealLeased), so
+// a set decoded from it resumes sending there.
 func (s *SessionSet) MarshalBinary() ([]byte, error) { return s.AppendBinary(nil) }
 
 // AppendBinary appends the set's encoding (MarshalBinary's) to b and
@@ -73,8 +75,13 @@ func (s *session) marshal(w *writer) {
 		flags |= stateHasCKr
 	}
 	w.u8(flags)
+	ns := s.ns
 	if s.hasCKs {
-		w.key(&s.cks)
+		ck := &s.cks
+		if s.leased { // the lease point, never the live chain (§12.12.1)
+			ck, ns = &s.leaseCK, s.leaseN
+		}
+		w.key(ck)
 		w.key(&s.hks)
 	}
 	if s.hasCKr {
@@ -83,7 +90,7 @@ func (s *session) marshal(w *writer) {
 	}
 	w.key(&s.nhks)
 	w.key(&s.nhkr)
-	w.u32(s.ns)
+	w.u32(ns)
 	w.u32(s.nr)
 	w.u32(s.pn)
 	w.u32(s.discarded)
