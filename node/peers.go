@@ -17,7 +17,7 @@ import (
 // between runs in the store (name, addresses, certificate). Whether a key
 // is a changed key is never remembered: it is evaluated from its chain
 // and the trust store when asked (verdictNow), so it is the same after a
-// restart, online or not. mu guards byPeer; it is taken
+// restart, online or not. mu guards byPeer, may and updates; it is taken
 // by the read loops (handshakes), the outbox workers (mayMessage) and
 // callers of the Node's API, and no other lock is taken under it.
 type peerBook struct {
@@ -288,7 +288,7 @@ const trustRecheck = 5 * time.Millisecond
 
 // mayMessageSince is mayMessage with the trust store as compared with the
 // disk at since or later (identity.TrustStore.GenerationSince). A yes is
-// kept (mayYes) and given again, for a few nanoseconds, while nothing it
+// kept (mayYes) and given again, for a map look-up, while nothing it
 // was drawn from changed; a no is decided anew each time.
 func (b *peerBook) mayMessageSince(p peer.ID, since time.Time) error {
 	if p == b.host.ID() {
