@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -100,6 +101,11 @@ type Verdict struct {
 	// Chain is the chain evaluated, leaf first: what the node keeps of a
 	// key whose handshake it refused, to evaluate it again later.
 	Chain []*x509.Certificate `json:"-"`
+	// ValidFrom and ValidUntil, set when State is ca-verified, bound the
+	// times at which the same chain and trust store contents
+	// (TrustStore.GenerationSince) give this verdict: the leaf's validity
+	// and its issuing CA's, both inclusive. Zero otherwise.
+	ValidFrom, ValidUntil time.Time `json:"-"`
 }
 
 // trustFile is the on-disk form of the trust store (trust.json).
@@ -135,6 +141,26 @@ type TrustStore struct {
 	// certificate name ("" for none), computed when the file is loaded:
 	// Evaluate compares a certificate's name with every contact's.
 	keys map[peer.ID][2]string
+
+	// gen counts the contents loaded (contacts and roots, from the file
+	// or as written): a decision drawn from them holds while it is the
+	// same (GenerationSince). Written under mu, read without it.
+	gen atomic.Uint64
+	// checkedMono is checked as an offset from monoBase plus one (zero:
+	// never), for GenerationSince without mu. Written under mu, with
+	// checked.
+	checkedMono atomic.Int64
+}
+
+// monoBase is the origin of TrustStore.checkedMono: offsets from it
+// compare on the monotonic clock.
+var monoBase = time.Now()
+
+// setChecked records when the file was last compared with the disk.
+// Callers hold mu, and bump gen first if the contents changed.
+func (t *TrustStore) setChecked(at time.Time) {
+	t.checked = at
+	t.checkedMono.Store(int64(at.Sub(monoBase)) + 1)
 }
 
 // OpenTrustStore opens the store at path; a missing file is an empty store.
@@ -160,15 +186,16 @@ func (t *TrustStore) reload(force bool) error {
 	if errors.Is(err, os.ErrNotExist) {
 		if t.contacts == nil || t.stat != nil {
 			t.stat, t.contacts, t.roots, t.pool = nil, map[peer.ID]Contact{}, nil, x509.NewCertPool()
+			t.gen.Add(1)
 		}
-		t.checked = checked
+		t.setChecked(checked)
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("trust store: %w", err)
 	}
 	if !force && t.stat != nil && os.SameFile(st, t.stat) && st.ModTime().Equal(t.stat.ModTime()) && st.Size() == t.stat.Size() {
-		t.checked = checked
+		t.setChecked(checked)
 		return nil
 	}
 	data, err := ReadFileLimited(t.path, maxTrustFile)
@@ -180,11 +207,14 @@ func (t *TrustStore) reload(force bool) error {
 		return fmt.Errorf("trust store %s: %w", t.path, err)
 	}
 	t.load(f)
-	t.stat, t.checked = st, checked
+	t.stat = st
+	t.setChecked(checked)
 	return nil
 }
 
+// load makes f the store's contents. Callers hold mu.
 func (t *TrustStore) load(f *trustFile) {
+	defer t.gen.Add(1) // after the contents: who reads the new count finds them
 	t.contacts = make(map[peer.ID]Contact, len(f.Contacts))
 	t.keys = make(map[peer.ID][2]string, len(f.Contacts))
 	for _, c := range f.Contacts {
@@ -339,6 +369,29 @@ func (t *TrustStore) ContactSince(id peer.ID, since time.Time) (Contact, bool, e
 	}
 	c, ok := t.contacts[id]
 	return c, ok, nil
+}
+
+// GenerationSince is a count that changes whenever the contacts or the
+// trusted CAs change, with the file compared with the disk at since or
+// later as for ContactSince. A caller may keep a decision drawn from the
+// store (a contact's state, a verdict of Evaluate, within the validity
+// it names: Verdict.ValidFrom and ValidUntil) while the count is the
+// same: a change through this TrustStore moves it before the call that
+// made it returns, another process's by the first call whose since is
+// after it. When the file was compared recently enough, it takes no
+// lock: a group message's copies, one per member, ask it once each.
+func (t *TrustStore) GenerationSince(since time.Time) (uint64, error) {
+	if c := t.checkedMono.Load(); c != 0 && c-1 >= int64(since.Sub(monoBase)) {
+		return t.gen.Load(), nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.checked.IsZero() || t.checked.Before(since) {
+		if err := t.refresh(); err != nil {
+			return 0, err
+		}
+	}
+	return t.gen.Load(), nil
 }
 
 // Resolve finds a contact by peer ID or by name (case-insensitive). A
@@ -731,8 +784,11 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 		}
 		return v, nil
 	}
-	caName, caOK := t.verifyIssuer(leaf, now)
+	ca := t.verifyIssuer(leaf, now)
+	caOK := ca != nil
+	var caName string
 	if caOK {
+		caName = SanitizeName(ca.Subject.CommonName)
 		v.Issuer, v.IssuerTrusted = caName, true
 	}
 	if known && contact.State == StateVerified {
@@ -752,6 +808,7 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 	switch {
 	case caOK:
 		v.State, v.Reason, v.Issuer = StateCAVerified, "issued by "+caName, caName
+		v.ValidFrom, v.ValidUntil = later(leaf.NotBefore, ca.NotBefore), earlier(leaf.NotAfter, ca.NotAfter)
 	case known:
 		v.State, v.Reason = StateTOFU, "trusted on first use, fingerprint not compared"
 	default:
@@ -763,7 +820,24 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 	return v, nil
 }
 
-// verifyIssuer names the trusted CA that issued leaf directly, if one did.
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// earlier is the earlier of a and b.
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// verifyIssuer returns the trusted CA that issued leaf directly, if one
+// did (nil if none).
 //
 // CA-verified means issued directly by a CA in the trust store: only its
 // certificates may act as issuers. Whatever else the peer sends along
@@ -773,15 +847,15 @@ func (t *TrustStore) Evaluate(chain []*x509.Certificate, remote peer.ID, now tim
 // longer than leaf → trusted CA. The trust store holds self-signed roots
 // and the intermediates the user chose to trust themselves
 // (AddIntermediate); each one vouches only for what it issued directly.
-func (t *TrustStore) verifyIssuer(leaf *x509.Certificate, now time.Time) (string, bool) {
+func (t *TrustStore) verifyIssuer(leaf *x509.Certificate, now time.Time) *x509.Certificate {
 	if len(t.roots) == 0 {
-		return "", false
+		return nil
 	}
 	root, ok := verifyWithPool(leaf, t.pool, now)
 	if !ok {
-		return "", false
+		return nil
 	}
-	return SanitizeName(root.Subject.CommonName), true
+	return root
 }
 
 // verifyWithPool verifies that a certificate in pool issued leaf, valid at

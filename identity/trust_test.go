@@ -182,7 +182,20 @@ func TestEvaluateStates(t *testing.T) {
 		short, _ := NewCA("Short", testNow, 2*time.Hour)
 		ts.AddRoot(short.Cert)
 		leaf := issue(t, short, bob.key, "Bob")
-		wantState(t, evaluate(t, ts, []*x509.Certificate{leaf}, bob.id, testNow), StateCAVerified, "issued by Short")
+		v := evaluate(t, ts, []*x509.Certificate{leaf}, bob.id, testNow)
+		wantState(t, v, StateCAVerified, "issued by Short")
+		// The verdict's validity: the leaf's within the CA's.
+		from, until := leaf.NotBefore, leaf.NotAfter
+		if short.Cert.NotBefore.After(from) {
+			from = short.Cert.NotBefore
+		}
+		if short.Cert.NotAfter.Before(until) {
+			until = short.Cert.NotAfter
+		}
+		if !v.ValidFrom.Equal(from) || !v.ValidUntil.Equal(until) {
+			t.Errorf("verdict valid %v – %v, want %v – %v", v.ValidFrom, v.ValidUntil, from, until)
+		}
+		wantState(t, evaluate(t, ts, []*x509.Certificate{leaf}, bob.id, v.ValidUntil), StateCAVerified, "issued by Short")
 		// The leaf never outlives the CA, so it expires with it.
 		wantState(t, evaluate(t, ts, []*x509.Certificate{leaf}, bob.id, testNow.Add(3*time.Hour)), StateExpired, "expired")
 	})
@@ -510,6 +523,50 @@ func TestTrustStoreContactSince(t *testing.T) {
 	must0(t, b.Pin(carol.id, "Carol", StateVerified, testNow)) // through b itself
 	if c, ok, err := b.ContactSince(carol.id, time.Time{}); err != nil || !ok || c.State != StateVerified {
 		t.Errorf("b's own change is not seen at once: %+v %v %v", c, ok, err)
+	}
+}
+
+// TestTrustStoreGenerationSince: the count moves with every change to the
+// contacts or roots, through this store at once and another process's
+// as soon as a look since it is asked for, and stays while nothing changes.
+func TestTrustStoreGenerationSince(t *testing.T) {
+	a, path := newStore(t)
+	b := openStore(t, path)
+	bob := newPeer(t, "Bob")
+	gen := func(s *TrustStore, since time.Time) uint64 {
+		t.Helper()
+		g, err := s.GenerationSince(since)
+		must0(t, err)
+		return g
+	}
+	g0 := gen(b, time.Now())
+	if g := gen(b, time.Now()); g != g0 {
+		t.Fatalf("nothing changed, the generation moved %d → %d", g0, g)
+	}
+	must0(t, b.Pin(bob.id, "Bob", StateTOFU, testNow))
+	g1 := gen(b, time.Time{})
+	if g1 == g0 {
+		t.Fatal("b's own change did not move its generation")
+	}
+	checked := time.Now()
+	must0(t, a.Pin(bob.id, "Bob", StateUntrusted, testNow)) // another process's change
+	if g := gen(b, checked.Add(-time.Hour)); g != g1 {
+		t.Errorf("a look content with the last one read the file again: %d → %d", g1, g)
+	}
+	g2 := gen(b, time.Now())
+	if g2 == g1 {
+		t.Fatal("a look since another process's change does not see it")
+	}
+	ca, err := NewCA("Acme Root", testNow, time.Hour)
+	must0(t, err)
+	must0(t, b.AddRoot(ca.Cert))
+	g3 := gen(b, time.Time{})
+	if g3 == g2 {
+		t.Fatal("a root added did not move the generation")
+	}
+	must0(t, b.RemoveRoot(ca.Cert))
+	if g := gen(b, time.Time{}); g == g3 {
+		t.Fatal("a root removed did not move the generation")
 	}
 }
 

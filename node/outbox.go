@@ -251,19 +251,8 @@ func (w *outboxWorker) holdLocked(held bool, acks uint64) {
 
 // acked takes messages p acknowledged (recorded as delivered) out of its
 // worker's copy of the outbox, and wakes it if it holds messages back for
-// the send window, which opened.
-func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) {
-	o.mu.Lock()
-	w, ok := o.workers[p]
-	if !ok || !w.running {
-		o.mu.Unlock()
-		o.kick(p)
-		return
-	}
-	defer o.mu.Unlock()
-	w.pending = slices.DeleteFunc(w.pending, func(m store.Message) bool { return slices.Contains(ids, m.ID) })
-	w.tookLocked()
-}
+// the send window, which opened (ackedCopies).
+func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) { o.ackedCopies(store.CopiesTo(p, ids)) }
 
 // tookLocked is what taking receipted messages out of w's copy of the
 // outbox (acked, takeGroupCopies) implies: one more receipt counted, a
@@ -631,13 +620,13 @@ func (o *outbox) batch(cs *chatSession, msgs []store.Message, b *writeBufs) ([]s
 // open. If that fails (a record that cannot be read among them), each
 // peer's are recorded apart, and one by one if need be.
 func (o *outbox) acknowledged(acks []store.Copy) {
-	byPeer := map[peer.ID][]e2e.MessageID{}
-	for _, a := range acks {
-		byPeer[a.Peer] = append(byPeer[a.Peer], a.ID)
-	}
 	updated, err := o.store.SetStatuses(acks, store.StatusDelivered, o.cfg.Now())
 	if err != nil {
 		o.log.Warn("record receipts; trying peer by peer", "err", err)
+		byPeer := map[peer.ID][]e2e.MessageID{}
+		for _, a := range acks {
+			byPeer[a.Peer] = append(byPeer[a.Peer], a.ID)
+		}
 		for p, ids := range byPeer {
 			o.setStatuses(p, ids, store.StatusDelivered)
 			o.kick(p)
@@ -647,8 +636,31 @@ func (o *outbox) acknowledged(acks []store.Copy) {
 	for i := range updated {
 		o.emit(Event{Kind: EventStatus, Message: &updated[i]})
 	}
-	for p, ids := range byPeer {
-		o.acked(p, ids)
+	o.ackedCopies(acks)
+}
+
+// ackedCopies is acked for copies to any number of peers (a group
+// message's receipts), under one lock: each running worker's copy of
+// its outbox loses them, and the peers whose workers do not run are
+// kicked, once each.
+func (o *outbox) ackedCopies(acks []store.Copy) {
+	var idle []peer.ID
+	o.mu.Lock()
+	for _, a := range acks {
+		w, ok := o.workers[a.Peer]
+		if !ok || !w.running {
+			idle = append(idle, a.Peer)
+			continue
+		}
+		if i := slices.IndexFunc(w.pending, func(m store.Message) bool { return m.ID == a.ID }); i >= 0 {
+			w.pending = slices.Delete(w.pending, i, i+1)
+		}
+		w.tookLocked()
+	}
+	o.mu.Unlock()
+	slices.Sort(idle)
+	for _, p := range slices.Compact(idle) {
+		o.kick(p)
 	}
 }
 

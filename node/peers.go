@@ -17,18 +17,46 @@ import (
 // between runs in the store (name, addresses, certificate). Whether a key
 // is a changed key is never remembered: it is evaluated from its chain
 // and the trust store when asked (verdictNow), so it is the same after a
-// restart, online or not. mu guards byPeer; it is taken
+// restart, online or not. mu guards byPeer, may and updates; it is taken
 // by the read loops (handshakes), the outbox workers (mayMessage) and
 // callers of the Node's API, and no other lock is taken under it.
 type peerBook struct {
 	*core
 	mu     sync.Mutex
 	byPeer map[peer.ID]*peerFacts
-	// keyIDs holds contacts' peer IDs that mayMessage found to be the
-	// canonical IDs of Ed25519 keys (a fact about the ID that never
-	// changes), so that a group message's copies do not check each
-	// member's again.
-	keyIDs sync.Map // peer.ID → struct{}
+	// may holds mayMessage's last yes for each peer, so that a group
+	// message's copies (one decision per member in Groups.post and one
+	// per outbox round) do not decide again what did not change
+	// (mayYes). updates counts the changes to byPeer (a handshake, a
+	// chain read from the store): a decision that one overlapped is not
+	// kept, as it may have read the chain before it.
+	may     map[peer.ID]mayYes
+	updates uint64
+}
+
+// mayYes is a kept decision that messages may go to a peer. It holds
+// while the trust store's contents are those of generation gen
+// (identity.TrustStore.GenerationSince: a contact blocked, a key
+// accepted, a CA added or removed changes it) and the peer's facts are
+// unchanged (peerBook.update drops it), and, for a peer trusted for its
+// CA's certificate rather than as a contact, while the time is within
+// [from, until] (the certificate's and its CA's validity).
+type mayYes struct {
+	gen         uint64
+	from, until time.Time // zero: no limit (a contact)
+}
+
+// holds reports whether y still decides for generation gen; now is
+// asked only if the decision has a time limit.
+func (y mayYes) holds(gen uint64, now func() time.Time) bool {
+	if y.gen != gen {
+		return false
+	}
+	if y.until.IsZero() {
+		return true
+	}
+	t := now()
+	return !t.Before(y.from) && !t.After(y.until)
 }
 
 // peerFacts is what one handshake, or its failure, established.
@@ -41,7 +69,9 @@ type peerFacts struct {
 // also saved in the store.
 const peerstoreTTL = 24 * time.Hour
 
-func newPeerBook(c *core) *peerBook { return &peerBook{core: c, byPeer: map[peer.ID]*peerFacts{}} }
+func newPeerBook(c *core) *peerBook {
+	return &peerBook{core: c, byPeer: map[peer.ID]*peerFacts{}, may: map[peer.ID]mayYes{}}
+}
 
 // facts is a copy of what is known of p this run.
 func (b *peerBook) facts(p peer.ID) peerFacts {
@@ -53,7 +83,8 @@ func (b *peerBook) facts(p peer.ID) peerFacts {
 	return peerFacts{}
 }
 
-// update changes p's facts under the lock.
+// update changes p's facts under the lock, and drops what mayMessage
+// decided from them.
 func (b *peerBook) update(p peer.ID, f func(*peerFacts)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -63,6 +94,8 @@ func (b *peerBook) update(p peer.ID, f func(*peerFacts)) {
 		b.byPeer[p] = pf
 	}
 	f(pf)
+	delete(b.may, p)
+	b.updates++
 }
 
 // known are the peers met this run.
@@ -254,35 +287,60 @@ func (b *peerBook) mayMessage(p peer.ID) error { return b.mayMessageSince(p, tim
 const trustRecheck = 5 * time.Millisecond
 
 // mayMessageSince is mayMessage with the trust store as compared with the
-// disk at since or later (identity.TrustStore.ContactSince).
+// disk at since or later (identity.TrustStore.GenerationSince). A yes is
+// kept (mayYes) and given again, for a map look-up, while nothing it
+// was drawn from changed; a no is decided anew each time.
 func (b *peerBook) mayMessageSince(p peer.ID, since time.Time) error {
 	if p == b.host.ID() {
 		return ErrSelf
 	}
-	_, keyID := b.keyIDs.Load(p)
-	if !keyID {
-		if _, err := identity.KeyFromPeerID(p); err != nil {
-			return err
-		}
+	gen, err := b.trust.GenerationSince(since)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	y, kept := b.may[p]
+	updates := b.updates
+	b.mu.Unlock()
+	if kept && y.holds(gen, b.cfg.Now) {
+		return nil
+	}
+	// What is read from here on is of generation gen or later: a yes
+	// kept as gen's is decided again at the next change, never missed.
+	y, err = b.decideMay(p, since)
+	if err != nil {
+		return err
+	}
+	y.gen = gen
+	b.mu.Lock()
+	if b.updates == updates {
+		b.may[p] = y
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+// decideMay decides whether messages may go to p now, from the trust
+// store and p's last seen chain, and on a yes how long it holds.
+func (b *peerBook) decideMay(p peer.ID, since time.Time) (mayYes, error) {
+	if _, err := identity.KeyFromPeerID(p); err != nil {
+		return mayYes{}, err
 	}
 	c, known, err := b.trust.ContactSince(p, since)
 	switch {
 	case err != nil:
-		return err
+		return mayYes{}, err
 	case known && c.State == identity.StateUntrusted:
-		return ErrBlocked
+		return mayYes{}, ErrBlocked
 	case known:
-		if !keyID {
-			b.keyIDs.Store(p, struct{}{}) // a contact's: kept while it runs
-		}
-		return nil
+		return mayYes{}, nil
 	}
 	v, ok := b.verdictNow(p)
 	switch {
 	case ok && v.State == identity.StateChanged:
-		return ErrKeyChanged
-	case ok && v.State == identity.StateCAVerified:
-		return nil
+		return mayYes{}, ErrKeyChanged
+	case ok && v.State == identity.StateCAVerified && !v.ValidUntil.IsZero():
+		return mayYes{from: v.ValidFrom, until: v.ValidUntil}, nil
 	}
-	return ErrNotTrusted
+	return mayYes{}, ErrNotTrusted
 }

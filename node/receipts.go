@@ -101,16 +101,20 @@ func (q *receiptQueue) drain() {
 		// fan: held has 1:1 receipts from several peers, recorded once a
 		// wait of receiptGather brings none.
 		fan bool
+		// batch, the receipts taken last, goes back to the queue to be
+		// filled again; stored is reused from batch to batch.
+		batch  []pendingReceipt
+		stored []store.Copy
 	)
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
-		batch := q.take(len(held) > 0)
+		batch = q.take(len(held) > 0, batch)
 		if len(batch) == 0 && len(held) == 0 {
 			return
 		}
 		now := time.Now()
-		var stored []store.Copy
+		stored = stored[:0]
 		var seen map[peer.ID][]e2e.MessageID
 		var order []peer.ID
 		for _, r := range batch {
@@ -144,8 +148,9 @@ func (q *receiptQueue) drain() {
 			(len(held) > 0 && !now.Before(until)) || q.closing() {
 			if acks := append(held, direct...); len(acks) > 0 {
 				q.record(acks)
+				clear(acks)
 			}
-			held, until, fan = nil, time.Time{}, false
+			held, until, fan = held[:0], time.Time{}, false
 		}
 		for _, p := range order {
 			q.seen(p, seen[p])
@@ -203,13 +208,15 @@ func fanIn(acks []store.Copy) bool {
 	return false
 }
 
-// take empties the queue; when it is empty and the drainer holds nothing
-// (keep false), the worker ends.
-func (q *receiptQueue) take(keep bool) []pendingReceipt {
+// take empties the queue, handing it spare (the drainer's last batch,
+// done with) to fill again; when it is empty and the drainer holds
+// nothing (keep false), the worker ends.
+func (q *receiptQueue) take(keep bool, spare []pendingReceipt) []pendingReceipt {
+	clear(spare)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	batch := q.pending
-	q.pending = nil
+	q.pending = spare[:0]
 	if len(batch) == 0 && !keep {
 		q.running = false
 	}

@@ -183,6 +183,29 @@ func (cs *chatSession) resetSent() {
 	clear(cs.sent)
 }
 
+// forget empties sent but for the messages of pending. The map keeps its
+// room for the next ones rather than being made anew, and is cleared
+// rather than deleted from: deletions would leave marks that every
+// later look-up of a message not written yet steps over. Callers hold
+// mu.
+func (cs *chatSession) forget(pending []store.Message) {
+	type entry struct {
+		id e2e.MessageID
+		at time.Time
+	}
+	var room [8]entry
+	keep := room[:0]
+	for _, m := range pending {
+		if at, ok := cs.sent[m.ID]; ok {
+			keep = append(keep, entry{m.ID, at})
+		}
+	}
+	clear(cs.sent)
+	for _, e := range keep {
+		cs.sent[e.id] = e.at
+	}
+}
+
 // markSent records that id goes out on this session now; false if it
 // already did.
 func (cs *chatSession) markSent(id e2e.MessageID, now time.Time) bool {
@@ -212,13 +235,7 @@ func (cs *chatSession) written(pending []store.Message, was []bool) []bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if len(cs.sent) > 2*len(pending)+64 {
-		keep := make(map[e2e.MessageID]time.Time, len(pending))
-		for _, m := range pending {
-			if at, ok := cs.sent[m.ID]; ok {
-				keep[m.ID] = at
-			}
-		}
-		cs.sent = keep
+		cs.forget(pending)
 	}
 	for _, m := range pending {
 		_, ok := cs.sent[m.ID]

@@ -211,10 +211,15 @@ func delivAD(k []byte) []byte {
 // delivKeyAD is a delivery's key and its AD in one allocation: the key is
 // the AD's tail (bbolt copies a key it keeps).
 func delivKeyAD(gid GroupID, seq uint64, p peer.ID) (k, ad []byte) {
-	ad = make([]byte, 0, len(delivADPrefix)+len(gid)+8+len(p))
-	ad = append(append(ad, delivADPrefix...), gid[:]...)
-	ad = append(binary.BigEndian.AppendUint64(ad, seq), p...)
+	ad = appendDelivKeyAD(make([]byte, 0, len(delivADPrefix)+len(gid)+8+len(p)), gid, seq, p)
 	return ad[len(delivADPrefix):], ad
+}
+
+// appendDelivKeyAD appends a delivery's AD (delivADPrefix and its key)
+// to dst.
+func appendDelivKeyAD(dst []byte, gid GroupID, seq uint64, p peer.ID) []byte {
+	dst = append(append(dst, delivADPrefix...), gid[:]...)
+	return append(binary.BigEndian.AppendUint64(dst, seq), p...)
 }
 
 // delivPlainLen is the length of a delivery before it is sealed.
@@ -833,6 +838,12 @@ func (m GroupMessage) copyFor(p peer.ID) Message {
 			st = d.Status
 		}
 	}
+	return m.copyWith(p, st)
+}
+
+// copyWith is member p's copy of an outgoing group message whose
+// status for p is st.
+func (m GroupMessage) copyWith(p peer.ID, st Status) Message {
 	return Message{ID: m.ID, Peer: p, Seq: m.Seq, Direction: Outgoing, SentAt: m.SentAt, StoredAt: m.StoredAt,
 		Body: m.Body, Status: st, Stream: m.Stream, Number: m.Number, Group: m.Group, GroupChanges: m.Changes,
 		Kind: m.Kind, Target: m.Target, Emoji: m.Emoji, ReplyTo: m.ReplyTo}
@@ -910,38 +921,87 @@ func (s Groups) SetGroupStatus(id e2e.MessageID, p peer.ID, st Status, now time.
 
 // setGroupStatusOf is setStatus for a group message's copy to p: the
 // message as p's copy.
-func (s Groups) setGroupStatusOf(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time, gm groupMessages) (Message, bool, error) {
-	m, changed, err := s.setGroupStatusIn(tx, id, p, st, now, gm)
+func (s Groups) setGroupStatusOf(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time, gm *groupMessages) (Message, bool, error) {
+	m, d, changed, err := s.setGroupStatusIn(tx, id, p, st, now, gm)
 	if err != nil {
 		return Message{}, false, err
 	}
-	return m.copyFor(p), changed, nil
+	return m.copyWith(p, d.Status), changed, nil
 }
 
 func (s Groups) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time) (GroupMessage, bool, error) {
-	return s.setGroupStatusIn(tx, id, p, st, now, nil)
+	m, d, changed, err := s.setGroupStatusIn(tx, id, p, st, now, nil)
+	if err != nil {
+		return GroupMessage{}, false, err
+	}
+	m.Members = []MemberDelivery{d} // m is this call's copy: its Members are its own
+	return m, changed, nil
 }
 
-// groupMessages holds the group messages decoded in one transaction, by
-// ID, without their members' statuses.
-type groupMessages map[e2e.MessageID]GroupMessage
+// groupMessages is what one transaction that records many copies'
+// statuses keeps from one to the next: the group messages decoded, by
+// ID, without their members' statuses, and a buffer for the keys it
+// looks up and writes (bbolt copies a key it keeps; the values are
+// allocated each).
+type groupMessages struct {
+	byID map[e2e.MessageID]GroupMessage
+	keys []byte
+}
 
-func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time, gm groupMessages) (GroupMessage, bool, error) {
-	m, ok := gm[id] // decoded for another member in this transaction
+func newGroupMessages() *groupMessages {
+	return &groupMessages{byID: map[e2e.MessageID]GroupMessage{}}
+}
+
+// has reports whether group message id was decoded in this transaction
+// (gm nil: none kept).
+func (gm *groupMessages) has(id e2e.MessageID) bool {
+	if gm == nil {
+		return false
+	}
+	_, ok := gm.byID[id]
+	return ok
+}
+
+// keyBuf is a buffer for the keys of one copy (gm nil: a new one).
+func (gm *groupMessages) keyBuf() []byte {
+	if gm == nil {
+		return nil
+	}
+	return gm.keys[:0]
+}
+
+// setGroupStatusIn records member p's status st of the outgoing group
+// message id, and returns the message (without its members' statuses),
+// p's delivery now, and whether it changed.
+func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Status, now time.Time, gm *groupMessages) (GroupMessage, MemberDelivery, bool, error) {
+	var m GroupMessage
+	ok := false
+	if gm != nil {
+		m, ok = gm.byID[id] // decoded for another member in this transaction
+	}
 	if !ok {
 		var err error
 		if m, err = s.groupMessageIn(tx, id); err != nil {
-			return GroupMessage{}, false, err
+			return GroupMessage{}, MemberDelivery{}, false, err
 		}
 		if gm != nil {
-			gm[id] = m
+			gm.byID[id] = m
 		}
 	}
 	gid, seq := m.Group, m.Seq
 	if m.Direction != Outgoing {
-		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
+		return GroupMessage{}, MemberDelivery{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
 	}
-	dk, ad := delivKeyAD(gid, seq, p)
+	// One buffer for this copy's keys: the delivery's AD (its key is
+	// the tail), then its outbox key.
+	buf := appendDelivKeyAD(gm.keyBuf(), gid, seq, p)
+	ad := buf[:len(buf):len(buf)]
+	dk := ad[len(delivADPrefix):]
+	buf = appendGoutboxKey(buf, p, gid, seq)
+	ok2 := buf[len(ad):]
+	if gm != nil {
+		gm.keys = buf
+	}
 	if st == StatusDelivered {
 		// A copy still in p's outbox is neither delivered nor failed:
 		// its receipt changes it, whatever it was (sending, sent or
@@ -949,38 +1009,35 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 		// rather than reading its delivery record and the outbox, then
 		// looking the entry up again to delete it: a group message's
 		// receipts are recorded a hundred at a time.
-		ok, err := takeKey(tx.Bucket(bktGOutbox), goutboxKey(p, gid, seq))
+		ok, err := takeKey(tx.Bucket(bktGOutbox), ok2)
 		if err != nil {
-			return GroupMessage{}, false, err
+			return GroupMessage{}, MemberDelivery{}, false, err
 		}
 		if ok {
 			d := MemberDelivery{Peer: p, Status: st, Delivered: now}
-			m.Members = []MemberDelivery{d} // m is this call's copy: its Members are its own
-			return m, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(ad, d))
+			return m, d, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(ad, d))
 		}
 	}
 	d, err := s.delivery(tx, gid, seq, p)
 	if errors.Is(err, ErrNotFound) {
-		return GroupMessage{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
+		return GroupMessage{}, MemberDelivery{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
 	}
 	if err != nil {
-		return GroupMessage{}, false, err
+		return GroupMessage{}, MemberDelivery{}, false, err
 	}
-	m.Members = []MemberDelivery{d} // m is this call's copy: its Members are its own
 	if d.Status == StatusDelivered || d.Status == st || (st == StatusSent && d.Status == StatusQueued) {
-		return m, false, nil
+		return m, d, false, nil
 	}
 	d.Status = st
 	if st == StatusDelivered {
 		d.Delivered = now
 	}
 	if st == StatusDelivered || st == StatusFailed {
-		if err := tx.Bucket(bktGOutbox).Delete(goutboxKey(p, gid, seq)); err != nil {
-			return GroupMessage{}, false, err
+		if err := tx.Bucket(bktGOutbox).Delete(ok2); err != nil {
+			return GroupMessage{}, MemberDelivery{}, false, err
 		}
 	}
-	m.Members[0] = d
-	return m, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(ad, d))
+	return m, d, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(ad, d))
 }
 
 // takeKey deletes key from b (nil: none) if it is there, and reports

@@ -306,7 +306,7 @@ func (s Groups) SetGroupSent(copies []Copy, now time.Time) ([]Message, error) {
 	var out []Message
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		out = out[:0]
-		gm := groupMessages{}
+		gm := newGroupMessages()
 		for _, c := range todo {
 			m, changed, err := s.setGroupStatusOf(tx, c.ID, c.Peer, StatusSent, now, gm)
 			if errors.Is(err, ErrNotFound) {

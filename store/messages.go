@@ -169,8 +169,8 @@ func (s *Store) SetStatus(id e2e.MessageID, from peer.ID, st Status, errText str
 // setStatus sets a copy's status in tx. gm holds the group messages
 // decoded earlier in the transaction (nil: none kept), so that the
 // receipts of one group message from many members decode it once.
-func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time, gm groupMessages) (Message, bool, error) {
-	if _, ok := gm[id]; ok { // a group message another member acknowledged in this transaction
+func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time, gm *groupMessages) (Message, bool, error) {
+	if gm.has(id) { // a group message another member acknowledged in this transaction
 		return s.Groups().setGroupStatusOf(tx, id, from, st, now, gm)
 	}
 	p, seq, raw, err := get(tx, id)
@@ -239,7 +239,7 @@ func (s *Store) SetStatuses(copies []Copy, st Status, now time.Time) ([]Message,
 	var out []Message
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		out = out[:0]
-		gm := groupMessages{}
+		gm := newGroupMessages()
 		for _, c := range copies {
 			m, changed, err := s.setStatus(tx, c.ID, c.Peer, st, "", now, gm)
 			switch {
