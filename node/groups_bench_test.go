@@ -3,7 +3,6 @@ package node_test
 import (
 	"bufio"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -291,6 +290,8 @@ func benchGroup(b *testing.B, members int) {
 //	usage           CPU time (ns), live heap (bytes), bytes  → usage CPU HEAP
 //	                allocated so far and the GC's CPU time      ALLOC GC
 //	                so far (ns, the runtime's estimate)
+//	floor, fsend,   the floor (groups_floor_bench_test.go)
+//	fquiet
 //	profile         start, then stop, a CPU profile written  → ok
 //	                to $CERTCHAT_NODE_GROUPSENDER_CPUPROFILE
 //	                (and, with ..._MEMPROFILE set, the
@@ -329,6 +330,7 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 		gid     group.ID
 		sent    []e2e.MessageID
 		prof    *os.File
+		floor   *floorSender
 	)
 	in := bufio.NewScanner(stdin)
 	for in.Scan() {
@@ -427,7 +429,11 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 			heap, _ := heapLive()
 			fmt.Fprintln(stdout, "usage", ru.Utime.Nano()+ru.Stime.Nano(), heap, ms.TotalAlloc, gcNS)
 		default:
-			return errors.New("unknown command " + f[0])
+			answer, err := floorCommand(nd, &floor, f)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, answer)
 		}
 	}
 	return in.Err()
