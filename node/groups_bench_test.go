@@ -112,24 +112,33 @@ func (gs *groupSender) read(word string) []string {
 // system) so far, its live heap after a collection, the bytes it
 // allocated so far (runtime.MemStats.TotalAlloc, read before that
 // collection) and the runtime's estimate of its garbage collector's CPU
-// time so far (runtime/metrics /cpu/classes/gc/total:cpu-seconds).
+// time so far (runtime/metrics /cpu/classes/gc/total:cpu-seconds); the
+// CPU and GC times both before the collections that measure the heap and
+// after them (cpuAfter, gcAfter), so that an interval from one report to
+// the next counts none of them: from a's after to b's before.
 type senderUsage struct {
-	cpu, gc time.Duration
-	heap    uint64
-	alloc   uint64
+	cpu, gc           time.Duration
+	cpuAfter, gcAfter time.Duration
+	heap              uint64
+	alloc             uint64
+}
+
+// since is the CPU and GC time from u0 to u (the collections of neither
+// report counted).
+func (u senderUsage) since(u0 senderUsage) (cpu, gc time.Duration) {
+	return u.cpu - u0.cpuAfter, u.gc - u0.gcAfter
 }
 
 func (gs *groupSender) usage() senderUsage {
 	f := gs.do("usage", "usage")
-	if len(f) != 4 {
+	if len(f) != 6 {
 		gs.b.Fatalf("group sender usage: %q", f)
 	}
 	var u senderUsage
-	ns, _ := strconv.ParseInt(f[0], 10, 64)
+	d := func(s string) time.Duration { n, _ := strconv.ParseInt(s, 10, 64); return time.Duration(n) }
+	u.cpu, u.gc, u.cpuAfter, u.gcAfter = d(f[0]), d(f[3]), d(f[4]), d(f[5])
 	u.heap, _ = strconv.ParseUint(f[1], 10, 64)
 	u.alloc, _ = strconv.ParseUint(f[2], 10, 64)
-	gc, _ := strconv.ParseInt(f[3], 10, 64)
-	u.cpu, u.gc = time.Duration(ns), time.Duration(gc)
 	return u
 }
 
@@ -265,8 +274,9 @@ func benchGroup(b *testing.B, members int) {
 	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
 	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
-	b.ReportMetric(perMsg(u1.cpu-u0.cpu), "sender-cpu-ms/msg")
-	b.ReportMetric(perMsg(u1.gc-u0.gc), "sender-gc-ms/msg")
+	cpu, gc := u1.since(u0)
+	b.ReportMetric(perMsg(cpu), "sender-cpu-ms/msg")
+	b.ReportMetric(perMsg(gc), "sender-gc-ms/msg")
 	b.ReportMetric(float64(u1.alloc-u0.alloc)/1024/float64(b.N), "sender-alloc-KiB/msg")
 	b.ReportMetric(perMsg(time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())), "members-cpu-ms/msg")
 	b.ReportMetric(perMsg(call), "send-call-ms")
@@ -289,7 +299,9 @@ func benchGroup(b *testing.B, members int) {
 //	                every message sent so far
 //	usage           CPU time (ns), live heap (bytes), bytes  → usage CPU HEAP
 //	                allocated so far and the GC's CPU time      ALLOC GC
-//	                so far (ns, the runtime's estimate)
+//	                so far (ns, the runtime's estimate);        CPU2 GC2
+//	                CPU and GC again after the collections
+//	                that measure the heap
 //	floor, fsend,   the floor (groups_floor_bench_test.go)
 //	fquiet
 //	profile         start, then stop, a CPU profile written  → ok
@@ -414,20 +426,18 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 			}
 			fmt.Fprintln(stdout, "ok")
 		case "usage":
-			var ru syscall.Rusage // before the collections heapLive makes
-			if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			cpu, gcNS, err := cpuAndGC() // before the collections heapLive makes
+			if err != nil {
 				return err
 			}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			gc := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
-			metrics.Read(gc)
-			var gcNS int64
-			if gc[0].Value.Kind() == metrics.KindFloat64 {
-				gcNS = int64(gc[0].Value.Float64() * 1e9)
-			}
 			heap, _ := heapLive()
-			fmt.Fprintln(stdout, "usage", ru.Utime.Nano()+ru.Stime.Nano(), heap, ms.TotalAlloc, gcNS)
+			cpuAfter, gcAfter, err := cpuAndGC()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "usage", cpu, heap, ms.TotalAlloc, gcNS, cpuAfter, gcAfter)
 		default:
 			answer, err := floorCommand(nd, &floor, f)
 			if err != nil {
@@ -437,6 +447,21 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 		}
 	}
 	return in.Err()
+}
+
+// cpuAndGC returns the process's CPU time so far (user + system,
+// getrusage) and the runtime's estimate of its collector's share, in ns.
+func cpuAndGC() (cpu, gc int64, err error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0, err
+	}
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() == metrics.KindFloat64 {
+		gc = int64(s[0].Value.Float64() * 1e9)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano(), gc, nil
 }
 
 // writeAllocs writes the allocation profile so far to
