@@ -271,14 +271,8 @@ func benchGroup(b *testing.B, members int) {
 	}
 	syncs := stopSyncs()
 	u1 := sender.usage()
+	reportGroupRun(b, lat, u0, u1, ru0, ru1)
 	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
-	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
-	cpu, gc := u1.since(u0)
-	b.ReportMetric(perMsg(cpu), "sender-cpu-ms/msg")
-	b.ReportMetric(perMsg(gc), "sender-gc-ms/msg")
-	b.ReportMetric(float64(u1.alloc-u0.alloc)/1024/float64(b.N), "sender-alloc-KiB/msg")
-	b.ReportMetric(perMsg(time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())), "members-cpu-ms/msg")
 	b.ReportMetric(perMsg(call), "send-call-ms")
 	b.ReportMetric(float64(writes1-writes0)/float64(b.N), "member-receipt-writes/msg")
 	if syncs >= 0 {
@@ -287,6 +281,21 @@ func benchGroup(b *testing.B, members int) {
 	b.ReportMetric(float64(int64(u0.heap)-int64(senderHeap0))/float64(members)/1024, "sender-heap-KiB/member")
 	b.ReportMetric(float64(int64(heapAfter)-int64(heapBefore))/float64(members)/1024, "heap-KiB/member-node")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+}
+
+// reportGroupRun reports what GroupSend and GroupFloor measure alike:
+// the latency to the last member (lat, one per message), the sender's CPU,
+// GC and allocations per message (from its usage reports u0 and u1), and
+// the members' CPU per message (this process's, from ru0 to ru1).
+func reportGroupRun(b *testing.B, lat []time.Duration, u0, u1 senderUsage, ru0, ru1 syscall.Rusage) {
+	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
+	cpu, gc := u1.since(u0)
+	b.ReportMetric(perMsg(cpu), "sender-cpu-ms/msg")
+	b.ReportMetric(perMsg(gc), "sender-gc-ms/msg")
+	b.ReportMetric(float64(u1.alloc-u0.alloc)/1024/float64(b.N), "sender-alloc-KiB/msg")
+	b.ReportMetric(perMsg(time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())), "members-cpu-ms/msg")
 }
 
 // runGroupSender is the child process of BenchmarkGroupSend: one node,

@@ -124,14 +124,7 @@ func benchFloor(b *testing.B, members int, acks bool) {
 	b.StopTimer()
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	u1 := sender.usage()
-	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
-	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
-	cpu, gc := u1.since(u0)
-	b.ReportMetric(perMsg(cpu), "sender-cpu-ms/msg")
-	b.ReportMetric(perMsg(gc), "sender-gc-ms/msg")
-	b.ReportMetric(float64(u1.alloc-u0.alloc)/1024/float64(b.N), "sender-alloc-KiB/msg")
-	b.ReportMetric(perMsg(time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())), "members-cpu-ms/msg")
+	reportGroupRun(b, lat, u0, u1, ru0, ru1)
 }
 
 // floorSender is the child's side of BenchmarkGroupFloor: a plain stream
