@@ -998,7 +998,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	ad := buf[:len(buf):len(buf)]
 	dk := ad[len(delivADPrefix):]
 	buf = appendGoutboxKey(buf, p, gid, seq)
-	ok2 := buf[len(ad):]
+	obKey := buf[len(ad):]
 	if gm != nil {
 		gm.keys = buf
 	}
@@ -1009,7 +1009,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 		// rather than reading its delivery record and the outbox, then
 		// looking the entry up again to delete it: a group message's
 		// receipts are recorded a hundred at a time.
-		ok, err := takeKey(tx.Bucket(bktGOutbox), ok2)
+		ok, err := takeKey(tx.Bucket(bktGOutbox), obKey)
 		if err != nil {
 			return GroupMessage{}, MemberDelivery{}, false, err
 		}
@@ -1033,7 +1033,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 		d.Delivered = now
 	}
 	if st == StatusDelivered || st == StatusFailed {
-		if err := tx.Bucket(bktGOutbox).Delete(ok2); err != nil {
+		if err := tx.Bucket(bktGOutbox).Delete(obKey); err != nil {
 			return GroupMessage{}, MemberDelivery{}, false, err
 		}
 	}

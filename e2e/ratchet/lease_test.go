@@ -64,19 +64,7 @@ func (d *durable) crash(t testing.TB) {
 // last lease had length from (0: none since it was made or restored)
 // takes a new lease, and leasePoint where its lease stands after sealed
 // seals: leases grow 1, 2, 4 … SendLease (nextLeaseLen).
-func takesLease(from uint32, i int) bool {
-	next, l := 0, from
-	for j := 0; j <= i; j++ {
-		if j == next {
-			if j == i {
-				return true
-			}
-			l = nextLeaseLen(l)
-			next = j + int(l)
-		}
-	}
-	return false
-}
+func takesLease(from uint32, i int) bool { return leasePoint(from, i) == i }
 
 func leasePoint(from uint32, sealed int) int {
 	next, l := 0, from
