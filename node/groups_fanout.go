@@ -188,7 +188,12 @@ func (o *outbox) pushGroup(m *store.GroupMessage, to []peer.ID, direct []bool) {
 	stalled := o.fan.busy()
 	o.mu.Lock()
 	for i, p := range to {
-		c := m.CopyFor(p)
+		var c store.Message
+		if i < len(m.Members) && m.Members[i].Peer == p {
+			c = m.MemberCopy(i) // stored in the order given
+		} else {
+			c = m.CopyFor(p)
+		}
 		w := o.worker(p)
 		if !stalled && direct[i] {
 			if cs := w.directOn(&c); cs != nil {
