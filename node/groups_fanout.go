@@ -77,9 +77,16 @@ func (f *fanout) busy() bool {
 	return f.stalled
 }
 
-// add queues job, starting the writer if it does not run.
+// add queues job, starting the writer if it does not run. A job that
+// comes while the writer is stalled (the watchdog fired since the caller
+// looked) goes to the workers.
 func (f *fanout) add(job *fanJob) {
 	f.mu.Lock()
+	if f.stalled {
+		f.mu.Unlock()
+		f.o.released(job.id, job.copies)
+		return
+	}
 	f.jobs = append(f.jobs, job)
 	start := !f.running
 	f.running = true
