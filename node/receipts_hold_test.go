@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Receipts of group envelopes held and written together by the member
@@ -209,20 +207,7 @@ func TestReceiptsHeldMoveToDirect(t *testing.T) {
 			m := alice.groupSend(gi.ID, "held across the move")
 			eventually(t, "bob holds the receipt", func() bool { return bob.HeldReceiptsForTest(alice.ID()) == 1 })
 
-			if err := alice.Host().Network().Listen(ma.StringCast("/ip4/127.0.0.1/tcp/0")); err != nil {
-				t.Fatal(err)
-			}
-			var direct []ma.Multiaddr
-			for _, a := range alice.Host().Addrs() {
-				if !strings.Contains(a.String(), "p2p-circuit") {
-					direct = append(direct, a)
-				}
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if err := bob.Host().Connect(ctx, peer.AddrInfo{ID: alice.ID(), Addrs: direct}); err != nil {
-				t.Fatal(err)
-			}
+			connectDirect(t, bob, alice)
 			alice.waitGroupDelivered(m)
 		})
 	}
