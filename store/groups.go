@@ -843,7 +843,7 @@ func (m GroupMessage) copyFor(p peer.ID) Message {
 
 // copyWith is member p's copy of an outgoing group message whose
 // status for p is st.
-func (m GroupMessage) copyWith(p peer.ID, st Status) Message {
+func (m *GroupMessage) copyWith(p peer.ID, st Status) Message {
 	return Message{ID: m.ID, Peer: p, Seq: m.Seq, Direction: Outgoing, SentAt: m.SentAt, StoredAt: m.StoredAt,
 		Body: m.Body, Status: st, Stream: m.Stream, Number: m.Number, Group: m.Group, GroupChanges: m.Changes,
 		Kind: m.Kind, Target: m.Target, Emoji: m.Emoji, ReplyTo: m.ReplyTo}
@@ -852,6 +852,12 @@ func (m GroupMessage) copyWith(p peer.ID, st Status) Message {
 // CopyFor is member p's copy of an outgoing group message, as the
 // outbox sends it and Outbox lists it.
 func (m GroupMessage) CopyFor(p peer.ID) Message { return m.copyFor(p) }
+
+// MemberCopy is CopyFor for m.Members[i], without looking the member up
+// (a message to a hundred members would look a hundred times).
+func (m *GroupMessage) MemberCopy(i int) Message {
+	return m.copyWith(m.Members[i].Peer, m.Members[i].Status)
+}
 
 // AsMessage is an incoming group message in the form of a private one
 // (Peer: the sender, Group: the group), for events.
