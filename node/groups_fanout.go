@@ -47,6 +47,8 @@ type fanout struct {
 	running bool
 	stalled bool        // the watchdog fired: copies go to the workers until the writer ends
 	timer   *time.Timer // the watchdog, made once
+
+	sent []store.Copy // the writer's, reused from message to message (directDone)
 }
 
 // fanJob is one message's copies for the writer.
@@ -158,7 +160,7 @@ func (f *fanout) write(job *fanJob) {
 		f.o.fanWrites.Add(1)
 	}
 	if from < took {
-		f.o.directDone(job.id, job.copies[from:took])
+		f.sent = f.o.directDone(job.id, job.copies[from:took], f.sent)
 	}
 }
 
@@ -191,7 +193,7 @@ func (f *fanout) stall() {
 // may be messaged), else to the worker as push does. One lock for all
 // members.
 func (o *outbox) pushGroup(m *store.GroupMessage, to []peer.ID, direct []bool) {
-	job := &fanJob{id: m.ID}
+	job := &fanJob{id: m.ID, copies: make([]fanCopy, 0, len(to))}
 	stalled := o.fan.busy()
 	o.mu.Lock()
 	for i, p := range to {
@@ -252,9 +254,10 @@ func (w *outboxWorker) directOn(m *store.Message) *chatSession {
 // directDone settles copies of message id the fan-out writer took: the
 // written ones are sent (recorded as such groupSentDelay later unless
 // their receipts come first), the others go back to their workers; each
-// worker that waited for the writer is woken.
-func (o *outbox) directDone(id e2e.MessageID, copies []fanCopy) {
-	var sent []store.Copy
+// worker that waited for the writer is woken. sent is the writer's
+// buffer, returned for the next message.
+func (o *outbox) directDone(id e2e.MessageID, copies []fanCopy, sent []store.Copy) []store.Copy {
+	sent = sent[:0]
 	o.mu.Lock()
 	for i := range copies {
 		c := &copies[i]
@@ -278,6 +281,7 @@ func (o *outbox) directDone(id e2e.MessageID, copies []fanCopy) {
 	}
 	o.mu.Unlock()
 	o.groupCopiesSentAll(sent)
+	return sent
 }
 
 // released gives copies of message id the writer will not write back to
