@@ -67,14 +67,15 @@
 // whole lock order (a lock may be held while taking those to its right):
 //
 //	receiptQueue.mu, receiptHold.mu, outbox.mu, groupSentQueue.mu, transfers.mu  →  workers.mu
-//	Groups.postMu               →  ratchetKeys.mu, outbox.mu
+//	Groups.postMu               →  ratchetKeys.mu, outbox.mu, fanout.mu
+//	outbox.mu                   →  chatSession.mu (is everything a worker holds written on its session?)
 //	outbox.mu, ratchetKeys.mu   →  the store (bbolt's own locks)
 //	broker.mu                   →  Subscription.mu
 //	lan.runMu                   →  lan.mu, broker.mu (held while mDNS starts or stops)
 //
 // workers.mu, peerBook.mu, sessions.mu, lan.mu, relays.mu, peerEvents.mu,
-// dhtNode.mu, holePuncher.mu and chatSession.mu are leaves: nothing is
-// taken under them.
+// dhtNode.mu, holePuncher.mu, fanout.mu and chatSession.mu are leaves:
+// nothing is taken under them.
 // A transfer's disk lock (transfers.disk) is held while its partial file
 // is used, never while another part's lock is.
 package node

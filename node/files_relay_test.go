@@ -65,6 +65,27 @@ func linkThroughRelay(t *testing.T, a, b *testNode) {
 	b.Host().Peerstore().AddAddrs(a.ID(), []ma.Multiaddr{ma.StringCast(a.circuitAddr())}, time.Hour)
 }
 
+// connectDirect gives from a direct connection to to, which until now
+// listened on none: to listens on 127.0.0.1, from dials it.
+func connectDirect(t *testing.T, from, to *testNode) {
+	t.Helper()
+	if err := to.Host().Network().Listen(ma.StringCast("/ip4/127.0.0.1/tcp/0")); err != nil {
+		t.Fatal(err)
+	}
+	var direct []ma.Multiaddr
+	for _, a := range to.Host().Addrs() {
+		if !strings.Contains(a.String(), "p2p-circuit") {
+			direct = append(direct, a)
+		}
+	}
+	from.Host().Peerstore().AddAddrs(to.ID(), direct, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := from.Host().Connect(ctx, peer.AddrInfo{ID: to.ID(), Addrs: direct}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A `chat relay` cuts each circuit after 5 MiB: the file, three times
 // that, goes on on a new circuit each time, and ends right.
 func TestFileThroughRelayNewCircuits(t *testing.T) {
@@ -133,22 +154,7 @@ func TestFileStockRelayWaits(t *testing.T) {
 	if f, err := bob.Files().Get(fi.ID); err != nil || f.State.Final() || f.Notice == "" {
 		t.Fatalf("bob's transfer: %+v, %v", f, err)
 	}
-	// A direct path appears: alice listens, bob dials it.
-	if err := alice.Host().Network().Listen(ma.StringCast("/ip4/127.0.0.1/tcp/0")); err != nil {
-		t.Fatal(err)
-	}
-	var direct []ma.Multiaddr
-	for _, a := range alice.Host().Addrs() {
-		if !strings.Contains(a.String(), "p2p-circuit") {
-			direct = append(direct, a)
-		}
-	}
-	bob.Host().Peerstore().AddAddrs(alice.ID(), direct, time.Hour)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := bob.Host().Connect(ctx, bob.Host().Peerstore().PeerInfo(alice.ID())); err != nil {
-		t.Fatal(err)
-	}
+	connectDirect(t, bob, alice) // a direct path appears
 	done := bob.waitFile(node.EventFileDone, fi.ID, time.Minute)
 	checkReceived(t, done.Path, data)
 }
@@ -229,21 +235,7 @@ func TestFileRelayThenDirect(t *testing.T) {
 	alice.waitFor("the file moving through the relay", func(e node.Event) bool {
 		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && e.File.State == store.TransferActive
 	})
-	if err := alice.Host().Network().Listen(ma.StringCast("/ip4/127.0.0.1/tcp/0")); err != nil {
-		t.Fatal(err)
-	}
-	var direct []ma.Multiaddr
-	for _, a := range alice.Host().Addrs() {
-		if !strings.Contains(a.String(), "p2p-circuit") {
-			direct = append(direct, a)
-		}
-	}
-	bob.Host().Peerstore().AddAddrs(alice.ID(), direct, time.Hour)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := bob.Host().Connect(ctx, peer.AddrInfo{ID: alice.ID(), Addrs: direct}); err != nil {
-		t.Fatal(err)
-	}
+	connectDirect(t, bob, alice)
 	done := bob.waitFile(node.EventFileDone, fi.ID, time.Minute)
 	checkReceived(t, done.Path, data)
 }

@@ -503,15 +503,17 @@ func (g *Groups) post(id group.ID, m store.GroupMessage) (store.GroupMessage, er
 		return store.GroupMessage{}, fmt.Errorf("send to %q: %w", s.Name, ErrNotGroupMember)
 	}
 	to := make([]peer.ID, 0, len(s.Members))
-	since := time.Now() // one look at the trust store for every member
+	may := make([]bool, 0, len(s.Members)) // may be written to now (pushGroup)
+	since := time.Now()                    // one look at the trust store for every member
 	for _, p := range s.Members {
 		if p == g.host.ID() {
 			continue
 		}
-		if err := g.book.mayMessageSince(p, since); errors.Is(err, ErrKeyChanged) || errors.Is(err, ErrBlocked) {
+		err := g.book.mayMessageSince(p, since)
+		if errors.Is(err, ErrKeyChanged) || errors.Is(err, ErrBlocked) {
 			return store.GroupMessage{}, fmt.Errorf("send to %q: %s: %w (%w)", s.Name, identity.ShortID(p), ErrGroupBlocked, err)
 		}
-		to = append(to, p)
+		to, may = append(to, p), append(may, err == nil)
 	}
 	now := g.cfg.Now()
 	m.Group, m.ID, m.SentAt, m.StoredAt = store.GroupID(id), e2e.NewMessageID(), now, now
@@ -523,9 +525,7 @@ func (g *Groups) post(id group.ID, m store.GroupMessage) (store.GroupMessage, er
 	if err := g.rk.storeGroupSealed(&m, to); err != nil {
 		return store.GroupMessage{}, fmt.Errorf("store group message: %w", err)
 	}
-	for _, p := range to {
-		g.out.push(p, m.CopyFor(p))
-	}
+	g.out.pushGroup(&m, to, may)
 	return m, nil
 }
 

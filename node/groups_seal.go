@@ -194,6 +194,18 @@ func (q *groupSentQueue) add(p peer.ID, ms []store.Message, at time.Time) (start
 	return start
 }
 
+// addCopies is add for copies to any number of members.
+func (q *groupSentQueue) addCopies(copies []store.Copy, at time.Time) (start bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, c := range copies {
+		q.pending = append(q.pending, sentCopy{c, at})
+	}
+	start = !q.running
+	q.running = true
+	return start
+}
+
 // take takes the copies written at least groupSentDelay before now (all
 // of them if all), and says how long until the next is due. When none is
 // taken and none waits, the recorder ends (more is false).
@@ -237,6 +249,20 @@ func (o *outbox) groupCopiesSent(p peer.ID, ms []store.Message) {
 	}
 	q := &o.sent
 	if q.add(p, ms, time.Now()) && !o.work.goDo(o.recordSent) {
+		q.mu.Lock() // the node closes: leave them
+		q.pending, q.running = nil, false
+		q.mu.Unlock()
+	}
+}
+
+// groupCopiesSentAll is groupCopiesSent for copies to any number of
+// members, written at once (by the fan-out writer): one lock for all.
+func (o *outbox) groupCopiesSentAll(copies []store.Copy) {
+	if len(copies) == 0 {
+		return
+	}
+	q := &o.sent
+	if q.addCopies(copies, time.Now()) && !o.work.goDo(o.recordSent) {
 		q.mu.Lock() // the node closes: leave them
 		q.pending, q.running = nil, false
 		q.mu.Unlock()

@@ -99,7 +99,7 @@ func (t *sessions) register(sess *e2e.Session, conn network.Conn, outgoing bool)
 func (t *sessions) unregister(cs *chatSession) {
 	last := t.remove(cs)
 	close(cs.done)
-	cs.dropHeld() // lost with the session: the sender writes the copies again
+	t.held.moveHeld(cs, t.newest(cs.peer))
 	if last {
 		t.cm.Unprotect(cs.peer, protectTag)
 	}

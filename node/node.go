@@ -98,6 +98,7 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.peerEv = newPeerEvents(c)
 	n.sessions = &sessions{core: c, byPeer: map[peer.ID]*peerSessions{}}
 	n.out = &outbox{core: c, workers: map[peer.ID]*outboxWorker{}}
+	n.out.fan = newFanout(n.out)
 	n.mail = &mailboxes{core: c}
 	n.lan = &lan{core: c, found: map[peer.ID]time.Time{}}
 	n.dht = &dhtNode{core: c, relays: rs}

@@ -54,8 +54,10 @@ type outbox struct {
 	workers map[peer.ID]*outboxWorker
 
 	sent groupSentQueue // group copies written, to record as sent (groups_seal.go)
+	fan  *fanout        // the group copies' fan-out writer (groups_fanout.go)
 
-	rounds atomic.Uint64 // the workers' rounds, all peers together (for tests)
+	rounds    atomic.Uint64 // the workers' rounds, all peers together (for tests)
+	fanWrites atomic.Uint64 // copies the fan-out writer wrote (for tests)
 }
 
 // outboxWorker is one peer's worker state.
@@ -82,11 +84,23 @@ type outboxWorker struct {
 	// while one comes.
 	held bool
 	acks uint64
+
+	// cs is the session the worker's last round wrote on. clean: every
+	// message in pending is written on it, and the worker waits for
+	// receipts only, so the fan-out writer may write a group copy there
+	// (groups_fanout.go). direct counts the copies with the writer, not
+	// yet written or given back: the worker writes nothing meanwhile,
+	// lest it write a later copy first; deferred says that a round
+	// waited for them, and is woken when they are written.
+	cs       *chatSession
+	clean    bool
+	direct   int
+	deferred bool
 }
 
 // stale makes the worker read its outbox from the store again.
 func (w *outboxWorker) stale() {
-	w.fresh = false
+	w.fresh, w.clean = false, false
 	w.gen++
 }
 
@@ -175,7 +189,12 @@ func (o *outbox) wake(p peer.ID) bool {
 func (o *outbox) push(p peer.ID, m store.Message) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	w := o.worker(p)
+	o.pushLocked(p, o.worker(p), m)
+}
+
+// pushLocked is push, for p's worker w. Callers hold mu.
+func (o *outbox) pushLocked(p peer.ID, w *outboxWorker, m store.Message) {
+	w.clean = false
 	switch {
 	case !w.fresh || w.reading || m.Kind != store.KindText:
 		w.stale()
@@ -213,6 +232,14 @@ func insertAt(pending []store.Message, m *store.Message) (int, bool) {
 func (o *outbox) outbox(p peer.ID, buf []store.Message) (msgs []store.Message, acks uint64, err error) {
 	o.mu.Lock()
 	w := o.worker(p)
+	if w.direct > 0 {
+		// The fan-out writer has copies to write: the round waits for
+		// them (directDone wakes the worker).
+		w.deferred = true
+		acks = w.acks
+		o.mu.Unlock()
+		return buf[:0], acks, errWithWriter
+	}
 	if w.fresh {
 		msgs, acks = append(buf[:0], w.pending...), w.acks
 		o.mu.Unlock()
@@ -231,14 +258,37 @@ func (o *outbox) outbox(p peer.ID, buf []store.Message) (msgs []store.Message, a
 	return msgs, w.acks, err
 }
 
+// errWithWriter says that a worker's round waits for the copies it
+// handed the fan-out writer (outbox.outbox).
+var errWithWriter = errors.New("group copies with the fan-out writer")
+
 // hold records whether p's worker left messages unwritten because the
 // send window is full, so that receipts wake it. A receipt taken since
 // the worker read its outbox (acks) may have seen it not held: then it
-// wakes itself.
-func (o *outbox) hold(p peer.ID, held bool, acks uint64) {
+// wakes itself. ok says the round wrote all it could on cs (settleLocked).
+func (o *outbox) hold(cs *chatSession, held bool, acks uint64, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.worker(p).holdLocked(held, acks)
+	w := o.worker(cs.peer)
+	w.holdLocked(held, acks)
+	w.settleLocked(cs, ok)
+}
+
+// settleLocked ends a round that wrote on cs (ok: without a failure):
+// the worker is clean if every message its copy of the outbox holds is
+// written on cs and none is held back. Callers hold outbox.mu.
+func (w *outboxWorker) settleLocked(cs *chatSession, ok bool) {
+	w.cs = cs
+	w.clean = ok && !w.held && w.fresh && !w.reading && w.direct == 0 && cs.wroteAll(w.pending)
+}
+
+// idle records that p's worker found its outbox empty: it is clean if it
+// has a session to write on.
+func (o *outbox) idle(p peer.ID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w := o.worker(p)
+	w.clean = w.fresh && !w.reading && len(w.pending) == 0 && w.direct == 0 && w.cs != nil
 }
 
 // holdLocked is hold on w. Callers hold outbox.mu.
@@ -327,19 +377,20 @@ func (o *outbox) invalidate(p peer.ID) {
 	}
 }
 
-// wrote records in p's worker's copy that msgs are sent, and whether the
-// worker left messages unwritten because the send window is full (hold):
-// one lock for both.
-func (o *outbox) wrote(p peer.ID, ids []e2e.MessageID, held bool, acks uint64) {
+// wrote records in p's worker's copy that msgs are sent on cs, and
+// whether the worker left messages unwritten because the send window is
+// full (hold): one lock for both.
+func (o *outbox) wrote(cs *chatSession, ids []e2e.MessageID, held bool, acks uint64, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	w := o.worker(p)
+	w := o.worker(cs.peer)
 	for i := range w.pending {
 		if w.pending[i].Status == store.StatusSending && slices.Contains(ids, w.pending[i].ID) {
 			w.pending[i].Status = store.StatusSent
 		}
 	}
 	w.holdLocked(held, acks)
+	w.settleLocked(cs, ok)
 }
 
 // stop ends the worker unless a message arrived meanwhile. Send stores
@@ -374,6 +425,10 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 	for o.ctx.Err() == nil {
 		o.rounds.Add(1)
 		msgs, acks, err := o.outbox(p, buf)
+		if errors.Is(err, errWithWriter) {
+			o.sleepOn(t, workerIdle, kick)
+			continue
+		}
 		if err == nil {
 			buf = msgs
 		}
@@ -385,6 +440,7 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 			// group's next copy comes without a new goroutine or a read
 			// of the store), then end unless one arrived meanwhile. A
 			// worker that waited as long after its last write ends now.
+			o.idle(p)
 			if (quiet || o.sleepOn(t, workerIdle, kick)) && o.stop(p) {
 				return
 			}
@@ -522,7 +578,7 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message, acks uint64, b *wr
 	batch, pts, held := o.batch(cs, msgs, b)
 	b.batch, b.pts = batch, pts
 	if len(batch) == 0 {
-		o.hold(cs.peer, held, acks)
+		o.hold(cs, held, acks, true)
 		return true
 	}
 	envs, err := o.rk.sealBatch(cs.peer, batch, pts, b.envs[:0])
@@ -534,12 +590,14 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message, acks uint64, b *wr
 	}
 	written, groupSent := b.written[:0], b.groupSent[:0]
 	now := o.cfg.Now()
+	ok := err == nil
 	for i, env := range envs {
 		m := &batch[i]
 		cs.markSent(m.ID, now)
 		if err := cs.s.Send(e2e.FrameEnvelope, env); err != nil {
 			o.log.Info("write message", "peer", cs.peer, "err", err)
 			cs.s.Close()
+			ok = false
 			break
 		}
 		switch {
@@ -553,7 +611,7 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message, acks uint64, b *wr
 	for _, m := range groupSent {
 		written = append(written, m.ID)
 	}
-	o.wrote(cs.peer, written, held, acks)
+	o.wrote(cs, written, held, acks, ok)
 	o.groupCopiesSent(cs.peer, groupSent)
 	b.written, b.groupSent = written, groupSent
 	return !noSession

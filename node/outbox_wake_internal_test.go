@@ -27,6 +27,7 @@ func TestOutboxReceiptWakesOnlyToWrite(t *testing.T) {
 		}
 	}
 	msg := func(id byte) store.Message { return store.Message{ID: e2e.MessageID{id}, Peer: p} }
+	cs := &chatSession{peer: p, sent: map[e2e.MessageID]time.Time{}}
 	w.pending = []store.Message{msg(1), msg(2), msg(3)}
 
 	o.acked(p, []e2e.MessageID{{1}})
@@ -34,7 +35,7 @@ func TestOutboxReceiptWakesOnlyToWrite(t *testing.T) {
 		t.Fatal("a receipt woke a worker that holds nothing back")
 	}
 	_, acks, _ := o.outbox(p, nil)
-	o.hold(p, true, acks)
+	o.hold(cs, true, acks, true)
 	if woken() {
 		t.Fatal("holding woke the worker with no receipt since its read")
 	}
@@ -52,7 +53,7 @@ func TestOutboxReceiptWakesOnlyToWrite(t *testing.T) {
 	if woken() {
 		t.Fatal("a receipt woke a worker not held")
 	}
-	o.hold(p, true, acks)
+	o.hold(cs, true, acks, true)
 	if !woken() {
 		t.Fatal("a worker held after a receipt it missed did not wake")
 	}

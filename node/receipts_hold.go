@@ -21,9 +21,11 @@ import (
 // (mailboxes.sendReceipt). Held receipts are written when the hold is
 // full, when receiptHoldFor has passed since the first, and when the
 // session closes on purpose (Node.Close, a chat moving to a direct
-// connection); if the session dies, they are lost with it, which costs
-// nothing: the sender keeps every copy not acknowledged and writes it
-// again on its next session, and we acknowledge it again.
+// connection); if the session ends otherwise (the sender moved the chat,
+// or it died), on the peer's other live session if there is one, else
+// they are lost with it, which costs nothing: the sender keeps every
+// copy not acknowledged and writes it again on its next session, and we
+// acknowledge it again.
 const (
 	// receiptHoldFor is the longest a receipt is held. The sender's
 	// timers are far longer (TestReceiptHoldBelowTimers): a copy's "sent"
@@ -93,8 +95,8 @@ func (t *receiptHolds) hold(cs *chatSession, id e2e.MessageID, size int) {
 }
 
 // wait writes what cs holds once d has passed. If the session ended
-// first, the receipts are lost with it (unregister); if the node is
-// closing, Close writes them.
+// first, unregister moved them (moveHeld); if the node is closing,
+// Close writes them.
 func (t *receiptHolds) wait(cs *chatSession, d time.Duration) {
 	full := t.sleep(d, cs.done)
 	cs.held.mu.Lock()
@@ -119,12 +121,21 @@ func (t *receiptHolds) release(cs *chatSession) bool {
 	return len(ids) > 0
 }
 
-// dropHeld forgets what cs holds: the session ended.
-func (cs *chatSession) dropHeld() {
+// moveHeld writes what cs, which ended, held on to, the peer's live
+// session, at once: a receipt acknowledges a message, whatever session
+// brought it. The sender closing a relayed session because the chat
+// moved to a direct connection ends ours with receipts held; without
+// to, they are lost with the session, and the sender writes the copies
+// again on its next one.
+func (t *receiptHolds) moveHeld(cs, to *chatSession) {
 	cs.held.mu.Lock()
-	defer cs.held.mu.Unlock()
 	cs.held.released = true
-	cs.held.take()
+	ids := cs.held.take()
+	cs.held.mu.Unlock()
+	if len(ids) == 0 || to == nil {
+		return
+	}
+	t.work.goDo(func() { t.write(to, ids) })
 }
 
 // take empties the hold. Callers hold mu.

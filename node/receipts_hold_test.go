@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/group"
+	"github.com/certchat/certchat/internal/testproc"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -174,5 +175,40 @@ func TestReceiptsHeldLostWithSession(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("bob's history holds the message %d times", n)
+	}
+}
+
+// TestReceiptsHeldMoveToDirect: when a relayed chat moves to a direct
+// connection, the receipts the member holds on the relayed session reach
+// the sender, whichever side moves the chat (the one with the smaller
+// peer ID, §16.5): the member writes them before closing the relayed
+// session, or, when the sender closes it, on the new direct session.
+// Held for an hour, a receipt lost with the relayed session would leave
+// the copy undelivered: written again on the direct session, its new
+// receipt would be held there.
+func TestReceiptsHeldMoveToDirect(t *testing.T) {
+	for _, mover := range []string{"sender", "member"} {
+		t.Run(mover+" moves", func(t *testing.T) {
+			r := testproc.StartRelay(t, testproc.RelayOptions{})
+			alice := relayOnly(t, "alice", r.Addr, nil)
+			bob := relayOnly(t, "bob", r.Addr, nil)
+			if (alice.ID() < bob.ID()) != (mover == "sender") {
+				alice, bob = bob, alice // alice sends, bob is the member
+			}
+			linkThroughRelay(t, alice, bob)
+			gi, err := alice.Groups().Create("moving", []peer.ID{bob.ID()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bob.waitGroup(gi.ID, "the new group", func(g node.GroupInfo) bool { return g.Member })
+			alice.waitGroupDelivered(alice.groupSend(gi.ID, "first"))
+			eventually(t, "bob's receipts so far are written", func() bool { return bob.HeldReceiptsForTest(alice.ID()) == 0 })
+			bob.SetReceiptHoldForTest(time.Hour)
+			m := alice.groupSend(gi.ID, "held across the move")
+			eventually(t, "bob holds the receipt", func() bool { return bob.HeldReceiptsForTest(alice.ID()) == 1 })
+
+			connectDirect(t, bob, alice)
+			alice.waitGroupDelivered(m)
+		})
 	}
 }

@@ -218,6 +218,19 @@ func (cs *chatSession) markSent(id e2e.MessageID, now time.Time) bool {
 	return true
 }
 
+// wroteAll reports whether every message of pending was written on
+// this session.
+func (cs *chatSession) wroteAll(pending []store.Message) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for i := range pending {
+		if _, ok := cs.sent[pending[i].ID]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // sentCount is how many message IDs the session remembers as written.
 func (cs *chatSession) sentCount() int {
 	cs.mu.Lock()

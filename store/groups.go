@@ -863,7 +863,7 @@ func (m GroupMessage) copyFor(p peer.ID) Message {
 
 // copyWith is member p's copy of an outgoing group message whose
 // status for p is st.
-func (m GroupMessage) copyWith(p peer.ID, st Status) Message {
+func (m *GroupMessage) copyWith(p peer.ID, st Status) Message {
 	return Message{ID: m.ID, Peer: p, Seq: m.Seq, Direction: Outgoing, SentAt: m.SentAt, StoredAt: m.StoredAt,
 		Body: m.Body, Status: st, Stream: m.Stream, Number: m.Number, Group: m.Group, GroupChanges: m.Changes,
 		Kind: m.Kind, Target: m.Target, Emoji: m.Emoji, ReplyTo: m.ReplyTo}
@@ -872,6 +872,12 @@ func (m GroupMessage) copyWith(p peer.ID, st Status) Message {
 // CopyFor is member p's copy of an outgoing group message, as the
 // outbox sends it and Outbox lists it.
 func (m GroupMessage) CopyFor(p peer.ID) Message { return m.copyFor(p) }
+
+// MemberCopy is CopyFor for m.Members[i], without looking the member up
+// (a message to a hundred members would look a hundred times).
+func (m *GroupMessage) MemberCopy(i int) Message {
+	return m.copyWith(m.Members[i].Peer, m.Members[i].Status)
+}
 
 // AsMessage is an incoming group message in the form of a private one
 // (Peer: the sender, Group: the group), for events.
@@ -960,12 +966,15 @@ func (s Groups) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Stat
 
 // groupMessages is what one transaction that records many copies'
 // statuses keeps from one to the next: the group messages decoded, by
-// ID, without their members' statuses, and a buffer for the keys it
-// looks up and writes (bbolt copies a key it keeps; the values are
-// allocated each).
+// ID, without their members' statuses, a buffer for the keys it looks
+// up and writes (bbolt copies a key it keeps; the values are allocated
+// each), and a cursor on the outbox that takes the copies out of it
+// (each Seek starts again from the bucket's root, so one cursor serves
+// every copy: a new one would grow its stack again, level by level).
 type groupMessages struct {
-	byID map[e2e.MessageID]GroupMessage
-	keys []byte
+	byID   map[e2e.MessageID]GroupMessage
+	keys   []byte
+	outbox *bolt.Cursor // nil until the first copy taken out
 }
 
 func newGroupMessages() *groupMessages {
@@ -988,6 +997,23 @@ func (gm *groupMessages) keyBuf() []byte {
 		return nil
 	}
 	return gm.keys[:0]
+}
+
+// outboxCursor is a cursor on tx's group outbox (nil: there is none):
+// gm's, kept from copy to copy, or a new one when gm is nil.
+func (gm *groupMessages) outboxCursor(tx *bolt.Tx) *bolt.Cursor {
+	if gm != nil && gm.outbox != nil {
+		return gm.outbox
+	}
+	b := tx.Bucket(bktGOutbox)
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	if gm != nil {
+		gm.outbox = c
+	}
+	return c
 }
 
 // setGroupStatusIn records member p's status st of the outgoing group
@@ -1029,7 +1055,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 		// rather than reading its delivery record and the outbox, then
 		// looking the entry up again to delete it: a group message's
 		// receipts are recorded a hundred at a time.
-		ok, err := takeKey(tx.Bucket(bktGOutbox), obKey)
+		ok, err := takeKey(gm.outboxCursor(tx), obKey)
 		if err != nil {
 			return GroupMessage{}, MemberDelivery{}, false, err
 		}
@@ -1060,13 +1086,12 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	return m, d, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(ad, d))
 }
 
-// takeKey deletes key from b (nil: none) if it is there, and reports
-// whether it was, with one look-up.
-func takeKey(b *bolt.Bucket, key []byte) (bool, error) {
-	if b == nil {
+// takeKey deletes key from c's bucket (c nil: none) if it is there, and
+// reports whether it was, with one look-up. c may be positioned anywhere.
+func takeKey(c *bolt.Cursor, key []byte) (bool, error) {
+	if c == nil {
 		return false, nil
 	}
-	c := b.Cursor()
 	if k, _ := c.Seek(key); !bytes.Equal(k, key) {
 		return false, nil
 	}

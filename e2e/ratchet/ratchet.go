@@ -12,6 +12,13 @@ import (
 // session is one Double Ratchet session with header encryption (Signal,
 // "The Double Ratchet Algorithm", §3 and §4). A session reachable from a
 // returned SessionSet is never modified: every change happens on a clone.
+//
+// A seal changes only the sending position and the lease, which are the
+// session's own fields; everything else is in its chains, which a seal
+// shares with the session it was cloned from (sealClone: a seal copies
+// about a hundred bytes, not the whole state). Every other change (Open,
+// Expire) starts from clone, which copies the chains too, so no change
+// ever reaches a session a set returned earlier still holds.
 type session struct {
 	id       SessionID
 	lastUsed uint64 // Unix seconds of the last successful open or sending lease
@@ -29,12 +36,21 @@ type session struct {
 	leaseLen uint32
 	leaseCK  [32]byte
 
+	cks [32]byte // sending chain key
+	ns  uint32   // next sending message number
+
+	*chains // shared with seal clones: never changed after sealClone
+}
+
+// chains is the part of a session a seal does not change: the root key,
+// the ratchet key pair, the header keys and the receiving side.
+type chains struct {
 	rk                   [32]byte
 	dhs                  *ecdh.PrivateKey
-	cks, ckr             [32]byte
+	ckr                  [32]byte
 	hks, hkr, nhks, nhkr [32]byte
 	hasCKs, hasCKr       bool // hks is set iff hasCKs, hkr iff hasCKr
-	ns, nr, pn           uint32
+	nr, pn               uint32
 	discarded            uint32 // receiving chain: keys below this may have been discarded
 
 	initial []byte        // initiator: PQXDH initial part, sent until the first reply
@@ -63,10 +79,22 @@ type result struct {
 	late    bool // opened with a stored skipped key
 }
 
+// clone is a copy of s that may be changed in any way: its chains are
+// its own.
 func (s *session) clone() *session {
 	c := *s
-	c.retired = slices.Clone(s.retired)
-	c.skipped = slices.Clone(s.skipped)
+	ch := *s.chains
+	ch.retired = slices.Clone(s.retired)
+	ch.skipped = slices.Clone(s.skipped)
+	c.chains = &ch
+	return &c
+}
+
+// sealClone is a copy of s for a seal (encrypt, takeLease), which
+// changes only the session's own fields: its chains are s's, shared, and
+// must not be changed.
+func (s *session) sealClone() *session {
+	c := *s
 	return &c
 }
 
@@ -92,7 +120,7 @@ func initAlice(id SessionID, sk *[32]byte, bobPub []byte, now uint64) (*session,
 	if err != nil {
 		return nil, err
 	}
-	s := &session{id: id, lastUsed: now, hks: hka, nhkr: nhkb, hasCKs: true}
+	s := &session{id: id, lastUsed: now, chains: &chains{hks: hka, nhkr: nhkb, hasCKs: true}}
 	if s.dhs, err = ecdh.X25519().GenerateKey(rand.Reader); err != nil {
 		return nil, fmt.Errorf("ratchet: ratchet key: %w", err)
 	}
@@ -111,10 +139,11 @@ func initBob(id SessionID, sk *[32]byte, pair *ecdh.PrivateKey, now uint64) (*se
 	if err != nil {
 		return nil, err
 	}
-	return &session{id: id, lastUsed: now, rk: rk, dhs: pair, nhks: nhkb, nhkr: hka}, nil
+	return &session{id: id, lastUsed: now, chains: &chains{rk: rk, dhs: pair, nhks: nhkb, nhkr: hka}}, nil
 }
 
-// encrypt is RatchetEncryptHE. It returns the envelope; s must be a clone.
+// encrypt is RatchetEncryptHE. It returns the envelope; s must be a
+// clone (sealClone will do: encrypt changes only cks and ns).
 func (s *session) encrypt(plaintext, adHead []byte) ([]byte, error) {
 	if !s.hasCKs {
 		return nil, ErrNoSession

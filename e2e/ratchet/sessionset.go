@@ -19,9 +19,15 @@ import (
 // new set and leave the receiver untouched, so the caller can persist the
 // new set atomically with the message, and a failure changes nothing.
 type SessionSet struct {
+	*parties            // shared by every set derived from this one
+	sessions []*session // ascending id; the last one is active
+}
+
+// parties names the two sides of a set's conversation. It never changes
+// once made, so the sets derived from one (a seal makes one) share it.
+type parties struct {
 	localPID, remotePID []byte
 	local, remote       ed25519.PublicKey
-	sessions            []*session // ascending id; the last one is active
 }
 
 // Opened is the result of a successful Open. Persist Set (and Keys when it
@@ -51,12 +57,12 @@ func NewSessionSet(local *LocalKeys, remotePeerID []byte, remoteIdentity ed25519
 	if len(remotePeerID) == 0 || len(remotePeerID) > maxPeerIDSize || len(remoteIdentity) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("%w: peer id or identity size", ErrMalformed)
 	}
-	return &SessionSet{
+	return &SessionSet{parties: &parties{
 		localPID:  bytes.Clone(local.peerID),
 		remotePID: bytes.Clone(remotePeerID),
 		local:     local.Identity(),
 		remote:    bytes.Clone(remoteIdentity),
-	}, nil
+	}}, nil
 }
 
 // RemotePeerID returns the peer's ID.
@@ -215,7 +221,7 @@ func (s *SessionSet) SealLeased(plaintext []byte, now time.Time) (env []byte, ne
 	if len(s.sessions) == 0 {
 		return nil, nil, false, ErrNoSession
 	}
-	sess := s.sessions[len(s.sessions)-1].clone()
+	sess := s.sessions[len(s.sessions)-1].sealClone() // encrypt and takeLease change no chain
 	t := unixSec(now)
 	commit = sess.needsLease(t)
 	ad := adBufs.Get().(*[]byte)

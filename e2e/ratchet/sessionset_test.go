@@ -126,6 +126,8 @@ func TestWrongSenderOrRecipient(t *testing.T) {
 			// The same keys and sessions, bound to other names: the AEAD
 			// associated data differs, so the envelope fails.
 			forged := bob.set.clone()
+			names := *forged.parties // bob's own are shared: change a copy
+			forged.parties = &names
 			tc.mutate(forged)
 			p := &peer{party: bob.party, set: forged}
 			expectFailure(t, p, env, t0, ErrAuth)

@@ -118,12 +118,12 @@ func UnmarshalSessionSet(data []byte) (*SessionSet, error) {
 	if err := stateHeader(&r, stateTagSet); err != nil {
 		return nil, err
 	}
-	s := &SessionSet{
+	s := &SessionSet{parties: &parties{
 		localPID:  bytes.Clone(r.vec16(1, maxPeerIDSize, "local peer id")),
 		remotePID: bytes.Clone(r.vec16(1, maxPeerIDSize, "remote peer id")),
 		local:     ed25519.PublicKey(bytes.Clone(r.take(ed25519.PublicKeySize, "local identity"))),
 		remote:    ed25519.PublicKey(bytes.Clone(r.take(ed25519.PublicKeySize, "remote identity"))),
-	}
+	}}
 	n := r.count(MaxSessionsPerPeer, "sessions")
 	for i := range n {
 		x := unmarshalSession(&r)
@@ -142,7 +142,7 @@ func UnmarshalSessionSet(data []byte) (*SessionSet, error) {
 }
 
 func unmarshalSession(r *reader) *session {
-	s := &session{}
+	s := &session{chains: &chains{}}
 	copy(s.id[:], r.take(sessionIDSize, "session id"))
 	s.lastUsed = r.u64("last used")
 	s.rk = r.key("root key")

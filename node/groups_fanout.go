@@ -1,0 +1,298 @@
+package node
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// The fan-out writer. A group message's copies were sealed when it was
+// stored (storeGroupSealed); handing each to its member's worker wakes a
+// hundred goroutines for a hundred members, each for a round that writes
+// one envelope. Instead, the copies for members whose workers are idle on
+// a live session with everything written (outboxWorker.clean) go to one
+// writer, which writes them in turn on those sessions: one goroutine wake
+// per message. Those workers keep the copies in their outboxes, as any
+// written copy, until the receipts come, and write nothing meanwhile
+// (outboxWorker.direct), so a member's copies keep their order.
+//
+// A write returns once the muxer has the bytes, which is at once unless a
+// member's connection has stopped taking them. Then a watchdog
+// (fanoutStall after the writer began the message) hands every copy the
+// writer has not begun, of this message and of those queued after it, to
+// the members' workers, and copies go to the workers until the writer is
+// free: a stalled member holds back nobody else. A copy the writer could
+// not write (no sealed envelope any more, a session that failed) goes to
+// its worker too.
+
+// fanoutStall is how long a message's copies may take to write before the
+// watchdog hands those not begun to the workers. A hundred writes take
+// about a millisecond; only a connection that stopped taking bytes takes
+// this long.
+const fanoutStall = 250 * time.Millisecond
+
+// fanout is the writer's queue. mu guards the fields; it is taken alone
+// (never under outbox.mu, nor outbox.mu under it).
+type fanout struct {
+	o *outbox
+
+	mu      sync.Mutex
+	jobs    []*fanJob // waiting, in the order stored
+	cur     *fanJob   // being written
+	running bool
+	stalled bool        // the watchdog fired: copies go to the workers until the writer ends
+	timer   *time.Timer // the watchdog, made once
+
+	sent []store.Copy // the writer's, reused from message to message (directDone)
+}
+
+// fanJob is one message's copies for the writer.
+type fanJob struct {
+	id     e2e.MessageID
+	copies []fanCopy
+	// next is the index of the next copy to write; the writer and the
+	// watchdog each take copies by moving it, so each copy is taken once.
+	next atomic.Int64
+}
+
+// fanCopy is a member's copy: the session to write it on, and what came
+// of it.
+type fanCopy struct {
+	p       peer.ID
+	cs      *chatSession
+	written bool
+}
+
+// newFanout makes the writer for o.
+func newFanout(o *outbox) *fanout { return &fanout{o: o} }
+
+// busy reports whether copies should go to the workers instead: the
+// watchdog fired and the writer has not ended since.
+func (f *fanout) busy() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stalled
+}
+
+// add queues job, starting the writer if it does not run. A job that
+// comes while the writer is stalled (the watchdog fired since the caller
+// looked) goes to the workers.
+func (f *fanout) add(job *fanJob) {
+	f.mu.Lock()
+	if f.stalled {
+		f.mu.Unlock()
+		f.o.released(job.id, job.copies)
+		return
+	}
+	f.jobs = append(f.jobs, job)
+	start := !f.running
+	f.running = true
+	f.mu.Unlock()
+	if start && !f.o.work.goDo(f.run) {
+		f.mu.Lock() // the node closes: the workers have them
+		f.running, f.jobs = false, nil
+		f.mu.Unlock()
+		f.o.released(job.id, job.copies)
+	}
+}
+
+// take returns the next job, or nil when none waits (the writer ends).
+func (f *fanout) take() *fanJob {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cur = nil
+	if len(f.jobs) == 0 {
+		f.running, f.stalled = false, false
+		return nil
+	}
+	job := f.jobs[0]
+	f.jobs[0] = nil
+	f.jobs = f.jobs[1:]
+	f.cur = job
+	if f.timer == nil {
+		f.timer = time.AfterFunc(fanoutStall, f.stall)
+	} else {
+		f.timer.Reset(fanoutStall)
+	}
+	return job
+}
+
+// run writes the queued jobs until none waits.
+func (f *fanout) run() {
+	for job := f.take(); job != nil; job = f.take() {
+		f.write(job)
+		f.mu.Lock()
+		f.timer.Stop()
+		f.mu.Unlock()
+	}
+}
+
+// write writes job's copies in turn until none is left to take, then
+// settles those it took with their workers.
+func (f *fanout) write(job *fanJob) {
+	n := int64(len(job.copies))
+	from := job.next.Load()
+	took := from // the copies [from, took) are the writer's
+	now := f.o.cfg.Now()
+	for {
+		i := job.next.Add(1) - 1
+		if i >= n {
+			break
+		}
+		took = i + 1
+		c := &job.copies[i]
+		env, ok := f.o.rk.takeSealed(c.p, job.id)
+		if !ok {
+			continue // sealed again by its worker
+		}
+		c.cs.markSent(job.id, now)
+		if err := c.cs.s.Send(e2e.FrameEnvelope, env); err != nil {
+			f.o.log.Info("write group message", "peer", c.p, "err", err)
+			c.cs.s.Close()
+			continue
+		}
+		c.written = true
+		f.o.fanWrites.Add(1)
+	}
+	if from < took {
+		f.sent = f.o.directDone(job.id, job.copies[from:took], f.sent)
+	}
+}
+
+// stall is the watchdog: the writer has spent fanoutStall on one message.
+// Every copy it has not begun goes to its worker, and so do the queued
+// messages' copies and the next ones' until the writer ends.
+func (f *fanout) stall() {
+	f.mu.Lock()
+	job, queued := f.cur, f.jobs
+	f.jobs = nil
+	if f.running {
+		f.stalled = true
+	}
+	f.mu.Unlock()
+	if job != nil {
+		n := int64(len(job.copies))
+		if i := job.next.Swap(n); i < n {
+			f.o.log.Warn("a member's connection stalled a group message; the rest go through the members' workers", "left", n-i)
+			f.o.released(job.id, job.copies[i:])
+		}
+	}
+	for _, j := range queued {
+		f.o.released(j.id, j.copies)
+	}
+}
+
+// pushGroup hands member to[i] its copy of m, stored just now, for each
+// i: to the fan-out writer where the member's worker is idle on a live
+// session with everything written and direct[i] allows it (the member
+// may be messaged), else to the worker as push does. One lock for all
+// members.
+func (o *outbox) pushGroup(m *store.GroupMessage, to []peer.ID, direct []bool) {
+	job := &fanJob{id: m.ID, copies: make([]fanCopy, 0, len(to))}
+	stalled := o.fan.busy()
+	o.mu.Lock()
+	for i, p := range to {
+		var c store.Message
+		if i < len(m.Members) && m.Members[i].Peer == p {
+			c = m.MemberCopy(i) // stored in the order given
+		} else {
+			c = m.CopyFor(p)
+		}
+		w := o.worker(p)
+		if !stalled && direct[i] {
+			if cs := w.directOn(&c); cs != nil {
+				w.direct++
+				if at, ok := insertAt(w.pending, &c); ok {
+					w.pending = slices.Insert(w.pending, at, c)
+				}
+				job.copies = append(job.copies, fanCopy{p: p, cs: cs})
+				continue
+			}
+		}
+		o.pushLocked(p, w, c)
+	}
+	o.mu.Unlock()
+	if len(job.copies) > 0 {
+		o.fan.add(job)
+	}
+}
+
+// directOn returns the session the fan-out writer may write m on for w's
+// peer, or nil: the worker runs, idle, with a fresh copy of its outbox
+// all written on a live session (clean), no copy with the writer, and m
+// a text that fits in the send window behind what waits for receipts.
+// Callers hold outbox.mu.
+func (w *outboxWorker) directOn(m *store.Message) *chatSession {
+	if !w.running || !w.fresh || w.reading || !w.clean || w.held || w.direct > 0 || w.cs == nil || m.Kind != store.KindText {
+		return nil
+	}
+	select {
+	case <-w.cs.done:
+		return nil
+	default:
+	}
+	inflight := len(m.Body)
+	for i := range w.pending {
+		inflight += len(w.pending[i].Body)
+	}
+	if len(w.pending) > 0 && inflight > sendWindow {
+		return nil
+	}
+	// clean was true at the end of the worker's last round; the session
+	// may have forgotten since what it carried (a new ratchet seed).
+	if !w.cs.wroteAll(w.pending) {
+		return nil
+	}
+	return w.cs
+}
+
+// directDone settles copies of message id the fan-out writer took: the
+// written ones are sent (recorded as such groupSentDelay later unless
+// their receipts come first), the others go back to their workers; each
+// worker that waited for the writer is woken. sent is the writer's
+// buffer, returned for the next message.
+func (o *outbox) directDone(id e2e.MessageID, copies []fanCopy, sent []store.Copy) []store.Copy {
+	sent = sent[:0]
+	o.mu.Lock()
+	for i := range copies {
+		c := &copies[i]
+		w := o.worker(c.p)
+		w.direct--
+		if !c.written {
+			w.clean = false
+			signal(w.kick)
+			continue
+		}
+		for j := range w.pending {
+			if m := &w.pending[j]; m.ID == id && m.Status == store.StatusSending {
+				m.Status = store.StatusSent
+			}
+		}
+		if w.direct == 0 && w.deferred {
+			w.deferred = false
+			signal(w.kick)
+		}
+		sent = append(sent, store.Copy{Peer: c.p, ID: id})
+	}
+	o.mu.Unlock()
+	o.groupCopiesSentAll(sent)
+	return sent
+}
+
+// released gives copies of message id the writer will not write back to
+// their workers, which write them.
+func (o *outbox) released(id e2e.MessageID, copies []fanCopy) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := range copies {
+		w := o.worker(copies[i].p)
+		w.direct--
+		w.clean, w.deferred = false, false
+		signal(w.kick)
+	}
+}
