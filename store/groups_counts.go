@@ -64,12 +64,12 @@ func blindKey(key, place []byte) []byte {
 	return h.Sum(nil)
 }
 
-// blindKey is blindKey under the store's blinding key, with an HMAC
+// blindedKey is blindKey under the store's blinding key, with an HMAC
 // taken from the store's pool: keyed once, reset after each use (a
 // receive blinds two places, and hmac.New allocates two SHA-256 states
 // and hashes the key each time). The blinding key never changes for a
 // Store, so what the pool keeps never goes stale.
-func (s *Store) blindKey(place []byte) []byte {
+func (s *Store) blindedKey(place []byte) []byte {
 	h, _ := s.blinders.Get().(hash.Hash)
 	if h == nil {
 		h = hmac.New(sha256.New, s.blind)
@@ -147,7 +147,7 @@ type sealedPlace struct{ place, key []byte }
 
 // placed is place with its blinded key.
 func (s groupCounts) placed(place []byte) sealedPlace {
-	return sealedPlace{place: place, key: s.Store.blindKey(place)}
+	return sealedPlace{place: place, key: s.blindedKey(place)}
 }
 
 // countsAt is where group id's counts are.

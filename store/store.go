@@ -55,7 +55,7 @@ type Store struct {
 	// blind is the key of the keys that must not show what they name
 	// (blindKey: a group's counts), derived from the storage key.
 	blind []byte
-	// blinders are HMACs keyed with blind, for reuse (blindKey).
+	// blinders are HMACs keyed with blind, for reuse (blindedKey).
 	blinders sync.Pool
 	// migrated: init updated a version 1 database (migrate.go); Open
 	// then rewrites the file, so no page keeps what version 1 left
