@@ -111,6 +111,9 @@ func (l *Log) ID() ID { return l.id }
 // State is the membership every member with the same changes computes.
 func (l *Log) State() State { return l.state.clone() }
 
+// IsMember says whether p is a member in State, without copying it.
+func (l *Log) IsMember(p peer.ID) bool { return l.state.IsMember(p) }
+
 // Heads are the changes no other change builds on yet, sorted.
 func (l *Log) Heads() []Hash {
 	hs := make([]Hash, 0, len(l.heads))

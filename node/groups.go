@@ -129,6 +129,9 @@ func (g *Groups) state(id group.ID) (group.State, bool) {
 // membership we hold, and so are we. Called by the ratchet keys with
 // their lock held, before the message is stored.
 func (g *Groups) mayPost(p peer.ID, id store.GroupID) error {
+	if g.bothMembers(group.ID(id), p) {
+		return nil // the common case, without a copy of the membership
+	}
 	s, ok := g.state(group.ID(id))
 	switch {
 	case !ok:
@@ -141,6 +144,15 @@ func (g *Groups) mayPost(p peer.ID, id store.GroupID) error {
 		return fmt.Errorf("%w %q", ErrNotGroupMember, s.Name)
 	}
 	return nil
+}
+
+// bothMembers says whether p and we are both members of group id as we
+// hold it: what mayPost accepts.
+func (g *Groups) bothMembers(id group.ID, p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l, ok := g.logs[id]
+	return ok && l.IsMember(p) && l.IsMember(g.host.ID())
 }
 
 // distribute queues the group's log for each recipient (one write) and

@@ -250,6 +250,7 @@ func benchGroup(b *testing.B, members int) {
 
 	lat := make([]time.Duration, 0, b.N)
 	var ru0, ru1 syscall.Rusage
+	alloc0, gc0 := membersAllocGC() // before ru0: its stop counts in no CPU figure
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	b.ResetTimer()
 	start := time.Now()
@@ -266,6 +267,7 @@ func benchGroup(b *testing.B, members int) {
 	b.StopTimer()
 	writes1 := receiptWrites()
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	alloc1, gc1 := membersAllocGC()
 	if profile {
 		sender.do("ok", "profile")
 	}
@@ -275,12 +277,23 @@ func benchGroup(b *testing.B, members int) {
 	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
 	b.ReportMetric(perMsg(call), "send-call-ms")
 	b.ReportMetric(float64(writes1-writes0)/float64(b.N), "member-receipt-writes/msg")
+	b.ReportMetric(float64(alloc1-alloc0)/1024/float64(b.N), "members-alloc-KiB/msg")
+	b.ReportMetric(perMsg(time.Duration(gc1-gc0)), "members-gc-ms/msg")
 	if syncs >= 0 {
 		b.ReportMetric(float64(syncs)/float64(b.N), "sender-fsyncs/msg")
 	}
 	b.ReportMetric(float64(int64(u0.heap)-int64(senderHeap0))/float64(members)/1024, "sender-heap-KiB/member")
 	b.ReportMetric(float64(int64(heapAfter)-int64(heapBefore))/float64(members)/1024, "heap-KiB/member-node")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+}
+
+// membersAllocGC reads what this process (the members) allocated so far
+// and its collector's CPU time estimate, in ns (as cpuAndGC).
+func membersAllocGC() (alloc uint64, gcNS int64) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	_, gcNS, _ = cpuAndGC()
+	return ms.TotalAlloc, gcNS
 }
 
 // reportGroupRun reports what GroupSend and GroupFloor measure alike:

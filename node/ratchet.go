@@ -57,8 +57,8 @@ type ratchetKeys struct {
 	firstContacts map[peer.ID]firstContactCount
 	// groupOK says whether a peer may post to a group (groups.mayPost).
 	groupOK func(peer.ID, store.GroupID) error
-	// stateBuf is where storeGroupSealed encodes each new session set
-	// before the store seals it; all zeros between uses.
+	// stateBuf is where storeGroupSealed and open encode each new
+	// session set before the store seals it; all zeros between uses.
 	stateBuf []byte
 	// copies is storeGroupSealed's list of members' copies, reused from
 	// message to message; empty (and cleared) between uses.
@@ -358,9 +358,20 @@ func (rk *ratchetKeys) open(p peer.ID, env []byte) (opened, error) {
 	if err != nil {
 		return opened{}, err
 	}
-	w, err := encode(p, o.Set, o.Keys)
+	// The new set is encoded into rk.stateBuf, which the store seals a
+	// copy of: erased once committed (it holds every secret of the set),
+	// and reused by the next envelope rather than left to the collector.
+	w := store.Ratchet{Peer: p}
+	rk.stateBuf, err = o.Set.AppendBinary(rk.stateBuf[:0])
+	defer func() { clear(rk.stateBuf) }()
 	if err != nil {
 		return opened{}, err
+	}
+	w.Set = rk.stateBuf
+	if o.Keys != nil {
+		if w.Local, err = o.Keys.MarshalBinary(); err != nil {
+			return opened{}, err
+		}
 	}
 	res := opened{info: o.Info}
 	if err := rk.commitInner(p, w, f, &res); err != nil {

@@ -420,14 +420,33 @@ func appendGoutboxKey(dst []byte, p peer.ID, id GroupID, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(dst, id[:]...), seq)
 }
 
+// groupBucketNames are the group buckets.
+var groupBucketNames = [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv, bktGPending, bktGMembers}
+
 // groupBuckets makes the group buckets in a writable transaction.
 func groupBuckets(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv, bktGPending, bktGMembers} {
+	for _, b := range groupBucketNames {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// haveBuckets reports whether the database's root holds a bucket of
+// each name in each list, without opening them: one cursor on the root,
+// where making them (CreateBucketIfNotExists) opens each, a cursor and a
+// copy of its name apiece, though a message needs only some of them.
+func haveBuckets(tx *bolt.Tx, lists ...[][]byte) bool {
+	c := tx.Cursor()
+	for _, names := range lists {
+		for _, n := range names {
+			if k, v := c.Seek(n); !bytes.Equal(k, n) || v != nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (s Groups) getGroup(tx *bolt.Tx, id GroupID) (storedGroup, bool, error) {
@@ -718,7 +737,8 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 	if m.From == "" {
 		return false, errors.New("a received group message needs its sender")
 	}
-	g, err := s.counts().forMessage(tx, m.Group)
+	cs := s.counts()
+	g, gAt, err := cs.forMessageAt(tx, m.Group)
 	if err != nil {
 		return false, err
 	}
@@ -728,13 +748,13 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 		}
 		return false, nil
 	}
-	cs := s.counts()
-	w, err := cs.window(tx, m.Group, m.From)
+	wAt := cs.recvAt(m.Group, m.From)
+	w, err := cs.window(tx, m.Group, m.From, wAt)
 	if err != nil {
 		return false, err
 	}
 	m.Late, m.Missing = w.add(m.Stream, m.Number)
-	if err := cs.putWindow(tx, m.Group, m.From, w); err != nil {
+	if err := cs.putWindow(tx, wAt, w); err != nil {
 		return false, err
 	}
 	if m.Kind != KindText {
@@ -743,7 +763,7 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 			return false, err
 		}
 		g.Messages, g.Last = msgs, last // actions are not messages
-		return true, cs.put(tx, m.Group, g)
+		return true, cs.putSealed(tx, bktGCount, gAt, g)
 	}
 	if err := s.appendGroupMessage(tx, &g, m); err != nil {
 		return false, err
@@ -755,7 +775,7 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 	if err := s.Actions().refusePending(tx, m.ID); err != nil {
 		return false, err
 	}
-	return true, cs.put(tx, m.Group, g)
+	return true, cs.putSealed(tx, bktGCount, gAt, g)
 }
 
 // GroupOutbox lists the group messages (and changes) member p has not

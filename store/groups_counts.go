@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
@@ -63,10 +64,29 @@ func blindKey(key, place []byte) []byte {
 	return h.Sum(nil)
 }
 
-func countsPlace(id GroupID) []byte { return append([]byte("gcount/"), id[:]...) }
+// blindedKey is blindKey under the store's blinding key, with an HMAC
+// taken from the store's pool: keyed once, reset after each use (a
+// receive blinds two places, and hmac.New allocates two SHA-256 states
+// and hashes the key each time). The blinding key never changes for a
+// Store, so what the pool keeps never goes stale.
+func (s *Store) blindedKey(place []byte) []byte {
+	h, _ := s.blinders.Get().(hash.Hash)
+	if h == nil {
+		h = hmac.New(sha256.New, s.blind)
+	}
+	h.Write(place)
+	out := h.Sum(make([]byte, 0, sha256.Size))
+	h.Reset()
+	s.blinders.Put(h)
+	return out
+}
+
+func countsPlace(id GroupID) []byte {
+	return append(append(make([]byte, 0, len("gcount/")+len(id)), "gcount/"...), id[:]...)
+}
 
 func recvPlace(id GroupID, from peer.ID) []byte {
-	return append(append([]byte("grecv/"), id[:]...), from...)
+	return append(append(append(make([]byte, 0, len("grecv/")+len(id)+len(from)), "grecv/"...), id[:]...), from...)
 }
 
 func countsRecord(id GroupID) string { return fmt.Sprintf("gcount/%x", id[:8]) }
@@ -75,9 +95,12 @@ func recvRecord(id GroupID, from peer.ID) string {
 	return fmt.Sprintf("grecv/%x/%s", id[:8], from)
 }
 
+// countBucketNames are the counts' buckets.
+var countBucketNames = [][]byte{bktGCount, bktGRecv}
+
 // countBuckets makes the counts' buckets in a writable transaction.
 func countBuckets(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bktGCount, bktGRecv} {
+	for _, b := range countBucketNames {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -95,22 +118,55 @@ func (s groupCounts) exists(tx *bolt.Tx, id GroupID) bool {
 // forMessage makes the group buckets and reads group id's counts, for a
 // message to store: ErrNotFound if the store has no such group.
 func (s groupCounts) forMessage(tx *bolt.Tx, id GroupID) (storedCounts, error) {
-	if err := groupBuckets(tx); err != nil {
-		return storedCounts{}, err
-	}
-	if err := countBuckets(tx); err != nil {
-		return storedCounts{}, err
+	c, _, err := s.forMessageAt(tx, id)
+	return c, err
+}
+
+// forMessageAt is forMessage that also returns where the counts are,
+// for the put that follows (the place's blinded key is computed once).
+func (s groupCounts) forMessageAt(tx *bolt.Tx, id GroupID) (storedCounts, sealedPlace, error) {
+	if !haveBuckets(tx, groupBucketNames, countBucketNames) {
+		if err := groupBuckets(tx); err != nil {
+			return storedCounts{}, sealedPlace{}, err
+		}
+		if err := countBuckets(tx); err != nil {
+			return storedCounts{}, sealedPlace{}, err
+		}
 	}
 	if !s.exists(tx, id) {
-		return storedCounts{}, fmt.Errorf("group %x: %w", id[:4], ErrNotFound)
+		return storedCounts{}, sealedPlace{}, fmt.Errorf("group %x: %w", id[:4], ErrNotFound)
 	}
-	return s.get(tx, id)
+	at := s.countsAt(id)
+	c, err := s.getAt(tx, id, at)
+	return c, at, err
+}
+
+// sealedPlace is where a counts record is: its place (the sealed
+// value's associated data) and its key in the bucket, the place blinded.
+type sealedPlace struct{ place, key []byte }
+
+// placed is place with its blinded key.
+func (s groupCounts) placed(place []byte) sealedPlace {
+	return sealedPlace{place: place, key: s.blindedKey(place)}
+}
+
+// countsAt is where group id's counts are.
+func (s groupCounts) countsAt(id GroupID) sealedPlace { return s.placed(countsPlace(id)) }
+
+// recvAt is where from's window in group id is.
+func (s groupCounts) recvAt(id GroupID, from peer.ID) sealedPlace {
+	return s.placed(recvPlace(id, from))
 }
 
 // get reads group id's counts (zero if it has none yet).
 func (s groupCounts) get(tx *bolt.Tx, id GroupID) (storedCounts, error) {
+	return s.getAt(tx, id, s.countsAt(id))
+}
+
+// getAt is get with the counts' place at.
+func (s groupCounts) getAt(tx *bolt.Tx, id GroupID, at sealedPlace) (storedCounts, error) {
 	var c storedCounts
-	err := s.getSealed(tx, bktGCount, countsPlace(id), &c)
+	err := s.getSealed(tx, bktGCount, at, &c)
 	if err != nil {
 		return c, corrupt(countsRecord(id), err)
 	}
@@ -119,40 +175,41 @@ func (s groupCounts) get(tx *bolt.Tx, id GroupID) (storedCounts, error) {
 
 // put writes group id's counts.
 func (s groupCounts) put(tx *bolt.Tx, id GroupID, c storedCounts) error {
-	return s.putSealed(tx, bktGCount, countsPlace(id), c)
+	return s.putSealed(tx, bktGCount, s.countsAt(id), c)
 }
 
-// window reads what arrived of from's numbering in group id.
-func (s groupCounts) window(tx *bolt.Tx, id GroupID, from peer.ID) (recvWindow, error) {
+// window reads what arrived of from's numbering in group id, at its
+// place at (recvAt).
+func (s groupCounts) window(tx *bolt.Tx, id GroupID, from peer.ID, at sealedPlace) (recvWindow, error) {
 	var w recvWindow
-	if err := s.getSealed(tx, bktGRecv, recvPlace(id, from), &w); err != nil {
+	if err := s.getSealed(tx, bktGRecv, at, &w); err != nil {
 		return w, corrupt(recvRecord(id, from), err)
 	}
 	return w, nil
 }
 
-// putWindow writes from's window in group id.
-func (s groupCounts) putWindow(tx *bolt.Tx, id GroupID, from peer.ID, w recvWindow) error {
-	return s.putSealed(tx, bktGRecv, recvPlace(id, from), w)
+// putWindow writes a window at its place at (recvAt).
+func (s groupCounts) putWindow(tx *bolt.Tx, at sealedPlace, w recvWindow) error {
+	return s.putSealed(tx, bktGRecv, at, w)
 }
 
-// getSealed opens into v the record of bucket bkt placed at place; v is
-// left as it is if there is none.
-func (s groupCounts) getSealed(tx *bolt.Tx, bkt, place []byte, v any) error {
+// getSealed opens into v the record of bucket bkt at at; v is left as
+// it is if there is none.
+func (s groupCounts) getSealed(tx *bolt.Tx, bkt []byte, at sealedPlace, v any) error {
 	b := tx.Bucket(bkt)
 	if b == nil {
 		return nil
 	}
-	raw := b.Get(blindKey(s.blind, place))
+	raw := b.Get(at.key)
 	if raw == nil {
 		return nil
 	}
-	return s.openJSON(raw, place, v)
+	return s.openJSON(raw, at.place, v)
 }
 
-// putSealed seals v into bucket bkt, placed at place.
-func (s groupCounts) putSealed(tx *bolt.Tx, bkt, place []byte, v any) error {
-	sealed, err := s.sealJSON(v, place)
+// putSealed seals v into bucket bkt, at at.
+func (s groupCounts) putSealed(tx *bolt.Tx, bkt []byte, at sealedPlace, v any) error {
+	sealed, err := s.sealJSON(v, at.place)
 	if err != nil {
 		return err
 	}
@@ -160,7 +217,7 @@ func (s groupCounts) putSealed(tx *bolt.Tx, bkt, place []byte, v any) error {
 	if b == nil {
 		return errors.New("no " + string(bkt) + " bucket")
 	}
-	return b.Put(blindKey(s.blind, place), sealed)
+	return b.Put(at.key, sealed)
 }
 
 // storedGroupV3 is a group's record of version 3, which also held the
@@ -208,7 +265,7 @@ func (s groupCounts) migrate(tx *bolt.Tx) error {
 			if err != nil {
 				continue // a window of no peer: no message can find it
 			}
-			if err := s.putWindow(tx, id, p, w); err != nil {
+			if err := s.putWindow(tx, s.recvAt(id, p), w); err != nil {
 				return nil, err
 			}
 		}

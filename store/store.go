@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -54,6 +55,8 @@ type Store struct {
 	// blind is the key of the keys that must not show what they name
 	// (blindKey: a group's counts), derived from the storage key.
 	blind []byte
+	// blinders are HMACs keyed with blind, for reuse (blindedKey).
+	blinders sync.Pool
 	// migrated: init updated a version 1 database (migrate.go); Open
 	// then rewrites the file, so no page keeps what version 1 left
 	// readable.
