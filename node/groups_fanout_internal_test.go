@@ -20,12 +20,7 @@ import (
 // to the worker, which waits for the writer: every member gets every
 // message in order, with no gap and none late.
 func TestGroupFanoutWritesForIdleWorkers(t *testing.T) {
-	alice := offNewNode(t, "alice", nil, true)
-	bob := offNewNode(t, "bob", nil, true)
-	carol := offNewNode(t, "carol", nil, true)
-	offLink(t, alice, bob)
-	offLink(t, alice, carol)
-	id := offGroup(t, alice, bob, carol)
+	alice, bob, carol, id := offTrio(t)
 	send := func() e2e.MessageID {
 		m, err := alice.Groups().Send(id, "hello")
 		if err != nil {

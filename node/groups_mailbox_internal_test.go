@@ -178,6 +178,18 @@ func TestGroupConcurrentAdmins(t *testing.T) {
 	}
 }
 
+// offTrio is alice, who made a group of the three, and bob and carol,
+// each linked to her (not to each other).
+func offTrio(t *testing.T) (alice, bob, carol *offNode, id group.ID) {
+	t.Helper()
+	alice = offNewNode(t, "alice", nil, true)
+	bob = offNewNode(t, "bob", nil, true)
+	carol = offNewNode(t, "carol", nil, true)
+	offLink(t, alice, bob)
+	offLink(t, alice, carol)
+	return alice, bob, carol, offGroup(t, alice, bob, carol)
+}
+
 // offGroup has admin create the group "team" with members and waits until
 // each member holds it.
 func offGroup(t *testing.T, admin *offNode, members ...*offNode) group.ID {

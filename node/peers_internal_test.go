@@ -149,12 +149,7 @@ func TestMayMessageKeptYesFollowsChanges(t *testing.T) {
 // to them, the second does not, as their outbox worker, which said yes to
 // the first, decides again. A kept yes given again would write it.
 func TestGroupMemberRemovedBetweenSends(t *testing.T) {
-	alice := offNewNode(t, "alice", nil, true)
-	bob := offNewNode(t, "bob", nil, true)
-	carol := offNewNode(t, "carol", nil, true)
-	offLink(t, alice, bob)
-	offLink(t, alice, carol)
-	id := offGroup(t, alice, bob, carol)
+	alice, bob, carol, id := offTrio(t)
 	first, err := alice.Groups().Send(id, "to both")
 	if err != nil {
 		t.Fatal(err)
