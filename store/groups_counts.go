@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
@@ -64,20 +65,26 @@ func blindKey(key, place []byte) []byte {
 	return h.Sum(nil)
 }
 
-// blindedKey is blindKey under the store's blinding key, with an HMAC
-// taken from the store's pool: keyed once, reset after each use (a
-// receive blinds two places, and hmac.New allocates two SHA-256 states
-// and hashes the key each time). The blinding key never changes for a
-// Store, so what the pool keeps never goes stale.
-func (s *Store) blindedKey(place []byte) []byte {
-	h, _ := s.blinders.Get().(hash.Hash)
+// blinder is blindKey under one blinding key (a Store's), with HMACs
+// pooled: keyed once, reset after each use (a receive blinds two
+// places, and hmac.New allocates two SHA-256 states and hashes the key
+// each time). The key never changes, so what the pool keeps never goes
+// stale.
+type blinder struct {
+	key  []byte
+	pool sync.Pool
+}
+
+// blinded is blindKey(b.key, place).
+func (b *blinder) blinded(place []byte) []byte {
+	h, _ := b.pool.Get().(hash.Hash)
 	if h == nil {
-		h = hmac.New(sha256.New, s.blind)
+		h = hmac.New(sha256.New, b.key)
 	}
 	h.Write(place)
 	out := h.Sum(make([]byte, 0, sha256.Size))
 	h.Reset()
-	s.blinders.Put(h)
+	b.pool.Put(h)
 	return out
 }
 
@@ -147,7 +154,7 @@ type sealedPlace struct{ place, key []byte }
 
 // placed is place with its blinded key.
 func (s groupCounts) placed(place []byte) sealedPlace {
-	return sealedPlace{place: place, key: s.blindedKey(place)}
+	return sealedPlace{place: place, key: s.blind.blinded(place)}
 }
 
 // countsAt is where group id's counts are.

@@ -97,7 +97,7 @@ func TestBlindKeyPooled(t *testing.T) {
 		wg.Go(func() {
 			for i := range 200 {
 				p := places[i%len(places)]
-				if got, want := s.blindedKey(p), blindKey(s.blind, p); !bytes.Equal(got, want) {
+				if got, want := s.blind.blinded(p), blindKey(s.blind.key, p); !bytes.Equal(got, want) {
 					errs <- fmt.Errorf("place %q, use %d: %x, want %x", p, i, got, want)
 					return
 				}

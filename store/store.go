@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -52,11 +51,9 @@ const FileName = "chat.db"
 type Store struct {
 	db   *bolt.DB
 	aead cipher.AEAD
-	// blind is the key of the keys that must not show what they name
-	// (blindKey: a group's counts), derived from the storage key.
-	blind []byte
-	// blinders are HMACs keyed with blind, for reuse (blindedKey).
-	blinders sync.Pool
+	// blind blinds the keys that must not show what they name (a
+	// group's counts), under a key derived from the storage key.
+	blind *blinder
 	// migrated: init updated a version 1 database (migrate.go); Open
 	// then rewrites the file, so no page keeps what version 1 left
 	// readable.
@@ -99,7 +96,7 @@ func Open(path string, key []byte) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, aead: aead, blind: blind}
+	s := &Store{db: db, aead: aead, blind: &blinder{key: blind}}
 	if err := boltfile.Guard(path, s.init); err != nil {
 		db.Close()
 		return nil, damaged(path, err)
