@@ -114,6 +114,9 @@ func (l *Log) State() State { return l.state.clone() }
 // IsMember says whether p is a member in State, without copying it.
 func (l *Log) IsMember(p peer.ID) bool { return l.state.IsMember(p) }
 
+// Name is State's name, without copying it.
+func (l *Log) Name() string { return l.state.Name }
+
 // Heads are the changes no other change builds on yet, sorted.
 func (l *Log) Heads() []Hash {
 	hs := make([]Hash, 0, len(l.heads))

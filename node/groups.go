@@ -129,30 +129,31 @@ func (g *Groups) state(id group.ID) (group.State, bool) {
 // membership we hold, and so are we. Called by the ratchet keys with
 // their lock held, before the message is stored.
 func (g *Groups) mayPost(p peer.ID, id store.GroupID) error {
-	if g.bothMembers(group.ID(id), p) {
-		return nil // the common case, without a copy of the membership
-	}
-	s, ok := g.state(group.ID(id))
+	known, member, us, name := g.membership(group.ID(id), p)
 	switch {
-	case !ok:
+	case !known:
 		return fmt.Errorf("%w %x", ErrUnknownGroup, id[:4])
-	case !s.IsMember(p) && !g.named(group.ID(id), p):
-		return fmt.Errorf("%s is %w (%q)", identity.ShortID(p), errNotYetMember, s.Name)
-	case !s.IsMember(p):
-		return fmt.Errorf("%s is %w %q", identity.ShortID(p), group.ErrNotMember, s.Name)
-	case !s.IsMember(g.host.ID()):
-		return fmt.Errorf("%w %q", ErrNotGroupMember, s.Name)
+	case !member && !g.named(group.ID(id), p):
+		return fmt.Errorf("%s is %w (%q)", identity.ShortID(p), errNotYetMember, name)
+	case !member:
+		return fmt.Errorf("%s is %w %q", identity.ShortID(p), group.ErrNotMember, name)
+	case !us:
+		return fmt.Errorf("%w %q", ErrNotGroupMember, name)
 	}
 	return nil
 }
 
-// bothMembers says whether p and we are both members of group id as we
-// hold it: what mayPost accepts.
-func (g *Groups) bothMembers(id group.ID, p peer.ID) bool {
+// membership says whether we hold group id, whether p and we are
+// members of it as we hold it, and its name, without a copy of its
+// membership: every group message received is checked.
+func (g *Groups) membership(id group.ID, p peer.ID) (known, member, us bool, name string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	l, ok := g.logs[id]
-	return ok && l.IsMember(p) && l.IsMember(g.host.ID())
+	if !ok {
+		return false, false, false, ""
+	}
+	return true, l.IsMember(p), l.IsMember(g.host.ID()), l.Name()
 }
 
 // distribute queues the group's log for each recipient (one write) and

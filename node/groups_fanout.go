@@ -15,7 +15,7 @@ import (
 // stored (storeGroupSealed); handing each to its member's worker wakes a
 // hundred goroutines for a hundred members, each for a round that writes
 // one envelope. Instead, the copies for members whose workers are idle on
-// a live session with everything written (outboxWorker.clean) go to one
+// a live session with everything written (outboxWorker.directOn) go to one
 // writer, which writes them in turn on those sessions: one goroutine wake
 // per message. Those workers keep the copies in their outboxes, as any
 // written copy, until the receipts come, and write nothing meanwhile
@@ -223,12 +223,15 @@ func (o *outbox) pushGroup(m *store.GroupMessage, to []peer.ID, direct []bool) {
 }
 
 // directOn returns the session the fan-out writer may write m on for w's
-// peer, or nil: the worker runs, idle, with a fresh copy of its outbox
-// all written on a live session (clean), no copy with the writer, and m
-// a text that fits in the send window behind what waits for receipts.
-// Callers hold outbox.mu.
+// peer, or nil: the worker runs with a fresh copy of its outbox, all of
+// it written on the live session its last round wrote on (so the worker
+// waits for receipts only, and m goes after everything before it), no
+// copy with the writer, nothing held back by the send window, and m a
+// text that fits in the window behind what waits for receipts. A session
+// that failed since may still look live: the writer's write then fails
+// at once and the copy goes back to the worker. Callers hold outbox.mu.
 func (w *outboxWorker) directOn(m *store.Message) *chatSession {
-	if !w.running || !w.fresh || w.reading || !w.clean || w.held || w.direct > 0 || w.cs == nil || m.Kind != store.KindText {
+	if !w.running || !w.fresh || w.reading || w.held || w.direct > 0 || w.cs == nil || m.Kind != store.KindText {
 		return nil
 	}
 	select {
@@ -243,9 +246,7 @@ func (w *outboxWorker) directOn(m *store.Message) *chatSession {
 	if len(w.pending) > 0 && inflight > sendWindow {
 		return nil
 	}
-	// clean was true at the end of the worker's last round; the session
-	// may have forgotten since what it carried (a new ratchet seed).
-	if !w.cs.wroteAll(w.pending) {
+	if !w.cs.wroteAll(w.pending) { // a push since, or a new ratchet seed
 		return nil
 	}
 	return w.cs
@@ -264,7 +265,6 @@ func (o *outbox) directDone(id e2e.MessageID, copies []fanCopy, sent []store.Cop
 		w := o.worker(c.p)
 		w.direct--
 		if !c.written {
-			w.clean = false
 			signal(w.kick)
 			continue
 		}
@@ -280,7 +280,7 @@ func (o *outbox) directDone(id e2e.MessageID, copies []fanCopy, sent []store.Cop
 		sent = append(sent, store.Copy{Peer: c.p, ID: id})
 	}
 	o.mu.Unlock()
-	o.groupCopiesSentAll(sent)
+	o.groupCopiesSent(sent)
 	return sent
 }
 
@@ -292,7 +292,7 @@ func (o *outbox) released(id e2e.MessageID, copies []fanCopy) {
 	for i := range copies {
 		w := o.worker(copies[i].p)
 		w.direct--
-		w.clean, w.deferred = false, false
+		w.deferred = false
 		signal(w.kick)
 	}
 }

@@ -137,8 +137,11 @@ func TestGroupFanoutStalledMemberHoldsBackNobody(t *testing.T) {
 		t.Fatal("the writer is stalled, yet new copies would go to it")
 	}
 	stuckFar.Close()
-	if w := waitDirect(stuck.peer, "the stalled member, after its write failed"); w.clean {
-		t.Fatal("a worker whose copy the writer could not write is marked clean")
+	w = waitDirect(stuck.peer, "the stalled member, after its write failed")
+	select {
+	case <-w.kick:
+	default:
+		t.Fatal("the stalled member's worker was not woken to write its copy again")
 	}
 }
 

@@ -60,9 +60,9 @@ func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID
 				c.next, c.env = next, env
 				continue
 			}
-			rk.stateBuf, err = next.AppendBinary(rk.stateBuf[:0])
+			w, err := rk.encode(c.p, next, nil)
 			if err == nil {
-				err = put(store.Ratchet{Peer: c.p, Set: rk.stateBuf})
+				err = put(w)
 			}
 			clear(rk.stateBuf)
 			if err != nil {
@@ -180,22 +180,11 @@ type sentCopy struct {
 	at time.Time // monotonic: not cfg.Now, which tests fix
 }
 
-// add queues p's copies ms, written at at (the workers add in the order
-// they write, give or take the microseconds between reading the clock
-// and taking mu), and reports whether a recorder is to be started.
-func (q *groupSentQueue) add(p peer.ID, ms []store.Message, at time.Time) (start bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for i := range ms {
-		q.pending = append(q.pending, sentCopy{store.Copy{Peer: p, ID: ms[i].ID}, at})
-	}
-	start = !q.running
-	q.running = true
-	return start
-}
-
-// addCopies is add for copies to any number of members.
-func (q *groupSentQueue) addCopies(copies []store.Copy, at time.Time) (start bool) {
+// add queues copies, written at at (the workers and the fan-out writer
+// add in the order they write, give or take the microseconds between
+// reading the clock and taking mu), and reports whether a recorder is to
+// be started.
+func (q *groupSentQueue) add(copies []store.Copy, at time.Time) (start bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, c := range copies {
@@ -242,27 +231,14 @@ func (q *groupSentQueue) take(now time.Time, all bool) (due []store.Copy, wait t
 // (store.SetGroupSent). Recording one late, or not at all when the node
 // stops first, is safe: a copy not delivered stays in the outbox and is
 // written again, and a receipt that lands first is not undone (delivered
-// stays delivered).
-func (o *outbox) groupCopiesSent(p peer.ID, ms []store.Message) {
-	if len(ms) == 0 {
-		return
-	}
-	q := &o.sent
-	if q.add(p, ms, time.Now()) && !o.work.goDo(o.recordSent) {
-		q.mu.Lock() // the node closes: leave them
-		q.pending, q.running = nil, false
-		q.mu.Unlock()
-	}
-}
-
-// groupCopiesSentAll is groupCopiesSent for copies to any number of
-// members, written at once (by the fan-out writer): one lock for all.
-func (o *outbox) groupCopiesSentAll(copies []store.Copy) {
+// stays delivered). The copies may go to any number of members (a
+// worker's round, or the fan-out writer's message): one lock for all.
+func (o *outbox) groupCopiesSent(copies []store.Copy) {
 	if len(copies) == 0 {
 		return
 	}
 	q := &o.sent
-	if q.addCopies(copies, time.Now()) && !o.work.goDo(o.recordSent) {
+	if q.add(copies, time.Now()) && !o.work.goDo(o.recordSent) {
 		q.mu.Lock() // the node closes: leave them
 		q.pending, q.running = nil, false
 		q.mu.Unlock()

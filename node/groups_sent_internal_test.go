@@ -28,9 +28,7 @@ func TestGroupCopySentStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := m.AsMessage()
-	c.Peer = bob.ID()
-	alice.out.groupCopiesSent(bob.ID(), []store.Message{c}) // as the outbox does once it wrote the copy
+	alice.out.groupCopiesSent([]store.Copy{{Peer: bob.ID(), ID: m.ID}}) // as the outbox does once it wrote the copy
 	alice.offWait("sent", func(e Event) bool {
 		return e.Kind == EventStatus && e.Message.ID == m.ID && e.Message.Peer == bob.ID() && e.Message.Status == store.StatusSent
 	})
@@ -56,23 +54,21 @@ func TestGroupCopySentStored(t *testing.T) {
 // be held by the member.
 func TestGroupCopySentAfterItsOwnDelay(t *testing.T) {
 	alice, bob, id := offGroupMemberGone(t) // the copies stay sent
-	var copies []store.Message
+	var copies []store.Copy
 	for range 2 {
 		m, err := alice.Groups().Send(id, "hello")
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := m.AsMessage()
-		c.Peer = bob.ID()
-		copies = append(copies, c)
+		copies = append(copies, store.Copy{Peer: bob.ID(), ID: m.ID})
 	}
 	sentEv := func(e Event, i int) bool {
 		return e.Kind == EventStatus && e.Message.ID == copies[i].ID && e.Message.Peer == bob.ID() && e.Message.Status == store.StatusSent
 	}
-	alice.out.groupCopiesSent(bob.ID(), copies[:1]) // as the outbox does once it wrote the copy
+	alice.out.groupCopiesSent(copies[:1]) // as the outbox does once it wrote the copy
 	time.Sleep(groupSentDelay * 8 / 10)
 	second := time.Now()
-	alice.out.groupCopiesSent(bob.ID(), copies[1:])
+	alice.out.groupCopiesSent(copies[1:])
 	alice.offWait("the first copy sent", func(e Event) bool {
 		if sentEv(e, 1) {
 			t.Fatalf("the second copy was recorded as sent %v after it was written, before the first", time.Since(second))
@@ -90,11 +86,11 @@ func TestGroupCopySentAfterItsOwnDelay(t *testing.T) {
 func TestGroupSentQueueTakesDueCopies(t *testing.T) {
 	var q groupSentQueue
 	t0 := time.Now()
-	msg := func(b byte) []store.Message { return []store.Message{{ID: e2e.MessageID{b}}} }
-	if !q.add("m", msg(1), t0) {
+	msg := func(b byte) []store.Copy { return []store.Copy{{Peer: "m", ID: e2e.MessageID{b}}} }
+	if !q.add(msg(1), t0) {
 		t.Fatal("the first copy did not start a recorder")
 	}
-	if q.add("m", msg(2), t0.Add(900*time.Millisecond)) {
+	if q.add(msg(2), t0.Add(900*time.Millisecond)) {
 		t.Fatal("a second copy started a second recorder")
 	}
 	due, wait, more := q.take(t0.Add(groupSentDelay), false)
@@ -108,7 +104,7 @@ func TestGroupSentQueueTakesDueCopies(t *testing.T) {
 	if due, _, more = q.take(t0.Add(2900*time.Millisecond), false); len(due) != 0 || more {
 		t.Fatalf("at 2.9 s: due %v, more %v; want none, false", due, more)
 	}
-	if !q.add("m", msg(3), t0.Add(3*time.Second)) {
+	if !q.add(msg(3), t0.Add(3*time.Second)) {
 		t.Fatal("a copy after the recorder ended did not start one")
 	}
 	if due, _, _ = q.take(t0.Add(3*time.Second), true); len(due) != 1 {

@@ -85,22 +85,21 @@ type outboxWorker struct {
 	held bool
 	acks uint64
 
-	// cs is the session the worker's last round wrote on. clean: every
-	// message in pending is written on it, and the worker waits for
-	// receipts only, so the fan-out writer may write a group copy there
-	// (groups_fanout.go). direct counts the copies with the writer, not
-	// yet written or given back: the worker writes nothing meanwhile,
-	// lest it write a later copy first; deferred says that a round
-	// waited for them, and is woken when they are written.
+	// cs is the session the worker's last round wrote on: while it
+	// lives and holds every message of pending, the fan-out writer may
+	// write a group copy there (outboxWorker.directOn, groups_fanout.go).
+	// direct counts the copies with the writer, not yet written or given
+	// back: the worker writes nothing meanwhile, lest it write a later
+	// copy first; deferred says that a round waited for them, and is
+	// woken when they are written.
 	cs       *chatSession
-	clean    bool
 	direct   int
 	deferred bool
 }
 
 // stale makes the worker read its outbox from the store again.
 func (w *outboxWorker) stale() {
-	w.fresh, w.clean = false, false
+	w.fresh = false
 	w.gen++
 }
 
@@ -194,7 +193,6 @@ func (o *outbox) push(p peer.ID, m store.Message) {
 
 // pushLocked is push, for p's worker w. Callers hold mu.
 func (o *outbox) pushLocked(p peer.ID, w *outboxWorker, m store.Message) {
-	w.clean = false
 	switch {
 	case !w.fresh || w.reading || m.Kind != store.KindText:
 		w.stale()
@@ -262,36 +260,8 @@ func (o *outbox) outbox(p peer.ID, buf []store.Message) (msgs []store.Message, a
 // handed the fan-out writer (outbox.outbox).
 var errWithWriter = errors.New("group copies with the fan-out writer")
 
-// hold records whether p's worker left messages unwritten because the
-// send window is full, so that receipts wake it. A receipt taken since
-// the worker read its outbox (acks) may have seen it not held: then it
-// wakes itself. ok says the round wrote all it could on cs (settleLocked).
-func (o *outbox) hold(cs *chatSession, held bool, acks uint64, ok bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	w := o.worker(cs.peer)
-	w.holdLocked(held, acks)
-	w.settleLocked(cs, ok)
-}
-
-// settleLocked ends a round that wrote on cs (ok: without a failure):
-// the worker is clean if every message its copy of the outbox holds is
-// written on cs and none is held back. Callers hold outbox.mu.
-func (w *outboxWorker) settleLocked(cs *chatSession, ok bool) {
-	w.cs = cs
-	w.clean = ok && !w.held && w.fresh && !w.reading && w.direct == 0 && cs.wroteAll(w.pending)
-}
-
-// idle records that p's worker found its outbox empty: it is clean if it
-// has a session to write on.
-func (o *outbox) idle(p peer.ID) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	w := o.worker(p)
-	w.clean = w.fresh && !w.reading && len(w.pending) == 0 && w.direct == 0 && w.cs != nil
-}
-
-// holdLocked is hold on w. Callers hold outbox.mu.
+// holdLocked records whether w left messages unwritten because the send
+// window is full (wrote). Callers hold outbox.mu.
 func (w *outboxWorker) holdLocked(held bool, acks uint64) {
 	w.held = held
 	if held && w.acks != acks {
@@ -379,8 +349,10 @@ func (o *outbox) invalidate(p peer.ID) {
 
 // wrote records in p's worker's copy that msgs are sent on cs, and
 // whether the worker left messages unwritten because the send window is
-// full (hold): one lock for both.
-func (o *outbox) wrote(cs *chatSession, ids []e2e.MessageID, held bool, acks uint64, ok bool) {
+// full, so that receipts wake it (holdLocked: a receipt taken since the
+// worker read its outbox, acks, may have seen it not held: then it wakes
+// itself). One lock for all.
+func (o *outbox) wrote(cs *chatSession, ids []e2e.MessageID, held bool, acks uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	w := o.worker(cs.peer)
@@ -390,7 +362,7 @@ func (o *outbox) wrote(cs *chatSession, ids []e2e.MessageID, held bool, acks uin
 		}
 	}
 	w.holdLocked(held, acks)
-	w.settleLocked(cs, ok)
+	w.cs = cs
 }
 
 // stop ends the worker unless a message arrived meanwhile. Send stores
@@ -440,7 +412,6 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 			// group's next copy comes without a new goroutine or a read
 			// of the store), then end unless one arrived meanwhile. A
 			// worker that waited as long after its last write ends now.
-			o.idle(p)
 			if (quiet || o.sleepOn(t, workerIdle, kick)) && o.stop(p) {
 				return
 			}
@@ -572,13 +543,13 @@ func (o *outbox) notQueued(p peer.ID, err error) {
 // that sealed it is on disk, and the message itself was stored by Send.
 // It reports false (sealed) if there was no ratchet session to seal with.
 // It records whether it held messages back because the send window is
-// full (hold; acks is the worker's count of receipts as of reading msgs). b holds the worker's slices, reused from round to round.
+// full (wrote; acks is the worker's count of receipts as of reading msgs). b holds the worker's slices, reused from round to round.
 func (o *outbox) write(cs *chatSession, msgs []store.Message, acks uint64, b *writeBufs) (sealed bool) {
 	defer b.reset()
 	batch, pts, held := o.batch(cs, msgs, b)
 	b.batch, b.pts = batch, pts
 	if len(batch) == 0 {
-		o.hold(cs, held, acks, true)
+		o.wrote(cs, nil, held, acks)
 		return true
 	}
 	envs, err := o.rk.sealBatch(cs.peer, batch, pts, b.envs[:0])
@@ -590,19 +561,17 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message, acks uint64, b *wr
 	}
 	written, groupSent := b.written[:0], b.groupSent[:0]
 	now := o.cfg.Now()
-	ok := err == nil
 	for i, env := range envs {
 		m := &batch[i]
 		cs.markSent(m.ID, now)
 		if err := cs.s.Send(e2e.FrameEnvelope, env); err != nil {
 			o.log.Info("write message", "peer", cs.peer, "err", err)
 			cs.s.Close()
-			ok = false
 			break
 		}
 		switch {
 		case m.Status == store.StatusSending && m.Group != (store.GroupID{}):
-			groupSent = append(groupSent, *m)
+			groupSent = append(groupSent, store.Copy{Peer: cs.peer, ID: m.ID})
 		case m.Status == store.StatusSending:
 			written = append(written, m.ID)
 		}
@@ -611,8 +580,8 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message, acks uint64, b *wr
 	for _, m := range groupSent {
 		written = append(written, m.ID)
 	}
-	o.wrote(cs, written, held, acks, ok)
-	o.groupCopiesSent(cs.peer, groupSent)
+	o.wrote(cs, written, held, acks)
+	o.groupCopiesSent(groupSent)
 	b.written, b.groupSent = written, groupSent
 	return !noSession
 }
@@ -625,7 +594,7 @@ type writeBufs struct {
 	pts       [][]byte
 	envs      [][]byte
 	written   []e2e.MessageID
-	groupSent []store.Message
+	groupSent []store.Copy
 }
 
 // reset empties b, dropping what its slices refer to (bodies,

@@ -35,7 +35,7 @@ func TestOutboxReceiptWakesOnlyToWrite(t *testing.T) {
 		t.Fatal("a receipt woke a worker that holds nothing back")
 	}
 	_, acks, _ := o.outbox(p, nil)
-	o.hold(cs, true, acks, true)
+	o.wrote(cs, nil, true, acks)
 	if woken() {
 		t.Fatal("holding woke the worker with no receipt since its read")
 	}
@@ -53,7 +53,7 @@ func TestOutboxReceiptWakesOnlyToWrite(t *testing.T) {
 	if woken() {
 		t.Fatal("a receipt woke a worker not held")
 	}
-	o.hold(cs, true, acks, true)
+	o.wrote(cs, nil, true, acks)
 	if !woken() {
 		t.Fatal("a worker held after a receipt it missed did not wake")
 	}

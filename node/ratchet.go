@@ -57,8 +57,8 @@ type ratchetKeys struct {
 	firstContacts map[peer.ID]firstContactCount
 	// groupOK says whether a peer may post to a group (groups.mayPost).
 	groupOK func(peer.ID, store.GroupID) error
-	// stateBuf is where storeGroupSealed and open encode each new
-	// session set before the store seals it; all zeros between uses.
+	// stateBuf is where encode puts each new session set before the
+	// store seals it; all zeros between uses.
 	stateBuf []byte
 	// copies is storeGroupSealed's list of members' copies, reused from
 	// message to message; empty (and cleared) between uses.
@@ -157,13 +157,19 @@ func (rk *ratchetKeys) setFor(p peer.ID) (*ratchet.SessionSet, error) {
 	return s, nil
 }
 
-// encode is the store record of p's new set and local keys (nil: unchanged).
-func encode(p peer.ID, set *ratchet.SessionSet, local *ratchet.LocalKeys) (store.Ratchet, error) {
+// encode is the store record of p's new set and local keys (nil:
+// unchanged). The set is encoded into rk.stateBuf, which the store seals
+// a copy of at once (store.Ratchets' writes): the caller erases it
+// (clear(rk.stateBuf)) once the record is written, since it holds every
+// secret of the set, and the next set reuses it rather than leaving one
+// to the collector. Callers hold mu.
+func (rk *ratchetKeys) encode(p peer.ID, set *ratchet.SessionSet, local *ratchet.LocalKeys) (store.Ratchet, error) {
 	w := store.Ratchet{Peer: p}
 	var err error
-	if w.Set, err = set.MarshalBinary(); err != nil {
+	if rk.stateBuf, err = set.AppendBinary(rk.stateBuf[:0]); err != nil {
 		return w, err
 	}
+	w.Set = rk.stateBuf
 	if local != nil {
 		w.Local, err = local.MarshalBinary()
 	}
@@ -180,7 +186,8 @@ func (rk *ratchetKeys) swap(p peer.ID, set *ratchet.SessionSet, local *ratchet.L
 
 // commitSet persists p's new set, then swaps it in. Callers hold mu.
 func (rk *ratchetKeys) commitSet(p peer.ID, set *ratchet.SessionSet) error {
-	w, err := encode(p, set, nil)
+	w, err := rk.encode(p, set, nil)
+	defer clear(rk.stateBuf)
 	if err != nil {
 		return err
 	}
@@ -358,20 +365,10 @@ func (rk *ratchetKeys) open(p peer.ID, env []byte) (opened, error) {
 	if err != nil {
 		return opened{}, err
 	}
-	// The new set is encoded into rk.stateBuf, which the store seals a
-	// copy of: erased once committed (it holds every secret of the set),
-	// and reused by the next envelope rather than left to the collector.
-	w := store.Ratchet{Peer: p}
-	rk.stateBuf, err = o.Set.AppendBinary(rk.stateBuf[:0])
-	defer func() { clear(rk.stateBuf) }()
+	w, err := rk.encode(p, o.Set, o.Keys)
+	defer clear(rk.stateBuf)
 	if err != nil {
 		return opened{}, err
-	}
-	w.Set = rk.stateBuf
-	if o.Keys != nil {
-		if w.Local, err = o.Keys.MarshalBinary(); err != nil {
-			return opened{}, err
-		}
 	}
 	res := opened{info: o.Info}
 	if err := rk.commitInner(p, w, f, &res); err != nil {

@@ -23,17 +23,23 @@ func holdPair(t *testing.T) (alice, bob *testNode, gid group.ID) {
 	alice = startNode(t, newHome(t, "alice"))
 	bob = startNode(t, newHome(t, "bob"))
 	trustEachOther(t, alice, bob)
-	gi, err := alice.Groups().Create("held", []peer.ID{bob.ID()})
+	return alice, bob, heldGroup(t, "held", alice, bob)
+}
+
+// heldGroup has alice make a group name with bob and send it a first
+// message, acknowledged: alice has written everything she had for bob
+// (the group's creation, perhaps twice at first contact) before it, and
+// bob acknowledged all of it and holds no receipt.
+func heldGroup(t *testing.T, name string, alice, bob *testNode) group.ID {
+	t.Helper()
+	gi, err := alice.Groups().Create(name, []peer.ID{bob.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.waitGroup(gi.ID, "the new group", func(g node.GroupInfo) bool { return g.Member })
-	// A first message, acknowledged: alice has written everything she
-	// had for bob (the group's creation, perhaps twice at first contact)
-	// before it, and bob acknowledged all of it.
 	alice.waitGroupDelivered(alice.groupSend(gi.ID, "first"))
 	eventually(t, "bob's receipts so far are written", func() bool { return bob.HeldReceiptsForTest(alice.ID()) == 0 })
-	return alice, bob, gi.ID
+	return gi.ID
 }
 
 // TestReceiptsHeldForGroupCopies: bob acknowledges alice's group copies
@@ -196,15 +202,9 @@ func TestReceiptsHeldMoveToDirect(t *testing.T) {
 				alice, bob = bob, alice // alice sends, bob is the member
 			}
 			linkThroughRelay(t, alice, bob)
-			gi, err := alice.Groups().Create("moving", []peer.ID{bob.ID()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			bob.waitGroup(gi.ID, "the new group", func(g node.GroupInfo) bool { return g.Member })
-			alice.waitGroupDelivered(alice.groupSend(gi.ID, "first"))
-			eventually(t, "bob's receipts so far are written", func() bool { return bob.HeldReceiptsForTest(alice.ID()) == 0 })
+			gid := heldGroup(t, "moving", alice, bob)
 			bob.SetReceiptHoldForTest(time.Hour)
-			m := alice.groupSend(gi.ID, "held across the move")
+			m := alice.groupSend(gid, "held across the move")
 			eventually(t, "bob holds the receipt", func() bool { return bob.HeldReceiptsForTest(alice.ID()) == 1 })
 
 			connectDirect(t, bob, alice)

@@ -57,16 +57,8 @@ type storedCounts struct {
 	Sent     uint64 `json:"sent,omitempty"`
 }
 
-// blindKey is the key of a record placed at place: the place's HMAC
-// under the blinding key.
-func blindKey(key, place []byte) []byte {
-	h := hmac.New(sha256.New, key)
-	h.Write(place)
-	return h.Sum(nil)
-}
-
-// blinder is blindKey under one blinding key (a Store's), with HMACs
-// pooled: keyed once, reset after each use (a receive blinds two
+// blinder makes the key of a record placed at place: the place's
+// HMAC-SHA256 under the blinding key (a Store's), with HMACs pooled: keyed once, reset after each use (a receive blinds two
 // places, and hmac.New allocates two SHA-256 states and hashes the key
 // each time). The key never changes, so what the pool keeps never goes
 // stale.
@@ -75,7 +67,7 @@ type blinder struct {
 	pool sync.Pool
 }
 
-// blinded is blindKey(b.key, place).
+// blinded is the key of the record placed at place.
 func (b *blinder) blinded(place []byte) []byte {
 	h, _ := b.pool.Get().(hash.Hash)
 	if h == nil {

@@ -181,13 +181,13 @@ func TestGroupSendersBlinded(t *testing.T) {
 	// Alice's window moved under bob's key does not open.
 	var av []byte
 	s1.db.View(func(tx *bolt.Tx) error {
-		av = bytes.Clone(tx.Bucket(bktGRecv).Get(blindKey(s1.blind.key, recvPlace(id, alice))))
+		av = bytes.Clone(tx.Bucket(bktGRecv).Get(s1.blind.blinded(recvPlace(id, alice))))
 		return nil
 	})
 	if av == nil {
 		t.Fatal("alice has no window")
 	}
-	poke(t, s1, av, blindKey(s1.blind.key, recvPlace(id, bob)), bktGRecv)
+	poke(t, s1, av, s1.blind.blinded(recvPlace(id, bob)), bktGRecv)
 	m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), From: bob, SentAt: at, Body: "in", Stream: 5, Number: 3}
 	var bad *CorruptError
 	if _, err := s1.Groups().ReceiveGroup(m, at); !errors.As(err, &bad) {

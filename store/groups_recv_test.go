@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"testing"
@@ -10,6 +12,13 @@ import (
 	"github.com/certchat/certchat/e2e"
 	bolt "go.etcd.io/bbolt"
 )
+
+// blindKey is what blinder.blinded must give, from a fresh HMAC.
+func blindKey(key, place []byte) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write(place)
+	return h.Sum(nil)
+}
 
 // TestReceiveGroupMakesMissingBuckets: a received message looks the
 // group buckets up without opening them (haveBuckets) and makes them
