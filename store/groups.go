@@ -369,7 +369,7 @@ func (s Groups) loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	if listed {
 		at = make(map[peer.ID]int, len(list))
 	}
-	settled, err := s.settledDeliveries(tx, m.Group, m.Seq, list)
+	settled, err := s.settled().deliveries(tx, m.Group, m.Seq, list)
 	if err != nil {
 		return err
 	}
@@ -418,7 +418,7 @@ func (s Groups) delivery(tx *bolt.Tx, gid GroupID, seq uint64, p peer.ID) (Membe
 	if i < 0 {
 		return MemberDelivery{}, fmt.Errorf("group message %x/%d to %s: %w", gid[:4], seq, p, ErrNotFound)
 	}
-	settled, err := s.settledDeliveries(tx, gid, seq, list)
+	settled, err := s.settled().deliveries(tx, gid, seq, list)
 	if err != nil {
 		return MemberDelivery{}, err
 	}
@@ -746,7 +746,7 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 			}
 		}
 		if len(members) > 0 {
-			if err := s.waitFor(tx, m.Group, m.Seq, len(members)); err != nil {
+			if err := s.settled().waitFor(tx, m.Group, m.Seq, len(members)); err != nil {
 				return err
 			}
 		}
@@ -1010,7 +1010,7 @@ type groupMessages struct {
 	byID   map[e2e.MessageID]GroupMessage
 	keys   []byte
 	outbox *bolt.Cursor // nil until the first copy taken out
-	// decided counts the copies decided, by message, for settleDecided
+	// decided counts the copies decided, by message, for groupSettled.apply
 	// at the end of the transaction.
 	decided settledDecisions
 }
@@ -1098,7 +1098,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 			return GroupMessage{}, MemberDelivery{}, false, err
 		}
 		if ok {
-			if err := s.decide(tx, gm, gid, seq); err != nil {
+			if err := s.settled().decide(tx, gm, gid, seq); err != nil {
 				return GroupMessage{}, MemberDelivery{}, false, err
 			}
 			d := MemberDelivery{Peer: p, Status: st, Delivered: now}
@@ -1122,7 +1122,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	if st == StatusDelivered || st == StatusFailed {
 		took, err := takeKey(gm.outboxCursor(tx), obKey)
 		if err == nil && took {
-			err = s.decide(tx, gm, gid, seq)
+			err = s.settled().decide(tx, gm, gid, seq)
 		}
 		if err != nil {
 			return GroupMessage{}, MemberDelivery{}, false, err
@@ -1132,8 +1132,8 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 }
 
 // decide counts member's copy of gid/seq decided: at once, or at the end
-// of gm's transaction (settleDecided) when there is one.
-func (s Groups) decide(tx *bolt.Tx, gm *groupMessages, gid GroupID, seq uint64) error {
+// of gm's transaction (groupSettled.apply) when there is one.
+func (s groupSettled) decide(tx *bolt.Tx, gm *groupMessages, gid GroupID, seq uint64) error {
 	if gm == nil {
 		return s.decided(tx, gid, seq, 1)
 	}

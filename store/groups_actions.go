@@ -417,5 +417,5 @@ func (s groupActions) dropSuperseded(tx *bolt.Tx, gid GroupID, target e2e.Messag
 		}
 		dropped.add(gid, binary.BigEndian.Uint64(k[len(k)-8:]))
 	}
-	return s.settleDecided(tx, dropped)
+	return s.settled().apply(tx, dropped)
 }

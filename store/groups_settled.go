@@ -34,6 +34,12 @@ import (
 // and keep their records.
 var bktGSettled = []byte("gsettled")
 
+// groupSettled is the part of Groups that settles deliveries: the
+// gsettled bucket and the records it gathers from gdeliv.
+type groupSettled struct{ Groups }
+
+func (s Groups) settled() groupSettled { return groupSettled{s} }
+
 // The tags of a gsettled record.
 const (
 	settleWaiting = 0
@@ -49,15 +55,15 @@ func settledRecord(gid GroupID, seq uint64) string {
 
 // waitFor records, with the message gid/seq, that n members' copies of
 // it are not decided yet.
-func (s Groups) waitFor(tx *bolt.Tx, gid GroupID, seq uint64, n int) error {
+func (s groupSettled) waitFor(tx *bolt.Tx, gid GroupID, seq uint64, n int) error {
 	k := seqKeyIn(gid, seq)
 	plain := binary.AppendUvarint([]byte{settleWaiting}, uint64(n))
 	return tx.Bucket(bktGSettled).Put(k, s.seal(plain, settledAD(k)))
 }
 
-// readSettled opens gid/seq's gsettled record: its tag and the rest,
+// read opens gid/seq's gsettled record: its tag and the rest,
 // nil if there is none.
-func (s Groups) readSettled(tx *bolt.Tx, gid GroupID, seq uint64) (tag byte, rest []byte, err error) {
+func (s groupSettled) read(tx *bolt.Tx, gid GroupID, seq uint64) (tag byte, rest []byte, err error) {
 	b := tx.Bucket(bktGSettled)
 	if b == nil {
 		return 0, nil, nil
@@ -79,8 +85,8 @@ func (s Groups) readSettled(tx *bolt.Tx, gid GroupID, seq uint64) (tag byte, res
 
 // decided counts n more members' copies of gid/seq decided; the last
 // settles the message.
-func (s Groups) decided(tx *bolt.Tx, gid GroupID, seq uint64, n int) error {
-	tag, rest, err := s.readSettled(tx, gid, seq)
+func (s groupSettled) decided(tx *bolt.Tx, gid GroupID, seq uint64, n int) error {
+	tag, rest, err := s.read(tx, gid, seq)
 	if err != nil || rest == nil || tag != settleWaiting {
 		return err // none kept, or settled already
 	}
@@ -98,7 +104,7 @@ func (s Groups) decided(tx *bolt.Tx, gid GroupID, seq uint64, n int) error {
 
 // settle gathers gid/seq's delivery records into its settled record.
 // Records of members not on its list stay as they are.
-func (s Groups) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
+func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
 	list, listed, err := s.memberList(tx, gid, seq)
 	if err != nil {
 		return err
@@ -141,10 +147,10 @@ func (s Groups) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
 	return tx.Bucket(bktGSettled).Put(k, s.seal(plain, settledAD(k)))
 }
 
-// settledDeliveries reads the settled deliveries of gid/seq, whose
+// deliveries reads the settled deliveries of gid/seq, whose
 // member list is list: nil if it has not settled.
-func (s Groups) settledDeliveries(tx *bolt.Tx, gid GroupID, seq uint64, list []peer.ID) ([]MemberDelivery, error) {
-	tag, rest, err := s.readSettled(tx, gid, seq)
+func (s groupSettled) deliveries(tx *bolt.Tx, gid GroupID, seq uint64, list []peer.ID) ([]MemberDelivery, error) {
+	tag, rest, err := s.read(tx, gid, seq)
 	if err != nil || rest == nil || tag != settleDone {
 		return nil, err
 	}
@@ -164,7 +170,7 @@ func (s Groups) settledDeliveries(tx *bolt.Tx, gid GroupID, seq uint64, list []p
 
 // settledDecisions is what a transaction that records many copies'
 // statuses counts of the copies it decided, by message, to apply once
-// at its end (settleDecided).
+// at its end (groupSettled.apply).
 type settledDecisions map[[len(GroupID{}) + 8]byte]int
 
 func (d settledDecisions) add(gid GroupID, seq uint64) {
@@ -174,8 +180,8 @@ func (d settledDecisions) add(gid GroupID, seq uint64) {
 	d[k]++
 }
 
-// settleDecided applies the decisions counted in d.
-func (s Groups) settleDecided(tx *bolt.Tx, d settledDecisions) error {
+// apply applies the decisions counted in d.
+func (s groupSettled) apply(tx *bolt.Tx, d settledDecisions) error {
 	for k, n := range d {
 		if err := s.decided(tx, GroupID(k[:len(GroupID{})]), binary.BigEndian.Uint64(k[len(GroupID{}):]), n); err != nil {
 			return err

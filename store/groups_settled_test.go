@@ -15,7 +15,7 @@ func settledTag(t *testing.T, s *Store, gid GroupID, seq uint64) int {
 	t.Helper()
 	tag := -1
 	if err := s.db.View(func(tx *bolt.Tx) error {
-		tg, rest, err := s.Groups().readSettled(tx, gid, seq)
+		tg, rest, err := s.Groups().settled().read(tx, gid, seq)
 		if rest != nil {
 			tag = int(tg)
 		}
@@ -173,7 +173,7 @@ func TestGroupDeliveriesSettleEarly(t *testing.T) {
 	if _, err := s.SetStatuses(groupCopies(m.ID, members[:1]), StatusDelivered, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return g.decided(tx, id, m.Seq, 2) }); err != nil {
+	if err := s.db.Update(func(tx *bolt.Tx) error { return g.settled().decided(tx, id, m.Seq, 2) }); err != nil {
 		t.Fatal(err)
 	}
 	if tag := settledTag(t, s, id, m.Seq); tag != settleDone {
