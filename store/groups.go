@@ -329,28 +329,38 @@ func membersAD(k []byte) []byte { return append([]byte("gmembers/"), k...) }
 // false for a message stored before the list was kept (each member then
 // has a status record).
 func (s Groups) memberList(tx *bolt.Tx, gid GroupID, seq uint64) (members []peer.ID, found bool, err error) {
+	found, err = s.eachListed(tx, gid, seq, func(_ int, p []byte) {
+		members = append(members, peer.ID(p))
+	})
+	return members, found, err
+}
+
+// eachListed calls f with each member of outgoing message gid/seq's list,
+// in its order, as bytes of the opened list (valid during the call);
+// found is false if it has no list.
+func (s Groups) eachListed(tx *bolt.Tx, gid GroupID, seq uint64, f func(i int, p []byte)) (found bool, err error) {
 	k := seqKeyIn(gid, seq)
 	var v []byte
 	if b := tx.Bucket(bktGMembers); b != nil {
 		v = b.Get(k)
 	}
 	if v == nil {
-		return nil, false, nil
+		return false, nil
 	}
-	rec := fmt.Sprintf("gmembers/%x/%d", gid[:8], seq)
+	rec := func() string { return fmt.Sprintf("gmembers/%x/%d", gid[:8], seq) }
 	list, err := s.open(v, membersAD(k))
 	if err != nil {
-		return nil, false, corrupt(rec, errors.New("it does not decrypt"))
+		return false, corrupt(rec(), errors.New("it does not decrypt"))
 	}
-	for len(list) > 0 {
+	for i := 0; len(list) > 0; i++ {
 		n, w := binary.Uvarint(list)
 		if w <= 0 || n > uint64(len(list)-w) {
-			return nil, false, corrupt(rec, errBadKey)
+			return false, corrupt(rec(), errBadKey)
 		}
-		members = append(members, peer.ID(list[w:w+int(n)]))
+		f(i, list[w:w+int(n)])
 		list = list[w+int(n):]
 	}
-	return members, true, nil
+	return true, nil
 }
 
 // loadDeliveries reads an outgoing message's members' statuses: those

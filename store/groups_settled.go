@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
@@ -105,28 +106,38 @@ func (s groupSettled) decided(tx *bolt.Tx, gid GroupID, seq uint64, n int) error
 // settle gathers gid/seq's delivery records into its settled record.
 // Records of members not on its list stay as they are.
 func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
-	list, listed, err := s.memberList(tx, gid, seq)
+	// The list in the order of the records' keys (by peer ID), to walk
+	// both at once: no peer ID copied, no map.
+	type listed struct {
+		p []byte
+		i int
+	}
+	var byPeer []listed
+	found, err := s.eachListed(tx, gid, seq, func(i int, p []byte) {
+		byPeer = append(byPeer, listed{p, i})
+	})
 	if err != nil {
 		return err
 	}
 	k := seqKeyIn(gid, seq)
-	if !listed {
+	if !found {
 		return tx.Bucket(bktGSettled).Delete(k)
 	}
-	at := make(map[peer.ID]int, len(list))
-	for i, p := range list {
-		at[p] = i
-	}
-	plain := make([]byte, 1+delivPlainLen*len(list)) // zeros: sending, no time
+	slices.SortFunc(byPeer, func(a, b listed) int { return bytes.Compare(a.p, b.p) })
+	plain := make([]byte, 1+delivPlainLen*len(byPeer)) // zeros: sending, no time
 	plain[0] = settleDone
 	// One cursor finds and deletes them all: after a delete it seeks the
 	// key deleted again, which finds the one after it.
 	c := tx.Bucket(bktGDeliv).Cursor()
-	var at0 []byte
+	var at []byte
+	j := 0
 	for dk, v := c.Seek(k); dk != nil && bytes.HasPrefix(dk, k); {
-		i, ok := at[peer.ID(dk[len(k):])]
-		if !ok {
-			dk, v = c.Next()
+		p := dk[len(k):]
+		for j < len(byPeer) && bytes.Compare(byPeer[j].p, p) < 0 {
+			j++
+		}
+		if j == len(byPeer) || !bytes.Equal(byPeer[j].p, p) {
+			dk, v = c.Next() // not on the list: kept
 			continue
 		}
 		ad := delivAD(dk)
@@ -137,12 +148,14 @@ func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
 		if _, err := parseDelivPlain(d, ""); err != nil {
 			return corrupt(fmt.Sprintf("gdeliv/%x", dk), err)
 		}
-		copy(plain[1+i*delivPlainLen:], d)
-		at0 = append(at0[:0], ad[len(delivADPrefix):]...)
+		for ; j < len(byPeer) && bytes.Equal(byPeer[j].p, p); j++ {
+			copy(plain[1+byPeer[j].i*delivPlainLen:], d)
+		}
+		at = append(at[:0], ad[len(delivADPrefix):]...)
 		if err := c.Delete(); err != nil {
 			return err
 		}
-		dk, v = c.Seek(at0)
+		dk, v = c.Seek(at)
 	}
 	return tx.Bucket(bktGSettled).Put(k, s.seal(plain, settledAD(k)))
 }

@@ -299,3 +299,32 @@ func TestCorruptSettled(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupSettleKeepsUnlisted: a delivery record of a peer not on the
+// message's member list (no write makes one; a damaged or older file
+// might hold one) is not gathered, and not lost: it stays, and reads as
+// it did.
+func TestGroupSettleKeepsUnlisted(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	g := s.Groups()
+	members := []peer.ID{testPeer(t), testPeer(t)}
+	stranger := testPeer(t)
+	now := time.Now().Truncate(time.Millisecond)
+	m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: now, StoredAt: now, Body: "hello"}
+	if err := g.AddGroupOutgoing(m, members); err != nil {
+		t.Fatal(err)
+	}
+	k, ad := delivKeyAD(id, m.Seq, stranger)
+	poke(t, s, g.delivValue(ad, MemberDelivery{Peer: stranger, Status: StatusDelivered, Delivered: now}), k, bktGDeliv)
+	if _, err := s.SetStatuses(groupCopies(m.ID, members), StatusDelivered, now); err != nil {
+		t.Fatal(err)
+	}
+	if n, tag := deliveryRecords(t, s, id, m.Seq), settledTag(t, s, id, m.Seq); n != 1 || tag != settleDone {
+		t.Fatalf("settled with a stranger's record: %d records, settled record %d; want the stranger's and settled", n, tag)
+	}
+	got, err := g.GroupMessageByID(m.ID)
+	if err != nil || len(got.Members) != 3 || got.Members[2].Peer != stranger || got.Delivered() != 3 {
+		t.Fatalf("read: %+v, %v", got.Members, err)
+	}
+}
