@@ -129,7 +129,7 @@ func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
 	// One cursor finds and deletes them all: after a delete it seeks the
 	// key deleted again, which finds the one after it.
 	c := tx.Bucket(bktGDeliv).Cursor()
-	var at []byte
+	var ad []byte // the record's AD, whose tail is its key
 	j := 0
 	for dk, v := c.Seek(k); dk != nil && bytes.HasPrefix(dk, k); {
 		p := dk[len(k):]
@@ -140,7 +140,7 @@ func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
 			dk, v = c.Next() // not on the list: kept
 			continue
 		}
-		ad := delivAD(dk)
+		ad = append(append(ad[:0], delivADPrefix...), dk...)
 		d, err := s.open(v, ad)
 		if err != nil {
 			return corrupt(fmt.Sprintf("gdeliv/%x", dk), errors.New("it does not decrypt"))
@@ -151,11 +151,10 @@ func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
 		for ; j < len(byPeer) && bytes.Equal(byPeer[j].p, p); j++ {
 			copy(plain[1+byPeer[j].i*delivPlainLen:], d)
 		}
-		at = append(at[:0], ad[len(delivADPrefix):]...)
 		if err := c.Delete(); err != nil {
 			return err
 		}
-		dk, v = c.Seek(at)
+		dk, v = c.Seek(ad[len(delivADPrefix):])
 	}
 	return tx.Bucket(bktGSettled).Put(k, s.seal(plain, settledAD(k)))
 }
