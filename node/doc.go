@@ -22,7 +22,7 @@
 //	outbox        outbox.go     one worker per peer with pending messages, holding its outbox in memory
 //	receiptQueue  receipts.go   receipts read and not yet recorded
 //	receiptHolds  receipts_hold.go  receipts of group envelopes held per session (chatSession.held) to be written together
-//	groupSentQueue groups_seal.go group copies written to live sessions, not yet recorded as sent (of outbox)
+//	sentQueue     outbox_sent.go  messages and group copies written to live sessions, not yet recorded as sent (of outbox)
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
 //	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go); API: Node.Files
 //	fileSums      filesums.go   the SHA-256 of large outgoing files, computed as they are sent (of transfers)
@@ -66,7 +66,8 @@
 // another while holding its own lock, with these exceptions, which are the
 // whole lock order (a lock may be held while taking those to its right):
 //
-//	receiptQueue.mu, receiptHold.mu, outbox.mu, groupSentQueue.mu, transfers.mu  →  workers.mu
+//	receiptQueue.mu, receiptHold.mu, outbox.mu, sentQueue.mu, transfers.mu  →  workers.mu
+//	outbox.statusMu             →  outbox.mu, sentQueue.mu, broker.mu (a 1:1 message's sent before its delivered)
 //	Groups.postMu               →  ratchetKeys.mu, outbox.mu, fanout.mu
 //	outbox.mu                   →  chatSession.mu (is everything a worker holds written on its session?)
 //	outbox.mu, ratchetKeys.mu   →  the store (bbolt's own locks)

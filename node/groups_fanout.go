@@ -253,7 +253,7 @@ func (w *outboxWorker) directOn(m *store.Message) *chatSession {
 }
 
 // directDone settles copies of message id the fan-out writer took: the
-// written ones are sent (recorded as such groupSentDelay later unless
+// written ones are sent (recorded as such sentDelay later unless
 // their receipts come first), the others go back to their workers; each
 // worker that waited for the writer is woken. sent is the writer's
 // buffer, returned for the next message.

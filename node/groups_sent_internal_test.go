@@ -49,7 +49,7 @@ func TestGroupCopySentStored(t *testing.T) {
 }
 
 // A group copy is recorded as sent only once it was written
-// groupSentDelay before: one written just before the recorder looks (for
+// sentDelay before: one written just before the recorder looks (for
 // an earlier copy) waits for its own time, since its receipt may still
 // be held by the member.
 func TestGroupCopySentAfterItsOwnDelay(t *testing.T) {
@@ -66,7 +66,7 @@ func TestGroupCopySentAfterItsOwnDelay(t *testing.T) {
 		return e.Kind == EventStatus && e.Message.ID == copies[i].ID && e.Message.Peer == bob.ID() && e.Message.Status == store.StatusSent
 	}
 	alice.out.groupCopiesSent(copies[:1]) // as the outbox does once it wrote the copy
-	time.Sleep(groupSentDelay * 8 / 10)
+	time.Sleep(sentDelay * 8 / 10)
 	second := time.Now()
 	alice.out.groupCopiesSent(copies[1:])
 	alice.offWait("the first copy sent", func(e Event) bool {
@@ -76,35 +76,37 @@ func TestGroupCopySentAfterItsOwnDelay(t *testing.T) {
 		return sentEv(e, 0)
 	})
 	alice.offWait("the second copy sent", func(e Event) bool { return sentEv(e, 1) })
-	if took := time.Since(second); took < groupSentDelay {
-		t.Fatalf("the second copy was recorded as sent %v after it was written, want at least %v", took, groupSentDelay)
+	if took := time.Since(second); took < sentDelay {
+		t.Fatalf("the second copy was recorded as sent %v after it was written, want at least %v", took, sentDelay)
 	}
 }
 
 // The queue of copies to record as sent gives each its whole delay, and
 // ends its recorder once nothing is due or waits.
-func TestGroupSentQueueTakesDueCopies(t *testing.T) {
-	var q groupSentQueue
+func TestSentQueueTakesDueCopies(t *testing.T) {
+	var q sentQueue
 	t0 := time.Now()
-	msg := func(b byte) []store.Copy { return []store.Copy{{Peer: "m", ID: e2e.MessageID{b}}} }
-	if !q.add(msg(1), t0) {
+	msg := func(b byte, at time.Time) []sentCopy {
+		return []sentCopy{{Copy: store.Copy{Peer: "m", ID: e2e.MessageID{b}}, at: at}}
+	}
+	if !q.add(msg(1, t0)) {
 		t.Fatal("the first copy did not start a recorder")
 	}
-	if q.add(msg(2), t0.Add(900*time.Millisecond)) {
+	if q.add(msg(2, t0.Add(900*time.Millisecond))) {
 		t.Fatal("a second copy started a second recorder")
 	}
-	due, wait, more := q.take(t0.Add(groupSentDelay), false)
+	due, wait, more := q.take(t0.Add(sentDelay), false)
 	if len(due) != 1 || due[0].ID != (e2e.MessageID{1}) || wait != 900*time.Millisecond || !more {
 		t.Fatalf("at 1 s: due %v, wait %v, more %v; want the first copy, 900ms, true", due, wait, more)
 	}
 	due, wait, more = q.take(t0.Add(1900*time.Millisecond), false)
-	if len(due) != 1 || due[0].ID != (e2e.MessageID{2}) || wait != groupSentDelay || !more {
+	if len(due) != 1 || due[0].ID != (e2e.MessageID{2}) || wait != sentDelay || !more {
 		t.Fatalf("at 1.9 s: due %v, wait %v, more %v; want the second copy, 1s, true", due, wait, more)
 	}
 	if due, _, more = q.take(t0.Add(2900*time.Millisecond), false); len(due) != 0 || more {
 		t.Fatalf("at 2.9 s: due %v, more %v; want none, false", due, more)
 	}
-	if !q.add(msg(3), t0.Add(3*time.Second)) {
+	if !q.add(msg(3, t0.Add(3*time.Second))) {
 		t.Fatal("a copy after the recorder ended did not start one")
 	}
 	if due, _, _ = q.take(t0.Add(3*time.Second), true); len(due) != 1 {

@@ -53,8 +53,15 @@ type outbox struct {
 	mu      sync.Mutex
 	workers map[peer.ID]*outboxWorker
 
-	sent groupSentQueue // group copies written, to record as sent (groups_seal.go)
-	fan  *fanout        // the group copies' fan-out writer (groups_fanout.go)
+	sent sentQueue // messages and group copies written, to record as sent (outbox_sent.go)
+	fan  *fanout   // the group copies' fan-out writer (groups_fanout.go)
+
+	// statusMu orders a 1:1 message's status events: its "sent", told
+	// from memory when it is written (write), before its "delivered",
+	// told when its receipt is recorded (acknowledged). Held while the
+	// worker's copy of the outbox is looked at (outbox.mu) and the
+	// events are published.
+	statusMu sync.Mutex
 
 	rounds    atomic.Uint64 // the workers' rounds, all peers together (for tests)
 	fanWrites atomic.Uint64 // copies the fan-out writer wrote (for tests)
@@ -272,7 +279,11 @@ func (w *outboxWorker) holdLocked(held bool, acks uint64) {
 // acked takes messages p acknowledged (recorded as delivered) out of its
 // worker's copy of the outbox, and wakes it if it holds messages back for
 // the send window, which opened (ackedCopies).
-func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) { o.ackedCopies(store.CopiesTo(p, ids)) }
+func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) {
+	for _, q := range o.ackedCopies(store.CopiesTo(p, ids)) {
+		o.kick(q)
+	}
+}
 
 // tookLocked is what taking receipted messages out of w's copy of the
 // outbox (acked, takeGroupCopies) implies: one more receipt counted, a
@@ -351,18 +362,23 @@ func (o *outbox) invalidate(p peer.ID) {
 // whether the worker left messages unwritten because the send window is
 // full, so that receipts wake it (holdLocked: a receipt taken since the
 // worker read its outbox, acks, may have seen it not held: then it wakes
-// itself). One lock for all.
-func (o *outbox) wrote(cs *chatSession, ids []e2e.MessageID, held bool, acks uint64) {
+// itself). One lock for all. It returns the 1:1 messages it found
+// sending, now sent: those whose receipts were not recorded first.
+func (o *outbox) wrote(cs *chatSession, ids []e2e.MessageID, held bool, acks uint64) (told []store.Message) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	w := o.worker(cs.peer)
 	for i := range w.pending {
-		if w.pending[i].Status == store.StatusSending && slices.Contains(ids, w.pending[i].ID) {
-			w.pending[i].Status = store.StatusSent
+		if m := &w.pending[i]; m.Status == store.StatusSending && slices.Contains(ids, m.ID) {
+			m.Status = store.StatusSent
+			if m.Group == (store.GroupID{}) {
+				told = append(told, *m)
+			}
 		}
 	}
 	w.holdLocked(held, acks)
 	w.cs = cs
+	return told
 }
 
 // stop ends the worker unless a message arrived meanwhile. Send stores
@@ -576,11 +592,21 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message, acks uint64, b *wr
 			written = append(written, m.ID)
 		}
 	}
-	o.setStatuses(cs.peer, written, store.StatusSent)
+	direct := len(written)
 	for _, m := range groupSent {
 		written = append(written, m.ID)
 	}
-	o.wrote(cs, written, held, acks)
+	// A 1:1 message written is sent at once for whoever watches (its
+	// event, if its receipt was not recorded first), and recorded as
+	// sent a second later unless its receipt comes first (directSent):
+	// no write for it in the common case.
+	o.statusMu.Lock()
+	told := o.sent.tell(o.wrote(cs, written, held, acks))
+	for i := range told {
+		o.emit(Event{Kind: EventStatus, Message: &told[i]})
+	}
+	o.statusMu.Unlock()
+	o.directSent(cs.peer, written[:direct])
 	o.groupCopiesSent(groupSent)
 	b.written, b.groupSent = written, groupSent
 	return !noSession
@@ -660,18 +686,25 @@ func (o *outbox) acknowledged(acks []store.Copy) {
 		}
 		return
 	}
+	// Taken out of the workers' copies first, under statusMu: a message
+	// being written now is then either told sent before this tells it
+	// delivered, or not told sent at all.
+	o.statusMu.Lock()
+	idle := o.ackedCopies(acks)
 	for i := range updated {
 		o.emit(Event{Kind: EventStatus, Message: &updated[i]})
 	}
-	o.ackedCopies(acks)
+	o.statusMu.Unlock()
+	for _, p := range idle {
+		o.kick(p)
+	}
 }
 
 // ackedCopies is acked for copies to any number of peers (a group
 // message's receipts), under one lock: each running worker's copy of
-// its outbox loses them, and the peers whose workers do not run are
-// kicked, once each.
-func (o *outbox) ackedCopies(acks []store.Copy) {
-	var idle []peer.ID
+// its outbox loses them. It returns the peers whose workers do not run,
+// once each, to be kicked.
+func (o *outbox) ackedCopies(acks []store.Copy) (idle []peer.ID) {
 	o.mu.Lock()
 	for _, a := range acks {
 		w, ok := o.workers[a.Peer]
@@ -686,9 +719,7 @@ func (o *outbox) ackedCopies(acks []store.Copy) {
 	}
 	o.mu.Unlock()
 	slices.Sort(idle)
-	for _, p := range slices.Compact(idle) {
-		o.kick(p)
-	}
+	return slices.Compact(idle)
 }
 
 // seen records seen receipts from p (read markers): the messages are

@@ -29,7 +29,7 @@ import (
 const (
 	// receiptHoldFor is the longest a receipt is held. The sender's
 	// timers are far longer (TestReceiptHoldBelowTimers): a copy's "sent"
-	// is recorded after groupSentDelay (1 s) without its receipt, and a
+	// is recorded after sentDelay (1 s) without its receipt, and a
 	// new ratchet session is started after Config.ResendAfter (30 s).
 	receiptHoldFor = 200 * time.Millisecond
 	// receiptHoldMax receipts are written at once.

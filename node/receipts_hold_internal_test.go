@@ -4,7 +4,7 @@ import "testing"
 
 // TestReceiptHoldBelowTimers: a receipt held by a member (receipts_hold.go)
 // reaches the sender well before any of the sender's timers that a late
-// receipt sets off: the group copy's "sent" record (groupSentDelay), a
+// receipt sets off: the group copy's "sent" record (sentDelay), a
 // new ratchet session and the copies written again (ResendAfter), and the
 // send window never waits for held receipts.
 func TestReceiptHoldBelowTimers(t *testing.T) {
@@ -14,11 +14,11 @@ func TestReceiptHoldBelowTimers(t *testing.T) {
 	// (receiptQueue.takeGroup), and its receipt queue records it up to
 	// receiptGroupHold later.
 	late := receiptHoldFor
-	if late*4 > groupSentDelay {
-		t.Errorf("a receipt can be %v late, too close to groupSentDelay (%v)", late, groupSentDelay)
+	if late*4 > sentDelay {
+		t.Errorf("a receipt can be %v late, too close to sentDelay (%v)", late, sentDelay)
 	}
-	if recorded := late + max(receiptGroupHold, receiptGatherMax); recorded*2 > groupSentDelay {
-		t.Errorf("a receipt can be recorded %v late, too close to groupSentDelay (%v)", recorded, groupSentDelay)
+	if recorded := late + max(receiptGroupHold, receiptGatherMax); recorded*2 > sentDelay {
+		t.Errorf("a receipt can be recorded %v late, too close to sentDelay (%v)", recorded, sentDelay)
 	}
 	if late*100 > cfg.ResendAfter {
 		t.Errorf("a receipt can be %v late, too close to ResendAfter (%v)", late, cfg.ResendAfter)

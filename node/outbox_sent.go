@@ -1,0 +1,216 @@
+package node
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// sentDelay is how long a message or group copy written to a live
+// session waits before it is recorded as sent. Its receipt mostly comes
+// first (a 1:1 receipt within milliseconds; a group copy's within 250 ms
+// at 100 members even on a loaded machine, p99: members hold receipts up
+// to 200 ms, and the receipt queue takes the copy out of its worker's
+// outbox as soon as it comes): it is then delivered and needs no record
+// of having been sent, so a message costs no write for it (only its own
+// and its receipt's). Each waits the whole delay, counted from its own
+// write: one written just before the recorder looks waits for the next
+// look.
+const sentDelay = time.Second
+
+// sentQueue holds what was written to live sessions and not yet recorded
+// as sent, oldest first. mu guards pending and running; the outbox
+// workers and the fan-out writer add, one goroutine records, and no
+// other lock is taken under mu.
+type sentQueue struct {
+	mu      sync.Mutex
+	pending []sentCopy
+	running bool
+	// told holds the 1:1 messages whose "sent" event went out when they
+	// were written, until they are recorded: a worker that reads its
+	// outbox again meanwhile finds them sending in the store, and may
+	// write one again on another session, which tells no one twice.
+	told map[e2e.MessageID]bool
+}
+
+// sentCopy is a message (direct) or a group copy written to a live
+// session, and when.
+type sentCopy struct {
+	store.Copy
+	at     time.Time // monotonic: not cfg.Now, which tests fix
+	direct bool      // a 1:1 message, not a group copy
+}
+
+// tell returns the messages of msgs not told sent yet, and counts them
+// told.
+func (q *sentQueue) tell(msgs []store.Message) []store.Message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.told == nil {
+		q.told = map[e2e.MessageID]bool{}
+	}
+	return slices.DeleteFunc(msgs, func(m store.Message) bool {
+		if q.told[m.ID] {
+			return true
+		}
+		q.told[m.ID] = true
+		return false
+	})
+}
+
+// recorded forgets that copies were told, once they are recorded (or
+// found delivered), and reports which were.
+func (q *sentQueue) recorded(copies []store.Copy) (told map[e2e.MessageID]bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	told = map[e2e.MessageID]bool{}
+	for _, c := range copies {
+		if q.told[c.ID] {
+			told[c.ID] = true
+			delete(q.told, c.ID)
+		}
+	}
+	return told
+}
+
+// add queues copies and reports whether a recorder is to be started.
+// The workers and the fan-out writer add in the order they write, give
+// or take the microseconds between reading the clock and taking mu.
+func (q *sentQueue) add(copies []sentCopy) (start bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending = append(q.pending, copies...)
+	start = !q.running
+	q.running = true
+	return start
+}
+
+// take takes the copies written at least sentDelay before now (all of
+// them if all), and says how long until the next is due. When none is
+// taken and none waits, the recorder ends (more is false).
+func (q *sentQueue) take(now time.Time, all bool) (due []sentCopy, wait time.Duration, more bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.pending)
+	if !all {
+		n = 0
+		for n < len(q.pending) && now.Sub(q.pending[n].at) >= sentDelay {
+			n++
+		}
+	}
+	if n == 0 && len(q.pending) == 0 {
+		q.running = false
+		return nil, 0, false
+	}
+	due = slices.Clone(q.pending[:n])
+	q.pending = append(q.pending[:0], q.pending[n:]...)
+	wait = sentDelay // none waits: look once more, then end
+	if len(q.pending) > 0 {
+		wait = sentDelay - now.Sub(q.pending[0].at)
+	}
+	return due, wait, true
+}
+
+// groupCopiesSent queues group copies written to a live session, to be
+// recorded as sent (and reported) sentDelay after (recordSent). The
+// copies may go to any number of members (a worker's round, or the
+// fan-out writer's message): one lock for all.
+func (o *outbox) groupCopiesSent(copies []store.Copy) {
+	if len(copies) == 0 {
+		return
+	}
+	now := time.Now()
+	q := make([]sentCopy, len(copies))
+	for i, c := range copies {
+		q[i] = sentCopy{Copy: c, at: now}
+	}
+	o.queueSent(q)
+}
+
+// directSent queues 1:1 messages to p written to a live session, to be
+// recorded as sent sentDelay after.
+func (o *outbox) directSent(p peer.ID, ids []e2e.MessageID) {
+	if len(ids) == 0 {
+		return
+	}
+	now := time.Now()
+	q := make([]sentCopy, len(ids))
+	for i, id := range ids {
+		q[i] = sentCopy{Copy: store.Copy{Peer: p, ID: id}, at: now, direct: true}
+	}
+	o.queueSent(q)
+}
+
+func (o *outbox) queueSent(q []sentCopy) {
+	if o.sent.add(q) && !o.work.goDo(o.recordSent) {
+		o.sent.mu.Lock() // the node closes: leave them
+		o.sent.pending, o.sent.running, o.sent.told = nil, false, nil
+		o.sent.mu.Unlock()
+	}
+}
+
+// recordSent records the queued copies as sent as they come due, until
+// none wait; when the node closes, at once. Only those their workers
+// still hold unacknowledged (outbox.unacked) are recorded, in one read
+// and, if any is still not delivered, one transaction each for the group
+// copies (store.SetGroupSent) and the 1:1 messages. Recording one late,
+// or not at all when the node stops first, is safe: what is not
+// delivered stays in the outbox and is written again, and a receipt that
+// lands first is not undone (delivered stays delivered). Each status
+// that changes is reported, but for a 1:1 message whose "sent" event
+// went out when it was written.
+func (o *outbox) recordSent() {
+	wait := sentDelay
+	for {
+		o.sleep(wait)
+		batch, next, more := o.sent.take(time.Now(), o.ctx.Err() != nil)
+		if !more {
+			return
+		}
+		wait = next
+		o.recordDue(batch)
+	}
+}
+
+// recordDue records batch, taken from the queue, as sent.
+func (o *outbox) recordDue(batch []sentCopy) {
+	var group, direct []store.Copy
+	for _, c := range batch {
+		if c.direct {
+			direct = append(direct, c.Copy)
+		} else {
+			group = append(group, c.Copy)
+		}
+	}
+	// The workers know which are still unacknowledged: those whose
+	// receipts came (on live sessions, mostly all) need no read of the
+	// store.
+	if group = o.unacked(group); len(group) > 0 {
+		changed, err := o.store.Groups().SetGroupSent(group, o.cfg.Now())
+		if err != nil {
+			o.log.Warn("record group copies sent", "err", err)
+		}
+		for i := range changed {
+			o.emit(Event{Kind: EventStatus, Message: &changed[i]})
+		}
+	}
+	all := direct
+	if direct = o.unacked(slices.Clone(direct)); len(direct) > 0 {
+		changed, err := o.store.SetStatuses(direct, store.StatusSent, o.cfg.Now())
+		if err != nil {
+			o.log.Warn("record messages sent", "err", err)
+		}
+		told := o.sent.recorded(all)
+		for i := range changed {
+			if !told[changed[i].ID] {
+				o.emit(Event{Kind: EventStatus, Message: &changed[i]})
+			}
+		}
+		return
+	}
+	o.sent.recorded(all)
+}

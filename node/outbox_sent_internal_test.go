@@ -1,0 +1,122 @@
+package node
+
+import (
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/store"
+)
+
+// storedStatus waits until a's store holds message id with status want.
+func storedStatus(t *testing.T, a *offNode, id e2e.MessageID, want store.Status) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, err := a.Store().Message(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Status == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message %s is stored as %s, want %s", id, m.Status, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A 1:1 message written to a live session whose receipt does not come is
+// recorded as sent a second later, so "sent" survives a restart; its
+// event goes out then if it did not when the message was written, and
+// never twice.
+func TestDirectSentStoredLate(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	bob := offNewNode(t, "bob", nil, true)
+	offLink(t, alice, bob)
+	bob.Close() // no receipt will come
+	var ids [2]e2e.MessageID
+	for i := range ids {
+		m, err := alice.Send(bob.ID(), "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = m.ID
+	}
+	sentEv := func(e Event, id e2e.MessageID) bool {
+		return e.Kind == EventStatus && e.Message.ID == id && e.Message.Status == store.StatusSent
+	}
+	// As the outbox does once it wrote them: the first was told sent
+	// then, the second not (its worker's copy was being read again).
+	m0, err := alice.Store().Message(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if told := alice.out.sent.tell([]store.Message{m0}); len(told) != 1 {
+		t.Fatalf("told %d, want 1", len(told))
+	}
+	if told := alice.out.sent.tell([]store.Message{m0}); len(told) != 0 {
+		t.Fatal("a message written again on another session was told sent twice")
+	}
+	written := time.Now()
+	alice.out.directSent(bob.ID(), ids[:])
+	m, err := alice.Store().Message(ids[1])
+	if err != nil || m.Status != store.StatusSending {
+		t.Fatalf("just written: %v, %v; want still sending in the store", m.Status, err)
+	}
+	alice.offWait("the second message told sent", func(e Event) bool {
+		if sentEv(e, ids[0]) {
+			t.Fatal("the first message was told sent again when recorded")
+		}
+		return sentEv(e, ids[1])
+	})
+	if took := time.Since(written); took < sentDelay {
+		t.Fatalf("recorded as sent %v after it was written, want at least %v", took, sentDelay)
+	}
+	for _, id := range ids {
+		storedStatus(t, alice, id, store.StatusSent)
+	}
+}
+
+// Messages between two live nodes: each is told sent at most once, never
+// after it is told delivered, and is stored delivered without a "sent"
+// ever being recorded when its receipt came within the second.
+func TestDirectSentToldBeforeDelivered(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	bob := offNewNode(t, "bob", nil, true)
+	offLink(t, alice, bob)
+	const n = 40
+	ids := map[e2e.MessageID]int{}
+	for i := range n {
+		m, err := alice.Send(bob.ID(), "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[m.ID] = i
+	}
+	sent := map[e2e.MessageID]int{}
+	delivered := 0
+	for delivered < n {
+		e := alice.offWait("statuses", func(e Event) bool { return e.Kind == EventStatus })
+		if _, ok := ids[e.Message.ID]; !ok {
+			continue
+		}
+		switch e.Message.Status {
+		case store.StatusSent:
+			if sent[e.Message.ID] < 0 {
+				t.Fatalf("message %d told sent after delivered", ids[e.Message.ID])
+			}
+			if sent[e.Message.ID]++; sent[e.Message.ID] > 1 {
+				t.Fatalf("message %d told sent twice", ids[e.Message.ID])
+			}
+		case store.StatusDelivered:
+			sent[e.Message.ID] = -1
+			delivered++
+		}
+	}
+	time.Sleep(sentDelay + 200*time.Millisecond) // the recorder has looked
+	for id := range ids {
+		storedStatus(t, alice, id, store.StatusDelivered)
+	}
+}
