@@ -1122,7 +1122,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	if err != nil {
 		return GroupMessage{}, MemberDelivery{}, false, err
 	}
-	if d.Status == StatusDelivered || d.Status == st || (st == StatusSent && d.Status == StatusQueued) {
+	if d.Status == StatusDelivered || d.Status == st || (st == StatusSent && (d.Status == StatusQueued || d.Status == StatusFailed)) {
 		return m, d, false, nil
 	}
 	d.Status = st

@@ -328,3 +328,26 @@ func TestGroupSettleKeepsUnlisted(t *testing.T) {
 		t.Fatalf("read: %+v, %v", got.Members, err)
 	}
 }
+
+// A group copy's "sent", recorded a second after it was written, does
+// not undo a failure decided meanwhile; its receipt does.
+func TestGroupSentAfterFailed(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	g := s.Groups()
+	p := testPeer(t)
+	now := time.Now()
+	m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: now, StoredAt: now, Body: "hello"}
+	if err := g.AddGroupOutgoing(m, []peer.ID{p, testPeer(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, changed, err := g.SetGroupStatus(m.ID, p, StatusFailed, now); !changed || err != nil {
+		t.Fatalf("failed: %v, %v", changed, err)
+	}
+	if got, changed, err := g.SetGroupStatus(m.ID, p, StatusSent, now); changed || err != nil || got.Members[0].Status != StatusFailed {
+		t.Fatalf("sent after failed: %+v, changed %v, %v; want failed, unchanged", got.Members, changed, err)
+	}
+	if got, changed, err := g.SetGroupStatus(m.ID, p, StatusDelivered, now); !changed || err != nil || got.Members[0].Status != StatusDelivered {
+		t.Fatalf("delivered after failed: %+v, changed %v, %v", got.Members, changed, err)
+	}
+}

@@ -187,9 +187,11 @@ func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status
 	if err != nil {
 		return Message{}, false, err
 	}
-	// Delivered is final; queued never replaces sent or delivered's news.
+	// Delivered is final; queued never replaces sent or delivered's news;
+	// sent, recorded a second after the message was written, never
+	// replaces a failure decided meanwhile (only a receipt does).
 	if sm.Dir != Outgoing || sm.Status == StatusDelivered || sm.Status == st ||
-		(st == StatusSent && sm.Status == StatusQueued) {
+		(st == StatusSent && (sm.Status == StatusQueued || sm.Status == StatusFailed)) {
 		m, err := fromStored(p, seq, sm)
 		return m, false, err
 	}

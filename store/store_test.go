@@ -277,6 +277,14 @@ func TestStoreSetStatus(t *testing.T) {
 	if ob, _ := s.Outbox(alice); len(ob) != 0 {
 		t.Fatalf("a failed message stays in the outbox: %q", bodies(ob))
 	}
+	// A "sent" recorded late (a second after the write) does not undo the
+	// failure decided meanwhile; a receipt does.
+	if got, changed, err := s.SetStatus(f.ID, alice, store.StatusSent, "", later); changed || err != nil || got.Status != store.StatusFailed {
+		t.Fatalf("sent after failed: %s, changed %v, %v; want failed, unchanged", got.Status, changed, err)
+	}
+	if got, changed, err := s.SetStatus(f.ID, alice, store.StatusDelivered, "", later); !changed || err != nil || got.Status != store.StatusDelivered {
+		t.Fatalf("delivered after failed: %s, changed %v, %v", got.Status, changed, err)
+	}
 }
 
 func TestStoreHistoryPages(t *testing.T) {
