@@ -280,7 +280,8 @@ func (w *outboxWorker) holdLocked(held bool, acks uint64) {
 // worker's copy of the outbox, and wakes it if it holds messages back for
 // the send window, which opened (ackedCopies).
 func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) {
-	for _, q := range o.ackedCopies(store.CopiesTo(p, ids)) {
+	idle, _ := o.ackedCopies(store.CopiesTo(p, ids))
+	for _, q := range idle {
 		o.kick(q)
 	}
 }
@@ -687,10 +688,14 @@ func (o *outbox) acknowledged(acks []store.Copy) {
 		return
 	}
 	// Taken out of the workers' copies first, under statusMu: a message
-	// being written now is then either told sent before this tells it
-	// delivered, or not told sent at all.
+	// being written now is told sent by its worker before this tells it
+	// delivered, or here, just before.
 	o.statusMu.Lock()
-	idle := o.ackedCopies(acks)
+	idle, untold := o.ackedCopies(acks)
+	untold = o.sent.untold(untold) // not if told before the worker read its outbox again
+	for i := range untold {
+		o.emit(Event{Kind: EventStatus, Message: &untold[i]})
+	}
 	for i := range updated {
 		o.emit(Event{Kind: EventStatus, Message: &updated[i]})
 	}
@@ -703,8 +708,10 @@ func (o *outbox) acknowledged(acks []store.Copy) {
 // ackedCopies is acked for copies to any number of peers (a group
 // message's receipts), under one lock: each running worker's copy of
 // its outbox loses them. It returns the peers whose workers do not run,
-// once each, to be kicked.
-func (o *outbox) ackedCopies(acks []store.Copy) (idle []peer.ID) {
+// once each, to be kicked, and the 1:1 messages it took out still
+// sending in the worker's copy: written (the receipt says so), but not
+// yet told sent (the worker had not come back from writing them).
+func (o *outbox) ackedCopies(acks []store.Copy) (idle []peer.ID, untold []store.Message) {
 	o.mu.Lock()
 	for _, a := range acks {
 		w, ok := o.workers[a.Peer]
@@ -713,13 +720,17 @@ func (o *outbox) ackedCopies(acks []store.Copy) (idle []peer.ID) {
 			continue
 		}
 		if i := slices.IndexFunc(w.pending, func(m store.Message) bool { return m.ID == a.ID }); i >= 0 {
+			if m := w.pending[i]; m.Status == store.StatusSending && m.Group == (store.GroupID{}) {
+				m.Status = store.StatusSent
+				untold = append(untold, m)
+			}
 			w.pending = slices.Delete(w.pending, i, i+1)
 		}
 		w.tookLocked()
 	}
 	o.mu.Unlock()
 	slices.Sort(idle)
-	return slices.Compact(idle)
+	return slices.Compact(idle), untold
 }
 
 // seen records seen receipts from p (read markers): the messages are

@@ -79,9 +79,9 @@ func TestDirectSentStoredLate(t *testing.T) {
 	}
 }
 
-// Messages between two live nodes: each is told sent at most once, never
-// after it is told delivered, and is stored delivered without a "sent"
-// ever being recorded when its receipt came within the second.
+// Messages between two live nodes: each is told sent once, before it is
+// told delivered (by its worker, or by its receipt if that came first),
+// and is stored delivered.
 func TestDirectSentToldBeforeDelivered(t *testing.T) {
 	alice := offNewNode(t, "alice", nil, true)
 	bob := offNewNode(t, "bob", nil, true)
@@ -111,6 +111,9 @@ func TestDirectSentToldBeforeDelivered(t *testing.T) {
 				t.Fatalf("message %d told sent twice", ids[e.Message.ID])
 			}
 		case store.StatusDelivered:
+			if sent[e.Message.ID] != 1 {
+				t.Fatalf("message %d told delivered, not told sent before", ids[e.Message.ID])
+			}
 			sent[e.Message.ID] = -1
 			delivered++
 		}
