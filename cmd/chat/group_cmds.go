@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -129,6 +130,27 @@ func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
 	w.write(groupEvent(g, c.Ref))
 }
 
+// contactOrGroup resolves what send and history take: a contact (its
+// peer ID or name) or else a group (its ID or name); isGroup says which.
+// When s names neither, the error says so for both; a name that two
+// groups share is refused with their IDs, rather than as no contact.
+func contactOrGroup(n *node.Node, s string) (ct identity.Contact, g node.GroupInfo, isGroup bool, err error) {
+	ct, err = n.Trust().Resolve(s)
+	if err == nil {
+		return ct, g, false, nil
+	}
+	g, gerr := n.Groups().Find(s)
+	switch {
+	case gerr == nil:
+		return ct, g, true, nil
+	case !errors.Is(gerr, node.ErrUnknownGroup):
+		return ct, g, false, gerr
+	case errors.Is(err, identity.ErrUnknownContact):
+		return ct, g, false, fmt.Errorf("%w; and no group is called %q", err, s)
+	}
+	return ct, g, false, err
+}
+
 // groupSend sends a text to a group: answered "accepted" with the group's
 // ID in "to" and "group"; each member's copy then has its own status lines.
 func (h *handler) groupSend(c request, g node.GroupInfo, w *lineWriter, fail func(error)) {
@@ -200,14 +222,17 @@ func runGroupHistory(c *ctx, h identity.Home, t *identity.TrustStore, arg string
 	)
 	if conn, err := dialControl(h); err == nil {
 		defer conn.Close()
+		// The daemon's answer says why arg is neither a contact nor a group.
 		if msgs, err = historyVia(conn, arg, c.opts.node.limit); err != nil {
-			return fmt.Errorf("%w; and no group is called %q (%v)", notContact, arg, err)
+			return err
 		}
 		name = arg
 	} else if err := databaseFree(h); err != nil {
 		return err
-	} else if msgs, name, err = groupHistoryDirect(c, h, arg); err != nil {
+	} else if msgs, name, err = groupHistoryDirect(c, h, arg); errors.Is(err, errNoGroup) {
 		return fmt.Errorf("%w; and %w", notContact, err)
+	} else if err != nil {
+		return err
 	}
 	if c.opts.json {
 		enc := json.NewEncoder(c.io.out)
@@ -227,6 +252,9 @@ func runGroupHistory(c *ctx, h identity.Home, t *identity.TrustStore, arg string
 	}
 	return nil
 }
+
+// errNoGroup: no group has that name or ID.
+var errNoGroup = errors.New("no group is called")
 
 // groupHistoryDirect reads a group's history from the database itself
 // (no daemon running): the group by ID, ID prefix or name.
@@ -263,9 +291,13 @@ func groupHistoryDirect(c *ctx, h identity.Home, arg string) ([]jsonMessage, str
 	}
 	switch {
 	case len(found) == 0:
-		return nil, "", fmt.Errorf("no group is called %q", arg)
+		return nil, "", fmt.Errorf("%w %q", errNoGroup, arg)
 	case len(found) > 1:
-		return nil, "", fmt.Errorf("%d groups are called %q: name one by its ID", len(found), arg)
+		ids := make([]string, len(found))
+		for i, g := range found {
+			ids[i] = fmt.Sprintf("%x", g.ID[:4])
+		}
+		return nil, "", fmt.Errorf("%d groups are called %q: name one by its ID (%s)", len(found), arg, strings.Join(ids, ", "))
 	}
 	ms, err := db.Groups().GroupHistory(found[0].ID, 0, min(max(c.opts.node.limit, 1), historyMax))
 	if err != nil {
