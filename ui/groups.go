@@ -151,7 +151,7 @@ func (u *commands) cmdGroup(arg string) {
 		return
 	}
 	f := strings.Fields(arg)
-	if len(f) < 2 || f[0] != "create" {
+	if len(f) < 3 || f[0] != "create" {
 		u.notes.showError("/group create NAME MEMBER...: a name and at least one contact.")
 		return
 	}
@@ -202,7 +202,8 @@ func (u *commands) cmdGroups(string) {
 				if !g.Member {
 					b.WriteString(" (you left or were removed)")
 				}
-				b.WriteString("\n")
+				// The ID names the group where its name is shared.
+				fmt.Fprintf(&b, "  [::d]ID %s[::-]\n", g.ID.Short())
 			}
 			u.dlg.show(u.dlg.textDialog("Groups", strings.TrimRight(b.String(), "\n"), false, button{"Close (Esc)", nil}))
 		})

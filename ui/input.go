@@ -35,6 +35,9 @@ type input struct {
 
 	// The row count for a width, kept until the text changes.
 	rowsW, rows int
+	// hints are what the empty input shows, longest first: Draw shows
+	// the first that fits, so that a narrow window still says /help.
+	hints []string
 	empty       bool
 	inner       bool // a key passed on by the input itself
 }
@@ -50,6 +53,26 @@ func newInput(th *theme, submit func(string) bool) *input {
 	in.SetChangedFunc(in.changed)
 	in.SetInputCapture(in.capture)
 	return in
+}
+
+// setHints sets what the empty input shows: the first of hints that
+// fits its width, else the last, cut.
+func (in *input) setHints(hints ...string) {
+	in.hints = hints
+	in.SetPlaceholder(hints[0])
+}
+
+// Draw shows the longest hint that fits, then the text area.
+func (in *input) Draw(screen tcell.Screen) {
+	_, _, w, _ := in.GetInnerRect()
+	w -= textWidth(inputLabel)
+	for i, h := range in.hints {
+		if textWidth(h) <= w || i == len(in.hints)-1 {
+			in.SetPlaceholder(h)
+			break
+		}
+	}
+	in.TextArea.Draw(screen)
 }
 
 // SetText replaces the text, with the cursor at its end.
