@@ -35,11 +35,12 @@ type input struct {
 
 	// The row count for a width, kept until the text changes.
 	rowsW, rows int
+	empty       bool
+	inner       bool // a key passed on by the input itself
+
 	// hints are what the empty input shows, longest first: Draw shows
 	// the first that fits, so that a narrow window still says /help.
 	hints []string
-	empty       bool
-	inner       bool // a key passed on by the input itself
 }
 
 func newInput(th *theme, submit func(string) bool) *input {
