@@ -557,3 +557,27 @@ func TestInputHintFits(t *testing.T) {
 		}
 	}
 }
+
+// A group you left is not yours to change: /leave, /invite, /kick, /admin
+// and /rename on it say so, rather than "only an admin of the group can
+// do that" or the node's "not a member of the group: 12D3Ko…xv7Uha
+// cannot leave". The chat list counts its one member as "1 member" (it
+// said "1 members").
+func TestGroupCommandsAfterLeaving(t *testing.T) {
+	t.Parallel()
+	_, bob, wa, _ := talkingBoth(t)
+	wa.enter("/group create crew bob")
+	wa.waitText("Group crew made with 2 members")
+	wa.enter("/leave")
+	wa.waitText("You are no longer a member of crew", "1 member · you left")
+	for _, cmd := range []string{"/leave", "/leave crew", "/invite bob", "/kick crew " + bob.peerID().String(), "/admin bob", "/rename crewmates"} {
+		wa.enter(cmd)
+		name, _, _ := strings.Cut(strings.TrimPrefix(cmd, "/"), " ")
+		screen := wa.waitText("/" + name + ": you are not a member of crew any")
+		if strings.Contains(screen, "only an admin") || strings.Contains(screen, "cannot leave") {
+			t.Errorf("%s:\n%s", cmd, screen)
+		}
+		wa.key(27, 0, 0) // Esc clears the notice
+		wa.waitGone("you are not a member of crew any")
+	}
+}
