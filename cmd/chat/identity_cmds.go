@@ -122,7 +122,13 @@ func firstRun(c *ctx, h identity.Home) error {
 		def := defaultName()
 		ans, err := c.promptLine(fmt.Sprintf("Your name as peers will see it [%s]: ", def))
 		if err != nil {
-			return fmt.Errorf("%w: run `chat init --name NAME`", identity.ErrNoIdentity)
+			// Not "no identity here yet: run `chat init`: run `chat init
+			// --name NAME`": why no name came, and how to give one.
+			why := "there is no terminal to ask for your name"
+			if c.tty != nil {
+				why = "no name was typed"
+			}
+			return fmt.Errorf("no identity in %s yet, and %s: give it with --name NAME or $CERTCHAT_NAME (or run `chat init --name NAME`)", h.Dir, why)
 		}
 		if ans == "" {
 			ans = def
