@@ -419,8 +419,8 @@ func (u *UI) updatePlaceholder() {
 	c := u.roster.get(u.open)
 	if c.grp != nil {
 		u.in.setHints("Message the group "+c.name()+" (Enter sends; /members, /help)",
-			"Message the group "+c.name()+" (/members, /help)", "Message "+c.name()+" (/help)", "Message "+c.name())
+			"Message the group "+c.name()+" (/members, /help)", "Message "+c.name()+" (/help)", "Message "+c.name(), "/help")
 		return
 	}
-	u.in.setHints("Message "+c.name()+" (Enter sends; /help)", "Message "+c.name()+" (/help)", "Message "+c.name())
+	u.in.setHints("Message "+c.name()+" (Enter sends; /help)", "Message "+c.name()+" (/help)", "Message "+c.name(), "/help")
 }

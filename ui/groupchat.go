@@ -179,11 +179,11 @@ func (u *groupChats) groupRefusalText(info node.PeerInfo) string {
 
 // groupTitle is a group's title bar: its name, the members' trust and
 // our role.
-func (u *groupChats) groupTitle(c *chat) line {
+func (u *groupChats) groupTitle(c *chat, w int) line {
 	th := u.th
 	summary, t := groupSummaryWith(u.groupOthers(c.grp.info), c.grp.info.Member)
 	l := line{
-		{" " + c.name(), th.bar.Bold(true)},
+		{" " + titleName(c.name(), summary, w), th.bar.Bold(true)},
 		{"  ", th.bar},
 		{summary, th.toned(t, th.bar).Bold(t == toneBad)},
 	}
