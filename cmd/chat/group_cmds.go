@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -208,9 +209,73 @@ func sendGroupDirect(c *ctx, n *node.Node, g node.GroupInfo, text string) error 
 		case <-sub.C:
 		case <-timeout:
 			c.printf("queued %s: delivered to %d of %d members of %s\n", m.ID, d.Delivered(), len(d.Members), g.Name)
-			return exitStatus{exitQueued, fmt.Sprintf("%d members of %s have not stored the message yet; it stays in the outbox for them (exit status 3: queued)", len(d.Waiting()), g.Name)}
+			return exitStatus{exitQueued, fmt.Sprintf("%s not stored the message yet; it stays in the outbox for them (exit status 3: queued)", notYet(len(d.Waiting()), g.Name))}
 		}
 	}
+}
+
+// waitGroupVia waits, once the daemon accepted a message to a group, until
+// every member has it (exit status 0) or --wait ends (3: the daemon keeps
+// trying), as sendGroupDirect does without a daemon; it said "accepted"
+// and exit status 0 at once. The group's history says how far the message
+// got when it was accepted, the daemon's "delivered" lines how far it gets.
+func waitGroupVia(c *ctx, conn io.Writer, lines <-chan map[string]any, accepted map[string]any, timeout <-chan time.Time) error {
+	id, _ := accepted["id"].(string)
+	req, _ := json.Marshal(request{Cmd: "history", Ref: "status", Peer: fmt.Sprint(accepted["group"]), Limit: 50})
+	if _, err := conn.Write(append(req, '\n')); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	name := c.opts.node.to
+	delivered, members := 0, -1 // -1: not known yet
+	for members < 0 || delivered < members {
+		select {
+		case ev, ok := <-lines:
+			if !ok {
+				return errors.New("the daemon closed the connection")
+			}
+			switch {
+			case ev["event"] == "history" && ev["ref"] == "status":
+				if d, m, ok := groupProgress(ev, id); ok {
+					delivered, members = max(delivered, d), m
+				}
+			case ev["event"] == "delivered" && ev["id"] == id:
+				d, _ := ev["delivered"].(float64)
+				m, _ := ev["members"].(float64)
+				delivered, members = max(delivered, int(d)), int(m)
+			}
+		case <-timeout:
+			if members < 0 {
+				c.printf("queued %s\n", id)
+				return exitStatus{exitQueued, fmt.Sprintf("the members of %s have not all stored the message yet; the running daemon keeps trying (exit status 3: queued)", name)}
+			}
+			c.printf("queued %s: delivered to %d of %d members of %s\n", id, delivered, members, name)
+			return exitStatus{exitQueued, fmt.Sprintf("%s not stored the message yet; the running daemon keeps trying (exit status 3: queued)", notYet(members-delivered, name))}
+		}
+	}
+	c.printf("delivered %s to %d of %d members of %s\n", id, delivered, members, name)
+	return nil
+}
+
+// notYet is "1 member of team has", "2 members of team have".
+func notYet(n int, group string) string {
+	if n == 1 {
+		return "1 member of " + group + " has"
+	}
+	return fmt.Sprintf("%d members of %s have", n, group)
+}
+
+// groupProgress finds message id in a group's history answer: how many
+// members have it, of how many.
+func groupProgress(history map[string]any, id string) (delivered, members int, ok bool) {
+	msgs, _ := history["messages"].([]any)
+	for _, m := range msgs {
+		if m, _ := m.(map[string]any); m != nil && m["id"] == id {
+			d, _ := m["delivered"].(float64)
+			n, _ := m["members"].(float64)
+			return int(d), int(n), true
+		}
+	}
+	return 0, 0, false
 }
 
 // runGroupHistory prints a group's history: arg is not a contact, and

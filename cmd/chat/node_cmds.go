@@ -160,7 +160,8 @@ The peer must be a trusted contact. With - instead of TEXT the message is read f
 command's arguments in the process list, not its input.
 
 Exit status:
-  0  delivered: the peer stored the message (its receipt came)
+  0  delivered: the peer stored the message (its receipt came); to a
+     group: every member did
   1  not sent: an error, the peer is untrusted or its key changed
   2  usage error
   3  queued: the message is stored but not delivered within --wait;
@@ -446,9 +447,7 @@ func sendVia(c *ctx, conn io.ReadWriter, text string) error {
 			case ev["event"] == "error" && ev["ref"] == "send":
 				return fmt.Errorf("%v", ev["error"])
 			case ev["event"] == "accepted" && ev["ref"] == "send" && ev["group"] != nil:
-				// A group: the running daemon delivers each member's copy.
-				c.printf("accepted %v (group %v; the daemon delivers it to each member)\n", ev["id"], ev["group"])
-				return nil
+				return waitGroupVia(c, conn, lines, ev, timeout)
 			case ev["event"] == "accepted" && ev["ref"] == "send":
 				id, _ = ev["id"].(string)
 				switch {
