@@ -38,13 +38,13 @@ func TestInterruptAtPassphrasePrompt(t *testing.T) {
 	after, home := filepath.Join(dir, "after"), filepath.Join(dir, "home")
 	script := fmt.Sprintf(`trap 'stty -a > %[1]s' INT; stty -a > %[1]s.before; %[2]s --home %[3]s init --name alice; echo "status $?"; stty -a > %[1]s; sleep 60`, after, bin, home)
 	run("new-session", "-d", "-s", "t", "-x", "100", "-y", "20", bash+" -c "+shellQuote(script))
-	screen := waitScreen(t, run, "Choose a passphrase")
+	waitScreen(t, run, "Choose a passphrase")
 	if before, err := os.ReadFile(after + ".before"); err != nil || !strings.Contains(" "+string(before), " echo ") {
 		t.Fatalf("the terminal had no echo to begin with (%v):\n%s", err, before)
 	}
 	run("send-keys", "-t", "t", "sec")
 	run("send-keys", "-t", "t", "C-c")
-	screen = waitScreen(t, run, "status ")
+	screen := waitScreen(t, run, "status ")
 	if !strings.Contains(screen, "chat: interrupted") || !strings.Contains(screen, "status 130") {
 		t.Errorf("after Ctrl+C the screen shows:\n%s", screen)
 	}
