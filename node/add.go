@@ -79,6 +79,11 @@ func parseTarget(s string) (target, error) {
 		}
 		return target{id: info.ID, addrs: info.Addrs}, nil
 	}
+	if _, err := peer.Decode(s); err != nil {
+		// Not the decoder's "invalid cid: selected encoding not
+		// supported": what is taken, and how each looks.
+		return target{}, fmt.Errorf("%q is not a peer id (12D3KooW…), an invitation (CERTCHAT:…) nor an address (/ip4/…/tcp/…/p2p/PEERID)", s)
+	}
 	p, err := identity.ParsePeerID(s)
 	return target{id: p}, err
 }

@@ -325,7 +325,8 @@ func (g *Groups) Get(id group.ID) (GroupInfo, bool) {
 }
 
 // Find finds a group by its ID (hex, or a prefix of at least 8
-// digits) or its name; a name two groups share is ambiguous.
+// digits) or its name; a name two groups share is ambiguous, and the
+// error lists their short IDs, which Find takes.
 func (g *Groups) Find(s string) (GroupInfo, error) {
 	var found []GroupInfo
 	for _, gi := range g.List() {
@@ -340,7 +341,11 @@ func (g *Groups) Find(s string) (GroupInfo, error) {
 	case 1:
 		return found[0], nil
 	}
-	return GroupInfo{}, fmt.Errorf("%d groups are called %q: name one by its ID", len(found), s)
+	ids := make([]string, len(found))
+	for i, gi := range found {
+		ids[i] = gi.ID.Short()
+	}
+	return GroupInfo{}, fmt.Errorf("%d groups are called %q: name one by its ID (%s)", len(found), s, strings.Join(ids, ", "))
 }
 
 // Create makes a group with a name and its first members (besides

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -92,8 +93,11 @@ func TestGroupDaemons(t *testing.T) {
 		t.Fatalf("bob's group_add: %v", e)
 	}
 
-	// `chat send --to team` and `chat history team` through bob's daemon.
-	if r := chat(t, "send", "--home", bHome, "--to", "team", "from the command line"); r.code != 0 || !strings.Contains(r.stdout, gid) {
+	// `chat send --to team` and `chat history team` through bob's daemon:
+	// send waits until both other members have the message, as it does
+	// without a daemon (it said "accepted" and exit status 0 at once).
+	if r := chat(t, "send", "--home", bHome, "--to", "team", "from the command line"); r.code != 0 ||
+		!regexp.MustCompile(`^delivered [0-9a-f]{32} to 2 of 2 members of team\n$`).MatchString(r.stdout) {
 		t.Fatalf("chat send --to team: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	a.waitEvent("bob's line", func(e event) bool { return e.str("event") == "message" && e.str("text") == "from the command line" })
@@ -125,5 +129,14 @@ func TestGroupDaemons(t *testing.T) {
 	r := chat(t, "history", "team", "--home", cHome)
 	if r.code != 0 || !strings.Contains(r.stdout, "hello, team (edited)") || !strings.Contains(r.stdout, "from the command line") {
 		t.Fatalf("chat history team (carol): %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	// With bob away, `chat send --to team` through alice's daemon waits
+	// --wait for him, then says the message is queued (exit status 3).
+	b.quit()
+	r = chat(t, "send", "--home", aHome, "--to", "team", "--wait", "1s", "while bob is away")
+	if r.code != 3 || !regexp.MustCompile(`^queued [0-9a-f]{32}: delivered to 0 of 1 members of team\n$`).MatchString(r.stdout) ||
+		!strings.Contains(r.stderr, "1 member of team has not stored the message yet; the running daemon keeps trying") {
+		t.Fatalf("chat send --to team, bob away: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }

@@ -412,13 +412,15 @@ func (u *UI) markRead(p peer.ID) {
 
 func (u *UI) updatePlaceholder() {
 	if u.open == "" {
-		u.in.SetPlaceholder("/add INVITATION to start a chat; /id shows yours; /help")
+		u.in.setHints("/add INVITATION to start a chat; /id shows yours; /help",
+			"/add INVITATION starts a chat; /id, /help", "/add, /id, /help", "/help")
 		return
 	}
 	c := u.roster.get(u.open)
 	if c.grp != nil {
-		u.in.SetPlaceholder("Message the group " + c.name() + " (Enter sends; /members, /help)")
+		u.in.setHints("Message the group "+c.name()+" (Enter sends; /members, /help)",
+			"Message the group "+c.name()+" (/members, /help)", "Message "+c.name()+" (/help)", "Message "+c.name(), "/help")
 		return
 	}
-	u.in.SetPlaceholder("Message " + c.name() + " (Enter sends; /help)")
+	u.in.setHints("Message "+c.name()+" (Enter sends; /help)", "Message "+c.name()+" (/help)", "Message "+c.name(), "/help")
 }

@@ -38,18 +38,21 @@ func (v *rowsView) Draw(scr tcell.Screen) {
 
 // titleRows is the title bar: the open chat's name, its trust state
 // spelled out, its short fingerprint, certificate expiry and path.
-func (u *UI) titleRows(int) []line {
+// A long name is cut to leave the trust state room: a name is chosen by
+// its owner (up to 64 characters), and must not push "KEY CHANGED" or
+// "unknown" off the screen, nor end in words that read like a trust state.
+func (u *UI) titleRows(w int) []line {
 	th := u.th
 	c := u.roster.get(u.open)
 	if c == nil {
 		return []line{{{" certchat", th.bar.Bold(true)}, {"  no chat open (Tab, /add)", th.barDim}}}
 	}
 	if c.grp != nil {
-		return []line{u.gc.groupTitle(c)}
+		return []line{u.gc.groupTitle(c, w)}
 	}
 	trust, t := trustTitle(c.info)
 	l := line{
-		{" " + c.name(), th.bar.Bold(true)},
+		{" " + titleName(c.name(), trust, w), th.bar.Bold(true)},
 		{"  ", th.bar},
 		{trust, th.toned(t, th.bar).Bold(t == toneBad)},
 		{"  " + c.info.Fingerprint.Short(), th.barDim},
@@ -67,6 +70,12 @@ func (u *UI) titleRows(int) []line {
 		l = append(l, span{"  " + notPostQuantum, th.toned(toneWarn, th.bar)})
 	}
 	return []line{l}
+}
+
+// titleName is name cut to leave state, after it in a title of width w,
+// its room; never under 8 cells.
+func titleName(name, state string, w int) string {
+	return truncate(name, max(8, w-3-textWidth(state)))
 }
 
 // notPostQuantum marks a live session whose key exchange was X25519 alone.

@@ -92,3 +92,15 @@ func TestRenameCAVerified(t *testing.T) {
 	w.waitText("Renamed dave to David.", " David  verified: issued by Acme Root")
 	w.waitText("✓ CA")
 }
+
+// A new user with no chat yet is pointed to invitations, what /id shows
+// and the README starts with, not to a bare peer ID: in the chat list, and
+// when they type before any chat is open.
+func TestNoChatPointsToInvitations(t *testing.T) {
+	t.Parallel()
+	p := newPeer(t, "alice", 0)
+	w := openWindow(t, p.start(), 80, 24, Options{})
+	w.waitText("No chats yet.", "/add INVITATION")
+	w.enter("hello")
+	w.waitText("with /add INVITATION (/id shows yours).")
+}

@@ -358,7 +358,7 @@ func (c *convView) collect(w, need int) (rows []line, reachedTop bool) {
 	}
 	if i < 0 {
 		reachedTop = true
-		chunks = append(chunks, []line{c.header()})
+		chunks = append(chunks, wrapLine(c.header(), w))
 	}
 	rows = make([]line, 0, n+2)
 	for k := len(chunks) - 1; k >= 0; k-- {

@@ -126,18 +126,23 @@ func (u *groupChats) groupBlocker(c *chat) (node.PeerInfo, bool) {
 	return node.PeerInfo{}, false
 }
 
+// memberCount is "1 member", "2 members".
+func memberCount(n int) string {
+	if n == 1 {
+		return "1 member"
+	}
+	return fmt.Sprintf("%d members", n)
+}
+
 // groupLine is a group's second row in the chat list: its member count,
 // in the tone of its members' trust.
 func (u *groupChats) groupLine(c *chat) (string, tone) {
 	g := c.grp.info
 	if !g.Member {
-		return fmt.Sprintf("%d members · you left", len(g.Members)), toneWarn
+		return memberCount(len(g.Members)) + " · you left", toneWarn
 	}
 	_, t := groupSummaryWith(u.groupOthers(g), true)
-	text := fmt.Sprintf("%d members", len(g.Members))
-	if len(g.Members) == 1 {
-		text = "1 member"
-	}
+	text := memberCount(len(g.Members))
 	if info, bad := u.groupBlocker(c); bad {
 		mark := "! KEY CHANGED"
 		if info.Changed == nil && info.Trust == identity.StateUntrusted {
@@ -174,11 +179,11 @@ func (u *groupChats) groupRefusalText(info node.PeerInfo) string {
 
 // groupTitle is a group's title bar: its name, the members' trust and
 // our role.
-func (u *groupChats) groupTitle(c *chat) line {
+func (u *groupChats) groupTitle(c *chat, w int) line {
 	th := u.th
 	summary, t := groupSummaryWith(u.groupOthers(c.grp.info), c.grp.info.Member)
 	l := line{
-		{" " + c.name(), th.bar.Bold(true)},
+		{" " + titleName(c.name(), summary, w), th.bar.Bold(true)},
 		{"  ", th.bar},
 		{summary, th.toned(t, th.bar).Bold(t == toneBad)},
 	}
@@ -521,10 +526,7 @@ func (u *groupChats) sendGroupFile(c *chat, path string) {
 				u.notes.showErrorAbout(key, fmt.Sprintf("Offered to %d of %d members, then: %s", len(fs), len(to), describe(err)))
 				return
 			}
-			f, who := fs[0], fmt.Sprintf("%d members", len(fs))
-			if len(fs) == 1 {
-				who = "1 member"
-			}
+			f, who := fs[0], memberCount(len(fs))
 			u.notes.informAbout(key, fmt.Sprintf("Offered %s (%s) to %s of %s: each sees it in their chat with you; /files shows the transfers.",
 				oneLine(f.Name), sizeText(f.Size), who, name))
 		})

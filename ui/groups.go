@@ -151,7 +151,7 @@ func (u *commands) cmdGroup(arg string) {
 		return
 	}
 	f := strings.Fields(arg)
-	if len(f) < 2 || f[0] != "create" {
+	if len(f) < 3 || f[0] != "create" {
 		u.notes.showError("/group create NAME MEMBER...: a name and at least one contact.")
 		return
 	}
@@ -176,7 +176,7 @@ func (u *commands) cmdGroup(arg string) {
 			c.last = u.now()
 			u.roster.sort()
 			u.openChat(c.info.ID)
-			u.notes.informAbout(c.info.ID, fmt.Sprintf("Group %s made with %d members; type to write to all of them, /members shows them.", c.name(), len(g.Members)))
+			u.notes.informAbout(c.info.ID, fmt.Sprintf("Group %s made with %s; type to write to all of them, /members shows them.", c.name(), memberCount(len(g.Members))))
 		})
 	})
 }
@@ -195,14 +195,15 @@ func (u *commands) cmdGroups(string) {
 			}
 			var b strings.Builder
 			for _, g := range gs {
-				fmt.Fprintf(&b, "%s  %d members", tview.Escape(oneLine(identity.SanitizeName(g.Name))), len(g.Members))
+				fmt.Fprintf(&b, "%s  %s", tview.Escape(oneLine(identity.SanitizeName(g.Name))), memberCount(len(g.Members)))
 				if g.Unread > 0 {
 					fmt.Fprintf(&b, ", %d unread", g.Unread)
 				}
 				if !g.Member {
 					b.WriteString(" (you left or were removed)")
 				}
-				b.WriteString("\n")
+				// The ID names the group where its name is shared.
+				fmt.Fprintf(&b, "  [::d]ID %s[::-]\n", g.ID.Short())
 			}
 			u.dlg.show(u.dlg.textDialog("Groups", strings.TrimRight(b.String(), "\n"), false, button{"Close (Esc)", nil}))
 		})
@@ -321,7 +322,7 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 			u.notes.showError("Usage: " + usage + ".")
 			return
 		}
-		if !ok {
+		if !ok || u.cmds.notMember(cmd, g) {
 			return
 		}
 		p, err := u.cmds.memberPeer(f[0])
@@ -358,7 +359,7 @@ func (u *commands) cmdLeave(arg string) {
 		return
 	}
 	g, ok := u.groupArg(gb, "leave", "name the group: /leave GROUP", arg)
-	if !ok {
+	if !ok || u.notMember("leave", g) {
 		return
 	}
 	key := groupKey(g.ID)
@@ -380,6 +381,9 @@ func (u *commands) renameGroup(c *chat, name string) {
 	if gb == nil {
 		return
 	}
+	if u.notMember("rename", c.grp.info) {
+		return
+	}
 	key, id, old := c.info.ID, c.grp.info.ID, c.name()
 	u.spawn(func() {
 		g, err := gb.Rename(id, name)
@@ -394,6 +398,17 @@ func (u *commands) renameGroup(c *chat, name string) {
 			u.notes.informAbout(key, "Renamed the group "+old+" to "+u.roster.get(key).name()+" for every member.")
 		})
 	})
+}
+
+// notMember says, and reports, that g is no longer yours to change: the
+// node's refusal named your peer ID ("... 12D3Ko…xv7Uha cannot leave"),
+// or said only an admin could, as if you still were a member.
+func (u *commands) notMember(cmd string, g node.GroupInfo) bool {
+	if g.Member {
+		return false
+	}
+	u.notes.showErrorAbout(groupKey(g.ID), "/"+cmd+": you are not a member of "+oneLine(identity.SanitizeName(g.Name))+" any more (you left or were removed).")
+	return true
 }
 
 // groupReason is a refused group change's error in words.

@@ -496,3 +496,88 @@ func TestGroupEditTooOld(t *testing.T) {
 	w.waitText("Not deleted: a message can be edited or deleted only", "within 24 hours of sending it.")
 	w.waitText("me: from yesterday")
 }
+
+// What a new user trips over with groups: /group create with a name and
+// no member is refused as its usage says (it made a group of one, and a
+// second /group create then made two groups of that name); a name two
+// groups share is refused with their IDs, which /groups shows and the
+// commands take.
+func TestGroupCreateNeedsMembersAndSharedNames(t *testing.T) {
+	t.Parallel()
+	alice, _, wa, _ := talkingBoth(t)
+	wa.enter("/group create team")
+	wa.waitText("MEMBER...: a name and at least")
+	if gs := alice.n.Groups().List(); len(gs) != 0 {
+		t.Fatalf("/group create without members made %d groups", len(gs))
+	}
+	wa.enter("/group create team bob")
+	wa.waitText("Group team made with 2 members")
+	wa.enter("/group create team bob")
+	wa.waitFor("two groups", func(string) bool { return len(alice.n.Groups().List()) == 2 })
+	gs := alice.n.Groups().List()
+	id0, id1 := gs[0].ID.Short(), gs[1].ID.Short()
+	wa.enter("/members team")
+	wa.waitText("2 groups are called", id0, id1)
+	wa.enter("/groups")
+	wa.waitText("team  2 members  ID "+id0, "team  2 members  ID "+id1)
+	wa.key(27, 0, 0) // Esc
+	wa.waitGone("ID " + id0)
+	wa.enter("/members " + id1)
+	wa.waitText("Members of team", "you (admin)")
+}
+
+// The empty input's hint ends with /help at 80 columns, in a group too:
+// it said "(Enter sends; /members, /" there, cut in the middle.
+func TestInputHintFits(t *testing.T) {
+	t.Parallel()
+	alice, bob, wa, _ := talkingBoth(t)
+	inputRow := func(screen string) string {
+		for _, l := range strings.Split(screen, "\n") {
+			if strings.Contains(l, "›") {
+				return l
+			}
+		}
+		return ""
+	}
+	if row := inputRow(wa.text()); !strings.HasSuffix(row, "/help)") {
+		t.Errorf("1:1 chat input row %q does not end with /help)", row)
+	}
+	if _, err := alice.n.Groups().Create("launchpad", []peer.ID{bob.peerID()}); err != nil {
+		t.Fatal(err)
+	}
+	wa.tabUntil(" launchpad  2 members")
+	screen := wa.waitFor("the group's hint", func(s string) bool { return strings.Contains(inputRow(s), "launchpad") })
+	if row := inputRow(screen); !strings.HasSuffix(row, "/help)") {
+		t.Errorf("group input row %q does not end with /help)\n%s", row, screen)
+	}
+	for _, w := range []int{60, 40} {
+		screen := wa.resize(w, 24)
+		if row := inputRow(screen); !strings.Contains(row, "launchpad") || strings.HasSuffix(row, "/") {
+			t.Errorf("at %d columns the input row is %q", w, row)
+		}
+	}
+}
+
+// A group you left is not yours to change: /leave, /invite, /kick, /admin
+// and /rename on it say so, rather than "only an admin of the group can
+// do that" or the node's "not a member of the group: 12D3Ko…xv7Uha
+// cannot leave". The chat list counts its one member as "1 member" (it
+// said "1 members").
+func TestGroupCommandsAfterLeaving(t *testing.T) {
+	t.Parallel()
+	_, bob, wa, _ := talkingBoth(t)
+	wa.enter("/group create crew bob")
+	wa.waitText("Group crew made with 2 members")
+	wa.enter("/leave")
+	wa.waitText("You are no longer a member of crew", "1 member · you left")
+	for _, cmd := range []string{"/leave", "/leave crew", "/invite bob", "/kick crew " + bob.peerID().String(), "/admin bob", "/rename crewmates"} {
+		wa.enter(cmd)
+		name, _, _ := strings.Cut(strings.TrimPrefix(cmd, "/"), " ")
+		screen := wa.waitText("/" + name + ": you are not a member of crew any")
+		if strings.Contains(screen, "only an admin") || strings.Contains(screen, "cannot leave") {
+			t.Errorf("%s:\n%s", cmd, screen)
+		}
+		wa.key(27, 0, 0) // Esc clears the notice
+		wa.waitGone("you are not a member of crew any")
+	}
+}

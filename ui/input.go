@@ -37,6 +37,10 @@ type input struct {
 	rowsW, rows int
 	empty       bool
 	inner       bool // a key passed on by the input itself
+
+	// hints are what the empty input shows, longest first: Draw shows
+	// the first that fits, so that a narrow window still says /help.
+	hints []string
 }
 
 func newInput(th *theme, submit func(string) bool) *input {
@@ -50,6 +54,26 @@ func newInput(th *theme, submit func(string) bool) *input {
 	in.SetChangedFunc(in.changed)
 	in.SetInputCapture(in.capture)
 	return in
+}
+
+// setHints sets what the empty input shows: the first of hints that
+// fits its width, else the last, cut.
+func (in *input) setHints(hints ...string) {
+	in.hints = hints
+	in.SetPlaceholder(hints[0])
+}
+
+// Draw shows the longest hint that fits, then the text area.
+func (in *input) Draw(screen tcell.Screen) {
+	_, _, w, _ := in.GetInnerRect()
+	w -= textWidth(inputLabel)
+	for i, h := range in.hints {
+		if textWidth(h) <= w || i == len(in.hints)-1 {
+			in.SetPlaceholder(h)
+			break
+		}
+	}
+	in.TextArea.Draw(screen)
 }
 
 // SetText replaces the text, with the cursor at its end.

@@ -47,7 +47,7 @@ func (l *peerList) Draw(scr tcell.Screen) {
 	}
 	if len(l.r.order) == 0 {
 		drawText(scr, x+1, y+1, listW-1, "No chats yet.", l.th.dim)
-		drawText(scr, x+1, y+2, listW-1, "/add PEERID", l.th.dim)
+		drawText(scr, x+1, y+2, listW-1, "/add INVITATION", l.th.dim)
 		return
 	}
 	l.scrollIntoView(capacity(h))

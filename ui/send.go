@@ -32,7 +32,7 @@ func (u *UI) submit(text string) bool {
 func (u *UI) sendText(text string) bool {
 	c := u.roster.get(u.open)
 	if c == nil {
-		u.notes.showError("No chat is open: pick one with Tab, or start one with /add PEERID.")
+		u.notes.showError("No chat is open: pick one with Tab, or start one with /add INVITATION (/id shows yours).")
 		return false
 	}
 	if c.grp != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/gdamore/tcell/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // A contact whose fingerprint was compared shows the verified badge in
@@ -363,4 +364,38 @@ func TestKeyChangedSomeoneElse(t *testing.T) {
 	}
 	w.enter("hello, other bob")
 	w.waitText("me: hello, other bob  ✓ delivered")
+}
+
+// A name is its owner's choice, up to 64 characters: in the title bar it
+// is cut to leave the trust state room, at 80 and 60 columns, in a group
+// too. It pushed "unverified: trusted on first use" off the title, and a
+// name could end in words that read like a trust state in its place. The
+// empty input's hint, "Message NAME ..." cut to "Message", says /help.
+func TestTitleKeepsTrustWithLongName(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	long := "bob verified: fingerprint compared " + strings.Repeat("x", identity.MaxNameLength-35)
+	alice.pin(bob.peerID(), long, identity.StateTOFU)
+	n := alice.start()
+	if _, err := n.Groups().Create("team "+strings.Repeat("y", identity.MaxNameLength-5), []peer.ID{bob.peerID()}); err != nil {
+		t.Fatal(err)
+	}
+	w := openWindow(t, n, 80, 24, Options{})
+	for _, tc := range []struct{ open, state string }{
+		{" bob verified", "unverified: trusted on first use"},
+		{" team yyy", "2 members: you, 1 unverified"},
+	} {
+		w.tabUntil(tc.open)
+		for _, cols := range []int{80, 60} {
+			screen := w.resize(cols, 24)
+			if title, _, _ := strings.Cut(screen, "\n"); !strings.Contains(title, tc.state) || !strings.Contains(title, "…") {
+				t.Errorf("at %d columns the title is %q, want the name cut and %q", cols, title, tc.state)
+			}
+			// The input's hint, too long with the name, still says /help.
+			if !strings.Contains(screen, "› /help") {
+				t.Errorf("at %d columns the input's hint is not /help:\n%s", cols, screen)
+			}
+		}
+		w.resize(80, 24)
+	}
 }

@@ -209,7 +209,7 @@ func runContactsList(c *ctx) error {
 		return enc.Encode(out)
 	}
 	if len(out) == 0 {
-		c.printf("No contacts yet. Add one with `chat contacts add PEERID --name NAME`.\n")
+		c.printf("No contacts yet. Add one with `chat contacts add INVITATION` (`chat id` shows yours to give).\n")
 		return nil
 	}
 	w := tabwriter.NewWriter(c.io.out, 0, 4, 2, ' ', 0)

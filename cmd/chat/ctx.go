@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -336,19 +338,54 @@ type terminal struct {
 	out io.Writer
 }
 
+// errInterrupted ends a command interrupted at a prompt: exit status 130,
+// as a shell reports Ctrl+C.
+var errInterrupted = exitStatus{code: 130, msg: "interrupted"}
+
+// secret reads a passphrase with echo off. Ctrl+C (or SIGTERM, SIGHUP)
+// while it waits turns echo back on before the command ends: killed by
+// the signal, it left the terminal typing blind, in a shell that does not
+// restore it.
 func (t *terminal) secret(prompt string) ([]byte, error) {
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open the terminal to ask for the passphrase: %w (give it with a passphrase file or the environment instead)", err)
 	}
-	defer tty.Close()
-	fmt.Fprint(tty, prompt)
-	p, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
+	fd := int(tty.Fd())
+	state, err := term.GetState(fd)
 	if err != nil {
-		return nil, fmt.Errorf("read passphrase: %w", err)
+		tty.Close()
+		return nil, fmt.Errorf("read the terminal's settings: %w", err)
 	}
-	return p, nil
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	type read struct {
+		p   []byte
+		err error
+	}
+	done := make(chan read, 1)
+	fmt.Fprint(tty, prompt)
+	go func() {
+		p, err := term.ReadPassword(fd)
+		done <- read{p, err}
+	}()
+	select {
+	case r := <-done:
+		fmt.Fprintln(tty)
+		tty.Close()
+		if r.err != nil {
+			return nil, fmt.Errorf("read passphrase: %w", r.err)
+		}
+		return r.p, nil
+	case <-sig:
+		// The reader still holds tty: it stays open until the command ends.
+		if err := term.Restore(fd, state); err != nil {
+			return nil, fmt.Errorf("%w; turning the terminal's echo back on failed (run `stty sane`): %w", errInterrupted, err)
+		}
+		fmt.Fprintln(tty)
+		return nil, errInterrupted
+	}
 }
 
 func (t *terminal) line(prompt string) (string, error) {

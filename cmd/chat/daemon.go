@@ -247,13 +247,13 @@ func (h *handler) send(c request, w *lineWriter, fail func(error)) {
 		h.reply(c, w, fail)
 		return
 	}
-	ct, err := h.n.Trust().Resolve(c.To)
-	if err != nil {
-		if gi, gerr := h.n.Groups().Find(c.To); gerr == nil {
-			h.groupSend(c, gi, w, fail)
-			return
-		}
+	ct, gi, isGroup, err := contactOrGroup(h.n, c.To)
+	switch {
+	case err != nil:
 		fail(err)
+		return
+	case isGroup:
+		h.groupSend(c, gi, w, fail)
 		return
 	}
 	m, err := h.n.Send(ct.PeerID, c.Text)
@@ -273,15 +273,14 @@ func (h *handler) reply(c request, w *lineWriter, fail func(error)) {
 		return
 	}
 	if c.To != "" {
-		ct, err := h.n.Trust().Resolve(c.To)
+		ct, gi, isGroup, err := contactOrGroup(h.n, c.To)
 		if err != nil {
-			if gi, gerr := h.n.Groups().Find(c.To); gerr == nil {
-				if gm, err := h.n.Groups().Delivery(target); err == nil && group.ID(gm.Group) != gi.ID {
-					fail(fmt.Errorf("message %s is not in the group %s", target, c.To))
-					return
-				}
-			} else {
-				fail(err)
+			fail(err)
+			return
+		}
+		if isGroup {
+			if gm, err := h.n.Groups().Delivery(target); err == nil && group.ID(gm.Group) != gi.ID {
+				fail(fmt.Errorf("message %s is not in the group %s", target, c.To))
 				return
 			}
 		} else if t, err := h.n.Store().Message(target); err == nil && t.Peer != ct.PeerID {
@@ -426,13 +425,13 @@ const (
 )
 
 func (h *handler) history(c request, w *lineWriter, fail func(error)) {
-	ct, err := h.n.Trust().Resolve(c.Peer)
-	if err != nil {
-		if gi, gerr := h.n.Groups().Find(c.Peer); gerr == nil {
-			h.groupHistory(c, gi, w, fail)
-			return
-		}
+	ct, gi, isGroup, err := contactOrGroup(h.n, c.Peer)
+	switch {
+	case err != nil:
 		fail(err)
+		return
+	case isGroup:
+		h.groupHistory(c, gi, w, fail)
 		return
 	}
 	limit := c.Limit

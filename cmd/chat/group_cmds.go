@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -129,6 +131,27 @@ func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
 	w.write(groupEvent(g, c.Ref))
 }
 
+// contactOrGroup resolves what send and history take: a contact (its
+// peer ID or name) or else a group (its ID or name); isGroup says which.
+// When s names neither, the error says so for both; a name that two
+// groups share is refused with their IDs, rather than as no contact.
+func contactOrGroup(n *node.Node, s string) (ct identity.Contact, g node.GroupInfo, isGroup bool, err error) {
+	ct, err = n.Trust().Resolve(s)
+	if err == nil {
+		return ct, g, false, nil
+	}
+	g, gerr := n.Groups().Find(s)
+	switch {
+	case gerr == nil:
+		return ct, g, true, nil
+	case !errors.Is(gerr, node.ErrUnknownGroup):
+		return ct, g, false, gerr
+	case errors.Is(err, identity.ErrUnknownContact):
+		return ct, g, false, fmt.Errorf("%w; and no group is called %q", err, s)
+	}
+	return ct, g, false, err
+}
+
 // groupSend sends a text to a group: answered "accepted" with the group's
 // ID in "to" and "group"; each member's copy then has its own status lines.
 func (h *handler) groupSend(c request, g node.GroupInfo, w *lineWriter, fail func(error)) {
@@ -186,9 +209,73 @@ func sendGroupDirect(c *ctx, n *node.Node, g node.GroupInfo, text string) error 
 		case <-sub.C:
 		case <-timeout:
 			c.printf("queued %s: delivered to %d of %d members of %s\n", m.ID, d.Delivered(), len(d.Members), g.Name)
-			return exitStatus{exitQueued, fmt.Sprintf("%d members of %s have not stored the message yet; it stays in the outbox for them (exit status 3: queued)", len(d.Waiting()), g.Name)}
+			return exitStatus{exitQueued, fmt.Sprintf("%s not stored the message yet; it stays in the outbox for them (exit status 3: queued)", notYet(len(d.Waiting()), g.Name))}
 		}
 	}
+}
+
+// waitGroupVia waits, once the daemon accepted a message to a group, until
+// every member has it (exit status 0) or --wait ends (3: the daemon keeps
+// trying), as sendGroupDirect does without a daemon; it said "accepted"
+// and exit status 0 at once. The group's history says how far the message
+// got when it was accepted, the daemon's "delivered" lines how far it gets.
+func waitGroupVia(c *ctx, conn io.Writer, lines <-chan map[string]any, accepted map[string]any, timeout <-chan time.Time) error {
+	id, _ := accepted["id"].(string)
+	req, _ := json.Marshal(request{Cmd: "history", Ref: "status", Peer: fmt.Sprint(accepted["group"]), Limit: 50})
+	if _, err := conn.Write(append(req, '\n')); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	name := c.opts.node.to
+	delivered, members := 0, -1 // -1: not known yet
+	for members < 0 || delivered < members {
+		select {
+		case ev, ok := <-lines:
+			if !ok {
+				return errors.New("the daemon closed the connection")
+			}
+			switch {
+			case ev["event"] == "history" && ev["ref"] == "status":
+				if d, m, ok := groupProgress(ev, id); ok {
+					delivered, members = max(delivered, d), m
+				}
+			case ev["event"] == "delivered" && ev["id"] == id:
+				d, _ := ev["delivered"].(float64)
+				m, _ := ev["members"].(float64)
+				delivered, members = max(delivered, int(d)), int(m)
+			}
+		case <-timeout:
+			if members < 0 {
+				c.printf("queued %s\n", id)
+				return exitStatus{exitQueued, fmt.Sprintf("the members of %s have not all stored the message yet; the running daemon keeps trying (exit status 3: queued)", name)}
+			}
+			c.printf("queued %s: delivered to %d of %d members of %s\n", id, delivered, members, name)
+			return exitStatus{exitQueued, fmt.Sprintf("%s not stored the message yet; the running daemon keeps trying (exit status 3: queued)", notYet(members-delivered, name))}
+		}
+	}
+	c.printf("delivered %s to %d of %d members of %s\n", id, delivered, members, name)
+	return nil
+}
+
+// notYet is "1 member of team has", "2 members of team have".
+func notYet(n int, group string) string {
+	if n == 1 {
+		return "1 member of " + group + " has"
+	}
+	return fmt.Sprintf("%d members of %s have", n, group)
+}
+
+// groupProgress finds message id in a group's history answer: how many
+// members have it, of how many.
+func groupProgress(history map[string]any, id string) (delivered, members int, ok bool) {
+	msgs, _ := history["messages"].([]any)
+	for _, m := range msgs {
+		if m, _ := m.(map[string]any); m != nil && m["id"] == id {
+			d, _ := m["delivered"].(float64)
+			n, _ := m["members"].(float64)
+			return int(d), int(n), true
+		}
+	}
+	return 0, 0, false
 }
 
 // runGroupHistory prints a group's history: arg is not a contact, and
@@ -200,14 +287,17 @@ func runGroupHistory(c *ctx, h identity.Home, t *identity.TrustStore, arg string
 	)
 	if conn, err := dialControl(h); err == nil {
 		defer conn.Close()
+		// The daemon's answer says why arg is neither a contact nor a group.
 		if msgs, err = historyVia(conn, arg, c.opts.node.limit); err != nil {
-			return fmt.Errorf("%w; and no group is called %q (%v)", notContact, arg, err)
+			return err
 		}
 		name = arg
 	} else if err := databaseFree(h); err != nil {
 		return err
-	} else if msgs, name, err = groupHistoryDirect(c, h, arg); err != nil {
+	} else if msgs, name, err = groupHistoryDirect(c, h, arg); errors.Is(err, errNoGroup) {
 		return fmt.Errorf("%w; and %w", notContact, err)
+	} else if err != nil {
+		return err
 	}
 	if c.opts.json {
 		enc := json.NewEncoder(c.io.out)
@@ -227,6 +317,9 @@ func runGroupHistory(c *ctx, h identity.Home, t *identity.TrustStore, arg string
 	}
 	return nil
 }
+
+// errNoGroup: no group has that name or ID.
+var errNoGroup = errors.New("no group is called")
 
 // groupHistoryDirect reads a group's history from the database itself
 // (no daemon running): the group by ID, ID prefix or name.
@@ -263,9 +356,13 @@ func groupHistoryDirect(c *ctx, h identity.Home, arg string) ([]jsonMessage, str
 	}
 	switch {
 	case len(found) == 0:
-		return nil, "", fmt.Errorf("no group is called %q", arg)
+		return nil, "", fmt.Errorf("%w %q", errNoGroup, arg)
 	case len(found) > 1:
-		return nil, "", fmt.Errorf("%d groups are called %q: name one by its ID", len(found), arg)
+		ids := make([]string, len(found))
+		for i, g := range found {
+			ids[i] = fmt.Sprintf("%x", g.ID[:4])
+		}
+		return nil, "", fmt.Errorf("%d groups are called %q: name one by its ID (%s)", len(found), arg, strings.Join(ids, ", "))
 	}
 	ms, err := db.Groups().GroupHistory(found[0].ID, 0, min(max(c.opts.node.limit, 1), historyMax))
 	if err != nil {

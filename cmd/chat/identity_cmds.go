@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"strings"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -119,17 +120,43 @@ func runStart(c *ctx) error {
 func firstRun(c *ctx, h identity.Home) error {
 	fmt.Fprintf(c.io.err, "Welcome to certchat. No identity in %s yet; let's create one.\n", h.Dir)
 	if c.opts.name == "" {
-		def := defaultName()
-		ans, err := c.promptLine(fmt.Sprintf("Your name as peers will see it [%s]: ", def))
+		name, err := c.askName(h)
 		if err != nil {
-			return fmt.Errorf("%w: run `chat init --name NAME`", identity.ErrNoIdentity)
+			return err
 		}
-		if ans == "" {
-			ans = def
-		}
-		c.opts.name = ans
+		c.opts.name = name
 	}
 	return runInit(c)
+}
+
+// askName asks for the display name at the terminal; Enter takes the
+// user's login name. A name CheckName refuses (too long, unprintable) is
+// asked again, up to maxPassphraseAttempts times in all: it used to end
+// the first run.
+func (c *ctx) askName(h identity.Home) (string, error) {
+	def := defaultName()
+	for attempt := 1; ; attempt++ {
+		ans, err := c.promptLine(fmt.Sprintf("Your name as peers will see it [%s]: ", def))
+		if err != nil {
+			// Why no name came, and how to give one.
+			why := "there is no terminal to ask for your name"
+			if c.tty != nil {
+				why = "no name was typed"
+			}
+			return "", fmt.Errorf("no identity in %s yet, and %s: give it with --name NAME or $CERTCHAT_NAME (or run `chat init --name NAME`)", h.Dir, why)
+		}
+		if ans = strings.TrimSpace(ans); ans == "" {
+			ans = def
+		}
+		err = identity.CheckName(ans)
+		switch {
+		case err == nil:
+			return ans, nil
+		case attempt == maxPassphraseAttempts:
+			return "", fmt.Errorf("%w; nothing was created", err)
+		}
+		fmt.Fprintf(c.io.err, "%s, try again\n", err)
+	}
 }
 
 func defaultName() string {

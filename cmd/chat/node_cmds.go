@@ -153,13 +153,15 @@ protocol. It stops on SIGINT or SIGTERM, or {"cmd":"quit"}.`,
 			name:    "send",
 			args:    "--to PEER TEXT | --to PEER - | --to PEER --file PATH",
 			summary: "send one message and wait for the receipt",
-			help: `PEER is a peer ID or a contact's name. The peer must be a trusted
-contact. With - instead of TEXT the message is read from standard input
+			help: `PEER is a peer ID or a contact's name, or a group's name or ID
+(to every member; a name two groups share is refused with their IDs).
+The peer must be a trusted contact. With - instead of TEXT the message is read from standard input
 (one final line break dropped): other users of the machine can read a
 command's arguments in the process list, not its input.
 
 Exit status:
-  0  delivered: the peer stored the message (its receipt came)
+  0  delivered: the peer stored the message (its receipt came); to a
+     group: every member did
   1  not sent: an error, the peer is untrusted or its key changed
   2  usage error
   3  queued: the message is stored but not delivered within --wait;
@@ -173,7 +175,7 @@ before asking for a passphrase: the message database is in use; send from
 the window instead.`,
 			flags: func(fs *flag.FlagSet, o *options) {
 				nodeFlags(fs, o)
-				fs.StringVar(&o.node.to, "to", "", "peer ID or contact name")
+				fs.StringVar(&o.node.to, "to", "", "peer ID or contact name, or a group's name or ID")
 				fs.DurationVar(&o.node.wait, "wait", 15*time.Second, "how long to wait for the receipt (with --file: for the peer to have the file)")
 				fs.StringVar(&o.node.files.send, "file", "", "send this file instead of a text")
 			},
@@ -181,10 +183,11 @@ the window instead.`,
 		},
 		{
 			name:    "history",
-			args:    "PEER [--json] [--limit N]",
+			args:    "PEER|GROUP [--json] [--limit N]",
 			summary: "print a stored conversation",
 			help: `PEER is a peer ID or a contact's name; the peer's messages are shown
-under the contact's name. While ` + "`chat daemon`" + ` runs on this home, the
+under the contact's name. GROUP is a group's name or ID (its first 8
+digits or more): its members' messages are shown under their names. While ` + "`chat daemon`" + ` runs on this home, the
 history comes from it; while a chat window has the home open, history
 refuses: the message database is in use.`,
 			flags: func(fs *flag.FlagSet, o *options) {
@@ -444,9 +447,7 @@ func sendVia(c *ctx, conn io.ReadWriter, text string) error {
 			case ev["event"] == "error" && ev["ref"] == "send":
 				return fmt.Errorf("%v", ev["error"])
 			case ev["event"] == "accepted" && ev["ref"] == "send" && ev["group"] != nil:
-				// A group: the running daemon delivers each member's copy.
-				c.printf("accepted %v (group %v; the daemon delivers it to each member)\n", ev["id"], ev["group"])
-				return nil
+				return waitGroupVia(c, conn, lines, ev, timeout)
 			case ev["event"] == "accepted" && ev["ref"] == "send":
 				id, _ = ev["id"].(string)
 				switch {
@@ -509,12 +510,12 @@ func sendDirect(c *ctx, text string) error {
 		return err
 	}
 	defer n.Close()
-	ct, err := n.Trust().Resolve(c.opts.node.to)
-	if err != nil {
-		if g, gerr := n.Groups().Find(c.opts.node.to); gerr == nil {
-			return sendGroupDirect(c, n, g, text)
-		}
+	ct, g, isGroup, err := contactOrGroup(n, c.opts.node.to)
+	switch {
+	case err != nil:
 		return err
+	case isGroup:
+		return sendGroupDirect(c, n, g, text)
 	}
 	sub := n.Subscribe()
 	defer sub.Close()

@@ -296,3 +296,50 @@ func lines(s string) []string {
 	}
 	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
 }
+
+// The name asked on first run: a refused one (too long, unprintable) is
+// asked again, as a passphrase is, instead of ending the first run.
+func TestAskNameRetries(t *testing.T) {
+	const ask = "Your name as peers will see it ["
+	long := strings.Repeat("N", identity.MaxNameLength+1)
+	tooLong := fmt.Sprintf("name is longer than %d characters", identity.MaxNameLength)
+	for _, tc := range []struct {
+		name    string
+		typed   []string
+		want    string // "": defaultName()
+		err     string
+		asked   int
+		notices []string
+	}{
+		{"typed", []string{"alice"}, "alice", "", 1, nil},
+		{"default", []string{"  "}, "", "", 1, nil},
+		{"too long, then right", []string{long, "alice"}, "alice", "", 2, []string{tooLong + ", try again"}},
+		{"unprintable, then right", []string{"al\u200bice", "alice"}, "alice", "", 2, []string{"name contains the unprintable character U+200B, try again"}},
+		{"three refused", []string{long, long, long, "alice"}, "", tooLong + "; nothing was created", 3,
+			[]string{tooLong + ", try again", tooLong + ", try again"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tty := newScriptedTTY(tc.typed...)
+			c, errb := testCtx(t, "", tty)
+			got, err := c.askName(identity.Home{Dir: t.TempDir()})
+			want := tc.want
+			if want == "" {
+				want = defaultName()
+			}
+			switch {
+			case tc.err != "" && (err == nil || err.Error() != tc.err):
+				t.Fatalf("err = %v, want %q", err, tc.err)
+			case tc.err == "" && err != nil:
+				t.Fatal(err)
+			case tc.err == "" && got != want:
+				t.Errorf("name %q, want %q", got, want)
+			}
+			if len(tty.prompts) != tc.asked || !strings.HasPrefix(tty.prompts[0], ask) {
+				t.Errorf("prompts %q, want %d of %q", tty.prompts, tc.asked, ask)
+			}
+			if got := lines(errb.String()); !slices.Equal(got, tc.notices) {
+				t.Errorf("stderr %q, want %q", got, tc.notices)
+			}
+		})
+	}
+}
