@@ -1,0 +1,42 @@
+package group_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/certchat/certchat/group"
+)
+
+// TestRemovedAdminCannotUndoRemovalByCounterRemoval: ann (the creator)
+// removes admin ben, then removes mal and adds dan. Ben, out, signs a
+// removal of ann built on his copy from before his removal, as if the
+// two removals had crossed in flight. Whatever the order the changes
+// arrive in, ben stays out and ann's later changes stand: a counter
+// removal signed after the fact (indistinguishable from one that crossed)
+// must not undo a removal by a more senior admin.
+func TestRemovedAdminCannotUndoRemovalByCounterRemoval(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "dan", "mal")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"], p["mal"])
+	admin := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	before := replay(t, create, admin) // ben's copy before his removal
+	remove := propose(t, l, p["ann"], group.OpRemove, p["ben"], "")
+	removeMal := propose(t, l, p["ann"], group.OpRemove, p["mal"], "")
+	addDan := propose(t, l, p["ann"], group.OpAdd, p["dan"], "")
+	counter, err := before.Propose(p["ben"].key, group.OpRemove, p["ann"].id, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, order := range [][]*group.Change{
+		{admin, remove, removeMal, addDan, counter},
+		{admin, counter, remove, removeMal, addDan},
+	} {
+		m := replay(t, create, order...)
+		s := m.State()
+		if got, want := names(p, s.Members), []string{"ann", "cat", "dan"}; !slices.Equal(got, want) {
+			t.Errorf("members %v, want %v: the removed admin's counter-removal undid changes", got, want)
+		}
+		if got, want := names(p, s.Admins), []string{"ann"}; !slices.Equal(got, want) {
+			t.Errorf("admins %v, want %v", got, want)
+		}
+	}
+}
