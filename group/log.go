@@ -340,7 +340,7 @@ func (l *Log) refold() {
 // effect if its author may make it at that point and no change
 // concurrent with it removes its author.
 func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
-	var removals []*entry
+	var removals, leaves []*entry
 	children := map[int][]*entry{}
 	waiting := map[int]int{}
 	ready := &entryHeap{}
@@ -348,8 +348,11 @@ func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
 		if !in(e) {
 			continue
 		}
-		if e.c.Op == OpRemove {
+		switch e.c.Op {
+		case OpRemove:
 			removals = append(removals, e)
+		case OpLeave:
+			leaves = append(leaves, e)
 		}
 		waiting[e.idx] = len(e.c.Parents)
 		for _, p := range e.c.Parents {
@@ -365,7 +368,7 @@ func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
 	live := l.liveRemovals(removals, in)
 	for ready.Len() > 0 {
 		e := heap.Pop(ready).(*entry)
-		if err := l.step(&s, e, live); err != nil {
+		if err := l.step(&s, e, live, leaves); err != nil {
 			outcome[e.c.hash] = err
 		}
 		for _, ch := range children[e.idx] {
@@ -380,7 +383,10 @@ func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
 // step applies one change in the fold. live holds the removals that
 // stand (liveRemovals): a removal not among them does not take effect,
 // and no other change whose author a concurrent live removal removes.
-func (l *Log) step(s *State, e *entry, live map[*entry]bool) error {
+// Nor does a change concurrent with a leave of its author: an honest
+// client names its own last change among the parents of its next, so
+// such a change was signed after the leave on an old version.
+func (l *Log) step(s *State, e *entry, live map[*entry]bool, leaves []*entry) error {
 	crossed := e.c.Op == OpRemove && !live[e]
 	for r := range live {
 		if crossed {
@@ -390,6 +396,11 @@ func (l *Log) step(s *State, e *entry, live map[*entry]bool) error {
 	}
 	if crossed {
 		return fmt.Errorf("%w: %s by %s crossed its author's removal", ErrNotMember, e.c.Op, identity.ShortID(e.c.Author))
+	}
+	for _, lv := range leaves {
+		if e.c.Op != OpLeave && lv.c.Author == e.c.Author && l.concurrent(lv, e) {
+			return fmt.Errorf("%w: %s by %s was signed beside its author's leave", ErrNotMember, e.c.Op, identity.ShortID(e.c.Author))
+		}
 	}
 	next := s.clone()
 	if err := next.apply(e.c); err != nil {

@@ -1,8 +1,10 @@
 package group_test
 
 import (
+	"bytes"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/certchat/certchat/group"
 )
@@ -40,3 +42,34 @@ func TestRemovedAdminCannotUndoRemovalByCounterRemoval(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminWhoLeftCannotChangeAfterwards: ben, an admin, leaves; then
+// signs an add of mal built on his copy from before his leave, with a
+// time chosen so that the add's hash orders it before the leave where
+// the fold breaks ties. An honest client never signs a change that is
+// concurrent with one of its own (each change names the heads, its own
+// last change among them), so the add can only be back-dated: it must
+// not take effect, whatever its hash and the order of arrival.
+func TestAdminWhoLeftCannotChangeAfterwards(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "mal")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	admin := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	before := replay(t, create, admin) // ben's copy before his leave
+	leave := propose(t, l, p["ben"], group.OpLeave, person{}, "")
+	var late *group.Change
+	for i := 0; late == nil || bytes.Compare(hashBytes(late), hashBytes(leave)) >= 0; i++ {
+		c, err := before.Propose(p["ben"].key, group.OpAdd, p["mal"].id, "", t0.Add(time.Duration(i)*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		late = c
+	}
+	for _, order := range [][]*group.Change{{admin, leave, late}, {admin, late, leave}} {
+		s := replay(t, create, order...).State()
+		if s.IsMember(p["mal"].id) || s.IsMember(p["ben"].id) {
+			t.Errorf("members %v: the add ben signed after leaving took effect", names(p, s.Members))
+		}
+	}
+}
+
+func hashBytes(c *group.Change) []byte { h := c.Hash(); return h[:] }
