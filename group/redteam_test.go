@@ -2,6 +2,7 @@ package group_test
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -73,3 +74,63 @@ func TestAdminWhoLeftCannotChangeAfterwards(t *testing.T) {
 }
 
 func hashBytes(c *group.Change) []byte { h := c.Hash(); return h[:] }
+
+// TestFormerMemberCannotFillTheLog: cat, a plain member, leaves, then
+// signs changes nobody could ever apply: more leaves beside the first,
+// each with its own time, as many as a log may hold (MaxChanges). They
+// change nothing, but a log that holds them is full: the admins could
+// never change the group again (ErrFull), and every one of them is a
+// head, so the group's log never comes back to one head. A change that
+// would change nothing, by a peer who is not a member, is not taken into
+// the log: the admin's next change is accepted, and the log keeps one
+// head.
+//
+// OPEN (redteam, not fixed): on main the admin's add fails with ErrFull
+// after the flood, which costs the receiver about a minute of CPU. Keeping
+// such changes out of the log must not cost the members' agreement on
+// the membership: a change moot at one member may be in the log of
+// another (it crossed a removal there) and be built on; a first attempt
+// (set aside, brought in when a member's change builds on it) broke
+// TestRandomOrdersConverge on other seeds, and was left out. Remove the
+// skip with the fix.
+func TestFormerMemberCannotFillTheLog(t *testing.T) {
+	t.Skip("open finding: a former member fills the log with moot changes (see the comment)")
+	p := people(t, "ann", "ben", "cat", "dan")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	base := l.Heads()
+	leave := propose(t, l, p["cat"], group.OpLeave, person{}, "")
+	for i := range group.MaxChanges {
+		c, err := group.SignForTest(p["cat"].key, l.ID(), base, group.OpLeave, "", "", t0.Add(time.Duration(i+1)*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Add(reparse(t, c)); err != nil && !errors.Is(err, group.ErrFull) {
+			t.Fatalf("junk leave %d: %v", i, err)
+		}
+	}
+	add, err := l.Propose(p["ann"].key, group.OpAdd, p["dan"].id, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(add); err != nil {
+		t.Fatalf("the admin's add after the flood: %v", err)
+	}
+	if n := len(l.Heads()); n != 1 {
+		t.Errorf("%d heads after the admin's change, want 1", n)
+	}
+	// A member who got the log's changes children first agrees.
+	cs := l.Changes0()[1:]
+	slices.Reverse(cs)
+	m, err := group.New(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if err := m.Add(reparse(t, c)); err != nil && !errors.Is(err, group.ErrMissingParents) {
+			t.Fatal(err)
+		}
+	}
+	if s, want := m.State(), l.State(); !slices.Equal(s.Members, want.Members) || s.Version != want.Version || !m.Has(add.Hash()) || !m.Has(leave.Hash()) {
+		t.Errorf("members %v v%d, want %v v%d", names(p, s.Members), s.Version, names(p, want.Members), want.Version)
+	}
+}
