@@ -222,7 +222,7 @@ func (l *Log) add(c *Change, checkStale bool) error {
 	}
 	// A change that a held one builds on was vouched for by a newer one:
 	// it is needed whatever its age.
-	if checkStale && !l.wanted(c.hash) {
+	if checkStale && !l.wanted(c) {
 		if err := l.checkFresh(c); err != nil {
 			return err
 		}
@@ -256,10 +256,12 @@ func (l *Log) hold(c *Change) error {
 	return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
 }
 
-// wanted says whether a held change builds on h.
-func (l *Log) wanted(h Hash) bool {
-	for _, c := range l.pending {
-		if slices.Contains(c.Parents, h) {
+// wanted says whether a held change builds on c, by an author some
+// change of the log names (not a throwaway key: anyone can sign a change
+// that is held) and other than c's (whose author would vouch for itself).
+func (l *Log) wanted(c *Change) bool {
+	for _, p := range l.pending {
+		if p.Author != c.Author && slices.Contains(p.Parents, c.hash) && l.Named(p.Author) {
 			return true
 		}
 	}

@@ -134,3 +134,40 @@ func TestFormerMemberCannotFillTheLog(t *testing.T) {
 		t.Errorf("members %v v%d, want %v v%d", names(p, s.Members), s.Version, names(p, want.Members), want.Version)
 	}
 }
+
+// TestStaleChangeNotVouchedByStranger: a change built on a version more
+// than StaleAfter behind is refused, unless a newer change held for it
+// builds on it (a member had it in time: TestStale). Ann, removed long
+// ago by ben, signs a removal of ben on a version from before, and a
+// change on top of it with a throwaway key, sent first: that change
+// must not vouch for hers. The vouching change's author must be one the
+// group's changes name, and not the stale change's own.
+func TestStaleChangeNotVouchedByStranger(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "sybil")
+	_, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	before := l.Heads()
+	propose(t, l, p["ben"], group.OpRemove, p["ann"], "")
+	for i := range group.StaleAfter + 1 {
+		propose(t, l, p["ben"], group.OpRename, person{}, string(rune('a'+i)))
+	}
+	counter, err := group.SignForTest(p["ann"].key, l.ID(), before, group.OpRemove, p["ben"].id, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []person{p["sybil"], p["ann"]} {
+		child, err := group.SignForTest(who.key, l.ID(), []group.Hash{counter.Hash()}, group.OpRename, "", "ours", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Add(child); !errors.Is(err, group.ErrMissingParents) {
+			t.Fatalf("%s's change on the stale one: %v, want ErrMissingParents", who.name, err)
+		}
+	}
+	if err := l.Add(counter); !errors.Is(err, group.ErrStale) {
+		t.Errorf("the stale counter-removal vouched for by a stranger and its own author: %v, want ErrStale", err)
+	}
+	if s := l.State(); s.IsMember(p["ann"].id) || !s.IsAdmin(p["ben"].id) {
+		t.Errorf("members %v admins %v: ann came back", names(p, s.Members), names(p, s.Admins))
+	}
+}
