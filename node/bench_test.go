@@ -84,6 +84,38 @@ func BenchmarkDaemonLatency(b *testing.B) {
 	reportLatency(b, lat, elapsed)
 }
 
+// BenchmarkDaemonConversation: two `chat daemon --json` on loopback take
+// turns, each answering the other's message as soon as it has it: the
+// time from a send command until the other daemon has the message (its
+// "message" event: stored durably), and the fsyncs of both daemons
+// (fdatasync and fsync, counted by perf where it can) per message. A
+// message costs its sender's store and its receiver's; a reply whose
+// seal had to commit its new sending chain cost one commit more.
+func BenchmarkDaemonConversation(b *testing.B) {
+	a, bob, _ := daemonPair(b)
+	sides := [2]*daemon{a, bob}
+	to := [2]string{"bob", "alice"}
+	stops := [2]func() int{countSyncs(a.cmd.Process.Pid), countSyncs(bob.cmd.Process.Pid)}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		from, other := sides[i%2], sides[1-i%2]
+		ref := "c" + strconv.Itoa(i)
+		t0 := time.Now()
+		id := from.do(ref, map[string]any{"cmd": "send", "to": to[i%2], "text": benchText}).str("id")
+		other.waitEvent("the turn", func(e event) bool { return e.str("event") == "message" && e.str("id") == id })
+		lat = append(lat, time.Since(t0))
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	time.Sleep(200 * time.Millisecond) // the last receipt recorded
+	if n0, n1 := stops[0](), stops[1](); n0 >= 0 && n1 >= 0 {
+		b.ReportMetric(float64(n0+n1)/float64(b.N), "fsyncs/msg")
+	}
+	reportLatency(b, lat, elapsed)
+}
+
 // BenchmarkDaemonThroughput keeps up to 64 messages in flight (sent, not
 // yet delivered) between two daemons: messages per second, and the
 // latency of each under that load.

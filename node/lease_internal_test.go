@@ -204,3 +204,34 @@ func (f *sealFixture) written() uint64 {
 	defer f.rk.mu.Unlock()
 	return f.rk.setsWritten
 }
+
+// In a 1:1 conversation that alternates, a reply writes no ratchet state
+// of its own: the Open of the message it answers took the new sending
+// chain's lease and committed it with that message (PROTOCOL §12.12.1),
+// so each turn costs one commit, not two.
+func TestReplyAfterOpenWritesNoRatchet(t *testing.T) {
+	f := newSealFixture(t, 1)
+	mb := f.members[0]
+	for turn := range 12 {
+		before := f.written()
+		env, err := f.rk.seal(mb.id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if turn > 0 && f.written() != before {
+			t.Fatalf("turn %d: the reply wrote the ratchet state", turn)
+		}
+		o, err := mb.set.Open(mb.local, env, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply, next, err := o.Set.Seal([]byte{}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		mb.set = next
+		if _, err := f.rk.open(mb.id, reply); err != nil {
+			t.Fatalf("turn %d: open the member's message: %v", turn, err)
+		}
+	}
+}

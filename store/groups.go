@@ -25,7 +25,7 @@ type Groups struct{ *Store }
 // Groups is the part of the store that holds groups.
 func (s *Store) Groups() Groups { return Groups{s} }
 
-// Groups (docs/PROTOCOL.md §14). Seven buckets, made on first use, so a
+// Groups (docs/PROTOCOL.md §14). Eight buckets, made on first use, so a
 // database without groups is unchanged (and two more for the counts:
 // groups_counts.go):
 //
@@ -58,6 +58,11 @@ func (s *Store) Groups() Groups { return Groups{s} }
 //	           ID || sequence: an incoming edit, deletion or reaction
 //	           whose target has not arrived yet, kept (sealed, with its
 //	           body, in gmsgs) until it does (groups_actions.go)
+//
+//	gsettled   group ID || sequence → an outgoing message's count of
+//	           copies not yet decided, then its members' deliveries
+//	           gathered from gdeliv into one record once all are
+//	           (groups_settled.go)
 //
 // A group message is stored once, on the sender as on each receiver; an
 // outgoing one is queued for every member in the same transaction (one
@@ -242,8 +247,18 @@ func (s Groups) parseDeliv(ad, v []byte, p peer.ID) (MemberDelivery, error) {
 	if err != nil {
 		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", ad[len(delivADPrefix):]), errors.New("it does not decrypt"))
 	}
+	d, err := parseDelivPlain(plain, p)
+	if err != nil {
+		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", ad[len(delivADPrefix):]), err)
+	}
+	return d, nil
+}
+
+// parseDelivPlain reads member p's delivery from its delivPlainLen
+// bytes: a status code, then the delivery time.
+func parseDelivPlain(plain []byte, p peer.ID) (MemberDelivery, error) {
 	if len(plain) != delivPlainLen || int(plain[0]) >= len(delivCodes) {
-		return MemberDelivery{}, corrupt(fmt.Sprintf("gdeliv/%x", ad[len(delivADPrefix):]), errBadKey)
+		return MemberDelivery{}, errBadKey
 	}
 	return MemberDelivery{Peer: p, Status: delivCodes[plain[0]], Delivered: fromOptTime(int64(binary.BigEndian.Uint64(plain[1:])))}, nil
 }
@@ -314,28 +329,38 @@ func membersAD(k []byte) []byte { return append([]byte("gmembers/"), k...) }
 // false for a message stored before the list was kept (each member then
 // has a status record).
 func (s Groups) memberList(tx *bolt.Tx, gid GroupID, seq uint64) (members []peer.ID, found bool, err error) {
+	found, err = s.eachListed(tx, gid, seq, func(_ int, p []byte) {
+		members = append(members, peer.ID(p))
+	})
+	return members, found, err
+}
+
+// eachListed calls f with each member of outgoing message gid/seq's list,
+// in its order, as bytes of the opened list (valid during the call);
+// found is false if it has no list.
+func (s Groups) eachListed(tx *bolt.Tx, gid GroupID, seq uint64, f func(i int, p []byte)) (found bool, err error) {
 	k := seqKeyIn(gid, seq)
 	var v []byte
 	if b := tx.Bucket(bktGMembers); b != nil {
 		v = b.Get(k)
 	}
 	if v == nil {
-		return nil, false, nil
+		return false, nil
 	}
-	rec := fmt.Sprintf("gmembers/%x/%d", gid[:8], seq)
+	rec := func() string { return fmt.Sprintf("gmembers/%x/%d", gid[:8], seq) }
 	list, err := s.open(v, membersAD(k))
 	if err != nil {
-		return nil, false, corrupt(rec, errors.New("it does not decrypt"))
+		return false, corrupt(rec(), errors.New("it does not decrypt"))
 	}
-	for len(list) > 0 {
+	for i := 0; len(list) > 0; i++ {
 		n, w := binary.Uvarint(list)
 		if w <= 0 || n > uint64(len(list)-w) {
-			return nil, false, corrupt(rec, errBadKey)
+			return false, corrupt(rec(), errBadKey)
 		}
-		members = append(members, peer.ID(list[w:w+int(n)]))
+		f(i, list[w:w+int(n)])
 		list = list[w+int(n):]
 	}
-	return members, true, nil
+	return true, nil
 }
 
 // loadDeliveries reads an outgoing message's members' statuses: those
@@ -354,8 +379,15 @@ func (s Groups) loadDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	if listed {
 		at = make(map[peer.ID]int, len(list))
 	}
+	settled, err := s.settled().deliveries(tx, m.Group, m.Seq, list)
+	if err != nil {
+		return err
+	}
 	for i, p := range list {
 		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: StatusSending})
+		if settled != nil {
+			m.Members[i] = settled[i]
+		}
 		at[p] = i
 	}
 	prefix := seqKeyIn(m.Group, m.Seq)
@@ -392,8 +424,16 @@ func (s Groups) delivery(tx *bolt.Tx, gid GroupID, seq uint64, p peer.ID) (Membe
 	if err != nil {
 		return MemberDelivery{}, err
 	}
-	if !slices.Contains(list, p) {
+	i := slices.Index(list, p)
+	if i < 0 {
 		return MemberDelivery{}, fmt.Errorf("group message %x/%d to %s: %w", gid[:4], seq, p, ErrNotFound)
+	}
+	settled, err := s.settled().deliveries(tx, gid, seq, list)
+	if err != nil {
+		return MemberDelivery{}, err
+	}
+	if settled != nil {
+		return settled[i], nil
 	}
 	return MemberDelivery{Peer: p, Status: StatusSending}, nil
 }
@@ -421,7 +461,7 @@ func appendGoutboxKey(dst []byte, p peer.ID, id GroupID, seq uint64) []byte {
 }
 
 // groupBucketNames are the group buckets.
-var groupBucketNames = [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv, bktGPending, bktGMembers}
+var groupBucketNames = [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv, bktGPending, bktGMembers, bktGSettled}
 
 // groupBuckets makes the group buckets in a writable transaction.
 func groupBuckets(tx *bolt.Tx) error {
@@ -715,6 +755,11 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 				return err
 			}
 		}
+		if len(members) > 0 {
+			if err := s.settled().waitFor(tx, m.Group, m.Seq, len(members)); err != nil {
+				return err
+			}
+		}
 		return s.counts().put(tx, m.Group, g)
 	})
 }
@@ -999,10 +1044,13 @@ type groupMessages struct {
 	byID   map[e2e.MessageID]GroupMessage
 	keys   []byte
 	outbox *bolt.Cursor // nil until the first copy taken out
+	// decided counts the copies decided, by message, for groupSettled.apply
+	// at the end of the transaction.
+	decided settledDecisions
 }
 
 func newGroupMessages() *groupMessages {
-	return &groupMessages{byID: map[e2e.MessageID]GroupMessage{}}
+	return &groupMessages{byID: map[e2e.MessageID]GroupMessage{}, decided: settledDecisions{}}
 }
 
 // has reports whether group message id was decoded in this transaction
@@ -1084,6 +1132,9 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 			return GroupMessage{}, MemberDelivery{}, false, err
 		}
 		if ok {
+			if err := s.settled().decide(tx, gm, gid, seq); err != nil {
+				return GroupMessage{}, MemberDelivery{}, false, err
+			}
 			d := MemberDelivery{Peer: p, Status: st, Delivered: now}
 			return m, d, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(ad, d))
 		}
@@ -1103,11 +1154,25 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 		d.Delivered = now
 	}
 	if st == StatusDelivered || st == StatusFailed {
-		if err := tx.Bucket(bktGOutbox).Delete(obKey); err != nil {
+		took, err := takeKey(gm.outboxCursor(tx), obKey)
+		if err == nil && took {
+			err = s.settled().decide(tx, gm, gid, seq)
+		}
+		if err != nil {
 			return GroupMessage{}, MemberDelivery{}, false, err
 		}
 	}
 	return m, d, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(ad, d))
+}
+
+// decide counts member's copy of gid/seq decided: at once, or at the end
+// of gm's transaction (groupSettled.apply) when there is one.
+func (s groupSettled) decide(tx *bolt.Tx, gm *groupMessages, gid GroupID, seq uint64) error {
+	if gm == nil {
+		return s.decided(tx, gid, seq, 1)
+	}
+	gm.decided.add(gid, seq)
+	return nil
 }
 
 // takeKey deletes key from c's bucket (c nil: none) if it is there, and

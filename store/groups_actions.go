@@ -319,7 +319,7 @@ func (s Groups) SetGroupSent(copies []Copy, now time.Time) ([]Message, error) {
 				out = append(out, m)
 			}
 		}
-		return nil
+		return s.settled().apply(tx, gm.decided) // none: sent decides no copy
 	})
 	return out, err
 }
@@ -410,10 +410,12 @@ func (s groupActions) dropSuperseded(tx *bolt.Tx, gid GroupID, target e2e.Messag
 		}
 		drop = append(drop, slices.Clone(k))
 	}
+	dropped := settledDecisions{}
 	for _, k := range drop {
 		if err := ob.Delete(k); err != nil {
 			return err
 		}
+		dropped.add(gid, binary.BigEndian.Uint64(k[len(k)-8:]))
 	}
-	return nil
+	return s.settled().apply(tx, dropped)
 }

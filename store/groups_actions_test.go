@@ -81,7 +81,8 @@ func TestGroupSentStored(t *testing.T) {
 
 // Our deletion of a group text removes its text from the store (an edit
 // keeps no copy of it) and takes out of the members' queues the text and
-// our edits of it not yet acknowledged.
+// our edits of it not yet acknowledged, which settles them when no copy
+// of them is left waiting.
 func TestGroupDeleteScrubs(t *testing.T) {
 	s := testStore(t)
 	id := testGroup(t, s)
@@ -106,6 +107,12 @@ func TestGroupDeleteScrubs(t *testing.T) {
 	out, err = s.Groups().GroupOutbox(p)
 	if err != nil || len(out) != 1 || out[0].ID != del.ID {
 		t.Fatalf("outbox after the deletion: %+v, %v", out, err)
+	}
+	// The copies dropped are decided: the text and the edit settle.
+	for _, m := range []*GroupMessage{text, edit} {
+		if tag := settledTag(t, s, id, m.Seq); tag != settleDone {
+			t.Errorf("message %d dropped from every queue: settled record %d, want settled", m.Seq, tag)
+		}
 	}
 	// Nothing of the text is left in any record of the group.
 	if err := s.db.View(func(tx *bolt.Tx) error {

@@ -254,7 +254,7 @@ func (s *Store) SetStatuses(copies []Copy, st Status, now time.Time) ([]Message,
 				out = append(out, m)
 			}
 		}
-		return nil
+		return s.Groups().settled().apply(tx, gm.decided)
 	})
 	if err != nil {
 		return nil, err

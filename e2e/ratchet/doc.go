@@ -28,8 +28,10 @@
 // restored session) rather than every step of it, and
 // says when the new set must be committed before the envelope leaves
 // (about once every SendLease seals); in between the caller may keep the
-// new set in memory only. A restart resumes at the lease point; the peer
-// skips the unused numbers. See docs/PROTOCOL.md §12.12.1.
+// new set in memory only. An Open that makes a new sending chain on the
+// active session takes its lease, committed with the message opened, so a
+// reply commits nothing of its own. A restart resumes at the lease point;
+// the peer skips the unused numbers. See docs/PROTOCOL.md §12.12.1.
 //
 // Typical use:
 //

@@ -67,19 +67,58 @@ func (d *durable) crash(t testing.TB) {
 func takesLease(from uint32, i int) bool { return leasePoint(from, i) == i }
 
 func leasePoint(from uint32, sealed int) int {
-	next, l := 0, from
-	for j := range sealed {
-		if j == next {
-			l = nextLeaseLen(l)
-			next = j + int(l)
-		}
+	m := leaseModel{leaseLen: from}
+	for range sealed {
+		m.seal()
 	}
-	return next
+	return m.point()
+}
+
+// leaseModel is SealLeased's leases, counted apart from the code: a
+// session's sending position and lease, as seals change them.
+type leaseModel struct {
+	leased               bool
+	ns, leaseN, leaseLen uint32
+}
+
+// seal models one seal and reports whether it takes a lease.
+func (m *leaseModel) seal() bool {
+	took := !m.leased || m.ns >= m.leaseN
+	if took {
+		m.leaseLen = nextLeaseLen(m.leaseLen)
+		m.leased, m.leaseN = true, m.ns+m.leaseLen
+	}
+	m.ns++
+	return took
+}
+
+// point is where a restart resumes: the lease point, or the chain.
+func (m *leaseModel) point() int {
+	if m.leased {
+		return int(m.leaseN)
+	}
+	return int(m.ns)
 }
 
 // leaseLen is the length of the active session's last lease (where its
 // leases' growth stands).
 func (d *durable) leaseLen() uint32 { return d.set.sessions[len(d.set.sessions)-1].leaseLen }
+
+// model is the active session's leases as they stand.
+func (d *durable) model() leaseModel {
+	s := d.set.sessions[len(d.set.sessions)-1]
+	return leaseModel{leased: s.leased, ns: s.ns, leaseN: s.leaseN, leaseLen: s.leaseLen}
+}
+
+// leaseAfter is where the active session's lease stands after sealed
+// more seals.
+func (d *durable) leaseAfter(sealed int) int {
+	m := d.model()
+	for range sealed {
+		m.seal()
+	}
+	return m.point()
+}
 
 // warm seals until leases are SendLease long and the next seal takes one.
 func (d *durable) warm(t testing.TB, now time.Time) {
@@ -99,9 +138,11 @@ func (d *durable) sending() (id SessionID, dhPub string, ns uint32) {
 	return a.id, string(a.dhs.PublicKey().Bytes()), a.ns
 }
 
-// A steady sending chain commits on the first seal, then after leases of
-// 1, 2, 4 … SendLease seals, then once every SendLease seals, and only
-// then: the seals between change nothing that is encoded.
+// A steady sending chain commits on the first seal past the lease it has
+// (none on a new session; the Open that made the chain took one on a
+// reply's), then after leases of 1, 2, 4 … SendLease seals, then once
+// every SendLease seals, and only then: the seals between change nothing
+// that is encoded.
 func TestLeaseRenewsEverySendLease(t *testing.T) {
 	want := []int{0, 1, 3, 7, 15, 31, 63, 63 + SendLease, 63 + 2*SendLease, 63 + 3*SendLease}
 	for i := range 64 + 3*SendLease {
@@ -113,19 +154,17 @@ func TestLeaseRenewsEverySendLease(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			alice, bob := established(t)
 			a := newDurable(t, alice)
-			from := a.leaseLen()
+			m, want := a.model(), 0
 			for i := range n {
 				env, commit := a.seal(t, msg(i), t0)
-				if want := takesLease(from, i); commit != want {
-					t.Fatalf("seal %d: commit %v, want %v", i, commit, want)
+				took := m.seal()
+				if commit != took {
+					t.Fatalf("seal %d: commit %v, want %v", i, commit, took)
 				}
-				bob.open(t, env, msg(i), t0)
-			}
-			want := 0
-			for i := range n {
-				if takesLease(from, i) {
+				if took {
 					want++
 				}
+				bob.open(t, env, msg(i), t0)
 			}
 			if a.commits != want {
 				t.Fatalf("%d seals committed %d times, want %d", n, a.commits, want)
@@ -184,7 +223,7 @@ func TestLeaseRestoreAfterCrash(t *testing.T) {
 		t.Run(fmt.Sprintf("sealed=%d,delivered=%d", tc.sealed, tc.delivered), func(t *testing.T) {
 			alice, bob := established(t)
 			a := newDurable(t, alice)
-			from := a.leaseLen()
+			lease := a.leaseAfter(tc.sealed)
 			var envs [][]byte
 			for i := range tc.sealed {
 				env, _ := a.seal(t, msg(i), t0)
@@ -194,7 +233,6 @@ func TestLeaseRestoreAfterCrash(t *testing.T) {
 				bob.open(t, envs[i], msg(i), t0)
 			}
 			a.crash(t)
-			lease := leasePoint(from, tc.sealed)
 			env, commit := a.seal(t, "after the crash", t0)
 			if !commit {
 				t.Fatal("the first seal after a restore took no lease")
@@ -231,25 +269,25 @@ func TestLeaseRestoreAfterCrash(t *testing.T) {
 func TestLeaseRestartWithoutSeal(t *testing.T) {
 	alice, bob := established(t)
 	a := newDurable(t, alice)
-	from := a.leaseLen()
+	lease := uint32(a.leaseAfter(10))
 	for i := range 10 {
 		a.seal(t, msg(i), t0)
 	}
 	a.crash(t)
 	a.crash(t)
 	env, _ := a.seal(t, msg(10), t0)
-	lease := uint32(leasePoint(from, 10))
 	if info := bob.open(t, env, msg(10), t0); info.MessageNumber != lease || info.Skipped != int(lease) {
 		t.Fatalf("resumed at %d, skipping %d; want %d, %d", info.MessageNumber, info.Skipped, lease, lease)
 	}
 }
 
-// A new sending chain (the DH ratchet step of an Open) starts without a
-// lease (the lease length carries on, in memory): the Open's set encodes
-// the fresh chain, the next seal commits,
-// and pn in its header is the number of envelopes really sent on the
-// previous chain, not the lease point. An Open that takes no DH step
-// commits the lease point, never the live chain behind it.
+// A new sending chain (the DH ratchet step of an Open) is leased in that
+// Open (the lease length carries on, in memory): the Open's set, which is
+// committed with the message opened, encodes the chain at its lease
+// point, so the reply commits nothing, and pn in its header is the
+// number of envelopes really sent on the previous chain, not the lease
+// point. An Open that takes no DH step changes no lease, and a crash
+// resumes at the lease point the Open committed.
 func TestLeaseNewChain(t *testing.T) {
 	alice, bobPeer := established(t)
 	a, bob := newDurable(t, alice), newDurable(t, bobPeer)
@@ -259,28 +297,54 @@ func TestLeaseNewChain(t *testing.T) {
 	}
 	s1, _ := bob.seal(t, "bob 1", t0) // bob's new chain
 	s2, _ := bob.seal(t, "bob 2", t0) // the same chain
-	a.open(t, s1, "bob 1", t0)        // a DH step: alice's chain is new
-	from := a.leaseLen()
-	if s := a.set.sessions[len(a.set.sessions)-1]; s.leased || s.ns != 0 {
-		t.Fatalf("after a DH step: leased %v, ns %d; want a fresh chain", s.leased, s.ns)
+	grow := nextLeaseLen(a.leaseLen())
+	a.open(t, s1, "bob 1", t0) // a DH step: alice's chain is new, and leased
+	if s := a.set.sessions[len(a.set.sessions)-1]; !s.leased || s.ns != 0 || s.leaseN != grow || s.leaseLen != grow {
+		t.Fatalf("after a DH step: leased %v, ns %d, lease point %d (length %d); want leased at 0 to %d", s.leased, s.ns, s.leaseN, s.leaseLen, grow)
 	}
+	lease := a.leaseAfter(2)
 	env, commit := a.seal(t, "new chain", t0)
-	if !commit {
-		t.Fatal("the first seal on a new chain took no lease")
+	if commit {
+		t.Fatal("the reply on a chain the Open leased committed")
 	}
 	within, commit := a.seal(t, "within", t0)
-	if commit {
-		t.Fatal("the second seal on a new chain committed")
+	if commit != (grow == 1) {
+		t.Fatalf("the second seal on the new chain: commit %v with a lease of %d", commit, grow)
 	}
+	before := *a.set.sessions[len(a.set.sessions)-1]
 	a.open(t, s2, "bob 2", t0) // no DH step: alice keeps her chain and lease
+	if s := a.set.sessions[len(a.set.sessions)-1]; s.leased != before.leased || s.ns != before.ns || s.leaseN != before.leaseN || s.leaseLen != before.leaseLen || s.cks != before.cks {
+		t.Fatal("an Open without a DH step changed the sending chain or its lease")
+	}
 	a.crash(t)
 	after, _ := a.seal(t, "after the crash", t0)
 	if info := bob.open(t, env, "new chain", t0); info.PreviousChain != 3 || info.MessageNumber != 0 {
 		t.Fatalf("pn %d, n %d; want 3, 0", info.PreviousChain, info.MessageNumber)
 	}
 	bob.open(t, within, "within", t0)
-	if info := bob.open(t, after, "after the crash", t0); info.MessageNumber != uint32(leasePoint(from, 2)) {
-		t.Fatalf("an Open's commit resumed sending at %d, want the lease point %d", info.MessageNumber, leasePoint(from, 2))
+	if info := bob.open(t, after, "after the crash", t0); info.MessageNumber != uint32(lease) {
+		t.Fatalf("an Open's commit resumed sending at %d, want the lease point %d", info.MessageNumber, lease)
+	}
+}
+
+// Only the active session's new chain is leased by an Open: a message on
+// an archived session (its peer has not moved to the newer one yet) takes
+// its DH step without a lease, since nothing is sealed on it.
+func TestLeaseOpenArchivedNoLease(t *testing.T) {
+	alice, bobPeer := established(t)
+	a, bob := newDurable(t, alice), newDurable(t, bobPeer)
+	old := a.set.sessions[len(a.set.sessions)-1].id
+	env, _ := a.seal(t, "a 1", t0)
+	bob.open(t, env, "a 1", t0)
+	reply, _ := bob.seal(t, "on the old session", t0) // a new chain: a DH step for alice
+	next, err := a.set.InitiateFromBundle(a.keys, bob.party.bundle(false, false), t0.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.set = next
+	a.open(t, reply, "on the old session", t0)
+	if s := a.set.find(old); s == nil || s.leased {
+		t.Fatalf("the archived session after a DH step: %+v; want no lease", s)
 	}
 }
 
@@ -342,7 +406,7 @@ func TestLeaseCommitsExpiredKeys(t *testing.T) {
 func TestLeaseArchivedSession(t *testing.T) {
 	alice, bob := established(t)
 	a := newDurable(t, alice)
-	from := a.leaseLen()
+	lease := a.leaseAfter(3)
 	for i := range 3 {
 		env, _ := a.seal(t, msg(i), t0)
 		bob.open(t, env, msg(i), t0)
@@ -358,7 +422,7 @@ func TestLeaseArchivedSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rs := r.find(old.id); rs == nil || rs.ns != uint32(leasePoint(from, 3)) || rs.lastUsed != old.lastUsed {
+	if rs := r.find(old.id); rs == nil || rs.ns != uint32(lease) || rs.lastUsed != old.lastUsed {
 		t.Fatal("the archived session is not stored at its lease point")
 	}
 	if _, commit := a.seal(t, "on the new session", t0.Add(time.Second)); !commit {

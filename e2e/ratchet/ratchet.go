@@ -26,7 +26,8 @@ type session struct {
 	// The sending lease (§12.12.1): when leased, the encoding holds the
 	// sending chain at message number leaseN (chain key leaseCK) rather
 	// than the live (cks, ns), and ns <= leaseN. Seals below leaseN need
-	// no commit. A new sending chain starts without a lease. leaseLen is
+	// no commit. A new sending chain starts without a lease, unless an
+	// Open made it on the active session (leaseAhead). leaseLen is
 	// the last lease's length, kept across chains in memory but not
 	// encoded: leases grow 1, 2, 4 … SendLease from a session's creation
 	// or restore, so that each restart leaves the peer a gap of at most
@@ -336,6 +337,17 @@ func (s *session) needsLease(now uint64) bool {
 func (s *session) takeLease(now uint64) {
 	s.leaseLen = nextLeaseLen(s.leaseLen)
 	steps := min(s.leaseLen-1, ^uint32(0)-s.ns)
+	s.leased, s.leaseN, s.leaseCK = true, s.ns+steps, advanceCK(s.cks, steps)
+	s.lastUsed = now
+}
+
+// leaseAhead takes the next lease before a seal (cks, ns are the next
+// message's): it covers that message and the next leaseLen-1. Open takes
+// it when it makes a new sending chain on the active session, so that the
+// reply it commits with the message opened needs no commit of its own.
+func (s *session) leaseAhead(now uint64) {
+	s.leaseLen = nextLeaseLen(s.leaseLen)
+	steps := min(s.leaseLen, ^uint32(0)-s.ns)
 	s.leased, s.leaseN, s.leaseCK = true, s.ns+steps, advanceCK(s.cks, steps)
 	s.lastUsed = now
 }

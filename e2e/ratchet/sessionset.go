@@ -113,6 +113,13 @@ func (s *SessionSet) with(sess *session) *SessionSet {
 	return c
 }
 
+// activeWith reports whether sess is the active session of s with sess
+// in it: the active one is the highest ID.
+func (s *SessionSet) activeWith(sess *session) bool {
+	last, ok := s.Active()
+	return !ok || bytes.Compare(sess.id[:], last[:]) >= 0
+}
+
 func (s *SessionSet) find(id SessionID) *session {
 	for _, x := range s.sessions {
 		if x.id == id {
@@ -268,6 +275,12 @@ func (s *SessionSet) Open(local *LocalKeys, envelope []byte, now time.Time) (*Op
 	}
 	sess.initial = nil // the peer has the session: stop sending the initial part
 	sess.lastUsed = unixSec(now)
+	if s.activeWith(sess) && sess.hasCKs && sess.needsLease(sess.lastUsed) {
+		// A new sending chain (or a lease used up): its lease is taken
+		// now, committed with the message opened, so that the reply's
+		// seal commits nothing (§12.12.1).
+		sess.leaseAhead(sess.lastUsed)
+	}
 	next, _ := s.with(sess).Expire(now)
 	active, _ := next.Active()
 	return &Opened{
