@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -221,7 +222,7 @@ func (l *Log) add(c *Change, checkStale bool) error {
 	}
 	// A change that a held one builds on was vouched for by a newer one:
 	// it is needed whatever its age.
-	if checkStale && !l.wanted(c.hash) {
+	if checkStale && !l.wanted(c) {
 		if err := l.checkFresh(c); err != nil {
 			return err
 		}
@@ -255,10 +256,12 @@ func (l *Log) hold(c *Change) error {
 	return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
 }
 
-// wanted says whether a held change builds on h.
-func (l *Log) wanted(h Hash) bool {
-	for _, c := range l.pending {
-		if slices.Contains(c.Parents, h) {
+// wanted says whether a held change builds on c, by an author some
+// change of the log names (not a throwaway key: anyone can sign a change
+// that is held) and other than c's (whose author would vouch for itself).
+func (l *Log) wanted(c *Change) bool {
+	for _, p := range l.pending {
+		if p.Author != c.Author && slices.Contains(p.Parents, c.hash) && l.Named(p.Author) {
 			return true
 		}
 	}
@@ -339,7 +342,7 @@ func (l *Log) refold() {
 // effect if its author may make it at that point and no change
 // concurrent with it removes its author.
 func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
-	var removals []*entry
+	var removals, leaves []*entry
 	children := map[int][]*entry{}
 	waiting := map[int]int{}
 	ready := &entryHeap{}
@@ -347,8 +350,11 @@ func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
 		if !in(e) {
 			continue
 		}
-		if e.c.Op == OpRemove {
+		switch e.c.Op {
+		case OpRemove:
 			removals = append(removals, e)
+		case OpLeave:
+			leaves = append(leaves, e)
 		}
 		waiting[e.idx] = len(e.c.Parents)
 		for _, p := range e.c.Parents {
@@ -361,9 +367,10 @@ func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
 	}
 	var s State
 	outcome := map[Hash]error{}
+	live := l.liveRemovals(removals, in)
 	for ready.Len() > 0 {
 		e := heap.Pop(ready).(*entry)
-		if err := l.step(&s, e, removals); err != nil {
+		if err := l.step(&s, e, live, leaves); err != nil {
 			outcome[e.c.hash] = err
 		}
 		for _, ch := range children[e.idx] {
@@ -375,11 +382,26 @@ func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
 	return s, outcome
 }
 
-// step applies one change in the fold.
-func (l *Log) step(s *State, e *entry, removals []*entry) error {
-	for _, r := range removals {
-		if r.c.Peer == e.c.Author && l.concurrent(r, e) {
-			return fmt.Errorf("%w: %s by %s crossed its author's removal", ErrNotMember, e.c.Op, identity.ShortID(e.c.Author))
+// step applies one change in the fold. live holds the removals that
+// stand (liveRemovals): a removal not among them does not take effect,
+// and no other change whose author a concurrent live removal removes.
+// Nor does a change concurrent with a leave of its author: an honest
+// client names its own last change among the parents of its next, so
+// such a change was signed after the leave on an old version.
+func (l *Log) step(s *State, e *entry, live map[*entry]bool, leaves []*entry) error {
+	crossed := e.c.Op == OpRemove && !live[e]
+	for r := range live {
+		if crossed {
+			break
+		}
+		crossed = r.c.Peer == e.c.Author && l.concurrent(r, e)
+	}
+	if crossed {
+		return fmt.Errorf("%w: %s by %s crossed its author's removal", ErrNotMember, e.c.Op, identity.ShortID(e.c.Author))
+	}
+	for _, lv := range leaves {
+		if e.c.Op != OpLeave && lv.c.Author == e.c.Author && l.concurrent(lv, e) {
+			return fmt.Errorf("%w: %s by %s was signed beside its author's leave", ErrNotMember, e.c.Op, identity.ShortID(e.c.Author))
 		}
 	}
 	next := s.clone()
@@ -388,6 +410,94 @@ func (l *Log) step(s *State, e *entry, removals []*entry) error {
 	}
 	*s = next
 	return nil
+}
+
+// liveRemovals decides which removals stand, among those of the set the
+// fold covers (in). Removal wins: a change concurrent with a removal of
+// its author does not take effect. Between removals this needs an order,
+// or a removed admin could undo the removal after the fact by signing a
+// removal of its author built on a version from before it, which nobody
+// can tell from one that crossed it in flight: a removal by A stands
+// unless a concurrent removal of A that stands was made by an admin
+// senior to A (seniority). Deciding the most senior authors' removals
+// first makes this well founded: each decision rests on earlier ones.
+func (l *Log) liveRemovals(removals []*entry, in func(*entry) bool) map[*entry]bool {
+	live := map[*entry]bool{}
+	if len(removals) == 0 {
+		return live
+	}
+	rank := l.seniority(in)
+	sorted := slices.Clone(removals)
+	slices.SortStableFunc(sorted, func(a, b *entry) int { return rank.compare(a.c.Author, b.c.Author) })
+	for _, r := range sorted {
+		stands := true
+		for o := range live {
+			if o.c.Peer == r.c.Author && rank.compare(o.c.Author, r.c.Author) < 0 && l.concurrent(o, r) {
+				stands = false
+				break
+			}
+		}
+		if stands {
+			live[r] = true
+		}
+	}
+	return live
+}
+
+// seniorityOf ranks a peer among the admins: the creator first, then
+// the peers some admin change of the set names, by the earliest such
+// change (its depth in the graph, then its hash), then everyone else
+// (an admin by succession, §14.3) by peer ID. It depends on the set of
+// changes only, never on the order they came in.
+type seniorityOf map[peer.ID]*entry // the earliest admin change naming the peer; nil for the creator
+
+func (l *Log) seniority(in func(*entry) bool) seniorityOf {
+	rank := seniorityOf{}
+	for _, e := range l.order {
+		if !in(e) {
+			continue
+		}
+		switch e.c.Op {
+		case OpCreate:
+			rank[e.c.Author] = nil
+		case OpAdmin:
+			if o, ok := rank[e.c.Peer]; !ok || (o != nil && earlier(e, o)) {
+				rank[e.c.Peer] = e
+			}
+		}
+	}
+	return rank
+}
+
+func earlier(a, b *entry) bool {
+	if a.depth != b.depth {
+		return a.depth < b.depth
+	}
+	return bytes.Compare(a.c.hash[:], b.c.hash[:]) < 0
+}
+
+// compare orders a before b (negative) if a is the senior.
+func (r seniorityOf) compare(a, b peer.ID) int {
+	ea, oka := r[a]
+	eb, okb := r[b]
+	switch {
+	case a == b:
+		return 0
+	case oka && ea == nil:
+		return -1
+	case okb && eb == nil:
+		return 1
+	case oka && okb:
+		if earlier(ea, eb) {
+			return -1
+		}
+		return 1
+	case oka:
+		return -1
+	case okb:
+		return 1
+	}
+	return strings.Compare(string(a), string(b))
 }
 
 func (l *Log) concurrent(a, b *entry) bool {

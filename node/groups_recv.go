@@ -44,6 +44,13 @@ func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Mes
 		return rk.store.Ratchets().SaveRatchet(w)
 	}
 	isNew, err := rk.store.Ratchets().SaveRatchetWithGroupIncoming(w, gm, rk.now())
+	if errors.Is(err, store.ErrIDTaken) {
+		// Its ID names another sender's message (or one of another
+		// conversation): refused and acknowledged, not taken for a copy
+		// already stored, nor left to be sent again forever.
+		res.grp.refused = err
+		return rk.store.Ratchets().SaveRatchet(w)
+	}
 	if err != nil {
 		return err
 	}

@@ -777,6 +777,33 @@ func (s Groups) ReceiveGroup(m *GroupMessage, now time.Time) (isNew bool, err er
 	return isNew, err
 }
 
+// sameSender says whether m, whose ID the group index holds (v: group
+// ID and sequence), is a copy of the message stored under it: nil if it
+// is (a copy sent again), ErrIDTaken if the message stored is in another
+// conversation or from another sender. A member who got a message before
+// another member did could otherwise send that member one of its own
+// under the same ID, and the real one would be taken for a copy already
+// stored and dropped without a word.
+func (s Groups) sameSender(tx *bolt.Tx, m *GroupMessage, v []byte) error {
+	taken := fmt.Errorf("message %s in group %x: %w", m.ID, m.Group[:4], ErrIDTaken)
+	if len(v) != e2e.GroupIDLen+8 || !bytes.HasPrefix(v, m.Group[:]) {
+		return taken
+	}
+	seq := binary.BigEndian.Uint64(v[e2e.GroupIDLen:])
+	b := tx.Bucket(bktGMsgs).Bucket(m.Group[:])
+	if b == nil {
+		return corrupt(gmsgRecord(m.Group, seq), errors.New("missing"))
+	}
+	old, err := s.decodeGroupMessage(m.Group, seq, b.Get(seqKey(seq)))
+	if err != nil {
+		return err
+	}
+	if old.Direction != Incoming || old.From != m.From {
+		return taken
+	}
+	return nil
+}
+
 func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool, error) {
 	m.Direction, m.StoredAt, m.Members = Incoming, now, nil
 	if m.From == "" {
@@ -788,10 +815,7 @@ func (s Groups) receiveGroup(tx *bolt.Tx, m *GroupMessage, now time.Time) (bool,
 		return false, err
 	}
 	if v := tx.Bucket(bktGIDs).Get(m.ID[:]); v != nil {
-		if !bytes.HasPrefix(v, m.Group[:]) {
-			return false, fmt.Errorf("message %s in group %x: %w", m.ID, m.Group[:4], ErrIDTaken)
-		}
-		return false, nil
+		return false, s.sameSender(tx, m, v)
 	}
 	wAt := cs.recvAt(m.Group, m.From)
 	w, err := cs.window(tx, m.Group, m.From, wAt)
