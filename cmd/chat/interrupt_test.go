@@ -36,7 +36,9 @@ func TestInterruptAtPassphrasePrompt(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command(tmux, "-S", socket, "kill-server").Run() })
 	after, home := filepath.Join(dir, "after"), filepath.Join(dir, "home")
-	script := fmt.Sprintf(`trap 'stty -a > %[1]s' INT; stty -a > %[1]s.before; %[2]s --home %[3]s init --name alice; echo "status $?"; stty -a > %[1]s; sleep 60`, after, bin, home)
+	// Each record is written aside and renamed, and the status is shown
+	// after the last: a file read once "status" shows is whole.
+	script := fmt.Sprintf(`trap 'stty -a > %[1]s.tmp; mv %[1]s.tmp %[1]s' INT; stty -a > %[1]s.before; %[2]s --home %[3]s init --name alice; s=$?; stty -a > %[1]s.tmp; mv %[1]s.tmp %[1]s; echo "status $s"; sleep 60`, after, bin, home)
 	run("new-session", "-d", "-s", "t", "-x", "100", "-y", "20", bash+" -c "+shellQuote(script))
 	waitScreen(t, run, "Choose a passphrase")
 	if before, err := os.ReadFile(after + ".before"); err != nil || !strings.Contains(" "+string(before), " echo ") {
