@@ -40,6 +40,16 @@ func testPeer(t *testing.T) peer.ID {
 	return id.PeerID()
 }
 
+// testPeers is n peers of their own (testPeer each).
+func testPeers(t *testing.T, n int) []peer.ID {
+	t.Helper()
+	out := make([]peer.ID, n)
+	for i := range out {
+		out[i] = testPeer(t)
+	}
+	return out
+}
+
 // poke writes value under key in the bucket at path, behind the store's
 // back (nil value: delete; a path of two names: a nested bucket).
 func poke(t *testing.T, s *Store, value []byte, key []byte, path ...[]byte) {

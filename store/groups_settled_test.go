@@ -57,10 +57,7 @@ func TestGroupDeliveriesSettle(t *testing.T) {
 	s := testStore(t)
 	id := testGroup(t, s)
 	g := s.Groups()
-	members := make([]peer.ID, 100)
-	for i := range members {
-		members[i] = testPeer(t)
-	}
+	members := testPeers(t, 100)
 	t1 := time.Now().Truncate(time.Millisecond)
 	t2, t3 := t1.Add(time.Second), t1.Add(2*time.Second)
 	var msgs [2]*GroupMessage
@@ -204,10 +201,7 @@ func TestGroupDeliveriesSettledSize(t *testing.T) {
 	s := testStore(t)
 	id := testGroup(t, s)
 	g := s.Groups()
-	members := make([]peer.ID, 100)
-	for i := range members {
-		members[i] = testPeer(t)
-	}
+	members := testPeers(t, 100)
 	now := time.Now()
 	var ids []e2e.MessageID
 	for range 20 {

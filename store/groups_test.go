@@ -77,10 +77,7 @@ func TestGroupRecord(t *testing.T) {
 func TestGroupOutgoingOneWrite(t *testing.T) {
 	s := testStore(t)
 	id := testGroup(t, s)
-	members := make([]peer.ID, 100)
-	for i := range members {
-		members[i] = testPeer(t)
-	}
+	members := testPeers(t, 100)
 	before := txID(t, s)
 	m := &GroupMessage{Group: id, ID: e2e.MessageID{1}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hello all"}
 	if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
@@ -336,10 +333,7 @@ func TestGroupSendWritesNoSendingRecords(t *testing.T) {
 	s := testStore(t)
 	id := testGroup(t, s)
 	g := s.Groups()
-	members := make([]peer.ID, 100)
-	for i := range members {
-		members[i] = testPeer(t)
-	}
+	members := testPeers(t, 100)
 	now := time.Now()
 	m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: now, StoredAt: now, Body: "hello"}
 	if err := g.AddGroupOutgoing(m, members); err != nil {
@@ -405,10 +399,7 @@ func TestGroupSendWritesNoSendingRecords(t *testing.T) {
 func TestGroupReceiptLookups(t *testing.T) {
 	s := testStore(t)
 	id := testGroup(t, s)
-	members := make([]peer.ID, 100)
-	for i := range members {
-		members[i] = testPeer(t)
-	}
+	members := testPeers(t, 100)
 	m := &GroupMessage{Group: id, ID: e2e.MessageID{1}, SentAt: time.Now(), StoredAt: time.Now(), Body: "hello all"}
 	if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
 		t.Fatal(err)
