@@ -192,10 +192,22 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	if known {
 		before = len(l.Changes())
 	}
+	strangers := 0 // changes signed by from, who is not a member
 	for i, raw := range gc.Changes {
 		c, err := group.Parse(raw)
 		if err != nil {
 			refusals = append(refusals, err)
+			continue
+		}
+		if known && c.Author == from && !l.IsMember(from) && !l.Has(c.Hash()) {
+			// A former member's own change, new to us: its leave or
+			// removal is in our log, so nothing it signs can matter, and
+			// a log that took what it signs on old versions (admissible
+			// there, moot now) would fill up. Changes relayed by members
+			// are taken as ever; a change that makes from a member again
+			// (its add, relayed earlier in the frame) lets its own
+			// through.
+			strangers++
 			continue
 		}
 		if l == nil {
@@ -212,6 +224,9 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		if err := l.Add(c); err != nil && !errors.Is(err, group.ErrMissingParents) {
 			refusals = append(refusals, err)
 		}
+	}
+	if strangers > 0 {
+		refusals = append(refusals, fmt.Errorf("%w: %d changes signed by %s, who is not a member", group.ErrNotMember, strangers, identity.ShortID(from)))
 	}
 	if l != nil {
 		refusals = append(refusals, l.Refused()...)

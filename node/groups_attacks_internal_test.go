@@ -2,6 +2,7 @@ package node
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,10 +13,12 @@ import (
 // TestGroupRemovedAdminCounterRemoval, on real nodes: alice (the
 // creator) removes bob, an admin she made. Bob's modified client then
 // signs a removal of alice built on his log from before his removal, as
-// if it had crossed hers in flight, and sends it to the members. Carol
-// and alice take it (it was valid where it was built) but bob stays out
-// and alice stays in: a counter-removal after the fact does not undo a
-// removal by a senior admin (group.TestRemovedAdminCannotUndoRemovalByCounterRemoval).
+// if it had crossed hers in flight, and sends it to the members. Alice
+// and carol, who hold his removal, do not take a change he signs now
+// (TestGroupFormerMemberFloodRefused); a member who took it before the
+// removal came would still keep bob out and alice in: a counter-removal
+// after the fact does not undo a removal by a senior admin
+// (group.TestRemovedAdminCannotUndoRemovalByCounterRemoval).
 func TestGroupRemovedAdminCounterRemoval(t *testing.T) {
 	alice, bob, carol, id := offTrio(t)
 	offLink(t, bob, carol)
@@ -49,22 +52,77 @@ func TestGroupRemovedAdminCounterRemoval(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []*offNode{alice, carol} {
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			n.groups.mu.Lock()
-			has := n.groups.logs[id].Has(counter.Hash())
-			n.groups.mu.Unlock()
-			if has {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never took bob's counter-removal", n.ID())
-			}
-			time.Sleep(10 * time.Millisecond)
+		n.offWait("the refusal", func(e Event) bool {
+			return e.Kind == EventError && e.PeerID == bob.ID() && strings.Contains(e.Err, "not a member")
+		})
+		n.groups.mu.Lock()
+		has := n.groups.logs[id].Has(counter.Hash())
+		n.groups.mu.Unlock()
+		if has {
+			t.Errorf("%s took bob's counter-removal, signed after his removal", n.ID())
 		}
 		g, _ := n.Groups().Get(id)
 		if want := []peer.ID{alice.ID(), carol.ID()}; !slices.Equal(g.Members, want) || !slices.Equal(g.Admins, []peer.ID{alice.ID()}) {
 			t.Errorf("%s: members %v admins %v: bob's counter-removal undid his removal", n.ID(), g.Members, g.Admins)
 		}
+	}
+}
+
+// TestGroupFormerMemberFloodRefused, on real nodes: carol leaves, then
+// her modified client signs leaves beside her first one, built on her
+// log from before it, each with its own time, and sends them to the
+// members. Each is admissible where it was built and changes nothing;
+// a log that took them would fill up (group.MaxChanges) and freeze the
+// group (group.TestFormerMemberCannotFillTheLog). A change signed by
+// the peer that sends it, who is not a member, is not taken: alice's
+// log takes none of them, says why once, and her next change is the
+// log's one head.
+func TestGroupFormerMemberFloodRefused(t *testing.T) {
+	alice, bob, carol, id := offTrio(t)
+	offLink(t, bob, carol)
+	carol.groups.mu.Lock()
+	old := carol.groups.logs[id].Changes()
+	carol.groups.mu.Unlock()
+	if _, err := carol.Groups().Leave(id); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*offNode{alice, bob} {
+		n.offWait("carol gone", groupEv(id, func(g GroupInfo) bool { return len(g.Members) == 2 }))
+	}
+	before, err := group.Restore(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := slices.Clone(old)
+	var junk []group.Hash
+	for i := range 40 {
+		c, err := before.Propose(carol.id.Signer(), group.OpLeave, "", "", time.Now().Add(time.Duration(i+1)*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		changes, junk = append(changes, c.Bytes()), append(junk, c.Hash())
+	}
+	if err := carol.groups.distribute(id, changes, []peer.ID{alice.ID(), bob.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	alice.offWait("the refusal", func(e Event) bool {
+		return e.Kind == EventError && e.PeerID == carol.ID() && strings.Contains(e.Err, "not a member")
+	})
+	alice.groups.mu.Lock()
+	l := alice.groups.logs[id]
+	for i, h := range junk {
+		if l.Has(h) {
+			t.Errorf("alice's log took carol's change %d, signed after she left", i)
+		}
+	}
+	alice.groups.mu.Unlock()
+	if _, err := alice.Groups().Rename(id, "crew"); err != nil {
+		t.Fatal(err)
+	}
+	alice.groups.mu.Lock()
+	heads := len(alice.groups.logs[id].Heads())
+	alice.groups.mu.Unlock()
+	if heads != 1 {
+		t.Fatalf("%d heads after alice's change, want 1", heads)
 	}
 }
