@@ -185,19 +185,27 @@ func (g *Groups) emitGroup(gi GroupInfo) {
 // reports each refusal with its reason.
 func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	id := group.ID(gc.Group)
+	// Parsed (each signature checked, tens of microseconds apiece) before
+	// the lock: a frame of 256 changes holds it for none of that.
+	parsed := make([]*group.Change, len(gc.Changes))
+	var refusals []error
+	for i, raw := range gc.Changes {
+		c, err := group.Parse(raw)
+		if err != nil {
+			refusals = append(refusals, err)
+		}
+		parsed[i] = c
+	}
 	g.mu.Lock()
 	l, known := g.logs[id]
-	var refusals []error
 	before := 0
 	if known {
 		before = len(l.Changes())
 	}
 	strangers := 0 // changes signed by from, who is not a member
-	for i, raw := range gc.Changes {
-		c, err := group.Parse(raw)
-		if err != nil {
-			refusals = append(refusals, err)
-			continue
+	for i, c := range parsed {
+		if c == nil {
+			continue // refused above
 		}
 		if known && c.Author == from && !l.IsMember(from) && !l.Has(c.Hash()) {
 			// A former member's own change, new to us: its leave or
@@ -215,6 +223,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 				refusals = append(refusals, fmt.Errorf("%w: a group new to us must start with its create", group.ErrWrongGroup))
 				break
 			}
+			var err error
 			if l, err = group.New(c); err != nil {
 				refusals = append(refusals, err)
 				break
