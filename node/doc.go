@@ -67,7 +67,6 @@
 // whole lock order (a lock may be held while taking those to its right):
 //
 //	receiptQueue.mu, receiptHold.mu, outbox.mu, sentQueue.mu, transfers.mu  →  workers.mu
-//	outbox.statusMu             →  outbox.mu, sentQueue.mu, broker.mu (a 1:1 message's sent before its delivered)
 //	Groups.postMu               →  ratchetKeys.mu, outbox.mu, fanout.mu
 //	outbox.mu                   →  chatSession.mu (is everything a worker holds written on its session?)
 //	outbox.mu, ratchetKeys.mu   →  the store (bbolt's own locks)

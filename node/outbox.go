@@ -56,13 +56,6 @@ type outbox struct {
 	sent sentQueue // messages and group copies written, to record as sent (outbox_sent.go)
 	fan  *fanout   // the group copies' fan-out writer (groups_fanout.go)
 
-	// statusMu orders a 1:1 message's status events: its "sent", told
-	// from memory when it is written (write), before its "delivered",
-	// told when its receipt is recorded (acknowledged). Held while the
-	// worker's copy of the outbox is looked at (outbox.mu) and the
-	// events are published.
-	statusMu sync.Mutex
-
 	rounds    atomic.Uint64 // the workers' rounds, all peers together (for tests)
 	fanWrites atomic.Uint64 // copies the fan-out writer wrote (for tests)
 }
@@ -280,8 +273,7 @@ func (w *outboxWorker) holdLocked(held bool, acks uint64) {
 // worker's copy of the outbox, and wakes it if it holds messages back for
 // the send window, which opened (ackedCopies).
 func (o *outbox) acked(p peer.ID, ids []e2e.MessageID) {
-	idle, _ := o.ackedCopies(store.CopiesTo(p, ids))
-	for _, q := range idle {
+	for _, q := range o.ackedCopies(store.CopiesTo(p, ids)) {
 		o.kick(q)
 	}
 }
@@ -363,23 +355,18 @@ func (o *outbox) invalidate(p peer.ID) {
 // whether the worker left messages unwritten because the send window is
 // full, so that receipts wake it (holdLocked: a receipt taken since the
 // worker read its outbox, acks, may have seen it not held: then it wakes
-// itself). One lock for all. It returns the 1:1 messages it found
-// sending, now sent: those whose receipts were not recorded first.
-func (o *outbox) wrote(cs *chatSession, ids []e2e.MessageID, held bool, acks uint64) (told []store.Message) {
+// itself). One lock for all.
+func (o *outbox) wrote(cs *chatSession, ids []e2e.MessageID, held bool, acks uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	w := o.worker(cs.peer)
 	for i := range w.pending {
-		if m := &w.pending[i]; m.Status == store.StatusSending && slices.Contains(ids, m.ID) {
-			m.Status = store.StatusSent
-			if m.Group == (store.GroupID{}) {
-				told = append(told, *m)
-			}
+		if w.pending[i].Status == store.StatusSending && slices.Contains(ids, w.pending[i].ID) {
+			w.pending[i].Status = store.StatusSent
 		}
 	}
 	w.holdLocked(held, acks)
 	w.cs = cs
-	return told
 }
 
 // stop ends the worker unless a message arrived meanwhile. Send stores
@@ -576,6 +563,7 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message, acks uint64, b *wr
 		// The first message that could not be sealed will not be later.
 		o.fail(batch[len(envs)], err)
 	}
+	o.tellSent(batch[:len(envs)])
 	written, groupSent := b.written[:0], b.groupSent[:0]
 	now := o.cfg.Now()
 	for i, env := range envs {
@@ -597,20 +585,36 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message, acks uint64, b *wr
 	for _, m := range groupSent {
 		written = append(written, m.ID)
 	}
-	// A 1:1 message written is sent at once for whoever watches (its
-	// event, if its receipt was not recorded first), and recorded as
-	// sent a second later unless its receipt comes first (directSent):
-	// no write for it in the common case.
-	o.statusMu.Lock()
-	told := o.sent.tell(o.wrote(cs, written, held, acks))
-	for i := range told {
-		o.emit(Event{Kind: EventStatus, Message: &told[i]})
-	}
-	o.statusMu.Unlock()
+	// A 1:1 message written is recorded as sent a second later unless
+	// its receipt comes first (directSent): no write for it in the
+	// common case.
+	o.wrote(cs, written, held, acks)
 	o.directSent(cs.peer, written[:direct])
 	o.groupCopiesSent(groupSent)
 	b.written, b.groupSent = written, groupSent
 	return !noSession
+}
+
+// tellSent tells whoever watches that the 1:1 messages of batch still
+// sending are sent, before their envelopes leave: their receipts, and
+// so their "delivered", can only come after. Each is told once, even if
+// it is written again on another session (sentQueue.tell); one whose
+// write fails is written again on the next session, so "sent" is early
+// by a reconnection at most.
+func (o *outbox) tellSent(batch []store.Message) {
+	var sending []store.Message
+	for _, m := range batch {
+		if m.Status == store.StatusSending && m.Group == (store.GroupID{}) {
+			m.Status = store.StatusSent
+			sending = append(sending, m)
+		}
+	}
+	if len(sending) == 0 {
+		return
+	}
+	for _, m := range o.sent.tell(sending) {
+		o.emit(Event{Kind: EventStatus, Message: &m})
+	}
 }
 
 // writeBufs are a worker's slices for write, reused from round to round:
@@ -687,20 +691,10 @@ func (o *outbox) acknowledged(acks []store.Copy) {
 		}
 		return
 	}
-	// Taken out of the workers' copies first, under statusMu: a message
-	// being written now is told sent by its worker before this tells it
-	// delivered, or here, just before.
-	o.statusMu.Lock()
-	idle, untold := o.ackedCopies(acks)
-	untold = o.sent.untold(untold) // not if told before the worker read its outbox again
-	for i := range untold {
-		o.emit(Event{Kind: EventStatus, Message: &untold[i]})
-	}
 	for i := range updated {
 		o.emit(Event{Kind: EventStatus, Message: &updated[i]})
 	}
-	o.statusMu.Unlock()
-	for _, p := range idle {
+	for _, p := range o.ackedCopies(acks) {
 		o.kick(p)
 	}
 }
@@ -708,10 +702,8 @@ func (o *outbox) acknowledged(acks []store.Copy) {
 // ackedCopies is acked for copies to any number of peers (a group
 // message's receipts), under one lock: each running worker's copy of
 // its outbox loses them. It returns the peers whose workers do not run,
-// once each, to be kicked, and the 1:1 messages it took out still
-// sending in the worker's copy: written (the receipt says so), but not
-// yet told sent (the worker had not come back from writing them).
-func (o *outbox) ackedCopies(acks []store.Copy) (idle []peer.ID, untold []store.Message) {
+// once each, to be kicked.
+func (o *outbox) ackedCopies(acks []store.Copy) (idle []peer.ID) {
 	o.mu.Lock()
 	for _, a := range acks {
 		w, ok := o.workers[a.Peer]
@@ -720,17 +712,13 @@ func (o *outbox) ackedCopies(acks []store.Copy) (idle []peer.ID, untold []store.
 			continue
 		}
 		if i := slices.IndexFunc(w.pending, func(m store.Message) bool { return m.ID == a.ID }); i >= 0 {
-			if m := w.pending[i]; m.Status == store.StatusSending && m.Group == (store.GroupID{}) {
-				m.Status = store.StatusSent
-				untold = append(untold, m)
-			}
 			w.pending = slices.Delete(w.pending, i, i+1)
 		}
 		w.tookLocked()
 	}
 	o.mu.Unlock()
 	slices.Sort(idle)
-	return slices.Compact(idle), untold
+	return slices.Compact(idle)
 }
 
 // seen records seen receipts from p (read markers): the messages are

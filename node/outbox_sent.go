@@ -62,14 +62,6 @@ func (q *sentQueue) tell(msgs []store.Message) []store.Message {
 	})
 }
 
-// untold returns the messages of msgs not told sent yet. It counts none
-// told: a receipt tells what it acknowledges, which leaves the outbox.
-func (q *sentQueue) untold(msgs []store.Message) []store.Message {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return slices.DeleteFunc(msgs, func(m store.Message) bool { return q.told[m.ID] })
-}
-
 // recorded forgets that copies were told, once they are recorded (or
 // found delivered), and reports which were.
 func (q *sentQueue) recorded(copies []store.Copy) (told map[e2e.MessageID]bool) {

@@ -80,8 +80,9 @@ func TestDirectSentStoredLate(t *testing.T) {
 }
 
 // Messages between two live nodes: each is told sent once, before it is
-// told delivered (by its worker, or by its receipt if that came first),
-// and is stored delivered.
+// told delivered (told just before its envelope leaves, so before its
+// receipt can come, whatever the worker's copy of its outbox holds), and
+// is stored delivered.
 func TestDirectSentToldBeforeDelivered(t *testing.T) {
 	alice := offNewNode(t, "alice", nil, true)
 	bob := offNewNode(t, "bob", nil, true)
