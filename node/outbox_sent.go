@@ -62,19 +62,14 @@ func (q *sentQueue) tell(msgs []store.Message) []store.Message {
 	})
 }
 
-// recorded forgets that copies were told, once they are recorded (or
-// found delivered), and reports which were.
-func (q *sentQueue) recorded(copies []store.Copy) (told map[e2e.MessageID]bool) {
+// forget forgets that copies were told, once they are recorded (or
+// found delivered).
+func (q *sentQueue) forget(copies []store.Copy) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	told = map[e2e.MessageID]bool{}
 	for _, c := range copies {
-		if q.told[c.ID] {
-			told[c.ID] = true
-			delete(q.told, c.ID)
-		}
+		delete(q.told, c.ID)
 	}
-	return told
 }
 
 // add queues copies and reports whether a recorder is to be started.
@@ -119,28 +114,23 @@ func (q *sentQueue) take(now time.Time, all bool) (due []sentCopy, wait time.Dur
 // recorded as sent (and reported) sentDelay after (recordSent). The
 // copies may go to any number of members (a worker's round, or the
 // fan-out writer's message): one lock for all.
-func (o *outbox) groupCopiesSent(copies []store.Copy) {
+func (o *outbox) groupCopiesSent(copies []store.Copy) { o.copiesSent(copies, false) }
+
+// directSent queues 1:1 messages to p written to a live session, to be
+// recorded as sent sentDelay after (their events went out: tellSent).
+func (o *outbox) directSent(p peer.ID, ids []e2e.MessageID) {
+	o.copiesSent(store.CopiesTo(p, ids), true)
+}
+
+// copiesSent queues copies written now: 1:1 messages if direct.
+func (o *outbox) copiesSent(copies []store.Copy, direct bool) {
 	if len(copies) == 0 {
 		return
 	}
 	now := time.Now()
 	q := make([]sentCopy, len(copies))
 	for i, c := range copies {
-		q[i] = sentCopy{Copy: c, at: now}
-	}
-	o.queueSent(q)
-}
-
-// directSent queues 1:1 messages to p written to a live session, to be
-// recorded as sent sentDelay after.
-func (o *outbox) directSent(p peer.ID, ids []e2e.MessageID) {
-	if len(ids) == 0 {
-		return
-	}
-	now := time.Now()
-	q := make([]sentCopy, len(ids))
-	for i, id := range ids {
-		q[i] = sentCopy{Copy: store.Copy{Peer: p, ID: id}, at: now, direct: true}
+		q[i] = sentCopy{Copy: c, at: now, direct: direct}
 	}
 	o.queueSent(q)
 }
@@ -160,9 +150,9 @@ func (o *outbox) queueSent(q []sentCopy) {
 // copies (store.SetGroupSent) and the 1:1 messages. Recording one late,
 // or not at all when the node stops first, is safe: what is not
 // delivered stays in the outbox and is written again, and a receipt that
-// lands first is not undone (delivered stays delivered). Each status
-// that changes is reported, but for a 1:1 message whose "sent" event
-// went out when it was written.
+// lands first is not undone (delivered stays delivered). A group copy's
+// status that changes is reported; a 1:1 message's "sent" was reported
+// as it was written.
 func (o *outbox) recordSent() {
 	wait := sentDelay
 	for {
@@ -198,19 +188,12 @@ func (o *outbox) recordDue(batch []sentCopy) {
 			o.emit(Event{Kind: EventStatus, Message: &changed[i]})
 		}
 	}
-	all := direct
-	if direct = o.unacked(slices.Clone(direct)); len(direct) > 0 {
-		changed, err := o.store.SetStatuses(direct, store.StatusSent, o.cfg.Now())
-		if err != nil {
+	// A 1:1 message's "sent" went out as it was written (tellSent): this
+	// only records it.
+	if pending := o.unacked(slices.Clone(direct)); len(pending) > 0 {
+		if _, err := o.store.SetStatuses(pending, store.StatusSent, o.cfg.Now()); err != nil {
 			o.log.Warn("record messages sent", "err", err)
 		}
-		told := o.sent.recorded(all)
-		for i := range changed {
-			if !told[changed[i].ID] {
-				o.emit(Event{Kind: EventStatus, Message: &changed[i]})
-			}
-		}
-		return
 	}
-	o.sent.recorded(all)
+	o.sent.forget(direct)
 }

@@ -319,7 +319,7 @@ func (s Groups) SetGroupSent(copies []Copy, now time.Time) ([]Message, error) {
 				out = append(out, m)
 			}
 		}
-		return s.settled().apply(tx, gm.decided) // none: sent decides no copy
+		return nil
 	})
 	return out, err
 }

@@ -334,20 +334,19 @@ func (s *session) needsLease(now uint64) bool {
 // takeLease is called after a seal (cks, ns are the next message's):
 // the lease covers the message just sealed and the next leaseLen-1, where
 // leaseLen doubles from 1 to SendLease (nextLeaseLen).
-func (s *session) takeLease(now uint64) {
-	s.leaseLen = nextLeaseLen(s.leaseLen)
-	steps := min(s.leaseLen-1, ^uint32(0)-s.ns)
-	s.leased, s.leaseN, s.leaseCK = true, s.ns+steps, advanceCK(s.cks, steps)
-	s.lastUsed = now
-}
+func (s *session) takeLease(now uint64) { s.leaseCovering(1, now) }
 
 // leaseAhead takes the next lease before a seal (cks, ns are the next
 // message's): it covers that message and the next leaseLen-1. Open takes
 // it when it makes a new sending chain on the active session, so that the
 // reply it commits with the message opened needs no commit of its own.
-func (s *session) leaseAhead(now uint64) {
+func (s *session) leaseAhead(now uint64) { s.leaseCovering(0, now) }
+
+// leaseCovering takes the next lease: leaseLen numbers, sealed of them
+// already (before ns), the rest from ns on.
+func (s *session) leaseCovering(sealed uint32, now uint64) {
 	s.leaseLen = nextLeaseLen(s.leaseLen)
-	steps := min(s.leaseLen, ^uint32(0)-s.ns)
+	steps := min(s.leaseLen-sealed, ^uint32(0)-s.ns)
 	s.leased, s.leaseN, s.leaseCK = true, s.ns+steps, advanceCK(s.cks, steps)
 	s.lastUsed = now
 }
