@@ -43,8 +43,10 @@ import (
 // stream the sender opened to it; a forwarder on its bundle stream), N
 // acks a message; with acks=agg members ack to their forwarder, which
 // sends the sender one ack per bundle once its own copy and all its
-// members' are acked, K acks a message. Latency is still to the last
-// member's arrival, and members-cpu-ms/msg includes the forwarders' work:
+// members' are acked, K acks a message; with acks=none nobody acks (the
+// bundles' cost alone, as acks=0 of the direct floor). Latency is still
+// to the last member's arrival, and members-cpu-ms/msg includes the
+// forwarders' work:
 //
 //	go test -run '^$' -bench 'GroupFloor/members=100/(acks=1|fwd=)' -benchtime 60x ./node/
 //	go test -run '^$' -bench 'GroupFloor/members=250/fwd=' -benchtime 30x ./node/
@@ -56,9 +58,8 @@ func BenchmarkGroupFloor(b *testing.B) {
 			b.Run(fmt.Sprintf("members=%d/acks=%d", n, map[bool]int{true: 1, false: 0}[acks]), func(b *testing.B) { benchFloor(b, n, acks) })
 		}
 		for _, k := range fwds[n] {
-			for _, agg := range []bool{false, true} {
-				b.Run(fmt.Sprintf("members=%d/fwd=%d/acks=%s", n, k, map[bool]string{false: "direct", true: "agg"}[agg]),
-					func(b *testing.B) { benchFloorFwd(b, n, k, agg) })
+			for _, acks := range []fwdAcks{fwdDirect, fwdAgg, fwdNone} {
+				b.Run(fmt.Sprintf("members=%d/fwd=%d/acks=%s", n, k, acks), func(b *testing.B) { benchFloorFwd(b, n, k, acks) })
 			}
 		}
 	}
@@ -85,6 +86,15 @@ const (
 	// floorHelloSize is the hello that opens a stream of the forwarded
 	// shape, and its answer.
 	floorHelloSize = 8
+)
+
+// fwdAcks is how the members of a forwarded floor run ack their copies.
+type fwdAcks string
+
+const (
+	fwdDirect fwdAcks = "direct" // each to the sender
+	fwdAgg    fwdAcks = "agg"    // to its forwarder; the forwarder one a bundle
+	fwdNone   fwdAcks = "none"   // not at all
 )
 
 // fwdBundleSize is the size of a bundle to a forwarder with assigned
@@ -254,7 +264,7 @@ func (f *floorFailure) fail(err error) {
 
 // fwdRun is what the members of a forwarded floor run share.
 type fwdRun struct {
-	agg     bool
+	acks    fwdAcks
 	arrived chan<- uint64
 	stop    chan struct{} // closed at the run's end
 	failure floorFailure
@@ -291,14 +301,14 @@ type fwdMember struct {
 	toSender atomic.Pointer[network.Stream]
 }
 
-func benchFloorFwd(b *testing.B, members, k int, agg bool) {
+func benchFloorFwd(b *testing.B, members, k int, acks fwdAcks) {
 	sender := startGroupSender(b)
 	arrived := make(chan uint64, members*4)
 	nodes := floorMembers(b, sender, members)
-	run := &fwdRun{agg: agg, arrived: arrived, stop: make(chan struct{}), failure: floorFailure{done: make(chan struct{})}}
+	run := &fwdRun{acks: acks, arrived: arrived, stop: make(chan struct{}), failure: floorFailure{done: make(chan struct{})}}
 	b.Cleanup(func() { close(run.stop) }) // before the nodes close
 	ms := make([]*fwdMember, members)
-	ids := []string{"ffwd", strconv.Itoa(k), strconv.FormatBool(agg)}
+	ids := []string{"ffwd", strconv.Itoa(k), string(acks)}
 	for i, tn := range nodes {
 		ms[i] = &fwdMember{run: run, tn: tn}
 		if i < k {
@@ -335,7 +345,7 @@ func (m *fwdMember) openHops(ms []*fwdMember, assigned []int) error {
 			return fmt.Errorf("forwarder %s to member %d: %w", m.tn.ID(), i, err)
 		}
 		m.hops = append(m.hops, s)
-		if m.run.agg {
+		if m.run.acks == fwdAgg {
 			go m.readHopAcks(s)
 		}
 	}
@@ -344,14 +354,15 @@ func (m *fwdMember) openHops(ms []*fwdMember, assigned []int) error {
 
 // serveBundles is a forwarder's side of the sender's stream: each bundle
 // read, its members' copies are written onward, in one pass, and its own
-// copy is acked (acks=direct) or counted with its members' acks (agg).
+// copy is acked (acks=direct), counted with its members' acks (agg) or
+// not acked (none).
 func (m *fwdMember) serveBundles(s network.Stream) {
 	defer s.Close()
 	if err := floorGreeted(s, func() {}); err != nil {
 		m.run.fail(fmt.Errorf("forwarder: %w", err))
 		return
 	}
-	if m.run.agg {
+	if m.run.acks == fwdAgg {
 		go m.aggregate(s)
 	}
 	want := 1 + len(m.hops)
@@ -373,8 +384,11 @@ func (m *fwdMember) serveBundles(s network.Stream) {
 			m.run.fail(err)
 			return
 		}
-		if m.run.agg {
+		switch m.run.acks {
+		case fwdAgg:
 			m.countAck(seq)
+			continue
+		case fwdNone:
 			continue
 		}
 		binary.BigEndian.PutUint64(ack, seq)
@@ -466,7 +480,8 @@ func (m *fwdMember) aggregate(s network.Stream) {
 }
 
 // serveHop is a member's side of its forwarder's stream: each copy read
-// is reported and acked, to the forwarder (acks=agg) or to the sender.
+// is reported and acked, to the forwarder (acks=agg) or to the sender
+// (direct), or not acked (none).
 func (m *fwdMember) serveHop(s network.Stream) {
 	defer s.Close()
 	if err := floorGreeted(s, func() {}); err != nil {
@@ -484,21 +499,31 @@ func (m *fwdMember) serveHop(s network.Stream) {
 		}
 		seq := binary.BigEndian.Uint64(buf)
 		m.run.arrive(seq)
-		to := s
-		if !m.run.agg {
-			p := m.toSender.Load()
-			if p == nil {
-				m.run.fail(errors.New("member: a copy before the sender's ack stream"))
-				return
-			}
-			to = *p
-		}
-		binary.BigEndian.PutUint64(ack, seq)
-		if _, err := to.Write(ack); err != nil {
-			m.run.fail(fmt.Errorf("member: ack: %w", err))
+		if err := m.ackHop(s, ack, seq); err != nil {
+			m.run.fail(err)
 			return
 		}
 	}
+}
+
+// ackHop acks copy seq, read on the forwarder's stream s, as the run
+// asks: on s (acks=agg), on the sender's stream (direct) or not (none).
+func (m *fwdMember) ackHop(s network.Stream, ack []byte, seq uint64) error {
+	switch m.run.acks {
+	case fwdNone:
+		return nil
+	case fwdDirect:
+		p := m.toSender.Load()
+		if p == nil {
+			return errors.New("member: a copy before the sender's ack stream")
+		}
+		s = *p
+	}
+	binary.BigEndian.PutUint64(ack, seq)
+	if _, err := s.Write(ack); err != nil {
+		return fmt.Errorf("member: ack: %w", err)
+	}
+	return nil
 }
 
 // serveAckStream takes the sender's stream for a member's acks
@@ -530,10 +555,10 @@ type floorSender struct {
 // floorCommand runs the child's floor commands (f[0] is the command):
 //
 //	floor ACKS ID...     open a stream to each member        → ok
-//	ffwd K AGG ID...     the forwarded shape: a stream to    → ok
+//	ffwd K ACKS ID...    the forwarded shape: a stream to    → ok
 //	                     each of the K forwarders (the first
-//	                     K IDs) and, unless AGG, one to each
-//	                     other member for its acks
+//	                     K IDs) and, with ACKS direct, one
+//	                     to each other member for its acks
 //	fsend SEQ            write copy SEQ on every stream       → sent SEQ 0
 //	                     (ffwd: each forwarder's bundle)
 //	fquiet               wait until every ack due is read     → quiet
@@ -554,7 +579,7 @@ func floorCommand(nd *node.Node, fs **floorSender, f []string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("ffwd: forwarder count: %w", err)
 		}
-		s, err := openFloorFwd(nd, k, f[2] == "true", f[3:])
+		s, err := openFloorFwd(nd, k, fwdAcks(f[2]), f[3:])
 		*fs = s
 		return "ok", err
 	case "fsend":
@@ -617,13 +642,15 @@ func floorStream(nd *node.Node, s string, proto protocol.ID, greet bool) (networ
 	return st, nil
 }
 
-// openFloorFwd opens the sender's streams of the forwarded shape and
-// builds each forwarder's bundle: its own copy (target 0) and one per
-// member assigned to it (target j+1 for its j-th), each behind its
-// 4-byte target, after a 4-byte count.
-func openFloorFwd(nd *node.Node, k int, agg bool, ids []string) (*floorSender, error) {
+// openFloorFwd opens the sender's streams of the forwarded shape: one to
+// each forwarder, for its bundles and its acks, and (acks=direct) one to
+// each other member for its acks.
+func openFloorFwd(nd *node.Node, k int, acks fwdAcks, ids []string) (*floorSender, error) {
 	if k < 1 || k > len(ids) {
 		return nil, fmt.Errorf("ffwd: %d forwarders for %d members", k, len(ids))
+	}
+	if acks != fwdDirect && acks != fwdAgg && acks != fwdNone {
+		return nil, fmt.Errorf("ffwd: acks %q", acks)
 	}
 	fs := &floorSender{}
 	for f, assigned := range fwdAssign(len(ids), k) {
@@ -631,22 +658,19 @@ func openFloorFwd(nd *node.Node, k int, agg bool, ids []string) (*floorSender, e
 		if err != nil {
 			return nil, err
 		}
-		bundle := make([]byte, fwdBundleSize(len(assigned)))
-		binary.BigEndian.PutUint32(bundle, uint32(1+len(assigned)))
-		for j := range 1 + len(assigned) {
-			c := bundle[4+j*fwdEntrySize:]
-			binary.BigEndian.PutUint32(c, uint32(j))
-			fs.seqAt = append(fs.seqAt, c[4:12])
-		}
 		fs.out = append(fs.out, st)
-		fs.payload = append(fs.payload, bundle)
-		acks := uint64(1 + len(assigned)) // the forwarder's and each member's
-		if agg {
-			acks = 1 // the forwarder's, for the bundle
+		fs.payload = append(fs.payload, fs.bundle(len(assigned)))
+		switch acks {
+		case fwdDirect: // the forwarder's and each member's
+			fs.acksPer = append(fs.acksPer, uint64(1+len(assigned)))
+		case fwdAgg: // the forwarder's, for the bundle
+			fs.acksPer = append(fs.acksPer, 1)
+		case fwdNone:
+			fs.acksPer = append(fs.acksPer, 0)
+			continue
 		}
-		fs.acksPer = append(fs.acksPer, acks)
 		go fs.readAcks(st)
-		if agg {
+		if acks == fwdAgg {
 			continue
 		}
 		for _, m := range assigned {
@@ -658,6 +682,21 @@ func openFloorFwd(nd *node.Node, k int, agg bool, ids []string) (*floorSender, e
 		}
 	}
 	return fs, nil
+}
+
+// bundle makes the bundle to a forwarder with assigned members: its
+// own copy (target 0) and one per member (target j+1 for its j-th), each
+// behind its 4-byte target, after a 4-byte count; the copies' numbers
+// go to fs.seqAt.
+func (fs *floorSender) bundle(assigned int) []byte {
+	b := make([]byte, fwdBundleSize(assigned))
+	binary.BigEndian.PutUint32(b, uint32(1+assigned))
+	for j := range 1 + assigned {
+		c := b[4+j*fwdEntrySize:]
+		binary.BigEndian.PutUint32(c, uint32(j))
+		fs.seqAt = append(fs.seqAt, c[4:12])
+	}
+	return b
 }
 
 func (fs *floorSender) readAcks(s network.Stream) {
