@@ -28,7 +28,10 @@ import (
 // which the sender reads. No e2e TLS, no ratchet, no store, no fsync, no
 // outbox workers, no receipt batching (acks=1 answers every copy; acks=0
 // answers none). Its sender CPU is what one message to N members costs
-// libp2p and the kernel on this machine, side by side with certchat's:
+// libp2p and the kernel on this machine, side by side with certchat's.
+// Besides GroupSend's figures it reports sender-vcsw/msg and
+// members-vcsw/msg, the voluntary context switches a message (getrusage:
+// a thread that slept, on a futex or in epoll, and was woken):
 //
 //	go test -run '^$' -bench 'GroupSend/members=100$|GroupFloor/members=100/' -benchtime 60x ./node/
 //
@@ -236,6 +239,7 @@ func runFloor(b *testing.B, sender *groupSender, members int, arrived <-chan uin
 	}
 	sender.do("quiet", "fquiet")
 	u0 := sender.usage()
+	sw0 := sender.switches()
 	var ru0, ru1 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	lat := make([]time.Duration, 0, b.N)
@@ -246,8 +250,26 @@ func runFloor(b *testing.B, sender *groupSender, members int, arrived <-chan uin
 	sender.do("quiet", "fquiet")
 	b.StopTimer()
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	sw1 := sender.switches()
 	u1 := sender.usage()
 	reportGroupRun(b, lat, u0, u1, ru0, ru1)
+	b.ReportMetric(float64(sw1-sw0)/float64(b.N), "sender-vcsw/msg")
+	b.ReportMetric(float64(ru1.Nvcsw-ru0.Nvcsw)/float64(b.N), "members-vcsw/msg")
+}
+
+// switches is the child's voluntary context switches so far (all its
+// threads': each a thread that slept, on a futex or in epoll, and was
+// woken).
+func (gs *groupSender) switches() int64 {
+	f := gs.do("switches", "fswitches")
+	if len(f) != 1 {
+		gs.b.Fatalf("group sender switches: %q", f)
+	}
+	n, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		gs.b.Fatalf("group sender switches: %v", err)
+	}
+	return n
 }
 
 // floorFailure is the first error of a floor run's members: done closes
@@ -562,6 +584,7 @@ type floorSender struct {
 //	fsend SEQ            write copy SEQ on every stream       → sent SEQ 0
 //	                     (ffwd: each forwarder's bundle)
 //	fquiet               wait until every ack due is read     → quiet
+//	fswitches            voluntary context switches so far    → switches N
 func floorCommand(nd *node.Node, fs **floorSender, f []string) (string, error) {
 	switch f[0] {
 	case "floor":
@@ -596,6 +619,12 @@ func floorCommand(nd *node.Node, fs **floorSender, f []string) (string, error) {
 			return "", errors.New("fquiet: no floor streams")
 		}
 		return "quiet", (*fs).quiet()
+	case "fswitches":
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			return "", err
+		}
+		return "switches " + strconv.FormatInt(ru.Nvcsw, 10), nil
 	}
 	return "", errors.New("unknown command " + f[0])
 }
