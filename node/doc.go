@@ -26,7 +26,7 @@
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
 //	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go); API: Node.Files
 //	fileSums      filesums.go   the SHA-256 of large outgoing files, computed as they are sent (of transfers)
-//	Groups        groups.go     the groups' logs and the group API (groups_ca.go, groups_recv.go, groups_seal.go); Node.Groups
+//	Groups        groups.go     the groups' logs and the group API (groups_ca.go, groups_recv.go, groups_seal.go, groups_strangers.go); Node.Groups
 //	Indications   indications.go  read markers and typing: settings, frames, seen receipts waiting; Node.Indications
 //	Messages      actions.go    sending texts, replies, edits, deletions, reactions (no state of its own); Node.Messages
 //	Contacts      api.go        trust, block, rename, remove (no state of its own); Node.Contacts
@@ -68,6 +68,8 @@
 //
 //	receiptQueue.mu, receiptHold.mu, outbox.mu, sentQueue.mu, transfers.mu  →  workers.mu
 //	Groups.postMu               →  ratchetKeys.mu, outbox.mu, fanout.mu
+//	strangerGroups.mu           →  what Groups.receive takes (Groups.mu, peerBook.mu, the store, outbox.mu, broker.mu):
+//	                               held while a group new to us is counted and kept
 //	outbox.mu                   →  chatSession.mu (is everything a worker holds written on its session?)
 //	outbox.mu, ratchetKeys.mu   →  the store (bbolt's own locks)
 //	broker.mu                   →  Subscription.mu
