@@ -129,6 +129,18 @@ func (g *Groups) state(id group.ID) (group.State, bool) {
 	return l.State(), true
 }
 
+// creator returns the peer that made group id, and its name, if we hold
+// it.
+func (g *Groups) creator(id group.ID) (peer.ID, string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l, ok := g.logs[id]
+	if !ok {
+		return "", "", false
+	}
+	return l.Creator(), l.Name(), true
+}
+
 // mayPost says whether p may post to group id: p is a member of the
 // membership we hold, and so are we. Called by the ratchet keys with
 // their lock held, before the message is stored.
