@@ -118,6 +118,9 @@ func (l *Log) IsMember(p peer.ID) bool { return l.state.IsMember(p) }
 // Name is State's name, without copying it.
 func (l *Log) Name() string { return l.state.Name }
 
+// Creator is the peer that made the group (signed its create).
+func (l *Log) Creator() peer.ID { return l.state.Creator }
+
 // Heads are the changes no other change builds on yet, sorted.
 func (l *Log) Heads() []Hash {
 	hs := make([]Hash, 0, len(l.heads))

@@ -26,7 +26,8 @@
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
 //	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go); API: Node.Files
 //	fileSums      filesums.go   the SHA-256 of large outgoing files, computed as they are sent (of transfers)
-//	Groups        groups.go     the groups' logs and the group API (groups_ca.go, groups_recv.go, groups_seal.go); Node.Groups
+//	Groups        groups.go     the groups' logs and the group API (groups_ca.go, groups_recv.go, groups_seal.go, groups_strangers.go); Node.Groups
+//	strangers     strangers.go  the bounds on what peers we may not message leave with us (their messages, and those in groups they made)
 //	Indications   indications.go  read markers and typing: settings, frames, seen receipts waiting; Node.Indications
 //	Messages      actions.go    sending texts, replies, edits, deletions, reactions (no state of its own); Node.Messages
 //	Contacts      api.go        trust, block, rename, remove (no state of its own); Node.Contacts
@@ -68,13 +69,16 @@
 //
 //	receiptQueue.mu, receiptHold.mu, outbox.mu, sentQueue.mu, transfers.mu  →  workers.mu
 //	Groups.postMu               →  ratchetKeys.mu, outbox.mu, fanout.mu
+//	strangerGroups.mu           →  what Groups.receive takes (Groups.mu, peerBook.mu, the store, outbox.mu, broker.mu):
+//	                               held while a group new to us is counted and kept
 //	outbox.mu                   →  chatSession.mu (is everything a worker holds written on its session?)
 //	outbox.mu, ratchetKeys.mu   →  the store (bbolt's own locks)
+//	ratchetKeys.mu              →  Groups.mu, peerBook.mu (may the peer post to the group, may its message be kept: groupOK, keepOK)
 //	broker.mu                   →  Subscription.mu
 //	lan.runMu                   →  lan.mu, broker.mu (held while mDNS starts or stops)
 //
 // workers.mu, peerBook.mu, sessions.mu, lan.mu, relays.mu, peerEvents.mu,
-// dhtNode.mu, holePuncher.mu, fanout.mu and chatSession.mu are leaves:
+// dhtNode.mu, holePuncher.mu, fanout.mu, strangers.mu and chatSession.mu are leaves:
 // nothing is taken under them.
 // A transfer's disk lock (transfers.disk) is held while its partial file
 // is used, never while another part's lock is.

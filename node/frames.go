@@ -76,6 +76,10 @@ func (t *sessions) receiveEnvelope(cs *chatSession, env []byte) error {
 		t.log.Warn("envelope cannot be opened in its session; seeding a new one", "peer", cs.peer, "err", err)
 		t.reseed(cs)
 		return nil
+	case errors.Is(err, ErrStrangerFull):
+		// Not acknowledged: the sender keeps it, and writes it again.
+		t.strangers.tell(cs.peer, err)
+		return nil
 	case err != nil:
 		t.emitError(cs.peer, fmt.Errorf("a message from %s could not be opened and was dropped: %w", identity.ShortID(cs.peer), err))
 		return nil

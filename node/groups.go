@@ -72,10 +72,14 @@ type Groups struct {
 	postMu sync.Mutex
 
 	held *holds // messages waiting for their senders' adds (groups_hold.go)
+
+	// strangers bounds the groups made by strangers that we are in
+	// (groups_strangers.go). Its lock is taken before mu.
+	strangers *strangerGroups
 }
 
 func newGroups(c *core) *Groups {
-	g := &Groups{core: c, logs: map[group.ID]*group.Log{}}
+	g := &Groups{core: c, logs: map[group.ID]*group.Log{}, strangers: newStrangerGroups()}
 	g.held = &holds{core: c, groups: g}
 	return g
 }
@@ -123,6 +127,18 @@ func (g *Groups) state(id group.ID) (group.State, bool) {
 		return group.State{}, false
 	}
 	return l.State(), true
+}
+
+// creator returns the peer that made group id, and its name, if we hold
+// it.
+func (g *Groups) creator(id group.ID) (peer.ID, string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l, ok := g.logs[id]
+	if !ok {
+		return "", "", false
+	}
+	return l.Creator(), l.Name(), true
 }
 
 // mayPost says whether p may post to group id: p is a member of the
@@ -196,6 +212,16 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		}
 		parsed[i] = c
 	}
+	// A group new to us starts with its create: whether we may keep it
+	// is decided before the lock, and holds until it is kept or not.
+	var admit error
+	if len(parsed) > 0 && parsed[0] != nil && parsed[0].Op == group.OpCreate {
+		held, err := g.strangers.admit(g, id, parsed[0].Author)
+		if held {
+			defer g.strangers.mu.Unlock()
+		}
+		admit = err
+	}
 	g.mu.Lock()
 	l, known := g.logs[id]
 	before := 0
@@ -254,7 +280,10 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		merged = len(l.Heads()) > 1
 		// A group we are not in, and never were told of, is not kept: a
 		// stranger's log naming others is none of our business.
-		keep = known || s.IsMember(g.host.ID())
+		keep = known || (s.IsMember(g.host.ID()) && admit == nil)
+		if !known && s.IsMember(g.host.ID()) && admit != nil {
+			refusals = append(refusals, admit)
+		}
 		if keep && !known {
 			g.logs[id] = l
 		}

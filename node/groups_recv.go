@@ -43,6 +43,11 @@ func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Mes
 		}
 		return rk.store.Ratchets().SaveRatchet(w)
 	}
+	if rk.groupKeepOK != nil {
+		if err := rk.groupKeepOK(wm.Group); err != nil {
+			return err // neither stored nor acknowledged: its sender keeps it
+		}
+	}
 	isNew, err := rk.store.Ratchets().SaveRatchetWithGroupIncoming(w, gm, rk.now())
 	if errors.Is(err, store.ErrIDTaken) {
 		// Its ID names another sender's message (or one of another

@@ -44,6 +44,8 @@ type mailboxes struct {
 	out      *outbox
 	sessions *sessions
 	peerEv   *peerEvents
+	// strangers tells refusals of strangers' messages once.
+	strangers *strangers
 }
 
 const (
@@ -228,6 +230,11 @@ func (mb *mailboxes) receiveInto(it mailbox.Item, failed *openFailures) bool {
 		} else {
 			mb.emitError(from, fmt.Errorf("a sealed message from %s could not be opened and was discarded: %w", identity.ShortID(from), err))
 		}
+		return true
+	case errors.Is(err, ErrStrangerFull):
+		// Dropped at the relay, not acknowledged to its sender, who keeps
+		// it and writes it again.
+		mb.strangers.tell(from, err)
 		return true
 	case err != nil && store.Transient(err):
 		mb.log.Error("mail could not be stored; trying again later", "from", from, "err", err)

@@ -36,8 +36,10 @@ type Node struct {
 	ind      *Indications
 	files    *transfers
 	groups   *Groups
-	msgs     *Messages
-	contacts *Contacts
+	// strangers bounds what peers we may not message leave with us.
+	strangers *strangers
+	msgs      *Messages
+	contacts  *Contacts
 }
 
 // New opens the message store and starts the libp2p host. Start begins
@@ -109,19 +111,21 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.groups = newGroups(c)
 	n.groups.out, n.groups.book, n.groups.rk = n.out, n.book, rk
 	rk.groupOK = n.groups.mayPost
+	n.strangers = newStrangers(c, n.book, n.groups)
+	rk.keepOK, rk.groupKeepOK = n.strangers.keep, n.strangers.keepInGroup
 
 	// Who calls whom.
 	rs.core, rs.mail = c, n.mail
 	n.peerEv.info, n.peerEv.isRelay = n.PeerInfo, rs.isRelay
 	s := n.sessions
 	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts, s.ind, s.dht = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts, n.ind, n.dht
-	s.groups = n.groups
+	s.groups, s.strangers = n.groups, n.strangers
 	s.held = &receiptHolds{core: c}
 	n.groups.held.ack = func(p peer.ID, id e2e.MessageID) { n.mail.sendReceipt(p, id, s.newest(p)) }
 	o := n.out
 	o.sessions, o.rk, o.mail, o.book = s, rk, n.mail, n.book
 	mb := n.mail
-	mb.rk, mb.relays, mb.out, mb.sessions, mb.peerEv = rk, rs, o, s, n.peerEv
+	mb.rk, mb.relays, mb.out, mb.sessions, mb.peerEv, mb.strangers = rk, rs, o, s, n.peerEv, n.strangers
 	n.lan.sessions, n.lan.book, n.lan.peerEv = s, n.book, n.peerEv
 	s.files = n.files
 	n.ind.sessions = s

@@ -57,6 +57,11 @@ type ratchetKeys struct {
 	firstContacts map[peer.ID]firstContactCount
 	// groupOK says whether a peer may post to a group (groups.mayPost).
 	groupOK func(peer.ID, store.GroupID) error
+	// keepOK and groupKeepOK say whether a private message from a peer,
+	// or a message in a group, may be kept now (strangers.keep and
+	// keepInGroup: peers we may not message are bounded).
+	keepOK      func(peer.ID) error
+	groupKeepOK func(store.GroupID) error
 	// stateBuf is where encode puts each new session set before the
 	// store seals it; all zeros between uses.
 	stateBuf []byte
@@ -456,6 +461,9 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 		if err != nil {
 			return err
 		}
+		if err := rk.mayKeep(p); err != nil {
+			return err
+		}
 		m := &store.Message{ID: t.ID, Peer: p, SentAt: t.SentAt, StoredAt: now, Body: t.Body, Stream: t.Stream, Number: t.Number}
 		res.text = m
 		res.rec, err = rk.store.Ratchets().SaveRatchetWithIncoming(w, m, now)
@@ -470,6 +478,9 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 		}
 		if wm.Group != (store.GroupID{}) {
 			return rk.commitGroupMessage(p, w, wm, res)
+		}
+		if err := rk.mayKeep(p); err != nil {
+			return err
 		}
 		m := fromWire(wm, p, now)
 		res.text = m
@@ -491,6 +502,16 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 		res.receipt, res.changed = &m, changed
 	}
 	return err
+}
+
+// mayKeep says whether a private message from p may be kept
+// (ErrStrangerFull: it is neither stored nor acknowledged, and the state
+// does not move). Called with mu held.
+func (rk *ratchetKeys) mayKeep(p peer.ID) error {
+	if rk.keepOK == nil {
+		return nil
+	}
+	return rk.keepOK(p)
 }
 
 // seedResponder starts a ratchet session as the TLS server of a live

@@ -29,7 +29,9 @@ type sessions struct {
 	files    *transfers
 	dht      *dhtNode
 	groups   *Groups
-	held     *receiptHolds
+	// strangers tells refusals of strangers' messages once.
+	strangers *strangers
+	held      *receiptHolds
 
 	mu     sync.Mutex
 	byPeer map[peer.ID]*peerSessions

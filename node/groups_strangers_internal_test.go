@@ -1,0 +1,332 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/group"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// strangerCreate has key's peer make a group with members and hands its
+// create to n as a frame from that peer (the receive path a session's
+// read loop calls); it returns the group's ID.
+func strangerCreate(t *testing.T, n *offNode, key ed25519.PrivateKey, from peer.ID, name string, members ...peer.ID) group.ID {
+	t.Helper()
+	c, err := group.Create(key, name, members, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := group.ID(c.Hash())
+	n.groups.receive(from, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: [][]byte{c.Bytes()}})
+	return id
+}
+
+// holds says whether n keeps group id.
+func (on *offNode) holds(id group.ID) bool {
+	_, ok := on.Groups().state(id)
+	return ok
+}
+
+// refusedStranger waits for n's refusal of a stranger's group, and
+// checks that it says what to do.
+func (on *offNode) refusedStranger(what string, want string) {
+	on.t.Helper()
+	e := on.offWait(what, func(e Event) bool { return e.Kind == EventError && strings.Contains(e.Err, ErrStrangerGroups.Error()) })
+	if !strings.Contains(e.Err, want) || !strings.Contains(e.Err, "accept") || !strings.Contains(e.Err, "leave") {
+		on.t.Fatalf("%s: %q, want it to say %q and how to make room", what, e.Err, want)
+	}
+}
+
+// TestGroupsFromStrangersBounded: a stranger (no contact of bob's) puts
+// bob in groups over the wire, then keys made for the purpose do. Bob
+// keeps at most perCreator groups of one stranger and total of all,
+// refuses the rest with the reason, and makes room when he leaves one or
+// accepts its maker. Without the bound every group is kept.
+func TestGroupsFromStrangersBounded(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	mallory := offNewNode(t, "mallory", nil, true)
+	alice := offNewNode(t, "alice", nil, true)
+	offLink(t, alice, bob)
+	bob.groups.strangers.perCreator, bob.groups.strangers.total = 2, 3
+
+	// Mallory knows bob's address and trusts him; bob never accepted her.
+	mallory.host.Peerstore().AddAddrs(bob.ID(), bob.host.Addrs(), time.Hour)
+	if err := mallory.Contacts().Trust(bob.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	var made []group.ID
+	for _, name := range []string{"spam 1", "spam 2", "spam 3"} {
+		gi, err := mallory.Groups().Create(name, []peer.ID{bob.ID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, gi.ID)
+	}
+	bob.refusedStranger("the third group from mallory refused", "has put you in 2 groups already")
+	kept := 0
+	for _, id := range made {
+		if bob.holds(id) {
+			kept++
+		}
+	}
+	if kept != 2 {
+		t.Fatalf("bob keeps %d of mallory's 3 groups, want 2", kept)
+	}
+
+	// A contact's groups are not bounded.
+	for _, name := range []string{"work 1", "work 2", "work 3"} {
+		gi, err := alice.Groups().Create(name, []peer.ID{bob.ID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bob.offWait("alice's group", groupEv(gi.ID, func(g GroupInfo) bool { return g.Member }))
+	}
+
+	// Sybils: one more stranger group fits in the total (2 of mallory's
+	// and this one), the next does not.
+	key1, sybil1 := testKey(t)
+	if id := strangerCreate(t, bob, key1, sybil1, "sybil 1", bob.ID()); !bob.holds(id) {
+		t.Fatal("the first sybil's group was refused with room for it")
+	}
+	key2, sybil2 := testKey(t)
+	refused := strangerCreate(t, bob, key2, sybil2, "sybil 2", bob.ID())
+	bob.refusedStranger("the second sybil's group refused", "you are in 3 groups made by peers who are not your contacts")
+	if bob.holds(refused) {
+		t.Fatal("bob keeps a stranger's group past the total")
+	}
+
+	// Leaving one of them makes room.
+	var left group.ID
+	for _, id := range made {
+		if bob.holds(id) {
+			left = id
+			break
+		}
+	}
+	if _, err := bob.Groups().Leave(left); err != nil {
+		t.Fatal(err)
+	}
+	if id := strangerCreate(t, bob, key2, sybil2, "sybil 2 again", bob.ID()); !bob.holds(id) {
+		t.Fatal("a stranger's group refused after bob left one of the three")
+	}
+
+	// Accepting mallory lifts her bound and frees her places.
+	if err := bob.Contacts().Trust(mallory.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	gi, err := mallory.Groups().Create("now a contact", []peer.ID{bob.ID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("mallory's group, once she is a contact", groupEv(gi.ID, func(g GroupInfo) bool { return g.Member }))
+	key3, sybil3 := testKey(t)
+	if id := strangerCreate(t, bob, key3, sybil3, "sybil 3", bob.ID()); !bob.holds(id) {
+		t.Fatal("a stranger's group refused although mallory's no longer count")
+	}
+}
+
+// TestGroupsFromSybilsBounded, at the bounds a node starts with: one
+// key's ninth group is refused, and so is the group past the total, made
+// by keys that each made one.
+func TestGroupsFromSybilsBounded(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, false)
+	key, sybil := testKey(t)
+	for i := range maxGroupsPerStranger {
+		if id := strangerCreate(t, bob, key, sybil, fmt.Sprint("spam ", i), bob.ID()); !bob.holds(id) {
+			t.Fatalf("group %d of one stranger refused", i)
+		}
+	}
+	if id := strangerCreate(t, bob, key, sybil, "one too many", bob.ID()); bob.holds(id) {
+		t.Fatalf("bob keeps %d groups of one stranger", maxGroupsPerStranger+1)
+	}
+	bob.refusedStranger("the ninth group refused", fmt.Sprintf("has put you in %d groups already", maxGroupsPerStranger))
+	for i := maxGroupsPerStranger; i < maxStrangerGroups; i++ {
+		key, sybil := testKey(t)
+		if id := strangerCreate(t, bob, key, sybil, fmt.Sprint("sybil ", i), bob.ID()); !bob.holds(id) {
+			t.Fatalf("stranger group %d refused", i)
+		}
+	}
+	key, sybil = testKey(t)
+	if id := strangerCreate(t, bob, key, sybil, "past the total", bob.ID()); bob.holds(id) {
+		t.Fatalf("bob keeps %d groups of strangers", maxStrangerGroups+1)
+	}
+	bob.refusedStranger("the group past the total refused", fmt.Sprintf("you are in %d groups", maxStrangerGroups))
+	if gs := bob.Groups().List(); len(gs) != maxStrangerGroups {
+		t.Fatalf("bob lists %d groups, want %d", len(gs), maxStrangerGroups)
+	}
+}
+
+// strangerLink has from reach to live, trusting it, while to has not
+// accepted from.
+func strangerLink(t *testing.T, from, to *offNode) {
+	t.Helper()
+	from.host.Peerstore().AddAddrs(to.ID(), to.host.Addrs(), time.Hour)
+	if err := from.Contacts().Trust(to.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refusedFull waits for on's refusal of a message from p past a bound on
+// strangers, and checks that it says what to do.
+func (on *offNode) refusedFull(what string, p peer.ID, want string) {
+	on.t.Helper()
+	e := on.offWait(what, func(e Event) bool {
+		return e.Kind == EventError && e.PeerID == p && strings.Contains(e.Err, ErrStrangerFull.Error())
+	})
+	if !strings.Contains(e.Err, want) || !strings.Contains(e.Err, "accept") {
+		on.t.Fatalf("%s: %q, want it to say %q and how to receive more", what, e.Err, want)
+	}
+}
+
+// stored waits until on holds p's message id (it may come on any of the
+// sender's tries, so its event may have gone by already).
+func (on *offNode) stored(what string, p peer.ID, id e2e.MessageID) {
+	on.t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); on.offCount(p, id) != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			on.t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// sendAll has from send n messages to p and returns them.
+func sendAll(t *testing.T, from *offNode, p peer.ID, n int, what string) []store.Message {
+	t.Helper()
+	var out []store.Message
+	for i := range n {
+		m, err := from.Send(p, fmt.Sprintf("%s %d", what, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestStrangerMessagesBounded: a stranger writes bob more than he keeps
+// from one peer not accepted; a second stranger writes while the first
+// has messages waiting. Bob keeps what fits, refuses the rest without
+// acknowledging it (told once, saying how to receive more), and gets the
+// rest once he accepts the first (its client writes them again on a new
+// session) or blocks it (the second's next message then fits). Without
+// the bound every message is stored.
+func TestStrangerMessagesBounded(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	mallory := offNewNode(t, "mallory", nil, true)
+	eve := offNewNode(t, "eve", nil, true)
+	bob.strangers.perPeer, bob.strangers.conversations = 3, 1
+	strangerLink(t, mallory, bob)
+	strangerLink(t, eve, bob)
+
+	// Two texts and a reaction fill her share: actions are records too.
+	sent := sendAll(t, mallory, bob.ID(), 2, "hello")
+	if _, _, err := mallory.Messages().React(sent[0].ID, "👍"); err != nil {
+		t.Fatal(err)
+	}
+	sent = append(sent, sendAll(t, mallory, bob.ID(), 2, "more")...)
+	bob.refusedFull("mallory's fourth message refused", mallory.ID(), "has 3 messages waiting for you already")
+	for _, e := range bob.offEvents(300 * time.Millisecond) {
+		if e.Kind == EventError && strings.Contains(e.Err, ErrStrangerFull.Error()) {
+			t.Fatalf("the refusal told twice: %q", e.Err)
+		}
+	}
+	if h := bob.offHistory(mallory.ID()); len(h) != 2 || len(h[0].Reactions) != 1 {
+		t.Fatalf("bob keeps %d of mallory's texts (%v), want 2, the first with her reaction", len(h), h)
+	}
+	for _, m := range sent[2:] {
+		if got, err := mallory.store.Message(m.ID); err != nil || got.Status == store.StatusDelivered {
+			t.Fatalf("mallory's refused message %d reads %v (%v): it is lost to her", m.Seq, got.Status, err)
+		}
+	}
+
+	// A second stranger: no room while mallory's messages wait.
+	first := sendAll(t, eve, bob.ID(), 1, "hi")
+	bob.refusedFull("eve's message refused", eve.ID(), "1 peers who are not your contacts have messages waiting")
+	if h := bob.offHistory(eve.ID()); len(h) != 0 {
+		t.Fatalf("bob keeps %d of eve's messages, want none", len(h))
+	}
+
+	// Bob blocks mallory: her messages are decided, and eve's fit.
+	if err := bob.Contacts().Block(mallory.ID()); err != nil {
+		t.Fatal(err)
+	}
+	next := sendAll(t, eve, bob.ID(), 1, "again")
+	bob.offWait("eve's next message", offIsMessage(next[0].ID))
+
+	// Bob accepts eve: her first message comes with her client's next try.
+	if err := bob.Contacts().Trust(eve.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	bob.sessions.closePeer(eve.ID(), "test: a new session")
+	bob.stored("eve's first message, once she is accepted", eve.ID(), first[0].ID)
+}
+
+// TestStrangerGroupMessagesBounded: in a group a stranger made, bob
+// keeps at most perGroup messages until he accepts its maker; the rest
+// wait with their senders (told once), and come once he does. Without
+// the bound every message is stored.
+func TestStrangerGroupMessagesBounded(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	mallory := offNewNode(t, "mallory", nil, true)
+	bob.strangers.perGroup = 2
+	strangerLink(t, mallory, bob)
+	gi, err := mallory.Groups().Create("spam", []peer.ID{bob.ID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("the group", groupEv(gi.ID, func(g GroupInfo) bool { return g.Member }))
+	var sent []store.GroupMessage
+	for i := range 4 {
+		m, err := mallory.Groups().Send(gi.ID, fmt.Sprint("buy now ", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, m)
+	}
+	bob.refusedFull("mallory's third group message refused", mallory.ID(), `group "spam", made by`)
+	if h, err := bob.Groups().History(gi.ID, 0, 100); err != nil || len(h) != 2 {
+		t.Fatalf("bob keeps %d messages of mallory's group (%v), want 2", len(h), err)
+	}
+	if err := bob.Contacts().Trust(mallory.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	bob.sessions.closePeer(mallory.ID(), "test: a new session")
+	bob.offWait("the last message, once mallory is accepted", offIsMessage(sent[3].ID))
+}
+
+// TestStrangerMailBounded: past the bound, a stranger's message fetched
+// from a relay is dropped there (each fetch would bring it again) with
+// nothing stored and the ratchet state unchanged, so the same envelope,
+// written again by its sender, opens once the user accepts the peer.
+func TestStrangerMailBounded(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, false)
+	mallory := offNewNode(t, "mallory", nil, false)
+	offMeet(t, mallory, bob)
+	bob.strangers.perPeer = int(bob.offConversation(mallory.ID()).LastSeq) + 1
+	m, env := mallory.offText(bob.ID(), "one more")
+	if !bob.offMail(mallory.ID(), env) || bob.offCount(mallory.ID(), m.ID) != 1 {
+		t.Fatal("a message within the bound was not stored")
+	}
+	m, env = mallory.offText(bob.ID(), "past the bound")
+	before, sets := bob.offRatchetRaw(), bob.offSets()
+	if !bob.offMail(mallory.ID(), env) {
+		t.Fatal("the refused mail is left at the relay: every fetch would bring it again")
+	}
+	bob.refusedFull("the refusal", mallory.ID(), "messages waiting for you already")
+	if bob.offCount(mallory.ID(), m.ID) != 0 {
+		t.Fatal("a stranger's message past the bound was stored")
+	}
+	bob.offSameState("a refused message", before, sets)
+	if err := bob.Contacts().Trust(mallory.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	if !bob.offMail(mallory.ID(), env) || bob.offCount(mallory.ID(), m.ID) != 1 {
+		t.Fatal("the refused message, written again, was not stored once its sender was accepted")
+	}
+}

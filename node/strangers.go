@@ -1,0 +1,137 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/certchat/certchat/group"
+	"github.com/certchat/certchat/identity"
+	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// What peers we may not message may leave with us (docs/PROTOCOL.md
+// §10, docs/SECURITY.md). Anyone may write to us, and what they write is
+// kept until the user accepts or blocks them; unbounded, one stranger,
+// or as many keys as an attacker cares to make, could fill the store.
+// So a message from a peer we may not message (not a contact, nor
+// vouched for by a CA we trust; a blocked peer cannot write at all) is
+// kept only while its conversation holds fewer than maxStrangerMessages
+// records (texts and actions alike) and, for a stranger new to us, while
+// fewer than maxStrangerConversations strangers have messages waiting;
+// and a message in a group made by such a peer only while the group
+// holds fewer than maxStrangerGroupMessages. Past a bound the message is
+// neither stored nor acknowledged, and the ratchet state does not move:
+// its sender keeps it and writes it again (on its next session or seed,
+// or when it finds it unacknowledged), so it arrives once the user
+// accepts the peer, or the group's maker (or blocks other strangers);
+// each refusal is told once.
+const (
+	maxStrangerMessages      = 256
+	maxStrangerConversations = 64
+	maxStrangerGroupMessages = 256
+	// maxStrangersTold bounds the peers and groups whose refusal was
+	// told; past it they are told again.
+	maxStrangersTold = 1024
+)
+
+// ErrStrangerFull: a message from a peer who is not a contact (or in a
+// group such a peer made) is not kept until the user accepts its sender.
+var ErrStrangerFull = errors.New("a message from a peer who is not a contact waits with its sender")
+
+// strangers decides whether a message from a peer we may not message is
+// kept (keep, keepInGroup; called by the ratchet keys with their lock
+// held, before anything is stored) and tells each refusal once (tell,
+// from the read loops and mailbox loops). mu guards told; a leaf.
+type strangers struct {
+	*core
+	book   *peerBook
+	groups *Groups
+
+	perPeer, conversations, perGroup int
+
+	mu   sync.Mutex
+	told map[string]bool // peers and groups whose refusal was told
+}
+
+func newStrangers(c *core, book *peerBook, g *Groups) *strangers {
+	return &strangers{core: c, book: book, groups: g, perPeer: maxStrangerMessages,
+		conversations: maxStrangerConversations, perGroup: maxStrangerGroupMessages, told: map[string]bool{}}
+}
+
+// keep says whether a private message from p may be kept: nil, or why
+// not (ErrStrangerFull).
+func (s *strangers) keep(p peer.ID) error {
+	if s.book.mayMessage(p) == nil {
+		return nil
+	}
+	convs, err := s.store.Conversations()
+	if err != nil {
+		return fmt.Errorf("count the messages of peers who are not contacts: %w", err)
+	}
+	held, others := 0, 0
+	for _, c := range convs {
+		switch {
+		case c.Peer == p:
+			// Every record counts, actions too (a reaction shows on its
+			// text, but is kept as a record of its own).
+			held = max(c.Messages, int(c.LastSeq))
+		case c.Messages > 0 && s.waiting(c.Peer):
+			others++
+		}
+	}
+	switch {
+	case held >= s.perPeer:
+		return fmt.Errorf("%w: %s, who is not a contact, has %d messages waiting for you already; accept them to receive more (they keep the rest until then)",
+			ErrStrangerFull, identity.ShortID(p), held)
+	case held == 0 && others >= s.conversations:
+		return fmt.Errorf("%w: %d peers who are not your contacts have messages waiting for you; accept or block some of them to receive from %s (they keep their messages until then)",
+			ErrStrangerFull, others, identity.ShortID(p))
+	}
+	return nil
+}
+
+// waiting says whether p's messages wait for the user's decision: p is
+// neither a peer we may message nor blocked (a blocked peer's messages
+// are decided, and it cannot write more).
+func (s *strangers) waiting(p peer.ID) bool {
+	err := s.book.mayMessage(p)
+	return err != nil && !errors.Is(err, ErrBlocked)
+}
+
+// keepInGroup says whether a message in group id may be kept: nil, or
+// why not (ErrStrangerFull), for a group made by a peer we may not
+// message that holds maxStrangerGroupMessages messages.
+func (s *strangers) keepInGroup(id store.GroupID) error {
+	creator, name, ok := s.groups.creator(group.ID(id))
+	if !ok || creator == s.host.ID() || s.book.mayMessage(creator) == nil {
+		return nil
+	}
+	sg, _, err := s.store.Groups().Get(id)
+	if err != nil {
+		return fmt.Errorf("count the messages of group %x: %w", id[:4], err)
+	}
+	if sg.Messages >= s.perGroup {
+		return fmt.Errorf("%w: group %q, made by %s who is not a contact, holds %d messages; accept its maker to receive more (their senders keep them until then)",
+			ErrStrangerFull, name, identity.ShortID(creator), sg.Messages)
+	}
+	return nil
+}
+
+// tell reports a refusal (ErrStrangerFull) of p's message once: its
+// sender writes the message again on every session, and each refusal
+// would say the same.
+func (s *strangers) tell(p peer.ID, err error) {
+	key := string(p) + "\x00" + err.Error()
+	s.mu.Lock()
+	if len(s.told) >= maxStrangersTold {
+		clear(s.told)
+	}
+	told := s.told[key]
+	s.told[key] = true
+	s.mu.Unlock()
+	if !told {
+		s.emitError(p, err)
+	}
+}
