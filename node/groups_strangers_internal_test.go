@@ -3,6 +3,8 @@ package node
 import (
 	"crypto/ed25519"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -238,6 +240,22 @@ func TestStrangerMessagesBounded(t *testing.T) {
 	}
 	if h := bob.offHistory(mallory.ID()); len(h) != 2 || len(h[0].Reactions) != 1 {
 		t.Fatalf("bob keeps %d of mallory's texts (%v), want 2, the first with her reaction", len(h), h)
+	}
+	// A file offer is a message of the conversation too.
+	offered := filepath.Join(t.TempDir(), "offer.txt")
+	if err := os.WriteFile(offered, []byte("a file from a stranger"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := mallory.Files().Send(bob.ID(), offered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory.offWait("the offer written", func(e Event) bool {
+		return e.Kind == EventStatus && e.Message.ID == e2e.MessageID(fi.ID) && e.Message.Status == store.StatusSent
+	})
+	time.Sleep(200 * time.Millisecond) // read and refused meanwhile
+	if _, err := bob.Files().Get(fi.ID); err == nil {
+		t.Fatal("bob keeps a stranger's file offer past the bound")
 	}
 	for _, m := range sent[2:] {
 		if got, err := mallory.store.Message(m.ID); err != nil || got.Status == store.StatusDelivered {
