@@ -106,6 +106,12 @@ type mailedChunk struct {
 // store, in one transaction (commitInner's part for files).
 func (rk *ratchetKeys) commitFile(p peer.ID, w store.Ratchet, f *e2e.Frame, res *opened) error {
 	now := rk.now()
+	if f.Type == frameFileOffer || f.Type == frameFileControl {
+		// Kept as messages of the conversation: bounded as texts are.
+		if err := rk.mayKeep(p); err != nil {
+			return err
+		}
+	}
 	switch f.Type {
 	case frameFileOffer:
 		m, rest, err := parseMsgHeader(f.Payload)

@@ -71,10 +71,10 @@ func (sg *strangerGroups) admit(g *Groups, id group.ID, creator peer.ID) (held b
 	per, total := sg.count(g, creator)
 	switch {
 	case per >= sg.perCreator:
-		return true, fmt.Errorf("%w: %s, who is not a contact, has put you in %d groups already; accept them as a contact to be added to more, or leave some of those groups",
+		return true, fmt.Errorf("%w: %s, who is not a contact, has put you in as many groups as are kept (%d); accept them as a contact to be added to more, or leave some of those groups",
 			ErrStrangerGroups, identity.ShortID(creator), per)
 	case total >= sg.total:
-		return true, fmt.Errorf("%w: you are in %d groups made by peers who are not your contacts; accept their makers as contacts, or leave some of those groups",
+		return true, fmt.Errorf("%w: you are in as many groups made by peers who are not your contacts as are kept (%d); accept their makers as contacts, or leave some of those groups",
 			ErrStrangerGroups, total)
 	}
 	return true, nil

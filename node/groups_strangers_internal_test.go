@@ -3,6 +3,8 @@ package node
 import (
 	"crypto/ed25519"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -68,7 +70,7 @@ func TestGroupsFromStrangersBounded(t *testing.T) {
 		}
 		made = append(made, gi.ID)
 	}
-	bob.refusedStranger("the third group from mallory refused", "has put you in 2 groups already")
+	bob.refusedStranger("the third group from mallory refused", "has put you in as many groups as are kept (2)")
 	kept := 0
 	for _, id := range made {
 		if bob.holds(id) {
@@ -96,7 +98,7 @@ func TestGroupsFromStrangersBounded(t *testing.T) {
 	}
 	key2, sybil2 := testKey(t)
 	refused := strangerCreate(t, bob, key2, sybil2, "sybil 2", bob.ID())
-	bob.refusedStranger("the second sybil's group refused", "you are in 3 groups made by peers who are not your contacts")
+	bob.refusedStranger("the second sybil's group refused", "you are in as many groups made by peers who are not your contacts as are kept (3)")
 	if bob.holds(refused) {
 		t.Fatal("bob keeps a stranger's group past the total")
 	}
@@ -145,7 +147,7 @@ func TestGroupsFromSybilsBounded(t *testing.T) {
 	if id := strangerCreate(t, bob, key, sybil, "one too many", bob.ID()); bob.holds(id) {
 		t.Fatalf("bob keeps %d groups of one stranger", maxGroupsPerStranger+1)
 	}
-	bob.refusedStranger("the ninth group refused", fmt.Sprintf("has put you in %d groups already", maxGroupsPerStranger))
+	bob.refusedStranger("the ninth group refused", fmt.Sprintf("has put you in as many groups as are kept (%d)", maxGroupsPerStranger))
 	for i := maxGroupsPerStranger; i < maxStrangerGroups; i++ {
 		key, sybil := testKey(t)
 		if id := strangerCreate(t, bob, key, sybil, fmt.Sprint("sybil ", i), bob.ID()); !bob.holds(id) {
@@ -156,7 +158,7 @@ func TestGroupsFromSybilsBounded(t *testing.T) {
 	if id := strangerCreate(t, bob, key, sybil, "past the total", bob.ID()); bob.holds(id) {
 		t.Fatalf("bob keeps %d groups of strangers", maxStrangerGroups+1)
 	}
-	bob.refusedStranger("the group past the total refused", fmt.Sprintf("you are in %d groups", maxStrangerGroups))
+	bob.refusedStranger("the group past the total refused", fmt.Sprintf("as are kept (%d)", maxStrangerGroups))
 	if gs := bob.Groups().List(); len(gs) != maxStrangerGroups {
 		t.Fatalf("bob lists %d groups, want %d", len(gs), maxStrangerGroups)
 	}
@@ -230,7 +232,7 @@ func TestStrangerMessagesBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent = append(sent, sendAll(t, mallory, bob.ID(), 2, "more")...)
-	bob.refusedFull("mallory's fourth message refused", mallory.ID(), "has 3 messages waiting for you already")
+	bob.refusedFull("mallory's fourth message refused", mallory.ID(), "already has as many messages waiting for you as are kept (3)")
 	for _, e := range bob.offEvents(300 * time.Millisecond) {
 		if e.Kind == EventError && strings.Contains(e.Err, ErrStrangerFull.Error()) {
 			t.Fatalf("the refusal told twice: %q", e.Err)
@@ -238,6 +240,22 @@ func TestStrangerMessagesBounded(t *testing.T) {
 	}
 	if h := bob.offHistory(mallory.ID()); len(h) != 2 || len(h[0].Reactions) != 1 {
 		t.Fatalf("bob keeps %d of mallory's texts (%v), want 2, the first with her reaction", len(h), h)
+	}
+	// A file offer is a message of the conversation too.
+	offered := filepath.Join(t.TempDir(), "offer.txt")
+	if err := os.WriteFile(offered, []byte("a file from a stranger"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := mallory.Files().Send(bob.ID(), offered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory.offWait("the offer written", func(e Event) bool {
+		return e.Kind == EventStatus && e.Message.ID == e2e.MessageID(fi.ID) && e.Message.Status == store.StatusSent
+	})
+	time.Sleep(200 * time.Millisecond) // read and refused meanwhile
+	if _, err := bob.Files().Get(fi.ID); err == nil {
+		t.Fatal("bob keeps a stranger's file offer past the bound")
 	}
 	for _, m := range sent[2:] {
 		if got, err := mallory.store.Message(m.ID); err != nil || got.Status == store.StatusDelivered {
@@ -247,7 +265,7 @@ func TestStrangerMessagesBounded(t *testing.T) {
 
 	// A second stranger: no room while mallory's messages wait.
 	first := sendAll(t, eve, bob.ID(), 1, "hi")
-	bob.refusedFull("eve's message refused", eve.ID(), "1 peers who are not your contacts have messages waiting")
+	bob.refusedFull("eve's message refused", eve.ID(), "as many peers who are not your contacts have messages waiting for you as are kept (1)")
 	if h := bob.offHistory(eve.ID()); len(h) != 0 {
 		t.Fatalf("bob keeps %d of eve's messages, want none", len(h))
 	}
@@ -318,7 +336,7 @@ func TestStrangerMailBounded(t *testing.T) {
 	if !bob.offMail(mallory.ID(), env) {
 		t.Fatal("the refused mail is left at the relay: every fetch would bring it again")
 	}
-	bob.refusedFull("the refusal", mallory.ID(), "messages waiting for you already")
+	bob.refusedFull("the refusal", mallory.ID(), "messages waiting for you as are kept")
 	if bob.offCount(mallory.ID(), m.ID) != 0 {
 		t.Fatal("a stranger's message past the bound was stored")
 	}
@@ -329,4 +347,24 @@ func TestStrangerMailBounded(t *testing.T) {
 	if !bob.offMail(mallory.ID(), env) || bob.offCount(mallory.ID(), m.ID) != 1 {
 		t.Fatal("the refused message, written again, was not stored once its sender was accepted")
 	}
+}
+
+// TestStrangerSenderTold: a stranger's client whose messages bob does not
+// keep is told, once its receipts are overdue, that bob may not have
+// accepted it yet; once bob does, the messages arrive with its next try,
+// without a new connection.
+func TestStrangerSenderTold(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	mallory := offNewNodeWith(t, "mallory", func(c *Config) { c.ResendAfter = 300 * time.Millisecond })
+	bob.strangers.perPeer = 1
+	strangerLink(t, mallory, bob)
+	sent := sendAll(t, mallory, bob.ID(), 2, "hello")
+	bob.refusedFull("the second message refused", mallory.ID(), "as are kept (1)")
+	mallory.offWait("the notice", func(e Event) bool {
+		return e.Kind == EventError && e.PeerID == bob.ID() && strings.Contains(e.Err, "they have not accepted you yet")
+	})
+	if err := bob.Contacts().Trust(mallory.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	bob.stored("the second message, once mallory is accepted", mallory.ID(), sent[1].ID)
 }

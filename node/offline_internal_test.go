@@ -80,13 +80,33 @@ func offNewNode(t testing.TB, name string, relays []string, start bool) *offNode
 // offNodeAt is offNewNode in a home made already.
 func offNodeAt(t testing.TB, h identity.Home, id *identity.Identity, relays []string, start bool) *offNode {
 	t.Helper()
+	return offNodeWith(t, h, id, relays, start, nil)
+}
+
+// offNewNodeWith is offNewNode with its configuration changed by tweak.
+func offNewNodeWith(t testing.TB, name string, tweak func(*Config)) *offNode {
+	t.Helper()
+	h := identity.Home{Dir: t.TempDir()}
+	id, err := h.Init(name, nil, identity.DefaultKDF, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offNodeWith(t, h, id, nil, true, tweak)
+}
+
+func offNodeWith(t testing.TB, h identity.Home, id *identity.Identity, relays []string, start bool, tweak func(*Config)) *offNode {
+	t.Helper()
 	ts, err := h.TrustStore()
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &offLog{}
-	n, err := New(Config{Home: h, Identity: id, Trust: ts, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Relays: relays,
-		RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond, Logger: slog.New(logs)})
+	cfg := Config{Home: h, Identity: id, Trust: ts, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Relays: relays,
+		RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond, Logger: slog.New(logs)}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,10 +83,10 @@ func (s *strangers) keep(p peer.ID) error {
 	}
 	switch {
 	case held >= s.perPeer:
-		return fmt.Errorf("%w: %s, who is not a contact, has %d messages waiting for you already; accept them to receive more (they keep the rest until then)",
+		return fmt.Errorf("%w: %s, who is not a contact, already has as many messages waiting for you as are kept (%d); accept them to receive more (they keep the rest until then)",
 			ErrStrangerFull, identity.ShortID(p), held)
 	case held == 0 && others >= s.conversations:
-		return fmt.Errorf("%w: %d peers who are not your contacts have messages waiting for you; accept or block some of them to receive from %s (they keep their messages until then)",
+		return fmt.Errorf("%w: as many peers who are not your contacts have messages waiting for you as are kept (%d); accept or block some of them to receive from %s (they keep their messages until then)",
 			ErrStrangerFull, others, identity.ShortID(p))
 	}
 	return nil
@@ -113,7 +113,7 @@ func (s *strangers) keepInGroup(id store.GroupID) error {
 		return fmt.Errorf("count the messages of group %x: %w", id[:4], err)
 	}
 	if sg.Messages >= s.perGroup {
-		return fmt.Errorf("%w: group %q, made by %s who is not a contact, holds %d messages; accept its maker to receive more (their senders keep them until then)",
+		return fmt.Errorf("%w: group %q, made by %s who is not a contact, holds as many messages as are kept (%d); accept its maker to receive more (their senders keep them until then)",
 			ErrStrangerFull, name, identity.ShortID(creator), sg.Messages)
 	}
 	return nil

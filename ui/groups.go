@@ -145,6 +145,44 @@ func (u *commands) memberPeer(arg string) (peer.ID, error) {
 	return c.info.ID, nil
 }
 
+// groupMember finds the member of g that arg names: a peer ID or a
+// chat's name (memberPeer), or else the piece of a member's peer ID that
+// /members shows for one that is not a contact ("12D3Ko…xv7Uha", with
+// "…" or "...", or its start or end alone, 4 characters or more): such
+// a member has no other name here.
+func (u *commands) groupMember(g node.GroupInfo, arg string) (peer.ID, error) {
+	p, err := u.memberPeer(arg)
+	if err == nil {
+		return p, nil
+	}
+	var found []peer.ID
+	for _, m := range g.Members {
+		if idMatches(m.String(), strings.TrimPrefix(strings.TrimSpace(arg), "@")) {
+			found = append(found, m)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", err
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%d members of %s have a peer ID like %q: give more of it (/members shows them)",
+		len(found), oneLine(identity.SanitizeName(g.Name)), truncate(oneLine(arg), 30))
+}
+
+// idMatches says whether id (a peer ID) is what frag shows of it: its
+// start and end around "…" or "...", or its start or its end alone, at
+// least 4 characters either way.
+func idMatches(id, frag string) bool {
+	for _, sep := range []string{"…", "..."} {
+		if pre, suf, ok := strings.Cut(frag, sep); ok {
+			return len(pre)+len(suf) >= 4 && strings.HasPrefix(id, pre) && strings.HasSuffix(id[len(pre):], suf)
+		}
+	}
+	return len(frag) >= 4 && (strings.HasPrefix(id, frag) || strings.HasSuffix(id, frag))
+}
+
 func (u *commands) cmdGroup(arg string) {
 	gb := u.groups("group")
 	if gb == nil {
@@ -270,6 +308,14 @@ func (u *commands) membersText(g node.GroupInfo, infos []node.PeerInfo, flags ma
 		}
 		b.WriteString(row + "\n")
 	}
+	for _, info := range infos {
+		if displayName(info) == identity.ShortID(info.ID) {
+			// Known by no other name: say how to name it in a command.
+			id := info.ID.String()
+			fmt.Fprintf(&b, "\nA member shown by its ID is named by it in /kick and /admin, or by its end alone (%s).\n", id[len(id)-6:])
+			break
+		}
+	}
 	if !g.Member {
 		b.WriteString("\nYou are not a member any more.\n")
 	}
@@ -325,7 +371,11 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 		if !ok || u.cmds.notMember(cmd, g) {
 			return
 		}
-		p, err := u.cmds.memberPeer(f[0])
+		find := u.cmds.memberPeer
+		if cmd != "invite" { // a member already: maybe known only by its ID
+			find = func(arg string) (peer.ID, error) { return u.cmds.groupMember(g, arg) }
+		}
+		p, err := find(f[0])
 		if err != nil {
 			u.notes.showError("/" + cmd + ": " + finish(err.Error()))
 			return

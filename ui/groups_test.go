@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -579,5 +580,74 @@ func TestGroupCommandsAfterLeaving(t *testing.T) {
 		}
 		wa.key(27, 0, 0) // Esc clears the notice
 		wa.waitGone("you are not a member of crew any")
+	}
+}
+
+// A member who is not a contact shows in /members by its ID only; an
+// admin names it in /kick and /admin by that ID as shown, or by its end.
+func TestGroupMemberNamedByID(t *testing.T) {
+	t.Parallel()
+	alice, carol, dave, erin := newPeer(t, "alice", 0), newPeer(t, "carol", 0), newPeer(t, "dave", 0), newPeer(t, "erin", 0)
+	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
+	for _, p := range []*testPeer{alice, dave, erin} {
+		carol.pin(p.peerID(), p.id.Name(), identity.StateTOFU)
+	}
+	alice.start()
+	carol.start()
+	introduce(carol, alice)
+	w := openWindow(t, alice.n, 100, 30, Options{})
+	gi, err := carol.n.Groups().Create("team", []peer.ID{alice.peerID(), dave.peerID(), erin.peerID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.n.Groups().Admin(gi.ID, alice.peerID()); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("alice an admin", func(string) bool {
+		g, ok := alice.n.Groups().Get(gi.ID)
+		return ok && isAdmin(g, alice.peerID())
+	})
+	short, end := identity.ShortID(dave.peerID()), erin.peerID().String()[len(erin.peerID().String())-6:]
+	w.enter("/members team")
+	w.waitText(short+" — ", "named by it in /kick and /admin")
+	w.key(tcell.KeyEscape, 0, 0)
+	w.waitGone("Members of team")
+
+	w.enter("/kick team " + short)
+	w.waitText(short + " is no longer a member of team")
+	w.enter("/admin team " + end)
+	w.waitText(" is now an admin of team")
+	g, _ := alice.n.Groups().Get(gi.ID)
+	if slices.Contains(g.Members, dave.peerID()) || !isAdmin(g, erin.peerID()) {
+		t.Fatalf("members %v, admins %v: want dave out and erin an admin", g.Members, g.Admins)
+	}
+	w.enter("/kick team 12D3")
+	w.waitText("/kick: 3 members of team have a peer ID like \"12D3\"")
+}
+
+// idMatches: what /members shows of a peer ID names it; too little, or a
+// piece from its middle, does not.
+func TestIDMatches(t *testing.T) {
+	const id = "12D3KooWQ9rJbAZyYzv3t8ZkbjdK4vHQLZ5S1dGf1argnA"
+	for _, c := range []struct {
+		frag string
+		want bool
+	}{
+		{"12D3Ko…1argnA", true},
+		{"12D3Ko...1argnA", true},
+		{"1argnA", true},
+		{"12D3KooWQ9", true},
+		{"argnA", true},
+		{"gnA", false},
+		{"12D3Ko…1argnB", false},
+		{"12D3Ko…", true},
+		{"…", false},
+		{"1…A", false},
+		{"KooWQ9rJ", false},
+		{"12D3KooWQ9rJbAZyYzv3t8ZkbjdK4vHQLZ5S1dGf1argnA…1argnA", false},
+	} {
+		if got := idMatches(id, c.frag); got != c.want {
+			t.Errorf("idMatches(%q) = %v, want %v", c.frag, got, c.want)
+		}
 	}
 }
