@@ -324,8 +324,8 @@ func reportGroupRun(b *testing.B, lat []time.Duration, u0, u1 senderUsage, ru0, 
 //	                so far (ns, the runtime's estimate);        CPU2 GC2
 //	                CPU and GC again after the collections
 //	                that measure the heap
-//	floor, fsend,   the floor (groups_floor_bench_test.go)
-//	fquiet
+//	floor, ffwd,    the floor (groups_floor_bench_test.go)
+//	fsend, fquiet
 //	profile         start, then stop, a CPU profile written  → ok
 //	                to $CERTCHAT_NODE_GROUPSENDER_CPUPROFILE
 //	                (and, with ..._MEMPROFILE set, the
