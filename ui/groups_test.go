@@ -27,6 +27,7 @@ func TestGroupSummary(t *testing.T) {
 	changed := node.PeerInfo{Trust: identity.StateChanged}
 	blocked := node.PeerInfo{Trust: identity.StateUntrusted}
 	expired := node.PeerInfo{Trust: identity.StateExpired}
+	stranger := node.PeerInfo{Trust: identity.StateUnknown}
 	for _, tc := range []struct {
 		in   []node.PeerInfo
 		want string
@@ -37,6 +38,10 @@ func TestGroupSummary(t *testing.T) {
 		{[]node.PeerInfo{v, changed}, "2 members: 1 verified, 1 KEY CHANGED (sending blocked until you decide)", toneBad},
 		{[]node.PeerInfo{v, expired}, "2 members: 1 verified, 1 expired", toneWarn},
 		{[]node.PeerInfo{tofu, blocked}, "2 members: 1 unverified, 1 blocked (sending blocked until you decide)", toneBad},
+		// A member who is not a contact is unknown, as /members says, not
+		// unverified: messages wait for it until it is accepted.
+		{[]node.PeerInfo{tofu, stranger}, "2 members: 1 unverified, 1 unknown", toneWarn},
+		{[]node.PeerInfo{v, stranger}, "2 members: 1 verified, 1 unknown", toneWarn},
 	} {
 		got, tn := groupSummary(tc.in)
 		if got != tc.want || tn != tc.tone {
@@ -413,9 +418,20 @@ func TestGroupDeliveryText(t *testing.T) {
 		{[]store.MemberDelivery{d("a", store.StatusSending), d("b", store.StatusSending), d("c", store.StatusSending), d("d", store.StatusSending), d("e", store.StatusFailed)},
 			"delivered to 0 of 5; waiting for ann, bob, cat and 1 more; ✗ failed for eve", toneBad},
 	} {
-		if got, tn := groupDeliveryText(tc.in, name); got != tc.want || tn != tc.tone {
+		if got, tn := groupDeliveryText(tc.in, name, nil); got != tc.want || tn != tc.tone {
 			t.Errorf("groupDeliveryText: %q %v, want %q %v", got, tn, tc.want, tc.tone)
 		}
+	}	// A member who waits because it is not a contact says so, and how
+	// the wait ends; the others do not.
+	why := func(p peer.ID) string {
+		if p == "c" {
+			return " (not a contact: /trust cat)"
+		}
+		return ""
+	}
+	in := []store.MemberDelivery{d("a", store.StatusDelivered), d("b", store.StatusSent), d("c", store.StatusSending)}
+	if got, _ := groupDeliveryText(in, name, why); got != "delivered to 1 of 3; waiting for bob, cat (not a contact: /trust cat)" {
+		t.Errorf("groupDeliveryText with a stranger: %q", got)
 	}
 }
 
@@ -650,4 +666,37 @@ func TestIDMatches(t *testing.T) {
 			t.Errorf("idMatches(%q) = %v, want %v", c.frag, got, c.want)
 		}
 	}
+}
+
+// A group made by a stranger: its title counts the stranger as unknown
+// (as /members does), not unverified, and a message to it says why it
+// waits for the stranger and what ends the wait; accepting the stranger
+// delivers it.
+func TestGroupFromStrangerSaysWhyItWaits(t *testing.T) {
+	t.Parallel()
+	alice, carol := newPeer(t, "alice", 0), newPeer(t, "carol", 0)
+	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	carol.start()
+	introduce(carol, alice)
+	w := openWindow(t, alice.n, 80, 24, Options{})
+	gi, err := carol.n.Groups().Create("team", []peer.ID{alice.peerID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.n.Groups().Send(gi.ID, "hello from carol"); err != nil {
+		t.Fatal(err)
+	}
+	s := w.waitText("carol: hello from carol")
+	if title := titleRow(s); !strings.Contains(title, " team  2 members: you, 1 unknown") {
+		t.Fatalf("alice's title: %q", title)
+	}
+	w.enter("hi carol")
+	w.waitText("waiting for carol", "(not a contact: /trust carol)")
+	w.enter("/trust carol")
+	w.waitText("First contact: carol")
+	w.key(tcell.KeyLeft, 0, 0)
+	w.key(tcell.KeyLeft, 0, 0)
+	w.key(tcell.KeyEnter, 0, 0)
+	w.waitText("me: hi carol  ✓ delivered")
 }
