@@ -139,7 +139,7 @@ func memberCount(n int) string {
 func (u *groupChats) groupLine(c *chat) (string, tone) {
 	g := c.grp.info
 	if !g.Member {
-		return memberCount(len(g.Members)) + " · you left", toneWarn
+		return memberCount(len(g.Members)) + " · you're out", toneWarn // left or removed: it does not know which
 	}
 	_, t := groupSummaryWith(u.groupOthers(g), true)
 	text := memberCount(len(g.Members))
