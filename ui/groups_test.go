@@ -251,7 +251,7 @@ func TestGroupChat(t *testing.T) {
 	wa.waitText("bob is no longer a member of team")
 	// Bob did not leave: his chat list says he is out (left or removed:
 	// the window does not know which), not that he left.
-	if s := wb.waitText("not a member of team any more", "2 members · you're out"); strings.Contains(s, "you left") {
+	if s := wb.waitText("not a member of team any more", "2 members · you're out"); strings.Contains(s, "· you left") {
 		t.Errorf("bob, removed, is told he left:\n%s", s)
 	}
 	wb.enter("still here?")
