@@ -425,7 +425,8 @@ func TestGroupDeliveryText(t *testing.T) {
 		if got, tn := groupDeliveryText(tc.in, name, nil); got != tc.want || tn != tc.tone {
 			t.Errorf("groupDeliveryText: %q %v, want %q %v", got, tn, tc.want, tc.tone)
 		}
-	} // A member who waits because it is not a contact says so, and how
+	}
+	// A member who waits because it is not a contact says so, and how
 	// the wait ends; the others do not.
 	why := func(p peer.ID) string {
 		if p == "c" {
