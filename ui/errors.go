@@ -51,7 +51,34 @@ func (u *UI) errorSentence(e node.Event) string {
 	if c := u.roster.get(e.PeerID); c != nil {
 		name = c.name()
 	}
+	if s, ok := strangerFullSentence(e.Err, name); ok {
+		return s
+	}
 	return "Problem with " + name + ": " + text
+}
+
+// strangerFullSentence says, short enough for the notice line at 80
+// columns, why a message from name (or in a group made by a stranger)
+// was not kept (node.ErrStrangerFull, node/strangers.go) and what brings
+// it: the node's own sentence, prefixed "Problem with …", ran to four
+// rows there and lost the part that says what to do. ok is false for
+// any other error, or a wording it does not know.
+func strangerFullSentence(err, name string) (string, bool) {
+	if !strings.HasPrefix(err, node.ErrStrangerFull.Error()) {
+		return "", false
+	}
+	switch {
+	case strings.Contains(err, "already has as many messages waiting"):
+		return name + " is not in your contacts and has as many messages waiting as are kept; " +
+			"the rest wait with them until you accept them (/trust " + name + ").", true
+	case strings.Contains(err, "as many peers who are not your contacts"):
+		return "Not received from " + name + ": as many peers not in your contacts have messages waiting as are kept; " +
+			"accept or block some (/trust) to receive it.", true
+	case strings.Contains(err, "holds as many messages as are kept"):
+		return "Not received from " + name + ": a group made by someone not in your contacts holds as many messages " +
+			"as are kept; accept its maker (/members) to receive more.", true
+	}
+	return "", false
 }
 
 // refusal explains why a message to c cannot be sent now.

@@ -239,3 +239,35 @@ func TestNotPostQuantumShown(t *testing.T) {
 	peerEvent(true)
 	w.waitGone("not post-quantum")
 }
+
+// A message from a stranger not kept (node.ErrStrangerFull) reads, at
+// 80x24, as a sentence short enough to show whole, what to do included:
+// the node's own sentence, after "Problem with carol: ", ran past the
+// notice line's three rows and lost its end. The texts are the node's
+// (node/strangers.go).
+func TestStrangerFullSaysWhatToDoAt80x24(t *testing.T) {
+	t.Parallel()
+	alice, carol := newPeer(t, "alice", 0), newPeer(t, "carol", 0)
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	short := identity.ShortID(carol.peerID())
+	for _, tc := range []struct{ err, want string }{
+		{node.ErrStrangerFull.Error() + ": " + short + ", who is not a contact, already has as many messages waiting for you as are kept (256); accept them to receive more (they keep the rest until then)",
+			"(/trust carol)."},
+		{node.ErrStrangerFull.Error() + ": as many peers who are not your contacts have messages waiting for you as are kept (64); accept or block some of them to receive from " + short + " (they keep their messages until then)",
+			"to receive it."},
+		{node.ErrStrangerFull.Error() + ": group \"team\", made by " + short + " who is not a contact, holds as many messages as are kept (256); accept its maker to receive more (their senders keep them until then)",
+			"to receive more."},
+	} {
+		w.do(func() {
+			w.u.roster.setInfo(node.PeerInfo{ID: carol.peerID(), Name: "carol", Trust: identity.StateUnknown})
+			w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: carol.peerID(), Err: tc.err}}, nil)
+			w.u.app.ForceDraw()
+		})
+		s := w.waitText(tc.want)
+		if strings.Contains(s, " …") || strings.Contains(s, "Problem with") {
+			t.Errorf("cut, or the node's sentence:\n%s", s)
+		}
+		w.key(tcell.KeyEscape, 0, tcell.ModNone)
+		w.waitGone(tc.want)
+	}
+}
