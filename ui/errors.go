@@ -54,6 +54,10 @@ func (u *UI) errorSentence(e node.Event) string {
 	if s, ok := strangerFullSentence(e.Err, name); ok {
 		return s
 	}
+	if strings.Contains(e.Err, "did not acknowledge your messages on a working connection") { // node/outbox.go unstall
+		return "No receipt from " + name + ": they may not have accepted you yet (your messages wait), " +
+			"or a restored backup put you out of step (resent; some may be lost)."
+	}
 	return "Problem with " + name + ": " + text
 }
 

@@ -271,3 +271,24 @@ func TestStrangerFullSaysWhatToDoAt80x24(t *testing.T) {
 		w.waitGone(tc.want)
 	}
 }
+
+// A stranger whose messages get no receipt (node/outbox.go, unstall) is
+// told, whole at 80x24, both things it may mean: the node's sentence ran
+// to six rows and was cut after "either they have not accepted you yet,
+// and your …".
+func TestNoReceiptSaysWhyAt80x24(t *testing.T) {
+	t.Parallel()
+	carol, alice := newPeer(t, "carol", 0), newPeer(t, "alice", 0)
+	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
+	w := openWindow(t, carol.start(), 80, 24, Options{})
+	w.waitText("alice")
+	err := identity.ShortID(alice.peerID()) + " did not acknowledge your messages on a working connection: either they have not accepted you yet, and your messages wait with you until they do, or your encryption sessions were out of step, as when a home is restored from a backup; a new session was started and your messages are sent again, but in that case messages between you since then may have been lost"
+	w.do(func() {
+		w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: alice.peerID(), Err: err}}, nil)
+		w.u.app.ForceDraw()
+	})
+	s := w.waitText("No receipt from alice", "may be lost).")
+	if strings.Contains(s, " …") {
+		t.Errorf("cut:\n%s", s)
+	}
+}
