@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -367,4 +368,64 @@ func TestStrangerSenderTold(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.stored("the second message, once mallory is accepted", mallory.ID(), sent[1].ID)
+}
+
+// TestStrangerGroupHeldPastBound: the maker of a group, a stranger, has
+// keys it makes for the purpose write in it before their adds reach bob
+// (held, PROTOCOL §14.5), then adds them: what the adds release must
+// count against the group's bound as any message does, else a stranger
+// fills bob's store through the hold, 64 messages a group per round of
+// new keys. Past the bound a held message is neither stored nor
+// acknowledged (its sender keeps it), and the refusal is told.
+func TestStrangerGroupHeldPastBound(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	bob.strangers.perGroup = 2
+	var mu sync.Mutex
+	acked := map[e2e.MessageID]bool{}
+	bob.groups.held.ack = func(_ peer.ID, id e2e.MessageID) {
+		mu.Lock()
+		defer mu.Unlock()
+		acked[id] = true
+	}
+	malloryKey, mallory := testKey(t)
+	_, sybil := testKey(t)
+	now := time.Now()
+	create, err := group.Create(malloryKey, "spam", []peer.ID{bob.ID()}, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := group.New(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := l.ID()
+	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: l.Changes()})
+	bob.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
+
+	var held []store.GroupMessage
+	for i := range 4 {
+		m := store.GroupMessage{Group: store.GroupID(id), ID: e2e.NewMessageID(), From: sybil, SentAt: now,
+			Body: fmt.Sprint("buy now ", i), Stream: 1, Number: uint64(i + 1)}
+		bob.groups.held.hold(sybil, m)
+		held = append(held, m)
+	}
+	add, err := l.Propose(malloryKey, group.OpAdd, sybil, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: l.Changes()})
+	bob.refusedFull("the held message past the bound refused", sybil, `group "spam", made by`)
+	if h, err := bob.Groups().History(id, 0, 100); err != nil || len(h) != 2 {
+		t.Fatalf("bob keeps %d messages of a stranger's group released from the hold (%v), want 2", len(h), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, m := range held {
+		if want := i < 2; acked[m.ID] != want {
+			t.Fatalf("held message %d acknowledged: %v, want %v", i, acked[m.ID], want)
+		}
+	}
 }
