@@ -429,3 +429,52 @@ func TestStrangerGroupHeldPastBound(t *testing.T) {
 		}
 	}
 }
+
+// strangerReaction is a reaction from on to p, on a message p never got
+// (kept pending at p until it arrives), sealed for p's mailbox.
+func (on *offNode) strangerReaction(p peer.ID) (store.Message, []byte) {
+	on.t.Helper()
+	m := store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: time.Now().Truncate(time.Millisecond),
+		Kind: store.KindReact, Target: e2e.NewMessageID(), Emoji: "👍", Direction: store.Outgoing}
+	env, err := on.rk.sealText(m)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	return m, env
+}
+
+// TestStrangerActionsOnlyTakeAConversationsRoom: keys made for the
+// purpose each write bob only actions (reactions on messages he never
+// got, kept pending with their records): a conversation that holds no
+// text still holds a stranger's records, and must take one of the
+// conversations' room, else any number of keys each leave perPeer
+// records with bob. Without it the second key's reaction is stored.
+func TestStrangerActionsOnlyTakeAConversationsRoom(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, false)
+	bob.strangers.conversations = 1
+	mallory := offNewNode(t, "mallory", nil, false)
+	eve := offNewNode(t, "eve", nil, false)
+	for _, s := range []*offNode{mallory, eve} {
+		if err := s.rk.initiate(bob.ID(), bob.offBundle()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, env := mallory.strangerReaction(bob.ID())
+	if !bob.offMail(mallory.ID(), env) || bob.offConversation(mallory.ID()).LastSeq != 1 {
+		t.Fatal("the first stranger's reaction, with room for it, was not kept")
+	}
+	_, env = eve.strangerReaction(bob.ID())
+	if !bob.offMail(eve.ID(), env) {
+		t.Fatal("the refused mail is left at the relay")
+	}
+	cs, err := bob.store.Conversations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Peer == eve.ID() {
+			t.Fatalf("bob keeps %d records of a second stranger while the first's wait (room for 1)", c.LastSeq)
+		}
+	}
+	bob.refusedFull("the second stranger refused", eve.ID(), "as many peers who are not your contacts have messages waiting for you as are kept (1)")
+}

@@ -77,7 +77,10 @@ func (s *strangers) keep(p peer.ID) error {
 			// Every record counts, actions too (a reaction shows on its
 			// text, but is kept as a record of its own).
 			held = max(c.Messages, int(c.LastSeq))
-		case c.Messages > 0 && s.waiting(c.Peer):
+		case (c.Messages > 0 || c.LastSeq > 0) && s.waiting(c.Peer):
+			// Any record takes a place: a conversation of actions
+			// alone (reactions pending on texts never sent) holds
+			// records as one of texts does.
 			others++
 		}
 	}
