@@ -478,3 +478,38 @@ func TestStrangerActionsOnlyTakeAConversationsRoom(t *testing.T) {
 	}
 	bob.refusedFull("the second stranger refused", eve.ID(), "as many peers who are not your contacts have messages waiting for you as are kept (1)")
 }
+
+// TestStrangerGroupActionsBounded: in a group a stranger made, its
+// members' actions (a reaction, then another, as many as they like) are
+// records of the group as its texts are, and count against its bound;
+// else, since actions are not counted among the group's messages, a
+// stranger's group takes any number of them. Past the bound an action
+// waits with its sender (told), and comes once bob accepts the maker.
+func TestStrangerGroupActionsBounded(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	mallory := offNewNode(t, "mallory", nil, true)
+	bob.strangers.perGroup = 2
+	strangerLink(t, mallory, bob)
+	gi, err := mallory.Groups().Create("spam", []peer.ID{bob.ID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("the group", groupEv(gi.ID, func(g GroupInfo) bool { return g.Member }))
+	m, err := mallory.Groups().Send(gi.ID, "buy now")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("the text", offIsMessage(m.ID))
+	var last store.Message
+	for _, emoji := range []string{"👍", "🎉", "🔥", "💰"} {
+		if last, _, err = mallory.Messages().React(m.ID, emoji); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob.refusedFull("mallory's second reaction refused", mallory.ID(), `group "spam", made by`)
+	if err := bob.Contacts().Trust(mallory.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	bob.sessions.closePeer(mallory.ID(), "test: a new session")
+	bob.offWait("the last reaction, once mallory is accepted", offIsUpdate(m.ID, last.ID))
+}
