@@ -13,6 +13,7 @@ import (
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/store"
+	"github.com/certchat/certchat/transfer"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -512,4 +513,107 @@ func TestStrangerGroupActionsBounded(t *testing.T) {
 	}
 	bob.sessions.closePeer(mallory.ID(), "test: a new session")
 	bob.offWait("the last reaction, once mallory is accepted", offIsUpdate(m.ID, last.ID))
+}
+
+// mailedOffer has on offer the file at path to p, and seals for p's
+// mailbox the offer and each chunk as mailFile does.
+func (on *offNode) mailedOffer(p peer.ID, path string) (FileInfo, [][]byte) {
+	on.t.Helper()
+	fi, err := on.Files().Send(p, path)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	m, err := on.store.Message(e2e.MessageID(fi.ID))
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	offer, err := on.rk.sealText(m)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	tr, err := on.store.Transfers().Transfer(m.ID)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	o, err := transfer.ParseOffer(tr.Offer)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	src, err := transfer.OpenSource(path, o)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	defer src.Close()
+	var pts [][]byte
+	for i := range o.Chunks() {
+		sealed, err := src.Chunk(nil, i)
+		if err != nil {
+			on.t.Fatal(err)
+		}
+		pt, err := chunkPlaintext(o.ID, i, sealed)
+		if err != nil {
+			on.t.Fatal(err)
+		}
+		pts = append(pts, pt)
+	}
+	envs, err := on.rk.sealAll(p, pts)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	return fi, append([][]byte{offer}, envs...)
+}
+
+// diskUse is the bytes of the files under dir.
+func diskUse(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err == nil {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestStrangerMailedFileNotOnDisk: a stranger's small file left at a
+// relay comes with its offer, chunk by chunk; written to the downloads
+// folder before the user takes it, each offer a stranger may leave (as
+// many as its messages) brings up to MailboxFileMax onto the disk, 16
+// GiB from 64 keys. A chunk of an offer not accepted, from a peer we may
+// not message, is not written: the file comes from its sender once the
+// user accepts it. Without that the partial file holds the whole file.
+func TestStrangerMailedFileNotOnDisk(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, false)
+	mallory := offNewNode(t, "mallory", nil, false)
+	if err := mallory.Contacts().Trust(bob.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := mallory.rk.initiate(bob.ID(), bob.offBundle()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "junk.bin")
+	if err := os.WriteFile(path, make([]byte, 512<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, envs := mallory.mailedOffer(bob.ID(), path)
+	for _, env := range envs {
+		if !bob.offMail(mallory.ID(), env) {
+			t.Fatal("a stranger's mailed file was left at the relay")
+		}
+	}
+	if f, err := bob.Files().Get(fi.ID); err != nil || f.State != store.TransferOffered {
+		t.Fatalf("bob's offer from a stranger: %+v, %v; want it offered", f, err)
+	}
+	time.Sleep(100 * time.Millisecond) // chunks are written after the receive returns
+	if n := diskUse(t, bob.files.downloads()); n > 64<<10 {
+		t.Fatalf("%d bytes of a stranger's file not accepted on bob's disk", n)
+	}
 }
