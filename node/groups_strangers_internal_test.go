@@ -617,3 +617,74 @@ func TestStrangerMailedFileNotOnDisk(t *testing.T) {
 		t.Fatalf("%d bytes of a stranger's file not accepted on bob's disk", n)
 	}
 }
+
+// TestStrangerReaddsToLeftGroups: bob leaves a stranger's groups to make
+// room, as the refusal tells him; the stranger makes new ones, then adds
+// him back to those he left. A group known to us skips the bound, so
+// without counting a re-add as a new group the stranger has bob in as
+// many of its groups as it cares to, perCreator at a time.
+func TestStrangerReaddsToLeftGroups(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	bob.groups.strangers.perCreator, bob.groups.strangers.total = 1, 4
+	key, mallory := testKey(t)
+	now := time.Now()
+	create, err := group.Create(key, "spam 1", []peer.ID{bob.ID()}, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := group.New(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := l.ID()
+	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: l.Changes()})
+	if !bob.holds(id) {
+		t.Fatal("the stranger's first group refused")
+	}
+	if _, err := bob.Groups().Leave(id); err != nil {
+		t.Fatal(err)
+	}
+	if !bob.holds(strangerCreate(t, bob, key, mallory, "spam 2", bob.ID())) {
+		t.Fatal("the stranger's second group refused after bob left the first")
+	}
+	// Mallory learns of bob's leave (he sent it to her) and adds him back.
+	s, _ := bob.Groups().state(id)
+	if s.IsMember(bob.ID()) {
+		t.Fatal("bob still a member of the group he left")
+	}
+	var leave []byte
+	bob.groups.mu.Lock()
+	for _, c := range bob.groups.logs[id].Changes() {
+		leave = c
+	}
+	bob.groups.mu.Unlock()
+	lc, err := group.Parse(leave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(lc); err != nil {
+		t.Fatal(err)
+	}
+	add, err := l.Propose(key, group.OpAdd, bob.ID(), "", now.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	// A change that does not parse, first, does not hide the re-add.
+	changes := append([][]byte{[]byte("not a change")}, l.Changes()...)
+	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: changes})
+	if s, _ := bob.Groups().state(id); s.IsMember(bob.ID()) {
+		t.Fatalf("a stranger has bob in 2 of its groups, past its bound of 1, by adding him back to one he left")
+	}
+	bob.refusedStranger("the re-add refused", "has put you in as many groups as are kept (1)")
+	// Once bob accepts mallory, her next frame adds him back.
+	if err := bob.Contacts().Trust(mallory, false); err != nil {
+		t.Fatal(err)
+	}
+	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: l.Changes()})
+	if s, _ := bob.Groups().state(id); !s.IsMember(bob.ID()) {
+		t.Fatal("the re-add refused once bob accepted the group's maker")
+	}
+}
