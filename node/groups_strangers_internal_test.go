@@ -2,6 +2,7 @@ package node
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -686,5 +687,37 @@ func TestStrangerReaddsToLeftGroups(t *testing.T) {
 	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: l.Changes()})
 	if s, _ := bob.Groups().state(id); !s.IsMember(bob.ID()) {
 		t.Fatal("the re-add refused once bob accepted the group's maker")
+	}
+}
+
+// TestStrangerSybilSeedsBounded: keys made for the purpose each open a
+// live session to bob and ask for a ratchet seed (an empty ratchet-init
+// frame: receiveRatchetInit, seedOffer), then write nothing. Bob, as the
+// TLS server, commits a session set for each (seedResponder, commitSet)
+// and keeps it in memory (ratchetKeys.sets): neither counts against any
+// bound on strangers, so the store and the memory grow with the number
+// of keys. What should hold: strangers' seeded states beyond a bound are
+// not kept (or kept in memory only, evicted first). Open: see the
+// report (redteam2); the fix touches the seeding protocol's recovery.
+func TestStrangerSybilSeedsBounded(t *testing.T) {
+	t.Skip("open weakness (redteam2): a stranger's seeded ratchet state is stored and kept in memory for any number of keys; fixing it needs a bound on seeds from peers not accepted (see docs/SECURITY.md)")
+	bob := offNewNode(t, "bob", nil, false)
+	const sybils = 2 * maxStrangerConversations
+	for range sybils {
+		_, p := testKey(t)
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.rk.seedResponder(p, secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps, err := bob.store.Ratchets().RatchetPeers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) > maxStrangerConversations {
+		t.Fatalf("bob stores the ratchet state of %d strangers who never wrote (bound %d)", len(ps), maxStrangerConversations)
 	}
 }
