@@ -98,10 +98,17 @@ func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 
 // mailedChunk writes a chunk that came through a mailbox, unless a live
 // exchange runs (it fetches the chunk itself). A file whole and accepted
-// is finished at once.
+// is finished at once. A chunk of an offer not yet accepted from a peer
+// we may not message is not written (docs/PROTOCOL.md §10): each offer
+// a stranger may leave would bring up to MailboxFileMax onto the disk;
+// once the user accepts the file, it is pulled from its sender.
 func (ft *transfers) mailedChunk(p peer.ID, c *mailedChunk) {
 	t, err := ft.store.Transfers().Transfer(e2e.MessageID(c.id))
 	if err != nil || t.Peer != p || t.Direction != store.Incoming || t.State.Final() {
+		return
+	}
+	if t.State == store.TransferOffered && ft.book.mayMessage(p) != nil {
+		ft.log.Info("a mailed chunk of a file not accepted, from a peer who is not a contact, is not kept", "transfer", t.ID, "peer", p)
 		return
 	}
 	o, err := transfer.ParseOffer(t.Offer)

@@ -196,14 +196,11 @@ func (t *sessions) receiveRatchetInit(cs *chatSession, offer []byte) error {
 	case len(offer) == 0 || !cs.outgoing:
 		return fmt.Errorf("%w: unexpected ratchet-init frame", e2e.ErrMalformed)
 	}
-	if err := t.seedAccept(cs, offer); err != nil {
+	env, err := t.seedAccept(cs, offer)
+	if err != nil {
 		return fmt.Errorf("ratchet seed: %w", err)
 	}
 	// The server cannot send until it opens one envelope of ours.
-	env, err := t.rk.seal(cs.peer, nil)
-	if err != nil {
-		return err
-	}
 	if err := cs.s.Send(e2e.FrameEnvelope, env); err != nil {
 		t.log.Info("confirm ratchet seed", "peer", cs.peer, "err", err)
 	}
@@ -213,11 +210,11 @@ func (t *sessions) receiveRatchetInit(cs *chatSession, offer []byte) error {
 }
 
 // seedAccept starts a ratchet session as the TLS client from the
-// server's offer.
-func (t *sessions) seedAccept(cs *chatSession, offer []byte) error {
+// server's offer, and returns the envelope that confirms it.
+func (t *sessions) seedAccept(cs *chatSession, offer []byte) ([]byte, error) {
 	secret, err := t.exporterSecret(cs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	return t.rk.seedInitiator(cs.peer, secret, offer)
 }

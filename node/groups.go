@@ -213,10 +213,11 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		parsed[i] = c
 	}
 	// A group new to us starts with its create: whether we may keep it
-	// is decided before the lock, and holds until it is kept or not.
+	// is decided before the lock, and holds until it is kept or not; so
+	// is whether we may be added back to one we left.
 	var admit error
-	if len(parsed) > 0 && parsed[0] != nil && parsed[0].Op == group.OpCreate {
-		held, err := g.strangers.admit(g, id, parsed[0].Author)
+	if len(parsed) > 0 {
+		held, err := g.strangers.admit(g, id, parsed[0])
 		if held {
 			defer g.strangers.mu.Unlock()
 		}
@@ -224,6 +225,14 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	}
 	g.mu.Lock()
 	l, known := g.logs[id]
+	if known && admit != nil {
+		// A group made by a stranger that we are no longer in, with no
+		// room for another: none of its changes is taken (one may add
+		// us back); the next frame carries them again.
+		g.mu.Unlock()
+		g.emitError(from, fmt.Errorf("a change to group %x from %s was refused: %w", id[:4], identity.ShortID(from), admit))
+		return
+	}
 	before := 0
 	if known {
 		before = len(l.Changes())

@@ -52,6 +52,12 @@ type holds struct {
 	// ack sends the receipt for a message from p once it is decided:
 	// stored, or dropped for good (set by Node).
 	ack func(p peer.ID, id e2e.MessageID)
+	// keepOK says whether a message in a group may be kept now, and tell
+	// reports its refusal once (strangers.keepInGroup and tell, set by
+	// Node): a message released from the hold counts against the bound
+	// on a group made by a stranger as any other does.
+	keepOK func(store.GroupID) error
+	tell   func(peer.ID, error)
 
 	mu       sync.Mutex
 	held     map[group.ID][]heldMessage
@@ -233,9 +239,19 @@ func (g *holds) release(id group.ID) {
 	}
 }
 
-// admit stores a held message whose sender is now a member.
+// admit stores a held message whose sender is now a member, unless its
+// group is made by a stranger and full (strangers.keepInGroup): then it
+// is neither stored nor acknowledged, its sender keeps it, and the
+// refusal is told once.
 func (g *holds) admit(h heldMessage) {
 	m := h.msg
+	if g.keepOK != nil {
+		if err := g.keepOK(m.Group); err != nil {
+			g.log.Info("held group message not kept, left to its sender's next try", "group", group.ID(m.Group).Short(), "peer", h.from, "id", m.ID)
+			g.tell(h.from, err)
+			return
+		}
+	}
 	isNew, err := g.store.Groups().ReceiveGroup(&m, g.cfg.Now())
 	if err != nil {
 		g.emitError(h.from, fmt.Errorf("store a group message from %s: %w", identity.ShortID(h.from), err))

@@ -35,18 +35,22 @@ func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Mes
 		return rk.store.Ratchets().SaveRatchet(w)
 	}
 	gm := groupFromWire(wm, p)
-	if err := rk.groupOK(p, wm.Group); err != nil {
-		if errors.Is(err, errNotYetMember) {
-			res.grp.msg, res.grp.held = gm, true
-		} else {
-			res.grp.refused = err
-		}
+	okErr := rk.groupOK(p, wm.Group)
+	if okErr != nil && !errors.Is(okErr, errNotYetMember) {
+		res.grp.refused = okErr
 		return rk.store.Ratchets().SaveRatchet(w)
 	}
+	// A message that could not be kept is not held either (it would take
+	// the hold's room for nothing): neither stored nor acknowledged, its
+	// sender keeps it.
 	if rk.groupKeepOK != nil {
 		if err := rk.groupKeepOK(wm.Group); err != nil {
-			return err // neither stored nor acknowledged: its sender keeps it
+			return err
 		}
+	}
+	if okErr != nil {
+		res.grp.msg, res.grp.held = gm, true
+		return rk.store.Ratchets().SaveRatchet(w)
 	}
 	isNew, err := rk.store.Ratchets().SaveRatchetWithGroupIncoming(w, gm, rk.now())
 	if errors.Is(err, store.ErrIDTaken) {

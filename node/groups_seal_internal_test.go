@@ -79,7 +79,7 @@ func newSealFixture(tb testing.TB, n int) *sealFixture {
 			tb.Fatal(err)
 		}
 		m.set = set
-		if err := rk.seedInitiator(p, secret, offer); err != nil {
+		if _, err := rk.seedInitiator(p, secret, offer); err != nil {
 			tb.Fatal(err)
 		}
 		f.ids, f.members = append(f.ids, p), append(f.members, m)

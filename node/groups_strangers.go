@@ -51,19 +51,33 @@ func newStrangerGroups() *strangerGroups {
 	return &strangerGroups{perCreator: maxGroupsPerStranger, total: maxStrangerGroups}
 }
 
-// admit decides whether g may keep group id, new to it, made by creator:
-// nil if it may, else why not. It returns with sg.mu held, whatever it
-// decides, unless the group is known already (no decision to make: held
-// is false); the caller unlocks once it has kept the group or not.
-func (sg *strangerGroups) admit(g *Groups, id group.ID, creator peer.ID) (held bool, err error) {
+// admit decides whether g may keep group id, new to it, whose frame
+// starts with first (its create, made by its creator; nil if it did not
+// parse), or take changes
+// to group id that it knows and is not a member of (it left, or was
+// removed: a change may add it back, and a group it joins again counts
+// as a new one would): nil if it may, else why not. It returns with
+// sg.mu held, whatever it decides, unless there is no decision to make
+// (a group we are in, or a frame of a new group that does not start
+// with its create, refused anyway): held is false then; the caller
+// unlocks once it has kept the group or not.
+func (sg *strangerGroups) admit(g *Groups, id group.ID, first *group.Change) (held bool, err error) {
 	sg.mu.Lock()
 	self := g.host.ID()
 	g.mu.Lock()
-	_, known := g.logs[id]
-	g.mu.Unlock()
+	l, known := g.logs[id]
+	var creator peer.ID
+	member := false
 	if known {
+		creator, member = l.Creator(), l.IsMember(self)
+	}
+	g.mu.Unlock()
+	switch {
+	case known && member, !known && (first == nil || first.Op != group.OpCreate):
 		sg.mu.Unlock()
 		return false, nil
+	case !known:
+		creator = first.Author
 	}
 	if creator == self || g.book.mayMessage(creator) == nil {
 		return true, nil

@@ -2,16 +2,19 @@ package node
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/store"
+	"github.com/certchat/certchat/transfer"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -367,4 +370,354 @@ func TestStrangerSenderTold(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.stored("the second message, once mallory is accepted", mallory.ID(), sent[1].ID)
+}
+
+// TestStrangerGroupHeldPastBound: the maker of a group, a stranger, has
+// keys it makes for the purpose write in it before their adds reach bob
+// (held, PROTOCOL §14.5), then adds them: what the adds release must
+// count against the group's bound as any message does, else a stranger
+// fills bob's store through the hold, 64 messages a group per round of
+// new keys. Past the bound a held message is neither stored nor
+// acknowledged (its sender keeps it), and the refusal is told.
+func TestStrangerGroupHeldPastBound(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	bob.strangers.perGroup = 2
+	var mu sync.Mutex
+	acked := map[e2e.MessageID]bool{}
+	bob.groups.held.ack = func(_ peer.ID, id e2e.MessageID) {
+		mu.Lock()
+		defer mu.Unlock()
+		acked[id] = true
+	}
+	malloryKey, mallory := testKey(t)
+	_, sybil := testKey(t)
+	now := time.Now()
+	create, err := group.Create(malloryKey, "spam", []peer.ID{bob.ID()}, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := group.New(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := l.ID()
+	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: l.Changes()})
+	bob.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
+
+	var held []store.GroupMessage
+	for i := range 4 {
+		m := store.GroupMessage{Group: store.GroupID(id), ID: e2e.NewMessageID(), From: sybil, SentAt: now,
+			Body: fmt.Sprint("buy now ", i), Stream: 1, Number: uint64(i + 1)}
+		bob.groups.held.hold(sybil, m)
+		held = append(held, m)
+	}
+	add, err := l.Propose(malloryKey, group.OpAdd, sybil, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: l.Changes()})
+	bob.refusedFull("the held message past the bound refused", sybil, `group "spam", made by`)
+	if h, err := bob.Groups().History(id, 0, 100); err != nil || len(h) != 2 {
+		t.Fatalf("bob keeps %d messages of a stranger's group released from the hold (%v), want 2", len(h), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, m := range held {
+		if want := i < 2; acked[m.ID] != want {
+			t.Fatalf("held message %d acknowledged: %v, want %v", i, acked[m.ID], want)
+		}
+	}
+}
+
+// strangerReaction is a reaction from on to p, on a message p never got
+// (kept pending at p until it arrives), sealed for p's mailbox.
+func (on *offNode) strangerReaction(p peer.ID) (store.Message, []byte) {
+	on.t.Helper()
+	m := store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: time.Now().Truncate(time.Millisecond),
+		Kind: store.KindReact, Target: e2e.NewMessageID(), Emoji: "👍", Direction: store.Outgoing}
+	env, err := on.rk.sealText(m)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	return m, env
+}
+
+// TestStrangerActionsOnlyTakeAConversationsRoom: keys made for the
+// purpose each write bob only actions (reactions on messages he never
+// got, kept pending with their records): a conversation that holds no
+// text still holds a stranger's records, and must take one of the
+// conversations' room, else any number of keys each leave perPeer
+// records with bob. Without it the second key's reaction is stored.
+func TestStrangerActionsOnlyTakeAConversationsRoom(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, false)
+	bob.strangers.conversations = 1
+	mallory := offNewNode(t, "mallory", nil, false)
+	eve := offNewNode(t, "eve", nil, false)
+	for _, s := range []*offNode{mallory, eve} {
+		if err := s.rk.initiate(bob.ID(), bob.offBundle()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, env := mallory.strangerReaction(bob.ID())
+	if !bob.offMail(mallory.ID(), env) || bob.offConversation(mallory.ID()).LastSeq != 1 {
+		t.Fatal("the first stranger's reaction, with room for it, was not kept")
+	}
+	_, env = eve.strangerReaction(bob.ID())
+	if !bob.offMail(eve.ID(), env) {
+		t.Fatal("the refused mail is left at the relay")
+	}
+	cs, err := bob.store.Conversations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Peer == eve.ID() {
+			t.Fatalf("bob keeps %d records of a second stranger while the first's wait (room for 1)", c.LastSeq)
+		}
+	}
+	bob.refusedFull("the second stranger refused", eve.ID(), "as many peers who are not your contacts have messages waiting for you as are kept (1)")
+}
+
+// TestStrangerGroupActionsBounded: in a group a stranger made, its
+// members' actions (a reaction, then another, as many as they like) are
+// records of the group as its texts are, and count against its bound;
+// else, since actions are not counted among the group's messages, a
+// stranger's group takes any number of them. Past the bound an action
+// waits with its sender (told), and comes once bob accepts the maker.
+func TestStrangerGroupActionsBounded(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	mallory := offNewNode(t, "mallory", nil, true)
+	bob.strangers.perGroup = 2
+	strangerLink(t, mallory, bob)
+	gi, err := mallory.Groups().Create("spam", []peer.ID{bob.ID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("the group", groupEv(gi.ID, func(g GroupInfo) bool { return g.Member }))
+	m, err := mallory.Groups().Send(gi.ID, "buy now")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("the text", offIsMessage(m.ID))
+	var last store.Message
+	for _, emoji := range []string{"👍", "🎉", "🔥", "💰"} {
+		if last, _, err = mallory.Messages().React(m.ID, emoji); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob.refusedFull("mallory's second reaction refused", mallory.ID(), `group "spam", made by`)
+	if err := bob.Contacts().Trust(mallory.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	bob.sessions.closePeer(mallory.ID(), "test: a new session")
+	bob.offWait("the last reaction, once mallory is accepted", offIsUpdate(m.ID, last.ID))
+}
+
+// mailedOffer has on offer the file at path to p, and seals for p's
+// mailbox the offer and each chunk as mailFile does.
+func (on *offNode) mailedOffer(p peer.ID, path string) (FileInfo, [][]byte) {
+	on.t.Helper()
+	fi, err := on.Files().Send(p, path)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	m, err := on.store.Message(e2e.MessageID(fi.ID))
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	offer, err := on.rk.sealText(m)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	tr, err := on.store.Transfers().Transfer(m.ID)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	o, err := transfer.ParseOffer(tr.Offer)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	src, err := transfer.OpenSource(path, o)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	defer src.Close()
+	var pts [][]byte
+	for i := range o.Chunks() {
+		sealed, err := src.Chunk(nil, i)
+		if err != nil {
+			on.t.Fatal(err)
+		}
+		pt, err := chunkPlaintext(o.ID, i, sealed)
+		if err != nil {
+			on.t.Fatal(err)
+		}
+		pts = append(pts, pt)
+	}
+	envs, err := on.rk.sealAll(p, pts)
+	if err != nil {
+		on.t.Fatal(err)
+	}
+	return fi, append([][]byte{offer}, envs...)
+}
+
+// diskUse is the bytes of the files under dir.
+func diskUse(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err == nil {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestStrangerMailedFileNotOnDisk: a stranger's small file left at a
+// relay comes with its offer, chunk by chunk; written to the downloads
+// folder before the user takes it, each offer a stranger may leave (as
+// many as its messages) brings up to MailboxFileMax onto the disk, 16
+// GiB from 64 keys. A chunk of an offer not accepted, from a peer we may
+// not message, is not written: the file comes from its sender once the
+// user accepts it. Without that the partial file holds the whole file.
+func TestStrangerMailedFileNotOnDisk(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, false)
+	mallory := offNewNode(t, "mallory", nil, false)
+	if err := mallory.Contacts().Trust(bob.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := mallory.rk.initiate(bob.ID(), bob.offBundle()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "junk.bin")
+	if err := os.WriteFile(path, make([]byte, 512<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, envs := mallory.mailedOffer(bob.ID(), path)
+	for _, env := range envs {
+		if !bob.offMail(mallory.ID(), env) {
+			t.Fatal("a stranger's mailed file was left at the relay")
+		}
+	}
+	if f, err := bob.Files().Get(fi.ID); err != nil || f.State != store.TransferOffered {
+		t.Fatalf("bob's offer from a stranger: %+v, %v; want it offered", f, err)
+	}
+	time.Sleep(100 * time.Millisecond) // chunks are written after the receive returns
+	if n := diskUse(t, bob.files.downloads()); n > 64<<10 {
+		t.Fatalf("%d bytes of a stranger's file not accepted on bob's disk", n)
+	}
+}
+
+// TestStrangerReaddsToLeftGroups: bob leaves a stranger's groups to make
+// room, as the refusal tells him; the stranger makes new ones, then adds
+// him back to those he left. A group known to us skips the bound, so
+// without counting a re-add as a new group the stranger has bob in as
+// many of its groups as it cares to, perCreator at a time.
+func TestStrangerReaddsToLeftGroups(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	bob.groups.strangers.perCreator, bob.groups.strangers.total = 1, 4
+	key, mallory := testKey(t)
+	now := time.Now()
+	create, err := group.Create(key, "spam 1", []peer.ID{bob.ID()}, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := group.New(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := l.ID()
+	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: l.Changes()})
+	if !bob.holds(id) {
+		t.Fatal("the stranger's first group refused")
+	}
+	if _, err := bob.Groups().Leave(id); err != nil {
+		t.Fatal(err)
+	}
+	if !bob.holds(strangerCreate(t, bob, key, mallory, "spam 2", bob.ID())) {
+		t.Fatal("the stranger's second group refused after bob left the first")
+	}
+	// Mallory learns of bob's leave (he sent it to her) and adds him back.
+	s, _ := bob.Groups().state(id)
+	if s.IsMember(bob.ID()) {
+		t.Fatal("bob still a member of the group he left")
+	}
+	var leave []byte
+	bob.groups.mu.Lock()
+	for _, c := range bob.groups.logs[id].Changes() {
+		leave = c
+	}
+	bob.groups.mu.Unlock()
+	lc, err := group.Parse(leave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(lc); err != nil {
+		t.Fatal(err)
+	}
+	add, err := l.Propose(key, group.OpAdd, bob.ID(), "", now.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	// A change that does not parse, first, does not hide the re-add.
+	changes := append([][]byte{[]byte("not a change")}, l.Changes()...)
+	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: changes})
+	if s, _ := bob.Groups().state(id); s.IsMember(bob.ID()) {
+		t.Fatalf("a stranger has bob in 2 of its groups, past its bound of 1, by adding him back to one he left")
+	}
+	bob.refusedStranger("the re-add refused", "has put you in as many groups as are kept (1)")
+	// Once bob accepts mallory, her next frame adds him back.
+	if err := bob.Contacts().Trust(mallory, false); err != nil {
+		t.Fatal(err)
+	}
+	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: l.Changes()})
+	if s, _ := bob.Groups().state(id); !s.IsMember(bob.ID()) {
+		t.Fatal("the re-add refused once bob accepted the group's maker")
+	}
+}
+
+// TestStrangerSybilSeedsBounded: keys made for the purpose each open a
+// live session to bob and ask for a ratchet seed (an empty ratchet-init
+// frame: receiveRatchetInit, seedOffer), then write nothing. Bob, as the
+// TLS server, commits a session set for each (seedResponder, commitSet)
+// and keeps it in memory (ratchetKeys.sets): neither counts against any
+// bound on strangers, so the store and the memory grow with the number
+// of keys. What should hold: strangers' seeded states beyond a bound are
+// not kept (or kept in memory only, evicted first). Open: see the
+// report (redteam2); the fix touches the seeding protocol's recovery.
+func TestStrangerSybilSeedsBounded(t *testing.T) {
+	t.Skip("open weakness (redteam2): a stranger's seeded ratchet state is stored and kept in memory for any number of keys; fixing it needs a bound on seeds from peers not accepted (see docs/SECURITY.md)")
+	bob := offNewNode(t, "bob", nil, false)
+	const sybils = 2 * maxStrangerConversations
+	for range sybils {
+		_, p := testKey(t)
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.rk.seedResponder(p, secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps, err := bob.store.Ratchets().RatchetPeers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) > maxStrangerConversations {
+		t.Fatalf("bob stores the ratchet state of %d strangers who never wrote (bound %d)", len(ps), maxStrangerConversations)
+	}
 }

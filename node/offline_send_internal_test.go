@@ -161,7 +161,7 @@ func TestOfflineLostSeedConfirmation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := client.sessions.seedAccept(ccs, offer); err != nil {
+	if _, err := client.sessions.seedAccept(ccs, offer); err != nil {
 		t.Fatal(err)
 	}
 	// The client's confirming envelope is never sent: cut the connection.

@@ -531,19 +531,28 @@ func (rk *ratchetKeys) seedResponder(p peer.ID, secret []byte) ([]byte, error) {
 }
 
 // seedInitiator starts a ratchet session as the TLS client from the
-// server's offer.
-func (rk *ratchetKeys) seedInitiator(p peer.ID, secret, offer []byte) error {
+// server's offer, and seals the empty envelope that confirms it (the
+// server cannot send until it opens one of ours), in one step and one
+// commit: sealed apart, under the lock taken again, the confirmation came
+// from whatever session was active by then, and an envelope opened
+// meanwhile on another live session with the peer could leave none that
+// sends ("ratchet: no sending session", which closed the session).
+func (rk *ratchetKeys) seedInitiator(p peer.ID, secret, offer []byte) ([]byte, error) {
 	rk.mu.Lock()
 	defer rk.mu.Unlock()
 	set, err := rk.setFor(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	next, err := set.SeedInitiator(secret, offer, rk.now())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return rk.commitSet(p, next)
+	confirm, next, _, err := next.SealLeased(nil, rk.now())
+	if err != nil {
+		return nil, err
+	}
+	return confirm, rk.commitSet(p, next)
 }
 
 // initiate starts a ratchet session with p from its prekey bundle (PQXDH).

@@ -77,7 +77,10 @@ func (s *strangers) keep(p peer.ID) error {
 			// Every record counts, actions too (a reaction shows on its
 			// text, but is kept as a record of its own).
 			held = max(c.Messages, int(c.LastSeq))
-		case c.Messages > 0 && s.waiting(c.Peer):
+		case (c.Messages > 0 || c.LastSeq > 0) && s.waiting(c.Peer):
+			// Any record takes a place: a conversation of actions
+			// alone (reactions pending on texts never sent) holds
+			// records as one of texts does.
 			others++
 		}
 	}
@@ -112,9 +115,11 @@ func (s *strangers) keepInGroup(id store.GroupID) error {
 	if err != nil {
 		return fmt.Errorf("count the messages of group %x: %w", id[:4], err)
 	}
-	if sg.Messages >= s.perGroup {
+	// Every record counts, actions too (they are not among its
+	// messages, but each is kept as a record of its own).
+	if held := max(sg.Messages, int(sg.Records)); held >= s.perGroup {
 		return fmt.Errorf("%w: group %q, made by %s who is not a contact, holds as many messages as are kept (%d); accept its maker to receive more (their senders keep them until then)",
-			ErrStrangerFull, name, identity.ShortID(creator), sg.Messages)
+			ErrStrangerFull, name, identity.ShortID(creator), held)
 	}
 	return nil
 }

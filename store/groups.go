@@ -93,6 +93,10 @@ type Group struct {
 	Last     time.Time
 	Unread   int
 	Messages int
+	// Records counts the records the group ever held: its texts and
+	// actions (pending, applied or refused), ours and its members'. Read
+	// by Get only.
+	Records uint64
 }
 
 // storedGroup is a group's record. What each message changes is kept
@@ -585,6 +589,9 @@ func (s Groups) Get(id GroupID) (g Group, found bool, err error) {
 		}
 		c, err := s.counts().get(tx, id)
 		g, found = sg.public(id, c), true
+		if b := tx.Bucket(bktGMsgs).Bucket(id[:]); b != nil {
+			g.Records = b.Sequence()
+		}
 		return err
 	})
 	return g, found, err
