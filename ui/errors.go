@@ -51,10 +51,10 @@ func (u *UI) errorSentence(e node.Event) string {
 	if c := u.roster.get(e.PeerID); c != nil {
 		name = c.name()
 	}
-	if s, ok := strangerFullSentence(e.Err, name); ok {
+	if s, ok := strangerFullSentence(e.Cause, name); ok {
 		return s
 	}
-	if strings.Contains(e.Err, "did not acknowledge your messages on a working connection") { // node/outbox.go unstall
+	if errors.Is(e.Cause, node.ErrNoReceipt) {
 		return "No receipt from " + name + ": they may not have accepted you yet (your messages wait), " +
 			"or a restored backup put you out of step (resent; some may be lost)."
 	}
@@ -63,22 +63,23 @@ func (u *UI) errorSentence(e node.Event) string {
 
 // strangerFullSentence says, short enough for the notice line at 80
 // columns, why a message from name (or in a group made by a stranger)
-// was not kept (node.ErrStrangerFull, node/strangers.go) and what brings
-// it: the node's own sentence, prefixed "Problem with …", ran to four
-// rows there and lost the part that says what to do. ok is false for
-// any other error, or a wording it does not know.
-func strangerFullSentence(err, name string) (string, bool) {
-	if !strings.HasPrefix(err, node.ErrStrangerFull.Error()) {
+// was not kept (a *node.StrangerFullError) and what brings it: the
+// node's own sentence, prefixed "Problem with …", ran to four rows there
+// and lost the part that says what to do. ok is false for any other
+// error.
+func strangerFullSentence(err error, name string) (string, bool) {
+	var full *node.StrangerFullError
+	if !errors.As(err, &full) {
 		return "", false
 	}
-	switch {
-	case strings.Contains(err, "already has as many messages waiting"):
+	switch full.Bound {
+	case node.BoundPeer:
 		return name + " is not in your contacts and has as many messages waiting as are kept; " +
 			"the rest wait with them until you accept them (/trust " + name + ").", true
-	case strings.Contains(err, "as many peers who are not your contacts"):
+	case node.BoundRoom:
 		return "Not received from " + name + ": as many peers not in your contacts have messages waiting as are kept; " +
 			"accept or block some (/trust) to receive it.", true
-	case strings.Contains(err, "holds as many messages as are kept"):
+	case node.BoundGroup:
 		return "Not received from " + name + ": a group made by someone not in your contacts holds as many messages " +
 			"as are kept; accept its maker (/members) to receive more.", true
 	}

@@ -250,17 +250,19 @@ func TestStrangerFullSaysWhatToDoAt80x24(t *testing.T) {
 	alice, carol := newPeer(t, "alice", 0), newPeer(t, "carol", 0)
 	w := openWindow(t, alice.start(), 80, 24, Options{})
 	short := identity.ShortID(carol.peerID())
-	for _, tc := range []struct{ err, want string }{
-		{node.ErrStrangerFull.Error() + ": " + short + ", who is not a contact, already has as many messages waiting for you as are kept (256); accept them to receive more (they keep the rest until then)",
-			"(/trust carol)."},
-		{node.ErrStrangerFull.Error() + ": as many peers who are not your contacts have messages waiting for you as are kept (64); accept or block some of them to receive from " + short + " (they keep their messages until then)",
-			"to receive it."},
-		{node.ErrStrangerFull.Error() + ": group \"team\", made by " + short + " who is not a contact, holds as many messages as are kept (256); accept its maker to receive more (their senders keep them until then)",
-			"to receive more."},
+	for _, tc := range []struct {
+		bound node.StrangerBound
+		want  string
+	}{
+		{node.BoundPeer, "(/trust carol)."},
+		{node.BoundRoom, "to receive it."},
+		{node.BoundGroup, "to receive more."},
 	} {
+		// The node's error, as its event carries it (Err its text).
+		err := error(&node.StrangerFullError{Bound: tc.bound, Group: "team", Maker: carol.peerID()})
 		w.do(func() {
 			w.u.roster.setInfo(node.PeerInfo{ID: carol.peerID(), Name: "carol", Trust: identity.StateUnknown})
-			w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: carol.peerID(), Err: tc.err}}, nil)
+			w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: carol.peerID(), Err: err.Error() + " " + short, Cause: err}}, nil)
 			w.u.app.ForceDraw()
 		})
 		s := w.waitText(tc.want)
@@ -282,9 +284,10 @@ func TestNoReceiptSaysWhyAt80x24(t *testing.T) {
 	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
 	w := openWindow(t, carol.start(), 80, 24, Options{})
 	w.waitText("alice")
-	err := identity.ShortID(alice.peerID()) + " did not acknowledge your messages on a working connection: either they have not accepted you yet, and your messages wait with you until they do, or your encryption sessions were out of step, as when a home is restored from a backup; a new session was started and your messages are sent again, but in that case messages between you since then may have been lost"
+	err := fmt.Errorf("%s %w: either they have not accepted you yet, and your messages wait with you until they do, or your encryption sessions were out of step, as when a home is restored from a backup; a new session was started and your messages are sent again, but in that case messages between you since then may have been lost",
+		identity.ShortID(alice.peerID()), node.ErrNoReceipt)
 	w.do(func() {
-		w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: alice.peerID(), Err: err}}, nil)
+		w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: alice.peerID(), Err: err.Error(), Cause: err}}, nil)
 		w.u.app.ForceDraw()
 	})
 	s := w.waitText("No receipt from alice", "may be lost).")
