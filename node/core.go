@@ -46,7 +46,7 @@ func (c *core) emit(e Event) {
 }
 
 func (c *core) emitError(p peer.ID, err error) {
-	c.emit(Event{Kind: EventError, PeerID: p, Err: err.Error()})
+	c.emit(Event{Kind: EventError, PeerID: p, Err: err.Error(), Cause: err})
 }
 
 // sleep waits d, or until woken, or shutdown, and reports whether d

@@ -15,6 +15,10 @@ var (
 	ErrNoAddress = errors.New("no known address for this peer: connect with its full multiaddr, or wait for LAN discovery or its relay")
 	// ErrSelf: the peer is this node.
 	ErrSelf = errors.New("that is your own peer id")
+	// ErrNoReceipt: messages written on a working session got no receipt
+	// for a while (Config.ResendAfter): the peer has not accepted us yet,
+	// or the ratchet sessions were out of step (a new one was started).
+	ErrNoReceipt = errors.New("did not acknowledge your messages on a working connection")
 	// ErrClosed: the node is shutting down.
 	ErrClosed = errors.New("the node is shutting down")
 )

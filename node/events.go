@@ -97,11 +97,15 @@ type Event struct {
 	Message *store.Message // message, status, update
 	Action  *store.Message // update: the edit, deletion or reaction applied
 	Err     string         // error
-	PeerID  peer.ID        // error: the peer concerned, if any; typing: who
-	LAN     *LANStatus     // lan
-	Typing  bool           // typing: started (else stopped)
-	File    *FileInfo      // file_offer, file_progress, file_done, file_failed
-	Group   *GroupInfo     // group
+	// Cause is the error itself (error), for callers in this process that
+	// branch on it (errors.Is, errors.As: ErrStrangerFull, ErrNoReceipt);
+	// Err is its text, which is what the daemon's JSON carries.
+	Cause  error
+	PeerID peer.ID    // error: the peer concerned, if any; typing: who
+	LAN    *LANStatus // lan
+	Typing bool       // typing: started (else stopped)
+	File   *FileInfo  // file_offer, file_progress, file_done, file_failed
+	Group  *GroupInfo // group
 }
 
 // broker fans events out to subscribers. Each subscriber has its own

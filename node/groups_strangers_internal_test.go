@@ -3,6 +3,7 @@ package node
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -187,6 +188,10 @@ func (on *offNode) refusedFull(what string, p peer.ID, want string) {
 	if !strings.Contains(e.Err, want) || !strings.Contains(e.Err, "accept") {
 		on.t.Fatalf("%s: %q, want it to say %q and how to receive more", what, e.Err, want)
 	}
+	var full *StrangerFullError
+	if !errors.As(e.Cause, &full) || full.Bound == 0 {
+		on.t.Fatalf("%s: the event's cause is %#v, want a *StrangerFullError naming its bound (the window words it)", what, e.Cause)
+	}
 }
 
 // stored waits until on holds p's message id (it may come on any of the
@@ -364,7 +369,7 @@ func TestStrangerSenderTold(t *testing.T) {
 	sent := sendAll(t, mallory, bob.ID(), 2, "hello")
 	bob.refusedFull("the second message refused", mallory.ID(), "as are kept (1)")
 	mallory.offWait("the notice", func(e Event) bool {
-		return e.Kind == EventError && e.PeerID == bob.ID() && strings.Contains(e.Err, "they have not accepted you yet")
+		return e.Kind == EventError && e.PeerID == bob.ID() && strings.Contains(e.Err, "they have not accepted you yet") && errors.Is(e.Cause, ErrNoReceipt)
 	})
 	if err := bob.Contacts().Trust(mallory.ID(), false); err != nil {
 		t.Fatal(err)

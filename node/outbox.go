@@ -507,7 +507,7 @@ func (o *outbox) unstall(cs *chatSession) {
 	w.outOfStep = true
 	o.mu.Unlock()
 	if !told {
-		o.emitError(cs.peer, fmt.Errorf("%s did not acknowledge your messages on a working connection: either they have not accepted you yet, and your messages wait with you until they do, or your encryption sessions were out of step, as when a home is restored from a backup; a new session was started and your messages are sent again, but in that case messages between you since then may have been lost", identity.ShortID(cs.peer)))
+		o.emitError(cs.peer, fmt.Errorf("%s %w: either they have not accepted you yet, and your messages wait with you until they do, or your encryption sessions were out of step, as when a home is restored from a backup; a new session was started and your messages are sent again, but in that case messages between you since then may have been lost", identity.ShortID(cs.peer), ErrNoReceipt))
 	}
 }
 

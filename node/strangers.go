@@ -38,7 +38,37 @@ const (
 
 // ErrStrangerFull: a message from a peer who is not a contact (or in a
 // group such a peer made) is not kept until the user accepts its sender.
+// The refusal is a *StrangerFullError, which says which bound was full.
 var ErrStrangerFull = errors.New("a message from a peer who is not a contact waits with its sender")
+
+// StrangerBound names the bound a *StrangerFullError met.
+type StrangerBound int
+
+const (
+	// BoundPeer: the sender's own share (maxStrangerMessages records).
+	BoundPeer StrangerBound = iota + 1
+	// BoundRoom: how many strangers may have messages waiting
+	// (maxStrangerConversations).
+	BoundRoom
+	// BoundGroup: a group made by a stranger (maxStrangerGroupMessages).
+	BoundGroup
+)
+
+// StrangerFullError is why a message was not kept (errors.Is
+// ErrStrangerFull), for callers that say it in their own words (the
+// window, Event.Cause): which bound, and for BoundGroup the group's name
+// and maker.
+type StrangerFullError struct {
+	Bound StrangerBound
+	Group string
+	Maker peer.ID
+	text  string
+}
+
+func (e *StrangerFullError) Error() string { return ErrStrangerFull.Error() + ": " + e.text }
+
+// Unwrap makes the error ErrStrangerFull.
+func (e *StrangerFullError) Unwrap() error { return ErrStrangerFull }
 
 // strangers decides whether a message from a peer we may not message is
 // kept (keep, keepInGroup; called by the ratchet keys with their lock
@@ -86,11 +116,11 @@ func (s *strangers) keep(p peer.ID) error {
 	}
 	switch {
 	case held >= s.perPeer:
-		return fmt.Errorf("%w: %s, who is not a contact, already has as many messages waiting for you as are kept (%d); accept them to receive more (they keep the rest until then)",
-			ErrStrangerFull, identity.ShortID(p), held)
+		return &StrangerFullError{Bound: BoundPeer, text: fmt.Sprintf("%s, who is not a contact, already has as many messages waiting for you as are kept (%d); accept them to receive more (they keep the rest until then)",
+			identity.ShortID(p), held)}
 	case held == 0 && others >= s.conversations:
-		return fmt.Errorf("%w: as many peers who are not your contacts have messages waiting for you as are kept (%d); accept or block some of them to receive from %s (they keep their messages until then)",
-			ErrStrangerFull, others, identity.ShortID(p))
+		return &StrangerFullError{Bound: BoundRoom, text: fmt.Sprintf("as many peers who are not your contacts have messages waiting for you as are kept (%d); accept or block some of them to receive from %s (they keep their messages until then)",
+			others, identity.ShortID(p))}
 	}
 	return nil
 }
@@ -118,8 +148,8 @@ func (s *strangers) keepInGroup(id store.GroupID) error {
 	// Every record counts, actions too (they are not among its
 	// messages, but each is kept as a record of its own).
 	if held := max(sg.Messages, int(sg.Records)); held >= s.perGroup {
-		return fmt.Errorf("%w: group %q, made by %s who is not a contact, holds as many messages as are kept (%d); accept its maker to receive more (their senders keep them until then)",
-			ErrStrangerFull, name, identity.ShortID(creator), held)
+		return &StrangerFullError{Bound: BoundGroup, Group: name, Maker: creator, text: fmt.Sprintf("group %q, made by %s who is not a contact, holds as many messages as are kept (%d); accept its maker to receive more (their senders keep them until then)",
+			name, identity.ShortID(creator), held)}
 	}
 	return nil
 }

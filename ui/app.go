@@ -159,6 +159,7 @@ func (u *UI) build() {
 	u.xfer.initFiles()
 	u.conv.needOlder = func() { u.loadPage(u.open, u.conv.oldestSeq()) }
 	u.conv.senderName = u.dlg.nameOf
+	u.conv.waitReason = u.dlg.waitReason
 	u.conv.welcome = u.welcomeRows
 	u.in = newInput(u.th, u.submit)
 	u.in.emptied = u.att.inputEmptied

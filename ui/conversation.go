@@ -61,6 +61,9 @@ type convView struct {
 	fileRows func(m store.Message, w, indent int) []line
 	// senderName names a group message's sender (groupchat.go).
 	senderName func(p peer.ID) string
+	// waitReason says why an own group message waits for a member, when
+	// it is for the user to act (prompts.go), else "".
+	waitReason func(p peer.ID) string
 }
 
 func newConvView(th *theme, loc *time.Location, now func() time.Time) *convView {
@@ -559,7 +562,7 @@ func (c *convView) reactionSpans(m store.Message) line {
 func (c *convView) appendStatus(rows []line, e *entry, w, indent int) []line {
 	st, t := deliveryText(e.msg)
 	if c.chat != nil && c.chat.grp != nil && e.msg.Direction == store.Outgoing && !e.pending && e.msg.Status != store.StatusFailed {
-		st, t = groupDeliveryText(e.members, c.senderName)
+		st, t = groupDeliveryText(e.members, c.senderName, c.waitReason)
 	}
 	if e.msg.Status == store.StatusSending && e.msg.Direction == store.Outgoing && c.offline && !e.pending {
 		st, t = "waiting: "+c.name+" is offline", toneWarn

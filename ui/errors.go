@@ -51,7 +51,39 @@ func (u *UI) errorSentence(e node.Event) string {
 	if c := u.roster.get(e.PeerID); c != nil {
 		name = c.name()
 	}
+	if s, ok := strangerFullSentence(e.Cause, name); ok {
+		return s
+	}
+	if errors.Is(e.Cause, node.ErrNoReceipt) {
+		return "No receipt from " + name + ": they may not have accepted you yet (your messages wait), " +
+			"or a restored backup put you out of step (resent; some may be lost)."
+	}
 	return "Problem with " + name + ": " + text
+}
+
+// strangerFullSentence says, short enough for the notice line at 80
+// columns, why a message from name (or in a group made by a stranger)
+// was not kept (a *node.StrangerFullError) and what brings it: the
+// node's own sentence, prefixed "Problem with …", ran to four rows there
+// and lost the part that says what to do. ok is false for any other
+// error.
+func strangerFullSentence(err error, name string) (string, bool) {
+	var full *node.StrangerFullError
+	if !errors.As(err, &full) {
+		return "", false
+	}
+	switch full.Bound {
+	case node.BoundPeer:
+		return name + " is not in your contacts and has as many messages waiting as are kept; " +
+			"the rest wait with them until you accept them (/trust " + name + ").", true
+	case node.BoundRoom:
+		return "Not received from " + name + ": as many peers not in your contacts have messages waiting as are kept; " +
+			"accept or block some (/trust) to receive it.", true
+	case node.BoundGroup:
+		return "Not received from " + name + ": a group made by someone not in your contacts holds as many messages " +
+			"as are kept; accept its maker (/members) to receive more.", true
+	}
+	return "", false
 }
 
 // refusal explains why a message to c cannot be sent now.

@@ -139,7 +139,7 @@ func memberCount(n int) string {
 func (u *groupChats) groupLine(c *chat) (string, tone) {
 	g := c.grp.info
 	if !g.Member {
-		return memberCount(len(g.Members)) + " · you left", toneWarn
+		return memberCount(len(g.Members)) + " · you're out", toneWarn // left or removed: it does not know which
 	}
 	_, t := groupSummaryWith(u.groupOthers(g), true)
 	text := memberCount(len(g.Members))
@@ -358,8 +358,9 @@ func delivered(ds []store.MemberDelivery) int {
 }
 
 // groupDeliveryText is an own group message's delivery: "delivered to 4
-// of 6", and who is still missing.
-func groupDeliveryText(ds []store.MemberDelivery, name func(peer.ID) string) (string, tone) {
+// of 6", and who is still missing; why, if not nil, says why a member
+// waits when it is for the user to act ("(not a contact: /trust carol)").
+func groupDeliveryText(ds []store.MemberDelivery, name, why func(peer.ID) string) (string, tone) {
 	n := delivered(ds)
 	switch {
 	case len(ds) == 0:
@@ -378,7 +379,11 @@ func groupDeliveryText(ds []store.MemberDelivery, name func(peer.ID) string) (st
 		case store.StatusQueued:
 			waiting = append(waiting, name(d.Peer)+" (at their relay)")
 		default:
-			waiting = append(waiting, name(d.Peer))
+			w := name(d.Peer)
+			if why != nil {
+				w += why(d.Peer)
+			}
+			waiting = append(waiting, w)
 		}
 	}
 	text := fmt.Sprintf("delivered to %d of %d", n, len(ds))

@@ -65,8 +65,9 @@ func (u *commands) groupArg(gb *node.Groups, cmd, usage, arg string) (node.Group
 }
 
 // groupSummary is a group's trust line: "6 members: 5 verified, 1
-// unverified", with KEY CHANGED (bad) when a member's key changed, which
-// blocks sending to the group.
+// unverified" ("unknown": not a contact, as /members says), with KEY
+// CHANGED (bad) when a member's key changed, which blocks sending to the
+// group.
 func groupSummary(members []node.PeerInfo) (string, tone) {
 	text, t := groupSummaryWith(members, false)
 	if t == toneBad {
@@ -79,7 +80,7 @@ func groupSummary(members []node.PeerInfo) (string, tone) {
 // counted first when you are a member: "3 members: you, 1 verified, 1
 // unverified"; the title and the member list say what blocks sending.
 func groupSummaryWith(members []node.PeerInfo, you bool) (string, tone) {
-	verified, unverified, expired, blocked, changed := 0, 0, 0, 0, 0
+	verified, unverified, unknown, expired, blocked, changed := 0, 0, 0, 0, 0, 0
 	for _, m := range members {
 		switch {
 		case m.Changed != nil || m.Trust == identity.StateChanged:
@@ -90,6 +91,8 @@ func groupSummaryWith(members []node.PeerInfo, you bool) (string, tone) {
 			expired++
 		case m.Trust == identity.StateVerified || m.Trust == identity.StateCAVerified:
 			verified++
+		case m.Trust == identity.StateUnknown: // not a contact: messages wait for it
+			unknown++
 		default:
 			unverified++
 		}
@@ -102,7 +105,7 @@ func groupSummaryWith(members []node.PeerInfo, you bool) (string, tone) {
 	for _, p := range []struct {
 		n    int
 		what string
-	}{{verified, "verified"}, {unverified, "unverified"}, {expired, "expired"}, {blocked, "blocked"}, {changed, "KEY CHANGED"}} {
+	}{{verified, "verified"}, {unverified, "unverified"}, {unknown, "unknown"}, {expired, "expired"}, {blocked, "blocked"}, {changed, "KEY CHANGED"}} {
 		if p.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
 		}
@@ -115,7 +118,7 @@ func groupSummaryWith(members []node.PeerInfo, you bool) (string, tone) {
 	switch {
 	case changed > 0 || blocked > 0: // sending to the group waits (memberBlocks)
 		return text, toneBad
-	case expired > 0 || unverified > 0:
+	case expired > 0 || unverified > 0 || unknown > 0:
 		return text, toneWarn
 	}
 	return text, toneGood

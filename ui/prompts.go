@@ -349,3 +349,13 @@ func (u *dialogs) nameOf(p peer.ID) string {
 	}
 	return identity.ShortID(p)
 }
+
+// waitReason says why a group message waits for member p when only the
+// user can end the wait: p is not a contact, and nothing goes to it until
+// the user accepts it ("" otherwise: it is offline or on its way).
+func (u *dialogs) waitReason(p peer.ID) string {
+	if c := u.roster.get(p); c != nil && c.info.Trust == identity.StateUnknown && c.info.Changed == nil {
+		return " (not a contact: /trust " + c.name() + ")"
+	}
+	return ""
+}

@@ -239,3 +239,59 @@ func TestNotPostQuantumShown(t *testing.T) {
 	peerEvent(true)
 	w.waitGone("not post-quantum")
 }
+
+// A message from a stranger not kept (node.ErrStrangerFull) reads, at
+// 80x24, as a sentence short enough to show whole, what to do included:
+// the node's own sentence, after "Problem with carol: ", ran past the
+// notice line's three rows and lost its end. The texts are the node's
+// (node/strangers.go).
+func TestStrangerFullSaysWhatToDoAt80x24(t *testing.T) {
+	t.Parallel()
+	alice, carol := newPeer(t, "alice", 0), newPeer(t, "carol", 0)
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	short := identity.ShortID(carol.peerID())
+	for _, tc := range []struct {
+		bound node.StrangerBound
+		want  string
+	}{
+		{node.BoundPeer, "(/trust carol)."},
+		{node.BoundRoom, "to receive it."},
+		{node.BoundGroup, "to receive more."},
+	} {
+		// The node's error, as its event carries it (Err its text).
+		err := error(&node.StrangerFullError{Bound: tc.bound, Group: "team", Maker: carol.peerID()})
+		w.do(func() {
+			w.u.roster.setInfo(node.PeerInfo{ID: carol.peerID(), Name: "carol", Trust: identity.StateUnknown})
+			w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: carol.peerID(), Err: err.Error() + " " + short, Cause: err}}, nil)
+			w.u.app.ForceDraw()
+		})
+		s := w.waitText(tc.want)
+		if strings.Contains(s, " …") || strings.Contains(s, "Problem with") {
+			t.Errorf("cut, or the node's sentence:\n%s", s)
+		}
+		w.key(tcell.KeyEscape, 0, tcell.ModNone)
+		w.waitGone(tc.want)
+	}
+}
+
+// A stranger whose messages get no receipt (node/outbox.go, unstall) is
+// told, whole at 80x24, both things it may mean: the node's sentence ran
+// to six rows and was cut after "either they have not accepted you yet,
+// and your …".
+func TestNoReceiptSaysWhyAt80x24(t *testing.T) {
+	t.Parallel()
+	carol, alice := newPeer(t, "carol", 0), newPeer(t, "alice", 0)
+	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
+	w := openWindow(t, carol.start(), 80, 24, Options{})
+	w.waitText("alice")
+	err := fmt.Errorf("%s %w: either they have not accepted you yet, and your messages wait with you until they do, or your encryption sessions were out of step, as when a home is restored from a backup; a new session was started and your messages are sent again, but in that case messages between you since then may have been lost",
+		identity.ShortID(alice.peerID()), node.ErrNoReceipt)
+	w.do(func() {
+		w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: alice.peerID(), Err: err.Error(), Cause: err}}, nil)
+		w.u.app.ForceDraw()
+	})
+	s := w.waitText("No receipt from alice", "may be lost).")
+	if strings.Contains(s, " …") {
+		t.Errorf("cut:\n%s", s)
+	}
+}

@@ -199,8 +199,8 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 		go h.connect(c, w, fail)
 	case "trust", "block":
 		p, err := identity.ParsePeerID(c.Peer)
-		if err != nil {
-			fail(err)
+		if err != nil { // a decision about a key names the key, never a name
+			fail(fmt.Errorf("%s takes a peer ID (a peer event's peer_id; `peers` lists them), not a name: %w", c.Cmd, err))
 			return
 		}
 		if c.Cmd == "trust" {

@@ -31,3 +31,24 @@ func TestDaemonLines(t *testing.T) {
 		}
 	}
 }
+
+// trust and block take a peer ID only (a decision about a key names the
+// key); given a name, the error says so and where the IDs are, rather
+// than only that the name fails to parse as a CID.
+func TestDaemonTrustByNameSaysPeerID(t *testing.T) {
+	var out bytes.Buffer
+	h := &handler{} // no node: the refusal comes before it
+	in := `{"cmd":"trust","peer":"carol","ref":"t"}` + "\n" + `{"cmd":"block","peer":"carol","ref":"b"}` + "\n"
+	h.serve(strings.NewReader(in), &lineWriter{w: &out}, false)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d answers, want 2:\n%s", len(lines), out.String())
+	}
+	for i, cmd := range []string{"trust", "block"} {
+		var ev evError
+		if err := json.Unmarshal([]byte(lines[i]), &ev); err != nil || ev.Event != "error" ||
+			!strings.Contains(ev.Error, cmd+" takes a peer ID") || !strings.Contains(ev.Error, "`peers` lists them") {
+			t.Errorf("%s by name: %s", cmd, lines[i])
+		}
+	}
+}
