@@ -35,16 +35,8 @@ func TestGroupHeldReleasedOrDropped(t *testing.T) {
 	_, erin := testKey(t)
 	_, dave := testKey(t)
 	now := time.Now()
-	create, err := group.Create(aliceKey, "team", []peer.ID{bob.ID()}, nil, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := group.New(create)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := handCreate(t, bob, aliceKey, alice, "team", bob.ID())
 	id := l.ID()
-	bob.groups.receive(alice, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: id, Changes: l.Changes()})
 	bob.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
 
 	msg := func(from peer.ID, body string) store.GroupMessage {
@@ -106,12 +98,7 @@ func TestGroupHoldBounded(t *testing.T) {
 	}
 	aliceKey, alice := testKey(t)
 	_, erin := testKey(t)
-	create, err := group.Create(aliceKey, "team", []peer.ID{bob.ID()}, nil, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := group.ID(create.Hash())
-	bob.groups.receive(alice, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: id, Changes: [][]byte{create.Bytes()}})
+	id := strangerCreate(t, bob, aliceKey, alice, "team", bob.ID())
 	for i := range maxHeldPerGroup + 1 {
 		bob.groups.held.hold(erin, store.GroupMessage{Group: store.GroupID(id), ID: e2e.NewMessageID(), From: erin, Body: "x", Number: uint64(i + 1)})
 	}

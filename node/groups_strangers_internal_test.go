@@ -19,18 +19,27 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// strangerCreate has key's peer make a group with members and hands its
-// create to n as a frame from that peer (the receive path a session's
-// read loop calls); it returns the group's ID.
-func strangerCreate(t *testing.T, n *offNode, key ed25519.PrivateKey, from peer.ID, name string, members ...peer.ID) group.ID {
+// handCreate has key's peer make a group with members and hands its
+// create to n as a frame from `from` (the receive path a session's read
+// loop calls); it returns the group's log as its maker holds it.
+func handCreate(t *testing.T, n *offNode, key ed25519.PrivateKey, from peer.ID, name string, members ...peer.ID) *group.Log {
 	t.Helper()
 	c, err := group.Create(key, name, members, nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := group.ID(c.Hash())
-	n.groups.receive(from, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: [][]byte{c.Bytes()}})
-	return id
+	l, err := group.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.groups.receive(from, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(l.ID()), Changes: l.Changes()})
+	return l
+}
+
+// strangerCreate is handCreate's group ID.
+func strangerCreate(t *testing.T, n *offNode, key ed25519.PrivateKey, from peer.ID, name string, members ...peer.ID) group.ID {
+	t.Helper()
+	return handCreate(t, n, key, from, name, members...).ID()
 }
 
 // holds says whether n keeps group id.
@@ -397,16 +406,8 @@ func TestStrangerGroupHeldPastBound(t *testing.T) {
 	malloryKey, mallory := testKey(t)
 	_, sybil := testKey(t)
 	now := time.Now()
-	create, err := group.Create(malloryKey, "spam", []peer.ID{bob.ID()}, nil, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := group.New(create)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := handCreate(t, bob, malloryKey, mallory, "spam", bob.ID())
 	id := l.ID()
-	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: l.Changes()})
 	bob.offWait("the group", groupEv(id, func(g GroupInfo) bool { return g.Member }))
 
 	var held []store.GroupMessage
@@ -634,16 +635,8 @@ func TestStrangerReaddsToLeftGroups(t *testing.T) {
 	bob.groups.strangers.perCreator, bob.groups.strangers.total = 1, 4
 	key, mallory := testKey(t)
 	now := time.Now()
-	create, err := group.Create(key, "spam 1", []peer.ID{bob.ID()}, nil, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := group.New(create)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := handCreate(t, bob, key, mallory, "spam 1", bob.ID())
 	id := l.ID()
-	bob.groups.receive(mallory, e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(id), Changes: l.Changes()})
 	if !bob.holds(id) {
 		t.Fatal("the stranger's first group refused")
 	}
