@@ -2,6 +2,7 @@ package node
 
 import (
 	"crypto/ed25519"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -89,13 +90,7 @@ func TestGroupHeldReleasedOrDropped(t *testing.T) {
 // acknowledged only once decided.
 func TestGroupHoldBounded(t *testing.T) {
 	bob := offNewNode(t, "bob", nil, true)
-	var mu sync.Mutex
-	acked := map[e2e.MessageID]bool{}
-	bob.groups.held.ack = func(_ peer.ID, id e2e.MessageID) {
-		mu.Lock()
-		defer mu.Unlock()
-		acked[id] = true
-	}
+	acked := recordHoldAcks(bob)
 	aliceKey, alice := testKey(t)
 	_, erin := testKey(t)
 	id := strangerCreate(t, bob, aliceKey, alice, "team", bob.ID())
@@ -105,16 +100,30 @@ func TestGroupHoldBounded(t *testing.T) {
 	if n := bob.heldCountForTest(); n != maxHeldPerGroup {
 		t.Fatalf("%d held, want %d", n, maxHeldPerGroup)
 	}
-	mu.Lock()
-	n := len(acked)
-	mu.Unlock()
-	if n != 0 {
+	if n := len(acked()); n != 0 {
 		t.Fatalf("%d messages acknowledged while held or refused for room", n)
 	}
 	for _, e := range bob.offEvents(100 * time.Millisecond) {
 		if e.Kind == EventError {
 			t.Fatalf("an error event for a message left to its sender's next try: %s", e.Err)
 		}
+	}
+}
+
+// recordHoldAcks makes n's hold record the messages it acknowledges
+// instead of sending their receipts; the function returned lists them.
+func recordHoldAcks(n *offNode) func() map[e2e.MessageID]bool {
+	var mu sync.Mutex
+	acked := map[e2e.MessageID]bool{}
+	n.groups.held.ack = func(_ peer.ID, id e2e.MessageID) {
+		mu.Lock()
+		defer mu.Unlock()
+		acked[id] = true
+	}
+	return func() map[e2e.MessageID]bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(acked)
 	}
 }
 

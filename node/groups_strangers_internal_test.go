@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -396,13 +395,7 @@ func TestStrangerSenderTold(t *testing.T) {
 func TestStrangerGroupHeldPastBound(t *testing.T) {
 	bob := offNewNode(t, "bob", nil, true)
 	bob.strangers.perGroup = 2
-	var mu sync.Mutex
-	acked := map[e2e.MessageID]bool{}
-	bob.groups.held.ack = func(_ peer.ID, id e2e.MessageID) {
-		mu.Lock()
-		defer mu.Unlock()
-		acked[id] = true
-	}
+	acks := recordHoldAcks(bob)
 	malloryKey, mallory := testKey(t)
 	_, sybil := testKey(t)
 	now := time.Now()
@@ -429,8 +422,7 @@ func TestStrangerGroupHeldPastBound(t *testing.T) {
 	if h, err := bob.Groups().History(id, 0, 100); err != nil || len(h) != 2 {
 		t.Fatalf("bob keeps %d messages of a stranger's group released from the hold (%v), want 2", len(h), err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	acked := acks()
 	for i, m := range held {
 		if want := i < 2; acked[m.ID] != want {
 			t.Fatalf("held message %d acknowledged: %v, want %v", i, acked[m.ID], want)
