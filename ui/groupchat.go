@@ -159,10 +159,25 @@ func (u *groupChats) groupBanner(c *chat) (string, bool) {
 		return "You are not a member of " + c.name() + " any more (you left or were removed): its history stays, nothing can be sent to it.", false
 	}
 	info, ok := u.groupBlocker(c)
-	if !ok {
-		return "", false
+	if ok {
+		return capitalize(u.groupRefusalText(info)), true
 	}
-	return capitalize(u.groupRefusalText(info)), true
+	return u.strangerMade(c), false
+}
+
+// strangerMade says, in a group made by a peer who is not a contact, who
+// made it and what the user may do: anyone may put the user in a group,
+// as anyone may write ("" for a group made by us or by a contact).
+func (u *groupChats) strangerMade(c *chat) string {
+	maker := c.grp.info.Creator
+	if maker == "" || maker == u.myID {
+		return ""
+	}
+	if m := u.roster.get(maker); m != nil && m.info.Trust != identity.StateUnknown {
+		return ""
+	}
+	name := u.dlg.nameOf(maker)
+	return "Made by " + name + ", who is not in your contacts: /members shows who is in it, /leave leaves it, /trust " + name + " accepts its maker."
 }
 
 // groupRefusalText says why nothing is sent to a group while info's key

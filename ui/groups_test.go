@@ -698,7 +698,7 @@ func TestGroupFromStrangerSaysWhyItWaits(t *testing.T) {
 	if _, err := carol.n.Groups().Send(gi.ID, "hello from carol"); err != nil {
 		t.Fatal(err)
 	}
-	s := w.waitText("carol: hello from carol")
+	s := w.waitText("carol: hello from carol", "Made by carol, who is not in your contacts:")
 	if title := titleRow(s); !strings.Contains(title, " team  2 members: you, 1 unknown") {
 		t.Fatalf("alice's title: %q", title)
 	}
@@ -710,4 +710,5 @@ func TestGroupFromStrangerSaysWhyItWaits(t *testing.T) {
 	w.key(tcell.KeyLeft, 0, 0)
 	w.key(tcell.KeyEnter, 0, 0)
 	w.waitText("me: hi carol  ✓ delivered")
+	w.waitGone("Made by carol")
 }
