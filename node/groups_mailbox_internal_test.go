@@ -194,11 +194,17 @@ func offTrio(t *testing.T) (alice, bob, carol *offNode, id group.ID) {
 // each member holds it.
 func offGroup(t *testing.T, admin *offNode, members ...*offNode) group.ID {
 	t.Helper()
+	return offNamedGroup(t, "team", admin, members...)
+}
+
+// offNamedGroup is offGroup with the group's name.
+func offNamedGroup(t *testing.T, name string, admin *offNode, members ...*offNode) group.ID {
+	t.Helper()
 	ids := make([]peer.ID, len(members))
 	for i, m := range members {
 		ids[i] = m.ID()
 	}
-	gi, err := admin.Groups().Create("team", ids)
+	gi, err := admin.Groups().Create(name, ids)
 	if err != nil {
 		t.Fatal(err)
 	}

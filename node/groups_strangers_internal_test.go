@@ -95,11 +95,7 @@ func TestGroupsFromStrangersBounded(t *testing.T) {
 
 	// A contact's groups are not bounded.
 	for _, name := range []string{"work 1", "work 2", "work 3"} {
-		gi, err := alice.Groups().Create(name, []peer.ID{bob.ID()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		bob.offWait("alice's group", groupEv(gi.ID, func(g GroupInfo) bool { return g.Member }))
+		offNamedGroup(t, name, alice, bob)
 	}
 
 	// Sybils: one more stranger group fits in the total (2 of mallory's
@@ -134,11 +130,7 @@ func TestGroupsFromStrangersBounded(t *testing.T) {
 	if err := bob.Contacts().Trust(mallory.ID(), false); err != nil {
 		t.Fatal(err)
 	}
-	gi, err := mallory.Groups().Create("now a contact", []peer.ID{bob.ID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.offWait("mallory's group, once she is a contact", groupEv(gi.ID, func(g GroupInfo) bool { return g.Member }))
+	offNamedGroup(t, "now a contact", mallory, bob)
 	key3, sybil3 := testKey(t)
 	if id := strangerCreate(t, bob, key3, sybil3, "sybil 3", bob.ID()); !bob.holds(id) {
 		t.Fatal("a stranger's group refused although mallory's no longer count")
@@ -310,21 +302,17 @@ func TestStrangerGroupMessagesBounded(t *testing.T) {
 	mallory := offNewNode(t, "mallory", nil, true)
 	bob.strangers.perGroup = 2
 	strangerLink(t, mallory, bob)
-	gi, err := mallory.Groups().Create("spam", []peer.ID{bob.ID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.offWait("the group", groupEv(gi.ID, func(g GroupInfo) bool { return g.Member }))
+	id := offNamedGroup(t, "spam", mallory, bob)
 	var sent []store.GroupMessage
 	for i := range 4 {
-		m, err := mallory.Groups().Send(gi.ID, fmt.Sprint("buy now ", i))
+		m, err := mallory.Groups().Send(id, fmt.Sprint("buy now ", i))
 		if err != nil {
 			t.Fatal(err)
 		}
 		sent = append(sent, m)
 	}
 	bob.refusedFull("mallory's third group message refused", mallory.ID(), `group "spam", made by`)
-	if h, err := bob.Groups().History(gi.ID, 0, 100); err != nil || len(h) != 2 {
+	if h, err := bob.Groups().History(id, 0, 100); err != nil || len(h) != 2 {
 		t.Fatalf("bob keeps %d messages of mallory's group (%v), want 2", len(h), err)
 	}
 	if err := bob.Contacts().Trust(mallory.ID(), false); err != nil {
@@ -490,12 +478,8 @@ func TestStrangerGroupActionsBounded(t *testing.T) {
 	mallory := offNewNode(t, "mallory", nil, true)
 	bob.strangers.perGroup = 2
 	strangerLink(t, mallory, bob)
-	gi, err := mallory.Groups().Create("spam", []peer.ID{bob.ID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.offWait("the group", groupEv(gi.ID, func(g GroupInfo) bool { return g.Member }))
-	m, err := mallory.Groups().Send(gi.ID, "buy now")
+	id := offNamedGroup(t, "spam", mallory, bob)
+	m, err := mallory.Groups().Send(id, "buy now")
 	if err != nil {
 		t.Fatal(err)
 	}
