@@ -97,7 +97,10 @@ func (t *sessions) groupDelivered(p peer.ID, g *groupOpened, cs *chatSession) {
 	case g.msg != nil && g.isNew:
 		t.groups.reportIncoming(p, g.msg)
 	}
-	if g.live > 0 && cs != nil {
+	// A copy stored before came again: its sender missed our receipt
+	// (it was held on a session that ended, or lost with it), so this one
+	// is written at once rather than held again.
+	if g.live > 0 && cs != nil && (g.msg == nil || g.isNew) {
 		t.held.hold(cs, g.ack, g.live)
 		return
 	}

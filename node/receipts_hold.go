@@ -18,9 +18,10 @@ import (
 //
 // 1:1 messages, what came through a mailbox and a group message decided
 // after it was held for its sender's add (holds) are acknowledged at once
-// (mailboxes.sendReceipt). Held receipts are written when the hold is
-// full, when receiptHoldFor has passed since the first, and when the
-// session closes on purpose (Node.Close, a chat moving to a direct
+// (mailboxes.sendReceipt); so is a copy stored before that came again,
+// since its sender missed the receipt (groupDelivered). Held receipts
+// are written when the hold is full, when receiptHoldFor has passed
+// since the first, and when the session closes on purpose (Node.Close, a chat moving to a direct
 // connection); if the session ends otherwise (the sender moved the chat,
 // or it died), on the peer's other live session if there is one, else
 // they are lost with it, which costs nothing: the sender keeps every
