@@ -81,8 +81,10 @@ func (c *ctx) invitation(h identity.Home) (string, error) {
 }
 
 // newNode loads the identity and makes a node with the command's flags
-// without starting it: it listens, but neither dials nor announces.
+// without starting it: it listens, but neither dials nor announces. The
+// libraries' logs go where log does.
 func (c *ctx) newNode(log *slog.Logger, mdns bool) (*node.Node, error) {
+	libLogsTo(log.Handler())
 	id, h, err := c.loadIdentity()
 	if err != nil {
 		return nil, err

@@ -201,6 +201,7 @@ refuses: the message database is in use.`,
 
 // logger opens the log destination: --log FILE, rotated at
 // logcap.DefaultMaxSize, else def. Repeated lines are dropped (logcap).
+// The libraries' warnings and errors go there too (libLogsTo).
 func (c *ctx) logger(def io.Writer) (*slog.Logger, func(), error) {
 	w, closeFile := def, func() {}
 	if c.opts.node.logFile != "" {
@@ -211,8 +212,12 @@ func (c *ctx) logger(def io.Writer) (*slog.Logger, func(), error) {
 		w, closeFile = f, func() { f.Close() }
 	}
 	h := logcap.NewHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}), logcap.DefaultLimits)
+	libs := logcap.NewHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}), logcap.DefaultLimits)
+	stopLibs := libLogsTo(libs)
 	return slog.New(h), func() {
+		stopLibs()
 		h.Close()
+		libs.Close()
 		closeFile()
 	}, nil
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/internal/logcap"
 	"github.com/certchat/certchat/ui"
-	"github.com/libp2p/go-libp2p/gologshim"
 	"golang.org/x/term"
 )
 
@@ -87,8 +86,7 @@ func openUILog(c *ctx, h identity.Home) (*slog.Logger, func(), error) {
 	ours := logcap.NewHandler(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}), logcap.DefaultLimits)
 	libs := logcap.NewHandler(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelWarn}), logcap.DefaultLimits)
 	logger := slog.New(ours)
-	gologshim.SetDefaultHandler(libs)
-	stopGoLog := goLogTo(libs)
+	stopGoLog := libLogsTo(libs)
 	slog.SetDefault(logger)
 	// The standard logger's lines become records of libs (no date of its
 	// own: the handler writes the time).
