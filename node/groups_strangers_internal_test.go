@@ -695,3 +695,37 @@ func TestStrangerSybilSeedsBounded(t *testing.T) {
 		t.Fatalf("bob stores the ratchet state of %d strangers who never wrote (bound %d)", len(ps), maxStrangerConversations)
 	}
 }
+
+// TestStrangerFloodPastBoundScansOnce: past its bound, a stranger's
+// flood is refused without reading every conversation again under the
+// ratchet keys' lock for each message (which every peer's messages wait
+// on): one scan decides, the rest are a look-up. Still refused, and all
+// of it kept by the sender.
+func TestStrangerFloodPastBoundScansOnce(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, false)
+	mallory := offNewNode(t, "mallory", nil, false)
+	offMeet(t, mallory, bob)
+	bob.strangers.perPeer = int(bob.offConversation(mallory.ID()).LastSeq)
+	scans := func() int {
+		bob.strangers.mu.Lock()
+		defer bob.strangers.mu.Unlock()
+		return bob.strangers.scans
+	}
+	before := scans()
+	for i := range 20 {
+		m, env := mallory.offText(bob.ID(), fmt.Sprint("flood ", i))
+		if !bob.offMail(mallory.ID(), env) || bob.offCount(mallory.ID(), m.ID) != 0 {
+			t.Fatalf("flood message %d: kept, or left at the relay", i)
+		}
+	}
+	if n := scans() - before; n != 1 {
+		t.Fatalf("%d scans of the conversations for 20 messages past the bound, want 1", n)
+	}
+	if err := bob.Contacts().Trust(mallory.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	m, env := mallory.offText(bob.ID(), "once accepted")
+	if !bob.offMail(mallory.ID(), env) || bob.offCount(mallory.ID(), m.ID) != 1 {
+		t.Fatal("a message from mallory refused once she is accepted")
+	}
+}

@@ -83,11 +83,19 @@ type strangers struct {
 
 	mu   sync.Mutex
 	told map[string]bool // peers and groups whose refusal was told
+	// full keeps the refusals at a peer's own bound (BoundPeer) for its
+	// next messages: records only grow, so a stranger at its bound stays
+	// there until accepted, and the rest of its flood costs a look-up
+	// here, not a read of every conversation under the ratchet keys'
+	// lock. At most maxStrangersTold peers.
+	full  map[peer.ID]*StrangerFullError
+	scans int // conversation scans made (keep), for tests
 }
 
 func newStrangers(c *core, book *peerBook, g *Groups) *strangers {
 	return &strangers{core: c, book: book, groups: g, perPeer: maxStrangerMessages,
-		conversations: maxStrangerConversations, perGroup: maxStrangerGroupMessages, told: map[string]bool{}}
+		conversations: maxStrangerConversations, perGroup: maxStrangerGroupMessages, told: map[string]bool{},
+		full: map[peer.ID]*StrangerFullError{}}
 }
 
 // keep says whether a private message from p may be kept: nil, or why
@@ -95,6 +103,15 @@ func newStrangers(c *core, book *peerBook, g *Groups) *strangers {
 func (s *strangers) keep(p peer.ID) error {
 	if s.book.mayMessage(p) == nil {
 		return nil
+	}
+	s.mu.Lock()
+	full := s.full[p]
+	if full == nil {
+		s.scans++
+	}
+	s.mu.Unlock()
+	if full != nil {
+		return full
 	}
 	convs, err := s.store.Conversations()
 	if err != nil {
@@ -116,8 +133,15 @@ func (s *strangers) keep(p peer.ID) error {
 	}
 	switch {
 	case held >= s.perPeer:
-		return &StrangerFullError{Bound: BoundPeer, text: fmt.Sprintf("%s, who is not a contact, already has as many messages waiting for you as are kept (%d); accept them to receive more (they keep the rest until then)",
+		full := &StrangerFullError{Bound: BoundPeer, text: fmt.Sprintf("%s, who is not a contact, already has as many messages waiting for you as are kept (%d); accept them to receive more (they keep the rest until then)",
 			identity.ShortID(p), held)}
+		s.mu.Lock()
+		if len(s.full) >= maxStrangersTold {
+			clear(s.full)
+		}
+		s.full[p] = full
+		s.mu.Unlock()
+		return full
 	case held == 0 && others >= s.conversations:
 		return &StrangerFullError{Bound: BoundRoom, text: fmt.Sprintf("as many peers who are not your contacts have messages waiting for you as are kept (%d); accept or block some of them to receive from %s (they keep their messages until then)",
 			others, identity.ShortID(p))}
