@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -55,14 +56,10 @@ func TestActionsThroughMailbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []e2e.MessageID{edit.ID, react.ID, reply.ID, del.ID} {
-		alice.offWait("queued at the relay", offStatus(id, store.StatusQueued))
-	}
+	alice.offStatuses("queued at the relay", store.StatusQueued, edit.ID, react.ID, reply.ID, del.ID)
 
 	bob = offNodeAt(t, bobHome, bobID, []string{relayAddr}, true)
-	for _, id := range []e2e.MessageID{edit.ID, react.ID, reply.ID, del.ID} {
-		alice.offWait("delivered through the mailbox", offStatus(id, store.StatusDelivered))
-	}
+	alice.offStatuses("delivered through the mailbox", store.StatusDelivered, edit.ID, react.ID, reply.ID, del.ID)
 	get := func(id e2e.MessageID) store.Message {
 		m, err := bob.store.Message(id)
 		if err != nil {
@@ -106,6 +103,27 @@ func TestActionsThroughMailbox(t *testing.T) {
 	})
 	bob.offWait("the update of the edit that waited, as for a live one", offIsUpdate(later.ID, fix.ID))
 	bob.offMailboxEmpty(relayID)
+}
+
+// offStatuses reads events until each of ids has reached status st, in
+// whatever order: the receipts of messages that went through a mailbox
+// come back by two paths (the receiver's fetch acknowledges through our
+// mailbox, or live if a session is there; our outbox also writes them
+// live once the peer is back, and that copy is acknowledged live), so
+// their statuses change in any order, and waiting for one at a time would
+// drop the events of the others that came first.
+func (on *offNode) offStatuses(what string, st store.Status, ids ...e2e.MessageID) {
+	on.t.Helper()
+	left := map[e2e.MessageID]bool{}
+	for _, id := range ids {
+		left[id] = true
+	}
+	for len(left) > 0 {
+		e := on.offWait(fmt.Sprintf("%s (%d of %d)", what, len(left), len(ids)), func(e Event) bool {
+			return e.Kind == EventStatus && e.Message.Status == st && left[e.Message.ID]
+		})
+		delete(left, e.Message.ID)
+	}
 }
 
 func offStatus(id e2e.MessageID, st store.Status) func(Event) bool {
