@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/internal/testproc"
 	"github.com/certchat/certchat/mailbox"
@@ -309,5 +310,172 @@ func TestOfflineMailKeptWhenTrustUnreadable(t *testing.T) {
 	}
 	if n := bob.offCount(alice.ID(), m.ID); n != 0 {
 		t.Fatalf("a message from a rejected key was stored %d times", n)
+	}
+}
+
+// TestLiveBadEnvelopesBounded: a peer that writes envelopes that cannot
+// be opened on one live session, a thousand of them, costs bob at most
+// maxLiveOpenFailures attempts (each may be a PQXDH under the ratchet
+// keys' lock, for a first contact of garbage) and as many error events,
+// then the session is closed as broken, with one event that says so. A
+// real message on the next session still arrives.
+func TestLiveBadEnvelopesBounded(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	bob := offNewNode(t, "bob", nil, true)
+	offLink(t, alice, bob)
+	cs := alice.sessions.newest(bob.ID())
+	_, env := alice.offText(bob.ID(), "spoiled")
+	const flood = 1000
+	var sendErr error
+	for i := range flood {
+		bad := bytes.Clone(env)
+		bad[len(bad)-1-i%16] ^= 0x10
+		if sendErr = cs.s.Send(e2e.FrameEnvelope, bad); sendErr != nil {
+			break
+		}
+	}
+	select {
+	case <-cs.done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the session still stands after %d envelopes that cannot be opened (last write: %v)", flood, sendErr)
+	}
+	var opened, closed int
+	for _, e := range bob.offEvents(300 * time.Millisecond) {
+		switch {
+		case e.Kind == EventError && strings.Contains(e.Err, "could not be opened and was dropped"):
+			opened++
+		case e.Kind == EventError && strings.Contains(e.Err, "closed the session"):
+			closed++
+		}
+	}
+	if opened > maxLiveOpenFailures || closed != 1 {
+		t.Fatalf("%d events for envelopes that could not be opened (want at most %d) and %d for the session's close (want 1)", opened, maxLiveOpenFailures, closed)
+	}
+	m, err := alice.Send(bob.ID(), "after the close")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("a real message on the next session", offIsMessage(m.ID))
+}
+
+// TestLiveSeedFloodBounded: a peer that asks for ratchet seeds without end
+// (empty ratchet-init frames to the TLS server), or offers them without
+// end (valid offers to the TLS client), would have the other end commit
+// a new ratchet session to its store for each, under the ratchet keys'
+// lock. Past maxPeerSeeds in a minute the session is closed as broken,
+// with one event; a real message arrives on the next session.
+func TestLiveSeedFloodBounded(t *testing.T) {
+	for _, flooder := range []string{"client asks", "server offers"} {
+		t.Run(flooder, func(t *testing.T) {
+			alice := offNewNode(t, "alice", nil, true)
+			bob := offNewNode(t, "bob", nil, true)
+			offLink(t, alice, bob)
+			acs, bcs := alice.sessions.newest(bob.ID()), bob.sessions.newest(alice.ID())
+			if acs == nil || bcs == nil || acs.outgoing == bcs.outgoing {
+				t.Fatal("no single live session between them")
+			}
+			// from floods to over the session fcs.
+			from, to, fcs := alice, bob, acs
+			if acs.outgoing != (flooder == "client asks") {
+				from, to, fcs = bob, alice, bcs
+			}
+			const flood = 1000
+			var sendErr error
+			for range flood {
+				var frame []byte
+				if !fcs.outgoing {
+					if frame, sendErr = from.sessions.seedOffer(fcs); sendErr != nil {
+						break
+					}
+				}
+				if sendErr = fcs.s.Send(e2e.FrameRatchetInit, frame); sendErr != nil {
+					break
+				}
+			}
+			select {
+			case <-fcs.done:
+			case <-time.After(15 * time.Second):
+				t.Fatalf("the session still stands after %d ratchet-init frames (last write: %v)", flood, sendErr)
+			}
+			closed := 0
+			for _, e := range to.offEvents(300 * time.Millisecond) {
+				if e.Kind == EventError && strings.Contains(e.Err, "closed the session") && strings.Contains(e.Err, errTooManySeeds.Error()) {
+					closed++
+				}
+			}
+			if closed != 1 {
+				t.Fatalf("%d events for the session's close, want 1", closed)
+			}
+			m, err := from.Send(to.ID(), "after the close")
+			if err != nil {
+				t.Fatal(err)
+			}
+			to.offWait("a real message on the next session", offIsMessage(m.ID))
+		})
+	}
+}
+
+// TestLiveLostStateOneSeed: an end that lost its ratchet state with the
+// peer cannot open the twenty envelopes the peer has in flight, each
+// sealed in a session it no longer has. One seed answers them all (the
+// peer writes its messages again on it), not one each: the session
+// stands, within the bound on seeds a peer causes (maxPeerSeeds), and the
+// next message arrives, whichever end lost its state.
+func TestLiveLostStateOneSeed(t *testing.T) {
+	for _, loser := range []string{"server", "client"} {
+		t.Run(loser+" lost", func(t *testing.T) {
+			alice := offNewNode(t, "alice", nil, true)
+			bob := offNewNode(t, "bob", nil, true)
+			offLink(t, alice, bob)
+			acs, bcs := alice.sessions.newest(bob.ID()), bob.sessions.newest(alice.ID())
+			if acs == nil || bcs == nil || acs.outgoing == bcs.outgoing {
+				t.Fatal("no single live session between them")
+			}
+			// bob loses his state with alice, and is the loser.
+			if bcs.outgoing != (loser == "client") {
+				alice, bob, acs, bcs = bob, alice, bcs, acs
+			}
+			key, err := identity.KeyFromPeerID(alice.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			bob.rk.mu.Lock()
+			fresh, err := ratchet.NewSessionSet(bob.rk.local, []byte(alice.ID()), key)
+			if err == nil {
+				err = bob.rk.commitSet(alice.ID(), fresh)
+			}
+			written := bob.rk.setsWritten
+			bob.rk.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Twenty envelopes in flight at once, sealed in the session bob
+			// lost (as an outbox writes its window), then a message.
+			var envs [][]byte
+			for i := range 20 {
+				_, env := alice.offText(bob.ID(), fmt.Sprint("in flight ", i))
+				envs = append(envs, env)
+			}
+			for _, env := range envs {
+				if err := acs.s.Send(e2e.FrameEnvelope, env); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, m := range sendAll(t, alice, bob.ID(), 1, "after the loss") {
+				bob.stored(m.Body, alice.ID(), m.ID)
+			}
+			select {
+			case <-bcs.done:
+				t.Fatal("the session was closed")
+			default:
+			}
+			bob.rk.mu.Lock()
+			seeds := bob.rk.setsWritten - written
+			bob.rk.mu.Unlock()
+			if loser == "server" && seeds > 3 {
+				t.Errorf("%d ratchet states written for one loss, want a seed or two and what the messages moved", seeds)
+			}
+			t.Logf("%d ratchet states written after the loss", seeds)
+		})
 	}
 }

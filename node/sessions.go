@@ -58,6 +58,15 @@ type chatSession struct {
 	peerSet peerSettings                // what the peer takes part in; guarded by mu
 
 	held receiptHold // receipts of group envelopes to write together (receipts_hold.go)
+	// openFailures counts the envelopes that could not be opened
+	// (openFailed); the read loop's alone.
+	openFailures int
+	// seeding: a seed is under way (we offered or asked for one, and the
+	// peer has not answered); seeds the peer caused since seedsSince
+	// (seeds_live.go). Guarded by mu.
+	seeding    bool
+	seeds      int
+	seedsSince time.Time
 }
 
 // of returns p's entry, creating it. Callers hold mu.
