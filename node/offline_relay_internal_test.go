@@ -479,3 +479,51 @@ func TestLiveLostStateOneSeed(t *testing.T) {
 		})
 	}
 }
+
+// TestTypingFloodBounded: a peer that writes typing frames without end
+// (typing, stopped, typing…) makes at most a "typing" a second and the
+// "stopped" after it, not an event each: every subscriber's queue is
+// unbounded, and the window redraws for each. A peer's real typing is
+// still shown.
+func TestTypingFloodBounded(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	bob := offNewNode(t, "bob", nil, true)
+	for _, n := range []*offNode{alice, bob} {
+		n.Indications().Set(e2e.Settings{Typing: true})
+	}
+	offLink(t, alice, bob)
+	acs, bcs := alice.sessions.newest(bob.ID()), bob.sessions.newest(alice.ID())
+	for deadline := time.Now().Add(10 * time.Second); !bcs.settings().known || !bcs.settings().Typing; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bob never learnt that alice shows typing")
+		}
+	}
+	bob.offEvents(100 * time.Millisecond)
+	start := time.Now()
+	const flood = 1000
+	for i := range flood {
+		if err := acs.s.Send(e2e.FrameTyping, e2e.Typing(i%2 == 0).Marshal()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last frame (stopped) is read once bob answers a receipt after it.
+	m, err := alice.Send(bob.ID(), "after the flood")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.stored("the message after the flood", alice.ID(), m.ID)
+	var typing, stopped int
+	for _, e := range bob.offEvents(300 * time.Millisecond) {
+		if e.Kind == EventTyping && e.PeerID == alice.ID() {
+			if e.Typing {
+				typing++
+			} else {
+				stopped++
+			}
+		}
+	}
+	secs := int(time.Since(start)/typingShownEvery) + 1
+	if typing < 1 || typing > secs || stopped > typing {
+		t.Fatalf("%d typing and %d stopped events for %d frames in %v, want 1 to %d typing and no more stopped", typing, stopped, flood, time.Since(start).Round(time.Millisecond), secs)
+	}
+}
