@@ -81,14 +81,56 @@ func (t *sessions) receiveEnvelope(cs *chatSession, env []byte) error {
 		t.strangers.tell(cs.peer, err)
 		return nil
 	case err != nil:
-		t.emitError(cs.peer, fmt.Errorf("a message from %s could not be opened and was dropped: %w", identity.ShortID(cs.peer), err))
-		return nil
+		return t.openFailed(cs, err)
 	}
 	if res.grp != nil {
 		res.grp.live = len(env) // its receipt may be held (receipts_hold.go)
 	}
 	t.delivered(cs.peer, res, cs)
 	return nil
+}
+
+// maxLiveOpenFailures bounds the envelopes on one live session that are
+// not authentic or not well formed (badEnvelope), or first contacts past
+// the sender's bound. TLS carries the peer's bytes intact, so such an
+// envelope is the peer's own doing; a peer that writes them without end
+// would have each tried under the ratchet keys' lock (a first contact of
+// garbage costs a PQXDH) and told to the user. Past the bound the
+// session is closed as broken, with one event; the peer's client dials
+// again and writes its unacknowledged messages on the new session. What
+// an honest peer may send and we cannot open (sealed for a session we
+// lost: a reseed; an expired key, a prekey gone) and our own failures
+// (the store) are told as before, and do not count.
+const maxLiveOpenFailures = 8
+
+// errBadEnvelopes closes a session past maxLiveOpenFailures.
+var errBadEnvelopes = errors.New("too many messages that could not be opened")
+
+// openFailed tells the user of an envelope from cs's peer that could not
+// be opened, up to maxLiveOpenFailures on cs; past it, the error closes
+// cs (readLoop). Only the read loop counts.
+func (t *sessions) openFailed(cs *chatSession, err error) error {
+	if badEnvelope(err) {
+		cs.openFailures++
+	}
+	if cs.openFailures > maxLiveOpenFailures {
+		return fmt.Errorf("%w (%d on this session; the last: %w)", errBadEnvelopes, cs.openFailures, err)
+	}
+	t.emitError(cs.peer, fmt.Errorf("a message from %s could not be opened and was dropped: %w", identity.ShortID(cs.peer), err))
+	return nil
+}
+
+// badEnvelope says whether err refused an envelope its sender should
+// never have written: forged, tampered, garbage, or a first contact past
+// its bound (maxLiveOpenFailures).
+func badEnvelope(err error) bool {
+	for _, bad := range []error{ratchet.ErrAuth, ratchet.ErrMalformed, ratchet.ErrBadSignature,
+		ratchet.ErrIdentityMismatch, ratchet.ErrVersion, e2e.ErrMalformed, errTooManyFirstContacts} {
+		if errors.Is(err, bad) {
+			return true
+		}
+	}
+	return false
 }
 
 // delivered reports what an opened envelope carried and acknowledges a

@@ -311,3 +311,48 @@ func TestOfflineMailKeptWhenTrustUnreadable(t *testing.T) {
 		t.Fatalf("a message from a rejected key was stored %d times", n)
 	}
 }
+
+// TestLiveBadEnvelopesBounded: a peer that writes envelopes that cannot
+// be opened on one live session, a thousand of them, costs bob at most
+// maxLiveOpenFailures attempts (each may be a PQXDH under the ratchet
+// keys' lock, for a first contact of garbage) and as many error events,
+// then the session is closed as broken, with one event that says so. A
+// real message on the next session still arrives.
+func TestLiveBadEnvelopesBounded(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	bob := offNewNode(t, "bob", nil, true)
+	offLink(t, alice, bob)
+	cs := alice.sessions.newest(bob.ID())
+	_, env := alice.offText(bob.ID(), "spoiled")
+	const flood = 1000
+	var sendErr error
+	for i := range flood {
+		bad := bytes.Clone(env)
+		bad[len(bad)-1-i%16] ^= 0x10
+		if sendErr = cs.s.Send(e2e.FrameEnvelope, bad); sendErr != nil {
+			break
+		}
+	}
+	select {
+	case <-cs.done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the session still stands after %d envelopes that cannot be opened (last write: %v)", flood, sendErr)
+	}
+	var opened, closed int
+	for _, e := range bob.offEvents(300 * time.Millisecond) {
+		switch {
+		case e.Kind == EventError && strings.Contains(e.Err, "could not be opened and was dropped"):
+			opened++
+		case e.Kind == EventError && strings.Contains(e.Err, "closed the session"):
+			closed++
+		}
+	}
+	if opened > maxLiveOpenFailures || closed != 1 {
+		t.Fatalf("%d events for envelopes that could not be opened (want at most %d) and %d for the session's close (want 1)", opened, maxLiveOpenFailures, closed)
+	}
+	m, err := alice.Send(bob.ID(), "after the close")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("a real message on the next session", offIsMessage(m.ID))
+}

@@ -384,6 +384,9 @@ func (rk *ratchetKeys) open(p peer.ID, env []byte) (opened, error) {
 	if err != nil {
 		return opened{}, err
 	}
+	if rk.firstContactRefused(p, set, env) {
+		return opened{}, errTooManyFirstContacts
+	}
 	o, err := set.Open(rk.local, env, rk.now())
 	if err != nil {
 		return opened{}, err
@@ -413,6 +416,22 @@ func (rk *ratchetKeys) open(p peer.ID, env []byte) (opened, error) {
 		rk.countFirstContact(p)
 	}
 	return res, nil
+}
+
+// firstContactRefused reports whether env is a first contact (an initial
+// envelope for a session set does not hold) from a peer past its
+// first contacts today, from the envelope's header alone: a flood past
+// the bound then costs a look-up under mu, which every peer's messages
+// wait on, not a PQXDH and a signature check each. What the header
+// claims proves nothing, and needs to: a forged one is refused here only
+// when the peer's own are, and one that passes is checked by Open in
+// full. Called with mu held.
+func (rk *ratchetKeys) firstContactRefused(p peer.ID, set *ratchet.SessionSet, env []byte) bool {
+	if rk.firstContactAllowed(p) {
+		return false
+	}
+	id, initial, err := ratchet.PeekSessionID(env)
+	return err == nil && initial && !slices.Contains(set.Sessions(), id)
 }
 
 // firstContactAllowed reports whether p may start another session by

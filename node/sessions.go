@@ -58,6 +58,9 @@ type chatSession struct {
 	peerSet peerSettings                // what the peer takes part in; guarded by mu
 
 	held receiptHold // receipts of group envelopes to write together (receipts_hold.go)
+	// openFailures counts the envelopes that could not be opened
+	// (openFailed); the read loop's alone.
+	openFailures int
 }
 
 // of returns p's entry, creating it. Callers hold mu.
