@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
@@ -73,9 +74,7 @@ func (t *sessions) receiveEnvelope(cs *chatSession, env []byte) error {
 		// it predates a seed), or one whose direction cannot go on (a gap
 		// beyond MAX_SKIP): start a new one; the peer writes its
 		// unacknowledged messages again on it.
-		t.log.Warn("envelope cannot be opened in its session; seeding a new one", "peer", cs.peer, "err", err)
-		t.reseed(cs)
-		return nil
+		return t.reseedFor(cs, err)
 	case errors.Is(err, ErrStrangerFull):
 		// Not acknowledged: the sender keeps it, and writes it again.
 		t.strangers.tell(cs.peer, err)
@@ -83,6 +82,7 @@ func (t *sessions) receiveEnvelope(cs *chatSession, env []byte) error {
 	case err != nil:
 		return t.openFailed(cs, err)
 	}
+	cs.setSeeding(false) // the peer seals in a session we have
 	if res.grp != nil {
 		res.grp.live = len(env) // its receipt may be held (receipts_hold.go)
 	}
@@ -196,8 +196,10 @@ func actionName(k store.Kind) string {
 }
 
 // reseed starts a new ratchet session over a live session: the TLS client
-// asks for a seed, the TLS server offers one.
+// asks for a seed, the TLS server offers one. The seed is under way
+// until the peer answers (seeds_live.go).
 func (t *sessions) reseed(cs *chatSession) {
+	cs.setSeeding(true)
 	if cs.outgoing {
 		if err := cs.s.Send(e2e.FrameRatchetInit, nil); err != nil {
 			t.log.Info("ask for a ratchet seed", "peer", cs.peer, "err", err)
@@ -233,11 +235,18 @@ func (t *sessions) seedOffer(cs *chatSession) ([]byte, error) {
 func (t *sessions) receiveRatchetInit(cs *chatSession, offer []byte) error {
 	switch {
 	case len(offer) == 0 && !cs.outgoing:
+		if err := cs.peerSeed(time.Now()); err != nil {
+			return err
+		}
 		t.reseed(cs)
 		return nil
 	case len(offer) == 0 || !cs.outgoing:
 		return fmt.Errorf("%w: unexpected ratchet-init frame", e2e.ErrMalformed)
 	}
+	if err := cs.peerSeed(time.Now()); err != nil {
+		return err
+	}
+	cs.setSeeding(false)
 	env, err := t.seedAccept(cs, offer)
 	if err != nil {
 		return fmt.Errorf("ratchet seed: %w", err)

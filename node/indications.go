@@ -75,6 +75,9 @@ type peerSettings struct {
 	e2e.Settings
 	known  bool
 	typing bool // the peer said it types, and has not said it stopped
+	// typingShown is when the peer's last "typing" was shown
+	// (receiveTyping).
+	typingShown time.Time
 }
 
 func (cs *chatSession) settings() peerSettings {
@@ -201,12 +204,33 @@ func (in *Indications) receiveSettings(cs *chatSession, s e2e.Settings) {
 	}
 }
 
-// receiveTyping shows the peer's typing if both take part.
+// typingShownEvery bounds the typing events a peer's frames make: a
+// "typing" at most once in it per session, a "stopped" only after a
+// "typing". An honest peer writes one every typingEvery at most; one
+// that wrote them without end (true, false, true…) would have an event
+// each queued for every subscriber (their queues are unbounded) and the
+// window redrawn for each.
+const typingShownEvery = time.Second
+
+// receiveTyping shows the peer's typing if both take part, at most as
+// often as typingShownEvery allows: a "typing" within it of the last one
+// shown is dropped (the peer's next comes within typingEvery, and the
+// window forgets a typing peer only after TypingExpiry), and so is a
+// "stopped" that follows it.
 func (in *Indications) receiveTyping(cs *chatSession, typing bool) {
 	if !in.settings().Typing || !cs.settings().Typing {
 		return
 	}
-	in.peerTyping(cs, typing)
+	now := time.Now()
+	cs.mu.Lock()
+	show := typing && now.Sub(cs.peerSet.typingShown) >= typingShownEvery || !typing && cs.peerSet.typing
+	if show && typing {
+		cs.peerSet.typingShown = now
+	}
+	cs.mu.Unlock()
+	if show {
+		in.peerTyping(cs, typing)
+	}
 }
 
 // peerTyping records and reports the peer's typing state.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/internal/testproc"
 	"github.com/certchat/certchat/mailbox"
@@ -355,4 +356,174 @@ func TestLiveBadEnvelopesBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.offWait("a real message on the next session", offIsMessage(m.ID))
+}
+
+// TestLiveSeedFloodBounded: a peer that asks for ratchet seeds without end
+// (empty ratchet-init frames to the TLS server), or offers them without
+// end (valid offers to the TLS client), would have the other end commit
+// a new ratchet session to its store for each, under the ratchet keys'
+// lock. Past maxPeerSeeds in a minute the session is closed as broken,
+// with one event; a real message arrives on the next session.
+func TestLiveSeedFloodBounded(t *testing.T) {
+	for _, flooder := range []string{"client asks", "server offers"} {
+		t.Run(flooder, func(t *testing.T) {
+			alice := offNewNode(t, "alice", nil, true)
+			bob := offNewNode(t, "bob", nil, true)
+			offLink(t, alice, bob)
+			acs, bcs := alice.sessions.newest(bob.ID()), bob.sessions.newest(alice.ID())
+			if acs == nil || bcs == nil || acs.outgoing == bcs.outgoing {
+				t.Fatal("no single live session between them")
+			}
+			// from floods to over the session fcs.
+			from, to, fcs := alice, bob, acs
+			if acs.outgoing != (flooder == "client asks") {
+				from, to, fcs = bob, alice, bcs
+			}
+			const flood = 1000
+			var sendErr error
+			for range flood {
+				var frame []byte
+				if !fcs.outgoing {
+					if frame, sendErr = from.sessions.seedOffer(fcs); sendErr != nil {
+						break
+					}
+				}
+				if sendErr = fcs.s.Send(e2e.FrameRatchetInit, frame); sendErr != nil {
+					break
+				}
+			}
+			select {
+			case <-fcs.done:
+			case <-time.After(15 * time.Second):
+				t.Fatalf("the session still stands after %d ratchet-init frames (last write: %v)", flood, sendErr)
+			}
+			closed := 0
+			for _, e := range to.offEvents(300 * time.Millisecond) {
+				if e.Kind == EventError && strings.Contains(e.Err, "closed the session") && strings.Contains(e.Err, errTooManySeeds.Error()) {
+					closed++
+				}
+			}
+			if closed != 1 {
+				t.Fatalf("%d events for the session's close, want 1", closed)
+			}
+			m, err := from.Send(to.ID(), "after the close")
+			if err != nil {
+				t.Fatal(err)
+			}
+			to.offWait("a real message on the next session", offIsMessage(m.ID))
+		})
+	}
+}
+
+// TestLiveLostStateOneSeed: an end that lost its ratchet state with the
+// peer cannot open the twenty envelopes the peer has in flight, each
+// sealed in a session it no longer has. One seed answers them all (the
+// peer writes its messages again on it), not one each: the session
+// stands, within the bound on seeds a peer causes (maxPeerSeeds), and the
+// next message arrives, whichever end lost its state.
+func TestLiveLostStateOneSeed(t *testing.T) {
+	for _, loser := range []string{"server", "client"} {
+		t.Run(loser+" lost", func(t *testing.T) {
+			alice := offNewNode(t, "alice", nil, true)
+			bob := offNewNode(t, "bob", nil, true)
+			offLink(t, alice, bob)
+			acs, bcs := alice.sessions.newest(bob.ID()), bob.sessions.newest(alice.ID())
+			if acs == nil || bcs == nil || acs.outgoing == bcs.outgoing {
+				t.Fatal("no single live session between them")
+			}
+			// bob loses his state with alice, and is the loser.
+			if bcs.outgoing != (loser == "client") {
+				alice, bob, acs, bcs = bob, alice, bcs, acs
+			}
+			key, err := identity.KeyFromPeerID(alice.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			bob.rk.mu.Lock()
+			fresh, err := ratchet.NewSessionSet(bob.rk.local, []byte(alice.ID()), key)
+			if err == nil {
+				err = bob.rk.commitSet(alice.ID(), fresh)
+			}
+			written := bob.rk.setsWritten
+			bob.rk.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Twenty envelopes in flight at once, sealed in the session bob
+			// lost (as an outbox writes its window), then a message.
+			var envs [][]byte
+			for i := range 20 {
+				_, env := alice.offText(bob.ID(), fmt.Sprint("in flight ", i))
+				envs = append(envs, env)
+			}
+			for _, env := range envs {
+				if err := acs.s.Send(e2e.FrameEnvelope, env); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, m := range sendAll(t, alice, bob.ID(), 1, "after the loss") {
+				bob.stored(m.Body, alice.ID(), m.ID)
+			}
+			select {
+			case <-bcs.done:
+				t.Fatal("the session was closed")
+			default:
+			}
+			bob.rk.mu.Lock()
+			seeds := bob.rk.setsWritten - written
+			bob.rk.mu.Unlock()
+			if loser == "server" && seeds > 3 {
+				t.Errorf("%d ratchet states written for one loss, want a seed or two and what the messages moved", seeds)
+			}
+			t.Logf("%d ratchet states written after the loss", seeds)
+		})
+	}
+}
+
+// TestTypingFloodBounded: a peer that writes typing frames without end
+// (typing, stopped, typing…) makes at most a "typing" a second and the
+// "stopped" after it, not an event each: every subscriber's queue is
+// unbounded, and the window redraws for each. A peer's real typing is
+// still shown.
+func TestTypingFloodBounded(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	bob := offNewNode(t, "bob", nil, true)
+	for _, n := range []*offNode{alice, bob} {
+		n.Indications().Set(e2e.Settings{Typing: true})
+	}
+	offLink(t, alice, bob)
+	acs, bcs := alice.sessions.newest(bob.ID()), bob.sessions.newest(alice.ID())
+	for deadline := time.Now().Add(10 * time.Second); !bcs.settings().known || !bcs.settings().Typing; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bob never learnt that alice shows typing")
+		}
+	}
+	bob.offEvents(100 * time.Millisecond)
+	start := time.Now()
+	const flood = 1000
+	for i := range flood {
+		if err := acs.s.Send(e2e.FrameTyping, e2e.Typing(i%2 == 0).Marshal()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last frame (stopped) is read once bob answers a receipt after it.
+	m, err := alice.Send(bob.ID(), "after the flood")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.stored("the message after the flood", alice.ID(), m.ID)
+	var typing, stopped int
+	for _, e := range bob.offEvents(300 * time.Millisecond) {
+		if e.Kind == EventTyping && e.PeerID == alice.ID() {
+			if e.Typing {
+				typing++
+			} else {
+				stopped++
+			}
+		}
+	}
+	secs := int(time.Since(start)/typingShownEvery) + 1
+	if typing < 1 || typing > secs || stopped > typing {
+		t.Fatalf("%d typing and %d stopped events for %d frames in %v, want 1 to %d typing and no more stopped", typing, stopped, flood, time.Since(start).Round(time.Millisecond), secs)
+	}
 }

@@ -61,6 +61,12 @@ type chatSession struct {
 	// openFailures counts the envelopes that could not be opened
 	// (openFailed); the read loop's alone.
 	openFailures int
+	// seeding: a seed is under way (we offered or asked for one, and the
+	// peer has not answered); seeds the peer caused since seedsSince
+	// (seeds_live.go). Guarded by mu.
+	seeding    bool
+	seeds      int
+	seedsSince time.Time
 }
 
 // of returns p's entry, creating it. Callers hold mu.
