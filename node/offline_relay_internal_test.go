@@ -527,3 +527,51 @@ func TestTypingFloodBounded(t *testing.T) {
 		t.Fatalf("%d typing and %d stopped events for %d frames in %v, want 1 to %d typing and no more stopped", typing, stopped, flood, time.Since(start).Round(time.Millisecond), secs)
 	}
 }
+
+// TestReceiptFloodBounded: a peer that writes receipt frames faster than
+// they are recorded (200,000 of them, for messages that do not exist)
+// fills bob's queue of receipts to record only up to maxQueuedReceipts;
+// the receipts past it are dropped, and a real receipt after the flood
+// is recorded.
+func TestReceiptFloodBounded(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	bob := offNewNode(t, "bob", nil, true)
+	offLink(t, alice, bob)
+	acs := alice.sessions.newest(bob.ID())
+	stop, peak := make(chan struct{}), make(chan int)
+	go func() {
+		most := 0
+		for {
+			bob.receipts.mu.Lock()
+			most = max(most, len(bob.receipts.pending))
+			bob.receipts.mu.Unlock()
+			select {
+			case <-stop:
+				peak <- most
+				return
+			case <-time.After(100 * time.Microsecond):
+			}
+		}
+	}()
+	const flood = 200000
+	rs := make([]e2e.Receipt, 100)
+	for i := 0; i < flood; i += len(rs) {
+		for j := range rs {
+			rs[j] = e2e.Receipt{ID: e2e.NewMessageID(), Status: e2e.ReceiptStored}
+		}
+		if err := acs.s.SendReceipts(rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := bob.Send(alice.ID(), "after the flood")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("its receipt", func(e Event) bool {
+		return e.Kind == EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusDelivered
+	})
+	close(stop)
+	if most := <-peak; most > maxQueuedReceipts {
+		t.Fatalf("bob's queue of receipts to record held %d, want at most %d", most, maxQueuedReceipts)
+	}
+}

@@ -17,7 +17,7 @@ import (
 // transaction that says so is committed, never before. Recording one
 // late is safe: until it is, the message stays in the outbox, and at
 // worst is written again and acknowledged again (receivers drop
-// duplicates). mu guards pending, running and wake's creation; the read
+// duplicates). mu guards pending, queued, running and wake's creation; the read
 // loops add, one worker goroutine drains, and no other lock is taken
 // under mu.
 type receiptQueue struct {
@@ -34,9 +34,20 @@ type receiptQueue struct {
 
 	mu      sync.Mutex
 	pending []pendingReceipt
-	running bool          // a worker is draining the queue
-	wake    chan struct{} // a receipt queued while the drainer waits (made once, under mu)
+	queued  map[peer.ID]int // pending receipts per peer (maxQueuedReceipts)
+	running bool            // a worker is draining the queue
+	wake    chan struct{}   // a receipt queued while the drainer waits (made once, under mu)
 }
+
+// maxQueuedReceipts bounds the receipts of one peer waiting to be
+// recorded. A peer that wrote receipt frames faster than they are
+// recorded (any 16 bytes name a message) would grow the queue without
+// bound: 200,000 of them in a quarter of a second queued 120,000 here.
+// Past the bound a receipt is dropped, which is as safe as recording it
+// late: the message stays in the outbox, is written again and
+// acknowledged again. An honest peer has far fewer waiting: our send
+// window bounds the messages it can acknowledge at once.
+const maxQueuedReceipts = 4096
 
 type pendingReceipt struct {
 	peer peer.ID
@@ -55,6 +66,13 @@ func (q *receiptQueue) addSeen(p peer.ID, id e2e.MessageID) { q.push(pendingRece
 func (q *receiptQueue) push(r pendingReceipt) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.queued[r.peer] >= maxQueuedReceipts {
+		return
+	}
+	if q.queued == nil {
+		q.queued = map[peer.ID]int{}
+	}
+	q.queued[r.peer]++
 	q.pending = append(q.pending, r)
 	if q.wake == nil {
 		q.wake = make(chan struct{}, 1)
@@ -67,6 +85,7 @@ func (q *receiptQueue) push(r pendingReceipt) {
 	}
 	if !q.work.goDo(q.drain) {
 		q.pending = nil
+		clear(q.queued)
 		return
 	}
 	q.running = true
@@ -217,6 +236,11 @@ func (q *receiptQueue) take(keep bool, spare []pendingReceipt) []pendingReceipt 
 	defer q.mu.Unlock()
 	batch := q.pending
 	q.pending = spare[:0]
+	for _, r := range batch {
+		if q.queued[r.peer]--; q.queued[r.peer] <= 0 {
+			delete(q.queued, r.peer)
+		}
+	}
 	if len(batch) == 0 && !keep {
 		q.running = false
 	}
