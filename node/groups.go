@@ -202,10 +202,19 @@ func (g *Groups) emitGroup(gi GroupInfo) {
 func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	id := group.ID(gc.Group)
 	// Parsed (each signature checked, tens of microseconds apiece) before
-	// the lock: a frame of 256 changes holds it for none of that.
+	// the lock: a frame of 256 changes holds it for none of that. Those
+	// our log has already are not parsed at all (left nil): a member sends
+	// its whole log with each change, so most of a frame is known, and a
+	// peer that wrote the same frame again and again would have us check
+	// every signature of it each time. The create (the first) is always
+	// parsed: it says whose group it is.
+	have := g.knownChanges(id, gc.Changes)
 	parsed := make([]*group.Change, len(gc.Changes))
 	var refusals []error
 	for i, raw := range gc.Changes {
+		if have[i] {
+			continue
+		}
 		c, err := group.Parse(raw)
 		if err != nil {
 			refusals = append(refusals, err)
@@ -240,7 +249,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	strangers := 0 // changes signed by from, who is not a member
 	for i, c := range parsed {
 		if c == nil {
-			continue // refused above
+			continue // refused above, or in our log already
 		}
 		if known && c.Author == from && !l.IsMember(from) && !l.Has(c.Hash()) {
 			// A former member's own change, new to us: its leave or
@@ -320,6 +329,24 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 			g.emitError(from, err)
 		}
 	}
+}
+
+// knownChanges says which of raw, the encoded changes of a frame for
+// group id, its log holds already (the first, its create, never: see
+// receive). The log only grows, so what it holds now it holds under the
+// lock taken again.
+func (g *Groups) knownChanges(id group.ID, raw [][]byte) []bool {
+	known := make([]bool, len(raw))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.logs[id]
+	if l == nil {
+		return known
+	}
+	for i := 1; i < len(raw); i++ {
+		known[i] = l.Has(group.HashOf(raw[i]))
+	}
+	return known
 }
 
 // groupPlaintext is the ratchet plaintext of a group message's copy: a

@@ -15,7 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-func testKey(t *testing.T) (ed25519.PrivateKey, peer.ID) {
+func testKey(t testing.TB) (ed25519.PrivateKey, peer.ID) {
 	t.Helper()
 	_, key, err := ed25519.GenerateKey(nil)
 	if err != nil {

@@ -769,3 +769,41 @@ func TestStrangerFloodPastBoundScansOnce(t *testing.T) {
 		t.Fatal("a message from mallory refused once she is accepted")
 	}
 }
+
+// BenchmarkGroupFrameKnown: what a group-change frame whose changes bob
+// holds already costs him (a member sends its whole log with each
+// change, so most of every frame is known; a peer may also write the
+// same frame again and again): a log of 256 changes, one frame per op.
+func BenchmarkGroupFrameKnown(b *testing.B) {
+	bob := offNewNode(b, "bob", nil, false)
+	key, from := testKey(b)
+	c, err := group.Create(key, "known", []peer.ID{bob.ID()}, nil, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := group.New(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 1; i < 256; i++ {
+		r, err := l.Propose(key, group.OpRename, "", fmt.Sprint("name ", i), time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Add(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	frame := e2e.GroupChanges{ID: e2e.NewMessageID(), Group: store.GroupID(l.ID()), Changes: l.Changes()}
+	bob.groups.receive(from, frame)
+	bob.groups.mu.Lock()
+	held := len(bob.groups.logs[l.ID()].Changes())
+	bob.groups.mu.Unlock()
+	if held != 256 {
+		b.Fatalf("bob holds %d changes, want 256", held)
+	}
+	b.ResetTimer()
+	for range b.N {
+		bob.groups.receive(from, frame)
+	}
+}
