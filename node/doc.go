@@ -18,7 +18,7 @@
 //
 //	peerBook      peers.go      verdicts, pending key changes, certificates; stored peer records
 //	sessions      sessions.go   live chat sessions and dials (dial.go, lifecycle.go, frames.go)
-//	ratchetKeys   ratchet.go    the Double Ratchet state, committed with the store
+//	ratchetKeys   ratchet.go    the Double Ratchet state, committed with the store; strangers' sets held in memory until something of theirs is kept (ratchet_held.go)
 //	outbox        outbox.go     one worker per peer with pending messages, holding its outbox in memory
 //	receiptQueue  receipts.go   receipts read and not yet recorded
 //	receiptHolds  receipts_hold.go  receipts of group envelopes held per session (chatSession.held) to be written together
@@ -73,7 +73,8 @@
 //	                               held while a group new to us is counted and kept
 //	outbox.mu                   →  chatSession.mu (is everything a worker holds written on its session?)
 //	outbox.mu, ratchetKeys.mu   →  the store (bbolt's own locks)
-//	ratchetKeys.mu              →  Groups.mu, peerBook.mu (may the peer post to the group, may its message be kept: groupOK, keepOK)
+//	ratchetKeys.mu              →  Groups.mu, peerBook.mu (may the peer post to the group, may its message be kept, is its set held
+//	                               in memory only: groupOK, keepOK, mayMessage)
 //	broker.mu                   →  Subscription.mu
 //	lan.runMu                   →  lan.mu, broker.mu (held while mDNS starts or stops)
 //

@@ -176,7 +176,7 @@ func (rk *ratchetKeys) commitFile(p peer.ID, w store.Ratchet, f *e2e.Frame, res 
 		return fmt.Errorf("%w: file chunk %d", e2e.ErrMalformed, idx)
 	}
 	c.index = int(idx)
-	if err := rk.store.Ratchets().SaveRatchet(w); err != nil {
+	if err := rk.saveState(w, res); err != nil {
 		return err
 	}
 	res.file = &fileArrival{chunk: c, from: p}

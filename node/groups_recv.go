@@ -32,13 +32,13 @@ func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Mes
 	res.grp = &groupOpened{ack: wm.ID}
 	if rk.groupOK == nil {
 		res.grp.refused = ErrUnknownGroup
-		return rk.store.Ratchets().SaveRatchet(w)
+		return rk.saveState(w, res)
 	}
 	gm := groupFromWire(wm, p)
 	okErr := rk.groupOK(p, wm.Group)
 	if okErr != nil && !errors.Is(okErr, errNotYetMember) {
 		res.grp.refused = okErr
-		return rk.store.Ratchets().SaveRatchet(w)
+		return rk.saveState(w, res)
 	}
 	// A message that could not be kept is not held either (it would take
 	// the hold's room for nothing): neither stored nor acknowledged, its
@@ -50,7 +50,7 @@ func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Mes
 	}
 	if okErr != nil {
 		res.grp.msg, res.grp.held = gm, true
-		return rk.store.Ratchets().SaveRatchet(w)
+		return rk.saveState(w, res)
 	}
 	isNew, err := rk.store.Ratchets().SaveRatchetWithGroupIncoming(w, gm, rk.now())
 	if errors.Is(err, store.ErrIDTaken) {
@@ -58,7 +58,7 @@ func (rk *ratchetKeys) commitGroupMessage(p peer.ID, w store.Ratchet, wm e2e.Mes
 		// conversation): refused and acknowledged, not taken for a copy
 		// already stored, nor left to be sent again forever.
 		res.grp.refused = err
-		return rk.store.Ratchets().SaveRatchet(w)
+		return rk.saveState(w, res)
 	}
 	if err != nil {
 		return err
@@ -76,7 +76,7 @@ func (rk *ratchetKeys) commitGroupChanges(p peer.ID, w store.Ratchet, f *e2e.Fra
 		return err
 	}
 	res.grp = &groupOpened{ack: gc.ID, changes: &gc}
-	return rk.store.Ratchets().SaveRatchet(w)
+	return rk.saveState(w, res)
 }
 
 // groupDelivered reports what a group envelope carried, applies changes,

@@ -53,7 +53,9 @@ func (rk *ratchetKeys) storeGroupSealed(m *store.GroupMessage, members []peer.ID
 			if err != nil {
 				continue // no session to send on: the worker seals it
 			}
-			if !commit { // within the committed lease: nothing to write
+			if !commit && !rk.held.has(c.p) { // within the committed lease: nothing to write
+				// (a stranger's set held in memory is written: what we
+				// send it is kept)
 				c.next, c.env = next, env
 				continue
 			}

@@ -113,6 +113,7 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	rk.groupOK = n.groups.mayPost
 	n.strangers = newStrangers(c, n.book, n.groups)
 	rk.keepOK, rk.groupKeepOK = n.strangers.keep, n.strangers.keepInGroup
+	rk.mayMessage = n.book.mayMessage
 
 	// Who calls whom.
 	rs.core, rs.mail = c, n.mail

@@ -32,7 +32,7 @@ import (
 // ratchetKeys owns the ratchet state in memory, backed by the store: the
 // local keys, each peer's session set, envelopes sealed for a mailbox and
 // not yet deposited, and the first contacts of each peer. mu guards
-// local, sets, unsent, firstContacts, stateBuf and copies, and is held across the
+// local, sets, held, unsent, firstContacts, stateBuf and copies, and is held across the
 // store commit of a new state, so states are committed in the order they
 // are made; it is taken by the read loops, the outbox workers and the
 // mailbox loops. One lock for all peers: each operation takes microseconds, plus
@@ -46,7 +46,12 @@ type ratchetKeys struct {
 
 	mu    sync.Mutex
 	local *ratchet.LocalKeys
-	sets  map[peer.ID]*ratchet.SessionSet
+	// sets are the session sets in the store (read once), and the new
+	// empty ones of peers we may message.
+	sets map[peer.ID]*ratchet.SessionSet
+	// held are strangers' sets that are not in the store (ratchet_held.go):
+	// in memory only, bounded, until something of theirs is kept.
+	held heldSets
 	// unsent are envelopes sealed for a mailbox whose deposit failed, by
 	// peer and message: the next attempt deposits the same envelope, so
 	// retries while a relay is away or full do not each cost a message
@@ -62,6 +67,10 @@ type ratchetKeys struct {
 	// keepInGroup: peers we may not message are bounded).
 	keepOK      func(peer.ID) error
 	groupKeepOK func(store.GroupID) error
+	// mayMessage says whether we may message a peer (peerBook.mayMessage):
+	// the sets of those we may not are held in memory until something of
+	// theirs is kept (holdOnly).
+	mayMessage func(peer.ID) error
 	// stateBuf is where encode puts each new session set before the
 	// store seals it; all zeros between uses.
 	stateBuf []byte
@@ -101,7 +110,8 @@ var errTooManyFirstContacts = fmt.Errorf("too many new sessions from this peer t
 // loadRatchetKeys loads the local ratchet keys, creating them on first run.
 func loadRatchetKeys(st *store.Store, log *slog.Logger, id *identity.Identity, now func() time.Time) (*ratchetKeys, error) {
 	rk := &ratchetKeys{store: st, log: log, signer: id.Signer(), self: id.PeerID(), now: now,
-		sets: map[peer.ID]*ratchet.SessionSet{}, unsent: map[peer.ID]map[e2e.MessageID][]byte{}}
+		sets: map[peer.ID]*ratchet.SessionSet{}, held: heldSets{maxSets: maxHeldSets, maxBytes: maxHeldSetBytes},
+		unsent: map[peer.ID]map[e2e.MessageID][]byte{}}
 	data, err := st.Ratchets().LocalKeys()
 	if errors.Is(err, store.ErrNotFound) {
 		k, err := ratchet.NewLocalKeys(rk.signer, []byte(rk.self), now())
@@ -133,9 +143,15 @@ func (rk *ratchetKeys) commitLocal(k *ratchet.LocalKeys) error {
 	return nil
 }
 
-// setFor returns p's session set. Callers hold mu.
+// setFor returns p's session set: the one in memory, else the stored one,
+// else a new empty one (kept in memory only for a peer we may message: a
+// stranger's is made again at each use until it holds a session, so keys
+// whose envelopes never open leave nothing). Callers hold mu.
 func (rk *ratchetKeys) setFor(p peer.ID) (*ratchet.SessionSet, error) {
 	if s, ok := rk.sets[p]; ok {
+		return s, nil
+	}
+	if s, ok := rk.held.get(p); ok {
 		return s, nil
 	}
 	data, err := rk.store.Ratchets().SessionSet(p)
@@ -158,7 +174,9 @@ func (rk *ratchetKeys) setFor(p peer.ID) (*ratchet.SessionSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	rk.sets[p] = s
+	if !rk.holdOnly(p) {
+		rk.sets[p] = s
+	}
 	return s, nil
 }
 
@@ -181,9 +199,11 @@ func (rk *ratchetKeys) encode(p peer.ID, set *ratchet.SessionSet, local *ratchet
 	return w, err
 }
 
-// swap takes in a committed state. Callers hold mu.
+// swap takes in a committed state (a set held in memory until now is in
+// the store). Callers hold mu.
 func (rk *ratchetKeys) swap(p peer.ID, set *ratchet.SessionSet, local *ratchet.LocalKeys) {
 	rk.sets[p] = set
+	rk.held.drop(p)
 	if local != nil {
 		rk.local = local
 	}
@@ -327,7 +347,9 @@ func (rk *ratchetKeys) sealAll(p peer.ID, pts [][]byte) ([][]byte, error) {
 	if len(envs) == 0 {
 		return nil, sealErr
 	}
-	if !commit {
+	// A set held in memory (a stranger's) is written once we seal for
+	// its peer: what we send it is kept.
+	if !commit && !rk.held.has(p) {
 		rk.swap(p, set, nil)
 		return envs, sealErr
 	}
@@ -347,6 +369,9 @@ type opened struct {
 	info    ratchet.Info
 	file    *fileArrival // a file offer, control or chunk (fileframes.go)
 	grp     *groupOpened // a group message or group changes (groups_recv.go)
+	// hold: the sender's set may stay in memory only (holdOnly): what
+	// keeps nothing leaves it unwritten, and says so in unsaved.
+	hold, unsaved bool
 }
 
 // open opens an envelope from p. The new ratchet state and the message or
@@ -378,11 +403,15 @@ func (rk *ratchetKeys) open(p peer.ID, env []byte) (opened, error) {
 	if err != nil {
 		return opened{}, err
 	}
-	res := opened{info: o.Info}
+	res := opened{info: o.Info, hold: rk.holdOnly(p)}
 	if err := rk.commitInner(p, w, f, &res); err != nil {
 		return opened{}, err
 	}
-	rk.swap(p, o.Set, o.Keys)
+	if res.unsaved {
+		rk.hold(p, o.Set, len(w.Set), o.Keys)
+	} else {
+		rk.swap(p, o.Set, o.Keys)
+	}
 	if o.Info.FirstContact {
 		rk.countFirstContact(p)
 	}
@@ -472,7 +501,7 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 	now := rk.now()
 	switch {
 	case f == nil:
-		return rk.store.Ratchets().SaveRatchet(w)
+		return rk.saveState(w, res)
 	case isFileFrame(f.Type):
 		return rk.commitFile(p, w, f, res)
 	case f.Type == e2e.FrameText:
@@ -511,16 +540,36 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 	if err != nil {
 		return err
 	}
+	if res.hold {
+		// We sealed nothing for it (its set would be stored): the
+		// receipt keeps nothing.
+		w.Set, res.unsaved = nil, true
+	}
 	m, changed, err := rk.store.Ratchets().SaveRatchetWithReceipt(w, rc.ID, p, now)
 	var bad *store.CorruptError
 	if errors.As(err, &bad) {
 		rk.log.Warn("a receipt names a message that cannot be read; passed over", "peer", p, "err", err)
-		return rk.store.Ratchets().SaveRatchet(w)
+		return rk.saveState(w, res)
 	}
 	if err == nil && m.ID == rc.ID {
 		res.receipt, res.changed = &m, changed
 	}
 	return err
+}
+
+// saveState commits the new state w of an envelope that keeps nothing
+// (an empty one, a receipt, a chunk, group changes, a group message
+// refused or held): a stranger's set not in the store stays in memory
+// (res.hold; only new local keys are written, as a first contact's
+// replay record must be). Called with mu held.
+func (rk *ratchetKeys) saveState(w store.Ratchet, res *opened) error {
+	if res.hold {
+		w.Set, res.unsaved = nil, true
+		if w.Local == nil {
+			return nil
+		}
+	}
+	return rk.store.Ratchets().SaveRatchet(w)
 }
 
 // mayKeep says whether a private message from p may be kept
@@ -546,7 +595,7 @@ func (rk *ratchetKeys) seedResponder(p peer.ID, secret []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return offer, rk.commitSet(p, next)
+	return offer, rk.commitSeed(p, next)
 }
 
 // seedInitiator starts a ratchet session as the TLS client from the
@@ -571,7 +620,7 @@ func (rk *ratchetKeys) seedInitiator(p peer.ID, secret, offer []byte) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	return confirm, rk.commitSet(p, next)
+	return confirm, rk.commitSeed(p, next)
 }
 
 // initiate starts a ratchet session with p from its prekey bundle (PQXDH).

@@ -26,7 +26,9 @@ import (
 // its sender keeps it and writes it again (on its next session or seed,
 // or when it finds it unacknowledged), so it arrives once the user
 // accepts the peer, or the group's maker (or blocks other strangers);
-// each refusal is told once.
+// each refusal is told once. What they leave in the ratchet state is
+// bounded apart: their session sets are held in memory, not stored,
+// until something of theirs is kept (ratchet_held.go).
 const (
 	maxStrangerMessages      = 256
 	maxStrangerConversations = 64
