@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -334,28 +335,45 @@ func TestLiveBadEnvelopesBounded(t *testing.T) {
 			break
 		}
 	}
+	events := closedAsBroken(t, cs, alice, bob, fmt.Sprintf("%d envelopes that cannot be opened (last write: %v)", flood, sendErr), errBadEnvelopes)
+	opened := 0
+	for _, e := range events {
+		if e.Kind == EventError && strings.Contains(e.Err, "could not be opened and was dropped") {
+			opened++
+		}
+	}
+	if opened > maxLiveOpenFailures {
+		t.Fatalf("%d events for envelopes that could not be opened, want at most %d", opened, maxLiveOpenFailures)
+	}
+}
+
+// closedAsBroken checks that to closed the live session cs of from's,
+// after what from wrote on it, as broken because of cause, with one event
+// that says so, and that from's next message arrives on a new session.
+// It returns to's events meanwhile.
+func closedAsBroken(t *testing.T, cs *chatSession, from, to *offNode, wrote string, cause error) []Event {
+	t.Helper()
 	select {
 	case <-cs.done:
 	case <-time.After(15 * time.Second):
-		t.Fatalf("the session still stands after %d envelopes that cannot be opened (last write: %v)", flood, sendErr)
+		t.Fatalf("the session still stands after %s", wrote)
 	}
-	var opened, closed int
-	for _, e := range bob.offEvents(300 * time.Millisecond) {
-		switch {
-		case e.Kind == EventError && strings.Contains(e.Err, "could not be opened and was dropped"):
-			opened++
-		case e.Kind == EventError && strings.Contains(e.Err, "closed the session"):
+	events := to.offEvents(300 * time.Millisecond)
+	closed := 0
+	for _, e := range events {
+		if e.Kind == EventError && strings.Contains(e.Err, "closed the session") && errors.Is(e.Cause, cause) {
 			closed++
 		}
 	}
-	if opened > maxLiveOpenFailures || closed != 1 {
-		t.Fatalf("%d events for envelopes that could not be opened (want at most %d) and %d for the session's close (want 1)", opened, maxLiveOpenFailures, closed)
+	if closed != 1 {
+		t.Fatalf("%d events for the session's close because of %q, want 1", closed, cause)
 	}
-	m, err := alice.Send(bob.ID(), "after the close")
+	m, err := from.Send(to.ID(), "after the close")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob.offWait("a real message on the next session", offIsMessage(m.ID))
+	to.offWait("a real message on the next session", offIsMessage(m.ID))
+	return events
 }
 
 // TestLiveSeedFloodBounded: a peer that asks for ratchet seeds without end
@@ -392,25 +410,7 @@ func TestLiveSeedFloodBounded(t *testing.T) {
 					break
 				}
 			}
-			select {
-			case <-fcs.done:
-			case <-time.After(15 * time.Second):
-				t.Fatalf("the session still stands after %d ratchet-init frames (last write: %v)", flood, sendErr)
-			}
-			closed := 0
-			for _, e := range to.offEvents(300 * time.Millisecond) {
-				if e.Kind == EventError && strings.Contains(e.Err, "closed the session") && strings.Contains(e.Err, errTooManySeeds.Error()) {
-					closed++
-				}
-			}
-			if closed != 1 {
-				t.Fatalf("%d events for the session's close, want 1", closed)
-			}
-			m, err := from.Send(to.ID(), "after the close")
-			if err != nil {
-				t.Fatal(err)
-			}
-			to.offWait("a real message on the next session", offIsMessage(m.ID))
+			closedAsBroken(t, fcs, from, to, fmt.Sprintf("%d ratchet-init frames (last write: %v)", flood, sendErr), errTooManySeeds)
 		})
 	}
 }
