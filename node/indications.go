@@ -75,9 +75,11 @@ type peerSettings struct {
 	e2e.Settings
 	known  bool
 	typing bool // the peer said it types, and has not said it stopped
-	// typingShown is when the peer's last "typing" was shown
-	// (receiveTyping).
-	typingShown time.Time
+	// The typing the peer said last (typingWant), whether it is news
+	// not shown yet, when the last was shown, and whether flushTyping
+	// will show it (receiveTyping).
+	typingWant, typingNews, typingFlush bool
+	typingShown                         time.Time
 }
 
 func (cs *chatSession) settings() peerSettings {
@@ -204,28 +206,54 @@ func (in *Indications) receiveSettings(cs *chatSession, s e2e.Settings) {
 	}
 }
 
-// typingShownEvery bounds the typing events a peer's frames make: a
-// "typing" at most once in it per session, a "stopped" only after a
-// "typing". An honest peer writes one every typingEvery at most; one
-// that wrote them without end (true, false, true…) would have an event
-// each queued for every subscriber (their queues are unbounded) and the
-// window redrawn for each.
+// typingShownEvery bounds the typing events a peer's frames make: at
+// most one in it per session. An honest peer writes a "typing" every
+// typingEvery at most while its user types, and a "stopped" when it
+// stops; one that wrote them without end (typing, stopped, typing…)
+// would have an event each queued for every subscriber (their queues are
+// unbounded) and the window redrawn for each. What comes within it is not
+// lost: the last state the peer said is shown once it has passed
+// (flushTyping), so a quick "stopped, typing" still shows typing.
 const typingShownEvery = time.Second
 
-// receiveTyping shows the peer's typing if both take part, at most as
-// often as typingShownEvery allows: a "typing" within it of the last one
-// shown is dropped (the peer's next comes within typingEvery, and the
-// window forgets a typing peer only after TypingExpiry), and so is a
-// "stopped" that follows it.
+// receiveTyping shows the peer's typing if both take part, at most once
+// every typingShownEvery (the rest waits for flushTyping).
 func (in *Indications) receiveTyping(cs *chatSession, typing bool) {
 	if !in.settings().Typing || !cs.settings().Typing {
 		return
 	}
 	now := time.Now()
 	cs.mu.Lock()
-	show := typing && now.Sub(cs.peerSet.typingShown) >= typingShownEvery || !typing && cs.peerSet.typing
-	if show && typing {
-		cs.peerSet.typingShown = now
+	ps := &cs.peerSet
+	ps.typingWant, ps.typingNews = typing, typing || ps.typing
+	show := ps.typingNews && now.Sub(ps.typingShown) >= typingShownEvery
+	if show {
+		ps.typingShown, ps.typingNews = now, false
+	}
+	flush := ps.typingNews && !ps.typingFlush
+	ps.typingFlush = ps.typingFlush || flush
+	wait := ps.typingShown.Add(typingShownEvery).Sub(now)
+	cs.mu.Unlock()
+	switch {
+	case show:
+		in.peerTyping(cs, typing)
+	case flush && !in.work.goDo(func() { in.flushTyping(cs, wait) }):
+		cs.mu.Lock()
+		ps.typingFlush = false
+		cs.mu.Unlock()
+	}
+}
+
+// flushTyping shows, after wait, the last typing state the peer said on
+// cs if it was not shown (receiveTyping), unless the session ended.
+func (in *Indications) flushTyping(cs *chatSession, wait time.Duration) {
+	alive := in.sleep(wait, cs.done)
+	cs.mu.Lock()
+	ps := &cs.peerSet
+	ps.typingFlush = false
+	show, typing := alive && ps.typingNews, ps.typingWant
+	if show {
+		ps.typingShown, ps.typingNews = time.Now(), false
 	}
 	cs.mu.Unlock()
 	if show {

@@ -481,10 +481,10 @@ func TestLiveLostStateOneSeed(t *testing.T) {
 }
 
 // TestTypingFloodBounded: a peer that writes typing frames without end
-// (typing, stopped, typing…) makes at most a "typing" a second and the
-// "stopped" after it, not an event each: every subscriber's queue is
-// unbounded, and the window redraws for each. A peer's real typing is
-// still shown.
+// (typing, stopped, typing…) makes at most a typing event a second, not
+// an event each: every subscriber's queue is unbounded, and the window
+// redraws for each. A peer's real typing is still shown, and its last
+// state once the second has passed.
 func TestTypingFloodBounded(t *testing.T) {
 	alice := offNewNode(t, "alice", nil, true)
 	bob := offNewNode(t, "bob", nil, true)
