@@ -385,13 +385,7 @@ func closedAsBroken(t *testing.T, cs *chatSession, from, to *offNode, wrote stri
 func TestLiveSeedFloodBounded(t *testing.T) {
 	for _, flooder := range []string{"client asks", "server offers"} {
 		t.Run(flooder, func(t *testing.T) {
-			alice := offNewNode(t, "alice", nil, true)
-			bob := offNewNode(t, "bob", nil, true)
-			offLink(t, alice, bob)
-			acs, bcs := alice.sessions.newest(bob.ID()), bob.sessions.newest(alice.ID())
-			if acs == nil || bcs == nil || acs.outgoing == bcs.outgoing {
-				t.Fatal("no single live session between them")
-			}
+			alice, bob, acs, bcs := oneLiveSession(t)
 			// from floods to over the session fcs.
 			from, to, fcs := alice, bob, acs
 			if acs.outgoing != (flooder == "client asks") {
@@ -424,13 +418,7 @@ func TestLiveSeedFloodBounded(t *testing.T) {
 func TestLiveLostStateOneSeed(t *testing.T) {
 	for _, loser := range []string{"server", "client"} {
 		t.Run(loser+" lost", func(t *testing.T) {
-			alice := offNewNode(t, "alice", nil, true)
-			bob := offNewNode(t, "bob", nil, true)
-			offLink(t, alice, bob)
-			acs, bcs := alice.sessions.newest(bob.ID()), bob.sessions.newest(alice.ID())
-			if acs == nil || bcs == nil || acs.outgoing == bcs.outgoing {
-				t.Fatal("no single live session between them")
-			}
+			alice, bob, acs, bcs := oneLiveSession(t)
 			// bob loses his state with alice, and is the loser.
 			if bcs.outgoing != (loser == "client") {
 				alice, bob, acs, bcs = bob, alice, bcs, acs
@@ -574,4 +562,18 @@ func TestReceiptFloodBounded(t *testing.T) {
 	if most := <-peak; most > maxQueuedReceipts {
 		t.Fatalf("bob's queue of receipts to record held %d, want at most %d", most, maxQueuedReceipts)
 	}
+}
+
+// oneLiveSession links two new nodes live and returns them with their
+// ends of the one session between them.
+func oneLiveSession(t *testing.T) (alice, bob *offNode, acs, bcs *chatSession) {
+	t.Helper()
+	alice = offNewNode(t, "alice", nil, true)
+	bob = offNewNode(t, "bob", nil, true)
+	offLink(t, alice, bob)
+	acs, bcs = alice.sessions.newest(bob.ID()), bob.sessions.newest(alice.ID())
+	if acs == nil || bcs == nil || acs.outgoing == bcs.outgoing {
+		t.Fatal("no single live session between them")
+	}
+	return alice, bob, acs, bcs
 }

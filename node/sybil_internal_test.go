@@ -34,15 +34,7 @@ import (
 func TestFirstContactFloodFromOneIdentity(t *testing.T) {
 	bob := offNewNode(t, "bob", nil, false)
 	carol := offNewNode(t, "carol", nil, false)
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	mallory, err := identity.PeerIDFromKey(priv.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mk, err := ratchet.NewLocalKeys(priv, []byte(mallory), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	mallory, mk := ratchetIdentity(t)
 	base := bob.rk.local.Bundle() // no one-time prekeys: the last-resort path
 	const flood = 1000
 	failed := &openFailures{}
@@ -96,15 +88,7 @@ func TestFirstContactFloodFromOneIdentity(t *testing.T) {
 // each ran PQXDH and the signature check to be refused after.
 func BenchmarkFirstContactPastBound(b *testing.B) {
 	bob := offNewNode(b, "bob", nil, false)
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	mallory, err := identity.PeerIDFromKey(priv.Public().(ed25519.PublicKey))
-	if err != nil {
-		b.Fatal(err)
-	}
-	mk, err := ratchet.NewLocalKeys(priv, []byte(mallory), time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
+	mallory, mk := ratchetIdentity(b)
 	base := bob.rk.local.Bundle()
 	for range maxFirstContacts {
 		if _, err := bob.rk.open(mallory, firstContact(b, mk, bob, base)); err != nil {
@@ -202,4 +186,19 @@ func TestMailboxFailuresAggregated(t *testing.T) {
 		t.Fatalf("%d error events for %d envelopes from one sender, want 1 with the count", len(errs), bad)
 	}
 	t.Logf("one event: %q", errs[0].Err)
+}
+
+// ratchetIdentity is a new peer ID and its ratchet keys.
+func ratchetIdentity(t testing.TB) (peer.ID, *ratchet.LocalKeys) {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	p, err := identity.PeerIDFromKey(priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk, err := ratchet.NewLocalKeys(priv, []byte(p), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, mk
 }
