@@ -551,6 +551,21 @@ func TestReceiptFloodBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The real receipt must not come while the flood's last receipts
+	// fill the queue (it would be dropped, rightly, and recorded only
+	// when the message is written again after ResendAfter): a message
+	// after the flood says bob has read it all, then the queue empties.
+	if _, err := alice.Send(bob.ID(), "the flood is over"); err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("the message after the flood", func(e Event) bool {
+		return e.Kind == EventMessage && e.Message.Body == "the flood is over"
+	})
+	for deadline := time.Now().Add(20 * time.Second); bob.receiptsQueued(alice.ID()) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob still has %d receipts to record", bob.receiptsQueued(alice.ID()))
+		}
+	}
 	m, err := bob.Send(alice.ID(), "after the flood")
 	if err != nil {
 		t.Fatal(err)
@@ -562,6 +577,13 @@ func TestReceiptFloodBounded(t *testing.T) {
 	if most := <-peak; most > maxQueuedReceipts {
 		t.Fatalf("bob's queue of receipts to record held %d, want at most %d", most, maxQueuedReceipts)
 	}
+}
+
+// receiptsQueued is how many receipts of p wait to be recorded.
+func (on *offNode) receiptsQueued(p peer.ID) int {
+	on.receipts.mu.Lock()
+	defer on.receipts.mu.Unlock()
+	return on.receipts.queued[p]
 }
 
 // oneLiveSession links two new nodes live and returns them with their

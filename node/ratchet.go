@@ -599,12 +599,13 @@ func (rk *ratchetKeys) seedResponder(p peer.ID, secret []byte) ([]byte, error) {
 }
 
 // seedInitiator starts a ratchet session as the TLS client from the
-// server's offer, and seals the empty envelope that confirms it (the
-// server cannot send until it opens one of ours), in one step and one
-// commit: sealed apart, under the lock taken again, the confirmation came
-// from whatever session was active by then, and an envelope opened
-// meanwhile on another live session with the peer could leave none that
-// sends ("ratchet: no sending session", which closed the session).
+// server's offer, and returns the empty envelope that confirms it (the
+// server cannot send until it opens one of ours), sealed on the new
+// session, whichever is active, in one step and one commit (PROTOCOL
+// §12.8). When two live sessions cross, the active one may be our own
+// offer on the other, with no sending chain yet: sealed on it, the
+// confirmation failed ("ratchet: no sending session") and the session was
+// closed.
 func (rk *ratchetKeys) seedInitiator(p peer.ID, secret, offer []byte) ([]byte, error) {
 	rk.mu.Lock()
 	defer rk.mu.Unlock()
@@ -612,11 +613,7 @@ func (rk *ratchetKeys) seedInitiator(p peer.ID, secret, offer []byte) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	next, err := set.SeedInitiator(secret, offer, rk.now())
-	if err != nil {
-		return nil, err
-	}
-	confirm, next, _, err := next.SealLeased(nil, rk.now())
+	confirm, next, err := set.SeedInitiator(secret, offer, rk.now())
 	if err != nil {
 		return nil, err
 	}

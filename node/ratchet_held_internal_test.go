@@ -48,6 +48,19 @@ func seedKey(t *testing.T, n *offNode, key ed25519.PrivateKey, p peer.ID) *seede
 	if err != nil {
 		t.Fatal(err)
 	}
+	confirm, set, err := keySet(t, n, key, p).SeedInitiator(secret, offer, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.rk.open(p, confirm); err != nil {
+		t.Fatalf("the seed's confirmation: %v", err)
+	}
+	return &seededKey{key: key, p: p, set: set}
+}
+
+// keySet is key's (peer p's) empty ratchet session set with n.
+func keySet(t *testing.T, n *offNode, key ed25519.PrivateKey, p peer.ID) *ratchet.SessionSet {
+	t.Helper()
 	local, err := ratchet.NewLocalKeys(key, []byte(p), time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -60,17 +73,36 @@ func seedKey(t *testing.T, n *offNode, key ed25519.PrivateKey, p peer.ID) *seede
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set, err = set.SeedInitiator(secret, offer, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	confirm, set, err := set.Seal(nil, time.Now())
+	return set
+}
+
+// Two live sessions that cross, each end the TLS server on one: the node
+// offered a seed on one (its newer, active session, with no sending chain
+// until the peer takes it) when the peer's older offer on the other
+// comes. The node confirms the peer's seed on the peer's session
+// (PROTOCOL §12.8); sealed on its active session, the confirmation failed
+// with "no sending session" and the live session was closed.
+func TestSeedsCrossingConfirmed(t *testing.T) {
+	n := offNewNode(t, "alice", nil, false)
+	key, p := testKey(t)
+	theirs, ours := make([]byte, 32), make([]byte, 32)
+	rand.Read(theirs)
+	rand.Read(ours)
+	set := keySet(t, n, key, p)
+	offer, set, err := set.SeedResponder(theirs, time.Now().Add(-time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.rk.open(p, confirm); err != nil {
-		t.Fatalf("the seed's confirmation: %v", err)
+	if _, err := n.rk.seedResponder(p, ours); err != nil {
+		t.Fatal(err)
 	}
-	return &seededKey{key: key, p: p, set: set}
+	confirm, err := n.rk.seedInitiator(p, theirs, offer)
+	if err != nil {
+		t.Fatalf("the node confirms the peer's seed: %v", err)
+	}
+	if _, err := set.Open(nil, confirm, time.Now()); err != nil {
+		t.Fatalf("the peer opens the confirmation: %v", err)
+	}
 }
 
 // text seals a text from s to its node.

@@ -50,10 +50,7 @@ func (fp *fakePeer) seedRatchet(tn *testNode) {
 	if err != nil {
 		fp.t.Fatal(err)
 	}
-	if set, err = set.SeedInitiator(secret, offer, now); err != nil {
-		fp.t.Fatal(err)
-	}
-	env, _, err := set.Seal(nil, now)
+	env, _, err := set.SeedInitiator(secret, offer, now)
 	if err != nil {
 		fp.t.Fatal(err)
 	}

@@ -58,29 +58,35 @@ func (s *SessionSet) SeedResponder(exporterSecret []byte, now time.Time) (offer 
 }
 
 // SeedInitiator is run by the TLS client: it creates a session (Alice role)
-// from the exporter secret and the server's seed offer. Seal an envelope on
-// it promptly (an empty plaintext will do) so the server can send too.
-func (s *SessionSet) SeedInitiator(exporterSecret, offer []byte, now time.Time) (*SessionSet, error) {
+// from the exporter secret and the server's seed offer, and seals on it
+// the envelope that confirms it, with an empty plaintext: send it at once,
+// the server cannot send until it opens it. The confirmation is sealed on
+// the new session even when another is active: a newer responder session
+// of ours (a seed we offered on a channel that crossed this one) has no
+// sending chain until the peer takes our offer. next must be committed
+// before the confirmation leaves.
+func (s *SessionSet) SeedInitiator(exporterSecret, offer []byte, now time.Time) (confirm []byte, next *SessionSet, err error) {
 	if len(exporterSecret) != exporterSize {
-		return nil, fmt.Errorf("%w: exporter secret size", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: exporter secret size", ErrMalformed)
 	}
 	id, pub, err := ParseSeedOffer(offer)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := s.acceptPeerSessionID(id, now); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sk, err := seedSecret(exporterSecret, id, s.localPID, s.remotePID, pub)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sess, err := initAlice(id, &sk, pub, unixSec(now))
 	clear(sk[:])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return s.with(sess), nil
+	confirm, next, _, err = s.sealOn(sess, nil, now)
+	return confirm, next, err
 }
 
 // ParseSeedOffer strictly decodes a seed offer.

@@ -228,7 +228,12 @@ func (s *SessionSet) SealLeased(plaintext []byte, now time.Time) (env []byte, ne
 	if len(s.sessions) == 0 {
 		return nil, nil, false, ErrNoSession
 	}
-	sess := s.sessions[len(s.sessions)-1].sealClone() // encrypt and takeLease change no chain
+	return s.sealOn(s.sessions[len(s.sessions)-1], plaintext, now)
+}
+
+// sealOn is SealLeased on sess, a session of s or a new one to add to it.
+func (s *SessionSet) sealOn(sess *session, plaintext []byte, now time.Time) (env []byte, next *SessionSet, commit bool, err error) {
+	sess = sess.sealClone() // encrypt and takeLease change no chain
 	t := unixSec(now)
 	commit = sess.needsLease(t)
 	ad := adBufs.Get().(*[]byte)

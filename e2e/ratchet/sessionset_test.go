@@ -214,21 +214,19 @@ func TestSeedFromExporter(t *testing.T) {
 	}
 	t.Run("wrong secret", func(t *testing.T) {
 		other := sha256.Sum256([]byte("another channel"))
-		set, err := a.setFor(t, b).SeedInitiator(other[:], offer, t0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		env, _, err := set.Seal(nil, t0)
+		env, _, err := a.setFor(t, b).SeedInitiator(other[:], offer, t0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		expectFailure(t, bob, env, t0, ErrAuth)
 	})
 	alice := &peer{party: a, set: a.setFor(t, b)}
-	if alice.set, err = alice.set.SeedInitiator(secret[:], offer, t0); err != nil {
+	confirm, next, err := alice.set.SeedInitiator(secret[:], offer, t0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if info := bob.open(t, alice.seal(t, "", t0), "", t0); info.FirstContact {
+	alice.set = next
+	if info := bob.open(t, confirm, "", t0); info.FirstContact {
 		t.Fatal("seeded session reported as first contact")
 	}
 	for i := range 5 {
@@ -237,11 +235,11 @@ func TestSeedFromExporter(t *testing.T) {
 	}
 	t.Run("bad offers", func(t *testing.T) {
 		for _, bad := range [][]byte{nil, offer[:len(offer)-1], append(bytes.Clone(offer), 0), append([]byte{9}, offer[1:]...)} {
-			if _, err := a.setFor(t, b).SeedInitiator(secret[:], bad, t0); err == nil {
+			if _, _, err := a.setFor(t, b).SeedInitiator(secret[:], bad, t0); err == nil {
 				t.Fatalf("accepted offer %x", bad)
 			}
 		}
-		if _, err := a.setFor(t, b).SeedInitiator(secret[:8], offer, t0); !errors.Is(err, ErrMalformed) {
+		if _, _, err := a.setFor(t, b).SeedInitiator(secret[:8], offer, t0); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("short secret: %v", err)
 		}
 	})
@@ -292,5 +290,47 @@ func TestParsersRejectGarbage(t *testing.T) {
 				t.Fatal("accepted a bad first byte")
 			}
 		})
+	}
+}
+
+// Two live channels that cross (each side the TLS server on one) each
+// carry a seed offer. Alice's own offer, not yet taken, is her active
+// session (the newer id) when Bob's older offer reaches her: she must
+// still confirm Bob's, on Bob's session. Once both offers are taken both
+// send on the newer session and open each other's messages.
+func TestSeedsCrossing(t *testing.T) {
+	a, b := newParty(t, "alice", 0), newParty(t, "bob", 0)
+	alice, bob := &peer{party: a, set: a.setFor(t, b)}, &peer{party: b, set: b.setFor(t, a)}
+	bobServes, aliceServes := sha256.Sum256([]byte("bob serves")), sha256.Sum256([]byte("alice serves"))
+	t1 := t0.Add(time.Millisecond)
+	bobOffer, next, err := bob.set.SeedResponder(bobServes[:], t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.set = next
+	aliceOffer, next, err := alice.set.SeedResponder(aliceServes[:], t1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.set = next
+	confirm, next, err := alice.set.SeedInitiator(bobServes[:], bobOffer, t1)
+	if err != nil {
+		t.Fatalf("alice confirms bob's seed: %v", err)
+	}
+	alice.set = next
+	bob.open(t, confirm, "", t1)
+	if confirm, next, err = bob.set.SeedInitiator(aliceServes[:], aliceOffer, t1); err != nil {
+		t.Fatalf("bob confirms alice's seed: %v", err)
+	}
+	bob.set = next
+	alice.open(t, confirm, "", t1)
+	for i := range 3 {
+		alice.open(t, bob.seal(t, msg(i), t1), msg(i), t1)
+		bob.open(t, alice.seal(t, msg(i), t1), msg(i), t1)
+	}
+	as, _ := alice.set.Active()
+	bs, _ := bob.set.Active()
+	if as != bs {
+		t.Fatalf("alice sends on %x, bob on %x", as, bs)
 	}
 }
