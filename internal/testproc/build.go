@@ -35,26 +35,38 @@ var (
 // in this process (tests that do not run it do not pay for the build): with
 // -race when this binary has the race detector. A failed build fails t with
 // the build's output, and every later call fails the same way.
+//
+// The test that builds it logs how long the build took: it is part of that
+// test's time (a race-enabled link takes 2–4 s on a quiet 2-core machine,
+// 7–10 s or more when other builds and tests share the CPU), so a slow first
+// relay test shows why in -v output rather than looking like a slow
+// delivery.
 func ChatBinary(t testing.TB) string {
 	t.Helper()
-	path, err := chatBinary()
+	path, took, err := chatBinary()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if took > 0 {
+		t.Logf("testproc: built the chat binary in %v (once per test process, counted in this test's time)", took.Round(time.Millisecond))
 	}
 	return path
 }
 
-func chatBinary() (string, error) {
+// chatBinary builds the chat binary unless it is built already; took is
+// how long this call spent building, zero if it did not.
+func chatBinary() (path string, took time.Duration, err error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if chatBin != "" || buildErr != nil {
-		return chatBin, buildErr
+		return chatBin, 0, buildErr
 	}
+	start := time.Now()
 	removeStale()
 	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", dirPrefix, os.Getpid()))
 	if err != nil {
 		buildErr = err
-		return "", err
+		return "", 0, err
 	}
 	buildDir = dir
 	out := filepath.Join(dir, "chat")
@@ -62,10 +74,10 @@ func chatBinary() (string, error) {
 	// `go test` puts its own GOROOT/bin first in PATH: this is its go.
 	if msg, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, msg)
-		return "", buildErr
+		return "", 0, buildErr
 	}
 	chatBin = out
-	return chatBin, nil
+	return chatBin, time.Since(start), nil
 }
 
 // buildArgs are the arguments of `go` that build the chat binary to out.

@@ -19,6 +19,9 @@ func TestChatBinaryOnce(t *testing.T) {
 	if a != b {
 		t.Fatalf("built twice: %s, %s", a, b)
 	}
+	if _, took, err := chatBinary(); err != nil || took != 0 {
+		t.Fatalf("a later call reports a build of %v (err %v)", took, err)
+	}
 	if fi, err := os.Stat(a); err != nil || fi.Mode()&0o111 == 0 {
 		t.Fatalf("no executable at %s: %v", a, err)
 	}
