@@ -314,8 +314,8 @@ func (o *outbox) takeGroupCopies(acks []store.Copy) int {
 		if !ok {
 			continue
 		}
-		j := slices.IndexFunc(w.pending, func(m store.Message) bool { return m.ID == a.ID && m.Group != (store.GroupID{}) })
-		if j < 0 {
+		j := indexOf(w.pending, a.ID)
+		if j < 0 || w.pending[j].Group == (store.GroupID{}) {
 			continue
 		}
 		acks[n], acks[i] = acks[i], acks[n]
@@ -338,7 +338,7 @@ func (o *outbox) unacked(copies []store.Copy) []store.Copy {
 		if !ok || !w.fresh || w.reading {
 			return false
 		}
-		return !slices.ContainsFunc(w.pending, func(m store.Message) bool { return m.ID == c.ID })
+		return indexOf(w.pending, c.ID) < 0
 	})
 }
 
@@ -711,7 +711,7 @@ func (o *outbox) ackedCopies(acks []store.Copy) (idle []peer.ID) {
 			idle = append(idle, a.Peer)
 			continue
 		}
-		if i := slices.IndexFunc(w.pending, func(m store.Message) bool { return m.ID == a.ID }); i >= 0 {
+		if i := indexOf(w.pending, a.ID); i >= 0 {
 			w.pending = slices.Delete(w.pending, i, i+1)
 		}
 		w.tookLocked()
@@ -801,4 +801,17 @@ func (o *outbox) resume() ([]peer.ID, error) {
 		o.kick(p)
 	}
 	return peers, nil
+}
+
+// indexOf is the index of the message with id in msgs, or -1. It reads
+// the messages in place: slices.IndexFunc with a func of a store.Message
+// copies each one (about 45 ns a look-up in eight, against 3), and the
+// receipts of a group message look up each member's outbox.
+func indexOf(msgs []store.Message, id e2e.MessageID) int {
+	for i := range msgs {
+		if msgs[i].ID == id {
+			return i
+		}
+	}
+	return -1
 }

@@ -719,7 +719,7 @@ func (rk *ratchetKeys) keepUnsent(p peer.ID, pending []store.Message) {
 	rk.mu.Lock()
 	defer rk.mu.Unlock()
 	for id := range rk.unsent[p] {
-		if !slices.ContainsFunc(pending, func(m store.Message) bool { return m.ID == id }) {
+		if indexOf(pending, id) < 0 {
 			delete(rk.unsent[p], id)
 		}
 	}
