@@ -522,10 +522,7 @@ func TestTypingFloodBounded(t *testing.T) {
 // the receipts past it are dropped, and a real receipt after the flood
 // is recorded.
 func TestReceiptFloodBounded(t *testing.T) {
-	alice := offNewNode(t, "alice", nil, true)
-	bob := offNewNode(t, "bob", nil, true)
-	offLink(t, alice, bob)
-	acs := alice.sessions.newest(bob.ID())
+	alice, bob, acs, _ := oneLiveSession(t)
 	stop, peak := make(chan struct{}), make(chan int)
 	go func() {
 		most := 0

@@ -45,7 +45,6 @@ type heldSets struct {
 	bytes             int
 	order             list.List // of *heldSet
 	by                map[peer.ID]*list.Element
-	evicted           int // sets dropped past the bounds, for tests
 }
 
 type heldSet struct {
@@ -87,7 +86,6 @@ func (h *heldSets) put(p peer.ID, set *ratchet.SessionSet, size int) {
 	}
 	for h.order.Len() > 1 && (h.order.Len() > h.maxSets || h.bytes > h.maxBytes) {
 		h.drop(h.order.Front().Value.(*heldSet).p)
-		h.evicted++
 	}
 }
 

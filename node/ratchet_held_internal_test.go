@@ -140,26 +140,12 @@ func (s *seededKey) seal(t *testing.T, pt []byte) []byte {
 // empty first contact (PQXDH from n's bundle), which n opens.
 func firstContactSybil(t *testing.T, n *offNode) {
 	t.Helper()
-	key, p := testKey(t)
-	local, err := ratchet.NewLocalKeys(key, []byte(p), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := ratchet.NewSessionSet(local, []byte(n.ID()), n.rk.local.Identity())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, local := ratchetIdentity(t)
 	b, err := ratchet.ParseBundle(n.offBundle())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set, err = set.InitiateFromBundle(local, b, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	env, _, err := set.Seal(nil, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := firstContact(t, local, n, b)
 	if !n.mail.receive(mailbox.Item{ID: 1, From: p, Deposited: time.Now(), Envelope: env}) {
 		t.Fatal("an empty first contact left at the relay")
 	}

@@ -236,11 +236,7 @@ func (q *receiptQueue) take(keep bool, spare []pendingReceipt) []pendingReceipt 
 	defer q.mu.Unlock()
 	batch := q.pending
 	q.pending = spare[:0]
-	for _, r := range batch {
-		if q.queued[r.peer]--; q.queued[r.peer] <= 0 {
-			delete(q.queued, r.peer)
-		}
-	}
+	clear(q.queued) // every pending receipt is in batch
 	if len(batch) == 0 && !keep {
 		q.running = false
 	}

@@ -6,7 +6,6 @@ package node
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"strings"
@@ -191,11 +190,7 @@ func TestMailboxFailuresAggregated(t *testing.T) {
 // ratchetIdentity is a new peer ID and its ratchet keys.
 func ratchetIdentity(t testing.TB) (peer.ID, *ratchet.LocalKeys) {
 	t.Helper()
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	p, err := identity.PeerIDFromKey(priv.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv, p := testKey(t)
 	mk, err := ratchet.NewLocalKeys(priv, []byte(p), time.Now())
 	if err != nil {
 		t.Fatal(err)
