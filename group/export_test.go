@@ -1,7 +1,10 @@
 package group
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -27,3 +30,28 @@ func (l *Log) Changes0() []*Change {
 	}
 	return out
 }
+
+// CheckFoldForTest says how the log's membership and outcomes differ
+// from a fold of all its changes (nil if they do not): what Add keeps
+// up to date one change at a time (extendsAll) must be what the fold
+// computes.
+func (l *Log) CheckFoldForTest() error {
+	s, outcome := l.fold(func(*entry) bool { return true })
+	if !slices.Equal(s.Members, l.state.Members) || !slices.Equal(s.Admins, l.state.Admins) || s.Name != l.state.Name ||
+		s.Version != l.state.Version || s.Creator != l.state.Creator || !bytes.Equal(s.CA, l.state.CA) || s.ID != l.state.ID {
+		return fmt.Errorf("the log holds %+v, the fold computes %+v", l.state, s)
+	}
+	if len(outcome) != len(l.outcome) {
+		return fmt.Errorf("%d outcomes held, %d computed", len(l.outcome), len(outcome))
+	}
+	for h, err := range outcome {
+		if got, ok := l.outcome[h]; !ok || got.Error() != err.Error() {
+			return fmt.Errorf("outcome of %x: %v held, %v computed", h[:4], got, err)
+		}
+	}
+	return nil
+}
+
+// SetStepForTest turns the one-step add (extendsAll) off, for the
+// benchmark that measures it against the fold.
+func SetStepForTest(on bool) { stepOff = !on }

@@ -1,0 +1,137 @@
+package group_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/group"
+)
+
+// TestOneStepAddIsTheFold: a change that builds on every head is added in
+// one step (Log.Add's extendsAll), not by folding the whole log again;
+// after each change, the membership and every change's outcome must be
+// what the fold of all the changes computes. Random changes by random
+// people (most refused at Propose and left out), admins made now and
+// then, and every few changes two admins' changes that cross (the second
+// does not build on every head, so it is folded), on a log and on a
+// member who gets the changes in the order of the log and in reverse.
+func TestOneStepAddIsTheFold(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "dan", "eve", "fay")
+	all := []person{p["ann"], p["ben"], p["cat"], p["dan"], p["eve"], p["fay"]}
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	rng := rand.New(rand.NewPCG(3, 4))
+	ops := []group.Op{group.OpAdd, group.OpRemove, group.OpRename, group.OpAdmin, group.OpLeave}
+	check := func(l *group.Log, what string) {
+		t.Helper()
+		if err := l.CheckFoldForTest(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	added, crossed := 0, 0
+	for i := 0; added < 180; i++ {
+		who, target, op := all[rng.IntN(len(all))], all[rng.IntN(len(all))], ops[rng.IntN(len(ops))]
+		if op == group.OpLeave && rng.IntN(4) != 0 {
+			continue // a group that keeps its members keeps changing
+		}
+		c, err := l.Propose(who.key, op, target.id, fmt.Sprint("name ", i), t0.Add(time.Duration(i)*time.Millisecond))
+		if op == group.OpRename || op == group.OpLeave {
+			c, err = l.Propose(who.key, op, "", fmt.Sprint("name ", i), t0.Add(time.Duration(i)*time.Millisecond))
+		}
+		if err != nil {
+			continue
+		}
+		if i%7 == 0 { // an admin's change crossing c
+			s := l.State()
+			other := s.Admins[rng.IntN(len(s.Admins))]
+			var key person
+			for _, q := range all {
+				if q.id == other {
+					key = q
+				}
+			}
+			x, err := l.Propose(key.key, group.OpRename, "", fmt.Sprint("crossing ", i), t0.Add(time.Duration(i)*time.Millisecond+1))
+			if err == nil {
+				if err := l.Add(c); err != nil {
+					t.Fatal(err)
+				}
+				check(l, fmt.Sprint("change ", i))
+				c = x
+				crossed++
+			}
+		}
+		if err := l.Add(c); err != nil {
+			t.Fatal(err)
+		}
+		added++
+		check(l, fmt.Sprint("change ", i))
+		if len(l.State().Members) < 3 {
+			for _, q := range all[1:] {
+				if c, err := l.Propose(p["ann"].key, group.OpAdd, q.id, "", t0.Add(time.Duration(i)*time.Millisecond)); err == nil {
+					if err := l.Add(c); err != nil {
+						t.Fatal(err)
+					}
+					check(l, "an add to keep the group going")
+				}
+			}
+		}
+	}
+	if crossed == 0 {
+		t.Fatal("no changes crossed")
+	}
+	cs := l.Changes0()[1:]
+	for _, order := range []string{"in the log's order", "in reverse"} {
+		m, err := group.New(create)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range cs {
+			c := cs[i]
+			if order == "in reverse" {
+				c = cs[len(cs)-1-i]
+			}
+			if err := m.Add(reparse(t, c)); err != nil && !errors.Is(err, group.ErrMissingParents) {
+				t.Fatalf("%s: %v", order, err)
+			}
+			check(m, order)
+		}
+		if s, want := m.State(), l.State(); s.Version != want.Version || s.Name != want.Name || len(s.Members) != len(want.Members) {
+			t.Fatalf("%s: v%d %q %d members, want v%d %q %d", order, s.Version, s.Name, len(s.Members), want.Version, want.Name, len(want.Members))
+		}
+	}
+	t.Logf("%d changes, %d crossing; v%d, %d members, %d admins", len(cs), crossed, l.State().Version, len(l.State().Members), len(l.State().Admins))
+}
+
+// BenchmarkRestore: restoring a log of MaxChanges changes that never
+// crossed (an admin renaming the group), as a node does for each group
+// at start and a new member does with the frames of a long log; with
+// the one-step add and without it (each change folds the whole log).
+//
+//	go test -run '^$' -bench Restore -benchtime 1x ./group/
+func BenchmarkRestore(b *testing.B) {
+	p := people(b, "ann", "ben")
+	_, l := newGroup(b, p["ann"], p["ben"])
+	for i := range group.MaxChanges - 1 {
+		c, err := l.Propose(p["ann"].key, group.OpRename, "", fmt.Sprint("name ", i), t0.Add(time.Duration(i)*time.Millisecond))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Add(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	raws := l.Changes()
+	for _, step := range []bool{true, false} {
+		b.Run(fmt.Sprint("step=", step), func(b *testing.B) {
+			group.SetStepForTest(step)
+			defer group.SetStepForTest(true)
+			for b.Loop() {
+				if _, err := group.Restore(raws); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
