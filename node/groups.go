@@ -32,6 +32,10 @@ var (
 	// ErrGroupBlocked: a member's key changed (or is blocked): sending
 	// to the group waits until the user decides, as in a 1:1 chat.
 	ErrGroupBlocked = errors.New("a member's key changed: sending to the group is blocked until you decide")
+	// ErrLongLogFromStranger: a peer who is not a contact sent part of a
+	// group's log too long for one frame (groups_partial.go); accepting
+	// it as a contact lets its next frames build the log.
+	ErrLongLogFromStranger = errors.New("the group's log is longer than a frame and is put together only from a contact")
 )
 
 // GroupInfo is what the node knows of a group now.
@@ -76,10 +80,14 @@ type Groups struct {
 	// strangers bounds the groups made by strangers that we are in
 	// (groups_strangers.go). Its lock is taken before mu.
 	strangers *strangerGroups
+
+	// partial holds the logs of groups new to us, longer than a frame,
+	// while their frames arrive (groups_partial.go).
+	partial *partialLogs
 }
 
 func newGroups(c *core) *Groups {
-	g := &Groups{core: c, logs: map[group.ID]*group.Log{}, strangers: newStrangerGroups()}
+	g := &Groups{core: c, logs: map[group.ID]*group.Log{}, strangers: newStrangerGroups(), partial: newPartialLogs()}
 	g.held = &holds{core: c, groups: g}
 	return g
 }
@@ -172,18 +180,49 @@ func (g *Groups) membership(id group.ID, p peer.ID) (known, member, us bool, nam
 	return true, l.IsMember(p), l.IsMember(g.host.ID()), l.Name()
 }
 
-// distribute queues the group's log for each recipient (one write) and
-// wakes their outbox workers.
-func (g *Groups) distribute(id group.ID, changes [][]byte, recipients []peer.ID) error {
+// distribute queues the group's log for each recipient and wakes their
+// outbox workers. A log that fits a frame is one frame to all of them (one
+// write). A longer one goes as the create and the newest changes, whose
+// parents a member holds already, except to those in whole (members just
+// added), who are sent every change, in frames oldest first (logFrames,
+// groups_partial.go): one write a frame.
+func (g *Groups) distribute(id group.ID, changes [][]byte, recipients []peer.ID, whole ...peer.ID) error {
 	recipients = slices.DeleteFunc(slices.Clone(recipients), func(p peer.ID) bool { return p == g.host.ID() })
 	if len(recipients) == 0 {
 		return nil
 	}
-	if len(changes) > e2e.MaxGroupChanges {
-		changes = append([][]byte{changes[0]}, changes[len(changes)-e2e.MaxGroupChanges+1:]...)
+	frames := logFrames(changes)
+	if len(frames) > 1 {
+		newest := changes
+		if len(changes) > e2e.MaxGroupChanges {
+			newest = append([][]byte{changes[0]}, changes[len(changes)-e2e.MaxGroupChanges+1:]...)
+		}
+		var rest, all []peer.ID
+		for _, p := range recipients {
+			if slices.Contains(whole, p) {
+				all = append(all, p)
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		if err := g.queueChanges(id, [][][]byte{newest}, rest); err != nil {
+			return err
+		}
+		return g.queueChanges(id, frames, all)
 	}
-	if err := g.store.Groups().AddGroupChanges(store.GroupID(id), e2e.NewMessageID(), changes, recipients, g.cfg.Now()); err != nil {
-		return fmt.Errorf("queue the group's changes: %w", err)
+	return g.queueChanges(id, frames, recipients)
+}
+
+// queueChanges queues frames, in order, for each recipient and wakes
+// their outbox workers.
+func (g *Groups) queueChanges(id group.ID, frames [][][]byte, recipients []peer.ID) error {
+	if len(recipients) == 0 {
+		return nil
+	}
+	for _, f := range frames {
+		if err := g.store.Groups().AddGroupChanges(store.GroupID(id), e2e.NewMessageID(), f, recipients, g.cfg.Now()); err != nil {
+			return fmt.Errorf("queue the group's changes: %w", err)
+		}
 	}
 	for _, p := range recipients {
 		g.out.kick(p)
@@ -232,6 +271,10 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		}
 		admit = err
 	}
+	// Before mu, as other parts: whether from is a contact, and the
+	// earlier frames of a long log (groups_partial.go).
+	fromContact := g.book.mayMessage(from) == nil
+	partial := g.partial.take(id, g.cfg.Now())
 	g.mu.Lock()
 	l, known := g.logs[id]
 	if known && admit != nil {
@@ -245,6 +288,8 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	before := 0
 	if known {
 		before = len(l.Changes())
+	} else {
+		l = partial
 	}
 	strangers := 0 // changes signed by from, who is not a member
 	for i, c := range parsed {
@@ -305,8 +350,20 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		if keep && !known {
 			g.logs[id] = l
 		}
+		partial = nil
+		switch {
+		case keep || known || admit != nil:
+		case fromContact:
+			partial = l // perhaps a frame of a long log whose last frame adds us
+		case len(l.Missing()) > 0:
+			// The frame that adds us, without the frames before it.
+			refusals = append(refusals, fmt.Errorf("%w: accept %s as a contact, then ask an admin to remove you and add you again", ErrLongLogFromStranger, identity.ShortID(from)))
+		}
 	}
 	g.mu.Unlock()
+	if partial != nil {
+		g.partial.put(id, from, partial, g.cfg.Now()) // no one else has it
+	}
 	for _, err := range refusals {
 		g.emitError(from, fmt.Errorf("a change to group %x from %s was refused: %w", id[:4], identity.ShortID(from), err))
 	}
@@ -572,7 +629,11 @@ func (g *Groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
 	if c.Op == group.OpRemove && !slices.Contains(recipients, c.Peer) {
 		recipients = append(recipients, c.Peer)
 	}
-	if err := g.distribute(id, changes, recipients); err != nil {
+	var added []peer.ID // sent the whole log, however long
+	if c.Op == group.OpAdd && !before.IsMember(c.Peer) {
+		added = append(added, c.Peer)
+	}
+	if err := g.distribute(id, changes, recipients, added...); err != nil {
 		return GroupInfo{}, err
 	}
 	gi := g.info(after)
