@@ -193,10 +193,7 @@ func (g *Groups) distribute(id group.ID, changes [][]byte, recipients []peer.ID,
 	}
 	frames := logFrames(changes)
 	if len(frames) > 1 {
-		newest := changes
-		if len(changes) > e2e.MaxGroupChanges {
-			newest = append([][]byte{changes[0]}, changes[len(changes)-e2e.MaxGroupChanges+1:]...)
-		}
+		newest := newestFrame(changes)
 		var rest, all []peer.ID
 		for _, p := range recipients {
 			if slices.Contains(whole, p) {

@@ -141,3 +141,18 @@ func logFrames(changes [][]byte) [][][]byte {
 	}
 	return frames
 }
+
+// newestFrame is the frame a member who holds the log up to recently is
+// sent when the log is longer than one: the create and the newest
+// changes, within the same bounds as logFrames.
+func newestFrame(changes [][]byte) [][]byte {
+	if len(changes) == 0 {
+		return nil
+	}
+	create, size, from := changes[0], len(changes[0]), len(changes)
+	for from > 1 && len(changes)-from+1 < e2e.MaxGroupChanges && (from == len(changes) || size+len(changes[from-1]) <= frameChangeBytes) {
+		from--
+		size += len(changes[from])
+	}
+	return append([][]byte{create}, changes[from:]...)
+}

@@ -57,6 +57,21 @@ func TestLogFrames(t *testing.T) {
 				}
 				got = append(got, f[1:]...)
 			}
+			nf := newestFrame(log)
+			size := 0
+			for _, c := range nf {
+				size += len(c)
+			}
+			switch {
+			case !bytes.Equal(nf[0], log[0]) || len(nf) > e2e.MaxGroupChanges || (len(nf) > 2 && size > frameChangeBytes):
+				t.Fatalf("the newest frame: %d changes, %d bytes", len(nf), size)
+			case !bytes.Equal(nf[len(nf)-1], log[len(log)-1]):
+				t.Fatal("the newest frame does not end with the newest change")
+			case len(frames) == 1 && len(nf) != len(log):
+				t.Fatalf("the newest frame of a log that fits one has %d changes, want %d", len(nf), len(log))
+			case len(frames) > 1 && len(nf) < len(frames[len(frames)-1]):
+				t.Fatalf("the newest frame has %d changes, fewer than the last of the whole log's", len(nf))
+			}
 			if len(got) != len(log)-1 {
 				t.Fatalf("the frames carry %d changes, want %d", len(got), len(log)-1)
 			}
