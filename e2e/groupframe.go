@@ -12,12 +12,19 @@ const (
 	// FrameGroupChange carries signed membership changes of one group
 	// (see GroupChanges).
 	FrameGroupChange FrameType = 0x0a
-	// FrameGroupWant is reserved for asking a member for changes by hash.
+	// FrameGroupWant asks a member for changes its sender lacks (see
+	// GroupWant).
 	FrameGroupWant FrameType = 0x0b
 )
 
 // MaxGroupChanges bounds the changes of one group-change frame.
 const MaxGroupChanges = 256
+
+// MaxGroupWant bounds the hashes of one group-want frame.
+const MaxGroupWant = 255
+
+// changeHashLen is the length of a change's hash (group.Hash).
+const changeHashLen = 32
 
 // GroupChanges is the payload of a group-change frame:
 //
@@ -81,4 +88,48 @@ func ParseGroupChanges(p []byte) (GroupChanges, error) {
 		return GroupChanges{}, fmt.Errorf("%w: %d bytes after the group changes", ErrMalformed, len(rest))
 	}
 	return g, nil
+}
+
+// GroupWant is the payload of a group-want frame:
+//
+//	group ID (32) || u8 n (1..MaxGroupWant) || n × change hash (32)
+//
+// The hashes name changes its sender lacks: parents of changes it holds
+// and cannot place yet.
+type GroupWant struct {
+	Group  [GroupIDLen]byte
+	Hashes [][changeHashLen]byte
+}
+
+// Marshal encodes the frame's payload.
+func (w GroupWant) Marshal() ([]byte, error) {
+	if len(w.Hashes) == 0 || len(w.Hashes) > MaxGroupWant {
+		return nil, fmt.Errorf("a group-want frame names 1 to %d changes, not %d", MaxGroupWant, len(w.Hashes))
+	}
+	b := make([]byte, 0, GroupIDLen+1+changeHashLen*len(w.Hashes))
+	b = append(b, w.Group[:]...)
+	b = append(b, byte(len(w.Hashes)))
+	for _, h := range w.Hashes {
+		b = append(b, h[:]...)
+	}
+	return b, nil
+}
+
+// ParseGroupWant decodes a group-want payload strictly. Every error is
+// ErrMalformed.
+func ParseGroupWant(p []byte) (GroupWant, error) {
+	var w GroupWant
+	if len(p) < GroupIDLen+1 {
+		return w, fmt.Errorf("%w: group-want frame of %d bytes", ErrMalformed, len(p))
+	}
+	copy(w.Group[:], p)
+	n, rest := int(p[GroupIDLen]), p[GroupIDLen+1:]
+	if n == 0 || len(rest) != n*changeHashLen {
+		return GroupWant{}, fmt.Errorf("%w: group-want frame of %d hashes in %d bytes", ErrMalformed, n, len(rest))
+	}
+	w.Hashes = make([][changeHashLen]byte, n)
+	for i := range w.Hashes {
+		copy(w.Hashes[i][:], rest[i*changeHashLen:])
+	}
+	return w, nil
 }

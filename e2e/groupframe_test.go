@@ -55,3 +55,51 @@ func FuzzParseGroupChanges(f *testing.F) {
 		}
 	})
 }
+
+func TestGroupWantRoundTrip(t *testing.T) {
+	w := e2e.GroupWant{Group: [32]byte{2}, Hashes: [][32]byte{{3}, {4}}}
+	b, err := w.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e2e.ParseGroupWant(b)
+	if err != nil || !reflect.DeepEqual(got, w) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for name, in := range map[string][]byte{
+		"short":     b[:32],
+		"no hashes": append(bytes.Clone(b[:32]), 0),
+		"cut":       b[:len(b)-1],
+		"trailing":  append(bytes.Clone(b), 0),
+		"more said": append(bytes.Clone(b[:32]), 3),
+	} {
+		if _, err := e2e.ParseGroupWant(in); !errors.Is(err, e2e.ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	for _, n := range []int{0, e2e.MaxGroupWant + 1} {
+		if _, err := (e2e.GroupWant{Hashes: make([][32]byte, n)}).Marshal(); err == nil {
+			t.Errorf("Marshal wrote a frame of %d hashes", n)
+		}
+	}
+}
+
+// FuzzParseGroupWant: what parses marshals back to the same bytes.
+func FuzzParseGroupWant(f *testing.F) {
+	b, _ := e2e.GroupWant{Group: [32]byte{2}, Hashes: [][32]byte{{3}, {4}}}.Marshal()
+	f.Add(b)
+	f.Add(b[:40])
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := e2e.ParseGroupWant(in)
+		if err != nil {
+			if !errors.Is(err, e2e.ErrMalformed) {
+				t.Fatalf("error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		out, err := got.Marshal()
+		if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("re-encoding: %x, %v; want %x", out, err, in)
+		}
+	})
+}

@@ -79,7 +79,7 @@
 //	lan.runMu                   →  lan.mu, broker.mu (held while mDNS starts or stops)
 //
 // workers.mu, peerBook.mu, sessions.mu, lan.mu, relays.mu, peerEvents.mu,
-// dhtNode.mu, holePuncher.mu, fanout.mu, strangers.mu, partialLogs.mu and chatSession.mu are leaves:
+// dhtNode.mu, holePuncher.mu, fanout.mu, strangers.mu, partialLogs.mu, wants.mu and chatSession.mu are leaves:
 // nothing is taken under them.
 // A transfer's disk lock (transfers.disk) is held while its partial file
 // is used, never while another part's lock is.

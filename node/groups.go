@@ -84,10 +84,15 @@ type Groups struct {
 	// partial holds the logs of groups new to us, longer than a frame,
 	// while their frames arrive (groups_partial.go).
 	partial *partialLogs
+	// wants bounds asking for changes we lack and answering such asks
+	// (groups_want.go); sendSealed seals a frame for a peer and sends it
+	// on its live session, or through its mailbox (set by Node).
+	wants      *wants
+	sendSealed func(p peer.ID, plaintext []byte) error
 }
 
 func newGroups(c *core) *Groups {
-	g := &Groups{core: c, logs: map[group.ID]*group.Log{}, strangers: newStrangerGroups(), partial: newPartialLogs()}
+	g := &Groups{core: c, logs: map[group.ID]*group.Log{}, strangers: newStrangerGroups(), partial: newPartialLogs(), wants: newWants()}
 	g.held = &holds{core: c, groups: g}
 	return g
 }
@@ -328,6 +333,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	}
 	var (
 		changes [][]byte
+		missing []group.Hash
 		keep    bool
 		merged  bool
 		members []peer.ID
@@ -356,8 +362,12 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 			// The frame that adds us, without the frames before it.
 			refusals = append(refusals, fmt.Errorf("%w: accept %s as a contact, then ask an admin to remove you and add you again", ErrLongLogFromStranger, identity.ShortID(from)))
 		}
+		if keep || partial != nil {
+			missing = l.Missing() // changes we hold and cannot place yet
+		}
 	}
 	g.mu.Unlock()
+	g.ask(id, from, missing) // groups_want.go
 	if partial != nil {
 		g.partial.put(id, from, partial, g.cfg.Now()) // no one else has it
 	}

@@ -18,6 +18,7 @@ type groupOpened struct {
 	refused error             // a group message that was not accepted, and why
 	held    bool              // msg's sender is not known as a member yet: hold it
 	changes *e2e.GroupChanges // membership changes
+	want    *e2e.GroupWant    // a member asks for changes it lacks (groups_want.go)
 	// live is the envelope's size when it came on a live session: its
 	// receipt is then held to go with others (receipts_hold.go); 0 when
 	// it came through a mailbox, whose receipts go at once.
@@ -84,6 +85,9 @@ func (rk *ratchetKeys) commitGroupChanges(p peer.ID, w store.Ratchet, f *e2e.Fra
 // envelopes if it came on cs, else at once.
 func (t *sessions) groupDelivered(p peer.ID, g *groupOpened, cs *chatSession) {
 	switch {
+	case g.want != nil:
+		t.groups.answer(p, *g.want)
+		return // nothing kept: no receipt
 	case g.changes != nil:
 		t.groups.receive(p, *g.changes)
 	case g.held:

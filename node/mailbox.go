@@ -358,6 +358,26 @@ func (mb *mailboxes) sendReceipt(p peer.ID, id e2e.MessageID, cs *chatSession) {
 	}
 }
 
+// sendSealed seals plaintext (one inner frame) for p and writes it on
+// p's newest live session, or deposits it at p's mailbox when there is
+// none or the write failed.
+func (mb *mailboxes) sendSealed(p peer.ID, plaintext []byte) error {
+	env, err := mb.rk.seal(p, plaintext)
+	if err != nil {
+		return err
+	}
+	if cs := mb.sessions.newest(p); cs != nil {
+		if err := cs.s.Send(e2e.FrameEnvelope, env); err == nil {
+			return nil
+		}
+	}
+	relays := mb.relaysOf(p)
+	if len(relays.all) == 0 {
+		return errors.New("no live session and no mailbox to reach the peer")
+	}
+	return mb.deposit(relays, p, env)
+}
+
 // peerRelays are the relays where a peer may have a mailbox: all of them,
 // its own first (those its circuit addresses name, from identify or its
 // signed peer record in the DHT), then ours; theirs counts its own.

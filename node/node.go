@@ -124,6 +124,7 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	s.held = &receiptHolds{core: c}
 	n.groups.held.ack = func(p peer.ID, id e2e.MessageID) { n.mail.sendReceipt(p, id, s.newest(p)) }
 	n.groups.held.keepOK, n.groups.held.tell = n.strangers.keepInGroup, n.strangers.tell
+	n.groups.sendSealed = n.mail.sendSealed
 	o := n.out
 	o.sessions, o.rk, o.mail, o.book = s, rk, n.mail, n.book
 	mb := n.mail

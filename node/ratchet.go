@@ -487,7 +487,7 @@ func innerOf(pt []byte) (*e2e.Frame, error) {
 	if err != nil || r.Len() != 0 {
 		return nil, fmt.Errorf("%w: sealed plaintext is not one frame", e2e.ErrMalformed)
 	}
-	if f.Type != e2e.FrameText && f.Type != e2e.FrameMessage && f.Type != e2e.FrameReceipt && !isFileFrame(f.Type) && f.Type != e2e.FrameGroupChange {
+	if f.Type != e2e.FrameText && f.Type != e2e.FrameMessage && f.Type != e2e.FrameReceipt && !isFileFrame(f.Type) && f.Type != e2e.FrameGroupChange && f.Type != e2e.FrameGroupWant {
 		return nil, fmt.Errorf("%w: sealed frame of type %s", e2e.ErrUnknownFrame, f.Type)
 	}
 	return &f, nil
@@ -519,6 +519,8 @@ func (rk *ratchetKeys) commitInner(p peer.ID, w store.Ratchet, f *e2e.Frame, res
 		return err
 	case f.Type == e2e.FrameGroupChange:
 		return rk.commitGroupChanges(p, w, f, res)
+	case f.Type == e2e.FrameGroupWant:
+		return rk.commitGroupWant(w, f, res)
 	case f.Type == e2e.FrameMessage:
 		wm, err := e2e.ParseMessage(f.Payload)
 		if err != nil {
