@@ -158,56 +158,63 @@ func (t *sessions) tryDirect(cs *chatSession) {
 		return
 	}
 	for i := 0; ; i++ {
-		if !t.sleep(directAttempts[min(i, len(directAttempts)-1)], cs.done) {
+		if !t.sleep(directAttempts[min(i, len(directAttempts)-1)], cs.done) || !t.directAttempt(cs) {
 			return
-		}
-		if len(t.relayed(cs.peer)) == 0 {
-			return // the chat has a direct session
-		}
-		if t.hasDirect(cs.peer) {
-			t.upgrade(cs.peer)
-			continue // if the upgrade failed, the next try does it again
-		}
-		// Through NATs: DCUtR over the relayed connection, if it came in
-		// to us; we wait for its end, so tries never overlap.
-		if res := t.hp.punch(cs.conn, t.log.Info); res != nil {
-			select {
-			case err := <-res:
-				if err == nil {
-					continue // onConnected moves the chat
-				}
-			case <-cs.done:
-				return
-			case <-t.ctx.Done():
-				return
-			}
-		}
-		// The peer's private addresses (a LAN we share); its public ones
-		// are the punch's, which dials them first: a dial of ours from
-		// the same port to the same address would hold the socket the
-		// punch needs, and the punch would fall back to a random port its
-		// NAT mapping does not know.
-		var direct []ma.Multiaddr
-		for _, a := range t.host.Peerstore().Addrs(cs.peer) {
-			if !isCircuit(a) && !manet.IsPublicAddr(a) {
-				direct = append(direct, a)
-			}
-		}
-		if len(direct) == 0 {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(network.WithForceDirectDial(t.ctx, "certchat upgrade"), dialTimeout)
-		err := t.host.Connect(ctx, peer.AddrInfo{ID: cs.peer, Addrs: lanFirst(direct)})
-		cancel()
-		if err != nil {
-			t.log.Debug("direct connection failed", "peer", cs.peer, "err", err)
 		}
 	}
 }
 
-// hasDirect reports whether we have a direct (not relayed) connection to p.
-func (t *sessions) hasDirect(p peer.ID) bool {
-	for _, c := range t.host.Network().ConnsToPeer(p) {
+// directAttempt is one of tryDirect's tries; it reports whether to go on
+// trying: not once the chat has a direct session, cs has ended or the
+// node is closing.
+func (t *sessions) directAttempt(cs *chatSession) bool {
+	if len(t.relayed(cs.peer)) == 0 {
+		return false // the chat has a direct session
+	}
+	if hasDirect(t.host.Network(), cs.peer) {
+		t.upgrade(cs.peer)
+		return true // if the upgrade failed, the next try does it again
+	}
+	// Through NATs: DCUtR over the relayed connection, if it came in
+	// to us; we wait for its end, so tries never overlap.
+	if res := t.hp.punch(cs.conn, t.log.Info); res != nil {
+		select {
+		case err := <-res:
+			if err == nil {
+				return true // onConnected moves the chat
+			}
+		case <-cs.done:
+			return false
+		case <-t.ctx.Done():
+			return false
+		}
+	}
+	// The peer's private addresses (a LAN we share); its public ones
+	// are the punch's, which dials them first: a dial of ours from
+	// the same port to the same address would hold the socket the
+	// punch needs, and the punch would fall back to a random port its
+	// NAT mapping does not know.
+	var direct []ma.Multiaddr
+	for _, a := range t.host.Peerstore().Addrs(cs.peer) {
+		if !isCircuit(a) && !manet.IsPublicAddr(a) {
+			direct = append(direct, a)
+		}
+	}
+	if len(direct) == 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(network.WithForceDirectDial(t.ctx, "certchat upgrade"), dialTimeout)
+	err := t.host.Connect(ctx, peer.AddrInfo{ID: cs.peer, Addrs: lanFirst(direct)})
+	cancel()
+	if err != nil {
+		t.log.Debug("direct connection failed", "peer", cs.peer, "err", err)
+	}
+	return true
+}
+
+// hasDirect reports whether n has a direct (not relayed) connection to p.
+func hasDirect(n network.Network, p peer.ID) bool {
+	for _, c := range n.ConnsToPeer(p) {
 		if !c.Stat().Limited && !isCircuit(c.RemoteMultiaddr()) {
 			return true
 		}
