@@ -144,6 +144,20 @@ func (t *sessions) open(ctx context.Context, p peer.ID) (*chatSession, error) {
 // the relay for as long as that connection lives.
 var directAttempts = []time.Duration{500 * time.Millisecond, 3 * time.Second, 15 * time.Second, time.Minute, 5 * time.Minute}
 
+// directYield is how long the peer with the greater ID leaves the other
+// to dial private addresses first, before it dials the other's itself
+// (only if no direct connection came meanwhile). Both ends of a relayed
+// chat try at the same delays from nearly the same moment, and dials at
+// the same instant cross: libp2p's TCP dials from the port it listens on
+// (SO_REUSEPORT, for hole punching), so the two SYNs meet in one
+// connection (TCP simultaneous open) on which both ends start TLS as the
+// client, and both fail ("unexpected handshake message of type
+// *tls.clientHelloMsg"); having failed at the same moment, both wait the
+// same delay and may cross again. On a LAN the other's dial takes
+// milliseconds; the greater ID still dials when the other cannot reach
+// it (a firewall that lets only one way through).
+const directYield = time.Second
+
 // tryDirect tries, while cs's chat has only relayed sessions, to move it
 // to a direct connection: one that exists already (libp2p's own hole punch
 // may have made it before this session was registered, when onConnected
@@ -193,7 +207,8 @@ func (t *sessions) directAttempt(cs *chatSession) bool {
 	// are the punch's, which dials them first: a dial of ours from
 	// the same port to the same address would hold the socket the
 	// punch needs, and the punch would fall back to a random port its
-	// NAT mapping does not know.
+	// NAT mapping does not know. The peer with the smaller ID dials at
+	// once, the other directYield later (dials at once would cross).
 	var direct []ma.Multiaddr
 	for _, a := range t.host.Peerstore().Addrs(cs.peer) {
 		if !isCircuit(a) && !manet.IsPublicAddr(a) {
@@ -202,6 +217,14 @@ func (t *sessions) directAttempt(cs *chatSession) bool {
 	}
 	if len(direct) == 0 {
 		return true
+	}
+	if t.id.PeerID() > cs.peer {
+		if !t.sleep(directYield, cs.done) {
+			return false
+		}
+		if hasDirect(t.host.Network(), cs.peer) {
+			return true // the peer's dial made it; onConnected moves the chat
+		}
 	}
 	ctx, cancel := context.WithTimeout(network.WithForceDirectDial(t.ctx, "certchat upgrade"), dialTimeout)
 	err := t.host.Connect(ctx, peer.AddrInfo{ID: cs.peer, Addrs: lanFirst(direct)})
