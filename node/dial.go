@@ -144,6 +144,20 @@ func (t *sessions) open(ctx context.Context, p peer.ID) (*chatSession, error) {
 // the relay for as long as that connection lives.
 var directAttempts = []time.Duration{500 * time.Millisecond, 3 * time.Second, 15 * time.Second, time.Minute, 5 * time.Minute}
 
+// directYield is how long the peer with the greater ID leaves the other
+// to dial private addresses first, before it dials the other's itself
+// (only if no direct connection came meanwhile). Both ends of a relayed
+// chat try at the same delays from nearly the same moment, and dials at
+// the same instant cross: libp2p's TCP dials from the port it listens on
+// (SO_REUSEPORT, for hole punching), so the two SYNs meet in one
+// connection (TCP simultaneous open) on which both ends start TLS as the
+// client, and both fail ("unexpected handshake message of type
+// *tls.clientHelloMsg"); having failed at the same moment, both wait the
+// same delay and may cross again. On a LAN the other's dial takes
+// milliseconds; the greater ID still dials when the other cannot reach
+// it (a firewall that lets only one way through).
+const directYield = time.Second
+
 // tryDirect tries, while cs's chat has only relayed sessions, to move it
 // to a direct connection: one that exists already (libp2p's own hole punch
 // may have made it before this session was registered, when onConnected
@@ -158,56 +172,72 @@ func (t *sessions) tryDirect(cs *chatSession) {
 		return
 	}
 	for i := 0; ; i++ {
-		if !t.sleep(directAttempts[min(i, len(directAttempts)-1)], cs.done) {
+		if !t.sleep(directAttempts[min(i, len(directAttempts)-1)], cs.done) || !t.directAttempt(cs) {
 			return
-		}
-		if len(t.relayed(cs.peer)) == 0 {
-			return // the chat has a direct session
-		}
-		if t.hasDirect(cs.peer) {
-			t.upgrade(cs.peer)
-			continue // if the upgrade failed, the next try does it again
-		}
-		// Through NATs: DCUtR over the relayed connection, if it came in
-		// to us; we wait for its end, so tries never overlap.
-		if res := t.hp.punch(cs.conn, t.log.Info); res != nil {
-			select {
-			case err := <-res:
-				if err == nil {
-					continue // onConnected moves the chat
-				}
-			case <-cs.done:
-				return
-			case <-t.ctx.Done():
-				return
-			}
-		}
-		// The peer's private addresses (a LAN we share); its public ones
-		// are the punch's, which dials them first: a dial of ours from
-		// the same port to the same address would hold the socket the
-		// punch needs, and the punch would fall back to a random port its
-		// NAT mapping does not know.
-		var direct []ma.Multiaddr
-		for _, a := range t.host.Peerstore().Addrs(cs.peer) {
-			if !isCircuit(a) && !manet.IsPublicAddr(a) {
-				direct = append(direct, a)
-			}
-		}
-		if len(direct) == 0 {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(network.WithForceDirectDial(t.ctx, "certchat upgrade"), dialTimeout)
-		err := t.host.Connect(ctx, peer.AddrInfo{ID: cs.peer, Addrs: lanFirst(direct)})
-		cancel()
-		if err != nil {
-			t.log.Debug("direct connection failed", "peer", cs.peer, "err", err)
 		}
 	}
 }
 
-// hasDirect reports whether we have a direct (not relayed) connection to p.
-func (t *sessions) hasDirect(p peer.ID) bool {
-	for _, c := range t.host.Network().ConnsToPeer(p) {
+// directAttempt is one of tryDirect's tries; it reports whether to go on
+// trying: not once the chat has a direct session, cs has ended or the
+// node is closing.
+func (t *sessions) directAttempt(cs *chatSession) bool {
+	if len(t.relayed(cs.peer)) == 0 {
+		return false // the chat has a direct session
+	}
+	if hasDirect(t.host.Network(), cs.peer) {
+		t.upgrade(cs.peer)
+		return true // if the upgrade failed, the next try does it again
+	}
+	// Through NATs: DCUtR over the relayed connection, if it came in
+	// to us; we wait for its end, so tries never overlap.
+	if res := t.hp.punch(cs.conn, t.log.Info); res != nil {
+		select {
+		case err := <-res:
+			if err == nil {
+				return true // onConnected moves the chat
+			}
+		case <-cs.done:
+			return false
+		case <-t.ctx.Done():
+			return false
+		}
+	}
+	// The peer's private addresses (a LAN we share); its public ones
+	// are the punch's, which dials them first: a dial of ours from
+	// the same port to the same address would hold the socket the
+	// punch needs, and the punch would fall back to a random port its
+	// NAT mapping does not know. The peer with the smaller ID dials at
+	// once, the other directYield later (dials at once would cross).
+	var direct []ma.Multiaddr
+	for _, a := range t.host.Peerstore().Addrs(cs.peer) {
+		if !isCircuit(a) && !manet.IsPublicAddr(a) {
+			direct = append(direct, a)
+		}
+	}
+	if len(direct) == 0 {
+		return true
+	}
+	if t.id.PeerID() > cs.peer {
+		if !t.sleep(directYield, cs.done) {
+			return false
+		}
+		if hasDirect(t.host.Network(), cs.peer) {
+			return true // the peer's dial made it; onConnected moves the chat
+		}
+	}
+	ctx, cancel := context.WithTimeout(network.WithForceDirectDial(t.ctx, "certchat upgrade"), dialTimeout)
+	err := t.host.Connect(ctx, peer.AddrInfo{ID: cs.peer, Addrs: lanFirst(direct)})
+	cancel()
+	if err != nil {
+		t.log.Debug("direct connection failed", "peer", cs.peer, "err", err)
+	}
+	return true
+}
+
+// hasDirect reports whether n has a direct (not relayed) connection to p.
+func hasDirect(n network.Network, p peer.ID) bool {
+	for _, c := range n.ConnsToPeer(p) {
 		if !c.Stat().Limited && !isCircuit(c.RemoteMultiaddr()) {
 			return true
 		}
