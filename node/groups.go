@@ -92,7 +92,8 @@ type Groups struct {
 }
 
 func newGroups(c *core) *Groups {
-	g := &Groups{core: c, logs: map[group.ID]*group.Log{}, strangers: newStrangerGroups(), partial: newPartialLogs(), wants: newWants()}
+	g := &Groups{core: c, logs: map[group.ID]*group.Log{}, strangers: newStrangerGroups(), partial: newPartialLogs()}
+	g.wants = newWants(g)
 	g.held = &holds{core: c, groups: g}
 	return g
 }
@@ -367,7 +368,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		}
 	}
 	g.mu.Unlock()
-	g.ask(id, from, missing) // groups_want.go
+	g.wants.ask(id, from, missing) // groups_want.go
 	if partial != nil {
 		g.partial.put(id, from, partial, g.cfg.Now()) // no one else has it
 	}

@@ -86,7 +86,7 @@ func (rk *ratchetKeys) commitGroupChanges(p peer.ID, w store.Ratchet, f *e2e.Fra
 func (t *sessions) groupDelivered(p peer.ID, g *groupOpened, cs *chatSession) {
 	switch {
 	case g.want != nil:
-		t.groups.answer(p, *g.want)
+		t.groups.wants.answer(p, *g.want)
 		return // nothing kept: no receipt
 	case g.changes != nil:
 		t.groups.receive(p, *g.changes)

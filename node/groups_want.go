@@ -35,9 +35,12 @@ const (
 // or answered for that member).
 var ErrWantTooSoon = errors.New("asked for this group's changes too recently")
 
-// wants remembers when each group was last asked for and each member of
-// a group last answered. A leaf lock.
+// wants is the groups' part that asks for changes and answers such asks
+// (Groups.wants): it remembers when each group was last asked for and
+// each member of a group last answered. A leaf lock.
 type wants struct {
+	g *Groups
+
 	mu       sync.Mutex
 	asked    map[group.ID]time.Time
 	answered map[wantKey]time.Time
@@ -48,8 +51,8 @@ type wantKey struct {
 	p peer.ID
 }
 
-func newWants() *wants {
-	return &wants{asked: map[group.ID]time.Time{}, answered: map[wantKey]time.Time{}}
+func newWants(g *Groups) *wants {
+	return &wants{g: g, asked: map[group.ID]time.Time{}, answered: map[wantKey]time.Time{}}
 }
 
 // due records now for k in m and reports whether the last was at least
@@ -77,8 +80,9 @@ func due[K comparable](mu *sync.Mutex, m map[K]time.Time, k K, now time.Time) bo
 // ask sends p a group-want for the changes of group id that our log
 // lacks (missing: parents of changes it holds), unless the group was
 // asked for within wantEvery.
-func (g *Groups) ask(id group.ID, p peer.ID, missing []group.Hash) {
-	if len(missing) == 0 || g.sendSealed == nil || !due(&g.wants.mu, g.wants.asked, id, g.cfg.Now()) {
+func (ws *wants) ask(id group.ID, p peer.ID, missing []group.Hash) {
+	g := ws.g
+	if len(missing) == 0 || g.sendSealed == nil || !due(&ws.mu, ws.asked, id, g.cfg.Now()) {
 		return
 	}
 	w := e2e.GroupWant{Group: id}
@@ -104,9 +108,9 @@ func (g *Groups) ask(id group.ID, p peer.ID, missing []group.Hash) {
 // the changes it names. A want that is not answered changes nothing, and
 // is only logged: the asker asks again with the next frame it cannot
 // place.
-func (g *Groups) answer(p peer.ID, w e2e.GroupWant) {
-	id := group.ID(w.Group)
-	if err := g.mayAnswer(id, p, w); err != nil {
+func (ws *wants) answer(p peer.ID, w e2e.GroupWant) {
+	g, id := ws.g, group.ID(w.Group)
+	if err := ws.mayAnswer(id, p, w); err != nil {
 		g.log.Info("a request for a group's changes was not answered", "group", id.Short(), "peer", p, "err", err)
 		return
 	}
@@ -119,7 +123,8 @@ func (g *Groups) answer(p peer.ID, w e2e.GroupWant) {
 }
 
 // mayAnswer says why p's want w for group id is not answered, or nil.
-func (g *Groups) mayAnswer(id group.ID, p peer.ID, w e2e.GroupWant) error {
+func (ws *wants) mayAnswer(id group.ID, p peer.ID, w e2e.GroupWant) error {
+	g := ws.g
 	g.mu.Lock()
 	l, ok := g.logs[id]
 	var member, has bool
@@ -135,7 +140,7 @@ func (g *Groups) mayAnswer(id group.ID, p peer.ID, w e2e.GroupWant) error {
 		return fmt.Errorf("%w: %s", group.ErrNotMember, identity.ShortID(p))
 	case !has:
 		return errors.New("none of the changes asked for is in our log")
-	case !due(&g.wants.mu, g.wants.answered, wantKey{id, p}, g.cfg.Now()):
+	case !due(&ws.mu, ws.answered, wantKey{id, p}, g.cfg.Now()):
 		return ErrWantTooSoon
 	}
 	return nil

@@ -92,7 +92,7 @@ func TestGroupWantAnswered(t *testing.T) {
 		{"carol's again, too soon", carol, want(group.HashOf(create)), 0},
 	} {
 		n := queued()
-		alice.groups.answer(tc.from, tc.w)
+		alice.groups.wants.answer(tc.from, tc.w)
 		if got := queued() - n; got != tc.sends {
 			t.Errorf("%s: %d frames queued for carol, want %d", tc.name, got, tc.sends)
 		}
