@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/e2e"
-	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/store"
 )
 
@@ -19,11 +18,7 @@ import (
 func TestActionsThroughMailbox(t *testing.T) {
 	relayAddr, relayID := offRelay(t)
 	alice := offNewNode(t, "alice", []string{relayAddr}, true)
-	bobHome := identity.Home{Dir: t.TempDir()}
-	bobID, err := bobHome.Init("bob", nil, identity.DefaultKDF, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bobHome, bobID := offHome(t, "bob")
 	bob := offNodeAt(t, bobHome, bobID, []string{relayAddr}, true)
 	alice.offRegistered()
 	bob.offRegistered()

@@ -10,7 +10,6 @@ import (
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/group"
-	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -200,11 +199,7 @@ func TestGroupLongLogFrames(t *testing.T) {
 func TestGroupLongLogThroughMailbox(t *testing.T) {
 	relayAddr, _ := offRelay(t)
 	alice := offNewNode(t, "alice", []string{relayAddr}, true)
-	bobHome := identity.Home{Dir: t.TempDir()}
-	bobID, err := bobHome.Init("bob", nil, identity.DefaultKDF, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bobHome, bobID := offHome(t, "bob")
 	bob := offNodeAt(t, bobHome, bobID, []string{relayAddr}, true)
 	for _, n := range []*offNode{alice, bob} {
 		n.offRegistered()

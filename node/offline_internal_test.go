@@ -69,12 +69,20 @@ type offNode struct {
 // started: its handlers are called directly, nothing listens.
 func offNewNode(t testing.TB, name string, relays []string, start bool) *offNode {
 	t.Helper()
+	h, id := offHome(t, name)
+	return offNodeAt(t, h, id, relays, start)
+}
+
+// offHome makes a home with an identity named name: a node started in
+// it with offNodeAt can be closed and started again.
+func offHome(t testing.TB, name string) (identity.Home, *identity.Identity) {
+	t.Helper()
 	h := identity.Home{Dir: t.TempDir()}
 	id, err := h.Init(name, nil, identity.DefaultKDF, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return offNodeAt(t, h, id, relays, start)
+	return h, id
 }
 
 // offNodeAt is offNewNode in a home made already.
@@ -86,11 +94,7 @@ func offNodeAt(t testing.TB, h identity.Home, id *identity.Identity, relays []st
 // offNewNodeWith is offNewNode with its configuration changed by tweak.
 func offNewNodeWith(t testing.TB, name string, tweak func(*Config)) *offNode {
 	t.Helper()
-	h := identity.Home{Dir: t.TempDir()}
-	id, err := h.Init(name, nil, identity.DefaultKDF, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, id := offHome(t, name)
 	return offNodeWith(t, h, id, nil, true, tweak)
 }
 

@@ -590,9 +590,6 @@ func oneLiveSession(t *testing.T) (alice, bob *offNode, acs, bcs *chatSession) {
 	alice = offNewNode(t, "alice", nil, true)
 	bob = offNewNode(t, "bob", nil, true)
 	offLink(t, alice, bob)
-	acs, bcs = alice.sessions.newest(bob.ID()), bob.sessions.newest(alice.ID())
-	if acs == nil || bcs == nil || acs.outgoing == bcs.outgoing {
-		t.Fatal("no single live session between them")
-	}
+	acs, bcs = offOneSession(t, alice, bob)
 	return alice, bob, acs, bcs
 }

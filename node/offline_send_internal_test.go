@@ -90,6 +90,26 @@ func offLink(t testing.TB, a, b *offNode) {
 	}
 }
 
+// offOneSession leaves one live session between a and b, and returns its
+// two ends. offLink may leave two: both ends may open a session at once
+// (one sends, the other was told of a new contact), each a stream on the
+// one connection; the extra ones are closed.
+func offOneSession(t testing.TB, a, b *offNode) (acs, bcs *chatSession) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		as, bs := a.sessions.ofPeer(b.ID()), b.sessions.ofPeer(a.ID())
+		if len(as) == 1 && len(bs) == 1 && as[0].outgoing != bs[0].outgoing {
+			return as[0], bs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d and %d live sessions, not one", len(as), len(bs))
+		}
+		for _, cs := range as[:max(len(as)-1, 0)] {
+			cs.s.CloseWith(e2e.CloseGoingAway, "test: one session")
+		}
+	}
+}
+
 // offSettled waits until every live session between a and b runs on a
 // direct connection: a chat first reached through the relay moves to a
 // direct connection and closes the relayed session, and a frame written
@@ -142,18 +162,8 @@ func TestOfflineLostSeedConfirmation(t *testing.T) {
 	bob := offNewNode(t, "bob", nil, true)
 	offLink(t, alice, bob)
 
-	acs, bcs := alice.sessions.newest(bob.ID()), bob.sessions.newest(alice.ID())
-	if acs == nil || bcs == nil {
-		t.Fatal("no live session")
-	}
-	sessions := len(alice.sessions.ofPeer(bob.ID()))
-	if sessions != 1 {
-		t.Fatalf("%d live sessions: the two ends of the seed would not be one TLS session", sessions)
-	}
+	acs, bcs := offOneSession(t, alice, bob) // the two ends of the seed must be one TLS session
 	server, client, scs, ccs := bob, alice, bcs, acs
-	if acs.outgoing == bcs.outgoing {
-		t.Fatal("both ends of one session are clients")
-	}
 	if !acs.outgoing {
 		server, client, scs, ccs = alice, bob, acs, bcs
 	}
