@@ -361,7 +361,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 			partial = l // perhaps a frame of a long log whose last frame adds us
 		case len(l.Missing()) > 0:
 			// The frame that adds us, without the frames before it.
-			refusals = append(refusals, fmt.Errorf("%w: accept %s as a contact, then ask an admin to remove you and add you again", ErrLongLogFromStranger, identity.ShortID(from)))
+			refusals = append(refusals, fmt.Errorf("%w: accept %s as a contact, and the group comes with its next change", ErrLongLogFromStranger, identity.ShortID(from)))
 		}
 		if keep || partial != nil {
 			missing = l.Missing() // changes we hold and cannot place yet

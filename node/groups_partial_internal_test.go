@@ -237,3 +237,36 @@ func logOf(t *testing.T, on *offNode, id group.ID) [][]byte {
 	defer on.groups.mu.Unlock()
 	return on.groups.logs[id].Changes()
 }
+
+// A stranger's long group, as the refusal says: once bob accepts the
+// stranger as a contact, the group's next change brings it (its frame
+// is held, and what it lacks asked for: groups_want.go).
+func TestGroupLongLogFromStrangerAccepted(t *testing.T) {
+	bob := offNewNode(t, "bob", nil, true)
+	mallory := offNewNode(t, "mallory", nil, true)
+	strangerLink(t, mallory, bob)
+	gi, err := mallory.Groups().Create("long", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changeUnsent(t, mallory, gi.ID, 300)
+	if _, err := mallory.Groups().Add(gi.ID, bob.ID()); err != nil {
+		t.Fatal(err)
+	}
+	e := bob.offWait("the stranger's long log refused", func(e Event) bool {
+		return e.Kind == EventError && strings.Contains(e.Err, ErrLongLogFromStranger.Error())
+	})
+	if !strings.Contains(e.Err, "next change") || bob.holds(gi.ID) {
+		t.Fatalf("%q; bob holds the group: %v", e.Err, bob.holds(gi.ID))
+	}
+	if err := bob.Contacts().Trust(mallory.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	want, err := mallory.Groups().Rename(gi.ID, "the next change")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("the group with its next change", groupEv(gi.ID, func(g GroupInfo) bool {
+		return g.Member && g.Version == want.Version && g.Name == "the next change"
+	}))
+}
