@@ -99,7 +99,7 @@ func Restore(raws [][]byte) (*Log, error) {
 		return nil, err
 	}
 	for i, c := range cs[1:] {
-		if err := l.add(c, false); err != nil {
+		if err := l.add(c, false, nil); err != nil {
 			return nil, fmt.Errorf("stored group change %d: %w", i+1, err)
 		}
 	}
@@ -204,10 +204,21 @@ func (l *Log) Propose(key ed25519.PrivateKey, op Op, p peer.ID, name string, now
 // again without effect. A change whose parents are missing is held
 // (ErrMissingParents; Missing names them) and added when they arrive.
 func (l *Log) Add(c *Change) error {
-	return l.add(c, true)
+	return l.add(c, true, nil)
 }
 
-func (l *Log) add(c *Change, checkStale bool) error {
+// AddWith is Add for a change that came with others (a frame of a
+// member's log, each change after its parents; rest are those after c): a
+// change that one of them builds on, by another author the log names, is
+// vouched for as a held change's parent is (wanted), and needed whatever
+// its age. Without this, a member sent a log in order would refuse as
+// stale a change its sender took late (its child was held first), and
+// lack both.
+func (l *Log) AddWith(c *Change, rest []*Change) error {
+	return l.add(c, true, rest)
+}
+
+func (l *Log) add(c *Change, checkStale bool, rest []*Change) error {
 	if c.Op == OpCreate {
 		if ID(c.hash) == l.id {
 			return nil
@@ -225,7 +236,7 @@ func (l *Log) add(c *Change, checkStale bool) error {
 	}
 	// A change that a held one builds on was vouched for by a newer one:
 	// it is needed whatever its age.
-	if checkStale && !l.wanted(c) {
+	if checkStale && !l.wanted(c) && !l.vouched(c, rest) {
 		if err := l.checkFresh(c); err != nil {
 			return err
 		}
@@ -316,6 +327,17 @@ func (l *Log) wanted(c *Change) bool {
 	return false
 }
 
+// vouched says whether a change of rest builds on c, by an author the
+// log names other than c's (as wanted, for changes that came with c).
+func (l *Log) vouched(c *Change, rest []*Change) bool {
+	for _, d := range rest {
+		if d != nil && d.Author != c.Author && slices.Contains(d.Parents, c.hash) && l.Named(d.Author) {
+			return true
+		}
+	}
+	return false
+}
+
 // release adds held changes whose parents have all arrived. A held
 // change that is refused now is dropped: it will not become allowed.
 func (l *Log) release() {
@@ -327,7 +349,7 @@ func (l *Log) release() {
 			}
 			delete(l.pending, h)
 			progress = true
-			if err := l.add(c, false); err != nil && !errors.Is(err, ErrMissingParents) {
+			if err := l.add(c, false, nil); err != nil && !errors.Is(err, ErrMissingParents) {
 				l.refused = append(l.refused, err)
 			}
 		}

@@ -145,6 +145,61 @@ func TestStale(t *testing.T) {
 	}
 }
 
+// TestStaleSentInOrder: a log that took a stale change because a change
+// on top of it came first (TestStale) is sent to a new member in its
+// order, parents first, as a frame is: the stale change comes before
+// the change that vouches for it. Taken with the changes after it
+// (AddWith), the member agrees with the log; taken one by one (Add), it
+// would refuse the stale change and hold its child for ever.
+func TestStaleSentInOrder(t *testing.T) {
+	p := people(t, "ann", "ben", "cat")
+	create, l := newGroup(t, p["ann"], p["ben"])
+	propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	old, err := l.Propose(p["ben"].key, group.OpAdd, p["cat"].id, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var later []*group.Change
+	for i := range group.StaleAfter + 1 {
+		later = append(later, propose(t, l, p["ann"], group.OpRename, person{}, string(rune('a'+i))))
+	}
+	m := replay(t, create, append([]*group.Change{l.Changes0()[1], old}, later...)...)
+	child, err := m.Propose(p["ann"].key, group.OpRename, peer.ID(""), "after", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(child); !errors.Is(err, group.ErrMissingParents) {
+		t.Fatal(err)
+	}
+	if err := l.Add(old); err != nil {
+		t.Fatal(err)
+	}
+	frame := l.Changes0()[1:]
+	for _, with := range []bool{true, false} {
+		n, err := group.New(create)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var refused []error
+		for i, c := range frame {
+			add := n.Add
+			if with {
+				add = func(c *group.Change) error { return n.AddWith(c, frame[i+1:]) }
+			}
+			if err := add(reparse(t, c)); err != nil {
+				refused = append(refused, err)
+			}
+		}
+		agrees := n.Has(old.Hash()) && n.Has(child.Hash()) && slices.Equal(n.State().Members, l.State().Members) && n.State().Name == l.State().Name
+		switch {
+		case with && (!agrees || len(refused) > 0):
+			t.Fatalf("with the frame: refused %v; members %v name %q, want %v %q", refused, names(p, n.State().Members), n.State().Name, names(p, l.State().Members), l.State().Name)
+		case !with && agrees:
+			t.Fatal("one by one, the member agrees: the case does not show what AddWith is for")
+		}
+	}
+}
+
 // TestConcurrentChangesConverge: two admins' changes cross in flight;
 // every member reaches the same membership whatever the order.
 func TestConcurrentChangesConverge(t *testing.T) {

@@ -322,7 +322,9 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 			}
 			continue
 		}
-		if err := l.Add(c); err != nil && !errors.Is(err, group.ErrMissingParents) {
+		// With the frame's changes after it: one of them may vouch for a
+		// change the sender took late (group.Log.AddWith).
+		if err := l.AddWith(c, parsed[i+1:]); err != nil && !errors.Is(err, group.ErrMissingParents) {
 			refusals = append(refusals, err)
 		}
 	}
