@@ -17,7 +17,11 @@
 //     member twice, no removing a non-member),
 //   - it is not built on a membership more than StaleAfter versions older
 //     than the member's newest one (an old version), unless a newer change
-//     builds on it.
+//     builds on it,
+//   - it was not signed beside a leave by its own author that the member
+//     has seen (an honest client never does that), unless a change
+//     builds on it: such changes take no effect, and a former member
+//     could otherwise fill the log with them (Log.besideLeave).
 //
 // Every member computes the membership from the graph with the same
 // deterministic rule (Log.State): the changes are applied in topological

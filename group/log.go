@@ -36,9 +36,11 @@ type Log struct {
 	order   []*entry // parents before children
 	heads   map[Hash]bool
 	pending map[Hash]*Change
+	aside   map[Hash]*Change // changes kept out as moot (besideLeave), at most MaxPending
 	state   State
 	outcome map[Hash]error // why a change did not take effect in the fold
 	refused []error        // held changes refused when their parents came
+	rev     int            // changes taken in or dropped since New
 }
 
 // entry is a change in the graph.
@@ -73,7 +75,7 @@ func New(create *Change) (*Log, error) {
 	if create.Op != OpCreate {
 		return nil, fmt.Errorf("%w: a group starts with a create, not %s", ErrMalformed, create.Op)
 	}
-	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}}
+	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, aside: map[Hash]*Change{}}
 	l.insert(create)
 	l.refold()
 	return l, nil
@@ -99,10 +101,15 @@ func Restore(raws [][]byte) (*Log, error) {
 		return nil, err
 	}
 	for i, c := range cs[1:] {
-		if err := l.add(c, false, nil); err != nil {
+		if err := l.add(c, false, false, nil); err != nil {
 			return nil, fmt.Errorf("stored group change %d: %w", i+1, err)
 		}
 	}
+	// A log stored before changes beside their author's leave were
+	// dropped may hold some; the stored order (a parent before its
+	// children, any order else) must not decide which, so they are
+	// dropped once all are in.
+	l.prune()
 	return l, nil
 }
 
@@ -140,6 +147,10 @@ func (l *Log) Changes() [][]byte {
 	}
 	return out
 }
+
+// Revision counts the changes the log took in or dropped since New (or
+// Restore): a log whose Revision did not move holds what it held.
+func (l *Log) Revision() int { return l.rev }
 
 // Has says whether the log holds the change.
 func (l *Log) Has(h Hash) bool { return l.nodes[h] != nil }
@@ -204,7 +215,7 @@ func (l *Log) Propose(key ed25519.PrivateKey, op Op, p peer.ID, name string, now
 // again without effect. A change whose parents are missing is held
 // (ErrMissingParents; Missing names them) and added when they arrive.
 func (l *Log) Add(c *Change) error {
-	return l.add(c, true, nil)
+	return l.add(c, true, true, nil)
 }
 
 // AddWith is Add for a change that came with others (a frame of a
@@ -215,10 +226,13 @@ func (l *Log) Add(c *Change) error {
 // stale a change its sender took late (its child was held first), and
 // lack both.
 func (l *Log) AddWith(c *Change, rest []*Change) error {
-	return l.add(c, true, rest)
+	return l.add(c, true, true, rest)
 }
 
-func (l *Log) add(c *Change, checkStale bool, rest []*Change) error {
+// add adds c; checkStale and checkBeside turn the checks of checkFresh
+// and besideLeave on (Restore turns both off, and prunes once all are
+// in); rest are the changes that came after c with it (AddWith).
+func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error {
 	if c.Op == OpCreate {
 		if ID(c.hash) == l.id {
 			return nil
@@ -232,7 +246,10 @@ func (l *Log) add(c *Change, checkStale bool, rest []*Change) error {
 		return nil
 	}
 	if !l.parentsKnown(c) {
-		return l.hold(c)
+		if err := l.hold(c); !errors.Is(err, ErrMissingParents) {
+			return err
+		}
+		return l.recall(c)
 	}
 	// A change that a held one builds on was vouched for by a newer one:
 	// it is needed whatever its age.
@@ -241,7 +258,9 @@ func (l *Log) add(c *Change, checkStale bool, rest []*Change) error {
 			return err
 		}
 	}
-	if l.extendsAll(c) {
+	// A change that builds on every change of the log is beside none of
+	// its leaves, but may be beside one set aside.
+	if l.extendsAll(c) && !(checkBeside && l.asideLeaveBy(c.Author)) {
 		// Every change of the log is an ancestor of c, and none is
 		// concurrent with it: the fold of the log with c is the fold
 		// without it, then c; and c's parents describe the membership
@@ -261,13 +280,248 @@ func (l *Log) add(c *Change, checkStale bool, rest []*Change) error {
 	if err := l.admissible(c); err != nil {
 		return err
 	}
+	// c does not build on every change of the log, so a leave by its
+	// author may be concurrent with it (never for an honest author).
+	if checkBeside {
+		if err := l.besideLeave(c, l.ancestors(c), -1, l.heldChild(c)); err != nil {
+			l.setAside(c)
+			if c.Op == OpLeave {
+				l.prune() // a leave set aside counts beside the log's changes
+			}
+			return err
+		}
+	}
 	if len(l.order) >= MaxChanges {
 		return fmt.Errorf("%w: %d changes", ErrFull, len(l.order))
 	}
 	l.insert(c)
 	l.refold()
 	l.release()
+	if checkBeside {
+		// c, or a change released after it, may have made changes of
+		// the log moot (a leave beside them, a leave built on), or a
+		// change held on one of them may have been refused.
+		l.prune()
+	}
 	return nil
+}
+
+// besideLeave says why c (whose ancestors in the log are anc, its index
+// in the log idx, -1 if it is not in it) is kept out of the log, or nil.
+// It is kept out when no change builds on it (protected: a change of the
+// log, or one held for it) and it was signed beside a leave by its own
+// author (neither is an ancestor of the other) that this log holds or
+// set aside: any change but a leave, and a leave if the other is
+// earlier (depth, then hash) and of the same membership (every leave of
+// the author before c is before it too; an author who left, was added
+// again and left again keeps its second leave). An honest client names
+// its own last change among the parents of its next, so it never signs
+// such a change; a former member could sign any number of them on old
+// versions where it was a member (more leaves, each with its own time),
+// each admissible where it was built and of no effect in the fold (a
+// change beside its author's leave does not take effect, §14.4; of two
+// leaves, one at most), and fill the log (MaxChanges).
+//
+// Whether c is kept out depends on the changes the log holds or set
+// aside, never on which are kept out (a change set aside still counts
+// as a leave beside others), and a change that builds on c brings it
+// back: so which changes the log keeps is the same whatever order they
+// came in (TestRandomOrdersConvergeSweep).
+func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error {
+	if protected {
+		return nil
+	}
+	depth := 1
+	for _, p := range c.Parents {
+		depth = max(depth, l.nodes[p].depth+1)
+	}
+	self := &entry{c: c, idx: idx, depth: depth}
+	// The author's leaves before c, each of which a leave beside c must
+	// come after too.
+	var before []int
+	if c.Op == OpLeave {
+		for _, e := range l.order {
+			if e.c.Op == OpLeave && e.c.Author == c.Author && anc.has(e.idx) {
+				before = append(before, e.idx)
+			}
+		}
+	}
+	beside := func(lv *entry, lvAnc bitset) bool {
+		if c.Op != OpLeave {
+			return true
+		}
+		if !earlier(lv, self) {
+			return false
+		}
+		for _, b := range before {
+			if !lvAnc.has(b) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, lv := range l.order {
+		if lv.c.Op != OpLeave || lv.c.Author != c.Author || lv.idx == idx || anc.has(lv.idx) || (idx >= 0 && lv.anc.has(idx)) {
+			continue
+		}
+		if beside(lv, lv.anc) {
+			return fmt.Errorf("%w: %s by %s was signed beside its author's leave", ErrNotMember, c.Op, identity.ShortID(c.Author))
+		}
+	}
+	for h, a := range l.aside {
+		if a.Op != OpLeave || a.Author != c.Author || h == c.hash {
+			continue
+		}
+		// A change set aside is no ancestor of c (c's are in the log);
+		// c may be one of its.
+		d, ancs, above, ok := l.asideAncestry(a)
+		if !ok || (idx >= 0 && ancs.has(idx)) || above[c.hash] {
+			continue
+		}
+		if beside(&entry{c: a, depth: d}, ancs) {
+			return fmt.Errorf("%w: %s by %s was signed beside its author's leave", ErrNotMember, c.Op, identity.ShortID(c.Author))
+		}
+	}
+	return nil
+}
+
+// asideAncestry is what a change set aside builds on: its depth, its
+// ancestors in the log, and those out of it (set aside, or not held).
+// ok is false if an ancestor is neither in the log nor set aside.
+func (l *Log) asideAncestry(a *Change) (depth int, anc bitset, out map[Hash]bool, ok bool) {
+	out = map[Hash]bool{}
+	depths := map[Hash]int{}
+	var walk func(c *Change) (int, bool)
+	walk = func(c *Change) (int, bool) {
+		d := 1
+		for _, p := range c.Parents {
+			if e := l.nodes[p]; e != nil {
+				anc.or(e.anc)
+				anc.set(e.idx)
+				d = max(d, e.depth+1)
+				continue
+			}
+			pd, seen := depths[p]
+			if !seen {
+				pa := l.aside[p]
+				out[p] = true
+				if pa == nil {
+					return 0, false
+				}
+				var ok bool
+				if pd, ok = walk(pa); !ok {
+					return 0, false
+				}
+				depths[p] = pd
+			}
+			d = max(d, pd+1)
+		}
+		return d, true
+	}
+	depth, ok = walk(a)
+	return depth, anc, out, ok
+}
+
+// setAside keeps c, kept out of the log as moot, aside: a change that
+// builds on it brings it back (recall), as a member that asked the
+// sender for it would get it, so that which changes the log holds does
+// not depend on whether c came before or after the change built on it.
+// Aside holds at most MaxPending changes; past that, one is forgotten,
+// and comes back only when asked for (group-want, §14.5).
+func (l *Log) setAside(c *Change) {
+	if len(l.aside) >= MaxPending {
+		for h := range l.aside {
+			delete(l.aside, h)
+			break
+		}
+	}
+	l.aside[c.hash] = c
+}
+
+// recall brings back the changes set aside that c, just held, builds on,
+// and says what became of c: nil if it is in the log now, else why not.
+func (l *Log) recall(c *Change) error {
+	for _, p := range c.Parents {
+		if a := l.aside[p]; a != nil && l.nodes[p] == nil {
+			delete(l.aside, p)
+			// Moot again (set aside again) or held for its own parents
+			// is what may become of it; anything else is news.
+			if err := l.add(a, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
+				l.refused = append(l.refused, err)
+			}
+		}
+	}
+	switch {
+	case l.nodes[c.hash] != nil:
+		return nil
+	case l.pending[c.hash] != nil:
+		return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
+	}
+	return fmt.Errorf("%w: %s by %s builds on changes kept out of the log", ErrNotMember, c.Op, identity.ShortID(c.Author))
+}
+
+// asideLeaveBy says whether a leave by p is set aside.
+func (l *Log) asideLeaveBy(p peer.ID) bool {
+	for _, a := range l.aside {
+		if a.Op == OpLeave && a.Author == p {
+			return true
+		}
+	}
+	return false
+}
+
+// heldChild says whether a change held for missing parents builds on c.
+func (l *Log) heldChild(c *Change) bool {
+	for _, p := range l.pending {
+		if slices.Contains(p.Parents, c.hash) {
+			return true
+		}
+	}
+	return false
+}
+
+// ancestors are the indexes of every change of the log c builds on.
+func (l *Log) ancestors(c *Change) bitset {
+	var anc bitset
+	for _, p := range c.Parents {
+		e := l.nodes[p]
+		anc.or(e.anc)
+		anc.set(e.idx)
+	}
+	return anc
+}
+
+// prune drops the heads of the log that besideLeave keeps out, until
+// none is left (dropping a head makes its parents heads), and folds
+// again if it dropped any.
+func (l *Log) prune() {
+	dropped := false
+	for {
+		out := map[*entry]bool{}
+		for h := range l.heads {
+			e := l.nodes[h]
+			if l.besideLeave(e.c, e.anc, e.idx, l.heldChild(e.c)) != nil {
+				out[e] = true
+			}
+		}
+		if len(out) == 0 {
+			break
+		}
+		dropped = true
+		old := l.order
+		l.nodes, l.heads, l.order = map[Hash]*entry{}, map[Hash]bool{}, nil
+		for _, e := range old {
+			if !out[e] {
+				l.insert(e.c)
+			} else {
+				l.setAside(e.c)
+			}
+		}
+		l.rev += len(out)
+	}
+	if dropped {
+		l.refold()
+	}
 }
 
 // extendsAll says whether c builds on every head of the log, and so on
@@ -349,7 +603,7 @@ func (l *Log) release() {
 			}
 			delete(l.pending, h)
 			progress = true
-			if err := l.add(c, false, nil); err != nil && !errors.Is(err, ErrMissingParents) {
+			if err := l.add(c, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) {
 				l.refused = append(l.refused, err)
 			}
 		}
@@ -376,12 +630,7 @@ func (l *Log) checkFresh(c *Change) error {
 // author must have had the right to make it there, and it must have made
 // sense there.
 func (l *Log) admissible(c *Change) error {
-	var anc bitset
-	for _, p := range c.Parents {
-		e := l.nodes[p]
-		anc.or(e.anc)
-		anc.set(e.idx)
-	}
+	anc := l.ancestors(c)
 	s, _ := l.fold(func(e *entry) bool { return anc.has(e.idx) })
 	if err := s.apply(c); err != nil {
 		return refusal(c, err)
@@ -401,6 +650,7 @@ func (l *Log) insert(c *Change) {
 	l.nodes[c.hash] = e
 	l.order = append(l.order, e)
 	l.heads[c.hash] = true
+	l.rev++
 }
 
 func (l *Log) refold() {

@@ -290,7 +290,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	}
 	before := 0
 	if known {
-		before = len(l.Changes())
+		before = l.Revision()
 	} else {
 		l = partial
 	}
@@ -335,15 +335,16 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		refusals = append(refusals, l.Refused()...)
 	}
 	var (
-		changes [][]byte
-		missing []group.Hash
-		keep    bool
-		merged  bool
-		members []peer.ID
-		s       group.State
+		changes  [][]byte
+		revision int // the log's, to tell whether the frame changed it
+		missing  []group.Hash
+		keep     bool
+		merged   bool
+		members  []peer.ID
+		s        group.State
 	)
 	if l != nil {
-		changes = l.Changes()
+		changes, revision = l.Changes(), l.Revision()
 		s = l.State()
 		members = s.Members
 		merged = len(l.Heads()) > 1
@@ -377,7 +378,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	for _, err := range refusals {
 		g.emitError(from, fmt.Errorf("a change to group %x from %s was refused: %w", id[:4], identity.ShortID(from), err))
 	}
-	if !keep || (known && len(changes) == before) {
+	if !keep || (known && revision == before) {
 		return
 	}
 	if err := g.store.Groups().PutGroupChanges(store.GroupID(id), changes); err != nil {
@@ -390,7 +391,8 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		// Changes crossed in flight: their authors each sent theirs to
 		// the members they knew of, so a member added on one branch may
 		// lack the other. Whoever first holds both sends the merged log
-		// to every member (the log only grows, so this ends).
+		// to every member (what a member holds or set aside only
+		// grows, so this ends: group.Log.besideLeave).
 		others := slices.DeleteFunc(slices.Clone(members), func(p peer.ID) bool { return p == from })
 		if err := g.distribute(id, changes, others); err != nil {
 			g.emitError(from, err)
@@ -400,8 +402,9 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 
 // knownChanges says which of raw, the encoded changes of a frame for
 // group id, its log holds already (the first, its create, never: see
-// receive). The log only grows, so what it holds now it holds under the
-// lock taken again.
+// receive). What it holds now it holds under the lock taken again, or
+// has set aside as moot since (group.Log.besideLeave), which taking it
+// again would not change.
 func (g *Groups) knownChanges(id group.ID, raw [][]byte) []bool {
 	known := make([]bool, len(raw))
 	g.mu.Lock()
