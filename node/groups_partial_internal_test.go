@@ -195,7 +195,7 @@ func TestGroupLongLogFrames(t *testing.T) {
 
 // A member added to a long group while offline gets its frames through
 // the relay's mailbox (each within an envelope's bound) and is a member
-// when it comes back.
+// when it comes back, its adder away by then.
 func TestGroupLongLogThroughMailbox(t *testing.T) {
 	relayAddr, _ := offRelay(t)
 	alice := offNewNode(t, "alice", []string{relayAddr}, true)
@@ -224,6 +224,7 @@ func TestGroupLongLogThroughMailbox(t *testing.T) {
 			return e.Kind == EventStatus && e.Message.Peer == bob.ID() && e.Message.Group == store.GroupID(gi.ID) && e.Message.Status == store.StatusQueued
 		})
 	}
+	alice.Close()
 	bob = offNodeAt(t, bobHome, bobID, []string{relayAddr}, true)
 	bob.offWait("the long group from the mailbox", groupEv(gi.ID, func(g GroupInfo) bool {
 		return g.Member && g.Version == want.Version && g.Name == "long 299"

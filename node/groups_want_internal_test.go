@@ -104,3 +104,47 @@ func TestGroupWantAnswered(t *testing.T) {
 		t.Fatalf("%d queued for carol, want %d", queued(), before+2)
 	}
 }
+
+// The same through mailboxes, each end offline in turn: bob gets the
+// frame he cannot place from his mailbox while alice is away, so his ask
+// waits in hers; she answers when she comes back.
+func TestGroupWantThroughMailboxes(t *testing.T) {
+	relayAddr, _ := offRelay(t)
+	aliceHome, aliceID := offHome(t, "alice")
+	bobHome, bobID := offHome(t, "bob")
+	alice := offNodeAt(t, aliceHome, aliceID, []string{relayAddr}, true)
+	bob := offNodeAt(t, bobHome, bobID, []string{relayAddr}, true)
+	for _, n := range []*offNode{alice, bob} {
+		n.offRegistered()
+	}
+	offLink(t, alice, bob)
+	id := offGroup(t, alice, bob)
+	changeUnsent(t, alice, id, 300)
+
+	bob.Close()
+	gi, err := alice.Groups().Rename(id, "after the gap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.offWait("the frame of the rename queued at bob's mailbox", func(e Event) bool {
+		return e.Kind == EventStatus && e.Message.Peer == bob.ID() && e.Message.Group == store.GroupID(id) &&
+			e.Message.Status == store.StatusQueued && len(e.Message.GroupChanges) > 1 // not the create's, sent again
+	})
+	alice.Close()
+	bob = offNodeAt(t, bobHome, bobID, []string{relayAddr}, true)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		bob.groups.mu.Lock()
+		lacks := len(bob.groups.logs[id].Missing()) > 0
+		bob.groups.mu.Unlock()
+		if lacks {
+			break // the frame from his mailbox, which he cannot place
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bob did not get the frame from his mailbox")
+		}
+	}
+	alice = offNodeAt(t, aliceHome, aliceID, []string{relayAddr}, true)
+	bob.offWait("the log after the gap", groupEv(id, func(g GroupInfo) bool {
+		return g.Version == gi.Version && g.Name == "after the gap"
+	}))
+}
