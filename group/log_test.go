@@ -110,9 +110,19 @@ func TestTamperedChange(t *testing.T) {
 	}
 }
 
-// TestStale: a change built on a version more than StaleAfter old is
-// refused, unless a newer change builds on it.
-func TestStale(t *testing.T) {
+// staleCase: ben, an admin, adds cat on a version that ann's renames
+// then leave more than StaleAfter behind in l, which has not taken the
+// add (old); m, a member that had it in time, took it, and ann's next
+// change there (child) builds on it.
+type staleCase struct {
+	p          map[string]person
+	create     *group.Change
+	l, m       *group.Log
+	old, child *group.Change
+}
+
+func newStaleCase(t *testing.T) staleCase {
+	t.Helper()
 	p := people(t, "ann", "ben", "cat")
 	create, l := newGroup(t, p["ann"], p["ben"])
 	propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
@@ -124,15 +134,21 @@ func TestStale(t *testing.T) {
 	for i := range group.StaleAfter + 1 {
 		later = append(later, propose(t, l, p["ann"], group.OpRename, person{}, string(rune('a'+i))))
 	}
-	if err := l.Add(old); !errors.Is(err, group.ErrStale) {
-		t.Fatalf("a change %d versions old: %v, want ErrStale", group.StaleAfter+1, err)
-	}
-	// On a member that had it in time, it merged: a newer change on top of
-	// it makes every other member take it, whatever its age.
 	m := replay(t, create, append([]*group.Change{l.Changes0()[1], old}, later...)...)
 	child, err := m.Propose(p["ann"].key, group.OpRename, peer.ID(""), "after", t0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return staleCase{p: p, create: create, l: l, m: m, old: old, child: child}
+}
+
+// TestStale: a change built on a version more than StaleAfter old is
+// refused, unless a newer change builds on it.
+func TestStale(t *testing.T) {
+	s := newStaleCase(t)
+	l, old, child, m := s.l, s.old, s.child, s.m
+	if err := l.Add(old); !errors.Is(err, group.ErrStale) {
+		t.Fatalf("a change %d versions old: %v, want ErrStale", group.StaleAfter+1, err)
 	}
 	if err := l.Add(child); !errors.Is(err, group.ErrMissingParents) {
 		t.Fatalf("a change on top of one this log refused: %v, want ErrMissingParents", err)
@@ -152,22 +168,8 @@ func TestStale(t *testing.T) {
 // (AddWith), the member agrees with the log; taken one by one (Add), it
 // would refuse the stale change and hold its child for ever.
 func TestStaleSentInOrder(t *testing.T) {
-	p := people(t, "ann", "ben", "cat")
-	create, l := newGroup(t, p["ann"], p["ben"])
-	propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
-	old, err := l.Propose(p["ben"].key, group.OpAdd, p["cat"].id, "", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var later []*group.Change
-	for i := range group.StaleAfter + 1 {
-		later = append(later, propose(t, l, p["ann"], group.OpRename, person{}, string(rune('a'+i))))
-	}
-	m := replay(t, create, append([]*group.Change{l.Changes0()[1], old}, later...)...)
-	child, err := m.Propose(p["ann"].key, group.OpRename, peer.ID(""), "after", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newStaleCase(t)
+	p, create, l, old, child := s.p, s.create, s.l, s.old, s.child
 	if err := l.Add(child); !errors.Is(err, group.ErrMissingParents) {
 		t.Fatal(err)
 	}
