@@ -37,6 +37,7 @@ type Log struct {
 	heads   map[Hash]bool
 	pending map[Hash]*Change
 	aside   map[Hash]*Change // changes kept out as moot (besideLeave), at most MaxPending
+	stale   map[Hash]*Change // changes refused as stale (checkFresh), at most MaxPending
 	state   State
 	outcome map[Hash]error // why a change did not take effect in the fold
 	refused []error        // held changes refused when their parents came
@@ -75,7 +76,7 @@ func New(create *Change) (*Log, error) {
 	if create.Op != OpCreate {
 		return nil, fmt.Errorf("%w: a group starts with a create, not %s", ErrMalformed, create.Op)
 	}
-	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, aside: map[Hash]*Change{}}
+	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, aside: map[Hash]*Change{}, stale: map[Hash]*Change{}}
 	l.insert(create)
 	l.refold()
 	return l, nil
@@ -255,6 +256,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	// it is needed whatever its age.
 	if checkStale && !l.wanted(c) && !l.vouched(c, rest) {
 		if err := l.checkFresh(c); err != nil {
+			l.keepStale(c)
 			return err
 		}
 	}
@@ -442,6 +444,14 @@ func (l *Log) setAside(c *Change) {
 // and says what became of c: nil if it is in the log now, else why not.
 func (l *Log) recall(c *Change) error {
 	for _, p := range c.Parents {
+		if s := l.stale[p]; s != nil && l.nodes[p] == nil && s.Author != c.Author && l.Named(c.Author) {
+			// Vouched for by c, as a held change's parent is (wanted),
+			// whichever came first.
+			delete(l.stale, p)
+			if err := l.add(s, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
+				l.refused = append(l.refused, err)
+			}
+		}
 		if a := l.aside[p]; a != nil && l.nodes[p] == nil {
 			delete(l.aside, p)
 			// Moot again (set aside again) or held for its own parents
@@ -458,6 +468,20 @@ func (l *Log) recall(c *Change) error {
 		return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
 	}
 	return fmt.Errorf("%w: %s by %s builds on changes kept out of the log", ErrNotMember, c.Op, identity.ShortID(c.Author))
+}
+
+// keepStale keeps c, refused as stale, for a change that builds on it
+// to vouch for it (recall), as it would had that change come first
+// (wanted). At most MaxPending; past that, one is forgotten, and comes
+// back only when asked for (group-want, §14.5).
+func (l *Log) keepStale(c *Change) {
+	if len(l.stale) >= MaxPending {
+		for h := range l.stale {
+			delete(l.stale, h)
+			break
+		}
+	}
+	l.stale[c.hash] = c
 }
 
 // asideLeaveBy says whether a leave by p is set aside.

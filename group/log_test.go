@@ -143,21 +143,44 @@ func newStaleCase(t *testing.T) staleCase {
 }
 
 // TestStale: a change built on a version more than StaleAfter old is
-// refused, unless a newer change builds on it.
+// refused, unless a newer change by another named author builds on it,
+// whichever of the two comes first: the one refused is kept, and the
+// change on top of it brings it back; a change by its own author does
+// not.
 func TestStale(t *testing.T) {
+	for _, childFirst := range []bool{true, false} {
+		s := newStaleCase(t)
+		l, old, child, m := s.l, s.old, s.child, s.m
+		if childFirst {
+			if err := l.Add(child); !errors.Is(err, group.ErrMissingParents) {
+				t.Fatalf("a change on top of one this log lacks: %v, want ErrMissingParents", err)
+			}
+			if err := l.Add(old); err != nil {
+				t.Fatalf("the missing parent, asked for: %v", err)
+			}
+		} else {
+			if err := l.Add(old); !errors.Is(err, group.ErrStale) {
+				t.Fatalf("a change %d versions old: %v, want ErrStale", group.StaleAfter+1, err)
+			}
+			if err := l.Add(child); err != nil {
+				t.Fatalf("a change on top of one this log refused as stale: %v", err)
+			}
+		}
+		if !l.Has(old.Hash()) || !l.Has(child.Hash()) || !slices.Equal(l.State().Members, m.State().Members) || l.State().Name != "after" {
+			t.Errorf("child first %v: members %v name %q, want %v %q", childFirst, l.State().Members, l.State().Name, m.State().Members, "after")
+		}
+	}
+	// ben builds on his own stale change: it vouches for nothing.
 	s := newStaleCase(t)
-	l, old, child, m := s.l, s.old, s.child, s.m
-	if err := l.Add(old); !errors.Is(err, group.ErrStale) {
-		t.Fatalf("a change %d versions old: %v, want ErrStale", group.StaleAfter+1, err)
+	if err := s.l.Add(s.old); !errors.Is(err, group.ErrStale) {
+		t.Fatal(err)
 	}
-	if err := l.Add(child); !errors.Is(err, group.ErrMissingParents) {
-		t.Fatalf("a change on top of one this log refused: %v, want ErrMissingParents", err)
+	own, err := s.m.Propose(s.p["ben"].key, group.OpRename, peer.ID(""), "ben's", t0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := l.Add(old); err != nil {
-		t.Fatalf("the missing parent, asked for: %v", err)
-	}
-	if !l.Has(child.Hash()) || !slices.Equal(l.State().Members, m.State().Members) || l.State().Name != "after" {
-		t.Errorf("after the missing parent came: members %v name %q, want %v %q", l.State().Members, l.State().Name, m.State().Members, "after")
+	if err := s.l.Add(own); err == nil || s.l.Has(s.old.Hash()) {
+		t.Fatalf("a stale change vouched for by its own author: %v, taken %v", err, s.l.Has(s.old.Hash()))
 	}
 }
 
@@ -165,8 +188,9 @@ func TestStale(t *testing.T) {
 // on top of it came first (TestStale) is sent to a new member in its
 // order, parents first, as a frame is: the stale change comes before
 // the change that vouches for it. Taken with the changes after it
-// (AddWith), the member agrees with the log; taken one by one (Add), it
-// would refuse the stale change and hold its child for ever.
+// (AddWith), the member agrees with the log and nothing is refused;
+// taken one by one (Add, or with the two in different frames), it agrees
+// too, the stale change refused first and brought back by its child.
 func TestStaleSentInOrder(t *testing.T) {
 	s := newStaleCase(t)
 	p, create, l, old, child := s.p, s.create, s.l, s.old, s.child
@@ -194,10 +218,12 @@ func TestStaleSentInOrder(t *testing.T) {
 		}
 		agrees := n.Has(old.Hash()) && n.Has(child.Hash()) && slices.Equal(n.State().Members, l.State().Members) && n.State().Name == l.State().Name
 		switch {
-		case with && (!agrees || len(refused) > 0):
-			t.Fatalf("with the frame: refused %v; members %v name %q, want %v %q", refused, names(p, n.State().Members), n.State().Name, names(p, l.State().Members), l.State().Name)
-		case !with && agrees:
-			t.Fatal("one by one, the member agrees: the case does not show what AddWith is for")
+		case !agrees:
+			t.Fatalf("with the frame %v: refused %v; members %v name %q, want %v %q", with, refused, names(p, n.State().Members), n.State().Name, names(p, l.State().Members), l.State().Name)
+		case with && len(refused) > 0:
+			t.Fatalf("with the frame: refused %v", refused)
+		case !with && (len(refused) != 1 || !errors.Is(refused[0], group.ErrStale)):
+			t.Fatalf("one by one: refused %v, want the stale change refused first", refused)
 		}
 	}
 }
