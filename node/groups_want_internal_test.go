@@ -143,7 +143,7 @@ func TestGroupWantThroughMailboxes(t *testing.T) {
 			t.Fatal("bob did not get the frame from his mailbox")
 		}
 	}
-	alice = offNodeAt(t, aliceHome, aliceID, []string{relayAddr}, true)
+	offNodeAt(t, aliceHome, aliceID, []string{relayAddr}, true) // alice back: she fetches the want and answers
 	bob.offWait("the log after the gap", groupEv(id, func(g GroupInfo) bool {
 		return g.Version == gi.Version && g.Name == "after the gap"
 	}))
