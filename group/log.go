@@ -36,8 +36,8 @@ type Log struct {
 	order   []*entry // parents before children
 	heads   map[Hash]bool
 	pending map[Hash]*Change
-	aside   map[Hash]*Change // changes kept out as moot (besideLeave), at most MaxPending
-	stale   map[Hash]*Change // changes refused as stale (checkFresh), at most MaxPending
+	aside   keptOut // changes kept out as moot (besideLeave)
+	stale   keptOut // changes refused as stale (checkFresh)
 	state   State
 	outcome map[Hash]error // why a change did not take effect in the fold
 	refused []error        // held changes refused when their parents came
@@ -76,7 +76,7 @@ func New(create *Change) (*Log, error) {
 	if create.Op != OpCreate {
 		return nil, fmt.Errorf("%w: a group starts with a create, not %s", ErrMalformed, create.Op)
 	}
-	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, aside: map[Hash]*Change{}, stale: map[Hash]*Change{}}
+	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, aside: keptOut{}, stale: keptOut{}}
 	l.insert(create)
 	l.refold()
 	return l, nil
@@ -256,7 +256,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	// it is needed whatever its age.
 	if checkStale && !l.wanted(c) && !l.vouched(c, rest) {
 		if err := l.checkFresh(c); err != nil {
-			l.keepStale(c)
+			l.stale.keep(c)
 			return err
 		}
 	}
@@ -286,7 +286,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	// author may be concurrent with it (never for an honest author).
 	if checkBeside {
 		if err := l.besideLeave(c, l.ancestors(c), -1, l.heldChild(c)); err != nil {
-			l.setAside(c)
+			l.aside.keep(c)
 			if c.Op == OpLeave {
 				l.prune() // a leave set aside counts beside the log's changes
 			}
@@ -424,20 +424,25 @@ func (l *Log) asideAncestry(a *Change) (depth int, anc bitset, out map[Hash]bool
 	return depth, anc, out, ok
 }
 
-// setAside keeps c, kept out of the log as moot, aside: a change that
-// builds on it brings it back (recall), as a member that asked the
-// sender for it would get it, so that which changes the log holds does
-// not depend on whether c came before or after the change built on it.
-// Aside holds at most MaxPending changes; past that, one is forgotten,
-// and comes back only when asked for (group-want, §14.5).
-func (l *Log) setAside(c *Change) {
-	if len(l.aside) >= MaxPending {
-		for h := range l.aside {
-			delete(l.aside, h)
+// keptOut holds changes kept out of the log for now, for a change that
+// builds on one to bring it back (recall), so that which changes the log
+// holds does not depend on whether a change came before or after the
+// one built on it: those set aside as moot (besideLeave: Log.aside) and
+// those refused as stale (checkFresh: Log.stale, which a change on top
+// vouches for as it would had it come first, wanted). At most
+// MaxPending; past that, one is forgotten, and comes back only when
+// asked for (group-want, §14.5).
+type keptOut map[Hash]*Change
+
+// keep adds c, making room if it must.
+func (k keptOut) keep(c *Change) {
+	if len(k) >= MaxPending {
+		for h := range k {
+			delete(k, h)
 			break
 		}
 	}
-	l.aside[c.hash] = c
+	k[c.hash] = c
 }
 
 // recall brings back the changes set aside that c, just held, builds on,
@@ -468,20 +473,6 @@ func (l *Log) recall(c *Change) error {
 		return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
 	}
 	return fmt.Errorf("%w: %s by %s builds on changes kept out of the log", ErrNotMember, c.Op, identity.ShortID(c.Author))
-}
-
-// keepStale keeps c, refused as stale, for a change that builds on it
-// to vouch for it (recall), as it would had that change come first
-// (wanted). At most MaxPending; past that, one is forgotten, and comes
-// back only when asked for (group-want, §14.5).
-func (l *Log) keepStale(c *Change) {
-	if len(l.stale) >= MaxPending {
-		for h := range l.stale {
-			delete(l.stale, h)
-			break
-		}
-	}
-	l.stale[c.hash] = c
 }
 
 // asideLeaveBy says whether a leave by p is set aside.
@@ -538,7 +529,7 @@ func (l *Log) prune() {
 			if !out[e] {
 				l.insert(e.c)
 			} else {
-				l.setAside(e.c)
+				l.aside.keep(e.c)
 			}
 		}
 		l.rev += len(out)
