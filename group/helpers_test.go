@@ -2,6 +2,7 @@ package group_test
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"testing"
 	"time"
 
@@ -82,6 +83,23 @@ func replay(t testing.TB, create *group.Change, cs ...*group.Change) *group.Log 
 	for _, c := range cs {
 		if err := l.Add(c); err != nil {
 			t.Fatalf("replay %s by %s: %v", c.Op, identity.ShortID(c.Author), err)
+		}
+	}
+	return l
+}
+
+// deal gives every change, through its encoding, to a fresh log in the
+// order given, as a member receives them, and returns it: a change held
+// for its parents or kept out of the log (ErrNotMember) is no failure.
+func deal(t testing.TB, create *group.Change, cs []*group.Change) *group.Log {
+	t.Helper()
+	l, err := group.New(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if err := l.Add(reparse(t, c)); err != nil && !errors.Is(err, group.ErrMissingParents) && !errors.Is(err, group.ErrNotMember) {
+			t.Fatal(err)
 		}
 	}
 	return l

@@ -178,15 +178,7 @@ func TestFormerMemberCannotFillTheLog(t *testing.T) {
 				} else {
 					rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 				}
-				m, err := group.New(create)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, c := range order {
-					if err := m.Add(reparse(t, c)); err != nil && !errors.Is(err, group.ErrMissingParents) && !errors.Is(err, group.ErrNotMember) {
-						t.Fatal(err)
-					}
-				}
+				m := deal(t, create, order)
 				// A change m refused (it was beside a leave m kept then)
 				// that a change m holds builds on: m asks the sender,
 				// which answers with its log (the node's group-want).
@@ -270,15 +262,7 @@ func TestSecondLeaveKeptBesideAnOldOne(t *testing.T) {
 		{first, old, back, second},
 		{second, back, old, first},
 	} {
-		m, err := group.New(create)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range order {
-			if err := m.Add(reparse(t, c)); err != nil && !errors.Is(err, group.ErrMissingParents) && !errors.Is(err, group.ErrNotMember) {
-				t.Fatal(err)
-			}
-		}
+		m := deal(t, create, order)
 		if s := m.State(); s.IsMember(p["cat"].id) || !m.Has(second.Hash()) {
 			t.Errorf("members %v, second leave held: %v: cat came back by an old leave", names(p, s.Members), m.Has(second.Hash()))
 		}

@@ -277,7 +277,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	// Before mu, as other parts: whether from is a contact, and the
 	// earlier frames of a long log (groups_partial.go).
 	fromContact := g.book.mayMessage(from) == nil
-	partial := g.partial.take(id, g.cfg.Now())
+	taken := g.partial.take(id, g.cfg.Now())
 	g.mu.Lock()
 	l, known := g.logs[id]
 	if known && admit != nil {
@@ -292,7 +292,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	if known {
 		before = l.Revision()
 	} else {
-		l = partial
+		l = taken
 	}
 	strangers := 0 // changes signed by from, who is not a member
 	for i, c := range parsed {
@@ -338,6 +338,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		changes  [][]byte
 		revision int // the log's, to tell whether the frame changed it
 		missing  []group.Hash
+		partial  *group.Log // a log to hold for the next frame
 		keep     bool
 		merged   bool
 		members  []peer.ID
@@ -357,7 +358,6 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		if keep && !known {
 			g.logs[id] = l
 		}
-		partial = nil
 		switch {
 		case keep || known || admit != nil:
 		case fromContact:

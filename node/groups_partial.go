@@ -39,8 +39,8 @@ const (
 )
 
 // partialLogs holds the logs of groups new to us that we are not (yet)
-// a member of, from the frames of a long log received so far. Its lock
-// is taken under Groups.mu and takes none.
+// a member of, from the frames of a long log received so far. A leaf
+// lock: receive takes a log before Groups.mu and puts it back after.
 type partialLogs struct {
 	mu   sync.Mutex
 	logs map[group.ID]partialLog
@@ -132,7 +132,7 @@ func logFrames(changes [][]byte) [][][]byte {
 	for first := true; first || len(rest) > 0; first = false {
 		f := [][]byte{create}
 		size := len(create)
-		for len(rest) > 0 && len(f) < e2e.MaxGroupChanges && (len(f) == 1 || size+len(rest[0]) <= frameChangeBytes) {
+		for len(rest) > 0 && roomFor(len(f), size, len(rest[0])) {
 			f = append(f, rest[0])
 			size += len(rest[0])
 			rest = rest[1:]
@@ -140,6 +140,14 @@ func logFrames(changes [][]byte) [][][]byte {
 		frames = append(frames, f)
 	}
 	return frames
+}
+
+// roomFor says whether a frame of n changes (the create among them) and
+// size bytes takes one more of next bytes: at most e2e.MaxGroupChanges
+// changes, and frameChangeBytes of them unless it would hold the create
+// alone.
+func roomFor(n, size, next int) bool {
+	return n < e2e.MaxGroupChanges && (n == 1 || size+next <= frameChangeBytes)
 }
 
 // newestFrame is the frame a member who holds the log up to recently is
@@ -150,7 +158,7 @@ func newestFrame(changes [][]byte) [][]byte {
 		return nil
 	}
 	create, size, from := changes[0], len(changes[0]), len(changes)
-	for from > 1 && len(changes)-from+1 < e2e.MaxGroupChanges && (from == len(changes) || size+len(changes[from-1]) <= frameChangeBytes) {
+	for from > 1 && roomFor(len(changes)-from+1, size, len(changes[from-1])) {
 		from--
 		size += len(changes[from])
 	}

@@ -31,9 +31,9 @@ const (
 	maxWantsTracked = 1024
 )
 
-// ErrWantTooSoon: a group-want within wantEvery of the last one (asked,
-// or answered for that member).
-var ErrWantTooSoon = errors.New("asked for this group's changes too recently")
+// errWantTooSoon: a group-want within wantEvery of the last one
+// answered for that member.
+var errWantTooSoon = errors.New("asked for this group's changes too recently")
 
 // wants is the groups' part that asks for changes and answers such asks
 // (Groups.wants): it remembers when each group was last asked for and
@@ -42,7 +42,7 @@ type wants struct {
 	g *Groups
 
 	mu       sync.Mutex
-	asked    map[group.ID]time.Time
+	asked    map[wantKey]time.Time // by group alone (p empty)
 	answered map[wantKey]time.Time
 }
 
@@ -52,14 +52,15 @@ type wantKey struct {
 }
 
 func newWants(g *Groups) *wants {
-	return &wants{g: g, asked: map[group.ID]time.Time{}, answered: map[wantKey]time.Time{}}
+	return &wants{g: g, asked: map[wantKey]time.Time{}, answered: map[wantKey]time.Time{}}
 }
 
-// due records now for k in m and reports whether the last was at least
-// wantEvery before (or never), within the bound on what is remembered.
-func due[K comparable](mu *sync.Mutex, m map[K]time.Time, k K, now time.Time) bool {
-	mu.Lock()
-	defer mu.Unlock()
+// due records now for k in m (asked or answered) and reports whether the
+// last was at least wantEvery before (or never), within the bound on
+// what is remembered.
+func (ws *wants) due(m map[wantKey]time.Time, k wantKey, now time.Time) bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
 	if last, ok := m[k]; ok && now.Sub(last) < wantEvery {
 		return false
 	}
@@ -82,7 +83,7 @@ func due[K comparable](mu *sync.Mutex, m map[K]time.Time, k K, now time.Time) bo
 // asked for within wantEvery.
 func (ws *wants) ask(id group.ID, p peer.ID, missing []group.Hash) {
 	g := ws.g
-	if len(missing) == 0 || g.sendSealed == nil || !due(&ws.mu, ws.asked, id, g.cfg.Now()) {
+	if len(missing) == 0 || g.sendSealed == nil || !ws.due(ws.asked, wantKey{g: id}, g.cfg.Now()) {
 		return
 	}
 	w := e2e.GroupWant{Group: id}
@@ -110,40 +111,45 @@ func (ws *wants) ask(id group.ID, p peer.ID, missing []group.Hash) {
 // place.
 func (ws *wants) answer(p peer.ID, w e2e.GroupWant) {
 	g, id := ws.g, group.ID(w.Group)
-	if err := ws.mayAnswer(id, p, w); err != nil {
+	changes, err := ws.mayAnswer(id, p, w)
+	if err != nil {
 		g.log.Info("a request for a group's changes was not answered", "group", id.Short(), "peer", p, "err", err)
 		return
 	}
-	g.mu.Lock()
-	changes := g.logs[id].Changes()
-	g.mu.Unlock()
 	if err := g.queueChanges(id, logFrames(changes), []peer.ID{p}); err != nil {
 		g.emitError(p, fmt.Errorf("send group %x's changes to %s, who asked for them: %w", id[:4], identity.ShortID(p), err))
 	}
 }
 
-// mayAnswer says why p's want w for group id is not answered, or nil.
-func (ws *wants) mayAnswer(id group.ID, p peer.ID, w e2e.GroupWant) error {
+// mayAnswer returns the log to send p for its want w for group id, or
+// why it is not answered.
+func (ws *wants) mayAnswer(id group.ID, p peer.ID, w e2e.GroupWant) ([][]byte, error) {
 	g := ws.g
 	g.mu.Lock()
 	l, ok := g.logs[id]
-	var member, has bool
+	var (
+		member, has bool
+		changes     [][]byte
+	)
 	if ok {
 		member = l.IsMember(p)
 		has = slices.ContainsFunc(w.Hashes, func(h [32]byte) bool { return l.Has(group.Hash(h)) })
 	}
+	if member && has {
+		changes = l.Changes()
+	}
 	g.mu.Unlock()
 	switch {
 	case !ok:
-		return ErrUnknownGroup
+		return nil, ErrUnknownGroup
 	case !member:
-		return fmt.Errorf("%w: %s", group.ErrNotMember, identity.ShortID(p))
+		return nil, fmt.Errorf("%w: %s", group.ErrNotMember, identity.ShortID(p))
 	case !has:
-		return errors.New("none of the changes asked for is in our log")
-	case !due(&ws.mu, ws.answered, wantKey{id, p}, g.cfg.Now()):
-		return ErrWantTooSoon
+		return nil, errors.New("none of the changes asked for is in our log")
+	case !ws.due(ws.answered, wantKey{id, p}, g.cfg.Now()):
+		return nil, errWantTooSoon
 	}
-	return nil
+	return changes, nil
 }
 
 // commitGroupWant moves the ratchet state on for a group-want from p; it

@@ -344,16 +344,8 @@ func (mb *mailboxes) sendReceipt(p peer.ID, id e2e.MessageID, cs *chatSession) {
 			return
 		}
 	}
-	relays := mb.relaysOf(p)
-	if len(relays.all) == 0 {
-		return // nowhere to deposit: sealing would only skip a message number
-	}
-	env, err := mb.rk.sealReceipt(p, id)
-	if err != nil {
-		mb.log.Info("seal receipt", "peer", p, "err", err)
-		return
-	}
-	if err := mb.deposit(relays, p, env); err != nil {
+	err := mb.depositSealed(p, func() ([]byte, error) { return mb.rk.sealReceipt(p, id) })
+	if err != nil && !errors.Is(err, errNoMailbox) {
 		mb.log.Info("deposit receipt", "peer", p, "err", err)
 	}
 }
@@ -362,18 +354,35 @@ func (mb *mailboxes) sendReceipt(p peer.ID, id e2e.MessageID, cs *chatSession) {
 // p's newest live session, or deposits it at p's mailbox when there is
 // none or the write failed.
 func (mb *mailboxes) sendSealed(p peer.ID, plaintext []byte) error {
-	env, err := mb.rk.seal(p, plaintext)
-	if err != nil {
-		return err
+	var env []byte
+	seal := func() (_ []byte, err error) {
+		if env == nil {
+			env, err = mb.rk.seal(p, plaintext)
+		}
+		return env, err
 	}
 	if cs := mb.sessions.newest(p); cs != nil {
+		if _, err := seal(); err != nil {
+			return err
+		}
 		if err := cs.s.Send(e2e.FrameEnvelope, env); err == nil {
 			return nil
 		}
 	}
+	return mb.depositSealed(p, seal)
+}
+
+// depositSealed leaves the envelope seal makes for p at p's mailbox.
+// With no relay to leave it at, nothing is sealed (sealing would only
+// skip a message number): errNoMailbox.
+func (mb *mailboxes) depositSealed(p peer.ID, seal func() ([]byte, error)) error {
 	relays := mb.relaysOf(p)
 	if len(relays.all) == 0 {
-		return errors.New("no live session and no mailbox to reach the peer")
+		return errNoMailbox
+	}
+	env, err := seal()
+	if err != nil {
+		return fmt.Errorf("seal: %w", err)
 	}
 	return mb.deposit(relays, p, env)
 }
