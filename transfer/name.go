@@ -31,7 +31,8 @@ func CleanName(name string) string {
 	name = strings.TrimLeft(name, ". \t")
 	name = strings.TrimRight(name, " \t")
 	if len(name) > maxNameBytes {
-		name = shorten(name)
+		// The cut may land just after a space.
+		name = strings.TrimRight(shorten(name), " \t")
 	}
 	if name == "" {
 		return "file"

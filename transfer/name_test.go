@@ -28,6 +28,7 @@ func TestCleanName(t *testing.T) {
 		{"what?.txt", "what.txt"},
 		{"résumé ünïcode.txt", "résumé ünïcode.txt"},
 		{"trailing space ", "trailing space"},
+		{strings.Repeat("a", 199) + " b", strings.Repeat("a", 199)},
 	} {
 		if got := transfer.CleanName(tc.in); got != tc.want {
 			t.Errorf("CleanName(%q) = %q, want %q", tc.in, got, tc.want)
