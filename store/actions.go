@@ -101,7 +101,7 @@ func (s Actions) AddOutgoingAction(m *Message, now time.Time) (Message, error) {
 	}
 	m.Direction, m.Status = Outgoing, StatusSending
 	var target Message
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		tp, tseq, sm, err := s.targetOf(tx, m.Target, m.Peer)
 		if err != nil {
 			return err
@@ -482,7 +482,7 @@ func (s Actions) fillEdit(tx *bolt.Tx, m *Message) error {
 // p are passed over.
 func (s Actions) SetSeen(p peer.ID, ids []e2e.MessageID, now time.Time) ([]Message, error) {
 	var out []Message
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		out = out[:0]
 		for _, id := range ids {
 			m, _, err := s.setStatus(tx, id, p, StatusDelivered, "", now, nil)

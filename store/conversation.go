@@ -82,7 +82,7 @@ func (s *Store) Conversations() ([]Conversation, error) {
 
 // MarkRead clears a conversation's unread count.
 func (s *Store) MarkRead(p peer.ID) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		c, err := s.getConv(tx, p)
 		if err != nil || c.Unread == 0 {
 			return err
@@ -99,7 +99,7 @@ func (s *Store) Number(m *Message) error {
 	if m.Direction != Outgoing {
 		return fmt.Errorf("message %s: only outgoing messages are numbered", m.ID)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		c, err := s.getConv(tx, m.Peer)
 		if err != nil {
 			return err

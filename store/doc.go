@@ -16,7 +16,7 @@
 //
 // One bbolt file (chat.db in the home) with these buckets:
 //
-//	meta       "version" → 4; "keycheck" → a sealed known value, to detect
+//	meta       "version" → 5; "keycheck" → a sealed known value, to detect
 //	           a database opened with the wrong identity; "listen-ports" →
 //	           the ports the listeners got, to ask for again at the next
 //	           start: JSON, listen address as configured (port 0) → port;
@@ -35,14 +35,17 @@
 //	           included; "c/" + message ID → the file control an outgoing
 //	           message carries (both sealed JSON; the bucket is made when
 //	           first written, so the version stayed 3: transfers.go)
-//	groups, gmsgs/<id>, gids, goutbox, gdeliv, gmembers, gpending
+//	groups, gmsgs/<id>, gids, gqueue, gdeliv, gmembers, gpending
 //	           group chats (groups.go): made on first use, so the
 //	           version is unchanged; an older program ignores them.
 //	           gmembers lists an outgoing group message's members in one
 //	           sealed record, so that gdeliv holds a record only for a
 //	           copy past sending. gpending is the pending bucket of
 //	           groups: target message ID (16) || action message ID (16)
-//	           → group ID || sequence (groups_actions.go)
+//	           → group ID || sequence (groups_actions.go). Version 5
+//	           keeps the group outbox by message (gqueue,
+//	           groups_queue.go), where version 4 kept an entry per
+//	           member and message (goutbox), moved at Open
 //	gcount, grecv
 //	           what each group message changes, apart from the group's
 //	           record (groups_counts.go): per group, our numbering in it,
@@ -79,6 +82,10 @@
 // applied or refused in the transaction that stores the target. A message ID names one conversation: an action
 // whose target is (or arrives) in another is refused.
 //
+// Version 5 keeps the group outbox as one record per message (gqueue)
+// instead of an entry per member and message (goutbox), moved in the
+// transaction that opens a version 4 database (groups_queue.go); an
+// older program refuses the file rather than missing the queue.
 // Version 4 moved what each group message changes (the numbering, the
 // windows, the unread and message counts, the last time) out of the
 // group's record, which holds its signed membership log and grows with

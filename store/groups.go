@@ -38,8 +38,8 @@ func (s *Store) Groups() Groups { return Groups{s} }
 //	           JSON), with, on an outgoing one, each member's delivery
 //	           status
 //	gids       message ID (16) → group ID || sequence
-//	goutbox    member peer ID || 0 || group ID || sequence → message ID:
-//	           a group message not yet acknowledged by that member
+//	gqueue     group ID || sequence → the members whose copy is not
+//	           acknowledged yet (groups_queue.go)
 //	gdeliv     group ID || sequence || member peer ID → status (1 byte)
 //	           || delivered (8, Unix ms), sealed: an outgoing message's
 //	           delivery to each member, apart from the message, so that
@@ -68,11 +68,10 @@ func (s *Store) Groups() Groups { return Groups{s} }
 // outgoing one is queued for every member in the same transaction (one
 // fsync, however many members).
 var (
-	bktGroups  = []byte("groups")
-	bktGMsgs   = []byte("gmsgs")
-	bktGIDs    = []byte("gids")
-	bktGOutbox = []byte("goutbox")
-	bktGDeliv  = []byte("gdeliv")
+	bktGroups = []byte("groups")
+	bktGMsgs  = []byte("gmsgs")
+	bktGIDs   = []byte("gids")
+	bktGDeliv = []byte("gdeliv")
 	// bktGMembers lists the members of each outgoing message.
 	bktGMembers = []byte("gmembers")
 	// bktGPending is the index of the group actions kept pending.
@@ -421,8 +420,8 @@ func (s Groups) delivery(tx *bolt.Tx, gid GroupID, seq uint64, p peer.ID) (Membe
 			return s.parseDeliv(ad, dv, p)
 		}
 	}
-	if ob := tx.Bucket(bktGOutbox); ob != nil && ob.Get(goutboxKey(p, gid, seq)) != nil {
-		return MemberDelivery{Peer: p, Status: StatusSending}, nil
+	if queued, err := s.queue().has(tx, queueKey(gid, seq), p); err != nil || queued {
+		return MemberDelivery{Peer: p, Status: StatusSending}, err
 	}
 	list, _, err := s.memberList(tx, gid, seq)
 	if err != nil {
@@ -452,20 +451,8 @@ func gmsgAD(id GroupID, seq uint64) []byte {
 
 func gmsgRecord(id GroupID, seq uint64) string { return fmt.Sprintf("gmsgs/%x/%d", id[:8], seq) }
 
-func goutboxKey(p peer.ID, id GroupID, seq uint64) []byte {
-	return appendGoutboxKey(make([]byte, 0, len(p)+1+len(id)+8), p, id, seq)
-}
-
-// appendGoutboxKey appends member p's outbox key of the group message
-// id/seq to dst. bbolt's Put copies its key, so one buffer serves the
-// puts of every member of a message.
-func appendGoutboxKey(dst []byte, p peer.ID, id GroupID, seq uint64) []byte {
-	dst = append(append(dst, p...), 0)
-	return binary.BigEndian.AppendUint64(append(dst, id[:]...), seq)
-}
-
 // groupBucketNames are the group buckets.
-var groupBucketNames = [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGOutbox, bktGDeliv, bktGPending, bktGMembers, bktGSettled}
+var groupBucketNames = [][]byte{bktGroups, bktGMsgs, bktGIDs, bktGQueue, bktGDeliv, bktGPending, bktGMembers, bktGSettled}
 
 // groupBuckets makes the group buckets in a writable transaction.
 func groupBuckets(tx *bolt.Tx) error {
@@ -529,7 +516,7 @@ func (s Groups) PutGroupChanges(id GroupID, changes [][]byte) error {
 	if len(changes) == 0 {
 		return errors.New("a group's log starts with its create")
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if err := groupBuckets(tx); err != nil {
 			return err
 		}
@@ -549,7 +536,7 @@ func (s Groups) SetGroupName(id GroupID, name string) error {
 
 // MarkGroupRead clears a group's unread count.
 func (s Groups) MarkGroupRead(id GroupID) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		cs := s.counts()
 		if !cs.exists(tx, id) {
 			return fmt.Errorf("group %x: %w", id[:4], ErrNotFound)
@@ -567,7 +554,7 @@ func (s Groups) MarkGroupRead(id GroupID) error {
 }
 
 func (s Groups) updateGroup(id GroupID, f func(*storedGroup)) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		g, ok, err := s.getGroup(tx, id)
 		if err != nil {
 			return err
@@ -724,7 +711,7 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 	for _, p := range members {
 		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: StatusSending})
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		g, err := s.counts().forMessage(tx, m.Group)
 		if err != nil {
 			return err
@@ -754,13 +741,8 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 		if m.Kind != KindText {
 			g.Messages, g.Last = msgs, last // actions are not messages
 		}
-		ob := tx.Bucket(bktGOutbox)
-		var k []byte
-		for _, p := range members {
-			k = appendGoutboxKey(k[:0], p, m.Group, m.Seq)
-			if err := ob.Put(k, m.ID[:]); err != nil {
-				return err
-			}
+		if err := s.queue().put(tx, queueKey(m.Group, m.Seq), members); err != nil {
+			return err
 		}
 		if len(members) > 0 {
 			if err := s.settled().waitFor(tx, m.Group, m.Seq, len(members)); err != nil {
@@ -776,7 +758,7 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 // checked that the sender is a member. It records the sender's numbering
 // in the group: m.Late and m.Missing say what it found.
 func (s Groups) ReceiveGroup(m *GroupMessage, now time.Time) (isNew bool, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		var err error
 		isNew, err = s.receiveGroup(tx, m, now)
 		return err
@@ -866,20 +848,18 @@ func (s Groups) GroupOutbox(p peer.ID) ([]GroupMessage, error) {
 	return out, err
 }
 
+// groupOutbox reads in tx the messages the index has queued for p, as
+// of this transaction: the index may have moved on since it began.
 func (s Groups) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
 	var out []GroupMessage
-	ob := tx.Bucket(bktGOutbox)
-	if ob == nil {
-		return nil, nil
-	}
-	prefix := append([]byte(p), 0)
-	c := ob.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		rest := k[len(prefix):]
-		if len(rest) != e2e.GroupIDLen+8 {
-			return out, corrupt(fmt.Sprintf("goutbox/%x", k), errBadKey)
+	for _, k := range s.qindex.list(p) {
+		if queued, err := s.queue().has(tx, k, p); err != nil || !queued {
+			if err != nil {
+				return out, err
+			}
+			continue
 		}
-		id, seq := GroupID(rest[:e2e.GroupIDLen]), binary.BigEndian.Uint64(rest[e2e.GroupIDLen:])
+		id, seq := k.gid(), k.seq()
 		var raw []byte
 		if b := tx.Bucket(bktGMsgs).Bucket(id[:]); b != nil {
 			raw = b.Get(seqKey(seq))
@@ -902,27 +882,6 @@ func (s Groups) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
 		out = append(out, m)
 	}
 	return out, nil
-}
-
-// groupOutboxPeers adds to out the members with group messages waiting
-// that it does not list yet.
-func groupOutboxPeers(tx *bolt.Tx, out *[]peer.ID) error {
-	ob := tx.Bucket(bktGOutbox)
-	if ob == nil {
-		return nil
-	}
-	c := ob.Cursor()
-	for k, _ := c.First(); k != nil; {
-		if len(k) < e2e.GroupIDLen+9 {
-			return corrupt(fmt.Sprintf("goutbox/%x", k), errBadKey)
-		}
-		p := peer.ID(k[:len(k)-e2e.GroupIDLen-9])
-		if !slices.Contains(*out, p) {
-			*out = append(*out, p)
-		}
-		k, _ = c.Seek(append([]byte(p), 1))
-	}
-	return nil
 }
 
 // copyFor is member p's copy of an outgoing group message, as the
@@ -981,7 +940,7 @@ func (s Groups) AddGroupChanges(gid GroupID, id e2e.MessageID, changes [][]byte,
 	for _, p := range recipients {
 		m.Members = append(m.Members, MemberDelivery{Peer: p, Status: StatusSending})
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if err := groupBuckets(tx); err != nil {
 			return err
 		}
@@ -992,15 +951,7 @@ func (s Groups) AddGroupChanges(gid GroupID, id e2e.MessageID, changes [][]byte,
 		if err := s.appendGroupMessage(tx, &uncounted, m); err != nil {
 			return err
 		}
-		ob := tx.Bucket(bktGOutbox)
-		var k []byte
-		for _, p := range recipients {
-			k = appendGoutboxKey(k[:0], p, gid, m.Seq)
-			if err := ob.Put(k, id[:]); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.queue().put(tx, queueKey(gid, m.Seq), recipients)
 	})
 }
 
@@ -1013,7 +964,7 @@ func (s Groups) SetGroupStatus(id e2e.MessageID, p peer.ID, st Status, now time.
 		out     GroupMessage
 		changed bool
 	)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		var err error
 		out, changed, err = s.setGroupStatus(tx, id, p, st, now)
 		return err
@@ -1044,13 +995,10 @@ func (s Groups) setGroupStatus(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st Stat
 // statuses keeps from one to the next: the group messages decoded, by
 // ID, without their members' statuses, a buffer for the keys it looks
 // up and writes (bbolt copies a key it keeps; the values are allocated
-// each), and a cursor on the outbox that takes the copies out of it
-// (each Seek starts again from the bucket's root, so one cursor serves
-// every copy: a new one would grow its stack again, level by level).
+// each).
 type groupMessages struct {
-	byID   map[e2e.MessageID]GroupMessage
-	keys   []byte
-	outbox *bolt.Cursor // nil until the first copy taken out
+	byID map[e2e.MessageID]GroupMessage
+	keys []byte
 	// decided counts the copies decided, by message, for groupSettled.apply
 	// at the end of the transaction.
 	decided settledDecisions
@@ -1078,23 +1026,6 @@ func (gm *groupMessages) keyBuf() []byte {
 	return gm.keys[:0]
 }
 
-// outboxCursor is a cursor on tx's group outbox (nil: there is none):
-// gm's, kept from copy to copy, or a new one when gm is nil.
-func (gm *groupMessages) outboxCursor(tx *bolt.Tx) *bolt.Cursor {
-	if gm != nil && gm.outbox != nil {
-		return gm.outbox
-	}
-	b := tx.Bucket(bktGOutbox)
-	if b == nil {
-		return nil
-	}
-	c := b.Cursor()
-	if gm != nil {
-		gm.outbox = c
-	}
-	return c
-}
-
 // setGroupStatusIn records member p's status st of the outgoing group
 // message id, and returns the message (without its members' statuses),
 // p's delivery now, and whether it changed.
@@ -1117,24 +1048,21 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 	if m.Direction != Outgoing {
 		return GroupMessage{}, MemberDelivery{}, false, fmt.Errorf("message %s to %s: %w", id, p, ErrNotFound)
 	}
-	// One buffer for this copy's keys: the delivery's AD (its key is
-	// the tail), then its outbox key.
+	// One buffer for this copy's delivery record: its AD, whose tail is
+	// its key.
 	buf := appendDelivKeyAD(gm.keyBuf(), gid, seq, p)
 	ad := buf[:len(buf):len(buf)]
 	dk := ad[len(delivADPrefix):]
-	buf = appendGoutboxKey(buf, p, gid, seq)
-	obKey := buf[len(ad):]
 	if gm != nil {
 		gm.keys = buf
 	}
+	qk := queueKey(gid, seq)
 	if st == StatusDelivered {
-		// A copy still in p's outbox is neither delivered nor failed:
+		// A copy still queued for p is neither delivered nor failed:
 		// its receipt changes it, whatever it was (sending, sent or
-		// queued). One look-up, whose cursor then deletes the entry,
-		// rather than reading its delivery record and the outbox, then
-		// looking the entry up again to delete it: a group message's
-		// receipts are recorded a hundred at a time.
-		ok, err := takeKey(gm.outboxCursor(tx), obKey)
+		// queued), without reading its delivery record first: a group
+		// message's receipts are recorded a hundred at a time.
+		ok, err := s.queue().take(tx, qk, p)
 		if err != nil {
 			return GroupMessage{}, MemberDelivery{}, false, err
 		}
@@ -1161,7 +1089,7 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 		d.Delivered = now
 	}
 	if st == StatusDelivered || st == StatusFailed {
-		took, err := takeKey(gm.outboxCursor(tx), obKey)
+		took, err := s.queue().take(tx, qk, p)
 		if err == nil && took {
 			err = s.settled().decide(tx, gm, gid, seq)
 		}
@@ -1178,20 +1106,8 @@ func (s groupSettled) decide(tx *bolt.Tx, gm *groupMessages, gid GroupID, seq ui
 	if gm == nil {
 		return s.decided(tx, gid, seq, 1)
 	}
-	gm.decided.add(gid, seq)
+	gm.decided.add(gid, seq, 1)
 	return nil
-}
-
-// takeKey deletes key from c's bucket (c nil: none) if it is there, and
-// reports whether it was, with one look-up. c may be positioned anywhere.
-func takeKey(c *bolt.Cursor, key []byte) (bool, error) {
-	if c == nil {
-		return false, nil
-	}
-	if k, _ := c.Seek(key); !bytes.Equal(k, key) {
-		return false, nil
-	}
-	return true, c.Delete()
 }
 
 // groupMessageIn reads and decodes group message id, without its

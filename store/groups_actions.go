@@ -304,7 +304,7 @@ func (s Groups) SetGroupSent(copies []Copy, now time.Time) ([]Message, error) {
 		return nil, err
 	}
 	var out []Message
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		out = out[:0]
 		gm := newGroupMessages()
 		for _, c := range todo {
@@ -383,39 +383,27 @@ func (s groupActions) fillEdit(tx *bolt.Tx, m *GroupMessage) error {
 // the text at seq makes pointless: the text itself (its body is gone)
 // and our edits and reactions of it not yet acknowledged.
 func (s groupActions) dropSuperseded(tx *bolt.Tx, gid GroupID, target e2e.MessageID, seq uint64) error {
-	ob := tx.Bucket(bktGOutbox)
 	msgs := tx.Bucket(bktGMsgs).Bucket(gid[:])
-	if ob == nil || msgs == nil {
+	if msgs == nil {
 		return nil
 	}
-	var drop [][]byte
-	c := ob.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if len(k) < e2e.GroupIDLen+9 {
-			return corrupt(fmt.Sprintf("goutbox/%x", k), errBadKey)
-		}
-		rest := k[len(k)-e2e.GroupIDLen-8:]
-		if GroupID(rest[:e2e.GroupIDLen]) != gid {
-			continue
-		}
-		mseq := binary.BigEndian.Uint64(rest[e2e.GroupIDLen:])
-		if mseq != seq {
+	dropped := settledDecisions{}
+	err := s.queue().eachQueued(tx, gid, func(k qkey, _ []peer.ID) error {
+		if mseq := k.seq(); mseq != seq {
 			m, err := s.decodeGroupMessage(gid, mseq, msgs.Get(seqKey(mseq)))
 			if err != nil {
 				return err
 			}
 			if m.Direction != Outgoing || m.Target != target || (m.Kind != KindEdit && m.Kind != KindReact) {
-				continue
+				return nil
 			}
 		}
-		drop = append(drop, slices.Clone(k))
-	}
-	dropped := settledDecisions{}
-	for _, k := range drop {
-		if err := ob.Delete(k); err != nil {
-			return err
-		}
-		dropped.add(gid, binary.BigEndian.Uint64(k[len(k)-8:]))
+		n, err := s.queue().drop(tx, k)
+		dropped.add(gid, k.seq(), n)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	return s.settled().apply(tx, dropped)
 }

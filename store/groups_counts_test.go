@@ -245,8 +245,8 @@ func TestMigrateGroupsFromVersion3(t *testing.T) {
 	defer func() { s.Close() }()
 	var ver []byte
 	s.db.View(func(tx *bolt.Tx) error { ver = bytes.Clone(tx.Bucket(bktMeta).Get(keyVersion)); return nil })
-	if !bytes.Equal(ver, []byte{4}) {
-		t.Fatalf("version after opening: %v, want 4", ver)
+	if !bytes.Equal(ver, []byte{version}) {
+		t.Fatalf("version after opening: %v, want %d", ver, version)
 	}
 	for _, id := range []GroupID{g1, g2} {
 		plain, err := s.open(groupRecordBytes(t, s, id), groupAD(id))
@@ -279,6 +279,32 @@ func TestMigrateGroupsFromVersion3(t *testing.T) {
 	if err != nil || len(h) != 5 || h[0].Body != "v3 out 1" || h[0].Delivered() != 1 || h[4].Body != "v3 bob 3" || h[4].Missing != 1 {
 		t.Fatalf("history: %+v, %v", h, err)
 	}
+	// The group outbox moved from goutbox, by member, to gqueue, by
+	// message (version 5): carol has both our messages queued, bob the
+	// second.
+	queuedFor := func(p peer.ID) (bodies []string) {
+		t.Helper()
+		ob, err := s.Groups().GroupOutbox(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ob {
+			bodies = append(bodies, m.Body)
+		}
+		return bodies
+	}
+	if got := queuedFor(carol); !slices.Equal(got, []string{"v3 out 1", "v3 out 2"}) {
+		t.Fatalf("carol's outbox after the update: %q", got)
+	}
+	if got := queuedFor(bob); !slices.Equal(got, []string{"v3 out 2"}) {
+		t.Fatalf("bob's outbox after the update: %q", got)
+	}
+	s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bktGOutbox) != nil {
+			t.Error("goutbox is still there after the update")
+		}
+		return nil
+	})
 
 	at := want.Add(time.Hour)
 	next := &GroupMessage{Group: g1, ID: e2e.NewMessageID(), SentAt: at, StoredAt: at, Body: "v4 out"}

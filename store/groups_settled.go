@@ -185,11 +185,12 @@ func (s groupSettled) deliveries(tx *bolt.Tx, gid GroupID, seq uint64, list []pe
 // at its end (groupSettled.apply).
 type settledDecisions map[[len(GroupID{}) + 8]byte]int
 
-func (d settledDecisions) add(gid GroupID, seq uint64) {
+// add counts n more copies of gid/seq decided.
+func (d settledDecisions) add(gid GroupID, seq uint64, n int) {
 	var k [len(GroupID{}) + 8]byte
 	copy(k[:], gid[:])
 	binary.BigEndian.PutUint64(k[len(gid):], seq)
-	d[k]++
+	d[k] += n
 }
 
 // apply applies the decisions counted in d.

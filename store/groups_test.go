@@ -353,7 +353,12 @@ func TestGroupSendWritesNoSendingRecords(t *testing.T) {
 		t.Fatalf("sent: %+v, %v", sent, err)
 	}
 	// A copy no longer queued (a deletion drops it) is still the member's.
-	poke(t, s, nil, goutboxKey(members[9], id, m.Seq), bktGOutbox)
+	if err := s.update(func(tx *bolt.Tx) error {
+		_, err := g.queue().take(tx, queueKey(id, m.Seq), members[9])
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if _, changed, err := g.SetGroupStatus(m.ID, members[9], StatusDelivered, now); err != nil || !changed {
 		t.Fatalf("a receipt for a copy no longer queued: %v %v", changed, err)
 	}

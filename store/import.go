@@ -13,7 +13,7 @@ import (
 // in the outbox. Each message's Seq is set. It is for bringing in history
 // in bulk, and for filling a store in tests and benchmarks.
 func (s *Store) Import(ms []*Message) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		for _, m := range ms {
 			if _, _, found, err := locate(tx, m.ID); err != nil || found {
 				if err != nil {

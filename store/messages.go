@@ -18,7 +18,7 @@ import (
 // survives a crash.
 func (s *Store) AddOutgoing(m *Message) error {
 	m.Direction, m.Status = Outgoing, StatusSending
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if err := s.append(tx, m, true); err != nil {
 			return err
 		}
@@ -39,7 +39,7 @@ func (s *Store) AddIncoming(m *Message) (bool, error) {
 // actions.go). now is our clock.
 func (s *Store) Receive(m *Message, now time.Time) (Received, error) {
 	var rec Received
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		rec = Received{}
 		return s.addIncoming(tx, m, now, &rec)
 	})
@@ -158,7 +158,7 @@ func (s *Store) SetStatus(id e2e.MessageID, from peer.ID, st Status, errText str
 		out     Message
 		changed bool
 	)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		var err error
 		out, changed, err = s.setStatus(tx, id, from, st, errText, now, nil)
 		return err
@@ -239,7 +239,7 @@ func CopiesTo(p peer.ID, ids []e2e.MessageID) []Copy {
 // corrupt record included, changes nothing.
 func (s *Store) SetStatuses(copies []Copy, st Status, now time.Time) ([]Message, error) {
 	var out []Message
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		out = out[:0]
 		gm := newGroupMessages()
 		for _, c := range copies {

@@ -29,5 +29,5 @@ func (s *Store) PutListenPorts(ports map[string]int) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bktMeta).Put(keyListenPorts, v) })
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bktMeta).Put(keyListenPorts, v) })
 }

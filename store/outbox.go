@@ -51,15 +51,14 @@ func (s *Store) Outbox(p peer.ID) ([]Message, error) {
 // HasOutbox reports whether p has unacknowledged messages, without
 // reading them.
 func (s *Store) HasOutbox(p peer.ID) (bool, error) {
+	if s.qindex.has(p) {
+		return true, nil
+	}
 	found := false
 	err := s.db.View(func(tx *bolt.Tx) error {
 		prefix := outboxPrefix(p)
 		k, _ := tx.Bucket(bktOutbox).Cursor().Seek(prefix)
 		found = k != nil && bytes.HasPrefix(k, prefix)
-		if ob := tx.Bucket(bktGOutbox); !found && ob != nil {
-			k, _ := ob.Cursor().Seek(prefix)
-			found = k != nil && bytes.HasPrefix(k, prefix)
-		}
 		return nil
 	})
 	return found, err
@@ -78,7 +77,8 @@ func (s *Store) OutboxPeers() ([]peer.ID, error) {
 			out = append(out, p)
 			k, _ = c.Seek(append([]byte(p), 1))
 		}
-		return groupOutboxPeers(tx, &out)
+		return nil
 	})
+	s.qindex.addPeers(&out)
 	return out, err
 }

@@ -54,7 +54,7 @@ func (s *Store) PutPeer(p peer.ID, r PeerRecord) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bktPeers).Put([]byte(p), v) })
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bktPeers).Put([]byte(p), v) })
 }
 
 // Peers lists the stored peer records. A record that does not parse is

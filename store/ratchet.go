@@ -72,7 +72,7 @@ func (s Ratchets) ratchetGet(key []byte, record string) ([]byte, error) {
 
 // SaveRatchet writes new ratchet state.
 func (s Ratchets) SaveRatchet(r Ratchet) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return s.putRatchet(tx, r) })
+	return s.update(func(tx *bolt.Tx) error { return s.putRatchet(tx, r) })
 }
 
 // SaveRatchetWithIncoming writes new ratchet state and the message it
@@ -80,7 +80,7 @@ func (s Ratchets) SaveRatchet(r Ratchet) error {
 // is (Receive), with what it did. On error nothing is written.
 func (s Ratchets) SaveRatchetWithIncoming(r Ratchet, m *Message, now time.Time) (Received, error) {
 	var rec Received
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		rec = Received{}
 		if err := s.putRatchet(tx, r); err != nil {
 			return err
@@ -95,7 +95,7 @@ func (s Ratchets) SaveRatchetWithIncoming(r Ratchet, m *Message, now time.Time) 
 // transaction. A receipt for a message we do not have changes only the
 // state (changed is false); any other error writes nothing.
 func (s Ratchets) SaveRatchetWithReceipt(r Ratchet, id e2e.MessageID, from peer.ID, now time.Time) (m Message, changed bool, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		if err := s.putRatchet(tx, r); err != nil {
 			return err
 		}
@@ -112,7 +112,7 @@ func (s Ratchets) SaveRatchetWithReceipt(r Ratchet, id e2e.MessageID, from peer.
 // message it opened in one transaction (ReceiveGroup); on error nothing
 // is written.
 func (s Ratchets) SaveRatchetWithGroupIncoming(r Ratchet, m *GroupMessage, now time.Time) (isNew bool, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		if err := s.putRatchet(tx, r); err != nil {
 			return err
 		}

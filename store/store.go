@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -36,12 +38,12 @@ var (
 	keyDelivSealed = []byte("gdeliv-sealed")
 )
 
-// version 4 keeps a group's counts apart from its record, under blinded
+// version 5 keeps the group outbox by message (groups_queue.go). Version 4 keeps a group's counts apart from its record, under blinded
 // keys (groups_counts.go). Version 3 added edits, deletions, reactions
 // and replies (actions.go): new fields in message records and the
 // pending bucket. Version 2 sealed conversation and peer records and
 // messages whole; version 1 sealed message bodies only (migrate.go).
-const version = 4
+const version = 5
 
 // FileName is the message database's name in a home.
 const FileName = "chat.db"
@@ -49,8 +51,8 @@ const FileName = "chat.db"
 // Store is the message database. Its methods are safe for concurrent use:
 // bbolt serialises writers and lets readers run beside them.
 type Store struct {
-	db   *bolt.DB
-	aead cipher.AEAD
+	db *bolt.DB
+	sealer
 	// blind blinds the keys that must not show what they name (a
 	// group's counts), under a key derived from the storage key.
 	blind *blinder
@@ -58,6 +60,34 @@ type Store struct {
 	// then rewrites the file, so no page keeps what version 1 left
 	// readable.
 	migrated bool
+
+	// wmu makes the write transactions of update, which bbolt runs one
+	// at a time anyway, apply their changes to qindex in the order they
+	// commit; qtx is the running one's queue changes (groups_queue.go).
+	wmu    sync.Mutex
+	qtx    atomic.Pointer[queueTx]
+	qindex *queueIndex
+}
+
+// update runs fn in a write transaction and, once it is committed,
+// applies what it changed in the group outbox to the index of it.
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var qt queueTx
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		qt = queueTx{tx: tx}
+		s.qtx.Store(&qt)
+		defer s.qtx.Store(nil)
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return s.Groups().queue().flush(&qt)
+	})
+	if err == nil && len(qt.sets) > 0 {
+		s.qindex.apply(&qt)
+	}
+	return err
 }
 
 // OpenIdentity opens the store at path with the key the identity derives
@@ -96,7 +126,7 @@ func Open(path string, key []byte) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, aead: aead, blind: &blinder{key: blind}}
+	s := &Store{db: db, sealer: sealer{aead}, blind: &blinder{key: blind}, qindex: newQueueIndex()}
 	if err := boltfile.Guard(path, s.init); err != nil {
 		db.Close()
 		return nil, damaged(path, err)
@@ -137,6 +167,9 @@ func (s *Store) init() error {
 				return fmt.Errorf("update the message database to version %d: %w", version, err)
 			}
 			s.migrated = true
+		case bytes.Equal(v, []byte{4}):
+			// Version 5 keeps the group outbox by message (gqueue),
+			// moved below.
 		default:
 			return fmt.Errorf("message database version %v is newer than this program understands", v)
 		}
@@ -150,7 +183,13 @@ func (s *Store) init() error {
 				return err
 			}
 		}
-		return meta.Put(keyVersion, []byte{version})
+		if err := s.Groups().queue().migrateGOutbox(tx); err != nil {
+			return fmt.Errorf("update the message database to version %d: %w", version, err)
+		}
+		if err := meta.Put(keyVersion, []byte{version}); err != nil {
+			return err
+		}
+		return s.qindex.load(s.Groups().queue(), tx)
 	})
 }
 
@@ -170,7 +209,11 @@ func (s *Store) checkKey(meta *bolt.Bucket) error {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-func (s *Store) seal(plain, ad []byte) []byte {
+// sealer seals the store's values under its key, each bound to where
+// it is kept (its AD).
+type sealer struct{ aead cipher.AEAD }
+
+func (s sealer) seal(plain, ad []byte) []byte {
 	// One allocation: nonce || plain, sealed in place (plain is copied
 	// in, so a caller's buffer for it can stay on its stack).
 	n := s.aead.NonceSize()
@@ -180,7 +223,7 @@ func (s *Store) seal(plain, ad []byte) []byte {
 	return s.aead.Seal(out[:n], out[:n], out[n:], ad)
 }
 
-func (s *Store) open(sealed, ad []byte) ([]byte, error) {
+func (s sealer) open(sealed, ad []byte) ([]byte, error) {
 	n := s.aead.NonceSize()
 	if len(sealed) < n {
 		return nil, errors.New("sealed value too short")
@@ -189,7 +232,7 @@ func (s *Store) open(sealed, ad []byte) ([]byte, error) {
 }
 
 // sealJSON seals v's JSON, bound to ad.
-func (s *Store) sealJSON(v any, ad []byte) ([]byte, error) {
+func (s sealer) sealJSON(v any, ad []byte) ([]byte, error) {
 	plain, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
@@ -198,7 +241,7 @@ func (s *Store) sealJSON(v any, ad []byte) ([]byte, error) {
 }
 
 // openJSON opens a value sealed by sealJSON into v.
-func (s *Store) openJSON(sealed, ad []byte, v any) error {
+func (s sealer) openJSON(sealed, ad []byte, v any) error {
 	plain, err := s.open(sealed, ad)
 	if err != nil {
 		return errors.New("it does not decrypt")

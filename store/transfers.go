@@ -120,7 +120,7 @@ func (s Transfers) AddOutgoingFile(m *Message, t Transfer) error {
 	}
 	m.Direction, m.Status = Outgoing, StatusSending
 	t.Direction = Outgoing
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if err := s.append(tx, m, true); err != nil {
 			return err
 		}
@@ -135,7 +135,7 @@ func (s Transfers) AddOutgoingFile(m *Message, t Transfer) error {
 // transfer's new state (t, unless its ID is zero) in one transaction.
 func (s Transfers) AddOutgoingControl(m *Message, c FileControl, t Transfer) error {
 	m.Direction, m.Status = Outgoing, StatusSending
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if err := s.append(tx, m, true); err != nil {
 			return err
 		}
@@ -168,14 +168,14 @@ func (s Transfers) Transfer(id e2e.MessageID) (Transfer, error) {
 
 // PutTransfer writes a transfer's new state.
 func (s Transfers) PutTransfer(t Transfer) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return s.putSealed(tx, transferKey(t.ID), t) })
+	return s.update(func(tx *bolt.Tx) error { return s.putSealed(tx, transferKey(t.ID), t) })
 }
 
 // UpdateTransfer reads a transfer, lets f change it and writes it back,
 // in one transaction. f returning an error writes nothing.
 func (s Transfers) UpdateTransfer(id e2e.MessageID, f func(*Transfer) error) (Transfer, error) {
 	var t Transfer
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		if err := s.getSealed(tx, transferKey(id), &t); err != nil {
 			return err
 		}
@@ -230,7 +230,7 @@ func sortTransfers(ts []Transfer) {
 // another peer's transfer is ErrIDTaken.
 func (s Transfers) SaveRatchetWithIncomingFile(r Ratchet, m *Message, t Transfer) (isNew bool, err error) {
 	t.Direction = Incoming
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		if err := s.Ratchets().putRatchet(tx, r); err != nil {
 			return err
 		}
@@ -257,7 +257,7 @@ func (s Transfers) SaveRatchetWithIncomingFile(r Ratchet, m *Message, t Transfer
 // a transfer that is not the peer's, or is gone, is left alone (t is
 // nil). f returning false leaves the transfer as it was.
 func (s Transfers) SaveRatchetWithIncomingControl(r Ratchet, m *Message, id e2e.MessageID, f func(*Transfer) bool) (isNew bool, t *Transfer, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		if err := s.Ratchets().putRatchet(tx, r); err != nil {
 			return err
 		}

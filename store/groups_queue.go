@@ -1,0 +1,392 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The group outbox. A copy of an outgoing group message (or membership
+// change) is queued for its member until it is decided: delivered,
+// failed, or dropped. The queue keeps one record per message, not an
+// entry per copy: a message's hundred entries under keys that begin
+// with the member landed on every leaf of a bucket keyed by member, 25
+// of the 37 pages a message's transaction wrote at 100 members
+// (BENCHMARKS, "Fourteenth round").
+//
+//	gqueue   group ID || sequence → sealed: the members whose copy is
+//	         queued, in peer ID order, each after its length (uvarint);
+//	         a message with none queued has no record
+//
+// Which messages a member has queued is answered from memory
+// (queueIndex), built from the records at Open and kept in step with
+// them: the write transactions (Store.update) collect what they change
+// (queueTx) and apply it to the index once committed, one transaction
+// at a time, in the order they commit. Version 4 kept the queue as
+// goutbox (member || 0 || group ID || sequence → message ID), moved
+// into gqueue at Open (migrateGOutbox).
+var (
+	bktGQueue  = []byte("gqueue")
+	bktGOutbox = []byte("goutbox") // version 4's, read once to move it
+)
+
+// qkey is a queue record's key: group ID || sequence.
+type qkey [len(GroupID{}) + 8]byte
+
+func queueKey(gid GroupID, seq uint64) qkey {
+	var k qkey
+	copy(k[:], gid[:])
+	binary.BigEndian.PutUint64(k[len(gid):], seq)
+	return k
+}
+
+func (k qkey) gid() GroupID { return GroupID(k[:len(GroupID{})]) }
+func (k qkey) seq() uint64  { return binary.BigEndian.Uint64(k[len(GroupID{}):]) }
+
+func compareQKeys(a, b qkey) int { return bytes.Compare(a[:], b[:]) }
+
+func queueAD(k qkey) []byte { return append([]byte("gqueue/"), k[:]...) }
+
+func queueRecord(k qkey) string {
+	gid := k.gid()
+	return fmt.Sprintf("gqueue/%x/%d", gid[:8], k.seq())
+}
+
+// queued is a message's queue as one write transaction sees it: the
+// members whose copy is queued now (sorted), and those it added and
+// took, for the index.
+type queued struct {
+	now         []peer.ID
+	added, took []peer.ID
+	dirty       bool
+}
+
+// queueTx is what one write transaction changed in the queue, by
+// message, loaded once and written back once at its end (flush).
+type queueTx struct {
+	tx   *bolt.Tx
+	sets map[qkey]*queued
+}
+
+// groupQueue is the part of Groups that keeps the queue.
+type groupQueue struct{ Groups }
+
+func (s Groups) queue() groupQueue { return groupQueue{s} }
+
+// writing is the queue changes of tx, nil unless tx is the write
+// transaction of Store.update on this goroutine's behalf.
+func (q groupQueue) writing(tx *bolt.Tx) *queueTx {
+	if qt := q.qtx.Load(); qt != nil && qt.tx == tx {
+		return qt
+	}
+	return nil
+}
+
+// load returns message k's queue in tx: the transaction's own if it
+// changes it, else read (and, in a write transaction, kept for it).
+func (q groupQueue) load(tx *bolt.Tx, k qkey) (*queued, error) {
+	qt := q.writing(tx)
+	if qt != nil {
+		if set := qt.sets[k]; set != nil {
+			return set, nil
+		}
+	}
+	set := &queued{}
+	if b := tx.Bucket(bktGQueue); b != nil {
+		if v := b.Get(k[:]); v != nil {
+			members, err := q.decodeQueue(k, v)
+			if err != nil {
+				return nil, err
+			}
+			set.now = members
+		}
+	}
+	if qt != nil {
+		if qt.sets == nil {
+			qt.sets = map[qkey]*queued{}
+		}
+		qt.sets[k] = set
+	}
+	return set, nil
+}
+
+// decodeQueue opens and parses a gqueue record.
+func (q groupQueue) decodeQueue(k qkey, v []byte) ([]peer.ID, error) {
+	plain, err := q.open(v, queueAD(k))
+	if err != nil {
+		return nil, corrupt(queueRecord(k), errors.New("it does not decrypt"))
+	}
+	var members []peer.ID
+	for len(plain) > 0 {
+		n, w := binary.Uvarint(plain)
+		if w <= 0 || n == 0 || n > uint64(len(plain)-w) {
+			return nil, corrupt(queueRecord(k), errBadKey)
+		}
+		p := peer.ID(plain[w : w+int(n)])
+		if len(members) > 0 && members[len(members)-1] >= p {
+			return nil, corrupt(queueRecord(k), errors.New("members out of order"))
+		}
+		members = append(members, p)
+		plain = plain[w+int(n):]
+	}
+	return members, nil
+}
+
+// errQueueOutsideUpdate: a queue changed in a transaction that
+// Store.update did not begin, whose change would be lost.
+var errQueueOutsideUpdate = errors.New("the group outbox changed outside Store.update")
+
+// change is load for a change: only in Store.update's transaction.
+func (q groupQueue) change(tx *bolt.Tx, k qkey) (*queued, error) {
+	if q.writing(tx) == nil {
+		return nil, errQueueOutsideUpdate
+	}
+	return q.load(tx, k)
+}
+
+// put queues message k for members, beside any queued already.
+func (q groupQueue) put(tx *bolt.Tx, k qkey, members []peer.ID) error {
+	set, err := q.change(tx, k)
+	if err != nil {
+		return err
+	}
+	for _, p := range members {
+		if i, found := slices.BinarySearch(set.now, p); !found {
+			set.now = slices.Insert(set.now, i, p)
+			set.added = append(set.added, p)
+			set.dirty = true
+		}
+	}
+	return nil
+}
+
+// take takes p's copy of message k out of the queue, reporting whether
+// it was queued.
+func (q groupQueue) take(tx *bolt.Tx, k qkey, p peer.ID) (bool, error) {
+	set, err := q.change(tx, k)
+	if err != nil {
+		return false, err
+	}
+	i, found := slices.BinarySearch(set.now, p)
+	if !found {
+		return false, nil
+	}
+	set.now = slices.Delete(set.now, i, i+1)
+	set.took = append(set.took, p)
+	set.dirty = true
+	return true, nil
+}
+
+// has reports whether p's copy of message k is queued.
+func (q groupQueue) has(tx *bolt.Tx, k qkey, p peer.ID) (bool, error) {
+	set, err := q.load(tx, k)
+	if err != nil {
+		return false, err
+	}
+	_, found := slices.BinarySearch(set.now, p)
+	return found, nil
+}
+
+// drop takes every copy of message k out of the queue and returns how
+// many there were.
+func (q groupQueue) drop(tx *bolt.Tx, k qkey) (int, error) {
+	set, err := q.change(tx, k)
+	if err != nil {
+		return 0, err
+	}
+	n := len(set.now)
+	if n > 0 {
+		set.took = append(set.took, set.now...)
+		set.now, set.dirty = nil, true
+	}
+	return n, nil
+}
+
+// flush writes the records qt changed.
+func (q groupQueue) flush(qt *queueTx) error {
+	if len(qt.sets) == 0 {
+		return nil
+	}
+	b, err := qt.tx.CreateBucketIfNotExists(bktGQueue)
+	if err != nil {
+		return err
+	}
+	var plain []byte
+	for k, set := range qt.sets {
+		if !set.dirty {
+			continue
+		}
+		if len(set.now) == 0 {
+			if err := b.Delete(k[:]); err != nil {
+				return err
+			}
+			continue
+		}
+		plain = plain[:0]
+		for _, p := range set.now {
+			plain = append(binary.AppendUvarint(plain, uint64(len(p))), p...)
+		}
+		if err := b.Put(k[:], q.seal(plain, queueAD(k))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachQueued calls f with the key and members of every message queued
+// for anyone in group gid, in order, while f returns nil.
+func (q groupQueue) eachQueued(tx *bolt.Tx, gid GroupID, f func(k qkey, members []peer.ID) error) error {
+	b := tx.Bucket(bktGQueue)
+	if b == nil {
+		return nil
+	}
+	var keys []qkey // the records, read before f changes any
+	c := b.Cursor()
+	for k, _ := c.Seek(gid[:]); k != nil && bytes.HasPrefix(k, gid[:]); k, _ = c.Next() {
+		if len(k) != len(qkey{}) {
+			return corrupt(fmt.Sprintf("gqueue/%x", k), errBadKey)
+		}
+		keys = append(keys, qkey(k))
+	}
+	for _, k := range keys {
+		set, err := q.load(tx, k)
+		if err != nil {
+			return err
+		}
+		if err := f(k, set.now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queueIndex is, in memory, which messages each member has queued: the
+// records' keys, sorted. mu guards it; writers change it only in
+// Store.update, after their commit.
+type queueIndex struct {
+	mu     sync.RWMutex
+	byPeer map[peer.ID][]qkey
+}
+
+func newQueueIndex() *queueIndex { return &queueIndex{byPeer: map[peer.ID][]qkey{}} }
+
+// has reports whether p has any copy queued.
+func (ix *queueIndex) has(p peer.ID) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(ix.byPeer[p]) > 0
+}
+
+// list returns the messages p has queued, in key order.
+func (ix *queueIndex) list(p peer.ID) []qkey {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return slices.Clone(ix.byPeer[p])
+}
+
+// addPeers adds to out the members with copies queued that it does not
+// list yet.
+func (ix *queueIndex) addPeers(out *[]peer.ID) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	for p := range ix.byPeer {
+		if !slices.Contains(*out, p) {
+			*out = append(*out, p)
+		}
+	}
+}
+
+// apply records what a committed transaction changed.
+func (ix *queueIndex) apply(qt *queueTx) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for k, set := range qt.sets {
+		for _, p := range set.added {
+			ix.add(p, k)
+		}
+		for _, p := range set.took {
+			ix.remove(p, k)
+		}
+	}
+}
+
+func (ix *queueIndex) add(p peer.ID, k qkey) {
+	keys := ix.byPeer[p]
+	if i, found := slices.BinarySearchFunc(keys, k, compareQKeys); !found {
+		ix.byPeer[p] = slices.Insert(keys, i, k)
+	}
+}
+
+func (ix *queueIndex) remove(p peer.ID, k qkey) {
+	keys := ix.byPeer[p]
+	i, found := slices.BinarySearchFunc(keys, k, compareQKeys)
+	if !found {
+		return
+	}
+	if keys = slices.Delete(keys, i, i+1); len(keys) == 0 {
+		delete(ix.byPeer, p)
+		return
+	}
+	ix.byPeer[p] = keys
+}
+
+// load builds the index from the records in tx. A record that does
+// not open is left out: its members' outboxes do not list it, and a
+// status recorded for one of its copies fails naming it (load).
+func (ix *queueIndex) load(q groupQueue, tx *bolt.Tx) error {
+	b := tx.Bucket(bktGQueue)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error {
+		if len(k) != len(qkey{}) {
+			return nil
+		}
+		members, err := q.decodeQueue(qkey(k), v)
+		if err != nil {
+			return nil //nolint:nilerr // left out, reported where it is used
+		}
+		for _, p := range members {
+			ix.add(p, qkey(k))
+		}
+		return nil
+	})
+}
+
+// migrateGOutbox moves version 4's goutbox into gqueue and deletes it.
+func (q groupQueue) migrateGOutbox(tx *bolt.Tx) error {
+	ob := tx.Bucket(bktGOutbox)
+	if ob == nil {
+		return nil
+	}
+	sets := map[qkey][]peer.ID{}
+	err := ob.ForEach(func(k, _ []byte) error {
+		if len(k) < len(qkey{})+2 || k[len(k)-len(qkey{})-1] != 0 {
+			return corrupt(fmt.Sprintf("goutbox/%x", k), errBadKey)
+		}
+		qk := qkey(k[len(k)-len(qkey{}):])
+		sets[qk] = append(sets[qk], peer.ID(k[:len(k)-len(qkey{})-1]))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	qt := &queueTx{tx: tx}
+	q.qtx.Store(qt)
+	defer q.qtx.Store(nil)
+	for k, members := range sets {
+		if err := q.put(tx, k, members); err != nil {
+			return err
+		}
+	}
+	if err := q.flush(qt); err != nil {
+		return err
+	}
+	return tx.DeleteBucket(bktGOutbox)
+}

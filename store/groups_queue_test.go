@@ -1,0 +1,235 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bolt "go.etcd.io/bbolt"
+)
+
+// indexFromRecords is the index Open would build from s's records now.
+func indexFromRecords(t *testing.T, s *Store) map[peer.ID][]qkey {
+	t.Helper()
+	ix := newQueueIndex()
+	if err := s.db.View(func(tx *bolt.Tx) error { return ix.load(s.Groups().queue(), tx) }); err != nil {
+		t.Fatal(err)
+	}
+	return ix.byPeer
+}
+
+func sameIndex(a, b map[peer.ID][]qkey) bool {
+	return maps.EqualFunc(a, b, func(x, y []qkey) bool { return slices.Equal(x, y) })
+}
+
+// TestGroupQueueFailedWriteLeavesIndex: a transaction that queues copies
+// and then fails leaves the index as it was, as it leaves the records.
+func TestGroupQueueFailedWriteLeavesIndex(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	members := testPeers(t, 3)
+	boom := errors.New("boom")
+	err := s.update(func(tx *bolt.Tx) error {
+		if err := s.Groups().queue().put(tx, queueKey(id, 1), members); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("the failing write: %v", err)
+	}
+	for _, p := range members {
+		if has, err := s.HasOutbox(p); err != nil || has {
+			t.Fatalf("after a write that failed, %s has an outbox: %v, %v", p, has, err)
+		}
+	}
+	if peers, err := s.OutboxPeers(); err != nil || len(peers) != 0 {
+		t.Fatalf("after a write that failed: outbox peers %v, %v", peers, err)
+	}
+	m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: time.Now(), StoredAt: time.Now(), Body: "hello"}
+	if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
+		t.Fatal(err)
+	}
+	if has, err := s.HasOutbox(members[2]); err != nil || !has {
+		t.Fatalf("after a message: %v, %v", has, err)
+	}
+	// A change outside Store.update is refused, not lost.
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		_, err := s.Groups().queue().take(tx, queueKey(id, m.Seq), members[0])
+		return err
+	})
+	if !errors.Is(err, errQueueOutsideUpdate) {
+		t.Fatalf("a take outside update: %v", err)
+	}
+}
+
+// TestGroupQueueIndexKeepsStep: writers that queue messages, record
+// receipts and delete texts at once leave the index as the records say,
+// and a store opened again builds the same one.
+func TestGroupQueueIndexKeepsStep(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	key := make([]byte, 32)
+	s := openAt(t, path, key)
+	defer func() { s.Close() }()
+	id := testGroup(t, s)
+	members := testPeers(t, 12)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			var sent []e2e.MessageID
+			for i := range 60 {
+				now := time.Now()
+				to := slices.Clone(members)
+				rng.Shuffle(len(to), func(i, j int) { to[i], to[j] = to[j], to[i] })
+				to = to[:1+rng.IntN(len(to))]
+				m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: now, StoredAt: now, Body: fmt.Sprint(w, i)}
+				if err := s.Groups().AddGroupOutgoing(m, to); err != nil {
+					errs <- err
+					return
+				}
+				sent = append(sent, m.ID)
+				var copies []Copy
+				for range rng.IntN(8) {
+					copies = append(copies, Copy{Peer: members[rng.IntN(len(members))], ID: sent[rng.IntN(len(sent))]})
+				}
+				st := []Status{StatusDelivered, StatusFailed, StatusSent}[rng.IntN(3)]
+				if _, err := s.SetStatuses(copies, st, now); err != nil {
+					errs <- err
+					return
+				}
+				if rng.IntN(10) == 0 {
+					del := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: now, StoredAt: now, Kind: KindDelete, Target: sent[rng.IntN(len(sent))]}
+					if err := s.Groups().AddGroupOutgoing(del, to); err != nil && !errors.Is(err, ErrDeleted) {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	want := indexFromRecords(t, s)
+	if len(want) == 0 {
+		t.Fatal("nothing queued: the test tests nothing")
+	}
+	s.qindex.mu.RLock()
+	live := maps.Clone(s.qindex.byPeer)
+	s.qindex.mu.RUnlock()
+	if !sameIndex(live, want) {
+		t.Fatalf("the index does not match the records:\n%v\nwant\n%v", live, want)
+	}
+	for _, p := range members {
+		ob, err := s.Groups().GroupOutbox(p)
+		if err != nil || len(ob) != len(want[p]) {
+			t.Fatalf("%s's outbox: %d messages, want %d; %v", p, len(ob), len(want[p]), err)
+		}
+	}
+	s.Close()
+	s = openAt(t, path, key)
+	defer s.Close()
+	if !sameIndex(s.qindex.byPeer, want) {
+		t.Fatal("opened again, the index does not match the records")
+	}
+}
+
+// TestGroupQueueCorruptRecord: a queue record that does not open does
+// not keep the store from opening; its members' outboxes cannot list it
+// (whom it queues is what does not open), and a status recorded for one
+// of its copies fails naming it.
+func TestGroupQueueCorruptRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	key := make([]byte, 32)
+	s := openAt(t, path, key)
+	defer func() { s.Close() }()
+	id := testGroup(t, s)
+	members := testPeers(t, 3)
+	var ms []*GroupMessage
+	for i := range 2 {
+		m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: time.Now(), StoredAt: time.Now(), Body: fmt.Sprint(i)}
+		if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	k := queueKey(id, ms[0].Seq)
+	bad := peek(t, s, k[:], bktGQueue)
+	bad[len(bad)-1] ^= 1
+	poke(t, s, bad, k[:], bktGQueue)
+	s.Close()
+	s = openAt(t, path, key)
+	ob, err := s.Groups().GroupOutbox(members[1])
+	if err != nil || len(ob) != 1 || ob[0].ID != ms[1].ID {
+		t.Fatalf("the outbox beside a damaged record: %+v, %v", ob, err)
+	}
+	_, _, err = s.Groups().SetGroupStatus(ms[0].ID, members[1], StatusDelivered, time.Now())
+	wantCorrupt(t, "a receipt for a copy of the damaged record", err, queueRecord(k))
+	if _, changed, err := s.Groups().SetGroupStatus(ms[1].ID, members[1], StatusDelivered, time.Now()); err != nil || !changed {
+		t.Fatalf("a receipt for another message: %v, %v", changed, err)
+	}
+}
+
+// TestGroupMessagePages: a message to 100 members, with others still
+// waiting for receipts, writes few pages: its queue is one record, not
+// an entry per member spread over every leaf of the bucket (37 pages a
+// message before, BENCHMARKS "Fourteenth round").
+func TestGroupMessagePages(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	members := testPeers(t, 100)
+	writes := func() int64 { st := s.db.Stats(); return st.TxStats.GetWrite() }
+	var pages int64
+	var ids []e2e.MessageID
+	const n = 60
+	for range n {
+		m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: time.Now(), StoredAt: time.Now(), Body: "hello, all of you"}
+		w0 := writes()
+		if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
+			t.Fatal(err)
+		}
+		pages += writes() - w0
+		if ids = append(ids, m.ID); len(ids) < 9 {
+			continue
+		}
+		var copies []Copy // receipts for the oldest seven, together
+		for _, id := range ids[:7] {
+			for _, p := range members {
+				copies = append(copies, Copy{Peer: p, ID: id})
+			}
+		}
+		ids = ids[7:]
+		if _, err := s.SetStatuses(copies, StatusDelivered, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if per := float64(pages) / n; per > 20 {
+		t.Fatalf("a message to 100 members wrote %.1f pages, want at most 20", per)
+	} else {
+		t.Logf("%.1f pages a message", per)
+	}
+}
+
+// openAt opens the store at path under key.
+func openAt(t *testing.T, path string, key []byte) *Store {
+	t.Helper()
+	s, err := Open(path, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
