@@ -330,40 +330,51 @@ func membersAD(k []byte) []byte { return append([]byte("gmembers/"), k...) }
 
 // memberList reads the members an outgoing message went to; found is
 // false for a message stored before the list was kept (each member then
-// has a status record).
+// has a status record). The peer IDs share one string.
 func (s Groups) memberList(tx *bolt.Tx, gid GroupID, seq uint64) (members []peer.ID, found bool, err error) {
-	found, err = s.eachListed(tx, gid, seq, func(_ int, p []byte) {
-		members = append(members, peer.ID(p))
+	list, found, err := s.openList(tx, gid, seq)
+	if !found || err != nil {
+		return nil, found, err
+	}
+	all := string(list)
+	err = eachIn(list, gid, seq, func(from, to int) {
+		members = append(members, peer.ID(all[from:to]))
 	})
-	return members, found, err
+	return members, err == nil, err
 }
 
-// eachListed calls f with each member of outgoing message gid/seq's list,
-// in its order, as bytes of the opened list (valid during the call);
-// found is false if it has no list.
-func (s Groups) eachListed(tx *bolt.Tx, gid GroupID, seq uint64, f func(i int, p []byte)) (found bool, err error) {
+// openList opens message gid/seq's member list.
+func (s Groups) openList(tx *bolt.Tx, gid GroupID, seq uint64) (list []byte, found bool, err error) {
 	k := seqKeyIn(gid, seq)
 	var v []byte
 	if b := tx.Bucket(bktGMembers); b != nil {
 		v = b.Get(k)
 	}
 	if v == nil {
-		return false, nil
+		return nil, false, nil
 	}
-	rec := func() string { return fmt.Sprintf("gmembers/%x/%d", gid[:8], seq) }
-	list, err := s.open(v, membersAD(k))
-	if err != nil {
-		return false, corrupt(rec(), errors.New("it does not decrypt"))
+	if list, err = s.open(v, membersAD(k)); err != nil {
+		return nil, false, corrupt(membersRecord(gid, seq), errors.New("it does not decrypt"))
 	}
-	for i := 0; len(list) > 0; i++ {
-		n, w := binary.Uvarint(list)
-		if w <= 0 || n > uint64(len(list)-w) {
-			return false, corrupt(rec(), errBadKey)
+	return list, true, nil
+}
+
+func membersRecord(gid GroupID, seq uint64) string {
+	return fmt.Sprintf("gmembers/%x/%d", gid[:8], seq)
+}
+
+// eachIn calls f with where each member of the opened list of gid/seq
+// is in it, in order.
+func eachIn(list []byte, gid GroupID, seq uint64, f func(from, to int)) error {
+	for at := 0; at < len(list); {
+		n, w := binary.Uvarint(list[at:])
+		if w <= 0 || n > uint64(len(list)-at-w) {
+			return corrupt(membersRecord(gid, seq), errBadKey)
 		}
-		f(i, list[w:w+int(n)])
-		list = list[w+int(n):]
+		f(at+w, at+w+int(n))
+		at += w + int(n)
 	}
-	return true, nil
+	return nil
 }
 
 // loadDeliveries reads an outgoing message's members' statuses: those
@@ -741,7 +752,7 @@ func (s Groups) AddGroupOutgoingSealed(m *GroupMessage, members []peer.ID, seal 
 		if m.Kind != KindText {
 			g.Messages, g.Last = msgs, last // actions are not messages
 		}
-		if err := s.queue().put(tx, queueKey(m.Group, m.Seq), members); err != nil {
+		if err := s.queue().put(tx, queueKey(m.Group, m.Seq), members, true); err != nil {
 			return err
 		}
 		if len(members) > 0 {
@@ -951,7 +962,7 @@ func (s Groups) AddGroupChanges(gid GroupID, id e2e.MessageID, changes [][]byte,
 		if err := s.appendGroupMessage(tx, &uncounted, m); err != nil {
 			return err
 		}
-		return s.queue().put(tx, queueKey(gid, m.Seq), recipients)
+		return s.queue().put(tx, queueKey(gid, m.Seq), recipients, true)
 	})
 }
 

@@ -20,9 +20,15 @@ import (
 // of the 37 pages a message's transaction wrote at 100 members
 // (BENCHMARKS, "Fourteenth round").
 //
-//	gqueue   group ID || sequence → sealed: the members whose copy is
-//	         queued, in peer ID order, each after its length (uvarint);
-//	         a message with none queued has no record
+//	gqueue   group ID || sequence → sealed, tag first: queueListed, a
+//	         bit for each member of the message's list (gmembers), set
+//	         while the member's copy is queued (13 bytes at 100
+//	         members, where their peer IDs take 3.9 KB, more than fits
+//	         in a page beside others); or queueNamed, the members
+//	         whose copy is queued, in peer ID order, each after its
+//	         length (uvarint), for copies moved from version 4, whose
+//	         messages may have no list. A message with none queued has
+//	         no record
 //
 // Which messages a member has queued is answered from memory
 // (queueIndex), built from the records at Open and kept in step with
@@ -58,11 +64,19 @@ func queueRecord(k qkey) string {
 	return fmt.Sprintf("gqueue/%x/%d", gid[:8], k.seq())
 }
 
+// The tags of a gqueue record.
+const (
+	queueListed = 0
+	queueNamed  = 1
+)
+
 // queued is a message's queue as one write transaction sees it: the
-// members whose copy is queued now (sorted), and those it added and
-// took, for the index.
+// members whose copy is queued now (sorted), the message's member list
+// the record's bits stand for (nil: it names them), and the members the
+// transaction added and took, for the index.
 type queued struct {
 	now         []peer.ID
+	list        []peer.ID
 	added, took []peer.ID
 	dirty       bool
 }
@@ -100,11 +114,10 @@ func (q groupQueue) load(tx *bolt.Tx, k qkey) (*queued, error) {
 	set := &queued{}
 	if b := tx.Bucket(bktGQueue); b != nil {
 		if v := b.Get(k[:]); v != nil {
-			members, err := q.decodeQueue(k, v)
-			if err != nil {
+			var err error
+			if set.now, set.list, err = q.decodeQueue(tx, k, v); err != nil {
 				return nil, err
 			}
-			set.now = members
 		}
 	}
 	if qt != nil {
@@ -116,26 +129,57 @@ func (q groupQueue) load(tx *bolt.Tx, k qkey) (*queued, error) {
 	return set, nil
 }
 
-// decodeQueue opens and parses a gqueue record.
-func (q groupQueue) decodeQueue(k qkey, v []byte) ([]peer.ID, error) {
+// listOf is message gid/seq's member list: the one its queue record
+// read in this transaction, if it did, else read (memberList).
+func (q groupQueue) listOf(tx *bolt.Tx, gid GroupID, seq uint64) ([]peer.ID, bool, error) {
+	if qt := q.writing(tx); qt != nil {
+		if set := qt.sets[queueKey(gid, seq)]; set != nil && set.list != nil {
+			return set.list, true, nil
+		}
+	}
+	return q.memberList(tx, gid, seq)
+}
+
+// decodeQueue opens and parses a gqueue record: the members queued,
+// sorted, and the list its bits stand for (nil if it names them).
+func (q groupQueue) decodeQueue(tx *bolt.Tx, k qkey, v []byte) (now, list []peer.ID, err error) {
 	plain, err := q.open(v, queueAD(k))
-	if err != nil {
-		return nil, corrupt(queueRecord(k), errors.New("it does not decrypt"))
+	if err != nil || len(plain) == 0 {
+		return nil, nil, corrupt(queueRecord(k), errors.New("it does not decrypt"))
 	}
-	var members []peer.ID
-	for len(plain) > 0 {
-		n, w := binary.Uvarint(plain)
-		if w <= 0 || n == 0 || n > uint64(len(plain)-w) {
-			return nil, corrupt(queueRecord(k), errBadKey)
+	switch tag, rest := plain[0], plain[1:]; tag {
+	case queueListed:
+		list, found, err := q.memberList(tx, k.gid(), k.seq())
+		if err != nil {
+			return nil, nil, err
 		}
-		p := peer.ID(plain[w : w+int(n)])
-		if len(members) > 0 && members[len(members)-1] >= p {
-			return nil, corrupt(queueRecord(k), errors.New("members out of order"))
+		if !found || len(rest) != (len(list)+7)/8 {
+			return nil, nil, corrupt(queueRecord(k), fmt.Errorf("%d bytes for a list of %d members", len(rest), len(list)))
 		}
-		members = append(members, p)
-		plain = plain[w+int(n):]
+		for i, p := range list {
+			if rest[i/8]&(1<<(i%8)) != 0 {
+				now = append(now, p)
+			}
+		}
+		slices.Sort(now)
+		return slices.Compact(now), list, nil
+	case queueNamed:
+		all := string(rest) // one string, the members slices of it
+		for len(all) > 0 {
+			n, w := binary.Uvarint([]byte(all[:min(len(all), binary.MaxVarintLen64)]))
+			if w <= 0 || n == 0 || n > uint64(len(all)-w) {
+				return nil, nil, corrupt(queueRecord(k), errBadKey)
+			}
+			p := peer.ID(all[w : w+int(n)])
+			if len(now) > 0 && now[len(now)-1] >= p {
+				return nil, nil, corrupt(queueRecord(k), errors.New("members out of order"))
+			}
+			now = append(now, p)
+			all = all[w+int(n):]
+		}
+		return now, nil, nil
 	}
-	return members, nil
+	return nil, nil, corrupt(queueRecord(k), errors.New("a record of an unknown kind"))
 }
 
 // errQueueOutsideUpdate: a queue changed in a transaction that
@@ -150,13 +194,25 @@ func (q groupQueue) change(tx *bolt.Tx, k qkey) (*queued, error) {
 	return q.load(tx, k)
 }
 
-// put queues message k for members, beside any queued already.
-func (q groupQueue) put(tx *bolt.Tx, k qkey, members []peer.ID) error {
+// put queues message k for members, beside any queued already. listed:
+// members is the message's member list (gmembers), which a record new to
+// the queue then stands for with a bit each; otherwise the record names
+// the members.
+func (q groupQueue) put(tx *bolt.Tx, k qkey, members []peer.ID, listed bool) error {
 	set, err := q.change(tx, k)
 	if err != nil {
 		return err
 	}
+	switch {
+	case !listed:
+		set.list = nil
+	case len(set.now) == 0 && set.list == nil:
+		set.list = slices.Clone(members)
+	}
 	for _, p := range members {
+		if set.list != nil && !slices.Contains(set.list, p) {
+			set.list = nil // a member off the list: the record names them
+		}
 		if i, found := slices.BinarySearch(set.now, p); !found {
 			set.now = slices.Insert(set.now, i, p)
 			set.added = append(set.added, p)
@@ -228,15 +284,32 @@ func (q groupQueue) flush(qt *queueTx) error {
 			}
 			continue
 		}
-		plain = plain[:0]
-		for _, p := range set.now {
-			plain = append(binary.AppendUvarint(plain, uint64(len(p))), p...)
-		}
+		plain = appendQueue(plain[:0], set)
 		if err := b.Put(k[:], q.seal(plain, queueAD(k))); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// appendQueue appends the plaintext of set's record to dst.
+func appendQueue(dst []byte, set *queued) []byte {
+	if set.list == nil {
+		dst = append(dst, queueNamed)
+		for _, p := range set.now {
+			dst = append(binary.AppendUvarint(dst, uint64(len(p))), p...)
+		}
+		return dst
+	}
+	dst = append(dst, queueListed)
+	at := len(dst)
+	dst = append(dst, make([]byte, (len(set.list)+7)/8)...)
+	for i, p := range set.list {
+		if _, found := slices.BinarySearch(set.now, p); found {
+			dst[at+i/8] |= 1 << (i % 8)
+		}
+	}
+	return dst
 }
 
 // eachQueued calls f with the key and members of every message queued
@@ -307,11 +380,17 @@ func (ix *queueIndex) apply(qt *queueTx) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	for k, set := range qt.sets {
+		// What the transaction left queued decides: a member taken and
+		// queued again in it stays.
 		for _, p := range set.added {
-			ix.add(p, k)
+			if _, queued := slices.BinarySearch(set.now, p); queued {
+				ix.add(p, k)
+			}
 		}
 		for _, p := range set.took {
-			ix.remove(p, k)
+			if _, queued := slices.BinarySearch(set.now, p); !queued {
+				ix.remove(p, k)
+			}
 		}
 	}
 }
@@ -348,7 +427,7 @@ func (ix *queueIndex) load(q groupQueue, tx *bolt.Tx) error {
 		if len(k) != len(qkey{}) {
 			return nil
 		}
-		members, err := q.decodeQueue(qkey(k), v)
+		members, _, err := q.decodeQueue(tx, qkey(k), v)
 		if err != nil {
 			return nil //nolint:nilerr // left out, reported where it is used
 		}
@@ -381,7 +460,7 @@ func (q groupQueue) migrateGOutbox(tx *bolt.Tx) error {
 	q.qtx.Store(qt)
 	defer q.qtx.Store(nil)
 	for k, members := range sets {
-		if err := q.put(tx, k, members); err != nil {
+		if err := q.put(tx, k, members, false); err != nil {
 			return err
 		}
 	}

@@ -38,7 +38,7 @@ func TestGroupQueueFailedWriteLeavesIndex(t *testing.T) {
 	members := testPeers(t, 3)
 	boom := errors.New("boom")
 	err := s.update(func(tx *bolt.Tx) error {
-		if err := s.Groups().queue().put(tx, queueKey(id, 1), members); err != nil {
+		if err := s.Groups().queue().put(tx, queueKey(id, 1), members, false); err != nil {
 			return err
 		}
 		return boom
@@ -232,4 +232,37 @@ func openAt(t *testing.T, path string, key []byte) *Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestGroupQueueTakenAndQueuedInOneWrite: a copy taken out of the queue
+// and queued again in one transaction stays queued, in the records and
+// in the index (the index keeps what the transaction left).
+func TestGroupQueueTakenAndQueuedInOneWrite(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	members := testPeers(t, 3)
+	m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: time.Now(), StoredAt: time.Now(), Body: "hello"}
+	if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
+		t.Fatal(err)
+	}
+	k := queueKey(id, m.Seq)
+	if err := s.update(func(tx *bolt.Tx) error {
+		if _, err := s.Groups().queue().drop(tx, k); err != nil {
+			return err
+		}
+		return s.Groups().queue().put(tx, k, members[1:], false)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range members {
+		if has, err := s.HasOutbox(p); err != nil || has != (i > 0) {
+			t.Fatalf("member %d has an outbox: %v, %v; want %v", i, has, err, i > 0)
+		}
+	}
+	s.qindex.mu.RLock()
+	live := maps.Clone(s.qindex.byPeer)
+	s.qindex.mu.RUnlock()
+	if want := indexFromRecords(t, s); !sameIndex(live, want) {
+		t.Fatalf("the index %v, the records %v", live, want)
+	}
 }

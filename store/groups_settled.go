@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
@@ -109,21 +110,22 @@ func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
 	// The list in the order of the records' keys (by peer ID), to walk
 	// both at once: no peer ID copied, no map.
 	type listed struct {
-		p []byte
+		p peer.ID
 		i int
 	}
-	var byPeer []listed
-	found, err := s.eachListed(tx, gid, seq, func(i int, p []byte) {
-		byPeer = append(byPeer, listed{p, i})
-	})
+	list, found, err := s.queue().listOf(tx, gid, seq)
 	if err != nil {
 		return err
+	}
+	byPeer := make([]listed, len(list))
+	for i, p := range list {
+		byPeer[i] = listed{p, i}
 	}
 	k := seqKeyIn(gid, seq)
 	if !found {
 		return tx.Bucket(bktGSettled).Delete(k)
 	}
-	slices.SortFunc(byPeer, func(a, b listed) int { return bytes.Compare(a.p, b.p) })
+	slices.SortFunc(byPeer, func(a, b listed) int { return strings.Compare(string(a.p), string(b.p)) })
 	plain := make([]byte, 1+delivPlainLen*len(byPeer)) // zeros: sending, no time
 	plain[0] = settleDone
 	// One cursor finds and deletes them all: after a delete it seeks the
@@ -133,10 +135,10 @@ func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
 	j := 0
 	for dk, v := c.Seek(k); dk != nil && bytes.HasPrefix(dk, k); {
 		p := dk[len(k):]
-		for j < len(byPeer) && bytes.Compare(byPeer[j].p, p) < 0 {
+		for j < len(byPeer) && string(byPeer[j].p) < string(p) {
 			j++
 		}
-		if j == len(byPeer) || !bytes.Equal(byPeer[j].p, p) {
+		if j == len(byPeer) || string(byPeer[j].p) != string(p) {
 			dk, v = c.Next() // not on the list: kept
 			continue
 		}
@@ -148,7 +150,7 @@ func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
 		if _, err := parseDelivPlain(d, ""); err != nil {
 			return corrupt(fmt.Sprintf("gdeliv/%x", dk), err)
 		}
-		for ; j < len(byPeer) && bytes.Equal(byPeer[j].p, p); j++ {
+		for ; j < len(byPeer) && string(byPeer[j].p) == string(p); j++ {
 			copy(plain[1+byPeer[j].i*delivPlainLen:], d)
 		}
 		if err := c.Delete(); err != nil {

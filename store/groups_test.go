@@ -378,6 +378,15 @@ func TestGroupSendWritesNoSendingRecords(t *testing.T) {
 	if err := g.AddGroupOutgoing(old, members[:2]); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.update(func(tx *bolt.Tx) error { // queued as version 4's were moved
+		k := queueKey(id, old.Seq)
+		if _, err := g.queue().drop(tx, k); err != nil {
+			return err
+		}
+		return g.queue().put(tx, k, members[:2], false)
+	}); err != nil {
+		t.Fatal(err)
+	}
 	poke(t, s, nil, seqKeyIn(id, old.Seq), bktGMembers)
 	for _, p := range members[:2] {
 		k, ad := delivKeyAD(id, old.Seq, p)
