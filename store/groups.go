@@ -237,10 +237,15 @@ const delivPlainLen = 9
 // and delivery time, sealed (a delivery time is when a member read the
 // group).
 func (s Groups) delivValue(ad []byte, d MemberDelivery) []byte {
-	var plain [delivPlainLen]byte
+	plain := delivPlain(d)
+	return s.seal(plain[:], ad)
+}
+
+// delivPlain is d before it is sealed: its status code and delivery time.
+func delivPlain(d MemberDelivery) (plain [delivPlainLen]byte) {
 	plain[0] = byte(slices.Index(delivCodes, d.Status))
 	binary.BigEndian.PutUint64(plain[1:], uint64(optTime(d.Delivered)))
-	return s.seal(plain[:], ad)
+	return plain
 }
 
 // parseDeliv opens the delivery record v with AD ad (delivAD of its
@@ -1011,12 +1016,28 @@ type groupMessages struct {
 	byID map[e2e.MessageID]GroupMessage
 	keys []byte
 	// decided counts the copies decided, by message, for groupSettled.apply
-	// at the end of the transaction.
+	// at the end of the transaction; fresh are the deliveries of those
+	// copies, whose records it writes then.
 	decided settledDecisions
+	fresh   map[qkey][]MemberDelivery
 }
 
 func newGroupMessages() *groupMessages {
-	return &groupMessages{byID: map[e2e.MessageID]GroupMessage{}, decided: settledDecisions{}}
+	return &groupMessages{byID: map[e2e.MessageID]GroupMessage{}, decided: settledDecisions{}, fresh: map[qkey][]MemberDelivery{}}
+}
+
+// freshFor is p's delivery of message k recorded earlier in this
+// transaction, if there is one (gm nil: none kept).
+func (gm *groupMessages) freshFor(k qkey, p peer.ID) (MemberDelivery, bool) {
+	if gm == nil {
+		return MemberDelivery{}, false
+	}
+	for _, d := range gm.fresh[k] {
+		if d.Peer == p {
+			return d, true
+		}
+	}
+	return MemberDelivery{}, false
 }
 
 // has reports whether group message id was decoded in this transaction
@@ -1082,8 +1103,18 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 				return GroupMessage{}, MemberDelivery{}, false, err
 			}
 			d := MemberDelivery{Peer: p, Status: st, Delivered: now}
+			if gm != nil {
+				// Written at the end of the transaction, into the
+				// message's settled record if this transaction
+				// settles it (groupSettled.apply).
+				gm.fresh[qk] = append(gm.fresh[qk], d)
+				return m, d, true, nil
+			}
 			return m, d, true, tx.Bucket(bktGDeliv).Put(dk, s.delivValue(ad, d))
 		}
+	}
+	if d, ok := gm.freshFor(qk, p); ok { // delivered earlier in this transaction
+		return m, d, false, nil
 	}
 	d, err := s.delivery(tx, gid, seq, p)
 	if errors.Is(err, ErrNotFound) {
@@ -1115,7 +1146,8 @@ func (s Groups) setGroupStatusIn(tx *bolt.Tx, id e2e.MessageID, p peer.ID, st St
 // of gm's transaction (groupSettled.apply) when there is one.
 func (s groupSettled) decide(tx *bolt.Tx, gm *groupMessages, gid GroupID, seq uint64) error {
 	if gm == nil {
-		return s.decided(tx, gid, seq, 1)
+		_, err := s.decided(tx, gid, seq, 1, nil)
+		return err
 	}
 	gm.decided.add(gid, seq, 1)
 	return nil

@@ -405,5 +405,5 @@ func (s groupActions) dropSuperseded(tx *bolt.Tx, gid GroupID, target e2e.Messag
 	if err != nil {
 		return err
 	}
-	return s.settled().apply(tx, dropped)
+	return s.settled().apply(tx, dropped, nil)
 }

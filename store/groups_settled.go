@@ -86,27 +86,30 @@ func (s groupSettled) read(tx *bolt.Tx, gid GroupID, seq uint64) (tag byte, rest
 }
 
 // decided counts n more members' copies of gid/seq decided; the last
-// settles the message.
-func (s groupSettled) decided(tx *bolt.Tx, gid GroupID, seq uint64, n int) error {
+// settles the message, with the deliveries fresh that this transaction
+// recorded (settle). It reports whether it settled it.
+func (s groupSettled) decided(tx *bolt.Tx, gid GroupID, seq uint64, n int, fresh []MemberDelivery) (bool, error) {
 	tag, rest, err := s.read(tx, gid, seq)
 	if err != nil || rest == nil || tag != settleWaiting {
-		return err // none kept, or settled already
+		return false, err // none kept, or settled already
 	}
 	left, w := binary.Uvarint(rest)
 	if w <= 0 || w != len(rest) {
-		return corrupt(settledRecord(gid, seq), errors.New("a count that does not parse"))
+		return false, corrupt(settledRecord(gid, seq), errors.New("a count that does not parse"))
 	}
 	if uint64(n) < left {
 		k := seqKeyIn(gid, seq)
 		plain := binary.AppendUvarint([]byte{settleWaiting}, left-uint64(n))
-		return tx.Bucket(bktGSettled).Put(k, s.seal(plain, settledAD(k)))
+		return false, tx.Bucket(bktGSettled).Put(k, s.seal(plain, settledAD(k)))
 	}
-	return s.settle(tx, gid, seq)
+	return true, s.settle(tx, gid, seq, fresh)
 }
 
-// settle gathers gid/seq's delivery records into its settled record.
-// Records of members not on its list stay as they are.
-func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
+// settle gathers gid/seq's delivery records, and the deliveries fresh
+// whose records this transaction has not written (newer than any
+// record), into its settled record. Records of members not on its list
+// stay as they are, and so do such deliveries, written as records.
+func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64, fresh []MemberDelivery) error {
 	// The list in the order of the records' keys (by peer ID), to walk
 	// both at once: no peer ID copied, no map.
 	type listed struct {
@@ -117,15 +120,19 @@ func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
 	if err != nil {
 		return err
 	}
+	k := seqKeyIn(gid, seq)
+	if !found {
+		if err := s.putDeliveries(tx, gid, seq, fresh); err != nil {
+			return err
+		}
+		return tx.Bucket(bktGSettled).Delete(k)
+	}
 	byPeer := make([]listed, len(list))
 	for i, p := range list {
 		byPeer[i] = listed{p, i}
 	}
-	k := seqKeyIn(gid, seq)
-	if !found {
-		return tx.Bucket(bktGSettled).Delete(k)
-	}
-	slices.SortFunc(byPeer, func(a, b listed) int { return strings.Compare(string(a.p), string(b.p)) })
+	cmp := func(a listed, p peer.ID) int { return strings.Compare(string(a.p), string(p)) }
+	slices.SortFunc(byPeer, func(a, b listed) int { return cmp(a, b.p) })
 	plain := make([]byte, 1+delivPlainLen*len(byPeer)) // zeros: sending, no time
 	plain[0] = settleDone
 	// One cursor finds and deletes them all: after a delete it seeks the
@@ -158,7 +165,33 @@ func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64) error {
 		}
 		dk, v = c.Seek(ad[len(delivADPrefix):])
 	}
+	var off []MemberDelivery // fresh deliveries of members off the list
+	for _, d := range fresh {
+		j, found := slices.BinarySearchFunc(byPeer, d.Peer, cmp)
+		if !found {
+			off = append(off, d)
+			continue
+		}
+		dp := delivPlain(d)
+		for ; j < len(byPeer) && byPeer[j].p == d.Peer; j++ {
+			copy(plain[1+byPeer[j].i*delivPlainLen:], dp[:])
+		}
+	}
+	if err := s.putDeliveries(tx, gid, seq, off); err != nil {
+		return err
+	}
 	return tx.Bucket(bktGSettled).Put(k, s.seal(plain, settledAD(k)))
+}
+
+// putDeliveries writes ds, deliveries of gid/seq, as records of their own.
+func (s groupSettled) putDeliveries(tx *bolt.Tx, gid GroupID, seq uint64, ds []MemberDelivery) error {
+	for _, d := range ds {
+		k, ad := delivKeyAD(gid, seq, d.Peer)
+		if err := tx.Bucket(bktGDeliv).Put(k, s.delivValue(ad, d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deliveries reads the settled deliveries of gid/seq, whose
@@ -185,20 +218,26 @@ func (s groupSettled) deliveries(tx *bolt.Tx, gid GroupID, seq uint64, list []pe
 // settledDecisions is what a transaction that records many copies'
 // statuses counts of the copies it decided, by message, to apply once
 // at its end (groupSettled.apply).
-type settledDecisions map[[len(GroupID{}) + 8]byte]int
+type settledDecisions map[qkey]int
 
 // add counts n more copies of gid/seq decided.
-func (d settledDecisions) add(gid GroupID, seq uint64, n int) {
-	var k [len(GroupID{}) + 8]byte
-	copy(k[:], gid[:])
-	binary.BigEndian.PutUint64(k[len(gid):], seq)
-	d[k] += n
-}
+func (d settledDecisions) add(gid GroupID, seq uint64, n int) { d[queueKey(gid, seq)] += n }
 
-// apply applies the decisions counted in d.
-func (s groupSettled) apply(tx *bolt.Tx, d settledDecisions) error {
+// apply applies the decisions counted in d, and writes the deliveries
+// fresh that a transaction recorded of the copies it decided: into the
+// settled record of a message they settle, else as records of their own.
+func (s groupSettled) apply(tx *bolt.Tx, d settledDecisions, fresh map[qkey][]MemberDelivery) error {
 	for k, n := range d {
-		if err := s.decided(tx, GroupID(k[:len(GroupID{})]), binary.BigEndian.Uint64(k[len(GroupID{}):]), n); err != nil {
+		settled, err := s.decided(tx, k.gid(), k.seq(), n, fresh[k])
+		if err != nil {
+			return err
+		}
+		if settled {
+			delete(fresh, k)
+		}
+	}
+	for k, ds := range fresh {
+		if err := s.putDeliveries(tx, k.gid(), k.seq(), ds); err != nil {
 			return err
 		}
 	}

@@ -170,7 +170,7 @@ func TestGroupDeliveriesSettleEarly(t *testing.T) {
 	if _, err := s.SetStatuses(groupCopies(m.ID, members[:1]), StatusDelivered, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return g.settled().decided(tx, id, m.Seq, 2) }); err != nil {
+	if err := s.db.Update(func(tx *bolt.Tx) error { _, err := g.settled().decided(tx, id, m.Seq, 2, nil); return err }); err != nil {
 		t.Fatal(err)
 	}
 	if tag := settledTag(t, s, id, m.Seq); tag != settleDone {
@@ -343,5 +343,47 @@ func TestGroupSentAfterFailed(t *testing.T) {
 	}
 	if got, changed, err := g.SetGroupStatus(m.ID, p, StatusDelivered, now); !changed || err != nil || got.Members[0].Status != StatusDelivered {
 		t.Fatalf("delivered after failed: %+v, changed %v, %v", got.Members, changed, err)
+	}
+}
+
+// TestGroupReceiptsTwiceInOneWrite: a copy's receipt twice in one
+// transaction (and its failure after it) changes it once: the first,
+// whose record the transaction writes only at its end, is what the
+// others read.
+func TestGroupReceiptsTwiceInOneWrite(t *testing.T) {
+	s := testStore(t)
+	id := testGroup(t, s)
+	g := s.Groups()
+	members := testPeers(t, 10)
+	t1 := time.Now().Truncate(time.Millisecond)
+	for _, settles := range []bool{true, false} {
+		m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: t1, StoredAt: t1, Body: "hello"}
+		if err := g.AddGroupOutgoing(m, members); err != nil {
+			t.Fatal(err)
+		}
+		acks := groupCopies(m.ID, members)
+		if !settles {
+			acks = acks[:5]
+		}
+		acks = append(acks, acks[0], acks[1])
+		updated, err := s.SetStatuses(acks, StatusDelivered, t1)
+		if err != nil || len(updated) != len(acks)-2 {
+			t.Fatalf("settles %v: %d of %d receipts changed a copy, want %d; %v", settles, len(updated), len(acks), len(acks)-2, err)
+		}
+		if updated, err := s.SetStatuses(acks[:1], StatusFailed, t1); err != nil || len(updated) != 0 {
+			t.Fatalf("settles %v: a delivered copy failed: %d, %v", settles, len(updated), err)
+		}
+		got, err := g.GroupMessageByID(m.ID)
+		if err != nil || got.Delivered() != len(acks)-2 {
+			t.Fatalf("settles %v: %d delivered, %v", settles, got.Delivered(), err)
+		}
+		if tag := settledTag(t, s, id, m.Seq); (tag == settleDone) != settles {
+			t.Fatalf("settles %v: settled record %d", settles, tag)
+		}
+		for i, d := range got.Members {
+			if want := i < len(acks)-2; (d.Status == StatusDelivered) != want || (want && !d.Delivered.Equal(t1)) {
+				t.Fatalf("settles %v: member %d is %+v", settles, i, d)
+			}
+		}
 	}
 }

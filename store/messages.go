@@ -256,7 +256,7 @@ func (s *Store) SetStatuses(copies []Copy, st Status, now time.Time) ([]Message,
 				out = append(out, m)
 			}
 		}
-		return s.Groups().settled().apply(tx, gm.decided)
+		return s.Groups().settled().apply(tx, gm.decided, gm.fresh)
 	})
 	if err != nil {
 		return nil, err
