@@ -203,11 +203,17 @@ func (q groupQueue) put(tx *bolt.Tx, k qkey, members []peer.ID, listed bool) err
 	if err != nil {
 		return err
 	}
-	switch {
-	case !listed:
+	if !listed {
 		set.list = nil
-	case len(set.now) == 0 && set.list == nil:
-		set.list = slices.Clone(members)
+	}
+	if len(set.now) == 0 && (!listed || set.list == nil) { // a new record, as a message's
+		if listed {
+			set.list = slices.Clone(members)
+		}
+		set.now = slices.Compact(slices.Sorted(slices.Values(members)))
+		set.added = append(set.added, set.now...)
+		set.dirty = len(set.now) > 0
+		return nil
 	}
 	for _, p := range members {
 		if set.list != nil && !slices.Contains(set.list, p) {
@@ -395,16 +401,26 @@ func (ix *queueIndex) apply(qt *queueTx) {
 	}
 }
 
+// add adds k to p's keys. A message comes after those queued before it
+// in its group, and mostly there is one group: it is appended.
 func (ix *queueIndex) add(p peer.ID, k qkey) {
 	keys := ix.byPeer[p]
+	if n := len(keys); n == 0 || compareQKeys(keys[n-1], k) < 0 {
+		ix.byPeer[p] = append(keys, k)
+		return
+	}
 	if i, found := slices.BinarySearchFunc(keys, k, compareQKeys); !found {
 		ix.byPeer[p] = slices.Insert(keys, i, k)
 	}
 }
 
+// remove removes k from p's keys; mostly the oldest is decided first.
 func (ix *queueIndex) remove(p peer.ID, k qkey) {
 	keys := ix.byPeer[p]
-	i, found := slices.BinarySearchFunc(keys, k, compareQKeys)
+	i, found := 0, len(keys) > 0 && keys[0] == k
+	if !found {
+		i, found = slices.BinarySearchFunc(keys, k, compareQKeys)
+	}
 	if !found {
 		return
 	}
