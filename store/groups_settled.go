@@ -122,7 +122,7 @@ func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64, fresh []Membe
 	}
 	k := seqKeyIn(gid, seq)
 	if !found {
-		if err := s.putDeliveries(tx, gid, seq, fresh); err != nil {
+		if err := s.writeDeliveries(tx, gid, seq, fresh); err != nil {
 			return err
 		}
 		return tx.Bucket(bktGSettled).Delete(k)
@@ -177,14 +177,14 @@ func (s groupSettled) settle(tx *bolt.Tx, gid GroupID, seq uint64, fresh []Membe
 			copy(plain[1+byPeer[j].i*delivPlainLen:], dp[:])
 		}
 	}
-	if err := s.putDeliveries(tx, gid, seq, off); err != nil {
+	if err := s.writeDeliveries(tx, gid, seq, off); err != nil {
 		return err
 	}
 	return tx.Bucket(bktGSettled).Put(k, s.seal(plain, settledAD(k)))
 }
 
-// putDeliveries writes ds, deliveries of gid/seq, as records of their own.
-func (s groupSettled) putDeliveries(tx *bolt.Tx, gid GroupID, seq uint64, ds []MemberDelivery) error {
+// writeDeliveries writes ds, deliveries of gid/seq, as records of their own.
+func (s groupSettled) writeDeliveries(tx *bolt.Tx, gid GroupID, seq uint64, ds []MemberDelivery) error {
 	for _, d := range ds {
 		k, ad := delivKeyAD(gid, seq, d.Peer)
 		if err := tx.Bucket(bktGDeliv).Put(k, s.delivValue(ad, d)); err != nil {
@@ -237,7 +237,7 @@ func (s groupSettled) apply(tx *bolt.Tx, d settledDecisions, fresh map[qkey][]Me
 		}
 	}
 	for k, ds := range fresh {
-		if err := s.putDeliveries(tx, k.gid(), k.seq(), ds); err != nil {
+		if err := s.writeDeliveries(tx, k.gid(), k.seq(), ds); err != nil {
 			return err
 		}
 	}
