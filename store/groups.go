@@ -436,8 +436,12 @@ func (s Groups) delivery(tx *bolt.Tx, gid GroupID, seq uint64, p peer.ID) (Membe
 			return s.parseDeliv(ad, dv, p)
 		}
 	}
-	if queued, err := s.queue().has(tx, queueKey(gid, seq), p); err != nil || queued {
-		return MemberDelivery{Peer: p, Status: StatusSending}, err
+	queued, err := s.queue().has(tx, queueKey(gid, seq), p)
+	if err != nil {
+		return MemberDelivery{}, err
+	}
+	if queued {
+		return MemberDelivery{Peer: p, Status: StatusSending}, nil
 	}
 	list, _, err := s.memberList(tx, gid, seq)
 	if err != nil {
@@ -869,10 +873,11 @@ func (s Groups) GroupOutbox(p peer.ID) ([]GroupMessage, error) {
 func (s Groups) groupOutbox(tx *bolt.Tx, p peer.ID) ([]GroupMessage, error) {
 	var out []GroupMessage
 	for _, k := range s.qindex.list(p) {
-		if queued, err := s.queue().has(tx, k, p); err != nil || !queued {
-			if err != nil {
-				return out, err
-			}
+		queued, err := s.queue().has(tx, k, p)
+		if err != nil {
+			return out, err
+		}
+		if !queued {
 			continue
 		}
 		id, seq := k.gid(), k.seq()
