@@ -106,7 +106,13 @@ func OpenIdentity(path string, id *identity.Identity) (*Store, error) {
 // (truncated, an empty file included, or bytes flipped in its structure),
 // and it is left as it is.
 func Open(path string, key []byte) (*Store, error) {
-	db, err := boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	// The freelist is not kept in the file (NoFreelistSync, as etcd and
+	// containerd open theirs): bbolt would rewrite all of it at every
+	// commit, and a database that freed many pages (a history deleted,
+	// deliveries settled, a queue drained) then writes it with each small
+	// change (TestSmallWriteAfterFreedPages). Open rebuilds it by walking
+	// the file's pages, which boltfile reads anyway.
+	db, err := boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, ErrBusy
 	}
