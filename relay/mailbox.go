@@ -46,7 +46,10 @@ type mailboxServer struct {
 func openMailbox(path string, h host.Host, lim MailboxLimits, log *slog.Logger) (*mailboxServer, error) {
 	// boltfile checks the file before bbolt maps it: a damaged one is
 	// refused, unchanged, rather than faulting here or in the sweeper.
-	db, err := boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	// No freelist is kept in the file (NoFreelistSync): bbolt would
+	// rewrite all of it at every commit, and a mailbox frees pages all
+	// the time (TestMailboxSmallWriteAfterFreedPages); it is rebuilt here.
+	db, err := boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("mailbox database %s is in use by another relay", path)
 	}

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/internal/boltfile"
@@ -133,7 +132,7 @@ func (s migration) compact(path string) error {
 	if err := s.db.Close(); err != nil {
 		return err
 	}
-	s.db, err = boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	s.db, err = boltfile.Open(path, 0o600, boltOptions())
 	return err
 }
 

@@ -100,6 +100,9 @@ func OpenIdentity(path string, id *identity.Identity) (*Store, error) {
 	return Open(path, key)
 }
 
+// boltOptions are the options chat.db is opened with.
+func boltOptions() *bolt.Options { return &bolt.Options{Timeout: time.Second, NoFreelistSync: true} }
+
 // Open opens (creating if needed) the database at path with the storage
 // key. ErrBusy: another process has it open; ErrWrongKey: it was written
 // under another key; *DamagedError: the file is not a whole database
@@ -112,7 +115,7 @@ func Open(path string, key []byte) (*Store, error) {
 	// deliveries settled, a queue drained) then writes it with each small
 	// change (TestSmallWriteAfterFreedPages). Open rebuilds it by walking
 	// the file's pages, which boltfile reads anyway.
-	db, err := boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
+	db, err := boltfile.Open(path, 0o600, boltOptions())
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, ErrBusy
 	}

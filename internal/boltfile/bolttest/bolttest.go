@@ -7,6 +7,9 @@
 // first (the meta pages, the freelist, branch and leaf pages). Each case
 // says whether a careful opener must refuse it (Damaged) or may open it
 // (bbolt's own fallback to the previous meta page, a cut of unused space).
+//
+// [FreePages] and [WrittenBytes] are for tests of what a commit writes
+// in a database that has freed many pages (freed.go).
 package bolttest
 
 import (
