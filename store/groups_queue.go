@@ -17,7 +17,7 @@ import (
 // failed, or dropped. The queue keeps one record per message, not an
 // entry per copy: a message's hundred entries under keys that begin
 // with the member landed on every leaf of a bucket keyed by member, 25
-// of the 37 pages a message's transaction wrote at 100 members
+// of the 37 page writes of a message's transaction at 100 members
 // (BENCHMARKS, "Fourteenth round").
 //
 //	gqueue   group ID || sequence → sealed, tag first: queueListed, a
