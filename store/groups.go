@@ -312,7 +312,7 @@ func (s Groups) putDeliveries(tx *bolt.Tx, m *GroupMessage) error {
 	list := make([]byte, 0, n)
 	b := tx.Bucket(bktGDeliv)
 	for _, d := range m.Members {
-		list = append(binary.AppendUvarint(list, uint64(len(d.Peer))), d.Peer...)
+		list = appendPeer(list, d.Peer)
 		if d.Status == StatusSending {
 			continue
 		}
@@ -341,10 +341,7 @@ func (s Groups) memberList(tx *bolt.Tx, gid GroupID, seq uint64) (members []peer
 	if !found || err != nil {
 		return nil, found, err
 	}
-	all := string(list)
-	err = eachIn(list, gid, seq, func(from, to int) {
-		members = append(members, peer.ID(all[from:to]))
-	})
+	members, err = peerList(list, membersRecord(gid, seq))
 	return members, err == nil, err
 }
 
@@ -368,18 +365,27 @@ func membersRecord(gid GroupID, seq uint64) string {
 	return fmt.Sprintf("gmembers/%x/%d", gid[:8], seq)
 }
 
-// eachIn calls f with where each member of the opened list of gid/seq
-// is in it, in order.
-func eachIn(list []byte, gid GroupID, seq uint64, f func(from, to int)) error {
+// appendPeer appends p to a list of peers: its length (uvarint), then
+// its bytes. A message's member list is one, and a queue record that
+// names its members.
+func appendPeer(dst []byte, p peer.ID) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(p))), p...)
+}
+
+// peerList reads a list of peers (appendPeer) of the record named
+// record; the peer IDs share one string.
+func peerList(list []byte, record string) ([]peer.ID, error) {
+	all := string(list)
+	var peers []peer.ID
 	for at := 0; at < len(list); {
 		n, w := binary.Uvarint(list[at:])
 		if w <= 0 || n > uint64(len(list)-at-w) {
-			return corrupt(membersRecord(gid, seq), errBadKey)
+			return nil, corrupt(record, errBadKey)
 		}
-		f(at+w, at+w+int(n))
+		peers = append(peers, peer.ID(all[at+w:at+w+int(n)]))
 		at += w + int(n)
 	}
-	return nil
+	return peers, nil
 }
 
 // loadDeliveries reads an outgoing message's members' statuses: those

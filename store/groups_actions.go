@@ -387,23 +387,26 @@ func (s groupActions) dropSuperseded(tx *bolt.Tx, gid GroupID, target e2e.Messag
 	if msgs == nil {
 		return nil
 	}
+	keys, err := queuedKeys(tx, gid)
+	if err != nil {
+		return err
+	}
 	dropped := settledDecisions{}
-	err := s.queue().eachQueued(tx, gid, func(k qkey, _ []peer.ID) error {
+	for _, k := range keys {
 		if mseq := k.seq(); mseq != seq {
 			m, err := s.decodeGroupMessage(gid, mseq, msgs.Get(seqKey(mseq)))
 			if err != nil {
 				return err
 			}
 			if m.Direction != Outgoing || m.Target != target || (m.Kind != KindEdit && m.Kind != KindReact) {
-				return nil
+				continue
 			}
 		}
 		n, err := s.queue().drop(tx, k)
+		if err != nil {
+			return err
+		}
 		dropped.add(gid, k.seq(), n)
-		return err
-	})
-	if err != nil {
-		return err
 	}
 	return s.settled().apply(tx, dropped, nil)
 }

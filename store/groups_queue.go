@@ -73,12 +73,12 @@ const (
 // queued is a message's queue as one write transaction sees it: the
 // members whose copy is queued now (sorted), the message's member list
 // the record's bits stand for (nil: it names them), and the members the
-// transaction added and took, for the index.
+// transaction added and took, for the index (and for flush: a record
+// none were added to or taken from is as it was).
 type queued struct {
 	now         []peer.ID
 	list        []peer.ID
 	added, took []peer.ID
-	dirty       bool
 }
 
 // queueTx is what one write transaction changed in the queue, by
@@ -164,22 +164,30 @@ func (q groupQueue) decodeQueue(tx *bolt.Tx, k qkey, v []byte) (now, list []peer
 		slices.Sort(now)
 		return slices.Compact(now), list, nil
 	case queueNamed:
-		all := string(rest) // one string, the members slices of it
-		for len(all) > 0 {
-			n, w := binary.Uvarint([]byte(all[:min(len(all), binary.MaxVarintLen64)]))
-			if w <= 0 || n == 0 || n > uint64(len(all)-w) {
-				return nil, nil, corrupt(queueRecord(k), errBadKey)
-			}
-			p := peer.ID(all[w : w+int(n)])
-			if len(now) > 0 && now[len(now)-1] >= p {
+		if now, err = peerList(rest, queueRecord(k)); err != nil {
+			return nil, nil, err
+		}
+		for i, p := range now {
+			if p == "" || (i > 0 && now[i-1] >= p) {
 				return nil, nil, corrupt(queueRecord(k), errors.New("members out of order"))
 			}
-			now = append(now, p)
-			all = all[w+int(n):]
 		}
 		return now, nil, nil
 	}
 	return nil, nil, corrupt(queueRecord(k), errors.New("a record of an unknown kind"))
+}
+
+// inTx runs fn in tx, a write transaction, with the queue changes it
+// makes collected (writing) and written into the records at its end
+// (flush), and returns them for the index.
+func (q groupQueue) inTx(tx *bolt.Tx, fn func(tx *bolt.Tx) error) (*queueTx, error) {
+	qt := &queueTx{tx: tx}
+	q.qtx.Store(qt)
+	defer q.qtx.Store(nil)
+	if err := fn(tx); err != nil {
+		return nil, err
+	}
+	return qt, q.flush(qt)
 }
 
 // errQueueOutsideUpdate: a queue changed in a transaction that
@@ -206,13 +214,12 @@ func (q groupQueue) put(tx *bolt.Tx, k qkey, members []peer.ID, listed bool) err
 	if !listed {
 		set.list = nil
 	}
-	if len(set.now) == 0 && (!listed || set.list == nil) { // a new record, as a message's
+	if len(set.now) == 0 && set.list == nil { // a new record, as a message's
 		if listed {
 			set.list = slices.Clone(members)
 		}
 		set.now = slices.Compact(slices.Sorted(slices.Values(members)))
 		set.added = append(set.added, set.now...)
-		set.dirty = len(set.now) > 0
 		return nil
 	}
 	for _, p := range members {
@@ -222,7 +229,6 @@ func (q groupQueue) put(tx *bolt.Tx, k qkey, members []peer.ID, listed bool) err
 		if i, found := slices.BinarySearch(set.now, p); !found {
 			set.now = slices.Insert(set.now, i, p)
 			set.added = append(set.added, p)
-			set.dirty = true
 		}
 	}
 	return nil
@@ -241,7 +247,6 @@ func (q groupQueue) take(tx *bolt.Tx, k qkey, p peer.ID) (bool, error) {
 	}
 	set.now = slices.Delete(set.now, i, i+1)
 	set.took = append(set.took, p)
-	set.dirty = true
 	return true, nil
 }
 
@@ -263,10 +268,8 @@ func (q groupQueue) drop(tx *bolt.Tx, k qkey) (int, error) {
 		return 0, err
 	}
 	n := len(set.now)
-	if n > 0 {
-		set.took = append(set.took, set.now...)
-		set.now, set.dirty = nil, true
-	}
+	set.took = append(set.took, set.now...)
+	set.now = nil
 	return n, nil
 }
 
@@ -281,8 +284,8 @@ func (q groupQueue) flush(qt *queueTx) error {
 	}
 	var plain []byte
 	for k, set := range qt.sets {
-		if !set.dirty {
-			continue
+		if len(set.added) == 0 && len(set.took) == 0 {
+			continue // read only
 		}
 		if len(set.now) == 0 {
 			if err := b.Delete(k[:]); err != nil {
@@ -303,7 +306,7 @@ func appendQueue(dst []byte, set *queued) []byte {
 	if set.list == nil {
 		dst = append(dst, queueNamed)
 		for _, p := range set.now {
-			dst = append(binary.AppendUvarint(dst, uint64(len(p))), p...)
+			dst = appendPeer(dst, p)
 		}
 		return dst
 	}
@@ -318,31 +321,22 @@ func appendQueue(dst []byte, set *queued) []byte {
 	return dst
 }
 
-// eachQueued calls f with the key and members of every message queued
-// for anyone in group gid, in order, while f returns nil.
-func (q groupQueue) eachQueued(tx *bolt.Tx, gid GroupID, f func(k qkey, members []peer.ID) error) error {
+// queuedKeys are the keys of the messages of group gid queued for
+// anyone, in order.
+func queuedKeys(tx *bolt.Tx, gid GroupID) ([]qkey, error) {
 	b := tx.Bucket(bktGQueue)
 	if b == nil {
-		return nil
+		return nil, nil
 	}
-	var keys []qkey // the records, read before f changes any
+	var keys []qkey
 	c := b.Cursor()
 	for k, _ := c.Seek(gid[:]); k != nil && bytes.HasPrefix(k, gid[:]); k, _ = c.Next() {
 		if len(k) != len(qkey{}) {
-			return corrupt(fmt.Sprintf("gqueue/%x", k), errBadKey)
+			return nil, corrupt(fmt.Sprintf("gqueue/%x", k), errBadKey)
 		}
 		keys = append(keys, qkey(k))
 	}
-	for _, k := range keys {
-		set, err := q.load(tx, k)
-		if err != nil {
-			return err
-		}
-		if err := f(k, set.now); err != nil {
-			return err
-		}
-	}
-	return nil
+	return keys, nil
 }
 
 // queueIndex is, in memory, which messages each member has queued: the
@@ -472,15 +466,16 @@ func (q groupQueue) migrateGOutbox(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	qt := &queueTx{tx: tx}
-	q.qtx.Store(qt)
-	defer q.qtx.Store(nil)
-	for k, members := range sets {
-		if err := q.put(tx, k, members, false); err != nil {
-			return err
+	// The index is built from the records after (Store.init).
+	_, err = q.inTx(tx, func(tx *bolt.Tx) error {
+		for k, members := range sets {
+			if err := q.put(tx, k, members, false); err != nil {
+				return err
+			}
 		}
-	}
-	if err := q.flush(qt); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	return tx.DeleteBucket(bktGOutbox)

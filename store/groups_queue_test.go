@@ -26,6 +26,13 @@ func indexFromRecords(t *testing.T, s *Store) map[peer.ID][]qkey {
 	return ix.byPeer
 }
 
+// liveIndex is a copy of s's index as it stands.
+func liveIndex(s *Store) map[peer.ID][]qkey {
+	s.qindex.mu.RLock()
+	defer s.qindex.mu.RUnlock()
+	return maps.Clone(s.qindex.byPeer)
+}
+
 func sameIndex(a, b map[peer.ID][]qkey) bool {
 	return maps.EqualFunc(a, b, func(x, y []qkey) bool { return slices.Equal(x, y) })
 }
@@ -128,10 +135,7 @@ func TestGroupQueueIndexKeepsStep(t *testing.T) {
 	if len(want) == 0 {
 		t.Fatal("nothing queued: the test tests nothing")
 	}
-	s.qindex.mu.RLock()
-	live := maps.Clone(s.qindex.byPeer)
-	s.qindex.mu.RUnlock()
-	if !sameIndex(live, want) {
+	if live := liveIndex(s); !sameIndex(live, want) {
 		t.Fatalf("the index does not match the records:\n%v\nwant\n%v", live, want)
 	}
 	for _, p := range members {
@@ -260,10 +264,7 @@ func TestGroupQueueTakenAndQueuedInOneWrite(t *testing.T) {
 			t.Fatalf("member %d has an outbox: %v, %v; want %v", i, has, err, i > 0)
 		}
 	}
-	s.qindex.mu.RLock()
-	live := maps.Clone(s.qindex.byPeer)
-	s.qindex.mu.RUnlock()
-	if want := indexFromRecords(t, s); !sameIndex(live, want) {
+	if live, want := liveIndex(s), indexFromRecords(t, s); !sameIndex(live, want) {
 		t.Fatalf("the index %v, the records %v", live, want)
 	}
 }

@@ -38,7 +38,8 @@ var (
 	keyDelivSealed = []byte("gdeliv-sealed")
 )
 
-// version 5 keeps the group outbox by message (groups_queue.go). Version 4 keeps a group's counts apart from its record, under blinded
+// version 5 keeps the group outbox by message (groups_queue.go).
+// Version 4 keeps a group's counts apart from its record, under blinded
 // keys (groups_counts.go). Version 3 added edits, deletions, reactions
 // and replies (actions.go): new fields in message records and the
 // pending bucket. Version 2 sealed conversation and peer records and
@@ -74,18 +75,14 @@ type Store struct {
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	var qt queueTx
+	var qt *queueTx
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		qt = queueTx{tx: tx}
-		s.qtx.Store(&qt)
-		defer s.qtx.Store(nil)
-		if err := fn(tx); err != nil {
-			return err
-		}
-		return s.Groups().queue().flush(&qt)
+		var err error
+		qt, err = s.Groups().queue().inTx(tx, fn)
+		return err
 	})
 	if err == nil && len(qt.sets) > 0 {
-		s.qindex.apply(&qt)
+		s.qindex.apply(qt)
 	}
 	return err
 }

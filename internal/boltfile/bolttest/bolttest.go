@@ -8,8 +8,8 @@
 // says whether a careful opener must refuse it (Damaged) or may open it
 // (bbolt's own fallback to the previous meta page, a cut of unused space).
 //
-// [FreePages] and [WrittenBytes] are for tests of what a commit writes
-// in a database that has freed many pages (freed.go).
+// [FreePages], [WrittenBytes] and [CommitBytes] are for tests of what a
+// commit writes in a database that has freed many pages (freed.go).
 package bolttest
 
 import (

@@ -60,3 +60,19 @@ func WrittenBytes(t testing.TB) int64 {
 	t.Fatalf("no wchar in /proc/self/io: %q", raw)
 	return 0
 }
+
+// CommitBytes is what commit, one small write transaction, passes to
+// write calls, measured the second time it runs (the first after
+// FreePages may still move pages).
+func CommitBytes(t testing.TB, commit func() error) int64 {
+	t.Helper()
+	var n int64
+	for range 2 {
+		w0 := WrittenBytes(t)
+		if err := commit(); err != nil {
+			t.Fatal(err)
+		}
+		n = WrittenBytes(t) - w0
+	}
+	return n
+}
