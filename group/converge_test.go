@@ -21,7 +21,9 @@ import (
 // many seeds, with leaves (admins and plain members) and former members
 // who sign changes beside their leave or removal on versions where they
 // were members (more leaves, renames and adds by a former admin), which
-// a member relays. Every member gets every change, in random orders,
+// a member relays, and stooges: a former admin adds a key of its own on
+// such a version, makes it an admin and has it remove someone. Every
+// member gets every change, in random orders,
 // and asks for what it cannot place (a group-want: every change again,
 // in another order); all end with the same changes and the same
 // membership. GROUP_SWEEP_SEEDS sets the number of seeds (default 40).
@@ -34,22 +36,23 @@ func TestRandomOrdersConvergeSweep(t *testing.T) {
 		}
 		seeds = n
 	}
-	junk, moot := 0, 0
+	junk, moot, stooges := 0, 0, 0
 	for seed := range seeds {
-		j, m := convergeGame(t, uint64(seed))
+		j, m, st := convergeGame(t, uint64(seed))
 		junk += j
 		moot += m
+		stooges += st
 	}
-	if junk == 0 || moot == 0 {
-		t.Fatalf("%d changes by former members, %d kept out of a log: the game does not test besideLeave", junk, moot)
+	if junk == 0 || moot == 0 || stooges == 0 {
+		t.Fatalf("%d changes by former members, %d kept out of a log, %d stooges: the game does not test besideLeave and standing", junk, moot, stooges)
 	}
-	t.Logf("%d seeds: %d changes by former members, %d refused or dropped on arrival", seeds, junk, moot)
+	t.Logf("%d seeds: %d changes by former members (%d stooges), %d refused or dropped on arrival", seeds, junk, stooges, moot)
 }
 
 // convergeGame plays one seed; it returns how many changes former
 // members signed and how many times a log refused or dropped one as
 // moot.
-func convergeGame(t *testing.T, seed uint64) (junk, moot int) {
+func convergeGame(t *testing.T, seed uint64) (junk, moot, stooges int) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 7))
 	p := seededPeople(t, seed, "ann", "ben", "cat", "dan", "eve", "fay")
@@ -138,6 +141,29 @@ func convergeGame(t *testing.T, seed uint64) (junk, moot int) {
 			}
 			for range 1 + rng.IntN(3) {
 				s := olds[rng.IntN(len(olds))]
+				if s.state.IsAdmin(q.id) && !s.state.IsMember(p["fay"].id) && rng.IntN(3) == 0 {
+					// A stooge: the former admin adds fay, makes her an
+					// admin and has her remove someone, each change on
+					// the last.
+					target := s.state.Members[rng.IntN(len(s.state.Members))]
+					heads := s.heads[:min(len(s.heads), group.MaxParents)]
+					for _, st := range []struct {
+						key   ed25519.PrivateKey
+						op    group.Op
+						about peer.ID
+					}{{q.key, group.OpAdd, p["fay"].id}, {q.key, group.OpAdmin, p["fay"].id}, {p["fay"].key, group.OpRemove, target}} {
+						ch, err := group.SignForTest(st.key, l.ID(), heads, st.op, st.about, "", at(n))
+						n++
+						if err != nil {
+							t.Fatal(err)
+						}
+						cs = append(cs, ch)
+						heads = []group.Hash{ch.Hash()}
+					}
+					junk += 3
+					stooges++
+					continue
+				}
 				op, about, name := group.OpLeave, peer.ID(""), ""
 				if s.state.IsAdmin(q.id) && rng.IntN(2) == 0 {
 					op, name = group.OpRename, fmt.Sprint(q.name, " was here ", n)
@@ -188,7 +214,7 @@ func convergeGame(t *testing.T, seed uint64) (junk, moot int) {
 				names(p, s.Members), names(p, s.Admins), s.Name, s.Version, len(m.Heads()), names(p, want.Members), names(p, want.Admins), want.Name, want.Version, len(wantHeads))
 		}
 	}
-	return junk, moot
+	return junk, moot, stooges
 }
 
 // seededPeople makes people whose keys depend on seed only, so that a

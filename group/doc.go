@@ -28,7 +28,11 @@
 // order, ties broken by hash; a change whose author is not, at that point,
 // an admin (or member, for a leave) is skipped, and so is every change
 // made concurrently with one that removes its author ("removal wins"), so
-// a removed admin cannot undo its removal by back-dating a change. Two
+// a removed admin cannot undo its removal by back-dating a change. Only a
+// removal that takes effect voids others, and removals that cross are
+// decided by their authors' seniority, so neither a back-dated removal of
+// the remover nor one by a stooge the removed admin made undoes it
+// (folding.standing). Two
 // admins' changes that cross in flight therefore converge to one
 // membership on every member, whatever order they arrive in.
 //

@@ -1,6 +1,12 @@
 package group
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/certchat/certchat/identity"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
 
 // Why a change is refused. Log.Add wraps them with the change and the
 // reason; callers branch with errors.Is.
@@ -28,3 +34,30 @@ var (
 	// ErrLastAdmin: the change would leave the group without an admin.
 	ErrLastAdmin = errors.New("a group needs an admin")
 )
+
+// refusedError is why a change is refused or takes no effect: a
+// sentinel and its details, formatted only when read. A fold meets such
+// a reason for every change that does not take effect, and most are
+// never read.
+type refusedError struct {
+	sentinel error
+	format   string
+	args     []any
+}
+
+// refused makes a refusedError: its message is sentinel's, then the
+// details (format and args, as fmt.Sprintf takes them).
+func refused(sentinel error, format string, args ...any) error {
+	return &refusedError{sentinel, format, args}
+}
+
+func (e *refusedError) Error() string {
+	return e.sentinel.Error() + ": " + fmt.Sprintf(e.format, e.args...)
+}
+
+func (e *refusedError) Unwrap() error { return e.sentinel }
+
+// short prints a peer ID shortened (identity.ShortID), when printed.
+type short peer.ID
+
+func (p short) String() string { return identity.ShortID(peer.ID(p)) }

@@ -2,13 +2,11 @@ package group
 
 import (
 	"bytes"
-	"container/heap"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/certchat/certchat/identity"
@@ -542,7 +540,7 @@ func (l *Log) prune() {
 // extendsAll says whether c builds on every head of the log, and so on
 // every change it holds, and whether the fold can take it in one step:
 // it can unless c makes an admin, which may reorder the seniority that
-// decides between removals (liveRemovals) made before it. In a group
+// decides between removals (folding.standing) made before it. In a group
 // whose changes do not cross, that is every change but those: adding
 // one costs a step, not a fold of the whole log, and a log of MaxChanges
 // restores in linear time (BENCHMARKS, "A log of 4,096 changes").
@@ -670,189 +668,6 @@ func (l *Log) insert(c *Change) {
 
 func (l *Log) refold() {
 	l.state, l.outcome = l.fold(func(*entry) bool { return true })
-}
-
-// fold computes the membership from the changes in (a set closed under
-// ancestors): topological order, ties broken by hash; a change takes
-// effect if its author may make it at that point and no change
-// concurrent with it removes its author.
-func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
-	var removals, leaves []*entry
-	children := map[int][]*entry{}
-	waiting := map[int]int{}
-	ready := &entryHeap{}
-	for _, e := range l.order {
-		if !in(e) {
-			continue
-		}
-		switch e.c.Op {
-		case OpRemove:
-			removals = append(removals, e)
-		case OpLeave:
-			leaves = append(leaves, e)
-		}
-		waiting[e.idx] = len(e.c.Parents)
-		for _, p := range e.c.Parents {
-			pi := l.nodes[p].idx
-			children[pi] = append(children[pi], e)
-		}
-		if len(e.c.Parents) == 0 {
-			heap.Push(ready, e)
-		}
-	}
-	var s State
-	outcome := map[Hash]error{}
-	live := l.liveRemovals(removals, in)
-	for ready.Len() > 0 {
-		e := heap.Pop(ready).(*entry)
-		if err := l.step(&s, e, live, leaves); err != nil {
-			outcome[e.c.hash] = err
-		}
-		for _, ch := range children[e.idx] {
-			if waiting[ch.idx]--; waiting[ch.idx] == 0 {
-				heap.Push(ready, ch)
-			}
-		}
-	}
-	return s, outcome
-}
-
-// step applies one change in the fold. live holds the removals that
-// stand (liveRemovals): a removal not among them does not take effect,
-// and no other change whose author a concurrent live removal removes.
-// Nor does a change concurrent with a leave of its author: an honest
-// client names its own last change among the parents of its next, so
-// such a change was signed after the leave on an old version.
-func (l *Log) step(s *State, e *entry, live map[*entry]bool, leaves []*entry) error {
-	crossed := e.c.Op == OpRemove && !live[e]
-	for r := range live {
-		if crossed {
-			break
-		}
-		crossed = r.c.Peer == e.c.Author && l.concurrent(r, e)
-	}
-	if crossed {
-		return fmt.Errorf("%w: %s by %s crossed its author's removal", ErrNotMember, e.c.Op, identity.ShortID(e.c.Author))
-	}
-	for _, lv := range leaves {
-		if e.c.Op != OpLeave && lv.c.Author == e.c.Author && l.concurrent(lv, e) {
-			return fmt.Errorf("%w: %s by %s was signed beside its author's leave", ErrNotMember, e.c.Op, identity.ShortID(e.c.Author))
-		}
-	}
-	next := s.clone()
-	if err := next.apply(e.c); err != nil {
-		return err
-	}
-	*s = next
-	return nil
-}
-
-// liveRemovals decides which removals stand, among those of the set the
-// fold covers (in). Removal wins: a change concurrent with a removal of
-// its author does not take effect. Between removals this needs an order,
-// or a removed admin could undo the removal after the fact by signing a
-// removal of its author built on a version from before it, which nobody
-// can tell from one that crossed it in flight: a removal by A stands
-// unless a concurrent removal of A that stands was made by an admin
-// senior to A (seniority). Deciding the most senior authors' removals
-// first makes this well founded: each decision rests on earlier ones.
-func (l *Log) liveRemovals(removals []*entry, in func(*entry) bool) map[*entry]bool {
-	live := map[*entry]bool{}
-	if len(removals) == 0 {
-		return live
-	}
-	rank := l.seniority(in)
-	sorted := slices.Clone(removals)
-	slices.SortStableFunc(sorted, func(a, b *entry) int { return rank.compare(a.c.Author, b.c.Author) })
-	for _, r := range sorted {
-		stands := true
-		for o := range live {
-			if o.c.Peer == r.c.Author && rank.compare(o.c.Author, r.c.Author) < 0 && l.concurrent(o, r) {
-				stands = false
-				break
-			}
-		}
-		if stands {
-			live[r] = true
-		}
-	}
-	return live
-}
-
-// seniorityOf ranks a peer among the admins: the creator first, then
-// the peers some admin change of the set names, by the earliest such
-// change (its depth in the graph, then its hash), then everyone else
-// (an admin by succession, §14.3) by peer ID. It depends on the set of
-// changes only, never on the order they came in.
-type seniorityOf map[peer.ID]*entry // the earliest admin change naming the peer; nil for the creator
-
-func (l *Log) seniority(in func(*entry) bool) seniorityOf {
-	rank := seniorityOf{}
-	for _, e := range l.order {
-		if !in(e) {
-			continue
-		}
-		switch e.c.Op {
-		case OpCreate:
-			rank[e.c.Author] = nil
-		case OpAdmin:
-			if o, ok := rank[e.c.Peer]; !ok || (o != nil && earlier(e, o)) {
-				rank[e.c.Peer] = e
-			}
-		}
-	}
-	return rank
-}
-
-func earlier(a, b *entry) bool {
-	if a.depth != b.depth {
-		return a.depth < b.depth
-	}
-	return bytes.Compare(a.c.hash[:], b.c.hash[:]) < 0
-}
-
-// compare orders a before b (negative) if a is the senior.
-func (r seniorityOf) compare(a, b peer.ID) int {
-	ea, oka := r[a]
-	eb, okb := r[b]
-	switch {
-	case a == b:
-		return 0
-	case oka && ea == nil:
-		return -1
-	case okb && eb == nil:
-		return 1
-	case oka && okb:
-		if earlier(ea, eb) {
-			return -1
-		}
-		return 1
-	case oka:
-		return -1
-	case okb:
-		return 1
-	}
-	return strings.Compare(string(a), string(b))
-}
-
-func (l *Log) concurrent(a, b *entry) bool {
-	return a != b && !a.anc.has(b.idx) && !b.anc.has(a.idx)
-}
-
-// entryHeap orders ready changes by hash.
-type entryHeap []*entry
-
-func (h entryHeap) Len() int { return len(h) }
-func (h entryHeap) Less(i, j int) bool {
-	return bytes.Compare(h[i].c.hash[:], h[j].c.hash[:]) < 0
-}
-func (h entryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *entryHeap) Push(x any)   { *h = append(*h, x.(*entry)) }
-func (h *entryHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
 }
 
 // bitset is a set of small non-negative integers.

@@ -46,6 +46,83 @@ func TestRemovedAdminCannotUndoRemovalByCounterRemoval(t *testing.T) {
 	}
 }
 
+// TestRemovedAdminStoogeCannotUndoRemoval: ann (the creator) removes
+// admin ben, then renames the group. Ben, out, builds on his copy from
+// before his removal: he adds xen, a key of his, makes her an admin, and
+// has her remove ann; cat, in league with him, relays the three. Each is
+// admissible where it was built, and nobody removes xen, so by
+// seniority alone her removal of ann stood, voided ann's removal of ben
+// (a change concurrent with a standing removal of its author) and every
+// change ann made since, though xen never became an admin in the fold
+// (ben's changes crossed his removal). A removal stands only if it takes
+// effect: in every order of arrival, ben and xen are out, ann stays and
+// her rename holds, and xen's removal is refused as a non-admin's.
+func TestRemovedAdminStoogeCannotUndoRemoval(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "xen")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	admin := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	before := replay(t, create, admin) // ben's copy before his removal
+	remove := propose(t, l, p["ann"], group.OpRemove, p["ben"], "")
+	rename := propose(t, l, p["ann"], group.OpRename, person{}, "ann's")
+	addXen := propose(t, before, p["ben"], group.OpAdd, p["xen"], "")
+	adminXen := propose(t, before, p["ben"], group.OpAdmin, p["xen"], "")
+	kick := propose(t, before, p["xen"], group.OpRemove, p["ann"], "")
+	all := []*group.Change{admin, remove, rename, addXen, adminXen, kick}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := range 24 {
+		order := slices.Clone(all)
+		if trial > 0 {
+			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		}
+		m := deal(t, create, order)
+		for len(m.Missing()) > 0 { // a group-want: every change again
+			for _, c := range all {
+				if err := m.Add(reparse(t, c)); err != nil && !errors.Is(err, group.ErrMissingParents) && !errors.Is(err, group.ErrNotMember) {
+					t.Fatal(err)
+				}
+			}
+		}
+		s := m.State()
+		if got, want := names(p, s.Members), []string{"ann", "cat"}; !slices.Equal(got, want) || s.Name != "ann's" {
+			t.Fatalf("trial %d: members %v, name %q, want %v and ann's rename: the stooge's removal undid ann's", trial, got, s.Name, want)
+		}
+		if got := names(p, s.Admins); !slices.Equal(got, []string{"ann"}) {
+			t.Errorf("trial %d: admins %v", trial, got)
+		}
+		if err := m.Effect(kick.Hash()); !errors.Is(err, group.ErrNotAdmin) {
+			t.Errorf("trial %d: the stooge's removal: %v, want ErrNotAdmin", trial, err)
+		}
+	}
+}
+
+// TestJuniorRemovalCannotUndoSeniors: ann (the creator) and ben, an
+// admin she made, cross in flight: ann removes cat while ben removes
+// ann. Ben's removal would void ann's (a change concurrent with a
+// removal of its author); a junior's removal never undoes a senior's,
+// as a counter-removal by the senior would not let it either: ann stays
+// and cat goes, whichever came first.
+func TestJuniorRemovalCannotUndoSeniors(t *testing.T) {
+	p := people(t, "ann", "ben", "cat")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	admin := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	other := replay(t, create, admin)
+	kickCat := propose(t, l, p["ann"], group.OpRemove, p["cat"], "")
+	kickAnn := propose(t, other, p["ben"], group.OpRemove, p["ann"], "")
+	for _, order := range [][]*group.Change{{admin, kickCat, kickAnn}, {admin, kickAnn, kickCat}} {
+		m := replay(t, create, order...)
+		s := m.State()
+		if got, want := names(p, s.Members), []string{"ann", "ben"}; !slices.Equal(got, want) {
+			t.Errorf("members %v, want %v", got, want)
+		}
+		if err := m.Effect(kickAnn.Hash()); !errors.Is(err, group.ErrNotMember) {
+			t.Errorf("ben's removal of ann: %v, want ErrNotMember", err)
+		}
+		if err := m.CheckFoldForTest(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 // TestAdminWhoLeftCannotChangeAfterwards: ben, an admin, leaves; then
 // signs an add of mal built on his copy from before his leave, with a
 // time chosen so that the add's hash orders it before the leave where

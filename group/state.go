@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -43,7 +42,7 @@ func (s *State) apply(c *Change) error {
 	}
 	if c.Op == OpLeave {
 		if !s.IsMember(c.Author) {
-			return fmt.Errorf("%w: %s cannot leave", ErrNotMember, identity.ShortID(c.Author))
+			return refused(ErrNotMember, "%s cannot leave", short(c.Author))
 		}
 		s.drop(c.Author)
 		s.Version++
@@ -54,7 +53,7 @@ func (s *State) apply(c *Change) error {
 		if !s.IsMember(c.Author) {
 			what = "not a member"
 		}
-		return fmt.Errorf("%w: %s of %s is %s", ErrNotAdmin, c.Op, identity.ShortID(c.Author), what)
+		return refused(ErrNotAdmin, "%s of %s is %s", c.Op, short(c.Author), what)
 	}
 	if err := s.change(c); err != nil {
 		return err
@@ -79,11 +78,11 @@ func (s *State) create(c *Change) error {
 
 // change applies an admin's add, remove, rename or admin.
 func (s *State) change(c *Change) error {
-	who := identity.ShortID(c.Peer)
+	who := short(c.Peer)
 	switch c.Op {
 	case OpAdd:
 		if s.IsMember(c.Peer) {
-			return fmt.Errorf("%w: %s", ErrAlreadyMember, who)
+			return refused(ErrAlreadyMember, "%s", who)
 		}
 		if len(s.Members) >= MaxMembers {
 			return fmt.Errorf("%w: %d members", ErrFull, len(s.Members))
@@ -91,20 +90,20 @@ func (s *State) change(c *Change) error {
 		s.Members = append(s.Members, c.Peer)
 	case OpRemove:
 		if !s.IsMember(c.Peer) {
-			return fmt.Errorf("%w: cannot remove %s", ErrNotMember, who)
+			return refused(ErrNotMember, "cannot remove %s", who)
 		}
 		if len(s.Admins) == 1 && s.Admins[0] == c.Peer && len(s.Members) > 1 {
-			return fmt.Errorf("%w: %s is the only one", ErrLastAdmin, who)
+			return refused(ErrLastAdmin, "%s is the only one", who)
 		}
 		s.drop(c.Peer)
 	case OpRename:
 		s.Name = c.Name
 	case OpAdmin:
 		if !s.IsMember(c.Peer) {
-			return fmt.Errorf("%w: cannot make %s an admin", ErrNotMember, who)
+			return refused(ErrNotMember, "cannot make %s an admin", who)
 		}
 		if s.IsAdmin(c.Peer) {
-			return fmt.Errorf("%w: %s is an admin already", ErrAlreadyMember, who)
+			return refused(ErrAlreadyMember, "%s is an admin already", who)
 		}
 		s.Admins = append(s.Admins, c.Peer)
 	default:

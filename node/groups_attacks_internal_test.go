@@ -1,12 +1,14 @@
 package node
 
 import (
+	"crypto/ed25519"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/certchat/certchat/group"
+	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -65,6 +67,87 @@ func TestGroupRemovedAdminCounterRemoval(t *testing.T) {
 		if want := []peer.ID{alice.ID(), carol.ID()}; !slices.Equal(g.Members, want) || !slices.Equal(g.Admins, []peer.ID{alice.ID()}) {
 			t.Errorf("%s: members %v admins %v: bob's counter-removal undid his removal", n.ID(), g.Members, g.Admins)
 		}
+	}
+}
+
+// TestGroupRemovedAdminStooge, on real nodes: alice (the creator)
+// removes bob, an admin she made, then renames the group. Bob's modified
+// client, on his log from before his removal, adds xen (a key of his),
+// makes her an admin and has her remove alice; carol, in league, sends
+// the three to alice. A member's relayed changes are taken, and each is
+// admissible where it was built; by seniority alone xen's removal of
+// alice stood (nobody removed xen) and voided alice's removal of bob and
+// her rename. Only a removal that takes effect stands
+// (group.TestRemovedAdminStoogeCannotUndoRemoval): alice's log takes the
+// changes, and bob and xen stay out, alice stays the admin, the rename
+// holds.
+func TestGroupRemovedAdminStooge(t *testing.T) {
+	alice, bob, carol, id := offTrio(t)
+	offLink(t, bob, carol)
+	if _, err := alice.Groups().Admin(id, bob.ID()); err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("bob an admin", groupEv(id, func(g GroupInfo) bool { return len(g.Admins) == 2 }))
+	bob.groups.mu.Lock()
+	old := bob.groups.logs[id].Changes()
+	bob.groups.mu.Unlock()
+	if _, err := alice.Groups().Remove(id, bob.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Groups().Rename(id, "alice's"); err != nil {
+		t.Fatal(err)
+	}
+	carol.offWait("bob's removal and the rename", groupEv(id, func(g GroupInfo) bool { return len(g.Members) == 2 && g.Name == "alice's" }))
+
+	before, err := group.Restore(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, xenKey, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xen, err := identity.PeerIDFromKey(xenKey.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.groups.mu.Lock()
+	changes := carol.groups.logs[id].Changes()
+	carol.groups.mu.Unlock()
+	var kick *group.Change
+	for _, st := range []struct {
+		key ed25519.PrivateKey
+		op  group.Op
+		p   peer.ID
+	}{{bob.id.Signer(), group.OpAdd, xen}, {bob.id.Signer(), group.OpAdmin, xen}, {xenKey, group.OpRemove, alice.ID()}} {
+		c, err := before.Propose(st.key, st.op, st.p, "", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := before.Add(c); err != nil {
+			t.Fatal(err)
+		}
+		changes, kick = append(changes, c.Bytes()), c
+	}
+	if err := carol.groups.distribute(id, changes, []peer.ID{alice.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		alice.groups.mu.Lock()
+		has := alice.groups.logs[id].Has(kick.Hash())
+		alice.groups.mu.Unlock()
+		if has {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice did not take the changes carol relayed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	g, _ := alice.Groups().Get(id)
+	if want := []peer.ID{alice.ID(), carol.ID()}; !slices.Equal(g.Members, want) || !slices.Equal(g.Admins, []peer.ID{alice.ID()}) || g.Name != "alice's" {
+		t.Errorf("members %v admins %v name %q: the stooge's removal undid alice's", g.Members, g.Admins, g.Name)
 	}
 }
 

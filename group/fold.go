@@ -1,0 +1,296 @@
+package group
+
+import (
+	"bytes"
+	"container/heap"
+	"slices"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// fold computes the membership from the changes in (a set closed under
+// ancestors): topological order, ties broken by hash; a change takes
+// effect if its author may make it at that point and no standing
+// removal concurrent with it removes its author (folding.standing).
+func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
+	f := newFolding(l, in)
+	live, failed := f.standing()
+	return f.run(live, failed)
+}
+
+// folding is a fold of one set of changes: the set, and its graph as the
+// runs of the fold walk it (one run, or more when removals cross).
+type folding struct {
+	set      []*entry // the changes, parents before children
+	removals []*entry
+	leaves   []*entry
+	children map[int][]*entry // by the parent's index in the log
+	parents  map[int]int      // how many parents each change has
+}
+
+func newFolding(l *Log, in func(*entry) bool) *folding {
+	f := &folding{children: map[int][]*entry{}, parents: map[int]int{}}
+	for _, e := range l.order {
+		if !in(e) {
+			continue
+		}
+		f.set = append(f.set, e)
+		switch e.c.Op {
+		case OpRemove:
+			f.removals = append(f.removals, e)
+		case OpLeave:
+			f.leaves = append(f.leaves, e)
+		}
+		f.parents[e.idx] = len(e.c.Parents)
+		for _, p := range e.c.Parents {
+			pi := l.nodes[p].idx
+			f.children[pi] = append(f.children[pi], e)
+		}
+	}
+	return f
+}
+
+// run is one run of the fold, with the removals that stand (live) and
+// those set aside, with the reason (failed).
+func (f *folding) run(live map[*entry]bool, failed map[*entry]error) (State, map[Hash]error) {
+	waiting := make(map[int]int, len(f.parents))
+	ready := &entryHeap{}
+	for _, e := range f.set {
+		waiting[e.idx] = f.parents[e.idx]
+		if len(e.c.Parents) == 0 {
+			heap.Push(ready, e)
+		}
+	}
+	var s State
+	outcome := map[Hash]error{}
+	for ready.Len() > 0 {
+		e := heap.Pop(ready).(*entry)
+		if err := failed[e]; err != nil {
+			outcome[e.c.hash] = err
+		} else if err := f.step(&s, e, live); err != nil {
+			outcome[e.c.hash] = err
+		}
+		for _, ch := range f.children[e.idx] {
+			if waiting[ch.idx]--; waiting[ch.idx] == 0 {
+				heap.Push(ready, ch)
+			}
+		}
+	}
+	return s, outcome
+}
+
+// step applies one change in the fold. live holds the removals that
+// stand (standing): a removal not among them does not take effect, and
+// no other change whose author a concurrent standing removal removes.
+// Nor does a change concurrent with a leave of its author: an honest
+// client names its own last change among the parents of its next, so
+// such a change was signed after the leave on an old version.
+func (f *folding) step(s *State, e *entry, live map[*entry]bool) error {
+	crossed := e.c.Op == OpRemove && !live[e]
+	for r := range live {
+		if crossed {
+			break
+		}
+		crossed = r.c.Peer == e.c.Author && concurrent(r, e)
+	}
+	if crossed {
+		return refused(ErrNotMember, "%s by %s crossed its author's removal", e.c.Op, short(e.c.Author))
+	}
+	for _, lv := range f.leaves {
+		if e.c.Op != OpLeave && lv.c.Author == e.c.Author && concurrent(lv, e) {
+			return refused(ErrNotMember, "%s by %s was signed beside its author's leave", e.c.Op, short(e.c.Author))
+		}
+	}
+	return s.apply(e.c) // which leaves s as it was if it refuses
+}
+
+// standing decides which removals of the set stand, and why the others
+// do not. Removal wins: a change concurrent with a standing removal of
+// its author does not take effect.
+//
+// Only a removal that takes effect may void others. Otherwise a removal
+// that fails (its author no admin where the fold puts it) would still
+// void its target's concurrent changes: a removed admin could make a
+// stooge an admin on a version from before its removal and have the
+// stooge remove its remover, voiding the removal and every change the
+// remover made since (TestRemovedAdminStoogeCannotUndoRemoval). And
+// between removals this needs an order, or a removed admin could undo
+// its removal after the fact by signing a removal of its remover built
+// on a version from before it, which nobody can tell from one that
+// crossed it in flight.
+//
+// A removal that no change of the set is concurrent with voids nothing
+// and is voided by nothing: it stands, and takes effect or not where the
+// fold puts it (it comes after every change it could depend on). The
+// others (crossing removals) are decided by their authors' seniority,
+// the most senior first, each author's against the decisions before
+// (decide). Each decision rests on earlier ones, so the set of changes
+// decides it whatever the order they came in, and a change that builds
+// on every other one (Log.extendsAll) is folded in one step. It runs the
+// fold once for each author of crossing removals, more only when
+// removals fail; never for a set whose changes do not cross.
+func (f *folding) standing() (map[*entry]bool, map[*entry]error) {
+	live, failed := map[*entry]bool{}, map[*entry]error{}
+	var crossing []*entry
+	for _, r := range f.removals {
+		if f.crossesAny(r) {
+			crossing = append(crossing, r)
+		} else {
+			live[r] = true
+		}
+	}
+	if len(crossing) == 0 {
+		return live, failed
+	}
+	rank := f.seniority()
+	slices.SortStableFunc(crossing, func(a, b *entry) int { return rank.compare(a.c.Author, b.c.Author) })
+	for len(crossing) > 0 {
+		n := 1
+		for n < len(crossing) && crossing[n].c.Author == crossing[0].c.Author {
+			n++
+		}
+		f.decide(crossing[:n], live, failed)
+		crossing = crossing[n:]
+	}
+	return live, failed
+}
+
+// crossesAny says whether a change of the set is concurrent with r.
+func (f *folding) crossesAny(r *entry) bool {
+	return slices.ContainsFunc(f.set, func(e *entry) bool { return concurrent(r, e) })
+}
+
+// decide tries one author's crossing removals (cand) against those
+// standing (live): it adds those that stand to live and says why the
+// others do not in failed. They stand if, with them and those standing
+// already (and no junior's), each of them and each standing removal
+// takes effect. Those that fail are set aside (a removal that fails
+// never counts as undoing another) and the rest tried again; if a
+// standing crossing removal fails with them, those concurrent with it
+// are set aside, or all of them if none is: a junior's removal never
+// undoes a senior's (two admins who remove each other concurrently: the
+// senior stays).
+func (f *folding) decide(cand []*entry, live map[*entry]bool, failed map[*entry]error) {
+	try := slices.Clone(cand)
+	for len(try) > 0 {
+		for _, r := range try {
+			live[r] = true
+		}
+		_, outcome := f.run(live, failed)
+		for _, r := range try {
+			delete(live, r)
+		}
+		n := len(try)
+		try = slices.DeleteFunc(try, func(r *entry) bool {
+			if err := outcome[r.c.hash]; err != nil {
+				failed[r] = err
+				return true
+			}
+			return false
+		})
+		if len(try) < n {
+			continue
+		}
+		var broke []*entry // standing crossing removals that fail with try
+		for r := range live {
+			if outcome[r.c.hash] != nil && f.crossesAny(r) {
+				broke = append(broke, r)
+			}
+		}
+		if len(broke) == 0 {
+			for _, r := range try {
+				live[r] = true
+			}
+			return
+		}
+		undo := func(r *entry) bool {
+			return slices.ContainsFunc(broke, func(b *entry) bool { return concurrent(r, b) })
+		}
+		if !slices.ContainsFunc(try, undo) {
+			undo = func(*entry) bool { return true }
+		}
+		try = slices.DeleteFunc(try, func(r *entry) bool {
+			if !undo(r) {
+				return false
+			}
+			failed[r] = refused(ErrNotMember, "remove of %s by %s would undo a removal by a senior admin", short(r.c.Peer), short(r.c.Author))
+			return true
+		})
+	}
+}
+
+// seniorityOf ranks a peer among the admins: the creator first, then
+// the peers some admin change of the set names, by the earliest such
+// change (its depth in the graph, then its hash), then everyone else
+// (an admin by succession, §14.3) by peer ID. It depends on the set of
+// changes only, never on the order they came in.
+type seniorityOf map[peer.ID]*entry // the earliest admin change naming the peer; nil for the creator
+
+func (f *folding) seniority() seniorityOf {
+	rank := seniorityOf{}
+	for _, e := range f.set {
+		switch e.c.Op {
+		case OpCreate:
+			rank[e.c.Author] = nil
+		case OpAdmin:
+			if o, ok := rank[e.c.Peer]; !ok || (o != nil && earlier(e, o)) {
+				rank[e.c.Peer] = e
+			}
+		}
+	}
+	return rank
+}
+
+func earlier(a, b *entry) bool {
+	if a.depth != b.depth {
+		return a.depth < b.depth
+	}
+	return bytes.Compare(a.c.hash[:], b.c.hash[:]) < 0
+}
+
+// compare orders a before b (negative) if a is the senior.
+func (r seniorityOf) compare(a, b peer.ID) int {
+	ea, oka := r[a]
+	eb, okb := r[b]
+	switch {
+	case a == b:
+		return 0
+	case oka && ea == nil:
+		return -1
+	case okb && eb == nil:
+		return 1
+	case oka && okb:
+		if earlier(ea, eb) {
+			return -1
+		}
+		return 1
+	case oka:
+		return -1
+	case okb:
+		return 1
+	}
+	return strings.Compare(string(a), string(b))
+}
+
+// concurrent says whether neither of a and b is an ancestor of the
+// other.
+func concurrent(a, b *entry) bool {
+	return a != b && !a.anc.has(b.idx) && !b.anc.has(a.idx)
+}
+
+// entryHeap orders ready changes by hash.
+type entryHeap []*entry
+
+func (h entryHeap) Len() int { return len(h) }
+func (h entryHeap) Less(i, j int) bool {
+	return bytes.Compare(h[i].c.hash[:], h[j].c.hash[:]) < 0
+}
+func (h entryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *entryHeap) Push(x any)   { *h = append(*h, x.(*entry)) }
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
