@@ -135,3 +135,43 @@ func BenchmarkRestore(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStoogeFlood: an admin removed by the creator builds, on its
+// copy from before the removal, stooges: k times an add of a key of its,
+// an admin change making it an admin, its removal of a member and an add
+// of that member back, each on the last, as a member in league would
+// relay them; the log takes all 4k (none takes effect, each folds the
+// log). Each stooge is an author of a crossing removal: deciding each
+// with a run of the fold of its own would make every fold cost k runs.
+func BenchmarkStoogeFlood(b *testing.B) {
+	for _, k := range []int{50, 200} {
+		b.Run(fmt.Sprint("stooges=", k), func(b *testing.B) {
+			p := people(b, "ann", "ben", "cat")
+			create, l := newGroup(b, p["ann"], p["ben"], p["cat"])
+			admin := propose(b, l, p["ann"], group.OpAdmin, p["ben"], "")
+			before := replay(b, create, admin)
+			remove := propose(b, l, p["ann"], group.OpRemove, p["ben"], "")
+			var chain []*group.Change
+			for i := range k {
+				x := newPerson(b, fmt.Sprint("x", i))
+				chain = append(chain,
+					propose(b, before, p["ben"], group.OpAdd, x, ""),
+					propose(b, before, p["ben"], group.OpAdmin, x, ""),
+					propose(b, before, x, group.OpRemove, p["cat"], ""),
+					propose(b, before, p["ben"], group.OpAdd, p["cat"], ""))
+			}
+			b.ResetTimer()
+			for range b.N {
+				m := replay(b, create, admin, remove)
+				for _, c := range chain {
+					if err := m.Add(c); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if s := m.State(); s.IsMember(p["ben"].id) || !s.IsMember(p["cat"].id) {
+					b.Fatalf("members %v", names(p, s.Members))
+				}
+			}
+		})
+	}
+}
