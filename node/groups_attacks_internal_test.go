@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/group"
-	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -103,14 +102,7 @@ func TestGroupRemovedAdminStooge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, xenKey, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	xen, err := identity.PeerIDFromKey(xenKey.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	xenKey, xen := testKey(t)
 	carol.groups.mu.Lock()
 	changes := carol.groups.logs[id].Changes()
 	carol.groups.mu.Unlock()
