@@ -265,25 +265,55 @@ func (f *folding) decide(cand []*entry, live map[*entry]bool, failed map[*entry]
 }
 
 // seniorityOf ranks a peer among the admins: the creator first, then
-// the peers some admin change of the set names, by the earliest such
-// change (its depth in the graph, then its hash), then everyone else
-// (an admin by succession, §14.3) by peer ID. It depends on the set of
-// changes only, never on the order they came in.
-type seniorityOf map[peer.ID]*entry // the earliest admin change naming the peer; nil for the creator
+// the peers some admin change of the set names that counts, by the
+// earliest such change (its depth in the graph, then its hash), then
+// everyone else (an admin by succession, §14.3) by peer ID. It depends on
+// the set of changes only, never on the order they came in.
+//
+// An admin change counts if nothing voids it for its author (no removal
+// of its author, and no leave by it, is concurrent with it) and its
+// author is the creator or named by a change that counts before it
+// (among its ancestors). Otherwise a removed admin could sign, on a
+// version from before its removal, a change making a member in league an
+// admin: it takes no effect, but named the member at a lesser depth than
+// the admins made since, and made it their senior, to win removals that
+// cross (TestCrossedAdminChangeGivesNoSeniority); and a stooge it made an
+// admin so could pass that on.
+type seniorityOf map[peer.ID]*entry // the earliest admin change naming the peer that counts; nil for the creator
 
 func (f *folding) seniority() seniorityOf {
 	rank := seniorityOf{}
+	var counted []*entry // admin changes that count, parents before children
 	for _, e := range f.set {
 		switch e.c.Op {
 		case OpCreate:
 			rank[e.c.Author] = nil
 		case OpAdmin:
+			if !f.counts(e, rank, counted) {
+				continue
+			}
+			counted = append(counted, e)
 			if o, ok := rank[e.c.Peer]; !ok || (o != nil && earlier(e, o)) {
 				rank[e.c.Peer] = e
 			}
 		}
 	}
 	return rank
+}
+
+// counts says whether admin change e counts for seniority, given the
+// changes before it that count.
+func (f *folding) counts(e *entry, rank seniorityOf, counted []*entry) bool {
+	voided := func(o *entry) bool {
+		return concurrent(o, e) && ((o.c.Op == OpRemove && o.c.Peer == e.c.Author) || (o.c.Op == OpLeave && o.c.Author == e.c.Author))
+	}
+	if slices.ContainsFunc(f.removals, voided) || slices.ContainsFunc(f.leaves, voided) {
+		return false
+	}
+	if by, ok := rank[e.c.Author]; ok && by == nil {
+		return true // the creator
+	}
+	return slices.ContainsFunc(counted, func(a *entry) bool { return a.c.Peer == e.c.Author && e.anc.has(a.idx) })
 }
 
 func earlier(a, b *entry) bool {

@@ -425,3 +425,53 @@ func TestChangeBesideALeaveSetAside(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossedAdminChangeGivesNoSeniority: ann (the creator) removes ben,
+// an admin, then makes dan an admin, then cat. Ben, out, signs on his
+// copy from before his removal a change making cat an admin, which
+// takes no effect (it crossed his removal) and which cat, in league,
+// relays. Seniority decides between removals that cross: dan is senior
+// to cat, so when they remove each other concurrently dan stays. Ben's
+// change must not make cat the senior (it named her at a lesser depth
+// than ann's change naming dan): an admin change counts for seniority
+// only if nothing voids it for its author (a concurrent removal of, or
+// leave by, the author), and its author is the creator or named by such
+// a change before it.
+func TestCrossedAdminChangeGivesNoSeniority(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "dan")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"], p["dan"])
+	admin := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	before := replay(t, create, admin)
+	remove := propose(t, l, p["ann"], group.OpRemove, p["ben"], "")
+	early := propose(t, before, p["ben"], group.OpAdmin, p["cat"], "")
+	dan := propose(t, l, p["ann"], group.OpAdmin, p["dan"], "")
+	cat := propose(t, l, p["ann"], group.OpAdmin, p["cat"], "")
+	forDan := replay(t, create, admin, remove, dan, cat)
+	kickCat := propose(t, forDan, p["dan"], group.OpRemove, p["cat"], "")
+	kickDan := propose(t, l, p["cat"], group.OpRemove, p["dan"], "")
+	for _, withEarly := range []bool{false, true} {
+		cs := []*group.Change{admin, remove, dan, cat, kickCat, kickDan}
+		if withEarly {
+			cs = append(cs, early)
+		}
+		for _, order := range [][]*group.Change{cs, reversed(cs)} {
+			m := deal(t, create, order)
+			for len(m.Missing()) > 0 {
+				for _, c := range cs {
+					if err := m.Add(reparse(t, c)); err != nil && !errors.Is(err, group.ErrMissingParents) && !errors.Is(err, group.ErrNotMember) {
+						t.Fatal(err)
+					}
+				}
+			}
+			if got, want := names(p, m.State().Members), []string{"ann", "dan"}; !slices.Equal(got, want) {
+				t.Errorf("with ben's crossed admin change %v: members %v, want %v: the junior admin won", withEarly, got, want)
+			}
+		}
+	}
+}
+
+func reversed(cs []*group.Change) []*group.Change {
+	r := slices.Clone(cs)
+	slices.Reverse(r)
+	return r
+}
