@@ -16,7 +16,8 @@ import (
 func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
 	f := newFolding(l, in)
 	live, failed := f.standing()
-	return f.run(live, failed)
+	r := f.run(live, failed)
+	return r.state, r.outcome
 }
 
 // folding is a fold of one set of changes: the set, and its graph as the
@@ -51,13 +52,6 @@ func newFolding(l *Log, in func(*entry) bool) *folding {
 	return f
 }
 
-// run is one run of the fold, with the removals that stand (live) and
-// those set aside, with the reason (failed).
-func (f *folding) run(live map[*entry]bool, failed map[*entry]error) (State, map[Hash]error) {
-	r := f.runAll(live, failed)
-	return r.state, r.outcome
-}
-
 // foldRun is what a run of the fold computed: the membership, why each
 // change that took no effect did not, and for each removal neither
 // standing nor set aside, whether its author was an admin where the run
@@ -68,7 +62,9 @@ type foldRun struct {
 	adminAt map[*entry]bool
 }
 
-func (f *folding) runAll(live map[*entry]bool, failed map[*entry]error) foldRun {
+// run is one run of the fold, with the removals that stand (live) and
+// those set aside, with the reason (failed).
+func (f *folding) run(live map[*entry]bool, failed map[*entry]error) foldRun {
 	waiting := make(map[int]int, len(f.parents))
 	ready := &entryHeap{}
 	for _, e := range f.set {
@@ -170,7 +166,7 @@ func (f *folding) standing() (map[*entry]bool, map[*entry]error) {
 	}
 	rank := f.seniority()
 	slices.SortStableFunc(crossing, func(a, b *entry) int { return rank.compare(a.c.Author, b.c.Author) })
-	base := f.runAll(live, failed) // with the removals standing so far, and no crossing one
+	base := f.run(live, failed) // with the removals standing so far, and no crossing one
 	for len(crossing) > 0 {
 		n := 1
 		for n < len(crossing) && crossing[n].c.Author == crossing[0].c.Author {
@@ -220,7 +216,7 @@ func (f *folding) decide(cand []*entry, live map[*entry]bool, failed map[*entry]
 		for _, r := range try {
 			live[r] = true
 		}
-		run := f.runAll(live, failed)
+		run := f.run(live, failed)
 		for _, r := range try {
 			delete(live, r)
 		}
