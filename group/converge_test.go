@@ -26,7 +26,10 @@ import (
 // member gets every change, in random orders,
 // and asks for what it cannot place (a group-want: every change again,
 // in another order); all end with the same changes and the same
-// membership. GROUP_SWEEP_SEEDS sets the number of seeds (default 40).
+// membership; and after each change the first member takes, what its log
+// holds is what the fold of all its changes computes (a change that
+// builds on every head is taken in one step). GROUP_SWEEP_SEEDS sets the
+// number of seeds (default 40).
 func TestRandomOrdersConvergeSweep(t *testing.T) {
 	seeds := 40
 	if s := os.Getenv("GROUP_SWEEP_SEEDS"); s != "" {
@@ -194,6 +197,13 @@ func convergeGame(t *testing.T, seed uint64) (junk, moot, stooges int) {
 				err := m.Add(reparse(t, c))
 				if errors.Is(err, group.ErrNotMember) && !m.Has(c.Hash()) {
 					moot++
+				}
+				// What Add keeps (a change that builds on every head in
+				// one step) is what the fold of all computes.
+				if trial == 0 {
+					if err := m.CheckFoldForTest(); err != nil {
+						t.Fatalf("seed %d, after %s by %s: %v", seed, c.Op, identity.ShortID(c.Author), err)
+					}
 				}
 			}
 			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
