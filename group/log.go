@@ -178,6 +178,19 @@ func (l *Log) Effect(h Hash) error {
 	return l.outcome[h]
 }
 
+// TookEffect lists the changes by p that take effect in the membership:
+// what a node notes before it takes a frame, to tell p which of its
+// changes one that crossed them undid (Effect, after).
+func (l *Log) TookEffect(p peer.ID) []*Change {
+	var out []*Change
+	for _, e := range l.order {
+		if e.c.Author == p && l.outcome[e.c.hash] == nil {
+			out = append(out, e.c)
+		}
+	}
+	return out
+}
+
 // Refused returns, and forgets, why held changes were refused once their
 // parents arrived: Add had answered ErrMissingParents for them.
 func (l *Log) Refused() []error {

@@ -289,8 +289,9 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		return
 	}
 	before := 0
+	var mine []*group.Change // ours that take effect before the frame
 	if known {
-		before = l.Revision()
+		before, mine = l.Revision(), l.TookEffect(g.host.ID())
 	} else {
 		l = taken
 	}
@@ -334,6 +335,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	if l != nil {
 		refusals = append(refusals, l.Refused()...)
 	}
+	undone := undoneBy(l, mine)
 	var (
 		changes  [][]byte
 		revision int // the log's, to tell whether the frame changed it
@@ -378,6 +380,9 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	for _, err := range refusals {
 		g.emitError(from, fmt.Errorf("a change to group %x from %s was refused: %w", id[:4], identity.ShortID(from), err))
 	}
+	for _, err := range undone {
+		g.emitError(from, err)
+	}
 	if !keep || (known && revision == before) {
 		return
 	}
@@ -398,6 +403,36 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 			g.emitError(from, err)
 		}
 	}
+}
+
+// undoneBy says which of mine, our changes that took effect in l before
+// a frame, no longer do with it: a change that crossed one undid it (a
+// senior admin's removal of us, or one ours would have undone). The
+// membership shows the outcome; this tells why. Called with g.mu held.
+func undoneBy(l *group.Log, mine []*group.Change) []error {
+	var out []error
+	for _, c := range mine {
+		err := l.Effect(c.Hash())
+		if err == nil {
+			continue
+		}
+		out = append(out, fmt.Errorf("your %s in group %q was undone by a change that crossed it: %w", changeNoun(c), l.Name(), err))
+	}
+	return out
+}
+
+// changeNoun names a change for a sentence: "removal of 12D3…x", "rename".
+func changeNoun(c *group.Change) string {
+	who := identity.ShortID(c.Peer)
+	switch c.Op {
+	case group.OpAdd:
+		return "addition of " + who
+	case group.OpRemove:
+		return "removal of " + who
+	case group.OpAdmin:
+		return "making " + who + " an admin"
+	}
+	return c.Op.String()
 }
 
 // knownChanges says which of raw, the encoded changes of a frame for

@@ -143,6 +143,52 @@ func TestGroupRemovedAdminStooge(t *testing.T) {
 	}
 }
 
+// TestGroupUndoneChangeTold, on real nodes: bob, an admin alice (the
+// creator) made, removes her; on her log from before that, alice had
+// removed carol, and carol, in league, brings bob that change. A
+// junior's removal never undoes a senior's (group.TestJuniorRemovalCannot
+// UndoSeniors): bob's removal of alice is set aside, and bob's node
+// tells him so, with the reason, instead of leaving him to find alice
+// back in the member list.
+func TestGroupUndoneChangeTold(t *testing.T) {
+	alice, bob, carol, id := offTrio(t)
+	offLink(t, bob, carol)
+	if _, err := alice.Groups().Admin(id, bob.ID()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*offNode{bob, carol} {
+		n.offWait("bob an admin", groupEv(id, func(g GroupInfo) bool { return len(g.Admins) == 2 }))
+	}
+	alice.groups.mu.Lock()
+	old := alice.groups.logs[id].Changes()
+	alice.groups.mu.Unlock()
+	if _, err := bob.Groups().Remove(id, alice.ID()); err != nil {
+		t.Fatal(err)
+	}
+	carol.offWait("alice's removal", groupEv(id, func(g GroupInfo) bool { return len(g.Members) == 2 }))
+	before, err := group.Restore(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kick, err := before.Propose(alice.id.Signer(), group.OpRemove, carol.ID(), "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.groups.mu.Lock()
+	changes := append(carol.groups.logs[id].Changes(), kick.Bytes())
+	carol.groups.mu.Unlock()
+	if err := carol.groups.distribute(id, changes, []peer.ID{bob.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	bob.offWait("his removal of alice undone, told", func(e Event) bool {
+		return e.Kind == EventError && strings.Contains(e.Err, "was undone") && strings.Contains(e.Err, "senior admin")
+	})
+	g, _ := bob.Groups().Get(id)
+	if want := []peer.ID{alice.ID(), bob.ID()}; !slices.Equal(g.Members, want) {
+		t.Errorf("members %v, want alice and bob", g.Members)
+	}
+}
+
 // TestGroupFormerMemberFloodRefused, on real nodes: carol leaves, then
 // her modified client signs leaves beside her first one, built on her
 // log from before it, each with its own time, and sends them to the
