@@ -11,6 +11,28 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
+// adminTrio is offTrio with bob and carol linked and bob made an admin
+// by alice, the creator; bob and carol have seen it.
+func adminTrio(t *testing.T) (alice, bob, carol *offNode, id group.ID) {
+	t.Helper()
+	alice, bob, carol, id = offTrio(t)
+	offLink(t, bob, carol)
+	if _, err := alice.Groups().Admin(id, bob.ID()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*offNode{bob, carol} {
+		n.offWait("bob an admin", groupEv(id, func(g GroupInfo) bool { return len(g.Admins) == 2 }))
+	}
+	return alice, bob, carol, id
+}
+
+// logChanges is n's log of group id, encoded.
+func logChanges(n *offNode, id group.ID) [][]byte {
+	n.groups.mu.Lock()
+	defer n.groups.mu.Unlock()
+	return n.groups.logs[id].Changes()
+}
+
 // TestGroupRemovedAdminCounterRemoval, on real nodes: alice (the
 // creator) removes bob, an admin she made. Bob's modified client then
 // signs a removal of alice built on his log from before his removal, as
@@ -21,17 +43,8 @@ import (
 // after the fact does not undo a removal by a senior admin
 // (group.TestRemovedAdminCannotUndoRemovalByCounterRemoval).
 func TestGroupRemovedAdminCounterRemoval(t *testing.T) {
-	alice, bob, carol, id := offTrio(t)
-	offLink(t, bob, carol)
-	if _, err := alice.Groups().Admin(id, bob.ID()); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []*offNode{bob, carol} {
-		n.offWait("bob an admin", groupEv(id, func(g GroupInfo) bool { return len(g.Admins) == 2 }))
-	}
-	bob.groups.mu.Lock()
-	old := bob.groups.logs[id].Changes()
-	bob.groups.mu.Unlock()
+	alice, bob, carol, id := adminTrio(t)
+	old := logChanges(bob, id)
 	if _, err := alice.Groups().Remove(id, bob.ID()); err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +59,7 @@ func TestGroupRemovedAdminCounterRemoval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob.groups.mu.Lock()
-	changes := append(bob.groups.logs[id].Changes(), counter.Bytes())
-	bob.groups.mu.Unlock()
+	changes := append(logChanges(bob, id), counter.Bytes())
 	if err := bob.groups.distribute(id, changes, []peer.ID{alice.ID(), carol.ID()}); err != nil {
 		t.Fatal(err)
 	}
@@ -81,15 +92,8 @@ func TestGroupRemovedAdminCounterRemoval(t *testing.T) {
 // changes, and bob and xen stay out, alice stays the admin, the rename
 // holds.
 func TestGroupRemovedAdminStooge(t *testing.T) {
-	alice, bob, carol, id := offTrio(t)
-	offLink(t, bob, carol)
-	if _, err := alice.Groups().Admin(id, bob.ID()); err != nil {
-		t.Fatal(err)
-	}
-	bob.offWait("bob an admin", groupEv(id, func(g GroupInfo) bool { return len(g.Admins) == 2 }))
-	bob.groups.mu.Lock()
-	old := bob.groups.logs[id].Changes()
-	bob.groups.mu.Unlock()
+	alice, bob, carol, id := adminTrio(t)
+	old := logChanges(bob, id)
 	if _, err := alice.Groups().Remove(id, bob.ID()); err != nil {
 		t.Fatal(err)
 	}
@@ -103,9 +107,7 @@ func TestGroupRemovedAdminStooge(t *testing.T) {
 		t.Fatal(err)
 	}
 	xenKey, xen := testKey(t)
-	carol.groups.mu.Lock()
-	changes := carol.groups.logs[id].Changes()
-	carol.groups.mu.Unlock()
+	changes := logChanges(carol, id)
 	var kick *group.Change
 	for _, st := range []struct {
 		key ed25519.PrivateKey
@@ -151,17 +153,8 @@ func TestGroupRemovedAdminStooge(t *testing.T) {
 // tells him so, with the reason, instead of leaving him to find alice
 // back in the member list.
 func TestGroupUndoneChangeTold(t *testing.T) {
-	alice, bob, carol, id := offTrio(t)
-	offLink(t, bob, carol)
-	if _, err := alice.Groups().Admin(id, bob.ID()); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []*offNode{bob, carol} {
-		n.offWait("bob an admin", groupEv(id, func(g GroupInfo) bool { return len(g.Admins) == 2 }))
-	}
-	alice.groups.mu.Lock()
-	old := alice.groups.logs[id].Changes()
-	alice.groups.mu.Unlock()
+	alice, bob, carol, id := adminTrio(t)
+	old := logChanges(alice, id)
 	if _, err := bob.Groups().Remove(id, alice.ID()); err != nil {
 		t.Fatal(err)
 	}
@@ -174,9 +167,7 @@ func TestGroupUndoneChangeTold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	carol.groups.mu.Lock()
-	changes := append(carol.groups.logs[id].Changes(), kick.Bytes())
-	carol.groups.mu.Unlock()
+	changes := append(logChanges(carol, id), kick.Bytes())
 	if err := carol.groups.distribute(id, changes, []peer.ID{bob.ID()}); err != nil {
 		t.Fatal(err)
 	}
@@ -201,9 +192,7 @@ func TestGroupUndoneChangeTold(t *testing.T) {
 func TestGroupFormerMemberFloodRefused(t *testing.T) {
 	alice, bob, carol, id := offTrio(t)
 	offLink(t, bob, carol)
-	carol.groups.mu.Lock()
-	old := carol.groups.logs[id].Changes()
-	carol.groups.mu.Unlock()
+	old := logChanges(carol, id)
 	if _, err := carol.Groups().Leave(id); err != nil {
 		t.Fatal(err)
 	}
