@@ -14,9 +14,7 @@ import (
 // effect if its author may make it at that point and no standing
 // removal concurrent with it removes its author (folding.standing).
 func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
-	f := newFolding(l, in)
-	live, failed := f.standing()
-	r := f.run(live, failed)
+	r := newFolding(l, in).standing()
 	return r.state, r.outcome
 }
 
@@ -28,10 +26,11 @@ type folding struct {
 	leaves   []*entry
 	children map[int][]*entry // by the parent's index in the log
 	parents  map[int]int      // how many parents each change has
+	crossing map[*entry]bool  // removals some change of the set is concurrent with
 }
 
 func newFolding(l *Log, in func(*entry) bool) *folding {
-	f := &folding{children: map[int][]*entry{}, parents: map[int]int{}}
+	f := &folding{children: map[int][]*entry{}, parents: map[int]int{}, crossing: map[*entry]bool{}}
 	for _, e := range l.order {
 		if !in(e) {
 			continue
@@ -48,6 +47,9 @@ func newFolding(l *Log, in func(*entry) bool) *folding {
 			pi := l.nodes[p].idx
 			f.children[pi] = append(f.children[pi], e)
 		}
+	}
+	for _, r := range f.removals {
+		f.crossing[r] = slices.ContainsFunc(f.set, func(e *entry) bool { return concurrent(r, e) })
 	}
 	return f
 }
@@ -150,19 +152,17 @@ func (f *folding) step(s *State, e *entry, live map[*entry]bool) error {
 // decides it whatever the order they came in, and a change that builds
 // on every other one (Log.extendsAll) is folded in one step. It runs the
 // fold once for each author of crossing removals, more only when
-// removals fail; never for a set whose changes do not cross.
-func (f *folding) standing() (map[*entry]bool, map[*entry]error) {
+// removals fail. It returns the run with the removals that stand: the
+// fold's result.
+func (f *folding) standing() foldRun {
 	live, failed := map[*entry]bool{}, map[*entry]error{}
 	var crossing []*entry
 	for _, r := range f.removals {
-		if f.crossesAny(r) {
+		if f.crossing[r] {
 			crossing = append(crossing, r)
 		} else {
 			live[r] = true
 		}
-	}
-	if len(crossing) == 0 {
-		return live, failed
 	}
 	rank := f.seniority()
 	slices.SortStableFunc(crossing, func(a, b *entry) int { return rank.compare(a.c.Author, b.c.Author) })
@@ -192,12 +192,12 @@ func (f *folding) standing() (map[*entry]bool, map[*entry]error) {
 		}
 		crossing = crossing[n:]
 	}
-	return live, failed
-}
-
-// crossesAny says whether a change of the set is concurrent with r.
-func (f *folding) crossesAny(r *entry) bool {
-	return slices.ContainsFunc(f.set, func(e *entry) bool { return concurrent(r, e) })
+	// base is the run with every removal that stands; those set aside
+	// since did not take effect in it either (not standing), and say why.
+	for r, err := range failed {
+		base.outcome[r.c.hash] = err
+	}
+	return base
 }
 
 // decide tries one author's crossing removals (cand) against those
@@ -233,7 +233,7 @@ func (f *folding) decide(cand []*entry, live map[*entry]bool, failed map[*entry]
 		}
 		var broke []*entry // standing crossing removals that fail with try
 		for r := range live {
-			if run.outcome[r.c.hash] != nil && f.crossesAny(r) {
+			if run.outcome[r.c.hash] != nil && f.crossing[r] {
 				broke = append(broke, r)
 			}
 		}

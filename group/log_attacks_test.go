@@ -436,24 +436,29 @@ func TestChangeBesideALeaveSetAside(t *testing.T) {
 // than ann's change naming dan): an admin change counts for seniority
 // only if nothing voids it for its author (a concurrent removal of, or
 // leave by, the author), and its author is the creator or named by such
-// a change before it.
+// a change before it: ben cannot lend cat seniority himself, nor through
+// a stooge he made an admin on his old copy.
 func TestCrossedAdminChangeGivesNoSeniority(t *testing.T) {
-	p := people(t, "ann", "ben", "cat", "dan")
+	p := people(t, "ann", "ben", "cat", "dan", "xen")
 	create, l := newGroup(t, p["ann"], p["ben"], p["cat"], p["dan"])
 	admin := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
-	before := replay(t, create, admin)
-	remove := propose(t, l, p["ann"], group.OpRemove, p["ben"], "")
-	early := propose(t, before, p["ben"], group.OpAdmin, p["cat"], "")
-	dan := propose(t, l, p["ann"], group.OpAdmin, p["dan"], "")
-	cat := propose(t, l, p["ann"], group.OpAdmin, p["cat"], "")
-	forDan := replay(t, create, admin, remove, dan, cat)
-	kickCat := propose(t, forDan, p["dan"], group.OpRemove, p["cat"], "")
-	kickDan := propose(t, l, p["cat"], group.OpRemove, p["dan"], "")
-	for _, withEarly := range []bool{false, true} {
-		cs := []*group.Change{admin, remove, dan, cat, kickCat, kickDan}
-		if withEarly {
-			cs = append(cs, early)
-		}
+	main := []*group.Change{admin, propose(t, l, p["ann"], group.OpRemove, p["ben"], "")}
+	// Two renames, so that what ben signs on his old copy names cat at a
+	// lesser depth than ann's changes name dan, even through a stooge.
+	for _, name := range []string{"one", "two"} {
+		main = append(main, propose(t, l, p["ann"], group.OpRename, person{}, name))
+	}
+	main = append(main, propose(t, l, p["ann"], group.OpAdmin, p["dan"], ""), propose(t, l, p["ann"], group.OpAdmin, p["cat"], ""))
+	forDan := replay(t, create, main...)
+	main = append(main, propose(t, forDan, p["dan"], group.OpRemove, p["cat"], ""), propose(t, l, p["cat"], group.OpRemove, p["dan"], ""))
+	own := replay(t, create, admin)
+	stooge := replay(t, create, admin)
+	for name, extra := range map[string][]*group.Change{
+		"none":             nil,
+		"ben's own":        {propose(t, own, p["ben"], group.OpAdmin, p["cat"], "")},
+		"through a stooge": {propose(t, stooge, p["ben"], group.OpAdd, p["xen"], ""), propose(t, stooge, p["ben"], group.OpAdmin, p["xen"], ""), propose(t, stooge, p["xen"], group.OpAdmin, p["cat"], "")},
+	} {
+		cs := append(slices.Clone(main), extra...)
 		for _, order := range [][]*group.Change{cs, reversed(cs)} {
 			m := deal(t, create, order)
 			for len(m.Missing()) > 0 {
@@ -464,7 +469,7 @@ func TestCrossedAdminChangeGivesNoSeniority(t *testing.T) {
 				}
 			}
 			if got, want := names(p, m.State().Members), []string{"ann", "dan"}; !slices.Equal(got, want) {
-				t.Errorf("with ben's crossed admin change %v: members %v, want %v: the junior admin won", withEarly, got, want)
+				t.Errorf("%s: members %v, want %v: the junior admin won", name, got, want)
 			}
 		}
 	}
