@@ -20,7 +20,8 @@ import (
 // TestRandomOrdersConvergeSweep: TestRandomOrdersConverge's game over
 // many seeds, with leaves (admins and plain members) and former members
 // who sign changes beside their leave or removal on versions where they
-// were members (more leaves, renames and adds by a former admin), which
+// were members (more leaves, renames, adds and removals by a former
+// admin: a removal so signed is a counter-removal signed late), which
 // a member relays, and stooges: a former admin adds a key of its own on
 // such a version, makes it an admin and has it remove someone. Every
 // member gets every change, in random orders,
@@ -39,23 +40,24 @@ func TestRandomOrdersConvergeSweep(t *testing.T) {
 		}
 		seeds = n
 	}
-	junk, moot, stooges := 0, 0, 0
+	junk, moot, stooges, counters := 0, 0, 0, 0
 	for seed := range seeds {
-		j, m, st := convergeGame(t, uint64(seed))
+		j, m, st, co := convergeGame(t, uint64(seed))
 		junk += j
 		moot += m
 		stooges += st
+		counters += co
 	}
-	if junk == 0 || moot == 0 || stooges == 0 {
-		t.Fatalf("%d changes by former members, %d kept out of a log, %d stooges: the game does not test besideLeave and standing", junk, moot, stooges)
+	if junk == 0 || moot == 0 || stooges == 0 || counters == 0 {
+		t.Fatalf("%d changes by former members, %d kept out of a log, %d stooges, %d late removals: the game does not test besideLeave and standing", junk, moot, stooges, counters)
 	}
-	t.Logf("%d seeds: %d changes by former members (%d stooges), %d refused or dropped on arrival", seeds, junk, stooges, moot)
+	t.Logf("%d seeds: %d changes by former members (%d stooges, %d late removals), %d refused or dropped on arrival", seeds, junk, stooges, counters, moot)
 }
 
 // convergeGame plays one seed; it returns how many changes former
 // members signed and how many times a log refused or dropped one as
 // moot.
-func convergeGame(t *testing.T, seed uint64) (junk, moot, stooges int) {
+func convergeGame(t *testing.T, seed uint64) (junk, moot, stooges, counters int) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 7))
 	p := seededPeople(t, seed, "ann", "ben", "cat", "dan", "eve", "fay")
@@ -169,9 +171,17 @@ func convergeGame(t *testing.T, seed uint64) (junk, moot, stooges int) {
 				}
 				op, about, name := group.OpLeave, peer.ID(""), ""
 				if s.state.IsAdmin(q.id) && rng.IntN(2) == 0 {
-					op, name = group.OpRename, fmt.Sprint(q.name, " was here ", n)
-					if rng.IntN(2) == 0 {
-						op, about, name = group.OpAdd, p["fay"].id, ""
+					switch rng.IntN(3) {
+					case 0:
+						op, name = group.OpRename, fmt.Sprint(q.name, " was here ", n)
+					case 1:
+						op, about = group.OpAdd, p["fay"].id
+					default: // a counter-removal, signed late
+						op, about = group.OpRemove, s.state.Members[rng.IntN(len(s.state.Members))]
+						if about == q.id {
+							op, about = group.OpLeave, ""
+						}
+						counters++
 					}
 				}
 				ch, err := group.SignForTest(q.key, l.ID(), s.heads[:min(len(s.heads), group.MaxParents)], op, about, name, at(n))
@@ -224,7 +234,7 @@ func convergeGame(t *testing.T, seed uint64) (junk, moot, stooges int) {
 				names(p, s.Members), names(p, s.Admins), s.Name, s.Version, len(m.Heads()), names(p, want.Members), names(p, want.Admins), want.Name, want.Version, len(wantHeads))
 		}
 	}
-	return junk, moot, stooges
+	return junk, moot, stooges, counters
 }
 
 // seededPeople makes people whose keys depend on seed only, so that a
