@@ -480,3 +480,53 @@ func reversed(cs []*group.Change) []*group.Change {
 	slices.Reverse(r)
 	return r
 }
+
+// TestJuniorRemovalCannotUndoSeniorsLaterChange: a junior's removal
+// that would take effect only because a removal that crossed it was set
+// aside since must not undo what a senior admin built on it meanwhile.
+// Ann (the creator) makes ben, dan and cat admins, in that order. Cat
+// removes dan; ben, crossing it, removes cat; dan, holding both, sees
+// ben's removal stand (ben is cat's senior) and cat's void, and removes
+// eve on top of them. Ann, crossing ben's removal, removes ben: ben's
+// removal of cat now crosses its author's removal and fails, and cat's
+// removal of dan would take effect, after which dan's removal of eve,
+// built on it, would fail (dan no member). It is set aside instead,
+// though it crosses none of dan's removals ("would undo a removal by a
+// senior admin", decide's last resort): dan, the senior, stays, and
+// eve goes.
+func TestJuniorRemovalCannotUndoSeniorsLaterChange(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "dan", "eve")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"], p["dan"], p["eve"])
+	base := []*group.Change{
+		propose(t, l, p["ann"], group.OpAdmin, p["ben"], ""),
+		propose(t, l, p["ann"], group.OpAdmin, p["dan"], ""),
+		propose(t, l, p["ann"], group.OpAdmin, p["cat"], ""),
+	}
+	kickDan := propose(t, replay(t, create, base...), p["cat"], group.OpRemove, p["dan"], "")
+	kickCat := propose(t, replay(t, create, base...), p["ben"], group.OpRemove, p["cat"], "")
+	kickEve := propose(t, replay(t, create, append(slices.Clone(base), kickDan, kickCat)...), p["dan"], group.OpRemove, p["eve"], "")
+	kickBen := propose(t, l, p["ann"], group.OpRemove, p["ben"], "")
+	all := append(slices.Clone(base), kickDan, kickCat, kickEve, kickBen)
+	for _, order := range [][]*group.Change{all, reversed(all), append(slices.Clone(base), kickBen, kickEve, kickCat, kickDan)} {
+		m := deal(t, create, order)
+		for len(m.Missing()) > 0 {
+			for _, c := range all {
+				if err := m.Add(reparse(t, c)); err != nil && !errors.Is(err, group.ErrMissingParents) && !errors.Is(err, group.ErrNotMember) {
+					t.Fatal(err)
+				}
+			}
+		}
+		s := m.State()
+		members := names(p, s.Members)
+		slices.Sort(members)
+		if want := []string{"ann", "cat", "dan"}; !slices.Equal(members, want) {
+			t.Errorf("members %v, want %v", members, want)
+		}
+		if err := m.Effect(kickDan.Hash()); !errors.Is(err, group.ErrNotMember) {
+			t.Errorf("cat's removal of dan: %v, want ErrNotMember (would undo a senior's removal)", err)
+		}
+		if err := m.CheckFoldForTest(); err != nil {
+			t.Error(err)
+		}
+	}
+}
