@@ -105,5 +105,10 @@
 // state that the next write would persist. Listing operations (Peers,
 // Conversations) return every readable record together with a
 // *CorruptError for each one that is not, joined: the caller decides
-// whether to go on with the rest.
+// whether to go on with the rest. One record is rebuilt instead: a group
+// message's queue record (gqueue) that does not open is rewritten when
+// the store opens, from the message's member list and delivery records,
+// with every copy not decided queued again (a member may get one twice,
+// and drops it as a duplicate), so that no copy is left unsent without a
+// word (groupQueue.repair).
 package store

@@ -433,19 +433,90 @@ func (ix *queueIndex) load(q groupQueue, tx *bolt.Tx) error {
 	if b == nil {
 		return nil
 	}
-	return b.ForEach(func(k, v []byte) error {
+	var damaged []qkey
+	err := b.ForEach(func(k, v []byte) error {
 		if len(k) != len(qkey{}) {
 			return nil
 		}
 		members, _, err := q.decodeQueue(tx, qkey(k), v)
 		if err != nil {
-			return nil //nolint:nilerr // left out, reported where it is used
+			damaged = append(damaged, qkey(k))
+			return nil
 		}
 		for _, p := range members {
 			ix.add(p, qkey(k))
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, k := range damaged {
+		members, err := q.repair(tx, k)
+		if err != nil {
+			continue // left out, reported where it is used
+		}
+		for _, p := range members {
+			ix.add(p, k)
+		}
+	}
+	return nil
+}
+
+// repair rewrites message k's queue record, which does not open (damage
+// on disk), from what the store holds besides: the message's member
+// list, and whose copies were decided (a delivery record, delivered or
+// failed, or the message settled). Every other member's copy is queued
+// again, so none is left unsent without a word: at worst a member gets
+// its copy twice, drops it as a duplicate and acknowledges it again. It
+// returns the members queued, or an error if what it needs does not
+// open either (the record is then left as it is, and a receipt for one
+// of its copies fails naming it).
+func (q groupQueue) repair(tx *bolt.Tx, k qkey) ([]peer.ID, error) {
+	gid, seq := k.gid(), k.seq()
+	list, found, err := q.memberList(tx, gid, seq)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, corrupt(queueRecord(k), errors.New("it does not decrypt, and its message has no member list"))
+	}
+	settled, err := q.settled().deliveries(tx, gid, seq, list)
+	if err != nil {
+		return nil, err
+	}
+	set := &queued{list: list}
+	for _, p := range list {
+		if settled != nil {
+			break // every copy decided
+		}
+		d, err := q.recorded(tx, gid, seq, p)
+		if err != nil {
+			return nil, err
+		}
+		if d.Status != StatusDelivered && d.Status != StatusFailed {
+			set.now = append(set.now, p)
+		}
+	}
+	slices.Sort(set.now)
+	set.now = slices.Compact(set.now)
+	b := tx.Bucket(bktGQueue)
+	if len(set.now) == 0 {
+		return nil, b.Delete(k[:])
+	}
+	return set.now, b.Put(k[:], q.seal(appendQueue(nil, set), queueAD(k)))
+}
+
+// recorded is p's delivery record of gid/seq, or one with no status if
+// it has none (its copy was never decided).
+func (q groupQueue) recorded(tx *bolt.Tx, gid GroupID, seq uint64, p peer.ID) (MemberDelivery, error) {
+	dk, ad := delivKeyAD(gid, seq, p)
+	if db := tx.Bucket(bktGDeliv); db != nil {
+		if v := db.Get(dk); v != nil {
+			return q.parseDeliv(ad, v, p)
+		}
+	}
+	return MemberDelivery{Peer: p}, nil
 }
 
 // migrateGOutbox moves version 4's goutbox into gqueue and deletes it.

@@ -153,38 +153,83 @@ func TestGroupQueueIndexKeepsStep(t *testing.T) {
 }
 
 // TestGroupQueueCorruptRecord: a queue record that does not open does
-// not keep the store from opening; its members' outboxes cannot list it
-// (whom it queues is what does not open), and a status recorded for one
-// of its copies fails naming it.
+// not keep the store from opening. It is rebuilt there from the
+// message's member list and delivery records: the copies not decided
+// are queued again (before, they were left out of their members'
+// outboxes, never sent and never reported), those decided are not. If
+// the member list does not open either, the record is left out of the
+// outboxes, and a status recorded for one of its copies fails naming it.
 func TestGroupQueueCorruptRecord(t *testing.T) {
-	path := filepath.Join(t.TempDir(), FileName)
-	key := make([]byte, 32)
-	s := openAt(t, path, key)
-	defer func() { s.Close() }()
-	id := testGroup(t, s)
-	members := testPeers(t, 3)
-	var ms []*GroupMessage
-	for i := range 2 {
-		m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: time.Now(), StoredAt: time.Now(), Body: fmt.Sprint(i)}
-		if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
-			t.Fatal(err)
-		}
-		ms = append(ms, m)
-	}
-	k := queueKey(id, ms[0].Seq)
-	bad := peek(t, s, k[:], bktGQueue)
-	bad[len(bad)-1] ^= 1
-	poke(t, s, bad, k[:], bktGQueue)
-	s.Close()
-	s = openAt(t, path, key)
-	ob, err := s.Groups().GroupOutbox(members[1])
-	if err != nil || len(ob) != 1 || ob[0].ID != ms[1].ID {
-		t.Fatalf("the outbox beside a damaged record: %+v, %v", ob, err)
-	}
-	_, _, err = s.Groups().SetGroupStatus(ms[0].ID, members[1], StatusDelivered, time.Now())
-	wantCorrupt(t, "a receipt for a copy of the damaged record", err, queueRecord(k))
-	if _, changed, err := s.Groups().SetGroupStatus(ms[1].ID, members[1], StatusDelivered, time.Now()); err != nil || !changed {
-		t.Fatalf("a receipt for another message: %v, %v", changed, err)
+	for _, tc := range []struct {
+		name     string
+		list     bool // damage the message's member list too
+		repaired bool
+	}{
+		{name: "record", repaired: true},
+		{name: "record and member list", list: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), FileName)
+			key := make([]byte, 32)
+			s := openAt(t, path, key)
+			defer func() { s.Close() }()
+			id := testGroup(t, s)
+			members := testPeers(t, 3)
+			var ms []*GroupMessage
+			for i := range 2 {
+				m := &GroupMessage{Group: id, ID: e2e.NewMessageID(), SentAt: time.Now(), StoredAt: time.Now(), Body: fmt.Sprint(i)}
+				if err := s.Groups().AddGroupOutgoing(m, members); err != nil {
+					t.Fatal(err)
+				}
+				ms = append(ms, m)
+			}
+			// members[0] has ms[0]; members[2]'s copy was sent, not acknowledged.
+			for _, st := range []struct {
+				p  int
+				st Status
+			}{{0, StatusDelivered}, {2, StatusSent}} {
+				if _, _, err := s.Groups().SetGroupStatus(ms[0].ID, members[st.p], st.st, time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			k := queueKey(id, ms[0].Seq)
+			bad := peek(t, s, k[:], bktGQueue)
+			bad[len(bad)-1] ^= 1
+			poke(t, s, bad, k[:], bktGQueue)
+			if tc.list {
+				lk := seqKeyIn(id, ms[0].Seq)
+				bad := peek(t, s, lk, bktGMembers)
+				bad[len(bad)-1] ^= 1
+				poke(t, s, bad, lk, bktGMembers)
+			}
+			s.Close()
+			s = openAt(t, path, key)
+			for i, p := range members {
+				ob, err := s.Groups().GroupOutbox(p)
+				var ids []e2e.MessageID
+				for _, m := range ob {
+					ids = append(ids, m.ID)
+				}
+				want := []e2e.MessageID{ms[1].ID}
+				if tc.repaired && i > 0 {
+					want = []e2e.MessageID{ms[0].ID, ms[1].ID}
+				}
+				if err != nil || !slices.Equal(ids, want) {
+					t.Fatalf("member %d's outbox beside a damaged record: %v, %v; want %v", i, ids, err, want)
+				}
+			}
+			_, changed, err := s.Groups().SetGroupStatus(ms[0].ID, members[1], StatusDelivered, time.Now())
+			if tc.repaired {
+				if err != nil || !changed {
+					t.Fatalf("a receipt for a copy of the repaired record: %v, %v", changed, err)
+				}
+			} else {
+				wantCorrupt(t, "a receipt for a copy of the damaged record", err, queueRecord(k))
+			}
+			if _, changed, err := s.Groups().SetGroupStatus(ms[1].ID, members[1], StatusDelivered, time.Now()); err != nil || !changed {
+				t.Fatalf("a receipt for another message: %v, %v", changed, err)
+			}
+		})
 	}
 }
 
