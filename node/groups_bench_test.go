@@ -115,12 +115,14 @@ func (gs *groupSender) read(word string) []string {
 // time so far (runtime/metrics /cpu/classes/gc/total:cpu-seconds); the
 // CPU and GC times both before the collections that measure the heap and
 // after them (cpuAfter, gcAfter), so that an interval from one report to
-// the next counts none of them: from a's after to b's before.
+// the next counts none of them: from a's after to b's before. maxRSS is
+// its peak resident set so far (KiB; -1 where it cannot be read).
 type senderUsage struct {
 	cpu, gc           time.Duration
 	cpuAfter, gcAfter time.Duration
 	heap              uint64
 	alloc             uint64
+	maxRSS            int64
 }
 
 // since is the CPU and GC time from u0 to u (the collections of neither
@@ -131,7 +133,7 @@ func (u senderUsage) since(u0 senderUsage) (cpu, gc time.Duration) {
 
 func (gs *groupSender) usage() senderUsage {
 	f := gs.do("usage", "usage")
-	if len(f) != 6 {
+	if len(f) != 7 {
 		gs.b.Fatalf("group sender usage: %q", f)
 	}
 	var u senderUsage
@@ -139,6 +141,7 @@ func (gs *groupSender) usage() senderUsage {
 	u.cpu, u.gc, u.cpuAfter, u.gcAfter = d(f[0]), d(f[3]), d(f[4]), d(f[5])
 	u.heap, _ = strconv.ParseUint(f[1], 10, 64)
 	u.alloc, _ = strconv.ParseUint(f[2], 10, 64)
+	u.maxRSS, _ = strconv.ParseInt(f[6], 10, 64)
 	return u
 }
 
@@ -283,6 +286,9 @@ func benchGroup(b *testing.B, members int) {
 		b.ReportMetric(float64(syncs)/float64(b.N), "sender-fsyncs/msg")
 	}
 	b.ReportMetric(float64(int64(u0.heap)-int64(senderHeap0))/float64(members)/1024, "sender-heap-KiB/member")
+	if u1.maxRSS >= 0 {
+		b.ReportMetric(float64(u1.maxRSS)/1024, "sender-maxrss-MiB")
+	}
 	b.ReportMetric(float64(int64(heapAfter)-int64(heapBefore))/float64(members)/1024, "heap-KiB/member-node")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 }
@@ -322,8 +328,9 @@ func reportGroupRun(b *testing.B, lat []time.Duration, u0, u1 senderUsage, ru0, 
 //	usage           CPU time (ns), live heap (bytes), bytes  → usage CPU HEAP
 //	                allocated so far and the GC's CPU time      ALLOC GC
 //	                so far (ns, the runtime's estimate);        CPU2 GC2
-//	                CPU and GC again after the collections
-//	                that measure the heap
+//	                CPU and GC again after the collections      MAXRSS
+//	                that measure the heap; the peak resident
+//	                set so far (KiB, VmHWM; -1 without /proc)
 //	floor, ffwd,    the floor (groups_floor_bench_test.go)
 //	fsend, fquiet
 //	profile         start, then stop, a CPU profile written  → ok
@@ -332,7 +339,12 @@ func reportGroupRun(b *testing.B, lat []time.Duration, u0, u1 senderUsage, ru0, 
 //	                allocations so far at each: FILE.base
 //	                and FILE, for pprof -diff_base; every
 //	                4 KiB allocated is sampled then, not 512)
+//
+// The sender runs as the daemon does: with the collector's target of
+// node.SetGCPercent (unless GOGC is set). So does GroupFloor's sender,
+// the same child.
 func runGroupSender() int {
+	node.SetGCPercent()
 	if os.Getenv(groupSenderEnv+"_MEMPROFILE") != "" {
 		runtime.MemProfileRate = 4096
 	}
@@ -459,7 +471,7 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(stdout, "usage", cpu, heap, ms.TotalAlloc, gcNS, cpuAfter, gcAfter)
+			fmt.Fprintln(stdout, "usage", cpu, heap, ms.TotalAlloc, gcNS, cpuAfter, gcAfter, peakRSS())
 		default:
 			answer, err := floorCommand(nd, &floor, f)
 			if err != nil {
@@ -484,6 +496,29 @@ func cpuAndGC() (cpu, gc int64, err error) {
 		gc = int64(s[0].Value.Float64() * 1e9)
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano(), gc, nil
+}
+
+// peakRSS is the process's peak resident set so far in KiB, VmHWM of
+// /proc/self/status, or -1 if it cannot be read. Not getrusage's
+// ru_maxrss: os/exec starts a child with vfork and exec, and exec counts
+// the peak of the memory the child shared until then, the parent's, into
+// the child's ru_maxrss (at 100 members, the 100 nodes of the
+// benchmark's first run: 118 MiB against the child's own 64).
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return kb
+		}
+	}
+	return -1
 }
 
 // writeAllocs writes the allocation profile so far to

@@ -13,9 +13,17 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/certchat/certchat/node"
 )
 
 func main() {
+	// The collector's target (node.SetGCPercent), for every command but
+	// the relay: here, not in run, so that this package's tests keep
+	// Go's default.
+	if c, _ := findCommand(commands(), os.Args[1:]); c == nil || c.name != "relay" {
+		node.SetGCPercent()
+	}
 	os.Exit(run(os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}))
 }
 
