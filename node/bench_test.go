@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Benchmarks. docs/benchmarks-node.md has the commands and the figures.
@@ -192,49 +194,72 @@ type farm struct {
 	nodes []*node.Node
 }
 
-func startFarm(target string, n int, dir string) (*farm, error) {
+// startFarm makes the n nodes, lets accept take each one's peer ID (the
+// target making it a contact: a target keeps messages from at most
+// maxStrangerConversations strangers, fewer than a farm), then connects
+// each to the target and sends it its message. accept runs on the
+// caller's goroutine, once per node, in order; nil accepts none.
+func startFarm(target string, n int, dir string, accept func(peer.ID) error) (*farm, error) {
 	targetID, err := identity.ParsePeerID(target[strings.LastIndex(target, "/")+1:])
 	if err != nil {
 		return nil, err
 	}
 	f := &farm{nodes: make([]*node.Node, n)}
-	errs := make(chan error, n)
-	sem := make(chan struct{}, 8) // the target runs at most 64 handshakes at once
+	fail := func(err error) (*farm, error) { f.close(); return nil, err }
+	err = f.each(func(i int) error {
+		nd, err := farmNode(filepath.Join(dir, strconv.Itoa(i)), i)
+		f.nodes[i] = nd
+		if err != nil {
+			return err
+		}
+		return nd.Contacts().Trust(targetID, false)
+	})
+	if err != nil {
+		return fail(err)
+	}
+	for _, nd := range f.nodes {
+		if accept == nil {
+			break
+		}
+		if err := accept(nd.ID()); err != nil {
+			return fail(err)
+		}
+	}
+	err = f.each(func(i int) error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := f.nodes[i].Connect(ctx, target); err != nil {
+			return fmt.Errorf("peer %d: connect: %w", i, err)
+		}
+		_, err := f.nodes[i].Send(targetID, fmt.Sprintf("hello from peer %d", i))
+		return err
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return f, nil
+}
+
+// each runs fn for every node's index, 8 at a time (the target runs at
+// most 64 handshakes at once), and returns the first error.
+func (f *farm) each(fn func(i int) error) error {
+	errs := make(chan error, len(f.nodes))
+	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
-	for i := range n {
+	for i := range f.nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			nd, err := farmNode(filepath.Join(dir, strconv.Itoa(i)), i)
-			if err != nil {
-				errs <- err
-				return
-			}
-			f.nodes[i] = nd
-			if err := nd.Contacts().Trust(targetID, false); err != nil {
-				errs <- err
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if _, err := nd.Connect(ctx, target); err != nil {
-				errs <- fmt.Errorf("peer %d: connect: %w", i, err)
-				return
-			}
-			if _, err := nd.Send(targetID, fmt.Sprintf("hello from peer %d", i)); err != nil {
+			if err := fn(i); err != nil {
 				errs <- err
 			}
 		}()
 	}
 	wg.Wait()
 	close(errs)
-	if err := <-errs; err != nil {
-		f.close()
-		return nil, err
-	}
-	return f, nil
+	return <-errs
 }
 
 func farmNode(dir string, i int) (*node.Node, error) {
@@ -278,13 +303,27 @@ func runPeerFarm() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	f, err := startFarm(os.Getenv(peerFarmEnv+"_TARGET"), n, dir)
+	// The parent makes each peer a contact of its node: it names them
+	// ("peer ID" lines), then waits for "go".
+	in := bufio.NewReader(os.Stdin)
+	named := 0
+	f, err := startFarm(os.Getenv(peerFarmEnv+"_TARGET"), n, dir, func(p peer.ID) error {
+		fmt.Println("peer", p)
+		if named++; named < n {
+			return nil
+		}
+		line, err := in.ReadString('\n')
+		if err == nil && line != "go\n" {
+			err = fmt.Errorf("the parent said %q", line)
+		}
+		return err
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "peer farm:", err)
 		return 1
 	}
 	fmt.Println("ready")
-	bufio.NewReader(os.Stdin).ReadString('\n')
+	in.ReadString('\n')
 	f.close()
 	return 0
 }
@@ -315,9 +354,33 @@ func BenchmarkPeerMemory(b *testing.B) {
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
+		// The farm names its peers; the hub makes each a contact, as its
+		// user would (it keeps messages from 64 strangers only), and lets
+		// the farm go on.
 		ready := make(chan error, 1)
 		go func() {
-			line, err := bufio.NewReader(stdout).ReadString('\n')
+			out := bufio.NewReader(stdout)
+			for range peerFarmCount {
+				line, err := out.ReadString('\n')
+				id, ok := strings.CutPrefix(strings.TrimSpace(line), "peer ")
+				if err != nil || !ok {
+					ready <- fmt.Errorf("peer farm said %q: %v", line, err)
+					return
+				}
+				p, err := identity.ParsePeerID(id)
+				if err == nil {
+					err = hub.Contacts().Trust(p, false)
+				}
+				if err != nil {
+					ready <- err
+					return
+				}
+			}
+			if _, err := io.WriteString(stdin, "go\n"); err != nil {
+				ready <- err
+				return
+			}
+			line, err := out.ReadString('\n')
 			if err == nil && line != "ready\n" {
 				err = fmt.Errorf("peer farm said %q", line)
 			}
@@ -381,7 +444,12 @@ func BenchmarkDaemonPeerRSS(b *testing.B) {
 		hub := startDaemon(b, "hub", hHome, 0)
 		time.Sleep(500 * time.Millisecond)
 		rss0 := rssKiB(b, hub.cmd.Process.Pid)
-		f, err := startFarm(hub.addr(), peerFarmCount, filepath.Join(dir, "farm"))
+		// The hub makes each peer a contact (the daemon's "trust"), as its
+		// user would: it would keep messages from 64 strangers only.
+		f, err := startFarm(hub.addr(), peerFarmCount, filepath.Join(dir, "farm"), func(p peer.ID) error {
+			hub.do("trust", map[string]any{"cmd": "trust", "peer": p.String()})
+			return nil
+		})
 		if err != nil {
 			b.Fatal(err)
 		}
