@@ -571,7 +571,8 @@ func TestMailboxBenchRelay(t *testing.T) {
 		t.Skip("the relay process of BenchmarkMailbox10k")
 	}
 	srv, err := relay.NewServer(relay.Config{Home: identity.Home{Dir: home}, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
-		Mailbox: relay.MailboxLimits{MaxItems: 1 << 30, MaxBytes: 1 << 40, MaxPerPeer: 1 << 30, DepositRate: 1e9}})
+		Mailbox: relay.MailboxLimits{MaxItems: 1 << 30, MaxBytes: 1 << 40, MaxPerPeer: 1 << 30, DepositRate: 1e9,
+			MaxPerIP: 1 << 30, MaxPerPrefix: 1 << 30}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -646,9 +647,11 @@ func (r *offBenchRelay) stats(b *testing.B) offRelayStats {
 // (64 per fetch, one ack per fetch). It reports deposits/s, fetched+acked
 // envelopes/s, and per queued envelope the growth of the relay's
 // mailbox.db (file, and pages holding mail) and of its live heap and RSS.
-// The relay's per-recipient quota and deposit rate are raised so that one
-// sender can queue 10,000 (defaults: 1000 per recipient, 5/s per sender).
-// See docs/benchmarks-mailbox.md.
+// The relay's per-recipient quota, deposit rate and per-source shares
+// are raised so that one sender on 127.0.0.1 can queue 10,000 (defaults:
+// 1000 per recipient, 5/s per sender, 250 per IP and 500 per prefix for
+// each recipient). See docs/BENCHMARKS.md, "Relay mailbox: 10,000 queued
+// envelopes".
 //
 //	go test -run '^$' -bench 'Mailbox10k' -benchtime 1x -count 3 ./relay/
 //
