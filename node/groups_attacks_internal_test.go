@@ -27,6 +27,21 @@ func adminTrio(t *testing.T) (alice, bob, carol *offNode, id group.ID) {
 }
 
 // logChanges is n's log of group id, encoded.
+// removalOn is a removal of target signed by who on old, a copy of the
+// log from before who's own removal: as a removed admin signs one late.
+func removalOn(t *testing.T, old [][]byte, who *offNode, target peer.ID) *group.Change {
+	t.Helper()
+	before, err := group.Restore(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := before.Propose(who.id.Signer(), group.OpRemove, target, "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func logChanges(n *offNode, id group.ID) [][]byte {
 	n.groups.mu.Lock()
 	defer n.groups.mu.Unlock()
@@ -51,14 +66,7 @@ func TestGroupRemovedAdminCounterRemoval(t *testing.T) {
 	bob.offWait("his removal", groupEv(id, func(g GroupInfo) bool { return !g.Member }))
 	carol.offWait("bob's removal", groupEv(id, func(g GroupInfo) bool { return len(g.Members) == 2 }))
 
-	before, err := group.Restore(old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	counter, err := before.Propose(bob.id.Signer(), group.OpRemove, alice.ID(), "", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	counter := removalOn(t, old, bob, alice.ID())
 	changes := append(logChanges(bob, id), counter.Bytes())
 	if err := bob.groups.distribute(id, changes, []peer.ID{alice.ID(), carol.ID()}); err != nil {
 		t.Fatal(err)
@@ -159,14 +167,7 @@ func TestGroupUndoneChangeTold(t *testing.T) {
 		t.Fatal(err)
 	}
 	carol.offWait("alice's removal", groupEv(id, func(g GroupInfo) bool { return len(g.Members) == 2 }))
-	before, err := group.Restore(old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kick, err := before.Propose(alice.id.Signer(), group.OpRemove, carol.ID(), "", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	kick := removalOn(t, old, alice, carol.ID())
 	changes := append(logChanges(carol, id), kick.Bytes())
 	if err := carol.groups.distribute(id, changes, []peer.ID{bob.ID()}); err != nil {
 		t.Fatal(err)
