@@ -128,6 +128,19 @@ func appendVec8(b, v []byte) []byte {
 	return append(b, v...)
 }
 
+// Sign signs a change by key's peer in group g on parents, checking its
+// shape only: not whether any membership would take it (Log.Propose
+// does). It is what a modified client can always do, for tests and tools
+// that need such a change; a log still checks it on Add.
+func Sign(key ed25519.PrivateKey, g ID, parents []Hash, op Op, p peer.ID, name string, now time.Time) (*Change, error) {
+	author, err := identity.PeerIDFromKey(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, err
+	}
+	c := &Change{Group: g, Parents: parents, Op: op, Author: author, Time: now, Peer: p, Name: name}
+	return c, c.sign(key)
+}
+
 // sign checks the change's shape, signs it with key (which must be the
 // author's) and fixes its encoding and hash.
 func (c *Change) sign(key ed25519.PrivateKey) error {

@@ -14,7 +14,9 @@
 //   - it belongs to this group,
 //   - its author was an admin (a member, for a leave) in the membership
 //     its parents describe, and the change made sense there (no adding a
-//     member twice, no removing a non-member),
+//     member twice, no removing a non-member, no removing an admin senior
+//     to the author: the creator first, then the admins in the order
+//     they were made),
 //   - it is not built on a membership more than StaleAfter versions older
 //     than the member's newest one (an old version), unless a newer change
 //     builds on it,
@@ -28,11 +30,12 @@
 // order, ties broken by hash; a change whose author is not, at that point,
 // an admin (or member, for a leave) is skipped, and so is every change
 // made concurrently with one that removes its author ("removal wins"), so
-// a removed admin cannot undo its removal by back-dating a change. Only a
-// removal that takes effect voids others, and removals that cross are
-// decided by their authors' seniority, so neither a back-dated removal of
-// the remover nor one by a stooge the removed admin made undoes it
-// (folding.standing). Two
+// a removed admin cannot undo its removal by back-dating a change. An
+// admin removes only its juniors, so a back-dated removal of the remover
+// is refused; only a removal that takes effect voids others, and
+// removals that cross are decided by their authors' seniority, so
+// neither a stooge the removed admin made nor a junior's removal undoes
+// a removal (folding.standing). Two
 // admins' changes that cross in flight therefore converge to one
 // membership on every member, whatever order they arrive in.
 //

@@ -31,6 +31,12 @@ var (
 	ErrMissingParents = errors.New("group change waits for earlier changes")
 	// ErrFull: the group or its log is at its limit.
 	ErrFull = errors.New("group is full")
+	// ErrJuniorAdmin: an admin's removal of an admin senior to it (the
+	// creator first, then the admins in the order they were made). Without
+	// this line, two admins could remove each other, and a removed admin
+	// could undo its removal by a counter-removal signed late (PROTOCOL
+	// §14.4).
+	ErrJuniorAdmin = errors.New("only a more senior admin can remove an admin")
 	// ErrLastAdmin: the change would leave the group without an admin.
 	ErrLastAdmin = errors.New("a group needs an admin")
 )

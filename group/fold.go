@@ -27,6 +27,7 @@ type folding struct {
 	children map[int][]*entry // by the parent's index in the log
 	parents  map[int]int      // how many parents each change has
 	crossing map[*entry]bool  // removals some change of the set is concurrent with
+	rank     seniorityOf      // the admins' seniority in the set
 }
 
 func newFolding(l *Log, in func(*entry) bool) *folding {
@@ -51,6 +52,7 @@ func newFolding(l *Log, in func(*entry) bool) *folding {
 	for _, r := range f.removals {
 		f.crossing[r] = slices.ContainsFunc(f.set, func(e *entry) bool { return concurrent(r, e) })
 	}
+	f.rank = f.seniority()
 	return f
 }
 
@@ -75,7 +77,7 @@ func (f *folding) run(live map[*entry]bool, failed map[*entry]error) foldRun {
 			heap.Push(ready, e)
 		}
 	}
-	var s State
+	s := State{rank: f.rank}
 	outcome, adminAt := map[Hash]error{}, map[*entry]bool{}
 	for ready.Len() > 0 {
 		e := heap.Pop(ready).(*entry)
@@ -164,8 +166,7 @@ func (f *folding) standing() foldRun {
 			live[r] = true
 		}
 	}
-	rank := f.seniority()
-	slices.SortStableFunc(crossing, func(a, b *entry) int { return rank.compare(a.c.Author, b.c.Author) })
+	slices.SortStableFunc(crossing, func(a, b *entry) int { return f.rank.compare(a.c.Author, b.c.Author) })
 	base := f.run(live, failed) // with the removals standing so far, and no crossing one
 	for len(crossing) > 0 {
 		n := 1

@@ -90,7 +90,8 @@ func replay(t testing.TB, create *group.Change, cs ...*group.Change) *group.Log 
 
 // deal gives every change, through its encoding, to a fresh log in the
 // order given, as a member receives them, and returns it: a change held
-// for its parents or kept out of the log (ErrNotMember) is no failure.
+// for its parents, kept out of the log (ErrNotMember) or refused as a
+// junior admin's removal of a senior (ErrJuniorAdmin) is no failure.
 func deal(t testing.TB, create *group.Change, cs []*group.Change) *group.Log {
 	t.Helper()
 	l, err := group.New(create)
@@ -98,11 +99,29 @@ func deal(t testing.TB, create *group.Change, cs []*group.Change) *group.Log {
 		t.Fatal(err)
 	}
 	for _, c := range cs {
-		if err := l.Add(reparse(t, c)); err != nil && !errors.Is(err, group.ErrMissingParents) && !errors.Is(err, group.ErrNotMember) {
+		if err := l.Add(reparse(t, c)); !dealt(err) {
 			t.Fatal(err)
 		}
 	}
 	return l
+}
+
+// dealt says whether err, from Add, is one deal takes in its stride.
+func dealt(err error) bool {
+	return err == nil || errors.Is(err, group.ErrMissingParents) || errors.Is(err, group.ErrNotMember) || errors.Is(err, group.ErrJuniorAdmin)
+}
+
+// redeal gives m every change of cs again while it lacks some (a
+// group-want), as deal does.
+func redeal(t testing.TB, m *group.Log, cs []*group.Change) {
+	t.Helper()
+	for len(m.Missing()) > 0 {
+		for _, c := range cs {
+			if err := m.Add(reparse(t, c)); !dealt(err) {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 // reparse sends a change through its encoding, as a member receives it.

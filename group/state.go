@@ -17,6 +17,11 @@ type State struct {
 	Admins  []peer.ID // in the order they became admins
 	CA      []byte    // SHA-256 of the SubjectPublicKeyInfo of the CA members' certificates must come from, or nil
 	Version uint64    // changes that took effect, the create included
+
+	// rank is the admins' seniority over the changes this state was
+	// folded from (folding.seniority): an admin removes only admins
+	// junior to it. Read only; clones share it.
+	rank seniorityOf
 }
 
 // IsMember says whether p is a member.
@@ -92,6 +97,9 @@ func (s *State) change(c *Change) error {
 		if !s.IsMember(c.Peer) {
 			return refused(ErrNotMember, "cannot remove %s", who)
 		}
+		if s.IsAdmin(c.Peer) && !s.seniorTo(c.Author, c.Peer) {
+			return refused(ErrJuniorAdmin, "%s is a more senior admin than %s", who, short(c.Author))
+		}
 		if len(s.Admins) == 1 && s.Admins[0] == c.Peer && len(s.Members) > 1 {
 			return refused(ErrLastAdmin, "%s is the only one", who)
 		}
@@ -110,6 +118,22 @@ func (s *State) change(c *Change) error {
 		return fmt.Errorf("%w: %s", ErrMalformed, c.Op)
 	}
 	return nil
+}
+
+// seniorTo says whether admin a may remove admin b: a is b, or a is
+// b's senior: the creator first, then by the earliest admin change that
+// counts (folding.seniority); two admins no such change names (admins by
+// succession, and those they made) by the order they became admins here.
+func (s *State) seniorTo(a, b peer.ID) bool {
+	if a == b {
+		return true
+	}
+	_, ra := s.rank[a]
+	_, rb := s.rank[b]
+	if !ra && !rb {
+		return slices.Index(s.Admins, a) < slices.Index(s.Admins, b)
+	}
+	return s.rank.compare(a, b) < 0
 }
 
 // drop takes p out of the members and admins. A group whose last admin

@@ -469,5 +469,8 @@ func groupReason(err error) string {
 	if errors.Is(err, group.ErrNotAdmin) {
 		return "only an admin of the group can do that"
 	}
+	if errors.Is(err, group.ErrJuniorAdmin) {
+		return "they were an admin before you, and an admin can remove only the admins made after them (the group's creator, never)"
+	}
 	return err.Error()
 }

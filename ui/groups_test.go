@@ -650,6 +650,13 @@ func TestGroupMemberNamedByID(t *testing.T) {
 	}
 	w.enter("/kick team 12D3")
 	w.waitText("/kick: 3 members of team have a peer ID like \"12D3\"")
+	// Carol, the creator, was an admin before alice: alice cannot remove
+	// her, and is told why.
+	w.enter("/kick team carol")
+	w.waitText("/kick: they were an admin before you")
+	if g, _ := alice.n.Groups().Get(gi.ID); !slices.Contains(g.Members, carol.peerID()) {
+		t.Fatalf("members %v: carol removed by a junior admin", g.Members)
+	}
 }
 
 // idMatches: what /members shows of a peer ID names it; too little, or a
