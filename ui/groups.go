@@ -282,21 +282,14 @@ func (u *commands) membersText(g node.GroupInfo, infos []node.PeerInfo, flags ma
 	var b strings.Builder
 	b.WriteString(tagged(tview.Escape(summary), t) + "\n\n")
 	if g.Member {
-		b.WriteString("you")
-		if isAdmin(g, u.myID) {
-			b.WriteString(" (admin)")
-		}
-		b.WriteString("\n")
+		b.WriteString("you" + adminTag(g, u.myID) + "\n")
 	}
 	for _, info := range infos {
 		tt, tn := trustTitle(info)
 		if info.Changed != nil {
 			tt, tn = "KEY CHANGED: claims to be "+claimed(info), toneBad
 		}
-		row := tview.Escape(displayName(info))
-		if isAdmin(g, info.ID) {
-			row += " (admin)"
-		}
+		row := tview.Escape(displayName(info)) + adminTag(g, info.ID)
 		row += " — " + tagged(tview.Escape(tt), tn)
 		if err := flags[info.ID]; err != nil {
 			row += " — " + tagged("FLAGGED: "+tview.Escape(oneLine(err.Error())), toneBad)
@@ -336,6 +329,19 @@ func tagged(text string, t tone) string {
 		return "[red::b]" + text + "[-::-]"
 	}
 	return text
+}
+
+// adminTag marks an admin in the member list, and the creator among
+// them: an admin removes members and the admins made after it, and
+// nobody removes the creator (PROTOCOL §14.3).
+func adminTag(g node.GroupInfo, p peer.ID) string {
+	switch {
+	case !isAdmin(g, p):
+		return ""
+	case p == g.Creator:
+		return " (admin, creator)"
+	}
+	return " (admin)"
 }
 
 func isAdmin(g node.GroupInfo, p peer.ID) bool {

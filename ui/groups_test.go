@@ -65,7 +65,7 @@ func TestGroupCommands(t *testing.T) {
 		return err == nil
 	})
 	wa.enter("/members team")
-	wa.waitText("Members of team", "2 members: you, 1 unverified", "you (admin)", "bob — unverified: trusted on first use")
+	wa.waitText("Members of team", "2 members: you, 1 unverified", "you (admin, creator)", "bob — unverified: trusted on first use")
 	wa.key(27, 0, 0) // Esc
 	wa.waitGone("Members of team")
 	wa.enter("/groups")
@@ -223,7 +223,7 @@ func TestGroupChat(t *testing.T) {
 
 	// /members with no name: the open group's.
 	wa.enter("/members")
-	wa.waitText("Members of team", "3 members: you, 2 unverified", "you (admin)", "bob — unverified: trusted on first use")
+	wa.waitText("Members of team", "3 members: you, 2 unverified", "you (admin, creator)", "bob — unverified: trusted on first use")
 	wa.key(tcell.KeyEscape, 0, 0)
 	wa.waitGone("Members of team")
 
@@ -551,7 +551,7 @@ func TestGroupCreateNeedsMembersAndSharedNames(t *testing.T) {
 	wa.key(27, 0, 0) // Esc
 	wa.waitGone("ID " + id0)
 	wa.enter("/members " + id1)
-	wa.waitText("Members of team", "you (admin)")
+	wa.waitText("Members of team", "you (admin, creator)")
 }
 
 // The empty input's hint ends with /help at 80 columns, in a group too:
