@@ -20,8 +20,9 @@
 //   - it is not built on a membership more than StaleAfter versions older
 //     than the member's newest one (an old version), unless a newer change
 //     builds on it,
-//   - it was not signed beside a leave by its own author that the member
-//     has seen (an honest client never does that), unless a change
+//   - it was not signed beside a leave by its own author, or a removal
+//     of its author by the creator, that the member has seen (an honest
+//     client never signs the first), unless a change by another author
 //     builds on it: such changes take no effect, and a former member
 //     could otherwise fill the log with them (Log.besideLeave).
 //

@@ -14,6 +14,7 @@ import (
 // effect if its author may make it at that point and no standing
 // removal concurrent with it removes its author (folding.standing).
 func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
+	l.folds++
 	r := newFolding(l, in).standing()
 	return r.state, r.outcome
 }
@@ -28,6 +29,8 @@ type folding struct {
 	parents  map[int]int      // how many parents each change has
 	crossing map[*entry]bool  // removals some change of the set is concurrent with
 	rank     seniorityOf      // the admins' seniority in the set
+	creator  peer.ID
+	ousted   map[peer.ID][]*entry // the creator's removals, by whom they remove
 }
 
 func newFolding(l *Log, in func(*entry) bool) *folding {
@@ -38,6 +41,8 @@ func newFolding(l *Log, in func(*entry) bool) *folding {
 		}
 		f.set = append(f.set, e)
 		switch e.c.Op {
+		case OpCreate:
+			f.creator = e.c.Author
 		case OpRemove:
 			f.removals = append(f.removals, e)
 		case OpLeave:
@@ -53,6 +58,12 @@ func newFolding(l *Log, in func(*entry) bool) *folding {
 		f.crossing[r] = slices.ContainsFunc(f.set, func(e *entry) bool { return concurrent(r, e) })
 	}
 	f.rank = f.seniority()
+	f.ousted = map[peer.ID][]*entry{}
+	for _, r := range f.removals {
+		if r.c.Author == f.creator && r.c.Peer != f.creator {
+			f.ousted[r.c.Peer] = append(f.ousted[r.c.Peer], r)
+		}
+	}
 	return f
 }
 
@@ -110,7 +121,13 @@ func (f *folding) release(e *entry, waiting map[int]int, ready *entryHeap) {
 // no other change whose author a concurrent standing removal removes.
 // Nor does a change concurrent with a leave of its author: an honest
 // client names its own last change among the parents of its next, so
-// such a change was signed after the leave on an old version.
+// such a change was signed after the leave on an old version. Nor one
+// concurrent with a removal of its author by the creator, standing or
+// not: nobody can remove the creator, so such a removal fails only
+// where the fold meets its target gone already (or the creator gone,
+// by a leave it signed beside it), and so the log may keep out such a
+// change no change builds on (Log.besideRemoval), as it does one
+// beside its author's leave, without changing any membership.
 func (f *folding) step(s *State, e *entry, live map[*entry]bool) error {
 	crossed := e.c.Op == OpRemove && !live[e]
 	for r := range live {
@@ -125,6 +142,11 @@ func (f *folding) step(s *State, e *entry, live map[*entry]bool) error {
 	for _, lv := range f.leaves {
 		if e.c.Op != OpLeave && lv.c.Author == e.c.Author && concurrent(lv, e) {
 			return refused(ErrNotMember, "%s by %s was signed beside its author's leave", e.c.Op, short(e.c.Author))
+		}
+	}
+	for _, r := range f.ousted[e.c.Author] {
+		if concurrent(r, e) {
+			return refused(ErrNotMember, "%s by %s was signed beside its removal by the creator", e.c.Op, short(e.c.Author))
 		}
 	}
 	return s.apply(e.c) // which leaves s as it was if it refuses

@@ -40,6 +40,7 @@ type Log struct {
 	outcome map[Hash]error // why a change did not take effect in the fold
 	refused []error        // held changes refused when their parents came
 	rev     int            // changes taken in or dropped since New
+	folds   int            // folds run (FoldsForTest)
 }
 
 // entry is a change in the graph.
@@ -170,8 +171,16 @@ func (l *Log) Missing() []Hash {
 
 // Effect says whether an accepted change took effect in the membership,
 // and if not, why (a concurrent removal of its author, or a change that
-// crossed it and made it moot).
+// crossed it and made it moot; or, for one kept out of the log since,
+// what it was signed beside).
 func (l *Log) Effect(h Hash) error {
+	if a := l.aside[h]; a != nil && l.nodes[h] == nil {
+		why := "its author's leave"
+		if slices.ContainsFunc(l.order, func(e *entry) bool { return creatorRemoval(e.c, l.state.Creator) && e.c.Peer == a.Author }) {
+			why = "its author's removal by the creator"
+		}
+		return fmt.Errorf("%w: %s by %s was kept out of the log, signed beside %s", ErrNotMember, a.Op, identity.ShortID(a.Author), why)
+	}
 	if l.nodes[h] == nil {
 		return fmt.Errorf("group change %s is not in the log", h)
 	}
@@ -258,6 +267,10 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 		return nil
 	}
 	if !l.parentsKnown(c) {
+		if l.keptOutChild(c, indexHeld(l.pending)) {
+			l.setAside(c)
+			return fmt.Errorf("%w: %s by %s builds on its own changes kept out of the log", ErrNotMember, c.Op, identity.ShortID(c.Author))
+		}
 		if err := l.hold(c); !errors.Is(err, ErrMissingParents) {
 			return err
 		}
@@ -273,7 +286,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	}
 	// A change that builds on every change of the log is beside none of
 	// its leaves, but may be beside one set aside.
-	if l.extendsAll(c) && !(checkBeside && l.asideLeaveBy(c.Author)) {
+	if l.extendsAll(c) && !(checkBeside && l.asideEndOf(c.Author)) {
 		// Every change of the log is an ancestor of c, and none is
 		// concurrent with it: the fold of the log with c is the fold
 		// without it, then c; and c's parents describe the membership
@@ -297,10 +310,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	// author may be concurrent with it (never for an honest author).
 	if checkBeside {
 		if err := l.besideLeave(c, l.ancestors(c), -1, l.heldChild(c)); err != nil {
-			l.aside.keep(c)
-			if c.Op == OpLeave {
-				l.prune() // a leave set aside counts beside the log's changes
-			}
+			l.setAside(c)
 			return err
 		}
 	}
@@ -395,6 +405,37 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 			return fmt.Errorf("%w: %s by %s was signed beside its author's leave", ErrNotMember, c.Op, identity.ShortID(c.Author))
 		}
 	}
+	return l.besideRemoval(c, anc, idx)
+}
+
+// besideRemoval is besideLeave's rule for a removal of c's author by
+// the creator: c, which no change builds on, was signed beside one that
+// this log holds or set aside. Nobody can remove the creator, so no
+// removal voids such a removal, and the fold voids every change of the
+// removed peer's beside it, whether or not it takes effect (§14.4):
+// keeping c out changes no membership. A removed admin could otherwise
+// sign any number of changes on versions from before its removal (a
+// chain of renames, each on the last, is never stale), and a member in
+// league relay them, to fill the log. Like leaves, removals set aside
+// count (one beside the creator's own leave is set aside, and is void).
+func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
+	creator := l.state.Creator
+	ends := func(r *Change) bool {
+		return r.Op == OpRemove && r.Author == creator && r.Peer == c.Author && c.Author != creator
+	}
+	for _, r := range l.order {
+		if ends(r.c) && r.idx != idx && !anc.has(r.idx) && !(idx >= 0 && r.anc.has(idx)) {
+			return fmt.Errorf("%w: %s by %s was signed beside its removal by the creator", ErrNotMember, c.Op, identity.ShortID(c.Author))
+		}
+	}
+	for h, a := range l.aside {
+		if !ends(a) || h == c.hash {
+			continue
+		}
+		if _, ancs, above, ok := l.asideAncestry(a); ok && !(idx >= 0 && ancs.has(idx)) && !above[c.hash] {
+			return fmt.Errorf("%w: %s by %s was signed beside its removal by the creator", ErrNotMember, c.Op, identity.ShortID(c.Author))
+		}
+	}
 	return nil
 }
 
@@ -468,7 +509,7 @@ func (l *Log) recall(c *Change) error {
 				l.refused = append(l.refused, err)
 			}
 		}
-		if a := l.aside[p]; a != nil && l.nodes[p] == nil {
+		if a := l.aside[p]; a != nil && l.nodes[p] == nil && (vouches(c, a) || l.heldChild(c)) {
 			delete(l.aside, p)
 			// Moot again (set aside again) or held for its own parents
 			// is what may become of it; anything else is news.
@@ -486,24 +527,147 @@ func (l *Log) recall(c *Change) error {
 	return fmt.Errorf("%w: %s by %s builds on changes kept out of the log", ErrNotMember, c.Op, identity.ShortID(c.Author))
 }
 
-// asideLeaveBy says whether a leave by p is set aside.
-func (l *Log) asideLeaveBy(p peer.ID) bool {
+// asideEndOf says whether a leave by p, or a removal of p by the
+// creator, is set aside: either may keep p's changes out (besideLeave).
+func (l *Log) asideEndOf(p peer.ID) bool {
 	for _, a := range l.aside {
-		if a.Op == OpLeave && a.Author == p {
+		if (a.Op == OpLeave && a.Author == p) || (creatorRemoval(a, l.state.Creator) && a.Peer == p) {
 			return true
 		}
 	}
 	return false
 }
 
-// heldChild says whether a change held for missing parents builds on c.
-func (l *Log) heldChild(c *Change) bool {
-	for _, p := range l.pending {
-		if slices.Contains(p.Parents, c.hash) {
+// creatorRemoval says whether c is a removal by creator of someone
+// else: one that counts set aside (besideRemoval).
+func creatorRemoval(c *Change, creator peer.ID) bool {
+	return c.Op == OpRemove && c.Author == creator && c.Peer != c.Author
+}
+
+// setAside keeps c out of the log (Log.aside), and with it the changes
+// held for it that keptOutChild keeps out now: its author's, on it,
+// that nothing vouches for. Otherwise they would wait for it for ever,
+// where a log that had them first kept them out.
+func (l *Log) setAside(c *Change) {
+	l.aside.keep(c)
+	if l.settleHeld() || countsAside(c, l.state.Creator) {
+		l.prune() // set aside, it counts beside the log's changes
+	}
+}
+
+// countsAside says whether c, set aside, still counts beside the
+// changes of the log: a leave, or a removal by creator (besideLeave).
+func countsAside(c *Change, creator peer.ID) bool {
+	return c.Op == OpLeave || creatorRemoval(c, creator)
+}
+
+// settleHeld sets aside the changes held that keptOutChild keeps out,
+// and says whether one of them counts beside the log's changes.
+func (l *Log) settleHeld() (counted bool) {
+	for moved := true; moved; {
+		moved = false
+		held := indexHeld(l.pending)
+		for h, p := range l.pending {
+			if l.keptOutChild(p, held) {
+				delete(l.pending, h)
+				l.aside.keep(p)
+				moved, counted = true, counted || countsAside(p, l.state.Creator)
+				break // what is held changed: index it again
+			}
+		}
+	}
+	return counted
+}
+
+// keptOutChild says whether c, whose parents are not all in the log,
+// builds on a change of its own author's that the log keeps out
+// (besideLeave) and is kept out too, without a fold, for the same
+// reason: nothing held vouches for it (heldChild), and it was signed
+// beside a removal of its author by the creator, or (c no leave) beside
+// a leave of its author's, in the log or set aside. Only a change by
+// another author, or a leave, brings a change kept out back (recall),
+// with what it builds on. Before, each change of a chain beside its
+// author's leave, each on the last, was held, brought back every one
+// before it, and the log dropped them all again: a fold per change of
+// the chain for every new one (3 s of CPU for 400).
+func (l *Log) keptOutChild(c *Change, held heldIndex) bool {
+	if !slices.ContainsFunc(c.Parents, func(p Hash) bool {
+		a := l.aside[p]
+		return a != nil && l.nodes[p] == nil && a.Author == c.Author
+	}) || held.protects(c) {
+		return false
+	}
+	_, anc, out, ok := l.asideAncestry(c)
+	if !ok {
+		return false // it waits for a parent neither held nor set aside
+	}
+	// A leave beside a leave of its author's is kept out or not by
+	// besideLeave's rules between them: it comes in to be decided.
+	ends := func(e *Change) bool {
+		return (e.Op == OpLeave && e.Author == c.Author && c.Op != OpLeave) || (creatorRemoval(e, l.state.Creator) && e.Peer == c.Author)
+	}
+	for _, e := range l.order {
+		if ends(e.c) && !anc.has(e.idx) {
+			return true
+		}
+	}
+	for h, a := range l.aside {
+		if ends(a) && !out[h] {
 			return true
 		}
 	}
 	return false
+}
+
+// heldChild says whether a change held for missing parents vouches for
+// c (vouches), or builds on c by c's own author and is vouched for so in
+// turn: what keeps c in the log though nothing in it builds on c. A
+// change of c's author's alone does not: a chain of changes beside its
+// author's leave or removal stays out whole (keptOutChild).
+func (l *Log) heldChild(c *Change) bool {
+	return indexHeld(l.pending).protects(c)
+}
+
+// heldIndex is the changes held, by the parents they name: heldChild
+// asked of many changes at once (prune, settleHeld) reads one.
+type heldIndex map[Hash][]*Change
+
+func indexHeld(pending map[Hash]*Change) heldIndex {
+	idx := heldIndex{}
+	for _, p := range pending {
+		for _, h := range p.Parents {
+			idx[h] = append(idx[h], p)
+		}
+	}
+	return idx
+}
+
+// protects is heldChild over idx.
+func (idx heldIndex) protects(c *Change) bool {
+	if len(idx) == 0 {
+		return false
+	}
+	seen := map[Hash]bool{}
+	var walk func(c *Change) bool
+	walk = func(c *Change) bool {
+		if seen[c.hash] {
+			return false // met on another path, and answered there
+		}
+		seen[c.hash] = true
+		return slices.ContainsFunc(idx[c.hash], func(p *Change) bool { return vouches(p, c) || walk(p) })
+	}
+	return walk(c)
+}
+
+// vouches says whether d, which builds on c, brings c back when c is
+// kept out of the log: d is by another author (any: a stooge's change
+// on its maker's changes kept out comes in to be refused, or it would
+// wait for them for ever), or d is a leave, which besideLeave decides by
+// rules of its own between an author's leaves, with what it builds on
+// in the log (each such leave on a chain still costs a fold per change
+// of the chain).
+func vouches(d, c *Change) bool {
+	return d.Author != c.Author || d.Op == OpLeave
 }
 
 // ancestors are the indexes of every change of the log c builds on.
@@ -524,13 +688,17 @@ func (l *Log) prune() {
 	dropped := false
 	for {
 		out := map[*entry]bool{}
+		held := indexHeld(l.pending)
 		for h := range l.heads {
 			e := l.nodes[h]
-			if l.besideLeave(e.c, e.anc, e.idx, l.heldChild(e.c)) != nil {
+			if l.besideLeave(e.c, e.anc, e.idx, held.protects(e.c)) != nil {
 				out[e] = true
 			}
 		}
 		if len(out) == 0 {
+			if l.settleHeld() {
+				continue // a leave it set aside counts: look again
+			}
 			break
 		}
 		dropped = true
