@@ -31,7 +31,7 @@ func groupCommands() []command {
 		{"groups", "", "your groups: members and unread", inCommands((*commands).cmdGroups)},
 		{"members", "[GROUP]", "the open group's members and their trust", inCommands((*commands).cmdMembers)},
 		{"invite", "[GROUP] MEMBER", "add a contact to the open group (admins)", groupMemberCmd("invite")},
-		{"kick", "[GROUP] MEMBER", "remove a member from the open group (admins)", groupMemberCmd("kick")},
+		{"kick", "[GROUP] MEMBER", "remove a member or a newer admin (admins)", groupMemberCmd("kick")},
 		{"admin", "[GROUP] MEMBER", "make a member an admin (admins)", groupMemberCmd("admin")},
 		{"leave", "[GROUP]", "leave the open group", inCommands((*commands).cmdLeave)},
 	}
