@@ -54,16 +54,14 @@ func newFolding(l *Log, in func(*entry) bool) *folding {
 			f.children[pi] = append(f.children[pi], e)
 		}
 	}
-	for _, r := range f.removals {
-		f.crossing[r] = slices.ContainsFunc(f.set, func(e *entry) bool { return concurrent(r, e) })
-	}
-	f.rank = f.seniority()
 	f.ousted = map[peer.ID][]*entry{}
 	for _, r := range f.removals {
-		if r.c.Author == f.creator && r.c.Peer != f.creator {
+		f.crossing[r] = slices.ContainsFunc(f.set, func(e *entry) bool { return concurrent(r, e) })
+		if creatorRemoval(r.c, f.creator) {
 			f.ousted[r.c.Peer] = append(f.ousted[r.c.Peer], r)
 		}
 	}
+	f.rank = f.seniority()
 	return f
 }
 

@@ -419,22 +419,19 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 // league relay them, to fill the log. Like leaves, removals set aside
 // count (one beside the creator's own leave is set aside, and is void).
 func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
-	creator := l.state.Creator
-	ends := func(r *Change) bool {
-		return r.Op == OpRemove && r.Author == creator && r.Peer == c.Author && c.Author != creator
-	}
-	for _, r := range l.order {
-		if ends(r.c) && r.idx != idx && !anc.has(r.idx) && !(idx >= 0 && r.anc.has(idx)) {
-			return fmt.Errorf("%w: %s by %s was signed beside its removal by the creator", ErrNotMember, c.Op, identity.ShortID(c.Author))
-		}
-	}
+	removes := func(r *Change) bool { return creatorRemoval(r, l.state.Creator) && r.Peer == c.Author }
+	beside := slices.ContainsFunc(l.order, func(r *entry) bool {
+		return removes(r.c) && !anc.has(r.idx) && !(idx >= 0 && r.anc.has(idx))
+	})
 	for h, a := range l.aside {
-		if !ends(a) || h == c.hash {
+		if beside || !removes(a) || h == c.hash {
 			continue
 		}
-		if _, ancs, above, ok := l.asideAncestry(a); ok && !(idx >= 0 && ancs.has(idx)) && !above[c.hash] {
-			return fmt.Errorf("%w: %s by %s was signed beside its removal by the creator", ErrNotMember, c.Op, identity.ShortID(c.Author))
-		}
+		_, ancs, above, ok := l.asideAncestry(a)
+		beside = ok && !(idx >= 0 && ancs.has(idx)) && !above[c.hash]
+	}
+	if beside {
+		return fmt.Errorf("%w: %s by %s was signed beside its removal by the creator", ErrNotMember, c.Op, identity.ShortID(c.Author))
 	}
 	return nil
 }
@@ -531,11 +528,17 @@ func (l *Log) recall(c *Change) error {
 // creator, is set aside: either may keep p's changes out (besideLeave).
 func (l *Log) asideEndOf(p peer.ID) bool {
 	for _, a := range l.aside {
-		if (a.Op == OpLeave && a.Author == p) || (creatorRemoval(a, l.state.Creator) && a.Peer == p) {
+		if ends(a, p, l.state.Creator) {
 			return true
 		}
 	}
 	return false
+}
+
+// ends says whether e keeps p's changes beside it out of the log
+// (besideLeave): a leave by p, or a removal of p by creator.
+func ends(e *Change, p, creator peer.ID) bool {
+	return (e.Op == OpLeave && e.Author == p) || (creatorRemoval(e, creator) && e.Peer == p)
 }
 
 // creatorRemoval says whether c is a removal by creator of someone
@@ -603,16 +606,16 @@ func (l *Log) keptOutChild(c *Change, held heldIndex) bool {
 	}
 	// A leave beside a leave of its author's is kept out or not by
 	// besideLeave's rules between them: it comes in to be decided.
-	ends := func(e *Change) bool {
-		return (e.Op == OpLeave && e.Author == c.Author && c.Op != OpLeave) || (creatorRemoval(e, l.state.Creator) && e.Peer == c.Author)
+	keeps := func(e *Change) bool {
+		return ends(e, c.Author, l.state.Creator) && !(e.Op == OpLeave && c.Op == OpLeave)
 	}
 	for _, e := range l.order {
-		if ends(e.c) && !anc.has(e.idx) {
+		if keeps(e.c) && !anc.has(e.idx) {
 			return true
 		}
 	}
 	for h, a := range l.aside {
-		if ends(a) && !out[h] {
+		if keeps(a) && !out[h] {
 			return true
 		}
 	}
