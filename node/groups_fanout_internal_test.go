@@ -21,6 +21,14 @@ import (
 // message in order, with no gap and none late.
 func TestGroupFanoutWritesForIdleWorkers(t *testing.T) {
 	alice, bob, carol, id := offTrio(t)
+	// The loop below waits for each message's receipts: with the
+	// members' whole receipt hold, each would take a second, and every
+	// worker's idle timer would find a copy in flight (two rounds each
+	// workerIdle, as many as a round per message): the count would not
+	// tell the writer from the workers.
+	for _, m := range []*offNode{bob, carol} {
+		m.sessions.held.holdFor.Store(int64(20 * time.Millisecond))
+	}
 	send := func() e2e.MessageID {
 		m, err := alice.Groups().Send(id, "hello")
 		if err != nil {

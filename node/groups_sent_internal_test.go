@@ -92,24 +92,26 @@ func TestSentQueueTakesDueCopies(t *testing.T) {
 	if !q.add(msg(1, t0)) {
 		t.Fatal("the first copy did not start a recorder")
 	}
-	if q.add(msg(2, t0.Add(900*time.Millisecond))) {
+	gap := 900 * time.Millisecond
+	if q.add(msg(2, t0.Add(gap))) {
 		t.Fatal("a second copy started a second recorder")
 	}
 	due, wait, more := q.take(t0.Add(sentDelay), false)
-	if len(due) != 1 || due[0].ID != (e2e.MessageID{1}) || wait != 900*time.Millisecond || !more {
-		t.Fatalf("at 1 s: due %v, wait %v, more %v; want the first copy, 900ms, true", due, wait, more)
+	if len(due) != 1 || due[0].ID != (e2e.MessageID{1}) || wait != gap || !more {
+		t.Fatalf("at sentDelay: due %v, wait %v, more %v; want the first copy, %v, true", due, wait, more, gap)
 	}
-	due, wait, more = q.take(t0.Add(1900*time.Millisecond), false)
+	due, wait, more = q.take(t0.Add(gap+sentDelay), false)
 	if len(due) != 1 || due[0].ID != (e2e.MessageID{2}) || wait != sentDelay || !more {
-		t.Fatalf("at 1.9 s: due %v, wait %v, more %v; want the second copy, 1s, true", due, wait, more)
+		t.Fatalf("at %v: due %v, wait %v, more %v; want the second copy, %v, true", gap+sentDelay, due, wait, more, sentDelay)
 	}
-	if due, _, more = q.take(t0.Add(2900*time.Millisecond), false); len(due) != 0 || more {
-		t.Fatalf("at 2.9 s: due %v, more %v; want none, false", due, more)
+	if due, _, more = q.take(t0.Add(gap+2*sentDelay), false); len(due) != 0 || more {
+		t.Fatalf("at %v: due %v, more %v; want none, false", gap+2*sentDelay, due, more)
 	}
-	if !q.add(msg(3, t0.Add(3*time.Second))) {
+	later := t0.Add(3 * sentDelay)
+	if !q.add(msg(3, later)) {
 		t.Fatal("a copy after the recorder ended did not start one")
 	}
-	if due, _, _ = q.take(t0.Add(3*time.Second), true); len(due) != 1 {
+	if due, _, _ = q.take(later, true); len(due) != 1 {
 		t.Fatalf("closing: due %v, want the copy at once", due)
 	}
 }

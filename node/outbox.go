@@ -585,7 +585,7 @@ func (o *outbox) write(cs *chatSession, msgs []store.Message, acks uint64, b *wr
 	for _, m := range groupSent {
 		written = append(written, m.ID)
 	}
-	// A 1:1 message written is recorded as sent a second later unless
+	// A 1:1 message written is recorded as sent sentDelay later unless
 	// its receipt comes first (directSent): no write for it in the
 	// common case.
 	o.wrote(cs, written, held, acks)

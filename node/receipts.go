@@ -95,7 +95,7 @@ func (q *receiptQueue) push(r pendingReceipt) {
 // outbox workers hold) are held and recorded together: from the first,
 // for receiptGroupHold (or until receiptGroupMax are held), so that the
 // receipts of a message, which its members write as they come (each
-// holds its own up to 200 ms, receipts_hold.go), and those of the next
+// holds its own up to 750 ms, receipts_hold.go), and those of the next
 // messages share one transaction instead of one each. The send windows
 // do not wait for it (takeGroup takes the copies out of the workers'
 // outboxes at once); only the recorded status, "delivered to N of M", comes up to

@@ -28,11 +28,15 @@ import (
 // copy not acknowledged and writes it again on its next session, and we
 // acknowledge it again.
 const (
-	// receiptHoldFor is the longest a receipt is held. The sender's
-	// timers are far longer (TestReceiptHoldBelowTimers): a copy's "sent"
-	// is recorded after sentDelay (1 s) without its receipt, and a
-	// new ratchet session is started after Config.ResendAfter (30 s).
-	receiptHoldFor = 200 * time.Millisecond
+	// receiptHoldFor is the longest a receipt is held: long enough that
+	// a member of a busy group writes one batch for about 20 of a
+	// sender's messages (at 25 a second; the sender reads and decrypts
+	// a record per batch), short enough that "delivered" shows within
+	// about a second. The sender's timers are far longer
+	// (TestReceiptHoldBelowTimers): a copy's "sent" is recorded after
+	// sentDelay (3 s) without its receipt, and a new ratchet session is
+	// started after Config.ResendAfter (30 s).
+	receiptHoldFor = 750 * time.Millisecond
 	// receiptHoldMax receipts are written at once.
 	receiptHoldMax = 40
 	// receiptHoldBytes of envelopes acknowledged by the held receipts are

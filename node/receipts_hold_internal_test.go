@@ -20,7 +20,9 @@ func TestReceiptHoldBelowTimers(t *testing.T) {
 	if recorded := late + max(receiptGroupHold, receiptGatherMax); recorded*2 > sentDelay {
 		t.Errorf("a receipt can be recorded %v late, too close to sentDelay (%v)", recorded, sentDelay)
 	}
-	if late*100 > cfg.ResendAfter {
+	// A new session costs a seed and every pending copy written again:
+	// a receipt held for the whole hold must be far from setting it off.
+	if late*20 > cfg.ResendAfter {
 		t.Errorf("a receipt can be %v late, too close to ResendAfter (%v)", late, cfg.ResendAfter)
 	}
 	if receiptHoldBytes > sendWindow/4 {
