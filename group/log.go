@@ -34,8 +34,10 @@ type Log struct {
 	order   []*entry // parents before children
 	heads   map[Hash]bool
 	pending map[Hash]*Change
-	aside   keptOut // changes kept out as moot (besideLeave)
-	stale   keptOut // changes refused as stale (checkFresh)
+	heldAt  map[Hash]uint64 // when each pending change was held (hold)
+	held    uint64          // changes held since New
+	aside   keptOut         // changes kept out as moot (besideLeave)
+	stale   keptOut         // changes refused as stale (checkFresh)
 	state   State
 	outcome map[Hash]error // why a change did not take effect in the fold
 	refused []error        // held changes refused when their parents came
@@ -75,7 +77,7 @@ func New(create *Change) (*Log, error) {
 	if create.Op != OpCreate {
 		return nil, fmt.Errorf("%w: a group starts with a create, not %s", ErrMalformed, create.Op)
 	}
-	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, aside: keptOut{}, stale: keptOut{}}
+	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, heldAt: map[Hash]uint64{}, aside: keptOut{}, stale: keptOut{}}
 	l.insert(create)
 	l.refold()
 	return l, nil
@@ -573,6 +575,7 @@ func (l *Log) settleHeld() (counted bool) {
 		for h, p := range l.pending {
 			if l.keptOutChild(p, held) {
 				delete(l.pending, h)
+				delete(l.heldAt, h)
 				l.aside.keep(p)
 				moved, counted = true, counted || countsAside(p, l.state.Creator)
 				break // what is held changed: index it again
@@ -758,12 +761,78 @@ func (l *Log) parentsKnown(c *Change) bool {
 	return true
 }
 
+// hold keeps c until its parents come. Nothing but its signature has
+// been checked (its author's rights are decided where its parents put
+// it), so anyone who can send a member a frame of the group can have it
+// hold changes on parents nobody has, which wait for ever. When
+// MaxPending are held, the author whose held changes weigh most gives
+// way (giveWay), c's author included: a flood, with one key or many,
+// pushes out its own, not an honest change that came before its parent
+// (TestHeldFloodGivesWay). What is dropped comes again with the next
+// frame that carries it, as a change that came too early always did.
 func (l *Log) hold(c *Change) error {
-	if len(l.pending) >= MaxPending {
-		return fmt.Errorf("%w: %d changes wait for earlier ones", ErrFull, len(l.pending))
-	}
 	l.pending[c.hash] = c
+	l.held++
+	l.heldAt[c.hash] = l.held
+	if len(l.pending) > MaxPending {
+		out := giveWay(l.pending, l.heldAt, namedIn(l.order))
+		delete(l.pending, out)
+		delete(l.heldAt, out)
+		if out == c.hash {
+			return fmt.Errorf("%w: %d changes wait for earlier ones, more of them by %s than by anyone else", ErrFull, len(l.pending), identity.ShortID(c.Author))
+		}
+	}
 	return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
+}
+
+// giveWay picks the held change that makes room for another: the oldest
+// held (at: the order they were held in) of the author whose held
+// changes weigh most. An author no change of the log names (a key made
+// for the purpose) weighs more than any it names; among those, the one
+// holding the most weighs most.
+func giveWay(pending map[Hash]*Change, at map[Hash]uint64, named map[peer.ID]bool) Hash {
+	count := map[peer.ID]int{}
+	for _, c := range pending {
+		count[c.Author]++
+	}
+	weight := func(p peer.ID) int {
+		if !named[p] {
+			return count[p] + MaxPending + 1
+		}
+		return count[p]
+	}
+	var out Hash
+	most, oldest := -1, uint64(0)
+	for h, c := range pending {
+		if w := weight(c.Author); w > most || (w == most && at[h] < oldest) {
+			out, most, oldest = h, w, at[h]
+		}
+	}
+	return out
+}
+
+// namedIn is the set of peers the changes of order name (Named), read
+// once.
+func namedIn(order []*entry) map[peer.ID]bool {
+	out := map[peer.ID]bool{}
+	for _, e := range order {
+		for _, p := range namesOf(e.c) {
+			out[p] = true
+		}
+	}
+	return out
+}
+
+// namesOf are the peers c makes members, whether or not it takes
+// effect: a create's author and members, an add's peer.
+func namesOf(c *Change) []peer.ID {
+	switch c.Op {
+	case OpCreate:
+		return append([]peer.ID{c.Author}, c.Members...)
+	case OpAdd:
+		return []peer.ID{c.Peer}
+	}
+	return nil
 }
 
 // wanted says whether a held change builds on c, by an author some
@@ -799,6 +868,7 @@ func (l *Log) release() {
 				continue
 			}
 			delete(l.pending, h)
+			delete(l.heldAt, h)
 			progress = true
 			if err := l.add(c, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) {
 				l.refused = append(l.refused, err)
@@ -880,11 +950,5 @@ func (b *bitset) or(c bitset) {
 // a stranger to the group, one named and not a member now was removed or
 // left (or its add lost to a concurrent change).
 func (l *Log) Named(p peer.ID) bool {
-	for _, e := range l.order {
-		c := e.c
-		if (c.Op == OpCreate && (c.Author == p || slices.Contains(c.Members, p))) || (c.Op == OpAdd && c.Peer == p) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(l.order, func(e *entry) bool { return slices.Contains(namesOf(e.c), p) })
 }

@@ -714,3 +714,55 @@ func TestJuniorRemovalCannotUndoSeniorsLaterChange(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldFloodGivesWay: a change whose parents have not come is held
+// for them (MaxPending at most), before anything but its signature is
+// checked: anyone who can send a member a frame of the group (a former
+// member, say) can sign such changes on parents nobody has, with keys of
+// its own or its own key, and they wait for ever. Once the held changes
+// were full, an honest change that came before its parent was refused
+// (ErrFull) until the member restarted, and lost when its parent came.
+// Now the author holding the most held changes gives way, keys the log
+// does not name first: the flood's oldest is dropped, not the honest
+// change, however much more of the flood comes after it.
+func TestHeldFloodGivesWay(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  func(t *testing.T, p map[string]person, i int) person
+	}{
+		{"throwaway keys", func(t *testing.T, _ map[string]person, i int) person { return newPerson(t, fmt.Sprint("junk", i)) }},
+		{"a member's own key", func(_ *testing.T, p map[string]person, _ int) person { return p["cat"] }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := people(t, "ann", "ben", "cat", "dan")
+			create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+			anns := replay(t, create)
+			first := propose(t, anns, p["ann"], group.OpRename, person{}, "first")
+			second := propose(t, anns, p["ann"], group.OpAdd, p["dan"], "")
+			flood := func(from, n int) {
+				t.Helper()
+				for i := from; i < from+n; i++ {
+					k := tc.key(t, p, i)
+					junk, err := group.SignForTest(k.key, l.ID(), []group.Hash{{byte(i), byte(i >> 8), 0xee}}, group.OpRename, "", "junk", t0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := l.Add(reparse(t, junk)); !errors.Is(err, group.ErrMissingParents) && !errors.Is(err, group.ErrFull) {
+						t.Fatalf("junk %d: %v, want it held or refused for room", i, err)
+					}
+				}
+			}
+			flood(0, group.MaxPending+10)
+			if err := l.Add(reparse(t, second)); !errors.Is(err, group.ErrMissingParents) {
+				t.Fatalf("ann's add, before the rename it builds on: %v, want it held", err)
+			}
+			flood(group.MaxPending+10, 2*group.MaxPending)
+			if err := l.Add(reparse(t, first)); err != nil {
+				t.Fatalf("ann's rename: %v", err)
+			}
+			if s := l.State(); !l.Has(second.Hash()) || !s.IsMember(p["dan"].id) {
+				t.Fatalf("ann's add, held before the flood's second half, is not in the log: members %v", names(p, s.Members))
+			}
+		})
+	}
+}
