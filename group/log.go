@@ -779,7 +779,7 @@ func (l *Log) hold(c *Change) error {
 		delete(l.pending, out)
 		delete(l.heldAt, out)
 		if out == c.hash {
-			return fmt.Errorf("%w: %d changes wait for earlier ones, more of them by %s than by anyone else", ErrFull, len(l.pending), identity.ShortID(c.Author))
+			return fmt.Errorf("%w: %d changes wait for earlier ones, and those of %s give way first (a key the group does not name, or the one with the most)", ErrFull, len(l.pending), identity.ShortID(c.Author))
 		}
 	}
 	return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
