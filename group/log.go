@@ -34,10 +34,12 @@ type Log struct {
 	order   []*entry // parents before children
 	heads   map[Hash]bool
 	pending map[Hash]*Change
-	heldAt  map[Hash]uint64 // when each pending change was held (hold)
-	held    uint64          // changes held since New
-	aside   keptOut         // changes kept out as moot (besideLeave)
-	stale   keptOut         // changes refused as stale (checkFresh)
+	heldAt  map[Hash]uint64  // when each pending change was held (hold)
+	held    uint64           // changes held since New
+	named   map[peer.ID]bool // namedIn(order) as of revision namedAt (hold)
+	namedAt int
+	aside   keptOut // changes kept out as moot (besideLeave)
+	stale   keptOut // changes refused as stale (checkFresh)
 	state   State
 	outcome map[Hash]error // why a change did not take effect in the fold
 	refused []error        // held changes refused when their parents came
@@ -775,7 +777,10 @@ func (l *Log) hold(c *Change) error {
 	l.held++
 	l.heldAt[c.hash] = l.held
 	if len(l.pending) > MaxPending {
-		out := giveWay(l.pending, l.heldAt, namedIn(l.order))
+		if l.named == nil || l.namedAt != l.rev {
+			l.named, l.namedAt = namedIn(l.order), l.rev // once per change of the log, not per change held
+		}
+		out := giveWay(l.pending, l.heldAt, l.named)
 		delete(l.pending, out)
 		delete(l.heldAt, out)
 		if out == c.hash {
