@@ -36,7 +36,7 @@ type Log struct {
 	pending map[Hash]*Change
 	heldAt  map[Hash]uint64  // when each pending change was held (hold)
 	held    uint64           // changes held since New
-	named   map[peer.ID]bool // namedIn(order) as of revision namedAt (hold)
+	named   map[peer.ID]bool // namedIn(order) as of revision namedAt (Named)
 	namedAt int
 	aside   keptOut // changes kept out as moot (besideLeave)
 	stale   keptOut // changes refused as stale (checkFresh)
@@ -428,7 +428,10 @@ func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
 		return removes(r.c) && !anc.has(r.idx) && !(idx >= 0 && r.anc.has(idx))
 	})
 	for h, a := range l.aside {
-		if beside || !removes(a) || h == c.hash {
+		if beside {
+			break
+		}
+		if !removes(a) || h == c.hash {
 			continue
 		}
 		_, ancs, above, ok := l.asideAncestry(a)
@@ -777,10 +780,7 @@ func (l *Log) hold(c *Change) error {
 	l.held++
 	l.heldAt[c.hash] = l.held
 	if len(l.pending) > MaxPending {
-		if l.named == nil || l.namedAt != l.rev {
-			l.named, l.namedAt = namedIn(l.order), l.rev // once per change of the log, not per change held
-		}
-		out := giveWay(l.pending, l.heldAt, l.named)
+		out := giveWay(l.pending, l.heldAt, l.Named)
 		delete(l.pending, out)
 		delete(l.heldAt, out)
 		if out == c.hash {
@@ -795,13 +795,13 @@ func (l *Log) hold(c *Change) error {
 // changes weigh most. An author no change of the log names (a key made
 // for the purpose) weighs more than any it names; among those, the one
 // holding the most weighs most.
-func giveWay(pending map[Hash]*Change, at map[Hash]uint64, named map[peer.ID]bool) Hash {
+func giveWay(pending map[Hash]*Change, at map[Hash]uint64, named func(peer.ID) bool) Hash {
 	count := map[peer.ID]int{}
 	for _, c := range pending {
 		count[c.Author]++
 	}
 	weight := func(p peer.ID) int {
-		if !named[p] {
+		if !named(p) {
 			return count[p] + MaxPending + 1
 		}
 		return count[p]
@@ -816,8 +816,7 @@ func giveWay(pending map[Hash]*Change, at map[Hash]uint64, named map[peer.ID]boo
 	return out
 }
 
-// namedIn is the set of peers the changes of order name (Named), read
-// once.
+// namedIn is the set of peers the changes of order name (Named).
 func namedIn(order []*entry) map[peer.ID]bool {
 	out := map[peer.ID]bool{}
 	for _, e := range order {
@@ -955,5 +954,10 @@ func (b *bitset) or(c bitset) {
 // a stranger to the group, one named and not a member now was removed or
 // left (or its add lost to a concurrent change).
 func (l *Log) Named(p peer.ID) bool {
-	return slices.ContainsFunc(l.order, func(e *entry) bool { return slices.Contains(namesOf(e.c), p) })
+	if l.named == nil || l.namedAt != l.rev {
+		// Read once per change of the log: asked of every held change
+		// (wanted, vouched, giveWay), not a scan of the log each.
+		l.named, l.namedAt = namedIn(l.order), l.rev
+	}
+	return l.named[p]
 }
