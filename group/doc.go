@@ -24,7 +24,12 @@
 //     of its author by the creator, that the member has seen (an honest
 //     client never signs the first), unless a change by another author
 //     builds on it: such changes take no effect, and a former member
-//     could otherwise fill the log with them (Log.besideLeave).
+//     could otherwise fill the log with them (Log.besideLeave),
+//   - its author is the creator, or named (by the create or an add) by
+//     a change it builds on that stands by these rules in turn, unless a
+//     change that stands builds on it: otherwise its author is a stooge,
+//     a key only changes that take no effect name, whose changes take no
+//     effect and vouch for none (stooge).
 //
 // Every member computes the membership from the graph with the same
 // deterministic rule (Log.State): the changes are applied in topological

@@ -38,8 +38,10 @@ type Log struct {
 	held    uint64           // changes held since New
 	named   map[peer.ID]bool // namedIn(order) as of revision namedAt (Named)
 	namedAt int
-	aside   keptOut // changes kept out as moot (besideLeave)
-	stale   keptOut // changes refused as stale (checkFresh)
+	stand   standing // the changes of the log that name each peer and stand (namersOf)
+	asideAt int      // changes set aside or brought back since New (namersValid)
+	aside   keptOut  // changes kept out as moot (besideLeave)
+	stale   keptOut  // changes refused as stale (checkFresh)
 	state   State
 	outcome map[Hash]error // why a change did not take effect in the fold
 	refused []error        // held changes refused when their parents came
@@ -179,6 +181,9 @@ func (l *Log) Missing() []Hash {
 // what it was signed beside).
 func (l *Log) Effect(h Hash) error {
 	if a := l.aside[h]; a != nil && l.nodes[h] == nil {
+		if _, anc, _, ok := l.asideAncestry(a); ok && stooge(l, a, anc) {
+			return fmt.Errorf("%w: %s by %s was kept out of the log, its author named only by changes kept out", ErrNotMember, a.Op, identity.ShortID(a.Author))
+		}
 		why := "its author's leave"
 		if slices.ContainsFunc(l.order, func(e *entry) bool { return creatorRemoval(e.c, l.state.Creator) && e.c.Peer == a.Author }) {
 			why = "its author's removal by the creator"
@@ -271,9 +276,9 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 		return nil
 	}
 	if !l.parentsKnown(c) {
-		if l.keptOutChild(c, indexHeld(l.pending)) {
+		if l.keptOutChild(c, indexHeld(l)) {
 			l.setAside(c)
-			return fmt.Errorf("%w: %s by %s builds on its own changes kept out of the log", ErrNotMember, c.Op, identity.ShortID(c.Author))
+			return fmt.Errorf("%w: %s by %s builds on changes kept out of the log and vouches for none of them", ErrNotMember, c.Op, identity.ShortID(c.Author))
 		}
 		if err := l.hold(c); !errors.Is(err, ErrMissingParents) {
 			return err
@@ -289,8 +294,9 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 		}
 	}
 	// A change that builds on every change of the log is beside none of
-	// its leaves, but may be beside one set aside.
-	if l.extendsAll(c) && !(checkBeside && l.asideEndOf(c.Author)) {
+	// its leaves, but may be beside one set aside, and its author may be
+	// a stooge (named by no change of the log that stands).
+	if l.extendsAll(c) && !(checkBeside && (l.asideEndOf(c.Author) || stoogeStep(l, c))) {
 		// Every change of the log is an ancestor of c, and none is
 		// concurrent with it: the fold of the log with c is the fold
 		// without it, then c; and c's parents describe the membership
@@ -302,7 +308,9 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 		if len(l.order) >= MaxChanges {
 			return fmt.Errorf("%w: %d changes", ErrFull, len(l.order))
 		}
+		valid := namersValid(l)
 		l.insert(c)
+		stepNamers(l, c, valid)
 		l.state = next
 		l.release()
 		return nil
@@ -313,9 +321,14 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	// c does not build on every change of the log, so a leave by its
 	// author may be concurrent with it (never for an honest author).
 	if checkBeside {
-		if err := l.besideLeave(c, l.ancestors(c), -1, l.heldChild(c)); err != nil {
+		anc, protected := l.ancestors(c), l.heldChild(c)
+		if err := l.besideLeave(c, anc, -1, protected); err != nil {
 			l.setAside(c)
 			return err
+		}
+		if !protected && stooge(l, c, anc) {
+			l.setAside(c)
+			return fmt.Errorf("%w: %s by %s, whom only changes kept out of the log name", ErrNotMember, c.Op, identity.ShortID(c.Author))
 		}
 	}
 	if len(l.order) >= MaxChanges {
@@ -513,8 +526,9 @@ func (l *Log) recall(c *Change) error {
 				l.refused = append(l.refused, err)
 			}
 		}
-		if a := l.aside[p]; a != nil && l.nodes[p] == nil && (vouches(c, a) || l.heldChild(c)) {
+		if a := l.aside[p]; a != nil && l.nodes[p] == nil && (vouches(l, c, a, nil) || l.heldChild(c)) {
 			delete(l.aside, p)
+			l.asideAt++
 			// Moot again (set aside again) or held for its own parents
 			// is what may become of it; anything else is news.
 			if err := l.add(a, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
@@ -556,12 +570,17 @@ func creatorRemoval(c *Change, creator peer.ID) bool {
 
 // setAside keeps c out of the log (Log.aside), and with it the changes
 // held for it that keptOutChild keeps out now: its author's, on it,
-// that nothing vouches for. Otherwise they would wait for it for ever,
-// where a log that had them first kept them out.
+// that nothing vouches for, and stooges'. Otherwise they would wait for
+// it for ever, where a log that had them first kept them out. It prunes
+// the log when c counts beside the log's changes set aside (an end), or
+// builds on a head, which may have been in the log only for c, held
+// (heldChild): with c out, nothing vouches for it.
 func (l *Log) setAside(c *Change) {
 	l.aside.keep(c)
-	if l.settleHeld() || countsAside(c, l.state.Creator) {
-		l.prune() // set aside, it counts beside the log's changes
+	l.asideAt++
+	onHead := slices.ContainsFunc(c.Parents, func(p Hash) bool { return l.heads[p] })
+	if l.settleHeld() || countsAside(c, l.state.Creator) || onHead {
+		l.prune()
 	}
 }
 
@@ -576,12 +595,13 @@ func countsAside(c *Change, creator peer.ID) bool {
 func (l *Log) settleHeld() (counted bool) {
 	for moved := true; moved; {
 		moved = false
-		held := indexHeld(l.pending)
+		held := indexHeld(l)
 		for h, p := range l.pending {
 			if l.keptOutChild(p, held) {
 				delete(l.pending, h)
 				delete(l.heldAt, h)
 				l.aside.keep(p)
+				l.asideAt++
 				moved, counted = true, counted || countsAside(p, l.state.Creator)
 				break // what is held changed: index it again
 			}
@@ -591,26 +611,38 @@ func (l *Log) settleHeld() (counted bool) {
 }
 
 // keptOutChild says whether c, whose parents are not all in the log,
-// builds on a change of its own author's that the log keeps out
-// (besideLeave) and is kept out too, without a fold, for the same
-// reason: nothing held vouches for it (heldChild), and it was signed
-// beside a removal of its author by the creator, or (c no leave) beside
-// a leave of its author's, in the log or set aside. Only a change by
-// another author, or a leave, brings a change kept out back (recall),
-// with what it builds on. Before, each change of a chain beside its
+// builds on a change that the log keeps out (besideLeave, stooge) and
+// is kept out too, without a fold: nothing held vouches for it
+// (heldChild), and either c is a stooge's (stooge: it vouches for
+// nothing, so what it builds on never comes back for it), or it builds
+// on a change of its own author's and was signed beside a removal of its
+// author by the creator, or (c no leave) beside a leave of its author's,
+// in the log or set aside, for the same reason as that change. Only a
+// change by another author who is no stooge, or a leave, brings a change
+// kept out back (recall, vouches), with what it builds on. Before, each change of a chain beside its
 // author's leave, each on the last, was held, brought back every one
 // before it, and the log dropped them all again: a fold per change of
 // the chain for every new one (3 s of CPU for 400).
 func (l *Log) keptOutChild(c *Change, held heldIndex) bool {
-	if !slices.ContainsFunc(c.Parents, func(p Hash) bool {
-		a := l.aside[p]
-		return a != nil && l.nodes[p] == nil && a.Author == c.Author
-	}) || held.protects(c) {
+	onAside := func(own bool) bool {
+		return slices.ContainsFunc(c.Parents, func(p Hash) bool {
+			a := l.aside[p]
+			return a != nil && l.nodes[p] == nil && (!own || a.Author == c.Author)
+		})
+	}
+	if !onAside(false) || held.protects(c) {
 		return false
 	}
 	_, anc, out, ok := l.asideAncestry(c)
 	if !ok {
 		return false // it waits for a parent neither held nor set aside
+	}
+	// A stooge's change vouches for none it builds on (vouches).
+	if stooge(l, c, anc) {
+		return true
+	}
+	if !onAside(true) {
+		return false
 	}
 	// A leave beside a leave of its author's is kept out or not by
 	// besideLeave's rules between them: it comes in to be decided.
@@ -636,18 +668,24 @@ func (l *Log) keptOutChild(c *Change, held heldIndex) bool {
 // change of c's author's alone does not: a chain of changes beside its
 // author's leave or removal stays out whole (keptOutChild).
 func (l *Log) heldChild(c *Change) bool {
-	return indexHeld(l.pending).protects(c)
+	return indexHeld(l).protects(c)
 }
 
-// heldIndex is the changes held, by the parents they name: heldChild
-// asked of many changes at once (prune, settleHeld) reads one.
-type heldIndex map[Hash][]*Change
+// heldIndex is the changes held, by the parents they name (children),
+// of the log l: heldChild asked of many changes at once (prune,
+// settleHeld) reads one. vouchers keeps what vouches found of each.
+type heldIndex struct {
+	l        *Log
+	children map[Hash][]*Change
+	vouchers map[Hash]bool
+}
 
-func indexHeld(pending map[Hash]*Change) heldIndex {
-	idx := heldIndex{}
-	for _, p := range pending {
+// indexHeld indexes the changes l holds by the parents they name.
+func indexHeld(l *Log) heldIndex {
+	idx := heldIndex{l: l, children: map[Hash][]*Change{}, vouchers: map[Hash]bool{}}
+	for _, p := range l.pending {
 		for _, h := range p.Parents {
-			idx[h] = append(idx[h], p)
+			idx.children[h] = append(idx.children[h], p)
 		}
 	}
 	return idx
@@ -655,7 +693,7 @@ func indexHeld(pending map[Hash]*Change) heldIndex {
 
 // protects is heldChild over idx.
 func (idx heldIndex) protects(c *Change) bool {
-	if len(idx) == 0 {
+	if len(idx.children) == 0 {
 		return false
 	}
 	seen := map[Hash]bool{}
@@ -665,20 +703,9 @@ func (idx heldIndex) protects(c *Change) bool {
 			return false // met on another path, and answered there
 		}
 		seen[c.hash] = true
-		return slices.ContainsFunc(idx[c.hash], func(p *Change) bool { return vouches(p, c) || walk(p) })
+		return slices.ContainsFunc(idx.children[c.hash], func(p *Change) bool { return vouches(idx.l, p, c, idx.vouchers) || walk(p) })
 	}
 	return walk(c)
-}
-
-// vouches says whether d, which builds on c, brings c back when c is
-// kept out of the log: d is by another author (any: a stooge's change
-// on its maker's changes kept out comes in to be refused, or it would
-// wait for them for ever), or d is a leave, which besideLeave decides by
-// rules of its own between an author's leaves, with what it builds on
-// in the log (each such leave on a chain still costs a fold per change
-// of the chain).
-func vouches(d, c *Change) bool {
-	return d.Author != c.Author || d.Op == OpLeave
 }
 
 // ancestors are the indexes of every change of the log c builds on.
@@ -692,20 +719,13 @@ func (l *Log) ancestors(c *Change) bitset {
 	return anc
 }
 
-// prune drops the heads of the log that besideLeave keeps out, until
-// none is left (dropping a head makes its parents heads), and folds
-// again if it dropped any.
+// prune drops the heads of the log that besideLeave keeps out, or that
+// are a stooge's (stooge), until none is left (dropping a head makes its
+// parents heads: peel), and folds again if it dropped any.
 func (l *Log) prune() {
 	dropped := false
 	for {
-		out := map[*entry]bool{}
-		held := indexHeld(l.pending)
-		for h := range l.heads {
-			e := l.nodes[h]
-			if l.besideLeave(e.c, e.anc, e.idx, held.protects(e.c)) != nil {
-				out[e] = true
-			}
-		}
+		out := peel(l, indexHeld(l))
 		if len(out) == 0 {
 			if l.settleHeld() {
 				continue // a leave it set aside counts: look again
@@ -720,6 +740,7 @@ func (l *Log) prune() {
 				l.insert(e.c)
 			} else {
 				l.aside.keep(e.c)
+				l.asideAt++
 			}
 		}
 		l.rev += len(out)

@@ -766,3 +766,111 @@ func TestHeldFloodGivesWay(t *testing.T) {
 		})
 	}
 }
+
+// TestStoogesCannotFillTheLog: cat, an admin the creator removed, signs
+// on her copy from before her removal adds of keys of her own
+// (stooges), and the stooges sign changes on them, which a member in
+// league relays without signing anything. Cat's adds are beside her
+// removal (void in the fold), so no stooge is ever a member, and none of
+// their changes takes effect; but each stooge's first change, by another
+// author, vouched for its maker's add and brought it back, and all of it
+// stayed: one stooge made an admin and a chain of renames by it, each on
+// the last (1,002 grew a log of 3 to 1,005); many stooges, each added
+// and leaving (300 grew it to 603); or stooges of stooges, each made an
+// admin by the last, the last renaming. A key that the changes a change
+// builds on name only by changes kept out as beside their author's end
+// (or by such keys' changes) vouches for nothing (stooge): whatever
+// the order the changes come in (in order, children first, shuffled),
+// the log keeps none of them and the membership is unchanged (without
+// the rule it held 205, 203 and 67 changes).
+func TestStoogesCannotFillTheLog(t *testing.T) {
+	type setup struct {
+		name  string
+		build func(t *testing.T, cat person, base []group.Hash, id group.ID) []*group.Change
+	}
+	sign := func(t *testing.T, who person, id group.ID, parents []group.Hash, op group.Op, about person, name string, i int) *group.Change {
+		t.Helper()
+		c, err := group.SignForTest(who.key, id, parents, op, about.id, name, t0.Add(time.Duration(i)*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	on := func(c *group.Change) []group.Hash { return []group.Hash{c.Hash()} }
+	setups := []setup{
+		{"an admin stooge's chain of renames", func(t *testing.T, cat person, base []group.Hash, id group.ID) []*group.Change {
+			kay := newPerson(t, "kay")
+			add := sign(t, cat, id, base, group.OpAdd, kay, "", 0)
+			cs := []*group.Change{add, sign(t, cat, id, on(add), group.OpAdmin, kay, "", 1)}
+			for i := range 200 {
+				cs = append(cs, sign(t, kay, id, on(cs[len(cs)-1]), group.OpRename, person{}, fmt.Sprint("kay's ", i), i+2))
+			}
+			return cs
+		}},
+		{"stooges each added and leaving", func(t *testing.T, cat person, base []group.Hash, id group.ID) []*group.Change {
+			var cs []*group.Change
+			for i := range 100 {
+				k := newPerson(t, fmt.Sprint("key", i))
+				add := sign(t, cat, id, base, group.OpAdd, k, "", 2*i)
+				cs = append(cs, add, sign(t, k, id, on(add), group.OpLeave, person{}, "", 2*i+1))
+			}
+			return cs
+		}},
+		{"stooges of stooges, twelve deep", func(t *testing.T, cat person, base []group.Hash, id group.ID) []*group.Change {
+			var cs []*group.Change
+			maker, parents := cat, base
+			for i := range 12 {
+				k := newPerson(t, fmt.Sprint("stooge", i))
+				add := sign(t, maker, id, parents, group.OpAdd, k, "", 2*i)
+				adm := sign(t, maker, id, on(add), group.OpAdmin, k, "", 2*i+1)
+				cs = append(cs, add, adm)
+				maker, parents = k, on(adm)
+			}
+			for i := range 40 {
+				cs = append(cs, sign(t, maker, id, on(cs[len(cs)-1]), group.OpRename, person{}, fmt.Sprint("deep ", i), 100+i))
+			}
+			return cs
+		}},
+	}
+	for _, s := range setups {
+		t.Run(s.name, func(t *testing.T) {
+			p := people(t, "ann", "ben", "cat")
+			create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+			admin := propose(t, l, p["ann"], group.OpAdmin, p["cat"], "")
+			base := l.Heads()
+			removal := propose(t, l, p["ann"], group.OpRemove, p["cat"], "")
+			want := l.State()
+			stooges := s.build(t, p["cat"], base, l.ID())
+			rng := rand.New(rand.NewPCG(11, 12))
+			shuffled := slices.Clone(stooges)
+			rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+			for _, o := range []struct {
+				name  string
+				order []*group.Change
+			}{{"in order", stooges}, {"children first", reversed(stooges)}, {"shuffled", shuffled}} {
+				// The removal first: after a chain of the stooges' changes
+				// it would be stale (a member has it in time).
+				{
+					cs := append([]*group.Change{admin, removal}, o.order...)
+					m := deal(t, create, cs)
+					redeal(t, m, cs)
+					what := o.name
+					if n := len(m.Changes()); n != 3 {
+						t.Errorf("%s: the log holds %d changes after %d by stooges, want 3", what, n, len(stooges))
+					}
+					if len(m.Missing()) != 0 {
+						t.Errorf("%s: %d changes still missing", what, len(m.Missing()))
+					}
+					got := m.State()
+					if !slices.Equal(got.Members, want.Members) || !slices.Equal(got.Admins, want.Admins) || got.Name != want.Name || got.Version != want.Version {
+						t.Errorf("%s: members %v admins %v %q v%d, want %v %v %q v%d", what, names(p, got.Members), names(p, got.Admins), got.Name, got.Version,
+							names(p, want.Members), names(p, want.Admins), want.Name, want.Version)
+					}
+					if err := m.CheckFoldForTest(); err != nil {
+						t.Errorf("%s: %v", what, err)
+					}
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,252 @@
+package group
+
+import (
+	"encoding/binary"
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Stooges (PROTOCOL §14.3, "A removed admin's changes"). A change signed
+// beside its author's end (a leave by its author, or a removal of its
+// author by the creator: besideLeave) takes no effect in the fold, and
+// the log keeps it out unless a change that builds on it vouches for it.
+// A removed admin could add keys of its own (stooges) on a version from
+// before its removal: its adds take no effect, so no stooge is ever a
+// member, and no change of theirs takes effect either; but each stooge's
+// change vouched for what it built on, and a chain of them, or many keys
+// each leaving, filled the log (TestStoogesCannotFillTheLog).
+//
+// So a change of the log stands if it is the create, or is not beside
+// its author's end and its author is named (an add, or the create) by a
+// change among its ancestors that stands. A change whose author no
+// change among its ancestors that stands names is a stooge's (stooge):
+// it is kept out, as one beside its author's end is, unless a change
+// that stands builds on it, and it vouches for nothing (vouches), so
+// neither its maker's changes nor another stooge's come back for it.
+// Which changes stand depends on the ancestors of each and on the ends
+// among the changes seen (in the log or set aside), never on the order
+// they came in; as more come, a change that stood may stop standing,
+// never the reverse. Nothing here adds a change to the log or recurses:
+// what is set aside comes back only as before (recall, release), and
+// each function is a pass over the log, the changes held or the ends.
+
+// standing caches namersOf for a revision of the log (rev) and the ends
+// set aside (ends, endsPrint, as of Log.asideAt: aside).
+type standing struct {
+	rev, aside int
+	ends       uint64
+	namers     map[peer.ID][]int
+}
+
+// endsPrint fingerprints the ends set aside (leaves, removals by the
+// creator), on which besideLeave, and so namersOf, depends: at most
+// MaxPending of them.
+func endsPrint(l *Log) uint64 {
+	var fp, n uint64
+	for h, a := range l.aside {
+		if countsAside(a, l.state.Creator) {
+			fp ^= binary.LittleEndian.Uint64(h[:8])
+			n++
+		}
+	}
+	return fp + n*0x9e3779b97f4a7c15
+}
+
+// namersValid says whether namersOf's cache holds for the log as it is:
+// at once if nothing was set aside or brought back since it was
+// computed, else by the ends set aside (at most MaxPending read).
+func namersValid(l *Log) bool {
+	if l.stand.namers == nil || l.stand.rev != l.rev {
+		return false
+	}
+	if l.stand.aside != l.asideAt {
+		if l.stand.ends != endsPrint(l) {
+			return false
+		}
+		l.stand.aside = l.asideAt
+	}
+	return true
+}
+
+// endAt is an end (a leave, or a removal by the creator) in the log (idx
+// its index) or set aside (idx -1), with its ancestors in the log (anc).
+type endAt struct {
+	idx int
+	anc bitset
+}
+
+// endsOf are the ends in the log and set aside, by the peer each ends:
+// what besideLeave reads for a change that is no leave (asideAncestry
+// once for each end set aside, at most MaxPending).
+func endsOf(l *Log) map[peer.ID][]endAt {
+	out := map[peer.ID][]endAt{}
+	ended := func(c *Change) (peer.ID, bool) {
+		switch {
+		case c.Op == OpLeave:
+			return c.Author, true
+		case creatorRemoval(c, l.state.Creator):
+			return c.Peer, true
+		}
+		return "", false
+	}
+	for _, e := range l.order {
+		if p, ok := ended(e.c); ok {
+			out[p] = append(out[p], endAt{e.idx, e.anc})
+		}
+	}
+	for _, a := range l.aside {
+		if p, ok := ended(a); ok {
+			if _, anc, _, ok := l.asideAncestry(a); ok {
+				out[p] = append(out[p], endAt{-1, anc})
+			}
+		}
+	}
+	return out
+}
+
+// besideEnd is besideLeave for e, a change of the log that is no leave,
+// with nothing held counted: one of ends (endsOf, those of its author)
+// is concurrent with it. An end set aside is never e's ancestor.
+func besideEnd(e *entry, ends []endAt) bool {
+	return slices.ContainsFunc(ends, func(x endAt) bool {
+		if x.idx < 0 {
+			return !x.anc.has(e.idx)
+		}
+		return x.idx != e.idx && !e.anc.has(x.idx) && !x.anc.has(e.idx)
+	})
+}
+
+// namersOf is, for each peer, the indexes of the log's changes that name
+// it (namesOf) and stand: the create, and each add not beside its
+// author's end whose author such a change before it names. It is
+// computed in one pass over the log, parents before children (a change's
+// namers are among its ancestors, so decided before it), each add read
+// against its author's ends only (endsOf, besideEnd): O(n) for a log of
+// n changes, plus the ends set aside, plus an add's author's ends for
+// each add. It is kept until the log or the ends set aside change (a
+// change taken in one step updates it: stepNamers).
+func namersOf(l *Log) map[peer.ID][]int {
+	if namersValid(l) {
+		return l.stand.namers
+	}
+	ends := endsOf(l)
+	namers := map[peer.ID][]int{}
+	for _, e := range l.order {
+		names := namesOf(e.c)
+		if len(names) == 0 {
+			continue
+		}
+		if e.c.Op != OpCreate {
+			if !slices.ContainsFunc(namers[e.c.Author], e.anc.has) {
+				continue // a stooge's add
+			}
+			if besideEnd(e, ends[e.c.Author]) {
+				continue // beside its author's end
+			}
+		}
+		for _, p := range names {
+			namers[p] = append(namers[p], e.idx)
+		}
+	}
+	l.stand = standing{rev: l.rev, aside: l.asideAt, ends: endsPrint(l), namers: namers}
+	return namers
+}
+
+// stooge says whether c, whose ancestors in the log are anc (those set
+// aside never stand: each was kept out as beside its author's end, or as
+// a stooge's), is by a stooge: no change among them that stands names
+// its author (namersOf). The create names its author and members, and
+// stands.
+func stooge(l *Log, c *Change, anc bitset) bool {
+	return c.Op != OpCreate && !slices.ContainsFunc(namersOf(l)[c.Author], anc.has)
+}
+
+// stoogeStep is stooge for c that builds on every change of the log
+// (extendsAll): every namer of its author in the log is its ancestor.
+func stoogeStep(l *Log, c *Change) bool {
+	return c.Op != OpCreate && len(namersOf(l)[c.Author]) == 0
+}
+
+// stepNamers keeps namersOf's cache, valid before c was taken in one
+// step (extendsAll), valid after it: c stands if its author is named in
+// the log and has no end set aside (it builds on every end in the log),
+// and then names its peers. Otherwise (Restore, which checks neither)
+// the cache is left to be computed again when asked.
+func stepNamers(l *Log, c *Change, valid bool) {
+	if !valid {
+		return
+	}
+	if names := namesOf(c); len(names) > 0 {
+		if len(l.stand.namers[c.Author]) == 0 || l.asideEndOf(c.Author) {
+			return
+		}
+		idx := l.nodes[c.hash].idx
+		for _, p := range names {
+			l.stand.namers[p] = append(l.stand.namers[p], idx)
+		}
+	}
+	l.stand.rev = l.rev
+}
+
+// vouches says whether d, a change held that builds on c, brings c back
+// when c is kept out of the log: d is c's author's leave, which
+// besideLeave decides by rules of its own between an author's leaves,
+// with what it builds on in the log; or d is by another author who is no
+// stooge where d was built (stooge; while some ancestor of d is neither
+// in the log nor set aside that is not known yet, and d vouches). memo,
+// if not nil, keeps the answer for d's author, for calls over the same
+// changes (heldIndex): each held change's ancestry is read once.
+func vouches(l *Log, d, c *Change, memo map[Hash]bool) bool {
+	if d.Author == c.Author {
+		return d.Op == OpLeave
+	}
+	if v, ok := memo[d.hash]; ok {
+		return v
+	}
+	_, anc, _, ok := l.asideAncestry(d)
+	v := !ok || !stooge(l, d, anc)
+	if memo != nil {
+		memo[d.hash] = v
+	}
+	return v
+}
+
+// peel is what prune drops from the log at once: each head that
+// besideLeave keeps out, or that is a stooge's, unless a change held
+// vouches for it (held), and then each change whose children in the log
+// were all dropped, read as a head in turn. Whether a head is dropped
+// depends on the changes seen and those held, not on which others were
+// dropped (a change dropped is set aside, and still counts), so this is
+// what dropping heads and looking again would drop, without rebuilding
+// the log for each: each change is read once, a change's parents once
+// for each of its parents, and namersOf once.
+func peel(l *Log, held heldIndex) map[*entry]bool {
+	kids := map[*entry]int{}
+	for _, e := range l.order {
+		for _, p := range e.c.Parents {
+			kids[l.nodes[p]]++
+		}
+	}
+	var heads []*entry
+	for h := range l.heads {
+		heads = append(heads, l.nodes[h])
+	}
+	out := map[*entry]bool{}
+	for len(heads) > 0 {
+		e := heads[len(heads)-1]
+		heads = heads[:len(heads)-1]
+		protected := held.protects(e.c)
+		if l.besideLeave(e.c, e.anc, e.idx, protected) == nil && (protected || !stooge(l, e.c, e.anc)) {
+			continue
+		}
+		out[e] = true
+		for _, p := range e.c.Parents {
+			pe := l.nodes[p]
+			if kids[pe]--; kids[pe] == 0 {
+				heads = append(heads, pe)
+			}
+		}
+	}
+	return out
+}
