@@ -1,7 +1,7 @@
 package group
 
 import (
-	"encoding/binary"
+	"bytes"
 	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -32,25 +32,27 @@ import (
 // each function is a pass over the log, the changes held or the ends.
 
 // standing caches namersOf for a revision of the log (rev) and the ends
-// set aside (ends, endsPrint, as of Log.asideAt: aside).
+// set aside (ends, as of Log.asideAt: aside).
 type standing struct {
 	rev, aside int
-	ends       uint64
+	ends       []Hash
 	namers     map[peer.ID][]int
 }
 
-// endsPrint fingerprints the ends set aside (leaves, removals by the
-// creator), on which besideLeave, and so namersOf, depends: at most
-// MaxPending of them.
-func endsPrint(l *Log) uint64 {
-	var fp, n uint64
+// endsAside are the ends set aside (leaves, removals by the creator), on
+// which besideLeave, and so namersOf, depends, sorted: at most
+// MaxPending of them. The set itself, not a digest of it: a change set
+// aside is anyone's to sign, and a digest that two sets could share
+// would let one pass for the other.
+func endsAside(l *Log) []Hash {
+	var out []Hash
 	for h, a := range l.aside {
 		if countsAside(a, l.state.Creator) {
-			fp ^= binary.LittleEndian.Uint64(h[:8])
-			n++
+			out = append(out, h)
 		}
 	}
-	return fp + n*0x9e3779b97f4a7c15
+	slices.SortFunc(out, func(a, b Hash) int { return bytes.Compare(a[:], b[:]) })
+	return out
 }
 
 // namersValid says whether namersOf's cache holds for the log as it is:
@@ -61,7 +63,7 @@ func namersValid(l *Log) bool {
 		return false
 	}
 	if l.stand.aside != l.asideAt {
-		if l.stand.ends != endsPrint(l) {
+		if !slices.Equal(l.stand.ends, endsAside(l)) {
 			return false
 		}
 		l.stand.aside = l.asideAt
@@ -149,7 +151,7 @@ func namersOf(l *Log) map[peer.ID][]int {
 			namers[p] = append(namers[p], e.idx)
 		}
 	}
-	l.stand = standing{rev: l.rev, aside: l.asideAt, ends: endsPrint(l), namers: namers}
+	l.stand = standing{rev: l.rev, aside: l.asideAt, ends: endsAside(l), namers: namers}
 	return namers
 }
 
