@@ -120,20 +120,21 @@ func (gs *groupSender) read(word string) []string {
 type senderUsage struct {
 	cpu, gc           time.Duration
 	cpuAfter, gcAfter time.Duration
+	sys, sysAfter     time.Duration // the system (kernel) part of cpu, cpuAfter
 	heap              uint64
 	alloc             uint64
 	maxRSS            int64
 }
 
-// since is the CPU and GC time from u0 to u (the collections of neither
-// report counted).
-func (u senderUsage) since(u0 senderUsage) (cpu, gc time.Duration) {
-	return u.cpu - u0.cpuAfter, u.gc - u0.gcAfter
+// since is the CPU, GC and system CPU time from u0 to u (the
+// collections of neither report counted).
+func (u senderUsage) since(u0 senderUsage) (cpu, gc, sys time.Duration) {
+	return u.cpu - u0.cpuAfter, u.gc - u0.gcAfter, u.sys - u0.sysAfter
 }
 
 func (gs *groupSender) usage() senderUsage {
 	f := gs.do("usage", "usage")
-	if len(f) != 7 {
+	if len(f) != 9 {
 		gs.b.Fatalf("group sender usage: %q", f)
 	}
 	var u senderUsage
@@ -142,6 +143,7 @@ func (gs *groupSender) usage() senderUsage {
 	u.heap, _ = strconv.ParseUint(f[1], 10, 64)
 	u.alloc, _ = strconv.ParseUint(f[2], 10, 64)
 	u.maxRSS, _ = strconv.ParseInt(f[6], 10, 64)
+	u.sys, u.sysAfter = d(f[7]), d(f[8])
 	return u
 }
 
@@ -310,8 +312,9 @@ func reportGroupRun(b *testing.B, lat []time.Duration, u0, u1 senderUsage, ru0, 
 	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
 	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
-	cpu, gc := u1.since(u0)
+	cpu, gc, sys := u1.since(u0)
 	b.ReportMetric(perMsg(cpu), "sender-cpu-ms/msg")
+	b.ReportMetric(perMsg(sys), "sender-sys-ms/msg")
 	b.ReportMetric(perMsg(gc), "sender-gc-ms/msg")
 	b.ReportMetric(float64(u1.alloc-u0.alloc)/1024/float64(b.N), "sender-alloc-KiB/msg")
 	b.ReportMetric(perMsg(time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())), "members-cpu-ms/msg")
@@ -329,8 +332,9 @@ func reportGroupRun(b *testing.B, lat []time.Duration, u0, u1 senderUsage, ru0, 
 //	                allocated so far and the GC's CPU time      ALLOC GC
 //	                so far (ns, the runtime's estimate);        CPU2 GC2
 //	                CPU and GC again after the collections      MAXRSS
-//	                that measure the heap; the peak resident
-//	                set so far (KiB, VmHWM; -1 without /proc)
+//	                that measure the heap; the peak resident    SYS SYS2
+//	                set so far (KiB, VmHWM; -1 without /proc);
+//	                the system part of CPU and of CPU2 (ns)
 //	floor, ffwd,    the floor (groups_floor_bench_test.go)
 //	fsend, fquiet
 //	profile         start, then stop, a CPU profile written  → ok
@@ -464,6 +468,10 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 			if err != nil {
 				return err
 			}
+			sys, err := sysCPU()
+			if err != nil {
+				return err
+			}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			heap, _ := heapLive()
@@ -471,7 +479,11 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(stdout, "usage", cpu, heap, ms.TotalAlloc, gcNS, cpuAfter, gcAfter, peakRSS())
+			sysAfter, err := sysCPU()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "usage", cpu, heap, ms.TotalAlloc, gcNS, cpuAfter, gcAfter, peakRSS(), sys, sysAfter)
 		default:
 			answer, err := floorCommand(nd, &floor, f)
 			if err != nil {
@@ -481,6 +493,16 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 		}
 	}
 	return in.Err()
+}
+
+// sysCPU is the process's system CPU time so far (getrusage), in ns:
+// the kernel's share of cpuAndGC's, for the writes, reads and fsyncs.
+func sysCPU() (int64, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return ru.Stime.Nano(), nil
 }
 
 // cpuAndGC returns the process's CPU time so far (user + system,
