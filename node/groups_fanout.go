@@ -206,10 +206,7 @@ func (o *outbox) pushGroup(m *store.GroupMessage, to []peer.ID, direct []bool) {
 		w := o.worker(p)
 		if !stalled && direct[i] {
 			if cs := w.directOn(&c); cs != nil {
-				w.direct++
-				if at, ok := insertAt(w.pending, &c); ok {
-					w.pending = slices.Insert(w.pending, at, c)
-				}
+				w.addDirect(c)
 				job.copies = append(job.copies, fanCopy{p: p, cs: cs})
 				continue
 			}
@@ -239,6 +236,9 @@ func (w *outboxWorker) directOn(m *store.Message) *chatSession {
 		return nil
 	default:
 	}
+	if c := w.checked; c.cs == w.cs && c.mark == w.mark && c.forgets == w.cs.forgets.Load() && c.bytes+len(m.Body) <= sendWindow {
+		return w.cs // nothing unwritten came in since it looked
+	}
 	inflight := len(m.Body)
 	for i := range w.pending {
 		inflight += len(w.pending[i].Body)
@@ -246,10 +246,39 @@ func (w *outboxWorker) directOn(m *store.Message) *chatSession {
 	if len(w.pending) > 0 && inflight > sendWindow {
 		return nil
 	}
+	forgets := w.cs.forgets.Load() // before it looks: a forget after moves it
 	if !w.cs.wroteAll(w.pending) { // a push since, or a new ratchet seed
 		return nil
 	}
+	w.checked = directCheck{cs: w.cs, mark: w.mark, forgets: forgets, bytes: inflight - len(m.Body)}
 	return w.cs
+}
+
+// addDirect puts m, a copy directOn handed the writer, in the worker's
+// copy of its outbox. Callers hold outbox.mu.
+func (w *outboxWorker) addDirect(m store.Message) {
+	w.direct++
+	if at, ok := insertAt(w.pending, &m); ok {
+		w.pending = slices.Insert(w.pending, at, m)
+		w.checked.bytes += len(m.Body)
+	}
+}
+
+// directCheck is what directOn found when it last looked at every copy
+// of a worker's outbox: all of it written on cs, bytes of texts in it,
+// as of the worker's mark and cs's forgets. Until either moves, only
+// the writer's copies came in, each written on cs (or given back, which
+// moves the mark), so the next copy need not look at every copy waiting
+// for its receipt again: with receipts held 750 ms, about 22 a member
+// (two loops and a look-up each for every copy of every message). The
+// writer's copies add their bytes; receipts take copies out without
+// taking theirs off, so bytes only overstates what is in flight, and
+// when that reaches the send window directOn looks again.
+type directCheck struct {
+	cs      *chatSession
+	mark    uint64
+	forgets uint64
+	bytes   int
 }
 
 // directDone settles copies of message id the fan-out writer took: the
@@ -265,12 +294,18 @@ func (o *outbox) directDone(id e2e.MessageID, copies []fanCopy, sent []store.Cop
 		w := o.worker(c.p)
 		w.direct--
 		if !c.written {
+			w.mark++ // back with the worker, unwritten
 			signal(w.kick)
 			continue
 		}
-		for j := range w.pending {
-			if m := &w.pending[j]; m.ID == id && m.Status == store.StatusSending {
-				m.Status = store.StatusSent
+		// The copy the writer took is the last or near it, and once
+		// in pending (insertAt).
+		for j := len(w.pending) - 1; j >= 0; j-- {
+			if m := &w.pending[j]; m.ID == id {
+				if m.Status == store.StatusSending {
+					m.Status = store.StatusSent
+				}
+				break
 			}
 		}
 		if w.direct == 0 && w.deferred {
@@ -292,6 +327,7 @@ func (o *outbox) released(id e2e.MessageID, copies []fanCopy) {
 	for i := range copies {
 		w := o.worker(copies[i].p)
 		w.direct--
+		w.mark++ // back with the worker, unwritten
 		w.deferred = false
 		signal(w.kick)
 	}

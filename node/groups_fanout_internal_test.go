@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"path/filepath"
 	"sync"
@@ -196,4 +197,88 @@ func pipeChat(t *testing.T) (*chatSession, *e2e.Session) {
 	}
 	cs := &chatSession{s: near, peer: ids[1].PeerID(), done: make(chan struct{}), sent: map[e2e.MessageID]time.Time{}}
 	return cs, far
+}
+
+// directOn remembers that every copy of a worker's outbox was written on
+// its session (directCheck), so that it does not look at each of them
+// again for every copy the writer takes. What may add a copy not written
+// there, or lose the record of one, makes it look again: each case below
+// would hand the writer a copy to write after one never written, or
+// past the send window, if it did not.
+func TestGroupFanoutLooksAgainAfterChanges(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	o := alice.out
+	text := func(n int, body string) store.Message {
+		return store.Message{ID: e2e.NewMessageID(), Kind: store.KindText, Group: store.GroupID{1}, Seq: uint64(n), Body: body, Status: store.StatusSending}
+	}
+	// written is a copy the writer took and wrote.
+	written := func(w *outboxWorker, cs *chatSession, m store.Message) {
+		w.addDirect(m)
+		w.direct--
+		cs.markSent(m.ID, time.Now())
+	}
+	cases := []struct {
+		name   string
+		change func(t *testing.T, w *outboxWorker, cs *chatSession)
+		last   int // the size of the copy asked about after
+	}{
+		{"a push of a copy not written", func(t *testing.T, w *outboxWorker, cs *chatSession) {
+			o.pushLocked(cs.peer, w, text(10, "pushed")) // w runs: a kick
+		}, 3},
+		{"a new ratchet seed (the session forgets what it wrote)", func(t *testing.T, w *outboxWorker, cs *chatSession) {
+			cs.resetSent()
+		}, 3},
+		{"a copy the writer gave back unwritten", func(t *testing.T, w *outboxWorker, cs *chatSession) {
+			m := text(10, "given back")
+			w.addDirect(m)
+			o.mu.Unlock()
+			o.directDone(m.ID, []fanCopy{{p: cs.peer, cs: cs}}, nil)
+			o.mu.Lock()
+		}, 3},
+		{"a round's forget of what its outbox did not hold", func(t *testing.T, w *outboxWorker, cs *chatSession) {
+			cs.mu.Lock()
+			cs.forget(w.pending[:1]) // a round that began before next came
+			cs.mu.Unlock()
+		}, 3},
+		{"copies a stalled writer gave back", func(t *testing.T, w *outboxWorker, cs *chatSession) {
+			m := text(10, "given back")
+			w.addDirect(m)
+			o.mu.Unlock()
+			o.released(m.ID, []fanCopy{{p: cs.peer, cs: cs}})
+			o.mu.Lock()
+		}, 3},
+		{"the writer's copies filling the send window", func(t *testing.T, w *outboxWorker, cs *chatSession) {
+			for i := range 2 {
+				m := text(10+i, string(make([]byte, sendWindow/4)))
+				if w.directOn(&m) == nil {
+					t.Fatalf("copy %d of a quarter of the window was refused", i+1)
+				}
+				written(w, cs, m)
+			}
+		}, sendWindow / 2},
+		{"another session", func(t *testing.T, w *outboxWorker, cs *chatSession) {
+			w.cs = &chatSession{peer: cs.peer, done: make(chan struct{}), sent: map[e2e.MessageID]time.Time{}}
+		}, 3},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := &chatSession{peer: peer.ID(fmt.Sprintf("member %d", i)), done: make(chan struct{}), sent: map[e2e.MessageID]time.Time{}}
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			w := o.worker(cs.peer)
+			first := text(1, "first")
+			w.running, w.fresh, w.cs, w.pending = true, true, cs, []store.Message{first}
+			cs.markSent(first.ID, time.Now())
+			next := text(2, "next")
+			if w.directOn(&next) != cs {
+				t.Fatal("an outbox written whole on a live session was not handed to the writer")
+			}
+			written(w, cs, next)
+			tc.change(t, w, cs)
+			last := text(20, string(make([]byte, tc.last)))
+			if w.directOn(&last) != nil {
+				t.Fatalf("after %s, the writer was handed a copy", tc.name)
+			}
+		})
+	}
 }

@@ -95,6 +95,12 @@ type outboxWorker struct {
 	cs       *chatSession
 	direct   int
 	deferred bool
+
+	// mark counts the changes to pending that may add a copy not written
+	// on cs (a push, a read of the store, a copy the writer gave back);
+	// checked is what directOn found when it last looked at all of it.
+	mark    uint64
+	checked directCheck
 }
 
 // stale makes the worker read its outbox from the store again.
@@ -199,6 +205,7 @@ func (o *outbox) pushLocked(p peer.ID, w *outboxWorker, m store.Message) {
 	default:
 		if i, ok := insertAt(w.pending, &m); ok {
 			w.pending = slices.Insert(w.pending, i, m)
+			w.mark++
 		}
 	}
 	o.start(p, w)
@@ -252,6 +259,7 @@ func (o *outbox) outbox(p peer.ID, buf []store.Message) (msgs []store.Message, a
 	w.reading = false
 	if err == nil && w.gen == gen {
 		w.pending, w.fresh = slices.Clone(msgs), true
+		w.mark++
 	}
 	return msgs, w.acks, err
 }
@@ -384,6 +392,7 @@ func (o *outbox) stop(p peer.ID) bool {
 	}
 	// Empty, and every message stored from now on is pushed or kicked.
 	w.running, w.pending, w.fresh = false, nil, true
+	w.mark++
 	return true
 }
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
@@ -56,6 +57,9 @@ type chatSession struct {
 	mu      sync.Mutex
 	sent    map[e2e.MessageID]time.Time // written on this session, and when; guarded by mu
 	peerSet peerSettings                // what the peer takes part in; guarded by mu
+	// forgets counts the times sent lost messages (resetSent, forget):
+	// what directOn found written before may not be any more.
+	forgets atomic.Uint64
 
 	held receiptHold // receipts of group envelopes to write together (receipts_hold.go)
 	// openFailures counts the envelopes that could not be opened
@@ -192,6 +196,7 @@ func (cs *chatSession) resetSent() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	clear(cs.sent)
+	cs.forgets.Add(1)
 }
 
 // forget empties sent but for the messages of pending. The map keeps its
@@ -212,6 +217,7 @@ func (cs *chatSession) forget(pending []store.Message) {
 		}
 	}
 	clear(cs.sent)
+	cs.forgets.Add(1)
 	for _, e := range keep {
 		cs.sent[e.id] = e.at
 	}
