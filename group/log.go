@@ -903,11 +903,20 @@ func (l *Log) release() {
 }
 
 // checkFresh refuses a change built on a version more than StaleAfter
-// behind the newest.
+// behind the newest. For a removal, the newest leaves out the changes
+// its target signed crossing it, and those built on them
+// (crossingTarget): else the target, signing changes faster than its
+// removal travels (a chain is never stale), or a member in league with
+// one change on top of them, had members that saw them first refuse the
+// removal as stale and keep it, while those that had the removal first
+// removed it (TestRemovalNotMadeStaleByItsTarget).
 func (l *Log) checkFresh(c *Change) error {
 	newest, base := 0, 0
+	skip := crossingTarget(l, c)
 	for _, e := range l.order {
-		newest = max(newest, e.depth)
+		if !skip.has(e.idx) {
+			newest = max(newest, e.depth)
+		}
 	}
 	for _, p := range c.Parents {
 		base = max(base, l.nodes[p].depth)
@@ -916,6 +925,24 @@ func (l *Log) checkFresh(c *Change) error {
 		return fmt.Errorf("%w: %s by %s builds on a change %d behind the newest", ErrStale, c.Op, identity.ShortID(c.Author), newest-base)
 	}
 	return nil
+}
+
+// crossingTarget is, for a removal c whose parents the log holds, the
+// indexes of the changes of the log its target signed that c does not
+// build on, and of every change built on one of them; nil for any other
+// change. One pass over the log, parents first.
+func crossingTarget(l *Log, c *Change) bitset {
+	if c.Op != OpRemove {
+		return nil
+	}
+	anc := l.ancestors(c)
+	var out bitset
+	for _, e := range l.order {
+		if (e.c.Author == c.Peer && !anc.has(e.idx)) || e.anc.intersects(out) {
+			out.set(e.idx)
+		}
+	}
+	return out
 }
 
 // admissible checks c against the membership its parents describe: its
@@ -960,6 +987,16 @@ func (b *bitset) set(i int) {
 }
 
 func (b bitset) has(i int) bool { return i/64 < len(b) && b[i/64]&(1<<(i%64)) != 0 }
+
+// intersects says whether b and c have a member in common.
+func (b bitset) intersects(c bitset) bool {
+	for i := range min(len(b), len(c)) {
+		if b[i]&c[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
 
 func (b *bitset) or(c bitset) {
 	for len(*b) < len(c) {

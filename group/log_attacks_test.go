@@ -874,3 +874,90 @@ func TestStoogesCannotFillTheLog(t *testing.T) {
 		})
 	}
 }
+
+// An admin about to be removed signs changes faster than its removal
+// travels (renames, each on the last: a chain is never stale), so that
+// members who have more of them than the remover had when it signed,
+// StaleAfter more, refused the removal as stale: the admin stayed, there
+// and only there, until some later change built on the removal, while
+// members who had the removal first removed it and kept its renames out.
+// Same changes, two memberships. A member in league could do the same
+// with one change of its own on top of the chain (a leave). Now the
+// changes its target signed crossing a removal, and those built on them,
+// do not count towards its age: every order removes the admin, and the
+// log is the same. The removal still ages with the rest of the group.
+func TestRemovalNotMadeStaleByItsTarget(t *testing.T) {
+	cases := []struct {
+		name    string
+		remover string // ann is the creator, ben an admin senior to cat
+		league  bool   // ben (no admin) leaves on top of cat's renames
+	}{
+		{"by the creator", "ann", false},
+		{"by the creator, a member in league leaving on the renames", "ann", true},
+		{"by a senior admin", "ben", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := people(t, "ann", "ben", "cat", "dan")
+			create, l := newGroup(t, p["ann"], p["ben"], p["cat"], p["dan"])
+			pre := []*group.Change{}
+			if tc.remover == "ben" {
+				pre = append(pre, propose(t, l, p["ann"], group.OpAdmin, p["ben"], ""))
+			}
+			pre = append(pre, propose(t, l, p["ann"], group.OpAdmin, p["cat"], ""))
+			remover := replay(t, create, pre...)
+			removal := propose(t, remover, p[tc.remover], group.OpRemove, p["cat"], "")
+			var crossing []*group.Change
+			for i := range group.StaleAfter + 4 {
+				crossing = append(crossing, propose(t, l, p["cat"], group.OpRename, person{}, fmt.Sprint("cat's ", i)))
+			}
+			if tc.league {
+				crossing = append(crossing, propose(t, l, p["ben"], group.OpLeave, person{}, ""))
+			}
+			rng := rand.New(rand.NewPCG(3, 4))
+			shuffled := append([]*group.Change{removal}, crossing...)
+			rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+			orders := map[string][]*group.Change{
+				"removal first": append([]*group.Change{removal}, crossing...),
+				"removal last":  append(slices.Clone(crossing), removal),
+				"shuffled":      shuffled,
+			}
+			var want *group.Log
+			for _, name := range []string{"removal first", "removal last", "shuffled"} {
+				// As deal, but a removal refused as stale is a refusal
+				// too: what this test looks at.
+				m, err := group.New(create)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range append(slices.Clone(pre), orders[name]...) {
+					if err := m.Add(reparse(t, c)); !dealt(err) && !errors.Is(err, group.ErrStale) {
+						t.Fatal(err)
+					}
+				}
+				if m.IsMember(p["cat"].id) {
+					t.Errorf("%s: cat, removed by %s, is still a member (%d changes)", name, tc.remover, len(m.Changes()))
+				}
+				if want == nil {
+					want = m
+					continue
+				}
+				if !slices.Equal(m.Heads(), want.Heads()) || len(m.Changes()) != len(want.Changes()) {
+					t.Errorf("%s: %d changes, %d heads; removal first: %d, %d", name, len(m.Changes()), len(m.Heads()), len(want.Changes()), len(want.Heads()))
+				}
+			}
+		})
+	}
+	t.Run("aged by others' changes", func(t *testing.T) {
+		p := people(t, "ann", "ben", "cat")
+		create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+		admin := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+		removal := propose(t, replay(t, create, admin), p["ben"], group.OpRemove, p["cat"], "")
+		for i := range group.StaleAfter + 1 {
+			propose(t, l, p["ann"], group.OpRename, person{}, fmt.Sprint("ann's ", i))
+		}
+		if err := l.Add(reparse(t, removal)); !errors.Is(err, group.ErrStale) {
+			t.Fatalf("a removal %d versions behind the creator's renames: %v, want ErrStale", group.StaleAfter+1, err)
+		}
+	})
+}
