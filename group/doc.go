@@ -19,7 +19,9 @@
 //     they were made),
 //   - it is not built on a membership more than StaleAfter versions older
 //     than the member's newest one (an old version), unless a newer change
-//     builds on it,
+//     builds on it (for a removal, the changes its target signed crossing
+//     it, and those built on them, do not count: the target cannot age
+//     its own removal),
 //   - it was not signed beside a leave by its own author, or a removal
 //     of its author by the creator, that the member has seen (an honest
 //     client never signs the first), unless a change by another author

@@ -619,10 +619,11 @@ func (l *Log) settleHeld() (counted bool) {
 // author by the creator, or (c no leave) beside a leave of its author's,
 // in the log or set aside, for the same reason as that change. Only a
 // change by another author who is no stooge, or a leave, brings a change
-// kept out back (recall, vouches), with what it builds on. Before, each change of a chain beside its
-// author's leave, each on the last, was held, brought back every one
-// before it, and the log dropped them all again: a fold per change of
-// the chain for every new one (3 s of CPU for 400).
+// kept out back (recall, vouches), with what it builds on. Before, each
+// change of a chain beside its author's leave, each on the last, was
+// held, brought back every one before it, and the log dropped them all
+// again: a fold per change of the chain for every new one (3 s of CPU
+// for 400).
 func (l *Log) keptOutChild(c *Change, held heldIndex) bool {
 	onAside := func(own bool) bool {
 		return slices.ContainsFunc(c.Parents, func(p Hash) bool {
