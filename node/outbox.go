@@ -374,6 +374,9 @@ func (o *outbox) wrote(cs *chatSession, ids []e2e.MessageID, held bool, acks uin
 		}
 	}
 	w.holdLocked(held, acks)
+	if w.cs != cs {
+		w.checked = directCheck{} // found on the session before: let it go
+	}
 	w.cs = cs
 }
 
