@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -184,8 +185,10 @@ func (l *Log) Effect(h Hash) error {
 		if _, anc, _, ok := l.asideAncestry(a); ok && stooge(l, a, anc) {
 			return fmt.Errorf("%w: %s by %s was kept out of the log, its author named only by changes kept out", ErrNotMember, a.Op, identity.ShortID(a.Author))
 		}
+		// A removal set aside counts as one in the log (besideRemoval).
+		removes := func(c *Change) bool { return creatorRemoval(c, l.state.Creator) && c.Peer == a.Author }
 		why := "its author's leave"
-		if slices.ContainsFunc(l.order, func(e *entry) bool { return creatorRemoval(e.c, l.state.Creator) && e.c.Peer == a.Author }) {
+		if slices.ContainsFunc(l.order, func(e *entry) bool { return removes(e.c) }) || slices.ContainsFunc(slices.Collect(maps.Values(l.aside)), removes) {
 			why = "its author's removal by the creator"
 		}
 		return fmt.Errorf("%w: %s by %s was kept out of the log, signed beside %s", ErrNotMember, a.Op, identity.ShortID(a.Author), why)

@@ -961,3 +961,32 @@ func TestRemovalNotMadeStaleByItsTarget(t *testing.T) {
 		}
 	})
 }
+
+// Effect names what a change kept out of the log was signed beside: its
+// author's removal by the creator even when that removal is itself set
+// aside (beside the creator's own leave), where it still counts.
+func TestEffectNamesARemovalSetAside(t *testing.T) {
+	p := people(t, "ann", "ben", "cat")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	pre := []*group.Change{propose(t, l, p["ann"], group.OpAdmin, p["ben"], ""), propose(t, l, p["ann"], group.OpAdmin, p["cat"], "")}
+	base := l.Heads()
+	leave, err := group.SignForTest(p["ann"].key, l.ID(), base, group.OpLeave, "", "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removal, err := group.SignForTest(p["ann"].key, l.ID(), base, group.OpRemove, p["cat"].id, "", t0.Add(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rename, err := group.SignForTest(p["cat"].key, l.ID(), base, group.OpRename, "", "cat's", t0.Add(2*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := deal(t, create, append(pre, leave, removal, rename))
+	if m.Has(removal.Hash()) || m.Has(rename.Hash()) {
+		t.Fatalf("the removal beside the creator's leave in the log %v, cat's rename beside it %v; want both kept out", m.Has(removal.Hash()), m.Has(rename.Hash()))
+	}
+	if err := m.Effect(rename.Hash()); err == nil || !strings.Contains(err.Error(), "removal by the creator") {
+		t.Fatalf("why cat's rename was kept out: %v, want its removal by the creator", err)
+	}
+}
