@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -185,10 +184,8 @@ func (l *Log) Effect(h Hash) error {
 		if _, anc, _, ok := l.asideAncestry(a); ok && stooge(l, a, anc) {
 			return fmt.Errorf("%w: %s by %s was kept out of the log, its author named only by changes kept out", ErrNotMember, a.Op, identity.ShortID(a.Author))
 		}
-		// A removal set aside counts as one in the log (besideRemoval).
-		removes := func(c *Change) bool { return creatorRemoval(c, l.state.Creator) && c.Peer == a.Author }
 		why := "its author's leave"
-		if slices.ContainsFunc(l.order, func(e *entry) bool { return removes(e.c) }) || slices.ContainsFunc(slices.Collect(maps.Values(l.aside)), removes) {
+		if creatorRemoved(l, a.Author) {
 			why = "its author's removal by the creator"
 		}
 		return fmt.Errorf("%w: %s by %s was kept out of the log, signed beside %s", ErrNotMember, a.Op, identity.ShortID(a.Author), why)
@@ -530,8 +527,7 @@ func (l *Log) recall(c *Change) error {
 			}
 		}
 		if a := l.aside[p]; a != nil && l.nodes[p] == nil && (vouches(l, c, a, nil) || l.heldChild(c)) {
-			delete(l.aside, p)
-			l.asideAt++
+			unsetAside(l, p)
 			// Moot again (set aside again) or held for its own parents
 			// is what may become of it; anything else is news.
 			if err := l.add(a, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
@@ -565,6 +561,21 @@ func ends(e *Change, p, creator peer.ID) bool {
 	return (e.Op == OpLeave && e.Author == p) || (creatorRemoval(e, creator) && e.Peer == p)
 }
 
+// creatorRemoved says whether the log holds or set aside a removal of p
+// by the creator (one set aside counts as one held: besideRemoval).
+func creatorRemoved(l *Log, p peer.ID) bool {
+	removes := func(c *Change) bool { return creatorRemoval(c, l.state.Creator) && c.Peer == p }
+	if slices.ContainsFunc(l.order, func(e *entry) bool { return removes(e.c) }) {
+		return true
+	}
+	for _, a := range l.aside {
+		if removes(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // creatorRemoval says whether c is a removal by creator of someone
 // else: one that counts set aside (besideRemoval).
 func creatorRemoval(c *Change, creator peer.ID) bool {
@@ -575,16 +586,37 @@ func creatorRemoval(c *Change, creator peer.ID) bool {
 // held for it that keptOutChild keeps out now: its author's, on it,
 // that nothing vouches for, and stooges'. Otherwise they would wait for
 // it for ever, where a log that had them first kept them out. It prunes
-// the log when c counts beside the log's changes set aside (an end), or
-// builds on a head, which may have been in the log only for c, held
-// (heldChild): with c out, nothing vouches for it.
+// the log when c counts beside the log's changes set aside (an end). A
+// change held that vouched for heads of the log while its ancestry was
+// not all known (vouches) is set aside, if at all, when its last parent
+// comes: after a fold, whose add prunes; or in one step, whose change
+// builds on those heads and vouches for them itself
+// (TestStoogeHeldFirstLetsItsParentsGo).
 func (l *Log) setAside(c *Change) {
+	keepAside(l, c)
+	if l.settleHeld() || countsAside(c, l.state.Creator) {
+		l.prune() // set aside, it counts beside the log's changes
+	}
+}
+
+// keepAside sets c aside (Log.aside), and unsetAside takes h back out:
+// each moves Log.asideAt, which tells namersOf's cache to look at the
+// ends set aside again (namersValid).
+func keepAside(l *Log, c *Change) {
 	l.aside.keep(c)
 	l.asideAt++
-	onHead := slices.ContainsFunc(c.Parents, func(p Hash) bool { return l.heads[p] })
-	if l.settleHeld() || countsAside(c, l.state.Creator) || onHead {
-		l.prune()
-	}
+}
+
+func unsetAside(l *Log, h Hash) {
+	delete(l.aside, h)
+	l.asideAt++
+}
+
+// unhold takes h out of the changes held (Log.pending) and their order
+// (Log.heldAt).
+func unhold(l *Log, h Hash) {
+	delete(l.pending, h)
+	delete(l.heldAt, h)
 }
 
 // countsAside says whether c, set aside, still counts beside the
@@ -601,10 +633,8 @@ func (l *Log) settleHeld() (counted bool) {
 		held := indexHeld(l)
 		for h, p := range l.pending {
 			if l.keptOutChild(p, held) {
-				delete(l.pending, h)
-				delete(l.heldAt, h)
-				l.aside.keep(p)
-				l.asideAt++
+				unhold(l, h)
+				keepAside(l, p)
 				moved, counted = true, counted || countsAside(p, l.state.Creator)
 				break // what is held changed: index it again
 			}
@@ -743,8 +773,7 @@ func (l *Log) prune() {
 			if !out[e] {
 				l.insert(e.c)
 			} else {
-				l.aside.keep(e.c)
-				l.asideAt++
+				keepAside(l, e.c)
 			}
 		}
 		l.rev += len(out)
@@ -806,8 +835,7 @@ func (l *Log) hold(c *Change) error {
 	l.heldAt[c.hash] = l.held
 	if len(l.pending) > MaxPending {
 		out := giveWay(l.pending, l.heldAt, l.Named)
-		delete(l.pending, out)
-		delete(l.heldAt, out)
+		unhold(l, out)
 		if out == c.hash {
 			return fmt.Errorf("%w: %d changes wait for earlier ones, and those of %s give way first (a key the group does not name, or the one with the most)", ErrFull, len(l.pending), identity.ShortID(c.Author))
 		}
@@ -896,8 +924,7 @@ func (l *Log) release() {
 			if !l.parentsKnown(c) {
 				continue
 			}
-			delete(l.pending, h)
-			delete(l.heldAt, h)
+			unhold(l, h)
 			progress = true
 			if err := l.add(c, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) {
 				l.refused = append(l.refused, err)

@@ -990,3 +990,38 @@ func TestEffectNamesARemovalSetAside(t *testing.T) {
 		t.Fatalf("why cat's rename was kept out: %v, want its removal by the creator", err)
 	}
 }
+
+// A stooge's change held for its parents vouches for them while its
+// ancestry is not all known (vouches), so a removed admin's change it
+// builds on comes into the log for it. Once the last parent comes and
+// the held change is found a stooge's and set aside, what it held in the
+// log goes too: a log that had the parents first kept them all out.
+func TestStoogeHeldFirstLetsItsParentsGo(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "kay")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	admin := propose(t, l, p["ann"], group.OpAdmin, p["cat"], "")
+	base := l.Heads()
+	removal := propose(t, l, p["ann"], group.OpRemove, p["cat"], "")
+	sign := func(who person, parents []group.Hash, op group.Op, about person, name string, i int) *group.Change {
+		c, err := group.SignForTest(who.key, l.ID(), parents, op, about.id, name, t0.Add(time.Duration(i)*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	rename := sign(p["cat"], base, group.OpRename, person{}, "cat's", 1)
+	add := sign(p["cat"], base, group.OpAdd, p["kay"], "", 2)
+	stooge := sign(p["kay"], []group.Hash{rename.Hash(), add.Hash()}, group.OpLeave, person{}, "", 3)
+	for _, o := range []struct {
+		name  string
+		order []*group.Change
+	}{
+		{"parents first", []*group.Change{admin, removal, rename, add, stooge}},
+		{"the stooge's change first", []*group.Change{admin, removal, stooge, rename, add}},
+	} {
+		m := deal(t, create, o.order)
+		if n := len(m.Changes()); n != 3 || len(m.Heads()) != 1 {
+			t.Errorf("%s: the log holds %d changes, %d heads; want 3, 1", o.name, n, len(m.Heads()))
+		}
+	}
+}

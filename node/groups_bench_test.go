@@ -300,7 +300,7 @@ func benchGroup(b *testing.B, members int) {
 func membersAllocGC() (alloc uint64, gcNS int64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	_, gcNS, _ = cpuAndGC()
+	_, _, gcNS, _ = cpuAndGC()
 	return ms.TotalAlloc, gcNS
 }
 
@@ -464,22 +464,14 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 			}
 			fmt.Fprintln(stdout, "ok")
 		case "usage":
-			cpu, gcNS, err := cpuAndGC() // before the collections heapLive makes
-			if err != nil {
-				return err
-			}
-			sys, err := sysCPU()
+			cpu, sys, gcNS, err := cpuAndGC() // before the collections heapLive makes
 			if err != nil {
 				return err
 			}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			heap, _ := heapLive()
-			cpuAfter, gcAfter, err := cpuAndGC()
-			if err != nil {
-				return err
-			}
-			sysAfter, err := sysCPU()
+			cpuAfter, sysAfter, gcAfter, err := cpuAndGC()
 			if err != nil {
 				return err
 			}
@@ -495,29 +487,20 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 	return in.Err()
 }
 
-// sysCPU is the process's system CPU time so far (getrusage), in ns:
-// the kernel's share of cpuAndGC's, for the writes, reads and fsyncs.
-func sysCPU() (int64, error) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, err
-	}
-	return ru.Stime.Nano(), nil
-}
-
 // cpuAndGC returns the process's CPU time so far (user + system,
-// getrusage) and the runtime's estimate of its collector's share, in ns.
-func cpuAndGC() (cpu, gc int64, err error) {
+// getrusage), its system part (the kernel's, for the writes, reads and
+// fsyncs) and the runtime's estimate of its collector's share, in ns.
+func cpuAndGC() (cpu, sys, gc int64, err error) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
 	metrics.Read(s)
 	if s[0].Value.Kind() == metrics.KindFloat64 {
 		gc = int64(s[0].Value.Float64() * 1e9)
 	}
-	return ru.Utime.Nano() + ru.Stime.Nano(), gc, nil
+	return ru.Utime.Nano() + ru.Stime.Nano(), ru.Stime.Nano(), gc, nil
 }
 
 // peakRSS is the process's peak resident set so far in KiB, VmHWM of
