@@ -23,7 +23,9 @@ import (
 // were members (more leaves, renames, adds and removals by a former
 // admin: a removal so signed is a counter-removal signed late), which
 // a member relays, and stooges: a former admin adds a key of its own on
-// such a version, makes it an admin and has it remove someone. Every
+// such a version, makes it an admin and has it remove someone; and a
+// member in league, whom a former admin makes an admin on such a version,
+// and who then signs an admin's change of its own on it. Every
 // member gets every change, in random orders,
 // and asks for what it cannot place (a group-want: every change again,
 // in another order); all end with the same changes and the same
@@ -40,24 +42,32 @@ func TestRandomOrdersConvergeSweep(t *testing.T) {
 		}
 		seeds = n
 	}
-	junk, moot, stooges, counters := 0, 0, 0, 0
+	var g gameCounts
 	for seed := range seeds {
-		j, m, st, co := convergeGame(t, uint64(seed))
-		junk += j
-		moot += m
-		stooges += st
-		counters += co
+		g.add(convergeGame(t, uint64(seed)))
 	}
-	if junk == 0 || moot == 0 || stooges == 0 || counters == 0 {
-		t.Fatalf("%d changes by former members, %d kept out of a log, %d stooges, %d late removals: the game does not test besideLeave and standing", junk, moot, stooges, counters)
+	if g.junk == 0 || g.moot == 0 || g.stooges == 0 || g.counters == 0 || g.leagues == 0 {
+		t.Fatalf("%+v: the game does not test besideLeave and standing", g)
 	}
-	t.Logf("%d seeds: %d changes by former members (%d stooges, %d late removals), %d refused or dropped on arrival", seeds, junk, stooges, counters, moot)
+	t.Logf("%d seeds: %d changes by former members (%d stooges, %d late removals, %d members in league made admins), %d refused or dropped on arrival", seeds, g.junk, g.stooges, g.counters, g.leagues, g.moot)
 }
 
-// convergeGame plays one seed; it returns how many changes former
-// members signed and how many times a log refused or dropped one as
+// gameCounts are what convergeGame dealt: changes former members signed
+// (junk), with the stooges, late removals and members in league made
+// admins among them, and how many times a log refused or dropped one as
 // moot.
-func convergeGame(t *testing.T, seed uint64) (junk, moot, stooges, counters int) {
+type gameCounts struct{ junk, moot, stooges, counters, leagues int }
+
+func (g *gameCounts) add(o gameCounts) {
+	g.junk += o.junk
+	g.moot += o.moot
+	g.stooges += o.stooges
+	g.counters += o.counters
+	g.leagues += o.leagues
+}
+
+// convergeGame plays one seed.
+func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 7))
 	p := seededPeople(t, seed, "ann", "ben", "cat", "dan", "eve", "fay")
@@ -165,8 +175,30 @@ func convergeGame(t *testing.T, seed uint64) (junk, moot, stooges, counters int)
 						cs = append(cs, ch)
 						heads = []group.Hash{ch.Hash()}
 					}
-					junk += 3
-					stooges++
+					g.junk += 3
+					g.stooges++
+					continue
+				}
+				if m := plainMember(s.state, q.id, rng); s.state.IsAdmin(q.id) && m != "" && rng.IntN(3) == 0 {
+					// A member in league: the former admin makes it an
+					// admin, and it renames the group or removes someone
+					// on that.
+					grant, err := group.SignForTest(q.key, l.ID(), s.heads[:min(len(s.heads), group.MaxParents)], group.OpAdmin, m, "", at(n))
+					if err != nil {
+						t.Fatal(err)
+					}
+					op, about, name := group.OpRename, peer.ID(""), fmt.Sprint("league ", n)
+					if rng.IntN(2) == 0 {
+						op, about, name = group.OpRemove, s.state.Members[rng.IntN(len(s.state.Members))], ""
+					}
+					ch, err := group.SignForTest(keyOf(all, m), l.ID(), []group.Hash{grant.Hash()}, op, about, name, at(n+1))
+					n += 2
+					if err != nil {
+						t.Fatal(err)
+					}
+					cs = append(cs, grant, ch)
+					g.junk += 2
+					g.leagues++
 					continue
 				}
 				op, about, name := group.OpLeave, peer.ID(""), ""
@@ -181,7 +213,7 @@ func convergeGame(t *testing.T, seed uint64) (junk, moot, stooges, counters int)
 						if about == q.id {
 							op, about = group.OpLeave, ""
 						}
-						counters++
+						g.counters++
 					}
 				}
 				ch, err := group.SignForTest(q.key, l.ID(), s.heads[:min(len(s.heads), group.MaxParents)], op, about, name, at(n))
@@ -190,7 +222,7 @@ func convergeGame(t *testing.T, seed uint64) (junk, moot, stooges, counters int)
 					t.Fatal(err)
 				}
 				cs = append(cs, ch)
-				junk++
+				g.junk++
 			}
 		}
 	}
@@ -206,7 +238,7 @@ func convergeGame(t *testing.T, seed uint64) (junk, moot, stooges, counters int)
 			for _, c := range order {
 				err := m.Add(reparse(t, c))
 				if errors.Is(err, group.ErrNotMember) && !m.Has(c.Hash()) {
-					moot++
+					g.moot++
 				}
 				// What Add keeps (a change that builds on every head in
 				// one step) is what the fold of all computes.
@@ -234,7 +266,32 @@ func convergeGame(t *testing.T, seed uint64) (junk, moot, stooges, counters int)
 				names(p, s.Members), names(p, s.Admins), s.Name, s.Version, len(m.Heads()), names(p, want.Members), names(p, want.Admins), want.Name, want.Version, len(wantHeads))
 		}
 	}
-	return junk, moot, stooges, counters
+	return g
+}
+
+// plainMember is a member of s other than q who is no admin, at random,
+// or "".
+func plainMember(s group.State, q peer.ID, rng *rand.Rand) peer.ID {
+	var plain []peer.ID
+	for _, m := range s.Members {
+		if m != q && !s.IsAdmin(m) {
+			plain = append(plain, m)
+		}
+	}
+	if len(plain) == 0 {
+		return ""
+	}
+	return plain[rng.IntN(len(plain))]
+}
+
+// keyOf is the key of the person in all whose peer ID is id.
+func keyOf(all []person, id peer.ID) ed25519.PrivateKey {
+	for _, p := range all {
+		if p.id == id {
+			return p.key
+		}
+	}
+	return nil
 }
 
 // seededPeople makes people whose keys depend on seed only, so that a

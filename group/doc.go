@@ -28,10 +28,12 @@
 //     builds on it: such changes take no effect, and a former member
 //     could otherwise fill the log with them (Log.besideLeave),
 //   - its author is the creator, or named (by the create or an add) by
-//     a change it builds on that stands by these rules in turn, unless a
-//     change that stands builds on it: otherwise its author is a stooge,
-//     a key only changes that take no effect name, whose changes take no
-//     effect and vouch for none (stooge).
+//     a change it builds on that stands by these rules in turn, and, for
+//     an admin's change, made an admin by one that stands (or by none
+//     at all: an admin by succession), unless a change that stands
+//     builds on it: otherwise its author is a stooge, a key only changes
+//     that take no effect name or make an admin, whose changes take no
+//     effect and vouch for none (stooge, authorized).
 //
 // Every member computes the membership from the graph with the same
 // deterministic rule (Log.State): the changes are applied in topological

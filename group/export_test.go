@@ -3,7 +3,10 @@ package group
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // SignForTest signs a change that Propose would refuse: what an attacker
@@ -36,6 +39,27 @@ func (l *Log) CheckFoldForTest() error {
 		if got, ok := l.outcome[h]; !ok || got.Error() != err.Error() {
 			return fmt.Errorf("outcome of %x: %v held, %v computed", h[:4], got, err)
 		}
+	}
+	return l.checkStandingForTest()
+}
+
+// checkStandingForTest says how the standing cache, if it holds (kept
+// one step at a time: stepNamers), differs from the standing computed
+// anew. If it does not hold, it computes it, so that the changes taken
+// in one step until the next check keep it.
+func (l *Log) checkStandingForTest() error {
+	if !namersValid(l) {
+		standingNow(l)
+		return nil
+	}
+	held := l.stand
+	l.stand.namers = nil
+	fresh := standingNow(l)
+	same := func(a, b map[peer.ID][]int) bool {
+		return maps.EqualFunc(a, b, func(x, y []int) bool { return slices.Equal(x, y) })
+	}
+	if !same(held.namers, fresh.namers) || !same(held.admins, fresh.admins) || !same(held.voidGrants, fresh.voidGrants) {
+		return fmt.Errorf("the standing cache holds %v %v %v, computed anew %v %v %v", held.namers, held.admins, held.voidGrants, fresh.namers, fresh.admins, fresh.voidGrants)
 	}
 	return nil
 }

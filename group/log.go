@@ -181,8 +181,8 @@ func (l *Log) Missing() []Hash {
 // what it was signed beside).
 func (l *Log) Effect(h Hash) error {
 	if a := l.aside[h]; a != nil && l.nodes[h] == nil {
-		if _, anc, _, ok := l.asideAncestry(a); ok && stooge(l, a, anc) {
-			return fmt.Errorf("%w: %s by %s was kept out of the log, its author named only by changes kept out", ErrNotMember, a.Op, identity.ShortID(a.Author))
+		if _, anc, out, ok := l.asideAncestry(a); ok && stooge(l, a, anc, out) {
+			return fmt.Errorf("%w: %s by %s was kept out of the log, %s", ErrNotMember, a.Op, identity.ShortID(a.Author), stoogeWhy(l, a, anc))
 		}
 		why := "its author's leave"
 		if creatorRemoved(l, a.Author) {
@@ -326,9 +326,9 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 			l.setAside(c)
 			return err
 		}
-		if !protected && stooge(l, c, anc) {
+		if !protected && stooge(l, c, anc, nil) {
 			l.setAside(c)
-			return fmt.Errorf("%w: %s by %s, whom only changes kept out of the log name", ErrNotMember, c.Op, identity.ShortID(c.Author))
+			return fmt.Errorf("%w: %s by %s was kept out of the log, %s", ErrNotMember, c.Op, identity.ShortID(c.Author), stoogeWhy(l, c, anc))
 		}
 	}
 	if len(l.order) >= MaxChanges {
@@ -672,7 +672,7 @@ func (l *Log) keptOutChild(c *Change, held heldIndex) bool {
 		return false // it waits for a parent neither held nor set aside
 	}
 	// A stooge's change vouches for none it builds on (vouches).
-	if stooge(l, c, anc) {
+	if stooge(l, c, anc, out) {
 		return true
 	}
 	if !onAside(true) {

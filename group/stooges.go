@@ -19,11 +19,16 @@ import (
 //
 // So a change of the log stands if it is the create, or is not beside
 // its author's end and its author is named (an add, or the create) by a
-// change among its ancestors that stands. A change whose author no
-// change among its ancestors that stands names is a stooge's (stooge):
-// it is kept out, as one beside its author's end is, unless a change
-// that stands builds on it, and it vouches for nothing (vouches), so
-// neither its maker's changes nor another stooge's come back for it.
+// change among its ancestors that stands, and, for an admin's change,
+// made an admin by one (authorized). A change whose author no change
+// among its ancestors that stands names, or an admin's change whose
+// author only admin changes that do not stand made one, is a stooge's
+// (stooge); the removed admin could as well make a member in league an
+// admin, whose changes as one took no effect, vouched for that change
+// (the create names the member) and filled the log. A stooge's change
+// is kept out, as one beside its author's end is, unless a change that
+// stands builds on it, and it vouches for nothing (vouches), so neither
+// its maker's changes nor another stooge's come back for it.
 // Which changes stand depends on the ancestors of each and on the ends
 // among the changes seen (in the log or set aside), never on the order
 // they came in; as more come, a change that stood may stop standing,
@@ -37,6 +42,9 @@ type standing struct {
 	rev, aside int
 	ends       []Hash
 	namers     map[peer.ID][]int
+	// admins are, for each peer, the indexes of the admin changes naming
+	// it that stand; voidGrants, of those that do not (authorized).
+	admins, voidGrants map[peer.ID][]int
 }
 
 // endsAside are the ends set aside (leaves, removals by the creator), on
@@ -121,66 +129,125 @@ func besideEnd(e *entry, ends []endAt) bool {
 
 // namersOf is, for each peer, the indexes of the log's changes that name
 // it (namesOf) and stand: the create, and each add not beside its
-// author's end whose author such a change before it names. It is
-// computed in one pass over the log, parents before children (a change's
-// namers are among its ancestors, so decided before it), each add read
+// author's end whose author such a change before it names, and which
+// its author may make (authorized). It is computed in one pass over the
+// log, parents before children (a change's namers are among its
+// ancestors, so decided before it), each add or admin change read
 // against its author's ends only (endsOf, besideEnd): O(n) for a log of
 // n changes, plus the ends set aside, plus an add's author's ends for
 // each add. It is kept until the log or the ends set aside change (a
 // change taken in one step updates it: stepNamers).
-func namersOf(l *Log) map[peer.ID][]int {
+func namersOf(l *Log) map[peer.ID][]int { return standingNow(l).namers }
+
+// standingNow is the standing of the log's changes as it is now
+// (namersOf), computed again if the cache does not hold.
+func standingNow(l *Log) *standing {
 	if namersValid(l) {
-		return l.stand.namers
+		return &l.stand
 	}
 	ends := endsOf(l)
-	namers := map[peer.ID][]int{}
+	st := standing{namers: map[peer.ID][]int{}, admins: map[peer.ID][]int{}, voidGrants: map[peer.ID][]int{}}
 	for _, e := range l.order {
 		names := namesOf(e.c)
-		if len(names) == 0 {
+		if len(names) == 0 && e.c.Op != OpAdmin {
 			continue
 		}
-		if e.c.Op != OpCreate {
-			if !slices.ContainsFunc(namers[e.c.Author], e.anc.has) {
-				continue // a stooge's add
+		// A stooge's add or admin change, one beside its author's end,
+		// or one by an admin only by changes that do not stand.
+		if e.c.Op != OpCreate && (!slices.ContainsFunc(st.namers[e.c.Author], e.anc.has) || besideEnd(e, ends[e.c.Author]) || !authorized(l, &st, e.c, e.anc, nil)) {
+			if e.c.Op == OpAdmin {
+				st.voidGrants[e.c.Peer] = append(st.voidGrants[e.c.Peer], e.idx)
 			}
-			if besideEnd(e, ends[e.c.Author]) {
-				continue // beside its author's end
-			}
+			continue
 		}
 		for _, p := range names {
-			namers[p] = append(namers[p], e.idx)
+			st.namers[p] = append(st.namers[p], e.idx)
+		}
+		if e.c.Op == OpAdmin {
+			st.admins[e.c.Peer] = append(st.admins[e.c.Peer], e.idx)
 		}
 	}
-	l.stand = standing{rev: l.rev, aside: l.asideAt, ends: endsAside(l), namers: namers}
-	return namers
+	st.rev, st.aside, st.ends = l.rev, l.asideAt, endsAside(l)
+	l.stand = st
+	return &l.stand
 }
 
-// stooge says whether c, whose ancestors in the log are anc (those set
-// aside never stand: each was kept out as beside its author's end, or as
-// a stooge's), is by a stooge: no change among them that stands names
-// its author (namersOf). The create names its author and members, and
-// stands.
-func stooge(l *Log, c *Change, anc bitset) bool {
-	return c.Op != OpCreate && !slices.ContainsFunc(namersOf(l)[c.Author], anc.has)
+// needsAdmin says whether a change of op is an admin's to make.
+func needsAdmin(op Op) bool {
+	return op == OpAdd || op == OpRemove || op == OpRename || op == OpAdmin
+}
+
+// authorized says whether c, with ancestors anc in the log and out of it
+// (out: set aside, asideAncestry), is one its author may make as far as
+// the changes that stand say: anything but an admin's change; and an
+// admin's change if its author is the creator, or an admin change among
+// its ancestors that stands names its author, or none at all does (an
+// admin by succession: the creator, whom nobody removes, has left, and
+// rule 5, checked where c was built, decided). A removed admin could
+// otherwise make a member in league an admin on a version from before
+// its removal: the admin change is kept out (beside its author's end),
+// but the member, whom the create names, is no stooge, and each change
+// it signed as an admin on top took no effect, vouched for the admin
+// change and stayed (TestStoogesCannotFillTheLog).
+func authorized(l *Log, st *standing, c *Change, anc bitset, out map[Hash]bool) bool {
+	if !needsAdmin(c.Op) || c.Author == l.state.Creator || slices.ContainsFunc(st.admins[c.Author], anc.has) {
+		return true
+	}
+	if slices.ContainsFunc(st.voidGrants[c.Author], anc.has) {
+		return false
+	}
+	for h := range out {
+		if a := l.aside[h]; a != nil && a.Op == OpAdmin && a.Peer == c.Author {
+			return false
+		}
+	}
+	return true
+}
+
+// stooge says whether c, whose ancestors in the log are anc and out of
+// it out (set aside, asideAncestry; nil if all are in the log), is by a
+// stooge: no change among them that stands names its author (namersOf),
+// or it is an admin's change by an author only changes that do not stand
+// made an admin (authorized). Those set aside never stand: each was kept
+// out as beside its author's end, or as a stooge's. The create names its
+// author and members, and stands.
+func stooge(l *Log, c *Change, anc bitset, out map[Hash]bool) bool {
+	if c.Op == OpCreate {
+		return false
+	}
+	st := standingNow(l)
+	return !slices.ContainsFunc(st.namers[c.Author], anc.has) || !authorized(l, st, c, anc, out)
 }
 
 // stoogeStep is stooge for c that builds on every change of the log
-// (extendsAll): every namer of its author in the log is its ancestor.
+// (extendsAll): every namer of its author in the log is its ancestor,
+// and so is every admin change.
 func stoogeStep(l *Log, c *Change) bool {
-	return c.Op != OpCreate && len(namersOf(l)[c.Author]) == 0
+	return c.Op != OpCreate && stoogeOnAll(standingNow(l), l.state.Creator, c)
+}
+
+// stoogeOnAll is stoogeStep by st, the standing of the log's changes.
+func stoogeOnAll(st *standing, creator peer.ID, c *Change) bool {
+	if len(st.namers[c.Author]) == 0 {
+		return true
+	}
+	return needsAdmin(c.Op) && c.Author != creator && len(st.admins[c.Author]) == 0 && len(st.voidGrants[c.Author]) > 0
 }
 
 // stepNamers keeps namersOf's cache, valid before c was taken in one
 // step (extendsAll), valid after it: c stands if its author is named in
-// the log and has no end set aside (it builds on every end in the log),
-// and then names its peers. Otherwise (Restore, which checks neither)
-// the cache is left to be computed again when asked.
+// the log, has no end set aside (it builds on every end in the log) and
+// may make it (stoogeOnAll), and then names its peers. An admin change
+// is never taken in one step (seniority), so the admins are as they
+// were. Otherwise (Restore, which checks neither) the cache is left to
+// be computed again when asked.
 func stepNamers(l *Log, c *Change, valid bool) {
 	if !valid {
 		return
 	}
 	if names := namesOf(c); len(names) > 0 {
-		if len(l.stand.namers[c.Author]) == 0 || l.asideEndOf(c.Author) {
+		// The cache as it was before c (l.rev moved with it).
+		if stoogeOnAll(&l.stand, l.state.Creator, c) || l.asideEndOf(c.Author) {
 			return
 		}
 		idx := l.nodes[c.hash].idx
@@ -206,8 +273,8 @@ func vouches(l *Log, d, c *Change, memo map[Hash]bool) bool {
 	if v, ok := memo[d.hash]; ok {
 		return v
 	}
-	_, anc, _, ok := l.asideAncestry(d)
-	v := !ok || !stooge(l, d, anc)
+	_, anc, out, ok := l.asideAncestry(d)
+	v := !ok || !stooge(l, d, anc, out)
 	if memo != nil {
 		memo[d.hash] = v
 	}
@@ -239,7 +306,7 @@ func peel(l *Log, held heldIndex) map[*entry]bool {
 		e := heads[len(heads)-1]
 		heads = heads[:len(heads)-1]
 		protected := held.protects(e.c)
-		if l.besideLeave(e.c, e.anc, e.idx, protected) == nil && (protected || !stooge(l, e.c, e.anc)) {
+		if l.besideLeave(e.c, e.anc, e.idx, protected) == nil && (protected || !stooge(l, e.c, e.anc, nil)) {
 			continue
 		}
 		out[e] = true
@@ -251,4 +318,12 @@ func peel(l *Log, held heldIndex) map[*entry]bool {
 		}
 	}
 	return out
+}
+
+// stoogeWhy says why stooge holds for c, for an error.
+func stoogeWhy(l *Log, c *Change, anc bitset) string {
+	if slices.ContainsFunc(namersOf(l)[c.Author], anc.has) {
+		return "its author made an admin only by changes kept out"
+	}
+	return "its author named only by changes kept out"
 }
