@@ -23,9 +23,11 @@ import (
 // were members (more leaves, renames, adds and removals by a former
 // admin: a removal so signed is a counter-removal signed late), which
 // a member relays, and stooges: a former admin adds a key of its own on
-// such a version, makes it an admin and has it remove someone; and a
+// such a version, makes it an admin and has it remove someone; a
 // member in league, whom a former admin makes an admin on such a version,
-// and who then signs an admin's change of its own on it. Every
+// and who then signs an admin's change of its own on it; and a member in
+// league who leaves on renames a former admin signs on such a version,
+// a chain or levels of them, up to MaxVouched or more (poisoned). Every
 // member gets every change, in random orders,
 // and asks for what it cannot place (a group-want: every change again,
 // in another order); all end with the same changes and the same
@@ -46,17 +48,18 @@ func TestRandomOrdersConvergeSweep(t *testing.T) {
 	for seed := range seeds {
 		g.add(convergeGame(t, uint64(seed)))
 	}
-	if g.junk == 0 || g.moot == 0 || g.stooges == 0 || g.counters == 0 || g.leagues == 0 {
+	if g.junk == 0 || g.moot == 0 || g.stooges == 0 || g.counters == 0 || g.leagues == 0 || g.chains == g.poisoned || g.poisoned == 0 {
 		t.Fatalf("%+v: the game does not test besideLeave and standing", g)
 	}
-	t.Logf("%d seeds: %d changes by former members (%d stooges, %d late removals, %d members in league made admins), %d refused or dropped on arrival", seeds, g.junk, g.stooges, g.counters, g.leagues, g.moot)
+	t.Logf("%d seeds: %d changes by former members (%d stooges, %d late removals, %d members in league made admins, %d leaves in league on a former admin's renames, %d of them poisoned), %d refused or dropped on arrival", seeds, g.junk, g.stooges, g.counters, g.leagues, g.chains, g.poisoned, g.moot)
 }
 
 // gameCounts are what convergeGame dealt: changes former members signed
 // (junk), with the stooges, late removals and members in league made
-// admins among them, and how many times a log refused or dropped one as
-// moot.
-type gameCounts struct{ junk, moot, stooges, counters, leagues int }
+// admins among them, the leaves in league on a former admin's renames
+// (chains) and those of them on more than MaxVouched (poisoned), and how
+// many times a log refused or dropped one as moot.
+type gameCounts struct{ junk, moot, stooges, counters, leagues, chains, poisoned int }
 
 func (g *gameCounts) add(o gameCounts) {
 	g.junk += o.junk
@@ -64,6 +67,33 @@ func (g *gameCounts) add(o gameCounts) {
 	g.stooges += o.stooges
 	g.counters += o.counters
 	g.leagues += o.leagues
+	g.chains += o.chains
+	g.poisoned += o.poisoned
+}
+
+// vouchedRegionFor is levels of width renames by key (a former admin),
+// the first on heads, each next on every rename of the level below, and
+// a leave by league on the last level.
+func vouchedRegionFor(t *testing.T, key, league ed25519.PrivateKey, id group.ID, heads []group.Hash, width, levels int, at time.Time) []*group.Change {
+	t.Helper()
+	var out []*group.Change
+	sign := func(key ed25519.PrivateKey, op group.Op, name string) *group.Change {
+		c, err := group.SignForTest(key, id, heads, op, "", name, at.Add(time.Duration(len(out))*time.Microsecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+		return c
+	}
+	for level := range levels {
+		var next []group.Hash
+		for i := range width {
+			next = append(next, sign(key, group.OpRename, fmt.Sprint("region ", at.UnixNano(), " ", level, " ", i)).Hash())
+		}
+		heads = next
+	}
+	sign(league, group.OpLeave, "")
+	return out
 }
 
 // convergeGame plays one seed.
@@ -201,6 +231,25 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 					g.leagues++
 					continue
 				}
+				if m := plainMember(s.state, q.id, rng); s.state.IsAdmin(q.id) && m != "" && rng.IntN(4) == 0 {
+					// A member in league leaves on a region of renames the
+					// former admin signs: levels of up to 6, each rename
+					// on every one of the level below (a chain if one
+					// wide), few enough levels not to age other changes
+					// (StaleAfter). The leave vouches for the region up
+					// to MaxVouched, and is poisoned past that.
+					width, levels := 1+rng.IntN(6), 1+rng.IntN(4)
+					k := width * levels
+					region := vouchedRegionFor(t, q.key, keyOf(all, m), l.ID(), s.heads[:min(len(s.heads), group.MaxParents)], width, levels, at(n))
+					n += k + 1
+					cs = append(cs, region...)
+					g.junk += k + 1
+					g.chains++
+					if k > group.MaxVouched {
+						g.poisoned++
+					}
+					continue
+				}
 				op, about, name := group.OpLeave, peer.ID(""), ""
 				if s.state.IsAdmin(q.id) && rng.IntN(2) == 0 {
 					switch rng.IntN(3) {
@@ -228,6 +277,7 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 	}
 	var want group.State
 	var wantHeads []group.Hash
+	var first *group.Log
 	for trial := range 12 {
 		order := slices.Clone(cs)
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -259,7 +309,11 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 		s := m.State()
 		if trial == 0 {
 			want, wantHeads = s, m.Heads()
+			first = m
 			continue
+		}
+		if !slices.Equal(m.Heads(), wantHeads) {
+			logDiff(t, cs, m, first)
 		}
 		if !slices.Equal(s.Members, want.Members) || !slices.Equal(s.Admins, want.Admins) || s.Name != want.Name || s.Version != want.Version || !slices.Equal(m.Heads(), wantHeads) {
 			t.Fatalf("seed %d trial %d disagrees: %v %v %q v%d %d heads, want %v %v %q v%d %d heads", seed, trial,
@@ -267,6 +321,26 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 		}
 	}
 	return g
+}
+
+// logDiff logs the changes of cs that one of m and first holds and the
+// other does not, with what each says of them: where two trials part.
+func logDiff(t *testing.T, cs []*group.Change, m, first *group.Log) {
+	t.Helper()
+	at := map[group.Hash]int{}
+	for i, c := range cs {
+		at[c.Hash()] = i
+	}
+	for i, c := range cs {
+		if m.Has(c.Hash()) == first.Has(c.Hash()) {
+			continue
+		}
+		var ps []int
+		for _, p := range c.Parents {
+			ps = append(ps, at[p])
+		}
+		t.Logf("change %d, %s by %s on %v: held %v (%v), in the first trial %v (%v)", i, c.Op, identity.ShortID(c.Author), ps, m.Has(c.Hash()), m.Effect(c.Hash()), first.Has(c.Hash()), first.Effect(c.Hash()))
+	}
 }
 
 // plainMember is a member of s other than q who is no admin, at random,

@@ -33,7 +33,13 @@
 //     at all: an admin by succession), unless a change that stands
 //     builds on it: otherwise its author is a stooge, a key only changes
 //     that take no effect name or make an admin, whose changes take no
-//     effect and vouch for none (stooge, authorized).
+//     effect and vouch for none (stooge, authorized),
+//   - it does not build on more than MaxVouched changes that take no
+//     effect, through such changes only, nor on a change that does:
+//     such a change is poisoned, takes no effect, vouches for none and
+//     is kept out whatever builds on it, so that a member in league
+//     cannot bring back a removed admin's chain of any length with one
+//     leave (poisonedOut).
 //
 // Every member computes the membership from the graph with the same
 // deterministic rule (Log.State): the changes are applied in topological

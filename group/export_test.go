@@ -61,6 +61,12 @@ func (l *Log) checkStandingForTest() error {
 	if !same(held.namers, fresh.namers) || !same(held.admins, fresh.admins) || !same(held.voidGrants, fresh.voidGrants) {
 		return fmt.Errorf("the standing cache holds %v %v %v, computed anew %v %v %v", held.namers, held.admins, held.voidGrants, fresh.namers, fresh.admins, fresh.voidGrants)
 	}
+	for _, e := range l.order {
+		if held.void.has(e.idx) != fresh.void.has(e.idx) || held.poisoned.has(e.idx) != fresh.poisoned.has(e.idx) {
+			return fmt.Errorf("the standing cache says change %d void %v, poisoned %v; computed anew %v, %v", e.idx,
+				held.void.has(e.idx), held.poisoned.has(e.idx), fresh.void.has(e.idx), fresh.poisoned.has(e.idx))
+		}
+	}
 	return nil
 }
 

@@ -24,6 +24,13 @@ const (
 	MaxChanges = 4096
 	// MaxPending bounds the changes held for parents not yet seen.
 	MaxPending = 256
+	// MaxVouched is the most changes that take no effect one change may
+	// bring into the log: a change that builds on more, through such
+	// changes only, or on a change that does, is poisoned (poisonedOut)
+	// and kept out with them. Else a member in league vouched, with one
+	// leave, for a chain as long as a removed admin liked: it filled the
+	// log, and past MaxPending members parted (TestVouchedChainIsBounded).
+	MaxVouched = 16
 )
 
 // Log is one member's copy of a group's changes, and the membership they
@@ -41,6 +48,7 @@ type Log struct {
 	stand   standing // the changes of the log that name each peer and stand (namersOf)
 	asideAt int      // changes set aside or brought back since New (namersValid)
 	aside   keptOut  // changes kept out as moot (besideLeave)
+	poison  hashSet  // changes out of the log found poisoned (poisonedOut)
 	stale   keptOut  // changes refused as stale (checkFresh)
 	state   State
 	outcome map[Hash]error // why a change did not take effect in the fold
@@ -81,7 +89,7 @@ func New(create *Change) (*Log, error) {
 	if create.Op != OpCreate {
 		return nil, fmt.Errorf("%w: a group starts with a create, not %s", ErrMalformed, create.Op)
 	}
-	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, heldAt: map[Hash]uint64{}, aside: keptOut{}, stale: keptOut{}}
+	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, heldAt: map[Hash]uint64{}, aside: keptOut{}, poison: hashSet{}, stale: keptOut{}}
 	l.insert(create)
 	l.refold()
 	return l, nil
@@ -167,7 +175,8 @@ func (l *Log) Missing() []Hash {
 	var out []Hash
 	for _, c := range l.pending {
 		for _, p := range c.Parents {
-			if l.nodes[p] == nil && l.pending[p] == nil && !slices.Contains(out, p) {
+			// One found poisoned never comes back (poisonedOut).
+			if l.nodes[p] == nil && l.pending[p] == nil && !l.poison[p] && !slices.Contains(out, p) {
 				out = append(out, p)
 			}
 		}
@@ -180,6 +189,9 @@ func (l *Log) Missing() []Hash {
 // crossed it and made it moot; or, for one kept out of the log since,
 // what it was signed beside).
 func (l *Log) Effect(h Hash) error {
+	if l.poison[h] && l.nodes[h] == nil {
+		return fmt.Errorf("%w: group change %s was kept out of the log: it builds on more than %d changes that take no effect", ErrNotMember, h, MaxVouched)
+	}
 	if a := l.aside[h]; a != nil && l.nodes[h] == nil {
 		if _, anc, out, ok := l.asideAncestry(a); ok && stooge(l, a, anc, out) {
 			return fmt.Errorf("%w: %s by %s was kept out of the log, %s", ErrNotMember, a.Op, identity.ShortID(a.Author), stoogeWhy(l, a, anc))
@@ -274,6 +286,10 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	}
 	if l.nodes[c.hash] != nil {
 		return nil
+	}
+	if checkBeside && poisonedOut(l, c, nil) && poisonSettled(l, c) {
+		l.setAside(c)
+		return poisonedErr(c)
 	}
 	if !l.parentsKnown(c) {
 		if l.keptOutChild(c, indexHeld(l)) {
@@ -503,15 +519,32 @@ func (l *Log) asideAncestry(a *Change) (depth int, anc bitset, out map[Hash]bool
 // asked for (group-want, §14.5).
 type keptOut map[Hash]*Change
 
-// keep adds c, making room if it must.
+// keep adds c, making room if it must (not if c is kept already: a
+// change dealt again pushed out another at random).
 func (k keptOut) keep(c *Change) {
-	if len(k) >= MaxPending {
+	if len(k) >= MaxPending && k[c.hash] == nil {
 		for h := range k {
 			delete(k, h)
 			break
 		}
 	}
 	k[c.hash] = c
+}
+
+// hashSet holds the hashes of changes found poisoned (poisonedOut), at
+// most MaxChanges (32 bytes each); past that, one is forgotten, and is
+// found poisoned again if its parents are known.
+type hashSet map[Hash]bool
+
+// keep adds h, making room if it must.
+func (k hashSet) keep(h Hash) {
+	if len(k) >= MaxChanges && !k[h] {
+		for old := range k {
+			delete(k, old)
+			break
+		}
+	}
+	k[h] = true
 }
 
 // recall brings back the changes set aside that c, just held, builds on,
@@ -601,8 +634,21 @@ func (l *Log) setAside(c *Change) {
 
 // keepAside sets c aside (Log.aside), and unsetAside takes h back out:
 // each moves Log.asideAt, which tells namersOf's cache to look at the
-// ends set aside again (namersValid).
+// ends set aside again (namersValid). When MaxPending are set aside, a
+// change found poisoned that is no end makes room first: what builds
+// on it is known poisoned by its hash (Log.poison), and it never comes
+// back; else a chain longer than MaxPending pushed out, at random, the
+// changes that may. It is kept while there is room: an end set aside
+// counts only with its ancestors known (asideAncestry).
 func keepAside(l *Log, c *Change) {
+	if len(l.aside) >= MaxPending && l.aside[c.hash] == nil {
+		for h, a := range l.aside {
+			if l.poison[h] && !countsAside(a, l.state.Creator) {
+				delete(l.aside, h)
+				break
+			}
+		}
+	}
 	l.aside.keep(c)
 	l.asideAt++
 }
@@ -626,7 +672,8 @@ func countsAside(c *Change, creator peer.ID) bool {
 }
 
 // settleHeld sets aside the changes held that keptOutChild keeps out,
-// and says whether one of them counts beside the log's changes.
+// and says whether one of them counts beside the log's changes, or is
+// poisoned (what it vouched for may have to go).
 func (l *Log) settleHeld() (counted bool) {
 	for moved := true; moved; {
 		moved = false
@@ -635,7 +682,10 @@ func (l *Log) settleHeld() (counted bool) {
 			if l.keptOutChild(p, held) {
 				unhold(l, h)
 				keepAside(l, p)
-				moved, counted = true, counted || countsAside(p, l.state.Creator)
+				// A change found poisoned since it was held may have
+				// vouched for heads of the log until then: they are
+				// looked at again too.
+				moved, counted = true, counted || countsAside(p, l.state.Creator) || l.poison[h]
 				break // what is held changed: index it again
 			}
 		}
@@ -663,6 +713,10 @@ func (l *Log) keptOutChild(c *Change, held heldIndex) bool {
 			a := l.aside[p]
 			return a != nil && l.nodes[p] == nil && (!own || a.Author == c.Author)
 		})
+	}
+	// A poisoned change is kept out whatever vouches for it.
+	if poisonedOut(l, c, nil) {
+		return poisonSettled(l, c)
 	}
 	if !onAside(false) || held.protects(c) {
 		return false
@@ -737,7 +791,11 @@ func (idx heldIndex) protects(c *Change) bool {
 			return false // met on another path, and answered there
 		}
 		seen[c.hash] = true
-		return slices.ContainsFunc(idx.children[c.hash], func(p *Change) bool { return vouches(idx.l, p, c, idx.vouchers) || walk(p) })
+		// A poisoned change held vouches for nothing, and what builds
+		// on it is poisoned too.
+		return slices.ContainsFunc(idx.children[c.hash], func(p *Change) bool {
+			return vouches(idx.l, p, c, idx.vouchers) || (!poisonedOut(idx.l, p, nil) && walk(p))
+		})
 	}
 	return walk(c)
 }

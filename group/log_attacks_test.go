@@ -1154,3 +1154,208 @@ func TestStandingKeptOneStepAtATime(t *testing.T) {
 		check(fmt.Sprint(s.who, "'s ", s.op))
 	}
 }
+
+// vouchedChain is the attack TestVouchedChainIsBounded plays: ann makes
+// cat an admin and removes her; cat signs n renames, each on the last,
+// on the version from before her removal (a chain is never stale); dan,
+// in league, signs his leave on the chain's tip.
+type vouchedChain struct {
+	p                          map[string]person
+	create, admin, removal, lv *group.Change
+	chain                      []*group.Change
+}
+
+func newVouchedChain(t *testing.T, n int) vouchedChain {
+	t.Helper()
+	v := vouchedChain{p: people(t, "ann", "ben", "cat", "dan", "eve")}
+	p := v.p
+	var l *group.Log
+	v.create, l = newGroup(t, p["ann"], p["ben"], p["cat"], p["dan"], p["eve"])
+	v.admin = propose(t, l, p["ann"], group.OpAdmin, p["cat"], "")
+	tip := l.Heads()
+	v.removal = propose(t, l, p["ann"], group.OpRemove, p["cat"], "")
+	for i := range n {
+		c, err := group.SignForTest(p["cat"].key, l.ID(), tip, group.OpRename, "", fmt.Sprint("cat ", i), t0.Add(time.Duration(i+1)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.chain = append(v.chain, c)
+		tip = []group.Hash{c.Hash()}
+	}
+	lv, err := group.SignForTest(p["dan"].key, l.ID(), tip, group.OpLeave, "", "", t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.lv = lv
+	return v
+}
+
+// orders are the orders of arrival TestVouchedChainIsBounded deals:
+// the removal first; the chain and the leave first (the log holds them
+// until the removal comes); all reversed; shuffled. extra come last in
+// each (in the shuffled one, anywhere).
+func (v vouchedChain) orders(extra ...*group.Change) map[string][]*group.Change {
+	return fourOrders(v.admin, v.removal, append(slices.Clone(v.chain), v.lv), extra...)
+}
+
+// fourOrders are vouchedChain.orders for the changes signed on the
+// version from before the removal (beside), and extra on top.
+func fourOrders(admin, removal *group.Change, beside []*group.Change, extra ...*group.Change) map[string][]*group.Change {
+	chainFirst := append(append([]*group.Change{admin}, beside...), removal)
+	removalFirst := append([]*group.Change{admin, removal}, beside...)
+	shuffled := append(slices.Clone(chainFirst), extra...)
+	rand.New(rand.NewPCG(uint64(len(beside)), 3)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	return map[string][]*group.Change{
+		"removal first": append(removalFirst, extra...),
+		"chain first":   append(chainFirst, extra...),
+		"reversed":      reversed(append(chainFirst, extra...)),
+		"shuffled":      shuffled,
+	}
+}
+
+// dealPasses deals cs to a fresh log, and deals them again while it
+// misses some (a group-want), at most passes times in all; it says
+// what is still missing.
+func dealPasses(t *testing.T, create *group.Change, cs []*group.Change, passes int) (*group.Log, []group.Hash) {
+	t.Helper()
+	m := deal(t, create, cs)
+	for pass := 1; pass < passes && len(m.Missing()) > 0; pass++ {
+		for _, c := range cs {
+			if err := m.Add(reparse(t, c)); !dealt(err) && !errors.Is(err, group.ErrFull) {
+				t.Fatal(err)
+			}
+		}
+	}
+	return m, m.Missing()
+}
+
+// TestVouchedChainIsBounded: cat, an admin ann removed, signs a chain of
+// renames on the version from before her removal, and dan, in league,
+// leaves on its tip. dan's leave vouched for the chain: a member brought
+// all of it back (none of it takes effect), and each member in league
+// so added a chain as long as it liked, to MaxChanges. Past MaxPending,
+// members diverged: one that had the chain and the leave before the
+// removal held them all and dan gone; one that had the removal first
+// set the chain aside (MaxPending at most), could not bring it all back
+// when the leave came, asked for the rest for ever and never took the
+// leave. A change now brings back at most MaxVouched changes that take
+// no effect: dan's leave builds on more, takes no effect (poisoned),
+// vouches for none, and is kept out with the chain, in every order.
+// Past MaxPending, a log cannot know the whole chain: the leave waits,
+// held, for ever, counts as a leave in no log, and the chain found
+// poisoned is asked for no more (Missing). On b90f504, 40 renames flood
+// the log to 44, and 300 part the members.
+func TestVouchedChainIsBounded(t *testing.T) {
+	for _, n := range []int{group.MaxVouched + 1, 40, 300} {
+		v := newVouchedChain(t, n)
+		for name, order := range v.orders() {
+			t.Run(fmt.Sprint(n, " ", name), func(t *testing.T) {
+				m, missing := dealPasses(t, v.create, order, 4)
+				if len(missing) > 0 {
+					t.Errorf("still missing %d changes", len(missing))
+				}
+				if m.Has(v.lv.Hash()) || m.Has(v.chain[0].Hash()) || len(m.Changes()) != 3 {
+					t.Errorf("the log holds %d changes (dan's leave: %v), want the create, the admin change and the removal", len(m.Changes()), m.Has(v.lv.Hash()))
+				}
+				if s := m.State(); !s.IsMember(v.p["dan"].id) || s.IsMember(v.p["cat"].id) || len(s.Members) != 4 {
+					t.Errorf("members %v, want ann, ben, dan and eve", names(v.p, s.Members))
+				}
+				if err := m.Effect(v.lv.Hash()); !errors.Is(err, group.ErrNotMember) || !strings.Contains(err.Error(), "changes that take no effect") {
+					t.Errorf("dan's leave: %v, want ErrNotMember, built on changes that take no effect", err)
+				}
+			})
+		}
+		// Had after the chain, the leave is refused at once, and says why.
+		m := deal(t, v.create, append([]*group.Change{v.admin, v.removal}, v.chain[:min(n, group.MaxPending-1)]...))
+		if err := m.Add(reparse(t, v.lv)); n < group.MaxPending && (!errors.Is(err, group.ErrNotMember) || !strings.Contains(err.Error(), "builds on more than 16 changes that take no effect")) {
+			t.Errorf("dan's leave on %d renames: %v, want ErrNotMember, built on more than 16 changes that take no effect", n, err)
+		}
+	}
+}
+
+// TestVouchedChainUpToTheBound: a leave on a removed admin's chain of
+// MaxVouched renames vouches for it, as before, in every order: the
+// log holds the chain (none of it takes effect) and the leave, which
+// takes effect.
+func TestVouchedChainUpToTheBound(t *testing.T) {
+	v := newVouchedChain(t, group.MaxVouched)
+	for name, order := range v.orders() {
+		m, missing := dealPasses(t, v.create, order, 4)
+		if len(missing) > 0 || !m.Has(v.lv.Hash()) || len(m.Changes()) != 3+group.MaxVouched+1 || m.IsMember(v.p["dan"].id) || m.Name() != "team" {
+			t.Errorf("%s: %d changes, %d missing, dan's leave in the log: %v, dan a member: %v, name %q", name, len(m.Changes()), len(missing), m.Has(v.lv.Hash()), m.IsMember(v.p["dan"].id), m.Name())
+		}
+	}
+}
+
+// TestChangeOnAPoisonedLeaveGoesToo: eve, honest, leaves on top of dan's
+// leave, having seen it and not yet the removal. dan's leave builds on
+// more than MaxVouched changes that take no effect, so eve's, built on
+// it, is kept out too, in every order: else a log that had her leave
+// before the removal would keep both and the chain under them, and one
+// that had the removal first neither. She is still a member, and leaves
+// again (her client signs again on what her log holds).
+func TestChangeOnAPoisonedLeaveGoesToo(t *testing.T) {
+	v := newVouchedChain(t, 40)
+	eve, err := group.SignForTest(v.p["eve"].key, v.lv.Group, []group.Hash{v.lv.Hash()}, group.OpLeave, "", "", t0.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, order := range v.orders(eve) {
+		m, missing := dealPasses(t, v.create, order, 4)
+		if len(missing) > 0 || m.Has(eve.Hash()) || len(m.Changes()) != 3 || !m.IsMember(v.p["eve"].id) || !m.IsMember(v.p["dan"].id) {
+			t.Errorf("%s: %d changes, %d missing, eve's leave in the log: %v, members %v", name, len(m.Changes()), len(missing), m.Has(eve.Hash()), names(v.p, m.State().Members))
+		}
+		if err := m.Effect(eve.Hash()); !errors.Is(err, group.ErrNotMember) {
+			t.Errorf("%s: eve's leave: %v, want ErrNotMember", name, err)
+		}
+	}
+}
+
+// TestTwoVouchedChainsUnderOneChange: dan and eve, in league, each leave
+// on a chain of 10 renames cat signed after her removal (20 in all, more
+// than MaxVouched, none of them stale); ann renames the group on both
+// leaves. Each leave vouches for its chain (MaxVouched at most), and
+// ann's rename builds on the leaves, which take effect: the changes
+// that take no effect under it are counted from it through such changes
+// only, and it is taken in every order, with both chains (the bound is
+// per change that vouches: a member in league adds at most MaxVouched
+// changes and its leave).
+func TestTwoVouchedChainsUnderOneChange(t *testing.T) {
+	v := newVouchedChain(t, 10)
+	other := newVouchedChainOn(t, v, "eve", "other ")
+	top, err := group.SignForTest(v.p["ann"].key, v.lv.Group, []group.Hash{v.removal.Hash(), v.lv.Hash(), other.lv.Hash()}, group.OpRename, "", "both", t0.Add(3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	beside := append(append(append(slices.Clone(v.chain), v.lv), other.chain...), other.lv)
+	want := 3 + 2*(10+1) + 1
+	for name, order := range fourOrders(v.admin, v.removal, beside, top) {
+		m, missing := dealPasses(t, v.create, order, 4)
+		if len(missing) > 0 || !m.Has(top.Hash()) || len(m.Changes()) != want || m.Name() != "both" || m.IsMember(v.p["dan"].id) || m.IsMember(v.p["eve"].id) {
+			t.Errorf("%s: %d changes (want %d), %d missing, ann's rename in the log: %v, name %q, members %v", name, len(m.Changes()), want, len(missing), m.Has(top.Hash()), m.Name(), names(v.p, m.State().Members))
+		}
+	}
+}
+
+// newVouchedChainOn is another chain of v's length by cat on the same
+// version, and a leave by who on its tip.
+func newVouchedChainOn(t *testing.T, v vouchedChain, who, prefix string) vouchedChain {
+	t.Helper()
+	out := v
+	out.chain = nil
+	tip := v.chain[0].Parents
+	for i := range v.chain {
+		c, err := group.SignForTest(v.p["cat"].key, v.lv.Group, tip, group.OpRename, "", fmt.Sprint(prefix, i), t0.Add(time.Duration(i+1)*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.chain = append(out.chain, c)
+		tip = []group.Hash{c.Hash()}
+	}
+	lv, err := group.SignForTest(v.p[who].key, v.lv.Group, tip, group.OpLeave, "", "", t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.lv = lv
+	return out
+}

@@ -2,8 +2,10 @@ package group
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 
+	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -45,6 +47,10 @@ type standing struct {
 	// admins are, for each peer, the indexes of the admin changes naming
 	// it that stand; voidGrants, of those that do not (authorized).
 	admins, voidGrants map[peer.ID][]int
+	// void are the indexes of the changes that take no effect (markVoid);
+	// poisoned, of those that build on more than MaxVouched of them
+	// (poisonedOut).
+	void, poisoned bitset
 }
 
 // endsAside are the ends set aside (leaves, removals by the creator), on
@@ -148,13 +154,16 @@ func standingNow(l *Log) *standing {
 	ends := endsOf(l)
 	st := standing{namers: map[peer.ID][]int{}, admins: map[peer.ID][]int{}, voidGrants: map[peer.ID][]int{}}
 	for _, e := range l.order {
+		// The create stands; a change beside its author's end, a
+		// stooge's, or one by an admin only by changes that do not
+		// stand does not.
+		stands := e.c.Op == OpCreate || (slices.ContainsFunc(st.namers[e.c.Author], e.anc.has) && !besideEnd(e, ends[e.c.Author]) && authorized(l, &st, e.c, e.anc, nil))
+		markVoid(l, &st, e, !stands)
 		names := namesOf(e.c)
 		if len(names) == 0 && e.c.Op != OpAdmin {
 			continue
 		}
-		// A stooge's add or admin change, one beside its author's end,
-		// or one by an admin only by changes that do not stand.
-		if e.c.Op != OpCreate && (!slices.ContainsFunc(st.namers[e.c.Author], e.anc.has) || besideEnd(e, ends[e.c.Author]) || !authorized(l, &st, e.c, e.anc, nil)) {
+		if !stands {
 			if e.c.Op == OpAdmin {
 				st.voidGrants[e.c.Peer] = append(st.voidGrants[e.c.Peer], e.idx)
 			}
@@ -237,7 +246,8 @@ func stoogeOnAll(st *standing, creator peer.ID, c *Change) bool {
 // stepNamers keeps namersOf's cache, valid before c was taken in one
 // step (extendsAll), valid after it: c stands if its author is named in
 // the log, has no end set aside (it builds on every end in the log) and
-// may make it (stoogeOnAll), and then names its peers. An admin change
+// may make it (stoogeOnAll), and then names its peers, is not void, and
+// is poisoned if it builds on too many void changes (markVoid). An admin change
 // is never taken in one step (seniority), so the admins are as they
 // were. Otherwise (Restore, which checks neither) the cache is left to
 // be computed again when asked.
@@ -245,16 +255,16 @@ func stepNamers(l *Log, c *Change, valid bool) {
 	if !valid {
 		return
 	}
-	if names := namesOf(c); len(names) > 0 {
-		// The cache as it was before c (l.rev moved with it).
-		if stoogeOnAll(&l.stand, l.state.Creator, c) || l.asideEndOf(c.Author) {
-			return
-		}
-		idx := l.nodes[c.hash].idx
-		for _, p := range names {
-			l.stand.namers[p] = append(l.stand.namers[p], idx)
-		}
+	// The cache as it was before c (l.rev moved with it). A leave is
+	// never void (markVoid).
+	if c.Op != OpLeave && (stoogeOnAll(&l.stand, l.state.Creator, c) || l.asideEndOf(c.Author)) {
+		return
 	}
+	e := l.nodes[c.hash]
+	for _, p := range namesOf(c) {
+		l.stand.namers[p] = append(l.stand.namers[p], e.idx)
+	}
+	markVoid(l, &l.stand, e, false)
 	l.stand.rev = l.rev
 }
 
@@ -267,11 +277,14 @@ func stepNamers(l *Log, c *Change, valid bool) {
 // if not nil, keeps the answer for d's author, for calls over the same
 // changes (heldIndex): each held change's ancestry is read once.
 func vouches(l *Log, d, c *Change, memo map[Hash]bool) bool {
+	if v, ok := memo[d.hash]; ok && d.Author != c.Author {
+		return v
+	}
+	if poisonedOut(l, d, nil) {
+		return false // it vouches for nothing (MaxVouched)
+	}
 	if d.Author == c.Author {
 		return d.Op == OpLeave
-	}
-	if v, ok := memo[d.hash]; ok {
-		return v
 	}
 	_, anc, out, ok := l.asideAncestry(d)
 	v := !ok || !stooge(l, d, anc, out)
@@ -305,9 +318,14 @@ func peel(l *Log, held heldIndex) map[*entry]bool {
 	for len(heads) > 0 {
 		e := heads[len(heads)-1]
 		heads = heads[:len(heads)-1]
-		protected := held.protects(e.c)
-		if l.besideLeave(e.c, e.anc, e.idx, protected) == nil && (protected || !stooge(l, e.c, e.anc, nil)) {
+		// A poisoned head goes whatever vouches for it (MaxVouched).
+		poisoned := standingNow(l).poisoned.has(e.idx)
+		protected := !poisoned && held.protects(e.c)
+		if !poisoned && l.besideLeave(e.c, e.anc, e.idx, protected) == nil && (protected || !stooge(l, e.c, e.anc, nil)) {
 			continue
+		}
+		if poisoned {
+			l.poison.keep(e.c.hash)
 		}
 		out[e] = true
 		for _, p := range e.c.Parents {
@@ -326,4 +344,142 @@ func stoogeWhy(l *Log, c *Change, anc bitset) string {
 		return "its author made an admin only by changes kept out"
 	}
 	return "its author named only by changes kept out"
+}
+
+// markVoid notes in st whether e, a change of the log whose ancestors st
+// has read already, is void (it does not stand, and is no leave: a leave
+// takes effect or is decided between its author's leaves, never a stooge
+// by itself) and whether it is poisoned: a parent is, or it builds on
+// more than MaxVouched void changes through void changes only
+// (voidRegion). Both depend on e's ancestors and the ends seen only.
+func markVoid(l *Log, st *standing, e *entry, notStanding bool) {
+	if notStanding && e.c.Op != OpLeave {
+		st.void.set(e.idx)
+	}
+	if poisonedIn(l, st, e.c.Parents) {
+		st.poisoned.set(e.idx)
+	}
+}
+
+// poisonedIn says whether a change on parents, all in the log, is
+// poisoned by st: a parent is, or it builds on more than MaxVouched void
+// changes through void changes only. It walks the void changes only
+// when a parent is one.
+func poisonedIn(l *Log, st *standing, parents []Hash) bool {
+	onVoid := false
+	for _, p := range parents {
+		e := l.nodes[p]
+		if st.poisoned.has(e.idx) {
+			return true
+		}
+		onVoid = onVoid || st.void.has(e.idx)
+	}
+	return onVoid && voidRegion(l, st, parents) > MaxVouched
+}
+
+// voidRegion counts the void changes reached from parents through void
+// changes only, up to MaxVouched+1 (what poisoned needs to know): in the
+// log, those st marks void; out of it, those set aside but leaves. Every
+// change set aside is void, a leave, or poisoned (setAside's callers),
+// and a change that builds on a poisoned one through void ones is
+// poisoned whatever it counts. A change held is not counted: whether it
+// is void is not known until its parents come.
+func voidRegion(l *Log, st *standing, parents []Hash) int {
+	seen := map[Hash]bool{}
+	next := slices.Clone(parents)
+	n := 0
+	for len(next) > 0 && n <= MaxVouched {
+		h := next[len(next)-1]
+		next = next[:len(next)-1]
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		if e := l.nodes[h]; e != nil {
+			if st.void.has(e.idx) {
+				n++
+				next = append(next, e.c.Parents...)
+			}
+		} else if a := l.aside[h]; a != nil && a.Op != OpLeave {
+			n++
+			next = append(next, a.Parents...)
+		}
+	}
+	return n
+}
+
+// poisonedOut says whether c, a change not in the log (arriving, held or
+// set aside), is poisoned as far as the changes known prove it: a parent
+// is (in the log, by the standing; out of it, found so before, or in
+// turn), or it builds on more than MaxVouched void changes through void
+// changes only (voidRegion). A change poisoned takes no effect, is kept
+// out of the log whatever builds on it, and vouches for nothing: so no
+// change ever brings back more than MaxVouched changes that take no
+// effect, and a log never needs more than MaxPending set aside to decide
+// it. As more changes come, one may become poisoned, never the reverse,
+// so what is found is kept (Log.poison). clean are the changes out of
+// the log found not poisoned during this call (nil at first).
+func poisonedOut(l *Log, c *Change, clean map[Hash]bool) bool {
+	if l.poison[c.hash] {
+		return true
+	}
+	st := standingNow(l)
+	onVoid := false
+	for _, p := range c.Parents {
+		if e := l.nodes[p]; e != nil {
+			if st.poisoned.has(e.idx) {
+				return markPoisoned(l, c)
+			}
+			onVoid = onVoid || st.void.has(e.idx)
+			continue
+		}
+		if l.poison[p] {
+			return markPoisoned(l, c)
+		}
+		a := l.aside[p]
+		onVoid = onVoid || (a != nil && a.Op != OpLeave)
+		if a == nil {
+			a = l.pending[p]
+		}
+		if a == nil || clean[p] {
+			continue
+		}
+		if clean == nil {
+			clean = map[Hash]bool{}
+		}
+		clean[p] = true
+		if poisonedOut(l, a, clean) {
+			return markPoisoned(l, c)
+		}
+	}
+	if onVoid && voidRegion(l, st, c.Parents) > MaxVouched {
+		return markPoisoned(l, c)
+	}
+	return false
+}
+
+// poisonSettled says whether c, found poisoned, is set aside now: at
+// once, unless it is an end (a leave, a removal by the creator), which
+// counts set aside only with every ancestor known (asideAncestry): set
+// aside before, it would count in a log that came to know them and not
+// in one that had them first. Until then it waits, held, and vouches
+// for nothing. An end whose ancestors found poisoned are forgotten (a
+// chain longer than MaxPending) waits for ever, and counts in no log.
+func poisonSettled(l *Log, c *Change) bool {
+	if !countsAside(c, l.state.Creator) || l.parentsKnown(c) {
+		return true
+	}
+	_, _, _, ok := l.asideAncestry(c)
+	return ok
+}
+
+// markPoisoned keeps c among the changes found poisoned, and says so.
+func markPoisoned(l *Log, c *Change) bool {
+	l.poison.keep(c.hash)
+	return true
+}
+
+// poisonedErr says why c, poisoned, was kept out of the log.
+func poisonedErr(c *Change) error {
+	return fmt.Errorf("%w: %s by %s was kept out of the log: it builds on more than %d changes that take no effect (a former member's, or a stooge's)", ErrNotMember, c.Op, identity.ShortID(c.Author), MaxVouched)
 }
