@@ -77,3 +77,7 @@ func SetStepForTest(on bool) { stepOff = !on }
 // FoldsForTest is how many folds of its changes the log has run: the
 // CPU a flood costs, counted rather than timed.
 func (l *Log) FoldsForTest() int { return l.folds }
+
+// HeldForTest is how many changes l holds for parents not yet seen (a
+// free function: Log is at its method limit).
+func HeldForTest(l *Log) int { return len(l.pending) }

@@ -329,6 +329,11 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 		stepNamers(l, c, valid)
 		l.state = next
 		l.release()
+		// A change held for c, with other parents set aside, may be
+		// one to set aside now (keptOutChild): it waited for c only.
+		if heldOn(l, c) && l.settleHeld() {
+			l.prune()
+		}
 		return nil
 	}
 	if err := l.admissible(c); err != nil {
@@ -656,6 +661,16 @@ func keepAside(l *Log, c *Change) {
 func unsetAside(l *Log, h Hash) {
 	delete(l.aside, h)
 	l.asideAt++
+}
+
+// heldOn says whether a change held names c among its parents.
+func heldOn(l *Log, c *Change) bool {
+	for _, p := range l.pending {
+		if slices.Contains(p.Parents, c.hash) {
+			return true
+		}
+	}
+	return false
 }
 
 // unhold takes h out of the changes held (Log.pending) and their order
