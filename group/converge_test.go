@@ -233,12 +233,15 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 				}
 				if m := plainMember(s.state, q.id, rng); s.state.IsAdmin(q.id) && m != "" && rng.IntN(4) == 0 {
 					// A member in league leaves on a region of renames the
-					// former admin signs: levels of up to 6, each rename
-					// on every one of the level below (a chain if one
-					// wide), few enough levels not to age other changes
-					// (StaleAfter). The leave vouches for the region up
-					// to MaxVouched, and is poisoned past that.
-					width, levels := 1+rng.IntN(6), 1+rng.IntN(4)
+					// former admin signs: one or two levels of up to 9,
+					// each rename on every one of the level below (a
+					// chain if one wide), few enough levels not to age
+					// other changes (StaleAfter: a change of a former
+					// member's that comes late is refused as stale, and
+					// its author's next waits for it for ever). The leave
+					// vouches for the region up to MaxVouched, and is
+					// poisoned past that.
+					width, levels := 1+rng.IntN(9), 1+rng.IntN(2)
 					k := width * levels
 					region := vouchedRegionFor(t, q.key, keyOf(all, m), l.ID(), s.heads[:min(len(s.heads), group.MaxParents)], width, levels, at(n))
 					n += k + 1
