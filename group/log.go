@@ -190,6 +190,9 @@ func (l *Log) Missing() []Hash {
 // what it was signed beside).
 func (l *Log) Effect(h Hash) error {
 	if l.poison[h] && l.nodes[h] == nil {
+		if a := l.aside[h]; a != nil {
+			return poisonedErr(a)
+		}
 		return fmt.Errorf("%w: group change %s was kept out of the log: it builds on more than %d changes that take no effect", ErrNotMember, h, MaxVouched)
 	}
 	if a := l.aside[h]; a != nil && l.nodes[h] == nil {

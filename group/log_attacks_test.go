@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/group"
+	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -1273,6 +1274,10 @@ func TestVouchedChainIsBounded(t *testing.T) {
 		m := deal(t, v.create, append([]*group.Change{v.admin, v.removal}, v.chain[:min(n, group.MaxPending-1)]...))
 		if err := m.Add(reparse(t, v.lv)); n < group.MaxPending && (!errors.Is(err, group.ErrNotMember) || !strings.Contains(err.Error(), "builds on more than 16 changes that take no effect")) {
 			t.Errorf("dan's leave on %d renames: %v, want ErrNotMember, built on more than 16 changes that take no effect", n, err)
+		}
+		// Set aside, it is named with its author when asked about later.
+		if err := m.Effect(v.lv.Hash()); n < group.MaxPending && !strings.Contains(err.Error(), "leave by "+identity.ShortID(v.p["dan"].id)) {
+			t.Errorf("dan's leave, asked about later: %v", err)
 		}
 	}
 }
