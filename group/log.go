@@ -193,7 +193,7 @@ func (l *Log) Effect(h Hash) error {
 		if a := l.aside[h]; a != nil {
 			return poisonedErr(a)
 		}
-		return fmt.Errorf("%w: group change %s was kept out of the log: it builds on more than %d changes that take no effect", ErrNotMember, h, MaxVouched)
+		return keptOutPoisoned("group change " + h.String())
 	}
 	if a := l.aside[h]; a != nil && l.nodes[h] == nil {
 		if _, anc, out, ok := l.asideAncestry(a); ok && stooge(l, a, anc, out) {
@@ -530,12 +530,7 @@ type keptOut map[Hash]*Change
 // keep adds c, making room if it must (not if c is kept already: a
 // change dealt again pushed out another at random).
 func (k keptOut) keep(c *Change) {
-	if len(k) >= MaxPending && k[c.hash] == nil {
-		for h := range k {
-			delete(k, h)
-			break
-		}
-	}
+	makeRoom(k, c.hash, MaxPending)
 	k[c.hash] = c
 }
 
@@ -546,13 +541,20 @@ type hashSet map[Hash]bool
 
 // keep adds h, making room if it must.
 func (k hashSet) keep(h Hash) {
-	if len(k) >= MaxChanges && !k[h] {
-		for old := range k {
-			delete(k, old)
-			break
-		}
-	}
+	makeRoom(k, h, MaxChanges)
 	k[h] = true
+}
+
+// makeRoom makes room in m, which holds at most limit, for h: if m is
+// full and does not hold h, one entry, any, goes.
+func makeRoom[V any](m map[Hash]V, h Hash, limit int) {
+	if _, ok := m[h]; ok || len(m) < limit {
+		return
+	}
+	for old := range m {
+		delete(m, old)
+		return
+	}
 }
 
 // recall brings back the changes set aside that c, just held, builds on,

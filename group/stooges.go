@@ -315,11 +315,12 @@ func peel(l *Log, held heldIndex) map[*entry]bool {
 		heads = append(heads, l.nodes[h])
 	}
 	out := map[*entry]bool{}
+	st := standingNow(l) // peel drops nothing until it returns
 	for len(heads) > 0 {
 		e := heads[len(heads)-1]
 		heads = heads[:len(heads)-1]
 		// A poisoned head goes whatever vouches for it (MaxVouched).
-		poisoned := standingNow(l).poisoned.has(e.idx)
+		poisoned := st.poisoned.has(e.idx)
 		protected := !poisoned && held.protects(e.c)
 		if !poisoned && l.besideLeave(e.c, e.anc, e.idx, protected) == nil && (protected || !stooge(l, e.c, e.anc, nil)) {
 			continue
@@ -366,15 +367,7 @@ func markVoid(l *Log, st *standing, e *entry, notStanding bool) {
 // changes through void changes only. It walks the void changes only
 // when a parent is one.
 func poisonedIn(l *Log, st *standing, parents []Hash) bool {
-	onVoid := false
-	for _, p := range parents {
-		e := l.nodes[p]
-		if st.poisoned.has(e.idx) {
-			return true
-		}
-		onVoid = onVoid || st.void.has(e.idx)
-	}
-	return onVoid && voidRegion(l, st, parents) > MaxVouched
+	return poisonedBy(l, st, parents, nil)
 }
 
 // voidRegion counts the void changes reached from parents through void
@@ -423,18 +416,26 @@ func poisonedOut(l *Log, c *Change, clean map[Hash]bool) bool {
 	if l.poison[c.hash] {
 		return true
 	}
-	st := standingNow(l)
+	return poisonedBy(l, standingNow(l), c.Parents, clean) && markPoisoned(l, c)
+}
+
+// poisonedBy says whether a change on parents is poisoned: a parent is
+// (in the log, by st; out of it, found so before, or in turn: poisonedOut
+// with clean), or it builds on more than MaxVouched void changes through
+// void changes only (voidRegion), which it walks only when a parent is
+// void. For a change of the log (poisonedIn) every parent is in it.
+func poisonedBy(l *Log, st *standing, parents []Hash, clean map[Hash]bool) bool {
 	onVoid := false
-	for _, p := range c.Parents {
+	for _, p := range parents {
 		if e := l.nodes[p]; e != nil {
 			if st.poisoned.has(e.idx) {
-				return markPoisoned(l, c)
+				return true
 			}
 			onVoid = onVoid || st.void.has(e.idx)
 			continue
 		}
 		if l.poison[p] {
-			return markPoisoned(l, c)
+			return true
 		}
 		a := l.aside[p]
 		onVoid = onVoid || (a != nil && a.Op != OpLeave)
@@ -449,13 +450,10 @@ func poisonedOut(l *Log, c *Change, clean map[Hash]bool) bool {
 		}
 		clean[p] = true
 		if poisonedOut(l, a, clean) {
-			return markPoisoned(l, c)
+			return true
 		}
 	}
-	if onVoid && voidRegion(l, st, c.Parents) > MaxVouched {
-		return markPoisoned(l, c)
-	}
-	return false
+	return onVoid && voidRegion(l, st, parents) > MaxVouched
 }
 
 // poisonSettled says whether c, found poisoned, is set aside now: at
@@ -481,5 +479,11 @@ func markPoisoned(l *Log, c *Change) bool {
 
 // poisonedErr says why c, poisoned, was kept out of the log.
 func poisonedErr(c *Change) error {
-	return fmt.Errorf("%w: %s by %s was kept out of the log: it builds on more than %d changes that take no effect (a former member's, or a stooge's)", ErrNotMember, c.Op, identity.ShortID(c.Author), MaxVouched)
+	return keptOutPoisoned(fmt.Sprintf("%s by %s", c.Op, identity.ShortID(c.Author)))
+}
+
+// keptOutPoisoned says why a poisoned change, what, was kept out of the
+// log (poisonedErr; Effect of one known by its hash only).
+func keptOutPoisoned(what string) error {
+	return fmt.Errorf("%w: %s was kept out of the log: it builds on more than %d changes that take no effect (a former member's, or a stooge's)", ErrNotMember, what, MaxVouched)
 }
