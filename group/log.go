@@ -176,7 +176,9 @@ func (l *Log) Missing() []Hash {
 	for _, c := range l.pending {
 		for _, p := range c.Parents {
 			// One found poisoned never comes back (poisonedOut).
-			if l.nodes[p] == nil && l.pending[p] == nil && !l.poison[p] && !slices.Contains(out, p) {
+			// One refused as stale is held already (its child vouches
+			// for nothing).
+			if l.nodes[p] == nil && l.pending[p] == nil && !l.poison[p] && l.stale[p] == nil && !slices.Contains(out, p) {
 				out = append(out, p)
 			}
 		}
@@ -309,6 +311,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	if checkStale && !l.wanted(c) && !l.vouched(c, rest) {
 		if err := l.checkFresh(c); err != nil {
 			l.stale.keep(c)
+			staleOn(l, c)
 			return err
 		}
 	}
@@ -561,9 +564,10 @@ func makeRoom[V any](m map[Hash]V, h Hash, limit int) {
 // and says what became of c: nil if it is in the log now, else why not.
 func (l *Log) recall(c *Change) error {
 	for _, p := range c.Parents {
-		if s := l.stale[p]; s != nil && l.nodes[p] == nil && s.Author != c.Author && l.Named(c.Author) {
-			// Vouched for by c, as a held change's parent is (wanted),
-			// whichever came first.
+		if s := l.stale[p]; s != nil && l.nodes[p] == nil && ((s.Author != c.Author && l.Named(c.Author)) || (s.Author == c.Author && l.wanted(c))) {
+			// Vouched for by c, or by what vouches for c, its author's,
+			// as a held change's parent is (wanted), whichever came
+			// first.
 			delete(l.stale, p)
 			if err := l.add(s, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
 				l.refused = append(l.refused, err)
@@ -581,10 +585,24 @@ func (l *Log) recall(c *Change) error {
 	switch {
 	case l.nodes[c.hash] != nil:
 		return nil
+	case l.pending[c.hash] != nil && onOwnStale(l, c):
+		unhold(l, c.hash)
+		l.stale.keep(c)
+		staleOn(l, c)
+		return fmt.Errorf("%w: %s by %s builds on a change by the same author for an old version", ErrStale, c.Op, identity.ShortID(c.Author))
 	case l.pending[c.hash] != nil:
 		return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
 	}
 	return fmt.Errorf("%w: %s by %s builds on changes kept out of the log", ErrNotMember, c.Op, identity.ShortID(c.Author))
+}
+
+// onOwnStale says whether c builds on a change by its own author
+// refused as stale (staleOn).
+func onOwnStale(l *Log, c *Change) bool {
+	return slices.ContainsFunc(c.Parents, func(p Hash) bool {
+		s := l.stale[p]
+		return s != nil && l.nodes[p] == nil && s.Author == c.Author
+	})
 }
 
 // asideEndOf says whether a leave by p, or a removal of p by the
@@ -972,25 +990,84 @@ func namesOf(c *Change) []peer.ID {
 
 // wanted says whether a held change builds on c, by an author some
 // change of the log names (not a throwaway key: anyone can sign a change
-// that is held) and other than c's (whose author would vouch for itself).
+// that is held) and other than c's (whose author would vouch for
+// itself), or through held changes by c's author, each on the last: a
+// change that vouches for the tip of an author's chain vouches for the
+// chain, which the tip needs (TestStaleChainVouchedAtItsTip).
 func (l *Log) wanted(c *Change) bool {
-	for _, p := range l.pending {
-		if p.Author != c.Author && slices.Contains(p.Parents, c.hash) && l.Named(p.Author) {
-			return true
+	var seen map[Hash]bool // the author's held changes looked at
+	var on func(h Hash) bool
+	on = func(h Hash) bool {
+		for _, p := range l.pending {
+			switch {
+			case !slices.Contains(p.Parents, h):
+			case p.Author != c.Author:
+				if l.Named(p.Author) {
+					return true
+				}
+			case !seen[p.hash]:
+				if seen == nil {
+					seen = map[Hash]bool{}
+				}
+				seen[p.hash] = true
+				if on(p.hash) {
+					return true
+				}
+			}
 		}
+		return false
 	}
-	return false
+	return on(c.hash)
 }
 
 // vouched says whether a change of rest builds on c, by an author the
-// log names other than c's (as wanted, for changes that came with c).
+// log names other than c's, or through changes of rest by c's author
+// (as wanted, for changes that came with c).
 func (l *Log) vouched(c *Change, rest []*Change) bool {
-	for _, d := range rest {
-		if d != nil && d.Author != c.Author && slices.Contains(d.Parents, c.hash) && l.Named(d.Author) {
-			return true
+	var memo map[Hash]bool // the author's changes of rest looked at
+	var by func(c *Change, rest []*Change) bool
+	by = func(c *Change, rest []*Change) bool {
+		for i, d := range rest {
+			if d == nil || !slices.Contains(d.Parents, c.hash) {
+				continue
+			}
+			if d.Author != c.Author {
+				if l.Named(d.Author) {
+					return true
+				}
+				continue
+			}
+			v, ok := memo[d.hash]
+			if !ok {
+				if memo == nil {
+					memo = map[Hash]bool{}
+				}
+				memo[d.hash] = false // a change is no ancestor of itself
+				v = by(d, rest[i+1:])
+				memo[d.hash] = v
+			}
+			if v {
+				return true
+			}
+		}
+		return false
+	}
+	return by(c, rest)
+}
+
+// staleOn refuses as stale the changes held that build on c, refused
+// as stale, by c's author, and those by it on them: each needs c, and
+// none vouches for it (wanted would have), so the log would ask for c
+// for ever and refuse it each time. A change that vouches for one of
+// them later brings them all back (recall).
+func staleOn(l *Log, c *Change) {
+	for h, p := range l.pending {
+		if p.Author == c.Author && slices.Contains(p.Parents, c.hash) {
+			unhold(l, h)
+			l.stale.keep(p)
+			staleOn(l, p)
 		}
 	}
-	return false
 }
 
 // release adds held changes whose parents have all arrived. A held

@@ -482,6 +482,11 @@ func TestStaleChangeNotVouchedByStranger(t *testing.T) {
 	if l.Has(counter.Hash()) {
 		t.Error("the log took ben's stale change")
 	}
+	// It holds the change it refused: asking for it again would bring
+	// the same refusal, for ever.
+	if miss := l.Missing(); len(miss) > 0 {
+		t.Errorf("the log asks for %d changes, want none", len(miss))
+	}
 }
 
 // TestSecondLeaveKeptBesideAnOldOne: cat leaves, ann adds her again, and

@@ -2,6 +2,7 @@ package group_test
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -226,6 +227,107 @@ func TestStaleSentInOrder(t *testing.T) {
 			t.Fatalf("one by one: refused %v, want the stale change refused first", refused)
 		}
 	}
+}
+
+// TestStaleChainVouchedAtItsTip: ben, an admin, signs three changes,
+// each on the last, on a version that ann's renames then leave more than
+// StaleAfter behind in l; m had them in time, and ann's next change there
+// (tip) builds on ben's last only. The first is stale in l and the others
+// build on it, by the same author: none vouches, but ann's change on top
+// vouches for all three, as it would for one (TestStale). In every order,
+// one by one, or as a frame in m's order (then with nothing refused), l
+// ends where m is, nothing missing. Before, ann's change brought back
+// none: the second waited for the first, refused as stale each time it
+// came, and l asked for it for ever. Without ann's change the chain
+// stays out, and l does not ask for any of it.
+func TestStaleChainVouchedAtItsTip(t *testing.T) {
+	p := people(t, "ann", "ben", "cat")
+	create, l := newGroup(t, p["ann"], p["ben"])
+	propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	m := replay(t, create, l.Changes0()[1:]...)
+	chain := []*group.Change{
+		propose(t, m, p["ben"], group.OpAdd, p["cat"], ""),
+		propose(t, m, p["ben"], group.OpRename, person{}, "ben's"),
+		propose(t, m, p["ben"], group.OpRename, person{}, "ben's again"),
+	}
+	for i := range group.StaleAfter + 1 {
+		c := propose(t, l, p["ann"], group.OpRename, person{}, string(rune('a'+i)))
+		if err := m.Add(reparse(t, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tip, err := group.SignForTest(p["ann"].key, l.ID(), []group.Hash{chain[2].Hash()}, group.OpRename, "", "after", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Add(tip); err != nil {
+		t.Fatal(err)
+	}
+	base := l.Changes0()[1:]
+	all := append(slices.Clone(chain), tip)
+	label := func(order []*group.Change) []int {
+		var out []int
+		for _, c := range order {
+			out = append(out, slices.Index(all, c))
+		}
+		return out
+	}
+	for _, order := range permutations(all) {
+		for _, frame := range []bool{false, true} {
+			if frame && !slices.Equal(order, all) {
+				continue
+			}
+			n := replay(t, create, base...)
+			var refused []error
+			for i, c := range order {
+				add := n.Add
+				if frame {
+					add = func(c *group.Change) error { return n.AddWith(c, order[i+1:]) }
+				}
+				if err := add(reparse(t, c)); err != nil {
+					refused = append(refused, err)
+				}
+			}
+			which := fmt.Sprintf("order %v (3 is ann's), frame %v", label(order), frame)
+			if miss := n.Missing(); len(miss) > 0 || slices.ContainsFunc(all, func(c *group.Change) bool { return !n.Has(c.Hash()) }) {
+				t.Errorf("%s: missing %d, lacks some of the four (refused %v)", which, len(miss), refused)
+				continue
+			}
+			if frame && len(refused) > 0 {
+				t.Errorf("%s: refused %v", which, refused)
+			}
+			if !slices.Equal(n.State().Members, m.State().Members) || n.State().Name != m.State().Name {
+				t.Errorf("%s: members %v name %q, want %v %q", which, names(p, n.State().Members), n.State().Name, names(p, m.State().Members), m.State().Name)
+			}
+		}
+	}
+	// Without ann's change, ben's chain stays out, and nothing is asked for.
+	for _, order := range permutations(chain) {
+		n := replay(t, create, base...)
+		for _, c := range order {
+			if err := n.Add(reparse(t, c)); err == nil {
+				t.Errorf("order %v: ben's stale change taken", label(order))
+			}
+		}
+		if slices.ContainsFunc(chain, func(c *group.Change) bool { return n.Has(c.Hash()) }) || len(n.Missing()) > 0 {
+			t.Errorf("order %v: took some of ben's chain, or asks for %d changes; want neither", label(order), len(n.Missing()))
+		}
+	}
+}
+
+// permutations are the orders of cs.
+func permutations(cs []*group.Change) [][]*group.Change {
+	if len(cs) <= 1 {
+		return [][]*group.Change{slices.Clone(cs)}
+	}
+	var out [][]*group.Change
+	for i, c := range cs {
+		rest := append(slices.Clone(cs[:i]), cs[i+1:]...)
+		for _, p := range permutations(rest) {
+			out = append(out, append([]*group.Change{c}, p...))
+		}
+	}
+	return out
 }
 
 // TestConcurrentChangesConverge: two admins' changes cross in flight;
