@@ -50,6 +50,7 @@ type Log struct {
 	aside   keptOut  // changes kept out as moot (besideLeave)
 	poison  hashSet  // changes out of the log found poisoned (poisonedOut)
 	stale   keptOut  // changes refused as stale (checkFresh)
+	bad     badSet   // changes refused where they were built, and those on them (refuseFor)
 	state   State
 	outcome map[Hash]error // why a change did not take effect in the fold
 	refused []error        // held changes refused when their parents came
@@ -89,7 +90,7 @@ func New(create *Change) (*Log, error) {
 	if create.Op != OpCreate {
 		return nil, fmt.Errorf("%w: a group starts with a create, not %s", ErrMalformed, create.Op)
 	}
-	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, heldAt: map[Hash]uint64{}, aside: keptOut{}, poison: hashSet{}, stale: keptOut{}}
+	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, heldAt: map[Hash]uint64{}, aside: keptOut{}, poison: hashSet{}, stale: keptOut{}, bad: badSet{}}
 	l.insert(create)
 	l.refold()
 	return l, nil
@@ -177,8 +178,9 @@ func (l *Log) Missing() []Hash {
 		for _, p := range c.Parents {
 			// One found poisoned never comes back (poisonedOut).
 			// One refused as stale is held already (its child vouches
-			// for nothing).
-			if l.nodes[p] == nil && l.pending[p] == nil && !l.poison[p] && l.stale[p] == nil && !slices.Contains(out, p) {
+			// for nothing), and one refused where it was built is
+			// refused wherever it comes from (refuseFor).
+			if l.nodes[p] == nil && l.pending[p] == nil && !l.poison[p] && l.stale[p] == nil && l.bad[p] == nil && !slices.Contains(out, p) {
 				out = append(out, p)
 			}
 		}
@@ -292,6 +294,9 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	if l.nodes[c.hash] != nil {
 		return nil
 	}
+	if err := badParent(l, c); err != nil {
+		return err
+	}
 	if checkBeside && poisonedOut(l, c, nil) && poisonSettled(l, c) {
 		l.setAside(c)
 		return poisonedErr(c)
@@ -325,7 +330,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 		// the log holds.
 		next := l.state.clone()
 		if err := next.apply(c); err != nil {
-			return refusal(c, err)
+			return refuseFor(l, c, refusal(c, err))
 		}
 		if len(l.order) >= MaxChanges {
 			return fmt.Errorf("%w: %d changes", ErrFull, len(l.order))
@@ -343,7 +348,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 		return nil
 	}
 	if err := l.admissible(c); err != nil {
-		return err
+		return refuseFor(l, c, err)
 	}
 	// c does not build on every change of the log, so a leave by its
 	// author may be concurrent with it (never for an honest author).
@@ -546,6 +551,55 @@ type hashSet map[Hash]bool
 func (k hashSet) keep(h Hash) {
 	makeRoom(k, h, MaxChanges)
 	k[h] = true
+}
+
+// badSet holds the changes refused where they were built (rule 5 of
+// §14.3 against the fold of their ancestors: the same refusal in every
+// log, whatever else it holds), and those that build on one, each with
+// why: at most MaxChanges; past that, one is forgotten, and is refused
+// again when it comes.
+type badSet map[Hash]error
+
+// keep adds h, refused for err, making room if it must.
+func (k badSet) keep(h Hash, err error) {
+	makeRoom(k, h, MaxChanges)
+	k[h] = err
+}
+
+// refuseFor records that c is refused where it was built, for err, and
+// drops the changes held that build on it, and on those: none can ever
+// be placed, and the log would ask for c for ever, and be sent the whole
+// log each time (a former admin's change refused at its own parents,
+// with one on top of it, had every member ask for it every wantEvery;
+// TestChangeOnARefusedOneIsDropped). It returns err.
+func refuseFor(l *Log, c *Change, err error) error {
+	l.bad.keep(c.hash, err)
+	for h, p := range l.pending {
+		if slices.Contains(p.Parents, c.hash) {
+			unhold(l, h)
+			l.refused = append(l.refused, refuseFor(l, p, onBad(p, err)))
+		}
+	}
+	return err
+}
+
+// badParent refuses c if it builds on a change refused where it was
+// built (refuseFor), or was refused so itself.
+func badParent(l *Log, c *Change) error {
+	if err := l.bad[c.hash]; err != nil {
+		return err
+	}
+	for _, p := range c.Parents {
+		if err := l.bad[p]; err != nil {
+			return refuseFor(l, c, onBad(c, err))
+		}
+	}
+	return nil
+}
+
+// onBad is why c, which builds on a change refused for err, is refused.
+func onBad(c *Change, err error) error {
+	return fmt.Errorf("%s by %s builds on a change that is refused: %w", c.Op, identity.ShortID(c.Author), err)
 }
 
 // makeRoom makes room in m, which holds at most limit, for h: if m is

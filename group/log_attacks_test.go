@@ -104,6 +104,70 @@ func TestRemovedAdminStoogeCannotUndoRemoval(t *testing.T) {
 	}
 }
 
+// TestChangeOnARefusedOneIsDropped: ben, an admin, signs an add of cat,
+// a member already: refused where it was built (rule 5), in every log.
+// On it he signs a rename, and dan, in league, leaves on that; the add
+// on the newest version, or on an older one (refused on another path).
+// In every order of the three, none is taken, nothing is held and
+// nothing is asked for, and each is refused for the add's reason.
+// Before, a change on the refused add that came first was held for it,
+// and the log asked for the add for ever (a node every wantEvery, and
+// was sent the whole log each time), refusing it each time it came.
+func TestChangeOnARefusedOneIsDropped(t *testing.T) {
+	for _, older := range []bool{false, true} {
+		p := people(t, "ann", "ben", "cat", "dan")
+		create, l := newGroup(t, p["ann"], p["ben"], p["cat"], p["dan"])
+		propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+		on := l.Heads()
+		if older { // the add does not build on every change: another path
+			propose(t, l, p["ann"], group.OpRename, person{}, "ann's")
+		}
+		base := l.Changes0()[1:]
+		bad, err := group.SignForTest(p["ben"].key, l.ID(), on, group.OpAdd, p["cat"].id, "", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rename, err := group.SignForTest(p["ben"].key, l.ID(), []group.Hash{bad.Hash()}, group.OpRename, "", "ben's", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leave, err := group.SignForTest(p["dan"].key, l.ID(), []group.Hash{rename.Hash()}, group.OpLeave, "", "", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := []*group.Change{bad, rename, leave}
+		for _, order := range permutations(all) {
+			n := replay(t, create, base...)
+			var refused []error
+			for _, c := range order {
+				if err := n.Add(reparse(t, c)); err != nil && !errors.Is(err, group.ErrMissingParents) {
+					refused = append(refused, err)
+				}
+				refused = append(refused, n.Refused()...)
+			}
+			which := fmt.Sprintf("on an older version %v, order", older)
+			for _, c := range order {
+				which += fmt.Sprint(" ", slices.Index(all, c))
+			}
+			if slices.ContainsFunc(all, func(c *group.Change) bool { return n.Has(c.Hash()) }) || group.HeldForTest(n) > 0 || len(n.Missing()) > 0 {
+				t.Errorf("%s: took some, or holds %d, or asks for %d; want none", which, group.HeldForTest(n), len(n.Missing()))
+			}
+			if len(refused) != 3 || slices.ContainsFunc(refused, func(err error) bool { return !errors.Is(err, group.ErrAlreadyMember) }) {
+				t.Errorf("%s: refused %v, want the three, for the add's reason", which, refused)
+			}
+			if got := names(p, n.State().Members); !slices.Equal(got, []string{"ann", "ben", "cat", "dan"}) {
+				t.Errorf("%s: members %v", which, got)
+			}
+			// Sent again, each is refused at once, for the same reason.
+			for _, c := range all {
+				if err := n.Add(reparse(t, c)); !errors.Is(err, group.ErrAlreadyMember) {
+					t.Errorf("%s: sent again: %v, want ErrAlreadyMember", which, err)
+				}
+			}
+		}
+	}
+}
+
 // TestJuniorAdminCannotRemoveSenior: ann (the creator) makes ben and
 // then cat admins. An admin removes only admins junior to it: cat cannot
 // remove ben or ann, whether her client proposes it or a modified one
@@ -155,8 +219,10 @@ func TestJuniorAdminCannotRemoveSenior(t *testing.T) {
 	if err := l.AddWith(counter, []*group.Change{vouch}); !errors.Is(err, group.ErrJuniorAdmin) {
 		t.Errorf("cat's late counter-removal, vouched for: %v, want ErrJuniorAdmin", err)
 	}
-	if err := l.Add(vouch); !errors.Is(err, group.ErrMissingParents) {
-		t.Errorf("dan's vouch: %v, want ErrMissingParents (it names the refused change)", err)
+	// It names the refused change, and so can never be placed: it is
+	// refused for the same reason, and the log asks for nothing.
+	if err := l.Add(vouch); !errors.Is(err, group.ErrJuniorAdmin) || len(l.Missing()) > 0 {
+		t.Errorf("dan's vouch: %v, missing %d; want ErrJuniorAdmin, none", err, len(l.Missing()))
 	}
 	for _, m := range []*group.Log{l, deal(t, create, append(cs, vouch, counter))} {
 		s := m.State()
