@@ -765,7 +765,7 @@ func countsAside(c *Change, creator peer.ID) bool {
 
 // settleHeld sets aside the changes held that keptOutChild keeps out,
 // and says whether one of them counts beside the log's changes, or is
-// poisoned (what it vouched for may have to go).
+// poisoned, or builds on a head (what it vouched for may have to go).
 func (l *Log) settleHeld() (counted bool) {
 	for moved := true; moved; {
 		moved = false
@@ -774,10 +774,14 @@ func (l *Log) settleHeld() (counted bool) {
 			if l.keptOutChild(p, held) {
 				unhold(l, h)
 				keepAside(l, p)
-				// A change found poisoned since it was held may have
-				// vouched for heads of the log until then: they are
-				// looked at again too.
-				moved, counted = true, counted || countsAside(p, l.state.Creator) || l.poison[h]
+				// A change held that builds on a head of the log, or
+				// found poisoned since it was held, may have vouched for
+				// heads until then (heldChild): they are looked at again
+				// too. Else a leave beside another of its author's,
+				// taken while a change held on it vouched, stayed once
+				// that change was set aside, and not in a log that had
+				// both later (TestLeaveVouchedByAHeldChangeGoesWithIt).
+				moved, counted = true, counted || countsAside(p, l.state.Creator) || l.poison[h] || slices.ContainsFunc(p.Parents, func(q Hash) bool { return l.heads[q] })
 				break // what is held changed: index it again
 			}
 		}

@@ -555,6 +555,69 @@ func TestStaleChangeNotVouchedByStranger(t *testing.T) {
 	}
 }
 
+// TestLeaveVouchedByAHeldChangeGoesWithIt: cat signs two leaves on one
+// version; the later (by hash) is kept out beside the earlier unless a
+// change builds on it. dan, an admin who left, signs a rename beside his
+// leave (kept out), and on it and cat's later leave another (held) that
+// vouches for the leave until its other parent comes and sets it aside
+// (keptOutChild). A log that had that change held when the later leave
+// came took the leave, and kept it once the change was set aside; a log
+// that had the rename first kept the leave out: the same changes, two
+// logs (the sweep's seed 21, with regions four levels deep, one trial in
+// four). Now the heads the change built on are looked at again when it
+// is set aside, and in every order the log holds the earlier leave and
+// dan's, and none of the rest.
+func TestLeaveVouchedByAHeldChangeGoesWithIt(t *testing.T) {
+	p := people(t, "ann", "cat", "dan")
+	create, l := newGroup(t, p["ann"], p["cat"], p["dan"])
+	propose(t, l, p["ann"], group.OpAdmin, p["dan"], "")
+	base := l.Changes0()[1:]
+	heads := l.Heads()
+	var leaves []*group.Change
+	for i := range 2 {
+		lv, err := group.SignForTest(p["cat"].key, l.ID(), heads, group.OpLeave, "", "", t0.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves = append(leaves, lv)
+	}
+	if h0, h1 := leaves[0].Hash(), leaves[1].Hash(); bytes.Compare(h0[:], h1[:]) > 0 {
+		leaves[0], leaves[1] = leaves[1], leaves[0]
+	}
+	early, late := leaves[0], leaves[1]
+	dleave := propose(t, l, p["dan"], group.OpLeave, person{}, "")
+	beside, err := group.SignForTest(p["dan"].key, l.ID(), heads, group.OpRename, "", "dan's", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := group.SignForTest(p["dan"].key, l.ID(), []group.Hash{late.Hash(), beside.Hash()}, group.OpRename, "", "dan's again", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []*group.Change{dleave, beside, late, early, held}
+	for _, order := range permutations(all) {
+		n := replay(t, create, base...)
+		for _, c := range order {
+			_ = n.Add(reparse(t, c)) // refusals are the point: what stays is checked
+		}
+		var which []int
+		for _, c := range order {
+			which = append(which, slices.Index(all, c))
+		}
+		for i, want := range []bool{true, false, false, true, false} {
+			if n.Has(all[i].Hash()) != want {
+				t.Errorf("order %v (0 dan's leave, 1 his rename, 2 cat's later leave, 3 her earlier one, 4 dan's change on 1 and 2): has %d %v, want %v", which, i, !want, want)
+			}
+		}
+		if len(n.Missing()) > 0 || group.HeldForTest(n) > 0 {
+			t.Errorf("order %v: asks for %d, holds %d", which, len(n.Missing()), group.HeldForTest(n))
+		}
+		if err := n.CheckFoldForTest(); err != nil {
+			t.Errorf("order %v: %v", which, err)
+		}
+	}
+}
+
 // TestSecondLeaveKeptBesideAnOldOne: cat leaves, ann adds her again, and
 // she leaves again. Then she signs a leave on the version before her
 // first (as part of a flood, or to come back): it is beside both of her
