@@ -567,20 +567,39 @@ func (k badSet) keep(h Hash, err error) {
 }
 
 // refuseFor records that c is refused where it was built, for err, and
-// drops the changes held that build on it, and on those: none can ever
+// refuses the changes held that build on it, and on those: none can ever
 // be placed, and the log would ask for c for ever, and be sent the whole
-// log each time (a former admin's change refused at its own parents,
-// with one on top of it, had every member ask for it every wantEvery;
-// TestChangeOnARefusedOneIsDropped). It returns err.
+// log each time (TestChangeOnARefusedOneIsDropped). A change so refused
+// may have vouched for a head while it was held: the log looks at the
+// heads again (TestLeaveVouchedByAChangeOnARefusedOneGoes). It returns
+// err.
 func refuseFor(l *Log, c *Change, err error) error {
+	if dropOnBad(l, c, err) {
+		l.prune()
+	}
+	return err
+}
+
+// dropOnBad records c as refused for err, and drops the changes held on
+// it, and on those, reporting each (Refused); it says whether one of
+// them built on a head of the log.
+func dropOnBad(l *Log, c *Change, err error) (onHead bool) {
 	l.bad.keep(c.hash, err)
 	for h, p := range l.pending {
 		if slices.Contains(p.Parents, c.hash) {
 			unhold(l, h)
-			l.refused = append(l.refused, refuseFor(l, p, onBad(p, err)))
+			why := onBad(p, err)
+			l.refused = append(l.refused, why)
+			onHead = dropOnBad(l, p, why) || onHeadOf(l, p) || onHead
 		}
 	}
-	return err
+	return onHead
+}
+
+// onHeadOf says whether c builds on a head of the log: held, it vouched
+// for it (heldChild), and if it goes, the head may have to go too.
+func onHeadOf(l *Log, c *Change) bool {
+	return slices.ContainsFunc(c.Parents, func(q Hash) bool { return l.heads[q] })
 }
 
 // badParent refuses c if it builds on a change refused where it was
@@ -640,9 +659,13 @@ func (l *Log) recall(c *Change) error {
 	case l.nodes[c.hash] != nil:
 		return nil
 	case l.pending[c.hash] != nil && onOwnStale(l, c):
+		// Held, c may have vouched for a head meanwhile (a change
+		// set aside it brought back): the log looks again.
 		unhold(l, c.hash)
 		l.stale.keep(c)
-		staleOn(l, c)
+		if staleHeldOn(l, c) || onHeadOf(l, c) {
+			l.prune()
+		}
 		return fmt.Errorf("%w: %s by %s builds on a change by the same author for an old version", ErrStale, c.Op, identity.ShortID(c.Author))
 	case l.pending[c.hash] != nil:
 		return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
@@ -781,7 +804,7 @@ func (l *Log) settleHeld() (counted bool) {
 				// taken while a change held on it vouched, stayed once
 				// that change was set aside, and not in a log that had
 				// both later (TestLeaveVouchedByAHeldChangeGoesWithIt).
-				moved, counted = true, counted || countsAside(p, l.state.Creator) || l.poison[h] || slices.ContainsFunc(p.Parents, func(q Hash) bool { return l.heads[q] })
+				moved, counted = true, counted || countsAside(p, l.state.Creator) || l.poison[h] || onHeadOf(l, p)
 				break // what is held changed: index it again
 			}
 		}
@@ -1117,15 +1140,26 @@ func (l *Log) vouched(c *Change, rest []*Change) bool {
 // as stale, by c's author, and those by it on them: each needs c, and
 // none vouches for it (wanted would have), so the log would ask for c
 // for ever and refuse it each time. A change that vouches for one of
-// them later brings them all back (recall).
+// them later brings them all back (recall). One of them may have
+// vouched for a head while it was held: the log looks at the heads
+// again (refuseFor).
 func staleOn(l *Log, c *Change) {
+	if staleHeldOn(l, c) {
+		l.prune()
+	}
+}
+
+// staleHeldOn is staleOn without the look at the heads, which it says
+// is needed.
+func staleHeldOn(l *Log, c *Change) (onHead bool) {
 	for h, p := range l.pending {
 		if p.Author == c.Author && slices.Contains(p.Parents, c.hash) {
 			unhold(l, h)
 			l.stale.keep(p)
-			staleOn(l, p)
+			onHead = staleHeldOn(l, p) || onHeadOf(l, p) || onHead
 		}
 	}
+	return onHead
 }
 
 // release adds held changes whose parents have all arrived. A held

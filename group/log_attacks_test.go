@@ -618,6 +618,70 @@ func TestLeaveVouchedByAHeldChangeGoesWithIt(t *testing.T) {
 	}
 }
 
+// TestLeaveVouchedByAChangeOnARefusedOneGoes: as
+// TestLeaveVouchedByAHeldChangeGoesWithIt, but dan's change held on
+// cat's later leave builds on a change of his that is refused when it
+// comes: an add that rule 5 refuses (cat is a member already), or a
+// rename on a version ann's renames since left more than StaleAfter
+// behind. The change held is refused with it, and the leave it vouched
+// for goes. In every order the log holds the earlier leave only.
+func TestLeaveVouchedByAChangeOnARefusedOneGoes(t *testing.T) {
+	for _, stale := range []bool{false, true} {
+		p := people(t, "ann", "cat", "dan")
+		create, l := newGroup(t, p["ann"], p["cat"], p["dan"])
+		propose(t, l, p["ann"], group.OpAdmin, p["dan"], "")
+		old := l.Heads()
+		op, about, name := group.OpAdd, p["cat"].id, ""
+		if stale {
+			op, about, name = group.OpRename, "", "dan's"
+			for i := range group.StaleAfter + 1 {
+				propose(t, l, p["ann"], group.OpRename, person{}, fmt.Sprint("ann's ", i))
+			}
+		}
+		base := l.Changes0()[1:]
+		heads := l.Heads()
+		var leaves []*group.Change
+		for i := range 2 {
+			lv, err := group.SignForTest(p["cat"].key, l.ID(), heads, group.OpLeave, "", "", t0.Add(time.Duration(i)*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaves = append(leaves, lv)
+		}
+		if h0, h1 := leaves[0].Hash(), leaves[1].Hash(); bytes.Compare(h0[:], h1[:]) > 0 {
+			leaves[0], leaves[1] = leaves[1], leaves[0]
+		}
+		early, late := leaves[0], leaves[1]
+		refused, err := group.SignForTest(p["dan"].key, l.ID(), old, op, about, name, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held, err := group.SignForTest(p["dan"].key, l.ID(), []group.Hash{late.Hash(), refused.Hash()}, group.OpRename, "", "dan's again", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := []*group.Change{refused, late, early, held}
+		for _, order := range permutations(all) {
+			n := replay(t, create, base...)
+			for _, c := range order {
+				_ = n.Add(reparse(t, c)) // refusals are the point: what stays is checked
+			}
+			which := fmt.Sprintf("stale %v, order", stale)
+			for _, c := range order {
+				which += fmt.Sprint(" ", slices.Index(all, c))
+			}
+			for i, want := range []bool{false, false, true, false} {
+				if n.Has(all[i].Hash()) != want {
+					t.Errorf("%s (0 dan's refused change, 1 cat's later leave, 2 her earlier one, 3 dan's change on 0 and 1): has %d %v, want %v", which, i, !want, want)
+				}
+			}
+			if len(n.Missing()) > 0 || group.HeldForTest(n) > 0 {
+				t.Errorf("%s: asks for %d, holds %d", which, len(n.Missing()), group.HeldForTest(n))
+			}
+		}
+	}
+}
+
 // TestSecondLeaveKeptBesideAnOldOne: cat leaves, ann adds her again, and
 // she leaves again. Then she signs a leave on the version before her
 // first (as part of a flood, or to come back): it is beside both of her
