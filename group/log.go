@@ -669,6 +669,10 @@ func (l *Log) recall(c *Change) error {
 		return fmt.Errorf("%w: %s by %s builds on a change by the same author for an old version", ErrStale, c.Op, identity.ShortID(c.Author))
 	case l.pending[c.hash] != nil:
 		return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
+	case l.bad[c.hash] != nil:
+		// A change it brought back was refused, and c with it
+		// (refuseFor).
+		return l.bad[c.hash]
 	}
 	return fmt.Errorf("%w: %s by %s builds on changes kept out of the log", ErrNotMember, c.Op, identity.ShortID(c.Author))
 }
