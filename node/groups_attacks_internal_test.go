@@ -90,6 +90,46 @@ func TestGroupRemovedAdminCounterRemoval(t *testing.T) {
 	}
 }
 
+// TestGroupChangeOnARefusedOneNotAskedFor, on real nodes: bob, an
+// admin, signs an add of carol, a member already (refused where it was
+// built, in every log), and a rename on it, and sends both to carol. She
+// refuses both, for the add's reason, and asks nobody for anything.
+// Before, the rename was held for the add, and carol asked for the add
+// (a group-want, answered with the whole log) every wantEvery, for ever
+// (group.TestChangeOnARefusedOneIsDropped).
+func TestGroupChangeOnARefusedOneNotAskedFor(t *testing.T) {
+	_, bob, carol, id := adminTrio(t)
+	changes := logChanges(bob, id)
+	before, err := group.Restore(changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := group.Sign(bob.id.Signer(), id, before.Heads(), group.OpAdd, carol.ID(), "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rename, err := group.Sign(bob.id.Signer(), id, []group.Hash{bad.Hash()}, group.OpRename, "", "bob's", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.groups.distribute(id, append(changes, bad.Bytes(), rename.Bytes()), []peer.ID{carol.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	carol.offWait("the add refused", func(e Event) bool {
+		return e.Kind == EventError && e.PeerID == bob.ID() && strings.Contains(e.Err, "already a member")
+	})
+	carol.groups.mu.Lock()
+	l := carol.groups.logs[id]
+	missing, has := len(l.Missing()), l.Has(bad.Hash()) || l.Has(rename.Hash())
+	carol.groups.mu.Unlock()
+	carol.groups.wants.mu.Lock()
+	_, asked := carol.groups.wants.asked[wantKey{g: id}]
+	carol.groups.wants.mu.Unlock()
+	if missing > 0 || has || asked {
+		t.Errorf("carol's log lacks %d changes, holds bob's %v, asked for them %v; want none, false, false", missing, has, asked)
+	}
+}
+
 // TestGroupRemovedAdminStooge, on real nodes: alice (the creator)
 // removes bob, an admin she made, then renames the group. Bob's modified
 // client, on his log from before his removal, adds xen (a key of his),
