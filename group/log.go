@@ -671,8 +671,10 @@ func (l *Log) recall(c *Change) error {
 		return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
 	case l.bad[c.hash] != nil:
 		// A change it brought back was refused, and c with it
-		// (refuseFor).
-		return l.bad[c.hash]
+		// (refuseFor): said here, not among the held changes refused.
+		err := l.bad[c.hash]
+		l.refused = slices.DeleteFunc(l.refused, func(e error) bool { return e == err })
+		return err
 	}
 	return fmt.Errorf("%w: %s by %s builds on changes kept out of the log", ErrNotMember, c.Op, identity.ShortID(c.Author))
 }

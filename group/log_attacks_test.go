@@ -168,6 +168,52 @@ func TestChangeOnARefusedOneIsDropped(t *testing.T) {
 	}
 }
 
+// TestVouchForARefusedChangeSaysWhy: dan, an admin, leaves; on a
+// version from before, he renames the group (kept out, beside his leave)
+// and on that adds cat, a member already: set aside with the rename
+// (keptOutChild), never checked. Cat leaves on the add: a leave vouches,
+// so the add and the rename come back, and the add is refused (rule 5).
+// Cat's leave, held for it, is refused with it: Add says so, for the
+// add's reason, once (not again among the held changes refused), and
+// nothing is held or asked for.
+func TestVouchForARefusedChangeSaysWhy(t *testing.T) {
+	p := people(t, "ann", "cat", "dan")
+	_, l := newGroup(t, p["ann"], p["cat"], p["dan"])
+	propose(t, l, p["ann"], group.OpAdmin, p["dan"], "")
+	before := l.Heads()
+	propose(t, l, p["dan"], group.OpLeave, person{}, "")
+	rename, err := group.SignForTest(p["dan"].key, l.ID(), before, group.OpRename, "", "dan's", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add, err := group.SignForTest(p["dan"].key, l.ID(), []group.Hash{rename.Hash()}, group.OpAdd, p["cat"].id, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leave, err := group.SignForTest(p["cat"].key, l.ID(), []group.Hash{add.Hash()}, group.OpLeave, "", "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*group.Change{rename, add} {
+		if err := l.Add(c); !errors.Is(err, group.ErrNotMember) {
+			t.Fatalf("dan's %s: %v, want ErrNotMember (kept out)", c.Op, err)
+		}
+	}
+	err = l.Add(leave)
+	refused := l.Refused()
+	if !errors.Is(err, group.ErrAlreadyMember) {
+		t.Errorf("cat's leave on the add: %v, want the add's reason (ErrAlreadyMember)", err)
+	}
+	for _, r := range refused {
+		if strings.Contains(r.Error(), "leave by") {
+			t.Errorf("cat's leave reported again among the held changes refused: %v", r)
+		}
+	}
+	if l.Has(leave.Hash()) || l.Has(add.Hash()) || group.HeldForTest(l) > 0 || len(l.Missing()) > 0 {
+		t.Errorf("has the leave %v, the add %v; holds %d, asks for %d; want none", l.Has(leave.Hash()), l.Has(add.Hash()), group.HeldForTest(l), len(l.Missing()))
+	}
+}
+
 // TestJuniorAdminCannotRemoveSenior: ann (the creator) makes ben and
 // then cat admins. An admin removes only admins junior to it: cat cannot
 // remove ben or ann, whether her client proposes it or a modified one
