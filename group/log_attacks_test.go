@@ -601,6 +601,25 @@ func TestStaleChangeNotVouchedByStranger(t *testing.T) {
 	}
 }
 
+// twoLeaves are two leaves by who on heads, the earlier in the log's
+// order (of one depth, by hash) first: the later is kept out beside it
+// unless a change builds on it.
+func twoLeaves(t *testing.T, l *group.Log, who person, heads []group.Hash) (early, late *group.Change) {
+	t.Helper()
+	var leaves []*group.Change
+	for i := range 2 {
+		lv, err := group.SignForTest(who.key, l.ID(), heads, group.OpLeave, "", "", t0.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves = append(leaves, lv)
+	}
+	if h0, h1 := leaves[0].Hash(), leaves[1].Hash(); bytes.Compare(h0[:], h1[:]) > 0 {
+		return leaves[1], leaves[0]
+	}
+	return leaves[0], leaves[1]
+}
+
 // TestLeaveVouchedByAHeldChangeGoesWithIt: cat signs two leaves on one
 // version; the later (by hash) is kept out beside the earlier unless a
 // change builds on it. dan, an admin who left, signs a rename beside his
@@ -619,18 +638,7 @@ func TestLeaveVouchedByAHeldChangeGoesWithIt(t *testing.T) {
 	propose(t, l, p["ann"], group.OpAdmin, p["dan"], "")
 	base := l.Changes0()[1:]
 	heads := l.Heads()
-	var leaves []*group.Change
-	for i := range 2 {
-		lv, err := group.SignForTest(p["cat"].key, l.ID(), heads, group.OpLeave, "", "", t0.Add(time.Duration(i)*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		leaves = append(leaves, lv)
-	}
-	if h0, h1 := leaves[0].Hash(), leaves[1].Hash(); bytes.Compare(h0[:], h1[:]) > 0 {
-		leaves[0], leaves[1] = leaves[1], leaves[0]
-	}
-	early, late := leaves[0], leaves[1]
+	early, late := twoLeaves(t, l, p["cat"], heads)
 	dleave := propose(t, l, p["dan"], group.OpLeave, person{}, "")
 	beside, err := group.SignForTest(p["dan"].key, l.ID(), heads, group.OpRename, "", "dan's", t0)
 	if err != nil {
@@ -686,18 +694,7 @@ func TestLeaveVouchedByAChangeOnARefusedOneGoes(t *testing.T) {
 		}
 		base := l.Changes0()[1:]
 		heads := l.Heads()
-		var leaves []*group.Change
-		for i := range 2 {
-			lv, err := group.SignForTest(p["cat"].key, l.ID(), heads, group.OpLeave, "", "", t0.Add(time.Duration(i)*time.Second))
-			if err != nil {
-				t.Fatal(err)
-			}
-			leaves = append(leaves, lv)
-		}
-		if h0, h1 := leaves[0].Hash(), leaves[1].Hash(); bytes.Compare(h0[:], h1[:]) > 0 {
-			leaves[0], leaves[1] = leaves[1], leaves[0]
-		}
-		early, late := leaves[0], leaves[1]
+		early, late := twoLeaves(t, l, p["cat"], heads)
 		refused, err := group.SignForTest(p["dan"].key, l.ID(), old, op, about, name, t0)
 		if err != nil {
 			t.Fatal(err)
