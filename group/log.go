@@ -176,11 +176,11 @@ func (l *Log) Missing() []Hash {
 	var out []Hash
 	for _, c := range l.pending {
 		for _, p := range c.Parents {
-			// One found poisoned never comes back (poisonedOut).
-			// One refused as stale is held already (its child vouches
-			// for nothing), and one refused where it was built is
-			// refused wherever it comes from (refuseFor).
-			if l.nodes[p] == nil && l.pending[p] == nil && !l.poison[p] && l.stale[p] == nil && l.bad[p] == nil && !slices.Contains(out, p) {
+			// One found poisoned never comes back (poisonedOut), and
+			// one refused as stale is held already (its child vouches
+			// for nothing). None held builds on one refused where it
+			// was built: refuseFor refuses those with it.
+			if l.nodes[p] == nil && l.pending[p] == nil && !l.poison[p] && l.stale[p] == nil && !slices.Contains(out, p) {
 				out = append(out, p)
 			}
 		}
@@ -315,8 +315,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	// it is needed whatever its age.
 	if checkStale && !l.wanted(c) && !l.vouched(c, rest) {
 		if err := l.checkFresh(c); err != nil {
-			l.stale.keep(c)
-			staleOn(l, c)
+			refuseStale(l, c, false)
 			return err
 		}
 	}
@@ -662,10 +661,7 @@ func (l *Log) recall(c *Change) error {
 		// Held, c may have vouched for a head meanwhile (a change
 		// set aside it brought back): the log looks again.
 		unhold(l, c.hash)
-		l.stale.keep(c)
-		if staleHeldOn(l, c) || onHeadOf(l, c) {
-			l.prune()
-		}
+		refuseStale(l, c, true)
 		return fmt.Errorf("%w: %s by %s builds on a change by the same author for an old version", ErrStale, c.Op, identity.ShortID(c.Author))
 	case l.pending[c.hash] != nil:
 		return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
@@ -680,7 +676,7 @@ func (l *Log) recall(c *Change) error {
 }
 
 // onOwnStale says whether c builds on a change by its own author
-// refused as stale (staleOn).
+// refused as stale (refuseStale).
 func onOwnStale(l *Log, c *Change) bool {
 	return slices.ContainsFunc(c.Parents, func(p Hash) bool {
 		s := l.stale[p]
@@ -1142,21 +1138,22 @@ func (l *Log) vouched(c *Change, rest []*Change) bool {
 	return by(c, rest)
 }
 
-// staleOn refuses as stale the changes held that build on c, refused
-// as stale, by c's author, and those by it on them: each needs c, and
-// none vouches for it (wanted would have), so the log would ask for c
-// for ever and refuse it each time. A change that vouches for one of
-// them later brings them all back (recall). One of them may have
-// vouched for a head while it was held: the log looks at the heads
-// again (refuseFor).
-func staleOn(l *Log, c *Change) {
-	if staleHeldOn(l, c) {
+// refuseStale keeps c, refused as stale, with the changes held that
+// build on it by its author, and those by it on them (staleHeldOn):
+// each needs c, and none vouches for it (wanted would have), so the log
+// would ask for c for ever and refuse it each time. A change that
+// vouches for one of them later brings them all back (recall). One of
+// them, or c if it was held (wasHeld), may have vouched for a head
+// while it was held: the log looks at the heads again (refuseFor).
+func refuseStale(l *Log, c *Change, wasHeld bool) {
+	l.stale.keep(c)
+	if staleHeldOn(l, c) || (wasHeld && onHeadOf(l, c)) {
 		l.prune()
 	}
 }
 
-// staleHeldOn is staleOn without the look at the heads, which it says
-// is needed.
+// staleHeldOn refuses as stale the changes held on c by its author, and
+// on those (refuseStale), and says whether one of them built on a head.
 func staleHeldOn(l *Log, c *Change) (onHead bool) {
 	for h, p := range l.pending {
 		if p.Author == c.Author && slices.Contains(p.Parents, c.hash) {
