@@ -1007,14 +1007,23 @@ func (l *Log) parentsKnown(c *Change) bool {
 // way (giveWay), c's author included: a flood, with one key or many,
 // pushes out its own, not an honest change that came before its parent
 // (TestHeldFloodGivesWay). What is dropped comes again with the next
-// frame that carries it, as a change that came too early always did.
+// frame that carries it, as a change that came too early always did;
+// until then it vouches for nothing, so the heads it built on are
+// looked at again (TestLeaveVouchedByAHeldChangeThatGivesWay).
 func (l *Log) hold(c *Change) error {
 	l.pending[c.hash] = c
 	l.held++
 	l.heldAt[c.hash] = l.held
 	if len(l.pending) > MaxPending {
 		out := giveWay(l.pending, l.heldAt, l.Named)
+		gone := l.pending[out]
 		unhold(l, out)
+		if out != c.hash && onHeadOf(l, gone) {
+			// It may have vouched for the heads it built on
+			// (heldChild): forgotten, it vouches no more, as in a log
+			// that never held it (TestLeaveVouchedByAHeldChangeThatGivesWay).
+			l.prune()
+		}
 		if out == c.hash {
 			return fmt.Errorf("%w: %d changes wait for earlier ones, and those of %s give way first (a key the group does not name, or the one with the most)", ErrFull, len(l.pending), identity.ShortID(c.Author))
 		}

@@ -725,6 +725,53 @@ func TestLeaveVouchedByAChangeOnARefusedOneGoes(t *testing.T) {
 	}
 }
 
+// TestLeaveVouchedByAHeldChangeThatGivesWay: as
+// TestLeaveVouchedByAHeldChangeGoesWithIt, but the change held that
+// vouches for cat's later leave waits for a parent that never comes, and
+// is pushed out of the changes held (giveWay) by more of its author's,
+// past MaxPending. A log that forgot it must keep the leave out, as one
+// that never had it does; and when it comes again, it brings the leave
+// back. Before, the log that held it first kept the leave for good.
+func TestLeaveVouchedByAHeldChangeThatGivesWay(t *testing.T) {
+	p := people(t, "ann", "cat", "dan")
+	create, l := newGroup(t, p["ann"], p["cat"], p["dan"])
+	heads := l.Heads()
+	early, late := twoLeaves(t, l, p["cat"], heads)
+	never := func(i int) group.Hash { return group.Hash{0xee, byte(i >> 8), byte(i)} }
+	rename := func(parents []group.Hash, i int) *group.Change {
+		c, err := group.SignForTest(p["dan"].key, l.ID(), parents, group.OpRename, "", fmt.Sprint("dan's ", i), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	held := rename([]group.Hash{late.Hash(), never(0)}, 0)
+	for _, flood := range []bool{false, true} {
+		n := replay(t, create)
+		for _, c := range []*group.Change{early, held, late} {
+			_ = n.Add(reparse(t, c)) // refusals are the point: what stays is checked
+		}
+		if !n.Has(late.Hash()) {
+			t.Fatalf("flood %v: the later leave is out while a change held vouches for it", flood)
+		}
+		if flood {
+			for i := range group.MaxPending {
+				_ = n.Add(rename([]group.Hash{never(i + 1)}, i+1))
+			}
+		}
+		if n.Has(late.Hash()) != !flood {
+			t.Errorf("flood %v: has the later leave %v, want %v", flood, flood, !flood)
+		}
+		if err := n.CheckFoldForTest(); err != nil {
+			t.Errorf("flood %v: %v", flood, err)
+		}
+		_ = n.Add(reparse(t, held))
+		if !n.Has(late.Hash()) {
+			t.Errorf("flood %v: the change held again does not bring the later leave back", flood)
+		}
+	}
+}
+
 // TestSecondLeaveKeptBesideAnOldOne: cat leaves, ann adds her again, and
 // she leaves again. Then she signs a leave on the version before her
 // first (as part of a flood, or to come back): it is beside both of her
