@@ -1,9 +1,11 @@
 package node
 
 import (
+	"errors"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/e2e/ratchet"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -26,13 +28,23 @@ func (n *Node) WriteTextForTest(m store.Message) error {
 	return cs.s.Send(e2e.FrameEnvelope, env)
 }
 
-// WriteReceiptForTest seals a receipt for id and writes it to p.
+// WriteReceiptForTest seals a receipt for id and writes it to p. A node
+// that has only received from p may not have a sending chain yet (its
+// active session its own offer on a session that crossed p's, until p
+// confirms it: PROTOCOL §12.8), and its real receipts then go live,
+// unsealed, or are written again by p; so this waits, up to 10 s, for
+// one, as a sealed receipt through the mailbox would (TestReceiptsIdempotent
+// failed once in CI, "ratchet: no sending session").
 func (n *Node) WriteReceiptForTest(p peer.ID, id e2e.MessageID) error {
 	cs, err := n.sessions.get(n.ctx, p)
 	if err != nil {
 		return err
 	}
 	env, err := n.rk.sealReceipt(p, id)
+	for deadline := time.Now().Add(10 * time.Second); errors.Is(err, ratchet.ErrNoSession) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		env, err = n.rk.sealReceipt(p, id)
+	}
 	if err != nil {
 		return err
 	}
