@@ -31,6 +31,10 @@ var (
 	ErrMissingParents = errors.New("group change waits for earlier changes")
 	// ErrFull: the group or its log is at its limit.
 	ErrFull = errors.New("group is full")
+	// ErrLogFull: the log holds MaxChanges changes, and takes no more:
+	// nobody can change the group's members, admins or name any more
+	// (its messages still go), and it must be made anew. An ErrFull.
+	ErrLogFull = fmt.Errorf("%w: its log holds the most changes a group keeps", ErrFull)
 	// ErrJuniorAdmin: an admin's removal of an admin senior to it (the
 	// creator first, then the admins in the order they were made). Without
 	// this line, two admins could remove each other, and a removed admin

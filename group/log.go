@@ -332,7 +332,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 			return refuseFor(l, c, refusal(c, err))
 		}
 		if len(l.order) >= MaxChanges {
-			return fmt.Errorf("%w: %d changes", ErrFull, len(l.order))
+			return fmt.Errorf("%w (%d)", ErrLogFull, len(l.order))
 		}
 		valid := namersValid(l)
 		l.insert(c)
@@ -363,7 +363,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 		}
 	}
 	if len(l.order) >= MaxChanges {
-		return fmt.Errorf("%w: %d changes", ErrFull, len(l.order))
+		return fmt.Errorf("%w (%d)", ErrLogFull, len(l.order))
 	}
 	l.insert(c)
 	l.refold()

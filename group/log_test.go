@@ -546,3 +546,38 @@ func TestLogNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestLogFull: a log of MaxChanges takes no more changes, on every head
+// or crossing, and says so with ErrLogFull (an ErrFull), which the
+// window turns into what to do; the membership is as it was.
+func TestLogFull(t *testing.T) {
+	p := people(t, "ann", "ben")
+	_, l := newGroup(t, p["ann"], p["ben"])
+	var old []group.Hash
+	for i := range group.MaxChanges - 1 {
+		if i == group.MaxChanges-3 {
+			old = l.Heads()
+		}
+		propose(t, l, p["ann"], group.OpRename, person{}, fmt.Sprint("name ", i))
+	}
+	if n := len(l.Changes()); n != group.MaxChanges {
+		t.Fatalf("%d changes, want %d", n, group.MaxChanges)
+	}
+	onAll, err := l.Propose(p["ann"].key, group.OpRename, "", "one more", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crossing, err := group.SignForTest(p["ann"].key, l.ID(), old, group.OpRename, "", "one beside", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*group.Change{onAll, crossing} {
+		err := l.Add(c)
+		if !errors.Is(err, group.ErrLogFull) || !errors.Is(err, group.ErrFull) {
+			t.Errorf("%s: %v, want ErrLogFull", c.Op, err)
+		}
+	}
+	if s := l.State(); s.Name != fmt.Sprint("name ", group.MaxChanges-2) || len(l.Changes()) != group.MaxChanges {
+		t.Errorf("after: %q, %d changes", s.Name, len(l.Changes()))
+	}
+}

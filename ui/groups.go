@@ -478,5 +478,8 @@ func groupReason(err error) string {
 	if errors.Is(err, group.ErrJuniorAdmin) {
 		return "they were an admin before you, and an admin can remove only the admins made after them (the group's creator, never)"
 	}
+	if errors.Is(err, group.ErrLogFull) {
+		return fmt.Sprintf("the group has had %d changes to its members, admins and name, the most a group keeps, so nobody can change it any more (messages still go); to go on changing it, make it anew with /group create NAME MEMBER...", group.MaxChanges)
+	}
 	return err.Error()
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
@@ -682,6 +684,25 @@ func TestIDMatches(t *testing.T) {
 	} {
 		if got := idMatches(id, c.frag); got != c.want {
 			t.Errorf("idMatches(%q) = %v, want %v", c.frag, got, c.want)
+		}
+	}
+}
+
+// groupReason: a refused group change in words; a log that is full
+// says what to do, a group full of members does not pass for one.
+func TestGroupReason(t *testing.T) {
+	logFull := fmt.Errorf("propose: %w", fmt.Errorf("%w (%d)", group.ErrLogFull, group.MaxChanges))
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("x: %w", group.ErrNotAdmin), "only an admin of the group can do that"},
+		{fmt.Errorf("x: %w", group.ErrJuniorAdmin), "they were an admin before you"},
+		{logFull, "the group has had 4096 changes to its members, admins and name, the most a group keeps, so nobody can change it any more (messages still go); to go on changing it, make it anew with /group create NAME MEMBER..."},
+		{fmt.Errorf("%w: 256 members", group.ErrFull), "group is full: 256 members"},
+	} {
+		if got := groupReason(c.err); !strings.HasPrefix(got, c.want) {
+			t.Errorf("groupReason(%v) = %q, want %q", c.err, got, c.want)
 		}
 	}
 }
