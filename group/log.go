@@ -586,19 +586,13 @@ func dropOnBad(l *Log, c *Change, err error) (onHead bool) {
 	l.bad.keep(c.hash, err)
 	for h, p := range l.pending {
 		if slices.Contains(p.Parents, c.hash) {
-			unhold(l, h)
+			vouched := unhold(l, h)
 			why := onBad(p, err)
 			l.refused = append(l.refused, why)
-			onHead = dropOnBad(l, p, why) || onHeadOf(l, p) || onHead
+			onHead = dropOnBad(l, p, why) || vouched || onHead
 		}
 	}
 	return onHead
-}
-
-// onHeadOf says whether c builds on a head of the log: held, it vouched
-// for it (heldChild), and if it goes, the head may have to go too.
-func onHeadOf(l *Log, c *Change) bool {
-	return slices.ContainsFunc(c.Parents, func(q Hash) bool { return l.heads[q] })
 }
 
 // badParent refuses c if it builds on a change refused where it was
@@ -635,33 +629,14 @@ func makeRoom[V any](m map[Hash]V, h Hash, limit int) {
 // recall brings back the changes set aside that c, just held, builds on,
 // and says what became of c: nil if it is in the log now, else why not.
 func (l *Log) recall(c *Change) error {
-	for _, p := range c.Parents {
-		if s := l.stale[p]; s != nil && l.nodes[p] == nil && ((s.Author != c.Author && l.Named(c.Author)) || (s.Author == c.Author && l.wanted(c))) {
-			// Vouched for by c, or by what vouches for c, its author's,
-			// as a held change's parent is (wanted), whichever came
-			// first.
-			delete(l.stale, p)
-			if err := l.add(s, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
-				l.refused = append(l.refused, err)
-			}
-		}
-		if a := l.aside[p]; a != nil && l.nodes[p] == nil && (vouches(l, c, a, nil) || l.heldChild(c)) {
-			unsetAside(l, p)
-			// Moot again (set aside again) or held for its own parents
-			// is what may become of it; anything else is news.
-			if err := l.add(a, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
-				l.refused = append(l.refused, err)
-			}
-		}
-	}
+	bringBack(l, c, false, map[Hash]bool{})
 	switch {
 	case l.nodes[c.hash] != nil:
 		return nil
 	case l.pending[c.hash] != nil && onOwnStale(l, c):
 		// Held, c may have vouched for a head meanwhile (a change
 		// set aside it brought back): the log looks again.
-		unhold(l, c.hash)
-		refuseStale(l, c, true)
+		refuseStale(l, c, unhold(l, c.hash))
 		return fmt.Errorf("%w: %s by %s builds on a change by the same author for an old version", ErrStale, c.Op, identity.ShortID(c.Author))
 	case l.pending[c.hash] != nil:
 		return fmt.Errorf("%w: %s", ErrMissingParents, c.hash)
@@ -673,6 +648,49 @@ func (l *Log) recall(c *Change) error {
 		return err
 	}
 	return fmt.Errorf("%w: %s by %s builds on changes kept out of the log", ErrNotMember, c.Op, identity.ShortID(c.Author))
+}
+
+// bringBack brings back the changes refused as stale or set aside that
+// c, held, builds on and vouches for, or that a change held on c
+// vouches for through it (protected, if known: heldChild). A change held
+// that c vouches for is protected now, and so is every change held
+// under a protected one that is not poisoned (heldChild): what they
+// build on comes back too, as it would have had it come last. Before
+// (found 2026-12-05), a change of cat's held on her later leave, and
+// dan's on hers, kept the leave only if the leave came after dan's:
+// else the log set it aside, kept it out and asked for it
+// (TestLeaveVouchedThroughAHeldChange).
+func bringBack(l *Log, c *Change, protected bool, seen map[Hash]bool) {
+	known := protected
+	isProtected := func() bool {
+		if !known {
+			protected, known = l.heldChild(c), true
+		}
+		return protected
+	}
+	for _, p := range c.Parents {
+		if s := l.stale[p]; s != nil && l.nodes[p] == nil && ((s.Author != c.Author && l.Named(c.Author)) || (s.Author == c.Author && l.wanted(c))) {
+			// Vouched for by c, or by what vouches for c, its author's,
+			// as a held change's parent is (wanted), whichever came
+			// first.
+			delete(l.stale, p)
+			if err := l.add(s, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
+				l.refused = append(l.refused, err)
+			}
+		}
+		if a := l.aside[p]; a != nil && l.nodes[p] == nil && (vouches(l, c, a, nil) || isProtected()) {
+			unsetAside(l, p)
+			// Moot again (set aside again) or held for its own parents
+			// is what may become of it; anything else is news.
+			if err := l.add(a, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
+				l.refused = append(l.refused, err)
+			}
+		}
+		if h := l.pending[p]; h != nil && !seen[p] && (vouches(l, c, h, nil) || (isProtected() && !poisonedOut(l, c, nil))) {
+			seen[p] = true
+			bringBack(l, h, true, seen)
+		}
+	}
 }
 
 // onOwnStale says whether c builds on a change by its own author
@@ -776,10 +794,19 @@ func heldOn(l *Log, c *Change) bool {
 }
 
 // unhold takes h out of the changes held (Log.pending) and their order
-// (Log.heldAt).
-func unhold(l *Log, h Hash) {
+// (Log.heldAt), and says whether it may have vouched for a head of the
+// log while it was held (heldChild): it builds on one, or on a change
+// held, through which it may have vouched for one. A change that leaves
+// so without entering the log (refused, set aside, pushed out) vouches
+// no more, and the log must look at its heads again (prune), as one
+// that never held it would: else a leave beside another of its
+// author's stayed in one log and not in another
+// (TestLeaveVouchedByAHeldChangeGoesWithIt and the tests after it).
+func unhold(l *Log, h Hash) (vouched bool) {
+	c := l.pending[h]
 	delete(l.pending, h)
 	delete(l.heldAt, h)
+	return c != nil && slices.ContainsFunc(c.Parents, func(q Hash) bool { return l.heads[q] || l.pending[q] != nil })
 }
 
 // countsAside says whether c, set aside, still counts beside the
@@ -797,7 +824,7 @@ func (l *Log) settleHeld() (counted bool) {
 		held := indexHeld(l)
 		for h, p := range l.pending {
 			if l.keptOutChild(p, held) {
-				unhold(l, h)
+				vouched := unhold(l, h)
 				keepAside(l, p)
 				// A change held that builds on a head of the log, or
 				// found poisoned since it was held, may have vouched for
@@ -806,7 +833,7 @@ func (l *Log) settleHeld() (counted bool) {
 				// taken while a change held on it vouched, stayed once
 				// that change was set aside, and not in a log that had
 				// both later (TestLeaveVouchedByAHeldChangeGoesWithIt).
-				moved, counted = true, counted || countsAside(p, l.state.Creator) || l.poison[h] || onHeadOf(l, p)
+				moved, counted = true, counted || countsAside(p, l.state.Creator) || l.poison[h] || vouched
 				break // what is held changed: index it again
 			}
 		}
@@ -1016,12 +1043,10 @@ func (l *Log) hold(c *Change) error {
 	l.heldAt[c.hash] = l.held
 	if len(l.pending) > MaxPending {
 		out := giveWay(l.pending, l.heldAt, l.Named)
-		gone := l.pending[out]
-		unhold(l, out)
-		if out != c.hash && onHeadOf(l, gone) {
-			// It may have vouched for the heads it built on
-			// (heldChild): forgotten, it vouches no more, as in a log
-			// that never held it (TestLeaveVouchedByAHeldChangeThatGivesWay).
+		if unhold(l, out) && out != c.hash {
+			// Forgotten, it vouches no more (a change that gives way
+			// as it comes never did: nothing looked at the heads while
+			// it was held).
 			l.prune()
 		}
 		if out == c.hash {
@@ -1152,11 +1177,12 @@ func (l *Log) vouched(c *Change, rest []*Change) bool {
 // each needs c, and none vouches for it (wanted would have), so the log
 // would ask for c for ever and refuse it each time. A change that
 // vouches for one of them later brings them all back (recall). One of
-// them, or c if it was held (wasHeld), may have vouched for a head
-// while it was held: the log looks at the heads again (refuseFor).
-func refuseStale(l *Log, c *Change, wasHeld bool) {
+// them, or c if it was held and unhold said so (vouched), may have
+// vouched for a head while it was held: the log looks at the heads
+// again (refuseFor).
+func refuseStale(l *Log, c *Change, vouched bool) {
 	l.stale.keep(c)
-	if staleHeldOn(l, c) || (wasHeld && onHeadOf(l, c)) {
+	if staleHeldOn(l, c) || vouched {
 		l.prune()
 	}
 }
@@ -1166,9 +1192,9 @@ func refuseStale(l *Log, c *Change, wasHeld bool) {
 func staleHeldOn(l *Log, c *Change) (onHead bool) {
 	for h, p := range l.pending {
 		if p.Author == c.Author && slices.Contains(p.Parents, c.hash) {
-			unhold(l, h)
+			vouched := unhold(l, h)
 			l.stale.keep(p)
-			onHead = staleHeldOn(l, p) || onHeadOf(l, p) || onHead
+			onHead = staleHeldOn(l, p) || vouched || onHead
 		}
 	}
 	return onHead
