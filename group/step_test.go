@@ -178,3 +178,42 @@ func BenchmarkStoogeFlood(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHeldFloodOnAHead: a member (or one in league) sends changes
+// on the head of a log of 3,000 and on a change nobody has, 1,000 of
+// them, one author: past MaxPending held, each pushes out the author's
+// oldest (giveWay), which built on the head and may have vouched for it,
+// so the log looks at its heads again (prune). What a flood costs a
+// change, signature checks left out (the changes are parsed before).
+//
+//	go test -run '^$' -bench HeldFloodOnAHead -benchtime 5x ./group/
+func BenchmarkHeldFloodOnAHead(b *testing.B) {
+	p := people(b, "ann", "dan")
+	create, l := newGroup(b, p["ann"], p["dan"])
+	for i := range 3000 {
+		propose(b, l, p["ann"], group.OpRename, person{}, fmt.Sprint("name ", i))
+	}
+	base := l.Changes0()[1:]
+	root, err := group.SignForTest(p["dan"].key, l.ID(), []group.Hash{{0xee}}, group.OpRename, "", "root", t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var flood []*group.Change
+	for i := range 1000 {
+		c, err := group.SignForTest(p["dan"].key, l.ID(), []group.Hash{root.Hash(), l.Heads()[0]}, group.OpRename, "", fmt.Sprint("flood ", i), t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		flood = append(flood, reparse(b, c))
+	}
+	for b.Loop() {
+		b.StopTimer()
+		m := replay(b, create, base...)
+		_ = m.Add(reparse(b, root)) // held for ever
+		b.StartTimer()
+		for _, c := range flood {
+			_ = m.Add(c) // held, or ErrFull once it gives way itself
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*len(flood)), "µs/change")
+}
