@@ -331,8 +331,8 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 		if err := next.apply(c); err != nil {
 			return refuseFor(l, c, refusal(c, err))
 		}
-		if len(l.order) >= MaxChanges {
-			return fmt.Errorf("%w (%d)", ErrLogFull, len(l.order))
+		if err := logRoom(l); err != nil {
+			return err
 		}
 		valid := namersValid(l)
 		l.insert(c)
@@ -362,8 +362,8 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 			return fmt.Errorf("%w: %s by %s was kept out of the log, %s", ErrNotMember, c.Op, identity.ShortID(c.Author), stoogeWhy(l, c, anc))
 		}
 	}
-	if len(l.order) >= MaxChanges {
-		return fmt.Errorf("%w (%d)", ErrLogFull, len(l.order))
+	if err := logRoom(l); err != nil {
+		return err
 	}
 	l.insert(c)
 	l.refold()
@@ -373,6 +373,15 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 		// the log moot (a leave beside them, a leave built on), or a
 		// change held on one of them may have been refused.
 		l.prune()
+	}
+	return nil
+}
+
+// logRoom refuses a change to a log that holds MaxChanges already
+// (ErrLogFull), whether it would take it in one step or by a fold.
+func logRoom(l *Log) error {
+	if len(l.order) >= MaxChanges {
+		return fmt.Errorf("%w (%d)", ErrLogFull, len(l.order))
 	}
 	return nil
 }

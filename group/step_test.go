@@ -186,7 +186,7 @@ func BenchmarkStoogeFlood(b *testing.B) {
 // so the log looks at its heads again (prune). What a flood costs a
 // change, signature checks left out (the changes are parsed before).
 //
-//	go test -run '^$' -bench HeldFloodOnAHead -benchtime 5x ./group/
+//	go test -run '^$' -bench HeldFloodOnAHead -benchtime 3x ./group/
 func BenchmarkHeldFloodOnAHead(b *testing.B) {
 	p := people(b, "ann", "dan")
 	create, l := newGroup(b, p["ann"], p["dan"])
