@@ -341,7 +341,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 		l.release()
 		// A change held for c, with other parents set aside, may be
 		// one to set aside now (keptOutChild): it waited for c only.
-		if heldOn(l, c) && l.settleHeld() {
+		if heldOn(l, c) && l.settleHeld(nil) {
 			l.prune()
 		}
 		return nil
@@ -593,12 +593,23 @@ func refuseFor(l *Log, c *Change, err error) error {
 // them built on a head of the log.
 func dropOnBad(l *Log, c *Change, err error) (onHead bool) {
 	l.bad.keep(c.hash, err)
+	return unholdOn(l, c, nil, func(p *Change) bool {
+		why := onBad(p, err)
+		l.refused = append(l.refused, why)
+		return dropOnBad(l, p, why)
+	})
+}
+
+// unholdOn takes out of the changes held each that builds on c (and
+// that also, if not nil, accepts), and hands it to then, which drops
+// the changes held on it in turn; it says whether one of them, or of
+// those then dropped, built on a head of the log or on a change held
+// (unhold), and so may have vouched for a head.
+func unholdOn(l *Log, c *Change, also, then func(p *Change) bool) (onHead bool) {
 	for h, p := range l.pending {
-		if slices.Contains(p.Parents, c.hash) {
+		if slices.Contains(p.Parents, c.hash) && (also == nil || also(p)) {
 			vouched := unhold(l, h)
-			why := onBad(p, err)
-			l.refused = append(l.refused, why)
-			onHead = dropOnBad(l, p, why) || vouched || onHead
+			onHead = then(p) || vouched || onHead
 		}
 	}
 	return onHead
@@ -761,7 +772,7 @@ func creatorRemoval(c *Change, creator peer.ID) bool {
 // (TestStoogeHeldFirstLetsItsParentsGo).
 func (l *Log) setAside(c *Change) {
 	keepAside(l, c)
-	if l.settleHeld() || countsAside(c, l.state.Creator) {
+	if l.settleHeld(nil) || countsAside(c, l.state.Creator) {
 		l.prune() // set aside, it counts beside the log's changes
 	}
 }
@@ -827,12 +838,17 @@ func countsAside(c *Change, creator peer.ID) bool {
 // settleHeld sets aside the changes held that keptOutChild keeps out,
 // and says whether one of them counts beside the log's changes, or is
 // poisoned, or builds on a head (what it vouched for may have to go).
-func (l *Log) settleHeld() (counted bool) {
+// held is the changes held indexed, if the caller has them (prune), or
+// nil.
+func (l *Log) settleHeld(held *heldIndex) (counted bool) {
 	for moved := true; moved; {
 		moved = false
-		held := indexHeld(l)
+		if held == nil {
+			idx := indexHeld(l)
+			held = &idx
+		}
 		for h, p := range l.pending {
-			if l.keptOutChild(p, held) {
+			if l.keptOutChild(p, *held) {
 				vouched := unhold(l, h)
 				keepAside(l, p)
 				// A change held that builds on a head of the log, or
@@ -843,6 +859,7 @@ func (l *Log) settleHeld() (counted bool) {
 				// that change was set aside, and not in a log that had
 				// both later (TestLeaveVouchedByAHeldChangeGoesWithIt).
 				moved, counted = true, counted || countsAside(p, l.state.Creator) || l.poison[h] || vouched
+				held = nil
 				break // what is held changed: index it again
 			}
 		}
@@ -974,9 +991,11 @@ func (l *Log) ancestors(c *Change) bitset {
 func (l *Log) prune() {
 	dropped := false
 	for {
-		out := peel(l, indexHeld(l))
+		held := indexHeld(l)
+		out := peel(l, held)
 		if len(out) == 0 {
-			if l.settleHeld() {
+			// Nothing dropped: what is held is as peel indexed it.
+			if l.settleHeld(&held) {
 				continue // a leave it set aside counts: look again
 			}
 			break
@@ -1199,14 +1218,11 @@ func refuseStale(l *Log, c *Change, vouched bool) {
 // staleHeldOn refuses as stale the changes held on c by its author, and
 // on those (refuseStale), and says whether one of them built on a head.
 func staleHeldOn(l *Log, c *Change) (onHead bool) {
-	for h, p := range l.pending {
-		if p.Author == c.Author && slices.Contains(p.Parents, c.hash) {
-			vouched := unhold(l, h)
-			l.stale.keep(p)
-			onHead = staleHeldOn(l, p) || vouched || onHead
-		}
-	}
-	return onHead
+	byAuthor := func(p *Change) bool { return p.Author == c.Author }
+	return unholdOn(l, c, byAuthor, func(p *Change) bool {
+		l.stale.keep(p)
+		return staleHeldOn(l, p)
+	})
 }
 
 // release adds held changes whose parents have all arrived. A held
