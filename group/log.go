@@ -339,6 +339,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 		stepNamers(l, c, valid)
 		l.state = next
 		l.release()
+		recallNamed(l, c)
 		// A change held for c, with other parents set aside, may be
 		// one to set aside now (keptOutChild): it waited for c only.
 		if heldOn(l, c) && l.settleHeld(nil) {
@@ -368,6 +369,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	l.insert(c)
 	l.refold()
 	l.release()
+	recallNamed(l, c)
 	if checkBeside {
 		// c, or a change released after it, may have made changes of
 		// the log moot (a leave beside them, a leave built on), or a
@@ -709,6 +711,30 @@ func bringBack(l *Log, c *Change, protected bool, seen map[Hash]bool) {
 		if h := l.pending[p]; h != nil && !seen[p] && (vouches(l, c, h, nil) || (isProtected() && !poisonedOut(l, c, nil))) {
 			seen[p] = true
 			bringBack(l, h, true, seen)
+		}
+	}
+}
+
+// recallNamed brings back the changes refused as stale that a change
+// held by a peer c names (an add's) builds on: held, it vouched for
+// none of them while no change of the log named its author, and now
+// does (bringBack), as it would have had c come first. Before (found
+// 2026-12-05), a log that had xen's leave on ben's stale rename before
+// ann's add of xen refused the rename, held the leave for ever and kept
+// xen, while one that had the add first took both
+// (TestStaleVouchedByOneNamedLater).
+func recallNamed(l *Log, c *Change) {
+	var by []*Change
+	for _, p := range namesOf(c) {
+		for _, h := range l.pending {
+			if h.Author == p && slices.ContainsFunc(h.Parents, func(x Hash) bool { return l.stale[x] != nil }) {
+				by = append(by, h)
+			}
+		}
+	}
+	for _, h := range by {
+		if l.pending[h.hash] != nil { // not taken or refused meanwhile
+			bringBack(l, h, false, map[Hash]bool{})
 		}
 	}
 }

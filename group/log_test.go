@@ -315,6 +315,56 @@ func TestStaleChainVouchedAtItsTip(t *testing.T) {
 	}
 }
 
+// TestStaleVouchedByOneNamedLater: ben's rename is built on a version
+// ann's renames left more than StaleAfter behind; xen, whom ann adds
+// after them, leaves on ben's rename and on her add. xen's leave vouches
+// for ben's rename (a change by another author the log names builds on
+// it), and in every order the log ends with both, xen gone, nothing held
+// or asked for. Before (found 2026-12-05), a log that had the leave and
+// the rename before the add refused the rename as stale (xen was named
+// by no change yet, so her leave vouched for nothing), held the leave
+// for ever, and kept xen a member: the same changes, two memberships.
+func TestStaleVouchedByOneNamedLater(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "xen")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	old := l.Heads()
+	for i := range group.StaleAfter + 1 {
+		propose(t, l, p["ann"], group.OpRename, person{}, string(rune('a'+i)))
+	}
+	base := l.Changes0()[1:]
+	late, err := group.SignForTest(p["ben"].key, l.ID(), old, group.OpRename, "", "ben's late", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := propose(t, l, p["ann"], group.OpAdd, p["xen"], "")
+	leave, err := group.SignForTest(p["xen"].key, l.ID(), []group.Hash{late.Hash(), add.Hash()}, group.OpLeave, "", "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []*group.Change{add, leave, late}
+	for _, order := range permutations(all) {
+		n := replay(t, create, base...)
+		for _, c := range order {
+			_ = n.Add(reparse(t, c)) // held, or stale until vouched for
+		}
+		var which []int
+		for _, c := range order {
+			which = append(which, slices.Index(all, c))
+		}
+		if !n.Has(late.Hash()) || !n.Has(leave.Hash()) || group.HeldForTest(n) != 0 || len(n.Missing()) != 0 {
+			t.Errorf("order %v (0 add, 1 leave, 2 ben's): has ben's %v, xen's leave %v, holds %d, asks for %d; want both, none held or asked for",
+				which, n.Has(late.Hash()), n.Has(leave.Hash()), group.HeldForTest(n), len(n.Missing()))
+		}
+		if s := n.State(); s.IsMember(p["xen"].id) {
+			t.Errorf("order %v: xen still a member", which)
+		}
+		if err := n.CheckFoldForTest(); err != nil {
+			t.Errorf("order %v: %v", which, err)
+		}
+	}
+}
+
 // permutations are the orders of cs.
 func permutations(cs []*group.Change) [][]*group.Change {
 	if len(cs) <= 1 {
