@@ -28,7 +28,9 @@ import (
 // member in league, whom a former admin makes an admin on such a version,
 // and who then signs an admin's change of its own on it; and a member in
 // league who leaves on renames a former admin signs on such a version,
-// a chain or levels of them, up to MaxVouched or more (poisoned). Every
+// a chain or levels of them, up to MaxVouched or more (poisoned); and,
+// in half the games, an admin back from a long time offline whose
+// rename comes stale, vouched for by a member's leave (lateStart). Every
 // member gets every change, in random orders,
 // and asks for what it cannot place (a group-want: every change again,
 // in another order); all end with the same changes and the same
@@ -47,10 +49,10 @@ func TestRandomOrdersConvergeSweep(t *testing.T) {
 	if first >= 0 {
 		return // a seed run again: it need not deal every kind of change
 	}
-	if g.junk == 0 || g.moot == 0 || g.stooges == 0 || g.counters == 0 || g.leagues == 0 || g.chains == g.poisoned || g.poisoned == 0 {
+	if g.junk == 0 || g.moot == 0 || g.stooges == 0 || g.counters == 0 || g.leagues == 0 || g.chains == g.poisoned || g.poisoned == 0 || g.lates == 0 {
 		t.Fatalf("%+v: the game does not test besideLeave and standing", g)
 	}
-	t.Logf("%d seeds: %d changes by former members (%d stooges, %d late removals, %d members in league made admins, %d leaves in league on a former admin's renames, %d of them poisoned), %d refused or dropped on arrival", seeds, g.junk, g.stooges, g.counters, g.leagues, g.chains, g.poisoned, g.moot)
+	t.Logf("%d seeds: %d changes by former members (%d stooges, %d late removals, %d members in league made admins, %d leaves in league on a former admin's renames, %d of them poisoned), %d refused or dropped on arrival; %d admins back late", seeds, g.junk, g.stooges, g.counters, g.leagues, g.chains, g.poisoned, g.moot, g.lates)
 }
 
 // envInt is the integer in the environment variable name, or def if it
@@ -70,9 +72,10 @@ func envInt(t *testing.T, name string, def int) int {
 // gameCounts are what convergeGame dealt: changes former members signed
 // (junk), with the stooges, late removals and members in league made
 // admins among them, the leaves in league on a former admin's renames
-// (chains) and those of them on more than MaxVouched (poisoned), and how
-// many times a log refused or dropped one as moot.
-type gameCounts struct{ junk, moot, stooges, counters, leagues, chains, poisoned int }
+// (chains) and those of them on more than MaxVouched (poisoned), how
+// many times a log refused or dropped one as moot, and the admins back
+// late (lateStart).
+type gameCounts struct{ junk, moot, stooges, counters, leagues, chains, poisoned, lates int }
 
 func (g *gameCounts) add(o gameCounts) {
 	g.junk += o.junk
@@ -82,6 +85,7 @@ func (g *gameCounts) add(o gameCounts) {
 	g.leagues += o.leagues
 	g.chains += o.chains
 	g.poisoned += o.poisoned
+	g.lates += o.lates
 }
 
 // vouchedRegionFor is levels of width renames by key (a former admin),
@@ -113,8 +117,9 @@ func vouchedRegionFor(t *testing.T, key, league ed25519.PrivateKey, id group.ID,
 func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 7))
-	p := seededPeople(t, seed, "ann", "ben", "cat", "dan", "eve", "fay")
+	p := seededPeople(t, seed, "ann", "ben", "cat", "dan", "eve", "fay", "gus")
 	all := []person{p["ann"], p["ben"], p["cat"], p["dan"], p["eve"], p["fay"]}
+	everyone := append(slices.Clone(all), p["gus"]) // gus: lateStart
 	create, err := group.Create(p["ann"].key, "team", []peer.ID{p["ben"].id, p["cat"].id, p["dan"].id}, nil, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +129,10 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 		t.Fatal(err)
 	}
 	cs := []*group.Change{propose(t, l, p["ann"], group.OpAdmin, p["ben"], ""), propose(t, l, p["ann"], group.OpAdmin, p["cat"], "")}
+	if rng.IntN(2) == 0 {
+		cs = append(cs, lateStart(t, rng, l, p)...)
+		g.lates++
+	}
 	copies := []*group.Log{replay(t, create, cs...), replay(t, create, cs...), replay(t, create, cs...)}
 	admins := []person{p["ann"], p["ben"], p["cat"]}
 	// Versions each peer was a member of, for former members to sign on.
@@ -234,7 +243,7 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 					if rng.IntN(2) == 0 {
 						op, about, name = group.OpRemove, s.state.Members[rng.IntN(len(s.state.Members))], ""
 					}
-					ch, err := group.SignForTest(keyOf(all, m), l.ID(), []group.Hash{grant.Hash()}, op, about, name, at(n+1))
+					ch, err := group.SignForTest(keyOf(everyone, m), l.ID(), []group.Hash{grant.Hash()}, op, about, name, at(n+1))
 					n += 2
 					if err != nil {
 						t.Fatal(err)
@@ -254,7 +263,7 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 					// up to MaxVouched; past that, it is poisoned.
 					width, levels := 1+rng.IntN(6), 1+rng.IntN(4)
 					k := width * levels
-					region := vouchedRegionFor(t, q.key, keyOf(all, m), l.ID(), s.heads[:min(len(s.heads), group.MaxParents)], width, levels, at(n))
+					region := vouchedRegionFor(t, q.key, keyOf(everyone, m), l.ID(), s.heads[:min(len(s.heads), group.MaxParents)], width, levels, at(n))
 					n += k + 1
 					cs = append(cs, region...)
 					g.junk += k + 1
@@ -418,6 +427,43 @@ func logDiff(t *testing.T, cs []*group.Change, m, first *group.Log) {
 		}
 		t.Logf("change %d, %s by %s on %v: held %v (%v), in the first trial %v (%v)", i, c.Op, identity.ShortID(c.Author), ps, m.Has(c.Hash()), m.Effect(c.Hash()), first.Has(c.Hash()), first.Effect(c.Hash()))
 	}
+}
+
+// lateStart plays an admin back from a long time offline, at the start
+// of a game: ben or cat renames the group on l's first version, which
+// ann's renames then leave more than StaleAfter behind, and a member
+// leaves on the rename and on l's heads, and so vouches for it: gus,
+// whom ann adds then, or dan. A log that has the rename after ann's
+// renames, before the leave, refuses it as stale and takes it back with
+// the leave (TestStaleVouchedByOneNamedLater). It returns the changes,
+// each after those it builds on; l has them all.
+func lateStart(t *testing.T, rng *rand.Rand, l *group.Log, p map[string]person) []*group.Change {
+	t.Helper()
+	who := []person{p["ben"], p["cat"]}[rng.IntN(2)]
+	late, err := group.SignForTest(who.key, l.ID(), l.Heads(), group.OpRename, "", who.name+" back", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []*group.Change{late}
+	for i := range group.StaleAfter + 1 {
+		out = append(out, propose(t, l, p["ann"], group.OpRename, person{}, fmt.Sprint("meanwhile ", i)))
+	}
+	voucher := p["dan"]
+	if rng.IntN(2) == 0 {
+		voucher = p["gus"]
+		out = append(out, propose(t, l, p["ann"], group.OpAdd, voucher, ""))
+	}
+	leave, err := group.SignForTest(voucher.key, l.ID(), append([]group.Hash{late.Hash()}, l.Heads()...), group.OpLeave, "", "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AddWith(late, []*group.Change{leave}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(leave); err != nil {
+		t.Fatal(err)
+	}
+	return append(out, leave)
 }
 
 // plainMember is a member of s other than q who is no admin, at random,
