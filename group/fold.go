@@ -135,7 +135,7 @@ func (f *folding) step(s *State, e *entry, live map[*entry]bool) error {
 		crossed = r.c.Peer == e.c.Author && concurrent(r, e)
 	}
 	if crossed {
-		return refused(ErrNotMember, "%s by %s crossed its author's removal", e.c.Op, short(e.c.Author))
+		return crossedRemoval(e.c)
 	}
 	for _, lv := range f.leaves {
 		if e.c.Op != OpLeave && lv.c.Author == e.c.Author && concurrent(lv, e) {
@@ -148,6 +148,12 @@ func (f *folding) step(s *State, e *entry, live map[*entry]bool) error {
 		}
 	}
 	return s.apply(e.c) // which leaves s as it was if it refuses
+}
+
+// crossedRemoval is why c took no effect: a removal of its author that
+// stands is concurrent with it.
+func crossedRemoval(c *Change) error {
+	return refused(ErrNotMember, "%s by %s crossed its author's removal", c.Op, short(c.Author))
 }
 
 // standing decides which removals of the set stand, and why the others

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/group"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // TestOneStepAddIsTheFold: a change that builds on every head is added in
@@ -216,4 +217,58 @@ func BenchmarkHeldFloodOnAHead(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*len(flood)), "µs/change")
+}
+
+// BenchmarkChainCrossingARemoval: an admin removed by another admin
+// (not the creator) signs a chain of changes on a version from before
+// its removal, each on the last, which a member in league relays
+// (PROTOCOL §14.3, "Still open"): renames, or an add and a removal of
+// the same key by turns. Each is checked against the membership its
+// ancestors describe (admissible) and crosses the removal, which
+// stands. What a change of a chain of 1,000 costs a member, signatures
+// left out (the changes are parsed before).
+//
+//	go test -run '^$' -bench ChainCrossingARemoval -benchtime 3x ./group/
+func BenchmarkChainCrossingARemoval(b *testing.B) {
+	for _, op := range []group.Op{group.OpRename, group.OpAdd} {
+		b.Run(fmt.Sprint("op=", op), func(b *testing.B) {
+			p := people(b, "ann", "ben", "cat", "dan", "key")
+			create, l := newGroup(b, p["ann"], p["ben"], p["cat"], p["dan"])
+			propose(b, l, p["ann"], group.OpAdmin, p["ben"], "")
+			propose(b, l, p["ben"], group.OpAdmin, p["cat"], "")
+			before := l.Heads()
+			propose(b, l, p["ben"], group.OpRemove, p["cat"], "")
+			base := l.Changes0()[1:]
+			var chain []*group.Change
+			tip := before
+			for i := range 1000 {
+				op, about, name := op, peer.ID(""), fmt.Sprint("cat's ", i)
+				switch {
+				case op == group.OpRename:
+					about = ""
+				case i%2 == 0:
+					about, name = p["key"].id, ""
+				default:
+					op, about, name = group.OpRemove, p["key"].id, ""
+				}
+				c, err := group.SignForTest(p["cat"].key, l.ID(), tip, op, about, name, t0.Add(time.Duration(i)*time.Millisecond))
+				if err != nil {
+					b.Fatal(err)
+				}
+				tip = []group.Hash{c.Hash()}
+				chain = append(chain, reparse(b, c))
+			}
+			for b.Loop() {
+				b.StopTimer()
+				m := replay(b, create, base...)
+				b.StartTimer()
+				for _, c := range chain {
+					if err := m.Add(c); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*len(chain)), "µs/change")
+		})
+	}
 }
