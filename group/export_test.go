@@ -2,9 +2,11 @@ package group
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -12,6 +14,18 @@ import (
 // SignForTest signs a change that Propose would refuse: what an attacker
 // with a key can always do (Sign).
 var SignForTest = Sign
+
+// CreateSeededForTest is Create with the nonce given, not drawn: a
+// game that draws everything else from a seed (the converge sweep)
+// then plays the same changes, hashes included, when run again.
+func CreateSeededForTest(key ed25519.PrivateKey, name string, members []peer.ID, nonce [16]byte, now time.Time) (*Change, error) {
+	c, err := Create(key, name, members, nil, now)
+	if err != nil {
+		return nil, err
+	}
+	c.Nonce = nonce
+	return c, c.sign(key)
+}
 
 // Changes0 returns the log's changes as values, in order.
 func (l *Log) Changes0() []*Change {
