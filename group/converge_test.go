@@ -318,6 +318,11 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 		// §14.5) and gets a log that holds it: here, every change again.
 		for pass := 0; pass == 0 || (len(m.Missing()) > 0 && pass < 4); pass++ {
 			for _, c := range order {
+				if trial == 0 {
+					if err := m.CheckAdmittedForTest(c); err != nil {
+						t.Fatalf("seed %d: %v", seed, err)
+					}
+				}
 				err := m.Add(reparse(t, c))
 				if errors.Is(err, group.ErrNotMember) && !m.Has(c.Hash()) {
 					g.moot++
