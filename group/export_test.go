@@ -32,12 +32,12 @@ func CreateSeededForTest(key ed25519.PrivateKey, name string, members []peer.ID,
 // differs from the fold of c's ancestors, or nil, also when c is no
 // such change.
 func (l *Log) CheckAdmittedForTest(c *Change) error {
-	if stepOff || len(c.Parents) != 1 || l.admitted.state.Version == 0 || l.admitted.hash != c.Parents[0] || !l.parentsKnown(c) {
+	m, ok := admittedFor(l, c)
+	if !ok || !l.parentsKnown(c) {
 		return nil
 	}
 	anc := l.ancestors(c)
 	s, _ := l.fold(func(e *entry) bool { return anc.has(e.idx) })
-	m := l.admitted.state
 	sameRank := maps.EqualFunc(s.rank, m.rank, func(a, b *entry) bool { return a == b || (a != nil && b != nil && a.c.hash == b.c.hash) })
 	if !slices.Equal(s.Members, m.Members) || !slices.Equal(s.Admins, m.Admins) || s.Name != m.Name || s.Version != m.Version || !sameRank {
 		return fmt.Errorf("admissible checks %s by %s against %+v; the fold of its ancestors is %+v", c.Op, c.Author, m, s)

@@ -1332,10 +1332,8 @@ func crossingTarget(l *Log, c *Change) bitset {
 // is the fold of them, then it (as for a change that builds on every
 // head, extendsAll), unless it makes an admin (seniority).
 func (l *Log) admissible(c *Change) error {
-	var s State
-	if !stepOff && len(c.Parents) == 1 && l.admitted.state.Version > 0 && l.admitted.hash == c.Parents[0] {
-		s = l.admitted.state.clone()
-	} else {
+	s, ok := admittedFor(l, c)
+	if !ok {
 		anc := l.ancestors(c)
 		s, _ = l.fold(func(e *entry) bool { return anc.has(e.idx) })
 	}
@@ -1361,6 +1359,16 @@ func (l *Log) insert(c *Change) {
 	l.order = append(l.order, e)
 	l.heads[c.hash] = true
 	l.rev++
+}
+
+// admittedFor is the membership admissible checks c against without a
+// fold, if c builds on the last change it took alone, and whether it
+// does.
+func admittedFor(l *Log, c *Change) (State, bool) {
+	if stepOff || len(c.Parents) != 1 || l.admitted.state.Version == 0 || l.admitted.hash != c.Parents[0] {
+		return State{}, false
+	}
+	return l.admitted.state.clone(), true
 }
 
 // crossedStep takes c, just inserted, into the fold in one step if the
