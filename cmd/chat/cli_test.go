@@ -270,6 +270,8 @@ func TestPrintHistoryLine(t *testing.T) {
 	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Deleted: true}, "bob")
 	printHistoryLine(&b, jsonMessage{Direction: "out", TS: ts, Text: "yes", Status: "sent", Quote: "shall we?", QuoteFrom: "12D3KooW"}, "bob")
 	printHistoryLine(&b, jsonMessage{Direction: "in", TS: ts, Text: "what?", QuoteFrom: "me"}, "bob")
+	printHistoryLine(&b, jsonMessage{Direction: "out", TS: ts, Text: "to the group", Status: "sending", Delivered: 1, Members: 2}, "")
+	printHistoryLine(&b, jsonMessage{Direction: "out", TS: ts, Text: "all have it", Status: "sending", Delivered: 2, Members: 2}, "")
 	want := "2030-01-02 03:04  bob: hello\n" +
 		"                  there\n" +
 		"2030-01-02 03:04  me (queued): hi\n" +
@@ -282,7 +284,9 @@ func TestPrintHistoryLine(t *testing.T) {
 		"                  ↪ bob: shall we?\n" +
 		"2030-01-02 03:04  me (sent): yes\n" +
 		"                  ↪ me: [message deleted]\n" +
-		"2030-01-02 03:04  bob: what?\n"
+		"2030-01-02 03:04  bob: what?\n" +
+		"2030-01-02 03:04  me (delivered to 1 of 2): to the group\n" +
+		"2030-01-02 03:04  me (delivered to all 2): all have it\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/internal/logcap"
 	"github.com/certchat/certchat/node"
@@ -297,12 +298,13 @@ func runDaemon(c *ctx) error {
 	go func() {
 		defer close(printed)
 		es := newEventStream(out, hd.name, n.ID().String())
+		plain := hd.plain(c.io.out)
 		es.delivery = n.Groups().Delivery
 		for e := range sub.C {
 			if c.opts.json {
 				es.event(e)
 			} else {
-				printEvent(c.io.out, e, hd.name)
+				plain.event(e)
 			}
 		}
 	}()
@@ -316,9 +318,30 @@ func runDaemon(c *ctx) error {
 	return err
 }
 
-// printEvent is the daemon's plain-text output.
-func printEvent(w io.Writer, e node.Event, name func(store.Message) string) {
-	ts := e.Time.Format("15:04:05")
+// plainOut is the daemon's plain-text output, one line an event, for a
+// person to read (scripts read --json). A message or status in a group
+// names the group; a group's change says who is in it now.
+type plainOut struct {
+	w     io.Writer
+	name  func(store.Message) string // whom a message is from or to
+	peer  func(peer.ID) string       // a member, as the user knows it
+	self  peer.ID                    // this node, "you" in a member list
+	group func(store.GroupID) string // a group's name ("" if unknown)
+}
+
+// plain is the plain-text output to w, with names from the node.
+func (h *handler) plain(w io.Writer) plainOut {
+	return plainOut{w: w, name: h.name, self: h.n.ID(), peer: func(p peer.ID) string { return h.n.PeerInfo(p).Name },
+		group: func(id store.GroupID) string {
+			if g, ok := h.n.Groups().Get(group.ID(id)); ok {
+				return g.Name
+			}
+			return ""
+		}}
+}
+
+func (o plainOut) event(e node.Event) {
+	ts, w := e.Time.Format("15:04:05"), o.w
 	switch e.Kind {
 	case node.EventListening:
 		for _, a := range e.Addrs {
@@ -333,11 +356,13 @@ func printEvent(w io.Writer, e node.Event, name func(store.Message) string) {
 		fmt.Fprintf(w, "%s peer %s (%s): %s, %s\n", ts, p.Name, p.ID, p.Trust, state)
 	case node.EventMessage:
 		m := e.Message
-		fmt.Fprintf(w, "%s message from %s%s: %s\n", ts, name(*m), gapNote(m.Late, m.Missing), identity.SanitizeText(m.Body, false))
+		fmt.Fprintf(w, "%s message from %s%s%s: %s\n", ts, o.name(*m), o.in(m.Group), gapNote(m.Late, m.Missing), identity.SanitizeText(m.Body, false))
 	case node.EventStatus:
-		if e.Message.Status != store.StatusSending {
-			fmt.Fprintf(w, "%s %s %s to %s\n", ts, e.Message.Status, e.Message.ID, e.Message.Peer)
+		if m := e.Message; m.Status != store.StatusSending && m.GroupChanges == nil {
+			fmt.Fprintf(w, "%s %s %s to %s%s\n", ts, m.Status, m.ID, m.Peer, o.in(m.Group))
 		}
+	case node.EventGroup:
+		fmt.Fprintf(w, "%s %s\n", ts, o.groupLine(*e.Group))
 	case node.EventLAN:
 		if e.LAN.On {
 			fmt.Fprintf(w, "%s LAN discovery is on\n", ts)
@@ -346,7 +371,7 @@ func printEvent(w io.Writer, e node.Event, name func(store.Message) string) {
 		}
 	case node.EventUpdate:
 		if a := e.Action; a != nil {
-			fmt.Fprintf(w, "%s %s\n", ts, updateLine(*e.Message, *a, name))
+			fmt.Fprintf(w, "%s %s%s\n", ts, updateLine(*e.Message, *a, o.name), o.in(e.Message.Group))
 		}
 	case node.EventSeen:
 		fmt.Fprintf(w, "%s seen %s by %s\n", ts, e.Message.ID, e.Message.Peer)
@@ -355,6 +380,38 @@ func printEvent(w io.Writer, e node.Event, name func(store.Message) string) {
 	case node.EventFileOffer, node.EventFileProgress, node.EventFileDone, node.EventFileFailed:
 		printFileEvent(w, ts, e)
 	}
+}
+
+// in is " in NAME" for a message of a group, "" for a private one.
+func (o plainOut) in(id store.GroupID) string {
+	if id == (store.GroupID{}) {
+		return ""
+	}
+	name := o.group(id)
+	if name == "" {
+		name = fmt.Sprintf("group %x", id[:4])
+	}
+	return " in " + identity.SanitizeText(name, false)
+}
+
+// groupLine says what a group is after a change: its members and admins
+// by name, its version, or that we are no longer in it.
+func (o plainOut) groupLine(g node.GroupInfo) string {
+	name := identity.SanitizeText(g.Name, false)
+	if !g.Member {
+		return fmt.Sprintf("group %s (%s): you are not a member (version %d)", name, g.ID.Short(), g.Version)
+	}
+	names := func(ps []peer.ID) string {
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			out[i] = "you"
+			if p != o.self {
+				out[i] = identity.SanitizeText(o.peer(p), false)
+			}
+		}
+		return strings.Join(out, ", ")
+	}
+	return fmt.Sprintf("group %s (%s): %d members: %s; admins: %s (version %d)", name, g.ID.Short(), len(g.Members), names(g.Members), names(g.Admins), g.Version)
 }
 
 // updateLine says what an edit, deletion or reaction did to message m.
@@ -657,7 +714,10 @@ func printHistoryLine(w io.Writer, m jsonMessage, name string) {
 	who := name
 	if m.Direction == string(store.Outgoing) {
 		st := m.Status
-		if m.Seen != "" {
+		switch {
+		case m.Members > 0: // a group's: how many of its members have it
+			st = groupDelivery(m.Delivered, m.Members)
+		case m.Seen != "":
 			st = "seen"
 		}
 		who = "me (" + st + ")"
@@ -716,6 +776,15 @@ func arrivedNote(sent, stored time.Time) string {
 		return " (arrived " + stored.Format("15:04") + ")"
 	}
 	return " (arrived " + stored.Format("2006-01-02 15:04") + ")"
+}
+
+// groupDelivery is how far a message to a group got: "delivered to all
+// 3", "delivered to 1 of 3".
+func groupDelivery(delivered, members int) string {
+	if delivered >= members {
+		return fmt.Sprintf("delivered to all %d", members)
+	}
+	return fmt.Sprintf("delivered to %d of %d", delivered, members)
 }
 
 // gapNote says that a message came late, or that earlier ones are missing.
