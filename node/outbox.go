@@ -442,7 +442,7 @@ func (o *outbox) run(p peer.ID, kick chan struct{}) {
 			continue
 		}
 		if err := o.book.mayMessageSince(p, time.Now().Add(-trustRecheck)); err != nil {
-			o.sleepOn(t, o.cfg.RetryMax, kick) // until the user decides
+			o.sleepOn(t, min(o.cfg.RetryMax, decisionRecheck), kick) // until the user decides
 			continue
 		}
 		cs, err := o.sessions.get(o.ctx, p)

@@ -279,6 +279,15 @@ func (b *peerBook) storedChangedKeys(skip map[peer.ID]bool) []peer.ID {
 // mayMessage says whether messages may go to p now.
 func (b *peerBook) mayMessage(p peer.ID) error { return b.mayMessageSince(p, time.Now()) }
 
+// decisionRecheck is how often an outbox worker whose peer we may not
+// message (not accepted yet, blocked) looks at the trust store again. A
+// decision made in this process wakes it at once (Contacts.trusted); one
+// made in another (`chat contacts add` beside a running daemon or
+// window) only changes trust.json, which nothing watches: the worker
+// finds it at its next look, a stat of the file
+// (TestAcceptedElsewhereSendsWhatWaits).
+const decisionRecheck = 2 * time.Second
+
 // trustRecheck is how old a look at the trust store an outbox worker
 // accepts before it writes (mayMessageSince): a group message's 100
 // copies, written by 100 workers, then cost a stat of trust.json or two

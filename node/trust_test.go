@@ -348,3 +348,38 @@ func TestRenameAndRemove(t *testing.T) {
 		t.Fatalf("renaming a peer that is no contact: %v", err)
 	}
 }
+
+// A group copy that waits for the user to accept its member goes out
+// soon after the member is accepted in another process (`chat contacts
+// add` beside a running daemon or window), not at the worker's next
+// retry: with RetryMax an hour, it waited the hour (it slept RetryMax
+// "until the user decides", and a change to trust.json made elsewhere
+// woke nobody).
+func TestAcceptedElsewhereSendsWhatWaits(t *testing.T) {
+	alice := startNode(t, newHome(t, "alice"))
+	bob := startNodeWith(t, newHome(t, "bob"), func(c *node.Config) { c.RetryMax = time.Hour })
+	if err := alice.Contacts().Trust(bob.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connect(t, alice, bob); err != nil {
+		t.Fatal(err)
+	}
+	g, err := alice.Groups().Create("team", []peer.ID{bob.ID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitGroup(g.ID, "the group alice made", func(node.GroupInfo) bool { return true })
+	m := bob.groupSend(g.ID, "to a maker not yet accepted")
+	time.Sleep(300 * time.Millisecond) // the copy's worker looks, and waits for the user
+	if d, err := bob.Groups().Delivery(m.ID); err != nil || d.Delivered() != 0 {
+		t.Fatalf("before alice is accepted: %+v %v", d, err)
+	}
+	other, err := identity.OpenTrustStore(bob.home.TrustPath()) // as another process would
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.PinUnique(alice.ID(), "alice", identity.StateTOFU, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitGroupMessage(m.ID)
+}
