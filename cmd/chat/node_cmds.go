@@ -327,11 +327,12 @@ type plainOut struct {
 	peer  func(peer.ID) string       // a member, as the user knows it
 	self  peer.ID                    // this node, "you" in a member list
 	group func(store.GroupID) string // a group's name ("" if unknown)
+	last  map[peer.ID]string         // each peer's last line, not printed again
 }
 
 // plain is the plain-text output to w, with names from the node.
 func (h *handler) plain(w io.Writer) plainOut {
-	return plainOut{w: w, name: h.name, self: h.n.ID(), peer: func(p peer.ID) string { return h.n.PeerInfo(p).Name },
+	return plainOut{w: w, name: h.name, self: h.n.ID(), last: map[peer.ID]string{}, peer: func(p peer.ID) string { return h.n.PeerInfo(p).Name },
 		group: func(id store.GroupID) string {
 			if g, ok := h.n.Groups().Get(group.ID(id)); ok {
 				return g.Name
@@ -353,7 +354,11 @@ func (o plainOut) event(e node.Event) {
 		if p.Online {
 			state = "online via " + string(p.Path)
 		}
-		fmt.Fprintf(w, "%s peer %s (%s): %s, %s\n", ts, p.Name, p.ID, p.Trust, state)
+		line := fmt.Sprintf("peer %s (%s): %s, %s", p.Name, p.ID, p.Trust, state)
+		if o.last[p.ID] != line { // a connection's flurry of events says it once
+			o.last[p.ID] = line
+			fmt.Fprintf(w, "%s %s\n", ts, line)
+		}
 	case node.EventMessage:
 		m := e.Message
 		fmt.Fprintf(w, "%s message from %s%s%s: %s\n", ts, o.name(*m), o.in(m.Group), gapNote(m.Late, m.Missing), identity.SanitizeText(m.Body, false))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/group"
+	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -15,7 +16,8 @@ import (
 // belongs to, and what a group is after each change: without the group,
 // "message from ann: hi" read as a private message, and a group's
 // changes printed nothing at all. Names come out without their control
-// characters.
+// characters. A peer's line is not printed twice in a row: a contact
+// added beside the daemon printed "offline" six times in one second.
 func TestPlainDaemonLines(t *testing.T) {
 	var gid group.ID
 	gid[0], gid[1], gid[2], gid[3] = 0xab, 0xcd, 0xef, 0x01
@@ -26,6 +28,7 @@ func TestPlainDaemonLines(t *testing.T) {
 		name: func(m store.Message) string { return names[m.Peer] },
 		peer: func(p peer.ID) string { return names[p] },
 		self: "bob",
+		last: map[peer.ID]string{},
 		group: func(id store.GroupID) string {
 			if id == store.GroupID(gid) {
 				return "team"
@@ -56,6 +59,11 @@ func TestPlainDaemonLines(t *testing.T) {
 			node.Event{Kind: node.EventStatus, Message: &store.Message{Peer: "ann", Group: store.GroupID(gid), Status: store.StatusDelivered, GroupChanges: [][]byte{{1}}}}, ""},
 		{"a group after a change", node.Event{Kind: node.EventGroup, Group: members},
 			"09:30:00 group team (abcdef01): 3 members: ann, you, c[31mat; admins: ann (version 3)\n"},
+		{"a peer online", node.Event{Kind: node.EventPeer, Peer: &node.PeerInfo{ID: "ann", Name: "ann", Trust: identity.StateTOFU, Online: true, Path: "direct"}},
+			"09:30:00 peer ann (" + peer.ID("ann").String() + "): tofu, online via direct\n"},
+		{"the same again says nothing", node.Event{Kind: node.EventPeer, Peer: &node.PeerInfo{ID: "ann", Name: "ann", Trust: identity.StateTOFU, Online: true, Path: "direct"}}, ""},
+		{"then offline", node.Event{Kind: node.EventPeer, Peer: &node.PeerInfo{ID: "ann", Name: "ann", Trust: identity.StateTOFU}},
+			"09:30:00 peer ann (" + peer.ID("ann").String() + "): tofu, offline\n"},
 		{"a group we left", node.Event{Kind: node.EventGroup, Group: &node.GroupInfo{ID: gid, Name: "team", Version: 4}},
 			"09:30:00 group team (abcdef01): you are not a member (version 4)\n"},
 	} {
