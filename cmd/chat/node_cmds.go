@@ -345,8 +345,15 @@ func (o plainOut) event(e node.Event) {
 	ts, w := e.Time.Format("15:04:05"), o.w
 	switch e.Kind {
 	case node.EventListening:
+		n := 0
 		for _, a := range e.Addrs {
-			fmt.Fprintf(w, "%s listening on %s\n", ts, a)
+			if !strings.HasPrefix(a, "/p2p/") { // a bare peer ID: no address
+				fmt.Fprintf(w, "%s listening on %s\n", ts, a)
+				n++
+			}
+		}
+		if n == 0 {
+			fmt.Fprintf(w, "%s listening on no address: reachable only through a relay, once it takes a reservation\n", ts)
 		}
 	case node.EventPeer:
 		p := e.Peer

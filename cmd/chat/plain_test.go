@@ -64,6 +64,11 @@ func TestPlainDaemonLines(t *testing.T) {
 		{"the same again says nothing", node.Event{Kind: node.EventPeer, Peer: &node.PeerInfo{ID: "ann", Name: "ann", Trust: identity.StateTOFU, Online: true, Path: "direct"}}, ""},
 		{"then offline", node.Event{Kind: node.EventPeer, Peer: &node.PeerInfo{ID: "ann", Name: "ann", Trust: identity.StateTOFU}},
 			"09:30:00 peer ann (" + peer.ID("ann").String() + "): tofu, offline\n"},
+		{"listening", node.Event{Kind: node.EventListening, Addrs: []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW"}},
+			"09:30:00 listening on /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW\n"},
+		{"listening on nothing (--listen none, before a relay's reservation): not on a bare peer ID",
+			node.Event{Kind: node.EventListening, Addrs: []string{"/p2p/12D3KooW"}},
+			"09:30:00 listening on no address: reachable only through a relay, once it takes a reservation\n"},
 		{"a group we left", node.Event{Kind: node.EventGroup, Group: &node.GroupInfo{ID: gid, Name: "team", Version: 4}},
 			"09:30:00 group team (abcdef01): you are not a member (version 4)\n"},
 	} {
