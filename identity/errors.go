@@ -36,6 +36,8 @@ var (
 	ErrExpired     = errors.New("certificate has expired")
 	// ErrUnknownContact means no contact has that peer ID or name.
 	ErrUnknownContact = errors.New("no such contact")
+	// ErrUnknownCA means no trusted CA has that name or fingerprint.
+	ErrUnknownCA = errors.New("no CA you trust")
 	// ErrNameTaken: another contact's label reads the same (NameKey).
 	ErrNameTaken = errors.New("another contact has that name")
 )

@@ -456,6 +456,42 @@ func (t *TrustStore) Roots() ([]*x509.Certificate, error) {
 	return slices.Clone(t.roots), nil
 }
 
+// FindCA finds a trusted CA (a root, or an intermediate trusted itself)
+// by its name, as `chat trust list` shows it (any case, compared as
+// contact names are), or by its fingerprint, whole or its first group or
+// more (dashes optional). Two CAs of one name are told apart by
+// fingerprint.
+func (t *TrustStore) FindCA(s string) (*x509.Certificate, error) {
+	cas, err := t.Roots()
+	if err != nil {
+		return nil, err
+	}
+	key, fp := NameKey(s), strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(s), "-", ""))
+	var found []*x509.Certificate
+	for _, ca := range cas {
+		pub, ok := ca.PublicKey.(ed25519.PublicKey)
+		if !ok {
+			continue // CheckCA lets none in
+		}
+		byName := key != "" && NameKey(DisplayName(ca)) == key
+		byFP := len(fp) >= 7 && strings.HasPrefix(strings.ReplaceAll(FingerprintOf(pub).String(), "-", ""), fp)
+		if byName || byFP {
+			found = append(found, ca)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%w is called %q: `chat trust list` shows their names and fingerprints", ErrUnknownCA, s)
+	case 1:
+		return found[0], nil
+	}
+	fps := make([]string, len(found))
+	for i, ca := range found {
+		fps[i] = FingerprintOf(ca.PublicKey.(ed25519.PublicKey)).String()[:7]
+	}
+	return nil, fmt.Errorf("%d CAs you trust are called %q: name one by its fingerprint (%s)", len(found), s, strings.Join(fps, ", "))
+}
+
 // AddRoot trusts a CA root certificate.
 func (t *TrustStore) AddRoot(cert *x509.Certificate) error {
 	if err := CheckCA(cert); err != nil {

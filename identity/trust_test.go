@@ -464,6 +464,50 @@ func TestTrustStoreRoots(t *testing.T) {
 	}
 }
 
+// FindCA names a trusted CA as people do: by the name `chat trust list`
+// shows (any case) or by its fingerprint (whole, a first group or more,
+// with or without dashes); two of one name are told apart by
+// fingerprint, and a CA not trusted (or removed) is not found.
+func TestTrustStoreFindCA(t *testing.T) {
+	ts, _ := newStore(t)
+	acme, other, twin := newCA(t, "Acme Root"), newCA(t, "Other CA"), newCA(t, "Twin")
+	twin2 := newCA(t, "twin")
+	for _, c := range []*x509.Certificate{acme.Cert, other.Cert, twin.Cert, twin2.Cert} {
+		must0(t, ts.AddRoot(c))
+	}
+	fp := func(c *x509.Certificate) string { return FingerprintOf(c.PublicKey.(ed25519.PublicKey)).String() }
+	for _, tc := range []struct {
+		in      string
+		want    *x509.Certificate
+		wantErr string
+	}{
+		{"Acme Root", acme.Cert, ""},
+		{"acme root", acme.Cert, ""},
+		{fp(acme.Cert), acme.Cert, ""},
+		{fp(acme.Cert)[:7], acme.Cert, ""},
+		{strings.ToLower(strings.ReplaceAll(fp(other.Cert)[:15], "-", "")), other.Cert, ""},
+		{fp(twin2.Cert)[:7], twin2.Cert, ""},
+		{"Twin", nil, "2 CAs you trust are called \"Twin\": name one by its fingerprint"},
+		{"Acme", nil, "no CA you trust is called \"Acme\""},
+		{fp(acme.Cert)[:6], nil, "no CA you trust"}, // too short to name one
+		{"", nil, "no CA you trust"},
+	} {
+		got, err := ts.FindCA(tc.in)
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("FindCA(%q): %v, want an error with %q", tc.in, err, tc.wantErr)
+		case tc.wantErr != "" && strings.Contains(tc.wantErr, "no CA") && !errors.Is(err, ErrUnknownCA):
+			t.Errorf("FindCA(%q): %v is not ErrUnknownCA", tc.in, err)
+		case tc.wantErr == "" && (err != nil || !got.Equal(tc.want)):
+			t.Errorf("FindCA(%q): %v, %v; want %s", tc.in, got.Subject, err, tc.want.Subject)
+		}
+	}
+	must0(t, ts.RemoveRoot(acme.Cert))
+	if _, err := ts.FindCA("Acme Root"); !errors.Is(err, ErrUnknownCA) {
+		t.Errorf("a removed CA: %v", err)
+	}
+}
+
 // TestTrustStoreSharedFile: two instances on one file see each other's writes.
 func TestTrustStoreSharedFile(t *testing.T) {
 	a, path := newStore(t)

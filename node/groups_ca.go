@@ -37,6 +37,16 @@ func CAHash(cert *x509.Certificate) []byte {
 	return h[:]
 }
 
+// TrustedCA is what a group bound to the trusted CA named s (its name
+// or fingerprint, identity.TrustStore.FindCA) names it by: CreateCA's ca.
+func (g *Groups) TrustedCA(s string) ([]byte, error) {
+	cert, err := g.trust.FindCA(s)
+	if err != nil {
+		return nil, err
+	}
+	return CAHash(cert), nil
+}
+
 // memberCA says whether p holds, now, a valid certificate from the
 // trusted CA that ca names; nil if so.
 func (g *Groups) memberCA(p peer.ID, ca []byte) error {

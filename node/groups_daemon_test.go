@@ -1,6 +1,8 @@
 package node_test
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -138,5 +140,63 @@ func TestGroupDaemons(t *testing.T) {
 	if r.code != 3 || !regexp.MustCompile(`^queued [0-9a-f]{32}: delivered to 0 of 1 members of team\n$`).MatchString(r.stdout) ||
 		!strings.Contains(r.stderr, "1 member of team has not stored the message yet; the running daemon keeps trying") {
 		t.Fatalf("chat send --to team, bob away: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A group bound to a CA through the daemon, with identities, CA and
+// certificates made by the chat binary as a team would: group_create's
+// "ca" names a trusted CA (by name or fingerprint); a member without a
+// certificate from it, or a CA not trusted, is refused with the reason;
+// the group's events carry the CA to every member. Before, the daemon
+// had no way to make such a group.
+func TestGroupDaemonBoundToCA(t *testing.T) {
+	dir := shortDir(t)
+	aHome, aID := procHome(t, dir, "alice")
+	bHome, bID := procHome(t, dir, "bob")
+	_, cID := procHome(t, dir, "carol") // self-signed, and never met: no certificate from the CA
+	caDir := filepath.Join(dir, "ca")
+	if r := chat(t, "ca", "init", "--name", "Acme Root", "--out", caDir, "--no-passphrase"); r.code != 0 {
+		t.Fatalf("chat ca init: %d %s", r.code, r.stderr)
+	}
+	for _, h := range []string{aHome, bHome} {
+		csr := chat(t, "csr", "--home", h)
+		csrFile, crtFile := filepath.Join(h, "me.csr"), filepath.Join(h, "me.crt")
+		if err := os.WriteFile(csrFile, []byte(csr.stdout), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		crt := chat(t, "ca", "sign", "--ca", caDir, csrFile)
+		if err := os.WriteFile(crtFile, []byte(crt.stdout), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"trust", "add-ca", filepath.Join(caDir, "ca.pem")}, {"cert", "import", crtFile}} {
+			if r := chat(t, append(args, "--home", h)...); r.code != 0 {
+				t.Fatalf("chat %v: %d %s", args, r.code, r.stderr)
+			}
+		}
+	}
+	a := startDaemon(t, "alice", aHome, 0)
+	b := startDaemon(t, "bob", bHome, 0)
+	a.do("t1", map[string]any{"cmd": "trust", "peer": bID})
+	a.do("t2", map[string]any{"cmd": "trust", "peer": cID})
+	b.do("t3", map[string]any{"cmd": "trust", "peer": aID})
+	a.do("c1", map[string]any{"cmd": "connect", "addr": b.addr()})
+
+	for _, tc := range []struct{ ca, member, want string }{
+		{"Other Root", bID, `group_create: no CA you trust is called "Other Root"`},
+		{"acme root", cID, "cannot join a group bound to a CA: has no certificate from the group's CA"},
+	} {
+		a.send(map[string]any{"cmd": "group_create", "ref": "g0", "name": "acme", "members": []string{tc.member}, "ca": tc.ca})
+		e := a.answer("g0")
+		if e.str("event") != "error" || !strings.Contains(e.str("error"), tc.want) {
+			t.Fatalf("group_create with ca %q and %s: %v, want an error with %q", tc.ca, tc.member, e, tc.want)
+		}
+	}
+	g := a.do("g1", map[string]any{"cmd": "group_create", "name": "acme", "members": []string{"bob"}, "ca": "Acme Root"})
+	if g.str("event") != "group" || len(g.str("ca")) != 64 {
+		t.Fatalf("group_create bound to Acme Root: %v", g)
+	}
+	got := b.waitEvent("the group, bound to the CA", func(e event) bool { return e.str("event") == "group" && e.str("id") == g.str("id") })
+	if got.str("ca") != g.str("ca") {
+		t.Fatalf("bob's group names CA %q, alice's %q", got.str("ca"), g.str("ca"))
 	}
 }

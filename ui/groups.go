@@ -3,6 +3,7 @@ package ui
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/certchat/certchat/group"
@@ -27,7 +28,7 @@ var _ groupBackend = (*node.Node)(nil)
 
 func groupCommands() []command {
 	return []command{
-		{"group", "create NAME …", "make a group with contacts and open it", inCommands((*commands).cmdGroup)},
+		{"group", "create NAME …", "make a group with contacts (--ca CA: bound to a CA)", inCommands((*commands).cmdGroup)},
 		{"groups", "", "your groups: members and unread", inCommands((*commands).cmdGroups)},
 		{"members", "[GROUP]", "the open group's members and their trust", inCommands((*commands).cmdMembers)},
 		{"invite", "[GROUP] MEMBER", "add a contact to the open group (admins)", groupMemberCmd("invite")},
@@ -191,9 +192,9 @@ func (u *commands) cmdGroup(arg string) {
 	if gb == nil {
 		return
 	}
-	f := strings.Fields(arg)
-	if len(f) < 3 || f[0] != "create" {
-		u.notes.showError("/group create NAME MEMBER...: a name and at least one contact.")
+	f, caName := groupCreateFields(arg)
+	if len(f) < 3 || f[0] != "create" || caName == "--ca" {
+		u.notes.showError("/group create NAME MEMBER...: a name and at least one contact; add --ca CA (a CA you trust, by name or fingerprint) to bind the group to it.")
 		return
 	}
 	var members []peer.ID
@@ -207,7 +208,15 @@ func (u *commands) cmdGroup(arg string) {
 	}
 	name := f[1]
 	u.spawn(func() {
-		g, err := gb.Create(name, members)
+		var ca []byte
+		var err error
+		if caName != "" {
+			ca, err = gb.TrustedCA(caName)
+		}
+		var g node.GroupInfo
+		if err == nil {
+			g, err = gb.CreateCA(name, members, ca)
+		}
 		u.post(func() {
 			if err != nil {
 				u.notes.showError("/group create: " + finish(err.Error()))
@@ -217,9 +226,28 @@ func (u *commands) cmdGroup(arg string) {
 			c.last = u.now()
 			u.roster.sort()
 			u.openChat(c.info.ID)
-			u.notes.informAbout(c.info.ID, fmt.Sprintf("Group %s made with %s; type to write to all of them, /members shows them.", c.name(), memberCount(len(g.Members))))
+			bound := ""
+			if ca != nil {
+				bound = ", bound to " + tview.Escape(oneLine(identity.SanitizeName(caName))) + " (every member needs a certificate it issued)"
+			}
+			u.notes.informAbout(c.info.ID, fmt.Sprintf("Group %s made with %s%s; type to write to all of them, /members shows them.", c.name(), memberCount(len(g.Members)), bound))
 		})
 	})
+}
+
+// groupCreateFields splits /group's argument into its words and the CA
+// after "--ca" (the rest of the line, which may hold spaces: "--ca Acme
+// Root"): "--ca" itself when nothing follows it, "" without it.
+func groupCreateFields(arg string) ([]string, string) {
+	f := strings.Fields(arg)
+	i := slices.Index(f, "--ca")
+	if i < 0 {
+		return f, ""
+	}
+	if i == len(f)-1 {
+		return f[:i], "--ca"
+	}
+	return f[:i], strings.Join(f[i+1:], " ")
 }
 
 func (u *commands) cmdGroups(string) {

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -739,4 +740,53 @@ func TestGroupFromStrangerSaysWhyItWaits(t *testing.T) {
 	w.key(tcell.KeyEnter, 0, 0)
 	w.waitText("me: hi carol  ✓ delivered")
 	w.waitGone("Made by carol")
+}
+
+// A group bound to a CA is made from the window: /group create … --ca
+// names a CA the user trusts (by name, any case, or fingerprint). A
+// member without a certificate from it is refused by name, as is a CA
+// the user does not trust; a bare --ca says how it is used. Before,
+// only the node's API could make such a group: neither the window nor
+// the daemon could.
+func TestGroupCreateBoundToCA(t *testing.T) {
+	t.Parallel()
+	root := caWithPath(t, "Acme Root", 0, nil)
+	alice := newCAPeer(t, "alice", 0, root, 300*24*time.Hour)
+	bob := newCAPeer(t, "bob", 1, root, 300*24*time.Hour)
+	carol := newPeer(t, "carol", 2) // self-signed
+	if err := alice.trust.AddRoot(root.Cert); err != nil {
+		t.Fatal(err)
+	}
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
+	bob.pin(alice.peerID(), "alice", identity.StateTOFU)
+	carol.pin(alice.peerID(), "alice", identity.StateTOFU)
+	alice.start()
+	bob.start()
+	carol.start()
+	w := openWindow(t, alice.n, 160, 24, Options{})
+	for _, p := range []*testPeer{bob, carol} {
+		if _, err := connect(t, p, alice); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.waitText("bob", "carol")
+
+	w.enter("/group create acme bob --ca")
+	w.waitText("add --ca CA (a CA you trust, by name or fingerprint)")
+	w.enter("/group create acme bob --ca Other Root")
+	w.waitText(`no CA you trust is called "Other Root"`)
+	w.enter("/group create acme bob carol --ca Acme Root")
+	w.waitText("cannot join a group bound to a CA", "has no certificate from the group's CA")
+	if gs := alice.n.Groups().List(); len(gs) != 0 {
+		t.Fatalf("a refused /group create made %d groups", len(gs))
+	}
+	w.enter("/group create acme bob --ca acme root")
+	w.waitText("Group acme made with 2 members, bound to acme root (every member needs a certificate it issued)")
+	gs := alice.n.Groups().List()
+	if len(gs) != 1 || !bytes.Equal(gs[0].CA, node.CAHash(root.Cert)) {
+		t.Fatalf("groups after /group create --ca: %+v", gs)
+	}
+	w.enter("/members acme")
+	w.waitText("Members of acme", "bob — verified: issued by Acme Root — group CA: Acme Root")
 }

@@ -88,7 +88,15 @@ func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
 			}
 			members = append(members, ct.PeerID)
 		}
-		g, err := h.n.Groups().Create(c.Name, members)
+		var ca []byte
+		if c.CA != "" {
+			var err error
+			if ca, err = h.n.Groups().TrustedCA(c.CA); err != nil {
+				fail(fmt.Errorf("group_create: %w", err))
+				return
+			}
+		}
+		g, err := h.n.Groups().CreateCA(c.Name, members, ca)
 		if err != nil {
 			fail(err)
 			return

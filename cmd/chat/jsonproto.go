@@ -44,6 +44,7 @@ type request struct {
 	IDs      []string `json:"ids,omitempty"`      // mark_seen: the messages shown
 	Typing   *bool    `json:"typing,omitempty"`   // typing: started or stopped
 	Members  []string `json:"members,omitempty"`  // group_create: peer IDs or contact names
+	CA       string   `json:"ca,omitempty"`       // group_create: the trusted CA members need (name or fingerprint)
 	Group    string   `json:"group,omitempty"`    // group_add, group_remove, group_admin, group_leave: ID or name
 }
 

@@ -129,7 +129,9 @@ echoed in its answer. The commands:
       one {"event":"file",...} per transfer, then "ok"
   {"cmd":"group_create","name":"team","members":["bob","carol"]}
       make a group (send and history take its ID or name); answers
-      {"event":"group","id","name","members","admins","version",...}
+      {"event":"group","id","name","members","admins","version",...};
+      with "ca":"Acme Root" (a CA you trust, by name or fingerprint)
+      every member must hold a certificate that CA issued
   {"cmd":"group_add","group":"team","peer":"dave"}
   {"cmd":"group_remove","group":"team","peer":"dave"}
   {"cmd":"group_admin","group":"team","peer":"bob"}
