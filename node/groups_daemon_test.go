@@ -147,8 +147,9 @@ func TestGroupDaemons(t *testing.T) {
 // certificates made by the chat binary as a team would: group_create's
 // "ca" names a trusted CA (by name or fingerprint); a member without a
 // certificate from it, or a CA not trusted, is refused with the reason;
-// the group's events carry the CA to every member. Before, the daemon
-// had no way to make such a group.
+// the group's events carry the CA to every member. Then group_rename.
+// Before, the daemon had no way to make such a group, nor to rename one
+// (the window had /rename).
 func TestGroupDaemonBoundToCA(t *testing.T) {
 	dir := shortDir(t)
 	aHome, aID := procHome(t, dir, "alice")
@@ -198,5 +199,18 @@ func TestGroupDaemonBoundToCA(t *testing.T) {
 	got := b.waitEvent("the group, bound to the CA", func(e event) bool { return e.str("event") == "group" && e.str("id") == g.str("id") })
 	if got.str("ca") != g.str("ca") {
 		t.Fatalf("bob's group names CA %q, alice's %q", got.str("ca"), g.str("ca"))
+	}
+
+	// group_rename, as /rename in the group's chat: bob is told, and a
+	// non-admin's rename is refused.
+	if r := a.do("r1", map[string]any{"cmd": "group_rename", "group": "acme", "name": "acme eng"}); r.str("name") != "acme eng" {
+		t.Fatalf("group_rename: %v", r)
+	}
+	b.waitEvent("the new name", func(e event) bool {
+		return e.str("event") == "group" && e.str("id") == g.str("id") && e.str("name") == "acme eng"
+	})
+	b.send(map[string]any{"cmd": "group_rename", "ref": "r2", "group": g.str("id")[:8], "name": "mine"})
+	if e := b.answer("r2"); e.str("event") != "error" || !strings.Contains(e.str("error"), "admin") {
+		t.Fatalf("a member's group_rename: %v", e)
 	}
 }

@@ -407,6 +407,9 @@ func TestMissingField(t *testing.T) {
 		{request{Cmd: "peers"}, ""},
 		{request{Cmd: "id"}, ""},
 		{request{Cmd: "quit"}, ""},
+		{request{Cmd: "group_rename"}, "group"},
+		{request{Cmd: "group_rename", Group: "team"}, "name"},
+		{request{Cmd: "group_rename", Group: "team", Name: "crew"}, ""},
 	} {
 		if got := missingField(tc.req); got != tc.want {
 			t.Errorf("missingField(%+v) = %q, want %q", tc.req, got, tc.want)

@@ -16,7 +16,8 @@ import (
 )
 
 // The daemon's group commands (docs/DAEMON.md): group_create, group_add,
-// group_remove, group_admin, group_leave, groups; send and history to a group.
+// group_remove, group_admin, group_rename, group_leave, groups; send and
+// history to a group.
 
 // evGroup describes a group: on every change, and in answers.
 type evGroup struct {
@@ -62,8 +63,10 @@ func missingGroupField(c request) string {
 	switch {
 	case c.Cmd == "group_create" && c.Name == "":
 		return "name"
-	case (c.Cmd == "group_add" || c.Cmd == "group_remove" || c.Cmd == "group_admin" || c.Cmd == "group_leave") && c.Group == "":
+	case (c.Cmd == "group_add" || c.Cmd == "group_remove" || c.Cmd == "group_admin" || c.Cmd == "group_rename" || c.Cmd == "group_leave") && c.Group == "":
 		return "group"
+	case c.Cmd == "group_rename" && c.Name == "":
+		return "name"
 	case (c.Cmd == "group_add" || c.Cmd == "group_remove" || c.Cmd == "group_admin") && c.Peer == "":
 		return "peer"
 	}
@@ -129,6 +132,8 @@ func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
 		g, err = h.n.Groups().Remove(g.ID, p)
 	case "group_admin":
 		g, err = h.n.Groups().Admin(g.ID, p)
+	case "group_rename":
+		g, err = h.n.Groups().Rename(g.ID, c.Name)
 	case "group_leave":
 		g, err = h.n.Groups().Leave(g.ID)
 	}

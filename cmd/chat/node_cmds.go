@@ -135,6 +135,7 @@ echoed in its answer. The commands:
   {"cmd":"group_add","group":"team","peer":"dave"}
   {"cmd":"group_remove","group":"team","peer":"dave"}
   {"cmd":"group_admin","group":"team","peer":"bob"}
+  {"cmd":"group_rename","group":"team","name":"crew"}
   {"cmd":"group_leave","group":"team"}
       change the group; each answers {"event":"group",...}
   {"cmd":"groups"}
