@@ -129,6 +129,8 @@ func throughIntermediate(cert, root *x509.Certificate, anchors []*x509.Certifica
 	issuer := identity.SanitizeName(cert.Issuer.CommonName)
 	var invalid x509.CertificateInvalidError
 	switch {
+	case bytes.Equal(cert.RawIssuer, cert.RawSubject) && cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) == nil:
+		return "", fmt.Errorf("%w (its certificate is self-signed: the CA must issue it one, from its `chat csr` with `chat ca sign`)", ErrNotFromGroupCA)
 	case errors.As(verr, &invalid) && invalid.Reason == x509.Expired:
 		return "", ErrMemberCertExpired
 	case errors.As(verr, &invalid) && invalid.Reason == x509.TooManyIntermediates:
@@ -164,10 +166,19 @@ func (g *Groups) checkCAMembers(ca []byte, members []peer.ID) error {
 	}
 	for _, p := range members {
 		if err := g.memberCA(p, ca); err != nil {
-			return fmt.Errorf("%s cannot join a group bound to a CA: %w", identity.ShortID(p), err)
+			return fmt.Errorf("%s cannot join a group bound to a CA: %w", contactLabel(g.trust, p), err)
 		}
 	}
 	return nil
+}
+
+// contactLabel is p as the user knows it: its contact's label, else its
+// short peer ID.
+func contactLabel(t *identity.TrustStore, p peer.ID) string {
+	if c, ok, err := t.Contact(p); err == nil && ok {
+		return c.Label()
+	}
+	return identity.ShortID(p)
 }
 
 // Flags lists, for a group bound to a CA, the members whose

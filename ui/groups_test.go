@@ -777,7 +777,7 @@ func TestGroupCreateBoundToCA(t *testing.T) {
 	w.enter("/group create acme bob --ca Other Root")
 	w.waitText(`no CA you trust is called "Other Root"`)
 	w.enter("/group create acme bob carol --ca Acme Root")
-	w.waitText("cannot join a group bound to a CA", "has no certificate from the group's CA")
+	w.waitText("carol cannot join a group bound to a CA", "has no certificate from the group's CA", "certificate is self-signed")
 	if gs := alice.n.Groups().List(); len(gs) != 0 {
 		t.Fatalf("a refused /group create made %d groups", len(gs))
 	}
