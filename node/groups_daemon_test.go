@@ -134,12 +134,20 @@ func TestGroupDaemons(t *testing.T) {
 	}
 
 	// With bob away, `chat send --to team` through alice's daemon waits
-	// --wait for him, then says the message is queued (exit status 3).
+	// --wait for him, then says the message is queued (exit status 3),
+	// and for whom.
 	b.quit()
 	r = chat(t, "send", "--home", aHome, "--to", "team", "--wait", "1s", "while bob is away")
 	if r.code != 3 || !regexp.MustCompile(`^queued [0-9a-f]{32}: delivered to 0 of 1 members of team\n$`).MatchString(r.stdout) ||
-		!strings.Contains(r.stderr, "1 member of team has not stored the message yet; the running daemon keeps trying") {
+		!strings.Contains(r.stderr, "1 member of team has not stored the message yet (bob); the running daemon keeps trying") {
 		t.Fatalf("chat send --to team, bob away: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	// Without a daemon, `chat send` runs a node of its own and says the
+	// same, and that the message stays in the outbox.
+	a.quit()
+	r = chat(t, "send", "--home", aHome, "--to", "team", "--wait", "1s", "with nobody running")
+	if r.code != 3 || !strings.Contains(r.stderr, "1 member of team has not stored the message yet (bob); it stays in the outbox for them") {
+		t.Fatalf("chat send --to team without a daemon, bob away: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }
 

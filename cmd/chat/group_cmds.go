@@ -222,7 +222,7 @@ func sendGroupDirect(c *ctx, n *node.Node, g node.GroupInfo, text string) error 
 		case <-sub.C:
 		case <-timeout:
 			c.printf("queued %s: delivered to %d of %d members of %s\n", m.ID, d.Delivered(), len(d.Members), g.Name)
-			return exitStatus{exitQueued, fmt.Sprintf("%s not stored the message yet; it stays in the outbox for them (exit status 3: queued)", notYet(len(d.Waiting()), g.Name))}
+			return exitStatus{exitQueued, fmt.Sprintf("%s not stored the message yet%s; it stays in the outbox for them (exit status 3: queued)", notYet(len(d.Waiting()), g.Name), c.waitingFor(peerStrings(d.Waiting())))}
 		}
 	}
 }
@@ -240,6 +240,7 @@ func waitGroupVia(c *ctx, conn io.Writer, lines <-chan map[string]any, accepted 
 	}
 	name := c.opts.node.to
 	delivered, members := 0, -1 // -1: not known yet
+	var waiting []any           // the members without it, as last said
 	for members < 0 || delivered < members {
 		select {
 		case ev, ok := <-lines:
@@ -248,13 +249,16 @@ func waitGroupVia(c *ctx, conn io.Writer, lines <-chan map[string]any, accepted 
 			}
 			switch {
 			case ev["event"] == "history" && ev["ref"] == "status":
-				if d, m, ok := groupProgress(ev, id); ok {
-					delivered, members = max(delivered, d), m
+				if d, m, w, ok := groupProgress(ev, id); ok && d >= delivered {
+					delivered, members, waiting = d, m, w
 				}
 			case ev["event"] == "delivered" && ev["id"] == id:
 				d, _ := ev["delivered"].(float64)
 				m, _ := ev["members"].(float64)
-				delivered, members = max(delivered, int(d)), int(m)
+				if int(d) >= delivered {
+					delivered, members = int(d), int(m)
+					waiting, _ = ev["waiting"].([]any)
+				}
 			}
 		case <-timeout:
 			if members < 0 {
@@ -262,7 +266,13 @@ func waitGroupVia(c *ctx, conn io.Writer, lines <-chan map[string]any, accepted 
 				return exitStatus{exitQueued, fmt.Sprintf("the members of %s have not all stored the message yet; the running daemon keeps trying (exit status 3: queued)", name)}
 			}
 			c.printf("queued %s: delivered to %d of %d members of %s\n", id, delivered, members, name)
-			return exitStatus{exitQueued, fmt.Sprintf("%s not stored the message yet; the running daemon keeps trying (exit status 3: queued)", notYet(members-delivered, name))}
+			ids := make([]string, 0, len(waiting))
+			for _, w := range waiting {
+				if s, ok := w.(string); ok {
+					ids = append(ids, s)
+				}
+			}
+			return exitStatus{exitQueued, fmt.Sprintf("%s not stored the message yet%s; the running daemon keeps trying (exit status 3: queued)", notYet(members-delivered, name), c.waitingFor(ids))}
 		}
 	}
 	c.printf("delivered %s to %d of %d members of %s\n", id, delivered, members, name)
@@ -278,17 +288,46 @@ func notYet(n int, group string) string {
 }
 
 // groupProgress finds message id in a group's history answer: how many
-// members have it, of how many.
-func groupProgress(history map[string]any, id string) (delivered, members int, ok bool) {
+// members have it, of how many, and which do not yet.
+func groupProgress(history map[string]any, id string) (delivered, members int, waiting []any, ok bool) {
 	msgs, _ := history["messages"].([]any)
 	for _, m := range msgs {
 		if m, _ := m.(map[string]any); m != nil && m["id"] == id {
 			d, _ := m["delivered"].(float64)
 			n, _ := m["members"].(float64)
-			return int(d), int(n), true
+			w, _ := m["waiting"].([]any)
+			return int(d), int(n), w, true
 		}
 	}
-	return 0, 0, false
+	return 0, 0, nil, false
+}
+
+// waitingFor is " (bob, dan)": the members who do not have a message
+// yet, by their contacts' names (else short peer IDs), at most five and
+// how many more; "" if none is known.
+func (c *ctx) waitingFor(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	t, _ := c.trustStore() // without it, short peer IDs
+	names := make([]string, 0, len(ids))
+	for _, s := range ids {
+		p, err := identity.ParsePeerID(s)
+		if err != nil {
+			continue
+		}
+		name := identity.ShortID(p)
+		if t != nil {
+			if ct, ok, _ := t.Contact(p); ok {
+				name = identity.SanitizeName(ct.Label())
+			}
+		}
+		names = append(names, name)
+	}
+	if len(names) > 5 {
+		names = append(names[:5], fmt.Sprintf("%d more", len(names)-5))
+	}
+	return " (" + strings.Join(names, ", ") + ")"
 }
 
 // runGroupHistory prints a group's history: arg is not a contact, and
