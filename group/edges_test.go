@@ -7,6 +7,7 @@
 package group_test
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/group"
+	"github.com/certchat/certchat/identity"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // signAt signs a change by who, i seconds after t0, whatever Propose
@@ -376,5 +379,55 @@ func TestCreatorSelfRemovalIsNoEnd(t *testing.T) {
 		if !m.Has(rs.Hash()) || !m.Has(rn.Hash()) {
 			t.Errorf("ann's self-removal held %v, her rename %v; want both", m.Has(rs.Hash()), m.Has(rn.Hash()))
 		}
+	}
+}
+
+// Named says a refusal of the user's own change with the user's names
+// for the peers in it (node: "you", a contact's label), in place of the
+// short peer IDs Error gives, keeping the rest of the text; an error
+// with no refusal in it is said as Error says it.
+func TestNamedRefusal(t *testing.T) {
+	ps := people(t, "ann", "ben", "cat")
+	ann, ben, cat := ps["ann"], ps["ben"], ps["cat"]
+	_, l := newGroup(t, ann, ben)
+	grant, err := l.Propose(ann.key, group.OpAdmin, ben.id, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(grant); err != nil {
+		t.Fatal(err)
+	}
+	name := func(p peer.ID) string {
+		for n, q := range ps {
+			if q.id == p {
+				return n
+			}
+		}
+		return "?"
+	}
+	for _, tc := range []struct {
+		key  ed25519.PrivateKey
+		op   group.Op
+		p    peer.ID
+		want string
+		is   error
+	}{
+		{ben.key, group.OpRemove, ann.id, "only a more senior admin can remove an admin: ann is a more senior admin than ben", group.ErrJuniorAdmin},
+		{ann.key, group.OpAdd, ben.id, "already a member of the group: ben", group.ErrAlreadyMember},
+		{ann.key, group.OpRemove, cat.id, "not a member of the group: cannot remove cat", group.ErrNotMember},
+	} {
+		_, err := l.Propose(tc.key, tc.op, tc.p, "", t0)
+		wrapped := fmt.Errorf("%s in group: %w", tc.op, err)
+		got := group.Named(wrapped, name)
+		if want := fmt.Sprintf("%s in group: %s", tc.op, tc.want); !errors.Is(err, tc.is) || got != want {
+			t.Errorf("%s of %s: Named %q (Error %q), want %q", tc.op, name(tc.p), got, wrapped, want)
+		}
+		if strings.Contains(got, identity.ShortID(tc.p)) {
+			t.Errorf("%s of %s: Named still says %s: %q", tc.op, name(tc.p), identity.ShortID(tc.p), got)
+		}
+	}
+	plain := fmt.Errorf("store: %w", errors.New("disk full"))
+	if got := group.Named(plain, name); got != plain.Error() {
+		t.Errorf("Named of an error without a refusal: %q", got)
 	}
 }

@@ -3,6 +3,8 @@ package group
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/certchat/certchat/identity"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -66,6 +68,26 @@ func (e *refusedError) Error() string {
 }
 
 func (e *refusedError) Unwrap() error { return e.sentinel }
+
+// Named is err's message with the peers a refusal names given as name
+// says (a contact's label, "you") rather than as short peer IDs: for
+// the user who made the change, who knows them by name. The error's
+// other text, and any error without such a refusal in its chain, is as
+// Error says.
+func Named(err error, name func(peer.ID) string) string {
+	var r *refusedError
+	if !errors.As(err, &r) {
+		return err.Error()
+	}
+	args := slices.Clone(r.args)
+	for i, a := range args {
+		if p, ok := a.(short); ok {
+			args[i] = name(peer.ID(p))
+		}
+	}
+	named := r.sentinel.Error() + ": " + fmt.Sprintf(r.format, args...)
+	return strings.Replace(err.Error(), r.Error(), named, 1)
+}
 
 // short prints a peer ID shortened (identity.ShortID), when printed.
 type short peer.ID

@@ -641,12 +641,35 @@ func (g *Groups) propose(id group.ID, op group.Op, p peer.ID, name ...string) (*
 	if err != nil {
 		what := op.String()
 		if p != "" {
-			what += " " + identity.ShortID(p)
+			what += " " + userName(g.trust, g.host.ID(), p)
 		}
-		return nil, fmt.Errorf("%s in group %q: %w", what, s.Name, err)
+		named := group.Named(err, func(p peer.ID) string { return userName(g.trust, g.host.ID(), p) })
+		return nil, fmt.Errorf("%s in group %q: %w", what, s.Name, namedError{err, named})
 	}
 	return c, nil
 }
+
+// userName is p as the user knows it, in what is said of the user's own
+// changes: "you" (self), its contact's label, else its short peer ID.
+func userName(t *identity.TrustStore, self, p peer.ID) string {
+	if p == self {
+		return "you"
+	}
+	if c, ok, err := t.Contact(p); err == nil && ok {
+		return c.Label()
+	}
+	return identity.ShortID(p)
+}
+
+// namedError is an error said with the user's names for the peers in it
+// (group.Named), which errors.Is and errors.As still see through.
+type namedError struct {
+	err  error
+	text string
+}
+
+func (e namedError) Error() string { return e.text }
+func (e namedError) Unwrap() error { return e.err }
 
 // commit adds our change to the log, stores the log and sends it to the
 // members of the version before and after (so a removed member learns it

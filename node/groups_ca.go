@@ -166,19 +166,10 @@ func (g *Groups) checkCAMembers(ca []byte, members []peer.ID) error {
 	}
 	for _, p := range members {
 		if err := g.memberCA(p, ca); err != nil {
-			return fmt.Errorf("%s cannot join a group bound to a CA: %w", contactLabel(g.trust, p), err)
+			return fmt.Errorf("%s cannot join a group bound to a CA: %w", userName(g.trust, g.host.ID(), p), err)
 		}
 	}
 	return nil
-}
-
-// contactLabel is p as the user knows it: its contact's label, else its
-// short peer ID.
-func contactLabel(t *identity.TrustStore, p peer.ID) string {
-	if c, ok, err := t.Contact(p); err == nil && ok {
-		return c.Label()
-	}
-	return identity.ShortID(p)
 }
 
 // Flags lists, for a group bound to a CA, the members whose

@@ -112,8 +112,13 @@ func TestGroupLifecycle(t *testing.T) {
 	carol.waitGroupMessage(m2.ID)
 
 	// A non-admin cannot add.
-	if _, err := bob.Groups().Add(id, dave.ID()); !errors.Is(err, group.ErrNotAdmin) {
-		t.Fatalf("bob adds dave: %v, want ErrNotAdmin", err)
+	// It says so with bob's names for the peers: "you", dave's label.
+	if err := bob.Contacts().Rename(dave.ID(), "dave"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Groups().Add(id, dave.ID()); !errors.Is(err, group.ErrNotAdmin) ||
+		err.Error() != `add dave in group "team": only an admin can change the group: add of you is not an admin` {
+		t.Fatalf("bob adds dave: %v, want ErrNotAdmin said with names", err)
 	}
 
 	// An impostor (not a member) sends a group message: held for the
