@@ -656,7 +656,7 @@ func userName(t *identity.TrustStore, self, p peer.ID) string {
 		return "you"
 	}
 	if c, ok, err := t.Contact(p); err == nil && ok {
-		return c.Label()
+		return identity.SanitizeName(c.Label()) // a certificate's name, maybe: a peer chose it
 	}
 	return identity.ShortID(p)
 }
