@@ -48,6 +48,7 @@ type GroupInfo struct {
 	Admins    []peer.ID
 	Version   uint64
 	CA        []byte // SHA-256 of the required CA's SubjectPublicKeyInfo, or nil
+	CAName    string // that CA's name, if it is among the CAs the user trusts
 	Member    bool   // this node is a member
 	Unread    int
 	Messages  int
@@ -128,6 +129,9 @@ func (g *Groups) info(s group.State) GroupInfo {
 			gi.Name = sg.Name
 		}
 		gi.Unread, gi.Messages, gi.Last = sg.Unread, sg.Messages, sg.Last
+	}
+	if s.CA != nil {
+		gi.CAName = trustedCAName(g.trust, s.CA)
 	}
 	return gi
 }

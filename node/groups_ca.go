@@ -47,6 +47,21 @@ func (g *Groups) TrustedCA(s string) ([]byte, error) {
 	return CAHash(cert), nil
 }
 
+// trustedCAName is the name of the trusted CA that ca names (CAHash), or
+// "" if none does (any more).
+func trustedCAName(t *identity.TrustStore, ca []byte) string {
+	roots, err := t.Roots()
+	if err != nil {
+		return ""
+	}
+	for _, r := range roots {
+		if bytes.Equal(CAHash(r), ca) {
+			return identity.DisplayName(r)
+		}
+	}
+	return ""
+}
+
 // memberCA says whether p holds, now, a valid certificate from the
 // trusted CA that ca names; nil if so.
 func (g *Groups) memberCA(p peer.ID, ca []byte) error {

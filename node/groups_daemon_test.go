@@ -201,11 +201,11 @@ func TestGroupDaemonBoundToCA(t *testing.T) {
 		}
 	}
 	g := a.do("g1", map[string]any{"cmd": "group_create", "name": "acme", "members": []string{"bob"}, "ca": "Acme Root"})
-	if g.str("event") != "group" || len(g.str("ca")) != 64 {
+	if g.str("event") != "group" || len(g.str("ca")) != 64 || g.str("ca_name") != "Acme Root" {
 		t.Fatalf("group_create bound to Acme Root: %v", g)
 	}
 	got := b.waitEvent("the group, bound to the CA", func(e event) bool { return e.str("event") == "group" && e.str("id") == g.str("id") })
-	if got.str("ca") != g.str("ca") {
+	if got.str("ca") != g.str("ca") || got.str("ca_name") != "Acme Root" {
 		t.Fatalf("bob's group names CA %q, alice's %q", got.str("ca"), g.str("ca"))
 	}
 

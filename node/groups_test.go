@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"crypto/x509"
 	"errors"
 	"slices"
@@ -248,6 +249,13 @@ func TestGroupBoundToCA(t *testing.T) {
 	}
 	if f := alice.Groups().Flags(g.ID); !errors.Is(f[bob.ID()], node.ErrGroupCAUntrusted) {
 		t.Fatalf("bob not flagged after the CA was removed: %v", f)
+	}
+	// The group names its CA while it is trusted (the daemon's ca_name).
+	if g.CAName != identity.DisplayName(ca.Cert) {
+		t.Fatalf("the group's CA name while trusted: %q", g.CAName)
+	}
+	if now, _ := alice.Groups().Get(g.ID); now.CAName != "" || !bytes.Equal(now.CA, hash) {
+		t.Fatalf("after the CA was removed: CA name %q, CA %x", now.CAName, now.CA)
 	}
 }
 

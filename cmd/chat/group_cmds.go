@@ -28,16 +28,17 @@ type evGroup struct {
 	Members []string `json:"members"`
 	Admins  []string `json:"admins"`
 	Version uint64   `json:"version"`
-	Member  bool     `json:"member"`           // this node is a member
-	CA      string   `json:"ca,omitempty"`     // the required CA (hex SHA-256 of its SubjectPublicKeyInfo)
-	Unread  int      `json:"unread,omitempty"` // unread messages
+	Member  bool     `json:"member"`            // this node is a member
+	CA      string   `json:"ca,omitempty"`      // the required CA (hex SHA-256 of its SubjectPublicKeyInfo)
+	CAName  string   `json:"ca_name,omitempty"` // its name, while it is among the CAs this node trusts
+	Unread  int      `json:"unread,omitempty"`  // unread messages
 }
 
 func groupEvent(g node.GroupInfo, ref string) evGroup {
 	ev := evGroup{Event: "group", Ref: ref, ID: g.ID.String(), Name: g.Name, Version: g.Version, Member: g.Member,
 		Members: peerStrings(g.Members), Admins: peerStrings(g.Admins), Unread: g.Unread}
 	if g.CA != nil {
-		ev.CA = fmt.Sprintf("%x", g.CA)
+		ev.CA, ev.CAName = fmt.Sprintf("%x", g.CA), g.CAName
 	}
 	return ev
 }
