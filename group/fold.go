@@ -192,8 +192,8 @@ func (f *folding) standing() foldRun {
 			live[r] = true
 		}
 	}
-	slices.SortStableFunc(crossing, func(a, b *entry) int { return f.rank.compare(a.c.Author, b.c.Author) })
 	base := f.run(live, failed) // with the removals standing so far, and no crossing one
+	slices.SortStableFunc(crossing, func(a, b *entry) int { return decisionOrder(&base.state, a.c.Author, b.c.Author) })
 	for len(crossing) > 0 {
 		n := 1
 		for n < len(crossing) && crossing[n].c.Author == crossing[0].c.Author {
@@ -290,8 +290,10 @@ func (f *folding) decide(cand []*entry, live map[*entry]bool, failed map[*entry]
 // seniorityOf ranks a peer among the admins: the creator first, then
 // the peers some admin change of the set names that counts, by the
 // earliest such change (its depth in the graph, then its hash), then
-// everyone else (an admin by succession, §14.3) by peer ID. It depends on
-// the set of changes only, never on the order they came in.
+// everyone else (an admin by succession, §14.3, and those it makes),
+// whom compare orders by peer ID and rule 5 (State.seniorTo) and the
+// order of decisions (decisionOrder) by the order they became admins.
+// It depends on the set of changes only, never on the order they came in.
 //
 // An admin change counts if nothing voids it for its author (no removal
 // of its author, and no leave by it, is concurrent with it) and its
@@ -368,6 +370,35 @@ func (r seniorityOf) compare(a, b peer.ID) int {
 		return 1
 	}
 	return strings.Compare(string(a), string(b))
+}
+
+// decisionOrder orders the authors of crossing removals, the senior
+// first, as rule 5 does (State.seniorTo): by rank, and two admins no
+// change that counts names (an admin by succession, those it makes) by
+// the order they became admins in s, the fold with no crossing removal;
+// by peer ID only among those it leaves no admin. Before (found
+// 2026-12-06 by mutation testing), the fold decided such admins' removals
+// by peer ID alone: a junior (cat, made an admin by ben, an admin by
+// succession) whose peer ID sorted first, removed by ben while it
+// removed someone on the same version, or on an earlier one signed
+// after the fact, stood, and ben's removal of it was set aside as one
+// that "would undo a removal by a senior admin", though rule 5 refused
+// cat's removal of ben as a junior's (TestGranteeCannotOutrankItsGranter).
+func decisionOrder(s *State, a, b peer.ID) int {
+	_, ra := s.rank[a]
+	_, rb := s.rank[b]
+	if !ra && !rb {
+		ia, ib := slices.Index(s.Admins, a), slices.Index(s.Admins, b)
+		switch {
+		case ia >= 0 && ib >= 0:
+			return ia - ib
+		case ia >= 0:
+			return -1
+		case ib >= 0:
+			return 1
+		}
+	}
+	return s.rank.compare(a, b)
 }
 
 // concurrent says whether neither of a and b is an ancestor of the
