@@ -228,7 +228,7 @@ func (mb *mailboxes) receiveInto(it mailbox.Item, failed *openFailures) bool {
 		if failed != nil {
 			failed.add(from, err)
 		} else {
-			mb.emitError(from, fmt.Errorf("a sealed message from %s could not be opened and was discarded: %w", identity.ShortID(from), err))
+			mb.emitError(from, discarded(1, from, []error{err}))
 		}
 		return true
 	case errors.Is(err, ErrStrangerFull):
@@ -305,21 +305,45 @@ func (f *openFailures) flush(c *core) {
 			otherSenders++
 			continue
 		}
-		if e.n == 1 {
-			c.emitError(p, fmt.Errorf("a sealed message from %s could not be opened and was discarded: %w", identity.ShortID(p), e.reasons[0]))
-			continue
-		}
-		why := make([]string, len(e.reasons))
-		for i, r := range e.reasons {
-			why[i] = r.Error()
-		}
-		c.emitError(p, fmt.Errorf("%d sealed messages from %s could not be opened and were discarded: %s", e.n, identity.ShortID(p), strings.Join(why, "; ")))
+		c.emitError(p, discarded(e.n, p, e.reasons))
 	}
 	if otherSenders > 0 {
 		c.emitError("", fmt.Errorf("%d sealed messages from %d other senders could not be opened and were discarded", others, otherSenders))
 	}
 	f.order, f.by = nil, nil
 }
+
+// discarded says that n sealed messages from p did not open, and why
+// (reasons, at most maxFailureReasons). Mail sealed for a session this
+// node does not hold (ratchet.ErrUnknownSession: a stranger's, held in
+// memory and lost in a restart; or one not p's) is said as what it is,
+// not as a session ID: p has no receipt for it, still has it, and writes
+// it again on the next live session the two share (PROTOCOL §10; seen
+// trying a group as a new user: "ratchet: unknown session: 000001a2…").
+// errors.Is sees every reason.
+func discarded(n int, p peer.ID, reasons []error) error {
+	what := "a sealed message from " + identity.ShortID(p) + " could not be opened and was discarded"
+	if n > 1 {
+		what = fmt.Sprintf("%d sealed messages from %s could not be opened and were discarded", n, identity.ShortID(p))
+	}
+	why := make([]string, len(reasons))
+	for i, r := range reasons {
+		why[i] = r.Error()
+		if errors.Is(r, ratchet.ErrUnknownSession) {
+			why[i] = "sealed for a session this node does not hold (lost in a restart, or not the sender's); the sender still has it and sends it again when you are both online"
+		}
+	}
+	return discardedError{text: what + ": " + strings.Join(slices.Compact(why), "; "), reasons: reasons}
+}
+
+// discardedError is discarded's: its text, and the reasons it unwraps to.
+type discardedError struct {
+	text    string
+	reasons []error
+}
+
+func (e discardedError) Error() string   { return e.text }
+func (e discardedError) Unwrap() []error { return e.reasons }
 
 // isRatchetError reports errors that mean an envelope will never open.
 func isRatchetError(err error) bool {

@@ -38,11 +38,11 @@ func TestOfflineFailedOpenChangesNothing(t *testing.T) {
 	}
 	bob.offRefused("payload tampered", alice.ID(), flip(len(env)-1), "authentication failed")
 	bob.offRefused("header tampered", alice.ID(), flip(18+30), "authentication failed")
-	bob.offRefused("session id tampered", alice.ID(), flip(10), "unknown session")
+	bob.offRefused("session id tampered", alice.ID(), flip(10), "sealed for a session this node does not hold")
 	bob.offRefused("type tampered", alice.ID(), flip(1), "malformed")
 	bob.offRefused("truncated", alice.ID(), env[:100], "malformed")
-	bob.offRefused("a relay claims carol sent alice's envelope", carol.ID(), env, "unknown session")
-	carol.offRefused("alice's envelope for bob re-addressed to carol", alice.ID(), env, "unknown session")
+	bob.offRefused("a relay claims carol sent alice's envelope", carol.ID(), env, "sealed for a session this node does not hold")
+	carol.offRefused("alice's envelope for bob re-addressed to carol", alice.ID(), env, "sealed for a session this node does not hold")
 
 	// A first-contact (PQXDH) envelope binds the sender's identity too:
 	// claimed by carol it fails the signature check, and at carol (who
