@@ -54,12 +54,21 @@ func trustedCAName(t *identity.TrustStore, ca []byte) string {
 	if err != nil {
 		return ""
 	}
-	for _, r := range roots {
-		if bytes.Equal(CAHash(r), ca) {
-			return identity.DisplayName(r)
-		}
+	if r := groupRoot(roots, ca); r != nil {
+		return identity.DisplayName(r)
 	}
 	return ""
+}
+
+// groupRoot is the CA of anchors that ca (a group's CAHash) names, or nil.
+func groupRoot(anchors []*x509.Certificate, ca []byte) *x509.Certificate {
+	var root *x509.Certificate
+	for _, r := range anchors {
+		if bytes.Equal(CAHash(r), ca) {
+			root = r
+		}
+	}
+	return root
 }
 
 // memberCA says whether p holds, now, a valid certificate from the
@@ -84,12 +93,7 @@ func (g *Groups) memberIssuer(p peer.ID, ca []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var root *x509.Certificate
-	for _, r := range anchors {
-		if bytes.Equal(CAHash(r), ca) {
-			root = r
-		}
-	}
+	root := groupRoot(anchors, ca)
 	if root == nil {
 		return "", ErrGroupCAUntrusted
 	}

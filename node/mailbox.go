@@ -326,14 +326,17 @@ func discarded(n int, p peer.ID, reasons []error) error {
 	if n > 1 {
 		what = fmt.Sprintf("%d sealed messages from %s could not be opened and were discarded", n, identity.ShortID(p))
 	}
-	why := make([]string, len(reasons))
-	for i, r := range reasons {
-		why[i] = r.Error()
+	var why []string
+	for _, r := range reasons {
+		w := r.Error()
 		if errors.Is(r, ratchet.ErrUnknownSession) {
-			why[i] = "sealed for a session this node does not hold (lost in a restart, or not the sender's); the sender still has it and sends it again when you are both online"
+			w = "sealed for a session this node does not hold (lost in a restart, or not the sender's); the sender still has it and sends it again when you are both online"
+		}
+		if !slices.Contains(why, w) { // two unknown sessions read the same
+			why = append(why, w)
 		}
 	}
-	return discardedError{text: what + ": " + strings.Join(slices.Compact(why), "; "), reasons: reasons}
+	return discardedError{text: what + ": " + strings.Join(why, "; "), reasons: reasons}
 }
 
 // discardedError is discarded's: its text, and the reasons it unwraps to.

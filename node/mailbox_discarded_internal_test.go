@@ -26,6 +26,7 @@ func TestDiscardedMailSaysWhy(t *testing.T) {
 	}{
 		{1, []error{lost}, "a sealed message from " + identity.ShortID(p) + " could not be opened and was discarded: sealed for a session this node does not hold (lost in a restart, or not the sender's); the sender still has it and sends it again when you are both online"},
 		{3, []error{auth, lost, fmt.Errorf("%w: 2", ratchet.ErrUnknownSession)}, "3 sealed messages from " + identity.ShortID(p) + " could not be opened and were discarded: " + auth.Error() + "; sealed for a session this node does not hold"},
+		{3, []error{lost, auth, fmt.Errorf("%w: 2", ratchet.ErrUnknownSession)}, "3 sealed messages from " + identity.ShortID(p) + " could not be opened and were discarded: sealed for a session this node does not hold (lost in a restart, or not the sender's); the sender still has it and sends it again when you are both online; " + auth.Error()},
 	} {
 		err := discarded(tc.n, p, tc.reasons)
 		if !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "000001a2") || strings.Count(err.Error(), "does not hold") != 1 {

@@ -317,18 +317,23 @@ func (c *ctx) waitingFor(ids []string) string {
 		if err != nil {
 			continue
 		}
-		name := identity.ShortID(p)
-		if t != nil {
-			if ct, ok, _ := t.Contact(p); ok {
-				name = identity.SanitizeName(ct.Label())
-			}
-		}
-		names = append(names, name)
+		names = append(names, memberLabel(t, p))
 	}
 	if len(names) > 5 {
 		names = append(names[:5], fmt.Sprintf("%d more", len(names)-5))
 	}
 	return " (" + strings.Join(names, ", ") + ")"
+}
+
+// memberLabel is a group member as the user knows it: its contact's
+// label, else its short peer ID (t nil: the trust store was not read).
+func memberLabel(t *identity.TrustStore, p peer.ID) string {
+	if t != nil {
+		if ct, ok, _ := t.Contact(p); ok {
+			return identity.SanitizeName(ct.Label())
+		}
+	}
+	return identity.ShortID(p)
 }
 
 // runGroupHistory prints a group's history: arg is not a contact, and
@@ -361,10 +366,7 @@ func runGroupHistory(c *ctx, h identity.Home, t *identity.TrustStore, arg string
 	for _, m := range msgs {
 		who := m.Peer
 		if p, err := identity.ParsePeerID(m.Peer); err == nil {
-			who = identity.ShortID(p)
-			if ct, ok, _ := t.Contact(p); ok {
-				who = ct.Label()
-			}
+			who = memberLabel(t, p)
 		}
 		printHistoryLine(c.io.out, m, who)
 	}
