@@ -52,7 +52,7 @@ func TestRandomOrdersConvergeSweep(t *testing.T) {
 	if g.junk == 0 || g.moot == 0 || g.stooges == 0 || g.counters == 0 || g.leagues == 0 || g.chains == g.poisoned || g.poisoned == 0 || g.lates == 0 {
 		t.Fatalf("%+v: the game does not test besideLeave and standing", g)
 	}
-	t.Logf("%d seeds: %d changes by former members (%d stooges, %d late removals, %d members in league made admins, %d leaves in league on a former admin's renames, %d of them poisoned), %d refused or dropped on arrival; %d admins back late", seeds, g.junk, g.stooges, g.counters, g.leagues, g.chains, g.poisoned, g.moot, g.lates)
+	t.Logf("%d seeds: %d changes by former members (%d stooges, %d late removals, %d members in league made admins, %d leaves in league on a former admin's renames, %d of them poisoned), %d refused or dropped on arrival; %d admins back late; trials whose log contradicts its fold through leaves set aside (open finding 6) %d, through an admin by succession (open finding 8) %d", seeds, g.junk, g.stooges, g.counters, g.leagues, g.chains, g.poisoned, g.moot, g.lates, g.leavesAside, g.successors)
 }
 
 // envInt is the integer in the environment variable name, or def if it
@@ -75,7 +75,15 @@ func envInt(t *testing.T, name string, def int) int {
 // (chains) and those of them on more than MaxVouched (poisoned), how
 // many times a log refused or dropped one as moot, and the admins back
 // late (lateStart).
-type gameCounts struct{ junk, moot, stooges, counters, leagues, chains, poisoned, lates int }
+type gameCounts struct {
+	junk, moot, stooges, counters, leagues, chains, poisoned, lates int
+	// leavesAside counts the trials whose log contradicts its fold only
+	// through leaves set aside (ErrLeaveAsideForTest: open finding 6).
+	leavesAside int
+	// successors counts those whose admin by succession the log reads
+	// as a stooge (ErrSuccessorForTest: open finding 8).
+	successors int
+}
 
 func (g *gameCounts) add(o gameCounts) {
 	g.junk += o.junk
@@ -86,6 +94,8 @@ func (g *gameCounts) add(o gameCounts) {
 	g.chains += o.chains
 	g.poisoned += o.poisoned
 	g.lates += o.lates
+	g.leavesAside += o.leavesAside
+	g.successors += o.successors
 }
 
 // vouchedRegionFor is levels of width renames by key (a former admin),
@@ -341,6 +351,13 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 			t.Fatalf("seed %d trial %d: still missing %v", seed, trial, m.Missing())
 		}
 		if err := m.CheckFoldForTest(); err != nil {
+			t.Fatalf("seed %d trial %d: %v", seed, trial, err)
+		}
+		if err := m.CheckCoherentForTest(); errors.Is(err, group.ErrLeaveAsideForTest) {
+			g.leavesAside++
+		} else if errors.Is(err, group.ErrSuccessorForTest) {
+			g.successors++
+		} else if err != nil {
 			t.Fatalf("seed %d trial %d: %v", seed, trial, err)
 		}
 		checkRestore(t, seed, trial, m)

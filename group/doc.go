@@ -24,9 +24,12 @@
 //     its own removal),
 //   - it was not signed beside a leave by its own author, or a removal
 //     of its author by the creator, that the member has seen (an honest
-//     client never signs the first), unless a change by another author
-//     builds on it: such changes take no effect, and a former member
-//     could otherwise fill the log with them (Log.besideLeave),
+//     client never signs the first), in the membership that end ends
+//     (not after its author was added again), unless a change by another
+//     author builds on it: such changes take no effect, and a former
+//     member could otherwise fill the log with them (Log.besideLeave); a
+//     removal the creator signed beside its own leave lapses and ends
+//     nobody (lapsedRemovals),
 //   - its author is the creator, or named (by the create or an add) by
 //     a change it builds on that stands by these rules in turn, and, for
 //     an admin's change, made an admin by one that stands (or by none

@@ -15,7 +15,16 @@ import (
 // removal concurrent with it removes its author (folding.standing).
 func (l *Log) fold(in func(*entry) bool) (State, map[Hash]error) {
 	l.folds++
-	r := newFolding(l, in).standing()
+	r := newFolding(l, in, nil).standing()
+	return r.state, r.outcome
+}
+
+// foldAll is the fold of every change of the log (Log.state), with the
+// removals that lapsed as the log's other rules read them
+// (lapsedRemovals).
+func foldAll(l *Log) (State, map[Hash]error) {
+	l.folds++
+	r := newFolding(l, func(*entry) bool { return true }, lapsedRemovals(l)).standing()
 	return r.state, r.outcome
 }
 
@@ -30,11 +39,18 @@ type folding struct {
 	crossing map[*entry]bool  // removals some change of the set is concurrent with
 	rank     seniorityOf      // the admins' seniority in the set
 	creator  peer.ID
-	ousted   map[peer.ID][]*entry // the creator's removals, by whom they remove
+	ousted   map[peer.ID][]*entry // the creator's removals that have not lapsed, by whom they remove
+	starts   map[peer.ID][]int    // the removals of the set a later membership of each peer starts from (startsOf)
+	naming   map[peer.ID][]int    // the changes of the log that name each peer (Log.naming)
 }
 
-func newFolding(l *Log, in func(*entry) bool) *folding {
-	f := &folding{children: map[int][]*entry{}, parents: map[int]int{}, crossing: map[*entry]bool{}}
+// lapsed are the removals by the creator that lapsed (lapsedRemovals),
+// or nil for a fold of some of the log's changes (the ancestors of one,
+// admissible), where a removal lapses if a leave by the creator among
+// them is concurrent with it: where a change was built decides the
+// same in every log.
+func newFolding(l *Log, in func(*entry) bool, lapsed map[Hash]bool) *folding {
+	f := &folding{children: map[int][]*entry{}, parents: map[int]int{}, crossing: map[*entry]bool{}, starts: map[peer.ID][]int{}, naming: l.naming}
 	for _, e := range l.order {
 		if !in(e) {
 			continue
@@ -57,12 +73,31 @@ func newFolding(l *Log, in func(*entry) bool) *folding {
 	f.ousted = map[peer.ID][]*entry{}
 	for _, r := range f.removals {
 		f.crossing[r] = slices.ContainsFunc(f.set, func(e *entry) bool { return concurrent(r, e) })
-		if creatorRemoval(r.c, f.creator) {
+		if creatorRemoval(r.c, f.creator) && !f.lapsed(r, lapsed) {
 			f.ousted[r.c.Peer] = append(f.ousted[r.c.Peer], r)
+			f.starts[r.c.Peer] = append(f.starts[r.c.Peer], r.idx)
 		}
 	}
 	f.rank = f.seniority()
 	return f
+}
+
+// rejoined says whether e is of a later membership of its author's than
+// end (rejoined): a change that names the author (the log's, which
+// among e's ancestors are the set's) or a removal of it by the creator
+// that has not lapsed in the set starts it.
+func (f *folding) rejoined(e, end *entry) bool {
+	return rejoined(f.naming[e.c.Author], e.anc, end.anc) || rejoined(f.starts[e.c.Author], e.anc, end.anc)
+}
+
+// lapsed says whether r, a removal by the creator, lapsed: it is among
+// lapsed, or with lapsed nil, a leave by the creator among the fold's
+// changes is concurrent with it.
+func (f *folding) lapsed(r *entry, lapsed map[Hash]bool) bool {
+	if lapsed != nil {
+		return lapsed[r.c.hash]
+	}
+	return slices.ContainsFunc(f.leaves, func(lv *entry) bool { return lv.c.Author == f.creator && concurrent(r, lv) })
 }
 
 // foldRun is what a run of the fold computed: the membership, why each
@@ -122,10 +157,12 @@ func (f *folding) release(e *entry, waiting map[int]int, ready *entryHeap) {
 // such a change was signed after the leave on an old version. Nor one
 // concurrent with a removal of its author by the creator, standing or
 // not: nobody can remove the creator, so such a removal fails only
-// where the fold meets its target gone already (or the creator gone,
-// by a leave it signed beside it), and so the log may keep out such a
-// change no change builds on (Log.besideRemoval), as it does one
-// beside its author's leave, without changing any membership.
+// where the fold meets its target gone already, and so the log may keep
+// out such a change no change builds on (Log.besideRemoval), as it does
+// one beside its author's leave, without changing any membership. A
+// removal the creator signed beside its own leave lapses and voids
+// nothing (lapsedRemovals), and no end voids a change of a later
+// membership of its author's (rejoined).
 func (f *folding) step(s *State, e *entry, live map[*entry]bool) error {
 	crossed := e.c.Op == OpRemove && !live[e]
 	for r := range live {
@@ -138,12 +175,12 @@ func (f *folding) step(s *State, e *entry, live map[*entry]bool) error {
 		return crossedRemoval(e.c)
 	}
 	for _, lv := range f.leaves {
-		if e.c.Op != OpLeave && lv.c.Author == e.c.Author && concurrent(lv, e) {
+		if e.c.Op != OpLeave && lv.c.Author == e.c.Author && concurrent(lv, e) && !f.rejoined(e, lv) {
 			return refused(ErrNotMember, "%s by %s was signed beside its author's leave", e.c.Op, short(e.c.Author))
 		}
 	}
 	for _, r := range f.ousted[e.c.Author] {
-		if concurrent(r, e) {
+		if concurrent(r, e) && !f.rejoined(e, r) {
 			return refused(ErrNotMember, "%s by %s was signed beside its removal by the creator", e.c.Op, short(e.c.Author))
 		}
 	}

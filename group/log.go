@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -45,17 +46,23 @@ type Log struct {
 	held    uint64           // changes held since New
 	named   map[peer.ID]bool // namedIn(order) as of revision namedAt (Named)
 	namedAt int
-	stand   standing // the changes of the log that name each peer and stand (namersOf)
-	asideAt int      // changes set aside or brought back since New (namersValid)
-	aside   keptOut  // changes kept out as moot (besideLeave)
-	poison  hashSet  // changes out of the log found poisoned (poisonedOut)
-	stale   keptOut  // changes refused as stale (checkFresh)
-	bad     badSet   // changes refused where they were built, and those on them (refuseFor)
-	state   State
-	outcome map[Hash]error // why a change did not take effect in the fold
-	refused []error        // held changes refused when their parents came
-	rev     int            // changes taken in or dropped since New
-	folds   int            // folds run (FoldsForTest)
+	stand   standing  // the changes of the log that name each peer and stand (namersOf)
+	asideAt int       // changes set aside or brought back since New (namersValid)
+	aside   keptOut   // changes kept out as moot (besideLeave)
+	poison  hashSet   // changes out of the log found poisoned (poisonedOut)
+	lapsed  lapsedSet // removals by the creator beside its leave (lapsedRemovals)
+	// creatorEnds are the creator's leaves and removals in the log, and
+	// naming the indexes of the changes of the log that name each peer
+	// (namesOf), kept by insert: what lapsedRemovals and startsOf read.
+	creatorEnds []*entry
+	naming      map[peer.ID][]int
+	stale       keptOut // changes refused as stale (checkFresh)
+	bad         badSet  // changes refused where they were built, and those on them (refuseFor)
+	state       State
+	outcome     map[Hash]error // why a change did not take effect in the fold
+	refused     []error        // held changes refused when their parents came
+	rev         int            // changes taken in or dropped since New
+	folds       int            // folds run (FoldsForTest)
 	// admitted is the last change admissible took that makes no admin,
 	// with the membership it and its ancestors describe: what a change
 	// on it alone is checked against (admissible).
@@ -271,7 +278,7 @@ func (l *Log) Propose(key ed25519.PrivateKey, op Op, p peer.ID, name string, now
 // again without effect. A change whose parents are missing is held
 // (ErrMissingParents; Missing names them) and added when they arrive.
 func (l *Log) Add(c *Change) error {
-	return l.add(c, true, true, nil)
+	return addLifting(l, c, nil)
 }
 
 // AddWith is Add for a change that came with others (a frame of a
@@ -282,7 +289,16 @@ func (l *Log) Add(c *Change) error {
 // stale a change its sender took late (its child was held first), and
 // lack both.
 func (l *Log) AddWith(c *Change, rest []*Change) error {
-	return l.add(c, true, true, rest)
+	return addLifting(l, c, rest)
+}
+
+// addLifting is add with every check, then lifts what removals that c,
+// or a change it released, made lapse kept out (liftLapsed).
+func addLifting(l *Log, c *Change, rest []*Change) error {
+	before := maps.Clone(lapsedRemovals(l))
+	err := l.add(c, true, true, rest)
+	liftLapsed(l, before, c.hash)
+	return err
 }
 
 // add adds c; checkStale and checkBeside turn the checks of checkFresh
@@ -329,7 +345,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	// A change that builds on every change of the log is beside none of
 	// its leaves, but may be beside one set aside, and its author may be
 	// a stooge (named by no change of the log that stands).
-	if l.extendsAll(c) && !(checkBeside && (l.asideEndOf(c.Author) || stoogeStep(l, c))) {
+	if l.extendsAll(c) && !(checkBeside && (l.asideEndOf(c) || stoogeStep(l, c))) {
 		// Every change of the log is an ancestor of c, and none is
 		// concurrent with it: the fold of the log with c is the fold
 		// without it, then c; and c's parents describe the membership
@@ -437,7 +453,11 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 			}
 		}
 	}
+	starts := startsOf(l, c.Author)
 	beside := func(lv *entry, lvAnc bitset) bool {
+		if rejoined(starts, anc, lvAnc) {
+			return false
+		}
 		if c.Op != OpLeave {
 			return true
 		}
@@ -485,11 +505,17 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 // sign any number of changes on versions from before its removal (a
 // chain of renames, each on the last, is never stale), and a member in
 // league relay them, to fill the log. Like leaves, removals set aside
-// count (one beside the creator's own leave is set aside, and is void).
+// count; one the creator signed beside its own leave lapses, and counts
+// nowhere (lapsedRemovals); and neither counts against a change of a
+// later membership of c's author (rejoined).
 func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
-	removes := func(r *Change) bool { return creatorRemoval(r, l.state.Creator) && r.Peer == c.Author }
+	lapsed := lapsedRemovals(l)
+	removes := func(r *Change) bool {
+		return creatorRemoval(r, l.state.Creator) && r.Peer == c.Author && !lapsed[r.hash]
+	}
+	starts := startsOf(l, c.Author)
 	beside := slices.ContainsFunc(l.order, func(r *entry) bool {
-		return removes(r.c) && !anc.has(r.idx) && !(idx >= 0 && r.anc.has(idx))
+		return removes(r.c) && !anc.has(r.idx) && !(idx >= 0 && r.anc.has(idx)) && !rejoined(starts, anc, r.anc)
 	})
 	for h, a := range l.aside {
 		if beside {
@@ -499,7 +525,7 @@ func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
 			continue
 		}
 		_, ancs, above, ok := l.asideAncestry(a)
-		beside = ok && !(idx >= 0 && ancs.has(idx)) && !above[c.hash]
+		beside = ok && !(idx >= 0 && ancs.has(idx)) && !above[c.hash] && !rejoined(starts, anc, ancs)
 	}
 	if beside {
 		return fmt.Errorf("%w: %s by %s was signed beside its removal by the creator", ErrNotMember, c.Op, identity.ShortID(c.Author))
@@ -757,11 +783,12 @@ func onOwnStale(l *Log, c *Change) bool {
 	})
 }
 
-// asideEndOf says whether a leave by p, or a removal of p by the
-// creator, is set aside: either may keep p's changes out (besideLeave).
-func (l *Log) asideEndOf(p peer.ID) bool {
+// asideEndOf says whether a leave by c's author, or a removal of it by
+// the creator that has not lapsed, is set aside: either may keep c out
+// (besideLeave).
+func (l *Log) asideEndOf(c *Change) bool {
 	for _, a := range l.aside {
-		if ends(a, p, l.state.Creator) {
+		if ending(l, a, c.Author) {
 			return true
 		}
 	}
@@ -777,7 +804,8 @@ func ends(e *Change, p, creator peer.ID) bool {
 // creatorRemoved says whether the log holds or set aside a removal of p
 // by the creator (one set aside counts as one held: besideRemoval).
 func creatorRemoved(l *Log, p peer.ID) bool {
-	removes := func(c *Change) bool { return creatorRemoval(c, l.state.Creator) && c.Peer == p }
+	lapsed := lapsedRemovals(l)
+	removes := func(c *Change) bool { return creatorRemoval(c, l.state.Creator) && c.Peer == p && !lapsed[c.hash] }
 	if slices.ContainsFunc(l.order, func(e *entry) bool { return removes(e.c) }) {
 		return true
 	}
@@ -944,15 +972,19 @@ func (l *Log) keptOutChild(c *Change, held heldIndex) bool {
 	// A leave beside a leave of its author's is kept out or not by
 	// besideLeave's rules between them: it comes in to be decided.
 	keeps := func(e *Change) bool {
-		return ends(e, c.Author, l.state.Creator) && !(e.Op == OpLeave && c.Op == OpLeave)
+		return ending(l, e, c.Author) && !(e.Op == OpLeave && c.Op == OpLeave)
 	}
+	starts := startsOf(l, c.Author)
 	for _, e := range l.order {
-		if keeps(e.c) && !anc.has(e.idx) {
+		if keeps(e.c) && !anc.has(e.idx) && !rejoined(starts, anc, e.anc) {
 			return true
 		}
 	}
 	for h, a := range l.aside {
-		if keeps(a) && !out[h] {
+		if !keeps(a) || out[h] {
+			continue
+		}
+		if _, aanc, _, ok := l.asideAncestry(a); !ok || !rejoined(starts, anc, aanc) {
 			return true
 		}
 	}
@@ -1038,6 +1070,7 @@ func (l *Log) prune() {
 		dropped = true
 		old := l.order
 		l.nodes, l.heads, l.order = map[Hash]*entry{}, map[Hash]bool{}, nil
+		l.creatorEnds, l.naming = nil, nil
 		for _, e := range old {
 			if !out[e] {
 				l.insert(e.c)
@@ -1357,6 +1390,15 @@ func (l *Log) insert(c *Change) {
 	}
 	l.nodes[c.hash] = e
 	l.order = append(l.order, e)
+	if (c.Op == OpLeave && c.Author == l.state.Creator) || creatorRemoval(c, l.state.Creator) {
+		l.creatorEnds = append(l.creatorEnds, e)
+	}
+	for _, p := range namesOf(c) {
+		if l.naming == nil {
+			l.naming = map[peer.ID][]int{}
+		}
+		l.naming[p] = append(l.naming[p], e.idx)
+	}
 	l.heads[c.hash] = true
 	l.rev++
 }
@@ -1407,7 +1449,7 @@ func crossedStep(l *Log, c *Change) bool {
 }
 
 func (l *Log) refold() {
-	l.state, l.outcome = l.fold(func(*entry) bool { return true })
+	l.state, l.outcome = foldAll(l)
 }
 
 // bitset is a set of small non-negative integers.

@@ -906,11 +906,12 @@ func TestRevisionMovesWhenALeaveIsReplaced(t *testing.T) {
 // TestChangeBesideALeaveSetAside: cat, an admin, leaves; ann adds her
 // back and makes her an admin again, and she renames the group. Then
 // cat signs another leave on the version before her first, which the
-// log keeps out (her first is earlier) but counts: cat's rename is
-// beside it, and an honest client never signs a change beside its own
-// leave. Whether the old leave comes before the rename or after, the
-// log ends without the rename (dropped when the leave comes: a leave
-// set aside makes the log's heads beside it moot too).
+// log keeps out (her first is earlier). It ends her first membership,
+// not the one she was added back to (rejoined): her rename, signed in
+// the second, stands, whether the old leave comes before it or after.
+// Before (2026-12-06), the old leave counted against every later change
+// of hers: the rename was dropped, and so was each change she made as
+// an admin again, while the fold kept her one (TestMemberAddedAgainIsNotHeldToAnOldLeave).
 func TestChangeBesideALeaveSetAside(t *testing.T) {
 	p := people(t, "ann", "ben", "cat")
 	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
@@ -942,7 +943,7 @@ func TestChangeBesideALeaveSetAside(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if m.Has(rename.Hash()) || m.Has(old.Hash()) || m.State().Name != "team" {
+		if !m.Has(rename.Hash()) || m.Has(old.Hash()) || m.State().Name != "cat's" {
 			t.Errorf("order %d: holds the rename %v, the old leave %v; name %q", i, m.Has(rename.Hash()), m.Has(old.Hash()), m.State().Name)
 		}
 		if i == 0 {
@@ -1342,8 +1343,10 @@ func TestRemovalNotMadeStaleByItsTarget(t *testing.T) {
 }
 
 // Effect names what a change kept out of the log was signed beside: its
-// author's removal by the creator even when that removal is itself set
-// aside (beside the creator's own leave), where it still counts.
+// author's removal by the creator. A removal beside the creator's own
+// leave lapses (lapsedRemovals): it is kept out, and keeps nothing out.
+// Before (2026-12-06) it still counted set aside, and cat's rename was
+// kept out as beside it (TestLapsedRemovalEndsNobody).
 func TestEffectNamesARemovalSetAside(t *testing.T) {
 	p := people(t, "ann", "ben", "cat")
 	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
@@ -1361,12 +1364,21 @@ func TestEffectNamesARemovalSetAside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := deal(t, create, append(pre, leave, removal, rename))
-	if m.Has(removal.Hash()) || m.Has(rename.Hash()) {
-		t.Fatalf("the removal beside the creator's leave in the log %v, cat's rename beside it %v; want both kept out", m.Has(removal.Hash()), m.Has(rename.Hash()))
+	m := deal(t, create, append(pre, removal, rename))
+	if !m.Has(removal.Hash()) || m.Has(rename.Hash()) {
+		t.Fatalf("the removal in the log %v, cat's rename beside it %v; want the removal in, the rename kept out", m.Has(removal.Hash()), m.Has(rename.Hash()))
 	}
 	if err := m.Effect(rename.Hash()); err == nil || !strings.Contains(err.Error(), "removal by the creator") {
 		t.Fatalf("why cat's rename was kept out: %v, want its removal by the creator", err)
+	}
+	for _, order := range [][]*group.Change{{leave, removal, rename}, {removal, rename, leave}, {rename, removal, leave}} {
+		m := deal(t, create, append(pre, order...))
+		if m.Has(removal.Hash()) || !m.Has(rename.Hash()) || m.Name() != "cat's" {
+			t.Fatalf("the removal beside the creator's leave in the log %v, cat's rename in the log %v, name %q; want the removal out, the rename in", m.Has(removal.Hash()), m.Has(rename.Hash()), m.Name())
+		}
+		if err := m.Effect(removal.Hash()); err == nil || !strings.Contains(err.Error(), "its author's leave") {
+			t.Fatalf("why the removal was kept out: %v, want its author's leave", err)
+		}
 	}
 }
 

@@ -92,16 +92,18 @@ type endAt struct {
 	anc bitset
 }
 
-// endsOf are the ends in the log and set aside, by the peer each ends:
+// endsOf are the ends in the log and set aside, by the peer each ends
+// (a removal by the creator that lapsed ends nobody: lapsedRemovals):
 // what besideLeave reads for a change that is no leave (asideAncestry
 // once for each end set aside, at most MaxPending).
 func endsOf(l *Log) map[peer.ID][]endAt {
 	out := map[peer.ID][]endAt{}
+	lapsed := lapsedRemovals(l)
 	ended := func(c *Change) (peer.ID, bool) {
 		switch {
 		case c.Op == OpLeave:
 			return c.Author, true
-		case creatorRemoval(c, l.state.Creator):
+		case creatorRemoval(c, l.state.Creator) && !lapsed[c.hash]:
 			return c.Peer, true
 		}
 		return "", false
@@ -123,9 +125,14 @@ func endsOf(l *Log) map[peer.ID][]endAt {
 
 // besideEnd is besideLeave for e, a change of the log that is no leave,
 // with nothing held counted: one of ends (endsOf, those of its author)
-// is concurrent with it. An end set aside is never e's ancestor.
-func besideEnd(e *entry, ends []endAt) bool {
+// is concurrent with it, and e is of no later membership than that end
+// (rejoined, by starts: startsOf, its author's). An end set aside is
+// never e's ancestor.
+func besideEnd(e *entry, ends []endAt, starts []int) bool {
 	return slices.ContainsFunc(ends, func(x endAt) bool {
+		if rejoined(starts, e.anc, x.anc) {
+			return false
+		}
 		if x.idx < 0 {
 			return !x.anc.has(e.idx)
 		}
@@ -152,12 +159,24 @@ func standingNow(l *Log) *standing {
 		return &l.stand
 	}
 	ends := endsOf(l)
+	memo := map[peer.ID][]int{}
+	starts := func(p peer.ID) []int {
+		if len(ends[p]) == 0 {
+			return nil // read only beside an end
+		}
+		s, ok := memo[p]
+		if !ok {
+			s = startsOf(l, p)
+			memo[p] = s
+		}
+		return s
+	}
 	st := standing{namers: map[peer.ID][]int{}, admins: map[peer.ID][]int{}, voidGrants: map[peer.ID][]int{}}
 	for _, e := range l.order {
 		// The create stands; a change beside its author's end, a
 		// stooge's, or one by an admin only by changes that do not
 		// stand does not.
-		stands := e.c.Op == OpCreate || (slices.ContainsFunc(st.namers[e.c.Author], e.anc.has) && !besideEnd(e, ends[e.c.Author]) && authorized(l, &st, e.c, e.anc, nil))
+		stands := e.c.Op == OpCreate || (slices.ContainsFunc(st.namers[e.c.Author], e.anc.has) && !besideEnd(e, ends[e.c.Author], starts(e.c.Author)) && authorized(l, &st, e.c, e.anc, nil))
 		markVoid(l, &st, e, !stands)
 		names := namesOf(e.c)
 		if len(names) == 0 && e.c.Op != OpAdmin {
@@ -256,8 +275,13 @@ func stepNamers(l *Log, c *Change, valid bool) {
 		return
 	}
 	// The cache as it was before c (l.rev moved with it). A leave is
-	// never void (markVoid).
-	if c.Op != OpLeave && (stoogeOnAll(&l.stand, l.state.Creator, c) || l.asideEndOf(c.Author)) {
+	// never void (markVoid). A leave by the creator may make removals
+	// set aside lapse (lapsedRemovals), and changes of the log stand
+	// again: the cache is computed again.
+	if c.Op != OpLeave && (stoogeOnAll(&l.stand, l.state.Creator, c) || l.asideEndOf(c)) {
+		return
+	}
+	if c.Op == OpLeave && c.Author == l.state.Creator {
 		return
 	}
 	e := l.nodes[c.hash]

@@ -1,0 +1,186 @@
+package group
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Lapsed removals and later memberships (PROTOCOL §14.3, "Lapsed
+// removals, later memberships"; §14.4, "Nothing beside one's removal by
+// the creator").
+//
+// A removal by the creator concurrent with a leave by the creator in the
+// log was signed beside the creator's own leave: an honest client names
+// its own last change among the parents of its next, so the creator
+// signed it after leaving, on a version from before, or left on a
+// version from before it. It takes no effect (the fold refuses it as
+// beside its author's leave), and it lapses: it ends nobody, so it
+// voids none of its target's changes, in the fold (folding.ousted), in
+// which changes stand (endsOf) and in what the log keeps out
+// (besideRemoval, keptOutChild). Before (found 2026-12-06 by mutation
+// testing), it still ended its target, set aside or not: a creator who
+// had left could sign a removal of an admin on a version from before
+// the leave, and every later change of that admin's was kept out of the
+// log while the fold kept it the admin (the group frozen); a member it
+// had added was a stooge the fold counted in, who could never leave;
+// and with a member's change on the removal, the fold voided the
+// admin's changes since (TestLapsedRemovalEndsNobody). Which removals
+// lapse depends on the leaves in the log only, which a member that
+// restores or is sent the log has too; a leave that makes removals
+// lapse lifts what they kept out (liftLapsed).
+//
+// An end (a leave, or a removal by the creator that has not lapsed) of
+// a peer's ends the membership it was signed in, not a later one: a
+// change of the peer's that builds on an add of it, or on a removal of
+// it by the creator, that the end does not build on is of a later
+// membership (rejoined), and the end does not void it.
+
+// lapsedSet caches lapsedRemovals for a revision of the log (rev) and
+// of the changes set aside (aside, as of Log.asideAt).
+type lapsedSet struct {
+	rev, aside int
+	set        map[Hash]bool
+	valid      bool
+}
+
+// lapsedRemovals are the hashes of the removals by the creator, in the
+// log or set aside, that a leave by the creator in the log is
+// concurrent with: one set aside counts with its ancestry known only
+// (asideAncestry), as an end set aside does.
+func lapsedRemovals(l *Log) map[Hash]bool {
+	if c := &l.lapsed; c.valid && c.rev == l.rev && c.aside == l.asideAt {
+		return c.set
+	}
+	creator := l.state.Creator
+	var leaves, removals []*entry
+	for _, e := range l.creatorEnds {
+		switch {
+		case e.c.Op == OpLeave && e.c.Author == creator:
+			leaves = append(leaves, e)
+		case creatorRemoval(e.c, creator):
+			removals = append(removals, e)
+		}
+	}
+	set := map[Hash]bool{}
+	if len(leaves) > 0 {
+		for _, r := range removals {
+			if slices.ContainsFunc(leaves, func(lv *entry) bool { return concurrent(r, lv) }) {
+				set[r.c.hash] = true
+			}
+		}
+		for _, a := range l.aside {
+			if !creatorRemoval(a, creator) {
+				continue
+			}
+			if _, anc, _, ok := l.asideAncestry(a); ok && slices.ContainsFunc(leaves, func(lv *entry) bool { return !anc.has(lv.idx) }) {
+				set[a.hash] = true
+			}
+		}
+	}
+	l.lapsed = lapsedSet{rev: l.rev, aside: l.asideAt, set: set, valid: true}
+	return set
+}
+
+// ending says whether c ends p for the log's rules (ends), unless it is
+// a removal that lapsed.
+func ending(l *Log, c *Change, p peer.ID) bool {
+	return ends(c, p, l.state.Creator) && !lapsedRemovals(l)[c.hash]
+}
+
+// liftLapsed brings back what removals that lapsed since before (the
+// lapsed removals before the caller's change, came) kept out: every
+// change set aside is added again, parents first, and those found
+// poisoned are looked at again (a change that builds on one that stood
+// again may be poisoned no more). came itself, a removal that came
+// lapsed, kept nothing out: a creator who left and signs removals on
+// old versions makes no work. It runs again while what it brings back
+// makes another removal lapse, so at most once for each.
+func liftLapsed(l *Log, before map[Hash]bool, came Hash) {
+	before[came] = true
+	for {
+		grew := false
+		for h := range lapsedRemovals(l) {
+			grew = grew || !before[h]
+			before[h] = true
+		}
+		if !grew {
+			return
+		}
+		clear(l.poison)
+		l.stand.namers = nil // changes of the log may stand again
+		for _, a := range asideByDepth(l) {
+			if l.aside[a.hash] == nil || l.nodes[a.hash] != nil {
+				continue // brought back with another meanwhile
+			}
+			unsetAside(l, a.hash)
+			if err := l.add(a, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
+				l.refused = append(l.refused, err)
+			}
+		}
+		l.refold()
+	}
+}
+
+// asideByDepth are the changes set aside, parents before children (by
+// depth, then hash), those whose ancestry is not known last.
+func asideByDepth(l *Log) []*Change {
+	type at struct {
+		c     *Change
+		depth int
+	}
+	var out []at
+	for _, a := range l.aside {
+		d, _, _, ok := l.asideAncestry(a)
+		if !ok {
+			d = MaxChanges + MaxPending
+		}
+		out = append(out, at{a, d})
+	}
+	slices.SortFunc(out, func(a, b at) int {
+		return cmp.Or(cmp.Compare(a.depth, b.depth), bytes.Compare(a.c.hash[:], b.c.hash[:]))
+	})
+	cs := make([]*Change, len(out))
+	for i, a := range out {
+		cs[i] = a.c
+	}
+	return cs
+}
+
+// rejoined says whether a change with ancestors anc in the log is of a
+// later membership of its author than an end of its author's with
+// ancestors endAnc in the log: one of starts (startsOf, the author's)
+// is among anc and not among endAnc. The end ends the author's
+// membership before that, not the one the change was made in. Before
+// (found 2026-12-06 by the converge sweep's check that every member can
+// leave), a member removed and added again was held to a leave it
+// signed in its first membership on a version from before its removal:
+// its leaves, and its changes as an admin again, were kept out of the
+// log for ever (TestMemberAddedAgainIsNotHeldToAnOldLeave).
+func rejoined(starts []int, anc, endAnc bitset) bool {
+	return slices.ContainsFunc(starts, func(i int) bool { return anc.has(i) && !endAnc.has(i) })
+}
+
+// startsOf are the indexes of the changes of the log a later membership
+// of p's starts from (rejoined): those that name it (namesOf), and the
+// creator's removals of it that have not lapsed.
+func startsOf(l *Log, p peer.ID) []int {
+	out := l.naming[p]
+	var lapsed map[Hash]bool
+	for _, e := range l.creatorEnds {
+		if e.c.Op != OpRemove || e.c.Peer != p {
+			continue
+		}
+		if lapsed == nil {
+			lapsed = lapsedRemovals(l)
+			out = slices.Clone(out)
+		}
+		if !lapsed[e.c.hash] {
+			out = append(out, e.idx)
+		}
+	}
+	return out
+}
