@@ -153,6 +153,9 @@ func (l *Log) CheckCoherentForTest() error {
 	return err
 }
 
+// checkCoherent is CheckCoherentForTest on the log and the changes set
+// aside as they are, each member's leave and each admin's rename made
+// up on the heads and put to the rules Add applies.
 func (l *Log) checkCoherent() error {
 	heads := l.Heads()
 	anc := bitset{}
@@ -165,7 +168,7 @@ func (l *Log) checkCoherent() error {
 			c.Name = "coherent"
 		}
 		c.hash = Hash{0xff, 0xfe, 0xfd}
-		if l.asideEndOf(c) || !l.extendsAll(c) {
+		if l.asideEndOf(p) || !l.extendsAll(c) {
 			if err := l.besideLeave(c, anc, -1, false); err != nil {
 				return err
 			}

@@ -85,10 +85,17 @@ func lapsedRemovals(l *Log) map[Hash]bool {
 	return set
 }
 
-// ending says whether c ends p for the log's rules (ends), unless it is
-// a removal that lapsed.
+// ending says whether c keeps p's changes beside it out of the log
+// (besideLeave): a leave by p, or a removal of p by the creator that has
+// not lapsed (ousts).
 func ending(l *Log, c *Change, p peer.ID) bool {
-	return ends(c, p, l.state.Creator) && !lapsedRemovals(l)[c.hash]
+	return (c.Op == OpLeave && c.Author == p) || ousts(l, c, p)
+}
+
+// ousts says whether c is a removal of p by the creator that has not
+// lapsed: one that keeps p's changes beside it out (besideRemoval).
+func ousts(l *Log, c *Change, p peer.ID) bool {
+	return creatorRemoval(c, l.state.Creator) && c.Peer == p && !lapsedRemovals(l)[c.hash]
 }
 
 // liftLapsed brings back what removals that lapsed since before (the

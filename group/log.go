@@ -345,7 +345,7 @@ func (l *Log) add(c *Change, checkStale, checkBeside bool, rest []*Change) error
 	// A change that builds on every change of the log is beside none of
 	// its leaves, but may be beside one set aside, and its author may be
 	// a stooge (named by no change of the log that stands).
-	if l.extendsAll(c) && !(checkBeside && (l.asideEndOf(c) || stoogeStep(l, c))) {
+	if l.extendsAll(c) && !(checkBeside && (l.asideEndOf(c.Author) || stoogeStep(l, c))) {
 		// Every change of the log is an ancestor of c, and none is
 		// concurrent with it: the fold of the log with c is the fold
 		// without it, then c; and c's parents describe the membership
@@ -509,19 +509,15 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 // nowhere (lapsedRemovals); and neither counts against a change of a
 // later membership of c's author (rejoined).
 func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
-	lapsed := lapsedRemovals(l)
-	removes := func(r *Change) bool {
-		return creatorRemoval(r, l.state.Creator) && r.Peer == c.Author && !lapsed[r.hash]
-	}
 	starts := startsOf(l, c.Author)
 	beside := slices.ContainsFunc(l.order, func(r *entry) bool {
-		return removes(r.c) && !anc.has(r.idx) && !(idx >= 0 && r.anc.has(idx)) && !rejoined(starts, anc, r.anc)
+		return ousts(l, r.c, c.Author) && !anc.has(r.idx) && !(idx >= 0 && r.anc.has(idx)) && !rejoined(starts, anc, r.anc)
 	})
 	for h, a := range l.aside {
 		if beside {
 			break
 		}
-		if !removes(a) || h == c.hash {
+		if !ousts(l, a, c.Author) || h == c.hash {
 			continue
 		}
 		_, ancs, above, ok := l.asideAncestry(a)
@@ -783,34 +779,26 @@ func onOwnStale(l *Log, c *Change) bool {
 	})
 }
 
-// asideEndOf says whether a leave by c's author, or a removal of it by
-// the creator that has not lapsed, is set aside: either may keep c out
-// (besideLeave).
-func (l *Log) asideEndOf(c *Change) bool {
+// asideEndOf says whether a leave by p, or a removal of p by the
+// creator that has not lapsed, is set aside: either may keep p's
+// changes out (besideLeave).
+func (l *Log) asideEndOf(p peer.ID) bool {
 	for _, a := range l.aside {
-		if ending(l, a, c.Author) {
+		if ending(l, a, p) {
 			return true
 		}
 	}
 	return false
 }
 
-// ends says whether e keeps p's changes beside it out of the log
-// (besideLeave): a leave by p, or a removal of p by creator.
-func ends(e *Change, p, creator peer.ID) bool {
-	return (e.Op == OpLeave && e.Author == p) || (creatorRemoval(e, creator) && e.Peer == p)
-}
-
 // creatorRemoved says whether the log holds or set aside a removal of p
 // by the creator (one set aside counts as one held: besideRemoval).
 func creatorRemoved(l *Log, p peer.ID) bool {
-	lapsed := lapsedRemovals(l)
-	removes := func(c *Change) bool { return creatorRemoval(c, l.state.Creator) && c.Peer == p && !lapsed[c.hash] }
-	if slices.ContainsFunc(l.order, func(e *entry) bool { return removes(e.c) }) {
+	if slices.ContainsFunc(l.order, func(e *entry) bool { return ousts(l, e.c, p) }) {
 		return true
 	}
 	for _, a := range l.aside {
-		if removes(a) {
+		if ousts(l, a, p) {
 			return true
 		}
 	}

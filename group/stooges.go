@@ -278,7 +278,7 @@ func stepNamers(l *Log, c *Change, valid bool) {
 	// never void (markVoid). A leave by the creator may make removals
 	// set aside lapse (lapsedRemovals), and changes of the log stand
 	// again: the cache is computed again.
-	if c.Op != OpLeave && (stoogeOnAll(&l.stand, l.state.Creator, c) || l.asideEndOf(c)) {
+	if c.Op != OpLeave && (stoogeOnAll(&l.stand, l.state.Creator, c) || l.asideEndOf(c.Author)) {
 		return
 	}
 	if c.Op == OpLeave && c.Author == l.state.Creator {
