@@ -29,11 +29,14 @@
 //     author builds on it: such changes take no effect, and a former
 //     member could otherwise fill the log with them (Log.besideLeave); a
 //     removal the creator signed beside its own leave lapses and ends
-//     nobody (lapsedRemovals),
+//     nobody (lapsedRemovals); of an author's leaves, a later one beside
+//     an earlier stays if it voids a change the earlier builds on
+//     (voidable),
 //   - its author is the creator, or named (by the create or an add) by
 //     a change it builds on that stands by these rules in turn, and, for
 //     an admin's change, made an admin by one that stands (or by none
-//     at all: an admin by succession), unless a change that stands
+//     at all, or by none that took effect where it was built: an admin
+//     by succession, successorAt), unless a change that stands
 //     builds on it: otherwise its author is a stooge, a key only changes
 //     that take no effect name or make an admin, whose changes take no
 //     effect and vouch for none (stooge, authorized),
@@ -42,7 +45,8 @@
 //     such a change is poisoned, takes no effect, vouches for none and
 //     is kept out whatever builds on it, so that a member in league
 //     cannot bring back a removed admin's chain of any length with one
-//     leave (poisonedOut).
+//     leave (poisonedOut); a verdict is looked at again when a change
+//     counted void may stand again (repoison).
 //
 // Every member computes the membership from the graph with the same
 // deterministic rule (Log.State): the changes are applied in topological

@@ -345,8 +345,12 @@ func TestLeaveBesideAnAdminChange(t *testing.T) {
 // admin) leaves on a version two renames newer; his rename on the older
 // version is set aside beside that leave; a leave of his on the rename
 // (earlier than the first leave, by depth) comes last: it brings the
-// rename back and takes the first leave's place, as it does when it
-// comes before the first leave.
+// rename back, as it does when it comes before the first leave. The
+// first leave stays in the log beside it (voidable): it voids the
+// rename, which the earlier leave builds on, and the rename takes no
+// effect. Before (2026-12-06), the first leave was set aside and the
+// fold took the rename: a departed admin's change on an old version,
+// with a leave on it, took effect (TestBackdatedAddBesideALeaveTakesNoEffect).
 func TestEarlierLeaveOnAChangeSetAside(t *testing.T) {
 	p := people(t, "ann", "ben")
 	create, l := newGroup(t, p["ann"], p["ben"])
@@ -358,8 +362,8 @@ func TestEarlierLeaveOnAChangeSetAside(t *testing.T) {
 	c := signAt(t, p["ben"], l.ID(), hashesOf(a), group.OpLeave, person{}, "", 3)
 	for _, order := range [][]*group.Change{{adm, r1, r2, l1, a, c}, {adm, a, c, r1, r2, l1}, {adm, r1, r2, a, c, l1}} {
 		m := deal(t, create, order)
-		if !m.Has(c.Hash()) || !m.Has(a.Hash()) || m.Has(l1.Hash()) {
-			t.Errorf("ben's later leave held %v, his rename %v, his first leave %v; want the rename and the leave on it", m.Has(c.Hash()), m.Has(a.Hash()), m.Has(l1.Hash()))
+		if !m.Has(c.Hash()) || !m.Has(a.Hash()) || !m.Has(l1.Hash()) || m.Effect(a.Hash()) == nil || m.Name() != "two" {
+			t.Errorf("ben's later leave held %v, his rename %v (effect %v), his first leave %v, name %q; want all three, the rename without effect", m.Has(c.Hash()), m.Has(a.Hash()), m.Effect(a.Hash()), m.Has(l1.Hash()), m.Name())
 		}
 	}
 }

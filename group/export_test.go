@@ -3,7 +3,6 @@ package group
 import (
 	"bytes"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -115,48 +114,13 @@ func (l *Log) FoldsForTest() int { return l.folds }
 // free function: Log is at its method limit).
 func HeldForTest(l *Log) int { return len(l.pending) }
 
-// ErrLeaveAsideForTest marks what CheckCoherentForTest finds that comes
-// of leaves set aside counting where the fold does not see them (a
-// member's later leave, set aside as beside her earlier one, voids her
-// changes before that one to the log, not to the fold): SECURITY.md,
-// open finding 6, as it stands.
-var ErrLeaveAsideForTest = errors.New("a leave set aside counts where the fold does not see it")
-
 // CheckCoherentForTest says how the log contradicts its own fold (nil
 // if it does not): every member the fold keeps can leave on the log's
 // heads, and every admin it keeps can rename there, as Propose lets
-// them; a member who cannot is a stooge to the log while the fold
-// counts it in, and a group whose admins cannot change it is frozen.
-// What comes only of leaves set aside is wrapped in ErrLeaveAsideForTest.
+// them (each made up on the heads and put to the rules Add applies); a
+// member who cannot is a stooge to the log while the fold counts it in,
+// and a group whose admins cannot change it is frozen.
 func (l *Log) CheckCoherentForTest() error {
-	err := l.checkCoherent()
-	if err == nil {
-		return nil
-	}
-	kept := l.aside
-	l.aside = keptOut{}
-	for h, a := range kept {
-		if a.Op != OpLeave {
-			l.aside[h] = a
-		}
-	}
-	l.asideAt++
-	without := l.checkCoherent()
-	l.aside = kept
-	l.asideAt++
-	switch {
-	case without == nil:
-		return fmt.Errorf("%w: %w", ErrLeaveAsideForTest, err)
-	case errors.Is(without, ErrSuccessorForTest) && !errors.Is(err, ErrSuccessorForTest):
-		return fmt.Errorf("%w: %w: and without them, %w", ErrLeaveAsideForTest, err, without)
-	}
-	return err
-}
-
-// checkCoherent is CheckCoherentForTest on the log and the changes set
-// aside as they are, each member's leave and each admin's rename made
-// up on the heads and put to the rules Add applies.
-func (l *Log) checkCoherent() error {
 	heads := l.Heads()
 	anc := bitset{}
 	for _, e := range l.order {
@@ -189,32 +153,8 @@ func (l *Log) checkCoherent() error {
 	}
 	for _, p := range l.state.Admins {
 		if err := try(p, OpRename); err != nil {
-			if l.successorVoidGranted(p) {
-				return fmt.Errorf("%w: admin %s cannot rename: %w", ErrSuccessorForTest, p, err)
-			}
 			return fmt.Errorf("admin %s cannot rename: %w", p, err)
 		}
 	}
 	return nil
-}
-
-// ErrSuccessorForTest marks an admin by succession (the fold made it one
-// when the last admin left) whom an admin change that does not stand,
-// and took no effect, also names: the log reads it as made an admin
-// only by changes kept out (authorized), and keeps its every change out
-// (SECURITY.md, open finding 8).
-var ErrSuccessorForTest = errors.New("an admin by succession with a void grant is a stooge to the log")
-
-// successorVoidGranted says whether p is such an admin.
-func (l *Log) successorVoidGranted(p peer.ID) bool {
-	st := standingNow(l)
-	if p == l.state.Creator || len(st.admins[p]) > 0 || len(st.voidGrants[p]) == 0 {
-		return false
-	}
-	for _, i := range st.voidGrants[p] {
-		if l.outcome[l.order[i].c.hash] == nil {
-			return false // it took effect: p is an admin by it
-		}
-	}
-	return true
 }

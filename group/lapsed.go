@@ -1,9 +1,6 @@
 package group
 
 import (
-	"bytes"
-	"cmp"
-	"errors"
 	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -89,72 +86,13 @@ func lapsedRemovals(l *Log) map[Hash]bool {
 // (besideLeave): a leave by p, or a removal of p by the creator that has
 // not lapsed (ousts).
 func ending(l *Log, c *Change, p peer.ID) bool {
-	return (c.Op == OpLeave && c.Author == p) || ousts(l, c, p)
+	return (c.Op == OpLeave && c.Author == p && !l.poison[c.hash]) || ousts(l, c, p)
 }
 
 // ousts says whether c is a removal of p by the creator that has not
 // lapsed: one that keeps p's changes beside it out (besideRemoval).
 func ousts(l *Log, c *Change, p peer.ID) bool {
-	return creatorRemoval(c, l.state.Creator) && c.Peer == p && !lapsedRemovals(l)[c.hash]
-}
-
-// liftLapsed brings back what removals that lapsed since before (the
-// lapsed removals before the caller's change, came) kept out: every
-// change set aside is added again, parents first, and those found
-// poisoned are looked at again (a change that builds on one that stood
-// again may be poisoned no more). came itself, a removal that came
-// lapsed, kept nothing out: a creator who left and signs removals on
-// old versions makes no work. It runs again while what it brings back
-// makes another removal lapse, so at most once for each.
-func liftLapsed(l *Log, before map[Hash]bool, came Hash) {
-	before[came] = true
-	for {
-		grew := false
-		for h := range lapsedRemovals(l) {
-			grew = grew || !before[h]
-			before[h] = true
-		}
-		if !grew {
-			return
-		}
-		clear(l.poison)
-		l.stand.namers = nil // changes of the log may stand again
-		for _, a := range asideByDepth(l) {
-			if l.aside[a.hash] == nil || l.nodes[a.hash] != nil {
-				continue // brought back with another meanwhile
-			}
-			unsetAside(l, a.hash)
-			if err := l.add(a, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
-				l.refused = append(l.refused, err)
-			}
-		}
-		l.refold()
-	}
-}
-
-// asideByDepth are the changes set aside, parents before children (by
-// depth, then hash), those whose ancestry is not known last.
-func asideByDepth(l *Log) []*Change {
-	type at struct {
-		c     *Change
-		depth int
-	}
-	var out []at
-	for _, a := range l.aside {
-		d, _, _, ok := l.asideAncestry(a)
-		if !ok {
-			d = MaxChanges + MaxPending
-		}
-		out = append(out, at{a, d})
-	}
-	slices.SortFunc(out, func(a, b at) int {
-		return cmp.Or(cmp.Compare(a.depth, b.depth), bytes.Compare(a.c.hash[:], b.c.hash[:]))
-	})
-	cs := make([]*Change, len(out))
-	for i, a := range out {
-		cs[i] = a.c
-	}
-	return cs
+	return creatorRemoval(c, l.state.Creator) && c.Peer == p && !lapsedRemovals(l)[c.hash] && !l.poison[c.hash]
 }
 
 // rejoined says whether a change with ancestors anc in the log is of a

@@ -46,11 +46,21 @@ type Log struct {
 	held    uint64           // changes held since New
 	named   map[peer.ID]bool // namedIn(order) as of revision namedAt (Named)
 	namedAt int
-	stand   standing  // the changes of the log that name each peer and stand (namersOf)
-	asideAt int       // changes set aside or brought back since New (namersValid)
-	aside   keptOut   // changes kept out as moot (besideLeave)
-	poison  hashSet   // changes out of the log found poisoned (poisonedOut)
-	lapsed  lapsedSet // removals by the creator beside its leave (lapsedRemovals)
+	stand   standing // the changes of the log that name each peer and stand (namersOf)
+	asideAt int      // changes set aside or brought back since New (namersValid)
+	aside   keptOut  // changes kept out as moot (besideLeave)
+	poison  hashSet  // changes out of the log found poisoned (poisonedOut)
+	// unvoided says a change counted void may stand now: a verdict in
+	// poison may no longer hold (repoison).
+	unvoided bool
+	// endPoisoned says an end set aside was found poisoned, and counts
+	// no more: what it kept out is looked at again (repoison).
+	endPoisoned bool
+	counted     hashSet   // ends that counted set aside, not yet found poisoned
+	lapsed      lapsedSet // removals by the creator beside its leave (lapsedRemovals)
+	// successors are the folds of changes' ancestors that successorAt
+	// read, by change.
+	successors map[Hash]successorFold
 	// creatorEnds are the creator's leaves and removals in the log, and
 	// naming the indexes of the changes of the log that name each peer
 	// (namesOf), kept by insert: what lapsedRemovals and startsOf read.
@@ -104,7 +114,7 @@ func New(create *Change) (*Log, error) {
 	if create.Op != OpCreate {
 		return nil, fmt.Errorf("%w: a group starts with a create, not %s", ErrMalformed, create.Op)
 	}
-	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, heldAt: map[Hash]uint64{}, aside: keptOut{}, poison: hashSet{}, stale: keptOut{}, bad: badSet{}}
+	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, heldAt: map[Hash]uint64{}, aside: keptOut{}, poison: hashSet{}, counted: hashSet{}, stale: keptOut{}, bad: badSet{}}
 	l.insert(create)
 	l.refold()
 	return l, nil
@@ -298,6 +308,7 @@ func addLifting(l *Log, c *Change, rest []*Change) error {
 	before := maps.Clone(lapsedRemovals(l))
 	err := l.add(c, true, true, rest)
 	liftLapsed(l, before, c.hash)
+	repoison(l)
 	return err
 }
 
@@ -454,6 +465,7 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 		}
 	}
 	starts := startsOf(l, c.Author)
+	var voids []int // voidable, once a leave beside c needs it
 	beside := func(lv *entry, lvAnc bitset) bool {
 		if rejoined(starts, anc, lvAnc) {
 			return false
@@ -469,7 +481,10 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 				return false
 			}
 		}
-		return true
+		if voids == nil {
+			voids = voidable(l, c, anc, idx)
+		}
+		return !slices.ContainsFunc(voids, func(x int) bool { return lvAnc.has(x) })
 	}
 	for _, lv := range l.order {
 		if lv.c.Op != OpLeave || lv.c.Author != c.Author || lv.idx == idx || anc.has(lv.idx) || (idx >= 0 && lv.anc.has(idx)) {
@@ -480,7 +495,7 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 		}
 	}
 	for h, a := range l.aside {
-		if a.Op != OpLeave || a.Author != c.Author || h == c.hash {
+		if a.Op != OpLeave || a.Author != c.Author || h == c.hash || l.poison[h] {
 			continue
 		}
 		// A change set aside is no ancestor of c (c's are in the log);
@@ -494,6 +509,28 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 		}
 	}
 	return l.besideRemoval(c, anc, idx)
+}
+
+// voidable are the indexes of the changes of the log by c's author,
+// no leave, that c, a leave with ancestors anc in the log (idx its
+// index, -1 if it is not in it), is concurrent with: what it voids. A
+// leave beside an earlier leave of its author's stays in the log if the
+// earlier one builds on one of them (besideLeave), for the fold to
+// void it: before (found 2026-12-06), an admin who had left signed an
+// add on a version from before its last changes, and a leave on it
+// earlier than its real one; the real leave, which nothing built on
+// yet, was set aside as beside the earlier, and the fold, which no
+// longer saw it, took the add (TestBackdatedAddBesideALeaveTakesNoEffect).
+// A flood of leaves on one version voids nothing more than the earliest
+// of them, and stays out. It reads the log once.
+func voidable(l *Log, c *Change, anc bitset, idx int) []int {
+	out := []int{}
+	for _, x := range l.order {
+		if x.c.Author == c.Author && x.c.Op != OpLeave && !anc.has(x.idx) && x.idx != idx && !(idx >= 0 && x.anc.has(idx)) {
+			out = append(out, x.idx)
+		}
+	}
+	return out
 }
 
 // besideRemoval is besideLeave's rule for a removal of c's author by
@@ -847,11 +884,15 @@ func keepAside(l *Log, c *Change) {
 	}
 	l.aside.keep(c)
 	l.asideAt++
+	if countsAside(c, l.state.Creator) && !l.poison[c.hash] {
+		l.counted.keep(c.hash) // it counts (endsAside) until found poisoned
+	}
 }
 
 func unsetAside(l *Log, h Hash) {
 	delete(l.aside, h)
 	l.asideAt++
+	l.unvoided = true
 }
 
 // heldOn says whether a change held names c among its parents.
@@ -1055,7 +1096,7 @@ func (l *Log) prune() {
 			}
 			break
 		}
-		dropped = true
+		dropped, l.unvoided = true, true
 		old := l.order
 		l.nodes, l.heads, l.order = map[Hash]*entry{}, map[Hash]bool{}, nil
 		l.creatorEnds, l.naming = nil, nil

@@ -1417,17 +1417,19 @@ func TestStoogeHeldFirstLetsItsParentsGo(t *testing.T) {
 	}
 }
 
-// TestAdminOnlyByAVoidGrant: a change that needs an admin, by a member
-// whom only an admin change that does not stand made one, is kept out
-// of the log, taken in one step or not. Cat, removed by the creator,
-// made ben an admin beside her removal; eve's leave on that vouched for
-// it, so the admin change is in the log, and takes no effect. Then ann
-// leaves, and ben, the first member left, is the admin by succession.
-// The rule does not tell this from a member in league made an admin by
-// a removed one (it reads the changes that stand, not the fold), so his
-// rename is kept out, whether it builds on every change (one step) or
-// comes beside another (dan's leave): the same in every order, which is
-// what the log needs. PROTOCOL §14.3 says so.
+// TestAdminOnlyByAVoidGrant: cat, removed by the creator, made ben an
+// admin beside her removal; eve's leave on that vouched for it, so the
+// admin change is in the log, and takes no effect. Then ann leaves, and
+// ben, the first member left, is the admin by succession. Before (found
+// 2026-12-06 by the converge sweep's check, SECURITY.md's finding 8),
+// the log read ben as made an admin only by a change that does not
+// stand, as it reads a member in league made an admin by a removed one,
+// and kept every admin's change of his out while the fold and Propose
+// took him for the admin: the group could no longer change. Now the
+// fold of his rename's ancestors tells: he is an admin there, and the
+// grant took no effect there (successorAt). His rename is taken,
+// whether it builds on every change (one step) or comes beside another
+// (dan's leave), in every order.
 func TestAdminOnlyByAVoidGrant(t *testing.T) {
 	p := people(t, "ann", "ben", "cat", "dan", "eve")
 	create, l := newGroup(t, p["ann"], p["ben"], p["cat"], p["dan"], p["eve"])
@@ -1448,8 +1450,8 @@ func TestAdminOnlyByAVoidGrant(t *testing.T) {
 	if err := l.Add(reparse(t, vouch)); err != nil {
 		t.Fatalf("eve's leave: %v", err)
 	}
-	if !l.Has(grant.Hash()) {
-		t.Fatal("eve's leave did not bring cat's admin change back")
+	if !l.Has(grant.Hash()) || l.Effect(grant.Hash()) == nil {
+		t.Fatalf("cat's admin change in the log %v, effect %v; want it brought back by eve's leave, of no effect", l.Has(grant.Hash()), l.Effect(grant.Hash()))
 	}
 	leave := propose(t, l, p["ann"], group.OpLeave, person{}, "")
 	if s := l.State(); !slices.Equal(s.Admins, []peer.ID{p["ben"].id}) {
@@ -1463,25 +1465,21 @@ func TestAdminOnlyByAVoidGrant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = l.Add(reparse(t, rename))
-	if !errors.Is(err, group.ErrNotMember) || l.Has(rename.Hash()) {
-		t.Fatalf("ben's rename on every change: %v (in the log: %v), want it kept out", err, l.Has(rename.Hash()))
-	}
-	for _, err := range []error{err, l.Effect(rename.Hash())} {
-		if !strings.Contains(err.Error(), "made an admin only by changes kept out") {
-			t.Errorf("why ben's rename is kept out: %v", err)
-		}
+	if err := l.Add(reparse(t, rename)); err != nil || l.Effect(rename.Hash()) != nil {
+		t.Fatalf("ben's rename on every change: %v (effect %v), want it taken", err, l.Effect(rename.Hash()))
 	}
 	if err := l.Add(reparse(t, dan)); err != nil {
 		t.Fatalf("dan's leave: %v", err)
 	}
-	m := deal(t, create, []*group.Change{admin, removal, grant, vouch, leave, dan, rename})
-	if m.Has(rename.Hash()) {
-		t.Error("ben's rename beside dan's leave is in the log")
+	if err := l.CheckCoherentForTest(); err != nil {
+		t.Error(err)
 	}
-	agrees(t, "dan's leave first", p, m, l)
-	if l.Name() != "team" {
-		t.Errorf("name %q", l.Name())
+	for _, o := range permutations([]*group.Change{grant, vouch, leave, dan, rename}) {
+		m := deal(t, create, append([]*group.Change{admin, removal}, o...))
+		if !m.Has(rename.Hash()) || m.Name() != "ben's" {
+			t.Fatalf("ben's rename in the log %v, name %q; want it taken", m.Has(rename.Hash()), m.Name())
+		}
+		agrees(t, "another order", p, m, l)
 	}
 }
 
@@ -1770,11 +1768,13 @@ func TestHeldPoisonedLeaveVouchesForNothing(t *testing.T) {
 // rename of cat's on another, w: poisoned as soon as the levels are
 // known, whether or not w is. dan then leaves again on ann's renames,
 // deeper than the first: a second leave of the same membership beside
-// the first, it is kept out (besideLeave), which a log decides only
-// with the first set aside and its ancestry known. A log that set the
-// first aside as soon as it was poisoned, before w came, took the
-// second (the first did not count yet) and kept it; one that had w
-// first did not.
+// the first. A log that set the first aside as soon as it was
+// poisoned, before w came, took the second (the first did not count
+// yet) and kept it; one that had w first did not. A poisoned leave now
+// counts nowhere (the fold never sees it; SECURITY.md's finding 6): the
+// second leave is in the log, whatever the order, and dan has left.
+// Before, it was kept out in both, and dan was a member who could never
+// leave.
 func TestPoisonedLeaveCountsOnceItsAncestryIsKnown(t *testing.T) {
 	v := newVouchedChain(t, 0)
 	cat := v.p["cat"]
@@ -1813,9 +1813,43 @@ func TestPoisonedLeaveCountsOnceItsAncestryIsKnown(t *testing.T) {
 	inOrder := deal(t, v.create, append(append(append(slices.Clone(head), levels...), w, z, first), again))
 	late := deal(t, v.create, append(append(append(slices.Clone(head), levels...), z, first, again), w))
 	for name, m := range map[string]*group.Log{"in order": inOrder, "w last": late} {
-		if m.Has(again.Hash()) || group.HeldForTest(m) != 0 || len(m.Missing()) != 0 || len(m.Changes()) != len(head)+1 {
-			t.Errorf("%s: dan's second leave in the log: %v; %d changes, %d held", name, m.Has(again.Hash()), len(m.Changes()), group.HeldForTest(m))
+		if !m.Has(again.Hash()) || m.Effect(again.Hash()) != nil || m.IsMember(v.p["dan"].id) || group.HeldForTest(m) != 0 || len(m.Missing()) != 0 || len(m.Changes()) != len(head)+2 {
+			t.Errorf("%s: dan's second leave in the log: %v (effect %v), dan a member %v; %d changes, %d held", name, m.Has(again.Hash()), m.Effect(again.Hash()), m.IsMember(v.p["dan"].id), len(m.Changes()), group.HeldForTest(m))
 		}
 	}
 	agrees(t, "w last", v.p, late, inOrder)
+}
+
+// TestBackdatedAddBesideALeaveTakesNoEffect: ben, an admin, renames the
+// group three times and leaves; nobody changes the group after. ben's
+// key then signs an add of eve on the version after his first rename,
+// and a leave on it: earlier (by depth) than his real leave. Before
+// (found 2026-12-06), the real leave, which nothing built on, was set
+// aside as beside the earlier one, the fold no longer saw it, and eve
+// was a member (in every order): a departed admin could add anyone on a
+// version up to StaleAfter old. The real leave now stays (voidable).
+func TestBackdatedAddBesideALeaveTakesNoEffect(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "eve")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	ad := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	r1 := propose(t, l, p["ben"], group.OpRename, person{}, "x1")
+	r2 := propose(t, l, p["ben"], group.OpRename, person{}, "x2")
+	r3 := propose(t, l, p["ben"], group.OpRename, person{}, "x3")
+	lv := propose(t, l, p["ben"], group.OpLeave, person{}, "")
+	add := signAt(t, p["ben"], l.ID(), hashesOf(r1), group.OpAdd, p["eve"], "", 7)
+	late := signAt(t, p["ben"], l.ID(), hashesOf(add), group.OpLeave, person{}, "", 8)
+	cs := []*group.Change{ad, r1, r2, r3, lv, add, late}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 300 {
+		o := slices.Clone(cs)
+		rng.Shuffle(len(o), func(i, j int) { o[i], o[j] = o[j], o[i] })
+		m := deal(t, create, o)
+		redeal(t, m, o)
+		if m.IsMember(p["eve"].id) || !m.Has(lv.Hash()) {
+			t.Fatalf("members %v, ben's real leave in the log %v; want eve out, the leave in", names(p, m.State().Members), m.Has(lv.Hash()))
+		}
+		if err := m.CheckCoherentForTest(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -272,3 +272,65 @@ func BenchmarkChainCrossingARemoval(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPoisonedAside: ann makes cat an admin and removes her; cat
+// signs 17 renames, each on the last, on the version before (void: more
+// than MaxVouched); then k changes are set aside: dan's leaves on their
+// tip, each poisoned ("poisoned"), or eve's leaves on the head, each
+// beside the first by hash ("leaves"). What each of 300 renames of
+// ann's then costs: after each change it takes, the log looks at the
+// ends set aside that may be poisoned now, and at the verdicts found
+// (repoison).
+//
+//	go test -run '^$' -bench PoisonedAside -benchtime 3x ./group/
+func BenchmarkPoisonedAside(b *testing.B) {
+	for _, bc := range []struct {
+		kind string
+		k    int
+	}{{"poisoned", 0}, {"poisoned", 200}, {"leaves", 200}} {
+		b.Run(fmt.Sprint(bc.kind, "=", bc.k), func(b *testing.B) {
+			p := people(b, "ann", "ben", "cat", "dan", "eve")
+			create, l := newGroup(b, p["ann"], p["ben"], p["cat"], p["dan"], p["eve"])
+			admin := propose(b, l, p["ann"], group.OpAdmin, p["cat"], "")
+			tip := l.Heads()
+			removal := propose(b, l, p["ann"], group.OpRemove, p["cat"], "")
+			var flood []*group.Change
+			sign := func(who person, heads []group.Hash, op group.Op, name string, i int) *group.Change {
+				c, err := group.SignForTest(who.key, l.ID(), heads, op, "", name, t0.Add(time.Duration(i+1)*time.Second))
+				if err != nil {
+					b.Fatal(err)
+				}
+				flood = append(flood, reparse(b, c))
+				return c
+			}
+			for i := range group.MaxVouched + 1 {
+				tip = []group.Hash{sign(p["cat"], tip, group.OpRename, fmt.Sprint("cat ", i), i).Hash()}
+			}
+			for i := range bc.k {
+				if bc.kind == "poisoned" {
+					sign(p["dan"], tip, group.OpLeave, "", 100+i)
+				} else {
+					sign(p["eve"], l.Heads(), group.OpLeave, "", 100+i)
+				}
+			}
+			var renames []*group.Change
+			for i := range 300 {
+				renames = append(renames, reparse(b, propose(b, l, p["ann"], group.OpRename, person{}, fmt.Sprint("ann ", i))))
+			}
+			for b.Loop() {
+				b.StopTimer()
+				m := replay(b, create, admin, removal)
+				for _, c := range flood {
+					_ = m.Add(c) // kept out: void, poisoned, or beside a leave
+				}
+				b.StartTimer()
+				for _, c := range renames {
+					if err := m.Add(c); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*len(renames)), "µs/change")
+		})
+	}
+}

@@ -61,7 +61,7 @@ type standing struct {
 func endsAside(l *Log) []Hash {
 	var out []Hash
 	for h, a := range l.aside {
-		if countsAside(a, l.state.Creator) {
+		if countsAside(a, l.state.Creator) && !l.poison[h] {
 			out = append(out, h)
 		}
 	}
@@ -114,7 +114,7 @@ func endsOf(l *Log) map[peer.ID][]endAt {
 		}
 	}
 	for _, a := range l.aside {
-		if p, ok := ended(a); ok {
+		if p, ok := ended(a); ok && !l.poison[a.hash] {
 			if _, anc, _, ok := l.asideAncestry(a); ok {
 				out[p] = append(out[p], endAt{-1, anc})
 			}
@@ -211,7 +211,9 @@ func needsAdmin(op Op) bool {
 // admin's change if its author is the creator, or an admin change among
 // its ancestors that stands names its author, or none at all does (an
 // admin by succession: the creator, whom nobody removes, has left, and
-// rule 5, checked where c was built, decided). A removed admin could
+// rule 5, checked where c was built, decided), or only admin changes
+// that took no effect where c was built do (an admin by succession all
+// the same, successorAt). A removed admin could
 // otherwise make a member in league an admin on a version from before
 // its removal: the admin change is kept out (beside its author's end),
 // but the member, whom the create names, is no stooge, and each change
@@ -221,15 +223,13 @@ func authorized(l *Log, st *standing, c *Change, anc bitset, out map[Hash]bool) 
 	if !needsAdmin(c.Op) || c.Author == l.state.Creator || slices.ContainsFunc(st.admins[c.Author], anc.has) {
 		return true
 	}
-	if slices.ContainsFunc(st.voidGrants[c.Author], anc.has) {
-		return false
-	}
+	granted := slices.ContainsFunc(st.voidGrants[c.Author], anc.has)
 	for h := range out {
 		if a := l.aside[h]; a != nil && a.Op == OpAdmin && a.Peer == c.Author {
-			return false
+			granted = true
 		}
 	}
-	return true
+	return !granted || successorAt(l, st, c, anc, len(out) == 0)
 }
 
 // stooge says whether c, whose ancestors in the log are anc and out of
@@ -251,15 +251,16 @@ func stooge(l *Log, c *Change, anc bitset, out map[Hash]bool) bool {
 // (extendsAll): every namer of its author in the log is its ancestor,
 // and so is every admin change.
 func stoogeStep(l *Log, c *Change) bool {
-	return c.Op != OpCreate && stoogeOnAll(standingNow(l), l.state.Creator, c)
+	return c.Op != OpCreate && stoogeOnAll(l, standingNow(l), c)
 }
 
-// stoogeOnAll is stoogeStep by st, the standing of the log's changes.
-func stoogeOnAll(st *standing, creator peer.ID, c *Change) bool {
+// stoogeOnAll is stoogeStep by st, the standing of the log's changes;
+// an admin by succession is told by the log's own fold (successorOnAll).
+func stoogeOnAll(l *Log, st *standing, c *Change) bool {
 	if len(st.namers[c.Author]) == 0 {
 		return true
 	}
-	return needsAdmin(c.Op) && c.Author != creator && len(st.admins[c.Author]) == 0 && len(st.voidGrants[c.Author]) > 0
+	return needsAdmin(c.Op) && c.Author != l.state.Creator && len(st.admins[c.Author]) == 0 && len(st.voidGrants[c.Author]) > 0 && !successorOnAll(l, st, c.Author)
 }
 
 // stepNamers keeps namersOf's cache, valid before c was taken in one
@@ -278,7 +279,7 @@ func stepNamers(l *Log, c *Change, valid bool) {
 	// never void (markVoid). A leave by the creator may make removals
 	// set aside lapse (lapsedRemovals), and changes of the log stand
 	// again: the cache is computed again.
-	if c.Op != OpLeave && (stoogeOnAll(&l.stand, l.state.Creator, c) || l.asideEndOf(c.Author)) {
+	if c.Op != OpLeave && (stoogeOnAll(l, &l.stand, c) || l.asideEndOf(c.Author)) {
 		return
 	}
 	if c.Op == OpLeave && c.Author == l.state.Creator {
@@ -506,6 +507,13 @@ func poisonSettled(l *Log, c *Change) bool {
 
 // markPoisoned keeps c among the changes found poisoned, and says so.
 func markPoisoned(l *Log, c *Change) bool {
+	if !l.poison[c.hash] && l.counted[c.hash] {
+		// An end that counted set aside counts no more (endsAside):
+		// what it kept out is looked at again (repoison), once.
+		delete(l.counted, c.hash)
+		l.asideAt++
+		l.endPoisoned = true
+	}
 	l.poison.keep(c.hash)
 	return true
 }
