@@ -3,6 +3,7 @@ package ratchet
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -100,7 +101,10 @@ func TestSealSharesNothingThatChanges(t *testing.T) {
 
 // A seal allocates its envelope and a small copy of the set and of the
 // active session, not a copy of the whole state (the group sender seals
-// a hundred copies per message).
+// a hundred copies per message). The least of three measurements counts:
+// under the race detector about one run in a hundred counted a seventh
+// allocation that was not the seal's (CI, a2d36d3); an allocation the
+// seal makes is in every measurement.
 func TestSealCopiesLittle(t *testing.T) {
 	alice, _ := established(t)
 	a := newDurable(t, alice)
@@ -108,11 +112,14 @@ func TestSealCopiesLittle(t *testing.T) {
 	a.seal(t, "takes the lease", t0) // the next seals are within it
 	set := a.set
 	pt := []byte("hello")
-	allocs := testing.AllocsPerRun(20, func() {
-		if _, _, commit, err := set.SealLeased(pt, t0); err != nil || commit {
-			t.Fatalf("seal: commit %v, %v", commit, err)
-		}
-	})
+	allocs := math.Inf(1)
+	for range 3 {
+		allocs = min(allocs, testing.AllocsPerRun(20, func() {
+			if _, _, commit, err := set.SealLeased(pt, t0); err != nil || commit {
+				t.Fatalf("seal: commit %v, %v", commit, err)
+			}
+		}))
+	}
 	// The envelope, the set, its session list, the session, and the two
 	// AEADs (header, payload).
 	if allocs > 6 {
