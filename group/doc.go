@@ -45,9 +45,8 @@
 //     such a change is poisoned, takes no effect, vouches for none and
 //     is kept out whatever builds on it, so that a member in league
 //     cannot bring back a removed admin's chain of any length with one
-//     leave (poisonedOut); a poisoned end (a leave, a removal by the
-//     creator) counts nowhere, and a verdict is looked at again when a
-//     change counted void may stand again (repoison).
+//     leave (poisonedOut); a verdict is looked at again when a change
+//     counted void may stand again (repoison).
 //
 // Every member computes the membership from the graph with the same
 // deterministic rule (Log.State): the changes are applied in topological

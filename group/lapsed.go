@@ -86,13 +86,13 @@ func lapsedRemovals(l *Log) map[Hash]bool {
 // (besideLeave): a leave by p, or a removal of p by the creator that has
 // not lapsed (ousts).
 func ending(l *Log, c *Change, p peer.ID) bool {
-	return (c.Op == OpLeave && c.Author == p && !l.poison[c.hash]) || ousts(l, c, p)
+	return (c.Op == OpLeave && c.Author == p) || ousts(l, c, p)
 }
 
 // ousts says whether c is a removal of p by the creator that has not
 // lapsed: one that keeps p's changes beside it out (besideRemoval).
 func ousts(l *Log, c *Change, p peer.ID) bool {
-	return creatorRemoval(c, l.state.Creator) && c.Peer == p && !lapsedRemovals(l)[c.hash] && !l.poison[c.hash]
+	return creatorRemoval(c, l.state.Creator) && c.Peer == p && !lapsedRemovals(l)[c.hash]
 }
 
 // rejoined says whether a change with ancestors anc in the log is of a

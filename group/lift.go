@@ -44,13 +44,6 @@ func liftLapsed(l *Log, before map[Hash]bool, came Hash) {
 func liftAside(l *Log) {
 	clear(l.poison)
 	l.stand.namers = nil // changes of the log may stand again
-	// The ends set aside that are poisoned are found first: one not yet
-	// added again would count, and keep out a change added before it.
-	for _, a := range poisonedEnds(l, l.aside) {
-		l.poison.keep(a.hash)
-		delete(l.counted, a.hash)
-	}
-	l.asideAt++
 	for _, a := range asideByDepth(l) {
 		if l.aside[a.hash] == nil || l.nodes[a.hash] != nil {
 			continue // brought back with another meanwhile
@@ -76,47 +69,15 @@ func liftAside(l *Log) {
 // 1898). Each lift may unvoid more; at most maxRelifts run for a change.
 func repoison(l *Log) {
 	for range maxRelifts {
-		poisonEnds(l)
-		stale := l.unvoided && stalePoison(l)
-		lift := stale || l.endPoisoned
-		l.unvoided, l.endPoisoned = false, false
-		if !lift {
+		if !l.unvoided {
+			return
+		}
+		l.unvoided = false
+		if !stalePoison(l) {
 			return
 		}
 		liftAside(l)
 	}
-}
-
-// poisonEnds marks the ends that count set aside (Log.counted) that
-// are poisoned now (markPoisoned): what they kept out is looked at
-// again. It reads those ends only: the ends set aside found poisoned
-// already cost nothing.
-func poisonEnds(l *Log) {
-	for h := range l.counted {
-		if l.aside[h] == nil {
-			delete(l.counted, h) // in the log, or gone
-		}
-	}
-	for _, a := range poisonedEnds(l, l.counted) {
-		markPoisoned(l, a)
-	}
-}
-
-// poisonedEnds are the ends among the changes set aside that in names,
-// their ancestry known, not yet found poisoned, that are poisoned now.
-func poisonedEnds[V any](l *Log, in map[Hash]V) []*Change {
-	var out []*Change
-	st := standingNow(l)
-	for h := range in {
-		a := l.aside[h]
-		if a == nil || l.poison[h] || !countsAside(a, l.state.Creator) || !poisonedBy(l, st, a.Parents, nil) {
-			continue
-		}
-		if _, _, _, ok := l.asideAncestry(a); ok {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 // maxRelifts bounds the lifts repoison runs for one change taken.

@@ -53,11 +53,7 @@ type Log struct {
 	// unvoided says a change counted void may stand now: a verdict in
 	// poison may no longer hold (repoison).
 	unvoided bool
-	// endPoisoned says an end set aside was found poisoned, and counts
-	// no more: what it kept out is looked at again (repoison).
-	endPoisoned bool
-	counted     hashSet   // ends that counted set aside, not yet found poisoned
-	lapsed      lapsedSet // removals by the creator beside its leave (lapsedRemovals)
+	lapsed   lapsedSet // removals by the creator beside its leave (lapsedRemovals)
 	// successors are the folds of changes' ancestors that successorAt
 	// read, by change.
 	successors map[Hash]successorFold
@@ -114,7 +110,7 @@ func New(create *Change) (*Log, error) {
 	if create.Op != OpCreate {
 		return nil, fmt.Errorf("%w: a group starts with a create, not %s", ErrMalformed, create.Op)
 	}
-	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, heldAt: map[Hash]uint64{}, aside: keptOut{}, poison: hashSet{}, counted: hashSet{}, stale: keptOut{}, bad: badSet{}}
+	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, heldAt: map[Hash]uint64{}, aside: keptOut{}, poison: hashSet{}, stale: keptOut{}, bad: badSet{}}
 	l.insert(create)
 	l.refold()
 	return l, nil
@@ -495,7 +491,7 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 		}
 	}
 	for h, a := range l.aside {
-		if a.Op != OpLeave || a.Author != c.Author || h == c.hash || l.poison[h] {
+		if a.Op != OpLeave || a.Author != c.Author || h == c.hash {
 			continue
 		}
 		// A change set aside is no ancestor of c (c's are in the log);
@@ -884,9 +880,6 @@ func keepAside(l *Log, c *Change) {
 	}
 	l.aside.keep(c)
 	l.asideAt++
-	if countsAside(c, l.state.Creator) && !l.poison[c.hash] {
-		l.counted.keep(c.hash) // it counts (endsAside) until found poisoned
-	}
 }
 
 func unsetAside(l *Log, h Hash) {

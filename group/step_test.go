@@ -278,9 +278,8 @@ func BenchmarkChainCrossingARemoval(b *testing.B) {
 // than MaxVouched); then k changes are set aside: dan's leaves on their
 // tip, each poisoned ("poisoned"), or eve's leaves on the head, each
 // beside the first by hash ("leaves"). What each of 300 renames of
-// ann's then costs: after each change it takes, the log looks at the
-// ends set aside that may be poisoned now, and at the verdicts found
-// (repoison).
+// ann's then costs: the log looks at the verdicts found again once a
+// change was dropped or brought back (repoison).
 //
 //	go test -run '^$' -bench PoisonedAside -benchtime 3x ./group/
 func BenchmarkPoisonedAside(b *testing.B) {

@@ -61,7 +61,7 @@ type standing struct {
 func endsAside(l *Log) []Hash {
 	var out []Hash
 	for h, a := range l.aside {
-		if countsAside(a, l.state.Creator) && !l.poison[h] {
+		if countsAside(a, l.state.Creator) {
 			out = append(out, h)
 		}
 	}
@@ -114,7 +114,7 @@ func endsOf(l *Log) map[peer.ID][]endAt {
 		}
 	}
 	for _, a := range l.aside {
-		if p, ok := ended(a); ok && !l.poison[a.hash] {
+		if p, ok := ended(a); ok {
 			if _, anc, _, ok := l.asideAncestry(a); ok {
 				out[p] = append(out[p], endAt{-1, anc})
 			}
@@ -507,13 +507,6 @@ func poisonSettled(l *Log, c *Change) bool {
 
 // markPoisoned keeps c among the changes found poisoned, and says so.
 func markPoisoned(l *Log, c *Change) bool {
-	if !l.poison[c.hash] && l.counted[c.hash] {
-		// An end that counted set aside counts no more (endsAside):
-		// what it kept out is looked at again (repoison), once.
-		delete(l.counted, c.hash)
-		l.asideAt++
-		l.endPoisoned = true
-	}
 	l.poison.keep(c.hash)
 	return true
 }
