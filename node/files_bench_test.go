@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -523,15 +524,23 @@ func BenchmarkFileDaemons(b *testing.B) {
 }
 
 // waitLong waits for a daemon's event of kind (or of a kind in also)
-// about transfer id, for as long as a big file takes.
+// about transfer id, for as long as a big file takes, but not past
+// benchDeadline: a transfer that stalls fails there, naming what did not
+// come, with the daemon's log. The test binary's -test.timeout does not
+// cover benchmarks (testing stops its alarm before them): once, in CI,
+// nothing came after the receiver's restart, and go test killed the
+// binary with SIGQUIT a minute after its 10-minute -timeout, which said
+// nothing of what was awaited.
 func waitLong(b *testing.B, d *daemon, kind, id string, also ...string) event {
 	b.Helper()
-	timeout := time.After(30 * time.Minute)
+	began := time.Now()
+	timeout := time.After(time.Until(benchDeadline()))
+	var last event // the last event about the file, if any
 	for {
 		select {
 		case e, ok := <-d.events:
 			if !ok {
-				b.Fatalf("%s exited waiting for %s", d.name, kind)
+				b.Fatalf("%s exited waiting for %s; log:\n%s", d.name, kind, d.log())
 			}
 			if e.str("event") == "file_failed" && e.str("id") == id {
 				b.Fatalf("%s: the file failed: %v", d.name, e)
@@ -539,8 +548,36 @@ func waitLong(b *testing.B, d *daemon, kind, id string, also ...string) event {
 			if (e.str("event") == kind || slices.Contains(also, e.str("event"))) && e.str("id") == id {
 				return e
 			}
+			if e.str("id") == id {
+				last = e
+			}
 		case <-timeout:
-			b.Fatalf("%s: no %s", d.name, kind)
+			b.Fatalf("%s: no %s of file %s after %v (the test binary's deadline is near); the last event about it: %v; log:\n%s",
+				d.name, kind, id, time.Since(began).Round(time.Second), last, d.log())
 		}
 	}
+}
+
+// testStart is about when the test binary started: its -test.timeout
+// runs from a moment just after.
+var testStart = time.Now()
+
+// benchDeadline is when waitLong gives up: 30 s before -test.timeout
+// ends (or at most 30 minutes from now without one), so that a stall
+// fails the benchmark before go test kills the binary.
+func benchDeadline() time.Time {
+	far := time.Now().Add(30 * time.Minute)
+	f := flag.Lookup("test.timeout")
+	if f == nil {
+		return far
+	}
+	t, ok := f.Value.(flag.Getter).Get().(time.Duration)
+	if !ok || t <= 0 {
+		return far
+	}
+	margin := min(30*time.Second, t/10)
+	if d := testStart.Add(t - margin); d.Before(far) {
+		return d
+	}
+	return far
 }

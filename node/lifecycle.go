@@ -89,6 +89,7 @@ func (t *sessions) register(sess *e2e.Session, conn network.Conn, outgoing bool)
 	t.log.Info("session", "peer", p, "name", sess.Peer().Name, "trust", sess.Peer().State,
 		"outgoing", outgoing, "resumed", sess.Info().Resumed, "group", sess.Info().GroupName())
 	t.peerEv.now(p)
+	t.work.goDo(func() { t.book.rememberIdentified(conn) })
 	t.work.goDo(func() { t.tryDirect(cs) })
 	t.startRatchet(cs)
 	t.out.kick(p)

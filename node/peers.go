@@ -2,12 +2,15 @@ package node
 
 import (
 	"crypto/x509"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -157,6 +160,36 @@ func (b *peerBook) record(p peer.ID) (store.PeerRecord, bool) {
 func (b *peerBook) rememberAddrs(p peer.ID) {
 	rec, _ := b.record(p)
 	b.saveRecord(p, rec)
+}
+
+// rememberIdentified saves the addresses of c's peer in its record again
+// once identify on c has brought them, if the record lacks one. A peer
+// that dialed us is often verified (recordVerified saves its record)
+// before our identify of it completes, the more so on a loaded machine:
+// its record then keeps no address, and after a restart we cannot reach
+// it, so a file it sends us never resumes (the receiver asks, PROTOCOL
+// §15.5) and our outbox waits for it to come to us.
+func (b *peerBook) rememberIdentified(c network.Conn) {
+	ids, ok := b.host.(interface{ IDService() identify.IDService })
+	if !ok {
+		return
+	}
+	select {
+	case <-ids.IDService().IdentifyWait(c): // closed also when it fails
+	case <-b.ctx.Done():
+		return
+	}
+	p := c.RemotePeer()
+	rec, ok := b.record(p)
+	if !ok {
+		return
+	}
+	for _, a := range b.host.Peerstore().Addrs(p) {
+		if !slices.Contains(rec.Addrs, a.String()) {
+			b.saveRecord(p, rec)
+			return
+		}
+	}
 }
 
 // saveRecord stores a peer record with the peer's current addresses.
