@@ -35,6 +35,13 @@ type peerBook struct {
 	// kept, as it may have read the chain before it.
 	may     map[peer.ID]mayYes
 	updates uint64
+	// recMu makes each change of a stored record (editRecord) a read
+	// and a write that no other change comes between: a handshake's
+	// chain, the addresses saved after identify (on a worker, up to
+	// seconds later) and those saved on a connection would otherwise
+	// write back what another had replaced. Nothing else is locked
+	// under it.
+	recMu sync.Mutex
 }
 
 // mayYes is a kept decision that messages may go to a peer. It holds
@@ -138,12 +145,25 @@ func (b *peerBook) recordVerified(p peer.ID, v identity.Verdict, chain []*x509.C
 // saveChain stores the peer's chain and the name its certificate says.
 func (b *peerBook) saveChain(p peer.ID, chain []*x509.Certificate) {
 	cert := chain[0]
-	rec, _ := b.record(p)
-	rec.Name, rec.CertDER, rec.Intermediates = identity.DisplayName(cert), cert.Raw, nil
-	for _, c := range chain[1:] {
-		rec.Intermediates = append(rec.Intermediates, c.Raw)
+	b.editRecord(p, func(rec *store.PeerRecord, _ bool) bool {
+		rec.Name, rec.CertDER, rec.Intermediates = identity.DisplayName(cert), cert.Raw, nil
+		for _, c := range chain[1:] {
+			rec.Intermediates = append(rec.Intermediates, c.Raw)
+		}
+		return true
+	})
+}
+
+// editRecord reads p's stored record (ok: there was one), lets edit
+// change it, and stores it with the peer's current addresses if edit
+// says so, with no other change of the record in between (recMu).
+func (b *peerBook) editRecord(p peer.ID, edit func(rec *store.PeerRecord, ok bool) bool) {
+	b.recMu.Lock()
+	defer b.recMu.Unlock()
+	rec, ok := b.record(p)
+	if edit(&rec, ok) {
+		b.saveRecord(p, rec)
 	}
-	b.saveRecord(p, rec)
 }
 
 // record reads the stored record of a peer. One that cannot be read is
@@ -158,8 +178,7 @@ func (b *peerBook) record(p peer.ID) (store.PeerRecord, bool) {
 
 // rememberAddrs saves the peer's current addresses for the next run.
 func (b *peerBook) rememberAddrs(p peer.ID) {
-	rec, _ := b.record(p)
-	b.saveRecord(p, rec)
+	b.editRecord(p, func(*store.PeerRecord, bool) bool { return true })
 }
 
 // rememberIdentified saves the addresses of c's peer in its record again
@@ -180,16 +199,11 @@ func (b *peerBook) rememberIdentified(c network.Conn) {
 		return
 	}
 	p := c.RemotePeer()
-	rec, ok := b.record(p)
-	if !ok {
-		return
-	}
-	for _, a := range b.host.Peerstore().Addrs(p) {
-		if !slices.Contains(rec.Addrs, a.String()) {
-			b.saveRecord(p, rec)
-			return
-		}
-	}
+	b.editRecord(p, func(rec *store.PeerRecord, ok bool) bool {
+		return ok && slices.ContainsFunc(b.host.Peerstore().Addrs(p), func(a ma.Multiaddr) bool {
+			return !slices.Contains(rec.Addrs, a.String())
+		})
+	})
 }
 
 // saveRecord stores a peer record with the peer's current addresses.
