@@ -194,9 +194,13 @@ func (n *Node) Close() error {
 }
 
 // Subscribe returns a stream of events. It starts with a listening event
-// for the current addresses and, with LAN discovery configured, a LAN
-// event for its status, so a subscriber that comes late misses nothing
-// it needs.
+// for the current addresses and, with LAN discovery configured and
+// started, a LAN event for its status; then come the events published
+// after the call, and only those. Start sets going what may emit before
+// it returns (a resumed file's puller, the mailbox loops, the outbox,
+// reading the groups): a caller that must see every event (the daemon)
+// subscribes between New and Start. A later subscriber learns how things
+// stand from the node (Files().List, Groups().List, PeerInfo).
 func (n *Node) Subscribe() *Subscription {
 	first := []Event{{Kind: EventListening, Time: n.cfg.Now(), Addrs: n.Addrs()}}
 	if st, known := n.lan.statusNow(); n.cfg.MDNS && known {

@@ -228,6 +228,20 @@ func (c *ctx) logger(def io.Writer) (*slog.Logger, func(), error) {
 
 // startNode loads the identity and starts a node with the command's flags.
 func (c *ctx) startNode(log *slog.Logger, mdns bool) (*node.Node, identity.Home, error) {
+	n, h, err := c.makeNode(log, mdns)
+	if err != nil {
+		return nil, h, err
+	}
+	if err := n.Start(); err != nil {
+		n.Close()
+		return nil, h, err
+	}
+	return n, h, nil
+}
+
+// makeNode loads the identity and makes a node with the command's flags
+// and the home's settings, not started yet.
+func (c *ctx) makeNode(log *slog.Logger, mdns bool) (*node.Node, identity.Home, error) {
 	id, h, err := c.loadIdentity()
 	if err != nil {
 		return nil, h, err
@@ -255,14 +269,25 @@ func (c *ctx) startNode(log *slog.Logger, mdns bool) (*node.Node, identity.Home,
 		NoReadMarkers:      !on(conf.ReadMarkers), NoTyping: !on(conf.Typing),
 		Downloads: files.downloads, AutoAcceptFiles: files.autoAccept, FileRate: files.rate,
 	})
+	return n, h, err
+}
+
+// startSubscribed starts a node subscribed to its events from before its
+// start: what Start sets going (a resumed file's puller, the mailbox
+// loops, the outbox, the groups it reads) may emit before Start returns,
+// and a subscription made after would never see that.
+func (c *ctx) startSubscribed(log *slog.Logger, mdns bool) (*node.Node, *node.Subscription, identity.Home, error) {
+	n, h, err := c.makeNode(log, mdns)
 	if err != nil {
-		return nil, h, err
+		return nil, nil, h, err
 	}
+	sub := n.Subscribe()
 	if err := n.Start(); err != nil {
+		sub.Close()
 		n.Close()
-		return nil, h, err
+		return nil, nil, h, err
 	}
-	return n, h, nil
+	return n, sub, h, nil
 }
 
 func runDaemon(c *ctx) error {
@@ -282,7 +307,7 @@ func runDaemon(c *ctx) error {
 	if warning != "" {
 		log.Warn(warning)
 	}
-	n, h, err := c.startNode(log, !c.opts.node.noMDNS)
+	n, sub, h, err := c.startSubscribed(log, !c.opts.node.noMDNS)
 	if err != nil {
 		return err
 	}
@@ -296,7 +321,6 @@ func runDaemon(c *ctx) error {
 		go serveControl(l, hd)
 	}
 	out := &lineWriter{w: c.io.out}
-	sub := n.Subscribe()
 	printed := make(chan struct{})
 	go func() {
 		defer close(printed)

@@ -1,0 +1,117 @@
+package node_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certchat/certchat/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// What the node says while it starts is on the daemon's event stream:
+// Node.Start sets going the puller of a file it resumes, the mailbox
+// loops, the outbox, and reads the groups, and any of them may emit
+// before Start returns. The daemon subscribes before Start; a daemon
+// that subscribed after it lost those events for good.
+
+// A receiver restarted half-way through a file whose sender is gone says
+// that the file waits for the sender. The puller that resumes the file
+// starts inside Start and tells it at once (the sender's address refuses
+// the dial); its retries find the same notice and show nothing, so a
+// notice missed then is never shown. (Subscribed after Start, the daemon
+// lost it in 7 of 16 runs here: the puller and the daemon race.)
+func TestDaemonRestartedShowsFileWaiting(t *testing.T) {
+	dir := shortDir(t)
+	aHome, aID := procHome(t, dir, "alice")
+	bHome, bID := procHome(t, dir, "bob")
+	path, _ := writeFile(t, dir, "slides.pdf", 24<<20+5)
+	a := startDaemon(t, "alice", aHome, 0, "--file-rate", "2MiB")
+	bPort := freePort(t)
+	bFlags := []string{"--downloads", filepath.Join(dir, "dl")}
+	b := startDaemon(t, "bob", bHome, bPort, bFlags...)
+	a.do("t1", map[string]any{"cmd": "trust", "peer": bID, "verified": true})
+	b.do("t2", map[string]any{"cmd": "trust", "peer": aID, "verified": true})
+	a.do("c1", map[string]any{"cmd": "connect", "addr": b.addr()})
+	id := a.do("f1", map[string]any{"cmd": "send_file", "to": "bob", "path": path}).str("id")
+	b.waitEvent("file_offer", func(e event) bool { return e.str("event") == "file_offer" && e.str("id") == id })
+	b.do("a1", map[string]any{"cmd": "file_accept", "id": id})
+	b.waitEvent("progress", func(e event) bool {
+		bytes, _ := e["bytes"].(float64)
+		return e.str("event") == "file_progress" && e.str("id") == id && bytes > 0
+	})
+	a.kill9()
+	b.kill9()
+	b = startDaemon(t, "bob", bHome, bPort, bFlags...)
+	notice := fileNotice(b, id)
+	if !strings.Contains(notice, "waiting for the peer to come online") {
+		t.Fatalf("files says the file waits with %q", notice)
+	}
+	shown := func() bool {
+		for _, e := range b.eventsOf("file_progress") {
+			if e.str("id") == id && e.str("notice") == notice {
+				return true
+			}
+		}
+		return false
+	}
+	for end := time.Now().Add(5 * time.Second); !shown(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("files says the file waits (%q), but the event stream never said so", notice)
+		}
+	}
+	b.quit()
+}
+
+// fileNotice asks the daemon's files until the transfer id has a notice,
+// and returns it.
+func fileNotice(d *daemon, id string) string {
+	d.t.Helper()
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		d.send(map[string]any{"cmd": "files", "ref": "files"})
+		var notice string
+		for e := d.answer("files"); e.str("event") == "file"; e = d.answer("files") {
+			if e.str("id") == id {
+				notice = e.str("notice")
+			}
+		}
+		if notice != "" {
+			return notice
+		}
+	}
+	d.t.Fatalf("%s: transfer %s got no notice", d.name, id)
+	return ""
+}
+
+// A group record that cannot be read is reported while the node starts
+// (it reads the groups in Start): the daemon's stream says so with an
+// error line. Subscribed after Start, the daemon lost it every time.
+func TestDaemonShowsUnreadableGroupAtStart(t *testing.T) {
+	dir := shortDir(t)
+	home, _ := procHome(t, dir, "bob")
+	startDaemon(t, "bob", home, 0).quit() // the database and its buckets
+	db, err := bolt.Open(filepath.Join(home, store.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("groups"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("not a group ID"), []byte("{}"))
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startDaemon(t, "bob", home, 0)
+	e := b.waitEvent("the error about the groups", func(e event) bool { return e.str("event") == "error" })
+	if !strings.Contains(e.str("error"), "some groups could not be read") {
+		t.Errorf("the error reads %q", e.str("error"))
+	}
+	b.quit()
+}
