@@ -198,9 +198,10 @@ func (n *Node) Close() error {
 // started, a LAN event for its status; then come the events published
 // after the call, and only those. Start sets going what may emit before
 // it returns (a resumed file's puller, the mailbox loops, the outbox,
-// reading the groups): a caller that must see every event (the daemon)
-// subscribes between New and Start. A later subscriber learns how things
-// stand from the node (Files().List, Groups().List, PeerInfo).
+// reading the groups): a caller that must see every event (the daemon,
+// the chat window) subscribes between New and Start. A later subscriber
+// learns how things stand from the node (Files().List, Groups().List,
+// PeerInfo).
 func (n *Node) Subscribe() *Subscription {
 	first := []Event{{Kind: EventListening, Time: n.cfg.Now(), Addrs: n.Addrs()}}
 	if st, known := n.lan.statusNow(); n.cfg.MDNS && known {

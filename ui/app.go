@@ -13,6 +13,7 @@ import (
 	"github.com/rivo/tview"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/node"
 )
 
 // Options adjust the window.
@@ -42,6 +43,13 @@ type Options struct {
 	// SaveIndications keeps /seen and /typing for the next runs; nil:
 	// they last for this run.
 	SaveIndications func(e2e.Settings) error
+	// Events is a subscription to the node's events made before the node
+	// started (between node.New and Start): what Start emits before it
+	// returns (the error "some groups could not be read", a resumed
+	// file's notice, messages fetched from a mailbox) reaches the window
+	// only so. Run reads it and closes it. Nil: Run subscribes, and the
+	// window sees the events published from then on.
+	Events *node.Subscription
 }
 
 // DefaultDialogDelay keeps a dialog that opens while the user types from
@@ -221,13 +229,16 @@ func (u *UI) afterDraw(tcell.Screen) {
 // Run shows the window until the user quits (/quit, Ctrl+C) or Quit is
 // called.
 func (u *UI) Run() error {
+	sub := u.opts.Events
+	if sub == nil {
+		sub = u.b.Subscribe()
+	}
+	defer sub.Close()
 	if u.scr == nil {
 		if err := u.att.openTerminal(); err != nil {
 			return err
 		}
 	}
-	sub := u.b.Subscribe()
-	defer sub.Close()
 	u.spawn(func() { u.pump(sub) })
 	err := u.app.Run()
 	u.Quit()

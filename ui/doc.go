@@ -82,7 +82,9 @@
 //   - the pump (events.go: pump, snapshot, nextBatch, prefetch, and
 //     transfers.loadFiles) reads the node and hands each batch to the
 //     event loop with post (QueueUpdateDraw), waiting for it to be
-//     applied;
+//     applied; its events come from Options.Events, a subscription
+//     made before the node started, so what Start emitted is shown
+//     too, or else from one Run makes;
 //   - workers started with spawn (node calls that may block: connecting,
 //     storing, a page of history, a search, a file call) use what was
 //     copied for them before they start and the node, and hand their

@@ -38,11 +38,13 @@ func openChat(c *ctx, h identity.Home) error {
 	if warning != "" {
 		logger.Warn(warning)
 	}
-	n, home, err := c.startNode(logger, !c.opts.node.noMDNS)
+	// Subscribed before the node starts: the window shows what Start
+	// emits too (startSubscribed).
+	n, sub, home, err := c.startSubscribed(logger, !c.opts.node.noMDNS)
 	if err != nil {
 		return err
 	}
-	w := ui.New(n, ui.Options{LAN: !c.opts.node.noMDNS, Logger: logger, Notify: notify,
+	w := ui.New(n, ui.Options{LAN: !c.opts.node.noMDNS, Logger: logger, Notify: notify, Events: sub,
 		SaveIndications: func(s e2e.Settings) error { return saveIndications(home, s) }})
 	restore := saveTerminal()
 	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP)
