@@ -534,7 +534,12 @@ func voidable(l *Log, c *Change, anc bitset, idx int) []int {
 // this log holds or set aside. Nobody can remove the creator, so no
 // removal voids such a removal, and the fold voids every change of the
 // removed peer's beside it, whether or not it takes effect (§14.4):
-// keeping c out changes no membership. A removed admin could otherwise
+// keeping c out changes no membership, unless c is a leave that voids
+// a change of its author's that the removal builds on (voidable): that
+// leave stays, for the fold to void the change, as the rules of which
+// changes stand do (before, found 2026-12-06, the fold took such a
+// grant while those rules kept its grantee's admin changes out:
+// TestLeaveBesideARemovalOnItsAuthorsGrant). A removed admin could otherwise
 // sign any number of changes on versions from before its removal (a
 // chain of renames, each on the last, is never stale), and a member in
 // league relay them, to fill the log. Like leaves, removals set aside
@@ -543,8 +548,18 @@ func voidable(l *Log, c *Change, anc bitset, idx int) []int {
 // later membership of c's author (rejoined).
 func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
 	starts := startsOf(l, c.Author)
+	var voids []int // voidable, once a removal beside c needs it
+	voidsUnder := func(rAnc bitset) bool {
+		if c.Op != OpLeave {
+			return false
+		}
+		if voids == nil {
+			voids = voidable(l, c, anc, idx)
+		}
+		return slices.ContainsFunc(voids, rAnc.has)
+	}
 	beside := slices.ContainsFunc(l.order, func(r *entry) bool {
-		return ousts(l, r.c, c.Author) && !anc.has(r.idx) && !(idx >= 0 && r.anc.has(idx)) && !rejoined(starts, anc, r.anc)
+		return ousts(l, r.c, c.Author) && !anc.has(r.idx) && !(idx >= 0 && r.anc.has(idx)) && !rejoined(starts, anc, r.anc) && !voidsUnder(r.anc)
 	})
 	for h, a := range l.aside {
 		if beside {
@@ -554,7 +569,7 @@ func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
 			continue
 		}
 		_, ancs, above, ok := l.asideAncestry(a)
-		beside = ok && !(idx >= 0 && ancs.has(idx)) && !above[c.hash] && !rejoined(starts, anc, ancs)
+		beside = ok && !(idx >= 0 && ancs.has(idx)) && !above[c.hash] && !rejoined(starts, anc, ancs) && !voidsUnder(ancs)
 	}
 	if beside {
 		return fmt.Errorf("%w: %s by %s was signed beside its removal by the creator", ErrNotMember, c.Op, identity.ShortID(c.Author))
