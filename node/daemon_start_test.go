@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/internal/boltfile/bolttest"
 	"github.com/certchat/certchat/store"
-	bolt "go.etcd.io/bbolt"
 )
 
 // What the node says while it starts is on the daemon's event stream:
@@ -91,23 +91,7 @@ func TestDaemonShowsUnreadableGroupAtStart(t *testing.T) {
 	dir := shortDir(t)
 	home, _ := procHome(t, dir, "bob")
 	startDaemon(t, "bob", home, 0).quit() // the database and its buckets
-	db, err := bolt.Open(filepath.Join(home, store.FileName), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte("groups"))
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte("not a group ID"), []byte("{}"))
-	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	bolttest.PutRecord(t, filepath.Join(home, store.FileName), "groups", []byte("not a group ID"), []byte("{}"))
 	b := startDaemon(t, "bob", home, 0)
 	e := b.waitEvent("the error about the groups", func(e event) bool { return e.str("event") == "error" })
 	if !strings.Contains(e.str("error"), "some groups could not be read") {

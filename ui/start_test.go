@@ -5,10 +5,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/certchat/certchat/internal/boltfile/bolttest"
 	"github.com/certchat/certchat/internal/testproc"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
-	bolt "go.etcd.io/bbolt"
 )
 
 // What the node says while it starts reaches the window: Node.Start reads
@@ -23,23 +23,7 @@ import (
 // error event.
 func poisonGroups(t *testing.T, path string) {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte("groups"))
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte("not a group ID"), []byte("{}"))
-	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	bolttest.PutRecord(t, path, "groups", []byte("not a group ID"), []byte("{}"))
 }
 
 // The window given a subscription made before Start shows the error

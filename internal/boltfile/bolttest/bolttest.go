@@ -1,6 +1,7 @@
 // Package bolttest damages bbolt files the way disks, crashes and careless
-// copies do, for the tests of the packages that open one (store, relay,
-// cmd/chat). It is imported only from _test.go files.
+// copies do, for the tests of the packages that open one, or run what
+// does (store, relay, cmd/chat, node, ui). It is imported only from
+// _test.go files.
 //
 // [Damages] takes a healthy database file's bytes and returns the cases:
 // truncations at several sizes and flipped bytes in the pages bbolt reads
@@ -10,6 +11,9 @@
 //
 // [FreePages], [WrittenBytes] and [CommitBytes] are for tests of what a
 // commit writes in a database that has freed many pages (freed.go).
+//
+// [PutRecord] writes a record its owner did not write into a closed file
+// (record.go).
 package bolttest
 
 import (
