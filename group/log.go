@@ -461,7 +461,7 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 		}
 	}
 	starts := startsOf(l, c.Author)
-	var voids []int // voidable, once a leave beside c needs it
+	voidsUnder := voidsUnderOf(l, c, anc, idx)
 	beside := func(lv *entry, lvAnc bitset) bool {
 		if rejoined(starts, anc, lvAnc) {
 			return false
@@ -477,10 +477,7 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 				return false
 			}
 		}
-		if voids == nil {
-			voids = voidable(l, c, anc, idx)
-		}
-		return !slices.ContainsFunc(voids, func(x int) bool { return lvAnc.has(x) })
+		return !voidsUnder(lvAnc)
 	}
 	for _, lv := range l.order {
 		if lv.c.Op != OpLeave || lv.c.Author != c.Author || lv.idx == idx || anc.has(lv.idx) || (idx >= 0 && lv.anc.has(idx)) {
@@ -529,6 +526,25 @@ func voidable(l *Log, c *Change, anc bitset, idx int) []int {
 	return out
 }
 
+// voidsUnderOf says, for an end with ancestors endAnc beside c (a
+// change with ancestors anc in the log, idx its index or -1), whether c
+// is a leave that voids a change of its author's that the end builds on
+// (voidable, read once, when first asked): such a leave stays in the log
+// beside an earlier leave, or a removal by the creator, for the fold to
+// void that change.
+func voidsUnderOf(l *Log, c *Change, anc bitset, idx int) func(endAnc bitset) bool {
+	var voids []int
+	return func(endAnc bitset) bool {
+		if c.Op != OpLeave {
+			return false
+		}
+		if voids == nil {
+			voids = voidable(l, c, anc, idx)
+		}
+		return slices.ContainsFunc(voids, endAnc.has)
+	}
+}
+
 // besideRemoval is besideLeave's rule for a removal of c's author by
 // the creator: c, which no change builds on, was signed beside one that
 // this log holds or set aside. Nobody can remove the creator, so no
@@ -548,16 +564,7 @@ func voidable(l *Log, c *Change, anc bitset, idx int) []int {
 // later membership of c's author (rejoined).
 func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
 	starts := startsOf(l, c.Author)
-	var voids []int // voidable, once a removal beside c needs it
-	voidsUnder := func(rAnc bitset) bool {
-		if c.Op != OpLeave {
-			return false
-		}
-		if voids == nil {
-			voids = voidable(l, c, anc, idx)
-		}
-		return slices.ContainsFunc(voids, rAnc.has)
-	}
+	voidsUnder := voidsUnderOf(l, c, anc, idx)
 	beside := slices.ContainsFunc(l.order, func(r *entry) bool {
 		return ousts(l, r.c, c.Author) && !anc.has(r.idx) && !(idx >= 0 && r.anc.has(idx)) && !rejoined(starts, anc, r.anc) && !voidsUnder(r.anc)
 	})

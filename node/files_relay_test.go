@@ -95,14 +95,7 @@ func TestFileThroughRelayNewCircuits(t *testing.T) {
 	bob := relayOnly(t, "bob", r.Addr, func(c *node.Config) { c.Downloads = downloads })
 	linkThroughRelay(t, alice, bob)
 	path, data := writeFile(t, t.TempDir(), "through.bin", 15<<20+3)
-	fi, err := alice.Files().Send(bob.ID(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
-	if err := bob.Files().Accept(fi.ID); err != nil {
-		t.Fatal(err)
-	}
+	fi := sendAccepted(t, alice, bob, path, 20*time.Second)
 	done := bob.waitFile(node.EventFileDone, fi.ID, 2*time.Minute)
 	checkReceived(t, done.Path, data)
 	if info := bob.PeerInfo(alice.ID()); info.Path != node.PathRelay && info.Path != node.PathNone {
@@ -137,14 +130,7 @@ func TestFileStockRelayWaits(t *testing.T) {
 	bob := relayOnly(t, "bob", relay, func(c *node.Config) { c.Downloads = downloads })
 	linkThroughRelay(t, alice, bob)
 	path, data := writeFile(t, t.TempDir(), "wait.bin", 300<<10)
-	fi, err := alice.Files().Send(bob.ID(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
-	if err := bob.Files().Accept(fi.ID); err != nil {
-		t.Fatal(err)
-	}
+	fi := sendAccepted(t, alice, bob, path, 20*time.Second)
 	for _, tn := range []*testNode{alice, bob} {
 		tn.waitFor("the waiting notice", func(e node.Event) bool {
 			return e.Kind == node.EventFileProgress && e.File.ID == fi.ID &&
@@ -224,14 +210,7 @@ func TestFileRelayThenDirect(t *testing.T) {
 	bob := relayOnly(t, "bob", r.Addr, func(c *node.Config) { c.Downloads = downloads })
 	linkThroughRelay(t, alice, bob)
 	path, data := writeFile(t, t.TempDir(), "moving.bin", 12<<20)
-	fi, err := alice.Files().Send(bob.ID(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
-	if err := bob.Files().Accept(fi.ID); err != nil {
-		t.Fatal(err)
-	}
+	fi := sendAccepted(t, alice, bob, path, 20*time.Second)
 	alice.waitFor("the file moving through the relay", func(e node.Event) bool {
 		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && e.File.State == store.TransferActive
 	})

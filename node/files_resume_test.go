@@ -51,14 +51,7 @@ func TestFileResumesAfterLateIdentify(t *testing.T) {
 	release()
 
 	path, data := writeFile(t, t.TempDir(), "late.bin", 12<<20)
-	fi, err := alice.Files().Send(bob.ID(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitFile(node.EventFileOffer, fi.ID, 15*time.Second)
-	if err := bob.Files().Accept(fi.ID); err != nil {
-		t.Fatal(err)
-	}
+	fi := sendAccepted(t, alice, bob, path, 15*time.Second)
 	bob.waitFor("the file moving", func(e node.Event) bool {
 		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && e.File.State == store.TransferActive
 	})

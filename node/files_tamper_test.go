@@ -152,14 +152,7 @@ func TestFileTamperingRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	path, data := writeFile(t, t.TempDir(), "t.bin", 4<<20+777)
-	fi, err := alice.Files().Send(bob.ID(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitFile(node.EventFileOffer, fi.ID, 15*time.Second)
-	if err := bob.Files().Accept(fi.ID); err != nil {
-		t.Fatal(err)
-	}
+	fi := sendAccepted(t, alice, bob, path, 15*time.Second)
 	// The tampered connection ends (its transport's check fails) while
 	// the file is still on its way.
 	select {
@@ -201,14 +194,7 @@ func TestFileTamperingRelayHop(t *testing.T) {
 	})
 	linkThroughRelay(t, alice, bob)
 	path, data := writeFile(t, t.TempDir(), "hop.bin", 4<<20+777)
-	fi, err := alice.Files().Send(bob.ID(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitFile(node.EventFileOffer, fi.ID, 20*time.Second)
-	if err := bob.Files().Accept(fi.ID); err != nil {
-		t.Fatal(err)
-	}
+	fi := sendAccepted(t, alice, bob, path, 20*time.Second)
 	select {
 	case <-proxy.firstClosed:
 	case <-time.After(time.Minute):

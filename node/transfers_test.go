@@ -52,6 +52,21 @@ func fileNodes(t *testing.T, change func(*node.Config)) (alice, bob *testNode, d
 	return alice, bob, downloads
 }
 
+// sendAccepted has from send the file at path to to, waits up to d for
+// to's offer event and accepts it: the transfer's first steps.
+func sendAccepted(t *testing.T, from, to *testNode, path string, d time.Duration) node.FileInfo {
+	t.Helper()
+	fi, err := from.Files().Send(to.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to.waitFile(node.EventFileOffer, fi.ID, d)
+	if err := to.Files().Accept(fi.ID); err != nil {
+		t.Fatal(err)
+	}
+	return fi
+}
+
 // waitFile waits for a file event of kind about id, for up to d.
 func (tn *testNode) waitFile(kind node.EventKind, id transfer.ID, d time.Duration) node.FileInfo {
 	tn.t.Helper()
@@ -163,14 +178,7 @@ func TestFileTamperedChunk(t *testing.T) {
 		}
 	})
 	path, data := writeFile(t, t.TempDir(), "t.bin", 9*transfer.ChunkSize+7)
-	fi, err := alice.Files().Send(bob.ID(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitFile(node.EventFileOffer, fi.ID, 15*time.Second)
-	if err := bob.Files().Accept(fi.ID); err != nil {
-		t.Fatal(err)
-	}
+	fi := sendAccepted(t, alice, bob, path, 15*time.Second)
 	done := bob.waitFile(node.EventFileDone, fi.ID, time.Minute)
 	checkReceived(t, done.Path, data)
 	mu.Lock()
@@ -299,14 +307,7 @@ func TestFileCancelledWhileMoving(t *testing.T) {
 		t.Fatal(err)
 	}
 	path, _ := writeFile(t, t.TempDir(), "slow.bin", 40<<20)
-	fi, err := alice.Files().Send(bob.ID(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitFile(node.EventFileOffer, fi.ID, 15*time.Second)
-	if err := bob.Files().Accept(fi.ID); err != nil {
-		t.Fatal(err)
-	}
+	fi := sendAccepted(t, alice, bob, path, 15*time.Second)
 	alice.waitFor("the transfer moving", func(e node.Event) bool {
 		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && e.File.State == store.TransferActive
 	})
