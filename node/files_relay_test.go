@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certchat/certchat/group"
+	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/internal/testproc"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
@@ -199,6 +201,121 @@ func TestFileOfflineMailbox(t *testing.T) {
 		t.Errorf("placed at %s", done.Path)
 	}
 	checkReceived(t, done.Path, data)
+}
+
+// An offer left at a relay while the sender's Start is still under way
+// takes its small file along. Start sets the mailbox loops going before
+// it reads the groups, and a node that holds a long group reads it for a
+// while (a group at group.MaxChanges: about 0.3 s here); a message from
+// the recipient waiting in the sender's mailbox wakes her outbox for him
+// meanwhile, and the offer it holds is queued then (100–190 ms before
+// Start returned here, about 1 s under -race). The file part, which
+// follows those events to leave the chunks after the offer, subscribed
+// at the end of Start and so missed it: the chunks were never left (13
+// of 13 runs, 3 of them under -race). Without the DHT the dial of the
+// recipient fails at once, as it does for a peer whose addresses are all
+// gone.
+func TestFileQueuedDuringStart(t *testing.T) {
+	r := testproc.StartRelay(t, testproc.RelayOptions{})
+	downloads := t.TempDir()
+	aliceHome, bobHome := newHome(t, "alice"), newHome(t, "bob")
+	noRelay := func(c *node.Config) {
+		c.Downloads = downloads
+		c.AutoAcceptFiles = node.MailboxFileMax
+		c.NoDHT = true
+	}
+	withRelay := func(c *node.Config) {
+		noRelay(c)
+		c.Relays = []string{r.Addr}
+	}
+	alice := startNodeWith(t, aliceHome, withRelay)
+	bob := startNodeWith(t, bobHome, withRelay)
+	for _, tn := range []*testNode{alice, bob} {
+		eventually(t, "the mailbox is registered", func() bool {
+			rs := tn.Relays()
+			return len(rs) == 1 && rs[0].Mailbox && rs[0].PrekeysEC > 0
+		})
+	}
+	if err := alice.Contacts().Trust(bob.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Contacts().Trust(alice.ID(), true); err != nil { // verified: small files come without asking
+		t.Fatal(err)
+	}
+	bob.Close()
+	alice.Close()
+
+	// Without her relay, alice's offer waits in her outbox; bob leaves
+	// her a text at the relay meanwhile.
+	alice = startNodeWith(t, aliceHome, noRelay)
+	small, data := writeFile(t, t.TempDir(), "small.txt", 200<<10+1)
+	fi, err := alice.Files().Send(bob.ID(), small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Close()
+	bob = startNodeWith(t, bobHome, withRelay)
+	m := bob.send(alice.ID(), "are you there?")
+	bob.waitFor("the text queued", func(e node.Event) bool {
+		return e.Kind == node.EventStatus && e.Message.ID == m.ID && e.Message.Status == store.StatusQueued
+	})
+	bob.Close()
+
+	putLongGroup(t, aliceHome)
+	alice = startNodeWith(t, aliceHome, withRelay)
+	started := time.Now()
+	offer := store.Message{ID: [16]byte(fi.ID)}.ID
+	e := alice.waitFor("the offer queued", func(e node.Event) bool {
+		return e.Kind == node.EventStatus && e.Message.ID == offer && e.Message.Status == store.StatusQueued
+	})
+	if !e.Time.Before(started) {
+		t.Fatalf("the offer was queued %v after Start returned: the test tests nothing", e.Time.Sub(started))
+	}
+	alice.waitFor("the chunks left at the relay", func(e node.Event) bool {
+		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && strings.Contains(e.File.Notice, "left at the relay")
+	})
+	alice.Close()
+
+	bob = startNodeWith(t, bobHome, withRelay)
+	done := bob.waitFile(node.EventFileDone, fi.ID, 30*time.Second)
+	checkReceived(t, done.Path, data)
+}
+
+// putLongGroup stores in the home's database, its node closed, a group
+// of the home's own whose log is as long as a log may be: a create and
+// renames.
+func putLongGroup(t *testing.T, h identity.Home) {
+	t.Helper()
+	id, err := h.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	c, err := group.Create(id.Signer(), "long", nil, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := group.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range group.MaxChanges - 1 {
+		c, err := l.Propose(id.Signer(), group.OpRename, "", fmt.Sprint("long ", i), now.Add(time.Duration(i+1)*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.OpenIdentity(h.Path(store.FileName), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Groups().PutGroupChanges(store.GroupID(l.ID()), l.Changes()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A file moving through a `chat relay` moves to a direct connection when

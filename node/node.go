@@ -140,7 +140,17 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 
 // Start registers the chat protocol, restores known peers, starts LAN
 // discovery and relays, and resumes the outbox.
-func (n *Node) Start() error {
+func (n *Node) Start() (err error) {
+	// The file part follows the node's events (an offer left at a relay
+	// takes its small file along): it subscribes before anything here can
+	// emit, since a session, a mailbox loop or the outbox may queue or
+	// send an offer while Start still reads the groups.
+	fileEvents := n.events.subscribe()
+	defer func() {
+		if err != nil {
+			fileEvents.Close() // the file part never took it
+		}
+	}()
 	n.work.goDo(n.peerEv.run)
 	n.host.SetStreamHandler(e2e.ProtocolChat, n.sessions.handleStream)
 	n.host.Network().Notify(&network.NotifyBundle{
@@ -164,7 +174,7 @@ func (n *Node) Start() error {
 	if err != nil {
 		return err
 	}
-	n.files.start()
+	n.files.start(fileEvents)
 	n.work.goDo(func() { n.greetContacts(pending) })
 	return nil
 }

@@ -140,15 +140,15 @@ func (ft *transfers) downloads() string {
 }
 
 // start serves the file protocol, follows connections (a puller waiting
-// for its peer tries again at once) and the outbox (an offer left at a
-// relay takes a small file's chunks along), and resumes the transfers
-// the last run left.
-func (ft *transfers) start() {
+// for its peer tries again at once) and the outbox through sub (an offer
+// left at a relay takes a small file's chunks along), and resumes the
+// transfers the last run left. Node.Start subscribes sub before anything
+// can emit, so what the outbox did meanwhile waits in it; start owns it.
+func (ft *transfers) start(sub *Subscription) {
 	ft.host.SetStreamHandler(ProtocolFile, ft.handleStream)
 	ft.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) { ft.connected(c) },
 	})
-	sub := ft.events.subscribe()
 	started := ft.work.goDo(func() {
 		defer sub.Close()
 		for {
