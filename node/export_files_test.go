@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/store"
 	"github.com/certchat/certchat/transfer"
@@ -29,3 +31,8 @@ func (n *Node) SendFileNamedForTest(to peer.ID, path, name string) (FileInfo, er
 	n.out.kick(to)
 	return n.files.info(t)
 }
+
+// MailChunksForTest makes n call f after it left chunk i of a small file
+// at a relay (mailFile), with the node's context: f may hold the node
+// there until it is closed. Call before any file is sent.
+func (n *Node) MailChunksForTest(f func(ctx context.Context, i int)) { n.files.chunkLeft = f }

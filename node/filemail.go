@@ -15,7 +15,9 @@ import (
 
 // offerQueued follows an outgoing message left at a relay: if it is a
 // file offer, the file's chunks follow it there when the file is small
-// enough; a larger one waits, and says so.
+// enough; a larger one waits, and says so. start calls it too for an
+// offer whose chunks the last run did not finish leaving
+// (mailUnfinished).
 func (ft *transfers) offerQueued(id e2e.MessageID, p peer.ID) {
 	t, err := ft.store.Transfers().Transfer(id)
 	if err != nil || t.Direction != store.Outgoing || t.State.Final() || t.Mailed {
@@ -29,12 +31,65 @@ func (ft *transfers) offerQueued(id e2e.MessageID, p peer.ID) {
 		ft.progress(t, 0, fmt.Sprintf("waiting for %s to come online (files over %s are not left at relays)", identity.ShortID(p), humanSize(MailboxFileMax)), true)
 		return
 	}
-	ft.work.goDo(func() {
+	ft.mu.Lock()
+	_, busy := ft.mailing[o.ID]
+	ft.mailing[o.ID] = struct{}{}
+	ft.mu.Unlock()
+	if busy {
+		return // the same offer's chunks are being left
+	}
+	done := func() {
+		ft.mu.Lock()
+		delete(ft.mailing, o.ID)
+		ft.mu.Unlock()
+	}
+	started := ft.work.goDo(func() {
+		defer done()
+		// Read again: another run, ended since the read above, may have
+		// left the chunks, or the transfer may be over.
+		t, err := ft.store.Transfers().Transfer(id)
+		if err != nil {
+			ft.log.Warn("a small file was not left at a relay; it waits for the peer", "transfer", o.ID, "err", fmt.Errorf("read the transfer: %w", err))
+			return
+		}
+		if t.State.Final() || t.Mailed {
+			return
+		}
 		if err := ft.mailFile(t, o); err != nil {
 			ft.log.Info("a small file was not left at a relay; it waits for the peer", "transfer", o.ID, "err", err)
 			ft.progress(t, 0, fmt.Sprintf("waiting for %s to come online", identity.ShortID(p)), true)
 		}
 	})
+	if !started {
+		done()
+	}
+}
+
+// mailUnfinished says whether the file of t still has chunks to leave at
+// a relay after a restart: t is a small outgoing file whose offer waits at
+// a relay (queued, no receipt yet) and whose chunks the last run did not
+// all leave (it ended, or a deposit failed). Nothing else tells: the
+// outbox sends only what is not queued yet, and what was left is not
+// recorded chunk by chunk, so all of them go again (a chunk the
+// recipient holds already is ignored). Not a transfer that is over
+// (done, declined, cancelled), nor one the recipient has pulled from
+// live (active, or bytes acknowledged): it has the offer.
+func mailUnfinished(st *store.Store, t store.Transfer) (bool, error) {
+	if t.Direction != store.Outgoing || t.State != store.TransferWaiting || t.Mailed || t.Bytes > 0 {
+		return false, nil
+	}
+	o, err := transfer.ParseOffer(t.Offer)
+	if err != nil {
+		return false, fmt.Errorf("file transfer %s: %w", t.ID, err)
+	}
+	if o.Size > MailboxFileMax {
+		return false, nil
+	}
+	m, err := st.Message(t.ID)
+	if err != nil {
+		return false, fmt.Errorf("the offer of file transfer %s: %w", t.ID, err)
+	}
+	return m.Status == store.StatusQueued, nil
 }
 
 // offerSent follows an outgoing message written to a live session: if it
@@ -62,38 +117,42 @@ func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 	}
 	src, err := transfer.OpenSource(t.Path, o)
 	if err != nil {
-		return err
+		return fmt.Errorf("open the file: %w", err)
 	}
 	defer src.Close()
 	var pts [][]byte
 	for i := range o.Chunks() {
 		sealed, err := src.Chunk(nil, i)
 		if err != nil {
-			return err
+			return fmt.Errorf("read chunk %d: %w", i+1, err)
 		}
 		pt, err := chunkPlaintext(o.ID, i, sealed)
 		if err != nil {
-			return err
+			return fmt.Errorf("chunk %d: %w", i+1, err)
 		}
 		pts = append(pts, pt)
 	}
 	envs, err := ft.rk.sealAll(t.Peer, pts)
 	if err != nil {
-		return err
+		return fmt.Errorf("seal the chunks: %w", err)
 	}
-	for _, env := range envs {
+	for i, env := range envs {
 		if err := ft.mail.deposit(relays, t.Peer, env); err != nil {
-			return err
+			return fmt.Errorf("leave chunk %d of %d at a relay: %w", i+1, len(envs), err)
+		}
+		if ft.chunkLeft != nil {
+			ft.chunkLeft(ft.ctx, i)
 		}
 	}
 	nt, err := ft.store.Transfers().UpdateTransfer(t.ID, func(t *store.Transfer) error {
 		t.Mailed = true
 		return nil
 	})
-	if err == nil {
-		ft.progress(nt, 0, "left at the relay for "+identity.ShortID(t.Peer), true)
+	if err != nil {
+		return fmt.Errorf("record the chunks left at a relay: %w", err)
 	}
-	return err
+	ft.progress(nt, 0, "left at the relay for "+identity.ShortID(t.Peer), true)
+	return nil
 }
 
 // mailedChunk writes a chunk that came through a mailbox, unless a live

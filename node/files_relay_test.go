@@ -14,6 +14,7 @@ import (
 	"github.com/certchat/certchat/internal/testproc"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
+	"github.com/certchat/certchat/transfer"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
@@ -281,6 +282,93 @@ func TestFileQueuedDuringStart(t *testing.T) {
 	bob = startNodeWith(t, bobHome, withRelay)
 	done := bob.waitFile(node.EventFileDone, fi.ID, 30*time.Second)
 	checkReceived(t, done.Path, data)
+}
+
+// A small file's chunks are left at the relay after its offer, one
+// envelope each; the sender closed after the offer was queued and before
+// every chunk was left (here: after the first, of 16) leaves the rest on
+// its next start, and the recipient, online only once the sender is gone
+// again, gets the whole file from its mailbox. The first chunk is left
+// twice: the recipient keeps one. Before the file part resumed this, the
+// outbox had nothing more to send (the offer was queued) and the chunks
+// were never left: the recipient had the offer and one chunk, and waited
+// for the sender to come online (5 of 5 runs).
+func TestFileMailingResumed(t *testing.T) {
+	r := testproc.StartRelay(t, testproc.RelayOptions{})
+	downloads := t.TempDir()
+	aliceHome, bobHome := newHome(t, "alice"), newHome(t, "bob")
+	withRelay := func(c *node.Config) {
+		c.Relays = []string{r.Addr}
+		c.Downloads = downloads
+		c.AutoAcceptFiles = node.MailboxFileMax
+	}
+	alice := startNodeWith(t, aliceHome, withRelay)
+	bob := startNodeWith(t, bobHome, withRelay)
+	for _, tn := range []*testNode{alice, bob} {
+		eventually(t, "the mailbox is registered", func() bool {
+			rs := tn.Relays()
+			return len(rs) == 1 && rs[0].Mailbox && rs[0].PrekeysEC > 0
+		})
+	}
+	if err := alice.Contacts().Trust(bob.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Contacts().Trust(alice.ID(), true); err != nil { // verified: small files come without asking
+		t.Fatal(err)
+	}
+	bob.Close()
+
+	firstLeft := make(chan struct{})
+	alice.MailChunksForTest(func(ctx context.Context, i int) {
+		if i == 0 {
+			close(firstLeft)
+			<-ctx.Done() // alice stops here: the other chunks are not left
+		}
+	})
+	path, data := writeFile(t, t.TempDir(), "small.bin", node.MailboxFileMax-5)
+	fi, err := alice.Files().Send(bob.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-firstLeft:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first chunk was not left at the relay")
+	}
+	alice.Close()
+	if tr := readTransfer(t, aliceHome, fi.ID); tr.Mailed || tr.State != store.TransferWaiting {
+		t.Fatalf("after the close: %+v", tr)
+	}
+
+	alice = startNodeWith(t, aliceHome, withRelay)
+	alice.waitFor("the chunks left at the relay after the restart", func(e node.Event) bool {
+		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && strings.Contains(e.File.Notice, "left at the relay")
+	})
+	alice.Close()
+
+	bob = startNodeWith(t, bobHome, withRelay)
+	done := bob.waitFile(node.EventFileDone, fi.ID, 30*time.Second)
+	checkReceived(t, done.Path, data)
+}
+
+// readTransfer reads a transfer from the home's database, its node
+// closed.
+func readTransfer(t *testing.T, h identity.Home, id transfer.ID) store.Transfer {
+	t.Helper()
+	ident, err := h.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenIdentity(h.Path(store.FileName), ident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tr, err := st.Transfers().Transfer(store.Message{ID: [16]byte(id)}.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
 
 // putLongGroup stores in the home's database, its node closed, a group

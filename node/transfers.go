@@ -83,8 +83,9 @@ var (
 // transfers owns the file transfers in flight: for each incoming one
 // accepted, a puller that fetches its chunks (one goroutine, through
 // workers); for outgoing ones, the streams being served (libp2p's handler
-// goroutines). mu guards pulls, serving, disk and shown; only workers.mu is
-// taken under it (starting a puller).
+// goroutines) and the small files being left at a relay (one goroutine
+// each, through workers). mu guards pulls, serving, disk, shown and
+// mailing; only workers.mu is taken under it (starting a puller).
 type transfers struct {
 	*core
 	rk       *ratchetKeys
@@ -101,6 +102,10 @@ type transfers struct {
 	// takes it only if free.
 	disk  map[transfer.ID]*diskLock
 	shown map[transfer.ID]shownProgress
+	// mailing: the small files whose chunks mailFile is leaving at a
+	// relay now, so that an offer resumed by start and the same offer
+	// queued meanwhile do not both go.
+	mailing map[transfer.ID]struct{}
 	// sums: the SHA-256 of outgoing files offered without it, computed
 	// as they are sent (filesums.go).
 	sums *fileSums
@@ -109,6 +114,9 @@ type transfers struct {
 	// chunk count) the sealed SHA-256 of the end frame: the path
 	// tampering.
 	tamper func(i int, sealed []byte)
+	// chunkLeft, set by tests only before any file is sent, is called
+	// after mailFile left chunk i at a relay, with the node's context.
+	chunkLeft func(ctx context.Context, i int)
 }
 
 type pull struct {
@@ -128,7 +136,8 @@ type shownProgress struct {
 
 func newTransfers(c *core) *transfers {
 	return &transfers{core: c, pulls: map[transfer.ID]*pull{}, serving: map[transfer.ID]map[*serveState]struct{}{},
-		disk: map[transfer.ID]*diskLock{}, shown: map[transfer.ID]shownProgress{}, sums: newFileSums(c)}
+		disk: map[transfer.ID]*diskLock{}, shown: map[transfer.ID]shownProgress{}, mailing: map[transfer.ID]struct{}{},
+		sums: newFileSums(c)}
 }
 
 // downloads is the folder received files go to.
@@ -142,8 +151,11 @@ func (ft *transfers) downloads() string {
 // start serves the file protocol, follows connections (a puller waiting
 // for its peer tries again at once) and the outbox through sub (an offer
 // left at a relay takes a small file's chunks along), and resumes the
-// transfers the last run left. Node.Start subscribes sub before anything
-// can emit, so what the outbox did meanwhile waits in it; start owns it.
+// transfers the last run left: an incoming one's puller, and the chunks
+// of a small file whose offer waits at a relay and which the last run
+// did not finish leaving there (mailUnfinished). Node.Start subscribes
+// sub before anything can emit, so what the outbox did meanwhile waits
+// in it; start owns it.
 func (ft *transfers) start(sub *Subscription) {
 	ft.host.SetStreamHandler(ProtocolFile, ft.handleStream)
 	ft.host.Network().Notify(&network.NotifyBundle{
@@ -186,6 +198,13 @@ func (ft *transfers) start(sub *Subscription) {
 			// Nothing moves until the receiver asks again.
 			if _, err := ft.setState(transfer.ID(t.ID), store.TransferWaiting, 0, "", ""); err != nil {
 				ft.log.Warn("file transfer state", "err", err)
+			}
+		default:
+			switch again, err := mailUnfinished(ft.store, t); {
+			case err != nil:
+				ft.log.Warn("a small file's chunks may not be left at a relay", "transfer", t.ID, "err", err)
+			case again:
+				ft.offerQueued(t.ID, t.Peer)
 			}
 		}
 	}
