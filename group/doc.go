@@ -22,10 +22,12 @@
 //     builds on it (for a removal, the changes its target signed crossing
 //     it, and those built on them, do not count: the target cannot age
 //     its own removal),
-//   - it was not signed beside a leave by its own author, or a removal
-//     of its author by the creator, that the member has seen (an honest
-//     client never signs the first), in the membership that end ends
-//     (not after its author was added again), unless a change by another
+//   - it was not signed beside a leave by its own author (one that
+//     builds on every leave of the author's that the change builds
+//     on), or a removal of its author by the creator, that the member
+//     has seen (an honest client never signs the first), in the
+//     membership that end ends (not after its author was added
+//     again), unless a change by another
 //     author builds on it: such changes take no effect, and a former
 //     member could otherwise fill the log with them (Log.besideLeave); a
 //     removal the creator signed beside its own leave lapses and ends
@@ -45,8 +47,9 @@
 //     such a change is poisoned, takes no effect, vouches for none and
 //     is kept out whatever builds on it, so that a member in league
 //     cannot bring back a removed admin's chain of any length with one
-//     leave (poisonedOut); a verdict is looked at again when a change
-//     counted void may stand again (repoison).
+//     leave (poisonedOut); a poisoned end (a leave, a removal by the
+//     creator) counts nowhere, and a verdict is looked at again when a
+//     change counted void may stand again (repoison).
 //
 // Every member computes the membership from the graph with the same
 // deterministic rule (Log.State): the changes are applied in topological

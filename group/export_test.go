@@ -3,7 +3,6 @@ package group
 import (
 	"bytes"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -115,45 +114,13 @@ func (l *Log) FoldsForTest() int { return l.folds }
 // free function: Log is at its method limit).
 func HeldForTest(l *Log) int { return len(l.pending) }
 
-// ErrLeaveAsideForTest marks what CheckCoherentForTest finds that comes
-// of leaves set aside counting where the fold does not see them (a
-// poisoned leave of a member's keeps the member's later changes out,
-// while the fold keeps the member): SECURITY.md, open finding 6.
-var ErrLeaveAsideForTest = errors.New("a leave set aside counts where the fold does not see it")
-
 // CheckCoherentForTest says how the log contradicts its own fold (nil
 // if it does not): every member the fold keeps can leave on the log's
 // heads, and every admin it keeps can rename there, as Propose lets
-// them; a member who cannot is a stooge to the log while the fold
-// counts it in, and a group whose admins cannot change it is frozen.
-// What comes only of leaves set aside is wrapped in ErrLeaveAsideForTest.
+// them (each made up on the heads and put to the rules Add applies); a
+// member who cannot is a stooge to the log while the fold counts it in,
+// and a group whose admins cannot change it is frozen.
 func (l *Log) CheckCoherentForTest() error {
-	err := l.checkCoherent()
-	if err == nil {
-		return nil
-	}
-	kept := l.aside
-	l.aside = keptOut{}
-	for h, a := range kept {
-		if a.Op != OpLeave {
-			l.aside[h] = a
-		}
-	}
-	l.asideAt++
-	without := l.checkCoherent()
-	l.aside = kept
-	l.asideAt++
-	switch {
-	case without == nil:
-		return fmt.Errorf("%w: %w", ErrLeaveAsideForTest, err)
-	}
-	return err
-}
-
-// checkCoherent is CheckCoherentForTest on the log and the changes set
-// aside as they are, each member's leave and each admin's rename made
-// up on the heads and put to the rules Add applies.
-func (l *Log) checkCoherent() error {
 	heads := l.Heads()
 	anc := bitset{}
 	for _, e := range l.order {

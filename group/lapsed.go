@@ -86,13 +86,19 @@ func lapsedRemovals(l *Log) map[Hash]bool {
 // (besideLeave): a leave by p, or a removal of p by the creator that has
 // not lapsed (ousts).
 func ending(l *Log, c *Change, p peer.ID) bool {
-	return (c.Op == OpLeave && c.Author == p) || ousts(l, c, p)
+	return (c.Op == OpLeave && c.Author == p && !uncounted(l, c.hash)) || ousts(l, c, p)
+}
+
+// uncounted says whether h is an end set aside found poisoned, which
+// counts nowhere (settleEnds).
+func uncounted(l *Log, h Hash) bool {
+	return l.uncounted[h] && l.aside[h] != nil
 }
 
 // ousts says whether c is a removal of p by the creator that has not
 // lapsed: one that keeps p's changes beside it out (besideRemoval).
 func ousts(l *Log, c *Change, p peer.ID) bool {
-	return creatorRemoval(c, l.state.Creator) && c.Peer == p && !lapsedRemovals(l)[c.hash]
+	return creatorRemoval(c, l.state.Creator) && c.Peer == p && !lapsedRemovals(l)[c.hash] && !uncounted(l, c.hash)
 }
 
 // rejoined says whether a change with ancestors anc in the log is of a

@@ -53,7 +53,11 @@ type Log struct {
 	// unvoided says a change counted void may stand now: a verdict in
 	// poison may no longer hold (repoison).
 	unvoided bool
-	lapsed   lapsedSet // removals by the creator beside its leave (lapsedRemovals)
+	// uncounted are the ends set aside found poisoned, which count
+	// nowhere (settleEnds); a hash not set aside is read as not in it.
+	uncounted hashSet
+	endsSeen  endsVerdict // poisonedEnds, for a log and what is set aside
+	lapsed    lapsedSet   // removals by the creator beside its leave (lapsedRemovals)
 	// successors are the folds of changes' ancestors that successorAt
 	// read, by change.
 	successors map[Hash]successorFold
@@ -110,7 +114,7 @@ func New(create *Change) (*Log, error) {
 	if create.Op != OpCreate {
 		return nil, fmt.Errorf("%w: a group starts with a create, not %s", ErrMalformed, create.Op)
 	}
-	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, heldAt: map[Hash]uint64{}, aside: keptOut{}, poison: hashSet{}, stale: keptOut{}, bad: badSet{}}
+	l := &Log{id: ID(create.hash), nodes: map[Hash]*entry{}, heads: map[Hash]bool{}, pending: map[Hash]*Change{}, heldAt: map[Hash]uint64{}, aside: keptOut{}, poison: hashSet{}, uncounted: hashSet{}, stale: keptOut{}, bad: badSet{}}
 	l.insert(create)
 	l.refold()
 	return l, nil
@@ -425,10 +429,11 @@ func logRoom(l *Log) error {
 // It is kept out when no change builds on it (protected: a change of the
 // log, or one held for it) and it was signed beside a leave by its own
 // author (neither is an ancestor of the other) that this log holds or
-// set aside: any change but a leave, and a leave if the other is
-// earlier (depth, then hash) and of the same membership (every leave of
-// the author before c is before it too; an author who left, was added
-// again and left again keeps its second leave). An honest client names
+// set aside, if that leave builds on every leave of the author's
+// before c (leavesUnder): any change but a leave, and a leave if the
+// other is earlier (depth, then hash) and of the same membership (an
+// author who left, was added again and left again keeps its second
+// leave). An honest client names
 // its own last change among the parents of its next, so it never signs
 // such a change; a former member could sign any number of them on old
 // versions where it was a member (more leaves, each with its own time),
@@ -451,33 +456,20 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 	}
 	self := &entry{c: c, idx: idx, depth: depth}
 	// The author's leaves before c, each of which a leave beside c must
-	// come after too.
+	// come after too (leavesUnder), read once a leave of the author's is
+	// found: most changes are beside none.
 	var before []int
-	if c.Op == OpLeave {
-		for _, e := range l.order {
-			if e.c.Op == OpLeave && e.c.Author == c.Author && anc.has(e.idx) {
-				before = append(before, e.idx)
-			}
-		}
-	}
+	read := false
 	starts := startsOf(l, c.Author)
 	voidsUnder := voidsUnderOf(l, c, anc, idx)
 	beside := func(lv *entry, lvAnc bitset) bool {
-		if rejoined(starts, anc, lvAnc) {
+		if !read {
+			before, read = leavesBefore(l, c.Author, anc), true
+		}
+		if rejoined(starts, anc, lvAnc) || !leavesUnder(before, lvAnc) {
 			return false
 		}
-		if c.Op != OpLeave {
-			return true
-		}
-		if !earlier(lv, self) {
-			return false
-		}
-		for _, b := range before {
-			if !lvAnc.has(b) {
-				return false
-			}
-		}
-		return !voidsUnder(lvAnc)
+		return c.Op != OpLeave || (earlier(lv, self) && !voidsUnder(lvAnc))
 	}
 	for _, lv := range l.order {
 		if lv.c.Op != OpLeave || lv.c.Author != c.Author || lv.idx == idx || anc.has(lv.idx) || (idx >= 0 && lv.anc.has(idx)) {
@@ -488,7 +480,7 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 		}
 	}
 	for h, a := range l.aside {
-		if a.Op != OpLeave || a.Author != c.Author || h == c.hash {
+		if a.Op != OpLeave || a.Author != c.Author || h == c.hash || l.uncounted[h] {
 			continue
 		}
 		// A change set aside is no ancestor of c (c's are in the log);
@@ -502,6 +494,43 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 		}
 	}
 	return l.besideRemoval(c, anc, idx)
+}
+
+// leavesBefore are the indexes of the leaves by p among anc, the
+// ancestors of a change of p's in the log (besideLeave).
+func leavesBefore(l *Log, p peer.ID, anc bitset) []int {
+	var out []int
+	for _, e := range l.order {
+		if e.c.Op == OpLeave && e.c.Author == p && anc.has(e.idx) {
+			out = append(out, e.idx)
+		}
+	}
+	return out
+}
+
+// leavesUnder says whether every one of before (leavesBefore: the leaves
+// of a change's author among its ancestors) is among an end's ancestors
+// endAnc: only then does that end, a leave of the author's concurrent
+// with the change, keep the change out of the log (besideLeave), and,
+// set aside, count against it (besideEnd). Such a leave is beside the
+// one the change builds on, and kept out of the log as its duplicate,
+// so the fold never sees it; counted against a change that builds on
+// the other, it kept out a change the fold takes when that leave took
+// no effect (it crossed its author's removal by an admin, and an add
+// concurrent with the removal made the author a member again: found
+// 2026-12-06 by the converge sweep, seed 4590;
+// TestLeaveBesideAVoidLeaveKeepsNoMemberOut). Read for a leave in the
+// log too, as it may be dropped as such a duplicate once its earlier
+// leave comes, and what it kept out would stay out. An author whose
+// leave took effect is no member on it, and signs no change there that
+// the log takes (admissible).
+func leavesUnder(before []int, endAnc bitset) bool {
+	for _, b := range before {
+		if !endAnc.has(b) {
+			return false
+		}
+	}
+	return true
 }
 
 // voidable are the indexes of the changes of the log by c's author,
@@ -1445,6 +1474,7 @@ func (l *Log) insert(c *Change) {
 	}
 	l.heads[c.hash] = true
 	l.rev++
+	insertedEnds(l, c)
 }
 
 // admittedFor is the membership admissible checks c against without a

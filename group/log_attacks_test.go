@@ -1768,11 +1768,13 @@ func TestHeldPoisonedLeaveVouchesForNothing(t *testing.T) {
 // rename of cat's on another, w: poisoned as soon as the levels are
 // known, whether or not w is. dan then leaves again on ann's renames,
 // deeper than the first: a second leave of the same membership beside
-// the first, it is kept out (besideLeave), which a log decides only
-// with the first set aside and its ancestry known. A log that set the
-// first aside as soon as it was poisoned, before w came, took the
-// second (the first did not count yet) and kept it; one that had w
-// first did not.
+// the first. A log that set the first aside as soon as it was
+// poisoned, before w came, took the second (the first did not count
+// yet) and kept it; one that had w first did not. A poisoned leave now
+// counts nowhere (the fold never sees it; SECURITY.md's finding 6): the
+// second leave is in the log, whatever the order, and dan has left.
+// Before, it was kept out in both, and dan was a member who could never
+// leave.
 func TestPoisonedLeaveCountsOnceItsAncestryIsKnown(t *testing.T) {
 	v := newVouchedChain(t, 0)
 	cat := v.p["cat"]
@@ -1811,8 +1813,8 @@ func TestPoisonedLeaveCountsOnceItsAncestryIsKnown(t *testing.T) {
 	inOrder := deal(t, v.create, append(append(append(slices.Clone(head), levels...), w, z, first), again))
 	late := deal(t, v.create, append(append(append(slices.Clone(head), levels...), z, first, again), w))
 	for name, m := range map[string]*group.Log{"in order": inOrder, "w last": late} {
-		if m.Has(again.Hash()) || group.HeldForTest(m) != 0 || len(m.Missing()) != 0 || len(m.Changes()) != len(head)+1 {
-			t.Errorf("%s: dan's second leave in the log: %v; %d changes, %d held", name, m.Has(again.Hash()), len(m.Changes()), group.HeldForTest(m))
+		if !m.Has(again.Hash()) || m.Effect(again.Hash()) != nil || m.IsMember(v.p["dan"].id) || group.HeldForTest(m) != 0 || len(m.Missing()) != 0 || len(m.Changes()) != len(head)+2 {
+			t.Errorf("%s: dan's second leave in the log: %v (effect %v), dan a member %v; %d changes, %d held", name, m.Has(again.Hash()), m.Effect(again.Hash()), m.IsMember(v.p["dan"].id), len(m.Changes()), group.HeldForTest(m))
 		}
 	}
 	agrees(t, "w last", v.p, late, inOrder)
@@ -1887,6 +1889,63 @@ func TestLeaveBesideARemovalOnItsAuthorsGrant(t *testing.T) {
 		st := m.State()
 		if !m.Has(lv.Hash()) || st.IsAdmin(p["cat"].id) || m.IsMember(p["ben"].id) {
 			t.Fatalf("ben's leave in the log %v; admins %v, members %v: want the leave in, cat no admin, ben gone", m.Has(lv.Hash()), names(p, st.Admins), names(p, st.Members))
+		}
+	})
+}
+
+// TestPoisonedLeaveKeepsNoAdminOut: dan, whom ann makes an admin, has
+// signed a leave on cat's 17 renames after her removal, which take no
+// effect: the leave is poisoned, and the fold never sees it. dan then
+// renames the group on the honest head. Before (found 2026-12-06,
+// SECURITY.md's finding 6), the poisoned leave, set aside, still counted
+// as dan's end: the rename, concurrent with it, was kept out as beside
+// its author's leave, while the fold kept dan an admin; dan could never
+// change the group. It now counts nowhere, in every order.
+func TestPoisonedLeaveKeepsNoAdminOut(t *testing.T) {
+	v := newVouchedChain(t, group.MaxVouched+1)
+	l := replay(t, v.create, v.admin, v.removal)
+	mk := propose(t, l, v.p["ann"], group.OpAdmin, v.p["dan"], "")
+	r := propose(t, l, v.p["dan"], group.OpRename, person{}, "dan's")
+	cs := append([]*group.Change{v.admin, v.removal, mk, r, v.lv}, v.chain...)
+	eachOrder(t, v.create, cs, 100, 5, func(m *group.Log) {
+		st := m.State()
+		if !m.Has(r.Hash()) || m.Has(v.lv.Hash()) || m.Name() != "dan's" || !st.IsAdmin(v.p["dan"].id) {
+			t.Fatalf("dan's rename in the log %v, his poisoned leave %v; name %q, admins %v", m.Has(r.Hash()), m.Has(v.lv.Hash()), m.Name(), names(v.p, st.Admins))
+		}
+	})
+}
+
+// TestLeaveBesideAVoidLeaveKeepsNoMemberOut: cat, an admin, removes dan;
+// dan leaves at the same time, and ben, who saw the leave and not the
+// removal, adds dan back. Dan leaves on ben's add, and again on a
+// rename of ben's on it. Both leaves cross dan's removal by cat, so
+// neither takes effect, and dan, whom ben's add made a member again
+// after the removal, stays one; ann makes him an admin. The second
+// leave is beside the first (besideLeave) and is kept out. Set aside,
+// it still counted as dan's end, so the log kept out every change of
+// dan's on the heads, while the fold, which never saw it, kept him a
+// member and an admin: the group's admin could not change it.
+func TestLeaveBesideAVoidLeaveKeepsNoMemberOut(t *testing.T) {
+	p := people(t, "ann", "ben", "cat", "dan")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"], p["dan"])
+	ad1 := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	ad2 := propose(t, l, p["ann"], group.OpAdmin, p["cat"], "")
+	first := signAt(t, p["dan"], l.ID(), hashesOf(ad2), group.OpLeave, person{}, "", 2)
+	// The fold meets the removal before ben's add (ties by hash).
+	var rm *group.Change
+	for i := 3; rm == nil || bytes.Compare(hashesOf(rm)[0][:], hashesOf(first)[0][:]) > 0; i++ {
+		rm = signAt(t, p["cat"], l.ID(), hashesOf(ad2), group.OpRemove, p["dan"], "", i)
+	}
+	back := signAt(t, p["ben"], l.ID(), hashesOf(first), group.OpAdd, p["dan"], "", 100)
+	again := signAt(t, p["dan"], l.ID(), hashesOf(back), group.OpLeave, person{}, "", 101)
+	ren := signAt(t, p["ben"], l.ID(), hashesOf(back), group.OpRename, person{}, "ben's", 102)
+	later := signAt(t, p["dan"], l.ID(), hashesOf(ren), group.OpLeave, person{}, "", 103)
+	grant := signAt(t, p["ann"], l.ID(), hashesOf(rm, again, ren), group.OpAdmin, p["dan"], "", 104)
+	dans := signAt(t, p["dan"], l.ID(), hashesOf(grant), group.OpRename, person{}, "dan's", 105)
+	eachOrder(t, create, []*group.Change{ad1, ad2, first, rm, back, again, ren, later, grant, dans}, 300, 4, func(m *group.Log) {
+		st := m.State()
+		if !m.Has(dans.Hash()) || st.Name != "dan's" || !st.IsAdmin(p["dan"].id) {
+			t.Fatalf("dan's rename in the log %v (%v); name %q, admins %v, members %v", m.Has(dans.Hash()), m.Effect(dans.Hash()), st.Name, names(p, st.Admins), names(p, st.Members))
 		}
 	})
 }

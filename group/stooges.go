@@ -61,7 +61,7 @@ type standing struct {
 func endsAside(l *Log) []Hash {
 	var out []Hash
 	for h, a := range l.aside {
-		if countsAside(a, l.state.Creator) {
+		if countsAside(a, l.state.Creator) && !l.uncounted[h] {
 			out = append(out, h)
 		}
 	}
@@ -88,8 +88,9 @@ func namersValid(l *Log) bool {
 // endAt is an end (a leave, or a removal by the creator) in the log (idx
 // its index) or set aside (idx -1), with its ancestors in the log (anc).
 type endAt struct {
-	idx int
-	anc bitset
+	idx   int
+	anc   bitset
+	leave bool
 }
 
 // endsOf are the ends in the log and set aside, by the peer each ends
@@ -110,13 +111,13 @@ func endsOf(l *Log) map[peer.ID][]endAt {
 	}
 	for _, e := range l.order {
 		if p, ok := ended(e.c); ok {
-			out[p] = append(out[p], endAt{e.idx, e.anc})
+			out[p] = append(out[p], endAt{e.idx, e.anc, e.c.Op == OpLeave})
 		}
 	}
 	for _, a := range l.aside {
-		if p, ok := ended(a); ok {
+		if p, ok := ended(a); ok && !l.uncounted[a.hash] {
 			if _, anc, _, ok := l.asideAncestry(a); ok {
-				out[p] = append(out[p], endAt{-1, anc})
+				out[p] = append(out[p], endAt{-1, anc, a.Op == OpLeave})
 			}
 		}
 	}
@@ -134,10 +135,22 @@ func besideEnd(e *entry, ends []endAt, starts []int) bool {
 			return false
 		}
 		if x.idx < 0 {
-			return !x.anc.has(e.idx)
+			return !x.anc.has(e.idx) && (!x.leave || leavesUnder(leavesIn(ends, e.anc), x.anc))
 		}
 		return x.idx != e.idx && !e.anc.has(x.idx) && !x.anc.has(e.idx)
 	})
+}
+
+// leavesIn are the indexes of the leaves in the log among ends (endsOf,
+// an author's) that are among anc: besideLeave's leavesBefore.
+func leavesIn(ends []endAt, anc bitset) []int {
+	var out []int
+	for _, y := range ends {
+		if y.leave && y.idx >= 0 && anc.has(y.idx) {
+			out = append(out, y.idx)
+		}
+	}
+	return out
 }
 
 // namersOf is, for each peer, the indexes of the log's changes that name
