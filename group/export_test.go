@@ -114,6 +114,11 @@ func (l *Log) FoldsForTest() int { return l.folds }
 // free function: Log is at its method limit).
 func HeldForTest(l *Log) int { return len(l.pending) }
 
+// HeldReadsForTest is how many changes held heldChild has read, over
+// all its calls: the CPU that held changes cost, counted rather than
+// timed (a free function, as HeldForTest).
+func HeldReadsForTest(l *Log) int { return l.heldReads }
+
 // CheckCoherentForTest says how the log contradicts its own fold (nil
 // if it does not): every member the fold keeps can leave on the log's
 // heads, and every admin it keeps can rename there, as Propose lets

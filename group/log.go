@@ -73,6 +73,7 @@ type Log struct {
 	refused     []error        // held changes refused when their parents came
 	rev         int            // changes taken in or dropped since New
 	folds       int            // folds run (FoldsForTest)
+	heldReads   int            // changes held that heldChild read (HeldReadsForTest)
 	// admitted is the last change admissible took that makes no admin,
 	// with the membership it and its ancestors describe: what a change
 	// on it alone is checked against (admissible).
@@ -798,6 +799,15 @@ func (l *Log) recall(c *Change) error {
 // else the log set it aside, kept it out and asked for it
 // (TestLeaveVouchedThroughAHeldChange).
 func bringBack(l *Log, c *Change, protected bool, seen map[Hash]bool) {
+	if len(l.stale) == 0 && len(l.aside) == 0 {
+		// Nothing refused as stale or set aside: nothing to bring back.
+		// Without this, a change held again (its frame sent again) read
+		// the changes held on it (heldChild), each back to the missing
+		// parent: a frame of n held changes that came again cost n³
+		// steps, seconds for a long log's newest frame (found
+		// 2026-12-06, TestGroupWantThroughMailboxes).
+		return
+	}
 	known := protected
 	isProtected := func() bool {
 		if !known {
@@ -1105,6 +1115,7 @@ func (idx heldIndex) protects(c *Change) bool {
 			return false // met on another path, and answered there
 		}
 		seen[c.hash] = true
+		idx.l.heldReads++
 		// A poisoned change held vouches for nothing, and what builds
 		// on it is poisoned too.
 		return slices.ContainsFunc(idx.children[c.hash], func(p *Change) bool {

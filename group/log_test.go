@@ -631,3 +631,50 @@ func TestLogFull(t *testing.T) {
 		t.Errorf("after: %q, %d changes", s.Name, len(l.Changes()))
 	}
 }
+
+// A frame of held changes that comes again (its sender wrote it again:
+// a resend, or a copy from a mailbox and one live) holds them again at
+// little cost: with nothing refused as stale or set aside there is
+// nothing to bring back, and the changes held on each are not read.
+// Before (found 2026-12-06), each held again read those held on it, each
+// back to the missing parent: a long log's newest frame, 255 changes,
+// cost about n³/6 steps, seconds of CPU on a session's read loop
+// (TestGroupWantThroughMailboxes in package node timed out under load).
+// Counted, not timed.
+func TestHeldFrameAgainIsCheap(t *testing.T) {
+	p := people(t, "ann", "ben")
+	create, l := newGroup(t, p["ann"], p["ben"])
+	var cs []*group.Change
+	for i := range 300 {
+		cs = append(cs, propose(t, l, p["ann"], group.OpRename, person{}, fmt.Sprint("r", i)))
+	}
+	frame := cs[len(cs)-255:] // the newest, as newestFrame sends them
+	b, err := group.New(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	give := func() {
+		for i, c := range frame {
+			if err := b.AddWith(reparse(t, c), frame[i+1:]); !errors.Is(err, group.ErrMissingParents) {
+				t.Fatalf("change %d of the frame: %v, want it held", i, err)
+			}
+		}
+	}
+	give()
+	before := group.HeldReadsForTest(b)
+	give()
+	if n := group.HeldReadsForTest(b) - before; n > len(frame) {
+		t.Errorf("the frame of %d held changes, given again, read %d held changes, want at most one each", len(frame), n)
+	}
+	if group.HeldForTest(b) != len(frame) {
+		t.Fatalf("%d held, want %d", group.HeldForTest(b), len(frame))
+	}
+	for i, c := range cs[:len(cs)-len(frame)] {
+		if err := b.AddWith(reparse(t, c), cs[i+1:]); err != nil {
+			t.Fatalf("change %d, the last missing: %v", i, err)
+		}
+	}
+	if !b.Has(cs[len(cs)-1].Hash()) || group.HeldForTest(b) != 0 || b.Name() != "r299" {
+		t.Fatalf("after the missing changes: has the newest %v, %d held, name %q", b.Has(cs[len(cs)-1].Hash()), group.HeldForTest(b), b.Name())
+	}
+}
