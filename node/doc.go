@@ -79,6 +79,7 @@
 //	outbox.mu, ratchetKeys.mu   →  the store (bbolt's own locks)
 //	ratchetKeys.mu              →  Groups.mu, peerBook.mu (may the peer post to the group, may its message be kept, is its set held
 //	                               in memory only: groupOK, keepOK, mayMessage)
+//	peerEvents.pubMu            →  broker.mu (a peer event is published in the order its state was read)
 //	broker.mu                   →  Subscription.mu
 //	lan.runMu                   →  lan.mu, broker.mu (held while mDNS starts or stops)
 //

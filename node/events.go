@@ -267,24 +267,70 @@ func (s *Subscription) Close() {
 // publishes the marked ones, each computed when it is sent, so the last
 // event about a peer is its current state and a burst about one peer
 // comes out as one event. now publishes at once, for the node's own
-// changes. mu guards dirty; it is a leaf.
+// changes. mu guards dirty; it is a leaf. pubMu guards tickets and
+// inFlight, and is held while an event is published (it takes broker.mu).
 type peerEvents struct {
 	*core
 	info    func(peer.ID) PeerInfo // the peer's state now
 	isRelay func(peer.ID) bool     // connections to relays are no peer events
+	// read, if set, is called between reading a peer's state and
+	// publishing it (tests: the state changes meanwhile).
+	read func(peer.ID)
 
 	mu    sync.Mutex
 	dirty map[peer.ID]struct{} // peers with an event to publish
 	wake  chan struct{}
+
+	pubMu    sync.Mutex
+	tickets  uint64                    // taken so far, one for each read of a peer's state
+	inFlight map[peer.ID]*peerInFlight // peers whose state is being read
+}
+
+// peerInFlight is what is being published of one peer: how many reads of
+// its state are under way, and the ticket of the newest read published.
+type peerInFlight struct {
+	reads     int
+	published uint64
 }
 
 func newPeerEvents(c *core) *peerEvents {
-	return &peerEvents{core: c, dirty: map[peer.ID]struct{}{}, wake: make(chan struct{}, 1)}
+	return &peerEvents{core: c, dirty: map[peer.ID]struct{}{}, wake: make(chan struct{}, 1), inFlight: map[peer.ID]*peerInFlight{}}
 }
 
-// now publishes p's state.
+// now publishes p's state, unless a read of it begun later was published
+// first: what this read found is older than what that one did. Reads
+// and publications of the same peer cross (run's, and the node's own
+// changes': a key found changed in a handshake while identify ran on its
+// connection); before (found 2026-12-06), a state read before a change
+// came out after the change's own event, and stayed the last one: a
+// window showed a key that claims a contact's name as a stranger's, with
+// no KEY CHANGED (TestPeerEventLastIsCurrent).
 func (pe *peerEvents) now(p peer.ID) {
+	pe.pubMu.Lock()
+	pe.tickets++
+	ticket := pe.tickets
+	f := pe.inFlight[p]
+	if f == nil {
+		f = &peerInFlight{}
+		pe.inFlight[p] = f
+	}
+	f.reads++
+	pe.pubMu.Unlock()
+
 	info := pe.info(p)
+	if pe.read != nil {
+		pe.read(p)
+	}
+
+	pe.pubMu.Lock()
+	defer pe.pubMu.Unlock()
+	if f.reads--; f.reads == 0 {
+		delete(pe.inFlight, p)
+	}
+	if ticket < f.published {
+		return
+	}
+	f.published = ticket
 	pe.emit(Event{Kind: EventPeer, Peer: &info})
 }
 

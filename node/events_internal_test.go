@@ -1,9 +1,13 @@
 package node
 
 import (
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // A subscription's pump hands its delivered queue back for the next
@@ -41,4 +45,45 @@ func TestSubscriptionReusesItsQueue(t *testing.T) {
 		}
 	}
 	<-s.C
+}
+
+// The last peer event about a peer says its state, though a change the
+// node publishes at once (peerEvents.now: a rename here; a key found
+// changed in a handshake) comes between the batch's read of the same
+// peer (changed: identify on that connection) and its publication. The
+// batch's event, read before the change, came out after the change's
+// own and stayed the last (found 2026-12-06): ui's
+// TestKeyChangedDialogText waited 20 s for "KEY CHANGED" while the
+// window showed the key that claims bob's name as a stranger's.
+func TestPeerEventLastIsCurrent(t *testing.T) {
+	on := offNewNode(t, "alice", nil, false)
+	p := noticePeerID(t)
+	if err := on.cfg.Trust.Pin(p, "before", identity.StateTOFU, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var armed atomic.Bool
+	on.peerEv.read = func(q peer.ID) {
+		if q == p && armed.CompareAndSwap(true, false) {
+			if err := on.Contacts().Rename(p, "after"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if err := on.Start(); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	on.peerEv.changed(p)
+	var last *PeerInfo
+	for _, e := range on.noticeFlushPeers() {
+		if e.Kind == EventPeer && e.Peer.ID == p {
+			last = e.Peer
+		}
+	}
+	switch {
+	case armed.Load():
+		t.Fatal("the batch did not read the peer")
+	case last == nil || last.Name != "after":
+		t.Fatalf("the last peer event says %+v, want the name %q", last, "after")
+	}
 }
