@@ -151,28 +151,8 @@ func TestFileStockRelayWaits(t *testing.T) {
 // To an offline recipient: a small file goes sealed into its mailbox and
 // arrives with the sender gone; a large one waits and says so.
 func TestFileOfflineMailbox(t *testing.T) {
-	r := testproc.StartRelay(t, testproc.RelayOptions{})
-	downloads := t.TempDir()
-	aliceHome, bobHome := newHome(t, "alice"), newHome(t, "bob")
-	withRelay := func(c *node.Config) {
-		c.Relays = []string{r.Addr}
-		c.Downloads = downloads
-		c.AutoAcceptFiles = node.MailboxFileMax
-	}
-	alice := startNodeWith(t, aliceHome, withRelay)
-	bob := startNodeWith(t, bobHome, withRelay)
-	for _, tn := range []*testNode{alice, bob} {
-		eventually(t, "the mailbox is registered", func() bool {
-			rs := tn.Relays()
-			return len(rs) == 1 && rs[0].Mailbox && rs[0].PrekeysEC > 0
-		})
-	}
-	if err := alice.Contacts().Trust(bob.ID(), false); err != nil {
-		t.Fatal(err)
-	}
-	if err := bob.Contacts().Trust(alice.ID(), true); err != nil { // verified: small files come without asking
-		t.Fatal(err)
-	}
+	mp := startMailboxPeers(t, nil)
+	alice, bob, bobHome, withRelay := mp.alice, mp.bob, mp.bobHome, mp.withRelay
 	bob.Close()
 
 	small, data := writeFile(t, t.TempDir(), "small.txt", 200<<10+1)
@@ -198,7 +178,7 @@ func TestFileOfflineMailbox(t *testing.T) {
 
 	bob = startNodeWith(t, bobHome, withRelay)
 	done := bob.waitFile(node.EventFileDone, fi.ID, 30*time.Second)
-	if done.Path != filepath.Join(downloads, "small.txt") {
+	if done.Path != filepath.Join(mp.downloads, "small.txt") {
 		t.Errorf("placed at %s", done.Path)
 	}
 	checkReceived(t, done.Path, data)
@@ -217,32 +197,8 @@ func TestFileOfflineMailbox(t *testing.T) {
 // recipient fails at once, as it does for a peer whose addresses are all
 // gone.
 func TestFileQueuedDuringStart(t *testing.T) {
-	r := testproc.StartRelay(t, testproc.RelayOptions{})
-	downloads := t.TempDir()
-	aliceHome, bobHome := newHome(t, "alice"), newHome(t, "bob")
-	noRelay := func(c *node.Config) {
-		c.Downloads = downloads
-		c.AutoAcceptFiles = node.MailboxFileMax
-		c.NoDHT = true
-	}
-	withRelay := func(c *node.Config) {
-		noRelay(c)
-		c.Relays = []string{r.Addr}
-	}
-	alice := startNodeWith(t, aliceHome, withRelay)
-	bob := startNodeWith(t, bobHome, withRelay)
-	for _, tn := range []*testNode{alice, bob} {
-		eventually(t, "the mailbox is registered", func() bool {
-			rs := tn.Relays()
-			return len(rs) == 1 && rs[0].Mailbox && rs[0].PrekeysEC > 0
-		})
-	}
-	if err := alice.Contacts().Trust(bob.ID(), false); err != nil {
-		t.Fatal(err)
-	}
-	if err := bob.Contacts().Trust(alice.ID(), true); err != nil { // verified: small files come without asking
-		t.Fatal(err)
-	}
+	mp := startMailboxPeers(t, func(c *node.Config) { c.NoDHT = true })
+	alice, bob, aliceHome, bobHome, noRelay, withRelay := mp.alice, mp.bob, mp.aliceHome, mp.bobHome, mp.noRelay, mp.withRelay
 	bob.Close()
 	alice.Close()
 
@@ -294,28 +250,8 @@ func TestFileQueuedDuringStart(t *testing.T) {
 // were never left: the recipient had the offer and one chunk, and waited
 // for the sender to come online (5 of 5 runs).
 func TestFileMailingResumed(t *testing.T) {
-	r := testproc.StartRelay(t, testproc.RelayOptions{})
-	downloads := t.TempDir()
-	aliceHome, bobHome := newHome(t, "alice"), newHome(t, "bob")
-	withRelay := func(c *node.Config) {
-		c.Relays = []string{r.Addr}
-		c.Downloads = downloads
-		c.AutoAcceptFiles = node.MailboxFileMax
-	}
-	alice := startNodeWith(t, aliceHome, withRelay)
-	bob := startNodeWith(t, bobHome, withRelay)
-	for _, tn := range []*testNode{alice, bob} {
-		eventually(t, "the mailbox is registered", func() bool {
-			rs := tn.Relays()
-			return len(rs) == 1 && rs[0].Mailbox && rs[0].PrekeysEC > 0
-		})
-	}
-	if err := alice.Contacts().Trust(bob.ID(), false); err != nil {
-		t.Fatal(err)
-	}
-	if err := bob.Contacts().Trust(alice.ID(), true); err != nil { // verified: small files come without asking
-		t.Fatal(err)
-	}
+	mp := startMailboxPeers(t, nil)
+	alice, bob, aliceHome, bobHome, withRelay := mp.alice, mp.bob, mp.aliceHome, mp.bobHome, mp.withRelay
 	bob.Close()
 
 	firstLeft := make(chan struct{})
@@ -424,4 +360,50 @@ func TestFileRelayThenDirect(t *testing.T) {
 	connectDirect(t, bob, alice)
 	done := bob.waitFile(node.EventFileDone, fi.ID, time.Minute)
 	checkReceived(t, done.Path, data)
+}
+
+// mailboxPeers are alice and bob, started with a relay whose mailbox each
+// has registered; alice trusts bob, and bob trusts alice as verified (a
+// small file comes without asking). noRelay is their configuration
+// without the relay, withRelay with it: files go to downloads, and
+// files up to MailboxFileMax are taken without asking.
+type mailboxPeers struct {
+	downloads          string // the folder both put files in
+	aliceHome, bobHome identity.Home
+	alice, bob         *testNode
+	noRelay, withRelay func(*node.Config)
+}
+
+// startMailboxPeers starts mailboxPeers; more, if not nil, changes both
+// configurations further.
+func startMailboxPeers(t *testing.T, more func(*node.Config)) mailboxPeers {
+	t.Helper()
+	r := testproc.StartRelay(t, testproc.RelayOptions{})
+	mp := mailboxPeers{downloads: t.TempDir(), aliceHome: newHome(t, "alice"), bobHome: newHome(t, "bob")}
+	mp.noRelay = func(c *node.Config) {
+		c.Downloads = mp.downloads
+		c.AutoAcceptFiles = node.MailboxFileMax
+		if more != nil {
+			more(c)
+		}
+	}
+	mp.withRelay = func(c *node.Config) {
+		mp.noRelay(c)
+		c.Relays = []string{r.Addr}
+	}
+	mp.alice = startNodeWith(t, mp.aliceHome, mp.withRelay)
+	mp.bob = startNodeWith(t, mp.bobHome, mp.withRelay)
+	for _, tn := range []*testNode{mp.alice, mp.bob} {
+		eventually(t, "the mailbox is registered", func() bool {
+			rs := tn.Relays()
+			return len(rs) == 1 && rs[0].Mailbox && rs[0].PrekeysEC > 0
+		})
+	}
+	if err := mp.alice.Contacts().Trust(mp.bob.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := mp.bob.Contacts().Trust(mp.alice.ID(), true); err != nil {
+		t.Fatal(err)
+	}
+	return mp
 }
