@@ -148,6 +148,9 @@ func (c *Change) sign(key ed25519.PrivateKey) error {
 	if err := c.checkShape(); err != nil {
 		return err
 	}
+	if err := c.checkPeers(); err != nil {
+		return err
+	}
 	pub, err := identity.KeyFromPeerID(c.Author)
 	if err != nil {
 		return err
@@ -231,6 +234,24 @@ func Parse(b []byte) (*Change, error) {
 	}
 	c.seal(bytes.Clone(b))
 	return c, nil
+}
+
+// checkPeers refuses a change naming a peer (its peer, or a member of a
+// create) by an ID that is not an Ed25519 one: every other member's
+// Parse would refuse it as malformed (reader.peerID), so the log of
+// the member who signed it would part from everyone else's, and
+// Restore would not load it. Text can decode as such an ID: the end of
+// a real one, "16FbzZ", is an identity multihash of two bytes.
+func (c *Change) checkPeers() error {
+	for _, p := range append([]peer.ID{c.Peer}, c.Members...) {
+		if p == "" {
+			continue
+		}
+		if _, err := identity.KeyFromPeerID(p); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrMalformed, c.Op, err)
+		}
+	}
+	return nil
 }
 
 // checkShape checks that the change carries exactly the fields its

@@ -111,6 +111,44 @@ func TestTamperedChange(t *testing.T) {
 	}
 }
 
+// TestChangeNamesNoBogusPeer: text can decode as a peer ID that embeds
+// no key (the end of a real one, "16i23e", is an identity multihash of
+// two bytes). A change naming one is refused where it is made, as every
+// other member's Parse refuses it: the log that took it would part
+// from all the others for good, and Restore would not load it.
+func TestChangeNamesNoBogusPeer(t *testing.T) {
+	p := people(t, "ann", "ben")
+	_, l := newGroup(t, p["ann"], p["ben"])
+	propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+	bogus, err := peer.Decode("16i23e")
+	if err != nil {
+		t.Fatalf("the premise: %v", err)
+	}
+	before := l.Changes()
+	for _, op := range []group.Op{group.OpAdd, group.OpRemove, group.OpAdmin} {
+		if c, err := l.Propose(p["ann"].key, op, bogus, "", t0); !errors.Is(err, group.ErrMalformed) {
+			t.Errorf("%s of %s: Propose = %v, want ErrMalformed", op, bogus, err)
+			if err == nil {
+				t.Logf("Add = %v; another member's Parse = %v", l.Add(c), parseErr(c))
+			}
+		}
+		if _, err := group.SignForTest(p["ann"].key, l.ID(), l.Heads(), op, bogus, "", t0); !errors.Is(err, group.ErrMalformed) {
+			t.Errorf("%s of %s: Sign = %v, want ErrMalformed", op, bogus, err)
+		}
+	}
+	if _, err := group.Create(p["ann"].key, "team", []peer.ID{p["ben"].id, bogus}, nil, t0); !errors.Is(err, group.ErrMalformed) {
+		t.Errorf("a create naming %s: %v, want ErrMalformed", bogus, err)
+	}
+	if _, err := group.Restore(l.Changes()); err != nil || len(l.Changes()) != len(before) {
+		t.Errorf("the log after: %d changes (was %d), Restore: %v", len(l.Changes()), len(before), err)
+	}
+}
+
+func parseErr(c *group.Change) error {
+	_, err := group.Parse(c.Bytes())
+	return err
+}
+
 // staleCase: ben, an admin, adds cat on a version that ann's renames
 // then leave more than StaleAfter behind in l, which has not taken the
 // add (old); m, a member that had it in time, took it, and ann's next

@@ -59,7 +59,7 @@ func TestGroupWantFillsGap(t *testing.T) {
 // frames oldest first.
 func TestGroupWantAnswered(t *testing.T) {
 	alice := offNewNode(t, "alice", nil, true)
-	carol := peer.ID("carol") // a member who is away: what alice sends her stays queued
+	_, carol := testKey(t) // a member who is away: what alice sends her stays queued
 	gi, err := alice.Groups().Create("team", []peer.ID{carol})
 	if err != nil {
 		t.Fatal(err)

@@ -37,7 +37,7 @@ func (u *commands) chatArg(cmd, arg string) *chat {
 // names, so a look-alike is ambiguous, not a match) or peer ID.
 func (u *commands) findChat(arg string) (*chat, error) {
 	arg = strings.TrimPrefix(strings.TrimSpace(arg), "@")
-	if p, err := peer.Decode(arg); err == nil {
+	if p, err := identity.ParsePeerID(arg); err == nil {
 		if c := u.roster.get(p); c != nil {
 			return c, nil
 		}

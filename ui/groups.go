@@ -137,9 +137,11 @@ func (u *commands) memberInfos(g node.GroupInfo) []node.PeerInfo {
 	return out
 }
 
-// memberPeer resolves a MEMBER argument: a chat's name or a peer ID.
+// memberPeer resolves a MEMBER argument: a chat's name or a peer ID
+// (an Ed25519 one: the end of one, such as "16FbzZ", may decode as a
+// peer ID that embeds no key, and names no peer).
 func (u *commands) memberPeer(arg string) (peer.ID, error) {
-	if p, err := peer.Decode(strings.TrimPrefix(arg, "@")); err == nil {
+	if p, err := identity.ParsePeerID(strings.TrimPrefix(arg, "@")); err == nil {
 		return p, nil
 	}
 	c, err := u.findChat(arg)

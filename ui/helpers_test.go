@@ -54,7 +54,11 @@ func keyFor(t testing.TB, seed byte) ed25519.PrivateKey {
 
 // newPeer makes a self-signed identity valid for a year from testNow.
 func newPeer(t testing.TB, name string, seed byte) *testPeer {
-	key := keyFor(t, seed)
+	return newPeerWithKey(t, name, keyFor(t, seed))
+}
+
+// newPeerWithKey is newPeer with the identity key given.
+func newPeerWithKey(t testing.TB, name string, key ed25519.PrivateKey) *testPeer {
 	cert, err := identity.NewSelfSigned(key, name, testNow, 365*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
