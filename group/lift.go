@@ -109,9 +109,6 @@ func settleEnds(l *Log) (changed bool) {
 		return false
 	}
 	l.uncounted = maps.Clone(now)
-	if l.uncounted == nil {
-		l.uncounted = hashSet{}
-	}
 	for h := range now {
 		l.poison.keep(h)
 	}

@@ -807,15 +807,6 @@ func (l *Log) recall(c *Change) error {
 // else the log set it aside, kept it out and asked for it
 // (TestLeaveVouchedThroughAHeldChange).
 func bringBack(l *Log, c *Change, protected bool, seen map[Hash]bool) {
-	if len(l.stale) == 0 && len(l.aside) == 0 {
-		// Nothing refused as stale or set aside: nothing to bring back.
-		// Without this, a change held again (its frame sent again) read
-		// the changes held on it (heldChild), each back to the missing
-		// parent: a frame of n held changes that came again cost n³
-		// steps, seconds for a long log's newest frame (found
-		// 2026-12-06, TestGroupWantThroughMailboxes).
-		return
-	}
 	known := protected
 	isProtected := func() bool {
 		if !known {

@@ -230,14 +230,7 @@ func TestFileQueuedDuringStart(t *testing.T) {
 		// mailbox's fetch; the rest still checks that the chunks go.
 		t.Logf("the offer was queued %v after Start returned: this run missed the window it is for", e.Time.Sub(started))
 	}
-	alice.waitFor("the chunks left at the relay", func(e node.Event) bool {
-		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && strings.Contains(e.File.Notice, "left at the relay")
-	})
-	alice.Close()
-
-	bob = startNodeWith(t, bobHome, withRelay)
-	done := bob.waitFile(node.EventFileDone, fi.ID, 30*time.Second)
-	checkReceived(t, done.Path, data)
+	mp.receivedFromMailbox(t, alice, fi.ID, data, "the chunks left at the relay")
 }
 
 // A small file's chunks are left at the relay after its offer, one
@@ -251,7 +244,7 @@ func TestFileQueuedDuringStart(t *testing.T) {
 // for the sender to come online (5 of 5 runs).
 func TestFileMailingResumed(t *testing.T) {
 	mp := startMailboxPeers(t, nil)
-	alice, bob, aliceHome, bobHome, withRelay := mp.alice, mp.bob, mp.aliceHome, mp.bobHome, mp.withRelay
+	alice, bob, aliceHome, withRelay := mp.alice, mp.bob, mp.aliceHome, mp.withRelay
 	bob.Close()
 
 	firstLeft := make(chan struct{})
@@ -277,14 +270,7 @@ func TestFileMailingResumed(t *testing.T) {
 	}
 
 	alice = startNodeWith(t, aliceHome, withRelay)
-	alice.waitFor("the chunks left at the relay after the restart", func(e node.Event) bool {
-		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && strings.Contains(e.File.Notice, "left at the relay")
-	})
-	alice.Close()
-
-	bob = startNodeWith(t, bobHome, withRelay)
-	done := bob.waitFile(node.EventFileDone, fi.ID, 30*time.Second)
-	checkReceived(t, done.Path, data)
+	mp.receivedFromMailbox(t, alice, fi.ID, data, "the chunks left at the relay after the restart")
 }
 
 // readTransfer reads a transfer from the home's database, its node
@@ -406,4 +392,18 @@ func startMailboxPeers(t *testing.T, more func(*node.Config)) mailboxPeers {
 		t.Fatal(err)
 	}
 	return mp
+}
+
+// receivedFromMailbox waits until alice, sending file id to bob (closed),
+// says its chunks are left at the relay (what), closes her, and starts
+// bob, who must get the file, equal to data, from his mailbox.
+func (mp mailboxPeers) receivedFromMailbox(t *testing.T, alice *testNode, id transfer.ID, data []byte, what string) {
+	t.Helper()
+	alice.waitFor(what, func(e node.Event) bool {
+		return e.Kind == node.EventFileProgress && e.File.ID == id && strings.Contains(e.File.Notice, "left at the relay")
+	})
+	alice.Close()
+	bob := startNodeWith(t, mp.bobHome, mp.withRelay)
+	done := bob.waitFile(node.EventFileDone, id, 30*time.Second)
+	checkReceived(t, done.Path, data)
 }
