@@ -396,25 +396,38 @@ func (t *TrustStore) GenerationSince(since time.Time) (uint64, error) {
 
 // Resolve finds a contact by peer ID or by name (case-insensitive). A
 // valid peer ID that is not a contact resolves to an empty contact with
-// only PeerID set, so callers can pin it.
+// only PeerID set, so callers can pin it. Only an Ed25519 peer ID is
+// taken as one: other text that decodes as a peer ID (a short name such
+// as "16FbzZ", the end of a real ID, decodes as one that embeds no key)
+// is tried as a name, and if no contact is called so the error
+// (ErrUnknownContact) says why it is not a peer ID either.
 func (t *TrustStore) Resolve(s string) (Contact, error) {
+	var notID error // why s, which decodes as a peer ID, names no peer
 	if id, err := peer.Decode(s); err == nil {
-		if _, err := KeyFromPeerID(id); err != nil {
-			return Contact{}, err
+		if _, notID = KeyFromPeerID(id); notID == nil {
+			c, ok, err := t.Contact(id)
+			if err != nil {
+				return Contact{}, err
+			}
+			if !ok {
+				return Contact{PeerID: id}, nil
+			}
+			return c, nil
 		}
-		c, ok, err := t.Contact(id)
-		if err != nil {
-			return Contact{}, err
-		}
-		if !ok {
-			return Contact{PeerID: id}, nil
-		}
-		return c, nil
 	}
 	cs, err := t.Contacts()
 	if err != nil {
 		return Contact{}, err
 	}
+	c, err := contactNamed(cs, s)
+	if notID != nil && errors.Is(err, ErrUnknownContact) {
+		return Contact{}, fmt.Errorf("%w %q, and it is not a valid peer id (%w): give a whole peer id (12D3KooW…) or a contact's name", ErrUnknownContact, s, notID)
+	}
+	return c, err
+}
+
+// contactNamed is the contact of cs that s names (Resolve of a name).
+func contactNamed(cs []Contact, s string) (Contact, error) {
 	// Names are compared as the trust store compares them (NameKey): a
 	// contact whose name only looks like another's makes the name
 	// ambiguous, so the user gives a peer ID instead of reaching the

@@ -921,3 +921,58 @@ func TestResolveAmbiguousName(t *testing.T) {
 		t.Fatalf("Resolve by peer id: %v %v", c, err)
 	}
 }
+
+// A name may decode as a peer ID that embeds no key: the end of a real
+// one, "16FbzZ", is an identity multihash of two bytes, and so is any
+// "1fx…" of four characters. Such text names no peer: Resolve takes it
+// as a name, and says it is neither when no contact is called so. A real
+// (Ed25519) peer ID is still taken as one, before any name.
+func TestResolveNameThatDecodesAsKeylessID(t *testing.T) {
+	for _, s := range []string{"16FbzZ", "1fxs", "1fxt"} {
+		id, err := peer.Decode(s)
+		if err != nil {
+			t.Fatalf("%q no longer decodes as a peer ID (%v): pick another", s, err)
+		}
+		if _, err := KeyFromPeerID(id); err == nil {
+			t.Fatalf("%q embeds a key: pick another", s)
+		}
+	}
+	ts, _ := newStore(t)
+	a, b, c, d := newPeer(t, "A"), newPeer(t, "B"), newPeer(t, "C"), newPeer(t, "D")
+	must0(t, ts.Pin(a.id, "16FbzZ", StateTOFU, testNow))
+	must0(t, ts.Pin(b.id, "1fxs", StateVerified, testNow))
+	// A name that is another peer's ID does not hide that peer.
+	must0(t, ts.Pin(c.id, d.id.String(), StateTOFU, testNow))
+	for _, tc := range []struct {
+		in      string
+		want    peer.ID
+		errWant []string // the error says each, and is ErrUnknownContact
+	}{
+		{in: "16FbzZ", want: a.id},
+		{in: "16fbzz", want: a.id}, // names are compared without case
+		{in: "1fxs", want: b.id},
+		{in: "1FXS", want: b.id},
+		{in: a.id.String(), want: a.id},
+		{in: c.id.String(), want: c.id},
+		{in: d.id.String(), want: d.id},
+		{in: "1fxt", errWant: []string{`no such contact "1fxt"`, "not a valid peer id", "does not embed a key"}},
+		{in: "nobody", errWant: []string{`no such contact "nobody"`}},
+	} {
+		got, err := ts.Resolve(tc.in)
+		if tc.errWant == nil {
+			if err != nil || got.PeerID != tc.want {
+				t.Errorf("Resolve(%q) = %s, %v; want %s", tc.in, got.PeerID, err, tc.want)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrUnknownContact) {
+			t.Errorf("Resolve(%q) = %s, %v; want ErrUnknownContact", tc.in, got.PeerID, err)
+			continue
+		}
+		for _, w := range tc.errWant {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Resolve(%q): %q does not say %q", tc.in, err, w)
+			}
+		}
+	}
+}

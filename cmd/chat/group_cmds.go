@@ -115,16 +115,15 @@ func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
 	}
 	var p peer.ID
 	if c.Peer != "" {
+		// A member need not be a contact: a peer ID (an Ed25519 one)
+		// resolves to itself. The error says why c.Peer names no one: no
+		// contact is called so (and what makes it no peer ID), or several.
 		ct, err := h.n.Trust().Resolve(c.Peer)
 		if err != nil {
-			// A member need not be a contact: a peer ID names it.
-			if p, err = identity.ParsePeerID(c.Peer); err != nil {
-				fail(fmt.Errorf("%s: %q is neither a contact nor a peer ID", c.Cmd, c.Peer))
-				return
-			}
-		} else {
-			p = ct.PeerID
+			fail(fmt.Errorf("%s: %w", c.Cmd, err))
+			return
 		}
+		p = ct.PeerID
 	}
 	switch c.Cmd {
 	case "group_add":
