@@ -36,3 +36,12 @@ func (n *Node) SendFileNamedForTest(to peer.ID, path, name string) (FileInfo, er
 // at a relay (mailFile), with the node's context: f may hold the node
 // there until it is closed. Call before any file is sent.
 func (n *Node) MailChunksForTest(f func(ctx context.Context, i int)) { n.files.chunkLeft = f }
+
+// MailingForTest says whether n is leaving the chunks of file id at a
+// relay now (mailFile, under the claim offerQueued takes).
+func (n *Node) MailingForTest(id transfer.ID) bool {
+	n.files.mu.Lock()
+	defer n.files.mu.Unlock()
+	_, ok := n.files.mailing[id]
+	return ok
+}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/certchat/certchat/e2e"
@@ -109,34 +110,26 @@ func (ft *transfers) offerSent(id e2e.MessageID, p peer.ID) {
 }
 
 // mailFile seals every chunk of a small file in an envelope of its own
-// and leaves them at the peer's relay, after the offer.
+// and leaves them at the peer's relay, after the offer. A transfer that
+// ends meanwhile (cancelled, declined, received: by either side) stops
+// it before the next chunk: the chunks not left yet are not, the
+// transfer is not recorded as left, and nothing more is shown.
 func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 	relays := ft.mail.relaysOf(t.Peer)
 	if len(relays.all) == 0 {
 		return errNoMailbox
 	}
-	src, err := transfer.OpenSource(t.Path, o)
+	envs, err := sealChunks(ft.rk, t, o)
 	if err != nil {
-		return fmt.Errorf("open the file: %w", err)
-	}
-	defer src.Close()
-	var pts [][]byte
-	for i := range o.Chunks() {
-		sealed, err := src.Chunk(nil, i)
-		if err != nil {
-			return fmt.Errorf("read chunk %d: %w", i+1, err)
-		}
-		pt, err := chunkPlaintext(o.ID, i, sealed)
-		if err != nil {
-			return fmt.Errorf("chunk %d: %w", i+1, err)
-		}
-		pts = append(pts, pt)
-	}
-	envs, err := ft.rk.sealAll(t.Peer, pts)
-	if err != nil {
-		return fmt.Errorf("seal the chunks: %w", err)
+		return err
 	}
 	for i, env := range envs {
+		switch over, err := transferOver(ft.store, t.ID); {
+		case err != nil:
+			return fmt.Errorf("before chunk %d of %d: %w", i+1, len(envs), err)
+		case over:
+			return nil
+		}
 		if err := ft.mail.deposit(relays, t.Peer, env); err != nil {
 			return fmt.Errorf("leave chunk %d of %d at a relay: %w", i+1, len(envs), err)
 		}
@@ -144,15 +137,65 @@ func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 			ft.chunkLeft(ft.ctx, i)
 		}
 	}
-	nt, err := ft.store.Transfers().UpdateTransfer(t.ID, func(t *store.Transfer) error {
-		t.Mailed = true
+	nt, err := markMailed(ft.store, t.ID)
+	if errors.Is(err, ErrTransferOver) {
 		return nil
-	})
+	}
 	if err != nil {
 		return fmt.Errorf("record the chunks left at a relay: %w", err)
 	}
 	ft.progress(nt, 0, "left at the relay for "+identity.ShortID(t.Peer), true)
 	return nil
+}
+
+// sealChunks seals every chunk of the file of t, read from its path,
+// for t's peer: one envelope each, in order.
+func sealChunks(rk *ratchetKeys, t store.Transfer, o *transfer.Offer) ([][]byte, error) {
+	src, err := transfer.OpenSource(t.Path, o)
+	if err != nil {
+		return nil, fmt.Errorf("open the file: %w", err)
+	}
+	defer src.Close()
+	var pts [][]byte
+	for i := range o.Chunks() {
+		sealed, err := src.Chunk(nil, i)
+		if err != nil {
+			return nil, fmt.Errorf("read chunk %d: %w", i+1, err)
+		}
+		pt, err := chunkPlaintext(o.ID, i, sealed)
+		if err != nil {
+			return nil, fmt.Errorf("chunk %d: %w", i+1, err)
+		}
+		pts = append(pts, pt)
+	}
+	envs, err := rk.sealAll(t.Peer, pts)
+	if err != nil {
+		return nil, fmt.Errorf("seal the chunks: %w", err)
+	}
+	return envs, nil
+}
+
+// transferOver says whether the transfer id has ended (done, declined,
+// cancelled, failed), as stored now.
+func transferOver(st *store.Store, id e2e.MessageID) (bool, error) {
+	t, err := st.Transfers().Transfer(id)
+	if err != nil {
+		return false, fmt.Errorf("read the transfer: %w", err)
+	}
+	return t.State.Final(), nil
+}
+
+// markMailed records that every chunk of the outgoing transfer id was
+// left at a relay, unless the transfer has ended (ErrTransferOver): an
+// ended transfer stays as it ended.
+func markMailed(st *store.Store, id e2e.MessageID) (store.Transfer, error) {
+	return st.Transfers().UpdateTransfer(id, func(t *store.Transfer) error {
+		if t.State.Final() {
+			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+		}
+		t.Mailed = true
+		return nil
+	})
 }
 
 // mailedChunk writes a chunk that came through a mailbox, unless a live

@@ -3,9 +3,11 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,6 +273,94 @@ func TestFileMailingResumed(t *testing.T) {
 
 	alice = startNodeWith(t, aliceHome, withRelay)
 	mp.receivedFromMailbox(t, alice, fi.ID, data, "the chunks left at the relay after the restart")
+}
+
+// A transfer cancelled while its small file's chunks are being left at
+// a relay (here after the first, of 16) leaves no more of them, is not
+// recorded as left and says nothing more than that it is cancelled; the
+// recipient, online once the sender is gone, gets the offer, the first
+// chunk and the cancellation, and keeps nothing. Before, the sender left
+// the other 15 chunks after the cancellation and recorded the cancelled
+// transfer as left at the relay (Mailed), which the recipient fetched to
+// no use (5 of 5 runs).
+func TestFileMailingCancelled(t *testing.T) {
+	mp := startMailboxPeers(t, nil)
+	alice, bob := mp.alice, mp.bob
+	bob.Close()
+
+	var left atomic.Int32 // chunks left at the relay
+	firstLeft, cancelled := make(chan struct{}), make(chan struct{})
+	alice.MailChunksForTest(func(ctx context.Context, i int) {
+		left.Add(1)
+		if i == 0 {
+			close(firstLeft)
+			select { // the first chunk's deposit waits for the cancellation
+			case <-cancelled:
+			case <-ctx.Done():
+			}
+		}
+	})
+	path, _ := writeFile(t, t.TempDir(), "small.bin", node.MailboxFileMax-5)
+	fi, err := alice.Files().Send(bob.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-firstLeft:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first chunk was not left at the relay")
+	}
+	if err := alice.Files().Cancel(fi.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(cancelled)
+
+	var events []node.Event // alice's events about the file
+	offer := store.Message{ID: [16]byte(fi.ID)}.ID
+	alice.waitFor("the cancellation queued", func(e node.Event) bool {
+		if e.File != nil && e.File.ID == fi.ID {
+			events = append(events, e)
+		}
+		return e.Kind == node.EventStatus && e.Message.Peer == bob.ID() && e.Message.ID != offer && e.Message.Status == store.StatusQueued
+	})
+	eventually(t, "alice stops leaving the chunks", func() bool { return !alice.MailingForTest(fi.ID) })
+	after := alice.send(bob.ID(), "after the file")
+	alice.waitFor("the text queued", func(e node.Event) bool {
+		if e.File != nil && e.File.ID == fi.ID {
+			events = append(events, e)
+		}
+		return e.Kind == node.EventStatus && e.Message.ID == after.ID && e.Message.Status == store.StatusQueued
+	})
+	alice.Close()
+	for e := range alice.sub.C {
+		if e.File != nil && e.File.ID == fi.ID {
+			events = append(events, e)
+		}
+	}
+	if n := left.Load(); n != 1 {
+		t.Errorf("%d chunks left at the relay, want 1 (the one left before the cancellation)", n)
+	}
+	if len(events) != 1 || events[0].Kind != node.EventFileFailed || events[0].File.State != store.TransferCancelled {
+		for _, e := range events {
+			t.Logf("event %s: %+v", e.Kind, *e.File)
+		}
+		t.Errorf("alice's events about the file: %d, want the cancellation only", len(events))
+	}
+	if tr := readTransfer(t, mp.aliceHome, fi.ID); tr.Mailed || tr.State != store.TransferCancelled {
+		t.Errorf("alice's transfer after the cancellation: state %s, mailed %v", tr.State, tr.Mailed)
+	}
+
+	bob = startNodeWith(t, mp.bobHome, mp.withRelay)
+	if f := bob.waitFile(node.EventFileFailed, fi.ID, 30*time.Second); f.State != store.TransferCancelled {
+		t.Errorf("bob sees %s (%s)", f.State, f.Error)
+	}
+	bob.waitMessage(after) // what the relay held for bob came before it
+	if held, err := os.ReadDir(filepath.Join(mp.downloads, transfer.PartialDir)); err != nil || len(held) != 0 {
+		t.Errorf("bob's partial folder holds %d files (%v)", len(held), err)
+	}
+	if held, err := os.ReadDir(mp.downloads); err != nil || len(held) > 1 {
+		t.Errorf("bob's downloads hold %d entries (%v)", len(held), err)
+	}
 }
 
 // readTransfer reads a transfer from the home's database, its node
