@@ -21,7 +21,7 @@
 //     than the member's newest one (an old version), unless a newer change
 //     builds on it (for a removal, the changes its target signed crossing
 //     it, and those built on them, do not count: the target cannot age
-//     its own removal),
+//     its own removal; nor, for a leave, those of its author),
 //   - it was not signed beside a leave by its own author (one that
 //     builds on every leave of the author's that the change builds
 //     on), or a removal of its author by the creator, that the member

@@ -1427,16 +1427,25 @@ func (l *Log) checkFresh(c *Change) error {
 
 // crossingTarget is, for a removal c whose parents the log holds, the
 // indexes of the changes of the log its target signed that c does not
-// build on, and of every change built on one of them; nil for any other
-// change. One pass over the log, parents first.
+// build on, and of every change built on one of them; for a leave, the
+// same of its author's (a departed admin's key signed changes on the
+// version its leave builds on faster than the leave travelled, and
+// members who had them first refused the leave as stale and kept the
+// admin: TestLeaveNotMadeStaleByItsAuthor); nil for any other change.
+// One pass over the log, parents first.
 func crossingTarget(l *Log, c *Change) bitset {
-	if c.Op != OpRemove {
+	target := c.Peer
+	switch c.Op {
+	case OpRemove:
+	case OpLeave:
+		target = c.Author
+	default:
 		return nil
 	}
 	anc := l.ancestors(c)
 	var out bitset
 	for _, e := range l.order {
-		if (e.c.Author == c.Peer && !anc.has(e.idx)) || e.anc.intersects(out) {
+		if (e.c.Author == target && !anc.has(e.idx)) || e.anc.intersects(out) {
 			out.set(e.idx)
 		}
 	}

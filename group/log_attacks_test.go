@@ -1342,6 +1342,51 @@ func TestRemovalNotMadeStaleByItsTarget(t *testing.T) {
 	})
 }
 
+// TestLeaveNotMadeStaleByItsAuthor: cat, an admin, leaves; cat's key
+// then signs StaleAfter+4 renames, each on the last, on the version
+// the leave builds on, and sends them to members who have not had the
+// leave yet. Before (found 2026-12-06 by the converge sweep, once its
+// game had floods of renames), those took the renames (cat was an admin
+// there), and then refused the leave as stale: cat stayed an admin
+// there, and only there, with its renames in the log, while members
+// who had the leave first kept the renames out. As for a removal and
+// its target (TestRemovalNotMadeStaleByItsTarget), the changes a leave's
+// author signed crossing it, and those built on them, do not count
+// towards its age.
+func TestLeaveNotMadeStaleByItsAuthor(t *testing.T) {
+	p := people(t, "ann", "ben", "cat")
+	create, l := newGroup(t, p["ann"], p["ben"], p["cat"])
+	admin := propose(t, l, p["ann"], group.OpAdmin, p["cat"], "")
+	leave := propose(t, replay(t, create, admin), p["cat"], group.OpLeave, person{}, "")
+	var crossing []*group.Change
+	for i := range group.StaleAfter + 4 {
+		crossing = append(crossing, propose(t, l, p["cat"], group.OpRename, person{}, fmt.Sprint("cat's ", i)))
+	}
+	var want *group.Log
+	for name, order := range map[string][]*group.Change{
+		"leave first": append([]*group.Change{admin, leave}, crossing...),
+		"leave last":  append(append([]*group.Change{admin}, crossing...), leave),
+	} {
+		m, err := group.New(create)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range order {
+			if err := m.Add(reparse(t, c)); !dealt(err) {
+				t.Fatalf("%s: %s by %s: %v", name, c.Op, identity.ShortID(c.Author), err)
+			}
+		}
+		if m.IsMember(p["cat"].id) || !m.Has(leave.Hash()) || m.Name() != "team" {
+			t.Fatalf("%s: cat a member %v, the leave in the log %v, name %q", name, m.IsMember(p["cat"].id), m.Has(leave.Hash()), m.Name())
+		}
+		if want == nil {
+			want = m
+		} else if !slices.Equal(m.Heads(), want.Heads()) || len(m.Changes()) != len(want.Changes()) {
+			t.Fatalf("%s: %d changes, %d heads; the other order %d, %d", name, len(m.Changes()), len(m.Heads()), len(want.Changes()), len(want.Heads()))
+		}
+	}
+}
+
 // Effect names what a change kept out of the log was signed beside: its
 // author's removal by the creator. A removal beside the creator's own
 // leave lapses (lapsedRemovals): it is kept out, and keeps nothing out.
