@@ -45,3 +45,29 @@ func (n *Node) MailingForTest(id transfer.ID) bool {
 	_, ok := n.files.mailing[id]
 	return ok
 }
+
+// MailedChunkForTest makes n call f for each mailed chunk i of a
+// transfer under way, before it takes the transfer's disk lock to write
+// it (mailedChunk), with the node's context: f may hold the node there
+// until it is closed. Call before Start.
+func (n *Node) MailedChunkForTest(f func(ctx context.Context, i int)) { n.files.chunkCame = f }
+
+// PlacedForTest makes n call f once a received file is whole, verified
+// and at path in the downloads, before the transfer is recorded done
+// (finish), with the node's context. Call before Start.
+func (n *Node) PlacedForTest(f func(ctx context.Context, path string)) { n.files.placed = f }
+
+// ProgressForTest makes n call f just before it shows a progress event
+// of transfer id, with the node's context. Call before any transfer.
+func (n *Node) ProgressForTest(f func(ctx context.Context, id transfer.ID)) {
+	n.files.beforeProgress = f
+}
+
+// ShownForTest says whether n keeps what it showed of transfer id's
+// progress.
+func (n *Node) ShownForTest(id transfer.ID) bool {
+	n.files.mu.Lock()
+	defer n.files.mu.Unlock()
+	_, ok := n.files.shown[id]
+	return ok
+}

@@ -221,18 +221,25 @@ func (ft *transfers) mailedChunk(p peer.ID, c *mailedChunk) {
 	if l.live.Load() {
 		return // a live exchange: the sender is online, and sends this chunk too
 	}
+	if ft.chunkCame != nil {
+		ft.chunkCame(ft.ctx, c.index)
+	}
 	l.Lock()
-	part, err := transfer.OpenPartial(ft.downloads(), o)
+	// Read again under the lock: a transfer ended meanwhile (cancelled
+	// by either side) gets nothing more written (openUnlessOver).
+	t, part, err := openUnlessOver(ft, o)
 	if err != nil {
 		l.Unlock()
-		ft.log.Warn("open a partial file", "err", err)
+		if !errors.Is(err, ErrTransferOver) {
+			ft.log.Warn("a mailed file chunk was not written", "transfer", o.ID, "chunk", c.index, "err", err)
+		}
 		return
 	}
 	if err := part.Write(c.index, c.sealed); err != nil {
 		ft.log.Warn("a mailed file chunk was not written", "transfer", o.ID, "chunk", c.index, "err", err)
 	}
 	if part.Done() && part.SumKnown() && t.State != store.TransferOffered {
-		if err := ft.finish(part, o, l); err != nil {
+		if err := ft.finish(part, o, l); err != nil && !errors.Is(err, ErrTransferOver) {
 			ft.fail(o.ID, err)
 		}
 		return

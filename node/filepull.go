@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -87,8 +88,8 @@ func (ft *transfers) pullLoop(ctx context.Context, p peer.ID, o *transfer.Offer,
 	backoff := ft.cfg.RetryMin
 	for ctx.Err() == nil {
 		err := ft.pullOnce(ctx, p, o)
-		if err == nil || ctx.Err() != nil {
-			return
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrTransferOver) {
+			return // over here or by whatever ended it, which shows its end
 		}
 		var refused *fsRefused
 		switch {
@@ -136,7 +137,7 @@ func (ft *transfers) notice(id transfer.ID, why string) {
 func (ft *transfers) pullOnce(ctx context.Context, p peer.ID, o *transfer.Offer) error {
 	l := ft.diskLock(o.ID)
 	l.Lock()
-	part, err := transfer.OpenPartial(ft.downloads(), o)
+	_, part, err := openUnlessOver(ft, o)
 	if err != nil {
 		l.Unlock()
 		return err
@@ -157,7 +158,7 @@ func (ft *transfers) pullOnce(ctx context.Context, p peer.ID, o *transfer.Offer)
 	ft.exchanging(o.ID, s)
 	defer ft.exchanging(o.ID, nil)
 	l.Lock()
-	if part, err = transfer.OpenPartial(ft.downloads(), o); err != nil {
+	if _, part, err = openUnlessOver(ft, o); err != nil {
 		l.Unlock()
 		return err
 	}
@@ -172,15 +173,63 @@ func (ft *transfers) pullOnce(ctx context.Context, p peer.ID, o *transfer.Offer)
 	return ft.finish(part, o, l)
 }
 
-// finish places a whole file and records it; l is the transfer's disk
-// lock, released before the state changes (which may discard).
+// openUnlessOver opens the partial file of incoming transfer o, unless
+// the transfer is over (ErrTransferOver), and reports the transfer as
+// stored; the caller holds its disk lock. Whatever ends a transfer
+// stores the end and then discards the partial file under that lock
+// (discard): a transfer found under way here has what the caller
+// writes discarded after it, one found over has it discarded already,
+// and nothing is written again.
+func openUnlessOver(ft *transfers, o *transfer.Offer) (store.Transfer, *transfer.Partial, error) {
+	t, err := ft.store.Transfers().Transfer(e2e.MessageID(o.ID))
+	if err != nil {
+		return t, nil, fmt.Errorf("read the file transfer: %w", err)
+	}
+	if t.State.Final() {
+		return t, nil, fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+	}
+	part, err := transfer.OpenPartial(ft.downloads(), o)
+	return t, part, err
+}
+
+// finish places a whole file and records the transfer done, with the
+// SHA-256 it was checked against kept in its offer (a SumLater offer
+// did not carry it); l is the transfer's disk lock, released once the
+// transfer is recorded, so that the user's cancel (stopWith) comes
+// before or finds it done. A cancel from the peer is stored without the
+// lock as it arrives: a transfer it ended before the file was recorded
+// is not recorded done, and the file placed is removed again
+// (ErrTransferOver). A received file stays in the downloads only with
+// its transfer done.
 func (ft *transfers) finish(part *transfer.Partial, o *transfer.Offer, l interface{ Unlock() }) error {
 	path, err := part.Finish(ft.downloads())
-	l.Unlock()
 	if err != nil {
+		l.Unlock()
 		return err
 	}
-	ft.received(o.ID, path, o.Size, part.Sum())
+	if ft.placed != nil {
+		ft.placed(ft.ctx, path)
+	}
+	t, err := ft.store.Transfers().UpdateTransfer(e2e.MessageID(o.ID), func(t *store.Transfer) error {
+		if t.State.Final() {
+			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+		}
+		if o, err := transfer.ParseOffer(t.Offer); err == nil && o.SumLater {
+			t.Offer = o.WithSum(part.Sum()).Marshal()
+		}
+		t.State, t.Updated, t.Error, t.Bytes, t.Path = store.TransferDone, ft.cfg.Now(), "", max(t.Bytes, o.Size), path
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("record the file received: %w", err)
+		if rerr := os.Remove(path); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove the file placed: %w", rerr))
+		}
+		l.Unlock()
+		return err
+	}
+	l.Unlock()
+	ft.received(t, path)
 	return nil
 }
 

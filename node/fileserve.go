@@ -90,10 +90,7 @@ func (ft *transfers) handleStream(s network.Stream) {
 	ft.progress(t, held, "", true)
 	if ft.serve(s, r, src, o, t, held, ranges) {
 		if t, err := ft.setState(o.ID, store.TransferDone, o.Size, "", ""); err == nil {
-			ft.emitFile(EventFileDone, t)
-			ft.mu.Lock()
-			delete(ft.shown, o.ID)
-			ft.mu.Unlock()
+			showEnd(ft, EventFileDone, t)
 		}
 	}
 }

@@ -39,6 +39,13 @@ func startNode(t testing.TB, h identity.Home, listen ...string) *testNode {
 // startNodeWith is startNode with a change to the configuration.
 func startNodeWith(t testing.TB, h identity.Home, change func(*node.Config), listen ...string) *testNode {
 	t.Helper()
+	return startNodeThen(t, h, change, nil, listen...)
+}
+
+// startNodeThen is startNodeWith, calling before (if not nil) on the
+// node before it starts: to set a test hook.
+func startNodeThen(t testing.TB, h identity.Home, change func(*node.Config), before func(*node.Node), listen ...string) *testNode {
+	t.Helper()
 	id, err := h.Load(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +67,9 @@ func startNodeWith(t testing.TB, h identity.Home, change func(*node.Config), lis
 		t.Fatal(err)
 	}
 	tn := &testNode{Node: n, home: h, sub: n.Subscribe(), t: t}
+	if before != nil {
+		before(n)
+	}
 	if err := n.Start(); err != nil {
 		t.Fatal(err)
 	}

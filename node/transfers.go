@@ -39,7 +39,8 @@ const (
 	// the peer holds it (outgoing).
 	EventFileDone EventKind = "file_done"
 	// EventFileFailed: declined, cancelled (by either side) or failed;
-	// Error says which.
+	// Error says which. EventFileDone or EventFileFailed is the last
+	// event of a transfer: no progress follows.
 	EventFileFailed EventKind = "file_failed"
 )
 
@@ -97,9 +98,13 @@ type transfers struct {
 	mu      sync.Mutex
 	pulls   map[transfer.ID]*pull
 	serving map[transfer.ID]map[*serveState]struct{}
-	// disk serializes the use of an incoming transfer's partial file:
-	// the puller holds it for a whole exchange; a chunk from a mailbox
-	// takes it only if free.
+	// disk serializes the use of an incoming transfer's partial file,
+	// and its end: the puller holds it for a whole exchange, a chunk
+	// from a mailbox while it is written (none while an exchange runs),
+	// finish until the file is recorded done, stopWith while it stores
+	// the end. Whatever writes or places checks under it that the
+	// transfer is under way (openUnlessOver); whatever ends one stores
+	// the end before it discards the partial file under it.
 	disk  map[transfer.ID]*diskLock
 	shown map[transfer.ID]shownProgress
 	// mailing: the small files whose chunks mailFile is leaving at a
@@ -117,6 +122,18 @@ type transfers struct {
 	// chunkLeft, set by tests only before any file is sent, is called
 	// after mailFile left chunk i at a relay, with the node's context.
 	chunkLeft func(ctx context.Context, i int)
+	// chunkCame, set by tests only before Start, is called by
+	// mailedChunk for mailed chunk i of a transfer under way, before it
+	// takes the transfer's disk lock, with the node's context.
+	chunkCame func(ctx context.Context, i int)
+	// placed, set by tests only before Start, is called by finish once
+	// the whole file is at path in the downloads, with the node's
+	// context.
+	placed func(ctx context.Context, path string)
+	// beforeProgress, set by tests only before any transfer, is called by
+	// progress just before it shows an event of transfer id, with the
+	// node's context.
+	beforeProgress func(ctx context.Context, id transfer.ID)
 }
 
 type pull struct {
@@ -132,6 +149,13 @@ type shownProgress struct {
 	at     time.Time
 	bytes  int64
 	notice string
+	// showing counts the progress events of the transfer on their way
+	// now (progress); ended says its end came meanwhile, and end is that
+	// event (nil if it could not be made), which the last of them shows
+	// after its own (showEnd).
+	showing int
+	ended   bool
+	end     *Event
 }
 
 func newTransfers(c *core) *transfers {
@@ -247,27 +271,85 @@ func (ft *transfers) emitFile(kind EventKind, t store.Transfer) {
 }
 
 // progress records and shows how far a transfer is, at most every
-// progressEvery unless force (a new notice always shows).
+// progressEvery unless force (a new notice always shows). A transfer
+// that is over records and shows nothing: the stream's goroutine, a
+// chunk from a mailbox, can report progress after the transfer ended,
+// and its end is the last event shown of it (showEnd). The transfer is
+// read once this call counts as showing: an end stored before is seen
+// here; one stored after waits for this event.
 func (ft *transfers) progress(t store.Transfer, bytes int64, notice string, force bool) {
+	id := transfer.ID(t.ID)
+	ft.mu.Lock()
+	s := ft.shown[id]
+	s.showing++
+	ft.shown[id] = s
+	ft.mu.Unlock()
+	cur, err := ft.store.Transfers().Transfer(t.ID)
+	if err != nil {
+		ft.log.Warn("file progress not shown", "transfer", id, "err", fmt.Errorf("read the transfer: %w", err))
+	}
+	under := err == nil && !cur.State.Final()
 	now := ft.cfg.Now()
 	ft.mu.Lock()
-	s := ft.shown[transfer.ID(t.ID)]
-	show := force || notice != s.notice || (bytes != s.bytes && now.Sub(s.at) >= progressEvery)
-	s.bytes, s.notice = bytes, notice
-	if show {
-		s.at = now
+	s = ft.shown[id]
+	show := under && (force || notice != s.notice || (bytes != s.bytes && now.Sub(s.at) >= progressEvery))
+	if under {
+		s.bytes, s.notice = bytes, notice
+		if show {
+			s.at = now
+		}
+		ft.shown[id] = s
 	}
-	ft.shown[transfer.ID(t.ID)] = s
 	ft.mu.Unlock()
-	if !show {
+	if show {
+		if ft.beforeProgress != nil {
+			ft.beforeProgress(ft.ctx, id)
+		}
+		ft.emitFile(EventFileProgress, cur)
+	}
+	ft.mu.Lock()
+	s = ft.shown[id]
+	s.showing--
+	var end *Event
+	switch {
+	case s.showing > 0:
+		ft.shown[id] = s
+	case s.ended || !under:
+		end = s.end
+		delete(ft.shown, id)
+	default:
+		ft.shown[id] = s
+	}
+	ft.mu.Unlock()
+	if end != nil {
+		ft.emit(*end)
+	}
+}
+
+// showEnd shows that transfer t ended (kind: done or failed) and forgets
+// its progress. A progress event on its way now read the transfer
+// before its end was stored (progress): the end is left to the last
+// such event to show after its own, so that no progress follows it.
+func showEnd(ft *transfers, kind EventKind, t store.Transfer) {
+	id := transfer.ID(t.ID)
+	var end *Event
+	if fi, err := ft.info(t); err != nil {
+		ft.log.Warn("file event", "err", err)
+	} else {
+		end = &Event{Kind: kind, File: &fi}
+	}
+	ft.mu.Lock()
+	if s, ok := ft.shown[id]; ok && s.showing > 0 {
+		s.ended, s.end = true, end
+		ft.shown[id] = s
+		ft.mu.Unlock()
 		return
 	}
-	// The stream's goroutine can report progress after the control
-	// message ended the transfer: an ended transfer reports no progress.
-	if cur, err := ft.store.Transfers().Transfer(t.ID); err == nil && cur.State.Final() {
-		return
+	delete(ft.shown, id)
+	ft.mu.Unlock()
+	if end != nil {
+		ft.emit(*end)
 	}
-	ft.emitFile(EventFileProgress, t)
 }
 
 // sendFile offers the file at path to p (Files.Send).
@@ -368,7 +450,10 @@ func (ft *transfers) cancel(id transfer.ID) error {
 }
 
 // stopWith ends a transfer in state st (cancelled or failed) with the
-// reason errText, telling the peer it is cancelled.
+// reason errText, telling the peer it is cancelled. An incoming one's
+// end is stored under its disk lock, so that a file being finished
+// (finish) is either recorded done first (the transfer is over) or not
+// placed: a live exchange, which holds the lock, is stopped first.
 func (ft *transfers) stopWith(id transfer.ID, st store.TransferState, errText string) error {
 	t, err := ft.store.Transfers().Transfer(e2e.MessageID(id))
 	if errors.Is(err, store.ErrNotFound) {
@@ -379,6 +464,40 @@ func (ft *transfers) stopWith(id transfer.ID, st store.TransferState, errText st
 	}
 	if t.State.Final() {
 		return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+	}
+	var m store.Message
+	if t.Direction == store.Incoming {
+		ft.mu.Lock()
+		if pl, ok := ft.pulls[id]; ok {
+			pl.cancel()
+		}
+		ft.mu.Unlock()
+		l := ft.diskLock(id)
+		l.Lock()
+		t, m, err = storeEnd(ft, id, st, errText)
+		l.Unlock()
+	} else {
+		t, m, err = storeEnd(ft, id, st, errText)
+	}
+	if err != nil {
+		return err
+	}
+	ft.emit(Event{Kind: EventStatus, Message: &m})
+	ft.out.kick(t.Peer)
+	ft.ended(t)
+	return nil
+}
+
+// storeEnd stores the end of transfer id, unless it is over already,
+// with the control message that tells its peer (stopWith): an offer
+// not accepted yet that the user cancels is declined.
+func storeEnd(ft *transfers, id transfer.ID, st store.TransferState, errText string) (store.Transfer, store.Message, error) {
+	t, err := ft.store.Transfers().Transfer(e2e.MessageID(id))
+	if err != nil {
+		return t, store.Message{}, fmt.Errorf("read the file transfer: %w", err)
+	}
+	if t.State.Final() {
+		return t, store.Message{}, fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
 	}
 	action := fileCancelled
 	if t.Direction == store.Incoming && t.State == store.TransferOffered && st == store.TransferCancelled {
@@ -392,12 +511,9 @@ func (ft *transfers) stopWith(id transfer.ID, st store.TransferState, errText st
 	}
 	m := store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, SentAt: now, StoredAt: now, Body: controlBody(action, name)}
 	if err := ft.store.Transfers().AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: action}, t); err != nil {
-		return fmt.Errorf("store the cancellation: %w", err)
+		return t, m, fmt.Errorf("store the cancellation: %w", err)
 	}
-	ft.emit(Event{Kind: EventStatus, Message: &m})
-	ft.out.kick(t.Peer)
-	ft.ended(t)
-	return nil
+	return t, m, nil
 }
 
 // ended stops whatever still moves a transfer that is over, discards
@@ -420,10 +536,7 @@ func (ft *transfers) ended(t store.Transfer) {
 	if t.State == store.TransferDone {
 		kind = EventFileDone
 	}
-	ft.emitFile(kind, t)
-	ft.mu.Lock()
-	delete(ft.shown, id)
-	ft.mu.Unlock()
+	showEnd(ft, kind, t)
 }
 
 // discard deletes an incoming transfer's partial file, once no puller
@@ -553,24 +666,9 @@ func (ft *transfers) fail(id transfer.ID, cause error) {
 	}
 }
 
-// received marks an incoming transfer done, with the SHA-256 it was
-// checked against kept in its offer (a SumLater offer did not carry
-// it), and tells the peer and the user.
-func (ft *transfers) received(id transfer.ID, path string, size int64, sum [32]byte) {
-	t, err := ft.store.Transfers().UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
-		if t.State.Final() {
-			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
-		}
-		if o, err := transfer.ParseOffer(t.Offer); err == nil && o.SumLater {
-			t.Offer = o.WithSum(sum).Marshal()
-		}
-		t.State, t.Updated, t.Error, t.Bytes, t.Path = store.TransferDone, ft.cfg.Now(), "", max(t.Bytes, size), path
-		return nil
-	})
-	if err != nil {
-		ft.log.Warn("record a received file", "err", err)
-		return
-	}
+// received tells the peer and the user that incoming transfer t, just
+// recorded done (finish), has its file at path.
+func (ft *transfers) received(t store.Transfer, path string) {
 	now := ft.cfg.Now()
 	name := filepath.Base(path)
 	m := store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, SentAt: now, StoredAt: now, Body: controlBody(fileReceived, name)}
@@ -580,10 +678,7 @@ func (ft *transfers) received(id transfer.ID, path string, size int64, sum [32]b
 		ft.emit(Event{Kind: EventStatus, Message: &m})
 		ft.out.kick(t.Peer)
 	}
-	ft.emitFile(EventFileDone, t)
-	ft.mu.Lock()
-	delete(ft.shown, id)
-	ft.mu.Unlock()
+	showEnd(ft, EventFileDone, t)
 }
 
 // Node's API for files.
