@@ -28,8 +28,9 @@ import (
 // member in league, whom a former admin makes an admin on such a version,
 // and who then signs an admin's change of its own on it; and a member in
 // league who leaves on renames a former admin signs on such a version,
-// a chain or levels of them, up to MaxVouched or more (poisoned); and,
-// in half the games, an admin back from a long time offline whose
+// a chain or levels of them, up to MaxVouched or more (poisoned); a
+// former admin's flood of renames on such a version (siblings, a short
+// chain or forks: TestAdminRemovalFloodIsBounded); and, in half the games, an admin back from a long time offline whose
 // rename comes stale, vouched for by a member's leave (lateStart). Every
 // member gets every change, in random orders,
 // and asks for what it cannot place (a group-want: every change again,
@@ -47,10 +48,10 @@ func TestRandomOrdersConvergeSweep(t *testing.T) {
 		g.add(convergeGame(t, uint64(seed)))
 	}
 	// A range run again (GROUP_SWEEP_FIRST) need not deal every kind.
-	if first < 0 && (g.junk == 0 || g.moot == 0 || g.stooges == 0 || g.counters == 0 || g.leagues == 0 || g.chains == g.poisoned || g.poisoned == 0 || g.lates == 0) {
+	if first < 0 && (g.junk == 0 || g.moot == 0 || g.stooges == 0 || g.counters == 0 || g.leagues == 0 || g.chains == g.poisoned || g.poisoned == 0 || g.lates == 0 || g.floods == 0) {
 		t.Fatalf("%+v: the game does not test besideLeave and standing", g)
 	}
-	t.Logf("%d seeds: %d changes by former members (%d stooges, %d late removals, %d members in league made admins, %d leaves in league on a former admin's renames, %d of them poisoned), %d refused or dropped on arrival; %d admins back late", seeds, g.junk, g.stooges, g.counters, g.leagues, g.chains, g.poisoned, g.moot, g.lates)
+	t.Logf("%d seeds: %d changes by former members (%d stooges, %d late removals, %d members in league made admins, %d leaves in league on a former admin's renames, %d of them poisoned, %d floods), %d refused or dropped on arrival; %d admins back late", seeds, g.junk, g.stooges, g.counters, g.leagues, g.chains, g.poisoned, g.floods, g.moot, g.lates)
 }
 
 // envInt is the integer in the environment variable name, or def if it
@@ -72,9 +73,9 @@ func envInt(t *testing.T, name string, def int) int {
 // admins among them, the leaves in league on a former admin's renames
 // (chains) and those of them on more than MaxVouched (poisoned), how
 // many times a log refused or dropped one as moot, and the admins back
-// late (lateStart).
+// late (lateStart), and the floods of renames former admins signed.
 type gameCounts struct {
-	junk, moot, stooges, counters, leagues, chains, poisoned, lates int
+	junk, moot, stooges, counters, leagues, chains, poisoned, lates, floods int
 }
 
 func (g *gameCounts) add(o gameCounts) {
@@ -86,6 +87,7 @@ func (g *gameCounts) add(o gameCounts) {
 	g.chains += o.chains
 	g.poisoned += o.poisoned
 	g.lates += o.lates
+	g.floods += o.floods
 }
 
 // vouchedRegionFor is levels of width renames by key (a former admin),
@@ -282,6 +284,29 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 					}
 					continue
 				}
+				if s.state.IsAdmin(q.id) && rng.IntN(5) == 0 {
+					// A flood: the former admin signs renames on the
+					// version, up to 24 siblings, or a chain or forks
+					// at most 4 deep (floodRenames). Deeper, where they
+					// came before the removal they cross they would take
+					// effect and make a change on an older version stale
+					// there and not where it came first (rule 4: a
+					// change on it vouches for it); the bound on a
+					// chain is TestAdminRemovalFloodIsBounded's.
+					shape, k := floodShape(rng.IntN(3)), 1+rng.IntN(24)
+					switch shape {
+					case floodChain:
+						k = 1 + rng.IntN(4)
+					case floodForks:
+						k = 1 + rng.IntN(8)
+					}
+					flood := floodRenames(t, q.key, l.ID(), s.heads[:min(len(s.heads), group.MaxParents)], shape, k, at(n))
+					n += len(flood)
+					cs = append(cs, flood...)
+					g.junk += len(flood)
+					g.floods++
+					continue
+				}
 				op, about, name := group.OpLeave, peer.ID(""), ""
 				if s.state.IsAdmin(q.id) && rng.IntN(2) == 0 {
 					switch rng.IntN(3) {
@@ -464,7 +489,7 @@ func logDiff(t *testing.T, cs []*group.Change, m, first *group.Log) {
 		for _, p := range c.Parents {
 			ps = append(ps, at[p])
 		}
-		t.Logf("change %d, %s by %s on %v: held %v (%v), in the first trial %v (%v)", i, c.Op, identity.ShortID(c.Author), ps, m.Has(c.Hash()), m.Effect(c.Hash()), first.Has(c.Hash()), first.Effect(c.Hash()))
+		t.Logf("change %d, %s by %s on %v: held %v %s (%v), in the first trial %v %s (%v)", i, c.Op, identity.ShortID(c.Author), ps, m.Has(c.Hash()), m.StatusForTest(c.Hash()), m.Effect(c.Hash()), first.Has(c.Hash()), first.StatusForTest(c.Hash()), first.Effect(c.Hash()))
 	}
 }
 

@@ -42,6 +42,15 @@
 //     builds on it: otherwise its author is a stooge, a key only changes
 //     that take no effect name or make an admin, whose changes take no
 //     effect and vouch for none (stooge, authorized),
+//   - while a removal of its author by an admin other than the creator
+//     takes effect, and it crosses that removal, it is on the line of
+//     its author's changes crossing it (by depth, then hash, each on the
+//     last on the line; an honest client's are one line), unless a
+//     change by another author builds on it: a removed admin could
+//     otherwise fill the log with siblings on the version before its
+//     removal (besideFlood); such changes are void while the removal
+//     takes effect, and what was decided on one that stops is looked
+//     at again (liftFlooded),
 //   - it does not build on more than MaxVouched changes that take no
 //     effect, through such changes only, nor on a change that does:
 //     such a change is poisoned, takes no effect, vouches for none and

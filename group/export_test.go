@@ -163,3 +163,25 @@ func (l *Log) CheckCoherentForTest() error {
 	}
 	return nil
 }
+
+// StatusForTest says where the log keeps the change h: in the log, set
+// aside, held, found poisoned, refused as stale or where it was built,
+// or nowhere (for a sweep's report of where two logs part).
+func (l *Log) StatusForTest(h Hash) string {
+	switch {
+	case l.nodes[h] != nil:
+		return "log"
+	case l.aside[h] != nil:
+		return "aside"
+	case l.pending[h] != nil:
+		return "held"
+	case l.poison[h]:
+		return "poisoned"
+	case l.stale[h] != nil:
+		return "stale"
+	}
+	if _, ok := l.bad[h]; ok {
+		return "refused"
+	}
+	return "unknown"
+}

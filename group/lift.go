@@ -46,6 +46,8 @@ func liftLapsed(l *Log, before map[Hash]bool, came Hash) {
 func liftAside(l *Log) {
 	clear(l.poison)
 	clear(l.uncounted)
+	clear(l.offBy) // noted again as what they decide is added again
+	clear(l.ousters)
 	l.endsSeen.settled = false
 	l.asideAt++
 	l.stand.namers = nil // changes of the log may stand again

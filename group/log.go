@@ -58,6 +58,10 @@ type Log struct {
 	uncounted hashSet
 	endsSeen  endsVerdict // poisonedEnds, for a log and what is set aside
 	lapsed    lapsedSet   // removals by the creator beside its leave (lapsedRemovals)
+	flood     floods      // the lines of changes crossing an admin's removal (floodsNow)
+	ousters   hashSet     // the ousting removals the log's rules read (liftFlooded)
+	offBy     hashSet     // the changes on a line that kept a change out (liftFlooded)
+	offSeen   int         // the fold at which offBy was last found on its lines (lostLine)
 	// successors are the folds of changes' ancestors that successorAt
 	// read, by change.
 	successors map[Hash]successorFold
@@ -225,12 +229,16 @@ func (l *Log) Effect(h Hash) error {
 		return keptOutPoisoned("group change " + h.String())
 	}
 	if a := l.aside[h]; a != nil && l.nodes[h] == nil {
-		if _, anc, out, ok := l.asideAncestry(a); ok && stooge(l, a, anc, out) {
+		_, anc, out, ok := l.asideAncestry(a)
+		if ok && stooge(l, a, anc, out) {
 			return fmt.Errorf("%w: %s by %s was kept out of the log, %s", ErrNotMember, a.Op, identity.ShortID(a.Author), stoogeWhy(l, a, anc))
 		}
 		why := "its author's leave"
-		if creatorRemoved(l, a.Author) {
+		switch {
+		case creatorRemoved(l, a.Author):
 			why = "its author's removal by the creator"
+		case ok && crossesOusting(l, a, anc):
+			return fmt.Errorf("%w: %s by %s was kept out of the log: it crossed its author's removal beside another change of its author's that crossed it", ErrNotMember, a.Op, identity.ShortID(a.Author))
 		}
 		return fmt.Errorf("%w: %s by %s was kept out of the log, signed beside %s", ErrNotMember, a.Op, identity.ShortID(a.Author), why)
 	}
@@ -309,6 +317,7 @@ func addLifting(l *Log, c *Change, rest []*Change) error {
 	before := maps.Clone(lapsedRemovals(l))
 	err := l.add(c, true, true, rest)
 	liftLapsed(l, before, c.hash)
+	liftFlooded(l)
 	repoison(l)
 	return err
 }
@@ -459,11 +468,7 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 	if protected {
 		return nil
 	}
-	depth := 1
-	for _, p := range c.Parents {
-		depth = max(depth, l.nodes[p].depth+1)
-	}
-	self := &entry{c: c, idx: idx, depth: depth}
+	self := &entry{c: c, idx: idx, depth: depthOf(l, c)}
 	// The author's leaves before c, each of which a leave beside c must
 	// come after too (leavesUnder), read once a leave of the author's is
 	// found: most changes are beside none.
@@ -619,7 +624,17 @@ func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
 	if beside {
 		return fmt.Errorf("%w: %s by %s was signed beside its removal by the creator", ErrNotMember, c.Op, identity.ShortID(c.Author))
 	}
-	return nil
+	return besideFlood(l, c, anc, idx, depthOf(l, c))
+}
+
+// depthOf is the depth c has, or would have, in the log: 1 + its
+// deepest parent's (all in the log).
+func depthOf(l *Log, c *Change) int {
+	depth := 1
+	for _, p := range c.Parents {
+		depth = max(depth, l.nodes[p].depth+1)
+	}
+	return depth
 }
 
 // asideAncestry is what a change set aside builds on: its depth, its
@@ -1052,8 +1067,14 @@ func (l *Log) keptOutChild(c *Change, held heldIndex) bool {
 		return false
 	}
 	// A leave beside a leave of its author's is kept out or not by
-	// besideLeave's rules between them: it comes in to be decided.
+	// besideLeave's rules between them: it comes in to be decided. A
+	// change crossing its author's removal by an admin that takes effect
+	// (ousting), on one of its own set aside, is off the line of such
+	// changes or void on one that is (besideFlood).
 	keeps := func(e *Change) bool {
+		if c.Op != OpLeave && e.Peer == c.Author && ousting(l, e) {
+			return true
+		}
 		return ending(l, e, c.Author) && !(e.Op == OpLeave && c.Op == OpLeave)
 	}
 	starts := startsOf(l, c.Author)
@@ -1145,7 +1166,6 @@ func (l *Log) ancestors(c *Change) bitset {
 // are a stooge's (stooge), until none is left (dropping a head makes its
 // parents heads: peel), and folds again if it dropped any.
 func (l *Log) prune() {
-	dropped := false
 	for {
 		held := indexHeld(l)
 		out := peel(l, held)
@@ -1156,7 +1176,7 @@ func (l *Log) prune() {
 			}
 			break
 		}
-		dropped, l.unvoided = true, true
+		l.unvoided = true
 		old := l.order
 		l.nodes, l.heads, l.order = map[Hash]*entry{}, map[Hash]bool{}, nil
 		l.creatorEnds, l.naming = nil, nil
@@ -1168,8 +1188,8 @@ func (l *Log) prune() {
 			}
 		}
 		l.rev += len(out)
-	}
-	if dropped {
+		// Which removals take effect, and so which changes count void
+		// (ousting), is the fold's: peel reads it again.
 		l.refold()
 	}
 }
@@ -1401,7 +1421,10 @@ func (l *Log) release() {
 }
 
 // checkFresh refuses a change built on a version more than StaleAfter
-// behind the newest. For a removal, the newest leaves out the changes
+// behind the newest. A change that took no effect in the log's fold
+// makes no version, and ages nothing: a removed admin's chain of renames
+// on the version before its removal made changes concurrent with the
+// removal stale where they came after it (TestRemovedAdminsFloodAgesNothing). For a removal, the newest leaves out the changes
 // its target signed crossing it, and those built on them
 // (crossingTarget): else the target, signing changes faster than its
 // removal travels (a chain is never stale), or a member in league with
@@ -1412,7 +1435,8 @@ func (l *Log) checkFresh(c *Change) error {
 	newest, base := 0, 0
 	skip := crossingTarget(l, c)
 	for _, e := range l.order {
-		if !skip.has(e.idx) {
+		_, failed := l.outcome[e.c.hash]
+		if !skip.has(e.idx) && !failed {
 			newest = max(newest, e.depth)
 		}
 	}

@@ -42,6 +42,7 @@ import (
 // set aside (ends, as of Log.asideAt: aside).
 type standing struct {
 	rev, aside int
+	folds      int // the fold the standing read (ousting)
 	ends       []Hash
 	namers     map[peer.ID][]int
 	// admins are, for each peer, the indexes of the admin changes naming
@@ -73,7 +74,7 @@ func endsAside(l *Log) []Hash {
 // at once if nothing was set aside or brought back since it was
 // computed, else by the ends set aside (at most MaxPending read).
 func namersValid(l *Log) bool {
-	if l.stand.namers == nil || l.stand.rev != l.rev {
+	if l.stand.namers == nil || l.stand.rev != l.rev || l.stand.folds != l.folds {
 		return false
 	}
 	if l.stand.aside != l.asideAt {
@@ -112,6 +113,13 @@ func endsOf(l *Log) map[peer.ID][]endAt {
 	for _, e := range l.order {
 		if p, ok := ended(e.c); ok {
 			out[p] = append(out[p], endAt{e.idx, e.anc, e.c.Op == OpLeave})
+		} else if ousting(l, e.c) {
+			// A removal by an admin that takes effect ends its target
+			// here only: the changes its target signed crossing it are
+			// void, not kept out (besideFlood). If it stops taking
+			// effect, what was decided on it is lifted (liftFlooded).
+			note(&l.ousters, e.c.hash)
+			out[e.c.Peer] = append(out[e.c.Peer], endAt{e.idx, e.anc, false})
 		}
 	}
 	for _, a := range l.aside {
@@ -208,7 +216,7 @@ func standingNow(l *Log) *standing {
 			st.admins[e.c.Peer] = append(st.admins[e.c.Peer], e.idx)
 		}
 	}
-	st.rev, st.aside, st.ends = l.rev, l.asideAt, endsAside(l)
+	st.rev, st.aside, st.ends, st.folds = l.rev, l.asideAt, endsAside(l), l.folds
 	l.stand = st
 	return &l.stand
 }

@@ -1,0 +1,245 @@
+package group
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/certchat/certchat/identity"
+)
+
+// Floods of a removed admin (PROTOCOL §14.3, "A removal by another admin").
+// A removal by an admin other than the creator takes effect or not as
+// the fold decides (a senior's removal of the remover, crossing it, makes
+// it fail), so the changes its target signed crossing it stay in the
+// log, and take no effect while it does. A removed admin could sign any
+// number of them on the version before its removal (a chain of renames,
+// each on the last, or siblings, each on that version) and a member in
+// league relay them: the log filled (TestAdminRemovalFloodIsBounded).
+//
+// So while such a removal takes effect (ousting), it is its target's end
+// in the standing (endsOf): the changes its target signed crossing it
+// are void, and one on more than MaxVouched of them poisoned, as beside
+// a leave. And of those changes, the log keeps one line (floodLine):
+// taken by depth, then hash, a change is on it if the last one on it
+// before is its ancestor and none off it is. An honest client names its
+// own last change among the parents of its next, so its changes are one
+// line; the others are kept out unless a change by another author
+// builds on them (besideFlood), as changes beside a leave are, with
+// their author's changes on them (keptOutChild).
+//
+// Which changes are on the line does not depend on the order they came
+// in: a change kept out is crossed by one on the line before it (or
+// builds on one that is), and a change's ancestors come before it. When
+// a removal read as taking effect stops taking effect, or the change on
+// a line that kept another out leaves it, what was decided on them may
+// no longer hold: everything set aside is lifted (liftFlooded).
+
+// floods are the lines of the log's changes crossing an ousting
+// removal, for a revision of the log and of its fold.
+type floods struct {
+	rev, folds int
+	valid      bool
+	lines      []floodLine
+	// off are the changes of the log off their line (besideFlood), by
+	// index: the change on the line that keeps each out.
+	off map[int]Hash
+}
+
+// floodLine is a removal that takes effect and the line of the changes
+// its target signed crossing it that the log keeps: each an ancestor of
+// the next, by depth then hash.
+type floodLine struct {
+	removal *entry
+	on      []*entry
+	off     map[int]Hash // those off it, by index: the change on it that keeps each off
+}
+
+// ousting says whether c, a change of the log, is a removal by an admin
+// other than the creator that took effect in the log's fold. (The
+// creator's removals are ends whether or not they take effect: nobody
+// removes the creator.)
+func ousting(l *Log, c *Change) bool {
+	if c.Op != OpRemove || c.Author == l.state.Creator || c.Peer == c.Author || l.nodes[c.hash] == nil {
+		return false
+	}
+	_, failed := l.outcome[c.hash]
+	return !failed
+}
+
+// floodsNow are the lines of the log as it is and as it folds.
+func floodsNow(l *Log) *floods {
+	if l.flood.valid && l.flood.rev == l.rev && l.flood.folds == l.folds {
+		return &l.flood
+	}
+	f := floods{rev: l.rev, folds: l.folds, valid: true, off: map[int]Hash{}}
+	for _, r := range l.order {
+		if !ousting(l, r.c) {
+			continue
+		}
+		note(&l.ousters, r.c.hash)
+		line := floodLine{removal: r, off: map[int]Hash{}}
+		for _, e := range crossers(l, r) {
+			by, off := line.keepsOff(e.anc)
+			if !off {
+				line.on = append(line.on, e)
+				continue
+			}
+			line.off[e.idx] = by
+			if _, ok := f.off[e.idx]; !ok {
+				f.off[e.idx] = by
+			}
+		}
+		f.lines = append(f.lines, line)
+	}
+	l.flood = f
+	return &l.flood
+}
+
+// crossers are the changes of the log that r's target signed crossing
+// r, no leave (a leave is decided by the rules of leaves) and of no
+// later membership (rejoined), by depth then hash.
+func crossers(l *Log, r *entry) []*entry {
+	var out []*entry
+	var starts []int
+	read := false
+	for _, e := range l.order {
+		if e.c.Author != r.c.Peer || e.c.Op == OpLeave || !concurrent(r, e) {
+			continue
+		}
+		if !read {
+			starts, read = startsOf(l, r.c.Peer), true
+		}
+		if !rejoined(starts, e.anc, r.anc) {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b *entry) int {
+		if a.depth != b.depth {
+			return a.depth - b.depth
+		}
+		return bytes.Compare(a.c.hash[:], b.c.hash[:])
+	})
+	return out
+}
+
+// besideFlood says why c (ancestors anc in the log, index idx, -1 if it
+// is not in it, depth depth) is kept out as off the line of the changes
+// its author signed crossing its removal by an admin (floodLine), or
+// nil: for a change of the log, as the lines say; for another, if the
+// last change on a line before it (depth, then hash) is not its
+// ancestor. What keeps it out is noted (Log.offBy, liftFlooded).
+func besideFlood(l *Log, c *Change, anc bitset, idx, depth int) error {
+	if c.Op == OpLeave {
+		return nil
+	}
+	f := floodsNow(l)
+	by, off := f.off[idx]
+	for i := 0; i < len(f.lines) && idx < 0 && !off; i++ {
+		by, off = offLine(l, &f.lines[i], c, anc, depth)
+	}
+	if !off {
+		return nil
+	}
+	note(&l.offBy, by)
+	return fmt.Errorf("%w: %s by %s crossed its author's removal beside another change of its author's that crossed it", ErrNotMember, c.Op, identity.ShortID(c.Author))
+}
+
+// offLine says whether c, a change not in the log (ancestors anc, depth
+// depth), crossing line's removal, is off the line, and which change on
+// it keeps it off (keepsOff, over the changes on it before c).
+func offLine(l *Log, line *floodLine, c *Change, anc bitset, depth int) (Hash, bool) {
+	r := line.removal
+	if c.Author != r.c.Peer || anc.has(r.idx) || rejoined(startsOf(l, c.Author), anc, r.anc) {
+		return Hash{}, false
+	}
+	below := *line
+	below.on = slices.DeleteFunc(slices.Clone(line.on), func(e *entry) bool {
+		return e.depth > depth || (e.depth == depth && bytes.Compare(e.c.hash[:], c.hash[:]) >= 0)
+	})
+	return below.keepsOff(anc)
+}
+
+// keepsOff says whether a change crossing line's removal, with
+// ancestors anc, after every change on the line so far (line.on, by
+// depth then hash), is off it, and which change on it keeps it off: it
+// is off if the last change on the line is not among its ancestors, or
+// one off the line is (that one's keeper).
+func (line *floodLine) keepsOff(anc bitset) (Hash, bool) {
+	n := len(line.on)
+	if n > 0 && !anc.has(line.on[n-1].idx) {
+		return line.on[n-1].c.hash, true
+	}
+	for i, by := range line.off {
+		if anc.has(i) {
+			return by, true
+		}
+	}
+	return Hash{}, false
+}
+
+// note adds h to the set *s, made if it must be.
+func note(s *hashSet, h Hash) {
+	if *s == nil {
+		*s = hashSet{}
+	}
+	(*s)[h] = true
+}
+
+// liftFlooded lifts what is set aside (liftAside) once a removal that
+// took effect when the log's rules read it (Log.ousters: what counts
+// void, endsOf, and what is off a line, besideFlood) no longer does, or
+// a change on a line that kept a change out (Log.offBy) is on none:
+// what was kept out may stand now (a stooge, a change off its line),
+// and what was found poisoned may be no longer. Such a removal stops
+// taking effect at most once: when a removal of its author by a senior
+// that crosses it comes. It runs again while a lift loses more, at most
+// maxRelifts times.
+func liftFlooded(l *Log) {
+	for range maxRelifts {
+		if !lostLine(l) {
+			return
+		}
+		liftAside(l)
+	}
+}
+
+// lostLine says whether a removal noted (Log.ousters) no longer takes
+// effect, or a change noted on a line (Log.offBy) is on none.
+func lostLine(l *Log) bool {
+	for h := range l.ousters {
+		if e := l.nodes[h]; e == nil || !ousting(l, e.c) {
+			return true
+		}
+	}
+	// A change taken in one step (extendsAll) crosses nothing and moves
+	// no line: only a fold may (every other change, and a drop, folds).
+	if len(l.offBy) == 0 || l.offSeen == l.folds {
+		return false
+	}
+	l.offSeen = l.folds
+	on := hashSet{}
+	for _, line := range floodsNow(l).lines {
+		for _, e := range line.on {
+			on[e.c.hash] = true
+		}
+	}
+	for h := range l.offBy {
+		if !on[h] {
+			return true
+		}
+	}
+	return false
+}
+
+// crossesOusting says whether c, no leave, with ancestors anc in the
+// log, crosses a removal of its author that takes effect (ousting): why
+// it was kept out, if it was set aside for nothing else (Log.Effect).
+func crossesOusting(l *Log, c *Change, anc bitset) bool {
+	if c.Op == OpLeave {
+		return false
+	}
+	return slices.ContainsFunc(floodsNow(l).lines, func(line floodLine) bool {
+		return line.removal.c.Peer == c.Author && !anc.has(line.removal.idx)
+	})
+}
