@@ -50,7 +50,7 @@
 //     otherwise fill the log with siblings on the version before its
 //     removal (besideFlood); such changes are void while the removal
 //     takes effect, and what was decided on one that stops is looked
-//     at again (liftFlooded),
+//     at again (settle),
 //   - it does not build on more than MaxVouched changes that take no
 //     effect, through such changes only, nor on a change that does:
 //     such a change is poisoned, takes no effect, vouches for none and
@@ -58,7 +58,7 @@
 //     cannot bring back a removed admin's chain of any length with one
 //     leave (poisonedOut); a poisoned end (a leave, a removal by the
 //     creator) counts nowhere, and a verdict is looked at again when a
-//     change counted void may stand again (repoison).
+//     change counted void may stand again (settle).
 //
 // Every member computes the membership from the graph with the same
 // deterministic rule (Log.State): the changes are applied in topological

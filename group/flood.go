@@ -33,7 +33,7 @@ import (
 // builds on one that is), and a change's ancestors come before it. When
 // a removal read as taking effect stops taking effect, or the change on
 // a line that kept another out leaves it, what was decided on them may
-// no longer hold: everything set aside is lifted (liftFlooded).
+// no longer hold: everything set aside is lifted (lostLine, settle).
 
 // floods are the lines of the log's changes crossing an ousting
 // removal, for a revision of the log and of its fold.
@@ -128,7 +128,7 @@ func crossers(l *Log, r *entry) []*entry {
 // its author signed crossing its removal by an admin (floodLine), or
 // nil: for a change of the log, as the lines say; for another, if the
 // last change on a line before it (depth, then hash) is not its
-// ancestor. What keeps it out is noted (Log.offBy, liftFlooded).
+// ancestor. What keeps it out is noted (Log.offBy, lostLine).
 func besideFlood(l *Log, c *Change, anc bitset, idx, depth int) error {
 	if c.Op == OpLeave {
 		return nil
@@ -186,26 +186,13 @@ func note(s *hashSet, h Hash) {
 	(*s)[h] = true
 }
 
-// liftFlooded lifts what is set aside (liftAside) once a removal that
-// took effect when the log's rules read it (Log.ousters: what counts
-// void, endsOf, and what is off a line, besideFlood) no longer does, or
-// a change on a line that kept a change out (Log.offBy) is on none:
-// what was kept out may stand now (a stooge, a change off its line),
-// and what was found poisoned may be no longer. Such a removal stops
-// taking effect at most once: when a removal of its author by a senior
-// that crosses it comes. It runs again while a lift loses more, at most
-// maxRelifts times.
-func liftFlooded(l *Log) {
-	for range maxRelifts {
-		if !lostLine(l) {
-			return
-		}
-		liftAside(l)
-	}
-}
-
-// lostLine says whether a removal noted (Log.ousters) no longer takes
-// effect, or a change noted on a line (Log.offBy) is on none.
+// lostLine says whether a removal noted as taking effect when the log's
+// rules read it (Log.ousters: what counts void, endsOf, and what is off
+// a line, besideFlood) no longer does, or a change on a line that kept
+// a change out (Log.offBy) is on none: what was kept out may stand now
+// (a stooge, a change off its line), and what was found poisoned may be
+// no longer (settle). Such a removal stops taking effect at most once:
+// when a removal of its author by a senior that crosses it comes.
 func lostLine(l *Log) bool {
 	for h := range l.ousters {
 		if e := l.nodes[h]; e == nil || !ousting(l, e.c) {

@@ -167,7 +167,7 @@ func TestAdminFloodStandsWhenItsRemovalFails(t *testing.T) {
 // once dan, cat's senior, removes cat crossing it, cat's removal fails,
 // ben's add stands, and eve's leave comes back: in every order, the log
 // holds every change (a change kept out on a removal that no longer
-// takes effect is looked at again: liftFlooded).
+// takes effect is looked at again: lostLine).
 func TestCrossingAddStandsOnceItsRemovalFails(t *testing.T) {
 	p := people(t, "ann", "ben", "cat", "dan", "eve")
 	create, l := newGroup(t, p["ann"], p["ben"], p["cat"], p["dan"])

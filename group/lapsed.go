@@ -28,7 +28,7 @@ import (
 // admin's changes since (TestLapsedRemovalEndsNobody). Which removals
 // lapse depends on the leaves in the log only, which a member that
 // restores or is sent the log has too; a leave that makes removals
-// lapse lifts what they kept out (liftLapsed).
+// lapse lifts what they kept out (settle).
 //
 // An end (a leave, or a removal by the creator that has not lapsed) of
 // a peer's ends the membership it was signed in, not a later one: a

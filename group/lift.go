@@ -14,29 +14,47 @@ import (
 // set aside brought back), what was decided on it is looked at again:
 // every change set aside is added again, parents first, and the changes
 // found poisoned are looked at anew (PROTOCOL §14.3, "Lapsed removals,
-// later memberships", and "What one change brings back is bounded").
+// later memberships", "What one change brings back is bounded" and "A
+// removal by another admin"): settle.
 
-// liftLapsed brings back what removals that lapsed since before (the
-// lapsed removals before the caller's change, came) kept out: every
-// change set aside is added again, parents first, and those found
-// poisoned are looked at again (a change that builds on one that stood
-// again may be poisoned no more). came itself, a removal that came
-// lapsed, kept nothing out: a creator who left and signs removals on
-// old versions makes no work. It runs again while what it brings back
-// makes another removal lapse, so at most once for each.
-func liftLapsed(l *Log, before map[Hash]bool, came Hash) {
+// settle looks again at what was decided on the changes set aside once
+// the caller's change came (before: the removals by the creator that had
+// lapsed before it): while a removal by the creator lapsed since
+// (lapsedSince), or a verdict on what is set aside may no longer hold
+// (unsettled), every change set aside is added again, parents first
+// (liftAside), and what it brings back may make more. came itself, a
+// removal that came lapsed, kept nothing out: a creator who left and
+// signs removals on old versions makes no work. A lapse lifts at most
+// once for each removal; the rest, at most maxRelifts times for one
+// change.
+func settle(l *Log, before map[Hash]bool, came Hash) {
 	before[came] = true
+	others := 0
 	for {
-		grew := false
-		for h := range lapsedRemovals(l) {
-			grew = grew || !before[h]
-			before[h] = true
+		lift := lapsedSince(l, before)
+		if !lift && others < maxRelifts {
+			lift = unsettled(l)
+			if lift {
+				others++
+			}
 		}
-		if !grew {
+		if !lift {
 			return
 		}
 		liftAside(l)
 	}
+}
+
+// lapsedSince says whether a removal by the creator has lapsed that had
+// not in before, and adds those that have to it: what it kept out may
+// stand now (lapsedRemovals).
+func lapsedSince(l *Log, before map[Hash]bool) bool {
+	grew := false
+	for h := range lapsedRemovals(l) {
+		grew = grew || !before[h]
+		before[h] = true
+	}
+	return grew
 }
 
 // liftAside forgets the poison found and adds every change set aside
@@ -64,32 +82,28 @@ func liftAside(l *Log) {
 	l.refold()
 }
 
-// repoison looks again at what was decided on changes that count void
-// or poisoned, after a change is taken. The ends set aside found
-// poisoned (poisonedEnds) count nowhere; when they are not those the log
-// holds as such (Log.uncounted), or once something counted void may
-// stand now (unvoided: a change of the log dropped, one set aside
-// brought back) and a verdict on a change set aside or held found
-// poisoned no longer holds (stalePoison), every change set aside is
-// lifted (liftAside), as liftLapsed does. Before (found 2026-12-06), a
-// verdict was kept for ever: a leave kept in the log by voidable made
-// changes void while it was there, and a change on them, held, was
-// found poisoned; once an earlier leave made that one unneeded, the
-// change was no longer poisoned in a log that had the earlier leave
-// first, and the logs disagreed (converge sweep, seed 1898). Each lift
-// may unvoid or poison more; at most maxRelifts run for a change.
-func repoison(l *Log) {
-	for range maxRelifts {
-		lift := settleEnds(l)
-		if l.unvoided {
-			l.unvoided = false
-			lift = lift || stalePoison(l)
-		}
-		if !lift {
-			return
-		}
-		liftAside(l)
+// unsettled says whether a verdict on what is set aside or held may no
+// longer hold: a removal by another admin read as taking effect no
+// longer does, or a change on its line that kept another out left it
+// (lostLine); the ends set aside found poisoned, which count nowhere
+// (poisonedEnds), are not those the log holds as such (Log.uncounted);
+// or something counted void may stand now (unvoided: a change of the
+// log dropped, one set aside brought back) and a verdict on a change set
+// aside or held found poisoned no longer holds (stalePoison). Before
+// (found 2026-12-06), a verdict was kept for ever: a leave kept in the
+// log by voidable made changes void while it was there, and a change on
+// them, held, was found poisoned; once an earlier leave made that one
+// unneeded, the change was no longer poisoned in a log that had the
+// earlier leave first, and the logs disagreed (converge sweep, seed
+// 1898).
+func unsettled(l *Log) bool {
+	lift := lostLine(l)
+	lift = settleEnds(l) || lift
+	if l.unvoided {
+		l.unvoided = false
+		lift = stalePoison(l) || lift
 	}
+	return lift
 }
 
 // settleEnds makes the ends set aside that count nowhere
@@ -195,7 +209,8 @@ func insertedEnds(l *Log, c *Change) {
 	}
 }
 
-// maxRelifts bounds the lifts repoison runs for one change taken.
+// maxRelifts bounds the lifts settle runs for one change taken, but for
+// lapses.
 const maxRelifts = 8
 
 // stalePoison says whether a change set aside or held that was found

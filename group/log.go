@@ -51,7 +51,7 @@ type Log struct {
 	aside   keptOut  // changes kept out as moot (besideLeave)
 	poison  hashSet  // changes out of the log found poisoned (poisonedOut)
 	// unvoided says a change counted void may stand now: a verdict in
-	// poison may no longer hold (repoison).
+	// poison may no longer hold (unsettled).
 	unvoided bool
 	// uncounted are the ends set aside found poisoned, which count
 	// nowhere (settleEnds); a hash not set aside is read as not in it.
@@ -59,8 +59,8 @@ type Log struct {
 	endsSeen  endsVerdict // poisonedEnds, for a log and what is set aside
 	lapsed    lapsedSet   // removals by the creator beside its leave (lapsedRemovals)
 	flood     floods      // the lines of changes crossing an admin's removal (floodsNow)
-	ousters   hashSet     // the ousting removals the log's rules read (liftFlooded)
-	offBy     hashSet     // the changes on a line that kept a change out (liftFlooded)
+	ousters   hashSet     // the ousting removals the log's rules read (lostLine)
+	offBy     hashSet     // the changes on a line that kept a change out (lostLine)
 	offSeen   int         // the fold at which offBy was last found on its lines (lostLine)
 	// successors are the folds of changes' ancestors that successorAt
 	// read, by change.
@@ -311,14 +311,12 @@ func (l *Log) AddWith(c *Change, rest []*Change) error {
 	return addLifting(l, c, rest)
 }
 
-// addLifting is add with every check, then lifts what removals that c,
-// or a change it released, made lapse kept out (liftLapsed).
+// addLifting is add with every check, then looks again at what was
+// decided on the changes set aside (settle).
 func addLifting(l *Log, c *Change, rest []*Change) error {
 	before := maps.Clone(lapsedRemovals(l))
 	err := l.add(c, true, true, rest)
-	liftLapsed(l, before, c.hash)
-	liftFlooded(l)
-	repoison(l)
+	settle(l, before, c.hash)
 	return err
 }
 

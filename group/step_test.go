@@ -289,7 +289,7 @@ func BenchmarkChainCrossingARemoval(b *testing.B) {
 // tip, each poisoned ("poisoned"), or eve's leaves on the head, each
 // beside the first by hash ("leaves"). What each of 300 renames of
 // ann's then costs: the log looks at the verdicts found again once a
-// change was dropped or brought back (repoison).
+// change was dropped or brought back (unsettled).
 //
 //	go test -run '^$' -bench PoisonedAside -benchtime 3x ./group/
 func BenchmarkPoisonedAside(b *testing.B) {

@@ -117,7 +117,7 @@ func endsOf(l *Log) map[peer.ID][]endAt {
 			// A removal by an admin that takes effect ends its target
 			// here only: the changes its target signed crossing it are
 			// void, not kept out (besideFlood). If it stops taking
-			// effect, what was decided on it is lifted (liftFlooded).
+			// effect, what was decided on it is lifted (lostLine).
 			note(&l.ousters, e.c.hash)
 			out[e.c.Peer] = append(out[e.c.Peer], endAt{e.idx, e.anc, false})
 		}
