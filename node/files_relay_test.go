@@ -256,16 +256,7 @@ func TestFileMailingResumed(t *testing.T) {
 			<-ctx.Done() // alice stops here: the other chunks are not left
 		}
 	})
-	path, data := writeFile(t, t.TempDir(), "small.bin", node.MailboxFileMax-5)
-	fi, err := alice.Files().Send(bob.ID(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-firstLeft:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the first chunk was not left at the relay")
-	}
+	fi, data := sendSmallUntil(t, alice, bob.ID(), firstLeft)
 	alice.Close()
 	if tr := readTransfer(t, aliceHome, fi.ID); tr.Mailed || tr.State != store.TransferWaiting {
 		t.Fatalf("after the close: %+v", tr)
@@ -300,16 +291,7 @@ func TestFileMailingCancelled(t *testing.T) {
 			}
 		}
 	})
-	path, _ := writeFile(t, t.TempDir(), "small.bin", node.MailboxFileMax-5)
-	fi, err := alice.Files().Send(bob.ID(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-firstLeft:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the first chunk was not left at the relay")
-	}
+	fi, _ := sendSmallUntil(t, alice, bob.ID(), firstLeft)
 	if err := alice.Files().Cancel(fi.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -496,4 +478,23 @@ func (mp mailboxPeers) receivedFromMailbox(t *testing.T, alice *testNode, id tra
 	bob := startNodeWith(t, mp.bobHome, mp.withRelay)
 	done := bob.waitFile(node.EventFileDone, id, 30*time.Second)
 	checkReceived(t, done.Path, data)
+}
+
+// sendSmallUntil sends to p, from alice, a file small enough for its
+// chunks to be left at a relay, and waits until firstLeft is closed (the
+// test's hook saw the first chunk left). It returns the file's transfer
+// and its bytes.
+func sendSmallUntil(t *testing.T, alice *testNode, p peer.ID, firstLeft chan struct{}) (node.FileInfo, []byte) {
+	t.Helper()
+	path, data := writeFile(t, t.TempDir(), "small.bin", node.MailboxFileMax-5)
+	fi, err := alice.Files().Send(p, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-firstLeft:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first chunk was not left at the relay")
+	}
+	return fi, data
 }
