@@ -617,7 +617,7 @@ func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
 			continue
 		}
 		_, ancs, above, ok := l.asideAncestry(a)
-		beside = ok && !(idx >= 0 && ancs.has(idx)) && !above[c.hash] && !rejoined(starts, anc, ancs) && !voidsUnder(ancs)
+		beside = ok && !(idx >= 0 && ancs.has(idx)) && !above[c.hash] && !rejoined(starts, anc, ancs) && !voidsUnder(ancs) && !voidsAside(l, c, idx, above)
 	}
 	if beside {
 		return fmt.Errorf("%w: %s by %s was signed beside its removal by the creator", ErrNotMember, c.Op, identity.ShortID(c.Author))
@@ -633,6 +633,33 @@ func depthOf(l *Log, c *Change) int {
 		depth = max(depth, l.nodes[p].depth+1)
 	}
 	return depth
+}
+
+// voidsAside says whether c, a leave (index idx in the log, -1 if it is
+// not in it), voids a change of its author's, no leave, among above: the
+// ancestors set aside of an end set aside beside c. voidsUnderOf reads
+// the end's ancestors in the log only; one set aside with the end (the
+// removal vouched for it, and is set aside itself) comes into the log
+// with it, and the fold then voids it only with c. Before (found
+// 2026-12-06 by the converge sweep, seed 1265, once its game had
+// floods), the creator removed an admin on the admin's grant, concurrent
+// with the admin's leave: a log that judged the leave while the removal
+// and the grant were set aside kept the leave out for good, one that
+// had them in the log kept it.
+func voidsAside(l *Log, c *Change, idx int, above map[Hash]bool) bool {
+	if c.Op != OpLeave {
+		return false
+	}
+	for h := range above {
+		x := l.aside[h]
+		if x == nil || x.Author != c.Author || x.Op == OpLeave {
+			continue
+		}
+		if _, xanc, xabove, ok := l.asideAncestry(x); ok && !(idx >= 0 && xanc.has(idx)) && !xabove[c.hash] {
+			return true
+		}
+	}
+	return false
 }
 
 // asideAncestry is what a change set aside builds on: its depth, its
