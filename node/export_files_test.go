@@ -71,3 +71,8 @@ func (n *Node) ShownForTest(id transfer.ID) bool {
 	_, ok := n.files.shown[id]
 	return ok
 }
+
+// ReceiveChunksForTest makes n call f after a live exchange wrote chunk
+// i of a file it receives, with the puller's context (done when n
+// closes): f may hold the puller there. Call before any file is received.
+func (n *Node) ReceiveChunksForTest(f func(ctx context.Context, i int)) { n.files.chunkWritten = f }

@@ -145,6 +145,7 @@ func (ft *transfers) pullOnce(ctx context.Context, p peer.ID, o *transfer.Offer)
 	if part.Done() && part.SumKnown() { // from a mailbox, or finished before a crash
 		return ft.finish(part, o, l)
 	}
+	knownHeld(ft, o.ID, part.Held())
 	err = part.Close()
 	l.Unlock()
 	if err != nil {
@@ -171,6 +172,18 @@ func (ft *transfers) pullOnce(ctx context.Context, p peer.ID, o *transfer.Offer)
 	}
 	s.Close()
 	return ft.finish(part, o, l)
+}
+
+// knownHeld records what the partial file of transfer id holds, without
+// showing it: what the transfer shows while it waits for the sender
+// (notice, Files) counts the chunks a restart kept, not only those this
+// run acknowledged.
+func knownHeld(ft *transfers, id transfer.ID, held int64) {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	s := ft.shown[id]
+	s.bytes = max(s.bytes, held)
+	ft.shown[id] = s
 }
 
 // openUnlessOver opens the partial file of incoming transfer o, unless
@@ -345,6 +358,8 @@ func (ft *transfers) exchange(ctx context.Context, s network.Stream, part *trans
 				ft.log.Warn("a file chunk failed its check; it will be fetched again", "transfer", o.ID, "chunk", i, "err", err)
 			case err != nil:
 				return false, err
+			case ft.chunkWritten != nil:
+				ft.chunkWritten(ctx, int(i))
 			}
 			if unacked >= transfer.SyncEvery {
 				if err := ack(); err != nil {

@@ -21,7 +21,8 @@ import (
 // listen addresses) completed only after the chat handshake. The
 // receiver restarts half-way: it must still know where the sender is,
 // as it is the one that asks again (PROTOCOL §15.5); the sender, which
-// cannot know that it restarted, never dials it. Once in CI, on a loaded
+// dials it again (filereach.go), dials where it was, and here it
+// restarts on another port. Once in CI, on a loaded
 // machine, BenchmarkFileDaemons waited 11 minutes after such a restart
 // for a progress event that never came: the receiver saves its record
 // of the sender at the handshake, and about 6 times in 100 under load

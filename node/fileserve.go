@@ -88,10 +88,14 @@ func (ft *transfers) handleStream(s network.Stream) {
 		return
 	}
 	ft.progress(t, held, "", true)
-	if ft.serve(s, r, src, o, t, held, ranges) {
-		if t, err := ft.setState(o.ID, store.TransferDone, o.Size, "", ""); err == nil {
-			showEnd(ft, EventFileDone, t)
-		}
+	if !ft.serve(s, r, src, o, t, held, ranges) {
+		// Gone half-way: the receiver asks again when it can reach us,
+		// or we it.
+		ft.reach.keep(p)
+		return
+	}
+	if t, err := ft.setState(o.ID, store.TransferDone, o.Size, "", ""); err == nil {
+		showEnd(ft, EventFileDone, t)
 	}
 }
 

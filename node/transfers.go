@@ -24,9 +24,11 @@ import (
 // relay's mailbox, stored on both sides and shown in the history. The
 // content moves on a stream of its own (filestream.go) that the
 // receiver opens to the sender while a verified chat session with it is
-// up, asking for the chunks it lacks; small files to an offline
-// recipient also go sealed into its mailbox (mailFile). A transfer is
-// per peer: a group send offers the file to each member (§15.7).
+// up, asking for the chunks it lacks (the sender keeps such a session
+// up with the receiver of a file it has begun to send: filereach.go);
+// small files to an offline recipient also go sealed into its mailbox
+// (mailFile). A transfer is per peer: a group send offers the file to
+// each member (§15.7).
 
 // Events of file transfers; Event.File says which and how far.
 const (
@@ -114,6 +116,9 @@ type transfers struct {
 	// sums: the SHA-256 of outgoing files offered without it, computed
 	// as they are sent (filesums.go).
 	sums *fileSums
+	// reach keeps the receivers of interrupted outgoing files reachable
+	// (filereach.go).
+	reach *fileReach
 	// tamper, set by tests only before Start, changes a sealed chunk
 	// before it is written to a file stream, or (index: the file's
 	// chunk count) the sealed SHA-256 of the end frame: the path
@@ -134,6 +139,10 @@ type transfers struct {
 	// progress just before it shows an event of transfer id, with the
 	// node's context.
 	beforeProgress func(ctx context.Context, id transfer.ID)
+	// chunkWritten, set by tests only before any file is received, is
+	// called after a live exchange wrote chunk i to the partial file,
+	// with the puller's context (done when the node stops).
+	chunkWritten func(ctx context.Context, i int)
 }
 
 type pull struct {
@@ -159,9 +168,11 @@ type shownProgress struct {
 }
 
 func newTransfers(c *core) *transfers {
-	return &transfers{core: c, pulls: map[transfer.ID]*pull{}, serving: map[transfer.ID]map[*serveState]struct{}{},
+	ft := &transfers{core: c, pulls: map[transfer.ID]*pull{}, serving: map[transfer.ID]map[*serveState]struct{}{},
 		disk: map[transfer.ID]*diskLock{}, shown: map[transfer.ID]shownProgress{}, mailing: map[transfer.ID]struct{}{},
 		sums: newFileSums(c)}
+	ft.reach = newFileReach(ft)
+	return ft
 }
 
 // downloads is the folder received files go to.
@@ -175,9 +186,10 @@ func (ft *transfers) downloads() string {
 // start serves the file protocol, follows connections (a puller waiting
 // for its peer tries again at once) and the outbox through sub (an offer
 // left at a relay takes a small file's chunks along), and resumes the
-// transfers the last run left: an incoming one's puller, and the chunks
-// of a small file whose offer waits at a relay and which the last run
-// did not finish leaving there (mailUnfinished). Node.Start subscribes
+// transfers the last run left: an incoming one's puller, the receiver of
+// an outgoing one it had begun to fetch kept reachable (fileReach), and
+// the chunks of a small file whose offer waits at a relay and which the
+// last run did not finish leaving there (mailUnfinished). Node.Start subscribes
 // sub before anything can emit, so what the outbox did meanwhile waits
 // in it; start owns it.
 func (ft *transfers) start(sub *Subscription) {
@@ -219,10 +231,8 @@ func (ft *transfers) start(sub *Subscription) {
 		case t.Direction == store.Incoming && (t.State == store.TransferWaiting || t.State == store.TransferActive):
 			ft.startPull(t)
 		case t.Direction == store.Outgoing && t.State == store.TransferActive:
-			// Nothing moves until the receiver asks again.
-			if _, err := ft.setState(transfer.ID(t.ID), store.TransferWaiting, 0, "", ""); err != nil {
-				ft.log.Warn("file transfer state", "err", err)
-			}
+			// The receiver asks again once it can reach us, or we it.
+			ft.reach.keep(t.Peer)
 		default:
 			switch again, err := mailUnfinished(ft.store, t); {
 			case err != nil:

@@ -40,7 +40,7 @@ type TransferState string
 const (
 	TransferOffered   TransferState = "offered"   // incoming: waiting for the user to accept
 	TransferWaiting   TransferState = "waiting"   // outgoing: the peer has not asked for it yet; incoming: accepted, waiting for the sender
-	TransferActive    TransferState = "active"    // chunks are moving
+	TransferActive    TransferState = "active"    // the receiver has asked for it: chunks move, or wait for the peer (FileInfo.Notice says so)
 	TransferDone      TransferState = "done"      // received and verified (incoming), or the peer said so (outgoing)
 	TransferDeclined  TransferState = "declined"  // the recipient said no
 	TransferCancelled TransferState = "cancelled" // either side stopped it
