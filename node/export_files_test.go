@@ -76,3 +76,8 @@ func (n *Node) ShownForTest(id transfer.ID) bool {
 // i of a file it receives, with the puller's context (done when n
 // closes): f may hold the puller there. Call before any file is received.
 func (n *Node) ReceiveChunksForTest(f func(ctx context.Context, i int)) { n.files.chunkWritten = f }
+
+// ResumingForTest makes n call f in Start, once its file part follows the
+// node's events and before it reads the transfers to resume, with the
+// node's context: f may hold Start there. Call before Start.
+func (n *Node) ResumingForTest(f func(ctx context.Context)) { n.files.resuming = f }

@@ -67,14 +67,19 @@ func (ft *transfers) offerQueued(id e2e.MessageID, p peer.ID) {
 }
 
 // mailUnfinished says whether the file of t still has chunks to leave at
-// a relay after a restart: t is a small outgoing file whose offer waits at
-// a relay (queued, no receipt yet) and whose chunks the last run did not
-// all leave (it ended, or a deposit failed). Nothing else tells: the
-// outbox sends only what is not queued yet, and what was left is not
-// recorded chunk by chunk, so all of them go again (a chunk the
-// recipient holds already is ignored). Not a transfer that is over
-// (done, declined, cancelled), nor one the recipient has pulled from
-// live (active, or bytes acknowledged): it has the offer.
+// a relay after a restart: t is a small outgoing file whose offer went to
+// a relay (queued, or delivered since: whoever fetched it from the
+// mailbox needs the chunks there too, unless the sender is online) and
+// whose chunks the last run did not all leave (it ended, or a deposit
+// failed). The receipt may come at any time, even while Start runs and
+// before start looks here: the transfer keeps that its offer was queued
+// (OfferQueued), a record from before that field only the queued status.
+// Nothing else tells: the outbox sends only what is not queued yet, and
+// what was left is not recorded chunk by chunk, so all of them go again
+// (a chunk the recipient holds already is ignored). Not a transfer that
+// is over (done, declined, cancelled), nor one the recipient has pulled
+// from live (active, or bytes acknowledged), nor one whose offer was
+// given up (failed).
 func mailUnfinished(st *store.Store, t store.Transfer) (bool, error) {
 	if t.Direction != store.Outgoing || t.State != store.TransferWaiting || t.Mailed || t.Bytes > 0 {
 		return false, nil
@@ -90,7 +95,7 @@ func mailUnfinished(st *store.Store, t store.Transfer) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("the offer of file transfer %s: %w", t.ID, err)
 	}
-	return m.Status == store.StatusQueued, nil
+	return m.Status == store.StatusQueued || m.Status == store.StatusDelivered && t.OfferQueued, nil
 }
 
 // offerSent follows an outgoing message written to a live session: if it

@@ -15,7 +15,8 @@ import (
 )
 
 // mailUnfinished resumes leaving a small file's chunks only for an offer
-// that still waits at a relay, of a transfer that is not over, not
+// that went to a relay (still queued, or delivered since: its receipt
+// may come before start looks), of a transfer that is not over, not
 // fetched from live and whose chunks were not all left.
 func TestMailUnfinished(t *testing.T) {
 	key := make([]byte, 32)
@@ -45,20 +46,24 @@ func TestMailUnfinished(t *testing.T) {
 	cases := []struct {
 		name   string
 		path   string
-		status store.Status
+		status []store.Status // in turn, from sending
 		change func(*store.Transfer)
 		want   bool
 	}{
-		{name: "queued, not all left", path: small, status: store.StatusQueued, want: true},
-		{name: "all left", path: small, status: store.StatusQueued, change: func(t *store.Transfer) { t.Mailed = true }},
-		{name: "cancelled", path: small, status: store.StatusQueued, change: func(t *store.Transfer) { t.State = store.TransferCancelled }},
-		{name: "done", path: small, status: store.StatusQueued, change: func(t *store.Transfer) { t.State = store.TransferDone }},
-		{name: "fetched from live", path: small, status: store.StatusQueued, change: func(t *store.Transfer) { t.State = store.TransferActive }},
-		{name: "bytes acknowledged", path: small, status: store.StatusQueued, change: func(t *store.Transfer) { t.Bytes = 1 }},
-		{name: "delivered", path: small, status: store.StatusDelivered},
-		{name: "sent live", path: small, status: store.StatusSent},
-		{name: "not sent yet", path: small, status: store.StatusSending},
-		{name: "too large for a relay", path: big, status: store.StatusQueued},
+		{name: "queued, not all left", path: small, status: []store.Status{store.StatusQueued}, want: true},
+		{name: "all left", path: small, status: []store.Status{store.StatusQueued}, change: func(t *store.Transfer) { t.Mailed = true }},
+		{name: "cancelled", path: small, status: []store.Status{store.StatusQueued}, change: func(t *store.Transfer) { t.State = store.TransferCancelled }},
+		{name: "done", path: small, status: []store.Status{store.StatusQueued}, change: func(t *store.Transfer) { t.State = store.TransferDone }},
+		{name: "fetched from live", path: small, status: []store.Status{store.StatusQueued}, change: func(t *store.Transfer) { t.State = store.TransferActive }},
+		{name: "bytes acknowledged", path: small, status: []store.Status{store.StatusQueued}, change: func(t *store.Transfer) { t.Bytes = 1 }},
+		{name: "queued, then delivered", path: small, status: []store.Status{store.StatusQueued, store.StatusDelivered}, want: true},
+		{name: "queued, then delivered, all left", path: small, status: []store.Status{store.StatusQueued, store.StatusDelivered}, change: func(t *store.Transfer) { t.Mailed = true }},
+		{name: "queued, then given up", path: small, status: []store.Status{store.StatusQueued, store.StatusFailed}},
+		{name: "delivered live", path: small, status: []store.Status{store.StatusSent, store.StatusDelivered}},
+		{name: "delivered", path: small, status: []store.Status{store.StatusDelivered}},
+		{name: "sent live", path: small, status: []store.Status{store.StatusSent}},
+		{name: "not sent yet", path: small},
+		{name: "too large for a relay", path: big, status: []store.Status{store.StatusQueued}},
 	}
 	now := time.Now()
 	for _, c := range cases {
@@ -71,8 +76,8 @@ func TestMailUnfinished(t *testing.T) {
 		if err := st.Transfers().AddOutgoingFile(&m, tr); err != nil {
 			t.Fatal(err)
 		}
-		if c.status != store.StatusSending {
-			if _, _, err := st.SetStatus(m.ID, p, c.status, "", now); err != nil {
+		for _, status := range c.status {
+			if _, _, err := st.SetStatus(m.ID, p, status, "", now); err != nil {
 				t.Fatal(err)
 			}
 		}

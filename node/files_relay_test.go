@@ -235,6 +235,42 @@ func TestFileQueuedDuringStart(t *testing.T) {
 	mp.receivedFromMailbox(t, alice, fi.ID, data, "the chunks left at the relay")
 }
 
+// An offer queued at a relay before Start (the API used between New and
+// Start: the outbox runs once kicked, and the configured relay takes the
+// deposit) is not an event the file part sees, as it subscribes in
+// Start; its chunks go all the same, since the queued status is stored
+// before its event and start looks for such offers once it follows the
+// events. Here the offer is queued, every time, before Start begins.
+func TestFileQueuedBeforeStart(t *testing.T) {
+	mp := startMailboxPeers(t, nil)
+	bob := mp.bob
+	bob.Close()
+	mp.alice.Close()
+	small, data := writeFile(t, t.TempDir(), "small.txt", 200<<10+1)
+	var fi node.FileInfo
+	alice := startNodeThen(t, mp.aliceHome, mp.withRelay, func(n *node.Node) {
+		sub := n.Subscribe()
+		defer sub.Close()
+		var err error
+		if fi, err = n.Files().Send(bob.ID(), small); err != nil {
+			t.Fatal(err)
+		}
+		offer := store.Message{ID: [16]byte(fi.ID)}.ID
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case e := <-sub.C:
+				if e.Kind == node.EventStatus && e.Message.ID == offer && e.Message.Status == store.StatusQueued {
+					return
+				}
+			case <-timeout:
+				t.Fatal("the offer was not queued before Start")
+			}
+		}
+	})
+	mp.receivedFromMailbox(t, alice, fi.ID, data, "the chunks left at the relay after Start")
+}
+
 // A small file's chunks are left at the relay after its offer, one
 // envelope each; the sender closed after the offer was queued and before
 // every chunk was left (here: after the first, of 16) leaves the rest on
@@ -264,6 +300,86 @@ func TestFileMailingResumed(t *testing.T) {
 
 	alice = startNodeWith(t, aliceHome, withRelay)
 	mp.receivedFromMailbox(t, alice, fi.ID, data, "the chunks left at the relay after the restart")
+}
+
+// The receipt of a small file's offer, left at the relay by the recipient
+// who fetched the offer while the sender was gone, does not stop the
+// sender from leaving the chunks it had not left: the recipient holds an
+// offer it cannot complete from its mailbox otherwise. Alice stops after
+// the first chunk (of 16); bob fetches the offer and that chunk and
+// leaves his receipt in her mailbox; alice starts again and her mailbox
+// brings the receipt while she starts, before her file part looks for
+// chunks to leave (held there until it came); she stops again after the
+// first chunk, and starts once more with the receipt long recorded. Each
+// time she must leave the chunks, and bob, online once she is gone, gets
+// the whole file from his mailbox. Before, a start found the offer no
+// longer queued (delivered) and left nothing: bob had the offer and one
+// chunk, and waited for alice to come online.
+func TestFileMailingResumedAfterReceipt(t *testing.T) {
+	mp := startMailboxPeers(t, nil)
+	alice, bob, aliceHome, bobHome, withRelay := mp.alice, mp.bob, mp.aliceHome, mp.bobHome, mp.withRelay
+	bob.Close()
+
+	holdFirst := func(firstLeft chan struct{}) func(ctx context.Context, i int) {
+		return func(ctx context.Context, i int) {
+			if i == 0 {
+				close(firstLeft)
+				<-ctx.Done() // alice stops here: the other chunks are not left
+			}
+		}
+	}
+	firstLeft := make(chan struct{})
+	alice.MailChunksForTest(holdFirst(firstLeft))
+	fi, data := sendSmallUntil(t, alice, bob.ID(), firstLeft)
+	alice.Close()
+
+	// bob acknowledges the offer (through alice's mailbox) before he
+	// reports it.
+	bob = startNodeWith(t, bobHome, withRelay)
+	bob.waitFile(node.EventFileOffer, fi.ID, 30*time.Second)
+	bob.Close()
+
+	offer := store.Message{ID: [16]byte(fi.ID)}.ID
+	firstLeft = make(chan struct{})
+	alice = startNodeThen(t, aliceHome, withRelay, func(n *node.Node) {
+		sub := n.Subscribe()
+		n.ResumingForTest(func(ctx context.Context) {
+			defer sub.Close()
+			timeout := time.After(30 * time.Second)
+			for {
+				select {
+				case e := <-sub.C:
+					if e.Kind == node.EventStatus && e.Message.ID == offer && e.Message.Status == store.StatusDelivered {
+						return
+					}
+				case <-ctx.Done():
+					return
+				case <-timeout:
+					t.Error("the receipt of the offer did not come while alice started")
+					return
+				}
+			}
+		})
+		n.MailChunksForTest(holdFirst(firstLeft))
+	})
+	if m, err := alice.Store().Message(offer); err != nil || m.Status != store.StatusDelivered {
+		t.Fatalf("the offer after the start: %+v, %v", m, err)
+	}
+	if !alice.MailingForTest(fi.ID) {
+		t.Fatal("the receipt came while alice started: she does not leave the chunks she had not left")
+	}
+	select {
+	case <-firstLeft:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first chunk was not left at the relay again")
+	}
+	alice.Close()
+
+	alice = startNodeWith(t, aliceHome, withRelay)
+	if !alice.MailingForTest(fi.ID) {
+		t.Fatal("the receipt came in an earlier run: alice does not leave the chunks she had not left")
+	}
+	mp.receivedFromMailbox(t, alice, fi.ID, data, "the chunks left at the relay after the receipt")
 }
 
 // A transfer cancelled while its small file's chunks are being left at

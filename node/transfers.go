@@ -143,6 +143,10 @@ type transfers struct {
 	// called after a live exchange wrote chunk i to the partial file,
 	// with the puller's context (done when the node stops).
 	chunkWritten func(ctx context.Context, i int)
+	// resuming, set by tests only before Start, is called by start once
+	// it follows the node's events and before it reads the transfers to
+	// resume, with the node's context.
+	resuming func(ctx context.Context)
 }
 
 type pull struct {
@@ -188,10 +192,12 @@ func (ft *transfers) downloads() string {
 // left at a relay takes a small file's chunks along), and resumes the
 // transfers the last run left: an incoming one's puller, the receiver of
 // an outgoing one it had begun to fetch kept reachable (fileReach), and
-// the chunks of a small file whose offer waits at a relay and which the
-// last run did not finish leaving there (mailUnfinished). Node.Start subscribes
-// sub before anything can emit, so what the outbox did meanwhile waits
-// in it; start owns it.
+// the chunks of a small file whose offer went to a relay and which the
+// last run did not finish leaving there (mailUnfinished). Node.Start
+// subscribes sub before anything in it can emit, so what the outbox did
+// meanwhile waits in it; start owns it. What was stored before (an offer
+// queued between New and Start, or by the last run), the transfers read
+// here tell, whatever receipt came since.
 func (ft *transfers) start(sub *Subscription) {
 	ft.host.SetStreamHandler(ProtocolFile, ft.handleStream)
 	ft.host.Network().Notify(&network.NotifyBundle{
@@ -221,6 +227,9 @@ func (ft *transfers) start(sub *Subscription) {
 	})
 	if !started {
 		sub.Close()
+	}
+	if ft.resuming != nil {
+		ft.resuming(ft.ctx)
 	}
 	ts, err := ft.store.Transfers().List()
 	if err != nil {

@@ -150,9 +150,11 @@ func get(tx *bolt.Tx, id e2e.MessageID) (p peer.ID, seq uint64, raw []byte, err 
 }
 
 // SetStatus records a new status for an outgoing message to from;
-// delivered and failed remove it from the outbox. It reports the message,
-// and whether the status changed (receipts are idempotent). A message
-// that is not there, or not to from, is ErrNotFound.
+// delivered and failed remove it from the outbox; queued records, for a
+// file offer, that it went to a mailbox (Transfer.OfferQueued). It
+// reports the message, and whether the status changed (receipts are
+// idempotent). A message that is not there, or not to from, is
+// ErrNotFound.
 func (s *Store) SetStatus(id e2e.MessageID, from peer.ID, st Status, errText string, now time.Time) (Message, bool, error) {
 	var (
 		out     Message
@@ -198,6 +200,12 @@ func (s *Store) setStatus(tx *bolt.Tx, id e2e.MessageID, from peer.ID, st Status
 	sm.Status, sm.Error = st, errText
 	if st == StatusDelivered {
 		sm.Delivered = now.UnixMilli()
+	}
+	if st == StatusQueued {
+		// A file offer keeps that it went to a mailbox past its receipt.
+		if err := s.Transfers().offerQueued(tx, id); err != nil {
+			return Message{}, false, fmt.Errorf("record file offer %s as queued: %w", id, err)
+		}
 	}
 	if st == StatusDelivered || st == StatusFailed {
 		if err := tx.Bucket(bktOutbox).Delete(outboxKey(p, seq)); err != nil {

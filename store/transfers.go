@@ -68,6 +68,12 @@ type Transfer struct {
 	Updated time.Time
 	// Mailed: the chunks were left at a relay's mailbox (outgoing).
 	Mailed bool `json:",omitempty"`
+	// OfferQueued: the offer was left at a relay's mailbox (outgoing), so
+	// a small file's chunks follow it there. Recorded with the offer's
+	// queued status, in its transaction (setStatus), and kept once a
+	// receipt makes that status delivered: whoever fetched the offer may
+	// need the chunks from the mailbox still.
+	OfferQueued bool `json:",omitempty"`
 }
 
 // FileControl is what an outgoing control message says of a transfer.
@@ -149,6 +155,23 @@ func (s Transfers) AddOutgoingControl(m *Message, c FileControl, t Transfer) err
 		}
 		return s.putSealed(tx, fileControlKey(m.ID), c)
 	})
+}
+
+// offerQueued records in tx that the outgoing message id, if it is a
+// file offer, was left at a relay's mailbox (Transfer.OfferQueued).
+func (s Transfers) offerQueued(tx *bolt.Tx, id e2e.MessageID) error {
+	var t Transfer
+	switch err := s.getSealed(tx, transferKey(id), &t); {
+	case errors.Is(err, ErrNotFound):
+		return nil // not a file offer
+	case err != nil:
+		return err
+	}
+	if t.Direction != Outgoing || t.OfferQueued {
+		return nil
+	}
+	t.OfferQueued = true
+	return s.putSealed(tx, transferKey(id), t)
 }
 
 // FileControlOf is the control an outgoing message carries; ErrNotFound

@@ -126,3 +126,63 @@ func TestStoreTransfers(t *testing.T) {
 		t.Fatalf("transfers with a moved record: %d, %v", len(ts), err)
 	}
 }
+
+// An outgoing file offer left at a relay's mailbox keeps that it was
+// (OfferQueued) in the same transaction as its queued status, and past
+// its receipt; another message queued, or an offer written live and
+// acknowledged, changes no transfer.
+func TestStoreOfferQueued(t *testing.T) {
+	s, err := store.Open(filepath.Join(t.TempDir(), "chat.db"), storeKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := randomPeer(t)
+	offer := func(body string) store.Message {
+		m := store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: base, StoredAt: base, Body: body}
+		tr := store.Transfer{ID: m.ID, Peer: p, Offer: []byte("OFFER"), State: store.TransferWaiting, Created: base, Updated: base}
+		if err := s.Transfers().AddOutgoingFile(&m, tr); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	set := func(m store.Message, st store.Status) {
+		t.Helper()
+		if _, changed, err := s.SetStatus(m.ID, p, st, "", base); err != nil || !changed {
+			t.Fatalf("set %s: %v, %v", st, changed, err)
+		}
+	}
+	queued := func(m store.Message) bool {
+		t.Helper()
+		tr, err := s.Transfers().Transfer(m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.OfferQueued
+	}
+	mailed, live := offer("[file] mailed"), offer("[file] live")
+	if queued(mailed) {
+		t.Fatal("a new offer is queued")
+	}
+	set(mailed, store.StatusQueued)
+	if !queued(mailed) {
+		t.Fatal("an offer left at a relay is not recorded as queued")
+	}
+	set(mailed, store.StatusDelivered)
+	if !queued(mailed) {
+		t.Fatal("the receipt of an offer left at a relay forgets it was queued")
+	}
+	set(live, store.StatusSent)
+	set(live, store.StatusDelivered)
+	if queued(live) {
+		t.Fatal("an offer written live is recorded as queued")
+	}
+	text := store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: base, StoredAt: base, Body: "hi"}
+	if err := s.AddOutgoing(&text); err != nil {
+		t.Fatal(err)
+	}
+	set(text, store.StatusQueued)
+	if _, err := s.Transfers().Transfer(text.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a text queued has a transfer: %v", err)
+	}
+}
