@@ -30,6 +30,7 @@
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
 //	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go); API: Node.Files
 //	fileSums      filesums.go   the SHA-256 of large outgoing files, computed as they are sent (of transfers)
+//	fileReach     filereach.go  the receivers of interrupted outgoing files, kept reachable while those wait (of transfers)
 //	Groups        groups.go     the groups' logs and the group API (groups_ca.go, groups_recv.go, groups_seal.go, groups_strangers.go); Node.Groups
 //	strangers     strangers.go  the bounds on what peers we may not message leave with us (their messages, and those in groups they made)
 //	Indications   indications.go  read markers and typing: settings, frames, seen receipts waiting; Node.Indications
@@ -71,7 +72,8 @@
 // another while holding its own lock, with these exceptions, which are the
 // whole lock order (a lock may be held while taking those to its right):
 //
-//	receiptQueue.mu, receiptHold.mu, outbox.mu, sentQueue.mu, transfers.mu  →  workers.mu
+//	receiptQueue.mu, receiptHold.mu, outbox.mu, sentQueue.mu, transfers.mu,
+//	fileReach.mu                →  workers.mu
 //	Groups.postMu               →  ratchetKeys.mu, outbox.mu, fanout.mu
 //	strangerGroups.mu           →  what Groups.receive takes (Groups.mu, peerBook.mu, the store, outbox.mu, broker.mu):
 //	                               held while a group new to us is counted and kept
