@@ -27,22 +27,15 @@ import (
 //	go test -run '^$' -bench . -benchtime 1x ./node/          (memory, once)
 //	go test -run '^$' -bench 'Daemon(Latency|Throughput)' -benchtime 2000x ./node/
 
-// daemonPair starts two daemons that trust each other and have a live
-// session, and returns alice, bob and bob's peer ID.
-func daemonPair(b *testing.B) (*daemon, *daemon, string) {
+// warmPair starts two daemons that trust each other and have a live
+// session (startPair), and returns alice, bob and bob's peer ID.
+func warmPair(b *testing.B) (*daemon, *daemon, string) {
 	b.Helper()
-	dir := shortDir(b)
-	aHome, aID := procHome(b, dir, "alice")
-	bHome, bID := procHome(b, dir, "bob")
-	a := startDaemon(b, "alice", aHome, 0)
-	bob := startDaemon(b, "bob", bHome, 0)
-	a.do("t", map[string]any{"cmd": "trust", "peer": bID})
-	bob.do("t", map[string]any{"cmd": "trust", "peer": aID})
-	a.do("c", map[string]any{"cmd": "connect", "addr": bob.addr()})
+	p := startPair(b, shortDir(b), pairOpts{})
 	// One message first: the ratchet is seeded and everything is warm.
-	acc := a.do("warm", map[string]any{"cmd": "send", "to": bID, "text": "warm up"})
-	a.waitEvent("warm-up receipt", func(e event) bool { return e.str("event") == "delivered" && e.str("id") == acc.str("id") })
-	return a, bob, bID
+	acc := p.a.do("warm", map[string]any{"cmd": "send", "to": p.bID, "text": "warm up"})
+	p.a.waitEvent("warm-up receipt", func(e event) bool { return e.str("event") == "delivered" && e.str("id") == acc.str("id") })
+	return p.a, p.b, p.bID
 }
 
 // benchText is a typical short chat message (100 bytes).
@@ -69,7 +62,7 @@ func reportLatency(b *testing.B, lat []time.Duration, elapsed time.Duration) {
 // --json` to another on loopback and times send command → delivered event
 // (the receipt: the receiver stored it durably).
 func BenchmarkDaemonLatency(b *testing.B) {
-	a, _, bID := daemonPair(b)
+	a, _, bID := warmPair(b)
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	start := time.Now()
@@ -94,7 +87,7 @@ func BenchmarkDaemonLatency(b *testing.B) {
 // message costs its sender's store and its receiver's; a reply whose
 // seal had to commit its new sending chain cost one commit more.
 func BenchmarkDaemonConversation(b *testing.B) {
-	a, bob, _ := daemonPair(b)
+	a, bob, _ := warmPair(b)
 	sides := [2]*daemon{a, bob}
 	to := [2]string{"bob", "alice"}
 	stops := [2]func() int{countSyncs(a.cmd.Process.Pid), countSyncs(bob.cmd.Process.Pid)}
@@ -123,7 +116,7 @@ func BenchmarkDaemonConversation(b *testing.B) {
 // latency of each under that load.
 func BenchmarkDaemonThroughput(b *testing.B) {
 	const window = 64
-	a, _, bID := daemonPair(b)
+	a, _, bID := warmPair(b)
 	sent := make([]time.Time, b.N)
 	lat := make([]time.Duration, 0, b.N)
 	ids := map[string]int{}

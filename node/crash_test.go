@@ -36,11 +36,10 @@ func TestKill9Durability(t *testing.T) {
 		aKills = 4
 	)
 	rng := rand.New(rand.NewPCG(testSeed(t), 0x6b696c6c))
-	dir := shortDir(t)
-	aHome, bHome := procContacts(t, dir)
-	aPort, bPort := freePort(t), freePort(t)
-	b := startDaemon(t, "bob", bHome, bPort)
-	a := startDaemon(t, "alice", aHome, aPort)
+	p := procContacts(t, shortDir(t))
+	p.start(pairOpts{aFixedPort: true, bFixedPort: true})
+	a, b := p.a, p.b
+	aHome, bHome, aPort, bPort := p.aHome, p.bHome, p.aPort, p.bPort
 	a.do("connect", map[string]any{"cmd": "connect", "addr": b.addr()})
 
 	// Where alice dies: after k accepted sends plus a few milliseconds,

@@ -10,14 +10,8 @@ import (
 // two real `chat daemon --json` processes, then `chat history` of the
 // result, as a person reads it.
 func TestDaemonJSONActions(t *testing.T) {
-	dir := shortDir(t)
-	aHome, aID := procHome(t, dir, "alice")
-	bHome, bID := procHome(t, dir, "bob")
-	a := startDaemon(t, "alice", aHome, 0)
-	b := startDaemon(t, "bob", bHome, 0)
-	a.do("t1", map[string]any{"cmd": "trust", "peer": bID})
-	b.do("t2", map[string]any{"cmd": "trust", "peer": aID})
-	a.do("c1", map[string]any{"cmd": "connect", "addr": b.addr()})
+	p := startPair(t, shortDir(t), pairOpts{})
+	a, b, aID, bID := p.a, p.b, p.aID, p.bID
 
 	helo := a.do("s1", map[string]any{"cmd": "send", "to": "bob", "text": "helo bob"}).str("id")
 	b.waitEvent("message", func(e event) bool { return e.str("event") == "message" && e.str("id") == helo })
@@ -95,7 +89,7 @@ func TestDaemonJSONActions(t *testing.T) {
 
 	// chat history, as a person reads it: the tombstone, the reply with
 	// its quote (of a deleted message now).
-	r := chat(t, "history", "alice", "--home", bHome)
+	r := chat(t, "history", "alice", "--home", p.bHome)
 	if r.code != 0 {
 		t.Fatalf("chat history: %d %s", r.code, r.stderr)
 	}

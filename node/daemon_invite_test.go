@@ -12,11 +12,9 @@ import (
 // are checked on the way: blank lines are ignored, a line with two
 // objects is refused whole.
 func TestDaemonLoopbackInvitation(t *testing.T) {
-	dir := shortDir(t)
-	aHome, _ := procHome(t, dir, "alice")
-	bHome, bID := procHome(t, dir, "bob")
-	a := startDaemonArgs(t, "alice", aHome, 0)
-	b := startDaemonArgs(t, "bob", bHome, 0)
+	p := newPair(t, shortDir(t))
+	a := startDaemonArgs(t, "alice", p.aHome, 0)
+	b := startDaemonArgs(t, "bob", p.bHome, 0)
 	for _, d := range []*daemon{a, b} {
 		lan := d.waitEvent("lan", func(e event) bool { return e.str("event") == "lan" })
 		if lan["on"] != false || lan.str("reason") != "no LAN address in use" {
@@ -33,11 +31,11 @@ func TestDaemonLoopbackInvitation(t *testing.T) {
 
 	inv := b.do("i1", map[string]any{"cmd": "invite"})
 	text := inv.str("text")
-	if inv.str("event") != "invite" || inv.str("peer_id") != bID || !strings.HasPrefix(text, "CERTCHAT:") {
+	if inv.str("event") != "invite" || inv.str("peer_id") != p.bID || !strings.HasPrefix(text, "CERTCHAT:") {
 		t.Fatalf("invite answer: %v", inv)
 	}
 	pe := a.do("a1", map[string]any{"cmd": "add", "addr": text})
-	if pe.str("event") != "peer" || pe.str("peer_id") != bID || pe["online"] != true || pe.str("trust") != "tofu" || pe.str("name") != "bob" {
+	if pe.str("event") != "peer" || pe.str("peer_id") != p.bID || pe["online"] != true || pe.str("trust") != "tofu" || pe.str("name") != "bob" {
 		t.Fatalf("add answer: %v", pe)
 	}
 	if pe.str("path") != "direct" {
@@ -49,7 +47,7 @@ func TestDaemonLoopbackInvitation(t *testing.T) {
 
 	// Bob gone, chat send through alice's daemon: queued, exit status 3.
 	b.quit()
-	r := chat(t, "send", "--home", aHome, "--to", "bob", "--wait", "1s", "are you there?")
+	r := chat(t, "send", "--home", p.aHome, "--to", "bob", "--wait", "1s", "are you there?")
 	if r.code != 3 || !regexp.MustCompile(`^queued [0-9a-f]{32}\n$`).MatchString(r.stdout) || !strings.Contains(r.stderr, "exit status 3: queued") {
 		t.Fatalf("chat send via the daemon to a peer who left: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}

@@ -24,16 +24,10 @@ import (
 // lost it in 7 of 16 runs here: the puller and the daemon race.)
 func TestDaemonRestartedShowsFileWaiting(t *testing.T) {
 	dir := shortDir(t)
-	aHome, aID := procHome(t, dir, "alice")
-	bHome, bID := procHome(t, dir, "bob")
 	path, _ := writeFile(t, dir, "slides.pdf", 24<<20+5)
-	a := startDaemon(t, "alice", aHome, 0, "--file-rate", "2MiB")
-	bPort := freePort(t)
 	bFlags := []string{"--downloads", filepath.Join(dir, "dl")}
-	b := startDaemon(t, "bob", bHome, bPort, bFlags...)
-	a.do("t1", map[string]any{"cmd": "trust", "peer": bID, "verified": true})
-	b.do("t2", map[string]any{"cmd": "trust", "peer": aID, "verified": true})
-	a.do("c1", map[string]any{"cmd": "connect", "addr": b.addr()})
+	p := startPair(t, dir, pairOpts{aFlags: []string{"--file-rate", "2MiB"}, bFlags: bFlags, bFixedPort: true, verified: true})
+	a, b := p.a, p.b
 	id := a.do("f1", map[string]any{"cmd": "send_file", "to": "bob", "path": path}).str("id")
 	b.waitEvent("file_offer", func(e event) bool { return e.str("event") == "file_offer" && e.str("id") == id })
 	b.do("a1", map[string]any{"cmd": "file_accept", "id": id})
@@ -43,7 +37,7 @@ func TestDaemonRestartedShowsFileWaiting(t *testing.T) {
 	})
 	a.kill9()
 	b.kill9()
-	b = startDaemon(t, "bob", bHome, bPort, bFlags...)
+	b = startDaemon(t, "bob", p.bHome, p.bPort, bFlags...)
 	notice := fileNotice(b, id)
 	if !strings.Contains(notice, "waiting for the peer to come online") {
 		t.Fatalf("files says the file waits with %q", notice)

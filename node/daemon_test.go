@@ -11,18 +11,14 @@ import (
 // Two real `chat daemon --json` processes driven through stdin and stdout.
 
 func TestDaemonJSON(t *testing.T) {
-	dir := shortDir(t)
-	aHome, aID := procHome(t, dir, "alice")
-	bHome, bID := procHome(t, dir, "bob")
-	a := startDaemon(t, "alice", aHome, 0)
-	b := startDaemon(t, "bob", bHome, 0)
+	p := newPair(t, shortDir(t))
+	p.start(pairOpts{})
+	a, b, aID, bID := p.a, p.b, p.aID, p.bID
 
 	if e := a.do("id", map[string]any{"cmd": "id"}); e.str("event") != "id" || e.str("peer_id") != aID || e.str("name") != "alice" {
 		t.Fatalf("id: %v", e)
 	}
-	a.do("t1", map[string]any{"cmd": "trust", "peer": bID})
-	b.do("t2", map[string]any{"cmd": "trust", "peer": aID})
-	pe := a.do("c1", map[string]any{"cmd": "connect", "addr": b.addr()})
+	pe := p.link(false)
 	if pe.str("event") != "peer" || pe.str("peer_id") != bID || pe["online"] != true || pe.str("trust") != "tofu" || pe.str("name") != "bob" {
 		t.Fatalf("connect answer: %v", pe)
 	}
@@ -176,10 +172,9 @@ var oneLineErr = regexp.MustCompile(`^chat: [^\n]+\n$`)
 // daemon's control socket, and on their own.
 func TestOneShotCommands(t *testing.T) {
 	dir := shortDir(t)
-	aHome, bHome := procContacts(t, dir)
-	bPort := freePort(t)
-	a := startDaemon(t, "alice", aHome, 0)
-	b := startDaemon(t, "bob", bHome, bPort)
+	p := procContacts(t, dir)
+	p.start(pairOpts{bFixedPort: true})
+	a, b, aHome := p.a, p.b, p.aHome
 	a.do("c", map[string]any{"cmd": "connect", "addr": b.addr()})
 
 	// Through alice's daemon.
@@ -246,7 +241,7 @@ func TestOneShotCommands(t *testing.T) {
 	}
 
 	// The queued message goes out with the next daemon run.
-	b = startDaemon(t, "bob", bHome, bPort)
+	b = startDaemon(t, "bob", p.bHome, p.bPort)
 	a = startDaemon(t, "alice", aHome, 0)
 	b.waitEvent("the queued message", func(e event) bool { return e.str("event") == "message" && e.str("id") == queued })
 	a.waitEvent("its receipt", func(e event) bool { return e.str("event") == "delivered" && e.str("id") == queued })

@@ -462,16 +462,10 @@ func BenchmarkFileDaemons(b *testing.B) {
 	size := benchFileSize(b)
 	for range b.N {
 		dir := shortDir(b)
-		aHome, aID := procHome(b, dir, "alice")
-		bHome, bID := procHome(b, dir, "bob")
 		path := benchFile(b, dir, size)
-		bPort := freePort(b)
 		flags := []string{"--downloads", filepath.Join(dir, "dl")}
-		a := startDaemon(b, "alice", aHome, 0)
-		bd := startDaemon(b, "bob", bHome, bPort, flags...)
-		a.do("t1", map[string]any{"cmd": "trust", "peer": bID, "verified": true})
-		bd.do("t2", map[string]any{"cmd": "trust", "peer": aID, "verified": true})
-		a.do("c1", map[string]any{"cmd": "connect", "addr": bd.addr()})
+		p := startPair(b, dir, pairOpts{bFlags: flags, bFixedPort: true, verified: true})
+		a, bd := p.a, p.b
 
 		apid, bpid := strconv.Itoa(a.cmd.Process.Pid), strconv.Itoa(bd.cmd.Process.Pid)
 		arss, brss := procStatus(b, apid, "VmRSS"), procStatus(b, bpid, "VmRSS")
@@ -508,7 +502,7 @@ func BenchmarkFileDaemons(b *testing.B) {
 		}
 		bd.kill9()
 		restart := time.Now()
-		bd = startDaemon(b, "bob", bHome, bPort, flags...)
+		bd = startDaemon(b, "bob", p.bHome, p.bPort, flags...)
 		first := waitLong(b, bd, "file_progress", id)
 		kept, _ := first["bytes"].(float64)
 		waitLong(b, bd, "file_done", id)

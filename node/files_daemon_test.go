@@ -15,26 +15,20 @@ import (
 // from what it had made durable and the file ends right.
 func TestFileDaemonsReceiverKilled(t *testing.T) {
 	dir := shortDir(t)
-	aHome, aID := procHome(t, dir, "alice")
-	bHome, bID := procHome(t, dir, "bob")
 	downloads := filepath.Join(dir, "dl")
 	size, rate := 50<<20+777, "25MiB"
 	if raceEnabled {
 		size, rate = 36<<20+777, "12MiB"
 	}
 	path, data := writeFile(t, dir, "movie.mkv", size)
-	// The sender is slowed down so that the kill lands half-way.
-	a := startDaemon(t, "alice", aHome, 0, "--file-rate", rate)
-	bPort := freePort(t)
 	bFlags := []string{"--downloads", downloads, "--auto-accept", "0"}
-	b := startDaemon(t, "bob", bHome, bPort, bFlags...)
-	a.do("t1", map[string]any{"cmd": "trust", "peer": bID})
-	b.do("t2", map[string]any{"cmd": "trust", "peer": aID})
-	a.do("c1", map[string]any{"cmd": "connect", "addr": b.addr()})
+	// The sender is slowed down so that the kill lands half-way.
+	p := startPair(t, dir, pairOpts{aFlags: []string{"--file-rate", rate}, bFlags: bFlags, bFixedPort: true})
+	a, b := p.a, p.b
 
 	acc := a.do("f1", map[string]any{"cmd": "send_file", "to": "bob", "path": path})
 	id := acc.str("id")
-	if acc.str("event") != "accepted" || len(id) != 32 || acc.str("to") != bID {
+	if acc.str("event") != "accepted" || len(id) != 32 || acc.str("to") != p.bID {
 		t.Fatalf("send_file answer: %v", acc)
 	}
 	msg := b.waitEvent("the offer as a message", func(e event) bool { return e.str("event") == "message" && e.str("id") == id })
@@ -42,7 +36,7 @@ func TestFileDaemonsReceiverKilled(t *testing.T) {
 		t.Errorf("the offer reads %q", msg.str("text"))
 	}
 	offer := b.waitEvent("file_offer", func(e event) bool { return e.str("event") == "file_offer" && e.str("id") == id })
-	if offer.str("name") != "movie.mkv" || offer["size"] != float64(size) || offer.str("from") != aID || offer.str("trust") != "tofu" {
+	if offer.str("name") != "movie.mkv" || offer["size"] != float64(size) || offer.str("from") != p.aID || offer.str("trust") != "tofu" {
 		t.Fatalf("offer: %v", offer)
 	}
 	b.do("a1", map[string]any{"cmd": "file_accept", "id": id})
@@ -56,7 +50,7 @@ func TestFileDaemonsReceiverKilled(t *testing.T) {
 	if len(b.eventsOf("file_done")) != 0 {
 		t.Fatal("the file was done before the kill")
 	}
-	b = startDaemon(t, "bob", bHome, bPort, bFlags...)
+	b = startDaemon(t, "bob", p.bHome, p.bPort, bFlags...)
 	// It resumes from what was durable, not from the start.
 	resumed := b.waitEvent("progress after the restart", func(e event) bool { return e.str("event") == "file_progress" && e.str("id") == id })
 	if bytes, _ := resumed["bytes"].(float64); bytes < durable {
@@ -101,7 +95,7 @@ func TestFileDaemonsReceiverKilled(t *testing.T) {
 	// the peer has the file.
 	note, _ := writeFile(t, dir, "note.txt", 1234)
 	res := make(chan result, 1)
-	go func() { res <- chat(t, "send", "--home", aHome, "--to", "bob", "--file", note, "--wait", "30s") }()
+	go func() { res <- chat(t, "send", "--home", p.aHome, "--to", "bob", "--file", note, "--wait", "30s") }()
 	offer = b.waitEvent("the second offer", func(e event) bool { return e.str("event") == "file_offer" && e.str("name") == "note.txt" })
 	b.do("a2", map[string]any{"cmd": "file_accept", "id": offer.str("id")})
 	if r := <-res; r.code != 0 || !strings.HasPrefix(r.stdout, "sent "+offer.str("id")) {
@@ -117,18 +111,13 @@ func fmtMiB(n int) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 // receiver goes on asking, and the file ends right.
 func TestFileDaemonsSenderKilled(t *testing.T) {
 	dir := shortDir(t)
-	aHome, aID := procHome(t, dir, "alice")
-	bHome, bID := procHome(t, dir, "bob")
-	downloads := filepath.Join(dir, "dl")
 	size := 40<<20 + 99
 	path, data := writeFile(t, dir, "backup.tar", size)
-	aPort := freePort(t)
-	aFlags := []string{"--file-rate", "16MiB"}
-	a := startDaemon(t, "alice", aHome, aPort, aFlags...)
-	b := startDaemon(t, "bob", bHome, 0, "--downloads", downloads)
-	a.do("t1", map[string]any{"cmd": "trust", "peer": bID, "verified": true})
-	b.do("t2", map[string]any{"cmd": "trust", "peer": aID, "verified": true})
-	a.do("c1", map[string]any{"cmd": "connect", "addr": b.addr()})
+	p := startPair(t, dir, pairOpts{
+		aFlags: []string{"--file-rate", "16MiB"}, aFixedPort: true,
+		bFlags: []string{"--downloads", filepath.Join(dir, "dl")}, verified: true,
+	})
+	a, b := p.a, p.b
 	id := a.do("f1", map[string]any{"cmd": "send_file", "to": "bob", "path": path}).str("id")
 	b.waitEvent("file_offer", func(e event) bool { return e.str("event") == "file_offer" && e.str("id") == id })
 	b.do("a1", map[string]any{"cmd": "file_accept", "id": id})
@@ -138,7 +127,7 @@ func TestFileDaemonsSenderKilled(t *testing.T) {
 		return e.str("event") == "file_progress" && e.str("id") == id && bytes >= durable
 	})
 	a.kill9()
-	a = startDaemon(t, "alice", aHome, aPort)
+	a = startDaemon(t, "alice", p.aHome, p.aPort)
 	done := b.waitEvent("file_done", func(e event) bool { return e.str("event") == "file_done" && e.str("id") == id })
 	got, err := os.ReadFile(done.str("path"))
 	if err != nil || string(got) != string(data) {

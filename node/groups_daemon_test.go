@@ -18,18 +18,7 @@ func TestGroupDaemons(t *testing.T) {
 	a := startDaemon(t, "alice", aHome, 0)
 	b := startDaemon(t, "bob", bHome, 0)
 	c := startDaemon(t, "carol", cHome, 0)
-	ds := []*daemon{a, b, c}
-	ids := []string{aID, bID, cID}
-	for i, d := range ds {
-		for j, id := range ids {
-			if i != j {
-				d.do("t", map[string]any{"cmd": "trust", "peer": id})
-			}
-		}
-	}
-	a.do("c1", map[string]any{"cmd": "connect", "addr": b.addr()})
-	a.do("c2", map[string]any{"cmd": "connect", "addr": c.addr()})
-	b.do("c3", map[string]any{"cmd": "connect", "addr": c.addr()})
+	linkDaemons(t, false, []*daemon{a, b, c}, []string{aID, bID, cID})
 
 	g := a.do("g1", map[string]any{"cmd": "group_create", "name": "team", "members": []string{"bob", cID}})
 	gid := g.str("id")
@@ -160,14 +149,13 @@ func TestGroupDaemons(t *testing.T) {
 // (the window had /rename).
 func TestGroupDaemonBoundToCA(t *testing.T) {
 	dir := shortDir(t)
-	aHome, aID := procHome(t, dir, "alice")
-	bHome, bID := procHome(t, dir, "bob")
+	p := newPair(t, dir)
 	_, cID := procHome(t, dir, "carol") // self-signed, and never met: no certificate from the CA
 	caDir := filepath.Join(dir, "ca")
 	if r := chat(t, "ca", "init", "--name", "Acme Root", "--out", caDir, "--no-passphrase"); r.code != 0 {
 		t.Fatalf("chat ca init: %d %s", r.code, r.stderr)
 	}
-	for _, h := range []string{aHome, bHome} {
+	for _, h := range []string{p.aHome, p.bHome} {
 		csr := chat(t, "csr", "--home", h)
 		csrFile, crtFile := filepath.Join(h, "me.csr"), filepath.Join(h, "me.crt")
 		if err := os.WriteFile(csrFile, []byte(csr.stdout), 0o600); err != nil {
@@ -183,15 +171,13 @@ func TestGroupDaemonBoundToCA(t *testing.T) {
 			}
 		}
 	}
-	a := startDaemon(t, "alice", aHome, 0)
-	b := startDaemon(t, "bob", bHome, 0)
-	a.do("t1", map[string]any{"cmd": "trust", "peer": bID})
-	a.do("t2", map[string]any{"cmd": "trust", "peer": cID})
-	b.do("t3", map[string]any{"cmd": "trust", "peer": aID})
-	a.do("c1", map[string]any{"cmd": "connect", "addr": b.addr()})
+	p.start(pairOpts{})
+	a, b := p.a, p.b
+	a.do("t", map[string]any{"cmd": "trust", "peer": cID})
+	p.link(false)
 
 	for _, tc := range []struct{ ca, member, want string }{
-		{"Other Root", bID, `group_create: no CA you trust is called "Other Root"`},
+		{"Other Root", p.bID, `group_create: no CA you trust is called "Other Root"`},
 		{"acme root", cID, "cannot join a group bound to a CA: has no certificate from the group's CA"},
 	} {
 		a.send(map[string]any{"cmd": "group_create", "ref": "g0", "name": "acme", "members": []string{tc.member}, "ca": tc.ca})

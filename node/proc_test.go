@@ -113,23 +113,6 @@ func procHome(t testing.TB, dir, name string) (string, string) {
 	return home, id.PeerID
 }
 
-// procContacts makes alice's and bob's identities in dir, each a contact
-// of the other, and returns their homes.
-func procContacts(t testing.TB, dir string) (aHome, bHome string) {
-	t.Helper()
-	aHome, aID := procHome(t, dir, "alice")
-	bHome, bID := procHome(t, dir, "bob")
-	for _, c := range [][]string{
-		{"contacts", "add", bID, "--name", "bob", "--home", aHome},
-		{"contacts", "add", aID, "--name", "alice", "--home", bHome},
-	} {
-		if r := chat(t, c...); r.code != 0 {
-			t.Fatalf("chat %v: %s", c, r.stderr)
-		}
-	}
-	return aHome, bHome
-}
-
 // freePort finds a TCP port on 127.0.0.1 that is free now, so a daemon
 // can come back on the same address after a restart.
 func freePort(t testing.TB) int {
