@@ -81,3 +81,9 @@ func (n *Node) ReceiveChunksForTest(f func(ctx context.Context, i int)) { n.file
 // node's events and before it reads the transfers to resume, with the
 // node's context: f may hold Start there. Call before Start.
 func (n *Node) ResumingForTest(f func(ctx context.Context)) { n.files.resuming = f }
+
+// EndingForTest makes n call f when it ends a transfer from its side
+// (cancel, failure), after it read the transfer under way and before it
+// stores the end, with the node's context: f may hold n there. Call
+// before any transfer.
+func (n *Node) EndingForTest(f func(ctx context.Context)) { n.files.ending = f }

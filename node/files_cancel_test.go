@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -256,4 +257,54 @@ func TestFileProgressAfterCancel(t *testing.T) {
 		}
 	}
 	checkEndedLast(t, "alice", events)
+}
+
+// The sender cancels a file just as the receiver's "received" arrives
+// (held after the cancel read the transfer under way, before it stored
+// its end): the receiver has the file, so the transfer stays done on
+// both sides, the cancel is refused as over and nothing is sent. Before,
+// the cancel overwrote done with cancelled and sent the receiver, who
+// kept the file, a cancellation (5 of 5 runs).
+func TestFileCancelAsReceived(t *testing.T) {
+	alice, bob, _ := fileNodes(t, nil)
+	g := newGate()
+	alice.EndingForTest(func(ctx context.Context) { g.hold(ctx) })
+	path, data := writeFile(t, t.TempDir(), "r.bin", 1000)
+	fi, err := alice.Files().Send(bob.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitFile(node.EventFileOffer, fi.ID, 15*time.Second)
+	cancelled := make(chan error, 1)
+	go func() { cancelled <- alice.Files().Cancel(fi.ID) }()
+	g.waitReached(t, "alice read the transfer to cancel")
+	if err := bob.Files().Accept(fi.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := bob.waitFile(node.EventFileDone, fi.ID, 30*time.Second)
+	checkReceived(t, done.Path, data)
+	alice.waitFile(node.EventFileDone, fi.ID, 30*time.Second)
+	g.open()
+	if err := <-cancelled; !errors.Is(err, node.ErrTransferOver) {
+		t.Errorf("cancelling a file the peer has: %v, want %v", err, node.ErrTransferOver)
+	}
+	for who, tn := range map[string]*testNode{"alice": alice, "bob": bob} {
+		if got, err := tn.Files().Get(fi.ID); err != nil || got.State != store.TransferDone {
+			t.Errorf("%s's transfer: %s %q (%v), want done", who, got.State, got.Error, err)
+		}
+	}
+	// A text sent after the cancel comes after anything it sent.
+	after := alice.send(bob.ID(), "after the cancel")
+	bob.waitFor("the text after the cancel", func(e node.Event) bool {
+		return e.Kind == node.EventMessage && e.Message.ID == after.ID
+	})
+	for who, tn := range map[string]*testNode{"alice": alice, "bob": bob} {
+		other := bob.ID()
+		if tn == bob {
+			other = alice.ID()
+		}
+		if bs := historyBodies(t, tn, other); slices.Contains(bs, "[file] r.bin: cancelled") {
+			t.Errorf("%s's history has a cancellation: %q", who, bs)
+		}
+	}
 }

@@ -143,6 +143,10 @@ type transfers struct {
 	// called after a live exchange wrote chunk i to the partial file,
 	// with the puller's context (done when the node stops).
 	chunkWritten func(ctx context.Context, i int)
+	// ending, set by tests only before any transfer, is called by
+	// storeEnd after stopWith read the transfer under way, before its
+	// end is stored, with the node's context.
+	ending func(ctx context.Context)
 	// resuming, set by tests only before Start, is called by start once
 	// it follows the node's events and before it reads the transfers to
 	// resume, with the node's context.
@@ -509,27 +513,33 @@ func (ft *transfers) stopWith(id transfer.ID, st store.TransferState, errText st
 
 // storeEnd stores the end of transfer id, unless it is over already,
 // with the control message that tells its peer (stopWith): an offer
-// not accepted yet that the user cancels is declined.
+// not accepted yet that the user cancels is declined. The check and the
+// write are one store transaction (EndTransfer), so an end stored since
+// stopWith read the transfer (the peer's "received", a file recorded
+// done) stays, and the peer is told nothing: ErrTransferOver.
 func storeEnd(ft *transfers, id transfer.ID, st store.TransferState, errText string) (store.Transfer, store.Message, error) {
-	t, err := ft.store.Transfers().Transfer(e2e.MessageID(id))
-	if err != nil {
-		return t, store.Message{}, fmt.Errorf("read the file transfer: %w", err)
+	if ft.ending != nil {
+		ft.ending(ft.ctx)
 	}
-	if t.State.Final() {
-		return t, store.Message{}, fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
-	}
-	action := fileCancelled
-	if t.Direction == store.Incoming && t.State == store.TransferOffered && st == store.TransferCancelled {
-		action, st, errText = fileDeclined, store.TransferDeclined, "declined"
-	}
-	now := ft.cfg.Now()
-	t.State, t.Error, t.Updated = st, errText, now
-	name := "a file"
-	if o, err := transfer.ParseOffer(t.Offer); err == nil {
-		name = transfer.CleanName(o.Name)
-	}
-	m := store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, SentAt: now, StoredAt: now, Body: controlBody(action, name)}
-	if err := ft.store.Transfers().AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: action}, t); err != nil {
+	t, m, err := ft.store.Transfers().EndTransfer(e2e.MessageID(id), func(t *store.Transfer) (store.Message, uint8) {
+		action, st, errText := fileCancelled, st, errText
+		if t.Direction == store.Incoming && t.State == store.TransferOffered && st == store.TransferCancelled {
+			action, st, errText = fileDeclined, store.TransferDeclined, "declined"
+		}
+		now := ft.cfg.Now()
+		t.State, t.Error, t.Updated = st, errText, now
+		name := "a file"
+		if o, err := transfer.ParseOffer(t.Offer); err == nil {
+			name = transfer.CleanName(o.Name)
+		}
+		return store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, SentAt: now, StoredAt: now, Body: controlBody(action, name)}, action
+	})
+	switch {
+	case errors.Is(err, store.ErrTransferOver):
+		return t, m, fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+	case errors.Is(err, store.ErrNotFound):
+		return t, m, fmt.Errorf("%w: %s", ErrNoTransfer, id)
+	case err != nil:
 		return t, m, fmt.Errorf("store the cancellation: %w", err)
 	}
 	return t, m, nil
@@ -691,7 +701,7 @@ func (ft *transfers) received(t store.Transfer, path string) {
 	now := ft.cfg.Now()
 	name := filepath.Base(path)
 	m := store.Message{ID: e2e.NewMessageID(), Peer: t.Peer, SentAt: now, StoredAt: now, Body: controlBody(fileReceived, name)}
-	if err := ft.store.Transfers().AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: fileReceived}, store.Transfer{}); err != nil {
+	if err := ft.store.Transfers().AddOutgoingControl(&m, store.FileControl{Transfer: t.ID, Action: fileReceived}); err != nil {
 		ft.log.Warn("store the receipt of a file", "err", err)
 	} else {
 		ft.emit(Event{Kind: EventStatus, Message: &m})

@@ -20,6 +20,10 @@ var ErrWrongKey = errors.New("the message database was written by another identi
 // already stored from another peer: it can never be stored.
 var ErrIDTaken = errors.New("the message id is already taken by a message from another peer")
 
+// ErrTransferOver: the file transfer has ended already (its state is
+// final); EndTransfer stores nothing then.
+var ErrTransferOver = errors.New("the file transfer is over")
+
 // ErrNotFound means no record exists under the key asked for.
 var ErrNotFound = errors.New("not found")
 

@@ -137,24 +137,54 @@ func (s Transfers) AddOutgoingFile(m *Message, t Transfer) error {
 	})
 }
 
-// AddOutgoingControl stores a control message about a transfer and the
-// transfer's new state (t, unless its ID is zero) in one transaction.
-func (s Transfers) AddOutgoingControl(m *Message, c FileControl, t Transfer) error {
-	m.Direction, m.Status = Outgoing, StatusSending
-	return s.update(func(tx *bolt.Tx) error {
-		if err := s.append(tx, m, true); err != nil {
+// AddOutgoingControl stores a control message about a transfer that
+// does not change it (numbered and queued in the outbox).
+func (s Transfers) AddOutgoingControl(m *Message, c FileControl) error {
+	return s.update(func(tx *bolt.Tx) error { return s.addControl(tx, m, c) })
+}
+
+// EndTransfer ends transfer id from this side, unless it is over already
+// (ErrTransferOver; nothing is stored then), in one transaction: end
+// sets the transfer's final state and returns the control message that
+// tells the peer, and the control's action; the message is stored with
+// the transfer (AddOutgoingControl). The check and the write are in the
+// one transaction, so an end stored meanwhile (the peer's "received", a
+// file recorded done) is never overwritten. It returns the transfer as
+// stored, or as found when over.
+func (s Transfers) EndTransfer(id e2e.MessageID, end func(*Transfer) (Message, uint8)) (Transfer, Message, error) {
+	var t Transfer
+	var m Message
+	err := s.update(func(tx *bolt.Tx) error {
+		if err := s.getSealed(tx, transferKey(id), &t); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bktOutbox).Put(outboxKey(m.Peer, m.Seq), m.ID[:]); err != nil {
+		if t.State.Final() {
+			return fmt.Errorf("transfer %s is %s: %w", id, t.State, ErrTransferOver)
+		}
+		var action uint8
+		m, action = end(&t)
+		if !t.State.Final() || t.ID != id || m.Peer != t.Peer {
+			return fmt.Errorf("store: the end of transfer %s leaves it %s, or tells another peer", id, t.State)
+		}
+		if err := s.addControl(tx, &m, FileControl{Transfer: id, Action: action}); err != nil {
 			return err
 		}
-		if t.ID != (e2e.MessageID{}) {
-			if err := s.putSealed(tx, transferKey(t.ID), t); err != nil {
-				return err
-			}
-		}
-		return s.putSealed(tx, fileControlKey(m.ID), c)
+		return s.putSealed(tx, transferKey(id), t)
 	})
+	return t, m, err
+}
+
+// addControl stores in tx outgoing control message m, queued, and the
+// control c it carries.
+func (s Transfers) addControl(tx *bolt.Tx, m *Message, c FileControl) error {
+	m.Direction, m.Status = Outgoing, StatusSending
+	if err := s.append(tx, m, true); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bktOutbox).Put(outboxKey(m.Peer, m.Seq), m.ID[:]); err != nil {
+		return err
+	}
+	return s.putSealed(tx, fileControlKey(m.ID), c)
 }
 
 // offerQueued records in tx that the outgoing message id, if it is a
@@ -187,11 +217,6 @@ func (s Transfers) Transfer(id e2e.MessageID) (Transfer, error) {
 	var t Transfer
 	err := s.db.View(func(tx *bolt.Tx) error { return s.getSealed(tx, transferKey(id), &t) })
 	return t, err
-}
-
-// PutTransfer writes a transfer's new state.
-func (s Transfers) PutTransfer(t Transfer) error {
-	return s.update(func(tx *bolt.Tx) error { return s.putSealed(tx, transferKey(t.ID), t) })
 }
 
 // UpdateTransfer reads a transfer, lets f change it and writes it back,

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/store"
+	"github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -48,9 +50,11 @@ func TestStoreTransfers(t *testing.T) {
 	}
 	// A control message: its control is found by its message ID, and the
 	// transfer changes in the same transaction.
-	ctl := store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: base, StoredAt: base, Body: "[file] x: cancelled"}
-	got.State = store.TransferCancelled
-	if err := s.Transfers().AddOutgoingControl(&ctl, store.FileControl{Transfer: out.ID, Action: 2}, got); err != nil {
+	var ctl store.Message
+	if _, ctl, err = s.Transfers().EndTransfer(out.ID, func(t *store.Transfer) (store.Message, uint8) {
+		t.State = store.TransferCancelled
+		return store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: base, StoredAt: base, Body: "[file] x: cancelled"}, 2
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if c, err := s.Transfers().FileControlOf(ctl.ID); err != nil || c.Transfer != out.ID || c.Action != 2 {
@@ -184,5 +188,90 @@ func TestStoreOfferQueued(t *testing.T) {
 	set(text, store.StatusQueued)
 	if _, err := s.Transfers().Transfer(text.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a text queued has a transfer: %v", err)
+	}
+}
+
+// TestStoreEndTransfer: a transfer is ended (its control message queued
+// with it) only if it is not over already, checked in the transaction
+// that writes the end; one over is left as it is, nothing queued. An end
+// that is no end, or tells another peer, is refused too.
+func TestStoreEndTransfer(t *testing.T) {
+	p, q := randomPeer(t), randomPeer(t)
+	open := func(t *testing.T) *store.Store {
+		s, err := store.Open(filepath.Join(t.TempDir(), "chat.db"), storeKey(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	endAs := func(st store.TransferState, to peer.ID) func(*store.Transfer) (store.Message, uint8) {
+		return func(t *store.Transfer) (store.Message, uint8) {
+			t.State, t.Error = st, "stopped"
+			return store.Message{ID: e2e.NewMessageID(), Peer: to, SentAt: base, StoredAt: base, Body: "[file] x: cancelled"}, 2
+		}
+	}
+	for _, c := range []struct {
+		from, to store.TransferState
+		peer     peer.ID
+		ok       bool
+		over     bool
+	}{
+		{store.TransferOffered, store.TransferDeclined, p, true, false},
+		{store.TransferWaiting, store.TransferCancelled, p, true, false},
+		{store.TransferActive, store.TransferFailed, p, true, false},
+		{store.TransferDone, store.TransferCancelled, p, false, true},
+		{store.TransferDeclined, store.TransferCancelled, p, false, true},
+		{store.TransferCancelled, store.TransferFailed, p, false, true},
+		{store.TransferFailed, store.TransferCancelled, p, false, true},
+		{store.TransferActive, store.TransferActive, p, false, false},
+		{store.TransferActive, store.TransferCancelled, q, false, false},
+	} {
+		name := fmt.Sprintf("%s to %s", c.from, c.to)
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			m := store.Message{ID: e2e.NewMessageID(), Peer: p, SentAt: base, StoredAt: base, Body: "[file] x"}
+			tr := store.Transfer{ID: m.ID, Peer: p, Offer: []byte("offer"), State: c.from, Created: base, Updated: base}
+			if err := s.Transfers().AddOutgoingFile(&m, tr); err != nil {
+				t.Fatal(err)
+			}
+			got, ctl, err := s.Transfers().EndTransfer(m.ID, endAs(c.to, c.peer))
+			if c.over != errors.Is(err, store.ErrTransferOver) || c.ok != (err == nil) {
+				t.Fatalf("ending a transfer %s as %s (to %s): %v", c.from, c.to, c.peer, err)
+			}
+			stored, rerr := s.Transfers().Transfer(m.ID)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			outbox, oerr := s.Outbox(p)
+			if oerr != nil {
+				t.Fatal(oerr)
+			}
+			if !c.ok {
+				if stored.State != c.from || stored.Error != "" || (c.over && got.State != c.from) {
+					t.Errorf("refused, yet the transfer is %s %q (returned %s)", stored.State, stored.Error, got.State)
+				}
+				if len(outbox) != 1 || outbox[0].ID != m.ID {
+					t.Errorf("refused, yet the outbox holds %d messages", len(outbox))
+				}
+				if qb, _ := s.Outbox(q); len(qb) != 0 {
+					t.Errorf("refused, yet the other peer's outbox holds %d messages", len(qb))
+				}
+				return
+			}
+			if stored.State != c.to || got.State != c.to || stored.Error != "stopped" {
+				t.Errorf("ended as %s, stored %s, want %s", got.State, stored.State, c.to)
+			}
+			if len(outbox) != 2 || outbox[1].ID != ctl.ID || outbox[1].Status != store.StatusSending {
+				t.Fatalf("the control is not queued: %+v", outbox)
+			}
+			if fc, err := s.Transfers().FileControlOf(ctl.ID); err != nil || fc.Transfer != m.ID || fc.Action != 2 {
+				t.Errorf("control %+v, %v", fc, err)
+			}
+		})
+	}
+	s := open(t)
+	if _, _, err := s.Transfers().EndTransfer(e2e.NewMessageID(), endAs(store.TransferCancelled, p)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ending a missing transfer: %v", err)
 	}
 }
