@@ -1,7 +1,6 @@
 package group
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 
@@ -41,9 +40,6 @@ type floods struct {
 	rev, folds int
 	valid      bool
 	lines      []floodLine
-	// off are the changes of the log off their line (besideFlood), by
-	// index: the change on the line that keeps each out.
-	off map[int]Hash
 }
 
 // floodLine is a removal that takes effect and the line of the changes
@@ -72,7 +68,7 @@ func floodsNow(l *Log) *floods {
 	if l.flood.valid && l.flood.rev == l.rev && l.flood.folds == l.folds {
 		return &l.flood
 	}
-	f := floods{rev: l.rev, folds: l.folds, valid: true, off: map[int]Hash{}}
+	f := floods{rev: l.rev, folds: l.folds, valid: true}
 	for _, r := range l.order {
 		if !ousting(l, r.c) {
 			continue
@@ -80,14 +76,10 @@ func floodsNow(l *Log) *floods {
 		note(&l.ousters, r.c.hash)
 		line := floodLine{removal: r, off: map[int]Hash{}}
 		for _, e := range crossers(l, r) {
-			by, off := line.keepsOff(e.anc)
-			if !off {
+			if by, off := line.keepsOff(e.anc, len(line.on)); off {
+				line.off[e.idx] = by
+			} else {
 				line.on = append(line.on, e)
-				continue
-			}
-			line.off[e.idx] = by
-			if _, ok := f.off[e.idx]; !ok {
-				f.off[e.idx] = by
 			}
 		}
 		f.lines = append(f.lines, line)
@@ -115,58 +107,64 @@ func crossers(l *Log, r *entry) []*entry {
 		}
 	}
 	slices.SortFunc(out, func(a, b *entry) int {
-		if a.depth != b.depth {
-			return a.depth - b.depth
+		if earlier(a, b) {
+			return -1
 		}
-		return bytes.Compare(a.c.hash[:], b.c.hash[:])
+		return 1 // no two changes share a hash
 	})
 	return out
 }
 
-// besideFlood says why c (ancestors anc in the log, index idx, -1 if it
-// is not in it, depth depth) is kept out as off the line of the changes
-// its author signed crossing its removal by an admin (floodLine), or
-// nil: for a change of the log, as the lines say; for another, if the
-// last change on a line before it (depth, then hash) is not its
-// ancestor. What keeps it out is noted (Log.offBy, lostLine).
-func besideFlood(l *Log, c *Change, anc bitset, idx, depth int) error {
+// besideFlood says why c, as besideLeave reads it (self: its index, -1
+// if it is not in the log, and depth), with ancestors anc in the log and
+// starts its author's later memberships, is kept out as off the line of
+// the changes its author signed crossing its removal by an admin
+// (floodLine), or nil: for a change of the log, as the lines say; for
+// another, if the last change on a line before it (depth, then hash) is
+// not its ancestor, or one off the line is. What keeps it out is noted
+// (Log.offBy, lostLine).
+func besideFlood(l *Log, self *entry, anc bitset, starts []int) error {
+	c := self.c
 	if c.Op == OpLeave {
 		return nil
 	}
-	f := floodsNow(l)
-	by, off := f.off[idx]
-	for i := 0; i < len(f.lines) && idx < 0 && !off; i++ {
-		by, off = offLine(l, &f.lines[i], c, anc, depth)
+	for _, line := range floodsNow(l).lines {
+		by, off := line.off[self.idx]
+		if self.idx < 0 {
+			by, off = offLine(&line, self, anc, starts)
+		}
+		if off {
+			note(&l.offBy, by)
+			return fmt.Errorf("%w: %s by %s crossed its author's removal beside another change of its author's that crossed it", ErrNotMember, c.Op, identity.ShortID(c.Author))
+		}
 	}
-	if !off {
-		return nil
-	}
-	note(&l.offBy, by)
-	return fmt.Errorf("%w: %s by %s crossed its author's removal beside another change of its author's that crossed it", ErrNotMember, c.Op, identity.ShortID(c.Author))
+	return nil
 }
 
-// offLine says whether c, a change not in the log (ancestors anc, depth
-// depth), crossing line's removal, is off the line, and which change on
-// it keeps it off (keepsOff, over the changes on it before c).
-func offLine(l *Log, line *floodLine, c *Change, anc bitset, depth int) (Hash, bool) {
+// offLine says whether self, a change not in the log with ancestors anc
+// (starts: its author's later memberships), crossing line's removal, is
+// off the line, and which change on it keeps it off (keepsOff, over the
+// changes on it before self).
+func offLine(line *floodLine, self *entry, anc bitset, starts []int) (Hash, bool) {
 	r := line.removal
-	if c.Author != r.c.Peer || anc.has(r.idx) || rejoined(startsOf(l, c.Author), anc, r.anc) {
+	if self.c.Author != r.c.Peer || anc.has(r.idx) || rejoined(starts, anc, r.anc) {
 		return Hash{}, false
 	}
-	below := *line
-	below.on = slices.DeleteFunc(slices.Clone(line.on), func(e *entry) bool {
-		return e.depth > depth || (e.depth == depth && bytes.Compare(e.c.hash[:], c.hash[:]) >= 0)
+	n, _ := slices.BinarySearchFunc(line.on, self, func(e, t *entry) int {
+		if earlier(e, t) {
+			return -1
+		}
+		return 1
 	})
-	return below.keepsOff(anc)
+	return line.keepsOff(anc, n)
 }
 
 // keepsOff says whether a change crossing line's removal, with
-// ancestors anc, after every change on the line so far (line.on, by
+// ancestors anc, after the first n changes on the line (line.on, by
 // depth then hash), is off it, and which change on it keeps it off: it
-// is off if the last change on the line is not among its ancestors, or
-// one off the line is (that one's keeper).
-func (line *floodLine) keepsOff(anc bitset) (Hash, bool) {
-	n := len(line.on)
+// is off if the last of those is not among its ancestors, or one off the
+// line is (that one's keeper).
+func (line *floodLine) keepsOff(anc bitset, n int) (Hash, bool) {
 	if n > 0 && !anc.has(line.on[n-1].idx) {
 		return line.on[n-1].c.hash, true
 	}

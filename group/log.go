@@ -505,7 +505,7 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 			return fmt.Errorf("%w: %s by %s was signed beside its author's leave", ErrNotMember, c.Op, identity.ShortID(c.Author))
 		}
 	}
-	return l.besideRemoval(c, anc, idx)
+	return l.besideRemoval(self, anc, starts, voidsUnder)
 }
 
 // leavesBefore are the indexes of the leaves by p among anc, the
@@ -587,7 +587,8 @@ func voidsUnderOf(l *Log, c *Change, anc bitset, idx int) func(endAnc bitset) bo
 }
 
 // besideRemoval is besideLeave's rule for a removal of c's author by
-// the creator: c, which no change builds on, was signed beside one that
+// the creator (and, at its end, besideFlood's for one by another admin):
+// c, which no change builds on, was signed beside one that
 // this log holds or set aside. Nobody can remove the creator, so no
 // removal voids such a removal, and the fold voids every change of the
 // removed peer's beside it, whether or not it takes effect (§14.4):
@@ -602,10 +603,11 @@ func voidsUnderOf(l *Log, c *Change, anc bitset, idx int) func(endAnc bitset) bo
 // league relay them, to fill the log. Like leaves, removals set aside
 // count; one the creator signed beside its own leave lapses, and counts
 // nowhere (lapsedRemovals); and neither counts against a change of a
-// later membership of c's author (rejoined).
-func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
-	starts := startsOf(l, c.Author)
-	voidsUnder := voidsUnderOf(l, c, anc, idx)
+// later membership of c's author (rejoined). self is c as besideLeave
+// reads it (its index and depth), starts its author's later memberships
+// and voidsUnder what c voids, read there once for both rules.
+func (l *Log) besideRemoval(self *entry, anc bitset, starts []int, voidsUnder func(bitset) bool) error {
+	c, idx := self.c, self.idx
 	beside := slices.ContainsFunc(l.order, func(r *entry) bool {
 		return ousts(l, r.c, c.Author) && !anc.has(r.idx) && !(idx >= 0 && r.anc.has(idx)) && !rejoined(starts, anc, r.anc) && !voidsUnder(r.anc)
 	})
@@ -622,7 +624,7 @@ func (l *Log) besideRemoval(c *Change, anc bitset, idx int) error {
 	if beside {
 		return fmt.Errorf("%w: %s by %s was signed beside its removal by the creator", ErrNotMember, c.Op, identity.ShortID(c.Author))
 	}
-	return besideFlood(l, c, anc, idx, depthOf(l, c))
+	return besideFlood(l, self, anc, starts)
 }
 
 // depthOf is the depth c has, or would have, in the log: 1 + its

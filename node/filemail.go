@@ -138,9 +138,7 @@ func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 		if err := ft.mail.deposit(relays, t.Peer, env); err != nil {
 			return fmt.Errorf("leave chunk %d of %d at a relay: %w", i+1, len(envs), err)
 		}
-		if ft.chunkLeft != nil {
-			ft.chunkLeft(ft.ctx, i)
-		}
+		atHook(ft.hooks.chunkLeft, ft.ctx, i)
 	}
 	nt, err := markMailed(ft.store, t.ID)
 	if errors.Is(err, ErrTransferOver) {
@@ -226,9 +224,7 @@ func (ft *transfers) mailedChunk(p peer.ID, c *mailedChunk) {
 	if l.live.Load() {
 		return // a live exchange: the sender is online, and sends this chunk too
 	}
-	if ft.chunkCame != nil {
-		ft.chunkCame(ft.ctx, c.index)
-	}
+	atHook(ft.hooks.chunkCame, ft.ctx, c.index)
 	l.Lock()
 	// Read again under the lock: a transfer ended meanwhile (cancelled
 	// by either side) gets nothing more written (openUnlessOver).

@@ -220,9 +220,7 @@ func (ft *transfers) finish(part *transfer.Partial, o *transfer.Offer, l interfa
 		l.Unlock()
 		return err
 	}
-	if ft.placed != nil {
-		ft.placed(ft.ctx, path)
-	}
+	atHook(ft.hooks.placed, ft.ctx, path)
 	t, err := ft.store.Transfers().UpdateTransfer(e2e.MessageID(o.ID), func(t *store.Transfer) error {
 		if t.State.Final() {
 			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
@@ -358,8 +356,8 @@ func (ft *transfers) exchange(ctx context.Context, s network.Stream, part *trans
 				ft.log.Warn("a file chunk failed its check; it will be fetched again", "transfer", o.ID, "chunk", i, "err", err)
 			case err != nil:
 				return false, err
-			case ft.chunkWritten != nil:
-				ft.chunkWritten(ctx, int(i))
+			default:
+				atHook(ft.hooks.chunkWritten, ctx, int(i))
 			}
 			if unacked >= transfer.SyncEvery {
 				if err := ack(); err != nil {

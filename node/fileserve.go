@@ -202,8 +202,8 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 				}
 				binary.BigEndian.PutUint32(b[at+1:], uint32(len(b)-at-5))
 				binary.BigEndian.PutUint64(b[at+5:], uint64(i))
-				if ft.tamper != nil {
-					ft.tamper(i, b[at+13:])
+				if ft.hooks.tamper != nil {
+					ft.hooks.tamper(i, b[at+13:])
 				}
 				sent++
 				if frames++; frames == framesPerWrite {
@@ -233,8 +233,8 @@ func (ft *transfers) serve(s network.Stream, r *bufio.Reader, src *transfer.Sour
 		b = append(b, fsEnd, 0, 0, 0, 0)
 		b = append(b, sealed...)
 		binary.BigEndian.PutUint32(b[at+1:], uint32(len(sealed)))
-		if ft.tamper != nil {
-			ft.tamper(o.Chunks(), b[at+5:]) // the index past the last chunk: the sealed sum
+		if ft.hooks.tamper != nil {
+			ft.hooks.tamper(o.Chunks(), b[at+5:]) // the index past the last chunk: the sealed sum
 		}
 		flush()
 		ranges = nil

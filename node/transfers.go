@@ -119,6 +119,13 @@ type transfers struct {
 	// reach keeps the receivers of interrupted outgoing files reachable
 	// (filereach.go).
 	reach *fileReach
+	hooks fileHooks // where tests hold or change the node; none in use otherwise
+}
+
+// fileHooks are the points where tests hold the node, or change what it
+// sends (export_files_test.go); each is nil unless a test set it, before
+// Start or before any transfer, and is read without a lock.
+type fileHooks struct {
 	// tamper, set by tests only before Start, changes a sealed chunk
 	// before it is written to a file stream, or (index: the file's
 	// chunk count) the sealed SHA-256 of the end frame: the path
@@ -151,6 +158,13 @@ type transfers struct {
 	// it follows the node's events and before it reads the transfers to
 	// resume, with the node's context.
 	resuming func(ctx context.Context)
+}
+
+// atHook calls hook with ctx and v, if a test set it (fileHooks).
+func atHook[T any](hook func(context.Context, T), ctx context.Context, v T) {
+	if hook != nil {
+		hook(ctx, v)
+	}
 }
 
 type pull struct {
@@ -232,8 +246,8 @@ func (ft *transfers) start(sub *Subscription) {
 	if !started {
 		sub.Close()
 	}
-	if ft.resuming != nil {
-		ft.resuming(ft.ctx)
+	if ft.hooks.resuming != nil {
+		ft.hooks.resuming(ft.ctx)
 	}
 	ts, err := ft.store.Transfers().List()
 	if err != nil {
@@ -325,9 +339,7 @@ func (ft *transfers) progress(t store.Transfer, bytes int64, notice string, forc
 	}
 	ft.mu.Unlock()
 	if show {
-		if ft.beforeProgress != nil {
-			ft.beforeProgress(ft.ctx, id)
-		}
+		atHook(ft.hooks.beforeProgress, ft.ctx, id)
 		ft.emitFile(EventFileProgress, cur)
 	}
 	ft.mu.Lock()
@@ -518,8 +530,8 @@ func (ft *transfers) stopWith(id transfer.ID, st store.TransferState, errText st
 // stopWith read the transfer (the peer's "received", a file recorded
 // done) stays, and the peer is told nothing: ErrTransferOver.
 func storeEnd(ft *transfers, id transfer.ID, st store.TransferState, errText string) (store.Transfer, store.Message, error) {
-	if ft.ending != nil {
-		ft.ending(ft.ctx)
+	if ft.hooks.ending != nil {
+		ft.hooks.ending(ft.ctx)
 	}
 	t, m, err := ft.store.Transfers().EndTransfer(e2e.MessageID(id), func(t *store.Transfer) (store.Message, uint8) {
 		action, st, errText := fileCancelled, st, errText
