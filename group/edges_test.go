@@ -80,12 +80,17 @@ func TestTookEffect(t *testing.T) {
 	if !l.Has(rn.Hash()) || l.Effect(rn.Hash()) == nil || l.Effect(rm.Hash()) != nil {
 		t.Fatalf("setup: rename held %v, effect %v; removal effect %v", l.Has(rn.Hash()), l.Effect(rn.Hash()), l.Effect(rm.Hash()))
 	}
-	if got := l.TookEffect(p["ben"].id); len(got) != 0 {
+	if got := l.TookEffect(by(p["ben"])); len(got) != 0 {
 		t.Errorf("TookEffect(ben) has %d changes, want none", len(got))
 	}
-	if got := l.TookEffect(p["cat"].id); len(got) != 1 || got[0].Hash() != rm.Hash() {
+	if got := l.TookEffect(by(p["cat"])); len(got) != 1 || got[0].Hash() != rm.Hash() {
 		t.Errorf("TookEffect(cat) = %d changes, want just the removal", len(got))
 	}
+}
+
+// by matches the changes a signed.
+func by(a person) func(*group.Change) bool {
+	return func(c *group.Change) bool { return c.Author == a.id }
 }
 
 // TestRestorePoisonedChain: a stored log (from before changes beside a leave were

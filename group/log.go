@@ -248,13 +248,13 @@ func (l *Log) Effect(h Hash) error {
 	return l.outcome[h]
 }
 
-// TookEffect lists the changes by p that take effect in the membership:
-// what a node notes before it takes a frame, to tell p which of its
-// changes one that crossed them undid (Effect, after).
-func (l *Log) TookEffect(p peer.ID) []*Change {
+// TookEffect lists the changes that match and take effect in the
+// membership: what a node notes before it takes a frame, to tell which
+// of them a change that crossed them undid (Effect, after).
+func (l *Log) TookEffect(match func(*Change) bool) []*Change {
 	var out []*Change
 	for _, e := range l.order {
-		if e.c.Author == p && l.outcome[e.c.hash] == nil {
+		if l.outcome[e.c.hash] == nil && match(e.c) {
 			out = append(out, e.c)
 		}
 	}

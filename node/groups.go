@@ -293,9 +293,11 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		return
 	}
 	before := 0
-	var mine []*group.Change // ours that take effect before the frame
+	var noted []*group.Change // ours, and removals, that take effect before the frame
 	if known {
-		before, mine = l.Revision(), l.TookEffect(g.host.ID())
+		before, noted = l.Revision(), l.TookEffect(func(c *group.Change) bool {
+			return c.Author == g.host.ID() || c.Op == group.OpRemove
+		})
 	} else {
 		l = taken
 	}
@@ -339,7 +341,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	if l != nil {
 		refusals = append(refusals, l.Refused()...)
 	}
-	undone := undoneBy(l, mine)
+	undone := undoneBy(l, g.host.ID(), noted)
 	var (
 		changes  [][]byte
 		revision int // the log's, to tell whether the frame changed it
@@ -409,18 +411,26 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	}
 }
 
-// undoneBy says which of mine, our changes that took effect in l before
-// a frame, no longer do with it: a change that crossed one undid it (a
-// senior admin's removal of us, or one ours would have undone). The
-// membership shows the outcome; this tells why. Called with g.mu held.
-func undoneBy(l *group.Log, mine []*group.Change) []error {
+// undoneBy says which of noted, our changes and removals that took
+// effect in l before a frame, no longer do with it: a change that
+// crossed one undid it (a senior admin's removal of us, or one ours
+// would have undone). The membership shows the outcome; this tells why.
+// Someone else's removal undone is told only where its target is a
+// member again: a departed admin's key can undo its own last removals
+// with a leave signed on an older version, a limit of the rules
+// (SECURITY.md, open finding 7), and the member who had the removal
+// should know before writing to the group again. Called with g.mu held.
+func undoneBy(l *group.Log, self peer.ID, noted []*group.Change) []error {
 	var out []error
-	for _, c := range mine {
+	for _, c := range noted {
 		err := l.Effect(c.Hash())
-		if err == nil {
-			continue
+		switch {
+		case err == nil:
+		case c.Author == self:
+			out = append(out, fmt.Errorf("your %s in group %q was undone by a change that crossed it: %w", changeNoun(c), l.Name(), err))
+		case l.IsMember(c.Peer):
+			out = append(out, fmt.Errorf("%s is a member of group %q again: the %s by %s was undone by a change that crossed it (remove them again if that is not what you want): %w", identity.ShortID(c.Peer), l.Name(), changeNoun(c), identity.ShortID(c.Author), err))
 		}
-		out = append(out, fmt.Errorf("your %s in group %q was undone by a change that crossed it: %w", changeNoun(c), l.Name(), err))
 	}
 	return out
 }

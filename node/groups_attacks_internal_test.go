@@ -278,3 +278,45 @@ func TestGroupFormerMemberFloodRefused(t *testing.T) {
 		t.Fatalf("%d heads after alice's change, want 1", heads)
 	}
 }
+
+// TestGroupUndoneRemovalTold, on real nodes (SECURITY.md, open finding
+// 7): bob, an admin, removes carol, then leaves. Bob's key, afterwards,
+// signs a second leave on his log from before the removal, and carol,
+// no longer a member, sends it to alice. The removal is concurrent with
+// one of bob's leaves, so it takes no effect, and carol is a member
+// again: no rule on the graph alone tells this from a departed admin's
+// key removing someone with a removal and a leave on an old version
+// (the same shape, the other way round). Alice, who had the removal,
+// is told that carol is back and why, instead of her node sealing her
+// next messages for carol without a word.
+func TestGroupUndoneRemovalTold(t *testing.T) {
+	alice, bob, carol, id := adminTrio(t)
+	offLink(t, alice, carol)
+	old := logChanges(bob, id)
+	if _, err := bob.Groups().Remove(id, carol.ID()); err != nil {
+		t.Fatal(err)
+	}
+	alice.offWait("carol's removal", groupEv(id, func(g GroupInfo) bool { return len(g.Members) == 2 }))
+	if _, err := bob.Groups().Leave(id); err != nil {
+		t.Fatal(err)
+	}
+	alice.offWait("bob's leave", groupEv(id, func(g GroupInfo) bool { return len(g.Members) == 1 }))
+
+	before, err := group.Restore(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backdated, err := before.Propose(bob.id.Signer(), group.OpLeave, "", "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := carol.groups.distribute(id, append(old, backdated.Bytes()), []peer.ID{alice.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	alice.offWait("carol back, told", func(e Event) bool {
+		return e.Kind == EventError && strings.Contains(e.Err, identity.ShortID(carol.ID())+" is a member") && strings.Contains(e.Err, "undone") && strings.Contains(e.Err, "leave")
+	})
+	if g, _ := alice.Groups().Get(id); !slices.Equal(g.Members, []peer.ID{alice.ID(), carol.ID()}) {
+		t.Errorf("members %v, want alice and carol (the limit this test pins: SECURITY.md finding 7)", g.Members)
+	}
+}
