@@ -429,11 +429,30 @@ func undoneBy(l *group.Log, self peer.ID, noted []*group.Change) []error {
 		case c.Author == self:
 			out = append(out, fmt.Errorf("your %s in group %q was undone by a change that crossed it: %w", changeNoun(c), l.Name(), err))
 		case l.IsMember(c.Peer):
-			out = append(out, fmt.Errorf("%s is a member of group %q again: the %s by %s was undone by a change that crossed it (remove them again if that is not what you want): %w", identity.ShortID(c.Peer), l.Name(), changeNoun(c), identity.ShortID(c.Author), err))
+			out = append(out, &RemovalUndoneError{Group: l.ID(), Name: l.Name(), Target: c.Peer, Author: c.Author, Cause: err})
 		}
 	}
 	return out
 }
+
+// RemovalUndoneError tells a member that a removal which had taken
+// effect no longer does, with a frame that crossed it, and that its
+// target is a member again (undoneBy).
+type RemovalUndoneError struct {
+	Group  group.ID
+	Name   string  // the group's
+	Target peer.ID // a member again
+	Author peer.ID // of the removal
+	Cause  error   // why the removal takes no effect now
+}
+
+func (e *RemovalUndoneError) Error() string {
+	who := identity.ShortID(e.Target)
+	return fmt.Sprintf("%s is a member of group %q again: the removal of %s by %s was undone by a change that crossed it (remove them again if that is not what you want): %v",
+		who, e.Name, who, identity.ShortID(e.Author), e.Cause)
+}
+
+func (e *RemovalUndoneError) Unwrap() error { return e.Cause }
 
 // changeNoun names a change for a sentence: "removal of 12D3…x", "rename".
 func changeNoun(c *group.Change) string {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -314,7 +315,9 @@ func TestGroupUndoneRemovalTold(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.offWait("carol back, told", func(e Event) bool {
-		return e.Kind == EventError && strings.Contains(e.Err, identity.ShortID(carol.ID())+" is a member") && strings.Contains(e.Err, "undone") && strings.Contains(e.Err, "leave")
+		var undone *RemovalUndoneError
+		return e.Kind == EventError && errors.As(e.Cause, &undone) && undone.Group == id &&
+			undone.Target == carol.ID() && undone.Author == bob.ID() && strings.Contains(e.Err, "signed beside its author's leave")
 	})
 	if g, _ := alice.Groups().Get(id); !slices.Equal(g.Members, []peer.ID{alice.ID(), carol.ID()}) {
 		t.Errorf("members %v, want alice and carol (the limit this test pins: SECURITY.md finding 7)", g.Members)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // describe turns an error into the end of a sentence: one line, no log
@@ -41,8 +42,24 @@ func capitalize(s string) string {
 	return string(unicode.ToUpper(r)) + s[n:]
 }
 
+// errorAbout is the chat a node error event is about: the group's for a
+// removal undone, else the peer's.
+func errorAbout(e node.Event) peer.ID {
+	var undone *node.RemovalUndoneError
+	if errors.As(e.Cause, &undone) {
+		return groupKey(undone.Group)
+	}
+	return e.PeerID
+}
+
 // errorSentence is how a node error event reads in the window.
 func (u *UI) errorSentence(e node.Event) string {
+	var undone *node.RemovalUndoneError
+	if errors.As(e.Cause, &undone) {
+		who, by := u.dlg.nameOf(undone.Target), u.dlg.nameOf(undone.Author)
+		return who + " is a member of " + undone.Name + " again: " + by + "'s removal of them was undone by a change that crossed it. " +
+			"If that is not what you want, /kick " + who + " before writing."
+	}
 	text := capitalize(finish(e.Err))
 	if e.PeerID == "" {
 		return text

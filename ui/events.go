@@ -243,7 +243,7 @@ func (u *UI) applyEvents(batch []node.Event, infos map[peer.ID]node.PeerInfo) {
 		case node.EventTyping:
 			u.act.onTyping(e.PeerID, e.Typing)
 		case node.EventError:
-			u.notes.showErrorAbout(e.PeerID, u.errorSentence(e))
+			u.notes.showErrorAbout(errorAbout(e), u.errorSentence(e))
 		case node.EventLAN:
 			u.stat.onLAN(*e.LAN)
 		case node.EventFileOffer, node.EventFileProgress, node.EventFileDone, node.EventFileFailed:

@@ -1,12 +1,14 @@
 package ui
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/certchat/certchat/store"
@@ -293,5 +295,28 @@ func TestNoReceiptSaysWhyAt80x24(t *testing.T) {
 	s := w.waitText("No receipt from alice", "may be lost).")
 	if strings.Contains(s, " …") {
 		t.Errorf("cut:\n%s", s)
+	}
+}
+
+// A removal undone by a change that crossed it (node.RemovalUndoneError;
+// SECURITY.md, open finding 7) reads as a sentence with the members'
+// names and what to do, whole at 80x24, rather than "Problem with" the
+// peer that relayed the frame and two short peer IDs.
+func TestRemovalUndoneSaysWhoAt80x24(t *testing.T) {
+	t.Parallel()
+	alice, bob, carol := newPeer(t, "alice", 0), newPeer(t, "bob", 0), newPeer(t, "carol", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.waitText("carol")
+	err := error(&node.RemovalUndoneError{Group: group.ID{1}, Name: "team", Target: carol.peerID(), Author: bob.peerID(),
+		Cause: errors.New("not a member of the group: remove by 12D3Ko…ecLHQB was kept out of the log, signed beside its author's leave")})
+	w.do(func() {
+		w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: carol.peerID(), Err: err.Error(), Cause: err}}, nil)
+		w.u.app.ForceDraw()
+	})
+	s := w.waitText("carol is a member of team again: bob's removal of", "/kick carol before writing.")
+	if strings.Contains(s, " …") || strings.Contains(s, "Problem with") {
+		t.Errorf("cut, or the node's sentence:\n%s", s)
 	}
 }
