@@ -56,9 +56,7 @@ func errorAbout(e node.Event) peer.ID {
 func (u *UI) errorSentence(e node.Event) string {
 	var undone *node.RemovalUndoneError
 	if errors.As(e.Cause, &undone) {
-		who, by := u.dlg.nameOf(undone.Target), u.dlg.nameOf(undone.Author)
-		return who + " is a member of " + undone.Name + " again: " + by + "'s removal of them was undone by a change that crossed it. " +
-			"If that is not what you want, /kick " + who + " before writing."
+		return u.undoneSentence(undone)
 	}
 	text := capitalize(finish(e.Err))
 	if e.PeerID == "" {
@@ -76,6 +74,18 @@ func (u *UI) errorSentence(e node.Event) string {
 			"or a restored backup put you out of step (resent; some may be lost)."
 	}
 	return "Problem with " + name + ": " + text
+}
+
+// undoneSentence says who is a member of a group again, whose removal
+// of them a crossing change undid, and what to do about it.
+func (u *UI) undoneSentence(e *node.RemovalUndoneError) string {
+	by := u.dlg.nameOf(e.Author)
+	if e.Target == u.myID {
+		return "You are a member of " + e.Name + " again: " + by + "'s removal of you was undone by a change that crossed it."
+	}
+	who := u.dlg.nameOf(e.Target)
+	return who + " is a member of " + e.Name + " again: " + by + "'s removal of them was undone by a change that crossed it. " +
+		"If that is not what you want, /kick " + who + " before writing."
 }
 
 // strangerFullSentence says, short enough for the notice line at 80

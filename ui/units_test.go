@@ -319,4 +319,12 @@ func TestRemovalUndoneSaysWhoAt80x24(t *testing.T) {
 	if strings.Contains(s, " …") || strings.Contains(s, "Problem with") {
 		t.Errorf("cut, or the node's sentence:\n%s", s)
 	}
+	w.key(tcell.KeyEscape, 0, tcell.ModNone)
+	w.waitGone("/kick carol before writing.")
+	mine := &node.RemovalUndoneError{Group: group.ID{1}, Name: "team", Target: alice.peerID(), Author: bob.peerID(), Cause: errors.New("removed")}
+	w.do(func() {
+		w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: bob.peerID(), Err: mine.Error(), Cause: mine}}, nil)
+		w.u.app.ForceDraw()
+	})
+	w.waitText("You are a member of team again: bob's removal of you")
 }
