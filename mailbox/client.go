@@ -19,7 +19,8 @@ const callTimeout = 20 * time.Second
 // direct connection to the relay, never a relayed one.
 type Client struct{ Host host.Host }
 
-// call sends one request and reads its answer.
+// call sends one request and reads its answer. The request ends when
+// ctx does: its stream is reset, even while it waits for the answer.
 func (c Client) call(ctx context.Context, relay peer.ID, t e2e.FrameType, payload []byte, want e2e.FrameType) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
@@ -31,19 +32,21 @@ func (c Client) call(ctx context.Context, relay peer.ID, t e2e.FrameType, payloa
 	if d, ok := ctx.Deadline(); ok {
 		s.SetDeadline(d)
 	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
 	req, err := e2e.AppendFrame(nil, t, payload)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := s.Write(req); err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("mailbox at %s: %w", identity.ShortID(relay), err)
+		return nil, streamErr(ctx, relay, err)
 	}
 	s.CloseWrite()
 	f, err := e2e.ReadFrame(s)
 	if err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("mailbox at %s: %w", identity.ShortID(relay), err)
+		return nil, streamErr(ctx, relay, err)
 	}
 	switch f.Type {
 	case want:
@@ -57,6 +60,15 @@ func (c Client) call(ctx context.Context, relay peer.ID, t e2e.FrameType, payloa
 		return nil, e
 	}
 	return nil, fmt.Errorf("mailbox at %s: %w: answer of type %s", identity.ShortID(relay), ErrMalformed, f.Type)
+}
+
+// streamErr is the error of a request to relay whose stream failed
+// with err: with ctx's error when ctx ended (the stream was reset).
+func streamErr(ctx context.Context, relay peer.ID, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("mailbox at %s: %w: %w", identity.ShortID(relay), cerr, err)
+	}
+	return fmt.Errorf("mailbox at %s: %w", identity.ShortID(relay), err)
 }
 
 // Publish registers our mailbox and uploads prekeys.

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -33,16 +34,18 @@ func (ft *transfers) offerQueued(id e2e.MessageID, p peer.ID) {
 		return
 	}
 	ft.mu.Lock()
-	_, busy := ft.mailing[o.ID]
-	ft.mailing[o.ID] = struct{}{}
-	ft.mu.Unlock()
-	if busy {
+	if _, busy := ft.mailing[o.ID]; busy {
+		ft.mu.Unlock()
 		return // the same offer's chunks are being left
 	}
+	ctx, stop := context.WithCancel(ft.ctx) // ended stops it
+	ft.mailing[o.ID] = stop
+	ft.mu.Unlock()
 	done := func() {
 		ft.mu.Lock()
 		delete(ft.mailing, o.ID)
 		ft.mu.Unlock()
+		stop()
 	}
 	started := ft.work.goDo(func() {
 		defer done()
@@ -56,7 +59,7 @@ func (ft *transfers) offerQueued(id e2e.MessageID, p peer.ID) {
 		if t.State.Final() || t.Mailed {
 			return
 		}
-		if err := ft.mailFile(t, o); err != nil {
+		if err := ft.mailFile(ctx, t, o); err != nil {
 			ft.log.Info("a small file was not left at a relay; it waits for the peer", "transfer", o.ID, "err", err)
 			ft.progress(t, 0, fmt.Sprintf("waiting for %s to come online", identity.ShortID(p)), true)
 		}
@@ -118,8 +121,9 @@ func (ft *transfers) offerSent(id e2e.MessageID, p peer.ID) {
 // and leaves them at the peer's relay, after the offer. A transfer that
 // ends meanwhile (cancelled, declined, received: by either side) stops
 // it before the next chunk: the chunks not left yet are not, the
-// transfer is not recorded as left, and nothing more is shown.
-func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
+// transfer is not recorded as left, and nothing more is shown. Its end
+// also ends ctx (ended), which stops the chunk's deposit in flight.
+func (ft *transfers) mailFile(ctx context.Context, t store.Transfer, o *transfer.Offer) error {
 	relays := ft.mail.relaysOf(t.Peer)
 	if len(relays.all) == 0 {
 		return errNoMailbox
@@ -135,8 +139,8 @@ func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 		case over:
 			return nil
 		}
-		if err := ft.mail.deposit(relays, t.Peer, env); err != nil {
-			return fmt.Errorf("leave chunk %d of %d at a relay: %w", i+1, len(envs), err)
+		if err := ft.mail.deposit(ctx, relays, t.Peer, env); err != nil {
+			return depositErr(ft.store, t.ID, fmt.Errorf("leave chunk %d of %d at a relay: %w", i+1, len(envs), err))
 		}
 		atHook(ft.hooks.chunkLeft, ft.ctx, i)
 	}
@@ -149,6 +153,20 @@ func (ft *transfers) mailFile(t store.Transfer, o *transfer.Offer) error {
 	}
 	ft.progress(nt, 0, "left at the relay for "+identity.ShortID(t.Peer), true)
 	return nil
+}
+
+// depositErr is err, the failure to leave a chunk of transfer id at a
+// relay, unless the transfer ended meanwhile, which stopped the deposit
+// (mailFile): then nil.
+func depositErr(st *store.Store, id e2e.MessageID, err error) error {
+	over, oerr := transferOver(st, id)
+	if oerr != nil {
+		return errors.Join(err, oerr)
+	}
+	if over {
+		return nil
+	}
+	return err
 }
 
 // sealChunks seals every chunk of the file of t, read from its path,

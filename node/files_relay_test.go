@@ -543,6 +543,7 @@ func TestFileRelayThenDirect(t *testing.T) {
 // files up to MailboxFileMax are taken without asking.
 type mailboxPeers struct {
 	downloads          string // the folder both put files in
+	relay              *testproc.Relay
 	aliceHome, bobHome identity.Home
 	alice, bob         *testNode
 	noRelay, withRelay func(*node.Config)
@@ -553,7 +554,7 @@ type mailboxPeers struct {
 func startMailboxPeers(t *testing.T, more func(*node.Config)) mailboxPeers {
 	t.Helper()
 	r := testproc.StartRelay(t, testproc.RelayOptions{})
-	mp := mailboxPeers{downloads: t.TempDir(), aliceHome: newHome(t, "alice"), bobHome: newHome(t, "bob")}
+	mp := mailboxPeers{downloads: t.TempDir(), relay: r, aliceHome: newHome(t, "alice"), bobHome: newHome(t, "bob")}
 	mp.noRelay = func(c *node.Config) {
 		c.Downloads = mp.downloads
 		c.AutoAcceptFiles = node.MailboxFileMax

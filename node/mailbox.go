@@ -411,7 +411,7 @@ func (mb *mailboxes) depositSealed(p peer.ID, seal func() ([]byte, error)) error
 	if err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
-	return mb.deposit(relays, p, env)
+	return mb.deposit(mb.ctx, relays, p, env)
 }
 
 // peerRelays are the relays where a peer may have a mailbox: all of them,
@@ -450,12 +450,12 @@ func (mb *mailboxes) relaysOf(p peer.ID) peerRelays {
 // losing one of them loses nothing (the receiver fetches from all and
 // keeps each message once). It succeeds if one of them took it. When p
 // names no relay, or none of its relays took it, the first of ours that
-// takes it has it.
-func (mb *mailboxes) deposit(relays peerRelays, p peer.ID, env []byte) error {
+// takes it has it. It stops when ctx ends, a request in flight too.
+func (mb *mailboxes) deposit(ctx context.Context, relays peerRelays, p peer.ID, env []byte) error {
 	var errs []error
 	ok := 0
 	for _, r := range relays.all[:relays.theirs] {
-		_, err := mb.client().Deposit(mb.ctx, r, p, env)
+		_, err := mb.client().Deposit(ctx, r, p, env)
 		if err == nil {
 			ok++
 			continue
@@ -476,15 +476,15 @@ func (mb *mailboxes) deposit(relays peerRelays, p peer.ID, env []byte) error {
 	if relays.theirs == len(relays.all) && len(errs) > 0 {
 		return errs[len(errs)-1]
 	}
-	return mb.depositAny(relays.all[relays.theirs:], p, env)
+	return mb.depositAny(ctx, relays.all[relays.theirs:], p, env)
 }
 
 // depositAny deposits an envelope for p at the first of relays that
 // takes it. A full mailbox is reported at once.
-func (mb *mailboxes) depositAny(relays []peer.ID, p peer.ID, env []byte) error {
+func (mb *mailboxes) depositAny(ctx context.Context, relays []peer.ID, p peer.ID, env []byte) error {
 	var last error = errNoMailbox
 	for _, r := range relays {
-		_, err := mb.client().Deposit(mb.ctx, r, p, env)
+		_, err := mb.client().Deposit(ctx, r, p, env)
 		if err == nil {
 			return nil
 		}
@@ -551,7 +551,7 @@ func (mb *mailboxes) queue(p peer.ID, msgs []store.Message) error {
 		if err != nil {
 			return err
 		}
-		if err := mb.deposit(relays, p, env); err != nil {
+		if err := mb.deposit(mb.ctx, relays, p, env); err != nil {
 			return err // env is kept for the next attempt
 		}
 		mb.rk.deposited(p, m.ID)

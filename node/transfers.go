@@ -111,8 +111,9 @@ type transfers struct {
 	shown map[transfer.ID]shownProgress
 	// mailing: the small files whose chunks mailFile is leaving at a
 	// relay now, so that an offer resumed by start and the same offer
-	// queued meanwhile do not both go.
-	mailing map[transfer.ID]struct{}
+	// queued meanwhile do not both go, each with what stops it (ended:
+	// the deposit in flight too).
+	mailing map[transfer.ID]context.CancelFunc
 	// sums: the SHA-256 of outgoing files offered without it, computed
 	// as they are sent (filesums.go).
 	sums *fileSums
@@ -191,7 +192,7 @@ type shownProgress struct {
 
 func newTransfers(c *core) *transfers {
 	ft := &transfers{core: c, pulls: map[transfer.ID]*pull{}, serving: map[transfer.ID]map[*serveState]struct{}{},
-		disk: map[transfer.ID]*diskLock{}, shown: map[transfer.ID]shownProgress{}, mailing: map[transfer.ID]struct{}{},
+		disk: map[transfer.ID]*diskLock{}, shown: map[transfer.ID]shownProgress{}, mailing: map[transfer.ID]context.CancelFunc{},
 		sums: newFileSums(c)}
 	ft.reach = newFileReach(ft)
 	return ft
@@ -567,6 +568,9 @@ func (ft *transfers) ended(t store.Transfer) {
 	}
 	for s := range ft.serving[id] {
 		s.cancel()
+	}
+	if stop, ok := ft.mailing[id]; ok {
+		stop()
 	}
 	ft.mu.Unlock()
 	ft.sums.drop(id)
