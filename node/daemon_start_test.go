@@ -39,7 +39,7 @@ func TestDaemonRestartedShowsFileWaiting(t *testing.T) {
 	b.kill9()
 	b = startDaemon(t, "bob", p.bHome, p.bPort, bFlags...)
 	notice := fileNotice(b, id)
-	if !strings.Contains(notice, "waiting for the peer to come online") {
+	if !strings.Contains(notice, "to come online to finish slides.pdf") || strings.Contains(notice, "\n") {
 		t.Fatalf("files says the file waits with %q", notice)
 	}
 	shown := func() bool {

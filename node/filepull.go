@@ -107,7 +107,8 @@ func (ft *transfers) pullLoop(ctx context.Context, p peer.ID, o *transfer.Offer,
 			ft.sleep(ft.cfg.RetryMax, pl.kick, ctx.Done())
 			continue
 		case errors.Is(err, errLimitedCircuit), errors.Is(err, errPeerOffline):
-			ft.notice(o.ID, err.Error())
+			ft.log.Info("file transfer waits for the peer", "transfer", o.ID, "peer", p, "in", backoff, "err", err)
+			ft.notice(o.ID, waitNotice(err, p, o))
 		default:
 			ft.log.Info("file transfer interrupted; resuming", "transfer", o.ID, "peer", p, "in", backoff, "err", err)
 		}
@@ -117,6 +118,16 @@ func (ft *transfers) pullLoop(ctx context.Context, p peer.ID, o *transfer.Offer,
 			backoff = ft.cfg.RetryMin
 		}
 	}
+}
+
+// waitNotice is the one line a transfer waiting for its peer shows:
+// the dial's error, a list of addresses over several lines, goes to
+// the log instead.
+func waitNotice(err error, p peer.ID, o *transfer.Offer) string {
+	if errors.Is(err, errPeerOffline) {
+		return fmt.Sprintf("waiting for %s to come online to finish %s; will retry", identity.ShortID(p), transfer.CleanName(o.Name))
+	}
+	return err.Error()
 }
 
 // notice shows why a transfer waits.

@@ -241,3 +241,25 @@ func TestFileResumesAfterSenderRestart(t *testing.T) {
 	}
 	rp.finished()
 }
+
+// The receiver restarts while the sender is gone: it says, in one line,
+// that the file waits for the sender, and the dial's error goes to the
+// log. Before, the notice carried the dial's error, a list of addresses
+// over several lines.
+func TestFileWaitingForSenderNoticeOneLine(t *testing.T) {
+	rp := startRestartPeers(t, nil)
+	if err := rp.bob.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rp.alice.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rp.bob = startNodeWith(t, rp.bob.home, rp.bobConfig, rp.bobListen)
+	e := rp.bob.waitFor("bob's file waiting for alice", func(e node.Event) bool {
+		return e.Kind == node.EventFileProgress && e.File.ID == rp.id && e.File.Notice != ""
+	})
+	want := fmt.Sprintf("waiting for %s to come online to finish restart.bin", identity.ShortID(rp.alice.ID()))
+	if n := e.File.Notice; !strings.HasPrefix(n, want) || strings.ContainsAny(n, "\r\n") || strings.Contains(n, "/ip4/") {
+		t.Errorf("bob's notice is %q, want one line starting %q", n, want)
+	}
+}
