@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -305,6 +306,50 @@ func TestFileCancelAsReceived(t *testing.T) {
 		}
 		if bs := historyBodies(t, tn, other); slices.Contains(bs, "[file] r.bin: cancelled") {
 			t.Errorf("%s's history has a cancellation: %q", who, bs)
+		}
+	}
+}
+
+// Both sides cancel a file half-way at the same moment, their cancels
+// crossing: each side's events about it end once, cancelled (by itself
+// or by the peer), never failed. A regression guard: before b374060
+// (the end's check and store in one transaction), the side whose cancel
+// crossed the peer's showed the end twice (7 of 20 runs).
+func TestFileCancelledByBoth(t *testing.T) {
+	downloads := t.TempDir()
+	alice := startNodeWith(t, newHome(t, "alice"), func(c *node.Config) { c.FileRate = 8 << 20 })
+	bob := startNodeWith(t, newHome(t, "bob"), func(c *node.Config) { c.Downloads = downloads })
+	trustEachOther(t, alice, bob)
+	if _, err := connect(t, alice, bob); err != nil {
+		t.Fatal(err)
+	}
+	path, _ := writeFile(t, t.TempDir(), "both.bin", 40<<20)
+	fi := sendAccepted(t, alice, bob, path, 15*time.Second)
+	bob.waitFor("the transfer moving", func(e node.Event) bool {
+		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && e.File.State == store.TransferActive && e.File.Bytes > 0
+	})
+	var wg sync.WaitGroup
+	for who, tn := range map[string]*testNode{"alice": alice, "bob": bob} {
+		wg.Go(func() {
+			if err := tn.Files().Cancel(fi.ID); err != nil && !errors.Is(err, node.ErrTransferOver) {
+				t.Errorf("%s cancels: %v", who, err)
+			}
+		})
+	}
+	wg.Wait()
+	for who, tn := range map[string]*testNode{"alice": alice, "bob": bob} {
+		other := bob
+		if tn == bob {
+			other = alice
+		}
+		// A text sent after the cancels comes after what they sent.
+		after := other.send(tn.ID(), "after the cancels")
+		events := fileEventsUntil(tn, fi.ID, "the text after the cancels", func(e node.Event) bool {
+			return e.Kind == node.EventMessage && e.Message.ID == after.ID
+		})
+		checkEndedLast(t, who, events)
+		if got, err := tn.Files().Get(fi.ID); err != nil || got.State != store.TransferCancelled {
+			t.Errorf("%s's transfer: %s %q (%v), want cancelled", who, got.State, got.Error, err)
 		}
 	}
 }
