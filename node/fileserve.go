@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/certchat/certchat/e2e"
@@ -18,9 +19,37 @@ import (
 // chunks a receiver asks for, at most fileWindow ahead of its
 // acknowledgements.
 
+// refuseStream writes a refusal on a receiver's file stream s and waits,
+// at most refusalLinger, for the receiver to hang up once it has read
+// it: the reset that ends the stream (handleStream's) would otherwise
+// overtake the frame, and the receiver read a broken stream, which it
+// retries, where it was told that the transfer is over or cannot go on
+// (TestFileStreamRefusalArrives).
+func refuseStream(s network.Stream, code byte, msg string) {
+	if err := writeFS(s, fsError, errorPayload(code, msg)); err != nil {
+		return // the stream broke: nothing more can be told on it
+	}
+	if err := s.CloseWrite(); err != nil {
+		return
+	}
+	s.SetReadDeadline(time.Now().Add(refusalLinger))
+	// Until the receiver hangs up (its reset, EOF) or the deadline: how
+	// it ends, and what it sends, are moot.
+	_, _ = io.Copy(io.Discard, io.LimitReader(s, 64<<10))
+}
+
+// refusalLinger bounds how long a refused file stream waits for its
+// receiver to read the refusal and hang up.
+const refusalLinger = 5 * time.Second
+
+// sessionWait is how long a file stream waits for our end of the chat
+// session its receiver has (awaitSession).
+const sessionWait = 10 * time.Second
+
 // handleStream serves a receiver's file stream: only a transfer offered
 // to that peer (the one libp2p's transport authenticated), only while a
-// verified chat session with it is up.
+// verified chat session with it is up (or comes up within sessionWait:
+// the receiver opens the stream once its end of one is).
 func (ft *transfers) handleStream(s network.Stream) {
 	defer s.Reset()
 	p := s.Conn().RemotePeer()
@@ -35,7 +64,7 @@ func (ft *transfers) handleStream(s network.Stream) {
 		ft.log.Info("a malformed file request", "peer", p, "err", err)
 		return
 	}
-	refuse := func(code byte, msg string) { writeFS(s, fsError, errorPayload(code, msg)) }
+	refuse := func(code byte, msg string) { refuseStream(s, code, msg) }
 	t, err := ft.store.Transfers().Transfer(e2e.MessageID(id))
 	switch {
 	case errors.Is(err, store.ErrNotFound), err == nil && (t.Peer != p || t.Direction != store.Outgoing):
@@ -47,7 +76,7 @@ func (ft *transfers) handleStream(s network.Stream) {
 	case t.State.Final():
 		refuse(fsErrOver, "the transfer is "+string(t.State))
 		return
-	case ft.sessions.newest(p) == nil:
+	case !awaitSession(ft.ctx, ft.sessions, p, sessionWait):
 		refuse(fsErrNoSession, "no verified chat session")
 		return
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,8 +35,64 @@ type sessions struct {
 	strangers *strangers
 	held      *receiptHolds
 
+	// arrived tells those waiting for a peer's session that one was
+	// added (awaitSession).
+	arrived arrivals
+
 	mu     sync.Mutex
 	byPeer map[peer.ID]*peerSessions
+}
+
+// arrivals is a signal, sent each time a session is added, that any
+// number of goroutines can wait for.
+type arrivals struct {
+	mu sync.Mutex
+	ch chan struct{} // closed at the next arrival
+}
+
+// next is closed at the next arrival.
+func (a *arrivals) next() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ch == nil {
+		a.ch = make(chan struct{})
+	}
+	return a.ch
+}
+
+// signal wakes every goroutine waiting for the next arrival.
+func (a *arrivals) signal() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ch != nil {
+		close(a.ch)
+		a.ch = nil
+	}
+}
+
+// awaitSession waits, at most d, for a live session with p, and reports
+// whether one is up. Our end of a session the peer started may be added
+// a moment after the peer's (it sends the handshake's last flight), and
+// what the peer sends on the connection as soon as its end is up (a file
+// stream) comes before ours: refused, it would wait for the peer's next
+// retry. A function, not a method: sessions has as many methods as a
+// type may (architecture_test.go).
+func awaitSession(ctx context.Context, t *sessions, p peer.ID, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		next := t.arrived.next() // before the look: an arrival after it closes next
+		if t.newest(p) != nil {
+			return true
+		}
+		select {
+		case <-next:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // peerSessions are one peer's live sessions, oldest first, and the dial
@@ -144,6 +201,7 @@ func (t *sessions) add(cs *chatSession) {
 	if !cs.outgoing && ps.dialCancel != nil {
 		ps.dialCancel()
 	}
+	t.arrived.signal()
 }
 
 // remove forgets a session and reports whether it was p's last.
