@@ -64,11 +64,7 @@ func newFolding(l *Log, in func(*entry) bool, lapsed map[Hash]bool) *folding {
 		case OpLeave:
 			f.leaves = append(f.leaves, e)
 		}
-		f.parents[e.idx] = len(e.c.Parents)
-		for _, p := range e.c.Parents {
-			pi := l.nodes[p].idx
-			f.children[pi] = append(f.children[pi], e)
-		}
+		link(l, e, f.parents, f.children)
 	}
 	f.ousted = map[peer.ID][]*entry{}
 	for _, r := range f.removals {
@@ -113,22 +109,12 @@ type foldRun struct {
 // run is one run of the fold, with the removals that stand (live) and
 // those set aside, with the reason (failed).
 func (f *folding) run(live map[*entry]bool, failed map[*entry]error) foldRun {
-	waiting := make(map[int]int, len(f.parents))
-	ready := &entryHeap{}
-	for _, e := range f.set {
-		waiting[e.idx] = f.parents[e.idx]
-		if len(e.c.Parents) == 0 {
-			heap.Push(ready, e)
-		}
-	}
 	s := State{rank: f.rank}
 	outcome, adminAt := map[Hash]error{}, map[*entry]bool{}
-	for ready.Len() > 0 {
-		e := heap.Pop(ready).(*entry)
-		f.release(e, waiting, ready)
+	walk(f.set, f.parents, f.children, func(e *entry) {
 		if err := failed[e]; err != nil {
 			outcome[e.c.hash] = err
-			continue
+			return
 		}
 		if e.c.Op == OpRemove && !live[e] {
 			adminAt[e] = s.IsAdmin(e.c.Author)
@@ -136,17 +122,61 @@ func (f *folding) run(live map[*entry]bool, failed map[*entry]error) foldRun {
 		if err := f.step(&s, e, live); err != nil {
 			outcome[e.c.hash] = err
 		}
-	}
+	})
 	return foldRun{s, outcome, adminAt}
 }
 
-// release makes e's children ready whose parents have all been met.
-func (f *folding) release(e *entry, waiting map[int]int, ready *entryHeap) {
-	for _, ch := range f.children[e.idx] {
-		if waiting[ch.idx]--; waiting[ch.idx] == 0 {
-			heap.Push(ready, ch)
+// walk meets the changes of set in the fold's order: each after its
+// parents (how many each has, by its index in the log), the ready ones
+// by hash, and a change's children (by its index) made ready once their
+// parents have all been met. The order depends on the graph only, not
+// on the order the changes came in.
+func walk(set []*entry, parents map[int]int, children map[int][]*entry, visit func(*entry)) {
+	waiting := make(map[int]int, len(parents))
+	ready := &entryHeap{}
+	for _, e := range set {
+		waiting[e.idx] = parents[e.idx]
+		if len(e.c.Parents) == 0 {
+			heap.Push(ready, e)
 		}
 	}
+	for ready.Len() > 0 {
+		e := heap.Pop(ready).(*entry)
+		for _, ch := range children[e.idx] {
+			if waiting[ch.idx]--; waiting[ch.idx] == 0 {
+				heap.Push(ready, ch)
+			}
+		}
+		visit(e)
+	}
+}
+
+// link notes e in the graph walk reads: how many parents it has, and
+// that it is a child of each (by their indexes in l).
+func link(l *Log, e *entry, parents map[int]int, children map[int][]*entry) {
+	parents[e.idx] = len(e.c.Parents)
+	for _, p := range e.c.Parents {
+		pi := l.nodes[p].idx
+		children[pi] = append(children[pi], e)
+	}
+}
+
+// Applied lists the changes of l that take effect in its membership, in
+// the order its fold applies them (walk): the same order on every member
+// that holds the same changes. A change that a change crossing it undid
+// is not among them.
+func Applied(l *Log) []*Change {
+	parents, children := make(map[int]int, len(l.order)), map[int][]*entry{}
+	for _, e := range l.order {
+		link(l, e, parents, children)
+	}
+	var out []*Change
+	walk(l.order, parents, children, func(e *entry) {
+		if l.outcome[e.c.hash] == nil {
+			out = append(out, e.c)
+		}
+	})
+	return out
 }
 
 // step applies one change in the fold. live holds the removals that

@@ -153,7 +153,7 @@ func (c *convView) scrollTo(e *entry) {
 	if i < 0 || c.width <= 0 {
 		return
 	}
-	below := len(c.gapRows(c.width))
+	below := len(c.belowRows(c.width))
 	for k := i + 1; k < c.count(); k++ {
 		below += len(c.rowsOf(k, c.width))
 	}

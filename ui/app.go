@@ -168,6 +168,7 @@ func (u *UI) build() {
 	u.conv.needOlder = func() { u.loadPage(u.open, u.conv.oldestSeq()) }
 	u.conv.senderName = u.dlg.nameOf
 	u.conv.waitReason = u.dlg.waitReason
+	u.conv.changes.text = u.gc.changeText
 	u.conv.welcome = u.welcomeRows
 	u.in = newInput(u.th, u.submit)
 	u.in.emptied = u.att.inputEmptied
@@ -380,6 +381,7 @@ func (u *UI) openChat(p peer.ID) {
 	if c.grp != nil {
 		// The open group's senders' trust is what the title shows.
 		u.gc.refreshMembers(c.grp.info)
+		u.gc.loadChanges(c)
 	}
 	u.updatePlaceholder()
 	u.app.SetFocus(u.in)

@@ -64,11 +64,15 @@ type convView struct {
 	// waitReason says why an own group message waits for a member, when
 	// it is for the user to act (prompts.go), else "".
 	waitReason func(p peer.ID) string
+	// changes are the open group's membership changes, shown among its
+	// messages (timeline.go).
+	changes *timeline
 }
 
 func newConvView(th *theme, loc *time.Location, now func() time.Time) *convView {
 	c := &convView{Box: tview.NewBox(), th: th, loc: loc, now: now, byID: map[e2e.MessageID]*entry{}}
 	c.find = &placeFinder{convView: c}
+	c.changes = &timeline{convView: c}
 	c.SetBorderPadding(0, 0, 1, 0)
 	return c
 }
@@ -83,6 +87,7 @@ func (c *convView) reset(ch *chat) {
 	c.find.markUnread(0)
 	c.find.target, c.find.scrollToTop, c.find.hitSeq, c.find.hitText = place{}, nil, 0, ""
 	c.sel, c.jump = e2e.MessageID{}, e2e.MessageID{}
+	c.changes.list, c.changes.where = nil, nil
 	if ch != nil {
 		c.name, c.offline = ch.name(), ch.grp == nil && !ch.info.Online
 		c.find.markUnread(ch.unread)
@@ -367,7 +372,7 @@ func (c *convView) collect(w, need int) (rows []line, reachedTop bool) {
 	for k := len(chunks) - 1; k >= 0; k-- {
 		rows = append(rows, chunks[k]...)
 	}
-	return append(rows, c.gapRows(w)...), reachedTop
+	return append(rows, c.belowRows(w)...), reachedTop
 }
 
 // gapRows, under the newest message, say that messages the peer wrote
@@ -398,17 +403,26 @@ func (c *convView) header() line {
 	return line{{"This is the start of your conversation with " + c.name + ".", c.th.dim}}
 }
 
-// rowsOf is entry i's rows, with a date divider above when the day
-// changes. Days go by arrival (the order of the conversation); the time
-// on each message is its sender's.
+// rowsOf is entry i's rows, with the membership changes shown above it
+// (timeline.go) and a date divider above each when the day changes.
+// Days go by arrival (the order of the conversation); the time on each
+// message is its sender's.
 func (c *convView) rowsOf(i, w int) []line {
 	e := c.at(i)
 	rows := c.find.decorate(e, c.render(e, w), w)
-	day := e.msg.StoredAt.In(c.loc)
-	if i > 0 && sameDay(day, c.at(i-1).msg.StoredAt.In(c.loc)) {
+	var prev time.Time
+	if i > 0 {
+		prev = c.at(i - 1).msg.StoredAt
+	}
+	cs := c.changes.before(i)
+	if len(cs) == 0 && !newDay(prev, e.msg.StoredAt, c.loc) {
 		return rows
 	}
-	return append([]line{c.divider(day, w)}, rows...)
+	above, prev := c.changes.rows(cs, prev, w)
+	if newDay(prev, e.msg.StoredAt, c.loc) {
+		above = append(above, c.divider(e.msg.StoredAt.In(c.loc), w))
+	}
+	return append(above, rows...)
 }
 
 func sameDay(a, b time.Time) bool {

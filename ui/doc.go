@@ -52,14 +52,17 @@
 //   - statusLine (status.go, statusRows in bars.go, refreshRelays in
 //     events.go): how the node is reachable (addresses, relay
 //     reservations, LAN discovery), for the status bar.
-//   - groupChats (groupchat.go): group chats in the list and the pane:
-//     a group's history and sending to it, its members' trust (title,
-//     banner, what stops sending) and each member's delivery of our
-//     messages; its group commands are the commands part's (groups.go).
+//   - groupChats (groupchat.go, timeline.go): group chats in the list
+//     and the pane: a group's history and sending to it, who changed its
+//     membership (read from the node for the pane's timeline), its
+//     members' trust (title, banner, what stops sending) and each
+//     member's delivery of our messages; its group commands are the
+//     commands part's (groups.go).
 //
-// The conversation view, convView (conversation.go), has one part too:
+// The conversation view, convView (conversation.go), has parts too:
 // placeFinder (findplace.go), the "new messages" divider, where to scroll
-// once a page is loaded, and the search hit.
+// once a page is loaded, and the search hit; timeline (timeline.go), the
+// open group's membership changes and above which message each is shown.
 //
 // Each part embeds the *UI it belongs to (placeFinder the *convView): the
 // coordinator's widgets and the node are shared, and a part reaches

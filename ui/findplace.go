@@ -140,7 +140,7 @@ func (c *placeFinder) applyScroll(w, h int) {
 	if i < 0 {
 		return
 	}
-	rows := len(c.gapRows(w))
+	rows := len(c.belowRows(w))
 	for k := i; k < c.count(); k++ {
 		rows += len(c.rowsOf(k, w))
 	}

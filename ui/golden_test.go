@@ -245,6 +245,12 @@ func (p *testPeer) fillGroup(creator *testPeer, name string, members []peer.ID, 
 	if err != nil {
 		p.t.Fatal(err)
 	}
+	p.fillLog(l, ms...)
+}
+
+// fillLog stores, in p's store (its node not running), the group of
+// log l and its messages.
+func (p *testPeer) fillLog(l *group.Log, ms ...groupMsg) {
 	key, err := p.id.DeriveKey("storage")
 	if err != nil {
 		p.t.Fatal(err)

@@ -250,7 +250,7 @@ func (u *groupChats) sendGroupText(c *chat, text string) bool {
 }
 
 // onGroup takes a group event: the group's chat follows its name and
-// membership.
+// membership, and the open one shows its membership changes anew.
 func (u *groupChats) onGroup(gi node.GroupInfo) {
 	old := u.roster.get(groupKey(gi.ID))
 	wasMember := old != nil && old.grp.info.Member
@@ -263,6 +263,7 @@ func (u *groupChats) onGroup(gi node.GroupInfo) {
 	}
 	if c.info.ID == u.open {
 		u.updatePlaceholder()
+		u.loadChanges(c)
 	}
 }
 
