@@ -316,15 +316,7 @@ func TestFileCancelAsReceived(t *testing.T) {
 // (the end's check and store in one transaction), the side whose cancel
 // crossed the peer's showed the end twice (7 of 20 runs).
 func TestFileCancelledByBoth(t *testing.T) {
-	downloads := t.TempDir()
-	alice := startNodeWith(t, newHome(t, "alice"), func(c *node.Config) { c.FileRate = 8 << 20 })
-	bob := startNodeWith(t, newHome(t, "bob"), func(c *node.Config) { c.Downloads = downloads })
-	trustEachOther(t, alice, bob)
-	if _, err := connect(t, alice, bob); err != nil {
-		t.Fatal(err)
-	}
-	path, _ := writeFile(t, t.TempDir(), "both.bin", 40<<20)
-	fi := sendAccepted(t, alice, bob, path, 15*time.Second)
+	alice, bob, fi, _ := slowFile(t, "both.bin")
 	bob.waitFor("the transfer moving", func(e node.Event) bool {
 		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && e.File.State == store.TransferActive && e.File.Bytes > 0
 	})

@@ -422,31 +422,7 @@ func TestFileMailingCancelled(t *testing.T) {
 		return e.Kind == node.EventStatus && e.Message.Peer == bob.ID() && e.Message.ID != offer && e.Message.Status == store.StatusQueued
 	})
 	eventually(t, "alice stops leaving the chunks", func() bool { return !alice.MailingForTest(fi.ID) })
-	after := alice.send(bob.ID(), "after the file")
-	alice.waitFor("the text queued", func(e node.Event) bool {
-		if e.File != nil && e.File.ID == fi.ID {
-			events = append(events, e)
-		}
-		return e.Kind == node.EventStatus && e.Message.ID == after.ID && e.Message.Status == store.StatusQueued
-	})
-	alice.Close()
-	for e := range alice.sub.C {
-		if e.File != nil && e.File.ID == fi.ID {
-			events = append(events, e)
-		}
-	}
-	if n := left.Load(); n != 1 {
-		t.Errorf("%d chunks left at the relay, want 1 (the one left before the cancellation)", n)
-	}
-	if len(events) != 1 || events[0].Kind != node.EventFileFailed || events[0].File.State != store.TransferCancelled {
-		for _, e := range events {
-			t.Logf("event %s: %+v", e.Kind, *e.File)
-		}
-		t.Errorf("alice's events about the file: %d, want the cancellation only", len(events))
-	}
-	if tr := readTransfer(t, mp.aliceHome, fi.ID); tr.Mailed || tr.State != store.TransferCancelled {
-		t.Errorf("alice's transfer after the cancellation: state %s, mailed %v", tr.State, tr.Mailed)
-	}
+	after := cancelledOnce(t, mp, fi, &left, events)
 
 	bob = startNodeWith(t, mp.bobHome, mp.withRelay)
 	if f := bob.waitFile(node.EventFileFailed, fi.ID, 30*time.Second); f.State != store.TransferCancelled {
@@ -614,4 +590,41 @@ func sendSmallUntil(t *testing.T, alice *testNode, p peer.ID, firstLeft chan str
 		t.Fatal("the first chunk was not left at the relay")
 	}
 	return fi, data
+}
+
+// cancelledOnce ends a test of a small file whose mailing was
+// cancelled: alice sends bob a text, queued at the relay behind the
+// file's messages, and closes. One chunk was left (before the
+// cancellation), her only event about the file (events: those seen so
+// far) is its cancellation, and she stores it cancelled, not left. It
+// returns the text.
+func cancelledOnce(t *testing.T, mp mailboxPeers, fi node.FileInfo, left *atomic.Int32, events []node.Event) store.Message {
+	t.Helper()
+	alice, bob := mp.alice, mp.bob
+	after := alice.send(bob.ID(), "after the file")
+	alice.waitFor("the text queued", func(e node.Event) bool {
+		if e.File != nil && e.File.ID == fi.ID {
+			events = append(events, e)
+		}
+		return e.Kind == node.EventStatus && e.Message.ID == after.ID && e.Message.Status == store.StatusQueued
+	})
+	alice.Close()
+	for e := range alice.sub.C {
+		if e.File != nil && e.File.ID == fi.ID {
+			events = append(events, e)
+		}
+	}
+	if n := left.Load(); n != 1 {
+		t.Errorf("%d chunks left at the relay, want 1 (the one left before the cancellation)", n)
+	}
+	if len(events) != 1 || events[0].Kind != node.EventFileFailed || events[0].File.State != store.TransferCancelled {
+		for _, e := range events {
+			t.Logf("event %s: %+v", e.Kind, *e.File)
+		}
+		t.Errorf("alice's events about the file: %d, want the cancellation only", len(events))
+	}
+	if tr := readTransfer(t, mp.aliceHome, fi.ID); tr.Mailed || tr.State != store.TransferCancelled {
+		t.Errorf("alice's transfer after the cancellation: state %s, mailed %v", tr.State, tr.Mailed)
+	}
+	return after
 }

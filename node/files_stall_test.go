@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/mailbox"
-	"github.com/certchat/certchat/node"
-	"github.com/certchat/certchat/store"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -71,32 +69,7 @@ func TestFileMailingCancelledInFlight(t *testing.T) {
 	}
 
 	resume()
-	var events []node.Event // alice's events about the file
-	after := alice.send(bob.ID(), "after the file")
-	alice.waitFor("the text queued", func(e node.Event) bool {
-		if e.File != nil && e.File.ID == fi.ID {
-			events = append(events, e)
-		}
-		return e.Kind == node.EventStatus && e.Message.ID == after.ID && e.Message.Status == store.StatusQueued
-	})
-	alice.Close()
-	for e := range alice.sub.C {
-		if e.File != nil && e.File.ID == fi.ID {
-			events = append(events, e)
-		}
-	}
-	if n := left.Load(); n != 1 {
-		t.Errorf("%d chunks left at the relay once it answers again, want 1", n)
-	}
-	if len(events) != 1 || events[0].Kind != node.EventFileFailed || events[0].File.State != store.TransferCancelled {
-		for _, e := range events {
-			t.Logf("event %s: %+v", e.Kind, *e.File)
-		}
-		t.Errorf("alice's events about the file: %d, want the cancellation only", len(events))
-	}
-	if tr := readTransfer(t, mp.aliceHome, fi.ID); tr.Mailed || tr.State != store.TransferCancelled {
-		t.Errorf("alice's transfer after the cancellation: state %s, mailed %v", tr.State, tr.Mailed)
-	}
+	cancelledOnce(t, mp, fi, &left, nil)
 }
 
 // mailboxStreams counts tn's mailbox requests to relay now open.

@@ -3,7 +3,6 @@ package node
 import (
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/certchat/certchat/group"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -39,34 +38,15 @@ func opsOf(t *testing.T, n *offNode, id group.ID, names map[peer.ID]string) []st
 // node no longer lists it; one leave of bob's is listed.
 func TestGroupMembershipChangesUndone(t *testing.T) {
 	alice, bob, carol, id := adminTrio(t)
-	offLink(t, alice, carol)
 	names := map[peer.ID]string{alice.ID(): "alice", bob.ID(): "bob", carol.ID(): "carol"}
-	old := logChanges(bob, id)
-	if _, err := bob.Groups().Remove(id, carol.ID()); err != nil {
-		t.Fatal(err)
-	}
-	alice.offWait("carol's removal", groupEv(id, func(g GroupInfo) bool { return len(g.Members) == 2 }))
-	want := []string{"create by alice", "admin by alice of bob", "remove by bob of carol"}
-	if got := opsOf(t, alice, id, names); !slices.Equal(got, want) {
-		t.Fatalf("before: %q, want %q", got, want)
-	}
-	if _, err := bob.Groups().Leave(id); err != nil {
-		t.Fatal(err)
-	}
-	alice.offWait("bob's leave", groupEv(id, func(g GroupInfo) bool { return len(g.Members) == 1 }))
-	before, err := group.Restore(old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	backdated, err := before.Propose(bob.id.Signer(), group.OpLeave, "", "", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := carol.groups.distribute(id, append(old, backdated.Bytes()), []peer.ID{alice.ID()}); err != nil {
-		t.Fatal(err)
-	}
+	undoRemoval(t, alice, bob, carol, id, func() {
+		want := []string{"create by alice", "admin by alice of bob", "remove by bob of carol"}
+		if got := opsOf(t, alice, id, names); !slices.Equal(got, want) {
+			t.Fatalf("before: %q, want %q", got, want)
+		}
+	})
 	alice.offWait("carol back", groupEv(id, func(g GroupInfo) bool { return slices.Contains(g.Members, carol.ID()) }))
-	want = []string{"create by alice", "admin by alice of bob", "leave by bob"}
+	want := []string{"create by alice", "admin by alice of bob", "leave by bob"}
 	if got := opsOf(t, alice, id, names); !slices.Equal(got, want) {
 		t.Fatalf("after the crossing leave: %q, want %q (the removal undone)", got, want)
 	}

@@ -296,18 +296,25 @@ func TestFileCancelledBySender(t *testing.T) {
 
 const debugFiles = false
 
-// TestFileCancelledWhileMoving: the sender cancels half-way; the receiver
-// stops, keeps nothing, and a new offer of the same file still arrives.
-func TestFileCancelledWhileMoving(t *testing.T) {
-	downloads := t.TempDir()
-	alice := startNodeWith(t, newHome(t, "alice"), func(c *node.Config) { c.FileRate = 8 << 20 })
-	bob := startNodeWith(t, newHome(t, "bob"), func(c *node.Config) { c.Downloads = downloads })
+// slowFile has alice send bob, connected, a 40 MiB file named name at 8
+// MiB/s, which he accepts into downloads.
+func slowFile(t *testing.T, name string) (alice, bob *testNode, fi node.FileInfo, downloads string) {
+	t.Helper()
+	downloads = t.TempDir()
+	alice = startNodeWith(t, newHome(t, "alice"), func(c *node.Config) { c.FileRate = 8 << 20 })
+	bob = startNodeWith(t, newHome(t, "bob"), func(c *node.Config) { c.Downloads = downloads })
 	trustEachOther(t, alice, bob)
 	if _, err := connect(t, alice, bob); err != nil {
 		t.Fatal(err)
 	}
-	path, _ := writeFile(t, t.TempDir(), "slow.bin", 40<<20)
-	fi := sendAccepted(t, alice, bob, path, 15*time.Second)
+	path, _ := writeFile(t, t.TempDir(), name, 40<<20)
+	return alice, bob, sendAccepted(t, alice, bob, path, 15*time.Second), downloads
+}
+
+// TestFileCancelledWhileMoving: the sender cancels half-way; the receiver
+// stops, keeps nothing, and a new offer of the same file still arrives.
+func TestFileCancelledWhileMoving(t *testing.T) {
+	alice, bob, fi, downloads := slowFile(t, "slow.bin")
 	alice.waitFor("the transfer moving", func(e node.Event) bool {
 		return e.Kind == node.EventFileProgress && e.File.ID == fi.ID && e.File.State == store.TransferActive
 	})
