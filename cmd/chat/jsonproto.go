@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 
@@ -157,6 +158,8 @@ type evError struct {
 	Ref    string `json:"ref,omitempty"`
 	Error  string `json:"error"`
 	PeerID string `json:"peer_id,omitempty"`
+	Group  string `json:"group,omitempty"`  // a removal undone: the group
+	Member string `json:"member,omitempty"` // a removal undone: who is a member again
 }
 
 type evOK struct {
@@ -351,6 +354,10 @@ func eventJSON(e node.Event, names func(store.Message) string, self string) any 
 		ev := evError{Event: "error", Error: e.Err}
 		if e.PeerID != "" {
 			ev.PeerID = e.PeerID.String()
+		}
+		var undone *node.RemovalUndoneError
+		if errors.As(e.Cause, &undone) {
+			ev.Group, ev.Member = undone.Group.String(), undone.Target.String()
 		}
 		return ev
 	}
