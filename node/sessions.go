@@ -195,13 +195,13 @@ func (t *sessions) busy(p peer.ID) bool {
 // it would only open a second session.
 func (t *sessions) add(cs *chatSession) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	ps := t.of(cs.peer)
 	ps.live = append(ps.live, cs)
 	if !cs.outgoing && ps.dialCancel != nil {
 		ps.dialCancel()
 	}
-	t.arrived.signal()
+	t.mu.Unlock()
+	t.arrived.signal() // after mu: no other lock is taken under it
 }
 
 // remove forgets a session and reports whether it was p's last.
