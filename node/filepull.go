@@ -108,7 +108,7 @@ func (ft *transfers) pullLoop(ctx context.Context, p peer.ID, o *transfer.Offer,
 			continue
 		case errors.Is(err, errLimitedCircuit), errors.Is(err, errPeerOffline):
 			ft.log.Info("file transfer waits for the peer", "transfer", o.ID, "peer", p, "in", backoff, "err", err)
-			ft.notice(o.ID, waitNotice(err, p, o))
+			ft.notice(o.ID, waitNotice(err, p, transfer.CleanName(o.Name)))
 		default:
 			ft.log.Info("file transfer interrupted; resuming", "transfer", o.ID, "peer", p, "in", backoff, "err", err)
 		}
@@ -120,14 +120,18 @@ func (ft *transfers) pullLoop(ctx context.Context, p peer.ID, o *transfer.Offer,
 	}
 }
 
-// waitNotice is the one line a transfer waiting for its peer shows:
-// the dial's error, a list of addresses over several lines, goes to
-// the log instead.
-func waitNotice(err error, p peer.ID, o *transfer.Offer) string {
-	if errors.Is(err, errPeerOffline) {
-		return fmt.Sprintf("waiting for %s to come online to finish %s; will retry", identity.ShortID(p), transfer.CleanName(o.Name))
+// waitNotice is the one line a transfer that cannot reach its peer p
+// shows, err being why (the receiver's puller; with name "", the
+// sender's fileReach): the dial's error, a list of addresses over
+// several lines, goes to the log instead.
+func waitNotice(err error, p peer.ID, name string) string {
+	switch {
+	case !errors.Is(err, errPeerOffline):
+		return err.Error()
+	case name == "":
+		return fmt.Sprintf("waiting for %s to come online", identity.ShortID(p))
 	}
-	return err.Error()
+	return fmt.Sprintf("waiting for %s to come online to finish %s; will retry", identity.ShortID(p), name)
 }
 
 // notice shows why a transfer waits.

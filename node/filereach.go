@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -88,10 +87,7 @@ func (r *fileReach) reachOnce(p peer.ID, ts []store.Transfer, kick chan struct{}
 		return cfg.RetryMin
 	}
 	r.ft.log.Info("the receiver of a file to resume is not reachable", "peer", p, "in", backoff, "err", err)
-	why := err.Error()
-	if errors.Is(err, errPeerOffline) {
-		why = fmt.Sprintf("waiting for %s to come online", identity.ShortID(p))
-	}
+	why := waitNotice(err, p, "")
 	// notice reads each transfer again (progress): one that ended since
 	// ts was read shows nothing, and its end stays its last event.
 	for _, t := range ts {

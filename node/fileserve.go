@@ -64,31 +64,30 @@ func (ft *transfers) handleStream(s network.Stream) {
 		ft.log.Info("a malformed file request", "peer", p, "err", err)
 		return
 	}
-	refuse := func(code byte, msg string) { refuseStream(s, code, msg) }
 	t, err := ft.store.Transfers().Transfer(e2e.MessageID(id))
 	switch {
 	case errors.Is(err, store.ErrNotFound), err == nil && (t.Peer != p || t.Direction != store.Outgoing):
-		refuse(fsErrUnknown, "no such transfer")
+		refuseStream(s, fsErrUnknown, "no such transfer")
 		return
 	case err != nil:
 		ft.log.Error("read a file transfer", "err", err)
 		return
 	case t.State.Final():
-		refuse(fsErrOver, "the transfer is "+string(t.State))
+		refuseStream(s, fsErrOver, "the transfer is "+string(t.State))
 		return
 	case !awaitSession(ft.ctx, ft.sessions, p, sessionWait):
-		refuse(fsErrNoSession, "no verified chat session")
+		refuseStream(s, fsErrNoSession, "no verified chat session")
 		return
 	}
 	o, err := transfer.ParseOffer(t.Offer)
 	if err != nil {
-		refuse(fsErrSource, "the offer cannot be read")
+		refuseStream(s, fsErrSource, "the offer cannot be read")
 		return
 	}
 	src, err := transfer.OpenSource(t.Path, o)
 	if err != nil {
 		ft.log.Warn("a file being sent cannot be read", "path", t.Path, "err", err)
-		refuse(fsErrSource, "the file cannot be read any more")
+		refuseStream(s, fsErrSource, "the file cannot be read any more")
 		ft.fail(o.ID, fmt.Errorf("the file cannot be read: %w", err))
 		return
 	}
