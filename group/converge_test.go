@@ -391,7 +391,7 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 		if !slices.Equal(m.Heads(), wantHeads) {
 			logDiff(t, cs, m, first)
 		}
-		if !slices.Equal(s.Members, want.Members) || !slices.Equal(s.Admins, want.Admins) || s.Name != want.Name || s.Version != want.Version || !slices.Equal(m.Heads(), wantHeads) {
+		if !slices.Equal(s.Members, want.Members) || !slices.Equal(s.Admins, want.Admins) || s.Name != want.Name || s.Version != want.Version || !slices.Equal(m.Heads(), wantHeads) || !slices.Equal(s.Undone, want.Undone) {
 			t.Fatalf("seed %d trial %d disagrees: %v %v %q v%d %d heads, want %v %v %q v%d %d heads", seed, trial,
 				names(p, s.Members), names(p, s.Admins), s.Name, s.Version, len(m.Heads()), names(p, want.Members), names(p, want.Admins), want.Name, want.Version, len(wantHeads))
 		}
@@ -415,7 +415,7 @@ func checkRestore(t *testing.T, seed uint64, trial int, m *group.Log) {
 	}
 	got, want := r.State(), m.State()
 	if len(r.Changes()) != len(m.Changes()) || !slices.Equal(r.Heads(), m.Heads()) || !slices.Equal(got.Members, want.Members) ||
-		!slices.Equal(got.Admins, want.Admins) || got.Name != want.Name || got.Version != want.Version {
+		!slices.Equal(got.Admins, want.Admins) || got.Name != want.Name || got.Version != want.Version || !slices.Equal(got.Undone, want.Undone) {
 		t.Fatalf("seed %d trial %d: restored, %d changes, %d heads, %d members, v%d; the log had %d, %d, %d, v%d", seed, trial,
 			len(r.Changes()), len(r.Heads()), len(got.Members), got.Version, len(m.Changes()), len(m.Heads()), len(want.Members), want.Version)
 	}
@@ -476,7 +476,8 @@ func withheldTrials(t *testing.T, seed uint64, rng *rand.Rand, create *group.Cha
 			logDiff(t, cs, m, firstLog)
 		}
 		if !slices.Equal(o.has, first.has) || !slices.Equal(o.missing, first.missing) || o.held != first.held ||
-			!slices.Equal(o.state.Members, first.state.Members) || !slices.Equal(o.state.Admins, first.state.Admins) || o.state.Name != first.state.Name {
+			!slices.Equal(o.state.Members, first.state.Members) || !slices.Equal(o.state.Admins, first.state.Admins) || o.state.Name != first.state.Name ||
+			!slices.Equal(o.state.Undone, first.state.Undone) {
 			t.Fatalf("seed %d, withheld trial %d (%d of %d changes sent) disagrees: holds %d, asks for %d, %d members; the first held %d, asked for %d, %d members",
 				seed, trial, len(sent), len(cs), o.held, len(o.missing), len(o.state.Members), first.held, len(first.missing), len(first.state.Members))
 		}

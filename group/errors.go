@@ -45,6 +45,11 @@ var (
 	ErrJuniorAdmin = errors.New("only a more senior admin can remove an admin")
 	// ErrLastAdmin: the change would leave the group without an admin.
 	ErrLastAdmin = errors.New("a group needs an admin")
+	// ErrBesideLeave marks a change (its error wraps ErrNotMember too)
+	// that takes no effect because its author's key signed a leave
+	// beside it, concurrent with it: something an honest client never
+	// does (State.Undone).
+	ErrBesideLeave = errors.New("signed beside its author's leave")
 )
 
 // refusedError is why a change is refused or takes no effect: a
@@ -55,12 +60,13 @@ type refusedError struct {
 	sentinel error
 	format   string
 	args     []any
+	mark     error // a second sentinel it is (errors.Is), or nil
 }
 
 // refused makes a refusedError: its message is sentinel's, then the
 // details (format and args, as fmt.Sprintf takes them).
 func refused(sentinel error, format string, args ...any) error {
-	return &refusedError{sentinel, format, args}
+	return &refusedError{sentinel, format, args, nil}
 }
 
 func (e *refusedError) Error() string {
@@ -68,6 +74,9 @@ func (e *refusedError) Error() string {
 }
 
 func (e *refusedError) Unwrap() error { return e.sentinel }
+
+// Is matches the error's mark.
+func (e *refusedError) Is(target error) bool { return e.mark != nil && target == e.mark }
 
 // Named is err's message with the peers a refusal names given as name
 // says (a contact's label, "you") rather than as short peer IDs: for

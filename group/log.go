@@ -160,8 +160,13 @@ func Restore(raws [][]byte) (*Log, error) {
 // ID is the group's ID.
 func (l *Log) ID() ID { return l.id }
 
-// State is the membership every member with the same changes computes.
-func (l *Log) State() State { return l.state.clone() }
+// State is the membership every member with the same changes computes,
+// with the removals their authors' own leaves undid (Undone).
+func (l *Log) State() State {
+	s := l.state.clone()
+	s.Undone = undoneRemovals(l)
+	return s
+}
 
 // IsMember says whether p is a member in State, without copying it.
 func (l *Log) IsMember(p peer.ID) bool { return l.state.IsMember(p) }
@@ -240,7 +245,10 @@ func (l *Log) Effect(h Hash) error {
 		case ok && crossesOusting(l, a, anc):
 			return fmt.Errorf("%w: %s by %s was kept out of the log: it crossed its author's removal beside another change of its author's that crossed it", ErrNotMember, a.Op, identity.ShortID(a.Author))
 		}
-		return fmt.Errorf("%w: %s by %s was kept out of the log, signed beside %s", ErrNotMember, a.Op, identity.ShortID(a.Author), why)
+		if why != "its author's leave" {
+			return fmt.Errorf("%w: %s by %s was kept out of the log, signed beside %s", ErrNotMember, a.Op, identity.ShortID(a.Author), why)
+		}
+		return &refusedError{ErrNotMember, "%s by %s was kept out of the log, signed beside its author's leave", []any{a.Op, identity.ShortID(a.Author)}, ErrBesideLeave}
 	}
 	if l.nodes[h] == nil {
 		return fmt.Errorf("group change %s is not in the log", h)

@@ -32,6 +32,13 @@ var (
 	// ErrGroupBlocked: a member's key changed (or is blocked): sending
 	// to the group waits until the user decides, as in a 1:1 chat.
 	ErrGroupBlocked = errors.New("a member's key changed: sending to the group is blocked until you decide")
+	// ErrRemovalUndone: a member's removal was undone by a leave its
+	// remover's key signed beside it (group.Undone; SECURITY.md finding
+	// 7): sending to the group waits until an admin removes them again or
+	// the user keeps them (Groups.Keep).
+	ErrRemovalUndone = errors.New("their removal was undone by a leave its remover's key signed beside it: sending to the group waits until an admin removes them again or you keep them")
+	// ErrNothingUndone: Keep named a member no undone removal is about.
+	ErrNothingUndone = errors.New("no removal of them in the group was undone by its remover's own leave")
 	// ErrLongLogFromStranger: a peer who is not a contact sent part of a
 	// group's log too long for one frame (groups_partial.go); accepting
 	// it as a contact lets its next frames build the log.
@@ -50,9 +57,13 @@ type GroupInfo struct {
 	CA        []byte // SHA-256 of the required CA's SubjectPublicKeyInfo, or nil
 	CAName    string // that CA's name, if it is among the CAs the user trusts
 	Member    bool   // this node is a member
-	Unread    int
-	Messages  int
-	Last      time.Time // the newest message's arrival (zero: none yet)
+	// Undone: the removals their authors' own leaves undid whose targets
+	// are members again, and which the user has not kept (Keep): sending
+	// to the group waits for a decision on each.
+	Undone   []group.Undone
+	Unread   int
+	Messages int
+	Last     time.Time // the newest message's arrival (zero: none yet)
 }
 
 // Groups is the node's part for groups (Node.Groups): it owns the logs
@@ -90,10 +101,14 @@ type Groups struct {
 	// on its live session, or through its mailbox (set by Node).
 	wants      *wants
 	sendSealed func(p peer.ID, plaintext []byte) error
+
+	// doubts keeps the removals undone by their removers' own leaves
+	// with the groups (groups_doubts.go).
+	doubts *doubts
 }
 
 func newGroups(c *core) *Groups {
-	g := &Groups{core: c, logs: map[group.ID]*group.Log{}, strangers: newStrangerGroups(), partial: newPartialLogs()}
+	g := &Groups{core: c, logs: map[group.ID]*group.Log{}, strangers: newStrangerGroups(), partial: newPartialLogs(), doubts: newDoubts(c.store)}
 	g.wants = newWants(g)
 	g.held = &holds{core: c, groups: g}
 	return g
@@ -107,6 +122,7 @@ func (g *Groups) load() {
 		g.log.Error("read groups", "err", err)
 		g.emitError("", fmt.Errorf("some groups could not be read: %w", err))
 	}
+	g.doubts.load(gs)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, sg := range gs {
@@ -124,15 +140,18 @@ func (g *Groups) load() {
 func (g *Groups) info(s group.State) GroupInfo {
 	gi := GroupInfo{ID: s.ID, Name: s.Name, GroupName: s.Name, Creator: s.Creator, Members: s.Members, Admins: s.Admins,
 		Version: s.Version, CA: s.CA, Member: s.IsMember(g.host.ID())}
+	var doubts []store.GroupDoubt
 	if sg, found, err := g.store.Groups().Get(store.GroupID(s.ID)); err == nil && found {
 		if sg.Name != "" {
 			gi.Name = sg.Name
 		}
 		gi.Unread, gi.Messages, gi.Last = sg.Unread, sg.Messages, sg.Last
+		doubts = sg.Doubts
 	}
 	if s.CA != nil {
 		gi.CAName = trustedCAName(g.trust, s.CA)
 	}
+	gi.Undone = pending(doubts, s, g.host.ID())
 	return gi
 }
 
@@ -163,7 +182,14 @@ func (g *Groups) creator(id group.ID) (peer.ID, string, bool) {
 // membership we hold, and so are we. Called by the ratchet keys with
 // their lock held, before the message is stored.
 func (g *Groups) mayPost(p peer.ID, id store.GroupID) error {
-	known, member, us, name := g.membership(group.ID(id), p)
+	g.mu.Lock()
+	l, known := g.logs[group.ID(id)]
+	var member, us bool
+	var name string
+	if known {
+		member, us, name = l.IsMember(p), l.IsMember(g.host.ID()), l.Name()
+	}
+	g.mu.Unlock()
 	switch {
 	case !known:
 		return fmt.Errorf("%w %x", ErrUnknownGroup, id[:4])
@@ -175,19 +201,6 @@ func (g *Groups) mayPost(p peer.ID, id store.GroupID) error {
 		return fmt.Errorf("%w %q", ErrNotGroupMember, name)
 	}
 	return nil
-}
-
-// membership says whether we hold group id, whether p and we are
-// members of it as we hold it, and its name, without a copy of its
-// membership: every group message received is checked.
-func (g *Groups) membership(id group.ID, p peer.ID) (known, member, us bool, name string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	l, ok := g.logs[id]
-	if !ok {
-		return false, false, false, ""
-	}
-	return true, l.IsMember(p), l.IsMember(g.host.ID()), l.Name()
 }
 
 // distribute queues the group's log for each recipient and wakes their
@@ -343,6 +356,13 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	}
 	undone := undoneBy(l, g.host.ID(), noted)
 	var (
+		doubted  bool // the group's doubts changed (groups_doubts.go)
+		doubtErr error
+	)
+	if known {
+		doubted, doubtErr = g.doubts.note(l)
+	}
+	var (
 		changes  [][]byte
 		revision int // the log's, to tell whether the frame changed it
 		missing  []group.Hash
@@ -386,15 +406,28 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	for _, err := range refusals {
 		g.emitError(from, fmt.Errorf("a change to group %x from %s was refused: %w", id[:4], identity.ShortID(from), err))
 	}
-	for _, err := range undone {
-		g.emitError(from, err)
+	for _, err := range append(undone, doubtErr) {
+		if err != nil {
+			g.emitError(from, err)
+		}
 	}
 	if !keep || (known && revision == before) {
+		if doubted {
+			g.emitGroup(g.info(s))
+		}
 		return
 	}
 	if err := g.store.Groups().PutGroupChanges(store.GroupID(id), changes); err != nil {
 		g.emitError(from, fmt.Errorf("store group %x: %w", id[:4], err))
 		return
+	}
+	if !known {
+		g.mu.Lock()
+		_, err := g.doubts.note(l)
+		g.mu.Unlock()
+		if err != nil {
+			g.emitError(from, err)
+		}
 	}
 	g.emitGroup(g.info(s))
 	g.held.release(id)
@@ -724,6 +757,12 @@ func (g *Groups) commit(id group.ID, c *group.Change) (GroupInfo, error) {
 	if err := g.store.Groups().PutGroupChanges(store.GroupID(id), changes); err != nil {
 		return GroupInfo{}, fmt.Errorf("store group %q: %w", before.Name, err)
 	}
+	g.mu.Lock()
+	_, err := g.doubts.note(l) // ours may decide one: a removal of its target
+	g.mu.Unlock()
+	if err != nil {
+		g.emitError("", err)
+	}
 	recipients := slices.Clone(after.Members)
 	for _, m := range before.Members {
 		if !slices.Contains(recipients, m) {
@@ -761,6 +800,9 @@ func (g *Groups) post(id group.ID, m store.GroupMessage) (store.GroupMessage, er
 	}
 	if !s.IsMember(g.host.ID()) {
 		return store.GroupMessage{}, fmt.Errorf("send to %q: %w", s.Name, ErrNotGroupMember)
+	}
+	if err := g.doubts.undecided(s, g.host.ID()); err != nil {
+		return store.GroupMessage{}, fmt.Errorf("send to %q: %w", s.Name, err)
 	}
 	to := make([]peer.ID, 0, len(s.Members))
 	may := make([]bool, 0, len(s.Members)) // may be written to now (pushGroup)

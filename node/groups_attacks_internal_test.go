@@ -332,3 +332,46 @@ func undoRemoval(t *testing.T, alice, bob, carol *offNode, id group.ID, removed 
 		t.Fatal(err)
 	}
 }
+
+// TestGroupUndoneRemovalWaitsForDecision: after finding 7's attack
+// (undoRemoval), alice does not write to carol unawares. Her group
+// event names bob's undone removal of carol, and sending to the group is
+// refused (ErrRemovalUndone) until she decides: she keeps carol (Keep;
+// Keep of a member no undone removal is about finds nothing), or, an
+// admin, removes her again.
+func TestGroupUndoneRemovalWaitsForDecision(t *testing.T) {
+	for _, decide := range []string{"keep", "remove again"} {
+		t.Run(decide, func(t *testing.T) {
+			alice, bob, carol, id := adminTrio(t)
+			undoRemoval(t, alice, bob, carol, id, func() {})
+			alice.offWait("carol back, in doubt", groupEv(id, func(g GroupInfo) bool {
+				return len(g.Undone) == 1 && g.Undone[0].Target == carol.ID() && g.Undone[0].Author == bob.ID()
+			}))
+			if _, err := alice.Groups().Send(id, "for alice and carol?"); !errors.Is(err, ErrRemovalUndone) {
+				t.Fatalf("send with carol's removal undone: %v, want ErrRemovalUndone", err)
+			}
+			var (
+				gi  GroupInfo
+				err error
+			)
+			switch decide {
+			case "keep":
+				if _, err := alice.Groups().Keep(id, bob.ID()); !errors.Is(err, ErrNothingUndone) {
+					t.Errorf("keep bob: %v, want ErrNothingUndone", err)
+				}
+				gi, err = alice.Groups().Keep(id, carol.ID())
+			case "remove again":
+				gi, err = alice.Groups().Remove(id, carol.ID())
+			}
+			if err != nil || len(gi.Undone) != 0 {
+				t.Fatalf("%s: %v, undone %v", decide, err, gi.Undone)
+			}
+			if _, err := alice.Groups().Send(id, "decided"); err != nil {
+				t.Fatalf("send once decided: %v", err)
+			}
+			if g, _ := alice.Groups().Get(id); len(g.Undone) != 0 {
+				t.Errorf("undone %v after %s", g.Undone, decide)
+			}
+		})
+	}
+}

@@ -207,4 +207,9 @@ func TestGroupDaemonBoundToCA(t *testing.T) {
 	if e := b.answer("r2"); e.str("event") != "error" || !strings.Contains(e.str("error"), "admin") {
 		t.Fatalf("a member's group_rename: %v", e)
 	}
+	// group_keep of a member whose removal nobody undid: nothing to keep.
+	b.send(map[string]any{"cmd": "group_keep", "ref": "r3", "group": "acme eng", "peer": p.aID})
+	if e := b.answer("r3"); e.str("event") != "error" || !strings.Contains(e.str("error"), "no removal of them in the group was undone") {
+		t.Fatalf("group_keep with nothing undone: %v", e)
+	}
 }

@@ -89,6 +89,7 @@ type Group struct {
 	// Name: the local name, if the user gave one ("" : the group's).
 	Name     string
 	Muted    bool
+	Doubts   []GroupDoubt // removals undone by their removers' own leaves (UpdateGroupDoubts)
 	Last     time.Time
 	Unread   int
 	Messages int
@@ -101,9 +102,10 @@ type Group struct {
 // storedGroup is a group's record. What each message changes is kept
 // apart (groups_counts.go), so a message leaves the record as it is.
 type storedGroup struct {
-	Changes [][]byte `json:"changes"`
-	Name    string   `json:"name,omitempty"`
-	Muted   bool     `json:"muted,omitempty"`
+	Changes [][]byte     `json:"changes"`
+	Name    string       `json:"name,omitempty"`
+	Muted   bool         `json:"muted,omitempty"`
+	Doubts  []GroupDoubt `json:"doubts,omitempty"`
 }
 
 // MemberDelivery is one member's delivery status of an outgoing group
@@ -506,32 +508,8 @@ func haveBuckets(tx *bolt.Tx, lists ...[][]byte) bool {
 	return true
 }
 
-func (s Groups) getGroup(tx *bolt.Tx, id GroupID) (storedGroup, bool, error) {
-	var g storedGroup
-	b := tx.Bucket(bktGroups)
-	if b == nil {
-		return g, false, nil
-	}
-	v := b.Get(id[:])
-	if v == nil {
-		return g, false, nil
-	}
-	if err := s.openJSON(v, groupAD(id), &g); err != nil {
-		return g, false, corrupt(groupRecord(id), err)
-	}
-	return g, true, nil
-}
-
-func (s Groups) putGroup(tx *bolt.Tx, id GroupID, g storedGroup) error {
-	v, err := s.sealJSON(g, groupAD(id))
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bktGroups).Put(id[:], v)
-}
-
 func (g storedGroup) public(id GroupID, c storedCounts) Group {
-	return Group{ID: id, Changes: g.Changes, Name: g.Name, Muted: g.Muted, Last: fromOptTime(c.Last),
+	return Group{ID: id, Changes: g.Changes, Name: g.Name, Muted: g.Muted, Doubts: g.Doubts, Last: fromOptTime(c.Last),
 		Unread: c.Unread, Messages: c.Messages}
 }
 
@@ -546,18 +524,18 @@ func (s Groups) PutGroupChanges(id GroupID, changes [][]byte) error {
 		if err := groupBuckets(tx); err != nil {
 			return err
 		}
-		g, _, err := s.getGroup(tx, id)
+		g, _, err := s.records().get(tx, id)
 		if err != nil {
 			return err
 		}
 		g.Changes = changes
-		return s.putGroup(tx, id, g)
+		return s.records().put(tx, id, g)
 	})
 }
 
 // SetGroupName sets the local name of a group ("": the group's own).
 func (s Groups) SetGroupName(id GroupID, name string) error {
-	return s.updateGroup(id, func(g *storedGroup) { g.Name = name })
+	return s.records().update(id, func(g *storedGroup) { g.Name = name })
 }
 
 // MarkGroupRead clears a group's unread count.
@@ -579,24 +557,10 @@ func (s Groups) MarkGroupRead(id GroupID) error {
 	})
 }
 
-func (s Groups) updateGroup(id GroupID, f func(*storedGroup)) error {
-	return s.update(func(tx *bolt.Tx) error {
-		g, ok, err := s.getGroup(tx, id)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("group %x: %w", id[:4], ErrNotFound)
-		}
-		f(&g)
-		return s.putGroup(tx, id, g)
-	})
-}
-
 // Group reads one group; found is false if the store has none by that ID.
 func (s Groups) Get(id GroupID) (g Group, found bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		sg, ok, err := s.getGroup(tx, id)
+		sg, ok, err := s.records().get(tx, id)
 		if err != nil || !ok {
 			return err
 		}
@@ -626,7 +590,7 @@ func (s Groups) List() ([]Group, error) {
 				return nil
 			}
 			id := GroupID(k)
-			g, _, err := s.getGroup(tx, id)
+			g, _, err := s.records().get(tx, id)
 			if err != nil {
 				bad = append(bad, err)
 				return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -58,6 +59,24 @@ func TestGroupRecord(t *testing.T) {
 	}
 	if err := s.Groups().SetGroupName(GroupID{9}, "x"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("naming an unknown group: %v", err)
+	}
+	// A group's doubts: replaced in one transaction, untouched when f
+	// says so, kept when the changes are written again.
+	want := []GroupDoubt{{Removal: []byte("removal"), Target: testPeer(t), Author: testPeer(t), Kept: true}}
+	if err := s.Groups().UpdateGroupDoubts(id, func(ds []GroupDoubt) ([]GroupDoubt, bool) { return want, len(ds) == 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Groups().UpdateGroupDoubts(id, func(ds []GroupDoubt) ([]GroupDoubt, bool) { return nil, false }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Groups().PutGroupChanges(id, [][]byte{[]byte("create"), []byte("add"), []byte("leave")}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _, err := s.Groups().Get(id); err != nil || !reflect.DeepEqual(g.Doubts, want) {
+		t.Fatalf("doubts: %+v, %v; want %+v", g.Doubts, err, want)
+	}
+	if err := s.Groups().UpdateGroupDoubts(GroupID{9}, func(ds []GroupDoubt) ([]GroupDoubt, bool) { return ds, true }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("doubts of an unknown group: %v", err)
 	}
 	// The record is sealed: neither its name nor its changes show in the file.
 	path := s.db.Path()

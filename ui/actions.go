@@ -347,6 +347,8 @@ func (u *actions) actionFailed(what string, err error) {
 		u.notes.showError(what + ": that message was deleted.")
 	case errors.Is(err, node.ErrNotGroupMember):
 		u.notes.showError(what + ": you are not a member of this group any more.")
+	case errors.Is(err, node.ErrRemovalUndone):
+		u.notes.showError(what + ": a member's removal was undone by a leave of its remover's key; nothing is sent to the group until you decide (/members shows whom: /kick or /keep them).")
 	case errors.Is(err, node.ErrGroupBlocked):
 		u.notes.showError(what + ": a member's key changed or is blocked; nothing is sent to the group until you decide in that key's chat (/trust).")
 	default:
@@ -375,8 +377,8 @@ func (u *actions) mayActInGroup(what string) bool {
 		u.notes.showErrorAbout(c.info.ID, what+": you are not a member of "+c.name()+" any more.")
 		return false
 	}
-	if info, bad := u.gc.groupBlocker(c); bad {
-		u.notes.showErrorAbout(c.info.ID, what+": "+u.gc.groupRefusalText(info))
+	if why, _, stop := u.gc.groupStop(c); stop {
+		u.notes.showErrorAbout(c.info.ID, what+": "+why)
 		return false
 	}
 	return true

@@ -15,7 +15,7 @@ import (
 
 // contactCommands take a contact as their first argument.
 // (/invite, /kick and /admin: the member, in the open group).
-var contactCommands = []string{"admin", "block", "invite", "kick", "remove", "rename", "trust", "unblock", "verify", "whois"}
+var contactCommands = []string{"admin", "block", "invite", "keep", "kick", "remove", "rename", "trust", "unblock", "verify", "whois"}
 
 // completion is what Tab does to a line: the words that may replace the
 // line from start on (each a whole replacement), or none.

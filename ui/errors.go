@@ -7,6 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/certchat/certchat/group"
 	"github.com/certchat/certchat/identity"
 	"github.com/certchat/certchat/node"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -20,6 +21,8 @@ func describe(err error) string {
 		return "the peer did not answer in time."
 	case errors.Is(err, context.Canceled):
 		return "canceled."
+	case errors.Is(err, node.ErrRemovalUndone):
+		return "a member's removal was undone by a leave of its remover's key; nothing is sent to the group until you decide (/members shows whom: /kick or /keep them)."
 	}
 	return finish(err.Error())
 }
@@ -84,6 +87,10 @@ func (u *UI) undoneSentence(e *node.RemovalUndoneError) string {
 		return "You are a member of " + e.Name + " again: " + by + "'s removal of you was undone by a change that crossed it."
 	}
 	who := u.dlg.nameOf(e.Target)
+	if errors.Is(e.Cause, group.ErrBesideLeave) {
+		return who + " is a member of " + e.Name + " again: a leave of " + by + "'s key undid " + by + "'s removal of them. " +
+			"Nothing goes to " + e.Name + " until you /kick " + who + " (admins) or /keep " + who + "."
+	}
 	return who + " is a member of " + e.Name + " again: " + by + "'s removal of them was undone by a change that crossed it. " +
 		"If that is not what you want, /kick " + who + " before writing."
 }

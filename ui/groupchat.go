@@ -143,14 +143,54 @@ func (u *groupChats) groupLine(c *chat) (string, tone) {
 	}
 	_, t := groupSummaryWith(u.groupOthers(g), true)
 	text := memberCount(len(g.Members))
-	if info, bad := u.groupBlocker(c); bad {
-		mark := "! KEY CHANGED"
-		if info.Changed == nil && info.Trust == identity.StateUntrusted {
-			mark = "✗ member blocked"
-		}
+	switch _, mark, stop := u.groupStop(c); {
+	case mark == undoneMark:
+		text = mark // the count would not fit beside it
+	case stop:
 		text = mark + " · " + text
 	}
 	return text, t
+}
+
+// groupTrust is groupSummaryWith for group g, others its members but
+// us, with the undone removals that sending waits on (groupStop).
+func groupTrust(g node.GroupInfo, others []node.PeerInfo) (string, tone) {
+	summary, t := groupSummaryWith(others, g.Member)
+	if n := len(g.Undone); n > 0 && g.Member {
+		summary, t = summary+fmt.Sprintf("; %d REMOVAL UNDONE", n), toneBad
+	}
+	return summary, t
+}
+
+// undoneMark marks in the chat list a group whose sending waits for a
+// decision on an undone removal (groupStop).
+const undoneMark = "! REMOVAL UNDONE"
+
+// groupStop says what stops sending to c's group (text, to follow "Not
+// sent: "), and its mark in the chat list: a member whose key changed
+// or is blocked, or a member whose removal a leave of its remover's key
+// undid (node.GroupInfo.Undone), until the user decides.
+func (u *groupChats) groupStop(c *chat) (text, mark string, stop bool) {
+	if info, bad := u.groupBlocker(c); bad {
+		mark = "! KEY CHANGED"
+		if info.Changed == nil && info.Trust == identity.StateUntrusted {
+			mark = "✗ member blocked"
+		}
+		return u.groupRefusalText(info), mark, true
+	}
+	if undone := c.grp.info.Undone; len(undone) > 0 {
+		return u.undoneText(undone[0]), undoneMark, true
+	}
+	return "", "", false
+}
+
+// undoneText says that nothing goes to a group while d, a removal its
+// remover's own leave undid, waits for the user's decision, and what
+// the decisions are (to follow "Not sent: ").
+func (u *groupChats) undoneText(d group.Undone) string {
+	who, by := u.dlg.nameOf(d.Target), u.dlg.nameOf(d.Author)
+	return by + "'s removal of " + who + " was undone by a leave " + by + "'s key signed beside it: nothing is sent to the group until you decide. " +
+		"An admin can remove " + who + " again (/kick " + who + "); /keep " + who + " writes to them."
 }
 
 // groupBanner warns, in a group's chat, of what stops sending to it.
@@ -158,9 +198,8 @@ func (u *groupChats) groupBanner(c *chat) (string, bool) {
 	if !c.grp.info.Member {
 		return "You are not a member of " + c.name() + " any more (you left or were removed): its history stays, nothing can be sent to it.", false
 	}
-	info, ok := u.groupBlocker(c)
-	if ok {
-		return capitalize(u.groupRefusalText(info)), true
+	if text, _, stop := u.groupStop(c); stop {
+		return capitalize(text), true
 	}
 	return u.strangerMade(c), false
 }
@@ -196,7 +235,7 @@ func (u *groupChats) groupRefusalText(info node.PeerInfo) string {
 // our role.
 func (u *groupChats) groupTitle(c *chat, w int) line {
 	th := u.th
-	summary, t := groupSummaryWith(u.groupOthers(c.grp.info), c.grp.info.Member)
+	summary, t := groupTrust(c.grp.info, u.groupOthers(c.grp.info))
 	l := line{
 		{" " + titleName(c.name(), summary, w), th.bar.Bold(true)},
 		{"  ", th.bar},
@@ -222,8 +261,8 @@ func (u *groupChats) sendGroupText(c *chat, text string) bool {
 		u.notes.showErrorAbout(c.info.ID, "Not sent: you are not a member of "+c.name()+" any more.")
 		return false
 	}
-	if info, bad := u.groupBlocker(c); bad {
-		u.notes.showErrorAbout(c.info.ID, "Not sent: "+u.groupRefusalText(info))
+	if why, _, stop := u.groupStop(c); stop {
+		u.notes.showErrorAbout(c.info.ID, "Not sent: "+why)
 		return false
 	}
 	if len(text) > e2e.MaxTextBytes {
@@ -519,12 +558,12 @@ func (u *groupChats) sendGroupFile(c *chat, path string) {
 		u.notes.showErrorAbout(c.info.ID, "Not sent: you are not a member of "+c.name()+" any more.")
 		return
 	}
+	if why, _, stop := u.groupStop(c); stop {
+		u.notes.showErrorAbout(c.info.ID, "Not sent: "+why)
+		return
+	}
 	var to []peer.ID
 	for _, info := range u.groupOthers(c.grp.info) {
-		if memberBlocks(info) {
-			u.notes.showErrorAbout(c.info.ID, "Not sent: "+u.groupRefusalText(info))
-			return
-		}
 		if err := mayType(info); err != nil {
 			name := u.dlg.nameOf(info.ID)
 			u.notes.showErrorAbout(c.info.ID, "Not sent: "+name+", a member, is not in your contacts, and files go only to contacts. Accept them first (/trust "+name+").")

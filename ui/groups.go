@@ -34,6 +34,7 @@ func groupCommands() []command {
 		{"invite", "[GROUP] MEMBER", "add a contact to the open group (admins)", groupMemberCmd("invite")},
 		{"kick", "[GROUP] MEMBER", "remove a member or a newer admin (admins)", groupMemberCmd("kick")},
 		{"admin", "[GROUP] MEMBER", "make a member an admin (admins)", groupMemberCmd("admin")},
+		{"keep", "[GROUP] MEMBER", "write to a member whose removal was undone", groupMemberCmd("keep")},
 		{"leave", "[GROUP]", "leave the open group", inCommands((*commands).cmdLeave)},
 	}
 }
@@ -308,7 +309,7 @@ func (u *commands) cmdMembers(arg string) {
 // issuers names, in a group bound to a CA, the CA that vouches for each
 // member (Groups.Issuers).
 func (u *commands) membersText(g node.GroupInfo, infos []node.PeerInfo, flags map[peer.ID]error, issuers map[peer.ID]string) string {
-	summary, t := groupSummaryWith(infos, g.Member)
+	summary, t := groupTrust(g, infos)
 	var b strings.Builder
 	b.WriteString(tagged(tview.Escape(summary), t) + "\n\n")
 	if g.Member {
@@ -328,6 +329,9 @@ func (u *commands) membersText(g node.GroupInfo, infos []node.PeerInfo, flags ma
 			row += " — group CA: " + tview.Escape(oneLine(identity.SanitizeName(name)))
 		} else if info.Issuer != "" && info.IssuerTrusted && info.Trust != identity.StateCAVerified {
 			row += ", issued by " + tview.Escape(oneLine(identity.SanitizeName(info.Issuer)))
+		}
+		if i := slices.IndexFunc(g.Undone, func(d group.Undone) bool { return d.Target == info.ID }); i >= 0 {
+			row += " — " + tagged(tview.Escape("REMOVAL UNDONE by "+u.dlg.nameOf(g.Undone[i].Author)+"'s key"), toneBad)
 		}
 		if memberBlocks(info) {
 			row = "[red::b]" + row + "[-::-]"
@@ -429,14 +433,17 @@ func groupMemberCmd(cmd string) func(u *UI, arg string) {
 				_, err = gb.Remove(g.ID, p)
 			case "admin":
 				_, err = gb.Admin(g.ID, p)
+			case "keep":
+				_, err = gb.Keep(g.ID, p)
 			}
 			u.post(func() {
 				if err != nil {
 					u.notes.showErrorAbout(key, "/"+cmd+": "+finish(groupReason(err)))
 					return
 				}
-				done := map[string]string{"invite": "%s is now a member of %s", "kick": "%s is no longer a member of %s", "admin": "%s is now an admin of %s"}[cmd]
-				u.notes.informAbout(key, fmt.Sprintf(done+"; every member is told.", name, oneLine(identity.SanitizeName(g.Name))))
+				done := map[string]string{"invite": "%s is now a member of %s; every member is told.", "kick": "%s is no longer a member of %s; every member is told.",
+					"admin": "%s is now an admin of %s; every member is told.", "keep": "You write to %s in %s again (your decision: an admin can still remove them)."}[cmd]
+				u.notes.informAbout(key, fmt.Sprintf(done, name, oneLine(identity.SanitizeName(g.Name))))
 			})
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -799,4 +800,80 @@ func TestGroupCreateBoundToCA(t *testing.T) {
 	}
 	w.enter("/members acme")
 	w.waitText("Members of acme", "bob — verified: issued by Acme Root — group CA: Acme Root")
+}
+
+// TestGroupRemovalUndoneWaitsForDecision: in alice's log, bob (an admin)
+// removed carol and left, and bob's key then signed a second leave on
+// the version before the removal, which undid it (SECURITY.md finding
+// 7). The chat list and the banner say so, nothing is sent to the group
+// (the text stays in the input), /members marks carol, and /keep carol
+// lets alice write again.
+func TestGroupRemovalUndoneWaitsForDecision(t *testing.T) {
+	t.Parallel()
+	alice, bob, carol := newPeer(t, "alice", 0), newPeer(t, "bob", 0), newPeer(t, "carol", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
+	at := testNow.Add(-time.Hour)
+	create, err := group.Create(alice.id.Signer(), "team", []peer.ID{bob.peerID(), carol.peerID()}, nil, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := group.New(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(who *testPeer, op group.Op, p peer.ID, parents []group.Hash) group.Hash {
+		t.Helper()
+		c, err := group.Sign(who.id.Signer(), l.ID(), parents, op, p, "", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Add(c); err != nil && !errors.Is(err, group.ErrNotMember) {
+			t.Fatal(err)
+		}
+		return c.Hash()
+	}
+	admin := sign(alice, group.OpAdmin, bob.peerID(), l.Heads())
+	removal := sign(bob, group.OpRemove, carol.peerID(), []group.Hash{admin})
+	sign(bob, group.OpLeave, "", []group.Hash{removal})
+	sign(bob, group.OpLeave, "", []group.Hash{admin}) // the second leave, before the removal
+	u := l.State().Undone
+	if len(u) != 1 {
+		t.Fatalf("the log's undone removals: %v", u)
+	}
+	// As alice's node stored them: the log (without the changes kept out
+	// of it, the removal among them) and the doubt (node.Groups.Keep).
+	alice.fillLog(l)
+	alice.withStore(func(s *store.Store) error {
+		return s.Groups().UpdateGroupDoubts(store.GroupID(l.ID()), func([]store.GroupDoubt) ([]store.GroupDoubt, bool) {
+			return []store.GroupDoubt{{Removal: u[0].Removal[:], Target: u[0].Target, Author: u[0].Author}}, true
+		})
+	})
+	w := openWindow(t, alice.start(), 80, 24, Options{})
+	w.waitText("! REMOVAL UNDONE")
+	s := w.tabUntil(" team  2 members: you, 1 unverified; 1 REMOVAL UNDONE")
+	x, y, _ := findIn(s, "1 REMOVAL UNDONE", false)
+	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
+		t.Errorf("REMOVAL UNDONE in the title is drawn in %v", fg)
+	}
+	w.waitText("Bob's removal of carol was undone by a leave bob's", "(/kick carol); /keep carol writes to them.")
+	w.enter("hello")
+	w.waitText("Not sent: bob's removal of carol was undone")
+	if w.draft() != "hello" {
+		t.Errorf("the refused text left the input: %q", w.draft())
+	}
+	w.do(func() { w.u.in.SetText("") })
+	w.enter("/members")
+	s = w.waitText("Members of team", "2 members: you, 1 unverified; 1 REMOVAL UNDONE", "carol — unverified: trusted on first use — REMOVAL UNDONE by bob's key")
+	x, y, _ = findIn(s, "REMOVAL UNDONE by bob's", false)
+	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
+		t.Errorf("the undone removal is drawn in %v", fg)
+	}
+	w.key(tcell.KeyEscape, 0, 0)
+	w.waitGone("Members of team")
+	w.enter("/keep carol")
+	w.waitText("You write to carol in team again")
+	w.waitGone("! REMOVAL UNDONE")
+	w.enter("hello")
+	w.waitText("me: hello", "waiting for carol")
 }

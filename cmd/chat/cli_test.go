@@ -410,6 +410,9 @@ func TestMissingField(t *testing.T) {
 		{request{Cmd: "group_rename"}, "group"},
 		{request{Cmd: "group_rename", Group: "team"}, "name"},
 		{request{Cmd: "group_rename", Group: "team", Name: "crew"}, ""},
+		{request{Cmd: "group_keep", Group: "team"}, "peer"},
+		{request{Cmd: "group_keep", Peer: "carol"}, "group"},
+		{request{Cmd: "group_keep", Group: "team", Peer: "carol"}, ""},
 	} {
 		if got := missingField(tc.req); got != tc.want {
 			t.Errorf("missingField(%+v) = %q, want %q", tc.req, got, tc.want)

@@ -232,7 +232,7 @@ func (h *handler) handle(line []byte, w *lineWriter) {
 		w.write(evInvite{Event: "invite", Ref: c.Ref, Text: text, PeerID: h.n.ID().String()})
 	case "send_file", "file_accept", "file_cancel", "files":
 		h.fileCommand(c, w, fail)
-	case "group_create", "group_add", "group_remove", "group_admin", "group_rename", "group_leave", "groups":
+	case "group_create", "group_add", "group_remove", "group_admin", "group_keep", "group_rename", "group_leave", "groups":
 		h.groupCmd(c, w, fail)
 	case "quit":
 		w.write(evOK{Event: "ok", Ref: c.Ref, Cmd: c.Cmd})

@@ -32,6 +32,17 @@ type evGroup struct {
 	CA      string   `json:"ca,omitempty"`      // the required CA (hex SHA-256 of its SubjectPublicKeyInfo)
 	CAName  string   `json:"ca_name,omitempty"` // its name, while it is among the CAs this node trusts
 	Unread  int      `json:"unread,omitempty"`  // unread messages
+	// Undone: members whose removal a leave of their remover's key undid
+	// (node.GroupInfo.Undone): send waits until they are removed again or
+	// kept (group_keep).
+	Undone []evUndone `json:"undone,omitempty"`
+}
+
+// evUndone is a removal undone by its remover's own leave: who is a
+// member again, and who had removed them.
+type evUndone struct {
+	Member string `json:"member"`
+	By     string `json:"by"`
 }
 
 func groupEvent(g node.GroupInfo, ref string) evGroup {
@@ -39,6 +50,9 @@ func groupEvent(g node.GroupInfo, ref string) evGroup {
 		Members: peerStrings(g.Members), Admins: peerStrings(g.Admins), Unread: g.Unread}
 	if g.CA != nil {
 		ev.CA, ev.CAName = fmt.Sprintf("%x", g.CA), g.CAName
+	}
+	for _, u := range g.Undone {
+		ev.Undone = append(ev.Undone, evUndone{Member: u.Target.String(), By: u.Author.String()})
 	}
 	return ev
 }
@@ -64,11 +78,11 @@ func missingGroupField(c request) string {
 	switch {
 	case c.Cmd == "group_create" && c.Name == "":
 		return "name"
-	case (c.Cmd == "group_add" || c.Cmd == "group_remove" || c.Cmd == "group_admin" || c.Cmd == "group_rename" || c.Cmd == "group_leave") && c.Group == "":
+	case (c.Cmd == "group_add" || c.Cmd == "group_remove" || c.Cmd == "group_admin" || c.Cmd == "group_keep" || c.Cmd == "group_rename" || c.Cmd == "group_leave") && c.Group == "":
 		return "group"
 	case c.Cmd == "group_rename" && c.Name == "":
 		return "name"
-	case (c.Cmd == "group_add" || c.Cmd == "group_remove" || c.Cmd == "group_admin") && c.Peer == "":
+	case (c.Cmd == "group_add" || c.Cmd == "group_remove" || c.Cmd == "group_admin" || c.Cmd == "group_keep") && c.Peer == "":
 		return "peer"
 	}
 	return ""
@@ -132,6 +146,8 @@ func (h *handler) groupCmd(c request, w *lineWriter, fail func(error)) {
 		g, err = h.n.Groups().Remove(g.ID, p)
 	case "group_admin":
 		g, err = h.n.Groups().Admin(g.ID, p)
+	case "group_keep":
+		g, err = h.n.Groups().Keep(g.ID, p)
 	case "group_rename":
 		g, err = h.n.Groups().Rename(g.ID, c.Name)
 	case "group_leave":

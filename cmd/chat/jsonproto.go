@@ -19,7 +19,7 @@ import (
 
 // daemonCommands are the commands handler.handle answers, in the order
 // docs/DAEMON.md lists them.
-var daemonCommands = []string{"send", "edit", "delete", "react", "mark_seen", "typing", "connect", "add", "trust", "block", "peers", "history", "id", "invite", "send_file", "file_accept", "file_cancel", "files", "group_create", "group_add", "group_remove", "group_admin", "group_rename", "group_leave", "groups", "quit"}
+var daemonCommands = []string{"send", "edit", "delete", "react", "mark_seen", "typing", "connect", "add", "trust", "block", "peers", "history", "id", "invite", "send_file", "file_accept", "file_cancel", "files", "group_create", "group_add", "group_remove", "group_admin", "group_keep", "group_rename", "group_leave", "groups", "quit"}
 
 // daemonEvents are the values of "event" on the lines the daemon writes:
 // answers and node events. sent, queued, delivered and failed are the
@@ -46,7 +46,7 @@ type request struct {
 	Typing   *bool    `json:"typing,omitempty"`   // typing: started or stopped
 	Members  []string `json:"members,omitempty"`  // group_create: peer IDs or contact names
 	CA       string   `json:"ca,omitempty"`       // group_create: the trusted CA members need (name or fingerprint)
-	Group    string   `json:"group,omitempty"`    // group_add, group_remove, group_admin, group_rename, group_leave: ID or name
+	Group    string   `json:"group,omitempty"`    // group_add, group_remove, group_admin, group_keep, group_rename, group_leave: ID or name
 }
 
 type evListening struct {

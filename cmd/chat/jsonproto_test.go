@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/certchat/certchat/group"
@@ -33,6 +34,25 @@ func TestErrorEventNamesUndoneRemoval(t *testing.T) {
 		m, _ := got["member"].(string)
 		if g != tc.group || m != tc.member || got["event"] != "error" {
 			t.Errorf("%s: %s", tc.name, line)
+		}
+	}
+}
+
+// TestGroupEventNamesUndone: a group event names each undone removal that
+// sending waits on (member, by), and says nothing of undone when there
+// is none.
+func TestGroupEventNamesUndone(t *testing.T) {
+	carol, bob := peer.ID("carol's id"), peer.ID("bob's id")
+	for _, tc := range []struct {
+		undone []group.Undone
+		want   string
+	}{
+		{nil, ""},
+		{[]group.Undone{{Target: carol, Author: bob}}, `"undone":[{"member":"` + carol.String() + `","by":"` + bob.String() + `"}]`},
+	} {
+		line := string(mustJSON(groupEvent(node.GroupInfo{ID: group.ID{1}, Name: "team", Undone: tc.undone}, "")))
+		if tc.want == "" && strings.Contains(line, "undone") || !strings.Contains(line, tc.want) {
+			t.Errorf("%v: %s", tc.undone, line)
 		}
 	}
 }

@@ -135,9 +135,12 @@ echoed in its answer. The commands:
   {"cmd":"group_add","group":"team","peer":"dave"}
   {"cmd":"group_remove","group":"team","peer":"dave"}
   {"cmd":"group_admin","group":"team","peer":"bob"}
+  {"cmd":"group_keep","group":"team","peer":"carol"}
   {"cmd":"group_rename","group":"team","name":"crew"}
   {"cmd":"group_leave","group":"team"}
-      change the group; each answers {"event":"group",...}
+      change the group (group_keep: write to a member whose removal
+      was undone, "undone" in the group event); each answers
+      {"event":"group",...}
   {"cmd":"groups"}
       one {"event":"group",...} per group, then "ok"
   {"cmd":"quit"}
