@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"sync"
@@ -78,9 +77,11 @@ func (d *doubts) note(l *group.Log) (changed bool, err error) {
 }
 
 // mergeDoubts adds to ds, the doubts stored, the removals s names undone,
-// and drops those decided: the target is no member of s (removed again,
-// or gone), or the log holds the removal and s no longer names it (its
-// target removed and added again since).
+// one a member at most (a departed key may sign any number of them, and
+// the decision is about the member), and drops those decided: the
+// target is no member of s (removed again, or gone), or the log holds
+// the removal and s no longer names it (its target removed and added
+// again since).
 func mergeDoubts(ds []store.GroupDoubt, s group.State, holds func(group.Hash) bool) ([]store.GroupDoubt, bool) {
 	n := len(ds)
 	ds = slices.DeleteFunc(ds, func(d store.GroupDoubt) bool {
@@ -89,7 +90,7 @@ func mergeDoubts(ds []store.GroupDoubt, s group.State, holds func(group.Hash) bo
 	})
 	changed := len(ds) != n
 	for _, u := range s.Undone {
-		if !slices.ContainsFunc(ds, func(d store.GroupDoubt) bool { return bytes.Equal(d.Removal, u.Removal[:]) }) {
+		if !slices.ContainsFunc(ds, func(d store.GroupDoubt) bool { return d.Target == u.Target }) {
 			ds = append(ds, store.GroupDoubt{Removal: u.Removal[:], Target: u.Target, Author: u.Author})
 			changed = true
 		}
