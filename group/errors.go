@@ -52,6 +52,18 @@ var (
 	ErrBesideLeave = errors.New("signed beside its author's leave")
 )
 
+// RefusedChange is a change that Log.Refused reports, by its hash, and
+// why it was refused.
+type RefusedChange struct {
+	Hash Hash
+	Err  error
+}
+
+func (e *RefusedChange) Error() string { return e.Err.Error() }
+
+// Unwrap is why the change was refused.
+func (e *RefusedChange) Unwrap() error { return e.Err }
+
 // refusedError is why a change is refused or takes no effect: a
 // sentinel and its details, formatted only when read. A fold meets such
 // a reason for every change that does not take effect, and most are

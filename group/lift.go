@@ -76,7 +76,7 @@ func liftAside(l *Log) {
 		}
 		unsetAside(l, a.hash)
 		if err := l.add(a, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
-			l.refused = append(l.refused, err)
+			l.refused = append(l.refused, &RefusedChange{a.hash, err})
 		}
 	}
 	l.refold()

@@ -188,13 +188,15 @@ func (l *Log) Heads() []Hash {
 }
 
 // Changes are the log's changes' encodings, each after its parents: what
-// a member stores, and what a new member is sent.
+// a member stores, and what a new member is sent. After them come the
+// changes kept out that the removals State.Undone names rest on
+// (undoneChanges), which a log restored or sent keeps out again.
 func (l *Log) Changes() [][]byte {
 	out := make([][]byte, len(l.order))
 	for i, e := range l.order {
 		out[i] = e.c.raw
 	}
-	return out
+	return append(out, undoneChanges(l)...)
 }
 
 // Revision counts the changes the log took in or dropped since New (or
@@ -771,7 +773,7 @@ func dropOnBad(l *Log, c *Change, err error) (onHead bool) {
 	l.bad.keep(c.hash, err)
 	return unholdOn(l, c, nil, func(p *Change) bool {
 		why := onBad(p, err)
-		l.refused = append(l.refused, why)
+		l.refused = append(l.refused, &RefusedChange{p.hash, why})
 		return dropOnBad(l, p, why)
 	})
 }
@@ -840,7 +842,10 @@ func (l *Log) recall(c *Change) error {
 		// A change it brought back was refused, and c with it
 		// (refuseFor): said here, not among the held changes refused.
 		err := l.bad[c.hash]
-		l.refused = slices.DeleteFunc(l.refused, func(e error) bool { return e == err })
+		l.refused = slices.DeleteFunc(l.refused, func(e error) bool {
+			rc, ok := e.(*RefusedChange)
+			return e == err || ok && rc.Err == err
+		})
 		return err
 	}
 	return fmt.Errorf("%w: %s by %s builds on changes kept out of the log", ErrNotMember, c.Op, identity.ShortID(c.Author))
@@ -871,7 +876,7 @@ func bringBack(l *Log, c *Change, protected bool, seen map[Hash]bool) {
 			// first.
 			delete(l.stale, p)
 			if err := l.add(s, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
-				l.refused = append(l.refused, err)
+				l.refused = append(l.refused, &RefusedChange{s.hash, err})
 			}
 		}
 		if a := l.aside[p]; a != nil && l.nodes[p] == nil && (vouches(l, c, a, nil) || isProtected()) {
@@ -879,7 +884,7 @@ func bringBack(l *Log, c *Change, protected bool, seen map[Hash]bool) {
 			// Moot again (set aside again) or held for its own parents
 			// is what may become of it; anything else is news.
 			if err := l.add(a, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) && !errors.Is(err, ErrNotMember) {
-				l.refused = append(l.refused, err)
+				l.refused = append(l.refused, &RefusedChange{a.hash, err})
 			}
 		}
 		if h := l.pending[p]; h != nil && !seen[p] && (vouches(l, c, h, nil) || (isProtected() && !poisonedOut(l, c, nil))) {
@@ -1449,7 +1454,7 @@ func (l *Log) release() {
 			unhold(l, h)
 			progress = true
 			if err := l.add(c, false, true, nil); err != nil && !errors.Is(err, ErrMissingParents) {
-				l.refused = append(l.refused, err)
+				l.refused = append(l.refused, &RefusedChange{c.hash, err})
 			}
 		}
 	}

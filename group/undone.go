@@ -100,3 +100,59 @@ func endsInLeave(l *Log, c *Change, idx int) bool {
 // out of it: whether State.Undone, which names the removals undone among
 // them, can say if h is one.
 func Holds(l *Log, h Hash) bool { return l.nodes[h] != nil || l.aside[h] != nil }
+
+// undoneChanges are the changes kept out of l that State.Undone rests
+// on, for Changes to carry: each removal it names that is kept out, the
+// first of each target's (by hash), then the leaves of its author's
+// kept out that build on it and on nothing else kept out. A member
+// restored from them, or sent them, holds the removal in doubt as l
+// does; without them, a member that was away while the second leave
+// came would never see the removal, and write to its target.
+func undoneChanges(l *Log) [][]byte {
+	var (
+		out    [][]byte
+		leaves []*Change // kept out, by hash
+		seen   = map[peer.ID]bool{}
+	)
+	for _, u := range undoneRemovals(l) {
+		r := l.aside[u.Removal]
+		if r == nil || l.nodes[u.Removal] != nil || seen[u.Target] {
+			continue
+		}
+		seen[u.Target] = true
+		if leaves == nil {
+			leaves = asideLeaves(l)
+		}
+		out = append(out, r.raw)
+		for _, a := range leaves {
+			if _, _, above, ok := l.asideAncestry(a); a.Author == r.Author && ok && len(above) == 1 && above[r.hash] {
+				out = append(out, a.raw)
+			}
+		}
+	}
+	return out
+}
+
+// asideLeaves are the leaves kept out of l, by hash.
+func asideLeaves(l *Log) []*Change {
+	out := []*Change{}
+	for _, a := range l.aside {
+		if a.Op == OpLeave && l.nodes[a.hash] == nil {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Change) int { return bytes.Compare(a.hash[:], b.hash[:]) })
+	return out
+}
+
+// InDoubt says whether h is one of the changes kept out of l that carry
+// a removal State.Undone names (undoneChanges): refused by the log, as
+// every member that holds them refuses them, and told as a doubt.
+func InDoubt(l *Log, h Hash) bool {
+	for _, raw := range undoneChanges(l) {
+		if HashOf(raw) == h {
+			return true
+		}
+	}
+	return false
+}

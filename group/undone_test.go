@@ -72,6 +72,24 @@ func TestStateUndone(t *testing.T) {
 						t.Errorf("%v is named undone, but its target is no member", u)
 					}
 				}
+				// Restored from its changes, or sent them having only
+				// the second leave, a log names the same.
+				r, err := group.Restore(l.Changes())
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent := deal(t, create, []*group.Change{adm, again})
+				for _, raw := range l.Changes() {
+					if c, err := group.Parse(raw); err != nil || !dealt(sent.Add(c)) {
+						t.Fatalf("send %v: %v", c, err)
+					}
+				}
+				if got := r.State().Undone; !slices.Equal(got, tc.want) {
+					t.Fatalf("in the order %v, restored: Undone = %v, want %v", opsOf(order), got, tc.want)
+				}
+				if got := sent.State().Undone; !slices.Equal(got, tc.want) && slices.Contains(tc.changes, again) {
+					t.Fatalf("in the order %v, sent to a log with the second leave: Undone = %v, want %v", opsOf(order), got, tc.want)
+				}
 			}
 		})
 	}

@@ -132,6 +132,9 @@ func (g *Groups) load() {
 			continue
 		}
 		g.logs[l.ID()] = l
+		if _, err := g.doubts.note(l); err != nil { // a log stored before its doubts were
+			g.emitError("", err)
+		}
 	}
 }
 
@@ -314,7 +317,8 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	} else {
 		l = taken
 	}
-	strangers := 0 // changes signed by from, who is not a member
+	strangers := 0      // changes signed by from, who is not a member
+	var refused []error // changes the log refused
 	for i, c := range parsed {
 		if c == nil {
 			continue // refused above, or in our log already
@@ -345,14 +349,14 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 		// With the frame's changes after it: one of them may vouch for a
 		// change the sender took late (group.Log.AddWith).
 		if err := l.AddWith(c, parsed[i+1:]); err != nil && !errors.Is(err, group.ErrMissingParents) {
-			refusals = append(refusals, err)
+			refused = append(refused, &group.RefusedChange{Hash: c.Hash(), Err: err})
 		}
 	}
 	if strangers > 0 {
 		refusals = append(refusals, fmt.Errorf("%w: %d changes signed by %s, who is not a member", group.ErrNotMember, strangers, identity.ShortID(from)))
 	}
 	if l != nil {
-		refusals = append(refusals, l.Refused()...)
+		refusals = append(refusals, toldRefusals(l, append(refused, l.Refused()...))...)
 	}
 	undone := undoneBy(l, g.host.ID(), noted)
 	var (
@@ -444,6 +448,17 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	}
 }
 
+// toldRefusals are the refusals of changes by l to tell the user of: not
+// those of the changes a removal in doubt rests on, which come with
+// every log that holds them (group.Log.Changes), in whatever order, and
+// which the doubt tells of (groups_doubts.go). Called with g.mu held.
+func toldRefusals(l *group.Log, refused []error) []error {
+	return slices.DeleteFunc(refused, func(err error) bool {
+		var rc *group.RefusedChange
+		return errors.As(err, &rc) && group.InDoubt(l, rc.Hash)
+	})
+}
+
 // undoneBy says which of noted, our changes and removals that took
 // effect in l before a frame, no longer do with it: a change that
 // crossed one undid it (a senior admin's removal of us, or one ours
@@ -515,7 +530,7 @@ func (g *Groups) knownChanges(id group.ID, raw [][]byte) []bool {
 		return known
 	}
 	for i := 1; i < len(raw); i++ {
-		known[i] = l.Has(group.HashOf(raw[i]))
+		known[i] = group.Holds(l, group.HashOf(raw[i])) // kept out, it would be kept out again
 	}
 	return known
 }

@@ -375,3 +375,36 @@ func TestGroupUndoneRemovalWaitsForDecision(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupUndoneRemovalTravelsWithTheLog: the removal an undone doubt
+// rests on is kept out of the log, and travels with it anyway
+// (group.Log.Changes): erin, added after finding 7's attack, never saw
+// bob's removal of carol, and her node holds it in doubt as alice's
+// does. Before, the log alice sent lacked the removal: erin would write
+// to carol unawares.
+func TestGroupUndoneRemovalTravelsWithTheLog(t *testing.T) {
+	alice, bob, carol, id := adminTrio(t)
+	undoRemoval(t, alice, bob, carol, id, func() {})
+	alice.offWait("carol back, in doubt", groupEv(id, func(g GroupInfo) bool { return len(g.Undone) == 1 }))
+	erin := offNewNode(t, "erin", nil, true)
+	offLink(t, alice, erin)
+	if _, err := alice.Groups().Add(id, erin.ID()); err != nil {
+		t.Fatal(err)
+	}
+	inDoubt := groupEv(id, func(g GroupInfo) bool {
+		return g.Member && len(g.Undone) == 1 && g.Undone[0].Target == carol.ID() && g.Undone[0].Author == bob.ID()
+	})
+	var refused []string // the frame's refusals come before its group event
+	erin.offWait("the group, carol in doubt", func(e Event) bool {
+		if e.Kind == EventError && strings.Contains(e.Err, "was refused") {
+			refused = append(refused, e.Err)
+		}
+		return inDoubt(e)
+	})
+	if len(refused) > 0 {
+		t.Errorf("erin was told of the changes kept out as refused: %q", refused)
+	}
+	if _, err := erin.Groups().Send(id, "hello all"); !errors.Is(err, ErrRemovalUndone) {
+		t.Fatalf("erin's send: %v, want ErrRemovalUndone", err)
+	}
+}
