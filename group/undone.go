@@ -104,10 +104,11 @@ func Holds(l *Log, h Hash) bool { return l.nodes[h] != nil || l.aside[h] != nil 
 // undoneChanges are the changes kept out of l that State.Undone rests
 // on, for Changes to carry: each removal it names that is kept out, the
 // first of each target's (by hash), then the leaves of its author's
-// kept out that build on it and on nothing else kept out. A member
-// restored from them, or sent them, holds the removal in doubt as l
-// does; without them, a member that was away while the second leave
-// came would never see the removal, and write to its target.
+// kept out that build on it and on nothing else kept out (a removal in
+// the log has its own carried too). A member restored from them, or
+// sent them, holds the removal in doubt as l does; without them, a
+// member that was away while the second leave came would never see the
+// removal, and write to its target.
 func undoneChanges(l *Log) [][]byte {
 	var (
 		out    [][]byte
@@ -115,17 +116,23 @@ func undoneChanges(l *Log) [][]byte {
 		seen   = map[peer.ID]bool{}
 	)
 	for _, u := range undoneRemovals(l) {
-		r := l.aside[u.Removal]
-		if r == nil || l.nodes[u.Removal] != nil || seen[u.Target] {
+		if seen[u.Target] {
 			continue
 		}
 		seen[u.Target] = true
 		if leaves == nil {
 			leaves = asideLeaves(l)
 		}
-		out = append(out, r.raw)
+		e := l.nodes[u.Removal]
+		if e == nil {
+			out = append(out, l.aside[u.Removal].raw)
+		}
 		for _, a := range leaves {
-			if _, _, above, ok := l.asideAncestry(a); a.Author == r.Author && ok && len(above) == 1 && above[r.hash] {
+			if a.Author != u.Author {
+				continue
+			}
+			_, anc, above, ok := l.asideAncestry(a)
+			if ok && (e == nil && len(above) == 1 && above[u.Removal] || e != nil && len(above) == 0 && anc.has(e.idx)) {
 				out = append(out, a.raw)
 			}
 		}
