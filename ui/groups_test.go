@@ -305,10 +305,7 @@ func TestGroupKeyChanged(t *testing.T) {
 	}
 	w.waitText("# team")
 	s := w.tabUntil(" team  3 members: you, 1 unverified, 1 KEY CHANGED")
-	x, y, _ := findIn(s, "1 KEY CHANGED", false)
-	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
-		t.Errorf("KEY CHANGED in the title is drawn in %v", fg)
-	}
+	w.wantRed(s, "1 KEY CHANGED", "KEY CHANGED in the title")
 	w.waitText("KEY CHANGED for bob, a member: sending to the group", "is blocked until you decide. Open the chat marked")
 	w.enter("hello")
 	w.waitText("Not sent: KEY CHANGED for bob, a member")
@@ -319,10 +316,7 @@ func TestGroupKeyChanged(t *testing.T) {
 	w.do(func() { w.u.in.SetText("") })
 	w.enter("/members")
 	s = w.waitText("Members of team", "bob — KEY CHANGED: claims to be bob")
-	x, y, _ = findIn(s, "bob — KEY CHANGED", false)
-	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
-		t.Errorf("the changed member is drawn in %v", fg)
-	}
+	w.wantRed(s, "bob — KEY CHANGED", "the changed member")
 	w.key(tcell.KeyEscape, 0, 0)
 	w.waitGone("Members of team")
 
@@ -852,10 +846,7 @@ func TestGroupRemovalUndoneWaitsForDecision(t *testing.T) {
 	w := openWindow(t, alice.start(), 80, 24, Options{})
 	w.waitText("! REMOVAL UNDONE")
 	s := w.tabUntil(" team  2 members: you, 1 unverified; 1 REMOVAL UNDONE")
-	x, y, _ := findIn(s, "1 REMOVAL UNDONE", false)
-	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
-		t.Errorf("REMOVAL UNDONE in the title is drawn in %v", fg)
-	}
+	w.wantRed(s, "1 REMOVAL UNDONE", "REMOVAL UNDONE in the title")
 	w.waitText("Bob's removal of carol was undone by a leave bob's", "(/kick carol); /keep carol writes to them.")
 	w.enter("hello")
 	w.waitText("Not sent: bob's removal of carol was undone")
@@ -865,10 +856,7 @@ func TestGroupRemovalUndoneWaitsForDecision(t *testing.T) {
 	w.do(func() { w.u.in.SetText("") })
 	w.enter("/members")
 	s = w.waitText("Members of team", "2 members: you, 1 unverified; 1 REMOVAL UNDONE", "carol — unverified: trusted on first use — REMOVAL UNDONE by bob's key")
-	x, y, _ = findIn(s, "REMOVAL UNDONE by bob's", false)
-	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
-		t.Errorf("the undone removal is drawn in %v", fg)
-	}
+	w.wantRed(s, "REMOVAL UNDONE by bob's", "the undone removal")
 	w.key(tcell.KeyEscape, 0, 0)
 	w.waitGone("Members of team")
 	w.enter("/keep carol")

@@ -470,3 +470,13 @@ func (w *window) pageUpUntil(text string) string {
 	}
 	return s
 }
+
+// wantRed fails the test unless text, on screen s, is drawn in red
+// (what names it).
+func (w *window) wantRed(s, text, what string) {
+	w.t.Helper()
+	x, y, _ := findIn(s, text, false)
+	if fg, _, _ := w.styleAt(x, y).Decompose(); fg != tcell.ColorRed {
+		w.t.Errorf("%s is drawn in %v", what, fg)
+	}
+}
