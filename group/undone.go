@@ -40,10 +40,14 @@ type Undone struct {
 // since is not in doubt. A removal beside the author's leave with no
 // leave on it is no doubt either: it is not the author's last word on
 // either branch. By hash, the same on every member.
-func undoneRemovals(l *Log) []Undone {
+func undoneRemovals(l *Log) []Undone { return undoneIn(l, newAncestries()) }
+
+// undoneIn is undoneRemovals, reading the ancestry of each change kept
+// out once (anc).
+func undoneIn(l *Log, anc *ancestries) []Undone {
 	var out []Undone
-	consider := func(c *Change, idx int, anc bitset) {
-		if !errors.Is(l.Effect(c.hash), ErrBesideLeave) || !l.state.IsMember(c.Peer) || rejoinedSince(l, c.Peer, anc) || !endsInLeave(l, c, idx) {
+	consider := func(c *Change, idx int, ancs bitset) {
+		if !l.state.IsMember(c.Peer) || !errors.Is(l.Effect(c.hash), ErrBesideLeave) || rejoinedSince(l, c.Peer, ancs) || !endsInLeave(l, c, idx, anc) {
 			return
 		}
 		out = append(out, Undone{Removal: c.hash, Target: c.Peer, Author: c.Author})
@@ -54,15 +58,64 @@ func undoneRemovals(l *Log) []Undone {
 		}
 	}
 	for _, a := range l.aside {
-		if a.Op != OpRemove || l.nodes[a.hash] != nil {
+		if a.Op != OpRemove || l.nodes[a.hash] != nil || !l.state.IsMember(a.Peer) {
 			continue
 		}
-		if _, anc, _, ok := l.asideAncestry(a); ok {
-			consider(a, -1, anc)
+		if x := anc.of(l, a); x.ok {
+			consider(a, -1, x.anc)
 		}
 	}
 	slices.SortFunc(out, func(a, b Undone) int { return bytes.Compare(a.Removal[:], b.Removal[:]) })
 	return out
+}
+
+// ancestries holds the ancestry of changes kept out (Log.asideAncestry)
+// for one read of the log, and which of them a leave kept out builds on:
+// a flood of removals and leaves kept out would have each leave's read
+// again for each removal.
+type ancestries struct {
+	read map[Hash]ancestry
+	on   map[Hash]bool // nil: not read yet
+}
+
+func newAncestries() *ancestries { return &ancestries{read: map[Hash]ancestry{}} }
+
+type ancestry struct {
+	anc   bitset        // ancestors in the log
+	above map[Hash]bool // ancestors out of it
+	ok    bool          // every ancestor known
+}
+
+// leavesOn are the changes kept out of l that a leave of their author's,
+// kept out too, builds on (a leave in the log builds on none), read once.
+func (m *ancestries) leavesOn(l *Log) map[Hash]bool {
+	if m.on != nil {
+		return m.on
+	}
+	on := map[Hash]bool{}
+	for _, a := range l.aside {
+		if a.Op != OpLeave || l.nodes[a.hash] != nil {
+			continue
+		}
+		x := m.of(l, a)
+		for h := range x.above {
+			if b := l.aside[h]; x.ok && b != nil && b.Author == a.Author {
+				on[h] = true
+			}
+		}
+	}
+	m.on = on
+	return on
+}
+
+// of is a's ancestry, a change kept out of l, read once.
+func (m *ancestries) of(l *Log, a *Change) ancestry {
+	x, seen := m.read[a.hash]
+	if !seen {
+		_, x.anc, x.above, x.ok = l.asideAncestry(a)
+		m.read[a.hash] = x
+	}
+	return x
 }
 
 // rejoinedSince says whether p's membership began with an add that took
@@ -78,10 +131,14 @@ func rejoinedSince(l *Log, p peer.ID, anc bitset) bool {
 }
 
 // endsInLeave says whether a leave of c's author's, in the log or kept
-// out of it, builds on c (at idx in the log's order, or -1: kept out).
-func endsInLeave(l *Log, c *Change, idx int) bool {
+// out of it, builds on c (at idx in the log's order, or -1: kept out);
+// anc holds the ancestries read.
+func endsInLeave(l *Log, c *Change, idx int, anc *ancestries) bool {
+	if idx < 0 {
+		return anc.leavesOn(l)[c.hash]
+	}
 	for _, e := range l.order {
-		if idx >= 0 && e.c.Op == OpLeave && e.c.Author == c.Author && e.anc.has(idx) {
+		if e.c.Op == OpLeave && e.c.Author == c.Author && e.anc.has(idx) {
 			return true
 		}
 	}
@@ -89,7 +146,7 @@ func endsInLeave(l *Log, c *Change, idx int) bool {
 		if a.Op != OpLeave || a.Author != c.Author || l.nodes[a.hash] != nil {
 			continue
 		}
-		if _, anc, out, ok := l.asideAncestry(a); ok && ((idx >= 0 && anc.has(idx)) || out[c.hash]) {
+		if x := anc.of(l, a); x.ok && x.anc.has(idx) {
 			return true
 		}
 	}
@@ -115,7 +172,8 @@ func undoneChanges(l *Log) [][]byte {
 		leaves []*Change // kept out, by hash
 		seen   = map[peer.ID]bool{}
 	)
-	for _, u := range undoneRemovals(l) {
+	anc := newAncestries()
+	for _, u := range undoneIn(l, anc) {
 		if seen[u.Target] {
 			continue
 		}
@@ -131,8 +189,8 @@ func undoneChanges(l *Log) [][]byte {
 			if a.Author != u.Author {
 				continue
 			}
-			_, anc, above, ok := l.asideAncestry(a)
-			if ok && (e == nil && len(above) == 1 && above[u.Removal] || e != nil && len(above) == 0 && anc.has(e.idx)) {
+			x := anc.of(l, a)
+			if x.ok && (e == nil && len(x.above) == 1 && x.above[u.Removal] || e != nil && len(x.above) == 0 && x.anc.has(e.idx)) {
 				out = append(out, a.raw)
 			}
 		}
@@ -152,14 +210,13 @@ func asideLeaves(l *Log) []*Change {
 	return out
 }
 
-// InDoubt says whether h is one of the changes kept out of l that carry
-// a removal State.Undone names (undoneChanges): refused by the log, as
+// InDoubt are the hashes of the changes kept out of l that carry the
+// removals State.Undone names (undoneChanges): refused by the log, as
 // every member that holds them refuses them, and told as a doubt.
-func InDoubt(l *Log, h Hash) bool {
+func InDoubt(l *Log) map[Hash]bool {
+	out := map[Hash]bool{}
 	for _, raw := range undoneChanges(l) {
-		if HashOf(raw) == h {
-			return true
-		}
+		out[HashOf(raw)] = true
 	}
-	return false
+	return out
 }

@@ -1,8 +1,10 @@
 package group_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/certchat/certchat/group"
 )
@@ -102,4 +104,45 @@ func opsOf(cs []*group.Change) []group.Op {
 		out = append(out, c.Op)
 	}
 	return out
+}
+
+// BenchmarkUndoneFlood: a departed admin's key signs 128 removals of
+// members, each on the version before its leave with a leave of its own
+// on it (every one a removal in doubt, by State.Undone's rule): what
+// State and Changes cost on that log, which the node reads with each
+// frame.
+func BenchmarkUndoneFlood(b *testing.B) {
+	p := people(b, "ann", "ben", "cat", "dan")
+	_, l := newGroup(b, p["ann"], p["ben"], p["cat"], p["dan"])
+	adm := propose(b, l, p["ann"], group.OpAdmin, p["ben"], "")
+	propose(b, l, p["ben"], group.OpLeave, person{}, "")
+	for i := range 128 {
+		target := p["cat"]
+		if i%2 == 1 {
+			target = p["dan"]
+		}
+		rm, err := group.SignForTest(p["ben"].key, l.ID(), hashesOf(adm), group.OpRemove, target.id, "", t0.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			b.Fatal(err)
+		}
+		lv, err := group.SignForTest(p["ben"].key, l.ID(), hashesOf(rm), group.OpLeave, "", "", t0.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range []*group.Change{rm, lv} {
+			if err := l.Add(c); err != nil && !errors.Is(err, group.ErrNotMember) {
+				b.Fatal(err)
+			}
+		}
+	}
+	if u := l.State().Undone; len(u) == 0 {
+		b.Fatal("no removal in doubt")
+	}
+	b.ResetTimer()
+	for range b.N {
+		_ = l.State()
+		_ = l.Changes()
+	}
+	b.ReportMetric(float64(len(l.State().Undone)), "undone")
+	b.ReportMetric(float64(len(l.Changes())), "changes")
 }

@@ -453,9 +453,16 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 // every log that holds them (group.Log.Changes), in whatever order, and
 // which the doubt tells of (groups_doubts.go). Called with g.mu held.
 func toldRefusals(l *group.Log, refused []error) []error {
+	var inDoubt map[group.Hash]bool // read once, if a refusal names a change
 	return slices.DeleteFunc(refused, func(err error) bool {
 		var rc *group.RefusedChange
-		return errors.As(err, &rc) && group.InDoubt(l, rc.Hash)
+		if !errors.As(err, &rc) {
+			return false
+		}
+		if inDoubt == nil {
+			inDoubt = group.InDoubt(l)
+		}
+		return inDoubt[rc.Hash]
 	})
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // Doubts: removals undone by their removers' own leaves (SECURITY.md,
-// finding 7; PROTOCOL §14.5, "A removal its remover's leave undid").
+// finding 7; PROTOCOL §14.4, "A removal its remover's leave undid").
 //
 // A departed admin's key can undo its own last removal with a second
 // leave signed on a version from before it, and nothing in the graph
@@ -20,9 +20,9 @@ import (
 // The membership keeps the target; the node keeps the doubt, so that
 // nothing is written to the target unawares: sending to the group waits
 // (ErrRemovalUndone) until an admin removes the target again or the user
-// keeps them (Keep). The doubts are stored with the group (the log's
-// changes kept out, the removal among them, are not), so a restart
-// keeps them; one whose target is no member any more is decided.
+// keeps them (Keep). The doubts are stored with the group, with the
+// user's decision on each, so a restart keeps them; one whose target is
+// no member any more is decided.
 
 // doubts is the part of Groups that keeps the groups' doubts with the
 // store, and knows which groups have any, so that a message to a group
@@ -85,8 +85,11 @@ func (d *doubts) note(l *group.Log) (changed bool, err error) {
 func mergeDoubts(ds []store.GroupDoubt, s group.State, holds func(group.Hash) bool) ([]store.GroupDoubt, bool) {
 	n := len(ds)
 	ds = slices.DeleteFunc(ds, func(d store.GroupDoubt) bool {
+		if len(d.Removal) != len(group.Hash{}) || !s.IsMember(d.Target) {
+			return true // no removal's hash: no doubt a log can name
+		}
 		h := group.Hash(d.Removal)
-		return !s.IsMember(d.Target) || (holds(h) && !slices.ContainsFunc(s.Undone, func(u group.Undone) bool { return u.Removal == h }))
+		return holds(h) && !slices.ContainsFunc(s.Undone, func(u group.Undone) bool { return u.Removal == h })
 	})
 	changed := len(ds) != n
 	for _, u := range s.Undone {

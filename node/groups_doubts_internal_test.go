@@ -48,6 +48,8 @@ func TestMergeDoubts(t *testing.T) {
 			nil, true},
 		{"not held (restarted): stays", []store.GroupDoubt{doubt(r1, carol, false)}, nil, members, nil,
 			[]store.GroupDoubt{doubt(r1, carol, false)}, false},
+		{"no removal's hash: goes", []store.GroupDoubt{{Removal: []byte("short"), Target: carol, Author: bob}}, nil, members, nil,
+			nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := group.State{Members: tc.members, Undone: tc.undone}
