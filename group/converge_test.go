@@ -60,9 +60,10 @@ func TestRandomOrdersConvergeSweep(t *testing.T) {
 // and the grant the removal builds on were both set aside (voidsAside);
 // 5112, a removal in doubt (State.Undone) in the log whose author's leave
 // on it was kept out, which its changes did not carry: a log restored
-// from them lost the doubt (undoneChanges).
+// from them lost the doubt (undoneChanges); 5666, the same, the leave on
+// the removal building on another change kept out too.
 func TestRandomOrdersConvergeFound(t *testing.T) {
-	for _, seed := range []uint64{1265, 5112} {
+	for _, seed := range []uint64{1265, 5112, 5666} {
 		convergeGame(t, seed)
 	}
 }

@@ -159,39 +159,53 @@ func endsInLeave(l *Log, c *Change, idx int, anc *ancestries) bool {
 func Holds(l *Log, h Hash) bool { return l.nodes[h] != nil || l.aside[h] != nil }
 
 // undoneChanges are the changes kept out of l that State.Undone rests
-// on, for Changes to carry: each removal it names that is kept out, the
-// first of each target's (by hash), then the leaves of its author's
-// kept out that build on it and on nothing else kept out (a removal in
-// the log has its own carried too). A member restored from them, or
-// sent them, holds the removal in doubt as l does; without them, a
-// member that was away while the second leave came would never see the
-// removal, and write to its target.
+// on, for Changes to carry: for each removal it names, the first of each
+// target's (by hash), the leaves of its author's kept out that build on
+// it, and what they and it build on that is kept out (the author's other
+// changes beside the second leave, say), each after its parents. A
+// member restored from them, or sent them, holds the removal in doubt as
+// l does; without them, a member that was away while the second leave
+// came would never see the removal, and write to its target. They are
+// changes kept out, at most MaxPending.
 func undoneChanges(l *Log) [][]byte {
 	var (
-		out    [][]byte
-		leaves []*Change // kept out, by hash
-		seen   = map[peer.ID]bool{}
+		out     [][]byte
+		leaves  []*Change // kept out, by hash
+		targets = map[peer.ID]bool{}
+		emitted = map[Hash]bool{}
 	)
+	var emit func(c *Change)
+	emit = func(c *Change) { // c kept out, after its parents kept out
+		if emitted[c.hash] {
+			return
+		}
+		emitted[c.hash] = true
+		for _, p := range c.Parents {
+			if a := l.aside[p]; a != nil && l.nodes[p] == nil {
+				emit(a)
+			}
+		}
+		out = append(out, c.raw)
+	}
 	anc := newAncestries()
 	for _, u := range undoneIn(l, anc) {
-		if seen[u.Target] {
+		if targets[u.Target] {
 			continue
 		}
-		seen[u.Target] = true
+		targets[u.Target] = true
 		if leaves == nil {
 			leaves = asideLeaves(l)
 		}
 		e := l.nodes[u.Removal]
 		if e == nil {
-			out = append(out, l.aside[u.Removal].raw)
+			emit(l.aside[u.Removal])
 		}
 		for _, a := range leaves {
 			if a.Author != u.Author {
 				continue
 			}
-			x := anc.of(l, a)
-			if x.ok && (e == nil && len(x.above) == 1 && x.above[u.Removal] || e != nil && len(x.above) == 0 && x.anc.has(e.idx)) {
-				out = append(out, a.raw)
+			if x := anc.of(l, a); x.ok && (e == nil && x.above[u.Removal] || e != nil && x.anc.has(e.idx)) {
+				emit(a)
 			}
 		}
 	}

@@ -24,6 +24,10 @@ func TestStateUndone(t *testing.T) {
 	rm := signAt(t, p["ben"], id, hashesOf(adm), group.OpRemove, p["cat"], "", 1)
 	left := signAt(t, p["ben"], id, hashesOf(rm), group.OpLeave, person{}, "", 2)
 	again := signAt(t, p["ben"], id, hashesOf(adm), group.OpLeave, person{}, "", 3)
+	// ben removes cat, renames the group, then leaves: his second leave
+	// undoes both.
+	rn := signAt(t, p["ben"], id, hashesOf(rm), group.OpRename, person{}, "ben's", 12)
+	leftAfterRename := signAt(t, p["ben"], id, hashesOf(rn), group.OpLeave, person{}, "", 13)
 	// The same shape the other way round: ben left, then his key signs a
 	// removal of dan on the version before, and a leave on it. Nothing
 	// tells the two apart: both are named.
@@ -52,6 +56,8 @@ func TestStateUndone(t *testing.T) {
 		{"removal, leave, a second leave before the removal", []*group.Change{rm, left, again},
 			[]group.Undone{{Removal: rm.Hash(), Target: p["cat"].id, Author: p["ben"].id}}},
 		{"the second leave first", []*group.Change{again, rm, left},
+			[]group.Undone{{Removal: rm.Hash(), Target: p["cat"].id, Author: p["ben"].id}}},
+		{"removal, rename, leave, a second leave before them", []*group.Change{rm, rn, leftAfterRename, again},
 			[]group.Undone{{Removal: rm.Hash(), Target: p["cat"].id, Author: p["ben"].id}}},
 		{"a removal signed beside the leave, with a leave on it", []*group.Change{plainLeave, late, lateLeave},
 			[]group.Undone{{Removal: late.Hash(), Target: p["dan"].id, Author: p["ben"].id}}},
