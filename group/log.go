@@ -188,15 +188,21 @@ func (l *Log) Heads() []Hash {
 }
 
 // Changes are the log's changes' encodings, each after its parents: what
-// a member stores, and what a new member is sent. After them come the
-// changes kept out that the removals State.Undone names rest on
-// (undoneChanges), which a log restored or sent keeps out again.
+// a member stores, and what a new member is sent. Among them, each after
+// the newest change of the log it builds on, come the changes kept out
+// that the removals State.Undone names rest on (undoneChanges), which a
+// log restored or sent keeps out again.
 func (l *Log) Changes() [][]byte {
-	out := make([][]byte, len(l.order))
-	for i, e := range l.order {
-		out[i] = e.c.raw
+	carry := undoneChanges(l)
+	after := make(map[int][][]byte, len(carry))
+	for _, c := range carry {
+		after[c.after] = append(after[c.after], c.raw)
 	}
-	return append(out, undoneChanges(l)...)
+	out := make([][]byte, 0, len(l.order)+len(carry))
+	for _, e := range l.order {
+		out = append(append(out, e.c.raw), after[e.idx]...)
+	}
+	return out
 }
 
 // Revision counts the changes the log took in or dropped since New (or

@@ -166,26 +166,33 @@ func Holds(l *Log, h Hash) bool { return l.nodes[h] != nil || l.aside[h] != nil 
 // member restored from them, or sent them, holds the removal in doubt as
 // l does; without them, a member that was away while the second leave
 // came would never see the removal, and write to its target. They are
-// changes kept out, at most MaxPending.
-func undoneChanges(l *Log) [][]byte {
+// changes kept out, at most MaxPending. Each comes with its anchor: the
+// index in l.order of the latest change of the log it builds on, after
+// which Changes places it (so a long log's newest frame still carries
+// the log's newest changes).
+func undoneChanges(l *Log) []carried {
 	var (
-		out     [][]byte
+		out     []carried
 		leaves  []*Change // kept out, by hash
 		targets = map[peer.ID]bool{}
-		emitted = map[Hash]bool{}
+		anchor  = map[Hash]int{} // of the changes emitted
 	)
 	var emit func(c *Change)
 	emit = func(c *Change) { // c kept out, after its parents kept out
-		if emitted[c.hash] {
+		if _, done := anchor[c.hash]; done {
 			return
 		}
-		emitted[c.hash] = true
+		at := 0
 		for _, p := range c.Parents {
-			if a := l.aside[p]; a != nil && l.nodes[p] == nil {
+			if e := l.nodes[p]; e != nil {
+				at = max(at, e.idx)
+			} else if a := l.aside[p]; a != nil {
 				emit(a)
+				at = max(at, anchor[p])
 			}
 		}
-		out = append(out, c.raw)
+		anchor[c.hash] = at
+		out = append(out, carried{at, c.raw})
 	}
 	anc := newAncestries()
 	for _, u := range undoneIn(l, anc) {
@@ -212,6 +219,13 @@ func undoneChanges(l *Log) [][]byte {
 	return out
 }
 
+// carried is a change kept out that Changes carries, after the change
+// of the log at index after.
+type carried struct {
+	after int
+	raw   []byte
+}
+
 // asideLeaves are the leaves kept out of l, by hash.
 func asideLeaves(l *Log) []*Change {
 	out := []*Change{}
@@ -229,8 +243,8 @@ func asideLeaves(l *Log) []*Change {
 // every member that holds them refuses them, and told as a doubt.
 func InDoubt(l *Log) map[Hash]bool {
 	out := map[Hash]bool{}
-	for _, raw := range undoneChanges(l) {
-		out[HashOf(raw)] = true
+	for _, c := range undoneChanges(l) {
+		out[HashOf(c.raw)] = true
 	}
 	return out
 }
