@@ -61,9 +61,11 @@ func TestRandomOrdersConvergeSweep(t *testing.T) {
 // 5112, a removal in doubt (State.Undone) in the log whose author's leave
 // on it was kept out, which its changes did not carry: a log restored
 // from them lost the doubt (undoneChanges); 5666, the same, the leave on
-// the removal building on another change kept out too.
+// the removal building on another change kept out too; 6905, two
+// removals in doubt of one member, by two departed admins, of which the
+// log carried one (State.Undone now names one a member).
 func TestRandomOrdersConvergeFound(t *testing.T) {
-	for _, seed := range []uint64{1265, 5112, 5666} {
+	for _, seed := range []uint64{1265, 5112, 5666, 6905} {
 		convergeGame(t, seed)
 	}
 }

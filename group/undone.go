@@ -39,7 +39,9 @@ type Undone struct {
 // a membership that began before them: a member removed and added again
 // since is not in doubt. A removal beside the author's leave with no
 // leave on it is no doubt either: it is not the author's last word on
-// either branch. By hash, the same on every member.
+// either branch. One a target, the first by hash (the doubt is about
+// the member; departed keys may sign any number), in the order of their
+// hashes: the same on every member.
 func undoneRemovals(l *Log) []Undone { return undoneIn(l, newAncestries()) }
 
 // undoneIn is undoneRemovals, reading the ancestry of each change kept
@@ -66,7 +68,12 @@ func undoneIn(l *Log, anc *ancestries) []Undone {
 		}
 	}
 	slices.SortFunc(out, func(a, b Undone) int { return bytes.Compare(a.Removal[:], b.Removal[:]) })
-	return out
+	targets := map[peer.ID]bool{}
+	return slices.DeleteFunc(out, func(u Undone) bool {
+		first := !targets[u.Target]
+		targets[u.Target] = true
+		return !first
+	})
 }
 
 // ancestries holds the ancestry of changes kept out (Log.asideAncestry)
@@ -159,8 +166,7 @@ func endsInLeave(l *Log, c *Change, idx int, anc *ancestries) bool {
 func Holds(l *Log, h Hash) bool { return l.nodes[h] != nil || l.aside[h] != nil }
 
 // undoneChanges are the changes kept out of l that State.Undone rests
-// on, for Changes to carry: for each removal it names, the first of each
-// target's (by hash), the leaves of its author's kept out that build on
+// on, for Changes to carry: for each removal it names, the leaves of its author's kept out that build on
 // it, and what they and it build on that is kept out (the author's other
 // changes beside the second leave, say), each after its parents. A
 // member restored from them, or sent them, holds the removal in doubt as
@@ -172,10 +178,9 @@ func Holds(l *Log, h Hash) bool { return l.nodes[h] != nil || l.aside[h] != nil 
 // the log's newest changes).
 func undoneChanges(l *Log) []carried {
 	var (
-		out     []carried
-		leaves  []*Change // kept out, by hash
-		targets = map[peer.ID]bool{}
-		anchor  = map[Hash]int{} // of the changes emitted
+		out    []carried
+		leaves []*Change        // kept out, by hash
+		anchor = map[Hash]int{} // of the changes emitted
 	)
 	var emit func(c *Change)
 	emit = func(c *Change) { // c kept out, after its parents kept out
@@ -196,10 +201,6 @@ func undoneChanges(l *Log) []carried {
 	}
 	anc := newAncestries()
 	for _, u := range undoneIn(l, anc) {
-		if targets[u.Target] {
-			continue
-		}
-		targets[u.Target] = true
 		if leaves == nil {
 			leaves = asideLeaves(l)
 		}
