@@ -58,12 +58,12 @@ func TestRandomOrdersConvergeSweep(t *testing.T) {
 // that once failed, run on every test: 1265, a leave kept out in one
 // order and not in another, judged while the creator's removal beside it
 // and the grant the removal builds on were both set aside (voidsAside);
-// 5112, a removal in doubt (State.Undone) in the log whose author's leave
+// 5112, a removal in doubt (UndoneRemovals) in the log whose author's leave
 // on it was kept out, which its changes did not carry: a log restored
 // from them lost the doubt (undoneChanges); 5666, the same, the leave on
 // the removal building on another change kept out too; 6905, two
 // removals in doubt of one member, by two departed admins, of which the
-// log carried one (State.Undone now names one a member).
+// log carried one (UndoneRemovals now names one a member).
 func TestRandomOrdersConvergeFound(t *testing.T) {
 	for _, seed := range []uint64{1265, 5112, 5666, 6905} {
 		convergeGame(t, seed)
@@ -350,6 +350,7 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 	}
 	var want group.State
 	var wantHeads []group.Hash
+	var wantUndone []group.Undone
 	var first *group.Log
 	for trial := range 12 {
 		order := slices.Clone(cs)
@@ -388,16 +389,16 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 			t.Fatalf("seed %d trial %d: %v", seed, trial, err)
 		}
 		checkRestore(t, seed, trial, m)
-		s := m.State()
+		s, undone := m.State(), group.UndoneRemovals(m)
 		if trial == 0 {
-			want, wantHeads = s, m.Heads()
+			want, wantHeads, wantUndone = s, m.Heads(), undone
 			first = m
 			continue
 		}
 		if !slices.Equal(m.Heads(), wantHeads) {
 			logDiff(t, cs, m, first)
 		}
-		if !slices.Equal(s.Members, want.Members) || !slices.Equal(s.Admins, want.Admins) || s.Name != want.Name || s.Version != want.Version || !slices.Equal(m.Heads(), wantHeads) || !slices.Equal(s.Undone, want.Undone) {
+		if !slices.Equal(s.Members, want.Members) || !slices.Equal(s.Admins, want.Admins) || s.Name != want.Name || s.Version != want.Version || !slices.Equal(m.Heads(), wantHeads) || !slices.Equal(undone, wantUndone) {
 			t.Fatalf("seed %d trial %d disagrees: %v %v %q v%d %d heads, want %v %v %q v%d %d heads", seed, trial,
 				names(p, s.Members), names(p, s.Admins), s.Name, s.Version, len(m.Heads()), names(p, want.Members), names(p, want.Admins), want.Name, want.Version, len(wantHeads))
 		}
@@ -421,7 +422,7 @@ func checkRestore(t *testing.T, seed uint64, trial int, m *group.Log) {
 	}
 	got, want := r.State(), m.State()
 	if len(r.Changes()) != len(m.Changes()) || !slices.Equal(r.Heads(), m.Heads()) || !slices.Equal(got.Members, want.Members) ||
-		!slices.Equal(got.Admins, want.Admins) || got.Name != want.Name || got.Version != want.Version || !slices.Equal(got.Undone, want.Undone) {
+		!slices.Equal(got.Admins, want.Admins) || got.Name != want.Name || got.Version != want.Version || !slices.Equal(group.UndoneRemovals(r), group.UndoneRemovals(m)) {
 		t.Fatalf("seed %d trial %d: restored, %d changes, %d heads, %d members, v%d; the log had %d, %d, %d, v%d", seed, trial,
 			len(r.Changes()), len(r.Heads()), len(got.Members), got.Version, len(m.Changes()), len(m.Heads()), len(want.Members), want.Version)
 	}
@@ -451,6 +452,7 @@ func withheldTrials(t *testing.T, seed uint64, rng *rand.Rand, create *group.Cha
 		missing []group.Hash
 		held    int
 		state   group.State
+		undone  []group.Undone
 	}
 	var first *outcome
 	var firstLog *group.Log
@@ -463,7 +465,7 @@ func withheldTrials(t *testing.T, seed uint64, rng *rand.Rand, create *group.Cha
 				_ = m.Add(reparse(t, c)) // refusals are part of the game
 			}
 		}
-		o := &outcome{missing: m.Missing(), held: group.HeldForTest(m), state: m.State()}
+		o := &outcome{missing: m.Missing(), held: group.HeldForTest(m), state: m.State(), undone: group.UndoneRemovals(m)}
 		if o.held >= group.MaxPending {
 			return
 		}
@@ -483,7 +485,7 @@ func withheldTrials(t *testing.T, seed uint64, rng *rand.Rand, create *group.Cha
 		}
 		if !slices.Equal(o.has, first.has) || !slices.Equal(o.missing, first.missing) || o.held != first.held ||
 			!slices.Equal(o.state.Members, first.state.Members) || !slices.Equal(o.state.Admins, first.state.Admins) || o.state.Name != first.state.Name ||
-			!slices.Equal(o.state.Undone, first.state.Undone) {
+			!slices.Equal(o.undone, first.undone) {
 			t.Fatalf("seed %d, withheld trial %d (%d of %d changes sent) disagrees: holds %d, asks for %d, %d members; the first held %d, asked for %d, %d members",
 				seed, trial, len(sent), len(cs), o.held, len(o.missing), len(o.state.Members), first.held, len(first.missing), len(first.state.Members))
 		}

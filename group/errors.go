@@ -48,7 +48,7 @@ var (
 	// ErrBesideLeave marks a change (its error wraps ErrNotMember too)
 	// that takes no effect because its author's key signed a leave
 	// beside it, concurrent with it: something an honest client never
-	// does (State.Undone).
+	// does (UndoneRemovals).
 	ErrBesideLeave = errors.New("signed beside its author's leave")
 )
 
@@ -79,6 +79,14 @@ type refusedError struct {
 // details (format and args, as fmt.Sprintf takes them).
 func refused(sentinel error, format string, args ...any) error {
 	return &refusedError{sentinel, format, args, nil}
+}
+
+// besideLeave is why c takes no effect, or was kept out of the log
+// (how, as "was signed" or "was kept out of the log, signed"): it was
+// signed beside its author's leave (ErrNotMember, marked
+// ErrBesideLeave).
+func besideLeave(c *Change, how string) error {
+	return &refusedError{ErrNotMember, "%s by %s " + how + " beside its author's leave", []any{c.Op, short(c.Author)}, ErrBesideLeave}
 }
 
 func (e *refusedError) Error() string {

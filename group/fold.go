@@ -206,7 +206,7 @@ func (f *folding) step(s *State, e *entry, live map[*entry]bool) error {
 	}
 	for _, lv := range f.leaves {
 		if e.c.Op != OpLeave && lv.c.Author == e.c.Author && concurrent(lv, e) && !f.rejoined(e, lv) {
-			return &refusedError{ErrNotMember, "%s by %s was signed beside its author's leave", []any{e.c.Op, short(e.c.Author)}, ErrBesideLeave}
+			return besideLeave(e.c, "was signed")
 		}
 	}
 	for _, r := range f.ousted[e.c.Author] {

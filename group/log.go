@@ -73,11 +73,11 @@ type Log struct {
 	stale       keptOut // changes refused as stale (checkFresh)
 	bad         badSet  // changes refused where they were built, and those on them (refuseFor)
 	state       State
-	outcome     map[Hash]error // why a change did not take effect in the fold
-	refused     []error        // held changes refused when their parents came
-	rev         int            // changes taken in or dropped since New
-	folds       int            // folds run (FoldsForTest)
-	heldReads   int            // changes held that heldChild read (HeldReadsForTest)
+	outcome     map[Hash]error   // why a change did not take effect in the fold
+	refused     []*RefusedChange // held changes refused when their parents came
+	rev         int              // changes taken in or dropped since New
+	folds       int              // folds run (FoldsForTest)
+	heldReads   int              // changes held that heldChild read (HeldReadsForTest)
 	// admitted is the last change admissible took that makes no admin,
 	// with the membership it and its ancestors describe: what a change
 	// on it alone is checked against (admissible).
@@ -160,13 +160,8 @@ func Restore(raws [][]byte) (*Log, error) {
 // ID is the group's ID.
 func (l *Log) ID() ID { return l.id }
 
-// State is the membership every member with the same changes computes,
-// with the removals their authors' own leaves undid (Undone).
-func (l *Log) State() State {
-	s := l.state.clone()
-	s.Undone = undoneRemovals(l)
-	return s
-}
+// State is the membership every member with the same changes computes.
+func (l *Log) State() State { return l.state.clone() }
 
 // IsMember says whether p is a member in State, without copying it.
 func (l *Log) IsMember(p peer.ID) bool { return l.state.IsMember(p) }
@@ -190,13 +185,13 @@ func (l *Log) Heads() []Hash {
 // Changes are the log's changes' encodings, each after its parents: what
 // a member stores, and what a new member is sent. Among them, each after
 // the newest change of the log it builds on, come the changes kept out
-// that the removals State.Undone names rest on (undoneChanges), which a
+// that the removals UndoneRemovals names rest on (undoneChanges), which a
 // log restored or sent keeps out again.
 func (l *Log) Changes() [][]byte {
 	carry := undoneChanges(l)
 	after := make(map[int][][]byte, len(carry))
 	for _, c := range carry {
-		after[c.after] = append(after[c.after], c.raw)
+		after[c.after] = append(after[c.after], c.c.raw)
 	}
 	out := make([][]byte, 0, len(l.order)+len(carry))
 	for _, e := range l.order {
@@ -246,17 +241,13 @@ func (l *Log) Effect(h Hash) error {
 		if ok && stooge(l, a, anc, out) {
 			return fmt.Errorf("%w: %s by %s was kept out of the log, %s", ErrNotMember, a.Op, identity.ShortID(a.Author), stoogeWhy(l, a, anc))
 		}
-		why := "its author's leave"
 		switch {
 		case creatorRemoved(l, a.Author):
-			why = "its author's removal by the creator"
+			return fmt.Errorf("%w: %s by %s was kept out of the log, signed beside its author's removal by the creator", ErrNotMember, a.Op, identity.ShortID(a.Author))
 		case ok && crossesOusting(l, a, anc):
 			return fmt.Errorf("%w: %s by %s was kept out of the log: it crossed its author's removal beside another change of its author's that crossed it", ErrNotMember, a.Op, identity.ShortID(a.Author))
 		}
-		if why != "its author's leave" {
-			return fmt.Errorf("%w: %s by %s was kept out of the log, signed beside %s", ErrNotMember, a.Op, identity.ShortID(a.Author), why)
-		}
-		return &refusedError{ErrNotMember, "%s by %s was kept out of the log, signed beside its author's leave", []any{a.Op, identity.ShortID(a.Author)}, ErrBesideLeave}
+		return besideLeave(a, "was kept out of the log, signed")
 	}
 	if l.nodes[h] == nil {
 		return fmt.Errorf("group change %s is not in the log", h)
@@ -280,7 +271,10 @@ func (l *Log) TookEffect(match func(*Change) bool) []*Change {
 // Refused returns, and forgets, why held changes were refused once their
 // parents arrived: Add had answered ErrMissingParents for them.
 func (l *Log) Refused() []error {
-	r := l.refused
+	r := make([]error, len(l.refused))
+	for i, rc := range l.refused {
+		r[i] = rc
+	}
 	l.refused = nil
 	return r
 }
@@ -848,10 +842,7 @@ func (l *Log) recall(c *Change) error {
 		// A change it brought back was refused, and c with it
 		// (refuseFor): said here, not among the held changes refused.
 		err := l.bad[c.hash]
-		l.refused = slices.DeleteFunc(l.refused, func(e error) bool {
-			rc, ok := e.(*RefusedChange)
-			return e == err || ok && rc.Err == err
-		})
+		l.refused = slices.DeleteFunc(l.refused, func(rc *RefusedChange) bool { return rc.Err == err })
 		return err
 	}
 	return fmt.Errorf("%w: %s by %s builds on changes kept out of the log", ErrNotMember, c.Op, identity.ShortID(c.Author))

@@ -17,10 +17,6 @@ type State struct {
 	Admins  []peer.ID // in the order they became admins
 	CA      []byte    // SHA-256 of the SubjectPublicKeyInfo of the CA members' certificates must come from, or nil
 	Version uint64    // changes that took effect, the create included
-	// Undone are the removals that their author's own leave undid, whose
-	// targets are members again (undone.go). Log.State fills it; the
-	// fold's states have none.
-	Undone []Undone
 
 	// rank is the admins' seniority over the changes this state was
 	// folded from (folding.seniority): an admin removes only admins
@@ -39,7 +35,6 @@ func (s *State) clone() State {
 	c.Members = slices.Clone(s.Members)
 	c.Admins = slices.Clone(s.Admins)
 	c.CA = bytes.Clone(s.CA)
-	c.Undone = slices.Clone(s.Undone)
 	return c
 }
 

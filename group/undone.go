@@ -20,7 +20,7 @@ import (
 // last removal of an admin who left, undone afterwards by a second leave
 // its key signed on a version from before it; nothing in the graph
 // tells which branch was signed first. The fold keeps the target, and
-// State.Undone names the removal, on every member that holds the same
+// UndoneRemovals names the removal, on every member that holds the same
 // changes: a member's client asks its user before writing to the target
 // again (node.ErrRemovalUndone).
 
@@ -33,7 +33,7 @@ type Undone struct {
 	Author  peer.ID
 }
 
-// undoneRemovals lists the removals, in l or kept out of it, that a
+// UndoneRemovals lists the removals, in l or kept out of it, that a
 // leave of their own author's voided (ErrBesideLeave) while another
 // leave of the author's builds on them, and whose target is a member by
 // a membership that began before them: a member removed and added again
@@ -42,9 +42,9 @@ type Undone struct {
 // either branch. One a target, the first by hash (the doubt is about
 // the member; departed keys may sign any number), in the order of their
 // hashes: the same on every member.
-func undoneRemovals(l *Log) []Undone { return undoneIn(l, newAncestries()) }
+func UndoneRemovals(l *Log) []Undone { return undoneIn(l, newAncestries()) }
 
-// undoneIn is undoneRemovals, reading the ancestry of each change kept
+// undoneIn is UndoneRemovals, reading the ancestry of each change kept
 // out once (anc).
 func undoneIn(l *Log, anc *ancestries) []Undone {
 	var out []Undone
@@ -115,6 +115,16 @@ func (m *ancestries) leavesOn(l *Log) map[Hash]bool {
 	return on
 }
 
+// leaveOn says whether a, a leave kept out of l, is a leave of c's
+// author's built on c (at idx in l.order, or -1: kept out too).
+func (m *ancestries) leaveOn(l *Log, a, c *Change, idx int) bool {
+	if a.Author != c.Author {
+		return false
+	}
+	x := m.of(l, a)
+	return x.ok && (idx < 0 && x.above[c.hash] || idx >= 0 && x.anc.has(idx))
+}
+
 // of is a's ancestry, a change kept out of l, read once.
 func (m *ancestries) of(l *Log, a *Change) ancestry {
 	x, seen := m.read[a.hash]
@@ -150,10 +160,7 @@ func endsInLeave(l *Log, c *Change, idx int, anc *ancestries) bool {
 		}
 	}
 	for _, a := range l.aside {
-		if a.Op != OpLeave || a.Author != c.Author || l.nodes[a.hash] != nil {
-			continue
-		}
-		if x := anc.of(l, a); x.ok && x.anc.has(idx) {
+		if a.Op == OpLeave && l.nodes[a.hash] == nil && anc.leaveOn(l, a, c, idx) {
 			return true
 		}
 	}
@@ -161,11 +168,11 @@ func endsInLeave(l *Log, c *Change, idx int, anc *ancestries) bool {
 }
 
 // Holds says whether l holds the change of hash h, in the log or kept
-// out of it: whether State.Undone, which names the removals undone among
+// out of it: whether UndoneRemovals, which names the removals undone among
 // them, can say if h is one.
 func Holds(l *Log, h Hash) bool { return l.nodes[h] != nil || l.aside[h] != nil }
 
-// undoneChanges are the changes kept out of l that State.Undone rests
+// undoneChanges are the changes kept out of l that UndoneRemovals rests
 // on, for Changes to carry: for each removal it names, the leaves of its author's kept out that build on
 // it, and what they and it build on that is kept out (the author's other
 // changes beside the second leave, say), each after its parents. A
@@ -177,9 +184,13 @@ func Holds(l *Log, h Hash) bool { return l.nodes[h] != nil || l.aside[h] != nil 
 // which Changes places it (so a long log's newest frame still carries
 // the log's newest changes).
 func undoneChanges(l *Log) []carried {
+	anc := newAncestries()
+	undone := undoneIn(l, anc)
+	if len(undone) == 0 {
+		return nil
+	}
 	var (
 		out    []carried
-		leaves []*Change        // kept out, by hash
 		anchor = map[Hash]int{} // of the changes emitted
 	)
 	var emit func(c *Change)
@@ -197,22 +208,18 @@ func undoneChanges(l *Log) []carried {
 			}
 		}
 		anchor[c.hash] = at
-		out = append(out, carried{at, c.raw})
+		out = append(out, carried{at, c})
 	}
-	anc := newAncestries()
-	for _, u := range undoneIn(l, anc) {
-		if leaves == nil {
-			leaves = asideLeaves(l)
-		}
-		e := l.nodes[u.Removal]
-		if e == nil {
-			emit(l.aside[u.Removal])
+	leaves := asideLeaves(l)
+	for _, u := range undone {
+		r, idx := l.aside[u.Removal], -1
+		if e := l.nodes[u.Removal]; e != nil {
+			r, idx = e.c, e.idx
+		} else {
+			emit(r)
 		}
 		for _, a := range leaves {
-			if a.Author != u.Author {
-				continue
-			}
-			if x := anc.of(l, a); x.ok && (e == nil && x.above[u.Removal] || e != nil && x.anc.has(e.idx)) {
+			if anc.leaveOn(l, a, r, idx) {
 				emit(a)
 			}
 		}
@@ -224,7 +231,7 @@ func undoneChanges(l *Log) []carried {
 // of the log at index after.
 type carried struct {
 	after int
-	raw   []byte
+	c     *Change
 }
 
 // asideLeaves are the leaves kept out of l, by hash.
@@ -240,12 +247,12 @@ func asideLeaves(l *Log) []*Change {
 }
 
 // InDoubt are the hashes of the changes kept out of l that carry the
-// removals State.Undone names (undoneChanges): refused by the log, as
+// removals UndoneRemovals names (undoneChanges): refused by the log, as
 // every member that holds them refuses them, and told as a doubt.
 func InDoubt(l *Log) map[Hash]bool {
 	out := map[Hash]bool{}
 	for _, c := range undoneChanges(l) {
-		out[HashOf(c.raw)] = true
+		out[c.c.hash] = true
 	}
 	return out
 }

@@ -9,12 +9,12 @@ import (
 	"github.com/certchat/certchat/group"
 )
 
-// TestStateUndone: a removal that a leave of its own author's undid
+// TestUndoneRemovals: a removal that a leave of its own author's undid
 // (the author's key signed a leave beside it) is named in the state
 // while its target is a member by the membership the removal ended, in
 // whatever order the changes come; a removal undone otherwise, or
 // resolved since, is not (SECURITY.md finding 7).
-func TestStateUndone(t *testing.T) {
+func TestUndoneRemovals(t *testing.T) {
 	p := people(t, "ann", "ben", "cat", "dan")
 	create, l := newGroup(t, p["ann"], p["ben"], p["cat"], p["dan"])
 	adm := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
@@ -71,11 +71,11 @@ func TestStateUndone(t *testing.T) {
 			// In every order the changes can come in.
 			for _, order := range permutations(tc.changes) {
 				l := deal(t, create, append([]*group.Change{adm}, order...))
-				s := l.State()
-				if !slices.Equal(s.Undone, tc.want) {
-					t.Fatalf("in the order %v: Undone = %v, want %v (members %v)", opsOf(order), s.Undone, tc.want, names(p, s.Members))
+				s, undone := l.State(), group.UndoneRemovals(l)
+				if !slices.Equal(undone, tc.want) {
+					t.Fatalf("in the order %v: UndoneRemovals = %v, want %v (members %v)", opsOf(order), undone, tc.want, names(p, s.Members))
 				}
-				for _, u := range s.Undone {
+				for _, u := range undone {
 					if !s.IsMember(u.Target) {
 						t.Errorf("%v is named undone, but its target is no member", u)
 					}
@@ -92,11 +92,11 @@ func TestStateUndone(t *testing.T) {
 						t.Fatalf("send %v: %v", c, err)
 					}
 				}
-				if got := r.State().Undone; !slices.Equal(got, tc.want) {
-					t.Fatalf("in the order %v, restored: Undone = %v, want %v", opsOf(order), got, tc.want)
+				if got := group.UndoneRemovals(r); !slices.Equal(got, tc.want) {
+					t.Fatalf("in the order %v, restored: UndoneRemovals = %v, want %v", opsOf(order), got, tc.want)
 				}
-				if got := sent.State().Undone; !slices.Equal(got, tc.want) && slices.Contains(tc.changes, again) {
-					t.Fatalf("in the order %v, sent to a log with the second leave: Undone = %v, want %v", opsOf(order), got, tc.want)
+				if got := group.UndoneRemovals(sent); !slices.Equal(got, tc.want) && slices.Contains(tc.changes, again) {
+					t.Fatalf("in the order %v, sent to a log with the second leave: UndoneRemovals = %v, want %v", opsOf(order), got, tc.want)
 				}
 			}
 		})
@@ -114,8 +114,8 @@ func opsOf(cs []*group.Change) []group.Op {
 
 // BenchmarkUndoneFlood: a departed admin's key signs 128 removals of
 // members, each on the version before its leave with a leave of its own
-// on it (every one a removal in doubt, by State.Undone's rule): what
-// State and Changes cost on that log, which the node reads with each
+// on it (every one a removal in doubt, by UndoneRemovals' rule): what
+// UndoneRemovals and Changes cost on that log, which the node reads with each
 // frame.
 func BenchmarkUndoneFlood(b *testing.B) {
 	p := people(b, "ann", "ben", "cat", "dan")
@@ -141,14 +141,14 @@ func BenchmarkUndoneFlood(b *testing.B) {
 			}
 		}
 	}
-	if u := l.State().Undone; len(u) == 0 {
+	if u := group.UndoneRemovals(l); len(u) == 0 {
 		b.Fatal("no removal in doubt")
 	}
 	b.ResetTimer()
 	for range b.N {
-		_ = l.State()
+		_ = group.UndoneRemovals(l)
 		_ = l.Changes()
 	}
-	b.ReportMetric(float64(len(l.State().Undone)), "undone")
+	b.ReportMetric(float64(len(group.UndoneRemovals(l))), "undone")
 	b.ReportMetric(float64(len(l.Changes())), "changes")
 }

@@ -45,24 +45,25 @@ func (d *doubts) load(gs []store.Group) {
 	}
 }
 
-// note stores what l's state says of undone removals with the group's
-// doubts (mergeDoubts), writing only when they change, and says whether
-// they did. Called with Groups.mu held, on a group the store has.
+// note stores l's undone removals (group.UndoneRemovals) with the
+// group's doubts (mergeDoubts), writing only when they change, and says
+// whether they did. Called with Groups.mu held, on a group the store
+// has.
 func (d *doubts) note(l *group.Log) (changed bool, err error) {
-	s, id := l.State(), l.ID()
+	s, undone, id := l.State(), group.UndoneRemovals(l), l.ID()
 	d.mu.Lock()
 	has := d.has[id]
 	d.mu.Unlock()
-	if !has && len(s.Undone) == 0 {
+	if !has && len(undone) == 0 {
 		return false, nil // nothing stored, nothing new: no record read
 	}
 	holds := func(h group.Hash) bool { return group.Holds(l, h) }
 	sg, _, err := d.st.Groups().Get(store.GroupID(id))
 	if err == nil {
-		ds, would := mergeDoubts(slices.Clone(sg.Doubts), s, holds)
+		ds, would := mergeDoubts(slices.Clone(sg.Doubts), undone, s, holds)
 		if would {
 			err = d.st.Groups().UpdateGroupDoubts(store.GroupID(id), func(stored []store.GroupDoubt) ([]store.GroupDoubt, bool) {
-				ds, changed = mergeDoubts(stored, s, holds)
+				ds, changed = mergeDoubts(stored, undone, s, holds)
 				return ds, changed
 			})
 		}
@@ -76,23 +77,24 @@ func (d *doubts) note(l *group.Log) (changed bool, err error) {
 	return changed, nil
 }
 
-// mergeDoubts adds to ds, the doubts stored, the removals s names undone,
-// one a member at most (a departed key may sign any number of them, and
-// the decision is about the member), and drops those decided: the
+// mergeDoubts adds to ds, the doubts stored, the removals undone of a
+// log whose membership is s, one a member at most (a departed key may
+// sign any number of them, and the decision is about the member), and
+// drops those decided: the
 // target is no member of s (removed again, or gone), or the log holds
-// the removal and s no longer names it (its target removed and added
-// again since).
-func mergeDoubts(ds []store.GroupDoubt, s group.State, holds func(group.Hash) bool) ([]store.GroupDoubt, bool) {
+// the removal and undone no longer names it (its target removed and
+// added again since).
+func mergeDoubts(ds []store.GroupDoubt, undone []group.Undone, s group.State, holds func(group.Hash) bool) ([]store.GroupDoubt, bool) {
 	n := len(ds)
 	ds = slices.DeleteFunc(ds, func(d store.GroupDoubt) bool {
 		if len(d.Removal) != len(group.Hash{}) || !s.IsMember(d.Target) {
 			return true // no removal's hash: no doubt a log can name
 		}
 		h := group.Hash(d.Removal)
-		return holds(h) && !slices.ContainsFunc(s.Undone, func(u group.Undone) bool { return u.Removal == h })
+		return holds(h) && !slices.ContainsFunc(undone, func(u group.Undone) bool { return u.Removal == h })
 	})
 	changed := len(ds) != n
-	for _, u := range s.Undone {
+	for _, u := range undone {
 		if !slices.ContainsFunc(ds, func(d store.GroupDoubt) bool { return d.Target == u.Target }) {
 			ds = append(ds, store.GroupDoubt{Removal: u.Removal[:], Target: u.Target, Author: u.Author})
 			changed = true
@@ -112,6 +114,20 @@ func pending(ds []store.GroupDoubt, s group.State, self peer.ID) []group.Undone 
 		}
 	}
 	return out
+}
+
+// keep records the user's decision to write to p in group id despite
+// the doubts about p, and says whether one was waiting for it.
+func (d *doubts) keep(id group.ID, p peer.ID) (kept bool, err error) {
+	err = d.st.Groups().UpdateGroupDoubts(store.GroupID(id), func(ds []store.GroupDoubt) ([]store.GroupDoubt, bool) {
+		for i := range ds {
+			if ds[i].Target == p && !ds[i].Kept {
+				ds[i].Kept, kept = true, true
+			}
+		}
+		return ds, kept
+	})
+	return kept, err
 }
 
 // undecided says why nothing may be sent to the group of state s now: a
@@ -143,15 +159,7 @@ func (g *Groups) Keep(id group.ID, p peer.ID) (GroupInfo, error) {
 	if !ok {
 		return GroupInfo{}, fmt.Errorf("%w %s", ErrUnknownGroup, id.Short())
 	}
-	kept := false
-	err := g.doubts.st.Groups().UpdateGroupDoubts(store.GroupID(id), func(ds []store.GroupDoubt) ([]store.GroupDoubt, bool) {
-		for i := range ds {
-			if ds[i].Target == p && !ds[i].Kept {
-				ds[i].Kept, kept = true, true
-			}
-		}
-		return ds, kept
-	})
+	kept, err := g.doubts.keep(id, p)
 	switch {
 	case err != nil:
 		return GroupInfo{}, fmt.Errorf("keep %s in %q: %w", identity.ShortID(p), s.Name, err)

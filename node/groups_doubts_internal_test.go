@@ -52,9 +52,9 @@ func TestMergeDoubts(t *testing.T) {
 			nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := group.State{Members: tc.members, Undone: tc.undone}
+			s := group.State{Members: tc.members}
 			held := func(h group.Hash) bool { return slices.Contains(tc.held, h) }
-			got, changed := mergeDoubts(slices.Clone(tc.stored), s, held)
+			got, changed := mergeDoubts(slices.Clone(tc.stored), tc.undone, s, held)
 			if changed != tc.changed || len(got) != len(tc.want) || (len(got) > 0 && !reflect.DeepEqual(got, tc.want)) {
 				t.Errorf("mergeDoubts = %+v, %v; want %+v, %v", got, changed, tc.want, tc.changed)
 			}

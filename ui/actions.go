@@ -347,8 +347,6 @@ func (u *actions) actionFailed(what string, err error) {
 		u.notes.showError(what + ": that message was deleted.")
 	case errors.Is(err, node.ErrNotGroupMember):
 		u.notes.showError(what + ": you are not a member of this group any more.")
-	case errors.Is(err, node.ErrRemovalUndone):
-		u.notes.showError(what + ": a member's removal was undone by a leave of its remover's key; nothing is sent to the group until you decide (/members shows whom: /kick or /keep them).")
 	case errors.Is(err, node.ErrGroupBlocked):
 		u.notes.showError(what + ": a member's key changed or is blocked; nothing is sent to the group until you decide in that key's chat (/trust).")
 	default:

@@ -248,9 +248,9 @@ func (p *testPeer) fillGroup(creator *testPeer, name string, members []peer.ID, 
 	p.fillLog(l, ms...)
 }
 
-// withStore runs f on p's store (its node not running).
-func (p *testPeer) withStore(f func(*store.Store) error) {
-	p.t.Helper()
+// fillLog stores, in p's store (its node not running), the group of
+// log l and its messages.
+func (p *testPeer) fillLog(l *group.Log, ms ...groupMsg) {
 	key, err := p.id.DeriveKey("storage")
 	if err != nil {
 		p.t.Fatal(err)
@@ -260,18 +260,6 @@ func (p *testPeer) withStore(f func(*store.Store) error) {
 		p.t.Fatal(err)
 	}
 	defer s.Close()
-	if err := f(s); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-// fillLog stores, in p's store (its node not running), the group of
-// log l and its messages.
-func (p *testPeer) fillLog(l *group.Log, ms ...groupMsg) {
-	p.withStore(func(s *store.Store) error { p.fillLogIn(s, l, ms...); return nil })
-}
-
-func (p *testPeer) fillLogIn(s *store.Store, l *group.Log, ms ...groupMsg) {
 	gid := store.GroupID(l.ID())
 	if err := s.Groups().PutGroupChanges(gid, l.Changes()); err != nil {
 		p.t.Fatal(err)

@@ -831,18 +831,13 @@ func TestGroupRemovalUndoneWaitsForDecision(t *testing.T) {
 	removal := sign(bob, group.OpRemove, carol.peerID(), []group.Hash{admin})
 	sign(bob, group.OpLeave, "", []group.Hash{removal})
 	sign(bob, group.OpLeave, "", []group.Hash{admin}) // the second leave, before the removal
-	u := l.State().Undone
-	if len(u) != 1 {
+	if u := group.UndoneRemovals(l); len(u) != 1 {
 		t.Fatalf("the log's undone removals: %v", u)
 	}
-	// As alice's node stored them: the log (without the changes kept out
-	// of it, the removal among them) and the doubt (node.Groups.Keep).
+	// The log's changes alone, as a node that never noted the doubt
+	// stored them (the removal is among them, kept out of the log): the
+	// node notes it as it restores the log.
 	alice.fillLog(l)
-	alice.withStore(func(s *store.Store) error {
-		return s.Groups().UpdateGroupDoubts(store.GroupID(l.ID()), func([]store.GroupDoubt) ([]store.GroupDoubt, bool) {
-			return []store.GroupDoubt{{Removal: u[0].Removal[:], Target: u[0].Target, Author: u[0].Author}}, true
-		})
-	})
 	w := openWindow(t, alice.start(), 80, 24, Options{})
 	w.waitText("! REMOVAL UNDONE")
 	s := w.tabUntil(" team  2 members: you, 1 unverified; 1 REMOVAL UNDONE")

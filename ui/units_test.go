@@ -309,32 +309,29 @@ func TestRemovalUndoneSaysWhoAt80x24(t *testing.T) {
 	alice.pin(carol.peerID(), "carol", identity.StateTOFU)
 	w := openWindow(t, alice.start(), 80, 24, Options{})
 	w.waitText("carol")
-	err := error(&node.RemovalUndoneError{Group: group.ID{1}, Name: "team", Target: carol.peerID(), Author: bob.peerID(),
-		Cause: fmt.Errorf("not a member of the group: remove by 12D3Ko…ecLHQB was kept out of the log, %w", group.ErrBesideLeave)})
-	w.do(func() {
-		w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: carol.peerID(), Err: err.Error(), Cause: err}}, nil)
-		w.u.app.ForceDraw()
-	})
-	s := w.waitText("carol is a member of team again: a leave of bob's", "team until you /kick carol (admins) or /keep carol.")
-	if strings.Contains(s, " …") || strings.Contains(s, "Problem with") {
-		t.Errorf("cut, or the node's sentence:\n%s", s)
+	for _, tc := range []struct {
+		name   string
+		target peer.ID
+		cause  error
+		want   []string
+	}{
+		{"by a leave beside it: a decision waits", carol.peerID(),
+			fmt.Errorf("not a member of the group: remove by 12D3Ko…ecLHQB was kept out of the log, %w", group.ErrBesideLeave),
+			[]string{"carol is a member of team again: a leave of bob's", "team until you /kick carol (admins) or /keep carol."}},
+		{"by a change that crossed it (a senior's removal of bob)", carol.peerID(), errors.New("remove crossed its author's removal"),
+			[]string{"carol is a member of team again: bob's removal of", "/kick carol before writing."}},
+		{"of us", alice.peerID(), errors.New("removed"), []string{"You are a member of team again: bob's removal of you"}},
+	} {
+		err := &node.RemovalUndoneError{Group: group.ID{1}, Name: "team", Target: tc.target, Author: bob.peerID(), Cause: tc.cause}
+		w.do(func() {
+			w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: carol.peerID(), Err: err.Error(), Cause: err}}, nil)
+			w.u.app.ForceDraw()
+		})
+		s := w.waitText(tc.want...)
+		if strings.Contains(s, " …") || strings.Contains(s, "Problem with") {
+			t.Errorf("%s: cut, or the node's sentence:\n%s", tc.name, s)
+		}
+		w.key(tcell.KeyEscape, 0, tcell.ModNone)
+		w.waitGone(tc.want[len(tc.want)-1])
 	}
-	w.key(tcell.KeyEscape, 0, tcell.ModNone)
-	w.waitGone("/keep carol.")
-	// Undone by a change that crossed it (a senior's removal of bob):
-	// no decision waits.
-	crossed := &node.RemovalUndoneError{Group: group.ID{1}, Name: "team", Target: carol.peerID(), Author: bob.peerID(), Cause: errors.New("remove crossed its author's removal")}
-	w.do(func() {
-		w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: carol.peerID(), Err: crossed.Error(), Cause: crossed}}, nil)
-		w.u.app.ForceDraw()
-	})
-	w.waitText("carol is a member of team again: bob's removal of", "/kick carol before writing.")
-	w.key(tcell.KeyEscape, 0, tcell.ModNone)
-	w.waitGone("/kick carol before writing.")
-	mine := &node.RemovalUndoneError{Group: group.ID{1}, Name: "team", Target: alice.peerID(), Author: bob.peerID(), Cause: errors.New("removed")}
-	w.do(func() {
-		w.u.applyEvents([]node.Event{{Kind: node.EventError, PeerID: bob.peerID(), Err: mine.Error(), Cause: mine}}, nil)
-		w.u.app.ForceDraw()
-	})
-	w.waitText("You are a member of team again: bob's removal of you")
 }
