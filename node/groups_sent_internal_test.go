@@ -86,8 +86,8 @@ func TestGroupCopySentAfterItsOwnDelay(t *testing.T) {
 func TestSentQueueTakesDueCopies(t *testing.T) {
 	var q sentQueue
 	t0 := time.Now()
-	msg := func(b byte, at time.Time) []sentCopy {
-		return []sentCopy{{Copy: store.Copy{Peer: "m", ID: e2e.MessageID{b}}, at: at}}
+	msg := func(b byte, at time.Time) sentBatch {
+		return sentBatch{copies: []store.Copy{{Peer: "m", ID: e2e.MessageID{b}}}, at: at}
 	}
 	if !q.add(msg(1, t0)) {
 		t.Fatal("the first copy did not start a recorder")
@@ -97,11 +97,11 @@ func TestSentQueueTakesDueCopies(t *testing.T) {
 		t.Fatal("a second copy started a second recorder")
 	}
 	due, wait, more := q.take(t0.Add(sentDelay), false)
-	if len(due) != 1 || due[0].ID != (e2e.MessageID{1}) || wait != gap || !more {
+	if len(due) != 1 || due[0].copies[0].ID != (e2e.MessageID{1}) || wait != gap || !more {
 		t.Fatalf("at sentDelay: due %v, wait %v, more %v; want the first copy, %v, true", due, wait, more, gap)
 	}
 	due, wait, more = q.take(t0.Add(gap+sentDelay), false)
-	if len(due) != 1 || due[0].ID != (e2e.MessageID{2}) || wait != sentDelay || !more {
+	if len(due) != 1 || due[0].copies[0].ID != (e2e.MessageID{2}) || wait != sentDelay || !more {
 		t.Fatalf("at %v: due %v, wait %v, more %v; want the second copy, %v, true", gap+sentDelay, due, wait, more, sentDelay)
 	}
 	if due, _, more = q.take(t0.Add(gap+2*sentDelay), false); len(due) != 0 || more {

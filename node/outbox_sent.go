@@ -23,12 +23,15 @@ import (
 const sentDelay = 3 * time.Second
 
 // sentQueue holds what was written to live sessions and not yet recorded
-// as sent, oldest first. mu guards pending and running; the outbox
-// workers and the fan-out writer add, one goroutine records, and no
-// other lock is taken under mu.
+// as sent, oldest first, in the batches written together (a worker's
+// round, the fan-out writer's message: a hundred copies at 100
+// members), so that taking what is due moves a batch, not each copy of
+// the seconds that wait behind it. mu guards pending and running; the
+// outbox workers and the fan-out writer add, one goroutine records, and
+// no other lock is taken under mu.
 type sentQueue struct {
 	mu      sync.Mutex
-	pending []sentCopy
+	pending []sentBatch
 	running bool
 	// told holds the 1:1 messages whose "sent" event went out when they
 	// were written, until they are recorded: a worker that reads its
@@ -37,12 +40,12 @@ type sentQueue struct {
 	told map[e2e.MessageID]bool
 }
 
-// sentCopy is a message (direct) or a group copy written to a live
-// session, and when.
-type sentCopy struct {
-	store.Copy
+// sentBatch is messages (direct) or group copies written to live
+// sessions together, and when.
+type sentBatch struct {
+	copies []store.Copy
 	at     time.Time // monotonic: not cfg.Now, which tests fix
-	direct bool      // a 1:1 message, not a group copy
+	direct bool      // 1:1 messages, not group copies
 }
 
 // tell returns the messages of msgs not told sent yet, and counts them
@@ -72,22 +75,22 @@ func (q *sentQueue) forget(copies []store.Copy) {
 	}
 }
 
-// add queues copies and reports whether a recorder is to be started.
+// add queues a batch and reports whether a recorder is to be started.
 // The workers and the fan-out writer add in the order they write, give
 // or take the microseconds between reading the clock and taking mu.
-func (q *sentQueue) add(copies []sentCopy) (start bool) {
+func (q *sentQueue) add(b sentBatch) (start bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.pending = append(q.pending, copies...)
+	q.pending = append(q.pending, b)
 	start = !q.running
 	q.running = true
 	return start
 }
 
-// take takes the copies written at least sentDelay before now (all of
+// take takes the batches written at least sentDelay before now (all of
 // them if all), and says how long until the next is due. When none is
 // taken and none waits, the recorder ends (more is false).
-func (q *sentQueue) take(now time.Time, all bool) (due []sentCopy, wait time.Duration, more bool) {
+func (q *sentQueue) take(now time.Time, all bool) (due []sentBatch, wait time.Duration, more bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := len(q.pending)
@@ -102,6 +105,7 @@ func (q *sentQueue) take(now time.Time, all bool) (due []sentCopy, wait time.Dur
 		return nil, 0, false
 	}
 	due = slices.Clone(q.pending[:n])
+	clear(q.pending[:n]) // the batches' copies are due's now
 	q.pending = append(q.pending[:0], q.pending[n:]...)
 	wait = sentDelay // none waits: look once more, then end
 	if len(q.pending) > 0 {
@@ -122,21 +126,14 @@ func (o *outbox) directSent(p peer.ID, ids []e2e.MessageID) {
 	o.copiesSent(store.CopiesTo(p, ids), true)
 }
 
-// copiesSent queues copies written now: 1:1 messages if direct.
+// copiesSent queues copies written now, one batch: 1:1 messages if
+// direct. The queue keeps a copy of copies (callers reuse theirs).
 func (o *outbox) copiesSent(copies []store.Copy, direct bool) {
 	if len(copies) == 0 {
 		return
 	}
-	now := time.Now()
-	q := make([]sentCopy, len(copies))
-	for i, c := range copies {
-		q[i] = sentCopy{Copy: c, at: now, direct: direct}
-	}
-	o.queueSent(q)
-}
-
-func (o *outbox) queueSent(q []sentCopy) {
-	if o.sent.add(q) && !o.work.goDo(o.recordSent) {
+	b := sentBatch{copies: slices.Clone(copies), at: time.Now(), direct: direct}
+	if o.sent.add(b) && !o.work.goDo(o.recordSent) {
 		o.sent.mu.Lock() // the node closes: leave them
 		o.sent.pending, o.sent.running, o.sent.told = nil, false, nil
 		o.sent.mu.Unlock()
@@ -166,14 +163,14 @@ func (o *outbox) recordSent() {
 	}
 }
 
-// recordDue records batch, taken from the queue, as sent.
-func (o *outbox) recordDue(batch []sentCopy) {
+// recordDue records the batches taken from the queue as sent.
+func (o *outbox) recordDue(batches []sentBatch) {
 	var group, direct []store.Copy
-	for _, c := range batch {
-		if c.direct {
-			direct = append(direct, c.Copy)
+	for _, b := range batches {
+		if b.direct {
+			direct = append(direct, b.copies...)
 		} else {
-			group = append(group, c.Copy)
+			group = append(group, b.copies...)
 		}
 	}
 	// The workers know which are still unacknowledged: those whose

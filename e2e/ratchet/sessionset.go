@@ -25,9 +25,22 @@ type SessionSet struct {
 
 // parties names the two sides of a set's conversation. It never changes
 // once made, so the sets derived from one (a seal makes one) share it.
+// adOut and adIn are the associated-data heads of what the local peer
+// sends and receives, made once (a group message seals one envelope for
+// each member).
 type parties struct {
 	localPID, remotePID []byte
 	local, remote       ed25519.PublicKey
+	adOut, adIn         []byte
+}
+
+// newParties is the parties of a conversation, with their AD heads.
+func newParties(localPID, remotePID []byte, local, remote ed25519.PublicKey) *parties {
+	return &parties{
+		localPID: localPID, remotePID: remotePID, local: local, remote: remote,
+		adOut: appendAssociatedData(nil, localPID, remotePID, local, remote),
+		adIn:  appendAssociatedData(nil, remotePID, localPID, remote, local),
+	}
 }
 
 // Opened is the result of a successful Open. Persist Set (and Keys when it
@@ -57,12 +70,8 @@ func NewSessionSet(local *LocalKeys, remotePeerID []byte, remoteIdentity ed25519
 	if len(remotePeerID) == 0 || len(remotePeerID) > maxPeerIDSize || len(remoteIdentity) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("%w: peer id or identity size", ErrMalformed)
 	}
-	return &SessionSet{parties: &parties{
-		localPID:  bytes.Clone(local.peerID),
-		remotePID: bytes.Clone(remotePeerID),
-		local:     local.Identity(),
-		remote:    bytes.Clone(remoteIdentity),
-	}}, nil
+	return &SessionSet{parties: newParties(bytes.Clone(local.peerID), bytes.Clone(remotePeerID),
+		local.Identity(), bytes.Clone(remoteIdentity))}, nil
 }
 
 // RemotePeerID returns the peer's ID.
@@ -157,9 +166,9 @@ func (s *SessionSet) acceptPeerSessionID(id SessionID, now time.Time) error {
 // the local peer (outgoing) or received from the remote one.
 func (s *SessionSet) adHead(dst []byte, outgoing bool) []byte {
 	if outgoing {
-		return appendAssociatedData(dst, s.localPID, s.remotePID, s.local, s.remote)
+		return append(dst, s.adOut...)
 	}
-	return appendAssociatedData(dst, s.remotePID, s.localPID, s.remote, s.local)
+	return append(dst, s.adIn...)
 }
 
 // adBufSize is the room of a pooled associated-data buffer: the head

@@ -114,12 +114,12 @@ func TestWrongSenderOrRecipient(t *testing.T) {
 	env := alice.seal(t, "for bob only", t0)
 	tests := []struct {
 		name   string
-		mutate func(*SessionSet)
+		mutate func(*parties)
 	}{
-		{"claims another sender", func(s *SessionSet) { s.remotePID = []byte("peer-mallory") }},
-		{"re-addressed recipient", func(s *SessionSet) { s.localPID = []byte("peer-carol") }},
-		{"other sender identity", func(s *SessionSet) { s.remote = newParty(t, "mallory", 0).pub() }},
-		{"other recipient identity", func(s *SessionSet) { s.local = newParty(t, "carol", 0).pub() }},
+		{"claims another sender", func(s *parties) { s.remotePID = []byte("peer-mallory") }},
+		{"re-addressed recipient", func(s *parties) { s.localPID = []byte("peer-carol") }},
+		{"other sender identity", func(s *parties) { s.remote = newParty(t, "mallory", 0).pub() }},
+		{"other recipient identity", func(s *parties) { s.local = newParty(t, "carol", 0).pub() }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,8 +127,8 @@ func TestWrongSenderOrRecipient(t *testing.T) {
 			// associated data differs, so the envelope fails.
 			forged := bob.set.clone()
 			names := *forged.parties // bob's own are shared: change a copy
-			forged.parties = &names
-			tc.mutate(forged)
+			tc.mutate(&names)
+			forged.parties = newParties(names.localPID, names.remotePID, names.local, names.remote)
 			p := &peer{party: bob.party, set: forged}
 			expectFailure(t, p, env, t0, ErrAuth)
 		})

@@ -14,11 +14,8 @@ import (
 // its parties, its sessions and their chains.
 func deepCopy(s *SessionSet) *SessionSet {
 	c := s.clone()
-	names := parties{
-		localPID: bytes.Clone(s.localPID), remotePID: bytes.Clone(s.remotePID),
-		local: bytes.Clone(s.local), remote: bytes.Clone(s.remote),
-	}
-	c.parties = &names
+	c.parties = newParties(bytes.Clone(s.localPID), bytes.Clone(s.remotePID),
+		bytes.Clone(s.local), bytes.Clone(s.remote))
 	for i, x := range c.sessions {
 		c.sessions[i] = x.clone()
 		c.sessions[i].initial = bytes.Clone(x.initial)

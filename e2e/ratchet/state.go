@@ -118,12 +118,11 @@ func UnmarshalSessionSet(data []byte) (*SessionSet, error) {
 	if err := stateHeader(&r, stateTagSet); err != nil {
 		return nil, err
 	}
-	s := &SessionSet{parties: &parties{
-		localPID:  bytes.Clone(r.vec16(1, maxPeerIDSize, "local peer id")),
-		remotePID: bytes.Clone(r.vec16(1, maxPeerIDSize, "remote peer id")),
-		local:     ed25519.PublicKey(bytes.Clone(r.take(ed25519.PublicKeySize, "local identity"))),
-		remote:    ed25519.PublicKey(bytes.Clone(r.take(ed25519.PublicKeySize, "remote identity"))),
-	}}
+	localPID := bytes.Clone(r.vec16(1, maxPeerIDSize, "local peer id"))
+	remotePID := bytes.Clone(r.vec16(1, maxPeerIDSize, "remote peer id"))
+	local := ed25519.PublicKey(bytes.Clone(r.take(ed25519.PublicKeySize, "local identity")))
+	remote := ed25519.PublicKey(bytes.Clone(r.take(ed25519.PublicKeySize, "remote identity")))
+	s := &SessionSet{parties: newParties(localPID, remotePID, local, remote)}
 	n := r.count(MaxSessionsPerPeer, "sessions")
 	for i := range n {
 		x := unmarshalSession(&r)
@@ -146,7 +145,7 @@ func unmarshalSession(r *reader) *session {
 	copy(s.id[:], r.take(sessionIDSize, "session id"))
 	s.lastUsed = r.u64("last used")
 	s.rk = r.key("root key")
-	s.dhs = x25519Private(r, "ratchet key")
+	s.setDHs(x25519Private(r, "ratchet key"))
 	flags := r.u8("flags")
 	if flags&^(stateHasCKs|stateHasCKr) != 0 || flags == stateHasCKr {
 		r.fail("session flags")
