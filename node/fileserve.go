@@ -25,14 +25,14 @@ import (
 // overtake the frame, and the receiver read a broken stream, which it
 // retries, where it was told that the transfer is over or cannot go on
 // (TestFileStreamRefusalArrives).
-func refuseStream(s network.Stream, code byte, msg string) {
+func refuseStream(s network.Stream, linger time.Duration, code byte, msg string) {
 	if err := writeFS(s, fsError, errorPayload(code, msg)); err != nil {
 		return // the stream broke: nothing more can be told on it
 	}
 	if err := s.CloseWrite(); err != nil {
 		return
 	}
-	s.SetReadDeadline(time.Now().Add(refusalLinger))
+	s.SetReadDeadline(time.Now().Add(linger))
 	// Until the receiver hangs up (its reset, EOF) or the deadline: how
 	// it ends, and what it sends, are moot.
 	_, _ = io.Copy(io.Discard, io.LimitReader(s, 64<<10))
@@ -53,6 +53,7 @@ const sessionWait = 10 * time.Second
 func (ft *transfers) handleStream(s network.Stream) {
 	defer s.Reset()
 	p := s.Conn().RemotePeer()
+	wait, linger := ft.hooks.waits()
 	s.SetReadDeadline(time.Now().Add(fileIdle))
 	r := bufio.NewReaderSize(s, 64<<10)
 	typ, payload, err := readFS(r, make([]byte, 0, 4096))
@@ -67,27 +68,27 @@ func (ft *transfers) handleStream(s network.Stream) {
 	t, err := ft.store.Transfers().Transfer(e2e.MessageID(id))
 	switch {
 	case errors.Is(err, store.ErrNotFound), err == nil && (t.Peer != p || t.Direction != store.Outgoing):
-		refuseStream(s, fsErrUnknown, "no such transfer")
+		refuseStream(s, linger, fsErrUnknown, "no such transfer")
 		return
 	case err != nil:
 		ft.log.Error("read a file transfer", "err", err)
 		return
 	case t.State.Final():
-		refuseStream(s, fsErrOver, "the transfer is "+string(t.State))
+		refuseStream(s, linger, fsErrOver, "the transfer is "+string(t.State))
 		return
-	case !awaitSession(ft.ctx, ft.sessions, p, sessionWait):
-		refuseStream(s, fsErrNoSession, "no verified chat session")
+	case !awaitSession(ft.ctx, ft.sessions, p, wait):
+		refuseStream(s, linger, fsErrNoSession, "no verified chat session")
 		return
 	}
 	o, err := transfer.ParseOffer(t.Offer)
 	if err != nil {
-		refuseStream(s, fsErrSource, "the offer cannot be read")
+		refuseStream(s, linger, fsErrSource, "the offer cannot be read")
 		return
 	}
 	src, err := transfer.OpenSource(t.Path, o)
 	if err != nil {
 		ft.log.Warn("a file being sent cannot be read", "path", t.Path, "err", err)
-		refuseStream(s, fsErrSource, "the file cannot be read any more")
+		refuseStream(s, linger, fsErrSource, "the file cannot be read any more")
 		ft.fail(o.ID, fmt.Errorf("the file cannot be read: %w", err))
 		return
 	}

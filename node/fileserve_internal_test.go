@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/certchat/certchat/transfer"
+	"github.com/libp2p/go-libp2p/core/network"
 )
 
 // A receiver's file stream that reaches the sender before the sender's
@@ -89,4 +90,95 @@ func TestFileStreamRefusalArrives(t *testing.T) {
 			t.Fatalf("frame %#x %q, want the refusal of an unknown transfer", typ, payload)
 		}
 	}
+}
+
+// A receiver's file stream that finds no chat session with it, and none
+// comes within sessionWait, is refused as such ("no verified chat
+// session"): the receiver retries later. Here alice holds no session
+// with bob (his are taken out of her table) and waits 200 ms, not 10 s:
+// a refusal read within 5 s is hers.
+func TestFileStreamWithoutSessionIsRefused(t *testing.T) {
+	alice, bob := offNewNode(t, "alice", nil, false), offNewNode(t, "bob", nil, true)
+	alice.files.hooks.sessionWait = 200 * time.Millisecond
+	if err := alice.Start(); err != nil {
+		t.Fatal(err)
+	}
+	offLink(t, alice, bob)
+	fi := offerNotes(t, alice, bob)
+	for _, cs := range alice.sessions.ofPeer(bob.ID()) {
+		alice.sessions.remove(cs)
+	}
+	s := openWant(t, bob, alice, fi.ID)
+	defer s.Reset()
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	typ, payload, err := readFS(bufio.NewReader(s), nil)
+	if err != nil {
+		t.Fatalf("no refusal within 5 s: %v", err)
+	}
+	if typ != fsError || len(payload) == 0 || payload[0] != fsErrNoSession {
+		t.Fatalf("frame %#x %q, want the refusal for want of a session", typ, payload)
+	}
+}
+
+// A refused file stream whose receiver reads the refusal and never hangs
+// up is reset after refusalLinger: the sender's handler does not wait on
+// it for ever. Here the linger is 200 ms, not 5 s: bob, who keeps
+// writing, finds the stream reset well within 3 s.
+func TestRefusedFileStreamLingersAtMost(t *testing.T) {
+	alice, bob := offNewNode(t, "alice", nil, false), offNewNode(t, "bob", nil, true)
+	alice.files.hooks.refusalLinger = 200 * time.Millisecond
+	if err := alice.Start(); err != nil {
+		t.Fatal(err)
+	}
+	offLink(t, alice, bob)
+	s := openWant(t, bob, alice, [16]byte{1, 2, 3})
+	defer s.Reset()
+	s.SetReadDeadline(time.Now().Add(3 * time.Second))
+	typ, payload, err := readFS(bufio.NewReader(s), nil)
+	if err != nil || typ != fsError || len(payload) == 0 || payload[0] != fsErrUnknown {
+		t.Fatalf("frame %#x %q, err %v: want the refusal of an unknown transfer", typ, payload, err)
+	}
+	// Alice closed her side after the refusal and reads until bob hangs
+	// up, which he does not: his writes go through until she gives up.
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := s.Write([]byte{0}); err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice still holds the refused stream after 3 s")
+		}
+	}
+}
+
+// offerNotes has from offer to a small file and waits until to has the
+// offer.
+func offerNotes(t *testing.T, from, to *offNode) FileInfo {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(path, []byte("what the meeting decided"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := from.Files().Send(to.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to.offWait("the offer", func(e Event) bool { return e.Kind == EventFileOffer && e.File.ID == fi.ID })
+	return fi
+}
+
+// openWant opens a file stream from from to to and asks for transfer id
+// from its start.
+func openWant(t *testing.T, from, to *offNode, id [16]byte) network.Stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := from.host.NewStream(ctx, to.ID(), ProtocolFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFS(s, fsWant, wantPayload(transfer.ID(id), 0, nil)); err != nil {
+		s.Reset()
+		t.Fatal(err)
+	}
+	return s
 }

@@ -159,6 +159,21 @@ type fileHooks struct {
 	// it follows the node's events and before it reads the transfers to
 	// resume, with the node's context.
 	resuming func(ctx context.Context)
+	// sessionWait and refusalLinger, set by tests only before Start,
+	// replace the waits of the same names (zero: those).
+	sessionWait, refusalLinger time.Duration
+}
+
+// waits returns sessionWait and refusalLinger, or what tests set instead.
+func (h *fileHooks) waits() (session, linger time.Duration) {
+	session, linger = sessionWait, refusalLinger
+	if h.sessionWait > 0 {
+		session = h.sessionWait
+	}
+	if h.refusalLinger > 0 {
+		linger = h.refusalLinger
+	}
+	return session, linger
 }
 
 // atHook calls hook with ctx and v, if a test set it (fileHooks).
