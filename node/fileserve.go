@@ -20,7 +20,7 @@ import (
 // acknowledgements.
 
 // refuseStream writes a refusal on a receiver's file stream s and waits,
-// at most refusalLinger, for the receiver to hang up once it has read
+// at most linger (refusalLinger), for the receiver to hang up once it has read
 // it: the reset that ends the stream (handleStream's) would otherwise
 // overtake the frame, and the receiver read a broken stream, which it
 // retries, where it was told that the transfer is over or cannot go on
