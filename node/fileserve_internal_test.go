@@ -25,16 +25,7 @@ import (
 func TestFileStreamWaitsForSession(t *testing.T) {
 	alice, bob := offNewNode(t, "alice", nil, true), offNewNode(t, "bob", nil, true)
 	offLink(t, alice, bob)
-	path := filepath.Join(t.TempDir(), "notes.txt")
-	if err := os.WriteFile(path, []byte("what the meeting decided"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := alice.Files().Send(bob.ID(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.offWait("the offer", func(e Event) bool { return e.Kind == EventFileOffer && e.File.ID == fi.ID })
-
+	fi := offerNotes(t, alice, bob)
 	held := alice.sessions.ofPeer(bob.ID())
 	for _, cs := range held {
 		alice.sessions.remove(cs)
@@ -45,23 +36,10 @@ func TestFileStreamWaitsForSession(t *testing.T) {
 			alice.sessions.add(cs)
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := bob.host.NewStream(ctx, alice.ID(), ProtocolFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openWant(t, bob, alice, fi.ID)
 	defer s.Reset()
-	if err := writeFS(s, fsWant, wantPayload(transfer.ID(fi.ID), 0, nil)); err != nil {
-		t.Fatal(err)
-	}
-	s.SetReadDeadline(time.Now().Add(30 * time.Second))
-	typ, payload, err := readFS(bufio.NewReader(s), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if typ == fsError {
-		t.Fatalf("alice refused the stream: %q", payload)
+	if typ, payload, err := readAnswer(s, 30*time.Second); err != nil || typ == fsError {
+		t.Fatalf("frame %#x %q, err %v: alice refused the stream", typ, payload, err)
 	}
 }
 
@@ -70,25 +48,10 @@ func TestFileStreamWaitsForSession(t *testing.T) {
 func TestFileStreamRefusalArrives(t *testing.T) {
 	alice, bob := offNewNode(t, "alice", nil, true), offNewNode(t, "bob", nil, true)
 	offLink(t, alice, bob)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	for range 20 {
-		s, err := bob.host.NewStream(ctx, alice.ID(), ProtocolFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := writeFS(s, fsWant, wantPayload(transfer.ID{1, 2, 3}, 0, nil)); err != nil {
-			t.Fatal(err)
-		}
-		s.SetReadDeadline(time.Now().Add(30 * time.Second))
-		typ, payload, err := readFS(bufio.NewReader(s), nil)
+		s := openWant(t, bob, alice, [16]byte{1, 2, 3})
+		wantRefusal(t, s, 30*time.Second, fsErrUnknown)
 		s.Reset()
-		if err != nil {
-			t.Fatalf("reading the refusal: %v", err)
-		}
-		if typ != fsError || len(payload) == 0 || payload[0] != fsErrUnknown {
-			t.Fatalf("frame %#x %q, want the refusal of an unknown transfer", typ, payload)
-		}
 	}
 }
 
@@ -110,14 +73,7 @@ func TestFileStreamWithoutSessionIsRefused(t *testing.T) {
 	}
 	s := openWant(t, bob, alice, fi.ID)
 	defer s.Reset()
-	s.SetReadDeadline(time.Now().Add(5 * time.Second))
-	typ, payload, err := readFS(bufio.NewReader(s), nil)
-	if err != nil {
-		t.Fatalf("no refusal within 5 s: %v", err)
-	}
-	if typ != fsError || len(payload) == 0 || payload[0] != fsErrNoSession {
-		t.Fatalf("frame %#x %q, want the refusal for want of a session", typ, payload)
-	}
+	wantRefusal(t, s, 5*time.Second, fsErrNoSession)
 }
 
 // A refused file stream whose receiver reads the refusal and never hangs
@@ -133,11 +89,7 @@ func TestRefusedFileStreamLingersAtMost(t *testing.T) {
 	offLink(t, alice, bob)
 	s := openWant(t, bob, alice, [16]byte{1, 2, 3})
 	defer s.Reset()
-	s.SetReadDeadline(time.Now().Add(3 * time.Second))
-	typ, payload, err := readFS(bufio.NewReader(s), nil)
-	if err != nil || typ != fsError || len(payload) == 0 || payload[0] != fsErrUnknown {
-		t.Fatalf("frame %#x %q, err %v: want the refusal of an unknown transfer", typ, payload, err)
-	}
+	wantRefusal(t, s, 3*time.Second, fsErrUnknown)
 	// Alice closed her side after the refusal and reads until bob hangs
 	// up, which he does not: his writes go through until she gives up.
 	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -147,6 +99,22 @@ func TestRefusedFileStreamLingersAtMost(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("alice still holds the refused stream after 3 s")
 		}
+	}
+}
+
+// readAnswer reads the sender's first frame on file stream s, waiting at
+// most d.
+func readAnswer(s network.Stream, d time.Duration) (byte, []byte, error) {
+	s.SetReadDeadline(time.Now().Add(d))
+	return readFS(bufio.NewReader(s), nil)
+}
+
+// wantRefusal reads a refusal with code on file stream s within d.
+func wantRefusal(t *testing.T, s network.Stream, d time.Duration, code byte) {
+	t.Helper()
+	typ, payload, err := readAnswer(s, d)
+	if err != nil || typ != fsError || len(payload) == 0 || payload[0] != code {
+		t.Fatalf("frame %#x %q, err %v: want the refusal %#x", typ, payload, err, code)
 	}
 }
 

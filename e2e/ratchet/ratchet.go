@@ -92,10 +92,9 @@ func (s *session) clone() *session {
 	return &c
 }
 
-// setDHs makes k the sending ratchet key pair (DHs), keeping its public
-// key at hand: each envelope's header carries it, and a hundred members'
-// seals of a group message each reading it through k cost more than
-// the copy.
+// setDHs makes k the sending ratchet key pair (DHs) and keeps its public
+// key beside it: every envelope's header carries it, and a group
+// message's seals (one a member) read it there, not through k.
 func (c *chains) setDHs(k *ecdh.PrivateKey) {
 	c.dhs = k
 	if k != nil {
