@@ -212,7 +212,7 @@ func transferOver(st *store.Store, id e2e.MessageID) (bool, error) {
 func markMailed(st *store.Store, id e2e.MessageID) (store.Transfer, error) {
 	return st.Transfers().UpdateTransfer(id, func(t *store.Transfer) error {
 		if t.State.Final() {
-			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+			return &TransferOverError{t.State}
 		}
 		t.Mailed = true
 		return nil

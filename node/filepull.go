@@ -214,7 +214,7 @@ func openUnlessOver(ft *transfers, o *transfer.Offer) (store.Transfer, *transfer
 		return t, nil, fmt.Errorf("read the file transfer: %w", err)
 	}
 	if t.State.Final() {
-		return t, nil, fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+		return t, nil, &TransferOverError{t.State}
 	}
 	part, err := transfer.OpenPartial(ft.downloads(), o)
 	return t, part, err
@@ -238,7 +238,7 @@ func (ft *transfers) finish(part *transfer.Partial, o *transfer.Offer, l interfa
 	atHook(ft.hooks.placed, ft.ctx, path)
 	t, err := ft.store.Transfers().UpdateTransfer(e2e.MessageID(o.ID), func(t *store.Transfer) error {
 		if t.State.Final() {
-			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+			return &TransferOverError{t.State}
 		}
 		if o, err := transfer.ParseOffer(t.Offer); err == nil && o.SumLater {
 			t.Offer = o.WithSum(part.Sum()).Marshal()

@@ -79,9 +79,20 @@ var (
 	// ErrNoTransfer: no transfer has that ID.
 	ErrNoTransfer = errors.New("no such file transfer")
 	// ErrTransferOver: the transfer is finished (done, declined,
-	// cancelled or failed).
+	// cancelled or failed); the error is a *TransferOverError.
 	ErrTransferOver = errors.New("the file transfer is over")
 )
+
+// TransferOverError is ErrTransferOver with the state the transfer ended
+// in, for a sentence that says how ("nothing to cancel: … it is
+// cancelled").
+type TransferOverError struct{ State store.TransferState }
+
+func (e *TransferOverError) Error() string {
+	return fmt.Sprintf("%v: it is %s", ErrTransferOver, e.State)
+}
+
+func (e *TransferOverError) Unwrap() error { return ErrTransferOver }
 
 // transfers owns the file transfers in flight: for each incoming one
 // accepted, a puller that fetches its chunks (one goroutine, through
@@ -476,7 +487,7 @@ func (ft *transfers) accept(id transfer.ID) error {
 		case t.Direction != store.Incoming:
 			return fmt.Errorf("%w: %s is a file you send", ErrNoTransfer, id)
 		case t.State.Final():
-			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+			return &TransferOverError{t.State}
 		case t.State != store.TransferOffered:
 			return nil // accepted already
 		}
@@ -514,7 +525,7 @@ func (ft *transfers) stopWith(id transfer.ID, st store.TransferState, errText st
 		return err
 	}
 	if t.State.Final() {
-		return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+		return &TransferOverError{t.State}
 	}
 	var m store.Message
 	if t.Direction == store.Incoming {
@@ -564,7 +575,7 @@ func storeEnd(ft *transfers, id transfer.ID, st store.TransferState, errText str
 	})
 	switch {
 	case errors.Is(err, store.ErrTransferOver):
-		return t, m, fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+		return t, m, &TransferOverError{t.State}
 	case errors.Is(err, store.ErrNotFound):
 		return t, m, fmt.Errorf("%w: %s", ErrNoTransfer, id)
 	case err != nil:
@@ -705,7 +716,7 @@ func (ft *transfers) files() ([]FileInfo, error) {
 func (ft *transfers) setState(id transfer.ID, st store.TransferState, bytes int64, errText, path string) (store.Transfer, error) {
 	return ft.store.Transfers().UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
 		if t.State.Final() {
-			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+			return &TransferOverError{t.State}
 		}
 		t.State, t.Updated, t.Error = st, ft.cfg.Now(), errText
 		if bytes > t.Bytes {
@@ -792,7 +803,7 @@ func (f Files) Downloads() string { return f.downloads() }
 func (ft *transfers) setStateFinal(id transfer.ID, st store.TransferState, errText string) (store.Transfer, error) {
 	return ft.store.Transfers().UpdateTransfer(e2e.MessageID(id), func(t *store.Transfer) error {
 		if t.State.Final() {
-			return fmt.Errorf("%w: it is %s", ErrTransferOver, t.State)
+			return &TransferOverError{t.State}
 		}
 		t.State, t.Error, t.Updated = st, errText, ft.cfg.Now()
 		return nil

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -301,7 +302,7 @@ func (u *transfers) cmdAccept(arg string) {
 	if !ok {
 		return
 	}
-	u.fileCall(func() error { return u.b.Files().Accept(id) })
+	u.fileCall("accept", func() error { return u.b.Files().Accept(id) })
 }
 
 func (u *transfers) cmdDecline(arg string) {
@@ -309,7 +310,7 @@ func (u *transfers) cmdDecline(arg string) {
 	if !ok {
 		return
 	}
-	u.fileCall(func() error { return u.b.Files().Cancel(id) })
+	u.fileCall("decline", func() error { return u.b.Files().Cancel(id) })
 }
 
 func (u *transfers) cmdCancel(arg string) {
@@ -317,15 +318,30 @@ func (u *transfers) cmdCancel(arg string) {
 	if !ok {
 		return
 	}
-	u.fileCall(func() error { return u.b.Files().Cancel(id) })
+	u.fileCall("cancel", func() error { return u.b.Files().Cancel(id) })
 }
 
-// fileCall runs a node call off the event loop and shows its error.
-func (u *transfers) fileCall(f func() error) {
+// fileCall runs /cmd's node call off the event loop and shows its
+// error. A transfer that ended before the call reached it (the peer
+// cancelled a moment before, or /cancel named a file done already) is
+// no failure of /cancel or /decline: the note says how it ended.
+func (u *transfers) fileCall(cmd string, f func() error) {
 	u.spawn(func() {
-		if err := f(); err != nil {
-			u.post(func() { u.notes.showError(describe(err)) })
+		err := f()
+		if err == nil {
+			return
 		}
+		u.post(func() {
+			var over *node.TransferOverError
+			switch {
+			case errors.As(err, &over) && cmd != "accept":
+				u.notes.inform("Nothing to " + cmd + ": the file transfer is over (" + string(over.State) + ").")
+			case errors.As(err, &over):
+				u.notes.showError("Too late to accept: the file transfer is over (" + string(over.State) + ").")
+			default:
+				u.notes.showError(describe(err))
+			}
+		})
 	})
 }
 

@@ -71,3 +71,37 @@ func TestFileSendFromWindow(t *testing.T) {
 	}
 	w.waitText("received by bob")
 }
+
+// A file command that reaches a transfer already over (the peer
+// cancelled it a moment before, or the command names a file that ended)
+// says how it ended: /accept is too late, /cancel has nothing to do. It
+// is not told as the node's error ("The file transfer is over: it is
+// cancelled.").
+func TestFileCommandAfterTheEnd(t *testing.T) {
+	t.Parallel()
+	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
+	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
+	bob.pin(alice.peerID(), "alice", identity.StateTOFU)
+	w := openWindow(t, alice.start(), 160, 30, Options{})
+	bob.start()
+	introduce(bob, alice)
+	path := filepath.Join(t.TempDir(), "minutes.txt")
+	if err := os.WriteFile(path, []byte("what we decided"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := bob.n.Files().Send(alice.peerID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.tabUntil(" bob  ")
+	w.waitText("bob: [file] minutes.txt", "offered: /accept to receive it")
+	if err := bob.n.Files().Cancel(fi.ID); err != nil {
+		t.Fatal(err)
+	}
+	w.waitText("bob: [file] minutes.txt", "cancelled")
+	id := fi.ID.String()[:8]
+	w.enter("/accept " + id)
+	w.waitText("Too late to accept: the file transfer is over (cancelled).")
+	w.enter("/cancel " + id)
+	w.waitText("Nothing to cancel: the file transfer is over (cancelled).")
+}
