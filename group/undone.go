@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -31,6 +32,7 @@ type Undone struct {
 	Removal Hash
 	Target  peer.ID
 	Author  peer.ID
+	Time    time.Time // the removal's, as its author signed it: shown, never trusted for order (zero in a node's stored doubts)
 }
 
 // UndoneRemovals lists the removals, in l or kept out of it, that a
@@ -52,7 +54,7 @@ func undoneIn(l *Log, anc *ancestries) []Undone {
 		if !l.state.IsMember(c.Peer) || !errors.Is(l.Effect(c.hash), ErrBesideLeave) || rejoinedSince(l, c.Peer, ancs) || !endsInLeave(l, c, idx, anc) {
 			return
 		}
-		out = append(out, Undone{Removal: c.hash, Target: c.Peer, Author: c.Author})
+		out = append(out, Undone{Removal: c.hash, Target: c.Peer, Author: c.Author, Time: c.Time})
 	}
 	for _, e := range l.order {
 		if e.c.Op == OpRemove {

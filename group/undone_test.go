@@ -54,18 +54,18 @@ func TestUndoneRemovals(t *testing.T) {
 		{"removal, leave", []*group.Change{rm, left}, nil},
 		{"a removal signed beside the leave, alone", []*group.Change{plainLeave, late}, nil},
 		{"removal, leave, a second leave before the removal", []*group.Change{rm, left, again},
-			[]group.Undone{{Removal: rm.Hash(), Target: p["cat"].id, Author: p["ben"].id}}},
+			[]group.Undone{{Removal: rm.Hash(), Target: p["cat"].id, Author: p["ben"].id, Time: rm.Time}}},
 		{"the second leave first", []*group.Change{again, rm, left},
-			[]group.Undone{{Removal: rm.Hash(), Target: p["cat"].id, Author: p["ben"].id}}},
+			[]group.Undone{{Removal: rm.Hash(), Target: p["cat"].id, Author: p["ben"].id, Time: rm.Time}}},
 		{"removal, rename, leave, a second leave before them", []*group.Change{rm, rn, leftAfterRename, again},
-			[]group.Undone{{Removal: rm.Hash(), Target: p["cat"].id, Author: p["ben"].id}}},
+			[]group.Undone{{Removal: rm.Hash(), Target: p["cat"].id, Author: p["ben"].id, Time: rm.Time}}},
 		{"a removal signed beside the leave, with a leave on it", []*group.Change{plainLeave, late, lateLeave},
-			[]group.Undone{{Removal: late.Hash(), Target: p["dan"].id, Author: p["ben"].id}}},
+			[]group.Undone{{Removal: late.Hash(), Target: p["dan"].id, Author: p["ben"].id, Time: late.Time}}},
 		{"the remover removed by a senior as it removed", []*group.Change{rm, annRm}, nil},
 		{"removed again since", []*group.Change{rm, left, again, annAgain}, nil},
 		{"removed again and added again since", []*group.Change{rm, left, again, annAgain, annAdd}, nil},
 		{"the creator's removal, leave, second leave", []*group.Change{annRmDan, annLeft, annAgainLeave},
-			[]group.Undone{{Removal: annRmDan.Hash(), Target: p["dan"].id, Author: p["ann"].id}}},
+			[]group.Undone{{Removal: annRmDan.Hash(), Target: p["dan"].id, Author: p["ann"].id, Time: annRmDan.Time}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// In every order the changes can come in.

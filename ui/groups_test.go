@@ -843,6 +843,7 @@ func TestGroupRemovalUndoneWaitsForDecision(t *testing.T) {
 	s := w.tabUntil(" team  2 members: you, 1 unverified; 1 REMOVAL UNDONE")
 	w.wantRed(s, "1 REMOVAL UNDONE", "REMOVAL UNDONE in the title")
 	w.waitText("Bob's removal of carol was undone by a leave bob's", "(/kick carol); /keep carol writes to them.")
+	w.waitText("bob removed carol; undone by a leave bob's key", "signed beside it.")
 	w.enter("hello")
 	w.waitText("Not sent: bob's removal of carol was undone")
 	if w.draft() != "hello" {

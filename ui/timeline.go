@@ -76,6 +76,13 @@ func (u *groupChats) changeText(ch node.MembershipChange) string {
 	case group.OpAdd:
 		return by + " added " + on + "."
 	case group.OpRemove:
+		if ch.Undone { // SECURITY.md finding 7: the banner asks for a decision
+			whose := by + "'s"
+			if by == "you" {
+				whose = "your"
+			}
+			return by + " removed " + on + "; undone by a leave " + whose + " key signed beside it."
+		}
 		return by + " removed " + on + "."
 	case group.OpLeave:
 		return by + " left."
