@@ -23,8 +23,7 @@ import (
 // on a loaded machine). Here bob's stream comes while alice holds no
 // session with him, and her sessions come back 300 ms later.
 func TestFileStreamWaitsForSession(t *testing.T) {
-	alice, bob := offNewNode(t, "alice", nil, true), offNewNode(t, "bob", nil, true)
-	offLink(t, alice, bob)
+	alice, bob := fileSenderPair(t, fileHooks{})
 	fi := offerNotes(t, alice, bob)
 	held := alice.sessions.ofPeer(bob.ID())
 	for _, cs := range held {
@@ -46,8 +45,7 @@ func TestFileStreamWaitsForSession(t *testing.T) {
 // A refused file stream reads as the refusal, with its code, not as a
 // stream reset: the receiver tells "try again later" from "over" by it.
 func TestFileStreamRefusalArrives(t *testing.T) {
-	alice, bob := offNewNode(t, "alice", nil, true), offNewNode(t, "bob", nil, true)
-	offLink(t, alice, bob)
+	alice, bob := fileSenderPair(t, fileHooks{})
 	for range 20 {
 		s := openWant(t, bob, alice, [16]byte{1, 2, 3})
 		wantRefusal(t, s, 30*time.Second, fsErrUnknown)
@@ -61,12 +59,7 @@ func TestFileStreamRefusalArrives(t *testing.T) {
 // with bob (his are taken out of her table) and waits 200 ms, not 10 s:
 // a refusal read within 5 s is hers.
 func TestFileStreamWithoutSessionIsRefused(t *testing.T) {
-	alice, bob := offNewNode(t, "alice", nil, false), offNewNode(t, "bob", nil, true)
-	alice.files.hooks.sessionWait = 200 * time.Millisecond
-	if err := alice.Start(); err != nil {
-		t.Fatal(err)
-	}
-	offLink(t, alice, bob)
+	alice, bob := fileSenderPair(t, fileHooks{sessionWait: 200 * time.Millisecond})
 	fi := offerNotes(t, alice, bob)
 	for _, cs := range alice.sessions.ofPeer(bob.ID()) {
 		alice.sessions.remove(cs)
@@ -81,12 +74,7 @@ func TestFileStreamWithoutSessionIsRefused(t *testing.T) {
 // it for ever. Here the linger is 200 ms, not 5 s: bob, who keeps
 // writing, finds the stream reset well within 3 s.
 func TestRefusedFileStreamLingersAtMost(t *testing.T) {
-	alice, bob := offNewNode(t, "alice", nil, false), offNewNode(t, "bob", nil, true)
-	alice.files.hooks.refusalLinger = 200 * time.Millisecond
-	if err := alice.Start(); err != nil {
-		t.Fatal(err)
-	}
-	offLink(t, alice, bob)
+	alice, bob := fileSenderPair(t, fileHooks{refusalLinger: 200 * time.Millisecond})
 	s := openWant(t, bob, alice, [16]byte{1, 2, 3})
 	defer s.Reset()
 	wantRefusal(t, s, 3*time.Second, fsErrUnknown)
@@ -100,6 +88,19 @@ func TestRefusedFileStreamLingersAtMost(t *testing.T) {
 			t.Fatal("alice still holds the refused stream after 3 s")
 		}
 	}
+}
+
+// fileSenderPair starts alice, whose file streams run with hooks, and
+// bob, with chat sessions between them.
+func fileSenderPair(t *testing.T, hooks fileHooks) (alice, bob *offNode) {
+	t.Helper()
+	alice, bob = offNewNode(t, "alice", nil, false), offNewNode(t, "bob", nil, true)
+	alice.files.hooks = hooks
+	if err := alice.Start(); err != nil {
+		t.Fatal(err)
+	}
+	offLink(t, alice, bob)
+	return alice, bob
 }
 
 // readAnswer reads the sender's first frame on file stream s, waiting at

@@ -79,12 +79,7 @@ func TestFileSendFromWindow(t *testing.T) {
 // cancelled.").
 func TestFileCommandAfterTheEnd(t *testing.T) {
 	t.Parallel()
-	alice, bob := newPeer(t, "alice", 0), newPeer(t, "bob", 0)
-	alice.pin(bob.peerID(), "bob", identity.StateTOFU)
-	bob.pin(alice.peerID(), "alice", identity.StateTOFU)
-	w := openWindow(t, alice.start(), 160, 30, Options{})
-	bob.start()
-	introduce(bob, alice)
+	alice, bob, w := talking(t, 160, 30, Options{})
 	path := filepath.Join(t.TempDir(), "minutes.txt")
 	if err := os.WriteFile(path, []byte("what we decided"), 0o644); err != nil {
 		t.Fatal(err)
@@ -93,7 +88,6 @@ func TestFileCommandAfterTheEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.tabUntil(" bob  ")
 	w.waitText("bob: [file] minutes.txt", "offered: /accept to receive it")
 	if err := bob.n.Files().Cancel(fi.ID); err != nil {
 		t.Fatal(err)

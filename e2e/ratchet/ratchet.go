@@ -47,8 +47,7 @@ type session struct {
 // the ratchet key pair, the header keys and the receiving side.
 type chains struct {
 	rk                   [32]byte
-	dhs                  *ecdh.PrivateKey // set with setDHs
-	dhsPub               [32]byte         // dhs's public key, for every header sealed
+	dhs                  *ecdh.PrivateKey
 	ckr                  [32]byte
 	hks, hkr, nhks, nhkr [32]byte
 	hasCKs, hasCKr       bool // hks is set iff hasCKs, hkr iff hasCKr
@@ -92,16 +91,6 @@ func (s *session) clone() *session {
 	return &c
 }
 
-// setDHs makes k the sending ratchet key pair (DHs) and keeps its public
-// key beside it: every envelope's header carries it, and a group
-// message's seals (one a member) read it there, not through k.
-func (c *chains) setDHs(k *ecdh.PrivateKey) {
-	c.dhs = k
-	if k != nil {
-		copy(c.dhsPub[:], k.PublicKey().Bytes())
-	}
-}
-
 // sealClone is a copy of s for a seal (encrypt, takeLease), which
 // changes only the session's own fields: its chains are s's, shared, and
 // must not be changed.
@@ -133,11 +122,9 @@ func initAlice(id SessionID, sk *[32]byte, bobPub []byte, now uint64) (*session,
 		return nil, err
 	}
 	s := &session{id: id, lastUsed: now, chains: &chains{hks: hka, nhkr: nhkb, hasCKs: true}}
-	pair, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
+	if s.dhs, err = ecdh.X25519().GenerateKey(rand.Reader); err != nil {
 		return nil, fmt.Errorf("ratchet: ratchet key: %w", err)
 	}
-	s.setDHs(pair)
 	out, err := dh(s.dhs, bobPub)
 	if err != nil {
 		return nil, err
@@ -153,9 +140,7 @@ func initBob(id SessionID, sk *[32]byte, pair *ecdh.PrivateKey, now uint64) (*se
 	if err != nil {
 		return nil, err
 	}
-	s := &session{id: id, lastUsed: now, chains: &chains{rk: rk, nhks: nhkb, nhkr: hka}}
-	s.setDHs(pair)
-	return s, nil
+	return &session{id: id, lastUsed: now, chains: &chains{rk: rk, dhs: pair, nhks: nhkb, nhkr: hka}}, nil
 }
 
 // encrypt is RatchetEncryptHE. It returns the envelope; s must be a
@@ -170,7 +155,7 @@ func (s *session) encrypt(plaintext, adHead []byte) ([]byte, error) {
 	var mk [32]byte
 	s.cks, mk = kdfCK(&s.cks)
 	h := header{pn: s.pn, n: s.ns}
-	h.dh = s.dhsPub
+	copy(h.dh[:], s.dhs.PublicKey().Bytes())
 	s.ns++
 	// The envelope is written in one buffer: prefix, then the header
 	// sealed after it, then the payload; adHead has room for the prefix
@@ -390,11 +375,9 @@ func (s *session) dhRatchet(remote []byte) error {
 	if s.rk, s.ckr, s.nhkr, err = kdfRK(&s.rk, out); err != nil {
 		return err
 	}
-	pair, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
+	if s.dhs, err = ecdh.X25519().GenerateKey(rand.Reader); err != nil {
 		return fmt.Errorf("ratchet: ratchet key: %w", err)
 	}
-	s.setDHs(pair)
 	if out, err = dh(s.dhs, remote); err != nil {
 		return err
 	}

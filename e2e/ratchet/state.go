@@ -145,7 +145,7 @@ func unmarshalSession(r *reader) *session {
 	copy(s.id[:], r.take(sessionIDSize, "session id"))
 	s.lastUsed = r.u64("last used")
 	s.rk = r.key("root key")
-	s.setDHs(x25519Private(r, "ratchet key"))
+	s.dhs = x25519Private(r, "ratchet key")
 	flags := r.u8("flags")
 	if flags&^(stateHasCKs|stateHasCKr) != 0 || flags == stateHasCKr {
 		r.fail("session flags")
