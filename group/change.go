@@ -88,6 +88,21 @@ type Change struct {
 	hash Hash
 }
 
+// Kind is c's operation as the group's rules read it: Op, except that a
+// removal of its own author is its author's leave, in admission, in the
+// fold and in what the log keeps out alike (PROTOCOL §14.3, "A removal
+// of oneself is a leave"). Before (found 2026-12-07 by the converge
+// sweep, seed 9562), it was a removal that ended its author where it took
+// effect and counted as no end anywhere else: a creator that left so
+// could have its key remove an admin on a version from before, and undo
+// the admin's changes since (TestLapsedRemovalEndsNobody).
+func (c *Change) Kind() Op {
+	if c.Op == OpRemove && c.Peer == c.Author {
+		return OpLeave
+	}
+	return c.Op
+}
+
 // Hash is the change's name: SHA-256 over a label and its encoding.
 func (c *Change) Hash() Hash { return c.hash }
 

@@ -373,24 +373,6 @@ func TestEarlierLeaveOnAChangeSetAside(t *testing.T) {
 	}
 }
 
-// TestCreatorSelfRemovalIsNoEnd: ann, the creator, with ben an admin,
-// removes herself and renames concurrently: her self-removal is no
-// removal by the creator of someone else, and her rename stays in the
-// log (without effect).
-func TestCreatorSelfRemovalIsNoEnd(t *testing.T) {
-	p := people(t, "ann", "ben")
-	create, l := newGroup(t, p["ann"], p["ben"])
-	adm := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
-	rs := signAt(t, p["ann"], l.ID(), hashesOf(adm), group.OpRemove, p["ann"], "", 1)
-	rn := signAt(t, p["ann"], l.ID(), hashesOf(adm), group.OpRename, person{}, "ann's", 2)
-	for _, order := range [][]*group.Change{{adm, rs, rn}, {adm, rn, rs}} {
-		m := deal(t, create, order)
-		if !m.Has(rs.Hash()) || !m.Has(rn.Hash()) {
-			t.Errorf("ann's self-removal held %v, her rename %v; want both", m.Has(rs.Hash()), m.Has(rn.Hash()))
-		}
-	}
-}
-
 // Named says a refusal of the user's own change with the user's names
 // for the peers in it (node: "you", a contact's label), in place of the
 // short peer IDs Error gives, keeping the rest of the text; an error

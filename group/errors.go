@@ -43,8 +43,6 @@ var (
 	// could undo its removal by a counter-removal signed late (PROTOCOL
 	// §14.4).
 	ErrJuniorAdmin = errors.New("only a more senior admin can remove an admin")
-	// ErrLastAdmin: the change would leave the group without an admin.
-	ErrLastAdmin = errors.New("a group needs an admin")
 	// ErrBesideLeave marks a change (its error wraps ErrNotMember too)
 	// that takes no effect because its author's key signed a leave
 	// beside it, concurrent with it: something an honest client never

@@ -56,7 +56,7 @@ type floodLine struct {
 // creator's removals are ends whether or not they take effect: nobody
 // removes the creator.)
 func ousting(l *Log, c *Change) bool {
-	if c.Op != OpRemove || c.Author == l.state.Creator || c.Peer == c.Author || l.nodes[c.hash] == nil {
+	if c.Kind() != OpRemove || c.Author == l.state.Creator || c.Peer == c.Author || l.nodes[c.hash] == nil {
 		return false
 	}
 	_, failed := l.outcome[c.hash]
@@ -96,7 +96,7 @@ func crossers(l *Log, r *entry) []*entry {
 	var starts []int
 	read := false
 	for _, e := range l.order {
-		if e.c.Author != r.c.Peer || e.c.Op == OpLeave || !concurrent(r, e) {
+		if e.c.Author != r.c.Peer || e.c.Kind() == OpLeave || !concurrent(r, e) {
 			continue
 		}
 		if !read {
@@ -125,7 +125,7 @@ func crossers(l *Log, r *entry) []*entry {
 // (Log.offBy, lostLine).
 func besideFlood(l *Log, self *entry, anc bitset, starts []int) error {
 	c := self.c
-	if c.Op == OpLeave {
+	if c.Kind() == OpLeave {
 		return nil
 	}
 	for _, line := range floodsNow(l).lines {
@@ -221,7 +221,7 @@ func lostLine(l *Log) bool {
 // log, crosses a removal of its author that takes effect (ousting): why
 // it was kept out, if it was set aside for nothing else (Log.Effect).
 func crossesOusting(l *Log, c *Change, anc bitset) bool {
-	if c.Op == OpLeave {
+	if c.Kind() == OpLeave {
 		return false
 	}
 	return slices.ContainsFunc(floodsNow(l).lines, func(line floodLine) bool {

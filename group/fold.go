@@ -56,7 +56,7 @@ func newFolding(l *Log, in func(*entry) bool, lapsed map[Hash]bool) *folding {
 			continue
 		}
 		f.set = append(f.set, e)
-		switch e.c.Op {
+		switch e.c.Kind() {
 		case OpCreate:
 			f.creator = e.c.Author
 		case OpRemove:
@@ -116,7 +116,7 @@ func (f *folding) run(live map[*entry]bool, failed map[*entry]error) foldRun {
 			outcome[e.c.hash] = err
 			return
 		}
-		if e.c.Op == OpRemove && !live[e] {
+		if e.c.Kind() == OpRemove && !live[e] {
 			adminAt[e] = s.IsAdmin(e.c.Author)
 		}
 		if err := f.step(&s, e, live); err != nil {
@@ -194,7 +194,7 @@ func Applied(l *Log) []*Change {
 // nothing (lapsedRemovals), and no end voids a change of a later
 // membership of its author's (rejoined).
 func (f *folding) step(s *State, e *entry, live map[*entry]bool) error {
-	crossed := e.c.Op == OpRemove && !live[e]
+	crossed := e.c.Kind() == OpRemove && !live[e]
 	for r := range live {
 		if crossed {
 			break
@@ -205,7 +205,7 @@ func (f *folding) step(s *State, e *entry, live map[*entry]bool) error {
 		return crossedRemoval(e.c)
 	}
 	for _, lv := range f.leaves {
-		if e.c.Op != OpLeave && lv.c.Author == e.c.Author && concurrent(lv, e) && !f.rejoined(e, lv) {
+		if e.c.Kind() != OpLeave && lv.c.Author == e.c.Author && concurrent(lv, e) && !f.rejoined(e, lv) {
 			return besideLeave(e.c, "was signed")
 		}
 	}
@@ -397,7 +397,7 @@ func (f *folding) seniority() seniorityOf {
 // changes before it that count.
 func (f *folding) counts(e *entry, rank seniorityOf, counted []*entry) bool {
 	voided := func(o *entry) bool {
-		return concurrent(o, e) && ((o.c.Op == OpRemove && o.c.Peer == e.c.Author) || (o.c.Op == OpLeave && o.c.Author == e.c.Author))
+		return concurrent(o, e) && ((o.c.Kind() == OpRemove && o.c.Peer == e.c.Author) || (o.c.Kind() == OpLeave && o.c.Author == e.c.Author))
 	}
 	if slices.ContainsFunc(f.removals, voided) || slices.ContainsFunc(f.leaves, voided) {
 		return false

@@ -56,7 +56,7 @@ func lapsedRemovals(l *Log) map[Hash]bool {
 	var leaves, removals []*entry
 	for _, e := range l.creatorEnds {
 		switch {
-		case e.c.Op == OpLeave && e.c.Author == creator:
+		case e.c.Kind() == OpLeave && e.c.Author == creator:
 			leaves = append(leaves, e)
 		case creatorRemoval(e.c, creator):
 			removals = append(removals, e)
@@ -86,7 +86,7 @@ func lapsedRemovals(l *Log) map[Hash]bool {
 // (besideLeave): a leave by p, or a removal of p by the creator that has
 // not lapsed (ousts).
 func ending(l *Log, c *Change, p peer.ID) bool {
-	return (c.Op == OpLeave && c.Author == p && !uncounted(l, c.hash)) || ousts(l, c, p)
+	return (c.Kind() == OpLeave && c.Author == p && !uncounted(l, c.hash)) || ousts(l, c, p)
 }
 
 // uncounted says whether h is an end set aside found poisoned, which
@@ -122,7 +122,7 @@ func startsOf(l *Log, p peer.ID) []int {
 	out := l.naming[p]
 	var lapsed map[Hash]bool
 	for _, e := range l.creatorEnds {
-		if e.c.Op != OpRemove || e.c.Peer != p {
+		if e.c.Kind() != OpRemove || e.c.Peer != p {
 			continue
 		}
 		if lapsed == nil {

@@ -491,10 +491,10 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 		if rejoined(starts, anc, lvAnc) || !leavesUnder(before, lvAnc) {
 			return false
 		}
-		return c.Op != OpLeave || (earlier(lv, self) && !voidsUnder(lvAnc))
+		return c.Kind() != OpLeave || (earlier(lv, self) && !voidsUnder(lvAnc))
 	}
 	for _, lv := range l.order {
-		if lv.c.Op != OpLeave || lv.c.Author != c.Author || lv.idx == idx || anc.has(lv.idx) || (idx >= 0 && lv.anc.has(idx)) {
+		if lv.c.Kind() != OpLeave || lv.c.Author != c.Author || lv.idx == idx || anc.has(lv.idx) || (idx >= 0 && lv.anc.has(idx)) {
 			continue
 		}
 		if beside(lv, lv.anc) {
@@ -502,7 +502,7 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 		}
 	}
 	for h, a := range l.aside {
-		if a.Op != OpLeave || a.Author != c.Author || h == c.hash || l.uncounted[h] {
+		if a.Kind() != OpLeave || a.Author != c.Author || h == c.hash || l.uncounted[h] {
 			continue
 		}
 		// A change set aside is no ancestor of c (c's are in the log);
@@ -523,7 +523,7 @@ func (l *Log) besideLeave(c *Change, anc bitset, idx int, protected bool) error 
 func leavesBefore(l *Log, p peer.ID, anc bitset) []int {
 	var out []int
 	for _, e := range l.order {
-		if e.c.Op == OpLeave && e.c.Author == p && anc.has(e.idx) {
+		if e.c.Kind() == OpLeave && e.c.Author == p && anc.has(e.idx) {
 			out = append(out, e.idx)
 		}
 	}
@@ -570,7 +570,7 @@ func leavesUnder(before []int, endAnc bitset) bool {
 func voidable(l *Log, c *Change, anc bitset, idx int) []int {
 	out := []int{}
 	for _, x := range l.order {
-		if x.c.Author == c.Author && x.c.Op != OpLeave && !anc.has(x.idx) && x.idx != idx && !(idx >= 0 && x.anc.has(idx)) {
+		if x.c.Author == c.Author && x.c.Kind() != OpLeave && !anc.has(x.idx) && x.idx != idx && !(idx >= 0 && x.anc.has(idx)) {
 			out = append(out, x.idx)
 		}
 	}
@@ -586,7 +586,7 @@ func voidable(l *Log, c *Change, anc bitset, idx int) []int {
 func voidsUnderOf(l *Log, c *Change, anc bitset, idx int) func(endAnc bitset) bool {
 	var voids []int
 	return func(endAnc bitset) bool {
-		if c.Op != OpLeave {
+		if c.Kind() != OpLeave {
 			return false
 		}
 		if voids == nil {
@@ -659,12 +659,12 @@ func depthOf(l *Log, c *Change) int {
 // and the grant were set aside kept the leave out for good, one that
 // had them in the log kept it.
 func voidsAside(l *Log, c *Change, idx int, above map[Hash]bool) bool {
-	if c.Op != OpLeave {
+	if c.Kind() != OpLeave {
 		return false
 	}
 	for h := range above {
 		x := l.aside[h]
-		if x == nil || x.Author != c.Author || x.Op == OpLeave {
+		if x == nil || x.Author != c.Author || x.Kind() == OpLeave {
 			continue
 		}
 		if _, xanc, xabove, ok := l.asideAncestry(x); ok && !(idx >= 0 && xanc.has(idx)) && !xabove[c.hash] {
@@ -953,7 +953,7 @@ func creatorRemoved(l *Log, p peer.ID) bool {
 // creatorRemoval says whether c is a removal by creator of someone
 // else: one that counts set aside (besideRemoval).
 func creatorRemoval(c *Change, creator peer.ID) bool {
-	return c.Op == OpRemove && c.Author == creator && c.Peer != c.Author
+	return c.Kind() == OpRemove && c.Author == creator
 }
 
 // setAside keeps c out of the log (Log.aside), and with it the changes
@@ -1029,7 +1029,7 @@ func unhold(l *Log, h Hash) (vouched bool) {
 // countsAside says whether c, set aside, still counts beside the
 // changes of the log: a leave, or a removal by creator (besideLeave).
 func countsAside(c *Change, creator peer.ID) bool {
-	return c.Op == OpLeave || creatorRemoval(c, creator)
+	return c.Kind() == OpLeave || creatorRemoval(c, creator)
 }
 
 // settleHeld sets aside the changes held that keptOutChild keeps out,
@@ -1109,10 +1109,10 @@ func (l *Log) keptOutChild(c *Change, held heldIndex) bool {
 	// (ousting), on one of its own set aside, is off the line of such
 	// changes or void on one that is (besideFlood).
 	keeps := func(e *Change) bool {
-		if c.Op != OpLeave && e.Peer == c.Author && ousting(l, e) {
+		if c.Kind() != OpLeave && e.Peer == c.Author && ousting(l, e) {
 			return true
 		}
-		return ending(l, e, c.Author) && !(e.Op == OpLeave && c.Op == OpLeave)
+		return ending(l, e, c.Author) && !(e.Kind() == OpLeave && c.Kind() == OpLeave)
 	}
 	starts := startsOf(l, c.Author)
 	for _, e := range l.order {
@@ -1338,7 +1338,7 @@ func namedIn(order []*entry) map[peer.ID]bool {
 // namesOf are the peers c makes members, whether or not it takes
 // effect: a create's author and members, an add's peer.
 func namesOf(c *Change) []peer.ID {
-	switch c.Op {
+	switch c.Kind() {
 	case OpCreate:
 		return append([]peer.ID{c.Author}, c.Members...)
 	case OpAdd:
@@ -1496,7 +1496,7 @@ func (l *Log) checkFresh(c *Change) error {
 // One pass over the log, parents first.
 func crossingTarget(l *Log, c *Change) bitset {
 	target := c.Peer
-	switch c.Op {
+	switch c.Kind() {
 	case OpRemove:
 	case OpLeave:
 		target = c.Author
@@ -1549,7 +1549,7 @@ func (l *Log) insert(c *Change) {
 	}
 	l.nodes[c.hash] = e
 	l.order = append(l.order, e)
-	if (c.Op == OpLeave && c.Author == l.state.Creator) || creatorRemoval(c, l.state.Creator) {
+	if (c.Kind() == OpLeave && c.Author == l.state.Creator) || creatorRemoval(c, l.state.Creator) {
 		l.creatorEnds = append(l.creatorEnds, e)
 	}
 	for _, p := range namesOf(c) {
@@ -1593,7 +1593,7 @@ func crossedStep(l *Log, c *Change) bool {
 	e := l.nodes[c.hash]
 	removed, crossedBefore := false, true
 	for _, r := range l.order {
-		if r.c.Op != OpRemove || e.anc.has(r.idx) {
+		if r.c.Kind() != OpRemove || e.anc.has(r.idx) {
 			continue
 		}
 		if r.c.Peer == c.Author && l.outcome[r.c.hash] == nil {

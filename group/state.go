@@ -45,7 +45,7 @@ func (s *State) apply(c *Change) error {
 	if c.Op == OpCreate {
 		return s.create(c)
 	}
-	if c.Op == OpLeave {
+	if c.Kind() == OpLeave {
 		if !s.IsMember(c.Author) {
 			return refused(ErrNotMember, "%s cannot leave", short(c.Author))
 		}
@@ -81,7 +81,7 @@ func (s *State) create(c *Change) error {
 	return nil
 }
 
-// change applies an admin's add, remove, rename or admin.
+// change applies an admin's add, removal of another, rename or admin.
 func (s *State) change(c *Change) error {
 	who := short(c.Peer)
 	switch c.Op {
@@ -100,9 +100,6 @@ func (s *State) change(c *Change) error {
 		if s.IsAdmin(c.Peer) && !s.seniorTo(c.Author, c.Peer) {
 			return refused(ErrJuniorAdmin, "%s is a more senior admin than %s", who, short(c.Author))
 		}
-		if len(s.Admins) == 1 && s.Admins[0] == c.Peer && len(s.Members) > 1 {
-			return refused(ErrLastAdmin, "%s is the only one", who)
-		}
 		s.drop(c.Peer)
 	case OpRename:
 		s.Name = c.Name
@@ -120,14 +117,11 @@ func (s *State) change(c *Change) error {
 	return nil
 }
 
-// seniorTo says whether admin a may remove admin b: a is b, or a is
-// b's senior: the creator first, then by the earliest admin change that
+// seniorTo says whether admin a may remove admin b, another: a is b's
+// senior: the creator first, then by the earliest admin change that
 // counts (folding.seniority); two admins no such change names (admins by
 // succession, and those they made) by the order they became admins here.
 func (s *State) seniorTo(a, b peer.ID) bool {
-	if a == b {
-		return true
-	}
 	_, ra := s.rank[a]
 	_, rb := s.rank[b]
 	if !ra && !rb {

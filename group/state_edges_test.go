@@ -75,11 +75,10 @@ func TestMemberLimitIsExact(t *testing.T) {
 	}
 }
 
-// TestSoleMemberMayRemoveItself: the last-admin rule (ErrLastAdmin)
-// refuses only a removal that would leave members without an admin. The
-// creator alone in its group may remove itself, as it may leave: the
-// group is left with no member and no admin. Were it refused, a group's
-// last member could end it one way (leave) and not the other.
+// TestSoleMemberMayRemoveItself: the creator alone in its group may
+// remove itself, as it may leave (a removal of oneself is a leave:
+// TestSelfRemovalIsALeave): the group is left with no member and no
+// admin.
 func TestSoleMemberMayRemoveItself(t *testing.T) {
 	ann := newPerson(t, "ann")
 	_, l := newGroup(t, ann)

@@ -103,7 +103,7 @@ func endsOf(l *Log) map[peer.ID][]endAt {
 	lapsed := lapsedRemovals(l)
 	ended := func(c *Change) (peer.ID, bool) {
 		switch {
-		case c.Op == OpLeave:
+		case c.Kind() == OpLeave:
 			return c.Author, true
 		case creatorRemoval(c, l.state.Creator) && !lapsed[c.hash]:
 			return c.Peer, true
@@ -112,7 +112,7 @@ func endsOf(l *Log) map[peer.ID][]endAt {
 	}
 	for _, e := range l.order {
 		if p, ok := ended(e.c); ok {
-			out[p] = append(out[p], endAt{e.idx, e.anc, e.c.Op == OpLeave})
+			out[p] = append(out[p], endAt{e.idx, e.anc, e.c.Kind() == OpLeave})
 		} else if ousting(l, e.c) {
 			// A removal by an admin that takes effect ends its target
 			// here only: the changes its target signed crossing it are
@@ -125,7 +125,7 @@ func endsOf(l *Log) map[peer.ID][]endAt {
 	for _, a := range l.aside {
 		if p, ok := ended(a); ok && !l.uncounted[a.hash] {
 			if _, anc, _, ok := l.asideAncestry(a); ok {
-				out[p] = append(out[p], endAt{-1, anc, a.Op == OpLeave})
+				out[p] = append(out[p], endAt{-1, anc, a.Kind() == OpLeave})
 			}
 		}
 	}
@@ -241,7 +241,7 @@ func needsAdmin(op Op) bool {
 // it signed as an admin on top took no effect, vouched for the admin
 // change and stayed (TestStoogesCannotFillTheLog).
 func authorized(l *Log, st *standing, c *Change, anc bitset, out map[Hash]bool) bool {
-	if !needsAdmin(c.Op) || c.Author == l.state.Creator || slices.ContainsFunc(st.admins[c.Author], anc.has) {
+	if !needsAdmin(c.Kind()) || c.Author == l.state.Creator || slices.ContainsFunc(st.admins[c.Author], anc.has) {
 		return true
 	}
 	granted := slices.ContainsFunc(st.voidGrants[c.Author], anc.has)
@@ -281,7 +281,7 @@ func stoogeOnAll(l *Log, st *standing, c *Change) bool {
 	if len(st.namers[c.Author]) == 0 {
 		return true
 	}
-	return needsAdmin(c.Op) && c.Author != l.state.Creator && len(st.admins[c.Author]) == 0 && len(st.voidGrants[c.Author]) > 0 && !successorOnAll(l, st, c.Author)
+	return needsAdmin(c.Kind()) && c.Author != l.state.Creator && len(st.admins[c.Author]) == 0 && len(st.voidGrants[c.Author]) > 0 && !successorOnAll(l, st, c.Author)
 }
 
 // stepNamers keeps namersOf's cache, valid before c was taken in one
@@ -300,10 +300,10 @@ func stepNamers(l *Log, c *Change, valid bool) {
 	// never void (markVoid). A leave by the creator may make removals
 	// set aside lapse (lapsedRemovals), and changes of the log stand
 	// again: the cache is computed again.
-	if c.Op != OpLeave && (stoogeOnAll(l, &l.stand, c) || l.asideEndOf(c.Author)) {
+	if c.Kind() != OpLeave && (stoogeOnAll(l, &l.stand, c) || l.asideEndOf(c.Author)) {
 		return
 	}
-	if c.Op == OpLeave && c.Author == l.state.Creator {
+	if c.Kind() == OpLeave && c.Author == l.state.Creator {
 		return
 	}
 	e := l.nodes[c.hash]
@@ -330,7 +330,7 @@ func vouches(l *Log, d, c *Change, memo map[Hash]bool) bool {
 		return false // it vouches for nothing (MaxVouched)
 	}
 	if d.Author == c.Author {
-		return d.Op == OpLeave
+		return d.Kind() == OpLeave
 	}
 	_, anc, out, ok := l.asideAncestry(d)
 	v := !ok || !stooge(l, d, anc, out)
@@ -409,7 +409,7 @@ func stoogeWhy(l *Log, c *Change, anc bitset) string {
 // more than MaxVouched void changes through void changes only
 // (voidRegion). Both depend on e's ancestors and the ends seen only.
 func markVoid(l *Log, st *standing, e *entry, notStanding bool) {
-	if notStanding && e.c.Op != OpLeave {
+	if notStanding && e.c.Kind() != OpLeave {
 		st.void.set(e.idx)
 	}
 	if poisonedIn(l, st, e.c.Parents) {
@@ -448,7 +448,7 @@ func voidRegion(l *Log, st *standing, parents []Hash) int {
 				n++
 				next = append(next, e.c.Parents...)
 			}
-		} else if a := l.aside[h]; a != nil && a.Op != OpLeave {
+		} else if a := l.aside[h]; a != nil && a.Kind() != OpLeave {
 			n++
 			next = append(next, a.Parents...)
 		}
@@ -493,7 +493,7 @@ func poisonedBy(l *Log, st *standing, parents []Hash, clean map[Hash]bool) bool 
 			return true
 		}
 		a := l.aside[p]
-		onVoid = onVoid || (a != nil && a.Op != OpLeave)
+		onVoid = onVoid || (a != nil && a.Kind() != OpLeave)
 		if a == nil {
 			a = l.pending[p]
 		}

@@ -57,12 +57,12 @@ func undoneIn(l *Log, anc *ancestries) []Undone {
 		out = append(out, Undone{Removal: c.hash, Target: c.Peer, Author: c.Author, Time: c.Time})
 	}
 	for _, e := range l.order {
-		if e.c.Op == OpRemove {
+		if e.c.Kind() == OpRemove {
 			consider(e.c, e.idx, e.anc)
 		}
 	}
 	for _, a := range l.aside {
-		if a.Op != OpRemove || l.nodes[a.hash] != nil || !l.state.IsMember(a.Peer) {
+		if a.Kind() != OpRemove || l.nodes[a.hash] != nil || !l.state.IsMember(a.Peer) {
 			continue
 		}
 		if x := anc.of(l, a); x.ok {
@@ -103,7 +103,7 @@ func (m *ancestries) leavesOn(l *Log) map[Hash]bool {
 	}
 	on := map[Hash]bool{}
 	for _, a := range l.aside {
-		if a.Op != OpLeave || l.nodes[a.hash] != nil {
+		if a.Kind() != OpLeave || l.nodes[a.hash] != nil {
 			continue
 		}
 		x := m.of(l, a)
@@ -157,12 +157,12 @@ func endsInLeave(l *Log, c *Change, idx int, anc *ancestries) bool {
 		return anc.leavesOn(l)[c.hash]
 	}
 	for _, e := range l.order {
-		if e.c.Op == OpLeave && e.c.Author == c.Author && e.anc.has(idx) {
+		if e.c.Kind() == OpLeave && e.c.Author == c.Author && e.anc.has(idx) {
 			return true
 		}
 	}
 	for _, a := range l.aside {
-		if a.Op == OpLeave && l.nodes[a.hash] == nil && anc.leaveOn(l, a, c, idx) {
+		if a.Kind() == OpLeave && l.nodes[a.hash] == nil && anc.leaveOn(l, a, c, idx) {
 			return true
 		}
 	}
@@ -240,7 +240,7 @@ type carried struct {
 func asideLeaves(l *Log) []*Change {
 	out := []*Change{}
 	for _, a := range l.aside {
-		if a.Op == OpLeave && l.nodes[a.hash] == nil {
+		if a.Kind() == OpLeave && l.nodes[a.hash] == nil {
 			out = append(out, a)
 		}
 	}

@@ -312,7 +312,7 @@ func (g *Groups) receive(from peer.ID, gc e2e.GroupChanges) {
 	var noted []*group.Change // ours, and removals, that take effect before the frame
 	if known {
 		before, noted = l.Revision(), l.TookEffect(func(c *group.Change) bool {
-			return c.Author == g.host.ID() || c.Op == group.OpRemove
+			return c.Author == g.host.ID() || c.Kind() == group.OpRemove
 		})
 	} else {
 		l = taken
@@ -686,8 +686,14 @@ func (g *Groups) Add(id group.ID, p peer.ID) (GroupInfo, error) {
 }
 
 // Remove removes p from the group (admins only). p is sent the
-// change, and nothing after it.
+// change, and nothing after it. Removing oneself is leaving, and signed
+// as a leave, which every version reads as the end it is (a removal of
+// oneself was read as one only where it took effect before 2026-12-07:
+// group.Change.Kind).
 func (g *Groups) Remove(id group.ID, p peer.ID) (GroupInfo, error) {
+	if p == g.host.ID() {
+		return g.Leave(id)
+	}
 	return g.change(id, group.OpRemove, p, "")
 }
 

@@ -13,7 +13,7 @@ import (
 // membership the node holds: who made it, when by the author's clock,
 // and what it did. Names are the group's, untrusted text to sanitize.
 type MembershipChange struct {
-	Op      group.Op
+	Op      group.Op // as the group's rules read it (group.Change.Kind): a removal of oneself is a leave
 	Author  peer.ID
 	Peer    peer.ID   // add, remove, admin: whom it is about
 	Name    string    // create, rename: the group's name
@@ -45,7 +45,7 @@ func MembershipChanges(g *Groups, id group.ID) ([]MembershipChange, error) {
 	}
 	out := make([]MembershipChange, len(applied), len(applied)+len(undone))
 	for i, c := range applied {
-		out[i] = MembershipChange{Op: c.Op, Author: c.Author, Peer: c.Peer, Name: c.Name, Members: slices.Clone(c.Members), Time: c.Time}
+		out[i] = MembershipChange{Op: c.Kind(), Author: c.Author, Peer: c.Peer, Name: c.Name, Members: slices.Clone(c.Members), Time: c.Time}
 	}
 	for _, u := range undone {
 		at := len(out)

@@ -55,3 +55,35 @@ func TestGroupMembershipChangesUndone(t *testing.T) {
 		t.Fatalf("after the crossing leave: %q, want %q (the removal undone)", got, want)
 	}
 }
+
+// TestGroupRemoveOfOneselfLeaves: a member that removes itself leaves,
+// signed as a leave, which every version reads as the end it is (before
+// 2026-12-07 a removal of oneself was an end only where it took effect:
+// group.Change.Kind, TestSelfRemovalIsALeave): bob, an admin, and carol,
+// no admin (refused before, "not an admin"), each remove themselves, and
+// alice's log holds a leave of each.
+func TestGroupRemoveOfOneselfLeaves(t *testing.T) {
+	alice, bob, carol, id := adminTrio(t)
+	for _, n := range []*offNode{bob, carol} {
+		if _, err := n.Groups().Remove(id, n.ID()); err != nil {
+			t.Fatalf("%s removes itself: %v", n.ID(), err)
+		}
+	}
+	alice.offWait("bob and carol gone", groupEv(id, func(g GroupInfo) bool { return len(g.Members) == 1 }))
+	leaves := 0
+	for _, raw := range logChanges(alice, id) {
+		c, err := group.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Author == bob.ID() || c.Author == carol.ID() {
+			if c.Op != group.OpLeave {
+				t.Errorf("%s by %s, want a leave", c.Op, c.Author)
+			}
+			leaves++
+		}
+	}
+	if leaves != 2 {
+		t.Errorf("%d changes by bob and carol, want their two leaves", leaves)
+	}
+}
