@@ -40,7 +40,8 @@ import (
 // builds on every head is taken in one step). GROUP_SWEEP_SEEDS sets the
 // number of seeds (default 40); GROUP_SWEEP_FIRST, the first, runs a seed
 // that failed again alone (with GROUP_SWEEP_SEEDS=1), or a range, without
-// the check that the game dealt every kind of change.
+// the check that the game dealt every kind of change; GROUP_SWEEP_SELF
+// has half the leaves signed as removals of oneself (another game).
 func TestRandomOrdersConvergeSweep(t *testing.T) {
 	seeds, first := envInt(t, "GROUP_SWEEP_SEEDS", 40), envInt(t, "GROUP_SWEEP_FIRST", -1)
 	var g gameCounts
@@ -162,6 +163,16 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 		}
 		g.lates++
 	}
+	// end is how a member's leave is signed: a leave, or, with
+	// GROUP_SWEEP_SELF set, half the time its removal of itself, the
+	// same end in every rule (Change.Kind, TestSelfRemovalIsALeave).
+	selfEnds, srng := os.Getenv("GROUP_SWEEP_SELF") != "", rand.New(rand.NewPCG(seed, 11))
+	end := func(who peer.ID) (group.Op, peer.ID) {
+		if selfEnds && srng.IntN(2) == 0 {
+			return group.OpRemove, who
+		}
+		return group.OpLeave, ""
+	}
 	copies := []*group.Log{replay(t, create, cs...), replay(t, create, cs...), replay(t, create, cs...)}
 	admins := []person{p["ann"], p["ben"], p["cat"]}
 	// Versions each peer was a member of, for former members to sign on.
@@ -185,7 +196,8 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 			// A plain member leaves now and then, on this copy.
 			if rng.IntN(4) == 0 {
 				m := all[3+rng.IntN(3)]
-				if ch, err := c.Propose(m.key, group.OpLeave, "", "", at(n)); err == nil {
+				op, about := end(m.id)
+				if ch, err := c.Propose(m.key, op, about, "", at(n)); err == nil {
 					n++
 					// Refused where it names only some heads (MaxParents).
 					if c.Add(ch) == nil {
@@ -200,7 +212,8 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 				case group.OpRename:
 					ch, err = c.Propose(who.key, op, "", fmt.Sprint(who.name, round), at(n))
 				case group.OpLeave:
-					ch, err = c.Propose(who.key, op, "", "", at(n))
+					op, about := end(who.id)
+					ch, err = c.Propose(who.key, op, about, "", at(n))
 				default:
 					ch, err = c.Propose(who.key, op, target.id, "", at(n))
 				}
@@ -339,6 +352,9 @@ func convergeGame(t *testing.T, seed uint64) (g gameCounts) {
 						}
 						g.counters++
 					}
+				}
+				if op == group.OpLeave {
+					op, about = end(q.id)
 				}
 				ch, err := group.SignForTest(q.key, l.ID(), s.heads[:min(len(s.heads), group.MaxParents)], op, about, name, at(n))
 				n++

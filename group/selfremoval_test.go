@@ -106,6 +106,28 @@ func TestSelfRemovalIsALeave(t *testing.T) {
 				signAt(t, p["ben"], l.ID(), hashesOf(adm), group.OpRename, person{}, "ben's", 3),
 			}
 		}, `members [ann cat], admins [ann], name "team", holds 0 1`},
+		{"an admin ends crossing her removal by another admin, and renames beside both", func(t *testing.T, p map[string]person, l *group.Log, end endBy) ([]*group.Change, []*group.Change) {
+			adm := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+			adm2 := propose(t, l, p["ben"], group.OpAdmin, p["cat"], "")
+			e := end(p["cat"], hashesOf(adm2), 2)
+			return []*group.Change{adm, adm2}, []*group.Change{
+				signAt(t, p["ben"], l.ID(), hashesOf(adm2), group.OpRemove, p["cat"], "", 1),
+				e,
+				signAt(t, p["cat"], l.ID(), hashesOf(adm2), group.OpRename, person{}, "cat's", 3),
+			}
+		}, `members [ann ben], admins [ann ben], name "team", holds 0 1 2 3`},
+		{"an admin removed by another admin ends on a change beside another crossing it", func(t *testing.T, p map[string]person, l *group.Log, end endBy) ([]*group.Change, []*group.Change) {
+			adm := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
+			adm2 := propose(t, l, p["ben"], group.OpAdmin, p["cat"], "")
+			rn := propose(t, l, p["ann"], group.OpRename, person{}, "ann's")
+			x := signAt(t, p["cat"], l.ID(), hashesOf(rn), group.OpRename, person{}, "cat's x", 3)
+			return []*group.Change{adm, adm2, rn}, []*group.Change{
+				signAt(t, p["ben"], l.ID(), hashesOf(adm2), group.OpRemove, p["cat"], "", 1),
+				signAt(t, p["cat"], l.ID(), hashesOf(adm2), group.OpRename, person{}, "cat's y", 2),
+				x,
+				end(p["cat"], hashesOf(x), 4),
+			}
+		}, `members [ann ben], admins [ann ben], name "ann's", holds 0 1 2 3 5 6`},
 		{"the creator ends, then her key removes an admin on the version before", func(t *testing.T, p map[string]person, l *group.Log, end endBy) ([]*group.Change, []*group.Change) {
 			adm := propose(t, l, p["ann"], group.OpAdmin, p["ben"], "")
 			rn := propose(t, l, p["ben"], group.OpRename, person{}, "ben's")
