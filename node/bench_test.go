@@ -268,7 +268,7 @@ func farmNode(dir string, i int) (*node.Node, error) {
 		return nil, err
 	}
 	nd, err := node.New(node.Config{Home: identity.Home{Dir: dir}, Identity: id, Trust: ts,
-		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, RetryMin: 100 * time.Millisecond, RetryMax: time.Second})
+		Listen: benchListens(os.Getenv(benchTransportEnv)), RetryMin: 100 * time.Millisecond, RetryMax: time.Second})
 	if err != nil {
 		return nil, err
 	}
@@ -508,4 +508,22 @@ func BenchmarkNodeThroughput(b *testing.B) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	reportLatency(b, lat, elapsed)
+}
+
+// benchTransportEnv chooses the transports a benchmark's nodes listen on
+// (benchListens); GroupSend's sender and members listen on both unless
+// it says otherwise (groupTransport).
+const benchTransportEnv = "CERTCHAT_BENCH_TRANSPORT"
+
+// benchListens are the loopback listen addresses for transport: "quic",
+// "both" (TCP and QUIC, as a node listens by default), or TCP.
+func benchListens(transport string) []string {
+	const tcp, quic = "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"
+	switch transport {
+	case "quic":
+		return []string{quic}
+	case "both":
+		return []string{tcp, quic}
+	}
+	return []string{tcp}
 }

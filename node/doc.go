@@ -1,6 +1,7 @@
 // Package node turns an identity and the e2e channel into a messenger: a
-// libp2p host built from the identity key (TCP and QUIC, identify, ping, a
-// connection manager that protects chat peers, the resource manager), LAN
+// libp2p host built from the identity key (TCP and QUIC, TCP dialed
+// first; identify, ping, a connection manager that protects chat peers,
+// the resource manager), LAN
 // discovery with mDNS, relay reservations and mailboxes, the chat protocol
 // with message IDs, receipts and a persistent outbox retried with backoff,
 // all on the message store (package store).

@@ -43,6 +43,18 @@ func BenchmarkGroupSend(b *testing.B) {
 
 const groupSenderEnv = "CERTCHAT_NODE_GROUPSENDER"
 
+// groupTransport is what GroupSend's nodes listen on: both TCP and QUIC,
+// as a node does by default, so that the benchmark's connections are
+// those the dial ranker chooses (dialrank.go; the quic-conns metric
+// counts the members on QUIC), unless benchTransportEnv says "tcp" or
+// "quic" (BENCHMARKS.md, twenty-third round).
+func groupTransport() string {
+	if t := os.Getenv(benchTransportEnv); t != "" {
+		return t
+	}
+	return "both"
+}
+
 // groupSender drives the child process that runs the sender.
 type groupSender struct {
 	b     *testing.B
@@ -56,7 +68,7 @@ type groupSender struct {
 func startGroupSender(b *testing.B) *groupSender {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), groupSenderEnv+"=1")
+	cmd.Env = append(os.Environ(), groupSenderEnv+"=1", benchTransportEnv+"="+groupTransport())
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -179,17 +191,16 @@ func countSyncs(pid int) func() int {
 }
 
 func benchGroup(b *testing.B, members int) {
-	tcp := "/ip4/127.0.0.1/tcp/0"
 	sender := startGroupSender(b)
 	heapBefore, _ := heapLive()
 	nodes := make([]*testNode, members)
 	for i := range nodes {
-		nodes[i] = startNode(b, newHome(b, fmt.Sprintf("m%d", i)), tcp)
+		nodes[i] = startNode(b, newHome(b, fmt.Sprintf("m%d", i)), benchListens(groupTransport())...)
 		if err := nodes[i].Contacts().Trust(sender.id, false); err != nil {
 			b.Fatal(err)
 		}
 		nodes[i].Host().Peerstore().AddAddrs(sender.id, sender.addrs, time.Hour)
-		sender.do("ok", "member", nodes[i].ID().String(), nodes[i].tcpAddr())
+		sender.do("ok", append([]string{"member", nodes[i].ID().String()}, nodes[i].Addrs()...)...)
 	}
 	type arrival struct {
 		id e2e.MessageID
@@ -237,6 +248,14 @@ func benchGroup(b *testing.B, members int) {
 		waitAll(sender.do("sent", "send")[0])
 	}
 	sender.do("quiet", "quiet")
+	quicConns := 0 // members whose connection with the sender is QUIC
+	for _, tn := range nodes {
+		for _, c := range tn.Host().Network().ConnsToPeer(sender.id) {
+			if c.ConnState().Transport == "quic-v1" {
+				quicConns++
+			}
+		}
+	}
 	heapAfter, _ := heapLive()
 	u0 := sender.usage()
 	stopSyncs := countSyncs(sender.cmd.Process.Pid)
@@ -279,6 +298,7 @@ func benchGroup(b *testing.B, members int) {
 	syncs := stopSyncs()
 	u1 := sender.usage()
 	reportGroupRun(b, lat, u0, u1, ru0, ru1)
+	b.ReportMetric(float64(quicConns), "quic-conns")
 	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
 	b.ReportMetric(perMsg(call), "send-call-ms")
 	b.ReportMetric(float64(writes1-writes0)/float64(b.N), "member-receipt-writes/msg")
@@ -390,24 +410,26 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 		}
 		switch f[0] {
 		case "member":
-			if len(f) != 3 {
+			if len(f) < 3 {
 				return fmt.Errorf("member: %q", in.Text())
 			}
 			p, err := identity.ParsePeerID(f[1])
 			if err != nil {
 				return err
 			}
-			ma, err := multiaddr.NewMultiaddr(f[2])
-			if err != nil {
-				return err
-			}
-			if ai, err := peer.AddrInfoFromP2pAddr(ma); err == nil {
-				ma = ai.Addrs[0]
+			for _, a := range f[2:] { // each of the member's addresses
+				ma, err := multiaddr.NewMultiaddr(a)
+				if err != nil {
+					return err
+				}
+				if ai, err := peer.AddrInfoFromP2pAddr(ma); err == nil {
+					ma = ai.Addrs[0]
+				}
+				nd.Host().Peerstore().AddAddrs(p, []multiaddr.Multiaddr{ma}, time.Hour)
 			}
 			if err := nd.Contacts().Trust(p, false); err != nil {
 				return err
 			}
-			nd.Host().Peerstore().AddAddrs(p, []multiaddr.Multiaddr{ma}, time.Hour)
 			members = append(members, p)
 			fmt.Fprintln(stdout, "ok")
 		case "create":

@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
@@ -24,8 +25,8 @@ const (
 	protectTag = "certchat-chat"
 )
 
-// newHost builds the libp2p host from the identity key: TCP and QUIC,
-// libp2p's Noise/TLS security and yamux underneath, identify and ping, the
+// newHost builds the libp2p host from the identity key: TCP and QUIC
+// (TCP dialed first: dialrank.go), libp2p's Noise/TLS security and yamux underneath, identify and ping, the
 // connection manager, the resource manager with limits scaled to the
 // machine and the circuit relay client. Hole punching is the node's own
 // (holepunch.go).
@@ -51,6 +52,7 @@ func newHost(id *identity.Identity, listen []string, extra ...libp2p.Option) (ho
 		libp2p.ResourceManager(rm),
 		libp2p.Ping(true),
 		libp2p.EnableRelay(),
+		libp2p.SwarmOpts(swarm.WithDialRanker(tcpFirst)), // dialrank.go
 	}
 	h, err := libp2p.New(append(opts, extra...)...)
 	if err != nil {
