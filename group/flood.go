@@ -56,7 +56,7 @@ type floodLine struct {
 // creator's removals are ends whether or not they take effect: nobody
 // removes the creator.)
 func ousting(l *Log, c *Change) bool {
-	if c.Kind() != OpRemove || c.Author == l.state.Creator || c.Peer == c.Author || l.nodes[c.hash] == nil {
+	if c.Kind() != OpRemove || c.Author == l.state.Creator || l.nodes[c.hash] == nil {
 		return false
 	}
 	_, failed := l.outcome[c.hash]
