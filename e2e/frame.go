@@ -62,7 +62,8 @@ func (t FrameType) Critical() bool { return t < firstOptional }
 
 func (t FrameType) known() bool {
 	switch t {
-	case FrameText, FrameReceipt, FrameEnvelope, FrameRatchetInit, FrameMessage, FrameClose, FrameSettings, FrameTyping:
+	case FrameText, FrameReceipt, FrameEnvelope, FrameRatchetInit, FrameMessage, FrameClose, FrameSettings, FrameTyping,
+		FrameForward, FrameForwarded, FrameForwardRefused:
 		return true
 	}
 	return false
@@ -86,6 +87,12 @@ func (t FrameType) String() string {
 		return "settings"
 	case FrameTyping:
 		return "typing"
+	case FrameForward:
+		return "forward"
+	case FrameForwarded:
+		return "forwarded"
+	case FrameForwardRefused:
+		return "forward-refused"
 	case FrameClose:
 		return "close"
 	}
@@ -299,15 +306,18 @@ func parseClose(p []byte) (CloseCode, string, error) {
 	return CloseCode(p[0]), string(p[1:]), nil
 }
 
-// Settings are the live indications a peer takes part in. Either side
-// turning one off stops it both ways: each sends an indication only when
-// both said yes, and honours one only when its own setting is on.
+// Settings are the live indications a peer takes part in, and whether it
+// forwards group copies. Either side turning an indication off stops it
+// both ways: each sends an indication only when both said yes, and
+// honours one only when its own setting is on.
 //
-//	flags  1 byte: bit 0 read markers ("seen"), bit 1 typing; other bits
-//	       are ignored (later indications)
+//	flags  1 byte: bit 0 read markers ("seen"), bit 1 typing, bit 2
+//	       forwards (it takes forward and forwarded frames, §14.7); other
+//	       bits are ignored (later indications)
 type Settings struct {
 	ReadMarkers bool
 	Typing      bool
+	Forwards    bool
 }
 
 // Marshal encodes the settings payload.
@@ -319,6 +329,9 @@ func (s Settings) Marshal() []byte {
 	if s.Typing {
 		b |= 2
 	}
+	if s.Forwards {
+		b |= 4
+	}
 	return []byte{b}
 }
 
@@ -328,7 +341,7 @@ func ParseSettings(p []byte) (Settings, error) {
 	if len(p) < 1 {
 		return Settings{}, fmt.Errorf("%w: empty settings frame", ErrMalformed)
 	}
-	return Settings{ReadMarkers: p[0]&1 != 0, Typing: p[0]&2 != 0}, nil
+	return Settings{ReadMarkers: p[0]&1 != 0, Typing: p[0]&2 != 0, Forwards: p[0]&4 != 0}, nil
 }
 
 // Typing says whether the sender is typing:

@@ -129,7 +129,8 @@ func TestFrameTypes(t *testing.T) {
 		{e2e.FrameText, true, "text"}, {e2e.FrameReceipt, true, "receipt"}, {e2e.FrameEnvelope, true, "envelope"},
 		{e2e.FrameRatchetInit, true, "ratchet-init"}, {e2e.FrameMessage, true, "message"}, {e2e.FrameClose, true, "close"},
 		{0x7f, true, "type-0x7f"}, {e2e.FrameSettings, false, "settings"}, {e2e.FrameTyping, false, "typing"},
-		{0x82, false, "type-0x82"}, {0xff, false, "type-0xff"},
+		{e2e.FrameForward, false, "forward"}, {e2e.FrameForwarded, false, "forwarded"},
+		{e2e.FrameForwardRefused, false, "forward-refused"}, {0x85, false, "type-0x85"}, {0xff, false, "type-0xff"},
 	} {
 		if tc.t.Critical() != tc.critical || tc.t.String() != tc.name {
 			t.Errorf("%#x: critical %v name %q", uint8(tc.t), tc.t.Critical(), tc.t.String())

@@ -72,6 +72,11 @@ type Config struct {
 	// not shown to us either (indications.go). Indications.Set changes
 	// them while the node runs.
 	NoReadMarkers, NoTyping bool
+	// NoForward keeps us out of forwarded group copies (groups_forward.go,
+	// docs/PROTOCOL.md §14.7): we neither write other members' copies
+	// onward for a sender nor are sent copies through another member, and
+	// our own group messages go to each member directly.
+	NoForward bool
 	// KeyLogWriter receives the e2e TLS secrets in NSS key log format. For
 	// debugging and tests only: it defeats the encryption.
 	KeyLogWriter io.Writer

@@ -27,6 +27,8 @@
 //	outbox        outbox.go     one worker per peer with pending messages, holding its outbox in memory
 //	receiptQueue  receipts.go   receipts read and not yet recorded
 //	receiptHolds  receipts_hold.go  receipts of group envelopes held per session (chatSession.held) to be written together
+//	forwardPlan   groups_forward.go  which members forward a group message's copies for us, and the forwarded copies waiting for receipts (of outbox)
+//	forwarding    groups_forwarding.go  our side as a forwarder of other members' copies, and as a member sent copies through one (of sessions)
 //	sentQueue     outbox_sent.go  messages and group copies written to live sessions, not yet recorded as sent (of outbox)
 //	mailboxes     mailbox.go    relay mailboxes: publish, fetch, deposit (no state of its own)
 //	transfers     transfers.go  file transfers (fileframes.go, filestream.go, filepull.go, fileserve.go, filemail.go); API: Node.Files
@@ -75,7 +77,7 @@
 //
 //	receiptQueue.mu, receiptHold.mu, outbox.mu, sentQueue.mu, transfers.mu,
 //	fileReach.mu                →  workers.mu
-//	Groups.postMu               →  ratchetKeys.mu, outbox.mu, fanout.mu
+//	Groups.postMu               →  ratchetKeys.mu, outbox.mu, fanout.mu, forwardPlan.mu
 //	strangerGroups.mu           →  what Groups.receive takes (Groups.mu, peerBook.mu, the store, outbox.mu, broker.mu):
 //	                               held while a group new to us is counted and kept
 //	outbox.mu                   →  chatSession.mu (is everything a worker holds written on its session?)
@@ -87,7 +89,7 @@
 //	lan.runMu                   →  lan.mu, broker.mu (held while mDNS starts or stops)
 //
 // workers.mu, peerBook.mu, sessions.mu, lan.mu, relays.mu, peerEvents.mu,
-// dhtNode.mu, holePuncher.mu, fanout.mu, strangers.mu, partialLogs.mu, wants.mu and chatSession.mu are leaves:
+// dhtNode.mu, holePuncher.mu, fanout.mu, forwardPlan.mu, strangers.mu, partialLogs.mu, wants.mu and chatSession.mu are leaves:
 // nothing is taken under them.
 // A transfer's disk lock (transfers.disk) is held while its partial file
 // is used, never while another part's lock is.

@@ -87,3 +87,9 @@ func (n *Node) HeldReceiptsForTest(p peer.ID) int {
 // SetReceiptHoldForTest sets how long receipts are held from now on (0:
 // receiptHoldFor).
 func (n *Node) SetReceiptHoldForTest(d time.Duration) { n.sessions.held.holdFor.Store(int64(d)) }
+
+// ForwardedForTest is how many group copies the node handed forwarders,
+// and how many of those it took back and wrote directly.
+func (n *Node) ForwardedForTest() (copies, taken uint64) {
+	return n.out.fwd.copies.Load(), n.out.fwd.taken.Load()
+}

@@ -47,6 +47,17 @@ func (t *sessions) handleFrame(cs *chatSession, f e2e.Frame) error {
 		}
 		t.ind.receiveSettings(cs, s)
 		return nil
+	case e2e.FrameForward:
+		return t.fwd.frame(cs, f.Payload)
+	case e2e.FrameForwarded:
+		return t.fwd.receive(cs, f.Payload)
+	case e2e.FrameForwardRefused:
+		r, err := e2e.ParseForwardRefused(f.Payload)
+		if err != nil {
+			return err
+		}
+		t.out.fwd.refused(cs.peer, r)
+		return nil
 	case e2e.FrameTyping:
 		ty, err := e2e.ParseTyping(f.Payload)
 		if err != nil {

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -136,6 +137,8 @@ type senderUsage struct {
 	heap              uint64
 	alloc             uint64
 	maxRSS            int64
+	forwarded         uint64 // copies handed to forwarders so far
+	takenBack         uint64 // of those, written directly after all
 }
 
 // since is the CPU, GC and system CPU time from u0 to u (the
@@ -146,7 +149,7 @@ func (u senderUsage) since(u0 senderUsage) (cpu, gc, sys time.Duration) {
 
 func (gs *groupSender) usage() senderUsage {
 	f := gs.do("usage", "usage")
-	if len(f) != 9 {
+	if len(f) != 11 {
 		gs.b.Fatalf("group sender usage: %q", f)
 	}
 	var u senderUsage
@@ -156,6 +159,8 @@ func (gs *groupSender) usage() senderUsage {
 	u.alloc, _ = strconv.ParseUint(f[2], 10, 64)
 	u.maxRSS, _ = strconv.ParseInt(f[6], 10, 64)
 	u.sys, u.sysAfter = d(f[7]), d(f[8])
+	u.forwarded, _ = strconv.ParseUint(f[9], 10, 64)
+	u.takenBack, _ = strconv.ParseUint(f[10], 10, 64)
 	return u
 }
 
@@ -222,13 +227,16 @@ func benchGroup(b *testing.B, members int) {
 	}
 	senderHeap0 := sender.usage().heap
 	sender.do("group", "create")
+	var order []peer.ID // the group's members, in its order
 	for range members {
 		select {
-		case <-groups:
+		case gi := <-groups:
+			order = gi.Members
 		case <-time.After(5 * time.Minute):
 			b.Fatal("the group did not reach every member")
 		}
 	}
+	forwarders := forwardLinks(b, nodes, order, sender.id)
 	waitAll := func(id string) time.Time {
 		var last time.Time
 		for got := 0; got < members; {
@@ -299,6 +307,9 @@ func benchGroup(b *testing.B, members int) {
 	u1 := sender.usage()
 	reportGroupRun(b, lat, u0, u1, ru0, ru1)
 	b.ReportMetric(float64(quicConns), "quic-conns")
+	b.ReportMetric(float64(forwarders), "forwarders")
+	b.ReportMetric(float64(u1.forwarded-u0.forwarded)/float64(b.N), "forwarded/msg")
+	b.ReportMetric(float64(u1.takenBack-u0.takenBack)/float64(b.N), "taken-back/msg")
 	perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
 	b.ReportMetric(perMsg(call), "send-call-ms")
 	b.ReportMetric(float64(writes1-writes0)/float64(b.N), "member-receipt-writes/msg")
@@ -340,6 +351,74 @@ func reportGroupRun(b *testing.B, lat []time.Duration, u0, u1 senderUsage, ru0, 
 	b.ReportMetric(perMsg(time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())), "members-cpu-ms/msg")
 }
 
+// benchForwardEnv set to 0 leaves out forwardLinks: no member holds a
+// session with another, so every forwarder refuses what it is given and
+// every copy goes directly (after one refusal per member and forwarder).
+const benchForwardEnv = "CERTCHAT_BENCH_FORWARD"
+
+// forwardLinks has the members who forward for the sender (the first
+// ⌈√n⌉ of the group's order, as the sender picks them, forwardPlan.plan)
+// open a live session with every other member, as in a group whose
+// members have written to each other; it returns how many forward. A
+// session is a TLS handshake each, eight at a time. Groups of fewer than
+// 16 (forwardMin) are left alone: the sender forwards nothing there.
+func forwardLinks(b *testing.B, nodes []*testNode, order []peer.ID, sender peer.ID) int {
+	if os.Getenv(benchForwardEnv) == "0" || len(nodes) < 16 { // below forwardMin copies nothing is forwarded
+		return 0
+	}
+	byID := map[peer.ID]*testNode{}
+	for _, tn := range nodes {
+		byID[tn.ID()] = tn
+	}
+	var fwd []*testNode
+	for _, p := range order {
+		if tn, ok := byID[p]; ok && p != sender && len(fwd)*len(fwd) < len(nodes) {
+			fwd = append(fwd, tn)
+		}
+	}
+	type link struct{ from, to *testNode }
+	links := make(chan link)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			var first error
+			for l := range links {
+				if first != nil {
+					continue
+				}
+				for _, x := range [][2]*testNode{{l.from, l.to}, {l.to, l.from}} {
+					if err := x[0].Contacts().Trust(x[1].ID(), false); err != nil && first == nil {
+						first = err
+					}
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				if _, err := l.from.Connect(ctx, l.to.Addrs()[0]); err != nil && first == nil {
+					first = fmt.Errorf("%s to %s: %w", l.from.ID(), l.to.ID(), err)
+				}
+				cancel()
+			}
+			errs <- first
+		}()
+	}
+	linked := map[[2]peer.ID]bool{}
+	for _, f := range fwd {
+		for _, tn := range nodes {
+			if tn == f || linked[[2]peer.ID{tn.ID(), f.ID()}] {
+				continue
+			}
+			linked[[2]peer.ID{f.ID(), tn.ID()}] = true
+			links <- link{f, tn}
+		}
+	}
+	close(links)
+	for range 8 {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	return len(fwd)
+}
+
 // runGroupSender is the child process of BenchmarkGroupSend: one node,
 // driven by lines on stdin, one answer line each on stdout:
 //
@@ -354,7 +433,9 @@ func reportGroupRun(b *testing.B, lat []time.Duration, u0, u1 senderUsage, ru0, 
 //	                CPU and GC again after the collections      MAXRSS
 //	                that measure the heap; the peak resident    SYS SYS2
 //	                set so far (KiB, VmHWM; -1 without /proc);
-//	                the system part of CPU and of CPU2 (ns)
+//	                the system part of CPU and of CPU2 (ns);   FWD TAKEN
+//	                the copies handed to forwarders so far,
+//	                and those taken back from them
 //	floor, ffwd,    the floor (groups_floor_bench_test.go)
 //	fsend, fquiet
 //	profile         start, then stop, a CPU profile written  → ok
@@ -497,7 +578,8 @@ func groupSenderLoop(stdin io.Reader, stdout io.Writer) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(stdout, "usage", cpu, heap, ms.TotalAlloc, gcNS, cpuAfter, gcAfter, peakRSS(), sys, sysAfter)
+			fwd, taken := nd.ForwardedForTest()
+			fmt.Fprintln(stdout, "usage", cpu, heap, ms.TotalAlloc, gcNS, cpuAfter, gcAfter, peakRSS(), sys, sysAfter, fwd, taken)
 		default:
 			answer, err := floorCommand(nd, &floor, f)
 			if err != nil {

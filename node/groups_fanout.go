@@ -54,10 +54,24 @@ type fanout struct {
 // fanJob is one message's copies for the writer.
 type fanJob struct {
 	id     e2e.MessageID
+	group  [e2e.GroupIDLen]byte
 	copies []fanCopy
-	// next is the index of the next copy to write; the writer and the
+	// unit, when the copies were planned for forwarders (forwardPlan.plan),
+	// is the size of the unit starting at each index (a forwarder's copy
+	// and those it carries; 1 for a copy written directly), 0 inside one;
+	// nil: every copy is a unit of one.
+	unit []int
+	// next is the index of the next unit to write; the writer and the
 	// watchdog each take copies by moving it, so each copy is taken once.
 	next atomic.Int64
+}
+
+// unitAt is the size of the unit starting at copy i.
+func (j *fanJob) unitAt(i int64) int64 {
+	if j.unit == nil {
+		return 1
+	}
+	return int64(j.unit[i])
 }
 
 // fanCopy is a member's copy: the session to write it on, and what came
@@ -132,36 +146,56 @@ func (f *fanout) run() {
 	}
 }
 
-// write writes job's copies in turn until none is left to take, then
-// settles those it took with their workers.
+// write writes job's units in turn until none is left to take, then
+// settles the copies it took with their workers.
 func (f *fanout) write(job *fanJob) {
 	n := int64(len(job.copies))
 	from := job.next.Load()
 	took := from // the copies [from, took) are the writer's
 	now := f.o.cfg.Now()
 	for {
-		i := job.next.Add(1) - 1
+		i := job.next.Load()
 		if i >= n {
 			break
 		}
-		took = i + 1
-		c := &job.copies[i]
-		env, ok := f.o.rk.takeSealed(c.p, job.id)
-		if !ok {
-			continue // sealed again by its worker
+		size := job.unitAt(i)
+		if !job.next.CompareAndSwap(i, i+size) {
+			continue // the watchdog took the rest
 		}
-		c.cs.markSent(job.id, now)
-		if err := c.cs.s.Send(e2e.FrameEnvelope, env); err != nil {
-			f.o.log.Info("write group message", "peer", c.p, "err", err)
-			c.cs.s.Close()
-			continue
+		took = i + size
+		if size == 1 {
+			f.writeOne(job.id, &job.copies[i], now)
+		} else {
+			f.forward(job, job.copies[i:i+size], now)
 		}
-		c.written = true
-		f.o.fanWrites.Add(1)
 	}
 	if from < took {
 		f.sent = f.o.directDone(job.id, job.copies[from:took], f.sent)
 	}
+}
+
+// writeOne writes c's sealed copy of message id on its session, and
+// reports whether it did.
+func (f *fanout) writeOne(id e2e.MessageID, c *fanCopy, now time.Time) bool {
+	env, ok := f.o.rk.takeSealed(c.p, id)
+	if !ok {
+		return false // sealed again by its worker
+	}
+	return f.writeEnv(id, c, env, now)
+}
+
+// writeEnv writes env, c's copy of message id, on c's session; a session
+// that fails is closed and the copy goes back to the worker.
+func (f *fanout) writeEnv(id e2e.MessageID, c *fanCopy, env []byte, now time.Time) bool {
+	c.cs.markSent(id, now)
+	if err := c.cs.s.Send(e2e.FrameEnvelope, env); err != nil {
+		f.o.log.Info("write group message", "peer", c.p, "err", err)
+		c.cs.s.Close()
+		return false
+	}
+	c.written = true
+	f.o.fanWrites.Add(1)
+	return true
 }
 
 // stall is the watchdog: the writer has spent fanoutStall on one message.
@@ -193,7 +227,7 @@ func (f *fanout) stall() {
 // may be messaged), else to the worker as push does. One lock for all
 // members.
 func (o *outbox) pushGroup(m *store.GroupMessage, to []peer.ID, direct []bool) {
-	job := &fanJob{id: m.ID, copies: make([]fanCopy, 0, len(to))}
+	job := &fanJob{id: m.ID, group: m.Group, copies: make([]fanCopy, 0, len(to))}
 	stalled := o.fan.busy()
 	o.mu.Lock()
 	for i, p := range to {
@@ -215,6 +249,7 @@ func (o *outbox) pushGroup(m *store.GroupMessage, to []peer.ID, direct []bool) {
 	}
 	o.mu.Unlock()
 	if len(job.copies) > 0 {
+		o.fwd.plan(job)
 		o.fan.add(job)
 	}
 }

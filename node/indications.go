@@ -57,7 +57,7 @@ func newIndications(c *core) *Indications {
 	cfg := c.cfg
 	return &Indications{
 		core:       c,
-		local:      e2e.Settings{ReadMarkers: !cfg.NoReadMarkers, Typing: !cfg.NoTyping},
+		local:      e2e.Settings{ReadMarkers: !cfg.NoReadMarkers, Typing: !cfg.NoTyping, Forwards: !cfg.NoForward},
 		typingSent: map[peer.ID]time.Time{}, pendingSeen: map[peer.ID][]e2e.MessageID{},
 	}
 }
@@ -92,9 +92,11 @@ func (cs *chatSession) settings() peerSettings {
 func (in *Indications) Settings() e2e.Settings { return in.settings() }
 
 // Set changes which live indications we take part in and tells
-// every live peer.
+// every live peer. Whether we forward group copies is the node's
+// configuration (Config.NoForward), not changed here.
 func (in *Indications) Set(s e2e.Settings) {
 	in.mu.Lock()
+	s.Forwards = in.local.Forwards
 	in.local = s
 	if !s.ReadMarkers {
 		clear(in.pendingSeen)

@@ -110,6 +110,7 @@ func (t *sessions) unregister(cs *chatSession) {
 	if !t.work.closed() {
 		t.peerEv.now(cs.peer)
 		t.out.kick(cs.peer)
+		t.out.fwd.lost(cs.peer) // copies it was to forward
 	}
 }
 

@@ -101,6 +101,7 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	n.sessions = &sessions{core: c, byPeer: map[peer.ID]*peerSessions{}}
 	n.out = &outbox{core: c, workers: map[peer.ID]*outboxWorker{}}
 	n.out.fan = newFanout(n.out)
+	n.out.fwd = newForwardPlan(n.out)
 	n.mail = &mailboxes{core: c}
 	n.lan = &lan{core: c, found: map[peer.ID]time.Time{}}
 	n.dht = &dhtNode{core: c, relays: rs}
@@ -122,6 +123,7 @@ func (n *Node) wire(rk *ratchetKeys, rs *relays) {
 	s.rk, s.book, s.out, s.mail, s.relays, s.peerEv, s.receipts, s.ind, s.dht = rk, n.book, n.out, n.mail, rs, n.peerEv, n.receipts, n.ind, n.dht
 	s.groups, s.strangers = n.groups, n.strangers
 	s.held = &receiptHolds{core: c}
+	s.fwd = &forwarding{core: c, sessions: s, groups: n.groups, rk: rk}
 	n.groups.held.ack = func(p peer.ID, id e2e.MessageID) { n.mail.sendReceipt(p, id, s.newest(p)) }
 	n.groups.held.keepOK, n.groups.held.tell = n.strangers.keepInGroup, n.strangers.tell
 	n.groups.sendSealed = n.mail.sendSealed

@@ -53,8 +53,9 @@ type outbox struct {
 	mu      sync.Mutex
 	workers map[peer.ID]*outboxWorker
 
-	sent sentQueue // messages and group copies written, to record as sent (outbox_sent.go)
-	fan  *fanout   // the group copies' fan-out writer (groups_fanout.go)
+	sent sentQueue    // messages and group copies written, to record as sent (outbox_sent.go)
+	fan  *fanout      // the group copies' fan-out writer (groups_fanout.go)
+	fwd  *forwardPlan // forwarders of the writer's copies (groups_forward.go)
 
 	rounds    atomic.Uint64 // the workers' rounds, all peers together (for tests)
 	fanWrites atomic.Uint64 // copies the fan-out writer wrote (for tests)

@@ -34,6 +34,9 @@ type sessions struct {
 	// strangers tells refusals of strangers' messages once.
 	strangers *strangers
 	held      *receiptHolds
+	// fwd is our side as a forwarder of other members' group copies
+	// (groups_forward.go).
+	fwd *forwarding
 
 	// arrived tells those waiting for a peer's session that one was
 	// added (awaitSession).
@@ -291,6 +294,15 @@ func (cs *chatSession) markSent(id e2e.MessageID, now time.Time) bool {
 	}
 	cs.sent[id] = now
 	return true
+}
+
+// unmarkSent forgets that id was written on this session: a group copy
+// handed to a forwarder and taken back, which the worker writes again.
+func (cs *chatSession) unmarkSent(id e2e.MessageID) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	delete(cs.sent, id)
+	cs.forgets.Add(1)
 }
 
 // wroteAll reports whether every message of pending was written on

@@ -37,6 +37,10 @@ type config struct {
 	// means on. The window's /seen and /typing set them.
 	ReadMarkers *bool `json:"read_markers,omitempty"`
 	Typing      *bool `json:"typing,omitempty"`
+	// NoForward: we neither write other members' group copies onward nor
+	// are sent ours through another member (docs/PROTOCOL.md §14.7); our
+	// group messages go to each member directly. Set by hand.
+	NoForward bool `json:"no_forward,omitempty"`
 	// Downloads is the folder received files go to, as `--downloads`.
 	Downloads string `json:"downloads,omitempty"`
 	// AutoAccept is the largest file taken without asking from a

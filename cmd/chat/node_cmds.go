@@ -269,7 +269,7 @@ func (c *ctx) makeNode(log *slog.Logger, mdns bool) (*node.Node, identity.Home, 
 		Home: h, Identity: id, Trust: trust, Logger: log,
 		Listen: c.opts.node.listen, Relays: relays, MDNS: mdns, NoDHT: c.opts.node.noDHT, RelayCount: relayCount(c.opts.node.relayN),
 		RequirePostQuantum: c.opts.node.pq || conf.RequirePostQuantum,
-		NoReadMarkers:      !on(conf.ReadMarkers), NoTyping: !on(conf.Typing),
+		NoReadMarkers:      !on(conf.ReadMarkers), NoTyping: !on(conf.Typing), NoForward: conf.NoForward,
 		Downloads: files.downloads, AutoAcceptFiles: files.autoAccept, FileRate: files.rate,
 	})
 	return n, h, err

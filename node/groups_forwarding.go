@@ -1,0 +1,208 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"sync/atomic"
+
+	"github.com/certchat/certchat/e2e"
+	"github.com/certchat/certchat/e2e/ratchet"
+	"github.com/certchat/certchat/group"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// The forwarder's and the member's sides of forwarded copies
+// (docs/PROTOCOL.md §14.7; the sender's is groups_forward.go).
+//
+// A forwarder writes each copy of a forward frame onward, as it is, on
+// its own direct live session with the member, if it, the sender and the
+// member are members of the group the frame names and the member said it
+// takes forwarded copies; it names the others back to the sender.
+//
+// The member opens a forwarded copy with its ratchet session with the
+// sender, as one fetched from the sender's mailbox: the ratchet, not the
+// channel it came on, says who sealed it. It takes copies only from a
+// forwarder that, with the sender and itself, is a member of the group the
+// frame names; what does not open is the forwarder's doing, counted
+// against the forwarder's session (maxLiveOpenFailures) and never told as
+// the sender's, and never starts a new ratchet session.
+
+// forwardingMax bounds the forward frames a forwarder writes onward at
+// once (each on a goroutine of its own, so that a member's stalled
+// connection holds back neither the sender's session nor the others); a
+// frame past it is refused whole.
+const forwardingMax = 8
+
+// forwarding is our side as a forwarder of other members' group copies
+// and as a member sent copies through one. It owns the count of forward
+// frames being written onward; the rest it reads from the sessions, the
+// groups and the ratchet keys.
+type forwarding struct {
+	*core
+	sessions *sessions
+	groups   *Groups
+	rk       *ratchetKeys
+
+	busy   atomic.Int32  // forward frames being written onward
+	frames atomic.Uint64 // forward frames received (tests)
+	opened atomic.Uint64 // forwarded copies opened (tests)
+	// alter, set by tests, makes this node a forwarder that does not
+	// forward faithfully: each copy is written onward to its member as
+	// alter returns it, or not at all for nil.
+	alter atomic.Pointer[func(member peer.ID, env []byte) []byte]
+}
+
+// onward is a copy to write onward: on cs, our session with member p.
+type onward struct {
+	cs  *chatSession
+	p   peer.ID
+	env []byte
+}
+
+// frame writes onward the copies of a forward frame from the peer of cs,
+// those it may: we hold the group, we, the sender and the member are
+// members of it, and we have a direct live session with the member, who
+// said it takes forwarded copies. The others are named back in a
+// forward-refused frame.
+func (fw *forwarding) frame(cs *chatSession, payload []byte) error {
+	f, err := e2e.ParseForward(payload)
+	if err != nil {
+		return err // the sender's own doing, on its channel
+	}
+	fw.frames.Add(1)
+	s, held := fw.groups.state(group.ID(f.Group))
+	self := fw.host.ID()
+	ok := held && fw.sessions.ind.settings().Forwards && cs.peer != self && s.IsMember(self) && s.IsMember(cs.peer)
+	var out []onward
+	var refused []peer.ID
+	for _, c := range f.Copies {
+		var ms *chatSession
+		if ok && c.Member != cs.peer && c.Member != self && s.IsMember(c.Member) {
+			ms = fw.sessionWith(c.Member)
+		}
+		if ms == nil {
+			refused = append(refused, c.Member)
+			continue
+		}
+		out = append(out, onward{ms, c.Member, bytes.Clone(c.Envelope)})
+	}
+	if len(out) > 0 && !fw.start(cs, f, out) {
+		for _, o := range out {
+			refused = append(refused, o.p)
+		}
+	}
+	fw.refuse(cs, f.ID, refused)
+	return nil
+}
+
+// start writes out onward on a goroutine of its own, unless
+// forwardingMax frames are under way or the node closes.
+func (fw *forwarding) start(cs *chatSession, f e2e.Forward, out []onward) bool {
+	if fw.busy.Add(1) > forwardingMax {
+		fw.busy.Add(-1)
+		return false
+	}
+	write := func() {
+		defer fw.busy.Add(-1)
+		var failed []peer.ID
+		alter := fw.alter.Load()
+		for _, o := range out {
+			if alter != nil {
+				if o.env = (*alter)(o.p, o.env); o.env == nil {
+					continue
+				}
+			}
+			fd, err := e2e.Forwarded{Group: f.Group, Sender: cs.peer, Envelope: o.env}.Marshal()
+			if err == nil {
+				err = o.cs.s.Send(e2e.FrameForwarded, fd)
+			}
+			if err != nil {
+				fw.log.Info("write a forwarded group copy", "member", o.p, "err", err)
+				failed = append(failed, o.p)
+			}
+		}
+		fw.refuse(cs, f.ID, failed)
+	}
+	if !fw.work.goDo(write) {
+		fw.busy.Add(-1)
+		return false
+	}
+	return true
+}
+
+// refuse names to the sender on cs the copies of message id we did not
+// write onward.
+func (fw *forwarding) refuse(cs *chatSession, id e2e.MessageID, members []peer.ID) {
+	if len(members) == 0 {
+		return
+	}
+	b, err := e2e.ForwardRefused{ID: id, Members: members}.Marshal()
+	if err == nil {
+		err = cs.s.Send(e2e.FrameForwardRefused, b)
+	}
+	if err != nil {
+		fw.log.Info("refuse forwarded copies", "peer", cs.peer, "err", err)
+	}
+}
+
+// sessionWith is our newest live session with p if it is direct and p
+// said it takes forwarded copies, else nil.
+func (fw *forwarding) sessionWith(p peer.ID) *chatSession {
+	cs := fw.sessions.newest(p)
+	if cs == nil || cs.conn.Stat().Limited || !cs.settings().Forwards {
+		return nil
+	}
+	select {
+	case <-cs.done:
+		return nil
+	default:
+		return cs
+	}
+}
+
+// receive opens a copy the peer of cs wrote onward for its sender. A
+// frame from a forwarder that is not, with the sender and us, a member
+// of the group it names, and a copy that does not open, are the
+// forwarder's doing: dropped, logged and counted against its session.
+// The sender writes the copy directly once its receipt is overdue.
+func (fw *forwarding) receive(cs *chatSession, payload []byte) error {
+	f, err := e2e.ParseForwarded(payload)
+	if err != nil {
+		return err
+	}
+	s, held := fw.groups.state(group.ID(f.Group))
+	self := fw.host.ID()
+	if !held || f.Sender == cs.peer || f.Sender == self || !s.IsMember(self) || !s.IsMember(cs.peer) || !s.IsMember(f.Sender) {
+		return fw.failed(cs, f.Sender, errNotForwarder)
+	}
+	env := bytes.Clone(f.Envelope)
+	res, err := fw.rk.open(f.Sender, env)
+	switch {
+	case errors.Is(err, ratchet.ErrDuplicate):
+		return nil
+	case err != nil:
+		return fw.failed(cs, f.Sender, err)
+	}
+	fw.opened.Add(1)
+	if res.grp != nil {
+		res.grp.live = len(env) // its receipt is held with the sender's others
+	}
+	fw.sessions.delivered(f.Sender, res, fw.sessions.newest(f.Sender))
+	return nil
+}
+
+// errNotForwarder refuses a forwarded copy from a peer that may not
+// forward it.
+var errNotForwarder = errors.New("the forwarder and the sender are not both members of the group it names")
+
+// failed logs a forwarded copy that was dropped and counts it against
+// the forwarder's session, which is closed past maxLiveOpenFailures.
+// Nothing is told to the user: the sender's copy comes again directly.
+func (fw *forwarding) failed(cs *chatSession, sender peer.ID, err error) error {
+	fw.log.Info("forwarded group copy dropped", "forwarder", cs.peer, "sender", sender, "err", err)
+	cs.openFailures++
+	if cs.openFailures > maxLiveOpenFailures {
+		return errBadEnvelopes
+	}
+	return nil
+}
