@@ -171,23 +171,38 @@ func ParseForwarded(p []byte) (Forwarded, error) {
 
 // ForwardRefused is the payload of a forward-refused frame:
 //
-//	message ID (16) || u16 n (1..MaxForwardCopies) || n × (u8 length || member peer ID)
+//	message ID (16) || u16 n (1..MaxForwardCopies)
+//	|| n × (u8 flags || u8 length || member peer ID)
+//
+// flags: bit 0 "later": the forwarder has no session with the member
+// yet and is opening one, so it may take that member's copies soon;
+// without it, not to be asked again for a while. Other bits are zero.
 type ForwardRefused struct {
 	ID      MessageID
-	Members []peer.ID
+	Refused []Refusal
+}
+
+// Refusal is one member's copy a forwarder did not write onward.
+type Refusal struct {
+	Member peer.ID
+	Later  bool
 }
 
 // Marshal encodes the frame's payload.
 func (r ForwardRefused) Marshal() ([]byte, error) {
-	if len(r.Members) == 0 || len(r.Members) > MaxForwardCopies {
-		return nil, fmt.Errorf("a forward-refused frame names 1 to %d members, not %d", MaxForwardCopies, len(r.Members))
+	if len(r.Refused) == 0 || len(r.Refused) > MaxForwardCopies {
+		return nil, fmt.Errorf("a forward-refused frame names 1 to %d members, not %d", MaxForwardCopies, len(r.Refused))
 	}
-	b := make([]byte, 0, 16+2+len(r.Members)*40)
+	b := make([]byte, 0, 16+2+len(r.Refused)*40)
 	b = append(b, r.ID[:]...)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(r.Members)))
-	for _, p := range r.Members {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(r.Refused)))
+	for _, x := range r.Refused {
+		var flags byte
+		if x.Later {
+			flags = 1
+		}
 		var err error
-		if b, err = appendPeer(b, p); err != nil {
+		if b, err = appendPeer(append(b, flags), x.Member); err != nil {
 			return nil, err
 		}
 	}
@@ -207,13 +222,17 @@ func ParseForwardRefused(p []byte) (ForwardRefused, error) {
 		return ForwardRefused{}, fmt.Errorf("%w: forward-refused frame naming %d members", ErrMalformed, n)
 	}
 	rest := p[18:]
-	r.Members = make([]peer.ID, 0, n)
+	r.Refused = make([]Refusal, 0, n)
 	for range n {
-		m, more, err := cutPeer(rest)
+		if len(rest) < 1 || rest[0] > 1 {
+			return ForwardRefused{}, fmt.Errorf("%w: a refusal's flags", ErrMalformed)
+		}
+		later := rest[0] == 1
+		m, more, err := cutPeer(rest[1:])
 		if err != nil {
 			return ForwardRefused{}, err
 		}
-		r.Members, rest = append(r.Members, m), more
+		r.Refused, rest = append(r.Refused, Refusal{Member: m, Later: later}), more
 	}
 	if len(rest) != 0 {
 		return ForwardRefused{}, fmt.Errorf("%w: %d bytes after a forward-refused frame's members", ErrMalformed, len(rest))

@@ -100,7 +100,7 @@ func TestForwardedRoundTrip(t *testing.T) {
 }
 
 func TestForwardRefusedRoundTrip(t *testing.T) {
-	r := e2e.ForwardRefused{ID: e2e.MessageID{5}, Members: []peer.ID{fwdPeer(t, 1), fwdPeer(t, 2)}}
+	r := e2e.ForwardRefused{ID: e2e.MessageID{5}, Refused: []e2e.Refusal{{Member: fwdPeer(t, 1)}, {Member: fwdPeer(t, 2), Later: true}}}
 	b, err := r.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -110,11 +110,13 @@ func TestForwardRefusedRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %+v, %v", got, err)
 	}
 	for name, in := range map[string][]byte{
-		"short":     b[:17],
-		"none":      append(bytes.Clone(b[:16]), 0, 0),
-		"cut":       b[:len(b)-1],
-		"trailing":  append(bytes.Clone(b), 0),
-		"more said": append(bytes.Clone(b[:16]), 0, 3),
+		"short":       b[:17],
+		"none":        append(bytes.Clone(b[:16]), 0, 0),
+		"cut":         b[:len(b)-1],
+		"trailing":    append(bytes.Clone(b), 0),
+		"more said":   append(bytes.Clone(b[:16]), 0, 3),
+		"no flags":    append(bytes.Clone(b[:16]), 0, 1),
+		"other flags": append(append(bytes.Clone(b[:18]), 2), b[19:]...),
 	} {
 		if _, err := e2e.ParseForwardRefused(in); !errors.Is(err, e2e.ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
@@ -139,62 +141,41 @@ func TestSettingsForwards(t *testing.T) {
 	}
 }
 
-// FuzzParseForward: what parses marshals back to the same bytes.
+// fuzzRoundTrip fuzzes a strict parser: every error is ErrMalformed, and
+// what parses marshals back to the same bytes.
+func fuzzRoundTrip[T any](f *testing.F, parse func([]byte) (T, error), marshal func(T) ([]byte, error)) {
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := parse(in)
+		if err != nil {
+			if !errors.Is(err, e2e.ErrMalformed) {
+				t.Fatalf("error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		out, err := marshal(got)
+		if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("re-encoding: %x, %v; want %x", out, err, in)
+		}
+	})
+}
+
 func FuzzParseForward(f *testing.F) {
 	b, _ := sampleForward(f).Marshal()
 	f.Add(b)
 	f.Add(b[:60])
-	f.Fuzz(func(t *testing.T, in []byte) {
-		got, err := e2e.ParseForward(in)
-		if err != nil {
-			if !errors.Is(err, e2e.ErrMalformed) {
-				t.Fatalf("error %v is not ErrMalformed", err)
-			}
-			return
-		}
-		out, err := got.Marshal()
-		if err != nil || !bytes.Equal(out, in) {
-			t.Fatalf("re-encoding: %x, %v; want %x", out, err, in)
-		}
-	})
+	fuzzRoundTrip(f, e2e.ParseForward, e2e.Forward.Marshal)
 }
 
-// FuzzParseForwarded: what parses marshals back to the same bytes.
 func FuzzParseForwarded(f *testing.F) {
 	b, _ := e2e.Forwarded{Group: [32]byte{3}, Sender: fwdPeer(f, 4), Envelope: []byte("sealed")}.Marshal()
 	f.Add(b)
 	f.Add(b[:40])
-	f.Fuzz(func(t *testing.T, in []byte) {
-		got, err := e2e.ParseForwarded(in)
-		if err != nil {
-			if !errors.Is(err, e2e.ErrMalformed) {
-				t.Fatalf("error %v is not ErrMalformed", err)
-			}
-			return
-		}
-		out, err := got.Marshal()
-		if err != nil || !bytes.Equal(out, in) {
-			t.Fatalf("re-encoding: %x, %v; want %x", out, err, in)
-		}
-	})
+	fuzzRoundTrip(f, e2e.ParseForwarded, e2e.Forwarded.Marshal)
 }
 
-// FuzzParseForwardRefused: what parses marshals back to the same bytes.
 func FuzzParseForwardRefused(f *testing.F) {
-	b, _ := e2e.ForwardRefused{ID: e2e.MessageID{5}, Members: []peer.ID{fwdPeer(f, 1)}}.Marshal()
+	b, _ := e2e.ForwardRefused{ID: e2e.MessageID{5}, Refused: []e2e.Refusal{{Member: fwdPeer(f, 1), Later: true}}}.Marshal()
 	f.Add(b)
 	f.Add(b[:20])
-	f.Fuzz(func(t *testing.T, in []byte) {
-		got, err := e2e.ParseForwardRefused(in)
-		if err != nil {
-			if !errors.Is(err, e2e.ErrMalformed) {
-				t.Fatalf("error %v is not ErrMalformed", err)
-			}
-			return
-		}
-		out, err := got.Marshal()
-		if err != nil || !bytes.Equal(out, in) {
-			t.Fatalf("re-encoding: %x, %v; want %x", out, err, in)
-		}
-	})
+	fuzzRoundTrip(f, e2e.ParseForwardRefused, e2e.ForwardRefused.Marshal)
 }

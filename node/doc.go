@@ -76,7 +76,7 @@
 // whole lock order (a lock may be held while taking those to its right):
 //
 //	receiptQueue.mu, receiptHold.mu, outbox.mu, sentQueue.mu, transfers.mu,
-//	fileReach.mu                →  workers.mu
+//	fileReach.mu, forwarding.mu →  workers.mu
 //	Groups.postMu               →  ratchetKeys.mu, outbox.mu, fanout.mu, forwardPlan.mu
 //	strangerGroups.mu           →  what Groups.receive takes (Groups.mu, peerBook.mu, the store, outbox.mu, broker.mu):
 //	                               held while a group new to us is counted and kept

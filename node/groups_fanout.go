@@ -249,7 +249,7 @@ func (o *outbox) pushGroup(m *store.GroupMessage, to []peer.ID, direct []bool) {
 	}
 	o.mu.Unlock()
 	if len(job.copies) > 0 {
-		o.fwd.plan(job)
+		o.fwd.plan(job, to)
 		o.fan.add(job)
 	}
 }

@@ -65,27 +65,7 @@ func TestGroupFanoutWritesForIdleWorkers(t *testing.T) {
 		burst = append(burst, send())
 	}
 	delivered(burst...)
-	for _, m := range []*offNode{bob, carol} {
-		h, err := m.Groups().History(id, 0, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var last uint64
-		got := 0
-		for _, gm := range h {
-			if gm.From != alice.ID() || gm.Kind != store.KindText {
-				continue
-			}
-			got++
-			if gm.Late || gm.Missing != 0 || gm.Number <= last {
-				t.Errorf("%s: message %d after %d (late %v, missing %d)", identity.ShortID(m.ID()), gm.Number, last, gm.Late, gm.Missing)
-			}
-			last = gm.Number
-		}
-		if got != 2*n+1 {
-			t.Errorf("%s has %d of alice's messages, want %d", identity.ShortID(m.ID()), got, 2*n+1)
-		}
-	}
+	fwdHistoryIntact(t, alice, []*offNode{bob, carol}, id, 2*n+1)
 }
 
 // A member whose connection stops taking bytes holds back nobody else:

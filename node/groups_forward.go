@@ -97,9 +97,10 @@ func newForwardPlan(o *outbox) *forwardPlan {
 
 // plan orders job's copies for the writer: forwarder units first, each
 // a forwarder's copy followed by the copies it carries, then the copies
-// written directly (units of one). A job too small, or without
-// forwarders, is left as it is.
-func (fp *forwardPlan) plan(job *fanJob) {
+// written directly (units of one). to are all the members the message
+// goes to, in the group's order; job has the copies of those the writer
+// takes. A job too small, or without forwarders, is left as it is.
+func (fp *forwardPlan) plan(job *fanJob, to []peer.ID) {
 	n := len(job.copies)
 	fp.mu.Lock()
 	least := fp.min
@@ -115,14 +116,7 @@ func (fp *forwardPlan) plan(job *fanJob) {
 		says[i] = c.cs.settings().Forwards
 		direct[i] = says[i] && !c.cs.conn.Stat().Limited
 	}
-	k := int(math.Ceil(math.Sqrt(float64(n))))
-	var fwd []int // indices of the forwarders in job.copies
-	isFwd := make([]bool, n)
-	for i := 0; i < n && len(fwd) < k; i++ {
-		if direct[i] {
-			fwd, isFwd[i] = append(fwd, i), true
-		}
-	}
+	fwd, isFwd := fp.forwarders(job, to, direct)
 	if len(fwd) == 0 {
 		return
 	}
@@ -160,6 +154,43 @@ func (fp *forwardPlan) plan(job *fanJob) {
 		order = append(order, job.copies[i])
 	}
 	job.copies = order
+}
+
+// forwarders returns the indices in job.copies of the message's
+// forwarders, and marks them: the first ⌈√n⌉ of the group's other
+// members, in its order (to), that forward on a direct session with us
+// (direct, for those in the job). A member among them whose copy is not
+// in the job (its worker is busy) keeps its place and forwards nothing
+// this time: the forwarders stay the same from message to message, so
+// those they opened sessions with stay theirs.
+func (fp *forwardPlan) forwarders(job *fanJob, to []peer.ID, direct []bool) (fwd []int, isFwd []bool) {
+	at := make(map[peer.ID]int, len(job.copies))
+	for i := range job.copies {
+		at[job.copies[i].p] = i
+	}
+	isFwd = make([]bool, len(job.copies))
+	k := int(math.Ceil(math.Sqrt(float64(len(to)))))
+	for _, p := range to {
+		if k == 0 {
+			break
+		}
+		i, in := at[p]
+		switch {
+		case in && direct[i]:
+			fwd, isFwd[i] = append(fwd, i), true
+			k--
+		case !in && fp.forwardsFor(p):
+			k--
+		}
+	}
+	return fwd, isFwd
+}
+
+// forwardsFor says whether p's newest live session with us is direct and
+// p said it forwards.
+func (fp *forwardPlan) forwardsFor(p peer.ID) bool {
+	cs := fp.o.sessions.newest(p)
+	return cs != nil && cs.settings().Forwards && !cs.conn.Stat().Limited
 }
 
 // choose returns the index in fwd of the forwarder for member p: the one
@@ -208,8 +239,9 @@ func (fp *forwardPlan) shuns(via, p peer.ID, now time.Time) bool {
 	return ok
 }
 
-// shun stops asking via for member p for forwardShun. Callers hold mu.
-func (fp *forwardPlan) shun(via, p peer.ID, now time.Time) {
+// shun stops asking via for member p until then. Callers hold mu.
+func (fp *forwardPlan) shun(via, p peer.ID, until time.Time) {
+	now := fp.o.cfg.Now()
 	if len(fp.shunned) >= forwardMemory {
 		for k, until := range fp.shunned {
 			if !now.Before(until) {
@@ -220,7 +252,7 @@ func (fp *forwardPlan) shun(via, p peer.ID, now time.Time) {
 			clear(fp.shunned)
 		}
 	}
-	fp.shunned[fwdPair{via, p}] = now.Add(forwardShun)
+	fp.shunned[fwdPair{via, p}] = until
 	if fp.via[p] == via {
 		delete(fp.via, p)
 	}
@@ -316,22 +348,32 @@ func (fp *forwardPlan) due() {
 		fp.armed = false
 	}
 	fp.mu.Unlock()
-	fp.takeBack(overdue, "no receipt")
+	fp.takeBack(overdue, "no receipt", forwardShun)
 }
 
 // refused takes back the copies of message id that forwarder via says
-// it did not write onward. Only copies it was given count.
+// it did not write onward. Only copies it was given count. A copy
+// refused "later" (the forwarder opens a session with the member) does
+// not shun the forwarder: the member's next copy goes to it again.
 func (fp *forwardPlan) refused(via peer.ID, r e2e.ForwardRefused) {
-	fp.takeBack(fp.unwatch(func(w *fwdWatch) bool {
-		return w.via == via && w.id == r.ID && slices.Contains(r.Members, w.p)
-	}), "refused")
+	for _, later := range []bool{false, true} {
+		why, shun := "refused", forwardShun
+		if later {
+			why, shun = "refused for now", 0
+		}
+		fp.takeBack(fp.unwatch(func(w *fwdWatch) bool {
+			return w.via == via && w.id == r.ID && slices.ContainsFunc(r.Refused, func(x e2e.Refusal) bool {
+				return x.Member == w.p && x.Later == later
+			})
+		}), why, shun)
+	}
 }
 
 // lost takes back every copy forwarder via was given and whose receipt
 // has not come: a session with it ended, and a copy it had not written
 // onward yet would not be.
 func (fp *forwardPlan) lost(via peer.ID) {
-	fp.takeBack(fp.unwatch(func(w *fwdWatch) bool { return w.via == via }), "the forwarder's session ended")
+	fp.takeBack(fp.unwatch(func(w *fwdWatch) bool { return w.via == via }), "the forwarder's session ended", forwardShun)
 }
 
 // unwatch stops watching the copies match picks, and returns them.
@@ -354,8 +396,9 @@ func (fp *forwardPlan) unwatch(match func(*fwdWatch) bool) []fwdWatch {
 
 // takeBack has the members' workers write copies that went to a
 // forwarder and whose receipts have not come, and shuns the forwarder
-// for those members. A copy acknowledged meanwhile is left alone.
-func (fp *forwardPlan) takeBack(ws []fwdWatch, why string) {
+// for those members for shun (none for 0). A copy acknowledged
+// meanwhile is left alone.
+func (fp *forwardPlan) takeBack(ws []fwdWatch, why string, shun time.Duration) {
 	if len(ws) == 0 {
 		return
 	}
@@ -378,10 +421,12 @@ func (fp *forwardPlan) takeBack(ws []fwdWatch, why string) {
 		return
 	}
 	fp.taken.Add(uint64(len(back)))
-	fp.mu.Lock()
-	for _, w := range back {
-		fp.shun(w.via, w.p, now)
+	if shun > 0 {
+		fp.mu.Lock()
+		for _, w := range back {
+			fp.shun(w.via, w.p, now.Add(shun))
+		}
+		fp.mu.Unlock()
 	}
-	fp.mu.Unlock()
 	o.log.Info("forwarded group copies taken back; written directly", "why", why, "copies", len(back), "forwarder", back[0].via)
 }

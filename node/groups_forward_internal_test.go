@@ -64,8 +64,8 @@ func fwdSend(t *testing.T, alice *offNode, members []*offNode, id group.ID, text
 	return m.ID
 }
 
-// fwdHistoryIntact checks that each member holds alice's texts in order,
-// each once, none missing or late.
+// fwdHistoryIntact checks that each member holds want texts of alice's,
+// in order, each once, none missing or late.
 func fwdHistoryIntact(t *testing.T, alice *offNode, members []*offNode, id group.ID, want int) {
 	t.Helper()
 	for _, mb := range members {
@@ -210,7 +210,9 @@ func TestGroupForwardsOnlyWithThoseWhoSaySo(t *testing.T) {
 }
 
 // A forwarder without a session with the member refuses its copy at
-// once: it goes directly, long before the sender's wait.
+// once: it goes directly, long before the sender's wait. The members
+// have not accepted each other, so no forwarder opens a session with
+// another member, though each knows the others' addresses.
 func TestGroupForwarderRefuses(t *testing.T) {
 	alice := offNewNode(t, "alice", nil, true)
 	var members []*offNode
@@ -220,7 +222,21 @@ func TestGroupForwarderRefuses(t *testing.T) {
 		m.sessions.held.holdFor.Store(int64(20 * time.Millisecond))
 		members = append(members, m)
 	}
+	for _, a := range members {
+		for _, b := range members {
+			a.host.Peerstore().AddAddrs(b.ID(), b.host.Addrs(), time.Hour)
+		}
+	}
 	id := offGroup(t, alice, members...)
+	defer func() {
+		for _, a := range members {
+			for _, b := range members {
+				if a != b && len(a.sessions.ofPeer(b.ID())) > 0 {
+					t.Errorf("%s opened a session with %s, whom it has not accepted", identity.ShortID(a.ID()), identity.ShortID(b.ID()))
+				}
+			}
+		}
+	}()
 	alice.out.fwd.mu.Lock()
 	alice.out.fwd.min = 2 // wait stays a minute: only a refusal brings a copy back in time
 	alice.out.fwd.mu.Unlock()
@@ -358,4 +374,47 @@ func TestGroupForwarderGone(t *testing.T) {
 	if taken := alice.out.fwd.taken.Load(); taken == 0 {
 		t.Fatal("nothing taken back")
 	}
+}
+
+// Members who accepted each other but hold no sessions (nobody wrote
+// yet): a forwarder given a member's copy refuses it "later" and opens a
+// session with that member, and the next copies go through it.
+func TestGroupForwarderOpensSessions(t *testing.T) {
+	alice := offNewNode(t, "alice", nil, true)
+	var members []*offNode
+	for _, name := range []string{"bob", "carol", "dave", "erin"} {
+		m := offNewNode(t, name, nil, true)
+		offLink(t, alice, m)
+		m.sessions.held.holdFor.Store(int64(20 * time.Millisecond))
+		members = append(members, m)
+	}
+	for _, a := range members {
+		for _, b := range members {
+			if a == b {
+				continue
+			}
+			a.host.Peerstore().AddAddrs(b.ID(), b.host.Addrs(), time.Hour)
+			if err := a.Contacts().Trust(b.ID(), false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	id := offGroup(t, alice, members...)
+	alice.out.fwd.mu.Lock()
+	alice.out.fwd.min = 2 // wait stays a minute: only refusals bring copies back in time
+	alice.out.fwd.mu.Unlock()
+	n := 0
+	for ; fwdOpened(members) == 0; n++ {
+		if n == 20 {
+			t.Fatalf("20 messages, and no forwarded copy came: %d forwarded, %d taken back", alice.out.fwd.copies.Load(), alice.out.fwd.taken.Load())
+		}
+		fwdSend(t, alice, members, id, "until forwarded "+string(rune('a'+n)))
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, m := range members {
+		if c := m.logs.count("no session with a member to forward to"); c != 0 {
+			t.Fatalf("%s could not reach a member %d times", identity.ShortID(m.ID()), c)
+		}
+	}
+	fwdHistoryIntact(t, alice, members, id, n)
 }

@@ -2,8 +2,11 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/certchat/certchat/e2e"
 	"github.com/certchat/certchat/e2e/ratchet"
@@ -17,7 +20,9 @@ import (
 // A forwarder writes each copy of a forward frame onward, as it is, on
 // its own direct live session with the member, if it, the sender and the
 // member are members of the group the frame names and the member said it
-// takes forwarded copies; it names the others back to the sender.
+// takes forwarded copies; it names the others back to the sender. With
+// no session with a member it may message, it opens one, and tells the
+// sender to ask again later.
 //
 // The member opens a forwarded copy with its ratchet session with the
 // sender, as one fetched from the sender's mailbox: the ratchet, not the
@@ -27,11 +32,19 @@ import (
 // against the forwarder's session (maxLiveOpenFailures) and never told as
 // the sender's, and never starts a new ratchet session.
 
-// forwardingMax bounds the forward frames a forwarder writes onward at
-// once (each on a goroutine of its own, so that a member's stalled
-// connection holds back neither the sender's session nor the others); a
-// frame past it is refused whole.
-const forwardingMax = 8
+const (
+	// forwardingMax bounds the forward frames a forwarder writes onward
+	// at once (each on a goroutine of its own, so that a member's stalled
+	// connection holds back neither the sender's session nor the others);
+	// a frame past it is refused whole.
+	forwardingMax = 8
+	// forwardDials bounds the sessions a forwarder opens at once with
+	// members it was given copies for and has no session with; a member
+	// past it is refused "later" and tried at a next frame.
+	forwardDials = 4
+	// forwardDialWait bounds one such dial.
+	forwardDialWait = 30 * time.Second
+)
 
 // forwarding is our side as a forwarder of other members' group copies
 // and as a member sent copies through one. It owns the count of forward
@@ -45,6 +58,14 @@ type forwarding struct {
 
 	busy   atomic.Int32  // forward frames being written onward
 	frames atomic.Uint64 // forward frames received (tests)
+
+	// mu guards dialing and unreached: the members we open a session
+	// with for forwarding, and those we could not reach, until when we
+	// do not try again. Only workers.mu is taken under it.
+	mu        sync.Mutex
+	dialing   map[peer.ID]bool
+	unreached map[peer.ID]time.Time
+
 	opened atomic.Uint64 // forwarded copies opened (tests)
 	// alter, set by tests, makes this node a forwarder that does not
 	// forward faithfully: each copy is written onward to its member as
@@ -74,25 +95,77 @@ func (fw *forwarding) frame(cs *chatSession, payload []byte) error {
 	self := fw.host.ID()
 	ok := held && fw.sessions.ind.settings().Forwards && cs.peer != self && s.IsMember(self) && s.IsMember(cs.peer)
 	var out []onward
-	var refused []peer.ID
+	var refused []e2e.Refusal
 	for _, c := range f.Copies {
-		var ms *chatSession
-		if ok && c.Member != cs.peer && c.Member != self && s.IsMember(c.Member) {
-			ms = fw.sessionWith(c.Member)
+		if !ok || c.Member == cs.peer || c.Member == self || !s.IsMember(c.Member) {
+			refused = append(refused, e2e.Refusal{Member: c.Member})
+			continue
 		}
+		ms := fw.sessionWith(c.Member)
 		if ms == nil {
-			refused = append(refused, c.Member)
+			refused = append(refused, e2e.Refusal{Member: c.Member, Later: fw.reach(c.Member)})
 			continue
 		}
 		out = append(out, onward{ms, c.Member, bytes.Clone(c.Envelope)})
 	}
 	if len(out) > 0 && !fw.start(cs, f, out) {
 		for _, o := range out {
-			refused = append(refused, o.p)
+			refused = append(refused, e2e.Refusal{Member: o.p, Later: true})
 		}
 	}
 	fw.refuse(cs, f.ID, refused)
 	return nil
+}
+
+// reach opens a session with member p, which we were given a copy for
+// and have none with, unless we may not message p (we connect to no one
+// we have not accepted, to forward or otherwise), a dial to p failed in
+// the last forwardShun, or forwardDials are under way. It reports
+// whether p's copies may be taken later: a dial is under way, or none
+// was free.
+func (fw *forwarding) reach(p peer.ID) (later bool) {
+	if fw.sessions.book.mayMessage(p) != nil {
+		return false
+	}
+	now := time.Now()
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if until, ok := fw.unreached[p]; ok {
+		if now.Before(until) {
+			return false
+		}
+		delete(fw.unreached, p)
+	}
+	if fw.dialing[p] {
+		return true
+	}
+	if len(fw.dialing) >= forwardDials {
+		return true
+	}
+	if fw.dialing == nil {
+		fw.dialing, fw.unreached = map[peer.ID]bool{}, map[peer.ID]time.Time{}
+	}
+	fw.dialing[p] = true
+	dial := func() {
+		ctx, cancel := context.WithTimeout(fw.ctx, forwardDialWait)
+		_, err := fw.sessions.get(ctx, p)
+		cancel()
+		fw.mu.Lock()
+		defer fw.mu.Unlock()
+		delete(fw.dialing, p)
+		if err != nil {
+			fw.log.Info("no session with a member to forward to", "member", p, "err", err)
+			if len(fw.unreached) >= forwardMemory {
+				clear(fw.unreached)
+			}
+			fw.unreached[p] = time.Now().Add(forwardShun)
+		}
+	}
+	if !fw.work.goDo(dial) {
+		delete(fw.dialing, p)
+		return false
+	}
+	return true
 }
 
 // start writes out onward on a goroutine of its own, unless
@@ -104,7 +177,7 @@ func (fw *forwarding) start(cs *chatSession, f e2e.Forward, out []onward) bool {
 	}
 	write := func() {
 		defer fw.busy.Add(-1)
-		var failed []peer.ID
+		var failed []e2e.Refusal
 		alter := fw.alter.Load()
 		for _, o := range out {
 			if alter != nil {
@@ -118,7 +191,7 @@ func (fw *forwarding) start(cs *chatSession, f e2e.Forward, out []onward) bool {
 			}
 			if err != nil {
 				fw.log.Info("write a forwarded group copy", "member", o.p, "err", err)
-				failed = append(failed, o.p)
+				failed = append(failed, e2e.Refusal{Member: o.p})
 			}
 		}
 		fw.refuse(cs, f.ID, failed)
@@ -132,11 +205,11 @@ func (fw *forwarding) start(cs *chatSession, f e2e.Forward, out []onward) bool {
 
 // refuse names to the sender on cs the copies of message id we did not
 // write onward.
-func (fw *forwarding) refuse(cs *chatSession, id e2e.MessageID, members []peer.ID) {
-	if len(members) == 0 {
+func (fw *forwarding) refuse(cs *chatSession, id e2e.MessageID, refused []e2e.Refusal) {
+	if len(refused) == 0 {
 		return
 	}
-	b, err := e2e.ForwardRefused{ID: id, Members: members}.Marshal()
+	b, err := e2e.ForwardRefused{ID: id, Refused: refused}.Marshal()
 	if err == nil {
 		err = cs.s.Send(e2e.FrameForwardRefused, b)
 	}
