@@ -101,9 +101,9 @@ func (fw *forwarding) frame(cs *chatSession, payload []byte) error {
 			refused = append(refused, e2e.Refusal{Member: c.Member})
 			continue
 		}
-		ms := fw.sessionWith(c.Member)
+		ms, later := fw.sessionWith(c.Member)
 		if ms == nil {
-			refused = append(refused, e2e.Refusal{Member: c.Member, Later: fw.reach(c.Member)})
+			refused = append(refused, e2e.Refusal{Member: c.Member, Later: later})
 			continue
 		}
 		out = append(out, onward{ms, c.Member, bytes.Clone(c.Envelope)})
@@ -218,19 +218,31 @@ func (fw *forwarding) refuse(cs *chatSession, id e2e.MessageID, refused []e2e.Re
 	}
 }
 
-// sessionWith is our newest live session with p if it is direct and p
-// said it takes forwarded copies, else nil.
-func (fw *forwarding) sessionWith(p peer.ID) *chatSession {
-	cs := fw.sessions.newest(p)
-	if cs == nil || cs.conn.Stat().Limited || !cs.settings().Forwards {
-		return nil
+// sessionWith is our newest live session with member p if it is direct
+// and p said it takes forwarded copies. Without one, later says whether
+// p's copies may be taken soon: its settings have not come yet on a new
+// session, or we open one now (reach). A relayed session, or a member
+// that said it does not forward, is a plain refusal.
+func (fw *forwarding) sessionWith(p peer.ID) (cs *chatSession, later bool) {
+	cs = fw.sessions.newest(p)
+	if cs == nil {
+		return nil, fw.reach(p)
 	}
 	select {
 	case <-cs.done:
-		return nil
+		return nil, true // ended: the next look finds its successor, or none
 	default:
-		return cs
 	}
+	set := cs.settings()
+	switch {
+	case cs.conn.Stat().Limited:
+		return nil, false
+	case !set.known:
+		return nil, true
+	case !set.Forwards:
+		return nil, false
+	}
+	return cs, false
 }
 
 // receive opens a copy the peer of cs wrote onward for its sender. A
