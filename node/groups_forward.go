@@ -243,8 +243,8 @@ func (fp *forwardPlan) shuns(via, p peer.ID, now time.Time) bool {
 func (fp *forwardPlan) shun(via, p peer.ID, until time.Time) {
 	now := fp.o.cfg.Now()
 	if len(fp.shunned) >= forwardMemory {
-		for k, until := range fp.shunned {
-			if !now.Before(until) {
+		for k, end := range fp.shunned {
+			if !now.Before(end) {
 				delete(fp.shunned, k)
 			}
 		}
