@@ -114,7 +114,7 @@ func (fp *forwardPlan) plan(job *fanJob, to []peer.ID) {
 	for i := range job.copies {
 		c := &job.copies[i]
 		says[i] = c.cs.settings().Forwards
-		direct[i] = says[i] && !c.cs.conn.Stat().Limited
+		direct[i] = says[i] && c.cs.forwards()
 	}
 	fwd, isFwd := fp.forwarders(job, to, direct)
 	if len(fwd) == 0 {
@@ -186,11 +186,16 @@ func (fp *forwardPlan) forwarders(job *fanJob, to []peer.ID, direct []bool) (fwd
 	return fwd, isFwd
 }
 
-// forwardsFor says whether p's newest live session with us is direct and
-// p said it forwards.
+// forwardsFor says whether p's newest live session with us forwards.
 func (fp *forwardPlan) forwardsFor(p peer.ID) bool {
 	cs := fp.o.sessions.newest(p)
-	return cs != nil && cs.settings().Forwards && !cs.conn.Stat().Limited
+	return cs != nil && cs.forwards()
+}
+
+// forwards says whether the peer of cs may forward for us, or be sent
+// forwarded copies, on it: it said it forwards, and cs is direct.
+func (cs *chatSession) forwards() bool {
+	return cs.settings().Forwards && !cs.conn.Stat().Limited
 }
 
 // choose returns the index in fwd of the forwarder for member p: the one

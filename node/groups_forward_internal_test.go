@@ -44,9 +44,49 @@ func fwdGroup(t *testing.T, n int, wait time.Duration, tweak func(int, *Config))
 	for _, m := range members {
 		m.sessions.held.holdFor.Store(int64(20 * time.Millisecond))
 	}
+	fwdFromTwo(alice, wait)
+	return alice, members, id
+}
+
+// fwdFromTwo has alice forward from two copies on, and wait for a
+// forwarded copy's receipt.
+func fwdFromTwo(alice *offNode, wait time.Duration) {
 	alice.out.fwd.mu.Lock()
 	alice.out.fwd.min, alice.out.fwd.wait = 2, wait
 	alice.out.fwd.mu.Unlock()
+}
+
+// fwdStar is alice, linked to four members who know each other's
+// addresses but hold no sessions with each other, and have accepted
+// each other if accepted, in a group alice made; alice forwards from two
+// copies on and waits a minute for a forwarded copy's receipt (only
+// refusals bring copies back in a test's time), and the members hold
+// receipts 20 ms.
+func fwdStar(t *testing.T, accepted bool) (alice *offNode, members []*offNode, id group.ID) {
+	t.Helper()
+	alice = offNewNode(t, "alice", nil, true)
+	for _, name := range []string{"bob", "carol", "dave", "erin"} {
+		m := offNewNode(t, name, nil, true)
+		offLink(t, alice, m)
+		m.sessions.held.holdFor.Store(int64(20 * time.Millisecond))
+		members = append(members, m)
+	}
+	for _, a := range members {
+		for _, b := range members {
+			if a == b {
+				continue
+			}
+			a.host.Peerstore().AddAddrs(b.ID(), b.host.Addrs(), time.Hour)
+			if !accepted {
+				continue
+			}
+			if err := a.Contacts().Trust(b.ID(), false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	id = offGroup(t, alice, members...)
+	fwdFromTwo(alice, time.Minute)
 	return alice, members, id
 }
 
@@ -214,20 +254,7 @@ func TestGroupForwardsOnlyWithThoseWhoSaySo(t *testing.T) {
 // have not accepted each other, so no forwarder opens a session with
 // another member, though each knows the others' addresses.
 func TestGroupForwarderRefuses(t *testing.T) {
-	alice := offNewNode(t, "alice", nil, true)
-	var members []*offNode
-	for _, name := range []string{"bob", "carol", "dave", "erin"} {
-		m := offNewNode(t, name, nil, true)
-		offLink(t, alice, m)
-		m.sessions.held.holdFor.Store(int64(20 * time.Millisecond))
-		members = append(members, m)
-	}
-	for _, a := range members {
-		for _, b := range members {
-			a.host.Peerstore().AddAddrs(b.ID(), b.host.Addrs(), time.Hour)
-		}
-	}
-	id := offGroup(t, alice, members...)
+	alice, members, id := fwdStar(t, false)
 	defer func() {
 		for _, a := range members {
 			for _, b := range members {
@@ -237,9 +264,6 @@ func TestGroupForwarderRefuses(t *testing.T) {
 			}
 		}
 	}()
-	alice.out.fwd.mu.Lock()
-	alice.out.fwd.min = 2 // wait stays a minute: only a refusal brings a copy back in time
-	alice.out.fwd.mu.Unlock()
 	const n = 4
 	for i := range n {
 		fwdSend(t, alice, members, id, "refused "+string(rune('a'+i)))
@@ -380,29 +404,7 @@ func TestGroupForwarderGone(t *testing.T) {
 // yet): a forwarder given a member's copy refuses it "later" and opens a
 // session with that member, and the next copies go through it.
 func TestGroupForwarderOpensSessions(t *testing.T) {
-	alice := offNewNode(t, "alice", nil, true)
-	var members []*offNode
-	for _, name := range []string{"bob", "carol", "dave", "erin"} {
-		m := offNewNode(t, name, nil, true)
-		offLink(t, alice, m)
-		m.sessions.held.holdFor.Store(int64(20 * time.Millisecond))
-		members = append(members, m)
-	}
-	for _, a := range members {
-		for _, b := range members {
-			if a == b {
-				continue
-			}
-			a.host.Peerstore().AddAddrs(b.ID(), b.host.Addrs(), time.Hour)
-			if err := a.Contacts().Trust(b.ID(), false); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	id := offGroup(t, alice, members...)
-	alice.out.fwd.mu.Lock()
-	alice.out.fwd.min = 2 // wait stays a minute: only refusals bring copies back in time
-	alice.out.fwd.mu.Unlock()
+	alice, members, id := fwdStar(t, true)
 	n := 0
 	for ; fwdOpened(members) == 0; n++ {
 		if n == 20 {
